@@ -1,0 +1,19 @@
+//===- AttnDialect.h - attn dialect -----------------------------*- C++ -*-===//
+//
+// Declares the attn dialect, its enums and its attributes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_IR_ATTNDIALECT_H
+#define ATTN_IR_ATTNDIALECT_H
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Dialect.h"
+
+#include "attn/IR/AttnDialect.h.inc"
+#include "attn/IR/AttnEnums.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "attn/IR/AttnAttrs.h.inc"
+
+#endif // ATTN_IR_ATTNDIALECT_H

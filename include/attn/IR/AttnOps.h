@@ -1,0 +1,48 @@
+//===- AttnOps.h - attn operations ------------------------------*- C++ -*-===//
+//
+// Declares the operations of the attn dialect.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_IR_ATTNOPS_H
+#define ATTN_IR_ATTNOPS_H
+
+#include "attn/IR/AttnDialect.h"
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+namespace mlir {
+namespace attn {
+
+/// The sizes of one attention problem, independent of the tensor layout.
+/// Each size is ShapedType::kDynamic when unknown.
+struct AttentionShape {
+  int64_t batch;
+  int64_t queryHeads;
+  int64_t kvHeads;
+  int64_t querySeqLen;
+  int64_t keySeqLen;
+  int64_t headDim;
+  int64_t valueHeadDim;
+};
+
+/// Position of the head and sequence dimensions of a 4-D query, key, value
+/// or output tensor in `layout`.
+inline unsigned getHeadDimPos(Layout layout) {
+  return layout == Layout::BHSD ? 1 : 2;
+}
+inline unsigned getSeqDimPos(Layout layout) {
+  return layout == Layout::BHSD ? 2 : 1;
+}
+
+} // namespace attn
+} // namespace mlir
+
+#define GET_OP_CLASSES
+#include "attn/IR/AttnOps.h.inc"
+
+#endif // ATTN_IR_ATTNOPS_H

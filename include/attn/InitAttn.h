@@ -1,0 +1,30 @@
+//===- InitAttn.h - register attn dialects and passes -----------*- C++ -*-===//
+//
+// One place that registers everything attn provides, used by attn-opt, the
+// mlir-opt plugin and embedding compilers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_INITATTN_H
+#define ATTN_INITATTN_H
+
+#include "attn/IR/AttnDialect.h"
+
+#include "mlir/IR/DialectRegistry.h"
+
+namespace mlir {
+namespace attn {
+
+/// Adds the attn dialect (and the dialects its passes create) to `registry`.
+inline void registerAllAttnDialects(DialectRegistry &registry) {
+  registry.insert<AttnDialect>();
+}
+
+/// Registers attn's passes and pipelines with the global pass registry, so
+/// that `--pass-pipeline` and textual pipelines can name them.
+inline void registerAllAttnPasses() {}
+
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_INITATTN_H

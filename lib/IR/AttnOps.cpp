@@ -1,0 +1,234 @@
+//===- AttnOps.cpp - attn operations --------------------------------------===//
+//
+// Builders, accessors and verifiers of the attn operations.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/IR/AttnOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+#define GET_OP_CLASSES
+#include "attn/IR/AttnOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+void AttentionOp::build(OpBuilder &builder, OperationState &state, Value query,
+                        Value key, Value value, MaskAttr mask) {
+  auto queryType = cast<RankedTensorType>(query.getType());
+  auto valueType = cast<RankedTensorType>(value.getType());
+  SmallVector<int64_t> outShape(queryType.getShape());
+  outShape.back() = valueType.getShape().back();
+  auto outType = RankedTensorType::get(outShape, queryType.getElementType());
+  build(builder, state, outType, /*lse=*/Type(), query, key, value,
+        /*bias=*/Value(), /*sinks=*/Value(), Layout::BHSD, mask,
+        /*scale=*/FloatAttr(), /*softcap=*/FloatAttr());
+}
+
+void AttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getOutput(), "attn");
+  if (Value lse = getLse())
+    setNameFn(lse, "lse");
+}
+
+AttentionShape AttentionOp::getAttentionShape() {
+  unsigned h = getHeadDimPos(getLayout()), s = getSeqDimPos(getLayout());
+  ArrayRef<int64_t> q = getQuery().getType().getShape();
+  ArrayRef<int64_t> k = getKey().getType().getShape();
+  ArrayRef<int64_t> v = getValue().getType().getShape();
+  return AttentionShape{q[0], q[h], k[h], q[s], k[s], q[3], v[3]};
+}
+
+MaskAttr AttentionOp::getMaskOrNone() {
+  if (std::optional<MaskAttr> mask = getMask())
+    return *mask;
+  return MaskAttr::getNone(getContext());
+}
+
+std::optional<double> AttentionOp::getEffectiveScale() {
+  if (std::optional<APFloat> scale = getScale())
+    return scale->convertToDouble();
+  int64_t d = getAttentionShape().headDim;
+  if (ShapedType::isDynamic(d) || d <= 0)
+    return std::nullopt;
+  return 1.0 / std::sqrt(static_cast<double>(d));
+}
+
+std::optional<int64_t> AttentionOp::getGroupSize() {
+  AttentionShape shape = getAttentionShape();
+  if (ShapedType::isDynamic(shape.queryHeads) ||
+      ShapedType::isDynamic(shape.kvHeads) || shape.kvHeads == 0)
+    return std::nullopt;
+  return shape.queryHeads / shape.kvHeads;
+}
+
+/// Formats a size for diagnostics.
+static std::string fmt(int64_t size) {
+  return ShapedType::isDynamic(size) ? "?" : std::to_string(size);
+}
+
+/// Whether two sizes may be equal (equal, or either dynamic).
+static bool compatible(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+LogicalResult AttentionOp::verify() {
+  Layout layout = getLayout();
+  const char *qkvShape =
+      layout == Layout::BHSD ? "[B, H, S, D]" : "[B, S, H, D]";
+
+  // Ranks and element types of query, key, value and output.
+  RankedTensorType queryType = getQuery().getType();
+  Type elementType = queryType.getElementType();
+  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
+    return emitOpError("query element type must be f16, bf16 or f32, got ")
+           << elementType;
+  auto checkMain = [&](StringRef name,
+                       RankedTensorType type) -> LogicalResult {
+    if (type.getRank() != 4)
+      return emitOpError() << name << " must be a rank-4 tensor " << qkvShape
+                           << " (layout " << stringifyLayout(layout)
+                           << "), got rank " << type.getRank();
+    if (type.getElementType() != elementType)
+      return emitOpError() << name << " element type " << type.getElementType()
+                           << " does not match query element type "
+                           << elementType;
+    return success();
+  };
+  RankedTensorType keyType = getKey().getType();
+  RankedTensorType valueType = getValue().getType();
+  RankedTensorType outputType = getOutput().getType();
+  if (failed(checkMain("query", queryType)) ||
+      failed(checkMain("key", keyType)) ||
+      failed(checkMain("value", valueType)) ||
+      failed(checkMain("output", outputType)))
+    return failure();
+
+  AttentionShape shape = getAttentionShape();
+  unsigned hPos = getHeadDimPos(layout), sPos = getSeqDimPos(layout);
+  ArrayRef<int64_t> k = keyType.getShape(), v = valueType.getShape();
+  ArrayRef<int64_t> o = outputType.getShape();
+
+  auto mismatch = [&](StringRef what, int64_t got, StringRef ref,
+                      int64_t expected) -> LogicalResult {
+    return emitOpError() << what << " (" << fmt(got) << ") must equal " << ref
+                         << " (" << fmt(expected) << ")";
+  };
+
+  // Batch.
+  if (!compatible(k[0], shape.batch))
+    return mismatch("key batch size", k[0], "query batch size", shape.batch);
+  if (!compatible(v[0], shape.batch))
+    return mismatch("value batch size", v[0], "query batch size", shape.batch);
+
+  // Heads: key and value share Hkv; Hq is a multiple of Hkv.
+  if (!compatible(v[hPos], k[hPos]))
+    return mismatch("value head count", v[hPos], "key head count", k[hPos]);
+  if (shape.kvHeads == 0)
+    return emitOpError("key must have at least one head");
+  if (!ShapedType::isDynamic(shape.queryHeads) &&
+      !ShapedType::isDynamic(shape.kvHeads) &&
+      shape.queryHeads % shape.kvHeads != 0)
+    return emitOpError() << "query head count (" << shape.queryHeads
+                         << ") must be a multiple of the key/value head count ("
+                         << shape.kvHeads << ")";
+
+  // Sequence lengths and head dimensions.
+  if (!compatible(v[sPos], k[sPos]))
+    return mismatch("value sequence length", v[sPos], "key sequence length",
+                    k[sPos]);
+  if (!compatible(shape.headDim, k[3]))
+    return mismatch("key head dim", k[3], "query head dim", shape.headDim);
+  if (shape.headDim == 0)
+    return emitOpError("query head dim must be positive");
+
+  // Output: [B, Hq, Sq, Dv] in the layout.
+  SmallVector<int64_t> expectedOut(queryType.getShape());
+  expectedOut[3] = shape.valueHeadDim;
+  for (auto [got, expected] : llvm::zip_equal(o, expectedOut)) {
+    if (!compatible(got, expected))
+      return emitOpError() << "output shape " << outputType
+                           << " is incompatible with the expected "
+                           << RankedTensorType::get(expectedOut, elementType)
+                           << " (query shape with the value head dim)";
+  }
+
+  // Bias: rank 4, each dimension 1 or the matching [B, Hq, Sq, Sk] size.
+  if (Value bias = getBias()) {
+    auto biasType = cast<RankedTensorType>(bias.getType());
+    if (biasType.getRank() != 4)
+      return emitOpError() << "bias must be a rank-4 tensor [B, Hq, Sq, Sk] "
+                              "(size-1 dimensions broadcast), got rank "
+                           << biasType.getRank();
+    Type biasElt = biasType.getElementType();
+    if (biasElt != elementType && !biasElt.isF32())
+      return emitOpError() << "bias element type " << biasElt
+                           << " must be the query element type ("
+                           << elementType << ") or f32";
+    int64_t full[4] = {shape.batch, shape.queryHeads, shape.querySeqLen,
+                       shape.keySeqLen};
+    const char *names[4] = {"B", "Hq", "Sq", "Sk"};
+    for (unsigned d = 0; d < 4; ++d) {
+      int64_t got = biasType.getDimSize(d);
+      if (got != 1 && !compatible(got, full[d]))
+        return emitOpError()
+               << "bias " << biasType << " is not broadcastable to [B, Hq, Sq, "
+               << "Sk] = [" << fmt(full[0]) << ", " << fmt(full[1]) << ", "
+               << fmt(full[2]) << ", " << fmt(full[3]) << "]: dimension " << d
+               << " (" << names[d] << ") is " << fmt(got) << ", expected 1 or "
+               << fmt(full[d]);
+    }
+  }
+
+  // Sinks: [Hq].
+  if (Value sinks = getSinks()) {
+    auto sinksType = cast<RankedTensorType>(sinks.getType());
+    if (sinksType.getRank() != 1 ||
+        !compatible(sinksType.getDimSize(0), shape.queryHeads))
+      return emitOpError() << "sinks must be a rank-1 tensor of the "
+                              "query head count ("
+                           << fmt(shape.queryHeads) << "), got " << sinksType;
+    Type sinksElt = sinksType.getElementType();
+    if (sinksElt != elementType && !sinksElt.isF32())
+      return emitOpError() << "sinks element type " << sinksElt
+                           << " must be the query element type ("
+                           << elementType << ") or f32";
+  }
+
+  // LSE: [B, Hq, Sq] f32.
+  if (Value lse = getLse()) {
+    auto lseType = cast<RankedTensorType>(lse.getType());
+    SmallVector<int64_t> expected = {shape.batch, shape.queryHeads,
+                                     shape.querySeqLen};
+    bool ok = lseType.getRank() == 3 && lseType.getElementType().isF32();
+    for (unsigned d = 0; ok && d < 3; ++d)
+      ok = compatible(lseType.getDimSize(d), expected[d]);
+    if (!ok)
+      return emitOpError()
+             << "lse result must be "
+             << RankedTensorType::get(expected, Float32Type::get(getContext()))
+             << " ([B, Hq, Sq], f32), got " << lseType;
+  }
+
+  // Scalar attributes.
+  if (std::optional<APFloat> scale = getScale()) {
+    if (!scale->isFiniteNonZero() || scale->isNegative())
+      return emitOpError() << "scale must be a positive finite number, got "
+                           << scale->convertToDouble();
+  }
+  if (std::optional<APFloat> softcap = getSoftcap()) {
+    if (!softcap->isFiniteNonZero() || softcap->isNegative())
+      return emitOpError() << "softcap must be a positive finite number, got "
+                           << softcap->convertToDouble();
+  }
+  return success();
+}
