@@ -38,3 +38,19 @@ tools = [
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.attn_tools_dir, append_path=True)
+
+# A Python with numpy and pytest for the reference-semantics tests (Debian's
+# python3-numpy/python3-pytest live under the system python3, which may not be
+# the first python3 on PATH).
+def _python_with_numpy():
+    for py in [config.python_executable, shutil.which("python3"), "/usr/bin/python3"]:
+        if py and subprocess.run([py, "-c", "import numpy, pytest"],
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL).returncode == 0:
+            return py
+    return None
+
+numpy_python = _python_with_numpy()
+if numpy_python:
+    config.available_features.add("numpy")
+    config.substitutions.append(("%numpy_python", numpy_python))

@@ -105,7 +105,7 @@ def Attn_AttentionOp : Attn_Op<"attention",
     $query `,` $key `,` $value
     (`bias` `(` $bias^ `)`)?
     (`sinks` `(` $sinks^ `)`)?
-    (`layout` `=` $layout^)?
+    (`layout` `=` `` $layout^)?
     (`mask` `=` $mask^)?
     (`scale` `=` $scale^)?
     (`softcap` `=` $softcap^)?

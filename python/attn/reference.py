@@ -1,0 +1,85 @@
+"""Float64 reference semantics of `attn.attention` (numpy).
+
+This is the executable form of the op description in docs/AttnDialect.md:
+bottom-right aligned masks, GQA by head index arithmetic, scale, softcap,
+additive bias, per-head sinks, LSE, and rows without admissible keys giving
+0 (LSE -inf). Execution tests on the CPU and the GPU compare against it.
+"""
+
+import math
+
+import numpy as np
+
+
+def admitted_keys(i, sq, sk, mask="none", left=0, right=0):
+    """Half-open range [lo, hi) of keys admitted for query row i.
+
+    Query row i sits at key position p = i + sk - sq (bottom-right aligned).
+    `causal` admits j <= p; `window` admits p - left <= j <= p + right.
+    Mirrors MaskAttr::getAdmittedKeys in lib/IR/AttnDialect.cpp.
+    """
+    p = i + sk - sq
+    if mask == "none":
+        return 0, sk
+    if mask == "causal":
+        return 0, min(max(p + 1, 0), sk)
+    if mask == "window":
+        if left < 0 or right < 0:
+            raise ValueError("window extents must be non-negative")
+        return max(p - left, 0), max(min(p + right + 1, sk), 0)
+    raise ValueError(f"unknown mask {mask!r}")
+
+
+def attention_reference(q, k, v, *, layout="bhsd", mask="none", left=0, right=0,
+                        scale=None, softcap=None, bias=None, sinks=None):
+    """Returns (output, lse) in float64.
+
+    q: [B, Hq, Sq, D], k: [B, Hkv, Sk, D], v: [B, Hkv, Sk, Dv] for
+    layout="bhsd" ([B, S, H, D] for "bshd"); bias broadcastable to
+    [B, Hq, Sq, Sk]; sinks [Hq]. The output has q's layout; lse is
+    [B, Hq, Sq].
+    """
+    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    if layout == "bshd":
+        q, k, v = (x.transpose(0, 2, 1, 3) for x in (q, k, v))
+    elif layout != "bhsd":
+        raise ValueError(f"unknown layout {layout!r}")
+    b, hq, sq, d = q.shape
+    _, hkv, sk, dv = v.shape
+    if hq % hkv:
+        raise ValueError("Hq must be a multiple of Hkv")
+    group = hq // hkv
+    if scale is None:
+        scale = 1.0 / math.sqrt(d)
+
+    # GQA: query head h reads KV head h // group.
+    kh = np.repeat(k, group, axis=1)
+    vh = np.repeat(v, group, axis=1)
+    s = scale * np.einsum("bhid,bhjd->bhij", q, kh)
+    if softcap is not None:
+        s = softcap * np.tanh(s / softcap)
+    if bias is not None:
+        s = s + np.broadcast_to(np.asarray(bias, dtype=np.float64), s.shape)
+
+    allowed = np.zeros((sq, sk), dtype=bool)
+    for i in range(sq):
+        lo, hi = admitted_keys(i, sq, sk, mask, left, right)
+        allowed[i, lo:hi] = True
+    s = np.where(allowed, s, -np.inf)
+
+    m = s.max(axis=-1, initial=-np.inf)
+    if sinks is not None:
+        sink = np.asarray(sinks, dtype=np.float64)[None, :, None]
+        m = np.maximum(m, sink)
+    # Rows with nothing admitted (m = -inf) must not produce NaN.
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    p = np.exp(s - m_safe[..., None])
+    l = p.sum(axis=-1)
+    if sinks is not None:
+        l = l + np.exp(sink - m_safe)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        o = np.einsum("bhij,bhjd->bhid", p, vh) / np.where(l > 0, l, 1.0)[..., None]
+        lse = np.where(l > 0, m_safe + np.log(np.where(l > 0, l, 1.0)), -np.inf)
+    if layout == "bshd":
+        o = o.transpose(0, 2, 1, 3)
+    return o, lse

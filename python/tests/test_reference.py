@@ -1,0 +1,107 @@
+"""Tests of the float64 reference semantics (python/attn/reference.py)."""
+
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from attn.reference import admitted_keys, attention_reference  # noqa: E402
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+def naive(q, k, v, allowed, scale):
+    """Single-head softmax attention by definition, row by row."""
+    out = np.zeros((q.shape[0], v.shape[1]))
+    for i in range(q.shape[0]):
+        js = [j for j in range(k.shape[0]) if allowed(i, j)]
+        if not js:
+            continue
+        s = np.array([scale * q[i] @ k[j] for j in js])
+        w = np.exp(s - s.max())
+        out[i] = (w / w.sum()) @ v[js]
+    return out
+
+
+@pytest.mark.parametrize("sq,sk", [(8, 8), (3, 11), (11, 3)])
+def test_causal_is_bottom_right(sq, sk):
+    rng = np.random.default_rng(0)
+    q, k, v = rand(rng, 1, 1, sq, 4), rand(rng, 1, 1, sk, 4), rand(rng, 1, 1, sk, 5)
+    o, lse = attention_reference(q, k, v, mask="causal")
+    ref = naive(q[0, 0], k[0, 0], v[0, 0], lambda i, j: j <= i + sk - sq, 0.5)
+    np.testing.assert_allclose(o[0, 0], ref, rtol=1e-12, atol=1e-12)
+    # Rows above the diagonal when Sq > Sk see no key: zeros, LSE -inf.
+    empty = [i for i in range(sq) if i + sk - sq < 0]
+    assert np.all(o[0, 0, empty] == 0)
+    assert np.all(np.isneginf(lse[0, 0, empty]))
+    assert not np.isnan(o).any()
+
+
+@pytest.mark.parametrize("left,right", [(0, 0), (3, 0), (2, 5)])
+def test_window_admits_exactly_the_band(left, right):
+    sq = sk = 16
+    for i in range(sq):
+        lo, hi = admitted_keys(i, sq, sk, "window", left, right)
+        assert list(range(lo, hi)) == [j for j in range(sk) if i - left <= j <= i + right]
+    # Interior rows see exactly left + right + 1 keys.
+    lo, hi = admitted_keys(8, sq, sk, "window", left, right)
+    assert hi - lo == left + right + 1
+
+
+def test_gqa_equals_repeated_mha():
+    rng = np.random.default_rng(1)
+    q, k, v = rand(rng, 2, 28, 5, 8), rand(rng, 2, 4, 9, 8), rand(rng, 2, 4, 9, 8)
+    o, lse = attention_reference(q, k, v, mask="causal")
+    o2, lse2 = attention_reference(q, np.repeat(k, 7, 1), np.repeat(v, 7, 1), mask="causal")
+    np.testing.assert_array_equal(o, o2)
+    np.testing.assert_array_equal(lse, lse2)
+    # Head 13 reads KV head 13 // 7 = 1.
+    ref = naive(q[0, 13], k[0, 1], v[0, 1], lambda i, j: j <= i + 4, 1 / math.sqrt(8))
+    np.testing.assert_allclose(o[0, 13], ref, rtol=1e-12, atol=1e-12)
+
+
+def test_bshd_is_a_transpose():
+    rng = np.random.default_rng(2)
+    q, k, v = rand(rng, 1, 4, 6, 8), rand(rng, 1, 2, 6, 8), rand(rng, 1, 2, 6, 8)
+    o, lse = attention_reference(q, k, v, mask="window", left=2, right=1)
+    t = lambda x: x.transpose(0, 2, 1, 3)
+    ob, lseb = attention_reference(t(q), t(k), t(v), layout="bshd", mask="window", left=2, right=1)
+    np.testing.assert_allclose(t(ob), o, rtol=1e-12)
+    np.testing.assert_allclose(lseb, lse, rtol=1e-12)
+
+
+def test_sinks_only_enter_the_denominator():
+    rng = np.random.default_rng(3)
+    q, k, v = rand(rng, 1, 2, 4, 8), rand(rng, 1, 2, 6, 8), rand(rng, 1, 2, 6, 8)
+    sinks = np.array([0.5, -1.0])
+    o, lse = attention_reference(q, k, v, sinks=sinks)
+    o0, lse0 = attention_reference(q, k, v)
+    # exp(lse) = exp(lse0) + exp(sink); the output shrinks by exp(lse0 - lse).
+    np.testing.assert_allclose(np.exp(lse), np.exp(lse0) + np.exp(sinks)[None, :, None], rtol=1e-12)
+    np.testing.assert_allclose(o, o0 * np.exp(lse0 - lse)[..., None], rtol=1e-12)
+
+
+def test_softcap_and_bias_order():
+    rng = np.random.default_rng(4)
+    q, k, v = 4 * rand(rng, 1, 1, 3, 4), 4 * rand(rng, 1, 1, 5, 4), rand(rng, 1, 1, 5, 4)
+    bias = rand(rng, 1, 1, 1, 5)
+    o, lse = attention_reference(q, k, v, scale=0.3, softcap=2.0, bias=bias)
+    s = 2.0 * np.tanh(0.3 * q[0, 0] @ k[0, 0].T / 2.0) + bias[0, 0]
+    p = np.exp(s - s.max(-1, keepdims=True))
+    np.testing.assert_allclose(o[0, 0], (p / p.sum(-1, keepdims=True)) @ v[0, 0], rtol=1e-12)
+    np.testing.assert_allclose(lse[0, 0], np.log(np.exp(s).sum(-1)), rtol=1e-12)
+
+
+def test_fully_masked_row_with_sink_is_zero_not_nan():
+    rng = np.random.default_rng(5)
+    q, k, v = rand(rng, 1, 1, 4, 4), rand(rng, 1, 1, 2, 4), rand(rng, 1, 1, 2, 4)
+    o, lse = attention_reference(q, k, v, mask="causal", sinks=np.array([0.0]))
+    # Rows 0 and 1 admit no key; the sink alone takes all the weight.
+    assert np.all(o[0, 0, :2] == 0)
+    np.testing.assert_allclose(lse[0, 0, :2], 0.0)
+    assert not np.isnan(o).any()
