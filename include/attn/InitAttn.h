@@ -9,6 +9,7 @@
 #define ATTN_INITATTN_H
 
 #include "attn/IR/AttnDialect.h"
+#include "attn/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 
@@ -22,7 +23,7 @@ inline void registerAllAttnDialects(DialectRegistry &registry) {
 
 /// Registers attn's passes and pipelines with the global pass registry, so
 /// that `--pass-pipeline` and textual pipelines can name them.
-inline void registerAllAttnPasses() {}
+inline void registerAllAttnPasses() { registerAttnTransformsPasses(); }
 
 } // namespace attn
 } // namespace mlir

@@ -1,0 +1,80 @@
+//===- Passes.td - attn transformation passes --------------*- tablegen -*-===//
+
+#ifndef ATTN_TRANSFORMS_PASSES_TD
+#define ATTN_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
+  let summary = "Recognize unfused attention graphs and rewrite them into "
+                "attn.attention";
+  let description = [{
+    Finds softmax(scale · Q·Kᵀ [softcapped] [+ bias] [masked]) · V spelled as
+    separate ops -- as torch-mlir (linalg on tensors), TOSA and hand-written
+    linalg emit it -- and replaces it by one `attn.attention` with the
+    inferred variant attributes. Everything it does not recognize is left
+    untouched. Before:
+
+    ```mlir
+    %s  = linalg.batch_matmul ins(%q, %kT) ...           // Q·Kᵀ
+    %ss = linalg.generic {mulf %s, 0.125} ...             // scale
+    %m  = linalg.generic {select(j <= i, %ss, -inf)} ...  // causal mask
+    %p  = linalg.softmax dimension(2) ins(%m) ...
+    %o  = linalg.batch_matmul ins(%p, %v) ...             // P·V
+    ```
+
+    After:
+
+    ```mlir
+    %o4 = attn.attention %q4, %k4, %v4 mask = <causal> scale = 1.250000e-01 ...
+    %o  = tensor.collapse_shape %o4 ...
+    ```
+
+    Recognized spellings:
+    * Q·Kᵀ and P·V as any linalg contraction (`linalg.matmul`,
+      `linalg.batch_matmul`, with or without transposing `indexing_maps`, or a
+      `linalg.generic` contraction) or `tosa.matmul`; operands reached
+      through transposes (`linalg.transpose`, `tosa.transpose`, permuting
+      generics), reshapes between [B, H, S, D] and [B·H, S, D]
+      (`tensor.collapse_shape`/`expand_shape`, `tosa.reshape`) and element
+      type extensions.
+    * the scale as a multiply or divide by a constant, on the scores or on Q.
+    * softmax as `linalg.softmax`, as the stable decomposition (max-reduce,
+      subtract, exp, sum-reduce, divide or multiply by the reciprocal) and as
+      the unstable one (exp, sum, divide), in linalg, arith-on-tensors or tosa.
+    * masks: `select(pred, s, -inf)` and `s + select(pred, 0, -inf)` whose
+      predicate compares `linalg.index` values as a band `lo <= j - i <= hi`
+      (→ `causal` or a sliding `window`, bottom-right aligned), constant mask
+      tensors that are exactly causal or banded (→ the attribute), and any
+      other additive tensor (→ the `bias` operand, unchanged).
+    * GQA/MQA: K and V repeated across heads (`repeat_kv`: expand_shape →
+      broadcast → collapse_shape, or a broadcast of a missing head dim): the
+      repetition is removed and Hkv inferred.
+    * logit softcap `c · tanh(s / c)`.
+
+    Numerics. The fused op computes in f32 whatever the frontend did: the
+    scores, softmax and P·V accumulation are f32 even where the frontend
+    rounded them to f16/bf16 (more accurate, not bitwise equal); the softmax
+    is always the stable one, so the unstable spelling no longer overflows
+    for large scores; a scale applied to Q in the input type is applied to
+    the f32 scores instead; a row whose keys are all masked gives 0 (and an
+    LSE of -inf) instead of NaN -- or, for masks that use the lowest finite
+    float instead of -inf, instead of a uniform average. Which elements are
+    masked never changes: a mask is turned into an attribute only when the
+    attribute admits exactly the same keys for every row, and otherwise kept
+    as a bias or not fused.
+  }];
+  let options = [
+    Option<"reportMisses", "report-misses", "bool", /*default=*/"false",
+           "Emit a remark on each contraction that consumes a softmax but "
+           "was not fused, saying why">,
+  ];
+  let dependentDialects = [
+    "::mlir::attn::AttnDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+#endif // ATTN_TRANSFORMS_PASSES_TD
