@@ -122,6 +122,18 @@ static unsigned getNumDataOperands(Operation *op, ExprOp kind) {
   }
 }
 
+/// Whether `op` is a contraction (linalg reduction with two inputs, or
+/// tosa.matmul).
+static bool isContraction(Operation *op) {
+  if (!op)
+    return false;
+  if (isa<tosa::MatMulOp>(op))
+    return true;
+  auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+  return linalgOp && linalgOp.getNumReductionLoops() > 0 &&
+         linalgOp.getNumDpsInputs() == 2;
+}
+
 Expr *ExprBuilder::build(Value tensor, AffineMap map) {
   if (depth >= kMaxDepth || arena.size() >= kMaxNodes)
     return leaf(tensor, map);
@@ -169,7 +181,10 @@ Expr *ExprBuilder::build(Value tensor, AffineMap map) {
   } else if (def && isa<arith::ArithDialect, math::MathDialect>(
                         def->getDialect())) {
     e = fromTensorArith(def, map);
-  } else if (def && isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(def)) {
+  } else if (def && isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(def) &&
+             !isContraction(def->getOperand(0).getDefiningOp())) {
+    // A reshape of a contraction result stays a leaf: the matcher reads the
+    // batch split of Q·Kᵀ from it.
     e = fromReshape(def, tensor, map);
   }
   if (!e)
@@ -238,7 +253,8 @@ Expr *ExprBuilder::fromLinalg(Operation *op, Value result, AffineMap map) {
 
   // The init must be the neutral element: 0 for sums, -inf (or the lowest
   // float) for maxima.
-  Expr *initExpr = ExprBuilder().build(init->get());
+  ExprBuilder initBuilder;
+  Expr *initExpr = initBuilder.build(init->get());
   if (initExpr->kind != Expr::Kind::Const)
     return nullptr;
   if (kind == ExprOp::Add && initExpr->value != 0)
@@ -504,4 +520,44 @@ std::optional<double> fuse::getConstant(const Expr *e) {
   if (e->kind == Expr::Kind::Const)
     return e->value;
   return std::nullopt;
+}
+
+void fuse::print(const Expr *e, raw_ostream &os) {
+  static const char *names[] = {"add",  "sub",  "mul",  "div",   "max",  "neg",
+                                "recip", "exp", "tanh", "fcast", "select",
+                                "cmpf", "cmpi", "andi", "ori",   "xori", "addi",
+                                "subi", "intcast", "?"};
+  switch (e->kind) {
+  case Expr::Kind::Tensor:
+    os << "T(" << e->tensor.getLoc() << ", " << e->map << ")";
+    return;
+  case Expr::Kind::Const:
+    os << e->value;
+    return;
+  case Expr::Kind::ConstTensor:
+    os << "C(" << e->map << ")";
+    return;
+  case Expr::Kind::Index:
+    os << "i" << e->dim;
+    return;
+  case Expr::Kind::Reduce:
+    os << "reduce_" << names[(int)e->op] << "@" << e->dim << "(";
+    print(e->operands[0], os);
+    os << ")";
+    return;
+  case Expr::Kind::Softmax:
+    os << "softmax@" << e->dim << "(";
+    print(e->operands[0], os);
+    os << ")";
+    return;
+  case Expr::Kind::Op:
+    os << names[(int)e->op];
+    if (e->op == ExprOp::CmpI || e->op == ExprOp::CmpF)
+      os << e->predicate;
+    os << "(";
+    llvm::interleaveComma(e->operands, os,
+                          [&](const Expr *o) { print(o, os); });
+    os << ")";
+    return;
+  }
 }

@@ -116,6 +116,9 @@ const Expr *stripCasts(const Expr *e);
 /// If `e` is a float scalar constant (possibly under casts), its value.
 std::optional<double> getConstant(const Expr *e);
 
+/// Prints `e` in a compact functional form (for debugging and remarks).
+void print(const Expr *e, raw_ostream &os);
+
 } // namespace fuse
 } // namespace attn
 } // namespace mlir
