@@ -519,7 +519,30 @@ std::optional<double> fuse::getConstant(const Expr *e) {
   e = stripCasts(e);
   if (e->kind == Expr::Kind::Const)
     return e->value;
-  return std::nullopt;
+  // Fold the constant arithmetic frontends leave around scales
+  // (reciprocal(8.0), 1.0 / sqrt_d, -x).
+  if (e->kind != Expr::Kind::Op || e->operands.empty())
+    return std::nullopt;
+  std::optional<double> a = getConstant(e->operands[0]);
+  if (!a)
+    return std::nullopt;
+  if (e->op == ExprOp::Recip)
+    return 1.0 / *a;
+  if (e->op == ExprOp::Neg)
+    return -*a;
+  if (e->operands.size() != 2)
+    return std::nullopt;
+  std::optional<double> b = getConstant(e->operands[1]);
+  if (!b)
+    return std::nullopt;
+  switch (e->op) {
+  case ExprOp::Mul:
+    return *a * *b;
+  case ExprOp::Div:
+    return *a / *b;
+  default:
+    return std::nullopt;
+  }
 }
 
 void fuse::print(const Expr *e, raw_ostream &os) {

@@ -605,3 +605,44 @@ func.func @scale_on_query(%q: tensor<4x8x16xf32>, %kt: tensor<4x16x8xf32>, %v: t
   %o = linalg.batch_matmul ins(%p, %v : tensor<4x8x8xf32>, tensor<4x8x16xf32>) outs(%of : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
   return %o : tensor<4x8x16xf32>
 }
+
+// -----
+
+// Multi-query attention: one K/V head broadcast to the 4 query heads
+// (linalg.broadcast adding the head dim), then the 3-D batched form.
+// CHECK-LABEL: func.func @mqa_broadcast
+// CHECK-SAME: (%[[Q:.+]]: tensor<2x4x16x32xf32>, %[[K:.+]]: tensor<2x16x32xf32>, %[[V:.+]]: tensor<2x16x32xf32>)
+// CHECK-DAG: %[[K4:.+]] = tensor.expand_shape %[[K]] {{\[}}[0], [1, 2], [3]] output_shape [2, 1, 16, 32]
+// CHECK-DAG: %[[V4:.+]] = tensor.expand_shape %[[V]] {{\[}}[0], [1, 2], [3]] output_shape [2, 1, 16, 32]
+// CHECK: attn.attention %[[Q]], %[[K4]], %[[V4]] mask = <causal> scale = 0.176776692 : (tensor<2x4x16x32xf32>, tensor<2x1x16x32xf32>, tensor<2x1x16x32xf32>) -> tensor<2x4x16x32xf32>
+// CHECK-NOT: linalg.broadcast
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @mqa_broadcast(%q: tensor<2x4x16x32xf32>, %k: tensor<2x16x32xf32>, %v: tensor<2x16x32xf32>) -> tensor<8x16x32xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.176776695 : f32
+  %e4 = tensor.empty() : tensor<2x4x16x32xf32>
+  %kb = linalg.broadcast ins(%k : tensor<2x16x32xf32>) outs(%e4 : tensor<2x4x16x32xf32>) dimensions = [1]
+  %vb = linalg.broadcast ins(%v : tensor<2x16x32xf32>) outs(%e4 : tensor<2x4x16x32xf32>) dimensions = [1]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<2x4x16x32xf32> into tensor<8x16x32xf32>
+  %k3 = tensor.collapse_shape %kb [[0, 1], [2], [3]] : tensor<2x4x16x32xf32> into tensor<8x16x32xf32>
+  %v3 = tensor.collapse_shape %vb [[0, 1], [2], [3]] : tensor<2x4x16x32xf32> into tensor<8x16x32xf32>
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>]
+      ins(%q3, %k3 : tensor<8x16x32xf32>, tensor<8x16x32xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %out: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  return %o : tensor<8x16x32xf32>
+}
