@@ -2,7 +2,9 @@
 # invalid attention IR must each end with exit code 0, or exit code 1 and a
 # located "file:line:col: error:" -- never a crash, an assertion or a hang.
 #
-# RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir %attn_src_root/test/IR/invalid.mlir --attn-opt attn-opt --count 600 --seed 1
+# RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir %attn_src_root/test/IR/invalid.mlir --attn-opt attn-opt --count 400 --seed 1
+# attn-fuse on mutated attention graphs (matcher corner cases):
+# RUN: %python %s %attn_src_root/test/Transforms/attn-fuse-linalg.mlir %attn_src_root/test/Transforms/attn-fuse-negative.mlir %attn_src_root/test/Transforms/attn-fuse-tosa.mlir --attn-opt attn-opt --count 300 --seed 2 --no-synth --pass-args=--attn-fuse
 
 
 import argparse
@@ -24,20 +26,54 @@ TOKENS = [
     "\"attn.attention\"", "<{", "}>", "{", "}", "^bb0:", "\x00", "\xff",
 ]
 
+# Swaps that keep the IR parseable and well-typed but change its meaning:
+# they reach the matcher's decisions instead of the parser's errors.
+SWAPS = [
+    ("arith.mulf", "arith.addf"), ("arith.addf", "arith.subf"),
+    ("arith.divf", "arith.mulf"), ("arith.maximumf", "arith.minimumf"),
+    ("arith.maxnumf", "arith.addf"), ("math.exp", "math.tanh"),
+    ("math.tanh", "math.exp"), ("sle", "sgt"), ("ule", "ult"), ("sge", "slt"),
+    ("slt", "sge"), ("ult", "uge"), ("linalg.index 1", "linalg.index 2"),
+    ("linalg.index 2", "linalg.index 0"), ("linalg.index 3", "linalg.index 2"),
+    ("dimension(2)", "dimension(1)"), ("dimension(2)", "dimension(0)"),
+    ("0xFF800000", "0.0"), ("0xFF800000", "-1.0"), ("0.125", "-0.125"),
+    ("0.125", "0.0"), ("%zero", "%ninf"), ("%ninf", "%zero"), ("0.0", "1.0"),
+    ("axis = 2", "axis = 1"), ("tosa.reduce_max", "tosa.reduce_sum"),
+    ("tosa.sub", "tosa.add"), ("tosa.exp", "tosa.tanh"),
+    ("tosa.reciprocal", "tosa.exp"), ('"parallel", "reduction"', '"reduction", "parallel"'),
+    ("permutation = [0, 2, 1]", "permutation = [0, 1, 2]"),
+    ("array<i32: 0, 2, 1>", "array<i32: 0, 1, 2>"),
+    ("(d0, d1, d2, 0)", "(d0, d1, 0, d3)"), ("(d0, 0, d2, d3)", "(0, d1, d2, d3)"),
+    ("(d1, d2)", "(d2, d1)"), ("%x, %b", "%b, %x"), ("true", "false"),
+]
+
+
+def swap(rng, text):
+    options = [(a, b) for a, b in SWAPS if a in text]
+    if not options:
+        return text
+    a, b = rng.choice(options)
+    starts = [m.start() for m in re.finditer(re.escape(a), text)]
+    i = rng.choice(starts)
+    return text[:i] + b + text[i + len(a):]
+
+
 NUM = re.compile(r"-?\d+(\.\d+)?(e[+-]?\d+)?")
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|%[A-Za-z0-9_]+|\S")
 LOCATED = re.compile(r":\d+:\d+: error:")
 
 
 def chunks(paths):
+    """Functions of the inputs, split like -split-input-file, comments dropped."""
     out = []
     for path in paths:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        # Drop RUN/CHECK comments; split like -split-input-file.
-        text = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("//"))
-        out += [c for c in text.split("// -----") if "attn." in c]
-        out += [c for c in re.split(r"\n(?=func\.func)", text) if "attn." in c]
+        for chunk in text.split("// -----"):
+            chunk = "\n".join(l for l in chunk.splitlines()
+                              if not l.lstrip().startswith("//"))
+            if "func.func" in chunk:
+                out.append(chunk)
     return out
 
 
@@ -136,6 +172,10 @@ def main():
     ap.add_argument("--attn-opt", default="attn-opt")
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pass-args", default="",
+                    help="extra attn-opt arguments, e.g. --attn-fuse")
+    ap.add_argument("--no-synth", action="store_true",
+                    help="only mutate the inputs (no synthesized attn ops)")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -143,11 +183,28 @@ def main():
     failures = 0
     outcomes = {0: 0, 1: 0}
     for n in range(args.count):
-        text = synthesize(rng) if n % 2 else mutate(rng, rng.choice(corpus))
+        if args.no_synth:
+            text = rng.choice(corpus)
+            for _ in range(rng.randint(1, 2)):
+                text = swap(rng, text)
+            if n % 4 == 0:
+                text = mutate(rng, text)
+        else:
+            text = synthesize(rng) if n % 2 else mutate(rng, rng.choice(corpus))
+        def run(extra):
+            return subprocess.run([args.attn_opt, "-", "-o", "/dev/null"] + extra,
+                                  input=text.encode("utf-8", "surrogateescape"),
+                                  capture_output=True, timeout=30)
         try:
-            p = subprocess.run([args.attn_opt, "-", "-o", "/dev/null"],
-                               input=text.encode("utf-8", "surrogateescape"),
-                               capture_output=True, timeout=30)
+            p = run(args.pass_args.split())
+            # A pass must never turn valid IR into invalid IR: when the input
+            # alone is accepted, the pass run must be accepted too.
+            if p.returncode != 0 and args.pass_args and run([]).returncode == 0:
+                failures += 1
+                print(f"mutant {n}: valid input, but the pass failed\n"
+                      f"--- input ---\n{text}\n--- stderr ---\n"
+                      f"{p.stderr.decode('utf-8', 'replace')}")
+                continue
         except subprocess.TimeoutExpired:
             print(f"mutant {n}: timeout\n{text}")
             failures += 1
