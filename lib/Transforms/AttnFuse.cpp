@@ -169,6 +169,12 @@ static FailureOr<Contraction> getContraction(Operation *op) {
   if (failed(label(linalgOp.getDpsInputOperand(0), dims->m[0], c.lhsDims)) ||
       failed(label(linalgOp.getDpsInputOperand(1), dims->n[0], c.rhsDims)))
     return failure();
+  // The contraction must start from zero: an init that is not a zero fill
+  // would add to the scores or the output.
+  ExprBuilder initBuilder;
+  Expr *init = initBuilder.build(linalgOp.getDpsInitOperand(0)->get());
+  if (!init->isConst(0))
+    return failure();
   // Every batch dim must appear in both operands (no broadcast contraction).
   for (Labels *labels : {&c.lhsDims, &c.rhsDims})
     if (llvm::count_if(*labels, [](const DimLabel &l) {
@@ -1174,6 +1180,18 @@ static SmallVector<int64_t> getCanonicalOrder(const Labels &dims) {
   return order;
 }
 
+/// Whether a trace's source is [batch part 0, row, batch part 1, col] (unit
+/// dims aside): the bshd layout.
+static bool isBSHD(const Trace &t) {
+  SmallVector<const DimLabel *> dims;
+  for (const DimLabel &l : t.dims)
+    if (l.role != DimLabel::Unit)
+      dims.push_back(&l);
+  return dims.size() == 4 && dims[0]->role == DimLabel::Batch &&
+         dims[1]->role == DimLabel::Row && dims[2]->role == DimLabel::Batch &&
+         dims[3]->role == DimLabel::Col && dims[0]->path < dims[2]->path;
+}
+
 /// Brings a traced source to the 4-D bhsd shape `shape`.
 static Value emitOperand(RewriterBase &rewriter, Location loc, const Trace &t,
                          ArrayRef<int64_t> shape) {
@@ -1337,26 +1355,55 @@ static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
       return fail("unsupported bias element type");
   }
 
+  // Layout: when Q, K and V all come from [B, S, H, D] tensors (the layout
+  // of the projections before HF's .transpose(1, 2)), read them in place
+  // with layout = bshd instead of materializing transposes.
+  bool bshd = m.qParts.size() == 2 && isBSHD(m.q) && isBSHD(m.k) && isBSHD(m.v);
+  auto toBSHD = [](ArrayRef<int64_t> s) {
+    return SmallVector<int64_t>{s[0], s[2], s[1], s[3]};
+  };
+  auto sourceShape = [](const Trace &t) {
+    return cast<RankedTensorType>(t.source.getType()).getShape();
+  };
+  if (bshd && (!canReshape(sourceShape(m.q), toBSHD(qShape), ctx) ||
+               !canReshape(sourceShape(m.k), toBSHD(kShape), ctx) ||
+               !canReshape(sourceShape(m.v), toBSHD(vShape), ctx)))
+    bshd = false;
+
   // Rewrite.
   rewriter.setInsertionPoint(root.getDefiningOp());
-  Value q = convert(rewriter, loc, emitOperand(rewriter, loc, m.q, qShape), elt);
-  Value k = convert(rewriter, loc, emitOperand(rewriter, loc, m.k, kShape), elt);
-  Value v = convert(rewriter, loc, emitOperand(rewriter, loc, m.v, vShape), elt);
+  auto operand = [&](const Trace &t, ArrayRef<int64_t> shape) {
+    Value x = bshd ? reshapeTo(rewriter, loc, t.source, toBSHD(shape))
+                   : emitOperand(rewriter, loc, t, shape);
+    return convert(rewriter, loc, x, elt);
+  };
+  Value q = operand(m.q, qShape);
+  Value k = operand(m.k, kShape);
+  Value v = operand(m.v, vShape);
   if (m.bias) {
     bias = reshapeTo(rewriter, loc, m.bias, biasShape);
     Type biasElt = getElementTypeOrSelf(bias.getType());
     if (biasElt != elt && !biasElt.isF32())
       bias = convert(rewriter, loc, bias, Float32Type::get(ctx));
   }
-  auto outType = RankedTensorType::get(oShape, elt);
+  auto outType = RankedTensorType::get(bshd ? toBSHD(oShape) : oShape, elt);
   FloatAttr softcap;
   if (m.softcap)
     softcap = rewriter.getF32FloatAttr(*m.softcap);
   auto attn = AttentionOp::create(
       rewriter, loc, outType, /*lse=*/Type(), q, k, v, bias, /*sinks=*/Value(),
-      Layout::BHSD, mask->isNone() ? MaskAttr() : *mask,
+      bshd ? Layout::BSHD : Layout::BHSD, mask->isNone() ? MaskAttr() : *mask,
       rewriter.getF32FloatAttr(m.scale), softcap);
-  Value out = reshapeTo(rewriter, loc, attn.getOutput(), rootType.getShape());
+  Value out = attn.getOutput();
+  if (bshd) {
+    // The replaced value is [.., H, Sq, Dv]; a following transpose back to
+    // [B, S, H, D] folds away under canonicalization.
+    Value init = tensor::EmptyOp::create(rewriter, loc, oShape, elt);
+    out = linalg::TransposeOp::create(rewriter, loc, out, init,
+                                      ArrayRef<int64_t>{0, 2, 1, 3})
+              ->getResult(0);
+  }
+  out = reshapeTo(rewriter, loc, out, rootType.getShape());
   out = convert(rewriter, loc, out, rootElt);
   rewriter.replaceAllUsesWith(root, out);
 
