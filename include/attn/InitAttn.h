@@ -9,6 +9,7 @@
 #define ATTN_INITATTN_H
 
 #include "attn/IR/AttnDialect.h"
+#include "attn/Pipelines/Pipelines.h"
 #include "attn/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -23,7 +24,15 @@ inline void registerAllAttnDialects(DialectRegistry &registry) {
 
 /// Registers attn's passes and pipelines with the global pass registry, so
 /// that `--pass-pipeline` and textual pipelines can name them.
-inline void registerAllAttnPasses() { registerAttnTransformsPasses(); }
+inline void registerAllAttnPasses() {
+  // Idempotent: the plugin may call it from both entry points.
+  static bool registered = false;
+  if (registered)
+    return;
+  registered = true;
+  registerAttnTransformsPasses();
+  registerAttnPipelines();
+}
 
 } // namespace attn
 } // namespace mlir

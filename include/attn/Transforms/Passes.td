@@ -77,4 +77,65 @@ def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
   ];
 }
 
+def AttnTile : Pass<"attn-tile", "func::FuncOp"> {
+  let summary = "Rewrite attn.attention into tiled FlashAttention loops";
+  let description = [{
+    Rewrites every `attn.attention` into FlashAttention-2 style loops with an
+    online softmax, in upstream dialects (scf, tensor, linalg, arith, math):
+
+    ```mlir
+    %o = scf.forall (%b, %h, %qb) in (%B, %Hq, %numQBlocks)
+        shared_outs(%out = %init) -> (tensor<...>) {
+      // Q tile [bm, D]; K/V of KV head %h / group (GQA by index arithmetic)
+      %r:3 = scf.for %kb = %first to %last step %c1     // only the band
+          iter_args(%m = %m0, %l = %l0, %acc = %acc0) -> (...) {
+        // S = Q·Kᵀ · scale·log2(e) [softcap] [+ bias·log2(e)]
+        // scf.if (block on the band's edge) { elementwise mask }
+        // m' = max(m, rowmax S); P = exp2(S - m'); alpha = exp2(m - m')
+        // l' = l·alpha + rowsum P; acc' = acc·alpha + P·V
+      }
+      // O = acc / l (0 where l = 0); lse = (m + log2 l) · ln 2
+      scf.forall.in_parallel { tensor.parallel_insert_slice ... }
+    }
+    ```
+
+    The outer `scf.forall` runs over (batch, query head, query block); the
+    inner `scf.for` visits only the key/value blocks that intersect the band
+    of the query block's mask (causal and windows, bottom-right aligned), and
+    only blocks on the band's edges evaluate the elementwise mask: no
+    [Sq, Sk] mask is ever materialized. Tails are handled by tiles of
+    dynamic size (no out-of-bounds reads); sizes may be static or dynamic.
+    A row with no admissible key yields 0 and an LSE of -inf.
+  }];
+  let options = [
+    Option<"blockQ", "block-q", "int64_t", /*default=*/"64",
+           "Query rows per tile (the outer loop's block)">,
+    Option<"blockKV", "block-kv", "int64_t", /*default=*/"64",
+           "Keys per tile (the inner loop's step)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def AttnDecomposeAggregates : Pass<"attn-decompose-aggregates", "func::FuncOp"> {
+  let summary = "Decompose linalg aggregate ops (linalg.softmax) into generics";
+  let description = [{
+    Replaces every op implementing `linalg::AggregatedOpInterface` (today
+    `linalg.softmax`) by its decomposition into `linalg.generic` ops, so that
+    unfused attention graphs can be lowered to loops by the CPU pipeline.
+    Upstream offers this only through the transform dialect.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // ATTN_TRANSFORMS_PASSES_TD

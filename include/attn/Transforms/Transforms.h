@@ -8,9 +8,29 @@
 #ifndef ATTN_TRANSFORMS_TRANSFORMS_H
 #define ATTN_TRANSFORMS_TRANSFORMS_H
 
+#include "mlir/Support/LLVM.h"
+
+#include <cstdint>
+
 namespace mlir {
 class RewritePatternSet;
+class RewriterBase;
 namespace attn {
+class AttentionOp;
+
+/// Tile sizes of the FlashAttention loops.
+struct AttentionTileOptions {
+  int64_t blockQ = 64;  ///< query rows per tile
+  int64_t blockKV = 64; ///< keys per tile
+};
+
+/// Rewrites `op` into tiled FlashAttention loops (see the attn-tile pass).
+LogicalResult tileAttention(RewriterBase &rewriter, AttentionOp op,
+                            const AttentionTileOptions &options);
+
+/// Adds the pattern that applies tileAttention to every attn.attention.
+void populateAttnTilePatterns(RewritePatternSet &patterns,
+                              const AttentionTileOptions &options);
 
 /// Adds the patterns that rewrite unfused attention graphs (linalg, tosa,
 /// arith on tensors) into attn.attention. They anchor on the P·V contraction

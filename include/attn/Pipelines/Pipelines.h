@@ -1,0 +1,40 @@
+//===- Pipelines.h - attn compilation pipelines -----------------*- C++ -*-===//
+//
+// The pipelines from attn (and the upstream code around it) to executable
+// code, each built by one function that attn-opt, the plugin and embedding
+// compilers call.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_PIPELINES_PIPELINES_H
+#define ATTN_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir {
+class OpPassManager;
+namespace attn {
+
+/// Options of the attn-to-cpu pipeline.
+struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
+  PassOptions::Option<int64_t> blockQ{*this, "block-q",
+                                      llvm::cl::desc("Query rows per tile"),
+                                      llvm::cl::init(64)};
+  PassOptions::Option<int64_t> blockKV{*this, "block-kv",
+                                       llvm::cl::desc("Keys per tile"),
+                                       llvm::cl::init(64)};
+};
+
+/// Lowers a module -- attn ops and the func/tensor/linalg/tosa/arith/math code
+/// around them -- to the LLVM dialect for the host, ready for mlir-runner or
+/// mlir-translate: TOSA to linalg, attn-tile, aggregate decomposition,
+/// one-shot bufferization, loops, deallocation, then the LLVM conversions.
+void buildAttnToCPUPipeline(OpPassManager &pm, const AttnToCPUOptions &options);
+
+/// Registers the attn pipelines (attn-to-cpu) with the pass registry.
+void registerAttnPipelines();
+
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_PIPELINES_PIPELINES_H

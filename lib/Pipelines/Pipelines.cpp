@@ -1,0 +1,87 @@
+//===- Pipelines.cpp - attn compilation pipelines -------------------------===//
+
+#include "attn/Pipelines/Pipelines.h"
+#include "attn/Transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/TosaToLinalg/TosaToLinalg.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+/// Upstream front ends: TOSA to linalg/arith/tensor (no-ops without TOSA).
+static void addFrontendLowering(OpPassManager &pm) {
+  OpPassManager &func = pm.nest<func::FuncOp>();
+  func.addPass(tosa::createTosaToLinalgNamed());
+  func.addPass(tosa::createTosaToLinalg());
+  func.addPass(createTosaToArithPass());
+  func.addPass(createTosaToTensorPass());
+}
+
+/// attn ops to tiled loops on tensors; linalg.softmax to generics.
+static void addAttentionLowering(OpPassManager &pm,
+                                 const AttnToCPUOptions &options) {
+  OpPassManager &func = pm.nest<func::FuncOp>();
+  AttnTileOptions tile;
+  tile.blockQ = options.blockQ;
+  tile.blockKV = options.blockKV;
+  func.addPass(createAttnTile(tile));
+  func.addPass(createAttnDecomposeAggregates());
+}
+
+/// Tensors to buffers, loops, deallocation.
+static void addBufferization(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  // The online-softmax state is recomputed each step.
+  bufferize.allowReturnAllocsFromLoops = true;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  OpPassManager &func = pm.nest<func::FuncOp>();
+  func.addPass(createConvertLinalgToLoopsPass());
+  func.addPass(createForallToForLoopPass());
+  bufferization::buildBufferDeallocationPipeline(pm);
+}
+
+/// Loops and memrefs to the LLVM dialect.
+static void addLLVMLowering(OpPassManager &pm) {
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.nest<func::FuncOp>().addPass(math::createMathExpandOpsPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
+                                        const AttnToCPUOptions &options) {
+  addFrontendLowering(pm);
+  addAttentionLowering(pm, options);
+  addBufferization(pm);
+  addLLVMLowering(pm);
+}
+
+void mlir::attn::registerAttnPipelines() {
+  PassPipelineRegistration<AttnToCPUOptions>(
+      "attn-to-cpu",
+      "Lower attn ops and the surrounding tensor/linalg/tosa code to the LLVM "
+      "dialect for the host (mlir-runner)",
+      buildAttnToCPUPipeline);
+}
