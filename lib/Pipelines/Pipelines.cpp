@@ -19,13 +19,16 @@
 using namespace mlir;
 using namespace mlir::attn;
 
-/// Upstream front ends: TOSA to linalg/arith/tensor (no-ops without TOSA).
+/// Upstream front ends: TOSA to linalg/arith/tensor, element-wise ops on
+/// tensors to linalg.
 static void addFrontendLowering(OpPassManager &pm) {
   OpPassManager &func = pm.nest<func::FuncOp>();
   func.addPass(tosa::createTosaToLinalgNamed());
   func.addPass(tosa::createTosaToLinalg());
   func.addPass(createTosaToArithPass());
   func.addPass(createTosaToTensorPass());
+  // arith/math on tensors (as frontends and attn-fuse's casts emit) to linalg.
+  func.addPass(createConvertElementwiseToLinalgPass());
 }
 
 /// attn ops to tiled loops on tensors; linalg.softmax to generics.

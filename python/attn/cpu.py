@@ -1,0 +1,162 @@
+"""Run MLIR functions on the host CPU through attn-opt and mlir-runner.
+
+Inputs are embedded as hex-encoded dense constants (exact bits) and results
+are printed as their i32 bit patterns (exact), so comparisons against the
+float64 reference measure the compiled code, not a text round trip.
+
+Tools are found through $ATTN_OPT, $MLIR_RUNNER and $MLIR_LIB_DIR, defaulting
+to build/bin/attn-opt and Debian's /usr/lib/llvm-22.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_LLVM = "/usr/lib/llvm-22"
+
+DTYPES = ("f32", "f16", "bf16")
+
+
+def tools():
+    """(attn-opt, mlir-runner, shared libs) or None when one is missing."""
+    opt = os.environ.get("ATTN_OPT") or os.path.join(_REPO, "build", "bin", "attn-opt")
+    runner = os.environ.get("MLIR_RUNNER") or shutil.which("mlir-runner") or \
+        os.path.join(_LLVM, "bin", "mlir-runner")
+    libdir = os.environ.get("MLIR_LIB_DIR") or os.path.join(_LLVM, "lib")
+    libs = [os.path.join(libdir, n) for n in
+            ("libmlir_runner_utils.so", "libmlir_c_runner_utils.so")]
+    if not all(os.path.exists(p) for p in [opt, runner] + libs):
+        return None
+    return opt, runner, libs
+
+
+def round_to(x, dtype):
+    """Rounds float data to `dtype` (round to nearest even), as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    if dtype == "f32":
+        return x
+    if dtype == "f16":
+        return x.astype(np.float16).astype(np.float32)
+    if dtype == "bf16":
+        bits = x.view(np.uint32).astype(np.uint64)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        return bits.astype(np.uint32).view(np.float32)
+    raise ValueError(dtype)
+
+
+def _bytes(x, dtype):
+    x = round_to(x, dtype)
+    if dtype == "f32":
+        return x.astype("<f4").tobytes()
+    if dtype == "f16":
+        return x.astype("<f2").tobytes()
+    return (x.view(np.uint32) >> 16).astype("<u2").tobytes()
+
+
+def tensor_type(shape, dtype):
+    return "tensor<" + "".join(f"{d}x" for d in shape) + dtype + ">"
+
+
+def constant(name, x, dtype):
+    """An arith.constant holding `x` rounded to `dtype`, bit-exact."""
+    t = tensor_type(x.shape, dtype)
+    return f'  {name} = arith.constant dense<"0x{_bytes(x, dtype).hex().upper()}"> : {t}\n'
+
+
+def _print_bits(name, shape, dtype, k):
+    """MLIR that prints tensor `name` as i32 bit patterns of its f32 value."""
+    rank = len(shape)
+    dims = ", ".join(f"d{i}" for i in range(rank))
+    idmap = f"affine_map<({dims}) -> ({dims})>"
+    it = ", ".join(['"parallel"'] * rank)
+    src, i32 = tensor_type(shape, dtype), tensor_type(shape, "i32")
+    ext = "" if dtype == "f32" else f"    %w{k} = arith.extf %x{k} : {dtype} to f32\n"
+    val = f"%x{k}" if dtype == "f32" else f"%w{k}"
+    return (f"  %e{k} = tensor.empty() : {i32}\n"
+            f"  %b{k} = linalg.generic {{indexing_maps = [{idmap}, {idmap}], iterator_types = [{it}]}}"
+            f" ins({name} : {src}) outs(%e{k} : {i32}) {{\n"
+            f"  ^bb0(%x{k}: {dtype}, %y{k}: i32):\n{ext}"
+            f"    %c{k} = arith.bitcast {val} : f32 to i32\n"
+            f"    linalg.yield %c{k} : i32\n"
+            f"  }} -> {i32}\n"
+            f"  %u{k} = tensor.cast %b{k} : {i32} to tensor<*xi32>\n"
+            f"  call @printMemrefI32(%u{k}) : (tensor<*xi32>) -> ()\n")
+
+
+def run(module, func, args, results, flags=("--attn-to-cpu",), timeout=600,
+        dynamic=()):
+    """Calls `func` of `module` (MLIR text) on the CPU.
+
+    args: list of (ndarray, dtype); results: list of (shape, dtype).
+    dynamic: dims (by position) that `func`'s signature declares as `?`;
+    arguments are tensor.cast to that type and results back.
+    Returns the results as float32 arrays.
+    """
+    def dyn(shape, dtype):
+        return tensor_type(["?" if i in dynamic else d for i, d in enumerate(shape)], dtype)
+    found = tools()
+    if found is None:
+        raise RuntimeError("attn-opt / mlir-runner / runner libraries not found")
+    opt, runner, libs = found
+    main = "func.func private @printMemrefI32(tensor<*xi32>)\nfunc.func @main() {\n"
+    names = []
+    for i, (x, dtype) in enumerate(args):
+        main += constant(f"%arg{i}", np.asarray(x), dtype)
+        static, dynamic_type = tensor_type(np.shape(x), dtype), dyn(np.shape(x), dtype)
+        if dynamic and np.ndim(x) == 4:
+            main += f"  %carg{i} = tensor.cast %arg{i} : {static} to {dynamic_type}\n"
+            names.append((f"%carg{i}", dynamic_type))
+        else:
+            names.append((f"%arg{i}", static))
+    rnames = ", ".join(f"%d{i}" for i in range(len(results)))
+    rtypes = ", ".join(dyn(s, d) if dynamic else tensor_type(s, d) for s, d in results)
+    main += (f"  {rnames} = call @{func}({', '.join(n for n, _ in names)}) : "
+             f"({', '.join(t for _, t in names)}) -> ({rtypes})\n")
+    for i, (shape, dtype) in enumerate(results):
+        src = dyn(shape, dtype) if dynamic else tensor_type(shape, dtype)
+        if src != tensor_type(shape, dtype):
+            main += f"  %r{i} = tensor.cast %d{i} : {src} to {tensor_type(shape, dtype)}\n"
+        else:
+            main += f"  %r{i} = tensor.cast %d{i} : {src} to {src}\n"
+    for i, (shape, dtype) in enumerate(results):
+        main += _print_bits(f"%r{i}", shape, dtype, i)
+    main += "  return\n}\n"
+    lowered = subprocess.run([opt, "-", *flags], input=(module + "\n" + main).encode(),
+                             capture_output=True, timeout=timeout)
+    if lowered.returncode:
+        raise RuntimeError("attn-opt failed:\n" + lowered.stderr.decode())
+    out = subprocess.run([runner, "-e", "main", "-entry-point-result=void",
+                          "-shared-libs=" + ",".join(libs)],
+                         input=lowered.stdout, capture_output=True, timeout=timeout)
+    if out.returncode:
+        raise RuntimeError("mlir-runner failed:\n" + out.stderr.decode())
+    return parse_printed(out.stdout.decode(), [s for s, _ in results])
+
+
+def parse_printed(text, shapes):
+    """The i32 memrefs printed by printMemrefI32, as float32 arrays."""
+    blocks = text.split("Unranked Memref")[1:]
+    if len(blocks) != len(shapes):
+        raise RuntimeError(f"expected {len(shapes)} printed results:\n{text[:2000]}")
+    arrays = []
+    for block, shape in zip(blocks, shapes):
+        data = block.split("data =", 1)[1]
+        ints = np.array([int(v) for v in re.findall(r"-?\d+", data)], dtype=np.int64)
+        arrays.append(ints.astype(np.int32).view(np.float32).reshape(shape))
+    return arrays
+
+
+def fuse_only(module):
+    """The module after attn-fuse (text), to check that fusion happened."""
+    found = tools()
+    if found is None:
+        raise RuntimeError("attn-opt not found")
+    out = subprocess.run([found[0], "-", "--attn-fuse"], input=module.encode(),
+                         capture_output=True, timeout=120)
+    if out.returncode:
+        raise RuntimeError("attn-fuse failed:\n" + out.stderr.decode())
+    return out.stdout.decode()

@@ -1,0 +1,96 @@
+"""Every positive attn-fuse test input gives the same numbers on the CPU with
+and without fusion (attn-to-cpu vs attn-fuse + attn-to-cpu).
+
+The fused path computes in f32 throughout; inputs whose graph computes in
+f16/bf16 are compared within a few units of that dtype's precision, f32
+graphs within 1e-5 of the output's scale.
+"""
+
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from attn import cpu  # noqa: E402
+
+pytestmark = pytest.mark.skipif(cpu.tools() is None,
+                                reason="attn-opt or mlir-runner not found")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INPUTS = ["test/Transforms/attn-fuse-linalg.mlir", "test/Transforms/attn-fuse-tosa.mlir",
+          "test/Transforms/attn-fuse-layout.mlir",
+          "examples/frontend/bert_base_attention_tosa.mlir"]
+EPS = {"f32": 2.0 ** -23, "f16": 2.0 ** -10, "bf16": 2.0 ** -7}
+
+
+def functions():
+    for path in INPUTS:
+        text = open(os.path.join(ROOT, path)).read()
+        for chunk in text.split("// -----"):
+            code = "\n".join(l for l in chunk.splitlines() if not l.lstrip().startswith("//"))
+            for m in re.finditer(r"func\.func @(\w+)\((.*?)\)\s*->\s*(.*?)\s*\{", code, re.S):
+                yield pytest.param(path, code, m.group(1), m.group(2), m.group(3),
+                                   id=f"{os.path.basename(path)}:{m.group(1)}")
+
+
+def parse_type(t):
+    m = re.fullmatch(r"tensor<((?:\d+x)*)(\w+)>", t.strip())
+    dims = [int(d) for d in m.group(1).split("x") if d]
+    return tuple(dims), m.group(2)
+
+
+# The small examples of the generator stand in for the full-size frontend
+# examples (whose unfused [S, S] scores would take hours in naive CPU loops).
+sys.path.insert(0, os.path.join(ROOT, "examples", "frontend"))
+
+
+@pytest.mark.parametrize("path,code,name,args,results", list(functions()))
+def test_fused_equals_unfused(path, code, name, args, results):
+    arg_types = [parse_type(t) for t in re.findall(r"%\w+:\s*(tensor<[^>]*>)", args)]
+    result_types = [parse_type(t) for t in re.findall(r"tensor<[^>]*>", results)]
+    rng = np.random.default_rng(0)
+    inputs = [(cpu.round_to(rng.standard_normal(s), dt), dt) for s, dt in arg_types]
+    fused_ir = cpu.fuse_only(code)
+    assert "attn.attention" in fused_ir, "the input did not fuse"
+    unfused = cpu.run(code, name, inputs, result_types, flags=("--attn-to-cpu",))
+    fused = cpu.run(code, name, inputs, result_types, flags=("--attn-fuse", "--attn-to-cpu"))
+    lowp = any(dt != "f32" for _, dt in arg_types + result_types)
+    for a, b, (_, dt) in zip(fused, unfused, result_types):
+        assert not np.isnan(a).any()
+        # Rows whose keys are all masked: NaN unfused (0/0), 0 fused -- the
+        # documented difference. Everything else must agree.
+        nan_rows = np.isnan(b)
+        assert np.all(a[nan_rows] == 0)
+        a, b = np.where(nan_rows, 0, a), np.where(nan_rows, 0, b)
+        scale = max(1.0, float(np.abs(b).max()))
+        err = float(np.abs(a.astype(np.float64) - b).max())
+        worst = max(EPS[d] for _, d in arg_types + result_types) if lowp else None
+        bound = 16 * worst * scale if lowp else 1e-5 * scale
+        assert err <= bound, f"fused vs unfused: max difference {err:.3g} > {bound:.3g}"
+
+
+@pytest.mark.parametrize("model", ["llama3_8b", "mistral_7b"])
+def test_frontend_example_small(model):
+    """The generator of examples/frontend at small sizes: same graph, same
+    numbers with and without fusion."""
+    import generate
+    code = generate.EXAMPLES[model](small=True)
+    m = re.search(r"func\.func @(\w+)\((.*?)\)\s*->\s*(.*?)\s*\{", code, re.S)
+    _check(code, m.group(1), m.group(2), m.group(3))
+
+
+def _check(code, name, args, results):
+    arg_types = [parse_type(t) for t in re.findall(r"%\w+:\s*(tensor<[^>]*>)", args)]
+    result_types = [parse_type(t) for t in re.findall(r"tensor<[^>]*>", results)]
+    rng = np.random.default_rng(1)
+    inputs = [(cpu.round_to(rng.standard_normal(s), dt), dt) for s, dt in arg_types]
+    assert "attn.attention" in cpu.fuse_only(code)
+    unfused = cpu.run(code, name, inputs, result_types, flags=("--attn-to-cpu",))
+    fused = cpu.run(code, name, inputs, result_types, flags=("--attn-fuse", "--attn-to-cpu"))
+    for a, b, (_, dt) in zip(fused, unfused, result_types):
+        scale = max(1.0, float(np.abs(b).max()))
+        err = float(np.abs(a.astype(np.float64) - b).max())
+        assert err <= 16 * EPS[dt] * scale, f"max difference {err:.3g}"
