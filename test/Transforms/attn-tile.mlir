@@ -1,0 +1,132 @@
+// RUN: attn-opt %s --attn-tile="block-q=32 block-kv=16" --canonicalize --cse --split-input-file | FileCheck %s
+
+// GQA (8 query heads over 2 KV heads), causal, tails (100 = 3·32 + 4 rows,
+// 6·16 + 4 keys): one forall over (batch, head, query block); K/V sliced at
+// KV head h / 4; the key loop stops at the band's end; only edge blocks mask.
+// CHECK-LABEL: func.func @gqa_causal
+// CHECK-SAME: (%[[Q:.+]]: tensor<2x8x100x64xbf16>, %[[K:.+]]: tensor<2x2x100x64xbf16>, %[[V:.+]]: tensor<2x2x100x64xbf16>)
+// CHECK-DAG: %[[SCALE:.+]] = arith.constant 0.180336878 : f32
+// CHECK-DAG: %[[NINF:.+]] = arith.constant 0xFF800000 : f32
+// CHECK: scf.forall (%[[B:.+]], %[[H:.+]], %[[QB:.+]]) in (2, 8, 4) shared_outs(%[[OUT:.+]] = %{{.+}}) -> (tensor<2x8x100x64xbf16>)
+// CHECK:   %[[Q0:.+]] = arith.muli %[[QB]], %c32
+// CHECK:   %[[BM:.+]] = arith.minsi %{{.+}}, %c32
+// CHECK:   %[[KVH:.+]] = arith.divui %[[H]], %c4
+// CHECK:   tensor.extract_slice %[[Q]][%[[B]], %[[H]], %[[Q0]], 0] [1, 1, %[[BM]], 64]
+// CHECK:   %[[END:.+]] = arith.ceildivsi %{{.+}}, %c16
+// CHECK:   %[[UB:.+]] = arith.maxsi %[[END]], %c0
+// CHECK:   scf.for %[[KB:.+]] = %c0 to %[[UB]] step %c1 iter_args(%[[M:.+]] = %{{.+}}, %[[L:.+]] = %{{.+}}, %[[ACC:.+]] = %{{.+}}) -> (tensor<?xf32>, tensor<?xf32>, tensor<?x64xf32>)
+// CHECK:     %[[K0:.+]] = arith.muli %[[KB]], %c16
+// CHECK:     %[[BN:.+]] = arith.minsi %{{.+}}, %c16
+// CHECK:     tensor.extract_slice %[[K]][%[[B]], %[[KVH]], %[[K0]], 0] [1, 1, %[[BN]], 64]
+// CHECK:     tensor.extract_slice %[[V]][%[[B]], %[[KVH]], %[[K0]], 0] [1, 1, %[[BN]], 64]
+// CHECK:     linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK:     %[[INTERIOR:.+]] = arith.andi
+// CHECK:     scf.if %[[INTERIOR]] -> (tensor<?x?xf32>) {
+// CHECK-NOT:   linalg.index
+// CHECK:       arith.mulf %{{.+}}, %[[SCALE]]
+// CHECK:     } else {
+// CHECK:       linalg.index 0
+// CHECK:       linalg.index 1
+// CHECK:       arith.cmpi sle
+// CHECK:       arith.select %{{.+}}, %{{.+}}, %[[NINF]]
+// CHECK:     }
+// CHECK:     arith.maximumf
+// CHECK:     math.exp2
+// CHECK:     math.exp2
+// CHECK:     scf.yield
+// CHECK:   arith.divf
+// CHECK:   arith.truncf %{{.+}} : f32 to bf16
+// CHECK:   scf.forall.in_parallel
+// CHECK:     tensor.parallel_insert_slice %{{.+}} into %[[OUT]][%[[B]], %[[H]], %[[Q0]], 0] [1, 1, %[[BM]], 64]
+// No [Sq, Sk] mask or score tensor anywhere.
+// CHECK-NOT: tensor<100x100
+// CHECK-NOT: attn.attention
+func.func @gqa_causal(%q: tensor<2x8x100x64xbf16>, %k: tensor<2x2x100x64xbf16>, %v: tensor<2x2x100x64xbf16>) -> tensor<2x8x100x64xbf16> {
+  %o = attn.attention %q, %k, %v mask = <causal> : (tensor<2x8x100x64xbf16>, tensor<2x2x100x64xbf16>, tensor<2x2x100x64xbf16>) -> tensor<2x8x100x64xbf16>
+  return %o : tensor<2x8x100x64xbf16>
+}
+
+// -----
+
+// A sliding window also bounds the loop from below: it starts at the block
+// holding the first row's first key, floor((q0 + off - left) / 16).
+// CHECK-LABEL: func.func @window
+// CHECK: scf.forall
+// CHECK:   %[[LO:.+]] = arith.subi %{{.+}}, %c20
+// CHECK:   %[[LOC:.+]] = arith.maxsi %[[LO]], %c0
+// CHECK:   %[[FIRST:.+]] = arith.floordivsi %[[LOC]], %c16
+// CHECK:   scf.for %{{.+}} = %[[FIRST]] to %{{.+}} step %c1
+// CHECK:     scf.if
+// CHECK:     } else {
+// CHECK:       arith.cmpi sle
+// CHECK:       arith.cmpi sge
+// CHECK:       arith.andi
+func.func @window(%q: tensor<1x4x100x32xf32>, %k: tensor<1x4x100x32xf32>, %v: tensor<1x4x100x32xf32>) -> tensor<1x4x100x32xf32> {
+  %o = attn.attention %q, %k, %v mask = <window, left = 20, right = 3> : (tensor<1x4x100x32xf32>, tensor<1x4x100x32xf32>, tensor<1x4x100x32xf32>) -> tensor<1x4x100x32xf32>
+  return %o : tensor<1x4x100x32xf32>
+}
+
+// -----
+
+// Without a mask every block is interior: no scf.if, no index arithmetic in
+// the logits, the loop covers all ceil(Sk / 16) blocks.
+// CHECK-LABEL: func.func @no_mask_rectangular
+// CHECK: scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (2, 4, 2)
+// CHECK: scf.for %{{.+}} = %c0 to %c3 step %c1
+// CHECK-NOT: scf.if
+// CHECK-NOT: linalg.index
+// CHECK: scf.forall.in_parallel
+func.func @no_mask_rectangular(%q: tensor<2x4x40x32xf32>, %k: tensor<2x4x40x32xf32>, %v: tensor<2x4x40x48xf32>) -> tensor<2x4x40x48xf32> {
+  %o = attn.attention %q, %k, %v : (tensor<2x4x40x32xf32>, tensor<2x4x40x32xf32>, tensor<2x4x40x48xf32>) -> tensor<2x4x40x48xf32>
+  return %o : tensor<2x4x40x48xf32>
+}
+
+// -----
+
+// Softcap, bias, sinks and the LSE: log2(e) is folded into the constants
+// (scale / cap inside tanh, cap·log2 e outside, bias·log2 e); the sink
+// initializes the running max (sink·log2 e) and sum (1); the LSE converts back
+// with ln 2.
+// CHECK-LABEL: func.func @softcap_bias_sinks_lse
+// CHECK-DAG: %[[INNER:.+]] = arith.constant 6.250000e-03 : f32
+// CHECK-DAG: %[[OUTER:.+]] = arith.constant 72.1347503 : f32
+// CHECK-DAG: %[[LOG2E:.+]] = arith.constant 1.44269502 : f32
+// CHECK-DAG: %[[LN2:.+]] = arith.constant 0.693147182 : f32
+// CHECK: scf.forall {{.*}} shared_outs(%[[O:.+]] = %{{.+}}, %[[LSE:.+]] = %{{.+}})
+// CHECK:   %[[SINK:.+]] = tensor.extract %{{.+}}[%{{.+}}] : tensor<8xf32>
+// CHECK:   arith.mulf %[[SINK]], %[[LOG2E]]
+// CHECK:   scf.for
+// CHECK:     %[[BIAS:.+]] = tensor.extract_slice %{{.+}}[0, 0, %{{.+}}, %{{.+}}] [1, 1, %{{.+}}, %{{.+}}] {{.*}} to tensor<?x?xbf16>
+// CHECK:     linalg.generic {{.*}} ins(%{{.+}}, %[[BIAS]] : tensor<?x?xf32>, tensor<?x?xbf16>)
+// CHECK:       arith.mulf %{{.+}}, %[[INNER]]
+// CHECK:       math.tanh
+// CHECK:       arith.mulf %{{.+}}, %[[OUTER]]
+// CHECK:       arith.extf
+// CHECK:       arith.mulf %{{.+}}, %[[LOG2E]]
+// CHECK:   math.log2
+// CHECK:   arith.mulf %{{.+}}, %[[LN2]]
+// CHECK:   scf.forall.in_parallel
+// CHECK:     tensor.parallel_insert_slice %{{.+}} into %[[O]]
+// CHECK:     tensor.parallel_insert_slice %{{.+}} into %[[LSE]][%{{.+}}, %{{.+}}, %{{.+}}] [1, 1, %{{.+}}] [1, 1, 1] : tensor<?xf32> into tensor<2x8x64xf32>
+func.func @softcap_bias_sinks_lse(%q: tensor<2x8x64x64xbf16>, %k: tensor<2x8x64x64xbf16>, %v: tensor<2x8x64x64xbf16>, %bias: tensor<1x1x64x64xbf16>, %sinks: tensor<8xf32>) -> (tensor<2x8x64x64xbf16>, tensor<2x8x64xf32>) {
+  %o, %lse = attn.attention %q, %k, %v bias(%bias) sinks(%sinks) scale = 0.3125 softcap = 50.0 : (tensor<2x8x64x64xbf16>, tensor<2x8x64x64xbf16>, tensor<2x8x64x64xbf16>, tensor<1x1x64x64xbf16>, tensor<8xf32>) -> (tensor<2x8x64x64xbf16>, tensor<2x8x64xf32>)
+  return %o, %lse : tensor<2x8x64x64xbf16>, tensor<2x8x64xf32>
+}
+
+// -----
+
+// Dynamic batch and lengths in the [B, S, H, D] layout: sizes come from
+// tensor.dim, slices index [b, s, h, d].
+// CHECK-LABEL: func.func @dynamic_bshd
+// CHECK-SAME: (%[[Q:[a-z0-9]+]]: tensor<?x?x4x32xf16>, %[[K:[a-z0-9]+]]: tensor<?x?x2x32xf16>
+// CHECK-DAG: %[[B:.+]] = tensor.dim %[[Q]], %c0
+// CHECK-DAG: %[[SQ:.+]] = tensor.dim %[[Q]], %c1
+// CHECK-DAG: %[[SK:.+]] = tensor.dim %[[K]], %c1
+// CHECK: %[[NQB:.+]] = arith.ceildivsi %[[SQ]], %c32
+// CHECK: scf.forall (%[[IB:.+]], %[[IH:.+]], %[[IQ:.+]]) in (%[[B]], 4, %[[NQB]])
+// CHECK:   %[[Q0:.+]] = arith.muli %[[IQ]], %c32
+// CHECK:   tensor.extract_slice %[[Q]][%[[IB]], %[[Q0]], %[[IH]], 0] [1, %{{.+}}, 1, 32]
+func.func @dynamic_bshd(%q: tensor<?x?x4x32xf16>, %k: tensor<?x?x2x32xf16>, %v: tensor<?x?x2x32xf16>) -> tensor<?x?x4x32xf16> {
+  %o = attn.attention %q, %k, %v layout = bshd mask = <causal> : (tensor<?x?x4x32xf16>, tensor<?x?x2x32xf16>, tensor<?x?x2x32xf16>) -> tensor<?x?x4x32xf16>
+  return %o : tensor<?x?x4x32xf16>
+}
