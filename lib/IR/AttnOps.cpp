@@ -150,6 +150,8 @@ LogicalResult AttentionOp::verify() {
     return mismatch("key head dim", k[3], "query head dim", shape.headDim);
   if (shape.headDim == 0)
     return emitOpError("query head dim must be positive");
+  if (shape.valueHeadDim == 0)
+    return emitOpError("value head dim must be positive");
 
   // Output: [B, Hq, Sq, Dv] in the layout.
   SmallVector<int64_t> expectedOut(queryType.getShape());

@@ -228,12 +228,27 @@ LogicalResult AttentionTiler::run() {
   Value bias = op.getBias(), sinks = op.getSinks();
   auto outType = op.getOutput().getType();
   Type elt = outType.getElementType();
-  std::optional<double> scale = op.getEffectiveScale();
-  if (!scale)
-    return failure(); // dynamic head dim without an explicit scale
   const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  std::optional<double> softcap;
+  if (std::optional<APFloat> c = op.getSoftcap())
+    softcap = c->convertToDouble();
 
   b.setInsertionPoint(op);
+  // The factor applied to Q·Kᵀ inside tanh (softcap) or overall, log2(e)
+  // folded in when there is no softcap: scale / cap, or scale · log2 e.
+  // The default scale 1/sqrt(D) of a dynamic head dim is computed at run
+  // time.
+  double factor = softcap ? 1.0 / *softcap : log2e;
+  Value scoreFactor;
+  if (std::optional<double> scale = op.getEffectiveScale()) {
+    scoreFactor = f32c(*scale * factor);
+  } else {
+    Value d = arith::IndexCastUIOp::create(b, loc, b.getI64Type(),
+                                           dimOf(q, 3));
+    Value df = arith::UIToFPOp::create(b, loc, f32, d);
+    scoreFactor = arith::MulFOp::create(
+        b, loc, math::RsqrtOp::create(b, loc, df), f32c(factor));
+  }
   Value batch = dimOf(q, 0), hq = dimOf(q, hPos), hkv = dimOf(k, hPos);
   sq = dimOf(q, sPos);
   sk = dimOf(k, sPos);
@@ -348,9 +363,6 @@ LogicalResult AttentionTiler::run() {
                bcast[3] ? getAffineConstantExpr(0, ctx) : dj},
               ctx));
         }
-        std::optional<double> softcap;
-        if (std::optional<APFloat> c = op.getSoftcap())
-          softcap = c->convertToDouble();
         auto logits = [&](bool masked) {
           Value init = tensor::EmptyOp::create(
               b, loc, ArrayRef<int64_t>{ShapedType::kDynamic, ShapedType::kDynamic},
@@ -363,13 +375,10 @@ LogicalResult AttentionTiler::run() {
                                                    nb.getF32FloatAttr(x));
                 };
                 Value t;
+                t = arith::MulFOp::create(nb, nl, a[0], scoreFactor);
                 if (softcap) {
-                  t = arith::MulFOp::create(nb, nl, a[0],
-                                            cst(*scale / *softcap));
                   t = math::TanhOp::create(nb, nl, t);
                   t = arith::MulFOp::create(nb, nl, t, cst(*softcap * log2e));
-                } else {
-                  t = arith::MulFOp::create(nb, nl, a[0], cst(*scale * log2e));
                 }
                 if (bias) {
                   Value bv = a[1];
@@ -552,9 +561,6 @@ struct TileAttention : public OpRewritePattern<AttentionOp> {
       : OpRewritePattern(ctx), options(options) {}
   LogicalResult matchAndRewrite(AttentionOp op,
                                 PatternRewriter &rewriter) const override {
-    if (!op.getEffectiveScale())
-      return rewriter.notifyMatchFailure(
-          op, "dynamic head dim needs an explicit scale");
     return AttentionTiler(rewriter, op, options).run();
   }
   AttentionTileOptions options;
@@ -571,13 +577,6 @@ struct AttnTilePass : public attn::impl::AttnTileBase<AttnTilePass> {
     RewritePatternSet patterns(&getContext());
     populateAttnTilePatterns(patterns, options);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
-    WalkResult left = getOperation()->walk([](AttentionOp op) {
-      op.emitError("attn-tile: cannot tile this attention: a dynamic head "
-                   "dim needs an explicit scale");
-      return WalkResult::interrupt();
-    });
-    if (left.wasInterrupted())
-      signalPassFailure();
   }
 };
 

@@ -129,6 +129,14 @@ func.func @zero_head_dim(%q: tensor<1x4x8x0xf16>) {
 
 // -----
 
+func.func @zero_value_head_dim(%q: tensor<1x4x8x32xf16>, %v: tensor<1x4x8x0xf16>) {
+  // expected-error @+1 {{value head dim must be positive}}
+  %o = attn.attention %q, %q, %v : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x0xf16>) -> tensor<1x4x8x0xf16>
+  return
+}
+
+// -----
+
 func.func @output_shape(%q: tensor<1x4x8x192xbf16>, %v: tensor<1x4x8x128xbf16>) {
   // expected-error @+1 {{output shape 'tensor<1x4x8x192xbf16>' is incompatible with the expected 'tensor<1x4x8x128xbf16>' (query shape with the value head dim)}}
   %o = attn.attention %q, %q, %v : (tensor<1x4x8x192xbf16>, tensor<1x4x8x192xbf16>, tensor<1x4x8x128xbf16>) -> tensor<1x4x8x192xbf16>

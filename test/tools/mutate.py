@@ -3,6 +3,10 @@
 # located "file:line:col: error:" -- never a crash, an assertion or a hang.
 #
 # RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir %attn_src_root/test/IR/invalid.mlir --attn-opt attn-opt --count 400 --seed 1
+# attn-tile and the whole CPU pipeline on synthesized attention ops (odd and
+# empty shapes, every variant attribute):
+# RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 200 --seed 5 --pass-args=--attn-tile
+# RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 100 --seed 6 --pass-args=--attn-to-cpu
 # attn-fuse on mutated attention graphs (matcher corner cases):
 # RUN: %python %s %attn_src_root/test/Transforms/attn-fuse-linalg.mlir %attn_src_root/test/Transforms/attn-fuse-negative.mlir %attn_src_root/test/Transforms/attn-fuse-tosa.mlir --attn-opt attn-opt --count 300 --seed 2 --no-synth --pass-args=--attn-fuse
 
