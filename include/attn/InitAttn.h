@@ -9,6 +9,7 @@
 #define ATTN_INITATTN_H
 
 #include "attn/IR/AttnDialect.h"
+#include "attn/Conversion/Passes.h"
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Transforms/Passes.h"
 
@@ -31,6 +32,7 @@ inline void registerAllAttnPasses() {
     return;
   registered = true;
   registerAttnTransformsPasses();
+  registerAttnConversionPasses();
   registerAttnPipelines();
 }
 

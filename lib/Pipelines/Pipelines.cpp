@@ -1,6 +1,7 @@
 //===- Pipelines.cpp - attn compilation pipelines -------------------------===//
 
 #include "attn/Pipelines/Pipelines.h"
+#include "attn/Conversion/Passes.h"
 #include "attn/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -8,6 +9,9 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -81,7 +85,37 @@ void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
   addLLVMLowering(pm);
 }
 
+void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
+                                        const AttnToPTXOptions &options) {
+  if (options.fuse)
+    pm.nest<func::FuncOp>().addPass(createAttnFuse());
+  AttnLowerToGPUOptions lower;
+  lower.dropHost = true;
+  pm.addPass(createAttnLowerToGPU(lower));
+  pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
+
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = "+ptx80";
+  target.optLevel = options.optLevel;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &gpu = pm.nest<gpu::GPUModuleOp>();
+  gpu.addPass(createSCFToControlFlowPass());
+  gpu.addPass(createConvertGpuOpsToNVVMOps());
+  gpu.addPass(createCanonicalizerPass());
+  gpu.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
 void mlir::attn::registerAttnPipelines() {
+  PassPipelineRegistration<AttnToPTXOptions>(
+      "attn-to-ptx",
+      "Compile every attention of a module to one PTX kernel per variant "
+      "(gpu.binary), with its calling contract in attn.kernels",
+      buildAttnToPTXPipeline);
   PassPipelineRegistration<AttnToCPUOptions>(
       "attn-to-cpu",
       "Lower attn ops and the surrounding tensor/linalg/tosa code to the LLVM "

@@ -31,7 +31,28 @@ struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
 /// one-shot bufferization, loops, deallocation, then the LLVM conversions.
 void buildAttnToCPUPipeline(OpPassManager &pm, const AttnToCPUOptions &options);
 
-/// Registers the attn pipelines (attn-to-cpu) with the pass registry.
+/// Options of the attn-to-ptx pipeline.
+struct AttnToPTXOptions : public PassPipelineOptions<AttnToPTXOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("Target: sm_80, sm_90 or sm_90a"),
+      llvm::cl::init("sm_90a")};
+  PassOptions::Option<int> optLevel{*this, "opt-level",
+                                    llvm::cl::desc("LLVM optimization level"),
+                                    llvm::cl::init(3)};
+  PassOptions::Option<bool> fuse{
+      *this, "fuse",
+      llvm::cl::desc("Run attn-fuse first, so unfused graphs become kernels"),
+      llvm::cl::init(true)};
+};
+
+/// Compiles every attention of a module (attn ops, or unfused graphs with
+/// `fuse`) to one specialized kernel per variant, each in a gpu.binary holding
+/// PTX for `chip`; host code is dropped and the kernels' calling contracts are
+/// kept in the module attribute `attn.kernels`.
+void buildAttnToPTXPipeline(OpPassManager &pm, const AttnToPTXOptions &options);
+
+/// Registers the attn pipelines (attn-to-cpu, attn-to-ptx) with the pass
+/// registry.
 void registerAttnPipelines();
 
 } // namespace attn
