@@ -207,12 +207,21 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
       {"bias", static_cast<bool>(bias)},
       {"sinks", static_cast<bool>(sinks)},
       {"lse", hasLse}};
+  if (bias) {
+    llvm::json::Array bcast;
+    for (bool x : biasBcast)
+      bcast.push_back(x);
+    variant["bias_broadcast"] = std::move(bcast);
+    variant["bias_dtype"] = typeName(biasElt);
+  }
+  if (sinks)
+    variant["sinks_dtype"] = typeName(sinksElt);
   if (op.getMaskOrNone().isWindow()) {
     variant["window_left"] = op.getMaskOrNone().getLeft();
     variant["window_right"] = op.getMaskOrNone().getRight();
   }
   if (scale)
-    variant["scale"] = *scale;
+    variant["scale"] = static_cast<double>(static_cast<float>(*scale));
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(params)},

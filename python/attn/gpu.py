@@ -1,0 +1,209 @@
+"""Launch attn kernel bundles on PyTorch CUDA tensors.
+
+Pure Python: the PTX and JSON manifests are written by `attn-compile` (or
+`python -m attn.bundles`) on a machine with the compiler; here they are loaded
+with the CUDA driver API (libcuda through ctypes, in torch's context and on
+torch's current stream) and launched as the manifest says.
+
+    from attn import gpu
+    out = gpu.attention(q, k, v, causal=True, bundles="build/bundles")
+
+Inputs the kernels do not support raise ValueError/LookupError that say what
+was expected; nothing is launched on a mismatch.
+"""
+
+import ctypes
+import glob
+import json
+import math
+import os
+
+import numpy as np
+
+_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32"}
+
+
+class CudaError(RuntimeError):
+    pass
+
+
+_cuda = None
+
+
+def _driver():
+    global _cuda
+    if _cuda is None:
+        _cuda = ctypes.CDLL("libcuda.so.1")
+    return _cuda
+
+
+def _check(result, what):
+    if result != 0:
+        name = ctypes.c_char_p()
+        _driver().cuGetErrorName(result, ctypes.byref(name))
+        raise CudaError(f"{what} failed: {name.value.decode() if name.value else result}")
+
+
+class Kernel:
+    """One bundle: its manifest and (once loaded) its CUfunction."""
+
+    def __init__(self, manifest_path):
+        with open(manifest_path) as f:
+            self.manifest = json.load(f)
+        self.ptx_path = os.path.join(os.path.dirname(manifest_path), self.manifest["ptx"])
+        self._function = None
+
+    @property
+    def variant(self):
+        return self.manifest["variant"]
+
+    def function(self):
+        if self._function is None:
+            with open(self.ptx_path, "rb") as f:
+                ptx = f.read() + b"\0"
+            module = ctypes.c_void_p()
+            _check(_driver().cuModuleLoadData(ctypes.byref(module), ptx), "cuModuleLoadData")
+            fn = ctypes.c_void_p()
+            _check(_driver().cuModuleGetFunction(ctypes.byref(fn), module,
+                                                 self.manifest["entry"].encode()),
+                   "cuModuleGetFunction")
+            self._function = fn
+        return self._function
+
+    def launch(self, tensors, sizes, stream):
+        """tensors: name -> torch tensor; sizes: name -> int."""
+        values = []
+        for p in self.manifest["params"]:
+            if p["kind"] == "memref":
+                t = tensors[p["name"]]
+                values += [ctypes.c_uint64(t.data_ptr()), ctypes.c_uint64(t.data_ptr()),
+                           ctypes.c_int64(0), ctypes.c_int64(t.numel()), ctypes.c_int64(1)]
+            else:
+                values.append(ctypes.c_int64(sizes[p["name"]]))
+        args = (ctypes.c_void_p * len(values))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p)
+                                                  for v in values])
+        grid = [_eval(g, sizes) for g in self.manifest["grid"]]
+        block = self.manifest["block"]
+        if min(grid) == 0:
+            return
+        _check(_driver().cuLaunchKernel(self.function(), *[ctypes.c_uint(x) for x in grid],
+                                        *[ctypes.c_uint(x) for x in block],
+                                        ctypes.c_uint(self.manifest["dynamic_shared_memory"]),
+                                        ctypes.c_void_p(stream), args, None),
+               "cuLaunchKernel")
+
+
+def _eval(expr, sizes):
+    if isinstance(expr, int):
+        return expr
+    if expr.startswith("ceil(") and "/" in expr:
+        num, den = expr[5:-1].split("/")
+        return -(-sizes[num.strip()] // int(den))
+    return sizes[expr]
+
+
+_cache = {}
+
+
+def load_bundles(directory):
+    """All kernels of a bundle directory (cached)."""
+    directory = os.path.abspath(directory)
+    if directory not in _cache:
+        _cache[directory] = [Kernel(p) for p in sorted(glob.glob(os.path.join(directory, "*.json")))]
+    return _cache[directory]
+
+
+def _f32(x):
+    return float(np.float32(x))
+
+
+def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
+              bias=None, sinks=None, layout="bhsd", return_lse=False, bundles=None,
+              out=None):
+    """attn's kernels with an SDPA-shaped call.
+
+    q [B, Hq, Sq, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv] (layout="bshd":
+    [B, S, H, D]); GQA/MQA by the head counts; causal or window=(left, right)
+    masks, bottom-right aligned; bias broadcastable to [B, Hq, Sq, Sk]; sinks
+    [Hq]. Returns out (and the LSE [B, Hq, Sq] with return_lse).
+    """
+    import torch
+
+    if bundles is None:
+        bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or not t.is_cuda:
+            raise ValueError(f"{name} must be a CUDA tensor")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D ({layout}), got shape {tuple(t.shape)}")
+        if not t.is_contiguous():
+            raise ValueError(f"{name} must be contiguous in the {layout} layout")
+    dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
+    if dtype is None:
+        raise ValueError(f"unsupported dtype {q.dtype}; expected float16, bfloat16 or float32")
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError("q, k and v must have the same dtype")
+    if layout == "bhsd":
+        b, hq, sq, d = q.shape
+        _, hkv, sk, _ = k.shape
+    elif layout == "bshd":
+        b, sq, hq, d = q.shape
+        _, sk, hkv, _ = k.shape
+    else:
+        raise ValueError(f"unknown layout {layout!r}; expected 'bhsd' or 'bshd'")
+    dv = v.shape[-1]
+    if k.shape[0] != b or v.shape[0] != b or k.shape[-1] != d or tuple(v.shape[:3]) != tuple(k.shape[:3]):
+        raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if hkv == 0 or hq % hkv:
+        raise ValueError(f"query heads ({hq}) must be a multiple of key/value heads ({hkv})")
+    if causal and window is not None:
+        raise ValueError("pass either causal=True or window=(left, right)")
+    want = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": layout,
+            "mask": "window" if window is not None else ("causal" if causal else "none"),
+            "scale": _f32(scale if scale is not None else 1 / math.sqrt(d)),
+            "softcap": None if softcap is None else softcap,
+            "bias": bias is not None, "sinks": sinks is not None, "lse": return_lse}
+    if window is not None:
+        want["window_left"], want["window_right"] = int(window[0]), int(window[1])
+    tensors = {"q": q, "k": k, "v": v}
+    if bias is not None:
+        if bias.dim() != 4 or not bias.is_contiguous() or not bias.is_cuda:
+            raise ValueError("bias must be a contiguous 4-D CUDA tensor broadcastable to [B, Hq, Sq, Sk]")
+        full = (b, hq, sq, sk)
+        for i, (s, f) in enumerate(zip(bias.shape, full)):
+            if s != 1 and s != f:
+                raise ValueError(f"bias {tuple(bias.shape)} is not broadcastable to {full} (dim {i})")
+        want["bias_broadcast"] = [s == 1 for s in bias.shape]
+        want["bias_dtype"] = _DTYPES.get(str(bias.dtype).replace("torch.", ""))
+        tensors["bias"] = bias
+    if sinks is not None:
+        if tuple(sinks.shape) != (hq,) or not sinks.is_cuda:
+            raise ValueError(f"sinks must be a CUDA tensor of shape ({hq},)")
+        want["sinks_dtype"] = _DTYPES.get(str(sinks.dtype).replace("torch.", ""))
+        tensors["sinks"] = sinks.contiguous()
+    kernel = _find(load_bundles(bundles), want)
+    out_shape = (b, hq, sq, dv) if layout == "bhsd" else (b, sq, hq, dv)
+    if out is None:
+        out = torch.empty(out_shape, dtype=q.dtype, device=q.device)
+    elif tuple(out.shape) != out_shape or out.dtype != q.dtype or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous {q.dtype} tensor of shape {out_shape}")
+    tensors["o"] = out
+    if return_lse:
+        lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)
+        tensors["lse"] = lse
+    kernel.launch(tensors, {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk},
+                  torch.cuda.current_stream(q.device).cuda_stream)
+    return (out, lse) if return_lse else out
+
+
+def _find(kernels, want):
+    def same(a, b):
+        if isinstance(a, float) or isinstance(b, float):
+            return a is not None and b is not None and _f32(a) == _f32(b)
+        return a == b
+    for kern in kernels:
+        v = kern.variant
+        if all(same(v.get(key), value) for key, value in want.items()):
+            return kern
+    raise LookupError(f"no kernel bundle for the variant {want}; "
+                      f"compile one with attn-compile or python -m attn.bundles")

@@ -1,0 +1,55 @@
+"""The GPU correctness suite's cases, shared with the bundle builder
+(python -m attn.bundles --gpu-suite)."""
+
+import math
+
+
+def case(id, b=2, hq=8, hkv=8, sq=113, sk=113, d=128, dv=None, dtype="bf16",
+         causal=False, window=None, softcap=None, scale=None, bias=None,
+         sinks=False, lse=False, layout="bhsd"):
+    return dict(id=id, b=b, hq=hq, hkv=hkv, sq=sq, sk=sk, d=d, dv=dv or d,
+                dtype=dtype, causal=causal, window=window, softcap=softcap,
+                scale=scale, bias=bias, sinks=sinks, lse=lse, layout=layout)
+
+
+CASES = [
+    case("mha_bf16", b=2, hq=8, hkv=8),
+    case("mqa_causal_f16", hq=8, hkv=1, dtype="f16", causal=True),
+    case("gqa4_causal_d64", hq=16, hkv=4, d=64, causal=True, sq=1000, sk=1000, lse=True),
+    case("gqa7_window", b=1, hq=14, hkv=2, sq=203, sk=203, window=(31, 0)),
+    case("causal_sq_lt_sk", b=1, hq=4, hkv=4, sq=113, sk=2049, causal=True),
+    case("causal_sq_gt_sk", b=1, hq=4, hkv=4, sq=203, sk=113, causal=True, lse=True),
+    case("window_left_right_bshd_f16", b=1, hq=8, hkv=2, sq=1000, sk=1000, window=(64, 16),
+         dtype="f16", layout="bshd"),
+    case("softcap", b=1, hq=8, hkv=4, sq=203, sk=203, softcap=30.0, causal=True),
+    case("bias", b=2, hq=4, hkv=4, sq=113, sk=113, bias=(False, True, False, False)),
+    case("sinks_window", b=1, hq=8, hkv=2, sq=203, sk=203, window=(63, 0), sinks=True, lse=True),
+    case("d96_f16", b=1, hq=4, hkv=4, d=96, dtype="f16"),
+    case("d256_causal", b=1, hq=4, hkv=2, d=256, causal=True),
+    case("mla_d192_dv128", b=1, hq=8, hkv=8, d=192, dv=128, causal=True, scale=0.1352),
+    case("decode_len1", b=8, hq=32, hkv=8, sq=1, sk=4224, causal=True),
+    case("long_4224", b=1, hq=8, hkv=8, sq=4224, sk=4224, causal=True),
+    case("batch8_2049_f16", b=8, hq=4, hkv=1, sq=2049, sk=2049, dtype="f16", causal=True),
+]
+
+
+def variant(c):
+    """The kernel variant a case needs (the keys of a manifest's variant)."""
+    v = {"dtype": c["dtype"], "head_dim": c["d"], "value_head_dim": c["dv"],
+         "layout": c["layout"],
+         "mask": "window" if c["window"] else ("causal" if c["causal"] else "none"),
+         "scale": c["scale"] if c["scale"] is not None else 1 / math.sqrt(c["d"]),
+         "softcap": c["softcap"], "bias": c["bias"] is not None, "sinks": c["sinks"],
+         "lse": c["lse"]}
+    if c["window"]:
+        v["window_left"], v["window_right"] = c["window"]
+    if c["bias"] is not None:
+        v["bias_broadcast"] = list(c["bias"])
+        v["bias_dtype"] = c["dtype"]
+    if c["sinks"]:
+        v["sinks_dtype"] = "f32"
+    return v
+
+
+def variants():
+    return [variant(c) for c in CASES]

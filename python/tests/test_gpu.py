@@ -1,0 +1,123 @@
+"""GPU correctness of attn's kernels (bundles from python -m attn.bundles
+--gpu-suite, loaded from $ATTN_BUNDLES), against a float64 reference.
+
+Rule (FlashAttention's): max|out - ref64| <= 2 * max|sdpa - ref64| + atol,
+where sdpa is the same attention computed in the input dtype (torch SDPA with
+an explicit bottom-right mask, or the same math in torch ops where SDPA has no
+such variant: softcap, sinks). Rows with no admissible key must be exactly 0,
+no NaN anywhere, and every output element must be written (the output is
+poisoned with NaN first). Skips without a CUDA GPU.
+"""
+
+import math
+import os
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA GPU on this machine: the GPU suite runs on the device machine",
+                allow_module_level=True)
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+from attn import gpu  # noqa: E402
+import gpu_cases  # noqa: E402
+
+BUNDLES = os.environ.get("ATTN_BUNDLES", "build/bundles")
+TORCH_DTYPE = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}
+RESULTS = []
+
+
+def admitted(c):
+    """[Sq, Sk] boolean mask, bottom-right aligned."""
+    sq, sk = c["sq"], c["sk"]
+    i = torch.arange(sq, device="cuda")[:, None] + (sk - sq)
+    j = torch.arange(sk, device="cuda")[None, :]
+    if c["causal"]:
+        return j <= i
+    if c["window"]:
+        left, right = c["window"]
+        return (j >= i - left) & (j <= i + right)
+    return torch.ones(sq, sk, dtype=torch.bool, device="cuda")
+
+
+def reference(q, k, v, c, bias, sinks, dtype):
+    """Attention with the math in `dtype` (float64 for the reference)."""
+    to = lambda t: None if t is None else t.to(dtype)
+    q, k, v, bias = to(q), to(k), to(v), to(bias)
+    if c["layout"] == "bshd":
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+    g = c["hq"] // c["hkv"]
+    k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
+    scale = c["scale"] if c["scale"] is not None else 1 / math.sqrt(c["d"])
+    mask = admitted(c)
+    if c["softcap"] is None and not c["sinks"] and dtype != torch.float64:
+        attn_mask = mask if bias is None else bias.masked_fill(~mask, float("-inf"))
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    else:
+        s = (q @ k.transpose(-1, -2)) * scale
+        if c["softcap"] is not None:
+            s = c["softcap"] * torch.tanh(s / c["softcap"])
+        if bias is not None:
+            s = s + bias
+        s = s.masked_fill(~mask, float("-inf"))
+        if c["sinks"]:
+            sk = sinks.to(dtype)[None, :, None, None].expand(s.shape[0], -1, s.shape[2], 1)
+            s = torch.cat([s, sk], dim=-1)
+        m = s.amax(-1, keepdim=True)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        p = torch.exp(s - m)
+        l = p.sum(-1, keepdim=True)
+        p = p / torch.where(l > 0, l, torch.ones_like(l))
+        if c["sinks"]:
+            p = p[..., :-1]
+        o = p @ v
+    if c["layout"] == "bshd":
+        o = o.transpose(1, 2)
+    return o
+
+
+@pytest.mark.parametrize("c", gpu_cases.CASES, ids=[c["id"] for c in gpu_cases.CASES])
+def test_gpu(c):
+    torch.manual_seed(hash(c["id"]) % 2**31)
+    dt = TORCH_DTYPE[c["dtype"]]
+    def shape(h, s, d):
+        return (c["b"], s, h, d) if c["layout"] == "bshd" else (c["b"], h, s, d)
+    q = torch.randn(shape(c["hq"], c["sq"], c["d"]), device="cuda", dtype=dt)
+    k = torch.randn(shape(c["hkv"], c["sk"], c["d"]), device="cuda", dtype=dt)
+    v = torch.randn(shape(c["hkv"], c["sk"], c["dv"]), device="cuda", dtype=dt)
+    bias = sinks = None
+    if c["bias"] is not None:
+        full = (c["b"], c["hq"], c["sq"], c["sk"])
+        bias = torch.randn([1 if bc else n for bc, n in zip(c["bias"], full)], device="cuda", dtype=dt)
+    if c["sinks"]:
+        sinks = torch.randn(c["hq"], device="cuda", dtype=torch.float32)
+    out = torch.full(shape(c["hq"], c["sq"], c["dv"]), float("nan"), device="cuda", dtype=dt)
+    res = gpu.attention(q, k, v, causal=c["causal"], window=c["window"], softcap=c["softcap"],
+                        scale=c["scale"], bias=bias, sinks=sinks, layout=c["layout"],
+                        return_lse=c["lse"], bundles=BUNDLES, out=out)
+    torch.cuda.synchronize()
+    o = res[0] if c["lse"] else res
+    assert not torch.isnan(o).any(), "NaN in the output (unwritten or 0/0)"
+    ref = reference(q, k, v, c, bias, sinks, torch.float64)
+    low = reference(q, k, v, c, bias, sinks, dt).to(torch.float64)
+    empty = ~admitted(c).any(-1)  # rows with no admissible key
+    if empty.any() and not c["sinks"]:
+        rows = o.transpose(1, 2) if c["layout"] == "bshd" else o
+        assert (rows[:, :, empty] == 0).all(), "fully masked rows must be 0"
+        keep = ~empty
+        sel = lambda t: (t.transpose(1, 2) if c["layout"] == "bshd" else t)[:, :, keep]
+        o_, ref_, low_ = sel(o.double()), sel(ref), sel(low)
+    else:
+        o_, ref_, low_ = o.double(), ref, low
+    err = (o_ - ref_).abs().max().item()
+    base = (low_ - ref_).abs().max().item()
+    atol = 1e-3 if c["dtype"] != "f32" else 1e-5
+    RESULTS.append((c["id"], err, base))
+    print(f"\n{c['id']}: max|out-ref64| = {err:.3e}, max|{c['dtype']} math - ref64| = {base:.3e}")
+    assert err <= 2 * base + atol, f"max error {err:.3e} > 2 x {base:.3e} + {atol}"
+    if c["lse"]:
+        lse = res[1].double()
+        assert not torch.isnan(lse).any()
