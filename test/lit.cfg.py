@@ -27,7 +27,8 @@ config.substitutions.append(
     ("%attn_plugin", os.path.join(config.attn_lib_dir, "AttnPlugin" + config.llvm_shlib_ext))
 )
 
-llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.with_system_environment(
+    ["HOME", "INCLUDE", "LIB", "TMP", "TEMP", "CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"])
 llvm_config.use_default_substitutions()
 
 # Tools: ours from the build tree, mlir-opt/FileCheck/not from LLVM's bin/.

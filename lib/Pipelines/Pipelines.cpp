@@ -19,6 +19,9 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/Support/FileSystem.h"
+
+#include <cstdlib>
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -85,6 +88,21 @@ void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
   addLLVMLowering(pm);
 }
 
+/// The CUDA toolkit whose libdevice the kernels link (math functions such as
+/// tanh): the option, else the usual environment variables, else the
+/// standard install location.
+static std::string getCUDAToolkitPath(StringRef option) {
+  if (!option.empty())
+    return option.str();
+  for (const char *var : {"CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"})
+    if (const char *value = std::getenv(var))
+      if (*value)
+        return value;
+  if (llvm::sys::fs::is_directory("/usr/local/cuda"))
+    return "/usr/local/cuda";
+  return "";
+}
+
 void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
                                         const AttnToPTXOptions &options) {
   if (options.fuse)
@@ -107,6 +125,7 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   pm.addPass(createReconcileUnrealizedCastsPass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = "isa";
+  binary.toolkitPath = getCUDAToolkitPath(options.cudaPath);
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 

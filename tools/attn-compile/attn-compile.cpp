@@ -47,6 +47,10 @@ static llvm::cl::opt<std::string>
          llvm::cl::init("sm_90a"));
 static llvm::cl::opt<int> optLevel("opt-level", llvm::cl::init(3),
                                    llvm::cl::desc("LLVM optimization level"));
+static llvm::cl::opt<std::string>
+    cudaPath("cuda-path", llvm::cl::init(""),
+             llvm::cl::desc("CUDA toolkit for libdevice (default: $CUDA_HOME, "
+                            "$CUDA_PATH, $CUDA_ROOT or /usr/local/cuda)"));
 static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
                                   llvm::cl::desc("Do not run attn-fuse first"));
 
@@ -85,6 +89,7 @@ int main(int argc, char **argv) {
   options.chip = chip;
   options.optLevel = optLevel;
   options.fuse = !noFuse;
+  options.cudaPath = cudaPath;
   attn::buildAttnToPTXPipeline(pm, options);
   if (failed(pm.run(*module)))
     return 1;

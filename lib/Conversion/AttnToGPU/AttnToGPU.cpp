@@ -434,8 +434,11 @@ struct AttnLowerToGPUPass
           buildAttentionKernel(builder, gpuModule, op);
       if (failed(kernel))
         return signalPassFailure();
-      manifests.push_back(builder.getNamedAttr(
-          kernel->func.getName(), builder.getStringAttr(kernel->manifest)));
+      if (llvm::none_of(manifests, [&](NamedAttribute n) {
+            return n.getName() == kernel->func.getName();
+          }))
+        manifests.push_back(builder.getNamedAttr(
+            kernel->func.getName(), builder.getStringAttr(kernel->manifest)));
     }
     module->setAttr("attn.kernels", builder.getDictionaryAttr(manifests));
     if (dropHost) {
