@@ -29,6 +29,7 @@ CASES = [
     case("mla_d192_dv128", b=1, hq=8, hkv=8, d=192, dv=128, causal=True, scale=0.1352),
     case("decode_len1", b=8, hq=32, hkv=8, sq=1, sk=4224, causal=True),
     case("long_4224", b=1, hq=8, hkv=8, sq=4224, sk=4224, causal=True),
+    case("quickbench_shape", b=1, hq=4, hkv=4, sq=256, sk=256, causal=True),
     case("batch8_2049_f16", b=8, hq=4, hkv=1, sq=2049, sk=2049, dtype="f16", causal=True),
 ]
 

@@ -1,0 +1,49 @@
+"""A quick timing of attn's kernel against torch SDPA on one shape (bf16,
+head dim 128, causal), to track the GPU path's speed between sessions.
+
+    ATTN_BUNDLES=build/bundles python3 -m attn.quickbench
+
+The full benchmark of issue 6 is separate; this is a smoke number."""
+
+import math
+import os
+import sys
+
+import torch
+
+from . import gpu
+
+
+def tflops(ms, b, h, s, d, causal):
+    flops = 4 * b * h * s * s * d * (0.5 if causal else 1)
+    return flops / ms / 1e9
+
+
+def time_ms(fn, iters=20):
+    for _ in range(3):
+        fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(iters):
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
+
+
+def main():
+    b, h, s, d = 2, 16, 4096, 128
+    q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
+    ours = time_ms(lambda: gpu.attention(q, k, v, causal=True, bundles=bundles))
+    sdpa = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
+    name = torch.cuda.get_device_name()
+    print(f"{name}: bf16 d128 causal b={b} h={h} s={s}: attn {ours:.3f} ms "
+          f"({tflops(ours, b, h, s, d, True):.1f} TFLOP/s), torch SDPA {sdpa:.3f} ms "
+          f"({tflops(sdpa, b, h, s, d, True):.1f} TFLOP/s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
