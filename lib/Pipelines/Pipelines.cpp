@@ -109,6 +109,7 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
     pm.nest<func::FuncOp>().addPass(createAttnFuse());
   AttnLowerToGPUOptions lower;
   lower.dropHost = true;
+  lower.kernel = options.kernel;
   pm.addPass(createAttnLowerToGPU(lower));
   pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
 
@@ -119,6 +120,7 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &gpu = pm.nest<gpu::GPUModuleOp>();
   gpu.addPass(createSCFToControlFlowPass());
+  gpu.addPass(createConvertNVGPUToNVVMPass());
   gpu.addPass(createConvertGpuOpsToNVVMOps());
   gpu.addPass(createCanonicalizerPass());
   gpu.addPass(createCSEPass());

@@ -51,12 +51,13 @@ def variant_mlir(v, name="attn"):
             f"  return {rn} : {', '.join(results)}\n}}\n")
 
 
-def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None):
+def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel="baseline"):
     """Writes one bundle per distinct variant into `outdir`."""
     tool = attn_compile or os.environ.get("ATTN_COMPILE") or os.path.join(
         os.path.dirname(cpu.tools()[0]) if cpu.tools() else "build/bin", "attn-compile")
     module = "".join(variant_mlir(v, f"attn{i}") for i, v in enumerate(variants))
-    out = subprocess.run([tool, "-", "-o", outdir, f"--chip={chip}", "--no-fuse"],
+    out = subprocess.run([tool, "-", "-o", outdir, f"--chip={chip}", "--no-fuse",
+                          f"--kernel={kernel}"],
                          input=module.encode(), capture_output=True)
     if out.returncode:
         raise RuntimeError("attn-compile failed:\n" + out.stderr.decode())
@@ -68,12 +69,13 @@ def main():
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--chip", default="sm_90a")
     ap.add_argument("--gpu-suite", action="store_true")
+    ap.add_argument("--kernel", default="baseline", choices=["baseline", "mma", "auto"])
     args = ap.parse_args()
     if not args.gpu_suite:
         ap.error("nothing to compile: pass --gpu-suite")
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
     import gpu_cases
-    written = compile_variants(gpu_cases.variants(), args.output, args.chip)
+    written = compile_variants(gpu_cases.variants(), args.output, args.chip, kernel=args.kernel)
     print(f"{len(written)} bundles in {args.output}")
 
 

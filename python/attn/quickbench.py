@@ -35,14 +35,19 @@ def time_ms(fn, iters=20):
 
 def main():
     b, h, s, d = 2, 16, 4096, 128
-    q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
-    ours = time_ms(lambda: gpu.attention(q, k, v, causal=True, bundles=bundles))
-    sdpa = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
     name = torch.cuda.get_device_name()
-    print(f"{name}: bf16 d128 causal b={b} h={h} s={s}: attn {ours:.3f} ms "
-          f"({tflops(ours, b, h, s, d, True):.1f} TFLOP/s), torch SDPA {sdpa:.3f} ms "
-          f"({tflops(sdpa, b, h, s, d, True):.1f} TFLOP/s)")
+    for dtype in (torch.bfloat16, torch.float16):
+        q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=dtype) for _ in range(3))
+        kern = gpu._find(gpu.load_bundles(bundles), {"dtype": "bf16" if dtype == torch.bfloat16 else "f16",
+                                                     "head_dim": d, "value_head_dim": d, "layout": "bhsd",
+                                                     "mask": "causal", "bias": False, "sinks": False,
+                                                     "lse": False, "softcap": None})
+        ours = time_ms(lambda: gpu.attention(q, k, v, causal=True, bundles=bundles))
+        sdpa = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
+        print(f"{name}: {str(dtype)[6:]} d128 causal b={b} h={h} s={s}: attn ({kern.manifest.get('kernel')}) "
+              f"{ours:.3f} ms ({tflops(ours, b, h, s, d, True):.1f} TFLOP/s), torch SDPA {sdpa:.3f} ms "
+              f"({tflops(sdpa, b, h, s, d, True):.1f} TFLOP/s)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,17 @@ CASES = [
     case("mla_d192_dv128", b=1, hq=8, hkv=8, d=192, dv=128, causal=True, scale=0.1352),
     case("decode_len1", b=8, hq=32, hkv=8, sq=1, sk=4224, causal=True),
     case("long_4224", b=1, hq=8, hkv=8, sq=4224, sk=4224, causal=True),
+    # f16 cases that the tensor-core kernel (kernel=auto|mma) takes.
+    case("f16_gqa7_window_softcap", b=1, hq=14, hkv=2, sq=203, sk=203, d=64, dtype="f16",
+         window=(31, 0), softcap=30.0),
+    case("f16_sinks_lse_empty_rows", b=2, hq=8, hkv=2, sq=203, sk=113, dtype="f16", causal=True,
+         sinks=True, lse=True),
+    case("f16_causal_sq_gt_sk_lse", b=1, hq=4, hkv=4, sq=203, sk=113, dtype="f16", causal=True, lse=True),
+    case("f16_bias_d64", b=2, hq=4, hkv=2, sq=1000, sk=1000, d=64, dtype="f16",
+         bias=(False, True, False, False)),
+    case("f16_decode_len1", b=8, hq=32, hkv=8, sq=1, sk=4224, dtype="f16", causal=True),
+    case("f16_long_4224_d64", b=1, hq=8, hkv=8, sq=4224, sk=4224, d=64, dtype="f16", causal=True),
+    case("f16_mla_d192_dv128_baseline", b=1, hq=4, hkv=4, d=192, dv=128, dtype="f16", causal=True),
     case("quickbench_shape", b=1, hq=4, hkv=4, sq=256, sk=256, causal=True),
     case("batch8_2049_f16", b=8, hq=4, hkv=1, sq=2049, sk=2049, dtype="f16", causal=True),
 ]

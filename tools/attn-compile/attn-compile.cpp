@@ -51,6 +51,9 @@ static llvm::cl::opt<std::string>
     cudaPath("cuda-path", llvm::cl::init(""),
              llvm::cl::desc("CUDA toolkit for libdevice (default: $CUDA_HOME, "
                             "$CUDA_PATH, $CUDA_ROOT or /usr/local/cuda)"));
+static llvm::cl::opt<std::string>
+    kernel("kernel", llvm::cl::init("baseline"),
+           llvm::cl::desc("Kernel body: baseline, mma (tensor cores) or auto"));
 static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
                                   llvm::cl::desc("Do not run attn-fuse first"));
 
@@ -90,6 +93,7 @@ int main(int argc, char **argv) {
   options.optLevel = optLevel;
   options.fuse = !noFuse;
   options.cudaPath = cudaPath;
+  options.kernel = kernel;
   attn::buildAttnToPTXPipeline(pm, options);
   if (failed(pm.run(*module)))
     return 1;

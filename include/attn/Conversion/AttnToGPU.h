@@ -19,13 +19,34 @@ struct AttentionKernel {
   std::string manifest;
 };
 
+/// Which kernel body to generate.
+enum class KernelKind {
+  Baseline, ///< a thread per query row, no tensor cores (every variant)
+  Mma,      ///< mma.sync tensor cores (f16, head dims % 16 == 0, <= 128)
+};
+
 /// The kernel name of `op`'s variant: equal for ops that can share a kernel.
-std::string getAttentionKernelName(AttentionOp op);
+std::string getAttentionKernelName(AttentionOp op, KernelKind kind);
+
+/// Whether the tensor-core kernel supports `op`'s variant.
+bool isMmaKernelEligible(AttentionOp op);
 
 /// Adds (or finds) the kernel for `op`'s variant in `module`.
 FailureOr<AttentionKernel> buildAttentionKernel(OpBuilder &builder,
                                                 gpu::GPUModuleOp module,
-                                                AttentionOp op);
+                                                AttentionOp op,
+                                                KernelKind kind);
+
+/// The kernel arguments the tensor-core body reads.
+struct MmaKernelArgs {
+  Value q, k, v, bias, sinks, o, lse;
+  Value batch, hq, hkv, sq, sk;
+  SmallVector<bool, 4> biasBroadcast;
+};
+
+/// Emits the tensor-core kernel body into `func` (see MmaKernel.cpp).
+void buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                        AttentionOp op, const MmaKernelArgs &args);
 
 } // namespace attn
 } // namespace mlir

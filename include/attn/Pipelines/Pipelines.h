@@ -44,6 +44,10 @@ struct AttnToPTXOptions : public PassPipelineOptions<AttnToPTXOptions> {
       llvm::cl::desc("CUDA toolkit (for libdevice); default: $CUDA_HOME, "
                      "$CUDA_PATH, $CUDA_ROOT or /usr/local/cuda"),
       llvm::cl::init("")};
+  PassOptions::Option<std::string> kernel{
+      *this, "kernel",
+      llvm::cl::desc("Kernel body: baseline, mma (tensor cores) or auto"),
+      llvm::cl::init("baseline")};
   PassOptions::Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run attn-fuse first, so unfused graphs become kernels"),

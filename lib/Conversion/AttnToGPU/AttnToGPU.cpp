@@ -55,7 +55,8 @@ static std::string typeName(Type t) {
   return s;
 }
 
-std::string mlir::attn::getAttentionKernelName(AttentionOp op) {
+std::string mlir::attn::getAttentionKernelName(AttentionOp op,
+                                               KernelKind kind) {
   AttentionShape shape = op.getAttentionShape();
   std::string name;
   llvm::raw_string_ostream os(name);
@@ -89,6 +90,8 @@ std::string mlir::attn::getAttentionKernelName(AttentionOp op) {
     os << "_sinks" << typeName(cast<RankedTensorType>(sinks.getType()).getElementType());
   if (op.getLse())
     os << "_lse";
+  if (kind == KernelKind::Mma)
+    os << "_mma";
   return name;
 }
 
@@ -124,7 +127,11 @@ public:
 
 FailureOr<AttentionKernel>
 mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
-                                 AttentionOp op) {
+                                 AttentionOp op, KernelKind kind) {
+  if (kind == KernelKind::Mma && !isMmaKernelEligible(op))
+    return op.emitOpError("the tensor-core kernel needs f16, head dims that "
+                          "are multiples of 16 up to 128 and a known scale");
+  const bool mma = kind == KernelKind::Mma;
   MLIRContext *ctx = builder.getContext();
   AttentionShape shape = op.getAttentionShape();
   if (ShapedType::isDynamic(shape.headDim) ||
@@ -132,7 +139,7 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
     return op.emitOpError("GPU kernels need static head dims");
   std::optional<double> scale = op.getEffectiveScale();
   const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
-  std::string name = getAttentionKernelName(op);
+  std::string name = getAttentionKernelName(op, kind);
 
   Type elt = op.getOutput().getType().getElementType();
   Type f32 = builder.getF32Type();
@@ -225,8 +232,10 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(params)},
-      {"grid", llvm::json::Array{"ceil(Sq / 128)", "Hq", "B"}},
+      {"grid", llvm::json::Array{mma ? "ceil(Sq / 64)" : "ceil(Sq / 128)", "Hq",
+                                 "B"}},
       {"block", llvm::json::Array{kBlockRows, 1, 1}},
+      {"kernel", mma ? "mma.sync" : "baseline"},
       {"dynamic_shared_memory", 0},
       {"variant", std::move(variant)}};
   std::string manifestText;
@@ -243,12 +252,49 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   Type qRowType = MemRefType::get({shape.headDim}, f32, AffineMap(), privateSpace);
   Type accType =
       MemRefType::get({shape.valueHeadDim}, f32, AffineMap(), privateSpace);
-  auto func = gpu::GPUFuncOp::create(
-      builder, loc, name, builder.getFunctionType(argTypes, {}), TypeRange{},
-      TypeRange{qRowType, accType});
+  auto workgroupSpace = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto tile = [&](int64_t dim) -> Type {
+    return MemRefType::get({64, dim}, builder.getF16Type(), AffineMap(),
+                           workgroupSpace);
+  };
+  auto func =
+      mma ? gpu::GPUFuncOp::create(
+                builder, loc, name, builder.getFunctionType(argTypes, {}),
+                TypeRange{tile(shape.headDim), tile(shape.headDim),
+                          tile(shape.valueHeadDim)},
+                TypeRange{})
+          : gpu::GPUFuncOp::create(builder, loc, name,
+                                   builder.getFunctionType(argTypes, {}),
+                                   TypeRange{}, TypeRange{qRowType, accType});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), builder.getUnitAttr());
   func.setKnownBlockSizeAttr(
       builder.getDenseI32ArrayAttr({(int32_t)kBlockRows, 1, 1}));
+  if (mma) {
+    Block &body = func.getBody().front();
+    builder.setInsertionPointToStart(&body);
+    unsigned n = 0;
+    MmaKernelArgs args;
+    args.q = body.getArgument(n++);
+    args.k = body.getArgument(n++);
+    args.v = body.getArgument(n++);
+    if (bias)
+      args.bias = body.getArgument(n++);
+    if (sinks)
+      args.sinks = body.getArgument(n++);
+    args.o = body.getArgument(n++);
+    if (hasLse)
+      args.lse = body.getArgument(n++);
+    args.batch = body.getArgument(n);
+    args.hq = body.getArgument(n + 1);
+    args.hkv = body.getArgument(n + 2);
+    args.sq = body.getArgument(n + 3);
+    args.sk = body.getArgument(n + 4);
+    args.biasBroadcast.assign(biasBcast.begin(), biasBcast.end());
+    buildMmaKernelBody(builder, func, op, args);
+    gpu::ReturnOp::create(builder, loc);
+    return AttentionKernel{func, manifestText};
+  }
 
   Block &entry = func.getBody().front();
   builder.setInsertionPointToStart(&entry);
@@ -410,6 +456,12 @@ struct AttnLowerToGPUPass
     : public attn::impl::AttnLowerToGPUBase<AttnLowerToGPUPass> {
   using AttnLowerToGPUBase::AttnLowerToGPUBase;
   void runOnOperation() override {
+    if (kernel != "baseline" && kernel != "mma" && kernel != "auto") {
+      getOperation()->emitError("attn-lower-to-gpu: kernel must be baseline, "
+                                 "mma or auto, got '")
+          << kernel << "'";
+      return signalPassFailure();
+    }
     ModuleOp module = getOperation();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
@@ -424,14 +476,17 @@ struct AttnLowerToGPUPass
     for (AttentionOp op : ops) {
       // One gpu.module per variant, named like its kernel, so that each
       // kernel becomes its own gpu.binary (and bundle).
-      std::string name = getAttentionKernelName(op);
+      KernelKind kind = KernelKind::Baseline;
+      if (kernel == "mma" || (kernel == "auto" && isMmaKernelEligible(op)))
+        kind = KernelKind::Mma;
+      std::string name = getAttentionKernelName(op, kind);
       auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name);
       if (!gpuModule) {
         builder.setInsertionPointToEnd(module.getBody());
         gpuModule = gpu::GPUModuleOp::create(builder, module.getLoc(), name);
       }
       FailureOr<AttentionKernel> kernel =
-          buildAttentionKernel(builder, gpuModule, op);
+          buildAttentionKernel(builder, gpuModule, op, kind);
       if (failed(kernel))
         return signalPassFailure();
       if (llvm::none_of(manifests, [&](NamedAttribute n) {

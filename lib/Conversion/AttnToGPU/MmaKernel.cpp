@@ -1,0 +1,367 @@
+//===- MmaKernel.cpp - tensor-core attention kernel (mma.sync) ------------===//
+//
+// The FlashAttention-2 kernel on sm_80+ tensor cores, for f16 with head dims
+// that are multiples of 16 up to 128. A block of 4 warps owns 64 query rows
+// (16 per warp); each step stages 64 keys of K and V in shared memory and:
+//
+//   1. S = Q·Kᵀ with nvgpu.mma.sync m16n8k16: Q fragments are loaded once
+//      with ldmatrix (x4), K fragments with ldmatrix (x2, K rows are the
+//      columns of Kᵀ).
+//   2. Scale (log2 e folded), softcap, bias, and the mask of the band on the
+//      accumulator fragments: thread t of a quad holds row g = lane / 4 (and
+//      g + 8), columns 2t, 2t + 1 of each 8-key tile.
+//   3. Row maxima with two quad shuffles; m' = max(m, rowmax); alpha and
+//      P = exp2(S - m') as in attn-tile; per-thread partial row sums.
+//   4. O = O·alpha + P·V: the S accumulators of two adjacent key tiles are
+//      exactly the A fragment of the next m16n8k16 (converted to f16); V
+//      fragments come from ldmatrix.trans.
+//   5. After the loop the quad's partial sums are added and O / l is
+//      written (0 for rows without keys; LSE if requested).
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Conversion/AttnToGPU.h"
+#include "attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+static constexpr int64_t kRows = 64, kKeys = 64, kThreads = 128;
+
+bool mlir::attn::isMmaKernelEligible(AttentionOp op) {
+  AttentionShape s = op.getAttentionShape();
+  Type elt = op.getOutput().getType().getElementType();
+  return elt.isF16() && !ShapedType::isDynamic(s.headDim) &&
+         !ShapedType::isDynamic(s.valueHeadDim) && s.headDim % 16 == 0 &&
+         s.valueHeadDim % 16 == 0 && s.headDim <= 128 &&
+         s.valueHeadDim <= 128 && op.getEffectiveScale().has_value();
+}
+
+void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                                    AttentionOp op, const MmaKernelArgs &args) {
+  MLIRContext *ctx = builder.getContext();
+  Location loc = op.getLoc();
+  ImplicitLocOpBuilder b(loc, builder);
+  AttentionShape shape = op.getAttentionShape();
+  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
+  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  Type f16 = b.getF16Type(), f32 = b.getF32Type();
+  bool bshd = op.getLayout() == Layout::BSHD;
+  MaskAttr mask = op.getMaskOrNone();
+  std::optional<double> softcap;
+  if (std::optional<APFloat> c = op.getSoftcap())
+    softcap = c->convertToDouble();
+  double scale = *op.getEffectiveScale();
+
+  auto idx = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, v); };
+  auto cf = [&](double v) -> Value {
+    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
+  };
+  auto add = [&](Value x, Value y) -> Value { return arith::AddIOp::create(b, x, y); };
+  auto sub = [&](Value x, Value y) -> Value { return arith::SubIOp::create(b, x, y); };
+  auto mul = [&](Value x, Value y) -> Value { return arith::MulIOp::create(b, x, y); };
+  auto divu = [&](Value x, Value y) -> Value { return arith::DivUIOp::create(b, x, y); };
+  auto remu = [&](Value x, Value y) -> Value { return arith::RemUIOp::create(b, x, y); };
+  auto smin = [&](Value x, Value y) -> Value { return arith::MinSIOp::create(b, x, y); };
+  auto smax = [&](Value x, Value y) -> Value { return arith::MaxSIOp::create(b, x, y); };
+  auto slt = [&](Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
+  };
+  auto sle = [&](Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::sle, x, y);
+  };
+
+  Value qArg = args.q, kArg = args.k, vArg = args.v, oArg = args.o;
+  Value hq = args.hq, hkv = args.hkv, sq = args.sq, sk = args.sk;
+  Value qS = func.getWorkgroupAttributions()[0];
+  Value kS = func.getWorkgroupAttributions()[1];
+  Value vS = func.getWorkgroupAttributions()[2];
+
+  Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value c32 = idx(32), c4 = idx(4), c0 = idx(0), c1 = idx(1);
+  Value warp = divu(tid, c32), lane = remu(tid, c32);
+  Value g = divu(lane, c4), t = remu(lane, c4);
+  Value q0 = mul(bx, idx(kRows));
+  Value group = divu(hq, hkv);
+  Value kvh = divu(h, group);
+  Value off = sub(sk, sq);
+
+  auto rowOffset = [&](Value heads, Value seqLen, Value head, Value s,
+                       int64_t dim) {
+    Value r = bshd ? add(mul(add(mul(bIdx, seqLen), s), heads), head)
+                   : add(mul(add(mul(bIdx, heads), head), seqLen), s);
+    return mul(r, idx(dim));
+  };
+  // Copies a [64, dim] tile of rows [row0, row0 + 64) (zeros past `limit`)
+  // from global into shared memory, all threads cooperating.
+  auto loadTile = [&](Value src, Value smem, Value heads, Value seqLen,
+                      Value head, Value row0, Value limit, int64_t dim) {
+    scf::ForOp::create(
+        b, loc, tid, idx(kRows * dim), idx(kThreads), ValueRange{},
+        [&](OpBuilder &nb, Location, Value e, ValueRange) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(ib.getInsertionBlock(), ib.getInsertionPoint());
+          Value r = divu(e, idx(dim)), c = remu(e, idx(dim));
+          Value row = add(row0, r);
+          Value inside = slt(row, limit);
+          auto ifOp = scf::IfOp::create(
+              b, TypeRange{f16}, inside, /*withElse=*/true);
+          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+          Value x = memref::LoadOp::create(
+              b, src, add(rowOffset(heads, seqLen, head, row, dim), c));
+          scf::YieldOp::create(b, x);
+          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+          scf::YieldOp::create(
+              b, Value(arith::ConstantOp::create(b, b.getF16FloatAttr(0.0))));
+          b.setInsertionPointAfter(ifOp);
+          memref::StoreOp::create(b, ifOp.getResult(0), smem, ValueRange{r, c});
+          scf::YieldOp::create(b);
+        });
+  };
+
+  // Q tile and its fragments (kept in registers for the whole kernel).
+  loadTile(qArg, qS, hq, sq, h, q0, sq, D);
+  gpu::BarrierOp::create(b);
+  auto aType = VectorType::get({4, 2}, f16);
+  auto bType = VectorType::get({2, 2}, f16);
+  auto cType = VectorType::get({2, 2}, f32);
+  SmallVector<Value> qa;
+  Value warpRow = mul(warp, idx(16));
+  for (int64_t kk = 0; kk < D / 16; ++kk) {
+    Value r = add(warpRow, remu(lane, idx(16)));
+    Value c = add(idx(kk * 16), mul(divu(lane, idx(16)), idx(8)));
+    qa.push_back(nvgpu::LdMatrixOp::create(b, aType, qS, ValueRange{r, c},
+                                           /*transpose=*/false, 4));
+  }
+
+  // Rows of this thread (g and g + 8 of the warp's 16) and their band.
+  Value row[2] = {add(add(q0, warpRow), g), add(add(add(q0, warpRow), g), idx(8))};
+  constexpr int64_t kFar = int64_t(1) << 40;
+  int64_t right = mask.isWindow() ? std::min(mask.getRight(), kFar) : 0;
+  int64_t left = mask.isWindow() ? std::min(mask.getLeft(), kFar) : 0;
+  auto bandHi = [&](Value r) -> Value {
+    if (mask.isNone())
+      return sk;
+    return smax(c0, smin(sk, add(add(r, off), idx(right + 1))));
+  };
+  auto bandLo = [&](Value r) -> Value {
+    if (!mask.isWindow())
+      return c0;
+    return smax(c0, sub(add(r, off), idx(left)));
+  };
+  Value lastRow = sub(smin(add(q0, idx(kRows)), sq), c1);
+  Value kbBegin = divu(bandLo(q0), idx(kKeys));
+  Value kbEnd = arith::CeilDivSIOp::create(b, bandHi(lastRow), idx(kKeys));
+
+  // Initial state: m (two rows), l (partial, two rows), O fragments.
+  Value m0 = cf(-INFINITY), l0 = cf(0.0);
+  if (args.sinks) {
+    Value s = memref::LoadOp::create(b, args.sinks, h);
+    if (s.getType() != f32)
+      s = arith::ExtFOp::create(b, f32, s);
+    m0 = arith::MulFOp::create(b, s, cf(log2e));
+    // The sink's weight is added once per row, by thread t = 0 of the quad.
+    l0 = arith::SelectOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t, c0), cf(1.0),
+        cf(0.0));
+  }
+  Value zeroAcc = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
+  SmallVector<Value> init = {m0, m0, l0, l0};
+  for (int64_t e = 0; e < Dv / 8; ++e)
+    init.push_back(zeroAcc);
+
+  auto loop = scf::ForOp::create(
+      b, loc, kbBegin, smax(kbBegin, kbEnd), c1, init,
+      [&](OpBuilder &nb, Location, Value kb, ValueRange iter) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        Value k0 = mul(kb, idx(kKeys));
+        gpu::BarrierOp::create(b); // the previous step is done with kS/vS
+        loadTile(kArg, kS, hkv, sk, kvh, k0, sk, D);
+        loadTile(vArg, vS, hkv, sk, kvh, k0, sk, Dv);
+        gpu::BarrierOp::create(b);
+
+        // Step 1: S = Q·Kᵀ, 8 key tiles of 8.
+        SmallVector<Value> s;
+        for (int64_t n = 0; n < kKeys / 8; ++n) {
+          Value acc = zeroAcc;
+          for (int64_t kk = 0; kk < D / 16; ++kk) {
+            Value r = add(idx(n * 8), remu(lane, idx(8)));
+            Value c = add(idx(kk * 16), mul(remu(divu(lane, idx(8)), idx(2)), idx(8)));
+            Value kf = nvgpu::LdMatrixOp::create(b, bType, kS, ValueRange{r, c},
+                                                 /*transpose=*/false, 2);
+            acc = nvgpu::MmaSyncOp::create(b, qa[kk], kf, acc,
+                                           ArrayRef<int64_t>{16, 8, 16});
+          }
+          s.push_back(acc);
+        }
+
+        // Step 2: logits in the exp2 domain, masked outside the band.
+        Value factor = cf(scale * (softcap ? 1.0 / *softcap : log2e));
+        Value ninf = cf(-INFINITY);
+        SmallVector<SmallVector<Value, 4>> x(kKeys / 8); // [n][i*2 + j]
+        for (int64_t n = 0; n < kKeys / 8; ++n) {
+          for (int64_t i = 0; i < 2; ++i) {
+            for (int64_t j = 0; j < 2; ++j) {
+              Value v = vector::ExtractOp::create(b, s[n], ArrayRef<int64_t>{i, j});
+              v = arith::MulFOp::create(b, v, factor);
+              if (softcap)
+                v = arith::MulFOp::create(b, math::TanhOp::create(b, v),
+                                          cf(*softcap * log2e));
+              Value key = add(add(k0, idx(n * 8 + j)), mul(t, idx(2)));
+              if (args.bias) {
+                Value sizes[4] = {args.batch, hq, sq, sk};
+                Value coords[4] = {bIdx, h, row[i], key};
+                Value boff = c0;
+                Value inb = slt(row[i], sq);
+                inb = arith::AndIOp::create(b, inb, slt(key, sk));
+                for (unsigned d = 0; d < 4; ++d) {
+                  Value size = args.biasBroadcast[d] ? c1 : sizes[d];
+                  Value coord = args.biasBroadcast[d] ? c0 : coords[d];
+                  boff = add(mul(boff, size), coord);
+                }
+                // Out-of-range rows/keys read element 0 (masked anyway).
+                boff = arith::SelectOp::create(b, inb, boff, c0);
+                Value bv = memref::LoadOp::create(b, args.bias, boff);
+                if (bv.getType() != f32)
+                  bv = arith::ExtFOp::create(b, f32, bv);
+                v = arith::AddFOp::create(b, v,
+                                          arith::MulFOp::create(b, bv, cf(log2e)));
+              }
+              Value ok = slt(key, sk);
+              if (!mask.isNone()) {
+                Value p = add(row[i], off);
+                ok = arith::AndIOp::create(b, ok, sle(key, add(p, idx(right))));
+                if (mask.isWindow())
+                  ok = arith::AndIOp::create(
+                      b, ok,
+                      arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
+                                            sub(p, idx(left))));
+              }
+              x[n].push_back(arith::SelectOp::create(b, ok, v, ninf));
+            }
+          }
+        }
+
+        // Step 3: row maxima across the quad, new running max, P, alpha.
+        SmallVector<Value> mNew(2), mSafe(2), alpha(2), lNew(2);
+        for (int64_t i = 0; i < 2; ++i) {
+          Value mx = iter[i];
+          for (int64_t n = 0; n < kKeys / 8; ++n)
+            for (int64_t j = 0; j < 2; ++j)
+              mx = arith::MaximumFOp::create(b, mx, x[n][i * 2 + j]);
+          for (int32_t o : {1, 2})
+            mx = arith::MaximumFOp::create(
+                b, mx,
+                gpu::ShuffleOp::create(b, mx, o, 32, gpu::ShuffleMode::XOR)
+                    .getShuffleResult());
+          mNew[i] = mx;
+          Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx,
+                                               ninf);
+          mSafe[i] = arith::SelectOp::create(b, isNinf, cf(0.0), mx);
+          alpha[i] = math::Exp2Op::create(
+              b, arith::SubFOp::create(b, iter[i], mSafe[i]));
+          lNew[i] = arith::MulFOp::create(b, iter[2 + i], alpha[i]);
+        }
+        SmallVector<SmallVector<Value, 4>> p(kKeys / 8);
+        for (int64_t n = 0; n < kKeys / 8; ++n)
+          for (int64_t i = 0; i < 2; ++i)
+            for (int64_t j = 0; j < 2; ++j) {
+              Value e = math::Exp2Op::create(
+                  b, arith::SubFOp::create(b, x[n][i * 2 + j], mSafe[i]));
+              lNew[i] = arith::AddFOp::create(b, lNew[i], e);
+              p[n].push_back(e);
+            }
+
+        // Step 4: O = O·alpha + P·V.
+        SmallVector<Value> o;
+        for (int64_t e = 0; e < Dv / 8; ++e) {
+          Value acc = iter[4 + e];
+          for (int64_t i = 0; i < 2; ++i)
+            for (int64_t j = 0; j < 2; ++j) {
+              Value a = vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
+              acc = vector::InsertOp::create(
+                  b, arith::MulFOp::create(b, a, alpha[i]), acc,
+                  ArrayRef<int64_t>{i, j});
+            }
+          o.push_back(acc);
+        }
+        for (int64_t kk = 0; kk < kKeys / 16; ++kk) {
+          SmallVector<Value> elems;
+          // a0a1: tile 2kk row g; a2a3: tile 2kk row g+8; a4a5, a6a7: 2kk+1.
+          for (int64_t n : {2 * kk, 2 * kk + 1})
+            for (int64_t i = 0; i < 2; ++i)
+              for (int64_t j = 0; j < 2; ++j)
+                elems.push_back(arith::TruncFOp::create(b, f16, p[n][i * 2 + j]));
+          SmallVector<Value> reordered = {elems[0], elems[1], elems[2], elems[3],
+                                          elems[4], elems[5], elems[6], elems[7]};
+          Value pa = vector::FromElementsOp::create(b, aType, reordered);
+          for (int64_t e = 0; e < Dv / 8; ++e) {
+            Value r = add(idx(kk * 16), add(remu(lane, idx(8)),
+                                            mul(remu(divu(lane, idx(8)), idx(2)), idx(8))));
+            Value vf = nvgpu::LdMatrixOp::create(b, bType, vS,
+                                                 ValueRange{r, idx(e * 8)},
+                                                 /*transpose=*/true, 2);
+            o[e] = nvgpu::MmaSyncOp::create(b, pa, vf, o[e],
+                                            ArrayRef<int64_t>{16, 8, 16});
+          }
+        }
+        SmallVector<Value> yields = {mNew[0], mNew[1], lNew[0], lNew[1]};
+        llvm::append_range(yields, o);
+        scf::YieldOp::create(b, yields);
+      });
+
+  // Step 5: quad-reduce the row sums, normalize, write.
+  for (int64_t i = 0; i < 2; ++i) {
+    Value l = loop.getResult(2 + i);
+    for (int32_t o : {1, 2})
+      l = arith::AddFOp::create(
+          b, l,
+          gpu::ShuffleOp::create(b, l, o, 32, gpu::ShuffleMode::XOR)
+              .getShuffleResult());
+    Value m = loop.getResult(i);
+    Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l, cf(0.0));
+    Value inRange = slt(row[i], sq);
+    auto ifOp = scf::IfOp::create(b, inRange, /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    Value oBase = rowOffset(hq, sq, h, row[i], Dv);
+    for (int64_t e = 0; e < Dv / 8; ++e)
+      for (int64_t j = 0; j < 2; ++j) {
+        Value a = vector::ExtractOp::create(b, loop.getResult(4 + e),
+                                            ArrayRef<int64_t>{i, j});
+        Value v = arith::DivFOp::create(b, a, l);
+        v = arith::SelectOp::create(b, empty, cf(0.0), v);
+        v = arith::TruncFOp::create(b, f16, v);
+        Value col = add(idx(e * 8 + j), mul(t, idx(2)));
+        memref::StoreOp::create(b, v, oArg, add(oBase, col));
+      }
+    if (args.lse) {
+      Value r = arith::MulFOp::create(
+          b, arith::AddFOp::create(b, m, math::Log2Op::create(b, l)), cf(ln2));
+      r = arith::SelectOp::create(b, empty, cf(-INFINITY), r);
+      Value isT0 = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t, c0);
+      auto store = scf::IfOp::create(b, isT0, /*withElse=*/false);
+      b.setInsertionPointToStart(&store.getThenRegion().front());
+      memref::StoreOp::create(b, r, args.lse,
+                              add(mul(add(mul(bIdx, hq), h), sq), row[i]));
+    }
+  }
+  (void)ctx;
+}
