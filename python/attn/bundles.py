@@ -51,7 +51,7 @@ def variant_mlir(v, name="attn"):
             f"  return {rn} : {', '.join(results)}\n}}\n")
 
 
-def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel="baseline"):
+def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel="auto"):
     """Writes one bundle per distinct variant into `outdir`."""
     tool = attn_compile or os.environ.get("ATTN_COMPILE") or os.path.join(
         os.path.dirname(cpu.tools()[0]) if cpu.tools() else "build/bin", "attn-compile")
@@ -69,7 +69,7 @@ def main():
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--chip", default="sm_90a")
     ap.add_argument("--gpu-suite", action="store_true")
-    ap.add_argument("--kernel", default="baseline", choices=["baseline", "mma", "auto"])
+    ap.add_argument("--kernel", default="auto", choices=["baseline", "mma", "auto"])
     args = ap.parse_args()
     if not args.gpu_suite:
         ap.error("nothing to compile: pass --gpu-suite")

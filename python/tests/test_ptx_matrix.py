@@ -48,14 +48,21 @@ MATRIX = (
 )
 
 
+@pytest.mark.parametrize("kernel", ["auto", "baseline"])
 @pytest.mark.parametrize("chip", ["sm_80", "sm_90a"])
-def test_variant_matrix_ptxas(chip):
+def test_variant_matrix_ptxas(chip, kernel):
     with tempfile.TemporaryDirectory() as out:
-        written = bundles.compile_variants(MATRIX, out, chip)
+        written = bundles.compile_variants(MATRIX, out, chip, kernel=kernel)
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
         assert len(ptx) == len(MATRIX), f"{len(ptx)} kernels for {len(MATRIX)} variants"
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
                                capture_output=True, text=True)
             assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
-            assert f".target {chip}" in open(os.path.join(out, f)).read()
+            text = open(os.path.join(out, f)).read()
+            assert f".target {chip}" in text
+            # The tensor-core kernels use ldmatrix and mma.sync.
+            if f.endswith("_mma.ptx"):
+                assert "ldmatrix.sync.aligned" in text and "mma.sync.aligned.m16n8k16" in text
+        if kernel == "auto":
+            assert any(f.endswith("_mma.ptx") for f in ptx)

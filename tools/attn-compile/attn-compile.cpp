@@ -52,7 +52,7 @@ static llvm::cl::opt<std::string>
              llvm::cl::desc("CUDA toolkit for libdevice (default: $CUDA_HOME, "
                             "$CUDA_PATH, $CUDA_ROOT or /usr/local/cuda)"));
 static llvm::cl::opt<std::string>
-    kernel("kernel", llvm::cl::init("baseline"),
+    kernel("kernel", llvm::cl::init("auto"),
            llvm::cl::desc("Kernel body: baseline, mma (tensor cores) or auto"));
 static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
                                   llvm::cl::desc("Do not run attn-fuse first"));

@@ -47,7 +47,7 @@ struct AttnToPTXOptions : public PassPipelineOptions<AttnToPTXOptions> {
   PassOptions::Option<std::string> kernel{
       *this, "kernel",
       llvm::cl::desc("Kernel body: baseline, mma (tensor cores) or auto"),
-      llvm::cl::init("baseline")};
+      llvm::cl::init("auto")};
   PassOptions::Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run attn-fuse first, so unfused graphs become kernels"),

@@ -1,0 +1,38 @@
+// RUN: attn-opt %s --attn-lower-to-gpu="kernel=auto drop-host" --canonicalize | FileCheck %s
+// RUN: not attn-opt %s --attn-lower-to-gpu="kernel=mma" 2>&1 | FileCheck %s --check-prefix=INELIGIBLE
+// RUN: not attn-opt %s --attn-lower-to-gpu="kernel=fast" 2>&1 | FileCheck %s --check-prefix=BADKIND
+
+// The tensor-core kernel: Q, K, V tiles of 64 rows in workgroup memory, Q
+// fragments by ldmatrix x4, K by ldmatrix x2, V by ldmatrix.trans, m16n8k16
+// mma.sync for both products, quad shuffles for the row maxima and sums.
+// CHECK-LABEL: gpu.func @attn_f16_d64_dv64_bhsd_causal_s3e000000_mma
+// CHECK-SAME: workgroup(%[[QS:.+]] : memref<64x64xf16, #gpu.address_space<workgroup>>, %[[KS:.+]] : memref<64x64xf16, #gpu.address_space<workgroup>>, %[[VS:.+]] : memref<64x64xf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: gpu.barrier
+// CHECK-COUNT-4: nvgpu.ldmatrix %[[QS]][{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x64xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: scf.for {{.*}} iter_args
+// CHECK:   gpu.barrier
+// CHECK:   gpu.barrier
+// CHECK:   nvgpu.ldmatrix %[[KS]][{{.+}}] {numTiles = 2 : i32, transpose = false}
+// CHECK:   nvgpu.mma.sync({{.+}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// CHECK:   gpu.shuffle  xor
+// CHECK:   math.exp2
+// CHECK:   nvgpu.ldmatrix %[[VS]][{{.+}}] {numTiles = 2 : i32, transpose = true}
+// CHECK:   nvgpu.mma.sync
+// CHECK: gpu.shuffle  xor
+// CHECK-NOT: nvgpu.mma.sync
+// CHECK: gpu.return
+
+// A bf16 attention falls back to the baseline kernel under auto.
+// CHECK-LABEL: gpu.func @attn_bf16_d64_dv64_bhsd_none_s3e000000(
+// CHECK-NOT: nvgpu.mma.sync
+// CHECK: gpu.return
+
+// INELIGIBLE: error: 'attn.attention' op the tensor-core kernel needs f16, head dims that are multiples of 16 up to 128 and a known scale
+// BADKIND: error: attn-lower-to-gpu: kernel must be baseline, mma or auto, got 'fast'
+func.func @two(%q: tensor<1x8x100x64xf16>, %k: tensor<1x2x100x64xf16>, %b: tensor<1x8x100x64xbf16>)
+    -> (tensor<1x8x100x64xf16>, tensor<1x8x100x64xbf16>) {
+  %o = attn.attention %q, %k, %k mask = <causal> : (tensor<1x8x100x64xf16>, tensor<1x2x100x64xf16>, tensor<1x2x100x64xf16>) -> tensor<1x8x100x64xf16>
+  %p = attn.attention %b, %b, %b : (tensor<1x8x100x64xbf16>, tensor<1x8x100x64xbf16>, tensor<1x8x100x64xbf16>) -> tensor<1x8x100x64xbf16>
+  return %o, %p : tensor<1x8x100x64xf16>, tensor<1x8x100x64xbf16>
+}
