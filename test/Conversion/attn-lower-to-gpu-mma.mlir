@@ -23,16 +23,26 @@
 // CHECK-NOT: nvgpu.mma.sync
 // CHECK: gpu.return
 
-// A bf16 attention falls back to the baseline kernel under auto.
-// CHECK-LABEL: gpu.func @attn_bf16_d64_dv64_bhsd_none_s3e000000(
-// CHECK-NOT: nvgpu.mma.sync
+// bf16 uses nvvm.mma.sync directly (nvgpu.mma.sync rejects bf16), the rows
+// of the fragments packed into i32 registers.
+// CHECK-LABEL: gpu.func @attn_bf16_d64_dv64_bhsd_none_s3e000000_mma(
+// CHECK: nvgpu.ldmatrix {{.*}} -> vector<4x2xbf16>
+// CHECK: vector.bitcast %{{.+}} : vector<2xbf16> to vector<1xi32>
+// CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
 // CHECK: gpu.return
 
-// INELIGIBLE: error: 'attn.attention' op the tensor-core kernel needs f16, head dims that are multiples of 16 up to 128 and a known scale
+// f32 falls back to the baseline kernel under auto.
+// CHECK-LABEL: gpu.func @attn_f32_d64_dv64_bhsd_none_s3e000000(
+// CHECK-NOT: mma.sync
+// CHECK: gpu.return
+
+// INELIGIBLE: error: 'attn.attention' op the tensor-core kernel needs f16 or bf16, head dims that are multiples of 16 up to 128 and a known scale
 // BADKIND: error: attn-lower-to-gpu: kernel must be baseline, mma or auto, got 'fast'
-func.func @two(%q: tensor<1x8x100x64xf16>, %k: tensor<1x2x100x64xf16>, %b: tensor<1x8x100x64xbf16>)
-    -> (tensor<1x8x100x64xf16>, tensor<1x8x100x64xbf16>) {
+func.func @three(%q: tensor<1x8x100x64xf16>, %k: tensor<1x2x100x64xf16>, %b: tensor<1x8x100x64xbf16>,
+                 %f: tensor<1x8x100x64xf32>)
+    -> (tensor<1x8x100x64xf16>, tensor<1x8x100x64xbf16>, tensor<1x8x100x64xf32>) {
   %o = attn.attention %q, %k, %k mask = <causal> : (tensor<1x8x100x64xf16>, tensor<1x2x100x64xf16>, tensor<1x2x100x64xf16>) -> tensor<1x8x100x64xf16>
   %p = attn.attention %b, %b, %b : (tensor<1x8x100x64xbf16>, tensor<1x8x100x64xbf16>, tensor<1x8x100x64xbf16>) -> tensor<1x8x100x64xbf16>
-  return %o, %p : tensor<1x8x100x64xf16>, tensor<1x8x100x64xbf16>
+  %r = attn.attention %f, %f, %f : (tensor<1x8x100x64xf32>, tensor<1x8x100x64xf32>, tensor<1x8x100x64xf32>) -> tensor<1x8x100x64xf32>
+  return %o, %p, %r : tensor<1x8x100x64xf16>, tensor<1x8x100x64xbf16>, tensor<1x8x100x64xf32>
 }

@@ -22,7 +22,7 @@ struct AttentionKernel {
 /// Which kernel body to generate.
 enum class KernelKind {
   Baseline, ///< a thread per query row, no tensor cores (every variant)
-  Mma,      ///< mma.sync tensor cores (f16, head dims % 16 == 0, <= 128)
+  Mma,      ///< mma.sync tensor cores (f16/bf16, head dims % 16 == 0, <= 128)
 };
 
 /// The kernel name of `op`'s variant: equal for ops that can share a kernel.

@@ -32,12 +32,14 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "Remove the host functions, keeping only the gpu.module">,
     Option<"kernel", "kernel", "std::string", /*default=*/"\"baseline\"",
            "Kernel body: baseline (every variant), mma (mma.sync tensor "
-           "cores; f16, head dims % 16 == 0 up to 128) or auto (mma where "
+           "cores; f16/bf16, head dims % 16 == 0 up to 128) or auto (mma where "
            "eligible)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::NVVM::NVVMDialect",
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::nvgpu::NVGPUDialect",

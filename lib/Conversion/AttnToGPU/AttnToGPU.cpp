@@ -129,8 +129,9 @@ FailureOr<AttentionKernel>
 mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
                                  AttentionOp op, KernelKind kind) {
   if (kind == KernelKind::Mma && !isMmaKernelEligible(op))
-    return op.emitOpError("the tensor-core kernel needs f16, head dims that "
-                          "are multiples of 16 up to 128 and a known scale");
+    return op.emitOpError("the tensor-core kernel needs f16 or bf16, head "
+                          "dims that are multiples of 16 up to 128 and a "
+                          "known scale");
   const bool mma = kind == KernelKind::Mma;
   MLIRContext *ctx = builder.getContext();
   AttentionShape shape = op.getAttentionShape();
@@ -255,8 +256,7 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   auto workgroupSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
   auto tile = [&](int64_t dim) -> Type {
-    return MemRefType::get({64, dim}, builder.getF16Type(), AffineMap(),
-                           workgroupSpace);
+    return MemRefType::get({64, dim}, elt, AffineMap(), workgroupSpace);
   };
   auto func =
       mma ? gpu::GPUFuncOp::create(

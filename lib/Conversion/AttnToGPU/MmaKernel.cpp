@@ -1,6 +1,7 @@
 //===- MmaKernel.cpp - tensor-core attention kernel (mma.sync) ------------===//
 //
-// The FlashAttention-2 kernel on sm_80+ tensor cores, for f16 with head dims
+// The FlashAttention-2 kernel on sm_80+ tensor cores, for f16 and bf16 with
+// head dims
 // that are multiples of 16 up to 128. A block of 4 warps owns 64 query rows
 // (16 per warp); each step stages 64 keys of K and V in shared memory and:
 //
@@ -25,6 +26,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -42,7 +45,7 @@ static constexpr int64_t kRows = 64, kKeys = 64, kThreads = 128;
 bool mlir::attn::isMmaKernelEligible(AttentionOp op) {
   AttentionShape s = op.getAttentionShape();
   Type elt = op.getOutput().getType().getElementType();
-  return elt.isF16() && !ShapedType::isDynamic(s.headDim) &&
+  return (elt.isF16() || elt.isBF16()) && !ShapedType::isDynamic(s.headDim) &&
          !ShapedType::isDynamic(s.valueHeadDim) && s.headDim % 16 == 0 &&
          s.valueHeadDim % 16 == 0 && s.headDim <= 128 &&
          s.valueHeadDim <= 128 && op.getEffectiveScale().has_value();
@@ -56,7 +59,8 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   AttentionShape shape = op.getAttentionShape();
   const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
   const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
-  Type f16 = b.getF16Type(), f32 = b.getF32Type();
+  // The element type of the tiles and fragments: f16 or bf16.
+  Type f16 = op.getOutput().getType().getElementType(), f32 = b.getF32Type();
   bool bshd = op.getLayout() == Layout::BSHD;
   MaskAttr mask = op.getMaskOrNone();
   std::optional<double> softcap;
@@ -127,7 +131,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           scf::YieldOp::create(b, x);
           b.setInsertionPointToStart(&ifOp.getElseRegion().front());
           scf::YieldOp::create(
-              b, Value(arith::ConstantOp::create(b, b.getF16FloatAttr(0.0))));
+              b, Value(arith::ConstantOp::create(b, b.getFloatAttr(f16, 0.0))));
           b.setInsertionPointAfter(ifOp);
           memref::StoreOp::create(b, ifOp.getResult(0), smem, ValueRange{r, c});
           scf::YieldOp::create(b);
@@ -140,6 +144,38 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto aType = VectorType::get({4, 2}, f16);
   auto bType = VectorType::get({2, 2}, f16);
   auto cType = VectorType::get({2, 2}, f32);
+  // D = A·B + C for one m16n8k16 tile. nvgpu.mma.sync handles f16; for bf16
+  // (which nvgpu.mma.sync in LLVM 22 rejects) nvvm.mma.sync is emitted
+  // directly, each row of A and B packed into one 32-bit register.
+  auto mmaSync = [&](Value a, Value bv, Value c) -> Value {
+    if (f16.isF16())
+      return nvgpu::MmaSyncOp::create(b, a, bv, c, ArrayRef<int64_t>{16, 8, 16});
+    Type i32 = b.getI32Type();
+    auto pack = [&](Value v, int64_t rows) {
+      SmallVector<Value> regs;
+      for (int64_t r = 0; r < rows; ++r) {
+        Value pair = vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r});
+        Value word = vector::BitCastOp::create(
+            b, VectorType::get({1}, i32), pair);
+        regs.push_back(vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0}));
+      }
+      return regs;
+    };
+    SmallVector<Value> cRegs;
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        cRegs.push_back(vector::ExtractOp::create(b, c, ArrayRef<int64_t>{i, j}));
+    Type resultType = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+    Value d = NVVM::MmaOp::create(
+        b, resultType, pack(a, 4), pack(bv, 2), cRegs,
+        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
+    SmallVector<Value> elems;
+    for (int64_t e = 0; e < 4; ++e)
+      elems.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e}));
+    return vector::FromElementsOp::create(b, cType, elems);
+  };
   SmallVector<Value> qa;
   Value warpRow = mul(warp, idx(16));
   for (int64_t kk = 0; kk < D / 16; ++kk) {
@@ -206,8 +242,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
             Value c = add(idx(kk * 16), mul(remu(divu(lane, idx(8)), idx(2)), idx(8)));
             Value kf = nvgpu::LdMatrixOp::create(b, bType, kS, ValueRange{r, c},
                                                  /*transpose=*/false, 2);
-            acc = nvgpu::MmaSyncOp::create(b, qa[kk], kf, acc,
-                                           ArrayRef<int64_t>{16, 8, 16});
+            acc = mmaSync(qa[kk], kf, acc);
           }
           s.push_back(acc);
         }
@@ -318,8 +353,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
             Value vf = nvgpu::LdMatrixOp::create(b, bType, vS,
                                                  ValueRange{r, idx(e * 8)},
                                                  /*transpose=*/true, 2);
-            o[e] = nvgpu::MmaSyncOp::create(b, pa, vf, o[e],
-                                            ArrayRef<int64_t>{16, 8, 16});
+            o[e] = mmaSync(pa, vf, o[e]);
           }
         }
         SmallVector<Value> yields = {mNew[0], mNew[1], lNew[0], lNew[1]};
