@@ -61,8 +61,9 @@ def test_variant_matrix_ptxas(chip, kernel):
             assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
             text = open(os.path.join(out, f)).read()
             assert f".target {chip}" in text
-            # The tensor-core kernels use ldmatrix and mma.sync.
+            # The tensor-core kernels use cp.async, ldmatrix and mma.sync.
             if f.endswith("_mma.ptx"):
                 assert "ldmatrix.sync.aligned" in text and "mma.sync.aligned.m16n8k16" in text
+                assert "cp.async" in text
         if kernel == "auto":
             assert any(f.endswith("_mma.ptx") for f in ptx)

@@ -138,8 +138,34 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         });
   };
 
+  // Copies a [64, dim] tile asynchronously (cp.async, 16 bytes = 8 elements
+  // per copy, zero-filled past `limit`): 64 * dim / 1024 copies per thread,
+  // unrolled, committed as one group and waited for.
+  auto asyncTokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
+  auto loadTileAsync = [&](Value src, Value smem, Value heads, Value seqLen,
+                           Value head, Value row0, Value limit, int64_t dim) {
+    SmallVector<Value> tokens;
+    for (int64_t k = 0; k < kRows * dim / (kThreads * 8); ++k) {
+      Value e = mul(add(tid, idx(k * kThreads)), idx(8));
+      Value r = divu(e, idx(dim)), c = remu(e, idx(dim));
+      Value row = add(row0, r);
+      Value inside = slt(row, limit);
+      // Rows past the end read nothing (size 0) from a valid address.
+      Value safeRow = arith::SelectOp::create(b, inside, row, row0);
+      Value count = arith::SelectOp::create(b, inside, idx(8), c0);
+      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, asyncTokenType, smem, ValueRange{r, c}, src,
+          ValueRange{add(rowOffset(heads, seqLen, head, safeRow, dim), c)},
+          b.getIndexAttr(8), count, /*bypassL1=*/UnitAttr()));
+    }
+    Value group = nvgpu::DeviceAsyncCreateGroupOp::create(
+        b, nvgpu::DeviceAsyncTokenType::get(ctx), tokens);
+    nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+  };
+  (void)loadTile;
+
   // Q tile and its fragments (kept in registers for the whole kernel).
-  loadTile(qArg, qS, hq, sq, h, q0, sq, D);
+  loadTileAsync(qArg, qS, hq, sq, h, q0, sq, D);
   gpu::BarrierOp::create(b);
   auto aType = VectorType::get({4, 2}, f16);
   auto bType = VectorType::get({2, 2}, f16);
@@ -229,8 +255,8 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
         Value k0 = mul(kb, idx(kKeys));
         gpu::BarrierOp::create(b); // the previous step is done with kS/vS
-        loadTile(kArg, kS, hkv, sk, kvh, k0, sk, D);
-        loadTile(vArg, vS, hkv, sk, kvh, k0, sk, Dv);
+        loadTileAsync(kArg, kS, hkv, sk, kvh, k0, sk, D);
+        loadTileAsync(vArg, vS, hkv, sk, kvh, k0, sk, Dv);
         gpu::BarrierOp::create(b);
 
         // Step 1: S = Q·Kᵀ, 8 key tiles of 8.
