@@ -7,7 +7,7 @@
 // fragments by ldmatrix x4, K by ldmatrix x2, V by ldmatrix.trans, m16n8k16
 // mma.sync for both products, quad shuffles for the row maxima and sums.
 // CHECK-LABEL: gpu.func @attn_f16_d64_dv64_bhsd_causal_s3e000000_mma
-// CHECK-SAME: workgroup(%[[QS:.+]] : memref<64x64xf16, #gpu.address_space<workgroup>>, %[[KS:.+]] : memref<64x64xf16, #gpu.address_space<workgroup>>, %[[VS:.+]] : memref<64x64xf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[QS:.+]] : memref<64x64xf16, #gpu.address_space<workgroup>>, %[[KS:.+]] : memref<2x64x64xf16, #gpu.address_space<workgroup>>, %[[VS:.+]] : memref<2x64x64xf16, #gpu.address_space<workgroup>>)
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // Q by cp.async, 16 bytes per copy, zero-filled past Sq.
 // CHECK-COUNT-4: nvgpu.device_async_copy %{{.+}}[%{{.+}}], %[[QS]][%{{.+}}, %{{.+}}], 8, %{{.+}} : memref<?xf16> to memref<64x64xf16, #gpu.address_space<workgroup>>
@@ -15,18 +15,24 @@
 // CHECK: nvgpu.device_async_wait %{{.+}} {numGroups = 0 : i32}
 // CHECK: gpu.barrier
 // CHECK-COUNT-4: nvgpu.ldmatrix %[[QS]][{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x64xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
-// CHECK: scf.for {{.*}} iter_args
+// Two-stage K/V pipeline: the prologue fills stage 0; each step waits for its
+// stage, then prefetches the next tile into the other one.
+// CHECK: nvgpu.device_async_copy %{{.+}}, %[[KS]][%c0, %{{.+}}, %{{.+}}]
+// CHECK: nvgpu.device_async_copy %{{.+}}, %[[VS]][%c0, %{{.+}}, %{{.+}}]
+// CHECK: scf.for %[[KB:.+]] = {{.*}} iter_args
+// CHECK:   %[[STAGE:.+]] = arith.remui
+// CHECK:   nvgpu.device_async_wait %{{.+}} {numGroups = 0 : i32}
 // CHECK:   gpu.barrier
-// CHECK:   nvgpu.device_async_copy %{{.+}}, %[[KS]]
-// CHECK:   nvgpu.device_async_copy %{{.+}}, %[[VS]]
-// CHECK:   nvgpu.device_async_wait
-// CHECK:   gpu.barrier
-// CHECK:   nvgpu.ldmatrix %[[KS]][{{.+}}] {numTiles = 2 : i32, transpose = false}
+// CHECK:   %[[OTHER:.+]] = arith.subi %c1, %[[STAGE]]
+// CHECK:   nvgpu.device_async_copy %{{.+}}, %[[KS]][%[[OTHER]], %{{.+}}, %{{.+}}]
+// CHECK:   nvgpu.device_async_copy %{{.+}}, %[[VS]][%[[OTHER]], %{{.+}}, %{{.+}}]
+// CHECK:   nvgpu.ldmatrix %[[KS]][%[[STAGE]], {{.+}}] {numTiles = 2 : i32, transpose = false}
 // CHECK:   nvgpu.mma.sync({{.+}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // CHECK:   gpu.shuffle  xor
 // CHECK:   math.exp2
-// CHECK:   nvgpu.ldmatrix %[[VS]][{{.+}}] {numTiles = 2 : i32, transpose = true}
+// CHECK:   nvgpu.ldmatrix %[[VS]][%[[STAGE]], {{.+}}] {numTiles = 2 : i32, transpose = true}
 // CHECK:   nvgpu.mma.sync
+// CHECK: nvgpu.device_async_wait %{{.+}} {numGroups = 0 : i32}
 // CHECK: gpu.shuffle  xor
 // CHECK-NOT: nvgpu.mma.sync
 // CHECK: gpu.return

@@ -28,6 +28,9 @@ enum class KernelKind {
 /// The kernel name of `op`'s variant: equal for ops that can share a kernel.
 std::string getAttentionKernelName(AttentionOp op, KernelKind kind);
 
+/// Keys per pipeline step of the tensor-core kernel for head dims d / dv.
+int64_t getMmaKeysPerStep(int64_t d, int64_t dv);
+
 /// Whether the tensor-core kernel supports `op`'s variant.
 bool isMmaKernelEligible(AttentionOp op);
 

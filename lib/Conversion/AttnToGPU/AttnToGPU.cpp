@@ -258,11 +258,17 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   auto tile = [&](int64_t dim) -> Type {
     return MemRefType::get({64, dim}, elt, AffineMap(), workgroupSpace);
   };
+  int64_t keysPerStep =
+      getMmaKeysPerStep(shape.headDim, shape.valueHeadDim);
+  auto stages = [&](int64_t dim) -> Type {
+    return MemRefType::get({2, keysPerStep, dim}, elt, AffineMap(),
+                           workgroupSpace);
+  };
   auto func =
       mma ? gpu::GPUFuncOp::create(
                 builder, loc, name, builder.getFunctionType(argTypes, {}),
-                TypeRange{tile(shape.headDim), tile(shape.headDim),
-                          tile(shape.valueHeadDim)},
+                TypeRange{tile(shape.headDim), stages(shape.headDim),
+                          stages(shape.valueHeadDim)},
                 TypeRange{})
           : gpu::GPUFuncOp::create(builder, loc, name,
                                    builder.getFunctionType(argTypes, {}),

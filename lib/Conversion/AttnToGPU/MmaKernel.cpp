@@ -3,7 +3,9 @@
 // The FlashAttention-2 kernel on sm_80+ tensor cores, for f16 and bf16 with
 // head dims
 // that are multiples of 16 up to 128. A block of 4 warps owns 64 query rows
-// (16 per warp); each step stages 64 keys of K and V in shared memory and:
+// (16 per warp); K and V go through a two-stage cp.async pipeline of 64 keys
+// per step (32 for head dims above 64), the next tile loading while the
+// current one is computed; each step:
 //
 //   1. S = Q·Kᵀ with nvgpu.mma.sync m16n8k16: Q fragments are loaded once
 //      with ldmatrix (x4), K fragments with ldmatrix (x2, K rows are the
@@ -40,15 +42,25 @@
 using namespace mlir;
 using namespace mlir::attn;
 
-static constexpr int64_t kRows = 64, kKeys = 64, kThreads = 128;
+static constexpr int64_t kRows = 64, kThreads = 128;
+
+int64_t mlir::attn::getMmaKeysPerStep(int64_t d, int64_t dv) {
+  // Two stages of K and V plus Q must fit the 48 KB of static shared memory.
+  return (d <= 64 && dv <= 64) ? 64 : 32;
+}
 
 bool mlir::attn::isMmaKernelEligible(AttentionOp op) {
   AttentionShape s = op.getAttentionShape();
   Type elt = op.getOutput().getType().getElementType();
-  return (elt.isF16() || elt.isBF16()) && !ShapedType::isDynamic(s.headDim) &&
-         !ShapedType::isDynamic(s.valueHeadDim) && s.headDim % 16 == 0 &&
-         s.valueHeadDim % 16 == 0 && s.headDim <= 128 &&
-         s.valueHeadDim <= 128 && op.getEffectiveScale().has_value();
+  if (!(elt.isF16() || elt.isBF16()) || ShapedType::isDynamic(s.headDim) ||
+      ShapedType::isDynamic(s.valueHeadDim) || s.headDim % 16 != 0 ||
+      s.valueHeadDim % 16 != 0 || s.headDim > 128 || s.valueHeadDim > 128 ||
+      !op.getEffectiveScale().has_value())
+    return false;
+  // Every thread issues whole 16-byte copies of each tile.
+  int64_t keys = getMmaKeysPerStep(s.headDim, s.valueHeadDim);
+  return (keys * s.headDim) % (kThreads * 8) == 0 &&
+         (keys * s.valueHeadDim) % (kThreads * 8) == 0;
 }
 
 void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
@@ -58,6 +70,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   ImplicitLocOpBuilder b(loc, builder);
   AttentionShape shape = op.getAttentionShape();
   const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
+  const int64_t kKeys = getMmaKeysPerStep(D, Dv);
   const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
   // The element type of the tiles and fragments: f16 or bf16.
   Type f16 = op.getOutput().getType().getElementType(), f32 = b.getF32Type();
@@ -142,30 +155,45 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // per copy, zero-filled past `limit`): 64 * dim / 1024 copies per thread,
   // unrolled, committed as one group and waited for.
   auto asyncTokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
-  auto loadTileAsync = [&](Value src, Value smem, Value heads, Value seqLen,
-                           Value head, Value row0, Value limit, int64_t dim) {
+  // Issues the cp.async copies of a [rows, dim] tile (16 bytes = 8 elements
+  // per copy, zero-filled past `limit`) into `smem` (at `stage` when the
+  // buffer has one), rows*dim/1024 copies per thread, as one group.
+  auto issueTile = [&](Value src, Value smem, std::optional<Value> stage,
+                       int64_t rows, Value heads, Value seqLen, Value head,
+                       Value row0, Value limit, int64_t dim) {
     SmallVector<Value> tokens;
-    for (int64_t k = 0; k < kRows * dim / (kThreads * 8); ++k) {
+    for (int64_t k = 0; k < rows * dim / (kThreads * 8); ++k) {
       Value e = mul(add(tid, idx(k * kThreads)), idx(8));
       Value r = divu(e, idx(dim)), c = remu(e, idx(dim));
       Value row = add(row0, r);
       Value inside = slt(row, limit);
       // Rows past the end read nothing (size 0) from a valid address.
-      Value safeRow = arith::SelectOp::create(b, inside, row, row0);
+      Value safeRow = arith::SelectOp::create(b, inside, row, c0);
       Value count = arith::SelectOp::create(b, inside, idx(8), c0);
+      SmallVector<Value> dst;
+      if (stage)
+        dst.push_back(*stage);
+      dst.append({r, c});
       tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, asyncTokenType, smem, ValueRange{r, c}, src,
+          b, asyncTokenType, smem, dst, src,
           ValueRange{add(rowOffset(heads, seqLen, head, safeRow, dim), c)},
           b.getIndexAttr(8), count, /*bypassL1=*/UnitAttr()));
     }
-    Value group = nvgpu::DeviceAsyncCreateGroupOp::create(
-        b, nvgpu::DeviceAsyncTokenType::get(ctx), tokens);
-    nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+    return Value(nvgpu::DeviceAsyncCreateGroupOp::create(
+        b, nvgpu::DeviceAsyncTokenType::get(ctx), tokens));
+  };
+  // Waits until at most `pending` cp.async groups of this thread are in
+  // flight. The op names a group token, but its lowering waits on counts
+  // (cp.async.wait_group), so any dominating group token will do.
+  Value anyGroup;
+  auto waitGroups = [&](int32_t pending) {
+    nvgpu::DeviceAsyncWaitOp::create(b, anyGroup, b.getI32IntegerAttr(pending));
   };
   (void)loadTile;
 
   // Q tile and its fragments (kept in registers for the whole kernel).
-  loadTileAsync(qArg, qS, hq, sq, h, q0, sq, D);
+  anyGroup = issueTile(qArg, qS, std::nullopt, kRows, hq, sq, h, q0, sq, D);
+  waitGroups(0);
   gpu::BarrierOp::create(b);
   auto aType = VectorType::get({4, 2}, f16);
   auto bType = VectorType::get({2, 2}, f16);
@@ -248,16 +276,26 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   for (int64_t e = 0; e < Dv / 8; ++e)
     init.push_back(zeroAcc);
 
+  // Prologue of the two-stage pipeline: the first K/V tile into stage 0.
+  auto issueKV = [&](Value kbIdx, Value stage) {
+    Value k0 = mul(kbIdx, idx(kKeys));
+    issueTile(kArg, kS, stage, kKeys, hkv, sk, kvh, k0, sk, D);
+    issueTile(vArg, vS, stage, kKeys, hkv, sk, kvh, k0, sk, Dv);
+  };
+  issueKV(kbBegin, c0);
+
   auto loop = scf::ForOp::create(
       b, loc, kbBegin, smax(kbBegin, kbEnd), c1, init,
       [&](OpBuilder &nb, Location, Value kb, ValueRange iter) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
         Value k0 = mul(kb, idx(kKeys));
-        gpu::BarrierOp::create(b); // the previous step is done with kS/vS
-        loadTileAsync(kArg, kS, hkv, sk, kvh, k0, sk, D);
-        loadTileAsync(vArg, vS, hkv, sk, kvh, k0, sk, Dv);
+        Value stage = remu(sub(kb, kbBegin), idx(2));
+        // This step's tile has landed, and every warp is done with the other
+        // stage: prefetch the next tile into it while computing on this one.
+        waitGroups(0);
         gpu::BarrierOp::create(b);
+        issueKV(add(kb, c1), sub(c1, stage));
 
         // Step 1: S = Q·Kᵀ, 8 key tiles of 8.
         SmallVector<Value> s;
@@ -266,7 +304,8 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           for (int64_t kk = 0; kk < D / 16; ++kk) {
             Value r = add(idx(n * 8), remu(lane, idx(8)));
             Value c = add(idx(kk * 16), mul(remu(divu(lane, idx(8)), idx(2)), idx(8)));
-            Value kf = nvgpu::LdMatrixOp::create(b, bType, kS, ValueRange{r, c},
+            Value kf = nvgpu::LdMatrixOp::create(b, bType, kS,
+                                                 ValueRange{stage, r, c},
                                                  /*transpose=*/false, 2);
             acc = mmaSync(qa[kk], kf, acc);
           }
@@ -377,7 +416,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
             Value r = add(idx(kk * 16), add(remu(lane, idx(8)),
                                             mul(remu(divu(lane, idx(8)), idx(2)), idx(8))));
             Value vf = nvgpu::LdMatrixOp::create(b, bType, vS,
-                                                 ValueRange{r, idx(e * 8)},
+                                                 ValueRange{stage, r, idx(e * 8)},
                                                  /*transpose=*/true, 2);
             o[e] = mmaSync(pa, vf, o[e]);
           }
@@ -386,6 +425,9 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         llvm::append_range(yields, o);
         scf::YieldOp::create(b, yields);
       });
+
+  // Drain the last (unused) prefetch before the block exits.
+  waitGroups(0);
 
   // Step 5: quad-reduce the row sums, normalize, write.
   for (int64_t i = 0; i < 2; ++i) {
