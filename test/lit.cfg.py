@@ -58,3 +58,14 @@ numpy_python = _python_with_numpy()
 if numpy_python:
     config.available_features.add("numpy")
     config.substitutions.append(("%numpy_python", numpy_python))
+
+# A CUDA toolkit with libdevice: needed to compile kernels to PTX (math
+# functions link libdevice). Tests that emit PTX require it.
+def _cuda_toolkit():
+    for root in [os.environ.get(v) for v in ("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT")] + ["/usr/local/cuda"]:
+        if root and os.path.exists(os.path.join(root, "nvvm", "libdevice", "libdevice.10.bc")):
+            return root
+    return None
+
+if _cuda_toolkit():
+    config.available_features.add("cuda-toolkit")

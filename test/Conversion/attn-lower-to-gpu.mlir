@@ -30,7 +30,7 @@
 // CHECK:   %[[END:.+]] = arith.minsi %[[SK]], %{{.+}}
 // CHECK:   %[[HI:.+]] = arith.maxsi %[[END]], %c0
 // CHECK:   scf.for %{{.+}} = %c0 to %{{.+}} step %c1 iter_args(%{{.+}} = %{{.+}}, %{{.+}} = %{{.+}}) -> (f32, f32)
-// CHECK:     math.fma
+// CHECK:     arith.mulf
 // CHECK:     math.exp2
 // CHECK:     math.exp2
 // CHECK: gpu.return

@@ -14,6 +14,10 @@
 //      l = l·alpha + p; acc = acc·alpha + p·V[b, g, j, :]; m = m'.
 //   5. O[b, h, i, :] = acc / l (0 if l = 0); lse = (m + log2 l)·ln 2.
 //
+// Multiply-adds are written as mulf + addf (the NVPTX backend fuses them):
+// math.fma would become a libdevice call, and kernels without softcap or LSE
+// then compile without a CUDA toolkit.
+//
 // Tensors are passed as flat, contiguous memref<?xT> in the op's layout;
 // sizes as index arguments. The calling contract goes to the manifest.
 //
@@ -392,7 +396,7 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
             [&](OpBuilder &nb2, Location, Value d, ValueRange s) {
               Value qd = memref::LoadOp::create(nb2, loc, qRow, d);
               Value kd = k.load(kArg, k.add(kBase, d));
-              Value r = math::FmaOp::create(nb2, loc, qd, kd, s[0]);
+              Value r = k.fadd(k.fmul(qd, kd), s[0]);
               scf::YieldOp::create(nb2, loc, r);
             });
         Value s = k.fmul(dot.getResult(0), factor);
@@ -414,15 +418,14 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
         Value mNew = arith::MaximumFOp::create(nb, loc, m, s);
         Value alpha = math::Exp2Op::create(nb, loc, k.fsub(m, mNew));
         Value pj = math::Exp2Op::create(nb, loc, k.fsub(s, mNew));
-        Value lNew = math::FmaOp::create(nb, loc, l, alpha, pj);
+        Value lNew = k.fadd(k.fmul(l, alpha), pj);
         Value vBase = rowOffset(hkv, sk, kvh, j, shape.valueHeadDim);
         scf::ForOp::create(
             nb, loc, c0, cDv, c1, ValueRange{},
             [&](OpBuilder &nb2, Location, Value e, ValueRange) {
               Value ae = memref::LoadOp::create(nb2, loc, acc, e);
               Value ve = k.load(vArg, k.add(vBase, e));
-              Value r = math::FmaOp::create(nb2, loc, pj, ve,
-                                            k.fmul(ae, alpha));
+              Value r = k.fadd(k.fmul(pj, ve), k.fmul(ae, alpha));
               memref::StoreOp::create(nb2, loc, r, acc, e);
               scf::YieldOp::create(nb2, loc);
             });
