@@ -55,6 +55,12 @@ def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel=
     """Writes one bundle per distinct variant into `outdir`."""
     tool = attn_compile or os.environ.get("ATTN_COMPILE") or os.path.join(
         os.path.dirname(cpu.tools()[0]) if cpu.tools() else "build/bin", "attn-compile")
+    # A bundle directory holds one build: stale kernels of an earlier build
+    # (say, baseline ones) would otherwise be matched too.
+    if os.path.isdir(outdir):
+        for f in os.listdir(outdir):
+            if f.endswith((".ptx", ".json")):
+                os.remove(os.path.join(outdir, f))
     module = "".join(variant_mlir(v, f"attn{i}") for i, v in enumerate(variants))
     out = subprocess.run([tool, "-", "-o", outdir, f"--chip={chip}", "--no-fuse",
                           f"--kernel={kernel}"],

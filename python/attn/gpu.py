@@ -201,9 +201,10 @@ def _find(kernels, want):
         if isinstance(a, float) or isinstance(b, float):
             return a is not None and b is not None and _f32(a) == _f32(b)
         return a == b
-    for kern in kernels:
-        v = kern.variant
-        if all(same(v.get(key), value) for key, value in want.items()):
-            return kern
+    matches = [kern for kern in kernels
+               if all(same(kern.variant.get(key), value) for key, value in want.items())]
+    if matches:
+        # Prefer the tensor-core kernel when a directory holds both.
+        return sorted(matches, key=lambda k: k.manifest.get("kernel") != "mma.sync")[0]
     raise LookupError(f"no kernel bundle for the variant {want}; "
                       f"compile one with attn-compile or python -m attn.bundles")
