@@ -121,3 +121,28 @@ def test_gpu(c):
     if c["lse"]:
         lse = res[1].double()
         assert not torch.isnan(lse).any()
+
+
+def test_unsupported_inputs_raise():
+    """Inputs the kernels do not support raise before anything is launched."""
+    q = torch.randn(1, 4, 16, 64, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(1, 2, 16, 64, device="cuda", dtype=torch.bfloat16)
+    call = lambda *a, **kw: gpu.attention(*a, bundles=BUNDLES, **kw)
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        call(q.double(), k.double(), k.double())
+    with pytest.raises(ValueError, match="contiguous"):
+        call(q.transpose(1, 2), k, k)
+    with pytest.raises(ValueError, match="multiple of key/value heads"):
+        call(torch.randn(1, 3, 16, 64, device="cuda", dtype=torch.bfloat16), k, k)
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        call(q, k, k[:, :, :8])
+    with pytest.raises(ValueError, match="either causal=True or window"):
+        call(q, k, k, causal=True, window=(4, 0))
+    with pytest.raises(ValueError, match="not broadcastable"):
+        call(q, k, k, bias=torch.randn(1, 3, 16, 16, device="cuda", dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="CUDA tensor"):
+        call(q.cpu(), k, k)
+    with pytest.raises(LookupError, match="no kernel bundle"):
+        call(torch.randn(1, 4, 16, 80, device="cuda", dtype=torch.bfloat16),
+             torch.randn(1, 2, 16, 80, device="cuda", dtype=torch.bfloat16),
+             torch.randn(1, 2, 16, 80, device="cuda", dtype=torch.bfloat16))
