@@ -15,7 +15,11 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:
+    pytest.skip("PyTorch is not installed here: the GPU suite runs on a GPU machine "
+                "(.ci/gpu-suite, see README)", allow_module_level=True)
 if not torch.cuda.is_available():
     pytest.skip("no CUDA GPU on this machine: the GPU suite runs on the device machine",
                 allow_module_level=True)
