@@ -123,32 +123,16 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                    : add(mul(add(mul(bIdx, heads), head), seqLen), s);
     return mul(r, idx(dim));
   };
-  // Copies a [64, dim] tile of rows [row0, row0 + 64) (zeros past `limit`)
-  // from global into shared memory, all threads cooperating.
-  auto loadTile = [&](Value src, Value smem, Value heads, Value seqLen,
-                      Value head, Value row0, Value limit, int64_t dim) {
-    scf::ForOp::create(
-        b, loc, tid, idx(kRows * dim), idx(kThreads), ValueRange{},
-        [&](OpBuilder &nb, Location, Value e, ValueRange) {
-          ImplicitLocOpBuilder ib(loc, nb);
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPoint(ib.getInsertionBlock(), ib.getInsertionPoint());
-          Value r = divu(e, idx(dim)), c = remu(e, idx(dim));
-          Value row = add(row0, r);
-          Value inside = slt(row, limit);
-          auto ifOp = scf::IfOp::create(
-              b, TypeRange{f16}, inside, /*withElse=*/true);
-          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-          Value x = memref::LoadOp::create(
-              b, src, add(rowOffset(heads, seqLen, head, row, dim), c));
-          scf::YieldOp::create(b, x);
-          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-          scf::YieldOp::create(
-              b, Value(arith::ConstantOp::create(b, b.getFloatAttr(f16, 0.0))));
-          b.setInsertionPointAfter(ifOp);
-          memref::StoreOp::create(b, ifOp.getResult(0), smem, ValueRange{r, c});
-          scf::YieldOp::create(b);
-        });
+  // Shared-memory tiles are stored with their 16-byte chunks XOR-swizzled by
+  // the row (chunk' = chunk ^ (row % 8)) when a row has a multiple of 8
+  // chunks: the 8 rows an ldmatrix reads then fall in 8 different bank
+  // groups instead of one. Every access here is chunk-aligned (the column is
+  // a multiple of 8 elements), so writer and readers agree.
+  auto swizzle = [&](Value r, Value c, int64_t dim) -> Value {
+    if ((dim / 8) % 8 != 0)
+      return c;
+    Value chunk = arith::XOrIOp::create(b, divu(c, idx(8)), remu(r, idx(8)));
+    return mul(chunk, idx(8));
   };
 
   // Copies a [64, dim] tile asynchronously (cp.async, 16 bytes = 8 elements
@@ -173,7 +157,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       SmallVector<Value> dst;
       if (stage)
         dst.push_back(*stage);
-      dst.append({r, c});
+      dst.append({r, swizzle(r, c, dim)});
       tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
           b, asyncTokenType, smem, dst, src,
           ValueRange{add(rowOffset(heads, seqLen, head, safeRow, dim), c)},
@@ -189,7 +173,6 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto waitGroups = [&](int32_t pending) {
     nvgpu::DeviceAsyncWaitOp::create(b, anyGroup, b.getI32IntegerAttr(pending));
   };
-  (void)loadTile;
 
   // Q tile and its fragments (kept in registers for the whole kernel).
   anyGroup = issueTile(qArg, qS, std::nullopt, kRows, hq, sq, h, q0, sq, D);
@@ -235,7 +218,8 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   for (int64_t kk = 0; kk < D / 16; ++kk) {
     Value r = add(warpRow, remu(lane, idx(16)));
     Value c = add(idx(kk * 16), mul(divu(lane, idx(16)), idx(8)));
-    qa.push_back(nvgpu::LdMatrixOp::create(b, aType, qS, ValueRange{r, c},
+    qa.push_back(nvgpu::LdMatrixOp::create(b, aType, qS,
+                                           ValueRange{r, swizzle(r, c, D)},
                                            /*transpose=*/false, 4));
   }
 
@@ -305,7 +289,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
             Value r = add(idx(n * 8), remu(lane, idx(8)));
             Value c = add(idx(kk * 16), mul(remu(divu(lane, idx(8)), idx(2)), idx(8)));
             Value kf = nvgpu::LdMatrixOp::create(b, bType, kS,
-                                                 ValueRange{stage, r, c},
+                                                 ValueRange{stage, r, swizzle(r, c, D)},
                                                  /*transpose=*/false, 2);
             acc = mmaSync(qa[kk], kf, acc);
           }
@@ -415,8 +399,8 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           for (int64_t e = 0; e < Dv / 8; ++e) {
             Value r = add(idx(kk * 16), add(remu(lane, idx(8)),
                                             mul(remu(divu(lane, idx(8)), idx(2)), idx(8))));
-            Value vf = nvgpu::LdMatrixOp::create(b, bType, vS,
-                                                 ValueRange{stage, r, idx(e * 8)},
+            Value vf = nvgpu::LdMatrixOp::create(
+                b, bType, vS, ValueRange{stage, r, swizzle(r, idx(e * 8), Dv)},
                                                  /*transpose=*/true, 2);
             o[e] = mmaSync(pa, vf, o[e]);
           }
