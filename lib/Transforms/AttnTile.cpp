@@ -25,6 +25,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
 #include "attn/Transforms/Passes.h"
 #include "attn/Transforms/Transforms.h"
 
@@ -204,19 +205,7 @@ Value AttentionTiler::sliceQKV(Value t, Value batch, Value head, Value seq0,
 
 std::pair<Value, Value> AttentionTiler::band(Value row) {
   // Query row i sits at key position p = i + Sk - Sq (bottom-right).
-  Value zero = idx(0);
-  Value p = add(row, off);
-  // Extents beyond any real length are clamped so index math cannot
-  // overflow; they admit the same keys.
-  constexpr int64_t kFar = int64_t(1) << 40;
-  Value lo = zero, hi = sk;
-  if (mask.isCausal() || mask.isWindow()) {
-    Value right = idx(mask.isWindow() ? std::min(mask.getRight(), kFar) : 0);
-    hi = max(zero, min(sk, add(add(p, right), idx(1))));
-  }
-  if (mask.isWindow())
-    lo = max(zero, sub(p, idx(std::min(mask.getLeft(), kFar))));
-  return {lo, hi};
+  return buildAdmittedKeys(b, loc, mask, add(row, off), sk);
 }
 
 LogicalResult AttentionTiler::run() {
@@ -305,8 +294,12 @@ LogicalResult AttentionTiler::run() {
   Value dvSize = dimOf(v, 3);
   Value acc0 = filled({bm, dvSize}, {ShapedType::kDynamic, dv}, zeroF);
 
-  auto [firstLo, firstHi] = band(q0);
-  auto [lastLo, lastHi] = band(add(q0, sub(bm, idx(1))));
+  // The band of the block's first and last rows (bands are monotone in the
+  // row, so these bound the whole block).
+  std::pair<Value, Value> first = band(q0);
+  std::pair<Value, Value> last = band(add(q0, sub(bm, idx(1))));
+  Value firstLo = first.first, firstHi = first.second;
+  Value lastLo = last.first, lastHi = last.second;
   Value kbBegin = floorDiv(firstLo, bkv);
   Value kbEnd = ceilDiv(lastHi, bkv);
 
@@ -395,23 +388,7 @@ LogicalResult AttentionTiler::run() {
                 Value j = arith::AddIOp::create(
                     nb, nl, k0, linalg::IndexOp::create(nb, nl, 1));
                 Value p = arith::AddIOp::create(nb, nl, i, off);
-                constexpr int64_t kFar = int64_t(1) << 40;
-                auto icst = [&](int64_t x) -> Value {
-                  return arith::ConstantIndexOp::create(nb, nl, x);
-                };
-                int64_t right =
-                    mask.isWindow() ? std::min(mask.getRight(), kFar) : 0;
-                Value ok = arith::CmpIOp::create(
-                    nb, nl, arith::CmpIPredicate::sle, j,
-                    arith::AddIOp::create(nb, nl, p, icst(right)));
-                if (mask.isWindow()) {
-                  Value lo = arith::SubIOp::create(
-                      nb, nl, p, icst(std::min(mask.getLeft(), kFar)));
-                  ok = arith::AndIOp::create(
-                      nb, nl, ok,
-                      arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::sge,
-                                            j, lo));
-                }
+                Value ok = buildAdmitsKey(nb, nl, mask, p, j);
                 return arith::SelectOp::create(nb, nl, ok, t,
                                                cst(-INFINITY));
               });

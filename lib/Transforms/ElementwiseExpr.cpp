@@ -196,6 +196,19 @@ Expr *ExprBuilder::build(Value tensor, AffineMap map) {
   return e;
 }
 
+/// A reduction's result is read broadcast along the reduced dim: the one
+/// space dim that `map` (space -> result) does not read. None if zero or
+/// several dims are unread.
+static std::optional<unsigned> getSingleDroppedDim(AffineMap map) {
+  llvm::SmallBitVector used(map.getNumDims());
+  for (AffineExpr r : map.getResults())
+    if (auto d = dyn_cast<AffineDimExpr>(r))
+      used.set(d.getPosition());
+  if (used.count() + 1 != map.getNumDims())
+    return std::nullopt;
+  return used.find_first_unset();
+}
+
 Expr *ExprBuilder::fromLinalg(Operation *op, Value result, AffineMap map) {
   auto linalgOp = cast<linalg::LinalgOp>(op);
   if (!linalgOp.hasPureTensorSemantics() || linalgOp.getNumDpsInits() != 1 ||
@@ -264,13 +277,10 @@ Expr *ExprBuilder::fromLinalg(Operation *op, Value result, AffineMap map) {
 
   // The consumer reads the reduction broadcast along exactly one space dim:
   // the reduced one.
-  llvm::SmallBitVector used(map.getNumDims());
-  for (AffineExpr r : map.getResults())
-    if (auto d = dyn_cast<AffineDimExpr>(r))
-      used.set(d.getPosition());
-  if (used.count() + 1 != map.getNumDims())
+  std::optional<unsigned> reduced = getSingleDroppedDim(map);
+  if (!reduced)
     return nullptr;
-  unsigned reducedSpaceDim = used.find_first_unset();
+  unsigned reducedSpaceDim = *reduced;
 
   // Space -> loop map: parallel loops through the output map, the reduced
   // loop to the reduced space dim.
@@ -385,19 +395,15 @@ Expr *ExprBuilder::fromTosa(Operation *op, Value result, AffineMap map) {
     auto axis = op->getAttrOfType<IntegerAttr>("axis").getInt();
     if (!map.getResult(axis).isSymbolicOrConstant())
       return nullptr;
-    llvm::SmallBitVector used(map.getNumDims());
-    for (AffineExpr r : map.getResults())
-      if (auto d = dyn_cast<AffineDimExpr>(r))
-        used.set(d.getPosition());
-    if (used.count() + 1 != map.getNumDims())
+    std::optional<unsigned> reduced = getSingleDroppedDim(map);
+    if (!reduced)
       return nullptr;
-    unsigned reduced = used.find_first_unset();
     SmallVector<AffineExpr> exprs(map.getResults());
-    exprs[axis] = getAffineDimExpr(reduced, ctx);
+    exprs[axis] = getAffineDimExpr(*reduced, ctx);
     visited.push_back(op);
     Expr *e = create(Expr::Kind::Reduce);
     e->op = isa<tosa::ReduceMaxOp>(op) ? ExprOp::Max : ExprOp::Add;
-    e->dim = reduced;
+    e->dim = *reduced;
     e->operands.push_back(
         build(input, AffineMap::get(map.getNumDims(), 0, exprs, ctx)));
     return e;

@@ -26,6 +26,7 @@
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/Conversion/Passes.h"
 #include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -335,15 +336,7 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   Value g = arith::DivUIOp::create(builder, loc, hq, hkv);
   Value kvh = arith::DivUIOp::create(builder, loc, h, g);
   Value p = k.add(i, k.sub(sk, sq));
-  MaskAttr mask = op.getMaskOrNone();
-  constexpr int64_t kFar = int64_t(1) << 40;
-  Value lo = k.idx(0), hi = sk;
-  if (!mask.isNone()) {
-    int64_t right = mask.isWindow() ? std::min(mask.getRight(), kFar) : 0;
-    hi = k.max(k.idx(0), k.min(sk, k.add(p, k.idx(right + 1))));
-  }
-  if (mask.isWindow())
-    lo = k.max(k.idx(0), k.sub(p, k.idx(std::min(mask.getLeft(), kFar))));
+  auto [lo, hi] = buildAdmittedKeys(builder, loc, op.getMaskOrNone(), p, sk);
 
   // Element offsets of [b, head, s, 0] in a contiguous 4-D tensor.
   auto rowOffset = [&](Value heads, Value seqLen, Value head, Value s,

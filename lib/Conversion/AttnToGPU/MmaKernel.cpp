@@ -25,6 +25,7 @@
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -94,9 +95,6 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto smax = [&](Value x, Value y) -> Value { return arith::MaxSIOp::create(b, x, y); };
   auto slt = [&](Value x, Value y) -> Value {
     return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
-  };
-  auto sle = [&](Value x, Value y) -> Value {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::sle, x, y);
   };
 
   Value qArg = args.q, kArg = args.k, vArg = args.v, oArg = args.o;
@@ -225,22 +223,12 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
 
   // Rows of this thread (g and g + 8 of the warp's 16) and their band.
   Value row[2] = {add(add(q0, warpRow), g), add(add(add(q0, warpRow), g), idx(8))};
-  constexpr int64_t kFar = int64_t(1) << 40;
-  int64_t right = mask.isWindow() ? std::min(mask.getRight(), kFar) : 0;
-  int64_t left = mask.isWindow() ? std::min(mask.getLeft(), kFar) : 0;
-  auto bandHi = [&](Value r) -> Value {
-    if (mask.isNone())
-      return sk;
-    return smax(c0, smin(sk, add(add(r, off), idx(right + 1))));
-  };
-  auto bandLo = [&](Value r) -> Value {
-    if (!mask.isWindow())
-      return c0;
-    return smax(c0, sub(add(r, off), idx(left)));
+  auto band = [&](Value r) {
+    return buildAdmittedKeys(b, loc, mask, add(r, off), sk);
   };
   Value lastRow = sub(smin(add(q0, idx(kRows)), sq), c1);
-  Value kbBegin = divu(bandLo(q0), idx(kKeys));
-  Value kbEnd = arith::CeilDivSIOp::create(b, bandHi(lastRow), idx(kKeys));
+  Value kbBegin = divu(band(q0).first, idx(kKeys));
+  Value kbEnd = arith::CeilDivSIOp::create(b, band(lastRow).second, idx(kKeys));
 
   // Initial state: m (two rows), l (partial, two rows), O fragments.
   Value m0 = cf(-INFINITY), l0 = cf(0.0);
@@ -329,15 +317,9 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                           arith::MulFOp::create(b, bv, cf(log2e)));
               }
               Value ok = slt(key, sk);
-              if (!mask.isNone()) {
-                Value p = add(row[i], off);
-                ok = arith::AndIOp::create(b, ok, sle(key, add(p, idx(right))));
-                if (mask.isWindow())
-                  ok = arith::AndIOp::create(
-                      b, ok,
-                      arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
-                                            sub(p, idx(left))));
-              }
+              if (Value inBand =
+                      buildAdmitsKey(b, loc, mask, add(row[i], off), key))
+                ok = arith::AndIOp::create(b, ok, inBand);
               x[n].push_back(arith::SelectOp::create(b, ok, v, ninf));
             }
           }

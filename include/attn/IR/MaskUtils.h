@@ -1,0 +1,33 @@
+//===- MaskUtils.h - IR for the semantics of #attn.mask ---------*- C++ -*-===//
+//
+// The band of keys a mask admits, materialized as index arithmetic. Every
+// lowering (attn-tile, the GPU kernels) uses these, so the meaning of a mask
+// is written once (MaskAttr::getAdmittedKeys is its constant-folded twin).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_IR_MASKUTILS_H
+#define ATTN_IR_MASKUTILS_H
+
+#include "attn/IR/AttnDialect.h"
+
+#include "mlir/IR/Builders.h"
+
+namespace mlir {
+namespace attn {
+
+/// The half-open range [lo, hi) of keys admitted for the query row at key
+/// position `pos` (= row + Sk - Sq, bottom-right aligned), clamped to
+/// [0, sk). Index values; the range may be empty (lo >= hi).
+std::pair<Value, Value> buildAdmittedKeys(OpBuilder &b, Location loc,
+                                          MaskAttr mask, Value pos, Value sk);
+
+/// Whether `key` lies in the band of the row at key position `pos` (an i1;
+/// the bound key < Sk is not included). Null for a mask that admits every key.
+Value buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask, Value pos,
+                     Value key);
+
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_IR_MASKUTILS_H
