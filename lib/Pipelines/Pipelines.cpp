@@ -110,6 +110,8 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   AttnLowerToGPUOptions lower;
   lower.dropHost = true;
   lower.kernel = options.kernel;
+  lower.blockQ = options.blockQ;
+  lower.blockKV = options.blockKV;
   pm.addPass(createAttnLowerToGPU(lower));
   pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
 

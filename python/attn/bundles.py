@@ -1,13 +1,16 @@
 """Compile kernel bundles for attention variants (on a machine with attn-compile).
 
-    python3 -m attn.bundles -o build/bundles [--chip sm_90a] [--gpu-suite]
+    python3 -m attn.bundles -o build/bundles [--chip sm_90a] --gpu-suite|--bench
+        [--kernel auto|mma|baseline] [--block-q N] [--block-kv N]
 
 --gpu-suite writes the bundles the GPU test suite needs
-(python/tests/gpu_cases.py). A variant is a dict with the keys of a
+(python/tests/gpu_cases.py), --bench those of the benchmark
+(python -m attn.bench). A variant is a dict with the keys of a
 manifest's "variant" (see python/attn/gpu.py).
 """
 
 import argparse
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -51,7 +54,8 @@ def variant_mlir(v, name="attn"):
             f"  return {rn} : {', '.join(results)}\n}}\n")
 
 
-def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel="auto"):
+def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel="auto",
+                     extra=(), jobs=None):
     """Writes one bundle per distinct variant into `outdir`."""
     tool = attn_compile or os.environ.get("ATTN_COMPILE") or os.path.join(
         os.path.dirname(cpu.tools()[0]) if cpu.tools() else "build/bin", "attn-compile")
@@ -61,13 +65,19 @@ def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel=
         for f in os.listdir(outdir):
             if f.endswith((".ptx", ".json")):
                 os.remove(os.path.join(outdir, f))
-    module = "".join(variant_mlir(v, f"attn{i}") for i, v in enumerate(variants))
-    out = subprocess.run([tool, "-", "-o", outdir, f"--chip={chip}", "--no-fuse",
-                          f"--kernel={kernel}"],
-                         input=module.encode(), capture_output=True)
-    if out.returncode:
-        raise RuntimeError("attn-compile failed:\n" + out.stderr.decode())
-    return out.stdout.decode().split()
+    # One attn-compile run per variant, so that each manifest's
+    # compile_seconds is that variant's own compile time.
+    # jobs=1 keeps those times free of contention.
+    def one(v):
+        out = subprocess.run([tool, "-", "-o", outdir, f"--chip={chip}", "--no-fuse",
+                              f"--kernel={kernel}", *extra],
+                             input=variant_mlir(v).encode(), capture_output=True)
+        if out.returncode:
+            raise RuntimeError("attn-compile failed:\n" + out.stderr.decode())
+        return out.stdout.decode().split()
+    unique = list({repr(sorted(v.items())): v for v in variants}.values())
+    with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:
+        return [name for names in pool.map(one, unique) for name in names]
 
 
 def main():
@@ -75,13 +85,24 @@ def main():
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--chip", default="sm_90a")
     ap.add_argument("--gpu-suite", action="store_true")
+    ap.add_argument("--bench", action="store_true",
+                    help="the variants of the benchmark (python -m attn.bench)")
     ap.add_argument("--kernel", default="auto", choices=["baseline", "mma", "auto"])
+    ap.add_argument("--block-q", type=int, default=0)
+    ap.add_argument("--block-kv", type=int, default=0)
     args = ap.parse_args()
-    if not args.gpu_suite:
-        ap.error("nothing to compile: pass --gpu-suite")
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-    import gpu_cases
-    written = compile_variants(gpu_cases.variants(), args.output, args.chip, kernel=args.kernel)
+    if args.gpu_suite == args.bench:
+        ap.error("pass one of --gpu-suite or --bench")
+    if args.gpu_suite:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+        import gpu_cases
+        variants = gpu_cases.variants()
+    else:
+        from . import bench
+        variants = bench.variants()
+    written = compile_variants(variants, args.output, args.chip, kernel=args.kernel,
+                               extra=[f"--block-q={args.block_q}", f"--block-kv={args.block_kv}"],
+                               jobs=1 if args.bench else None)
     print(f"{len(written)} bundles in {args.output}")
 
 

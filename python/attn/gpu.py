@@ -67,6 +67,12 @@ class Kernel:
             _check(_driver().cuModuleGetFunction(ctypes.byref(fn), module,
                                                  self.manifest["entry"].encode()),
                    "cuModuleGetFunction")
+            shared = self.manifest["dynamic_shared_memory"]
+            if shared > 48 * 1024:
+                # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: beyond 48 KB
+                # a kernel must opt in.
+                _check(_driver().cuFuncSetAttribute(fn, 8, ctypes.c_int(shared)),
+                       f"cuFuncSetAttribute({shared} bytes of shared memory)")
             self._function = fn
         return self._function
 
@@ -191,6 +197,11 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
     if return_lse:
         lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)
         tensors["lse"] = lse
+    for name, t in tensors.items():
+        # 16-byte copies (cp.async) and paired stores need aligned bases.
+        if t.data_ptr() % 16:
+            raise ValueError(f"{name} must start at a 16-byte aligned address "
+                             f"(its storage offset is not a multiple of 16 bytes)")
     kernel.launch(tensors, {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk},
                   torch.cuda.current_stream(q.device).cuda_stream)
     return (out, lse) if return_lse else out

@@ -39,7 +39,14 @@ CASES = [
          bias=(False, True, False, False)),
     case("f16_decode_len1", b=8, hq=32, hkv=8, sq=1, sk=4224, dtype="f16", causal=True),
     case("f16_long_4224_d64", b=1, hq=8, hkv=8, sq=4224, sk=4224, d=64, dtype="f16", causal=True),
-    case("f16_mla_d192_dv128_baseline", b=1, hq=4, hkv=4, d=192, dv=128, dtype="f16", causal=True),
+    case("f16_mla_d192_dv128", b=1, hq=4, hkv=4, d=192, dv=128, dtype="f16", causal=True),
+    # Head dims above 128 (64-row blocks, Q re-read from shared memory).
+    case("f16_d256_window_2049", b=1, hq=4, hkv=1, sq=2049, sk=2049, d=256, dtype="f16",
+         window=(500, 0)),
+    case("d256_bias_lse", b=2, hq=2, hkv=2, sq=203, sk=203, d=256, bias=(True, False, False, False),
+         lse=True),
+    case("mla_sinks_lse_bshd_1000", b=1, hq=8, hkv=8, sq=1000, sk=1000, d=192, dv=128,
+         causal=True, sinks=True, lse=True, layout="bshd"),
     case("quickbench_shape", b=1, hq=4, hkv=4, sq=256, sk=256, causal=True),
     case("batch8_2049_f16", b=8, hq=4, hkv=1, sq=2049, sk=2049, dtype="f16", causal=True),
 ]

@@ -150,3 +150,15 @@ def test_unsupported_inputs_raise():
         call(torch.randn(1, 4, 16, 80, device="cuda", dtype=torch.bfloat16),
              torch.randn(1, 2, 16, 80, device="cuda", dtype=torch.bfloat16),
              torch.randn(1, 2, 16, 80, device="cuda", dtype=torch.bfloat16))
+
+
+def test_misaligned_input_raises():
+    """A contiguous tensor whose storage starts mid-way (not 16-byte aligned)
+    is refused: the kernels copy 16-byte chunks."""
+    shape = (1, 8, 113, 128)
+    n = math.prod(shape)
+    q = torch.randn(n + 1, device="cuda", dtype=torch.bfloat16)[1:].view(shape)
+    k = torch.randn(shape, device="cuda", dtype=torch.bfloat16)
+    assert q.is_contiguous()
+    with pytest.raises(ValueError, match="16-byte aligned"):
+        gpu.attention(q, k, k, bundles=BUNDLES)

@@ -54,6 +54,14 @@ static llvm::cl::opt<std::string>
 static llvm::cl::opt<std::string>
     kernel("kernel", llvm::cl::init("auto"),
            llvm::cl::desc("Kernel body: baseline, mma (tensor cores) or auto"));
+static llvm::cl::opt<int64_t>
+    blockQ("block-q", llvm::cl::init(0),
+           llvm::cl::desc("Query rows per block of the tensor-core kernel (64 "
+                          "or 128; 0: by head dim)"));
+static llvm::cl::opt<int64_t>
+    blockKV("block-kv", llvm::cl::init(0),
+            llvm::cl::desc("Keys per step of the tensor-core kernel (16, 32, "
+                           "64 or 128; 0: by head dim)"));
 static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
                                   llvm::cl::desc("Do not run attn-fuse first"));
 
@@ -94,6 +102,8 @@ int main(int argc, char **argv) {
   options.fuse = !noFuse;
   options.cudaPath = cudaPath;
   options.kernel = kernel;
+  options.blockQ = blockQ;
+  options.blockKV = blockKV;
   attn::buildAttnToPTXPipeline(pm, options);
   if (failed(pm.run(*module)))
     return 1;

@@ -22,23 +22,54 @@ struct AttentionKernel {
 /// Which kernel body to generate.
 enum class KernelKind {
   Baseline, ///< a thread per query row, no tensor cores (every variant)
-  Mma,      ///< mma.sync tensor cores (f16/bf16, head dims % 16 == 0, <= 128)
+  Mma,      ///< mma.sync tensor cores (f16/bf16, head dims % 16 == 0, <= 256)
+};
+
+/// How the tensor-core kernel tiles the problem: 4 warps, each owning
+/// `rowTiles` 16-row MMA tiles of the query block; K/V stream through
+/// `stages` shared-memory buffers of `keys` rows.
+struct MmaTiling {
+  int64_t rowTiles = 2;
+  int64_t keys = 64;
+  int64_t stages = 2;
+  /// Whether Q's MMA fragments are loaded once into registers (small head
+  /// dims) or re-read from shared memory at every step.
+  bool qInRegisters = false;
+
+  int64_t rows() const { return 4 * 16 * rowTiles; }
+  int64_t threads() const { return 128; }
+  /// Dynamic shared memory of a block: the Q tile and the K and V stages.
+  int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
 };
 
 /// The kernel name of `op`'s variant: equal for ops that can share a kernel.
-std::string getAttentionKernelName(AttentionOp op, KernelKind kind);
+struct KernelTileSizes;
+std::string getAttentionKernelName(AttentionOp op, KernelKind kind,
+                                   const KernelTileSizes &sizes);
 
 /// Keys per pipeline step of the tensor-core kernel for head dims d / dv.
-int64_t getMmaKeysPerStep(int64_t d, int64_t dv);
+/// The tiling of the tensor-core kernel for `op`, with the query rows per
+/// block and keys per step overridden where `blockQ`/`blockKV` are non-zero;
+/// failure (with the reason in `why`) where the kernel cannot run the op.
+FailureOr<MmaTiling> getMmaTiling(AttentionOp op, int64_t blockQ,
+                                  int64_t blockKV, std::string *why);
 
 /// Whether the tensor-core kernel supports `op`'s variant.
 bool isMmaKernelEligible(AttentionOp op);
 
 /// Adds (or finds) the kernel for `op`'s variant in `module`.
+/// Query rows per block and keys per step of the generated kernels; 0 picks
+/// the default for the variant (tensor-core kernel only).
+struct KernelTileSizes {
+  int64_t blockQ = 0;
+  int64_t blockKV = 0;
+};
+
 FailureOr<AttentionKernel> buildAttentionKernel(OpBuilder &builder,
                                                 gpu::GPUModuleOp module,
                                                 AttentionOp op,
-                                                KernelKind kind);
+                                                KernelKind kind,
+                                                KernelTileSizes sizes = {});
 
 /// The kernel arguments the tensor-core body reads.
 struct MmaKernelArgs {
@@ -49,7 +80,8 @@ struct MmaKernelArgs {
 
 /// Emits the tensor-core kernel body into `func` (see MmaKernel.cpp).
 void buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                        AttentionOp op, const MmaKernelArgs &args);
+                        AttentionOp op, const MmaKernelArgs &args,
+                        const MmaTiling &tiling);
 
 } // namespace attn
 } // namespace mlir

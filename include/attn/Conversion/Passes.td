@@ -18,11 +18,22 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     module attribute `attn.kernels`, which `attn-compile` writes next to the
     PTX.
 
-    Current kernel (the correctness baseline of the GPU path): a thread block
-    per (query block of 128 rows, query head, batch), a thread per query row,
-    the online softmax over exactly the admitted keys of the row (band-limited
-    like attn-tile), f32 accumulation, GQA by index arithmetic. The tensor-core
-    kernel (cp.async, ldmatrix, mma.sync) replaces its body; the contract stays.
+    Two kernel bodies share that contract:
+
+    * `mma` (f16/bf16, head dims multiples of 16 up to 256, known scale): the
+      FlashAttention-2 algorithm on sm_80+ tensor cores. A block of 4 warps
+      owns 64 or 128 query rows (`block-q`); K/V tiles of `block-kv` keys
+      stream through a two-stage cp.async pipeline into XOR-swizzled dynamic
+      shared memory; Q·Kᵀ and P·V run as m16n8k16 mma.sync on ldmatrix
+      fragments, the online softmax on the accumulator fragments in
+      registers. Only the key blocks of the band are visited (block skipping
+      for causal/window masks, as in attn-tile), and only blocks that cross
+      the band's edge or the sequence end pay for the per-element mask. GQA
+      and MQA by index arithmetic (KV head = query head / group).
+    * `baseline` (every variant, including f32): a thread per query row, the
+      online softmax over exactly the row's admitted keys, f32 accumulation.
+
+    `auto` takes `mma` wherever the variant allows it.
 
     With `drop-host`, host functions are removed so that the module holds only
     the kernels (for bundles).
@@ -32,8 +43,14 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "Remove the host functions, keeping only the gpu.module">,
     Option<"kernel", "kernel", "std::string", /*default=*/"\"baseline\"",
            "Kernel body: baseline (every variant), mma (mma.sync tensor "
-           "cores; f16/bf16, head dims % 16 == 0 up to 128) or auto (mma where "
+           "cores; f16/bf16, head dims % 16 == 0 up to 256) or auto (mma where "
            "eligible)">,
+    Option<"blockQ", "block-q", "int64_t", /*default=*/"0",
+           "Query rows per thread block of the tensor-core kernel: 64 or "
+           "128 (0: 128 up to head dim 128, 64 above)">,
+    Option<"blockKV", "block-kv", "int64_t", /*default=*/"0",
+           "Keys per pipeline step of the tensor-core kernel: 16, 32, 64 or "
+           "128 (0: 64 up to head dim 128, 32 above)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

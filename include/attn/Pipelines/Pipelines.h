@@ -48,6 +48,16 @@ struct AttnToPTXOptions : public PassPipelineOptions<AttnToPTXOptions> {
       *this, "kernel",
       llvm::cl::desc("Kernel body: baseline, mma (tensor cores) or auto"),
       llvm::cl::init("auto")};
+  PassOptions::Option<int64_t> blockQ{
+      *this, "block-q",
+      llvm::cl::desc("Query rows per block of the tensor-core kernel: 64 or "
+                     "128 (0: by head dim)"),
+      llvm::cl::init(0)};
+  PassOptions::Option<int64_t> blockKV{
+      *this, "block-kv",
+      llvm::cl::desc("Keys per step of the tensor-core kernel: 16, 32, 64 or "
+                     "128 (0: by head dim)"),
+      llvm::cl::init(0)};
   PassOptions::Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run attn-fuse first, so unfused graphs become kernels"),

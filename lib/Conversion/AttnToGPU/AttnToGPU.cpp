@@ -61,7 +61,8 @@ static std::string typeName(Type t) {
 }
 
 std::string mlir::attn::getAttentionKernelName(AttentionOp op,
-                                               KernelKind kind) {
+                                               KernelKind kind,
+                                               const KernelTileSizes &sizes) {
   AttentionShape shape = op.getAttentionShape();
   std::string name;
   llvm::raw_string_ostream os(name);
@@ -97,6 +98,10 @@ std::string mlir::attn::getAttentionKernelName(AttentionOp op,
     os << "_lse";
   if (kind == KernelKind::Mma)
     os << "_mma";
+  if (sizes.blockQ)
+    os << "_q" << sizes.blockQ;
+  if (sizes.blockKV)
+    os << "_kv" << sizes.blockKV;
   return name;
 }
 
@@ -132,12 +137,20 @@ public:
 
 FailureOr<AttentionKernel>
 mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
-                                 AttentionOp op, KernelKind kind) {
-  if (kind == KernelKind::Mma && !isMmaKernelEligible(op))
-    return op.emitOpError("the tensor-core kernel needs f16 or bf16, head "
-                          "dims that are multiples of 16 up to 128 and a "
-                          "known scale");
+                                 AttentionOp op, KernelKind kind,
+                                 KernelTileSizes sizes) {
   const bool mma = kind == KernelKind::Mma;
+  MmaTiling tiling;
+  if (mma) {
+    std::string why;
+    FailureOr<MmaTiling> t = getMmaTiling(op, sizes.blockQ, sizes.blockKV, &why);
+    if (failed(t))
+      return op.emitOpError(why);
+    tiling = *t;
+  } else if (sizes.blockQ || sizes.blockKV) {
+    return op.emitOpError("block-q and block-kv apply to the tensor-core "
+                          "kernel only");
+  }
   MLIRContext *ctx = builder.getContext();
   AttentionShape shape = op.getAttentionShape();
   if (ShapedType::isDynamic(shape.headDim) ||
@@ -145,7 +158,7 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
     return op.emitOpError("GPU kernels need static head dims");
   std::optional<double> scale = op.getEffectiveScale();
   const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
-  std::string name = getAttentionKernelName(op, kind);
+  std::string name = getAttentionKernelName(op, kind, sizes);
 
   Type elt = op.getOutput().getType().getElementType();
   Type f32 = builder.getF32Type();
@@ -238,12 +251,20 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(params)},
-      {"grid", llvm::json::Array{mma ? "ceil(Sq / 64)" : "ceil(Sq / 128)", "Hq",
-                                 "B"}},
-      {"block", llvm::json::Array{kBlockRows, 1, 1}},
+      {"grid", llvm::json::Array{("ceil(Sq / " + Twine(mma ? tiling.rows()
+                                                             : kBlockRows) +
+                                  ")")
+                                     .str(),
+                                 "Hq", "B"}},
+      {"block", llvm::json::Array{mma ? tiling.threads() : kBlockRows, 1, 1}},
       {"kernel", mma ? "mma.sync" : "baseline"},
-      {"dynamic_shared_memory", 0},
+      {"dynamic_shared_memory",
+       mma ? tiling.sharedMemoryBytes(shape.headDim, shape.valueHeadDim) : 0},
       {"variant", std::move(variant)}};
+  if (mma)
+    manifest["tile"] = llvm::json::Object{{"block_q", tiling.rows()},
+                                          {"block_kv", tiling.keys},
+                                          {"stages", tiling.stages}};
   std::string manifestText;
   llvm::raw_string_ostream(manifestText) << llvm::json::Value(std::move(manifest));
 
@@ -258,29 +279,16 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   Type qRowType = MemRefType::get({shape.headDim}, f32, AffineMap(), privateSpace);
   Type accType =
       MemRefType::get({shape.valueHeadDim}, f32, AffineMap(), privateSpace);
-  auto workgroupSpace = gpu::AddressSpaceAttr::get(
-      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-  auto tile = [&](int64_t dim) -> Type {
-    return MemRefType::get({64, dim}, elt, AffineMap(), workgroupSpace);
-  };
-  int64_t keysPerStep =
-      getMmaKeysPerStep(shape.headDim, shape.valueHeadDim);
-  auto stages = [&](int64_t dim) -> Type {
-    return MemRefType::get({2, keysPerStep, dim}, elt, AffineMap(),
-                           workgroupSpace);
-  };
-  auto func =
-      mma ? gpu::GPUFuncOp::create(
-                builder, loc, name, builder.getFunctionType(argTypes, {}),
-                TypeRange{tile(shape.headDim), stages(shape.headDim),
-                          stages(shape.valueHeadDim)},
-                TypeRange{})
-          : gpu::GPUFuncOp::create(builder, loc, name,
-                                   builder.getFunctionType(argTypes, {}),
-                                   TypeRange{}, TypeRange{qRowType, accType});
+  SmallVector<Type> privateBuffers;
+  if (!mma)
+    privateBuffers = {qRowType, accType};
+  auto func = gpu::GPUFuncOp::create(builder, loc, name,
+                                     builder.getFunctionType(argTypes, {}),
+                                     TypeRange{}, privateBuffers);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), builder.getUnitAttr());
   func.setKnownBlockSizeAttr(
-      builder.getDenseI32ArrayAttr({(int32_t)kBlockRows, 1, 1}));
+      builder.getDenseI32ArrayAttr(
+          {(int32_t)(mma ? tiling.threads() : kBlockRows), 1, 1}));
   if (mma) {
     Block &body = func.getBody().front();
     builder.setInsertionPointToStart(&body);
@@ -302,7 +310,7 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
     args.sq = body.getArgument(n + 3);
     args.sk = body.getArgument(n + 4);
     args.biasBroadcast.assign(biasBcast.begin(), biasBcast.end());
-    buildMmaKernelBody(builder, func, op, args);
+    buildMmaKernelBody(builder, func, op, args, tiling);
     gpu::ReturnOp::create(builder, loc);
     return AttentionKernel{func, manifestText};
   }
@@ -479,16 +487,21 @@ struct AttnLowerToGPUPass
       // One gpu.module per variant, named like its kernel, so that each
       // kernel becomes its own gpu.binary (and bundle).
       KernelKind kind = KernelKind::Baseline;
+      // auto: tensor cores wherever the variant allows them; block sizes
+      // that do not fit it are then reported, not silently ignored.
       if (kernel == "mma" || (kernel == "auto" && isMmaKernelEligible(op)))
         kind = KernelKind::Mma;
-      std::string name = getAttentionKernelName(op, kind);
+      KernelTileSizes sizes;
+      if (kind == KernelKind::Mma)
+        sizes = {blockQ, blockKV};
+      std::string name = getAttentionKernelName(op, kind, sizes);
       auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name);
       if (!gpuModule) {
         builder.setInsertionPointToEnd(module.getBody());
         gpuModule = gpu::GPUModuleOp::create(builder, module.getLoc(), name);
       }
       FailureOr<AttentionKernel> kernel =
-          buildAttentionKernel(builder, gpuModule, op, kind);
+          buildAttentionKernel(builder, gpuModule, op, kind, sizes);
       if (failed(kernel))
         return signalPassFailure();
       if (llvm::none_of(manifests, [&](NamedAttribute n) {

@@ -1,25 +1,27 @@
 //===- MmaKernel.cpp - tensor-core attention kernel (mma.sync) ------------===//
 //
 // The FlashAttention-2 kernel on sm_80+ tensor cores, for f16 and bf16 with
-// head dims
-// that are multiples of 16 up to 128. A block of 4 warps owns 64 query rows
-// (16 per warp); K and V go through a two-stage cp.async pipeline of 64 keys
-// per step (32 for head dims above 64), the next tile loading while the
-// current one is computed; each step:
+// head dims that are multiples of 16 up to 256. A block of 4 warps owns 64 or
+// 128 query rows (one or two 16-row MMA tiles per warp, see MmaTiling); K and
+// V go through a two-stage cp.async pipeline of `keys` rows per step, the
+// next tile loading while the current one is computed. Shared memory is one
+// dynamic array (Q tile, K stages, V stages), its 16-byte chunks
+// XOR-swizzled by row. Each step:
 //
-//   1. S = Q·Kᵀ with nvgpu.mma.sync m16n8k16: Q fragments are loaded once
-//      with ldmatrix (x4), K fragments with ldmatrix (x2, K rows are the
-//      columns of Kᵀ).
-//   2. Scale (log2 e folded), softcap, bias, and the mask of the band on the
-//      accumulator fragments: thread t of a quad holds row g = lane / 4 (and
-//      g + 8), columns 2t, 2t + 1 of each 8-key tile.
+//   1. S = Q·Kᵀ with m16n8k16 mma.sync: Q fragments by ldmatrix x4 (loaded
+//      once when they fit in registers, else per step), K fragments by
+//      ldmatrix x4 (two 8-key tiles per load; K rows are the columns of Kᵀ).
+//   2. Scale (log2 e folded), softcap, bias on the accumulator fragments:
+//      thread t of a quad holds row g = lane / 4 (and g + 8), columns 2t,
+//      2t + 1 of each 8-key tile. Blocks that cross the band's edge or the
+//      end of the keys also get the per-element mask; the others skip it.
 //   3. Row maxima with two quad shuffles; m' = max(m, rowmax); alpha and
 //      P = exp2(S - m') as in attn-tile; per-thread partial row sums.
 //   4. O = O·alpha + P·V: the S accumulators of two adjacent key tiles are
-//      exactly the A fragment of the next m16n8k16 (converted to f16); V
-//      fragments come from ldmatrix.trans.
+//      exactly the A fragment of the next m16n8k16 (converted to f16/bf16);
+//      V fragments come from ldmatrix.trans x4.
 //   5. After the loop the quad's partial sums are added and O / l is
-//      written (0 for rows without keys; LSE if requested).
+//      written in column pairs (0 for rows without keys; LSE if requested).
 //
 //===----------------------------------------------------------------------===//
 
@@ -43,35 +45,91 @@
 using namespace mlir;
 using namespace mlir::attn;
 
-static constexpr int64_t kRows = 64, kThreads = 128;
+static constexpr int64_t kWarps = 4, kThreads = kWarps * 32;
 
-int64_t mlir::attn::getMmaKeysPerStep(int64_t d, int64_t dv) {
-  // Two stages of K and V plus Q must fit the 48 KB of static shared memory.
-  return (d <= 64 && dv <= 64) ? 64 : 32;
+/// The largest dynamic shared memory of a block on sm_90 (227 KB); sm_80
+/// allows 163 KB. The default tilings stay at or below 96 KB.
+static constexpr int64_t kMaxSharedMemory = 227 * 1024;
+
+int64_t MmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
+  return 2 * (rows() * d + stages * keys * (d + dv));
+}
+
+FailureOr<MmaTiling> mlir::attn::getMmaTiling(AttentionOp op, int64_t blockQ,
+                                              int64_t blockKV,
+                                              std::string *why) {
+  auto fail = [&](const Twine &msg) -> FailureOr<MmaTiling> {
+    if (why)
+      *why = msg.str();
+    return failure();
+  };
+  AttentionShape s = op.getAttentionShape();
+  Type elt = op.getOutput().getType().getElementType();
+  if (!(elt.isF16() || elt.isBF16()))
+    return fail("the tensor-core kernel needs f16 or bf16");
+  if (ShapedType::isDynamic(s.headDim) || ShapedType::isDynamic(s.valueHeadDim) ||
+      s.headDim % 16 != 0 || s.valueHeadDim % 16 != 0 || s.headDim > 256 ||
+      s.valueHeadDim > 256)
+    return fail("the tensor-core kernel needs head dims that are multiples of "
+                "16 up to 256");
+  if (!op.getEffectiveScale().has_value())
+    return fail("the tensor-core kernel needs a known scale");
+  const int64_t d = s.headDim, dv = s.valueHeadDim, widest = std::max(d, dv);
+  // Defaults, from a sweep on the H100/H200 (docs/gpu-results.md): 128 query
+  // rows (two 16-row tiles per warp) and 64 keys per step up to head dim 64;
+  // at 128, 64 rows and 64 keys for banded masks (less work past the
+  // diagonal, more blocks) and 128 rows with 32 keys otherwise; above 128,
+  // 64 rows and 32 keys (the O accumulators of a thread grow with Dv).
+  MmaTiling t;
+  bool banded = op.getMaskOrNone().getKind() != MaskKind::None;
+  if (widest <= 64) {
+    t.rowTiles = 2;
+    t.keys = 64;
+  } else if (widest <= 128) {
+    t.rowTiles = banded ? 1 : 2;
+    t.keys = banded ? 64 : 32;
+  } else {
+    t.rowTiles = 1;
+    t.keys = 32;
+  }
+  if (blockQ) {
+    if (blockQ != 64 && blockQ != 128)
+      return fail("block-q must be 64 or 128, got " + Twine(blockQ));
+    t.rowTiles = blockQ / (kWarps * 16);
+  }
+  if (blockKV) {
+    if (blockKV != 16 && blockKV != 32 && blockKV != 64 && blockKV != 128)
+      return fail("block-kv must be 16, 32, 64 or 128, got " + Twine(blockKV));
+    t.keys = blockKV;
+  }
+  t.qInRegisters = t.rowTiles * d <= 128;
+  // Every thread issues whole 16-byte copies of each tile.
+  for (int64_t dim : {d, dv})
+    if ((t.keys * dim) % (kThreads * 8) != 0)
+      return fail("block-kv " + Twine(t.keys) + " with head dim " + Twine(dim) +
+                  " does not split into 16-byte copies for " +
+                  Twine(kThreads) + " threads");
+  if (t.sharedMemoryBytes(d, dv) > kMaxSharedMemory)
+    return fail("the tiles need " + Twine(t.sharedMemoryBytes(d, dv)) +
+                " bytes of shared memory, more than " +
+                Twine(kMaxSharedMemory));
+  return t;
 }
 
 bool mlir::attn::isMmaKernelEligible(AttentionOp op) {
-  AttentionShape s = op.getAttentionShape();
-  Type elt = op.getOutput().getType().getElementType();
-  if (!(elt.isF16() || elt.isBF16()) || ShapedType::isDynamic(s.headDim) ||
-      ShapedType::isDynamic(s.valueHeadDim) || s.headDim % 16 != 0 ||
-      s.valueHeadDim % 16 != 0 || s.headDim > 128 || s.valueHeadDim > 128 ||
-      !op.getEffectiveScale().has_value())
-    return false;
-  // Every thread issues whole 16-byte copies of each tile.
-  int64_t keys = getMmaKeysPerStep(s.headDim, s.valueHeadDim);
-  return (keys * s.headDim) % (kThreads * 8) == 0 &&
-         (keys * s.valueHeadDim) % (kThreads * 8) == 0;
+  return succeeded(getMmaTiling(op, 0, 0, nullptr));
 }
 
 void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                    AttentionOp op, const MmaKernelArgs &args) {
+                                    AttentionOp op, const MmaKernelArgs &args,
+                                    const MmaTiling &tiling) {
   MLIRContext *ctx = builder.getContext();
   Location loc = op.getLoc();
   ImplicitLocOpBuilder b(loc, builder);
   AttentionShape shape = op.getAttentionShape();
   const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
-  const int64_t kKeys = getMmaKeysPerStep(D, Dv);
+  const int64_t kRows = tiling.rows(), kKeys = tiling.keys;
+  const int64_t kMT = tiling.rowTiles, kStages = tiling.stages;
   const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
   // The element type of the tiles and fragments: f16 or bf16.
   Type f16 = op.getOutput().getType().getElementType(), f32 = b.getF32Type();
@@ -96,12 +154,42 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto slt = [&](Value x, Value y) -> Value {
     return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
   };
+  auto sle = [&](Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::sle, x, y);
+  };
 
   Value qArg = args.q, kArg = args.k, vArg = args.v, oArg = args.o;
   Value hq = args.hq, hkv = args.hkv, sq = args.sq, sk = args.sk;
-  Value qS = func.getWorkgroupAttributions()[0];
-  Value kS = func.getWorkgroupAttributions()[1];
-  Value vS = func.getWorkgroupAttributions()[2];
+
+  // Shared memory is dynamic (the tiles exceed the 48 KB of static shared
+  // memory): an external, 1024-aligned workgroup array that the kernel views
+  // as the Q tile and the K and V stages. (gpu.dynamic_shared_memory would
+  // lower to a 1-byte static array in LLVM 22; see docs/gpu-results.md.)
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto bytesType = MemRefType::get({0}, b.getI8Type(), AffineMap(), workgroup);
+  auto module = func->getParentOfType<gpu::GPUModuleOp>();
+  StringRef smemName = "attn_dynamic_shared_memory";
+  if (!module.lookupSymbol(smemName)) {
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToStart(module.getBody());
+    memref::GlobalOp::create(builder, loc, smemName,
+                             builder.getStringAttr("public"), bytesType,
+                             Attribute(), /*constant=*/false,
+                             builder.getI64IntegerAttr(1024));
+  }
+  Value smem = memref::GetGlobalOp::create(b, bytesType, smemName);
+  int64_t smemOffset = 0;
+  auto carve = [&](ArrayRef<int64_t> dims) -> Value {
+    auto type = MemRefType::get(dims, f16, AffineMap(), workgroup);
+    Value view = memref::ViewOp::create(b, type, smem, idx(smemOffset),
+                                        ValueRange{});
+    smemOffset += type.getNumElements() * 2;
+    return view;
+  };
+  Value qS = carve({kRows, D});
+  Value kS = carve({kStages, kKeys, D});
+  Value vS = carve({kStages, kKeys, Dv});
 
   Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
@@ -133,14 +221,37 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     return mul(chunk, idx(8));
   };
 
-  // Copies a [64, dim] tile asynchronously (cp.async, 16 bytes = 8 elements
-  // per copy, zero-filled past `limit`): 64 * dim / 1024 copies per thread,
-  // unrolled, committed as one group and waited for.
+  // The ldmatrix addresses, written so that LLVM keeps few of them live: a
+  // lane reads row `rowThread + rowConst` at 16-byte chunk `chunkConst +
+  // bit` (chunkConst even, bit = 0 or 1 from the lane), so the swizzled
+  // chunk is (chunkConst & ~7) + ((chunkConst & 7 | bit) ^ lane % 8): a
+  // constant plus one of four per-thread values, computed once. The
+  // constants then become immediate offsets of the loads instead of one
+  // hoisted address register per load.
+  Value lane8 = remu(lane, idx(8));
+  DenseMap<std::pair<void *, int64_t>, Value> xorChunks;
+  auto swizzledCol = [&](int64_t chunkConst, Value bit, int64_t dim) -> Value {
+    if ((dim / 8) % 8 != 0)
+      return add(mul(bit, idx(8)), idx(chunkConst * 8));
+    int64_t m = chunkConst & 7;
+    Value &x = xorChunks[{bit.getAsOpaquePointer(), m}];
+    if (!x) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointAfter(lane8.getDefiningOp());
+      if (Operation *def = bit.getDefiningOp())
+        if (def->getBlock() == lane8.getDefiningOp()->getBlock() &&
+            lane8.getDefiningOp()->isBeforeInBlock(def))
+          b.setInsertionPointAfter(def);
+      x = mul(arith::XOrIOp::create(b, add(bit, idx(m)), lane8), idx(8));
+    }
+    return add(x, idx((chunkConst & ~int64_t(7)) * 8));
+  };
+
   auto asyncTokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
   // Issues the cp.async copies of a [rows, dim] tile (16 bytes = 8 elements
-  // per copy, zero-filled past `limit`) into `smem` (at `stage` when the
-  // buffer has one), rows*dim/1024 copies per thread, as one group.
-  auto issueTile = [&](Value src, Value smem, std::optional<Value> stage,
+  // per copy, cached in L2 only, zero-filled past `limit`) into `smem` (at `stage` when the
+  // buffer has one), rows*dim/(8*threads) copies per thread, as one group.
+  auto issueTile = [&](Value src, Value dstBuf, std::optional<Value> stage,
                        int64_t rows, Value heads, Value seqLen, Value head,
                        Value row0, Value limit, int64_t dim) {
     SmallVector<Value> tokens;
@@ -157,9 +268,9 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         dst.push_back(*stage);
       dst.append({r, swizzle(r, c, dim)});
       tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, asyncTokenType, smem, dst, src,
+          b, asyncTokenType, dstBuf, dst, src,
           ValueRange{add(rowOffset(heads, seqLen, head, safeRow, dim), c)},
-          b.getIndexAttr(8), count, /*bypassL1=*/UnitAttr()));
+          b.getIndexAttr(8), count, /*bypassL1=*/b.getUnitAttr()));
     }
     return Value(nvgpu::DeviceAsyncCreateGroupOp::create(
         b, nvgpu::DeviceAsyncTokenType::get(ctx), tokens));
@@ -172,12 +283,12 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     nvgpu::DeviceAsyncWaitOp::create(b, anyGroup, b.getI32IntegerAttr(pending));
   };
 
-  // Q tile and its fragments (kept in registers for the whole kernel).
+  // The Q tile.
   anyGroup = issueTile(qArg, qS, std::nullopt, kRows, hq, sq, h, q0, sq, D);
   waitGroups(0);
   gpu::BarrierOp::create(b);
   auto aType = VectorType::get({4, 2}, f16);
-  auto bType = VectorType::get({2, 2}, f16);
+  auto b2Type = VectorType::get({4, 2}, f16);
   auto cType = VectorType::get({2, 2}, f32);
   // D = A·B + C for one m16n8k16 tile. nvgpu.mma.sync handles f16; for bf16
   // (which nvgpu.mma.sync in LLVM 22 rejects) nvvm.mma.sync is emitted
@@ -211,26 +322,61 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       elems.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e}));
     return vector::FromElementsOp::create(b, cType, elems);
   };
-  SmallVector<Value> qa;
-  Value warpRow = mul(warp, idx(16));
-  for (int64_t kk = 0; kk < D / 16; ++kk) {
-    Value r = add(warpRow, remu(lane, idx(16)));
-    Value c = add(idx(kk * 16), mul(divu(lane, idx(16)), idx(8)));
-    qa.push_back(nvgpu::LdMatrixOp::create(b, aType, qS,
-                                           ValueRange{r, swizzle(r, c, D)},
-                                           /*transpose=*/false, 4));
-  }
+  // An ldmatrix x4 of B operands yields two adjacent B fragments (rows 0-1
+  // and 2-3 of its result).
+  auto splitPair = [&](Value v) -> std::pair<Value, Value> {
+    auto half = [&](int64_t o) -> Value {
+      SmallVector<Value> elems;
+      for (int64_t r = o; r < o + 2; ++r)
+        for (int64_t c = 0; c < 2; ++c)
+          elems.push_back(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r, c}));
+      return vector::FromElementsOp::create(b, VectorType::get({2, 2}, f16),
+                                            elems);
+    };
+    return {half(0), half(2)};
+  };
 
-  // Rows of this thread (g and g + 8 of the warp's 16) and their band.
-  Value row[2] = {add(add(q0, warpRow), g), add(add(add(q0, warpRow), g), idx(8))};
+  // Warp w owns rows [w * 16 * kMT, (w + 1) * 16 * kMT) of the block, as kMT
+  // 16-row MMA tiles. The A fragment (ldmatrix x4) of row tile mt, k-step kk.
+  Value warpRow = mul(warp, idx(16 * kMT));
+  // Lane roles of the ldmatrix x4 loads: Q (A operand) rows lane % 16,
+  // chunk lane / 16; K and V: matrix j = lane / 8, row lane % 8.
+  Value qRowT = add(warpRow, remu(lane, idx(16))), qBit = divu(lane, idx(16));
+  Value j8 = divu(lane, idx(8));
+  Value jLo = remu(j8, idx(2)), jHi = divu(j8, idx(2));
+  Value kRowT = add(lane8, mul(jHi, idx(8))), vRowT = add(lane8, mul(jLo, idx(8)));
+  auto loadQ = [&](int64_t mt, int64_t kk) -> Value {
+    Value r = add(qRowT, idx(mt * 16));
+    return nvgpu::LdMatrixOp::create(b, aType, qS,
+                                     ValueRange{r, swizzledCol(2 * kk, qBit, D)},
+                                     /*transpose=*/false, 4);
+  };
+  SmallVector<SmallVector<Value>> qa(kMT);
+  if (tiling.qInRegisters)
+    for (int64_t mt = 0; mt < kMT; ++mt)
+      for (int64_t kk = 0; kk < D / 16; ++kk)
+        qa[mt].push_back(loadQ(mt, kk));
+
+  // Rows of this thread: g and g + 8 of each of its row tiles, [mt * 2 + i].
+  SmallVector<Value> row;
+  for (int64_t mt = 0; mt < kMT; ++mt)
+    for (int64_t i = 0; i < 2; ++i)
+      row.push_back(add(add(add(q0, warpRow), g), idx(mt * 16 + i * 8)));
+  const int64_t kR = 2 * kMT;
   auto band = [&](Value r) {
     return buildAdmittedKeys(b, loc, mask, add(r, off), sk);
   };
   Value lastRow = sub(smin(add(q0, idx(kRows)), sq), c1);
-  Value kbBegin = divu(band(q0).first, idx(kKeys));
-  Value kbEnd = arith::CeilDivSIOp::create(b, band(lastRow).second, idx(kKeys));
+  auto firstBand = band(q0), lastBand = band(lastRow);
+  Value kbBegin = divu(firstBand.first, idx(kKeys));
+  Value kbEnd = arith::CeilDivSIOp::create(b, lastBand.second, idx(kKeys));
+  // A key block needs no masking when all its keys exist and are admitted by
+  // every row of the query block: the band's start only grows with the row
+  // and its end never shrinks, so the last row's start and the first row's
+  // end bound it.
+  Value fullFrom = lastBand.first, fullTo = firstBand.second;
 
-  // Initial state: m (two rows), l (partial, two rows), O fragments.
+  // Initial state per row: m, l (partial: this thread's columns), O fragments.
   Value m0 = cf(-INFINITY), l0 = cf(0.0);
   if (args.sinks) {
     Value s = memref::LoadOp::create(b, args.sinks, h);
@@ -244,11 +390,15 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   }
   Value zeroAcc = arith::ConstantOp::create(
       b, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
-  SmallVector<Value> init = {m0, m0, l0, l0};
-  for (int64_t e = 0; e < Dv / 8; ++e)
+  // iter_args: m[kR], l[kR], O[kMT][Dv / 8].
+  SmallVector<Value> init;
+  init.append(kR, m0);
+  init.append(kR, l0);
+  for (int64_t e = 0; e < kMT * Dv / 8; ++e)
     init.push_back(zeroAcc);
+  SmallVector<Type> iterTypes = llvm::to_vector(ValueRange(init).getTypes());
 
-  // Prologue of the two-stage pipeline: the first K/V tile into stage 0.
+  // Prologue of the pipeline: the first K/V tile into stage 0.
   auto issueKV = [&](Value kbIdx, Value stage) {
     Value k0 = mul(kbIdx, idx(kKeys));
     issueTile(kArg, kS, stage, kKeys, hkv, sk, kvh, k0, sk, D);
@@ -256,180 +406,232 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
   issueKV(kbBegin, c0);
 
+  // One step of the online softmax over the key block at `k0` in `stage`;
+  // `masked` adds the per-element test of the key range and the band.
+  auto emitStep = [&](Value k0, Value stage, ValueRange iter,
+                      bool masked) -> SmallVector<Value> {
+    // Step 1: S = Q·Kᵀ, kKeys / 8 key tiles of 8 per row tile.
+    SmallVector<SmallVector<Value>> s(kMT,
+                                      SmallVector<Value>(kKeys / 8, zeroAcc));
+    for (int64_t kk = 0; kk < D / 16; ++kk) {
+      SmallVector<Value> a(kMT);
+      for (int64_t mt = 0; mt < kMT; ++mt)
+        a[mt] = tiling.qInRegisters ? qa[mt][kk] : loadQ(mt, kk);
+      for (int64_t n = 0; n < kKeys / 8; n += 2) {
+        // Matrices (n, lo), (n, hi), (n+1, lo), (n+1, hi) of 8x8 each.
+        Value kf = nvgpu::LdMatrixOp::create(
+            b, b2Type, kS,
+            ValueRange{stage, add(kRowT, idx(n * 8)),
+                       swizzledCol(2 * kk, jLo, D)},
+            /*transpose=*/false, 4);
+        auto [k0f, k1f] = splitPair(kf);
+        for (int64_t mt = 0; mt < kMT; ++mt) {
+          s[mt][n] = mmaSync(a[mt], k0f, s[mt][n]);
+          s[mt][n + 1] = mmaSync(a[mt], k1f, s[mt][n + 1]);
+        }
+      }
+    }
+
+    // Step 2: logits in the exp2 domain, masked outside the band.
+    Value factor = cf(scale * (softcap ? 1.0 / *softcap : log2e));
+    Value ninf = cf(-INFINITY);
+    // x[mt][n][i * 2 + j]: row tile mt, key tile n, row g + 8i, column 2t + j.
+    SmallVector<SmallVector<SmallVector<Value, 4>>> x(
+        kMT, SmallVector<SmallVector<Value, 4>>(kKeys / 8));
+    for (int64_t mt = 0; mt < kMT; ++mt)
+      for (int64_t n = 0; n < kKeys / 8; ++n)
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t j = 0; j < 2; ++j) {
+            Value rw = row[mt * 2 + i];
+            Value v =
+                vector::ExtractOp::create(b, s[mt][n], ArrayRef<int64_t>{i, j});
+            v = arith::MulFOp::create(b, v, factor);
+            if (softcap)
+              v = arith::MulFOp::create(b, math::TanhOp::create(b, v),
+                                        cf(*softcap * log2e));
+            Value key = add(add(k0, idx(n * 8 + j)), mul(t, idx(2)));
+            if (args.bias) {
+              Value sizes[4] = {args.batch, hq, sq, sk};
+              Value coords[4] = {bIdx, h, rw, key};
+              Value boff = c0;
+              Value inb = arith::AndIOp::create(b, slt(rw, sq), slt(key, sk));
+              for (unsigned d = 0; d < 4; ++d) {
+                Value size = args.biasBroadcast[d] ? c1 : sizes[d];
+                Value coord = args.biasBroadcast[d] ? c0 : coords[d];
+                boff = add(mul(boff, size), coord);
+              }
+              // Out-of-range rows/keys read element 0 (masked anyway).
+              boff = arith::SelectOp::create(b, inb, boff, c0);
+              Value bv = memref::LoadOp::create(b, args.bias, boff);
+              if (bv.getType() != f32)
+                bv = arith::ExtFOp::create(b, f32, bv);
+              v = arith::AddFOp::create(b, v,
+                                        arith::MulFOp::create(b, bv, cf(log2e)));
+            }
+            if (masked) {
+              Value ok = slt(key, sk);
+              if (Value inBand = buildAdmitsKey(b, loc, mask, add(rw, off), key))
+                ok = arith::AndIOp::create(b, ok, inBand);
+              v = arith::SelectOp::create(b, ok, v, ninf);
+            }
+            x[mt][n].push_back(v);
+          }
+
+    // Step 3: row maxima across the quad, new running max, P, alpha.
+    SmallVector<Value> mNew(kR), mSafe(kR), alpha(kR), lNew(kR);
+    for (int64_t r = 0; r < kR; ++r) {
+      int64_t mt = r / 2, i = r % 2;
+      Value mx = iter[r];
+      for (int64_t n = 0; n < kKeys / 8; ++n)
+        for (int64_t j = 0; j < 2; ++j)
+          mx = arith::MaximumFOp::create(b, mx, x[mt][n][i * 2 + j]);
+      for (int32_t o : {1, 2})
+        mx = arith::MaximumFOp::create(
+            b, mx,
+            gpu::ShuffleOp::create(b, mx, o, 32, gpu::ShuffleMode::XOR)
+                .getShuffleResult());
+      mNew[r] = mx;
+      // A row without any admitted key so far keeps m = -inf; exponents are
+      // then taken against 0 so that they stay exp2(-inf) = 0, not NaN.
+      Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx,
+                                           ninf);
+      mSafe[r] = arith::SelectOp::create(b, isNinf, cf(0.0), mx);
+      alpha[r] = math::Exp2Op::create(b, arith::SubFOp::create(b, iter[r], mSafe[r]));
+      lNew[r] = arith::MulFOp::create(b, iter[kR + r], alpha[r]);
+    }
+    SmallVector<SmallVector<SmallVector<Value, 4>>> p(
+        kMT, SmallVector<SmallVector<Value, 4>>(kKeys / 8));
+    for (int64_t mt = 0; mt < kMT; ++mt)
+      for (int64_t n = 0; n < kKeys / 8; ++n)
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t j = 0; j < 2; ++j) {
+            int64_t r = mt * 2 + i;
+            Value e = math::Exp2Op::create(
+                b, arith::SubFOp::create(b, x[mt][n][i * 2 + j], mSafe[r]));
+            lNew[r] = arith::AddFOp::create(b, lNew[r], e);
+            p[mt][n].push_back(e);
+          }
+
+    // Step 4: O = O·alpha + P·V. The S accumulators of two adjacent key
+    // tiles are exactly the A fragment of the next m16n8k16 (a0a1: tile 2kk
+    // row g; a2a3: row g + 8; a4..a7: tile 2kk + 1).
+    SmallVector<Value> o;
+    for (int64_t mt = 0; mt < kMT; ++mt)
+      for (int64_t e = 0; e < Dv / 8; ++e) {
+        Value acc = iter[2 * kR + mt * (Dv / 8) + e];
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t j = 0; j < 2; ++j) {
+            Value a = vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
+            acc = vector::InsertOp::create(
+                b, arith::MulFOp::create(b, a, alpha[mt * 2 + i]), acc,
+                ArrayRef<int64_t>{i, j});
+          }
+        o.push_back(acc);
+      }
+    for (int64_t kk = 0; kk < kKeys / 16; ++kk) {
+      SmallVector<Value> pa(kMT);
+      for (int64_t mt = 0; mt < kMT; ++mt) {
+        SmallVector<Value> elems;
+        for (int64_t n : {2 * kk, 2 * kk + 1})
+          for (int64_t i = 0; i < 2; ++i)
+            for (int64_t j = 0; j < 2; ++j)
+              elems.push_back(arith::TruncFOp::create(b, f16, p[mt][n][i * 2 + j]));
+        pa[mt] = vector::FromElementsOp::create(b, aType, elems);
+      }
+      for (int64_t e = 0; e < Dv / 8; e += 2) {
+        // Matrices (keys lo, e), (keys hi, e), (lo, e+1), (hi, e+1),
+        // transposed: the V rows are the k dimension of the product.
+        Value vf = nvgpu::LdMatrixOp::create(
+            b, b2Type, vS,
+            ValueRange{stage, add(vRowT, idx(kk * 16)),
+                       swizzledCol(e, jHi, Dv)},
+            /*transpose=*/true, 4);
+        auto [v0f, v1f] = splitPair(vf);
+        for (int64_t mt = 0; mt < kMT; ++mt) {
+          Value &o0 = o[mt * (Dv / 8) + e];
+          Value &o1 = o[mt * (Dv / 8) + e + 1];
+          o0 = mmaSync(pa[mt], v0f, o0);
+          o1 = mmaSync(pa[mt], v1f, o1);
+        }
+      }
+    }
+    SmallVector<Value> yields(mNew);
+    llvm::append_range(yields, lNew);
+    llvm::append_range(yields, o);
+    return yields;
+  };
+
   auto loop = scf::ForOp::create(
       b, loc, kbBegin, smax(kbBegin, kbEnd), c1, init,
       [&](OpBuilder &nb, Location, Value kb, ValueRange iter) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
         Value k0 = mul(kb, idx(kKeys));
-        Value stage = remu(sub(kb, kbBegin), idx(2));
+        Value stage = remu(sub(kb, kbBegin), idx(kStages));
         // This step's tile has landed, and every warp is done with the other
         // stage: prefetch the next tile into it while computing on this one.
         waitGroups(0);
         gpu::BarrierOp::create(b);
-        issueKV(add(kb, c1), sub(c1, stage));
-
-        // Step 1: S = Q·Kᵀ, 8 key tiles of 8.
-        SmallVector<Value> s;
-        for (int64_t n = 0; n < kKeys / 8; ++n) {
-          Value acc = zeroAcc;
-          for (int64_t kk = 0; kk < D / 16; ++kk) {
-            Value r = add(idx(n * 8), remu(lane, idx(8)));
-            Value c = add(idx(kk * 16), mul(remu(divu(lane, idx(8)), idx(2)), idx(8)));
-            Value kf = nvgpu::LdMatrixOp::create(b, bType, kS,
-                                                 ValueRange{stage, r, swizzle(r, c, D)},
-                                                 /*transpose=*/false, 2);
-            acc = mmaSync(qa[kk], kf, acc);
-          }
-          s.push_back(acc);
+        issueKV(add(kb, c1), remu(add(stage, c1), idx(kStages)));
+        // Blocks inside the band for every row (the bulk of a long causal or
+        // windowed sequence) skip the per-element mask.
+        Value full = arith::AndIOp::create(b, sle(fullFrom, k0),
+                                           sle(add(k0, idx(kKeys)), fullTo));
+        auto ifOp = scf::IfOp::create(b, iterTypes, full, /*withElse=*/true);
+        {
+          OpBuilder::InsertionGuard g2(b);
+          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+          scf::YieldOp::create(b, emitStep(k0, stage, iter, /*masked=*/false));
+          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+          scf::YieldOp::create(b, emitStep(k0, stage, iter, /*masked=*/true));
         }
-
-        // Step 2: logits in the exp2 domain, masked outside the band.
-        Value factor = cf(scale * (softcap ? 1.0 / *softcap : log2e));
-        Value ninf = cf(-INFINITY);
-        SmallVector<SmallVector<Value, 4>> x(kKeys / 8); // [n][i*2 + j]
-        for (int64_t n = 0; n < kKeys / 8; ++n) {
-          for (int64_t i = 0; i < 2; ++i) {
-            for (int64_t j = 0; j < 2; ++j) {
-              Value v = vector::ExtractOp::create(b, s[n], ArrayRef<int64_t>{i, j});
-              v = arith::MulFOp::create(b, v, factor);
-              if (softcap)
-                v = arith::MulFOp::create(b, math::TanhOp::create(b, v),
-                                          cf(*softcap * log2e));
-              Value key = add(add(k0, idx(n * 8 + j)), mul(t, idx(2)));
-              if (args.bias) {
-                Value sizes[4] = {args.batch, hq, sq, sk};
-                Value coords[4] = {bIdx, h, row[i], key};
-                Value boff = c0;
-                Value inb = slt(row[i], sq);
-                inb = arith::AndIOp::create(b, inb, slt(key, sk));
-                for (unsigned d = 0; d < 4; ++d) {
-                  Value size = args.biasBroadcast[d] ? c1 : sizes[d];
-                  Value coord = args.biasBroadcast[d] ? c0 : coords[d];
-                  boff = add(mul(boff, size), coord);
-                }
-                // Out-of-range rows/keys read element 0 (masked anyway).
-                boff = arith::SelectOp::create(b, inb, boff, c0);
-                Value bv = memref::LoadOp::create(b, args.bias, boff);
-                if (bv.getType() != f32)
-                  bv = arith::ExtFOp::create(b, f32, bv);
-                v = arith::AddFOp::create(b, v,
-                                          arith::MulFOp::create(b, bv, cf(log2e)));
-              }
-              Value ok = slt(key, sk);
-              if (Value inBand =
-                      buildAdmitsKey(b, loc, mask, add(row[i], off), key))
-                ok = arith::AndIOp::create(b, ok, inBand);
-              x[n].push_back(arith::SelectOp::create(b, ok, v, ninf));
-            }
-          }
-        }
-
-        // Step 3: row maxima across the quad, new running max, P, alpha.
-        SmallVector<Value> mNew(2), mSafe(2), alpha(2), lNew(2);
-        for (int64_t i = 0; i < 2; ++i) {
-          Value mx = iter[i];
-          for (int64_t n = 0; n < kKeys / 8; ++n)
-            for (int64_t j = 0; j < 2; ++j)
-              mx = arith::MaximumFOp::create(b, mx, x[n][i * 2 + j]);
-          for (int32_t o : {1, 2})
-            mx = arith::MaximumFOp::create(
-                b, mx,
-                gpu::ShuffleOp::create(b, mx, o, 32, gpu::ShuffleMode::XOR)
-                    .getShuffleResult());
-          mNew[i] = mx;
-          Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx,
-                                               ninf);
-          mSafe[i] = arith::SelectOp::create(b, isNinf, cf(0.0), mx);
-          alpha[i] = math::Exp2Op::create(
-              b, arith::SubFOp::create(b, iter[i], mSafe[i]));
-          lNew[i] = arith::MulFOp::create(b, iter[2 + i], alpha[i]);
-        }
-        SmallVector<SmallVector<Value, 4>> p(kKeys / 8);
-        for (int64_t n = 0; n < kKeys / 8; ++n)
-          for (int64_t i = 0; i < 2; ++i)
-            for (int64_t j = 0; j < 2; ++j) {
-              Value e = math::Exp2Op::create(
-                  b, arith::SubFOp::create(b, x[n][i * 2 + j], mSafe[i]));
-              lNew[i] = arith::AddFOp::create(b, lNew[i], e);
-              p[n].push_back(e);
-            }
-
-        // Step 4: O = O·alpha + P·V.
-        SmallVector<Value> o;
-        for (int64_t e = 0; e < Dv / 8; ++e) {
-          Value acc = iter[4 + e];
-          for (int64_t i = 0; i < 2; ++i)
-            for (int64_t j = 0; j < 2; ++j) {
-              Value a = vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
-              acc = vector::InsertOp::create(
-                  b, arith::MulFOp::create(b, a, alpha[i]), acc,
-                  ArrayRef<int64_t>{i, j});
-            }
-          o.push_back(acc);
-        }
-        for (int64_t kk = 0; kk < kKeys / 16; ++kk) {
-          SmallVector<Value> elems;
-          // a0a1: tile 2kk row g; a2a3: tile 2kk row g+8; a4a5, a6a7: 2kk+1.
-          for (int64_t n : {2 * kk, 2 * kk + 1})
-            for (int64_t i = 0; i < 2; ++i)
-              for (int64_t j = 0; j < 2; ++j)
-                elems.push_back(arith::TruncFOp::create(b, f16, p[n][i * 2 + j]));
-          SmallVector<Value> reordered = {elems[0], elems[1], elems[2], elems[3],
-                                          elems[4], elems[5], elems[6], elems[7]};
-          Value pa = vector::FromElementsOp::create(b, aType, reordered);
-          for (int64_t e = 0; e < Dv / 8; ++e) {
-            Value r = add(idx(kk * 16), add(remu(lane, idx(8)),
-                                            mul(remu(divu(lane, idx(8)), idx(2)), idx(8))));
-            Value vf = nvgpu::LdMatrixOp::create(
-                b, bType, vS, ValueRange{stage, r, swizzle(r, idx(e * 8), Dv)},
-                                                 /*transpose=*/true, 2);
-            o[e] = mmaSync(pa, vf, o[e]);
-          }
-        }
-        SmallVector<Value> yields = {mNew[0], mNew[1], lNew[0], lNew[1]};
-        llvm::append_range(yields, o);
-        scf::YieldOp::create(b, yields);
+        scf::YieldOp::create(b, ifOp.getResults());
       });
 
   // Drain the last (unused) prefetch before the block exits.
   waitGroups(0);
 
   // Step 5: quad-reduce the row sums, normalize, write.
-  for (int64_t i = 0; i < 2; ++i) {
-    Value l = loop.getResult(2 + i);
+  for (int64_t r = 0; r < kR; ++r) {
+    int64_t mt = r / 2, i = r % 2;
+    Value l = loop.getResult(kR + r);
     for (int32_t o : {1, 2})
       l = arith::AddFOp::create(
           b, l,
           gpu::ShuffleOp::create(b, l, o, 32, gpu::ShuffleMode::XOR)
               .getShuffleResult());
-    Value m = loop.getResult(i);
+    Value m = loop.getResult(r);
     Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l, cf(0.0));
-    Value inRange = slt(row[i], sq);
+    Value inRange = slt(row[r], sq);
     auto ifOp = scf::IfOp::create(b, inRange, /*withElse=*/false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-    Value oBase = rowOffset(hq, sq, h, row[i], Dv);
-    for (int64_t e = 0; e < Dv / 8; ++e)
+    Value oBase = rowOffset(hq, sq, h, row[r], Dv);
+    Value inv = arith::DivFOp::create(b, cf(1.0), l);
+    for (int64_t e = 0; e < Dv / 8; ++e) {
+      SmallVector<Value> pair;
       for (int64_t j = 0; j < 2; ++j) {
-        Value a = vector::ExtractOp::create(b, loop.getResult(4 + e),
-                                            ArrayRef<int64_t>{i, j});
-        Value v = arith::DivFOp::create(b, a, l);
+        Value a = vector::ExtractOp::create(
+            b, loop.getResult(2 * kR + mt * (Dv / 8) + e), ArrayRef<int64_t>{i, j});
+        Value v = arith::MulFOp::create(b, a, inv);
         v = arith::SelectOp::create(b, empty, cf(0.0), v);
-        v = arith::TruncFOp::create(b, f16, v);
-        Value col = add(idx(e * 8 + j), mul(t, idx(2)));
-        memref::StoreOp::create(b, v, oArg, add(oBase, col));
+        pair.push_back(arith::TruncFOp::create(b, f16, v));
       }
+      Value col = add(idx(e * 8), mul(t, idx(2)));
+      vector::StoreOp::create(
+          b, vector::FromElementsOp::create(b, VectorType::get({2}, f16), pair),
+          oArg, ValueRange{add(oBase, col)}, /*nontemporal=*/false,
+          llvm::MaybeAlign(4));
+    }
     if (args.lse) {
-      Value r = arith::MulFOp::create(
+      Value lr = arith::MulFOp::create(
           b, arith::AddFOp::create(b, m, math::Log2Op::create(b, l)), cf(ln2));
-      r = arith::SelectOp::create(b, empty, cf(-INFINITY), r);
+      lr = arith::SelectOp::create(b, empty, cf(-INFINITY), lr);
       Value isT0 = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t, c0);
       auto store = scf::IfOp::create(b, isT0, /*withElse=*/false);
       b.setInsertionPointToStart(&store.getThenRegion().front());
-      memref::StoreOp::create(b, r, args.lse,
-                              add(mul(add(mul(bIdx, hq), h), sq), row[i]));
+      memref::StoreOp::create(b, lr, args.lse,
+                              add(mul(add(mul(bIdx, hq), h), sq), row[r]));
     }
   }
-  (void)ctx;
 }
