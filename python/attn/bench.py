@@ -105,6 +105,11 @@ def runners(bundles, causal, gqa):
 
     def flex():
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        # Every shape compiles anew; past dynamo's recompile limit (8) it
+        # would silently fall back to the slow eager path.
+        torch._dynamo.config.cache_size_limit = 256
+        if hasattr(torch._dynamo.config, "recompile_limit"):
+            torch._dynamo.config.recompile_limit = 256
         compiled = torch.compile(flex_attention)
         masks = {}
 
