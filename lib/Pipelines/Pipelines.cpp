@@ -111,6 +111,7 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   lower.dropHost = true;
   lower.kernel = options.kernel;
   lower.blockQ = options.blockQ;
+  lower.chip = options.chip;
   lower.blockKV = options.blockKV;
   pm.addPass(createAttnLowerToGPU(lower));
   pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
@@ -124,6 +125,8 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   gpu.addPass(createSCFToControlFlowPass());
   gpu.addPass(createConvertNVGPUToNVVMPass());
   gpu.addPass(createConvertGpuOpsToNVVMOps());
+  // NVVM ops that are emitted as inline PTX (mbarrier waits, wgmma).
+  gpu.addPass(createConvertNVVMToLLVMPass());
   gpu.addPass(createCanonicalizerPass());
   gpu.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());

@@ -80,7 +80,10 @@ class Kernel:
         """tensors: name -> torch tensor; sizes: name -> int."""
         values = []
         for p in self.manifest["params"]:
-            if p["kind"] == "memref":
+            if p["kind"] == "tensormap":
+                values.append(ctypes.c_uint64(_tensor_map(
+                    tensors[p["tensor"]], self.variant["layout"], p["box"]).data_ptr()))
+            elif p["kind"] == "memref":
                 t = tensors[p["name"]]
                 values += [ctypes.c_uint64(t.data_ptr()), ctypes.c_uint64(t.data_ptr()),
                            ctypes.c_int64(0), ctypes.c_int64(t.numel()), ctypes.c_int64(1)]
@@ -97,6 +100,43 @@ class Kernel:
                                         ctypes.c_uint(self.manifest["dynamic_shared_memory"]),
                                         ctypes.c_void_p(stream), args, None),
                "cuLaunchKernel")
+
+
+_TMA_DTYPES = {"torch.float16": 6, "torch.bfloat16": 9}
+_tensor_maps = {}
+
+
+def _tensor_map(t, layout, box):
+    """A CUtensorMap (TMA descriptor) of the 4-D tensor `t` in device memory:
+    dims innermost first, boxes of box[0] columns by box[1] rows (one batch,
+    one head), 128-byte swizzle, zero fill out of bounds. Cached per tensor
+    address and shape (the descriptor holds only those)."""
+    import torch
+
+    key = (t.data_ptr(), tuple(t.shape), str(t.dtype), layout, tuple(box), t.device.index)
+    if key in _tensor_maps:
+        return _tensor_maps[key]
+    e = t.element_size()
+    if layout == "bhsd":
+        b, h, s, d = t.shape
+        dims, strides, boxdim = [d, s, h, b], [d * e, s * d * e, h * s * d * e], [box[0], box[1], 1, 1]
+    else:
+        b, s, h, d = t.shape
+        dims, strides, boxdim = [d, h, s, b], [d * e, h * d * e, s * h * d * e], [box[0], 1, box[1], 1]
+    raw = (ctypes.c_uint8 * (128 + 64))()
+    aligned = (ctypes.addressof(raw) + 63) // 64 * 64
+    _check(_driver().cuTensorMapEncodeTiled(
+        ctypes.c_void_p(aligned), ctypes.c_int(_TMA_DTYPES[str(t.dtype)]), ctypes.c_uint32(4),
+        ctypes.c_void_p(t.data_ptr()), (ctypes.c_uint64 * 4)(*dims), (ctypes.c_uint64 * 3)(*strides),
+        (ctypes.c_uint32 * 4)(*boxdim), (ctypes.c_uint32 * 4)(1, 1, 1, 1),
+        ctypes.c_int(0), ctypes.c_int(3), ctypes.c_int(3), ctypes.c_int(0)),
+        "cuTensorMapEncodeTiled")
+    host = torch.frombuffer(bytearray(ctypes.string_at(aligned, 128)), dtype=torch.uint8)
+    dev = host.to(t.device)
+    if len(_tensor_maps) > 256:
+        _tensor_maps.clear()
+    _tensor_maps[key] = dev
+    return dev
 
 
 def _eval(expr, sizes):
@@ -215,7 +255,8 @@ def _find(kernels, want):
     matches = [kern for kern in kernels
                if all(same(kern.variant.get(key), value) for key, value in want.items())]
     if matches:
-        # Prefer the tensor-core kernel when a directory holds both.
-        return sorted(matches, key=lambda k: k.manifest.get("kernel") != "mma.sync")[0]
+        # Prefer tensor-core kernels when a directory holds several.
+        rank = {"wgmma": 0, "mma.sync": 1}
+        return sorted(matches, key=lambda k: rank.get(k.manifest.get("kernel"), 2))[0]
     raise LookupError(f"no kernel bundle for the variant {want}; "
                       f"compile one with attn-compile or python -m attn.bundles")

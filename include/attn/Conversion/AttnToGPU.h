@@ -23,6 +23,16 @@ struct AttentionKernel {
 enum class KernelKind {
   Baseline, ///< a thread per query row, no tensor cores (every variant)
   Mma,      ///< mma.sync tensor cores (f16/bf16, head dims % 16 == 0, <= 256)
+  Wgmma,    ///< sm_90a: TMA + wgmma (f16/bf16, D = Dv in {64, 128})
+};
+
+/// The tiling of the sm_90a kernel: two warpgroups of 64 query rows, K/V
+/// tiles of `keys` rows in two TMA stages.
+struct WgmmaTiling {
+  int64_t keys = 128;
+  int64_t rows() const { return 128; }
+  int64_t threads() const { return 256; }
+  int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
 };
 
 /// How the tensor-core kernel tiles the problem: 4 warps, each owning
@@ -57,6 +67,10 @@ FailureOr<MmaTiling> getMmaTiling(AttentionOp op, int64_t blockQ,
 /// Whether the tensor-core kernel supports `op`'s variant.
 bool isMmaKernelEligible(AttentionOp op);
 
+/// The tiling of the sm_90a kernel for `op`; failure (with the reason in
+/// `why`) where it cannot run the op.
+FailureOr<WgmmaTiling> getWgmmaTiling(AttentionOp op, std::string *why);
+
 /// Adds (or finds) the kernel for `op`'s variant in `module`.
 /// Query rows per block and keys per step of the generated kernels; 0 picks
 /// the default for the variant (tensor-core kernel only).
@@ -82,6 +96,12 @@ struct MmaKernelArgs {
 void buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                         AttentionOp op, const MmaKernelArgs &args,
                         const MmaTiling &tiling);
+
+/// Emits the sm_90a kernel body into `func` (see WgmmaKernel.cpp);
+/// `tmaDescriptors` are the Q, K and V tensor maps.
+void buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                          AttentionOp op, const MmaKernelArgs &args,
+                          ValueRange tmaDescriptors, const WgmmaTiling &tiling);
 
 } // namespace attn
 } // namespace mlir

@@ -43,8 +43,12 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "Remove the host functions, keeping only the gpu.module">,
     Option<"kernel", "kernel", "std::string", /*default=*/"\"baseline\"",
            "Kernel body: baseline (every variant), mma (mma.sync tensor "
-           "cores; f16/bf16, head dims % 16 == 0 up to 256) or auto (mma where "
-           "eligible)">,
+           "cores; f16/bf16, head dims % 16 == 0 up to 256), wgmma (sm_90a "
+           "TMA + wgmma; f16/bf16, D = Dv in {64, 128}) or auto (the fastest "
+           "eligible for the chip)">,
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
+           "Target chip: with sm_90a, auto picks the TMA + wgmma kernel where "
+           "the variant allows it">,
     Option<"blockQ", "block-q", "int64_t", /*default=*/"0",
            "Query rows per thread block of the tensor-core kernel: 64 or "
            "128 (0: 128 up to head dim 128, 64 above)">,

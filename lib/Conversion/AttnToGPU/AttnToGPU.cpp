@@ -32,7 +32,9 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/Support/JSON.h"
@@ -98,6 +100,8 @@ std::string mlir::attn::getAttentionKernelName(AttentionOp op,
     os << "_lse";
   if (kind == KernelKind::Mma)
     os << "_mma";
+  if (kind == KernelKind::Wgmma)
+    os << "_wgmma";
   if (sizes.blockQ)
     os << "_q" << sizes.blockQ;
   if (sizes.blockKV)
@@ -139,9 +143,20 @@ FailureOr<AttentionKernel>
 mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
                                  AttentionOp op, KernelKind kind,
                                  KernelTileSizes sizes) {
-  const bool mma = kind == KernelKind::Mma;
+  const bool wgmma = kind == KernelKind::Wgmma;
+  const bool mma = kind == KernelKind::Mma || wgmma;
   MmaTiling tiling;
-  if (mma) {
+  WgmmaTiling wgTiling;
+  if (wgmma) {
+    std::string why;
+    FailureOr<WgmmaTiling> t = getWgmmaTiling(op, &why);
+    if (failed(t))
+      return op.emitOpError(why);
+    wgTiling = *t;
+    if (sizes.blockQ || sizes.blockKV)
+      return op.emitOpError("block-q and block-kv apply to the mma.sync "
+                            "kernel only");
+  } else if (mma) {
     std::string why;
     FailureOr<MmaTiling> t = getMmaTiling(op, sizes.blockQ, sizes.blockKV, &why);
     if (failed(t))
@@ -151,6 +166,10 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
     return op.emitOpError("block-q and block-kv apply to the tensor-core "
                           "kernel only");
   }
+  const int64_t blockRows =
+      wgmma ? wgTiling.rows() : (mma ? tiling.rows() : kBlockRows);
+  const int64_t blockThreads =
+      wgmma ? wgTiling.threads() : (mma ? tiling.threads() : kBlockRows);
   MLIRContext *ctx = builder.getContext();
   AttentionShape shape = op.getAttentionShape();
   if (ShapedType::isDynamic(shape.headDim) ||
@@ -221,6 +240,38 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
     params.push_back(llvm::json::Object{
         {"name", s}, {"role", "size"}, {"kind", "scalar"}, {"dtype", "i64"}});
   }
+  SmallVector<Type> tmaTypes;
+  if (wgmma) {
+    // TMA descriptors (CUtensorMap in global memory, built by the host) of
+    // Q, K and V: 4-D over the layout's dims, boxes of 64 columns (128
+    // bytes, 128-byte swizzle) by the tile's rows, zero fill out of bounds.
+    auto workgroup = gpu::AddressSpaceAttr::get(
+        ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+    for (auto [tensor, rows] : {std::pair<StringRef, int64_t>{"q", wgTiling.rows()},
+                                {"k", wgTiling.keys},
+                                {"v", wgTiling.keys}}) {
+      SmallVector<int64_t> box = bshd ? SmallVector<int64_t>{1, rows, 1, 64}
+                                      : SmallVector<int64_t>{1, 1, rows, 64};
+      // Passed as a plain pointer (the GPU-to-NVVM signature conversion has
+      // no rule for the nvgpu type) and cast to it in the kernel.
+      argTypes.push_back(LLVM::LLVMPointerType::get(ctx));
+      tmaTypes.push_back(nvgpu::TensorMapDescriptorType::get(
+          ctx, MemRefType::get(box, elt, AffineMap(), workgroup),
+          nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+          nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+          nvgpu::TensorMapOOBKind::OOB_ZERO,
+          nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE));
+      params.push_back(llvm::json::Object{
+          {"name", (tensor + "_tma").str()},
+          {"role", "tma_descriptor"},
+          {"kind", "tensormap"},
+          {"tensor", tensor},
+          {"box", llvm::json::Array{64, rows}},
+          {"swizzle", "128B"},
+          {"l2_promotion", "256B"},
+          {"oob_fill", "zero"}});
+    }
+  }
 
   llvm::json::Object variant{
       {"dtype", typeName(elt)},
@@ -251,17 +302,20 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(params)},
-      {"grid", llvm::json::Array{("ceil(Sq / " + Twine(mma ? tiling.rows()
-                                                             : kBlockRows) +
-                                  ")")
-                                     .str(),
+      {"grid", llvm::json::Array{("ceil(Sq / " + Twine(blockRows) + ")").str(),
                                  "Hq", "B"}},
-      {"block", llvm::json::Array{mma ? tiling.threads() : kBlockRows, 1, 1}},
-      {"kernel", mma ? "mma.sync" : "baseline"},
+      {"block", llvm::json::Array{blockThreads, 1, 1}},
+      {"kernel", wgmma ? "wgmma" : (mma ? "mma.sync" : "baseline")},
       {"dynamic_shared_memory",
-       mma ? tiling.sharedMemoryBytes(shape.headDim, shape.valueHeadDim) : 0},
+       wgmma ? wgTiling.sharedMemoryBytes(shape.headDim, shape.valueHeadDim)
+             : (mma ? tiling.sharedMemoryBytes(shape.headDim, shape.valueHeadDim)
+                    : 0)},
       {"variant", std::move(variant)}};
-  if (mma)
+  if (wgmma)
+    manifest["tile"] = llvm::json::Object{{"block_q", wgTiling.rows()},
+                                          {"block_kv", wgTiling.keys},
+                                          {"stages", 2}};
+  else if (mma)
     manifest["tile"] = llvm::json::Object{{"block_q", tiling.rows()},
                                           {"block_kv", tiling.keys},
                                           {"stages", tiling.stages}};
@@ -287,8 +341,7 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
                                      TypeRange{}, privateBuffers);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), builder.getUnitAttr());
   func.setKnownBlockSizeAttr(
-      builder.getDenseI32ArrayAttr(
-          {(int32_t)(mma ? tiling.threads() : kBlockRows), 1, 1}));
+      builder.getDenseI32ArrayAttr({(int32_t)blockThreads, 1, 1}));
   if (mma) {
     Block &body = func.getBody().front();
     builder.setInsertionPointToStart(&body);
@@ -310,7 +363,17 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
     args.sq = body.getArgument(n + 3);
     args.sk = body.getArgument(n + 4);
     args.biasBroadcast.assign(biasBcast.begin(), biasBcast.end());
-    buildMmaKernelBody(builder, func, op, args, tiling);
+    if (wgmma) {
+      SmallVector<Value> descriptors;
+      for (auto [arg, type] :
+           llvm::zip_equal(body.getArguments().take_back(3), tmaTypes))
+        descriptors.push_back(
+            UnrealizedConversionCastOp::create(builder, loc, type, arg)
+                .getResult(0));
+      buildWgmmaKernelBody(builder, func, op, args, descriptors, wgTiling);
+    }
+    else
+      buildMmaKernelBody(builder, func, op, args, tiling);
     gpu::ReturnOp::create(builder, loc);
     return AttentionKernel{func, manifestText};
   }
@@ -466,9 +529,10 @@ struct AttnLowerToGPUPass
     : public attn::impl::AttnLowerToGPUBase<AttnLowerToGPUPass> {
   using AttnLowerToGPUBase::AttnLowerToGPUBase;
   void runOnOperation() override {
-    if (kernel != "baseline" && kernel != "mma" && kernel != "auto") {
+    if (kernel != "baseline" && kernel != "mma" && kernel != "wgmma" &&
+        kernel != "auto") {
       getOperation()->emitError("attn-lower-to-gpu: kernel must be baseline, "
-                                 "mma or auto, got '")
+                                 "mma, wgmma or auto, got '")
           << kernel << "'";
       return signalPassFailure();
     }
@@ -489,7 +553,12 @@ struct AttnLowerToGPUPass
       KernelKind kind = KernelKind::Baseline;
       // auto: tensor cores wherever the variant allows them; block sizes
       // that do not fit it are then reported, not silently ignored.
-      if (kernel == "mma" || (kernel == "auto" && isMmaKernelEligible(op)))
+      if (kernel == "wgmma" ||
+          (kernel == "auto" && chip == "sm_90a" &&
+           succeeded(getWgmmaTiling(op, /*why=*/nullptr)) && !blockQ &&
+           !blockKV))
+        kind = KernelKind::Wgmma;
+      else if (kernel == "mma" || (kernel == "auto" && isMmaKernelEligible(op)))
         kind = KernelKind::Mma;
       KernelTileSizes sizes;
       if (kind == KernelKind::Mma)

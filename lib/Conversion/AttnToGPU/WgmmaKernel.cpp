@@ -1,0 +1,534 @@
+//===- WgmmaKernel.cpp - Hopper attention kernel (TMA + wgmma) ------------===//
+//
+// The sm_90a kernel: FlashAttention on Hopper's warpgroup MMA. A block of two
+// consumer warpgroups (256 threads) owns 128 query rows, 64 per warpgroup.
+//
+//   * Q (once) and the K/V tiles of `kKeys` keys go from global to shared
+//     memory by TMA (cp.async.bulk.tensor, 128-byte swizzle, zero fill past
+//     the tensor's bounds), completing on mbarriers; K/V use two stages: the
+//     tile after next is requested as soon as both warpgroups are done with
+//     a stage.
+//   * S = Q·Kᵀ: m64nNk16 wgmma, both operands read from shared memory through
+//     matrix descriptors (K-major, 128-byte swizzle).
+//   * The online softmax runs on the accumulator registers: wgmma's f32
+//     accumulator puts row 16·warp + lane / 4 (+ 8) and columns 2·(lane % 4)
+//     (+ 1) of every 8-column group in a thread, as mma.sync does, so the row
+//     statistics need two quad shuffles.
+//   * P (f16/bf16) is written to shared memory in the same swizzled K-major
+//     layout (LLVM 22's nvvm.wgmma.mma_async takes A only from shared
+//     memory), fenced for the async proxy, and O += P·V runs as wgmma with V
+//     read MN-major (transposed) from its TMA tile.
+//   * Key blocks outside the band are skipped, blocks inside it skip the
+//     per-element mask, GQA by index arithmetic, as in the mma.sync kernel.
+//
+// The host passes one CUtensorMap per Q, K and V (in global memory): 4-D maps
+// over the tensor's layout with boxes of 64 columns (128 bytes) by the tile's
+// rows; the manifest lists them as "tensormap" parameters.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Conversion/AttnToGPU.h"
+#include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+/// Query rows per warpgroup and per block, keys per step.
+static constexpr int64_t kWgRows = 64, kWarpgroups = 2;
+static constexpr int64_t kBlockRows = kWgRows * kWarpgroups;
+static constexpr int64_t kStages = 2;
+
+int64_t WgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
+  int64_t q = kBlockRows * d * 2;
+  int64_t kv = kStages * keys * (d + dv) * 2;
+  int64_t p = kWarpgroups * kWgRows * keys * 2;
+  return q + kv + p;
+}
+
+FailureOr<WgmmaTiling> mlir::attn::getWgmmaTiling(AttentionOp op,
+                                                  std::string *why) {
+  auto fail = [&](const Twine &msg) -> FailureOr<WgmmaTiling> {
+    if (why)
+      *why = msg.str();
+    return failure();
+  };
+  AttentionShape s = op.getAttentionShape();
+  Type elt = op.getOutput().getType().getElementType();
+  if (!(elt.isF16() || elt.isBF16()))
+    return fail("the wgmma kernel needs f16 or bf16");
+  if (ShapedType::isDynamic(s.headDim) || s.headDim != s.valueHeadDim ||
+      (s.headDim != 64 && s.headDim != 128))
+    return fail("the wgmma kernel needs equal head dims of 64 or 128");
+  if (!op.getEffectiveScale().has_value())
+    return fail("the wgmma kernel needs a known scale");
+  WgmmaTiling t;
+  t.keys = 128;
+  return t;
+}
+
+void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                                      AttentionOp op, const MmaKernelArgs &args,
+                                      ValueRange tmaDescriptors,
+                                      const WgmmaTiling &tiling) {
+  MLIRContext *ctx = builder.getContext();
+  Location loc = op.getLoc();
+  ImplicitLocOpBuilder b(loc, builder);
+  AttentionShape shape = op.getAttentionShape();
+  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
+  const int64_t N = tiling.keys;
+  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+  Type f16 = op.getOutput().getType().getElementType(), f32 = b.getF32Type();
+  Type i64 = b.getI64Type();
+  bool bshd = op.getLayout() == Layout::BSHD;
+  MaskAttr mask = op.getMaskOrNone();
+  std::optional<double> softcap;
+  if (std::optional<APFloat> c = op.getSoftcap())
+    softcap = c->convertToDouble();
+  double scale = *op.getEffectiveScale();
+
+  auto idx = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, v); };
+  auto cf = [&](double v) -> Value {
+    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
+  };
+  auto ci64 = [&](int64_t v) -> Value {
+    return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
+  };
+  auto add = [&](Value x, Value y) -> Value { return arith::AddIOp::create(b, x, y); };
+  auto sub = [&](Value x, Value y) -> Value { return arith::SubIOp::create(b, x, y); };
+  auto mul = [&](Value x, Value y) -> Value { return arith::MulIOp::create(b, x, y); };
+  auto divu = [&](Value x, Value y) -> Value { return arith::DivUIOp::create(b, x, y); };
+  auto remu = [&](Value x, Value y) -> Value { return arith::RemUIOp::create(b, x, y); };
+  auto smin = [&](Value x, Value y) -> Value { return arith::MinSIOp::create(b, x, y); };
+  auto smax = [&](Value x, Value y) -> Value { return arith::MaxSIOp::create(b, x, y); };
+  auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, p, x, y);
+  };
+  auto slt = [&](Value x, Value y) { return cmp(arith::CmpIPredicate::slt, x, y); };
+  auto sle = [&](Value x, Value y) { return cmp(arith::CmpIPredicate::sle, x, y); };
+  // Emits `body` for thread 0 of the block only.
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value c0 = idx(0), c1 = idx(1);
+  auto ifThread0 = [&](function_ref<void()> body) {
+    auto ifOp = scf::IfOp::create(b, cmp(arith::CmpIPredicate::eq, tid, c0),
+                                  /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    body();
+  };
+
+  Value hq = args.hq, hkv = args.hkv, sq = args.sq, sk = args.sk;
+  Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value wg = divu(tid, idx(128)), lt = remu(tid, idx(128));
+  Value warp = divu(lt, idx(32)), lane = remu(lt, idx(32));
+  Value g = divu(lane, idx(4)), t = remu(lane, idx(4));
+  Value q0 = mul(bx, idx(kBlockRows));
+  Value kvh = divu(h, divu(hq, hkv));
+  Value off = sub(sk, sq);
+
+  // Shared memory: Q panels, K and V stages (panels of 64 columns, each
+  // `rows` x 128 bytes, as the TMA boxes land them), then P per warpgroup.
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto bytesType = MemRefType::get({0}, b.getI8Type(), AffineMap(), workgroup);
+  auto module = func->getParentOfType<gpu::GPUModuleOp>();
+  StringRef smemName = "attn_dynamic_shared_memory";
+  if (!module.lookupSymbol(smemName)) {
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToStart(module.getBody());
+    memref::GlobalOp::create(builder, loc, smemName,
+                             builder.getStringAttr("public"), bytesType,
+                             Attribute(), /*constant=*/false,
+                             builder.getI64IntegerAttr(1024));
+  }
+  Value smem = memref::GetGlobalOp::create(b, bytesType, smemName);
+  const int64_t qPanels = D / 64, vPanels = Dv / 64, pPanels = N / 64;
+  const int64_t qBytes = kBlockRows * D * 2;
+  const int64_t kStageBytes = N * D * 2, vStageBytes = N * Dv * 2;
+  const int64_t kBase = qBytes, vBase = kBase + kStages * kStageBytes;
+  const int64_t pBase = vBase + kStages * vStageBytes;
+  const int64_t pWgBytes = kWgRows * N * 2;
+  // The byte address of shared memory, for the wgmma descriptors.
+  Value smemAddr = arith::IndexCastUIOp::create(
+      b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+
+  // TMA: the box of each descriptor is 64 columns by `rows` rows; its
+  // destination is a view of that shape.
+  auto tmaBoxType = [&](int64_t rows) -> MemRefType {
+    SmallVector<int64_t> dims = bshd ? SmallVector<int64_t>{1, rows, 1, 64}
+                                     : SmallVector<int64_t>{1, 1, rows, 64};
+    return MemRefType::get(dims, f16, AffineMap(), workgroup);
+  };
+  auto view = [&](MemRefType type, Value byteOffset) -> Value {
+    return memref::ViewOp::create(b, type, smem, byteOffset, ValueRange{});
+  };
+  auto barrierType = nvgpu::MBarrierGroupType::get(ctx, workgroup, kStages + 1);
+  Value barriers = nvgpu::MBarrierCreateOp::create(b, barrierType);
+  Value qBarrier = idx(kStages);
+  // Coordinates (innermost first) of the box at column `col`, row `row` of
+  // head `head`.
+  auto coords = [&](int64_t col, Value row, Value head) -> SmallVector<Value> {
+    if (bshd)
+      return {idx(col), head, row, bIdx};
+    return {idx(col), row, head, bIdx};
+  };
+  auto tmaLoad = [&](Value desc, MemRefType type, int64_t byteOffset,
+                     Value dynOffset, ArrayRef<Value> crd, Value barrierId) {
+    Value dst = view(type, dynOffset ? add(dynOffset, idx(byteOffset))
+                                     : idx(byteOffset));
+    nvgpu::TmaAsyncLoadOp::create(b, dst, barriers, desc, crd, barrierId,
+                                  /*multicastMask=*/Value(),
+                                  /*predicate=*/Value());
+  };
+  Value qDesc = tmaDescriptors[0], kDesc = tmaDescriptors[1],
+        vDesc = tmaDescriptors[2];
+  auto issueKV = [&](Value kb, Value stage) {
+    Value k0 = mul(kb, idx(N));
+    nvgpu::MBarrierArriveExpectTxOp::create(
+        b, barriers, idx(kStageBytes + vStageBytes), stage, Value());
+    for (int64_t p = 0; p < qPanels; ++p)
+      tmaLoad(kDesc, tmaBoxType(N), kBase + p * N * 128,
+              mul(stage, idx(kStageBytes)), coords(p * 64, k0, kvh), stage);
+    for (int64_t p = 0; p < vPanels; ++p)
+      tmaLoad(vDesc, tmaBoxType(N), vBase + p * N * 128,
+              mul(stage, idx(vStageBytes)), coords(p * 64, k0, kvh), stage);
+  };
+
+  // The band of key blocks this block visits, as in the mma.sync kernel.
+  auto band = [&](Value r) {
+    return buildAdmittedKeys(b, loc, mask, add(r, off), sk);
+  };
+  Value lastRow = sub(smin(add(q0, idx(kBlockRows)), sq), c1);
+  auto firstBand = band(q0), lastBand = band(lastRow);
+  Value kbBegin = divu(firstBand.first, idx(N));
+  Value kbEnd = smax(kbBegin, arith::CeilDivSIOp::create(b, lastBand.second, idx(N)));
+  Value fullFrom = lastBand.first, fullTo = firstBand.second;
+
+  // Prologue: barriers, then Q and the first two K/V tiles.
+  ifThread0([&] {
+    for (int64_t i = 0; i <= kStages; ++i)
+      nvgpu::MBarrierInitOp::create(b, barriers, idx(1), idx(i), Value());
+    NVVM::FenceMbarrierInitOp::create(b);
+    for (Value d : tmaDescriptors)
+      nvgpu::TmaPrefetchOp::create(b, d, Value());
+  });
+  gpu::BarrierOp::create(b);
+  ifThread0([&] {
+    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(qBytes), qBarrier,
+                                            Value());
+    for (int64_t p = 0; p < qPanels; ++p)
+      tmaLoad(qDesc, tmaBoxType(kBlockRows), p * kBlockRows * 128, Value(),
+              coords(p * 64, q0, h), qBarrier);
+    for (int64_t s = 0; s < kStages; ++s) {
+      Value kb = add(kbBegin, idx(s));
+      auto ifOp = scf::IfOp::create(b, slt(kb, kbEnd), /*withElse=*/false);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+      issueKV(kb, idx(s));
+    }
+  });
+  Value ticks = idx(10000000);
+  auto parity = [&](Value p) -> Value {
+    return arith::TruncIOp::create(b, b.getI1Type(),
+                                   arith::IndexCastUIOp::create(b, i64, p));
+  };
+  nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(c0), ticks,
+                                         qBarrier);
+
+  // wgmma matrix descriptor of a 128-byte-swizzled operand at byte `addr`
+  // (the swizzle atoms are 8 rows of 128 bytes: stride byte offset 1024;
+  // `lbo` is the byte distance between 64-column panels along M/N for
+  // MN-major operands, unused for K-major ones).
+  auto descriptor = [&](Value addr, int64_t lbo) -> Value {
+    Value a = arith::AndIOp::create(b, arith::ShRUIOp::create(b, addr, ci64(4)),
+                                    ci64(0x3FFF));
+    int64_t fixed = ((lbo >> 4) & 0x3FFF) << 16 | (int64_t(1024 >> 4) << 32) |
+                    (int64_t(1) << 62);
+    return arith::OrIOp::create(b, a, ci64(fixed));
+  };
+  auto wgmmaType = [&](Type t) {
+    return NVVM::WGMMATypesAttr::get(ctx, t.isF16() ? NVVM::WGMMATypes::f16
+                                                    : NVVM::WGMMATypes::bf16);
+  };
+  auto accType = [&](int64_t n) -> Type {
+    return LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n / 2, f32));
+  };
+  // acc = A·B (+ acc unless `zeroInit`) over k-steps of 16, A and B by
+  // descriptor.
+  auto wgmmaChain = [&](Value acc, int64_t n, int64_t ksteps, bool zeroInit,
+                        function_ref<Value(int64_t)> descA,
+                        function_ref<Value(int64_t)> descB, bool bMNMajor) {
+    NVVM::WgmmaFenceAlignedOp::create(b);
+    for (int64_t kk = 0; kk < ksteps; ++kk) {
+      acc = NVVM::WgmmaMmaAsyncOp::create(
+          b, acc.getType(), acc, descA(kk), descB(kk),
+          NVVM::MMAShapeAttr::get(ctx, 64, n, 16), wgmmaType(f16),
+          wgmmaType(f16), NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
+          NVVM::WGMMAScaleOutAttr::get(ctx, zeroInit && kk == 0
+                                                ? NVVM::WGMMAScaleOut::zero
+                                                : NVVM::WGMMAScaleOut::one),
+          NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+          NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+          NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+          NVVM::MMALayoutAttr::get(ctx, bMNMajor ? NVVM::MMALayout::row
+                                                 : NVVM::MMALayout::col),
+          /*satfinite=*/nullptr);
+    }
+    NVVM::WgmmaGroupSyncAlignedOp::create(b);
+    NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(0));
+    return acc;
+  };
+
+  // Rows of this thread: g and g + 8 of its warp's 16 in its warpgroup.
+  Value wgRow0 = add(q0, mul(wg, idx(kWgRows)));
+  Value row[2] = {add(add(wgRow0, mul(warp, idx(16))), g),
+                  add(add(add(wgRow0, mul(warp, idx(16))), g), idx(8))};
+
+  Value m0 = cf(-INFINITY), l0 = cf(0.0);
+  if (args.sinks) {
+    Value s = memref::LoadOp::create(b, args.sinks, h);
+    if (s.getType() != f32)
+      s = arith::ExtFOp::create(b, f32, s);
+    m0 = arith::MulFOp::create(b, s, cf(log2e));
+    l0 = arith::SelectOp::create(b, cmp(arith::CmpIPredicate::eq, t, c0),
+                                 cf(1.0), cf(0.0));
+  }
+  Type oType = accType(Dv);
+  Value oInit = LLVM::PoisonOp::create(b, oType);
+  for (int64_t e = 0; e < Dv / 2; ++e)
+    oInit = LLVM::InsertValueOp::create(b, oInit, cf(0.0), ArrayRef<int64_t>{e});
+  SmallVector<Value> init = {m0, m0, l0, l0, oInit};
+  SmallVector<Type> iterTypes = llvm::to_vector(ValueRange(init).getTypes());
+
+  // Addresses of this warpgroup's operands.
+  Value qAddr = add(smemAddr, arith::IndexCastUIOp::create(
+                                   b, i64, mul(wg, idx(kWgRows * 128))));
+  Value pWgByte = add(idx(pBase), mul(wg, idx(pWgBytes)));
+  Value pAddr = add(smemAddr, arith::IndexCastUIOp::create(b, i64, pWgByte));
+  auto pFlatType = MemRefType::get({pWgBytes / 2}, f16, AffineMap(), workgroup);
+  Value pView = view(pFlatType, pWgByte);
+
+  auto emitStep = [&](Value k0, Value stage, ValueRange iter,
+                      bool masked) -> SmallVector<Value> {
+    Value kStage = add(smemAddr, arith::IndexCastUIOp::create(
+                                     b, i64, add(idx(kBase), mul(stage, idx(kStageBytes)))));
+    Value vStage = add(smemAddr, arith::IndexCastUIOp::create(
+                                     b, i64, add(idx(vBase), mul(stage, idx(vStageBytes)))));
+    // Step 1: S = Q·Kᵀ (64 x N per warpgroup).
+    Value s = wgmmaChain(
+        LLVM::PoisonOp::create(b, accType(N)), N, D / 16, /*zeroInit=*/true,
+        [&](int64_t kk) {
+          return descriptor(add(qAddr, ci64((kk / 4) * kBlockRows * 128 +
+                                            (kk % 4) * 32)), 0);
+        },
+        [&](int64_t kk) {
+          return descriptor(add(kStage, ci64((kk / 4) * N * 128 + (kk % 4) * 32)), 0);
+        },
+        /*bMNMajor=*/false);
+
+    // Step 2: logits in the exp2 domain, masked outside the band.
+    Value factor = cf(scale * (softcap ? 1.0 / *softcap : log2e));
+    Value ninf = cf(-INFINITY);
+    SmallVector<SmallVector<Value, 4>> x(N / 8);
+    for (int64_t n = 0; n < N / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t j = 0; j < 2; ++j) {
+          Value v = LLVM::ExtractValueOp::create(
+              b, s, ArrayRef<int64_t>{n * 4 + i * 2 + j});
+          v = arith::MulFOp::create(b, v, factor);
+          if (softcap)
+            v = arith::MulFOp::create(b, math::TanhOp::create(b, v),
+                                      cf(*softcap * log2e));
+          Value key = add(add(k0, idx(n * 8 + j)), mul(t, idx(2)));
+          if (args.bias) {
+            Value sizes[4] = {args.batch, hq, sq, sk};
+            Value coordsB[4] = {bIdx, h, row[i], key};
+            Value boff = c0;
+            Value inb = arith::AndIOp::create(b, slt(row[i], sq), slt(key, sk));
+            for (unsigned d = 0; d < 4; ++d) {
+              Value size = args.biasBroadcast[d] ? c1 : sizes[d];
+              Value coord = args.biasBroadcast[d] ? c0 : coordsB[d];
+              boff = add(mul(boff, size), coord);
+            }
+            boff = arith::SelectOp::create(b, inb, boff, c0);
+            Value bv = memref::LoadOp::create(b, args.bias, boff);
+            if (bv.getType() != f32)
+              bv = arith::ExtFOp::create(b, f32, bv);
+            v = arith::AddFOp::create(b, v, arith::MulFOp::create(b, bv, cf(log2e)));
+          }
+          if (masked) {
+            Value ok = slt(key, sk);
+            if (Value inBand = buildAdmitsKey(b, loc, mask, add(row[i], off), key))
+              ok = arith::AndIOp::create(b, ok, inBand);
+            v = arith::SelectOp::create(b, ok, v, ninf);
+          }
+          x[n].push_back(v);
+        }
+
+    // Step 3: row maxima across the quad, alpha, P and the row sums.
+    SmallVector<Value> mNew(2), mSafe(2), alpha(2), lNew(2);
+    for (int64_t i = 0; i < 2; ++i) {
+      Value mx = iter[i];
+      for (int64_t n = 0; n < N / 8; ++n)
+        for (int64_t j = 0; j < 2; ++j)
+          mx = arith::MaximumFOp::create(b, mx, x[n][i * 2 + j]);
+      for (int32_t o : {1, 2})
+        mx = arith::MaximumFOp::create(
+            b, mx,
+            gpu::ShuffleOp::create(b, mx, o, 32, gpu::ShuffleMode::XOR)
+                .getShuffleResult());
+      mNew[i] = mx;
+      Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, ninf);
+      mSafe[i] = arith::SelectOp::create(b, isNinf, cf(0.0), mx);
+      alpha[i] = math::Exp2Op::create(b, arith::SubFOp::create(b, iter[i], mSafe[i]));
+      lNew[i] = arith::MulFOp::create(b, iter[2 + i], alpha[i]);
+    }
+    // P into shared memory: row r (of the warpgroup's 64), columns 8n + 2t,
+    // + 1 at byte r * 128 + ((n % 8) ^ (r % 8)) * 16 + 4t of panel n / 8.
+    Value rLocal[2] = {add(mul(warp, idx(16)), g),
+                       add(add(mul(warp, idx(16)), g), idx(8))};
+    auto pairType = VectorType::get({2}, f16);
+    for (int64_t n = 0; n < N / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i) {
+        SmallVector<Value> pair;
+        for (int64_t j = 0; j < 2; ++j) {
+          Value e = math::Exp2Op::create(
+              b, arith::SubFOp::create(b, x[n][i * 2 + j], mSafe[i]));
+          lNew[i] = arith::AddFOp::create(b, lNew[i], e);
+          pair.push_back(arith::TruncFOp::create(b, f16, e));
+        }
+        Value chunk = arith::XOrIOp::create(b, idx(n % 8), g);
+        Value byte = add(add(mul(rLocal[i], idx(128)), mul(chunk, idx(16))),
+                         add(idx((n / 8) * kWgRows * 128), mul(t, idx(4))));
+        vector::StoreOp::create(
+            b, vector::FromElementsOp::create(b, pairType, pair), pView,
+            ValueRange{divu(byte, idx(2))}, /*nontemporal=*/false,
+            llvm::MaybeAlign(4));
+      }
+    // The generic-proxy writes of P become visible to wgmma (async proxy),
+    // then the warpgroup's 128 threads meet.
+    NVVM::FenceProxyOp::create(
+        b, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    Value barrierId = arith::IndexCastUIOp::create(b, b.getI32Type(), add(wg, c1));
+    NVVM::BarrierOp::create(b, /*res=*/Type(), barrierId,
+                            arith::ConstantOp::create(b, b.getI32IntegerAttr(128)),
+                            /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+
+    // Step 4: O = O·alpha + P·V.
+    Value o = iter[4];
+    for (int64_t n = 0; n < Dv / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t j = 0; j < 2; ++j) {
+          int64_t e = n * 4 + i * 2 + j;
+          Value a = LLVM::ExtractValueOp::create(b, o, ArrayRef<int64_t>{e});
+          o = LLVM::InsertValueOp::create(
+              b, o, arith::MulFOp::create(b, a, alpha[i]), ArrayRef<int64_t>{e});
+        }
+    o = wgmmaChain(
+        o, Dv, N / 16, /*zeroInit=*/false,
+        [&](int64_t kk) {
+          return descriptor(add(pAddr, ci64((kk / 4) * kWgRows * 128 + (kk % 4) * 32)), 0);
+        },
+        [&](int64_t kk) {
+          // V rows 16kk.. of the stage; the next 64 columns are N rows on.
+          return descriptor(add(vStage, ci64(kk * 16 * 128)), N * 128);
+        },
+        /*bMNMajor=*/true);
+    (void)pPanels;
+    return {mNew[0], mNew[1], lNew[0], lNew[1], o};
+  };
+
+  auto loop = scf::ForOp::create(
+      b, loc, kbBegin, kbEnd, c1, init,
+      [&](OpBuilder &nb, Location, Value kb, ValueRange iter) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        Value i = sub(kb, kbBegin);
+        Value stage = remu(i, idx(kStages));
+        Value phase = remu(divu(i, idx(kStages)), idx(2));
+        nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
+                                               ticks, stage);
+        Value k0 = mul(kb, idx(N));
+        Value full = arith::AndIOp::create(b, sle(fullFrom, k0),
+                                           sle(add(k0, idx(N)), fullTo));
+        auto ifOp = scf::IfOp::create(b, iterTypes, full, /*withElse=*/true);
+        {
+          OpBuilder::InsertionGuard g2(b);
+          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+          scf::YieldOp::create(b, emitStep(k0, stage, iter, /*masked=*/false));
+          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+          scf::YieldOp::create(b, emitStep(k0, stage, iter, /*masked=*/true));
+        }
+        // Both warpgroups are done with this stage: refill it.
+        gpu::BarrierOp::create(b);
+        Value next = add(kb, idx(kStages));
+        ifThread0([&] {
+          auto ifNext = scf::IfOp::create(b, slt(next, kbEnd), /*withElse=*/false);
+          OpBuilder::InsertionGuard g3(b);
+          b.setInsertionPointToStart(&ifNext.getThenRegion().front());
+          issueKV(next, stage);
+        });
+        scf::YieldOp::create(b, ifOp.getResults());
+      });
+
+  // Step 5: quad-reduce the row sums, normalize, write.
+  Value oFinal = loop.getResult(4);
+  for (int64_t i = 0; i < 2; ++i) {
+    Value l = loop.getResult(2 + i);
+    for (int32_t o : {1, 2})
+      l = arith::AddFOp::create(
+          b, l,
+          gpu::ShuffleOp::create(b, l, o, 32, gpu::ShuffleMode::XOR)
+              .getShuffleResult());
+    Value m = loop.getResult(i);
+    Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l, cf(0.0));
+    auto ifOp = scf::IfOp::create(b, slt(row[i], sq), /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    Value r = bshd ? add(mul(add(mul(bIdx, sq), row[i]), hq), h)
+                   : add(mul(add(mul(bIdx, hq), h), sq), row[i]);
+    Value oBase = mul(r, idx(Dv));
+    Value inv = arith::DivFOp::create(b, cf(1.0), l);
+    for (int64_t n = 0; n < Dv / 8; ++n) {
+      SmallVector<Value> pair;
+      for (int64_t j = 0; j < 2; ++j) {
+        Value a = LLVM::ExtractValueOp::create(
+            b, oFinal, ArrayRef<int64_t>{n * 4 + i * 2 + j});
+        Value v = arith::MulFOp::create(b, a, inv);
+        v = arith::SelectOp::create(b, empty, cf(0.0), v);
+        pair.push_back(arith::TruncFOp::create(b, f16, v));
+      }
+      Value col = add(idx(n * 8), mul(t, idx(2)));
+      vector::StoreOp::create(
+          b, vector::FromElementsOp::create(b, VectorType::get({2}, f16), pair),
+          args.o, ValueRange{add(oBase, col)}, /*nontemporal=*/false,
+          llvm::MaybeAlign(4));
+    }
+    if (args.lse) {
+      Value lr = arith::MulFOp::create(
+          b, arith::AddFOp::create(b, m, math::Log2Op::create(b, l)), cf(ln2));
+      lr = arith::SelectOp::create(b, empty, cf(-INFINITY), lr);
+      auto store = scf::IfOp::create(b, cmp(arith::CmpIPredicate::eq, t, c0),
+                                     /*withElse=*/false);
+      b.setInsertionPointToStart(&store.getThenRegion().front());
+      memref::StoreOp::create(b, lr, args.lse,
+                              add(mul(add(mul(bIdx, hq), h), sq), row[i]));
+    }
+  }
+}
