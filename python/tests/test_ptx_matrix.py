@@ -65,5 +65,11 @@ def test_variant_matrix_ptxas(chip, kernel):
             if f.endswith("_mma.ptx"):
                 assert "ldmatrix.sync.aligned" in text and "mma.sync.aligned.m16n8k16" in text
                 assert "cp.async" in text
+            # The sm_90a kernels: TMA on mbarriers and wgmma for both products.
+            if f.endswith("_wgmma.ptx"):
+                assert chip == "sm_90a"
+                assert "cp.async.bulk.tensor.4d" in text and "mbarrier" in text
+                assert text.count("wgmma.mma_async.sync.aligned.m64n") >= 2
         if kernel == "auto":
             assert any(f.endswith("_mma.ptx") for f in ptx)
+            assert any(f.endswith("_wgmma.ptx") for f in ptx) == (chip == "sm_90a")

@@ -79,7 +79,7 @@
 
 // INELIGIBLE: error: 'attn.attention' op the tensor-core kernel needs f16 or bf16
 // BADQ: error: 'attn.attention' op block-q must be 64 or 128, got 96
-// BADKIND: error: attn-lower-to-gpu: kernel must be baseline, mma or auto, got 'fast'
+// BADKIND: error: attn-lower-to-gpu: kernel must be baseline, mma, wgmma or auto, got 'fast'
 func.func @three(%q: tensor<1x8x100x64xf16>, %k: tensor<1x2x100x64xf16>, %b: tensor<1x8x100x64xbf16>,
                  %f: tensor<1x8x100x64xf32>)
     -> (tensor<1x8x100x64xf16>, tensor<1x8x100x64xbf16>, tensor<1x8x100x64xf32>) {

@@ -31,7 +31,8 @@ enum class KernelKind {
 struct WgmmaTiling {
   int64_t keys = 128;
   int64_t rows() const { return 128; }
-  int64_t threads() const { return 256; }
+  /// Two consumer warpgroups and one producer warpgroup.
+  int64_t threads() const { return 384; }
   int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
 };
 

@@ -1,13 +1,15 @@
 //===- WgmmaKernel.cpp - Hopper attention kernel (TMA + wgmma) ------------===//
 //
 // The sm_90a kernel: FlashAttention on Hopper's warpgroup MMA. A block of two
-// consumer warpgroups (256 threads) owns 128 query rows, 64 per warpgroup.
+// consumer warpgroups owns 128 query rows, 64 per warpgroup; a third,
+// producer warpgroup issues the TMA copies (warp specialization, registers
+// moved to the consumers with setmaxnreg).
 //
-//   * Q (once) and the K/V tiles of `kKeys` keys go from global to shared
+//   * Q (once) and the K/V tiles of `keys` keys go from global to shared
 //     memory by TMA (cp.async.bulk.tensor, 128-byte swizzle, zero fill past
-//     the tensor's bounds), completing on mbarriers; K/V use two stages: the
-//     tile after next is requested as soon as both warpgroups are done with
-//     a stage.
+//     the tensor's bounds), completing on "full" mbarriers; K/V use two
+//     stages, refilled by the producer as soon as every consumer warp has
+//     arrived on the stage's "empty" mbarrier.
 //   * S = Q·Kᵀ: m64nNk16 wgmma, both operands read from shared memory through
 //     matrix descriptors (K-major, 128-byte swizzle).
 //   * The online softmax runs on the accumulator registers: wgmma's f32
@@ -51,6 +53,8 @@ using namespace mlir::attn;
 static constexpr int64_t kWgRows = 64, kWarpgroups = 2;
 static constexpr int64_t kBlockRows = kWgRows * kWarpgroups;
 static constexpr int64_t kStages = 2;
+static constexpr int64_t kConsumerThreads = kWarpgroups * 128;
+static constexpr int64_t kConsumerWarps = kConsumerThreads / 32;
 
 int64_t WgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
   int64_t q = kBlockRows * d * 2;
@@ -177,9 +181,13 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto view = [&](MemRefType type, Value byteOffset) -> Value {
     return memref::ViewOp::create(b, type, smem, byteOffset, ValueRange{});
   };
-  auto barrierType = nvgpu::MBarrierGroupType::get(ctx, workgroup, kStages + 1);
+  // mbarriers: full[s] (the K/V tile of stage s landed), empty[s] (every
+  // consumer warp is done with stage s), then Q.
+  auto barrierType =
+      nvgpu::MBarrierGroupType::get(ctx, workgroup, 2 * kStages + 1);
   Value barriers = nvgpu::MBarrierCreateOp::create(b, barrierType);
-  Value qBarrier = idx(kStages);
+  Value qBarrier = idx(2 * kStages);
+  auto emptyBarrier = [&](Value stage) { return add(stage, idx(kStages)); };
   // Coordinates (innermost first) of the box at column `col`, row `row` of
   // head `head`.
   auto coords = [&](int64_t col, Value row, Value head) -> SmallVector<Value> {
@@ -219,34 +227,75 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value kbEnd = smax(kbBegin, arith::CeilDivSIOp::create(b, lastBand.second, idx(N)));
   Value fullFrom = lastBand.first, fullTo = firstBand.second;
 
-  // Prologue: barriers, then Q and the first two K/V tiles.
+  // Prologue: the barriers, visible to every thread before use.
   ifThread0([&] {
-    for (int64_t i = 0; i <= kStages; ++i)
+    for (int64_t i = 0; i < kStages; ++i) {
       nvgpu::MBarrierInitOp::create(b, barriers, idx(1), idx(i), Value());
+      nvgpu::MBarrierInitOp::create(b, barriers, idx(kConsumerWarps),
+                                    idx(kStages + i), Value());
+    }
+    nvgpu::MBarrierInitOp::create(b, barriers, idx(1), qBarrier, Value());
     NVVM::FenceMbarrierInitOp::create(b);
     for (Value d : tmaDescriptors)
       nvgpu::TmaPrefetchOp::create(b, d, Value());
   });
   gpu::BarrierOp::create(b);
-  ifThread0([&] {
-    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(qBytes), qBarrier,
-                                            Value());
-    for (int64_t p = 0; p < qPanels; ++p)
-      tmaLoad(qDesc, tmaBoxType(kBlockRows), p * kBlockRows * 128, Value(),
-              coords(p * 64, q0, h), qBarrier);
-    for (int64_t s = 0; s < kStages; ++s) {
-      Value kb = add(kbBegin, idx(s));
-      auto ifOp = scf::IfOp::create(b, slt(kb, kbEnd), /*withElse=*/false);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-      issueKV(kb, idx(s));
-    }
-  });
   Value ticks = idx(10000000);
   auto parity = [&](Value p) -> Value {
     return arith::TruncIOp::create(b, b.getI1Type(),
                                    arith::IndexCastUIOp::create(b, i64, p));
   };
+
+  // Warp specialization: the last warpgroup produces (one thread issues
+  // every TMA copy) on 24 registers a thread, the two before it consume on
+  // 240 (setmaxnreg moves the register file to them).
+  auto roles = scf::IfOp::create(
+      b, cmp(arith::CmpIPredicate::uge, tid, idx(kConsumerThreads)),
+      /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&roles.getThenRegion().front());
+    NVVM::SetMaxRegisterOp::create(
+        b, b.getI32IntegerAttr(24),
+        NVVM::SetMaxRegisterActionAttr::get(ctx,
+                                            NVVM::SetMaxRegisterAction::decrease));
+    auto lane0 = scf::IfOp::create(
+        b, cmp(arith::CmpIPredicate::eq, tid, idx(kConsumerThreads)),
+        /*withElse=*/false);
+    b.setInsertionPointToStart(&lane0.getThenRegion().front());
+    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(qBytes), qBarrier,
+                                            Value());
+    for (int64_t p = 0; p < qPanels; ++p)
+      tmaLoad(qDesc, tmaBoxType(kBlockRows), p * kBlockRows * 128, Value(),
+              coords(p * 64, q0, h), qBarrier);
+    scf::ForOp::create(
+        b, loc, kbBegin, kbEnd, c1, ValueRange{},
+        [&](OpBuilder &nb, Location, Value kb, ValueRange) {
+          OpBuilder::InsertionGuard g2(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          Value i = sub(kb, kbBegin);
+          Value stage = remu(i, idx(kStages));
+          // From the second round on, wait until the consumers released the
+          // stage (phase i / kStages - 1 of its empty barrier).
+          auto reuse = scf::IfOp::create(
+              b, cmp(arith::CmpIPredicate::uge, i, idx(kStages)),
+              /*withElse=*/false);
+          {
+            OpBuilder::InsertionGuard g3(b);
+            b.setInsertionPointToStart(&reuse.getThenRegion().front());
+            Value phase = remu(add(divu(i, idx(kStages)), c1), idx(2));
+            nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
+                                                   ticks, emptyBarrier(stage));
+          }
+          issueKV(kb, stage);
+          scf::YieldOp::create(b);
+        });
+  }
+  b.setInsertionPointToStart(&roles.getElseRegion().front());
+  NVVM::SetMaxRegisterOp::create(
+      b, b.getI32IntegerAttr(240),
+      NVVM::SetMaxRegisterActionAttr::get(ctx,
+                                          NVVM::SetMaxRegisterAction::increase));
   nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(c0), ticks,
                                          qBarrier);
 
@@ -475,15 +524,14 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           b.setInsertionPointToStart(&ifOp.getElseRegion().front());
           scf::YieldOp::create(b, emitStep(k0, stage, iter, /*masked=*/true));
         }
-        // Both warpgroups are done with this stage: refill it.
-        gpu::BarrierOp::create(b);
-        Value next = add(kb, idx(kStages));
-        ifThread0([&] {
-          auto ifNext = scf::IfOp::create(b, slt(next, kbEnd), /*withElse=*/false);
+        // This warp is done with the stage (its wgmma reads have completed).
+        auto arrive = scf::IfOp::create(
+            b, cmp(arith::CmpIPredicate::eq, lane, c0), /*withElse=*/false);
+        {
           OpBuilder::InsertionGuard g3(b);
-          b.setInsertionPointToStart(&ifNext.getThenRegion().front());
-          issueKV(next, stage);
-        });
+          b.setInsertionPointToStart(&arrive.getThenRegion().front());
+          nvgpu::MBarrierArriveOp::create(b, barriers, emptyBarrier(stage));
+        }
         scf::YieldOp::create(b, ifOp.getResults());
       });
 
