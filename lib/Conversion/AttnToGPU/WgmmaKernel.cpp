@@ -59,7 +59,7 @@ static constexpr int64_t kConsumerWarps = kConsumerThreads / 32;
 int64_t WgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
   int64_t q = kBlockRows * d * 2;
   int64_t kv = kStages * keys * (d + dv) * 2;
-  int64_t p = kWarpgroups * kWgRows * keys * 2;
+  int64_t p = 2 * kWarpgroups * kWgRows * keys * 2;
   return q + kv + p;
 }
 
@@ -161,7 +161,7 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                              builder.getI64IntegerAttr(1024));
   }
   Value smem = memref::GetGlobalOp::create(b, bytesType, smemName);
-  const int64_t qPanels = D / 64, vPanels = Dv / 64, pPanels = N / 64;
+  const int64_t qPanels = D / 64, vPanels = Dv / 64;
   const int64_t qBytes = kBlockRows * D * 2;
   const int64_t kStageBytes = N * D * 2, vStageBytes = N * Dv * 2;
   const int64_t kBase = qBytes, vBase = kBase + kStages * kStageBytes;
@@ -181,13 +181,18 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto view = [&](MemRefType type, Value byteOffset) -> Value {
     return memref::ViewOp::create(b, type, smem, byteOffset, ValueRange{});
   };
-  // mbarriers: full[s] (the K/V tile of stage s landed), empty[s] (every
-  // consumer warp is done with stage s), then Q.
+  // mbarriers, per stage s: kFull[s] / vFull[s] (the K / V tile landed),
+  // kEmpty[s] / vEmpty[s] (every consumer warp is done with it); then Q.
+  // K and V have their own rings: a K tile is released as soon as its S is
+  // computed, its V tile only after the next step's P·V.
   auto barrierType =
-      nvgpu::MBarrierGroupType::get(ctx, workgroup, 2 * kStages + 1);
+      nvgpu::MBarrierGroupType::get(ctx, workgroup, 4 * kStages + 1);
   Value barriers = nvgpu::MBarrierCreateOp::create(b, barrierType);
-  Value qBarrier = idx(2 * kStages);
-  auto emptyBarrier = [&](Value stage) { return add(stage, idx(kStages)); };
+  Value qBarrier = idx(4 * kStages);
+  auto kFull = [&](Value st) { return st; };
+  auto vFull = [&](Value st) { return add(st, idx(kStages)); };
+  auto kEmpty = [&](Value st) { return add(st, idx(2 * kStages)); };
+  auto vEmpty = [&](Value st) { return add(st, idx(3 * kStages)); };
   // Coordinates (innermost first) of the box at column `col`, row `row` of
   // head `head`.
   auto coords = [&](int64_t col, Value row, Value head) -> SmallVector<Value> {
@@ -205,16 +210,21 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
   Value qDesc = tmaDescriptors[0], kDesc = tmaDescriptors[1],
         vDesc = tmaDescriptors[2];
-  auto issueKV = [&](Value kb, Value stage) {
-    Value k0 = mul(kb, idx(N));
-    nvgpu::MBarrierArriveExpectTxOp::create(
-        b, barriers, idx(kStageBytes + vStageBytes), stage, Value());
+  auto issueK = [&](Value kb, Value stage) {
+    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(kStageBytes),
+                                            kFull(stage), Value());
     for (int64_t p = 0; p < qPanels; ++p)
       tmaLoad(kDesc, tmaBoxType(N), kBase + p * N * 128,
-              mul(stage, idx(kStageBytes)), coords(p * 64, k0, kvh), stage);
+              mul(stage, idx(kStageBytes)), coords(p * 64, mul(kb, idx(N)), kvh),
+              kFull(stage));
+  };
+  auto issueV = [&](Value kb, Value stage) {
+    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(vStageBytes),
+                                            vFull(stage), Value());
     for (int64_t p = 0; p < vPanels; ++p)
       tmaLoad(vDesc, tmaBoxType(N), vBase + p * N * 128,
-              mul(stage, idx(vStageBytes)), coords(p * 64, k0, kvh), stage);
+              mul(stage, idx(vStageBytes)), coords(p * 64, mul(kb, idx(N)), kvh),
+              vFull(stage));
   };
 
   // The band of key blocks this block visits, as in the mma.sync kernel.
@@ -230,9 +240,12 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // Prologue: the barriers, visible to every thread before use.
   ifThread0([&] {
     for (int64_t i = 0; i < kStages; ++i) {
-      nvgpu::MBarrierInitOp::create(b, barriers, idx(1), idx(i), Value());
+      nvgpu::MBarrierInitOp::create(b, barriers, idx(1), kFull(idx(i)), Value());
+      nvgpu::MBarrierInitOp::create(b, barriers, idx(1), vFull(idx(i)), Value());
       nvgpu::MBarrierInitOp::create(b, barriers, idx(kConsumerWarps),
-                                    idx(kStages + i), Value());
+                                    kEmpty(idx(i)), Value());
+      nvgpu::MBarrierInitOp::create(b, barriers, idx(kConsumerWarps),
+                                    vEmpty(idx(i)), Value());
     }
     nvgpu::MBarrierInitOp::create(b, barriers, idx(1), qBarrier, Value());
     NVVM::FenceMbarrierInitOp::create(b);
@@ -276,18 +289,21 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           Value i = sub(kb, kbBegin);
           Value stage = remu(i, idx(kStages));
           // From the second round on, wait until the consumers released the
-          // stage (phase i / kStages - 1 of its empty barrier).
-          auto reuse = scf::IfOp::create(
-              b, cmp(arith::CmpIPredicate::uge, i, idx(kStages)),
-              /*withElse=*/false);
-          {
+          // stage (phase i / kStages - 1 of its empty barrier); K first, as
+          // it is needed first and released first.
+          Value phase = remu(add(divu(i, idx(kStages)), c1), idx(2));
+          Value again = cmp(arith::CmpIPredicate::uge, i, idx(kStages));
+          auto waitEmpty = [&](Value barrierId) {
+            auto reuse = scf::IfOp::create(b, again, /*withElse=*/false);
             OpBuilder::InsertionGuard g3(b);
             b.setInsertionPointToStart(&reuse.getThenRegion().front());
-            Value phase = remu(add(divu(i, idx(kStages)), c1), idx(2));
             nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
-                                                   ticks, emptyBarrier(stage));
-          }
-          issueKV(kb, stage);
+                                                   ticks, barrierId);
+          };
+          waitEmpty(kEmpty(stage));
+          issueK(kb, stage);
+          waitEmpty(vEmpty(stage));
+          issueV(kb, stage);
           scf::YieldOp::create(b);
         });
   }
@@ -319,6 +335,8 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
   // acc = A·B (+ acc unless `zeroInit`) over k-steps of 16, A and B by
   // descriptor.
+  // Issues acc = A·B (+ acc unless `zeroInit`) over k-steps of 16, A and B
+  // by descriptor, as one wgmma group; the caller waits for it.
   auto wgmmaChain = [&](Value acc, int64_t n, int64_t ksteps, bool zeroInit,
                         function_ref<Value(int64_t)> descA,
                         function_ref<Value(int64_t)> descB, bool bMNMajor) {
@@ -339,8 +357,18 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           /*satfinite=*/nullptr);
     }
     NVVM::WgmmaGroupSyncAlignedOp::create(b);
-    NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(0));
     return acc;
+  };
+  auto waitGroups = [&](int64_t pending) {
+    NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(pending));
+  };
+  // Lane 0 of each consumer warp arrives on `barrierId` (count: all of them).
+  auto release = [&](Value barrierId) {
+    auto arrive = scf::IfOp::create(b, cmp(arith::CmpIPredicate::eq, lane, c0),
+                                    /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&arrive.getThenRegion().front());
+    nvgpu::MBarrierArriveOp::create(b, barriers, barrierId);
   };
 
   // Rows of this thread: g and g + 8 of its warp's 16 in its warpgroup.
@@ -357,30 +385,39 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     l0 = arith::SelectOp::create(b, cmp(arith::CmpIPredicate::eq, t, c0),
                                  cf(1.0), cf(0.0));
   }
-  Type oType = accType(Dv);
+  Type oType = accType(Dv), sType = accType(N);
   Value oInit = LLVM::PoisonOp::create(b, oType);
   for (int64_t e = 0; e < Dv / 2; ++e)
     oInit = LLVM::InsertValueOp::create(b, oInit, cf(0.0), ArrayRef<int64_t>{e});
-  SmallVector<Value> init = {m0, m0, l0, l0, oInit};
-  SmallVector<Type> iterTypes = llvm::to_vector(ValueRange(init).getTypes());
 
-  // Addresses of this warpgroup's operands.
+  // Addresses of this warpgroup's operands; P has two buffers (P of step j
+  // is written while P·V of step j - 1 still reads the other).
   Value qAddr = add(smemAddr, arith::IndexCastUIOp::create(
                                    b, i64, mul(wg, idx(kWgRows * 128))));
-  Value pWgByte = add(idx(pBase), mul(wg, idx(pWgBytes)));
-  Value pAddr = add(smemAddr, arith::IndexCastUIOp::create(b, i64, pWgByte));
-  auto pFlatType = MemRefType::get({pWgBytes / 2}, f16, AffineMap(), workgroup);
+  Value pWgByte = add(idx(pBase), mul(wg, idx(2 * pWgBytes)));
+  auto pFlatType =
+      MemRefType::get({2 * pWgBytes / 2}, f16, AffineMap(), workgroup);
   Value pView = view(pFlatType, pWgByte);
+  auto stageAddr = [&](int64_t base, int64_t bytes, Value stage) {
+    return add(smemAddr, arith::IndexCastUIOp::create(
+                             b, i64, add(idx(base), mul(stage, idx(bytes)))));
+  };
+  auto pAddr = [&](Value buf) {
+    return add(smemAddr, arith::IndexCastUIOp::create(
+                             b, i64, add(pWgByte, mul(buf, idx(pWgBytes)))));
+  };
+  // Position j (relative to the first key block) -> stage and phase parity.
+  auto stageOf = [&](Value j) { return remu(j, idx(kStages)); };
+  auto phaseOf = [&](Value j) { return parity(remu(divu(j, idx(kStages)), idx(2))); };
 
-  auto emitStep = [&](Value k0, Value stage, ValueRange iter,
-                      bool masked) -> SmallVector<Value> {
-    Value kStage = add(smemAddr, arith::IndexCastUIOp::create(
-                                     b, i64, add(idx(kBase), mul(stage, idx(kStageBytes)))));
-    Value vStage = add(smemAddr, arith::IndexCastUIOp::create(
-                                     b, i64, add(idx(vBase), mul(stage, idx(vStageBytes)))));
-    // Step 1: S = Q·Kᵀ (64 x N per warpgroup).
-    Value s = wgmmaChain(
-        LLVM::PoisonOp::create(b, accType(N)), N, D / 16, /*zeroInit=*/true,
+  // Issues S_j = Q·K_jᵀ (64 x N per warpgroup) once K_j has landed.
+  auto issueS = [&](Value j) -> Value {
+    Value stage = stageOf(j);
+    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
+                                           kFull(stage));
+    Value kStage = stageAddr(kBase, kStageBytes, stage);
+    return wgmmaChain(
+        LLVM::PoisonOp::create(b, sType), N, D / 16, /*zeroInit=*/true,
         [&](int64_t kk) {
           return descriptor(add(qAddr, ci64((kk / 4) * kBlockRows * 128 +
                                             (kk % 4) * 32)), 0);
@@ -389,7 +426,31 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           return descriptor(add(kStage, ci64((kk / 4) * N * 128 + (kk % 4) * 32)), 0);
         },
         /*bMNMajor=*/false);
+  };
+  // Issues O += P_j·V_j once V_j has landed (P_j in buffer j % 2).
+  auto issuePV = [&](Value j, Value o) -> Value {
+    Value stage = stageOf(j);
+    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
+                                           vFull(stage));
+    Value vStage = stageAddr(vBase, vStageBytes, stage);
+    Value p = pAddr(remu(j, idx(2)));
+    return wgmmaChain(
+        o, Dv, N / 16, /*zeroInit=*/false,
+        [&](int64_t kk) {
+          return descriptor(add(p, ci64((kk / 4) * kWgRows * 128 + (kk % 4) * 32)), 0);
+        },
+        [&](int64_t kk) {
+          // V rows 16kk.. of the stage; the next 64 columns are N rows on.
+          return descriptor(add(vStage, ci64(kk * 16 * 128)), N * 128);
+        },
+        /*bMNMajor=*/true);
+  };
 
+  // The softmax of S_j (keys from k0): new m, l (partial), alpha; P_j goes
+  // to shared memory buffer j % 2. `masked` adds the per-element test of
+  // the key range and the band.
+  auto softmax = [&](Value s, Value k0, Value j, ValueRange ml,
+                     bool masked) -> SmallVector<Value> {
     // Step 2: logits in the exp2 domain, masked outside the band.
     Value factor = cf(scale * (softcap ? 1.0 / *softcap : log2e));
     Value ninf = cf(-INFINITY);
@@ -428,14 +489,12 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           }
           x[n].push_back(v);
         }
-
-    // Step 3: row maxima across the quad, alpha, P and the row sums.
     SmallVector<Value> mNew(2), mSafe(2), alpha(2), lNew(2);
     for (int64_t i = 0; i < 2; ++i) {
-      Value mx = iter[i];
+      Value mx = ml[i];
       for (int64_t n = 0; n < N / 8; ++n)
-        for (int64_t j = 0; j < 2; ++j)
-          mx = arith::MaximumFOp::create(b, mx, x[n][i * 2 + j]);
+        for (int64_t jj = 0; jj < 2; ++jj)
+          mx = arith::MaximumFOp::create(b, mx, x[n][i * 2 + jj]);
       for (int32_t o : {1, 2})
         mx = arith::MaximumFOp::create(
             b, mx,
@@ -444,20 +503,21 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       mNew[i] = mx;
       Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, ninf);
       mSafe[i] = arith::SelectOp::create(b, isNinf, cf(0.0), mx);
-      alpha[i] = math::Exp2Op::create(b, arith::SubFOp::create(b, iter[i], mSafe[i]));
-      lNew[i] = arith::MulFOp::create(b, iter[2 + i], alpha[i]);
+      alpha[i] = math::Exp2Op::create(b, arith::SubFOp::create(b, ml[i], mSafe[i]));
+      lNew[i] = arith::MulFOp::create(b, ml[2 + i], alpha[i]);
     }
-    // P into shared memory: row r (of the warpgroup's 64), columns 8n + 2t,
-    // + 1 at byte r * 128 + ((n % 8) ^ (r % 8)) * 16 + 4t of panel n / 8.
+    // P: row r (of the warpgroup's 64), columns 8n + 2t, + 1 at byte
+    // r * 128 + ((n % 8) ^ (r % 8)) * 16 + 4t of panel n / 8 of the buffer.
     Value rLocal[2] = {add(mul(warp, idx(16)), g),
                        add(add(mul(warp, idx(16)), g), idx(8))};
+    Value bufElt = mul(remu(j, idx(2)), idx(pWgBytes / 2));
     auto pairType = VectorType::get({2}, f16);
     for (int64_t n = 0; n < N / 8; ++n)
       for (int64_t i = 0; i < 2; ++i) {
         SmallVector<Value> pair;
-        for (int64_t j = 0; j < 2; ++j) {
+        for (int64_t jj = 0; jj < 2; ++jj) {
           Value e = math::Exp2Op::create(
-              b, arith::SubFOp::create(b, x[n][i * 2 + j], mSafe[i]));
+              b, arith::SubFOp::create(b, x[n][i * 2 + jj], mSafe[i]));
           lNew[i] = arith::AddFOp::create(b, lNew[i], e);
           pair.push_back(arith::TruncFOp::create(b, f16, e));
         }
@@ -466,74 +526,99 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                          add(idx((n / 8) * kWgRows * 128), mul(t, idx(4))));
         vector::StoreOp::create(
             b, vector::FromElementsOp::create(b, pairType, pair), pView,
-            ValueRange{divu(byte, idx(2))}, /*nontemporal=*/false,
+            ValueRange{add(bufElt, divu(byte, idx(2)))}, /*nontemporal=*/false,
             llvm::MaybeAlign(4));
       }
-    // The generic-proxy writes of P become visible to wgmma (async proxy),
-    // then the warpgroup's 128 threads meet.
+    return {mNew[0], mNew[1], lNew[0], lNew[1], alpha[0], alpha[1]};
+  };
+  // softmax with the mask only where the key block crosses the band's edge.
+  SmallVector<Type> smTypes(6, f32);
+  auto softmaxStep = [&](Value s, Value j, ValueRange ml) -> SmallVector<Value> {
+    Value k0 = mul(add(kbBegin, j), idx(N));
+    Value full = arith::AndIOp::create(b, sle(fullFrom, k0),
+                                       sle(add(k0, idx(N)), fullTo));
+    auto ifOp = scf::IfOp::create(b, smTypes, full, /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+      scf::YieldOp::create(b, softmax(s, k0, j, ml, /*masked=*/false));
+      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+      scf::YieldOp::create(b, softmax(s, k0, j, ml, /*masked=*/true));
+    }
+    return SmallVector<Value>(ifOp.getResults().begin(), ifOp.getResults().end());
+  };
+  // P_j written by this warpgroup's threads becomes visible to wgmma (async
+  // proxy), and the warpgroup's 128 threads meet.
+  auto publishP = [&]() {
     NVVM::FenceProxyOp::create(
         b, NVVM::ProxyKind::async_shared,
         NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
-    Value barrierId = arith::IndexCastUIOp::create(b, b.getI32Type(), add(wg, c1));
+    Value barrierId =
+        arith::IndexCastUIOp::create(b, b.getI32Type(), add(wg, c1));
     NVVM::BarrierOp::create(b, /*res=*/Type(), barrierId,
                             arith::ConstantOp::create(b, b.getI32IntegerAttr(128)),
-                            /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
-
-    // Step 4: O = O·alpha + P·V.
-    Value o = iter[4];
+                            /*reductionOp=*/nullptr,
+                            /*reductionPredicate=*/Value());
+  };
+  auto rescale = [&](Value o, Value a0, Value a1) {
+    Value alpha[2] = {a0, a1};
     for (int64_t n = 0; n < Dv / 8; ++n)
       for (int64_t i = 0; i < 2; ++i)
-        for (int64_t j = 0; j < 2; ++j) {
-          int64_t e = n * 4 + i * 2 + j;
+        for (int64_t jj = 0; jj < 2; ++jj) {
+          int64_t e = n * 4 + i * 2 + jj;
           Value a = LLVM::ExtractValueOp::create(b, o, ArrayRef<int64_t>{e});
-          o = LLVM::InsertValueOp::create(
-              b, o, arith::MulFOp::create(b, a, alpha[i]), ArrayRef<int64_t>{e});
+          o = LLVM::InsertValueOp::create(b, o, arith::MulFOp::create(b, a, alpha[i]),
+                                          ArrayRef<int64_t>{e});
         }
-    o = wgmmaChain(
-        o, Dv, N / 16, /*zeroInit=*/false,
-        [&](int64_t kk) {
-          return descriptor(add(pAddr, ci64((kk / 4) * kWgRows * 128 + (kk % 4) * 32)), 0);
-        },
-        [&](int64_t kk) {
-          // V rows 16kk.. of the stage; the next 64 columns are N rows on.
-          return descriptor(add(vStage, ci64(kk * 16 * 128)), N * 128);
-        },
-        /*bMNMajor=*/true);
-    (void)pPanels;
-    return {mNew[0], mNew[1], lNew[0], lNew[1], o};
+    return o;
   };
 
-  auto loop = scf::ForOp::create(
-      b, loc, kbBegin, kbEnd, c1, init,
-      [&](OpBuilder &nb, Location, Value kb, ValueRange iter) {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-        Value i = sub(kb, kbBegin);
-        Value stage = remu(i, idx(kStages));
-        Value phase = remu(divu(i, idx(kStages)), idx(2));
-        nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
-                                               ticks, stage);
-        Value k0 = mul(kb, idx(N));
-        Value full = arith::AndIOp::create(b, sle(fullFrom, k0),
-                                           sle(add(k0, idx(N)), fullTo));
-        auto ifOp = scf::IfOp::create(b, iterTypes, full, /*withElse=*/true);
-        {
+  // The schedule (FlashAttention-3's intra-warpgroup overlap): the softmax
+  // of step j runs while the tensor cores compute P_{j-1}·V_{j-1}.
+  //   prologue: S_0; softmax_0 -> P_0
+  //   step j:   issue S_j, issue O += P_{j-1}·V_{j-1}; wait S_j (release
+  //             K_j); softmax_j -> P_j; wait P·V (release V_{j-1});
+  //             O *= alpha_j
+  //   epilogue: O += P_{n-1}·V_{n-1}
+  // Rows without any key block (n = 0) skip it all.
+  Value nBlocks = sub(kbEnd, kbBegin);
+  SmallVector<Type> stateTypes = {f32, f32, f32, f32, oType};
+  auto any = scf::IfOp::create(b, stateTypes, slt(c0, nBlocks), /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&any.getElseRegion().front());
+    scf::YieldOp::create(b, ValueRange{m0, m0, l0, l0, oInit});
+    b.setInsertionPointToStart(&any.getThenRegion().front());
+    Value s0 = issueS(c0);
+    waitGroups(0);
+    release(kEmpty(stageOf(c0)));
+    SmallVector<Value> st = softmaxStep(s0, c0, ValueRange{m0, m0, l0, l0});
+    publishP();
+    auto loop = scf::ForOp::create(
+        b, loc, c1, nBlocks, c1, ValueRange{st[0], st[1], st[2], st[3], oInit},
+        [&](OpBuilder &nb, Location, Value j, ValueRange iter) {
           OpBuilder::InsertionGuard g2(b);
-          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-          scf::YieldOp::create(b, emitStep(k0, stage, iter, /*masked=*/false));
-          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-          scf::YieldOp::create(b, emitStep(k0, stage, iter, /*masked=*/true));
-        }
-        // This warp is done with the stage (its wgmma reads have completed).
-        auto arrive = scf::IfOp::create(
-            b, cmp(arith::CmpIPredicate::eq, lane, c0), /*withElse=*/false);
-        {
-          OpBuilder::InsertionGuard g3(b);
-          b.setInsertionPointToStart(&arrive.getThenRegion().front());
-          nvgpu::MBarrierArriveOp::create(b, barriers, emptyBarrier(stage));
-        }
-        scf::YieldOp::create(b, ifOp.getResults());
-      });
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          Value jPrev = sub(j, c1);
+          Value s = issueS(j);
+          Value o = issuePV(jPrev, iter[4]);
+          waitGroups(1);
+          release(kEmpty(stageOf(j)));
+          SmallVector<Value> sm = softmaxStep(s, j, iter.take_front(4));
+          waitGroups(0);
+          release(vEmpty(stageOf(jPrev)));
+          o = rescale(o, sm[4], sm[5]);
+          publishP();
+          scf::YieldOp::create(b, ValueRange{sm[0], sm[1], sm[2], sm[3], o});
+        });
+    Value last = sub(nBlocks, c1);
+    Value o = issuePV(last, loop.getResult(4));
+    waitGroups(0);
+    release(vEmpty(stageOf(last)));
+    scf::YieldOp::create(b, ValueRange{loop.getResult(0), loop.getResult(1),
+                                       loop.getResult(2), loop.getResult(3), o});
+  }
+  auto loop = any;
 
   // Step 5: quad-reduce the row sums, normalize, write.
   Value oFinal = loop.getResult(4);
