@@ -560,6 +560,25 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                             /*reductionOp=*/nullptr,
                             /*reductionPredicate=*/Value());
   };
+  // Ping-pong between the two consumer warpgroups (FlashAttention-3): a
+  // warpgroup issues its GEMMs only in its turn and then hands the turn over,
+  // so one warpgroup's softmax overlaps the other's GEMMs. Turn barrier of
+  // warpgroup w: named barrier 3 + w over both warpgroups (256 threads),
+  // synced by w and arrived at by the other.
+  auto i32c = [&](int64_t v) -> Value {
+    return arith::ConstantOp::create(b, b.getI32IntegerAttr(v));
+  };
+  Value myTurn = arith::IndexCastUIOp::create(b, b.getI32Type(), add(wg, idx(3)));
+  Value otherTurn =
+      arith::IndexCastUIOp::create(b, b.getI32Type(), sub(idx(4), wg));
+  auto waitTurn = [&]() {
+    NVVM::BarrierOp::create(b, /*res=*/Type(), myTurn, i32c(kConsumerThreads),
+                            /*reductionOp=*/nullptr,
+                            /*reductionPredicate=*/Value());
+  };
+  auto passTurn = [&]() {
+    NVVM::BarrierArriveOp::create(b, otherTurn, i32c(kConsumerThreads));
+  };
   auto rescale = [&](Value o, Value a0, Value a1) {
     Value alpha[2] = {a0, a1};
     for (int64_t n = 0; n < Dv / 8; ++n)
@@ -582,6 +601,14 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   //   epilogue: O += P_{n-1}·V_{n-1}
   // Rows without any key block (n = 0) skip it all.
   Value nBlocks = sub(kbEnd, kbBegin);
+  // Warpgroup 0 has the first turn; it takes the last hand-over at the end.
+  Value isWg1 = cmp(arith::CmpIPredicate::eq, wg, c1);
+  {
+    auto first = scf::IfOp::create(b, isWg1, /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&first.getThenRegion().front());
+    passTurn();
+  }
   SmallVector<Type> stateTypes = {f32, f32, f32, f32, oType};
   auto any = scf::IfOp::create(b, stateTypes, slt(c0, nBlocks), /*withElse=*/true);
   {
@@ -589,7 +616,9 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     b.setInsertionPointToStart(&any.getElseRegion().front());
     scf::YieldOp::create(b, ValueRange{m0, m0, l0, l0, oInit});
     b.setInsertionPointToStart(&any.getThenRegion().front());
+    waitTurn();
     Value s0 = issueS(c0);
+    passTurn();
     waitGroups(0);
     release(kEmpty(stageOf(c0)));
     SmallVector<Value> st = softmaxStep(s0, c0, ValueRange{m0, m0, l0, l0});
@@ -600,8 +629,10 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           OpBuilder::InsertionGuard g2(b);
           b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
           Value jPrev = sub(j, c1);
+          waitTurn();
           Value s = issueS(j);
           Value o = issuePV(jPrev, iter[4]);
+          passTurn();
           waitGroups(1);
           release(kEmpty(stageOf(j)));
           SmallVector<Value> sm = softmaxStep(s, j, iter.take_front(4));
@@ -619,6 +650,13 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                        loop.getResult(2), loop.getResult(3), o});
   }
   auto loop = any;
+  {
+    auto last = scf::IfOp::create(
+        b, cmp(arith::CmpIPredicate::eq, wg, c0), /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&last.getThenRegion().front());
+    waitTurn();
+  }
 
   // Step 5: quad-reduce the row sums, normalize, write.
   Value oFinal = loop.getResult(4);
