@@ -23,7 +23,7 @@ struct AttentionKernel {
 enum class KernelKind {
   Baseline, ///< a thread per query row, no tensor cores (every variant)
   Mma,      ///< mma.sync tensor cores (f16/bf16, head dims % 16 == 0, <= 256)
-  Wgmma,    ///< sm_90a: TMA + wgmma (f16/bf16, D = Dv in {64, 128})
+  Wgmma,    ///< sm_90a: TMA + wgmma (f16/bf16, D = Dv in {64, 128, 256})
 };
 
 /// The tiling of the sm_90a kernel: two warpgroups of 64 query rows, K/V

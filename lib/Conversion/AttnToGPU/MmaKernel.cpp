@@ -191,7 +191,15 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value kS = carve({kStages, kKeys, D});
   Value vS = carve({kStages, kKeys, Dv});
 
+  // With a banded mask the query blocks near the end have the most keys:
+  // they are launched first (block x handles query block gridDim.x - 1 - x)
+  // so that the light ones fill the tail of the grid.
   Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  if (op.getMaskOrNone().getKind() != MaskKind::None)
+    bx = arith::SubIOp::create(
+        b, arith::SubIOp::create(b, gpu::GridDimOp::create(b, gpu::Dimension::x),
+                                 bx),
+        arith::ConstantIndexOp::create(b, 1));
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);

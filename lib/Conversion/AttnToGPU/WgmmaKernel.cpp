@@ -75,12 +75,15 @@ FailureOr<WgmmaTiling> mlir::attn::getWgmmaTiling(AttentionOp op,
   if (!(elt.isF16() || elt.isBF16()))
     return fail("the wgmma kernel needs f16 or bf16");
   if (ShapedType::isDynamic(s.headDim) || s.headDim != s.valueHeadDim ||
-      (s.headDim != 64 && s.headDim != 128))
-    return fail("the wgmma kernel needs equal head dims of 64 or 128");
+      (s.headDim != 64 && s.headDim != 128 && s.headDim != 256))
+    return fail("the wgmma kernel needs equal head dims of 64, 128 or 256");
   if (!op.getEffectiveScale().has_value())
     return fail("the wgmma kernel needs a known scale");
+  // 128 keys per step; 64 at head dim 256, where Q (64 KB), two K and two V
+  // stages and two P buffers per warpgroup must fit 227 KB and O takes 128
+  // of a consumer thread's registers.
   WgmmaTiling t;
-  t.keys = 128;
+  t.keys = s.headDim == 256 ? 64 : 128;
   return t;
 }
 
@@ -135,7 +138,15 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
 
   Value hq = args.hq, hkv = args.hkv, sq = args.sq, sk = args.sk;
+  // With a banded mask the query blocks near the end have the most keys:
+  // they are launched first (block x handles query block gridDim.x - 1 - x)
+  // so that the light ones fill the tail of the grid.
   Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  if (op.getMaskOrNone().getKind() != MaskKind::None)
+    bx = arith::SubIOp::create(
+        b, arith::SubIOp::create(b, gpu::GridDimOp::create(b, gpu::Dimension::x),
+                                 bx),
+        arith::ConstantIndexOp::create(b, 1));
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value wg = divu(tid, idx(128)), lt = remu(tid, idx(128));
