@@ -460,9 +460,21 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // The softmax of S_j (keys from k0): new m, l (partial), alpha; P_j goes
   // to shared memory buffer j % 2. `masked` adds the per-element test of
   // the key range and the band.
+  // exp2 of the softmax as one MUFU.EX2 (ex2.approx.ftz: the arguments are
+  // <= 0 and results below 2^-126 flush to 0, which the sums cannot see).
+  auto exp2 = [&](Value v) -> Value {
+    return LLVM::CallIntrinsicOp::create(
+               b, f32, b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
+               ValueRange{v})
+        ->getResult(0);
+  };
+  const bool rawScores = !softcap && !args.bias && scale > 0;
   auto softmax = [&](Value s, Value k0, Value j, ValueRange ml,
                      bool masked) -> SmallVector<Value> {
-    // Step 2: logits in the exp2 domain, masked outside the band.
+    // Step 2: logits in the exp2 domain, masked outside the band. Without
+    // softcap or bias (and with a positive scale) the scores stay raw: the
+    // row maximum is taken on them and scaled once, and the scale folds
+    // into the exponent's FMA, exp2(s·scale·log2 e - m).
     Value factor = cf(scale * (softcap ? 1.0 / *softcap : log2e));
     Value ninf = cf(-INFINITY);
     SmallVector<SmallVector<Value, 4>> x(N / 8);
@@ -471,7 +483,8 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         for (int64_t j = 0; j < 2; ++j) {
           Value v = LLVM::ExtractValueOp::create(
               b, s, ArrayRef<int64_t>{n * 4 + i * 2 + j});
-          v = arith::MulFOp::create(b, v, factor);
+          if (!rawScores)
+            v = arith::MulFOp::create(b, v, factor);
           if (softcap)
             v = arith::MulFOp::create(b, math::TanhOp::create(b, v),
                                       cf(*softcap * log2e));
@@ -502,19 +515,23 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         }
     SmallVector<Value> mNew(2), mSafe(2), alpha(2), lNew(2);
     for (int64_t i = 0; i < 2; ++i) {
-      Value mx = ml[i];
+      Value mx = x[0][i * 2];
       for (int64_t n = 0; n < N / 8; ++n)
         for (int64_t jj = 0; jj < 2; ++jj)
-          mx = arith::MaximumFOp::create(b, mx, x[n][i * 2 + jj]);
+          if (n || jj)
+            mx = arith::MaximumFOp::create(b, mx, x[n][i * 2 + jj]);
       for (int32_t o : {1, 2})
         mx = arith::MaximumFOp::create(
             b, mx,
             gpu::ShuffleOp::create(b, mx, o, 32, gpu::ShuffleMode::XOR)
                 .getShuffleResult());
+      if (rawScores)
+        mx = arith::MulFOp::create(b, mx, factor);
+      mx = arith::MaximumFOp::create(b, mx, ml[i]);
       mNew[i] = mx;
       Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, ninf);
       mSafe[i] = arith::SelectOp::create(b, isNinf, cf(0.0), mx);
-      alpha[i] = math::Exp2Op::create(b, arith::SubFOp::create(b, ml[i], mSafe[i]));
+      alpha[i] = exp2(arith::SubFOp::create(b, ml[i], mSafe[i]));
       lNew[i] = arith::MulFOp::create(b, ml[2 + i], alpha[i]);
     }
     // P: row r (of the warpgroup's 64), columns 8n + 2t, + 1 at byte
@@ -527,8 +544,10 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       for (int64_t i = 0; i < 2; ++i) {
         SmallVector<Value> pair;
         for (int64_t jj = 0; jj < 2; ++jj) {
-          Value e = math::Exp2Op::create(
-              b, arith::SubFOp::create(b, x[n][i * 2 + jj], mSafe[i]));
+          Value xv = x[n][i * 2 + jj];
+          if (rawScores)
+            xv = arith::MulFOp::create(b, xv, factor);
+          Value e = exp2(arith::SubFOp::create(b, xv, mSafe[i]));
           lNew[i] = arith::AddFOp::create(b, lNew[i], e);
           pair.push_back(arith::TruncFOp::create(b, f16, e));
         }
