@@ -34,11 +34,11 @@ HEAD_DIMS = (64, 128, 256)
 BACKENDS = ("attn", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "flex")
 
 
-def shapes(quick=False):
+def shapes(quick=False, seqlens=None):
     """(family, batch, hq, hkv, seqlen, d, causal, dtype) of every measurement."""
     out = []
     dtypes = ("bf16",) if quick else ("bf16", "f16")
-    seqlens = (4096, 16384) if quick else SEQLENS
+    seqlens = seqlens or ((4096, 16384) if quick else SEQLENS)
     for dtype in dtypes:
         for d in HEAD_DIMS:
             for causal in (False, True):
@@ -143,7 +143,7 @@ def run(args):
     for k in kernels:
         if "compile_seconds" in k.manifest:
             compile_rows.append((k.manifest["entry"], k.manifest["compile_seconds"]))
-    todo = [s for s in shapes(args.quick)
+    todo = [s for s in shapes(args.quick, args.seqlens)
             if not args.family or any(f in s[0] for f in args.family)]
     for family, b, hq, hkv, s, d, causal, dtype in todo:
         tdtype = torch.bfloat16 if dtype == "bf16" else torch.float16
@@ -254,6 +254,7 @@ def main(argv=None):
     ap.add_argument("--bundles", default=os.environ.get("ATTN_BUNDLES", "build/bundles/bench"))
     ap.add_argument("--quick", action="store_true", help="bf16, seqlens 4k and 16k only")
     ap.add_argument("--family", action="append", help="only shape families containing this")
+    ap.add_argument("--seqlens", type=int, nargs="*", help="only these sequence lengths")
     ap.add_argument("--backends", nargs="*", help="only these backends")
     ap.add_argument("--iters", type=int, default=20)
     args = ap.parse_args(argv)

@@ -5,49 +5,74 @@
 
 // The sm_90a kernel. Q, K and V come as TMA descriptors (pointers, cast to
 // the nvgpu tensor-map type: 4-D boxes of 64 columns x 128 rows, 128-byte
-// swizzle); five mbarriers (full and empty per K/V stage, Q).
+// swizzle); nine mbarriers: per K/V stage a full and an empty barrier for K
+// and for V, then Q.
 // CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_s3db504f3_wgmma(
 // CHECK-SAME: %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr) kernel attributes {known_block_size = array<i32: 384, 1, 1>}
 // CHECK: builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
-// CHECK: %[[BARS:.+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 5>
+// Causal: the heaviest query blocks first.
+// CHECK: gpu.grid_dim  x
+// CHECK: %[[BARS:.+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 9>
 // CHECK: nvgpu.mbarrier.init %[[BARS]][%c0], %c1
-// CHECK: nvgpu.mbarrier.init %[[BARS]][%c2], %c8
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c4], %c8
 // CHECK: nvvm.fence.mbarrier.init
 // CHECK: gpu.barrier
 // The producer warpgroup gives registers away; one thread issues Q, then
-// each K/V tile once the consumers released its stage.
+// each K and each V tile once the consumers released its stage.
 // CHECK: scf.if
 // CHECK:   nvvm.setmaxregister  decrease 24
-// CHECK:   nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c4], %c32768
-// CHECK:   nvgpu.tma.async.load %{{.+}}[%c0, %{{.+}}, %block_id_y, %block_id_z], %[[BARS]][%c4]
-// CHECK:   nvgpu.tma.async.load %{{.+}}[%c64, %{{.+}}, %block_id_y, %block_id_z], %[[BARS]][%c4]
+// CHECK:   nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c8], %c32768
+// CHECK:   nvgpu.tma.async.load %{{.+}}[%c0, %{{.+}}, %block_id_y, %block_id_z], %[[BARS]][%c8]
+// CHECK:   nvgpu.tma.async.load %{{.+}}[%c64, %{{.+}}, %block_id_y, %block_id_z], %[[BARS]][%c8]
 // CHECK:   scf.for
 // CHECK:     nvgpu.mbarrier.try_wait.parity
-// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.+}}], %c65536
-// CHECK-COUNT-4: nvgpu.tma.async.load
-// The consumers: S = Q·Kᵀ (8 wgmma k-steps, K-major B), softmax, P to
-// shared memory for the async proxy, O += P·V (V MN-major: B <row>), then
-// each warp releases the stage.
+// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.+}}], %c32768
+// CHECK-COUNT-2: nvgpu.tma.async.load
+// CHECK:     nvgpu.mbarrier.try_wait.parity
+// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.+}}], %c32768
+// CHECK-COUNT-2: nvgpu.tma.async.load
+// The consumers take registers, wait for Q, and warpgroup 1 hands the first
+// GEMM turn to warpgroup 0 (ping-pong on named barriers 3 and 4).
 // CHECK: } else {
 // CHECK:   nvvm.setmaxregister  increase 240
-// CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%c4]
-// CHECK:   scf.for
-// CHECK:     nvgpu.mbarrier.try_wait.parity
-// CHECK:     scf.if
-// CHECK:       nvvm.wgmma.fence.aligned
+// CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%c8]
+// CHECK:   nvvm.barrier.arrive id = %{{.+}} number_of_threads = %c256_i32
+// Prologue: in its turn, S_0 = Q·K_0ᵀ (8 wgmma k-steps, K-major B).
+// CHECK:   nvvm.barrier id = %{{.+}} number_of_threads = %c256_i32
+// CHECK:   nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, {{.+}}], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-// CHECK:       nvvm.wgmma.commit.group.sync.aligned
-// CHECK:       nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK:       gpu.shuffle  xor
-// CHECK:       vector.store {{.+}} {alignment = 4 : i64} : memref<8192xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
-// CHECK:       nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// CHECK:       nvvm.barrier id = %{{.+}} number_of_threads = %c128_i32
+// CHECK:   nvvm.wgmma.commit.group.sync.aligned
+// CHECK:   nvvm.barrier.arrive
+// CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK:   nvgpu.mbarrier.arrive %[[BARS]][%c4]
+// The softmax (ex2.approx.ftz), P to shared memory for the async proxy.
+// CHECK:   llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
+// CHECK:   vector.store {{.+}} {alignment = 4 : i64} : memref<16384xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// CHECK:   nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK:   nvvm.barrier id = %{{.+}} number_of_threads = %c128_i32
+// Step j: S_j and O += P_{j-1}·V_{j-1} (V MN-major: B <row>) issued in one
+// turn; wait for S_j only (one group may stay in flight), softmax_j, then
+// wait for P·V, release V, rescale O.
+// CHECK:   scf.for
+// CHECK:     nvvm.barrier id
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} B[<bf16>, <one>, <col>]
+// CHECK:     nvvm.wgmma.commit.group.sync.aligned
+// CHECK:     nvgpu.mbarrier.try_wait.parity
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
+// CHECK:     nvvm.wgmma.commit.group.sync.aligned
+// CHECK:     nvvm.barrier.arrive
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK:     nvgpu.mbarrier.arrive
+// CHECK:     scf.if
 // CHECK:     } else {
-// CHECK:     nvgpu.mbarrier.arrive %[[BARS]]
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK:     nvgpu.mbarrier.arrive
+// Epilogue: the last P·V.
+// CHECK:   nvvm.wgmma.mma_async {{.+}} B[<bf16>, <one>, <row>]
+// CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: gpu.return
 
-// MANIFEST: \22block\22:[384,1,1],\22dynamic_shared_memory\22:196608,
+// MANIFEST: \22block\22:[384,1,1],\22dynamic_shared_memory\22:229376,
 // MANIFEST-SAME: \22grid\22:[\22ceil(Sq / 128)\22,\22Hq\22,\22B\22],\22kernel\22:\22wgmma\22
 // MANIFEST-SAME: {\22box\22:[64,128],\22kind\22:\22tensormap\22,\22l2_promotion\22:\22256B\22,\22name\22:\22q_tma\22,\22oob_fill\22:\22zero\22,\22role\22:\22tma_descriptor\22,\22swizzle\22:\22128B\22,\22tensor\22:\22q\22}
 
