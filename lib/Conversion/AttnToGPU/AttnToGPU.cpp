@@ -553,12 +553,11 @@ struct AttnLowerToGPUPass
       KernelKind kind = KernelKind::Baseline;
       // auto: tensor cores wherever the variant allows them; block sizes
       // that do not fit it are then reported, not silently ignored.
-      // auto takes wgmma on sm_90a at head dims 128 and 256, where it is
-      // measured faster than mma.sync (docs/gpu-results.md); at 64 its
-      // per-step softmax and P staging outweigh the halved GEMMs.
+      // auto takes wgmma on sm_90a wherever it applies (measured faster
+      // than mma.sync at head dims 64, 128 and 256, docs/gpu-results.md),
+      // unless mma.sync block sizes were asked for.
       if (kernel == "wgmma" ||
           (kernel == "auto" && chip == "sm_90a" && !blockQ && !blockKV &&
-           op.getAttentionShape().headDim >= 128 &&
            succeeded(getWgmmaTiling(op, /*why=*/nullptr))))
         kind = KernelKind::Wgmma;
       else if (kernel == "mma" || (kernel == "auto" && isMmaKernelEligible(op)))
