@@ -18,8 +18,16 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     module attribute `attn.kernels`, which `attn-compile` writes next to the
     PTX.
 
-    Two kernel bodies share that contract:
+    Three kernel bodies share that contract:
 
+    * `wgmma` (`chip=sm_90a`; f16/bf16, D = Dv in {64, 128, 256}, known
+      scale): FlashAttention-3's design on Hopper. A producer warpgroup issues
+      TMA copies (tensor maps passed by the host) of Q and of K/V tiles into
+      128-byte-swizzled shared memory on full/empty mbarriers; two consumer
+      warpgroups of 64 query rows (registers moved to them with setmaxnreg)
+      run S = Q·Kᵀ and O += P·V as wgmma from shared-memory descriptors, in
+      ping-pong, with the softmax of one step overlapping the P·V of the
+      previous one; P is staged in shared memory.
     * `mma` (f16/bf16, head dims multiples of 16 up to 256, known scale): the
       FlashAttention-2 algorithm on sm_80+ tensor cores. A block of 4 warps
       owns 64 or 128 query rows (`block-q`); K/V tiles of `block-kv` keys
@@ -33,7 +41,8 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     * `baseline` (every variant, including f32): a thread per query row, the
       online softmax over exactly the row's admitted keys, f32 accumulation.
 
-    `auto` takes `mma` wherever the variant allows it.
+    `auto` takes `wgmma` on sm_90a where the variant allows it, else `mma`
+    where it allows it, else `baseline`.
 
     With `drop-host`, host functions are removed so that the module holds only
     the kernels (for bundles).
