@@ -234,3 +234,180 @@ LogicalResult AttentionOp::verify() {
   }
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// PagedAttentionOp
+//===----------------------------------------------------------------------===//
+
+void PagedAttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getOutput(), "attn");
+  if (Value lse = getLse())
+    setNameFn(lse, "lse");
+}
+
+/// Positions of the page-slot and head dimensions of a cache tensor.
+static std::pair<unsigned, unsigned> cacheDims(CacheLayout layout) {
+  return layout == CacheLayout::NHD ? std::make_pair(1u, 2u)
+                                    : std::make_pair(2u, 1u);
+}
+
+PagedAttentionShape PagedAttentionOp::getPagedShape() {
+  auto [slotPos, headPos] = cacheDims(getCacheLayout());
+  ArrayRef<int64_t> q = getQuery().getType().getShape();
+  ArrayRef<int64_t> k = getKeyCache().getType().getShape();
+  ArrayRef<int64_t> v = getValueCache().getType().getShape();
+  ArrayRef<int64_t> t = getBlockTable().getType().getShape();
+  int64_t maxPages = t.size() == 2 ? t[1] : ShapedType::kDynamic;
+  return PagedAttentionShape{q[0], q[2],       k[headPos], q[1], q[3],
+                             v[3], k[slotPos], k[0],       maxPages};
+}
+
+MaskAttr PagedAttentionOp::getMaskOrNone() {
+  if (std::optional<MaskAttr> mask = getMask())
+    return *mask;
+  return MaskAttr::getNone(getContext());
+}
+
+std::optional<double> PagedAttentionOp::getEffectiveScale() {
+  if (std::optional<APFloat> scale = getScale())
+    return scale->convertToDouble();
+  int64_t d = getPagedShape().headDim;
+  if (ShapedType::isDynamic(d) || d <= 0)
+    return std::nullopt;
+  return 1.0 / std::sqrt(static_cast<double>(d));
+}
+
+LogicalResult PagedAttentionOp::verify() {
+  CacheLayout layout = getCacheLayout();
+  const char *cacheShape = layout == CacheLayout::NHD
+                               ? "[P, page_size, Hkv, D]"
+                               : "[P, Hkv, page_size, D]";
+  RankedTensorType queryType = getQuery().getType();
+  Type elementType = queryType.getElementType();
+  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
+    return emitOpError("query element type must be f16, bf16 or f32, got ")
+           << elementType;
+  auto checkRank4 = [&](StringRef name, RankedTensorType type,
+                        StringRef shape) -> LogicalResult {
+    if (type.getRank() != 4)
+      return emitOpError() << name << " must be a rank-4 tensor " << shape
+                           << ", got rank " << type.getRank();
+    if (type.getElementType() != elementType)
+      return emitOpError() << name << " element type " << type.getElementType()
+                           << " does not match query element type "
+                           << elementType;
+    return success();
+  };
+  RankedTensorType keyType = getKeyCache().getType();
+  RankedTensorType valueType = getValueCache().getType();
+  RankedTensorType outputType = getOutput().getType();
+  if (failed(checkRank4("query", queryType, "[B, Sq, Hq, D]")) ||
+      failed(checkRank4("key_cache", keyType, cacheShape)) ||
+      failed(checkRank4("value_cache", valueType, cacheShape)) ||
+      failed(checkRank4("output", outputType, "[B, Sq, Hq, Dv]")))
+    return failure();
+
+  // Block table [B, max_pages] and sequence lengths [B]: integers.
+  RankedTensorType tableType = getBlockTable().getType();
+  RankedTensorType lensType = getSeqLens().getType();
+  auto isIndexInt = [](Type t) {
+    return t.isSignlessInteger(32) || t.isSignlessInteger(64);
+  };
+  if (tableType.getRank() != 2 || !isIndexInt(tableType.getElementType()))
+    return emitOpError() << "block_table must be a rank-2 tensor [B, "
+                            "max_pages] of i32 or i64, got "
+                         << tableType;
+  if (lensType.getRank() != 1 ||
+      lensType.getElementType() != tableType.getElementType())
+    return emitOpError() << "seq_lens must be a rank-1 tensor [B] of the "
+                            "block_table element type ("
+                         << tableType.getElementType() << "), got "
+                         << lensType;
+
+  PagedAttentionShape shape = getPagedShape();
+  auto [slotPos, headPos] = cacheDims(layout);
+  ArrayRef<int64_t> k = keyType.getShape(), v = valueType.getShape();
+  auto mismatch = [&](StringRef what, int64_t got, StringRef ref,
+                      int64_t expected) -> LogicalResult {
+    return emitOpError() << what << " (" << fmt(got) << ") must equal " << ref
+                         << " (" << fmt(expected) << ")";
+  };
+  if (!compatible(tableType.getDimSize(0), shape.batch))
+    return mismatch("block_table batch size", tableType.getDimSize(0),
+                    "query batch size", shape.batch);
+  if (!compatible(lensType.getDimSize(0), shape.batch))
+    return mismatch("seq_lens batch size", lensType.getDimSize(0),
+                    "query batch size", shape.batch);
+  if (!compatible(v[0], k[0]))
+    return mismatch("value_cache page count", v[0], "key_cache page count",
+                    k[0]);
+  if (!compatible(v[slotPos], k[slotPos]))
+    return mismatch("value_cache page size", v[slotPos], "key_cache page size",
+                    k[slotPos]);
+  if (!compatible(v[headPos], k[headPos]))
+    return mismatch("value_cache head count", v[headPos],
+                    "key_cache head count", k[headPos]);
+  if (!compatible(k[3], shape.headDim))
+    return mismatch("key_cache head dim", k[3], "query head dim",
+                    shape.headDim);
+  if (!ShapedType::isDynamic(shape.pageSize) &&
+      (shape.pageSize < 1 || shape.pageSize > 256))
+    return emitOpError() << "page size must be between 1 and 256, got "
+                         << shape.pageSize;
+  if (shape.kvHeads == 0)
+    return emitOpError("key_cache must have at least one head");
+  if (!ShapedType::isDynamic(shape.queryHeads) &&
+      !ShapedType::isDynamic(shape.kvHeads) &&
+      shape.queryHeads % shape.kvHeads != 0)
+    return emitOpError() << "query head count (" << shape.queryHeads
+                         << ") must be a multiple of the key/value head count ("
+                         << shape.kvHeads << ")";
+  if (shape.headDim == 0 || shape.valueHeadDim == 0)
+    return emitOpError("head dims must be positive");
+
+  SmallVector<int64_t> expectedOut(queryType.getShape());
+  expectedOut[3] = shape.valueHeadDim;
+  for (auto [got, expected] :
+       llvm::zip_equal(outputType.getShape(), expectedOut))
+    if (!compatible(got, expected))
+      return emitOpError() << "output shape " << outputType
+                           << " is incompatible with the expected "
+                           << RankedTensorType::get(expectedOut, elementType)
+                           << " (query shape with the value head dim)";
+
+  if (Value sinks = getSinks()) {
+    auto sinksType = cast<RankedTensorType>(sinks.getType());
+    if (sinksType.getRank() != 1 ||
+        !compatible(sinksType.getDimSize(0), shape.queryHeads))
+      return emitOpError() << "sinks must be a rank-1 tensor of the "
+                              "query head count ("
+                           << fmt(shape.queryHeads) << "), got " << sinksType;
+    Type sinksElt = sinksType.getElementType();
+    if (sinksElt != elementType && !sinksElt.isF32())
+      return emitOpError() << "sinks element type " << sinksElt
+                           << " must be the query element type ("
+                           << elementType << ") or f32";
+  }
+  if (Value lse = getLse()) {
+    auto lseType = cast<RankedTensorType>(lse.getType());
+    SmallVector<int64_t> expected = {shape.batch, shape.queryHeads,
+                                     shape.querySeqLen};
+    bool ok = lseType.getRank() == 3 && lseType.getElementType().isF32();
+    for (unsigned d = 0; ok && d < 3; ++d)
+      ok = compatible(lseType.getDimSize(d), expected[d]);
+    if (!ok)
+      return emitOpError()
+             << "lse result must be "
+             << RankedTensorType::get(expected, Float32Type::get(getContext()))
+             << " ([B, Hq, Sq], f32), got " << lseType;
+  }
+  if (std::optional<APFloat> scale = getScale())
+    if (!scale->isFiniteNonZero() || scale->isNegative())
+      return emitOpError() << "scale must be a positive finite number, got "
+                           << scale->convertToDouble();
+  if (std::optional<APFloat> softcap = getSoftcap())
+    if (!softcap->isFiniteNonZero() || softcap->isNegative())
+      return emitOpError() << "softcap must be a positive finite number, got "
+                           << softcap->convertToDouble();
+  return success();
+}

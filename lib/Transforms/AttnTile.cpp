@@ -550,6 +550,15 @@ struct AttnTilePass : public attn::impl::AttnTileBase<AttnTilePass> {
       getOperation()->emitError("attn-tile: block sizes must be positive");
       return signalPassFailure();
     }
+    // Paged attention has no tiled lowering yet: say so at the op instead of
+    // leaving it to fail later as an op that cannot be bufferized.
+    WalkResult paged = getOperation()->walk([](PagedAttentionOp op) {
+      op.emitOpError("is not supported by attn-tile yet (only "
+                     "attn.attention is tiled)");
+      return WalkResult::interrupt();
+    });
+    if (paged.wasInterrupted())
+      return signalPassFailure();
     AttentionTileOptions options{blockQ, blockKV};
     RewritePatternSet patterns(&getContext());
     populateAttnTilePatterns(patterns, options);

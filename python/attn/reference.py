@@ -83,3 +83,44 @@ def attention_reference(q, k, v, *, layout="bhsd", mask="none", left=0, right=0,
     if layout == "bshd":
         o = o.transpose(0, 2, 1, 3)
     return o, lse
+
+
+def paged_attention_reference(q, k_cache, v_cache, block_table, seq_lens, *,
+                              cache_layout="nhd", mask="none", left=0, right=0,
+                              scale=None, softcap=None, sinks=None):
+    """Float64 semantics of `attn.paged_attention`; returns (output, lse).
+
+    q: [B, Sq, Hq, D]; k_cache / v_cache: [P, page, Hkv, D] ("nhd") or
+    [P, Hkv, page, D] ("hnd"); block_table: [B, max_pages] page indices;
+    seq_lens: [B]. Sequence b's key j is in page block_table[b, j // page] at
+    slot j % page; its Sq queries are its last tokens (bottom-right aligned,
+    Sk = seq_lens[b]). Output [B, Sq, Hq, Dv]; lse [B, Hq, Sq].
+    """
+    q = np.asarray(q, dtype=np.float64)
+    kc, vc = (np.asarray(x, dtype=np.float64) for x in (k_cache, v_cache))
+    if cache_layout == "hnd":
+        kc, vc = (x.transpose(0, 2, 1, 3) for x in (kc, vc))
+    elif cache_layout != "nhd":
+        raise ValueError(f"unknown cache layout {cache_layout!r}")
+    table = np.asarray(block_table)
+    lens = np.asarray(seq_lens)
+    b, sq, hq, d = q.shape
+    page, hkv, dv = kc.shape[1], kc.shape[2], vc.shape[3]
+    if scale is None:
+        scale = 1.0 / math.sqrt(d)
+    out = np.zeros((b, sq, hq, dv))
+    lse = np.full((b, hq, sq), -np.inf)
+    for i in range(b):
+        n = int(lens[i])
+        if n < 0 or n > table.shape[1] * page:
+            raise ValueError(f"seq_lens[{i}] = {n} outside [0, max_pages * page_size]")
+        j = np.arange(n)
+        pages = table[i, j // page]
+        k = kc[pages, j % page]          # [n, Hkv, D]
+        v = vc[pages, j % page]
+        o_i, lse_i = attention_reference(
+            q[i:i + 1], k[None], v[None], layout="bshd", mask=mask, left=left,
+            right=right, scale=scale, softcap=softcap, sinks=sinks)
+        out[i] = o_i[0]
+        lse[i] = lse_i[0]
+    return out, lse

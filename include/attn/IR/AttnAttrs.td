@@ -34,6 +34,29 @@ def Attn_LayoutAttr : EnumAttr<Attn_Dialect, Attn_Layout, "layout"> {
 }
 
 //===----------------------------------------------------------------------===//
+// KV cache layout
+//===----------------------------------------------------------------------===//
+
+def Attn_CacheLayoutNHD : I32EnumAttrCase<"NHD", 0, "nhd">;
+def Attn_CacheLayoutHND : I32EnumAttrCase<"HND", 1, "hnd">;
+
+def Attn_CacheLayout : I32EnumAttr<"CacheLayout",
+    "order of the dimensions of a paged KV cache",
+    [Attn_CacheLayoutNHD, Attn_CacheLayoutHND]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::attn";
+}
+
+def Attn_CacheLayoutAttr : EnumAttr<Attn_Dialect, Attn_CacheLayout,
+                                    "cache_layout"> {
+  let summary = "dimension order of a paged KV cache";
+  let description = [{
+    `nhd`: `[num_pages, page_size, kv_heads, head_dim]` (vLLM's and
+    FlashInfer's default). `hnd`: `[num_pages, kv_heads, page_size, head_dim]`.
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Mask
 //===----------------------------------------------------------------------===//
 

@@ -30,6 +30,19 @@ struct AttentionShape {
   int64_t valueHeadDim;
 };
 
+/// The sizes of a paged attention problem (ShapedType::kDynamic if dynamic).
+struct PagedAttentionShape {
+  int64_t batch;
+  int64_t queryHeads;
+  int64_t kvHeads;
+  int64_t querySeqLen;
+  int64_t headDim;
+  int64_t valueHeadDim;
+  int64_t pageSize;
+  int64_t numPages;
+  int64_t maxPages;
+};
+
 /// Position of the head and sequence dimensions of a 4-D query, key, value
 /// or output tensor in `layout`.
 inline unsigned getHeadDimPos(Layout layout) {

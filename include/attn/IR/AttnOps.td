@@ -138,4 +138,108 @@ def Attn_AttentionOp : Attn_Op<"attention",
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// PagedAttentionOp
+//===----------------------------------------------------------------------===//
+
+def Attn_PagedAttentionOp : Attn_Op<"paged_attention",
+    [Pure,
+     DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
+  let summary = "attention over a paged KV cache (PagedAttention)";
+  let description = [{
+    Attention of a batch of sequences against their KV caches, stored in
+    fixed-size pages (vLLM's PagedAttention): the decode and multi-token
+    decode (speculative, chunked prefill) step of serving.
+
+    Sequence `b` has `L = seq_lens[b]` cached tokens, its `Sq` query tokens
+    being the last of them. Its key `j` (`0 <= j < L`) lives in page
+    `block_table[b, j / page_size]` at slot `j % page_size`; query row `i`
+    sits at position `p = i + L - Sq` (bottom-right aligned, as in
+    `attn.attention` with `Sk = L`). For every query head `h`:
+
+    ```
+    g       = h / (Hq / Hkv)
+    s[j]    = scale * dot(Q[b, i, h, :], Kcache[page(j), slot(j), g, :])
+    s[j]    = softcap * tanh(s[j] / softcap)     // if softcap is set
+    s[j]    = -inf  unless mask admits key j at position p (Sk = L)
+    O[b, i, h, :] = softmax over j (and the sink, if given) · V rows
+    ```
+
+    | operand / result | shape | element type |
+    |---|---|---|
+    | `query` | `[B, Sq, Hq, D]` | f16, bf16 or f32 |
+    | `key_cache` | `[P, page_size, Hkv, D]` (`nhd`) or `[P, Hkv, page_size, D]` (`hnd`) | as `query` |
+    | `value_cache` | as `key_cache`, with `Dv` | as `query` |
+    | `block_table` | `[B, max_pages]` | i32 or i64 |
+    | `seq_lens` | `[B]` | as `block_table` |
+    | `sinks` (optional) | `[Hq]` | as `query`, or f32 |
+    | `output` | `[B, Sq, Hq, Dv]` | as `query` |
+    | `lse` (optional result) | `[B, Hq, Sq]` | f32 |
+
+    Head grouping (MHA/MQA/GQA), `mask`, `scale`, `softcap` and `sinks` mean
+    what they mean for `attn.attention`. Any page size from 1 to 256 is
+    valid (not only powers of two). A sequence of length 0 gives zeros (and
+    an LSE of `-inf`, or the sink alone). `block_table` entries past
+    `ceil(L / page_size)` are never read; the ones before must be valid page
+    indices (`0 <= index < P`), `seq_lens[b] <= max_pages * page_size` and
+    `seq_lens[b] >= 0` — the op's inputs are data, so these are the caller's
+    obligations, like an index into a tensor.
+
+    DeepSeek MLA's absorbed decode is this op with one KV head over the
+    latent cache: `D = 576` (512 latent + 64 rope), `Dv = 512` (the value
+    cache being the latent part of the same cache, e.g. a
+    `tensor.extract_slice` of its first 512 columns), 16 to 128 query heads
+    and the scale given explicitly.
+
+    Example: Llama-3-8B decode, one new token per sequence, 16-token pages:
+
+    ```mlir
+    %o = attn.paged_attention %q, %kc, %vc, %table, %lens mask = <causal>
+        : (tensor<8x1x32x128xbf16>, tensor<4096x16x8x128xbf16>,
+           tensor<4096x16x8x128xbf16>, tensor<8x512xi32>, tensor<8xi32>)
+        -> tensor<8x1x32x128xbf16>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key_cache,
+    AnyRankedTensor:$value_cache,
+    AnyRankedTensor:$block_table,
+    AnyRankedTensor:$seq_lens,
+    Optional<AnyRankedTensor>:$sinks,
+    DefaultValuedAttr<Attn_CacheLayoutAttr,
+                      "::mlir::attn::CacheLayout::NHD">:$cache_layout,
+    OptionalAttr<Attn_MaskAttr>:$mask,
+    OptionalAttr<F32Attr>:$scale,
+    OptionalAttr<F32Attr>:$softcap);
+  let results = (outs
+    AnyRankedTensor:$output,
+    Optional<AnyRankedTensor>:$lse);
+
+  let assemblyFormat = [{
+    $query `,` $key_cache `,` $value_cache `,` $block_table `,` $seq_lens
+    (`sinks` `(` $sinks^ `)`)?
+    (`cache_layout` `=` `` $cache_layout^)?
+    (`mask` `=` $mask^)?
+    (`scale` `=` $scale^)?
+    (`softcap` `=` $softcap^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// The static sizes: batch, query heads, KV heads, query tokens per
+    /// sequence, head dims, page size and page counts (kDynamic if dynamic).
+    PagedAttentionShape getPagedShape();
+
+    /// The mask, with an absent attribute meaning `#attn.mask<none>`.
+    MaskAttr getMaskOrNone();
+
+    /// The scale: the attribute, or 1/sqrt(D) when absent (needs a static D).
+    std::optional<double> getEffectiveScale();
+  }];
+
+  let hasVerifier = 1;
+}
+
 #endif // ATTN_IR_ATTNOPS_TD

@@ -537,6 +537,13 @@ struct AttnLowerToGPUPass
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
+    WalkResult paged = module.walk([](PagedAttentionOp op) {
+      op.emitOpError("is not supported by attn-lower-to-gpu yet (only "
+                     "attn.attention has GPU kernels)");
+      return WalkResult::interrupt();
+    });
+    if (paged.wasInterrupted())
+      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     if (ops.empty())
