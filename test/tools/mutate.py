@@ -3,6 +3,8 @@
 # located "file:line:col: error:" -- never a crash, an assertion or a hang.
 #
 # RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir %attn_src_root/test/IR/invalid.mlir --attn-opt attn-opt --count 400 --seed 1
+# The paged attention op's parser and verifier:
+# RUN: %python %s %attn_src_root/test/IR/paged-roundtrip.mlir %attn_src_root/test/IR/paged-invalid.mlir --attn-opt attn-opt --count 300 --seed 9
 # attn-tile and the whole CPU pipeline on synthesized attention ops (odd and
 # empty shapes, every variant attribute):
 # RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 200 --seed 5 --pass-args=--attn-tile
@@ -29,6 +31,8 @@ TOKENS = [
     "causal", "window", "none", "left", "right", "attn.attention",
     "#attn.mask<window, left = 3, right = 2>", "#attn.mask<causal>",
     "\"attn.attention\"", "<{", "}>", "{", "}", "^bb0:", "\x00", "\xff",
+    "attn.paged_attention", "cache_layout", "hnd", "nhd", "i32", "i64",
+    "tensor<2x4xi32>", "tensor<0xi64>",
 ]
 
 # Swaps that keep the IR parseable and well-typed but change its meaning:
