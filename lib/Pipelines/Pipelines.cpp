@@ -45,6 +45,7 @@ static void addAttentionLowering(OpPassManager &pm,
   AttnTileOptions tile;
   tile.blockQ = options.blockQ;
   tile.blockKV = options.blockKV;
+  func.addPass(createAttnDecomposePaged());
   func.addPass(createAttnTile(tile));
   func.addPass(createAttnDecomposeAggregates());
 }

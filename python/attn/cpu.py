@@ -49,6 +49,8 @@ def round_to(x, dtype):
 
 
 def _bytes(x, dtype):
+    if dtype in ("i32", "i64"):
+        return np.asarray(x).astype("<i4" if dtype == "i32" else "<i8").tobytes()
     x = round_to(x, dtype)
     if dtype == "f32":
         return x.astype("<f4").tobytes()

@@ -5,6 +5,7 @@
 # RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir %attn_src_root/test/IR/invalid.mlir --attn-opt attn-opt --count 400 --seed 1
 # The paged attention op's parser and verifier:
 # RUN: %python %s %attn_src_root/test/IR/paged-roundtrip.mlir %attn_src_root/test/IR/paged-invalid.mlir --attn-opt attn-opt --count 300 --seed 9
+# RUN: %python %s %attn_src_root/test/IR/paged-roundtrip.mlir --attn-opt attn-opt --count 60 --seed 10 --no-synth --pass-args=--attn-to-cpu
 # attn-tile and the whole CPU pipeline on synthesized attention ops (odd and
 # empty shapes, every variant attribute):
 # RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 200 --seed 5 --pass-args=--attn-tile

@@ -138,4 +138,25 @@ def AttnDecomposeAggregates : Pass<"attn-decompose-aggregates", "func::FuncOp"> 
   ];
 }
 
+def AttnDecomposePaged : Pass<"attn-decompose-paged", "func::FuncOp"> {
+  let summary = "Rewrite attn.paged_attention into a gather and attn.attention";
+  let description = [{
+    The reference lowering of paged attention: each sequence's keys and
+    values are gathered out of the paged caches into `[B, max_pages *
+    page_size, Hkv, D]` tensors (zeros past the sequence's length; pages past
+    it are never read), and one `attn.attention` in the `bshd` layout runs
+    over them with an additive f32 bias of 0 / -inf that carries each
+    sequence's length and the mask at that sequence's bottom-right
+    alignment. Softcap, scale, sinks and the LSE carry over unchanged. The
+    CPU pipeline uses it; it materializes the gathered keys, which a paged
+    GPU kernel avoids.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // ATTN_TRANSFORMS_PASSES_TD

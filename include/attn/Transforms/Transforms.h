@@ -38,6 +38,11 @@ void populateAttnTilePatterns(RewritePatternSet &patterns,
 /// successful application erases the ops it absorbed that became dead.
 void populateAttnFusePatterns(RewritePatternSet &patterns);
 
+/// Adds the pattern that rewrites attn.paged_attention into a gather of the
+/// paged K/V and an attn.attention with a length/mask bias (see
+/// AttnDecomposePaged.cpp).
+void populateAttnDecomposePagedPatterns(RewritePatternSet &patterns);
+
 } // namespace attn
 } // namespace mlir
 

@@ -1,0 +1,194 @@
+//===- AttnDecomposePaged.cpp - paged attention to gather + attention -----===//
+//
+// Rewrites attn.paged_attention into the gather of each sequence's keys and
+// values out of the paged caches (zero past the sequence's length, the pages
+// not read there) and one attn.attention over them, in the bshd layout, with
+// an additive f32 bias of 0 / -inf that carries the per-sequence length and
+// the mask at each sequence's own bottom-right alignment:
+//
+//   K[b, j, g, :] = j < L_b ? Kcache[table[b, j / page], j % page, g, :] : 0
+//   bias[b, 0, i, j] = (j < L_b and mask admits j at p = i + L_b - Sq) ? 0
+//                                                                    : -inf
+//
+// with j < max_pages * page_size. This is the reference lowering (any
+// backend, and the CPU pipeline); it materializes B x max_pages x page_size
+// keys, which a paged GPU kernel avoids.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
+#include "attn/Transforms/Passes.h"
+#include "attn/Transforms/Transforms.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <cmath>
+
+namespace mlir {
+namespace attn {
+#define GEN_PASS_DEF_ATTNDECOMPOSEPAGED
+#include "attn/Transforms/Passes.h.inc"
+} // namespace attn
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(PagedAttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    bool hnd = op.getCacheLayout() == CacheLayout::HND;
+    unsigned slotPos = hnd ? 2 : 1, headPos = hnd ? 1 : 2;
+    Value q = op.getQuery(), kc = op.getKeyCache(), vc = op.getValueCache();
+    Value table = op.getBlockTable(), lens = op.getSeqLens();
+    auto qType = cast<RankedTensorType>(q.getType());
+    Type elt = qType.getElementType(), f32 = rewriter.getF32Type();
+
+    auto dim = [&](Value v, int64_t i) -> OpFoldResult {
+      auto t = cast<RankedTensorType>(v.getType());
+      if (!t.isDynamicDim(i))
+        return rewriter.getIndexAttr(t.getDimSize(i));
+      return tensor::DimOp::create(rewriter, loc, v, i).getResult();
+    };
+    auto value = [&](OpFoldResult r) {
+      return getValueOrCreateConstantIndexOp(rewriter, loc, r);
+    };
+    auto idx = [&](OpBuilder &b, int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    // Sizes: B, max_pages x page = Lmax, Sq, Hkv, D, Dv.
+    OpFoldResult batch = dim(q, 0), sq = dim(q, 1), hkv = dim(kc, headPos);
+    OpFoldResult d = dim(kc, 3), dv = dim(vc, 3);
+    OpFoldResult page = dim(kc, slotPos), maxPages = dim(table, 1);
+    OpFoldResult lmax;
+    {
+      std::optional<int64_t> p = getConstantIntValue(page),
+                             m = getConstantIntValue(maxPages);
+      if (p && m)
+        lmax = rewriter.getIndexAttr(*p * *m);
+      else
+        lmax = arith::MulIOp::create(rewriter, loc, value(page),
+                                     value(maxPages))
+                   .getResult();
+    }
+    Value pageV = value(page);
+
+    // The length of sequence `b` as an index.
+    auto seqLen = [&](OpBuilder &b, Value bi) -> Value {
+      Value l = tensor::ExtractOp::create(b, loc, lens, ValueRange{bi});
+      return arith::IndexCastOp::create(b, loc, b.getIndexType(), l);
+    };
+
+    // Gathers [B, Lmax, Hkv, dim] out of `cache`.
+    auto gather = [&](Value cache, OpFoldResult width) -> Value {
+      SmallVector<OpFoldResult> sizes = {batch, lmax, hkv, width};
+      Value init = tensor::EmptyOp::create(rewriter, loc, sizes, elt);
+      auto map = AffineMap::getMultiDimIdentityMap(4, ctx);
+      auto gen = linalg::GenericOp::create(
+          rewriter, loc, init.getType(), ValueRange{}, ValueRange{init},
+          ArrayRef<AffineMap>{map},
+          SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
+          [&](OpBuilder &b, Location, ValueRange) {
+            Value bi = linalg::IndexOp::create(b, loc, 0);
+            Value j = linalg::IndexOp::create(b, loc, 1);
+            Value g = linalg::IndexOp::create(b, loc, 2);
+            Value e = linalg::IndexOp::create(b, loc, 3);
+            Value valid = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                                j, seqLen(b, bi));
+            // Keys past the length read nothing (their page may not exist).
+            auto ifOp = scf::IfOp::create(
+                b, loc, valid,
+                [&](OpBuilder &tb, Location) {
+                  Value slot = arith::RemUIOp::create(tb, loc, j, pageV);
+                  Value pi = arith::DivUIOp::create(tb, loc, j, pageV);
+                  Value pg = tensor::ExtractOp::create(tb, loc, table,
+                                                       ValueRange{bi, pi});
+                  pg = arith::IndexCastOp::create(tb, loc, tb.getIndexType(), pg);
+                  SmallVector<Value> at = hnd ? SmallVector<Value>{pg, g, slot, e}
+                                              : SmallVector<Value>{pg, slot, g, e};
+                  Value x = tensor::ExtractOp::create(tb, loc, cache, at);
+                  scf::YieldOp::create(tb, loc, x);
+                },
+                [&](OpBuilder &eb, Location) {
+                  Value zero = arith::ConstantOp::create(
+                      eb, loc, eb.getZeroAttr(elt));
+                  scf::YieldOp::create(eb, loc, zero);
+                });
+            linalg::YieldOp::create(b, loc, ifOp.getResult(0));
+          });
+      return gen.getResult(0);
+    };
+    Value k = gather(kc, d), v = gather(vc, dv);
+
+    // The bias [B, 1, Sq, Lmax]: 0 where admitted, -inf elsewhere.
+    SmallVector<OpFoldResult> biasSizes = {batch, rewriter.getIndexAttr(1), sq,
+                                           lmax};
+    Value biasInit = tensor::EmptyOp::create(rewriter, loc, biasSizes, f32);
+    MaskAttr mask = op.getMaskOrNone();
+    Value sqV = value(sq);
+    auto map = AffineMap::getMultiDimIdentityMap(4, ctx);
+    auto biasGen = linalg::GenericOp::create(
+        rewriter, loc, biasInit.getType(), ValueRange{}, ValueRange{biasInit},
+        ArrayRef<AffineMap>{map},
+        SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
+        [&](OpBuilder &b, Location, ValueRange) {
+          Value bi = linalg::IndexOp::create(b, loc, 0);
+          Value i = linalg::IndexOp::create(b, loc, 2);
+          Value j = linalg::IndexOp::create(b, loc, 3);
+          Value len = seqLen(b, bi);
+          Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j,
+                                           len);
+          Value pos = arith::SubIOp::create(
+              b, loc, arith::AddIOp::create(b, loc, i, len), sqV);
+          if (Value inBand = buildAdmitsKey(b, loc, mask, pos, j))
+            ok = arith::AndIOp::create(b, loc, ok, inBand);
+          Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
+          Value ninf =
+              arith::ConstantOp::create(b, loc, b.getF32FloatAttr(-INFINITY));
+          linalg::YieldOp::create(
+              b, loc, arith::SelectOp::create(b, loc, ok, zero, ninf).getResult());
+        });
+    (void)idx;
+
+    SmallVector<Type> resultTypes = {op.getOutput().getType()};
+    Type lseType = op.getLse() ? op.getLse().getType() : Type();
+    FloatAttr scale, softcap;
+    if (std::optional<APFloat> s = op.getScale())
+      scale = rewriter.getF32FloatAttr(s->convertToFloat());
+    if (std::optional<APFloat> c = op.getSoftcap())
+      softcap = rewriter.getF32FloatAttr(c->convertToFloat());
+    auto attention = AttentionOp::create(
+        rewriter, loc, op.getOutput().getType(), lseType, q, k, v,
+        biasGen.getResult(0), op.getSinks(), Layout::BSHD, MaskAttr(), scale,
+        softcap);
+    rewriter.replaceOp(op, attention->getResults());
+    return success();
+  }
+};
+
+struct AttnDecomposePagedPass
+    : public attn::impl::AttnDecomposePagedBase<AttnDecomposePagedPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateAttnDecomposePagedPatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+} // namespace
+
+void mlir::attn::populateAttnDecomposePagedPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<DecomposePagedAttention>(patterns.getContext());
+}
