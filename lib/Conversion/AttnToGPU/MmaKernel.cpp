@@ -25,6 +25,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelCommon.h"
+
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
 #include "attn/IR/MaskUtils.h"
@@ -138,7 +140,6 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   std::optional<double> softcap;
   if (std::optional<APFloat> c = op.getSoftcap())
     softcap = c->convertToDouble();
-  double scale = *op.getEffectiveScale();
 
   auto idx = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, v); };
   auto cf = [&](double v) -> Value {
@@ -167,18 +168,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // lower to a 1-byte static array in LLVM 22; see docs/gpu-results.md.)
   auto workgroup = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-  auto bytesType = MemRefType::get({0}, b.getI8Type(), AffineMap(), workgroup);
-  auto module = func->getParentOfType<gpu::GPUModuleOp>();
-  StringRef smemName = "attn_dynamic_shared_memory";
-  if (!module.lookupSymbol(smemName)) {
-    OpBuilder::InsertionGuard guard(builder);
-    builder.setInsertionPointToStart(module.getBody());
-    memref::GlobalOp::create(builder, loc, smemName,
-                             builder.getStringAttr("public"), bytesType,
-                             Attribute(), /*constant=*/false,
-                             builder.getI64IntegerAttr(1024));
-  }
-  Value smem = memref::GetGlobalOp::create(b, bytesType, smemName);
+  Value smem = detail::getDynamicSharedMemory(builder, loc, func);
   int64_t smemOffset = 0;
   auto carve = [&](ArrayRef<int64_t> dims) -> Value {
     auto type = MemRefType::get(dims, f16, AffineMap(), workgroup);
@@ -371,6 +361,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     for (int64_t i = 0; i < 2; ++i)
       row.push_back(add(add(add(q0, warpRow), g), idx(mt * 16 + i * 8)));
   const int64_t kR = 2 * kMT;
+  detail::ScoreTransform scores(op, args, bIdx, h, c0, c1, /*raw=*/false);
   auto band = [&](Value r) {
     return buildAdmittedKeys(b, loc, mask, add(r, off), sk);
   };
@@ -441,8 +432,6 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     }
 
     // Step 2: logits in the exp2 domain, masked outside the band.
-    Value factor = cf(scale * (softcap ? 1.0 / *softcap : log2e));
-    Value ninf = cf(-INFINITY);
     // x[mt][n][i * 2 + j]: row tile mt, key tile n, row g + 8i, column 2t + j.
     SmallVector<SmallVector<SmallVector<Value, 4>>> x(
         kMT, SmallVector<SmallVector<Value, 4>>(kKeys / 8));
@@ -450,40 +439,14 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       for (int64_t n = 0; n < kKeys / 8; ++n)
         for (int64_t i = 0; i < 2; ++i)
           for (int64_t j = 0; j < 2; ++j) {
-            Value rw = row[mt * 2 + i];
             Value v =
                 vector::ExtractOp::create(b, s[mt][n], ArrayRef<int64_t>{i, j});
-            v = arith::MulFOp::create(b, v, factor);
-            if (softcap)
-              v = arith::MulFOp::create(b, math::TanhOp::create(b, v),
-                                        cf(*softcap * log2e));
-            Value key = add(add(k0, idx(n * 8 + j)), mul(t, idx(2)));
-            if (args.bias) {
-              Value sizes[4] = {args.batch, hq, sq, sk};
-              Value coords[4] = {bIdx, h, rw, key};
-              Value boff = c0;
-              Value inb = arith::AndIOp::create(b, slt(rw, sq), slt(key, sk));
-              for (unsigned d = 0; d < 4; ++d) {
-                Value size = args.biasBroadcast[d] ? c1 : sizes[d];
-                Value coord = args.biasBroadcast[d] ? c0 : coords[d];
-                boff = add(mul(boff, size), coord);
-              }
-              // Out-of-range rows/keys read element 0 (masked anyway).
-              boff = arith::SelectOp::create(b, inb, boff, c0);
-              Value bv = memref::LoadOp::create(b, args.bias, boff);
-              if (bv.getType() != f32)
-                bv = arith::ExtFOp::create(b, f32, bv);
-              v = arith::AddFOp::create(b, v,
-                                        arith::MulFOp::create(b, bv, cf(log2e)));
-            }
-            if (masked) {
-              Value ok = slt(key, sk);
-              if (Value inBand = buildAdmitsKey(b, loc, mask, add(rw, off), key))
-                ok = arith::AndIOp::create(b, ok, inBand);
-              v = arith::SelectOp::create(b, ok, v, ninf);
-            }
-            x[mt][n].push_back(v);
+            x[mt][n].push_back(scores.apply(
+                b, loc, v, row[mt * 2 + i],
+                [&] { return add(add(k0, idx(n * 8 + j)), mul(t, idx(2))); },
+                masked));
           }
+    Value ninf = cf(-INFINITY);
 
     // Step 3: row maxima across the quad, new running max, P, alpha.
     SmallVector<Value> mNew(kR), mSafe(kR), alpha(kR), lNew(kR);

@@ -29,6 +29,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelCommon.h"
+
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
 #include "attn/IR/MaskUtils.h"
@@ -160,18 +162,7 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // `rows` x 128 bytes, as the TMA boxes land them), then P per warpgroup.
   auto workgroup = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-  auto bytesType = MemRefType::get({0}, b.getI8Type(), AffineMap(), workgroup);
-  auto module = func->getParentOfType<gpu::GPUModuleOp>();
-  StringRef smemName = "attn_dynamic_shared_memory";
-  if (!module.lookupSymbol(smemName)) {
-    OpBuilder::InsertionGuard guard(builder);
-    builder.setInsertionPointToStart(module.getBody());
-    memref::GlobalOp::create(builder, loc, smemName,
-                             builder.getStringAttr("public"), bytesType,
-                             Attribute(), /*constant=*/false,
-                             builder.getI64IntegerAttr(1024));
-  }
-  Value smem = memref::GetGlobalOp::create(b, bytesType, smemName);
+  Value smem = detail::getDynamicSharedMemory(builder, loc, func);
   const int64_t qPanels = D / 64, vPanels = Dv / 64;
   const int64_t qBytes = kBlockRows * D * 2;
   const int64_t kStageBytes = N * D * 2, vStageBytes = N * Dv * 2;
@@ -469,6 +460,7 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         ->getResult(0);
   };
   const bool rawScores = !softcap && !args.bias && scale > 0;
+  detail::ScoreTransform scores(op, args, bIdx, h, c0, c1, rawScores);
   auto softmax = [&](Value s, Value k0, Value j, ValueRange ml,
                      bool masked) -> SmallVector<Value> {
     // Step 2: logits in the exp2 domain, masked outside the band. Without
@@ -483,35 +475,10 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         for (int64_t j = 0; j < 2; ++j) {
           Value v = LLVM::ExtractValueOp::create(
               b, s, ArrayRef<int64_t>{n * 4 + i * 2 + j});
-          if (!rawScores)
-            v = arith::MulFOp::create(b, v, factor);
-          if (softcap)
-            v = arith::MulFOp::create(b, math::TanhOp::create(b, v),
-                                      cf(*softcap * log2e));
-          Value key = add(add(k0, idx(n * 8 + j)), mul(t, idx(2)));
-          if (args.bias) {
-            Value sizes[4] = {args.batch, hq, sq, sk};
-            Value coordsB[4] = {bIdx, h, row[i], key};
-            Value boff = c0;
-            Value inb = arith::AndIOp::create(b, slt(row[i], sq), slt(key, sk));
-            for (unsigned d = 0; d < 4; ++d) {
-              Value size = args.biasBroadcast[d] ? c1 : sizes[d];
-              Value coord = args.biasBroadcast[d] ? c0 : coordsB[d];
-              boff = add(mul(boff, size), coord);
-            }
-            boff = arith::SelectOp::create(b, inb, boff, c0);
-            Value bv = memref::LoadOp::create(b, args.bias, boff);
-            if (bv.getType() != f32)
-              bv = arith::ExtFOp::create(b, f32, bv);
-            v = arith::AddFOp::create(b, v, arith::MulFOp::create(b, bv, cf(log2e)));
-          }
-          if (masked) {
-            Value ok = slt(key, sk);
-            if (Value inBand = buildAdmitsKey(b, loc, mask, add(row[i], off), key))
-              ok = arith::AndIOp::create(b, ok, inBand);
-            v = arith::SelectOp::create(b, ok, v, ninf);
-          }
-          x[n].push_back(v);
+          x[n].push_back(scores.apply(
+              b, loc, v, row[i],
+              [&] { return add(add(k0, idx(n * 8 + j)), mul(t, idx(2))); },
+              masked));
         }
     SmallVector<Value> mNew(2), mSafe(2), alpha(2), lNew(2);
     for (int64_t i = 0; i < 2; ++i) {

@@ -1,0 +1,97 @@
+//===- KernelCommon.cpp - pieces shared by the tensor-core kernels --------===//
+
+#include "KernelCommon.h"
+
+#include "attn/IR/MaskUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+
+static constexpr double kLog2e = 1.4426950408889634;
+
+Value mlir::attn::detail::getDynamicSharedMemory(OpBuilder &b, Location loc,
+                                                 gpu::GPUFuncOp func) {
+  MLIRContext *ctx = b.getContext();
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto bytesType = MemRefType::get({0}, b.getI8Type(), AffineMap(), workgroup);
+  auto module = func->getParentOfType<gpu::GPUModuleOp>();
+  StringRef name = "attn_dynamic_shared_memory";
+  if (!module.lookupSymbol(name)) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    memref::GlobalOp::create(b, loc, name, b.getStringAttr("public"),
+                             bytesType, Attribute(), /*constant=*/false,
+                             b.getI64IntegerAttr(1024));
+  }
+  return memref::GetGlobalOp::create(b, loc, bytesType, name);
+}
+
+ScoreTransform::ScoreTransform(AttentionOp op, const MmaKernelArgs &args,
+                               Value batchIndex, Value head, Value c0,
+                               Value c1, bool raw)
+    : args(args), mask(op.getMaskOrNone()), raw(raw), batchIndex(batchIndex),
+      head(head), c0(c0), c1(c1) {
+  if (std::optional<APFloat> c = op.getSoftcap())
+    softcap = c->convertToDouble();
+  double scale = *op.getEffectiveScale();
+  factor = scale * (softcap ? 1.0 / *softcap : kLog2e);
+}
+
+Value ScoreTransform::apply(OpBuilder &b, Location loc, Value v, Value row,
+                            function_ref<Value()> makeKey, bool masked) const {
+  auto cf = [&](double x) -> Value {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(x));
+  };
+  auto add = [&](Value x, Value y) -> Value {
+    return arith::AddIOp::create(b, loc, x, y);
+  };
+  auto mul = [&](Value x, Value y) -> Value {
+    return arith::MulIOp::create(b, loc, x, y);
+  };
+  auto slt = [&](Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, x, y);
+  };
+  Type f32 = b.getF32Type();
+  if (!raw)
+    v = arith::MulFOp::create(b, loc, v, cf(factor));
+  if (softcap)
+    v = arith::MulFOp::create(b, loc, math::TanhOp::create(b, loc, v),
+                              cf(*softcap * kLog2e));
+  Value key = makeKey();
+  Value sq = args.sq, sk = args.sk;
+  if (args.bias) {
+    Value sizes[4] = {args.batch, args.hq, sq, sk};
+    Value coords[4] = {batchIndex, head, row, key};
+    Value boff = c0;
+    Value inb = arith::AndIOp::create(b, loc, slt(row, sq), slt(key, sk));
+    for (unsigned d = 0; d < 4; ++d) {
+      Value size = args.biasBroadcast[d] ? c1 : sizes[d];
+      Value coord = args.biasBroadcast[d] ? c0 : coords[d];
+      boff = add(mul(boff, size), coord);
+    }
+    // Out-of-range rows/keys read element 0 (masked anyway).
+    boff = arith::SelectOp::create(b, loc, inb, boff, c0);
+    Value bv = memref::LoadOp::create(b, loc, args.bias, boff);
+    if (bv.getType() != f32)
+      bv = arith::ExtFOp::create(b, loc, f32, bv);
+    v = arith::AddFOp::create(b, loc, v,
+                              arith::MulFOp::create(b, loc, bv, cf(kLog2e)));
+  }
+  if (masked) {
+    Value ok = slt(key, sk);
+    Value pos = add(row, arith::SubIOp::create(b, loc, sk, sq));
+    if (Value inBand = buildAdmitsKey(b, loc, mask, pos, key))
+      ok = arith::AndIOp::create(b, loc, ok, inBand);
+    v = arith::SelectOp::create(b, loc, ok, v, cf(-INFINITY));
+  }
+  return v;
+}

@@ -1,0 +1,60 @@
+//===- KernelCommon.h - pieces shared by the tensor-core kernels -*- C++ -*-===//
+//
+// Internal to lib/Conversion/AttnToGPU: what the mma.sync and the wgmma
+// kernels build the same way.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELCOMMON_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELCOMMON_H
+
+#include "attn/Conversion/AttnToGPU.h"
+#include "attn/IR/AttnOps.h"
+
+#include "mlir/IR/Builders.h"
+
+#include <optional>
+
+namespace mlir {
+namespace attn {
+namespace detail {
+
+/// The kernel's dynamic shared memory as `memref<0xi8, workgroup>`: a public,
+/// 1024-byte aligned, zero-size array in the kernel's gpu.module (created on
+/// first use), which NVPTX emits as `.extern .shared .align 1024`.
+/// (gpu.dynamic_shared_memory lowers to a 1-byte static array in LLVM 22.)
+Value getDynamicSharedMemory(OpBuilder &b, Location loc, gpu::GPUFuncOp func);
+
+/// Turns one Q·Kᵀ accumulator element into its logit in the exp2 domain:
+/// scale (with log2 e folded in), softcap, bias and, for blocks that need it,
+/// the test of the key range and the mask's band (-inf outside).
+class ScoreTransform {
+public:
+  /// `raw`: leave the scale out (the caller folds it into the exponent; only
+  /// valid without softcap and bias). `c0`, `c1`: index constants 0 and 1.
+  ScoreTransform(AttentionOp op, const MmaKernelArgs &args, Value batchIndex,
+                 Value head, Value c0, Value c1, bool raw);
+
+  /// The factor that takes a raw score to the exp2 domain (scale·log2 e, or
+  /// scale / softcap before the tanh).
+  double getFactor() const { return factor; }
+
+  /// The logit of accumulator element `s` of query row `row`; `makeKey`
+  /// builds the element's key index (called once, after the scaling).
+  Value apply(OpBuilder &b, Location loc, Value s, Value row,
+              function_ref<Value()> makeKey, bool masked) const;
+
+private:
+  const MmaKernelArgs &args;
+  MaskAttr mask;
+  std::optional<double> softcap;
+  double factor;
+  bool raw;
+  Value batchIndex, head, c0, c1;
+};
+
+} // namespace detail
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELCOMMON_H
