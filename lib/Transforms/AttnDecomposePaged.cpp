@@ -64,9 +64,6 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
     auto value = [&](OpFoldResult r) {
       return getValueOrCreateConstantIndexOp(rewriter, loc, r);
     };
-    auto idx = [&](OpBuilder &b, int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(b, loc, v);
-    };
     // Sizes: B, max_pages x page = Lmax, Sq, Hkv, D, Dv.
     OpFoldResult batch = dim(q, 0), sq = dim(q, 1), hkv = dim(kc, headPos);
     OpFoldResult d = dim(kc, 3), dv = dim(vc, 3);
@@ -159,9 +156,7 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
           linalg::YieldOp::create(
               b, loc, arith::SelectOp::create(b, loc, ok, zero, ninf).getResult());
         });
-    (void)idx;
 
-    SmallVector<Type> resultTypes = {op.getOutput().getType()};
     Type lseType = op.getLse() ? op.getLse().getType() : Type();
     FloatAttr scale, softcap;
     if (std::optional<APFloat> s = op.getScale())
