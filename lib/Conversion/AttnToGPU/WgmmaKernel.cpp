@@ -1,27 +1,44 @@
 //===- WgmmaKernel.cpp - Hopper attention kernel (TMA + wgmma) ------------===//
 //
-// The sm_90a kernel: FlashAttention on Hopper's warpgroup MMA. A block of two
-// consumer warpgroups owns 128 query rows, 64 per warpgroup; a third,
-// producer warpgroup issues the TMA copies (warp specialization, registers
-// moved to the consumers with setmaxnreg).
+// The sm_90a kernel: FlashAttention-3's design, generated from nvgpu/nvvm ops.
+// A block of 384 threads owns 128 query rows of one (batch, query head):
 //
-//   * Q (once) and the K/V tiles of `keys` keys go from global to shared
-//     memory by TMA (cp.async.bulk.tensor, 128-byte swizzle, zero fill past
-//     the tensor's bounds), completing on "full" mbarriers; K/V use two
-//     stages, refilled by the producer as soon as every consumer warp has
-//     arrived on the stage's "empty" mbarrier.
-//   * S = Q·Kᵀ: m64nNk16 wgmma, both operands read from shared memory through
-//     matrix descriptors (K-major, 128-byte swizzle).
+//   warpgroup 0, 1  consumers, 64 query rows each, 240 registers a thread
+//   warpgroup 2     producer (one thread issues every TMA copy), 24 registers
+//
+// Shared memory (dynamic, 1024-aligned; every tile is 128-byte swizzled, in
+// panels of 64 columns = 128-byte rows, as the TMA boxes land them):
+//
+//   Q        128 rows x D
+//   K stages 2 x keys x D        (separate rings for K and V: a K tile is
+//   V stages 2 x keys x Dv        released after S, its V tile after P·V)
+//   P        2 buffers x 2 warpgroups x 64 rows x keys
+//
+// mbarriers (static): kFull[2], vFull[2] (count 1 + TMA bytes), kEmpty[2],
+// vEmpty[2] (count 8: lane 0 of every consumer warp), qFull. Named barriers:
+// 0 = whole block (setup only), 1 + w = warpgroup w (P published), 3 + w =
+// warpgroup w's GEMM turn (ping-pong, 256 threads).
+//
+// A consumer warpgroup runs, for key blocks j = 0 .. n-1 of its band:
+//
+//   prologue   [turn] S_0 = Q·K_0ᵀ [pass]; wait; softmax_0 -> P_0
+//   step j     [turn] issue S_j, issue O += P_{j-1}·V_{j-1} [pass];
+//              wait S_j, release K_j; softmax_j -> P_j (overlaps the P·V on
+//              the tensor cores); wait P·V, release V_{j-1}; O *= alpha_j
+//   epilogue   O += P_{n-1}·V_{n-1}; normalize; store O (and the LSE)
+//
+//   * Both GEMMs are m64nNk16 wgmma from shared-memory matrix descriptors:
+//     Q, K and P K-major; V MN-major (transposed). P goes through shared
+//     memory because LLVM 22's nvvm.wgmma.mma_async has no register-A form;
+//     its generic-proxy stores are fenced for the async proxy.
 //   * The online softmax runs on the accumulator registers: wgmma's f32
 //     accumulator puts row 16·warp + lane / 4 (+ 8) and columns 2·(lane % 4)
 //     (+ 1) of every 8-column group in a thread, as mma.sync does, so the row
-//     statistics need two quad shuffles.
-//   * P (f16/bf16) is written to shared memory in the same swizzled K-major
-//     layout (LLVM 22's nvvm.wgmma.mma_async takes A only from shared
-//     memory), fenced for the async proxy, and O += P·V runs as wgmma with V
-//     read MN-major (transposed) from its TMA tile.
+//     statistics need two quad shuffles. Without softcap or bias the scale is
+//     folded into the exponent's FMA (ex2.approx.ftz).
 //   * Key blocks outside the band are skipped, blocks inside it skip the
-//     per-element mask, GQA by index arithmetic, as in the mma.sync kernel.
+//     per-element mask, banded masks launch the heaviest query blocks first,
+//     GQA by index arithmetic, as in the mma.sync kernel.
 //
 // The host passes one CUtensorMap per Q, K and V (in global memory): 4-D maps
 // over the tensor's layout with boxes of 64 columns (128 bytes) by the tile's
