@@ -81,6 +81,49 @@ static bool compatible(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
 }
 
+/// The checks attn.attention and attn.paged_attention share: sinks [Hq] of
+/// the query element type or f32, the LSE result [B, Hq, Sq] f32, and the
+/// positive finite scale and softcap.
+static LogicalResult verifySinksLseAndScalars(
+    Operation *op, Value sinks, Value lse, Type elementType, int64_t batch,
+    int64_t queryHeads, int64_t querySeqLen, std::optional<APFloat> scale,
+    std::optional<APFloat> softcap) {
+  if (sinks) {
+    auto sinksType = cast<RankedTensorType>(sinks.getType());
+    if (sinksType.getRank() != 1 ||
+        !compatible(sinksType.getDimSize(0), queryHeads))
+      return op->emitOpError() << "sinks must be a rank-1 tensor of the "
+                                  "query head count ("
+                               << fmt(queryHeads) << "), got " << sinksType;
+    Type sinksElt = sinksType.getElementType();
+    if (sinksElt != elementType && !sinksElt.isF32())
+      return op->emitOpError() << "sinks element type " << sinksElt
+                               << " must be the query element type ("
+                               << elementType << ") or f32";
+  }
+  if (lse) {
+    auto lseType = cast<RankedTensorType>(lse.getType());
+    SmallVector<int64_t> expected = {batch, queryHeads, querySeqLen};
+    bool ok = lseType.getRank() == 3 && lseType.getElementType().isF32();
+    for (unsigned d = 0; ok && d < 3; ++d)
+      ok = compatible(lseType.getDimSize(d), expected[d]);
+    if (!ok)
+      return op->emitOpError()
+             << "lse result must be "
+             << RankedTensorType::get(expected,
+                                      Float32Type::get(op->getContext()))
+             << " ([B, Hq, Sq], f32), got " << lseType;
+  }
+  if (scale && (!scale->isFiniteNonZero() || scale->isNegative()))
+    return op->emitOpError() << "scale must be a positive finite number, got "
+                             << scale->convertToDouble();
+  if (softcap && (!softcap->isFiniteNonZero() || softcap->isNegative()))
+    return op->emitOpError()
+           << "softcap must be a positive finite number, got "
+           << softcap->convertToDouble();
+  return success();
+}
+
 LogicalResult AttentionOp::verify() {
   Layout layout = getLayout();
   const char *qkvShape =
@@ -191,48 +234,9 @@ LogicalResult AttentionOp::verify() {
     }
   }
 
-  // Sinks: [Hq].
-  if (Value sinks = getSinks()) {
-    auto sinksType = cast<RankedTensorType>(sinks.getType());
-    if (sinksType.getRank() != 1 ||
-        !compatible(sinksType.getDimSize(0), shape.queryHeads))
-      return emitOpError() << "sinks must be a rank-1 tensor of the "
-                              "query head count ("
-                           << fmt(shape.queryHeads) << "), got " << sinksType;
-    Type sinksElt = sinksType.getElementType();
-    if (sinksElt != elementType && !sinksElt.isF32())
-      return emitOpError() << "sinks element type " << sinksElt
-                           << " must be the query element type ("
-                           << elementType << ") or f32";
-  }
-
-  // LSE: [B, Hq, Sq] f32.
-  if (Value lse = getLse()) {
-    auto lseType = cast<RankedTensorType>(lse.getType());
-    SmallVector<int64_t> expected = {shape.batch, shape.queryHeads,
-                                     shape.querySeqLen};
-    bool ok = lseType.getRank() == 3 && lseType.getElementType().isF32();
-    for (unsigned d = 0; ok && d < 3; ++d)
-      ok = compatible(lseType.getDimSize(d), expected[d]);
-    if (!ok)
-      return emitOpError()
-             << "lse result must be "
-             << RankedTensorType::get(expected, Float32Type::get(getContext()))
-             << " ([B, Hq, Sq], f32), got " << lseType;
-  }
-
-  // Scalar attributes.
-  if (std::optional<APFloat> scale = getScale()) {
-    if (!scale->isFiniteNonZero() || scale->isNegative())
-      return emitOpError() << "scale must be a positive finite number, got "
-                           << scale->convertToDouble();
-  }
-  if (std::optional<APFloat> softcap = getSoftcap()) {
-    if (!softcap->isFiniteNonZero() || softcap->isNegative())
-      return emitOpError() << "softcap must be a positive finite number, got "
-                           << softcap->convertToDouble();
-  }
-  return success();
+  return verifySinksLseAndScalars(*this, getSinks(), getLse(), elementType,
+                                  shape.batch, shape.queryHeads,
+                                  shape.querySeqLen, getScale(), getSoftcap());
 }
 
 //===----------------------------------------------------------------------===//
@@ -375,39 +379,7 @@ LogicalResult PagedAttentionOp::verify() {
                            << RankedTensorType::get(expectedOut, elementType)
                            << " (query shape with the value head dim)";
 
-  if (Value sinks = getSinks()) {
-    auto sinksType = cast<RankedTensorType>(sinks.getType());
-    if (sinksType.getRank() != 1 ||
-        !compatible(sinksType.getDimSize(0), shape.queryHeads))
-      return emitOpError() << "sinks must be a rank-1 tensor of the "
-                              "query head count ("
-                           << fmt(shape.queryHeads) << "), got " << sinksType;
-    Type sinksElt = sinksType.getElementType();
-    if (sinksElt != elementType && !sinksElt.isF32())
-      return emitOpError() << "sinks element type " << sinksElt
-                           << " must be the query element type ("
-                           << elementType << ") or f32";
-  }
-  if (Value lse = getLse()) {
-    auto lseType = cast<RankedTensorType>(lse.getType());
-    SmallVector<int64_t> expected = {shape.batch, shape.queryHeads,
-                                     shape.querySeqLen};
-    bool ok = lseType.getRank() == 3 && lseType.getElementType().isF32();
-    for (unsigned d = 0; ok && d < 3; ++d)
-      ok = compatible(lseType.getDimSize(d), expected[d]);
-    if (!ok)
-      return emitOpError()
-             << "lse result must be "
-             << RankedTensorType::get(expected, Float32Type::get(getContext()))
-             << " ([B, Hq, Sq], f32), got " << lseType;
-  }
-  if (std::optional<APFloat> scale = getScale())
-    if (!scale->isFiniteNonZero() || scale->isNegative())
-      return emitOpError() << "scale must be a positive finite number, got "
-                           << scale->convertToDouble();
-  if (std::optional<APFloat> softcap = getSoftcap())
-    if (!softcap->isFiniteNonZero() || softcap->isNegative())
-      return emitOpError() << "softcap must be a positive finite number, got "
-                           << softcap->convertToDouble();
-  return success();
+  return verifySinksLseAndScalars(*this, getSinks(), getLse(), elementType,
+                                  shape.batch, shape.queryHeads,
+                                  shape.querySeqLen, getScale(), getSoftcap());
 }
