@@ -229,21 +229,23 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
   Value qDesc = tmaDescriptors[0], kDesc = tmaDescriptors[1],
         vDesc = tmaDescriptors[2];
+  // Requests the K (or V) tile of key block `kb` into `stage`: its bytes on
+  // the stage's full barrier, one TMA box per 64-column panel.
+  auto issueTile = [&](Value desc, int64_t base, int64_t stageBytes,
+                       int64_t panels, Value fullBarrier, Value kb,
+                       Value stage) {
+    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(stageBytes),
+                                            fullBarrier, Value());
+    for (int64_t p = 0; p < panels; ++p)
+      tmaLoad(desc, tmaBoxType(N), base + p * N * 128,
+              mul(stage, idx(stageBytes)), coords(p * 64, mul(kb, idx(N)), kvh),
+              fullBarrier);
+  };
   auto issueK = [&](Value kb, Value stage) {
-    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(kStageBytes),
-                                            kFull(stage), Value());
-    for (int64_t p = 0; p < qPanels; ++p)
-      tmaLoad(kDesc, tmaBoxType(N), kBase + p * N * 128,
-              mul(stage, idx(kStageBytes)), coords(p * 64, mul(kb, idx(N)), kvh),
-              kFull(stage));
+    issueTile(kDesc, kBase, kStageBytes, qPanels, kFull(stage), kb, stage);
   };
   auto issueV = [&](Value kb, Value stage) {
-    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(vStageBytes),
-                                            vFull(stage), Value());
-    for (int64_t p = 0; p < vPanels; ++p)
-      tmaLoad(vDesc, tmaBoxType(N), vBase + p * N * 128,
-              mul(stage, idx(vStageBytes)), coords(p * 64, mul(kb, idx(N)), kvh),
-              vFull(stage));
+    issueTile(vDesc, vBase, vStageBytes, vPanels, vFull(stage), kb, stage);
   };
 
   // The band of key blocks this block visits, as in the mma.sync kernel.
