@@ -134,10 +134,10 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   gpu.addPass(createCanonicalizerPass());
   gpu.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
-  GpuModuleToBinaryPassOptions binary;
-  binary.compilationTarget = "isa";
+  // gpu-module-to-binary{format=isa} without LLVM's SLP vectorizer.
+  AttnGPUModuleToPTXOptions binary;
   binary.toolkitPath = getCUDAToolkitPath(options.cudaPath);
-  pm.addPass(createGpuModuleToBinaryPass(binary));
+  pm.addPass(createAttnGPUModuleToPTX(binary));
 }
 
 void mlir::attn::registerAttnPipelines() {

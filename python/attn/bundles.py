@@ -90,6 +90,8 @@ def main():
     ap.add_argument("--kernel", default="auto", choices=["baseline", "mma", "auto"])
     ap.add_argument("--block-q", type=int, default=0)
     ap.add_argument("--block-kv", type=int, default=0)
+    ap.add_argument("--opt-level", type=int, default=3, choices=[0, 1, 2, 3],
+                    help="LLVM optimization level of the kernels")
     args = ap.parse_args()
     if args.gpu_suite == args.bench:
         ap.error("pass one of --gpu-suite or --bench")
@@ -101,7 +103,8 @@ def main():
         from . import bench
         variants = bench.variants()
     written = compile_variants(variants, args.output, args.chip, kernel=args.kernel,
-                               extra=[f"--block-q={args.block_q}", f"--block-kv={args.block_kv}"],
+                               extra=[f"--block-q={args.block_q}", f"--block-kv={args.block_kv}",
+                                      f"--opt-level={args.opt_level}"],
                                jobs=1 if args.bench else None)
     print(f"{len(written)} bundles in {args.output}")
 

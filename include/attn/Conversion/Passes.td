@@ -78,4 +78,28 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
   ];
 }
 
+def AttnGPUModuleToPTX : Pass<"attn-gpu-module-to-ptx", "ModuleOp"> {
+  let summary = "Compile NVVM gpu.modules to PTX (gpu.binary) with attn's "
+                "LLVM pipeline";
+  let description = [{
+    Replaces every `gpu.module` carrying `#nvvm.target`s by a `gpu.binary`
+    holding one PTX object per target, as
+    `gpu-module-to-binary{format=isa}` does, through the same NVVM
+    serializer (translation to LLVM IR, libdevice linking, NVPTX code
+    generation at the target's `O` level). The difference is LLVM's
+    optimization pipeline: the per-module default pipeline at the target's
+    level without the SLP vectorizer, which finds nothing to vectorize in
+    attn's kernels (their PTX is byte-identical with and without it) and
+    took up to a third of a kernel's compile time.
+
+    A `gpu.module` without a target, or with a non-NVVM one, is an error.
+  }];
+  let options = [
+    Option<"toolkitPath", "toolkit", "std::string", /*default=*/"\"\"",
+           "CUDA toolkit whose libdevice is linked (default: the NVVM "
+           "target's search: $CUDA_HOME, $CUDA_PATH, /usr/local/cuda)">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 #endif // ATTN_CONVERSION_PASSES_TD

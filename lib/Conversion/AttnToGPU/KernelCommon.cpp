@@ -69,17 +69,25 @@ Value ScoreTransform::apply(OpBuilder &b, Location loc, Value v, Value row,
   Value key = makeKey();
   Value sq = args.sq, sk = args.sk;
   if (args.bias) {
-    Value sizes[4] = {args.batch, args.hq, sq, sk};
-    Value coords[4] = {batchIndex, head, row, key};
-    Value boff = c0;
-    Value inb = arith::AndIOp::create(b, loc, slt(row, sq), slt(key, sk));
-    for (unsigned d = 0; d < 4; ++d) {
-      Value size = args.biasBroadcast[d] ? c1 : sizes[d];
-      Value coord = args.biasBroadcast[d] ? c0 : coords[d];
-      boff = add(mul(boff, size), coord);
-    }
-    // Out-of-range rows/keys read element 0 (masked anyway).
-    boff = arith::SelectOp::create(b, loc, inb, boff, c0);
+    // Offset = rowOffset + key, with the row part (one per query row, shared
+    // by all of a row's elements after CSE) and the key kept apart so that
+    // the elements of a fragment differ by constants: a full Horner chain
+    // per element cost ~0.5 s of LLVM's straight-line strength reduction.
+    // Rows past Sq (the last query block) and, in masked blocks, keys past
+    // Sk read the last valid element; their logits are discarded.
+    auto clampTo = [&](Value x, Value size) -> Value {
+      return arith::MinSIOp::create(b, loc, x,
+                                    arith::SubIOp::create(b, loc, size, c1));
+    };
+    Value sizes[3] = {args.batch, args.hq, sq};
+    Value coords[3] = {batchIndex, head, clampTo(row, sq)};
+    Value rowOffset = c0;
+    for (unsigned d = 0; d < 3; ++d)
+      rowOffset = add(mul(rowOffset, args.biasBroadcast[d] ? c1 : sizes[d]),
+                      args.biasBroadcast[d] ? c0 : coords[d]);
+    Value boff = mul(rowOffset, args.biasBroadcast[3] ? c1 : sk);
+    if (!args.biasBroadcast[3])
+      boff = add(boff, masked ? clampTo(key, sk) : key);
     Value bv = memref::LoadOp::create(b, loc, args.bias, boff);
     if (bv.getType() != f32)
       bv = arith::ExtFOp::create(b, loc, f32, bv);
