@@ -6,7 +6,9 @@ profiler (Nsight Compute) to pick a launch:
         -o d128 python3 -m attn.profile --head-dim 128 [--causal]
 
 16k tokens, hidden 2048 (heads = 2048 / head dim), bf16 unless --dtype f16.
-Prints the kernel's median time (device events) when run without a profiler.
+Prints the kernel's median time (device events) when run without a profiler;
+with several --bundles directories, their kernels are timed in turns (A B A B
+...) on the same inputs, so that a comparison holds when the clocks drift.
 """
 
 import argparse
@@ -25,26 +27,33 @@ def main():
     ap.add_argument("--causal", action="store_true")
     ap.add_argument("--dtype", default="bf16", choices=["bf16", "f16"])
     ap.add_argument("--launches", type=int, default=10)
-    ap.add_argument("--bundles", default=None)
+    ap.add_argument("--bundles", nargs="*", default=[None])
+    ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
     d, s = args.head_dim, args.seqlen
     b, h = max(1, 16384 // s), 2048 // d
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
     q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=dtype) for _ in range(3))
     out = torch.empty_like(q)
-    times = []
-    for _ in range(args.launches):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        gpu.attention(q, k, v, causal=args.causal, bundles=args.bundles, out=out)
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    ms = sorted(times)[len(times) // 2]
+    times = {bundles: [] for bundles in args.bundles}
+    for bundles in args.bundles:  # loads the modules
+        gpu.attention(q, k, v, causal=args.causal, bundles=bundles, out=out)
+    for _ in range(args.rounds):
+        for bundles in args.bundles:
+            for _ in range(args.launches):
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                start.record()
+                gpu.attention(q, k, v, causal=args.causal, bundles=bundles, out=out)
+                end.record()
+                torch.cuda.synchronize()
+                times[bundles].append(start.elapsed_time(end))
     flops = 4 * b * h * s * s * d * (0.5 if args.causal else 1)
-    print(f"{torch.cuda.get_device_name()}: {args.dtype} d{d} b={b} h={h} s={s} "
-          f"{'causal' if args.causal else 'non-causal'}: {ms:.3f} ms, "
-          f"{flops / ms / 1e9:.1f} TFLOP/s")
+    for bundles, t in times.items():
+        ms = sorted(t)[len(t) // 2]
+        print(f"{torch.cuda.get_device_name()}: {args.dtype} d{d} b={b} h={h} s={s} "
+              f"{'causal' if args.causal else 'non-causal'} [{bundles or 'default'}]: "
+              f"{ms:.3f} ms, {flops / ms / 1e9:.1f} TFLOP/s")
 
 
 if __name__ == "__main__":

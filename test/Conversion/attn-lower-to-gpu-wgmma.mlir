@@ -45,8 +45,10 @@
 // CHECK:   nvvm.barrier.arrive
 // CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK:   nvgpu.mbarrier.arrive %[[BARS]][%c4]
-// The softmax (ex2.approx.ftz), P to shared memory for the async proxy.
-// CHECK:   llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
+// The softmax: exp2(s * scale * log2 e - m) as one FMA and ex2.approx.ftz,
+// P to shared memory for the async proxy.
+// CHECK:   %[[E:.+]] = math.fma
+// CHECK:   llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"(%[[E]])
 // CHECK:   vector.store {{.+}} {alignment = 4 : i64} : memref<16384xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
 // CHECK:   nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK:   nvvm.barrier id = %{{.+}} number_of_threads = %c128_i32

@@ -35,6 +35,21 @@ Value mlir::attn::detail::getDynamicSharedMemory(OpBuilder &b, Location loc,
   return memref::GetGlobalOp::create(b, loc, bytesType, name);
 }
 
+Value mlir::attn::detail::treeReduce(ArrayRef<Value> terms,
+                                     function_ref<Value(Value, Value)> combine) {
+  assert(!terms.empty() && "nothing to reduce");
+  SmallVector<Value> level(terms.begin(), terms.end());
+  while (level.size() > 1) {
+    SmallVector<Value> next;
+    for (size_t k = 0; k + 1 < level.size(); k += 2)
+      next.push_back(combine(level[k], level[k + 1]));
+    if (level.size() % 2)
+      next.push_back(level.back());
+    level = std::move(next);
+  }
+  return level.front();
+}
+
 ScoreTransform::ScoreTransform(AttentionOp op, const MmaKernelArgs &args,
                                Value batchIndex, Value head, Value c0,
                                Value c1, bool raw)

@@ -25,6 +25,12 @@ namespace detail {
 /// (gpu.dynamic_shared_memory lowers to a 1-byte static array in LLVM 22.)
 Value getDynamicSharedMemory(OpBuilder &b, Location loc, gpu::GPUFuncOp func);
 
+/// Combines `terms` (at least one) pairwise, as a balanced tree: the row
+/// max and sum of a softmax step over a thread's fragment in log2(n)
+/// dependent steps instead of a chain of n.
+Value treeReduce(ArrayRef<Value> terms,
+                 function_ref<Value(Value, Value)> combine);
+
 /// Turns one Q·Kᵀ accumulator element into its logit in the exp2 domain:
 /// scale (with log2 e folded in), softcap, bias and, for blocks that need it,
 /// the test of the key range and the mask's band (-inf outside).

@@ -452,10 +452,13 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     SmallVector<Value> mNew(kR), mSafe(kR), alpha(kR), lNew(kR);
     for (int64_t r = 0; r < kR; ++r) {
       int64_t mt = r / 2, i = r % 2;
-      Value mx = iter[r];
+      SmallVector<Value> row{iter[r]};
       for (int64_t n = 0; n < kKeys / 8; ++n)
         for (int64_t j = 0; j < 2; ++j)
-          mx = arith::MaximumFOp::create(b, mx, x[mt][n][i * 2 + j]);
+          row.push_back(x[mt][n][i * 2 + j]);
+      Value mx = detail::treeReduce(row, [&](Value a, Value c) -> Value {
+        return arith::MaximumFOp::create(b, a, c);
+      });
       for (int32_t o : {1, 2})
         mx = arith::MaximumFOp::create(
             b, mx,
@@ -472,6 +475,7 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     }
     SmallVector<SmallVector<SmallVector<Value, 4>>> p(
         kMT, SmallVector<SmallVector<Value, 4>>(kKeys / 8));
+    SmallVector<SmallVector<Value>> terms(kR);
     for (int64_t mt = 0; mt < kMT; ++mt)
       for (int64_t n = 0; n < kKeys / 8; ++n)
         for (int64_t i = 0; i < 2; ++i)
@@ -479,9 +483,14 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
             int64_t r = mt * 2 + i;
             Value e = math::Exp2Op::create(
                 b, arith::SubFOp::create(b, x[mt][n][i * 2 + j], mSafe[r]));
-            lNew[r] = arith::AddFOp::create(b, lNew[r], e);
+            terms[r].push_back(e);
             p[mt][n].push_back(e);
           }
+    for (int64_t r = 0; r < kR; ++r)
+      lNew[r] = arith::AddFOp::create(
+          b, lNew[r], detail::treeReduce(terms[r], [&](Value a, Value c) {
+            return arith::AddFOp::create(b, a, c).getResult();
+          }));
 
     // Step 4: O = O·alpha + P·V. The S accumulators of two adjacent key
     // tiles are exactly the A fragment of the next m16n8k16 (a0a1: tile 2kk

@@ -347,6 +347,15 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                     (int64_t(1) << 62);
     return arith::OrIOp::create(b, a, ci64(fixed));
   };
+  // The descriptor of `offset` bytes (a multiple of 16) past the operand of
+  // descriptor `base`: the start address field (bits 0-13, in 16-byte
+  // units) cannot overflow inside shared memory, so one add of the offset
+  // replaces the per-k-step shift, mask and or of `descriptor`.
+  auto advance = [&](Value base, int64_t offset) -> Value {
+    assert(offset % 16 == 0 && "descriptor offsets are 16-byte units");
+    return offset ? arith::AddIOp::create(b, base, ci64(offset >> 4)).getResult()
+                  : base;
+  };
   auto wgmmaType = [&](Type t) {
     return NVVM::WGMMATypesAttr::get(ctx, t.isF16() ? NVVM::WGMMATypes::f16
                                                     : NVVM::WGMMATypes::bf16);
@@ -431,20 +440,21 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto stageOf = [&](Value j) { return remu(j, idx(kStages)); };
   auto phaseOf = [&](Value j) { return parity(remu(divu(j, idx(kStages)), idx(2))); };
 
+  Value qDescBase = descriptor(qAddr, 0);
   // Issues S_j = Q·K_jᵀ (64 x N per warpgroup) once K_j has landed.
   auto issueS = [&](Value j) -> Value {
     Value stage = stageOf(j);
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            kFull(stage));
-    Value kStage = stageAddr(kBase, kStageBytes, stage);
+    Value kDescBase = descriptor(stageAddr(kBase, kStageBytes, stage), 0);
     return wgmmaChain(
         LLVM::PoisonOp::create(b, sType), N, D / 16, /*zeroInit=*/true,
         [&](int64_t kk) {
-          return descriptor(add(qAddr, ci64((kk / 4) * kBlockRows * 128 +
-                                            (kk % 4) * 32)), 0);
+          return advance(qDescBase,
+                         (kk / 4) * kBlockRows * 128 + (kk % 4) * 32);
         },
         [&](int64_t kk) {
-          return descriptor(add(kStage, ci64((kk / 4) * N * 128 + (kk % 4) * 32)), 0);
+          return advance(kDescBase, (kk / 4) * N * 128 + (kk % 4) * 32);
         },
         /*bMNMajor=*/false);
   };
@@ -453,16 +463,17 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value stage = stageOf(j);
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            vFull(stage));
-    Value vStage = stageAddr(vBase, vStageBytes, stage);
-    Value p = pAddr(remu(j, idx(2)));
+    Value vDescBase =
+        descriptor(stageAddr(vBase, vStageBytes, stage), N * 128);
+    Value pDescBase = descriptor(pAddr(remu(j, idx(2))), 0);
     return wgmmaChain(
         o, Dv, N / 16, /*zeroInit=*/false,
         [&](int64_t kk) {
-          return descriptor(add(p, ci64((kk / 4) * kWgRows * 128 + (kk % 4) * 32)), 0);
+          return advance(pDescBase, (kk / 4) * kWgRows * 128 + (kk % 4) * 32);
         },
         [&](int64_t kk) {
           // V rows 16kk.. of the stage; the next 64 columns are N rows on.
-          return descriptor(add(vStage, ci64(kk * 16 * 128)), N * 128);
+          return advance(vDescBase, kk * 16 * 128);
         },
         /*bMNMajor=*/true);
   };
@@ -480,6 +491,12 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
   const bool rawScores = !softcap && !args.bias && scale > 0;
   detail::ScoreTransform scores(op, args, bIdx, h, c0, c1, rawScores);
+  auto maxf = [&](Value x, Value y) -> Value {
+    return arith::MaximumFOp::create(b, x, y);
+  };
+  auto addf = [&](Value x, Value y) -> Value {
+    return arith::AddFOp::create(b, x, y);
+  };
   auto softmax = [&](Value s, Value k0, Value j, ValueRange ml,
                      bool masked) -> SmallVector<Value> {
     // Step 2: logits in the exp2 domain, masked outside the band. Without
@@ -501,11 +518,11 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         }
     SmallVector<Value> mNew(2), mSafe(2), alpha(2), lNew(2);
     for (int64_t i = 0; i < 2; ++i) {
-      Value mx = x[0][i * 2];
+      SmallVector<Value> row;
       for (int64_t n = 0; n < N / 8; ++n)
         for (int64_t jj = 0; jj < 2; ++jj)
-          if (n || jj)
-            mx = arith::MaximumFOp::create(b, mx, x[n][i * 2 + jj]);
+          row.push_back(x[n][i * 2 + jj]);
+      Value mx = detail::treeReduce(row, maxf);
       for (int32_t o : {1, 2})
         mx = arith::MaximumFOp::create(
             b, mx,
@@ -526,15 +543,22 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                        add(add(mul(warp, idx(16)), g), idx(8))};
     Value bufElt = mul(remu(j, idx(2)), idx(pWgBytes / 2));
     auto pairType = VectorType::get({2}, f16);
+    // exp2(x·factor - m) as one FFMA (raw scores) or FADD: LLVM emits
+    // mul.rn/sub.rn for separate operations, which ptxas may not contract.
+    Value negM[2];
+    for (int64_t i = 0; i < 2; ++i)
+      negM[i] = arith::NegFOp::create(b, mSafe[i]);
+    SmallVector<Value> terms[2];
     for (int64_t n = 0; n < N / 8; ++n)
       for (int64_t i = 0; i < 2; ++i) {
         SmallVector<Value> pair;
         for (int64_t jj = 0; jj < 2; ++jj) {
           Value xv = x[n][i * 2 + jj];
-          if (rawScores)
-            xv = arith::MulFOp::create(b, xv, factor);
-          Value e = exp2(arith::SubFOp::create(b, xv, mSafe[i]));
-          lNew[i] = arith::AddFOp::create(b, lNew[i], e);
+          Value e = exp2(rawScores
+                             ? math::FmaOp::create(b, xv, factor, negM[i])
+                                   .getResult()
+                             : arith::AddFOp::create(b, xv, negM[i]));
+          terms[i].push_back(e);
           pair.push_back(arith::TruncFOp::create(b, f16, e));
         }
         Value chunk = arith::XOrIOp::create(b, idx(n % 8), g);
@@ -545,6 +569,9 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
             ValueRange{add(bufElt, divu(byte, idx(2)))}, /*nontemporal=*/false,
             llvm::MaybeAlign(4));
       }
+    for (int64_t i = 0; i < 2; ++i)
+      lNew[i] = arith::AddFOp::create(b, lNew[i],
+                                      detail::treeReduce(terms[i], addf));
     return {mNew[0], mNew[1], lNew[0], lNew[1], alpha[0], alpha[1]};
   };
   // softmax with the mask only where the key block crosses the band's edge.
