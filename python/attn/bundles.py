@@ -18,9 +18,46 @@ import sys
 from . import cpu
 
 
+def paged_variant_mlir(v, name="attn"):
+    """A function with one attn.paged_attention of variant `v` (batch, heads,
+    tokens and page counts are placeholders: the kernels take them at run
+    time; head dims, page size and cache layout are compiled in)."""
+    d, dv, page, dt = v["head_dim"], v["value_head_dim"], v["page_size"], v["dtype"]
+    b, hq, hkv, sq, pages, maxp = 2, 4, 2, 1, 8, 4
+    cache = ([pages, hkv, page] if v["cache_layout"] == "hnd" else [pages, page, hkv])
+    args = [("%q", cpu.tensor_type([b, sq, hq, d], dt)),
+            ("%kc", cpu.tensor_type(cache + [d], dt)), ("%vc", cpu.tensor_type(cache + [dv], dt)),
+            ("%t", cpu.tensor_type([b, maxp], v.get("table_dtype", "i32"))),
+            ("%l", cpu.tensor_type([b], v.get("table_dtype", "i32")))]
+    extra = ""
+    if v.get("sinks"):
+        args.append(("%sinks", cpu.tensor_type([hq], v["sinks_dtype"])))
+        extra += " sinks(%sinks)"
+    if v["cache_layout"] == "hnd":
+        extra += " cache_layout = hnd"
+    if v["mask"] == "causal":
+        extra += " mask = <causal>"
+    elif v["mask"] == "window":
+        extra += f" mask = <window, left = {v['window_left']}, right = {v['window_right']}>"
+    extra += f" scale = {repr(float(v['scale']))}"
+    if v.get("softcap") is not None:
+        extra += f" softcap = {repr(float(v['softcap']))}"
+    results = [cpu.tensor_type([b, sq, hq, dv], dt)]
+    if v.get("lse"):
+        results.append(cpu.tensor_type([b, hq, sq], "f32"))
+    rn = ", ".join(f"%r{i}" for i in range(len(results)))
+    operands = ", ".join(n for n, _ in args[:5])
+    return (f"func.func @{name}({', '.join(f'{n}: {t}' for n, t in args)}) -> ({', '.join(results)}) {{\n"
+            f"  {rn} = attn.paged_attention {operands}{extra} : ({', '.join(t for _, t in args)}) -> ({', '.join(results)})\n"
+            f"  return {rn} : {', '.join(results)}\n}}\n")
+
+
 def variant_mlir(v, name="attn"):
     """A function with one attn.attention of variant `v` (sizes are only
-    placeholders: the kernels take them at run time)."""
+    placeholders: the kernels take them at run time); paged variants
+    (v["op"] == "paged_attention") go to paged_variant_mlir."""
+    if v.get("op") == "paged_attention":
+        return paged_variant_mlir(v, name)
     d, dv, layout = v["head_dim"], v["value_head_dim"], v["layout"]
     b, h, s = 2, 2, 16
     def shape(dd):
@@ -87,18 +124,23 @@ def main():
     ap.add_argument("--gpu-suite", action="store_true")
     ap.add_argument("--bench", action="store_true",
                     help="the variants of the benchmark (python -m attn.bench)")
+    ap.add_argument("--paged-bench", action="store_true",
+                    help="the variants of the paged decode benchmark (python -m attn.bench_paged)")
     ap.add_argument("--kernel", default="auto", choices=["baseline", "mma", "auto"])
     ap.add_argument("--block-q", type=int, default=0)
     ap.add_argument("--block-kv", type=int, default=0)
     ap.add_argument("--opt-level", type=int, default=3, choices=[0, 1, 2, 3],
                     help="LLVM optimization level of the kernels")
     args = ap.parse_args()
-    if args.gpu_suite == args.bench:
-        ap.error("pass one of --gpu-suite or --bench")
+    if args.gpu_suite + args.bench + args.paged_bench != 1:
+        ap.error("pass one of --gpu-suite, --bench or --paged-bench")
     if args.gpu_suite:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
         import gpu_cases
         variants = gpu_cases.variants()
+    elif args.paged_bench:
+        from . import bench_paged
+        variants = bench_paged.variants()
     else:
         from . import bench
         variants = bench.variants()

@@ -247,6 +247,129 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
     return (out, lse) if return_lse else out
 
 
+_INT_DTYPES = {"torch.int32": "i32", "torch.int64": "i64"}
+_sm_counts = {}
+
+
+def num_splits(batch, kv_heads, row_tiles, max_len, sms):
+    """How many splits of the keys (flash-decoding) the paged kernel uses:
+    enough blocks for about two waves over the `sms` multiprocessors, but no
+    split under 256 keys (of the longest possible sequence, `max_len`), at
+    most 128. One block is (sequence, KV head, 16 packed query rows, split)."""
+    blocks = max(1, batch * kv_heads * row_tiles)
+    want = -(-2 * sms // blocks)
+    return max(1, min(want, -(-max_len // 256), 128))
+
+
+def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False, window=None,
+                    softcap=None, scale=None, sinks=None, cache_layout="nhd", return_lse=False,
+                    num_splits_override=None, bundles=None, out=None):
+    """Paged decode/append attention with attn's kernels, shaped like vLLM's
+    and FlashInfer's paged decode calls.
+
+    q [B, Hq, D] (one new token per sequence) or [B, Sq, Hq, D] (Sq tokens,
+    the last Sq positions of each sequence); k_cache/v_cache [pages, P, Hkv, D]
+    (cache_layout="nhd") or [pages, Hkv, P, D] ("hnd"); block_table [B,
+    max_pages] (int32/int64 page indices), seq_lens [B] (keys per sequence,
+    the new tokens included; converted to the table's integer type). Masks are bottom-right aligned at each
+    sequence's length. Returns out shaped like q (and the LSE [B, Hq, Sq],
+    natural log, with return_lse). `num_splits_override` fixes the number of
+    key splits instead of the heuristic (num_splits)."""
+    import torch
+
+    if bundles is None:
+        bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
+    single = q.dim() == 3
+    if single:
+        q = q.unsqueeze(1)
+    for name, t in (("q", q), ("k_cache", k_cache), ("v_cache", v_cache),
+                    ("block_table", block_table), ("seq_lens", seq_lens)):
+        if not isinstance(t, torch.Tensor) or not t.is_cuda:
+            raise ValueError(f"{name} must be a CUDA tensor")
+        if not t.is_contiguous():
+            raise ValueError(f"{name} must be contiguous")
+    if q.dim() != 4 or k_cache.dim() != 4 or v_cache.dim() != 4:
+        raise ValueError("q must be [B, Hq, D] or [B, Sq, Hq, D] and the caches 4-D")
+    dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
+    if dtype not in ("f16", "bf16"):
+        raise ValueError(f"paged attention takes float16 or bfloat16, got {q.dtype}")
+    if k_cache.dtype != q.dtype or v_cache.dtype != q.dtype:
+        raise ValueError("q and the caches must have the same dtype")
+    b, sq, hq, d = q.shape
+    if cache_layout == "nhd":
+        pages, page, hkv, dk = k_cache.shape
+    elif cache_layout == "hnd":
+        pages, hkv, page, dk = k_cache.shape
+    else:
+        raise ValueError(f"unknown cache_layout {cache_layout!r}; expected 'nhd' or 'hnd'")
+    dv = v_cache.shape[-1]
+    if dk != d or tuple(v_cache.shape[:3]) != tuple(k_cache.shape[:3]):
+        raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k_cache {tuple(k_cache.shape)}, "
+                         f"v_cache {tuple(v_cache.shape)}")
+    if hkv == 0 or hq % hkv:
+        raise ValueError(f"query heads ({hq}) must be a multiple of KV heads ({hkv})")
+    table_dt = _INT_DTYPES.get(str(block_table.dtype))
+    if seq_lens.dtype != block_table.dtype and str(seq_lens.dtype) in _INT_DTYPES:
+        seq_lens = seq_lens.to(block_table.dtype)  # the kernel reads both alike
+    lens_dt = _INT_DTYPES.get(str(seq_lens.dtype))
+    if block_table.dim() != 2 or block_table.shape[0] != b or table_dt is None:
+        raise ValueError(f"block_table must be an int32/int64 [B={b}, max_pages] tensor")
+    if tuple(seq_lens.shape) != (b,) or lens_dt is None:
+        raise ValueError(f"seq_lens must be an int32/int64 [B={b}] tensor")
+    if causal and window is not None:
+        raise ValueError("pass either causal=True or window=(left, right)")
+    want = {"op": "paged_attention", "dtype": dtype, "head_dim": d, "value_head_dim": dv,
+            "page_size": page, "cache_layout": cache_layout, "table_dtype": table_dt,
+            "lens_dtype": lens_dt,
+            "mask": "window" if window is not None else ("causal" if causal else "none"),
+            "scale": _f32(scale if scale is not None else 1 / math.sqrt(d)),
+            "softcap": None if softcap is None else softcap}
+    if window is not None:
+        want["window_left"], want["window_right"] = int(window[0]), int(window[1])
+    kernels = load_bundles(bundles)
+    split_kernel = _find(kernels, want)
+    combine_want = {"op": "paged_combine", "dtype": dtype, "value_head_dim": dv,
+                    "sinks": sinks is not None, "lse": return_lse}
+    tensors = {"q": q, "k_cache": k_cache, "v_cache": v_cache, "block_table": block_table,
+               "seq_lens": seq_lens}
+    if sinks is not None:
+        if tuple(sinks.shape) != (hq,) or not sinks.is_cuda:
+            raise ValueError(f"sinks must be a CUDA tensor of shape ({hq},)")
+        combine_want["sinks_dtype"] = _DTYPES.get(str(sinks.dtype).replace("torch.", ""))
+        tensors["sinks"] = sinks.contiguous()
+    combine = _find(kernels, combine_want)
+    rows = split_kernel.manifest["rows_per_block"]
+    row_tiles = -(-(hq // hkv) * sq // rows)
+    device = q.device.index if q.device.index is not None else torch.cuda.current_device()
+    if device not in _sm_counts:
+        _sm_counts[device] = torch.cuda.get_device_properties(device).multi_processor_count
+    splits = num_splits_override or num_splits(b, hkv, row_tiles, block_table.shape[1] * page,
+                                               _sm_counts[device])
+    if out is None:
+        out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
+    elif tuple(out.shape) not in ((b, sq, hq, dv), (b, hq, dv) if single else ()) \
+            or out.dtype != q.dtype or not out.is_contiguous():
+        raise ValueError("out must be a contiguous tensor shaped like the output")
+    tensors["o"] = out
+    tensors["o_part"] = torch.empty((splits, b, sq, hq, dv), dtype=torch.float32, device=q.device)
+    tensors["lse_part"] = torch.empty((splits, b, sq, hq), dtype=torch.float32, device=q.device)
+    if return_lse:
+        lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)
+        tensors["lse"] = lse
+    for name, t in tensors.items():
+        if t.data_ptr() % 16:
+            raise ValueError(f"{name} must start at a 16-byte aligned address")
+    stream = torch.cuda.current_stream(q.device).cuda_stream
+    sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "MaxPages": block_table.shape[1],
+             "Splits": splits, "GridX": row_tiles * splits, "Rows": b * sq * hq}
+    split_kernel.launch(tensors, sizes, stream)
+    combine.launch(tensors, sizes, stream)
+    result = out.view(b, hq, dv) if single else out
+    if single and return_lse:
+        lse = lse.view(b, hq)
+    return (result, lse) if return_lse else result
+
+
 def _find(kernels, want):
     def same(a, b):
         if isinstance(a, float) or isinstance(b, float):

@@ -70,5 +70,45 @@ def variant(c):
     return v
 
 
+def paged_case(id, lens, page=16, hq=8, hkv=2, sq=1, d=128, dtype="bf16", layout="nhd",
+               causal=True, window=None, softcap=None, scale=None, sinks=False, lse=False,
+               table_dtype="i32", splits=None):
+    return dict(id=id, lens=list(lens), page=page, hq=hq, hkv=hkv, sq=sq, d=d, dtype=dtype,
+                layout=layout, causal=causal, window=window, softcap=softcap, scale=scale,
+                sinks=sinks, lse=lse, table_dtype=table_dtype, splits=splits)
+
+
+# Paged decode (issue 7): page sizes 1, 16, 64, 128 and 61, partial last
+# pages, permuted tables, NaN in every unused slot, empty sequences, mixed
+# lengths, GQA/MQA, multi-token, window, softcap, sinks + LSE, HND, i64.
+PAGED_CASES = [
+    paged_case("paged_mixed_lengths_p16", lens=[1, 127, 128, 129, 2049, 16384], lse=True),
+    paged_case("paged_p1_gqa4", lens=[5, 300, 1], page=1, hq=16, hkv=4),
+    paged_case("paged_p61_hnd_f16", lens=[61, 62, 1000, 0], page=61, dtype="f16", layout="hnd",
+               lse=True),
+    paged_case("paged_p64_mqa_i64", lens=[4096, 33], page=64, hq=32, hkv=1, table_dtype="i64"),
+    paged_case("paged_p128_multitoken", lens=[700, 129, 5], page=128, sq=5, hq=8, hkv=8),
+    paged_case("paged_window_softcap", lens=[3000, 17], causal=False, window=(255, 0),
+               softcap=30.0),
+    paged_case("paged_sinks_lse_empty", lens=[0, 513, 1], sinks=True, lse=True, dtype="f16"),
+    paged_case("paged_d64_noncausal_split7", lens=[2500, 100], d=64, causal=False, splits=7),
+    paged_case("paged_d256_split1", lens=[1500], d=256, hq=4, hkv=1, splits=1),
+]
+
+
+def paged_variant(c):
+    v = {"op": "paged_attention", "dtype": c["dtype"], "head_dim": c["d"],
+         "value_head_dim": c["d"], "page_size": c["page"], "cache_layout": c["layout"],
+         "table_dtype": c["table_dtype"], "lens_dtype": c["table_dtype"],
+         "mask": "window" if c["window"] else ("causal" if c["causal"] else "none"),
+         "scale": c["scale"] if c["scale"] is not None else 1 / math.sqrt(c["d"]),
+         "softcap": c["softcap"], "sinks": c["sinks"], "lse": c["lse"]}
+    if c["window"]:
+        v["window_left"], v["window_right"] = c["window"]
+    if c["sinks"]:
+        v["sinks_dtype"] = "f32"
+    return v
+
+
 def variants():
-    return [variant(c) for c in CASES]
+    return [variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES]

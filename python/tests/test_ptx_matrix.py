@@ -73,3 +73,42 @@ def test_variant_matrix_ptxas(chip, kernel):
         if kernel == "auto":
             assert any(f.endswith("_mma.ptx") for f in ptx)
             assert any(f.endswith("_wgmma.ptx") for f in ptx) == (chip == "sm_90a")
+
+
+def paged(dtype="bf16", d=128, page=16, layout="nhd", mask="causal", window=(0, 0),
+          softcap=None, sinks=False, lse=False, table="i32", scale=None):
+    v = {"op": "paged_attention", "dtype": dtype, "head_dim": d, "value_head_dim": d,
+         "page_size": page, "cache_layout": layout, "table_dtype": table, "mask": mask,
+         "scale": scale or 1 / math.sqrt(d), "softcap": softcap, "sinks": sinks, "lse": lse}
+    if mask == "window":
+        v["window_left"], v["window_right"] = window
+    if sinks:
+        v["sinks_dtype"] = "f32"
+    return v
+
+
+# The paged decode kernels: page sizes (power of two or not), both cache
+# layouts, head dims, masks, softcap, sinks + LSE, i64 tables.
+PAGED_MATRIX = [
+    paged(), paged(page=1), paged(dtype="f16", page=61, layout="hnd"), paged(page=64, table="i64"),
+    paged(d=64, mask="none"), paged(d=256, page=128), paged(mask="window", window=(255, 0), softcap=30.0),
+    paged(dtype="f16", sinks=True, lse=True), paged(d=96, page=256, mask="none"),
+]
+
+
+@pytest.mark.parametrize("chip", ["sm_80", "sm_90a"])
+def test_paged_matrix_ptxas(chip):
+    with tempfile.TemporaryDirectory() as out:
+        bundles.compile_variants(PAGED_MATRIX, out, chip)
+        ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
+        split = [f for f in ptx if not f.startswith("attn_paged_combine")]
+        assert len(split) == len(PAGED_MATRIX), ptx
+        assert any(f.startswith("attn_paged_combine") for f in ptx)
+        for f in ptx:
+            r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
+        for f in split:
+            text = open(os.path.join(out, f)).read()
+            assert "cp.async.cg.shared.global" in text and "mma.sync.aligned.m16n8k16" in text
+            assert "ldmatrix.sync.aligned" in text

@@ -9,9 +9,11 @@
 #include <string>
 
 namespace mlir {
+class ModuleOp;
 class OpBuilder;
 namespace attn {
 class AttentionOp;
+class PagedAttentionOp;
 
 /// A generated kernel and its calling contract (JSON).
 struct AttentionKernel {
@@ -103,6 +105,21 @@ void buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
 void buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                           AttentionOp op, const MmaKernelArgs &args,
                           ValueRange tmaDescriptors, const WgmmaTiling &tiling);
+
+/// Whether attn.paged_attention `op` has a GPU kernel (f16/bf16, D = Dv a
+/// multiple of 16 up to 256, static page size, known scale); `why` says
+/// what is missing.
+LogicalResult checkPagedKernelEligible(PagedAttentionOp op, std::string *why);
+
+/// The name of the split kernel of a paged attention variant.
+std::string getPagedKernelName(PagedAttentionOp op);
+
+/// Adds the paged decode kernels of `op` (see PagedKernel.cpp): the split
+/// kernel and the combine kernel, each in its own gpu.module of `module`,
+/// and their manifests to `manifests`.
+LogicalResult buildPagedKernels(OpBuilder &builder, ModuleOp module,
+                                PagedAttentionOp op,
+                                SmallVectorImpl<NamedAttribute> &manifests);
 
 } // namespace attn
 } // namespace mlir

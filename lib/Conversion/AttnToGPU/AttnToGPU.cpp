@@ -537,16 +537,11 @@ struct AttnLowerToGPUPass
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
-    WalkResult paged = module.walk([](PagedAttentionOp op) {
-      op.emitOpError("is not supported by attn-lower-to-gpu yet (only "
-                     "attn.attention has GPU kernels)");
-      return WalkResult::interrupt();
-    });
-    if (paged.wasInterrupted())
-      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
-    if (ops.empty())
+    SmallVector<PagedAttentionOp> pagedOps;
+    module.walk([&](PagedAttentionOp op) { pagedOps.push_back(op); });
+    if (ops.empty() && pagedOps.empty())
       return;
     OpBuilder builder(&getContext());
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
@@ -554,6 +549,10 @@ struct AttnLowerToGPUPass
     SmallVector<NamedAttribute> manifests;
     if (auto existing = module->getAttrOfType<DictionaryAttr>("attn.kernels"))
       llvm::append_range(manifests, existing.getValue());
+    // Paged attention has one kernel form (split + combine, mma.sync).
+    for (PagedAttentionOp op : pagedOps)
+      if (failed(buildPagedKernels(builder, module, op, manifests)))
+        return signalPassFailure();
     for (AttentionOp op : ops) {
       // One gpu.module per variant, named like its kernel, so that each
       // kernel becomes its own gpu.binary (and bundle).

@@ -1,0 +1,906 @@
+//===- PagedKernel.cpp - paged decode kernels (split-KV, mma.sync) --------===//
+//
+// attn.paged_attention on sm_80+ tensor cores, as two kernels:
+//
+// * The split kernel. A block of 4 warps owns one KV head of one sequence,
+//   16 packed query rows and one split of the sequence's keys. The rows are
+//   (query token, query head of the KV head's group) pairs, row r = token ·
+//   G + head % G, so every K/V byte a block loads feeds all the query heads
+//   that read it (GQA/MQA). Keys stream through a three-stage cp.async pipeline
+//   of 64-key tiles gathered row by row through the block table (any page
+//   size; NHD or HND pages), XOR-swizzled in shared memory. Warp w takes
+//   keys 16w..16w+15 of each tile: S = Q·Kᵀ and O += P·V as m16n8k16
+//   mma.sync on ldmatrix fragments, the online softmax on the accumulator
+//   fragments (each warp its own m, l, O). At the end the 4 warps' states
+//   are merged through shared memory and the block writes its normalized
+//   partial output (f32) and log-sum-exp.
+// * The combine kernel merges the splits of each (sequence, token, head):
+//   lse = log Σ_s exp(lse_s) (+ exp(sink)), O = Σ_s exp(lse_s - lse) · O_s,
+//   in the output's element type, with the LSE if requested.
+//
+// Keys past a sequence's length, and pages past its last, are never read
+// (zero-filled copies from a valid address), so whatever the cache holds
+// there (NaN included) cannot reach an output. The number of splits is a
+// launch-time size (the host's heuristic, python/attn/gpu.py).
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelCommon.h"
+
+#include "attn/Conversion/AttnToGPU.h"
+#include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <cstring>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+constexpr int64_t kWarps = 4, kThreads = 32 * kWarps;
+/// Packed query rows per block (one m16 MMA tile), keys per pipeline step
+/// (16 per warp) and pipeline stages: with 3 stages two tiles load while one
+/// is computed, and two blocks fit an SM (100 KB of shared memory each at
+/// head dim 128); 2 stages left decode at a quarter of the copy bandwidth.
+constexpr int64_t kRows = 16, kTileKeys = 16 * kWarps, kStages = 3;
+constexpr double kLog2e = 1.4426950408889634, kLn2 = 0.6931471805599453;
+
+std::string typeName(Type t) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << t;
+  return s;
+}
+
+std::string hexBits(double x) {
+  float f = static_cast<float>(x);
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  std::string s;
+  llvm::raw_string_ostream(s) << llvm::format_hex_no_prefix(bits, 8);
+  return s;
+}
+
+llvm::json::Object memrefParam(StringRef name, StringRef role, Type t,
+                               llvm::json::Array shape) {
+  return llvm::json::Object{
+      {"name", name},
+      {"role", role},
+      {"kind", "memref"},
+      {"dtype", typeName(t)},
+      {"shape", std::move(shape)},
+      {"expands_to", llvm::json::Array{"allocated_ptr", "aligned_ptr", "offset",
+                                       "size", "stride"}}};
+}
+
+llvm::json::Object sizeParam(StringRef name) {
+  return llvm::json::Object{
+      {"name", name}, {"role", "size"}, {"kind", "scalar"}, {"dtype", "i64"}};
+}
+
+MemRefType flat(Type t) { return MemRefType::get({ShapedType::kDynamic}, t); }
+
+/// A kernel function with `argTypes`, a fixed block size and dynamic shared
+/// memory, in its own gpu.module (one bundle per kernel).
+gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module,
+                            Location loc, StringRef name,
+                            ArrayRef<Type> argTypes, int64_t threads) {
+  OpBuilder::InsertionGuard guard(builder);
+  auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name);
+  if (!gpuModule) {
+    builder.setInsertionPointToEnd(module.getBody());
+    gpuModule = gpu::GPUModuleOp::create(builder, loc, name);
+  }
+  builder.setInsertionPointToEnd(gpuModule.getBody());
+  auto func = gpu::GPUFuncOp::create(builder, loc, name,
+                                     builder.getFunctionType(argTypes, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                builder.getUnitAttr());
+  func.setKnownBlockSizeAttr(
+      builder.getDenseI32ArrayAttr({static_cast<int32_t>(threads), 1, 1}));
+  return func;
+}
+} // namespace
+
+LogicalResult mlir::attn::checkPagedKernelEligible(PagedAttentionOp op,
+                                                    std::string *why) {
+  PagedAttentionShape shape = op.getPagedShape();
+  Type elt = op.getOutput().getType().getElementType();
+  auto fail = [&](const Twine &msg) {
+    if (why)
+      *why = msg.str();
+    return failure();
+  };
+  if (!elt.isF16() && !elt.isBF16())
+    return fail("the paged GPU kernel takes f16 or bf16 (got " +
+                typeName(elt) + ")");
+  if (ShapedType::isDynamic(shape.headDim) ||
+      ShapedType::isDynamic(shape.valueHeadDim) ||
+      ShapedType::isDynamic(shape.pageSize))
+    return fail("the paged GPU kernel needs static head dims and page size");
+  if (shape.headDim != shape.valueHeadDim || shape.headDim % 16 != 0 ||
+      shape.headDim > 256)
+    return fail("the paged GPU kernel needs D = Dv, a multiple of 16 up to "
+                "256 (got D = " +
+                Twine(shape.headDim) + ", Dv = " + Twine(shape.valueHeadDim) +
+                "; MLA's latent decode is not supported yet)");
+  if (!op.getEffectiveScale())
+    return fail("the paged GPU kernel needs a scale");
+  return success();
+}
+
+std::string mlir::attn::getPagedKernelName(PagedAttentionOp op) {
+  PagedAttentionShape shape = op.getPagedShape();
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "attn_paged_" << typeName(op.getOutput().getType().getElementType())
+     << "_d" << shape.headDim << "_dv" << shape.valueHeadDim << "_"
+     << stringifyCacheLayout(op.getCacheLayout()) << "_p" << shape.pageSize;
+  MaskAttr mask = op.getMaskOrNone();
+  os << "_" << stringifyMaskKind(mask.getKind());
+  if (mask.isWindow())
+    os << "_l" << mask.getLeft() << "_r" << mask.getRight();
+  os << "_s" << hexBits(*op.getEffectiveScale());
+  if (std::optional<APFloat> c = op.getSoftcap())
+    os << "_cap" << hexBits(c->convertToDouble());
+  return name;
+}
+
+/// The combine kernel's name: it depends on the output type, Dv, the sinks'
+/// type and whether the LSE is written.
+static std::string getCombineKernelName(PagedAttentionOp op) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "attn_paged_combine_"
+     << typeName(op.getOutput().getType().getElementType()) << "_dv"
+     << op.getPagedShape().valueHeadDim;
+  if (Value sinks = op.getSinks())
+    os << "_sinks"
+       << typeName(cast<RankedTensorType>(sinks.getType()).getElementType());
+  if (op.getLse())
+    os << "_lse";
+  return name;
+}
+
+/// The split kernel's body (see the file comment).
+static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                                 PagedAttentionOp op) {
+  MLIRContext *ctx = builder.getContext();
+  ImplicitLocOpBuilder b(op.getLoc(), builder);
+  Location loc = op.getLoc();
+  Block &body = func.getBody().front();
+  b.setInsertionPointToStart(&body);
+  PagedAttentionShape shape = op.getPagedShape();
+  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
+  const int64_t P = shape.pageSize;
+  const bool hnd = op.getCacheLayout() == CacheLayout::HND;
+  Type elt = op.getOutput().getType().getElementType();
+  Type f32 = b.getF32Type();
+  MaskAttr mask = op.getMaskOrNone();
+  std::optional<double> softcap;
+  if (std::optional<APFloat> c = op.getSoftcap())
+    softcap = c->convertToDouble();
+  const double factor =
+      *op.getEffectiveScale() * (softcap ? 1.0 / *softcap : kLog2e);
+
+  unsigned n = 0;
+  Value qArg = body.getArgument(n++), kArg = body.getArgument(n++),
+        vArg = body.getArgument(n++), tableArg = body.getArgument(n++),
+        lensArg = body.getArgument(n++), oPart = body.getArgument(n++),
+        lsePart = body.getArgument(n++);
+  Value batch = body.getArgument(n++), hq = body.getArgument(n++),
+        hkv = body.getArgument(n++), sq = body.getArgument(n++),
+        maxPages = body.getArgument(n++), splits = body.getArgument(n++);
+
+  auto idx = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, v);
+  };
+  auto cf = [&](double v) -> Value {
+    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
+  };
+  auto add = [&](Value x, Value y) -> Value {
+    return arith::AddIOp::create(b, x, y);
+  };
+  auto sub = [&](Value x, Value y) -> Value {
+    return arith::SubIOp::create(b, x, y);
+  };
+  auto mul = [&](Value x, Value y) -> Value {
+    return arith::MulIOp::create(b, x, y);
+  };
+  auto divu = [&](Value x, Value y) -> Value {
+    return arith::DivUIOp::create(b, x, y);
+  };
+  auto remu = [&](Value x, Value y) -> Value {
+    return arith::RemUIOp::create(b, x, y);
+  };
+  auto smin = [&](Value x, Value y) -> Value {
+    return arith::MinSIOp::create(b, x, y);
+  };
+  auto smax = [&](Value x, Value y) -> Value {
+    return arith::MaxSIOp::create(b, x, y);
+  };
+  auto slt = [&](Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
+  };
+  auto ceilDiv = [&](Value x, Value y) -> Value {
+    return arith::CeilDivSIOp::create(b, x, y);
+  };
+  auto select = [&](Value c, Value x, Value y) -> Value {
+    return arith::SelectOp::create(b, c, x, y);
+  };
+  auto loadIndex = [&](Value m, Value i) -> Value {
+    Value v = memref::LoadOp::create(b, m, i);
+    return arith::IndexCastOp::create(b, b.getIndexType(), v);
+  };
+
+  // Shared memory: Q [16, D], K stages [2, 64, D], V stages [2, 64, Dv]
+  // (16-byte chunks XOR-swizzled by row); after the key loop the K/V area
+  // holds the warps' f32 states for the merge.
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value smem = attn::detail::getDynamicSharedMemory(b, loc, func);
+  int64_t offset = 0;
+  auto carve = [&](ArrayRef<int64_t> dims, Type t, int64_t at) -> Value {
+    auto type = MemRefType::get(dims, t, AffineMap(), workgroup);
+    return memref::ViewOp::create(b, type, smem, idx(at), ValueRange{});
+  };
+  Value qS = carve({kRows, D}, elt, offset);
+  offset += kRows * D * 2;
+  const int64_t kvOffset = offset;
+  Value kS = carve({kStages, kTileKeys, D}, elt, offset);
+  offset += kStages * kTileKeys * D * 2;
+  Value vS = carve({kStages, kTileKeys, Dv}, elt, offset);
+  Value oW = carve({kWarps, kRows, Dv}, f32, kvOffset);
+  Value mW = carve({kWarps, kRows}, f32, kvOffset + kWarps * kRows * Dv * 4);
+  Value lW = carve({kWarps, kRows}, f32,
+                   kvOffset + kWarps * kRows * (Dv + 1) * 4);
+
+  Value c0 = idx(0), c1 = idx(1);
+  Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value split = remu(bx, splits), rowTile = divu(bx, splits);
+  Value warp = divu(tid, idx(32)), lane = remu(tid, idx(32));
+  Value g = divu(lane, idx(4)), t = remu(lane, idx(4));
+  Value group = divu(hq, hkv);
+  Value rows = mul(group, sq);
+  Value r0 = mul(rowTile, idx(kRows));
+  Value len = loadIndex(lensArg, bIdx);
+  Value off = sub(len, sq);
+
+  // Keys of this block: the band of its rows (the band's ends only grow
+  // with the token), cut to its split (whole tiles of the length's share).
+  Value lastRow = sub(smin(add(r0, idx(kRows)), rows), c1);
+  auto firstBand = buildAdmittedKeys(b, loc, mask, add(divu(r0, group), off), len);
+  auto lastBand =
+      buildAdmittedKeys(b, loc, mask, add(divu(lastRow, group), off), len);
+  Value chunk = mul(ceilDiv(ceilDiv(len, splits), idx(kTileKeys)),
+                    idx(kTileKeys));
+  Value kBegin = smax(firstBand.first, mul(split, chunk));
+  Value kEnd = smin(lastBand.second, mul(add(split, c1), chunk));
+  Value steps = select(slt(kBegin, kEnd),
+                       ceilDiv(sub(kEnd, kBegin), idx(kTileKeys)), c0);
+
+  // Element offset of packed row r's query (or output) [b, token, head, 0]
+  // in [B, Sq, Hq, dim].
+  auto rowElement = [&](Value r, int64_t dim) -> Value {
+    Value token = divu(r, group);
+    Value head = add(mul(kvh, group), remu(r, group));
+    return mul(add(mul(add(mul(bIdx, sq), token), hq), head), idx(dim));
+  };
+  auto swizzle = [&](Value r, Value c, int64_t dim) -> Value {
+    if ((dim / 8) % 8 != 0)
+      return c;
+    Value chunkIdx = arith::XOrIOp::create(b, divu(c, idx(8)), remu(r, idx(8)));
+    return mul(chunkIdx, idx(8));
+  };
+
+  // Q: rows past the packed rows are zero.
+  auto vec8 = VectorType::get({8}, elt);
+  {
+    Value zero = arith::ConstantOp::create(
+        b, vec8, DenseElementsAttr::get(vec8, b.getZeroAttr(elt)));
+    scf::ForOp::create(
+        b, tid, idx(kRows * D / 8), idx(kThreads), ValueRange{},
+        [&](OpBuilder &nb, Location, Value e, ValueRange) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          Value e8 = mul(e, idx(8));
+          Value r = divu(e8, idx(D)), c = remu(e8, idx(D));
+          Value row = add(r0, r);
+          Value inside = slt(row, rows);
+          auto ifOp = scf::IfOp::create(b, TypeRange{vec8}, inside,
+                                        /*withElse=*/true);
+          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+          Value x = vector::LoadOp::create(
+              b, vec8, qArg, ValueRange{add(rowElement(row, D), c)});
+          scf::YieldOp::create(b, x);
+          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+          scf::YieldOp::create(b, zero);
+          b.setInsertionPointAfter(ifOp);
+          vector::StoreOp::create(b, ifOp.getResult(0), qS,
+                                  ValueRange{r, swizzle(r, c, D)});
+          scf::YieldOp::create(b);
+        });
+  }
+
+  // cp.async of key tile `step` into `stage`: each 16-byte chunk of a key
+  // row from the key's page (block_table[b, key / P]); keys at or past
+  // kEnd copy nothing (zero fill) from row 0 of the cache, without looking
+  // at their (possibly unset) block-table entries.
+  auto asyncTokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
+  Value tableRow = mul(bIdx, maxPages);
+  auto issueTile = [&](Value step, Value stage) -> Value {
+    SmallVector<Value> tokens;
+    auto copy = [&](Value src, Value dst, int64_t dim) {
+      for (int64_t k = 0; k < kTileKeys * dim / (8 * kThreads); ++k) {
+        Value e8 = mul(add(tid, idx(k * kThreads)), idx(8));
+        Value r = divu(e8, idx(dim)), c = remu(e8, idx(dim));
+        Value key = add(add(kBegin, mul(step, idx(kTileKeys))), r);
+        Value inside = slt(key, kEnd);
+        Value page = loadIndex(
+            tableArg, select(inside, add(tableRow, divu(key, idx(P))), tableRow));
+        Value slot = remu(key, idx(P));
+        Value row = hnd ? add(mul(add(mul(page, hkv), kvh), idx(P)), slot)
+                        : add(mul(add(mul(page, idx(P)), slot), hkv), kvh);
+        row = select(inside, row, c0);
+        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+            b, asyncTokenType, dst, ValueRange{stage, r, swizzle(r, c, dim)},
+            src, ValueRange{add(mul(row, idx(dim)), c)}, b.getIndexAttr(8),
+            select(inside, idx(8), c0), /*bypassL1=*/b.getUnitAttr()));
+      }
+    };
+    copy(kArg, kS, D);
+    copy(vArg, vS, Dv);
+    return nvgpu::DeviceAsyncCreateGroupOp::create(b, asyncTokenType, tokens);
+  };
+
+  // Fragments. mma.sync m16n8k16: f16 through nvgpu.mma.sync, bf16 through
+  // nvvm.mma.sync (nvgpu rejects bf16 in LLVM 22).
+  auto aType = VectorType::get({4, 2}, elt);
+  auto cType = VectorType::get({2, 2}, f32);
+  auto mmaSync = [&](Value a, Value bv, Value c) -> Value {
+    if (elt.isF16())
+      return nvgpu::MmaSyncOp::create(b, a, bv, c,
+                                      ArrayRef<int64_t>{16, 8, 16});
+    Type i32 = b.getI32Type();
+    auto pack = [&](Value v, int64_t n) {
+      SmallVector<Value> regs;
+      for (int64_t r = 0; r < n; ++r) {
+        Value pair = vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r});
+        Value word =
+            vector::BitCastOp::create(b, VectorType::get({1}, i32), pair);
+        regs.push_back(
+            vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0}));
+      }
+      return regs;
+    };
+    SmallVector<Value> cRegs;
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        cRegs.push_back(
+            vector::ExtractOp::create(b, c, ArrayRef<int64_t>{i, j}));
+    Type resultType =
+        LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+    Value d = NVVM::MmaOp::create(
+        b, resultType, pack(a, 4), pack(bv, 2), cRegs,
+        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                      NVVM::MMATypes::bf16},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    SmallVector<Value> elems;
+    for (int64_t e = 0; e < 4; ++e)
+      elems.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e}));
+    return vector::FromElementsOp::create(b, cType, elems);
+  };
+  // An ldmatrix x4 of B operands: two adjacent B fragments.
+  auto splitPair = [&](Value v) -> std::pair<Value, Value> {
+    auto half = [&](int64_t o) -> Value {
+      SmallVector<Value> elems;
+      for (int64_t r = o; r < o + 2; ++r)
+        for (int64_t c = 0; c < 2; ++c)
+          elems.push_back(
+              vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r, c}));
+      return vector::FromElementsOp::create(b, VectorType::get({2, 2}, elt),
+                                            elems);
+    };
+    return {half(0), half(2)};
+  };
+  Value lane8 = remu(lane, idx(8)), j8 = divu(lane, idx(8));
+  Value jLo = remu(j8, idx(2)), jHi = divu(j8, idx(2));
+
+  // Issue tile 0, then load Q's A fragments (Q's copies are plain stores,
+  // fenced by the barrier).
+  // (The waits count groups; any dominating group token names them.)
+  Value firstGroup = issueTile(c0, c0);
+  for (int64_t k = 1; k < kStages - 1; ++k)
+    issueTile(idx(k), idx(k));
+  gpu::BarrierOp::create(b);
+  SmallVector<Value> qa;
+  for (int64_t kk = 0; kk < D / 16; ++kk) {
+    Value c = mul(add(idx(2 * kk), divu(lane, idx(16))), idx(8));
+    Value r = remu(lane, idx(16));
+    qa.push_back(nvgpu::LdMatrixOp::create(b, aType, qS,
+                                           ValueRange{r, swizzle(r, c, D)},
+                                           /*transpose=*/false, 4));
+  }
+
+  // This thread's rows g and g + 8: their key positions.
+  Value pos[2];
+  for (int64_t i = 0; i < 2; ++i)
+    pos[i] = add(divu(add(r0, add(g, idx(8 * i))), group), off);
+
+  // The key loop: state m[2], l[2] (thread-partial), O fragments [Dv / 8].
+  SmallVector<Value> init{cf(-INFINITY), cf(-INFINITY), cf(0.0), cf(0.0)};
+  Value zeroAcc = arith::ConstantOp::create(
+      b, cType, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
+  for (int64_t e = 0; e < Dv / 8; ++e)
+    init.push_back(zeroAcc);
+  auto loop = scf::ForOp::create(b, c0, steps, c1, init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value step = loop.getInductionVar();
+    ValueRange iter = loop.getRegionIterArgs();
+    Value stage = remu(step, idx(kStages));
+    // Tile step + kStages - 1 (zero-filled past the end) into the stage
+    // freed by the last step, then wait for this step's tile.
+    Value ahead = add(step, idx(kStages - 1));
+    Value nextGroup = issueTile(ahead, remu(ahead, idx(kStages)));
+    nvgpu::DeviceAsyncWaitOp::create(b, nextGroup,
+                                     b.getI32IntegerAttr(kStages - 1));
+    gpu::BarrierOp::create(b);
+
+    // S = Q·Kᵀ for this warp's 16 keys (two 8-key tiles).
+    Value wKey = mul(warp, idx(16));
+    Value sAcc[2] = {zeroAcc, zeroAcc};
+    for (int64_t kk = 0; kk < D / 16; ++kk) {
+      Value r = add(wKey, add(lane8, mul(jHi, idx(8))));
+      Value c = mul(add(idx(2 * kk), jLo), idx(8));
+      Value frag = nvgpu::LdMatrixOp::create(
+          b, aType, kS, ValueRange{stage, r, swizzle(r, c, D)},
+          /*transpose=*/false, 4);
+      auto [b0, b1] = splitPair(frag);
+      sAcc[0] = mmaSync(qa[kk], b0, sAcc[0]);
+      sAcc[1] = mmaSync(qa[kk], b1, sAcc[1]);
+    }
+
+    // Logits in the exp2 domain, masked to each row's band and the block's
+    // keys; x[i][n * 2 + j]: row g + 8i, key 8n + 2t + j of the warp's 16.
+    Value tileKey0 = add(add(kBegin, mul(step, idx(kTileKeys))), wKey);
+    Value x[2][4];
+    for (int64_t nt = 0; nt < 2; ++nt)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t j = 0; j < 2; ++j) {
+          Value s = vector::ExtractOp::create(b, sAcc[nt],
+                                              ArrayRef<int64_t>{i, j});
+          s = arith::MulFOp::create(b, s, cf(factor));
+          if (softcap)
+            s = arith::MulFOp::create(b, math::TanhOp::create(b, s),
+                                      cf(*softcap * kLog2e));
+          Value key = add(add(tileKey0, idx(8 * nt + j)), mul(t, idx(2)));
+          Value ok = slt(key, kEnd);
+          if (Value inBand = buildAdmitsKey(b, loc, mask, pos[i], key))
+            ok = arith::AndIOp::create(b, ok, inBand);
+          x[i][nt * 2 + j] = select(ok, s, cf(-INFINITY));
+        }
+
+    // Online softmax of the warp's rows.
+    SmallVector<Value> next(iter.begin(), iter.end());
+    Value alpha[2], p[2][4];
+    for (int64_t i = 0; i < 2; ++i) {
+      Value mx = attn::detail::treeReduce(
+          ArrayRef<Value>{iter[i], x[i][0], x[i][1], x[i][2], x[i][3]},
+          [&](Value u, Value v) -> Value {
+            return arith::MaximumFOp::create(b, u, v);
+          });
+      for (int32_t o : {1, 2})
+        mx = arith::MaximumFOp::create(
+            b, mx,
+            gpu::ShuffleOp::create(b, mx, o, 32, gpu::ShuffleMode::XOR)
+                .getShuffleResult());
+      Value isNinf =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, cf(-INFINITY));
+      Value mSafe = select(isNinf, cf(0.0), mx);
+      alpha[i] = math::Exp2Op::create(b, arith::SubFOp::create(b, iter[i], mSafe));
+      SmallVector<Value> terms;
+      for (int64_t k = 0; k < 4; ++k) {
+        p[i][k] = math::Exp2Op::create(b, arith::SubFOp::create(b, x[i][k], mSafe));
+        terms.push_back(p[i][k]);
+      }
+      next[i] = mx;
+      next[2 + i] = arith::AddFOp::create(
+          b, arith::MulFOp::create(b, iter[2 + i], alpha[i]),
+          attn::detail::treeReduce(terms, [&](Value u, Value v) -> Value {
+            return arith::AddFOp::create(b, u, v);
+          }));
+    }
+    // P as the A fragment of m16n8k16 (rows g, g + 8; keys 2t.. of each
+    // 8-key tile), then O = O·alpha + P·V.
+    SmallVector<Value> pElems;
+    for (int64_t nt = 0; nt < 2; ++nt)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t j = 0; j < 2; ++j)
+          pElems.push_back(arith::TruncFOp::create(b, elt, p[i][nt * 2 + j]));
+    Value pa = vector::FromElementsOp::create(b, aType, pElems);
+    for (int64_t ee = 0; ee < Dv / 16; ++ee) {
+      Value r = add(wKey, add(lane8, mul(jLo, idx(8))));
+      Value c = mul(add(idx(2 * ee), jHi), idx(8));
+      Value frag = nvgpu::LdMatrixOp::create(
+          b, aType, vS, ValueRange{stage, r, swizzle(r, c, Dv)},
+          /*transpose=*/true, 4);
+      auto [b0, b1] = splitPair(frag);
+      for (auto [e, bf] : {std::pair<int64_t, Value>{2 * ee, b0}, {2 * ee + 1, b1}}) {
+        Value acc = iter[4 + e];
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t j = 0; j < 2; ++j) {
+            Value a = vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
+            acc = vector::InsertOp::create(
+                b, arith::MulFOp::create(b, a, alpha[i]), acc,
+                ArrayRef<int64_t>{i, j});
+          }
+        next[4 + e] = mmaSync(pa, bf, acc);
+      }
+    }
+    // Every warp is done with this stage before the next step refills it.
+    gpu::BarrierOp::create(b);
+    scf::YieldOp::create(b, next);
+  }
+  nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
+  gpu::BarrierOp::create(b);
+
+  // Merge the warps: each writes m, l (quad-summed) and O for its rows g,
+  // g + 8 into the (now free) K/V area.
+  ValueRange fin = loop.getResults();
+  for (int64_t i = 0; i < 2; ++i) {
+    Value r = add(g, idx(8 * i));
+    Value l = fin[2 + i];
+    for (int32_t o : {1, 2})
+      l = arith::AddFOp::create(
+          b, l,
+          gpu::ShuffleOp::create(b, l, o, 32, gpu::ShuffleMode::XOR)
+              .getShuffleResult());
+    auto first = scf::IfOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t, c0),
+        /*withElse=*/false);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&first.getThenRegion().front());
+      memref::StoreOp::create(b, fin[i], mW, ValueRange{warp, r});
+      memref::StoreOp::create(b, l, lW, ValueRange{warp, r});
+    }
+    for (int64_t e = 0; e < Dv / 8; ++e)
+      for (int64_t j = 0; j < 2; ++j)
+        memref::StoreOp::create(
+            b, vector::ExtractOp::create(b, fin[4 + e], ArrayRef<int64_t>{i, j}),
+            oW, ValueRange{warp, r, add(idx(8 * e + j), mul(t, idx(2)))});
+  }
+  gpu::BarrierOp::create(b);
+
+  // Each thread merges elements of the block's output rows: m* = max m_w,
+  // l* = Σ l_w 2^(m_w - m*), O = Σ O_w 2^(m_w - m*) / l*, and the split's
+  // LSE (natural log); rows without keys give O = 0, LSE = -inf.
+  Value rowsAll = mul(mul(batch, sq), hq);
+  scf::ForOp::create(
+      b, tid, idx(kRows * Dv), idx(kThreads), ValueRange{},
+      [&](OpBuilder &nb, Location, Value e, ValueRange) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        Value r = divu(e, idx(Dv)), col = remu(e, idx(Dv));
+        Value row = add(r0, r);
+        auto inside = scf::IfOp::create(b, slt(row, rows),
+                                        /*withElse=*/false);
+        b.setInsertionPointToStart(&inside.getThenRegion().front());
+        Value mStar = cf(-INFINITY);
+        Value mws[kWarps];
+        for (int64_t w = 0; w < kWarps; ++w) {
+          mws[w] = memref::LoadOp::create(b, mW, ValueRange{idx(w), r});
+          mStar = arith::MaximumFOp::create(b, mStar, mws[w]);
+        }
+        Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
+                                            mStar, cf(-INFINITY));
+        Value mSafe = select(empty, cf(0.0), mStar);
+        Value lSum = cf(0.0), oSum = cf(0.0);
+        for (int64_t w = 0; w < kWarps; ++w) {
+          Value scale =
+              math::Exp2Op::create(b, arith::SubFOp::create(b, mws[w], mSafe));
+          lSum = arith::AddFOp::create(
+              b, lSum,
+              arith::MulFOp::create(
+                  b, memref::LoadOp::create(b, lW, ValueRange{idx(w), r}),
+                  scale));
+          oSum = arith::AddFOp::create(
+              b, oSum,
+              arith::MulFOp::create(
+                  b, memref::LoadOp::create(b, oW, ValueRange{idx(w), r, col}),
+                  scale));
+        }
+        Value o = select(empty, cf(0.0), arith::DivFOp::create(b, oSum, lSum));
+        // Partial buffers: [splits, B, Sq, Hq, Dv] and [splits, B, Sq, Hq].
+        Value outRow = add(mul(split, rowsAll), rowElement(row, 1));
+        memref::StoreOp::create(b, o, oPart,
+                                ValueRange{add(mul(outRow, idx(Dv)), col)});
+        auto writeLse = scf::IfOp::create(
+            b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, col, c0),
+            /*withElse=*/false);
+        b.setInsertionPointToStart(&writeLse.getThenRegion().front());
+        Value lse = arith::MulFOp::create(
+            b, arith::AddFOp::create(b, mStar, math::Log2Op::create(b, lSum)),
+            cf(kLn2));
+        memref::StoreOp::create(b, select(empty, cf(-INFINITY), lse), lsePart,
+                                ValueRange{outRow});
+        b.setInsertionPointAfter(inside);
+        scf::YieldOp::create(b);
+      });
+}
+
+/// The combine kernel's body: one block per (b, token, head) row, a thread
+/// per output column.
+static void buildCombineKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                                   PagedAttentionOp op) {
+  ImplicitLocOpBuilder b(op.getLoc(), builder);
+  Block &body = func.getBody().front();
+  b.setInsertionPointToStart(&body);
+  const int64_t Dv = op.getPagedShape().valueHeadDim;
+  Type elt = op.getOutput().getType().getElementType();
+  Type f32 = b.getF32Type();
+  bool sinks = static_cast<bool>(op.getSinks()), hasLse = static_cast<bool>(op.getLse());
+  unsigned n = 0;
+  Value oPart = body.getArgument(n++), lsePart = body.getArgument(n++);
+  Value sinksArg = sinks ? body.getArgument(n++) : Value();
+  Value oArg = body.getArgument(n++);
+  Value lseArg = hasLse ? body.getArgument(n++) : Value();
+  Value batch = body.getArgument(n++), hq = body.getArgument(n++),
+        sq = body.getArgument(n++), splits = body.getArgument(n++);
+  auto idx = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, v);
+  };
+  auto cf = [&](double v) -> Value {
+    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
+  };
+  Value row = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value col = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value rowsAll = arith::MulIOp::create(
+      b, arith::MulIOp::create(b, batch, sq), hq);
+  Value head = arith::RemUIOp::create(b, row, hq);
+  Value c0 = idx(0), c1 = idx(1);
+
+  // Pass 1: the largest partial LSE (and the sink's logit).
+  Value m0 = cf(-INFINITY);
+  Value sink;
+  if (sinks) {
+    sink = memref::LoadOp::create(b, sinksArg, head);
+    if (sink.getType() != f32)
+      sink = arith::ExtFOp::create(b, f32, sink);
+    m0 = sink;
+  }
+  auto maxLoop = scf::ForOp::create(
+      b, c0, splits, c1, ValueRange{m0},
+      [&](OpBuilder &nb, Location loc, Value s, ValueRange iter) {
+        Value at = arith::AddIOp::create(
+            nb, loc, arith::MulIOp::create(nb, loc, s, rowsAll), row);
+        Value l = memref::LoadOp::create(nb, loc, lsePart, at);
+        scf::YieldOp::create(
+            nb, loc, Value(arith::MaximumFOp::create(nb, loc, iter[0], l)));
+      });
+  Value m = maxLoop.getResult(0);
+  Value empty =
+      arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m, cf(-INFINITY));
+  Value mSafe = arith::SelectOp::create(b, empty, cf(0.0), m);
+  // Pass 2: weights exp(lse_s - m).
+  Value l0 = cf(0.0);
+  if (sinks)
+    l0 = math::ExpOp::create(b, arith::SubFOp::create(b, sink, mSafe));
+  auto sumLoop = scf::ForOp::create(
+      b, c0, splits, c1, ValueRange{l0, cf(0.0)},
+      [&](OpBuilder &nb, Location loc, Value s, ValueRange iter) {
+        Value at = arith::AddIOp::create(
+            nb, loc, arith::MulIOp::create(nb, loc, s, rowsAll), row);
+        Value w = math::ExpOp::create(
+            nb, loc,
+            arith::SubFOp::create(
+                nb, loc, memref::LoadOp::create(nb, loc, lsePart, at), mSafe));
+        Value oAt = arith::AddIOp::create(
+            nb, loc, arith::MulIOp::create(nb, loc, at, idx(Dv)), col);
+        Value o = memref::LoadOp::create(nb, loc, oPart, oAt);
+        scf::YieldOp::create(
+            nb, loc,
+            ValueRange{arith::AddFOp::create(nb, loc, iter[0], w),
+                       arith::AddFOp::create(
+                           nb, loc, iter[1],
+                           arith::MulFOp::create(nb, loc, w, o))});
+      });
+  Value lSum = sumLoop.getResult(0);
+  Value o = arith::SelectOp::create(
+      b, empty, cf(0.0), arith::DivFOp::create(b, sumLoop.getResult(1), lSum));
+  Value oAt =
+      arith::AddIOp::create(b, arith::MulIOp::create(b, row, idx(Dv)), col);
+  memref::StoreOp::create(b, arith::TruncFOp::create(b, elt, o), oArg, oAt);
+  if (hasLse) {
+    // Rows are (b, token, head); the LSE is [B, Hq, Sq].
+    auto first = scf::IfOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, col, c0),
+        /*withElse=*/false);
+    b.setInsertionPointToStart(&first.getThenRegion().front());
+    Value bt = arith::DivUIOp::create(b, row, hq);
+    Value token = arith::RemUIOp::create(b, bt, sq);
+    Value bIdx = arith::DivUIOp::create(b, bt, sq);
+    Value at = arith::AddIOp::create(
+        b,
+        arith::MulIOp::create(
+            b, arith::AddIOp::create(b, arith::MulIOp::create(b, bIdx, hq), head),
+            sq),
+        token);
+    Value lse = arith::AddFOp::create(b, m, math::LogOp::create(b, lSum));
+    memref::StoreOp::create(
+        b, arith::SelectOp::create(b, empty, cf(-INFINITY), lse), lseArg, at);
+  }
+}
+
+LogicalResult mlir::attn::buildPagedKernels(
+    OpBuilder &builder, ModuleOp module, PagedAttentionOp op,
+    SmallVectorImpl<NamedAttribute> &manifests) {
+  std::string why;
+  if (failed(checkPagedKernelEligible(op, &why)))
+    return op.emitOpError(why);
+  PagedAttentionShape shape = op.getPagedShape();
+  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
+  Type elt = op.getOutput().getType().getElementType();
+  Type f32 = builder.getF32Type();
+  Type tableElt =
+      cast<RankedTensorType>(op.getBlockTable().getType()).getElementType();
+  Type lensElt =
+      cast<RankedTensorType>(op.getSeqLens().getType()).getElementType();
+  Location loc = op.getLoc();
+  auto addManifest = [&](StringRef name, llvm::json::Object manifest) {
+    std::string text;
+    llvm::raw_string_ostream(text) << llvm::json::Value(std::move(manifest));
+    if (llvm::none_of(manifests,
+                      [&](NamedAttribute a) { return a.getName() == name; }))
+      manifests.push_back(
+          builder.getNamedAttr(name, builder.getStringAttr(text)));
+  };
+  MaskAttr mask = op.getMaskOrNone();
+  std::string cacheLayout = stringifyCacheLayout(op.getCacheLayout()).str();
+  llvm::json::Array cacheShape =
+      op.getCacheLayout() == CacheLayout::HND
+          ? llvm::json::Array{"NumPages", "Hkv", shape.pageSize, D}
+          : llvm::json::Array{"NumPages", shape.pageSize, "Hkv", D};
+
+  // The split kernel.
+  {
+    std::string name = getPagedKernelName(op);
+    llvm::json::Array params;
+    params.push_back(memrefParam("q", "query", elt,
+                                 llvm::json::Array{"B", "Sq", "Hq", D}));
+    params.push_back(memrefParam("k_cache", "key_cache", elt, cacheShape));
+    llvm::json::Array vShape = cacheShape;
+    vShape.back() = Dv;
+    params.push_back(memrefParam("v_cache", "value_cache", elt, std::move(vShape)));
+    params.push_back(memrefParam("block_table", "block_table", tableElt,
+                                 llvm::json::Array{"B", "MaxPages"}));
+    params.push_back(
+        memrefParam("seq_lens", "seq_lens", lensElt, llvm::json::Array{"B"}));
+    params.push_back(memrefParam("o_part", "partial_output", f32,
+                                 llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
+    params.push_back(memrefParam("lse_part", "partial_lse", f32,
+                                 llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
+    for (StringRef s : {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits"})
+      params.push_back(sizeParam(s));
+    SmallVector<Type> argTypes{flat(elt),      flat(elt), flat(elt),
+                               flat(tableElt), flat(lensElt), flat(f32),
+                               flat(f32)};
+    argTypes.append(6, builder.getIndexType());
+    llvm::json::Object variant{
+        {"op", "paged_attention"},
+        {"dtype", typeName(elt)},
+        {"head_dim", D},
+        {"value_head_dim", Dv},
+        {"page_size", shape.pageSize},
+        {"cache_layout", cacheLayout},
+        {"table_dtype", typeName(tableElt)},
+        {"lens_dtype", typeName(lensElt)},
+        {"mask", stringifyMaskKind(mask.getKind())},
+        {"scale", static_cast<double>(static_cast<float>(*op.getEffectiveScale()))},
+        {"softcap", op.getSoftcap()
+                        ? llvm::json::Value(op.getSoftcap()->convertToDouble())
+                        : llvm::json::Value(nullptr)}};
+    if (mask.isWindow()) {
+      variant["window_left"] = mask.getLeft();
+      variant["window_right"] = mask.getRight();
+    }
+    const int64_t smemBytes =
+        2 * (kRows * D + kStages * kTileKeys * (D + Dv));
+    llvm::json::Object manifest{
+        {"entry", name},
+        {"params", std::move(params)},
+        // GridX = ceil(Hq / Hkv * Sq / 16) * Splits, set by the host.
+        {"grid", llvm::json::Array{"GridX", "Hkv", "B"}},
+        {"block", llvm::json::Array{kThreads, 1, 1}},
+        {"kernel", "paged.mma.sync"},
+        {"rows_per_block", kRows},
+        {"dynamic_shared_memory", smemBytes},
+        {"variant", std::move(variant)}};
+    if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
+      gpu::GPUFuncOp func =
+          createKernel(builder, module, loc, name, argTypes, kThreads);
+      OpBuilder::InsertionGuard guard(builder);
+      buildSplitKernelBody(builder, func, op);
+      builder.setInsertionPointToEnd(&func.getBody().front());
+      gpu::ReturnOp::create(builder, loc);
+    }
+    addManifest(name, std::move(manifest));
+  }
+
+  // The combine kernel.
+  {
+    std::string name = getCombineKernelName(op);
+    Value sinks = op.getSinks();
+    Type sinksElt = sinks
+                        ? cast<RankedTensorType>(sinks.getType()).getElementType()
+                        : Type();
+    llvm::json::Array params;
+    SmallVector<Type> argTypes{flat(f32), flat(f32)};
+    params.push_back(memrefParam("o_part", "partial_output", f32,
+                                 llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
+    params.push_back(memrefParam("lse_part", "partial_lse", f32,
+                                 llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
+    if (sinks) {
+      params.push_back(
+          memrefParam("sinks", "sinks", sinksElt, llvm::json::Array{"Hq"}));
+      argTypes.push_back(flat(sinksElt));
+    }
+    params.push_back(
+        memrefParam("o", "output", elt, llvm::json::Array{"B", "Sq", "Hq", Dv}));
+    argTypes.push_back(flat(elt));
+    if (op.getLse()) {
+      params.push_back(
+          memrefParam("lse", "lse", f32, llvm::json::Array{"B", "Hq", "Sq"}));
+      argTypes.push_back(flat(f32));
+    }
+    for (StringRef s : {"B", "Hq", "Sq", "Splits"})
+      params.push_back(sizeParam(s));
+    argTypes.append(4, builder.getIndexType());
+    llvm::json::Object variant{{"op", "paged_combine"},
+                               {"dtype", typeName(elt)},
+                               {"value_head_dim", Dv},
+                               {"sinks", static_cast<bool>(sinks)},
+                               {"lse", static_cast<bool>(op.getLse())}};
+    if (sinks)
+      variant["sinks_dtype"] = typeName(sinksElt);
+    llvm::json::Object manifest{
+        {"entry", name},
+        {"params", std::move(params)},
+        {"grid", llvm::json::Array{"Rows", 1, 1}},
+        {"block", llvm::json::Array{Dv, 1, 1}},
+        {"kernel", "paged.combine"},
+        {"dynamic_shared_memory", 0},
+        {"variant", std::move(variant)}};
+    if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
+      gpu::GPUFuncOp func =
+          createKernel(builder, module, loc, name, argTypes, Dv);
+      OpBuilder::InsertionGuard guard(builder);
+      buildCombineKernelBody(builder, func, op);
+      builder.setInsertionPointToEnd(&func.getBody().front());
+      gpu::ReturnOp::create(builder, loc);
+    }
+    addManifest(name, std::move(manifest));
+  }
+  return success();
+}

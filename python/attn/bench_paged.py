@@ -1,0 +1,125 @@
+"""Paged decode bandwidth: attn's paged kernels against torch SDPA on the same
+KV laid out contiguously, and against the card's copy bandwidth.
+
+    # where the compiler is:
+    python3 -m attn.bundles -o build/bundles/paged --paged-bench
+    # on the GPU machine:
+    ATTN_BUNDLES=build/bundles/paged python3 -m attn.bench_paged -o build/bench-paged
+
+Shapes: one new token per sequence (Llama-3.1-8B heads: 32 query / 8 KV
+heads, head dim 128, bf16), pages of 16 in a random order, batch 8 and 32,
+every sequence at the context length (4k ... 64k). Bandwidth counts each K/V
+byte once: B * L * Hkv * (D + Dv) * 2 bytes per call. Copy bandwidth is a
+device-to-device copy of 2 GiB, counted as bytes read plus bytes written.
+Median of device-event timings after warm-up. Writes paged.csv and prints a
+table.
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+HQ, HKV, D, PAGE = 32, 8, 128, 16
+BATCHES = (8, 32)
+CONTEXTS = (4096, 8192, 16384, 32768, 65536)
+
+
+def variants():
+    """The bundles the benchmark needs."""
+    import math
+    return [{"op": "paged_attention", "dtype": "bf16", "head_dim": D, "value_head_dim": D,
+             "page_size": PAGE, "cache_layout": "nhd", "table_dtype": "i32", "lens_dtype": "i32",
+             "mask": "causal", "scale": 1 / math.sqrt(D), "softcap": None, "sinks": False,
+             "lse": False}]
+
+
+def main():
+    import torch
+
+    from . import gpu
+
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-o", "--output", default="build/bench-paged")
+    ap.add_argument("--bundles", default=os.environ.get("ATTN_BUNDLES", "build/bundles/paged"))
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--contexts", type=int, nargs="*", default=list(CONTEXTS))
+    ap.add_argument("--batches", type=int, nargs="*", default=list(BATCHES))
+    args = ap.parse_args()
+    os.makedirs(args.output, exist_ok=True)
+
+    def time_ms(fn):
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(args.iters):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        return sorted(times)[len(times) // 2]
+
+    src = torch.empty(1 << 30, dtype=torch.bfloat16, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = time_ms(lambda: dst.copy_(src))
+    copy_tbs = 2 * src.numel() * 2 / copy_ms / 1e9
+    del src, dst
+    name = torch.cuda.get_device_name()
+    print(f"{name}: copy bandwidth {copy_tbs:.2f} TB/s (2 GiB device-to-device, read + write)")
+
+    rows = []
+    for b in args.batches:
+        for ctx in args.contexts:
+            pages_per = ctx // PAGE
+            total = b * pages_per
+            kc = torch.randn(total, PAGE, HKV, D, device="cuda", dtype=torch.bfloat16)
+            vc = torch.randn(total, PAGE, HKV, D, device="cuda", dtype=torch.bfloat16)
+            table = torch.randperm(total, device="cuda", dtype=torch.int64).to(torch.int32)
+            table = table.view(b, pages_per).contiguous()
+            lens = torch.full((b,), ctx, dtype=torch.int32, device="cuda")
+            q = torch.randn(b, HQ, D, device="cuda", dtype=torch.bfloat16)
+            nbytes = b * ctx * HKV * 2 * D * 2
+            result = {"gpu": name, "batch": b, "context": ctx, "copy_tbs": copy_tbs}
+            ms = time_ms(lambda: gpu.paged_attention(q, kc, vc, table, lens, causal=True,
+                                                     bundles=args.bundles))
+            result["attn_ms"] = ms
+            result["attn_tbs"] = nbytes / ms / 1e9
+            # The same KV contiguous, [B, Hkv, L, D], for SDPA (GQA heads
+            # shared through enable_gqa).
+            k = kc[table.long()].reshape(b, ctx, HKV, D).transpose(1, 2).contiguous()
+            v = vc[table.long()].reshape(b, ctx, HKV, D).transpose(1, 2).contiguous()
+            del kc, vc
+            qs = q.view(b, HQ, 1, D)
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+            for label, backend in (("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION),
+                                   ("sdpa-flash", SDPBackend.FLASH_ATTENTION)):
+                try:
+                    with sdpa_kernel([backend]):
+                        fn = lambda: torch.nn.functional.scaled_dot_product_attention(
+                            qs, k, v, enable_gqa=True)
+                        fn()
+                        ms = time_ms(fn)
+                    result[f"{label}_ms"] = ms
+                    result[f"{label}_tbs"] = nbytes / ms / 1e9
+                except RuntimeError as e:
+                    result[f"{label}_ms"] = result[f"{label}_tbs"] = None
+                    print(f"  {label} unavailable for b={b} ctx={ctx}: {str(e).splitlines()[0][:80]}")
+            del k, v
+            torch.cuda.empty_cache()
+            rows.append(result)
+            fmt = lambda x: f"{x:8.2f}" if x is not None else "     n/a"
+            print(f"b={b:<3} ctx={ctx:<6} attn {fmt(result['attn_tbs'])} TB/s "
+                  f"({100 * result['attn_tbs'] / copy_tbs:5.1f}% of copy)  cuDNN "
+                  f"{fmt(result['sdpa-cudnn_tbs'])}  FA2 {fmt(result['sdpa-flash_tbs'])}")
+    with open(os.path.join(args.output, "paged.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

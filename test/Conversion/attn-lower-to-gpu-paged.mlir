@@ -1,0 +1,31 @@
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
+
+// Paged decode (ineligible variants: attn-lower-to-gpu-paged-invalid.mlir): a split kernel per (dtype, head dims, page size, cache
+// layout, mask, scale, softcap) and a combine kernel per (dtype, Dv, sinks,
+// LSE), each in its own gpu.module. The split kernel gathers key rows
+// through the block table (cp.async, zero-filled past the split's keys)
+// into three stages, runs Q·Kᵀ and P·V as mma.sync and writes f32 partials.
+// CHECK-LABEL: gpu.module @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3
+// CHECK: gpu.func @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: memref.view {{.+}} to memref<3x64x128xbf16, #gpu.address_space<workgroup>>
+// CHECK: memref.load %{{.+}} : memref<?xi32>
+// CHECK: arith.divui %{{.+}}, %c61
+// CHECK: nvgpu.device_async_copy
+// CHECK: nvgpu.device_async_create_group
+// CHECK: scf.for
+// CHECK:   nvgpu.device_async_wait %{{.+}} {numGroups = 2 : i32}
+// CHECK:   nvgpu.ldmatrix
+// CHECK:   nvvm.mma.sync
+// CHECK:   nvgpu.ldmatrix {{.+}} {numTiles = 4 : i32, transpose = true}
+// CHECK: gpu.shuffle xor
+// CHECK-LABEL: gpu.module @attn_paged_combine_bf16_dv128_sinksf32_lse
+// CHECK: gpu.func @attn_paged_combine_bf16_dv128_sinksf32_lse(%{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: math.exp
+// MANIFEST: attn.kernels = {
+// MANIFEST-SAME: attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3 = "{{[^"]*}}\22cache_layout\22:\22nhd\22{{[^"]*}}\22page_size\22:61{{[^"]*}}"
+// MANIFEST-SAME: attn_paged_combine_bf16_dv128_sinksf32_lse = "{{[^"]*}}\22grid\22:[\22Rows\22,1,1]{{[^"]*}}"
+func.func @decode(%q: tensor<4x1x32x128xbf16>, %kc: tensor<100x61x8x128xbf16>, %vc: tensor<100x61x8x128xbf16>, %t: tensor<4x40xi32>, %l: tensor<4xi32>, %s: tensor<32xf32>) -> (tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>) {
+  %o, %lse = attn.paged_attention %q, %kc, %vc, %t, %l sinks(%s) mask = <causal> : (tensor<4x1x32x128xbf16>, tensor<100x61x8x128xbf16>, tensor<100x61x8x128xbf16>, tensor<4x40xi32>, tensor<4xi32>, tensor<32xf32>) -> (tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>)
+  return %o, %lse : tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>
+}
