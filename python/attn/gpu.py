@@ -251,14 +251,25 @@ _INT_DTYPES = {"torch.int32": "i32", "torch.int64": "i64"}
 _sm_counts = {}
 
 
-def num_splits(batch, kv_heads, row_tiles, max_len, sms):
-    """How many splits of the keys (flash-decoding) the paged kernel uses:
-    enough blocks for about two waves over the `sms` multiprocessors, but no
-    split under 256 keys (of the longest possible sequence, `max_len`), at
-    most 128. One block is (sequence, KV head, 16 packed query rows, split)."""
+def num_splits(batch, kv_heads, row_tiles, max_len, sms, resident=2):
+    """How many splits of the keys (flash-decoding) the paged kernel uses.
+
+    A block is (sequence, KV head, 16 packed query rows, split); `resident`
+    blocks fit an SM at once (shared memory: 2 up to head dim 128). The
+    splits fill the `resident * sms` slots in one wave -- floor, not ceil: a
+    second, mostly empty wave costs more than a slightly idle first one --
+    without splitting under 256 keys of the longest possible sequence
+    (`max_len`), and at most 128. Enough blocks without splitting: 1."""
     blocks = max(1, batch * kv_heads * row_tiles)
-    want = -(-2 * sms // blocks)
-    return max(1, min(want, -(-max_len // 256), 128))
+    fill = (resident * sms) // blocks
+    return max(1, min(fill, -(-max_len // 256), 128))
+
+
+def _resident_blocks(manifest):
+    """Blocks of a kernel that fit one SM by shared memory (227 KB usable on
+    sm_90, 1 KB reserved per block), at most 2 (the paged kernel's registers)."""
+    smem = manifest["dynamic_shared_memory"]
+    return max(1, min(2, (227 * 1024) // (smem + 1024)))
 
 
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False, window=None,
@@ -344,7 +355,8 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     if device not in _sm_counts:
         _sm_counts[device] = torch.cuda.get_device_properties(device).multi_processor_count
     splits = num_splits_override or num_splits(b, hkv, row_tiles, block_table.shape[1] * page,
-                                               _sm_counts[device])
+                                               _sm_counts[device],
+                                               _resident_blocks(split_kernel.manifest))
     if out is None:
         out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
     elif tuple(out.shape) not in ((b, sq, hq, dv), (b, hq, dv) if single else ()) \

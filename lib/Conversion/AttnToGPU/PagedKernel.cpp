@@ -339,34 +339,48 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         });
   }
 
-  // cp.async of key tile `step` into `stage`: each 16-byte chunk of a key
-  // row from the key's page (block_table[b, key / P]); keys at or past
-  // kEnd copy nothing (zero fill) from row 0 of the cache, without looking
-  // at their (possibly unset) block-table entries.
+  // The copies of a key tile: each thread moves 16-byte chunks of D / 16
+  // key rows (the same rows of K and of V, D = Dv), row k at tile row
+  // (tid * 8 + k * 8 * kThreads) / D. A key's row comes from its page,
+  // block_table[b, key / P]; keys at or past kEnd copy nothing (zero fill)
+  // from row 0 of the cache, without looking at their (possibly unset)
+  // block-table entries. The entries of a tile are read one step before its
+  // copies are issued, so that their latency hides behind a step's math.
   auto asyncTokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
   Value tableRow = mul(bIdx, maxPages);
-  auto issueTile = [&](Value step, Value stage) -> Value {
+  const int64_t rowsPerThread = kTileKeys * D / (8 * kThreads);
+  auto tileKey = [&](Value step, int64_t k) -> std::pair<Value, Value> {
+    Value r = divu(mul(add(tid, idx(k * kThreads)), idx(8)), idx(D));
+    return {r, add(add(kBegin, mul(step, idx(kTileKeys))), r)};
+  };
+  auto loadPages = [&](Value step) -> SmallVector<Value> {
+    SmallVector<Value> pages;
+    for (int64_t k = 0; k < rowsPerThread; ++k) {
+      Value key = tileKey(step, k).second;
+      pages.push_back(loadIndex(
+          tableArg,
+          select(slt(key, kEnd), add(tableRow, divu(key, idx(P))), tableRow)));
+    }
+    return pages;
+  };
+  auto issueTile = [&](Value step, Value stage, ValueRange pages) -> Value {
     SmallVector<Value> tokens;
-    auto copy = [&](Value src, Value dst, int64_t dim) {
-      for (int64_t k = 0; k < kTileKeys * dim / (8 * kThreads); ++k) {
-        Value e8 = mul(add(tid, idx(k * kThreads)), idx(8));
-        Value r = divu(e8, idx(dim)), c = remu(e8, idx(dim));
-        Value key = add(add(kBegin, mul(step, idx(kTileKeys))), r);
-        Value inside = slt(key, kEnd);
-        Value page = loadIndex(
-            tableArg, select(inside, add(tableRow, divu(key, idx(P))), tableRow));
-        Value slot = remu(key, idx(P));
-        Value row = hnd ? add(mul(add(mul(page, hkv), kvh), idx(P)), slot)
-                        : add(mul(add(mul(page, idx(P)), slot), hkv), kvh);
-        row = select(inside, row, c0);
+    for (int64_t k = 0; k < rowsPerThread; ++k) {
+      auto [r, key] = tileKey(step, k);
+      Value c = remu(mul(add(tid, idx(k * kThreads)), idx(8)), idx(D));
+      Value inside = slt(key, kEnd);
+      Value slot = remu(key, idx(P));
+      Value page = pages[k];
+      Value row = hnd ? add(mul(add(mul(page, hkv), kvh), idx(P)), slot)
+                      : add(mul(add(mul(page, idx(P)), slot), hkv), kvh);
+      row = select(inside, row, c0);
+      Value count = select(inside, idx(8), c0);
+      for (auto [src, dst] : {std::pair<Value, Value>{kArg, kS}, {vArg, vS}})
         tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-            b, asyncTokenType, dst, ValueRange{stage, r, swizzle(r, c, dim)},
-            src, ValueRange{add(mul(row, idx(dim)), c)}, b.getIndexAttr(8),
-            select(inside, idx(8), c0), /*bypassL1=*/b.getUnitAttr()));
-      }
-    };
-    copy(kArg, kS, D);
-    copy(vArg, vS, Dv);
+            b, asyncTokenType, dst, ValueRange{stage, r, swizzle(r, c, D)},
+            src, ValueRange{add(mul(row, idx(D)), c)}, b.getIndexAttr(8),
+            count, /*bypassL1=*/b.getUnitAttr()));
+    }
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, asyncTokenType, tokens);
   };
 
@@ -428,9 +442,10 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // Issue tile 0, then load Q's A fragments (Q's copies are plain stores,
   // fenced by the barrier).
   // (The waits count groups; any dominating group token names them.)
-  Value firstGroup = issueTile(c0, c0);
+  Value firstGroup = issueTile(c0, c0, loadPages(c0));
   for (int64_t k = 1; k < kStages - 1; ++k)
-    issueTile(idx(k), idx(k));
+    issueTile(idx(k), idx(k), loadPages(idx(k)));
+  SmallVector<Value> nextPages = loadPages(idx(kStages - 1));
   gpu::BarrierOp::create(b);
   SmallVector<Value> qa;
   for (int64_t kk = 0; kk < D / 16; ++kk) {
@@ -452,6 +467,8 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       b, cType, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
   for (int64_t e = 0; e < Dv / 8; ++e)
     init.push_back(zeroAcc);
+  const size_t pagesAt = init.size();
+  llvm::append_range(init, nextPages);
   auto loop = scf::ForOp::create(b, c0, steps, c1, init);
   {
     OpBuilder::InsertionGuard guard(b);
@@ -462,7 +479,9 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     // Tile step + kStages - 1 (zero-filled past the end) into the stage
     // freed by the last step, then wait for this step's tile.
     Value ahead = add(step, idx(kStages - 1));
-    Value nextGroup = issueTile(ahead, remu(ahead, idx(kStages)));
+    Value nextGroup = issueTile(ahead, remu(ahead, idx(kStages)),
+                                iter.drop_front(pagesAt));
+    SmallVector<Value> pagesAhead = loadPages(add(ahead, c1));
     nvgpu::DeviceAsyncWaitOp::create(b, nextGroup,
                                      b.getI32IntegerAttr(kStages - 1));
     gpu::BarrierOp::create(b);
@@ -560,6 +579,8 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     }
     // Every warp is done with this stage before the next step refills it.
     gpu::BarrierOp::create(b);
+    next.resize(pagesAt);
+    llvm::append_range(next, pagesAhead);
     scf::YieldOp::create(b, next);
   }
   nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
