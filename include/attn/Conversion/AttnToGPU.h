@@ -32,6 +32,8 @@ enum class KernelKind {
 /// tiles of `keys` rows in two TMA stages.
 struct WgmmaTiling {
   int64_t keys = 128;
+  /// Stages of each of the K and V rings.
+  int64_t stages = 2;
   int64_t rows() const { return 128; }
   /// Two consumer warpgroups and one producer warpgroup.
   int64_t threads() const { return 384; }

@@ -314,7 +314,7 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   if (wgmma)
     manifest["tile"] = llvm::json::Object{{"block_q", wgTiling.rows()},
                                           {"block_kv", wgTiling.keys},
-                                          {"stages", 2}};
+                                          {"stages", wgTiling.stages}};
   else if (mma)
     manifest["tile"] = llvm::json::Object{{"block_q", tiling.rows()},
                                           {"block_kv", tiling.keys},
