@@ -280,7 +280,9 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
 
     q [B, Hq, D] (one new token per sequence) or [B, Sq, Hq, D] (Sq tokens,
     the last Sq positions of each sequence); k_cache/v_cache [pages, P, Hkv, D]
-    (cache_layout="nhd") or [pages, Hkv, P, D] ("hnd"); block_table [B,
+    (cache_layout="nhd") or [pages, Hkv, P, D] ("hnd"), v_cache contiguous or
+    the first Dv columns of k_cache (DeepSeek MLA's latent cache: D = 576,
+    v_cache = k_cache[..., :512], scale given); block_table [B,
     max_pages] (int32/int64 page indices), seq_lens [B] (keys per sequence,
     the new tokens included; converted to the table's integer type). Masks are bottom-right aligned at each
     sequence's length. Returns out shaped like q (and the LSE [B, Hq, Sq],
@@ -297,7 +299,7 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
                     ("block_table", block_table), ("seq_lens", seq_lens)):
         if not isinstance(t, torch.Tensor) or not t.is_cuda:
             raise ValueError(f"{name} must be a CUDA tensor")
-        if not t.is_contiguous():
+        if not t.is_contiguous() and name != "v_cache":
             raise ValueError(f"{name} must be contiguous")
     if q.dim() != 4 or k_cache.dim() != 4 or v_cache.dim() != 4:
         raise ValueError("q must be [B, Hq, D] or [B, Sq, Hq, D] and the caches 4-D")
@@ -314,6 +316,14 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     else:
         raise ValueError(f"unknown cache_layout {cache_layout!r}; expected 'nhd' or 'hnd'")
     dv = v_cache.shape[-1]
+    # The values are a contiguous cache, or the first Dv columns of each key
+    # row (MLA's latent cache: v_cache = k_cache[..., :Dv]).
+    v_rows = v_cache.stride(-2) if v_cache.dim() == 4 else 0
+    prefix_of_k = (v_cache.dim() == 4 and v_cache.data_ptr() == k_cache.data_ptr()
+                   and v_cache.stride() == k_cache.stride() and dv <= dk)
+    if not (v_cache.is_contiguous() or prefix_of_k):
+        raise ValueError("v_cache must be contiguous or the first Dv columns of k_cache "
+                         "(k_cache[..., :Dv])")
     if dk != d or tuple(v_cache.shape[:3]) != tuple(k_cache.shape[:3]):
         raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k_cache {tuple(k_cache.shape)}, "
                          f"v_cache {tuple(v_cache.shape)}")
@@ -373,7 +383,9 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
             raise ValueError(f"{name} must start at a 16-byte aligned address")
     stream = torch.cuda.current_stream(q.device).cuda_stream
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "MaxPages": block_table.shape[1],
-             "Splits": splits, "GridX": row_tiles * splits, "Rows": b * sq * hq}
+             "Splits": splits, "GridX": row_tiles * splits,
+             "GridY": hkv * split_kernel.manifest.get("value_chunks", 1),
+             "VStride": v_rows, "Rows": b * sq * hq}
     split_kernel.launch(tensors, sizes, stream)
     combine.launch(tensors, sizes, stream)
     result = out.view(b, hq, dv) if single else out

@@ -70,12 +70,13 @@ def variant(c):
     return v
 
 
-def paged_case(id, lens, page=16, hq=8, hkv=2, sq=1, d=128, dtype="bf16", layout="nhd",
+def paged_case(id, lens, page=16, hq=8, hkv=2, sq=1, d=128, dv=None, dtype="bf16", layout="nhd",
                causal=True, window=None, softcap=None, scale=None, sinks=False, lse=False,
-               table_dtype="i32", splits=None):
-    return dict(id=id, lens=list(lens), page=page, hq=hq, hkv=hkv, sq=sq, d=d, dtype=dtype,
-                layout=layout, causal=causal, window=window, softcap=softcap, scale=scale,
-                sinks=sinks, lse=lse, table_dtype=table_dtype, splits=splits)
+               table_dtype="i32", splits=None, v_prefix=False):
+    return dict(id=id, lens=list(lens), page=page, hq=hq, hkv=hkv, sq=sq, d=d, dv=dv or d,
+                dtype=dtype, layout=layout, causal=causal, window=window, softcap=softcap,
+                scale=scale, sinks=sinks, lse=lse, table_dtype=table_dtype, splits=splits,
+                v_prefix=v_prefix)
 
 
 # Paged decode (issue 7): page sizes 1, 16, 64, 128 and 61, partial last
@@ -93,12 +94,21 @@ PAGED_CASES = [
     paged_case("paged_sinks_lse_empty", lens=[0, 513, 1], sinks=True, lse=True, dtype="f16"),
     paged_case("paged_d64_noncausal_split7", lens=[2500, 100], d=64, causal=False, splits=7),
     paged_case("paged_d256_split1", lens=[1500], d=256, hq=4, hkv=1, splits=1),
+    # DeepSeek MLA absorbed decode: one latent KV head of 576 (512 + 64 rope),
+    # values = its first 512 columns (a view of the key cache), pages of 64,
+    # scale 0.1352, 16..128 query heads, batch 1..64.
+    paged_case("mla_b1_h128", lens=[4097], page=64, hq=128, hkv=1, d=576, dv=512,
+               scale=0.1352, v_prefix=True, lse=True),
+    paged_case("mla_b64_h16", lens=[(37 * i) % 700 + 1 for i in range(64)], page=64, hq=16,
+               hkv=1, d=576, dv=512, scale=0.1352, v_prefix=True),
+    paged_case("mla_b4_h32_mtp2", lens=[300, 2, 1000, 129], page=64, hq=32, hkv=1, sq=2,
+               d=576, dv=512, scale=0.1352, v_prefix=True, dtype="f16"),
 ]
 
 
 def paged_variant(c):
     v = {"op": "paged_attention", "dtype": c["dtype"], "head_dim": c["d"],
-         "value_head_dim": c["d"], "page_size": c["page"], "cache_layout": c["layout"],
+         "value_head_dim": c["dv"], "page_size": c["page"], "cache_layout": c["layout"],
          "table_dtype": c["table_dtype"], "lens_dtype": c["table_dtype"],
          "mask": "window" if c["window"] else ("causal" if c["causal"] else "none"),
          "scale": c["scale"] if c["scale"] is not None else 1 / math.sqrt(c["d"]),

@@ -170,20 +170,20 @@ def paged_inputs(c):
     at a NaN page: nothing unused may reach an output."""
     torch.manual_seed(hash(c["id"]) % 2**31)
     dt = TORCH_DTYPE[c["dtype"]]
-    page, hkv, d, lens = c["page"], c["hkv"], c["d"], c["lens"]
+    page, hkv, d, dv, lens = c["page"], c["hkv"], c["d"], c["dv"], c["lens"]
     need = [-(-n // page) for n in lens]
     max_pages = max(max(need), 1) + 1
     total = sum(need) + 2  # + the NaN page and one never referenced
     nan_page = total - 1
     shape = (total, hkv, page, d) if c["layout"] == "hnd" else (total, page, hkv, d)
     kc = torch.full(shape, float("nan"), device="cuda", dtype=dt)
-    vc = torch.full(shape, float("nan"), device="cuda", dtype=dt)
+    vc = torch.full(shape[:3] + (dv,), float("nan"), device="cuda", dtype=dt)
     order = torch.randperm(total - 2).tolist()
     table = torch.full((len(lens), max_pages), nan_page, dtype=torch.int64)
     ks, vs = [], []
     for i, n in enumerate(lens):
         k = torch.randn(n, hkv, d, device="cuda", dtype=dt)
-        v = torch.randn(n, hkv, d, device="cuda", dtype=dt)
+        v = k[..., :dv] if c["v_prefix"] else torch.randn(n, hkv, dv, device="cuda", dtype=dt)
         ks.append(k)
         vs.append(v)
         for p in range(need[i]):
@@ -197,6 +197,8 @@ def paged_inputs(c):
             else:
                 kc[pid, :cnt] = k[rows]
                 vc[pid, :cnt] = v[rows]
+    if c["v_prefix"]:
+        vc = kc[..., :dv]  # MLA: the values are the latent part of the key rows
     table = table.to(torch.int32 if c["table_dtype"] == "i32" else torch.int64).cuda()
     lens_t = torch.tensor(lens, dtype=torch.int32, device="cuda")
     q = torch.randn(len(lens), c["sq"], c["hq"], d, device="cuda", dtype=dt)

@@ -1,11 +1,19 @@
 // RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu 2>&1 | FileCheck %s
 
-// DeepSeek MLA's latent decode (D = 576, Dv = 512) has no paged kernel yet:
-// a located diagnostic, nothing half-built.
-// CHECK: attn-lower-to-gpu-paged-invalid.mlir:[[@LINE+2]]:8: error: 'attn.paged_attention' op the paged GPU kernel needs D = Dv, a multiple of 16 up to 256 (got D = 576, Dv = 512; MLA's latent decode is not supported yet)
-func.func @mla(%q: tensor<2x1x16x576xbf16>, %kc: tensor<10x64x1x576xbf16>, %vc: tensor<10x64x1x512xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x16x512xbf16> {
-  %o = attn.paged_attention %q, %kc, %vc, %t, %l scale = 0.1352 : (tensor<2x1x16x576xbf16>, tensor<10x64x1x576xbf16>, tensor<10x64x1x512xbf16>, tensor<2x4xi32>, tensor<2xi32>) -> tensor<2x1x16x512xbf16>
+// Heads wider than the kernel's tiling (D up to 576; Dv up to 128 or a
+// multiple of 128 up to 512): a located diagnostic, nothing half-built.
+// CHECK: attn-lower-to-gpu-paged-invalid.mlir:[[@LINE+2]]:8: error: 'attn.paged_attention' op the paged GPU kernel needs head dims that are multiples of 16, D = Dv up to 256 or D up to 576 with Dv up to 128 or a multiple of 128 up to 512 (MLA: 576 / 512); got D = 640, Dv = 512
+func.func @too_wide(%q: tensor<2x1x16x640xbf16>, %kc: tensor<10x64x1x640xbf16>, %vc: tensor<10x64x1x512xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x16x512xbf16> {
+  %o = attn.paged_attention %q, %kc, %vc, %t, %l scale = 0.1352 : (tensor<2x1x16x640xbf16>, tensor<10x64x1x640xbf16>, tensor<10x64x1x512xbf16>, tensor<2x4xi32>, tensor<2xi32>) -> tensor<2x1x16x512xbf16>
   return %o : tensor<2x1x16x512xbf16>
+}
+
+// -----
+
+// CHECK: attn-lower-to-gpu-paged-invalid.mlir:[[@LINE+2]]:8: error: 'attn.paged_attention' op the paged GPU kernel needs head dims that are multiples of 16, D = Dv up to 256 or D up to 576 with Dv up to 128 or a multiple of 128 up to 512 (MLA: 576 / 512); got D = 320, Dv = 320
+func.func @d320(%q: tensor<2x1x4x320xbf16>, %kc: tensor<10x16x2x320xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x4x320xbf16> {
+  %o = attn.paged_attention %q, %kc, %kc, %t, %l : (tensor<2x1x4x320xbf16>, tensor<10x16x2x320xbf16>, tensor<10x16x2x320xbf16>, tensor<2x4xi32>, tensor<2xi32>) -> tensor<2x1x4x320xbf16>
+  return %o : tensor<2x1x4x320xbf16>
 }
 
 // -----

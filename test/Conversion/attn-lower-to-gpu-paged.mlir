@@ -1,5 +1,6 @@
 // RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s
 // RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MLA
 
 // Paged decode (ineligible variants: attn-lower-to-gpu-paged-invalid.mlir): a split kernel per (dtype, head dims, page size, cache
 // layout, mask, scale, softcap) and a combine kernel per (dtype, Dv, sinks,
@@ -7,7 +8,7 @@
 // through the block table (cp.async, zero-filled past the split's keys)
 // into three stages, runs Q·Kᵀ and P·V as mma.sync and writes f32 partials.
 // CHECK-LABEL: gpu.module @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3
-// CHECK: gpu.func @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: gpu.func @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK: memref.view {{.+}} to memref<3x64x128xbf16, #gpu.address_space<workgroup>>
 // CHECK: memref.load %{{.+}} : memref<?xi32>
 // CHECK: arith.divui %{{.+}}, %c61
@@ -24,8 +25,25 @@
 // CHECK: math.exp
 // MANIFEST: attn.kernels = {
 // MANIFEST-SAME: attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3 = "{{[^"]*}}\22cache_layout\22:\22nhd\22{{[^"]*}}\22page_size\22:61{{[^"]*}}"
+// MANIFEST-SAME: attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de = "{{[^"]*}}\22dynamic_shared_memory\22:198656{{[^"]*}}\22value_chunks\22:4{{[^"]*}}"
 // MANIFEST-SAME: attn_paged_combine_bf16_dv128_sinksf32_lse = "{{[^"]*}}\22grid\22:[\22Rows\22,1,1]{{[^"]*}}"
 func.func @decode(%q: tensor<4x1x32x128xbf16>, %kc: tensor<100x61x8x128xbf16>, %vc: tensor<100x61x8x128xbf16>, %t: tensor<4x40xi32>, %l: tensor<4xi32>, %s: tensor<32xf32>) -> (tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>) {
   %o, %lse = attn.paged_attention %q, %kc, %vc, %t, %l sinks(%s) mask = <causal> : (tensor<4x1x32x128xbf16>, tensor<100x61x8x128xbf16>, tensor<100x61x8x128xbf16>, tensor<4x40xi32>, tensor<4xi32>, tensor<32xf32>) -> (tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>)
   return %o, %lse : tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>
+}
+
+// DeepSeek MLA's absorbed decode: one latent KV head of 576 (512 + 64 rope),
+// values its first 512 columns, 128 query heads, pages of 64. The value
+// columns are split over 4 blocks of 128 (grid y = Hkv * 4); Q is re-read from
+// shared memory at every step; two stages.
+// MLA-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de
+// MLA: memref.view {{.+}} to memref<16x576xbf16, #gpu.address_space<workgroup>>
+// MLA: memref.view {{.+}} to memref<2x64x576xbf16, #gpu.address_space<workgroup>>
+// MLA: memref.view {{.+}} to memref<2x64x128xbf16, #gpu.address_space<workgroup>>
+// MLA: gpu.block_id  y
+// MLA: arith.remui %{{.+}}, %c4
+// MLA: gpu.module @attn_paged_combine_bf16_dv512
+func.func @mla(%q: tensor<2x1x128x576xbf16>, %kc: tensor<10x64x1x576xbf16>, %vc: tensor<10x64x1x512xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x128x512xbf16> {
+  %o = attn.paged_attention %q, %kc, %vc, %t, %l scale = 0.1352 : (tensor<2x1x128x576xbf16>, tensor<10x64x1x576xbf16>, tensor<10x64x1x512xbf16>, tensor<2x4xi32>, tensor<2xi32>) -> tensor<2x1x128x512xbf16>
+  return %o : tensor<2x1x128x512xbf16>
 }

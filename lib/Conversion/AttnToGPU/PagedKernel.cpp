@@ -52,11 +52,37 @@ using namespace mlir::attn;
 
 namespace {
 constexpr int64_t kWarps = 4, kThreads = 32 * kWarps;
-/// Packed query rows per block (one m16 MMA tile), keys per pipeline step
-/// (16 per warp) and pipeline stages: with 3 stages two tiles load while one
-/// is computed, and two blocks fit an SM (100 KB of shared memory each at
-/// head dim 128); 2 stages left decode at a quarter of the copy bandwidth.
-constexpr int64_t kRows = 16, kTileKeys = 16 * kWarps, kStages = 3;
+/// Packed query rows per block (one m16 MMA tile) and keys per pipeline step
+/// (16 per warp).
+constexpr int64_t kRows = 16, kTileKeys = 16 * kWarps;
+
+/// How a paged variant is tiled. Up to head dim 256 with D = Dv: 3 stages
+/// (two tiles load while one is computed; two blocks fit an SM at head dim
+/// 128 -- 2 stages left decode at a quarter of the copy bandwidth), Q's
+/// fragments in registers, K and V rows shared by each thread's copies with
+/// their block-table entries read a step ahead. Wider heads (MLA's latent
+/// decode, D = 576, Dv = 512): the value columns are split across blocks
+/// (`dvChunk` each; each block recomputes S), 2 stages, Q re-read from shared
+/// memory at every step, block-table entries read with the copies.
+struct PagedTiling {
+  int64_t stages = 3;
+  int64_t dvChunk = 0;
+  bool narrow = true;
+
+  static PagedTiling get(int64_t d, int64_t dv) {
+    PagedTiling t;
+    t.narrow = d == dv && d <= 256;
+    t.dvChunk = t.narrow ? dv : std::min<int64_t>(dv, 128);
+    t.stages = t.narrow ? 3 : 2;
+    return t;
+  }
+  int64_t dvChunks(int64_t dv) const { return dv / dvChunk; }
+  int64_t sharedMemoryBytes(int64_t d) const {
+    return 2 * (kRows * d + stages * kTileKeys * (d + dvChunk));
+  }
+};
+/// Dynamic shared memory of a block on sm_90 (227 KB).
+constexpr int64_t kMaxSharedMemory = 227 * 1024;
 constexpr double kLog2e = 1.4426950408889634, kLn2 = 0.6931471805599453;
 
 std::string typeName(Type t) {
@@ -132,12 +158,16 @@ LogicalResult mlir::attn::checkPagedKernelEligible(PagedAttentionOp op,
       ShapedType::isDynamic(shape.valueHeadDim) ||
       ShapedType::isDynamic(shape.pageSize))
     return fail("the paged GPU kernel needs static head dims and page size");
-  if (shape.headDim != shape.valueHeadDim || shape.headDim % 16 != 0 ||
-      shape.headDim > 256)
-    return fail("the paged GPU kernel needs D = Dv, a multiple of 16 up to "
-                "256 (got D = " +
-                Twine(shape.headDim) + ", Dv = " + Twine(shape.valueHeadDim) +
-                "; MLA's latent decode is not supported yet)");
+  const int64_t d = shape.headDim, dv = shape.valueHeadDim;
+  bool ok = d % 16 == 0 && dv % 16 == 0 && d > 0 && dv > 0;
+  if (ok && !(d == dv && d <= 256))
+    ok = d <= 576 && (dv <= 128 || dv % 128 == 0) && dv <= 512 &&
+         PagedTiling::get(d, dv).sharedMemoryBytes(d) <= kMaxSharedMemory;
+  if (!ok)
+    return fail("the paged GPU kernel needs head dims that are multiples of "
+                "16, D = Dv up to 256 or D up to 576 with Dv up to 128 or a "
+                "multiple of 128 up to 512 (MLA: 576 / 512); got D = " +
+                Twine(d) + ", Dv = " + Twine(dv));
   if (!op.getEffectiveScale())
     return fail("the paged GPU kernel needs a scale");
   return success();
@@ -188,6 +218,9 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
   const int64_t P = shape.pageSize;
   const bool hnd = op.getCacheLayout() == CacheLayout::HND;
+  const PagedTiling tiling = PagedTiling::get(D, Dv);
+  const int64_t kStages = tiling.stages, DvB = tiling.dvChunk;
+  const int64_t chunks = tiling.dvChunks(Dv);
   Type elt = op.getOutput().getType().getElementType();
   Type f32 = b.getF32Type();
   MaskAttr mask = op.getMaskOrNone();
@@ -204,7 +237,8 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         lsePart = body.getArgument(n++);
   Value batch = body.getArgument(n++), hq = body.getArgument(n++),
         hkv = body.getArgument(n++), sq = body.getArgument(n++),
-        maxPages = body.getArgument(n++), splits = body.getArgument(n++);
+        maxPages = body.getArgument(n++), splits = body.getArgument(n++),
+        vStride = body.getArgument(n++);
 
   auto idx = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(b, v);
@@ -263,15 +297,18 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   const int64_t kvOffset = offset;
   Value kS = carve({kStages, kTileKeys, D}, elt, offset);
   offset += kStages * kTileKeys * D * 2;
-  Value vS = carve({kStages, kTileKeys, Dv}, elt, offset);
-  Value oW = carve({kWarps, kRows, Dv}, f32, kvOffset);
-  Value mW = carve({kWarps, kRows}, f32, kvOffset + kWarps * kRows * Dv * 4);
+  Value vS = carve({kStages, kTileKeys, DvB}, elt, offset);
+  Value oW = carve({kWarps, kRows, DvB}, f32, kvOffset);
+  Value mW = carve({kWarps, kRows}, f32, kvOffset + kWarps * kRows * DvB * 4);
   Value lW = carve({kWarps, kRows}, f32,
-                   kvOffset + kWarps * kRows * (Dv + 1) * 4);
+                   kvOffset + kWarps * kRows * (DvB + 1) * 4);
 
   Value c0 = idx(0), c1 = idx(1);
   Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  Value kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  // blockIdx.y: KV head and (wide heads) value-column chunk.
+  Value by = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value kvh = chunks > 1 ? divu(by, idx(chunks)) : by;
+  Value col0 = chunks > 1 ? mul(remu(by, idx(chunks)), idx(DvB)) : c0;
   Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value split = remu(bx, splits), rowTile = divu(bx, splits);
@@ -353,34 +390,47 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value r = divu(mul(add(tid, idx(k * kThreads)), idx(8)), idx(D));
     return {r, add(add(kBegin, mul(step, idx(kTileKeys))), r)};
   };
+  auto tableEntry = [&](Value key) -> Value {
+    return loadIndex(tableArg, select(slt(key, kEnd),
+                                      add(tableRow, divu(key, idx(P))),
+                                      tableRow));
+  };
   auto loadPages = [&](Value step) -> SmallVector<Value> {
     SmallVector<Value> pages;
-    for (int64_t k = 0; k < rowsPerThread; ++k) {
-      Value key = tileKey(step, k).second;
-      pages.push_back(loadIndex(
-          tableArg,
-          select(slt(key, kEnd), add(tableRow, divu(key, idx(P))), tableRow)));
-    }
+    if (!tiling.narrow)
+      return pages;
+    for (int64_t k = 0; k < rowsPerThread; ++k)
+      pages.push_back(tableEntry(tileKey(step, k).second));
     return pages;
   };
-  auto issueTile = [&](Value step, Value stage, ValueRange pages) -> Value {
-    SmallVector<Value> tokens;
-    for (int64_t k = 0; k < rowsPerThread; ++k) {
-      auto [r, key] = tileKey(step, k);
-      Value c = remu(mul(add(tid, idx(k * kThreads)), idx(8)), idx(D));
+  // Copies of `dim` columns (from column `srcCol0` of rows `srcStride`
+  // elements apart) of every key row of tile `step` into `dst` at `stage`;
+  // the pages from `pages` (narrow tiling) or read here.
+  auto copyRows = [&](SmallVectorImpl<Value> &tokens, Value step, Value stage,
+                      Value src, Value dst, int64_t dim, Value srcStride,
+                      Value srcCol0, ValueRange pages) {
+    for (int64_t k = 0; k < kTileKeys * dim / (8 * kThreads); ++k) {
+      Value e8 = mul(add(tid, idx(k * kThreads)), idx(8));
+      Value r = divu(e8, idx(dim)), c = remu(e8, idx(dim));
+      Value key = add(add(kBegin, mul(step, idx(kTileKeys))), r);
       Value inside = slt(key, kEnd);
       Value slot = remu(key, idx(P));
-      Value page = pages[k];
+      Value page = pages.empty() ? tableEntry(key) : pages[k];
       Value row = hnd ? add(mul(add(mul(page, hkv), kvh), idx(P)), slot)
                       : add(mul(add(mul(page, idx(P)), slot), hkv), kvh);
       row = select(inside, row, c0);
-      Value count = select(inside, idx(8), c0);
-      for (auto [src, dst] : {std::pair<Value, Value>{kArg, kS}, {vArg, vS}})
-        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-            b, asyncTokenType, dst, ValueRange{stage, r, swizzle(r, c, D)},
-            src, ValueRange{add(mul(row, idx(D)), c)}, b.getIndexAttr(8),
-            count, /*bypassL1=*/b.getUnitAttr()));
+      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, asyncTokenType, dst, ValueRange{stage, r, swizzle(r, c, dim)}, src,
+          ValueRange{add(add(mul(row, srcStride), srcCol0), c)},
+          b.getIndexAttr(8), select(inside, idx(8), c0),
+          /*bypassL1=*/b.getUnitAttr()));
     }
+  };
+  Value cD = idx(D);
+  auto issueTile = [&](Value step, Value stage, ValueRange pages) -> Value {
+    SmallVector<Value> tokens;
+    copyRows(tokens, step, stage, kArg, kS, D, cD, c0, pages);
+    copyRows(tokens, step, stage, vArg, vS, DvB, vStride, col0, pages);
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, asyncTokenType, tokens);
   };
 
@@ -447,14 +497,17 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     issueTile(idx(k), idx(k), loadPages(idx(k)));
   SmallVector<Value> nextPages = loadPages(idx(kStages - 1));
   gpu::BarrierOp::create(b);
-  SmallVector<Value> qa;
-  for (int64_t kk = 0; kk < D / 16; ++kk) {
+  auto loadQ = [&](int64_t kk) -> Value {
     Value c = mul(add(idx(2 * kk), divu(lane, idx(16))), idx(8));
     Value r = remu(lane, idx(16));
-    qa.push_back(nvgpu::LdMatrixOp::create(b, aType, qS,
-                                           ValueRange{r, swizzle(r, c, D)},
-                                           /*transpose=*/false, 4));
-  }
+    return nvgpu::LdMatrixOp::create(b, aType, qS,
+                                     ValueRange{r, swizzle(r, c, D)},
+                                     /*transpose=*/false, 4);
+  };
+  SmallVector<Value> qa;
+  if (tiling.narrow)
+    for (int64_t kk = 0; kk < D / 16; ++kk)
+      qa.push_back(loadQ(kk));
 
   // This thread's rows g and g + 8: their key positions.
   Value pos[2];
@@ -465,7 +518,7 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   SmallVector<Value> init{cf(-INFINITY), cf(-INFINITY), cf(0.0), cf(0.0)};
   Value zeroAcc = arith::ConstantOp::create(
       b, cType, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
-  for (int64_t e = 0; e < Dv / 8; ++e)
+  for (int64_t e = 0; e < DvB / 8; ++e)
     init.push_back(zeroAcc);
   const size_t pagesAt = init.size();
   llvm::append_range(init, nextPages);
@@ -496,8 +549,9 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           b, aType, kS, ValueRange{stage, r, swizzle(r, c, D)},
           /*transpose=*/false, 4);
       auto [b0, b1] = splitPair(frag);
-      sAcc[0] = mmaSync(qa[kk], b0, sAcc[0]);
-      sAcc[1] = mmaSync(qa[kk], b1, sAcc[1]);
+      Value a = tiling.narrow ? qa[kk] : loadQ(kk);
+      sAcc[0] = mmaSync(a, b0, sAcc[0]);
+      sAcc[1] = mmaSync(a, b1, sAcc[1]);
     }
 
     // Logits in the exp2 domain, masked to each row's band and the block's
@@ -558,11 +612,11 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         for (int64_t j = 0; j < 2; ++j)
           pElems.push_back(arith::TruncFOp::create(b, elt, p[i][nt * 2 + j]));
     Value pa = vector::FromElementsOp::create(b, aType, pElems);
-    for (int64_t ee = 0; ee < Dv / 16; ++ee) {
+    for (int64_t ee = 0; ee < DvB / 16; ++ee) {
       Value r = add(wKey, add(lane8, mul(jLo, idx(8))));
       Value c = mul(add(idx(2 * ee), jHi), idx(8));
       Value frag = nvgpu::LdMatrixOp::create(
-          b, aType, vS, ValueRange{stage, r, swizzle(r, c, Dv)},
+          b, aType, vS, ValueRange{stage, r, swizzle(r, c, DvB)},
           /*transpose=*/true, 4);
       auto [b0, b1] = splitPair(frag);
       for (auto [e, bf] : {std::pair<int64_t, Value>{2 * ee, b0}, {2 * ee + 1, b1}}) {
@@ -606,7 +660,7 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       memref::StoreOp::create(b, fin[i], mW, ValueRange{warp, r});
       memref::StoreOp::create(b, l, lW, ValueRange{warp, r});
     }
-    for (int64_t e = 0; e < Dv / 8; ++e)
+    for (int64_t e = 0; e < DvB / 8; ++e)
       for (int64_t j = 0; j < 2; ++j)
         memref::StoreOp::create(
             b, vector::ExtractOp::create(b, fin[4 + e], ArrayRef<int64_t>{i, j}),
@@ -619,11 +673,11 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // LSE (natural log); rows without keys give O = 0, LSE = -inf.
   Value rowsAll = mul(mul(batch, sq), hq);
   scf::ForOp::create(
-      b, tid, idx(kRows * Dv), idx(kThreads), ValueRange{},
+      b, tid, idx(kRows * DvB), idx(kThreads), ValueRange{},
       [&](OpBuilder &nb, Location, Value e, ValueRange) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-        Value r = divu(e, idx(Dv)), col = remu(e, idx(Dv));
+        Value r = divu(e, idx(DvB)), col = remu(e, idx(DvB));
         Value row = add(r0, r);
         auto inside = scf::IfOp::create(b, slt(row, rows),
                                         /*withElse=*/false);
@@ -655,11 +709,12 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         Value o = select(empty, cf(0.0), arith::DivFOp::create(b, oSum, lSum));
         // Partial buffers: [splits, B, Sq, Hq, Dv] and [splits, B, Sq, Hq].
         Value outRow = add(mul(split, rowsAll), rowElement(row, 1));
-        memref::StoreOp::create(b, o, oPart,
-                                ValueRange{add(mul(outRow, idx(Dv)), col)});
-        auto writeLse = scf::IfOp::create(
-            b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, col, c0),
-            /*withElse=*/false);
+        memref::StoreOp::create(
+            b, o, oPart, ValueRange{add(mul(outRow, idx(Dv)), add(col0, col))});
+        // One thread per row writes the split's LSE (the chunk-0 block).
+        Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                            add(col0, col), c0);
+        auto writeLse = scf::IfOp::create(b, first, /*withElse=*/false);
         b.setInsertionPointToStart(&writeLse.getThenRegion().front());
         Value lse = arith::MulFOp::create(
             b, arith::AddFOp::create(b, mStar, math::Log2Op::create(b, lSum)),
@@ -822,12 +877,15 @@ LogicalResult mlir::attn::buildPagedKernels(
                                  llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
     params.push_back(memrefParam("lse_part", "partial_lse", f32,
                                  llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
-    for (StringRef s : {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits"})
+    // VStride: elements between two value rows of the cache (Dv, or the
+    // key row's length when the values are a prefix of the key cache, as
+    // MLA's latent cache).
+    for (StringRef s : {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits", "VStride"})
       params.push_back(sizeParam(s));
     SmallVector<Type> argTypes{flat(elt),      flat(elt), flat(elt),
                                flat(tableElt), flat(lensElt), flat(f32),
                                flat(f32)};
-    argTypes.append(6, builder.getIndexType());
+    argTypes.append(7, builder.getIndexType());
     llvm::json::Object variant{
         {"op", "paged_attention"},
         {"dtype", typeName(elt)},
@@ -846,17 +904,19 @@ LogicalResult mlir::attn::buildPagedKernels(
       variant["window_left"] = mask.getLeft();
       variant["window_right"] = mask.getRight();
     }
-    const int64_t smemBytes =
-        2 * (kRows * D + kStages * kTileKeys * (D + Dv));
+    PagedTiling tiling = PagedTiling::get(D, Dv);
     llvm::json::Object manifest{
         {"entry", name},
         {"params", std::move(params)},
-        // GridX = ceil(Hq / Hkv * Sq / 16) * Splits, set by the host.
-        {"grid", llvm::json::Array{"GridX", "Hkv", "B"}},
+        // GridX = ceil(Hq / Hkv * Sq / 16) * Splits and GridY = Hkv *
+        // value_chunks, set by the host.
+        {"grid", llvm::json::Array{"GridX", "GridY", "B"}},
         {"block", llvm::json::Array{kThreads, 1, 1}},
         {"kernel", "paged.mma.sync"},
         {"rows_per_block", kRows},
-        {"dynamic_shared_memory", smemBytes},
+        {"value_chunks", tiling.dvChunks(Dv)},
+        {"stages", tiling.stages},
+        {"dynamic_shared_memory", tiling.sharedMemoryBytes(D)},
         {"variant", std::move(variant)}};
     if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
       gpu::GPUFuncOp func =
