@@ -75,9 +75,9 @@ def test_variant_matrix_ptxas(chip, kernel):
             assert any(f.endswith("_wgmma.ptx") for f in ptx) == (chip == "sm_90a")
 
 
-def paged(dtype="bf16", d=128, page=16, layout="nhd", mask="causal", window=(0, 0),
+def paged(dtype="bf16", d=128, dv=None, page=16, layout="nhd", mask="causal", window=(0, 0),
           softcap=None, sinks=False, lse=False, table="i32", scale=None):
-    v = {"op": "paged_attention", "dtype": dtype, "head_dim": d, "value_head_dim": d,
+    v = {"op": "paged_attention", "dtype": dtype, "head_dim": d, "value_head_dim": dv or d,
          "page_size": page, "cache_layout": layout, "table_dtype": table, "mask": mask,
          "scale": scale or 1 / math.sqrt(d), "softcap": softcap, "sinks": sinks, "lse": lse}
     if mask == "window":
@@ -88,11 +88,12 @@ def paged(dtype="bf16", d=128, page=16, layout="nhd", mask="causal", window=(0, 
 
 
 # The paged decode kernels: page sizes (power of two or not), both cache
-# layouts, head dims, masks, softcap, sinks + LSE, i64 tables.
+# layouts, head dims, masks, softcap, sinks + LSE, i64 tables, MLA's 576/512.
 PAGED_MATRIX = [
     paged(), paged(page=1), paged(dtype="f16", page=61, layout="hnd"), paged(page=64, table="i64"),
     paged(d=64, mask="none"), paged(d=256, page=128), paged(mask="window", window=(255, 0), softcap=30.0),
     paged(dtype="f16", sinks=True, lse=True), paged(d=96, page=256, mask="none"),
+    paged(d=576, dv=512, page=64, mask="none", scale=0.1352),  # DeepSeek MLA latent decode
 ]
 
 

@@ -44,14 +44,16 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     `auto` takes `wgmma` on sm_90a where the variant allows it, else `mma`
     where it allows it, else `baseline`.
 
-    Every `attn.paged_attention` (f16/bf16, D = Dv a multiple of 16 up to
-    256, static page size) becomes two kernels, whatever `kernel` says: a
-    split kernel (one block per sequence, KV head, 16 packed query rows of
-    that KV head's group, and key split; key tiles gathered through the
-    block table with cp.async; mma.sync; f32 partial output and LSE) and a
-    combine kernel (the splits and the sinks into the output and LSE). The
-    split count is a launch-time size. Other paged variants (MLA's latent
-    decode, f32) are rejected with a diagnostic at the op.
+    Every `attn.paged_attention` (f16/bf16, static page size, head dims
+    multiples of 16: D = Dv up to 256, or D up to 576 with Dv up to 128 or a
+    multiple of 128 up to 512, as DeepSeek MLA's 576/512) becomes two
+    kernels, whatever `kernel` says: a split kernel (one block per sequence,
+    KV head, 16 packed query rows of that KV head's group, key split and,
+    for wide value heads, chunk of 128 value columns; key tiles gathered
+    through the block table with cp.async; mma.sync; f32 partial output and
+    LSE) and a combine kernel (the splits and the sinks into the output and
+    LSE). The split count is a launch-time size. Other paged variants (f32,
+    wider heads) are rejected with a diagnostic at the op.
 
     With `drop-host`, host functions are removed so that the module holds only
     the kernels (for bundles).
