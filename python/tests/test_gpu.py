@@ -265,3 +265,28 @@ def test_gpu_paged_splits_agree():
     assert o3.shape == (q.shape[0], q.shape[2], q.shape[3])
     assert torch.equal(o3, gpu.paged_attention(q, kc, vc, table, lens, causal=True,
                                                bundles=BUNDLES, num_splits_override=3)[:, 0])
+
+
+def test_gpu_paged_unsupported_inputs_raise():
+    """Paged inputs the kernels do not take raise before anything is launched."""
+    c = gpu_cases.PAGED_CASES[1]  # page 1, GQA 16/4
+    q, kc, vc, table, lens, *_ = paged_inputs(c)
+    call = lambda *a, **kw: gpu.paged_attention(*a, bundles=BUNDLES, causal=True, **kw)
+    with pytest.raises(ValueError, match="float16 or bfloat16"):
+        call(q.float(), kc.float(), vc.float(), table, lens)
+    with pytest.raises(ValueError, match="must be contiguous"):
+        call(q.transpose(1, 2), kc, vc, table, lens)
+    with pytest.raises(ValueError, match="v_cache must be contiguous or the first Dv columns"):
+        call(q, kc, vc.transpose(1, 2), table, lens)
+    with pytest.raises(ValueError, match="multiple of KV heads"):
+        call(q[:, :, :6].contiguous(), kc, vc, table, lens)
+    with pytest.raises(ValueError, match="block_table must be"):
+        call(q, kc, vc, table.float(), lens)
+    with pytest.raises(ValueError, match="seq_lens must be"):
+        call(q, kc, vc, table, lens[:1])
+    with pytest.raises(ValueError, match="cache_layout"):
+        call(q, kc, vc, table, lens, cache_layout="nth")
+    with pytest.raises(ValueError, match="CUDA tensor"):
+        call(q.cpu(), kc, vc, table, lens)
+    with pytest.raises(LookupError, match="no kernel bundle"):
+        call(q, kc, vc, table, lens, softcap=7.0)

@@ -1,0 +1,67 @@
+"""The GPU launcher's host-side logic (python/attn/gpu.py) that needs no GPU:
+the split heuristic of the paged decode kernels and the bundle lookup."""
+
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from attn import gpu  # noqa: E402
+
+
+@pytest.mark.parametrize("batch,kv_heads,row_tiles,max_len,sms,resident", [
+    (b, h, r, l, s, res)
+    for b, h, r, l, s, res in itertools.product(
+        (1, 3, 8, 32, 256), (1, 8), (1, 2, 8), (1, 255, 4096, 65536, 1 << 20), (132, 78), (1, 2))
+])
+def test_num_splits(batch, kv_heads, row_tiles, max_len, sms, resident):
+    s = gpu.num_splits(batch, kv_heads, row_tiles, max_len, sms, resident)
+    blocks = batch * kv_heads * row_tiles
+    assert 1 <= s <= 128
+    # Never more blocks than one wave of resident slots (unless one split
+    # alone already exceeds it).
+    assert s == 1 or blocks * s <= resident * sms
+    # No split under 256 keys of the longest sequence (unless unsplit).
+    assert s == 1 or math.ceil(max_len / s) >= 256 or s <= math.ceil(max_len / 256)
+    # And it does split when the grid is small and the sequences long.
+    if blocks * 2 <= resident * sms and max_len >= 512:
+        assert s >= 2
+
+
+def test_num_splits_examples():
+    # Llama-3.1-8B decode on 132 SMs, two resident blocks each: batch 8
+    # (64 blocks) takes 4 splits (256 blocks, one wave), batch 32 none.
+    assert gpu.num_splits(8, 8, 1, 65536, 132, 2) == 4
+    assert gpu.num_splits(32, 8, 1, 65536, 132, 2) == 1
+    # Short sequences are not split below 256 keys.
+    assert gpu.num_splits(1, 1, 1, 300, 132, 2) == 2
+
+
+def test_resident_blocks():
+    assert gpu._resident_blocks({"dynamic_shared_memory": 102400}) == 2
+    assert gpu._resident_blocks({"dynamic_shared_memory": 198656}) == 1
+    assert gpu._resident_blocks({"dynamic_shared_memory": 8192}) == 2
+
+
+def test_find_prefers_tensor_cores_and_matches_exactly():
+    with tempfile.TemporaryDirectory() as d:
+        variant = {"dtype": "bf16", "head_dim": 128, "value_head_dim": 128, "layout": "bhsd",
+                   "mask": "causal", "scale": 1 / math.sqrt(128), "softcap": None,
+                   "bias": False, "sinks": False, "lse": False}
+        for name, kind in (("a", "baseline"), ("b", "mma.sync"), ("c", "wgmma")):
+            with open(os.path.join(d, name + ".json"), "w") as f:
+                json.dump({"entry": name, "kernel": kind, "ptx": name + ".ptx",
+                           "variant": variant}, f)
+        paged = dict(variant, op="paged_attention")
+        with open(os.path.join(d, "p.json"), "w") as f:
+            json.dump({"entry": "p", "kernel": "paged.mma.sync", "ptx": "p.ptx", "variant": paged}, f)
+        kernels = gpu.load_bundles(d)
+        assert gpu._find(kernels, variant).manifest["entry"] == "c"
+        assert gpu._find(kernels, {"op": "paged_attention", "dtype": "bf16"}).manifest["entry"] == "p"
+        with pytest.raises(LookupError, match="no kernel bundle"):
+            gpu._find(kernels, dict(variant, mask="none"))
