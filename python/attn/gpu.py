@@ -330,7 +330,8 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     if hkv == 0 or hq % hkv:
         raise ValueError(f"query heads ({hq}) must be a multiple of KV heads ({hkv})")
     table_dt = _INT_DTYPES.get(str(block_table.dtype))
-    if seq_lens.dtype != block_table.dtype and str(seq_lens.dtype) in _INT_DTYPES:
+    if (table_dt is not None and seq_lens.dtype != block_table.dtype
+            and str(seq_lens.dtype) in _INT_DTYPES):
         seq_lens = seq_lens.to(block_table.dtype)  # the kernel reads both alike
     lens_dt = _INT_DTYPES.get(str(seq_lens.dtype))
     if block_table.dim() != 2 or block_table.shape[0] != b or table_dt is None:

@@ -275,9 +275,9 @@ def test_gpu_paged_unsupported_inputs_raise():
     with pytest.raises(ValueError, match="float16 or bfloat16"):
         call(q.float(), kc.float(), vc.float(), table, lens)
     with pytest.raises(ValueError, match="must be contiguous"):
-        call(q.transpose(1, 2), kc, vc, table, lens)
+        call(q.transpose(2, 3), kc, vc, table, lens)
     with pytest.raises(ValueError, match="v_cache must be contiguous or the first Dv columns"):
-        call(q, kc, vc.transpose(1, 2), table, lens)
+        call(q, kc, vc.transpose(0, 2), table, lens)
     with pytest.raises(ValueError, match="multiple of KV heads"):
         call(q[:, :, :6].contiguous(), kc, vc, table, lens)
     with pytest.raises(ValueError, match="block_table must be"):
