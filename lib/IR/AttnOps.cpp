@@ -383,3 +383,156 @@ LogicalResult PagedAttentionOp::verify() {
                                   shape.batch, shape.queryHeads,
                                   shape.querySeqLen, getScale(), getSoftcap());
 }
+
+//===----------------------------------------------------------------------===//
+// GatedDeltaRuleOp
+//===----------------------------------------------------------------------===//
+
+void GatedDeltaRuleOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getOutput(), "delta");
+  setNameFn(getFinalState(), "state");
+}
+
+std::optional<double> GatedDeltaRuleOp::getEffectiveScale() {
+  if (std::optional<APFloat> s = getScale())
+    return s->convertToDouble();
+  int64_t dk = getQuery().getType().getDimSize(3);
+  if (ShapedType::isDynamic(dk))
+    return std::nullopt;
+  return 1.0 / std::sqrt(static_cast<double>(dk));
+}
+
+LogicalResult GatedDeltaRuleOp::verify() {
+  RankedTensorType qType = getQuery().getType(), kType = getKey().getType(),
+                   vType = getValue().getType(), gType = getGate().getType(),
+                   betaType = getBeta().getType(),
+                   oType = getOutput().getType(),
+                   sType = getFinalState().getType();
+  Type elementType = qType.getElementType();
+  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
+    return emitOpError("query element type must be f16, bf16 or f32, got ")
+           << elementType;
+  auto checkRank = [&](StringRef name, RankedTensorType type, int64_t rank,
+                       StringRef shape) -> LogicalResult {
+    if (type.getRank() != rank)
+      return emitOpError() << name << " must be a rank-" << rank << " tensor "
+                           << shape << ", got rank " << type.getRank();
+    return success();
+  };
+  auto checkElement = [&](StringRef name, RankedTensorType type,
+                          bool allowF32) -> LogicalResult {
+    Type t = type.getElementType();
+    if (t == elementType || (allowF32 && t.isF32()))
+      return success();
+    return emitOpError() << name << " element type " << t << " must be "
+                         << (allowF32 ? "f32 or " : "") << "the query element "
+                         << "type " << elementType;
+  };
+  bool channel = getGateKind() == GateKind::Channel;
+  if (failed(checkRank("query", qType, 4, "[B, T, Hk, Dk]")) ||
+      failed(checkRank("key", kType, 4, "[B, T, Hk, Dk]")) ||
+      failed(checkRank("value", vType, 4, "[B, T, Hv, Dv]")) ||
+      failed(checkRank("gate", gType, channel ? 4 : 3,
+                       channel ? "[B, T, Hv, Dk] (gate_kind = channel)"
+                               : "[B, T, Hv] (gate_kind = head)")) ||
+      failed(checkRank("beta", betaType, 3, "[B, T, Hv]")) ||
+      failed(checkRank("output", oType, 4, "[B, T, Hv, Dv]")) ||
+      failed(checkRank("final_state", sType, 4, "[B, Hv, Dk, Dv]")))
+    return failure();
+  if (failed(checkElement("key", kType, false)) ||
+      failed(checkElement("value", vType, false)) ||
+      failed(checkElement("output", oType, false)) ||
+      failed(checkElement("gate", gType, true)) ||
+      failed(checkElement("beta", betaType, true)))
+    return failure();
+  if (!sType.getElementType().isF32())
+    return emitOpError() << "final_state element type must be f32, got "
+                         << sType.getElementType();
+
+  ArrayRef<int64_t> q = qType.getShape(), k = kType.getShape(),
+                    v = vType.getShape();
+  int64_t batch = q[0], tokens = q[1], hk = q[2], dk = q[3];
+  int64_t hv = v[2], dv = v[3];
+  auto mismatch = [&](const Twine &what, int64_t got, StringRef ref,
+                      int64_t expected) -> LogicalResult {
+    return emitOpError() << what << " (" << fmt(got) << ") must equal " << ref
+                         << " (" << fmt(expected) << ")";
+  };
+  static const char *qkNames[4] = {"batch size", "sequence length",
+                                   "head count", "head dim"};
+  for (unsigned d = 0; d < 4; ++d)
+    if (!compatible(k[d], q[d]))
+      return mismatch(Twine("key ") + qkNames[d], k[d],
+                      (Twine("query ") + qkNames[d]).str(), q[d]);
+  if (!compatible(v[0], batch))
+    return mismatch("value batch size", v[0], "query batch size", batch);
+  if (!compatible(v[1], tokens))
+    return mismatch("value sequence length", v[1], "query sequence length",
+                    tokens);
+  if (!ShapedType::isDynamic(hk) && !ShapedType::isDynamic(hv) &&
+      (hk == 0 || hv % hk != 0))
+    return emitOpError() << "value head count (" << hv
+                         << ") must be a multiple of the key head count ("
+                         << hk << ")";
+  // Per-token tensors: [B, T, Hv (, Dk)].
+  auto checkPerToken = [&](StringRef name, RankedTensorType type,
+                           bool withDk) -> LogicalResult {
+    ArrayRef<int64_t> s = type.getShape();
+    int64_t expected[4] = {batch, tokens, hv, dk};
+    static const char *refs[4] = {"query batch size", "query sequence length",
+                                  "value head count", "key head dim"};
+    for (unsigned d = 0; d < (withDk ? 4u : 3u); ++d)
+      if (!compatible(s[d], expected[d]))
+        return mismatch(Twine(name) + " dim " + Twine(d), s[d], refs[d],
+                        expected[d]);
+    return success();
+  };
+  if (failed(checkPerToken("gate", gType, channel)) ||
+      failed(checkPerToken("beta", betaType, false)))
+    return failure();
+  // Output [B, T, Hv, Dv]; states [B, Hv, Dk, Dv].
+  ArrayRef<int64_t> o = oType.getShape();
+  int64_t oExpected[4] = {batch, tokens, hv, dv};
+  static const char *oRefs[4] = {"query batch size", "query sequence length",
+                                 "value head count", "value head dim"};
+  for (unsigned d = 0; d < 4; ++d)
+    if (!compatible(o[d], oExpected[d]))
+      return mismatch(Twine("output dim ") + Twine(d), o[d], oRefs[d],
+                      oExpected[d]);
+  int64_t stateExpected[4] = {batch, hv, dk, dv};
+  static const char *stateRefs[4] = {"query batch size", "value head count",
+                                     "key head dim", "value head dim"};
+  auto checkState = [&](StringRef name, RankedTensorType type) -> LogicalResult {
+    ArrayRef<int64_t> s = type.getShape();
+    for (unsigned d = 0; d < 4; ++d)
+      if (!compatible(s[d], stateExpected[d]))
+        return mismatch(Twine(name) + " dim " + Twine(d), s[d], stateRefs[d],
+                        stateExpected[d]);
+    return success();
+  };
+  if (failed(checkState("final_state", sType)))
+    return failure();
+  if (Value init = getInitialState()) {
+    auto initType = cast<RankedTensorType>(init.getType());
+    if (failed(checkRank("initial_state", initType, 4, "[B, Hv, Dk, Dv]")))
+      return failure();
+    if (!initType.getElementType().isF32())
+      return emitOpError() << "initial_state element type must be f32, got "
+                           << initType.getElementType();
+    if (failed(checkState("initial_state", initType)))
+      return failure();
+  }
+  int64_t chunk = getChunkSize();
+  if (chunk < 16 || chunk > 256 || !llvm::isPowerOf2_64(chunk))
+    return emitOpError() << "chunk_size must be a power of two in [16, 256], "
+                            "got "
+                         << chunk;
+  if (std::optional<APFloat> s = getScale())
+    if (!(s->convertToDouble() > 0.0) || s->isInfinity())
+      return emitOpError() << "scale must be positive and finite";
+  if (!getScale() && ShapedType::isDynamic(dk))
+    return emitOpError("needs an explicit scale when the key head dim is "
+                       "dynamic");
+  return success();
+}
+

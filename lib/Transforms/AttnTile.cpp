@@ -550,11 +550,14 @@ struct AttnTilePass : public attn::impl::AttnTileBase<AttnTilePass> {
       getOperation()->emitError("attn-tile: block sizes must be positive");
       return signalPassFailure();
     }
-    // Paged attention has no tiled lowering yet: say so at the op instead of
-    // leaving it to fail later as an op that cannot be bufferized.
-    WalkResult paged = getOperation()->walk([](PagedAttentionOp op) {
-      op.emitOpError("is not supported by attn-tile yet (only "
-                     "attn.attention is tiled)");
+    // Paged attention and linear attention have no tiled lowering yet: say
+    // so at the op instead of leaving it to fail later as an op that cannot
+    // be bufferized.
+    WalkResult paged = getOperation()->walk([](Operation *op) {
+      if (!isa<PagedAttentionOp, GatedDeltaRuleOp>(op))
+        return WalkResult::advance();
+      op->emitOpError("is not supported by attn-tile yet (only "
+                      "attn.attention is tiled)");
       return WalkResult::interrupt();
     });
     if (paged.wasInterrupted())

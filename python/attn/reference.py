@@ -124,3 +124,91 @@ def paged_attention_reference(q, k_cache, v_cache, block_table, seq_lens, *,
         out[i] = o_i[0]
         lse[i] = lse_i[0]
     return out, lse
+
+
+def _l2norm(x):
+    return x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-6)
+
+
+def gated_delta_reference(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False,
+                          scale=None):
+    """Float64 semantics of `attn.gated_delta_rule`, token by token; returns
+    (output [B, T, Hv, Dv], final_state [B, Hv, Dk, Dv]).
+
+    q, k: [B, T, Hk, Dk]; v: [B, T, Hv, Dv]; g: log-space decay gates
+    [B, T, Hv] (per head, Gated DeltaNet) or [B, T, Hv, Dk] (per key channel,
+    Kimi Delta Attention); beta: [B, T, Hv]; initial_state: [B, Hv, Dk, Dv].
+    Value head h reads key head h // (Hv / Hk). Per token:
+    S = exp(g) * S (or diag(exp(g)) S); u = beta (v - S^T k); S += k u^T;
+    o = S^T (scale q).
+    """
+    q, k, v, g, beta = (np.asarray(x, dtype=np.float64) for x in (q, k, v, g, beta))
+    b, t, hk, dk = q.shape
+    hv, dv = v.shape[2], v.shape[3]
+    if scale is None:
+        scale = 1.0 / math.sqrt(dk)
+    if qk_l2norm:
+        q, k = _l2norm(q), _l2norm(k)
+    state = (np.zeros((b, hv, dk, dv)) if initial_state is None
+             else np.array(initial_state, dtype=np.float64))
+    out = np.zeros((b, t, hv, dv))
+    group = hv // hk
+    for i in range(b):
+        for h in range(hv):
+            s = state[i, h]
+            for j in range(t):
+                qq, kk = q[i, j, h // group] * scale, k[i, j, h // group]
+                decay = np.exp(g[i, j, h])
+                s = (decay[:, None] * s) if g.ndim == 4 else decay * s
+                u = beta[i, j, h] * (v[i, j, h] - s.T @ kk)
+                s = s + np.outer(kk, u)
+                out[i, j, h] = s.T @ qq
+            state[i, h] = s
+    return out, state
+
+
+def gated_delta_chunked(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False,
+                        scale=None, chunk_size=64):
+    """The chunked (WY / UT-transform) evaluation of the same recurrence for
+    per-head gates, in float64: within a chunk of C tokens the updates are
+    matrix products, the state is carried across chunks. With G the in-chunk
+    cumulative log gates, A[i, j] = beta_i (k_i . k_j) exp(G_i - G_j) for
+    j < i, T = (I + A)^-1 diag(beta), W = T (K * exp(G)), U = T V:
+      V' = U - W S
+      O  = (Q * exp(G)) S + (Q K^T * exp(G_i - G_j), j <= i) V'
+      S  = exp(G_C) S + (K * exp(G_C - G))^T V'
+    The form a chunked kernel implements; equal to gated_delta_reference."""
+    q, k, v, g, beta = (np.asarray(x, dtype=np.float64) for x in (q, k, v, g, beta))
+    if g.ndim != 3:
+        raise ValueError("the chunked form here takes per-head gates [B, T, Hv]")
+    b, t, hk, dk = q.shape
+    hv, dv = v.shape[2], v.shape[3]
+    if scale is None:
+        scale = 1.0 / math.sqrt(dk)
+    if qk_l2norm:
+        q, k = _l2norm(q), _l2norm(k)
+    state = (np.zeros((b, hv, dk, dv)) if initial_state is None
+             else np.array(initial_state, dtype=np.float64))
+    out = np.zeros((b, t, hv, dv))
+    group = hv // hk
+    for i in range(b):
+        for h in range(hv):
+            s = state[i, h]
+            for c0 in range(0, t, chunk_size):
+                sl = slice(c0, min(t, c0 + chunk_size))
+                Q = q[i, sl, h // group] * scale
+                K = k[i, sl, h // group]
+                V = v[i, sl, h]
+                bt = beta[i, sl, h]
+                G = np.cumsum(g[i, sl, h])
+                n = len(G)
+                decay = np.exp(G[:, None] - G[None, :])
+                A = np.tril(bt[:, None] * (K @ K.T) * decay, -1)
+                T = np.linalg.solve(np.eye(n) + A, np.diag(bt))
+                W = T @ (K * np.exp(G)[:, None])
+                U = T @ V
+                Vn = U - W @ s
+                out[i, sl, h] = (Q * np.exp(G)[:, None]) @ s + (np.tril(Q @ K.T * decay) @ Vn)
+                s = np.exp(G[-1]) * s + (K * np.exp(G[-1] - G)[:, None]).T @ Vn
+            state[i, h] = s
+    return out, state

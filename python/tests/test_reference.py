@@ -162,3 +162,78 @@ def test_paged_decode_rows_see_the_whole_context():
     causal, _ = reference.paged_attention_reference(q, kc, vc, table, lens_a, mask="causal")
     full, _ = reference.paged_attention_reference(q, kc, vc, table, lens_a)
     np.testing.assert_allclose(causal, full, rtol=1e-12)
+
+
+# Gated delta rule (attn.gated_delta_rule): the token-by-token reference
+# against its definition's algebra and against the chunked (WY / UT) form.
+
+def _gdn_inputs(rng, b=2, t=37, hk=2, hv=4, dk=8, dv=5, channel=False):
+    q, k = rand(rng, b, t, hk, dk), rand(rng, b, t, hk, dk)
+    v = rand(rng, b, t, hv, dv)
+    g = -np.abs(rand(rng, b, t, hv, dk) if channel else rand(rng, b, t, hv)) * 0.3
+    beta = 1 / (1 + np.exp(-rand(rng, b, t, hv)))
+    s0 = rand(rng, b, hv, dk, dv)
+    return q, k, v, g, beta, s0
+
+
+def test_gated_delta_matches_matrix_form():
+    """S_t = a_t (I - b_t k k^T) S_{t-1} + b_t k v^T, o_t = S_t^T q_t."""
+    rng = np.random.default_rng(0)
+    q, k, v, g, beta, s0 = _gdn_inputs(rng, b=1, t=6, hk=1, hv=2)
+    o, s = reference.gated_delta_reference(q, k, v, g, beta, initial_state=s0, scale=0.7)
+    for h in range(2):
+        S = s0[0, h]
+        for t in range(6):
+            kk = k[0, t, 0]
+            S = np.exp(g[0, t, h]) * (np.eye(8) - beta[0, t, h] * np.outer(kk, kk)) @ S \
+                + beta[0, t, h] * np.outer(kk, v[0, t, h])
+            np.testing.assert_allclose(o[0, t, h], S.T @ (0.7 * q[0, t, 0]), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(s[0, h], S, rtol=1e-12, atol=1e-12)
+
+
+def test_gated_delta_special_cases():
+    rng = np.random.default_rng(1)
+    q, k, v, g, beta, s0 = _gdn_inputs(rng)
+    # beta = 0 and g = 0: the state never changes; o = S0^T q * scale.
+    o, s = reference.gated_delta_reference(q, k, v, np.zeros_like(g), np.zeros_like(beta),
+                                           initial_state=s0)
+    np.testing.assert_allclose(s, s0)
+    group = 2
+    expect = np.einsum("bhkv,bthk->bthv", s0, np.repeat(q, group, axis=2)) / math.sqrt(8)
+    np.testing.assert_allclose(o, expect, rtol=1e-12, atol=1e-12)
+    # beta = 1 with a unit key writes v exactly: S^T k = v after the update.
+    kk = np.zeros((1, 1, 1, 8)); kk[..., 3] = 1.0
+    vv = rand(rng, 1, 1, 1, 5)
+    _, s = reference.gated_delta_reference(kk, kk, vv, np.zeros((1, 1, 1)), np.ones((1, 1, 1)),
+                                           initial_state=rand(rng, 1, 1, 8, 5))
+    np.testing.assert_allclose(s[0, 0].T @ kk[0, 0, 0], vv[0, 0, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("t,chunk", [(1, 16), (63, 64), (64, 64), (65, 64), (100, 16)])
+@pytest.mark.parametrize("l2", [False, True])
+def test_gated_delta_chunked_equals_recurrent(t, chunk, l2):
+    rng = np.random.default_rng(t + chunk)
+    q, k, v, g, beta, s0 = _gdn_inputs(rng, t=t)
+    o1, s1 = reference.gated_delta_reference(q, k, v, g, beta, initial_state=s0, qk_l2norm=l2)
+    o2, s2 = reference.gated_delta_chunked(q, k, v, g, beta, initial_state=s0, qk_l2norm=l2,
+                                           chunk_size=chunk)
+    np.testing.assert_allclose(o2, o1, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(s2, s1, rtol=1e-9, atol=1e-9)
+
+
+def test_gated_delta_per_channel_gates():
+    """KDA: a per-channel gate equal across channels is the per-head gate."""
+    rng = np.random.default_rng(3)
+    q, k, v, g, beta, s0 = _gdn_inputs(rng, t=9)
+    o1, s1 = reference.gated_delta_reference(q, k, v, g, beta, initial_state=s0)
+    gc = np.repeat(g[..., None], 8, axis=-1)
+    o2, s2 = reference.gated_delta_reference(q, k, v, gc, beta, initial_state=s0)
+    np.testing.assert_allclose(o2, o1, rtol=1e-12)
+    np.testing.assert_allclose(s2, s1, rtol=1e-12)
+    # Different channels decay differently: a channel gated to -inf forgets.
+    gc = np.zeros_like(gc)
+    gc[..., 0] = -np.inf
+    _, s3 = reference.gated_delta_reference(q[:, :1], k[:, :1], np.zeros_like(v[:, :1]),
+                                            gc[:, :1], np.zeros_like(beta[:, :1]), initial_state=s0)
+    np.testing.assert_allclose(s3[:, :, 0], 0.0)
+    np.testing.assert_allclose(s3[:, :, 1:], s0[:, :, 1:])

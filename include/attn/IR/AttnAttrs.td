@@ -57,6 +57,29 @@ def Attn_CacheLayoutAttr : EnumAttr<Attn_Dialect, Attn_CacheLayout,
 }
 
 //===----------------------------------------------------------------------===//
+// Gate of linear attention
+//===----------------------------------------------------------------------===//
+
+def Attn_GateHead : I32EnumAttrCase<"Head", 0, "head">;
+def Attn_GateChannel : I32EnumAttrCase<"Channel", 1, "channel">;
+
+def Attn_GateKind : I32EnumAttr<"GateKind",
+    "granularity of the decay gate of gated delta attention",
+    [Attn_GateHead, Attn_GateChannel]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::attn";
+}
+
+def Attn_GateKindAttr : EnumAttr<Attn_Dialect, Attn_GateKind, "gate"> {
+  let summary = "decay gate granularity of gated delta attention";
+  let description = [{
+    `head`: one log-space decay per token and value head (Gated DeltaNet,
+    gate `[B, T, Hv]`). `channel`: one per token, value head and key channel
+    (Kimi Delta Attention, gate `[B, T, Hv, Dk]`).
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Mask
 //===----------------------------------------------------------------------===//
 

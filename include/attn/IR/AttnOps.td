@@ -242,4 +242,99 @@ def Attn_PagedAttentionOp : Attn_Op<"paged_attention",
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// GatedDeltaRuleOp
+//===----------------------------------------------------------------------===//
+
+def Attn_GatedDeltaRuleOp : Attn_Op<"gated_delta_rule",
+    [Pure,
+     DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
+  let summary = "linear attention with the gated delta rule (Gated DeltaNet, KDA)";
+  let description = [{
+    Linear attention whose state, a `[Dk, Dv]` matrix per sequence and value
+    head, is updated token by token by the gated delta rule (Gated DeltaNet;
+    Qwen3-Next interleaves it with full attention) or its per-channel-gated
+    form (Kimi Delta Attention). For every batch `b` and value head `h`
+    (key head `hk = h / (Hv / Hk)`, so that several value heads can share a
+    key head):
+
+    ```
+    S = initial_state[b, h]            // [Dk, Dv]; zeros if not given
+    for t in 0 .. T-1:
+      q = Q[b, t, hk, :], k = K[b, t, hk, :]
+      q, k = q / sqrt(|q|² + 1e-6), k / sqrt(|k|² + 1e-6)   // if qk_l2norm
+      S = exp(g[b, t, h]) * S                    // gate = head
+      S = diag(exp(g[b, t, h, :])) * S           // gate = channel
+      u = beta[b, t, h] * (V[b, t, h, :] - Sᵀ k)  // [Dv]: the delta
+      S = S + k uᵀ
+      O[b, t, h, :] = Sᵀ (scale * q)
+    final_state[b, h] = S
+    ```
+
+    that is `S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ`,
+    `o_t = S_tᵀ q_t`. The gates `g` are log-space decays (`α = exp(g)`,
+    normally `g <= 0`). `chunk_size` is the length of the chunks of the
+    chunked (WY / UT-transform) evaluation that lowerings use for prefill:
+    within a chunk the updates become matrix products, across chunks the
+    state is carried; it does not change the result.
+
+    | operand / result | shape | element type |
+    |---|---|---|
+    | `query`, `key` | `[B, T, Hk, Dk]` | f16, bf16 or f32 |
+    | `value` | `[B, T, Hv, Dv]` (`Hv` a multiple of `Hk`) | as `query` |
+    | `gate` | `[B, T, Hv]` (`head`) or `[B, T, Hv, Dk]` (`channel`) | f32 or as `query` |
+    | `beta` | `[B, T, Hv]` | f32 or as `query` |
+    | `initial_state` (optional) | `[B, Hv, Dk, Dv]` | f32 |
+    | `output` | `[B, T, Hv, Dv]` | as `query` |
+    | `final_state` | `[B, Hv, Dk, Dv]` | f32 |
+
+    `scale` defaults to `1/sqrt(Dk)`. With `T = 1` this is the recurrent
+    decode step.
+
+    Example: a Qwen3-Next Gated DeltaNet layer (16 key heads, 32 value heads,
+    head dim 128) over 4096 tokens:
+
+    ```mlir
+    %o, %s = attn.gated_delta_rule %q, %k, %v, %g, %beta qk_l2norm
+        : (tensor<1x4096x16x128xbf16>, tensor<1x4096x16x128xbf16>,
+           tensor<1x4096x32x128xbf16>, tensor<1x4096x32xf32>,
+           tensor<1x4096x32xf32>)
+        -> (tensor<1x4096x32x128xbf16>, tensor<1x32x128x128xf32>)
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key,
+    AnyRankedTensor:$value,
+    AnyRankedTensor:$gate,
+    AnyRankedTensor:$beta,
+    Optional<AnyRankedTensor>:$initial_state,
+    DefaultValuedAttr<Attn_GateKindAttr, "::mlir::attn::GateKind::Head">:$gate_kind,
+    UnitAttr:$qk_l2norm,
+    OptionalAttr<F32Attr>:$scale,
+    DefaultValuedAttr<I64Attr, "64">:$chunk_size);
+  let results = (outs
+    AnyRankedTensor:$output,
+    AnyRankedTensor:$final_state);
+
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $gate `,` $beta
+    (`initial_state` `(` $initial_state^ `)`)?
+    (`gate_kind` `=` `` $gate_kind^)?
+    (`qk_l2norm` $qk_l2norm^)?
+    (`scale` `=` $scale^)?
+    (`chunk_size` `=` $chunk_size^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// The scale: the attribute, or 1/sqrt(Dk) when absent (needs a static
+    /// Dk).
+    std::optional<double> getEffectiveScale();
+  }];
+
+  let hasVerifier = 1;
+}
+
 #endif // ATTN_IR_ATTNOPS_TD

@@ -537,6 +537,13 @@ struct AttnLowerToGPUPass
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
+    WalkResult linear = module.walk([](GatedDeltaRuleOp op) {
+      op.emitOpError("is not supported by attn-lower-to-gpu yet (no GPU "
+                     "kernel for linear attention)");
+      return WalkResult::interrupt();
+    });
+    if (linear.wasInterrupted())
+      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     SmallVector<PagedAttentionOp> pagedOps;
