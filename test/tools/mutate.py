@@ -8,7 +8,7 @@
 # RUN: %python %s %attn_src_root/test/IR/paged-roundtrip.mlir --attn-opt attn-opt --count 60 --seed 10 --no-synth --pass-args=--attn-to-cpu
 # The gated delta rule op's parser and verifier, and the passes that reject it:
 # RUN: %python %s %attn_src_root/test/IR/gated-delta-roundtrip.mlir %attn_src_root/test/IR/gated-delta-invalid.mlir --attn-opt attn-opt --count 300 --seed 12 --no-synth
-# RUN: %python %s %attn_src_root/test/IR/gated-delta-roundtrip.mlir --attn-opt attn-opt --count 60 --seed 13 --no-synth --pass-args=--attn-to-cpu --allow-error "gated_delta_rule. op is not supported by attn-tile yet"
+# RUN: %python %s %attn_src_root/test/IR/gated-delta-roundtrip.mlir --attn-opt attn-opt --count 60 --seed 13 --no-synth --pass-args=--attn-to-cpu
 # attn-tile and the whole CPU pipeline on synthesized attention ops (odd and
 # empty shapes, every variant attribute):
 # RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 200 --seed 5 --pass-args=--attn-tile

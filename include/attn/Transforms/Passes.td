@@ -159,4 +159,24 @@ def AttnDecomposePaged : Pass<"attn-decompose-paged", "func::FuncOp"> {
   ];
 }
 
+def AttnDecomposeGatedDelta : Pass<"attn-decompose-gated-delta", "func::FuncOp"> {
+  let summary = "Rewrite attn.gated_delta_rule into its token-by-token recurrence";
+  let description = [{
+    The reference lowering of linear attention with the gated delta rule:
+    loops over batch, value head, token and value column on tensors, each
+    column of the `[Dk, Dv]` state decayed, corrected by the delta rule and
+    read out in two passes over the key channels (f32 arithmetic; L2
+    normalization of q and k if asked). Any backend can run it; the CPU
+    pipeline does. It is scalar O(T·Hv·Dk·Dv) work, not the chunked
+    matrix-product form of a fast kernel.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // ATTN_TRANSFORMS_PASSES_TD

@@ -43,6 +43,10 @@ void populateAttnFusePatterns(RewritePatternSet &patterns);
 /// AttnDecomposePaged.cpp).
 void populateAttnDecomposePagedPatterns(RewritePatternSet &patterns);
 
+/// attn.gated_delta_rule -> its token-by-token recurrence as loops on
+/// tensors (attn-decompose-gated-delta).
+void populateAttnDecomposeGatedDeltaPatterns(RewritePatternSet &patterns);
+
 } // namespace attn
 } // namespace mlir
 
