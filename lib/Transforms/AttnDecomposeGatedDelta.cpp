@@ -102,10 +102,10 @@ struct DecomposeGatedDelta : OpRewritePattern<GatedDeltaRuleOp> {
       state = tensor::SplatOp::create(b, sType, cf(0.0), sDyn);
 
     Value scale = cf(*scaleValue);
-    auto forLoop = [&](OpBuilder &nb, Value ub, ValueRange init,
-                       function_ref<SmallVector<Value>(OpBuilder &, Value,
-                                                       ValueRange)>
-                           body) -> scf::ForOp {
+    auto forLoop =
+        [&](OpBuilder &nb, Value ub, ValueRange init,
+            function_ref<SmallVector<Value>(OpBuilder &, Value, ValueRange)>
+                body) -> scf::ForOp {
       return scf::ForOp::create(
           nb, op.getLoc(), c0, ub, c1, init,
           [&](OpBuilder &bb, Location, Value i, ValueRange iter) {
@@ -119,73 +119,101 @@ struct DecomposeGatedDelta : OpRewritePattern<GatedDeltaRuleOp> {
       return arith::MulFOp::create(nb, op.getLoc(), x, y);
     };
 
-    auto loops = forLoop(b, batch, ValueRange{out, state}, [&](OpBuilder &b1, Value bi, ValueRange it1) {
-      auto heads = forLoop(b1, hv, it1, [&](OpBuilder &b2, Value h, ValueRange it2) {
-        Value kh = arith::DivUIOp::create(b2, op.getLoc(), h, group);
-        auto steps = forLoop(b2, tokens, it2, [&](OpBuilder &b3, Value t, ValueRange it3) {
-          // 1 / |q| and 1 / |k| (or 1).
-          Value qNorm = cf(1.0), kNorm = cf(1.0);
-          if (l2) {
-            auto sums = forLoop(b3, dk, ValueRange{cf(0.0), cf(0.0)},
-                                [&](OpBuilder &b4, Value j, ValueRange acc) {
-              Value qj = at(b4, q, {bi, t, kh, j}), kj = at(b4, k, {bi, t, kh, j});
-              return SmallVector<Value>{add(b4, acc[0], mulf(b4, qj, qj)),
-                                        add(b4, acc[1], mulf(b4, kj, kj))};
-            });
-            auto inv = [&](Value s) -> Value {
-              return math::RsqrtOp::create(b3, op.getLoc(),
-                                           add(b3, s, cf(1e-6)));
-            };
-            qNorm = inv(sums.getResult(0));
-            kNorm = inv(sums.getResult(1));
-          }
-          Value qScale = mulf(b3, qNorm, scale);
-          Value betaT = at(b3, beta, {bi, t, h});
-          Value decayHead;
-          if (!channel)
-            decayHead = math::ExpOp::create(b3, op.getLoc(), at(b3, g, {bi, t, h}));
-          auto columns = forLoop(b3, dv, it3, [&](OpBuilder &b4, Value c, ValueRange it4) {
-            Value o = it4[0], s = it4[1];
-            // Decay the column and take Σ_j S[j, c] k[j].
-            auto decay = forLoop(b4, dk, ValueRange{s, cf(0.0)},
-                                 [&](OpBuilder &b5, Value j, ValueRange acc) {
-              Value a = channel ? Value(math::ExpOp::create(
-                                      b5, op.getLoc(), at(b5, g, {bi, t, h, j})))
-                                : decayHead;
-              Value sj = mulf(b5, at(b5, acc[0], {bi, h, j, c}), a);
-              Value st = tensor::InsertOp::create(b5, op.getLoc(), sj, acc[0],
-                                                  ValueRange{bi, h, j, c});
-              Value kj = mulf(b5, at(b5, k, {bi, t, kh, j}), kNorm);
-              return SmallVector<Value>{st, add(b5, acc[1], mulf(b5, sj, kj))};
-            });
-            Value u = mulf(b4, betaT,
-                           arith::SubFOp::create(b4, op.getLoc(),
-                                                 at(b4, v, {bi, t, h, c}),
-                                                 decay.getResult(1)));
-            // S[:, c] += k u, and O[c] = Σ_j S[j, c] q[j] * scale.
-            auto update = forLoop(b4, dk, ValueRange{decay.getResult(0), cf(0.0)},
-                                  [&](OpBuilder &b5, Value j, ValueRange acc) {
-              Value kj = mulf(b5, at(b5, k, {bi, t, kh, j}), kNorm);
-              Value sj = add(b5, at(b5, acc[0], {bi, h, j, c}), mulf(b5, kj, u));
-              Value st = tensor::InsertOp::create(b5, op.getLoc(), sj, acc[0],
-                                                  ValueRange{bi, h, j, c});
-              Value qj = mulf(b5, at(b5, q, {bi, t, kh, j}), qScale);
-              return SmallVector<Value>{st, add(b5, acc[1], mulf(b5, sj, qj))};
-            });
-            Value oc = update.getResult(1);
-            if (oType.getElementType() != f32)
-              oc = arith::TruncFOp::create(b4, op.getLoc(),
-                                           oType.getElementType(), oc);
-            o = tensor::InsertOp::create(b4, op.getLoc(), oc, o,
-                                         ValueRange{bi, t, h, c});
-            return SmallVector<Value>{o, update.getResult(0)};
-          });
-          return SmallVector<Value>(columns.getResults());
+    auto loops = forLoop(
+        b, batch, ValueRange{out, state},
+        [&](OpBuilder &b1, Value bi, ValueRange it1) {
+          auto heads =
+              forLoop(b1, hv, it1, [&](OpBuilder &b2, Value h, ValueRange it2) {
+                Value kh = arith::DivUIOp::create(b2, op.getLoc(), h, group);
+                auto steps = forLoop(
+                    b2, tokens, it2,
+                    [&](OpBuilder &b3, Value t, ValueRange it3) {
+                      // 1 / |q| and 1 / |k| (or 1).
+                      Value qNorm = cf(1.0), kNorm = cf(1.0);
+                      if (l2) {
+                        auto sums = forLoop(
+                            b3, dk, ValueRange{cf(0.0), cf(0.0)},
+                            [&](OpBuilder &b4, Value j, ValueRange acc) {
+                              Value qj = at(b4, q, {bi, t, kh, j}),
+                                    kj = at(b4, k, {bi, t, kh, j});
+                              return SmallVector<Value>{
+                                  add(b4, acc[0], mulf(b4, qj, qj)),
+                                  add(b4, acc[1], mulf(b4, kj, kj))};
+                            });
+                        auto inv = [&](Value s) -> Value {
+                          return math::RsqrtOp::create(b3, op.getLoc(),
+                                                       add(b3, s, cf(1e-6)));
+                        };
+                        qNorm = inv(sums.getResult(0));
+                        kNorm = inv(sums.getResult(1));
+                      }
+                      Value qScale = mulf(b3, qNorm, scale);
+                      Value betaT = at(b3, beta, {bi, t, h});
+                      Value decayHead;
+                      if (!channel)
+                        decayHead = math::ExpOp::create(b3, op.getLoc(),
+                                                        at(b3, g, {bi, t, h}));
+                      auto columns = forLoop(
+                          b3, dv, it3,
+                          [&](OpBuilder &b4, Value c, ValueRange it4) {
+                            Value o = it4[0], s = it4[1];
+                            // Decay the column and take Σ_j S[j, c] k[j].
+                            auto decay = forLoop(
+                                b4, dk, ValueRange{s, cf(0.0)},
+                                [&](OpBuilder &b5, Value j, ValueRange acc) {
+                                  Value a = channel
+                                                ? Value(math::ExpOp::create(
+                                                      b5, op.getLoc(),
+                                                      at(b5, g, {bi, t, h, j})))
+                                                : decayHead;
+                                  Value sj = mulf(
+                                      b5, at(b5, acc[0], {bi, h, j, c}), a);
+                                  Value st = tensor::InsertOp::create(
+                                      b5, op.getLoc(), sj, acc[0],
+                                      ValueRange{bi, h, j, c});
+                                  Value kj = mulf(b5, at(b5, k, {bi, t, kh, j}),
+                                                  kNorm);
+                                  return SmallVector<Value>{
+                                      st, add(b5, acc[1], mulf(b5, sj, kj))};
+                                });
+                            Value u = mulf(
+                                b4, betaT,
+                                arith::SubFOp::create(b4, op.getLoc(),
+                                                      at(b4, v, {bi, t, h, c}),
+                                                      decay.getResult(1)));
+                            // S[:, c] += k u, and O[c] = Σ_j S[j, c] q[j] *
+                            // scale.
+                            auto update = forLoop(
+                                b4, dk, ValueRange{decay.getResult(0), cf(0.0)},
+                                [&](OpBuilder &b5, Value j, ValueRange acc) {
+                                  Value kj = mulf(b5, at(b5, k, {bi, t, kh, j}),
+                                                  kNorm);
+                                  Value sj =
+                                      add(b5, at(b5, acc[0], {bi, h, j, c}),
+                                          mulf(b5, kj, u));
+                                  Value st = tensor::InsertOp::create(
+                                      b5, op.getLoc(), sj, acc[0],
+                                      ValueRange{bi, h, j, c});
+                                  Value qj = mulf(b5, at(b5, q, {bi, t, kh, j}),
+                                                  qScale);
+                                  return SmallVector<Value>{
+                                      st, add(b5, acc[1], mulf(b5, sj, qj))};
+                                });
+                            Value oc = update.getResult(1);
+                            if (oType.getElementType() != f32)
+                              oc = arith::TruncFOp::create(
+                                  b4, op.getLoc(), oType.getElementType(), oc);
+                            o = tensor::InsertOp::create(
+                                b4, op.getLoc(), oc, o,
+                                ValueRange{bi, t, h, c});
+                            return SmallVector<Value>{o, update.getResult(0)};
+                          });
+                      return SmallVector<Value>(columns.getResults());
+                    });
+                return SmallVector<Value>(steps.getResults());
+              });
+          return SmallVector<Value>(heads.getResults());
         });
-        return SmallVector<Value>(steps.getResults());
-      });
-      return SmallVector<Value>(heads.getResults());
-    });
     rewriter.replaceOp(op, loops.getResults());
     return success();
   }

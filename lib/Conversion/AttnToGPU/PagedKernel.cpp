@@ -122,9 +122,9 @@ MemRefType flat(Type t) { return MemRefType::get({ShapedType::kDynamic}, t); }
 
 /// A kernel function with `argTypes`, a fixed block size and dynamic shared
 /// memory, in its own gpu.module (one bundle per kernel).
-gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module,
-                            Location loc, StringRef name,
-                            ArrayRef<Type> argTypes, int64_t threads) {
+gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module, Location loc,
+                            StringRef name, ArrayRef<Type> argTypes,
+                            int64_t threads) {
   OpBuilder::InsertionGuard guard(builder);
   auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name);
   if (!gpuModule) {
@@ -143,7 +143,7 @@ gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module,
 } // namespace
 
 LogicalResult mlir::attn::checkPagedKernelEligible(PagedAttentionOp op,
-                                                    std::string *why) {
+                                                   std::string *why) {
   PagedAttentionShape shape = op.getPagedShape();
   Type elt = op.getOutput().getType().getElementType();
   auto fail = [&](const Twine &msg) {
@@ -152,8 +152,8 @@ LogicalResult mlir::attn::checkPagedKernelEligible(PagedAttentionOp op,
     return failure();
   };
   if (!elt.isF16() && !elt.isBF16())
-    return fail("the paged GPU kernel takes f16 or bf16 (got " +
-                typeName(elt) + ")");
+    return fail("the paged GPU kernel takes f16 or bf16 (got " + typeName(elt) +
+                ")");
   if (ShapedType::isDynamic(shape.headDim) ||
       ShapedType::isDynamic(shape.valueHeadDim) ||
       ShapedType::isDynamic(shape.pageSize))
@@ -300,8 +300,8 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value vS = carve({kStages, kTileKeys, DvB}, elt, offset);
   Value oW = carve({kWarps, kRows, DvB}, f32, kvOffset);
   Value mW = carve({kWarps, kRows}, f32, kvOffset + kWarps * kRows * DvB * 4);
-  Value lW = carve({kWarps, kRows}, f32,
-                   kvOffset + kWarps * kRows * (DvB + 1) * 4);
+  Value lW =
+      carve({kWarps, kRows}, f32, kvOffset + kWarps * kRows * (DvB + 1) * 4);
 
   Value c0 = idx(0), c1 = idx(1);
   Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
@@ -323,15 +323,16 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // Keys of this block: the band of its rows (the band's ends only grow
   // with the token), cut to its split (whole tiles of the length's share).
   Value lastRow = sub(smin(add(r0, idx(kRows)), rows), c1);
-  auto firstBand = buildAdmittedKeys(b, loc, mask, add(divu(r0, group), off), len);
+  auto firstBand =
+      buildAdmittedKeys(b, loc, mask, add(divu(r0, group), off), len);
   auto lastBand =
       buildAdmittedKeys(b, loc, mask, add(divu(lastRow, group), off), len);
-  Value chunk = mul(ceilDiv(ceilDiv(len, splits), idx(kTileKeys)),
-                    idx(kTileKeys));
+  Value chunk =
+      mul(ceilDiv(ceilDiv(len, splits), idx(kTileKeys)), idx(kTileKeys));
   Value kBegin = smax(firstBand.first, mul(split, chunk));
   Value kEnd = smin(lastBand.second, mul(add(split, c1), chunk));
-  Value steps = select(slt(kBegin, kEnd),
-                       ceilDiv(sub(kEnd, kBegin), idx(kTileKeys)), c0);
+  Value steps =
+      select(slt(kBegin, kEnd), ceilDiv(sub(kEnd, kBegin), idx(kTileKeys)), c0);
 
   // Element offset of packed row r's query (or output) [b, token, head, 0]
   // in [B, Sq, Hq, dim].
@@ -391,9 +392,9 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     return {r, add(add(kBegin, mul(step, idx(kTileKeys))), r)};
   };
   auto tableEntry = [&](Value key) -> Value {
-    return loadIndex(tableArg, select(slt(key, kEnd),
-                                      add(tableRow, divu(key, idx(P))),
-                                      tableRow));
+    return loadIndex(
+        tableArg,
+        select(slt(key, kEnd), add(tableRow, divu(key, idx(P))), tableRow));
   };
   auto loadPages = [&](Value step) -> SmallVector<Value> {
     SmallVector<Value> pages;
@@ -532,8 +533,8 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     // Tile step + kStages - 1 (zero-filled past the end) into the stage
     // freed by the last step, then wait for this step's tile.
     Value ahead = add(step, idx(kStages - 1));
-    Value nextGroup = issueTile(ahead, remu(ahead, idx(kStages)),
-                                iter.drop_front(pagesAt));
+    Value nextGroup =
+        issueTile(ahead, remu(ahead, idx(kStages)), iter.drop_front(pagesAt));
     SmallVector<Value> pagesAhead = loadPages(add(ahead, c1));
     nvgpu::DeviceAsyncWaitOp::create(b, nextGroup,
                                      b.getI32IntegerAttr(kStages - 1));
@@ -561,8 +562,8 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     for (int64_t nt = 0; nt < 2; ++nt)
       for (int64_t i = 0; i < 2; ++i)
         for (int64_t j = 0; j < 2; ++j) {
-          Value s = vector::ExtractOp::create(b, sAcc[nt],
-                                              ArrayRef<int64_t>{i, j});
+          Value s =
+              vector::ExtractOp::create(b, sAcc[nt], ArrayRef<int64_t>{i, j});
           s = arith::MulFOp::create(b, s, cf(factor));
           if (softcap)
             s = arith::MulFOp::create(b, math::TanhOp::create(b, s),
@@ -588,13 +589,15 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
             b, mx,
             gpu::ShuffleOp::create(b, mx, o, 32, gpu::ShuffleMode::XOR)
                 .getShuffleResult());
-      Value isNinf =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, cf(-INFINITY));
+      Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx,
+                                           cf(-INFINITY));
       Value mSafe = select(isNinf, cf(0.0), mx);
-      alpha[i] = math::Exp2Op::create(b, arith::SubFOp::create(b, iter[i], mSafe));
+      alpha[i] =
+          math::Exp2Op::create(b, arith::SubFOp::create(b, iter[i], mSafe));
       SmallVector<Value> terms;
       for (int64_t k = 0; k < 4; ++k) {
-        p[i][k] = math::Exp2Op::create(b, arith::SubFOp::create(b, x[i][k], mSafe));
+        p[i][k] =
+            math::Exp2Op::create(b, arith::SubFOp::create(b, x[i][k], mSafe));
         terms.push_back(p[i][k]);
       }
       next[i] = mx;
@@ -619,11 +622,13 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           b, aType, vS, ValueRange{stage, r, swizzle(r, c, DvB)},
           /*transpose=*/true, 4);
       auto [b0, b1] = splitPair(frag);
-      for (auto [e, bf] : {std::pair<int64_t, Value>{2 * ee, b0}, {2 * ee + 1, b1}}) {
+      for (auto [e, bf] :
+           {std::pair<int64_t, Value>{2 * ee, b0}, {2 * ee + 1, b1}}) {
         Value acc = iter[4 + e];
         for (int64_t i = 0; i < 2; ++i)
           for (int64_t j = 0; j < 2; ++j) {
-            Value a = vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
+            Value a =
+                vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
             acc = vector::InsertOp::create(
                 b, arith::MulFOp::create(b, a, alpha[i]), acc,
                 ArrayRef<int64_t>{i, j});
@@ -663,7 +668,8 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     for (int64_t e = 0; e < DvB / 8; ++e)
       for (int64_t j = 0; j < 2; ++j)
         memref::StoreOp::create(
-            b, vector::ExtractOp::create(b, fin[4 + e], ArrayRef<int64_t>{i, j}),
+            b,
+            vector::ExtractOp::create(b, fin[4 + e], ArrayRef<int64_t>{i, j}),
             oW, ValueRange{warp, r, add(idx(8 * e + j), mul(t, idx(2)))});
   }
   gpu::BarrierOp::create(b);
@@ -688,8 +694,8 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           mws[w] = memref::LoadOp::create(b, mW, ValueRange{idx(w), r});
           mStar = arith::MaximumFOp::create(b, mStar, mws[w]);
         }
-        Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
-                                            mStar, cf(-INFINITY));
+        Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mStar,
+                                            cf(-INFINITY));
         Value mSafe = select(empty, cf(0.0), mStar);
         Value lSum = cf(0.0), oSum = cf(0.0);
         for (int64_t w = 0; w < kWarps; ++w) {
@@ -736,7 +742,8 @@ static void buildCombineKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   const int64_t Dv = op.getPagedShape().valueHeadDim;
   Type elt = op.getOutput().getType().getElementType();
   Type f32 = b.getF32Type();
-  bool sinks = static_cast<bool>(op.getSinks()), hasLse = static_cast<bool>(op.getLse());
+  bool sinks = static_cast<bool>(op.getSinks()),
+       hasLse = static_cast<bool>(op.getLse());
   unsigned n = 0;
   Value oPart = body.getArgument(n++), lsePart = body.getArgument(n++);
   Value sinksArg = sinks ? body.getArgument(n++) : Value();
@@ -752,8 +759,8 @@ static void buildCombineKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
   Value row = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value col = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value rowsAll = arith::MulIOp::create(
-      b, arith::MulIOp::create(b, batch, sq), hq);
+  Value rowsAll =
+      arith::MulIOp::create(b, arith::MulIOp::create(b, batch, sq), hq);
   Value head = arith::RemUIOp::create(b, row, hq);
   Value c0 = idx(0), c1 = idx(1);
 
@@ -797,10 +804,10 @@ static void buildCombineKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         Value o = memref::LoadOp::create(nb, loc, oPart, oAt);
         scf::YieldOp::create(
             nb, loc,
-            ValueRange{arith::AddFOp::create(nb, loc, iter[0], w),
-                       arith::AddFOp::create(
-                           nb, loc, iter[1],
-                           arith::MulFOp::create(nb, loc, w, o))});
+            ValueRange{
+                arith::AddFOp::create(nb, loc, iter[0], w),
+                arith::AddFOp::create(nb, loc, iter[1],
+                                      arith::MulFOp::create(nb, loc, w, o))});
       });
   Value lSum = sumLoop.getResult(0);
   Value o = arith::SelectOp::create(
@@ -820,7 +827,8 @@ static void buildCombineKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value at = arith::AddIOp::create(
         b,
         arith::MulIOp::create(
-            b, arith::AddIOp::create(b, arith::MulIOp::create(b, bIdx, hq), head),
+            b,
+            arith::AddIOp::create(b, arith::MulIOp::create(b, bIdx, hq), head),
             sq),
         token);
     Value lse = arith::AddFOp::create(b, m, math::LogOp::create(b, lSum));
@@ -829,9 +837,10 @@ static void buildCombineKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   }
 }
 
-LogicalResult mlir::attn::buildPagedKernels(
-    OpBuilder &builder, ModuleOp module, PagedAttentionOp op,
-    SmallVectorImpl<NamedAttribute> &manifests) {
+LogicalResult
+mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
+                              PagedAttentionOp op,
+                              SmallVectorImpl<NamedAttribute> &manifests) {
   std::string why;
   if (failed(checkPagedKernelEligible(op, &why)))
     return op.emitOpError(why);
@@ -863,26 +872,29 @@ LogicalResult mlir::attn::buildPagedKernels(
   {
     std::string name = getPagedKernelName(op);
     llvm::json::Array params;
-    params.push_back(memrefParam("q", "query", elt,
-                                 llvm::json::Array{"B", "Sq", "Hq", D}));
+    params.push_back(
+        memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", "Hq", D}));
     params.push_back(memrefParam("k_cache", "key_cache", elt, cacheShape));
     llvm::json::Array vShape = cacheShape;
     vShape.back() = Dv;
-    params.push_back(memrefParam("v_cache", "value_cache", elt, std::move(vShape)));
+    params.push_back(
+        memrefParam("v_cache", "value_cache", elt, std::move(vShape)));
     params.push_back(memrefParam("block_table", "block_table", tableElt,
                                  llvm::json::Array{"B", "MaxPages"}));
     params.push_back(
         memrefParam("seq_lens", "seq_lens", lensElt, llvm::json::Array{"B"}));
-    params.push_back(memrefParam("o_part", "partial_output", f32,
-                                 llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
+    params.push_back(
+        memrefParam("o_part", "partial_output", f32,
+                    llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
     params.push_back(memrefParam("lse_part", "partial_lse", f32,
                                  llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
     // VStride: elements between two value rows of the cache (Dv, or the
     // key row's length when the values are a prefix of the key cache, as
     // MLA's latent cache).
-    for (StringRef s : {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits", "VStride"})
+    for (StringRef s :
+         {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits", "VStride"})
       params.push_back(sizeParam(s));
-    SmallVector<Type> argTypes{flat(elt),      flat(elt), flat(elt),
+    SmallVector<Type> argTypes{flat(elt),      flat(elt),     flat(elt),
                                flat(tableElt), flat(lensElt), flat(f32),
                                flat(f32)};
     argTypes.append(7, builder.getIndexType());
@@ -896,7 +908,8 @@ LogicalResult mlir::attn::buildPagedKernels(
         {"table_dtype", typeName(tableElt)},
         {"lens_dtype", typeName(lensElt)},
         {"mask", stringifyMaskKind(mask.getKind())},
-        {"scale", static_cast<double>(static_cast<float>(*op.getEffectiveScale()))},
+        {"scale",
+         static_cast<double>(static_cast<float>(*op.getEffectiveScale()))},
         {"softcap", op.getSoftcap()
                         ? llvm::json::Value(op.getSoftcap()->convertToDouble())
                         : llvm::json::Value(nullptr)}};
@@ -933,13 +946,14 @@ LogicalResult mlir::attn::buildPagedKernels(
   {
     std::string name = getCombineKernelName(op);
     Value sinks = op.getSinks();
-    Type sinksElt = sinks
-                        ? cast<RankedTensorType>(sinks.getType()).getElementType()
-                        : Type();
+    Type sinksElt =
+        sinks ? cast<RankedTensorType>(sinks.getType()).getElementType()
+              : Type();
     llvm::json::Array params;
     SmallVector<Type> argTypes{flat(f32), flat(f32)};
-    params.push_back(memrefParam("o_part", "partial_output", f32,
-                                 llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
+    params.push_back(
+        memrefParam("o_part", "partial_output", f32,
+                    llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
     params.push_back(memrefParam("lse_part", "partial_lse", f32,
                                  llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
     if (sinks) {
@@ -947,8 +961,8 @@ LogicalResult mlir::attn::buildPagedKernels(
           memrefParam("sinks", "sinks", sinksElt, llvm::json::Array{"Hq"}));
       argTypes.push_back(flat(sinksElt));
     }
-    params.push_back(
-        memrefParam("o", "output", elt, llvm::json::Array{"B", "Sq", "Hq", Dv}));
+    params.push_back(memrefParam("o", "output", elt,
+                                 llvm::json::Array{"B", "Sq", "Hq", Dv}));
     argTypes.push_back(flat(elt));
     if (op.getLse()) {
       params.push_back(
@@ -965,14 +979,13 @@ LogicalResult mlir::attn::buildPagedKernels(
                                {"lse", static_cast<bool>(op.getLse())}};
     if (sinks)
       variant["sinks_dtype"] = typeName(sinksElt);
-    llvm::json::Object manifest{
-        {"entry", name},
-        {"params", std::move(params)},
-        {"grid", llvm::json::Array{"Rows", 1, 1}},
-        {"block", llvm::json::Array{Dv, 1, 1}},
-        {"kernel", "paged.combine"},
-        {"dynamic_shared_memory", 0},
-        {"variant", std::move(variant)}};
+    llvm::json::Object manifest{{"entry", name},
+                                {"params", std::move(params)},
+                                {"grid", llvm::json::Array{"Rows", 1, 1}},
+                                {"block", llvm::json::Array{Dv, 1, 1}},
+                                {"kernel", "paged.combine"},
+                                {"dynamic_shared_memory", 0},
+                                {"variant", std::move(variant)}};
     if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
       gpu::GPUFuncOp func =
           createKernel(builder, module, loc, name, argTypes, Dv);

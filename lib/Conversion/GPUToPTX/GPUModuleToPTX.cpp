@@ -130,9 +130,8 @@ struct AttnGPUModuleToPTX
               << target;
           return signalPassFailure();
         }
-        objects.push_back(
-            cast<gpu::TargetAttrInterface>(attr).createObject(module, *ptx,
-                                                              options));
+        objects.push_back(cast<gpu::TargetAttrInterface>(attr).createObject(
+            module, *ptx, options));
       }
       OpBuilder builder(module);
       gpu::BinaryOp::create(builder, module.getLoc(), module.getName(),
