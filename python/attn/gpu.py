@@ -365,7 +365,11 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     device = q.device.index if q.device.index is not None else torch.cuda.current_device()
     if device not in _sm_counts:
         _sm_counts[device] = torch.cuda.get_device_properties(device).multi_processor_count
-    splits = num_splits_override or num_splits(b, hkv, row_tiles, block_table.shape[1] * page,
+    # Blocks per split: sequences x KV heads x value-column chunks (wide heads,
+    # MLA) x row tiles.
+    chunks = split_kernel.manifest.get("value_chunks", 1)
+    splits = num_splits_override or num_splits(b, hkv * chunks, row_tiles,
+                                               block_table.shape[1] * page,
                                                _sm_counts[device],
                                                _resident_blocks(split_kernel.manifest))
     if out is None:
@@ -385,7 +389,7 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     stream = torch.cuda.current_stream(q.device).cuda_stream
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "MaxPages": block_table.shape[1],
              "Splits": splits, "GridX": row_tiles * splits,
-             "GridY": hkv * split_kernel.manifest.get("value_chunks", 1),
+             "GridY": hkv * chunks,
              "VStride": v_rows, "Rows": b * sq * hq}
     split_kernel.launch(tensors, sizes, stream)
     combine.launch(tensors, sizes, stream)
