@@ -23,6 +23,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelCommon.h"
+
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/Conversion/Passes.h"
 #include "attn/IR/AttnOps.h"
@@ -55,12 +57,8 @@ using namespace mlir::attn;
 /// Threads per block (= query rows per block) of the baseline kernel.
 static constexpr int64_t kBlockRows = 128;
 
-static std::string typeName(Type t) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << t;
-  return s;
-}
+using mlir::attn::detail::hexBits;
+using mlir::attn::detail::typeName;
 
 std::string mlir::attn::getAttentionKernelName(AttentionOp op,
                                                KernelKind kind,
@@ -75,18 +73,10 @@ std::string mlir::attn::getAttentionKernelName(AttentionOp op,
   os << "_" << stringifyMaskKind(mask.getKind());
   if (mask.isWindow())
     os << "_l" << mask.getLeft() << "_r" << mask.getRight();
-  if (std::optional<double> scale = op.getEffectiveScale()) {
-    float f = static_cast<float>(*scale);
-    uint32_t bits;
-    std::memcpy(&bits, &f, 4);
-    os << "_s" << llvm::format_hex_no_prefix(bits, 8);
-  }
-  if (std::optional<APFloat> c = op.getSoftcap()) {
-    float f = static_cast<float>(c->convertToDouble());
-    uint32_t bits;
-    std::memcpy(&bits, &f, 4);
-    os << "_cap" << llvm::format_hex_no_prefix(bits, 8);
-  }
+  if (std::optional<double> scale = op.getEffectiveScale())
+    os << "_s" << hexBits(*scale);
+  if (std::optional<APFloat> c = op.getSoftcap())
+    os << "_cap" << hexBits(c->convertToDouble());
   if (Value bias = op.getBias()) {
     auto t = cast<RankedTensorType>(bias.getType());
     os << "_bias";

@@ -7,9 +7,16 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <cstring>
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -33,6 +40,76 @@ Value mlir::attn::detail::getDynamicSharedMemory(OpBuilder &b, Location loc,
                              b.getI64IntegerAttr(1024));
   }
   return memref::GetGlobalOp::create(b, loc, bytesType, name);
+}
+
+std::string mlir::attn::detail::typeName(Type t) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << t;
+  return s;
+}
+
+std::string mlir::attn::detail::hexBits(double x) {
+  float f = static_cast<float>(x);
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  std::string s;
+  llvm::raw_string_ostream(s) << llvm::format_hex_no_prefix(bits, 8);
+  return s;
+}
+
+Value mlir::attn::detail::buildMmaSync(OpBuilder &b, Location loc, Value a,
+                                       Value bFrag, Value c) {
+  auto aType = cast<VectorType>(a.getType());
+  if (aType.getElementType().isF16())
+    return nvgpu::MmaSyncOp::create(b, loc, a, bFrag, c,
+                                    ArrayRef<int64_t>{16, 8, 16});
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  auto pack = [&](Value v, int64_t rows) {
+    SmallVector<Value> regs;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value pair = vector::ExtractOp::create(b, loc, v, ArrayRef<int64_t>{r});
+      Value word = vector::BitCastOp::create(b, loc, VectorType::get({1}, i32),
+                                             pair);
+      regs.push_back(
+          vector::ExtractOp::create(b, loc, word, ArrayRef<int64_t>{0}));
+    }
+    return regs;
+  };
+  SmallVector<Value> cRegs;
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 2; ++j)
+      cRegs.push_back(
+          vector::ExtractOp::create(b, loc, c, ArrayRef<int64_t>{i, j}));
+  Type resultType =
+      LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+  Value d = NVVM::MmaOp::create(
+      b, loc, resultType, pack(a, 4), pack(bFrag, 2), cRegs,
+      ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                    NVVM::MMATypes::bf16},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+  SmallVector<Value> elems;
+  for (int64_t e = 0; e < 4; ++e)
+    elems.push_back(
+        LLVM::ExtractValueOp::create(b, loc, d, ArrayRef<int64_t>{e}));
+  return vector::FromElementsOp::create(b, loc, c.getType(), elems);
+}
+
+std::pair<Value, Value>
+mlir::attn::detail::splitLdMatrixPair(OpBuilder &b, Location loc, Value v) {
+  Type elt = cast<VectorType>(v.getType()).getElementType();
+  auto half = [&](int64_t o) -> Value {
+    SmallVector<Value> elems;
+    for (int64_t r = o; r < o + 2; ++r)
+      for (int64_t c = 0; c < 2; ++c)
+        elems.push_back(
+            vector::ExtractOp::create(b, loc, v, ArrayRef<int64_t>{r, c}));
+    return vector::FromElementsOp::create(b, loc, VectorType::get({2, 2}, elt),
+                                          elems);
+  };
+  return {half(0), half(2)};
 }
 
 Value mlir::attn::detail::treeReduce(ArrayRef<Value> terms,

@@ -25,6 +25,23 @@ namespace detail {
 /// (gpu.dynamic_shared_memory lowers to a 1-byte static array in LLVM 22.)
 Value getDynamicSharedMemory(OpBuilder &b, Location loc, gpu::GPUFuncOp func);
 
+/// The MLIR spelling of a type (`f16`, `bf16`, `i32`): kernel names and
+/// manifests.
+std::string typeName(Type t);
+
+/// The bits of `x` as an f32, in 8 hex digits (kernel names of scales).
+std::string hexBits(double x);
+
+/// D = A·B + C for one m16n8k16 tile: A `vector<4x2xT>`, B `vector<2x2xT>`,
+/// C and D `vector<2x2xf32>`, T f16 or bf16. f16 goes through
+/// nvgpu.mma.sync; bf16 (which nvgpu.mma.sync in LLVM 22 rejects) through
+/// nvvm.mma.sync, each row of A and B packed into one 32-bit register.
+Value buildMmaSync(OpBuilder &b, Location loc, Value a, Value bFrag, Value c);
+
+/// The two adjacent B fragments (`vector<2x2xT>`: rows 0-1 and 2-3) of an
+/// ldmatrix x4 result (`vector<4x2xT>`).
+std::pair<Value, Value> splitLdMatrixPair(OpBuilder &b, Location loc, Value v);
+
 /// Combines `terms` (at least one) pairwise, as a balanced tree: the row
 /// max and sum of a softmax step over a thread's fragment in log2(n)
 /// dependent steps instead of a chain of n.

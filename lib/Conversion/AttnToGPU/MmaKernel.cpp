@@ -288,50 +288,11 @@ void mlir::attn::buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto aType = VectorType::get({4, 2}, f16);
   auto b2Type = VectorType::get({4, 2}, f16);
   auto cType = VectorType::get({2, 2}, f32);
-  // D = A·B + C for one m16n8k16 tile. nvgpu.mma.sync handles f16; for bf16
-  // (which nvgpu.mma.sync in LLVM 22 rejects) nvvm.mma.sync is emitted
-  // directly, each row of A and B packed into one 32-bit register.
   auto mmaSync = [&](Value a, Value bv, Value c) -> Value {
-    if (f16.isF16())
-      return nvgpu::MmaSyncOp::create(b, a, bv, c, ArrayRef<int64_t>{16, 8, 16});
-    Type i32 = b.getI32Type();
-    auto pack = [&](Value v, int64_t rows) {
-      SmallVector<Value> regs;
-      for (int64_t r = 0; r < rows; ++r) {
-        Value pair = vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r});
-        Value word = vector::BitCastOp::create(
-            b, VectorType::get({1}, i32), pair);
-        regs.push_back(vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0}));
-      }
-      return regs;
-    };
-    SmallVector<Value> cRegs;
-    for (int64_t i = 0; i < 2; ++i)
-      for (int64_t j = 0; j < 2; ++j)
-        cRegs.push_back(vector::ExtractOp::create(b, c, ArrayRef<int64_t>{i, j}));
-    Type resultType = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
-    Value d = NVVM::MmaOp::create(
-        b, resultType, pack(a, 4), pack(bv, 2), cRegs,
-        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
-        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
-    SmallVector<Value> elems;
-    for (int64_t e = 0; e < 4; ++e)
-      elems.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e}));
-    return vector::FromElementsOp::create(b, cType, elems);
+    return detail::buildMmaSync(b, loc, a, bv, c);
   };
-  // An ldmatrix x4 of B operands yields two adjacent B fragments (rows 0-1
-  // and 2-3 of its result).
-  auto splitPair = [&](Value v) -> std::pair<Value, Value> {
-    auto half = [&](int64_t o) -> Value {
-      SmallVector<Value> elems;
-      for (int64_t r = o; r < o + 2; ++r)
-        for (int64_t c = 0; c < 2; ++c)
-          elems.push_back(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r, c}));
-      return vector::FromElementsOp::create(b, VectorType::get({2, 2}, f16),
-                                            elems);
-    };
-    return {half(0), half(2)};
+  auto splitPair = [&](Value v) {
+    return detail::splitLdMatrixPair(b, loc, v);
   };
 
   // Warp w owns rows [w * 16 * kMT, (w + 1) * 16 * kMT) of the block, as kMT

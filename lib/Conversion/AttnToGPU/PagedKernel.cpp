@@ -50,6 +50,9 @@
 using namespace mlir;
 using namespace mlir::attn;
 
+using attn::detail::hexBits;
+using attn::detail::typeName;
+
 namespace {
 constexpr int64_t kWarps = 4, kThreads = 32 * kWarps;
 /// Packed query rows per block (one m16 MMA tile) and keys per pipeline step
@@ -84,22 +87,6 @@ struct PagedTiling {
 /// Dynamic shared memory of a block on sm_90 (227 KB).
 constexpr int64_t kMaxSharedMemory = 227 * 1024;
 constexpr double kLog2e = 1.4426950408889634, kLn2 = 0.6931471805599453;
-
-std::string typeName(Type t) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << t;
-  return s;
-}
-
-std::string hexBits(double x) {
-  float f = static_cast<float>(x);
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  std::string s;
-  llvm::raw_string_ostream(s) << llvm::format_hex_no_prefix(bits, 8);
-  return s;
-}
 
 llvm::json::Object memrefParam(StringRef name, StringRef role, Type t,
                                llvm::json::Array shape) {
@@ -435,57 +422,14 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, asyncTokenType, tokens);
   };
 
-  // Fragments. mma.sync m16n8k16: f16 through nvgpu.mma.sync, bf16 through
-  // nvvm.mma.sync (nvgpu rejects bf16 in LLVM 22).
+  // Fragments of m16n8k16 mma.sync.
   auto aType = VectorType::get({4, 2}, elt);
   auto cType = VectorType::get({2, 2}, f32);
   auto mmaSync = [&](Value a, Value bv, Value c) -> Value {
-    if (elt.isF16())
-      return nvgpu::MmaSyncOp::create(b, a, bv, c,
-                                      ArrayRef<int64_t>{16, 8, 16});
-    Type i32 = b.getI32Type();
-    auto pack = [&](Value v, int64_t n) {
-      SmallVector<Value> regs;
-      for (int64_t r = 0; r < n; ++r) {
-        Value pair = vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r});
-        Value word =
-            vector::BitCastOp::create(b, VectorType::get({1}, i32), pair);
-        regs.push_back(
-            vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0}));
-      }
-      return regs;
-    };
-    SmallVector<Value> cRegs;
-    for (int64_t i = 0; i < 2; ++i)
-      for (int64_t j = 0; j < 2; ++j)
-        cRegs.push_back(
-            vector::ExtractOp::create(b, c, ArrayRef<int64_t>{i, j}));
-    Type resultType =
-        LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
-    Value d = NVVM::MmaOp::create(
-        b, resultType, pack(a, 4), pack(bv, 2), cRegs,
-        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
-                                      NVVM::MMATypes::bf16},
-        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                       NVVM::MMALayout::col});
-    SmallVector<Value> elems;
-    for (int64_t e = 0; e < 4; ++e)
-      elems.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e}));
-    return vector::FromElementsOp::create(b, cType, elems);
+    return attn::detail::buildMmaSync(b, loc, a, bv, c);
   };
-  // An ldmatrix x4 of B operands: two adjacent B fragments.
-  auto splitPair = [&](Value v) -> std::pair<Value, Value> {
-    auto half = [&](int64_t o) -> Value {
-      SmallVector<Value> elems;
-      for (int64_t r = o; r < o + 2; ++r)
-        for (int64_t c = 0; c < 2; ++c)
-          elems.push_back(
-              vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r, c}));
-      return vector::FromElementsOp::create(b, VectorType::get({2, 2}, elt),
-                                            elems);
-    };
-    return {half(0), half(2)};
+  auto splitPair = [&](Value v) {
+    return attn::detail::splitLdMatrixPair(b, loc, v);
   };
   Value lane8 = remu(lane, idx(8)), j8 = divu(lane, idx(8));
   Value jLo = remu(j8, idx(2)), jHi = divu(j8, idx(2));
