@@ -18,6 +18,20 @@ import sys
 from . import cpu
 
 
+def _mask_scale_softcap(v):
+    """The mask, scale and softcap attributes of variant `v` (attn.attention
+    and attn.paged_attention spell them alike)."""
+    text = ""
+    if v["mask"] == "causal":
+        text += " mask = <causal>"
+    elif v["mask"] == "window":
+        text += f" mask = <window, left = {v['window_left']}, right = {v['window_right']}>"
+    text += f" scale = {repr(float(v['scale']))}"
+    if v.get("softcap") is not None:
+        text += f" softcap = {repr(float(v['softcap']))}"
+    return text
+
+
 def paged_variant_mlir(v, name="attn"):
     """A function with one attn.paged_attention of variant `v` (batch, heads,
     tokens and page counts are placeholders: the kernels take them at run
@@ -35,13 +49,7 @@ def paged_variant_mlir(v, name="attn"):
         extra += " sinks(%sinks)"
     if v["cache_layout"] == "hnd":
         extra += " cache_layout = hnd"
-    if v["mask"] == "causal":
-        extra += " mask = <causal>"
-    elif v["mask"] == "window":
-        extra += f" mask = <window, left = {v['window_left']}, right = {v['window_right']}>"
-    extra += f" scale = {repr(float(v['scale']))}"
-    if v.get("softcap") is not None:
-        extra += f" softcap = {repr(float(v['softcap']))}"
+    extra += _mask_scale_softcap(v)
     results = [cpu.tensor_type([b, sq, hq, dv], dt)]
     if v.get("lse"):
         results.append(cpu.tensor_type([b, hq, sq], "f32"))
@@ -75,13 +83,7 @@ def variant_mlir(v, name="attn"):
         extra += " sinks(%sinks)"
     if layout == "bshd":
         extra += " layout = bshd"
-    if v["mask"] == "causal":
-        extra += " mask = <causal>"
-    elif v["mask"] == "window":
-        extra += f" mask = <window, left = {v['window_left']}, right = {v['window_right']}>"
-    extra += f" scale = {repr(float(v['scale']))}"
-    if v.get("softcap") is not None:
-        extra += f" softcap = {repr(float(v['softcap']))}"
+    extra += _mask_scale_softcap(v)
     results = [cpu.tensor_type(shape(dv), dt)]
     if v.get("lse"):
         results.append(cpu.tensor_type([b, h, s], "f32"))

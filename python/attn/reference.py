@@ -130,6 +130,21 @@ def _l2norm(x):
     return x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-6)
 
 
+def _gated_delta_setup(q, k, v, g, beta, initial_state, qk_l2norm, scale):
+    """Float64 inputs (q, k L2-normalized if asked), the scale, the initial
+    state, a zero output and the value heads per key head."""
+    q, k, v, g, beta = (np.asarray(x, dtype=np.float64) for x in (q, k, v, g, beta))
+    b, t, hk, dk = q.shape
+    hv, dv = v.shape[2], v.shape[3]
+    if scale is None:
+        scale = 1.0 / math.sqrt(dk)
+    if qk_l2norm:
+        q, k = _l2norm(q), _l2norm(k)
+    state = (np.zeros((b, hv, dk, dv)) if initial_state is None
+             else np.array(initial_state, dtype=np.float64))
+    return q, k, v, g, beta, scale, state, np.zeros((b, t, hv, dv)), hv // hk
+
+
 def gated_delta_reference(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False,
                           scale=None):
     """Float64 semantics of `attn.gated_delta_rule`, token by token; returns
@@ -142,17 +157,9 @@ def gated_delta_reference(q, k, v, g, beta, *, initial_state=None, qk_l2norm=Fal
     S = exp(g) * S (or diag(exp(g)) S); u = beta (v - S^T k); S += k u^T;
     o = S^T (scale q).
     """
-    q, k, v, g, beta = (np.asarray(x, dtype=np.float64) for x in (q, k, v, g, beta))
-    b, t, hk, dk = q.shape
-    hv, dv = v.shape[2], v.shape[3]
-    if scale is None:
-        scale = 1.0 / math.sqrt(dk)
-    if qk_l2norm:
-        q, k = _l2norm(q), _l2norm(k)
-    state = (np.zeros((b, hv, dk, dv)) if initial_state is None
-             else np.array(initial_state, dtype=np.float64))
-    out = np.zeros((b, t, hv, dv))
-    group = hv // hk
+    q, k, v, g, beta, scale, state, out, group = _gated_delta_setup(
+        q, k, v, g, beta, initial_state, qk_l2norm, scale)
+    b, t, hv = q.shape[0], q.shape[1], v.shape[2]
     for i in range(b):
         for h in range(hv):
             s = state[i, h]
@@ -178,19 +185,11 @@ def gated_delta_chunked(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False
       O  = (Q * exp(G)) S + (Q K^T * exp(G_i - G_j), j <= i) V'
       S  = exp(G_C) S + (K * exp(G_C - G))^T V'
     The form a chunked kernel implements; equal to gated_delta_reference."""
-    q, k, v, g, beta = (np.asarray(x, dtype=np.float64) for x in (q, k, v, g, beta))
-    if g.ndim != 3:
+    if np.ndim(g) != 3:
         raise ValueError("the chunked form here takes per-head gates [B, T, Hv]")
-    b, t, hk, dk = q.shape
-    hv, dv = v.shape[2], v.shape[3]
-    if scale is None:
-        scale = 1.0 / math.sqrt(dk)
-    if qk_l2norm:
-        q, k = _l2norm(q), _l2norm(k)
-    state = (np.zeros((b, hv, dk, dv)) if initial_state is None
-             else np.array(initial_state, dtype=np.float64))
-    out = np.zeros((b, t, hv, dv))
-    group = hv // hk
+    q, k, v, g, beta, scale, state, out, group = _gated_delta_setup(
+        q, k, v, g, beta, initial_state, qk_l2norm, scale)
+    b, t, hv = q.shape[0], q.shape[1], v.shape[2]
     for i in range(b):
         for h in range(hv):
             s = state[i, h]
