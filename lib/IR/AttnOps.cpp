@@ -48,6 +48,17 @@ AttentionShape AttentionOp::getAttentionShape() {
   return AttentionShape{q[0], q[h], k[h], q[s], k[s], q[3], v[3]};
 }
 
+/// The scale of an attention op: the attribute, else 1/sqrt(head dim) for a
+/// static, positive head dim.
+static std::optional<double> effectiveScale(std::optional<APFloat> scale,
+                                            int64_t headDim) {
+  if (scale)
+    return scale->convertToDouble();
+  if (ShapedType::isDynamic(headDim) || headDim <= 0)
+    return std::nullopt;
+  return 1.0 / std::sqrt(static_cast<double>(headDim));
+}
+
 MaskAttr AttentionOp::getMaskOrNone() {
   if (std::optional<MaskAttr> mask = getMask())
     return *mask;
@@ -55,12 +66,7 @@ MaskAttr AttentionOp::getMaskOrNone() {
 }
 
 std::optional<double> AttentionOp::getEffectiveScale() {
-  if (std::optional<APFloat> scale = getScale())
-    return scale->convertToDouble();
-  int64_t d = getAttentionShape().headDim;
-  if (ShapedType::isDynamic(d) || d <= 0)
-    return std::nullopt;
-  return 1.0 / std::sqrt(static_cast<double>(d));
+  return effectiveScale(getScale(), getAttentionShape().headDim);
 }
 
 std::optional<int64_t> AttentionOp::getGroupSize() {
@@ -273,12 +279,7 @@ MaskAttr PagedAttentionOp::getMaskOrNone() {
 }
 
 std::optional<double> PagedAttentionOp::getEffectiveScale() {
-  if (std::optional<APFloat> scale = getScale())
-    return scale->convertToDouble();
-  int64_t d = getPagedShape().headDim;
-  if (ShapedType::isDynamic(d) || d <= 0)
-    return std::nullopt;
-  return 1.0 / std::sqrt(static_cast<double>(d));
+  return effectiveScale(getScale(), getPagedShape().headDim);
 }
 
 LogicalResult PagedAttentionOp::verify() {
@@ -394,12 +395,7 @@ void GatedDeltaRuleOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
 }
 
 std::optional<double> GatedDeltaRuleOp::getEffectiveScale() {
-  if (std::optional<APFloat> s = getScale())
-    return s->convertToDouble();
-  int64_t dk = getQuery().getType().getDimSize(3);
-  if (ShapedType::isDynamic(dk))
-    return std::nullopt;
-  return 1.0 / std::sqrt(static_cast<double>(dk));
+  return effectiveScale(getScale(), getQuery().getType().getDimSize(3));
 }
 
 LogicalResult GatedDeltaRuleOp::verify() {
@@ -530,9 +526,9 @@ LogicalResult GatedDeltaRuleOp::verify() {
   if (std::optional<APFloat> s = getScale())
     if (!(s->convertToDouble() > 0.0) || s->isInfinity())
       return emitOpError() << "scale must be positive and finite";
-  if (!getScale() && ShapedType::isDynamic(dk))
+  if (!getEffectiveScale())
     return emitOpError("needs an explicit scale when the key head dim is "
-                       "dynamic");
+                       "dynamic or 0");
   return success();
 }
 

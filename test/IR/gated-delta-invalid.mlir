@@ -160,3 +160,11 @@ func.func @f(%q: tensor<2x10x4x?xbf16>, %k: tensor<2x10x4x?xbf16>, %v: tensor<2x
   %o, %s = attn.gated_delta_rule %q, %k, %v, %g, %b : (tensor<2x10x4x?xbf16>, tensor<2x10x4x?xbf16>, tensor<2x10x8x32xbf16>, tensor<2x10x8xf32>, tensor<2x10x8xf32>) -> (tensor<2x10x8x32xbf16>, tensor<2x8x?x32xf32>)
   return %o, %s : tensor<2x10x8x32xbf16>, tensor<2x8x?x32xf32>
 }
+
+// -----
+
+func.func @f(%q: tensor<2x10x4x0xbf16>, %k: tensor<2x10x4x0xbf16>, %v: tensor<2x10x8x32xbf16>, %g: tensor<2x10x8xf32>, %b: tensor<2x10x8xf32>) -> (tensor<2x10x8x32xbf16>, tensor<2x8x0x32xf32>) {
+  // expected-error @below {{'attn.gated_delta_rule' op needs an explicit scale when the key head dim is dynamic or 0}}
+  %o, %s = attn.gated_delta_rule %q, %k, %v, %g, %b : (tensor<2x10x4x0xbf16>, tensor<2x10x4x0xbf16>, tensor<2x10x8x32xbf16>, tensor<2x10x8xf32>, tensor<2x10x8xf32>) -> (tensor<2x10x8x32xbf16>, tensor<2x8x0x32xf32>)
+  return %o, %s : tensor<2x10x8x32xbf16>, tensor<2x8x0x32xf32>
+}
