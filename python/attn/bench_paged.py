@@ -9,9 +9,10 @@ KV laid out contiguously, and against the card's copy bandwidth.
 Shapes: one new token per sequence (Llama-3.1-8B heads: 32 query / 8 KV
 heads, head dim 128, bf16), pages of 16 in a random order, batch 8 and 32,
 every sequence at the context length (4k ... 64k); and DeepSeek MLA's
-absorbed decode (128 query heads, one latent KV head of 576, values its first
-512 columns, pages of 64, batch 1 ... 64, contexts 4k and 16k), with its
-TFLOP/s. Bandwidth counts each K/V
+absorbed decode (16 query heads -- DeepSeek-V3's 128 over 8-way tensor
+parallelism, memory-bound -- and 128, compute-bound; one latent KV head of
+576, values its first 512 columns, pages of 64, batch 1 ... 64, contexts 4k
+and 16k), with its TFLOP/s. Bandwidth counts each K/V
 byte once: B * L * Hkv * (D + Dv) * 2 bytes per call. Copy bandwidth is a
 device-to-device copy of 2 GiB, counted as bytes read plus bytes written.
 Median of device-event timings after warm-up, over CUDA-graph replays of 10
@@ -30,7 +31,7 @@ BATCHES = (8, 32)
 CONTEXTS = (4096, 8192, 16384, 32768, 65536)
 
 
-MLA_HQ, MLA_D, MLA_DV, MLA_PAGE, MLA_SCALE = 128, 576, 512, 64, 0.1352
+MLA_HEADS, MLA_D, MLA_DV, MLA_PAGE, MLA_SCALE = (16, 128), 576, 512, 64, 0.1352
 MLA_BATCHES = (1, 8, 32, 64)
 MLA_CONTEXTS = (4096, 16384)
 
@@ -42,9 +43,9 @@ def variants():
             "table_dtype": "i32", "lens_dtype": "i32", "softcap": None, "sinks": False,
             "lse": False}
     return [dict(base, head_dim=D, value_head_dim=D, page_size=PAGE, mask="causal",
-                 scale=1 / math.sqrt(D)),
+                 scale=1 / math.sqrt(D), values="separate"),
             dict(base, head_dim=MLA_D, value_head_dim=MLA_DV, page_size=MLA_PAGE, mask="none",
-                 scale=MLA_SCALE)]
+                 scale=MLA_SCALE, values="key_prefix")]
 
 
 def main():
@@ -61,6 +62,7 @@ def main():
     ap.add_argument("--batches", type=int, nargs="*", default=list(BATCHES))
     ap.add_argument("--mla-batches", type=int, nargs="*", default=list(MLA_BATCHES))
     ap.add_argument("--mla-contexts", type=int, nargs="*", default=list(MLA_CONTEXTS))
+    ap.add_argument("--mla-heads", type=int, nargs="*", default=list(MLA_HEADS))
     args = ap.parse_args()
     os.makedirs(args.output, exist_ok=True)
 
@@ -148,29 +150,30 @@ def main():
                   f"({100 * result['attn_tbs'] / copy_tbs:5.1f}% of copy; {result['attn_ms'] * 1e3:7.1f} us, "
                   f"eager {result['attn_eager_ms'] * 1e3:7.1f} us)  cuDNN "
                   f"{fmt(result['sdpa-cudnn_tbs'])}  FA2 {fmt(result['sdpa-flash_tbs'])} TB/s")
-    # DeepSeek MLA absorbed decode: 128 query heads on one latent KV head of
-    # 576 (values: its first 512 columns, read from the same rows), pages of
-    # 64. Bytes: B * L * 576 * 2; FLOPs: 2 * B * Hq * L * (576 + 512).
-    for b in args.mla_batches:
-        for ctx in args.mla_contexts:
-            pages_per = ctx // MLA_PAGE
-            total = b * pages_per
-            kc = torch.randn(total, MLA_PAGE, 1, MLA_D, device="cuda", dtype=torch.bfloat16)
-            table = torch.randperm(total, device="cuda", dtype=torch.int64).to(torch.int32)
-            table = table.view(b, pages_per).contiguous()
-            lens = torch.full((b,), ctx, dtype=torch.int32, device="cuda")
-            q = torch.randn(b, MLA_HQ, MLA_D, device="cuda", dtype=torch.bfloat16)
-            ms = time_ms(lambda: gpu.paged_attention(q, kc, kc[..., :MLA_DV], table, lens,
-                                                     scale=MLA_SCALE, bundles=args.bundles))
-            nbytes = b * ctx * MLA_D * 2
-            flops = 2 * b * MLA_HQ * ctx * (MLA_D + MLA_DV)
-            rows.append({"gpu": name, "batch": b, "context": ctx, "copy_tbs": copy_tbs,
-                         "attn_ms": ms, "attn_tbs": nbytes / ms / 1e9, "mla_tflops": flops / ms / 1e9})
-            print(f"MLA b={b:<3} ctx={ctx:<6} attn {nbytes / ms / 1e9:6.2f} TB/s "
-                  f"({100 * nbytes / ms / 1e9 / copy_tbs:5.1f}% of copy), {flops / ms / 1e9:6.1f} TFLOP/s, "
-                  f"{ms * 1e3:8.1f} us")
-            del kc
-            torch.cuda.empty_cache()
+    # DeepSeek MLA absorbed decode: 16 or 128 query heads on one latent KV
+    # head of 576 (values: its first 512 columns, read from the same rows),
+    # pages of 64. Bytes: B * L * 576 * 2; FLOPs: 2 * B * Hq * L * (576 + 512).
+    for hq, b, ctx in ((h, b, c) for h in args.mla_heads for b in args.mla_batches
+                       for c in args.mla_contexts):
+        pages_per = ctx // MLA_PAGE
+        total = b * pages_per
+        kc = torch.randn(total, MLA_PAGE, 1, MLA_D, device="cuda", dtype=torch.bfloat16)
+        table = torch.randperm(total, device="cuda", dtype=torch.int64).to(torch.int32)
+        table = table.view(b, pages_per).contiguous()
+        lens = torch.full((b,), ctx, dtype=torch.int32, device="cuda")
+        q = torch.randn(b, hq, MLA_D, device="cuda", dtype=torch.bfloat16)
+        ms = time_ms(lambda: gpu.paged_attention(q, kc, kc[..., :MLA_DV], table, lens,
+                                                 scale=MLA_SCALE, bundles=args.bundles))
+        nbytes = b * ctx * MLA_D * 2
+        flops = 2 * b * hq * ctx * (MLA_D + MLA_DV)
+        rows.append({"gpu": name, "mla_heads": hq, "batch": b, "context": ctx,
+                     "copy_tbs": copy_tbs,
+                     "attn_ms": ms, "attn_tbs": nbytes / ms / 1e9, "mla_tflops": flops / ms / 1e9})
+        print(f"MLA h={hq:<3} b={b:<3} ctx={ctx:<6} attn {nbytes / ms / 1e9:6.2f} TB/s "
+              f"({100 * nbytes / ms / 1e9 / copy_tbs:5.1f}% of copy), {flops / ms / 1e9:6.1f} TFLOP/s, "
+              f"{ms * 1e3:8.1f} us")
+        del kc
+        torch.cuda.empty_cache()
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(os.path.join(args.output, "paged.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)

@@ -39,10 +39,18 @@ def paged_variant_mlir(v, name="attn"):
     d, dv, page, dt = v["head_dim"], v["value_head_dim"], v["page_size"], v["dtype"]
     b, hq, hkv, sq, pages, maxp = 2, 4, 2, 1, 8, 4
     cache = ([pages, hkv, page] if v["cache_layout"] == "hnd" else [pages, page, hkv])
-    args = [("%q", cpu.tensor_type([b, sq, hq, d], dt)),
-            ("%kc", cpu.tensor_type(cache + [d], dt)), ("%vc", cpu.tensor_type(cache + [dv], dt)),
+    # values = "key_prefix": the value cache is the first Dv columns of the
+    # key cache (MLA's latent cache), a slice of it rather than an argument.
+    prefix = v.get("values") == "key_prefix"
+    kc_type, vc_type = cpu.tensor_type(cache + [d], dt), cpu.tensor_type(cache + [dv], dt)
+    args = [("%q", cpu.tensor_type([b, sq, hq, d], dt)), ("%kc", kc_type), ("%vc", vc_type),
             ("%t", cpu.tensor_type([b, maxp], v.get("table_dtype", "i32"))),
             ("%l", cpu.tensor_type([b], v.get("table_dtype", "i32")))]
+    slice_ = ""
+    if prefix:
+        sizes = ", ".join(str(x) for x in cache + [dv])
+        slice_ = (f"  %vc = tensor.extract_slice %kc[0, 0, 0, 0] [{sizes}] [1, 1, 1, 1] : "
+                  f"{kc_type} to {vc_type}\n")
     extra = ""
     if v.get("sinks"):
         args.append(("%sinks", cpu.tensor_type([hq], v["sinks_dtype"])))
@@ -55,7 +63,9 @@ def paged_variant_mlir(v, name="attn"):
         results.append(cpu.tensor_type([b, hq, sq], "f32"))
     rn = ", ".join(f"%r{i}" for i in range(len(results)))
     operands = ", ".join(n for n, _ in args[:5])
-    return (f"func.func @{name}({', '.join(f'{n}: {t}' for n, t in args)}) -> ({', '.join(results)}) {{\n"
+    params = [a for a in args if not (prefix and a[0] == "%vc")]
+    return (f"func.func @{name}({', '.join(f'{n}: {t}' for n, t in params)}) -> ({', '.join(results)}) {{\n"
+            f"{slice_}"
             f"  {rn} = attn.paged_attention {operands}{extra} : ({', '.join(t for _, t in args)}) -> ({', '.join(results)})\n"
             f"  return {rn} : {', '.join(results)}\n}}\n")
 

@@ -349,7 +349,7 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     if window is not None:
         want["window_left"], want["window_right"] = int(window[0]), int(window[1])
     kernels = load_bundles(bundles)
-    split_kernel = _find(kernels, want)
+    split_kernel = _find_paged_split(kernels, want, prefix_of_k, (hq // hkv) * sq)
     combine_want = {"op": "paged_combine", "dtype": dtype, "value_head_dim": dv,
                     "sinks": sinks is not None, "lse": return_lse}
     tensors = {"q": q, "k_cache": k_cache, "v_cache": v_cache, "block_table": block_table,
@@ -399,13 +399,32 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     return (result, lse) if return_lse else result
 
 
-def _find(kernels, want):
+def _matching(kernels, want):
     def same(a, b):
         if isinstance(a, float) or isinstance(b, float):
             return a is not None and b is not None and _f32(a) == _f32(b)
         return a == b
-    matches = [kern for kern in kernels
-               if all(same(kern.variant.get(key), value) for key, value in want.items())]
+    return [kern for kern in kernels
+            if all(same(kern.variant.get(key), value) for key, value in want.items())]
+
+
+def _find_paged_split(kernels, want, prefix_of_k, rows):
+    """The split kernel of a paged variant. With the value cache a prefix of
+    the key cache (MLA), the latent kernel where one was compiled: of its
+    row-tile sizes, the smallest that holds a KV head's `rows` query rows (the
+    largest if none does). Otherwise the general kernel."""
+    if prefix_of_k:
+        latent = _matching(kernels, dict(want, values="key_prefix"))
+        if latent:
+            fits = [k for k in latent if k.manifest["rows_per_block"] >= rows]
+            if fits:
+                return min(fits, key=lambda k: k.manifest["rows_per_block"])
+            return max(latent, key=lambda k: k.manifest["rows_per_block"])
+    return _find(kernels, dict(want, values="separate"))
+
+
+def _find(kernels, want):
+    matches = _matching(kernels, want)
     if matches:
         # Prefer tensor-core kernels when a directory holds several.
         rank = {"wgmma": 0, "mma.sync": 1}

@@ -103,6 +103,15 @@ PAGED_CASES = [
                hkv=1, d=576, dv=512, scale=0.1352, v_prefix=True),
     paged_case("mla_b4_h32_mtp2", lens=[300, 2, 1000, 129], page=64, hq=32, hkv=1, sq=2,
                d=576, dv=512, scale=0.1352, v_prefix=True, dtype="f16"),
+    # The latent kernel beyond MLA's defaults: two KV heads, HND pages of 61,
+    # three tokens, window + softcap, sinks + LSE, an empty sequence.
+    paged_case("latent_hkv2_d288_p61_hnd_window_softcap", lens=[1000, 61, 0, 2049], page=61,
+               hq=8, hkv=2, sq=3, d=288, dv=256, layout="hnd", causal=False, window=(300, 0),
+               softcap=30.0, sinks=True, lse=True, v_prefix=True, dtype="f16"),
+    # MLA's shapes with a separate value cache: the general kernel's wide
+    # tiling (value columns split over blocks).
+    paged_case("mla_separate_values_h16", lens=[777, 64], page=64, hq=16, hkv=1, d=576, dv=512,
+               scale=0.1352),
 ]
 
 
@@ -112,7 +121,8 @@ def paged_variant(c):
          "table_dtype": c["table_dtype"], "lens_dtype": c["table_dtype"],
          "mask": "window" if c["window"] else ("causal" if c["causal"] else "none"),
          "scale": c["scale"] if c["scale"] is not None else 1 / math.sqrt(c["d"]),
-         "softcap": c["softcap"], "sinks": c["sinks"], "lse": c["lse"]}
+         "softcap": c["softcap"], "sinks": c["sinks"], "lse": c["lse"],
+         "values": "key_prefix" if c["v_prefix"] else "separate"}
     if c["window"]:
         v["window_left"], v["window_right"] = c["window"]
     if c["sinks"]:

@@ -65,3 +65,23 @@ def test_find_prefers_tensor_cores_and_matches_exactly():
         assert gpu._find(kernels, {"op": "paged_attention", "dtype": "bf16"}).manifest["entry"] == "p"
         with pytest.raises(LookupError, match="no kernel bundle"):
             gpu._find(kernels, dict(variant, mask="none"))
+
+
+def test_find_paged_split_latent_rows():
+    """A latent cache takes the latent kernel with the fewest rows per block
+    that holds a KV head's query rows (the most if none does); a separate
+    value cache, or no latent bundle, the general kernel."""
+    with tempfile.TemporaryDirectory() as d:
+        base = {"op": "paged_attention", "dtype": "bf16", "head_dim": 576,
+                "value_head_dim": 512}
+        for name, values, rows in (("g", "separate", 16), ("r16", "key_prefix", 16),
+                                   ("r64", "key_prefix", 64)):
+            with open(os.path.join(d, name + ".json"), "w") as f:
+                json.dump({"entry": name, "kernel": "paged", "ptx": name + ".ptx",
+                           "rows_per_block": rows, "variant": dict(base, values=values)}, f)
+        kernels = gpu.load_bundles(d)
+        pick = lambda prefix, rows: gpu._find_paged_split(kernels, base, prefix, rows).manifest["entry"]
+        assert [pick(True, r) for r in (1, 16, 17, 64, 128)] == ["r16", "r16", "r64", "r64", "r64"]
+        assert pick(False, 16) == "g" and pick(False, 128) == "g"
+        general = [k for k in kernels if k.variant["values"] == "separate"]
+        assert gpu._find_paged_split(general, base, True, 128).manifest["entry"] == "g"

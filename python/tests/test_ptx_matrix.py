@@ -76,10 +76,11 @@ def test_variant_matrix_ptxas(chip, kernel):
 
 
 def paged(dtype="bf16", d=128, dv=None, page=16, layout="nhd", mask="causal", window=(0, 0),
-          softcap=None, sinks=False, lse=False, table="i32", scale=None):
+          softcap=None, sinks=False, lse=False, table="i32", scale=None, values="separate"):
     v = {"op": "paged_attention", "dtype": dtype, "head_dim": d, "value_head_dim": dv or d,
          "page_size": page, "cache_layout": layout, "table_dtype": table, "mask": mask,
-         "scale": scale or 1 / math.sqrt(d), "softcap": softcap, "sinks": sinks, "lse": lse}
+         "scale": scale or 1 / math.sqrt(d), "softcap": softcap, "sinks": sinks, "lse": lse,
+         "values": values}
     if mask == "window":
         v["window_left"], v["window_right"] = window
     if sinks:
@@ -88,13 +89,20 @@ def paged(dtype="bf16", d=128, dv=None, page=16, layout="nhd", mask="causal", wi
 
 
 # The paged decode kernels: page sizes (power of two or not), both cache
-# layouts, head dims, masks, softcap, sinks + LSE, i64 tables, MLA's 576/512.
+# layouts, head dims, masks, softcap, sinks + LSE, i64 tables, MLA's 576/512
+# with a separate value cache (the general kernel's wide tiling) and with the
+# values in the key rows (the latent kernel: one split kernel per row-tile
+# size).
 PAGED_MATRIX = [
     paged(), paged(page=1), paged(dtype="f16", page=61, layout="hnd"), paged(page=64, table="i64"),
     paged(d=64, mask="none"), paged(d=256, page=128), paged(mask="window", window=(255, 0), softcap=30.0),
     paged(dtype="f16", sinks=True, lse=True), paged(d=96, page=256, mask="none"),
-    paged(d=576, dv=512, page=64, mask="none", scale=0.1352),  # DeepSeek MLA latent decode
+    paged(d=576, dv=512, page=64, mask="none", scale=0.1352),
+    paged(d=576, dv=512, page=64, mask="none", scale=0.1352, values="key_prefix"),  # DeepSeek MLA
+    paged(dtype="f16", d=288, dv=256, page=61, layout="hnd", mask="window", window=(300, 0),
+          softcap=30.0, sinks=True, lse=True, values="key_prefix"),
 ]
+LATENT_ROW_TILES = 2  # split kernels per latent variant (16 and 64 rows)
 
 
 @pytest.mark.parametrize("chip", ["sm_80", "sm_90a"])
@@ -103,7 +111,9 @@ def test_paged_matrix_ptxas(chip):
         bundles.compile_variants(PAGED_MATRIX, out, chip)
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
         split = [f for f in ptx if not f.startswith("attn_paged_combine")]
-        assert len(split) == len(PAGED_MATRIX), ptx
+        assert len(split) == sum(LATENT_ROW_TILES if v["values"] == "key_prefix" else 1
+                                 for v in PAGED_MATRIX), ptx
+        assert sum("_vk_r" in f for f in split) == LATENT_ROW_TILES * 2, ptx
         assert any(f.startswith("attn_paged_combine") for f in ptx)
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],

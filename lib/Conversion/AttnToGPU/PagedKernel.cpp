@@ -26,6 +26,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
+#include "PagedKernel.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
@@ -129,6 +130,20 @@ gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module, Location loc,
 }
 } // namespace
 
+/// Whether `op` takes the latent split kernel (PagedLatentKernel.cpp): heads
+/// wider than the narrow tiling whose values are a prefix of the key rows.
+static bool isLatent(PagedAttentionOp op) {
+  PagedAttentionShape shape = op.getPagedShape();
+  const int64_t d = shape.headDim, dv = shape.valueHeadDim;
+  if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv) ||
+      (d == dv && d <= 256))
+    return false;
+  return attn::detail::valuesArePrefixOfKeys(op) &&
+         llvm::all_of(attn::detail::kLatentRowTileCounts, [&](int64_t m) {
+           return attn::detail::LatentTiling{m}.accepts(d, dv);
+         });
+}
+
 LogicalResult mlir::attn::checkPagedKernelEligible(PagedAttentionOp op,
                                                    std::string *why) {
   PagedAttentionShape shape = op.getPagedShape();
@@ -148,12 +163,15 @@ LogicalResult mlir::attn::checkPagedKernelEligible(PagedAttentionOp op,
   const int64_t d = shape.headDim, dv = shape.valueHeadDim;
   bool ok = d % 16 == 0 && dv % 16 == 0 && d > 0 && dv > 0;
   if (ok && !(d == dv && d <= 256))
-    ok = d <= 576 && (dv <= 128 || dv % 128 == 0) && dv <= 512 &&
-         PagedTiling::get(d, dv).sharedMemoryBytes(d) <= kMaxSharedMemory;
+    ok = (d <= 576 && (dv <= 128 || dv % 128 == 0) && dv <= 512 &&
+          PagedTiling::get(d, dv).sharedMemoryBytes(d) <= kMaxSharedMemory) ||
+         isLatent(op);
   if (!ok)
     return fail("the paged GPU kernel needs head dims that are multiples of "
-                "16, D = Dv up to 256 or D up to 576 with Dv up to 128 or a "
-                "multiple of 128 up to 512 (MLA: 576 / 512); got D = " +
+                "16, D = Dv up to 256, D up to 576 with Dv up to 128 or a "
+                "multiple of 128 up to 512 (MLA: 576 / 512), or values that "
+                "are the first Dv columns of the key rows (Dv a multiple of "
+                "128, D of 32); got D = " +
                 Twine(d) + ", Dv = " + Twine(dv));
   if (!op.getEffectiveScale())
     return fail("the paged GPU kernel needs a scale");
@@ -812,78 +830,107 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
           ? llvm::json::Array{"NumPages", "Hkv", shape.pageSize, D}
           : llvm::json::Array{"NumPages", shape.pageSize, "Hkv", D};
 
-  // The split kernel.
-  {
-    std::string name = getPagedKernelName(op);
-    llvm::json::Array params;
-    params.push_back(
-        memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", "Hq", D}));
-    params.push_back(memrefParam("k_cache", "key_cache", elt, cacheShape));
+  // The split kernel(s): the general one, or for a latent cache one per
+  // row-tile count (the host picks by the query rows of a KV head).
+  llvm::json::Object variant{
+      {"op", "paged_attention"},
+      {"dtype", typeName(elt)},
+      {"head_dim", D},
+      {"value_head_dim", Dv},
+      {"page_size", shape.pageSize},
+      {"cache_layout", cacheLayout},
+      {"table_dtype", typeName(tableElt)},
+      {"lens_dtype", typeName(lensElt)},
+      {"mask", stringifyMaskKind(mask.getKind())},
+      {"scale",
+       static_cast<double>(static_cast<float>(*op.getEffectiveScale()))},
+      {"softcap", op.getSoftcap()
+                      ? llvm::json::Value(op.getSoftcap()->convertToDouble())
+                      : llvm::json::Value(nullptr)}};
+  if (mask.isWindow()) {
+    variant["window_left"] = mask.getLeft();
+    variant["window_right"] = mask.getRight();
+  }
+  const bool latent = isLatent(op);
+  variant["values"] = latent ? "key_prefix" : "separate";
+  llvm::json::Array params;
+  params.push_back(
+      memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", "Hq", D}));
+  params.push_back(memrefParam("k_cache", "key_cache", elt, cacheShape));
+  SmallVector<Type> argTypes{flat(elt), flat(elt)};
+  if (!latent) {
     llvm::json::Array vShape = cacheShape;
     vShape.back() = Dv;
     params.push_back(
         memrefParam("v_cache", "value_cache", elt, std::move(vShape)));
-    params.push_back(memrefParam("block_table", "block_table", tableElt,
-                                 llvm::json::Array{"B", "MaxPages"}));
-    params.push_back(
-        memrefParam("seq_lens", "seq_lens", lensElt, llvm::json::Array{"B"}));
-    params.push_back(
-        memrefParam("o_part", "partial_output", f32,
-                    llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
-    params.push_back(memrefParam("lse_part", "partial_lse", f32,
-                                 llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
-    // VStride: elements between two value rows of the cache (Dv, or the
-    // key row's length when the values are a prefix of the key cache, as
-    // MLA's latent cache).
-    for (StringRef s :
-         {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits", "VStride"})
-      params.push_back(sizeParam(s));
-    SmallVector<Type> argTypes{flat(elt),      flat(elt),     flat(elt),
-                               flat(tableElt), flat(lensElt), flat(f32),
-                               flat(f32)};
-    argTypes.append(7, builder.getIndexType());
-    llvm::json::Object variant{
-        {"op", "paged_attention"},
-        {"dtype", typeName(elt)},
-        {"head_dim", D},
-        {"value_head_dim", Dv},
-        {"page_size", shape.pageSize},
-        {"cache_layout", cacheLayout},
-        {"table_dtype", typeName(tableElt)},
-        {"lens_dtype", typeName(lensElt)},
-        {"mask", stringifyMaskKind(mask.getKind())},
-        {"scale",
-         static_cast<double>(static_cast<float>(*op.getEffectiveScale()))},
-        {"softcap", op.getSoftcap()
-                        ? llvm::json::Value(op.getSoftcap()->convertToDouble())
-                        : llvm::json::Value(nullptr)}};
-    if (mask.isWindow()) {
-      variant["window_left"] = mask.getLeft();
-      variant["window_right"] = mask.getRight();
-    }
-    PagedTiling tiling = PagedTiling::get(D, Dv);
+    argTypes.push_back(flat(elt));
+  }
+  params.push_back(memrefParam("block_table", "block_table", tableElt,
+                               llvm::json::Array{"B", "MaxPages"}));
+  params.push_back(
+      memrefParam("seq_lens", "seq_lens", lensElt, llvm::json::Array{"B"}));
+  params.push_back(memrefParam("o_part", "partial_output", f32,
+                               llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
+  params.push_back(memrefParam("lse_part", "partial_lse", f32,
+                               llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
+  argTypes.append({flat(tableElt), flat(lensElt), flat(f32), flat(f32)});
+  // VStride (general kernel): elements between two value rows of the cache
+  // (Dv, or the key row's length when the values are a prefix of the key
+  // cache the kernel does not know about).
+  for (StringRef s : {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits"})
+    params.push_back(sizeParam(s));
+  argTypes.append(6, builder.getIndexType());
+  if (!latent) {
+    params.push_back(sizeParam("VStride"));
+    argTypes.push_back(builder.getIndexType());
+  }
+  // GridX = ceil(Hq / Hkv * Sq / rows_per_block) * Splits and GridY = Hkv *
+  // value_chunks, set by the host.
+  auto addSplitKernel = [&](StringRef name, StringRef kind, int64_t threads,
+                            int64_t rows, int64_t chunks, int64_t stages,
+                            int64_t smemBytes,
+                            function_ref<void(gpu::GPUFuncOp)> buildBody) {
     llvm::json::Object manifest{
         {"entry", name},
-        {"params", std::move(params)},
-        // GridX = ceil(Hq / Hkv * Sq / 16) * Splits and GridY = Hkv *
-        // value_chunks, set by the host.
+        {"params", llvm::json::Array(params)},
         {"grid", llvm::json::Array{"GridX", "GridY", "B"}},
-        {"block", llvm::json::Array{kThreads, 1, 1}},
-        {"kernel", "paged.mma.sync"},
-        {"rows_per_block", kRows},
-        {"value_chunks", tiling.dvChunks(Dv)},
-        {"stages", tiling.stages},
-        {"dynamic_shared_memory", tiling.sharedMemoryBytes(D)},
-        {"variant", std::move(variant)}};
+        {"block", llvm::json::Array{threads, 1, 1}},
+        {"kernel", kind},
+        {"rows_per_block", rows},
+        {"value_chunks", chunks},
+        {"stages", stages},
+        {"dynamic_shared_memory", smemBytes},
+        {"variant", llvm::json::Object(variant)}};
     if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
       gpu::GPUFuncOp func =
-          createKernel(builder, module, loc, name, argTypes, kThreads);
+          createKernel(builder, module, loc, name, argTypes, threads);
       OpBuilder::InsertionGuard guard(builder);
-      buildSplitKernelBody(builder, func, op);
+      buildBody(func);
       builder.setInsertionPointToEnd(&func.getBody().front());
       gpu::ReturnOp::create(builder, loc);
     }
     addManifest(name, std::move(manifest));
+  };
+  if (latent) {
+    for (int64_t m : attn::detail::kLatentRowTileCounts) {
+      attn::detail::LatentTiling tiling{m};
+      std::string name = getPagedKernelName(op) + "_vk_r" +
+                         std::to_string(tiling.rows());
+      addSplitKernel(name, "paged.latent.mma.sync",
+                     attn::detail::LatentTiling::kThreads, tiling.rows(), 1,
+                     attn::detail::LatentTiling::kStages,
+                     tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
+                       attn::detail::buildLatentSplitKernelBody(builder, func, op,
+                                                          tiling);
+                     });
+    }
+  } else {
+    PagedTiling tiling = PagedTiling::get(D, Dv);
+    addSplitKernel(getPagedKernelName(op), "paged.mma.sync", kThreads, kRows,
+                   tiling.dvChunks(Dv), tiling.stages,
+                   tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
+                     buildSplitKernelBody(builder, func, op);
+                   });
   }
 
   // The combine kernel.

@@ -13,6 +13,7 @@
 #include "attn/Conversion/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/CompilationInterfaces.h"
+#include "mlir/IR/Threading.h"
 #include "mlir/Target/LLVM/NVVM/Utils.h"
 
 #include "llvm/IR/Module.h"
@@ -106,7 +107,16 @@ struct AttnGPUModuleToPTX
     gpu::TargetOptions options(toolkitPath, /*librariesToLink=*/{},
                                /*cmdOptions=*/{}, /*elfSection=*/{},
                                gpu::CompilationTarget::Assembly);
+    // Check the targets, compile every (module, target) pair to PTX in
+    // parallel (each in its own LLVM context; a paged variant's split and
+    // combine kernels take one core each), then replace the modules.
     auto modules = llvm::to_vector(getOperation().getOps<gpu::GPUModuleOp>());
+    struct Job {
+      gpu::GPUModuleOp module;
+      NVVM::NVVMTargetAttr target;
+      std::optional<SmallVector<char, 0>> ptx;
+    };
+    SmallVector<Job> jobs;
     for (gpu::GPUModuleOp module : modules) {
       ArrayAttr targets = module.getTargetsAttr();
       if (!targets || targets.empty()) {
@@ -114,7 +124,6 @@ struct AttnGPUModuleToPTX
                          "nvvm-attach-target first");
         return signalPassFailure();
       }
-      SmallVector<Attribute> objects;
       for (Attribute attr : targets) {
         auto target = dyn_cast<NVVM::NVVMTargetAttr>(attr);
         if (!target) {
@@ -123,15 +132,26 @@ struct AttnGPUModuleToPTX
               << attr;
           return signalPassFailure();
         }
-        PTXSerializer serializer(*module, target, options);
-        std::optional<SmallVector<char, 0>> ptx = serializer.run();
-        if (!ptx) {
+        jobs.push_back({module, target, std::nullopt});
+      }
+    }
+    // Every job runs; failures are reported below, in order, from this
+    // thread.
+    parallelForEach(&getContext(), jobs, [&](Job &job) {
+      PTXSerializer serializer(*job.module, job.target, options);
+      job.ptx = serializer.run();
+    });
+    auto job = jobs.begin();
+    for (gpu::GPUModuleOp module : modules) {
+      SmallVector<Attribute> objects;
+      for (; job != jobs.end() && job->module == module; ++job) {
+        if (!job->ptx) {
           module.emitError("failed to compile the gpu.module to PTX for ")
-              << target;
+              << job->target;
           return signalPassFailure();
         }
-        objects.push_back(cast<gpu::TargetAttrInterface>(attr).createObject(
-            module, *ptx, options));
+        objects.push_back(cast<gpu::TargetAttrInterface>(job->target)
+                              .createObject(module, *job->ptx, options));
       }
       OpBuilder builder(module);
       gpu::BinaryOp::create(builder, module.getLoc(), module.getName(),

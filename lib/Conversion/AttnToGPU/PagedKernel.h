@@ -1,0 +1,61 @@
+//===- PagedKernel.h - paged decode kernels, internal -----------*- C++ -*-===//
+//
+// Internal to lib/Conversion/AttnToGPU: the split kernel for latent caches
+// (PagedLatentKernel.cpp), built next to the general split and combine
+// kernels of PagedKernel.cpp.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_PAGEDKERNEL_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_PAGEDKERNEL_H
+
+#include "attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir {
+namespace attn {
+namespace detail {
+
+/// Whether the value cache of `op` is the first Dv columns of its key cache
+/// (`tensor.extract_slice %key_cache[0, 0, 0, 0] [.., .., .., Dv] [1, 1, 1,
+/// 1]`): DeepSeek MLA's latent cache, where each key row also holds its
+/// value row.
+bool valuesArePrefixOfKeys(PagedAttentionOp op);
+
+/// How the latent split kernel is tiled: 8 warps, 64-key tiles in a
+/// two-stage ring, `mTiles` m16 tiles of packed query rows per block.
+struct LatentTiling {
+  static constexpr int64_t kWarps = 8, kThreads = 32 * kWarps, kTileKeys = 64,
+                           kStages = 2;
+  int64_t mTiles = 4;
+
+  int64_t rows() const { return 16 * mTiles; }
+  /// Warps that share a row tile in S = Q·Kᵀ (each takes some of its keys).
+  int64_t keyGroups() const { return kWarps / mTiles; }
+  /// Q, the K ring, P, the row statistics and the tiles' cache rows.
+  int64_t sharedMemoryBytes(int64_t d) const {
+    return 2 * (rows() * d + kStages * kTileKeys * d + rows() * kTileKeys) +
+           4 * (keyGroups() * rows() + rows() + 2 * kTileKeys);
+  }
+  /// Whether the kernel takes head dims d / dv: ldmatrix and mma shapes
+  /// (dv split over 8 warps in pairs of 8-column tiles), shared memory.
+  bool accepts(int64_t d, int64_t dv) const;
+};
+
+/// The row-tile counts the latent split kernel is built for (the host picks
+/// the smallest that holds a KV head's query rows).
+inline constexpr int64_t kLatentRowTileCounts[] = {1, 4};
+
+/// Builds the body of the latent split kernel of `op` into `func` (see
+/// PagedLatentKernel.cpp). Arguments: q, k_cache, block_table, seq_lens,
+/// o_part, lse_part, then B, Hq, Hkv, Sq, MaxPages, Splits.
+void buildLatentSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                                PagedAttentionOp op, LatentTiling tiling);
+
+} // namespace detail
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_PAGEDKERNEL_H

@@ -1,0 +1,33 @@
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=LATENT
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=LATENT-MANIFEST
+
+// DeepSeek MLA's absorbed decode as attn-lower-to-gpu-paged.mlir's @mla, but
+// with the values as the first 512 columns of the key rows (a slice of the
+// key cache): the latent split kernel, one per row-tile size (16 and 64
+// packed query rows; the host picks), 8 warps, no value-cache argument, Q
+// [rows, 576] and a two-stage ring of 64 key rows that are both K and V, the
+// tiles' cache rows in shared memory.
+// LATENT-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r16
+// LATENT: gpu.func @attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r16(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// LATENT: memref.view {{.+}} to memref<16x576xbf16, #gpu.address_space<workgroup>>
+// LATENT: memref.view {{.+}} to memref<2x64x576xbf16, #gpu.address_space<workgroup>>
+// LATENT: memref.view {{.+}} to memref<16x64xbf16, #gpu.address_space<workgroup>>
+// LATENT: memref.view {{.+}} to memref<2x64xi32, #gpu.address_space<workgroup>>
+// LATENT: scf.for
+// LATENT:   nvgpu.device_async_wait %{{.+}} {numGroups = 0 : i32}
+// LATENT:   nvgpu.device_async_copy
+// LATENT:   nvvm.mma.sync
+// LATENT:   nvgpu.ldmatrix {{.+}} {numTiles = 4 : i32, transpose = true}
+// LATENT-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r64
+// LATENT: memref.view {{.+}} to memref<64x576xbf16, #gpu.address_space<workgroup>>
+// LATENT: memref.view {{.+}} to memref<64x64xbf16, #gpu.address_space<workgroup>>
+// LATENT-NOT: gpu.module @attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de {
+// LATENT-MANIFEST: attn.kernels = {
+// LATENT-MANIFEST-SAME: attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r16 = "{{[^"]*}}\22block\22:[256,1,1]{{[^"]*}}\22dynamic_shared_memory\22:169024,{{[^"]*}}\22kernel\22:\22paged.latent.mma.sync\22{{[^"]*}}\22rows_per_block\22:16,{{[^"]*}}\22values\22:\22key_prefix\22{{[^"]*}}"
+// LATENT-MANIFEST-SAME: attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r64 = "{{[^"]*}}\22dynamic_shared_memory\22:230656,{{[^"]*}}\22rows_per_block\22:64,{{[^"]*}}"
+// LATENT-MANIFEST-NOT: v_cache
+func.func @mla_latent(%q: tensor<2x1x128x576xbf16>, %kc: tensor<10x64x1x576xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x128x512xbf16> {
+  %vc = tensor.extract_slice %kc[0, 0, 0, 0] [10, 64, 1, 512] [1, 1, 1, 1] : tensor<10x64x1x576xbf16> to tensor<10x64x1x512xbf16>
+  %o = attn.paged_attention %q, %kc, %vc, %t, %l scale = 0.1352 : (tensor<2x1x128x576xbf16>, tensor<10x64x1x576xbf16>, tensor<10x64x1x512xbf16>, tensor<2x4xi32>, tensor<2xi32>) -> tensor<2x1x128x512xbf16>
+  return %o : tensor<2x1x128x512xbf16>
+}
