@@ -70,12 +70,40 @@ def paged_variant_mlir(v, name="attn"):
             f"  return {rn} : {', '.join(results)}\n}}\n")
 
 
+def gated_variant_mlir(v, name="attn"):
+    """A function with one attn.gated_delta_rule of variant `v` (batch, tokens
+    and heads are placeholders; head dims, gates, L2 norm, scale, chunk and
+    the initial state's presence are compiled in)."""
+    dk, dv, dt = v["key_head_dim"], v["value_head_dim"], v["dtype"]
+    b, t, hk, hv = 1, 8, 1, 2
+    gate = [b, t, hv, dk] if v["gate_kind"] == "channel" else [b, t, hv]
+    args = [("%q", cpu.tensor_type([b, t, hk, dk], dt)), ("%k", cpu.tensor_type([b, t, hk, dk], dt)),
+            ("%v", cpu.tensor_type([b, t, hv, dv], dt)), ("%g", cpu.tensor_type(gate, v["gate_dtype"])),
+            ("%beta", cpu.tensor_type([b, t, hv], v["beta_dtype"]))]
+    extra = ""
+    if v.get("initial_state"):
+        args.append(("%s0", cpu.tensor_type([b, hv, dk, dv], "f32")))
+        extra += " initial_state(%s0)"
+    if v["gate_kind"] == "channel":
+        extra += " gate_kind = channel"
+    if v.get("qk_l2norm"):
+        extra += " qk_l2norm"
+    extra += f" scale = {float(v['scale'])!r} chunk_size = {int(v.get('chunk', 64))}"
+    results = [cpu.tensor_type([b, t, hv, dv], dt), cpu.tensor_type([b, hv, dk, dv], "f32")]
+    operands = ", ".join(n for n, _ in args[:5])
+    return (f"func.func @{name}({', '.join(f'{n}: {ty}' for n, ty in args)}) -> ({', '.join(results)}) {{\n"
+            f"  %o, %s = attn.gated_delta_rule {operands}{extra} : ({', '.join(ty for _, ty in args)}) -> ({', '.join(results)})\n"
+            f"  return %o, %s : {', '.join(results)}\n}}\n")
+
+
 def variant_mlir(v, name="attn"):
     """A function with one attn.attention of variant `v` (sizes are only
     placeholders: the kernels take them at run time); paged variants
     (v["op"] == "paged_attention") go to paged_variant_mlir."""
     if v.get("op") == "paged_attention":
         return paged_variant_mlir(v, name)
+    if v.get("op") == "gated_delta_rule":
+        return gated_variant_mlir(v, name)
     d, dv, layout = v["head_dim"], v["value_head_dim"], v["layout"]
     b, h, s = 2, 2, 16
     def shape(dd):

@@ -399,6 +399,75 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     return (result, lse) if return_lse else result
 
 
+def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, scale=None,
+                     chunk=64, bundles=None, out=None):
+    """Gated DeltaNet (g [B, T, Hv]) or Kimi Delta Attention (g [B, T, Hv, Dk],
+    per-channel gates) with attn's chunked kernels, shaped like
+    flash-linear-attention's chunk_gated_delta_rule: q, k [B, T, Hk, Dk], v
+    [B, T, Hv, Dv] (Hv a multiple of Hk), log-space gates g, beta [B, T, Hv]
+    (f32 or q's dtype), initial_state [B, Hv, Dk, Dv] f32 or None. Returns
+    (out [B, T, Hv, Dv] in q's dtype, final_state [B, Hv, Dk, Dv] f32).
+    `chunk` is the chunk length the bundles were compiled for (at most 64)."""
+    import torch
+
+    if bundles is None:
+        bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
+    for name, t in (("q", q), ("k", k), ("v", v), ("g", g), ("beta", beta)):
+        if not isinstance(t, torch.Tensor) or not t.is_cuda or not t.is_contiguous():
+            raise ValueError(f"{name} must be a contiguous CUDA tensor")
+    if q.dim() != 4 or k.shape != q.shape or v.dim() != 4:
+        raise ValueError("q and k must be [B, T, Hk, Dk] and v [B, T, Hv, Dv]")
+    b, t, hk, dk = q.shape
+    hv, dv = v.shape[2], v.shape[3]
+    if tuple(v.shape[:2]) != (b, t) or hk == 0 or hv % hk:
+        raise ValueError(f"v {tuple(v.shape)} must be [B={b}, T={t}, Hv, Dv] with Hv a multiple "
+                         f"of Hk={hk}")
+    channel = g.dim() == 4
+    if tuple(g.shape) != ((b, t, hv, dk) if channel else (b, t, hv)):
+        raise ValueError(f"g must be [B, T, Hv] or [B, T, Hv, Dk], got {tuple(g.shape)}")
+    if tuple(beta.shape) != (b, t, hv):
+        raise ValueError(f"beta must be [B, T, Hv], got {tuple(beta.shape)}")
+    dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
+    if dtype is None or k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError("q, k and v must share one of float16, bfloat16, float32")
+    dt = lambda x: _DTYPES.get(str(x.dtype).replace("torch.", ""))
+    if dt(g) not in ("f32", dtype) or dt(beta) not in ("f32", dtype):
+        raise ValueError("g and beta must be float32 or q's dtype")
+    if initial_state is not None:
+        if (not isinstance(initial_state, torch.Tensor) or initial_state.dtype != torch.float32
+                or tuple(initial_state.shape) != (b, hv, dk, dv) or not initial_state.is_cuda):
+            raise ValueError(f"initial_state must be a float32 CUDA tensor [B, Hv, Dk, Dv] = "
+                             f"{(b, hv, dk, dv)}")
+        initial_state = initial_state.contiguous()
+    kernels = load_bundles(bundles)
+    common = {"op": "gated_delta_rule", "dtype": dtype, "key_head_dim": dk,
+              "value_head_dim": dv, "chunk": chunk}
+    chunk_kernel = _find(kernels, dict(
+        common, gate_kind="channel" if channel else "head", gate_dtype=dt(g),
+        beta_dtype=dt(beta), qk_l2norm=bool(qk_l2norm),
+        scale=_f32(scale if scale is not None else 1 / math.sqrt(dk))))
+    state_kernel = _find(kernels, dict(common, initial_state=initial_state is not None))
+    if out is None:
+        out = torch.empty((b, t, hv, dv), dtype=q.dtype, device=q.device)
+    elif tuple(out.shape) != (b, t, hv, dv) or out.dtype != q.dtype or not out.is_contiguous():
+        raise ValueError("out must be a contiguous tensor shaped like v, in q's dtype")
+    final = torch.empty((b, hv, dk, dv), dtype=torch.float32, device=q.device)
+    chunks = -(-t // chunk)
+    f32 = dict(dtype=torch.float32, device=q.device)
+    tensors = {"q": q, "k": k, "v": v, "g": g, "beta": beta, "o": out, "final_state": final,
+               "w": torch.empty((b, hv, t, dk), **f32), "u": torch.empty((b, hv, t, dv), **f32),
+               "qg": torch.empty((b, hv, t, dk), **f32), "kg": torch.empty((b, hv, t, dk), **f32),
+               "aqk": torch.empty((b, hv, t, chunk), **f32),
+               "gc": torch.empty((b, hv, chunks, dk), **f32)}
+    if initial_state is not None:
+        tensors["initial_state"] = initial_state
+    sizes = {"B": b, "T": t, "Hk": hk, "Hv": hv, "Chunks": chunks}
+    stream = torch.cuda.current_stream(q.device).cuda_stream
+    chunk_kernel.launch(tensors, sizes, stream)  # no chunks at T = 0: not launched
+    state_kernel.launch(tensors, sizes, stream)
+    return out, final
+
+
 def _matching(kernels, want):
     def same(a, b):
         if isinstance(a, float) or isinstance(b, float):

@@ -130,5 +130,38 @@ def paged_variant(c):
     return v
 
 
+def gated_case(id, t, b=1, hk=2, hv=4, d=128, dv=None, dtype="bf16", gate="head", l2norm=True,
+               init=False, gate_dtype="f32", scale=None):
+    return dict(id=id, t=t, b=b, hk=hk, hv=hv, d=d, dv=dv or d, dtype=dtype, gate=gate,
+                l2norm=l2norm, init=init, gate_dtype=gate_dtype, scale=scale)
+
+
+# Gated DeltaNet (issue 8): T 1, 63, 64, 65, 1000, 2049; head dims 64, 100,
+# 128; Hk != Hv; with and without an initial state; fp16 and bf16; per-head
+# (GDN) and per-channel (KDA) gates; gates and beta in f32 or the input type.
+GATED_CASES = [
+    gated_case("gdn_decode_t1_init", t=1, b=4, init=True),
+    gated_case("gdn_t63_d64_f16", t=63, b=2, hk=2, hv=2, d=64, dtype="f16", l2norm=False),
+    gated_case("gdn_t64_gqa8_init", t=64, hk=1, hv=8, init=True),
+    gated_case("gdn_t65_d100_init", t=65, b=2, d=100, init=True, gate_dtype="bf16"),
+    gated_case("gdn_t1000_qwen_heads", t=1000, hk=2, hv=4, scale=0.125),
+    gated_case("gdn_t2049_f16_init", t=2049, hk=1, hv=2, dtype="f16", init=True),
+    gated_case("kda_t1000", t=1000, hk=2, hv=2, gate="channel"),
+    gated_case("kda_t65_d64_f16_init", t=65, b=2, hk=1, hv=2, d=64, dtype="f16", gate="channel",
+               init=True, l2norm=False),
+    gated_case("kda_decode_t1_d100", t=1, b=3, hk=1, hv=2, d=100, gate="channel", init=True),
+]
+
+
+def gated_variant(c, init=None):
+    return {"op": "gated_delta_rule", "dtype": c["dtype"], "key_head_dim": c["d"],
+            "value_head_dim": c["dv"], "chunk": 64, "gate_kind": c["gate"],
+            "gate_dtype": c["gate_dtype"] if c["gate_dtype"] == "f32" else c["dtype"],
+            "beta_dtype": "f32", "qk_l2norm": c["l2norm"],
+            "scale": c["scale"] if c["scale"] is not None else 1 / math.sqrt(c["d"]),
+            "initial_state": c["init"] if init is None else init}
+
+
 def variants():
-    return [variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES]
+    return ([variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES]
+            + [gated_variant(c) for c in GATED_CASES])

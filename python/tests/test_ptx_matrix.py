@@ -123,3 +123,35 @@ def test_paged_matrix_ptxas(chip):
             text = open(os.path.join(out, f)).read()
             assert "cp.async.cg.shared.global" in text and "mma.sync.aligned.m16n8k16" in text
             assert "ldmatrix.sync.aligned" in text
+
+
+def gated(dtype="bf16", d=128, dv=None, gate="head", l2norm=True, init=False, chunk=64,
+          gate_dtype="f32", scale=None):
+    return {"op": "gated_delta_rule", "dtype": dtype, "key_head_dim": d, "value_head_dim": dv or d,
+            "chunk": chunk, "gate_kind": gate, "gate_dtype": gate_dtype, "beta_dtype": "f32",
+            "qk_l2norm": l2norm, "scale": scale or 1 / math.sqrt(d), "initial_state": init}
+
+
+# The gated delta kernels: per-head and per-channel gates, head dims 64, 100,
+# 128 and unequal key/value dims, initial state, f16/bf16/f32, gates in the
+# input type, chunks of 16..64.
+GATED_MATRIX = [
+    gated(), gated(gate="channel", init=True), gated(dtype="f16", d=64, l2norm=False),
+    gated(d=100, init=True, gate_dtype="bf16"), gated(dtype="f32", d=64, dv=128, chunk=32),
+    gated(dtype="f16", d=128, dv=64, gate="channel", gate_dtype="f16", chunk=16),
+]
+
+
+@pytest.mark.parametrize("chip", ["sm_80", "sm_90a"])
+def test_gated_matrix_ptxas(chip):
+    with tempfile.TemporaryDirectory() as out:
+        bundles.compile_variants(GATED_MATRIX, out, chip)
+        ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
+        assert sum(f.startswith("attn_gdn_chunk") for f in ptx) == len(GATED_MATRIX), ptx
+        assert sum(f.startswith("attn_gdn_state") for f in ptx) == len(GATED_MATRIX), ptx
+        for f in ptx:
+            r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
+            text = open(os.path.join(out, f)).read()
+            assert f".target {chip}" in text and "shfl.sync.bfly" in text

@@ -14,6 +14,7 @@ class OpBuilder;
 namespace attn {
 class AttentionOp;
 class PagedAttentionOp;
+class GatedDeltaRuleOp;
 
 /// A generated kernel and its calling contract (JSON).
 struct AttentionKernel {
@@ -122,6 +123,18 @@ std::string getPagedKernelName(PagedAttentionOp op);
 LogicalResult buildPagedKernels(OpBuilder &builder, ModuleOp module,
                                 PagedAttentionOp op,
                                 SmallVectorImpl<NamedAttribute> &manifests);
+
+/// Whether attn.gated_delta_rule `op` has GPU kernels (f16/bf16/f32, static
+/// head dims, a chunk that fits shared memory); `why` says what is missing.
+LogicalResult checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
+                                            std::string *why);
+
+/// Adds the chunked gated delta kernels of `op` (see GatedDeltaKernel.cpp):
+/// the chunk kernel and the state kernel, each in its own gpu.module of
+/// `module`, and their manifests to `manifests`.
+LogicalResult buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
+                                     GatedDeltaRuleOp op,
+                                     SmallVectorImpl<NamedAttribute> &manifests);
 
 } // namespace attn
 } // namespace mlir

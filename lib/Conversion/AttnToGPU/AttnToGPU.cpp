@@ -527,18 +527,13 @@ struct AttnLowerToGPUPass
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
-    WalkResult linear = module.walk([](GatedDeltaRuleOp op) {
-      op.emitOpError("is not supported by attn-lower-to-gpu yet (no GPU "
-                     "kernel for linear attention)");
-      return WalkResult::interrupt();
-    });
-    if (linear.wasInterrupted())
-      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     SmallVector<PagedAttentionOp> pagedOps;
     module.walk([&](PagedAttentionOp op) { pagedOps.push_back(op); });
-    if (ops.empty() && pagedOps.empty())
+    SmallVector<GatedDeltaRuleOp> linearOps;
+    module.walk([&](GatedDeltaRuleOp op) { linearOps.push_back(op); });
+    if (ops.empty() && pagedOps.empty() && linearOps.empty())
       return;
     OpBuilder builder(&getContext());
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
@@ -549,6 +544,10 @@ struct AttnLowerToGPUPass
     // Paged attention has one kernel form (split + combine, mma.sync).
     for (PagedAttentionOp op : pagedOps)
       if (failed(buildPagedKernels(builder, module, op, manifests)))
+        return signalPassFailure();
+    // Linear attention: the chunk and state kernels (SIMT, f32).
+    for (GatedDeltaRuleOp op : linearOps)
+      if (failed(buildGatedDeltaKernels(builder, module, op, manifests)))
         return signalPassFailure();
     for (AttentionOp op : ops) {
       // One gpu.module per variant, named like its kernel, so that each

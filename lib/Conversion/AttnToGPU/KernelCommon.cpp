@@ -195,3 +195,58 @@ Value ScoreTransform::apply(OpBuilder &b, Location loc, Value v, Value row,
   }
   return v;
 }
+
+llvm::json::Object mlir::attn::detail::memrefParam(StringRef name,
+                                                   StringRef role, Type t,
+                                                   llvm::json::Array shape) {
+  return llvm::json::Object{
+      {"name", name},
+      {"role", role},
+      {"kind", "memref"},
+      {"dtype", typeName(t)},
+      {"shape", std::move(shape)},
+      {"expands_to", llvm::json::Array{"allocated_ptr", "aligned_ptr", "offset",
+                                       "size", "stride"}}};
+}
+
+llvm::json::Object mlir::attn::detail::sizeParam(StringRef name) {
+  return llvm::json::Object{
+      {"name", name}, {"role", "size"}, {"kind", "scalar"}, {"dtype", "i64"}};
+}
+
+MemRefType mlir::attn::detail::flat(Type t) {
+  return MemRefType::get({ShapedType::kDynamic}, t);
+}
+
+gpu::GPUFuncOp mlir::attn::detail::createKernel(OpBuilder &builder,
+                                                ModuleOp module, Location loc,
+                                                StringRef name,
+                                                ArrayRef<Type> argTypes,
+                                                int64_t threads) {
+  OpBuilder::InsertionGuard guard(builder);
+  auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name);
+  if (!gpuModule) {
+    builder.setInsertionPointToEnd(module.getBody());
+    gpuModule = gpu::GPUModuleOp::create(builder, loc, name);
+  }
+  builder.setInsertionPointToEnd(gpuModule.getBody());
+  auto func = gpu::GPUFuncOp::create(builder, loc, name,
+                                     builder.getFunctionType(argTypes, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                builder.getUnitAttr());
+  func.setKnownBlockSizeAttr(
+      builder.getDenseI32ArrayAttr({static_cast<int32_t>(threads), 1, 1}));
+  return func;
+}
+
+void mlir::attn::detail::addManifest(OpBuilder &builder,
+                                     SmallVectorImpl<NamedAttribute> &manifests,
+                                     StringRef name,
+                                     llvm::json::Object manifest) {
+  if (llvm::any_of(manifests,
+                   [&](NamedAttribute a) { return a.getName() == name; }))
+    return;
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::json::Value(std::move(manifest));
+  manifests.push_back(builder.getNamedAttr(name, builder.getStringAttr(text)));
+}

@@ -11,7 +11,10 @@
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/JSON.h"
 
 #include <optional>
 
@@ -24,6 +27,28 @@ namespace detail {
 /// first use), which NVPTX emits as `.extern .shared .align 1024`.
 /// (gpu.dynamic_shared_memory lowers to a 1-byte static array in LLVM 22.)
 Value getDynamicSharedMemory(OpBuilder &b, Location loc, gpu::GPUFuncOp func);
+
+/// A manifest entry for a `memref<?xT>` kernel parameter (five launch
+/// arguments) holding a tensor of the given role and symbolic shape.
+llvm::json::Object memrefParam(StringRef name, StringRef role, Type t,
+                               llvm::json::Array shape);
+
+/// A manifest entry for an index kernel parameter set by the host.
+llvm::json::Object sizeParam(StringRef name);
+
+/// `memref<?xT>`: how the kernels take their tensors.
+MemRefType flat(Type t);
+
+/// A kernel function with `argTypes` and a fixed block size, in its own
+/// gpu.module named like it (one bundle per kernel), created if needed.
+gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module, Location loc,
+                            StringRef name, ArrayRef<Type> argTypes,
+                            int64_t threads);
+
+/// Adds `manifest` as kernel `name`'s entry of `manifests` (the module's
+/// attn.kernels), unless it has one.
+void addManifest(OpBuilder &builder, SmallVectorImpl<NamedAttribute> &manifests,
+                 StringRef name, llvm::json::Object manifest);
 
 /// The MLIR spelling of a type (`f16`, `bf16`, `i32`): kernel names and
 /// manifests.

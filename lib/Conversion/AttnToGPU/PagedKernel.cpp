@@ -51,7 +51,11 @@
 using namespace mlir;
 using namespace mlir::attn;
 
+using attn::detail::createKernel;
+using attn::detail::flat;
 using attn::detail::hexBits;
+using attn::detail::memrefParam;
+using attn::detail::sizeParam;
 using attn::detail::typeName;
 
 namespace {
@@ -89,45 +93,6 @@ struct PagedTiling {
 constexpr int64_t kMaxSharedMemory = 227 * 1024;
 constexpr double kLog2e = 1.4426950408889634, kLn2 = 0.6931471805599453;
 
-llvm::json::Object memrefParam(StringRef name, StringRef role, Type t,
-                               llvm::json::Array shape) {
-  return llvm::json::Object{
-      {"name", name},
-      {"role", role},
-      {"kind", "memref"},
-      {"dtype", typeName(t)},
-      {"shape", std::move(shape)},
-      {"expands_to", llvm::json::Array{"allocated_ptr", "aligned_ptr", "offset",
-                                       "size", "stride"}}};
-}
-
-llvm::json::Object sizeParam(StringRef name) {
-  return llvm::json::Object{
-      {"name", name}, {"role", "size"}, {"kind", "scalar"}, {"dtype", "i64"}};
-}
-
-MemRefType flat(Type t) { return MemRefType::get({ShapedType::kDynamic}, t); }
-
-/// A kernel function with `argTypes`, a fixed block size and dynamic shared
-/// memory, in its own gpu.module (one bundle per kernel).
-gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module, Location loc,
-                            StringRef name, ArrayRef<Type> argTypes,
-                            int64_t threads) {
-  OpBuilder::InsertionGuard guard(builder);
-  auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name);
-  if (!gpuModule) {
-    builder.setInsertionPointToEnd(module.getBody());
-    gpuModule = gpu::GPUModuleOp::create(builder, loc, name);
-  }
-  builder.setInsertionPointToEnd(gpuModule.getBody());
-  auto func = gpu::GPUFuncOp::create(builder, loc, name,
-                                     builder.getFunctionType(argTypes, {}));
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
-                builder.getUnitAttr());
-  func.setKnownBlockSizeAttr(
-      builder.getDenseI32ArrayAttr({static_cast<int32_t>(threads), 1, 1}));
-  return func;
-}
 } // namespace
 
 /// Whether `op` takes the latent split kernel (PagedLatentKernel.cpp): heads
@@ -816,12 +781,7 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
       cast<RankedTensorType>(op.getSeqLens().getType()).getElementType();
   Location loc = op.getLoc();
   auto addManifest = [&](StringRef name, llvm::json::Object manifest) {
-    std::string text;
-    llvm::raw_string_ostream(text) << llvm::json::Value(std::move(manifest));
-    if (llvm::none_of(manifests,
-                      [&](NamedAttribute a) { return a.getName() == name; }))
-      manifests.push_back(
-          builder.getNamedAttr(name, builder.getStringAttr(text)));
+    attn::detail::addManifest(builder, manifests, name, std::move(manifest));
   };
   MaskAttr mask = op.getMaskOrNone();
   std::string cacheLayout = stringifyCacheLayout(op.getCacheLayout()).str();
