@@ -166,14 +166,16 @@ def main():
                     help="the variants of the benchmark (python -m attn.bench)")
     ap.add_argument("--paged-bench", action="store_true",
                     help="the variants of the paged decode benchmark (python -m attn.bench_paged)")
+    ap.add_argument("--gated-bench", action="store_true",
+                    help="the variants of the gated delta benchmark (python -m attn.bench_gated)")
     ap.add_argument("--kernel", default="auto", choices=["baseline", "mma", "auto"])
     ap.add_argument("--block-q", type=int, default=0)
     ap.add_argument("--block-kv", type=int, default=0)
     ap.add_argument("--opt-level", type=int, default=3, choices=[0, 1, 2, 3],
                     help="LLVM optimization level of the kernels")
     args = ap.parse_args()
-    if args.gpu_suite + args.bench + args.paged_bench != 1:
-        ap.error("pass one of --gpu-suite, --bench or --paged-bench")
+    if args.gpu_suite + args.bench + args.paged_bench + args.gated_bench != 1:
+        ap.error("pass one of --gpu-suite, --bench, --paged-bench or --gated-bench")
     if args.gpu_suite:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
         import gpu_cases
@@ -181,6 +183,9 @@ def main():
     elif args.paged_bench:
         from . import bench_paged
         variants = bench_paged.variants()
+    elif args.gated_bench:
+        from . import bench_gated
+        variants = bench_gated.variants()
     else:
         from . import bench
         variants = bench.variants()

@@ -400,14 +400,14 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
 
 
 def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, scale=None,
-                     chunk=64, bundles=None, out=None):
+                     bundles=None, out=None):
     """Gated DeltaNet (g [B, T, Hv]) or Kimi Delta Attention (g [B, T, Hv, Dk],
     per-channel gates) with attn's chunked kernels, shaped like
     flash-linear-attention's chunk_gated_delta_rule: q, k [B, T, Hk, Dk], v
     [B, T, Hv, Dv] (Hv a multiple of Hk), log-space gates g, beta [B, T, Hv]
     (f32 or q's dtype), initial_state [B, Hv, Dk, Dv] f32 or None. Returns
     (out [B, T, Hv, Dv] in q's dtype, final_state [B, Hv, Dk, Dv] f32).
-    `chunk` is the chunk length the bundles were compiled for (at most 64)."""
+    The chunk length is the bundles' (it does not change the result)."""
     import torch
 
     if bundles is None:
@@ -441,12 +441,14 @@ def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, s
         initial_state = initial_state.contiguous()
     kernels = load_bundles(bundles)
     common = {"op": "gated_delta_rule", "dtype": dtype, "key_head_dim": dk,
-              "value_head_dim": dv, "chunk": chunk}
+              "value_head_dim": dv}
     chunk_kernel = _find(kernels, dict(
         common, gate_kind="channel" if channel else "head", gate_dtype=dt(g),
         beta_dtype=dt(beta), qk_l2norm=bool(qk_l2norm),
         scale=_f32(scale if scale is not None else 1 / math.sqrt(dk))))
-    state_kernel = _find(kernels, dict(common, initial_state=initial_state is not None))
+    chunk = chunk_kernel.variant["chunk"]
+    state_kernel = _find(kernels, dict(common, chunk=chunk,
+                                       initial_state=initial_state is not None))
     if out is None:
         out = torch.empty((b, t, hv, dv), dtype=q.dtype, device=q.device)
     elif tuple(out.shape) != (b, t, hv, dv) or out.dtype != q.dtype or not out.is_contiguous():

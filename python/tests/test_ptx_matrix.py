@@ -154,4 +154,7 @@ def test_gated_matrix_ptxas(chip):
                                capture_output=True, text=True)
             assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
             text = open(os.path.join(out, f)).read()
-            assert f".target {chip}" in text and "shfl.sync.bfly" in text
+            assert f".target {chip}" in text
+            # The chunk kernel's triangular solve reduces across lanes; the
+            # state kernel streams workspace rows with cp.async.
+            assert ("shfl.sync.bfly" if f.startswith("attn_gdn_chunk") else "cp.async") in text

@@ -2,28 +2,32 @@
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
 
 // Gated DeltaNet (Qwen3-Next heads: 16 key heads, 32 value heads, head dim
-// 128, L2-normalized q and k) as two kernels. The chunk kernel (256
-// threads, one block per chunk of 64 tokens, value head and sequence) loads
+// 128, L2-normalized q and k) as two kernels, over chunks of 32 tokens (the
+// op's chunk_size of 64 is capped: it does not change the result). The chunk
+// kernel (256 threads, one block per chunk, value head and sequence) loads
 // the chunk as f32, normalizes and scales, takes the cumulative log2 gates,
 // builds A and Aqk, solves (I + A) T = diag(beta) by forward substitution
 // (four lanes per column, shuffles) and writes W, U, Qg, Kg, Aqk and
-// exp(G_last). The state kernel (128 threads: 16 value columns, 8 threads
-// per column) carries the state across the chunks in registers.
-// CHECK-LABEL: gpu.module @attn_gdn_chunk_bf16_dk128_dv128_c64_headf32_betaf32_l2_s3db504f3
-// CHECK: gpu.func @attn_gdn_chunk_bf16_dk128_dv128_c64_headf32_betaf32_l2_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
-// CHECK: memref.view {{.+}} to memref<64x129xf32, #gpu.address_space<workgroup>>
-// CHECK: arith.extf %{{.+}} : bf16 to f32
+// exp(G_last). The state kernel (256 threads: 16 value columns, 16 threads
+// per column) carries the state across the chunks in registers, the
+// workspace rows of a chunk arriving by cp.async.
+// CHECK-LABEL: gpu.module @attn_gdn_chunk_bf16_dk128_dv128_c32_headf32_betaf32_l2_s3db504f3
+// CHECK: gpu.func @attn_gdn_chunk_bf16_dk128_dv128_c32_headf32_betaf32_l2_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// CHECK: memref.view {{.+}} to memref<32x132xf32, #gpu.address_space<workgroup>>
+// CHECK: arith.extf %{{.+}} : vector<4xbf16> to vector<4xf32>
 // CHECK: math.rsqrt
 // CHECK: math.exp2
 // CHECK: gpu.shuffle xor
-// CHECK-LABEL: gpu.module @attn_gdn_state_bf16_dk128_dv128_c64
-// CHECK: gpu.func @attn_gdn_state_bf16_dk128_dv128_c64(%{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK-LABEL: gpu.module @attn_gdn_state_bf16_dk128_dv128_c32
+// CHECK: gpu.func @attn_gdn_state_bf16_dk128_dv128_c32(%{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// CHECK: nvgpu.device_async_copy
 // CHECK: scf.for
-// CHECK: gpu.shuffle xor
-// CHECK: arith.truncf %{{.+}} : f32 to bf16
+// CHECK:   nvgpu.device_async_wait
+// CHECK:   vector.reduction <add>
+// CHECK:   arith.truncf %{{.+}} : f32 to bf16
 // MANIFEST: attn.kernels = {
-// MANIFEST-SAME: attn_gdn_chunk_bf16_dk128_dv128_c64_headf32_betaf32_l2_s3db504f3 = "{{[^"]*}}\22grid\22:[\22Chunks\22,\22Hv\22,\22B\22]{{[^"]*}}\22kernel\22:\22gated_delta.chunk\22{{[^"]*}}\22qk_l2norm\22:true{{[^"]*}}"
-// MANIFEST-SAME: attn_gdn_state_bf16_dk128_dv128_c64 = "{{[^"]*}}\22grid\22:[8,\22Hv\22,\22B\22]{{[^"]*}}\22initial_state\22:false{{[^"]*}}"
+// MANIFEST-SAME: attn_gdn_chunk_bf16_dk128_dv128_c32_headf32_betaf32_l2_s3db504f3 = "{{[^"]*}}\22grid\22:[\22Chunks\22,\22Hv\22,\22B\22]{{[^"]*}}\22kernel\22:\22gated_delta.chunk\22{{[^"]*}}\22qk_l2norm\22:true{{[^"]*}}"
+// MANIFEST-SAME: attn_gdn_state_bf16_dk128_dv128_c32 = "{{[^"]*}}\22grid\22:[8,\22Hv\22,\22B\22]{{[^"]*}}\22initial_state\22:false{{[^"]*}}"
 func.func @qwen3_next(%q: tensor<1x4096x16x128xbf16>, %k: tensor<1x4096x16x128xbf16>, %v: tensor<1x4096x32x128xbf16>, %g: tensor<1x4096x32xf32>, %beta: tensor<1x4096x32xf32>) -> (tensor<1x4096x32x128xbf16>, tensor<1x32x128x128xf32>) {
   %o, %s = attn.gated_delta_rule %q, %k, %v, %g, %beta qk_l2norm : (tensor<1x4096x16x128xbf16>, tensor<1x4096x16x128xbf16>, tensor<1x4096x32x128xbf16>, tensor<1x4096x32xf32>, tensor<1x4096x32xf32>) -> (tensor<1x4096x32x128xbf16>, tensor<1x32x128x128xf32>)
   return %o, %s : tensor<1x4096x32x128xbf16>, tensor<1x32x128x128xf32>
@@ -35,7 +39,7 @@ func.func @qwen3_next(%q: tensor<1x4096x16x128xbf16>, %k: tensor<1x4096x16x128xb
 // differences inside the dot products), an initial state, f16, head dim 100
 // (16-column slices: the last one is partly empty).
 // CHECK-LABEL: gpu.module @attn_gdn_chunk_f16_dk100_dv100_c32_channelf16_betaf32_s3dcccccd
-// CHECK: memref.view {{.+}} to memref<32x100xf32, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<32x104xf32, #gpu.address_space<workgroup>>
 // CHECK-LABEL: gpu.module @attn_gdn_state_f16_dk100_dv100_c32_init
 // MANIFEST: attn.kernels = {
 // MANIFEST-SAME: attn_gdn_state_f16_dk100_dv100_c32_init = "{{[^"]*}}\22grid\22:[7,\22Hv\22,\22B\22]{{[^"]*}}\22initial_state\22:true

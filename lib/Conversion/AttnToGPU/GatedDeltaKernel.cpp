@@ -20,9 +20,9 @@
 //   column), W, U, Qg = Q ∘ exp(G), Kg = K ∘ exp(G_last - G) and
 //   exp(G_last), into f32 workspaces.
 // * The state kernel (one block per 16 value columns, value head and
-//   sequence) carries S across the chunks in registers -- a thread holds
-//   rows part, part + 8, ... of one column -- and per chunk computes V',
-//   the output and the next state from the workspaces.
+//   sequence) carries S across the chunks in registers -- 16 threads per
+//   column, each holding groups of 4 rows -- and per chunk computes V', the
+//   output and the next state from the workspaces.
 //
 // Q and K are L2-normalized (if asked) and Q scaled in the chunk kernel.
 // Decay factors are exp2 of log2-scaled gates; exp(G_i - G_j) is only
@@ -39,7 +39,9 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include <cmath>
@@ -56,8 +58,11 @@ using attn::detail::typeName;
 namespace {
 constexpr double kLog2e = 1.4426950408889634;
 /// Threads of the chunk kernel; value columns per block and threads per
-/// column (each owning every 8th row of S) in the state kernel.
-constexpr int64_t kChunkThreads = 256, kColumns = 16, kParts = 8;
+/// column (each owning every 16th group of 4 rows of S) in the state kernel.
+constexpr int64_t kChunkThreads = 256, kColumns = 16, kParts = 16;
+/// The longest chunk the kernels take (shared memory: a block of each
+/// kernel per SM at chunks of 64 left 4-8 warps per SM).
+constexpr int64_t kMaxChunk = 32;
 constexpr int64_t kStateThreads = kColumns * kParts;
 constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
@@ -75,8 +80,8 @@ struct GdnShape {
     s.dk = q.getDimSize(3);
     s.dv = v.getDimSize(3);
     // The chunk length does not change the result: the kernels take at
-    // most 64 (shared memory), the op's own if smaller.
-    s.chunk = std::min<int64_t>(op.getChunkSize(), 64);
+    // most kMaxChunk, the op's own if smaller.
+    s.chunk = std::min<int64_t>(op.getChunkSize(), kMaxChunk);
     s.channel = op.getGateKind() == GateKind::Channel;
     s.l2norm = op.getQkL2norm();
     s.init = static_cast<bool>(op.getInitialState());
@@ -87,16 +92,18 @@ struct GdnShape {
     return s;
   }
   int64_t gateCols() const { return channel ? dk : 1; }
-  /// Chunk kernel: K, Q (rows padded by one against bank conflicts), V, G,
-  /// beta, A, T.
+  /// Chunk kernel: K, Q, V, G (rows padded by 4 floats), beta, A, T (rows
+  /// padded by one).
   int64_t chunkSharedMemory() const {
-    return 4 * (2 * chunk * (dk + 1) + chunk * (dv + 1) + chunk * gateCols() +
-                chunk + 2 * chunk * (chunk + 1));
+    return 4 * (2 * chunk * (dk + 4) + chunk * (dv + 4) +
+                chunk * (channel ? dk + 4 : 1) + chunk +
+                2 * chunk * (chunk + 1));
   }
-  /// State kernel: W, Qg, Kg, U, Aqk, V', the inter-chunk outputs, exp(G_last).
+  /// State kernel: W, Qg, Kg, U, Aqk, V' and the state (per column; rows
+  /// padded by 4 floats against bank conflicts), exp(G_last).
   int64_t stateSharedMemory() const {
     return 4 * (3 * chunk * dk + chunk * kColumns + chunk * chunk +
-                2 * chunk * kColumns + dk);
+                kColumns * (chunk + 4) + kColumns * (dk + 4) + dk);
   }
 };
 
@@ -246,6 +253,11 @@ LogicalResult mlir::attn::checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
     return fail("the gated delta GPU kernels take f16, bf16 or f32 (got " +
                 typeName(elt) + ")");
   GdnShape s = GdnShape::get(op);
+  if (s.dk % 4 || s.dv % 4 || s.chunk * s.dk < 4 * kStateThreads)
+    return fail("the gated delta GPU kernels need head dims that are multiples "
+                "of 4 (16-byte rows), the key head dim at least " +
+                Twine(4 * kStateThreads / s.chunk) + " at chunks of " +
+                Twine(s.chunk) + "; got " + Twine(s.dk) + " / " + Twine(s.dv));
   if (s.chunkSharedMemory() > kMaxSharedMemory ||
       s.stateSharedMemory() > kMaxSharedMemory)
     return fail("the gated delta GPU kernels keep a chunk in shared memory: "
@@ -257,7 +269,9 @@ LogicalResult mlir::attn::checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
   return success();
 }
 
-/// The chunk kernel (see the file comment). Grid (chunks, Hv, B).
+/// The chunk kernel (see the file comment). Grid (chunks, Hv, B). Rows of
+/// K, Q, V, G in shared memory are padded by 4 floats (16-byte loads without
+/// bank conflicts); threads work on 4 consecutive columns.
 static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                  GatedDeltaRuleOp op) {
   ImplicitLocOpBuilder b(op.getLoc(), builder);
@@ -266,6 +280,9 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Emitter e{b};
   const GdnShape s = GdnShape::get(op);
   const int64_t Dk = s.dk, Dv = s.dv, C = s.chunk, Gc = s.gateCols();
+  const int64_t padK = Dk + 4, padV = Dv + 4;
+  Type f32 = b.getF32Type();
+  auto vec4 = VectorType::get({4}, f32);
   unsigned n = 0;
   Value qArg = body.getArgument(n++), kArg = body.getArgument(n++),
         vArg = body.getArgument(n++), gArg = body.getArgument(n++),
@@ -280,8 +297,8 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                      gpu::AddressSpaceAttr::get(
                          b.getContext(),
                          gpu::GPUDialect::getWorkgroupAddressSpace())};
-  Value kS = carve({C, Dk + 1}), qS = carve({C, Dk + 1}),
-        vS = carve({C, Dv + 1}), gS = carve({C, Gc}), betaS = carve({C}),
+  Value kS = carve({C, padK}), qS = carve({C, padK}), vS = carve({C, padV}),
+        gS = carve({C, s.channel ? padK : 1}), betaS = carve({C}),
         aS = carve({C, C + 1}), tS = carve({C, C + 1});
   assert(carve.offset == s.chunkSharedMemory() && "shared memory layout");
 
@@ -303,25 +320,58 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto workRow = [&](Value i) {
     return e.add(e.mul(e.add(e.mul(bIdx, hv), head), tLen), e.add(t0, i));
   };
+  auto load4 = [&](Value m, ValueRange at) -> Value {
+    return vector::LoadOp::create(b, vec4, m, at);
+  };
+  auto store4 = [&](Value v, Value m, ValueRange at) {
+    vector::StoreOp::create(b, v, m, at);
+  };
+  auto splat = [&](Value x) -> Value {
+    return vector::BroadcastOp::create(b, vec4, x);
+  };
+  auto zero4 = [&]() -> Value { return splat(e.f(0.0)); };
+  // Runs `body(x)` for x in [0, total), 256 threads a round, the rounds
+  // unrolled (the last guarded when partial).
+  auto rounds = [&](int64_t total, function_ref<void(Value)> fn) {
+    for (int64_t k = 0; k * kChunkThreads < total; ++k) {
+      Value x = e.add(tid, e.idx(k * kChunkThreads));
+      if ((k + 1) * kChunkThreads <= total)
+        fn(x);
+      else
+        e.when(e.lt(x, e.idx(total)), [&] { fn(x); });
+    }
+  };
+  // Four elements of a [.., dim] row of global memory as f32 (zeros where
+  // not `inside`; the address is clamped into the tensor).
+  auto global4 = [&](Value m, Value at, Value inside) -> Value {
+    Type t = cast<MemRefType>(m.getType()).getElementType();
+    Value v = vector::LoadOp::create(b, VectorType::get({4}, t), m,
+                                     ValueRange{e.sel(inside, at, c0)});
+    if (!t.isF32())
+      v = arith::ExtFOp::create(b, vec4, v);
+    return arith::SelectOp::create(b, inside, v, zero4());
+  };
 
   // Rows of the chunk (zeros past the sequence): K, Q, V, gates (log2), beta.
-  e.loop(tid, e.idx(C * Dk), nThreads, [&](Value x) {
-    Value i = e.div(x, e.idx(Dk)), d = e.rem(x, e.idx(Dk));
+  rounds(C * Dk / 4, [&](Value x) {
+    Value i = e.div(x, e.idx(Dk / 4)), d = e.mul(e.rem(x, e.idx(Dk / 4)), e.idx(4));
     Value inside = e.lt(i, rows);
     Value at = e.add(e.mul(tokenRow(i, hk, keyHead), e.idx(Dk)), d);
-    e.store(e.loadF32If(inside, kArg, at), kS, {i, d});
-    e.store(e.loadF32If(inside, qArg, at), qS, {i, d});
+    store4(global4(kArg, at, inside), kS, {i, d});
+    store4(global4(qArg, at, inside), qS, {i, d});
     if (s.channel) {
       Value gAt = e.add(e.mul(tokenRow(i, hv, head), e.idx(Dk)), d);
-      e.store(e.fmul(e.loadF32If(inside, gArg, gAt), e.f(kLog2e)), gS, {i, d});
+      store4(arith::MulFOp::create(b, global4(gArg, gAt, inside),
+                                   splat(e.f(kLog2e))),
+             gS, {i, d});
     }
   });
-  e.loop(tid, e.idx(C * Dv), nThreads, [&](Value x) {
-    Value i = e.div(x, e.idx(Dv)), d = e.rem(x, e.idx(Dv));
+  rounds(C * Dv / 4, [&](Value x) {
+    Value i = e.div(x, e.idx(Dv / 4)), d = e.mul(e.rem(x, e.idx(Dv / 4)), e.idx(4));
     Value at = e.add(e.mul(tokenRow(i, hv, head), e.idx(Dv)), d);
-    e.store(e.loadF32If(e.lt(i, rows), vArg, at), vS, {i, d});
+    store4(global4(vArg, at, e.lt(i, rows)), vS, {i, d});
   });
-  e.loop(tid, e.idx(C), nThreads, [&](Value i) {
+  rounds(C, [&](Value i) {
     Value inside = e.lt(i, rows);
     Value at = tokenRow(i, hv, head);
     e.store(e.loadF32If(inside, betaArg, at), betaS, {i});
@@ -337,7 +387,7 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     double factor = m == qS ? s.scale : 1.0;
     if (!s.l2norm && factor == 1.0)
       continue;
-    e.loop(warp, e.idx(C), e.idx(kChunkThreads / 32), [&](Value i) {
+    e.loop(warp, rows, e.idx(kChunkThreads / 32), [&](Value i) {
       Value inv = e.f(factor);
       if (s.l2norm) {
         Value ss = e.loop(lane, e.idx(Dk), e.idx(32), ValueRange{e.f(0.0)},
@@ -366,41 +416,47 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   });
   e.barrier();
 
-  // A (strictly lower) and Aqk (lower, to the workspace).
-  e.loop(tid, e.idx(C * C), nThreads, [&](Value x) {
+  // A (strictly lower) and Aqk (lower, to the workspace) for the chunk's
+  // rows: dot products over 16-byte slices.
+  auto sum4 = [&](Value v) {
+    Value out = e.f(0.0);
+    for (int64_t r = 0; r < 4; ++r)
+      out = e.fadd(out, vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r}));
+    return out;
+  };
+  e.loop(tid, e.mul(rows, e.idx(C)), nThreads, [&](Value x) {
     Value i = e.div(x, e.idx(C)), j = e.rem(x, e.idx(C));
-    auto ifOp = scf::IfOp::create(b, TypeRange{b.getF32Type(), b.getF32Type()},
-                                  e.le(j, i), /*withElse=*/true);
+    auto ifOp = scf::IfOp::create(b, TypeRange{f32, f32}, e.le(j, i),
+                                  /*withElse=*/true);
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-      ValueRange dots = e.loop(
-          c0, e.idx(Dk), c1, ValueRange{e.f(0.0), e.f(0.0)},
-          [&](Value d, ValueRange acc) {
-            Value kj = e.load(kS, {j, d});
-            if (s.channel)
-              kj = e.fmul(kj, e.exp2(e.fsub(e.load(gS, {i, d}),
-                                            e.load(gS, {j, d}))));
-            return SmallVector<Value>{e.fma(e.load(kS, {i, d}), kj, acc[0]),
-                                      e.fma(e.load(qS, {i, d}), kj, acc[1])};
-          });
-      Value kk = dots[0], qk = dots[1];
+      Value kk = zero4(), qk = zero4();
+      for (int64_t d = 0; d < Dk; d += 4) {
+        Value kj = load4(kS, {j, e.idx(d)});
+        if (s.channel)
+          kj = arith::MulFOp::create(
+              b, kj,
+              math::Exp2Op::create(
+                  b, arith::SubFOp::create(b, load4(gS, {i, e.idx(d)}),
+                                           load4(gS, {j, e.idx(d)}))));
+        kk = math::FmaOp::create(b, load4(kS, {i, e.idx(d)}), kj, kk);
+        qk = math::FmaOp::create(b, load4(qS, {i, e.idx(d)}), kj, qk);
+      }
+      Value kkS = sum4(kk), qkS = sum4(qk);
       if (!s.channel) {
         Value decay =
             e.exp2(e.fsub(e.load(gS, {i, c0}), e.load(gS, {j, c0})));
-        kk = e.fmul(kk, decay);
-        qk = e.fmul(qk, decay);
+        kkS = e.fmul(kkS, decay);
+        qkS = e.fmul(qkS, decay);
       }
-      Value a = e.sel(e.lt(j, i), e.fmul(kk, e.load(betaS, {i})), e.f(0.0));
-      scf::YieldOp::create(b, ValueRange{a, qk});
+      Value a = e.sel(e.lt(j, i), e.fmul(kkS, e.load(betaS, {i})), e.f(0.0));
+      scf::YieldOp::create(b, ValueRange{a, qkS});
       b.setInsertionPointToStart(&ifOp.getElseRegion().front());
       scf::YieldOp::create(b, ValueRange{e.f(0.0), e.f(0.0)});
     }
     e.store(ifOp.getResult(0), aS, {i, j});
-    e.when(e.lt(i, rows), [&] {
-      e.store(ifOp.getResult(1), aqkArg,
-              {e.add(e.mul(workRow(i), e.idx(C)), j)});
-    });
+    e.store(ifOp.getResult(1), aqkArg, {e.add(e.mul(workRow(i), e.idx(C)), j)});
   });
   e.barrier();
 
@@ -410,7 +466,7 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // rows, so that it only reads its own writes).
   e.when(e.lt(tid, e.idx(4 * C)), [&] {
     Value col = e.div(tid, e.idx(4)), part = e.rem(tid, e.idx(4));
-    e.loop(c0, e.idx(C), c1, [&](Value i) {
+    e.loop(c0, rows, c1, [&](Value i) {
       Value partial =
           e.loop(part, i, e.idx(4), ValueRange{e.f(0.0)},
                  [&](Value j, ValueRange acc) {
@@ -428,37 +484,45 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // Qg = Q ∘ exp(G), Kg = K ∘ exp(G_last - G) and exp(G_last) to the
   // workspaces; K becomes K ∘ exp(G) for W.
   Value last = e.idx(C - 1);
-  e.loop(tid, e.idx(C * Dk), nThreads, [&](Value x) {
-    Value i = e.div(x, e.idx(Dk)), d = e.rem(x, e.idx(Dk));
-    Value gd = s.channel ? d : c0;
-    Value g = e.load(gS, {i, gd}), gLast = e.load(gS, {last, gd});
-    Value k = e.load(kS, {i, d});
+  auto gates4 = [&](Value i, Value d) -> Value {
+    return s.channel ? load4(gS, {i, d}) : splat(e.load(gS, {i, c0}));
+  };
+  auto exp4 = [&](Value v) -> Value { return math::Exp2Op::create(b, v); };
+  rounds(C * Dk / 4, [&](Value x) {
+    Value i = e.div(x, e.idx(Dk / 4)), d = e.mul(e.rem(x, e.idx(Dk / 4)), e.idx(4));
+    Value g = gates4(i, d), gLast = gates4(last, d);
+    Value k = load4(kS, {i, d});
     e.when(e.lt(i, rows), [&] {
       Value at = e.add(e.mul(workRow(i), e.idx(Dk)), d);
-      e.store(e.fmul(e.load(qS, {i, d}), e.exp2(g)), qgArg, {at});
-      e.store(e.fmul(k, e.exp2(e.fsub(gLast, g))), kgArg, {at});
+      store4(arith::MulFOp::create(b, load4(qS, {i, d}), exp4(g)), qgArg, {at});
+      store4(arith::MulFOp::create(
+                 b, k, exp4(arith::SubFOp::create(b, gLast, g))),
+             kgArg, {at});
     });
-    e.store(e.fmul(k, e.exp2(g)), kS, {i, d});
+    store4(arith::MulFOp::create(b, k, exp4(g)), kS, {i, d});
   });
-  e.loop(tid, e.idx(Dk), nThreads, [&](Value d) {
+  rounds(Dk / 4, [&](Value q) {
+    Value d = e.mul(q, e.idx(4));
     Value at = e.add(
         e.mul(e.add(e.mul(e.add(e.mul(bIdx, hv), head), numChunks), chunk),
               e.idx(Dk)),
         d);
-    e.store(e.exp2(e.load(gS, {last, s.channel ? d : c0})), gcArg, {at});
+    store4(exp4(gates4(last, d)), gcArg, {at});
   });
   e.barrier();
 
-  // W = T (K ∘ exp(G)) and U = T V (T is lower triangular).
+  // W = T (K ∘ exp(G)) and U = T V (T is lower triangular), four columns
+  // per thread.
   auto product = [&](Value src, int64_t dim, Value dst) {
-    e.loop(tid, e.mul(rows, e.idx(dim)), nThreads, [&](Value x) {
-      Value i = e.div(x, e.idx(dim)), d = e.rem(x, e.idx(dim));
-      Value acc = e.loop(c0, e.add(i, c1), c1, ValueRange{e.f(0.0)},
+    e.loop(tid, e.mul(rows, e.idx(dim / 4)), nThreads, [&](Value x) {
+      Value i = e.div(x, e.idx(dim / 4)), d = e.mul(e.rem(x, e.idx(dim / 4)), e.idx(4));
+      Value acc = e.loop(c0, e.add(i, c1), c1, ValueRange{zero4()},
                          [&](Value j, ValueRange a) {
-                           return SmallVector<Value>{e.fma(
-                               e.load(tS, {i, j}), e.load(src, {j, d}), a[0])};
+                           return SmallVector<Value>{math::FmaOp::create(
+                               b, splat(e.load(tS, {i, j})),
+                               load4(src, {j, d}), a[0])};
                          })[0];
-      e.store(acc, dst, {e.add(e.mul(workRow(i), e.idx(dim)), d)});
+      store4(acc, dst, {e.add(e.mul(workRow(i), e.idx(dim)), d)});
     });
   };
   product(kS, Dk, wArg);
@@ -466,6 +530,13 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
 }
 
 /// The state kernel (see the file comment). Grid (ceil(Dv / 16), Hv, B).
+/// Thread (column c = tid mod 16, part p = tid / 16) holds S rows 4g .. 4g +
+/// 3 of its column for the row groups g = p, p + 16, ... and computes the
+/// chunk rows i = p, p + 16, ... of V' and O against the whole state, which
+/// is also kept in shared memory: no cross-lane reductions, and the 16 lanes
+/// of a warp that share a part read the same W, Qg, Kg and Aqk rows. A
+/// chunk's workspace rows arrive by cp.async (zero-filled past the
+/// sequence), W and Qg of the next chunk while this one finishes.
 static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                  GatedDeltaRuleOp op) {
   ImplicitLocOpBuilder b(op.getLoc(), builder);
@@ -474,7 +545,9 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Emitter e{b};
   const GdnShape s = GdnShape::get(op);
   const int64_t Dk = s.dk, Dv = s.dv, C = s.chunk;
-  const int64_t M = (Dk + kParts - 1) / kParts;
+  const int64_t groups = Dk / 4, M = (groups + kParts - 1) / kParts;
+  Type f32 = b.getF32Type();
+  auto vec4 = VectorType::get({4}, f32);
   unsigned n = 0;
   Value wArg = body.getArgument(n++), uArg = body.getArgument(n++),
         qgArg = body.getArgument(n++), kgArg = body.getArgument(n++),
@@ -489,7 +562,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                          gpu::GPUDialect::getWorkgroupAddressSpace())};
   Value wS = carve({C, Dk}), qgS = carve({C, Dk}), kgS = carve({C, Dk}),
         uS = carve({C, kColumns}), aS = carve({C, C}),
-        vnS = carve({C, kColumns}), onS = carve({C, kColumns}),
+        vnS = carve({kColumns, C + 4}), stS = carve({kColumns, Dk + 4}),
         gcS = carve({Dk});
   assert(carve.offset == s.stateSharedMemory() && "shared memory layout");
 
@@ -498,90 +571,204 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value nThreads = e.idx(kStateThreads);
-  Value local = e.div(tid, e.idx(kParts)), part = e.rem(tid, e.idx(kParts));
-  Value col = e.add(e.mul(slice, e.idx(kColumns)), local);
+  Value local = e.rem(tid, e.idx(kColumns)), part = e.div(tid, e.idx(kColumns));
+  Value col0 = e.mul(slice, e.idx(kColumns));
+  Value col = e.add(col0, local);
   Value colOk = e.lt(col, e.idx(Dv));
   Value numChunks = arith::CeilDivUIOp::create(b, tLen, e.idx(C));
   Value headRow = e.add(e.mul(bIdx, hv), head);
-  // This thread's rows of S: part + 8m, m < M.
-  SmallVector<Value> rowOf, rowOk;
+  // This thread's row groups (clamped into the rows; groups past Dk hold
+  // zero state) and its S rows.
+  SmallVector<Value> groupAt, groupOk;
   for (int64_t m = 0; m < M; ++m) {
-    rowOf.push_back(e.add(part, e.idx(kParts * m)));
-    rowOk.push_back(e.land(e.lt(rowOf.back(), e.idx(Dk)), colOk));
+    Value g = e.add(part, e.idx(kParts * m));
+    groupOk.push_back(e.land(e.lt(g, e.idx(groups)), colOk));
+    groupAt.push_back(
+        e.mul(arith::MinUIOp::create(b, g, e.idx(groups - 1)), e.idx(4)));
   }
-  auto stateAt = [&](int64_t m) {
-    return e.add(e.mul(e.add(e.mul(headRow, e.idx(Dk)), rowOf[m]), e.idx(Dv)),
+  auto stateAt = [&](int64_t m, int64_t r) {
+    Value row = e.add(groupAt[m], e.idx(r));
+    return e.add(e.mul(e.add(e.mul(headRow, e.idx(Dk)), row), e.idx(Dv)),
                  col);
   };
   SmallVector<Value> state;
   for (int64_t m = 0; m < M; ++m)
-    state.push_back(s.init ? e.loadF32If(rowOk[m], initArg, stateAt(m))
-                           : e.f(0.0));
-  // rowOf[m] clamped into the rows (the loads of rows past Dk meet zero
-  // state and are discarded).
-  SmallVector<Value> rowIn;
-  for (int64_t m = 0; m < M; ++m)
-    rowIn.push_back(arith::MinUIOp::create(b, rowOf[m], e.idx(Dk - 1)));
+    for (int64_t r = 0; r < 4; ++r)
+      state.push_back(s.init ? e.loadF32If(groupOk[m], initArg, stateAt(m, r))
+                             : e.f(0.0));
+
+  // The copies of a chunk's workspace rows: 16 bytes (4 floats) each,
+  // zero-filled past the sequence (and past Dv in U).
+  auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+  auto rowsOf = [&](Value chunk) {
+    Value t0 = e.mul(chunk, e.idx(C));
+    Value left = arith::SubIOp::create(b, tLen, arith::MinUIOp::create(b, t0, tLen));
+    return arith::MinUIOp::create(b, e.idx(C), left);
+  };
+  // A 16-byte copy into `dst` at `dstAt` from float `at` of `src` where
+  // `inside`, else zero fill.
+  auto copy4 = [&](SmallVectorImpl<Value> &tokens, Value dst, ValueRange dstAt,
+                   Value src, Value at, Value inside) {
+    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+        b, tokenType, dst, dstAt, src, ValueRange{e.sel(inside, at, c0)},
+        b.getIndexAttr(4), e.sel(inside, e.idx(4), c0),
+        /*bypassL1=*/b.getUnitAttr()));
+  };
+  // The rows `firstRow`.. of `width` floats (from column `colBase` of rows
+  // `stride` floats apart, columns past `colLimit` zero) into `dst` [C,
+  // width], rows past `rows` zero; rounds that not every thread takes part
+  // in are guarded (the group commits every earlier copy of the thread).
+  auto copyRows = [&](SmallVectorImpl<Value> &tokens, Value dst, Value src,
+                      Value firstRow, int64_t width, Value stride,
+                      Value colBase, Value rows, Value colLimit) {
+    const int64_t total = C * width / 4;
+    for (int64_t k = 0; k * kStateThreads < total; ++k) {
+      Value x = e.add(tid, e.idx(k * kStateThreads));
+      auto emit = [&](SmallVectorImpl<Value> &into) {
+        Value i = e.div(x, e.idx(width / 4));
+        Value c = e.mul(e.rem(x, e.idx(width / 4)), e.idx(4));
+        Value inside = e.lt(i, rows);
+        if (colLimit)
+          inside = e.land(inside, e.lt(e.add(colBase, c), colLimit));
+        Value at = e.add(e.mul(e.add(firstRow, i), stride), e.add(colBase, c));
+        copy4(into, dst, ValueRange{i, c}, src, at, inside);
+      };
+      if ((k + 1) * kStateThreads <= total) {
+        emit(tokens);
+        continue;
+      }
+      SmallVector<Value> guarded;
+      e.when(e.lt(x, e.idx(total)), [&] { emit(guarded); });
+    }
+  };
+  auto issueA = [&](Value chunk) {
+    SmallVector<Value> tokens;
+    Value rows = rowsOf(chunk);
+    Value first = e.add(e.mul(headRow, tLen), e.mul(chunk, e.idx(C)));
+    copyRows(tokens, wS, wArg, first, Dk, e.idx(Dk), c0, rows, Value());
+    copyRows(tokens, qgS, qgArg, first, Dk, e.idx(Dk), c0, rows, Value());
+    return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
+  };
+  auto issueB = [&](Value chunk) {
+    SmallVector<Value> tokens;
+    Value rows = rowsOf(chunk);
+    Value first = e.add(e.mul(headRow, tLen), e.mul(chunk, e.idx(C)));
+    copyRows(tokens, kgS, kgArg, first, Dk, e.idx(Dk), c0, rows, Value());
+    copyRows(tokens, aS, aqkArg, first, C, e.idx(C), c0, rows, Value());
+    copyRows(tokens, uS, uArg, first, kColumns, e.idx(Dv), col0, rows,
+             e.idx(Dv));
+    // exp(G_last) of the chunk: one row of Dk (none past the last chunk).
+    Value gcFirst = e.add(e.mul(headRow, numChunks), chunk);
+    for (int64_t k = 0; k * kStateThreads < Dk / 4; ++k) {
+      Value q = e.add(tid, e.idx(k * kStateThreads));
+      SmallVector<Value> guarded;
+      e.when(e.lt(q, e.idx(Dk / 4)), [&] {
+        copy4(guarded, gcS, ValueRange{e.mul(q, e.idx(4))}, gcArg,
+              e.add(e.mul(gcFirst, e.idx(Dk)), e.mul(q, e.idx(4))),
+              e.lt(chunk, numChunks));
+      });
+    }
+    return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
+  };
+  // This thread's S rows into the shared copy of the state.
+  auto publish = [&](ValueRange st) {
+    for (int64_t m = 0; m < M; ++m) {
+      Value v = vector::FromElementsOp::create(
+          b, vec4, ValueRange{st[4 * m], st[4 * m + 1], st[4 * m + 2], st[4 * m + 3]});
+      e.when(e.lt(e.add(part, e.idx(kParts * m)), e.idx(groups)), [&] {
+        vector::StoreOp::create(b, v, stS, ValueRange{local, groupAt[m]});
+      });
+    }
+  };
+  publish(state);
+  Value firstGroup = issueA(c0);
+  issueB(c0);
+
+  auto load4 = [&](Value m, ValueRange at) -> SmallVector<Value> {
+    Value v = vector::LoadOp::create(b, vec4, m, at);
+    SmallVector<Value> out;
+    for (int64_t r = 0; r < 4; ++r)
+      out.push_back(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r}));
+    return out;
+  };
+  // Runs `row(i)` for the chunk's C rows, four per iteration.
+  // The chunk's rows rounded up to a multiple of 4 (rows past the sequence
+  // are zero-filled: harmless): all C in prefill, 4 for a decode step.
+  Value rowsUp;
 
   ValueRange finalState = e.loop(
       c0, numChunks, c1, state, [&](Value chunk, ValueRange sIn) {
         Value t0 = e.mul(chunk, e.idx(C));
-        Value rows = arith::MinUIOp::create(b, e.idx(C), e.sub(tLen, t0));
-        Value workRow0 = e.add(e.mul(headRow, tLen), t0);
-        // The chunk's workspace rows into shared memory.
-        e.loop(tid, e.mul(rows, e.idx(Dk)), nThreads, [&](Value x) {
-          Value i = e.div(x, e.idx(Dk)), d = e.rem(x, e.idx(Dk));
-          Value at = e.add(e.mul(workRow0, e.idx(Dk)), x);
-          e.store(e.load(wArg, {at}), wS, {i, d});
-          e.store(e.load(qgArg, {at}), qgS, {i, d});
-          e.store(e.load(kgArg, {at}), kgS, {i, d});
-        });
-        e.loop(tid, e.mul(rows, e.idx(kColumns)), nThreads, [&](Value x) {
-          Value i = e.div(x, e.idx(kColumns)), c = e.rem(x, e.idx(kColumns));
-          Value gcol = e.add(e.mul(slice, e.idx(kColumns)), c);
-          Value at = e.add(e.mul(e.add(workRow0, i), e.idx(Dv)), gcol);
-          e.store(e.loadF32If(e.lt(gcol, e.idx(Dv)), uArg, at), uS, {i, c});
-        });
-        e.loop(tid, e.mul(rows, e.idx(C)), nThreads, [&](Value x) {
-          Value i = e.div(x, e.idx(C)), j = e.rem(x, e.idx(C));
-          e.store(e.load(aqkArg, {e.add(e.mul(workRow0, e.idx(C)), x)}), aS,
-                  {i, j});
-        });
-        e.loop(tid, e.idx(Dk), nThreads, [&](Value d) {
-          Value at = e.add(
-              e.mul(e.add(e.mul(headRow, numChunks), chunk), e.idx(Dk)), d);
-          e.store(e.load(gcArg, {at}), gcS, {d});
-        });
+        Value rows = rowsOf(chunk);
+        rowsUp = e.mul(arith::CeilDivUIOp::create(b, rows, e.idx(4)), e.idx(4));
+        nvgpu::DeviceAsyncWaitOp::create(b, firstGroup,
+                                         b.getI32IntegerAttr(0));
         e.barrier();
 
-        // V' = U - W S and the inter-chunk outputs Qg S, row by row.
-        e.loop(c0, rows, c1, [&](Value i) {
-          Value pw = e.f(0.0), pq = e.f(0.0);
-          for (int64_t m = 0; m < M; ++m) {
-            pw = e.fma(e.load(wS, {i, rowIn[m]}), sIn[m], pw);
-            pq = e.fma(e.load(qgS, {i, rowIn[m]}), sIn[m], pq);
+        // V' = U - W S and the inter-chunk outputs Qg S for this thread's
+        // rows (those past the chunk's rounded-up rows are skipped).
+        const int64_t myRows = C / kParts;
+        SmallVector<Value> rowAt, inter;
+        for (int64_t r = 0; r < myRows; ++r)
+          rowAt.push_back(e.add(part, e.idx(kParts * r)));
+        {
+          SmallVector<Value> pw(myRows, Value()), pq(myRows, Value());
+          for (int64_t r = 0; r < myRows; ++r)
+            pw[r] = pq[r] = arith::ConstantOp::create(
+                b, DenseElementsAttr::get(vec4, b.getF32FloatAttr(0.0)));
+          // Over the key channels, `unroll` groups of 4 per iteration (a
+          // loop, so that the loads are not all hoisted into registers).
+          const int64_t unroll = groups % 4 == 0 ? 4 : (groups % 2 == 0 ? 2 : 1);
+          SmallVector<Value> init(pw);
+          init.append(pq);
+          ValueRange sums = e.loop(
+              c0, e.idx(Dk), e.idx(4 * unroll), init,
+              [&](Value d0, ValueRange acc) {
+                SmallVector<Value> cur(acc.begin(), acc.end());
+                for (int64_t u = 0; u < unroll; ++u) {
+                  Value d = e.add(d0, e.idx(4 * u));
+                  Value st = vector::LoadOp::create(b, vec4, stS,
+                                                    ValueRange{local, d});
+                  for (int64_t r = 0; r < myRows; ++r) {
+                    cur[r] = math::FmaOp::create(
+                        b, vector::LoadOp::create(b, vec4, wS, ValueRange{rowAt[r], d}),
+                        st, cur[r]);
+                    cur[myRows + r] = math::FmaOp::create(
+                        b, vector::LoadOp::create(b, vec4, qgS, ValueRange{rowAt[r], d}),
+                        st, cur[myRows + r]);
+                  }
+                }
+                return cur;
+              });
+          for (int64_t r = 0; r < myRows; ++r) {
+            pw[r] = sums[r];
+            pq[r] = sums[myRows + r];
           }
-          pw = e.laneSum(pw, kParts);
-          pq = e.laneSum(pq, kParts);
-          e.when(e.eq(part, c0), [&] {
-            e.store(e.fsub(e.load(uS, {i, local}), pw), vnS, {i, local});
-            e.store(pq, onS, {i, local});
-          });
-        });
+          for (int64_t r = 0; r < myRows; ++r) {
+            Value w = vector::ReductionOp::create(b, vector::CombiningKind::ADD, pw[r]);
+            e.store(e.fsub(e.load(uS, {rowAt[r], local}), w), vnS,
+                    {local, rowAt[r]});
+            inter.push_back(
+                vector::ReductionOp::create(b, vector::CombiningKind::ADD, pq[r]));
+          }
+        }
         e.barrier();
+        issueA(e.add(chunk, c1));
 
-        // O = Qg S + Aqk V' (lanes split j).
-        e.loop(c0, rows, c1, [&](Value i) {
-          Value partial =
-              e.loop(part, e.add(i, c1), e.idx(kParts), ValueRange{e.f(0.0)},
-                     [&](Value j, ValueRange acc) {
-                       return SmallVector<Value>{e.fma(
-                           e.load(aS, {i, j}), e.load(vnS, {j, local}),
-                           acc[0])};
-                     })[0];
-          Value o = e.fadd(e.laneSum(partial, kParts), e.load(onS, {i, local}));
-          e.when(e.land(e.eq(part, c0), colOk), [&] {
+        // O = Qg S + Aqk V' (Aqk is 0 above the diagonal and past the
+        // sequence).
+        for (int64_t r = 0; r < myRows; ++r) {
+          Value acc = arith::ConstantOp::create(
+              b, DenseElementsAttr::get(vec4, b.getF32FloatAttr(0.0)));
+          for (int64_t j = 0; j < C; j += 4)
+            acc = math::FmaOp::create(
+                b, vector::LoadOp::create(b, vec4, aS, ValueRange{rowAt[r], e.idx(j)}),
+                vector::LoadOp::create(b, vec4, vnS, ValueRange{local, e.idx(j)}),
+                acc);
+          Value o = e.fadd(inter[r], vector::ReductionOp::create(
+                                         b, vector::CombiningKind::ADD, acc));
+          Value i = rowAt[r];
+          e.when(e.land(colOk, e.lt(i, rows)), [&] {
             Value at = e.add(
                 e.mul(e.add(e.mul(e.add(e.mul(bIdx, tLen), e.add(t0, i)), hv),
                             head),
@@ -591,28 +778,45 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
               o = arith::TruncFOp::create(b, s.elt, o);
             e.store(o, oArg, {at});
           });
-        });
+        }
 
         // S = diag(exp(G_last)) S + Kgᵀ V'.
         SmallVector<Value> decayed;
-        for (int64_t m = 0; m < M; ++m)
-          decayed.push_back(e.fmul(sIn[m], e.load(gcS, {rowIn[m]})));
-        SmallVector<Value> next(
-            e.loop(c0, rows, c1, decayed, [&](Value i, ValueRange acc) {
-              Value vn = e.load(vnS, {i, local});
-              SmallVector<Value> out;
-              for (int64_t m = 0; m < M; ++m)
-                out.push_back(e.fma(e.load(kgS, {i, rowIn[m]}), vn, acc[m]));
-              return out;
+        for (int64_t m = 0; m < M; ++m) {
+          SmallVector<Value> g = load4(gcS, {groupAt[m]});
+          for (int64_t r = 0; r < 4; ++r)
+            decayed.push_back(e.fmul(sIn[4 * m + r], g[r]));
+        }
+        SmallVector<Value> next(e.loop(
+            c0, rowsUp, e.idx(4), decayed, [&](Value i0, ValueRange acc) {
+              SmallVector<Value> cur(acc.begin(), acc.end());
+              SmallVector<Value> vn = load4(vnS, {local, i0});
+              for (int64_t u = 0; u < 4; ++u) {
+                Value i = e.add(i0, e.idx(u));
+                for (int64_t m = 0; m < M; ++m) {
+                  SmallVector<Value> k = load4(kgS, {i, groupAt[m]});
+                  for (int64_t r = 0; r < 4; ++r)
+                    cur[4 * m + r] = e.fma(k[r], vn[u], cur[4 * m + r]);
+                }
+              }
+              return cur;
             }));
         // Rows past Dk and columns past Dv stay 0.
         for (int64_t m = 0; m < M; ++m)
-          next[m] = e.sel(rowOk[m], next[m], e.f(0.0));
+          for (int64_t r = 0; r < 4; ++r)
+            next[4 * m + r] = e.sel(groupOk[m], next[4 * m + r], e.f(0.0));
+        // Every thread is done with this chunk's state and rows.
         e.barrier();
+        publish(next);
+        issueB(e.add(chunk, c1));
         return next;
       });
+  nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
   for (int64_t m = 0; m < M; ++m)
-    e.when(rowOk[m], [&] { e.store(finalState[m], finalArg, {stateAt(m)}); });
+    e.when(groupOk[m], [&] {
+      for (int64_t r = 0; r < 4; ++r)
+        e.store(finalState[4 * m + r], finalArg, {stateAt(m, r)});
+    });
 }
 
 LogicalResult
