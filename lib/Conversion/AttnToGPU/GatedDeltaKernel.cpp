@@ -102,8 +102,8 @@ struct GdnShape {
   /// State kernel: W, Qg, Kg, U, Aqk, V' and the state (per column; rows
   /// padded by 4 floats against bank conflicts), exp(G_last).
   int64_t stateSharedMemory() const {
-    return 4 * (3 * chunk * dk + chunk * kColumns + chunk * chunk +
-                kColumns * (chunk + 4) + kColumns * (dk + 4) + dk);
+    return 4 * (4 * chunk * dk + 2 * chunk * kColumns + 2 * chunk * chunk +
+                kColumns * (chunk + 4) + kColumns * (dk + 4) + 2 * dk);
   }
 };
 
@@ -560,10 +560,12 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                      gpu::AddressSpaceAttr::get(
                          b.getContext(),
                          gpu::GPUDialect::getWorkgroupAddressSpace())};
-  Value wS = carve({C, Dk}), qgS = carve({C, Dk}), kgS = carve({C, Dk}),
-        uS = carve({C, kColumns}), aS = carve({C, C}),
+  // W and Qg; Kg, U, Aqk and exp(G_last) double-buffered (the next chunk's
+  // load overlaps a whole step).
+  Value wS = carve({C, Dk}), qgS = carve({C, Dk}), kgS = carve({2, C, Dk}),
+        uS = carve({2, C, kColumns}), aS = carve({2, C, C}),
         vnS = carve({kColumns, C + 4}), stS = carve({kColumns, Dk + 4}),
-        gcS = carve({Dk});
+        gcS = carve({2, Dk});
   assert(carve.offset == s.stateSharedMemory() && "shared memory layout");
 
   Value c0 = e.idx(0), c1 = e.idx(1);
@@ -607,8 +609,8 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
   // A 16-byte copy into `dst` at `dstAt` from float `at` of `src` where
   // `inside`, else zero fill.
-  auto copy4 = [&](SmallVectorImpl<Value> &tokens, Value dst, ValueRange dstAt,
-                   Value src, Value at, Value inside) {
+  auto copy4 = [&](SmallVectorImpl<Value> &tokens, Value dst,
+                   SmallVector<Value> dstAt, Value src, Value at, Value inside) {
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
         b, tokenType, dst, dstAt, src, ValueRange{e.sel(inside, at, c0)},
         b.getIndexAttr(4), e.sel(inside, e.idx(4), c0),
@@ -618,8 +620,8 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // `stride` floats apart, columns past `colLimit` zero) into `dst` [C,
   // width], rows past `rows` zero; rounds that not every thread takes part
   // in are guarded (the group commits every earlier copy of the thread).
-  auto copyRows = [&](SmallVectorImpl<Value> &tokens, Value dst, Value src,
-                      Value firstRow, int64_t width, Value stride,
+  auto copyRows = [&](SmallVectorImpl<Value> &tokens, Value dst, Value buf,
+                      Value src, Value firstRow, int64_t width, Value stride,
                       Value colBase, Value rows, Value colLimit) {
     const int64_t total = C * width / 4;
     for (int64_t k = 0; k * kStateThreads < total; ++k) {
@@ -631,7 +633,10 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         if (colLimit)
           inside = e.land(inside, e.lt(e.add(colBase, c), colLimit));
         Value at = e.add(e.mul(e.add(firstRow, i), stride), e.add(colBase, c));
-        copy4(into, dst, ValueRange{i, c}, src, at, inside);
+        SmallVector<Value> dstAt{i, c};
+        if (buf)
+          dstAt.insert(dstAt.begin(), buf);
+        copy4(into, dst, dstAt, src, at, inside);
       };
       if ((k + 1) * kStateThreads <= total) {
         emit(tokens);
@@ -645,17 +650,20 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     SmallVector<Value> tokens;
     Value rows = rowsOf(chunk);
     Value first = e.add(e.mul(headRow, tLen), e.mul(chunk, e.idx(C)));
-    copyRows(tokens, wS, wArg, first, Dk, e.idx(Dk), c0, rows, Value());
-    copyRows(tokens, qgS, qgArg, first, Dk, e.idx(Dk), c0, rows, Value());
+    copyRows(tokens, wS, Value(), wArg, first, Dk, e.idx(Dk), c0, rows,
+             Value());
+    copyRows(tokens, qgS, Value(), qgArg, first, Dk, e.idx(Dk), c0, rows,
+             Value());
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
   };
   auto issueB = [&](Value chunk) {
     SmallVector<Value> tokens;
     Value rows = rowsOf(chunk);
     Value first = e.add(e.mul(headRow, tLen), e.mul(chunk, e.idx(C)));
-    copyRows(tokens, kgS, kgArg, first, Dk, e.idx(Dk), c0, rows, Value());
-    copyRows(tokens, aS, aqkArg, first, C, e.idx(C), c0, rows, Value());
-    copyRows(tokens, uS, uArg, first, kColumns, e.idx(Dv), col0, rows,
+    Value buf = e.rem(chunk, e.idx(2));
+    copyRows(tokens, kgS, buf, kgArg, first, Dk, e.idx(Dk), c0, rows, Value());
+    copyRows(tokens, aS, buf, aqkArg, first, C, e.idx(C), c0, rows, Value());
+    copyRows(tokens, uS, buf, uArg, first, kColumns, e.idx(Dv), col0, rows,
              e.idx(Dv));
     // exp(G_last) of the chunk: one row of Dk (none past the last chunk).
     Value gcFirst = e.add(e.mul(headRow, numChunks), chunk);
@@ -663,7 +671,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       Value q = e.add(tid, e.idx(k * kStateThreads));
       SmallVector<Value> guarded;
       e.when(e.lt(q, e.idx(Dk / 4)), [&] {
-        copy4(guarded, gcS, ValueRange{e.mul(q, e.idx(4))}, gcArg,
+        copy4(guarded, gcS, {buf, e.mul(q, e.idx(4))}, gcArg,
               e.add(e.mul(gcFirst, e.idx(Dk)), e.mul(q, e.idx(4))),
               e.lt(chunk, numChunks));
       });
@@ -701,9 +709,13 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         Value t0 = e.mul(chunk, e.idx(C));
         Value rows = rowsOf(chunk);
         rowsUp = e.mul(arith::CeilDivUIOp::create(b, rows, e.idx(4)), e.idx(4));
+        Value bufC = e.rem(chunk, e.idx(2));
         nvgpu::DeviceAsyncWaitOp::create(b, firstGroup,
                                          b.getI32IntegerAttr(0));
         e.barrier();
+        // The next chunk's Kg, U, Aqk, exp(G_last) into the other buffer
+        // (free: the last step is over).
+        issueB(e.add(chunk, c1));
 
         // V' = U - W S and the inter-chunk outputs Qg S for this thread's
         // rows (those past the chunk's rounded-up rows are skipped).
@@ -746,7 +758,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           }
           for (int64_t r = 0; r < myRows; ++r) {
             Value w = vector::ReductionOp::create(b, vector::CombiningKind::ADD, pw[r]);
-            e.store(e.fsub(e.load(uS, {rowAt[r], local}), w), vnS,
+            e.store(e.fsub(e.load(uS, {bufC, rowAt[r], local}), w), vnS,
                     {local, rowAt[r]});
             inter.push_back(
                 vector::ReductionOp::create(b, vector::CombiningKind::ADD, pq[r]));
@@ -762,7 +774,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
               b, DenseElementsAttr::get(vec4, b.getF32FloatAttr(0.0)));
           for (int64_t j = 0; j < C; j += 4)
             acc = math::FmaOp::create(
-                b, vector::LoadOp::create(b, vec4, aS, ValueRange{rowAt[r], e.idx(j)}),
+                b, vector::LoadOp::create(b, vec4, aS, ValueRange{bufC, rowAt[r], e.idx(j)}),
                 vector::LoadOp::create(b, vec4, vnS, ValueRange{local, e.idx(j)}),
                 acc);
           Value o = e.fadd(inter[r], vector::ReductionOp::create(
@@ -783,7 +795,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         // S = diag(exp(G_last)) S + Kgᵀ V'.
         SmallVector<Value> decayed;
         for (int64_t m = 0; m < M; ++m) {
-          SmallVector<Value> g = load4(gcS, {groupAt[m]});
+          SmallVector<Value> g = load4(gcS, {bufC, groupAt[m]});
           for (int64_t r = 0; r < 4; ++r)
             decayed.push_back(e.fmul(sIn[4 * m + r], g[r]));
         }
@@ -794,7 +806,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
               for (int64_t u = 0; u < 4; ++u) {
                 Value i = e.add(i0, e.idx(u));
                 for (int64_t m = 0; m < M; ++m) {
-                  SmallVector<Value> k = load4(kgS, {i, groupAt[m]});
+                  SmallVector<Value> k = load4(kgS, {bufC, i, groupAt[m]});
                   for (int64_t r = 0; r < 4; ++r)
                     cur[4 * m + r] = e.fma(k[r], vn[u], cur[4 * m + r]);
                 }
@@ -808,7 +820,6 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         // Every thread is done with this chunk's state and rows.
         e.barrier();
         publish(next);
-        issueB(e.add(chunk, c1));
         return next;
       });
   nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
