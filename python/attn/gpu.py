@@ -399,15 +399,21 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     return (result, lse) if return_lse else result
 
 
+GATED_RECURRENT_MAX_TOKENS = 16
+
+
 def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, scale=None,
-                     bundles=None, out=None):
+                     bundles=None, out=None, path="auto"):
     """Gated DeltaNet (g [B, T, Hv]) or Kimi Delta Attention (g [B, T, Hv, Dk],
     per-channel gates) with attn's chunked kernels, shaped like
     flash-linear-attention's chunk_gated_delta_rule: q, k [B, T, Hk, Dk], v
     [B, T, Hv, Dv] (Hv a multiple of Hk), log-space gates g, beta [B, T, Hv]
     (f32 or q's dtype), initial_state [B, Hv, Dk, Dv] f32 or None. Returns
     (out [B, T, Hv, Dv] in q's dtype, final_state [B, Hv, Dk, Dv] f32).
-    The chunk length is the bundles' (it does not change the result)."""
+    `path`: "chunked" (the chunk and state kernels; the chunk length is the
+    bundles', it does not change the result), "recurrent" (one kernel, token
+    by token: decode) or "auto" (recurrent up to GATED_RECURRENT_MAX_TOKENS
+    tokens)."""
     import torch
 
     if bundles is None:
@@ -439,21 +445,39 @@ def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, s
             raise ValueError(f"initial_state must be a float32 CUDA tensor [B, Hv, Dk, Dv] = "
                              f"{(b, hv, dk, dv)}")
         initial_state = initial_state.contiguous()
+    if path not in ("auto", "chunked", "recurrent"):
+        raise ValueError(f"path must be auto, chunked or recurrent, got {path!r}")
     kernels = load_bundles(bundles)
     common = {"op": "gated_delta_rule", "dtype": dtype, "key_head_dim": dk,
               "value_head_dim": dv}
-    chunk_kernel = _find(kernels, dict(
-        common, gate_kind="channel" if channel else "head", gate_dtype=dt(g),
-        beta_dtype=dt(beta), qk_l2norm=bool(qk_l2norm),
-        scale=_f32(scale if scale is not None else 1 / math.sqrt(dk))))
-    chunk = chunk_kernel.variant["chunk"]
-    state_kernel = _find(kernels, dict(common, chunk=chunk,
-                                       initial_state=initial_state is not None))
+    inputs = dict(common, gate_kind="channel" if channel else "head", gate_dtype=dt(g),
+                  beta_dtype=dt(beta), qk_l2norm=bool(qk_l2norm),
+                  scale=_f32(scale if scale is not None else 1 / math.sqrt(dk)))
     if out is None:
         out = torch.empty((b, t, hv, dv), dtype=q.dtype, device=q.device)
     elif tuple(out.shape) != (b, t, hv, dv) or out.dtype != q.dtype or not out.is_contiguous():
         raise ValueError("out must be a contiguous tensor shaped like v, in q's dtype")
     final = torch.empty((b, hv, dk, dv), dtype=torch.float32, device=q.device)
+    sizes = {"B": b, "T": t, "Hk": hk, "Hv": hv}
+    stream = torch.cuda.current_stream(q.device).cuda_stream
+    if path == "recurrent" or (path == "auto" and t <= GATED_RECURRENT_MAX_TOKENS):
+        recurrent = _matching(kernels, dict(inputs, initial_state=initial_state is not None))
+        recurrent = [kern for kern in recurrent
+                     if kern.manifest.get("kernel") == "gated_delta.recurrent"]
+        if recurrent or path == "recurrent":
+            if not recurrent:
+                raise LookupError(f"no recurrent gated delta bundle for {inputs}")
+            tensors = {"q": q, "k": k, "v": v, "g": g, "beta": beta, "o": out,
+                       "final_state": final}
+            if initial_state is not None:
+                tensors["initial_state"] = initial_state
+            recurrent[0].launch(tensors, sizes, stream)
+            return out, final
+    chunk_kernel = _find([kern for kern in kernels
+                          if kern.manifest.get("kernel") == "gated_delta.chunk"], inputs)
+    chunk = chunk_kernel.variant["chunk"]
+    state_kernel = _find(kernels, dict(common, chunk=chunk,
+                                       initial_state=initial_state is not None))
     chunks = -(-t // chunk)
     f32 = dict(dtype=torch.float32, device=q.device)
     tensors = {"q": q, "k": k, "v": v, "g": g, "beta": beta, "o": out, "final_state": final,
@@ -463,8 +487,7 @@ def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, s
                "gc": torch.empty((b, hv, chunks, dk), **f32)}
     if initial_state is not None:
         tensors["initial_state"] = initial_state
-    sizes = {"B": b, "T": t, "Hk": hk, "Hv": hv, "Chunks": chunks}
-    stream = torch.cuda.current_stream(q.device).cuda_stream
+    sizes["Chunks"] = chunks
     chunk_kernel.launch(tensors, sizes, stream)  # no chunks at T = 0: not launched
     state_kernel.launch(tensors, sizes, stream)
     return out, final

@@ -347,3 +347,16 @@ def test_gpu_gated_delta_chunks_continue():
                                   bundles=BUNDLES)
     torch.testing.assert_close(torch.cat([o1, o2], 1).float(), whole_o.float(), atol=2e-2, rtol=2e-2)
     torch.testing.assert_close(s2, whole_s, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("cid", ["gdn_decode_t1_init", "kda_decode_t1_d100", "gdn_t63_d64_f16"])
+def test_gpu_gated_delta_paths_agree(cid):
+    """The recurrent kernel (decode) and the chunked kernels give the same
+    outputs and states."""
+    c = next(x for x in gpu_cases.GATED_CASES if x["id"] == cid)
+    q, k, v, g, beta, s0 = gated_inputs(c)
+    res = [gpu.gated_delta_rule(q, k, v, g, beta, initial_state=s0, qk_l2norm=c["l2norm"],
+                                scale=c["scale"], bundles=BUNDLES, path=p)
+           for p in ("recurrent", "chunked")]
+    torch.testing.assert_close(res[0][0].float(), res[1][0].float(), atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(res[0][1], res[1][1], atol=1e-4, rtol=1e-4)

@@ -149,12 +149,14 @@ def test_gated_matrix_ptxas(chip):
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
         assert sum(f.startswith("attn_gdn_chunk") for f in ptx) == len(GATED_MATRIX), ptx
         assert sum(f.startswith("attn_gdn_state") for f in ptx) == len(GATED_MATRIX), ptx
+        assert sum(f.startswith("attn_gdn_recurrent") for f in ptx) == len(GATED_MATRIX), ptx
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
                                capture_output=True, text=True)
             assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
             text = open(os.path.join(out, f)).read()
             assert f".target {chip}" in text
-            # The chunk kernel's triangular solve reduces across lanes; the
-            # state kernel streams workspace rows with cp.async.
-            assert ("shfl.sync.bfly" if f.startswith("attn_gdn_chunk") else "cp.async") in text
+            # The chunk kernel's triangular solve and the recurrent kernel's
+            # Sᵀk reduce across lanes; the state kernel streams workspace
+            # rows with cp.async.
+            assert ("cp.async" if f.startswith("attn_gdn_state") else "shfl.sync.bfly") in text

@@ -2,7 +2,7 @@
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
 
 // Gated DeltaNet (Qwen3-Next heads: 16 key heads, 32 value heads, head dim
-// 128, L2-normalized q and k) as two kernels, over chunks of 32 tokens (the
+// 128, L2-normalized q and k) as chunked kernels, over chunks of 32 tokens (the
 // op's chunk_size of 64 is capped: it does not change the result). The chunk
 // kernel (256 threads, one block per chunk, value head and sequence) loads
 // the chunk as f32, normalizes and scales, takes the cumulative log2 gates,
@@ -24,6 +24,14 @@
 // CHECK: scf.for
 // CHECK:   nvgpu.device_async_wait
 // CHECK:   vector.reduction <add>
+// CHECK:   arith.truncf %{{.+}} : f32 to bf16
+// The recurrent kernel (decode): the state tile in registers, a loop over
+// the tokens with the norms and the two lane reductions (Sᵀk, Sᵀq).
+// CHECK-LABEL: gpu.module @attn_gdn_recurrent_bf16_dk128_dv128_headf32_betaf32_l2_s3db504f3
+// CHECK: scf.for
+// CHECK:   math.rsqrt
+// CHECK:   math.exp
+// CHECK:   gpu.shuffle xor
 // CHECK:   arith.truncf %{{.+}} : f32 to bf16
 // MANIFEST: attn.kernels = {
 // MANIFEST-SAME: attn_gdn_chunk_bf16_dk128_dv128_c32_headf32_betaf32_l2_s3db504f3 = "{{[^"]*}}\22grid\22:[\22Chunks\22,\22Hv\22,\22B\22]{{[^"]*}}\22kernel\22:\22gated_delta.chunk\22{{[^"]*}}\22qk_l2norm\22:true{{[^"]*}}"

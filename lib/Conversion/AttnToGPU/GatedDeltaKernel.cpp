@@ -101,6 +101,11 @@ struct GdnShape {
   }
   /// State kernel: W, Qg, Kg, U, Aqk, V' and the state (per column; rows
   /// padded by 4 floats against bank conflicts), exp(G_last).
+  /// Recurrent kernel: the state tile, the token's k and q, its gates, the
+  /// inverse norms.
+  int64_t recurrentSharedMemory() const {
+    return 4 * (dk * (kColumns + 4) + 2 * dk + (channel ? dk : 1) + 2);
+  }
   int64_t stateSharedMemory() const {
     return 4 * (4 * chunk * dk + 2 * chunk * kColumns + 2 * chunk * chunk +
                 kColumns * (chunk + 4) + kColumns * (dk + 4) + 2 * dk);
@@ -223,16 +228,18 @@ std::string variantName(GatedDeltaRuleOp op, StringRef kernel) {
   std::string name;
   llvm::raw_string_ostream os(name);
   os << "attn_gdn_" << kernel << "_" << typeName(s.elt) << "_dk" << s.dk
-     << "_dv" << s.dv << "_c" << s.chunk;
-  if (kernel == "chunk") {
+     << "_dv" << s.dv;
+  if (kernel != "recurrent")
+    os << "_c" << s.chunk;
+  if (kernel != "state") {
     os << "_" << stringifyGateKind(op.getGateKind()) << typeName(s.gateElt)
        << "_beta" << typeName(s.betaElt);
     if (s.l2norm)
       os << "_l2";
     os << "_s" << hexBits(s.scale);
-  } else if (s.init) {
-    os << "_init";
   }
+  if (kernel != "chunk" && s.init)
+    os << "_init";
   return name;
 }
 } // namespace
@@ -830,6 +837,184 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     });
 }
 
+/// The recurrent kernel: the token-by-token recurrence with the state in
+/// registers, for decode (a few tokens per sequence). Grid (ceil(Dv / 16),
+/// Hv, B), 256 threads: thread (column c = tid / 16, part p = tid mod 16)
+/// holds S rows 4g .. 4g + 3 of its column for g = p, p + 16, ...; the 16
+/// parts of a column are 16 lanes of one warp, so that Sᵀk and Sᵀq are
+/// shuffle reductions. The state tile [Dk, 16] moves through shared memory
+/// with coalesced 16-byte accesses.
+static void buildRecurrentKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                                     GatedDeltaRuleOp op) {
+  ImplicitLocOpBuilder b(op.getLoc(), builder);
+  Block &body = func.getBody().front();
+  b.setInsertionPointToStart(&body);
+  Emitter e{b};
+  const GdnShape s = GdnShape::get(op);
+  const int64_t Dk = s.dk, Dv = s.dv;
+  const int64_t groups = Dk / 4, M = (groups + kParts - 1) / kParts;
+  Type f32 = b.getF32Type();
+  auto vec4 = VectorType::get({4}, f32);
+  unsigned n = 0;
+  Value qArg = body.getArgument(n++), kArg = body.getArgument(n++),
+        vArg = body.getArgument(n++), gArg = body.getArgument(n++),
+        betaArg = body.getArgument(n++);
+  Value initArg = s.init ? body.getArgument(n++) : Value();
+  Value oArg = body.getArgument(n++), finalArg = body.getArgument(n++);
+  Value tLen = body.getArgument(n++), hk = body.getArgument(n++),
+        hv = body.getArgument(n++);
+
+  SharedCarver carve{b, attn::detail::getDynamicSharedMemory(b, b.getLoc(), func),
+                     gpu::AddressSpaceAttr::get(
+                         b.getContext(),
+                         gpu::GPUDialect::getWorkgroupAddressSpace())};
+  // The state tile (rows padded), the token's k and q (f32), its per-channel
+  // gates, the inverse norms.
+  Value tileS = carve({Dk, kColumns + 4}), kqS = carve({2, Dk}),
+        gS = carve({s.channel ? Dk : 1}), normS = carve({2});
+  assert(carve.offset == s.recurrentSharedMemory() && "shared memory layout");
+
+  Value c0 = e.idx(0), c1 = e.idx(1);
+  Value slice = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value local = e.div(tid, e.idx(kParts)), part = e.rem(tid, e.idx(kParts));
+  Value col0 = e.mul(slice, e.idx(kColumns));
+  Value col = e.add(col0, local);
+  Value colOk = e.lt(col, e.idx(Dv));
+  Value keyHead = e.div(head, e.div(hv, hk));
+  Value headRow = e.add(e.mul(bIdx, hv), head);
+  SmallVector<Value> groupAt, groupOk;
+  for (int64_t m = 0; m < M; ++m) {
+    Value g = e.add(part, e.idx(kParts * m));
+    groupOk.push_back(e.lt(g, e.idx(groups)));
+    groupAt.push_back(
+        e.mul(arith::MinUIOp::create(b, g, e.idx(groups - 1)), e.idx(4)));
+  }
+  // The [Dk, 16] state tile <-> global [B, Hv, Dk, Dv]: 16-byte pieces
+  // (columns past Dv: zero in, not written out).
+  auto tileRounds = [&](function_ref<void(Value, Value, Value, Value)> fn) {
+    const int64_t total = Dk * kColumns / 4;
+    for (int64_t k = 0; k * kStateThreads < total; ++k) {
+      Value x = e.add(tid, e.idx(k * kStateThreads));
+      auto one = [&] {
+        Value row = e.div(x, e.idx(kColumns / 4));
+        Value c = e.mul(e.rem(x, e.idx(kColumns / 4)), e.idx(4));
+        Value at = e.add(e.mul(e.add(e.mul(headRow, e.idx(Dk)), row), e.idx(Dv)),
+                         e.add(col0, c));
+        fn(row, c, at, e.lt(e.add(col0, c), e.idx(Dv)));
+      };
+      if ((k + 1) * kStateThreads <= total)
+        one();
+      else
+        e.when(e.lt(x, e.idx(total)), one);
+    }
+  };
+  tileRounds([&](Value row, Value c, Value at, Value inside) {
+    Value v = arith::ConstantOp::create(
+        b, DenseElementsAttr::get(vec4, b.getF32FloatAttr(0.0)));
+    if (s.init) {
+      auto ifOp = scf::IfOp::create(b, TypeRange{vec4}, inside, true);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+      scf::YieldOp::create(b, ValueRange{vector::LoadOp::create(
+                                  b, vec4, initArg, ValueRange{at})});
+      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+      scf::YieldOp::create(b, ValueRange{v});
+      v = ifOp.getResult(0);
+    }
+    vector::StoreOp::create(b, v, tileS, ValueRange{row, c});
+  });
+  e.barrier();
+  SmallVector<Value> state;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t r = 0; r < 4; ++r)
+      state.push_back(e.load(tileS, {e.add(groupAt[m], e.idx(r)), local}));
+
+  Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
+  ValueRange finalState = e.loop(c0, tLen, c1, state, [&](Value t,
+                                                        ValueRange sIn) {
+    Value tokRow = e.add(e.mul(bIdx, tLen), t);
+    // The token's k and q (f32), gates, beta, this column's v.
+    e.loop(tid, e.idx(Dk), e.idx(kStateThreads), [&](Value d) {
+      Value at = e.add(e.mul(e.add(e.mul(tokRow, hk), keyHead), e.idx(Dk)), d);
+      e.store(e.loadF32(kArg, at), kqS, {c0, d});
+      e.store(e.loadF32(qArg, at), kqS, {c1, d});
+      if (s.channel)
+        e.store(e.loadF32(gArg, e.add(e.mul(e.add(e.mul(tokRow, hv), head),
+                                            e.idx(Dk)),
+                                      d)),
+                gS, {d});
+    });
+    e.barrier();
+    // Inverse norms (warp 0: k, warp 1: q), times the scale for q.
+    e.when(e.lt(warp, e.idx(2)), [&] {
+      Value ss = e.loop(lane, e.idx(Dk), e.idx(32), ValueRange{e.f(0.0)},
+                        [&](Value d, ValueRange acc) {
+                          Value x = e.load(kqS, {warp, d});
+                          return SmallVector<Value>{e.fma(x, x, acc[0])};
+                        })[0];
+      ss = e.laneSum(ss, 32);
+      Value inv = s.l2norm ? math::RsqrtOp::create(b, e.fadd(ss, e.f(1e-6)))
+                                 .getResult()
+                           : e.f(1.0);
+      inv = e.sel(e.eq(warp, c1), e.fmul(inv, e.f(s.scale)), inv);
+      e.when(e.eq(lane, c0), [&] { e.store(inv, normS, {warp}); });
+    });
+    e.barrier();
+    Value invK = e.load(normS, {c0}), invQ = e.load(normS, {c1});
+    Value at = e.add(e.mul(tokRow, hv), head);
+    Value beta = e.loadF32(betaArg, at);
+    Value v = e.loadF32If(colOk, vArg, e.add(e.mul(at, e.idx(Dv)), col));
+    Value headDecay =
+        s.channel ? Value() : math::ExpOp::create(b, e.loadF32(gArg, at));
+    SmallVector<Value> next(sIn.begin(), sIn.end()), kd(4 * M), qd(4 * M);
+    Value pk = e.f(0.0);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t r = 0; r < 4; ++r) {
+        int64_t x = 4 * m + r;
+        Value d = e.add(groupAt[m], e.idx(r));
+        Value decay = s.channel ? math::ExpOp::create(b, e.load(gS, {d}))
+                                      .getResult()
+                                : headDecay;
+        kd[x] = e.sel(groupOk[m], e.fmul(e.load(kqS, {c0, d}), invK), e.f(0.0));
+        qd[x] = e.sel(groupOk[m], e.fmul(e.load(kqS, {c1, d}), invQ), e.f(0.0));
+        next[x] = e.fmul(next[x], decay);
+        pk = e.fma(next[x], kd[x], pk);
+      }
+    Value u = e.fmul(beta, e.fsub(v, e.laneSum(pk, kParts)));
+    Value po = e.f(0.0);
+    for (int64_t x = 0; x < 4 * M; ++x) {
+      next[x] = e.fma(kd[x], u, next[x]);
+      po = e.fma(next[x], qd[x], po);
+    }
+    Value o = e.laneSum(po, kParts);
+    e.when(e.land(e.eq(part, c0), colOk), [&] {
+      Value oAt = e.add(e.mul(at, e.idx(Dv)), col);
+      e.store(s.elt.isF32() ? o : arith::TruncFOp::create(b, s.elt, o).getResult(),
+              oArg, {oAt});
+    });
+    // Every thread is done with the token's k, q, gates.
+    e.barrier();
+    return next;
+  });
+  for (int64_t m = 0; m < M; ++m)
+    e.when(groupOk[m], [&] {
+      for (int64_t r = 0; r < 4; ++r)
+        e.store(finalState[4 * m + r], tileS,
+                {e.add(groupAt[m], e.idx(r)), local});
+    });
+  e.barrier();
+  tileRounds([&](Value row, Value c, Value at, Value inside) {
+    e.when(inside, [&] {
+      vector::StoreOp::create(
+          b, vector::LoadOp::create(b, vec4, tileS, ValueRange{row, c}),
+          finalArg, ValueRange{at});
+    });
+  });
+}
+
 LogicalResult
 mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
                                    GatedDeltaRuleOp op,
@@ -859,9 +1044,13 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
                                   {"value_head_dim", s.dv},
                                   {"chunk", s.chunk},
                                   {"initial_state", s.init}};
+  llvm::json::Object recurrentVariant = chunkVariant;
+  recurrentVariant.erase("chunk");
+  recurrentVariant["initial_state"] = s.init;
   llvm::json::Array gateShape{"B", "T", "Hv"};
   if (s.channel)
     gateShape.push_back(s.dk);
+  llvm::json::Array recurrentGateShape = gateShape;
   auto work = [&](StringRef name, llvm::json::Array shape) {
     return memrefParam(name, "workspace", f32, std::move(shape));
   };
@@ -947,6 +1136,53 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
           createKernel(builder, module, loc, name, argTypes, kStateThreads);
       OpBuilder::InsertionGuard guard(builder);
       buildStateKernelBody(builder, func, op);
+      builder.setInsertionPointToEnd(&func.getBody().front());
+      gpu::ReturnOp::create(builder, loc);
+    }
+    attn::detail::addManifest(builder, manifests, name, std::move(manifest));
+  }
+  // The recurrent kernel (decode: the host takes it for short sequences).
+  {
+    std::string name = variantName(op, "recurrent");
+    llvm::json::Array params;
+    params.push_back(memrefParam("q", "query", s.elt,
+                                 llvm::json::Array{"B", "T", "Hk", s.dk}));
+    params.push_back(memrefParam("k", "key", s.elt,
+                                 llvm::json::Array{"B", "T", "Hk", s.dk}));
+    params.push_back(memrefParam("v", "value", s.elt,
+                                 llvm::json::Array{"B", "T", "Hv", s.dv}));
+    params.push_back(
+        memrefParam("g", "gate", s.gateElt, std::move(recurrentGateShape)));
+    params.push_back(memrefParam("beta", "beta", s.betaElt,
+                                 llvm::json::Array{"B", "T", "Hv"}));
+    SmallVector<Type> argTypes{flat(s.elt),     flat(s.elt),      flat(s.elt),
+                               flat(s.gateElt), flat(s.betaElt)};
+    if (s.init) {
+      params.push_back(memrefParam("initial_state", "initial_state", f32,
+                                   llvm::json::Array{"B", "Hv", s.dk, s.dv}));
+      argTypes.push_back(flat(f32));
+    }
+    params.push_back(memrefParam("o", "output", s.elt,
+                                 llvm::json::Array{"B", "T", "Hv", s.dv}));
+    params.push_back(memrefParam("final_state", "final_state", f32,
+                                 llvm::json::Array{"B", "Hv", s.dk, s.dv}));
+    argTypes.append({flat(s.elt), flat(f32)});
+    for (StringRef size : {"T", "Hk", "Hv"})
+      params.push_back(sizeParam(size));
+    argTypes.append(3, index);
+    llvm::json::Object manifest{
+        {"entry", name},
+        {"params", std::move(params)},
+        {"grid", llvm::json::Array{(s.dv + kColumns - 1) / kColumns, "Hv", "B"}},
+        {"block", llvm::json::Array{kStateThreads, 1, 1}},
+        {"kernel", "gated_delta.recurrent"},
+        {"dynamic_shared_memory", s.recurrentSharedMemory()},
+        {"variant", std::move(recurrentVariant)}};
+    if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
+      gpu::GPUFuncOp func =
+          createKernel(builder, module, loc, name, argTypes, kStateThreads);
+      OpBuilder::InsertionGuard guard(builder);
+      buildRecurrentKernelBody(builder, func, op);
       builder.setInsertionPointToEnd(&func.getBody().front());
       gpu::ReturnOp::create(builder, loc);
     }
