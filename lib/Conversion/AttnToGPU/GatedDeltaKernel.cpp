@@ -95,9 +95,9 @@ struct GdnShape {
   /// Chunk kernel: K, Q, V, G (rows padded by 4 floats), beta, A, T (rows
   /// padded by one).
   int64_t chunkSharedMemory() const {
-    return 4 * (2 * chunk * (dk + 4) + chunk * (dv + 4) +
-                chunk * (channel ? dk + 4 : 1) + chunk +
-                2 * chunk * (chunk + 1));
+    return 4 *
+           (2 * chunk * (dk + 4) + chunk * (dv + 4) +
+            chunk * (channel ? dk + 4 : 1) + chunk + 2 * chunk * (chunk + 1));
   }
   /// State kernel: W, Qg, Kg, U, Aqk, V' and the state (per column; rows
   /// padded by 4 floats against bank conflicts), exp(G_last).
@@ -300,10 +300,10 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value tLen = body.getArgument(n++), hk = body.getArgument(n++),
         hv = body.getArgument(n++);
 
-  SharedCarver carve{b, attn::detail::getDynamicSharedMemory(b, b.getLoc(), func),
-                     gpu::AddressSpaceAttr::get(
-                         b.getContext(),
-                         gpu::GPUDialect::getWorkgroupAddressSpace())};
+  SharedCarver carve{
+      b, attn::detail::getDynamicSharedMemory(b, b.getLoc(), func),
+      gpu::AddressSpaceAttr::get(b.getContext(),
+                                 gpu::GPUDialect::getWorkgroupAddressSpace())};
   Value kS = carve({C, padK}), qS = carve({C, padK}), vS = carve({C, padV}),
         gS = carve({C, s.channel ? padK : 1}), betaS = carve({C}),
         aS = carve({C, C + 1}), tS = carve({C, C + 1});
@@ -361,7 +361,8 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
 
   // Rows of the chunk (zeros past the sequence): K, Q, V, gates (log2), beta.
   rounds(C * Dk / 4, [&](Value x) {
-    Value i = e.div(x, e.idx(Dk / 4)), d = e.mul(e.rem(x, e.idx(Dk / 4)), e.idx(4));
+    Value i = e.div(x, e.idx(Dk / 4)),
+          d = e.mul(e.rem(x, e.idx(Dk / 4)), e.idx(4));
     Value inside = e.lt(i, rows);
     Value at = e.add(e.mul(tokenRow(i, hk, keyHead), e.idx(Dk)), d);
     store4(global4(kArg, at, inside), kS, {i, d});
@@ -374,7 +375,8 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     }
   });
   rounds(C * Dv / 4, [&](Value x) {
-    Value i = e.div(x, e.idx(Dv / 4)), d = e.mul(e.rem(x, e.idx(Dv / 4)), e.idx(4));
+    Value i = e.div(x, e.idx(Dv / 4)),
+          d = e.mul(e.rem(x, e.idx(Dv / 4)), e.idx(4));
     Value at = e.add(e.mul(tokenRow(i, hv, head), e.idx(Dv)), d);
     store4(global4(vArg, at, e.lt(i, rows)), vS, {i, d});
   });
@@ -383,8 +385,7 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value at = tokenRow(i, hv, head);
     e.store(e.loadF32If(inside, betaArg, at), betaS, {i});
     if (!s.channel)
-      e.store(e.fmul(e.loadF32If(inside, gArg, at), e.f(kLog2e)), gS,
-              {i, c0});
+      e.store(e.fmul(e.loadF32If(inside, gArg, at), e.f(kLog2e)), gS, {i, c0});
   });
   e.barrier();
 
@@ -452,8 +453,7 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       }
       Value kkS = sum4(kk), qkS = sum4(qk);
       if (!s.channel) {
-        Value decay =
-            e.exp2(e.fsub(e.load(gS, {i, c0}), e.load(gS, {j, c0})));
+        Value decay = e.exp2(e.fsub(e.load(gS, {i, c0}), e.load(gS, {j, c0})));
         kkS = e.fmul(kkS, decay);
         qkS = e.fmul(qkS, decay);
       }
@@ -477,13 +477,14 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       Value partial =
           e.loop(part, i, e.idx(4), ValueRange{e.f(0.0)},
                  [&](Value j, ValueRange acc) {
-                   return SmallVector<Value>{e.fma(
-                       e.load(aS, {i, j}), e.load(tS, {j, col}), acc[0])};
+                   return SmallVector<Value>{
+                       e.fma(e.load(aS, {i, j}), e.load(tS, {j, col}), acc[0])};
                  })[0];
       Value sum = e.laneSum(partial, 4);
       Value diag = e.sel(e.eq(i, col), e.load(betaS, {i}), e.f(0.0));
-      e.when(e.eq(e.rem(i, e.idx(4)), part),
-             [&] { e.store(e.fsub(diag, sum), tS, {i, col}); });
+      e.when(e.eq(e.rem(i, e.idx(4)), part), [&] {
+        e.store(e.fsub(diag, sum), tS, {i, col});
+      });
     });
   });
   e.barrier();
@@ -496,15 +497,16 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   };
   auto exp4 = [&](Value v) -> Value { return math::Exp2Op::create(b, v); };
   rounds(C * Dk / 4, [&](Value x) {
-    Value i = e.div(x, e.idx(Dk / 4)), d = e.mul(e.rem(x, e.idx(Dk / 4)), e.idx(4));
+    Value i = e.div(x, e.idx(Dk / 4)),
+          d = e.mul(e.rem(x, e.idx(Dk / 4)), e.idx(4));
     Value g = gates4(i, d), gLast = gates4(last, d);
     Value k = load4(kS, {i, d});
     e.when(e.lt(i, rows), [&] {
       Value at = e.add(e.mul(workRow(i), e.idx(Dk)), d);
       store4(arith::MulFOp::create(b, load4(qS, {i, d}), exp4(g)), qgArg, {at});
-      store4(arith::MulFOp::create(
-                 b, k, exp4(arith::SubFOp::create(b, gLast, g))),
-             kgArg, {at});
+      store4(
+          arith::MulFOp::create(b, k, exp4(arith::SubFOp::create(b, gLast, g))),
+          kgArg, {at});
     });
     store4(arith::MulFOp::create(b, k, exp4(g)), kS, {i, d});
   });
@@ -522,13 +524,14 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // per thread.
   auto product = [&](Value src, int64_t dim, Value dst) {
     e.loop(tid, e.mul(rows, e.idx(dim / 4)), nThreads, [&](Value x) {
-      Value i = e.div(x, e.idx(dim / 4)), d = e.mul(e.rem(x, e.idx(dim / 4)), e.idx(4));
-      Value acc = e.loop(c0, e.add(i, c1), c1, ValueRange{zero4()},
-                         [&](Value j, ValueRange a) {
-                           return SmallVector<Value>{math::FmaOp::create(
-                               b, splat(e.load(tS, {i, j})),
-                               load4(src, {j, d}), a[0])};
-                         })[0];
+      Value i = e.div(x, e.idx(dim / 4)),
+            d = e.mul(e.rem(x, e.idx(dim / 4)), e.idx(4));
+      Value acc =
+          e.loop(c0, e.add(i, c1), c1, ValueRange{zero4()},
+                 [&](Value j, ValueRange a) {
+                   return SmallVector<Value>{math::FmaOp::create(
+                       b, splat(e.load(tS, {i, j})), load4(src, {j, d}), a[0])};
+                 })[0];
       store4(acc, dst, {e.add(e.mul(workRow(i), e.idx(dim)), d)});
     });
   };
@@ -563,10 +566,10 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value oArg = body.getArgument(n++), finalArg = body.getArgument(n++);
   Value tLen = body.getArgument(n++), hv = body.getArgument(n++);
 
-  SharedCarver carve{b, attn::detail::getDynamicSharedMemory(b, b.getLoc(), func),
-                     gpu::AddressSpaceAttr::get(
-                         b.getContext(),
-                         gpu::GPUDialect::getWorkgroupAddressSpace())};
+  SharedCarver carve{
+      b, attn::detail::getDynamicSharedMemory(b, b.getLoc(), func),
+      gpu::AddressSpaceAttr::get(b.getContext(),
+                                 gpu::GPUDialect::getWorkgroupAddressSpace())};
   // W and Qg; Kg, U, Aqk and exp(G_last) double-buffered (the next chunk's
   // load overlaps a whole step).
   Value wS = carve({C, Dk}), qgS = carve({C, Dk}), kgS = carve({2, C, Dk}),
@@ -597,8 +600,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   }
   auto stateAt = [&](int64_t m, int64_t r) {
     Value row = e.add(groupAt[m], e.idx(r));
-    return e.add(e.mul(e.add(e.mul(headRow, e.idx(Dk)), row), e.idx(Dv)),
-                 col);
+    return e.add(e.mul(e.add(e.mul(headRow, e.idx(Dk)), row), e.idx(Dv)), col);
   };
   SmallVector<Value> state;
   for (int64_t m = 0; m < M; ++m)
@@ -611,13 +613,15 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   auto rowsOf = [&](Value chunk) {
     Value t0 = e.mul(chunk, e.idx(C));
-    Value left = arith::SubIOp::create(b, tLen, arith::MinUIOp::create(b, t0, tLen));
+    Value left =
+        arith::SubIOp::create(b, tLen, arith::MinUIOp::create(b, t0, tLen));
     return arith::MinUIOp::create(b, e.idx(C), left);
   };
   // A 16-byte copy into `dst` at `dstAt` from float `at` of `src` where
   // `inside`, else zero fill.
   auto copy4 = [&](SmallVectorImpl<Value> &tokens, Value dst,
-                   SmallVector<Value> dstAt, Value src, Value at, Value inside) {
+                   SmallVector<Value> dstAt, Value src, Value at,
+                   Value inside) {
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
         b, tokenType, dst, dstAt, src, ValueRange{e.sel(inside, at, c0)},
         b.getIndexAttr(4), e.sel(inside, e.idx(4), c0),
@@ -689,7 +693,8 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   auto publish = [&](ValueRange st) {
     for (int64_t m = 0; m < M; ++m) {
       Value v = vector::FromElementsOp::create(
-          b, vec4, ValueRange{st[4 * m], st[4 * m + 1], st[4 * m + 2], st[4 * m + 3]});
+          b, vec4,
+          ValueRange{st[4 * m], st[4 * m + 1], st[4 * m + 2], st[4 * m + 3]});
       e.when(e.lt(e.add(part, e.idx(kParts * m)), e.idx(groups)), [&] {
         vector::StoreOp::create(b, v, stS, ValueRange{local, groupAt[m]});
       });
@@ -706,19 +711,16 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       out.push_back(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r}));
     return out;
   };
-  // Runs `row(i)` for the chunk's C rows, four per iteration.
-  // The chunk's rows rounded up to a multiple of 4 (rows past the sequence
-  // are zero-filled: harmless): all C in prefill, 4 for a decode step.
-  Value rowsUp;
-
-  ValueRange finalState = e.loop(
-      c0, numChunks, c1, state, [&](Value chunk, ValueRange sIn) {
+  ValueRange finalState =
+      e.loop(c0, numChunks, c1, state, [&](Value chunk, ValueRange sIn) {
         Value t0 = e.mul(chunk, e.idx(C));
         Value rows = rowsOf(chunk);
-        rowsUp = e.mul(arith::CeilDivUIOp::create(b, rows, e.idx(4)), e.idx(4));
+        // The chunk's rows rounded up to a multiple of 4 (rows past the
+        // sequence are zero-filled: harmless): all C in prefill.
+        Value rowsUp =
+            e.mul(arith::CeilDivUIOp::create(b, rows, e.idx(4)), e.idx(4));
         Value bufC = e.rem(chunk, e.idx(2));
-        nvgpu::DeviceAsyncWaitOp::create(b, firstGroup,
-                                         b.getI32IntegerAttr(0));
+        nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
         e.barrier();
         // The next chunk's Kg, U, Aqk, exp(G_last) into the other buffer
         // (free: the last step is over).
@@ -737,38 +739,44 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                 b, DenseElementsAttr::get(vec4, b.getF32FloatAttr(0.0)));
           // Over the key channels, `unroll` groups of 4 per iteration (a
           // loop, so that the loads are not all hoisted into registers).
-          const int64_t unroll = groups % 4 == 0 ? 4 : (groups % 2 == 0 ? 2 : 1);
+          const int64_t unroll =
+              groups % 4 == 0 ? 4 : (groups % 2 == 0 ? 2 : 1);
           SmallVector<Value> init(pw);
           init.append(pq);
-          ValueRange sums = e.loop(
-              c0, e.idx(Dk), e.idx(4 * unroll), init,
-              [&](Value d0, ValueRange acc) {
-                SmallVector<Value> cur(acc.begin(), acc.end());
-                for (int64_t u = 0; u < unroll; ++u) {
-                  Value d = e.add(d0, e.idx(4 * u));
-                  Value st = vector::LoadOp::create(b, vec4, stS,
-                                                    ValueRange{local, d});
-                  for (int64_t r = 0; r < myRows; ++r) {
-                    cur[r] = math::FmaOp::create(
-                        b, vector::LoadOp::create(b, vec4, wS, ValueRange{rowAt[r], d}),
-                        st, cur[r]);
-                    cur[myRows + r] = math::FmaOp::create(
-                        b, vector::LoadOp::create(b, vec4, qgS, ValueRange{rowAt[r], d}),
-                        st, cur[myRows + r]);
-                  }
-                }
-                return cur;
-              });
+          ValueRange sums =
+              e.loop(c0, e.idx(Dk), e.idx(4 * unroll), init,
+                     [&](Value d0, ValueRange acc) {
+                       SmallVector<Value> cur(acc.begin(), acc.end());
+                       for (int64_t u = 0; u < unroll; ++u) {
+                         Value d = e.add(d0, e.idx(4 * u));
+                         Value st = vector::LoadOp::create(
+                             b, vec4, stS, ValueRange{local, d});
+                         for (int64_t r = 0; r < myRows; ++r) {
+                           cur[r] = math::FmaOp::create(
+                               b,
+                               vector::LoadOp::create(b, vec4, wS,
+                                                      ValueRange{rowAt[r], d}),
+                               st, cur[r]);
+                           cur[myRows + r] = math::FmaOp::create(
+                               b,
+                               vector::LoadOp::create(b, vec4, qgS,
+                                                      ValueRange{rowAt[r], d}),
+                               st, cur[myRows + r]);
+                         }
+                       }
+                       return cur;
+                     });
           for (int64_t r = 0; r < myRows; ++r) {
             pw[r] = sums[r];
             pq[r] = sums[myRows + r];
           }
           for (int64_t r = 0; r < myRows; ++r) {
-            Value w = vector::ReductionOp::create(b, vector::CombiningKind::ADD, pw[r]);
+            Value w = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
+                                                  pw[r]);
             e.store(e.fsub(e.load(uS, {bufC, rowAt[r], local}), w), vnS,
                     {local, rowAt[r]});
-            inter.push_back(
-                vector::ReductionOp::create(b, vector::CombiningKind::ADD, pq[r]));
+            inter.push_back(vector::ReductionOp::create(
+                b, vector::CombiningKind::ADD, pq[r]));
           }
         }
         e.barrier();
@@ -781,8 +789,11 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
               b, DenseElementsAttr::get(vec4, b.getF32FloatAttr(0.0)));
           for (int64_t j = 0; j < C; j += 4)
             acc = math::FmaOp::create(
-                b, vector::LoadOp::create(b, vec4, aS, ValueRange{bufC, rowAt[r], e.idx(j)}),
-                vector::LoadOp::create(b, vec4, vnS, ValueRange{local, e.idx(j)}),
+                b,
+                vector::LoadOp::create(b, vec4, aS,
+                                       ValueRange{bufC, rowAt[r], e.idx(j)}),
+                vector::LoadOp::create(b, vec4, vnS,
+                                       ValueRange{local, e.idx(j)}),
                 acc);
           Value o = e.fadd(inter[r], vector::ReductionOp::create(
                                          b, vector::CombiningKind::ADD, acc));
@@ -864,10 +875,10 @@ static void buildRecurrentKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value tLen = body.getArgument(n++), hk = body.getArgument(n++),
         hv = body.getArgument(n++);
 
-  SharedCarver carve{b, attn::detail::getDynamicSharedMemory(b, b.getLoc(), func),
-                     gpu::AddressSpaceAttr::get(
-                         b.getContext(),
-                         gpu::GPUDialect::getWorkgroupAddressSpace())};
+  SharedCarver carve{
+      b, attn::detail::getDynamicSharedMemory(b, b.getLoc(), func),
+      gpu::AddressSpaceAttr::get(b.getContext(),
+                                 gpu::GPUDialect::getWorkgroupAddressSpace())};
   // The state tile (rows padded), the token's k and q (f32), its per-channel
   // gates, the inverse norms.
   Value tileS = carve({Dk, kColumns + 4}), kqS = carve({2, Dk}),
@@ -901,8 +912,9 @@ static void buildRecurrentKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       auto one = [&] {
         Value row = e.div(x, e.idx(kColumns / 4));
         Value c = e.mul(e.rem(x, e.idx(kColumns / 4)), e.idx(4));
-        Value at = e.add(e.mul(e.add(e.mul(headRow, e.idx(Dk)), row), e.idx(Dv)),
-                         e.add(col0, c));
+        Value at =
+            e.add(e.mul(e.add(e.mul(headRow, e.idx(Dk)), row), e.idx(Dv)),
+                  e.add(col0, c));
         fn(row, c, at, e.lt(e.add(col0, c), e.idx(Dv)));
       };
       if ((k + 1) * kStateThreads <= total)
@@ -933,72 +945,78 @@ static void buildRecurrentKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       state.push_back(e.load(tileS, {e.add(groupAt[m], e.idx(r)), local}));
 
   Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
-  ValueRange finalState = e.loop(c0, tLen, c1, state, [&](Value t,
-                                                        ValueRange sIn) {
-    Value tokRow = e.add(e.mul(bIdx, tLen), t);
-    // The token's k and q (f32), gates, beta, this column's v.
-    e.loop(tid, e.idx(Dk), e.idx(kStateThreads), [&](Value d) {
-      Value at = e.add(e.mul(e.add(e.mul(tokRow, hk), keyHead), e.idx(Dk)), d);
-      e.store(e.loadF32(kArg, at), kqS, {c0, d});
-      e.store(e.loadF32(qArg, at), kqS, {c1, d});
-      if (s.channel)
-        e.store(e.loadF32(gArg, e.add(e.mul(e.add(e.mul(tokRow, hv), head),
-                                            e.idx(Dk)),
-                                      d)),
-                gS, {d});
-    });
-    e.barrier();
-    // Inverse norms (warp 0: k, warp 1: q), times the scale for q.
-    e.when(e.lt(warp, e.idx(2)), [&] {
-      Value ss = e.loop(lane, e.idx(Dk), e.idx(32), ValueRange{e.f(0.0)},
-                        [&](Value d, ValueRange acc) {
-                          Value x = e.load(kqS, {warp, d});
-                          return SmallVector<Value>{e.fma(x, x, acc[0])};
-                        })[0];
-      ss = e.laneSum(ss, 32);
-      Value inv = s.l2norm ? math::RsqrtOp::create(b, e.fadd(ss, e.f(1e-6)))
-                                 .getResult()
-                           : e.f(1.0);
-      inv = e.sel(e.eq(warp, c1), e.fmul(inv, e.f(s.scale)), inv);
-      e.when(e.eq(lane, c0), [&] { e.store(inv, normS, {warp}); });
-    });
-    e.barrier();
-    Value invK = e.load(normS, {c0}), invQ = e.load(normS, {c1});
-    Value at = e.add(e.mul(tokRow, hv), head);
-    Value beta = e.loadF32(betaArg, at);
-    Value v = e.loadF32If(colOk, vArg, e.add(e.mul(at, e.idx(Dv)), col));
-    Value headDecay =
-        s.channel ? Value() : math::ExpOp::create(b, e.loadF32(gArg, at));
-    SmallVector<Value> next(sIn.begin(), sIn.end()), kd(4 * M), qd(4 * M);
-    Value pk = e.f(0.0);
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t r = 0; r < 4; ++r) {
-        int64_t x = 4 * m + r;
-        Value d = e.add(groupAt[m], e.idx(r));
-        Value decay = s.channel ? math::ExpOp::create(b, e.load(gS, {d}))
-                                      .getResult()
-                                : headDecay;
-        kd[x] = e.sel(groupOk[m], e.fmul(e.load(kqS, {c0, d}), invK), e.f(0.0));
-        qd[x] = e.sel(groupOk[m], e.fmul(e.load(kqS, {c1, d}), invQ), e.f(0.0));
-        next[x] = e.fmul(next[x], decay);
-        pk = e.fma(next[x], kd[x], pk);
-      }
-    Value u = e.fmul(beta, e.fsub(v, e.laneSum(pk, kParts)));
-    Value po = e.f(0.0);
-    for (int64_t x = 0; x < 4 * M; ++x) {
-      next[x] = e.fma(kd[x], u, next[x]);
-      po = e.fma(next[x], qd[x], po);
-    }
-    Value o = e.laneSum(po, kParts);
-    e.when(e.land(e.eq(part, c0), colOk), [&] {
-      Value oAt = e.add(e.mul(at, e.idx(Dv)), col);
-      e.store(s.elt.isF32() ? o : arith::TruncFOp::create(b, s.elt, o).getResult(),
-              oArg, {oAt});
-    });
-    // Every thread is done with the token's k, q, gates.
-    e.barrier();
-    return next;
-  });
+  ValueRange finalState =
+      e.loop(c0, tLen, c1, state, [&](Value t, ValueRange sIn) {
+        Value tokRow = e.add(e.mul(bIdx, tLen), t);
+        // The token's k and q (f32), gates, beta, this column's v.
+        e.loop(tid, e.idx(Dk), e.idx(kStateThreads), [&](Value d) {
+          Value at =
+              e.add(e.mul(e.add(e.mul(tokRow, hk), keyHead), e.idx(Dk)), d);
+          e.store(e.loadF32(kArg, at), kqS, {c0, d});
+          e.store(e.loadF32(qArg, at), kqS, {c1, d});
+          if (s.channel)
+            e.store(e.loadF32(gArg, e.add(e.mul(e.add(e.mul(tokRow, hv), head),
+                                                e.idx(Dk)),
+                                          d)),
+                    gS, {d});
+        });
+        e.barrier();
+        // Inverse norms (warp 0: k, warp 1: q), times the scale for q.
+        e.when(e.lt(warp, e.idx(2)), [&] {
+          Value ss = e.loop(lane, e.idx(Dk), e.idx(32), ValueRange{e.f(0.0)},
+                            [&](Value d, ValueRange acc) {
+                              Value x = e.load(kqS, {warp, d});
+                              return SmallVector<Value>{e.fma(x, x, acc[0])};
+                            })[0];
+          ss = e.laneSum(ss, 32);
+          Value inv =
+              s.l2norm
+                  ? math::RsqrtOp::create(b, e.fadd(ss, e.f(1e-6))).getResult()
+                  : e.f(1.0);
+          inv = e.sel(e.eq(warp, c1), e.fmul(inv, e.f(s.scale)), inv);
+          e.when(e.eq(lane, c0), [&] { e.store(inv, normS, {warp}); });
+        });
+        e.barrier();
+        Value invK = e.load(normS, {c0}), invQ = e.load(normS, {c1});
+        Value at = e.add(e.mul(tokRow, hv), head);
+        Value beta = e.loadF32(betaArg, at);
+        Value v = e.loadF32If(colOk, vArg, e.add(e.mul(at, e.idx(Dv)), col));
+        Value headDecay =
+            s.channel ? Value() : math::ExpOp::create(b, e.loadF32(gArg, at));
+        SmallVector<Value> next(sIn.begin(), sIn.end()), kd(4 * M), qd(4 * M);
+        Value pk = e.f(0.0);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t r = 0; r < 4; ++r) {
+            int64_t x = 4 * m + r;
+            Value d = e.add(groupAt[m], e.idx(r));
+            Value decay =
+                s.channel ? math::ExpOp::create(b, e.load(gS, {d})).getResult()
+                          : headDecay;
+            kd[x] =
+                e.sel(groupOk[m], e.fmul(e.load(kqS, {c0, d}), invK), e.f(0.0));
+            qd[x] =
+                e.sel(groupOk[m], e.fmul(e.load(kqS, {c1, d}), invQ), e.f(0.0));
+            next[x] = e.fmul(next[x], decay);
+            pk = e.fma(next[x], kd[x], pk);
+          }
+        Value u = e.fmul(beta, e.fsub(v, e.laneSum(pk, kParts)));
+        Value po = e.f(0.0);
+        for (int64_t x = 0; x < 4 * M; ++x) {
+          next[x] = e.fma(kd[x], u, next[x]);
+          po = e.fma(next[x], qd[x], po);
+        }
+        Value o = e.laneSum(po, kParts);
+        e.when(e.land(e.eq(part, c0), colOk), [&] {
+          Value oAt = e.add(e.mul(at, e.idx(Dv)), col);
+          e.store(s.elt.isF32()
+                      ? o
+                      : arith::TruncFOp::create(b, s.elt, o).getResult(),
+                  oArg, {oAt});
+        });
+        // Every thread is done with the token's k, q, gates.
+        e.barrier();
+        return next;
+      });
   for (int64_t m = 0; m < M; ++m)
     e.when(groupOk[m], [&] {
       for (int64_t r = 0; r < 4; ++r)
@@ -1038,12 +1056,10 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
       {"beta_dtype", typeName(s.betaElt)},
       {"qk_l2norm", s.l2norm},
       {"scale", static_cast<double>(static_cast<float>(s.scale))}};
-  llvm::json::Object stateVariant{{"op", "gated_delta_rule"},
-                                  {"dtype", typeName(s.elt)},
-                                  {"key_head_dim", s.dk},
-                                  {"value_head_dim", s.dv},
-                                  {"chunk", s.chunk},
-                                  {"initial_state", s.init}};
+  llvm::json::Object stateVariant{
+      {"op", "gated_delta_rule"}, {"dtype", typeName(s.elt)},
+      {"key_head_dim", s.dk},     {"value_head_dim", s.dv},
+      {"chunk", s.chunk},         {"initial_state", s.init}};
   llvm::json::Object recurrentVariant = chunkVariant;
   recurrentVariant.erase("chunk");
   recurrentVariant["initial_state"] = s.init;
@@ -1076,7 +1092,7 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
     params.push_back(work("gc", llvm::json::Array{"B", "Hv", "Chunks", s.dk}));
     for (StringRef size : {"T", "Hk", "Hv"})
       params.push_back(sizeParam(size));
-    SmallVector<Type> argTypes{flat(s.elt),     flat(s.elt),      flat(s.elt),
+    SmallVector<Type> argTypes{flat(s.elt), flat(s.elt), flat(s.elt),
                                flat(s.gateElt), flat(s.betaElt)};
     argTypes.append(6, flat(f32));
     argTypes.append(3, index);
@@ -1115,8 +1131,8 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
                                    llvm::json::Array{"B", "Hv", s.dk, s.dv}));
       argTypes.push_back(flat(f32));
     }
-    params.push_back(
-        memrefParam("o", "output", s.elt, llvm::json::Array{"B", "T", "Hv", s.dv}));
+    params.push_back(memrefParam("o", "output", s.elt,
+                                 llvm::json::Array{"B", "T", "Hv", s.dv}));
     params.push_back(memrefParam("final_state", "final_state", f32,
                                  llvm::json::Array{"B", "Hv", s.dk, s.dv}));
     argTypes.append({flat(s.elt), flat(f32)});
@@ -1126,7 +1142,8 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
     llvm::json::Object manifest{
         {"entry", name},
         {"params", std::move(params)},
-        {"grid", llvm::json::Array{(s.dv + kColumns - 1) / kColumns, "Hv", "B"}},
+        {"grid",
+         llvm::json::Array{(s.dv + kColumns - 1) / kColumns, "Hv", "B"}},
         {"block", llvm::json::Array{kStateThreads, 1, 1}},
         {"kernel", "gated_delta.state"},
         {"dynamic_shared_memory", s.stateSharedMemory()},
@@ -1155,7 +1172,7 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
         memrefParam("g", "gate", s.gateElt, std::move(recurrentGateShape)));
     params.push_back(memrefParam("beta", "beta", s.betaElt,
                                  llvm::json::Array{"B", "T", "Hv"}));
-    SmallVector<Type> argTypes{flat(s.elt),     flat(s.elt),      flat(s.elt),
+    SmallVector<Type> argTypes{flat(s.elt), flat(s.elt), flat(s.elt),
                                flat(s.gateElt), flat(s.betaElt)};
     if (s.init) {
       params.push_back(memrefParam("initial_state", "initial_state", f32,
@@ -1173,7 +1190,8 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
     llvm::json::Object manifest{
         {"entry", name},
         {"params", std::move(params)},
-        {"grid", llvm::json::Array{(s.dv + kColumns - 1) / kColumns, "Hv", "B"}},
+        {"grid",
+         llvm::json::Array{(s.dv + kColumns - 1) / kColumns, "Hv", "B"}},
         {"block", llvm::json::Array{kStateThreads, 1, 1}},
         {"kernel", "gated_delta.recurrent"},
         {"dynamic_shared_memory", s.recurrentSharedMemory()},

@@ -6,9 +6,9 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -35,8 +35,8 @@ Value mlir::attn::detail::getDynamicSharedMemory(OpBuilder &b, Location loc,
   if (!module.lookupSymbol(name)) {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(module.getBody());
-    memref::GlobalOp::create(b, loc, name, b.getStringAttr("public"),
-                             bytesType, Attribute(), /*constant=*/false,
+    memref::GlobalOp::create(b, loc, name, b.getStringAttr("public"), bytesType,
+                             Attribute(), /*constant=*/false,
                              b.getI64IntegerAttr(1024));
   }
   return memref::GetGlobalOp::create(b, loc, bytesType, name);
@@ -69,8 +69,8 @@ Value mlir::attn::detail::buildMmaSync(OpBuilder &b, Location loc, Value a,
     SmallVector<Value> regs;
     for (int64_t r = 0; r < rows; ++r) {
       Value pair = vector::ExtractOp::create(b, loc, v, ArrayRef<int64_t>{r});
-      Value word = vector::BitCastOp::create(b, loc, VectorType::get({1}, i32),
-                                             pair);
+      Value word =
+          vector::BitCastOp::create(b, loc, VectorType::get({1}, i32), pair);
       regs.push_back(
           vector::ExtractOp::create(b, loc, word, ArrayRef<int64_t>{0}));
     }
@@ -86,8 +86,7 @@ Value mlir::attn::detail::buildMmaSync(OpBuilder &b, Location loc, Value a,
   Value d = NVVM::MmaOp::create(
       b, loc, resultType, pack(a, 4), pack(bFrag, 2), cRegs,
       ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
-                                    NVVM::MMATypes::bf16},
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
       std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
                                      NVVM::MMALayout::col});
   SmallVector<Value> elems;
@@ -112,8 +111,8 @@ mlir::attn::detail::splitLdMatrixPair(OpBuilder &b, Location loc, Value v) {
   return {half(0), half(2)};
 }
 
-Value mlir::attn::detail::treeReduce(ArrayRef<Value> terms,
-                                     function_ref<Value(Value, Value)> combine) {
+Value mlir::attn::detail::treeReduce(
+    ArrayRef<Value> terms, function_ref<Value(Value, Value)> combine) {
   assert(!terms.empty() && "nothing to reduce");
   SmallVector<Value> level(terms.begin(), terms.end());
   while (level.size() > 1) {
@@ -128,8 +127,8 @@ Value mlir::attn::detail::treeReduce(ArrayRef<Value> terms,
 }
 
 ScoreTransform::ScoreTransform(AttentionOp op, const MmaKernelArgs &args,
-                               Value batchIndex, Value head, Value c0,
-                               Value c1, bool raw)
+                               Value batchIndex, Value head, Value c0, Value c1,
+                               bool raw)
     : args(args), mask(op.getMaskOrNone()), raw(raw), batchIndex(batchIndex),
       head(head), c0(c0), c1(c1) {
   if (std::optional<APFloat> c = op.getSoftcap())

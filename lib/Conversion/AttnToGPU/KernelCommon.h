@@ -1,4 +1,4 @@
-//===- KernelCommon.h - pieces shared by the tensor-core kernels -*- C++ -*-===//
+//===- KernelCommon.h - pieces shared by the GPU kernels --------*- C++ -*-===//
 //
 // Internal to lib/Conversion/AttnToGPU: what the mma.sync and the wgmma
 // kernels build the same way.

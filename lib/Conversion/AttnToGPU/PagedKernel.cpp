@@ -25,8 +25,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelCommon.h"
 #include "PagedKernel.h"
+#include "KernelCommon.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
@@ -829,8 +829,9 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
                                llvm::json::Array{"B", "MaxPages"}));
   params.push_back(
       memrefParam("seq_lens", "seq_lens", lensElt, llvm::json::Array{"B"}));
-  params.push_back(memrefParam("o_part", "partial_output", f32,
-                               llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
+  params.push_back(
+      memrefParam("o_part", "partial_output", f32,
+                  llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
   params.push_back(memrefParam("lse_part", "partial_lse", f32,
                                llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
   argTypes.append({flat(tableElt), flat(lensElt), flat(f32), flat(f32)});
@@ -874,23 +875,21 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
   if (latent) {
     for (int64_t m : attn::detail::kLatentRowTileCounts) {
       attn::detail::LatentTiling tiling{m};
-      std::string name = getPagedKernelName(op) + "_vk_r" +
-                         std::to_string(tiling.rows());
-      addSplitKernel(name, "paged.latent.mma.sync",
-                     attn::detail::LatentTiling::kThreads, tiling.rows(), 1,
-                     attn::detail::LatentTiling::kStages,
-                     tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
-                       attn::detail::buildLatentSplitKernelBody(builder, func, op,
-                                                          tiling);
-                     });
+      std::string name =
+          getPagedKernelName(op) + "_vk_r" + std::to_string(tiling.rows());
+      addSplitKernel(
+          name, "paged.latent.mma.sync", attn::detail::LatentTiling::kThreads,
+          tiling.rows(), 1, attn::detail::LatentTiling::kStages,
+          tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
+            attn::detail::buildLatentSplitKernelBody(builder, func, op, tiling);
+          });
     }
   } else {
     PagedTiling tiling = PagedTiling::get(D, Dv);
-    addSplitKernel(getPagedKernelName(op), "paged.mma.sync", kThreads, kRows,
-                   tiling.dvChunks(Dv), tiling.stages,
-                   tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
-                     buildSplitKernelBody(builder, func, op);
-                   });
+    addSplitKernel(
+        getPagedKernelName(op), "paged.mma.sync", kThreads, kRows,
+        tiling.dvChunks(Dv), tiling.stages, tiling.sharedMemoryBytes(D),
+        [&](gpu::GPUFuncOp func) { buildSplitKernelBody(builder, func, op); });
   }
 
   // The combine kernel.

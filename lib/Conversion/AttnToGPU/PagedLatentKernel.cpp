@@ -234,10 +234,10 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
       buildAdmittedKeys(b, loc, mask, add(divu(r0, group), off), len);
   auto lastBand =
       buildAdmittedKeys(b, loc, mask, add(divu(lastRow, group), off), len);
-  Value chunk = mul(arith::CeilDivSIOp::create(
-                        b, arith::CeilDivSIOp::create(b, len, splits),
-                        idx(kTileKeys)),
-                    idx(kTileKeys));
+  Value chunk =
+      mul(arith::CeilDivSIOp::create(
+              b, arith::CeilDivSIOp::create(b, len, splits), idx(kTileKeys)),
+          idx(kTileKeys));
   Value kBegin = arith::MaxSIOp::create(b, firstBand.first, mul(split, chunk));
   Value kEnd =
       arith::MinSIOp::create(b, lastBand.second, mul(add(split, c1), chunk));
@@ -270,10 +270,10 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
   auto swizzleAt = [&](Value phase, Value hi, int64_t cConst, Value lo,
                        int64_t dim) -> Value {
     Value c = add(idx(cConst % 64), lo);
-    Value low = (dim / 8) % 8 != 0
-                    ? c
-                    : mul(arith::XOrIOp::create(b, divu(c, idx(8)), phase),
-                          idx(8));
+    Value low =
+        (dim / 8) % 8 != 0
+            ? c
+            : mul(arith::XOrIOp::create(b, divu(c, idx(8)), phase), idx(8));
     Value col = add(idx(cConst - cConst % 64), low);
     return hi ? add(hi, col) : col;
   };
@@ -327,9 +327,8 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
       Value row = hnd ? add(mul(add(mul(page, hkv), kvh), idx(P)), slot)
                       : add(mul(add(mul(page, idx(P)), slot), hkv), kvh);
       row = select(slt(key, kEnd), row, idx(-1));
-      memref::StoreOp::create(
-          b, arith::IndexCastOp::create(b, i32, row), rowS,
-          ValueRange{slotOfRing, tid});
+      memref::StoreOp::create(b, arith::IndexCastOp::create(b, i32, row), rowS,
+                              ValueRange{slotOfRing, tid});
     });
   };
   // The copies of tile `step` into its stage: 16-byte chunks, D / 8 per key
@@ -344,8 +343,8 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
       Value row = arith::IndexCastOp::create(
           b, b.getIndexType(),
           memref::LoadOp::create(b, rowS, ValueRange{ring, r}));
-      Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row,
-                                           c0);
+      Value inside =
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row, c0);
       tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
           b, asyncTokenType, kS, ValueRange{stage, r, swizzle(r, c, D)}, kArg,
           ValueRange{add(mul(select(inside, row, c0), idx(D)), c)},
@@ -431,9 +430,9 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
           Value r = add(add(wKey, idx(16 * np)), add(lane8, mul(jHi, idx(8))));
           Value frag = nvgpu::LdMatrixOp::create(
               b, aType, kS,
-              ValueRange{stage, r,
-                         swizzleAt(lane8, Value(), 16 * kk, mul(jLo, idx(8)),
-                                   D)},
+              ValueRange{
+                  stage, r,
+                  swizzleAt(lane8, Value(), 16 * kk, mul(jLo, idx(8)), D)},
               /*transpose=*/false, 4);
           auto [b0, b1] = splitPair(frag);
           sAcc[2 * np] = mmaSync(a, b0, sAcc[2 * np]);
@@ -486,8 +485,8 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
     Value alpha[2];
     for (int64_t i = 0; i < 2; ++i) {
       Value mx = fmax(iter[i], tileMax[i]);
-      Value isNinf =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, cf(-INFINITY));
+      Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx,
+                                           cf(-INFINITY));
       Value mSafe = select(isNinf, cf(0.0), mx);
       alpha[i] = exp2(arith::SubFOp::create(b, iter[i], mSafe));
       SmallVector<Value> p;
@@ -502,9 +501,8 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
             ValueRange{arith::TruncFOp::create(b, elt, p[2 * nt]),
                        arith::TruncFOp::create(b, elt, p[2 * nt + 1])});
         Value c = add(add(wKey, idx(8 * nt)), mul(t, idx(2)));
-        vector::StoreOp::create(b, v, pS,
-                                ValueRange{sRow[i],
-                                           swizzle(sRow[i], c, kTileKeys)});
+        vector::StoreOp::create(
+            b, v, pS, ValueRange{sRow[i], swizzle(sRow[i], c, kTileKeys)});
       }
     }
     when(arith::AndIOp::create(b, eq(kg, c0), eq(t, c0)), [&] {
@@ -524,7 +522,8 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
         Value acc = iter[4 + mt * NV + e];
         for (int64_t i = 0; i < 2; ++i)
           for (int64_t j = 0; j < 2; ++j) {
-            Value a = vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
+            Value a =
+                vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
             acc = vector::InsertOp::create(b, fmul(a, rowAlpha[2 * mt + i]),
                                            acc, ArrayRef<int64_t>{i, j});
           }
@@ -536,23 +535,21 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
         Value r = add(idx(16 * mt), remu(lane, idx(16)));
         pa.push_back(nvgpu::LdMatrixOp::create(
             b, aType, pS,
-            ValueRange{r, swizzleAt(lane8, Value(), 16 * kk,
-                                    mul(divu(lane, idx(16)), idx(8)),
-                                    kTileKeys)},
+            ValueRange{r,
+                       swizzleAt(lane8, Value(), 16 * kk,
+                                 mul(divu(lane, idx(16)), idx(8)), kTileKeys)},
             /*transpose=*/false, 4));
       }
       for (int64_t ee = 0; ee < NV / 2; ++ee) {
         Value r = add(idx(16 * kk), add(lane8, mul(jLo, idx(8))));
         Value frag = nvgpu::LdMatrixOp::create(
             b, aType, kS,
-            ValueRange{stage, r,
-                       colsPerWarp % 64 == 0
-                           ? swizzleAt(lane8, col0, 16 * ee, mul(jHi, idx(8)),
-                                       D)
-                           : swizzle(r,
-                                     add(col0, mul(add(idx(2 * ee), jHi),
-                                                   idx(8))),
-                                     D)},
+            ValueRange{
+                stage, r,
+                colsPerWarp % 64 == 0
+                    ? swizzleAt(lane8, col0, 16 * ee, mul(jHi, idx(8)), D)
+                    : swizzle(r, add(col0, mul(add(idx(2 * ee), jHi), idx(8))),
+                              D)},
             /*transpose=*/true, 4);
         auto [b0, b1] = splitPair(frag);
         for (int64_t mt = 0; mt < M; ++mt) {
@@ -602,32 +599,32 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
         Value l = rowSum(r);
         Value empty =
             arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l, cf(0.0));
-        Value inv = select(empty, cf(0.0), arith::DivFOp::create(b, cf(1.0), l));
+        Value inv =
+            select(empty, cf(0.0), arith::DivFOp::create(b, cf(1.0), l));
         Value base = mul(outRow(row), idx(Dv));
         for (int64_t e = 0; e < NV; ++e) {
           Value acc = fin[4 + mt * NV + e];
           SmallVector<Value> o;
           for (int64_t j = 0; j < 2; ++j)
-            o.push_back(fmul(
-                vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j}),
-                inv));
+            o.push_back(
+                fmul(vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j}),
+                     inv));
           Value c = add(add(col0, idx(8 * e)), mul(t, idx(2)));
-          vector::StoreOp::create(
-              b, vector::FromElementsOp::create(b, pair32, o), oPart,
-              ValueRange{add(base, c)});
+          vector::StoreOp::create(b,
+                                  vector::FromElementsOp::create(b, pair32, o),
+                                  oPart, ValueRange{add(base, c)});
         }
       });
     }
   // One thread per row (key group 0, t = 0) writes the split's LSE.
   for (int64_t i = 0; i < 2; ++i) {
     Value row = add(r0, sRow[i]);
-    Value first =
-        arith::AndIOp::create(b, eq(kg, c0), eq(t, c0));
+    Value first = arith::AndIOp::create(b, eq(kg, c0), eq(t, c0));
     when(arith::AndIOp::create(b, first, slt(row, rows)), [&] {
       Value l = rowSum(sRow[i]);
       Value lse = fmul(fadd(fin[i], math::Log2Op::create(b, l)), cf(kLn2));
-      Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
-                                          fin[i], cf(-INFINITY));
+      Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, fin[i],
+                                          cf(-INFINITY));
       memref::StoreOp::create(b, select(empty, cf(-INFINITY), lse), lsePart,
                               ValueRange{outRow(row)});
     });
