@@ -1,7 +1,8 @@
 //===- GatedDeltaKernel.cpp - chunked gated delta rule kernels ------------===//
 //
 // attn.gated_delta_rule (Gated DeltaNet, and Kimi Delta Attention with
-// per-channel gates) as two kernels over chunks of C tokens, in f32.
+// per-channel gates) as kernels in f32 on CUDA cores: two for prefill, over
+// chunks of C tokens, and a recurrent one for decode.
 //
 // Within a chunk with incoming state S ([Dk, Dv]) and cumulative log gates
 // G_i = g_0 + ... + g_i (per key channel for KDA, one per row for GDN), the
@@ -23,6 +24,8 @@
 //   sequence) carries S across the chunks in registers -- 16 threads per
 //   column, each holding groups of 4 rows -- and per chunk computes V', the
 //   output and the next state from the workspaces.
+// * The recurrent kernel runs the recurrence token by token (the host takes
+//   it for a few tokens: decode), one launch and no workspaces.
 //
 // Q and K are L2-normalized (if asked) and Q scaled in the chunk kernel.
 // Decay factors are exp2 of log2-scaled gates; exp(G_i - G_j) is only
