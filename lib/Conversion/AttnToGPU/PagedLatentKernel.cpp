@@ -404,42 +404,59 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
     SmallVector<Value> sAcc(NQ, zeroAcc);
     Value qRow = add(mul(rg, idx(16)), remu(lane, idx(16)));
     Value half8 = mul(divu(lane, idx(16)), idx(8));
-    auto loadQ = [&](int64_t kk) -> Value {
+    // The k-steps as a loop of `unroll` steps per iteration (4 whenever the
+    // rows are swizzled, so that 16 k-steps' columns stay a multiple of 64
+    // and the swizzle a constant offset): a quarter of the IR of the fully
+    // unrolled form.
+    const int64_t kSteps = D / 16;
+    const int64_t unroll = kSteps % 4 == 0 ? 4 : 2;
+    auto loadQ = [&](Value hi, int64_t u) -> Value {
       return nvgpu::LdMatrixOp::create(
           b, aType, qS,
-          ValueRange{qRow, swizzleAt(lane8, Value(), 16 * kk, half8, D)},
+          ValueRange{qRow, swizzleAt(lane8, hi, 16 * u, half8, D)},
           /*transpose=*/false, 4);
     };
-    if (NQ == 1) {
-      // One 8-key n-tile: an ldmatrix x4 covers two k-steps.
-      for (int64_t kk = 0; kk < D / 16; kk += 2) {
-        Value r = add(wKey, lane8);
-        Value frag = nvgpu::LdMatrixOp::create(
-            b, aType, kS,
-            ValueRange{stage, r,
-                       swizzleAt(lane8, Value(), 16 * kk, mul(j8, idx(8)), D)},
-            /*transpose=*/false, 4);
-        auto [b0, b1] = splitPair(frag);
-        sAcc[0] = mmaSync(loadQ(kk), b0, sAcc[0]);
-        sAcc[0] = mmaSync(loadQ(kk + 1), b1, sAcc[0]);
-      }
-    } else {
-      for (int64_t kk = 0; kk < D / 16; ++kk) {
-        Value a = loadQ(kk);
-        for (int64_t np = 0; np < NQ / 2; ++np) {
-          Value r = add(add(wKey, idx(16 * np)), add(lane8, mul(jHi, idx(8))));
+    auto qkLoop = scf::ForOp::create(b, c0, idx(kSteps), idx(unroll), sAcc);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(qkLoop.getBody());
+      Value hi = mul(qkLoop.getInductionVar(), idx(16));
+      SmallVector<Value> acc(qkLoop.getRegionIterArgs().begin(),
+                             qkLoop.getRegionIterArgs().end());
+      if (NQ == 1) {
+        // One 8-key n-tile: an ldmatrix x4 covers two k-steps.
+        for (int64_t u = 0; u < unroll; u += 2) {
+          Value r = add(wKey, lane8);
           Value frag = nvgpu::LdMatrixOp::create(
               b, aType, kS,
-              ValueRange{
-                  stage, r,
-                  swizzleAt(lane8, Value(), 16 * kk, mul(jLo, idx(8)), D)},
+              ValueRange{stage, r,
+                         swizzleAt(lane8, hi, 16 * u, mul(j8, idx(8)), D)},
               /*transpose=*/false, 4);
           auto [b0, b1] = splitPair(frag);
-          sAcc[2 * np] = mmaSync(a, b0, sAcc[2 * np]);
-          sAcc[2 * np + 1] = mmaSync(a, b1, sAcc[2 * np + 1]);
+          acc[0] = mmaSync(loadQ(hi, u), b0, acc[0]);
+          acc[0] = mmaSync(loadQ(hi, u + 1), b1, acc[0]);
+        }
+      } else {
+        for (int64_t u = 0; u < unroll; ++u) {
+          Value a = loadQ(hi, u);
+          for (int64_t np = 0; np < NQ / 2; ++np) {
+            Value r =
+                add(add(wKey, idx(16 * np)), add(lane8, mul(jHi, idx(8))));
+            Value frag = nvgpu::LdMatrixOp::create(
+                b, aType, kS,
+                ValueRange{stage, r,
+                           swizzleAt(lane8, hi, 16 * u, mul(jLo, idx(8)), D)},
+                /*transpose=*/false, 4);
+            auto [b0, b1] = splitPair(frag);
+            acc[2 * np] = mmaSync(a, b0, acc[2 * np]);
+            acc[2 * np + 1] = mmaSync(a, b1, acc[2 * np + 1]);
+          }
         }
       }
+      scf::YieldOp::create(b, acc);
     }
+    for (int64_t nt = 0; nt < NQ; ++nt)
+      sAcc[nt] = qkLoop.getResult(nt);
 
     // Logits in the exp2 domain, masked to each row's band and the block's
     // keys; x[i][nt * 2 + j]: row sRow[i], key wKey + 8nt + 2t + j.
