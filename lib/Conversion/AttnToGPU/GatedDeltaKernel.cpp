@@ -1045,7 +1045,7 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
     return op.emitOpError(why);
   const GdnShape s = GdnShape::get(op);
   Location loc = op.getLoc();
-  Type f32 = builder.getF32Type(), index = builder.getIndexType();
+  Type f32 = builder.getF32Type();
   // Each kernel's variant names what it depends on: the chunk kernel the
   // inputs' preparation, the state kernel the initial state.
   llvm::json::Object chunkVariant{
@@ -1066,148 +1066,104 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
   llvm::json::Object recurrentVariant = chunkVariant;
   recurrentVariant.erase("chunk");
   recurrentVariant["initial_state"] = s.init;
-  llvm::json::Array gateShape{"B", "T", "Hv"};
-  if (s.channel)
-    gateShape.push_back(s.dk);
-  llvm::json::Array recurrentGateShape = gateShape;
-  auto work = [&](StringRef name, llvm::json::Array shape) {
-    return memrefParam(name, "workspace", f32, std::move(shape));
+
+  // A kernel's parameters: each manifest entry with its argument type.
+  struct Signature {
+    llvm::json::Array params;
+    SmallVector<Type> types;
   };
-
-  // The chunk kernel.
-  {
-    std::string name = variantName(op, "chunk");
-    llvm::json::Array params;
-    params.push_back(memrefParam("q", "query", s.elt,
-                                 llvm::json::Array{"B", "T", "Hk", s.dk}));
-    params.push_back(memrefParam("k", "key", s.elt,
-                                 llvm::json::Array{"B", "T", "Hk", s.dk}));
-    params.push_back(memrefParam("v", "value", s.elt,
-                                 llvm::json::Array{"B", "T", "Hv", s.dv}));
-    params.push_back(memrefParam("g", "gate", s.gateElt, std::move(gateShape)));
-    params.push_back(memrefParam("beta", "beta", s.betaElt,
-                                 llvm::json::Array{"B", "T", "Hv"}));
-    params.push_back(work("w", llvm::json::Array{"B", "Hv", "T", s.dk}));
-    params.push_back(work("u", llvm::json::Array{"B", "Hv", "T", s.dv}));
-    params.push_back(work("qg", llvm::json::Array{"B", "Hv", "T", s.dk}));
-    params.push_back(work("kg", llvm::json::Array{"B", "Hv", "T", s.dk}));
-    params.push_back(work("aqk", llvm::json::Array{"B", "Hv", "T", s.chunk}));
-    params.push_back(work("gc", llvm::json::Array{"B", "Hv", "Chunks", s.dk}));
-    for (StringRef size : {"T", "Hk", "Hv"})
-      params.push_back(sizeParam(size));
-    SmallVector<Type> argTypes{flat(s.elt), flat(s.elt), flat(s.elt),
-                               flat(s.gateElt), flat(s.betaElt)};
-    argTypes.append(6, flat(f32));
-    argTypes.append(3, index);
-    llvm::json::Object manifest{
-        {"entry", name},
-        {"params", std::move(params)},
-        {"grid", llvm::json::Array{"Chunks", "Hv", "B"}},
-        {"block", llvm::json::Array{kChunkThreads, 1, 1}},
-        {"kernel", "gated_delta.chunk"},
-        {"dynamic_shared_memory", s.chunkSharedMemory()},
-        {"variant", std::move(chunkVariant)}};
+  auto tensor = [&](Signature &sig, StringRef name, StringRef role, Type t,
+                    llvm::json::Array shape) {
+    sig.params.push_back(memrefParam(name, role, t, std::move(shape)));
+    sig.types.push_back(flat(t));
+  };
+  auto sizes = [&](Signature &sig, ArrayRef<StringRef> names) {
+    for (StringRef name : names) {
+      sig.params.push_back(sizeParam(name));
+      sig.types.push_back(builder.getIndexType());
+    }
+  };
+  // q, k, v, g, beta.
+  auto inputs = [&](Signature &sig) {
+    tensor(sig, "q", "query", s.elt, llvm::json::Array{"B", "T", "Hk", s.dk});
+    tensor(sig, "k", "key", s.elt, llvm::json::Array{"B", "T", "Hk", s.dk});
+    tensor(sig, "v", "value", s.elt, llvm::json::Array{"B", "T", "Hv", s.dv});
+    llvm::json::Array gateShape{"B", "T", "Hv"};
+    if (s.channel)
+      gateShape.push_back(s.dk);
+    tensor(sig, "g", "gate", s.gateElt, std::move(gateShape));
+    tensor(sig, "beta", "beta", s.betaElt, llvm::json::Array{"B", "T", "Hv"});
+  };
+  // The chunk kernel's outputs, the state kernel's inputs.
+  auto workspaces = [&](Signature &sig) {
+    for (auto [name, last] : {std::pair<StringRef, int64_t>{"w", s.dk},
+                              {"u", s.dv},
+                              {"qg", s.dk},
+                              {"kg", s.dk},
+                              {"aqk", s.chunk}})
+      tensor(sig, name, "workspace", f32,
+             llvm::json::Array{"B", "Hv", "T", last});
+    tensor(sig, "gc", "workspace", f32,
+           llvm::json::Array{"B", "Hv", "Chunks", s.dk});
+  };
+  // [initial_state], o, final_state.
+  auto stateIO = [&](Signature &sig) {
+    if (s.init)
+      tensor(sig, "initial_state", "initial_state", f32,
+             llvm::json::Array{"B", "Hv", s.dk, s.dv});
+    tensor(sig, "o", "output", s.elt, llvm::json::Array{"B", "T", "Hv", s.dv});
+    tensor(sig, "final_state", "final_state", f32,
+           llvm::json::Array{"B", "Hv", s.dk, s.dv});
+  };
+  // Builds kernel `name` (once per module) and adds its manifest.
+  auto emit = [&](StringRef kernel, Signature sig, llvm::json::Array grid,
+                  int64_t threads, int64_t sharedMemory,
+                  llvm::json::Object variant,
+                  void (*body)(OpBuilder &, gpu::GPUFuncOp, GatedDeltaRuleOp)) {
+    std::string name = variantName(op, kernel);
+    llvm::json::Object manifest{{"entry", name},
+                                {"params", std::move(sig.params)},
+                                {"grid", std::move(grid)},
+                                {"block", llvm::json::Array{threads, 1, 1}},
+                                {"kernel", ("gated_delta." + kernel).str()},
+                                {"dynamic_shared_memory", sharedMemory},
+                                {"variant", std::move(variant)}};
     if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
       gpu::GPUFuncOp func =
-          createKernel(builder, module, loc, name, argTypes, kChunkThreads);
+          createKernel(builder, module, loc, name, sig.types, threads);
       OpBuilder::InsertionGuard guard(builder);
-      buildChunkKernelBody(builder, func, op);
+      body(builder, func, op);
       builder.setInsertionPointToEnd(&func.getBody().front());
       gpu::ReturnOp::create(builder, loc);
     }
     attn::detail::addManifest(builder, manifests, name, std::move(manifest));
-  }
+  };
+  const int64_t slices = (s.dv + kColumns - 1) / kColumns;
 
-  // The state kernel.
-  {
-    std::string name = variantName(op, "state");
-    llvm::json::Array params;
-    params.push_back(work("w", llvm::json::Array{"B", "Hv", "T", s.dk}));
-    params.push_back(work("u", llvm::json::Array{"B", "Hv", "T", s.dv}));
-    params.push_back(work("qg", llvm::json::Array{"B", "Hv", "T", s.dk}));
-    params.push_back(work("kg", llvm::json::Array{"B", "Hv", "T", s.dk}));
-    params.push_back(work("aqk", llvm::json::Array{"B", "Hv", "T", s.chunk}));
-    params.push_back(work("gc", llvm::json::Array{"B", "Hv", "Chunks", s.dk}));
-    SmallVector<Type> argTypes(6, flat(f32));
-    if (s.init) {
-      params.push_back(memrefParam("initial_state", "initial_state", f32,
-                                   llvm::json::Array{"B", "Hv", s.dk, s.dv}));
-      argTypes.push_back(flat(f32));
-    }
-    params.push_back(memrefParam("o", "output", s.elt,
-                                 llvm::json::Array{"B", "T", "Hv", s.dv}));
-    params.push_back(memrefParam("final_state", "final_state", f32,
-                                 llvm::json::Array{"B", "Hv", s.dk, s.dv}));
-    argTypes.append({flat(s.elt), flat(f32)});
-    for (StringRef size : {"T", "Hv"})
-      params.push_back(sizeParam(size));
-    argTypes.append(2, index);
-    llvm::json::Object manifest{
-        {"entry", name},
-        {"params", std::move(params)},
-        {"grid",
-         llvm::json::Array{(s.dv + kColumns - 1) / kColumns, "Hv", "B"}},
-        {"block", llvm::json::Array{kStateThreads, 1, 1}},
-        {"kernel", "gated_delta.state"},
-        {"dynamic_shared_memory", s.stateSharedMemory()},
-        {"variant", std::move(stateVariant)}};
-    if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
-      gpu::GPUFuncOp func =
-          createKernel(builder, module, loc, name, argTypes, kStateThreads);
-      OpBuilder::InsertionGuard guard(builder);
-      buildStateKernelBody(builder, func, op);
-      builder.setInsertionPointToEnd(&func.getBody().front());
-      gpu::ReturnOp::create(builder, loc);
-    }
-    attn::detail::addManifest(builder, manifests, name, std::move(manifest));
-  }
+  Signature chunkSig;
+  inputs(chunkSig);
+  workspaces(chunkSig);
+  sizes(chunkSig, {"T", "Hk", "Hv"});
+  emit("chunk", std::move(chunkSig), llvm::json::Array{"Chunks", "Hv", "B"},
+       kChunkThreads, s.chunkSharedMemory(), std::move(chunkVariant),
+       buildChunkKernelBody);
+
+  Signature stateSig;
+  workspaces(stateSig);
+  stateIO(stateSig);
+  sizes(stateSig, {"T", "Hv"});
+  emit("state", std::move(stateSig), llvm::json::Array{slices, "Hv", "B"},
+       kStateThreads, s.stateSharedMemory(), std::move(stateVariant),
+       buildStateKernelBody);
+
   // The recurrent kernel (decode: the host takes it for short sequences).
-  {
-    std::string name = variantName(op, "recurrent");
-    llvm::json::Array params;
-    params.push_back(memrefParam("q", "query", s.elt,
-                                 llvm::json::Array{"B", "T", "Hk", s.dk}));
-    params.push_back(memrefParam("k", "key", s.elt,
-                                 llvm::json::Array{"B", "T", "Hk", s.dk}));
-    params.push_back(memrefParam("v", "value", s.elt,
-                                 llvm::json::Array{"B", "T", "Hv", s.dv}));
-    params.push_back(
-        memrefParam("g", "gate", s.gateElt, std::move(recurrentGateShape)));
-    params.push_back(memrefParam("beta", "beta", s.betaElt,
-                                 llvm::json::Array{"B", "T", "Hv"}));
-    SmallVector<Type> argTypes{flat(s.elt), flat(s.elt), flat(s.elt),
-                               flat(s.gateElt), flat(s.betaElt)};
-    if (s.init) {
-      params.push_back(memrefParam("initial_state", "initial_state", f32,
-                                   llvm::json::Array{"B", "Hv", s.dk, s.dv}));
-      argTypes.push_back(flat(f32));
-    }
-    params.push_back(memrefParam("o", "output", s.elt,
-                                 llvm::json::Array{"B", "T", "Hv", s.dv}));
-    params.push_back(memrefParam("final_state", "final_state", f32,
-                                 llvm::json::Array{"B", "Hv", s.dk, s.dv}));
-    argTypes.append({flat(s.elt), flat(f32)});
-    for (StringRef size : {"T", "Hk", "Hv"})
-      params.push_back(sizeParam(size));
-    argTypes.append(3, index);
-    llvm::json::Object manifest{
-        {"entry", name},
-        {"params", std::move(params)},
-        {"grid",
-         llvm::json::Array{(s.dv + kColumns - 1) / kColumns, "Hv", "B"}},
-        {"block", llvm::json::Array{kStateThreads, 1, 1}},
-        {"kernel", "gated_delta.recurrent"},
-        {"dynamic_shared_memory", s.recurrentSharedMemory()},
-        {"variant", std::move(recurrentVariant)}};
-    if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
-      gpu::GPUFuncOp func =
-          createKernel(builder, module, loc, name, argTypes, kStateThreads);
-      OpBuilder::InsertionGuard guard(builder);
-      buildRecurrentKernelBody(builder, func, op);
-      builder.setInsertionPointToEnd(&func.getBody().front());
-      gpu::ReturnOp::create(builder, loc);
-    }
-    attn::detail::addManifest(builder, manifests, name, std::move(manifest));
-  }
+  Signature recurrentSig;
+  inputs(recurrentSig);
+  stateIO(recurrentSig);
+  sizes(recurrentSig, {"T", "Hk", "Hv"});
+  emit("recurrent", std::move(recurrentSig),
+       llvm::json::Array{slices, "Hv", "B"}, kStateThreads,
+       s.recurrentSharedMemory(), std::move(recurrentVariant),
+       buildRecurrentKernelBody);
   return success();
 }
