@@ -352,11 +352,18 @@ def test_gpu_gated_delta_chunks_continue():
 @pytest.mark.parametrize("cid", ["gdn_decode_t1_init", "kda_decode_t1_d100", "gdn_t63_d64_f16"])
 def test_gpu_gated_delta_paths_agree(cid):
     """The recurrent kernel (decode) and the chunked kernels give the same
-    outputs and states."""
+    outputs and states: the recurrent kernel's products are f32 FMA, the
+    chunked kernels' tf32 mma (operands rounded to 10-bit mantissas, f32
+    accumulation; about 3e-4 RMS relative error against float64 in the
+    final states), so the states agree to 1e-3 RMS relative and 2e-3 at
+    most per element."""
     c = next(x for x in gpu_cases.GATED_CASES if x["id"] == cid)
     q, k, v, g, beta, s0 = gated_inputs(c)
     res = [gpu.gated_delta_rule(q, k, v, g, beta, initial_state=s0, qk_l2norm=c["l2norm"],
                                 scale=c["scale"], bundles=BUNDLES, path=p)
            for p in ("recurrent", "chunked")]
     torch.testing.assert_close(res[0][0].float(), res[1][0].float(), atol=2e-2, rtol=2e-2)
-    torch.testing.assert_close(res[0][1], res[1][1], atol=1e-4, rtol=1e-4)
+    diff = res[0][1] - res[1][1]
+    rms = (diff.square().mean().sqrt() / res[0][1].square().mean().sqrt()).item()
+    assert rms < 1e-3 and diff.abs().max().item() < 2e-3, \
+        f"states differ: RMS relative {rms:.2e}, max {diff.abs().max().item():.2e}"

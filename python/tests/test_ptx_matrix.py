@@ -4,6 +4,7 @@ and sm_90a (no GPU needed). Skips when attn-compile or ptxas is missing."""
 import itertools
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,12 +152,20 @@ def test_gated_matrix_ptxas(chip):
         assert sum(f.startswith("attn_gdn_state") for f in ptx) == len(GATED_MATRIX), ptx
         assert sum(f.startswith("attn_gdn_recurrent") for f in ptx) == len(GATED_MATRIX), ptx
         for f in ptx:
-            r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
-                               capture_output=True, text=True)
+            r = subprocess.run([PTXAS, f"-arch={chip}", "-v", os.path.join(out, f), "-o",
+                                os.devnull], capture_output=True, text=True)
             assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
+            # No more than a few words of spills (a fully unrolled
+            # per-channel loop once left the chunk kernel at 32 registers and
+            # 3.8 KB of spills, 10x slower; sm_80's ptxas keeps 4-20 bytes).
+            spilled = re.search(r"(\d+) bytes spill stores", r.stderr)
+            assert spilled and int(spilled.group(1)) <= 32, f"{f} spills:\n{r.stderr}"
             text = open(os.path.join(out, f)).read()
             assert f".target {chip}" in text
             # The chunk kernel's triangular solve and the recurrent kernel's
             # Sᵀk reduce across lanes; the state kernel streams workspace
-            # rows with cp.async.
+            # rows with cp.async; the chunk and state kernels' products are
+            # tf32 tensor-core tiles.
             assert ("cp.async" if f.startswith("attn_gdn_state") else "shfl.sync.bfly") in text
+            if not f.startswith("attn_gdn_recurrent"):
+                assert "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" in text, f

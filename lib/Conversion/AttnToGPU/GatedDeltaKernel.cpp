@@ -60,13 +60,20 @@ using attn::detail::typeName;
 
 namespace {
 constexpr double kLog2e = 1.4426950408889634;
-/// Threads of the chunk kernel; value columns per block and threads per
-/// column (each owning every 16th group of 4 rows of S) in the state kernel.
+/// Threads of the chunk kernel; value columns per block of the state and
+/// recurrent kernels; threads per column of the recurrent kernel (each
+/// owning every 16th group of 4 rows of S).
 constexpr int64_t kChunkThreads = 256, kColumns = 16, kParts = 16;
 /// The longest chunk the kernels take (shared memory: a block of each
 /// kernel per SM at chunks of 64 left 4-8 warps per SM).
 constexpr int64_t kMaxChunk = 32;
-constexpr int64_t kStateThreads = kColumns * kParts;
+/// Warps and value columns of the state kernel; its shared rows of U
+/// (padded: conflict-free 8-byte reads of C fragments).
+constexpr int64_t kStateWarps = 8, kStateColumns = 32,
+                  kRowU = kStateColumns + 8;
+constexpr int64_t kStateThreads = 32 * kStateWarps;
+static_assert(kStateThreads == kColumns * kParts,
+              "the state and recurrent kernels share a block size");
 constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
 /// The static sizes of a gated delta variant.
@@ -98,21 +105,34 @@ struct GdnShape {
   /// Chunk kernel: K, Q, V, G (rows padded by 4 floats), beta, A, T (rows
   /// padded by one).
   int64_t chunkSharedMemory() const {
-    return 4 *
-           (2 * chunk * (dk + 4) + chunk * (dv + 4) +
-            chunk * (channel ? dk + 4 : 1) + chunk + 2 * chunk * (chunk + 1));
+    return 4 * (2 * chunk * (dk + 4) + chunk * (dv + 4) +
+                chunk * (channel ? dk + 4 : 1) + chunk + chunk * (chunk + 1) +
+                chunk * (chunk + 4));
   }
-  /// State kernel: W, Qg, Kg, U, Aqk, V' and the state (per column; rows
-  /// padded by 4 floats against bank conflicts), exp(G_last).
   /// Recurrent kernel: the state tile, the token's k and q, its gates, the
   /// inverse norms.
   int64_t recurrentSharedMemory() const {
     return 4 * (dk * (kColumns + 4) + 2 * dk + (channel ? dk : 1) + 2);
   }
-  int64_t stateSharedMemory() const {
-    return 4 * (4 * chunk * dk + 2 * chunk * kColumns + 2 * chunk * chunk +
-                kColumns * (chunk + 4) + kColumns * (dk + 4) + 2 * dk);
+  /// The key head dim padded to the state kernel's 16-row tiles, and its
+  /// shared row lengths: W, Qg and S (transposed) rows Dkp + 4 floats, Kg
+  /// rows Dkp + 8 (read down columns), so that the fragment reads are free
+  /// of bank conflicts.
+  int64_t paddedDk() const { return (dk + 15) / 16 * 16; }
+  int64_t rowW() const { return paddedDk() + 4; }
+  int64_t rowKg() const { return paddedDk() + 8; }
+  /// State kernel: W and Qg (double-buffered where that fits); Kg, U, Aqk
+  /// double-buffered; V' and S (transposed); exp(G_last) double-buffered.
+  int64_t stateSharedMemory(int64_t stages) const {
+    return 4 * (2 * stages * chunk * rowW() + 2 * chunk * rowKg() +
+                2 * chunk * kRowU + 2 * chunk * (chunk + 4) +
+                kStateColumns * (chunk + 4) + kStateColumns * rowW() +
+                2 * paddedDk());
   }
+  int64_t wqStages() const {
+    return stateSharedMemory(2) <= kMaxSharedMemory ? 2 : 1;
+  }
+  int64_t stateSharedMemory() const { return stateSharedMemory(wqStages()); }
 };
 
 /// Arithmetic on index and f32 values, and the small control-flow helpers
@@ -263,11 +283,10 @@ LogicalResult mlir::attn::checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
     return fail("the gated delta GPU kernels take f16, bf16 or f32 (got " +
                 typeName(elt) + ")");
   GdnShape s = GdnShape::get(op);
-  if (s.dk % 4 || s.dv % 4 || s.chunk * s.dk < 4 * kStateThreads)
+  if (s.dk % 4 || s.dv % 4)
     return fail("the gated delta GPU kernels need head dims that are multiples "
-                "of 4 (16-byte rows), the key head dim at least " +
-                Twine(4 * kStateThreads / s.chunk) + " at chunks of " +
-                Twine(s.chunk) + "; got " + Twine(s.dk) + " / " + Twine(s.dv));
+                "of 4 (16-byte rows); got " +
+                Twine(s.dk) + " / " + Twine(s.dv));
   if (s.chunkSharedMemory() > kMaxSharedMemory ||
       s.stateSharedMemory() > kMaxSharedMemory)
     return fail("the gated delta GPU kernels keep a chunk in shared memory: "
@@ -309,7 +328,7 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                  gpu::GPUDialect::getWorkgroupAddressSpace())};
   Value kS = carve({C, padK}), qS = carve({C, padK}), vS = carve({C, padV}),
         gS = carve({C, s.channel ? padK : 1}), betaS = carve({C}),
-        aS = carve({C, C + 1}), tS = carve({C, C + 1});
+        aS = carve({C, C + 1}), tS = carve({C, C + 4});
   assert(carve.offset == s.chunkSharedMemory() && "shared memory layout");
 
   Value c0 = e.idx(0), c1 = e.idx(1);
@@ -340,6 +359,11 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     return vector::BroadcastOp::create(b, vec4, x);
   };
   auto zero4 = [&]() -> Value { return splat(e.f(0.0)); };
+  // The state kernel's mma operands (W, Qg, Kg, Aqk) are stored rounded to
+  // tf32.
+  auto tf32 = [&](Value x) {
+    return attn::detail::roundToTf32(b, b.getLoc(), x);
+  };
   // Runs `body(x)` for x in [0, total), 256 threads a round, the rounds
   // unrolled (the last guarded when partial).
   auto rounds = [&](int64_t total, function_ref<void(Value)> fn) {
@@ -368,8 +392,8 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           d = e.mul(e.rem(x, e.idx(Dk / 4)), e.idx(4));
     Value inside = e.lt(i, rows);
     Value at = e.add(e.mul(tokenRow(i, hk, keyHead), e.idx(Dk)), d);
-    store4(global4(kArg, at, inside), kS, {i, d});
-    store4(global4(qArg, at, inside), qS, {i, d});
+    store4(tf32(global4(kArg, at, inside)), kS, {i, d});
+    store4(tf32(global4(qArg, at, inside)), qS, {i, d});
     if (s.channel) {
       Value gAt = e.add(e.mul(tokenRow(i, hv, head), e.idx(Dk)), d);
       store4(arith::MulFOp::create(b, global4(gArg, gAt, inside),
@@ -381,7 +405,13 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value i = e.div(x, e.idx(Dv / 4)),
           d = e.mul(e.rem(x, e.idx(Dv / 4)), e.idx(4));
     Value at = e.add(e.mul(tokenRow(i, hv, head), e.idx(Dv)), d);
-    store4(global4(vArg, at, e.lt(i, rows)), vS, {i, d});
+    store4(tf32(global4(vArg, at, e.lt(i, rows))), vS, {i, d});
+  });
+  // The padding columns of K, Q and V rows: zero (the mma k-steps and
+  // column tiles read them when a head dim is not a multiple of 8).
+  rounds(C, [&](Value i) {
+    for (Value m : {kS, qS, vS})
+      store4(zero4(), m, {i, e.idx(m == vS ? Dv : Dk)});
   });
   rounds(C, [&](Value i) {
     Value inside = e.lt(i, rows);
@@ -394,6 +424,26 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
 
   // L2 normalization of the Q and K rows (a warp per row), the scale.
   Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
+  // mma fragment coordinates (KernelCommon.h: buildMmaTf32).
+  Value groupId = e.div(lane, e.idx(4)), inGroup = e.rem(lane, e.idx(4));
+  // Runs `fn(x)` for the tiles x of a product, tile x on warp x mod 8.
+  auto warpRounds = [&](int64_t tiles, function_ref<void(Value)> fn) {
+    const int64_t warps = kChunkThreads / 32;
+    for (int64_t r = 0; r * warps < tiles; ++r) {
+      Value x = e.add(warp, e.idx(r * warps));
+      if ((r + 1) * warps <= tiles)
+        fn(x);
+      else
+        e.when(e.lt(x, e.idx(tiles)), [&] { fn(x); });
+    }
+  };
+  auto mma = [&](ArrayRef<Value> a, ArrayRef<Value> bFrag, ArrayRef<Value> c) {
+    return SmallVector<Value>(
+        attn::detail::buildMmaTf32(b, b.getLoc(), a, bFrag, c));
+  };
+  // K Kᵀ and Q Kᵀ's k-steps (the last one reads the zero padding when Dk
+  // is not a multiple of 8).
+  const int64_t kSteps = llvm::divideCeil(Dk, 8);
   for (Value m : {qS, kS}) {
     double factor = m == qS ? s.scale : 1.0;
     if (!s.l2norm && factor == 1.0)
@@ -411,7 +461,7 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                      e.f(factor));
       }
       e.loop(lane, e.idx(Dk), e.idx(32), [&](Value d) {
-        e.store(e.fmul(e.load(m, {i, d}), inv), m, {i, d});
+        e.store(tf32(e.fmul(e.load(m, {i, d}), inv)), m, {i, d});
       });
     });
   }
@@ -428,46 +478,93 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   e.barrier();
 
   // A (strictly lower) and Aqk (lower, to the workspace) for the chunk's
-  // rows: dot products over 16-byte slices.
+  // rows. With a gate per head, K Kᵀ and Q Kᵀ as tf32 mma tiles (16 rows x 8
+  // columns, both from one B fragment) scaled by exp(G_i - G_j) after;
+  // with per-channel gates, whose factors sit inside the dot products,
+  // dot products over 16-byte slices.
+  if (!s.channel) {
+    const int64_t colTiles = C / 8, tiles = C / 16 * colTiles;
+    warpRounds(tiles, [&](Value x) {
+      Value m = e.div(x, e.idx(colTiles)), nt = e.rem(x, e.idx(colTiles));
+      Value row[2] = {e.add(e.mul(m, e.idx(16)), groupId), Value()};
+      row[1] = e.add(row[0], e.idx(8));
+      Value colB = e.add(e.mul(nt, e.idx(8)), groupId);
+      SmallVector<Value> kk(4, e.f(0.0)), qk(4, e.f(0.0));
+      for (int64_t ks = 0; ks < kSteps; ++ks) {
+        Value ka = e.add(inGroup, e.idx(8 * ks)),
+              kb = e.add(inGroup, e.idx(8 * ks + 4));
+        SmallVector<Value> bFrag{e.load(kS, {colB, ka}),
+                                 e.load(kS, {colB, kb})};
+        auto aFrag = [&](Value m) {
+          return SmallVector<Value>{
+              e.load(m, {row[0], ka}), e.load(m, {row[1], ka}),
+              e.load(m, {row[0], kb}), e.load(m, {row[1], kb})};
+        };
+        kk = mma(aFrag(kS), bFrag, kk);
+        qk = mma(aFrag(qS), bFrag, qk);
+      }
+      for (int64_t h = 0; h < 2; ++h) {
+        Value i = row[h];
+        Value gi = e.load(gS, {i, c0}), beta = e.load(betaS, {i});
+        for (int64_t jj = 0; jj < 2; ++jj) {
+          Value j = e.add(e.add(e.mul(nt, e.idx(8)), e.mul(inGroup, e.idx(2))),
+                          e.idx(jj));
+          // exp(G_i - G_j) is only taken where j <= i (at most 1 there).
+          Value decay = e.exp2(e.fsub(gi, e.load(gS, {j, c0})));
+          Value a = e.fmul(e.fmul(kk[2 * h + jj], decay), beta);
+          e.store(e.sel(e.lt(j, i), a, e.f(0.0)), aS, {i, j});
+          Value aqk =
+              e.sel(e.le(j, i), e.fmul(qk[2 * h + jj], decay), e.f(0.0));
+          e.when(e.lt(i, rows), [&] {
+            e.store(tf32(aqk), aqkArg, {e.add(e.mul(workRow(i), e.idx(C)), j)});
+          });
+        }
+      }
+    });
+  }
   auto sum4 = [&](Value v) {
     Value out = e.f(0.0);
     for (int64_t r = 0; r < 4; ++r)
       out = e.fadd(out, vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r}));
     return out;
   };
-  e.loop(tid, e.mul(rows, e.idx(C)), nThreads, [&](Value x) {
-    Value i = e.div(x, e.idx(C)), j = e.rem(x, e.idx(C));
-    auto ifOp = scf::IfOp::create(b, TypeRange{f32, f32}, e.le(j, i),
-                                  /*withElse=*/true);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-      Value kk = zero4(), qk = zero4();
-      for (int64_t d = 0; d < Dk; d += 4) {
-        Value kj = load4(kS, {j, e.idx(d)});
-        if (s.channel)
-          kj = arith::MulFOp::create(
-              b, kj,
-              math::Exp2Op::create(
-                  b, arith::SubFOp::create(b, load4(gS, {i, e.idx(d)}),
-                                           load4(gS, {j, e.idx(d)}))));
-        kk = math::FmaOp::create(b, load4(kS, {i, e.idx(d)}), kj, kk);
-        qk = math::FmaOp::create(b, load4(qS, {i, e.idx(d)}), kj, qk);
+  if (s.channel)
+    e.loop(tid, e.mul(rows, e.idx(C)), nThreads, [&](Value x) {
+      Value i = e.div(x, e.idx(C)), j = e.rem(x, e.idx(C));
+      auto ifOp = scf::IfOp::create(b, TypeRange{f32, f32}, e.le(j, i),
+                                    /*withElse=*/true);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+        // Over the key channels, four 16-byte slices per iteration (a loop:
+        // fully unrolled, ptxas ran this kernel at 32 registers with spills).
+        const int64_t unroll = Dk % 16 == 0 ? 4 : 1;
+        ValueRange sums =
+            e.loop(c0, e.idx(Dk), e.idx(4 * unroll),
+                   ValueRange{zero4(), zero4()}, [&](Value d0, ValueRange acc) {
+                     Value kk = acc[0], qk = acc[1];
+                     for (int64_t u = 0; u < unroll; ++u) {
+                       Value d = e.add(d0, e.idx(4 * u));
+                       Value kj = arith::MulFOp::create(
+                           b, load4(kS, {j, d}),
+                           math::Exp2Op::create(
+                               b, arith::SubFOp::create(b, load4(gS, {i, d}),
+                                                        load4(gS, {j, d}))));
+                       kk = math::FmaOp::create(b, load4(kS, {i, d}), kj, kk);
+                       qk = math::FmaOp::create(b, load4(qS, {i, d}), kj, qk);
+                     }
+                     return SmallVector<Value>{kk, qk};
+                   });
+        Value kkS = sum4(sums[0]), qkS = sum4(sums[1]);
+        Value a = e.sel(e.lt(j, i), e.fmul(kkS, e.load(betaS, {i})), e.f(0.0));
+        scf::YieldOp::create(b, ValueRange{a, qkS});
+        b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+        scf::YieldOp::create(b, ValueRange{e.f(0.0), e.f(0.0)});
       }
-      Value kkS = sum4(kk), qkS = sum4(qk);
-      if (!s.channel) {
-        Value decay = e.exp2(e.fsub(e.load(gS, {i, c0}), e.load(gS, {j, c0})));
-        kkS = e.fmul(kkS, decay);
-        qkS = e.fmul(qkS, decay);
-      }
-      Value a = e.sel(e.lt(j, i), e.fmul(kkS, e.load(betaS, {i})), e.f(0.0));
-      scf::YieldOp::create(b, ValueRange{a, qkS});
-      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-      scf::YieldOp::create(b, ValueRange{e.f(0.0), e.f(0.0)});
-    }
-    e.store(ifOp.getResult(0), aS, {i, j});
-    e.store(ifOp.getResult(1), aqkArg, {e.add(e.mul(workRow(i), e.idx(C)), j)});
-  });
+      e.store(ifOp.getResult(0), aS, {i, j});
+      e.store(tf32(ifOp.getResult(1)), aqkArg,
+              {e.add(e.mul(workRow(i), e.idx(C)), j)});
+    });
   e.barrier();
 
   // T = (I + A)^-1 diag(beta) by forward substitution, column by column:
@@ -506,12 +603,13 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value k = load4(kS, {i, d});
     e.when(e.lt(i, rows), [&] {
       Value at = e.add(e.mul(workRow(i), e.idx(Dk)), d);
-      store4(arith::MulFOp::create(b, load4(qS, {i, d}), exp4(g)), qgArg, {at});
-      store4(
-          arith::MulFOp::create(b, k, exp4(arith::SubFOp::create(b, gLast, g))),
-          kgArg, {at});
+      store4(tf32(arith::MulFOp::create(b, load4(qS, {i, d}), exp4(g))), qgArg,
+             {at});
+      store4(tf32(arith::MulFOp::create(
+                 b, k, exp4(arith::SubFOp::create(b, gLast, g)))),
+             kgArg, {at});
     });
-    store4(arith::MulFOp::create(b, k, exp4(g)), kS, {i, d});
+    store4(tf32(arith::MulFOp::create(b, k, exp4(g))), kS, {i, d});
   });
   rounds(Dk / 4, [&](Value q) {
     Value d = e.mul(q, e.idx(4));
@@ -523,33 +621,61 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   });
   e.barrier();
 
-  // W = T (K ∘ exp(G)) and U = T V (T is lower triangular), four columns
-  // per thread.
-  auto product = [&](Value src, int64_t dim, Value dst) {
-    e.loop(tid, e.mul(rows, e.idx(dim / 4)), nThreads, [&](Value x) {
-      Value i = e.div(x, e.idx(dim / 4)),
-            d = e.mul(e.rem(x, e.idx(dim / 4)), e.idx(4));
-      Value acc =
-          e.loop(c0, e.add(i, c1), c1, ValueRange{zero4()},
-                 [&](Value j, ValueRange a) {
-                   return SmallVector<Value>{math::FmaOp::create(
-                       b, splat(e.load(tS, {i, j})), load4(src, {j, d}), a[0])};
-                 })[0];
-      store4(acc, dst, {e.add(e.mul(workRow(i), e.idx(dim)), d)});
+  // W = T (K ∘ exp(G)) and U = T V as tf32 mma tiles (16 rows x 8
+  // columns; T's rows past the chunk's are never read into stored rows).
+  auto product = [&](Value src, int64_t dim, Value dst, bool round) {
+    const int64_t colTiles = llvm::divideCeil(dim, 8),
+                  tiles = C / 16 * colTiles;
+    warpRounds(tiles, [&](Value x) {
+      Value m = e.div(x, e.idx(colTiles)), nt = e.rem(x, e.idx(colTiles));
+      Value row[2] = {e.add(e.mul(m, e.idx(16)), groupId), Value()};
+      row[1] = e.add(row[0], e.idx(8));
+      Value colB = e.add(e.mul(nt, e.idx(8)), groupId);
+      SmallVector<Value> acc(4, e.f(0.0));
+      for (int64_t ks = 0; ks < C / 8; ++ks) {
+        Value ka = e.add(inGroup, e.idx(8 * ks)),
+              kb = e.add(inGroup, e.idx(8 * ks + 4));
+        SmallVector<Value> aFrag{
+            tf32(e.load(tS, {row[0], ka})), tf32(e.load(tS, {row[1], ka})),
+            tf32(e.load(tS, {row[0], kb})), tf32(e.load(tS, {row[1], kb}))};
+        acc =
+            mma(aFrag, {e.load(src, {ka, colB}), e.load(src, {kb, colB})}, acc);
+      }
+      Value d = e.add(e.mul(nt, e.idx(8)), e.mul(inGroup, e.idx(2)));
+      for (int64_t h = 0; h < 2; ++h)
+        e.when(e.land(e.lt(row[h], rows), e.lt(d, e.idx(dim))), [&] {
+          Value pair = vector::FromElementsOp::create(
+              b, VectorType::get({2}, f32),
+              ValueRange{acc[2 * h], acc[2 * h + 1]});
+          vector::StoreOp::create(
+              b, round ? tf32(pair) : pair, dst,
+              ValueRange{e.add(e.mul(workRow(row[h]), e.idx(dim)), d)});
+        });
     });
   };
-  product(kS, Dk, wArg);
-  product(vS, Dv, uArg);
+  product(kS, Dk, wArg, /*round=*/true);
+  product(vS, Dv, uArg, /*round=*/false);
 }
 
-/// The state kernel (see the file comment). Grid (ceil(Dv / 16), Hv, B).
-/// Thread (column c = tid mod 16, part p = tid / 16) holds S rows 4g .. 4g +
-/// 3 of its column for the row groups g = p, p + 16, ... and computes the
-/// chunk rows i = p, p + 16, ... of V' and O against the whole state, which
-/// is also kept in shared memory: no cross-lane reductions, and the 16 lanes
-/// of a warp that share a part read the same W, Qg, Kg and Aqk rows. A
-/// chunk's workspace rows arrive by cp.async (zero-filled past the
-/// sequence), W and Qg of the next chunk while this one finishes.
+/// The state kernel (see the file comment). Grid (ceil(Dv / 32), Hv, B),
+/// eight warps; every product is an m16n8k8 tf32 mma.sync with f32
+/// accumulators (operands rounded to tf32: the workspaces by the chunk
+/// kernel, V' and the shared copy of S here). Per chunk:
+///  1. V' = U - W S and Qg S over the whole of Dk, in units of 16 rows x 16
+///     columns (one A fragment, two B fragments a k-step), one unit per
+///     warp at C = 32: A from W or Qg, B from the shared copy of S; V' goes
+///     to shared memory, transposed;
+///  2. O = Qg S + Aqk V' for the units of Qg S (Aqk's k-steps up to the
+///     diagonal), and S = diag(exp(G_last)) S + Kgᵀ V': warp w holds S's
+///     16-row tiles w, w + 8, ... (all 32 columns) as accumulators in
+///     registers across the chunks and publishes them to the shared copy.
+/// Two barriers per chunk: the shared S is read in step 1 only and written
+/// in step 2 only. Shared rows are padded so that every fragment access is
+/// free of bank conflicts, and Dk to a multiple of 16 with zeros. A chunk's
+/// workspace rows arrive by cp.async (zero-filled past the sequence) while
+/// the chunk before it is processed: all of them double-buffered where
+/// shared memory allows (head dims up to 128 or so), else W and Qg only
+/// once step 1 is over.
 static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                  GatedDeltaRuleOp op) {
   ImplicitLocOpBuilder b(op.getLoc(), builder);
@@ -557,10 +683,15 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   b.setInsertionPointToStart(&body);
   Emitter e{b};
   const GdnShape s = GdnShape::get(op);
-  const int64_t Dk = s.dk, Dv = s.dv, C = s.chunk;
-  const int64_t groups = Dk / 4, M = (groups + kParts - 1) / kParts;
-  Type f32 = b.getF32Type();
-  auto vec4 = VectorType::get({4}, f32);
+  const int64_t Dk = s.dk, Dv = s.dv, C = s.chunk, Dkp = s.paddedDk();
+  const int64_t stages = s.wqStages();
+  // 8-column tiles of the block's columns; step 1's units (product, row
+  // tile, pair of column tiles); S's 16-row tiles; rounds of eight warps.
+  const int64_t nTiles = kStateColumns / 8, units = 2 * (C / 16) * nTiles / 2,
+                stateTiles = Dkp / 16;
+  const int64_t unitRounds = llvm::divideCeil(units, kStateWarps),
+                stateRounds = llvm::divideCeil(stateTiles, kStateWarps);
+  const int64_t perRound = 4 * nTiles;
   unsigned n = 0;
   Value wArg = body.getArgument(n++), uArg = body.getArgument(n++),
         qgArg = body.getArgument(n++), kgArg = body.getArgument(n++),
@@ -573,12 +704,12 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       b, attn::detail::getDynamicSharedMemory(b, b.getLoc(), func),
       gpu::AddressSpaceAttr::get(b.getContext(),
                                  gpu::GPUDialect::getWorkgroupAddressSpace())};
-  // W and Qg; Kg, U, Aqk and exp(G_last) double-buffered (the next chunk's
-  // load overlaps a whole step).
-  Value wS = carve({C, Dk}), qgS = carve({C, Dk}), kgS = carve({2, C, Dk}),
-        uS = carve({2, C, kColumns}), aS = carve({2, C, C}),
-        vnS = carve({kColumns, C + 4}), stS = carve({kColumns, Dk + 4}),
-        gcS = carve({2, Dk});
+  // W and Qg (buffer 2 x stage + 0 and 1); Kg, U, Aqk and exp(G_last)
+  // double-buffered; V' and S transposed (value column-major).
+  Value wqS = carve({2 * stages, C, s.rowW()}), kgS = carve({2, C, s.rowKg()}),
+        uS = carve({2, C, kRowU}), aS = carve({2, C, C + 4}),
+        vnS = carve({kStateColumns, C + 4}),
+        stS = carve({kStateColumns, s.rowW()}), gcS = carve({2, Dkp});
   assert(carve.offset == s.stateSharedMemory() && "shared memory layout");
 
   Value c0 = e.idx(0), c1 = e.idx(1);
@@ -586,30 +717,131 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value local = e.rem(tid, e.idx(kColumns)), part = e.div(tid, e.idx(kColumns));
-  Value col0 = e.mul(slice, e.idx(kColumns));
-  Value col = e.add(col0, local);
-  Value colOk = e.lt(col, e.idx(Dv));
+  Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
+  // Fragment coordinates: g = lane / 4 (A and C rows, B columns), t = lane
+  // mod 4 (A columns and B rows, C columns 2t and 2t + 1).
+  Value g = e.div(lane, e.idx(4)), t = e.rem(lane, e.idx(4));
+  Value col0 = e.mul(slice, e.idx(kStateColumns));
   Value numChunks = arith::CeilDivUIOp::create(b, tLen, e.idx(C));
   Value headRow = e.add(e.mul(bIdx, hv), head);
-  // This thread's row groups (clamped into the rows; groups past Dk hold
-  // zero state) and its S rows.
-  SmallVector<Value> groupAt, groupOk;
-  for (int64_t m = 0; m < M; ++m) {
-    Value g = e.add(part, e.idx(kParts * m));
-    groupOk.push_back(e.land(e.lt(g, e.idx(groups)), colOk));
-    groupAt.push_back(
-        e.mul(arith::MinUIOp::create(b, g, e.idx(groups - 1)), e.idx(4)));
-  }
-  auto stateAt = [&](int64_t m, int64_t r) {
-    Value row = e.add(groupAt[m], e.idx(r));
+  auto plus = [&](Value x, int64_t k) { return k ? e.add(x, e.idx(k)) : x; };
+  // Column j (0, 1) of this thread's pair in 8-column tile `nt` of a C
+  // fragment; column g of tile `nt` of a B fragment.
+  auto pairCol = [&](Value nt, int64_t j) {
+    return plus(e.add(e.mul(nt, e.idx(8)), e.mul(t, e.idx(2))), j);
+  };
+  auto bColumn = [&](Value nt) { return e.add(e.mul(nt, e.idx(8)), g); };
+  // `fn()` where `cond` (if any), else `orElse`.
+  auto guarded = [&](Value cond, ValueRange orElse,
+                     function_ref<SmallVector<Value>()> fn) {
+    if (!cond)
+      return fn();
+    auto ifOp = scf::IfOp::create(b, orElse.getTypes(), cond,
+                                  /*withElse=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    scf::YieldOp::create(b, fn());
+    b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    scf::YieldOp::create(b, orElse);
+    return SmallVector<Value>(ifOp.getResults());
+  };
+  auto mma = [&](ArrayRef<Value> a, ArrayRef<Value> bFrag, ArrayRef<Value> c) {
+    return SmallVector<Value>(
+        attn::detail::buildMmaTf32(b, b.getLoc(), a, bFrag, c));
+  };
+  auto tf32 = [&](Value x) {
+    return attn::detail::roundToTf32(b, b.getLoc(), x);
+  };
+  // The A fragment at row tile `rows` ([row g, row g + 8]) and k-step
+  // columns ka, ka + 4 of `m` at `lead` (leading indices).
+  auto aFragment = [&](Value m, ValueRange lead, Value row0, Value row1,
+                       Value ka) {
+    Value kb = plus(ka, 4);
+    auto at = [&](Value row, Value col) {
+      SmallVector<Value> idx(lead);
+      idx.append({row, col});
+      return e.load(m, idx);
+    };
+    return SmallVector<Value>{at(row0, ka), at(row1, ka), at(row0, kb),
+                              at(row1, kb)};
+  };
+  // The B fragment of tile `nt` and k-step rows ka, ka + 4 of a matrix kept
+  // transposed in `m` ([column][k]).
+  auto bFragment = [&](Value m, Value nt, Value ka) {
+    Value col = bColumn(nt);
+    return SmallVector<Value>{e.load(m, {col, ka}),
+                              e.load(m, {col, plus(ka, 4)})};
+  };
+  SmallVector<Value> zeros4(4, e.f(0.0));
+
+  // The state: accumulator (round r, column tile nt, row half h, column j)
+  // of S's row tile warp + 8r is element 16r + 4nt + 2h + j, at key channel
+  // 16 (warp + 8r) + g + 8h and value column col0 + 8nt + 2t + j.
+  auto stateTile = [&](int64_t r) { return plus(warp, kStateWarps * r); };
+  auto stateRow = [&](Value tile, int64_t h) {
+    return plus(e.add(e.mul(tile, e.idx(16)), g), 8 * h);
+  };
+  auto stateAt = [&](Value row, Value col) {
     return e.add(e.mul(e.add(e.mul(headRow, e.idx(Dk)), row), e.idx(Dv)), col);
   };
-  SmallVector<Value> state;
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t r = 0; r < 4; ++r)
-      state.push_back(s.init ? e.loadF32If(groupOk[m], initArg, stateAt(m, r))
-                             : e.f(0.0));
+  // Every warp has a tile in round r, or only those below `stateTiles`.
+  auto stateGuard = [&](int64_t r) -> Value {
+    if (kStateWarps * (r + 1) <= stateTiles)
+      return Value();
+    return e.lt(stateTile(r), e.idx(stateTiles));
+  };
+  // Calls fn(element, key channel, value column) for the state elements.
+  auto forStateElements = [&](function_ref<void(int64_t, Value, Value)> fn) {
+    for (int64_t r = 0; r < stateRounds; ++r)
+      for (int64_t nt = 0; nt < nTiles; ++nt)
+        for (int64_t h = 0; h < 2; ++h)
+          for (int64_t j = 0; j < 2; ++j)
+            fn(perRound * r + 4 * nt + 2 * h + j, stateRow(stateTile(r), h),
+               e.add(col0, pairCol(e.idx(nt), j)));
+  };
+  auto inState = [&](Value row, Value col) {
+    return e.land(e.lt(row, e.idx(Dk)), e.lt(col, e.idx(Dv)));
+  };
+  SmallVector<Value> state(stateRounds * perRound);
+  forStateElements([&](int64_t x, Value row, Value col) {
+    state[x] = s.init
+                   ? e.loadF32If(inState(row, col), initArg, stateAt(row, col))
+                   : e.f(0.0);
+  });
+  // The state, rounded to tf32, into the shared copy (transposed).
+  auto publish = [&](ArrayRef<Value> st) {
+    for (int64_t r = 0; r < stateRounds; ++r) {
+      auto write = [&] {
+        for (int64_t nt = 0; nt < nTiles; ++nt)
+          for (int64_t h = 0; h < 2; ++h)
+            for (int64_t j = 0; j < 2; ++j)
+              e.store(tf32(st[perRound * r + 4 * nt + 2 * h + j]), stS,
+                      {pairCol(e.idx(nt), j), stateRow(stateTile(r), h)});
+      };
+      if (Value cond = stateGuard(r))
+        e.when(cond, write);
+      else
+        write();
+    }
+  };
+
+  // The padding columns Dk .. Dkp of the W, Qg and Kg rows and of
+  // exp(G_last): zero (the copies never write them; the k-steps read them).
+  if (const int64_t pad = Dkp - Dk) {
+    auto zeroPad = [&](Value m, int64_t rows) {
+      e.loop(tid, e.idx(rows * pad), e.idx(kStateThreads), [&](Value x) {
+        Value r = e.div(x, e.idx(pad));
+        Value c = e.add(e.rem(x, e.idx(pad)), e.idx(Dk));
+        SmallVector<Value> at{r, c};
+        if (cast<MemRefType>(m.getType()).getRank() == 3)
+          at = {e.div(r, e.idx(C)), e.rem(r, e.idx(C)), c};
+        e.store(e.f(0.0), m, at);
+      });
+    };
+    zeroPad(wqS, 2 * stages * C);
+    zeroPad(kgS, 2 * C);
+    zeroPad(gcS, 2);
+  }
 
   // The copies of a chunk's workspace rows: 16 bytes (4 floats) each,
   // zero-filled past the sequence (and past Dv in U).
@@ -631,9 +863,10 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         /*bypassL1=*/b.getUnitAttr()));
   };
   // The rows `firstRow`.. of `width` floats (from column `colBase` of rows
-  // `stride` floats apart, columns past `colLimit` zero) into `dst` [C,
-  // width], rows past `rows` zero; rounds that not every thread takes part
-  // in are guarded (the group commits every earlier copy of the thread).
+  // `stride` floats apart, columns past `colLimit` zero) into buffer `buf`
+  // of `dst` [.., C, >= width], rows past `rows` zero; rounds that not every
+  // thread takes part in are guarded (the group commits every earlier copy
+  // of the thread).
   auto copyRows = [&](SmallVectorImpl<Value> &tokens, Value dst, Value buf,
                       Value src, Value firstRow, int64_t width, Value stride,
                       Value colBase, Value rows, Value colLimit) {
@@ -647,208 +880,214 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         if (colLimit)
           inside = e.land(inside, e.lt(e.add(colBase, c), colLimit));
         Value at = e.add(e.mul(e.add(firstRow, i), stride), e.add(colBase, c));
-        SmallVector<Value> dstAt{i, c};
-        if (buf)
-          dstAt.insert(dstAt.begin(), buf);
-        copy4(into, dst, dstAt, src, at, inside);
+        copy4(into, dst, {buf, i, c}, src, at, inside);
       };
       if ((k + 1) * kStateThreads <= total) {
         emit(tokens);
         continue;
       }
-      SmallVector<Value> guarded;
-      e.when(e.lt(x, e.idx(total)), [&] { emit(guarded); });
+      SmallVector<Value> guardedTokens;
+      e.when(e.lt(x, e.idx(total)), [&] { emit(guardedTokens); });
     }
   };
-  auto issueA = [&](Value chunk) {
-    SmallVector<Value> tokens;
-    Value rows = rowsOf(chunk);
-    Value first = e.add(e.mul(headRow, tLen), e.mul(chunk, e.idx(C)));
-    copyRows(tokens, wS, Value(), wArg, first, Dk, e.idx(Dk), c0, rows,
-             Value());
-    copyRows(tokens, qgS, Value(), qgArg, first, Dk, e.idx(Dk), c0, rows,
-             Value());
-    return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
+  auto firstRowOf = [&](Value chunk) {
+    return e.add(e.mul(headRow, tLen), e.mul(chunk, e.idx(C)));
   };
-  auto issueB = [&](Value chunk) {
+  // W and Qg of `chunk` into their buffers (of its stage).
+  auto copyWQ = [&](SmallVectorImpl<Value> &tokens, Value chunk) {
+    Value rows = rowsOf(chunk), first = firstRowOf(chunk);
+    Value buf = stages == 2 ? e.mul(e.rem(chunk, e.idx(2)), e.idx(2)) : c0;
+    copyRows(tokens, wqS, buf, wArg, first, Dk, e.idx(Dk), c0, rows, Value());
+    copyRows(tokens, wqS, plus(buf, 1), qgArg, first, Dk, e.idx(Dk), c0, rows,
+             Value());
+  };
+  // Kg, Aqk, U and exp(G_last) of `chunk` (and W and Qg with two stages).
+  auto issueChunk = [&](Value chunk) {
     SmallVector<Value> tokens;
-    Value rows = rowsOf(chunk);
-    Value first = e.add(e.mul(headRow, tLen), e.mul(chunk, e.idx(C)));
+    Value rows = rowsOf(chunk), first = firstRowOf(chunk);
     Value buf = e.rem(chunk, e.idx(2));
+    if (stages == 2)
+      copyWQ(tokens, chunk);
     copyRows(tokens, kgS, buf, kgArg, first, Dk, e.idx(Dk), c0, rows, Value());
     copyRows(tokens, aS, buf, aqkArg, first, C, e.idx(C), c0, rows, Value());
-    copyRows(tokens, uS, buf, uArg, first, kColumns, e.idx(Dv), col0, rows,
+    copyRows(tokens, uS, buf, uArg, first, kStateColumns, e.idx(Dv), col0, rows,
              e.idx(Dv));
     // exp(G_last) of the chunk: one row of Dk (none past the last chunk).
     Value gcFirst = e.add(e.mul(headRow, numChunks), chunk);
     for (int64_t k = 0; k * kStateThreads < Dk / 4; ++k) {
       Value q = e.add(tid, e.idx(k * kStateThreads));
-      SmallVector<Value> guarded;
+      SmallVector<Value> guardedTokens;
       e.when(e.lt(q, e.idx(Dk / 4)), [&] {
-        copy4(guarded, gcS, {buf, e.mul(q, e.idx(4))}, gcArg,
+        copy4(guardedTokens, gcS, {buf, e.mul(q, e.idx(4))}, gcArg,
               e.add(e.mul(gcFirst, e.idx(Dk)), e.mul(q, e.idx(4))),
               e.lt(chunk, numChunks));
       });
     }
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
   };
-  // This thread's S rows into the shared copy of the state.
-  auto publish = [&](ValueRange st) {
-    for (int64_t m = 0; m < M; ++m) {
-      Value v = vector::FromElementsOp::create(
-          b, vec4,
-          ValueRange{st[4 * m], st[4 * m + 1], st[4 * m + 2], st[4 * m + 3]});
-      e.when(e.lt(e.add(part, e.idx(kParts * m)), e.idx(groups)), [&] {
-        vector::StoreOp::create(b, v, stS, ValueRange{local, groupAt[m]});
-      });
-    }
+  auto issueWQ = [&](Value chunk) {
+    SmallVector<Value> tokens;
+    copyWQ(tokens, chunk);
+    return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
   };
   publish(state);
-  Value firstGroup = issueA(c0);
-  issueB(c0);
+  Value firstGroup = issueChunk(c0);
+  if (stages == 1)
+    issueWQ(c0);
 
-  auto load4 = [&](Value m, ValueRange at) -> SmallVector<Value> {
-    Value v = vector::LoadOp::create(b, vec4, m, at);
-    SmallVector<Value> out;
-    for (int64_t r = 0; r < 4; ++r)
-      out.push_back(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{r}));
-    return out;
+  // Step 1's unit x (x < units / 2: V', else Qg S): its product, row tile
+  // and first column tile.
+  struct Unit {
+    Value x, prod, rowTile, colTile, row[2];
   };
+  auto unitOf = [&](int64_t r) {
+    Unit u;
+    u.x = plus(warp, kStateWarps * r);
+    u.prod = e.div(u.x, e.idx(units / 2));
+    Value local = e.rem(u.x, e.idx(units / 2));
+    u.rowTile = e.div(local, e.idx(nTiles / 2));
+    u.colTile = e.mul(e.rem(local, e.idx(nTiles / 2)), e.idx(2));
+    for (int64_t h = 0; h < 2; ++h)
+      u.row[h] = plus(e.add(e.mul(u.rowTile, e.idx(16)), g), 8 * h);
+    return u;
+  };
+  auto unitGuard = [&](const Unit &u, int64_t r) -> Value {
+    if (kStateWarps * (r + 1) <= units)
+      return Value();
+    return e.lt(u.x, e.idx(units));
+  };
+
   ValueRange finalState =
       e.loop(c0, numChunks, c1, state, [&](Value chunk, ValueRange sIn) {
         Value t0 = e.mul(chunk, e.idx(C));
         Value rows = rowsOf(chunk);
-        // The chunk's rows rounded up to a multiple of 4 (rows past the
-        // sequence are zero-filled: harmless): all C in prefill.
-        Value rowsUp =
-            e.mul(arith::CeilDivUIOp::create(b, rows, e.idx(4)), e.idx(4));
         Value bufC = e.rem(chunk, e.idx(2));
+        Value wqBuf = stages == 2 ? e.mul(bufC, e.idx(2)) : c0;
         nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
         e.barrier();
-        // The next chunk's Kg, U, Aqk, exp(G_last) into the other buffer
-        // (free: the last step is over).
-        issueB(e.add(chunk, c1));
+        // The next chunk's rows into the other buffers (free: the last step
+        // is over).
+        issueChunk(e.add(chunk, c1));
 
-        // V' = U - W S and the inter-chunk outputs Qg S for this thread's
-        // rows (those past the chunk's rounded-up rows are skipped).
-        const int64_t myRows = C / kParts;
-        SmallVector<Value> rowAt, inter;
-        for (int64_t r = 0; r < myRows; ++r)
-          rowAt.push_back(e.add(part, e.idx(kParts * r)));
-        {
-          SmallVector<Value> pw(myRows, Value()), pq(myRows, Value());
-          for (int64_t r = 0; r < myRows; ++r)
-            pw[r] = pq[r] = arith::ConstantOp::create(
-                b, DenseElementsAttr::get(vec4, b.getF32FloatAttr(0.0)));
-          // Over the key channels, `unroll` groups of 4 per iteration (a
-          // loop, so that the loads are not all hoisted into registers).
-          const int64_t unroll =
-              groups % 4 == 0 ? 4 : (groups % 2 == 0 ? 2 : 1);
-          SmallVector<Value> init(pw);
-          init.append(pq);
-          ValueRange sums =
-              e.loop(c0, e.idx(Dk), e.idx(4 * unroll), init,
-                     [&](Value d0, ValueRange acc) {
-                       SmallVector<Value> cur(acc.begin(), acc.end());
-                       for (int64_t u = 0; u < unroll; ++u) {
-                         Value d = e.add(d0, e.idx(4 * u));
-                         Value st = vector::LoadOp::create(
-                             b, vec4, stS, ValueRange{local, d});
-                         for (int64_t r = 0; r < myRows; ++r) {
-                           cur[r] = math::FmaOp::create(
-                               b,
-                               vector::LoadOp::create(b, vec4, wS,
-                                                      ValueRange{rowAt[r], d}),
-                               st, cur[r]);
-                           cur[myRows + r] = math::FmaOp::create(
-                               b,
-                               vector::LoadOp::create(b, vec4, qgS,
-                                                      ValueRange{rowAt[r], d}),
-                               st, cur[myRows + r]);
-                         }
-                       }
-                       return cur;
-                     });
-          for (int64_t r = 0; r < myRows; ++r) {
-            pw[r] = sums[r];
-            pq[r] = sums[myRows + r];
-          }
-          for (int64_t r = 0; r < myRows; ++r) {
-            Value w = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
-                                                  pw[r]);
-            e.store(e.fsub(e.load(uS, {bufC, rowAt[r], local}), w), vnS,
-                    {local, rowAt[r]});
-            inter.push_back(vector::ReductionOp::create(
-                b, vector::CombiningKind::ADD, pq[r]));
-          }
+        // Step 1: W S and Qg S units over Dk (two column tiles, even and
+        // odd k-steps in separate accumulators); V' = U - W S to shared
+        // memory. A warp keeps its Qg S units for step 2.
+        SmallVector<SmallVector<Value>> qgsAcc;
+        for (int64_t r = 0; r < unitRounds; ++r) {
+          Unit u = unitOf(r);
+          SmallVector<Value> zeros8(8, zeros4[0]);
+          qgsAcc.push_back(guarded(unitGuard(u, r), zeros8, [&] {
+            Value buf = e.add(wqBuf, u.prod);
+            SmallVector<Value> acc[2][2] = {{zeros4, zeros4}, {zeros4, zeros4}};
+            for (int64_t kk = 0; kk < Dkp / 8; ++kk) {
+              Value ka = plus(t, 8 * kk);
+              SmallVector<Value> a =
+                  aFragment(wqS, {buf}, u.row[0], u.row[1], ka);
+              for (int64_t c = 0; c < 2; ++c)
+                acc[c][kk % 2] = mma(a, bFragment(stS, plus(u.colTile, c), ka),
+                                     acc[c][kk % 2]);
+            }
+            SmallVector<Value> sum;
+            for (int64_t c = 0; c < 2; ++c)
+              for (int64_t x = 0; x < 4; ++x)
+                sum.push_back(e.fadd(acc[c][0][x], acc[c][1][x]));
+            e.when(e.eq(u.prod, c0), [&] {
+              for (int64_t c = 0; c < 2; ++c)
+                for (int64_t h = 0; h < 2; ++h)
+                  for (int64_t j = 0; j < 2; ++j) {
+                    Value col = pairCol(plus(u.colTile, c), j);
+                    Value vn = e.fsub(e.load(uS, {bufC, u.row[h], col}),
+                                      sum[4 * c + 2 * h + j]);
+                    e.store(tf32(vn), vnS, {col, u.row[h]});
+                  }
+            });
+            return sum;
+          }));
         }
         e.barrier();
-        issueA(e.add(chunk, c1));
+        // With one stage, W and Qg of the next chunk now (step 1 is over).
+        if (stages == 1)
+          issueWQ(e.add(chunk, c1));
 
-        // O = Qg S + Aqk V' (Aqk is 0 above the diagonal and past the
-        // sequence).
-        for (int64_t r = 0; r < myRows; ++r) {
-          Value acc = arith::ConstantOp::create(
-              b, DenseElementsAttr::get(vec4, b.getF32FloatAttr(0.0)));
-          for (int64_t j = 0; j < C; j += 4)
-            acc = math::FmaOp::create(
-                b,
-                vector::LoadOp::create(b, vec4, aS,
-                                       ValueRange{bufC, rowAt[r], e.idx(j)}),
-                vector::LoadOp::create(b, vec4, vnS,
-                                       ValueRange{local, e.idx(j)}),
-                acc);
-          Value o = e.fadd(inter[r], vector::ReductionOp::create(
-                                         b, vector::CombiningKind::ADD, acc));
-          Value i = rowAt[r];
-          e.when(e.land(colOk, e.lt(i, rows)), [&] {
-            Value at = e.add(
-                e.mul(e.add(e.mul(e.add(e.mul(bIdx, tLen), e.add(t0, i)), hv),
-                            head),
-                      e.idx(Dv)),
-                col);
-            if (!s.elt.isF32())
-              o = arith::TruncFOp::create(b, s.elt, o);
-            e.store(o, oArg, {at});
+        // Step 2a: O = Qg S + Aqk V' (k-steps up to the diagonal block).
+        for (int64_t r = 0; r < unitRounds; ++r) {
+          Unit u = unitOf(r);
+          Value isQgs = e.eq(u.prod, c1);
+          if (Value cond = unitGuard(u, r))
+            isQgs = e.land(isQgs, cond);
+          e.when(isQgs, [&] {
+            Value steps = e.mul(e.add(u.rowTile, c1), e.idx(2));
+            ValueRange acc =
+                e.loop(c0, steps, c1, qgsAcc[r], [&](Value kk, ValueRange cur) {
+                  Value ka = e.add(e.mul(kk, e.idx(8)), t);
+                  SmallVector<Value> a =
+                      aFragment(aS, {bufC}, u.row[0], u.row[1], ka);
+                  SmallVector<Value> out;
+                  for (int64_t c = 0; c < 2; ++c)
+                    out.append(mma(a, bFragment(vnS, plus(u.colTile, c), ka),
+                                   SmallVector<Value>(cur.slice(4 * c, 4))));
+                  return out;
+                });
+            for (int64_t c = 0; c < 2; ++c)
+              for (int64_t h = 0; h < 2; ++h)
+                for (int64_t j = 0; j < 2; ++j) {
+                  Value i = u.row[h];
+                  Value col = e.add(col0, pairCol(plus(u.colTile, c), j));
+                  Value out = acc[4 * c + 2 * h + j];
+                  e.when(e.land(e.lt(i, rows), e.lt(col, e.idx(Dv))), [&] {
+                    Value at = e.add(e.mul(e.add(e.mul(e.add(e.mul(bIdx, tLen),
+                                                             e.add(t0, i)),
+                                                       hv),
+                                                 head),
+                                           e.idx(Dv)),
+                                     col);
+                    if (!s.elt.isF32())
+                      out = arith::TruncFOp::create(b, s.elt, out);
+                    e.store(out, oArg, {at});
+                  });
+                }
           });
         }
 
-        // S = diag(exp(G_last)) S + Kgᵀ V'.
-        SmallVector<Value> decayed;
-        for (int64_t m = 0; m < M; ++m) {
-          SmallVector<Value> g = load4(gcS, {bufC, groupAt[m]});
-          for (int64_t r = 0; r < 4; ++r)
-            decayed.push_back(e.fmul(sIn[4 * m + r], g[r]));
-        }
-        SmallVector<Value> next(e.loop(
-            c0, rowsUp, e.idx(4), decayed, [&](Value i0, ValueRange acc) {
-              SmallVector<Value> cur(acc.begin(), acc.end());
-              SmallVector<Value> vn = load4(vnS, {local, i0});
-              for (int64_t u = 0; u < 4; ++u) {
-                Value i = e.add(i0, e.idx(u));
-                for (int64_t m = 0; m < M; ++m) {
-                  SmallVector<Value> k = load4(kgS, {bufC, i, groupAt[m]});
-                  for (int64_t r = 0; r < 4; ++r)
-                    cur[4 * m + r] = e.fma(k[r], vn[u], cur[4 * m + r]);
-                }
+        // Step 2b: S = diag(exp(G_last)) S + Kgᵀ V' (Kg rows past the
+        // sequence are zero), then its shared copy.
+        SmallVector<Value> next;
+        for (int64_t r = 0; r < stateRounds; ++r) {
+          SmallVector<Value> old(sIn.begin() + perRound * r,
+                                 sIn.begin() + perRound * (r + 1));
+          next.append(guarded(stateGuard(r), old, [&] {
+            Value tile = stateTile(r);
+            Value dk[2] = {stateRow(tile, 0), stateRow(tile, 1)};
+            Value decay[2] = {e.load(gcS, {bufC, dk[0]}),
+                              e.load(gcS, {bufC, dk[1]})};
+            SmallVector<Value> acc;
+            for (int64_t x = 0; x < perRound; ++x)
+              acc.push_back(e.fmul(old[x], decay[(x / 2) % 2]));
+            for (int64_t kk = 0; kk < C / 8; ++kk) {
+              // Kgᵀ's A fragment: rows dk, columns (chunk rows) ka, ka + 4.
+              Value ka = plus(t, 8 * kk), kb = plus(ka, 4);
+              SmallVector<Value> a{e.load(kgS, {bufC, ka, dk[0]}),
+                                   e.load(kgS, {bufC, ka, dk[1]}),
+                                   e.load(kgS, {bufC, kb, dk[0]}),
+                                   e.load(kgS, {bufC, kb, dk[1]})};
+              for (int64_t nt = 0; nt < nTiles; ++nt) {
+                SmallVector<Value> tileAcc =
+                    mma(a, bFragment(vnS, e.idx(nt), ka),
+                        ArrayRef<Value>(acc).slice(4 * nt, 4));
+                std::copy(tileAcc.begin(), tileAcc.end(), acc.begin() + 4 * nt);
               }
-              return cur;
-            }));
-        // Rows past Dk and columns past Dv stay 0.
-        for (int64_t m = 0; m < M; ++m)
-          for (int64_t r = 0; r < 4; ++r)
-            next[4 * m + r] = e.sel(groupOk[m], next[4 * m + r], e.f(0.0));
-        // Every thread is done with this chunk's state and rows.
-        e.barrier();
+            }
+            return acc;
+          }));
+        }
         publish(next);
         return next;
       });
   nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
-  for (int64_t m = 0; m < M; ++m)
-    e.when(groupOk[m], [&] {
-      for (int64_t r = 0; r < 4; ++r)
-        e.store(finalState[4 * m + r], finalArg, {stateAt(m, r)});
-    });
+  forStateElements([&](int64_t x, Value row, Value col) {
+    e.when(inState(row, col),
+           [&] { e.store(finalState[x], finalArg, {stateAt(row, col)}); });
+  });
 }
 
 /// The recurrent kernel: the token-by-token recurrence with the state in
@@ -1138,7 +1377,8 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
     }
     attn::detail::addManifest(builder, manifests, name, std::move(manifest));
   };
-  const int64_t slices = (s.dv + kColumns - 1) / kColumns;
+  const int64_t slices = (s.dv + kColumns - 1) / kColumns,
+                stateSlices = llvm::divideCeil(s.dv, kStateColumns);
 
   Signature chunkSig;
   inputs(chunkSig);
@@ -1152,7 +1392,7 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
   workspaces(stateSig);
   stateIO(stateSig);
   sizes(stateSig, {"T", "Hv"});
-  emit("state", std::move(stateSig), llvm::json::Array{slices, "Hv", "B"},
+  emit("state", std::move(stateSig), llvm::json::Array{stateSlices, "Hv", "B"},
        kStateThreads, s.stateSharedMemory(), std::move(stateVariant),
        buildStateKernelBody);
 

@@ -96,6 +96,49 @@ Value mlir::attn::detail::buildMmaSync(OpBuilder &b, Location loc, Value a,
   return vector::FromElementsOp::create(b, loc, c.getType(), elems);
 }
 
+SmallVector<Value, 4>
+mlir::attn::detail::buildMmaTf32(OpBuilder &b, Location loc, ValueRange a,
+                                 ValueRange bFrag, ValueRange c) {
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  auto bits = [&](ValueRange vs) {
+    SmallVector<Value> out;
+    for (Value v : vs)
+      out.push_back(arith::BitcastOp::create(b, loc, i32, v));
+    return out;
+  };
+  Type resultType =
+      LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+  Value d = NVVM::MmaOp::create(
+      b, loc, resultType, bits(a), bits(bFrag), c, ArrayRef<int64_t>{16, 8, 8},
+      std::nullopt, std::nullopt,
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::tf32, NVVM::MMATypes::tf32},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+  SmallVector<Value, 4> out;
+  for (int64_t e = 0; e < 4; ++e)
+    out.push_back(
+        LLVM::ExtractValueOp::create(b, loc, d, ArrayRef<int64_t>{e}));
+  return out;
+}
+
+Value mlir::attn::detail::roundToTf32(OpBuilder &b, Location loc, Value x) {
+  Type i32 = b.getI32Type();
+  Type bitsType = i32;
+  if (auto vec = dyn_cast<VectorType>(x.getType()))
+    bitsType = VectorType::get(vec.getShape(), i32);
+  auto constant = [&](int32_t v) -> Value {
+    if (auto vec = dyn_cast<VectorType>(bitsType))
+      return arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(vec, b.getI32IntegerAttr(v)));
+    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+  };
+  Value bits = arith::BitcastOp::create(b, loc, bitsType, x);
+  bits = arith::AddIOp::create(b, loc, bits, constant(0x1000));
+  bits = arith::AndIOp::create(b, loc, bits,
+                               constant(static_cast<int32_t>(0xFFFFE000u)));
+  return arith::BitcastOp::create(b, loc, x.getType(), bits);
+}
+
 std::pair<Value, Value>
 mlir::attn::detail::splitLdMatrixPair(OpBuilder &b, Location loc, Value v) {
   Type elt = cast<VectorType>(v.getType()).getElementType();

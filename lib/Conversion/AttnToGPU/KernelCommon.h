@@ -63,6 +63,21 @@ std::string hexBits(double x);
 /// nvvm.mma.sync, each row of A and B packed into one 32-bit register.
 Value buildMmaSync(OpBuilder &b, Location loc, Value a, Value bFrag, Value c);
 
+/// D = A·B + C for one m16n8k8 tile in tf32 with f32 accumulators: `a` the
+/// thread's four A elements (rows g, g + 8 at column t, then at t + 4; g =
+/// lane / 4, t = lane mod 4), `bFrag` its two B elements (column g, rows t
+/// and t + 4), `c` its four accumulators (row g, columns 2t and 2t + 1, then
+/// row g + 8), all f32 scalars; returns D's four. The hardware reads the
+/// operands' top 19 bits: round them first (roundToTf32) for
+/// round-to-nearest.
+SmallVector<Value, 4> buildMmaTf32(OpBuilder &b, Location loc, ValueRange a,
+                                   ValueRange bFrag, ValueRange c);
+
+/// `x` (f32 or a vector of f32) rounded to the nearest tf32 value (ties away
+/// from zero, as cvt.rna.tf32.f32): its low 13 mantissa bits cleared after
+/// adding half of their range.
+Value roundToTf32(OpBuilder &b, Location loc, Value x);
+
 /// The two adjacent B fragments (`vector<2x2xT>`: rows 0-1 and 2-3) of an
 /// ldmatrix x4 result (`vector<4x2xT>`).
 std::pair<Value, Value> splitLdMatrixPair(OpBuilder &b, Location loc, Value v);
