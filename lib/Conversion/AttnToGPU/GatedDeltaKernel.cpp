@@ -466,14 +466,17 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     });
   }
   // Cumulative gates (rows past the sequence add 0, so the last row holds
-  // G_last).
-  e.loop(tid, e.idx(Gc), nThreads, [&](Value d) {
-    e.loop(c1, e.idx(C), c1, ValueRange{e.load(gS, {c0, d})},
-           [&](Value i, ValueRange acc) {
-             Value g = e.fadd(acc[0], e.load(gS, {i, d}));
-             e.store(g, gS, {i, d});
-             return SmallVector<Value>{g};
-           });
+  // G_last): a warp per gate column, lane i holding row i, a scan by
+  // shuffles.
+  e.loop(warp, e.idx(Gc), e.idx(kChunkThreads / 32), [&](Value d) {
+    Value inside = e.lt(lane, e.idx(C));
+    Value x = e.sel(inside, e.load(gS, {e.sel(inside, lane, c0), d}), e.f(0.0));
+    for (int32_t o = 1; o < C; o *= 2) {
+      Value y = gpu::ShuffleOp::create(b, x, o, 32, gpu::ShuffleMode::UP)
+                    .getShuffleResult();
+      x = e.sel(e.le(e.idx(o), lane), e.fadd(x, y), x);
+    }
+    e.when(inside, [&] { e.store(x, gS, {lane, d}); });
   });
   e.barrier();
 
@@ -567,27 +570,63 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     });
   e.barrier();
 
-  // T = (I + A)^-1 diag(beta) by forward substitution, column by column:
-  // T[i, c] = beta_i [i = c] - Σ_{j < i} A[i, j] T[j, c]. Four lanes per
-  // column split the sum (lane p takes j = p mod 4 and alone writes those
-  // rows, so that it only reads its own writes).
-  e.when(e.lt(tid, e.idx(4 * C)), [&] {
-    Value col = e.div(tid, e.idx(4)), part = e.rem(tid, e.idx(4));
-    e.loop(c0, rows, c1, [&](Value i) {
+  // T = (I + A)^-1 diag(beta). tS takes L^-1 = (I + A)^-1 (unit lower
+  // triangular; diag(beta) is applied as the product W, U reads it), in
+  // blocks of 16 rows: the diagonal blocks at once by forward substitution,
+  // column by column,
+  //   L^-1[i, c] = [i = c] - Σ_{j < i} A[i, j] L^-1[j, c],
+  // eight lanes per column splitting the sum (lane p takes j = p mod 8 and
+  // alone writes those rows, so that it only reads its own writes); then
+  // (at C = 32) the block below the diagonal, -L22^-1 (A21 L11^-1), and
+  // zeros above it.
+  const int64_t blocks = C / 16;
+  e.when(e.lt(tid, e.idx(128 * blocks)), [&] {
+    Value base = e.mul(e.div(tid, e.idx(128)), e.idx(16));
+    Value local = e.rem(tid, e.idx(128));
+    Value col = e.add(base, e.div(local, e.idx(8)));
+    Value part = e.rem(local, e.idx(8));
+    Value blockRows = arith::MinUIOp::create(
+        b, e.idx(16), e.sub(rows, arith::MinUIOp::create(b, base, rows)));
+    e.loop(c0, blockRows, c1, [&](Value il) {
+      Value i = e.add(base, il);
       Value partial =
-          e.loop(part, i, e.idx(4), ValueRange{e.f(0.0)},
+          e.loop(e.add(base, part), i, e.idx(8), ValueRange{e.f(0.0)},
                  [&](Value j, ValueRange acc) {
                    return SmallVector<Value>{
                        e.fma(e.load(aS, {i, j}), e.load(tS, {j, col}), acc[0])};
                  })[0];
-      Value sum = e.laneSum(partial, 4);
-      Value diag = e.sel(e.eq(i, col), e.load(betaS, {i}), e.f(0.0));
-      e.when(e.eq(e.rem(i, e.idx(4)), part), [&] {
+      Value sum = e.laneSum(partial, 8);
+      Value diag = e.sel(e.eq(i, col), e.f(1.0), e.f(0.0));
+      e.when(e.eq(e.rem(il, e.idx(8)), part), [&] {
         e.store(e.fsub(diag, sum), tS, {i, col});
       });
     });
   });
+  if (blocks == 2) {
+    // L^-1's upper right block is 0; X = A21 L11^-1 into A's (unused)
+    // upper right block.
+    Value r = e.div(tid, e.idx(16)), c = e.rem(tid, e.idx(16));
+    e.store(e.f(0.0), tS, {r, e.add(c, e.idx(16))});
+    e.barrier();
+    Value x = e.f(0.0);
+    for (int64_t m = 0; m < 16; ++m)
+      x = e.fma(e.load(aS, {e.add(r, e.idx(16)), e.idx(m)}),
+                e.load(tS, {e.idx(m), c}), x);
+    e.store(x, aS, {r, e.add(c, e.idx(16))});
+  }
   e.barrier();
+  if (blocks == 2) {
+    // L^-1's lower left block: -L22^-1 X (L22^-1 is lower triangular).
+    Value r = e.div(tid, e.idx(16)), c = e.rem(tid, e.idx(16));
+    Value row = e.add(r, e.idx(16));
+    Value t21 = e.loop(c0, e.add(r, c1), c1, ValueRange{e.f(0.0)},
+                       [&](Value m, ValueRange acc) {
+                         return SmallVector<Value>{e.fma(
+                             e.load(tS, {row, e.add(m, e.idx(16))}),
+                             e.load(aS, {m, e.add(c, e.idx(16))}), acc[0])};
+                       })[0];
+    e.store(e.fsub(e.f(0.0), t21), tS, {row, c});
+  }
 
   // Qg = Q ∘ exp(G), Kg = K ∘ exp(G_last - G) and exp(G_last) to the
   // workspaces; K becomes K ∘ exp(G) for W.
@@ -635,9 +674,12 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       for (int64_t ks = 0; ks < C / 8; ++ks) {
         Value ka = e.add(inGroup, e.idx(8 * ks)),
               kb = e.add(inGroup, e.idx(8 * ks + 4));
-        SmallVector<Value> aFrag{
-            tf32(e.load(tS, {row[0], ka})), tf32(e.load(tS, {row[1], ka})),
-            tf32(e.load(tS, {row[0], kb})), tf32(e.load(tS, {row[1], kb}))};
+        // T = L^-1 diag(beta).
+        Value betaA = e.load(betaS, {ka}), betaB = e.load(betaS, {kb});
+        SmallVector<Value> aFrag{tf32(e.fmul(e.load(tS, {row[0], ka}), betaA)),
+                                 tf32(e.fmul(e.load(tS, {row[1], ka}), betaA)),
+                                 tf32(e.fmul(e.load(tS, {row[0], kb}), betaB)),
+                                 tf32(e.fmul(e.load(tS, {row[1], kb}), betaB))};
         acc =
             mma(aFrag, {e.load(src, {ka, colB}), e.load(src, {kb, colB})}, acc);
       }
