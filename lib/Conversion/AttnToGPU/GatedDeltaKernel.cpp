@@ -492,6 +492,15 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       Value row[2] = {e.add(e.mul(m, e.idx(16)), groupId), Value()};
       row[1] = e.add(row[0], e.idx(8));
       Value colB = e.add(e.mul(nt, e.idx(8)), groupId);
+      // Tiles wholly above the diagonal (first column past the row tile's
+      // last row) are zero.
+      auto ifOp = scf::IfOp::create(
+          b, SmallVector<Type>(8, f32),
+          e.lt(e.mul(nt, e.idx(8)), e.mul(e.add(m, c1), e.idx(16))),
+          /*withElse=*/true);
+      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+      scf::YieldOp::create(b, SmallVector<Value>(8, e.f(0.0)));
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
       SmallVector<Value> kk(4, e.f(0.0)), qk(4, e.f(0.0));
       for (int64_t ks = 0; ks < kSteps; ++ks) {
         Value ka = e.add(inGroup, e.idx(8 * ks)),
@@ -506,6 +515,12 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         kk = mma(aFrag(kS), bFrag, kk);
         qk = mma(aFrag(qS), bFrag, qk);
       }
+      SmallVector<Value> both(kk);
+      both.append(qk);
+      scf::YieldOp::create(b, both);
+      b.setInsertionPointAfter(ifOp);
+      kk.assign(ifOp.getResults().begin(), ifOp.getResults().begin() + 4);
+      qk.assign(ifOp.getResults().begin() + 4, ifOp.getResults().end());
       for (int64_t h = 0; h < 2; ++h) {
         Value i = row[h];
         Value gi = e.load(gS, {i, c0}), beta = e.load(betaS, {i});
@@ -661,27 +676,38 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   e.barrier();
 
   // W = T (K ∘ exp(G)) and U = T V as tf32 mma tiles (16 rows x 8
-  // columns; T's rows past the chunk's are never read into stored rows).
-  auto product = [&](Value src, int64_t dim, Value dst, bool round) {
-    const int64_t colTiles = llvm::divideCeil(dim, 8),
-                  tiles = C / 16 * colTiles;
-    warpRounds(tiles, [&](Value x) {
-      Value m = e.div(x, e.idx(colTiles)), nt = e.rem(x, e.idx(colTiles));
-      Value row[2] = {e.add(e.mul(m, e.idx(16)), groupId), Value()};
-      row[1] = e.add(row[0], e.idx(8));
+  // columns; T's rows past the chunk's are never read into stored rows). A
+  // warp takes a 16-row tile of T, loads its A fragments once, and every
+  // (8 / (C / 16))-th column tile of [W | U].
+  {
+    const int64_t warps = kChunkThreads / 32, rowTiles = C / 16,
+                  warpsPerRow = warps / rowTiles;
+    const int64_t wTiles = llvm::divideCeil(Dk, 8),
+                  uTiles = llvm::divideCeil(Dv, 8), colTiles = wTiles + uTiles;
+    Value m = e.div(warp, e.idx(warpsPerRow));
+    Value first = e.rem(warp, e.idx(warpsPerRow));
+    Value row[2] = {e.add(e.mul(m, e.idx(16)), groupId), Value()};
+    row[1] = e.add(row[0], e.idx(8));
+    // T = L^-1 diag(beta), rounded: the A fragments of the warp's row tile.
+    SmallVector<SmallVector<Value>> aFrags;
+    for (int64_t ks = 0; ks < C / 8; ++ks) {
+      Value ka = e.add(inGroup, e.idx(8 * ks)),
+            kb = e.add(inGroup, e.idx(8 * ks + 4));
+      Value betaA = e.load(betaS, {ka}), betaB = e.load(betaS, {kb});
+      aFrags.push_back({tf32(e.fmul(e.load(tS, {row[0], ka}), betaA)),
+                        tf32(e.fmul(e.load(tS, {row[1], ka}), betaA)),
+                        tf32(e.fmul(e.load(tS, {row[0], kb}), betaB)),
+                        tf32(e.fmul(e.load(tS, {row[1], kb}), betaB))});
+    }
+    // Column tile `nt` of T `src` into `dst` ([.., dim]).
+    auto tile = [&](Value src, Value nt, int64_t dim, Value dst, bool round) {
       Value colB = e.add(e.mul(nt, e.idx(8)), groupId);
       SmallVector<Value> acc(4, e.f(0.0));
       for (int64_t ks = 0; ks < C / 8; ++ks) {
         Value ka = e.add(inGroup, e.idx(8 * ks)),
               kb = e.add(inGroup, e.idx(8 * ks + 4));
-        // T = L^-1 diag(beta).
-        Value betaA = e.load(betaS, {ka}), betaB = e.load(betaS, {kb});
-        SmallVector<Value> aFrag{tf32(e.fmul(e.load(tS, {row[0], ka}), betaA)),
-                                 tf32(e.fmul(e.load(tS, {row[1], ka}), betaA)),
-                                 tf32(e.fmul(e.load(tS, {row[0], kb}), betaB)),
-                                 tf32(e.fmul(e.load(tS, {row[1], kb}), betaB))};
-        acc =
-            mma(aFrag, {e.load(src, {ka, colB}), e.load(src, {kb, colB})}, acc);
+        acc = mma(aFrags[ks],
+                  {e.load(src, {ka, colB}), e.load(src, {kb, colB})}, acc);
       }
       Value d = e.add(e.mul(nt, e.idx(8)), e.mul(inGroup, e.idx(2)));
       for (int64_t h = 0; h < 2; ++h)
@@ -693,10 +719,24 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
               b, round ? tf32(pair) : pair, dst,
               ValueRange{e.add(e.mul(workRow(row[h]), e.idx(dim)), d)});
         });
-    });
-  };
-  product(kS, Dk, wArg, /*round=*/true);
-  product(vS, Dv, uArg, /*round=*/false);
+    };
+    for (int64_t r = 0; r * warpsPerRow < colTiles; ++r) {
+      Value nt = e.add(first, e.idx(r * warpsPerRow));
+      auto body = [&] {
+        auto ifOp = scf::IfOp::create(b, e.lt(nt, e.idx(wTiles)),
+                                      /*withElse=*/true);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+        tile(kS, nt, Dk, wArg, /*round=*/true);
+        b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+        tile(vS, e.sub(nt, e.idx(wTiles)), Dv, uArg, /*round=*/false);
+      };
+      if ((r + 1) * warpsPerRow <= colTiles)
+        body();
+      else
+        e.when(e.lt(nt, e.idx(colTiles)), body);
+    }
+  }
 }
 
 /// The state kernel (see the file comment). Grid (ceil(Dv / 32), Hv, B),
