@@ -1,8 +1,9 @@
 //===- GatedDeltaKernel.cpp - chunked gated delta rule kernels ------------===//
 //
 // attn.gated_delta_rule (Gated DeltaNet, and Kimi Delta Attention with
-// per-channel gates) as kernels in f32 on CUDA cores: two for prefill, over
-// chunks of C tokens, and a recurrent one for decode.
+// per-channel gates) as kernels: two for prefill, over chunks of C tokens,
+// whose matrix products run on tensor cores (m16n8k8 tf32 mma.sync, f32
+// accumulators), and a recurrent one for decode (f32 on CUDA cores).
 //
 // Within a chunk with incoming state S ([Dk, Dv]) and cumulative log gates
 // G_i = g_0 + ... + g_i (per key channel for KDA, one per row for GDN), the
@@ -16,14 +17,16 @@
 //   S  = diag(exp(G_last)) S + (K ∘ exp(G_last - G))ᵀ V'
 //
 // * The chunk kernel (one block per chunk, value head and sequence, all
-//   chunks at once) computes everything that does not need S: A and Aqk,
-//   the triangular solve for T (forward substitution, four lanes per
-//   column), W, U, Qg = Q ∘ exp(G), Kg = K ∘ exp(G_last - G) and
-//   exp(G_last), into f32 workspaces.
-// * The state kernel (one block per 16 value columns, value head and
-//   sequence) carries S across the chunks in registers -- 16 threads per
-//   column, each holding groups of 4 rows -- and per chunk computes V', the
-//   output and the next state from the workspaces.
+//   chunks at once) computes everything that does not need S: A and Aqk
+//   (K Kᵀ and Q Kᵀ on tensor cores with a gate per head; f32 dot products
+//   with per-channel gates, whose factors sit inside them), (I + A)^-1 by
+//   forward substitution in 16-row blocks, W and U on tensor cores, Qg =
+//   Q ∘ exp(G), Kg = K ∘ exp(G_last - G) and exp(G_last), into f32
+//   workspaces (the mma operands among them rounded to tf32).
+// * The state kernel (one block per 32 value columns, value head and
+//   sequence) carries S across the chunks as mma accumulators in registers
+//   and per chunk computes V', the output and the next state from the
+//   workspaces, against a shared tf32 copy of S.
 // * The recurrent kernel runs the recurrence token by token (the host takes
 //   it for a few tokens: decode), one launch and no workspaces.
 //
