@@ -532,3 +532,201 @@ LogicalResult GatedDeltaRuleOp::verify() {
   return success();
 }
 
+
+//===----------------------------------------------------------------------===//
+// SparseAttentionOp
+//===----------------------------------------------------------------------===//
+
+void SparseAttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getOutput(), "sparse");
+  if (Value lse = getLse())
+    setNameFn(lse, "lse");
+}
+
+MaskAttr SparseAttentionOp::getMaskOrNone() {
+  if (std::optional<MaskAttr> mask = getMask())
+    return *mask;
+  return MaskAttr::getNone(getContext());
+}
+
+std::optional<double> SparseAttentionOp::getEffectiveScale() {
+  return effectiveScale(getScale(), getQuery().getType().getDimSize(3));
+}
+
+/// Query-like operands: f16, bf16 or f32 query, other operands of rank
+/// `rank` and the query's element type.
+static LogicalResult checkFloatOperand(Operation *op, StringRef name,
+                                       RankedTensorType type, int64_t rank,
+                                       StringRef shape, Type elementType) {
+  if (type.getRank() != rank)
+    return op->emitOpError() << name << " must be a rank-" << rank
+                             << " tensor " << shape << ", got rank "
+                             << type.getRank();
+  if (type.getElementType() != elementType)
+    return op->emitOpError()
+           << name << " element type " << type.getElementType()
+           << " does not match query element type " << elementType;
+  return success();
+}
+
+/// `what (got) must equal ref (expected)` unless the two may be equal.
+static LogicalResult checkSize(Operation *op, StringRef what, int64_t got,
+                               StringRef ref, int64_t expected) {
+  if (compatible(got, expected))
+    return success();
+  return op->emitOpError() << what << " (" << fmt(got) << ") must equal "
+                           << ref << " (" << fmt(expected) << ")";
+}
+
+LogicalResult SparseAttentionOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType queryType = getQuery().getType();
+  Type elementType = queryType.getElementType();
+  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
+    return emitOpError("query element type must be f16, bf16 or f32, got ")
+           << elementType;
+  RankedTensorType keyType = getKey().getType();
+  RankedTensorType valueType = getValue().getType();
+  RankedTensorType outputType = getOutput().getType();
+  RankedTensorType indicesType = getIndices().getType();
+  if (failed(checkFloatOperand(op, "query", queryType, 4, "[B, Sq, Hq, D]",
+                               elementType)) ||
+      failed(checkFloatOperand(op, "key", keyType, 4, "[B, Sk, Hkv, D]",
+                               elementType)) ||
+      failed(checkFloatOperand(op, "value", valueType, 4, "[B, Sk, Hkv, Dv]",
+                               elementType)) ||
+      failed(checkFloatOperand(op, "output", outputType, 4,
+                               "[B, Sq, Hq, Dv]", elementType)))
+    return failure();
+  Type indexElt = indicesType.getElementType();
+  if (indicesType.getRank() != 4 ||
+      !(indexElt.isSignlessInteger(32) || indexElt.isSignlessInteger(64)))
+    return emitOpError() << "indices must be a rank-4 tensor [B, Sq, Hkv, N] "
+                            "of i32 or i64, got "
+                         << indicesType;
+
+  ArrayRef<int64_t> q = queryType.getShape(), k = keyType.getShape(),
+                    v = valueType.getShape(), idx = indicesType.getShape();
+  if (failed(checkSize(op, "key batch size", k[0], "query batch size", q[0])) ||
+      failed(checkSize(op, "value batch size", v[0], "query batch size",
+                       q[0])) ||
+      failed(checkSize(op, "indices batch size", idx[0], "query batch size",
+                       q[0])) ||
+      failed(checkSize(op, "indices sequence length", idx[1],
+                       "query sequence length", q[1])) ||
+      failed(checkSize(op, "value sequence length", v[1],
+                       "key sequence length", k[1])) ||
+      failed(checkSize(op, "value head count", v[2], "key head count", k[2])) ||
+      failed(checkSize(op, "indices head count", idx[2], "key head count",
+                       k[2])) ||
+      failed(checkSize(op, "key head dim", k[3], "query head dim", q[3])))
+    return failure();
+  if (k[2] == 0)
+    return emitOpError("key must have at least one head");
+  if (!ShapedType::isDynamic(q[2]) && !ShapedType::isDynamic(k[2]) &&
+      q[2] % k[2] != 0)
+    return emitOpError() << "query head count (" << q[2]
+                         << ") must be a multiple of the key/value head count ("
+                         << k[2] << ")";
+  if (q[3] == 0 || v[3] == 0)
+    return emitOpError("head dims must be positive");
+  if (idx[3] == 0)
+    return emitOpError("indices must hold at least one index per row");
+  if (getBlockSizeAttr().getInt() < 1)
+    return emitOpError() << "block_size must be positive, got "
+                         << getBlockSizeAttr().getInt();
+
+  SmallVector<int64_t> expectedOut(q);
+  expectedOut[3] = v[3];
+  for (auto [got, expected] :
+       llvm::zip_equal(outputType.getShape(), expectedOut))
+    if (!compatible(got, expected))
+      return emitOpError() << "output shape " << outputType
+                           << " is incompatible with the expected "
+                           << RankedTensorType::get(expectedOut, elementType)
+                           << " (query shape with the value head dim)";
+  if (failed(verifySinksLseAndScalars(op, getSinks(), getLse(), elementType,
+                                      q[0], q[2], q[1], getScale(),
+                                      getSoftcap())))
+    return failure();
+  if (!getEffectiveScale())
+    return emitOpError("needs an explicit scale when the head dim is dynamic");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LightningIndexerOp
+//===----------------------------------------------------------------------===//
+
+void LightningIndexerOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getIndices(), "topk");
+  if (Value scores = getScores())
+    setNameFn(scores, "scores");
+}
+
+MaskAttr LightningIndexerOp::getMaskOrNone() {
+  if (std::optional<MaskAttr> mask = getMask())
+    return *mask;
+  return MaskAttr::getNone(getContext());
+}
+
+LogicalResult LightningIndexerOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType queryType = getQuery().getType();
+  Type elementType = queryType.getElementType();
+  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
+    return emitOpError("query element type must be f16, bf16 or f32, got ")
+           << elementType;
+  RankedTensorType keyType = getKey().getType();
+  RankedTensorType weightsType = getWeights().getType();
+  if (failed(checkFloatOperand(op, "query", queryType, 4, "[B, Sq, Hi, Di]",
+                               elementType)) ||
+      failed(checkFloatOperand(op, "key", keyType, 3, "[B, Sk, Di]",
+                               elementType)))
+    return failure();
+  Type weightsElt = weightsType.getElementType();
+  if (weightsType.getRank() != 3 ||
+      (weightsElt != elementType && !weightsElt.isF32()))
+    return emitOpError() << "weights must be a rank-3 tensor [B, Sq, Hi] of "
+                            "the query element type ("
+                         << elementType << ") or f32, got " << weightsType;
+  ArrayRef<int64_t> q = queryType.getShape(), k = keyType.getShape(),
+                    w = weightsType.getShape();
+  if (failed(checkSize(op, "key batch size", k[0], "query batch size", q[0])) ||
+      failed(checkSize(op, "key head dim", k[2], "query head dim", q[3])) ||
+      failed(checkSize(op, "weights batch size", w[0], "query batch size",
+                       q[0])) ||
+      failed(checkSize(op, "weights sequence length", w[1],
+                       "query sequence length", q[1])) ||
+      failed(checkSize(op, "weights head count", w[2], "query head count",
+                       q[2])))
+    return failure();
+  const int64_t topK = getTopKAttr().getInt();
+  if (topK < 1)
+    return emitOpError() << "top_k must be positive, got " << topK;
+
+  RankedTensorType indicesType = getIndices().getType();
+  SmallVector<int64_t> expected = {q[0], q[1], topK};
+  bool ok = indicesType.getRank() == 3 &&
+            indicesType.getElementType().isSignlessInteger(32);
+  for (unsigned d = 0; ok && d < 3; ++d)
+    ok = compatible(indicesType.getDimSize(d), expected[d]);
+  if (!ok)
+    return emitOpError() << "indices result must be "
+                         << RankedTensorType::get(
+                                expected, IntegerType::get(getContext(), 32))
+                         << " ([B, Sq, top_k] i32), got " << indicesType;
+  if (Value scores = getScores()) {
+    auto scoresType = cast<RankedTensorType>(scores.getType());
+    SmallVector<int64_t> want = {q[0], q[1], k[1]};
+    bool good = scoresType.getRank() == 3 && scoresType.getElementType().isF32();
+    for (unsigned d = 0; good && d < 3; ++d)
+      good = compatible(scoresType.getDimSize(d), want[d]);
+    if (!good)
+      return emitOpError() << "scores result must be "
+                           << RankedTensorType::get(
+                                  want, Float32Type::get(getContext()))
+                           << " ([B, Sq, Sk] f32), got " << scoresType;
+  }
+  return success();
+}

@@ -337,4 +337,168 @@ def Attn_GatedDeltaRuleOp : Attn_Op<"gated_delta_rule",
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// SparseAttentionOp
+//===----------------------------------------------------------------------===//
+
+def Attn_SparseAttentionOp : Attn_Op<"sparse_attention",
+    [Pure,
+     DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
+  let summary = "softmax attention over selected keys (NSA selection, DSA)";
+  let description = [{
+    Softmax attention in which every query row reads only the keys its
+    index list selects: DeepSeek Sparse Attention's token-sparse attention
+    (`block_size = 1`, the indices from `attn.lightning_indexer`) and Native
+    Sparse Attention's selection branch (`block_size` = the selection block,
+    the indices the selected blocks). Query row `i` of sequence `b` sits at
+    position `p = i + Sk - Sq` (bottom-right aligned, as in `attn.attention`).
+    For every query head `h` (KV head `g = h / (Hq / Hkv)`; the query heads
+    of a KV head share its index list):
+
+    ```
+    sel     = { n * block_size + r : n in indices[b, i, g, :], n >= 0,
+                0 <= r < block_size, n * block_size + r < Sk }
+    s[j]    = scale * dot(Q[b, i, h, :], K[b, j, g, :])          j in sel
+    s[j]    = softcap * tanh(s[j] / softcap)     // if softcap is set
+    s[j]    = -inf  unless mask admits key j at position p
+    O[b, i, h, :] = softmax over j in sel (and the sink, if given) · V rows
+    ```
+
+    | operand / result | shape | element type |
+    |---|---|---|
+    | `query` | `[B, Sq, Hq, D]` | f16, bf16 or f32 |
+    | `key` | `[B, Sk, Hkv, D]` | as `query` |
+    | `value` | `[B, Sk, Hkv, Dv]` | as `query` |
+    | `indices` | `[B, Sq, Hkv, N]` | i32 or i64 |
+    | `sinks` (optional) | `[Hq]` | as `query`, or f32 |
+    | `output` | `[B, Sq, Hq, Dv]` | as `query` |
+    | `lse` (optional result) | `[B, Hq, Sq]` | f32 |
+
+    Invalid indices are data, not errors: `-1` (any negative index) skips
+    its entry, and so do blocks or tokens at or past `Sk` and keys the mask
+    does not admit at the row's position. A row whose entries are all
+    skipped gives zeros (an LSE of `-inf`, or the sink alone). An index
+    list must not name a key twice (top-k selections never do); the result
+    of one that does is unspecified. `mask`, `scale`, `softcap` and `sinks`
+    mean what they mean for `attn.attention`.
+
+    DSA's attention (DeepSeek-V3.2) is this op over the MLA latent cache
+    with one KV head: `D = 576`, `Dv = 512`, the value the first 512
+    columns of the key (a `tensor.extract_slice`), top-k 2048 indices per
+    token, the scale given explicitly.
+
+    Example: NSA's selection branch, 16 query heads per KV head, 16 selected
+    blocks of 64 keys per token:
+
+    ```mlir
+    %o = attn.sparse_attention %q, %k, %v, %blocks block_size = 64
+        mask = <causal>
+        : (tensor<1x4096x64x128xbf16>, tensor<1x4096x4x128xbf16>,
+           tensor<1x4096x4x128xbf16>, tensor<1x4096x4x16xi32>)
+        -> tensor<1x4096x64x128xbf16>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key,
+    AnyRankedTensor:$value,
+    AnyRankedTensor:$indices,
+    Optional<AnyRankedTensor>:$sinks,
+    DefaultValuedAttr<I64Attr, "1">:$block_size,
+    OptionalAttr<Attn_MaskAttr>:$mask,
+    OptionalAttr<F32Attr>:$scale,
+    OptionalAttr<F32Attr>:$softcap);
+  let results = (outs
+    AnyRankedTensor:$output,
+    Optional<AnyRankedTensor>:$lse);
+
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $indices
+    (`sinks` `(` $sinks^ `)`)?
+    (`block_size` `=` $block_size^)?
+    (`mask` `=` $mask^)?
+    (`scale` `=` $scale^)?
+    (`softcap` `=` $softcap^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// The mask, with an absent attribute meaning `#attn.mask<none>`.
+    MaskAttr getMaskOrNone();
+
+    /// The scale: the attribute, or 1/sqrt(D) when absent (needs a static D).
+    std::optional<double> getEffectiveScale();
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// LightningIndexerOp
+//===----------------------------------------------------------------------===//
+
+def Attn_LightningIndexerOp : Attn_Op<"lightning_indexer",
+    [Pure,
+     DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
+  let summary = "DeepSeek Sparse Attention's lightning indexer and top-k";
+  let description = [{
+    Scores every key for every query token with DeepSeek-V3.2's lightning
+    indexer and selects the `top_k` best, the index lists of DSA's
+    `attn.sparse_attention`. Query token `t` of sequence `b` sits at
+    position `p = t + Sk - Sq` (bottom-right aligned):
+
+    ```
+    score[b, t, s] = Σ_h weights[b, t, h] * relu(dot(Q[b, t, h, :], K[b, s, :]))
+                     for keys s the mask admits at position p, else -inf
+    indices[b, t, :] = the top_k keys s by score (ties: lower s first);
+                       -1 after the admitted keys run out
+    ```
+
+    | operand / result | shape | element type |
+    |---|---|---|
+    | `query` | `[B, Sq, Hi, Di]` (DeepSeek-V3.2: 64 heads x 128) | f16, bf16 or f32 |
+    | `key` | `[B, Sk, Di]` (one head) | as `query` |
+    | `weights` | `[B, Sq, Hi]` | as `query`, or f32 |
+    | `indices` | `[B, Sq, top_k]` | i32 |
+    | `scores` (optional result) | `[B, Sq, Sk]` | f32 |
+
+    The scores are accumulated in f32 (DeepSeek's kernels take q and k in
+    fp8; the op takes them as given). `mask` is `attn.attention`'s
+    (default `none`; causal for prefill).
+
+    Example: DSA prefill over 4096 tokens, top-2048:
+
+    ```mlir
+    %idx = attn.lightning_indexer %q, %k, %w top_k = 2048 mask = <causal>
+        : (tensor<1x4096x64x128xbf16>, tensor<1x4096x128xbf16>,
+           tensor<1x4096x64xf32>) -> tensor<1x4096x2048xi32>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key,
+    AnyRankedTensor:$weights,
+    I64Attr:$top_k,
+    OptionalAttr<Attn_MaskAttr>:$mask);
+  let results = (outs
+    AnyRankedTensor:$indices,
+    Optional<AnyRankedTensor>:$scores);
+
+  let assemblyFormat = [{
+    $query `,` $key `,` $weights
+    `top_k` `=` $top_k
+    (`mask` `=` $mask^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// The mask, with an absent attribute meaning `#attn.mask<none>`.
+    MaskAttr getMaskOrNone();
+  }];
+
+  let hasVerifier = 1;
+}
+
 #endif // ATTN_IR_ATTNOPS_TD
