@@ -46,6 +46,7 @@ static void addAttentionLowering(OpPassManager &pm,
   tile.blockQ = options.blockQ;
   tile.blockKV = options.blockKV;
   func.addPass(createAttnDecomposePaged());
+  func.addPass(createAttnDecomposeSparse());
   func.addPass(createAttnDecomposeGatedDelta());
   func.addPass(createAttnTile(tile));
   func.addPass(createAttnDecomposeAggregates());

@@ -76,14 +76,16 @@ def _print_bits(name, shape, dtype, k):
     idmap = f"affine_map<({dims}) -> ({dims})>"
     it = ", ".join(['"parallel"'] * rank)
     src, i32 = tensor_type(shape, dtype), tensor_type(shape, "i32")
-    ext = "" if dtype == "f32" else f"    %w{k} = arith.extf %x{k} : {dtype} to f32\n"
-    val = f"%x{k}" if dtype == "f32" else f"%w{k}"
+    ext = "" if dtype in ("f32", "i32") else f"    %w{k} = arith.extf %x{k} : {dtype} to f32\n"
+    val = f"%x{k}" if dtype in ("f32", "i32") else f"%w{k}"
+    bits = f"    %c{k} = arith.bitcast {val} : f32 to i32\n" if dtype != "i32" else ""
+    yielded = f"%c{k}" if dtype != "i32" else val
     return (f"  %e{k} = tensor.empty() : {i32}\n"
             f"  %b{k} = linalg.generic {{indexing_maps = [{idmap}, {idmap}], iterator_types = [{it}]}}"
             f" ins({name} : {src}) outs(%e{k} : {i32}) {{\n"
             f"  ^bb0(%x{k}: {dtype}, %y{k}: i32):\n{ext}"
-            f"    %c{k} = arith.bitcast {val} : f32 to i32\n"
-            f"    linalg.yield %c{k} : i32\n"
+            f"{bits}"
+            f"    linalg.yield {yielded} : i32\n"
             f"  }} -> {i32}\n"
             f"  %u{k} = tensor.cast %b{k} : {i32} to tensor<*xi32>\n"
             f"  call @printMemrefI32(%u{k}) : (tensor<*xi32>) -> ()\n")
@@ -96,7 +98,7 @@ def run(module, func, args, results, flags=("--attn-to-cpu",), timeout=600,
     args: list of (ndarray, dtype); results: list of (shape, dtype).
     dynamic: dims (by position) that `func`'s signature declares as `?`;
     arguments are tensor.cast to that type and results back.
-    Returns the results as float32 arrays.
+    Returns the results as float32 arrays (int32 for i32 results).
     """
     def dyn(shape, dtype):
         return tensor_type(["?" if i in dynamic else d for i, d in enumerate(shape)], dtype)
@@ -136,7 +138,9 @@ def run(module, func, args, results, flags=("--attn-to-cpu",), timeout=600,
                          input=lowered.stdout, capture_output=True, timeout=timeout)
     if out.returncode:
         raise RuntimeError("mlir-runner failed:\n" + out.stderr.decode())
-    return parse_printed(out.stdout.decode(), [s for s, _ in results])
+    arrays = parse_printed(out.stdout.decode(), [s for s, _ in results])
+    # i32 results come back as their own bits.
+    return [a.view(np.int32) if dtype == "i32" else a for a, (_, dtype) in zip(arrays, results)]
 
 
 def parse_printed(text, shapes):

@@ -211,3 +211,67 @@ def gated_delta_chunked(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False
                 s = np.exp(G[-1]) * s + (K * np.exp(G[-1] - G)[:, None]).T @ Vn
             state[i, h] = s
     return out, state
+
+
+def sparse_attention_reference(q, k, v, indices, *, block_size=1, mask="none", left=0,
+                               right=0, scale=None, softcap=None, sinks=None):
+    """attn.sparse_attention in float64, row by row over the gathered keys.
+
+    q [B, Sq, Hq, D], k [B, Sk, Hkv, D], v [B, Sk, Hkv, Dv], indices
+    [B, Sq, Hkv, N] (negative entries, blocks at or past Sk and keys the
+    mask does not admit are skipped). Returns (output [B, Sq, Hq, Dv], lse
+    [B, Hq, Sq]); a row with nothing selected gives zeros and an LSE of
+    -inf (or the sink alone).
+    """
+    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    indices = np.asarray(indices)
+    b, sq, hq, d = q.shape
+    _, sk, hkv, dv = v.shape
+    group = hq // hkv
+    if scale is None:
+        scale = 1.0 / math.sqrt(d)
+    out = np.zeros((b, sq, hq, dv))
+    lse = np.full((b, hq, sq), -np.inf)
+    for bi in range(b):
+        for i in range(sq):
+            lo, hi = admitted_keys(i, sq, sk, mask, left, right)
+            for g in range(hkv):
+                keys = [int(n) * block_size + r for n in indices[bi, i, g] if n >= 0
+                        for r in range(block_size)]
+                keys = np.array([j for j in keys if j < sk and lo <= j < hi], dtype=np.int64)
+                for h in range(g * group, (g + 1) * group):
+                    s = scale * (k[bi, keys, g] @ q[bi, i, h])
+                    if softcap is not None:
+                        s = softcap * np.tanh(s / softcap)
+                    logits = list(s) + ([float(sinks[h])] if sinks is not None else [])
+                    if not logits:
+                        continue
+                    m = max(logits)
+                    e = np.exp(s - m)
+                    z = e.sum() + (math.exp(float(sinks[h]) - m) if sinks is not None else 0.0)
+                    out[bi, i, h] = (e @ v[bi, keys, g]) / z
+                    lse[bi, h, i] = m + math.log(z)
+    return out, lse
+
+
+def lightning_indexer_reference(q, k, weights, top_k, *, mask="none", left=0, right=0):
+    """attn.lightning_indexer in float64: (indices [B, Sq, top_k] with -1
+    padding, scores [B, Sq, Sk] with -inf where the mask does not admit).
+    Ties go to the lower key index."""
+    q, k, w = (np.asarray(x, dtype=np.float64) for x in (q, k, weights))
+    b, sq, _, _ = q.shape
+    sk = k.shape[1]
+    logits = np.einsum("bthd,bsd->bths", q, k)
+    scores = np.einsum("bth,bths->bts", w, np.maximum(logits, 0.0))
+    allowed = np.zeros((sq, sk), dtype=bool)
+    for t in range(sq):
+        lo, hi = admitted_keys(t, sq, sk, mask, left, right)
+        allowed[t, lo:hi] = True
+    scores = np.where(allowed[None], scores, -np.inf)
+    indices = np.full((b, sq, top_k), -1, dtype=np.int64)
+    for bi in range(b):
+        for t in range(sq):
+            cand = np.flatnonzero(allowed[t])
+            order = cand[np.lexsort((cand, -scores[bi, t, cand]))][:top_k]
+            indices[bi, t, :len(order)] = order
+    return indices, scores

@@ -159,6 +159,29 @@ def AttnDecomposePaged : Pass<"attn-decompose-paged", "func::FuncOp"> {
   ];
 }
 
+def AttnDecomposeSparse : Pass<"attn-decompose-sparse", "func::FuncOp"> {
+  let summary = "Rewrite attn.sparse_attention and attn.lightning_indexer "
+                "into dense reference forms";
+  let description = [{
+    The reference lowerings of the sparse attention ops. An
+    `attn.sparse_attention` becomes an `attn.attention` over all keys with an
+    additive f32 bias of 0 at the keys each row's index list selects (token
+    or block granularity; negative and out-of-range indices skipped) and
+    -inf elsewhere; mask, scale, softcap, sinks and the LSE carry over. An
+    `attn.lightning_indexer` becomes linalg generics for its f32 scores
+    (-inf where the mask does not admit a key) and a per-row top-k by
+    repeated argmax (ties to the lower index, -1 once no admitted key is
+    left). The CPU pipeline uses them; both materialize dense `[Sq, Sk]`
+    tensors, which sparse GPU kernels avoid.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def AttnDecomposeGatedDelta : Pass<"attn-decompose-gated-delta", "func::FuncOp"> {
   let summary = "Rewrite attn.gated_delta_rule into its token-by-token recurrence";
   let description = [{

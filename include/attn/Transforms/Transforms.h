@@ -47,6 +47,11 @@ void populateAttnDecomposePagedPatterns(RewritePatternSet &patterns);
 /// tensors (attn-decompose-gated-delta).
 void populateAttnDecomposeGatedDeltaPatterns(RewritePatternSet &patterns);
 
+/// attn.sparse_attention -> attn.attention with a 0 / -inf bias of the
+/// selected keys; attn.lightning_indexer -> linalg scores and a per-row
+/// top-k (attn-decompose-sparse).
+void populateAttnDecomposeSparsePatterns(RewritePatternSet &patterns);
+
 } // namespace attn
 } // namespace mlir
 

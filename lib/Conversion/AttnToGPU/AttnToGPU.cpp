@@ -527,6 +527,17 @@ struct AttnLowerToGPUPass
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
+    // The sparse ops have reference lowerings only (attn-decompose-sparse,
+    // the CPU pipeline): no GPU kernel yet, and no silent pass-through.
+    WalkResult sparse = module.walk([](Operation *op) {
+      if (!isa<SparseAttentionOp, LightningIndexerOp>(op))
+        return WalkResult::advance();
+      op->emitOpError("has no GPU kernel yet; attn-decompose-sparse gives "
+                      "its reference lowering (CPU pipeline)");
+      return WalkResult::interrupt();
+    });
+    if (sparse.wasInterrupted())
+      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     SmallVector<PagedAttentionOp> pagedOps;
@@ -545,7 +556,8 @@ struct AttnLowerToGPUPass
     for (PagedAttentionOp op : pagedOps)
       if (failed(buildPagedKernels(builder, module, op, manifests)))
         return signalPassFailure();
-    // Linear attention: the chunk and state kernels (SIMT, f32).
+    // Linear attention: the chunk and state kernels (tf32 tensor cores)
+    // and the recurrent kernel.
     for (GatedDeltaRuleOp op : linearOps)
       if (failed(buildGatedDeltaKernels(builder, module, op, manifests)))
         return signalPassFailure();

@@ -1,0 +1,385 @@
+//===- AttnDecomposeSparse.cpp - sparse attention to dense + bias ---------===//
+//
+// The reference lowerings of the sparse attention ops, which the CPU
+// pipeline runs:
+//
+// * attn.sparse_attention becomes attn.attention over all keys with an
+//   additive f32 bias that is 0 at the keys a row's index list selects and
+//   -inf elsewhere (the mask, scale, softcap, sinks and LSE carry over):
+//
+//     bias[b, h, i, n * bs + r] = 0   for n in indices[b, i, h / G, :],
+//                                      0 <= n < ceil(Sk / bs), 0 <= r < bs,
+//                                      n * bs + r < Sk
+//
+//   The bias is written by loops over the index lists (B·Sq·Hq·N·bs
+//   stores), so a negative or out-of-range index is skipped without being
+//   read further; a row with nothing selected gets attn.attention's empty
+//   row (zeros, LSE -inf or the sink alone).
+// * attn.lightning_indexer becomes linalg generics for the scores (f32:
+//   Σ_h w·relu(q_h · k), -inf where the mask does not admit the key) and,
+//   per row, top_k passes of an argmax over the remaining scores (strictly
+//   greater, scanning keys upwards: ties go to the lower index; a taken
+//   score becomes NaN, which never compares greater; -1 once no admitted
+//   key is left).
+//
+// Both materialize dense [.., Sq, Sk] tensors: reference semantics for any
+// backend, not fast kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
+#include "attn/Transforms/Passes.h"
+#include "attn/Transforms/Transforms.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <cmath>
+
+namespace mlir {
+namespace attn {
+#define GEN_PASS_DEF_ATTNDECOMPOSESPARSE
+#include "attn/Transforms/Passes.h.inc"
+} // namespace attn
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+/// Dimension `i` of `v`: an index attribute when static.
+OpFoldResult dimOf(OpBuilder &b, Location loc, Value v, int64_t i) {
+  auto t = cast<RankedTensorType>(v.getType());
+  if (!t.isDynamicDim(i))
+    return b.getIndexAttr(t.getDimSize(i));
+  return tensor::DimOp::create(b, loc, v, i).getResult();
+}
+
+Value valueOf(OpBuilder &b, Location loc, OpFoldResult r) {
+  return getValueOrCreateConstantIndexOp(b, loc, r);
+}
+
+/// for (i = 0; i < n; ++i) carrying `init`; `body` returns the next values.
+ValueRange forLoop(OpBuilder &b, Location loc, Value n, ValueRange init,
+                   function_ref<SmallVector<Value>(OpBuilder &, Value,
+                                                   ValueRange)>
+                       body) {
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  auto forOp = scf::ForOp::create(
+      b, loc, c0, n, c1, init,
+      [&](OpBuilder &nb, Location, Value i, ValueRange args) {
+        scf::YieldOp::create(nb, loc, body(nb, i, args));
+      });
+  return forOp.getResults();
+}
+
+struct DecomposeSparseAttention : OpRewritePattern<SparseAttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(SparseAttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value q = op.getQuery(), k = op.getKey(), indices = op.getIndices();
+    Type f32 = rewriter.getF32Type();
+    OpFoldResult batchD = dimOf(rewriter, loc, q, 0),
+                 sqD = dimOf(rewriter, loc, q, 1),
+                 hqD = dimOf(rewriter, loc, q, 2),
+                 skD = dimOf(rewriter, loc, k, 1);
+    Value batch = valueOf(rewriter, loc, batchD),
+          sq = valueOf(rewriter, loc, sqD), hq = valueOf(rewriter, loc, hqD),
+          sk = valueOf(rewriter, loc, skD),
+          hkv = valueOf(rewriter, loc, dimOf(rewriter, loc, k, 2)),
+          n = valueOf(rewriter, loc, dimOf(rewriter, loc, indices, 3));
+    Value group = arith::DivUIOp::create(rewriter, loc, hq, hkv);
+    Value bs = arith::ConstantIndexOp::create(rewriter, loc,
+                                              op.getBlockSizeAttr().getInt());
+    // Index values 0 .. ceil(Sk / bs) - 1 name (partly) existing blocks.
+    Value blocks = arith::CeilDivUIOp::create(rewriter, loc, sk, bs);
+
+    Value init = tensor::EmptyOp::create(
+        rewriter, loc, SmallVector<OpFoldResult>{batchD, hqD, sqD, skD}, f32);
+    Value ninf =
+        arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(-INFINITY));
+    Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(0.0));
+    Value bias =
+        linalg::FillOp::create(rewriter, loc, ninf, init).getResult(0);
+
+    bias = forLoop(rewriter, loc, batch, bias, [&](OpBuilder &b, Value bi,
+                                                   ValueRange t0) {
+      return SmallVector<Value>(forLoop(b, loc, sq, t0, [&](OpBuilder &b,
+                                                            Value i,
+                                                            ValueRange t1) {
+        return SmallVector<Value>(forLoop(b, loc, hq, t1, [&](OpBuilder &b,
+                                                              Value h,
+                                                              ValueRange t2) {
+          Value g = arith::DivUIOp::create(b, loc, h, group);
+          return SmallVector<Value>(forLoop(b, loc, n, t2, [&](OpBuilder &b,
+                                                               Value e,
+                                                               ValueRange t3) {
+            Value raw = tensor::ExtractOp::create(b, loc, indices,
+                                                  ValueRange{bi, i, g, e});
+            Value zeroI = arith::ConstantOp::create(
+                b, loc, b.getIntegerAttr(raw.getType(), 0));
+            Value nonNeg = arith::CmpIOp::create(
+                b, loc, arith::CmpIPredicate::sge, raw, zeroI);
+            // The index as an index value (negative ones clamp to 0 and are
+            // skipped by `nonNeg`).
+            Value idx = arith::IndexCastOp::create(
+                b, loc, b.getIndexType(),
+                arith::SelectOp::create(b, loc, nonNeg, raw, zeroI));
+            Value inRange = arith::AndIOp::create(
+                b, loc, nonNeg,
+                arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, idx,
+                                      blocks));
+            auto ifOp = scf::IfOp::create(
+                b, loc, inRange,
+                [&](OpBuilder &tb, Location) {
+                  Value first = arith::MulIOp::create(tb, loc, idx, bs);
+                  Value out = forLoop(
+                      tb, loc, bs, t3[0],
+                      [&](OpBuilder &b, Value r, ValueRange t4) {
+                        Value j = arith::AddIOp::create(b, loc, first, r);
+                        Value inside = arith::CmpIOp::create(
+                            b, loc, arith::CmpIPredicate::ult, j, sk);
+                        auto set = scf::IfOp::create(
+                            b, loc, inside,
+                            [&](OpBuilder &sb, Location) {
+                              Value next = tensor::InsertOp::create(
+                                  sb, loc, zero, t4[0],
+                                  ValueRange{bi, h, i, j});
+                              scf::YieldOp::create(sb, loc, next);
+                            },
+                            [&](OpBuilder &eb, Location) {
+                              scf::YieldOp::create(eb, loc, t4[0]);
+                            });
+                        return SmallVector<Value>{set.getResult(0)};
+                      })[0];
+                  scf::YieldOp::create(tb, loc, out);
+                },
+                [&](OpBuilder &eb, Location) {
+                  scf::YieldOp::create(eb, loc, t3[0]);
+                });
+            return SmallVector<Value>{ifOp.getResult(0)};
+          }));
+        }));
+      }));
+    })[0];
+
+    Type lseType = op.getLse() ? op.getLse().getType() : Type();
+    FloatAttr scale, softcap;
+    if (std::optional<APFloat> s = op.getScale())
+      scale = rewriter.getF32FloatAttr(s->convertToFloat());
+    if (std::optional<APFloat> c = op.getSoftcap())
+      softcap = rewriter.getF32FloatAttr(c->convertToFloat());
+    auto attention = AttentionOp::create(
+        rewriter, loc, op.getOutput().getType(), lseType, q, k, op.getValue(),
+        bias, op.getSinks(), Layout::BSHD, op.getMaskOrNone(), scale, softcap);
+    rewriter.replaceOp(op, attention->getResults());
+    return success();
+  }
+};
+
+struct DecomposeLightningIndexer : OpRewritePattern<LightningIndexerOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(LightningIndexerOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    Value q = op.getQuery(), k = op.getKey(), w = op.getWeights();
+    Type f32 = rewriter.getF32Type(), i32 = rewriter.getI32Type();
+    OpFoldResult batchD = dimOf(rewriter, loc, q, 0),
+                 sqD = dimOf(rewriter, loc, q, 1),
+                 headsD = dimOf(rewriter, loc, q, 2),
+                 skD = dimOf(rewriter, loc, k, 1);
+    Value batch = valueOf(rewriter, loc, batchD),
+          sq = valueOf(rewriter, loc, sqD), sk = valueOf(rewriter, loc, skD);
+    auto toF32 = [&](OpBuilder &b, Value v) -> Value {
+      return v.getType().isF32() ? v : arith::ExtFOp::create(b, loc, f32, v);
+    };
+    auto par = utils::IteratorType::parallel, red = utils::IteratorType::reduction;
+    Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(0.0));
+
+    // logits[b, t, h, s] = Σ_d q[b, t, h, d] k[b, s, d]   (dims b t h s d)
+    Value logitsInit = linalg::FillOp::create(
+                           rewriter, loc, zero,
+                           tensor::EmptyOp::create(
+                               rewriter, loc,
+                               SmallVector<OpFoldResult>{batchD, sqD, headsD,
+                                                         skD},
+                               f32)
+                               .getResult())
+                           .getResult(0);
+    auto d5 = [&](ArrayRef<unsigned> dims) {
+      SmallVector<AffineExpr> exprs;
+      for (unsigned d : dims)
+        exprs.push_back(getAffineDimExpr(d, ctx));
+      return AffineMap::get(5, 0, exprs, ctx);
+    };
+    Value logits =
+        linalg::GenericOp::create(
+            rewriter, loc, logitsInit.getType(), ValueRange{q, k},
+            ValueRange{logitsInit},
+            ArrayRef<AffineMap>{d5({0, 1, 2, 4}), d5({0, 3, 4}),
+                                d5({0, 1, 2, 3})},
+            SmallVector<utils::IteratorType>{par, par, par, par, red},
+            [&](OpBuilder &b, Location, ValueRange args) {
+              Value p = arith::MulFOp::create(b, loc, toF32(b, args[0]),
+                                              toF32(b, args[1]));
+              linalg::YieldOp::create(
+                  b, loc,
+                  arith::AddFOp::create(b, loc, args[2], p).getResult());
+            })
+            .getResult(0);
+
+    // scores[b, t, s] = Σ_h w[b, t, h] relu(logits[b, t, h, s]) (dims b t s
+    // h), then -inf where the mask does not admit s at t + Sk - Sq.
+    auto d4 = [&](ArrayRef<unsigned> dims) {
+      SmallVector<AffineExpr> exprs;
+      for (unsigned d : dims)
+        exprs.push_back(getAffineDimExpr(d, ctx));
+      return AffineMap::get(4, 0, exprs, ctx);
+    };
+    Value scoresInit =
+        linalg::FillOp::create(
+            rewriter, loc, zero,
+            tensor::EmptyOp::create(
+                rewriter, loc, SmallVector<OpFoldResult>{batchD, sqD, skD}, f32)
+                .getResult())
+            .getResult(0);
+    Value summed =
+        linalg::GenericOp::create(
+            rewriter, loc, scoresInit.getType(), ValueRange{w, logits},
+            ValueRange{scoresInit},
+            ArrayRef<AffineMap>{d4({0, 1, 3}), d4({0, 1, 3, 2}),
+                                d4({0, 1, 2})},
+            SmallVector<utils::IteratorType>{par, par, par, red},
+            [&](OpBuilder &b, Location, ValueRange args) {
+              Value relu = arith::MaximumFOp::create(b, loc, args[1], zero);
+              Value p = arith::MulFOp::create(b, loc, toF32(b, args[0]), relu);
+              linalg::YieldOp::create(
+                  b, loc,
+                  arith::AddFOp::create(b, loc, args[2], p).getResult());
+            })
+            .getResult(0);
+    MaskAttr mask = op.getMaskOrNone();
+    auto id3 = AffineMap::getMultiDimIdentityMap(3, ctx);
+    Value scores =
+        linalg::GenericOp::create(
+            rewriter, loc, summed.getType(), ValueRange{},
+            ValueRange{summed}, ArrayRef<AffineMap>{id3},
+            SmallVector<utils::IteratorType>(3, par),
+            [&](OpBuilder &b, Location, ValueRange args) {
+              Value t = linalg::IndexOp::create(b, loc, 1);
+              Value s = linalg::IndexOp::create(b, loc, 2);
+              Value pos = arith::SubIOp::create(
+                  b, loc, arith::AddIOp::create(b, loc, t, sk), sq);
+              Value out = args[0];
+              if (Value ok = buildAdmitsKey(b, loc, mask, pos, s)) {
+                Value ninf = arith::ConstantOp::create(
+                    b, loc, b.getF32FloatAttr(-INFINITY));
+                out = arith::SelectOp::create(b, loc, ok, out, ninf);
+              }
+              linalg::YieldOp::create(b, loc, out);
+            })
+            .getResult(0);
+
+    // Top-k per row: k passes of a strict argmax over the remaining scores.
+    const int64_t topK = op.getTopKAttr().getInt();
+    Value topKV = arith::ConstantIndexOp::create(rewriter, loc, topK);
+    Value indicesInit = tensor::EmptyOp::create(
+        rewriter, loc,
+        SmallVector<OpFoldResult>{batchD, sqD, rewriter.getIndexAttr(topK)},
+        i32);
+    Value nan = arith::ConstantOp::create(
+        rewriter, loc, rewriter.getF32FloatAttr(std::nanf("")));
+    Value ninf = arith::ConstantOp::create(rewriter, loc,
+                                           rewriter.getF32FloatAttr(-INFINITY));
+    Value none = arith::ConstantIndexOp::create(rewriter, loc, -1);
+    Value rowInit = tensor::EmptyOp::create(
+        rewriter, loc, SmallVector<OpFoldResult>{skD}, f32);
+    Value indices = forLoop(
+        rewriter, loc, batch, indicesInit,
+        [&](OpBuilder &b, Value bi, ValueRange t0) {
+          return SmallVector<Value>(forLoop(
+              b, loc, sq, t0, [&](OpBuilder &b, Value t, ValueRange t1) {
+                // The row's scores, copied (taken entries become NaN).
+                Value row = forLoop(b, loc, sk, rowInit,
+                                    [&](OpBuilder &b, Value s, ValueRange r) {
+                                      Value x = tensor::ExtractOp::create(
+                                          b, loc, scores,
+                                          ValueRange{bi, t, s});
+                                      return SmallVector<Value>{
+                                          tensor::InsertOp::create(
+                                              b, loc, x, r[0], ValueRange{s})
+                                              .getResult()};
+                                    })[0];
+                ValueRange done = forLoop(
+                    b, loc, topKV, ValueRange{t1[0], row},
+                    [&](OpBuilder &b, Value kk, ValueRange st) {
+                      ValueRange best = forLoop(
+                          b, loc, sk, ValueRange{ninf, none},
+                          [&](OpBuilder &b, Value s, ValueRange cur) {
+                            Value x = tensor::ExtractOp::create(
+                                b, loc, st[1], ValueRange{s});
+                            Value better = arith::CmpFOp::create(
+                                b, loc, arith::CmpFPredicate::OGT, x, cur[0]);
+                            return SmallVector<Value>{
+                                arith::SelectOp::create(b, loc, better, x,
+                                                        cur[0]),
+                                arith::SelectOp::create(b, loc, better, s,
+                                                        cur[1])};
+                          });
+                      Value found = arith::CmpIOp::create(
+                          b, loc, arith::CmpIPredicate::ne, best[1], none);
+                      auto take = scf::IfOp::create(
+                          b, loc, found,
+                          [&](OpBuilder &tb, Location) {
+                            Value next = tensor::InsertOp::create(
+                                tb, loc, nan, st[1], ValueRange{best[1]});
+                            scf::YieldOp::create(tb, loc, next);
+                          },
+                          [&](OpBuilder &eb, Location) {
+                            scf::YieldOp::create(eb, loc, st[1]);
+                          });
+                      Value idx = arith::IndexCastOp::create(b, loc, i32,
+                                                             best[1]);
+                      Value out = tensor::InsertOp::create(
+                          b, loc, idx, st[0], ValueRange{bi, t, kk});
+                      return SmallVector<Value>{out, take.getResult(0)};
+                    });
+                return SmallVector<Value>{done[0]};
+              }));
+        })[0];
+
+    SmallVector<Value> results{indices};
+    if (op.getScores())
+      results.push_back(scores);
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+
+struct AttnDecomposeSparsePass
+    : public attn::impl::AttnDecomposeSparseBase<AttnDecomposeSparsePass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateAttnDecomposeSparsePatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+} // namespace
+
+void mlir::attn::populateAttnDecomposeSparsePatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<DecomposeSparseAttention, DecomposeLightningIndexer>(
+      patterns.getContext());
+}
