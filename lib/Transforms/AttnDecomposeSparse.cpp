@@ -80,6 +80,85 @@ ValueRange forLoop(OpBuilder &b, Location loc, Value n, ValueRange init,
   return forOp.getResults();
 }
 
+/// The top `topK` entries of every row of `scores` ([B, R, N] f32) as
+/// [B, R, topK] i32 indices: topK passes of a strict argmax over the
+/// remaining scores, scanning upwards (ties to the lower index; -inf is
+/// never taken, a taken score becomes NaN, which never compares greater),
+/// -1 once nothing is left.
+Value buildTopK(OpBuilder &rewriter, Location loc, Value scores,
+                int64_t topK) {
+  Type f32 = rewriter.getF32Type(), i32 = rewriter.getI32Type();
+  OpFoldResult batchD = dimOf(rewriter, loc, scores, 0),
+               rowsD = dimOf(rewriter, loc, scores, 1),
+               nD = dimOf(rewriter, loc, scores, 2);
+  Value batch = valueOf(rewriter, loc, batchD),
+        rows = valueOf(rewriter, loc, rowsD), n = valueOf(rewriter, loc, nD);
+  Value topKV = arith::ConstantIndexOp::create(rewriter, loc, topK);
+  Value indicesInit = tensor::EmptyOp::create(
+      rewriter, loc,
+      SmallVector<OpFoldResult>{batchD, rowsD, rewriter.getIndexAttr(topK)},
+      i32);
+  Value nan = arith::ConstantOp::create(
+      rewriter, loc, rewriter.getF32FloatAttr(std::nanf("")));
+  Value ninf = arith::ConstantOp::create(rewriter, loc,
+                                         rewriter.getF32FloatAttr(-INFINITY));
+  Value none = arith::ConstantIndexOp::create(rewriter, loc, -1);
+  Value rowInit = tensor::EmptyOp::create(
+      rewriter, loc, SmallVector<OpFoldResult>{nD}, f32);
+  return forLoop(
+      rewriter, loc, batch, indicesInit,
+      [&](OpBuilder &b, Value bi, ValueRange t0) {
+        return SmallVector<Value>(forLoop(
+            b, loc, rows, t0, [&](OpBuilder &b, Value t, ValueRange t1) {
+              // The row's scores, copied (taken entries become NaN).
+              Value row = forLoop(b, loc, n, rowInit,
+                                  [&](OpBuilder &b, Value s, ValueRange r) {
+                                    Value x = tensor::ExtractOp::create(
+                                        b, loc, scores, ValueRange{bi, t, s});
+                                    return SmallVector<Value>{
+                                        tensor::InsertOp::create(
+                                            b, loc, x, r[0], ValueRange{s})
+                                            .getResult()};
+                                  })[0];
+              ValueRange done = forLoop(
+                  b, loc, topKV, ValueRange{t1[0], row},
+                  [&](OpBuilder &b, Value kk, ValueRange st) {
+                    ValueRange best = forLoop(
+                        b, loc, n, ValueRange{ninf, none},
+                        [&](OpBuilder &b, Value s, ValueRange cur) {
+                          Value x = tensor::ExtractOp::create(b, loc, st[1],
+                                                              ValueRange{s});
+                          Value better = arith::CmpFOp::create(
+                              b, loc, arith::CmpFPredicate::OGT, x, cur[0]);
+                          return SmallVector<Value>{
+                              arith::SelectOp::create(b, loc, better, x,
+                                                      cur[0]),
+                              arith::SelectOp::create(b, loc, better, s,
+                                                      cur[1])};
+                        });
+                    Value found = arith::CmpIOp::create(
+                        b, loc, arith::CmpIPredicate::ne, best[1], none);
+                    auto take = scf::IfOp::create(
+                        b, loc, found,
+                        [&](OpBuilder &tb, Location) {
+                          Value next = tensor::InsertOp::create(
+                              tb, loc, nan, st[1], ValueRange{best[1]});
+                          scf::YieldOp::create(tb, loc, next);
+                        },
+                        [&](OpBuilder &eb, Location) {
+                          scf::YieldOp::create(eb, loc, st[1]);
+                        });
+                    Value idx =
+                        arith::IndexCastOp::create(b, loc, i32, best[1]);
+                    Value out = tensor::InsertOp::create(
+                        b, loc, idx, st[0], ValueRange{bi, t, kk});
+                    return SmallVector<Value>{out, take.getResult(0)};
+                  });
+              return SmallVector<Value>{done[0]};
+            }));
+      })[0];
+}
+
 struct DecomposeSparseAttention : OpRewritePattern<SparseAttentionOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -194,13 +273,12 @@ struct DecomposeLightningIndexer : OpRewritePattern<LightningIndexerOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = op.getContext();
     Value q = op.getQuery(), k = op.getKey(), w = op.getWeights();
-    Type f32 = rewriter.getF32Type(), i32 = rewriter.getI32Type();
+    Type f32 = rewriter.getF32Type();
     OpFoldResult batchD = dimOf(rewriter, loc, q, 0),
                  sqD = dimOf(rewriter, loc, q, 1),
                  headsD = dimOf(rewriter, loc, q, 2),
                  skD = dimOf(rewriter, loc, k, 1);
-    Value batch = valueOf(rewriter, loc, batchD),
-          sq = valueOf(rewriter, loc, sqD), sk = valueOf(rewriter, loc, skD);
+    Value sq = valueOf(rewriter, loc, sqD), sk = valueOf(rewriter, loc, skD);
     auto toF32 = [&](OpBuilder &b, Value v) -> Value {
       return v.getType().isF32() ? v : arith::ExtFOp::create(b, loc, f32, v);
     };
@@ -291,74 +369,7 @@ struct DecomposeLightningIndexer : OpRewritePattern<LightningIndexerOp> {
             })
             .getResult(0);
 
-    // Top-k per row: k passes of a strict argmax over the remaining scores.
-    const int64_t topK = op.getTopKAttr().getInt();
-    Value topKV = arith::ConstantIndexOp::create(rewriter, loc, topK);
-    Value indicesInit = tensor::EmptyOp::create(
-        rewriter, loc,
-        SmallVector<OpFoldResult>{batchD, sqD, rewriter.getIndexAttr(topK)},
-        i32);
-    Value nan = arith::ConstantOp::create(
-        rewriter, loc, rewriter.getF32FloatAttr(std::nanf("")));
-    Value ninf = arith::ConstantOp::create(rewriter, loc,
-                                           rewriter.getF32FloatAttr(-INFINITY));
-    Value none = arith::ConstantIndexOp::create(rewriter, loc, -1);
-    Value rowInit = tensor::EmptyOp::create(
-        rewriter, loc, SmallVector<OpFoldResult>{skD}, f32);
-    Value indices = forLoop(
-        rewriter, loc, batch, indicesInit,
-        [&](OpBuilder &b, Value bi, ValueRange t0) {
-          return SmallVector<Value>(forLoop(
-              b, loc, sq, t0, [&](OpBuilder &b, Value t, ValueRange t1) {
-                // The row's scores, copied (taken entries become NaN).
-                Value row = forLoop(b, loc, sk, rowInit,
-                                    [&](OpBuilder &b, Value s, ValueRange r) {
-                                      Value x = tensor::ExtractOp::create(
-                                          b, loc, scores,
-                                          ValueRange{bi, t, s});
-                                      return SmallVector<Value>{
-                                          tensor::InsertOp::create(
-                                              b, loc, x, r[0], ValueRange{s})
-                                              .getResult()};
-                                    })[0];
-                ValueRange done = forLoop(
-                    b, loc, topKV, ValueRange{t1[0], row},
-                    [&](OpBuilder &b, Value kk, ValueRange st) {
-                      ValueRange best = forLoop(
-                          b, loc, sk, ValueRange{ninf, none},
-                          [&](OpBuilder &b, Value s, ValueRange cur) {
-                            Value x = tensor::ExtractOp::create(
-                                b, loc, st[1], ValueRange{s});
-                            Value better = arith::CmpFOp::create(
-                                b, loc, arith::CmpFPredicate::OGT, x, cur[0]);
-                            return SmallVector<Value>{
-                                arith::SelectOp::create(b, loc, better, x,
-                                                        cur[0]),
-                                arith::SelectOp::create(b, loc, better, s,
-                                                        cur[1])};
-                          });
-                      Value found = arith::CmpIOp::create(
-                          b, loc, arith::CmpIPredicate::ne, best[1], none);
-                      auto take = scf::IfOp::create(
-                          b, loc, found,
-                          [&](OpBuilder &tb, Location) {
-                            Value next = tensor::InsertOp::create(
-                                tb, loc, nan, st[1], ValueRange{best[1]});
-                            scf::YieldOp::create(tb, loc, next);
-                          },
-                          [&](OpBuilder &eb, Location) {
-                            scf::YieldOp::create(eb, loc, st[1]);
-                          });
-                      Value idx = arith::IndexCastOp::create(b, loc, i32,
-                                                             best[1]);
-                      Value out = tensor::InsertOp::create(
-                          b, loc, idx, st[0], ValueRange{bi, t, kk});
-                      return SmallVector<Value>{out, take.getResult(0)};
-                    });
-                return SmallVector<Value>{done[0]};
-              }));
-        })[0];
-
+    Value indices = buildTopK(rewriter, loc, scores, op.getTopKAttr().getInt());
     SmallVector<Value> results{indices};
     if (op.getScores())
       results.push_back(scores);
