@@ -730,3 +730,123 @@ LogicalResult LightningIndexerOp::verify() {
   }
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// NsaOp
+//===----------------------------------------------------------------------===//
+
+void NsaOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getOutput(), "nsa");
+}
+
+std::optional<double> NsaOp::getEffectiveScale() {
+  return effectiveScale(getScale(), getQuery().getType().getDimSize(3));
+}
+
+LogicalResult NsaOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType queryType = getQuery().getType();
+  Type elementType = queryType.getElementType();
+  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
+    return emitOpError("query element type must be f16, bf16 or f32, got ")
+           << elementType;
+  RankedTensorType keyType = getKey().getType(),
+                   valueType = getValue().getType(),
+                   keyCmpType = getKeyCmp().getType(),
+                   valueCmpType = getValueCmp().getType(),
+                   gatesType = getGates().getType(),
+                   outputType = getOutput().getType();
+  if (failed(checkFloatOperand(op, "query", queryType, 4, "[B, Sq, Hq, D]",
+                               elementType)) ||
+      failed(checkFloatOperand(op, "key", keyType, 4, "[B, Sk, Hkv, D]",
+                               elementType)) ||
+      failed(checkFloatOperand(op, "value", valueType, 4, "[B, Sk, Hkv, Dv]",
+                               elementType)) ||
+      failed(checkFloatOperand(op, "key_cmp", keyCmpType, 4,
+                               "[B, Tc, Hkv, D]", elementType)) ||
+      failed(checkFloatOperand(op, "value_cmp", valueCmpType, 4,
+                               "[B, Tc, Hkv, Dv]", elementType)) ||
+      failed(checkFloatOperand(op, "output", outputType, 4,
+                               "[B, Sq, Hq, Dv]", elementType)))
+    return failure();
+  Type gatesElt = gatesType.getElementType();
+  if (gatesType.getRank() != 4 || (gatesElt != elementType && !gatesElt.isF32()))
+    return emitOpError() << "gates must be a rank-4 tensor [B, Sq, Hq, 3] of "
+                            "the query element type ("
+                         << elementType << ") or f32, got " << gatesType;
+  ArrayRef<int64_t> q = queryType.getShape(), k = keyType.getShape(),
+                    v = valueType.getShape(), kc = keyCmpType.getShape(),
+                    vc = valueCmpType.getShape(), g = gatesType.getShape();
+  for (auto [name, shape] :
+       {std::pair<StringRef, ArrayRef<int64_t>>{"key", k},
+        {"value", v},
+        {"key_cmp", kc},
+        {"value_cmp", vc},
+        {"gates", g}})
+    if (failed(checkSize(op, (name + Twine(" batch size")).str(), shape[0],
+                         "query batch size", q[0])))
+      return failure();
+  if (failed(checkSize(op, "value sequence length", v[1],
+                       "key sequence length", k[1])) ||
+      failed(checkSize(op, "value_cmp length", vc[1], "key_cmp length",
+                       kc[1])) ||
+      failed(checkSize(op, "value head count", v[2], "key head count", k[2])) ||
+      failed(checkSize(op, "key_cmp head count", kc[2], "key head count",
+                       k[2])) ||
+      failed(checkSize(op, "value_cmp head count", vc[2], "key head count",
+                       k[2])) ||
+      failed(checkSize(op, "key head dim", k[3], "query head dim", q[3])) ||
+      failed(checkSize(op, "key_cmp head dim", kc[3], "query head dim",
+                       q[3])) ||
+      failed(checkSize(op, "value_cmp head dim", vc[3], "value head dim",
+                       v[3])) ||
+      failed(checkSize(op, "gates sequence length", g[1],
+                       "query sequence length", q[1])) ||
+      failed(checkSize(op, "gates head count", g[2], "query head count",
+                       q[2])) ||
+      failed(checkSize(op, "gates last dim", g[3], "the branch count", 3)))
+    return failure();
+  if (ShapedType::isDynamic(q[2]) || ShapedType::isDynamic(k[2]))
+    return emitOpError("needs static head counts");
+  if (k[2] == 0 || q[2] % k[2] != 0)
+    return emitOpError() << "query head count (" << q[2]
+                         << ") must be a positive multiple of the key/value "
+                            "head count ("
+                         << k[2] << ")";
+  if (q[3] == 0 || v[3] == 0)
+    return emitOpError("head dims must be positive");
+  for (auto [name, attr] : {std::pair<StringRef, IntegerAttr>{
+                                "cmp_block", getCmpBlockAttr()},
+                            {"cmp_stride", getCmpStrideAttr()},
+                            {"sel_block", getSelBlockAttr()},
+                            {"num_selected", getNumSelectedAttr()},
+                            {"window", getWindowAttr()}})
+    if (attr.getInt() < 1)
+      return emitOpError() << name << " must be positive, got "
+                           << attr.getInt();
+  int64_t initial = getInitialBlocksAttr().getInt(),
+          local = getLocalBlocksAttr().getInt();
+  if (initial < 0 || local < 0)
+    return emitOpError() << "initial_blocks and local_blocks must not be "
+                            "negative, got "
+                         << initial << " and " << local;
+  if (initial + local > getNumSelectedAttr().getInt())
+    return emitOpError() << "the always-selected blocks (initial_blocks + "
+                            "local_blocks = "
+                         << initial + local << ") exceed num_selected ("
+                         << getNumSelectedAttr().getInt() << ")";
+  SmallVector<int64_t> expectedOut(q);
+  expectedOut[3] = v[3];
+  for (auto [got, expected] :
+       llvm::zip_equal(outputType.getShape(), expectedOut))
+    if (!compatible(got, expected))
+      return emitOpError() << "output shape " << outputType
+                           << " is incompatible with the expected "
+                           << RankedTensorType::get(expectedOut, elementType);
+  if (getScale() && !(getScale()->convertToDouble() > 0.0 &&
+                      std::isfinite(getScale()->convertToDouble())))
+    return emitOpError("scale must be positive and finite");
+  if (!getEffectiveScale())
+    return emitOpError("needs an explicit scale when the head dim is dynamic");
+  return success();
+}

@@ -275,3 +275,64 @@ def lightning_indexer_reference(q, k, weights, top_k, *, mask="none", left=0, ri
             order = cand[np.lexsort((cand, -scores[bi, t, cand]))][:top_k]
             indices[bi, t, :len(order)] = order
     return indices, scores
+
+
+def nsa_reference(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block,
+                  num_selected, window, initial_blocks=1, local_blocks=2, scale=None):
+    """attn.nsa in float64, row by row (see the op's description).
+
+    Returns (output [B, Sq, Hq, Dv], selected block indices [B, Sq, Hkv,
+    num_selected] with -1 padding, block scores [B, Sq, Hkv, NB] before the
+    always-selected blocks are forced).
+    """
+    q, k, v, k_cmp, v_cmp, gates = (np.asarray(x, dtype=np.float64)
+                                    for x in (q, k, v, k_cmp, v_cmp, gates))
+    b, sq, hq, d = q.shape
+    sk, hkv, dv = k.shape[1], k.shape[2], v.shape[3]
+    tc = k_cmp.shape[1]
+    group = hq // hkv
+    if scale is None:
+        scale = 1.0 / math.sqrt(d)
+    nb = -(-sk // sel_block)
+    out = np.zeros((b, sq, hq, dv))
+    sel = np.full((b, sq, hkv, num_selected), -1, dtype=np.int64)
+    block_scores = np.zeros((b, sq, hkv, nb))
+
+    def attend(qv, keys, vals):
+        if len(keys) == 0:
+            return np.zeros(vals.shape[-1]), np.zeros(0)
+        s = scale * (keys @ qv)
+        p = np.exp(s - s.max())
+        p /= p.sum()
+        return p @ vals, p
+
+    for bi in range(b):
+        for t in range(sq):
+            pos = t + sk - sq
+            vis = [c for c in range(tc) if c * cmp_stride + cmp_block <= pos + 1]
+            last = pos // sel_block
+            for g in range(hkv):
+                heads = range(g * group, (g + 1) * group)
+                o_cmp = {}
+                for h in heads:
+                    o, p = attend(q[bi, t, h], k_cmp[bi, vis, g], v_cmp[bi, vis, g])
+                    o_cmp[h] = o
+                    for c, pc in zip(vis, p):
+                        lo, hi = c * cmp_stride, c * cmp_stride + cmp_block
+                        for j in range(nb):
+                            if lo < (j + 1) * sel_block and hi > j * sel_block:
+                                block_scores[bi, t, g, j] += pc
+                cand = list(range(min(last, nb - 1) + 1))
+                key = {j: (np.inf if j < initial_blocks or j > last - local_blocks
+                           else block_scores[bi, t, g, j]) for j in cand}
+                chosen = sorted(cand, key=lambda j: (-key[j], j))[:num_selected]
+                sel[bi, t, g, :len(chosen)] = chosen
+                slc_keys = [j * sel_block + r for j in chosen for r in range(sel_block)
+                            if j * sel_block + r <= pos and j * sel_block + r < sk]
+                win_keys = [j for j in range(max(0, pos - window + 1), min(pos, sk - 1) + 1)]
+                for h in heads:
+                    o_slc, _ = attend(q[bi, t, h], k[bi, slc_keys, g], v[bi, slc_keys, g])
+                    o_win, _ = attend(q[bi, t, h], k[bi, win_keys, g], v[bi, win_keys, g])
+                    gt = gates[bi, t, h]
+                    out[bi, t, h] = gt[0] * o_cmp[h] + gt[1] * o_slc + gt[2] * o_win
+    return out, sel, block_scores

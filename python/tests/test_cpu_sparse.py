@@ -14,7 +14,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from attn import cpu  # noqa: E402
-from attn.reference import lightning_indexer_reference, sparse_attention_reference  # noqa: E402
+from attn.reference import (lightning_indexer_reference, nsa_reference,  # noqa: E402
+                            sparse_attention_reference)
 
 pytestmark = pytest.mark.skipif(cpu.tools() is None,
                                 reason="attn-opt or mlir-runner not found")
@@ -165,3 +166,60 @@ def test_lightning_indexer_cpu_random():
         assert (valid < admitted).all()
         kth = np.sort(ref_scores[0, t, :admitted])[::-1][len(valid) - 1]
         assert (ref_scores[0, t, valid] >= kth - 1e-4 * np.abs(kth) - 1e-5).all()
+
+
+NSA_CASES = [
+    # The paper's shape of configuration: overlapping compression blocks
+    # (l = 8, stride 4), selection blocks of 8, GQA groups of 2.
+    pytest.param(dict(b=1, sq=40, sk=40, hq=4, hkv=2, d=16, dv=8, l=8, stride=4, lsel=8,
+                      n=3, window=6, initial=1, local=2), id="prefill_l8_d4_sel8"),
+    # Decode-like rows (Sq < Sk), compression = selection blocks, no forced
+    # blocks, a group of 4, more blocks than the rows can see.
+    pytest.param(dict(b=2, sq=3, sk=50, hq=4, hkv=1, d=8, dv=8, l=5, stride=5, lsel=5,
+                      n=4, window=9, initial=0, local=0), id="decode_sq3_l5_noforced"),
+]
+
+
+def nsa_inputs(c, rng):
+    tc = max(0, (c["sk"] - c["l"]) // c["stride"] + 1)
+    q = rng.standard_normal((c["b"], c["sq"], c["hq"], c["d"])).astype(np.float32)
+    k = rng.standard_normal((c["b"], c["sk"], c["hkv"], c["d"])).astype(np.float32)
+    v = rng.standard_normal((c["b"], c["sk"], c["hkv"], c["dv"])).astype(np.float32)
+    kc = rng.standard_normal((c["b"], tc, c["hkv"], c["d"])).astype(np.float32)
+    vc = rng.standard_normal((c["b"], tc, c["hkv"], c["dv"])).astype(np.float32)
+    gates = rng.random((c["b"], c["sq"], c["hq"], 3)).astype(np.float32)
+    return q, k, v, kc, vc, gates
+
+
+@pytest.mark.parametrize("c", NSA_CASES)
+def test_nsa_cpu(c):
+    rng = np.random.default_rng(abs(hash(str(sorted(c.items())))) % 2**32)
+    args = nsa_inputs(c, rng)
+    ref, sel, scores = nsa_reference(*args, cmp_block=c["l"], cmp_stride=c["stride"],
+                                     sel_block=c["lsel"], num_selected=c["n"],
+                                     window=c["window"], initial_blocks=c["initial"],
+                                     local_blocks=c["local"])
+    # The test needs a clear selection: no near-tie at the cut between the
+    # last block taken and the first left (f32 vs float64 scores).
+    for x in np.ndindex(sel.shape[:3]):
+        taken = [j for j in sel[x] if j >= 0]
+        pos = x[1] + c["sk"] - c["sq"]
+        left = [j for j in range(min(pos // c["lsel"], scores.shape[3] - 1) + 1)
+                if j not in taken]
+        free = [j for j in taken if not (j < c["initial"] or j > pos // c["lsel"] - c["local"])]
+        if left and free:
+            gap = min(scores[x][j] for j in free) - max(scores[x][j] for j in left)
+            assert abs(gap) > 1e-5, f"near-tie in the block selection at {x}: pick another seed"
+    types = [cpu.tensor_type(a.shape, "f32") for a in args]
+    rtype = cpu.tensor_type(ref.shape, "f32")
+    names = ["%q", "%k", "%v", "%kc", "%vc", "%g"]
+    sig = ", ".join(f"{n}: {t}" for n, t in zip(names, types))
+    attrs = (f"cmp_block = {c['l']} cmp_stride = {c['stride']} sel_block = {c['lsel']} "
+             f"num_selected = {c['n']} window = {c['window']} "
+             f"initial_blocks = {c['initial']} local_blocks = {c['local']}")
+    module = (f"func.func @nsa({sig}) -> {rtype} {{\n"
+              f"  %o = attn.nsa {', '.join(names)} {attrs} : ({', '.join(types)}) -> {rtype}\n"
+              f"  return %o : {rtype}\n}}\n")
+    got = cpu.run(module, "nsa", [(a, "f32") for a in args], [(ref.shape, "f32")])[0]
+    err = np.abs(got - ref).max()
+    assert err <= 1e-5 * max(1.0, np.abs(ref).max()), f"max error {err:.3g}"

@@ -16,3 +16,11 @@ func.func @indexer(%q: tensor<1x64x64x128xbf16>, %k: tensor<1x512x128xbf16>, %w:
   %t = attn.lightning_indexer %q, %k, %w top_k = 32 mask = <causal> : (tensor<1x64x64x128xbf16>, tensor<1x512x128xbf16>, tensor<1x64x64xf32>) -> tensor<1x64x32xi32>
   return %t : tensor<1x64x32xi32>
 }
+
+// -----
+
+// CHECK: attn-lower-to-gpu-sparse-unsupported.mlir:[[@LINE+2]]:8: error: 'attn.nsa' op has no GPU kernel yet
+func.func @nsa(%q: tensor<1x40x4x16xf32>, %k: tensor<1x40x2x16xf32>, %v: tensor<1x40x2x8xf32>, %kc: tensor<1x9x2x16xf32>, %vc: tensor<1x9x2x8xf32>, %g: tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32> {
+  %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return %o : tensor<1x40x4x8xf32>
+}

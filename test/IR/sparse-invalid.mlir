@@ -1,5 +1,6 @@
 // RUN: attn-opt %s -split-input-file -verify-diagnostics
-// One case per diagnostic of attn.sparse_attention and attn.lightning_indexer.
+// One case per diagnostic of attn.sparse_attention, attn.lightning_indexer
+// and attn.nsa.
 
 func.func @query_element_type(%q: tensor<2x5x8x16xf64>, %k: tensor<2x9x2x16xf64>, %v: tensor<2x9x2x8xf64>, %i: tensor<2x5x2x3xi32>) {
   // expected-error @+1 {{query element type must be f16, bf16 or f32, got 'f64'}}
@@ -204,5 +205,109 @@ func.func @indexer_indices(%q: tensor<2x5x4x16xf16>, %k: tensor<2x9x16xf16>, %w:
 func.func @indexer_scores(%q: tensor<2x5x4x16xf16>, %k: tensor<2x9x16xf16>, %w: tensor<2x5x4xf32>) {
   // expected-error @+1 {{scores result must be 'tensor<2x5x9xf32>' ([B, Sq, Sk] f32), got 'tensor<2x5x8xf32>'}}
   %r, %s = attn.lightning_indexer %q, %k, %w top_k = 3 : (tensor<2x5x4x16xf16>, tensor<2x9x16xf16>, tensor<2x5x4xf32>) -> (tensor<2x5x3xi32>, tensor<2x5x8xf32>)
+  return
+}
+
+// -----
+
+func.func @nsa_key_cmp_rank(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{key_cmp must be a rank-4 tensor [B, Tc, Hkv, D], got rank 3}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_gates_type(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xi32>) {
+  // expected-error @+1 {{gates must be a rank-4 tensor [B, Sq, Hq, 3] of the query element type ('f32') or f32, got 'tensor<1x40x4x3xi32>'}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xi32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_gates_branches(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x2xf32>) {
+  // expected-error @+1 {{gates last dim (2) must equal the branch count (3)}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x2xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_value_cmp_len(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x8x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{value_cmp length (8) must equal key_cmp length (9)}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x8x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_key_cmp_heads(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x1x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{key_cmp head count (1) must equal key head count (2)}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x1x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_value_cmp_dim(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x16xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{value_cmp head dim (16) must equal value head dim (8)}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x16xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_dynamic_heads(%a0: tensor<1x40x?x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x?x3xf32>) {
+  // expected-error @+1 {{needs static head counts}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x?x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x?x3xf32>) -> tensor<1x40x?x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_group(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x3x16xf32>, %a2: tensor<1x40x3x8xf32>, %a3: tensor<1x9x3x16xf32>, %a4: tensor<1x9x3x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{query head count (4) must be a positive multiple of the key/value head count (3)}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x3x16xf32>, tensor<1x40x3x8xf32>, tensor<1x9x3x16xf32>, tensor<1x9x3x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_block(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{cmp_stride must be positive, got 0}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 0 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_window(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{window must be positive, got -1}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = -1 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_forced(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{the always-selected blocks (initial_blocks + local_blocks = 3) exceed num_selected (2)}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 2 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_negative_forced(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{initial_blocks and local_blocks must not be negative, got -1 and 2}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 initial_blocks = -1 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @nsa_output(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
+  // expected-error @+1 {{output shape 'tensor<1x40x4x16xf32>' is incompatible with the expected 'tensor<1x40x4x8xf32>'}}
+  %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x16xf32>
   return
 }

@@ -36,3 +36,14 @@ func.func @dynamic(%qi: tensor<?x?x4x16xf32>, %ki: tensor<?x?x16xf32>, %w: tenso
   %o = attn.sparse_attention %q, %k, %v, %idx block_size = 4 mask = <window, left = 7, right = 0> scale = 0.25 : (tensor<?x?x8x16xf16>, tensor<?x?x2x16xf16>, tensor<?x?x2x8xf16>, tensor<?x?x2x3xi64>) -> tensor<?x?x8x8xf16>
   return %t, %o : tensor<?x?x8xi32>, tensor<?x?x8x8xf16>
 }
+
+// NSA with the NSA paper's 27B configuration; the defaults (one initial and
+// two local blocks always selected) are not printed.
+// CHECK-LABEL: func.func @nsa
+// CHECK: attn.nsa %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} cmp_block = 32 cmp_stride = 16 sel_block = 64 num_selected = 16 window = 512 : (tensor<1x4096x64x192xbf16>, tensor<1x4096x4x192xbf16>, tensor<1x4096x4x128xbf16>, tensor<1x255x4x192xbf16>, tensor<1x255x4x128xbf16>, tensor<1x4096x64x3xbf16>) -> tensor<1x4096x64x128xbf16>
+// CHECK: attn.nsa {{.+}} window = 8 initial_blocks = 0 local_blocks = 1 scale = 1.250000e-01 : {{.+}} -> tensor<?x?x8x16xf32>
+func.func @nsa(%q: tensor<1x4096x64x192xbf16>, %k: tensor<1x4096x4x192xbf16>, %v: tensor<1x4096x4x128xbf16>, %kc: tensor<1x255x4x192xbf16>, %vc: tensor<1x255x4x128xbf16>, %g: tensor<1x4096x64x3xbf16>, %q2: tensor<?x?x8x16xf32>, %k2: tensor<?x?x2x16xf32>, %v2: tensor<?x?x2x16xf32>, %kc2: tensor<?x?x2x16xf32>, %vc2: tensor<?x?x2x16xf32>, %g2: tensor<?x?x8x3xf32>) -> (tensor<1x4096x64x128xbf16>, tensor<?x?x8x16xf32>) {
+  %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 32 cmp_stride = 16 sel_block = 64 num_selected = 16 window = 512 : (tensor<1x4096x64x192xbf16>, tensor<1x4096x4x192xbf16>, tensor<1x4096x4x128xbf16>, tensor<1x255x4x192xbf16>, tensor<1x255x4x128xbf16>, tensor<1x4096x64x3xbf16>) -> tensor<1x4096x64x128xbf16>
+  %o2 = attn.nsa %q2, %k2, %v2, %kc2, %vc2, %g2 cmp_block = 4 cmp_stride = 2 sel_block = 4 num_selected = 2 window = 8 initial_blocks = 0 local_blocks = 1 scale = 0.125 : (tensor<?x?x8x16xf32>, tensor<?x?x2x16xf32>, tensor<?x?x2x16xf32>, tensor<?x?x2x16xf32>, tensor<?x?x2x16xf32>, tensor<?x?x8x3xf32>) -> tensor<?x?x8x16xf32>
+  return %o, %o2 : tensor<1x4096x64x128xbf16>, tensor<?x?x8x16xf32>
+}

@@ -48,3 +48,28 @@ func.func @indexer(%q: tensor<1x4x2x8xbf16>, %k: tensor<1x6x8xbf16>, %w: tensor<
   %t, %s = attn.lightning_indexer %q, %k, %w top_k = 3 mask = <causal> : (tensor<1x4x2x8xbf16>, tensor<1x6x8xbf16>, tensor<1x4x2xf32>) -> (tensor<1x4x3xi32>, tensor<1x4x6xf32>)
   return %t, %s : tensor<1x4x3xi32>, tensor<1x4x6xf32>
 }
+
+// -----
+
+// NSA: compressed attention with a visibility bias (compressed token c
+// visible once c·4 + 8 <= p + 1) and its LSE; the probabilities recomputed
+// from the LSE; block scores summed over the group's heads and the
+// compressed tokens overlapping each block; forced and future blocks; the
+// top 3 per (token, KV head) into attn.sparse_attention; a window of 6;
+// the gated sum.
+// CHECK-LABEL: func.func @nsa
+// CHECK: %{{.+}}, %{{.+}} = attn.attention %{{.+}}, %{{.+}}, %{{.+}} bias(%{{.+}}) layout = bshd mask = <none> scale = 2.500000e-01 : (tensor<1x40x4x16xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x1x40x9xf32>) -> (tensor<1x40x4x8xf32>, tensor<1x4x40xf32>)
+// CHECK: math.exp
+// CHECK: tensor.expand_shape %{{.+}} {{\[\[}}0], [1, 2], [3], [4]] output_shape [1, 2, 2, 40, 9] : tensor<1x4x40x9xf32> into tensor<1x2x2x40x9xf32>
+// CHECK: linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]
+// CHECK: tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2], [3]] : tensor<1x40x2x5xf32> into tensor<1x80x5xf32>
+// CHECK: tensor.expand_shape %{{.+}} output_shape [1, 40, 2, 3] : tensor<1x80x3xi32> into tensor<1x40x2x3xi32>
+// CHECK: attn.attention %{{.+}}, %{{.+}}, %{{.+}} bias(%{{.+}}) layout = bshd mask = <causal> scale = 2.500000e-01
+// CHECK: attn.attention %{{.+}}, %{{.+}}, %{{.+}} layout = bshd mask = <window, left = 5, right = 0> scale = 2.500000e-01
+// CHECK: math.fma
+// CHECK-NOT: attn.nsa
+// CHECK-NOT: attn.sparse_attention
+func.func @nsa(%q: tensor<1x40x4x16xf32>, %k: tensor<1x40x2x16xf32>, %v: tensor<1x40x2x8xf32>, %kc: tensor<1x9x2x16xf32>, %vc: tensor<1x9x2x8xf32>, %g: tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32> {
+  %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
+  return %o : tensor<1x40x4x8xf32>
+}

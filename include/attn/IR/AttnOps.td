@@ -501,4 +501,106 @@ def Attn_LightningIndexerOp : Attn_Op<"lightning_indexer",
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// NsaOp
+//===----------------------------------------------------------------------===//
+
+def Attn_NsaOp : Attn_Op<"nsa",
+    [Pure,
+     DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
+  let summary = "Native Sparse Attention: compressed, selected and window "
+                "branches, gated";
+  let description = [{
+    Native Sparse Attention (Yuan et al., 2025) for causal models: every
+    query row attends three ways and mixes the results with its gates.
+    Query row `t` sits at position `p = t + Sk - Sq`; `G = Hq / Hkv` query
+    heads share a KV head `g`; `l = cmp_block`, `d = cmp_stride`,
+    `l' = sel_block`:
+
+    ```
+    // 1. compressed: compressed token c summarizes raw keys [c·d, c·d + l)
+    //    and is visible once its block is complete (c·d + l <= p + 1)
+    o_cmp, P = attention(q, key_cmp, value_cmp) over the visible c
+               // P[b, h, t, c]: its probabilities (0 where not visible)
+    // 2. selection scores of the raw blocks [j·l', (j + 1)·l'), j <= p / l'
+    score[b, t, g, j] = Σ_{h in g} Σ_{c: [c·d, c·d + l) overlaps block j} P
+    score = +inf for the initial_blocks first blocks and the local_blocks
+            blocks ending at p's block (always selected)
+    idx[b, t, g, :] = the num_selected best blocks (ties: lower j; -1 past
+                      the blocks that exist up to p)
+    // 3. selected: attn.sparse_attention(q, key, value, idx,
+    //                                    block_size = l', mask = causal)
+    // 4. window: attn.attention(q, key, value,
+    //                           mask = <window, left = window - 1, right = 0>)
+    O = gates[..., 0] · o_cmp + gates[..., 1] · o_slc + gates[..., 2] · o_win
+    ```
+
+    | operand / result | shape | element type |
+    |---|---|---|
+    | `query` | `[B, Sq, Hq, D]` | f16, bf16 or f32 |
+    | `key` | `[B, Sk, Hkv, D]` | as `query` |
+    | `value` | `[B, Sk, Hkv, Dv]` | as `query` |
+    | `key_cmp` | `[B, Tc, Hkv, D]` | as `query` |
+    | `value_cmp` | `[B, Tc, Hkv, Dv]` | as `query` |
+    | `gates` | `[B, Sq, Hq, 3]` (compressed, selected, window) | as `query`, or f32 |
+    | `output` | `[B, Sq, Hq, Dv]` | as `query` |
+
+    NSA's compression is a learned MLP over each block of `l` keys (with a
+    position encoding): that is the frontend's computation, whose results
+    the op takes as `key_cmp`/`value_cmp`, compressed token `c` covering raw
+    keys `[c·d, c·d + l)` (`Tc` of them, however many the frontend made).
+    The gates are the frontend's too (a sigmoid of a linear map, in NSA).
+    `scale` (default `1/sqrt(D)`) applies to all three branches. Head counts
+    must be static.
+
+    Example: the NSA paper's 27B model's configuration (GQA groups of 16,
+    `l = 32`, `d = 16`, `l' = 64`, 16 selected blocks, a 512-token window)
+    over 4096 tokens:
+
+    ```mlir
+    %o = attn.nsa %q, %k, %v, %kc, %vc, %gates cmp_block = 32 cmp_stride = 16
+        sel_block = 64 num_selected = 16 window = 512
+        : (tensor<1x4096x64x192xbf16>, tensor<1x4096x4x192xbf16>,
+           tensor<1x4096x4x128xbf16>, tensor<1x255x4x192xbf16>,
+           tensor<1x255x4x128xbf16>, tensor<1x4096x64x3xbf16>)
+        -> tensor<1x4096x64x128xbf16>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key,
+    AnyRankedTensor:$value,
+    AnyRankedTensor:$key_cmp,
+    AnyRankedTensor:$value_cmp,
+    AnyRankedTensor:$gates,
+    I64Attr:$cmp_block,
+    I64Attr:$cmp_stride,
+    I64Attr:$sel_block,
+    I64Attr:$num_selected,
+    I64Attr:$window,
+    DefaultValuedAttr<I64Attr, "1">:$initial_blocks,
+    DefaultValuedAttr<I64Attr, "2">:$local_blocks,
+    OptionalAttr<F32Attr>:$scale);
+  let results = (outs AnyRankedTensor:$output);
+
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $key_cmp `,` $value_cmp `,` $gates
+    `cmp_block` `=` $cmp_block `cmp_stride` `=` $cmp_stride
+    `sel_block` `=` $sel_block `num_selected` `=` $num_selected
+    `window` `=` $window
+    (`initial_blocks` `=` $initial_blocks^)?
+    (`local_blocks` `=` $local_blocks^)?
+    (`scale` `=` $scale^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// The scale: the attribute, or 1/sqrt(D) when absent (needs a static D).
+    std::optional<double> getEffectiveScale();
+  }];
+
+  let hasVerifier = 1;
+}
+
 #endif // ATTN_IR_ATTNOPS_TD

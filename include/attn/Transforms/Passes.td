@@ -160,8 +160,8 @@ def AttnDecomposePaged : Pass<"attn-decompose-paged", "func::FuncOp"> {
 }
 
 def AttnDecomposeSparse : Pass<"attn-decompose-sparse", "func::FuncOp"> {
-  let summary = "Rewrite attn.sparse_attention and attn.lightning_indexer "
-                "into dense reference forms";
+  let summary = "Rewrite attn.sparse_attention, attn.lightning_indexer and "
+                "attn.nsa into dense reference forms";
   let description = [{
     The reference lowerings of the sparse attention ops. An
     `attn.sparse_attention` becomes an `attn.attention` over all keys with an
@@ -171,12 +171,18 @@ def AttnDecomposeSparse : Pass<"attn-decompose-sparse", "func::FuncOp"> {
     `attn.lightning_indexer` becomes linalg generics for its f32 scores
     (-inf where the mask does not admit a key) and a per-row top-k by
     repeated argmax (ties to the lower index, -1 once no admitted key is
-    left). The CPU pipeline uses them; both materialize dense `[Sq, Sk]`
+    left). An `attn.nsa` becomes its branches: compressed attention (an
+    `attn.attention` with a visibility bias and its LSE), the compressed
+    probabilities recomputed from that LSE, block scores by overlap, the
+    always-selected blocks, the top `num_selected` per (token, KV head), an
+    `attn.sparse_attention` over them, a windowed `attn.attention`, and the
+    gated sum. The CPU pipeline uses them; both materialize dense `[Sq, Sk]`
     tensors, which sparse GPU kernels avoid.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
   ];

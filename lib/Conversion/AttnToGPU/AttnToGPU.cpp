@@ -530,7 +530,7 @@ struct AttnLowerToGPUPass
     // The sparse ops have reference lowerings only (attn-decompose-sparse,
     // the CPU pipeline): no GPU kernel yet, and no silent pass-through.
     WalkResult sparse = module.walk([](Operation *op) {
-      if (!isa<SparseAttentionOp, LightningIndexerOp>(op))
+      if (!isa<SparseAttentionOp, LightningIndexerOp, NsaOp>(op))
         return WalkResult::advance();
       op->emitOpError("has no GPU kernel yet; attn-decompose-sparse gives "
                       "its reference lowering (CPU pipeline)");
