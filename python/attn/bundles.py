@@ -168,14 +168,17 @@ def main():
                     help="the variants of the paged decode benchmark (python -m attn.bench_paged)")
     ap.add_argument("--gated-bench", action="store_true",
                     help="the variants of the gated delta benchmark (python -m attn.bench_gated)")
+    ap.add_argument("--sparse-bench", action="store_true",
+                    help="the variants of the sparse attention benchmark (python -m attn.bench_sparse)")
     ap.add_argument("--kernel", default="auto", choices=["baseline", "mma", "auto"])
     ap.add_argument("--block-q", type=int, default=0)
     ap.add_argument("--block-kv", type=int, default=0)
     ap.add_argument("--opt-level", type=int, default=3, choices=[0, 1, 2, 3],
                     help="LLVM optimization level of the kernels")
     args = ap.parse_args()
-    if args.gpu_suite + args.bench + args.paged_bench + args.gated_bench != 1:
-        ap.error("pass one of --gpu-suite, --bench, --paged-bench or --gated-bench")
+    if args.gpu_suite + args.bench + args.paged_bench + args.gated_bench + args.sparse_bench != 1:
+        ap.error("pass one of --gpu-suite, --bench, --paged-bench, --gated-bench or "
+                 "--sparse-bench")
     if args.gpu_suite:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
         import gpu_cases
@@ -186,6 +189,9 @@ def main():
     elif args.gated_bench:
         from . import bench_gated
         variants = bench_gated.variants()
+    elif args.sparse_bench:
+        from . import bench_sparse
+        variants = bench_sparse.variants()
     else:
         from . import bench
         variants = bench.variants()

@@ -399,6 +399,74 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     return (result, lse) if return_lse else result
 
 
+def sparse_attention(q, k, v, indices, *, block_size=1, causal=False, scale=None, softcap=None,
+                     sinks=None, return_lse=False, bundles=None):
+    """attn.sparse_attention on the GPU for one KV head (DeepSeek Sparse
+    Attention's token-sparse MLA: D = 576, v = k[..., :512]; any single-KV-
+    head selection): q [B, Sq, Hq, D], k [B, Sk, 1, D], v [B, Sk, 1, Dv]
+    (contiguous, or k[..., :Dv]), indices [B, Sq, 1, N] (int32/int64; -1,
+    out-of-range and, with causal, future entries skipped). Returns out
+    [B, Sq, Hq, Dv] (and the LSE [B, Hq, Sq] with return_lse).
+
+    Each query row becomes a sequence of attn's paged kernels: its valid
+    selections, compacted in ascending order, are its page table over the
+    keys viewed as pages of `block_size` (so the latent MLA kernel reads
+    only the selected rows), its length the selected keys (a causal row's
+    last block cut at its position). Rows with nothing valid give zeros.
+    Needs paged bundles with page_size = block_size and no mask."""
+    import torch
+
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or indices.dim() != 4:
+        raise ValueError("q, k, v and indices must be 4-D")
+    b, sq, hq, d = q.shape
+    sk, hkv = k.shape[1], k.shape[2]
+    n = indices.shape[3]
+    if hkv != 1 or indices.shape[2] != 1:
+        raise ValueError("gpu.sparse_attention takes one KV head (DSA's latent MLA); "
+                         f"got {hkv}")
+    if tuple(indices.shape[:2]) != (b, sq) or tuple(k.shape[:2]) != (b, sk) \
+            or tuple(v.shape[:3]) != (b, sk, 1):
+        raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, "
+                         f"v {tuple(v.shape)}, indices {tuple(indices.shape)}")
+    if block_size < 1 or sk % block_size:
+        raise ValueError(f"the key length ({sk}) must be a multiple of block_size ({block_size})")
+    nb = sk // block_size
+    dv = v.shape[3]
+    prefix_of_k = (v.data_ptr() == k.data_ptr() and v.stride() == k.stride() and dv <= d)
+    if not k.is_contiguous() or not (v.is_contiguous() or prefix_of_k):
+        raise ValueError("k must be contiguous, v contiguous or k[..., :Dv]")
+    # Valid entries: non-negative, an existing block, and (causal) starting
+    # at or before the row's position t + Sk - Sq.
+    idx = indices.reshape(b, sq, n).long()
+    pos = torch.arange(sq, device=q.device) + (sk - sq)
+    valid = (idx >= 0) & (idx < nb)
+    if causal:
+        valid &= idx * block_size <= pos[None, :, None]
+    big = torch.iinfo(torch.int64).max
+    ordered, _ = torch.sort(torch.where(valid, idx, torch.full_like(idx, big)), dim=-1)
+    count = valid.sum(-1)
+    last = torch.gather(ordered, -1, (count - 1).clamp(min=0)[..., None])[..., 0]
+    limit = torch.minimum(pos + 1, torch.tensor(sk, device=q.device))[None, :] if causal \
+        else torch.full((1, sq), sk, device=q.device)
+    tail = torch.clamp(limit - last * block_size, max=block_size)
+    lens = torch.where(count > 0, (count - 1) * block_size + tail, torch.zeros_like(count))
+    # Page tables into the keys of each row's sequence, as pages of
+    # block_size: page b·nb + j (entries past the length are never read).
+    table = torch.where(ordered == big, torch.zeros_like(ordered), ordered)
+    table = (table + (torch.arange(b, device=q.device) * nb)[:, None, None]).to(torch.int32)
+    k_cache = k.view(b * nb, block_size, 1, d)
+    v_cache = k_cache[..., :dv] if prefix_of_k else v.reshape(b * nb, block_size, 1, dv)
+    res = paged_attention(q.reshape(b * sq, 1, hq, d), k_cache, v_cache,
+                          table.reshape(b * sq, n).contiguous(),
+                          lens.reshape(b * sq).to(torch.int32).contiguous(),
+                          softcap=softcap, scale=scale, sinks=sinks, return_lse=return_lse,
+                          bundles=bundles)
+    if return_lse:
+        out, lse = res
+        return out.view(b, sq, hq, dv), lse.view(b, sq, hq).permute(0, 2, 1).contiguous()
+    return res.view(b, sq, hq, dv)
+
+
 GATED_RECURRENT_MAX_TOKENS = 16
 
 

@@ -162,6 +162,31 @@ def gated_variant(c, init=None):
             "initial_state": c["init"] if init is None else init}
 
 
+def sparse_case(id, b, sq, sk, top_k, hq=16, d=576, dv=512, block=1, causal=True, lse=False,
+                all_invalid_row=True):
+    return dict(id=id, b=b, sq=sq, sk=sk, top_k=top_k, hq=hq, d=d, dv=dv, block=block,
+                causal=causal, lse=lse, all_invalid_row=all_invalid_row)
+
+
+# DeepSeek Sparse Attention (issue 9): token-sparse MLA over the latent cache
+# (one KV head, 576/512, values = the first 512 columns), top-k 512 and 2048,
+# prefill (Sq = Sk) and decode, index lists with -1 entries, indices past the
+# sequence and future tokens, a row with nothing valid.
+SPARSE_CASES = [
+    sparse_case("dsa_decode_topk512_b4", b=4, sq=1, sk=3000, top_k=512, lse=True),
+    sparse_case("dsa_decode_mtp2_topk2048_h128", b=2, sq=2, sk=8192, top_k=2048, hq=128),
+    sparse_case("dsa_prefill_topk2048", b=1, sq=2560, sk=2560, top_k=2048),
+    sparse_case("dsa_prefill_topk512_b2", b=2, sq=700, sk=700, top_k=512, lse=True),
+]
+
+
+def sparse_variant(c):
+    return {"op": "paged_attention", "dtype": "bf16", "head_dim": c["d"],
+            "value_head_dim": c["dv"], "page_size": c["block"], "cache_layout": "nhd",
+            "table_dtype": "i32", "lens_dtype": "i32", "mask": "none", "scale": 0.1352,
+            "softcap": None, "sinks": False, "lse": c["lse"], "values": "key_prefix"}
+
+
 def variants():
     return ([variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES]
-            + [gated_variant(c) for c in GATED_CASES])
+            + [gated_variant(c) for c in GATED_CASES] + [sparse_variant(c) for c in SPARSE_CASES])

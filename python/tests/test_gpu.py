@@ -367,3 +367,71 @@ def test_gpu_gated_delta_paths_agree(cid):
     rms = (diff.square().mean().sqrt() / res[0][1].square().mean().sqrt()).item()
     assert rms < 1e-3 and diff.abs().max().item() < 2e-3, \
         f"states differ: RMS relative {rms:.2e}, max {diff.abs().max().item():.2e}"
+
+
+def sparse_inputs(c, seed=0):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    b, sq, sk, n, hq = c["b"], c["sq"], c["sk"], c["top_k"], c["hq"]
+    q = torch.randn(b, sq, hq, c["d"], device="cuda", generator=gen).to(torch.bfloat16)
+    kv = torch.randn(b, sk, 1, c["d"], device="cuda", generator=gen).to(torch.bfloat16)
+    # Distinct picks among the keys and 64 indices past them (some future
+    # keys for causal rows), a tenth of them -1.
+    scores = torch.rand(b, sq, sk + 64, device="cuda", generator=gen)
+    idx = scores.topk(n, dim=-1).indices
+    drop = torch.rand(b, sq, n, device="cuda", generator=gen) < 0.1
+    idx = torch.where(drop, torch.full_like(idx, -1), idx)
+    if c["all_invalid_row"]:
+        idx[0, 0] = torch.where(torch.arange(n, device="cuda") % 2 == 0, -1, sk + 1)
+    return q, kv, idx.view(b, sq, 1, n).to(torch.int32)
+
+
+def sparse_reference(q, kv, idx, c, dtype):
+    """Dense attention over the selected keys with the math in `dtype`
+    (float64: the reference; bfloat16 inputs with f32 accumulation: the
+    floor), and the LSE."""
+    b, sq, hq, _ = q.shape
+    sk, dv = kv.shape[1], c["dv"]
+    i = idx.view(b, sq, -1).long()
+    ok = (i >= 0) & (i < sk)
+    sel = torch.zeros(b, sq, sk + 1, dtype=torch.bool, device=q.device)
+    sel.scatter_(2, torch.where(ok, i, torch.full_like(i, sk)), True)
+    sel = sel[..., :sk]
+    if c["causal"]:
+        pos = torch.arange(sq, device=q.device) + sk - sq
+        sel &= torch.arange(sk, device=q.device)[None, None, :] <= pos[None, :, None]
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    qq, kk = q.to(work), kv[:, :, 0].to(work)
+    s = torch.einsum("bthd,bsd->bths", qq, kk) * 0.1352
+    s = s.masked_fill(~sel[:, :, None, :], float("-inf"))
+    m = s.amax(-1, keepdim=True)
+    m = torch.where(torch.isinf(m), torch.zeros_like(m), m)
+    p = torch.exp(s - m)
+    z = p.sum(-1, keepdim=True)
+    lse = (m + torch.log(z))[..., 0].permute(0, 2, 1)
+    if dtype != torch.float64:
+        p = p.to(dtype).to(work)
+    out = torch.einsum("bths,bsd->bthd", p, kk[..., :dv]) / torch.where(z > 0, z, torch.ones_like(z))
+    return out, lse
+
+
+@pytest.mark.parametrize("c", gpu_cases.SPARSE_CASES, ids=[c["id"] for c in gpu_cases.SPARSE_CASES])
+def test_gpu_sparse_attention(c):
+    q, kv, idx = sparse_inputs(c)
+    res = gpu.sparse_attention(q, kv, kv[..., :c["dv"]], idx, block_size=c["block"],
+                               causal=c["causal"], scale=0.1352, return_lse=c["lse"],
+                               bundles=BUNDLES)
+    o, lse = res if c["lse"] else (res, None)
+    torch.cuda.synchronize()
+    assert not torch.isnan(o).any()
+    ref, ref_lse = sparse_reference(q, kv, idx, c, torch.float64)
+    low, _ = sparse_reference(q, kv, idx, c, torch.bfloat16)
+    err = (o.double() - ref).abs().max().item()
+    base = (low.to(torch.bfloat16).double() - ref).abs().max().item()
+    print(f"\n{c['id']}: max|out-ref64| = {err:.3e}, max|bf16 math - ref64| = {base:.3e}")
+    if c["all_invalid_row"]:
+        assert (o[0, 0] == 0).all(), "a row with no valid index must give zeros"
+    assert err <= 2 * base + 1e-3, f"max error {err:.3e} > 2 x {base:.3e} + 1e-3"
+    if lse is not None:
+        assert torch.equal(torch.isinf(lse), torch.isinf(ref_lse)), "LSE -inf pattern differs"
+        fin = torch.isfinite(ref_lse)
+        assert (lse.double()[fin] - ref_lse[fin]).abs().max().item() < 2e-2
