@@ -446,7 +446,7 @@ def sparse_attention(q, k, v, indices, *, block_size=1, causal=False, scale=None
     ordered, _ = torch.sort(torch.where(valid, idx, torch.full_like(idx, big)), dim=-1)
     count = valid.sum(-1)
     last = torch.gather(ordered, -1, (count - 1).clamp(min=0)[..., None])[..., 0]
-    limit = torch.minimum(pos + 1, torch.tensor(sk, device=q.device))[None, :] if causal \
+    limit = (pos + 1).clamp(max=sk)[None, :] if causal \
         else torch.full((1, sq), sk, device=q.device)
     tail = torch.clamp(limit - last * block_size, max=block_size)
     lens = torch.where(count > 0, (count - 1) * block_size + tail, torch.zeros_like(count))
