@@ -102,6 +102,9 @@ PAGED_MATRIX = [
     paged(d=576, dv=512, page=64, mask="none", scale=0.1352, values="key_prefix"),  # DeepSeek MLA
     paged(dtype="f16", d=288, dv=256, page=61, layout="hnd", mask="window", window=(300, 0),
           softcap=30.0, sinks=True, lse=True, values="key_prefix"),
+    # DeepSeek Sparse Attention (gpu.sparse_attention): the latent kernel
+    # over compacted token index lists, pages of one key.
+    paged(d=576, dv=512, page=1, mask="none", scale=0.1352, values="key_prefix"),
 ]
 LATENT_ROW_TILES = 2  # split kernels per latent variant (16 and 64 rows)
 
@@ -114,7 +117,7 @@ def test_paged_matrix_ptxas(chip):
         split = [f for f in ptx if not f.startswith("attn_paged_combine")]
         assert len(split) == sum(LATENT_ROW_TILES if v["values"] == "key_prefix" else 1
                                  for v in PAGED_MATRIX), ptx
-        assert sum("_vk_r" in f for f in split) == LATENT_ROW_TILES * 2, ptx
+        assert sum("_vk_r" in f for f in split) == LATENT_ROW_TILES * 3, ptx
         assert any(f.startswith("attn_paged_combine") for f in ptx)
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
