@@ -109,6 +109,7 @@ def main():
     import torch
 
     from . import gpu
+    from .cudatime import median_ms
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,39 +123,10 @@ def main():
     name = torch.cuda.get_device_name()
 
     def time_ms(fn, iters=args.iters, warmup=2):
-        for _ in range(warmup):
-            fn()
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(iters):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            torch.cuda.synchronize()
-            ts.append(a.elapsed_time(b))
-        return sorted(ts)[len(ts) // 2]
+        return median_ms(fn, iters=iters, warmup=warmup)
 
     def graph_ms(fn, reps=10, iters=20):
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            for _ in range(reps):
-                fn()
-        ts = []
-        for _ in range(iters):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            g.replay()
-            b.record()
-            torch.cuda.synchronize()
-            ts.append(a.elapsed_time(b) / reps)
-        return sorted(ts)[len(ts) // 2]
+        return median_ms(fn, iters=iters, graph=True, reps=reps)
 
     torch.manual_seed(0)
     scale = 1 / math.sqrt(D)

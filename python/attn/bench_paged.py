@@ -52,6 +52,7 @@ def main():
     import torch
 
     from . import gpu
+    from .cudatime import median_ms
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,33 +68,9 @@ def main():
     os.makedirs(args.output, exist_ok=True)
 
     def time_ms(fn, graph=True, reps=10):
-        """Median device time of one call. With `graph`, `reps` calls are
-        captured in a CUDA graph and replayed, so that host-side launch
-        overhead (Python argument checks, allocations) is not counted: the
-        kernels' own time, as serving engines run decode steps."""
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(stream)
-        run, per = fn, 1
-        if graph:
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                for _ in range(reps):
-                    fn()
-            run, per = g.replay, reps
-        times = []
-        for _ in range(args.iters):
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            run()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / per)
-        return sorted(times)[len(times) // 2]
+        # Graph replay by default: the kernels' own time, as serving engines
+        # run decode steps.
+        return median_ms(fn, iters=args.iters, graph=graph, reps=reps)
 
     src = torch.empty(1 << 30, dtype=torch.bfloat16, device="cuda")
     dst = torch.empty_like(src)

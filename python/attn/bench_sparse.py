@@ -31,6 +31,7 @@ def variants():
 def main():
     import torch
     from . import gpu
+    from .cudatime import median_ms
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,41 +43,9 @@ def main():
     os.makedirs(args.output, exist_ok=True)
     b = args.batch
 
-    def time_ms(fn, iters=20):
-        fn()
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(iters):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        return sorted(times)[len(times) // 2]
-
-    def graph_ms(fn, reps=10, iters=20):
-        # GPU time: `reps` calls captured in a CUDA graph and replayed (the
-        # host's Python and launch overhead left out).
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            for _ in range(reps):
-                fn()
-        times = []
-        for _ in range(iters):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            g.replay()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / reps)
-        return sorted(times)[len(times) // 2]
+    # GPU time (graph replay) and a plain call's time from Python.
+    graph_ms = lambda fn: median_ms(fn, graph=True)
+    time_ms = lambda fn: median_ms(fn)
 
     rows = []
     name = torch.cuda.get_device_name()
