@@ -22,10 +22,12 @@ pytestmark = pytest.mark.skipif(cpu.tools() is None,
 
 
 def case(id, b=2, sq=5, sk=19, hq=4, hkv=2, d=16, dv=None, n=4, block=1, mask="causal",
-         left=0, right=0, scale=None, softcap=None, sinks=False, lse=False, itype="i32"):
+         left=0, right=0, scale=None, softcap=None, sinks=False, lse=False, itype="i32",
+         dynamic=False):
     return pytest.param(dict(b=b, sq=sq, sk=sk, hq=hq, hkv=hkv, d=d, dv=dv or d, n=n,
                              block=block, mask=mask, left=left, right=right, scale=scale,
-                             softcap=softcap, sinks=sinks, lse=lse, itype=itype), id=id)
+                             softcap=softcap, sinks=sinks, lse=lse, itype=itype,
+                             dynamic=dynamic), id=id)
 
 
 SPARSE_CASES = [
@@ -34,6 +36,8 @@ SPARSE_CASES = [
     case("blocks3_window_softcap_sinks", block=3, n=4, sk=17, mask="window", left=6,
          softcap=5.0, sinks=True, lse=True),
     case("tokens_noncausal_sq_gt_1", sq=7, sk=11, n=5, mask="none"),
+    # Batch and sequence lengths dynamic in the IR (tensor<?x?x..>).
+    case("dynamic_blocks2_causal", block=2, n=3, sk=13, dynamic=True),
 ]
 
 
@@ -60,8 +64,11 @@ def test_sparse_attention_cpu(c):
     rng = np.random.default_rng(abs(hash(str(sorted(c.items())))) % 2**32)
     q, k, v, idx, sinks = sparse_inputs(c, rng)
     it = c["itype"]
-    types = [cpu.tensor_type(q.shape, "f32"), cpu.tensor_type(k.shape, "f32"),
-             cpu.tensor_type(v.shape, "f32"), cpu.tensor_type(idx.shape, it)]
+    dyn = (0, 1) if c["dynamic"] else ()
+
+    def ty(shape, dtype):
+        return cpu.tensor_type(["?" if i in dyn else x for i, x in enumerate(shape)], dtype)
+    types = [ty(q.shape, "f32"), ty(k.shape, "f32"), ty(v.shape, "f32"), ty(idx.shape, it)]
     names = ["%q", "%k", "%v", "%i"]
     args = [(q, "f32"), (k, "f32"), (v, "f32"), (idx, it)]
     extra = ""
@@ -83,14 +90,14 @@ def test_sparse_attention_cpu(c):
     results = [((c["b"], c["sq"], c["hq"], c["dv"]), "f32")]
     if c["lse"]:
         results.append(((c["b"], c["hq"], c["sq"]), "f32"))
-    rtypes = [cpu.tensor_type(s, t) for s, t in results]
+    rtypes = [ty(s, t) for s, t in results]
     rn = ", ".join(f"%r{i}" for i in range(len(results)))
     sig = ", ".join(f"{n}: {t}" for n, t in zip(names, types))
     module = (f"func.func @sparse({sig}) -> ({', '.join(rtypes)}) {{\n"
               f"  {rn} = attn.sparse_attention %q, %k, %v, %i{extra} : "
               f"({', '.join(types)}) -> ({', '.join(rtypes)})\n"
               f"  return {rn} : {', '.join(rtypes)}\n}}\n")
-    got = cpu.run(module, "sparse", args, results)
+    got = cpu.run(module, "sparse", args, results, dynamic=dyn)
     ref, ref_lse = sparse_attention_reference(
         q, k, v, idx, block_size=c["block"], mask=c["mask"], left=c["left"], right=c["right"],
         scale=c["scale"], softcap=c["softcap"], sinks=sinks)
