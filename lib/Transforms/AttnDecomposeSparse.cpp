@@ -21,8 +21,15 @@
 //   greater, scanning keys upwards: ties go to the lower index; a taken
 //   score becomes NaN, which never compares greater; -1 once no admitted
 //   key is left).
+// * attn.nsa becomes its branches: compressed attention (attn.attention with
+//   a visibility bias, and its LSE), the compressed probabilities recomputed
+//   from that LSE, block scores summed over the GQA group and the compressed
+//   tokens overlapping each selection block, the always-selected blocks,
+//   the top num_selected per (token, KV head) through the same top-k,
+//   attn.sparse_attention over them, a windowed attn.attention, and the
+//   gated sum.
 //
-// Both materialize dense [.., Sq, Sk] tensors: reference semantics for any
+// All materialize dense [.., Sq, Sk] tensors: reference semantics for any
 // backend, not fast kernels.
 //
 //===----------------------------------------------------------------------===//
