@@ -59,10 +59,14 @@ static std::optional<double> effectiveScale(std::optional<APFloat> scale,
   return 1.0 / std::sqrt(static_cast<double>(headDim));
 }
 
+/// An op's optional mask, with an absent attribute meaning
+/// `#attn.mask<none>`.
+static MaskAttr maskOrNone(std::optional<MaskAttr> mask, MLIRContext *ctx) {
+  return mask ? *mask : MaskAttr::getNone(ctx);
+}
+
 MaskAttr AttentionOp::getMaskOrNone() {
-  if (std::optional<MaskAttr> mask = getMask())
-    return *mask;
-  return MaskAttr::getNone(getContext());
+  return maskOrNone(getMask(), getContext());
 }
 
 std::optional<double> AttentionOp::getEffectiveScale() {
@@ -273,9 +277,7 @@ PagedAttentionShape PagedAttentionOp::getPagedShape() {
 }
 
 MaskAttr PagedAttentionOp::getMaskOrNone() {
-  if (std::optional<MaskAttr> mask = getMask())
-    return *mask;
-  return MaskAttr::getNone(getContext());
+  return maskOrNone(getMask(), getContext());
 }
 
 std::optional<double> PagedAttentionOp::getEffectiveScale() {
@@ -544,9 +546,7 @@ void SparseAttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
 }
 
 MaskAttr SparseAttentionOp::getMaskOrNone() {
-  if (std::optional<MaskAttr> mask = getMask())
-    return *mask;
-  return MaskAttr::getNone(getContext());
+  return maskOrNone(getMask(), getContext());
 }
 
 std::optional<double> SparseAttentionOp::getEffectiveScale() {
@@ -665,9 +665,7 @@ void LightningIndexerOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
 }
 
 MaskAttr LightningIndexerOp::getMaskOrNone() {
-  if (std::optional<MaskAttr> mask = getMask())
-    return *mask;
-  return MaskAttr::getNone(getContext());
+  return maskOrNone(getMask(), getContext());
 }
 
 LogicalResult LightningIndexerOp::verify() {

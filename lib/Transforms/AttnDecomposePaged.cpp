@@ -158,15 +158,10 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
         });
 
     Type lseType = op.getLse() ? op.getLse().getType() : Type();
-    FloatAttr scale, softcap;
-    if (std::optional<APFloat> s = op.getScale())
-      scale = rewriter.getF32FloatAttr(s->convertToFloat());
-    if (std::optional<APFloat> c = op.getSoftcap())
-      softcap = rewriter.getF32FloatAttr(c->convertToFloat());
     auto attention = AttentionOp::create(
         rewriter, loc, op.getOutput().getType(), lseType, q, k, v,
-        biasGen.getResult(0), op.getSinks(), Layout::BSHD, MaskAttr(), scale,
-        softcap);
+        biasGen.getResult(0), op.getSinks(), Layout::BSHD, MaskAttr(),
+        op.getScaleAttr(), op.getSoftcapAttr());
     rewriter.replaceOp(op, attention->getResults());
     return success();
   }

@@ -73,6 +73,13 @@ Value valueOf(OpBuilder &b, Location loc, OpFoldResult r) {
   return getValueOrCreateConstantIndexOp(b, loc, r);
 }
 
+/// `v` as f32 (extended if narrower).
+Value extToF32(OpBuilder &b, Location loc, Value v) {
+  return v.getType().isF32()
+             ? v
+             : arith::ExtFOp::create(b, loc, b.getF32Type(), v).getResult();
+}
+
 /// for (i = 0; i < n; ++i) carrying `init`; `body` returns the next values.
 ValueRange
 forLoop(OpBuilder &b, Location loc, Value n, ValueRange init,
@@ -265,14 +272,10 @@ struct DecomposeSparseAttention : OpRewritePattern<SparseAttentionOp> {
         })[0];
 
     Type lseType = op.getLse() ? op.getLse().getType() : Type();
-    FloatAttr scale, softcap;
-    if (std::optional<APFloat> s = op.getScale())
-      scale = rewriter.getF32FloatAttr(s->convertToFloat());
-    if (std::optional<APFloat> c = op.getSoftcap())
-      softcap = rewriter.getF32FloatAttr(c->convertToFloat());
     auto attention = AttentionOp::create(
         rewriter, loc, op.getOutput().getType(), lseType, q, k, op.getValue(),
-        bias, op.getSinks(), Layout::BSHD, op.getMaskOrNone(), scale, softcap);
+        bias, op.getSinks(), Layout::BSHD, op.getMaskOrNone(),
+        op.getScaleAttr(), op.getSoftcapAttr());
     rewriter.replaceOp(op, attention->getResults());
     return success();
   }
@@ -292,9 +295,7 @@ struct DecomposeLightningIndexer : OpRewritePattern<LightningIndexerOp> {
                  headsD = dimOf(rewriter, loc, q, 2),
                  skD = dimOf(rewriter, loc, k, 1);
     Value sq = valueOf(rewriter, loc, sqD), sk = valueOf(rewriter, loc, skD);
-    auto toF32 = [&](OpBuilder &b, Value v) -> Value {
-      return v.getType().isF32() ? v : arith::ExtFOp::create(b, loc, f32, v);
-    };
+    auto toF32 = [&](OpBuilder &b, Value v) { return extToF32(b, loc, v); };
     auto par = utils::IteratorType::parallel,
          red = utils::IteratorType::reduction;
     Value zero =
@@ -430,9 +431,7 @@ struct DecomposeNsa : OpRewritePattern<NsaOp> {
     auto fconst = [&](OpBuilder &b, double x) -> Value {
       return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(x));
     };
-    auto toF32 = [&](OpBuilder &b, Value x) -> Value {
-      return x.getType().isF32() ? x : arith::ExtFOp::create(b, loc, f32, x);
-    };
+    auto toF32 = [&](OpBuilder &b, Value x) { return extToF32(b, loc, x); };
     auto maps = [&](unsigned dims, ArrayRef<ArrayRef<AffineExpr>> results) {
       SmallVector<AffineMap> out;
       for (ArrayRef<AffineExpr> r : results)
