@@ -193,6 +193,21 @@ struct Emitter {
     scf::YieldOp::create(b, f(0.0));
     return ifOp.getResult(0);
   }
+  /// The values of `fn()` where `cond` holds (always, for a null `cond`),
+  /// else `orElse`.
+  SmallVector<Value> ifElse(Value cond, ValueRange orElse,
+                            function_ref<SmallVector<Value>()> fn) {
+    if (!cond)
+      return fn();
+    auto ifOp = scf::IfOp::create(b, orElse.getTypes(), cond,
+                                  /*withElse=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    scf::YieldOp::create(b, fn());
+    b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    scf::YieldOp::create(b, orElse);
+    return SmallVector<Value>(ifOp.getResults());
+  }
   /// Runs `body` where `cond` holds.
   void when(Value cond, function_ref<void()> body) {
     auto ifOp = scf::IfOp::create(b, cond, /*withElse=*/false);
@@ -497,33 +512,28 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
       Value colB = e.add(e.mul(nt, e.idx(8)), groupId);
       // Tiles wholly above the diagonal (first column past the row tile's
       // last row) are zero.
-      auto ifOp = scf::IfOp::create(
-          b, SmallVector<Type>(8, f32),
-          e.lt(e.mul(nt, e.idx(8)), e.mul(e.add(m, c1), e.idx(16))),
-          /*withElse=*/true);
-      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-      scf::YieldOp::create(b, SmallVector<Value>(8, e.f(0.0)));
-      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-      SmallVector<Value> kk(4, e.f(0.0)), qk(4, e.f(0.0));
-      for (int64_t ks = 0; ks < kSteps; ++ks) {
-        Value ka = e.add(inGroup, e.idx(8 * ks)),
-              kb = e.add(inGroup, e.idx(8 * ks + 4));
-        SmallVector<Value> bFrag{e.load(kS, {colB, ka}),
-                                 e.load(kS, {colB, kb})};
-        auto aFrag = [&](Value m) {
-          return SmallVector<Value>{
-              e.load(m, {row[0], ka}), e.load(m, {row[1], ka}),
-              e.load(m, {row[0], kb}), e.load(m, {row[1], kb})};
-        };
-        kk = mma(aFrag(kS), bFrag, kk);
-        qk = mma(aFrag(qS), bFrag, qk);
-      }
-      SmallVector<Value> both(kk);
-      both.append(qk);
-      scf::YieldOp::create(b, both);
-      b.setInsertionPointAfter(ifOp);
-      kk.assign(ifOp.getResults().begin(), ifOp.getResults().begin() + 4);
-      qk.assign(ifOp.getResults().begin() + 4, ifOp.getResults().end());
+      SmallVector<Value> both =
+          e.ifElse(e.lt(e.mul(nt, e.idx(8)), e.mul(e.add(m, c1), e.idx(16))),
+                   SmallVector<Value>(8, e.f(0.0)), [&] {
+                     SmallVector<Value> kk(4, e.f(0.0)), qk(4, e.f(0.0));
+                     for (int64_t ks = 0; ks < kSteps; ++ks) {
+                       Value ka = e.add(inGroup, e.idx(8 * ks)),
+                             kb = e.add(inGroup, e.idx(8 * ks + 4));
+                       SmallVector<Value> bFrag{e.load(kS, {colB, ka}),
+                                                e.load(kS, {colB, kb})};
+                       auto aFrag = [&](Value m) {
+                         return SmallVector<Value>{
+                             e.load(m, {row[0], ka}), e.load(m, {row[1], ka}),
+                             e.load(m, {row[0], kb}), e.load(m, {row[1], kb})};
+                       };
+                       kk = mma(aFrag(kS), bFrag, kk);
+                       qk = mma(aFrag(qS), bFrag, qk);
+                     }
+                     kk.append(qk);
+                     return kk;
+                   });
+      ArrayRef<Value> kk = ArrayRef<Value>(both).take_front(4),
+                      qk = ArrayRef<Value>(both).drop_front(4);
       for (int64_t h = 0; h < 2; ++h) {
         Value i = row[h];
         Value gi = e.load(gS, {i, c0}), beta = e.load(betaS, {i});
@@ -816,20 +826,6 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     return plus(e.add(e.mul(nt, e.idx(8)), e.mul(t, e.idx(2))), j);
   };
   auto bColumn = [&](Value nt) { return e.add(e.mul(nt, e.idx(8)), g); };
-  // `fn()` where `cond` (if any), else `orElse`.
-  auto guarded = [&](Value cond, ValueRange orElse,
-                     function_ref<SmallVector<Value>()> fn) {
-    if (!cond)
-      return fn();
-    auto ifOp = scf::IfOp::create(b, orElse.getTypes(), cond,
-                                  /*withElse=*/true);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-    scf::YieldOp::create(b, fn());
-    b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-    scf::YieldOp::create(b, orElse);
-    return SmallVector<Value>(ifOp.getResults());
-  };
   auto mma = [&](ArrayRef<Value> a, ArrayRef<Value> bFrag, ArrayRef<Value> c) {
     return SmallVector<Value>(
         attn::detail::buildMmaTf32(b, b.getLoc(), a, bFrag, c));
@@ -1061,7 +1057,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         for (int64_t r = 0; r < unitRounds; ++r) {
           Unit u = unitOf(r);
           SmallVector<Value> zeros8(8, zeros4[0]);
-          qgsAcc.push_back(guarded(unitGuard(u, r), zeros8, [&] {
+          qgsAcc.push_back(e.ifElse(unitGuard(u, r), zeros8, [&] {
             Value buf = e.add(wqBuf, u.prod);
             SmallVector<Value> acc[2][2] = {{zeros4, zeros4}, {zeros4, zeros4}};
             for (int64_t kk = 0; kk < Dkp / 8; ++kk) {
@@ -1140,7 +1136,7 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         for (int64_t r = 0; r < stateRounds; ++r) {
           SmallVector<Value> old(sIn.begin() + perRound * r,
                                  sIn.begin() + perRound * (r + 1));
-          next.append(guarded(stateGuard(r), old, [&] {
+          next.append(e.ifElse(stateGuard(r), old, [&] {
             Value tile = stateTile(r);
             Value dk[2] = {stateRow(tile, 0), stateRow(tile, 1)};
             Value decay[2] = {e.load(gcS, {bufC, dk[0]}),
