@@ -96,6 +96,60 @@ def gated_variant_mlir(v, name="attn"):
             f"  return %o, %s : {', '.join(results)}\n}}\n")
 
 
+def nsa_variant_mlir(v, name="attn"):
+    """A function with one attn.nsa of variant `v` (its block-selection
+    kernel; batch and token counts are placeholders)."""
+    d, dt, hq, hkv = v["head_dim"], v["dtype"], v["q_heads"], v["kv_heads"]
+    b, t, tc = 1, 128, 7
+    args = [("%q", [b, t, hq, d]), ("%k", [b, t, hkv, d]), ("%v", [b, t, hkv, d]),
+            ("%kc", [b, tc, hkv, d]), ("%vc", [b, tc, hkv, d]), ("%g", [b, t, hq, 3])]
+    types = [cpu.tensor_type(shape, dt) for _, shape in args]
+    out = cpu.tensor_type([b, t, hq, d], dt)
+    attrs = (f"cmp_block = {v['cmp_block']} cmp_stride = {v['cmp_stride']} "
+             f"sel_block = {v['sel_block']} num_selected = {v['num_selected']} "
+             f"window = {v.get('window', 1)} initial_blocks = {v['initial_blocks']} "
+             f"local_blocks = {v['local_blocks']} scale = {float(v['scale'])!r}")
+    return (f"func.func @{name}({', '.join(f'{n}: {ty}' for (n, _), ty in zip(args, types))}) -> {out} {{\n"
+            f"  %o = attn.nsa {', '.join(n for n, _ in args)} {attrs} : ({', '.join(types)}) -> {out}\n"
+            f"  return %o : {out}\n}}\n")
+
+
+def nsa_variants(v):
+    """The kernels attn.gpu.nsa runs for NSA variant `v` (keys of the
+    selection kernel's variant, plus "window" and "page_size"): the selection
+    kernel, the paged kernels of the compressed (pages of page_size, with
+    LSE) and selected (pages of sel_block) branches, and the window branch's
+    attention kernel (bshd)."""
+    paged = {"op": "paged_attention", "dtype": v["dtype"], "head_dim": v["head_dim"],
+             "value_head_dim": v["head_dim"], "cache_layout": "nhd", "table_dtype": "i32",
+             "lens_dtype": "i32", "mask": "none", "scale": v["scale"], "softcap": None,
+             "sinks": False, "values": "separate"}
+    window = {"dtype": v["dtype"], "head_dim": v["head_dim"], "value_head_dim": v["head_dim"],
+              "layout": "bshd", "mask": "window", "window_left": v["window"] - 1,
+              "window_right": 0, "scale": v["scale"], "softcap": None, "bias": False,
+              "sinks": False, "lse": False}
+    return [v, dict(paged, page_size=v.get("page_size", 64), lse=True),
+            dict(paged, page_size=v["sel_block"], lse=False), window]
+
+
+def indexer_variant_mlir(v, name="attn"):
+    """A function with one attn.lightning_indexer of variant `v` (its scores
+    kernel; sizes and top_k are placeholders)."""
+    hi, di, dt = v["heads"], v["head_dim"], v["dtype"]
+    b, sq, sk = 1, 16, 64
+    types = [cpu.tensor_type([b, sq, hi, di], dt), cpu.tensor_type([b, sk, di], dt),
+             cpu.tensor_type([b, sq, hi], v["weights_dtype"])]
+    out = cpu.tensor_type([b, sq, 8], "i32")
+    mask = ""
+    if v["mask"] == "causal":
+        mask = " mask = <causal>"
+    elif v["mask"] == "window":
+        mask = f" mask = <window, left = {v['window_left']}, right = {v['window_right']}>"
+    return (f"func.func @{name}(%q: {types[0]}, %k: {types[1]}, %w: {types[2]}) -> {out} {{\n"
+            f"  %i = attn.lightning_indexer %q, %k, %w top_k = 8{mask} : ({', '.join(types)}) -> {out}\n"
+            f"  return %i : {out}\n}}\n")
+
+
 def variant_mlir(v, name="attn"):
     """A function with one attn.attention of variant `v` (sizes are only
     placeholders: the kernels take them at run time); paged variants
@@ -104,6 +158,10 @@ def variant_mlir(v, name="attn"):
         return paged_variant_mlir(v, name)
     if v.get("op") == "gated_delta_rule":
         return gated_variant_mlir(v, name)
+    if v.get("op") == "nsa":
+        return nsa_variant_mlir(v, name)
+    if v.get("op") == "lightning_indexer":
+        return indexer_variant_mlir(v, name)
     d, dv, layout = v["head_dim"], v["value_head_dim"], v["layout"]
     b, h, s = 2, 2, 16
     def shape(dd):
@@ -152,6 +210,9 @@ def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel=
         if out.returncode:
             raise RuntimeError("attn-compile failed:\n" + out.stderr.decode())
         return out.stdout.decode().split()
+    # An NSA variant stands for the kernels its GPU path runs.
+    variants = [k for v in variants
+                for k in (nsa_variants(v) if v.get("op") == "nsa" else [v])]
     unique = list({repr(sorted(v.items())): v for v in variants}.values())
     with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:
         return [name for names in pool.map(one, unique) for name in names]

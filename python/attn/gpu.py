@@ -401,19 +401,23 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
 
 def sparse_attention(q, k, v, indices, *, block_size=1, causal=False, scale=None, softcap=None,
                      sinks=None, return_lse=False, bundles=None):
-    """attn.sparse_attention on the GPU for one KV head (DeepSeek Sparse
-    Attention's token-sparse MLA: D = 576, v = k[..., :512]; any single-KV-
-    head selection): q [B, Sq, Hq, D], k [B, Sk, 1, D], v [B, Sk, 1, Dv]
-    (contiguous, or k[..., :Dv]), indices [B, Sq, 1, N] (int32/int64; -1,
-    out-of-range and, with causal, future entries skipped). Returns out
-    [B, Sq, Hq, Dv] (and the LSE [B, Hq, Sq] with return_lse).
+    """attn.sparse_attention on the GPU: q [B, Sq, Hq, D], k [B, Sk, Hkv, D],
+    v [B, Sk, Hkv, Dv] (contiguous, or k[..., :Dv]: DeepSeek Sparse
+    Attention's latent MLA, D = 576, one KV head), indices [B, Sq, Hkv, N]
+    (int32/int64; -1, out-of-range and, with causal, future entries
+    skipped). Returns out [B, Sq, Hq, Dv] (and the LSE [B, Hq, Sq] with
+    return_lse).
 
-    Each query row becomes a sequence of attn's paged kernels: its valid
+    Each (query row, KV head) becomes a sequence of attn's paged kernels with
+    the G = Hq / Hkv query heads of the group as its packed rows: its valid
     selections, compacted in ascending order, are its page table over the
-    keys viewed as pages of `block_size` (so the latent MLA kernel reads
-    only the selected rows), its length the selected keys (a causal row's
-    last block cut at its position). Rows with nothing valid give zeros.
-    Needs paged bundles with page_size = block_size and no mask."""
+    keys viewed as pages of `block_size` (so the kernel reads only the
+    selected rows), its length the selected keys (a causal row's last block
+    cut at its position). Rows with nothing valid give zeros. With several
+    KV heads (NSA's selection branch) the keys are first copied head-major
+    (each head's pages contiguous); with one, k is used in place when Sk is a
+    multiple of block_size. Needs paged bundles with page_size = block_size
+    and no mask."""
     import torch
 
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or indices.dim() != 4:
@@ -421,50 +425,199 @@ def sparse_attention(q, k, v, indices, *, block_size=1, causal=False, scale=None
     b, sq, hq, d = q.shape
     sk, hkv = k.shape[1], k.shape[2]
     n = indices.shape[3]
-    if hkv != 1 or indices.shape[2] != 1:
-        raise ValueError("gpu.sparse_attention takes one KV head (DSA's latent MLA); "
-                         f"got {hkv}")
-    if tuple(indices.shape[:2]) != (b, sq) or tuple(k.shape[:2]) != (b, sk) \
-            or tuple(v.shape[:3]) != (b, sk, 1):
+    if tuple(indices.shape[:3]) != (b, sq, hkv) or tuple(k.shape[:2]) != (b, sk) \
+            or tuple(v.shape[:3]) != (b, sk, hkv) or hkv == 0 or hq % hkv:
         raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, "
                          f"v {tuple(v.shape)}, indices {tuple(indices.shape)}")
-    if block_size < 1 or sk % block_size:
-        raise ValueError(f"the key length ({sk}) must be a multiple of block_size ({block_size})")
-    nb = sk // block_size
+    if block_size < 1:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    if sinks is not None and hkv > 1:
+        raise ValueError("sinks with several KV heads are not supported on the GPU")
+    group = hq // hkv
+    nb = -(-sk // block_size)
     dv = v.shape[3]
     prefix_of_k = (v.data_ptr() == k.data_ptr() and v.stride() == k.stride() and dv <= d)
-    if not k.is_contiguous() or not (v.is_contiguous() or prefix_of_k):
-        raise ValueError("k must be contiguous, v contiguous or k[..., :Dv]")
+    if not q.is_contiguous() or not k.is_contiguous() or not (v.is_contiguous() or prefix_of_k):
+        raise ValueError("q and k must be contiguous, v contiguous or k[..., :Dv]")
     # Valid entries: non-negative, an existing block, and (causal) starting
     # at or before the row's position t + Sk - Sq.
-    idx = indices.reshape(b, sq, n).long()
+    idx = indices.long()
     pos = torch.arange(sq, device=q.device) + (sk - sq)
     valid = (idx >= 0) & (idx < nb)
     if causal:
-        valid &= idx * block_size <= pos[None, :, None]
+        valid &= idx * block_size <= pos[None, :, None, None]
     big = torch.iinfo(torch.int64).max
     ordered, _ = torch.sort(torch.where(valid, idx, torch.full_like(idx, big)), dim=-1)
     count = valid.sum(-1)
     last = torch.gather(ordered, -1, (count - 1).clamp(min=0)[..., None])[..., 0]
-    limit = (pos + 1).clamp(max=sk)[None, :] if causal \
-        else torch.full((1, sq), sk, device=q.device)
+    limit = (pos + 1).clamp(max=sk)[None, :, None] if causal \
+        else torch.full((1, sq, 1), sk, device=q.device)
     tail = torch.clamp(limit - last * block_size, max=block_size)
     lens = torch.where(count > 0, (count - 1) * block_size + tail, torch.zeros_like(count))
-    # Page tables into the keys of each row's sequence, as pages of
-    # block_size: page b·nb + j (entries past the length are never read).
-    table = torch.where(ordered == big, torch.zeros_like(ordered), ordered)
-    table = (table + (torch.arange(b, device=q.device) * nb)[:, None, None]).to(torch.int32)
-    k_cache = k.view(b * nb, block_size, 1, d)
-    v_cache = k_cache[..., :dv] if prefix_of_k else v.reshape(b * nb, block_size, 1, dv)
-    res = paged_attention(q.reshape(b * sq, 1, hq, d), k_cache, v_cache,
-                          table.reshape(b * sq, n).contiguous(),
-                          lens.reshape(b * sq).to(torch.int32).contiguous(),
+    # The keys as pages of block_size, head-major: page (b·Hkv + h)·nb + j
+    # (entries past a row's length are never read).
+    if hkv == 1 and sk % block_size == 0:
+        k_pages = k.view(b * nb, block_size, 1, d)
+        v_pages = k_pages[..., :dv] if prefix_of_k else v.reshape(b * nb, block_size, 1, dv)
+    else:
+        def head_major(x):
+            out = x.new_zeros(b, hkv, nb * block_size, x.shape[3])
+            out[:, :, :sk] = x.permute(0, 2, 1, 3)
+            return out.view(b * hkv * nb, block_size, 1, x.shape[3])
+        k_pages = head_major(k)
+        v_pages = k_pages[..., :dv] if prefix_of_k else head_major(v)
+    base = (torch.arange(b * hkv, device=q.device) * nb).view(b, 1, hkv, 1)
+    table = torch.where(ordered == big, torch.zeros_like(ordered), ordered) + base
+    res = paged_attention(q.view(b * sq * hkv, 1, group, d), k_pages, v_pages,
+                          table.to(torch.int32).view(b * sq * hkv, n).contiguous(),
+                          lens.to(torch.int32).view(b * sq * hkv).contiguous(),
                           softcap=softcap, scale=scale, sinks=sinks, return_lse=return_lse,
                           bundles=bundles)
     if return_lse:
         out, lse = res
         return out.view(b, sq, hq, dv), lse.view(b, sq, hq).permute(0, 2, 1).contiguous()
     return res.view(b, sq, hq, dv)
+
+
+def _orderable(scores):
+    """int64 keys of f32 `scores` [..., S] whose descending order is the
+    scores' descending order with ties to the lower index."""
+    import torch
+
+    bits = scores.contiguous().view(torch.int32)
+    bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()
+    index = torch.arange(scores.shape[-1], device=scores.device)
+    return bits * (1 << 32) + ((1 << 32) - 1 - index)
+
+
+def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return_scores=False,
+                      bundles=None):
+    """attn.lightning_indexer on the GPU (DeepSeek-V3.2's indexer): q [B, Sq,
+    Hi, Di], k [B, Sk, Di], weights [B, Sq, Hi] (float32 or q's dtype).
+    Returns the indices [B, Sq, top_k] int32 of the top_k keys by
+    score = Σ_h w_h · relu(q_h · k) (ties to the lower key; -1 once the
+    admitted keys run out), and with return_scores the scores [B, Sq, Sk]
+    float32 (-inf where the mask does not admit a key).
+
+    The scores come from attn's indexer kernel (tensor cores); the selection
+    is torch.topk over int64 keys that fold the key index into each score,
+    which makes it exact and deterministic."""
+    import torch
+
+    if bundles is None:
+        bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
+    for name, t in (("q", q), ("k", k), ("weights", weights)):
+        if not isinstance(t, torch.Tensor) or not t.is_cuda or not t.is_contiguous():
+            raise ValueError(f"{name} must be a contiguous CUDA tensor")
+    if q.dim() != 4 or k.dim() != 3 or weights.dim() != 3:
+        raise ValueError("q must be [B, Sq, Hi, Di], k [B, Sk, Di], weights [B, Sq, Hi]")
+    b, sq, hi, di = q.shape
+    sk = k.shape[1]
+    if k.shape[0] != b or k.shape[2] != di or tuple(weights.shape) != (b, sq, hi):
+        raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, "
+                         f"weights {tuple(weights.shape)}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be positive, got {top_k}")
+    if causal and window is not None:
+        raise ValueError("pass either causal=True or window=(left, right)")
+    dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
+    if k.dtype != q.dtype:
+        raise ValueError("q and k must have the same dtype")
+    want = {"op": "lightning_indexer", "dtype": dtype, "heads": hi, "head_dim": di,
+            "weights_dtype": _DTYPES.get(str(weights.dtype).replace("torch.", "")),
+            "mask": "window" if window is not None else ("causal" if causal else "none")}
+    if window is not None:
+        want["window_left"], want["window_right"] = int(window[0]), int(window[1])
+    kernel = _find(load_bundles(bundles), want)
+    scores = torch.empty((b, sq, sk), dtype=torch.float32, device=q.device)
+    kernel.launch({"q": q, "k": k, "weights": weights, "scores": scores}, {"B": b, "Sq": sq, "Sk": sk},
+                  torch.cuda.current_stream(q.device).cuda_stream)
+    kk = min(top_k, sk)
+    indices = torch.full((b, sq, top_k), -1, dtype=torch.int32, device=q.device)
+    if kk > 0:
+        best = torch.topk(_orderable(scores), kk, dim=-1).indices
+        admitted = torch.gather(scores, -1, best) > float("-inf")
+        indices[..., :kk] = torch.where(admitted, best, torch.full_like(best, -1)).to(torch.int32)
+    return (indices, scores) if return_scores else indices
+
+
+def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_selected, window,
+        initial_blocks=1, local_blocks=2, scale=None, page_size=64, return_indices=False,
+        bundles=None):
+    """attn.nsa (Native Sparse Attention) on the GPU: q [B, T, Hq, D], k, v
+    [B, S, Hkv, D] (T query tokens at the last T of S positions), k_cmp, v_cmp
+    [B, Tc, Hkv, D] (compressed token c covers keys [c·cmp_stride,
+    c·cmp_stride + cmp_block)), gates [B, T, Hq, 3]. Returns out [B, T, Hq, D]
+    in q's dtype (and the selected blocks [B, T, Hkv, num_selected] with
+    return_indices).
+
+    The branches, as attn's kernels: (1) compressed attention on the paged
+    kernels (each token a sequence over the compressed tokens as pages of
+    `page_size`, its length the visible ones), with its LSE; (2) attn's NSA
+    selection kernel (block scores from the compressed probabilities,
+    forced blocks, top-n); (3) the selected blocks through sparse_attention;
+    (4) the sliding window through attention (bshd, window (window - 1,
+    0)); (5) the gates, in float32."""
+    import torch
+
+    if bundles is None:
+        bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
+    for name, t in (("q", q), ("k", k), ("v", v), ("k_cmp", k_cmp), ("v_cmp", v_cmp),
+                    ("gates", gates)):
+        if not isinstance(t, torch.Tensor) or not t.is_cuda or not t.is_contiguous():
+            raise ValueError(f"{name} must be a contiguous CUDA tensor")
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or k_cmp.dim() != 4 or gates.dim() != 4:
+        raise ValueError("q, k, v, k_cmp, v_cmp and gates must be 4-D")
+    b, t, hq, d = q.shape
+    s, hkv = k.shape[1], k.shape[2]
+    tc = k_cmp.shape[1]
+    if (tuple(k.shape) != (b, s, hkv, d) or tuple(v.shape) != (b, s, hkv, d)
+            or tuple(k_cmp.shape) != (b, tc, hkv, d) or tuple(v_cmp.shape) != (b, tc, hkv, d)
+            or tuple(gates.shape) != (b, t, hq, 3) or hkv == 0 or hq % hkv or t > s):
+        raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, "
+                         f"v {tuple(v.shape)}, k_cmp {tuple(k_cmp.shape)}, "
+                         f"v_cmp {tuple(v_cmp.shape)}, gates {tuple(gates.shape)} "
+                         "(the GPU path takes D = Dv and T <= S)")
+    scale = _f32(scale if scale is not None else 1 / math.sqrt(d))
+    kernels = load_bundles(bundles)
+    select = _find(kernels, {"op": "nsa", "dtype": _DTYPES.get(str(q.dtype).replace("torch.", "")),
+                             "head_dim": d, "q_heads": hq, "kv_heads": hkv,
+                             "cmp_block": cmp_block, "cmp_stride": cmp_stride,
+                             "sel_block": sel_block, "num_selected": num_selected,
+                             "initial_blocks": initial_blocks, "local_blocks": local_blocks,
+                             "scale": scale})
+    if -(-s // sel_block) > select.manifest["max_key_blocks"]:
+        raise ValueError(f"the NSA selection kernel scores at most "
+                         f"{select.manifest['max_key_blocks']} blocks of {sel_block} keys")
+    stream = torch.cuda.current_stream(q.device).cuda_stream
+    # (1) Compressed attention: token t sees the compressed tokens c with
+    # c·d + l <= p + 1 (p = t + S - T).
+    pos = torch.arange(t, device=q.device) + (s - t)
+    visible = torch.clamp(torch.div(pos + 1 - cmp_block, cmp_stride, rounding_mode="floor") + 1,
+                          min=0, max=tc)
+    pages = max(1, -(-tc // page_size))
+    kc = k_cmp.new_zeros(b, pages * page_size, hkv, d)
+    vc = v_cmp.new_zeros(b, pages * page_size, hkv, d)
+    kc[:, :tc], vc[:, :tc] = k_cmp, v_cmp
+    table = (torch.arange(b, device=q.device)[:, None, None] * pages
+             + torch.arange(pages, device=q.device)[None, None, :]).expand(b, t, pages)
+    o_cmp, lse_cmp = paged_attention(
+        q.view(b * t, 1, hq, d), kc.view(b * pages, page_size, hkv, d),
+        vc.view(b * pages, page_size, hkv, d), table.reshape(b * t, pages).to(torch.int32),
+        visible.repeat(b).to(torch.int32), scale=scale, return_lse=True, bundles=bundles)
+    # (2) Block selection from the compressed probabilities.
+    indices = torch.empty((b, t, hkv, num_selected), dtype=torch.int32, device=q.device)
+    select.launch({"q": q, "k_cmp": k_cmp, "lse_cmp": lse_cmp.view(b, t, hq), "indices": indices},
+                  {"B": b, "Sq": t, "Sk": s, "Tc": tc}, stream)
+    # (3) The selected blocks; (4) the window.
+    o_sel = sparse_attention(q, k, v, indices, block_size=sel_block, causal=True, scale=scale,
+                             bundles=bundles)
+    o_win = attention(q, k, v, window=(window - 1, 0), scale=scale, layout="bshd",
+                      bundles=bundles)
+    g = gates.float()
+    out = (g[..., 0:1] * o_cmp.view(b, t, hq, d).float() + g[..., 1:2] * o_sel.float()
+           + g[..., 2:3] * o_win.float()).to(q.dtype)
+    return (out, indices) if return_indices else out
 
 
 GATED_RECURRENT_MAX_TOKENS = 16

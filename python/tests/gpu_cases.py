@@ -187,6 +187,51 @@ def sparse_variant(c):
             "softcap": None, "sinks": False, "lse": c["lse"], "values": "key_prefix"}
 
 
+def nsa_case(id, t, s=None, b=1, hkv=4, group=16, d=128, cmp_block=32, cmp_stride=16,
+             sel_block=64, num_selected=16, window=512):
+    return dict(id=id, t=t, s=s or t, b=b, hq=hkv * group, hkv=hkv, d=d, cmp_block=cmp_block,
+                cmp_stride=cmp_stride, sel_block=sel_block, num_selected=num_selected,
+                window=window, dtype="bf16")
+
+
+# Native Sparse Attention (issue 9), GQA groups of 16, the NSA paper's
+# l = 32, d = 16, l' = 64, 16 blocks, a 512-token window.
+NSA_CASES = [
+    nsa_case("nsa_t63_b3", t=63, b=3, hkv=1),
+    nsa_case("nsa_t1024_b2", t=1024, b=2, hkv=2),
+    nsa_case("nsa_t4096", t=4096, hkv=4),
+    nsa_case("nsa_chunk_t64_s3000", t=64, s=3000, b=2, hkv=2),
+]
+
+
+def nsa_variant(c):
+    return {"op": "nsa", "dtype": c["dtype"], "head_dim": c["d"], "q_heads": c["hq"],
+            "kv_heads": c["hkv"], "cmp_block": c["cmp_block"], "cmp_stride": c["cmp_stride"],
+            "sel_block": c["sel_block"], "num_selected": c["num_selected"],
+            "initial_blocks": 1, "local_blocks": 2, "scale": 1 / math.sqrt(c["d"]),
+            "window": c["window"], "page_size": 64}
+
+
+def indexer_case(id, b, sq, sk, top_k, causal=True, heads=64, d=128):
+    return dict(id=id, b=b, sq=sq, sk=sk, top_k=top_k, causal=causal, heads=heads, d=d)
+
+
+# DeepSeek-V3.2's lightning indexer: 64 heads x 128, top-k 512 and 2048,
+# prefill (rows with fewer admitted keys than top_k: -1 padding) and decode.
+INDEXER_CASES = [
+    indexer_case("indexer_prefill_topk512", b=2, sq=777, sk=777, top_k=512),
+    indexer_case("indexer_decode_topk2048", b=3, sq=2, sk=5000, top_k=2048),
+    indexer_case("indexer_nomask_sk100_topk128", b=1, sq=5, sk=100, top_k=128, causal=False),
+]
+
+
+def indexer_variant(c):
+    return {"op": "lightning_indexer", "dtype": "bf16", "heads": c["heads"],
+            "head_dim": c["d"], "weights_dtype": "f32",
+            "mask": "causal" if c["causal"] else "none"}
+
+
 def variants():
     return ([variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES]
-            + [gated_variant(c) for c in GATED_CASES] + [sparse_variant(c) for c in SPARSE_CASES])
+            + [gated_variant(c) for c in GATED_CASES] + [sparse_variant(c) for c in SPARSE_CASES]
+            + [nsa_variant(c) for c in NSA_CASES] + [indexer_variant(c) for c in INDEXER_CASES])

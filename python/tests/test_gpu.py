@@ -435,3 +435,161 @@ def test_gpu_sparse_attention(c):
         assert torch.equal(torch.isinf(lse), torch.isinf(ref_lse)), "LSE -inf pattern differs"
         fin = torch.isfinite(ref_lse)
         assert (lse.double()[fin] - ref_lse[fin]).abs().max().item() < 2e-2
+
+
+def nsa_inputs(c, seed=0):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    b, t, s, hq, hkv, d = c["b"], c["t"], c["s"], c["hq"], c["hkv"], c["d"]
+    tc = max(0, (s - c["cmp_block"]) // c["cmp_stride"] + 1)
+
+    def rnd(*shape):
+        return torch.randn(*shape, device="cuda", generator=gen).to(torch.bfloat16)
+    q, k, v = rnd(b, t, hq, d), rnd(b, s, hkv, d), rnd(b, s, hkv, d)
+    kc, vc = rnd(b, tc, hkv, d), rnd(b, tc, hkv, d)
+    gates = torch.sigmoid(torch.randn(b, t, hq, 3, device="cuda", generator=gen)).to(torch.bfloat16)
+    return q, k, v, kc, vc, gates
+
+
+def nsa_block_scores(q, kc, c):
+    """NSA's selection scores in float64 (the op's definition, vectorized):
+    [B, T, Hkv, NB], the candidate mask and the forced-block mask."""
+    b, t, hq, d = q.shape
+    s, hkv, tc = c["s"], c["hkv"], kc.shape[1]
+    l, stride, sel = c["cmp_block"], c["cmp_stride"], c["sel_block"]
+    nb = -(-s // sel)
+    pos = torch.arange(t, device=q.device) + s - t
+    cpos = torch.arange(tc, device=q.device)
+    vis = cpos[None, :] * stride + l <= pos[:, None] + 1                       # [T, Tc]
+    qq = q.double().view(b, t, hkv, hq // hkv, d)
+    sc = torch.einsum("btgjd,bcgd->btgjc", qq, kc.double()) / math.sqrt(d)
+    sc = sc.masked_fill(~vis[None, :, None, None, :], float("-inf"))
+    p = torch.softmax(sc, -1).nan_to_num(0.0).sum(3)                           # [B, T, Hkv, Tc]
+    j = torch.arange(nb, device=q.device)
+    overlap = ((cpos[:, None] * stride < (j[None, :] + 1) * sel)
+               & (cpos[:, None] * stride + l > j[None, :] * sel)).double()     # [Tc, NB]
+    scores = p @ overlap
+    last = pos // sel
+    cand = j[None, :] <= torch.minimum(last, torch.tensor(nb - 1, device=q.device))[:, None]
+    forced = cand & ((j[None, :] < 1) | (j[None, :] > last[:, None] - 2))
+    return scores, cand, forced, (p, vis)
+
+
+def nsa_branch_reference(q, k, v, kc, vc, gates, indices, c, low):
+    """The NSA output in float64 (low: with P rounded to bf16, the floor)
+    given the selected blocks, token chunk by token chunk."""
+    b, t, hq, d = q.shape
+    s, hkv, tc = c["s"], c["hkv"], kc.shape[1]
+    group, sel = hq // hkv, c["sel_block"]
+    out = torch.empty(b, t, hq, d, dtype=torch.float64, device=q.device)
+    pos_all = torch.arange(t, device=q.device) + s - t
+    keys = torch.arange(s, device=q.device)
+    cpos = torch.arange(tc, device=q.device)
+
+    def attend(qq, kk, vv, mask):  # qq [B, n, Hq, D], kk [B, S, Hkv, D], mask [B|1, n, Hkv|1, S]
+        kk = kk.double().repeat_interleave(group, 2)
+        vv = vv.double().repeat_interleave(group, 2)
+        sc = torch.einsum("bnhd,bshd->bnhs", qq, kk) / math.sqrt(d)
+        m = mask.repeat_interleave(group, 2) if mask.shape[2] > 1 else mask
+        sc = sc.masked_fill(~m, float("-inf"))
+        p = torch.softmax(sc, -1).nan_to_num(0.0)
+        if low:
+            p = p.to(torch.bfloat16).double()
+        return torch.einsum("bnhs,bshd->bnhd", p, vv)
+    for t0 in range(0, t, 256):
+        t1 = min(t, t0 + 256)
+        qq, pos = q[:, t0:t1].double(), pos_all[t0:t1]
+        cmask = (cpos[None, :] * c["cmp_stride"] + c["cmp_block"] <= pos[:, None] + 1)
+        o_cmp = attend(qq, kc, vc, cmask[None, :, None, :])
+        blk = indices[:, t0:t1].long()                                         # [B, n, Hkv, N]
+        chosen = torch.zeros(b, t1 - t0, hkv, -(-s // sel) + 1, dtype=torch.bool, device=q.device)
+        chosen.scatter_(3, torch.where(blk >= 0, blk, torch.full_like(blk, chosen.shape[3] - 1)), True)
+        smask = chosen[..., keys // sel] & (keys[None, :] <= pos[:, None])[None, :, None, :]
+        o_sel = attend(qq, k, v, smask)
+        wmask = (keys[None, :] <= pos[:, None]) & (keys[None, :] > pos[:, None] - c["window"])
+        o_win = attend(qq, k, v, wmask[None, :, None, :])
+        g = gates[:, t0:t1].double()
+        out[:, t0:t1] = g[..., 0:1] * o_cmp + g[..., 1:2] * o_sel + g[..., 2:3] * o_win
+    return out
+
+
+@pytest.mark.parametrize("c", gpu_cases.NSA_CASES, ids=[c["id"] for c in gpu_cases.NSA_CASES])
+def test_gpu_nsa(c):
+    q, k, v, kc, vc, gates = nsa_inputs(c)
+    o, idx = gpu.nsa(q, k, v, kc, vc, gates, cmp_block=c["cmp_block"], cmp_stride=c["cmp_stride"],
+                     sel_block=c["sel_block"], num_selected=c["num_selected"], window=c["window"],
+                     return_indices=True, bundles=BUNDLES)
+    torch.cuda.synchronize()
+    assert not torch.isnan(o).any()
+    # The selection: every row names min(N, candidates) distinct candidate
+    # blocks, then -1; the forced blocks among them; and no block left out
+    # scores higher (float64 scores) than one taken, beyond 1e-4 relative.
+    scores, cand, forced, _ = nsa_block_scores(q, kc, c)
+    n = c["num_selected"]
+    idx64 = idx.long()
+    ncand = cand.sum(-1)                                                       # [T]
+    want = torch.clamp(ncand, max=n)
+    taken = idx64 >= 0
+    assert torch.equal(taken.sum(-1), want[None, :, None].expand_as(taken[..., 0])), \
+        "wrong number of selected blocks"
+    assert torch.equal(taken, (torch.arange(n, device=idx.device)
+                               < want[None, :, None, None]).expand_as(taken)), \
+        "-1 padding must follow the selected blocks"
+    nb = scores.shape[-1]
+    onehot = torch.zeros(*idx.shape[:3], nb + 1, dtype=torch.int64, device=idx.device)
+    onehot.scatter_add_(3, torch.where(taken, idx64, torch.full_like(idx64, nb)), torch.ones_like(idx64))
+    picked = onehot[..., :nb]
+    assert picked.max() <= 1, "a block selected twice"
+    assert not (picked.bool() & ~cand[None, :, None, :]).any(), "a block past the row's position"
+    nforced = forced.sum(-1)
+    assert (~forced[None, :, None, :] | picked.bool() | (nforced > n)[None, :, None, None]).all(), \
+        "a forced block (initial or local) left out"
+    free = cand[None, :, None, :] & ~forced[None, :, None, :]
+    inf = torch.tensor(float("inf"), dtype=torch.float64, device=idx.device)
+    low_taken = torch.where(free & picked.bool(), scores, inf).amin(-1)
+    high_left = torch.where(free & ~picked.bool(), scores, -inf).amax(-1)
+    tol = 1e-4 * scores.amax(-1).clamp(min=1.0)
+    worst = (high_left - low_taken - tol).max().item()
+    print(f"\n{c['id']}: selection margin violation {max(worst, 0):.3e}")
+    assert worst <= 0, f"a block left out outscores a selected one by {worst:.3e}"
+    # The output, given the (checked) selection.
+    ref = nsa_branch_reference(q, k, v, kc, vc, gates, idx, c, low=False)
+    low = nsa_branch_reference(q, k, v, kc, vc, gates, idx, c, low=True)
+    err = (o.double() - ref).abs().max().item()
+    base = (low.to(torch.bfloat16).double() - ref).abs().max().item()
+    print(f"{c['id']}: max|out-ref64| = {err:.3e}, max|bf16 math - ref64| = {base:.3e}")
+    assert err <= 2 * base + 1e-3, f"max error {err:.3e} > 2 x {base:.3e} + 1e-3"
+
+
+@pytest.mark.parametrize("c", gpu_cases.INDEXER_CASES, ids=[c["id"] for c in gpu_cases.INDEXER_CASES])
+def test_gpu_lightning_indexer(c):
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    b, sq, sk, h, d, n = c["b"], c["sq"], c["sk"], c["heads"], c["d"], c["top_k"]
+    q = torch.randn(b, sq, h, d, device="cuda", generator=gen).to(torch.bfloat16)
+    k = torch.randn(b, sk, d, device="cuda", generator=gen).to(torch.bfloat16)
+    w = torch.randn(b, sq, h, device="cuda", generator=gen) / h
+    # A tie: key 3 duplicated at key 7 (equal scores: 3 must come first,
+    # which the exact comparison below checks).
+    k[:, 7] = k[:, 3]
+    idx, scores = gpu.lightning_indexer(q, k, w, n, causal=c["causal"], return_scores=True,
+                                        bundles=BUNDLES)
+    torch.cuda.synchronize()
+    ref = torch.einsum("bthd,bsd->bths", q.double(), k.double()).relu()
+    ref = torch.einsum("bths,bth->bts", ref, w.double())
+    pos = torch.arange(sq, device="cuda") + sk - sq
+    admitted = (torch.arange(sk, device="cuda")[None, :] <= pos[:, None]) if c["causal"] \
+        else torch.ones(sq, sk, dtype=torch.bool, device="cuda")
+    ref = ref.masked_fill(~admitted[None], float("-inf"))
+    assert torch.equal(torch.isinf(scores), torch.isinf(ref)), "-inf pattern of the scores differs"
+    fin = torch.isfinite(ref)
+    err = ((scores.double() - ref).abs()[fin] / (1 + ref.abs()[fin])).max().item()
+    print(f"\n{c['id']}: max rel|scores-ref64| = {err:.3e}")
+    assert err < 1e-4
+    # The selection is exactly the top-k of the kernel's own scores, ties to
+    # the lower key, -1 past the admitted keys.
+    order = torch.sort(-scores.double(), dim=-1, stable=True).indices[..., :n]
+    expect = torch.where(torch.gather(scores, -1, order) > float("-inf"), order,
+                         torch.full_like(order, -1)).to(torch.int32)
+    if n > sk:
+        expect = torch.cat([expect, torch.full((b, sq, n - sk), -1, dtype=torch.int32,
+                                               device="cuda")], -1)
+    assert torch.equal(idx, expect), "the indices are not the top-k of the scores"

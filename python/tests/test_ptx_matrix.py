@@ -172,3 +172,52 @@ def test_gated_matrix_ptxas(chip):
             assert ("cp.async" if f.startswith("attn_gdn_state") else "shfl.sync.bfly") in text
             if not f.startswith("attn_gdn_recurrent"):
                 assert "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" in text, f
+
+
+def nsa(dtype="bf16", d=128, hq=64, hkv=4, cmp_block=32, cmp_stride=16, sel_block=64, n=16,
+        initial=1, local=2):
+    return {"op": "nsa", "dtype": dtype, "head_dim": d, "q_heads": hq, "kv_heads": hkv,
+            "cmp_block": cmp_block, "cmp_stride": cmp_stride, "sel_block": sel_block,
+            "num_selected": n, "initial_blocks": initial, "local_blocks": local,
+            "scale": 1 / math.sqrt(d), "window": 512, "page_size": 64}
+
+
+def indexer(dtype="bf16", heads=64, d=128, mask="causal", weights="f32"):
+    return {"op": "lightning_indexer", "dtype": dtype, "heads": heads, "head_dim": d,
+            "weights_dtype": weights, "mask": mask}
+
+
+# Sparse attention (issue 9): NSA's selection kernel (groups of 16 and of
+# 4, head dims 64-256, the paper's and other block geometries) and the DSA
+# indexer's scores kernel (DeepSeek-V3.2's 64 x 128, others; masks; weight
+# types). The NSA variants also bring the paged and window-attention kernels
+# its branches run on.
+SPARSE_MATRIX = [
+    nsa(), nsa(dtype="f16", d=64, hq=16, hkv=4, cmp_block=16, cmp_stride=16, sel_block=32, n=8),
+    nsa(d=256, hq=16, hkv=1, initial=0, local=1), nsa(d=192, hq=32, hkv=2, sel_block=128, n=4),
+    indexer(), indexer(dtype="f16", heads=32, d=64, mask="none", weights="f16"),
+    indexer(heads=128, d=256, mask="none"),
+]
+
+
+@pytest.mark.parametrize("chip", ["sm_80", "sm_90a"])
+def test_sparse_matrix_ptxas(chip):
+    with tempfile.TemporaryDirectory() as out:
+        bundles.compile_variants(SPARSE_MATRIX, out, chip)
+        ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
+        assert sum(f.startswith("attn_nsa_select") for f in ptx) == 4, ptx
+        assert sum(f.startswith("attn_indexer_scores") for f in ptx) == 3, ptx
+        for f in ptx:
+            r = subprocess.run([PTXAS, f"-arch={chip}", "-v", os.path.join(out, f), "-o",
+                                os.devnull], capture_output=True, text=True)
+            assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
+            if not f.startswith(("attn_nsa_select", "attn_indexer_scores")):
+                continue
+            spilled = re.search(r"(\d+) bytes spill stores", r.stderr)
+            assert spilled and int(spilled.group(1)) <= 32, f"{f} spills:\n{r.stderr}"
+            text = open(os.path.join(out, f)).read()
+            assert f".target {chip}" in text
+            # Both kernels' products are m16n8k16 tensor-core tiles, their
+            # sums over heads lane shuffles.
+            assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.(bf16|f16)", text), f
+            assert "shfl.sync.bfly" in text, f

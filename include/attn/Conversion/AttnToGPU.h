@@ -15,6 +15,8 @@ namespace attn {
 class AttentionOp;
 class PagedAttentionOp;
 class GatedDeltaRuleOp;
+class NsaOp;
+class LightningIndexerOp;
 
 /// A generated kernel and its calling contract (JSON).
 struct AttentionKernel {
@@ -135,6 +137,28 @@ LogicalResult checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
 LogicalResult buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
                                      GatedDeltaRuleOp op,
                                      SmallVectorImpl<NamedAttribute> &manifests);
+
+/// Whether attn.nsa `op` has GPU kernels (f16/bf16, D = Dv a multiple of 16
+/// up to 256, at most 16 query heads per KV head, a known scale); `why` says
+/// what is missing.
+LogicalResult checkNsaKernelEligible(NsaOp op, std::string *why);
+
+/// Adds attn.nsa's block-selection kernel (see SparseKernels.cpp) in its own
+/// gpu.module of `module`, and its manifest to `manifests`. The branches'
+/// attention runs on the paged and attention kernels of matching variants.
+LogicalResult buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
+                              SmallVectorImpl<NamedAttribute> &manifests);
+
+/// Whether attn.lightning_indexer `op` has a GPU kernel (f16/bf16, static
+/// head counts and dims, multiples of 16); `why` says what is missing.
+LogicalResult checkIndexerKernelEligible(LightningIndexerOp op,
+                                         std::string *why);
+
+/// Adds attn.lightning_indexer's scores kernel (see SparseKernels.cpp) in its
+/// own gpu.module of `module`, and its manifest to `manifests`.
+LogicalResult buildIndexerKernels(OpBuilder &builder, ModuleOp module,
+                                  LightningIndexerOp op,
+                                  SmallVectorImpl<NamedAttribute> &manifests);
 
 } // namespace attn
 } // namespace mlir

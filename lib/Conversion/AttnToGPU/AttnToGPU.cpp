@@ -527,13 +527,14 @@ struct AttnLowerToGPUPass
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
-    // The sparse ops have reference lowerings only (attn-decompose-sparse,
-    // the CPU pipeline): no GPU kernel yet, and no silent pass-through.
-    WalkResult sparse = module.walk([](Operation *op) {
-      if (!isa<SparseAttentionOp, LightningIndexerOp, NsaOp>(op))
-        return WalkResult::advance();
-      op->emitOpError("has no GPU kernel yet; attn-decompose-sparse gives "
-                      "its reference lowering (CPU pipeline)");
+    // attn.sparse_attention has no kernel of its own: the host compacts the
+    // index lists into page tables of the paged kernels (gpu.py). Report it
+    // rather than pass it through.
+    WalkResult sparse = module.walk([](SparseAttentionOp op) {
+      op.emitOpError("has no GPU kernel of its own; it runs on the paged "
+                     "kernels with the index lists as page tables (attn.gpu."
+                     "sparse_attention), and attn-decompose-sparse gives its "
+                     "reference lowering (CPU pipeline)");
       return WalkResult::interrupt();
     });
     if (sparse.wasInterrupted())
@@ -544,7 +545,12 @@ struct AttnLowerToGPUPass
     module.walk([&](PagedAttentionOp op) { pagedOps.push_back(op); });
     SmallVector<GatedDeltaRuleOp> linearOps;
     module.walk([&](GatedDeltaRuleOp op) { linearOps.push_back(op); });
-    if (ops.empty() && pagedOps.empty() && linearOps.empty())
+    SmallVector<NsaOp> nsaOps;
+    module.walk([&](NsaOp op) { nsaOps.push_back(op); });
+    SmallVector<LightningIndexerOp> indexerOps;
+    module.walk([&](LightningIndexerOp op) { indexerOps.push_back(op); });
+    if (ops.empty() && pagedOps.empty() && linearOps.empty() &&
+        nsaOps.empty() && indexerOps.empty())
       return;
     OpBuilder builder(&getContext());
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
@@ -560,6 +566,14 @@ struct AttnLowerToGPUPass
     // and the recurrent kernel.
     for (GatedDeltaRuleOp op : linearOps)
       if (failed(buildGatedDeltaKernels(builder, module, op, manifests)))
+        return signalPassFailure();
+    // Sparse attention: NSA's block selection and the DSA indexer's scores
+    // (their attention runs on the paged and attention kernels).
+    for (NsaOp op : nsaOps)
+      if (failed(buildNsaKernels(builder, module, op, manifests)))
+        return signalPassFailure();
+    for (LightningIndexerOp op : indexerOps)
+      if (failed(buildIndexerKernels(builder, module, op, manifests)))
         return signalPassFailure();
     for (AttentionOp op : ops) {
       // One gpu.module per variant, named like its kernel, so that each

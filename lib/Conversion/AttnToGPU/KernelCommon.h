@@ -11,7 +11,12 @@
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/JSON.h"
@@ -114,6 +119,114 @@ private:
   double factor;
   bool raw;
   Value batchIndex, head, c0, c1;
+};
+
+/// Arithmetic on index and f32 values, and the small control-flow helpers
+/// the kernel builders share (an ImplicitLocOpBuilder at the insertion
+/// point).
+struct Emitter {
+  ImplicitLocOpBuilder &b;
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+  Value f(double v) {
+    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, x, y); }
+  Value div(Value x, Value y) { return arith::DivUIOp::create(b, x, y); }
+  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, x, y); }
+  Value lt(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::ult, x, y);
+  }
+  Value le(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::ule, x, y);
+  }
+  Value eq(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, y);
+  }
+  Value land(Value x, Value y) { return arith::AndIOp::create(b, x, y); }
+  Value sel(Value c, Value x, Value y) {
+    return arith::SelectOp::create(b, c, x, y);
+  }
+  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, x, y); }
+  Value fsub(Value x, Value y) { return arith::SubFOp::create(b, x, y); }
+  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, x, y); }
+  Value fma(Value x, Value y, Value z) {
+    return math::FmaOp::create(b, x, y, z);
+  }
+  Value exp2(Value x) { return math::Exp2Op::create(b, x); }
+  Value load(Value m, ValueRange i) { return memref::LoadOp::create(b, m, i); }
+  void store(Value v, Value m, ValueRange i) {
+    memref::StoreOp::create(b, v, m, i);
+  }
+  /// A load from global memory as f32.
+  Value loadF32(Value m, Value i) {
+    Value v = memref::LoadOp::create(b, m, i);
+    return v.getType().isF32() ? v
+                               : arith::ExtFOp::create(b, b.getF32Type(), v);
+  }
+  /// `m[i]` as f32 where `cond`, else 0 (nothing read).
+  Value loadF32If(Value cond, Value m, Value i) {
+    auto ifOp = scf::IfOp::create(b, TypeRange{b.getF32Type()}, cond,
+                                  /*withElse=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    scf::YieldOp::create(b, loadF32(m, i));
+    b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    scf::YieldOp::create(b, f(0.0));
+    return ifOp.getResult(0);
+  }
+  /// The values of `fn()` where `cond` holds (always, for a null `cond`),
+  /// else `orElse`.
+  SmallVector<Value> ifElse(Value cond, ValueRange orElse,
+                            function_ref<SmallVector<Value>()> fn) {
+    if (!cond)
+      return fn();
+    auto ifOp = scf::IfOp::create(b, orElse.getTypes(), cond,
+                                  /*withElse=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    scf::YieldOp::create(b, fn());
+    b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    scf::YieldOp::create(b, orElse);
+    return SmallVector<Value>(ifOp.getResults());
+  }
+  /// Runs `body` where `cond` holds.
+  void when(Value cond, function_ref<void()> body) {
+    auto ifOp = scf::IfOp::create(b, cond, /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    body();
+  }
+  /// for (i = lo; i < hi; i += step) body(i), carrying `init`.
+  ValueRange loop(Value lo, Value hi, Value step, ValueRange init,
+                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto forOp = scf::ForOp::create(b, lo, hi, step, init);
+    OpBuilder::InsertionGuard guard(b);
+    // Without iteration values the body comes with its yield.
+    Block *block = forOp.getBody();
+    if (!block->empty())
+      block->back().erase();
+    b.setInsertionPointToEnd(block);
+    scf::YieldOp::create(
+        b, body(forOp.getInductionVar(), forOp.getRegionIterArgs()));
+    return forOp.getResults();
+  }
+  void loop(Value lo, Value hi, Value step, function_ref<void(Value)> body) {
+    loop(lo, hi, step, ValueRange{}, [&](Value i, ValueRange) {
+      body(i);
+      return SmallVector<Value>{};
+    });
+  }
+  /// The sum of `v` over the `lanes` lanes (a power of two) of a group.
+  Value laneSum(Value v, int64_t lanes) {
+    for (int32_t o = 1; o < lanes; o *= 2)
+      v = fadd(v, gpu::ShuffleOp::create(b, v, o, 32, gpu::ShuffleMode::XOR)
+                      .getShuffleResult());
+    return v;
+  }
+  void barrier() { gpu::BarrierOp::create(b); }
 };
 
 } // namespace detail

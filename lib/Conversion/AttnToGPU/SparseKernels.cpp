@@ -1,0 +1,627 @@
+//===- SparseKernels.cpp - NSA block selection, DSA indexer kernels -------===//
+//
+// The kernels of the sparse ops that are not softmax attention over a key
+// list (that part runs on the paged kernels, python/attn/gpu.py):
+//
+// * attn.nsa's block selection ("nsa.select"). One warp per (token, KV
+//   head): the group's G <= 16 query heads are the rows of one m16 tile, so
+//   S = Q·K_cmpᵀ over the visible compressed tokens is m16n8k16 mma.sync
+//   (Q's fragments in registers for the whole loop, K_cmp's read from global
+//   memory, where it stays L1/L2 resident: it is small and every token reads
+//   it). P = exp(S - lse) with the compressed branch's LSE (an input: that
+//   branch runs first), summed over the group's rows by lane shuffles, staged
+//   per 64 compressed tokens in shared memory and added into the scores of
+//   the selection blocks each token overlaps. The forced blocks get +inf,
+//   and num_selected rounds of a warp arg-max (ties to the lower block) write
+//   the indices (-1 once the candidate blocks run out).
+//
+// * attn.lightning_indexer's scores ("indexer.scores"). One block per
+//   (256 keys, token, sequence): the token's Hi x Di query in shared memory
+//   (rows padded by 8 elements: conflict-free fragment reads), each warp 64
+//   keys in steps of 16 (two n8 tiles, K's fragments from global memory
+//   once per step), Q·Kᵀ for all Hi heads as mma.sync, then relu, the head
+//   weights and the sum over heads on the accumulators (lane shuffles).
+//   Keys the mask does not admit get -inf, the op's convention; steps with
+//   no admitted key skip the math. The top-k runs on the host for now.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelCommon.h"
+
+#include "attn/Conversion/AttnToGPU.h"
+#include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
+
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+using attn::detail::createKernel;
+using attn::detail::Emitter;
+using attn::detail::flat;
+using attn::detail::hexBits;
+using attn::detail::memrefParam;
+using attn::detail::sizeParam;
+using attn::detail::typeName;
+
+namespace {
+constexpr int64_t kWarps = 4, kThreads = 32 * kWarps;
+constexpr double kLog2e = 1.4426950408889634;
+/// nsa.select: compressed tokens per staging step, and the most selection
+/// blocks a warp scores in shared memory (2048 blocks: 128k keys in blocks
+/// of 64).
+constexpr int64_t kCmpTile = 64, kMaxSelectBlocks = 2048;
+/// indexer.scores: keys per block (64 per warp).
+constexpr int64_t kIndexerKeys = 256;
+
+/// mma.sync fragments and the warp-level helpers the two kernels share.
+struct FragmentEmitter : Emitter {
+  Type elt;
+
+  Value zeros(VectorType t) {
+    return arith::ConstantOp::create(
+        b, t, DenseElementsAttr::get(t, b.getZeroAttr(t.getElementType())));
+  }
+  /// Two consecutive elements of `mem` (flat or 2-D) at `indices`.
+  Value pair(Value mem, ValueRange indices) {
+    return vector::LoadOp::create(b, VectorType::get({2}, elt), mem, indices);
+  }
+  /// A vector<n x 2 x elt> fragment from its rows.
+  Value fragment(ArrayRef<Value> rows) {
+    auto t = VectorType::get({static_cast<int64_t>(rows.size()), 2}, elt);
+    Value v = zeros(t);
+    for (auto [i, row] : llvm::enumerate(rows))
+      v = vector::InsertOp::create(b, row, v,
+                                   ArrayRef<int64_t>{static_cast<int64_t>(i)});
+    return v;
+  }
+  Value at(Value acc, int64_t i, int64_t j) {
+    return vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
+  }
+  /// Sum over the 8 lane groups of an m16n8 accumulator (lanes 4 apart).
+  Value rowGroupSum(Value v) {
+    for (int32_t o = 4; o < 32; o *= 2)
+      v = fadd(v, gpu::ShuffleOp::create(b, v, o, 32, gpu::ShuffleMode::XOR)
+                      .getShuffleResult());
+    return v;
+  }
+  Value shuffleXor(Value v, int32_t o) {
+    return gpu::ShuffleOp::create(b, v, o, 32, gpu::ShuffleMode::XOR)
+        .getShuffleResult();
+  }
+  void syncWarp() {
+    NVVM::SyncWarpOp::create(
+        b, arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)));
+  }
+  Value smin(Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
+  Value smax(Value x, Value y) { return arith::MaxSIOp::create(b, x, y); }
+  Value slt(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
+  }
+  Value fgt(Value x, Value y) {
+    return arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, y);
+  }
+};
+
+bool isHalfType(Type t) { return t.isF16() || t.isBF16(); }
+
+/// Shared memory of nsa.select: per warp, its block scores and one staging
+/// step of compressed-token sums.
+constexpr int64_t nsaSelectSharedMemory() {
+  return 4 * kWarps * (kMaxSelectBlocks + kCmpTile);
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// attn.nsa: block selection
+//===----------------------------------------------------------------------===//
+
+LogicalResult mlir::attn::checkNsaKernelEligible(NsaOp op, std::string *why) {
+  auto fail = [&](const Twine &msg) {
+    if (why)
+      *why = msg.str();
+    return failure();
+  };
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  auto k = cast<RankedTensorType>(op.getKey().getType());
+  auto v = cast<RankedTensorType>(op.getValue().getType());
+  Type elt = q.getElementType();
+  if (!isHalfType(elt))
+    return fail("the NSA GPU kernels take f16 or bf16 (got " + typeName(elt) +
+                ")");
+  int64_t d = q.getDimSize(3), dv = v.getDimSize(3);
+  if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv))
+    return fail("the NSA GPU kernels need static head dims");
+  // The branches run on the paged split kernel (narrow tiling) and the
+  // attention kernels: D = Dv, a multiple of 16 up to 256.
+  if (d != dv || d % 16 || d > 256)
+    return fail("the NSA GPU kernels need D = Dv, a multiple of 16 up to 256 "
+                "(got " +
+                Twine(d) + " / " + Twine(dv) + ")");
+  int64_t group = q.getDimSize(2) / k.getDimSize(2);
+  if (group > 16)
+    return fail("the NSA block selection packs a KV head's query heads into "
+                "one 16-row tile: at most 16 per KV head (got " +
+                Twine(group) + ")");
+  if (!op.getEffectiveScale())
+    return fail("the NSA GPU kernels need a known scale");
+  return success();
+}
+
+static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                               NsaOp op) {
+  ImplicitLocOpBuilder b(op.getLoc(), builder);
+  Block &body = func.getBody().front();
+  b.setInsertionPointToStart(&body);
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  const int64_t D = q.getDimSize(3), Hq = q.getDimSize(2),
+                Hkv = cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
+  const int64_t G = Hq / Hkv, N = op.getNumSelected();
+  const int64_t l = op.getCmpBlock(), stride = op.getCmpStride(),
+                sel = op.getSelBlock();
+  FragmentEmitter e{{b}, q.getElementType()};
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  const double factor = *op.getEffectiveScale() * kLog2e;
+
+  Value qArg = body.getArgument(0), kcArg = body.getArgument(1),
+        lseArg = body.getArgument(2), idxArg = body.getArgument(3);
+  Value sq = body.getArgument(4), sk = body.getArgument(5),
+        tc = body.getArgument(6);
+
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value smem = attn::detail::getDynamicSharedMemory(b, b.getLoc(), func);
+  auto view = [&](ArrayRef<int64_t> dims, int64_t at) -> Value {
+    return memref::ViewOp::create(
+        b, MemRefType::get(dims, f32, AffineMap(), workgroup), smem, e.idx(at),
+        ValueRange{});
+  };
+  Value scores = view({kWarps, kMaxSelectBlocks}, 0);
+  Value stage = view({kWarps, kCmpTile}, 4 * kWarps * kMaxSelectBlocks);
+
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
+  Value t = e.add(e.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x),
+                        e.idx(kWarps)),
+                  warp);
+  Value kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value c0 = e.idx(0), c1 = e.idx(1);
+
+  e.when(e.lt(t, sq), [&] {
+    // The row's position, its visible compressed tokens (c·d + l <= p + 1)
+    // and its candidate blocks (those starting at or before p).
+    Value pos = e.sub(e.add(t, sk), sq);
+    Value num = e.sub(e.add(pos, c1), e.idx(l));
+    Value visible = e.sel(
+        e.slt(num, c0), c0,
+        e.smin(e.add(arith::DivSIOp::create(b, num, e.idx(stride)), c1), tc));
+    Value last = e.div(pos, e.idx(sel));
+    Value blocks = arith::CeilDivSIOp::create(b, sk, e.idx(sel));
+    Value candidates = e.smin(e.add(e.smin(last, e.sub(blocks, c1)), c1),
+                              e.idx(kMaxSelectBlocks));
+    e.loop(lane, candidates, e.idx(32),
+           [&](Value j) { e.store(e.f(0.0), scores, {warp, j}); });
+    e.syncWarp();
+
+    // Q's A fragments (rows g and g + 8: the group's heads; rows past G
+    // are zero) and the rows' LSEs in the exp2 domain (+inf for the padding
+    // rows, whose P is then 0).
+    Value g = e.div(lane, e.idx(4)), tq = e.rem(lane, e.idx(4));
+    Value tokenRow = e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hq));
+    Value head0 = e.mul(kvh, e.idx(G));
+    SmallVector<Value, 2> rowValid, qBase, lse2;
+    for (int64_t half = 0; half < 2; ++half) {
+      Value r = e.add(g, e.idx(8 * half));
+      Value valid = e.lt(r, e.idx(G));
+      Value head = e.add(head0, e.sel(valid, r, c0));
+      rowValid.push_back(valid);
+      qBase.push_back(e.mul(e.add(tokenRow, head), e.idx(D)));
+      Value lse = e.loadF32(lseArg, e.add(tokenRow, head));
+      lse2.push_back(e.sel(valid, e.fmul(lse, e.f(kLog2e)), e.f(INFINITY)));
+    }
+    Value zero2 = e.zeros(VectorType::get({2}, e.elt));
+    SmallVector<Value> aFrags;
+    for (int64_t ks = 0; ks < D / 16; ++ks) {
+      SmallVector<Value, 4> rows;
+      for (int64_t hiK = 0; hiK < 2; ++hiK)
+        for (int64_t half = 0; half < 2; ++half) {
+          Value col = e.add(e.idx(ks * 16 + 8 * hiK), e.mul(tq, e.idx(2)));
+          rows.push_back(e.sel(rowValid[half],
+                               e.pair(qArg, {e.add(qBase[half], col)}), zero2));
+        }
+      aFrags.push_back(e.fragment(rows));
+    }
+
+    // The visible compressed tokens, 64 at a time.
+    auto accType = VectorType::get({2, 2}, f32);
+    e.loop(c0, visible, e.idx(kCmpTile), [&](Value cBase) {
+      for (int64_t nt = 0; nt < kCmpTile / 8; ++nt) {
+        Value key = e.smin(e.add(cBase, e.add(e.idx(nt * 8), g)),
+                           e.sub(tc, c1));
+        Value kBase =
+            e.mul(e.add(e.mul(e.add(e.mul(bIdx, tc), key), e.idx(Hkv)), kvh),
+                  e.idx(D));
+        Value acc = e.zeros(accType);
+        for (int64_t ks = 0; ks < D / 16; ++ks) {
+          Value col = e.add(kBase, e.add(e.idx(ks * 16), e.mul(tq, e.idx(2))));
+          Value bFrag =
+              e.fragment({e.pair(kcArg, {col}),
+                          e.pair(kcArg, {e.add(col, e.idx(8))})});
+          acc = attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], bFrag,
+                                           acc);
+        }
+        for (int64_t j = 0; j < 2; ++j) {
+          Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
+          Value p = e.f(0.0);
+          for (int64_t half = 0; half < 2; ++half)
+            p = e.fadd(p, e.exp2(e.fsub(e.fmul(e.at(acc, half, j), e.f(factor)),
+                                        lse2[half])));
+          p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
+          p = e.rowGroupSum(p);
+          e.when(e.lt(lane, e.idx(4)),
+                 [&] { e.store(p, stage, {warp, colIdx}); });
+        }
+      }
+      e.syncWarp();
+      // Add the step's sums into the blocks they overlap: block j holds
+      // compressed tokens c with c·d < (j + 1)·l' and c·d + l > j·l'.
+      Value cEnd = e.smin(e.add(cBase, e.idx(kCmpTile)), visible);
+      Value jFirst = e.div(e.mul(cBase, e.idx(stride)), e.idx(sel));
+      Value jEnd = e.smin(
+          e.add(e.div(e.add(e.mul(e.sub(cEnd, c1), e.idx(stride)),
+                            e.idx(l - 1)),
+                      e.idx(sel)),
+                c1),
+          candidates);
+      e.loop(e.add(jFirst, lane), jEnd, e.idx(32), [&](Value j) {
+        Value lo = arith::FloorDivSIOp::create(
+            b, e.sub(e.mul(j, e.idx(sel)), e.idx(l)), e.idx(stride));
+        Value cLo = e.smax(cBase, e.add(lo, c1));
+        Value cHi = e.smin(
+            cEnd,
+            e.add(e.div(e.sub(e.mul(e.add(j, c1), e.idx(sel)), c1),
+                        e.idx(stride)),
+                  c1));
+        Value sum = e.loop(cLo, cHi, c1, ValueRange{e.f(0.0)},
+                           [&](Value c, ValueRange acc) {
+                             Value x = e.load(stage, {warp, e.sub(c, cBase)});
+                             return SmallVector<Value>{e.fadd(acc[0], x)};
+                           })[0];
+        e.store(e.fadd(e.load(scores, {warp, j}), sum), scores, {warp, j});
+      });
+      e.syncWarp();
+    });
+
+    // The always-selected blocks: the first `initial_blocks` and the
+    // `local_blocks` ending at p's block.
+    Value initial = e.idx(op.getInitialBlocks()),
+          local = e.idx(op.getLocalBlocks());
+    e.loop(lane, candidates, e.idx(32), [&](Value j) {
+      Value forced = arith::OrIOp::create(b, e.lt(j, initial),
+                                          e.lt(last, e.add(j, local)));
+      e.when(forced, [&] { e.store(e.f(INFINITY), scores, {warp, j}); });
+    });
+    e.syncWarp();
+
+    // num_selected rounds of a warp arg-max (ties: the lower block; taken
+    // blocks become -inf, scores are otherwise >= 0).
+    Value outRow =
+        e.mul(e.add(e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hkv)), kvh),
+              e.idx(N));
+    Value none = arith::ConstantOp::create(b, b.getI32IntegerAttr(-1));
+    Value noBlock =
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(INT32_MAX));
+    e.loop(c0, e.idx(N), c1, [&](Value i) {
+      ValueRange best = e.loop(
+          lane, candidates, e.idx(32), ValueRange{e.f(-INFINITY), noBlock},
+          [&](Value j, ValueRange cur) {
+            Value x = e.load(scores, {warp, j});
+            Value better = e.fgt(x, cur[0]);
+            Value j32 = arith::IndexCastOp::create(b, i32, j);
+            return SmallVector<Value>{e.sel(better, x, cur[0]),
+                                      e.sel(better, j32, cur[1])};
+          });
+      Value v = best[0], bj = best[1];
+      for (int32_t o = 16; o >= 1; o /= 2) {
+        Value ov = e.shuffleXor(v, o), oj = e.shuffleXor(bj, o);
+        Value take = arith::OrIOp::create(
+            b, e.fgt(ov, v),
+            arith::AndIOp::create(
+                b,
+                arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, ov, v),
+                arith::CmpIOp::create(b, arith::CmpIPredicate::slt, oj, bj)));
+        v = e.sel(take, ov, v);
+        bj = e.sel(take, oj, bj);
+      }
+      Value found = e.fgt(v, e.f(-INFINITY));
+      e.when(e.eq(lane, c0), [&] {
+        e.store(e.sel(found, bj, none), idxArg, {e.add(outRow, i)});
+        e.when(found, [&] {
+          e.store(e.f(-INFINITY), scores,
+                  {warp, arith::IndexCastOp::create(b, b.getIndexType(), bj)});
+        });
+      });
+      e.syncWarp();
+    });
+  });
+}
+
+LogicalResult
+mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
+                            SmallVectorImpl<NamedAttribute> &manifests) {
+  std::string why;
+  if (failed(checkNsaKernelEligible(op, &why)))
+    return op.emitOpError(why);
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  const int64_t D = q.getDimSize(3), Hq = q.getDimSize(2),
+                Hkv = cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
+  Type elt = q.getElementType(), f32 = builder.getF32Type(),
+       i32 = builder.getI32Type();
+  const double scale = *op.getEffectiveScale();
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "attn_nsa_select_" << typeName(elt) << "_d" << D << "_h" << Hq << "_"
+     << Hkv << "_l" << op.getCmpBlock() << "_d" << op.getCmpStride() << "_sel"
+     << op.getSelBlock() << "_n" << op.getNumSelected() << "_i"
+     << op.getInitialBlocks() << "_w" << op.getLocalBlocks() << "_s"
+     << hexBits(scale);
+  llvm::json::Array params{
+      memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", Hq, D}),
+      memrefParam("k_cmp", "key_cmp", elt,
+                  llvm::json::Array{"B", "Tc", Hkv, D}),
+      memrefParam("lse_cmp", "workspace", f32,
+                  llvm::json::Array{"B", "Sq", Hq}),
+      memrefParam("indices", "output", i32,
+                  llvm::json::Array{"B", "Sq", Hkv, op.getNumSelected()}),
+      sizeParam("Sq"), sizeParam("Sk"), sizeParam("Tc")};
+  // The variant: everything the selection depends on (the window and the
+  // value shapes belong to the other branches' kernels).
+  llvm::json::Object variant{{"op", "nsa"},
+                             {"dtype", typeName(elt)},
+                             {"head_dim", D},
+                             {"q_heads", Hq},
+                             {"kv_heads", Hkv},
+                             {"cmp_block", op.getCmpBlock()},
+                             {"cmp_stride", op.getCmpStride()},
+                             {"sel_block", op.getSelBlock()},
+                             {"num_selected", op.getNumSelected()},
+                             {"initial_blocks", op.getInitialBlocks()},
+                             {"local_blocks", op.getLocalBlocks()},
+                             {"scale", static_cast<double>(
+                                           static_cast<float>(scale))}};
+  llvm::json::Object manifest{
+      {"entry", name},
+      {"params", std::move(params)},
+      {"grid", llvm::json::Array{"ceil(Sq/4)", Hkv, "B"}},
+      {"block", llvm::json::Array{kThreads, 1, 1}},
+      {"kernel", "nsa.select"},
+      {"max_key_blocks", kMaxSelectBlocks},
+      {"dynamic_shared_memory", nsaSelectSharedMemory()},
+      {"variant", std::move(variant)}};
+  if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
+    auto idxType = builder.getIndexType();
+    gpu::GPUFuncOp func = createKernel(
+        builder, module, op.getLoc(), name,
+        {flat(elt), flat(elt), flat(f32), flat(i32), idxType, idxType, idxType},
+        kThreads);
+    OpBuilder::InsertionGuard guard(builder);
+    buildNsaSelectBody(builder, func, op);
+    builder.setInsertionPointToEnd(&func.getBody().front());
+    gpu::ReturnOp::create(builder, op.getLoc());
+  }
+  attn::detail::addManifest(builder, manifests, name, std::move(manifest));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// attn.lightning_indexer: scores
+//===----------------------------------------------------------------------===//
+
+LogicalResult mlir::attn::checkIndexerKernelEligible(LightningIndexerOp op,
+                                                     std::string *why) {
+  auto fail = [&](const Twine &msg) {
+    if (why)
+      *why = msg.str();
+    return failure();
+  };
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  Type elt = q.getElementType();
+  if (!isHalfType(elt))
+    return fail("the indexer GPU kernel takes f16 or bf16 (got " +
+                typeName(elt) + ")");
+  int64_t hi = q.getDimSize(2), di = q.getDimSize(3);
+  if (ShapedType::isDynamic(hi) || ShapedType::isDynamic(di) || hi % 16 ||
+      di % 16 || hi > 128 || di > 256)
+    return fail("the indexer GPU kernel needs static head counts and dims, "
+                "multiples of 16, at most 128 heads of at most 256 (got " +
+                Twine(hi) + " x " + Twine(di) + ")");
+  return success();
+}
+
+static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
+                                   LightningIndexerOp op) {
+  ImplicitLocOpBuilder b(op.getLoc(), builder);
+  Block &body = func.getBody().front();
+  b.setInsertionPointToStart(&body);
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  const int64_t Hi = q.getDimSize(2), Di = q.getDimSize(3), pitch = Di + 8;
+  FragmentEmitter e{{b}, q.getElementType()};
+  Type f32 = b.getF32Type();
+
+  Value qArg = body.getArgument(0), kArg = body.getArgument(1),
+        wArg = body.getArgument(2), sArg = body.getArgument(3);
+  Value sq = body.getArgument(4), sk = body.getArgument(5);
+
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value smem = attn::detail::getDynamicSharedMemory(b, b.getLoc(), func);
+  Value qS = memref::ViewOp::create(
+      b, MemRefType::get({Hi, pitch}, e.elt, AffineMap(), workgroup), smem,
+      e.idx(0), ValueRange{});
+
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
+  Value tile = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value t = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value c0 = e.idx(0), c1 = e.idx(1);
+  Value token = e.add(e.mul(bIdx, sq), t);
+
+  // The token's query into shared memory, 8 elements per copy.
+  auto vec8 = VectorType::get({8}, e.elt);
+  e.loop(tid, e.idx(Hi * Di / 8), e.idx(kThreads), [&](Value i) {
+    Value r = e.div(e.mul(i, e.idx(8)), e.idx(Di)),
+          c = e.rem(e.mul(i, e.idx(8)), e.idx(Di));
+    Value x = vector::LoadOp::create(
+        b, vec8, qArg,
+        ValueRange{e.add(e.mul(e.add(e.mul(token, e.idx(Hi)), r), e.idx(Di)),
+                         c)});
+    vector::StoreOp::create(b, x, qS, ValueRange{r, c});
+  });
+  e.barrier();
+
+  Value g = e.div(lane, e.idx(4)), tq = e.rem(lane, e.idx(4));
+  // Head weights of rows g and g + 8 of every 16-head tile.
+  SmallVector<Value> weights;
+  for (int64_t mt = 0; mt < Hi / 16; ++mt)
+    for (int64_t half = 0; half < 2; ++half)
+      weights.push_back(e.loadF32(
+          wArg, e.add(e.mul(token, e.idx(Hi)),
+                      e.add(g, e.idx(mt * 16 + 8 * half)))));
+
+  Value pos = e.sub(e.add(t, sk), sq);
+  std::pair<Value, Value> band =
+      buildAdmittedKeys(b, b.getLoc(), op.getMaskOrNone(), pos, sk);
+  Value lo = band.first, hi = band.second;
+  Value warpKeys = e.add(e.mul(tile, e.idx(kIndexerKeys)),
+                         e.mul(warp, e.idx(kIndexerKeys / kWarps)));
+  auto accType = VectorType::get({2, 2}, f32);
+  Value zero = e.f(0.0);
+  Value scoreRow = e.mul(token, sk);
+  e.loop(c0, e.idx(kIndexerKeys / kWarps), e.idx(16), [&](Value step) {
+    Value k0 = e.add(warpKeys, step);
+    Value any = arith::AndIOp::create(
+        b, e.slt(k0, hi), e.slt(lo, e.add(k0, e.idx(16))));
+    SmallVector<Value> neg(4, e.f(-INFINITY));
+    SmallVector<Value> sums = e.ifElse(any, neg, [&] {
+      // K's B fragments of the step's two n8 tiles (keys past Sk read the
+      // last key; their scores are not written).
+      SmallVector<SmallVector<Value>> bFrags(2);
+      for (int64_t nt = 0; nt < 2; ++nt) {
+        Value key = e.smin(e.add(k0, e.add(e.idx(nt * 8), g)), e.sub(sk, c1));
+        Value base = e.mul(e.add(e.mul(bIdx, sk), key), e.idx(Di));
+        for (int64_t ks = 0; ks < Di / 16; ++ks) {
+          Value col = e.add(base, e.add(e.idx(ks * 16), e.mul(tq, e.idx(2))));
+          bFrags[nt].push_back(e.fragment(
+              {e.pair(kArg, {col}), e.pair(kArg, {e.add(col, e.idx(8))})}));
+        }
+      }
+      SmallVector<Value> cols(4, zero);
+      for (int64_t mt = 0; mt < Hi / 16; ++mt) {
+        SmallVector<Value> acc(2, e.zeros(accType));
+        for (int64_t ks = 0; ks < Di / 16; ++ks) {
+          SmallVector<Value, 4> rows;
+          for (int64_t hiK = 0; hiK < 2; ++hiK)
+            for (int64_t half = 0; half < 2; ++half)
+              rows.push_back(e.pair(
+                  qS, {e.add(g, e.idx(mt * 16 + 8 * half)),
+                       e.add(e.idx(ks * 16 + 8 * hiK), e.mul(tq, e.idx(2)))}));
+          Value aFrag = e.fragment(rows);
+          for (int64_t nt = 0; nt < 2; ++nt)
+            acc[nt] = attn::detail::buildMmaSync(b, b.getLoc(), aFrag,
+                                                 bFrags[nt][ks], acc[nt]);
+        }
+        for (int64_t nt = 0; nt < 2; ++nt)
+          for (int64_t j = 0; j < 2; ++j)
+            for (int64_t half = 0; half < 2; ++half) {
+              Value s = arith::MaximumFOp::create(b, e.at(acc[nt], half, j),
+                                                  zero);
+              cols[nt * 2 + j] = e.fadd(cols[nt * 2 + j],
+                                        e.fmul(s, weights[mt * 2 + half]));
+            }
+      }
+      for (Value &c : cols)
+        c = e.rowGroupSum(c);
+      return cols;
+    });
+    e.when(e.lt(lane, e.idx(4)), [&] {
+      for (int64_t nt = 0; nt < 2; ++nt)
+        for (int64_t j = 0; j < 2; ++j) {
+          Value key = e.add(k0, e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2))));
+          e.when(e.lt(key, sk), [&] {
+            Value in = arith::AndIOp::create(
+                b, e.slt(key, hi),
+                arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lo, key));
+            e.store(e.sel(in, sums[nt * 2 + j], e.f(-INFINITY)), sArg,
+                    {e.add(scoreRow, key)});
+          });
+        }
+    });
+  });
+}
+
+LogicalResult
+mlir::attn::buildIndexerKernels(OpBuilder &builder, ModuleOp module,
+                                LightningIndexerOp op,
+                                SmallVectorImpl<NamedAttribute> &manifests) {
+  std::string why;
+  if (failed(checkIndexerKernelEligible(op, &why)))
+    return op.emitOpError(why);
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  const int64_t Hi = q.getDimSize(2), Di = q.getDimSize(3);
+  Type elt = q.getElementType(), f32 = builder.getF32Type();
+  Type welt =
+      cast<RankedTensorType>(op.getWeights().getType()).getElementType();
+  MaskAttr mask = op.getMaskOrNone();
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "attn_indexer_scores_" << typeName(elt) << "_h" << Hi << "_d" << Di
+     << "_w" << typeName(welt) << "_" << stringifyMaskKind(mask.getKind());
+  if (mask.isWindow())
+    os << "_l" << mask.getLeft() << "_r" << mask.getRight();
+  llvm::json::Object variant{{"op", "lightning_indexer"},
+                             {"dtype", typeName(elt)},
+                             {"heads", Hi},
+                             {"head_dim", Di},
+                             {"weights_dtype", typeName(welt)},
+                             {"mask", stringifyMaskKind(mask.getKind())}};
+  if (mask.isWindow()) {
+    variant["window_left"] = mask.getLeft();
+    variant["window_right"] = mask.getRight();
+  }
+  llvm::json::Array params{
+      memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", Hi, Di}),
+      memrefParam("k", "key", elt, llvm::json::Array{"B", "Sk", Di}),
+      memrefParam("weights", "weights", welt,
+                  llvm::json::Array{"B", "Sq", Hi}),
+      memrefParam("scores", "output", f32, llvm::json::Array{"B", "Sq", "Sk"}),
+      sizeParam("Sq"), sizeParam("Sk")};
+  const int64_t sharedMemory = 2 * Hi * (Di + 8);
+  llvm::json::Object manifest{
+      {"entry", name},
+      {"params", std::move(params)},
+      {"grid",
+       llvm::json::Array{("ceil(Sk/" + Twine(kIndexerKeys) + ")").str(), "Sq",
+                         "B"}},
+      {"block", llvm::json::Array{kThreads, 1, 1}},
+      {"kernel", "indexer.scores"},
+      {"dynamic_shared_memory", sharedMemory},
+      {"variant", std::move(variant)}};
+  if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
+    auto idxType = builder.getIndexType();
+    gpu::GPUFuncOp func = createKernel(
+        builder, module, op.getLoc(), name,
+        {flat(elt), flat(elt), flat(welt), flat(f32), idxType, idxType},
+        kThreads);
+    OpBuilder::InsertionGuard guard(builder);
+    buildIndexerScoresBody(builder, func, op);
+    builder.setInsertionPointToEnd(&func.getBody().front());
+    gpu::ReturnOp::create(builder, op.getLoc());
+  }
+  attn::detail::addManifest(builder, manifests, name, std::move(manifest));
+  return success();
+}

@@ -1,0 +1,64 @@
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host" | FileCheck %s
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
+
+// NSA's block selection (the paper's 27B configuration: 4 KV heads, GQA
+// groups of 16, l = 32, d = 16, l' = 64, 16 blocks). One warp per (token, KV
+// head): the group's 16 heads are the rows of the m16n8k16 tiles, Q's
+// fragments loaded once, S = Q·K_cmpᵀ on tensor cores over the visible
+// compressed tokens, P = exp2(S·scale·log2 e - lse·log2 e) summed over the
+// rows by shuffles (lanes 4, 8, 16 apart), staged per 64 tokens in shared
+// memory and added into the block scores; forced blocks +inf; 16 rounds of
+// a warp arg-max (5 shuffle steps, value and index).
+// CHECK-LABEL: gpu.module @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3
+// CHECK: gpu.func @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xi32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: memref.view {{.+}} to memref<4x2048xf32, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<4x64xf32, #gpu.address_space<workgroup>>
+// CHECK: nvvm.bar.warp.sync
+// CHECK-COUNT-32: vector.load %arg0[%{{.+}}] : memref<?xbf16>, vector<2xbf16>
+// CHECK: scf.for
+// CHECK-COUNT-2: vector.load %arg1[%{{.+}}] : memref<?xbf16>, vector<2xbf16>
+// CHECK: nvvm.mma.sync {{.+}} multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>
+// CHECK: math.exp2
+// CHECK: gpu.shuffle xor %{{.+}}, %c4_i32
+// CHECK: gpu.shuffle xor %{{.+}}, %c8_i32
+// CHECK: gpu.shuffle xor %{{.+}}, %c16_i32
+// CHECK: arith.floordivsi
+// CHECK: arith.constant 0x7F800000 : f32
+// CHECK: gpu.shuffle xor %{{.+}} : i32
+// CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xi32>
+// MANIFEST: \22grid\22:[\22ceil(Sq/4)\22,4,\22B\22]
+// MANIFEST-SAME: \22kernel\22:\22nsa.select\22,\22max_key_blocks\22:2048
+// MANIFEST-SAME: \22name\22:\22lse_cmp\22,\22role\22:\22workspace\22,\22shape\22:[\22B\22,\22Sq\22,64]
+// MANIFEST-SAME: \22variant\22:{\22cmp_block\22:32,\22cmp_stride\22:16,\22dtype\22:\22bf16\22,\22head_dim\22:128,\22initial_blocks\22:1,\22kv_heads\22:4,\22local_blocks\22:2,\22num_selected\22:16,\22op\22:\22nsa\22,\22q_heads\22:64,\22scale\22:0.088388346135616302,\22sel_block\22:64}
+func.func @nsa(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x4x128xbf16>, %v: tensor<1x4096x4x128xbf16>, %kc: tensor<1x255x4x128xbf16>, %vc: tensor<1x255x4x128xbf16>, %g: tensor<1x4096x64x3xbf16>) -> tensor<1x4096x64x128xbf16> {
+  %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 32 cmp_stride = 16 sel_block = 64 num_selected = 16 window = 512
+      : (tensor<1x4096x64x128xbf16>, tensor<1x4096x4x128xbf16>, tensor<1x4096x4x128xbf16>, tensor<1x255x4x128xbf16>, tensor<1x255x4x128xbf16>, tensor<1x4096x64x3xbf16>) -> tensor<1x4096x64x128xbf16>
+  return %o : tensor<1x4096x64x128xbf16>
+}
+
+// -----
+
+// DeepSeek-V3.2's indexer (64 heads x 128, causal prefill): the token's
+// query in shared memory (rows padded to 136 elements), per warp 16 keys a
+// step, 4 head tiles x 8 k-steps x 2 key tiles of mma.sync, relu, the head
+// weights and the sum over heads (shuffles); -inf for keys the mask leaves
+// out, written by the four lanes of row 0.
+// CHECK-LABEL: gpu.module @attn_indexer_scores_bf16_h64_d128_wf32_causal
+// CHECK: gpu.func @attn_indexer_scores_bf16_h64_d128_wf32_causal(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: memref.view {{.+}} to memref<64x136xbf16, #gpu.address_space<workgroup>>
+// CHECK: vector.load %arg0[%{{.+}}] : memref<?xbf16>, vector<8xbf16>
+// CHECK: gpu.barrier
+// CHECK: scf.for
+// CHECK: scf.if
+// CHECK-COUNT-64: nvvm.mma.sync
+// CHECK: arith.maximumf
+// CHECK: gpu.shuffle xor %{{.+}}, %c4_i32
+// CHECK: arith.constant 0xFF800000 : f32
+// CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xf32>
+// MANIFEST: \22grid\22:[\22ceil(Sk/256)\22,\22Sq\22,\22B\22],\22kernel\22:\22indexer.scores\22
+// MANIFEST-SAME: \22variant\22:{\22dtype\22:\22bf16\22,\22head_dim\22:128,\22heads\22:64,\22mask\22:\22causal\22,\22op\22:\22lightning_indexer\22,\22weights_dtype\22:\22f32\22}
+func.func @indexer(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x128xbf16>, %w: tensor<1x4096x64xf32>) -> tensor<1x4096x2048xi32> {
+  %i = attn.lightning_indexer %q, %k, %w top_k = 2048 mask = <causal>
+      : (tensor<1x4096x64x128xbf16>, tensor<1x4096x128xbf16>, tensor<1x4096x64xf32>) -> tensor<1x4096x2048xi32>
+  return %i : tensor<1x4096x2048xi32>
+}
