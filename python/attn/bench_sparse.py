@@ -1,4 +1,6 @@
-"""DeepSeek Sparse Attention decode on the GPU: attn's token-sparse MLA
+"""Sparse attention on the GPU, three parts (--part, default all):
+
+dsa: DeepSeek Sparse Attention decode: attn's token-sparse MLA
 (gpu.sparse_attention, top-2048 keys per query token) against attn's dense
 MLA decode (gpu.paged_attention over the whole latent cache) at contexts of
 8k to 128k keys, DeepSeek-V3.2's shapes (128 query heads, one latent KV head
@@ -7,6 +9,19 @@ compaction included), the speed-up, and
 TFLOP/s counted on the keys each call reads. Times are GPU time (calls
 captured in a CUDA graph and replayed); the host-inclusive time of a call
 from Python (the index compaction is a few torch ops) is printed beside.
+
+nsa: Native Sparse Attention prefill (gpu.nsa: the NSA paper's 27B layer
+shape, 64 query heads in 4 GQA groups of 16, head dim 128, l = 32, d = 16,
+l' = 64, 16 selected blocks, a 512-token window, bf16) against attn's dense
+causal attention (gpu.attention, the same heads) at 8k to 128k tokens: time
+per call, speed-up, keys read per query, TFLOP/s on the keys each call
+reads; the selected and window branches timed alone beside (the rest is
+the compressed branch, the block selection and the gates).
+
+indexer: DeepSeek-V3.2's lightning indexer (64 heads x 128, bf16, f32
+weights): decode (B = 32 tokens, contexts 8k-128k, top-2048) and prefill
+(8k tokens, causal): the scores kernel's TFLOP/s and keys scored per second,
+and the top-k's share.
 
     python3 -m attn.bundles -o ../build/bundles/sparse --sparse-bench   (here)
     python3 -m attn.bench_sparse --bundles ../build/bundles/sparse     (GPU)
@@ -20,7 +35,31 @@ B, HQ, D, DV, SCALE, TOPK = 32, 128, 576, 512, 0.1352, 2048
 CONTEXTS = (8192, 32768, 131072)
 
 
+NSA = dict(hq=64, hkv=4, d=128, cmp_block=32, cmp_stride=16, sel_block=64, num_selected=16,
+           window=512)
+NSA_CONTEXTS = (8192, 16384, 32768, 65536, 131072)
+INDEXER_HEADS, INDEXER_DIM = 64, 128
+
+
+def nsa_variant():
+    c = NSA
+    return {"op": "nsa", "dtype": "bf16", "head_dim": c["d"], "q_heads": c["hq"],
+            "kv_heads": c["hkv"], "cmp_block": c["cmp_block"], "cmp_stride": c["cmp_stride"],
+            "sel_block": c["sel_block"], "num_selected": c["num_selected"], "initial_blocks": 1,
+            "local_blocks": 2, "scale": 1 / c["d"] ** 0.5, "window": c["window"],
+            "page_size": 64}
+
+
 def variants():
+    dense = {"dtype": "bf16", "head_dim": NSA["d"], "value_head_dim": NSA["d"], "layout": "bshd",
+             "mask": "causal", "scale": 1 / NSA["d"] ** 0.5, "softcap": None, "bias": False,
+             "sinks": False, "lse": False}
+    indexer = {"op": "lightning_indexer", "dtype": "bf16", "heads": INDEXER_HEADS,
+               "head_dim": INDEXER_DIM, "weights_dtype": "f32"}
+    return dsa_variants() + [nsa_variant(), dense, dict(indexer, mask="causal")]
+
+
+def dsa_variants():
     base = {"op": "paged_attention", "dtype": "bf16", "head_dim": D, "value_head_dim": DV,
             "cache_layout": "nhd", "table_dtype": "i32", "lens_dtype": "i32", "mask": "none",
             "scale": SCALE, "softcap": None, "sinks": False, "lse": False,
@@ -30,8 +69,6 @@ def variants():
 
 def main():
     import torch
-    from . import gpu
-    from .cudatime import median_ms
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,8 +76,31 @@ def main():
     ap.add_argument("--bundles", default=os.environ.get("ATTN_BUNDLES", "build/bundles/sparse"))
     ap.add_argument("--contexts", type=int, nargs="*", default=list(CONTEXTS))
     ap.add_argument("--batch", type=int, default=B)
+    ap.add_argument("--nsa-contexts", type=int, nargs="*", default=list(NSA_CONTEXTS))
+    ap.add_argument("--part", choices=["all", "dsa", "nsa", "indexer"], default="all")
     args = ap.parse_args()
     os.makedirs(args.output, exist_ok=True)
+    print(torch.cuda.get_device_name())
+    if args.part in ("all", "dsa"):
+        bench_dsa(args)
+    if args.part in ("all", "nsa"):
+        bench_nsa(args)
+    if args.part in ("all", "indexer"):
+        bench_indexer(args)
+
+
+def _write(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def bench_dsa(args):
+    import torch
+    from . import gpu
+    from .cudatime import median_ms
+
     b = args.batch
 
     # GPU time (graph replay) and a plain call's time from Python.
@@ -48,8 +108,7 @@ def main():
     time_ms = lambda fn: median_ms(fn)
 
     rows = []
-    name = torch.cuda.get_device_name()
-    print(f"{name}: DSA decode, B={b} Hq={HQ} D={D}/{DV} bf16, top-{TOPK}")
+    print(f"DSA decode, B={b} Hq={HQ} D={D}/{DV} bf16, top-{TOPK}")
     for ctx in args.contexts:
         q = torch.randn(b, 1, HQ, D, device="cuda", dtype=torch.bfloat16)
         kv = torch.randn(b, ctx, 1, D, device="cuda", dtype=torch.bfloat16)
@@ -75,10 +134,94 @@ def main():
               f"the keys read)  dense {t_d:7.3f} ms ({row['dense_tflops']:5.1f})  "
               f"speed-up {row['speedup']:5.1f}x (keys {row['sparsity']:.0f}x fewer); "
               f"called from Python: {host_s:.3f} / {host_d:.3f} ms")
-    with open(os.path.join(args.output, "sparse.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    _write(os.path.join(args.output, "sparse.csv"), rows)
+
+
+def bench_nsa(args):
+    import torch
+    from . import gpu
+    from .cudatime import median_ms
+
+    c = NSA
+    hq, hkv, d, l, stride = c["hq"], c["hkv"], c["d"], c["cmp_block"], c["cmp_stride"]
+    print(f"NSA prefill, B=1 Hq={hq} Hkv={hkv} D={d} bf16, l={l} d={stride} "
+          f"l'={c['sel_block']} n={c['num_selected']} window={c['window']}")
+    rows = []
+    for t in args.nsa_contexts:
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        rnd = lambda *shape: torch.randn(*shape, device="cuda", generator=gen,
+                                         dtype=torch.bfloat16)
+        tc = (t - l) // stride + 1
+        q, k, v = rnd(1, t, hq, d), rnd(1, t, hkv, d), rnd(1, t, hkv, d)
+        kc, vc = rnd(1, tc, hkv, d), rnd(1, tc, hkv, d)
+        gates = torch.sigmoid(rnd(1, t, hq, 3))
+        kw = dict(cmp_block=l, cmp_stride=stride, sel_block=c["sel_block"],
+                  num_selected=c["num_selected"], window=c["window"], bundles=args.bundles)
+        nsa = lambda: gpu.nsa(q, k, v, kc, vc, gates, **kw)
+        _, idx = gpu.nsa(q, k, v, kc, vc, gates, return_indices=True, **kw)
+        selected = lambda: gpu.sparse_attention(q, k, v, idx, block_size=c["sel_block"],
+                                                causal=True, bundles=args.bundles)
+        window = lambda: gpu.attention(q, k, v, window=(c["window"] - 1, 0), layout="bshd",
+                                       bundles=args.bundles)
+        dense = lambda: gpu.attention(q, k, v, causal=True, layout="bshd", bundles=args.bundles)
+        iters = 5 if t >= 65536 else 10
+        t_n, t_s, t_w, t_d = (median_ms(f, iters=iters, warmup=1)
+                              for f in (nsa, selected, window, dense))
+        # Keys each query reads per head: compressed (attended and rescored
+        # for the selection), selected, window; dense: all up to its own.
+        p = torch.arange(t, device="cuda", dtype=torch.float64)
+        vis = torch.clamp(torch.floor((p + 1 - l) / stride) + 1, min=0, max=tc)
+        sel = torch.clamp(p + 1, max=c["num_selected"] * c["sel_block"])
+        win = torch.clamp(p + 1, max=c["window"])
+        nsa_flops = hq * d * (4 * vis + 2 * vis + 4 * sel + 4 * win).sum().item()
+        dense_flops = hq * d * 4 * (p + 1).sum().item()
+        keys = (vis + sel + win).mean().item()
+        row = dict(tokens=t, nsa_ms=t_n, dense_ms=t_d, speedup=t_d / t_n,
+                   nsa_keys_per_query=keys, dense_keys_per_query=(t + 1) / 2,
+                   nsa_tflops=nsa_flops / t_n / 1e9, dense_tflops=dense_flops / t_d / 1e9,
+                   selected_ms=t_s, window_ms=t_w, rest_ms=t_n - t_s - t_w)
+        rows.append(row)
+        print(f"T {t:6d}: nsa {t_n:8.3f} ms ({row['nsa_tflops']:5.1f} TFLOP/s on the keys read, "
+              f"{keys:6.0f} keys/query)  dense {t_d:8.3f} ms ({row['dense_tflops']:5.1f}, "
+              f"{(t + 1) / 2:6.0f})  speed-up {row['speedup']:5.2f}x; branches: selected "
+              f"{t_s:.3f}, window {t_w:.3f}, compressed+selection+gates {row['rest_ms']:.3f} ms")
+        del q, k, v, kc, vc, gates, idx
+        torch.cuda.empty_cache()
+    _write(os.path.join(args.output, "nsa.csv"), rows)
+
+
+def bench_indexer(args):
+    import torch
+    from . import gpu
+    from .cudatime import median_ms
+
+    h, d = INDEXER_HEADS, INDEXER_DIM
+    print(f"lightning indexer, {h} heads x {d} bf16, f32 weights, causal")
+    rows = []
+    for name, b, sq, sk in ([("decode", args.batch, 1, ctx) for ctx in args.contexts]
+                            + [("prefill", 1, 8192, 8192)]):
+        q = torch.randn(b, sq, h, d, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(b, sk, d, device="cuda", dtype=torch.bfloat16)
+        w = torch.randn(b, sq, h, device="cuda") / h
+        full = lambda: gpu.lightning_indexer(q, k, w, TOPK, causal=True, bundles=args.bundles)
+        _, scores = gpu.lightning_indexer(q, k, w, TOPK, causal=True, return_scores=True,
+                                          bundles=args.bundles)
+        topk = lambda: torch.topk(gpu._orderable(scores), min(TOPK, sk), dim=-1)
+        t_all = median_ms(full, graph=True)
+        t_top = median_ms(topk, graph=True)
+        t_scores = t_all - t_top
+        pos = torch.arange(sq, device="cuda", dtype=torch.float64) + sk - sq
+        admitted = b * (pos + 1).sum().item()
+        row = dict(case=name, batch=b, tokens=sq, keys=sk, total_ms=t_all, topk_ms=t_top,
+                   scores_ms=t_scores, scores_tflops=2 * h * d * admitted / t_scores / 1e9,
+                   gkeys_per_s=admitted / t_scores / 1e6)
+        rows.append(row)
+        print(f"{name:7s} B={b:3d} Sq={sq:5d} Sk={sk:6d}: {t_all:7.3f} ms (top-k {t_top:.3f}); "
+              f"scores {t_scores:.3f} ms = {row['scores_tflops']:5.1f} TFLOP/s, "
+              f"{row['gkeys_per_s']:.1f} G (token, key) scores/s")
+        del q, k, w, scores
+        torch.cuda.empty_cache()
+    _write(os.path.join(args.output, "indexer.csv"), rows)
 
 
 if __name__ == "__main__":

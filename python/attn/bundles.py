@@ -117,9 +117,11 @@ def nsa_variant_mlir(v, name="attn"):
 def nsa_variants(v):
     """The kernels attn.gpu.nsa runs for NSA variant `v` (keys of the
     selection kernel's variant, plus "window" and "page_size"): the selection
-    kernel, the paged kernels of the compressed (pages of page_size, with
-    LSE) and selected (pages of sel_block) branches, and the window branch's
-    attention kernel (bshd)."""
+    kernel, the causal attention kernel (bshd, with LSE) of the compressed
+    branch, the window branch's attention kernel (bshd), and the paged
+    kernels of the selected branch (pages of sel_block) and of the
+    compressed branch when compressed tokens are missing (pages of
+    page_size, with LSE)."""
     paged = {"op": "paged_attention", "dtype": v["dtype"], "head_dim": v["head_dim"],
              "value_head_dim": v["head_dim"], "cache_layout": "nhd", "table_dtype": "i32",
              "lens_dtype": "i32", "mask": "none", "scale": v["scale"], "softcap": None,
@@ -128,8 +130,10 @@ def nsa_variants(v):
               "layout": "bshd", "mask": "window", "window_left": v["window"] - 1,
               "window_right": 0, "scale": v["scale"], "softcap": None, "bias": False,
               "sinks": False, "lse": False}
-    return [v, dict(paged, page_size=v.get("page_size", 64), lse=True),
-            dict(paged, page_size=v["sel_block"], lse=False), window]
+    causal = {key: val for key, val in window.items() if not key.startswith("window_")}
+    return [v, dict(causal, mask="causal", lse=True), window,
+            dict(paged, page_size=v.get("page_size", 64), lse=True),
+            dict(paged, page_size=v["sel_block"], lse=False)]
 
 
 def indexer_variant_mlir(v, name="attn"):

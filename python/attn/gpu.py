@@ -248,6 +248,8 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
 
 
 _INT_DTYPES = {"torch.int32": "i32", "torch.int64": "i64"}
+# CUDA's limit on a grid's y and z sizes.
+MAX_GRID_YZ = 65535
 _sm_counts = {}
 
 
@@ -348,6 +350,30 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
             "softcap": None if softcap is None else softcap}
     if window is not None:
         want["window_left"], want["window_right"] = int(window[0]), int(window[1])
+    if b > MAX_GRID_YZ:
+        # The split kernel's grid holds one sequence per block index in z
+        # (at most 65535): longer batches (sparse attention's per-token
+        # sequences) run in slices of the batch.
+        if out is not None and (out.numel() != b * sq * hq * dv or not out.is_contiguous()):
+            raise ValueError("out must be a contiguous tensor shaped like the output")
+        out4 = out.view(b, sq, hq, dv) if out is not None else \
+            torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
+        lses = []
+        step = MAX_GRID_YZ // 16 * 16  # slices start 16-byte aligned
+        for i in range(0, b, step):
+            j = min(b, i + step)
+            r = paged_attention(q[i:j], k_cache, v_cache, block_table[i:j], seq_lens[i:j],
+                                causal=causal, window=window, softcap=softcap, scale=scale,
+                                sinks=sinks, cache_layout=cache_layout, return_lse=return_lse,
+                                num_splits_override=num_splits_override, bundles=bundles,
+                                out=out4[i:j])
+            if return_lse:
+                lses.append(r[1])
+        result = out4.view(b, hq, dv) if single else out4
+        if not return_lse:
+            return result
+        lse = torch.cat(lses)
+        return result, (lse.view(b, hq) if single else lse)
     kernels = load_bundles(bundles)
     split_kernel = _find_paged_split(kernels, want, prefix_of_k, (hq // hkv) * sq)
     combine_want = {"op": "paged_combine", "dtype": dtype, "value_head_dim": dv,
@@ -518,6 +544,9 @@ def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return
                          f"weights {tuple(weights.shape)}")
     if top_k < 1:
         raise ValueError(f"top_k must be positive, got {top_k}")
+    if sq > MAX_GRID_YZ or b > MAX_GRID_YZ:
+        raise ValueError(f"at most {MAX_GRID_YZ} query tokens and sequences per call "
+                         f"(the kernel's grid); got {sq} and {b}")
     if causal and window is not None:
         raise ValueError("pass either causal=True or window=(left, right)")
     dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
@@ -590,24 +619,12 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
         raise ValueError(f"the NSA selection kernel scores at most "
                          f"{select.manifest['max_key_blocks']} blocks of {sel_block} keys")
     stream = torch.cuda.current_stream(q.device).cuda_stream
-    # (1) Compressed attention: token t sees the compressed tokens c with
-    # c·d + l <= p + 1 (p = t + S - T).
-    pos = torch.arange(t, device=q.device) + (s - t)
-    visible = torch.clamp(torch.div(pos + 1 - cmp_block, cmp_stride, rounding_mode="floor") + 1,
-                          min=0, max=tc)
-    pages = max(1, -(-tc // page_size))
-    kc = k_cmp.new_zeros(b, pages * page_size, hkv, d)
-    vc = v_cmp.new_zeros(b, pages * page_size, hkv, d)
-    kc[:, :tc], vc[:, :tc] = k_cmp, v_cmp
-    table = (torch.arange(b, device=q.device)[:, None, None] * pages
-             + torch.arange(pages, device=q.device)[None, None, :]).expand(b, t, pages)
-    o_cmp, lse_cmp = paged_attention(
-        q.view(b * t, 1, hq, d), kc.view(b * pages, page_size, hkv, d),
-        vc.view(b * pages, page_size, hkv, d), table.reshape(b * t, pages).to(torch.int32),
-        visible.repeat(b).to(torch.int32), scale=scale, return_lse=True, bundles=bundles)
+    # (1) Compressed attention, with its LSE.
+    o_cmp, lse_cmp = _nsa_compressed(q, k_cmp, v_cmp, s, cmp_block, cmp_stride, scale, page_size,
+                                     bundles)
     # (2) Block selection from the compressed probabilities.
     indices = torch.empty((b, t, hkv, num_selected), dtype=torch.int32, device=q.device)
-    select.launch({"q": q, "k_cmp": k_cmp, "lse_cmp": lse_cmp.view(b, t, hq), "indices": indices},
+    select.launch({"q": q, "k_cmp": k_cmp, "lse_cmp": lse_cmp, "indices": indices},
                   {"B": b, "Sq": t, "Sk": s, "Tc": tc}, stream)
     # (3) The selected blocks; (4) the window.
     o_sel = sparse_attention(q, k, v, indices, block_size=sel_block, causal=True, scale=scale,
@@ -615,7 +632,7 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
     o_win = attention(q, k, v, window=(window - 1, 0), scale=scale, layout="bshd",
                       bundles=bundles)
     g = gates.float()
-    out = (g[..., 0:1] * o_cmp.view(b, t, hq, d).float() + g[..., 1:2] * o_sel.float()
+    out = (g[..., 0:1] * o_cmp.float() + g[..., 1:2] * o_sel.float()
            + g[..., 2:3] * o_win.float()).to(q.dtype)
     return (out, indices) if return_indices else out
 
@@ -746,3 +763,66 @@ def _find(kernels, want):
         return sorted(matches, key=lambda k: rank.get(k.manifest.get("kernel"), 2))[0]
     raise LookupError(f"no kernel bundle for the variant {want}; "
                       f"compile one with attn-compile or python -m attn.bundles")
+
+
+def _nsa_compressed(q, k_cmp, v_cmp, s, l, stride, scale, page_size, bundles):
+    """NSA's compressed branch: out [B, T, Hq, D] and LSE [B, T, Hq] (f32)
+    of attention over the compressed tokens each position p sees, c·stride +
+    l <= p + 1.
+
+    Positions p = stride·m + r of one residue r see the first m + c_r
+    compressed tokens, c_r = floor((r + 1 - l) / stride) + 1: a causal mask
+    (bottom-right aligned) over the rows m, and c_r takes at most two values.
+    So when the frontend made every complete compressed token, the branch is
+    at most two calls of the dense causal kernel, the residues of a value of
+    c_r gathered as extra query heads of each KV head (GQA). Otherwise (fewer
+    compressed tokens), each position is a sequence of the paged kernels
+    over the compressed tokens as pages, its length the visible ones."""
+    import torch
+
+    b, t, hq, d = q.shape
+    tc, hkv = k_cmp.shape[1], k_cmp.shape[2]
+    group = hq // hkv
+    p0 = s - t
+    if tc < max(0, (s - l) // stride + 1):
+        pos = torch.arange(t, device=q.device) + p0
+        visible = torch.clamp(torch.div(pos + 1 - l, stride, rounding_mode="floor") + 1,
+                              min=0, max=tc)
+        pages = max(1, -(-tc // page_size))
+        kc = k_cmp.new_zeros(b, pages * page_size, hkv, d)
+        vc = v_cmp.new_zeros(b, pages * page_size, hkv, d)
+        kc[:, :tc], vc[:, :tc] = k_cmp, v_cmp
+        table = (torch.arange(b, device=q.device)[:, None, None] * pages
+                 + torch.arange(pages, device=q.device)[None, None, :]).expand(b, t, pages)
+        o, lse = paged_attention(
+            q.view(b * t, 1, hq, d), kc.view(b * pages, page_size, hkv, d),
+            vc.view(b * pages, page_size, hkv, d), table.reshape(b * t, pages).to(torch.int32),
+            visible.repeat(b).to(torch.int32), scale=scale, return_lse=True, bundles=bundles)
+        return o.view(b, t, hq, d), lse.view(b, t, hq)
+    out = q.new_zeros(b, t, hq, d)
+    lse = torch.full((b, t, hq), float("-inf"), device=q.device)
+    m0 = p0 // stride
+    rows = (s - 1) // stride - m0 + 1
+    offsets = [(r + 1 - l) // stride + 1 for r in range(stride)]
+    for c in sorted(set(offsets)):
+        res = torch.tensor([r for r in range(stride) if offsets[r] == c], device=q.device)
+        keys = rows + m0 + c - 1  # row i sees keys j <= i + keys - rows
+        if keys <= 0:
+            continue
+        tok = stride * (m0 + torch.arange(rows, device=q.device))[:, None] + res[None, :] - p0
+        valid = (tok >= 0) & (tok < t)
+        n = len(res)
+        # Query heads ordered (KV head, residue, head of the group).
+        qg = q[:, tok.clamp(0, t - 1)] * valid[None, :, :, None, None]
+        qg = qg.view(b, rows, n, hkv, group, d).transpose(2, 3).reshape(b, rows, hkv * n * group, d)
+        kk, vv = k_cmp[:, :keys], v_cmp[:, :keys]
+        if keys > tc:  # keys only the padding rows see
+            kk = torch.cat([kk, k_cmp.new_zeros(b, keys - tc, hkv, d)], 1)
+            vv = torch.cat([vv, v_cmp.new_zeros(b, keys - tc, hkv, d)], 1)
+        o, ls = attention(qg.contiguous(), kk.contiguous(), vv.contiguous(), causal=True,
+                          scale=scale, layout="bshd", return_lse=True, bundles=bundles)
+        o = o.view(b, rows, hkv, n, group, d).transpose(2, 3).reshape(b, rows, n, hq, d)
+        ls = ls.view(b, hkv, n, group, rows).permute(0, 4, 2, 1, 3).reshape(b, rows, n, hq)
+        out[:, tok[valid]] = o[:, valid]
+        lse[:, tok[valid]] = ls[:, valid]
+    return out, lse

@@ -188,10 +188,10 @@ def sparse_variant(c):
 
 
 def nsa_case(id, t, s=None, b=1, hkv=4, group=16, d=128, cmp_block=32, cmp_stride=16,
-             sel_block=64, num_selected=16, window=512):
+             sel_block=64, num_selected=16, window=512, missing=0):
     return dict(id=id, t=t, s=s or t, b=b, hq=hkv * group, hkv=hkv, d=d, cmp_block=cmp_block,
                 cmp_stride=cmp_stride, sel_block=sel_block, num_selected=num_selected,
-                window=window, dtype="bf16")
+                window=window, dtype="bf16", missing=missing)
 
 
 # Native Sparse Attention (issue 9), GQA groups of 16, the NSA paper's
@@ -201,6 +201,8 @@ NSA_CASES = [
     nsa_case("nsa_t1024_b2", t=1024, b=2, hkv=2),
     nsa_case("nsa_t4096", t=4096, hkv=4),
     nsa_case("nsa_chunk_t64_s3000", t=64, s=3000, b=2, hkv=2),
+    # The last 4 compressed tokens not made: the compressed branch's paged path.
+    nsa_case("nsa_t300_cmp_missing4", t=300, hkv=2, missing=4),
 ]
 
 

@@ -440,7 +440,7 @@ def test_gpu_sparse_attention(c):
 def nsa_inputs(c, seed=0):
     gen = torch.Generator(device="cuda").manual_seed(seed)
     b, t, s, hq, hkv, d = c["b"], c["t"], c["s"], c["hq"], c["hkv"], c["d"]
-    tc = max(0, (s - c["cmp_block"]) // c["cmp_stride"] + 1)
+    tc = max(0, (s - c["cmp_block"]) // c["cmp_stride"] + 1 - c["missing"])
 
     def rnd(*shape):
         return torch.randn(*shape, device="cuda", generator=gen).to(torch.bfloat16)
@@ -593,3 +593,32 @@ def test_gpu_lightning_indexer(c):
         expect = torch.cat([expect, torch.full((b, sq, n - sk), -1, dtype=torch.int32,
                                                device="cuda")], -1)
     assert torch.equal(idx, expect), "the indices are not the top-k of the scores"
+
+
+def test_gpu_paged_batch_over_grid_limit():
+    """More sequences than a grid's z size (65535; NSA's per-token sequences
+    at T·Hkv > 65535): the host runs the batch in slices."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    b, hq, d, page = 70000, 16, 128, 64
+    q = torch.randn(b, hq, d, device="cuda", generator=gen).to(torch.bfloat16)
+    cache = torch.randn(b, page, 1, d, device="cuda", generator=gen).to(torch.bfloat16)
+    table = torch.randperm(b, device="cuda", generator=gen).to(torch.int32).view(b, 1)
+    lens = torch.randint(0, page + 1, (b,), device="cuda", generator=gen).to(torch.int32)
+    o, lse = gpu.paged_attention(q, cache, cache, table, lens, return_lse=True, bundles=BUNDLES)
+    torch.cuda.synchronize()
+    kk = cache[table[:, 0].long(), :, 0].double()                      # [B, P, D]
+    s = torch.einsum("bhd,bpd->bhp", q.double(), kk) / math.sqrt(d)
+    s = s.masked_fill(torch.arange(page, device="cuda")[None, None, :] >= lens[:, None, None].long(),
+                      float("-inf"))
+    p = torch.softmax(s, -1).nan_to_num(0.0)
+    ref = torch.einsum("bhp,bpd->bhd", p, kk)
+    low = torch.einsum("bhp,bpd->bhd", p.to(torch.bfloat16).double(), kk).to(torch.bfloat16)
+    err = (o.double() - ref).abs().max().item()
+    base = (low.double() - ref).abs().max().item()
+    print(f"\npaged B={b}: max|out-ref64| = {err:.3e}, max|bf16 math - ref64| = {base:.3e}")
+    assert err <= 2 * base + 1e-3
+    empty = lens == 0
+    assert (o[empty] == 0).all() and torch.isinf(lse[empty]).all()
+    fin = ~empty
+    ref_lse = torch.logsumexp(s[fin], -1)
+    assert (lse[fin].double() - ref_lse).abs().max().item() < 1e-3
