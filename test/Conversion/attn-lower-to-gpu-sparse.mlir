@@ -2,27 +2,34 @@
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
 
 // NSA's block selection (the paper's 27B configuration: 4 KV heads, GQA
-// groups of 16, l = 32, d = 16, l' = 64, 16 blocks). One warp per (token, KV
-// head): the group's 16 heads are the rows of the m16n8k16 tiles, Q's
-// fragments loaded once, S = Q·K_cmpᵀ on tensor cores over the visible
-// compressed tokens, P = exp2(S·scale·log2 e - lse·log2 e) summed over the
-// rows by shuffles (lanes 4, 8, 16 apart), staged per 64 tokens in shared
-// memory and added into the block scores; forced blocks +inf; 16 rounds of
-// a warp arg-max (5 shuffle steps, value and index).
+// groups of 16, l = 32, d = 16, l' = 64, 16 blocks). A block of 4 warps
+// takes 4 consecutive tokens of one KV head; each warp's 16 rows are the
+// group's heads (one m16 tile), Q's fragments loaded once (4-byte aligned
+// pairs). Per tile of 64 compressed tokens the block copies the keys into
+// shared memory (16-byte loads, rows padded to 136 elements), and each warp
+// takes its B fragments by ldmatrix: S = Q·K_cmpᵀ as m16n8k16 mma.sync,
+// P = exp2(S·scale·log2 e - lse·log2 e) summed over the rows by shuffles
+// (lanes 4, 8, 16 apart), staged in shared memory and added into the block
+// scores; forced blocks +inf; 16 rounds of a warp arg-max (5 shuffle steps,
+// value and index).
 // CHECK-LABEL: gpu.module @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3
 // CHECK: gpu.func @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xi32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: memref.view {{.+}} to memref<64x136xbf16, #gpu.address_space<workgroup>>
 // CHECK: memref.view {{.+}} to memref<4x2048xf32, #gpu.address_space<workgroup>>
 // CHECK: memref.view {{.+}} to memref<4x64xf32, #gpu.address_space<workgroup>>
 // CHECK: nvvm.bar.warp.sync
-// CHECK-COUNT-32: vector.load %arg0[%{{.+}}] : memref<?xbf16>, vector<2xbf16>
+// CHECK-COUNT-32: vector.load %arg0[%{{.+}}] {alignment = 4 : i64} : memref<?xbf16>, vector<2xbf16>
 // CHECK: scf.for
-// CHECK-COUNT-2: vector.load %arg1[%{{.+}}] : memref<?xbf16>, vector<2xbf16>
-// CHECK: nvvm.mma.sync {{.+}} multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>
-// CHECK: math.exp2
-// CHECK: gpu.shuffle xor %{{.+}}, %c4_i32
-// CHECK: gpu.shuffle xor %{{.+}}, %c8_i32
-// CHECK: gpu.shuffle xor %{{.+}}, %c16_i32
-// CHECK: arith.floordivsi
+// CHECK:   gpu.barrier
+// CHECK:   vector.load %arg1[%{{.+}}] {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
+// CHECK:   gpu.barrier
+// CHECK:   nvgpu.ldmatrix
+// CHECK:   nvvm.mma.sync {{.+}} multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>
+// CHECK:   math.exp2
+// CHECK:   gpu.shuffle xor %{{.+}}, %c4_i32
+// CHECK:   gpu.shuffle xor %{{.+}}, %c8_i32
+// CHECK:   gpu.shuffle xor %{{.+}}, %c16_i32
+// CHECK:   arith.floordivsi
 // CHECK: arith.constant 0x7F800000 : f32
 // CHECK: gpu.shuffle xor %{{.+}} : i32
 // CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xi32>
@@ -46,7 +53,7 @@ func.func @nsa(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x4x128xbf16>, %v
 // CHECK-LABEL: gpu.module @attn_indexer_scores_bf16_h64_d128_wf32_causal
 // CHECK: gpu.func @attn_indexer_scores_bf16_h64_d128_wf32_causal(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK: memref.view {{.+}} to memref<64x136xbf16, #gpu.address_space<workgroup>>
-// CHECK: vector.load %arg0[%{{.+}}] : memref<?xbf16>, vector<8xbf16>
+// CHECK: vector.load %arg0[%{{.+}}] {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
 // CHECK: gpu.barrier
 // CHECK: scf.for
 // CHECK: scf.if

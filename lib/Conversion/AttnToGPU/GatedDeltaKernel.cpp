@@ -288,11 +288,16 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     }
   };
   // Four elements of a [.., dim] row of global memory as f32 (zeros where
-  // not `inside`; the address is clamped into the tensor).
+  // not `inside`; the address is clamped into the tensor). Rows are a
+  // multiple of 4 elements long and `at` a multiple of 4: the load is
+  // aligned, and says so (the backend splits it into scalar loads
+  // otherwise).
   auto global4 = [&](Value m, Value at, Value inside) -> Value {
     Type t = cast<MemRefType>(m.getType()).getElementType();
-    Value v = vector::LoadOp::create(b, VectorType::get({4}, t), m,
-                                     ValueRange{e.sel(inside, at, c0)});
+    Value v = vector::LoadOp::create(
+        b, VectorType::get({4}, t), m, ValueRange{e.sel(inside, at, c0)},
+        /*nontemporal=*/false,
+        b.getI64IntegerAttr(t.getIntOrFloatBitWidth() / 2));
     if (!t.isF32())
       v = arith::ExtFOp::create(b, vec4, v);
     return arith::SelectOp::create(b, inside, v, zero4());

@@ -3,17 +3,19 @@
 // The kernels of the sparse ops that are not softmax attention over a key
 // list (that part runs on the paged kernels, python/attn/gpu.py):
 //
-// * attn.nsa's block selection ("nsa.select"). One warp per (token, KV
-//   head): the group's G <= 16 query heads are the rows of one m16 tile, so
-//   S = Q·K_cmpᵀ over the visible compressed tokens is m16n8k16 mma.sync
-//   (Q's fragments in registers for the whole loop, K_cmp's read from global
-//   memory, where it stays L1/L2 resident: it is small and every token reads
-//   it). P = exp(S - lse) with the compressed branch's LSE (an input: that
-//   branch runs first), summed over the group's rows by lane shuffles, staged
-//   per 64 compressed tokens in shared memory and added into the scores of
-//   the selection blocks each token overlaps. The forced blocks get +inf,
-//   and num_selected rounds of a warp arg-max (ties to the lower block) write
-//   the indices (-1 once the candidate blocks run out).
+// * attn.nsa's block selection ("nsa.select"). A block of 4 warps takes 4
+//   consecutive tokens of one KV head, a warp per token: the group's G <= 16
+//   query heads are the rows of one m16 tile, so S = Q·K_cmpᵀ over the
+//   visible compressed tokens is m16n8k16 mma.sync with Q's fragments in
+//   registers for the whole loop. The compressed keys come in tiles of 64
+//   that the block copies to shared memory once for its 4 tokens (which see
+//   the same tokens, give or take one), the warps taking their fragments by
+//   ldmatrix. P = exp(S - lse) with the compressed branch's LSE (an input:
+//   that branch runs first), summed over the group's rows by lane shuffles,
+//   staged per tile in shared memory and added into the scores of the
+//   selection blocks each compressed token overlaps. The forced blocks get
+//   +inf, and num_selected rounds of a warp arg-max (ties to the lower
+//   block) write the indices (-1 once the candidate blocks run out).
 //
 // * attn.lightning_indexer's scores ("indexer.scores"). One block per
 //   (256 keys, token, sequence): the token's Hi x Di query in shared memory
@@ -33,6 +35,7 @@
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <cmath>
@@ -65,10 +68,16 @@ struct FragmentEmitter : Emitter {
     return arith::ConstantOp::create(
         b, t, DenseElementsAttr::get(t, b.getZeroAttr(t.getElementType())));
   }
-  /// Two consecutive elements of `mem` (flat or 2-D) at `indices`.
-  Value pair(Value mem, ValueRange indices) {
-    return vector::LoadOp::create(b, VectorType::get({2}, elt), mem, indices);
+  /// `n` consecutive elements of `mem` (flat or 2-D) at `indices`, which
+  /// the caller knows to be n-element aligned: said so, or the backend
+  /// splits the load into 2-byte ones (memrefs carry no alignment).
+  Value vec(int64_t n, Value mem, ValueRange indices) {
+    int64_t bytes = n * elt.getIntOrFloatBitWidth() / 8;
+    return vector::LoadOp::create(b, VectorType::get({n}, elt), mem, indices,
+                                  /*nontemporal=*/false,
+                                  b.getI64IntegerAttr(bytes));
   }
+  Value pair(Value mem, ValueRange indices) { return vec(2, mem, indices); }
   /// A vector<n x 2 x elt> fragment from its rows.
   Value fragment(ArrayRef<Value> rows) {
     auto t = VectorType::get({static_cast<int64_t>(rows.size()), 2}, elt);
@@ -108,10 +117,12 @@ struct FragmentEmitter : Emitter {
 
 bool isHalfType(Type t) { return t.isF16() || t.isBF16(); }
 
-/// Shared memory of nsa.select: per warp, its block scores and one staging
-/// step of compressed-token sums.
-constexpr int64_t nsaSelectSharedMemory() {
-  return 4 * kWarps * (kMaxSelectBlocks + kCmpTile);
+/// Shared memory of nsa.select: the block's tile of 64 compressed keys
+/// (rows padded by 8 elements: conflict-free ldmatrix), then per warp its
+/// block scores and one staging step of compressed-token sums.
+int64_t nsaKeyTileBytes(int64_t d) { return 2 * kCmpTile * (d + 8); }
+int64_t nsaSelectSharedMemory(int64_t d) {
+  return nsaKeyTileBytes(d) + 4 * kWarps * (kMaxSelectBlocks + kCmpTile);
 }
 } // namespace
 
@@ -158,7 +169,8 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
   b.setInsertionPointToStart(&body);
   auto q = cast<RankedTensorType>(op.getQuery().getType());
   const int64_t D = q.getDimSize(3), Hq = q.getDimSize(2),
-                Hkv = cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
+                Hkv =
+                    cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
   const int64_t G = Hq / Hkv, N = op.getNumSelected();
   const int64_t l = op.getCmpBlock(), stride = op.getCmpStride(),
                 sel = op.getSelBlock();
@@ -179,32 +191,47 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
         b, MemRefType::get(dims, f32, AffineMap(), workgroup), smem, e.idx(at),
         ValueRange{});
   };
-  Value scores = view({kWarps, kMaxSelectBlocks}, 0);
-  Value stage = view({kWarps, kCmpTile}, 4 * kWarps * kMaxSelectBlocks);
+  const int64_t tileBytes = nsaKeyTileBytes(D), pitch = D + 8;
+  Value kS = memref::ViewOp::create(
+      b, MemRefType::get({kCmpTile, pitch}, e.elt, AffineMap(), workgroup),
+      smem, e.idx(0), ValueRange{});
+  Value scores = view({kWarps, kMaxSelectBlocks}, tileBytes);
+  Value stage =
+      view({kWarps, kCmpTile}, tileBytes + 4 * kWarps * kMaxSelectBlocks);
 
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
-  Value t = e.add(e.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x),
-                        e.idx(kWarps)),
-                  warp);
+  Value c0 = e.idx(0), c1 = e.idx(1);
+  // The block's warps take consecutive tokens (a warp past the last token
+  // recomputes the last one and writes nothing): they share each tile of
+  // compressed keys.
+  Value t0 = e.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x), e.idx(kWarps));
+  Value active = e.lt(e.add(t0, warp), sq);
+  Value t = e.smin(e.add(t0, warp), e.sub(sq, c1));
   Value kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  Value c0 = e.idx(0), c1 = e.idx(1);
 
-  e.when(e.lt(t, sq), [&] {
-    // The row's position, its visible compressed tokens (c·d + l <= p + 1)
-    // and its candidate blocks (those starting at or before p).
+  {
+    // A position's visible compressed tokens (c·d + l <= p + 1).
+    auto visibleAt = [&](Value token) -> Value {
+      Value num = e.sub(e.add(e.sub(e.add(token, sk), sq), c1), e.idx(l));
+      return e.sel(
+          e.slt(num, c0), c0,
+          e.smin(e.add(arith::DivSIOp::create(b, num, e.idx(stride)), c1), tc));
+    };
+    // The row's position, its visible compressed tokens and its candidate
+    // blocks (those starting at or before p).
     Value pos = e.sub(e.add(t, sk), sq);
-    Value num = e.sub(e.add(pos, c1), e.idx(l));
-    Value visible = e.sel(
-        e.slt(num, c0), c0,
-        e.smin(e.add(arith::DivSIOp::create(b, num, e.idx(stride)), c1), tc));
+    Value visible = visibleAt(t);
+    Value blockVisible =
+        visibleAt(e.smin(e.add(t0, e.idx(kWarps - 1)), e.sub(sq, c1)));
     Value last = e.div(pos, e.idx(sel));
     Value blocks = arith::CeilDivSIOp::create(b, sk, e.idx(sel));
     Value candidates = e.smin(e.add(e.smin(last, e.sub(blocks, c1)), c1),
                               e.idx(kMaxSelectBlocks));
-    e.loop(lane, candidates, e.idx(32),
-           [&](Value j) { e.store(e.f(0.0), scores, {warp, j}); });
+    e.loop(lane, candidates, e.idx(32), [&](Value j) {
+      e.store(e.f(0.0), scores, {warp, j});
+    });
     e.syncWarp();
 
     // Q's A fragments (rows g and g + 8: the group's heads; rows past G
@@ -236,64 +263,86 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
       aFrags.push_back(e.fragment(rows));
     }
 
-    // The visible compressed tokens, 64 at a time.
+    // The visible compressed tokens, 64 at a time: the block copies the tile
+    // (16-byte loads; keys past Tc read the last), each warp multiplies it
+    // with its token's rows while the tile holds keys it sees.
     auto accType = VectorType::get({2, 2}, f32);
-    e.loop(c0, visible, e.idx(kCmpTile), [&](Value cBase) {
-      for (int64_t nt = 0; nt < kCmpTile / 8; ++nt) {
-        Value key = e.smin(e.add(cBase, e.add(e.idx(nt * 8), g)),
-                           e.sub(tc, c1));
-        Value kBase =
+    Value lane8 = e.rem(lane, e.idx(8)), j8 = e.div(lane, e.idx(8));
+    Value jLo = e.rem(j8, e.idx(2)), jHi = e.div(j8, e.idx(2));
+    e.loop(c0, blockVisible, e.idx(kCmpTile), [&](Value cBase) {
+      e.barrier();
+      e.loop(tid, e.idx(kCmpTile * D / 8), e.idx(kThreads), [&](Value i) {
+        Value r = e.div(e.mul(i, e.idx(8)), e.idx(D)),
+              col = e.rem(e.mul(i, e.idx(8)), e.idx(D));
+        Value key = e.smin(e.add(cBase, r), e.sub(tc, c1));
+        Value src = e.add(
             e.mul(e.add(e.mul(e.add(e.mul(bIdx, tc), key), e.idx(Hkv)), kvh),
-                  e.idx(D));
-        Value acc = e.zeros(accType);
-        for (int64_t ks = 0; ks < D / 16; ++ks) {
-          Value col = e.add(kBase, e.add(e.idx(ks * 16), e.mul(tq, e.idx(2))));
-          Value bFrag =
-              e.fragment({e.pair(kcArg, {col}),
-                          e.pair(kcArg, {e.add(col, e.idx(8))})});
-          acc = attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], bFrag,
-                                           acc);
-        }
-        for (int64_t j = 0; j < 2; ++j) {
-          Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
-          Value p = e.f(0.0);
-          for (int64_t half = 0; half < 2; ++half)
-            p = e.fadd(p, e.exp2(e.fsub(e.fmul(e.at(acc, half, j), e.f(factor)),
-                                        lse2[half])));
-          p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
-          p = e.rowGroupSum(p);
-          e.when(e.lt(lane, e.idx(4)),
-                 [&] { e.store(p, stage, {warp, colIdx}); });
-        }
-      }
-      e.syncWarp();
-      // Add the step's sums into the blocks they overlap: block j holds
-      // compressed tokens c with c·d < (j + 1)·l' and c·d + l > j·l'.
-      Value cEnd = e.smin(e.add(cBase, e.idx(kCmpTile)), visible);
-      Value jFirst = e.div(e.mul(cBase, e.idx(stride)), e.idx(sel));
-      Value jEnd = e.smin(
-          e.add(e.div(e.add(e.mul(e.sub(cEnd, c1), e.idx(stride)),
-                            e.idx(l - 1)),
-                      e.idx(sel)),
-                c1),
-          candidates);
-      e.loop(e.add(jFirst, lane), jEnd, e.idx(32), [&](Value j) {
-        Value lo = arith::FloorDivSIOp::create(
-            b, e.sub(e.mul(j, e.idx(sel)), e.idx(l)), e.idx(stride));
-        Value cLo = e.smax(cBase, e.add(lo, c1));
-        Value cHi = e.smin(
-            cEnd,
-            e.add(e.div(e.sub(e.mul(e.add(j, c1), e.idx(sel)), c1),
-                        e.idx(stride)),
-                  c1));
-        Value sum = e.loop(cLo, cHi, c1, ValueRange{e.f(0.0)},
-                           [&](Value c, ValueRange acc) {
-                             Value x = e.load(stage, {warp, e.sub(c, cBase)});
-                             return SmallVector<Value>{e.fadd(acc[0], x)};
-                           })[0];
-        e.store(e.fadd(e.load(scores, {warp, j}), sum), scores, {warp, j});
+                  e.idx(D)),
+            col);
+        vector::StoreOp::create(b, e.vec(8, kcArg, src), kS,
+                                ValueRange{r, col});
       });
-      e.syncWarp();
+      e.barrier();
+      e.when(e.lt(cBase, visible), [&] {
+        for (int64_t np = 0; np < kCmpTile / 16; ++np) {
+          SmallVector<Value, 2> acc(2, e.zeros(accType));
+          for (int64_t ks = 0; ks < D / 16; ++ks) {
+            Value r = e.add(e.idx(np * 16), e.add(lane8, e.mul(jHi, e.idx(8))));
+            Value col = e.mul(e.add(e.idx(2 * ks), jLo), e.idx(8));
+            Value frag = nvgpu::LdMatrixOp::create(
+                b, VectorType::get({4, 2}, e.elt), kS, ValueRange{r, col},
+                /*transpose=*/false, 4);
+            auto [b0, b1] =
+                attn::detail::splitLdMatrixPair(b, b.getLoc(), frag);
+            acc[0] = attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], b0,
+                                                acc[0]);
+            acc[1] = attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], b1,
+                                                acc[1]);
+          }
+          for (int64_t half8 = 0; half8 < 2; ++half8)
+            for (int64_t j = 0; j < 2; ++j) {
+              const int64_t nt = 2 * np + half8;
+              Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
+              Value p = e.f(0.0);
+              for (int64_t half = 0; half < 2; ++half)
+                p = e.fadd(p, e.exp2(e.fsub(e.fmul(e.at(acc[half8], half, j),
+                                                   e.f(factor)),
+                                            lse2[half])));
+              p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
+              p = e.rowGroupSum(p);
+              e.when(e.lt(lane, e.idx(4)), [&] {
+                e.store(p, stage, {warp, colIdx});
+              });
+            }
+        }
+        e.syncWarp();
+        // Add the step's sums into the blocks they overlap: block j holds
+        // compressed tokens c with c·d < (j + 1)·l' and c·d + l > j·l'.
+        Value cEnd = e.smin(e.add(cBase, e.idx(kCmpTile)), visible);
+        Value jFirst = e.div(e.mul(cBase, e.idx(stride)), e.idx(sel));
+        Value jEnd =
+            e.smin(e.add(e.div(e.add(e.mul(e.sub(cEnd, c1), e.idx(stride)),
+                                     e.idx(l - 1)),
+                               e.idx(sel)),
+                         c1),
+                   candidates);
+        e.loop(e.add(jFirst, lane), jEnd, e.idx(32), [&](Value j) {
+          Value lo = arith::FloorDivSIOp::create(
+              b, e.sub(e.mul(j, e.idx(sel)), e.idx(l)), e.idx(stride));
+          Value cLo = e.smax(cBase, e.add(lo, c1));
+          Value cHi = e.smin(
+              cEnd, e.add(e.div(e.sub(e.mul(e.add(j, c1), e.idx(sel)), c1),
+                                e.idx(stride)),
+                          c1));
+          Value sum = e.loop(cLo, cHi, c1, ValueRange{e.f(0.0)},
+                             [&](Value c, ValueRange acc) {
+                               Value x = e.load(stage, {warp, e.sub(c, cBase)});
+                               return SmallVector<Value>{e.fadd(acc[0], x)};
+                             })[0];
+          e.store(e.fadd(e.load(scores, {warp, j}), sum), scores, {warp, j});
+        });
+        e.syncWarp();
+      });
     });
 
     // The always-selected blocks: the first `initial_blocks` and the
@@ -309,9 +358,8 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
 
     // num_selected rounds of a warp arg-max (ties: the lower block; taken
     // blocks become -inf, scores are otherwise >= 0).
-    Value outRow =
-        e.mul(e.add(e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hkv)), kvh),
-              e.idx(N));
+    Value outRow = e.mul(
+        e.add(e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hkv)), kvh), e.idx(N));
     Value none = arith::ConstantOp::create(b, b.getI32IntegerAttr(-1));
     Value noBlock =
         arith::ConstantOp::create(b, b.getI32IntegerAttr(INT32_MAX));
@@ -331,14 +379,13 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
         Value take = arith::OrIOp::create(
             b, e.fgt(ov, v),
             arith::AndIOp::create(
-                b,
-                arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, ov, v),
+                b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, ov, v),
                 arith::CmpIOp::create(b, arith::CmpIPredicate::slt, oj, bj)));
         v = e.sel(take, ov, v);
         bj = e.sel(take, oj, bj);
       }
       Value found = e.fgt(v, e.f(-INFINITY));
-      e.when(e.eq(lane, c0), [&] {
+      e.when(arith::AndIOp::create(b, active, e.eq(lane, c0)), [&] {
         e.store(e.sel(found, bj, none), idxArg, {e.add(outRow, i)});
         e.when(found, [&] {
           e.store(e.f(-INFINITY), scores,
@@ -347,7 +394,7 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
       });
       e.syncWarp();
     });
-  });
+  }
 }
 
 LogicalResult
@@ -358,7 +405,8 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
     return op.emitOpError(why);
   auto q = cast<RankedTensorType>(op.getQuery().getType());
   const int64_t D = q.getDimSize(3), Hq = q.getDimSize(2),
-                Hkv = cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
+                Hkv =
+                    cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
   Type elt = q.getElementType(), f32 = builder.getF32Type(),
        i32 = builder.getI32Type();
   const double scale = *op.getEffectiveScale();
@@ -377,22 +425,24 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
                   llvm::json::Array{"B", "Sq", Hq}),
       memrefParam("indices", "output", i32,
                   llvm::json::Array{"B", "Sq", Hkv, op.getNumSelected()}),
-      sizeParam("Sq"), sizeParam("Sk"), sizeParam("Tc")};
+      sizeParam("Sq"),
+      sizeParam("Sk"),
+      sizeParam("Tc")};
   // The variant: everything the selection depends on (the window and the
   // value shapes belong to the other branches' kernels).
-  llvm::json::Object variant{{"op", "nsa"},
-                             {"dtype", typeName(elt)},
-                             {"head_dim", D},
-                             {"q_heads", Hq},
-                             {"kv_heads", Hkv},
-                             {"cmp_block", op.getCmpBlock()},
-                             {"cmp_stride", op.getCmpStride()},
-                             {"sel_block", op.getSelBlock()},
-                             {"num_selected", op.getNumSelected()},
-                             {"initial_blocks", op.getInitialBlocks()},
-                             {"local_blocks", op.getLocalBlocks()},
-                             {"scale", static_cast<double>(
-                                           static_cast<float>(scale))}};
+  llvm::json::Object variant{
+      {"op", "nsa"},
+      {"dtype", typeName(elt)},
+      {"head_dim", D},
+      {"q_heads", Hq},
+      {"kv_heads", Hkv},
+      {"cmp_block", op.getCmpBlock()},
+      {"cmp_stride", op.getCmpStride()},
+      {"sel_block", op.getSelBlock()},
+      {"num_selected", op.getNumSelected()},
+      {"initial_blocks", op.getInitialBlocks()},
+      {"local_blocks", op.getLocalBlocks()},
+      {"scale", static_cast<double>(static_cast<float>(scale))}};
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(params)},
@@ -400,7 +450,7 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
       {"block", llvm::json::Array{kThreads, 1, 1}},
       {"kernel", "nsa.select"},
       {"max_key_blocks", kMaxSelectBlocks},
-      {"dynamic_shared_memory", nsaSelectSharedMemory()},
+      {"dynamic_shared_memory", nsaSelectSharedMemory(D)},
       {"variant", std::move(variant)}};
   if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
     auto idxType = builder.getIndexType();
@@ -472,14 +522,13 @@ static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value token = e.add(e.mul(bIdx, sq), t);
 
   // The token's query into shared memory, 8 elements per copy.
-  auto vec8 = VectorType::get({8}, e.elt);
   e.loop(tid, e.idx(Hi * Di / 8), e.idx(kThreads), [&](Value i) {
     Value r = e.div(e.mul(i, e.idx(8)), e.idx(Di)),
           c = e.rem(e.mul(i, e.idx(8)), e.idx(Di));
-    Value x = vector::LoadOp::create(
-        b, vec8, qArg,
-        ValueRange{e.add(e.mul(e.add(e.mul(token, e.idx(Hi)), r), e.idx(Di)),
-                         c)});
+    Value x =
+        e.vec(8, qArg,
+              ValueRange{e.add(
+                  e.mul(e.add(e.mul(token, e.idx(Hi)), r), e.idx(Di)), c)});
     vector::StoreOp::create(b, x, qS, ValueRange{r, c});
   });
   e.barrier();
@@ -489,9 +538,9 @@ static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
   SmallVector<Value> weights;
   for (int64_t mt = 0; mt < Hi / 16; ++mt)
     for (int64_t half = 0; half < 2; ++half)
-      weights.push_back(e.loadF32(
-          wArg, e.add(e.mul(token, e.idx(Hi)),
-                      e.add(g, e.idx(mt * 16 + 8 * half)))));
+      weights.push_back(
+          e.loadF32(wArg, e.add(e.mul(token, e.idx(Hi)),
+                                e.add(g, e.idx(mt * 16 + 8 * half)))));
 
   Value pos = e.sub(e.add(t, sk), sq);
   std::pair<Value, Value> band =
@@ -504,8 +553,8 @@ static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value scoreRow = e.mul(token, sk);
   e.loop(c0, e.idx(kIndexerKeys / kWarps), e.idx(16), [&](Value step) {
     Value k0 = e.add(warpKeys, step);
-    Value any = arith::AndIOp::create(
-        b, e.slt(k0, hi), e.slt(lo, e.add(k0, e.idx(16))));
+    Value any = arith::AndIOp::create(b, e.slt(k0, hi),
+                                      e.slt(lo, e.add(k0, e.idx(16))));
     SmallVector<Value> neg(4, e.f(-INFINITY));
     SmallVector<Value> sums = e.ifElse(any, neg, [&] {
       // K's B fragments of the step's two n8 tiles (keys past Sk read the
@@ -538,10 +587,10 @@ static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
         for (int64_t nt = 0; nt < 2; ++nt)
           for (int64_t j = 0; j < 2; ++j)
             for (int64_t half = 0; half < 2; ++half) {
-              Value s = arith::MaximumFOp::create(b, e.at(acc[nt], half, j),
-                                                  zero);
-              cols[nt * 2 + j] = e.fadd(cols[nt * 2 + j],
-                                        e.fmul(s, weights[mt * 2 + half]));
+              Value s =
+                  arith::MaximumFOp::create(b, e.at(acc[nt], half, j), zero);
+              cols[nt * 2 + j] =
+                  e.fadd(cols[nt * 2 + j], e.fmul(s, weights[mt * 2 + half]));
             }
       }
       for (Value &c : cols)
@@ -596,17 +645,16 @@ mlir::attn::buildIndexerKernels(OpBuilder &builder, ModuleOp module,
   llvm::json::Array params{
       memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", Hi, Di}),
       memrefParam("k", "key", elt, llvm::json::Array{"B", "Sk", Di}),
-      memrefParam("weights", "weights", welt,
-                  llvm::json::Array{"B", "Sq", Hi}),
+      memrefParam("weights", "weights", welt, llvm::json::Array{"B", "Sq", Hi}),
       memrefParam("scores", "output", f32, llvm::json::Array{"B", "Sq", "Sk"}),
-      sizeParam("Sq"), sizeParam("Sk")};
+      sizeParam("Sq"),
+      sizeParam("Sk")};
   const int64_t sharedMemory = 2 * Hi * (Di + 8);
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(params)},
-      {"grid",
-       llvm::json::Array{("ceil(Sk/" + Twine(kIndexerKeys) + ")").str(), "Sq",
-                         "B"}},
+      {"grid", llvm::json::Array{("ceil(Sk/" + Twine(kIndexerKeys) + ")").str(),
+                                 "Sq", "B"}},
       {"block", llvm::json::Array{kThreads, 1, 1}},
       {"kernel", "indexer.scores"},
       {"dynamic_shared_memory", sharedMemory},
