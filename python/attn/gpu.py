@@ -85,6 +85,11 @@ class Kernel:
                     tensors[p["tensor"]], self.variant["layout"], p["box"]).data_ptr()))
             elif p["kind"] == "memref":
                 t = tensors[p["name"]]
+                # Kernels index flat, dense tensors; the value cache alone may
+                # be the first columns of the key cache (MLA), which the
+                # kernel reads with the key rows' stride.
+                if not t.is_contiguous() and p.get("role") != "value_cache":
+                    raise ValueError(f"{p['name']} must be contiguous")
                 values += [ctypes.c_uint64(t.data_ptr()), ctypes.c_uint64(t.data_ptr()),
                            ctypes.c_int64(0), ctypes.c_int64(t.numel()), ctypes.c_int64(1)]
             else:
@@ -631,9 +636,10 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
                              bundles=bundles)
     o_win = attention(q, k, v, window=(window - 1, 0), scale=scale, layout="bshd",
                       bundles=bundles)
-    g = gates.float()
-    out = (g[..., 0:1] * o_cmp.float() + g[..., 1:2] * o_sel.float()
-           + g[..., 2:3] * o_win.float()).to(q.dtype)
+    # The gated sum in float32, accumulated in place.
+    out = o_win.float().mul_(gates[..., 2:3])
+    out.addcmul_(o_sel, gates[..., 1:2]).addcmul_(o_cmp, gates[..., 0:1])
+    out = out.to(q.dtype)
     return (out, indices) if return_indices else out
 
 
@@ -799,30 +805,37 @@ def _nsa_compressed(q, k_cmp, v_cmp, s, l, stride, scale, page_size, bundles):
             vc.view(b * pages, page_size, hkv, d), table.reshape(b * t, pages).to(torch.int32),
             visible.repeat(b).to(torch.int32), scale=scale, return_lse=True, bundles=bundles)
         return o.view(b, t, hq, d), lse.view(b, t, hq)
-    out = q.new_zeros(b, t, hq, d)
-    lse = torch.full((b, t, hq), float("-inf"), device=q.device)
+    # Rows of (token, KV head) pairs; one spare row takes the padding rows'
+    # results.
+    out = q.new_zeros(b, t * hkv + 1, group, d)
+    lse = torch.full((b, t * hkv + 1, group), float("-inf"), device=q.device)
+    q_rows = q.view(b, t * hkv, group, d)
     m0 = p0 // stride
     rows = (s - 1) // stride - m0 + 1
     offsets = [(r + 1 - l) // stride + 1 for r in range(stride)]
+    heads = torch.arange(hkv, device=q.device)
     for c in sorted(set(offsets)):
         res = torch.tensor([r for r in range(stride) if offsets[r] == c], device=q.device)
         keys = rows + m0 + c - 1  # row i sees keys j <= i + keys - rows
         if keys <= 0:
             continue
+        n = len(res)
+        # Query heads ordered (KV head, residue, head of the group): one
+        # gather of the (token, KV head) rows; padding rows read token 0 and
+        # write the spare row.
         tok = stride * (m0 + torch.arange(rows, device=q.device))[:, None] + res[None, :] - p0
         valid = (tok >= 0) & (tok < t)
-        n = len(res)
-        # Query heads ordered (KV head, residue, head of the group).
-        qg = q[:, tok.clamp(0, t - 1)] * valid[None, :, :, None, None]
-        qg = qg.view(b, rows, n, hkv, group, d).transpose(2, 3).reshape(b, rows, hkv * n * group, d)
+        src = tok.clamp(0, t - 1)[:, None, :] * hkv + heads[None, :, None]  # [rows, Hkv, n]
+        dst = torch.where(valid[:, None, :], src, torch.full_like(src, t * hkv)).flatten()
+        qg = q_rows.index_select(1, src.flatten()).view(b, rows, hkv * n * group, d)
         kk, vv = k_cmp[:, :keys], v_cmp[:, :keys]
         if keys > tc:  # keys only the padding rows see
             kk = torch.cat([kk, k_cmp.new_zeros(b, keys - tc, hkv, d)], 1)
             vv = torch.cat([vv, v_cmp.new_zeros(b, keys - tc, hkv, d)], 1)
-        o, ls = attention(qg.contiguous(), kk.contiguous(), vv.contiguous(), causal=True,
-                          scale=scale, layout="bshd", return_lse=True, bundles=bundles)
-        o = o.view(b, rows, hkv, n, group, d).transpose(2, 3).reshape(b, rows, n, hq, d)
-        ls = ls.view(b, hkv, n, group, rows).permute(0, 4, 2, 1, 3).reshape(b, rows, n, hq)
-        out[:, tok[valid]] = o[:, valid]
-        lse[:, tok[valid]] = ls[:, valid]
-    return out, lse
+        o, ls = attention(qg, kk.contiguous(), vv.contiguous(), causal=True, scale=scale,
+                          layout="bshd", return_lse=True, bundles=bundles)
+        out.index_copy_(1, dst, o.view(b, rows * hkv * n, group, d))
+        ls = ls.view(b, hkv, n, group, rows).permute(0, 4, 1, 2, 3)
+        lse.index_copy_(1, dst, ls.reshape(b, rows * hkv * n, group))
+    return (out[:, :t * hkv].reshape(b, t, hq, d).contiguous(),
+            lse[:, :t * hkv].reshape(b, t, hq).contiguous())
