@@ -2,8 +2,8 @@
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
 
 // NSA's block selection (the paper's 27B configuration: 4 KV heads, GQA
-// groups of 16, l = 32, d = 16, l' = 64, 16 blocks). A block of 4 warps
-// takes 4 consecutive tokens of one KV head; each warp's 16 rows are the
+// groups of 16, l = 32, d = 16, l' = 64, 16 blocks). A block of 8 warps
+// takes 8 consecutive tokens of one KV head; each warp's 16 rows are the
 // group's heads (one m16 tile), Q's fragments loaded once (4-byte aligned
 // pairs). Per tile of 64 compressed tokens the block copies the keys into
 // shared memory (16-byte loads, rows padded to 136 elements), and each warp
@@ -13,10 +13,10 @@
 // scores; forced blocks +inf; 16 rounds of a warp arg-max (5 shuffle steps,
 // value and index).
 // CHECK-LABEL: gpu.module @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3
-// CHECK: gpu.func @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xi32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: gpu.func @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xi32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
 // CHECK: memref.view {{.+}} to memref<64x136xbf16, #gpu.address_space<workgroup>>
-// CHECK: memref.view {{.+}} to memref<4x2048xf32, #gpu.address_space<workgroup>>
-// CHECK: memref.view {{.+}} to memref<4x64xf32, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<8x2048xf32, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<8x64xf32, #gpu.address_space<workgroup>>
 // CHECK: nvvm.bar.warp.sync
 // CHECK-COUNT-32: vector.load %arg0[%{{.+}}] {alignment = 4 : i64} : memref<?xbf16>, vector<2xbf16>
 // CHECK: scf.for
@@ -33,7 +33,7 @@
 // CHECK: arith.constant 0x7F800000 : f32
 // CHECK: gpu.shuffle xor %{{.+}} : i32
 // CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xi32>
-// MANIFEST: \22grid\22:[\22ceil(Sq/4)\22,4,\22B\22]
+// MANIFEST: \22grid\22:[\22ceil(Sq/8)\22,4,\22B\22]
 // MANIFEST-SAME: \22kernel\22:\22nsa.select\22,\22max_key_blocks\22:2048
 // MANIFEST-SAME: \22name\22:\22lse_cmp\22,\22role\22:\22workspace\22,\22shape\22:[\22B\22,\22Sq\22,64]
 // MANIFEST-SAME: \22variant\22:{\22cmp_block\22:32,\22cmp_stride\22:16,\22dtype\22:\22bf16\22,\22head_dim\22:128,\22initial_blocks\22:1,\22kv_heads\22:4,\22local_blocks\22:2,\22num_selected\22:16,\22op\22:\22nsa\22,\22q_heads\22:64,\22scale\22:0.088388346135616302,\22sel_block\22:64}

@@ -3,12 +3,12 @@
 // The kernels of the sparse ops that are not softmax attention over a key
 // list (that part runs on the paged kernels, python/attn/gpu.py):
 //
-// * attn.nsa's block selection ("nsa.select"). A block of 4 warps takes 4
+// * attn.nsa's block selection ("nsa.select"). A block of 8 warps takes 8
 //   consecutive tokens of one KV head, a warp per token: the group's G <= 16
 //   query heads are the rows of one m16 tile, so S = Q·K_cmpᵀ over the
 //   visible compressed tokens is m16n8k16 mma.sync with Q's fragments in
 //   registers for the whole loop. The compressed keys come in tiles of 64
-//   that the block copies to shared memory once for its 4 tokens (which see
+//   that the block copies to shared memory once for its 8 tokens (which see
 //   the same tokens, give or take one), the warps taking their fragments by
 //   ldmatrix. P = exp(S - lse) with the compressed branch's LSE (an input:
 //   that branch runs first), summed over the group's rows by lane shuffles,
@@ -52,6 +52,8 @@ using attn::detail::typeName;
 
 namespace {
 constexpr int64_t kWarps = 4, kThreads = 32 * kWarps;
+/// nsa.select: warps (tokens) per block, which share each tile of keys.
+constexpr int64_t kSelectWarps = 8, kSelectThreads = 32 * kSelectWarps;
 constexpr double kLog2e = 1.4426950408889634;
 /// nsa.select: compressed tokens per staging step, and the most selection
 /// blocks a warp scores in shared memory (2048 blocks: 128k keys in blocks
@@ -122,7 +124,7 @@ bool isHalfType(Type t) { return t.isF16() || t.isBF16(); }
 /// block scores and one staging step of compressed-token sums.
 int64_t nsaKeyTileBytes(int64_t d) { return 2 * kCmpTile * (d + 8); }
 int64_t nsaSelectSharedMemory(int64_t d) {
-  return nsaKeyTileBytes(d) + 4 * kWarps * (kMaxSelectBlocks + kCmpTile);
+  return nsaKeyTileBytes(d) + 4 * kSelectWarps * (kMaxSelectBlocks + kCmpTile);
 }
 } // namespace
 
@@ -195,9 +197,9 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value kS = memref::ViewOp::create(
       b, MemRefType::get({kCmpTile, pitch}, e.elt, AffineMap(), workgroup),
       smem, e.idx(0), ValueRange{});
-  Value scores = view({kWarps, kMaxSelectBlocks}, tileBytes);
-  Value stage =
-      view({kWarps, kCmpTile}, tileBytes + 4 * kWarps * kMaxSelectBlocks);
+  Value scores = view({kSelectWarps, kMaxSelectBlocks}, tileBytes);
+  Value stage = view({kSelectWarps, kCmpTile},
+                     tileBytes + 4 * kSelectWarps * kMaxSelectBlocks);
 
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
@@ -205,7 +207,8 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
   // The block's warps take consecutive tokens (a warp past the last token
   // recomputes the last one and writes nothing): they share each tile of
   // compressed keys.
-  Value t0 = e.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x), e.idx(kWarps));
+  Value t0 =
+      e.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x), e.idx(kSelectWarps));
   Value active = e.lt(e.add(t0, warp), sq);
   Value t = e.smin(e.add(t0, warp), e.sub(sq, c1));
   Value kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
@@ -224,7 +227,7 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value pos = e.sub(e.add(t, sk), sq);
     Value visible = visibleAt(t);
     Value blockVisible =
-        visibleAt(e.smin(e.add(t0, e.idx(kWarps - 1)), e.sub(sq, c1)));
+        visibleAt(e.smin(e.add(t0, e.idx(kSelectWarps - 1)), e.sub(sq, c1)));
     Value last = e.div(pos, e.idx(sel));
     Value blocks = arith::CeilDivSIOp::create(b, sk, e.idx(sel));
     Value candidates = e.smin(e.add(e.smin(last, e.sub(blocks, c1)), c1),
@@ -271,7 +274,7 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value jLo = e.rem(j8, e.idx(2)), jHi = e.div(j8, e.idx(2));
     e.loop(c0, blockVisible, e.idx(kCmpTile), [&](Value cBase) {
       e.barrier();
-      e.loop(tid, e.idx(kCmpTile * D / 8), e.idx(kThreads), [&](Value i) {
+      e.loop(tid, e.idx(kCmpTile * D / 8), e.idx(kSelectThreads), [&](Value i) {
         Value r = e.div(e.mul(i, e.idx(8)), e.idx(D)),
               col = e.rem(e.mul(i, e.idx(8)), e.idx(D));
         Value key = e.smin(e.add(cBase, r), e.sub(tc, c1));
@@ -446,8 +449,9 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(params)},
-      {"grid", llvm::json::Array{"ceil(Sq/4)", Hkv, "B"}},
-      {"block", llvm::json::Array{kThreads, 1, 1}},
+      {"grid", llvm::json::Array{("ceil(Sq/" + Twine(kSelectWarps) + ")").str(),
+                                 Hkv, "B"}},
+      {"block", llvm::json::Array{kSelectThreads, 1, 1}},
       {"kernel", "nsa.select"},
       {"max_key_blocks", kMaxSelectBlocks},
       {"dynamic_shared_memory", nsaSelectSharedMemory(D)},
@@ -457,7 +461,7 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
     gpu::GPUFuncOp func = createKernel(
         builder, module, op.getLoc(), name,
         {flat(elt), flat(elt), flat(f32), flat(i32), idxType, idxType, idxType},
-        kThreads);
+        kSelectThreads);
     OpBuilder::InsertionGuard guard(builder);
     buildNsaSelectBody(builder, func, op);
     builder.setInsertionPointToEnd(&func.getBody().front());
