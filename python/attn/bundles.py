@@ -154,6 +154,44 @@ def indexer_variant_mlir(v, name="attn"):
             f"  return %i : {out}\n}}\n")
 
 
+def sparse_variant_mlir(v, name="attn"):
+    """A function with one attn.sparse_attention of variant `v` (block size,
+    head dims, values as the keys' first columns or not, mask, scale,
+    softcap, sinks, LSE): its lowering is the paged kernels it runs on."""
+    d, dv, dt, bs = v["head_dim"], v["value_head_dim"], v["dtype"], v["block_size"]
+    b, sq, sk, hq, hkv, n = 1, 8, 4 * bs, 16, 1, 4
+    q, k = cpu.tensor_type([b, sq, hq, d], dt), cpu.tensor_type([b, sk, hkv, d], dt)
+    vt, it = cpu.tensor_type([b, sk, hkv, dv], dt), cpu.tensor_type([b, sq, hkv, n], "i32")
+    args = [("%q", q), ("%k", k)]
+    body = ""
+    if v.get("values") == "key_prefix":
+        body = (f"  %v = tensor.extract_slice %k[0, 0, 0, 0] [{b}, {sk}, {hkv}, {dv}] [1, 1, 1, 1] "
+                f": {k} to {vt}\n")
+    else:
+        args.append(("%v", vt))
+    args.append(("%i", it))
+    extra = f" block_size = {bs}"
+    types = [q, k, vt, it]
+    if v.get("sinks"):
+        args.append(("%sinks", cpu.tensor_type([hq], v["sinks_dtype"])))
+        types.append(args[-1][1])
+        extra = " sinks(%sinks)" + extra
+    if v.get("mask") == "causal":
+        extra += " mask = <causal>"
+    extra += f" scale = {float(v['scale'])!r}"
+    if v.get("softcap") is not None:
+        extra += f" softcap = {float(v['softcap'])!r}"
+    results = [cpu.tensor_type([b, sq, hq, dv], dt)]
+    if v.get("lse"):
+        results.append(cpu.tensor_type([b, hq, sq], "f32"))
+    rn = ", ".join(f"%r{i}" for i in range(len(results)))
+    operands = "%q, %k, %v, %i"
+    return (f"func.func @{name}({', '.join(f'{a}: {t}' for a, t in args)}) -> ({', '.join(results)}) {{\n"
+            f"{body}"
+            f"  {rn} = attn.sparse_attention {operands}{extra} : ({', '.join(types)}) -> ({', '.join(results)})\n"
+            f"  return {rn} : {', '.join(results)}\n}}\n")
+
+
 def variant_mlir(v, name="attn"):
     """A function with one attn.attention of variant `v` (sizes are only
     placeholders: the kernels take them at run time); paged variants
@@ -164,6 +202,8 @@ def variant_mlir(v, name="attn"):
         return gated_variant_mlir(v, name)
     if v.get("op") == "nsa":
         return nsa_variant_mlir(v, name)
+    if v.get("op") == "sparse_attention":
+        return sparse_variant_mlir(v, name)
     if v.get("op") == "lightning_indexer":
         return indexer_variant_mlir(v, name)
     d, dv, layout = v["head_dim"], v["value_head_dim"], v["layout"]

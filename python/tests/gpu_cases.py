@@ -181,10 +181,12 @@ SPARSE_CASES = [
 
 
 def sparse_variant(c):
-    return {"op": "paged_attention", "dtype": "bf16", "head_dim": c["d"],
-            "value_head_dim": c["dv"], "page_size": c["block"], "cache_layout": "nhd",
-            "table_dtype": "i32", "lens_dtype": "i32", "mask": "none", "scale": 0.1352,
-            "softcap": None, "sinks": False, "lse": c["lse"], "values": "key_prefix"}
+    """Compiled from attn.sparse_attention itself (its lowering: the paged
+    kernels gpu.sparse_attention runs)."""
+    return {"op": "sparse_attention", "dtype": "bf16", "head_dim": c["d"],
+            "value_head_dim": c["dv"], "block_size": c["block"],
+            "mask": "causal" if c["causal"] else "none", "scale": 0.1352, "softcap": None,
+            "sinks": False, "lse": c["lse"], "values": "key_prefix"}
 
 
 def nsa_case(id, t, s=None, b=1, hkv=4, group=16, d=128, cmp_block=32, cmp_stride=16,

@@ -197,6 +197,14 @@ SPARSE_MATRIX = [
     nsa(d=256, hq=16, hkv=1, initial=0, local=1), nsa(d=192, hq=32, hkv=2, sel_block=128, n=4),
     indexer(), indexer(dtype="f16", heads=32, d=64, mask="none", weights="f16"),
     indexer(heads=128, d=256, mask="none"),
+    # attn.sparse_attention lowers to the paged kernels it runs on: DSA's
+    # latent MLA over single keys, and blocks of 64 with sinks and softcap.
+    {"op": "sparse_attention", "dtype": "bf16", "head_dim": 576, "value_head_dim": 512,
+     "block_size": 1, "mask": "causal", "scale": 0.1352, "softcap": None, "sinks": False,
+     "lse": True, "values": "key_prefix"},
+    {"op": "sparse_attention", "dtype": "f16", "head_dim": 128, "value_head_dim": 128,
+     "block_size": 64, "mask": "none", "scale": 0.125, "softcap": 30.0, "sinks": True,
+     "sinks_dtype": "f32", "lse": False, "values": "separate"},
 ]
 
 
@@ -207,6 +215,8 @@ def test_sparse_matrix_ptxas(chip):
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
         assert sum(f.startswith("attn_nsa_select") for f in ptx) == 4, ptx
         assert sum(f.startswith("attn_indexer_scores") for f in ptx) == 3, ptx
+        assert "attn_paged_bf16_d576_dv512_nhd_p1_none_s3e0a71de_vk_r64.ptx" in ptx, ptx
+        assert "attn_paged_f16_d128_dv128_nhd_p64_none_s3e000000_cap41f00000.ptx" in ptx, ptx
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", "-v", os.path.join(out, f), "-o",
                                 os.devnull], capture_output=True, text=True)

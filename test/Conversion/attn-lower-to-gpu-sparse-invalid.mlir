@@ -1,13 +1,21 @@
 // RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu 2>&1 | FileCheck %s
 
-// attn.sparse_attention has no kernel of its own (the host runs it on the
-// paged kernels), and the NSA and indexer kernels take only what they were
-// built for: a located error each, never a pass-through or a wrong kernel.
+// attn.sparse_attention runs on the paged kernels (with causal or no mask),
+// and the NSA and indexer kernels take only what they were built for: a
+// located error each, never a pass-through or a wrong kernel.
 
-// CHECK: attn-lower-to-gpu-sparse-invalid.mlir:[[@LINE+2]]:8: error: 'attn.sparse_attention' op has no GPU kernel of its own; it runs on the paged kernels with the index lists as page tables (attn.gpu.sparse_attention), and attn-decompose-sparse gives its reference lowering (CPU pipeline)
-func.func @sparse(%q: tensor<1x64x16x128xbf16>, %k: tensor<1x512x1x128xbf16>, %v: tensor<1x512x1x128xbf16>, %i: tensor<1x64x1x8xi32>) -> tensor<1x64x16x128xbf16> {
-  %o = attn.sparse_attention %q, %k, %v, %i block_size = 64 mask = <causal> : (tensor<1x64x16x128xbf16>, tensor<1x512x1x128xbf16>, tensor<1x512x1x128xbf16>, tensor<1x64x1x8xi32>) -> tensor<1x64x16x128xbf16>
+// CHECK: attn-lower-to-gpu-sparse-invalid.mlir:[[@LINE+2]]:8: error: 'attn.sparse_attention' op runs on the paged kernels with causal or no mask (the host folds causality into each row's length); a window mask has no GPU kernel
+func.func @sparse_window(%q: tensor<1x64x16x128xbf16>, %k: tensor<1x512x1x128xbf16>, %v: tensor<1x512x1x128xbf16>, %i: tensor<1x64x1x8xi32>) -> tensor<1x64x16x128xbf16> {
+  %o = attn.sparse_attention %q, %k, %v, %i block_size = 64 mask = <window, left = 127, right = 0> : (tensor<1x64x16x128xbf16>, tensor<1x512x1x128xbf16>, tensor<1x512x1x128xbf16>, tensor<1x64x1x8xi32>) -> tensor<1x64x16x128xbf16>
   return %o : tensor<1x64x16x128xbf16>
+}
+
+// -----
+
+// CHECK: attn-lower-to-gpu-sparse-invalid.mlir:[[@LINE+2]]:8: error: 'attn.sparse_attention' op runs on the paged kernels: the paged GPU kernel takes f16 or bf16 (got f32)
+func.func @sparse_f32(%q: tensor<1x64x16x128xf32>, %k: tensor<1x512x1x128xf32>, %v: tensor<1x512x1x128xf32>, %i: tensor<1x64x1x8xi32>) -> tensor<1x64x16x128xf32> {
+  %o = attn.sparse_attention %q, %k, %v, %i block_size = 64 : (tensor<1x64x16x128xf32>, tensor<1x512x1x128xf32>, tensor<1x512x1x128xf32>, tensor<1x64x1x8xi32>) -> tensor<1x64x16x128xf32>
+  return %o : tensor<1x64x16x128xf32>
 }
 
 // -----

@@ -69,3 +69,36 @@ func.func @indexer(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x128xbf16>, 
       : (tensor<1x4096x64x128xbf16>, tensor<1x4096x128xbf16>, tensor<1x4096x64xf32>) -> tensor<1x4096x2048xi32>
   return %i : tensor<1x4096x2048xi32>
 }
+
+// -----
+
+// DSA's token-sparse MLA (one latent KV head, values the keys' first 512
+// columns, LSE): attn.sparse_attention's lowering is the paged kernels the
+// host runs with the compacted index lists as page tables: the latent split
+// kernel for pages of one key (row tiles of 16 and 64), no mask (causality
+// goes into each row's length), and the combine kernel with the LSE.
+// CHECK-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p1_none_s3e0a71de_vk_r16
+// CHECK-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p1_none_s3e0a71de_vk_r64
+// CHECK-LABEL: gpu.module @attn_paged_combine_bf16_dv512_lse
+// MANIFEST: \22op\22:\22paged_attention\22,\22page_size\22:1
+// MANIFEST-SAME: \22values\22:\22key_prefix\22
+func.func @dsa(%q: tensor<1x64x16x576xbf16>, %kv: tensor<1x4096x1x576xbf16>, %i: tensor<1x64x1x2048xi32>) -> (tensor<1x64x16x512xbf16>, tensor<1x16x64xf32>) {
+  %v = tensor.extract_slice %kv[0, 0, 0, 0] [1, 4096, 1, 512] [1, 1, 1, 1] : tensor<1x4096x1x576xbf16> to tensor<1x4096x1x512xbf16>
+  %o, %l = attn.sparse_attention %q, %kv, %v, %i mask = <causal> scale = 0.1352
+      : (tensor<1x64x16x576xbf16>, tensor<1x4096x1x576xbf16>, tensor<1x4096x1x512xbf16>, tensor<1x64x1x2048xi32>) -> (tensor<1x64x16x512xbf16>, tensor<1x16x64xf32>)
+  return %o, %l : tensor<1x64x16x512xbf16>, tensor<1x16x64xf32>
+}
+
+// -----
+
+// NSA's selection branch (4 KV heads, blocks of 64, separate values): the
+// narrow paged split kernel for pages of 64 and its combine.
+// CHECK-LABEL: gpu.module @attn_paged_bf16_d128_dv128_nhd_p64_none_s3db504f3
+// CHECK-LABEL: gpu.module @attn_paged_combine_bf16_dv128
+// MANIFEST: \22page_size\22:64
+// MANIFEST-SAME: \22values\22:\22separate\22
+func.func @nsa_selected(%q: tensor<1x64x64x128xbf16>, %k: tensor<1x512x4x128xbf16>, %v: tensor<1x512x4x128xbf16>, %i: tensor<1x64x4x16xi32>) -> tensor<1x64x64x128xbf16> {
+  %o = attn.sparse_attention %q, %k, %v, %i block_size = 64 mask = <causal>
+      : (tensor<1x64x64x128xbf16>, tensor<1x512x4x128xbf16>, tensor<1x512x4x128xbf16>, tensor<1x64x4x16xi32>) -> tensor<1x64x64x128xbf16>
+  return %o : tensor<1x64x64x128xbf16>
+}

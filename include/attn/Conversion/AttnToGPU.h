@@ -17,6 +17,7 @@ class PagedAttentionOp;
 class GatedDeltaRuleOp;
 class NsaOp;
 class LightningIndexerOp;
+class SparseAttentionOp;
 
 /// A generated kernel and its calling contract (JSON).
 struct AttentionKernel {
@@ -148,6 +149,14 @@ LogicalResult checkNsaKernelEligible(NsaOp op, std::string *why);
 /// attention runs on the paged and attention kernels of matching variants.
 LogicalResult buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
                               SmallVectorImpl<NamedAttribute> &manifests);
+
+/// Adds the paged kernels attn.sparse_attention `op` runs on (see
+/// SparseKernels.cpp: the host compacts the index lists into page tables of
+/// block_size pages) and their manifests.
+LogicalResult
+buildSparseAttentionKernels(OpBuilder &builder, ModuleOp module,
+                            SparseAttentionOp op,
+                            SmallVectorImpl<NamedAttribute> &manifests);
 
 /// Whether attn.lightning_indexer `op` has a GPU kernel (f16/bf16, static
 /// head counts and dims, multiples of 16); `why` says what is missing.

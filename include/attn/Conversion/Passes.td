@@ -6,7 +6,7 @@
 include "mlir/Pass/PassBase.td"
 
 def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
-  let summary = "Generate one specialized GPU kernel per attn.attention variant";
+  let summary = "Generate specialized GPU kernels for each attn op variant";
   let description = [{
     For every `attn.attention` in the module, adds a `gpu.func` kernel in a
     `gpu.module` of the same name, specialized for the op's variant (element
@@ -54,6 +54,20 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     LSE) and a combine kernel (the splits and the sinks into the output and
     LSE). The split count is a launch-time size. Other paged variants (f32,
     wider heads) are rejected with a diagnostic at the op.
+
+    Every `attn.gated_delta_rule` becomes its chunk, state and recurrent
+    kernels (tf32 tensor cores for the chunk and state kernels).
+
+    The sparse ops: `attn.sparse_attention` becomes the paged kernels the
+    host runs it on (its index lists compacted into page tables of
+    `block_size` pages; causal or no mask); `attn.nsa` its block-selection
+    kernel (compressed-token probabilities from the compressed branch's LSE,
+    block scores, forced blocks, top-n on mma.sync; its attention branches
+    run on the attention and paged kernels of matching variants); and
+    `attn.lightning_indexer` its scores kernel (Σ_h w·relu(q_h·k) on
+    mma.sync; the top-k runs on the host). Variants they do not take (f32,
+    window masks on sparse attention, NSA with D ≠ Dv or more than 16 query
+    heads per KV head) are rejected with a diagnostic at the op.
 
     With `drop-host`, host functions are removed so that the module holds only
     the kernels (for bundles).

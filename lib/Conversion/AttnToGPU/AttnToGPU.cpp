@@ -527,18 +527,6 @@ struct AttnLowerToGPUPass
       return signalPassFailure();
     }
     ModuleOp module = getOperation();
-    // attn.sparse_attention has no kernel of its own: the host compacts the
-    // index lists into page tables of the paged kernels (gpu.py). Report it
-    // rather than pass it through.
-    WalkResult sparse = module.walk([](SparseAttentionOp op) {
-      op.emitOpError("has no GPU kernel of its own; it runs on the paged "
-                     "kernels with the index lists as page tables (attn.gpu."
-                     "sparse_attention), and attn-decompose-sparse gives its "
-                     "reference lowering (CPU pipeline)");
-      return WalkResult::interrupt();
-    });
-    if (sparse.wasInterrupted())
-      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     SmallVector<PagedAttentionOp> pagedOps;
@@ -549,8 +537,10 @@ struct AttnLowerToGPUPass
     module.walk([&](NsaOp op) { nsaOps.push_back(op); });
     SmallVector<LightningIndexerOp> indexerOps;
     module.walk([&](LightningIndexerOp op) { indexerOps.push_back(op); });
+    SmallVector<SparseAttentionOp> sparseOps;
+    module.walk([&](SparseAttentionOp op) { sparseOps.push_back(op); });
     if (ops.empty() && pagedOps.empty() && linearOps.empty() &&
-        nsaOps.empty() && indexerOps.empty())
+        nsaOps.empty() && indexerOps.empty() && sparseOps.empty())
       return;
     OpBuilder builder(&getContext());
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
@@ -567,8 +557,12 @@ struct AttnLowerToGPUPass
     for (GatedDeltaRuleOp op : linearOps)
       if (failed(buildGatedDeltaKernels(builder, module, op, manifests)))
         return signalPassFailure();
-    // Sparse attention: NSA's block selection and the DSA indexer's scores
-    // (their attention runs on the paged and attention kernels).
+    // Sparse attention: the paged kernels it runs on, NSA's block selection
+    // and the DSA indexer's scores (NSA's attention runs on the paged and
+    // attention kernels).
+    for (SparseAttentionOp op : sparseOps)
+      if (failed(buildSparseAttentionKernels(builder, module, op, manifests)))
+        return signalPassFailure();
     for (NsaOp op : nsaOps)
       if (failed(buildNsaKernels(builder, module, op, manifests)))
         return signalPassFailure();

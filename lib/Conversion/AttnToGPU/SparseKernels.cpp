@@ -17,6 +17,13 @@
 //   +inf, and num_selected rounds of a warp arg-max (ties to the lower
 //   block) write the indices (-1 once the candidate blocks run out).
 //
+// * attn.sparse_attention has no kernel of its own: the host compacts each
+//   (query row, KV head)'s valid selections into the page table of a
+//   sequence of the paged kernels (pages of block_size keys, the length the
+//   selected keys, a causal row's last block cut at its position), so its
+//   lowering is the paged kernels of that variant (no mask; the latent split
+//   kernel when the values are the keys' first columns).
+//
 // * attn.lightning_indexer's scores ("indexer.scores"). One block per
 //   (256 keys, token, sequence): the token's Hi x Di query in shared memory
 //   (rows padded by 8 elements: conflict-free fragment reads), each warp 64
@@ -34,8 +41,10 @@
 #include "attn/IR/AttnOps.h"
 #include "attn/IR/MaskUtils.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <cmath>
@@ -469,6 +478,85 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
   }
   attn::detail::addManifest(builder, manifests, name, std::move(manifest));
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// attn.sparse_attention: the paged kernels it runs on
+//===----------------------------------------------------------------------===//
+
+/// Whether `value` is `key`'s first columns (a zero-offset, unit-stride
+/// tensor.extract_slice of it): MLA's latent cache, as DSA uses it.
+static bool isPrefixOfKey(Value value, Value key) {
+  auto slice = value.getDefiningOp<tensor::ExtractSliceOp>();
+  return slice && slice.getSource() == key && slice.hasUnitStride() &&
+         slice.hasZeroOffset();
+}
+
+LogicalResult mlir::attn::buildSparseAttentionKernels(
+    OpBuilder &builder, ModuleOp module, SparseAttentionOp op,
+    SmallVectorImpl<NamedAttribute> &manifests) {
+  MaskAttr mask = op.getMaskOrNone();
+  if (mask.isWindow())
+    return op.emitOpError(
+        "runs on the paged kernels with causal or no mask (the host folds "
+        "causality into each row's length); a window mask has no GPU kernel");
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  auto v = cast<RankedTensorType>(op.getValue().getType());
+  Type elt = q.getElementType();
+  const int64_t d = q.getDimSize(3), dv = v.getDimSize(3),
+                page = op.getBlockSize();
+  std::optional<double> scale = op.getEffectiveScale();
+  if (!scale)
+    return op.emitOpError("GPU kernels need a static head dim or a scale");
+  // The paged op the host's call amounts to, in a scratch module: one
+  // sequence of one query token, the group's heads, over a cache of pages
+  // of block_size keys (sizes other than the compiled-in ones are
+  // placeholders: the kernels take them at run time).
+  MLIRContext *ctx = builder.getContext();
+  Location loc = op.getLoc();
+  OwningOpRef<ModuleOp> scratch = ModuleOp::create(loc);
+  OpBuilder b(ctx);
+  b.setInsertionPointToStart(scratch->getBody());
+  const int64_t heads = 16;
+  auto cacheType = RankedTensorType::get({1, page, 1, d}, elt);
+  auto valueType = RankedTensorType::get({1, page, 1, dv}, elt);
+  SmallVector<Type> argTypes{RankedTensorType::get({1, 1, heads, d}, elt),
+                             cacheType, valueType,
+                             RankedTensorType::get({1, 1}, b.getI32Type()),
+                             RankedTensorType::get({1}, b.getI32Type())};
+  if (Value sinks = op.getSinks())
+    argTypes.push_back(RankedTensorType::get(
+        {heads}, cast<RankedTensorType>(sinks.getType()).getElementType()));
+  auto func = func::FuncOp::create(b, loc, "sparse_attention",
+                                   b.getFunctionType(argTypes, {}));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  Value valueCache = entry->getArgument(2);
+  if (isPrefixOfKey(op.getValue(), op.getKey()))
+    valueCache = tensor::ExtractSliceOp::create(
+        b, loc, valueType, entry->getArgument(1), ValueRange{}, ValueRange{},
+        ValueRange{}, b.getDenseI64ArrayAttr({0, 0, 0, 0}),
+        b.getDenseI64ArrayAttr({1, page, 1, dv}),
+        b.getDenseI64ArrayAttr({1, 1, 1, 1}));
+  SmallVector<Value> operands{entry->getArgument(0), entry->getArgument(1),
+                              valueCache, entry->getArgument(3),
+                              entry->getArgument(4)};
+  if (op.getSinks())
+    operands.push_back(entry->getArgument(5));
+  SmallVector<Type> resultTypes{RankedTensorType::get({1, 1, heads, dv}, elt)};
+  if (op.getLse())
+    resultTypes.push_back(RankedTensorType::get({1, heads, 1}, b.getF32Type()));
+  OperationState state(loc, PagedAttentionOp::getOperationName());
+  state.addOperands(operands);
+  state.addTypes(resultTypes);
+  state.addAttribute("scale", b.getF32FloatAttr(static_cast<float>(*scale)));
+  if (std::optional<APFloat> softcap = op.getSoftcap())
+    state.addAttribute("softcap", b.getF32FloatAttr(softcap->convertToFloat()));
+  auto paged = cast<PagedAttentionOp>(b.create(state));
+  std::string why;
+  if (failed(checkPagedKernelEligible(paged, &why)))
+    return op.emitOpError("runs on the paged kernels: ") << why;
+  return buildPagedKernels(builder, module, paged, manifests);
 }
 
 //===----------------------------------------------------------------------===//
