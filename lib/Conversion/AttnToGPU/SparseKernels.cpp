@@ -223,190 +223,185 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
 
-  {
-    // A position's visible compressed tokens (c·d + l <= p + 1).
-    auto visibleAt = [&](Value token) -> Value {
-      Value num = e.sub(e.add(e.sub(e.add(token, sk), sq), c1), e.idx(l));
-      return e.sel(
-          e.slt(num, c0), c0,
-          e.smin(e.add(arith::DivSIOp::create(b, num, e.idx(stride)), c1), tc));
-    };
-    // The row's position, its visible compressed tokens and its candidate
-    // blocks (those starting at or before p).
-    Value pos = e.sub(e.add(t, sk), sq);
-    Value visible = visibleAt(t);
-    Value blockVisible =
-        visibleAt(e.smin(e.add(t0, e.idx(kSelectWarps - 1)), e.sub(sq, c1)));
-    Value last = e.div(pos, e.idx(sel));
-    Value blocks = arith::CeilDivSIOp::create(b, sk, e.idx(sel));
-    Value candidates = e.smin(e.add(e.smin(last, e.sub(blocks, c1)), c1),
-                              e.idx(kMaxSelectBlocks));
-    e.loop(lane, candidates, e.idx(32), [&](Value j) {
-      e.store(e.f(0.0), scores, {warp, j});
-    });
-    e.syncWarp();
+  // A position's visible compressed tokens (c·d + l <= p + 1).
+  auto visibleAt = [&](Value token) -> Value {
+    Value num = e.sub(e.add(e.sub(e.add(token, sk), sq), c1), e.idx(l));
+    return e.sel(
+        e.slt(num, c0), c0,
+        e.smin(e.add(arith::DivSIOp::create(b, num, e.idx(stride)), c1), tc));
+  };
+  // The row's position, its visible compressed tokens and its candidate
+  // blocks (those starting at or before p).
+  Value pos = e.sub(e.add(t, sk), sq);
+  Value visible = visibleAt(t);
+  Value blockVisible =
+      visibleAt(e.smin(e.add(t0, e.idx(kSelectWarps - 1)), e.sub(sq, c1)));
+  Value last = e.div(pos, e.idx(sel));
+  Value blocks = arith::CeilDivSIOp::create(b, sk, e.idx(sel));
+  Value candidates = e.smin(e.add(e.smin(last, e.sub(blocks, c1)), c1),
+                            e.idx(kMaxSelectBlocks));
+  e.loop(lane, candidates, e.idx(32), [&](Value j) {
+    e.store(e.f(0.0), scores, {warp, j});
+  });
+  e.syncWarp();
 
-    // Q's A fragments (rows g and g + 8: the group's heads; rows past G
-    // are zero) and the rows' LSEs in the exp2 domain (+inf for the padding
-    // rows, whose P is then 0).
-    Value g = e.div(lane, e.idx(4)), tq = e.rem(lane, e.idx(4));
-    Value tokenRow = e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hq));
-    Value head0 = e.mul(kvh, e.idx(G));
-    SmallVector<Value, 2> rowValid, qBase, lse2;
-    for (int64_t half = 0; half < 2; ++half) {
-      Value r = e.add(g, e.idx(8 * half));
-      Value valid = e.lt(r, e.idx(G));
-      Value head = e.add(head0, e.sel(valid, r, c0));
-      rowValid.push_back(valid);
-      qBase.push_back(e.mul(e.add(tokenRow, head), e.idx(D)));
-      Value lse = e.loadF32(lseArg, e.add(tokenRow, head));
-      lse2.push_back(e.sel(valid, e.fmul(lse, e.f(kLog2e)), e.f(INFINITY)));
-    }
-    Value zero2 = e.zeros(VectorType::get({2}, e.elt));
-    SmallVector<Value> aFrags;
-    for (int64_t ks = 0; ks < D / 16; ++ks) {
-      SmallVector<Value, 4> rows;
-      for (int64_t hiK = 0; hiK < 2; ++hiK)
-        for (int64_t half = 0; half < 2; ++half) {
-          Value col = e.add(e.idx(ks * 16 + 8 * hiK), e.mul(tq, e.idx(2)));
-          rows.push_back(e.sel(rowValid[half],
-                               e.pair(qArg, {e.add(qBase[half], col)}), zero2));
-        }
-      aFrags.push_back(e.fragment(rows));
-    }
-
-    // The visible compressed tokens, 64 at a time: the block copies the tile
-    // (16-byte loads; keys past Tc read the last), each warp multiplies it
-    // with its token's rows while the tile holds keys it sees.
-    auto accType = VectorType::get({2, 2}, f32);
-    Value lane8 = e.rem(lane, e.idx(8)), j8 = e.div(lane, e.idx(8));
-    Value jLo = e.rem(j8, e.idx(2)), jHi = e.div(j8, e.idx(2));
-    e.loop(c0, blockVisible, e.idx(kCmpTile), [&](Value cBase) {
-      e.barrier();
-      e.loop(tid, e.idx(kCmpTile * D / 8), e.idx(kSelectThreads), [&](Value i) {
-        Value r = e.div(e.mul(i, e.idx(8)), e.idx(D)),
-              col = e.rem(e.mul(i, e.idx(8)), e.idx(D));
-        Value key = e.smin(e.add(cBase, r), e.sub(tc, c1));
-        Value src = e.add(
-            e.mul(e.add(e.mul(e.add(e.mul(bIdx, tc), key), e.idx(Hkv)), kvh),
-                  e.idx(D)),
-            col);
-        vector::StoreOp::create(b, e.vec(8, kcArg, src), kS,
-                                ValueRange{r, col});
-      });
-      e.barrier();
-      e.when(e.lt(cBase, visible), [&] {
-        for (int64_t np = 0; np < kCmpTile / 16; ++np) {
-          SmallVector<Value, 2> acc(2, e.zeros(accType));
-          for (int64_t ks = 0; ks < D / 16; ++ks) {
-            Value r = e.add(e.idx(np * 16), e.add(lane8, e.mul(jHi, e.idx(8))));
-            Value col = e.mul(e.add(e.idx(2 * ks), jLo), e.idx(8));
-            Value frag = nvgpu::LdMatrixOp::create(
-                b, VectorType::get({4, 2}, e.elt), kS, ValueRange{r, col},
-                /*transpose=*/false, 4);
-            auto [b0, b1] =
-                attn::detail::splitLdMatrixPair(b, b.getLoc(), frag);
-            acc[0] = attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], b0,
-                                                acc[0]);
-            acc[1] = attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], b1,
-                                                acc[1]);
-          }
-          for (int64_t half8 = 0; half8 < 2; ++half8)
-            for (int64_t j = 0; j < 2; ++j) {
-              const int64_t nt = 2 * np + half8;
-              Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
-              Value p = e.f(0.0);
-              for (int64_t half = 0; half < 2; ++half)
-                p = e.fadd(p, e.exp2(e.fsub(e.fmul(e.at(acc[half8], half, j),
-                                                   e.f(factor)),
-                                            lse2[half])));
-              p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
-              p = e.rowGroupSum(p);
-              e.when(e.lt(lane, e.idx(4)), [&] {
-                e.store(p, stage, {warp, colIdx});
-              });
-            }
-        }
-        e.syncWarp();
-        // Add the step's sums into the blocks they overlap: block j holds
-        // compressed tokens c with c·d < (j + 1)·l' and c·d + l > j·l'.
-        Value cEnd = e.smin(e.add(cBase, e.idx(kCmpTile)), visible);
-        Value jFirst = e.div(e.mul(cBase, e.idx(stride)), e.idx(sel));
-        Value jEnd =
-            e.smin(e.add(e.div(e.add(e.mul(e.sub(cEnd, c1), e.idx(stride)),
-                                     e.idx(l - 1)),
-                               e.idx(sel)),
-                         c1),
-                   candidates);
-        e.loop(e.add(jFirst, lane), jEnd, e.idx(32), [&](Value j) {
-          Value lo = arith::FloorDivSIOp::create(
-              b, e.sub(e.mul(j, e.idx(sel)), e.idx(l)), e.idx(stride));
-          Value cLo = e.smax(cBase, e.add(lo, c1));
-          Value cHi = e.smin(
-              cEnd, e.add(e.div(e.sub(e.mul(e.add(j, c1), e.idx(sel)), c1),
-                                e.idx(stride)),
-                          c1));
-          Value sum = e.loop(cLo, cHi, c1, ValueRange{e.f(0.0)},
-                             [&](Value c, ValueRange acc) {
-                               Value x = e.load(stage, {warp, e.sub(c, cBase)});
-                               return SmallVector<Value>{e.fadd(acc[0], x)};
-                             })[0];
-          e.store(e.fadd(e.load(scores, {warp, j}), sum), scores, {warp, j});
-        });
-        e.syncWarp();
-      });
-    });
-
-    // The always-selected blocks: the first `initial_blocks` and the
-    // `local_blocks` ending at p's block.
-    Value initial = e.idx(op.getInitialBlocks()),
-          local = e.idx(op.getLocalBlocks());
-    e.loop(lane, candidates, e.idx(32), [&](Value j) {
-      Value forced = arith::OrIOp::create(b, e.lt(j, initial),
-                                          e.lt(last, e.add(j, local)));
-      e.when(forced, [&] { e.store(e.f(INFINITY), scores, {warp, j}); });
-    });
-    e.syncWarp();
-
-    // num_selected rounds of a warp arg-max (ties: the lower block; taken
-    // blocks become -inf, scores are otherwise >= 0).
-    Value outRow = e.mul(
-        e.add(e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hkv)), kvh), e.idx(N));
-    Value none = arith::ConstantOp::create(b, b.getI32IntegerAttr(-1));
-    Value noBlock =
-        arith::ConstantOp::create(b, b.getI32IntegerAttr(INT32_MAX));
-    e.loop(c0, e.idx(N), c1, [&](Value i) {
-      ValueRange best = e.loop(
-          lane, candidates, e.idx(32), ValueRange{e.f(-INFINITY), noBlock},
-          [&](Value j, ValueRange cur) {
-            Value x = e.load(scores, {warp, j});
-            Value better = e.fgt(x, cur[0]);
-            Value j32 = arith::IndexCastOp::create(b, i32, j);
-            return SmallVector<Value>{e.sel(better, x, cur[0]),
-                                      e.sel(better, j32, cur[1])};
-          });
-      Value v = best[0], bj = best[1];
-      for (int32_t o = 16; o >= 1; o /= 2) {
-        Value ov = e.shuffleXor(v, o), oj = e.shuffleXor(bj, o);
-        Value take = arith::OrIOp::create(
-            b, e.fgt(ov, v),
-            arith::AndIOp::create(
-                b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, ov, v),
-                arith::CmpIOp::create(b, arith::CmpIPredicate::slt, oj, bj)));
-        v = e.sel(take, ov, v);
-        bj = e.sel(take, oj, bj);
+  // Q's A fragments (rows g and g + 8: the group's heads; rows past G
+  // are zero) and the rows' LSEs in the exp2 domain (+inf for the padding
+  // rows, whose P is then 0).
+  Value g = e.div(lane, e.idx(4)), tq = e.rem(lane, e.idx(4));
+  Value tokenRow = e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hq));
+  Value head0 = e.mul(kvh, e.idx(G));
+  SmallVector<Value, 2> rowValid, qBase, lse2;
+  for (int64_t half = 0; half < 2; ++half) {
+    Value r = e.add(g, e.idx(8 * half));
+    Value valid = e.lt(r, e.idx(G));
+    Value head = e.add(head0, e.sel(valid, r, c0));
+    rowValid.push_back(valid);
+    qBase.push_back(e.mul(e.add(tokenRow, head), e.idx(D)));
+    Value lse = e.loadF32(lseArg, e.add(tokenRow, head));
+    lse2.push_back(e.sel(valid, e.fmul(lse, e.f(kLog2e)), e.f(INFINITY)));
+  }
+  Value zero2 = e.zeros(VectorType::get({2}, e.elt));
+  SmallVector<Value> aFrags;
+  for (int64_t ks = 0; ks < D / 16; ++ks) {
+    SmallVector<Value, 4> rows;
+    for (int64_t hiK = 0; hiK < 2; ++hiK)
+      for (int64_t half = 0; half < 2; ++half) {
+        Value col = e.add(e.idx(ks * 16 + 8 * hiK), e.mul(tq, e.idx(2)));
+        rows.push_back(e.sel(rowValid[half],
+                             e.pair(qArg, {e.add(qBase[half], col)}), zero2));
       }
-      Value found = e.fgt(v, e.f(-INFINITY));
-      e.when(arith::AndIOp::create(b, active, e.eq(lane, c0)), [&] {
-        e.store(e.sel(found, bj, none), idxArg, {e.add(outRow, i)});
-        e.when(found, [&] {
-          e.store(e.f(-INFINITY), scores,
-                  {warp, arith::IndexCastOp::create(b, b.getIndexType(), bj)});
-        });
+    aFrags.push_back(e.fragment(rows));
+  }
+
+  // The visible compressed tokens, 64 at a time: the block copies the tile
+  // (16-byte loads; keys past Tc read the last), each warp multiplies it
+  // with its token's rows while the tile holds keys it sees.
+  auto accType = VectorType::get({2, 2}, f32);
+  Value lane8 = e.rem(lane, e.idx(8)), j8 = e.div(lane, e.idx(8));
+  Value jLo = e.rem(j8, e.idx(2)), jHi = e.div(j8, e.idx(2));
+  e.loop(c0, blockVisible, e.idx(kCmpTile), [&](Value cBase) {
+    e.barrier();
+    e.loop(tid, e.idx(kCmpTile * D / 8), e.idx(kSelectThreads), [&](Value i) {
+      Value r = e.div(e.mul(i, e.idx(8)), e.idx(D)),
+            col = e.rem(e.mul(i, e.idx(8)), e.idx(D));
+      Value key = e.smin(e.add(cBase, r), e.sub(tc, c1));
+      Value src = e.add(
+          e.mul(e.add(e.mul(e.add(e.mul(bIdx, tc), key), e.idx(Hkv)), kvh),
+                e.idx(D)),
+          col);
+      vector::StoreOp::create(b, e.vec(8, kcArg, src), kS, ValueRange{r, col});
+    });
+    e.barrier();
+    e.when(e.lt(cBase, visible), [&] {
+      for (int64_t np = 0; np < kCmpTile / 16; ++np) {
+        SmallVector<Value, 2> acc(2, e.zeros(accType));
+        for (int64_t ks = 0; ks < D / 16; ++ks) {
+          Value r = e.add(e.idx(np * 16), e.add(lane8, e.mul(jHi, e.idx(8))));
+          Value col = e.mul(e.add(e.idx(2 * ks), jLo), e.idx(8));
+          Value frag = nvgpu::LdMatrixOp::create(
+              b, VectorType::get({4, 2}, e.elt), kS, ValueRange{r, col},
+              /*transpose=*/false, 4);
+          auto [b0, b1] = attn::detail::splitLdMatrixPair(b, b.getLoc(), frag);
+          acc[0] =
+              attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], b0, acc[0]);
+          acc[1] =
+              attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], b1, acc[1]);
+        }
+        for (int64_t half8 = 0; half8 < 2; ++half8)
+          for (int64_t j = 0; j < 2; ++j) {
+            const int64_t nt = 2 * np + half8;
+            Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
+            Value p = e.f(0.0);
+            for (int64_t half = 0; half < 2; ++half)
+              p = e.fadd(p, e.exp2(e.fsub(
+                                e.fmul(e.at(acc[half8], half, j), e.f(factor)),
+                                lse2[half])));
+            p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
+            p = e.rowGroupSum(p);
+            e.when(e.lt(lane, e.idx(4)), [&] {
+              e.store(p, stage, {warp, colIdx});
+            });
+          }
+      }
+      e.syncWarp();
+      // Add the step's sums into the blocks they overlap: block j holds
+      // compressed tokens c with c·d < (j + 1)·l' and c·d + l > j·l'.
+      Value cEnd = e.smin(e.add(cBase, e.idx(kCmpTile)), visible);
+      Value jFirst = e.div(e.mul(cBase, e.idx(stride)), e.idx(sel));
+      Value jEnd =
+          e.smin(e.add(e.div(e.add(e.mul(e.sub(cEnd, c1), e.idx(stride)),
+                                   e.idx(l - 1)),
+                             e.idx(sel)),
+                       c1),
+                 candidates);
+      e.loop(e.add(jFirst, lane), jEnd, e.idx(32), [&](Value j) {
+        Value lo = arith::FloorDivSIOp::create(
+            b, e.sub(e.mul(j, e.idx(sel)), e.idx(l)), e.idx(stride));
+        Value cLo = e.smax(cBase, e.add(lo, c1));
+        Value cHi =
+            e.smin(cEnd, e.add(e.div(e.sub(e.mul(e.add(j, c1), e.idx(sel)), c1),
+                                     e.idx(stride)),
+                               c1));
+        Value sum = e.loop(cLo, cHi, c1, ValueRange{e.f(0.0)},
+                           [&](Value c, ValueRange acc) {
+                             Value x = e.load(stage, {warp, e.sub(c, cBase)});
+                             return SmallVector<Value>{e.fadd(acc[0], x)};
+                           })[0];
+        e.store(e.fadd(e.load(scores, {warp, j}), sum), scores, {warp, j});
       });
       e.syncWarp();
     });
-  }
+  });
+
+  // The always-selected blocks: the first `initial_blocks` and the
+  // `local_blocks` ending at p's block.
+  Value initial = e.idx(op.getInitialBlocks()),
+        local = e.idx(op.getLocalBlocks());
+  e.loop(lane, candidates, e.idx(32), [&](Value j) {
+    Value forced =
+        arith::OrIOp::create(b, e.lt(j, initial), e.lt(last, e.add(j, local)));
+    e.when(forced, [&] { e.store(e.f(INFINITY), scores, {warp, j}); });
+  });
+  e.syncWarp();
+
+  // num_selected rounds of a warp arg-max (ties: the lower block; taken
+  // blocks become -inf, scores are otherwise >= 0).
+  Value outRow =
+      e.mul(e.add(e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hkv)), kvh), e.idx(N));
+  Value none = arith::ConstantOp::create(b, b.getI32IntegerAttr(-1));
+  Value noBlock = arith::ConstantOp::create(b, b.getI32IntegerAttr(INT32_MAX));
+  e.loop(c0, e.idx(N), c1, [&](Value i) {
+    ValueRange best =
+        e.loop(lane, candidates, e.idx(32), ValueRange{e.f(-INFINITY), noBlock},
+               [&](Value j, ValueRange cur) {
+                 Value x = e.load(scores, {warp, j});
+                 Value better = e.fgt(x, cur[0]);
+                 Value j32 = arith::IndexCastOp::create(b, i32, j);
+                 return SmallVector<Value>{e.sel(better, x, cur[0]),
+                                           e.sel(better, j32, cur[1])};
+               });
+    Value v = best[0], bj = best[1];
+    for (int32_t o = 16; o >= 1; o /= 2) {
+      Value ov = e.shuffleXor(v, o), oj = e.shuffleXor(bj, o);
+      Value take = arith::OrIOp::create(
+          b, e.fgt(ov, v),
+          arith::AndIOp::create(
+              b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, ov, v),
+              arith::CmpIOp::create(b, arith::CmpIPredicate::slt, oj, bj)));
+      v = e.sel(take, ov, v);
+      bj = e.sel(take, oj, bj);
+    }
+    Value found = e.fgt(v, e.f(-INFINITY));
+    e.when(arith::AndIOp::create(b, active, e.eq(lane, c0)), [&] {
+      e.store(e.sel(found, bj, none), idxArg, {e.add(outRow, i)});
+      e.when(found, [&] {
+        e.store(e.f(-INFINITY), scores,
+                {warp, arith::IndexCastOp::create(b, b.getIndexType(), bj)});
+      });
+    });
+    e.syncWarp();
+  });
 }
 
 LogicalResult
