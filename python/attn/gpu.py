@@ -585,9 +585,10 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
     in q's dtype (and the selected blocks [B, T, Hkv, num_selected] with
     return_indices).
 
-    The branches, as attn's kernels: (1) compressed attention on the paged
-    kernels (each token a sequence over the compressed tokens as pages of
-    `page_size`, its length the visible ones), with its LSE; (2) attn's NSA
+    The branches, as attn's kernels: (1) compressed attention with its LSE
+    (_nsa_compressed: the dense causal kernel, positions packed by residue;
+    the paged kernels over pages of `page_size` compressed tokens when the
+    frontend made fewer than all complete ones); (2) attn's NSA
     selection kernel (block scores from the compressed probabilities,
     forced blocks, top-n); (3) the selected blocks through sparse_attention;
     (4) the sliding window through attention (bshd, window (window - 1,
@@ -612,6 +613,9 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
                          f"v {tuple(v.shape)}, k_cmp {tuple(k_cmp.shape)}, "
                          f"v_cmp {tuple(v_cmp.shape)}, gates {tuple(gates.shape)} "
                          "(the GPU path takes D = Dv and T <= S)")
+    if min(cmp_block, cmp_stride, sel_block, num_selected, window) < 1:
+        raise ValueError("cmp_block, cmp_stride, sel_block, num_selected and window must be "
+                         "positive")
     scale = _f32(scale if scale is not None else 1 / math.sqrt(d))
     kernels = load_bundles(bundles)
     select = _find(kernels, {"op": "nsa", "dtype": _DTYPES.get(str(q.dtype).replace("torch.", "")),
