@@ -134,6 +134,14 @@ static LogicalResult verifySinksLseAndScalars(
   return success();
 }
 
+/// The query element type every attn op takes: f16, bf16 or f32.
+static LogicalResult verifyQueryElementType(Operation *op, Type elementType) {
+  if (elementType.isF16() || elementType.isBF16() || elementType.isF32())
+    return success();
+  return op->emitOpError("query element type must be f16, bf16 or f32, got ")
+         << elementType;
+}
+
 LogicalResult AttentionOp::verify() {
   Layout layout = getLayout();
   const char *qkvShape =
@@ -142,9 +150,8 @@ LogicalResult AttentionOp::verify() {
   // Ranks and element types of query, key, value and output.
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
-    return emitOpError("query element type must be f16, bf16 or f32, got ")
-           << elementType;
+  if (failed(verifyQueryElementType(getOperation(), elementType)))
+    return failure();
   auto checkMain = [&](StringRef name,
                        RankedTensorType type) -> LogicalResult {
     if (type.getRank() != 4)
@@ -291,9 +298,8 @@ LogicalResult PagedAttentionOp::verify() {
                                : "[P, Hkv, page_size, D]";
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
-    return emitOpError("query element type must be f16, bf16 or f32, got ")
-           << elementType;
+  if (failed(verifyQueryElementType(getOperation(), elementType)))
+    return failure();
   auto checkRank4 = [&](StringRef name, RankedTensorType type,
                         StringRef shape) -> LogicalResult {
     if (type.getRank() != 4)
@@ -407,9 +413,8 @@ LogicalResult GatedDeltaRuleOp::verify() {
                    oType = getOutput().getType(),
                    sType = getFinalState().getType();
   Type elementType = qType.getElementType();
-  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
-    return emitOpError("query element type must be f16, bf16 or f32, got ")
-           << elementType;
+  if (failed(verifyQueryElementType(getOperation(), elementType)))
+    return failure();
   auto checkRank = [&](StringRef name, RankedTensorType type, int64_t rank,
                        StringRef shape) -> LogicalResult {
     if (type.getRank() != rank)
@@ -582,9 +587,8 @@ LogicalResult SparseAttentionOp::verify() {
   Operation *op = getOperation();
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
-    return emitOpError("query element type must be f16, bf16 or f32, got ")
-           << elementType;
+  if (failed(verifyQueryElementType(getOperation(), elementType)))
+    return failure();
   RankedTensorType keyType = getKey().getType();
   RankedTensorType valueType = getValue().getType();
   RankedTensorType outputType = getOutput().getType();
@@ -672,9 +676,8 @@ LogicalResult LightningIndexerOp::verify() {
   Operation *op = getOperation();
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
-    return emitOpError("query element type must be f16, bf16 or f32, got ")
-           << elementType;
+  if (failed(verifyQueryElementType(getOperation(), elementType)))
+    return failure();
   RankedTensorType keyType = getKey().getType();
   RankedTensorType weightsType = getWeights().getType();
   if (failed(checkFloatOperand(op, "query", queryType, 4, "[B, Sq, Hi, Di]",
@@ -745,9 +748,8 @@ LogicalResult NsaOp::verify() {
   Operation *op = getOperation();
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (!elementType.isF16() && !elementType.isBF16() && !elementType.isF32())
-    return emitOpError("query element type must be f16, bf16 or f32, got ")
-           << elementType;
+  if (failed(verifyQueryElementType(getOperation(), elementType)))
+    return failure();
   RankedTensorType keyType = getKey().getType(),
                    valueType = getValue().getType(),
                    keyCmpType = getKeyCmp().getType(),

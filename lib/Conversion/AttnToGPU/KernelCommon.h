@@ -16,9 +16,9 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "llvm/Support/JSON.h"
 
 #include <optional>
@@ -219,11 +219,15 @@ struct Emitter {
       return SmallVector<Value>{};
     });
   }
-  /// The sum of `v` over the `lanes` lanes (a power of two) of a group.
-  Value laneSum(Value v, int64_t lanes) {
-    for (int32_t o = 1; o < lanes; o *= 2)
-      v = fadd(v, gpu::ShuffleOp::create(b, v, o, 32, gpu::ShuffleMode::XOR)
-                      .getShuffleResult());
+  Value shuffleXor(Value v, int32_t offset) {
+    return gpu::ShuffleOp::create(b, v, offset, 32, gpu::ShuffleMode::XOR)
+        .getShuffleResult();
+  }
+  /// The sum of `v` over `lanes` lanes (a power of two) `stride` lanes
+  /// apart: a group of consecutive lanes by default.
+  Value laneSum(Value v, int64_t lanes, int32_t stride = 1) {
+    for (int32_t o = stride; o < stride * lanes; o *= 2)
+      v = fadd(v, shuffleXor(v, o));
     return v;
   }
   void barrier() { gpu::BarrierOp::create(b); }

@@ -102,16 +102,7 @@ struct FragmentEmitter : Emitter {
     return vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
   }
   /// Sum over the 8 lane groups of an m16n8 accumulator (lanes 4 apart).
-  Value rowGroupSum(Value v) {
-    for (int32_t o = 4; o < 32; o *= 2)
-      v = fadd(v, gpu::ShuffleOp::create(b, v, o, 32, gpu::ShuffleMode::XOR)
-                      .getShuffleResult());
-    return v;
-  }
-  Value shuffleXor(Value v, int32_t o) {
-    return gpu::ShuffleOp::create(b, v, o, 32, gpu::ShuffleMode::XOR)
-        .getShuffleResult();
-  }
+  Value rowGroupSum(Value v) { return laneSum(v, 8, 4); }
   void syncWarp() {
     NVVM::SyncWarpOp::create(
         b, arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)));
