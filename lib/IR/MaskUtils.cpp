@@ -57,3 +57,10 @@ Value mlir::attn::buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask,
   }
   return ok;
 }
+
+Value mlir::attn::buildPagedSequenceLength(OpBuilder &b, Location loc,
+                                           Value len, Value capacity) {
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  return arith::MaxSIOp::create(
+      b, loc, zero, arith::MinSIOp::create(b, loc, len, capacity));
+}

@@ -10,7 +10,10 @@
 //   bias[b, 0, i, j] = (j < L_b and mask admits j at p = i + L_b - Sq) ? 0
 //                                                                    : -inf
 //
-// with j < max_pages * page_size. This is the reference lowering (any
+// with j < Lmax = max_pages * page_size and L_b = clamp(seq_lens[b], 0,
+// Lmax). The table entries of keys past L_b are never read (so they may be
+// -1 or out of range) and neither are the cache slots past L_b: their
+// values, NaN included, cannot reach an output. This is the reference lowering (any
 // backend, and the CPU pipeline); it materializes B x max_pages x page_size
 // keys, which a paged GPU kernel avoids.
 //
@@ -79,12 +82,13 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
                                      value(maxPages))
                    .getResult();
     }
-    Value pageV = value(page);
+    Value pageV = value(page), lmaxV = value(lmax);
 
-    // The length of sequence `b` as an index.
+    // The keys of sequence `b`: its length, clamped to [0, Lmax].
     auto seqLen = [&](OpBuilder &b, Value bi) -> Value {
       Value l = tensor::ExtractOp::create(b, loc, lens, ValueRange{bi});
-      return arith::IndexCastOp::create(b, loc, b.getIndexType(), l);
+      l = arith::IndexCastOp::create(b, loc, b.getIndexType(), l);
+      return buildPagedSequenceLength(b, loc, l, lmaxV);
     };
 
     // Gathers [B, Lmax, Hkv, dim] out of `cache`.

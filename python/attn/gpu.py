@@ -279,6 +279,29 @@ def _resident_blocks(manifest):
     return max(1, min(2, (227 * 1024) // (smem + 1024)))
 
 
+def _row_stride(t):
+    """Elements between consecutive rows of the 4-D tensor `t` when its
+    first three dimensions enumerate its rows in order, each row dense (the
+    layout the paged kernels index: row r at element r · stride); None when
+    `t` is not laid out so. The strides of size-1 dimensions do not count,
+    as for torch's is_contiguous: a page-size-1 cache transposed from NHD to
+    HND is contiguous, yet its page dimension's stride is Hkv · D, not D."""
+    size, stride = tuple(t.shape), t.stride()
+    if t.dim() != 4 or (size[3] > 1 and stride[3] != 1):
+        return None
+    row, rows_inside = None, 1  # rows inside one step of dimension i
+    for i in (2, 1, 0):
+        if size[i] > 1:
+            if row is None:
+                if stride[i] % rows_inside:
+                    return None
+                row = stride[i] // rows_inside
+            elif stride[i] != row * rows_inside:
+                return None
+        rows_inside *= size[i]
+    return size[3] if row is None else row
+
+
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False, window=None,
                     softcap=None, scale=None, sinks=None, cache_layout="nhd", return_lse=False,
                     num_splits_override=None, bundles=None, out=None):
@@ -324,11 +347,11 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
         raise ValueError(f"unknown cache_layout {cache_layout!r}; expected 'nhd' or 'hnd'")
     dv = v_cache.shape[-1]
     # The values are a contiguous cache, or the first Dv columns of each key
-    # row (MLA's latent cache: v_cache = k_cache[..., :Dv]).
-    v_rows = v_cache.stride(-2) if v_cache.dim() == 4 else 0
-    prefix_of_k = (v_cache.dim() == 4 and v_cache.data_ptr() == k_cache.data_ptr()
-                   and v_cache.stride() == k_cache.stride() and dv <= dk)
-    if not (v_cache.is_contiguous() or prefix_of_k):
+    # row (MLA's latent cache: v_cache = k_cache[..., :Dv]); the kernel reads
+    # value row r at r · VStride.
+    v_rows = _row_stride(v_cache)
+    prefix_of_k = (v_cache.data_ptr() == k_cache.data_ptr() and v_rows == dk and dv <= dk)
+    if not (v_rows == dv or prefix_of_k):
         raise ValueError("v_cache must be contiguous or the first Dv columns of k_cache "
                          "(k_cache[..., :Dv])")
     if dk != d or tuple(v_cache.shape[:3]) != tuple(k_cache.shape[:3]):
@@ -467,7 +490,8 @@ def sparse_attention(q, k, v, indices, *, block_size=1, causal=False, scale=None
     group = hq // hkv
     nb = -(-sk // block_size)
     dv = v.shape[3]
-    prefix_of_k = (v.data_ptr() == k.data_ptr() and v.stride() == k.stride() and dv <= d)
+    prefix_of_k = (v.data_ptr() == k.data_ptr() and _row_stride(v) == d and dv <= d
+                   and k.is_contiguous())
     if not q.is_contiguous() or not k.is_contiguous() or not (v.is_contiguous() or prefix_of_k):
         raise ValueError("q and k must be contiguous, v contiguous or k[..., :Dv]")
     # Valid entries: non-negative, an existing block, and (causal) starting
@@ -638,7 +662,13 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
     # (3) The selected blocks; (4) the window.
     o_sel = sparse_attention(q, k, v, indices, block_size=sel_block, causal=True, scale=scale,
                              bundles=bundles)
-    o_win = attention(q, k, v, window=(window - 1, 0), scale=scale, layout="bshd",
+    # The window branch reads only the keys some query's window holds,
+    # [s - t - window + 1, s): a key tile of the dense kernel that straddles
+    # the first window's start would otherwise load keys before it (masked,
+    # but 0 · NaN is NaN in P·V), keys that may be unselected and unset.
+    lo = max(0, s - t - (window - 1))
+    k_win, v_win = (k, v) if lo == 0 else (k[:, lo:].contiguous(), v[:, lo:].contiguous())
+    o_win = attention(q, k_win, v_win, window=(window - 1, 0), scale=scale, layout="bshd",
                       bundles=bundles)
     # The gated sum in float32, accumulated in place.
     out = o_win.float().mul_(gates[..., 2:3])

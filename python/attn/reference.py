@@ -92,9 +92,11 @@ def paged_attention_reference(q, k_cache, v_cache, block_table, seq_lens, *,
 
     q: [B, Sq, Hq, D]; k_cache / v_cache: [P, page, Hkv, D] ("nhd") or
     [P, Hkv, page, D] ("hnd"); block_table: [B, max_pages] page indices;
-    seq_lens: [B]. Sequence b's key j is in page block_table[b, j // page] at
+    seq_lens: [B]. Sequence b has L = seq_lens[b] keys, clamped to [0,
+    max_pages * page]; its key j is in page block_table[b, j // page] at
     slot j % page; its Sq queries are its last tokens (bottom-right aligned,
-    Sk = seq_lens[b]). Output [B, Sq, Hq, Dv]; lse [B, Hq, Sq].
+    Sk = L). Table entries past ceil(L / page) are not read. Output
+    [B, Sq, Hq, Dv]; lse [B, Hq, Sq].
     """
     q = np.asarray(q, dtype=np.float64)
     kc, vc = (np.asarray(x, dtype=np.float64) for x in (k_cache, v_cache))
@@ -111,9 +113,7 @@ def paged_attention_reference(q, k_cache, v_cache, block_table, seq_lens, *,
     out = np.zeros((b, sq, hq, dv))
     lse = np.full((b, hq, sq), -np.inf)
     for i in range(b):
-        n = int(lens[i])
-        if n < 0 or n > table.shape[1] * page:
-            raise ValueError(f"seq_lens[{i}] = {n} outside [0, max_pages * page_size]")
+        n = min(max(int(lens[i]), 0), table.shape[1] * page)
         j = np.arange(n)
         pages = table[i, j // page]
         k = kc[pages, j % page]          # [n, Hkv, D]

@@ -130,6 +130,38 @@ def paged_variant(c):
     return v
 
 
+# Poisoned caches (issue 17): every paged variant the kernels take along page
+# sizes 1, 2, 3, 16, 48, 64, 256, NHD and HND (HND caches made by transposing
+# NHD ones, so that torch's strides of size-1 dimensions are left as they
+# were), f16 and bf16, head dims 64, 128, 256 and DeepSeek MLA's latent
+# 576/512 (values = the first 512 columns of the key rows), causal; each run
+# with 1 and 16 query tokens. Tables are i32 for NHD, i64 for HND.
+POISON_PAGES = (1, 2, 3, 16, 48, 64, 256)
+POISON_HEADS = ((64, 64), (128, 128), (256, 256), (576, 512))
+# What a block table holds past a sequence's live pages, in turn.
+POISON_TABLE_TAILS = ("nan_page", "minus_one", "huge")
+
+
+def poison_case(page, layout, dtype, d, dv):
+    latent = (d, dv) == (576, 512)
+    return paged_case(f"poison_p{page}_{layout}_{dtype}_d{d}" + ("_latent" if latent else ""),
+                      lens=poison_lengths(page), page=page, d=d, dv=dv, dtype=dtype,
+                      layout=layout, hq=16 if latent else 8, hkv=1 if latent else 2,
+                      scale=0.1352 if latent else None, v_prefix=latent,
+                      table_dtype="i64" if layout == "hnd" else "i32")
+
+
+def poison_lengths(page):
+    """Lengths 0, 1, P - 1, P, P + 1 in one batch, and one spanning several
+    key tiles and splits."""
+    return [0, 1, max(page - 1, 0), page, page + 1, 3 * page + 200]
+
+
+POISON_CASES = [poison_case(page, layout, dtype, d, dv)
+                for (d, dv) in POISON_HEADS for page in POISON_PAGES
+                for layout in ("nhd", "hnd") for dtype in ("f16", "bf16")]
+
+
 def gated_case(id, t, b=1, hk=2, hv=4, d=128, dv=None, dtype="bf16", gate="head", l2norm=True,
                init=False, gate_dtype="f32", scale=None):
     return dict(id=id, t=t, b=b, hk=hk, hv=hv, d=d, dv=dv or d, dtype=dtype, gate=gate,
@@ -236,6 +268,6 @@ def indexer_variant(c):
 
 
 def variants():
-    return ([variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES]
+    return ([variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES + POISON_CASES]
             + [gated_variant(c) for c in GATED_CASES] + [sparse_variant(c) for c in SPARSE_CASES]
             + [nsa_variant(c) for c in NSA_CASES] + [indexer_variant(c) for c in INDEXER_CASES])

@@ -165,10 +165,14 @@ def test_misaligned_input_raises():
         gpu.attention(q, k, k, bundles=BUNDLES)
 
 
-def paged_inputs(c):
+def paged_inputs(c, tail="nan_page"):
     """Caches with every slot NaN except the keys of the sequences, pages in a
-    random order, and block-table entries past a sequence's pages pointing
-    at a NaN page: nothing unused may reach an output."""
+    random order, and block-table entries past a sequence's pages holding
+    `tail`: the id of a NaN page ("nan_page"), -1 ("minus_one") or the
+    table type's largest value ("huge"). Nothing unused may reach an output
+    or be dereferenced. HND caches are NHD ones transposed (for page size 1
+    or one KV head torch keeps the transposed strides of the size-1
+    dimension, as a user's cache would have them)."""
     torch.manual_seed(hash(c["id"]) % 2**31)
     dt = TORCH_DTYPE[c["dtype"]]
     page, hkv, d, dv, lens = c["page"], c["hkv"], c["d"], c["dv"], c["lens"]
@@ -176,9 +180,8 @@ def paged_inputs(c):
     max_pages = max(max(need), 1) + 1
     total = sum(need) + 2  # + the NaN page and one never referenced
     nan_page = total - 1
-    shape = (total, hkv, page, d) if c["layout"] == "hnd" else (total, page, hkv, d)
-    kc = torch.full(shape, float("nan"), device="cuda", dtype=dt)
-    vc = torch.full(shape[:3] + (dv,), float("nan"), device="cuda", dtype=dt)
+    kc = torch.full((total, page, hkv, d), float("nan"), device="cuda", dtype=dt)
+    vc = torch.full((total, page, hkv, dv), float("nan"), device="cuda", dtype=dt)
     order = torch.randperm(total - 2).tolist()
     table = torch.full((len(lens), max_pages), nan_page, dtype=torch.int64)
     ks, vs = [], []
@@ -192,12 +195,13 @@ def paged_inputs(c):
             table[i, p] = pid
             rows = slice(p * page, min(n, (p + 1) * page))
             cnt = rows.stop - rows.start
-            if c["layout"] == "hnd":
-                kc[pid, :, :cnt] = k[rows].transpose(0, 1)
-                vc[pid, :, :cnt] = v[rows].transpose(0, 1)
-            else:
-                kc[pid, :cnt] = k[rows]
-                vc[pid, :cnt] = v[rows]
+            kc[pid, :cnt] = k[rows]
+            vc[pid, :cnt] = v[rows]
+        if tail != "nan_page":
+            table[i, need[i]:] = -1 if tail == "minus_one" else torch.iinfo(
+                torch.int32 if c["table_dtype"] == "i32" else torch.int64).max
+    if c["layout"] == "hnd":
+        kc, vc = kc.transpose(1, 2).contiguous(), vc.transpose(1, 2).contiguous()
     if c["v_prefix"]:
         vc = kc[..., :dv]  # MLA: the values are the latent part of the key rows
     table = table.to(torch.int32 if c["table_dtype"] == "i32" else torch.int64).cuda()
@@ -207,49 +211,102 @@ def paged_inputs(c):
     return q, kc, vc, table, lens_t, ks, vs, sinks
 
 
-@pytest.mark.parametrize("c", gpu_cases.PAGED_CASES, ids=[c["id"] for c in gpu_cases.PAGED_CASES])
-def test_gpu_paged(c):
-    from attn.reference import paged_attention_reference
-    q, kc, vc, table, lens, ks, vs, sinks = paged_inputs(c)
-    mask = "window" if c["window"] else ("causal" if c["causal"] else "none")
-    left, right = c["window"] or (0, 0)
+def run_paged(c, inputs):
+    """gpu.paged_attention on `inputs` into an output poisoned with NaN (an
+    element left unwritten stays NaN)."""
+    q, kc, vc, table, lens, _, _, sinks = inputs
+    out = torch.full(q.shape[:3] + (c["dv"],), float("nan"), device="cuda", dtype=q.dtype)
     res = gpu.paged_attention(q, kc, vc, table, lens, causal=c["causal"], window=c["window"],
                               softcap=c["softcap"], scale=c["scale"], sinks=sinks,
                               cache_layout=c["layout"], return_lse=c["lse"],
-                              num_splits_override=c["splits"], bundles=BUNDLES)
+                              num_splits_override=c["splits"], bundles=BUNDLES, out=out)
     torch.cuda.synchronize()
-    o = (res[0] if c["lse"] else res).double().cpu()
-    assert not torch.isnan(o).any(), "NaN in the output: an unused cache slot was read"
+    return res if c["lse"] else (res, None)
+
+
+def check_paged(c, inputs, o, lse):
+    """The output against the float64 reference: FlashAttention's rule per
+    sequence, exact zeros for rows without keys (sinks aside), the LSE."""
+    from attn.reference import paged_attention_reference
+    q, kc, vc, table, lens, ks, vs, sinks = inputs
+    mask = "window" if c["window"] else ("causal" if c["causal"] else "none")
+    left, right = c["window"] or (0, 0)
+    o = o.double().cpu()
+    assert not torch.isnan(o).any(), \
+        "NaN in the output: an unused cache slot was read, or an element was not written"
     ref, ref_lse = paged_attention_reference(
         q.double().cpu().numpy(), kc.double().cpu().numpy(), vc.double().cpu().numpy(),
         table.cpu().numpy(), lens.cpu().numpy(), cache_layout=c["layout"], mask=mask,
         left=left, right=right, scale=c["scale"], softcap=c["softcap"],
         sinks=None if sinks is None else sinks.double().cpu().numpy())
-    ref = torch.from_numpy(ref)
+    ref, ref_lse = torch.from_numpy(ref), torch.from_numpy(ref_lse)
     worst, base = 0.0, 0.0
     for i, n in enumerate(c["lens"]):
-        err = (o[i] - ref[i]).abs().max().item()
+        if sinks is None:
+            # Rows that admit no key (an empty sequence, or query tokens
+            # before a short sequence's first key) give exact zeros.
+            empty = torch.isneginf(ref_lse[i]).transpose(0, 1)           # [Sq, Hq]
+            assert (o[i][empty] == 0).all(), "a row without keys must give 0"
         if n == 0:
-            assert (o[i] == 0).all(), "an empty sequence must give 0"
             continue
         # The same attention with the math in the input precision, on the
-        # sequence's keys laid out contiguously: the error floor to meet.
+        # sequence's keys laid out contiguously: the error floor to meet
+        # (SDPA leaves rows without keys NaN: they are 0).
         cc = dict(layout="bshd", hq=c["hq"], hkv=c["hkv"], sq=c["sq"], sk=n, d=c["d"],
                   scale=c["scale"], softcap=c["softcap"], sinks=c["sinks"],
                   causal=c["causal"], window=c["window"])
         low = reference(q[i:i + 1], ks[i][None], vs[i][None], cc, None, sinks,
-                        TORCH_DTYPE[c["dtype"]]).double().cpu()[0]
-        worst = max(worst, err)
+                        TORCH_DTYPE[c["dtype"]]).double().cpu()[0].nan_to_num(0.0)
+        worst = max(worst, (o[i] - ref[i]).abs().max().item())
         base = max(base, (low - ref[i]).abs().max().item())
-    print(f"\n{c['id']}: max|out-ref64| = {worst:.3e}, max|{c['dtype']} math - ref64| = {base:.3e}")
+    print(f"\n{c['id']} sq={c['sq']}: max|out-ref64| = {worst:.3e}, "
+          f"max|{c['dtype']} math - ref64| = {base:.3e}")
     assert worst <= 2 * base + 1e-3, f"max error {worst:.3e} > 2 x {base:.3e} + 1e-3"
-    if c["lse"]:
-        lse = res[1].double().cpu()
-        ref_lse = torch.from_numpy(ref_lse)
+    if lse is not None:
+        lse = lse.double().cpu()
         assert torch.equal(torch.isinf(lse), torch.isinf(ref_lse)), "LSE -inf pattern differs"
         fin = torch.isfinite(ref_lse)
         lerr = (lse[fin] - ref_lse[fin]).abs().max().item() if fin.any() else 0.0
         assert lerr < 2e-2, f"LSE error {lerr:.3e}"
+
+
+@pytest.mark.parametrize("c", gpu_cases.PAGED_CASES, ids=[c["id"] for c in gpu_cases.PAGED_CASES])
+def test_gpu_paged(c):
+    inputs = paged_inputs(c)
+    check_paged(c, inputs, *run_paged(c, inputs))
+
+
+@pytest.mark.parametrize("c", gpu_cases.POISON_CASES, ids=[c["id"] for c in gpu_cases.POISON_CASES])
+def test_gpu_paged_poisoned(c):
+    """Issue 17's matrix: NaN in every unused slot and page, table entries
+    past the live pages a NaN page, -1 and a huge index in turn (the output
+    must not change by a bit: those entries are never read), lengths 0, 1,
+    P - 1, P, P + 1 and a longer one in one batch, 1 and 16 query tokens.
+    .ci/gpu-suite runs it under compute-sanitizer memcheck too."""
+    for sq in (1, 16):
+        cs = dict(c, sq=sq)
+        first = None
+        for tail in gpu_cases.POISON_TABLE_TAILS:
+            inputs = paged_inputs(cs, tail)
+            o, lse = run_paged(cs, inputs)
+            if first is None:
+                check_paged(cs, inputs, o, lse)
+                first = o
+            else:
+                assert torch.equal(o, first), \
+                    f"the table entries past the live pages ({tail}) changed the output"
+
+
+def test_gpu_paged_issue17_page1_hnd_f16_d256():
+    """The report of issue 17 as it was made: fp16, head dim 256, 4 query
+    heads over 4 KV heads, pages of 1 in random order, HND caches transposed
+    from NHD ones, 12 sequences of 54 tokens, one new token each, causal,
+    NaN in every slot without a live token."""
+    c = gpu_cases.paged_case("issue17", lens=[54] * 12, page=1, hq=4, hkv=4, d=256,
+                             dtype="f16", layout="hnd")
+    inputs = paged_inputs(c)
+    assert inputs[1].stride(2) != c["d"], "the HND cache should keep torch's transposed strides"
+    check_paged(c, inputs, *run_paged(c, inputs))
 
 
 def test_gpu_paged_splits_agree():
@@ -375,8 +432,10 @@ def sparse_inputs(c, seed=0):
     q = torch.randn(b, sq, hq, c["d"], device="cuda", generator=gen).to(torch.bfloat16)
     kv = torch.randn(b, sk, 1, c["d"], device="cuda", generator=gen).to(torch.bfloat16)
     # Distinct picks among the keys and 64 indices past them (some future
-    # keys for causal rows), a tenth of them -1.
+    # keys for causal rows), a tenth of them -1; every 7th key never.
     scores = torch.rand(b, sq, sk + 64, device="cuda", generator=gen)
+    # Every 7th key is never picked: rows no index selects (NaN in the test).
+    scores[..., :sk:7] = -1.0
     idx = scores.topk(n, dim=-1).indices
     drop = torch.rand(b, sq, n, device="cuda", generator=gen) < 0.1
     idx = torch.where(drop, torch.full_like(idx, -1), idx)
@@ -414,10 +473,35 @@ def sparse_reference(q, kv, idx, c, dtype):
     return out, lse
 
 
+def unselected_rows(idx, sk, block, causal, sq):
+    """[B, Sk, Hkv]: the key rows that no valid entry of `idx` [B, Sq, Hkv,
+    N] selects (blocks of `block` keys; -1, out-of-range and, with causal,
+    future entries and keys select nothing)."""
+    b, _, hkv, _ = idx.shape
+    i = idx.long()
+    nb = -(-sk // block)
+    pos = torch.arange(sq, device=idx.device) + sk - sq
+    ok = (i >= 0) & (i < nb)
+    if causal:
+        ok &= i * block <= pos[None, :, None, None]
+    hit = torch.zeros(b, sq, hkv, nb + 1, dtype=torch.bool, device=idx.device)
+    hit.scatter_(3, torch.where(ok, i, torch.full_like(i, nb)), True)
+    keys = torch.arange(sk, device=idx.device)
+    sel = hit[..., keys // block]                                              # [B, Sq, Hkv, Sk]
+    if causal:
+        sel &= keys[None, None, None, :] <= pos[None, :, None, None]
+    return ~sel.any(1).permute(0, 2, 1)
+
+
 @pytest.mark.parametrize("c", gpu_cases.SPARSE_CASES, ids=[c["id"] for c in gpu_cases.SPARSE_CASES])
 def test_gpu_sparse_attention(c):
     q, kv, idx = sparse_inputs(c)
-    res = gpu.sparse_attention(q, kv, kv[..., :c["dv"]], idx, block_size=c["block"],
+    # NaN in every key/value row no valid index selects: no kernel may read
+    # it (the reference takes the clean rows).
+    unused = unselected_rows(idx, c["sk"], c["block"], c["causal"], c["sq"])
+    assert unused.any(), "the case should leave some keys unselected"
+    poisoned = kv.masked_fill(unused[..., None], float("nan"))
+    res = gpu.sparse_attention(q, poisoned, poisoned[..., :c["dv"]], idx, block_size=c["block"],
                                causal=c["causal"], scale=0.1352, return_lse=c["lse"],
                                bundles=BUNDLES)
     o, lse = res if c["lse"] else (res, None)
@@ -520,6 +604,27 @@ def test_gpu_nsa(c):
                      return_indices=True, bundles=BUNDLES)
     torch.cuda.synchronize()
     assert not torch.isnan(o).any()
+    # Again with NaN in every key/value row that neither a selected block
+    # nor a query's window takes (the selection depends on q and the
+    # compressed keys alone, so it cannot change): the same output, bit for
+    # bit.
+    s, t = c["s"], c["t"]
+    pos = torch.arange(t, device=q.device) + s - t
+    keys = torch.arange(s, device=q.device)
+    in_window = ((keys[None, :] <= pos[:, None])
+                 & (keys[None, :] > pos[:, None] - c["window"])).any(0)        # [S]
+    unused = unselected_rows(idx, s, c["sel_block"], True, t) & ~in_window[None, :, None]
+    if unused.any():
+        nan = float("nan")
+        o2, idx2 = gpu.nsa(q, k.masked_fill(unused[..., None], nan),
+                           v.masked_fill(unused[..., None], nan), kc, vc, gates,
+                           cmp_block=c["cmp_block"], cmp_stride=c["cmp_stride"],
+                           sel_block=c["sel_block"], num_selected=c["num_selected"],
+                           window=c["window"], return_indices=True, bundles=BUNDLES)
+        torch.cuda.synchronize()
+        assert torch.equal(idx2, idx), "the selection changed"
+        assert torch.equal(o2, o), \
+            f"NaN in {int(unused.sum())} unselected key rows changed the output"
     # The selection: every row names min(N, candidates) distinct candidate
     # blocks, then -1; the forced blocks among them; and no block left out
     # scores higher (float64 scores) than one taken, beyond 1e-4 relative.

@@ -85,3 +85,55 @@ def test_find_paged_split_latent_rows():
         assert pick(False, 16) == "g" and pick(False, 128) == "g"
         general = [k for k in kernels if k.variant["values"] == "separate"]
         assert gpu._find_paged_split(general, base, True, 128).manifest["entry"] == "g"
+
+
+class _Strided:
+    """What gpu._row_stride reads of a torch tensor: shape, strides, dims."""
+
+    def __init__(self, shape, stride):
+        self.shape, self._stride = tuple(shape), tuple(stride)
+
+    def stride(self):
+        return self._stride
+
+    def dim(self):
+        return len(self.shape)
+
+
+def _contiguous(shape):
+    stride, acc = [], 1
+    for n in reversed(shape):
+        stride.insert(0, acc)
+        acc *= n
+    return stride
+
+
+def _transposed(shape, stride, i, j):
+    shape, stride = list(shape), list(stride)
+    shape[i], shape[j] = shape[j], shape[i]
+    stride[i], stride[j] = stride[j], stride[i]
+    return _Strided(shape, stride)
+
+
+@pytest.mark.parametrize("pages,page,hkv,d", [
+    (40, 1, 4, 256), (40, 16, 8, 128), (7, 1, 1, 64), (5, 3, 1, 576), (1, 1, 1, 8)])
+def test_row_stride(pages, page, hkv, d):
+    """The kernels index cache row r at r · stride: contiguous caches give D,
+    whatever torch put in the strides of size-1 dimensions (an NHD cache
+    transposed to HND -- contiguous for page size 1 or one KV head, with
+    torch's strides left as they were), the first Dv columns of a key cache
+    give the key row's length, and a layout whose rows are not in order
+    gives None."""
+    nhd = (pages, page, hkv, d)
+    assert gpu._row_stride(_Strided(nhd, _contiguous(nhd))) == d
+    hnd = _transposed(nhd, _contiguous(nhd), 1, 2)
+    in_order = page == 1 or hkv == 1
+    assert gpu._row_stride(hnd) == (d if in_order else None)
+    # The first 8 columns of each row (MLA's values inside the key rows).
+    prefix = _Strided(nhd[:3] + (8,), _contiguous(nhd))
+    assert gpu._row_stride(prefix) == d
+    if pages > 1 and page > 1:  # the page order swapped with the slot order
+        assert gpu._row_stride(_transposed(nhd, _contiguous(nhd), 0, 1)) is None
+    # A column stride other than 1 is never a dense row.
+    assert gpu._row_stride(_Strided(nhd, [s * 2 for s in _contiguous(nhd)])) is \
+        (None if d > 1 else 2 * hkv * page * d)

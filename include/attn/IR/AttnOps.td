@@ -179,11 +179,15 @@ def Attn_PagedAttentionOp : Attn_Op<"paged_attention",
     Head grouping (MHA/MQA/GQA), `mask`, `scale`, `softcap` and `sinks` mean
     what they mean for `attn.attention`. Any page size from 1 to 256 is
     valid (not only powers of two). A sequence of length 0 gives zeros (and
-    an LSE of `-inf`, or the sink alone). `block_table` entries past
-    `ceil(L / page_size)` are never read; the ones before must be valid page
-    indices (`0 <= index < P`), `seq_lens[b] <= max_pages * page_size` and
-    `seq_lens[b] >= 0` — the op's inputs are data, so these are the caller's
-    obligations, like an index into a tensor.
+    an LSE of `-inf`, or the sink alone). A length outside `[0, max_pages *
+    page_size]` counts as the nearer end of that range (`L` is clamped): no
+    lowering reads past a sequence's row of `block_table`. The entries of
+    that row past `ceil(L / page_size)` are never read, so they may hold
+    anything (-1, an index past the cache, a page of NaN), and neither are
+    the cache slots of a page past `L`: whatever they hold cannot reach an
+    output. The entries before must be valid page indices (`0 <= index <
+    P`) — the op's inputs are data, so this is the caller's obligation,
+    like an index into a tensor.
 
     DeepSeek MLA's absorbed decode is this op with one KV head over the
     latent cache: `D = 576` (512 latent + 64 rope), `Dv = 512` (the value

@@ -27,6 +27,14 @@ std::pair<Value, Value> buildAdmittedKeys(OpBuilder &b, Location loc,
 Value buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask, Value pos,
                      Value key);
 
+/// The number of keys of a paged sequence (attn.paged_attention): its
+/// length `len`, a value read from `seq_lens`, clamped to [0, `capacity`]
+/// (max_pages * page_size). Every lowering of the op goes through this, so
+/// no length, whatever the tensor holds, makes one read past its row of
+/// the block table.
+Value buildPagedSequenceLength(OpBuilder &b, Location loc, Value len,
+                               Value capacity);
+
 } // namespace attn
 } // namespace mlir
 

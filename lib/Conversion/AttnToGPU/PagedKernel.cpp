@@ -20,7 +20,9 @@
 //
 // Keys past a sequence's length, and pages past its last, are never read
 // (zero-filled copies from a valid address), so whatever the cache holds
-// there (NaN included) cannot reach an output. The number of splits is a
+// there (NaN included) cannot reach an output; nor are the block-table
+// entries of those pages (-1 or any index is fine there), and a length is
+// clamped to what its table row can name (buildPagedSequenceLength). The number of splits is a
 // launch-time size (the host's heuristic, python/attn/gpu.py).
 //
 //===----------------------------------------------------------------------===//
@@ -287,7 +289,9 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value group = divu(hq, hkv);
   Value rows = mul(group, sq);
   Value r0 = mul(rowTile, idx(kRows));
-  Value len = loadIndex(lensArg, bIdx);
+  // The sequence's keys, clamped to what its row of the table can name.
+  Value len = buildPagedSequenceLength(b, loc, loadIndex(lensArg, bIdx),
+                                       mul(maxPages, idx(P)));
   Value off = sub(len, sq);
 
   // Keys of this block: the band of its rows (the band's ends only grow

@@ -224,7 +224,9 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
   Value group = divu(hq, hkv);
   Value rows = mul(group, sq);
   Value r0 = mul(rowTile, idx(R));
-  Value len = loadIndex(lensArg, bIdx);
+  // The sequence's keys, clamped to what its row of the table can name.
+  Value len = buildPagedSequenceLength(b, loc, loadIndex(lensArg, bIdx),
+                                       mul(maxPages, idx(P)));
   Value off = sub(len, sq);
 
   // Keys of this block: the band of its rows, cut to its split (whole tiles
