@@ -771,13 +771,30 @@ def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, s
     return out, final
 
 
+_matches = {}
+
+
+def _frozen(x):
+    return tuple(_frozen(e) for e in x) if isinstance(x, (list, tuple)) else x
+
+
 def _matching(kernels, want):
+    """The kernels of `kernels` (a load_bundles list) whose variant has
+    `want`'s values (floats compared as f32). Memoized per list and want: the
+    scan is linear in the bundles, and a call should not pay for a large
+    bundle directory."""
+    key = (id(kernels), tuple(sorted((k, _frozen(v)) for k, v in want.items())))
+    if key in _matches:
+        return _matches[key][1]
+
     def same(a, b):
         if isinstance(a, float) or isinstance(b, float):
             return a is not None and b is not None and _f32(a) == _f32(b)
         return a == b
-    return [kern for kern in kernels
-            if all(same(kern.variant.get(key), value) for key, value in want.items())]
+    found = [kern for kern in kernels
+             if all(same(kern.variant.get(key), value) for key, value in want.items())]
+    _matches[key] = (kernels, found)  # holds the list: its id stays its own
+    return found
 
 
 def _find_paged_split(kernels, want, prefix_of_k, rows):

@@ -160,6 +160,10 @@ def poison_lengths(page):
 POISON_CASES = [poison_case(page, layout, dtype, d, dv)
                 for (d, dv) in POISON_HEADS for page in POISON_PAGES
                 for layout in ("nhd", "hnd") for dtype in ("f16", "bf16")]
+# Issue 17 as reported: fp16, head dim 256, 4 query heads over 4 KV heads,
+# pages of 1, HND (transposed from NHD), 12 sequences of 54 tokens, causal.
+ISSUE17_CASE = paged_case("issue17_p1_hnd_f16_d256", lens=[54] * 12, page=1, hq=4, hkv=4,
+                          d=256, dtype="f16", layout="hnd")
 
 
 def gated_case(id, t, b=1, hk=2, hv=4, d=128, dv=None, dtype="bf16", gate="head", l2norm=True,
@@ -237,6 +241,10 @@ NSA_CASES = [
     nsa_case("nsa_chunk_t64_s3000", t=64, s=3000, b=2, hkv=2),
     # The last 4 compressed tokens not made: the compressed branch's paged path.
     nsa_case("nsa_t300_cmp_missing4", t=300, hkv=2, missing=4),
+    # Only the forced blocks (the initial one and two local ones) selected: a
+    # chunk's keys between block 0 and its first window are read by no
+    # branch (the test puts NaN there).
+    nsa_case("nsa_chunk_forced_only_t64_s3000", t=64, s=3000, b=2, hkv=2, num_selected=3),
 ]
 
 
@@ -268,6 +276,6 @@ def indexer_variant(c):
 
 
 def variants():
-    return ([variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES + POISON_CASES]
+    return ([variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES + POISON_CASES + [ISSUE17_CASE]]
             + [gated_variant(c) for c in GATED_CASES] + [sparse_variant(c) for c in SPARSE_CASES]
             + [nsa_variant(c) for c in NSA_CASES] + [indexer_variant(c) for c in INDEXER_CASES])

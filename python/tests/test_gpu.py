@@ -302,8 +302,7 @@ def test_gpu_paged_issue17_page1_hnd_f16_d256():
     heads over 4 KV heads, pages of 1 in random order, HND caches transposed
     from NHD ones, 12 sequences of 54 tokens, one new token each, causal,
     NaN in every slot without a live token."""
-    c = gpu_cases.paged_case("issue17", lens=[54] * 12, page=1, hq=4, hkv=4, d=256,
-                             dtype="f16", layout="hnd")
+    c = gpu_cases.ISSUE17_CASE
     inputs = paged_inputs(c)
     assert inputs[1].stride(2) != c["d"], "the HND cache should keep torch's transposed strides"
     check_paged(c, inputs, *run_paged(c, inputs))
@@ -614,6 +613,7 @@ def test_gpu_nsa(c):
     in_window = ((keys[None, :] <= pos[:, None])
                  & (keys[None, :] > pos[:, None] - c["window"])).any(0)        # [S]
     unused = unselected_rows(idx, s, c["sel_block"], True, t) & ~in_window[None, :, None]
+    print(f"{c['id']}: NaN in {int(unused.sum())} of {unused.numel()} (batch, key, KV head) rows")
     if unused.any():
         nan = float("nan")
         o2, idx2 = gpu.nsa(q, k.masked_fill(unused[..., None], nan),

@@ -1,6 +1,7 @@
 // RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s
 // RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
 // RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MLA
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=TABLE64
 
 // Paged decode (ineligible variants: attn-lower-to-gpu-paged-invalid.mlir): a split kernel per (dtype, head dims, page size, cache
 // layout, mask, scale, softcap) and a combine kernel per (dtype, Dv, sinks,
@@ -10,7 +11,12 @@
 // CHECK-LABEL: gpu.module @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3
 // CHECK: gpu.func @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK: memref.view {{.+}} to memref<3x64x128xbf16, #gpu.address_space<workgroup>>
-// CHECK: memref.load %{{.+}} : memref<?xi32>
+// The length, clamped to [0, MaxPages * 61] (what the table row can name).
+// CHECK: %[[LEN:.+]] = memref.load %{{.+}} : memref<?xi32>
+// CHECK: %[[LENI:.+]] = arith.index_cast %[[LEN]]
+// CHECK: %[[CAP:.+]] = arith.muli %{{.+}}, %c61
+// CHECK: %[[MIN:.+]] = arith.minsi %[[LENI]], %[[CAP]]
+// CHECK: arith.maxsi %{{.+}}, %[[MIN]]
 // CHECK: arith.divui %{{.+}}, %c61
 // CHECK: nvgpu.device_async_copy
 // CHECK: nvgpu.device_async_create_group
@@ -46,4 +52,15 @@ func.func @decode(%q: tensor<4x1x32x128xbf16>, %kc: tensor<100x61x8x128xbf16>, %
 func.func @mla(%q: tensor<2x1x128x576xbf16>, %kc: tensor<10x64x1x576xbf16>, %vc: tensor<10x64x1x512xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x128x512xbf16> {
   %o = attn.paged_attention %q, %kc, %vc, %t, %l scale = 0.1352 : (tensor<2x1x128x576xbf16>, tensor<10x64x1x576xbf16>, tensor<10x64x1x512xbf16>, tensor<2x4xi32>, tensor<2xi32>) -> tensor<2x1x128x512xbf16>
   return %o : tensor<2x1x128x512xbf16>
+}
+
+// The same variant with i64 tables and lengths is another kernel (it reads
+// them as i64), named with the index type.
+// TABLE64-LABEL: gpu.module @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3 {
+// TABLE64: gpu.func @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3({{.+}}memref<?xi32>, %{{.+}}: memref<?xi32>,
+// TABLE64-LABEL: gpu.module @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3_i64 {
+// TABLE64: gpu.func @attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3_i64({{.+}}memref<?xi64>, %{{.+}}: memref<?xi64>,
+func.func @decode_i64(%q: tensor<4x1x32x128xbf16>, %kc: tensor<100x61x8x128xbf16>, %vc: tensor<100x61x8x128xbf16>, %t: tensor<4x40xi64>, %l: tensor<4xi64>) -> tensor<4x1x32x128xbf16> {
+  %o = attn.paged_attention %q, %kc, %vc, %t, %l mask = <causal> : (tensor<4x1x32x128xbf16>, tensor<100x61x8x128xbf16>, tensor<100x61x8x128xbf16>, tensor<4x40xi64>, tensor<4xi64>) -> tensor<4x1x32x128xbf16>
+  return %o : tensor<4x1x32x128xbf16>
 }

@@ -159,6 +159,12 @@ std::string mlir::attn::getPagedKernelName(PagedAttentionOp op) {
   os << "_s" << hexBits(*op.getEffectiveScale());
   if (std::optional<APFloat> c = op.getSoftcap())
     os << "_cap" << hexBits(c->convertToDouble());
+  // The index type of the block table and lengths (i32 unnamed): a kernel
+  // reads them with their width, so two tables make two kernels.
+  Type tableElt =
+      cast<RankedTensorType>(op.getBlockTable().getType()).getElementType();
+  if (!tableElt.isInteger(32))
+    os << "_" << typeName(tableElt);
   return name;
 }
 
