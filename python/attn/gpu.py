@@ -16,7 +16,9 @@ import ctypes
 import glob
 import json
 import math
+import operator
 import os
+import re
 
 import numpy as np
 
@@ -45,12 +47,18 @@ def _check(result, what):
 
 
 class Kernel:
-    """One bundle: its manifest and (once loaded) its CUfunction."""
+    """One bundle: its manifest and (once loaded) its CUfunction. The
+    manifest is validated here (validate_manifest): a bundle directory is
+    input, and what it says reaches cuModuleLoadData and cuLaunchKernel."""
 
     def __init__(self, manifest_path):
-        with open(manifest_path) as f:
-            self.manifest = json.load(f)
-        self.ptx_path = os.path.join(os.path.dirname(manifest_path), self.manifest["ptx"])
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{manifest_path}: not JSON: {e}") from None
+        self.ptx_path, self._grid = validate_manifest(manifest, manifest_path)
+        self.manifest = manifest
         self._function = None
 
     @property
@@ -96,9 +104,9 @@ class Kernel:
                 values.append(ctypes.c_int64(sizes[p["name"]]))
         args = (ctypes.c_void_p * len(values))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p)
                                                   for v in values])
-        grid = [_eval(g, sizes) for g in self.manifest["grid"]]
+        grid = grid_dims(self._grid, sizes)
         block = self.manifest["block"]
-        if min(grid) == 0:
+        if 0 in grid:
             return
         _check(_driver().cuLaunchKernel(self.function(), *[ctypes.c_uint(x) for x in grid],
                                         *[ctypes.c_uint(x) for x in block],
@@ -144,13 +152,159 @@ def _tensor_map(t, layout, box):
     return dev
 
 
-def _eval(expr, sizes):
-    if isinstance(expr, int):
-        return expr
-    if expr.startswith("ceil(") and "/" in expr:
-        num, den = expr[5:-1].split("/")
-        return -(-sizes[num.strip()] // int(den))
-    return sizes[expr]
+# CUDA's grid limits (x, y, z) and block limits (x, y, z, threads).
+MAX_GRID_YZ = 65535
+MAX_GRID = (2**31 - 1, MAX_GRID_YZ, MAX_GRID_YZ)
+MAX_BLOCK = (1024, 1024, 64)
+MAX_BLOCK_THREADS = 1024
+# The two spellings of a grid size besides an integer: a size the launcher
+# passes ("B") or its quotient rounded up ("ceil(Sq / 128)"). Parsed, never
+# evaluated as Python.
+_SIZE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CEIL_DIV = re.compile(r"ceil\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*/\s*([1-9][0-9]*)\s*\)")
+# A PTX identifier (PTX ISA, "Identifiers"): what cuModuleGetFunction looks up.
+_PTX_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_$]*|[_$%][A-Za-z0-9_$]+")
+# The launcher passes each memref as a rank-1 descriptor of five values and
+# each scalar as an i64 (Kernel.launch); a manifest stating another ABI is
+# not one it can launch.
+_MEMREF_FIELDS = ["allocated_ptr", "aligned_ptr", "offset", "size", "stride"]
+_JSON_NAMES = {str: "string", dict: "object", list: "array", int: "integer"}
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)  # JSON true is not 1
+
+
+def parse_grid_size(expr):
+    """A manifest's grid entry as (name, divisor): the grid size is
+    ceil(sizes[name] / divisor), or the divisor itself when name is None.
+    ValueError on anything else."""
+    if _is_int(expr):
+        if expr < 0:
+            raise ValueError(f"grid size {expr} is negative")
+        return None, expr
+    if isinstance(expr, str):
+        if _SIZE_NAME.fullmatch(expr):
+            return expr, 1
+        m = _CEIL_DIV.fullmatch(expr)
+        if m:
+            return m.group(1), int(m.group(2))
+    raise ValueError(f"grid size {expr!r} is not a non-negative integer, a size name "
+                     f"or ceil(name / positive integer)")
+
+
+def grid_dims(grid, sizes):
+    """The launch grid of parsed grid sizes (parse_grid_size) for the sizes
+    `sizes` (name -> int): ValueError unless each is a non-negative integer
+    within CUDA's limits (a size past them would wrap in the driver's
+    unsigned ints). A 0 is returned as is: nothing to launch."""
+    dims = []
+    for axis, ((name, div), limit) in enumerate(zip(grid, MAX_GRID)):
+        if name is None:
+            n = div
+        else:
+            if name not in sizes:
+                raise ValueError(f"grid size {axis} reads size {name!r}, which was not given")
+            value = sizes[name]
+            try:  # Python's, NumPy's or torch's integers; not floats or bools
+                value = None if isinstance(value, bool) else operator.index(value)
+            except TypeError:
+                value = None
+            if value is None or value < 0:
+                raise ValueError(f"grid size {axis} reads {name} = {sizes[name]!r}, "
+                                 f"not a non-negative integer")
+            n = -(-value // div)
+        if n > limit:
+            raise ValueError(f"grid size {axis} is {n}, over CUDA's limit of {limit}")
+        dims.append(n)
+    return tuple(dims)
+
+
+def validate_manifest(m, path):
+    """Checks the manifest `m` of file `path` against what Kernel loads and
+    launches; returns the PTX file's path and the parsed grid. ValueError
+    naming the file and the problem otherwise."""
+    def bad(problem):
+        return ValueError(f"{path}: {problem}")
+
+    if not isinstance(m, dict):
+        raise bad("a manifest must be a JSON object")
+    for key, kind in (("entry", str), ("ptx", str), ("kernel", str), ("variant", dict),
+                      ("params", list), ("grid", list), ("block", list),
+                      ("dynamic_shared_memory", int)):
+        if key not in m:
+            raise bad(f"missing key {key!r}")
+        if not isinstance(m[key], kind) or isinstance(m[key], bool):
+            raise bad(f"{key!r} must be a JSON {_JSON_NAMES[kind]}, got {m[key]!r}")
+    if not _PTX_IDENT.fullmatch(m["entry"]):
+        raise bad(f"entry {m['entry']!r} is not a PTX identifier")
+    # The PTX file: a relative path that stays inside the bundle directory,
+    # links resolved (no "../", absolute paths or links out of it).
+    directory = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    ptx = m["ptx"]
+    if not ptx or "\0" in ptx or os.path.isabs(ptx):
+        raise bad(f"ptx {ptx!r} must be a path relative to the bundle directory")
+    ptx_path = os.path.realpath(os.path.join(directory, ptx))
+    if os.path.commonpath([directory, ptx_path]) != directory:
+        raise bad(f"ptx {ptx!r} resolves to {ptx_path}, outside the bundle directory {directory}")
+    if not os.path.isfile(ptx_path):
+        raise bad(f"ptx {ptx!r} is not a file in the bundle directory")
+    if len(m["grid"]) != 3:
+        raise bad(f"grid must have 3 sizes, got {m['grid']!r}")
+    try:
+        grid = [parse_grid_size(g) for g in m["grid"]]
+    except ValueError as e:
+        raise bad(e) from None
+    for axis, ((name, n), limit) in enumerate(zip(grid, MAX_GRID)):
+        if name is None and n > limit:
+            raise bad(f"grid size {axis} is {n}, over CUDA's limit of {limit}")
+    block = m["block"]
+    if (len(block) != 3 or not all(_is_int(b) and 0 < b <= limit
+                                   for b, limit in zip(block, MAX_BLOCK))
+            or block[0] * block[1] * block[2] > MAX_BLOCK_THREADS):
+        raise bad(f"block must be 3 positive integers within CUDA's limits "
+                  f"{list(MAX_BLOCK)} and {MAX_BLOCK_THREADS} threads, got {block!r}")
+    # Passed to the driver as a C int (cuFuncSetAttribute) and unsigned int.
+    if not 0 <= m["dynamic_shared_memory"] < 2**31:
+        raise bad(f"dynamic_shared_memory must be a non-negative byte count, "
+                  f"got {m['dynamic_shared_memory']}")
+    # Sizes the launcher reads: it divides by them and compares against them.
+    for key in ("rows_per_block", "value_chunks", "max_key_blocks"):
+        if key in m and not (_is_int(m[key]) and m[key] > 0):
+            raise bad(f"{key!r} must be a positive integer, got {m[key]!r}")
+    names, memrefs = set(), set()
+    for i, p in enumerate(m["params"]):
+        if not isinstance(p, dict):
+            raise bad(f"params[{i}] must be a JSON object")
+        name, kind = p.get("name"), p.get("kind")
+        if not isinstance(name, str) or not name:
+            raise bad(f"params[{i}] has no name")
+        if name in names:
+            raise bad(f"params[{i}]: a second parameter named {name!r}")
+        names.add(name)
+        if kind == "memref":
+            if p.get("expands_to") != _MEMREF_FIELDS:
+                raise bad(f"params[{i}] ({name}): memref must expand to {_MEMREF_FIELDS}, "
+                          f"got {p.get('expands_to')!r}")
+            memrefs.add(name)
+        elif kind == "scalar":
+            if p.get("dtype") != "i64":
+                raise bad(f"params[{i}] ({name}): scalar dtype must be 'i64', "
+                          f"got {p.get('dtype')!r}")
+        elif kind == "tensormap":
+            box = p.get("box")
+            if not (isinstance(box, list) and len(box) == 2
+                    and all(_is_int(b) and 0 < b <= 256 for b in box)):
+                raise bad(f"params[{i}] ({name}): tensormap box must be 2 integers "
+                          f"in 1..256, got {box!r}")
+        else:
+            raise bad(f"params[{i}] ({name}): unknown kind {kind!r}; expected "
+                      f"'memref', 'scalar' or 'tensormap'")
+    for i, p in enumerate(m["params"]):
+        if p["kind"] == "tensormap" and p.get("tensor") not in memrefs:
+            raise bad(f"params[{i}] ({p['name']}): tensormap of {p.get('tensor')!r}, "
+                      f"which is not a memref parameter")
+    return ptx_path, grid
 
 
 _cache = {}
@@ -253,8 +407,6 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
 
 
 _INT_DTYPES = {"torch.int32": "i32", "torch.int64": "i64"}
-# CUDA's limit on a grid's y and z sizes.
-MAX_GRID_YZ = 65535
 _sm_counts = {}
 
 
