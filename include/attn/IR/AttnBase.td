@@ -59,14 +59,17 @@ def Attn_Dialect : Dialect {
       `scale`, and V given as a slice of K that lowerings recognize and do
       not load twice.
     * **Linear attention** (Gated DeltaNet, KDA): a different recurrence, so a
-      different op, `attn.gated_delta`, with its own gate attributes (per-head
-      or per-channel decay), separate key/value head counts and a chunk size.
-      It shares the layout attribute and head-grouping rules.
+      different op, `attn.gated_delta_rule`, with its own gate attribute
+      (`gate_kind`: per-head or per-channel decay), separate key/value head
+      counts (value heads grouped over key heads) and a `chunk_size`. Its
+      tensors are `[batch, sequence, heads, head_dim]`, the `bshd` layout.
     * **Sparse attention** (NSA, DeepSeek Sparse Attention): softmax
       attention over a subset of keys, expressed as an extra index operand
-      (block indices or token indices, `-1` = skip) on a sparse attention op;
-      the mask, scale, softcap and LSE semantics are those of this op,
-      applied to the selected keys only.
+      (block indices or token indices, `-1` = skip) on
+      `attn.sparse_attention`; the mask, scale, softcap and LSE semantics are
+      those of this op, applied to the selected keys only.
+      `attn.lightning_indexer` computes DSA's token selections and `attn.nsa`
+      composes NSA's compressed, selected and window branches.
   }];
   let useDefaultAttributePrinterParser = 1;
 }
