@@ -12,6 +12,7 @@
 
 #include "attn/InitAttn.h"
 #include "attn/Pipelines/Pipelines.h"
+#include "attn/Version.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -66,6 +67,7 @@ static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
                                   llvm::cl::desc("Do not run attn-fuse first"));
 
 int main(int argc, char **argv) {
+  mlir::attn::registerVersionPrinter(); // before --version is parsed
   llvm::InitLLVM init(argc, argv);
   llvm::cl::ParseCommandLineOptions(argc, argv, "attn kernel bundle writer\n");
   if (chip != "sm_80" && chip != "sm_90" && chip != "sm_90a") {

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn/InitAttn.h"
+#include "attn/Version.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -17,6 +18,8 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
+  // Before MlirOptMain parses the command line, which handles --version.
+  mlir::attn::registerVersionPrinter();
   mlir::registerAllPasses();
   mlir::attn::registerAllAttnPasses();
 
