@@ -86,6 +86,56 @@ static std::string fmt(int64_t size) {
   return ShapedType::isDynamic(size) ? "?" : std::to_string(size);
 }
 
+/// Static sizes every lowering's index arithmetic takes without overflowing
+/// int64 (element offsets, their products with strides, tile counts): each
+/// dimension and integer size attribute at most 2^31 - 1, each tensor at most
+/// 2^48 elements -- far beyond any memory, so no real program is refused.
+static constexpr int64_t kMaxDimSize = (int64_t(1) << 31) - 1;
+static constexpr int64_t kMaxElements = int64_t(1) << 48;
+
+bool mlir::attn::isWithinSizeBounds(ArrayRef<int64_t> shape) {
+  int64_t elements = 1;
+  for (int64_t d : shape) {
+    if (ShapedType::isDynamic(d))
+      continue;
+    if (d > kMaxDimSize || (d != 0 && elements > kMaxElements / d))
+      return false;
+    elements *= d;
+  }
+  return true;
+}
+
+/// Bounds the static sizes of every tensor operand and result of `op`.
+static LogicalResult verifySizeBounds(Operation *op) {
+  auto check = [&](Type t) -> LogicalResult {
+    auto tensor = dyn_cast<RankedTensorType>(t);
+    if (!tensor || isWithinSizeBounds(tensor.getShape()))
+      return success();
+    for (int64_t d : tensor.getShape())
+      if (!ShapedType::isDynamic(d) && d > kMaxDimSize)
+        return op->emitOpError()
+               << "dimension of size " << d << " in " << t
+               << " exceeds the largest size attn takes (2^31 - 1)";
+    return op->emitOpError() << t << " has more than 2^48 elements";
+  };
+  for (Type t : op->getOperandTypes())
+    if (failed(check(t)))
+      return failure();
+  for (Type t : op->getResultTypes())
+    if (failed(check(t)))
+      return failure();
+  return success();
+}
+
+/// Checks an integer size attribute lies in [lo, 2^31 - 1].
+static LogicalResult verifySizeAttr(Operation *op, StringRef name,
+                                    int64_t value, int64_t lo = 1) {
+  if (value < lo || value > kMaxDimSize)
+    return op->emitOpError() << name << " must be in [" << lo
+                             << ", 2^31 - 1], got " << value;
+  return success();
+}
+
 /// Whether two sizes may be equal (equal, or either dynamic).
 static bool compatible(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
@@ -143,6 +193,19 @@ static LogicalResult verifyQueryElementType(Operation *op, Type elementType) {
 }
 
 LogicalResult AttentionOp::verify() {
+  // The generic form may split the operands into groups of any sizes that
+  // add up to their count (ODS checks only the sum); every accessor below
+  // needs query, key and value to be one operand each, bias and sinks at
+  // most one.
+  static constexpr StringLiteral groupNames[] = {"query", "key", "value",
+                                                 "bias", "sinks"};
+  for (auto [i, size] : llvm::enumerate(getProperties().operandSegmentSizes)) {
+    bool optional = i >= 3;
+    if (size != 1 && !(optional && size == 0))
+      return emitOpError() << "operandSegmentSizes gives " << groupNames[i]
+                           << " " << size << " operands, expected "
+                           << (optional ? "0 or 1" : "1");
+  }
   Layout layout = getLayout();
   const char *qkvShape =
       layout == Layout::BHSD ? "[B, H, S, D]" : "[B, S, H, D]";
@@ -150,7 +213,8 @@ LogicalResult AttentionOp::verify() {
   // Ranks and element types of query, key, value and output.
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (failed(verifyQueryElementType(getOperation(), elementType)))
+  if (failed(verifySizeBounds(getOperation())) ||
+      failed(verifyQueryElementType(getOperation(), elementType)))
     return failure();
   auto checkMain = [&](StringRef name,
                        RankedTensorType type) -> LogicalResult {
@@ -195,6 +259,8 @@ LogicalResult AttentionOp::verify() {
     return mismatch("value head count", v[hPos], "key head count", k[hPos]);
   if (shape.kvHeads == 0)
     return emitOpError("key must have at least one head");
+  if (shape.queryHeads == 0)
+    return emitOpError("query must have at least one head");
   if (!ShapedType::isDynamic(shape.queryHeads) &&
       !ShapedType::isDynamic(shape.kvHeads) &&
       shape.queryHeads % shape.kvHeads != 0)
@@ -298,7 +364,8 @@ LogicalResult PagedAttentionOp::verify() {
                                : "[P, Hkv, page_size, D]";
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (failed(verifyQueryElementType(getOperation(), elementType)))
+  if (failed(verifySizeBounds(getOperation())) ||
+      failed(verifyQueryElementType(getOperation(), elementType)))
     return failure();
   auto checkRank4 = [&](StringRef name, RankedTensorType type,
                         StringRef shape) -> LogicalResult {
@@ -369,6 +436,8 @@ LogicalResult PagedAttentionOp::verify() {
                          << shape.pageSize;
   if (shape.kvHeads == 0)
     return emitOpError("key_cache must have at least one head");
+  if (shape.queryHeads == 0)
+    return emitOpError("query must have at least one head");
   if (!ShapedType::isDynamic(shape.queryHeads) &&
       !ShapedType::isDynamic(shape.kvHeads) &&
       shape.queryHeads % shape.kvHeads != 0)
@@ -413,7 +482,8 @@ LogicalResult GatedDeltaRuleOp::verify() {
                    oType = getOutput().getType(),
                    sType = getFinalState().getType();
   Type elementType = qType.getElementType();
-  if (failed(verifyQueryElementType(getOperation(), elementType)))
+  if (failed(verifySizeBounds(getOperation())) ||
+      failed(verifyQueryElementType(getOperation(), elementType)))
     return failure();
   auto checkRank = [&](StringRef name, RankedTensorType type, int64_t rank,
                        StringRef shape) -> LogicalResult {
@@ -473,7 +543,7 @@ LogicalResult GatedDeltaRuleOp::verify() {
     return mismatch("value sequence length", v[1], "query sequence length",
                     tokens);
   if (!ShapedType::isDynamic(hk) && !ShapedType::isDynamic(hv) &&
-      (hk == 0 || hv % hk != 0))
+      (hk == 0 || hv == 0 || hv % hk != 0))
     return emitOpError() << "value head count (" << hv
                          << ") must be a multiple of the key head count ("
                          << hk << ")";
@@ -587,7 +657,8 @@ LogicalResult SparseAttentionOp::verify() {
   Operation *op = getOperation();
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (failed(verifyQueryElementType(getOperation(), elementType)))
+  if (failed(verifySizeBounds(getOperation())) ||
+      failed(verifyQueryElementType(getOperation(), elementType)))
     return failure();
   RankedTensorType keyType = getKey().getType();
   RankedTensorType valueType = getValue().getType();
@@ -627,6 +698,8 @@ LogicalResult SparseAttentionOp::verify() {
     return failure();
   if (k[2] == 0)
     return emitOpError("key must have at least one head");
+  if (q[2] == 0)
+    return emitOpError("query must have at least one head");
   if (!ShapedType::isDynamic(q[2]) && !ShapedType::isDynamic(k[2]) &&
       q[2] % k[2] != 0)
     return emitOpError() << "query head count (" << q[2]
@@ -636,9 +709,8 @@ LogicalResult SparseAttentionOp::verify() {
     return emitOpError("head dims must be positive");
   if (idx[3] == 0)
     return emitOpError("indices must hold at least one index per row");
-  if (getBlockSizeAttr().getInt() < 1)
-    return emitOpError() << "block_size must be positive, got "
-                         << getBlockSizeAttr().getInt();
+  if (failed(verifySizeAttr(op, "block_size", getBlockSizeAttr().getInt())))
+    return failure();
 
   SmallVector<int64_t> expectedOut(q);
   expectedOut[3] = v[3];
@@ -676,7 +748,8 @@ LogicalResult LightningIndexerOp::verify() {
   Operation *op = getOperation();
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (failed(verifyQueryElementType(getOperation(), elementType)))
+  if (failed(verifySizeBounds(getOperation())) ||
+      failed(verifyQueryElementType(getOperation(), elementType)))
     return failure();
   RankedTensorType keyType = getKey().getType();
   RankedTensorType weightsType = getWeights().getType();
@@ -703,8 +776,8 @@ LogicalResult LightningIndexerOp::verify() {
                        q[2])))
     return failure();
   const int64_t topK = getTopKAttr().getInt();
-  if (topK < 1)
-    return emitOpError() << "top_k must be positive, got " << topK;
+  if (failed(verifySizeAttr(op, "top_k", topK)))
+    return failure();
 
   RankedTensorType indicesType = getIndices().getType();
   SmallVector<int64_t> expected = {q[0], q[1], topK};
@@ -712,6 +785,9 @@ LogicalResult LightningIndexerOp::verify() {
             indicesType.getElementType().isSignlessInteger(32);
   for (unsigned d = 0; ok && d < 3; ++d)
     ok = compatible(indicesType.getDimSize(d), expected[d]);
+  // The last dim is top_k itself, known here: a dynamic one would leave
+  // the lowering's static result disagreeing with the op's type.
+  ok = ok && indicesType.getDimSize(2) == topK;
   if (!ok)
     return emitOpError() << "indices result must be "
                          << RankedTensorType::get(
@@ -748,7 +824,8 @@ LogicalResult NsaOp::verify() {
   Operation *op = getOperation();
   RankedTensorType queryType = getQuery().getType();
   Type elementType = queryType.getElementType();
-  if (failed(verifyQueryElementType(getOperation(), elementType)))
+  if (failed(verifySizeBounds(getOperation())) ||
+      failed(verifyQueryElementType(getOperation(), elementType)))
     return failure();
   RankedTensorType keyType = getKey().getType(),
                    valueType = getValue().getType(),
@@ -815,21 +892,21 @@ LogicalResult NsaOp::verify() {
                          << k[2] << ")";
   if (q[3] == 0 || v[3] == 0)
     return emitOpError("head dims must be positive");
+  if (q[2] == 0)
+    return emitOpError("query head count must be positive");
   for (auto [name, attr] : {std::pair<StringRef, IntegerAttr>{
                                 "cmp_block", getCmpBlockAttr()},
                             {"cmp_stride", getCmpStrideAttr()},
                             {"sel_block", getSelBlockAttr()},
                             {"num_selected", getNumSelectedAttr()},
                             {"window", getWindowAttr()}})
-    if (attr.getInt() < 1)
-      return emitOpError() << name << " must be positive, got "
-                           << attr.getInt();
+    if (failed(verifySizeAttr(op, name, attr.getInt())))
+      return failure();
   int64_t initial = getInitialBlocksAttr().getInt(),
           local = getLocalBlocksAttr().getInt();
-  if (initial < 0 || local < 0)
-    return emitOpError() << "initial_blocks and local_blocks must not be "
-                            "negative, got "
-                         << initial << " and " << local;
+  if (failed(verifySizeAttr(op, "initial_blocks", initial, 0)) ||
+      failed(verifySizeAttr(op, "local_blocks", local, 0)))
+    return failure();
   if (initial + local > getNumSelectedAttr().getInt())
     return emitOpError() << "the always-selected blocks (initial_blocks + "
                             "local_blocks = "

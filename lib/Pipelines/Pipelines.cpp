@@ -83,8 +83,33 @@ static void addLLVMLowering(OpPassManager &pm) {
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
+namespace {
+/// attn-to-cpu lowers the code of functions: its tensor-level passes nest on
+/// func.func, so code at the module's top level (a graph region they never
+/// visit) would reach the module-wide LLVM conversions half-lowered and
+/// leave invalid IR. Such code is rejected first, at the op.
+struct CheckHostCodeInFunctionsPass
+    : PassWrapper<CheckHostCodeInFunctionsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CheckHostCodeInFunctionsPass)
+  StringRef getArgument() const final { return "attn-check-host-code"; }
+  StringRef getDescription() const final {
+    return "Reject code at the module's top level (attn-to-cpu lowers "
+           "functions)";
+  }
+  void runOnOperation() override {
+    for (Operation &op : *getOperation().getBody())
+      if (!isa<SymbolOpInterface>(op)) {
+        op.emitOpError("is at the module's top level: attn-to-cpu lowers the "
+                       "code of functions; move it into a func.func");
+        return signalPassFailure();
+      }
+  }
+};
+} // namespace
+
 void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
                                         const AttnToCPUOptions &options) {
+  pm.addPass(std::make_unique<CheckHostCodeInFunctionsPass>());
   addFrontendLowering(pm);
   addAttentionLowering(pm, options);
   addBufferization(pm);
@@ -113,6 +138,7 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   AttnLowerToGPUOptions lower;
   lower.dropHost = true;
   lower.kernel = options.kernel;
+  lower.requireTensorCores = options.requireTensorCores;
   lower.blockQ = options.blockQ;
   lower.chip = options.chip;
   lower.blockKV = options.blockKV;

@@ -188,13 +188,11 @@ static FailureOr<Contraction> getContraction(Operation *op) {
 /// dims as singleton groups. Returns the groups of the batch dims.
 static std::optional<SmallVector<ReassociationIndices>>
 getBatchReshapeGroups(Operation *op) {
-  SmallVector<ReassociationIndices> groups;
-  if (auto e = dyn_cast_or_null<tensor::ExpandShapeOp>(op))
-    groups = e.getReassociationIndices();
-  else if (auto c = dyn_cast_or_null<tensor::CollapseShapeOp>(op))
-    groups = c.getReassociationIndices();
-  else
+  std::optional<SmallVector<ReassociationIndices>> reshape =
+      fuse::getReshapeReassociation(op);
+  if (!reshape)
     return std::nullopt;
+  SmallVector<ReassociationIndices> groups = std::move(*reshape);
   if (groups.size() < 2 || groups[groups.size() - 1].size() != 1 ||
       groups[groups.size() - 2].size() != 1)
     return std::nullopt;
@@ -257,13 +255,14 @@ static Value traceStep(Value v, Trace &t, bool allowScale) {
   SmallVector<ReassociationIndices> groups;
   Value src;
   bool collapse = false;
-  if (auto c = dyn_cast<tensor::CollapseShapeOp>(def)) {
-    src = c.getSrc();
-    groups = c.getReassociationIndices();
-    collapse = true;
-  } else if (auto e = dyn_cast<tensor::ExpandShapeOp>(def)) {
-    src = e.getSrc();
-    groups = e.getReassociationIndices();
+  if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(def)) {
+    std::optional<SmallVector<ReassociationIndices>> reshape =
+        fuse::getReshapeReassociation(def);
+    if (!reshape)
+      return {};
+    src = def->getOperand(0);
+    groups = std::move(*reshape);
+    collapse = isa<tensor::CollapseShapeOp>(def);
   } else if (auto r = dyn_cast<tosa::ReshapeOp>(def)) {
     auto in = dyn_cast<RankedTensorType>(r.getInput1().getType());
     auto out = dyn_cast<RankedTensorType>(r.getType());
@@ -1282,8 +1281,17 @@ static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
   SmallVector<int64_t> kShape = {kb[0], kb[1], m.sk, m.d};
   SmallVector<int64_t> vShape = {kb[0], kb[1], m.sk, m.dv};
   SmallVector<int64_t> oShape = {qb[0], qb[1], m.sq, m.dv};
+  // Empty problems (a zero batch or head count) are left alone: nothing to
+  // fuse, and no head grouping to read off them.
+  if (llvm::is_contained(qb, 0) || llvm::is_contained(kb, 0) || m.sq == 0 ||
+      m.sk == 0 || m.d == 0 || m.dv == 0)
+    return fail("an empty batch, head count, sequence or head dim");
   if (qb[0] != kb[0] || qb[1] % kb[1] != 0)
     return fail("KV heads do not divide query heads");
+  for (ArrayRef<int64_t> shape : {qShape, kShape, vShape, oShape})
+    if (!isWithinSizeBounds(shape))
+      return fail("sizes beyond what attn.attention takes (dims up to "
+                  "2^31 - 1, 2^48 elements)");
   if (!canReshape(permutedShape(m.q), qShape, ctx) ||
       !canReshape(permutedShape(m.k), kShape, ctx) ||
       !canReshape(permutedShape(m.v), vShape, ctx))

@@ -454,6 +454,29 @@ Expr *ExprBuilder::fromTensorArith(Operation *op, AffineMap map) {
   return e;
 }
 
+std::optional<SmallVector<SmallVector<int64_t, 2>>>
+fuse::getReshapeReassociation(Operation *op) {
+  SmallVector<SmallVector<int64_t, 2>> groups;
+  int64_t rank;
+  if (auto e = dyn_cast_or_null<tensor::ExpandShapeOp>(op)) {
+    groups = e.getReassociationIndices();
+    rank = e.getResultType().getRank();
+  } else if (auto c = dyn_cast_or_null<tensor::CollapseShapeOp>(op)) {
+    groups = c.getReassociationIndices();
+    rank = c.getSrcType().getRank();
+  } else {
+    return std::nullopt;
+  }
+  int64_t next = 0;
+  for (const SmallVector<int64_t, 2> &group : groups)
+    for (int64_t d : group)
+      if (d != next++)
+        return std::nullopt;
+  if (next != rank)
+    return std::nullopt;
+  return groups;
+}
+
 Expr *ExprBuilder::fromReshape(Operation *op, Value result, AffineMap map) {
   // Only reshapes that insert or drop unit dims: every reassociation group
   // has at most one non-unit dim.
@@ -464,8 +487,12 @@ Expr *ExprBuilder::fromReshape(Operation *op, Value result, AffineMap map) {
     return nullptr;
   MLIRContext *ctx = op->getContext();
   SmallVector<AffineExpr> exprs(srcType.getRank(), getAffineConstantExpr(0, ctx));
-  if (auto expand = dyn_cast<tensor::ExpandShapeOp>(op)) {
-    for (auto [s, group] : llvm::enumerate(expand.getReassociationIndices())) {
+  std::optional<SmallVector<SmallVector<int64_t, 2>>> groups =
+      getReshapeReassociation(op);
+  if (!groups)
+    return nullptr;
+  if (isa<tensor::ExpandShapeOp>(op)) {
+    for (auto [s, group] : llvm::enumerate(*groups)) {
       if (srcType.getDimSize(s) == 1)
         continue;
       auto nonUnit = llvm::make_filter_range(
@@ -475,8 +502,7 @@ Expr *ExprBuilder::fromReshape(Operation *op, Value result, AffineMap map) {
       exprs[s] = map.getResult(*nonUnit.begin());
     }
   } else {
-    auto collapse = cast<tensor::CollapseShapeOp>(op);
-    for (auto [r, group] : llvm::enumerate(collapse.getReassociationIndices())) {
+    for (auto [r, group] : llvm::enumerate(*groups)) {
       unsigned nonUnit = 0;
       for (int64_t s : group)
         if (srcType.getDimSize(s) != 1) {

@@ -99,7 +99,7 @@ func.func @empty_index_list(%q: tensor<2x5x8x16xf16>, %k: tensor<2x9x2x16xf16>, 
 // -----
 
 func.func @block_size(%q: tensor<2x5x8x16xf16>, %k: tensor<2x9x2x16xf16>, %v: tensor<2x9x2x8xf16>, %i: tensor<2x5x2x3xi32>) {
-  // expected-error @+1 {{block_size must be positive, got 0}}
+  // expected-error @+1 {{block_size must be in [1, 2^31 - 1], got 0}}
   %o = attn.sparse_attention %q, %k, %v, %i block_size = 0 : (tensor<2x5x8x16xf16>, tensor<2x9x2x16xf16>, tensor<2x9x2x8xf16>, tensor<2x5x2x3xi32>) -> tensor<2x5x8x8xf16>
   return
 }
@@ -107,7 +107,7 @@ func.func @block_size(%q: tensor<2x5x8x16xf16>, %k: tensor<2x9x2x16xf16>, %v: te
 // -----
 
 func.func @negative_block_size(%q: tensor<2x5x8x16xf16>, %k: tensor<2x9x2x16xf16>, %v: tensor<2x9x2x8xf16>, %i: tensor<2x5x2x3xi32>) {
-  // expected-error @+1 {{block_size must be positive, got -64}}
+  // expected-error @+1 {{block_size must be in [1, 2^31 - 1], got -64}}
   %o = attn.sparse_attention %q, %k, %v, %i block_size = -64 : (tensor<2x5x8x16xf16>, tensor<2x9x2x16xf16>, tensor<2x9x2x8xf16>, tensor<2x5x2x3xi32>) -> tensor<2x5x8x8xf16>
   return
 }
@@ -187,7 +187,7 @@ func.func @indexer_weights_heads(%q: tensor<2x5x4x16xf16>, %k: tensor<2x9x16xf16
 // -----
 
 func.func @indexer_top_k(%q: tensor<2x5x4x16xf16>, %k: tensor<2x9x16xf16>, %w: tensor<2x5x4xf32>) {
-  // expected-error @+1 {{top_k must be positive, got 0}}
+  // expected-error @+1 {{top_k must be in [1, 2^31 - 1], got 0}}
   %r = attn.lightning_indexer %q, %k, %w top_k = 0 : (tensor<2x5x4x16xf16>, tensor<2x9x16xf16>, tensor<2x5x4xf32>) -> tensor<2x5x0xi32>
   return
 }
@@ -275,7 +275,7 @@ func.func @nsa_group(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x3x16xf32>, %a2
 // -----
 
 func.func @nsa_block(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
-  // expected-error @+1 {{cmp_stride must be positive, got 0}}
+  // expected-error @+1 {{cmp_stride must be in [1, 2^31 - 1], got 0}}
   %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 0 sel_block = 8 num_selected = 3 window = 6 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
   return
 }
@@ -283,7 +283,7 @@ func.func @nsa_block(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2
 // -----
 
 func.func @nsa_window(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
-  // expected-error @+1 {{window must be positive, got -1}}
+  // expected-error @+1 {{window must be in [1, 2^31 - 1], got -1}}
   %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = -1 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
   return
 }
@@ -299,7 +299,7 @@ func.func @nsa_forced(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a
 // -----
 
 func.func @nsa_negative_forced(%a0: tensor<1x40x4x16xf32>, %a1: tensor<1x40x2x16xf32>, %a2: tensor<1x40x2x8xf32>, %a3: tensor<1x9x2x16xf32>, %a4: tensor<1x9x2x8xf32>, %a5: tensor<1x40x4x3xf32>) {
-  // expected-error @+1 {{initial_blocks and local_blocks must not be negative, got -1 and 2}}
+  // expected-error @+1 {{initial_blocks must be in [0, 2^31 - 1], got -1}}
   %o = attn.nsa %a0, %a1, %a2, %a3, %a4, %a5 cmp_block = 8 cmp_stride = 4 sel_block = 8 num_selected = 3 window = 6 initial_blocks = -1 : (tensor<1x40x4x16xf32>, tensor<1x40x2x16xf32>, tensor<1x40x2x8xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x8xf32>, tensor<1x40x4x3xf32>) -> tensor<1x40x4x8xf32>
   return
 }

@@ -396,3 +396,37 @@ func.func @output_accumulates_into_residual(%q: tensor<4x8x16xf32>, %kt: tensor<
   %o = linalg.batch_matmul ins(%p, %v : tensor<4x8x8xf32>, tensor<4x8x16xf32>) outs(%res : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
   return %o : tensor<4x8x16xf32>
 }
+
+// -----
+
+// Sizes beyond what attn.attention takes (a head dim of 2^63 - 1): left
+// unfused rather than made into an op that fails verification.
+// CHECK: remark: attn-fuse: not fused: sizes beyond what attn.attention takes (dims up to 2^31 - 1, 2^48 elements)
+func.func @huge_head_dim(%q: tensor<4x8x9223372036854775807xf32>, %kt: tensor<4x9223372036854775807x8xf32>, %v: tensor<4x8x16xf32>) -> tensor<4x8x16xf32> {
+  %zero = arith.constant 0.0 : f32
+  %se = tensor.empty() : tensor<4x8x8xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<4x8x8xf32>) -> tensor<4x8x8xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<4x8x9223372036854775807xf32>, tensor<4x9223372036854775807x8xf32>) outs(%sf : tensor<4x8x8xf32>) -> tensor<4x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<4x8x8xf32>) outs(%se : tensor<4x8x8xf32>) -> tensor<4x8x8xf32>
+  %oe = tensor.empty() : tensor<4x8x16xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
+  %o = linalg.batch_matmul ins(%p, %v : tensor<4x8x8xf32>, tensor<4x8x16xf32>) outs(%of : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
+  return %o : tensor<4x8x16xf32>
+}
+
+// -----
+
+// An empty batch * heads dim: nothing to fuse (and no head grouping to read).
+// CHECK: remark: attn-fuse: not fused: an empty batch, head count, sequence or head dim
+func.func @empty_batch(%q: tensor<0x8x16xf32>, %kt: tensor<0x16x8xf32>, %v: tensor<0x8x16xf32>) -> tensor<0x8x16xf32> {
+  %zero = arith.constant 0.0 : f32
+  %se = tensor.empty() : tensor<0x8x8xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<0x8x8xf32>) -> tensor<0x8x8xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<0x8x16xf32>, tensor<0x16x8xf32>) outs(%sf : tensor<0x8x8xf32>) -> tensor<0x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<0x8x8xf32>) outs(%se : tensor<0x8x8xf32>) -> tensor<0x8x8xf32>
+  %oe = tensor.empty() : tensor<0x8x16xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<0x8x16xf32>) -> tensor<0x8x16xf32>
+  %o = linalg.batch_matmul ins(%p, %v : tensor<0x8x8xf32>, tensor<0x8x16xf32>) outs(%of : tensor<0x8x16xf32>) -> tensor<0x8x16xf32>
+  return %o : tensor<0x8x16xf32>
+}
+

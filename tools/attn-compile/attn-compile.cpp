@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "attn/Conversion/AttnToGPU.h"
 #include "attn/InitAttn.h"
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Version.h"
@@ -24,6 +25,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -37,42 +39,118 @@
 
 using namespace mlir;
 
+static llvm::cl::OptionCategory attnCategory("attn-compile options");
+
 static llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
                                             llvm::cl::desc("<input.mlir>"),
-                                            llvm::cl::init("-"));
+                                            llvm::cl::init("-"),
+                                            llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string>
     outputDir("o", llvm::cl::desc("Directory for the bundles"),
-              llvm::cl::value_desc("dir"), llvm::cl::Required);
+              llvm::cl::value_desc("dir"), llvm::cl::Required,
+              llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string>
-    chip("chip", llvm::cl::desc("sm_80, sm_90 or sm_90a"),
-         llvm::cl::init("sm_90a"));
+    chip("chip", llvm::cl::desc("Target: sm_80, sm_90 or sm_90a"),
+         llvm::cl::init("sm_90a"), llvm::cl::cat(attnCategory));
 static llvm::cl::opt<int> optLevel("opt-level", llvm::cl::init(3),
-                                   llvm::cl::desc("LLVM optimization level"));
+                                   llvm::cl::desc("LLVM optimization level: "
+                                                  "0, 1, 2 or 3"),
+                                   llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string>
     cudaPath("cuda-path", llvm::cl::init(""),
              llvm::cl::desc("CUDA toolkit for libdevice (default: $CUDA_HOME, "
-                            "$CUDA_PATH, $CUDA_ROOT or /usr/local/cuda)"));
-static llvm::cl::opt<std::string>
-    kernel("kernel", llvm::cl::init("auto"),
-           llvm::cl::desc("Kernel body: baseline, mma (tensor cores) or auto"));
+                            "$CUDA_PATH, $CUDA_ROOT or /usr/local/cuda)"),
+             llvm::cl::cat(attnCategory));
+static llvm::cl::opt<std::string> kernel(
+    "kernel", llvm::cl::init("auto"),
+    llvm::cl::desc("Kernel body: baseline (thread per row), mma (mma.sync "
+                   "tensor cores), wgmma (sm_90a TMA + wgmma) or auto (the "
+                   "fastest the variant and chip allow)"),
+    llvm::cl::cat(attnCategory));
+static llvm::cl::opt<bool> requireTensorCores(
+    "require-tensor-cores", llvm::cl::init(false),
+    llvm::cl::desc("With --kernel=auto, an attention variant that no "
+                   "tensor-core kernel takes is an error (default: a remark "
+                   "and the baseline kernel)"),
+    llvm::cl::cat(attnCategory));
 static llvm::cl::opt<int64_t>
     blockQ("block-q", llvm::cl::init(0),
            llvm::cl::desc("Query rows per block of the tensor-core kernel (64 "
-                          "or 128; 0: by head dim)"));
+                          "or 128; 0: by head dim)"),
+           llvm::cl::cat(attnCategory));
 static llvm::cl::opt<int64_t>
     blockKV("block-kv", llvm::cl::init(0),
             llvm::cl::desc("Keys per step of the tensor-core kernel (16, 32, "
-                           "64 or 128; 0: by head dim)"));
+                           "64 or 128; 0: by head dim)"),
+            llvm::cl::cat(attnCategory));
 static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
-                                  llvm::cl::desc("Do not run attn-fuse first"));
+                                  llvm::cl::desc("Do not run attn-fuse first"),
+                                  llvm::cl::cat(attnCategory));
+
+/// Bundle files are named after their kernel: a name must be a plain file
+/// name (no separator, not . or ..) so that every file lands in the output
+/// directory whatever symbol names the input carries.
+static bool isPlainFileName(StringRef name) {
+  return !name.empty() && name != "." && name != ".." &&
+         llvm::all_of(name, [](char c) {
+           return llvm::isAlnum(c) || c == '_' || c == '.' || c == '-';
+         });
+}
+
+/// Checks the manifest a kernel carries (the attn.kernels entry of its
+/// name) has what a launcher needs; an input may bring its own.
+static LogicalResult checkManifest(const llvm::json::Object &manifest,
+                                   StringRef name, std::string &why) {
+  auto fail = [&](const Twine &msg) {
+    why = ("the manifest of kernel '" + name + "' " + msg).str();
+    return failure();
+  };
+  std::optional<StringRef> entry = manifest.getString("entry");
+  if (!entry)
+    return fail("has no \"entry\"");
+  if (*entry != name)
+    return fail("names entry '" + *entry + "'");
+  for (StringRef key : {"params", "grid", "block"})
+    if (!manifest.getArray(key))
+      return fail("has no \"" + key + "\" array");
+  if (manifest.getArray("grid")->size() != 3 ||
+      manifest.getArray("block")->size() != 3)
+    return fail("needs 3 grid and 3 block dimensions");
+  for (const llvm::json::Value &b : *manifest.getArray("block")) {
+    std::optional<int64_t> v = b.getAsInteger();
+    if (!v || *v < 1)
+      return fail("has a block dimension that is not a positive integer");
+  }
+  std::optional<int64_t> smem = manifest.getInteger("dynamic_shared_memory");
+  if (!smem || *smem < 0)
+    return fail("has no non-negative \"dynamic_shared_memory\"");
+  for (StringRef key : {"kernel"})
+    if (!manifest.getString(key))
+      return fail("has no \"" + key + "\"");
+  if (!manifest.getObject("variant"))
+    return fail("has no \"variant\" object");
+  return success();
+}
 
 int main(int argc, char **argv) {
   mlir::attn::registerVersionPrinter(); // before --version is parsed
   llvm::InitLLVM init(argc, argv);
+  // --help shows attn-compile's options, not every LLVM backend's.
+  llvm::cl::HideUnrelatedOptions(attnCategory);
   llvm::cl::ParseCommandLineOptions(argc, argv, "attn kernel bundle writer\n");
-  if (chip != "sm_80" && chip != "sm_90" && chip != "sm_90a") {
-    llvm::errs() << "attn-compile: unsupported chip '" << chip
-                 << "'; expected sm_80, sm_90 or sm_90a\n";
+  std::string why;
+  if (failed(attn::checkSupportedChip(chip, &why))) {
+    llvm::errs() << "attn-compile: " << why << "\n";
+    return 1;
+  }
+  if (kernel != "baseline" && kernel != "mma" && kernel != "wgmma" &&
+      kernel != "auto") {
+    llvm::errs() << "attn-compile: --kernel must be " << attn::kKernelChoices
+                 << ", got '" << kernel << "'\n";
+    return 1;
+  }
+  if (optLevel < 0 || optLevel > 3) {
+    llvm::errs() << "attn-compile: --opt-level must be 0, 1, 2 or 3\n";
     return 1;
   }
 
@@ -82,6 +160,9 @@ int main(int argc, char **argv) {
   registerAllToLLVMIRTranslations(registry);
   attn::registerAllAttnDialects(registry);
   MLIRContext context(registry);
+  // Diagnostics are located; the op they are attached to is not printed
+  // (for an option error that would be the whole module).
+  context.printOpOnDiagnostic(false);
 
   std::string error;
   std::unique_ptr<llvm::MemoryBuffer> input = openInputFile(inputFile, &error);
@@ -104,6 +185,7 @@ int main(int argc, char **argv) {
   options.fuse = !noFuse;
   options.cudaPath = cudaPath;
   options.kernel = kernel;
+  options.requireTensorCores = requireTensorCores;
   options.blockQ = blockQ;
   options.blockKV = blockKV;
   attn::buildAttnToPTXPipeline(pm, options);
@@ -113,38 +195,70 @@ int main(int argc, char **argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
 
+  // Every kernel's name and manifest are checked before anything is
+  // written, so a bad input leaves no partial bundle directory.
+  auto manifests = (*module)->getAttrOfType<DictionaryAttr>("attn.kernels");
+  SmallVector<std::pair<gpu::BinaryOp, llvm::json::Object>> bundles;
+  for (auto binary : module->getOps<gpu::BinaryOp>()) {
+    StringRef name = binary.getName();
+    if (!isPlainFileName(name)) {
+      emitError(binary.getLoc())
+          << "attn-compile: kernel name '" << name
+          << "' is not a plain file name (letters, digits, _ . -): its "
+             "bundle would not stay in "
+          << outputDir;
+      return 1;
+    }
+    if (binary.getObjects().size() != 1 ||
+        !isa<gpu::ObjectAttr>(binary.getObjects()[0])) {
+      emitError(binary.getLoc())
+          << "attn-compile: gpu.binary @" << name
+          << " does not hold exactly one PTX object";
+      return 1;
+    }
+    llvm::json::Object manifest;
+    if (manifests)
+      if (auto text = manifests.getAs<StringAttr>(name)) {
+        llvm::Expected<llvm::json::Value> parsed =
+            llvm::json::parse(text.getValue());
+        if (!parsed)
+          llvm::consumeError(parsed.takeError());
+        else if (llvm::json::Object *obj = parsed->getAsObject())
+          manifest = std::move(*obj);
+      }
+    if (failed(checkManifest(manifest, name, why))) {
+      emitError(binary.getLoc()) << "attn-compile: " << why;
+      return 1;
+    }
+    bundles.emplace_back(binary, std::move(manifest));
+  }
+  if (bundles.empty()) {
+    llvm::errs() << "attn-compile: no attention found in " << inputFile << "\n";
+    return 1;
+  }
+
   if (std::error_code ec = llvm::sys::fs::create_directories(outputDir)) {
     llvm::errs() << "attn-compile: cannot create " << outputDir << ": "
                  << ec.message() << "\n";
     return 1;
   }
-  auto manifests = (*module)->getAttrOfType<DictionaryAttr>("attn.kernels");
-  unsigned count = 0;
-  for (auto binary : module->getOps<gpu::BinaryOp>()) {
+  auto write = [&](StringRef file, StringRef text) -> bool {
+    SmallString<128> path(outputDir);
+    llvm::sys::path::append(path, file);
+    std::unique_ptr<llvm::ToolOutputFile> out = openOutputFile(path, &error);
+    if (!out) {
+      llvm::errs() << "attn-compile: " << error << "\n";
+      return false;
+    }
+    out->os() << text;
+    out->keep();
+    return true;
+  };
+  for (auto &[binary, manifest] : bundles) {
     StringRef name = binary.getName();
     auto object = cast<gpu::ObjectAttr>(binary.getObjects()[0]);
-    auto write = [&](StringRef file, StringRef text) -> bool {
-      SmallString<128> path(outputDir);
-      llvm::sys::path::append(path, file);
-      std::unique_ptr<llvm::ToolOutputFile> out =
-          openOutputFile(path, &error);
-      if (!out) {
-        llvm::errs() << "attn-compile: " << error << "\n";
-        return false;
-      }
-      out->os() << text;
-      out->keep();
-      return true;
-    };
     if (!write((name + ".ptx").str(), object.getObject().getValue()))
       return 1;
-    llvm::json::Object manifest;
-    if (manifests)
-      if (auto text = manifests.getAs<StringAttr>(name))
-        if (llvm::Expected<llvm::json::Value> parsed =
-                llvm::json::parse(text.getValue()))
-          if (llvm::json::Object *obj = parsed->getAsObject())
-            manifest = std::move(*obj);
     manifest["chip"] = chip.getValue();
     manifest["ptx"] = (name + ".ptx").str();
     manifest["compile_seconds"] = seconds;
@@ -154,11 +268,6 @@ int main(int argc, char **argv) {
     if (!write((name + ".json").str(), json + "\n"))
       return 1;
     llvm::outs() << outputDir << "/" << name << ".{ptx,json}\n";
-    ++count;
-  }
-  if (count == 0) {
-    llvm::errs() << "attn-compile: no attention found in " << inputFile << "\n";
-    return 1;
   }
   return 0;
 }

@@ -19,6 +19,17 @@ class NsaOp;
 class LightningIndexerOp;
 class SparseAttentionOp;
 
+/// The chips attn's kernels are built and validated for: sm_80 (mma.sync,
+/// cp.async), sm_90 and sm_90a (TMA + wgmma). Others fail in the backend
+/// (sm_7x lacks cp.async and bf16 mma.sync; sm_100a needs a newer PTX ISA
+/// than the +ptx80 the pipeline targets), or are untested (sm_86/89: less
+/// shared memory than several kernels take), so every entry point rejects
+/// them with this message.
+LogicalResult checkSupportedChip(StringRef chip, std::string *why);
+
+/// The kernel bodies `--kernel` can ask for.
+inline constexpr const char *kKernelChoices = "baseline, mma, wgmma or auto";
+
 /// A generated kernel and its calling contract (JSON).
 struct AttentionKernel {
   gpu::GPUFuncOp func;

@@ -81,8 +81,14 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "TMA + wgmma; f16/bf16, D = Dv in {64, 128, 256}) or auto (the fastest "
            "eligible for the chip)">,
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
-           "Target chip: with sm_90a, auto picks the TMA + wgmma kernel where "
-           "the variant allows it">,
+           "Target chip: sm_80, sm_90 or sm_90a (others are rejected); with "
+           "sm_90a, auto picks the TMA + wgmma kernel where the variant "
+           "allows it">,
+    Option<"requireTensorCores", "require-tensor-cores", "bool",
+           /*default=*/"false",
+           "With kernel=auto, make an attention variant that no tensor-core "
+           "kernel takes an error (by default it runs on the baseline kernel, "
+           "with a remark)">,
     Option<"blockQ", "block-q", "int64_t", /*default=*/"0",
            "Query rows per thread block of the tensor-core kernel: 64 or "
            "128 (0: 128 up to head dim 128, 64 above)">,
@@ -90,9 +96,13 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "Keys per pipeline step of the tensor-core kernel: 16, 32, 64 or "
            "128 (0: 64 up to head dim 128, 32 above)">,
   ];
+  // func and tensor: attn.sparse_attention's kernels are built from a
+  // paged op in a scratch func (the input need not hold any func.func).
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
     "::mlir::gpu::GPUDialect",
+    "::mlir::tensor::TensorDialect",
     "::mlir::LLVM::LLVMDialect",
     "::mlir::NVVM::NVVMDialect",
     "::mlir::math::MathDialect",

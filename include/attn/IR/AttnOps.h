@@ -18,6 +18,13 @@
 namespace mlir {
 namespace attn {
 
+/// Whether the static sizes of `shape` are ones attn's ops take: each
+/// dimension at most 2^31 - 1 and at most 2^48 elements in all, so that no
+/// lowering's index arithmetic overflows (dynamic sizes are not counted).
+/// Every op verifier checks its tensors with this; passes that create ops
+/// check before they do.
+bool isWithinSizeBounds(ArrayRef<int64_t> shape);
+
 /// The sizes of one attention problem, independent of the tensor layout.
 /// Each size is ShapedType::kDynamic when unknown.
 struct AttentionShape {

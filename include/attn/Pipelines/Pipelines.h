@@ -34,7 +34,8 @@ void buildAttnToCPUPipeline(OpPassManager &pm, const AttnToCPUOptions &options);
 /// Options of the attn-to-ptx pipeline.
 struct AttnToPTXOptions : public PassPipelineOptions<AttnToPTXOptions> {
   PassOptions::Option<std::string> chip{
-      *this, "chip", llvm::cl::desc("Target: sm_80, sm_90 or sm_90a"),
+      *this, "chip",
+      llvm::cl::desc("Target: sm_80, sm_90 or sm_90a (others are rejected)"),
       llvm::cl::init("sm_90a")};
   PassOptions::Option<int> optLevel{*this, "opt-level",
                                     llvm::cl::desc("LLVM optimization level"),
@@ -46,8 +47,16 @@ struct AttnToPTXOptions : public PassPipelineOptions<AttnToPTXOptions> {
       llvm::cl::init("")};
   PassOptions::Option<std::string> kernel{
       *this, "kernel",
-      llvm::cl::desc("Kernel body: baseline, mma (tensor cores) or auto"),
+      llvm::cl::desc("Kernel body: baseline (thread per row), mma (mma.sync "
+                     "tensor cores), wgmma (sm_90a TMA + wgmma) or auto (the "
+                     "fastest the variant and chip allow)"),
       llvm::cl::init("auto")};
+  PassOptions::Option<bool> requireTensorCores{
+      *this, "require-tensor-cores",
+      llvm::cl::desc("With kernel=auto, an attention variant that no "
+                     "tensor-core kernel takes is an error instead of a "
+                     "remark and a baseline kernel"),
+      llvm::cl::init(false)};
   PassOptions::Option<int64_t> blockQ{
       *this, "block-q",
       llvm::cl::desc("Query rows per block of the tensor-core kernel: 64 or "

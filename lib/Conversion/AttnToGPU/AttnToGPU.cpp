@@ -60,6 +60,17 @@ static constexpr int64_t kBlockRows = 128;
 using mlir::attn::detail::hexBits;
 using mlir::attn::detail::typeName;
 
+LogicalResult mlir::attn::checkSupportedChip(StringRef chip,
+                                             std::string *why) {
+  if (chip == "sm_80" || chip == "sm_90" || chip == "sm_90a")
+    return success();
+  if (why)
+    *why = ("unsupported chip '" + chip +
+            "': attn's kernels target sm_80, sm_90 or sm_90a")
+               .str();
+  return failure();
+}
+
 std::string mlir::attn::getAttentionKernelName(AttentionOp op,
                                                KernelKind kind,
                                                const KernelTileSizes &sizes) {
@@ -514,18 +525,30 @@ mlir::attn::buildAttentionKernel(OpBuilder &builder, gpu::GPUModuleOp module,
   return AttentionKernel{func, manifestText};
 }
 
+/// Kernels are gpu.modules named after their variants (attn_...); a host
+/// symbol of the module with one of those names would make two symbols of
+/// one name. Reported at the host symbol.
+static LogicalResult checkKernelNamesFree(ModuleOp module) {
+  llvm::StringMap<Operation *> hostSymbols;
+  for (Operation &op : *module.getBody())
+    if (!isa<gpu::GPUModuleOp>(op))
+      if (auto name = op.getAttrOfType<StringAttr>(
+              SymbolTable::getSymbolAttrName()))
+        hostSymbols.try_emplace(name.getValue(), &op);
+  for (auto gpuModule : module.getOps<gpu::GPUModuleOp>())
+    if (Operation *host = hostSymbols.lookup(gpuModule.getName()))
+      return host->emitOpError()
+             << "is named @" << gpuModule.getName()
+             << ", the name of a kernel attn-lower-to-gpu generates for this "
+                "module: rename it (kernel names start with attn_)";
+  return success();
+}
+
 namespace {
 struct AttnLowerToGPUPass
     : public attn::impl::AttnLowerToGPUBase<AttnLowerToGPUPass> {
   using AttnLowerToGPUBase::AttnLowerToGPUBase;
   void runOnOperation() override {
-    if (kernel != "baseline" && kernel != "mma" && kernel != "wgmma" &&
-        kernel != "auto") {
-      getOperation()->emitError("attn-lower-to-gpu: kernel must be baseline, "
-                                 "mma, wgmma or auto, got '")
-          << kernel << "'";
-      return signalPassFailure();
-    }
     ModuleOp module = getOperation();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
@@ -542,6 +565,26 @@ struct AttnLowerToGPUPass
     if (ops.empty() && pagedOps.empty() && linearOps.empty() &&
         nsaOps.empty() && indexerOps.empty() && sparseOps.empty())
       return;
+    // Option errors are located at the first op that needs a kernel (the
+    // module has no location of its own in a file), without printing it.
+    Operation *first = nullptr;
+    module.walk([&](Operation *op) {
+      if (isa_and_nonnull<AttnDialect>(op->getDialect()))
+        first = op;
+      return first ? WalkResult::interrupt() : WalkResult::advance();
+    });
+    if (kernel != "baseline" && kernel != "mma" && kernel != "wgmma" &&
+        kernel != "auto") {
+      emitError(first->getLoc()) << "attn-lower-to-gpu: kernel must be "
+                                 << kKernelChoices << ", got '" << kernel
+                                 << "'";
+      return signalPassFailure();
+    }
+    std::string why;
+    if (failed(checkSupportedChip(chip, &why))) {
+      emitError(first->getLoc()) << "attn-lower-to-gpu: " << why;
+      return signalPassFailure();
+    }
     OpBuilder builder(&getContext());
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     builder.getUnitAttr());
@@ -584,6 +627,19 @@ struct AttnLowerToGPUPass
         kind = KernelKind::Wgmma;
       else if (kernel == "mma" || (kernel == "auto" && isMmaKernelEligible(op)))
         kind = KernelKind::Mma;
+      else if (kernel == "auto") {
+        // No tensor-core kernel takes the variant: say so, or refuse.
+        std::string why;
+        (void)getMmaTiling(op, 0, 0, &why);
+        if (requireTensorCores) {
+          op.emitOpError() << "no tensor-core kernel takes this variant ("
+                           << why << ") and require-tensor-cores is set";
+          return signalPassFailure();
+        }
+        op.emitRemark() << "runs on the thread-per-row baseline kernel: no "
+                           "tensor-core kernel takes this variant ("
+                        << why << ")";
+      }
       KernelTileSizes sizes;
       if (kind == KernelKind::Mma)
         sizes = {blockQ, blockKV};
@@ -603,11 +659,21 @@ struct AttnLowerToGPUPass
         manifests.push_back(builder.getNamedAttr(
             kernel->func.getName(), builder.getStringAttr(kernel->manifest)));
     }
+    if (failed(checkKernelNamesFree(module)))
+      return signalPassFailure();
     module->setAttr("attn.kernels", builder.getDictionaryAttr(manifests));
     if (dropHost) {
-      for (Operation &op : llvm::make_early_inc_range(*module.getBody()))
+      // Drop every reference first: the module body is a graph region, so
+      // an op may be used by one before or after it, and erasing a value
+      // that still has uses corrupts the use lists.
+      SmallVector<Operation *> host;
+      for (Operation &op : *module.getBody())
         if (!isa<gpu::GPUModuleOp>(op))
-          op.erase();
+          host.push_back(&op);
+      for (Operation *op : host)
+        op->dropAllReferences();
+      for (Operation *op : host)
+        op->erase();
     }
   }
 };
