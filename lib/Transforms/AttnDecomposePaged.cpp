@@ -174,6 +174,30 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
 struct AttnDecomposePagedPass
     : public attn::impl::AttnDecomposePagedBase<AttnDecomposePagedPass> {
   void runOnOperation() override {
+    // The reference form gathers [B, max_pages * page_size, Hkv, D] keys
+    // and attends over them: sizes past attn's bounds are a located error
+    // here, not an attn.attention that fails verification after the pass.
+    WalkResult bounded = getOperation()->walk([](PagedAttentionOp op) {
+      PagedAttentionShape shape = op.getPagedShape();
+      auto table = cast<RankedTensorType>(op.getBlockTable().getType());
+      int64_t maxPages = table.getDimSize(1), keys = ShapedType::kDynamic;
+      if (!ShapedType::isDynamic(maxPages) &&
+          !ShapedType::isDynamic(shape.pageSize))
+        keys = maxPages * shape.pageSize; // both <= 2^31 - 1: no overflow
+      auto q = cast<RankedTensorType>(op.getQuery().getType());
+      SmallVector<int64_t> gathered = {q.getDimSize(0), keys, shape.kvHeads,
+                                       shape.headDim};
+      SmallVector<int64_t> scores = {q.getDimSize(0), shape.queryHeads,
+                                     q.getDimSize(1), keys};
+      if (isWithinSizeBounds(gathered) && isWithinSizeBounds(scores))
+        return WalkResult::advance();
+      op.emitOpError("the reference lowering would gather ")
+          << keys << " keys per sequence into tensors beyond the sizes attn "
+                     "takes (dims up to 2^31 - 1, 2^48 elements)";
+      return WalkResult::interrupt();
+    });
+    if (bounded.wasInterrupted())
+      return signalPassFailure();
     RewritePatternSet patterns(&getContext());
     populateAttnDecomposePagedPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

@@ -670,6 +670,27 @@ struct DecomposeNsa : OpRewritePattern<NsaOp> {
 struct AttnDecomposeSparsePass
     : public attn::impl::AttnDecomposeSparseBase<AttnDecomposeSparsePass> {
   void runOnOperation() override {
+    // The dense reference forms materialize [B, Hq, Sq, Sk] scores: sizes
+    // past attn's bounds are a located error here, not an attn.attention
+    // that fails verification after the pass.
+    WalkResult bounded = getOperation()->walk([](Operation *op) {
+      if (!isa<SparseAttentionOp, LightningIndexerOp, NsaOp>(op))
+        return WalkResult::advance();
+      auto q = cast<RankedTensorType>(op->getOperand(0).getType());
+      auto k = cast<RankedTensorType>(op->getOperand(1).getType());
+      // Query [B, Sq, H, D] and keys [B, Sk, ...] for all three ops.
+      SmallVector<int64_t> scores = {q.getDimSize(0), q.getDimSize(2),
+                                     q.getDimSize(1), k.getDimSize(1)};
+      if (isWithinSizeBounds(scores))
+        return WalkResult::advance();
+      op->emitOpError("the dense reference lowering would materialize scores ")
+          << RankedTensorType::get(scores, Float32Type::get(op->getContext()))
+          << ", beyond the sizes attn takes (dims up to 2^31 - 1, 2^48 "
+             "elements)";
+      return WalkResult::interrupt();
+    });
+    if (bounded.wasInterrupted())
+      return signalPassFailure();
     RewritePatternSet patterns(&getContext());
     populateAttnDecomposeSparsePatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
