@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 # Installs attn as a CMake package:
 #   cmake --install build --prefix <prefix>
 # then, in another project:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 # Build options shared by every attn target.
 
 # Use ccache when it is installed; it makes rebuilds after a branch switch cheap.

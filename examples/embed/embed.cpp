@@ -1,5 +1,9 @@
 //===- embed.cpp - using attn from another compiler -----------------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Builds a module with one grouped-query causal attention, runs attn's
 // attn-to-ptx pipeline on it through the C++ API, and prints the kernel it
 // produced. Exits non-zero if anything fails.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Writes the torch-mlir-style attention examples of this folder.
 
     python3 examples/frontend/generate.py      # rewrites the .mlir files

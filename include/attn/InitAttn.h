@@ -1,5 +1,9 @@
 //===- InitAttn.h - register attn dialects and passes -----------*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // One place that registers everything attn provides, used by attn-opt, the
 // mlir-opt plugin and embedding compilers.
 //

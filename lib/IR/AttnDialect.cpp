@@ -1,5 +1,9 @@
 //===- AttnDialect.cpp - attn dialect and attributes ----------------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Registers the attn dialect and implements its attributes.
 //
 //===----------------------------------------------------------------------===//

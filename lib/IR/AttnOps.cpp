@@ -1,5 +1,9 @@
 //===- AttnOps.cpp - attn operations --------------------------------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Builders, accessors and verifiers of the attn operations.
 //
 //===----------------------------------------------------------------------===//

@@ -1,5 +1,9 @@
 //===- Version.cpp - attn's --version printer -----------------------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Lives in AttnIR because every attn tool, the mlir-opt plugin and every
 // embedder link it: one definition of what `--version` says about attn, and a
 // version bump recompiles this file rather than each tool's main.

@@ -1,4 +1,10 @@
 //===- Pipelines.cpp - attn compilation pipelines -------------------------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
 
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Conversion/Passes.h"

@@ -1,5 +1,9 @@
 //===- AttnDecomposeGatedDelta.cpp - gated delta rule to scalar loops -----===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The reference lowering of attn.gated_delta_rule: the token-by-token
 // recurrence as loops on tensors (any backend; the CPU pipeline). Per batch
 // b, value head h (key head h / (Hv / Hk)), token t and value column c, the

@@ -1,5 +1,9 @@
 //===- AttnDecomposePaged.cpp - paged attention to gather + attention -----===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Rewrites attn.paged_attention into the gather of each sequence's keys and
 // values out of the paged caches (zero past the sequence's length, the pages
 // not read there) and one attn.attention over them, in the bshd layout, with

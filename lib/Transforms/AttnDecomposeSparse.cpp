@@ -1,5 +1,9 @@
 //===- AttnDecomposeSparse.cpp - sparse attention to dense + bias ---------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The reference lowerings of the sparse attention ops, which the CPU
 // pipeline runs:
 //

@@ -1,5 +1,9 @@
 //===- AttnFuse.cpp - rewrite unfused attention into attn.attention -------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The matcher anchors on the P·V contraction and reads backwards:
 //
 //   1. P·V: a contraction whose LHS P is [batch..., i, j] and RHS V is

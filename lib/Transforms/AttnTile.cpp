@@ -1,5 +1,9 @@
 //===- AttnTile.cpp - attn.attention to FlashAttention loops --------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The FlashAttention-2 algorithm, as generated here for one (batch b, query
 // head h, query block [q0, q0 + bm)):
 //

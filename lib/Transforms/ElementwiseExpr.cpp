@@ -1,4 +1,10 @@
 //===- ElementwiseExpr.cpp - element-wise view of tensor graphs -----------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
 
 #include "ElementwiseExpr.h"
 

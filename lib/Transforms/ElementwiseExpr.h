@@ -1,5 +1,9 @@
 //===- ElementwiseExpr.h - element-wise view of tensor graphs ---*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // attn-fuse reads the unfused attention graph as scalar expressions: what one
 // element of a tensor is, as a function of its indices, seen through the
 // element-wise producers that frontends emit (linalg.generic bodies, named

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """attn: an MLIR compiler for attention -- Python side.
 
 Pure Python, so the same code runs where only a GPU and torch are present.

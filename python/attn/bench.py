@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """attn's kernels side by side with torch's attention backends on one GPU.
 
     # where the compiler is: the benchmark's bundles (records compile times)

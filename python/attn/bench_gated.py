@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Gated DeltaNet prefill and decode: attn's chunked kernels against a
 torch.compile'd implementation of the same chunked algorithm and against
 attn's softmax attention at the same sequence length.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Paged decode bandwidth: attn's paged kernels against torch SDPA on the same
 KV laid out contiguously, and against the card's copy bandwidth.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Sparse attention on the GPU, three parts (--part, default all):
 
 dsa: DeepSeek Sparse Attention decode: attn's token-sparse MLA

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Compile kernel bundles for attention variants (on a machine with attn-compile).
 
     python3 -m attn.bundles -o build/bundles [--chip sm_90a] --gpu-suite|--bench

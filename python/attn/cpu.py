@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Run MLIR functions on the host CPU through attn-opt and mlir-runner.
 
 Inputs are embedded as hex-encoded dense constants (exact bits) and results

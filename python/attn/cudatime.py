@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """The benchmarks' timer: the median time of one call of a function that
 launches GPU work, measured with CUDA events."""
 

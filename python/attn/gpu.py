@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Launch attn kernel bundles on PyTorch CUDA tensors.
 
 Pure Python: the PTX and JSON manifests are written by `attn-compile` (or

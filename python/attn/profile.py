@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Runs one attn kernel repeatedly on FlashAttention's standard shape, for a
 profiler (Nsight Compute) to pick a launch:
 

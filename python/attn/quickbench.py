@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """A quick timing of attn's kernel against torch SDPA on one shape (bf16,
 head dim 128, causal), to track the GPU path's speed between sessions.
 

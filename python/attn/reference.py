@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Float64 reference semantics of `attn.attention` (numpy).
 
 This is the executable form of the op description in docs/AttnDialect.md:

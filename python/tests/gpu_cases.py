@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """The GPU correctness suite's cases, shared with the bundle builder
 (python -m attn.bundles --gpu-suite)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Runs attn's paged, latent and gated delta kernels alone -- no torch
 reference, whose cuBLAS calls make compute-sanitizer's racecheck fail with
 "Internal Sanitizer Error: failed to handle a hardware exception" on this

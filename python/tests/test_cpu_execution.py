@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """CPU execution of attn.attention through attn-tile and attn-to-cpu, against
 the float64 reference (python/attn/reference.py).
 

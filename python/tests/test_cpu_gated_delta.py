@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """CPU execution of attn.gated_delta_rule (attn-decompose-gated-delta, then
 the CPU pipeline) against the float64 token-by-token reference: Gated
 DeltaNet (per-head gates) and Kimi Delta Attention (per-channel gates),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """CPU execution of attn.paged_attention (attn-decompose-paged, then the CPU
 pipeline) against the float64 reference, on poisoned caches: pages randomly
 permuted, last pages partial, NaN in every unused slot and page, and the

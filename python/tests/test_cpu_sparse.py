@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """CPU execution of attn.sparse_attention and attn.lightning_indexer
 (attn-decompose-sparse, then the CPU pipeline) against float64 references
 that gather the selected keys row by row. Index lists hold -1 entries, blocks

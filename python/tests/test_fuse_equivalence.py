@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Every positive attn-fuse test input gives the same numbers on the CPU with
 and without fusion (attn-to-cpu vs attn-fuse + attn-to-cpu).
 

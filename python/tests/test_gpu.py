@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """GPU correctness of attn's kernels (bundles from python -m attn.bundles
 --gpu-suite, loaded from $ATTN_BUNDLES), against a float64 reference.
 

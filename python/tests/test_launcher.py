@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """The GPU launcher's host-side logic (python/attn/gpu.py) that needs no GPU:
 the split heuristic of the paged decode kernels, the bundle lookup, manifest
 validation and the launch grid's evaluation."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Every variant of the matrix compiles to PTX that ptxas accepts, for sm_80
 and sm_90a (no GPU needed). Skips when attn-compile or ptxas is missing."""
 

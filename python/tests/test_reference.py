@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """Tests of the float64 reference semantics (python/attn/reference.py)."""
 
 import math

@@ -1,5 +1,9 @@
 //===- attn-compile.cpp - write PTX kernel bundles ------------------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 //   attn-compile input.mlir -o bundles/ [--chip=sm_90a] [--opt-level=3]
 //                [--no-fuse]
 //

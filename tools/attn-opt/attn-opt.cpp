@@ -1,5 +1,9 @@
 //===- attn-opt.cpp - attn optimizer driver -------------------------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // mlir-opt with the attn dialect and passes, plus every upstream dialect,
 // extension and pass a user of attn feeds it (func, arith, math, tensor,
 // linalg, tosa, scf, memref, vector, bufferization, gpu, nvgpu, nvvm, llvm,

@@ -1,5 +1,9 @@
 //===- AttnPlugin.cpp - attn as an mlir-opt plugin ------------------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Exports both MLIR plugin entry points. Stock mlir-opt needs the dialect
 // entry point to parse attn ops (`--load-dialect-plugin`); the pass entry
 // point serves `--load-pass-plugin`. Both register the passes, so one

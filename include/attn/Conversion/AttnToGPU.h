@@ -1,4 +1,10 @@
 //===- AttnToGPU.h - attn to GPU kernels ------------------------*- C++ -*-===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
 
 #ifndef ATTN_CONVERSION_ATTNTOGPU_H
 #define ATTN_CONVERSION_ATTNTOGPU_H

@@ -1,5 +1,9 @@
 //===- AttnAttrs.td - attn enums and attributes ------------*- tablegen -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Variant attributes of attention: tensor layout and mask.
 //
 //===----------------------------------------------------------------------===//

@@ -1,5 +1,9 @@
 //===- AttnBase.td - attn dialect definition ---------------*- tablegen -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The attn dialect: attention as one op with variant attributes.
 //
 //===----------------------------------------------------------------------===//

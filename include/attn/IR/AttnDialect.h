@@ -1,5 +1,9 @@
 //===- AttnDialect.h - attn dialect -----------------------------*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Declares the attn dialect, its enums and its attributes.
 //
 //===----------------------------------------------------------------------===//

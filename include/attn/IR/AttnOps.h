@@ -1,5 +1,9 @@
 //===- AttnOps.h - attn operations ------------------------------*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Declares the operations of the attn dialect.
 //
 //===----------------------------------------------------------------------===//

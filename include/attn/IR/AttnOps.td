@@ -1,5 +1,9 @@
 //===- AttnOps.td - attn operations ------------------------*- tablegen -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Operations of the attn dialect.
 //
 //===----------------------------------------------------------------------===//

@@ -1,5 +1,9 @@
 //===- MaskUtils.h - IR for the semantics of #attn.mask ---------*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The band of keys a mask admits, materialized as index arithmetic. Every
 // lowering (attn-tile, the GPU kernels) uses these, so the meaning of a mask
 // is written once (MaskAttr::getAdmittedKeys is its constant-folded twin).

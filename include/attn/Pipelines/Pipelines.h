@@ -1,5 +1,9 @@
 //===- Pipelines.h - attn compilation pipelines -----------------*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The pipelines from attn (and the upstream code around it) to executable
 // code, each built by one function that attn-opt, the plugin and embedding
 // compilers call.

@@ -1,4 +1,10 @@
 //===- Passes.td - attn transformation passes --------------*- tablegen -*-===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
 
 #ifndef ATTN_TRANSFORMS_PASSES_TD
 #define ATTN_TRANSFORMS_PASSES_TD

@@ -1,5 +1,9 @@
 //===- Transforms.h - attn rewrite entry points -----------------*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Pattern populators of attn's transformations, for pipelines, the plugin and
 // compilers that embed attn.
 //

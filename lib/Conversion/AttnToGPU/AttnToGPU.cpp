@@ -1,5 +1,9 @@
 //===- AttnToGPU.cpp - attn.attention to GPU kernels ----------------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Generates one gpu.func per attention variant. The kernel computes, for the
 // query row i = blockIdx.x * 128 + threadIdx.x of head h = blockIdx.y and
 // batch b = blockIdx.z:

@@ -1,5 +1,9 @@
 //===- GatedDeltaKernel.cpp - chunked gated delta rule kernels ------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // attn.gated_delta_rule (Gated DeltaNet, and Kimi Delta Attention with
 // per-channel gates) as kernels: two for prefill, over chunks of C tokens,
 // whose matrix products run on tensor cores (m16n8k8 tf32 mma.sync, f32

@@ -1,4 +1,10 @@
 //===- KernelCommon.cpp - pieces shared by the tensor-core kernels --------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
 

@@ -1,5 +1,9 @@
 //===- KernelCommon.h - pieces shared by the GPU kernels --------*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Internal to lib/Conversion/AttnToGPU: what the mma.sync and the wgmma
 // kernels build the same way.
 //

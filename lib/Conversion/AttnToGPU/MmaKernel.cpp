@@ -1,5 +1,9 @@
 //===- MmaKernel.cpp - tensor-core attention kernel (mma.sync) ------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The FlashAttention-2 kernel on sm_80+ tensor cores, for f16 and bf16 with
 // head dims that are multiples of 16 up to 256. A block of 4 warps owns 64 or
 // 128 query rows (one or two 16-row MMA tiles per warp, see MmaTiling); K and

@@ -1,5 +1,9 @@
 //===- PagedKernel.cpp - paged decode kernels (split-KV, mma.sync) --------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // attn.paged_attention on sm_80+ tensor cores, as two kernels:
 //
 // * The split kernel. A block of 4 warps owns one KV head of one sequence,

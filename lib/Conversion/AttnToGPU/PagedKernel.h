@@ -1,5 +1,9 @@
 //===- PagedKernel.h - paged decode kernels, internal -----------*- C++ -*-===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // Internal to lib/Conversion/AttnToGPU: the split kernel for latent caches
 // (PagedLatentKernel.cpp), built next to the general split and combine
 // kernels of PagedKernel.cpp.

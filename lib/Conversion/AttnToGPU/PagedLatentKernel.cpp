@@ -1,5 +1,9 @@
 //===- PagedLatentKernel.cpp - paged decode over a latent cache -----------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The split kernel of attn.paged_attention when each key row also holds its
 // value row (the value cache is the first Dv columns of the key cache):
 // DeepSeek MLA's absorbed decode, one latent KV head of 576 = 512 + 64 rope

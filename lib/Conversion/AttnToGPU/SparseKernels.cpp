@@ -1,5 +1,9 @@
 //===- SparseKernels.cpp - NSA block selection, DSA indexer kernels -------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The kernels of the sparse ops that are not softmax attention over a key
 // list (that part runs on the paged kernels, python/attn/gpu.py):
 //

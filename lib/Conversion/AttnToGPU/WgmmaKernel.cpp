@@ -1,5 +1,9 @@
 //===- WgmmaKernel.cpp - Hopper attention kernel (TMA + wgmma) ------------===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // The sm_90a kernel: FlashAttention-3's design, generated from nvgpu/nvvm ops.
 // A block of 384 threads owns 128 query rows of one (batch, query head):
 //

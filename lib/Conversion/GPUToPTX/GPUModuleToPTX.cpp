@@ -1,5 +1,9 @@
 //===- GPUModuleToPTX.cpp - gpu.module to PTX with attn's LLVM pipeline ---===//
 //
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
 // gpu-module-to-binary{format=isa} for NVVM targets, with one difference:
 // the LLVM optimization pipeline. Upstream runs the per-module default
 // pipeline with every vectorizer on; the SLP vectorizer finds nothing to do
