@@ -22,6 +22,7 @@
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -109,6 +110,33 @@ struct CheckHostCodeInFunctionsPass
                        "code of functions; move it into a func.func");
         return signalPassFailure();
       }
+    // Upstream's tensor reshape verifier reads reassociation indices as
+    // 32-bit affine dims (2^32 + d passes as d); bufferization then makes
+    // a memref reshape that its verifier rejects (docs/known-upstream-
+    // issues.md). Out-of-range indices are reported here instead.
+    WalkResult walk = getOperation().walk([](Operation *op) {
+      SmallVector<ReassociationIndices> groups;
+      int64_t rank = 0;
+      if (auto c = dyn_cast<tensor::CollapseShapeOp>(op)) {
+        groups = c.getReassociationIndices();
+        rank = c.getSrcType().getRank();
+      } else if (auto e = dyn_cast<tensor::ExpandShapeOp>(op)) {
+        groups = e.getReassociationIndices();
+        rank = e.getResultType().getRank();
+      } else {
+        return WalkResult::advance();
+      }
+      for (const ReassociationIndices &group : groups)
+        for (int64_t d : group)
+          if (d < 0 || d >= rank) {
+            op->emitOpError() << "reassociation index " << d
+                              << " is out of range [0, " << rank << ")";
+            return WalkResult::interrupt();
+          }
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      signalPassFailure();
   }
 };
 } // namespace

@@ -26,6 +26,8 @@
 #include "attn/Transforms/Passes.h"
 #include "attn/Transforms/Transforms.h"
 
+#include "RewriteUtils.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -218,7 +220,7 @@ struct DecomposeGatedDelta : OpRewritePattern<GatedDeltaRuleOp> {
               });
           return SmallVector<Value>(heads.getResults());
         });
-    rewriter.replaceOp(op, loops.getResults());
+    replaceOpWithCasts(rewriter, op, loops.getResults());
     return success();
   }
 };

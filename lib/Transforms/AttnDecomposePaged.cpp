@@ -28,6 +28,8 @@
 #include "attn/Transforms/Passes.h"
 #include "attn/Transforms/Transforms.h"
 
+#include "RewriteUtils.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -170,7 +172,7 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
         rewriter, loc, op.getOutput().getType(), lseType, q, k, v,
         biasGen.getResult(0), op.getSinks(), Layout::BSHD, MaskAttr(),
         op.getScaleAttr(), op.getSoftcapAttr());
-    rewriter.replaceOp(op, attention->getResults());
+    replaceOpWithCasts(rewriter, op, attention->getResults());
     return success();
   }
 };

@@ -43,6 +43,8 @@
 #include "attn/Transforms/Passes.h"
 #include "attn/Transforms/Transforms.h"
 
+#include "RewriteUtils.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -280,7 +282,7 @@ struct DecomposeSparseAttention : OpRewritePattern<SparseAttentionOp> {
         rewriter, loc, op.getOutput().getType(), lseType, q, k, op.getValue(),
         bias, op.getSinks(), Layout::BSHD, op.getMaskOrNone(),
         op.getScaleAttr(), op.getSoftcapAttr());
-    rewriter.replaceOp(op, attention->getResults());
+    replaceOpWithCasts(rewriter, op, attention->getResults());
     return success();
   }
 };
@@ -390,7 +392,7 @@ struct DecomposeLightningIndexer : OpRewritePattern<LightningIndexerOp> {
     SmallVector<Value> results{indices};
     if (op.getScores())
       results.push_back(scores);
-    rewriter.replaceOp(op, results);
+    replaceOpWithCasts(rewriter, op, results);
     return success();
   }
 };
@@ -666,7 +668,7 @@ struct DecomposeNsa : OpRewritePattern<NsaOp> {
                       linalg::YieldOp::create(b, loc, acc);
                     })
                     .getResult(0);
-    rewriter.replaceOp(op, out);
+    replaceOpWithCasts(rewriter, op, out);
     return success();
   }
 };
