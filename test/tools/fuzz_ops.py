@@ -28,11 +28,17 @@
 # Passes without a CUDA toolkit (libdevice): the PTX-emitting runs are skipped
 # then (as lit's cuda-toolkit feature would), with a note.
 #
-# One RUN line, so that a failure still reports every input's outcome: 300
-# inputs (40% mutated test files), about 2,000 attn-opt runs, 1.5 to 3.5
-# minutes on 2 busy cores. A longer campaign: --seed N --count 5000.
+# What is not checked: that a pass consumes the ops (attn-tile leaving a
+# non-attention op alone, attn-to-ptx on a module without attention, a
+# decomposition a pass does not apply: exit 0 with valid IR is fine), nor
+# what the kernels compute (the GPU suite's job).
+#
+# One RUN line, so that a failure still reports every input's outcome: 600
+# inputs (40% mutated test files), about 3,400 attn-opt runs, 1.5 min on 2 idle
+# cores, 2.5 min on busy ones. A longer campaign: --seed N --count 5000
+# (--avoid to look past a known class; --inputs to check files).
 # RUN: rm -rf %t && mkdir -p %t
-# RUN: %python %s --attn-opt attn-opt --attn-compile attn-compile --seed 1 --count 300 --mutate-weight 0.4 --jobs 2 --out %t
+# RUN: %python %s --attn-opt attn-opt --attn-compile attn-compile --seed 1 --count 600 --mutate-weight 0.4 --jobs 2 --out %t
 
 
 import argparse
@@ -106,6 +112,9 @@ class Gen:
         self.level = rng.choice([0, 0, 1, 1, 2])
         self.p_dyn = rng.choice([0.0, 0.0, 0.1, 0.3])
         self.mismatch = rng.random() < 0.12
+        # Types that agree only up to dynamic dims (a static batch in the
+        # query, `?` in the result): compatible, so valid.
+        self.loosen = rng.random() < 0.2
 
     def size(self, normal):
         r = self.rng.random()
@@ -166,6 +175,8 @@ def ttype(dims, elt):
 def corrupt(g, dims, elt):
     """A type near `dims` x `elt`: usually itself."""
     dims = list(dims)
+    if g.loosen:
+        dims = ["?" if g.maybe(0.25) else d for d in dims]
     if g.mismatch and g.maybe(0.3):
         r = g.rng.randrange(4)
         if r == 0 and dims:
@@ -1194,9 +1205,9 @@ def main():
     TIMES.sort(key=lambda t: -t[0])
     print(f"{len(TIMES)} runs; slowest: " + "; ".join(
         f"{t:.1f} s {' '.join(a[1:])}" for t, a in TIMES[:3]))
-    print(f"{len(indices)} inputs ({outcomes['accepted']} verified, {outcomes['rejected']} "
-          f"rejected), {total_failures} failures, seed {opts.seed}, "
-          f"{time.time() - start:.0f} s; failing inputs in {opts.out}")
+    print(f"{len(indices)} inputs, {total_failures} failures ({outcomes['accepted']} "
+          f"verified, {outcomes['rejected']} rejected; seed {opts.seed}; "
+          f"{time.time() - start:.0f} s; failing inputs in {opts.out})")
     if not keep_out and not total_failures:
         shutil.rmtree(opts.out, ignore_errors=True)
     return 1 if total_failures else 0
