@@ -111,9 +111,10 @@ struct CheckHostCodeInFunctionsPass
         return signalPassFailure();
       }
     // Upstream's tensor reshape verifier reads reassociation indices as
-    // 32-bit affine dims (2^32 + d passes as d); bufferization then makes
-    // a memref reshape that its verifier rejects (docs/known-upstream-
-    // issues.md). Out-of-range indices are reported here instead.
+    // 32-bit affine dims (2^32 + d passes as d) and does not compare an
+    // expand_shape's output_shape with its type; bufferization then makes a
+    // memref reshape that its verifier rejects (docs/known-upstream-
+    // issues.md). Both are reported here instead.
     WalkResult walk = getOperation().walk([](Operation *op) {
       SmallVector<ReassociationIndices> groups;
       int64_t rank = 0;
@@ -123,6 +124,17 @@ struct CheckHostCodeInFunctionsPass
       } else if (auto e = dyn_cast<tensor::ExpandShapeOp>(op)) {
         groups = e.getReassociationIndices();
         rank = e.getResultType().getRank();
+        // Upstream's verifier does not compare a static output_shape with
+        // the result type; the memref one does, after bufferization.
+        for (auto [i, size] : llvm::enumerate(e.getStaticOutputShape()))
+          if (!ShapedType::isDynamic(size) &&
+              !e.getResultType().isDynamicDim(i) &&
+              size != e.getResultType().getDimSize(i)) {
+            op->emitOpError() << "output_shape size " << size << " of dim "
+                              << i << " differs from the result type "
+                              << e.getResultType();
+            return WalkResult::interrupt();
+          }
       } else {
         return WalkResult::advance();
       }

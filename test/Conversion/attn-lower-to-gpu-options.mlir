@@ -29,3 +29,11 @@ func.func @g(%q: tensor<1x2x16x16xf32>) -> tensor<1x2x16x16xf32> {
   %o = attn.attention %q, %q, %q : (tensor<1x2x16x16xf32>, tensor<1x2x16x16xf32>, tensor<1x2x16x16xf32>) -> tensor<1x2x16x16xf32>
   return %o : tensor<1x2x16x16xf32>
 }
+
+// -----
+
+// No attn op, but a gpu.module the pipeline would compile for the chip.
+// RUN: not attn-opt %s --split-input-file --attn-to-ptx="chip=sm_100a" 2>&1 | FileCheck %s --check-prefix=MODULE
+// MODULE: attn-lower-to-gpu-options.mlir:[[@LINE+1]]:1: error: attn-lower-to-gpu: unsupported chip 'sm_100a'
+gpu.module @own {
+}

@@ -16,3 +16,13 @@ func.func @g(%x: tensor<1x2x8x16xf32>) -> tensor<2x8x16xf32> {
   %c = tensor.collapse_shape %x [[0, 1], [2], [4294967299]] : tensor<1x2x8x16xf32> into tensor<2x8x16xf32>
   return %c : tensor<2x8x16xf32>
 }
+
+// -----
+
+// An expand_shape whose static output_shape disagrees with its type passes
+// upstream's tensor verifier and would fail the memref one: reported first.
+// CHECK: attn-to-cpu-top-level.mlir:[[@LINE+2]]:8: error: 'tensor.expand_shape' op output_shape size 16 of dim 2 differs from the result type 'tensor<2x1x3xf32>'
+func.func @h(%k: tensor<2x3xf32>) -> tensor<2x1x3xf32> {
+  %e = tensor.expand_shape %k [[0], [1, 2]] output_shape [2, 1, 16] : tensor<2x3xf32> into tensor<2x1x3xf32>
+  return %e : tensor<2x1x3xf32>
+}

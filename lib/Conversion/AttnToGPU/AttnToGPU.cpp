@@ -566,17 +566,18 @@ struct AttnLowerToGPUPass
     module.walk([&](LightningIndexerOp op) { indexerOps.push_back(op); });
     SmallVector<SparseAttentionOp> sparseOps;
     module.walk([&](SparseAttentionOp op) { sparseOps.push_back(op); });
-    if (ops.empty() && pagedOps.empty() && linearOps.empty() &&
-        nsaOps.empty() && indexerOps.empty() && sparseOps.empty())
-      return;
-    // Option errors are located at the first op that needs a kernel (the
+    // Option errors are located at the first op that needs a kernel, or
+    // the first gpu.module the pipeline would compile for the chip (the
     // module has no location of its own in a file), without printing it.
     Operation *first = nullptr;
     module.walk([&](Operation *op) {
-      if (isa_and_nonnull<AttnDialect>(op->getDialect()))
+      if (isa_and_nonnull<AttnDialect>(op->getDialect()) ||
+          isa<gpu::GPUModuleOp>(op))
         first = op;
       return first ? WalkResult::interrupt() : WalkResult::advance();
     });
+    if (!first)
+      return;
     if (kernel != "baseline" && kernel != "mma" && kernel != "wgmma" &&
         kernel != "auto") {
       emitError(first->getLoc()) << "attn-lower-to-gpu: kernel must be "
@@ -589,6 +590,9 @@ struct AttnLowerToGPUPass
       emitError(first->getLoc()) << "attn-lower-to-gpu: " << why;
       return signalPassFailure();
     }
+    if (ops.empty() && pagedOps.empty() && linearOps.empty() &&
+        nsaOps.empty() && indexerOps.empty() && sparseOps.empty())
+      return;
     OpBuilder builder(&getContext());
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     builder.getUnitAttr());
