@@ -193,7 +193,7 @@ static FailureOr<Contraction> getContraction(Operation *op) {
 static std::optional<SmallVector<ReassociationIndices>>
 getBatchReshapeGroups(Operation *op) {
   std::optional<SmallVector<ReassociationIndices>> reshape =
-      fuse::getReshapeReassociation(op);
+      getReshapeReassociation(op);
   if (!reshape)
     return std::nullopt;
   SmallVector<ReassociationIndices> groups = std::move(*reshape);
@@ -261,7 +261,7 @@ static Value traceStep(Value v, Trace &t, bool allowScale) {
   bool collapse = false;
   if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(def)) {
     std::optional<SmallVector<ReassociationIndices>> reshape =
-        fuse::getReshapeReassociation(def);
+        getReshapeReassociation(def);
     if (!reshape)
       return {};
     src = def->getOperand(0);

@@ -8,6 +8,8 @@
 
 #include "ElementwiseExpr.h"
 
+#include "attn/Transforms/Transforms.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -461,7 +463,7 @@ Expr *ExprBuilder::fromTensorArith(Operation *op, AffineMap map) {
 }
 
 std::optional<SmallVector<SmallVector<int64_t, 2>>>
-fuse::getReshapeReassociation(Operation *op) {
+attn::getReshapeReassociation(Operation *op) {
   SmallVector<SmallVector<int64_t, 2>> groups;
   int64_t rank;
   if (auto e = dyn_cast_or_null<tensor::ExpandShapeOp>(op)) {

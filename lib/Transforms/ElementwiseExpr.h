@@ -30,16 +30,6 @@ namespace mlir {
 namespace attn {
 namespace fuse {
 
-/// The reassociation of a tensor.expand_shape or tensor.collapse_shape `op`
-/// (the groups of its higher-rank side's dims) when the groups partition
-/// that side's dims into consecutive runs; none for other ops or a
-/// malformed reassociation. Upstream's verifier checks the indices as
-/// 32-bit affine dims, so an index of 2^32 + d passes there as d; the
-/// matchers index shapes with the 64-bit values, so they read a reshape
-/// only through this.
-std::optional<SmallVector<SmallVector<int64_t, 2>>>
-getReshapeReassociation(Operation *op);
-
 /// The scalar operations the matcher distinguishes.
 enum class ExprOp {
   Add, Sub, Mul, Div, Max, Neg, Recip, Exp, Tanh, // float arithmetic

@@ -242,10 +242,7 @@ def gen_attention(g):
         op.props["layout"] = f"#attn<layout {lay}>"
     add_mask(g, op)
     add_scale(g, op, 0.35)
-    if g.maybe(0.25):
-        c = g.softcap()
-        op.custom.append(f"softcap = {c}")
-        op.props["softcap"] = f"{c} : f32"
+    add_softcap(g, op, 0.25)
     op.kernel = dict(elt=elt, d=d, dv=dv, layout="bshd" if bshd else "bhsd",
                      mask=op.mask, scale=op.scale, nb=nb, ns=ns,
                      lse=len(op.results) > 1)
@@ -258,6 +255,13 @@ def add_mask(g, op):
     if m:
         op.custom.append(f"mask = <{m}>")
         op.props["mask"] = f"#attn.mask<{m}>"
+
+
+def add_softcap(g, op, p):
+    if g.maybe(p):
+        c = g.softcap()
+        op.custom.append(f"softcap = {c}")
+        op.props["softcap"] = f"{c} : f32"
 
 
 def add_scale(g, op, p):
@@ -297,10 +301,7 @@ def gen_paged(g):
         op.props["cache_layout"] = f"#attn<cache_layout {lay}>"
     add_mask(g, op)
     add_scale(g, op, 0.35)
-    if g.maybe(0.2):
-        c = g.softcap()
-        op.custom.append(f"softcap = {c}")
-        op.props["softcap"] = f"{c} : f32"
+    add_softcap(g, op, 0.2)
     return op
 
 
@@ -362,10 +363,7 @@ def gen_sparse(g):
         op.props["block_size"] = f"{bs} : i64"
     add_mask(g, op)
     add_scale(g, op, 0.4)
-    if g.maybe(0.2):
-        c = g.softcap()
-        op.custom.append(f"softcap = {c}")
-        op.props["softcap"] = f"{c} : f32"
+    add_softcap(g, op, 0.2)
     return op
 
 
@@ -697,18 +695,10 @@ ATTR_SWAPS = [
 
 
 def corpus_chunks(paths):
-    """The inputs' -split-input-file chunks, comments dropped (like
-    mutate.chunks, but gpu.module-only chunks count too)."""
-    out = []
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        for chunk in text.split("// -----"):
-            chunk = "\n".join(l for l in chunk.splitlines()
-                              if not l.lstrip().startswith("//"))
-            if re.search(r"func\.func|gpu\.module|attn\.", chunk):
-                out.append(chunk.strip() + "\n")
-    return out
+    """The inputs' -split-input-file chunks, comments dropped (mutate.chunks,
+    with gpu.module-only chunks counted too)."""
+    return [c.strip() + "\n" for c in mutate_py.chunks(
+        paths, keep=lambda c: re.search(r"func\.func|gpu\.module|attn\.", c))]
 
 
 def retype(rng, text):

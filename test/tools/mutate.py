@@ -76,8 +76,9 @@ WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|%[A-Za-z0-9_]+|\S")
 LOCATED = re.compile(r":\d+:\d+: error:")
 
 
-def chunks(paths):
-    """Functions of the inputs, split like -split-input-file, comments dropped."""
+def chunks(paths, keep=lambda chunk: "func.func" in chunk):
+    """Functions of the inputs, split like -split-input-file, comments dropped
+    (the chunks `keep` accepts)."""
     out = []
     for path in paths:
         with open(path, encoding="utf-8") as f:
@@ -85,7 +86,7 @@ def chunks(paths):
         for chunk in text.split("// -----"):
             chunk = "\n".join(l for l in chunk.splitlines()
                               if not l.lstrip().startswith("//"))
-            if "func.func" in chunk:
+            if keep(chunk):
                 out.append(chunk)
     return out
 

@@ -13,14 +13,26 @@
 #define ATTN_TRANSFORMS_TRANSFORMS_H
 
 #include "mlir/Support/LLVM.h"
+#include "llvm/ADT/SmallVector.h"
 
 #include <cstdint>
+#include <optional>
 
 namespace mlir {
+class Operation;
 class RewritePatternSet;
 class RewriterBase;
 namespace attn {
 class AttentionOp;
+
+/// The reassociation of a tensor.expand_shape or tensor.collapse_shape `op`
+/// (the groups of its higher-rank side's dims) when the groups partition
+/// that side's dims into consecutive runs; none for other ops or a
+/// malformed reassociation. Upstream's verifier checks the indices as
+/// 32-bit affine dims, so an index of 2^32 + d passes there as d; attn-fuse
+/// and the attn-to-cpu pipeline read reshapes only through this.
+std::optional<SmallVector<SmallVector<int64_t, 2>>>
+getReshapeReassociation(Operation *op);
 
 /// Tile sizes of the FlashAttention loops.
 struct AttentionTileOptions {

@@ -90,6 +90,9 @@ bool LatentTiling::accepts(int64_t d, int64_t dv) const {
          sharedMemoryBytes(d) <= 227 * 1024;
 }
 
+// Over 150 lines: one kernel body, written before the phase split of
+// issue 19 (kernels from a spec, shared emitter pieces), which owns
+// splitting it into named phases with byte-identical PTX.
 void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
                                                     gpu::GPUFuncOp func,
                                                     PagedAttentionOp op,

@@ -112,6 +112,9 @@ FailureOr<WgmmaTiling> mlir::attn::getWgmmaTiling(AttentionOp op,
   return t;
 }
 
+// Over 150 lines: one kernel body, written before the phase split of
+// issue 19 (kernels from a spec, shared emitter pieces), which owns
+// splitting it into named phases with byte-identical PTX.
 void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                       AttentionOp op, const MmaKernelArgs &args,
                                       ValueRange tmaDescriptors,
