@@ -12,6 +12,7 @@
 #define ATTN_IR_ATTNOPS_H
 
 #include "attn/IR/AttnDialect.h"
+#include "attn/IR/KernelSpecOpInterface.h"
 
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinTypes.h"

@@ -13,6 +13,7 @@
 
 include "attn/IR/AttnBase.td"
 include "attn/IR/AttnAttrs.td"
+include "attn/IR/KernelSpecOpInterface.td"
 include "mlir/IR/OpAsmInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -22,6 +23,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Attn_AttentionOp : Attn_Op<"attention",
     [Pure, AttrSizedOperandSegments,
+     DeclareOpInterfaceMethods<Attn_KernelSpecOpInterface>,
      DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
   let summary = "scaled dot-product attention with variant attributes";
   let description = [{
@@ -148,6 +150,7 @@ def Attn_AttentionOp : Attn_Op<"attention",
 
 def Attn_PagedAttentionOp : Attn_Op<"paged_attention",
     [Pure,
+     DeclareOpInterfaceMethods<Attn_KernelSpecOpInterface>,
      DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
   let summary = "attention over a paged KV cache (PagedAttention)";
   let description = [{
@@ -256,6 +259,7 @@ def Attn_PagedAttentionOp : Attn_Op<"paged_attention",
 
 def Attn_GatedDeltaRuleOp : Attn_Op<"gated_delta_rule",
     [Pure,
+     DeclareOpInterfaceMethods<Attn_KernelSpecOpInterface>,
      DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
   let summary = "linear attention with the gated delta rule (Gated DeltaNet, KDA)";
   let description = [{
@@ -351,6 +355,7 @@ def Attn_GatedDeltaRuleOp : Attn_Op<"gated_delta_rule",
 
 def Attn_SparseAttentionOp : Attn_Op<"sparse_attention",
     [Pure,
+     DeclareOpInterfaceMethods<Attn_KernelSpecOpInterface>,
      DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
   let summary = "softmax attention over selected keys (NSA selection, DSA)";
   let description = [{
@@ -448,6 +453,7 @@ def Attn_SparseAttentionOp : Attn_Op<"sparse_attention",
 
 def Attn_LightningIndexerOp : Attn_Op<"lightning_indexer",
     [Pure,
+     DeclareOpInterfaceMethods<Attn_KernelSpecOpInterface>,
      DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
   let summary = "DeepSeek Sparse Attention's lightning indexer and top-k";
   let description = [{
@@ -515,6 +521,7 @@ def Attn_LightningIndexerOp : Attn_Op<"lightning_indexer",
 
 def Attn_NsaOp : Attn_Op<"nsa",
     [Pure,
+     DeclareOpInterfaceMethods<Attn_KernelSpecOpInterface>,
      DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
   let summary = "Native Sparse Attention: compressed, selected and window "
                 "branches, gated";

@@ -48,6 +48,26 @@ llvm::json::Object sizeParam(StringRef name);
 /// `memref<?xT>`: how the kernels take their tensors.
 MemRefType flat(Type t);
 
+/// A kernel's parameters, built together: the argument types of its
+/// gpu.func and, in the same order, their manifest entries.
+struct KernelSignature {
+  SmallVector<Type> types;
+  llvm::json::Array params;
+
+  /// A `memref<?xT>` tensor of the given role and symbolic shape.
+  void tensor(StringRef name, StringRef role, Type t, llvm::json::Array shape) {
+    params.push_back(memrefParam(name, role, t, std::move(shape)));
+    types.push_back(flat(t));
+  }
+  /// Index sizes set by the host.
+  void sizes(MLIRContext *ctx, ArrayRef<StringRef> names) {
+    for (StringRef name : names) {
+      params.push_back(sizeParam(name));
+      types.push_back(IndexType::get(ctx));
+    }
+  }
+};
+
 /// A kernel function with `argTypes` and a fixed block size, in its own
 /// gpu.module named like it (one bundle per kernel), created if needed.
 gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module, Location loc,

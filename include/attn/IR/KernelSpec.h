@@ -1,0 +1,167 @@
+//===- KernelSpec.h - what a GPU kernel computes ----------------*- C++ -*-===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// A kernel spec describes what a family of GPU kernels computes, with no
+// reference to the op that asked for it: attn ops state the specs they need
+// (KernelSpecOpInterface), attn-lower-to-gpu and `attn-compile --spec`
+// generate kernels from specs only, and the same JSON object is the
+// "variant" of each kernel's manifest and the key python/attn/gpu.py looks
+// kernels up by. docs/kernel-spec.md documents the schema.
+//
+// Every field of a spec is compiled into its kernels; what a kernel takes at
+// run time (batch, head counts, sequence lengths, pages, splits) is in the
+// manifest's parameters.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_IR_KERNELSPEC_H
+#define ATTN_IR_KERNELSPEC_H
+
+#include "attn/IR/AttnDialect.h"
+
+#include "mlir/IR/Types.h"
+#include "llvm/Support/JSON.h"
+
+#include <array>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace mlir {
+class MLIRContext;
+namespace attn {
+
+/// The schema version: bumped whenever a field changes meaning, so that
+/// caches and bundle directories of older compilers are not matched.
+inline constexpr int64_t kKernelSpecVersion = 1;
+
+/// The element types kernels take and produce.
+enum class ScalarType { F16, BF16, F32, I32, I64 };
+
+/// `f16`, `bf16`, `f32`, `i32`, `i64`: the MLIR spelling.
+llvm::StringRef stringifyScalarType(ScalarType t);
+std::optional<ScalarType> symbolizeScalarType(llvm::StringRef s);
+/// The scalar type of `t`, if kernels take it.
+std::optional<ScalarType> getScalarType(Type t);
+Type getType(MLIRContext *ctx, ScalarType t);
+
+/// A structural mask (#attn.mask): the kind and, for windows, its extents.
+struct MaskSpec {
+  MaskKind kind = MaskKind::None;
+  int64_t left = 0, right = 0;
+
+  static MaskSpec get(MaskAttr mask);
+  MaskAttr getAttr(MLIRContext *ctx) const;
+  bool isWindow() const { return kind == MaskKind::Window; }
+  bool operator==(const MaskSpec &o) const {
+    return kind == o.kind && left == o.left && right == o.right;
+  }
+};
+
+/// Which body a dense attention kernel gets. `Auto` is resolved by the
+/// lowering for its chip (tensor cores wherever the variant allows them).
+enum class AttentionKernelKind { Auto, Baseline, Mma, Wgmma };
+
+/// Dense softmax attention (attn.attention; NSA's window branch): one
+/// kernel, grid (query blocks, Hq, B).
+struct AttentionSpec {
+  ScalarType dtype = ScalarType::F16;
+  int64_t headDim = 0, valueHeadDim = 0;
+  Layout layout = Layout::BHSD;
+  MaskSpec mask;
+  /// Rounded to f32, as the op's attribute is.
+  double scale = 0;
+  std::optional<double> softcap;
+  /// The bias' element type and which of its [B, Hq, Sq, Sk] dims are 1.
+  std::optional<ScalarType> bias;
+  std::array<bool, 4> biasBroadcast = {false, false, false, false};
+  std::optional<ScalarType> sinks;
+  bool lse = false;
+  AttentionKernelKind kernel = AttentionKernelKind::Auto;
+  /// Query rows per block and keys per step of the mma.sync kernel; 0 for
+  /// the variant's default.
+  int64_t blockQ = 0, blockKV = 0;
+};
+
+/// Paged decode (attn.paged_attention; sparse attention's compacted lists):
+/// a split kernel (per row-tile count for latent caches) and a combine
+/// kernel.
+struct PagedAttentionSpec {
+  ScalarType dtype = ScalarType::F16;
+  int64_t headDim = 0, valueHeadDim = 0, pageSize = 0;
+  CacheLayout cacheLayout = CacheLayout::NHD;
+  ScalarType tableDtype = ScalarType::I32, lensDtype = ScalarType::I32;
+  MaskSpec mask;
+  double scale = 0;
+  std::optional<double> softcap;
+  /// The values are the first Dv columns of the key rows (MLA's latent
+  /// cache): the latent split kernels, which read each row once.
+  bool valuesArePrefixOfKeys = false;
+  std::optional<ScalarType> sinks;
+  bool lse = false;
+};
+
+/// The longest chunk the gated delta kernels keep in shared memory.
+inline constexpr int64_t kMaxGatedDeltaChunk = 32;
+
+/// The chunked gated delta rule (attn.gated_delta_rule): the chunk, state
+/// and recurrent kernels.
+struct GatedDeltaSpec {
+  ScalarType dtype = ScalarType::F32;
+  int64_t keyHeadDim = 0, valueHeadDim = 0;
+  /// The kernels' chunk length (at most kMaxGatedDeltaChunk; the op's own
+  /// if smaller).
+  int64_t chunk = 0;
+  GateKind gateKind = GateKind::Head;
+  ScalarType gateDtype = ScalarType::F32, betaDtype = ScalarType::F32;
+  bool qkL2norm = false;
+  double scale = 0;
+  bool initialState = false;
+};
+
+/// NSA's block selection (attn.nsa; its branches run on paged and attention
+/// kernels of their own specs).
+struct NsaSelectSpec {
+  ScalarType dtype = ScalarType::F16;
+  /// Dv is the branches' (they need D = Dv); the selection reads keys only.
+  int64_t headDim = 0, valueHeadDim = 0, queryHeads = 0, kvHeads = 0;
+  int64_t cmpBlock = 0, cmpStride = 0, selBlock = 0, numSelected = 0;
+  int64_t initialBlocks = 0, localBlocks = 0;
+  double scale = 0;
+};
+
+/// DSA's lightning indexer scores (attn.lightning_indexer).
+struct IndexerSpec {
+  ScalarType dtype = ScalarType::F16;
+  int64_t heads = 0, headDim = 0;
+  ScalarType weightsDtype = ScalarType::F32;
+  MaskSpec mask;
+};
+
+using KernelSpec = std::variant<AttentionSpec, PagedAttentionSpec,
+                                GatedDeltaSpec, NsaSelectSpec, IndexerSpec>;
+
+/// The spec's "op" key: attention, paged_attention, gated_delta_rule, nsa,
+/// lightning_indexer.
+llvm::StringRef getKernelSpecOp(const KernelSpec &spec);
+
+/// The spec as JSON, with "op" and "version": the keys of docs/kernel-spec.md.
+llvm::json::Object toJSON(const KernelSpec &spec);
+
+/// Reads a spec; a missing key takes its default where the schema gives one.
+/// Fails, with the reason and its JSON path in `why`, on an unknown "op", a
+/// key of the wrong type or an unknown enum spelling. The values are
+/// checked by the kernels' own eligibility tests, not here.
+std::optional<KernelSpec> parseKernelSpec(const llvm::json::Value &json,
+                                          std::string *why);
+
+/// Rounds `x` to the nearest f32: scales and softcaps are f32 attributes.
+double roundToF32(double x);
+
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_IR_KERNELSPEC_H

@@ -1,0 +1,112 @@
+//===- Kernels.h - kernel families, generated from specs --------*- C++ -*-===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// Internal to lib/Conversion/AttnToGPU: the entry point of each kernel
+// family. Each takes a spec (attn/IR/KernelSpec.h), never an op: it adds the
+// family's kernels to `module` (one gpu.module per kernel, named like it,
+// reused when present) and their manifests to `manifests`. Diagnostics go
+// through `emitError`, so that they are located at the op that asked, or at
+// the spec file for `attn-compile --spec`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELS_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELS_H
+
+#include "attn/IR/KernelSpec.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+
+#include <string>
+
+namespace mlir {
+namespace attn {
+namespace detail {
+
+/// Makes a diagnostic at the place that asked for the kernels.
+using EmitErrorFn = function_ref<InFlightDiagnostic()>;
+
+/// The manifests of a module's kernels, by kernel name (attn.kernels).
+using Manifests = SmallVectorImpl<NamedAttribute>;
+
+//===----------------------------------------------------------------------===//
+// Dense attention (DenseKernel.cpp, MmaKernel.cpp, WgmmaKernel.cpp)
+//===----------------------------------------------------------------------===//
+
+/// `spec` with its kernel kind resolved for `chip` (Auto: wgmma on sm_90a
+/// where it applies, else mma.sync where it applies, else the baseline, with
+/// the reason the tensor-core kernels do not apply in `whyBaseline`).
+/// Failure, with the reason in `why`, where the asked kind cannot run the
+/// variant.
+FailureOr<AttentionSpec> resolveAttentionKernel(const AttentionSpec &spec,
+                                                StringRef chip,
+                                                std::string *whyBaseline,
+                                                std::string *why);
+
+/// The kernel name of a resolved spec: equal for specs that share a kernel.
+std::string getAttentionKernelName(const AttentionSpec &spec);
+
+/// Adds the kernel of a resolved spec (kind not Auto).
+LogicalResult buildAttentionKernels(OpBuilder &builder, ModuleOp module,
+                                    const AttentionSpec &spec, Location loc,
+                                    EmitErrorFn emitError,
+                                    Manifests &manifests);
+
+//===----------------------------------------------------------------------===//
+// Paged decode (PagedKernel.cpp, PagedLatentKernel.cpp)
+//===----------------------------------------------------------------------===//
+
+/// Whether the paged kernels take `spec` (f16/bf16, D = Dv a multiple of 16
+/// up to 256, or a latent cache the latent kernel takes); `why` says what
+/// is missing.
+LogicalResult checkPagedKernelEligible(const PagedAttentionSpec &spec,
+                                       std::string *why);
+
+/// Adds the split kernel(s) and the combine kernel of `spec`.
+LogicalResult buildPagedKernels(OpBuilder &builder, ModuleOp module,
+                                const PagedAttentionSpec &spec, Location loc,
+                                EmitErrorFn emitError, Manifests &manifests);
+
+//===----------------------------------------------------------------------===//
+// Gated delta rule (GatedDeltaKernel.cpp)
+//===----------------------------------------------------------------------===//
+
+LogicalResult checkGatedDeltaKernelEligible(const GatedDeltaSpec &spec,
+                                            std::string *why);
+
+/// Adds the chunk, state and recurrent kernels of `spec`.
+LogicalResult buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
+                                     const GatedDeltaSpec &spec, Location loc,
+                                     EmitErrorFn emitError,
+                                     Manifests &manifests);
+
+//===----------------------------------------------------------------------===//
+// Sparse selection (SparseKernels.cpp)
+//===----------------------------------------------------------------------===//
+
+LogicalResult checkNsaKernelEligible(const NsaSelectSpec &spec,
+                                     std::string *why);
+
+/// Adds NSA's block-selection kernel.
+LogicalResult buildNsaSelectKernel(OpBuilder &builder, ModuleOp module,
+                                   const NsaSelectSpec &spec, Location loc,
+                                   EmitErrorFn emitError, Manifests &manifests);
+
+LogicalResult checkIndexerKernelEligible(const IndexerSpec &spec,
+                                         std::string *why);
+
+/// Adds the lightning indexer's scores kernel.
+LogicalResult buildIndexerKernel(OpBuilder &builder, ModuleOp module,
+                                 const IndexerSpec &spec, Location loc,
+                                 EmitErrorFn emitError, Manifests &manifests);
+
+} // namespace detail
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELS_H

@@ -1,0 +1,483 @@
+//===- KernelSpec.cpp - kernel specs and their JSON form ------------------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/IR/KernelSpec.h"
+
+#include "attn/IR/AttnOps.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSwitch.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+namespace json = llvm::json;
+
+StringRef mlir::attn::stringifyScalarType(ScalarType t) {
+  switch (t) {
+  case ScalarType::F16:
+    return "f16";
+  case ScalarType::BF16:
+    return "bf16";
+  case ScalarType::F32:
+    return "f32";
+  case ScalarType::I32:
+    return "i32";
+  case ScalarType::I64:
+    return "i64";
+  }
+  llvm_unreachable("unknown scalar type");
+}
+
+std::optional<ScalarType> mlir::attn::symbolizeScalarType(StringRef s) {
+  return llvm::StringSwitch<std::optional<ScalarType>>(s)
+      .Case("f16", ScalarType::F16)
+      .Case("bf16", ScalarType::BF16)
+      .Case("f32", ScalarType::F32)
+      .Case("i32", ScalarType::I32)
+      .Case("i64", ScalarType::I64)
+      .Default(std::nullopt);
+}
+
+std::optional<ScalarType> mlir::attn::getScalarType(Type t) {
+  if (t.isF16())
+    return ScalarType::F16;
+  if (t.isBF16())
+    return ScalarType::BF16;
+  if (t.isF32())
+    return ScalarType::F32;
+  if (t.isSignlessInteger(32))
+    return ScalarType::I32;
+  if (t.isSignlessInteger(64))
+    return ScalarType::I64;
+  return std::nullopt;
+}
+
+Type mlir::attn::getType(MLIRContext *ctx, ScalarType t) {
+  switch (t) {
+  case ScalarType::F16:
+    return Float16Type::get(ctx);
+  case ScalarType::BF16:
+    return BFloat16Type::get(ctx);
+  case ScalarType::F32:
+    return Float32Type::get(ctx);
+  case ScalarType::I32:
+    return IntegerType::get(ctx, 32);
+  case ScalarType::I64:
+    return IntegerType::get(ctx, 64);
+  }
+  llvm_unreachable("unknown scalar type");
+}
+
+MaskSpec MaskSpec::get(MaskAttr mask) {
+  if (!mask)
+    return {};
+  return {mask.getKind(), mask.getLeft(), mask.getRight()};
+}
+
+MaskAttr MaskSpec::getAttr(MLIRContext *ctx) const {
+  return MaskAttr::get(ctx, kind, left, right);
+}
+
+double mlir::attn::roundToF32(double x) {
+  return static_cast<double>(static_cast<float>(x));
+}
+
+StringRef mlir::attn::getKernelSpecOp(const KernelSpec &spec) {
+  return std::visit(
+      [](const auto &s) -> StringRef {
+        using T = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<T, AttentionSpec>)
+          return "attention";
+        else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
+          return "paged_attention";
+        else if constexpr (std::is_same_v<T, GatedDeltaSpec>)
+          return "gated_delta_rule";
+        else if constexpr (std::is_same_v<T, NsaSelectSpec>)
+          return "nsa";
+        else
+          return "lightning_indexer";
+      },
+      spec);
+}
+
+//===----------------------------------------------------------------------===//
+// To JSON
+//===----------------------------------------------------------------------===//
+
+static StringRef stringifyKernelKind(AttentionKernelKind k) {
+  switch (k) {
+  case AttentionKernelKind::Auto:
+    return "auto";
+  case AttentionKernelKind::Baseline:
+    return "baseline";
+  case AttentionKernelKind::Mma:
+    return "mma";
+  case AttentionKernelKind::Wgmma:
+    return "wgmma";
+  }
+  llvm_unreachable("unknown kernel kind");
+}
+
+static json::Value optionalDouble(std::optional<double> x) {
+  return x ? json::Value(*x) : json::Value(nullptr);
+}
+
+/// "mask" and, for windows, "window_left" / "window_right".
+static void addMask(json::Object &o, const MaskSpec &mask) {
+  o["mask"] = stringifyMaskKind(mask.kind);
+  if (mask.isWindow()) {
+    o["window_left"] = mask.left;
+    o["window_right"] = mask.right;
+  }
+}
+
+/// "sinks" and, with sinks, "sinks_dtype".
+static void addSinks(json::Object &o, std::optional<ScalarType> sinks) {
+  o["sinks"] = sinks.has_value();
+  if (sinks)
+    o["sinks_dtype"] = stringifyScalarType(*sinks);
+}
+
+static json::Object toJSONFields(const AttentionSpec &s) {
+  json::Object o{{"dtype", stringifyScalarType(s.dtype)},
+                 {"head_dim", s.headDim},
+                 {"value_head_dim", s.valueHeadDim},
+                 {"layout", stringifyLayout(s.layout)},
+                 {"scale", roundToF32(s.scale)},
+                 {"softcap", optionalDouble(s.softcap)},
+                 {"bias", s.bias.has_value()},
+                 {"lse", s.lse},
+                 {"kernel", stringifyKernelKind(s.kernel)}};
+  addMask(o, s.mask);
+  addSinks(o, s.sinks);
+  if (s.bias) {
+    o["bias_dtype"] = stringifyScalarType(*s.bias);
+    o["bias_broadcast"] = json::Array(s.biasBroadcast);
+  }
+  if (s.blockQ)
+    o["block_q"] = s.blockQ;
+  if (s.blockKV)
+    o["block_kv"] = s.blockKV;
+  return o;
+}
+
+static json::Object toJSONFields(const PagedAttentionSpec &s) {
+  json::Object o{{"dtype", stringifyScalarType(s.dtype)},
+                 {"head_dim", s.headDim},
+                 {"value_head_dim", s.valueHeadDim},
+                 {"page_size", s.pageSize},
+                 {"cache_layout", stringifyCacheLayout(s.cacheLayout)},
+                 {"table_dtype", stringifyScalarType(s.tableDtype)},
+                 {"lens_dtype", stringifyScalarType(s.lensDtype)},
+                 {"scale", roundToF32(s.scale)},
+                 {"softcap", optionalDouble(s.softcap)},
+                 {"values", s.valuesArePrefixOfKeys ? "key_prefix" : "separate"},
+                 {"lse", s.lse}};
+  addMask(o, s.mask);
+  addSinks(o, s.sinks);
+  return o;
+}
+
+static json::Object toJSONFields(const GatedDeltaSpec &s) {
+  return json::Object{{"dtype", stringifyScalarType(s.dtype)},
+                      {"key_head_dim", s.keyHeadDim},
+                      {"value_head_dim", s.valueHeadDim},
+                      {"chunk", s.chunk},
+                      {"gate_kind", stringifyGateKind(s.gateKind)},
+                      {"gate_dtype", stringifyScalarType(s.gateDtype)},
+                      {"beta_dtype", stringifyScalarType(s.betaDtype)},
+                      {"qk_l2norm", s.qkL2norm},
+                      {"scale", roundToF32(s.scale)},
+                      {"initial_state", s.initialState}};
+}
+
+static json::Object toJSONFields(const NsaSelectSpec &s) {
+  return json::Object{{"dtype", stringifyScalarType(s.dtype)},
+                      {"head_dim", s.headDim},
+                      {"value_head_dim", s.valueHeadDim},
+                      {"q_heads", s.queryHeads},
+                      {"kv_heads", s.kvHeads},
+                      {"cmp_block", s.cmpBlock},
+                      {"cmp_stride", s.cmpStride},
+                      {"sel_block", s.selBlock},
+                      {"num_selected", s.numSelected},
+                      {"initial_blocks", s.initialBlocks},
+                      {"local_blocks", s.localBlocks},
+                      {"scale", roundToF32(s.scale)}};
+}
+
+static json::Object toJSONFields(const IndexerSpec &s) {
+  json::Object o{{"dtype", stringifyScalarType(s.dtype)},
+                 {"heads", s.heads},
+                 {"head_dim", s.headDim},
+                 {"weights_dtype", stringifyScalarType(s.weightsDtype)}};
+  addMask(o, s.mask);
+  return o;
+}
+
+json::Object mlir::attn::toJSON(const KernelSpec &spec) {
+  json::Object o = std::visit([](const auto &s) { return toJSONFields(s); },
+                              spec);
+  o["op"] = getKernelSpecOp(spec);
+  o["version"] = kKernelSpecVersion;
+  return o;
+}
+
+//===----------------------------------------------------------------------===//
+// From JSON
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Reads the fields of one spec object, remembering the first error with
+/// its key. Optional keys keep the field's default.
+class SpecReader {
+public:
+  explicit SpecReader(const json::Object &o) : o(o) {}
+
+  template <typename T>
+  void integer(StringRef key, T &out, bool required = true) {
+    const json::Value *v = o.get(key);
+    if (!v)
+      return missing(key, required);
+    std::optional<int64_t> x = v->getAsInteger();
+    if (!x)
+      return error(key, "expected an integer");
+    out = *x;
+  }
+  void boolean(StringRef key, bool &out, bool required = false) {
+    const json::Value *v = o.get(key);
+    if (!v)
+      return missing(key, required);
+    std::optional<bool> x = v->getAsBoolean();
+    if (!x)
+      return error(key, "expected true or false");
+    out = *x;
+  }
+  /// A number, rounded to f32 (scales and softcaps are f32 attributes).
+  void number(StringRef key, double &out) {
+    const json::Value *v = o.get(key);
+    if (!v)
+      return missing(key, true);
+    std::optional<double> x = v->getAsNumber();
+    if (!x)
+      return error(key, "expected a number");
+    out = roundToF32(*x);
+  }
+  /// A number or null (absent).
+  void optionalNumber(StringRef key, std::optional<double> &out) {
+    const json::Value *v = o.get(key);
+    if (!v || v->getAsNull())
+      return;
+    double x = 0;
+    number(key, x);
+    out = x;
+  }
+  template <typename T>
+  void enumeration(StringRef key, T &out,
+                   function_ref<std::optional<T>(StringRef)> parse,
+                   bool required = true) {
+    const json::Value *v = o.get(key);
+    if (!v)
+      return missing(key, required);
+    std::optional<StringRef> s = v->getAsString();
+    std::optional<T> x = s ? parse(*s) : std::nullopt;
+    if (!x)
+      return error(key, "unknown value");
+    out = *x;
+  }
+  void scalar(StringRef key, ScalarType &out, bool required = true) {
+    enumeration<ScalarType>(key, out, symbolizeScalarType, required);
+  }
+  void mask(MaskSpec &out) {
+    enumeration<MaskKind>("mask", out.kind, [](StringRef v) { return symbolizeMaskKind(v); },
+                          /*required=*/false);
+    if (out.isWindow()) {
+      integer("window_left", out.left);
+      integer("window_right", out.right);
+    }
+  }
+  void sinks(std::optional<ScalarType> &out) {
+    bool has = false;
+    boolean("sinks", has);
+    if (!has)
+      return;
+    ScalarType t = ScalarType::F32;
+    scalar("sinks_dtype", t, /*required=*/false);
+    out = t;
+  }
+
+  bool ok() const { return firstError.empty(); }
+  const std::string &getError() const { return firstError; }
+
+private:
+  void missing(StringRef key, bool required) {
+    if (required)
+      error(key, "missing");
+  }
+  void error(StringRef key, StringRef what) {
+    if (!firstError.empty())
+      return;
+    firstError = ("'" + key + "': " + what).str();
+  }
+
+  const json::Object &o;
+  std::string firstError;
+};
+} // namespace
+
+static std::optional<AttentionKernelKind> symbolizeKernelKind(StringRef s) {
+  return llvm::StringSwitch<std::optional<AttentionKernelKind>>(s)
+      .Case("auto", AttentionKernelKind::Auto)
+      .Case("baseline", AttentionKernelKind::Baseline)
+      .Case("mma", AttentionKernelKind::Mma)
+      .Case("wgmma", AttentionKernelKind::Wgmma)
+      .Default(std::nullopt);
+}
+
+static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
+  r.scalar("dtype", s.dtype);
+  r.integer("head_dim", s.headDim);
+  s.valueHeadDim = s.headDim;
+  r.integer("value_head_dim", s.valueHeadDim, /*required=*/false);
+  r.enumeration<Layout>("layout", s.layout, [](StringRef v) { return symbolizeLayout(v); },
+                        /*required=*/false);
+  r.mask(s.mask);
+  r.number("scale", s.scale);
+  r.optionalNumber("softcap", s.softcap);
+  bool bias = false;
+  r.boolean("bias", bias);
+  if (bias) {
+    ScalarType t = s.dtype;
+    r.scalar("bias_dtype", t, /*required=*/false);
+    s.bias = t;
+    if (const json::Array *a = o.getArray("bias_broadcast"))
+      for (auto [i, x] : llvm::enumerate(*a))
+        if (i < 4)
+          s.biasBroadcast[i] = x.getAsBoolean().value_or(false);
+  }
+  r.sinks(s.sinks);
+  r.boolean("lse", s.lse);
+  r.enumeration<AttentionKernelKind>("kernel", s.kernel, symbolizeKernelKind,
+                                     /*required=*/false);
+  r.integer("block_q", s.blockQ, /*required=*/false);
+  r.integer("block_kv", s.blockKV, /*required=*/false);
+}
+
+static void read(SpecReader &r, PagedAttentionSpec &s, const json::Object &o) {
+  r.scalar("dtype", s.dtype);
+  r.integer("head_dim", s.headDim);
+  s.valueHeadDim = s.headDim;
+  r.integer("value_head_dim", s.valueHeadDim, /*required=*/false);
+  r.integer("page_size", s.pageSize);
+  r.enumeration<CacheLayout>("cache_layout", s.cacheLayout,
+                             [](StringRef v) { return symbolizeCacheLayout(v); }, /*required=*/false);
+  r.scalar("table_dtype", s.tableDtype, /*required=*/false);
+  r.scalar("lens_dtype", s.lensDtype, /*required=*/false);
+  r.mask(s.mask);
+  r.number("scale", s.scale);
+  r.optionalNumber("softcap", s.softcap);
+  bool prefix = false;
+  r.enumeration<bool>(
+      "values", prefix,
+      [](StringRef v) -> std::optional<bool> {
+        if (v == "key_prefix")
+          return true;
+        if (v == "separate")
+          return false;
+        return std::nullopt;
+      },
+      /*required=*/false);
+  s.valuesArePrefixOfKeys = prefix;
+  r.sinks(s.sinks);
+  r.boolean("lse", s.lse);
+}
+
+static void read(SpecReader &r, GatedDeltaSpec &s, const json::Object &) {
+  r.scalar("dtype", s.dtype);
+  r.integer("key_head_dim", s.keyHeadDim);
+  s.valueHeadDim = s.keyHeadDim;
+  r.integer("value_head_dim", s.valueHeadDim, /*required=*/false);
+  r.integer("chunk", s.chunk);
+  r.enumeration<GateKind>("gate_kind", s.gateKind, [](StringRef v) { return symbolizeGateKind(v); },
+                          /*required=*/false);
+  r.scalar("gate_dtype", s.gateDtype, /*required=*/false);
+  r.scalar("beta_dtype", s.betaDtype, /*required=*/false);
+  r.boolean("qk_l2norm", s.qkL2norm);
+  r.number("scale", s.scale);
+  r.boolean("initial_state", s.initialState);
+}
+
+static void read(SpecReader &r, NsaSelectSpec &s, const json::Object &) {
+  r.scalar("dtype", s.dtype);
+  r.integer("head_dim", s.headDim);
+  s.valueHeadDim = s.headDim;
+  r.integer("value_head_dim", s.valueHeadDim, /*required=*/false);
+  r.integer("q_heads", s.queryHeads);
+  r.integer("kv_heads", s.kvHeads);
+  r.integer("cmp_block", s.cmpBlock);
+  r.integer("cmp_stride", s.cmpStride);
+  r.integer("sel_block", s.selBlock);
+  r.integer("num_selected", s.numSelected);
+  r.integer("initial_blocks", s.initialBlocks);
+  r.integer("local_blocks", s.localBlocks);
+  r.number("scale", s.scale);
+}
+
+static void read(SpecReader &r, IndexerSpec &s, const json::Object &) {
+  r.scalar("dtype", s.dtype);
+  r.integer("heads", s.heads);
+  r.integer("head_dim", s.headDim);
+  r.scalar("weights_dtype", s.weightsDtype, /*required=*/false);
+  r.mask(s.mask);
+}
+
+template <typename T>
+static std::optional<KernelSpec> readSpec(const json::Object &o,
+                                          std::string *why) {
+  T spec;
+  SpecReader r(o);
+  read(r, spec, o);
+  if (!r.ok()) {
+    if (why)
+      *why = r.getError();
+    return std::nullopt;
+  }
+  return KernelSpec(spec);
+}
+
+std::optional<KernelSpec>
+mlir::attn::parseKernelSpec(const json::Value &value, std::string *why) {
+  auto fail = [&](const Twine &msg) -> std::optional<KernelSpec> {
+    if (why)
+      *why = msg.str();
+    return std::nullopt;
+  };
+  const json::Object *o = value.getAsObject();
+  if (!o)
+    return fail("a kernel spec is a JSON object");
+  if (std::optional<int64_t> v = o->getInteger("version"))
+    if (*v != kKernelSpecVersion)
+      return fail("spec version " + Twine(*v) + ", this compiler reads " +
+                  Twine(kKernelSpecVersion));
+  // "op" defaults to dense attention, whose manifests' variants predate it.
+  StringRef op = o->getString("op").value_or("attention");
+  if (op == "attention")
+    return readSpec<AttentionSpec>(*o, why);
+  if (op == "paged_attention")
+    return readSpec<PagedAttentionSpec>(*o, why);
+  if (op == "gated_delta_rule")
+    return readSpec<GatedDeltaSpec>(*o, why);
+  if (op == "nsa")
+    return readSpec<NsaSelectSpec>(*o, why);
+  if (op == "lightning_indexer")
+    return readSpec<IndexerSpec>(*o, why);
+  return fail("unknown kernel spec op '" + op +
+              "' (attention, paged_attention, gated_delta_rule, nsa, "
+              "lightning_indexer)");
+}
