@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn/Conversion/AttnToGPU.h"
+#include "attn/Conversion/Manifest.h"
 #include "attn/InitAttn.h"
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Version.h"
@@ -46,7 +47,7 @@ using namespace mlir;
 static llvm::cl::OptionCategory attnCategory("attn-compile options");
 
 static llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
-                                            llvm::cl::desc("<input.mlir>"),
+                                            llvm::cl::desc("<input.mlir|spec.json>"),
                                             llvm::cl::init("-"),
                                             llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string>
@@ -87,6 +88,11 @@ static llvm::cl::opt<int64_t>
             llvm::cl::desc("Keys per step of the tensor-core kernel (16, 32, "
                            "64 or 128; 0: by head dim)"),
             llvm::cl::cat(attnCategory));
+static llvm::cl::opt<bool> specInput(
+    "spec", llvm::cl::init(false),
+    llvm::cl::desc("The input is JSON: a kernel spec or an array of them "
+                   "(docs/kernel-spec.md), compiled without any MLIR"),
+    llvm::cl::cat(attnCategory));
 static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
                                   llvm::cl::desc("Do not run attn-fuse first"),
                                   llvm::cl::cat(attnCategory));
@@ -136,6 +142,60 @@ static LogicalResult checkManifest(const llvm::json::Object &manifest,
   return success();
 }
 
+/// A module holding the kernels of the JSON specs in `sourceMgr`'s buffer
+/// (one spec or an array of them); null after an error, reported at the
+/// file (and the spec's index in an array).
+static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
+                                             MLIRContext *ctx) {
+  const llvm::MemoryBuffer *buffer = sourceMgr.getMemoryBuffer(1);
+  Location fileLoc = FileLineColLoc::get(
+      ctx, buffer->getBufferIdentifier() == "<stdin>"
+               ? "-"
+               : buffer->getBufferIdentifier(),
+      1, 1);
+  llvm::Expected<llvm::json::Value> json =
+      llvm::json::parse(buffer->getBuffer());
+  if (!json) {
+    emitError(fileLoc) << "attn-compile: not JSON: "
+                       << llvm::toString(json.takeError());
+    return nullptr;
+  }
+  SmallVector<std::pair<const llvm::json::Value *, Location>> items;
+  if (const llvm::json::Array *array = json->getAsArray()) {
+    for (auto [i, v] : llvm::enumerate(*array))
+      items.emplace_back(
+          &v, NameLoc::get(StringAttr::get(
+                               ctx, "spec[" + std::to_string(i) + "]"),
+                           fileLoc));
+  } else {
+    items.emplace_back(&*json, fileLoc);
+  }
+  OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
+  attn::KernelOptions options;
+  options.chip = chip;
+  options.kernel = kernel;
+  options.blockQ = blockQ;
+  options.blockKV = blockKV;
+  options.requireTensorCores = requireTensorCores;
+  attn::KernelGenerator generator(*module, options);
+  for (auto [value, loc] : items) {
+    std::string why;
+    std::optional<attn::KernelSpec> spec = attn::parseKernelSpec(*value, &why);
+    if (!spec) {
+      emitError(loc) << "attn-compile: bad kernel spec: " << why;
+      return nullptr;
+    }
+    auto diagnose = [loc = loc](DiagnosticSeverity severity) {
+      return severity == DiagnosticSeverity::Error ? emitError(loc)
+                                                   : emitRemark(loc);
+    };
+    if (failed(generator.add(*spec, loc, diagnose)))
+      return nullptr;
+  }
+  generator.finish();
+  return module;
+}
+
 int main(int argc, char **argv) {
   mlir::attn::registerVersionPrinter(); // before --version is parsed
   llvm::InitLLVM init(argc, argv);
@@ -178,7 +238,9 @@ int main(int argc, char **argv) {
   sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   auto start = std::chrono::steady_clock::now();
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module =
+      specInput ? buildSpecModule(sourceMgr, &context)
+                : parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     return 1;
 
@@ -186,7 +248,7 @@ int main(int argc, char **argv) {
   attn::AttnToPTXOptions options;
   options.chip = chip;
   options.optLevel = optLevel;
-  options.fuse = !noFuse;
+  options.fuse = !noFuse && !specInput;
   options.cudaPath = cudaPath;
   options.kernel = kernel;
   options.requireTensorCores = requireTensorCores;
@@ -201,7 +263,7 @@ int main(int argc, char **argv) {
 
   // Every kernel's name and manifest are checked before anything is
   // written, so a bad input leaves no partial bundle directory.
-  auto manifests = (*module)->getAttrOfType<DictionaryAttr>("attn.kernels");
+  auto manifests = (*module)->getAttrOfType<DictionaryAttr>(attn::kKernelsAttrName);
   SmallVector<std::pair<gpu::BinaryOp, llvm::json::Object>> bundles;
   for (auto binary : module->getOps<gpu::BinaryOp>()) {
     StringRef name = binary.getName();
@@ -222,14 +284,8 @@ int main(int argc, char **argv) {
     }
     llvm::json::Object manifest;
     if (manifests)
-      if (auto text = manifests.getAs<StringAttr>(name)) {
-        llvm::Expected<llvm::json::Value> parsed =
-            llvm::json::parse(text.getValue());
-        if (!parsed)
-          llvm::consumeError(parsed.takeError());
-        else if (llvm::json::Object *obj = parsed->getAsObject())
-          manifest = std::move(*obj);
-      }
+      if (auto dict = manifests.getAs<DictionaryAttr>(name))
+        manifest = std::move(*attn::attributeToJSON(dict).getAsObject());
     if (failed(checkManifest(manifest, name, why))) {
       emitError(binary.getLoc()) << "attn-compile: " << why;
       return 1;

@@ -9,7 +9,11 @@
 #ifndef ATTN_CONVERSION_ATTNTOGPU_H
 #define ATTN_CONVERSION_ATTNTOGPU_H
 
+#include "attn/IR/KernelSpec.h"
+
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/Support/LLVM.h"
 
 #include <string>
@@ -35,6 +39,50 @@ LogicalResult checkSupportedChip(StringRef chip, std::string *why);
 
 /// The kernel bodies `--kernel` can ask for.
 inline constexpr const char *kKernelChoices = "baseline, mma, wgmma or auto";
+
+/// How kernels are picked and tiled: attn-lower-to-gpu's and attn-compile's
+/// options. They apply to dense attention specs that leave the choice open
+/// (kernel "auto", block sizes 0).
+struct KernelOptions {
+  std::string chip = "sm_90a";
+  /// baseline, mma, wgmma or auto.
+  std::string kernel = "auto";
+  int64_t blockQ = 0, blockKV = 0;
+  /// A dense variant no tensor-core kernel takes is an error, not a remark.
+  bool requireTensorCores = false;
+};
+
+/// Generates kernels from specs into a module: each kernel in a gpu.module
+/// named like it (one bundle per kernel; a kernel two specs share is built
+/// once), its manifest in the module's `attn.kernels` dictionary
+/// (attn/Conversion/Manifest.h). attn-lower-to-gpu feeds it the specs of the
+/// module's ops (KernelSpecOpInterface), `attn-compile --spec` specs read
+/// from JSON; an embedding compiler can do either.
+class KernelGenerator {
+public:
+  /// Keeps the manifests `module` already has. The options are the
+  /// caller's to check (checkSupportedChip, kKernelChoices).
+  KernelGenerator(ModuleOp module, const KernelOptions &options);
+
+  /// Adds the kernels of `spec`. Errors and remarks are made by
+  /// `diagnose` (located at the op that asked, or at the spec's file).
+  LogicalResult
+  add(const KernelSpec &spec, Location loc,
+      function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose);
+
+  /// Writes `attn.kernels` and marks the module a GPU container module.
+  void finish();
+
+private:
+  LogicalResult
+  addAttention(AttentionSpec spec, Location loc,
+               function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose,
+               KernelSpec &built);
+
+  ModuleOp module;
+  KernelOptions options;
+  SmallVector<NamedAttribute> manifests;
+};
 
 /// A generated kernel and its calling contract (JSON).
 struct AttentionKernel {

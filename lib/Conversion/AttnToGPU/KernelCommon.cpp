@@ -8,6 +8,8 @@
 
 #include "KernelCommon.h"
 
+#include "attn/Conversion/Manifest.h"
+
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -294,7 +296,7 @@ void mlir::attn::detail::addManifest(OpBuilder &builder,
   if (llvm::any_of(manifests,
                    [&](NamedAttribute a) { return a.getName() == name; }))
     return;
-  std::string text;
-  llvm::raw_string_ostream(text) << llvm::json::Value(std::move(manifest));
-  manifests.push_back(builder.getNamedAttr(name, builder.getStringAttr(text)));
+  manifests.push_back(builder.getNamedAttr(
+      name, jsonToAttribute(builder.getContext(),
+                            llvm::json::Value(std::move(manifest)))));
 }

@@ -1,0 +1,114 @@
+//===- KernelGenerator.cpp - kernels from specs ---------------------------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// Dispatches each spec to its kernel family (Kernels.h) and records, in
+// every manifest the spec adds, the spec itself: the key of the manifest,
+// of the Python lookup and of the bundle's name alike.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Kernels.h"
+
+#include "attn/Conversion/AttnToGPU.h"
+#include "attn/Conversion/Manifest.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "llvm/ADT/StringSwitch.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+using DiagnoseFn = function_ref<InFlightDiagnostic(DiagnosticSeverity)>;
+
+KernelGenerator::KernelGenerator(ModuleOp module, const KernelOptions &options)
+    : module(module), options(options) {
+  if (auto existing = module->getAttrOfType<DictionaryAttr>(kKernelsAttrName))
+    llvm::append_range(manifests, existing.getValue());
+}
+
+LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
+                                            DiagnoseFn diagnose,
+                                            KernelSpec &built) {
+  // What the spec leaves open, the options decide.
+  if (spec.kernel == AttentionKernelKind::Auto)
+    spec.kernel = llvm::StringSwitch<AttentionKernelKind>(options.kernel)
+                      .Case("baseline", AttentionKernelKind::Baseline)
+                      .Case("mma", AttentionKernelKind::Mma)
+                      .Case("wgmma", AttentionKernelKind::Wgmma)
+                      .Default(AttentionKernelKind::Auto);
+  if (!spec.blockQ && !spec.blockKV) {
+    spec.blockQ = options.blockQ;
+    spec.blockKV = options.blockKV;
+  }
+  std::string whyBaseline, why;
+  FailureOr<AttentionSpec> resolved = detail::resolveAttentionKernel(
+      spec, options.chip, &whyBaseline, &why);
+  if (failed(resolved))
+    return diagnose(DiagnosticSeverity::Error) << why;
+  if (!whyBaseline.empty()) {
+    if (options.requireTensorCores)
+      return diagnose(DiagnosticSeverity::Error)
+             << "no tensor-core kernel takes this variant (" << whyBaseline
+             << ") and require-tensor-cores is set";
+    diagnose(DiagnosticSeverity::Remark)
+        << "runs on the thread-per-row baseline kernel: no tensor-core kernel "
+           "takes this variant ("
+        << whyBaseline << ")";
+  }
+  built = *resolved;
+  OpBuilder builder(module.getContext());
+  return detail::buildAttentionKernels(
+      builder, module, *resolved, loc,
+      [&] { return diagnose(DiagnosticSeverity::Error); }, manifests);
+}
+
+LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
+                                   DiagnoseFn diagnose) {
+  OpBuilder builder(module.getContext());
+  auto emitError = [&] { return diagnose(DiagnosticSeverity::Error); };
+  const size_t before = manifests.size();
+  KernelSpec built = spec;
+  LogicalResult result = std::visit(
+      [&](const auto &s) -> LogicalResult {
+        using T = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<T, AttentionSpec>)
+          return addAttention(s, loc, diagnose, built);
+        else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
+          return detail::buildPagedKernels(builder, module, s, loc, emitError,
+                                           manifests);
+        else if constexpr (std::is_same_v<T, GatedDeltaSpec>)
+          return detail::buildGatedDeltaKernels(builder, module, s, loc,
+                                                emitError, manifests);
+        else if constexpr (std::is_same_v<T, NsaSelectSpec>)
+          return detail::buildNsaSelectKernel(builder, module, s, loc,
+                                              emitError, manifests);
+        else
+          return detail::buildIndexerKernel(builder, module, s, loc, emitError,
+                                            manifests);
+      },
+      spec);
+  if (failed(result))
+    return failure();
+  // The spec each new kernel was built from; a dense spec as resolved (its
+  // kernel kind and block sizes), which is what the manifest's "variant"
+  // and the kernel name were made from.
+  for (NamedAttribute &entry : MutableArrayRef(manifests).drop_front(before)) {
+    auto manifest = cast<DictionaryAttr>(entry.getValue());
+    if (manifest.contains("spec"))
+      continue;
+    NamedAttrList fields(manifest);
+    fields.set("spec", jsonToAttribute(module.getContext(), toJSON(built)));
+    entry.setValue(fields.getDictionary(module.getContext()));
+  }
+  return success();
+}
+
+void KernelGenerator::finish() {
+  Builder b(module.getContext());
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  b.getUnitAttr());
+  module->setAttr(kKernelsAttrName, b.getDictionaryAttr(manifests));
+}
