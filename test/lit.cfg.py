@@ -69,3 +69,10 @@ def _cuda_toolkit():
 
 if _cuda_toolkit():
     config.available_features.add("cuda-toolkit")
+
+# clang-format 22 (Debian's clang-format-22, installed by .ci/build): the
+# format check of the sources (clang-format.test).
+_clang_format = shutil.which("clang-format-22")
+if _clang_format:
+    config.available_features.add("clang-format")
+    config.substitutions.append(("%clang_format", _clang_format))

@@ -168,17 +168,18 @@ static json::Object toJSONFields(const AttentionSpec &s) {
 }
 
 static json::Object toJSONFields(const PagedAttentionSpec &s) {
-  json::Object o{{"dtype", stringifyScalarType(s.dtype)},
-                 {"head_dim", s.headDim},
-                 {"value_head_dim", s.valueHeadDim},
-                 {"page_size", s.pageSize},
-                 {"cache_layout", stringifyCacheLayout(s.cacheLayout)},
-                 {"table_dtype", stringifyScalarType(s.tableDtype)},
-                 {"lens_dtype", stringifyScalarType(s.lensDtype)},
-                 {"scale", roundToF32(s.scale)},
-                 {"softcap", optionalDouble(s.softcap)},
-                 {"values", s.valuesArePrefixOfKeys ? "key_prefix" : "separate"},
-                 {"lse", s.lse}};
+  json::Object o{
+      {"dtype", stringifyScalarType(s.dtype)},
+      {"head_dim", s.headDim},
+      {"value_head_dim", s.valueHeadDim},
+      {"page_size", s.pageSize},
+      {"cache_layout", stringifyCacheLayout(s.cacheLayout)},
+      {"table_dtype", stringifyScalarType(s.tableDtype)},
+      {"lens_dtype", stringifyScalarType(s.lensDtype)},
+      {"scale", roundToF32(s.scale)},
+      {"softcap", optionalDouble(s.softcap)},
+      {"values", s.valuesArePrefixOfKeys ? "key_prefix" : "separate"},
+      {"lse", s.lse}};
   addMask(o, s.mask);
   addSinks(o, s.sinks);
   return o;
@@ -222,8 +223,8 @@ static json::Object toJSONFields(const IndexerSpec &s) {
 }
 
 json::Object mlir::attn::toJSON(const KernelSpec &spec) {
-  json::Object o = std::visit([](const auto &s) { return toJSONFields(s); },
-                              spec);
+  json::Object o =
+      std::visit([](const auto &s) { return toJSONFields(s); }, spec);
   o["op"] = getKernelSpecOp(spec);
   o["version"] = kKernelSpecVersion;
   return o;
@@ -295,8 +296,9 @@ public:
     enumeration<ScalarType>(key, out, symbolizeScalarType, required);
   }
   void mask(MaskSpec &out) {
-    enumeration<MaskKind>("mask", out.kind, [](StringRef v) { return symbolizeMaskKind(v); },
-                          /*required=*/false);
+    enumeration<MaskKind>(
+        "mask", out.kind, [](StringRef v) { return symbolizeMaskKind(v); },
+        /*required=*/false);
     if (out.isWindow()) {
       integer("window_left", out.left);
       integer("window_right", out.right);
@@ -345,8 +347,9 @@ static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
   r.integer("head_dim", s.headDim);
   s.valueHeadDim = s.headDim;
   r.integer("value_head_dim", s.valueHeadDim, /*required=*/false);
-  r.enumeration<Layout>("layout", s.layout, [](StringRef v) { return symbolizeLayout(v); },
-                        /*required=*/false);
+  r.enumeration<Layout>(
+      "layout", s.layout, [](StringRef v) { return symbolizeLayout(v); },
+      /*required=*/false);
   r.mask(s.mask);
   r.number("scale", s.scale);
   r.optionalNumber("softcap", s.softcap);
@@ -375,8 +378,9 @@ static void read(SpecReader &r, PagedAttentionSpec &s, const json::Object &o) {
   s.valueHeadDim = s.headDim;
   r.integer("value_head_dim", s.valueHeadDim, /*required=*/false);
   r.integer("page_size", s.pageSize);
-  r.enumeration<CacheLayout>("cache_layout", s.cacheLayout,
-                             [](StringRef v) { return symbolizeCacheLayout(v); }, /*required=*/false);
+  r.enumeration<CacheLayout>(
+      "cache_layout", s.cacheLayout,
+      [](StringRef v) { return symbolizeCacheLayout(v); }, /*required=*/false);
   r.scalar("table_dtype", s.tableDtype, /*required=*/false);
   r.scalar("lens_dtype", s.lensDtype, /*required=*/false);
   r.mask(s.mask);
@@ -404,8 +408,9 @@ static void read(SpecReader &r, GatedDeltaSpec &s, const json::Object &) {
   s.valueHeadDim = s.keyHeadDim;
   r.integer("value_head_dim", s.valueHeadDim, /*required=*/false);
   r.integer("chunk", s.chunk);
-  r.enumeration<GateKind>("gate_kind", s.gateKind, [](StringRef v) { return symbolizeGateKind(v); },
-                          /*required=*/false);
+  r.enumeration<GateKind>(
+      "gate_kind", s.gateKind, [](StringRef v) { return symbolizeGateKind(v); },
+      /*required=*/false);
   r.scalar("gate_dtype", s.gateDtype, /*required=*/false);
   r.scalar("beta_dtype", s.betaDtype, /*required=*/false);
   r.boolean("qk_l2norm", s.qkL2norm);
@@ -451,8 +456,8 @@ static std::optional<KernelSpec> readSpec(const json::Object &o,
   return KernelSpec(spec);
 }
 
-std::optional<KernelSpec>
-mlir::attn::parseKernelSpec(const json::Value &value, std::string *why) {
+std::optional<KernelSpec> mlir::attn::parseKernelSpec(const json::Value &value,
+                                                      std::string *why) {
   auto fail = [&](const Twine &msg) -> std::optional<KernelSpec> {
     if (why)
       *why = msg.str();

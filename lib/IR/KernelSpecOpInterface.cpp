@@ -41,8 +41,7 @@ static std::optional<double> getDouble(std::optional<APFloat> x) {
   return x->convertToDouble();
 }
 
-LogicalResult
-AttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
+LogicalResult AttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
   AttentionShape shape = getAttentionShape();
   AttentionSpec s;
   FailureOr<ScalarType> dtype = getScalarTypeOf(*this, getOutput());

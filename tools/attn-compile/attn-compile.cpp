@@ -46,10 +46,9 @@ using namespace mlir;
 
 static llvm::cl::OptionCategory attnCategory("attn-compile options");
 
-static llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
-                                            llvm::cl::desc("<input.mlir|spec.json>"),
-                                            llvm::cl::init("-"),
-                                            llvm::cl::cat(attnCategory));
+static llvm::cl::opt<std::string>
+    inputFile(llvm::cl::Positional, llvm::cl::desc("<input.mlir|spec.json>"),
+              llvm::cl::init("-"), llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string>
     outputDir("o", llvm::cl::desc("Directory for the bundles"),
               llvm::cl::value_desc("dir"), llvm::cl::Required,
@@ -148,11 +147,12 @@ static LogicalResult checkManifest(const llvm::json::Object &manifest,
 static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
                                              MLIRContext *ctx) {
   const llvm::MemoryBuffer *buffer = sourceMgr.getMemoryBuffer(1);
-  Location fileLoc = FileLineColLoc::get(
-      ctx, buffer->getBufferIdentifier() == "<stdin>"
-               ? "-"
-               : buffer->getBufferIdentifier(),
-      1, 1);
+  Location fileLoc =
+      FileLineColLoc::get(ctx,
+                          buffer->getBufferIdentifier() == "<stdin>"
+                              ? "-"
+                              : buffer->getBufferIdentifier(),
+                          1, 1);
   llvm::Expected<llvm::json::Value> json =
       llvm::json::parse(buffer->getBuffer());
   if (!json) {
@@ -164,9 +164,9 @@ static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
   if (const llvm::json::Array *array = json->getAsArray()) {
     for (auto [i, v] : llvm::enumerate(*array))
       items.emplace_back(
-          &v, NameLoc::get(StringAttr::get(
-                               ctx, "spec[" + std::to_string(i) + "]"),
-                           fileLoc));
+          &v,
+          NameLoc::get(StringAttr::get(ctx, "spec[" + std::to_string(i) + "]"),
+                       fileLoc));
   } else {
     items.emplace_back(&*json, fileLoc);
   }
@@ -263,7 +263,8 @@ int main(int argc, char **argv) {
 
   // Every kernel's name and manifest are checked before anything is
   // written, so a bad input leaves no partial bundle directory.
-  auto manifests = (*module)->getAttrOfType<DictionaryAttr>(attn::kKernelsAttrName);
+  auto manifests =
+      (*module)->getAttrOfType<DictionaryAttr>(attn::kKernelsAttrName);
   SmallVector<std::pair<gpu::BinaryOp, llvm::json::Object>> bundles;
   for (auto binary : module->getOps<gpu::BinaryOp>()) {
     StringRef name = binary.getName();
@@ -277,9 +278,8 @@ int main(int argc, char **argv) {
     }
     if (binary.getObjects().size() != 1 ||
         !isa<gpu::ObjectAttr>(binary.getObjects()[0])) {
-      emitError(binary.getLoc())
-          << "attn-compile: gpu.binary @" << name
-          << " does not hold exactly one PTX object";
+      emitError(binary.getLoc()) << "attn-compile: gpu.binary @" << name
+                                 << " does not hold exactly one PTX object";
       return 1;
     }
     llvm::json::Object manifest;

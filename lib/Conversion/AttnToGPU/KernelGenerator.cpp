@@ -44,8 +44,8 @@ LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
     spec.blockKV = options.blockKV;
   }
   std::string whyBaseline, why;
-  FailureOr<AttentionSpec> resolved = detail::resolveAttentionKernel(
-      spec, options.chip, &whyBaseline, &why);
+  FailureOr<AttentionSpec> resolved =
+      detail::resolveAttentionKernel(spec, options.chip, &whyBaseline, &why);
   if (failed(resolved))
     return diagnose(DiagnosticSeverity::Error) << why;
   if (!whyBaseline.empty()) {

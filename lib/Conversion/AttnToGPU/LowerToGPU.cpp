@@ -33,8 +33,8 @@ static LogicalResult checkKernelNamesFree(ModuleOp module) {
   llvm::StringMap<Operation *> hostSymbols;
   for (Operation &op : *module.getBody())
     if (!isa<gpu::GPUModuleOp>(op))
-      if (auto name = op.getAttrOfType<StringAttr>(
-              SymbolTable::getSymbolAttrName()))
+      if (auto name =
+              op.getAttrOfType<StringAttr>(SymbolTable::getSymbolAttrName()))
         hostSymbols.try_emplace(name.getValue(), &op);
   for (auto gpuModule : module.getOps<gpu::GPUModuleOp>())
     if (Operation *host = hostSymbols.lookup(gpuModule.getName()))
@@ -66,9 +66,9 @@ static std::string getKernelErrorPrefix(Operation *op, const KernelSpec &spec) {
   StringRef family = getKernelSpecOp(spec);
   if (op->getName().stripDialect() == family)
     return "";
-  return family == "paged_attention" ? "runs on the paged kernels: "
-                                     : ("runs on the " + family + " kernels: ")
-                                           .str();
+  return family == "paged_attention"
+             ? "runs on the paged kernels: "
+             : ("runs on the " + family + " kernels: ").str();
 }
 
 namespace {
@@ -109,8 +109,8 @@ struct AttnLowerToGPUPass
     if (ops.empty())
       return;
     KernelGenerator generator(
-        module, KernelOptions{chip, kernel, blockQ, blockKV,
-                              requireTensorCores});
+        module,
+        KernelOptions{chip, kernel, blockQ, blockKV, requireTensorCores});
     for (KernelSpecOpInterface op : ops) {
       SmallVector<KernelSpec> specs;
       if (failed(op.getKernelSpecs(specs)))
