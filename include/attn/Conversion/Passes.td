@@ -14,15 +14,19 @@ include "mlir/Pass/PassBase.td"
 def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
   let summary = "Generate specialized GPU kernels for each attn op variant";
   let description = [{
-    For every `attn.attention` in the module, adds a `gpu.func` kernel in a
-    `gpu.module` of the same name, specialized for the op's variant (element
-    type, head dims, layout, mask, scale, softcap, bias broadcast, sinks,
-    LSE); batch, head counts and sequence lengths are kernel arguments. One
-    kernel is generated per distinct variant. The kernel's calling contract
-    (parameters in order with role, dtype and shape, grid and block as
-    functions of the sizes, dynamic shared memory) is recorded as JSON in the
-    module attribute `attn.kernels`, which `attn-compile` writes next to the
-    PTX.
+    Every op that implements `KernelSpecOpInterface` (`attn.attention`,
+    `attn.paged_attention`, `attn.gated_delta_rule`, `attn.sparse_attention`,
+    `attn.nsa`, `attn.lightning_indexer`) states the kernel specs it needs:
+    what its kernels compute, independent of the op (docs/kernel-spec.md).
+    The pass generates kernels from those specs only, in one walk: each
+    kernel in a `gpu.module` of its own name, specialized for its spec
+    (element types, head dims, layout, mask, scale, softcap, bias broadcast,
+    sinks, LSE, ...); batch, head counts and sequence lengths are kernel
+    arguments. Ops with equal specs share kernels. Each kernel's calling
+    contract (parameters in order with role, dtype and shape, grid and block
+    as expressions of the sizes, dynamic shared memory, the spec) is a
+    dictionary in the module attribute `attn.kernels`, which `attn-compile`
+    writes next to the PTX.
 
     Three kernel bodies share that contract:
 
@@ -102,13 +106,9 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "Keys per pipeline step of the tensor-core kernel: 16, 32, 64 or "
            "128 (0: 64 up to head dim 128, 32 above)">,
   ];
-  // func and tensor: attn.sparse_attention's kernels are built from a
-  // paged op in a scratch func (the input need not hold any func.func).
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
-    "::mlir::func::FuncDialect",
     "::mlir::gpu::GPUDialect",
-    "::mlir::tensor::TensorDialect",
     "::mlir::LLVM::LLVMDialect",
     "::mlir::NVVM::NVVMDialect",
     "::mlir::math::MathDialect",
