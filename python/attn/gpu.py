@@ -158,11 +158,16 @@ MAX_GRID_YZ = 65535
 MAX_GRID = (2**31 - 1, MAX_GRID_YZ, MAX_GRID_YZ)
 MAX_BLOCK = (1024, 1024, 64)
 MAX_BLOCK_THREADS = 1024
-# The two spellings of a grid size besides an integer: a size the launcher
-# passes ("B") or its quotient rounded up ("ceil(Sq / 128)"). Parsed, never
-# evaluated as Python.
+# A grid entry (docs/kernel-spec.md, "Manifests") is data: an integer, the
+# name of a size the launcher passes ("B"), or {"ceil_div": [a, b]},
+# {"div": [a, b]} (floor) or {"mul": [a, b, ...]} over such entries. Parsed
+# and checked when a bundle loads (parse_grid_size), evaluated at each launch
+# (grid_dims); never evaluated as Python.
 _SIZE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CEIL_DIV = re.compile(r"ceil\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*/\s*([1-9][0-9]*)\s*\)")
+_GRID_OPS = ("ceil_div", "div", "mul")
+_GRID_MAX_DEPTH = 16  # nesting of operations; the kernels' grids use 4
+# Grids as strings ("ceil(Sq / 128)"): bundles that predate structured grids.
+_STRING_GRID = re.compile(r"\s*ceil\s*\(")
 # A PTX identifier (PTX ISA, "Identifiers"): what cuModuleGetFunction looks up.
 _PTX_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_$]*|[_$%][A-Za-z0-9_$]+")
 # The launcher passes each memref as a rank-1 descriptor of five values and
@@ -177,46 +182,130 @@ def _is_int(x):
 
 
 def parse_grid_size(expr):
-    """A manifest's grid entry as (name, divisor): the grid size is
-    ceil(sizes[name] / divisor), or the divisor itself when name is None.
-    ValueError on anything else."""
-    if _is_int(expr):
-        if expr < 0:
-            raise ValueError(f"grid size {expr} is negative")
-        return None, expr
-    if isinstance(expr, str):
-        if _SIZE_NAME.fullmatch(expr):
-            return expr, 1
-        m = _CEIL_DIV.fullmatch(expr)
-        if m:
-            return m.group(1), int(m.group(2))
-    raise ValueError(f"grid size {expr!r} is not a non-negative integer, a size name "
-                     f"or ceil(name / positive integer)")
+    """A manifest's grid entry, checked, in the form grid_dims evaluates: a
+    non-negative int, a size name (str), or a tuple (op, operand, ...) with
+    op "ceil_div", "div" (two operands: dividend, divisor) or "mul" (two or
+    more), each operand again such a form. ValueError, naming the entry, on
+    anything else: strings that are not size names (the string grids of
+    older bundles among them: those bundles must be rebuilt), unknown
+    operations, wrong operand counts, negative, float or boolean literals,
+    nesting deeper than _GRID_MAX_DEPTH, and divisors that are 0 whatever
+    the sizes (a literal 0, a product with a factor 0, a quotient of 0). A
+    divisor that is a size is checked when grid_dims evaluates it."""
+    def fail(sub, problem):
+        where = "" if sub is expr else f" (in grid size {json.dumps(expr)})"
+        return ValueError(f"grid size {json.dumps(sub)} {problem}{where}")
+
+    def parse(e, depth):
+        if _is_int(e):
+            if e < 0:
+                raise fail(e, "is negative")
+            return e
+        if isinstance(e, str):
+            if _SIZE_NAME.fullmatch(e):
+                return e
+            if _STRING_GRID.match(e):
+                raise ValueError(
+                    f"grid size {e!r} is a string expression: the bundle predates structured "
+                    f"grids ({{\"ceil_div\": [a, b]}}, docs/kernel-spec.md); rebuild it with "
+                    f"python -m attn.bundles (or attn-compile)")
+            raise fail(e, "is not a size name (letters, digits and _, not starting with a digit)")
+        if isinstance(e, dict) and len(e) == 1:
+            (op, args), = e.items()
+            if op not in _GRID_OPS:
+                raise fail(e, f"has the unknown operation {op!r}; expected one of "
+                              f"{', '.join(_GRID_OPS)}")
+            if not isinstance(args, list):
+                raise fail(e, f"must give {op}'s operands as an array")
+            if (len(args) < 2) if op == "mul" else (len(args) != 2):
+                raise fail(e, f"gives {op} {len(args)} operand{'s' * (len(args) != 1)}; it takes "
+                              f"{'two or more' if op == 'mul' else 'two'}")
+            if depth >= _GRID_MAX_DEPTH:
+                raise fail(e, f"nests operations deeper than {_GRID_MAX_DEPTH} levels")
+            operands = tuple(parse(a, depth + 1) for a in args)
+            if op != "mul" and _grid_always_zero(operands[1]):
+                raise fail(e, "divides by 0" if operands[1] == 0 else
+                              f"divides by {json.dumps(args[1])}, which is 0 whatever the sizes")
+            return (op,) + operands
+        if isinstance(e, dict):
+            raise fail(e, f"must be an object of one key (the operation: "
+                          f"{', '.join(_GRID_OPS)}), not {len(e)}")
+        raise fail(e, "is not a non-negative integer, a size name or an object "
+                      "{\"ceil_div\" | \"div\" | \"mul\": [operands]}")
+
+    try:
+        return parse(expr, 0)
+    except TypeError:  # not JSON: json.dumps of the message failed
+        raise ValueError(f"grid size {expr!r} is not JSON data") from None
+
+
+def format_grid_size(g):
+    """A parsed grid size as text, e.g. ceil_div(mul(div(Hq, Hkv), Sq), 16)."""
+    if isinstance(g, tuple):
+        return f"{g[0]}({', '.join(format_grid_size(a) for a in g[1:])})"
+    return str(g)
+
+
+def _grid_names(g):
+    """The size names a parsed grid size reads."""
+    if isinstance(g, tuple):
+        return {n for a in g[1:] for n in _grid_names(a)}
+    return {g} if isinstance(g, str) else set()
+
+
+def _grid_constant(g):
+    """The value of a parsed grid size that reads no size; None if it reads
+    one."""
+    return None if _grid_names(g) else _grid_value(g, {}, 0)
+
+
+def _grid_always_zero(g):
+    """Whether a parsed grid size is 0 whatever the sizes: 0, a product
+    with such a factor, or a quotient of such a dividend."""
+    if isinstance(g, tuple):
+        return any(map(_grid_always_zero, g[1:])) if g[0] == "mul" else _grid_always_zero(g[1])
+    return g == 0
+
+
+def _grid_value(g, sizes, axis):
+    """Evaluates the parsed grid size `g` of grid axis `axis` (for messages)
+    with the sizes `sizes`; every operand is evaluated, so a bad size is an
+    error even where another operand is 0."""
+    if isinstance(g, str):
+        if g not in sizes:
+            raise ValueError(f"grid size {axis} reads size {g!r}, which was not given")
+        value = sizes[g]
+        try:  # Python's, NumPy's or torch's integers; not floats or bools
+            value = None if isinstance(value, bool) else operator.index(value)
+        except TypeError:
+            value = None
+        if value is None or value < 0:
+            raise ValueError(f"grid size {axis} reads {g} = {sizes[g]!r}, "
+                             f"not a non-negative integer")
+        return value
+    if not isinstance(g, tuple):
+        return g
+    values = [_grid_value(a, sizes, axis) for a in g[1:]]
+    if g[0] == "mul":
+        return math.prod(values)
+    a, b = values
+    if b == 0:
+        raise ValueError(f"grid size {axis} divides by {format_grid_size(g[2])} = 0")
+    return -(-a // b) if g[0] == "ceil_div" else a // b
 
 
 def grid_dims(grid, sizes):
     """The launch grid of parsed grid sizes (parse_grid_size) for the sizes
-    `sizes` (name -> int): ValueError unless each is a non-negative integer
-    within CUDA's limits (a size past them would wrap in the driver's
-    unsigned ints). A 0 is returned as is: nothing to launch."""
+    `sizes` (name -> int): ValueError unless each size read is a given
+    non-negative integer, no divisor is 0 and each dimension is within
+    CUDA's limits (a size past them would wrap in the driver's unsigned
+    ints). A dimension of 0 is returned as is: nothing to launch."""
     dims = []
-    for axis, ((name, div), limit) in enumerate(zip(grid, MAX_GRID)):
-        if name is None:
-            n = div
-        else:
-            if name not in sizes:
-                raise ValueError(f"grid size {axis} reads size {name!r}, which was not given")
-            value = sizes[name]
-            try:  # Python's, NumPy's or torch's integers; not floats or bools
-                value = None if isinstance(value, bool) else operator.index(value)
-            except TypeError:
-                value = None
-            if value is None or value < 0:
-                raise ValueError(f"grid size {axis} reads {name} = {sizes[name]!r}, "
-                                 f"not a non-negative integer")
-            n = -(-value // div)
+    for axis, (g, limit) in enumerate(zip(grid, MAX_GRID)):
+        n = _grid_value(g, sizes, axis)
         if n > limit:
-            raise ValueError(f"grid size {axis} is {n}, over CUDA's limit of {limit}")
+            raise ValueError(f"grid size {axis} ({format_grid_size(g)}) is {n}, over CUDA's "
+                             f"limit of {limit}")
         dims.append(n)
     return tuple(dims)
 
@@ -256,9 +345,11 @@ def validate_manifest(m, path):
         grid = [parse_grid_size(g) for g in m["grid"]]
     except ValueError as e:
         raise bad(e) from None
-    for axis, ((name, n), limit) in enumerate(zip(grid, MAX_GRID)):
-        if name is None and n > limit:
-            raise bad(f"grid size {axis} is {n}, over CUDA's limit of {limit}")
+    for axis, (g, limit) in enumerate(zip(grid, MAX_GRID)):
+        n = _grid_constant(g)
+        if n is not None and n > limit:
+            raise bad(f"grid size {axis} ({format_grid_size(g)}) is {n}, over CUDA's limit "
+                      f"of {limit}")
     block = m["block"]
     if (len(block) != 3 or not all(_is_int(b) and 0 < b <= limit
                                    for b, limit in zip(block, MAX_BLOCK))
@@ -594,10 +685,11 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
         if t.data_ptr() % 16:
             raise ValueError(f"{name} must start at a 16-byte aligned address")
     stream = torch.cuda.current_stream(q.device).cuda_stream
+    # The kernels' grids are the manifests' expressions of these sizes
+    # (row tiles x splits, KV heads x value chunks, sequences; the combine
+    # kernel's one block per output row).
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "MaxPages": block_table.shape[1],
-             "Splits": splits, "GridX": row_tiles * splits,
-             "GridY": hkv * chunks,
-             "VStride": v_rows, "Rows": b * sq * hq}
+             "Splits": splits, "VStride": v_rows}
     split_kernel.launch(tensors, sizes, stream)
     combine.launch(tensors, sizes, stream)
     result = out.view(b, hq, dv) if single else out

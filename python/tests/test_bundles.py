@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+"""python -m attn.bundles without the compiler: the kernel spec of each
+variant (spec_of, docs/kernel-spec.md) and how compile_variants hands specs
+to `attn-compile --spec` (a stand-in tool that records its calls)."""
+
+import json
+import math
+import os
+import stat
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from attn import bundles  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+_SCALE = 1 / math.sqrt(128)
+
+
+def _dense(**fields):
+    v = {"dtype": "bf16", "head_dim": 128, "value_head_dim": 128, "layout": "bhsd",
+         "mask": "none", "scale": _SCALE, "softcap": None, "bias": False, "sinks": False,
+         "lse": False}
+    v.update(fields)
+    return v
+
+
+def test_spec_of_attention():
+    assert bundles.spec_of(_dense()) == dict(_dense(), op="attention", version=1)
+    # Keys that mean something only with another are dropped without it.
+    spec = bundles.spec_of(_dense(window_left=3, window_right=0, sinks_dtype="f32",
+                                  bias_dtype="f16", bias_broadcast=[True] * 4))
+    assert not {"window_left", "window_right", "sinks_dtype", "bias_dtype",
+                "bias_broadcast"} & set(spec)
+    spec = bundles.spec_of(_dense(mask="window", window_left=127, window_right=0, sinks=True,
+                                  sinks_dtype="f32", bias=True, bias_dtype="f16",
+                                  bias_broadcast=(False, True, False, False)))
+    assert (spec["window_left"], spec["window_right"]) == (127, 0)
+    assert spec["sinks_dtype"] == "f32" and spec["bias_dtype"] == "f16"
+    assert spec["bias_broadcast"] == [False, True, False, False]
+    # The body and tiling pass through; keys outside the schema do not.
+    spec = bundles.spec_of(_dense(kernel="mma", block_q=64, block_kv=32, note="x"))
+    assert (spec["kernel"], spec["block_q"], spec["block_kv"]) == ("mma", 64, 32)
+    assert "note" not in spec
+    # JSON data, also from NumPy's numbers.
+    spec = bundles.spec_of(_dense(head_dim=np.int64(64), scale=np.float32(0.125)))
+    assert json.loads(json.dumps(spec)) == spec
+    assert type(spec["head_dim"]) is int and spec["scale"] == 0.125
+
+
+def test_spec_of_paged():
+    v = {"op": "paged_attention", "dtype": "f16", "head_dim": 576, "value_head_dim": 512,
+         "page_size": 64, "cache_layout": "hnd", "table_dtype": "i64", "mask": "causal",
+         "scale": 0.1352, "softcap": 30.0, "sinks": True, "sinks_dtype": "f32", "lse": True,
+         "values": "key_prefix"}
+    # The lengths in the table's type unless given.
+    assert bundles.spec_of(v) == dict(v, lens_dtype="i64", version=1)
+    assert bundles.spec_of(dict(v, lens_dtype="i32"))["lens_dtype"] == "i32"
+
+
+def test_spec_of_sparse_is_paged():
+    """attn.sparse_attention runs on the paged kernels: pages of block_size
+    keys, NHD, i32 tables and lengths, no mask (the host folds causality
+    into the lengths)."""
+    v = {"op": "sparse_attention", "dtype": "bf16", "head_dim": 576, "value_head_dim": 512,
+         "block_size": 1, "mask": "causal", "scale": 0.1352, "softcap": None, "sinks": False,
+         "lse": True, "values": "key_prefix"}
+    assert bundles.spec_of(v) == {
+        "op": "paged_attention", "version": 1, "dtype": "bf16", "head_dim": 576,
+        "value_head_dim": 512, "page_size": 1, "cache_layout": "nhd", "table_dtype": "i32",
+        "lens_dtype": "i32", "mask": "none", "scale": 0.1352, "softcap": None,
+        "values": "key_prefix", "sinks": False, "lse": True}
+    spec = bundles.spec_of(dict(v, block_size=64, mask="none", softcap=30.0, sinks=True,
+                                sinks_dtype="f32", values="separate"))
+    assert (spec["page_size"], spec["softcap"], spec["sinks_dtype"], spec["values"]) == \
+        (64, 30.0, "f32", "separate")
+    no_values = dict(v)
+    del no_values["values"]
+    assert bundles.spec_of(no_values)["values"] == "separate"
+    with pytest.raises(ValueError, match="window mask has no GPU kernel"):
+        bundles.spec_of(dict(v, mask="window", window_left=3, window_right=0))
+
+
+def test_spec_of_gated_delta_chunk():
+    v = {"op": "gated_delta_rule", "dtype": "bf16", "key_head_dim": 128, "value_head_dim": 64,
+         "chunk": 64, "gate_kind": "channel", "gate_dtype": "f32", "beta_dtype": "bf16",
+         "qk_l2norm": True, "scale": _SCALE, "initial_state": True}
+    assert bundles.spec_of(v) == dict(v, chunk=32, version=1)
+    assert bundles.spec_of(dict(v, chunk=16))["chunk"] == 16
+    del v["chunk"]
+    assert bundles.spec_of(v)["chunk"] == 32  # the op's default, 64, capped
+
+
+def test_nsa_specs():
+    """An NSA variant: its selection kernel's spec (D = Dv; window and page
+    size are the branches') and the specs of the branches' kernels."""
+    v = {"op": "nsa", "dtype": "bf16", "head_dim": 128, "q_heads": 64, "kv_heads": 4,
+         "cmp_block": 32, "cmp_stride": 16, "sel_block": 64, "num_selected": 16,
+         "initial_blocks": 1, "local_blocks": 2, "scale": _SCALE, "window": 512,
+         "page_size": 32}
+    select = {key: val for key, val in v.items() if key not in ("window", "page_size")}
+    assert bundles.spec_of(v) == dict(select, value_head_dim=128, version=1)
+    specs = bundles.specs_of([v])
+    assert [s["op"] for s in specs] == ["nsa", "attention", "attention", "paged_attention",
+                                        "paged_attention"]
+    causal, window, compressed, selected = specs[1:]
+    assert causal["mask"] == "causal" and causal["lse"] and causal["layout"] == "bshd"
+    assert (window["mask"], window["window_left"], window["window_right"]) == ("window", 511, 0)
+    assert (compressed["page_size"], compressed["lse"]) == (32, True)
+    assert (selected["page_size"], selected["lse"], selected["mask"]) == (64, False, "none")
+    # The selected branch's paged kernel is the sparse attention one.
+    sparse = {"op": "sparse_attention", "dtype": "bf16", "head_dim": 128, "value_head_dim": 128,
+              "block_size": 64, "mask": "causal", "scale": _SCALE, "softcap": None,
+              "sinks": False, "lse": False}
+    assert bundles.spec_of(sparse) == selected
+
+
+def test_spec_of_indexer_and_unknown():
+    v = {"op": "lightning_indexer", "dtype": "bf16", "heads": 64, "head_dim": 128,
+         "weights_dtype": "f32", "mask": "window", "window_left": 2047, "window_right": 0}
+    assert bundles.spec_of(v) == dict(v, version=1)
+    with pytest.raises(ValueError, match="no kernel spec for op 'paged_combine'"):
+        bundles.spec_of({"op": "paged_combine", "dtype": "bf16"})
+
+
+def test_every_suite_variant_has_a_spec():
+    """The variants of the GPU suite, the benchmarks and the ptxas matrix
+    all become specs, one per distinct kernel family instance."""
+    import gpu_cases
+    import test_ptx_matrix as m
+    from attn import bench, bench_gated, bench_paged, bench_sparse
+    for variants in (gpu_cases.variants(), bench.variants(), bench_paged.variants(),
+                     bench_gated.variants(), bench_sparse.variants(), m.MATRIX,
+                     m.PAGED_MATRIX, m.GATED_MATRIX, m.SPARSE_MATRIX):
+        specs = bundles.specs_of(variants)
+        assert specs
+        keys = [json.dumps(s, sort_keys=True) for s in specs]
+        assert len(set(keys)) == len(keys)
+        for s in specs:
+            assert s["version"] == bundles.SPEC_VERSION
+            assert set(s) <= set(bundles._SPEC_KEYS[s["op"]]) | {"op", "version"}
+    # The dense matrix: one spec per variant (its count of kernels).
+    assert len(bundles.specs_of(m.MATRIX)) == len(m.MATRIX)
+
+
+# A stand-in attn-compile: records its arguments and input, writes one
+# bundle named after the spec's op, prints its name.
+_FAKE = r'''#!/usr/bin/env python3
+import json, os, sys, time
+args = sys.argv[1:]
+spec = sys.stdin.read()
+out = args[args.index("-o") + 1]
+log = os.environ["FAKE_LOG"]
+with open(os.path.join(log, f"{os.getpid()}.json"), "w") as f:
+    json.dump({"args": args, "spec": json.loads(spec)}, f)
+s = json.loads(spec)
+if s.get("dtype") == "bad":
+    sys.stderr.write("attn-compile: bad kernel spec: 'dtype': unknown value\n")
+    sys.exit(1)
+name = f"k_{s['op']}_{os.getpid()}"
+os.makedirs(out, exist_ok=True)
+for ext in (".ptx", ".json"):
+    open(os.path.join(out, name + ext), "w").close()
+print(name)
+'''
+
+
+@pytest.fixture
+def fake_tool(tmp_path, monkeypatch):
+    tool = tmp_path / "attn-compile"
+    tool.write_text(_FAKE.replace("/usr/bin/env python3", sys.executable))
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "log"
+    log.mkdir()
+    monkeypatch.setenv("FAKE_LOG", str(log))
+
+    def calls():
+        return [json.load(open(log / f)) for f in sorted(os.listdir(log))]
+    return str(tool), calls
+
+
+def test_compile_variants_hands_specs_to_attn_compile(fake_tool):
+    tool, calls = fake_tool
+    nsa = {"op": "nsa", "dtype": "bf16", "head_dim": 128, "q_heads": 64, "kv_heads": 4,
+           "cmp_block": 32, "cmp_stride": 16, "sel_block": 64, "num_selected": 16,
+           "initial_blocks": 1, "local_blocks": 2, "scale": _SCALE, "window": 512,
+           "page_size": 64}
+    sparse = {"op": "sparse_attention", "dtype": "bf16", "head_dim": 128, "value_head_dim": 128,
+              "block_size": 64, "mask": "causal", "scale": _SCALE, "softcap": None,
+              "sinks": False, "lse": False}
+    variants = [_dense(), _dense(), dict(_dense(), extra_key=1), nsa, sparse]
+    with tempfile.TemporaryDirectory() as out:
+        stale = os.path.join(out, "old_baseline.ptx")
+        for f in (stale, os.path.join(out, "old_baseline.json"), os.path.join(out, "notes.txt")):
+            open(f, "w").close()
+        names = bundles.compile_variants(variants, out, "sm_80", attn_compile=tool,
+                                         kernel="baseline", extra=["--block-q=64"], jobs=2)
+        # Stale bundles are removed, other files kept.
+        assert sorted(os.listdir(out)) == sorted(
+            ["notes.txt"] + [n + ext for n in names for ext in (".ptx", ".json")])
+    got = calls()
+    # One process per distinct spec: the dense variant (its copies and the
+    # one with a key outside the schema are one spec), the NSA selection and
+    # its four branch kernels (the sparse variant's paged kernel is NSA's
+    # selected branch's).
+    assert len(got) == len(names) == 6
+    for call in got:
+        assert call["args"] == ["--spec", "-", "-o", out, "--chip=sm_80", "--kernel=baseline",
+                                "--block-q=64"]
+        assert call["spec"]["version"] == 1
+    specs = sorted(json.dumps(c["spec"], sort_keys=True) for c in got)
+    want = sorted(json.dumps(s, sort_keys=True) for s in bundles.specs_of(variants))
+    assert specs == want
+    assert sorted(c["spec"]["op"] for c in got) == \
+        ["attention"] * 3 + ["nsa"] + ["paged_attention"] * 2
+
+
+def test_compile_variants_errors(fake_tool):
+    tool, calls = fake_tool
+    with tempfile.TemporaryDirectory() as out:
+        with pytest.raises(RuntimeError, match="(?s)attn-compile failed on the spec .*unknown value"):
+            bundles.compile_variants([_dense(dtype="bad")], out, attn_compile=tool)
+        # A variant with no spec fails before anything runs or is removed.
+        open(os.path.join(out, "keep.ptx"), "w").close()
+        with pytest.raises(ValueError, match="no kernel spec"):
+            bundles.compile_variants([_dense(), {"op": "nope"}], out, attn_compile=tool)
+        assert os.listdir(out) == ["keep.ptx"]
+    assert len(calls()) == 1
