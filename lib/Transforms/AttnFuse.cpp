@@ -120,9 +120,10 @@ static Value emitOperand(RewriterBase &rewriter, Location loc, const Trace &t,
     SmallVector<int64_t> permuted;
     for (int64_t d : order)
       permuted.push_back(type.getDimSize(d));
-    Value init = tensor::EmptyOp::create(rewriter, loc, permuted,
-                                         type.getElementType());
-    v = linalg::TransposeOp::create(rewriter, loc, v, init, order)->getResult(0);
+    Value init =
+        tensor::EmptyOp::create(rewriter, loc, permuted, type.getElementType());
+    v = linalg::TransposeOp::create(rewriter, loc, v, init, order)
+            ->getResult(0);
   }
   return reshapeTo(rewriter, loc, v, shape);
 }
@@ -178,9 +179,8 @@ struct ProblemShapes {
 
 /// The problem's shapes: [B, H] from Q's batch parts, padded with leading
 /// 1s; fails unless attn.attention takes them and Q, K, V reshape to them.
-static FailureOr<ProblemShapes> getProblemShapes(const AttentionMatch &m,
-                                                 MLIRContext *ctx,
-                                                 FuseMiss &miss) {
+static FailureOr<ProblemShapes>
+getProblemShapes(const AttentionMatch &m, MLIRContext *ctx, FuseMiss &miss) {
   auto fail = [&](FuseMiss why) {
     miss = why;
     return failure();
@@ -218,9 +218,9 @@ static FailureOr<ProblemShapes> getProblemShapes(const AttentionMatch &m,
 
 /// The bias shape [B|1, H|1, Sq|1, Sk|1], its dims in space order; fails
 /// unless the bias reshapes to it and its element type is taken.
-static FailureOr<SmallVector<int64_t>>
-getBiasShape(const AttentionMatch &m, Type elt, MLIRContext *ctx,
-             FuseMiss &miss) {
+static FailureOr<SmallVector<int64_t>> getBiasShape(const AttentionMatch &m,
+                                                    Type elt, MLIRContext *ctx,
+                                                    FuseMiss &miss) {
   auto fail = [&](FuseMiss why) {
     miss = why;
     return failure();

@@ -211,8 +211,8 @@ static RankedTensorType getTensorType(Value v) {
 /// Labels of a collapse's source: a batch label splits into path parts; a
 /// row/col/unit label goes to the group's single non-unit member.
 static LogicalResult labelCollapseSource(ArrayRef<ReassociationIndices> groups,
-                                         RankedTensorType st, const Labels &dims,
-                                         Labels &next) {
+                                         RankedTensorType st,
+                                         const Labels &dims, Labels &next) {
   for (auto [r, group] : llvm::enumerate(groups)) {
     const DimLabel &l = dims[r];
     if (group.size() == 1) {
@@ -337,8 +337,8 @@ static TraceStep traceTransposeOrBroadcast(Operation *def, Trace &t) {
     perm = llvm::to_vector(tr.getPermutation());
     src = tr.getInput();
   } else if (auto tr = dyn_cast<tosa::TransposeOp>(def)) {
-    perm = llvm::to_vector(llvm::map_range(
-        tr.getPerms(), [](int32_t p) { return (int64_t)p; }));
+    perm = llvm::to_vector(
+        llvm::map_range(tr.getPerms(), [](int32_t p) { return (int64_t)p; }));
     src = tr.getInput1();
   } else if (auto linalgOp = dyn_cast<linalg::LinalgOp>(def)) {
     AffineMap in = getCopyMap(linalgOp);
@@ -352,9 +352,9 @@ static TraceStep traceTransposeOrBroadcast(Operation *def, Trace &t) {
       return TraceStep::next(linalgOp.getDpsInputOperand(0)->get());
     }
     if (auto b = dyn_cast<linalg::BroadcastOp>(def))
-      return traceBroadcast(
-          def, b.getInput(), b.getMatchingIndexingMap(b.getDpsInputOperand(0)),
-          t);
+      return traceBroadcast(def, b.getInput(),
+                            b.getMatchingIndexingMap(b.getDpsInputOperand(0)),
+                            t);
     if (in)
       return traceBroadcast(def, linalgOp.getDpsInputOperand(0)->get(), in, t);
   }
@@ -448,9 +448,8 @@ static FailureOr<KVGrouping> matchKV(const Labels &qParts, const Trace &t) {
   for (unsigned qi = 0; qi < qParts.size(); ++qi) {
     const DimLabel &q = qParts[qi];
     // Same part (MHA on this dim).
-    auto same = llvm::find_if(parts, [&](const DimLabel &p) {
-      return p.path == q.path;
-    });
+    auto same = llvm::find_if(
+        parts, [&](const DimLabel &p) { return p.path == q.path; });
     if (same != parts.end()) {
       if (same->size != q.size)
         return failure();
@@ -459,9 +458,8 @@ static FailureOr<KVGrouping> matchKV(const Labels &qParts, const Trace &t) {
       continue;
     }
     // A repeat of this whole part (MQA without a KV head dim).
-    auto rep = llvm::find_if(t.reps, [&](const DimLabel &r) {
-      return r.path == q.path;
-    });
+    auto rep = llvm::find_if(
+        t.reps, [&](const DimLabel &r) { return r.path == q.path; });
     if (rep != t.reps.end()) {
       if (g.groupedPart >= 0)
         return failure();
@@ -474,12 +472,10 @@ static FailureOr<KVGrouping> matchKV(const Labels &qParts, const Trace &t) {
     SmallVector<int64_t, 4> kvPath(q.path), repPath(q.path);
     kvPath.push_back(0);
     repPath.push_back(1);
-    auto kv = llvm::find_if(parts, [&](const DimLabel &p) {
-      return p.path == kvPath;
-    });
-    auto r = llvm::find_if(t.reps, [&](const DimLabel &p) {
-      return p.path == repPath;
-    });
+    auto kv = llvm::find_if(
+        parts, [&](const DimLabel &p) { return p.path == kvPath; });
+    auto r = llvm::find_if(
+        t.reps, [&](const DimLabel &p) { return p.path == repPath; });
     if (kv == parts.end() || r == t.reps.end() || g.groupedPart >= 0 ||
         kv->size * r->size != q.size)
       return failure();
@@ -645,8 +641,7 @@ LogitsPeeler::Step LogitsPeeler::peelSelectMask(const Expr *l) {
     std::optional<Band> band;
     if (pred->kind == Expr::Kind::ConstTensor) {
       band = getConstantMaskBand(pred->constant, pred->map, iDim, jDim, m.sq,
-                                 m.sk,
-                                 [&](Attribute a) -> std::optional<bool> {
+                                 m.sk, [&](Attribute a) -> std::optional<bool> {
                                    auto b = dyn_cast<IntegerAttr>(a);
                                    if (!b)
                                      return std::nullopt;
@@ -694,7 +689,8 @@ LogitsPeeler::Step LogitsPeeler::peelAdditive(const Expr *l) {
       std::optional<double> t = getConstant(sm->operands[1]);
       std::optional<double> f = getConstant(sm->operands[2]);
       if (t && f &&
-          ((*t == 0 && isMaskingValue(*f)) || (*f == 0 && isMaskingValue(*t)))) {
+          ((*t == 0 && isMaskingValue(*f)) ||
+           (*f == 0 && isMaskingValue(*t)))) {
         std::optional<Band> band = getPredicateBand(
             sm->operands[0], /*negate=*/*t != 0, iDim, jDim, m.sq, m.sk);
         if (!band)
@@ -891,8 +887,8 @@ static LogicalResult matchOperands(AttentionMatch &m, FuseMiss &miss) {
   m.d = sizeOf(m.q, DimLabel::Col);
   if (sizeOf(m.q, DimLabel::Row) != m.sq ||
       sizeOf(m.k, DimLabel::Row) != m.sk ||
-      sizeOf(m.v, DimLabel::Row) != m.sk ||
-      sizeOf(m.k, DimLabel::Col) != m.d || m.d <= 0)
+      sizeOf(m.v, DimLabel::Row) != m.sk || sizeOf(m.k, DimLabel::Col) != m.d ||
+      m.d <= 0)
     return fail(FuseMiss::Sizes);
   m.dv = sizeOf(m.v, DimLabel::Col);
   if (m.dv <= 0)

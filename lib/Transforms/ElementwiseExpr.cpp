@@ -587,10 +587,10 @@ std::optional<double> fuse::getConstant(const Expr *e) {
 }
 
 void fuse::print(const Expr *e, raw_ostream &os) {
-  static const char *names[] = {"add",  "sub",  "mul",  "div",   "max",  "neg",
-                                "recip", "exp", "tanh", "fcast", "select",
-                                "cmpf", "cmpi", "andi", "ori",   "xori", "addi",
-                                "subi", "muli", "intcast", "?"};
+  static const char *names[] = {
+      "add", "sub",  "mul",   "div",    "max",  "neg",     "recip",
+      "exp", "tanh", "fcast", "select", "cmpf", "cmpi",    "andi",
+      "ori", "xori", "addi",  "subi",   "muli", "intcast", "?"};
   switch (e->kind) {
   case Expr::Kind::Tensor:
     os << "T(" << e->tensor.getLoc() << ", " << e->map << ")";

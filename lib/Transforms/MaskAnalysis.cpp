@@ -69,9 +69,8 @@ public:
 
   /// 0 <= i < sq, 0 <= j < sk, intersected with `forms` >= 0.
   PresburgerSet domain(ArrayRef<LinearForm> forms = {}) const {
-    return PresburgerSet(polyhedron({{1, 0, 0}, {-1, 0, sq - 1}, {0, 1, 0},
-                                     {0, -1, sk - 1}},
-                                    forms));
+    return PresburgerSet(polyhedron(
+        {{1, 0, 0}, {-1, 0, sq - 1}, {0, 1, 0}, {0, -1, sk - 1}}, forms));
   }
   /// The band on the domain.
   PresburgerSet band(const Band &b) const {
@@ -205,9 +204,8 @@ std::optional<PresburgerSet> MaskSets::compare(const Expr *cmp,
 std::optional<PresburgerSet> MaskSets::predicate(const Expr *pred,
                                                  bool negate) {
   if (pred->kind == Expr::Kind::Const && (pred->value == 0 || pred->value == 1))
-    return (pred->value == 1) != negate
-               ? halfSpaces({})
-               : PresburgerSet::getEmpty(space);
+    return (pred->value == 1) != negate ? halfSpaces({})
+                                        : PresburgerSet::getEmpty(space);
   if (pred->kind != Expr::Kind::Op)
     return std::nullopt;
   auto both = [&](const Expr *x, bool nx, const Expr *y, bool ny,
