@@ -75,6 +75,7 @@ static std::pair<ExprOp, int64_t> classify(Operation *op) {
       .Case([](arith::XOrIOp) { return P{ExprOp::XOrI, 0}; })
       .Case([](arith::AddIOp) { return P{ExprOp::AddI, 0}; })
       .Case([](arith::SubIOp) { return P{ExprOp::SubI, 0}; })
+      .Case([](arith::MulIOp) { return P{ExprOp::MulI, 0}; })
       .Case<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
             arith::ExtUIOp, arith::TruncIOp>(
           [](auto) { return P{ExprOp::IntCast, 0}; })
@@ -586,10 +587,10 @@ std::optional<double> fuse::getConstant(const Expr *e) {
 }
 
 void fuse::print(const Expr *e, raw_ostream &os) {
-  static const char *names[] = {"add",  "sub",  "mul",  "div",   "max",  "neg",
-                                "recip", "exp", "tanh", "fcast", "select",
-                                "cmpf", "cmpi", "andi", "ori",   "xori", "addi",
-                                "subi", "intcast", "?"};
+  static const char *names[] = {
+      "add", "sub",  "mul",   "div",    "max",  "neg",     "recip",
+      "exp", "tanh", "fcast", "select", "cmpf", "cmpi",    "andi",
+      "ori", "xori", "addi",  "subi",   "muli", "intcast", "?"};
   switch (e->kind) {
   case Expr::Kind::Tensor:
     os << "T(" << e->tensor.getLoc() << ", " << e->map << ")";

@@ -35,7 +35,7 @@ enum class ExprOp {
   Add, Sub, Mul, Div, Max, Neg, Recip, Exp, Tanh, // float arithmetic
   FCast,                                          // extf / truncf / tosa.cast
   Select, CmpF, CmpI,                             // predicates and selects
-  AndI, OrI, XOrI, AddI, SubI, IntCast,           // index arithmetic
+  AndI, OrI, XOrI, AddI, SubI, MulI, IntCast,     // index arithmetic
   Unknown
 };
 
