@@ -28,10 +28,12 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
+#include "Kernels.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/Conversion/Passes.h"
 #include "attn/IR/AttnOps.h"
+#include "attn/IR/KernelSpecOpInterface.h"
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -602,9 +604,21 @@ struct AttnLowerToGPUPass
     SmallVector<NamedAttribute> manifests;
     if (auto existing = module->getAttrOfType<DictionaryAttr>("attn.kernels"))
       llvm::append_range(manifests, existing.getValue());
-    // Paged attention has one kernel form (split + combine, mma.sync).
+    // Paged attention has one kernel form (split + combine, mma.sync);
+    // sparse attention runs on it too (the host compacts the index lists
+    // into page tables of block_size pages).
+    auto buildPaged =
+        [&](Operation *op,
+            attn::detail::EmitErrorFn emitError) -> LogicalResult {
+      SmallVector<KernelSpec> specs;
+      if (failed(cast<KernelSpecOpInterface>(op).getKernelSpecs(specs)))
+        return failure();
+      return attn::detail::buildPagedKernels(
+          builder, module, std::get<PagedAttentionSpec>(specs.front()),
+          op->getLoc(), emitError, manifests);
+    };
     for (PagedAttentionOp op : pagedOps)
-      if (failed(buildPagedKernels(builder, module, op, manifests)))
+      if (failed(buildPaged(op, [&] { return op.emitOpError(); })))
         return signalPassFailure();
     // Linear attention: the chunk and state kernels (tf32 tensor cores)
     // and the recurrent kernel.
@@ -615,7 +629,9 @@ struct AttnLowerToGPUPass
     // and the DSA indexer's scores (NSA's attention runs on the paged and
     // attention kernels).
     for (SparseAttentionOp op : sparseOps)
-      if (failed(buildSparseAttentionKernels(builder, module, op, manifests)))
+      if (failed(buildPaged(op, [&] {
+            return op.emitOpError("runs on the paged kernels: ");
+          })))
         return signalPassFailure();
     for (NsaOp op : nsaOps)
       if (failed(buildNsaKernels(builder, module, op, manifests)))

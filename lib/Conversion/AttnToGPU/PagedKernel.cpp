@@ -26,13 +26,14 @@
 // (zero-filled copies from a valid address), so whatever the cache holds
 // there (NaN included) cannot reach an output; nor are the block-table
 // entries of those pages (-1 or any index is fine there), and a length is
-// clamped to what its table row can name (buildPagedSequenceLength). The number of splits is a
-// launch-time size (the host's heuristic, python/attn/gpu.py).
+// clamped to what its table row can name (buildPagedSequenceLength). The number
+// of splits is a launch-time size (the host's heuristic, python/attn/gpu.py).
 //
 //===----------------------------------------------------------------------===//
 
 #include "PagedKernel.h"
 #include "KernelCommon.h"
+#include "Kernels.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
@@ -101,42 +102,41 @@ constexpr double kLog2e = 1.4426950408889634, kLn2 = 0.6931471805599453;
 
 } // namespace
 
-/// Whether `op` takes the latent split kernel (PagedLatentKernel.cpp): heads
-/// wider than the narrow tiling whose values are a prefix of the key rows.
-static bool isLatent(PagedAttentionOp op) {
-  PagedAttentionShape shape = op.getPagedShape();
-  const int64_t d = shape.headDim, dv = shape.valueHeadDim;
+/// Whether `spec` takes the latent split kernel (PagedLatentKernel.cpp):
+/// heads wider than the narrow tiling whose values are a prefix of the key
+/// rows.
+static bool isLatent(const PagedAttentionSpec &spec) {
+  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
   if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv) ||
       (d == dv && d <= 256))
     return false;
-  return attn::detail::valuesArePrefixOfKeys(op) &&
+  return spec.valuesArePrefixOfKeys &&
          llvm::all_of(attn::detail::kLatentRowTileCounts, [&](int64_t m) {
            return attn::detail::LatentTiling{m}.accepts(d, dv);
          });
 }
 
-LogicalResult mlir::attn::checkPagedKernelEligible(PagedAttentionOp op,
-                                                   std::string *why) {
-  PagedAttentionShape shape = op.getPagedShape();
-  Type elt = op.getOutput().getType().getElementType();
+LogicalResult
+mlir::attn::detail::checkPagedKernelEligible(const PagedAttentionSpec &spec,
+                                             std::string *why) {
   auto fail = [&](const Twine &msg) {
     if (why)
       *why = msg.str();
     return failure();
   };
-  if (!elt.isF16() && !elt.isBF16())
-    return fail("the paged GPU kernel takes f16 or bf16 (got " + typeName(elt) +
-                ")");
-  if (ShapedType::isDynamic(shape.headDim) ||
-      ShapedType::isDynamic(shape.valueHeadDim) ||
-      ShapedType::isDynamic(shape.pageSize))
+  if (spec.dtype != ScalarType::F16 && spec.dtype != ScalarType::BF16)
+    return fail("the paged GPU kernel takes f16 or bf16 (got " +
+                stringifyScalarType(spec.dtype) + ")");
+  if (ShapedType::isDynamic(spec.headDim) ||
+      ShapedType::isDynamic(spec.valueHeadDim) ||
+      ShapedType::isDynamic(spec.pageSize))
     return fail("the paged GPU kernel needs static head dims and page size");
-  const int64_t d = shape.headDim, dv = shape.valueHeadDim;
+  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
   bool ok = d % 16 == 0 && dv % 16 == 0 && d > 0 && dv > 0;
   if (ok && !(d == dv && d <= 256))
     ok = (d <= 576 && (dv <= 128 || dv % 128 == 0) && dv <= 512 &&
           PagedTiling::get(d, dv).sharedMemoryBytes(d) <= kMaxSharedMemory) ||
-         isLatent(op);
+         isLatent(spec);
   if (!ok)
     return fail("the paged GPU kernel needs head dims that are multiples of "
                 "16, D = Dv up to 256, D up to 576 with Dv up to 128 or a "
@@ -144,46 +144,40 @@ LogicalResult mlir::attn::checkPagedKernelEligible(PagedAttentionOp op,
                 "are the first Dv columns of the key rows (Dv a multiple of "
                 "128, D of 32); got D = " +
                 Twine(d) + ", Dv = " + Twine(dv));
-  if (!op.getEffectiveScale())
-    return fail("the paged GPU kernel needs a scale");
   return success();
 }
 
-std::string mlir::attn::getPagedKernelName(PagedAttentionOp op) {
-  PagedAttentionShape shape = op.getPagedShape();
+/// The name of the split kernel of `spec` (the latent kernels add their row
+/// count).
+static std::string getPagedKernelName(const PagedAttentionSpec &spec) {
   std::string name;
   llvm::raw_string_ostream os(name);
-  os << "attn_paged_" << typeName(op.getOutput().getType().getElementType())
-     << "_d" << shape.headDim << "_dv" << shape.valueHeadDim << "_"
-     << stringifyCacheLayout(op.getCacheLayout()) << "_p" << shape.pageSize;
-  MaskAttr mask = op.getMaskOrNone();
-  os << "_" << stringifyMaskKind(mask.getKind());
-  if (mask.isWindow())
-    os << "_l" << mask.getLeft() << "_r" << mask.getRight();
-  os << "_s" << hexBits(*op.getEffectiveScale());
-  if (std::optional<APFloat> c = op.getSoftcap())
-    os << "_cap" << hexBits(c->convertToDouble());
+  os << "attn_paged_" << stringifyScalarType(spec.dtype) << "_d" << spec.headDim
+     << "_dv" << spec.valueHeadDim << "_"
+     << stringifyCacheLayout(spec.cacheLayout) << "_p" << spec.pageSize;
+  os << "_" << stringifyMaskKind(spec.mask.kind);
+  if (spec.mask.isWindow())
+    os << "_l" << spec.mask.left << "_r" << spec.mask.right;
+  os << "_s" << hexBits(spec.scale);
+  if (spec.softcap)
+    os << "_cap" << hexBits(*spec.softcap);
   // The index type of the block table and lengths (i32 unnamed): a kernel
   // reads them with their width, so two tables make two kernels.
-  Type tableElt =
-      cast<RankedTensorType>(op.getBlockTable().getType()).getElementType();
-  if (!tableElt.isInteger(32))
-    os << "_" << typeName(tableElt);
+  if (spec.tableDtype != ScalarType::I32)
+    os << "_" << stringifyScalarType(spec.tableDtype);
   return name;
 }
 
 /// The combine kernel's name: it depends on the output type, Dv, the sinks'
 /// type and whether the LSE is written.
-static std::string getCombineKernelName(PagedAttentionOp op) {
+static std::string getCombineKernelName(const PagedAttentionSpec &spec) {
   std::string name;
   llvm::raw_string_ostream os(name);
-  os << "attn_paged_combine_"
-     << typeName(op.getOutput().getType().getElementType()) << "_dv"
-     << op.getPagedShape().valueHeadDim;
-  if (Value sinks = op.getSinks())
-    os << "_sinks"
-       << typeName(cast<RankedTensorType>(sinks.getType()).getElementType());
-  if (op.getLse())
+  os << "attn_paged_combine_" << stringifyScalarType(spec.dtype) << "_dv"
+     << spec.valueHeadDim;
+  if (spec.sinks)
+    os << "_sinks" << stringifyScalarType(*spec.sinks);
+  if (spec.lse)
     os << "_lse";
   return name;
 }
@@ -193,27 +187,22 @@ static std::string getCombineKernelName(PagedAttentionOp op) {
 // issue 19 (kernels from a spec, shared emitter pieces), which owns
 // splitting it into named phases with byte-identical PTX.
 static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                 PagedAttentionOp op) {
+                                 const PagedAttentionSpec &spec, Location loc) {
   MLIRContext *ctx = builder.getContext();
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
-  Location loc = op.getLoc();
+  ImplicitLocOpBuilder b(loc, builder);
   Block &body = func.getBody().front();
   b.setInsertionPointToStart(&body);
-  PagedAttentionShape shape = op.getPagedShape();
-  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
-  const int64_t P = shape.pageSize;
-  const bool hnd = op.getCacheLayout() == CacheLayout::HND;
+  const int64_t D = spec.headDim, Dv = spec.valueHeadDim;
+  const int64_t P = spec.pageSize;
+  const bool hnd = spec.cacheLayout == CacheLayout::HND;
   const PagedTiling tiling = PagedTiling::get(D, Dv);
   const int64_t kStages = tiling.stages, DvB = tiling.dvChunk;
   const int64_t chunks = tiling.dvChunks(Dv);
-  Type elt = op.getOutput().getType().getElementType();
+  Type elt = getType(ctx, spec.dtype);
   Type f32 = b.getF32Type();
-  MaskAttr mask = op.getMaskOrNone();
-  std::optional<double> softcap;
-  if (std::optional<APFloat> c = op.getSoftcap())
-    softcap = c->convertToDouble();
-  const double factor =
-      *op.getEffectiveScale() * (softcap ? 1.0 / *softcap : kLog2e);
+  MaskAttr mask = spec.mask.getAttr(ctx);
+  std::optional<double> softcap = spec.softcap;
+  const double factor = spec.scale * (softcap ? 1.0 / *softcap : kLog2e);
 
   unsigned n = 0;
   Value qArg = body.getArgument(n++), kArg = body.getArgument(n++),
@@ -679,15 +668,15 @@ static void buildSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
 /// The combine kernel's body: one block per (b, token, head) row, a thread
 /// per output column.
 static void buildCombineKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                   PagedAttentionOp op) {
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
+                                   const PagedAttentionSpec &spec,
+                                   Location loc) {
+  ImplicitLocOpBuilder b(loc, builder);
   Block &body = func.getBody().front();
   b.setInsertionPointToStart(&body);
-  const int64_t Dv = op.getPagedShape().valueHeadDim;
-  Type elt = op.getOutput().getType().getElementType();
+  const int64_t Dv = spec.valueHeadDim;
+  Type elt = getType(builder.getContext(), spec.dtype);
   Type f32 = b.getF32Type();
-  bool sinks = static_cast<bool>(op.getSinks()),
-       hasLse = static_cast<bool>(op.getLse());
+  bool sinks = spec.sinks.has_value(), hasLse = spec.lse;
   unsigned n = 0;
   Value oPart = body.getArgument(n++), lsePart = body.getArgument(n++);
   Value sinksArg = sinks ? body.getArgument(n++) : Value();
@@ -781,31 +770,27 @@ static void buildCombineKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   }
 }
 
-LogicalResult
-mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
-                              PagedAttentionOp op,
-                              SmallVectorImpl<NamedAttribute> &manifests) {
+LogicalResult mlir::attn::detail::buildPagedKernels(
+    OpBuilder &builder, ModuleOp module, const PagedAttentionSpec &spec,
+    Location loc, EmitErrorFn emitError, Manifests &manifests) {
   std::string why;
-  if (failed(checkPagedKernelEligible(op, &why)))
-    return op.emitOpError(why);
-  PagedAttentionShape shape = op.getPagedShape();
-  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
-  Type elt = op.getOutput().getType().getElementType();
+  if (failed(checkPagedKernelEligible(spec, &why)))
+    return emitError() << why;
+  MLIRContext *ctx = builder.getContext();
+  const int64_t D = spec.headDim, Dv = spec.valueHeadDim;
+  Type elt = getType(ctx, spec.dtype);
   Type f32 = builder.getF32Type();
-  Type tableElt =
-      cast<RankedTensorType>(op.getBlockTable().getType()).getElementType();
-  Type lensElt =
-      cast<RankedTensorType>(op.getSeqLens().getType()).getElementType();
-  Location loc = op.getLoc();
+  Type tableElt = getType(ctx, spec.tableDtype);
+  Type lensElt = getType(ctx, spec.lensDtype);
   auto addManifest = [&](StringRef name, llvm::json::Object manifest) {
     attn::detail::addManifest(builder, manifests, name, std::move(manifest));
   };
-  MaskAttr mask = op.getMaskOrNone();
-  std::string cacheLayout = stringifyCacheLayout(op.getCacheLayout()).str();
+  const MaskSpec &mask = spec.mask;
+  std::string cacheLayout = stringifyCacheLayout(spec.cacheLayout).str();
   llvm::json::Array cacheShape =
-      op.getCacheLayout() == CacheLayout::HND
-          ? llvm::json::Array{"NumPages", "Hkv", shape.pageSize, D}
-          : llvm::json::Array{"NumPages", shape.pageSize, "Hkv", D};
+      spec.cacheLayout == CacheLayout::HND
+          ? llvm::json::Array{"NumPages", "Hkv", spec.pageSize, D}
+          : llvm::json::Array{"NumPages", spec.pageSize, "Hkv", D};
 
   // The split kernel(s): the general one, or for a latent cache one per
   // row-tile count (the host picks by the query rows of a KV head).
@@ -814,21 +799,19 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
       {"dtype", typeName(elt)},
       {"head_dim", D},
       {"value_head_dim", Dv},
-      {"page_size", shape.pageSize},
+      {"page_size", spec.pageSize},
       {"cache_layout", cacheLayout},
       {"table_dtype", typeName(tableElt)},
       {"lens_dtype", typeName(lensElt)},
-      {"mask", stringifyMaskKind(mask.getKind())},
-      {"scale",
-       static_cast<double>(static_cast<float>(*op.getEffectiveScale()))},
-      {"softcap", op.getSoftcap()
-                      ? llvm::json::Value(op.getSoftcap()->convertToDouble())
-                      : llvm::json::Value(nullptr)}};
+      {"mask", stringifyMaskKind(mask.kind)},
+      {"scale", static_cast<double>(static_cast<float>(spec.scale))},
+      {"softcap", spec.softcap ? llvm::json::Value(*spec.softcap)
+                               : llvm::json::Value(nullptr)}};
   if (mask.isWindow()) {
-    variant["window_left"] = mask.getLeft();
-    variant["window_right"] = mask.getRight();
+    variant["window_left"] = mask.left;
+    variant["window_right"] = mask.right;
   }
-  const bool latent = isLatent(op);
+  const bool latent = isLatent(spec);
   variant["values"] = latent ? "key_prefix" : "separate";
   llvm::json::Array params;
   params.push_back(
@@ -893,29 +876,29 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
     for (int64_t m : attn::detail::kLatentRowTileCounts) {
       attn::detail::LatentTiling tiling{m};
       std::string name =
-          getPagedKernelName(op) + "_vk_r" + std::to_string(tiling.rows());
-      addSplitKernel(
-          name, "paged.latent.mma.sync", attn::detail::LatentTiling::kThreads,
-          tiling.rows(), 1, attn::detail::LatentTiling::kStages,
-          tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
-            attn::detail::buildLatentSplitKernelBody(builder, func, op, tiling);
-          });
+          getPagedKernelName(spec) + "_vk_r" + std::to_string(tiling.rows());
+      addSplitKernel(name, "paged.latent.mma.sync",
+                     attn::detail::LatentTiling::kThreads, tiling.rows(), 1,
+                     attn::detail::LatentTiling::kStages,
+                     tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
+                       attn::detail::buildLatentSplitKernelBody(
+                           builder, func, spec, loc, tiling);
+                     });
     }
   } else {
     PagedTiling tiling = PagedTiling::get(D, Dv);
-    addSplitKernel(
-        getPagedKernelName(op), "paged.mma.sync", kThreads, kRows,
-        tiling.dvChunks(Dv), tiling.stages, tiling.sharedMemoryBytes(D),
-        [&](gpu::GPUFuncOp func) { buildSplitKernelBody(builder, func, op); });
+    addSplitKernel(getPagedKernelName(spec), "paged.mma.sync", kThreads, kRows,
+                   tiling.dvChunks(Dv), tiling.stages,
+                   tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
+                     buildSplitKernelBody(builder, func, spec, loc);
+                   });
   }
 
   // The combine kernel.
   {
-    std::string name = getCombineKernelName(op);
-    Value sinks = op.getSinks();
-    Type sinksElt =
-        sinks ? cast<RankedTensorType>(sinks.getType()).getElementType()
-              : Type();
+    std::string name = getCombineKernelName(spec);
+    bool sinks = spec.sinks.has_value();
+    Type sinksElt = sinks ? getType(ctx, *spec.sinks) : Type();
     llvm::json::Array params;
     SmallVector<Type> argTypes{flat(f32), flat(f32)};
     params.push_back(
@@ -931,7 +914,7 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
     params.push_back(memrefParam("o", "output", elt,
                                  llvm::json::Array{"B", "Sq", "Hq", Dv}));
     argTypes.push_back(flat(elt));
-    if (op.getLse()) {
+    if (spec.lse) {
       params.push_back(
           memrefParam("lse", "lse", f32, llvm::json::Array{"B", "Hq", "Sq"}));
       argTypes.push_back(flat(f32));
@@ -942,8 +925,8 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
     llvm::json::Object variant{{"op", "paged_combine"},
                                {"dtype", typeName(elt)},
                                {"value_head_dim", Dv},
-                               {"sinks", static_cast<bool>(sinks)},
-                               {"lse", static_cast<bool>(op.getLse())}};
+                               {"sinks", sinks},
+                               {"lse", spec.lse}};
     if (sinks)
       variant["sinks_dtype"] = typeName(sinksElt);
     llvm::json::Object manifest{{"entry", name},
@@ -957,7 +940,7 @@ mlir::attn::buildPagedKernels(OpBuilder &builder, ModuleOp module,
       gpu::GPUFuncOp func =
           createKernel(builder, module, loc, name, argTypes, Dv);
       OpBuilder::InsertionGuard guard(builder);
-      buildCombineKernelBody(builder, func, op);
+      buildCombineKernelBody(builder, func, spec, loc);
       builder.setInsertionPointToEnd(&func.getBody().front());
       gpu::ReturnOp::create(builder, loc);
     }

@@ -40,12 +40,10 @@
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
@@ -59,32 +57,6 @@ namespace {
 constexpr double kLog2e = 1.4426950408889634, kLn2 = 0.6931471805599453;
 } // namespace
 
-bool mlir::attn::detail::valuesArePrefixOfKeys(PagedAttentionOp op) {
-  auto slice = op.getValueCache().getDefiningOp<tensor::ExtractSliceOp>();
-  if (!slice || slice.getSource() != op.getKeyCache() ||
-      !slice.hasUnitStride() || !slice.hasZeroOffset())
-    return false;
-  auto source = cast<RankedTensorType>(slice.getSource().getType());
-  auto result = slice.getResultType();
-  if (result.getRank() != source.getRank() || source.getRank() != 4)
-    return false;
-  // Every dim but the last whole: static and equal, or `tensor.dim` of the
-  // source.
-  SmallVector<OpFoldResult> sizes = slice.getMixedSizes();
-  for (int64_t d = 0; d < 3; ++d) {
-    if (std::optional<int64_t> s = getConstantIntValue(sizes[d])) {
-      if (source.isDynamicDim(d) || *s != source.getDimSize(d))
-        return false;
-      continue;
-    }
-    auto dim = dyn_cast<Value>(sizes[d]).getDefiningOp<tensor::DimOp>();
-    std::optional<int64_t> index = dim ? dim.getConstantIndex() : std::nullopt;
-    if (!dim || dim.getSource() != slice.getSource() || index != d)
-      return false;
-  }
-  return true;
-}
-
 bool LatentTiling::accepts(int64_t d, int64_t dv) const {
   return d % 32 == 0 && dv % (16 * kWarps) == 0 && dv <= d &&
          sharedMemoryBytes(d) <= 227 * 1024;
@@ -93,19 +65,16 @@ bool LatentTiling::accepts(int64_t d, int64_t dv) const {
 // Over 150 lines: one kernel body, written before the phase split of
 // issue 19 (kernels from a spec, shared emitter pieces), which owns
 // splitting it into named phases with byte-identical PTX.
-void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
-                                                    gpu::GPUFuncOp func,
-                                                    PagedAttentionOp op,
-                                                    LatentTiling tiling) {
+void mlir::attn::detail::buildLatentSplitKernelBody(
+    OpBuilder &builder, gpu::GPUFuncOp func, const PagedAttentionSpec &spec,
+    Location loc, LatentTiling tiling) {
   MLIRContext *ctx = builder.getContext();
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
-  Location loc = op.getLoc();
+  ImplicitLocOpBuilder b(loc, builder);
   Block &body = func.getBody().front();
   b.setInsertionPointToStart(&body);
-  PagedAttentionShape shape = op.getPagedShape();
-  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
-  const int64_t P = shape.pageSize;
-  const bool hnd = op.getCacheLayout() == CacheLayout::HND;
+  const int64_t D = spec.headDim, Dv = spec.valueHeadDim;
+  const int64_t P = spec.pageSize;
+  const bool hnd = spec.cacheLayout == CacheLayout::HND;
   constexpr int64_t kThreads = LatentTiling::kThreads,
                     kTileKeys = LatentTiling::kTileKeys,
                     kStages = LatentTiling::kStages;
@@ -115,14 +84,11 @@ void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
   // warp in O and their n-tiles.
   const int64_t keysPerWarp = kTileKeys / WK, NQ = keysPerWarp / 8;
   const int64_t colsPerWarp = Dv / LatentTiling::kWarps, NV = colsPerWarp / 8;
-  Type elt = op.getOutput().getType().getElementType();
+  Type elt = getType(ctx, spec.dtype);
   Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  MaskAttr mask = op.getMaskOrNone();
-  std::optional<double> softcap;
-  if (std::optional<APFloat> c = op.getSoftcap())
-    softcap = c->convertToDouble();
-  const double factor =
-      *op.getEffectiveScale() * (softcap ? 1.0 / *softcap : kLog2e);
+  MaskAttr mask = spec.mask.getAttr(ctx);
+  std::optional<double> softcap = spec.softcap;
+  const double factor = spec.scale * (softcap ? 1.0 / *softcap : kLog2e);
 
   unsigned n = 0;
   Value qArg = body.getArgument(n++), kArg = body.getArgument(n++),
