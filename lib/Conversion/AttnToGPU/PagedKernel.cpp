@@ -186,8 +186,7 @@ public:
                      const PagedAttentionSpec &spec)
       : PagedSplitKernel(b, func, spec, /*separateValues=*/true),
         tiling(PagedTiling::get(D, Dv)), kStages(tiling.stages),
-        DvB(tiling.dvChunk), aType(VectorType::get({4, 2}, elt)),
-        cType(VectorType::get({2, 2}, f32)) {}
+        DvB(tiling.dvChunk) {}
 
   void build() {
     carveSharedMemory();
@@ -285,9 +284,7 @@ private:
   Value loadQ(int64_t kk) {
     Value c = mul(add(idx(2 * kk), div(lane, idx(16))), idx(8));
     Value r = rem(lane, idx(16));
-    return nvgpu::LdMatrixOp::create(b, aType, qS,
-                                     ValueRange{r, swizzle(r, c, D)},
-                                     /*transpose=*/false, 4);
+    return ldmatrix(qS, {r, swizzle(r, c, D)}, /*transpose=*/false);
   }
 
   /// The pipeline's start: tiles 0 .. kStages - 2 in flight, the pages of
@@ -320,8 +317,7 @@ private:
     for (int64_t i = 0; i < 2; ++i)
       pos[i] = add(div(add(r0, add(g, idx(8 * i))), group), off);
     SmallVector<Value> init{f(-INFINITY), f(-INFINITY), f(0.0), f(0.0)};
-    zeroAcc = arith::ConstantOp::create(
-        b, cType, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
+    zeroAcc = zeroAccumulator();
     init.append(DvB / 8, zeroAcc);
     pagesAt = init.size();
     llvm::append_range(init, nextPages);
@@ -367,10 +363,8 @@ private:
     for (int64_t kk = 0; kk < D / 16; ++kk) {
       Value r = add(wKey, add(lane8, mul(jHi, idx(8))));
       Value c = mul(add(idx(2 * kk), jLo), idx(8));
-      Value frag = nvgpu::LdMatrixOp::create(
-          b, aType, kS, ValueRange{stage, r, swizzle(r, c, D)},
-          /*transpose=*/false, 4);
-      auto [b0, b1] = splitLdMatrixPair(b, loc, frag);
+      auto [b0, b1] =
+          loadBPair(kS, {stage, r, swizzle(r, c, D)}, /*transpose=*/false);
       Value a = tiling.narrow ? qa[kk] : loadQ(kk);
       sAcc[0] = buildMmaSync(b, loc, a, b0, sAcc[0]);
       sAcc[1] = buildMmaSync(b, loc, a, b1, sAcc[1]);
@@ -405,10 +399,8 @@ private:
     for (int64_t ee = 0; ee < DvB / 16; ++ee) {
       Value r = add(wKey, add(lane8, mul(jLo, idx(8))));
       Value c = mul(add(idx(2 * ee), jHi), idx(8));
-      Value frag = nvgpu::LdMatrixOp::create(
-          b, aType, vS, ValueRange{stage, r, swizzle(r, c, DvB)},
-          /*transpose=*/true, 4);
-      auto [b0, b1] = splitLdMatrixPair(b, loc, frag);
+      auto [b0, b1] =
+          loadBPair(vS, {stage, r, swizzle(r, c, DvB)}, /*transpose=*/true);
       for (auto [e, bf] :
            {std::pair<int64_t, Value>{2 * ee, b0}, {2 * ee + 1, b1}}) {
         Value acc =
@@ -476,7 +468,6 @@ private:
 
   const PagedTiling tiling;
   const int64_t kStages, DvB;
-  VectorType aType, cType;
   Value qS, kS, vS, oW, mW, lW;
   Value tableRow, cD, lane8, jLo, jHi, zeroAcc;
   SmallVector<Value> qa;
@@ -495,19 +486,14 @@ public:
       : Emitter{b}, Dv(spec.valueHeadDim),
         elt(getType(b.getContext(), spec.dtype)), hasSinks(spec.sinks),
         hasLse(spec.lse) {
-    Block &body = func.getBody().front();
-    unsigned n = 0;
-    oPart = body.getArgument(n++);
-    lsePart = body.getArgument(n++);
+    SmallVector<Value *> slots{&oPart, &lsePart};
     if (hasSinks)
-      sinksArg = body.getArgument(n++);
-    oArg = body.getArgument(n++);
+      slots.push_back(&sinksArg);
+    slots.push_back(&oArg);
     if (hasLse)
-      lseArg = body.getArgument(n++);
-    batch = body.getArgument(n++);
-    hq = body.getArgument(n++);
-    sq = body.getArgument(n++);
-    splits = body.getArgument(n++);
+      slots.push_back(&lseArg);
+    slots.append({&batch, &hq, &sq, &splits});
+    bindArguments(func, slots);
   }
 
   void build() {
@@ -585,39 +571,20 @@ private:
 };
 } // namespace
 
-LogicalResult mlir::attn::detail::buildPagedKernels(
-    OpBuilder &builder, ModuleOp module, const PagedAttentionSpec &spec,
-    Location loc, EmitErrorFn emitError, Manifests &manifests) {
-  std::string why;
-  if (failed(checkPagedKernelEligible(spec, &why)))
-    return emitError() << why;
-  MLIRContext *ctx = builder.getContext();
-  const int64_t D = spec.headDim, Dv = spec.valueHeadDim;
-  Type elt = getType(ctx, spec.dtype);
-  Type f32 = builder.getF32Type();
-  Type tableElt = getType(ctx, spec.tableDtype);
-  Type lensElt = getType(ctx, spec.lensDtype);
-  auto addManifest = [&](StringRef name, llvm::json::Object manifest) {
-    attn::detail::addManifest(builder, manifests, name, std::move(manifest));
-  };
+/// The split kernels' "variant": the spec's fields, with whether the values
+/// are read from the key rows (the latent kernels) or a cache of their own.
+static llvm::json::Object getSplitVariant(const PagedAttentionSpec &spec,
+                                          bool latent) {
   const MaskSpec &mask = spec.mask;
-  std::string cacheLayout = stringifyCacheLayout(spec.cacheLayout).str();
-  llvm::json::Array cacheShape =
-      spec.cacheLayout == CacheLayout::HND
-          ? llvm::json::Array{"NumPages", "Hkv", spec.pageSize, D}
-          : llvm::json::Array{"NumPages", spec.pageSize, "Hkv", D};
-
-  // The split kernel(s): the general one, or for a latent cache one per
-  // row-tile count (the host picks by the query rows of a KV head).
   llvm::json::Object variant{
       {"op", "paged_attention"},
-      {"dtype", typeName(elt)},
-      {"head_dim", D},
-      {"value_head_dim", Dv},
+      {"dtype", stringifyScalarType(spec.dtype)},
+      {"head_dim", spec.headDim},
+      {"value_head_dim", spec.valueHeadDim},
       {"page_size", spec.pageSize},
-      {"cache_layout", cacheLayout},
-      {"table_dtype", typeName(tableElt)},
-      {"lens_dtype", typeName(lensElt)},
+      {"cache_layout", stringifyCacheLayout(spec.cacheLayout)},
+      {"table_dtype", stringifyScalarType(spec.tableDtype)},
+      {"lens_dtype", stringifyScalarType(spec.lensDtype)},
       {"mask", stringifyMaskKind(mask.kind)},
       {"scale", static_cast<double>(static_cast<float>(spec.scale))},
       {"softcap", spec.softcap ? llvm::json::Value(*spec.softcap)
@@ -626,49 +593,84 @@ LogicalResult mlir::attn::detail::buildPagedKernels(
     variant["window_left"] = mask.left;
     variant["window_right"] = mask.right;
   }
-  const bool latent = isLatent(spec);
   variant["values"] = latent ? "key_prefix" : "separate";
-  llvm::json::Array params;
-  params.push_back(
-      memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", "Hq", D}));
-  params.push_back(memrefParam("k_cache", "key_cache", elt, cacheShape));
-  SmallVector<Type> argTypes{flat(elt), flat(elt)};
+  return variant;
+}
+
+/// The split kernels' parameters: q, k_cache, v_cache (general kernel),
+/// block_table, seq_lens, o_part, lse_part, the sizes, and VStride (general
+/// kernel): elements between two value rows of the cache (Dv, or the key
+/// row's length when the values are a prefix of the key cache the kernel
+/// does not know about).
+static KernelSignature getSplitSignature(MLIRContext *ctx,
+                                         const PagedAttentionSpec &spec,
+                                         bool latent) {
+  const int64_t D = spec.headDim, Dv = spec.valueHeadDim;
+  Type elt = getType(ctx, spec.dtype), f32 = Float32Type::get(ctx);
+  llvm::json::Array cacheShape =
+      spec.cacheLayout == CacheLayout::HND
+          ? llvm::json::Array{"NumPages", "Hkv", spec.pageSize, D}
+          : llvm::json::Array{"NumPages", spec.pageSize, "Hkv", D};
+  KernelSignature sig;
+  sig.tensor("q", "query", elt, llvm::json::Array{"B", "Sq", "Hq", D});
+  sig.tensor("k_cache", "key_cache", elt, cacheShape);
   if (!latent) {
     llvm::json::Array vShape = cacheShape;
     vShape.back() = Dv;
-    params.push_back(
-        memrefParam("v_cache", "value_cache", elt, std::move(vShape)));
-    argTypes.push_back(flat(elt));
+    sig.tensor("v_cache", "value_cache", elt, std::move(vShape));
   }
-  params.push_back(memrefParam("block_table", "block_table", tableElt,
-                               llvm::json::Array{"B", "MaxPages"}));
-  params.push_back(
-      memrefParam("seq_lens", "seq_lens", lensElt, llvm::json::Array{"B"}));
-  params.push_back(
-      memrefParam("o_part", "partial_output", f32,
-                  llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
-  params.push_back(memrefParam("lse_part", "partial_lse", f32,
-                               llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
-  argTypes.append({flat(tableElt), flat(lensElt), flat(f32), flat(f32)});
-  // VStride (general kernel): elements between two value rows of the cache
-  // (Dv, or the key row's length when the values are a prefix of the key
-  // cache the kernel does not know about).
-  for (StringRef s : {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits"})
-    params.push_back(sizeParam(s));
-  argTypes.append(6, builder.getIndexType());
-  if (!latent) {
-    params.push_back(sizeParam("VStride"));
-    argTypes.push_back(builder.getIndexType());
+  sig.tensor("block_table", "block_table", getType(ctx, spec.tableDtype),
+             llvm::json::Array{"B", "MaxPages"});
+  sig.tensor("seq_lens", "seq_lens", getType(ctx, spec.lensDtype),
+             llvm::json::Array{"B"});
+  sig.tensor("o_part", "partial_output", f32,
+             llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv});
+  sig.tensor("lse_part", "partial_lse", f32,
+             llvm::json::Array{"Splits", "B", "Sq", "Hq"});
+  sig.sizes(ctx, {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits"});
+  if (!latent)
+    sig.sizes(ctx, {"VStride"});
+  return sig;
+}
+
+/// Adds kernel `name` with `argTypes` and `threads` threads, its body built
+/// by `buildBody` (before the return), unless the module has it; and its
+/// manifest.
+static void addKernel(
+    OpBuilder &builder, ModuleOp module, Location loc, Manifests &manifests,
+    StringRef name, ArrayRef<Type> argTypes, int64_t threads,
+    llvm::json::Object manifest,
+    function_ref<void(ImplicitLocOpBuilder &, gpu::GPUFuncOp)> buildBody) {
+  if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
+    gpu::GPUFuncOp func =
+        createKernel(builder, module, loc, name, argTypes, threads);
+    OpBuilder::InsertionGuard guard(builder);
+    ImplicitLocOpBuilder b(loc, builder);
+    b.setInsertionPointToStart(&func.getBody().front());
+    buildBody(b, func);
+    builder.setInsertionPointToEnd(&func.getBody().front());
+    gpu::ReturnOp::create(builder, loc);
   }
+  addManifest(builder, manifests, name, std::move(manifest));
+}
+
+/// Adds the split kernel(s): the general one, or for a latent cache one per
+/// row-tile count (the host picks by the query rows of a KV head).
+static void addSplitKernels(OpBuilder &builder, ModuleOp module,
+                            const PagedAttentionSpec &spec, Location loc,
+                            Manifests &manifests) {
+  const bool latent = isLatent(spec);
+  KernelSignature sig = getSplitSignature(builder.getContext(), spec, latent);
+  llvm::json::Object variant = getSplitVariant(spec, latent);
   // GridX = ceil(Hq / Hkv * Sq / rows_per_block) * Splits and GridY = Hkv *
   // value_chunks, set by the host.
-  auto addSplitKernel = [&](StringRef name, StringRef kind, int64_t threads,
-                            int64_t rows, int64_t chunks, int64_t stages,
-                            int64_t smemBytes,
-                            function_ref<void(gpu::GPUFuncOp)> buildBody) {
+  auto add = [&](StringRef name, StringRef kind, int64_t threads, int64_t rows,
+                 int64_t chunks, int64_t stages, int64_t smemBytes,
+                 function_ref<void(ImplicitLocOpBuilder &, gpu::GPUFuncOp)>
+                     buildBody) {
     llvm::json::Object manifest{
         {"entry", name},
-        {"params", llvm::json::Array(params)},
+        {"params", llvm::json::Array(sig.params)},
         {"grid", llvm::json::Array{"GridX", "GridY", "B"}},
         {"block", llvm::json::Array{threads, 1, 1}},
         {"kernel", kind},
@@ -677,93 +679,79 @@ LogicalResult mlir::attn::detail::buildPagedKernels(
         {"stages", stages},
         {"dynamic_shared_memory", smemBytes},
         {"variant", llvm::json::Object(variant)}};
-    if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
-      gpu::GPUFuncOp func =
-          createKernel(builder, module, loc, name, argTypes, threads);
-      OpBuilder::InsertionGuard guard(builder);
-      buildBody(func);
-      builder.setInsertionPointToEnd(&func.getBody().front());
-      gpu::ReturnOp::create(builder, loc);
-    }
-    addManifest(name, std::move(manifest));
+    addKernel(builder, module, loc, manifests, name, sig.types, threads,
+              std::move(manifest), buildBody);
   };
-  if (latent) {
-    for (int64_t m : attn::detail::kLatentRowTileCounts) {
-      attn::detail::LatentTiling tiling{m};
-      std::string name =
-          getPagedKernelName(spec) + "_vk_r" + std::to_string(tiling.rows());
-      addSplitKernel(name, "paged.latent.mma.sync",
-                     attn::detail::LatentTiling::kThreads, tiling.rows(), 1,
-                     attn::detail::LatentTiling::kStages,
-                     tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
-                       attn::detail::buildLatentSplitKernelBody(
-                           builder, func, spec, loc, tiling);
-                     });
-    }
-  } else {
+  const int64_t D = spec.headDim, Dv = spec.valueHeadDim;
+  if (!latent) {
     PagedTiling tiling = PagedTiling::get(D, Dv);
-    addSplitKernel(getPagedKernelName(spec), "paged.mma.sync", kThreads, kRows,
-                   tiling.dvChunks(Dv), tiling.stages,
-                   tiling.sharedMemoryBytes(D), [&](gpu::GPUFuncOp func) {
-                     ImplicitLocOpBuilder b(loc, builder);
-                     b.setInsertionPointToStart(&func.getBody().front());
-                     GeneralSplitKernel(b, func, spec).build();
-                   });
+    add(getPagedKernelName(spec), "paged.mma.sync", kThreads, kRows,
+        tiling.dvChunks(Dv), tiling.stages, tiling.sharedMemoryBytes(D),
+        [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {
+          GeneralSplitKernel(b, func, spec).build();
+        });
+    return;
   }
+  for (int64_t m : kLatentRowTileCounts) {
+    LatentTiling tiling{m};
+    add(getPagedKernelName(spec) + "_vk_r" + std::to_string(tiling.rows()),
+        "paged.latent.mma.sync", LatentTiling::kThreads, tiling.rows(), 1,
+        LatentTiling::kStages, tiling.sharedMemoryBytes(D),
+        [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {
+          buildLatentSplitKernelBody(b, func, spec, tiling);
+        });
+  }
+}
 
-  // The combine kernel.
-  {
-    std::string name = getCombineKernelName(spec);
-    bool sinks = spec.sinks.has_value();
-    Type sinksElt = sinks ? getType(ctx, *spec.sinks) : Type();
-    llvm::json::Array params;
-    SmallVector<Type> argTypes{flat(f32), flat(f32)};
-    params.push_back(
-        memrefParam("o_part", "partial_output", f32,
-                    llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv}));
-    params.push_back(memrefParam("lse_part", "partial_lse", f32,
-                                 llvm::json::Array{"Splits", "B", "Sq", "Hq"}));
-    if (sinks) {
-      params.push_back(
-          memrefParam("sinks", "sinks", sinksElt, llvm::json::Array{"Hq"}));
-      argTypes.push_back(flat(sinksElt));
-    }
-    params.push_back(memrefParam("o", "output", elt,
-                                 llvm::json::Array{"B", "Sq", "Hq", Dv}));
-    argTypes.push_back(flat(elt));
-    if (spec.lse) {
-      params.push_back(
-          memrefParam("lse", "lse", f32, llvm::json::Array{"B", "Hq", "Sq"}));
-      argTypes.push_back(flat(f32));
-    }
-    for (StringRef s : {"B", "Hq", "Sq", "Splits"})
-      params.push_back(sizeParam(s));
-    argTypes.append(4, builder.getIndexType());
-    llvm::json::Object variant{{"op", "paged_combine"},
-                               {"dtype", typeName(elt)},
-                               {"value_head_dim", Dv},
-                               {"sinks", sinks},
-                               {"lse", spec.lse}};
-    if (sinks)
-      variant["sinks_dtype"] = typeName(sinksElt);
-    llvm::json::Object manifest{{"entry", name},
-                                {"params", std::move(params)},
-                                {"grid", llvm::json::Array{"Rows", 1, 1}},
-                                {"block", llvm::json::Array{Dv, 1, 1}},
-                                {"kernel", "paged.combine"},
-                                {"dynamic_shared_memory", 0},
-                                {"variant", std::move(variant)}};
-    if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
-      gpu::GPUFuncOp func =
-          createKernel(builder, module, loc, name, argTypes, Dv);
-      OpBuilder::InsertionGuard guard(builder);
-      ImplicitLocOpBuilder b(loc, builder);
-      b.setInsertionPointToStart(&func.getBody().front());
-      CombineKernel(b, func, spec).build();
-      builder.setInsertionPointToEnd(&func.getBody().front());
-      gpu::ReturnOp::create(builder, loc);
-    }
-    addManifest(name, std::move(manifest));
-  }
+/// Adds the combine kernel: o_part, lse_part, sinks (if any), o, lse (if
+/// asked for), then the sizes; a block per output row, a thread per column.
+static void addCombineKernel(OpBuilder &builder, ModuleOp module,
+                             const PagedAttentionSpec &spec, Location loc,
+                             Manifests &manifests) {
+  MLIRContext *ctx = builder.getContext();
+  const int64_t Dv = spec.valueHeadDim;
+  Type elt = getType(ctx, spec.dtype), f32 = builder.getF32Type();
+  KernelSignature sig;
+  sig.tensor("o_part", "partial_output", f32,
+             llvm::json::Array{"Splits", "B", "Sq", "Hq", Dv});
+  sig.tensor("lse_part", "partial_lse", f32,
+             llvm::json::Array{"Splits", "B", "Sq", "Hq"});
+  if (spec.sinks)
+    sig.tensor("sinks", "sinks", getType(ctx, *spec.sinks),
+               llvm::json::Array{"Hq"});
+  sig.tensor("o", "output", elt, llvm::json::Array{"B", "Sq", "Hq", Dv});
+  if (spec.lse)
+    sig.tensor("lse", "lse", f32, llvm::json::Array{"B", "Hq", "Sq"});
+  sig.sizes(ctx, {"B", "Hq", "Sq", "Splits"});
+  llvm::json::Object variant{{"op", "paged_combine"},
+                             {"dtype", stringifyScalarType(spec.dtype)},
+                             {"value_head_dim", Dv},
+                             {"sinks", spec.sinks.has_value()},
+                             {"lse", spec.lse}};
+  if (spec.sinks)
+    variant["sinks_dtype"] = stringifyScalarType(*spec.sinks);
+  std::string name = getCombineKernelName(spec);
+  llvm::json::Object manifest{{"entry", name},
+                              {"params", std::move(sig.params)},
+                              {"grid", llvm::json::Array{"Rows", 1, 1}},
+                              {"block", llvm::json::Array{Dv, 1, 1}},
+                              {"kernel", "paged.combine"},
+                              {"dynamic_shared_memory", 0},
+                              {"variant", std::move(variant)}};
+  addKernel(builder, module, loc, manifests, name, sig.types, Dv,
+            std::move(manifest),
+            [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {
+              CombineKernel(b, func, spec).build();
+            });
+}
+
+LogicalResult mlir::attn::detail::buildPagedKernels(
+    OpBuilder &builder, ModuleOp module, const PagedAttentionSpec &spec,
+    Location loc, EmitErrorFn emitError, Manifests &manifests) {
+  std::string why;
+  if (failed(checkPagedKernelEligible(spec, &why)))
+    return emitError() << why;
+  addSplitKernels(builder, module, spec, loc, manifests);
+  addCombineKernel(builder, module, spec, loc, manifests);
   return success();
 }

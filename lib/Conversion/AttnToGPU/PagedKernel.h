@@ -16,7 +16,7 @@
 #include "attn/IR/KernelSpec.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/IR/Builders.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
 
 namespace mlir {
 namespace attn {
@@ -46,11 +46,12 @@ struct LatentTiling {
 /// the smallest that holds a KV head's query rows).
 inline constexpr int64_t kLatentRowTileCounts[] = {1, 4};
 
-/// Builds the body of the latent split kernel of `spec` into `func` (see
-/// PagedLatentKernel.cpp). Arguments: q, k_cache, block_table, seq_lens,
-/// o_part, lse_part, then B, Hq, Hkv, Sq, MaxPages, Splits.
-void buildLatentSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                const PagedAttentionSpec &spec, Location loc,
+/// Builds the body of the latent split kernel of `spec` into `func` at
+/// `b`'s insertion point (see PagedLatentKernel.cpp). Arguments: q, k_cache,
+/// block_table, seq_lens, o_part, lse_part, then B, Hq, Hkv, Sq, MaxPages,
+/// Splits.
+void buildLatentSplitKernelBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                                const PagedAttentionSpec &spec,
                                 LatentTiling tiling);
 
 } // namespace detail

@@ -70,8 +70,7 @@ public:
         tiling(tiling), M(tiling.mTiles), R(tiling.rows()),
         WK(tiling.keyGroups()), keysPerWarp(kTileKeys / WK),
         NQ(keysPerWarp / 8), colsPerWarp(Dv / LatentTiling::kWarps),
-        NV(colsPerWarp / 8), aType(VectorType::get({4, 2}, elt)),
-        cType(VectorType::get({2, 2}, f32)) {}
+        NV(colsPerWarp / 8) {}
 
   void build() {
     carveSharedMemory();
@@ -216,8 +215,7 @@ private:
   /// thread's rows in S (g and g + 8 of row tile rg) and their key
   /// positions first.
   ValueRange keyLoop(Value firstGroup, Value page2) {
-    zeroAcc = arith::ConstantOp::create(
-        b, cType, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
+    zeroAcc = zeroAccumulator();
     for (int64_t i = 0; i < 2; ++i) {
       sRow[i] = add(mul(rg, idx(16)), add(g, idx(8 * i)));
       pos[i] = add(div(add(r0, sRow[i]), group), off);
@@ -257,9 +255,8 @@ private:
 
   /// Q's A fragment for k-step `u` after column `hi`.
   Value loadQ(Value qRow, Value half8, Value hi, int64_t u) {
-    return nvgpu::LdMatrixOp::create(
-        b, aType, qS, ValueRange{qRow, swizzleAt(lane8, hi, 16 * u, half8, D)},
-        /*transpose=*/false, 4);
+    return ldmatrix(qS, {qRow, swizzleAt(lane8, hi, 16 * u, half8, D)},
+                    /*transpose=*/false);
   }
 
   /// S = Q·Kᵀ for row tile rg and the keys of group kg. The k-steps as a
@@ -281,12 +278,10 @@ private:
             // One 8-key n-tile: an ldmatrix x4 covers two k-steps.
             for (int64_t u = 0; u < unroll; u += 2) {
               Value r = add(wKey, lane8);
-              Value frag = nvgpu::LdMatrixOp::create(
-                  b, aType, kS,
-                  ValueRange{stage, r,
-                             swizzleAt(lane8, hi, 16 * u, mul(j8, idx(8)), D)},
-                  /*transpose=*/false, 4);
-              auto [b0, b1] = splitLdMatrixPair(b, loc, frag);
+              auto [b0, b1] = loadBPair(
+                  kS,
+                  {stage, r, swizzleAt(lane8, hi, 16 * u, mul(j8, idx(8)), D)},
+                  /*transpose=*/false);
               acc[0] =
                   buildMmaSync(b, loc, loadQ(qRow, half8, hi, u), b0, acc[0]);
               acc[0] = buildMmaSync(b, loc, loadQ(qRow, half8, hi, u + 1), b1,
@@ -299,12 +294,10 @@ private:
             for (int64_t np = 0; np < NQ / 2; ++np) {
               Value r =
                   add(add(wKey, idx(16 * np)), add(lane8, mul(jHi, idx(8))));
-              Value frag = nvgpu::LdMatrixOp::create(
-                  b, aType, kS,
-                  ValueRange{stage, r,
-                             swizzleAt(lane8, hi, 16 * u, mul(jLo, idx(8)), D)},
-                  /*transpose=*/false, 4);
-              auto [b0, b1] = splitLdMatrixPair(b, loc, frag);
+              auto [b0, b1] = loadBPair(
+                  kS,
+                  {stage, r, swizzleAt(lane8, hi, 16 * u, mul(jLo, idx(8)), D)},
+                  /*transpose=*/false);
               acc[2 * np] = buildMmaSync(b, loc, a, b0, acc[2 * np]);
               acc[2 * np + 1] = buildMmaSync(b, loc, a, b1, acc[2 * np + 1]);
             }
@@ -383,25 +376,19 @@ private:
       SmallVector<Value> pa;
       for (int64_t mt = 0; mt < M; ++mt) {
         Value r = add(idx(16 * mt), rem(lane, idx(16)));
-        pa.push_back(nvgpu::LdMatrixOp::create(
-            b, aType, pS,
-            ValueRange{r,
-                       swizzleAt(lane8, Value(), 16 * kk,
-                                 mul(div(lane, idx(16)), idx(8)), kTileKeys)},
-            /*transpose=*/false, 4));
+        pa.push_back(
+            ldmatrix(pS,
+                     {r, swizzleAt(lane8, Value(), 16 * kk,
+                                   mul(div(lane, idx(16)), idx(8)), kTileKeys)},
+                     /*transpose=*/false));
       }
       for (int64_t ee = 0; ee < NV / 2; ++ee) {
         Value r = add(idx(16 * kk), add(lane8, mul(jLo, idx(8))));
-        Value frag = nvgpu::LdMatrixOp::create(
-            b, aType, kS,
-            ValueRange{
-                stage, r,
-                colsPerWarp % 64 == 0
-                    ? swizzleAt(lane8, col0, 16 * ee, mul(jHi, idx(8)), D)
-                    : swizzle(r, add(col0, mul(add(idx(2 * ee), jHi), idx(8))),
-                              D)},
-            /*transpose=*/true, 4);
-        auto [b0, b1] = splitLdMatrixPair(b, loc, frag);
+        Value c =
+            colsPerWarp % 64 == 0
+                ? swizzleAt(lane8, col0, 16 * ee, mul(jHi, idx(8)), D)
+                : swizzle(r, add(col0, mul(add(idx(2 * ee), jHi), idx(8))), D);
+        auto [b0, b1] = loadBPair(kS, {stage, r, c}, /*transpose=*/true);
         for (int64_t mt = 0; mt < M; ++mt) {
           Value &o0 = next[4 + mt * NV + 2 * ee];
           Value &o1 = next[4 + mt * NV + 2 * ee + 1];
@@ -480,7 +467,6 @@ private:
   /// Row tiles, rows, key groups; keys per warp in S (8 or 32) and their
   /// 8-key n-tiles; value columns per warp in O and their n-tiles.
   const int64_t M, R, WK, keysPerWarp, NQ, colsPerWarp, NV;
-  VectorType aType, cType;
   Value qS, kS, pS, redS, alphaS, rowS;
   Value lane8, j8, jLo, jHi, rg, kg, col0;
   Value tableRow, isRowThread, zeroAcc;
@@ -489,9 +475,7 @@ private:
 } // namespace
 
 void mlir::attn::detail::buildLatentSplitKernelBody(
-    OpBuilder &builder, gpu::GPUFuncOp func, const PagedAttentionSpec &spec,
-    Location loc, LatentTiling tiling) {
-  ImplicitLocOpBuilder b(loc, builder);
-  b.setInsertionPointToStart(&func.getBody().front());
+    ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+    const PagedAttentionSpec &spec, LatentTiling tiling) {
   LatentSplitKernel(b, func, spec, tiling).build();
 }

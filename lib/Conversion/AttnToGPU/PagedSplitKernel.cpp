@@ -31,25 +31,23 @@ PagedSplitKernel::PagedSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
       D(spec.headDim), Dv(spec.valueHeadDim), P(spec.pageSize),
       hnd(spec.cacheLayout == CacheLayout::HND), elt(getType(ctx, spec.dtype)),
       f32(b.getF32Type()), mask(spec.mask.getAttr(ctx)), softcap(spec.softcap),
-      factor(spec.scale * (softcap ? 1.0 / *softcap : llvm::numbers::log2e)) {
-  Block &body = func.getBody().front();
-  unsigned n = 0;
-  qArg = body.getArgument(n++);
-  kArg = body.getArgument(n++);
+      factor(spec.scale * (softcap ? 1.0 / *softcap : llvm::numbers::log2e)),
+      aType(VectorType::get({4, 2}, elt)), cType(VectorType::get({2, 2}, f32)) {
+  SmallVector<Value *> slots{&qArg, &kArg};
   if (separateValues)
-    vArg = body.getArgument(n++);
-  tableArg = body.getArgument(n++);
-  lensArg = body.getArgument(n++);
-  oPart = body.getArgument(n++);
-  lsePart = body.getArgument(n++);
-  batch = body.getArgument(n++);
-  hq = body.getArgument(n++);
-  hkv = body.getArgument(n++);
-  sq = body.getArgument(n++);
-  maxPages = body.getArgument(n++);
-  splits = body.getArgument(n++);
+    slots.push_back(&vArg);
+  slots.append({&tableArg, &lensArg, &oPart, &lsePart, &batch, &hq, &hkv, &sq,
+                &maxPages, &splits});
   if (separateValues)
-    vStride = body.getArgument(n++);
+    slots.push_back(&vStride);
+  bindArguments(func, slots);
+}
+
+void mlir::attn::detail::bindArguments(gpu::GPUFuncOp func,
+                                       ArrayRef<Value *> slots) {
+  for (auto [slot, arg] :
+       llvm::zip_equal(slots, func.getBody().front().getArguments()))
+    *slot = arg;
 }
 
 Value PagedSplitKernel::sharedView(Value smem, ArrayRef<int64_t> dims, Type t,
@@ -142,6 +140,21 @@ Value PagedSplitKernel::copyChunk(Value dst, ValueRange dstIndices, Value src,
       b, nvgpu::DeviceAsyncTokenType::get(ctx), dst, dstIndices, src,
       ValueRange{srcIndex}, b.getIndexAttr(8), sel(inside, idx(8), c0),
       /*bypassL1=*/b.getUnitAttr());
+}
+
+Value PagedSplitKernel::ldmatrix(Value buffer, ValueRange indices,
+                                 bool transpose) {
+  return nvgpu::LdMatrixOp::create(b, aType, buffer, indices, transpose, 4);
+}
+
+std::pair<Value, Value>
+PagedSplitKernel::loadBPair(Value buffer, ValueRange indices, bool transpose) {
+  return splitLdMatrixPair(b, loc, ldmatrix(buffer, indices, transpose));
+}
+
+Value PagedSplitKernel::zeroAccumulator() {
+  return arith::ConstantOp::create(
+      b, cType, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
 }
 
 std::array<SmallVector<Value>, 2>

@@ -34,6 +34,9 @@ namespace mlir {
 namespace attn {
 namespace detail {
 
+/// Sets `*slots[i]` to argument i of `func`, for every argument.
+void bindArguments(gpu::GPUFuncOp func, ArrayRef<Value *> slots);
+
 /// The base of a paged split kernel builder: the spec's facts, the kernel's
 /// arguments, the values of the prologue, and the phases both kernels
 /// share. Each method emits at the builder's insertion point.
@@ -89,6 +92,18 @@ protected:
   Value copyChunk(Value dst, ValueRange dstIndices, Value src, Value srcIndex,
                   Value inside);
 
+  /// An ldmatrix x4 of `buffer` at `indices` (the lane's row and column):
+  /// an A fragment (aType), or two B fragments.
+  Value ldmatrix(Value buffer, ValueRange indices, bool transpose);
+
+  /// The two B fragments (8-column tiles) of an ldmatrix x4 (transposed for
+  /// V).
+  std::pair<Value, Value> loadBPair(Value buffer, ValueRange indices,
+                                    bool transpose);
+
+  /// A zero accumulator fragment (cType).
+  Value zeroAccumulator();
+
   /// The logits, in the exp2 domain, of S accumulator tiles `sAcc` (8 keys
   /// each from key `tileKey0`; rows g and g + 8 at key positions pos[0],
   /// pos[1]): x[i][2n + j] is row g + 8i's logit of key tileKey0 + 8n + 2t
@@ -128,6 +143,8 @@ protected:
   /// The factor that takes a raw score to the exp2 domain (scale · log2 e,
   /// or scale / softcap before the tanh).
   double factor;
+  /// The m16n8k16 fragments: A (`vector<4x2xT>`) and C (`vector<2x2xf32>`).
+  VectorType aType, cType;
 
   // The arguments.
   Value qArg, kArg, vArg, tableArg, lensArg, oPart, lsePart;
