@@ -177,21 +177,6 @@ void buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                           AttentionOp op, const MmaKernelArgs &args,
                           ValueRange tmaDescriptors, const WgmmaTiling &tiling);
 
-/// Whether attn.paged_attention `op` has a GPU kernel (f16/bf16, D = Dv a
-/// multiple of 16 up to 256, static page size, known scale); `why` says
-/// what is missing.
-LogicalResult checkPagedKernelEligible(PagedAttentionOp op, std::string *why);
-
-/// The name of the split kernel of a paged attention variant.
-std::string getPagedKernelName(PagedAttentionOp op);
-
-/// Adds the paged decode kernels of `op` (see PagedKernel.cpp): the split
-/// kernel and the combine kernel, each in its own gpu.module of `module`,
-/// and their manifests to `manifests`.
-LogicalResult buildPagedKernels(OpBuilder &builder, ModuleOp module,
-                                PagedAttentionOp op,
-                                SmallVectorImpl<NamedAttribute> &manifests);
-
 /// Whether attn.gated_delta_rule `op` has GPU kernels (f16/bf16/f32, static
 /// head dims, a chunk that fits shared memory); `why` says what is missing.
 LogicalResult checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
@@ -214,14 +199,6 @@ LogicalResult checkNsaKernelEligible(NsaOp op, std::string *why);
 /// attention runs on the paged and attention kernels of matching variants.
 LogicalResult buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
                               SmallVectorImpl<NamedAttribute> &manifests);
-
-/// Adds the paged kernels attn.sparse_attention `op` runs on (see
-/// SparseKernels.cpp: the host compacts the index lists into page tables of
-/// block_size pages) and their manifests.
-LogicalResult
-buildSparseAttentionKernels(OpBuilder &builder, ModuleOp module,
-                            SparseAttentionOp op,
-                            SmallVectorImpl<NamedAttribute> &manifests);
 
 /// Whether attn.lightning_indexer `op` has a GPU kernel (f16/bf16, static
 /// head counts and dims, multiples of 16); `why` says what is missing.

@@ -28,10 +28,12 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
+#include "Kernels.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/Conversion/Passes.h"
 #include "attn/IR/AttnOps.h"
+#include "attn/IR/KernelSpecOpInterface.h"
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"

@@ -170,6 +170,19 @@ struct Emitter {
     return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, y);
   }
   Value land(Value x, Value y) { return arith::AndIOp::create(b, x, y); }
+  Value xori(Value x, Value y) { return arith::XOrIOp::create(b, x, y); }
+  /// Signed index compare, min, max and ceil-div (sizes that may go
+  /// negative, such as a key range's ends).
+  Value slt(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
+  }
+  Value smin(Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
+  Value smax(Value x, Value y) { return arith::MaxSIOp::create(b, x, y); }
+  Value ceilDiv(Value x, Value y) {
+    return arith::CeilDivSIOp::create(b, x, y);
+  }
+  Value fmax(Value x, Value y) { return arith::MaximumFOp::create(b, x, y); }
+  Value fdiv(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
   Value sel(Value c, Value x, Value y) {
     return arith::SelectOp::create(b, c, x, y);
   }
@@ -252,6 +265,12 @@ struct Emitter {
   Value laneSum(Value v, int64_t lanes, int32_t stride = 1) {
     for (int32_t o = stride; o < stride * lanes; o *= 2)
       v = fadd(v, shuffleXor(v, o));
+    return v;
+  }
+  /// The max of `v` over `lanes` consecutive lanes (a power of two).
+  Value laneMax(Value v, int64_t lanes) {
+    for (int32_t o = 1; o < lanes; o *= 2)
+      v = fmax(v, shuffleXor(v, o));
     return v;
   }
   void barrier() { gpu::BarrierOp::create(b); }

@@ -13,20 +13,14 @@
 #ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_PAGEDKERNEL_H
 #define ATTN_LIB_CONVERSION_ATTNTOGPU_PAGEDKERNEL_H
 
-#include "attn/IR/AttnOps.h"
+#include "attn/IR/KernelSpec.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/IR/Builders.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
 
 namespace mlir {
 namespace attn {
 namespace detail {
-
-/// Whether the value cache of `op` is the first Dv columns of its key cache
-/// (`tensor.extract_slice %key_cache[0, 0, 0, 0] [.., .., .., Dv] [1, 1, 1,
-/// 1]`): DeepSeek MLA's latent cache, where each key row also holds its
-/// value row.
-bool valuesArePrefixOfKeys(PagedAttentionOp op);
 
 /// How the latent split kernel is tiled: 8 warps, 64-key tiles in a
 /// two-stage ring, `mTiles` m16 tiles of packed query rows per block.
@@ -52,11 +46,13 @@ struct LatentTiling {
 /// the smallest that holds a KV head's query rows).
 inline constexpr int64_t kLatentRowTileCounts[] = {1, 4};
 
-/// Builds the body of the latent split kernel of `op` into `func` (see
-/// PagedLatentKernel.cpp). Arguments: q, k_cache, block_table, seq_lens,
-/// o_part, lse_part, then B, Hq, Hkv, Sq, MaxPages, Splits.
-void buildLatentSplitKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                PagedAttentionOp op, LatentTiling tiling);
+/// Builds the body of the latent split kernel of `spec` into `func` at
+/// `b`'s insertion point (see PagedLatentKernel.cpp). Arguments: q, k_cache,
+/// block_table, seq_lens, o_part, lse_part, then B, Hq, Hkv, Sq, MaxPages,
+/// Splits.
+void buildLatentSplitKernelBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                                const PagedAttentionSpec &spec,
+                                LatentTiling tiling);
 
 } // namespace detail
 } // namespace attn

@@ -36,16 +36,15 @@
 
 #include "KernelCommon.h"
 #include "PagedKernel.h"
+#include "PagedSplitKernel.h"
 
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
@@ -55,604 +54,428 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
-namespace {
-constexpr double kLog2e = 1.4426950408889634, kLn2 = 0.6931471805599453;
-} // namespace
-
-bool mlir::attn::detail::valuesArePrefixOfKeys(PagedAttentionOp op) {
-  auto slice = op.getValueCache().getDefiningOp<tensor::ExtractSliceOp>();
-  if (!slice || slice.getSource() != op.getKeyCache() ||
-      !slice.hasUnitStride() || !slice.hasZeroOffset())
-    return false;
-  auto source = cast<RankedTensorType>(slice.getSource().getType());
-  auto result = slice.getResultType();
-  if (result.getRank() != source.getRank() || source.getRank() != 4)
-    return false;
-  // Every dim but the last whole: static and equal, or `tensor.dim` of the
-  // source.
-  SmallVector<OpFoldResult> sizes = slice.getMixedSizes();
-  for (int64_t d = 0; d < 3; ++d) {
-    if (std::optional<int64_t> s = getConstantIntValue(sizes[d])) {
-      if (source.isDynamicDim(d) || *s != source.getDimSize(d))
-        return false;
-      continue;
-    }
-    auto dim = dyn_cast<Value>(sizes[d]).getDefiningOp<tensor::DimOp>();
-    std::optional<int64_t> index = dim ? dim.getConstantIndex() : std::nullopt;
-    if (!dim || dim.getSource() != slice.getSource() || index != d)
-      return false;
-  }
-  return true;
-}
-
 bool LatentTiling::accepts(int64_t d, int64_t dv) const {
   return d % 32 == 0 && dv % (16 * kWarps) == 0 && dv <= d &&
          sharedMemoryBytes(d) <= 227 * 1024;
 }
 
-// Over 150 lines: one kernel body, written before the phase split of
-// issue 19 (kernels from a spec, shared emitter pieces), which owns
-// splitting it into named phases with byte-identical PTX.
-void mlir::attn::detail::buildLatentSplitKernelBody(OpBuilder &builder,
-                                                    gpu::GPUFuncOp func,
-                                                    PagedAttentionOp op,
-                                                    LatentTiling tiling) {
-  MLIRContext *ctx = builder.getContext();
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
-  Location loc = op.getLoc();
-  Block &body = func.getBody().front();
-  b.setInsertionPointToStart(&body);
-  PagedAttentionShape shape = op.getPagedShape();
-  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
-  const int64_t P = shape.pageSize;
-  const bool hnd = op.getCacheLayout() == CacheLayout::HND;
-  constexpr int64_t kThreads = LatentTiling::kThreads,
-                    kTileKeys = LatentTiling::kTileKeys,
-                    kStages = LatentTiling::kStages;
-  const int64_t M = tiling.mTiles, R = tiling.rows();
-  const int64_t WK = tiling.keyGroups();
-  // Keys per warp in S (8 or 32) and their 8-key n-tiles; value columns per
-  // warp in O and their n-tiles.
-  const int64_t keysPerWarp = kTileKeys / WK, NQ = keysPerWarp / 8;
-  const int64_t colsPerWarp = Dv / LatentTiling::kWarps, NV = colsPerWarp / 8;
-  Type elt = op.getOutput().getType().getElementType();
-  Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  MaskAttr mask = op.getMaskOrNone();
-  std::optional<double> softcap;
-  if (std::optional<APFloat> c = op.getSoftcap())
-    softcap = c->convertToDouble();
-  const double factor =
-      *op.getEffectiveScale() * (softcap ? 1.0 / *softcap : kLog2e);
+namespace {
+/// The latent split kernel's builder (see the file comment); build() emits
+/// its phases in order.
+class LatentSplitKernel : PagedSplitKernel {
+public:
+  LatentSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                    const PagedAttentionSpec &spec, LatentTiling tiling)
+      : PagedSplitKernel(b, func, spec, /*separateValues=*/false),
+        tiling(tiling), M(tiling.mTiles), R(tiling.rows()),
+        WK(tiling.keyGroups()), keysPerWarp(kTileKeys / WK),
+        NQ(keysPerWarp / 8), colsPerWarp(Dv / LatentTiling::kWarps),
+        NV(colsPerWarp / 8) {}
 
-  unsigned n = 0;
-  Value qArg = body.getArgument(n++), kArg = body.getArgument(n++),
-        tableArg = body.getArgument(n++), lensArg = body.getArgument(n++),
-        oPart = body.getArgument(n++), lsePart = body.getArgument(n++);
-  Value batch = body.getArgument(n++), hq = body.getArgument(n++),
-        hkv = body.getArgument(n++), sq = body.getArgument(n++),
-        maxPages = body.getArgument(n++), splits = body.getArgument(n++);
-
-  auto idx = [&](int64_t v) -> Value {
-    return arith::ConstantIndexOp::create(b, v);
-  };
-  auto cf = [&](double v) -> Value {
-    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
-  };
-  auto add = [&](Value x, Value y) -> Value {
-    return arith::AddIOp::create(b, x, y);
-  };
-  auto sub = [&](Value x, Value y) -> Value {
-    return arith::SubIOp::create(b, x, y);
-  };
-  auto mul = [&](Value x, Value y) -> Value {
-    return arith::MulIOp::create(b, x, y);
-  };
-  auto divu = [&](Value x, Value y) -> Value {
-    return arith::DivUIOp::create(b, x, y);
-  };
-  auto remu = [&](Value x, Value y) -> Value {
-    return arith::RemUIOp::create(b, x, y);
-  };
-  auto slt = [&](Value x, Value y) -> Value {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
-  };
-  auto eq = [&](Value x, Value y) -> Value {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, y);
-  };
-  auto select = [&](Value c, Value x, Value y) -> Value {
-    return arith::SelectOp::create(b, c, x, y);
-  };
-  auto fmax = [&](Value x, Value y) -> Value {
-    return arith::MaximumFOp::create(b, x, y);
-  };
-  auto fadd = [&](Value x, Value y) -> Value {
-    return arith::AddFOp::create(b, x, y);
-  };
-  auto fmul = [&](Value x, Value y) -> Value {
-    return arith::MulFOp::create(b, x, y);
-  };
-  auto exp2 = [&](Value x) -> Value { return math::Exp2Op::create(b, x); };
-  auto loadIndex = [&](Value m, Value i) -> Value {
-    Value v = memref::LoadOp::create(b, m, i);
-    return arith::IndexCastOp::create(b, b.getIndexType(), v);
-  };
-  // The quad (4 lanes of a fragment row) reduction of `v`.
-  auto quad = [&](Value v, function_ref<Value(Value, Value)> combine) {
-    for (int32_t o : {1, 2})
-      v = combine(v, gpu::ShuffleOp::create(b, v, o, 32, gpu::ShuffleMode::XOR)
-                         .getShuffleResult());
-    return v;
-  };
-  // Runs `build` in an scf.if on `cond` (no results).
-  auto when = [&](Value cond, function_ref<void()> build) {
-    auto ifOp = scf::IfOp::create(b, cond, /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-    build();
-  };
-
-  // Shared memory (16-byte chunks of Q, K and P rows XOR-swizzled by row).
-  auto workgroup = gpu::AddressSpaceAttr::get(
-      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-  Value smem = getDynamicSharedMemory(b, loc, func);
-  int64_t offset = 0;
-  auto carve = [&](ArrayRef<int64_t> dims, Type t) -> Value {
-    auto type = MemRefType::get(dims, t, AffineMap(), workgroup);
-    Value v = memref::ViewOp::create(b, type, smem, idx(offset), ValueRange{});
-    int64_t bytes = t.getIntOrFloatBitWidth() / 8;
-    for (int64_t d : dims)
-      bytes *= d;
-    offset += bytes;
-    return v;
-  };
-  Value qS = carve({R, D}, elt);
-  Value kS = carve({kStages, kTileKeys, D}, elt);
-  Value pS = carve({R, kTileKeys}, elt);
-  // Per key group and row: the tile max (in the loop), then the row sum.
-  Value redS = carve({WK, R}, f32);
-  Value alphaS = carve({R}, f32);
-  // The cache row of each key of the next two tiles (-1: not read).
-  Value rowS = carve({2, kTileKeys}, i32);
-  assert(offset == tiling.sharedMemoryBytes(D) && "shared memory layout");
-
-  Value c0 = idx(0), c1 = idx(1);
-  Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  Value kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value split = remu(bx, splits), rowTile = divu(bx, splits);
-  Value warp = divu(tid, idx(32)), lane = remu(tid, idx(32));
-  Value g = divu(lane, idx(4)), t = remu(lane, idx(4));
-  Value lane8 = remu(lane, idx(8)), j8 = divu(lane, idx(8));
-  Value jLo = remu(j8, idx(2)), jHi = divu(j8, idx(2));
-  // This warp's row tile and key group in S, its value columns in O.
-  Value rg = remu(warp, idx(M)), kg = divu(warp, idx(M));
-  Value col0 = mul(warp, idx(colsPerWarp));
-  Value group = divu(hq, hkv);
-  Value rows = mul(group, sq);
-  Value r0 = mul(rowTile, idx(R));
-  // The sequence's keys, clamped to what its row of the table can name.
-  Value len = buildPagedSequenceLength(b, loc, loadIndex(lensArg, bIdx),
-                                       mul(maxPages, idx(P)));
-  Value off = sub(len, sq);
-
-  // Keys of this block: the band of its rows, cut to its split (whole tiles
-  // of the length's share).
-  Value lastRow = sub(arith::MinSIOp::create(b, add(r0, idx(R)), rows), c1);
-  auto firstBand =
-      buildAdmittedKeys(b, loc, mask, add(divu(r0, group), off), len);
-  auto lastBand =
-      buildAdmittedKeys(b, loc, mask, add(divu(lastRow, group), off), len);
-  Value chunk =
-      mul(arith::CeilDivSIOp::create(
-              b, arith::CeilDivSIOp::create(b, len, splits), idx(kTileKeys)),
-          idx(kTileKeys));
-  Value kBegin = arith::MaxSIOp::create(b, firstBand.first, mul(split, chunk));
-  Value kEnd =
-      arith::MinSIOp::create(b, lastBand.second, mul(add(split, c1), chunk));
-  Value steps = select(
-      slt(kBegin, kEnd),
-      arith::CeilDivSIOp::create(b, sub(kEnd, kBegin), idx(kTileKeys)), c0);
-
-  // Element offset of packed row r's query (or output) [b, token, head, 0]
-  // in [B, Sq, Hq, dim].
-  auto rowElement = [&](Value r, int64_t dim) -> Value {
-    Value token = divu(r, group);
-    Value head = add(mul(kvh, group), remu(r, group));
-    return mul(add(mul(add(mul(bIdx, sq), token), hq), head), idx(dim));
-  };
-  // Column `c` (a multiple of 8, or 8k + e for a P element) of row `r` in a
-  // swizzled buffer of rows of `dim` elements.
-  auto swizzle = [&](Value r, Value c, int64_t dim) -> Value {
-    if ((dim / 8) % 8 != 0)
-      return c;
-    Value chunkIdx = arith::XOrIOp::create(b, divu(c, idx(8)), remu(r, idx(8)));
-    return add(mul(chunkIdx, idx(8)), remu(c, idx(8)));
-  };
-
-  // The same for the ldmatrix addresses, whose rows are all lane8 mod 8:
-  // column `hi + cConst + lo` with `hi` a multiple of 64 (or null), `lo` a
-  // small multiple of 8 and (cConst mod 64) + lo < 64. The XOR then touches
-  // the chunk's low three bits only, so that the multiples of 64 in cConst
-  // stay constant offsets and a thread's addresses take a few registers
-  // across the unrolled k-steps.
-  auto swizzleAt = [&](Value phase, Value hi, int64_t cConst, Value lo,
-                       int64_t dim) -> Value {
-    Value c = add(idx(cConst % 64), lo);
-    Value low =
-        (dim / 8) % 8 != 0
-            ? c
-            : mul(arith::XOrIOp::create(b, divu(c, idx(8)), phase), idx(8));
-    Value col = add(idx(cConst - cConst % 64), low);
-    return hi ? add(hi, col) : col;
-  };
-
-  // Q: rows past the packed rows are zero.
-  auto vec8 = VectorType::get({8}, elt);
-  {
-    Value zero = arith::ConstantOp::create(
-        b, vec8, DenseElementsAttr::get(vec8, b.getZeroAttr(elt)));
-    scf::ForOp::create(
-        b, tid, idx(R * D / 8), idx(kThreads), ValueRange{},
-        [&](OpBuilder &nb, Location, Value e, ValueRange) {
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          Value e8 = mul(e, idx(8));
-          Value r = divu(e8, idx(D)), c = remu(e8, idx(D));
-          Value row = add(r0, r);
-          auto ifOp = scf::IfOp::create(b, TypeRange{vec8}, slt(row, rows),
-                                        /*withElse=*/true);
-          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-          Value x = vector::LoadOp::create(
-              b, vec8, qArg, ValueRange{add(rowElement(row, D), c)});
-          scf::YieldOp::create(b, x);
-          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-          scf::YieldOp::create(b, zero);
-          b.setInsertionPointAfter(ifOp);
-          vector::StoreOp::create(b, ifOp.getResult(0), qS,
-                                  ValueRange{r, swizzle(r, c, D)});
-          scf::YieldOp::create(b);
-        });
+  void build() {
+    carveSharedMemory();
+    emitBlockIndices(/*valueChunks=*/1, Dv);
+    emitFragmentIndices();
+    emitKeyRange(R, kTileKeys);
+    stageQuery(qS, R, kThreads, [&](Value r, Value c, int64_t dim) {
+      return swizzle(r, c, dim);
+    });
+    auto [firstGroup, page2] = startPipeline();
+    ValueRange fin = keyLoop(firstGroup, page2);
+    nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
+    sumRows(fin);
+    writePartials(fin);
   }
 
-  // The cache rows of a tile: thread `tid` < 64 reads the page of key `tid`
-  // of tile `step` (keys at or past kEnd do not look at their possibly unset
-  // entries), then turns it into the row of [rows, D] (-1 past kEnd).
-  Value tableRow = mul(bIdx, maxPages);
-  Value isRowThread = slt(tid, idx(kTileKeys));
-  auto tileKey = [&](Value step) -> Value {
+private:
+  static constexpr int64_t kThreads = LatentTiling::kThreads,
+                           kTileKeys = LatentTiling::kTileKeys,
+                           kStages = LatentTiling::kStages;
+
+  /// Shared memory (16-byte chunks of Q, K and P rows XOR-swizzled by row):
+  /// Q [R, D], the K ring [kStages, 64, D], P [R, 64]; per key group and
+  /// row the tile max (in the loop), then the row sum; the rows' rescale
+  /// factors; the cache row of each key of the next two tiles (-1: not
+  /// read).
+  void carveSharedMemory() {
+    Value smem = getDynamicSharedMemory(b, loc, func);
+    int64_t offset = 0;
+    auto carve = [&](ArrayRef<int64_t> dims, Type t) {
+      Value v = sharedView(smem, dims, t, offset);
+      int64_t bytes = t.getIntOrFloatBitWidth() / 8;
+      for (int64_t d : dims)
+        bytes *= d;
+      offset += bytes;
+      return v;
+    };
+    qS = carve({R, D}, elt);
+    kS = carve({kStages, kTileKeys, D}, elt);
+    pS = carve({R, kTileKeys}, elt);
+    redS = carve({WK, R}, f32);
+    alphaS = carve({R}, f32);
+    rowS = carve({2, kTileKeys}, b.getI32Type());
+    assert(offset == tiling.sharedMemoryBytes(D) && "shared memory layout");
+  }
+
+  /// The ldmatrix lane coordinates, this warp's row tile rg and key group
+  /// kg in S, and its first value column in O.
+  void emitFragmentIndices() {
+    lane8 = rem(lane, idx(8));
+    j8 = div(lane, idx(8));
+    jLo = rem(j8, idx(2));
+    jHi = div(j8, idx(2));
+    rg = rem(warp, idx(M));
+    kg = div(warp, idx(M));
+    col0 = mul(warp, idx(colsPerWarp));
+  }
+
+  /// Column `c` (a multiple of 8, or 8k + e for a P element) of row `r` in
+  /// a swizzled buffer of rows of `dim` elements.
+  Value swizzle(Value r, Value c, int64_t dim) {
+    if ((dim / 8) % 8 != 0)
+      return c;
+    Value chunkIdx = xori(div(c, idx(8)), rem(r, idx(8)));
+    return add(mul(chunkIdx, idx(8)), rem(c, idx(8)));
+  }
+
+  /// The same for the ldmatrix addresses, whose rows are all lane8 mod 8:
+  /// column `hi + cConst + lo` with `hi` a multiple of 64 (or null), `lo` a
+  /// small multiple of 8 and (cConst mod 64) + lo < 64. The XOR then
+  /// touches the chunk's low three bits only, so that the multiples of 64
+  /// in cConst stay constant offsets and a thread's addresses take a few
+  /// registers across the unrolled k-steps.
+  Value swizzleAt(Value phase, Value hi, int64_t cConst, Value lo,
+                  int64_t dim) {
+    Value c = add(idx(cConst % 64), lo);
+    Value low =
+        (dim / 8) % 8 != 0 ? c : mul(xori(div(c, idx(8)), phase), idx(8));
+    Value col = add(idx(cConst - cConst % 64), low);
+    return hi ? add(hi, col) : col;
+  }
+
+  /// Key `tid` of tile `step` (threads below 64 own a key each).
+  Value tileKey(Value step) {
     return add(add(kBegin, mul(step, idx(kTileKeys))), tid);
-  };
-  auto readPage = [&](Value step) -> Value {
+  }
+
+  /// The page of this thread's key of tile `step` (keys at or past kEnd do
+  /// not look at their possibly unset entries).
+  Value tilePage(Value step) {
     Value key = tileKey(step);
-    Value entry = select(arith::AndIOp::create(b, isRowThread, slt(key, kEnd)),
-                         add(tableRow, divu(key, idx(P))), tableRow);
-    return loadIndex(tableArg, entry);
-  };
-  auto storeRow = [&](Value step, Value page, Value slotOfRing) {
+    return readPage(tableRow, land(isRowThread, slt(key, kEnd)), key);
+  }
+
+  /// Turns `page` into the cache row of this thread's key of tile `step`
+  /// (-1 past kEnd), in ring slot `slotOfRing` of rowS.
+  void storeRow(Value step, Value page, Value slotOfRing) {
     when(isRowThread, [&] {
       Value key = tileKey(step);
-      Value slot = remu(key, idx(P));
-      Value row = hnd ? add(mul(add(mul(page, hkv), kvh), idx(P)), slot)
-                      : add(mul(add(mul(page, idx(P)), slot), hkv), kvh);
-      row = select(slt(key, kEnd), row, idx(-1));
-      memref::StoreOp::create(b, arith::IndexCastOp::create(b, i32, row), rowS,
-                              ValueRange{slotOfRing, tid});
+      Value slot = rem(key, idx(P));
+      Value row = cacheRow(page, slot);
+      row = sel(slt(key, kEnd), row, idx(-1));
+      store(arith::IndexCastOp::create(b, b.getI32Type(), row), rowS,
+            {slotOfRing, tid});
     });
-  };
-  // The copies of tile `step` into its stage: 16-byte chunks, D / 8 per key
-  // row, zero-filled for rows marked -1.
-  auto asyncTokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
-  auto issueTile = [&](Value step) -> Value {
-    Value stage = remu(step, idx(kStages)), ring = remu(step, idx(2));
+  }
+
+  /// The copies of tile `step` into its stage, as one cp.async group:
+  /// 16-byte chunks, D / 8 per key row, zero-filled for rows marked -1.
+  Value issueTile(Value step) {
+    Value stage = rem(step, idx(kStages)), ring = rem(step, idx(2));
     SmallVector<Value> tokens;
     for (int64_t k = 0; k < kTileKeys * D / (8 * kThreads); ++k) {
       Value e8 = mul(add(tid, idx(k * kThreads)), idx(8));
-      Value r = divu(e8, idx(D)), c = remu(e8, idx(D));
-      Value row = arith::IndexCastOp::create(
-          b, b.getIndexType(),
-          memref::LoadOp::create(b, rowS, ValueRange{ring, r}));
+      Value r = div(e8, idx(D)), c = rem(e8, idx(D));
+      Value row = loadIndex(rowS, {ring, r});
       Value inside =
           arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row, c0);
-      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, asyncTokenType, kS, ValueRange{stage, r, swizzle(r, c, D)}, kArg,
-          ValueRange{add(mul(select(inside, row, c0), idx(D)), c)},
-          b.getIndexAttr(8), select(inside, idx(8), c0),
-          /*bypassL1=*/b.getUnitAttr()));
+      tokens.push_back(copyChunk(kS, {stage, r, swizzle(r, c, D)}, kArg,
+                                 add(mul(sel(inside, row, c0), idx(D)), c),
+                                 inside));
     }
-    return nvgpu::DeviceAsyncCreateGroupOp::create(b, asyncTokenType, tokens);
-  };
-
-  // Rows of tiles 0 and 1, the page of tile 2 in flight; then tile 0.
-  storeRow(c0, readPage(c0), c0);
-  storeRow(c1, readPage(c1), c1);
-  Value page2 = readPage(idx(2));
-  gpu::BarrierOp::create(b);
-  Value firstGroup = issueTile(c0);
-
-  // Fragments of m16n8k16 mma.sync.
-  auto aType = VectorType::get({4, 2}, elt);
-  auto cType = VectorType::get({2, 2}, f32);
-  auto mmaSync = [&](Value a, Value bv, Value c) -> Value {
-    return buildMmaSync(b, loc, a, bv, c);
-  };
-  auto splitPair = [&](Value v) { return splitLdMatrixPair(b, loc, v); };
-  Value zeroAcc = arith::ConstantOp::create(
-      b, cType, DenseElementsAttr::get(cType, b.getF32FloatAttr(0.0)));
-
-  // This thread's rows in S: g and g + 8 of row tile rg, and their key
-  // positions.
-  Value sRow[2], pos[2];
-  for (int64_t i = 0; i < 2; ++i) {
-    sRow[i] = add(mul(rg, idx(16)), add(g, idx(8 * i)));
-    pos[i] = add(divu(add(r0, sRow[i]), group), off);
+    return nvgpu::DeviceAsyncCreateGroupOp::create(
+        b, nvgpu::DeviceAsyncTokenType::get(ctx), tokens);
   }
 
-  // The key loop: m[2], l[2] (of this thread's S elements), the O
-  // accumulators [M][NV], the page of the tile two steps ahead.
-  SmallVector<Value> init{cf(-INFINITY), cf(-INFINITY), cf(0.0), cf(0.0)};
-  init.append(M * NV, zeroAcc);
-  init.push_back(page2);
-  auto loop = scf::ForOp::create(b, c0, steps, c1, init);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value step = loop.getInductionVar();
-    ValueRange iter = loop.getRegionIterArgs();
-    Value stage = remu(step, idx(kStages));
-    // Wait for this step's tile; every warp is then done with the last step
-    // (its stage, P, the statistics, its ring slot of rows).
-    nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
-    gpu::BarrierOp::create(b);
-    issueTile(add(step, c1));
-    storeRow(add(step, idx(2)), iter.back(), remu(step, idx(2)));
-    Value pageAhead = readPage(add(step, idx(3)));
+  /// The pipeline's start: the rows of tiles 0 and 1, the page of tile 2 in
+  /// flight (returned), then tile 0's copies (their group returned).
+  std::pair<Value, Value> startPipeline() {
+    tableRow = mul(bIdx, maxPages);
+    isRowThread = slt(tid, idx(kTileKeys));
+    storeRow(c0, tilePage(c0), c0);
+    storeRow(c1, tilePage(c1), c1);
+    Value page2 = tilePage(idx(2));
+    barrier();
+    Value firstGroup = issueTile(c0);
+    return {firstGroup, page2};
+  }
 
-    // S = Q·Kᵀ for row tile rg and the keys of group kg.
+  /// The key loop: m[2], l[2] (of this thread's S elements), the O
+  /// accumulators [M][NV], the page of the tile two steps ahead; this
+  /// thread's rows in S (g and g + 8 of row tile rg) and their key
+  /// positions first.
+  ValueRange keyLoop(Value firstGroup, Value page2) {
+    zeroAcc = zeroAccumulator();
+    for (int64_t i = 0; i < 2; ++i) {
+      sRow[i] = add(mul(rg, idx(16)), add(g, idx(8 * i)));
+      pos[i] = add(div(add(r0, sRow[i]), group), off);
+    }
+    SmallVector<Value> init{f(-INFINITY), f(-INFINITY), f(0.0), f(0.0)};
+    init.append(M * NV, zeroAcc);
+    init.push_back(page2);
+    return loop(c0, steps, c1, init, [&](Value step, ValueRange iter) {
+      return keyStep(firstGroup, step, iter);
+    });
+  }
+
+  /// One step: wait for this step's tile (every warp is then done with the
+  /// last step: its stage, P, the statistics, its ring slot of rows), put
+  /// the next tile in flight and the rows of the one after, then S, the
+  /// rows' max, the online softmax and O += P·V.
+  SmallVector<Value> keyStep(Value firstGroup, Value step, ValueRange iter) {
+    Value stage = rem(step, idx(kStages));
+    nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
+    barrier();
+    issueTile(add(step, c1));
+    storeRow(add(step, idx(2)), iter.back(), rem(step, idx(2)));
+    Value pageAhead = tilePage(add(step, idx(3)));
+
     Value wKey = mul(kg, idx(keysPerWarp));
+    SmallVector<Value> sAcc = scores(stage, wKey);
+    // x[i][nt * 2 + j]: row sRow[i], key wKey + 8nt + 2t + j.
+    Value tileKey0 = add(add(kBegin, mul(step, idx(kTileKeys))), wKey);
+    auto x = maskedLogits(sAcc, tileKey0, pos);
+    std::array<Value, 2> tileMax = rowMax(x);
+    SmallVector<Value> next(iter.begin(), iter.end());
+    softmax(wKey, x, tileMax, iter, next);
+    accumulatePV(stage, iter, next);
+    next.back() = pageAhead;
+    return next;
+  }
+
+  /// Q's A fragment for k-step `u` after column `hi`.
+  Value loadQ(Value qRow, Value half8, Value hi, int64_t u) {
+    return ldmatrix(qS, {qRow, swizzleAt(lane8, hi, 16 * u, half8, D)},
+                    /*transpose=*/false);
+  }
+
+  /// S = Q·Kᵀ for row tile rg and the keys of group kg. The k-steps as a
+  /// loop of `unroll` steps per iteration (4 whenever the rows are
+  /// swizzled, so that 16 k-steps' columns stay a multiple of 64 and the
+  /// swizzle a constant offset): a quarter of the IR of the fully unrolled
+  /// form.
+  SmallVector<Value> scores(Value stage, Value wKey) {
     SmallVector<Value> sAcc(NQ, zeroAcc);
-    Value qRow = add(mul(rg, idx(16)), remu(lane, idx(16)));
-    Value half8 = mul(divu(lane, idx(16)), idx(8));
-    // The k-steps as a loop of `unroll` steps per iteration (4 whenever the
-    // rows are swizzled, so that 16 k-steps' columns stay a multiple of 64
-    // and the swizzle a constant offset): a quarter of the IR of the fully
-    // unrolled form.
+    Value qRow = add(mul(rg, idx(16)), rem(lane, idx(16)));
+    Value half8 = mul(div(lane, idx(16)), idx(8));
     const int64_t kSteps = D / 16;
     const int64_t unroll = kSteps % 4 == 0 ? 4 : 2;
-    auto loadQ = [&](Value hi, int64_t u) -> Value {
-      return nvgpu::LdMatrixOp::create(
-          b, aType, qS,
-          ValueRange{qRow, swizzleAt(lane8, hi, 16 * u, half8, D)},
-          /*transpose=*/false, 4);
-    };
-    auto qkLoop = scf::ForOp::create(b, c0, idx(kSteps), idx(unroll), sAcc);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(qkLoop.getBody());
-      Value hi = mul(qkLoop.getInductionVar(), idx(16));
-      SmallVector<Value> acc(qkLoop.getRegionIterArgs().begin(),
-                             qkLoop.getRegionIterArgs().end());
-      if (NQ == 1) {
-        // One 8-key n-tile: an ldmatrix x4 covers two k-steps.
-        for (int64_t u = 0; u < unroll; u += 2) {
-          Value r = add(wKey, lane8);
-          Value frag = nvgpu::LdMatrixOp::create(
-              b, aType, kS,
-              ValueRange{stage, r,
-                         swizzleAt(lane8, hi, 16 * u, mul(j8, idx(8)), D)},
-              /*transpose=*/false, 4);
-          auto [b0, b1] = splitPair(frag);
-          acc[0] = mmaSync(loadQ(hi, u), b0, acc[0]);
-          acc[0] = mmaSync(loadQ(hi, u + 1), b1, acc[0]);
-        }
-      } else {
-        for (int64_t u = 0; u < unroll; ++u) {
-          Value a = loadQ(hi, u);
-          for (int64_t np = 0; np < NQ / 2; ++np) {
-            Value r =
-                add(add(wKey, idx(16 * np)), add(lane8, mul(jHi, idx(8))));
-            Value frag = nvgpu::LdMatrixOp::create(
-                b, aType, kS,
-                ValueRange{stage, r,
-                           swizzleAt(lane8, hi, 16 * u, mul(jLo, idx(8)), D)},
-                /*transpose=*/false, 4);
-            auto [b0, b1] = splitPair(frag);
-            acc[2 * np] = mmaSync(a, b0, acc[2 * np]);
-            acc[2 * np + 1] = mmaSync(a, b1, acc[2 * np + 1]);
+    ValueRange res = loop(
+        c0, idx(kSteps), idx(unroll), sAcc, [&](Value kStep, ValueRange it) {
+          Value hi = mul(kStep, idx(16));
+          SmallVector<Value> acc(it.begin(), it.end());
+          if (NQ == 1) {
+            // One 8-key n-tile: an ldmatrix x4 covers two k-steps.
+            for (int64_t u = 0; u < unroll; u += 2) {
+              Value r = add(wKey, lane8);
+              auto [b0, b1] = loadBPair(
+                  kS,
+                  {stage, r, swizzleAt(lane8, hi, 16 * u, mul(j8, idx(8)), D)},
+                  /*transpose=*/false);
+              acc[0] =
+                  buildMmaSync(b, loc, loadQ(qRow, half8, hi, u), b0, acc[0]);
+              acc[0] = buildMmaSync(b, loc, loadQ(qRow, half8, hi, u + 1), b1,
+                                    acc[0]);
+            }
+            return acc;
           }
-        }
-      }
-      scf::YieldOp::create(b, acc);
-    }
-    for (int64_t nt = 0; nt < NQ; ++nt)
-      sAcc[nt] = qkLoop.getResult(nt);
+          for (int64_t u = 0; u < unroll; ++u) {
+            Value a = loadQ(qRow, half8, hi, u);
+            for (int64_t np = 0; np < NQ / 2; ++np) {
+              Value r =
+                  add(add(wKey, idx(16 * np)), add(lane8, mul(jHi, idx(8))));
+              auto [b0, b1] = loadBPair(
+                  kS,
+                  {stage, r, swizzleAt(lane8, hi, 16 * u, mul(jLo, idx(8)), D)},
+                  /*transpose=*/false);
+              acc[2 * np] = buildMmaSync(b, loc, a, b0, acc[2 * np]);
+              acc[2 * np + 1] = buildMmaSync(b, loc, a, b1, acc[2 * np + 1]);
+            }
+          }
+          return acc;
+        });
+    return SmallVector<Value>(res.begin(), res.end());
+  }
 
-    // Logits in the exp2 domain, masked to each row's band and the block's
-    // keys; x[i][nt * 2 + j]: row sRow[i], key wKey + 8nt + 2t + j.
-    Value tileKey0 = add(add(kBegin, mul(step, idx(kTileKeys))), wKey);
-    SmallVector<Value> x[2];
-    for (int64_t nt = 0; nt < NQ; ++nt)
-      for (int64_t i = 0; i < 2; ++i)
-        for (int64_t j = 0; j < 2; ++j) {
-          Value s =
-              vector::ExtractOp::create(b, sAcc[nt], ArrayRef<int64_t>{i, j});
-          s = fmul(s, cf(factor));
-          if (softcap)
-            s = fmul(math::TanhOp::create(b, s), cf(*softcap * kLog2e));
-          Value key = add(add(tileKey0, idx(8 * nt + j)), mul(t, idx(2)));
-          Value ok = slt(key, kEnd);
-          if (Value inBand = buildAdmitsKey(b, loc, mask, pos[i], key))
-            ok = arith::AndIOp::create(b, ok, inBand);
-          x[i].push_back(select(ok, s, cf(-INFINITY)));
-        }
-
-    // The tile's row max over the key groups.
-    Value tileMax[2];
+  /// The tile's max of this thread's two rows: over the quad, then over the
+  /// key groups through shared memory.
+  std::array<Value, 2> rowMax(const std::array<SmallVector<Value>, 2> &x) {
+    auto max = [&](Value u, Value v) { return fmax(u, v); };
+    std::array<Value, 2> tileMax;
     for (int64_t i = 0; i < 2; ++i)
-      tileMax[i] = quad(treeReduce(x[i], fmax), fmax);
-    if (WK > 1) {
-      when(eq(t, c0), [&] {
-        for (int64_t i = 0; i < 2; ++i)
-          memref::StoreOp::create(b, tileMax[i], redS, ValueRange{kg, sRow[i]});
-      });
-      gpu::BarrierOp::create(b);
-      for (int64_t i = 0; i < 2; ++i) {
-        SmallVector<Value> parts;
-        for (int64_t w = 0; w < WK; ++w)
-          parts.push_back(
-              memref::LoadOp::create(b, redS, ValueRange{idx(w), sRow[i]}));
-        tileMax[i] = treeReduce(parts, fmax);
-      }
+      tileMax[i] = laneMax(treeReduce(x[i], max), 4);
+    if (WK == 1)
+      return tileMax;
+    when(eq(t, c0), [&] {
+      for (int64_t i = 0; i < 2; ++i)
+        store(tileMax[i], redS, {kg, sRow[i]});
+    });
+    barrier();
+    for (int64_t i = 0; i < 2; ++i) {
+      SmallVector<Value> parts;
+      for (int64_t w = 0; w < WK; ++w)
+        parts.push_back(load(redS, {idx(w), sRow[i]}));
+      tileMax[i] = treeReduce(parts, max);
     }
+    return tileMax;
+  }
 
-    // Online softmax: P to shared memory, the rescale factors too (key
-    // group 0 writes them).
-    SmallVector<Value> next(iter.begin(), iter.end());
+  /// The online softmax: the rows' new m, l into `next`, P to shared memory,
+  /// the rescale factors too (key group 0 writes them).
+  void softmax(Value wKey, const std::array<SmallVector<Value>, 2> &x,
+               std::array<Value, 2> tileMax, ValueRange iter,
+               SmallVectorImpl<Value> &next) {
     Value alpha[2];
     for (int64_t i = 0; i < 2; ++i) {
       Value mx = fmax(iter[i], tileMax[i]);
-      Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx,
-                                           cf(-INFINITY));
-      Value mSafe = select(isNinf, cf(0.0), mx);
-      alpha[i] = exp2(arith::SubFOp::create(b, iter[i], mSafe));
-      SmallVector<Value> p;
-      for (Value v : x[i])
-        p.push_back(exp2(arith::SubFOp::create(b, v, mSafe)));
+      RowStep step = softmaxStep(iter[i], iter[2 + i], mx, x[i]);
+      alpha[i] = step.alpha;
       next[i] = mx;
-      next[2 + i] = fadd(fmul(iter[2 + i], alpha[i]), treeReduce(p, fadd));
+      next[2 + i] = step.l;
       auto pair = VectorType::get({2}, elt);
       for (int64_t nt = 0; nt < NQ; ++nt) {
         Value v = vector::FromElementsOp::create(
             b, pair,
-            ValueRange{arith::TruncFOp::create(b, elt, p[2 * nt]),
-                       arith::TruncFOp::create(b, elt, p[2 * nt + 1])});
+            ValueRange{arith::TruncFOp::create(b, elt, step.p[2 * nt]),
+                       arith::TruncFOp::create(b, elt, step.p[2 * nt + 1])});
         Value c = add(add(wKey, idx(8 * nt)), mul(t, idx(2)));
         vector::StoreOp::create(
             b, v, pS, ValueRange{sRow[i], swizzle(sRow[i], c, kTileKeys)});
       }
     }
-    when(arith::AndIOp::create(b, eq(kg, c0), eq(t, c0)), [&] {
+    when(land(eq(kg, c0), eq(t, c0)), [&] {
       for (int64_t i = 0; i < 2; ++i)
-        memref::StoreOp::create(b, alpha[i], alphaS, ValueRange{sRow[i]});
+        store(alpha[i], alphaS, {sRow[i]});
     });
-    gpu::BarrierOp::create(b);
+    barrier();
+  }
 
-    // O = O·alpha + P·V over this warp's value columns, all row tiles.
+  /// O = O·alpha + P·V over this warp's value columns, all row tiles, V
+  /// being the first Dv columns of the tile's key rows.
+  void accumulatePV(Value stage, ValueRange iter,
+                    SmallVectorImpl<Value> &next) {
     Value rowAlpha[8];
     for (int64_t mt = 0; mt < M; ++mt)
       for (int64_t i = 0; i < 2; ++i)
-        rowAlpha[2 * mt + i] = memref::LoadOp::create(
-            b, alphaS, ValueRange{add(g, idx(16 * mt + 8 * i))});
+        rowAlpha[2 * mt + i] = load(alphaS, {add(g, idx(16 * mt + 8 * i))});
     for (int64_t mt = 0; mt < M; ++mt)
-      for (int64_t e = 0; e < NV; ++e) {
-        Value acc = iter[4 + mt * NV + e];
-        for (int64_t i = 0; i < 2; ++i)
-          for (int64_t j = 0; j < 2; ++j) {
-            Value a =
-                vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
-            acc = vector::InsertOp::create(b, fmul(a, rowAlpha[2 * mt + i]),
-                                           acc, ArrayRef<int64_t>{i, j});
-          }
-        next[4 + mt * NV + e] = acc;
-      }
+      for (int64_t e = 0; e < NV; ++e)
+        next[4 + mt * NV + e] = scaleRows(
+            iter[4 + mt * NV + e], rowAlpha[2 * mt], rowAlpha[2 * mt + 1]);
     for (int64_t kk = 0; kk < kTileKeys / 16; ++kk) {
       SmallVector<Value> pa;
       for (int64_t mt = 0; mt < M; ++mt) {
-        Value r = add(idx(16 * mt), remu(lane, idx(16)));
-        pa.push_back(nvgpu::LdMatrixOp::create(
-            b, aType, pS,
-            ValueRange{r,
-                       swizzleAt(lane8, Value(), 16 * kk,
-                                 mul(divu(lane, idx(16)), idx(8)), kTileKeys)},
-            /*transpose=*/false, 4));
+        Value r = add(idx(16 * mt), rem(lane, idx(16)));
+        pa.push_back(
+            ldmatrix(pS,
+                     {r, swizzleAt(lane8, Value(), 16 * kk,
+                                   mul(div(lane, idx(16)), idx(8)), kTileKeys)},
+                     /*transpose=*/false));
       }
       for (int64_t ee = 0; ee < NV / 2; ++ee) {
         Value r = add(idx(16 * kk), add(lane8, mul(jLo, idx(8))));
-        Value frag = nvgpu::LdMatrixOp::create(
-            b, aType, kS,
-            ValueRange{
-                stage, r,
-                colsPerWarp % 64 == 0
-                    ? swizzleAt(lane8, col0, 16 * ee, mul(jHi, idx(8)), D)
-                    : swizzle(r, add(col0, mul(add(idx(2 * ee), jHi), idx(8))),
-                              D)},
-            /*transpose=*/true, 4);
-        auto [b0, b1] = splitPair(frag);
+        Value c =
+            colsPerWarp % 64 == 0
+                ? swizzleAt(lane8, col0, 16 * ee, mul(jHi, idx(8)), D)
+                : swizzle(r, add(col0, mul(add(idx(2 * ee), jHi), idx(8))), D);
+        auto [b0, b1] = loadBPair(kS, {stage, r, c}, /*transpose=*/true);
         for (int64_t mt = 0; mt < M; ++mt) {
           Value &o0 = next[4 + mt * NV + 2 * ee];
           Value &o1 = next[4 + mt * NV + 2 * ee + 1];
-          o0 = mmaSync(pa[mt], b0, o0);
-          o1 = mmaSync(pa[mt], b1, o1);
+          o0 = buildMmaSync(b, loc, pa[mt], b0, o0);
+          o1 = buildMmaSync(b, loc, pa[mt], b1, o1);
         }
       }
     }
-    next.back() = pageAhead;
-    scf::YieldOp::create(b, next);
   }
-  nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
 
-  // The row sums over the key groups (redS is free once every warp is past
-  // the last step's softmax).
-  ValueRange fin = loop.getResults();
-  gpu::BarrierOp::create(b);
-  Value lQuad[2];
-  for (int64_t i = 0; i < 2; ++i)
-    lQuad[i] = quad(fin[2 + i], fadd);
-  when(eq(t, c0), [&] {
+  /// The row sums over the key groups into redS (free once every warp is
+  /// past the last step's softmax).
+  void sumRows(ValueRange fin) {
+    barrier();
+    Value lQuad[2];
     for (int64_t i = 0; i < 2; ++i)
-      memref::StoreOp::create(b, lQuad[i], redS, ValueRange{kg, sRow[i]});
-  });
-  gpu::BarrierOp::create(b);
-  auto rowSum = [&](Value r) -> Value {
+      lQuad[i] = laneSum(fin[2 + i], 4);
+    when(eq(t, c0), [&] {
+      for (int64_t i = 0; i < 2; ++i)
+        store(lQuad[i], redS, {kg, sRow[i]});
+    });
+    barrier();
+  }
+
+  /// Row `r`'s sum over the key groups.
+  Value rowSum(Value r) {
     SmallVector<Value> parts;
     for (int64_t w = 0; w < WK; ++w)
-      parts.push_back(memref::LoadOp::create(b, redS, ValueRange{idx(w), r}));
-    return treeReduce(parts, fadd);
-  };
+      parts.push_back(load(redS, {idx(w), r}));
+    return treeReduce(parts, [&](Value u, Value v) { return fadd(u, v); });
+  }
 
-  // Partial outputs [splits, B, Sq, Hq, Dv] (O / l, 0 for rows without
-  // keys) and LSEs [splits, B, Sq, Hq] (natural log, -inf without keys).
-  Value rowsAll = mul(mul(batch, sq), hq);
-  auto outRow = [&](Value row) -> Value {
-    return add(mul(split, rowsAll), rowElement(row, 1));
-  };
-  auto pair32 = VectorType::get({2}, f32);
-  for (int64_t mt = 0; mt < M; ++mt)
+  /// Partial outputs [splits, B, Sq, Hq, Dv] (O / l, 0 for rows without
+  /// keys) and, by one thread per row (key group 0, t = 0), LSEs [splits,
+  /// B, Sq, Hq] (natural log, -inf without keys).
+  void writePartials(ValueRange fin) {
+    Value rowsAll = mul(mul(batch, sq), hq);
+    auto pair32 = VectorType::get({2}, f32);
+    for (int64_t mt = 0; mt < M; ++mt)
+      for (int64_t i = 0; i < 2; ++i) {
+        Value r = add(g, idx(16 * mt + 8 * i));
+        Value row = add(r0, r);
+        when(slt(row, rows), [&] {
+          Value l = rowSum(r);
+          Value empty =
+              arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l, f(0.0));
+          Value inv = sel(empty, f(0.0), fdiv(f(1.0), l));
+          Value base = mul(partialRow(rowsAll, row), idx(Dv));
+          for (int64_t e = 0; e < NV; ++e) {
+            Value acc = fin[4 + mt * NV + e];
+            SmallVector<Value> o;
+            for (int64_t j = 0; j < 2; ++j)
+              o.push_back(fmul(
+                  vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j}),
+                  inv));
+            Value c = add(add(col0, idx(8 * e)), mul(t, idx(2)));
+            vector::StoreOp::create(
+                b, vector::FromElementsOp::create(b, pair32, o), oPart,
+                ValueRange{add(base, c)});
+          }
+        });
+      }
     for (int64_t i = 0; i < 2; ++i) {
-      Value r = add(g, idx(16 * mt + 8 * i));
-      Value row = add(r0, r);
-      when(slt(row, rows), [&] {
-        Value l = rowSum(r);
-        Value empty =
-            arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l, cf(0.0));
-        Value inv =
-            select(empty, cf(0.0), arith::DivFOp::create(b, cf(1.0), l));
-        Value base = mul(outRow(row), idx(Dv));
-        for (int64_t e = 0; e < NV; ++e) {
-          Value acc = fin[4 + mt * NV + e];
-          SmallVector<Value> o;
-          for (int64_t j = 0; j < 2; ++j)
-            o.push_back(
-                fmul(vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j}),
-                     inv));
-          Value c = add(add(col0, idx(8 * e)), mul(t, idx(2)));
-          vector::StoreOp::create(b,
-                                  vector::FromElementsOp::create(b, pair32, o),
-                                  oPart, ValueRange{add(base, c)});
-        }
+      Value row = add(r0, sRow[i]);
+      Value first = land(eq(kg, c0), eq(t, c0));
+      when(land(first, slt(row, rows)), [&] {
+        Value lse = naturalLse(fin[i], rowSum(sRow[i]));
+        Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
+                                            fin[i], f(-INFINITY));
+        store(sel(empty, f(-INFINITY), lse), lsePart, partialRow(rowsAll, row));
       });
     }
-  // One thread per row (key group 0, t = 0) writes the split's LSE.
-  for (int64_t i = 0; i < 2; ++i) {
-    Value row = add(r0, sRow[i]);
-    Value first = arith::AndIOp::create(b, eq(kg, c0), eq(t, c0));
-    when(arith::AndIOp::create(b, first, slt(row, rows)), [&] {
-      Value l = rowSum(sRow[i]);
-      Value lse = fmul(fadd(fin[i], math::Log2Op::create(b, l)), cf(kLn2));
-      Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, fin[i],
-                                          cf(-INFINITY));
-      memref::StoreOp::create(b, select(empty, cf(-INFINITY), lse), lsePart,
-                              ValueRange{outRow(row)});
-    });
   }
+
+  const LatentTiling tiling;
+  /// Row tiles, rows, key groups; keys per warp in S (8 or 32) and their
+  /// 8-key n-tiles; value columns per warp in O and their n-tiles.
+  const int64_t M, R, WK, keysPerWarp, NQ, colsPerWarp, NV;
+  Value qS, kS, pS, redS, alphaS, rowS;
+  Value lane8, j8, jLo, jHi, rg, kg, col0;
+  Value tableRow, isRowThread, zeroAcc;
+  Value sRow[2], pos[2];
+};
+} // namespace
+
+void mlir::attn::detail::buildLatentSplitKernelBody(
+    ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+    const PagedAttentionSpec &spec, LatentTiling tiling) {
+  LatentSplitKernel(b, func, spec, tiling).build();
 }
