@@ -28,6 +28,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
+#include "Kernels.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/Conversion/Passes.h"
@@ -608,21 +609,39 @@ struct AttnLowerToGPUPass
         return signalPassFailure();
     // Linear attention: the chunk and state kernels (tf32 tensor cores)
     // and the recurrent kernel.
-    for (GatedDeltaRuleOp op : linearOps)
-      if (failed(buildGatedDeltaKernels(builder, module, op, manifests)))
+    for (GatedDeltaRuleOp op : linearOps) {
+      SmallVector<KernelSpec> specs;
+      if (failed(cast<KernelSpecOpInterface>(op.getOperation())
+                     .getKernelSpecs(specs)) ||
+          failed(attn::detail::buildGatedDeltaKernels(
+              builder, module, std::get<GatedDeltaSpec>(specs.front()),
+              op.getLoc(), [&] { return op.emitOpError(); }, manifests)))
         return signalPassFailure();
+    }
     // Sparse attention: the paged kernels it runs on, NSA's block selection
     // and the DSA indexer's scores (NSA's attention runs on the paged and
     // attention kernels).
     for (SparseAttentionOp op : sparseOps)
       if (failed(buildSparseAttentionKernels(builder, module, op, manifests)))
         return signalPassFailure();
-    for (NsaOp op : nsaOps)
-      if (failed(buildNsaKernels(builder, module, op, manifests)))
+    for (NsaOp op : nsaOps) {
+      SmallVector<KernelSpec> specs;
+      if (failed(cast<KernelSpecOpInterface>(op.getOperation())
+                     .getKernelSpecs(specs)) ||
+          failed(attn::detail::buildNsaSelectKernel(
+              builder, module, std::get<NsaSelectSpec>(specs.front()),
+              op.getLoc(), [&] { return op.emitOpError(); }, manifests)))
         return signalPassFailure();
-    for (LightningIndexerOp op : indexerOps)
-      if (failed(buildIndexerKernels(builder, module, op, manifests)))
+    }
+    for (LightningIndexerOp op : indexerOps) {
+      SmallVector<KernelSpec> specs;
+      if (failed(cast<KernelSpecOpInterface>(op.getOperation())
+                     .getKernelSpecs(specs)) ||
+          failed(attn::detail::buildIndexerKernel(
+              builder, module, std::get<IndexerSpec>(specs.front()),
+              op.getLoc(), [&] { return op.emitOpError(); }, manifests)))
         return signalPassFailure();
+    }
     for (AttentionOp op : ops) {
       // One gpu.module per variant, named like its kernel, so that each
       // kernel becomes its own gpu.binary (and bundle).

@@ -41,6 +41,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
+#include "Kernels.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
@@ -53,28 +54,27 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <cmath>
 
 using namespace mlir;
 using namespace mlir::attn;
+using attn::detail::addManifest;
 using attn::detail::createKernel;
+using attn::detail::EmitErrorFn;
 using attn::detail::Emitter;
-using attn::detail::flat;
+using attn::detail::getDynamicSharedMemory;
 using attn::detail::hexBits;
-using attn::detail::memrefParam;
-using attn::detail::sizeParam;
+using attn::detail::KernelSignature;
+using attn::detail::Manifests;
 using attn::detail::typeName;
 
 namespace {
-constexpr double kLog2e = 1.4426950408889634;
 /// Threads of the chunk kernel; value columns per block of the state and
 /// recurrent kernels; threads per column of the recurrent kernel (each
 /// owning every 16th group of 4 rows of S).
 constexpr int64_t kChunkThreads = 256, kColumns = 16, kParts = 16;
-/// The longest chunk the kernels take (shared memory: a block of each
-/// kernel per SM at chunks of 64 left 4-8 warps per SM).
-constexpr int64_t kMaxChunk = 32;
 /// Warps and value columns of the state kernel; its shared rows of U
 /// (padded: conflict-free 8-byte reads of C fragments).
 constexpr int64_t kStateWarps = 8, kStateColumns = 32,
@@ -89,26 +89,15 @@ struct GdnShape {
   int64_t dk, dv, chunk;
   bool channel, l2norm, init;
   double scale;
-  Type elt, gateElt, betaElt;
+  GateKind gateKind;
+  ScalarType dtype, gateDtype, betaDtype;
 
-  static GdnShape get(GatedDeltaRuleOp op) {
-    GdnShape s;
-    auto q = cast<RankedTensorType>(op.getQuery().getType());
-    auto v = cast<RankedTensorType>(op.getValue().getType());
-    s.dk = q.getDimSize(3);
-    s.dv = v.getDimSize(3);
-    // The chunk length does not change the result: the kernels take at
-    // most kMaxChunk, the op's own if smaller.
-    s.chunk = std::min<int64_t>(op.getChunkSize(), kMaxChunk);
-    s.channel = op.getGateKind() == GateKind::Channel;
-    s.l2norm = op.getQkL2norm();
-    s.init = static_cast<bool>(op.getInitialState());
-    s.scale = op.getEffectiveScale().value_or(0.0);
-    s.elt = q.getElementType();
-    s.gateElt = cast<RankedTensorType>(op.getGate().getType()).getElementType();
-    s.betaElt = cast<RankedTensorType>(op.getBeta().getType()).getElementType();
-    return s;
-  }
+  explicit GdnShape(const GatedDeltaSpec &spec)
+      : dk(spec.keyHeadDim), dv(spec.valueHeadDim), chunk(spec.chunk),
+        channel(spec.gateKind == GateKind::Channel), l2norm(spec.qkL2norm),
+        init(spec.initialState), scale(spec.scale), gateKind(spec.gateKind),
+        dtype(spec.dtype), gateDtype(spec.gateDtype),
+        betaDtype(spec.betaDtype) {}
   int64_t gateCols() const { return channel ? dk : 1; }
   /// Chunk kernel: K, Q, V, G (rows padded by 4 floats), beta, A, T (rows
   /// padded by one).
@@ -162,17 +151,17 @@ struct SharedCarver {
   }
 };
 
-std::string variantName(GatedDeltaRuleOp op, StringRef kernel) {
-  GdnShape s = GdnShape::get(op);
+std::string variantName(const GdnShape &s, StringRef kernel) {
   std::string name;
   llvm::raw_string_ostream os(name);
-  os << "attn_gdn_" << kernel << "_" << typeName(s.elt) << "_dk" << s.dk
-     << "_dv" << s.dv;
+  os << "attn_gdn_" << kernel << "_" << stringifyScalarType(s.dtype) << "_dk"
+     << s.dk << "_dv" << s.dv;
   if (kernel != "recurrent")
     os << "_c" << s.chunk;
   if (kernel != "state") {
-    os << "_" << stringifyGateKind(op.getGateKind()) << typeName(s.gateElt)
-       << "_beta" << typeName(s.betaElt);
+    os << "_" << stringifyGateKind(s.gateKind)
+       << stringifyScalarType(s.gateDtype) << "_beta"
+       << stringifyScalarType(s.betaDtype);
     if (s.l2norm)
       os << "_l2";
     os << "_s" << hexBits(s.scale);
@@ -183,26 +172,34 @@ std::string variantName(GatedDeltaRuleOp op, StringRef kernel) {
 }
 } // namespace
 
-LogicalResult mlir::attn::checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
-                                                        std::string *why) {
+LogicalResult
+mlir::attn::detail::checkGatedDeltaKernelEligible(const GatedDeltaSpec &spec,
+                                                  std::string *why) {
   auto fail = [&](const Twine &msg) {
     if (why)
       *why = msg.str();
     return failure();
   };
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  auto v = cast<RankedTensorType>(op.getValue().getType());
-  if (q.isDynamicDim(3) || v.isDynamicDim(3))
+  if (ShapedType::isDynamic(spec.keyHeadDim) ||
+      ShapedType::isDynamic(spec.valueHeadDim))
     return fail("the gated delta GPU kernels need static head dims");
-  Type elt = q.getElementType();
-  if (!elt.isF16() && !elt.isBF16() && !elt.isF32())
+  if (spec.dtype != ScalarType::F16 && spec.dtype != ScalarType::BF16 &&
+      spec.dtype != ScalarType::F32)
     return fail("the gated delta GPU kernels take f16, bf16 or f32 (got " +
-                typeName(elt) + ")");
-  GdnShape s = GdnShape::get(op);
-  if (s.dk % 4 || s.dv % 4)
+                stringifyScalarType(spec.dtype) + ")");
+  if (spec.keyHeadDim % 4 || spec.valueHeadDim % 4)
     return fail("the gated delta GPU kernels need head dims that are multiples "
                 "of 4 (16-byte rows); got " +
-                Twine(s.dk) + " / " + Twine(s.dv));
+                Twine(spec.keyHeadDim) + " / " + Twine(spec.valueHeadDim));
+  // The row and column tiles of the chunk are 16 tokens; chunks longer than
+  // kMaxGatedDeltaChunk leave too few warps per SM (shared memory). The op
+  // states its own chunk clamped to that (attn.gated_delta_rule takes powers
+  // of two from 16).
+  if (spec.chunk != 16 && spec.chunk != kMaxGatedDeltaChunk)
+    return fail("the gated delta GPU kernels take chunks of 16 or " +
+                Twine(kMaxGatedDeltaChunk) + " (got " + Twine(spec.chunk) +
+                ")");
+  GdnShape s(spec);
   if (s.chunkSharedMemory() > kMaxSharedMemory ||
       s.stateSharedMemory() > kMaxSharedMemory)
     return fail("the gated delta GPU kernels keep a chunk in shared memory: "
@@ -221,12 +218,11 @@ LogicalResult mlir::attn::checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
 // issue 19 (kernels from a spec, shared emitter pieces), which owns
 // splitting it into named phases with byte-identical PTX.
 static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                 GatedDeltaRuleOp op) {
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
+                                 const GdnShape &s, Location loc) {
+  ImplicitLocOpBuilder b(loc, builder);
   Block &body = func.getBody().front();
   b.setInsertionPointToStart(&body);
   Emitter e{b};
-  const GdnShape s = GdnShape::get(op);
   const int64_t Dk = s.dk, Dv = s.dv, C = s.chunk, Gc = s.gateCols();
   const int64_t padK = Dk + 4, padV = Dv + 4;
   Type f32 = b.getF32Type();
@@ -321,7 +317,7 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     if (s.channel) {
       Value gAt = e.add(e.mul(tokenRow(i, hv, head), e.idx(Dk)), d);
       store4(arith::MulFOp::create(b, global4(gArg, gAt, inside),
-                                   splat(e.f(kLog2e))),
+                                   splat(e.f(llvm::numbers::log2e))),
              gS, {i, d});
     }
   });
@@ -342,7 +338,8 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     Value at = tokenRow(i, hv, head);
     e.store(e.loadF32If(inside, betaArg, at), betaS, {i});
     if (!s.channel)
-      e.store(e.fmul(e.loadF32If(inside, gArg, at), e.f(kLog2e)), gS, {i, c0});
+      e.store(e.fmul(e.loadF32If(inside, gArg, at), e.f(llvm::numbers::log2e)),
+              gS, {i, c0});
   });
   e.barrier();
 
@@ -531,9 +528,8 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                  })[0];
       Value sum = e.laneSum(partial, 8);
       Value diag = e.sel(e.eq(i, col), e.f(1.0), e.f(0.0));
-      e.when(e.eq(e.rem(il, e.idx(8)), part), [&] {
-        e.store(e.fsub(diag, sum), tS, {i, col});
-      });
+      e.when(e.eq(e.rem(il, e.idx(8)), part),
+             [&] { e.store(e.fsub(diag, sum), tS, {i, col}); });
     });
   });
   if (blocks == 2) {
@@ -681,12 +677,11 @@ static void buildChunkKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
 // issue 19 (kernels from a spec, shared emitter pieces), which owns
 // splitting it into named phases with byte-identical PTX.
 static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                 GatedDeltaRuleOp op) {
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
+                                 const GdnShape &s, Location loc) {
+  ImplicitLocOpBuilder b(loc, builder);
   Block &body = func.getBody().front();
   b.setInsertionPointToStart(&body);
   Emitter e{b};
-  const GdnShape s = GdnShape::get(op);
   const int64_t Dk = s.dk, Dv = s.dv, C = s.chunk, Dkp = s.paddedDk();
   const int64_t stages = s.wqStages();
   // 8-column tiles of the block's columns; step 1's units (product, row
@@ -1031,8 +1026,9 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                                  head),
                                            e.idx(Dv)),
                                      col);
-                    if (!s.elt.isF32())
-                      out = arith::TruncFOp::create(b, s.elt, out);
+                    if (s.dtype != ScalarType::F32)
+                      out = arith::TruncFOp::create(
+                          b, getType(b.getContext(), s.dtype), out);
                     e.store(out, oArg, {at});
                   });
                 }
@@ -1088,12 +1084,11 @@ static void buildStateKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
 /// shuffle reductions. The state tile [Dk, 16] moves through shared memory
 /// with coalesced 16-byte accesses.
 static void buildRecurrentKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                     GatedDeltaRuleOp op) {
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
+                                     const GdnShape &s, Location loc) {
+  ImplicitLocOpBuilder b(loc, builder);
   Block &body = func.getBody().front();
   b.setInsertionPointToStart(&body);
   Emitter e{b};
-  const GdnShape s = GdnShape::get(op);
   const int64_t Dk = s.dk, Dv = s.dv;
   const int64_t groups = Dk / 4, M = (groups + kParts - 1) / kParts;
   Type f32 = b.getF32Type();
@@ -1240,9 +1235,11 @@ static void buildRecurrentKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
         Value o = e.laneSum(po, kParts);
         e.when(e.land(e.eq(part, c0), colOk), [&] {
           Value oAt = e.add(e.mul(at, e.idx(Dv)), col);
-          e.store(s.elt.isF32()
+          e.store(s.dtype == ScalarType::F32
                       ? o
-                      : arith::TruncFOp::create(b, s.elt, o).getResult(),
+                      : arith::TruncFOp::create(
+                            b, getType(b.getContext(), s.dtype), o)
+                            .getResult(),
                   oArg, {oAt});
         });
         // Every thread is done with the token's k, q, gates.
@@ -1265,91 +1262,76 @@ static void buildRecurrentKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
   });
 }
 
-LogicalResult
-mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
-                                   GatedDeltaRuleOp op,
-                                   SmallVectorImpl<NamedAttribute> &manifests) {
+LogicalResult mlir::attn::detail::buildGatedDeltaKernels(
+    OpBuilder &builder, ModuleOp module, const GatedDeltaSpec &spec,
+    Location loc, EmitErrorFn emitError, Manifests &manifests) {
   std::string why;
-  if (failed(checkGatedDeltaKernelEligible(op, &why)))
-    return op.emitOpError(why);
-  const GdnShape s = GdnShape::get(op);
-  Location loc = op.getLoc();
-  Type f32 = builder.getF32Type();
+  if (failed(checkGatedDeltaKernelEligible(spec, &why)))
+    return emitError() << why;
+  const GdnShape s(spec);
+  MLIRContext *ctx = builder.getContext();
+  Type f32 = builder.getF32Type(), elt = getType(ctx, s.dtype),
+       gateElt = getType(ctx, s.gateDtype), betaElt = getType(ctx, s.betaDtype);
   // Each kernel's variant names what it depends on: the chunk kernel the
   // inputs' preparation, the state kernel the initial state.
   llvm::json::Object chunkVariant{
       {"op", "gated_delta_rule"},
-      {"dtype", typeName(s.elt)},
+      {"dtype", typeName(elt)},
       {"key_head_dim", s.dk},
       {"value_head_dim", s.dv},
       {"chunk", s.chunk},
-      {"gate_kind", stringifyGateKind(op.getGateKind())},
-      {"gate_dtype", typeName(s.gateElt)},
-      {"beta_dtype", typeName(s.betaElt)},
+      {"gate_kind", stringifyGateKind(s.gateKind)},
+      {"gate_dtype", typeName(gateElt)},
+      {"beta_dtype", typeName(betaElt)},
       {"qk_l2norm", s.l2norm},
       {"scale", static_cast<double>(static_cast<float>(s.scale))}};
   llvm::json::Object stateVariant{
-      {"op", "gated_delta_rule"}, {"dtype", typeName(s.elt)},
+      {"op", "gated_delta_rule"}, {"dtype", typeName(elt)},
       {"key_head_dim", s.dk},     {"value_head_dim", s.dv},
       {"chunk", s.chunk},         {"initial_state", s.init}};
   llvm::json::Object recurrentVariant = chunkVariant;
   recurrentVariant.erase("chunk");
   recurrentVariant["initial_state"] = s.init;
 
-  // A kernel's parameters: each manifest entry with its argument type.
-  struct Signature {
-    llvm::json::Array params;
-    SmallVector<Type> types;
-  };
-  auto tensor = [&](Signature &sig, StringRef name, StringRef role, Type t,
-                    llvm::json::Array shape) {
-    sig.params.push_back(memrefParam(name, role, t, std::move(shape)));
-    sig.types.push_back(flat(t));
-  };
-  auto sizes = [&](Signature &sig, ArrayRef<StringRef> names) {
-    for (StringRef name : names) {
-      sig.params.push_back(sizeParam(name));
-      sig.types.push_back(builder.getIndexType());
-    }
-  };
   // q, k, v, g, beta.
-  auto inputs = [&](Signature &sig) {
-    tensor(sig, "q", "query", s.elt, llvm::json::Array{"B", "T", "Hk", s.dk});
-    tensor(sig, "k", "key", s.elt, llvm::json::Array{"B", "T", "Hk", s.dk});
-    tensor(sig, "v", "value", s.elt, llvm::json::Array{"B", "T", "Hv", s.dv});
+  auto inputs = [&](KernelSignature &sig) {
+    sig.tensor("q", "query", elt, llvm::json::Array{"B", "T", "Hk", s.dk});
+    sig.tensor("k", "key", elt, llvm::json::Array{"B", "T", "Hk", s.dk});
+    sig.tensor("v", "value", elt, llvm::json::Array{"B", "T", "Hv", s.dv});
     llvm::json::Array gateShape{"B", "T", "Hv"};
     if (s.channel)
       gateShape.push_back(s.dk);
-    tensor(sig, "g", "gate", s.gateElt, std::move(gateShape));
-    tensor(sig, "beta", "beta", s.betaElt, llvm::json::Array{"B", "T", "Hv"});
+    sig.tensor("g", "gate", gateElt, std::move(gateShape));
+    sig.tensor("beta", "beta", betaElt, llvm::json::Array{"B", "T", "Hv"});
   };
   // The chunk kernel's outputs, the state kernel's inputs.
-  auto workspaces = [&](Signature &sig) {
+  auto workspaces = [&](KernelSignature &sig) {
     for (auto [name, last] : {std::pair<StringRef, int64_t>{"w", s.dk},
                               {"u", s.dv},
                               {"qg", s.dk},
                               {"kg", s.dk},
                               {"aqk", s.chunk}})
-      tensor(sig, name, "workspace", f32,
-             llvm::json::Array{"B", "Hv", "T", last});
-    tensor(sig, "gc", "workspace", f32,
-           llvm::json::Array{"B", "Hv", "Chunks", s.dk});
+      sig.tensor(name, "workspace", f32,
+                 llvm::json::Array{"B", "Hv", "T", last});
+    sig.tensor("gc", "workspace", f32,
+               llvm::json::Array{"B", "Hv", "Chunks", s.dk});
   };
   // [initial_state], o, final_state.
-  auto stateIO = [&](Signature &sig) {
+  auto stateIO = [&](KernelSignature &sig) {
     if (s.init)
-      tensor(sig, "initial_state", "initial_state", f32,
-             llvm::json::Array{"B", "Hv", s.dk, s.dv});
-    tensor(sig, "o", "output", s.elt, llvm::json::Array{"B", "T", "Hv", s.dv});
-    tensor(sig, "final_state", "final_state", f32,
-           llvm::json::Array{"B", "Hv", s.dk, s.dv});
+      sig.tensor("initial_state", "initial_state", f32,
+                 llvm::json::Array{"B", "Hv", s.dk, s.dv});
+    sig.tensor("o", "output", elt, llvm::json::Array{"B", "T", "Hv", s.dv});
+    sig.tensor("final_state", "final_state", f32,
+               llvm::json::Array{"B", "Hv", s.dk, s.dv});
   };
   // Builds kernel `name` (once per module) and adds its manifest.
-  auto emit = [&](StringRef kernel, Signature sig, llvm::json::Array grid,
+  auto emit = [&](StringRef kernel, KernelSignature sig, llvm::json::Array grid,
                   int64_t threads, int64_t sharedMemory,
                   llvm::json::Object variant,
-                  void (*body)(OpBuilder &, gpu::GPUFuncOp, GatedDeltaRuleOp)) {
-    std::string name = variantName(op, kernel);
+                  void (*body)(OpBuilder &, gpu::GPUFuncOp, const GdnShape &,
+                               Location)) {
+    std::string name = variantName(s, kernel);
     llvm::json::Object manifest{{"entry", name},
                                 {"params", std::move(sig.params)},
                                 {"grid", std::move(grid)},
@@ -1361,36 +1343,36 @@ mlir::attn::buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
       gpu::GPUFuncOp func =
           createKernel(builder, module, loc, name, sig.types, threads);
       OpBuilder::InsertionGuard guard(builder);
-      body(builder, func, op);
+      body(builder, func, s, loc);
       builder.setInsertionPointToEnd(&func.getBody().front());
       gpu::ReturnOp::create(builder, loc);
     }
-    attn::detail::addManifest(builder, manifests, name, std::move(manifest));
+    addManifest(builder, manifests, name, std::move(manifest));
   };
   const int64_t slices = (s.dv + kColumns - 1) / kColumns,
                 stateSlices = llvm::divideCeil(s.dv, kStateColumns);
 
-  Signature chunkSig;
+  KernelSignature chunkSig;
   inputs(chunkSig);
   workspaces(chunkSig);
-  sizes(chunkSig, {"T", "Hk", "Hv"});
+  chunkSig.sizes(ctx, {"T", "Hk", "Hv"});
   emit("chunk", std::move(chunkSig), llvm::json::Array{"Chunks", "Hv", "B"},
        kChunkThreads, s.chunkSharedMemory(), std::move(chunkVariant),
        buildChunkKernelBody);
 
-  Signature stateSig;
+  KernelSignature stateSig;
   workspaces(stateSig);
   stateIO(stateSig);
-  sizes(stateSig, {"T", "Hv"});
+  stateSig.sizes(ctx, {"T", "Hv"});
   emit("state", std::move(stateSig), llvm::json::Array{stateSlices, "Hv", "B"},
        kStateThreads, s.stateSharedMemory(), std::move(stateVariant),
        buildStateKernelBody);
 
   // The recurrent kernel (decode: the host takes it for short sequences).
-  Signature recurrentSig;
+  KernelSignature recurrentSig;
   inputs(recurrentSig);
   stateIO(recurrentSig);
-  sizes(recurrentSig, {"T", "Hk", "Hv"});
+  recurrentSig.sizes(ctx, {"T", "Hk", "Hv"});
   emit("recurrent", std::move(recurrentSig),
        llvm::json::Array{slices, "Hv", "B"}, kStateThreads,
        s.recurrentSharedMemory(), std::move(recurrentVariant),
