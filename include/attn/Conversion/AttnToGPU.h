@@ -24,9 +24,6 @@ class OpBuilder;
 namespace attn {
 class AttentionOp;
 class PagedAttentionOp;
-class GatedDeltaRuleOp;
-class NsaOp;
-class LightningIndexerOp;
 class SparseAttentionOp;
 
 /// The chips attn's kernels are built and validated for: sm_80 (mma.sync,
@@ -177,39 +174,6 @@ void buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
                           AttentionOp op, const MmaKernelArgs &args,
                           ValueRange tmaDescriptors, const WgmmaTiling &tiling);
 
-/// Whether attn.gated_delta_rule `op` has GPU kernels (f16/bf16/f32, static
-/// head dims, a chunk that fits shared memory); `why` says what is missing.
-LogicalResult checkGatedDeltaKernelEligible(GatedDeltaRuleOp op,
-                                            std::string *why);
-
-/// Adds the chunked gated delta kernels of `op` (see GatedDeltaKernel.cpp):
-/// the chunk kernel and the state kernel, each in its own gpu.module of
-/// `module`, and their manifests to `manifests`.
-LogicalResult buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
-                                     GatedDeltaRuleOp op,
-                                     SmallVectorImpl<NamedAttribute> &manifests);
-
-/// Whether attn.nsa `op` has GPU kernels (f16/bf16, D = Dv a multiple of 16
-/// up to 256, at most 16 query heads per KV head, a known scale); `why` says
-/// what is missing.
-LogicalResult checkNsaKernelEligible(NsaOp op, std::string *why);
-
-/// Adds attn.nsa's block-selection kernel (see SparseKernels.cpp) in its own
-/// gpu.module of `module`, and its manifest to `manifests`. The branches'
-/// attention runs on the paged and attention kernels of matching variants.
-LogicalResult buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
-                              SmallVectorImpl<NamedAttribute> &manifests);
-
-/// Whether attn.lightning_indexer `op` has a GPU kernel (f16/bf16, static
-/// head counts and dims, multiples of 16); `why` says what is missing.
-LogicalResult checkIndexerKernelEligible(LightningIndexerOp op,
-                                         std::string *why);
-
-/// Adds attn.lightning_indexer's scores kernel (see SparseKernels.cpp) in its
-/// own gpu.module of `module`, and its manifest to `manifests`.
-LogicalResult buildIndexerKernels(OpBuilder &builder, ModuleOp module,
-                                  LightningIndexerOp op,
-                                  SmallVectorImpl<NamedAttribute> &manifests);
 
 } // namespace attn
 } // namespace mlir

@@ -76,6 +76,9 @@ LogicalResult buildPagedKernels(OpBuilder &builder, ModuleOp module,
 // Gated delta rule (GatedDeltaKernel.cpp)
 //===----------------------------------------------------------------------===//
 
+/// Whether the gated delta kernels take `spec` (f16/bf16/f32, static head
+/// dims that are multiples of 4, a chunk of 16 or kMaxGatedDeltaChunk that
+/// fits shared memory); `why` says what is missing.
 LogicalResult checkGatedDeltaKernelEligible(const GatedDeltaSpec &spec,
                                             std::string *why);
 
@@ -89,6 +92,9 @@ LogicalResult buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
 // Sparse selection (SparseKernels.cpp)
 //===----------------------------------------------------------------------===//
 
+/// Whether NSA's kernels take `spec` (f16/bf16, D = Dv a multiple of 16 up
+/// to 256, at most 16 query heads per KV head, a known scale); `why` says
+/// what is missing.
 LogicalResult checkNsaKernelEligible(const NsaSelectSpec &spec,
                                      std::string *why);
 
@@ -97,6 +103,9 @@ LogicalResult buildNsaSelectKernel(OpBuilder &builder, ModuleOp module,
                                    const NsaSelectSpec &spec, Location loc,
                                    EmitErrorFn emitError, Manifests &manifests);
 
+/// Whether the indexer kernel takes `spec` (f16/bf16, static head counts and
+/// dims, multiples of 16, at most 128 heads of at most 256); `why` says what
+/// is missing.
 LogicalResult checkIndexerKernelEligible(const IndexerSpec &spec,
                                          std::string *why);
 

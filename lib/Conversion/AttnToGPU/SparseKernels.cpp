@@ -40,6 +40,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
+#include "Kernels.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
@@ -50,24 +51,26 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <cmath>
 
 using namespace mlir;
 using namespace mlir::attn;
+using attn::detail::addManifest;
 using attn::detail::createKernel;
+using attn::detail::EmitErrorFn;
 using attn::detail::Emitter;
-using attn::detail::flat;
+using attn::detail::getDynamicSharedMemory;
 using attn::detail::hexBits;
-using attn::detail::memrefParam;
-using attn::detail::sizeParam;
+using attn::detail::KernelSignature;
+using attn::detail::Manifests;
 using attn::detail::typeName;
 
 namespace {
 constexpr int64_t kWarps = 4, kThreads = 32 * kWarps;
 /// nsa.select: warps (tokens) per block, which share each tile of keys.
 constexpr int64_t kSelectWarps = 8, kSelectThreads = 32 * kSelectWarps;
-constexpr double kLog2e = 1.4426950408889634;
 /// nsa.select: compressed tokens per staging step, and the most selection
 /// blocks a warp scores in shared memory (2048 blocks: 128k keys in blocks
 /// of 64).
@@ -121,7 +124,9 @@ struct FragmentEmitter : Emitter {
   }
 };
 
-bool isHalfType(Type t) { return t.isF16() || t.isBF16(); }
+bool isHalfType(ScalarType t) {
+  return t == ScalarType::F16 || t == ScalarType::BF16;
+}
 
 /// Shared memory of nsa.select: the block's tile of 64 compressed keys
 /// (rows padded by 8 elements: conflict-free ldmatrix), then per warp its
@@ -136,20 +141,18 @@ int64_t nsaSelectSharedMemory(int64_t d) {
 // attn.nsa: block selection
 //===----------------------------------------------------------------------===//
 
-LogicalResult mlir::attn::checkNsaKernelEligible(NsaOp op, std::string *why) {
+LogicalResult
+mlir::attn::detail::checkNsaKernelEligible(const NsaSelectSpec &spec,
+                                           std::string *why) {
   auto fail = [&](const Twine &msg) {
     if (why)
       *why = msg.str();
     return failure();
   };
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  auto k = cast<RankedTensorType>(op.getKey().getType());
-  auto v = cast<RankedTensorType>(op.getValue().getType());
-  Type elt = q.getElementType();
-  if (!isHalfType(elt))
-    return fail("the NSA GPU kernels take f16 or bf16 (got " + typeName(elt) +
-                ")");
-  int64_t d = q.getDimSize(3), dv = v.getDimSize(3);
+  if (!isHalfType(spec.dtype))
+    return fail("the NSA GPU kernels take f16 or bf16 (got " +
+                stringifyScalarType(spec.dtype) + ")");
+  int64_t d = spec.headDim, dv = spec.valueHeadDim;
   if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv))
     return fail("the NSA GPU kernels need static head dims");
   // The branches run on the paged split kernel (narrow tiling) and the
@@ -158,31 +161,29 @@ LogicalResult mlir::attn::checkNsaKernelEligible(NsaOp op, std::string *why) {
     return fail("the NSA GPU kernels need D = Dv, a multiple of 16 up to 256 "
                 "(got " +
                 Twine(d) + " / " + Twine(dv) + ")");
-  int64_t group = q.getDimSize(2) / k.getDimSize(2);
+  int64_t group = spec.queryHeads / spec.kvHeads;
   if (group > 16)
     return fail("the NSA block selection packs a KV head's query heads into "
                 "one 16-row tile: at most 16 per KV head (got " +
                 Twine(group) + ")");
-  if (!op.getEffectiveScale())
+  // The spec's scale is 0 where the op leaves it unknown (scales are
+  // positive).
+  if (spec.scale == 0)
     return fail("the NSA GPU kernels need a known scale");
   return success();
 }
 
 static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                               NsaOp op) {
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
+                               const NsaSelectSpec &spec, Location loc) {
+  ImplicitLocOpBuilder b(loc, builder);
   Block &body = func.getBody().front();
   b.setInsertionPointToStart(&body);
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  const int64_t D = q.getDimSize(3), Hq = q.getDimSize(2),
-                Hkv =
-                    cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
-  const int64_t G = Hq / Hkv, N = op.getNumSelected();
-  const int64_t l = op.getCmpBlock(), stride = op.getCmpStride(),
-                sel = op.getSelBlock();
-  FragmentEmitter e{{b}, q.getElementType()};
+  const int64_t D = spec.headDim, Hq = spec.queryHeads, Hkv = spec.kvHeads;
+  const int64_t G = Hq / Hkv, N = spec.numSelected;
+  const int64_t l = spec.cmpBlock, stride = spec.cmpStride, sel = spec.selBlock;
+  FragmentEmitter e{{b}, getType(b.getContext(), spec.dtype)};
   Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  const double factor = *op.getEffectiveScale() * kLog2e;
+  const double factor = spec.scale * llvm::numbers::log2e;
 
   Value qArg = body.getArgument(0), kcArg = body.getArgument(1),
         lseArg = body.getArgument(2), idxArg = body.getArgument(3);
@@ -235,9 +236,8 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
   Value blocks = arith::CeilDivSIOp::create(b, sk, e.idx(sel));
   Value candidates = e.smin(e.add(e.smin(last, e.sub(blocks, c1)), c1),
                             e.idx(kMaxSelectBlocks));
-  e.loop(lane, candidates, e.idx(32), [&](Value j) {
-    e.store(e.f(0.0), scores, {warp, j});
-  });
+  e.loop(lane, candidates, e.idx(32),
+         [&](Value j) { e.store(e.f(0.0), scores, {warp, j}); });
   e.syncWarp();
 
   // Q's A fragments (rows g and g + 8: the group's heads; rows past G
@@ -254,7 +254,8 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
     rowValid.push_back(valid);
     qBase.push_back(e.mul(e.add(tokenRow, head), e.idx(D)));
     Value lse = e.loadF32(lseArg, e.add(tokenRow, head));
-    lse2.push_back(e.sel(valid, e.fmul(lse, e.f(kLog2e)), e.f(INFINITY)));
+    lse2.push_back(
+        e.sel(valid, e.fmul(lse, e.f(llvm::numbers::log2e)), e.f(INFINITY)));
   }
   Value zero2 = e.zeros(VectorType::get({2}, e.elt));
   SmallVector<Value> aFrags;
@@ -314,9 +315,8 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                 lse2[half])));
             p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
             p = e.rowGroupSum(p);
-            e.when(e.lt(lane, e.idx(4)), [&] {
-              e.store(p, stage, {warp, colIdx});
-            });
+            e.when(e.lt(lane, e.idx(4)),
+                   [&] { e.store(p, stage, {warp, colIdx}); });
           }
       }
       e.syncWarp();
@@ -351,8 +351,7 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
 
   // The always-selected blocks: the first `initial_blocks` and the
   // `local_blocks` ending at p's block.
-  Value initial = e.idx(op.getInitialBlocks()),
-        local = e.idx(op.getLocalBlocks());
+  Value initial = e.idx(spec.initialBlocks), local = e.idx(spec.localBlocks);
   e.loop(lane, candidates, e.idx(32), [&](Value j) {
     Value forced =
         arith::OrIOp::create(b, e.lt(j, initial), e.lt(last, e.add(j, local)));
@@ -399,37 +398,30 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
   });
 }
 
-LogicalResult
-mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
-                            SmallVectorImpl<NamedAttribute> &manifests) {
+LogicalResult mlir::attn::detail::buildNsaSelectKernel(
+    OpBuilder &builder, ModuleOp module, const NsaSelectSpec &spec,
+    Location loc, EmitErrorFn emitError, Manifests &manifests) {
   std::string why;
-  if (failed(checkNsaKernelEligible(op, &why)))
-    return op.emitOpError(why);
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  const int64_t D = q.getDimSize(3), Hq = q.getDimSize(2),
-                Hkv =
-                    cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
-  Type elt = q.getElementType(), f32 = builder.getF32Type(),
+  if (failed(checkNsaKernelEligible(spec, &why)))
+    return emitError() << why;
+  const int64_t D = spec.headDim, Hq = spec.queryHeads, Hkv = spec.kvHeads;
+  MLIRContext *ctx = builder.getContext();
+  Type elt = getType(ctx, spec.dtype), f32 = builder.getF32Type(),
        i32 = builder.getI32Type();
-  const double scale = *op.getEffectiveScale();
+  const double scale = spec.scale;
   std::string name;
   llvm::raw_string_ostream os(name);
   os << "attn_nsa_select_" << typeName(elt) << "_d" << D << "_h" << Hq << "_"
-     << Hkv << "_l" << op.getCmpBlock() << "_d" << op.getCmpStride() << "_sel"
-     << op.getSelBlock() << "_n" << op.getNumSelected() << "_i"
-     << op.getInitialBlocks() << "_w" << op.getLocalBlocks() << "_s"
-     << hexBits(scale);
-  llvm::json::Array params{
-      memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", Hq, D}),
-      memrefParam("k_cmp", "key_cmp", elt,
-                  llvm::json::Array{"B", "Tc", Hkv, D}),
-      memrefParam("lse_cmp", "workspace", f32,
-                  llvm::json::Array{"B", "Sq", Hq}),
-      memrefParam("indices", "output", i32,
-                  llvm::json::Array{"B", "Sq", Hkv, op.getNumSelected()}),
-      sizeParam("Sq"),
-      sizeParam("Sk"),
-      sizeParam("Tc")};
+     << Hkv << "_l" << spec.cmpBlock << "_d" << spec.cmpStride << "_sel"
+     << spec.selBlock << "_n" << spec.numSelected << "_i" << spec.initialBlocks
+     << "_w" << spec.localBlocks << "_s" << hexBits(scale);
+  KernelSignature sig;
+  sig.tensor("q", "query", elt, llvm::json::Array{"B", "Sq", Hq, D});
+  sig.tensor("k_cmp", "key_cmp", elt, llvm::json::Array{"B", "Tc", Hkv, D});
+  sig.tensor("lse_cmp", "workspace", f32, llvm::json::Array{"B", "Sq", Hq});
+  sig.tensor("indices", "output", i32,
+             llvm::json::Array{"B", "Sq", Hkv, spec.numSelected});
+  sig.sizes(ctx, {"Sq", "Sk", "Tc"});
   // The variant: everything the selection depends on (the window and the
   // value shapes belong to the other branches' kernels).
   llvm::json::Object variant{
@@ -438,16 +430,16 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
       {"head_dim", D},
       {"q_heads", Hq},
       {"kv_heads", Hkv},
-      {"cmp_block", op.getCmpBlock()},
-      {"cmp_stride", op.getCmpStride()},
-      {"sel_block", op.getSelBlock()},
-      {"num_selected", op.getNumSelected()},
-      {"initial_blocks", op.getInitialBlocks()},
-      {"local_blocks", op.getLocalBlocks()},
+      {"cmp_block", spec.cmpBlock},
+      {"cmp_stride", spec.cmpStride},
+      {"sel_block", spec.selBlock},
+      {"num_selected", spec.numSelected},
+      {"initial_blocks", spec.initialBlocks},
+      {"local_blocks", spec.localBlocks},
       {"scale", static_cast<double>(static_cast<float>(scale))}};
   llvm::json::Object manifest{
       {"entry", name},
-      {"params", std::move(params)},
+      {"params", std::move(sig.params)},
       {"grid", llvm::json::Array{("ceil(Sq/" + Twine(kSelectWarps) + ")").str(),
                                  Hkv, "B"}},
       {"block", llvm::json::Array{kSelectThreads, 1, 1}},
@@ -456,17 +448,14 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
       {"dynamic_shared_memory", nsaSelectSharedMemory(D)},
       {"variant", std::move(variant)}};
   if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
-    auto idxType = builder.getIndexType();
-    gpu::GPUFuncOp func = createKernel(
-        builder, module, op.getLoc(), name,
-        {flat(elt), flat(elt), flat(f32), flat(i32), idxType, idxType, idxType},
-        kSelectThreads);
+    gpu::GPUFuncOp func =
+        createKernel(builder, module, loc, name, sig.types, kSelectThreads);
     OpBuilder::InsertionGuard guard(builder);
-    buildNsaSelectBody(builder, func, op);
+    buildNsaSelectBody(builder, func, spec, loc);
     builder.setInsertionPointToEnd(&func.getBody().front());
-    gpu::ReturnOp::create(builder, op.getLoc());
+    gpu::ReturnOp::create(builder, loc);
   }
-  attn::detail::addManifest(builder, manifests, name, std::move(manifest));
+  addManifest(builder, manifests, name, std::move(manifest));
   return success();
 }
 
@@ -474,19 +463,18 @@ mlir::attn::buildNsaKernels(OpBuilder &builder, ModuleOp module, NsaOp op,
 // attn.lightning_indexer: scores
 //===----------------------------------------------------------------------===//
 
-LogicalResult mlir::attn::checkIndexerKernelEligible(LightningIndexerOp op,
-                                                     std::string *why) {
+LogicalResult
+mlir::attn::detail::checkIndexerKernelEligible(const IndexerSpec &spec,
+                                               std::string *why) {
   auto fail = [&](const Twine &msg) {
     if (why)
       *why = msg.str();
     return failure();
   };
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  Type elt = q.getElementType();
-  if (!isHalfType(elt))
+  if (!isHalfType(spec.dtype))
     return fail("the indexer GPU kernel takes f16 or bf16 (got " +
-                typeName(elt) + ")");
-  int64_t hi = q.getDimSize(2), di = q.getDimSize(3);
+                stringifyScalarType(spec.dtype) + ")");
+  int64_t hi = spec.heads, di = spec.headDim;
   if (ShapedType::isDynamic(hi) || ShapedType::isDynamic(di) || hi % 16 ||
       di % 16 || hi > 128 || di > 256)
     return fail("the indexer GPU kernel needs static head counts and dims, "
@@ -496,13 +484,12 @@ LogicalResult mlir::attn::checkIndexerKernelEligible(LightningIndexerOp op,
 }
 
 static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                   LightningIndexerOp op) {
-  ImplicitLocOpBuilder b(op.getLoc(), builder);
+                                   const IndexerSpec &spec, Location loc) {
+  ImplicitLocOpBuilder b(loc, builder);
   Block &body = func.getBody().front();
   b.setInsertionPointToStart(&body);
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  const int64_t Hi = q.getDimSize(2), Di = q.getDimSize(3), pitch = Di + 8;
-  FragmentEmitter e{{b}, q.getElementType()};
+  const int64_t Hi = spec.heads, Di = spec.headDim, pitch = Di + 8;
+  FragmentEmitter e{{b}, getType(b.getContext(), spec.dtype)};
   Type f32 = b.getF32Type();
 
   Value qArg = body.getArgument(0), kArg = body.getArgument(1),
@@ -546,8 +533,8 @@ static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
                                 e.add(g, e.idx(mt * 16 + 8 * half)))));
 
   Value pos = e.sub(e.add(t, sk), sq);
-  std::pair<Value, Value> band =
-      buildAdmittedKeys(b, b.getLoc(), op.getMaskOrNone(), pos, sk);
+  std::pair<Value, Value> band = buildAdmittedKeys(
+      b, b.getLoc(), spec.mask.getAttr(b.getContext()), pos, sk);
   Value lo = band.first, hi = band.second;
   Value warpKeys = e.add(e.mul(tile, e.idx(kIndexerKeys)),
                          e.mul(warp, e.idx(kIndexerKeys / kWarps)));
@@ -616,46 +603,43 @@ static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
   });
 }
 
-LogicalResult
-mlir::attn::buildIndexerKernels(OpBuilder &builder, ModuleOp module,
-                                LightningIndexerOp op,
-                                SmallVectorImpl<NamedAttribute> &manifests) {
+LogicalResult mlir::attn::detail::buildIndexerKernel(
+    OpBuilder &builder, ModuleOp module, const IndexerSpec &spec, Location loc,
+    EmitErrorFn emitError, Manifests &manifests) {
   std::string why;
-  if (failed(checkIndexerKernelEligible(op, &why)))
-    return op.emitOpError(why);
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  const int64_t Hi = q.getDimSize(2), Di = q.getDimSize(3);
-  Type elt = q.getElementType(), f32 = builder.getF32Type();
-  Type welt =
-      cast<RankedTensorType>(op.getWeights().getType()).getElementType();
-  MaskAttr mask = op.getMaskOrNone();
+  if (failed(checkIndexerKernelEligible(spec, &why)))
+    return emitError() << why;
+  const int64_t Hi = spec.heads, Di = spec.headDim;
+  MLIRContext *ctx = builder.getContext();
+  Type elt = getType(ctx, spec.dtype), f32 = builder.getF32Type();
+  Type welt = getType(ctx, spec.weightsDtype);
+  const MaskSpec &mask = spec.mask;
   std::string name;
   llvm::raw_string_ostream os(name);
   os << "attn_indexer_scores_" << typeName(elt) << "_h" << Hi << "_d" << Di
-     << "_w" << typeName(welt) << "_" << stringifyMaskKind(mask.getKind());
+     << "_w" << typeName(welt) << "_" << stringifyMaskKind(mask.kind);
   if (mask.isWindow())
-    os << "_l" << mask.getLeft() << "_r" << mask.getRight();
+    os << "_l" << mask.left << "_r" << mask.right;
   llvm::json::Object variant{{"op", "lightning_indexer"},
                              {"dtype", typeName(elt)},
                              {"heads", Hi},
                              {"head_dim", Di},
                              {"weights_dtype", typeName(welt)},
-                             {"mask", stringifyMaskKind(mask.getKind())}};
+                             {"mask", stringifyMaskKind(mask.kind)}};
   if (mask.isWindow()) {
-    variant["window_left"] = mask.getLeft();
-    variant["window_right"] = mask.getRight();
+    variant["window_left"] = mask.left;
+    variant["window_right"] = mask.right;
   }
-  llvm::json::Array params{
-      memrefParam("q", "query", elt, llvm::json::Array{"B", "Sq", Hi, Di}),
-      memrefParam("k", "key", elt, llvm::json::Array{"B", "Sk", Di}),
-      memrefParam("weights", "weights", welt, llvm::json::Array{"B", "Sq", Hi}),
-      memrefParam("scores", "output", f32, llvm::json::Array{"B", "Sq", "Sk"}),
-      sizeParam("Sq"),
-      sizeParam("Sk")};
+  KernelSignature sig;
+  sig.tensor("q", "query", elt, llvm::json::Array{"B", "Sq", Hi, Di});
+  sig.tensor("k", "key", elt, llvm::json::Array{"B", "Sk", Di});
+  sig.tensor("weights", "weights", welt, llvm::json::Array{"B", "Sq", Hi});
+  sig.tensor("scores", "output", f32, llvm::json::Array{"B", "Sq", "Sk"});
+  sig.sizes(ctx, {"Sq", "Sk"});
   const int64_t sharedMemory = 2 * Hi * (Di + 8);
   llvm::json::Object manifest{
       {"entry", name},
-      {"params", std::move(params)},
+      {"params", std::move(sig.params)},
       {"grid", llvm::json::Array{("ceil(Sk/" + Twine(kIndexerKeys) + ")").str(),
                                  "Sq", "B"}},
       {"block", llvm::json::Array{kThreads, 1, 1}},
@@ -663,16 +647,13 @@ mlir::attn::buildIndexerKernels(OpBuilder &builder, ModuleOp module,
       {"dynamic_shared_memory", sharedMemory},
       {"variant", std::move(variant)}};
   if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
-    auto idxType = builder.getIndexType();
-    gpu::GPUFuncOp func = createKernel(
-        builder, module, op.getLoc(), name,
-        {flat(elt), flat(elt), flat(welt), flat(f32), idxType, idxType},
-        kThreads);
+    gpu::GPUFuncOp func =
+        createKernel(builder, module, loc, name, sig.types, kThreads);
     OpBuilder::InsertionGuard guard(builder);
-    buildIndexerScoresBody(builder, func, op);
+    buildIndexerScoresBody(builder, func, spec, loc);
     builder.setInsertionPointToEnd(&func.getBody().front());
-    gpu::ReturnOp::create(builder, op.getLoc());
+    gpu::ReturnOp::create(builder, loc);
   }
-  attn::detail::addManifest(builder, manifests, name, std::move(manifest));
+  addManifest(builder, manifests, name, std::move(manifest));
   return success();
 }
