@@ -22,9 +22,6 @@ namespace mlir {
 class ModuleOp;
 class OpBuilder;
 namespace attn {
-class AttentionOp;
-class PagedAttentionOp;
-class SparseAttentionOp;
 
 /// The chips attn's kernels are built and validated for: sm_80 (mma.sync,
 /// cp.async), sm_90 and sm_90a (TMA + wgmma). Others fail in the backend
@@ -80,100 +77,6 @@ private:
   KernelOptions options;
   SmallVector<NamedAttribute> manifests;
 };
-
-/// A generated kernel and its calling contract (JSON).
-struct AttentionKernel {
-  gpu::GPUFuncOp func;
-  std::string manifest;
-};
-
-/// Which kernel body to generate.
-enum class KernelKind {
-  Baseline, ///< a thread per query row, no tensor cores (every variant)
-  Mma,      ///< mma.sync tensor cores (f16/bf16, head dims % 16 == 0, <= 256)
-  Wgmma,    ///< sm_90a: TMA + wgmma (f16/bf16, D = Dv in {64, 128, 256})
-};
-
-/// The tiling of the sm_90a kernel: two warpgroups of 64 query rows, K/V
-/// tiles of `keys` rows in two TMA stages.
-struct WgmmaTiling {
-  int64_t keys = 128;
-  /// Stages of each of the K and V rings.
-  int64_t stages = 2;
-  int64_t rows() const { return 128; }
-  /// Two consumer warpgroups and one producer warpgroup.
-  int64_t threads() const { return 384; }
-  int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
-};
-
-/// How the tensor-core kernel tiles the problem: 4 warps, each owning
-/// `rowTiles` 16-row MMA tiles of the query block; K/V stream through
-/// `stages` shared-memory buffers of `keys` rows.
-struct MmaTiling {
-  int64_t rowTiles = 2;
-  int64_t keys = 64;
-  int64_t stages = 2;
-  /// Whether Q's MMA fragments are loaded once into registers (small head
-  /// dims) or re-read from shared memory at every step.
-  bool qInRegisters = false;
-
-  int64_t rows() const { return 4 * 16 * rowTiles; }
-  int64_t threads() const { return 128; }
-  /// Dynamic shared memory of a block: the Q tile and the K and V stages.
-  int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
-};
-
-/// The kernel name of `op`'s variant: equal for ops that can share a kernel.
-struct KernelTileSizes;
-std::string getAttentionKernelName(AttentionOp op, KernelKind kind,
-                                   const KernelTileSizes &sizes);
-
-/// Keys per pipeline step of the tensor-core kernel for head dims d / dv.
-/// The tiling of the tensor-core kernel for `op`, with the query rows per
-/// block and keys per step overridden where `blockQ`/`blockKV` are non-zero;
-/// failure (with the reason in `why`) where the kernel cannot run the op.
-FailureOr<MmaTiling> getMmaTiling(AttentionOp op, int64_t blockQ,
-                                  int64_t blockKV, std::string *why);
-
-/// Whether the tensor-core kernel supports `op`'s variant.
-bool isMmaKernelEligible(AttentionOp op);
-
-/// The tiling of the sm_90a kernel for `op`; failure (with the reason in
-/// `why`) where it cannot run the op.
-FailureOr<WgmmaTiling> getWgmmaTiling(AttentionOp op, std::string *why);
-
-/// Adds (or finds) the kernel for `op`'s variant in `module`.
-/// Query rows per block and keys per step of the generated kernels; 0 picks
-/// the default for the variant (tensor-core kernel only).
-struct KernelTileSizes {
-  int64_t blockQ = 0;
-  int64_t blockKV = 0;
-};
-
-FailureOr<AttentionKernel> buildAttentionKernel(OpBuilder &builder,
-                                                gpu::GPUModuleOp module,
-                                                AttentionOp op,
-                                                KernelKind kind,
-                                                KernelTileSizes sizes = {});
-
-/// The kernel arguments the tensor-core body reads.
-struct MmaKernelArgs {
-  Value q, k, v, bias, sinks, o, lse;
-  Value batch, hq, hkv, sq, sk;
-  SmallVector<bool, 4> biasBroadcast;
-};
-
-/// Emits the tensor-core kernel body into `func` (see MmaKernel.cpp).
-void buildMmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                        AttentionOp op, const MmaKernelArgs &args,
-                        const MmaTiling &tiling);
-
-/// Emits the sm_90a kernel body into `func` (see WgmmaKernel.cpp);
-/// `tmaDescriptors` are the Q, K and V tensor maps.
-void buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                          AttentionOp op, const MmaKernelArgs &args,
-                          ValueRange tmaDescriptors, const WgmmaTiling &tiling);
-
 
 } // namespace attn
 } // namespace mlir

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
+#include "DenseKernels.h"
 
 #include "attn/Conversion/Manifest.h"
 
@@ -21,6 +22,7 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -29,8 +31,6 @@
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::detail;
-
-static constexpr double kLog2e = 1.4426950408889634;
 
 Value mlir::attn::detail::getDynamicSharedMemory(OpBuilder &b, Location loc,
                                                  gpu::GPUFuncOp func) {
@@ -177,37 +177,25 @@ Value mlir::attn::detail::treeReduce(
   return level.front();
 }
 
-ScoreTransform::ScoreTransform(AttentionOp op, const MmaKernelArgs &args,
+ScoreTransform::ScoreTransform(const AttentionSpec &spec,
+                               const AttentionKernelArgs &args,
                                Value batchIndex, Value head, Value c0, Value c1,
                                bool raw)
-    : args(args), mask(op.getMaskOrNone()), raw(raw), batchIndex(batchIndex),
-      head(head), c0(c0), c1(c1) {
-  if (std::optional<APFloat> c = op.getSoftcap())
-    softcap = c->convertToDouble();
-  double scale = *op.getEffectiveScale();
-  factor = scale * (softcap ? 1.0 / *softcap : kLog2e);
+    : args(args), mask(spec.mask.getAttr(head.getContext())),
+      softcap(spec.softcap), biasBroadcast(spec.biasBroadcast), raw(raw),
+      batchIndex(batchIndex), head(head), c0(c0), c1(c1) {
+  factor = spec.scale * (softcap ? 1.0 / *softcap : llvm::numbers::log2e);
 }
 
 Value ScoreTransform::apply(OpBuilder &b, Location loc, Value v, Value row,
                             function_ref<Value()> makeKey, bool masked) const {
-  auto cf = [&](double x) -> Value {
-    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(x));
-  };
-  auto add = [&](Value x, Value y) -> Value {
-    return arith::AddIOp::create(b, loc, x, y);
-  };
-  auto mul = [&](Value x, Value y) -> Value {
-    return arith::MulIOp::create(b, loc, x, y);
-  };
-  auto slt = [&](Value x, Value y) -> Value {
-    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, x, y);
-  };
-  Type f32 = b.getF32Type();
+  ImplicitLocOpBuilder ib(loc, b);
+  Emitter e{ib};
+  const double log2e = llvm::numbers::log2e;
   if (!raw)
-    v = arith::MulFOp::create(b, loc, v, cf(factor));
+    v = e.fmul(v, e.f(factor));
   if (softcap)
-    v = arith::MulFOp::create(b, loc, math::TanhOp::create(b, loc, v),
-                              cf(*softcap * kLog2e));
+    v = e.fmul(e.tanh(v), e.f(*softcap * log2e));
   Value key = makeKey();
   Value sq = args.sq, sk = args.sk;
   if (args.bias) {
@@ -218,30 +206,25 @@ Value ScoreTransform::apply(OpBuilder &b, Location loc, Value v, Value row,
     // Rows past Sq (the last query block) and, in masked blocks, keys past
     // Sk read the last valid element; their logits are discarded.
     auto clampTo = [&](Value x, Value size) -> Value {
-      return arith::MinSIOp::create(b, loc, x,
-                                    arith::SubIOp::create(b, loc, size, c1));
+      return e.smin(x, e.sub(size, c1));
     };
     Value sizes[3] = {args.batch, args.hq, sq};
     Value coords[3] = {batchIndex, head, clampTo(row, sq)};
     Value rowOffset = c0;
     for (unsigned d = 0; d < 3; ++d)
-      rowOffset = add(mul(rowOffset, args.biasBroadcast[d] ? c1 : sizes[d]),
-                      args.biasBroadcast[d] ? c0 : coords[d]);
-    Value boff = mul(rowOffset, args.biasBroadcast[3] ? c1 : sk);
-    if (!args.biasBroadcast[3])
-      boff = add(boff, masked ? clampTo(key, sk) : key);
-    Value bv = memref::LoadOp::create(b, loc, args.bias, boff);
-    if (bv.getType() != f32)
-      bv = arith::ExtFOp::create(b, loc, f32, bv);
-    v = arith::AddFOp::create(b, loc, v,
-                              arith::MulFOp::create(b, loc, bv, cf(kLog2e)));
+      rowOffset = e.add(e.mul(rowOffset, biasBroadcast[d] ? c1 : sizes[d]),
+                        biasBroadcast[d] ? c0 : coords[d]);
+    Value boff = e.mul(rowOffset, biasBroadcast[3] ? c1 : sk);
+    if (!biasBroadcast[3])
+      boff = e.add(boff, masked ? clampTo(key, sk) : key);
+    v = e.fadd(v, e.fmul(e.loadF32(args.bias, boff), e.f(log2e)));
   }
   if (masked) {
-    Value ok = slt(key, sk);
-    Value pos = add(row, arith::SubIOp::create(b, loc, sk, sq));
+    Value ok = e.slt(key, sk);
+    Value pos = e.add(row, e.sub(sk, sq));
     if (Value inBand = buildAdmitsKey(b, loc, mask, pos, key))
-      ok = arith::AndIOp::create(b, loc, ok, inBand);
-    v = arith::SelectOp::create(b, loc, ok, v, cf(-INFINITY));
+      ok = e.land(ok, inBand);
+    v = e.sel(ok, v, e.f(-INFINITY));
   }
   return v;
 }
@@ -268,11 +251,9 @@ MemRefType mlir::attn::detail::flat(Type t) {
   return MemRefType::get({ShapedType::kDynamic}, t);
 }
 
-gpu::GPUFuncOp mlir::attn::detail::createKernel(OpBuilder &builder,
-                                                ModuleOp module, Location loc,
-                                                StringRef name,
-                                                ArrayRef<Type> argTypes,
-                                                int64_t threads) {
+gpu::GPUFuncOp mlir::attn::detail::createKernel(
+    OpBuilder &builder, ModuleOp module, Location loc, StringRef name,
+    ArrayRef<Type> argTypes, int64_t threads, TypeRange privateTypes) {
   OpBuilder::InsertionGuard guard(builder);
   auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name);
   if (!gpuModule) {
@@ -281,7 +262,8 @@ gpu::GPUFuncOp mlir::attn::detail::createKernel(OpBuilder &builder,
   }
   builder.setInsertionPointToEnd(gpuModule.getBody());
   auto func = gpu::GPUFuncOp::create(builder, loc, name,
-                                     builder.getFunctionType(argTypes, {}));
+                                     builder.getFunctionType(argTypes, {}),
+                                     TypeRange{}, privateTypes);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                 builder.getUnitAttr());
   func.setKnownBlockSizeAttr(

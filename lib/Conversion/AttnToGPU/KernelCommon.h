@@ -25,11 +25,14 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "llvm/Support/JSON.h"
 
+#include <array>
 #include <optional>
 
 namespace mlir {
 namespace attn {
+struct AttentionSpec;
 namespace detail {
+struct AttentionKernelArgs;
 
 /// The kernel's dynamic shared memory as `memref<0xi8, workgroup>`: a public,
 /// 1024-byte aligned, zero-size array in the kernel's gpu.module (created on
@@ -68,11 +71,12 @@ struct KernelSignature {
   }
 };
 
-/// A kernel function with `argTypes` and a fixed block size, in its own
-/// gpu.module named like it (one bundle per kernel), created if needed.
+/// A kernel function with `argTypes`, a fixed block size and
+/// `privateTypes` private attributions, in its own gpu.module named like it
+/// (one bundle per kernel), created if needed.
 gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module, Location loc,
                             StringRef name, ArrayRef<Type> argTypes,
-                            int64_t threads);
+                            int64_t threads, TypeRange privateTypes = {});
 
 /// Adds `manifest` as kernel `name`'s entry of `manifests` (the module's
 /// attn.kernels), unless it has one.
@@ -124,8 +128,8 @@ class ScoreTransform {
 public:
   /// `raw`: leave the scale out (the caller folds it into the exponent; only
   /// valid without softcap and bias). `c0`, `c1`: index constants 0 and 1.
-  ScoreTransform(AttentionOp op, const MmaKernelArgs &args, Value batchIndex,
-                 Value head, Value c0, Value c1, bool raw);
+  ScoreTransform(const AttentionSpec &spec, const AttentionKernelArgs &args,
+                 Value batchIndex, Value head, Value c0, Value c1, bool raw);
 
   /// The factor that takes a raw score to the exp2 domain (scale·log2 e, or
   /// scale / softcap before the tanh).
@@ -137,9 +141,11 @@ public:
               function_ref<Value()> makeKey, bool masked) const;
 
 private:
-  const MmaKernelArgs &args;
+  const AttentionKernelArgs &args;
   MaskAttr mask;
   std::optional<double> softcap;
+  /// Which of the bias' [B, Hq, Sq, Sk] dims are 1.
+  std::array<bool, 4> biasBroadcast;
   double factor;
   bool raw;
   Value batchIndex, head, c0, c1;
@@ -160,8 +166,17 @@ struct Emitter {
   Value mul(Value x, Value y) { return arith::MulIOp::create(b, x, y); }
   Value div(Value x, Value y) { return arith::DivUIOp::create(b, x, y); }
   Value rem(Value x, Value y) { return arith::RemUIOp::create(b, x, y); }
+  /// Signed min and max (sizes that may go negative).
+  Value smin(Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
+  Value smax(Value x, Value y) { return arith::MaxSIOp::create(b, x, y); }
   Value lt(Value x, Value y) {
     return arith::CmpIOp::create(b, arith::CmpIPredicate::ult, x, y);
+  }
+  Value slt(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
+  }
+  Value sle(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::sle, x, y);
   }
   Value le(Value x, Value y) {
     return arith::CmpIOp::create(b, arith::CmpIPredicate::ule, x, y);
@@ -171,28 +186,29 @@ struct Emitter {
   }
   Value land(Value x, Value y) { return arith::AndIOp::create(b, x, y); }
   Value xori(Value x, Value y) { return arith::XOrIOp::create(b, x, y); }
-  /// Signed index compare, min, max and ceil-div (sizes that may go
-  /// negative, such as a key range's ends).
-  Value slt(Value x, Value y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
-  }
-  Value smin(Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
-  Value smax(Value x, Value y) { return arith::MaxSIOp::create(b, x, y); }
+  /// Signed ceil-div (sizes that may go negative, such as a key range's
+  /// ends).
   Value ceilDiv(Value x, Value y) {
     return arith::CeilDivSIOp::create(b, x, y);
   }
-  Value fmax(Value x, Value y) { return arith::MaximumFOp::create(b, x, y); }
-  Value fdiv(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
   Value sel(Value c, Value x, Value y) {
     return arith::SelectOp::create(b, c, x, y);
   }
   Value fadd(Value x, Value y) { return arith::AddFOp::create(b, x, y); }
   Value fsub(Value x, Value y) { return arith::SubFOp::create(b, x, y); }
   Value fmul(Value x, Value y) { return arith::MulFOp::create(b, x, y); }
+  Value fdiv(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
+  /// The larger of `x` and `y`, NaN if either is (arith.maximumf).
+  Value fmax(Value x, Value y) { return arith::MaximumFOp::create(b, x, y); }
+  Value feq(Value x, Value y) {
+    return arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, x, y);
+  }
   Value fma(Value x, Value y, Value z) {
     return math::FmaOp::create(b, x, y, z);
   }
   Value exp2(Value x) { return math::Exp2Op::create(b, x); }
+  Value log2(Value x) { return math::Log2Op::create(b, x); }
+  Value tanh(Value x) { return math::TanhOp::create(b, x); }
   Value load(Value m, ValueRange i) { return memref::LoadOp::create(b, m, i); }
   void store(Value v, Value m, ValueRange i) {
     memref::StoreOp::create(b, v, m, i);

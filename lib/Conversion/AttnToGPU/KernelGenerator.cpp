@@ -14,8 +14,17 @@
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/Conversion/Manifest.h"
+#include "attn/IR/AttnDialect.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "llvm/ADT/StringSwitch.h"
 
 using namespace mlir;
@@ -25,6 +34,14 @@ using DiagnoseFn = function_ref<InFlightDiagnostic(DiagnosticSeverity)>;
 
 KernelGenerator::KernelGenerator(ModuleOp module, const KernelOptions &options)
     : module(module), options(options) {
+  // The dialects kernels are built of (attn-lower-to-gpu's dependent
+  // dialects) and attn's own (its mask attribute); a caller outside a pass
+  // may not have loaded them.
+  module.getContext()
+      ->loadDialect<AttnDialect, arith::ArithDialect, gpu::GPUDialect, LLVM::LLVMDialect,
+                    NVVM::NVVMDialect, math::MathDialect, memref::MemRefDialect,
+                    nvgpu::NVGPUDialect, scf::SCFDialect,
+                    vector::VectorDialect>();
   if (auto existing = module->getAttrOfType<DictionaryAttr>(kKernelsAttrName))
     llvm::append_range(manifests, existing.getValue());
 }

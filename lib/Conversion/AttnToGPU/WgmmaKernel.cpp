@@ -50,10 +50,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "DenseKernels.h"
 #include "KernelCommon.h"
+#include "OnlineSoftmax.h"
 
-#include "attn/Conversion/AttnToGPU.h"
-#include "attn/IR/AttnOps.h"
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -67,10 +67,14 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
+#include "llvm/Support/MathExtras.h"
+
 #include <cmath>
 
 using namespace mlir;
 using namespace mlir::attn;
+using mlir::attn::detail::AttentionKernelArgs;
+using mlir::attn::detail::WgmmaTiling;
 
 /// Query rows per warpgroup and per block, keys per step.
 static constexpr int64_t kWgRows = 64, kWarpgroups = 2;
@@ -78,28 +82,29 @@ static constexpr int64_t kBlockRows = kWgRows * kWarpgroups;
 static constexpr int64_t kConsumerThreads = kWarpgroups * 128;
 static constexpr int64_t kConsumerWarps = kConsumerThreads / 32;
 
-int64_t WgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
+int64_t mlir::attn::detail::WgmmaTiling::sharedMemoryBytes(int64_t d,
+                                                           int64_t dv) const {
   int64_t q = kBlockRows * d * 2;
   int64_t kv = stages * keys * (d + dv) * 2;
   int64_t p = 2 * kWarpgroups * kWgRows * keys * 2;
   return q + kv + p;
 }
 
-FailureOr<WgmmaTiling> mlir::attn::getWgmmaTiling(AttentionOp op,
-                                                  std::string *why) {
+FailureOr<WgmmaTiling>
+mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
+                                   std::string *why) {
   auto fail = [&](const Twine &msg) -> FailureOr<WgmmaTiling> {
     if (why)
       *why = msg.str();
     return failure();
   };
-  AttentionShape s = op.getAttentionShape();
-  Type elt = op.getOutput().getType().getElementType();
-  if (!(elt.isF16() || elt.isBF16()))
+  const AttentionSpec &s = spec;
+  if (s.dtype != ScalarType::F16 && s.dtype != ScalarType::BF16)
     return fail("the wgmma kernel needs f16 or bf16");
   if (ShapedType::isDynamic(s.headDim) || s.headDim != s.valueHeadDim ||
       (s.headDim != 64 && s.headDim != 128 && s.headDim != 256))
     return fail("the wgmma kernel needs equal head dims of 64, 128 or 256");
-  if (!op.getEffectiveScale().has_value())
+  if (!spec.scale)
     return fail("the wgmma kernel needs a known scale");
   // 128 keys per step; 64 at head dim 256, where Q (64 KB), two K and two V
   // stages and two P buffers per warpgroup must fit 227 KB and O takes 128
@@ -112,274 +117,249 @@ FailureOr<WgmmaTiling> mlir::attn::getWgmmaTiling(AttentionOp op,
   return t;
 }
 
-// Over 150 lines: one kernel body, written before the phase split of
-// issue 19 (kernels from a spec, shared emitter pieces), which owns
-// splitting it into named phases with byte-identical PTX.
-void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                      AttentionOp op, const MmaKernelArgs &args,
-                                      ValueRange tmaDescriptors,
-                                      const WgmmaTiling &tiling) {
-  MLIRContext *ctx = builder.getContext();
-  Location loc = op.getLoc();
-  ImplicitLocOpBuilder b(loc, builder);
-  AttentionShape shape = op.getAttentionShape();
-  const int64_t D = shape.headDim, Dv = shape.valueHeadDim;
-  const int64_t N = tiling.keys;
-  const int64_t kStages = tiling.stages;
-  const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
-  Type f16 = op.getOutput().getType().getElementType(), f32 = b.getF32Type();
-  Type i64 = b.getI64Type();
-  bool bshd = op.getLayout() == Layout::BSHD;
-  MaskAttr mask = op.getMaskOrNone();
-  std::optional<double> softcap;
-  if (std::optional<APFloat> c = op.getSoftcap())
-    softcap = c->convertToDouble();
-  double scale = *op.getEffectiveScale();
+namespace mlir {
+namespace attn {
+namespace detail {
+namespace {
+/// Emits the sm_90a body, one method per phase of the file comment's
+/// design: set-up (indices, shared memory, mbarriers), the producer, and
+/// the consumers' prologue, steady-state step and epilogue.
+class WgmmaKernel {
+public:
+  WgmmaKernel(OpBuilder &builder, Location loc, const AttentionSpec &spec,
+              const AttentionKernelArgs &args, ValueRange tmaDescriptors,
+              const WgmmaTiling &tiling)
+      : b(loc, builder), e{b}, softmax(e, /*approxExp2=*/true), spec(spec),
+        args(args), tmaDescriptors(tmaDescriptors), D(spec.headDim),
+        Dv(spec.valueHeadDim), N(tiling.keys), kStages(tiling.stages),
+        qPanels(D / 64), vPanels(Dv / 64), qBytes(kBlockRows * D * 2),
+        kStageBytes(N * D * 2), vStageBytes(N * Dv * 2), kBase(qBytes),
+        vBase(kBase + kStages * kStageBytes),
+        pBase(vBase + kStages * vStageBytes), pWgBytes(kWgRows * N * 2) {
+    ctx = builder.getContext();
+    f16 = getType(ctx, spec.dtype);
+    f32 = b.getF32Type();
+    i64 = b.getI64Type();
+    workgroup = gpu::AddressSpaceAttr::get(
+        ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+    // Without softcap or bias (and with a positive scale) the scores stay
+    // raw: the row maximum is taken on them and scaled once, and the scale
+    // folds into the exponent's FMA, exp2(s·scale·log2 e - m).
+    rawScores = !spec.softcap && !args.bias && spec.scale > 0;
+  }
 
-  auto idx = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, v); };
-  auto cf = [&](double v) -> Value {
-    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
-  };
-  auto ci64 = [&](int64_t v) -> Value {
-    return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
-  };
-  auto add = [&](Value x, Value y) -> Value { return arith::AddIOp::create(b, x, y); };
-  auto sub = [&](Value x, Value y) -> Value { return arith::SubIOp::create(b, x, y); };
-  auto mul = [&](Value x, Value y) -> Value { return arith::MulIOp::create(b, x, y); };
-  auto divu = [&](Value x, Value y) -> Value { return arith::DivUIOp::create(b, x, y); };
-  auto remu = [&](Value x, Value y) -> Value { return arith::RemUIOp::create(b, x, y); };
-  auto smin = [&](Value x, Value y) -> Value { return arith::MinSIOp::create(b, x, y); };
-  auto smax = [&](Value x, Value y) -> Value { return arith::MaxSIOp::create(b, x, y); };
-  auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
-    return arith::CmpIOp::create(b, p, x, y);
-  };
-  auto slt = [&](Value x, Value y) { return cmp(arith::CmpIPredicate::slt, x, y); };
-  auto sle = [&](Value x, Value y) { return cmp(arith::CmpIPredicate::sle, x, y); };
-  // Emits `body` for thread 0 of the block only.
-  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value c0 = idx(0), c1 = idx(1);
-  auto ifThread0 = [&](function_ref<void()> body) {
-    auto ifOp = scf::IfOp::create(b, cmp(arith::CmpIPredicate::eq, tid, c0),
-                                  /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-    body();
-  };
+  void emit(OpBuilder &builder, gpu::GPUFuncOp func) {
+    tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    c0 = e.idx(0);
+    c1 = e.idx(1);
+    computeIndices();
+    // Shared memory: Q panels, K and V stages (panels of 64 columns, each
+    // `rows` x 128 bytes, as the TMA boxes land them), then P per
+    // warpgroup; its byte address, for the wgmma descriptors.
+    smem = getDynamicSharedMemory(builder, b.getLoc(), func);
+    smemAddr = arith::IndexCastUIOp::create(
+        b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+    createBarriers();
+    // The band of key blocks this block visits, as in the mma.sync kernel.
+    blocks = getKeyBlocks(e, spec, args, off, q0, kBlockRows, N);
+    blocks.end = e.smax(blocks.begin, blocks.end);
+    initBarriers();
+    ticks = e.idx(10000000);
+    // Warp specialization: the last warpgroup produces (one thread issues
+    // every TMA copy) on 24 registers a thread, the two before it consume
+    // on 240 (setmaxnreg moves the register file to them).
+    auto roles =
+        scf::IfOp::create(b,
+                          arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
+                                                tid, e.idx(kConsumerThreads)),
+                          /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&roles.getThenRegion().front());
+      emitProducer();
+    }
+    b.setInsertionPointToStart(&roles.getElseRegion().front());
+    emitConsumer();
+  }
 
-  Value hq = args.hq, hkv = args.hkv, sq = args.sq, sk = args.sk;
-  // With a banded mask the query blocks near the end have the most keys:
-  // they are launched first (block x handles query block gridDim.x - 1 - x)
-  // so that the light ones fill the tail of the grid.
-  Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  if (op.getMaskOrNone().getKind() != MaskKind::None)
-    bx = arith::SubIOp::create(
-        b, arith::SubIOp::create(b, gpu::GridDimOp::create(b, gpu::Dimension::x),
-                                 bx),
-        arith::ConstantIndexOp::create(b, 1));
-  Value h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  Value wg = divu(tid, idx(128)), lt = remu(tid, idx(128));
-  Value warp = divu(lt, idx(32)), lane = remu(lt, idx(32));
-  Value g = divu(lane, idx(4)), t = remu(lane, idx(4));
-  Value q0 = mul(bx, idx(kBlockRows));
-  Value kvh = divu(h, divu(hq, hkv));
-  Value off = sub(sk, sq);
+private:
+  /// The block's query rows, head and batch; the thread's warpgroup, warp
+  /// and lane; the KV head (GQA) and the key position of query row 0.
+  void computeIndices() {
+    Value bx = getQueryBlock(e, spec);
+    h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+    bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    wg = e.div(tid, e.idx(128));
+    Value lt = e.rem(tid, e.idx(128));
+    warp = e.div(lt, e.idx(32));
+    lane = e.rem(lt, e.idx(32));
+    lanes = FragmentLanes::get(e, lane);
+    q0 = e.mul(bx, e.idx(kBlockRows));
+    kvh = e.div(h, e.div(args.hq, args.hkv));
+    off = e.sub(args.sk, args.sq);
+  }
 
-  // Shared memory: Q panels, K and V stages (panels of 64 columns, each
-  // `rows` x 128 bytes, as the TMA boxes land them), then P per warpgroup.
-  auto workgroup = gpu::AddressSpaceAttr::get(
-      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-  Value smem = detail::getDynamicSharedMemory(builder, loc, func);
-  const int64_t qPanels = D / 64, vPanels = Dv / 64;
-  const int64_t qBytes = kBlockRows * D * 2;
-  const int64_t kStageBytes = N * D * 2, vStageBytes = N * Dv * 2;
-  const int64_t kBase = qBytes, vBase = kBase + kStages * kStageBytes;
-  const int64_t pBase = vBase + kStages * vStageBytes;
-  const int64_t pWgBytes = kWgRows * N * 2;
-  // The byte address of shared memory, for the wgmma descriptors.
-  Value smemAddr = arith::IndexCastUIOp::create(
-      b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+  /// mbarriers, per stage s: kFull[s] / vFull[s] (the K / V tile landed),
+  /// kEmpty[s] / vEmpty[s] (every consumer warp is done with it); then Q.
+  /// K and V have their own rings: a K tile is released as soon as its S is
+  /// computed, its V tile only after the next step's P·V.
+  void createBarriers() {
+    auto barrierType =
+        nvgpu::MBarrierGroupType::get(ctx, workgroup, 4 * kStages + 1);
+    barriers = nvgpu::MBarrierCreateOp::create(b, barrierType);
+    qBarrier = e.idx(4 * kStages);
+  }
+  Value kFull(Value st) { return st; }
+  Value vFull(Value st) { return e.add(st, e.idx(kStages)); }
+  Value kEmpty(Value st) { return e.add(st, e.idx(2 * kStages)); }
+  Value vEmpty(Value st) { return e.add(st, e.idx(3 * kStages)); }
 
-  // TMA: the box of each descriptor is 64 columns by `rows` rows; its
-  // destination is a view of that shape.
-  auto tmaBoxType = [&](int64_t rows) -> MemRefType {
-    SmallVector<int64_t> dims = bshd ? SmallVector<int64_t>{1, rows, 1, 64}
-                                     : SmallVector<int64_t>{1, 1, rows, 64};
+  /// Emits `body` for thread 0 of the block only.
+  void ifThread0(function_ref<void()> body) { e.when(e.eq(tid, c0), body); }
+
+  /// Prologue: the barriers, visible to every thread before use.
+  void initBarriers() {
+    ifThread0([&] {
+      for (int64_t i = 0; i < kStages; ++i) {
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(1), kFull(e.idx(i)),
+                                      Value());
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(1), vFull(e.idx(i)),
+                                      Value());
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
+                                      kEmpty(e.idx(i)), Value());
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
+                                      vEmpty(e.idx(i)), Value());
+      }
+      nvgpu::MBarrierInitOp::create(b, barriers, e.idx(1), qBarrier, Value());
+      NVVM::FenceMbarrierInitOp::create(b);
+      for (Value d : tmaDescriptors)
+        nvgpu::TmaPrefetchOp::create(b, d, Value());
+    });
+    e.barrier();
+  }
+
+  /// The phase parity `p` (0 or 1) as the i1 mbarrier waits take.
+  Value parity(Value p) {
+    return arith::TruncIOp::create(b, b.getI1Type(),
+                                   arith::IndexCastUIOp::create(b, i64, p));
+  }
+
+  /// TMA: the box of each descriptor is 64 columns by `rows` rows; its
+  /// destination is a view of that shape.
+  MemRefType tmaBoxType(int64_t rows) {
+    SmallVector<int64_t> dims = spec.layout == Layout::BSHD
+                                    ? SmallVector<int64_t>{1, rows, 1, 64}
+                                    : SmallVector<int64_t>{1, 1, rows, 64};
     return MemRefType::get(dims, f16, AffineMap(), workgroup);
-  };
-  auto view = [&](MemRefType type, Value byteOffset) -> Value {
+  }
+  Value view(MemRefType type, Value byteOffset) {
     return memref::ViewOp::create(b, type, smem, byteOffset, ValueRange{});
-  };
-  // mbarriers, per stage s: kFull[s] / vFull[s] (the K / V tile landed),
-  // kEmpty[s] / vEmpty[s] (every consumer warp is done with it); then Q.
-  // K and V have their own rings: a K tile is released as soon as its S is
-  // computed, its V tile only after the next step's P·V.
-  auto barrierType =
-      nvgpu::MBarrierGroupType::get(ctx, workgroup, 4 * kStages + 1);
-  Value barriers = nvgpu::MBarrierCreateOp::create(b, barrierType);
-  Value qBarrier = idx(4 * kStages);
-  auto kFull = [&](Value st) { return st; };
-  auto vFull = [&](Value st) { return add(st, idx(kStages)); };
-  auto kEmpty = [&](Value st) { return add(st, idx(2 * kStages)); };
-  auto vEmpty = [&](Value st) { return add(st, idx(3 * kStages)); };
-  // Coordinates (innermost first) of the box at column `col`, row `row` of
-  // head `head`.
-  auto coords = [&](int64_t col, Value row, Value head) -> SmallVector<Value> {
-    if (bshd)
-      return {idx(col), head, row, bIdx};
-    return {idx(col), row, head, bIdx};
-  };
-  auto tmaLoad = [&](Value desc, MemRefType type, int64_t byteOffset,
-                     Value dynOffset, ArrayRef<Value> crd, Value barrierId) {
-    Value dst = view(type, dynOffset ? add(dynOffset, idx(byteOffset))
-                                     : idx(byteOffset));
+  }
+  /// Coordinates (innermost first) of the box at column `col`, row `row` of
+  /// head `head`.
+  SmallVector<Value> coords(int64_t col, Value row, Value head) {
+    if (spec.layout == Layout::BSHD)
+      return {e.idx(col), head, row, bIdx};
+    return {e.idx(col), row, head, bIdx};
+  }
+  void tmaLoad(Value desc, MemRefType type, int64_t byteOffset, Value dynOffset,
+               ArrayRef<Value> crd, Value barrierId) {
+    Value dst = view(type, dynOffset ? e.add(dynOffset, e.idx(byteOffset))
+                                     : e.idx(byteOffset));
     nvgpu::TmaAsyncLoadOp::create(b, dst, barriers, desc, crd, barrierId,
                                   /*multicastMask=*/Value(),
                                   /*predicate=*/Value());
-  };
-  Value qDesc = tmaDescriptors[0], kDesc = tmaDescriptors[1],
-        vDesc = tmaDescriptors[2];
-  // Requests the K (or V) tile of key block `kb` into `stage`: its bytes on
-  // the stage's full barrier, one TMA box per 64-column panel.
-  auto issueTile = [&](Value desc, int64_t base, int64_t stageBytes,
-                       int64_t panels, Value fullBarrier, Value kb,
-                       Value stage) {
-    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(stageBytes),
+  }
+  /// Requests the K (or V) tile of key block `kb` into `stage`: its bytes on
+  /// the stage's full barrier, one TMA box per 64-column panel.
+  void issueTile(Value desc, int64_t base, int64_t stageBytes, int64_t panels,
+                 Value fullBarrier, Value kb, Value stage) {
+    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, e.idx(stageBytes),
                                             fullBarrier, Value());
     for (int64_t p = 0; p < panels; ++p)
       tmaLoad(desc, tmaBoxType(N), base + p * N * 128,
-              mul(stage, idx(stageBytes)), coords(p * 64, mul(kb, idx(N)), kvh),
-              fullBarrier);
-  };
-  auto issueK = [&](Value kb, Value stage) {
-    issueTile(kDesc, kBase, kStageBytes, qPanels, kFull(stage), kb, stage);
-  };
-  auto issueV = [&](Value kb, Value stage) {
-    issueTile(vDesc, vBase, vStageBytes, vPanels, vFull(stage), kb, stage);
-  };
+              e.mul(stage, e.idx(stageBytes)),
+              coords(p * 64, e.mul(kb, e.idx(N)), kvh), fullBarrier);
+  }
 
-  // The band of key blocks this block visits, as in the mma.sync kernel.
-  auto band = [&](Value r) {
-    return buildAdmittedKeys(b, loc, mask, add(r, off), sk);
-  };
-  Value lastRow = sub(smin(add(q0, idx(kBlockRows)), sq), c1);
-  auto firstBand = band(q0), lastBand = band(lastRow);
-  Value kbBegin = divu(firstBand.first, idx(N));
-  Value kbEnd = smax(kbBegin, arith::CeilDivSIOp::create(b, lastBand.second, idx(N)));
-  Value fullFrom = lastBand.first, fullTo = firstBand.second;
-
-  // Prologue: the barriers, visible to every thread before use.
-  ifThread0([&] {
-    for (int64_t i = 0; i < kStages; ++i) {
-      nvgpu::MBarrierInitOp::create(b, barriers, idx(1), kFull(idx(i)), Value());
-      nvgpu::MBarrierInitOp::create(b, barriers, idx(1), vFull(idx(i)), Value());
-      nvgpu::MBarrierInitOp::create(b, barriers, idx(kConsumerWarps),
-                                    kEmpty(idx(i)), Value());
-      nvgpu::MBarrierInitOp::create(b, barriers, idx(kConsumerWarps),
-                                    vEmpty(idx(i)), Value());
-    }
-    nvgpu::MBarrierInitOp::create(b, barriers, idx(1), qBarrier, Value());
-    NVVM::FenceMbarrierInitOp::create(b);
-    for (Value d : tmaDescriptors)
-      nvgpu::TmaPrefetchOp::create(b, d, Value());
-  });
-  gpu::BarrierOp::create(b);
-  Value ticks = idx(10000000);
-  auto parity = [&](Value p) -> Value {
-    return arith::TruncIOp::create(b, b.getI1Type(),
-                                   arith::IndexCastUIOp::create(b, i64, p));
-  };
-
-  // Warp specialization: the last warpgroup produces (one thread issues
-  // every TMA copy) on 24 registers a thread, the two before it consume on
-  // 240 (setmaxnreg moves the register file to them).
-  auto roles = scf::IfOp::create(
-      b, cmp(arith::CmpIPredicate::uge, tid, idx(kConsumerThreads)),
-      /*withElse=*/true);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&roles.getThenRegion().front());
+  /// The producer warpgroup: one thread loads Q, then the K and V tiles of
+  /// every key block into the rings, each stage once its consumers released
+  /// it.
+  void emitProducer() {
     NVVM::SetMaxRegisterOp::create(
         b, b.getI32IntegerAttr(24),
-        NVVM::SetMaxRegisterActionAttr::get(ctx,
-                                            NVVM::SetMaxRegisterAction::decrease));
-    auto lane0 = scf::IfOp::create(
-        b, cmp(arith::CmpIPredicate::eq, tid, idx(kConsumerThreads)),
-        /*withElse=*/false);
-    b.setInsertionPointToStart(&lane0.getThenRegion().front());
-    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(qBytes), qBarrier,
-                                            Value());
-    for (int64_t p = 0; p < qPanels; ++p)
-      tmaLoad(qDesc, tmaBoxType(kBlockRows), p * kBlockRows * 128, Value(),
-              coords(p * 64, q0, h), qBarrier);
-    scf::ForOp::create(
-        b, loc, kbBegin, kbEnd, c1, ValueRange{},
-        [&](OpBuilder &nb, Location, Value kb, ValueRange) {
-          OpBuilder::InsertionGuard g2(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          Value i = sub(kb, kbBegin);
-          Value stage = remu(i, idx(kStages));
-          // From the second round on, wait until the consumers released the
-          // stage (phase i / kStages - 1 of its empty barrier); K first, as
-          // it is needed first and released first.
-          Value phase = remu(add(divu(i, idx(kStages)), c1), idx(2));
-          Value again = cmp(arith::CmpIPredicate::uge, i, idx(kStages));
-          auto waitEmpty = [&](Value barrierId) {
-            auto reuse = scf::IfOp::create(b, again, /*withElse=*/false);
-            OpBuilder::InsertionGuard g3(b);
-            b.setInsertionPointToStart(&reuse.getThenRegion().front());
+        NVVM::SetMaxRegisterActionAttr::get(
+            ctx, NVVM::SetMaxRegisterAction::decrease));
+    e.when(e.eq(tid, e.idx(kConsumerThreads)), [&] {
+      nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, e.idx(qBytes),
+                                              qBarrier, Value());
+      for (int64_t p = 0; p < qPanels; ++p)
+        tmaLoad(tmaDescriptors[0], tmaBoxType(kBlockRows), p * kBlockRows * 128,
+                Value(), coords(p * 64, q0, h), qBarrier);
+      e.loop(blocks.begin, blocks.end, c1, [&](Value kb) {
+        Value i = e.sub(kb, blocks.begin);
+        Value stage = e.rem(i, e.idx(kStages));
+        // From the second round on, wait until the consumers released the
+        // stage (phase i / kStages - 1 of its empty barrier); K first, as
+        // it is needed first and released first.
+        Value phase = e.rem(e.add(e.div(i, e.idx(kStages)), c1), e.idx(2));
+        Value again = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, i,
+                                            e.idx(kStages));
+        auto waitEmpty = [&](Value barrierId) {
+          e.when(again, [&] {
             nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
                                                    ticks, barrierId);
-          };
-          waitEmpty(kEmpty(stage));
-          issueK(kb, stage);
-          waitEmpty(vEmpty(stage));
-          issueV(kb, stage);
-          scf::YieldOp::create(b);
-        });
+          });
+        };
+        waitEmpty(kEmpty(stage));
+        issueTile(tmaDescriptors[1], kBase, kStageBytes, qPanels, kFull(stage),
+                  kb, stage);
+        waitEmpty(vEmpty(stage));
+        issueTile(tmaDescriptors[2], vBase, vStageBytes, vPanels, vFull(stage),
+                  kb, stage);
+      });
+    });
   }
-  b.setInsertionPointToStart(&roles.getElseRegion().front());
-  NVVM::SetMaxRegisterOp::create(
-      b, b.getI32IntegerAttr(240),
-      NVVM::SetMaxRegisterActionAttr::get(ctx,
-                                          NVVM::SetMaxRegisterAction::increase));
-  nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(c0), ticks,
-                                         qBarrier);
 
-  // wgmma matrix descriptor of a 128-byte-swizzled operand at byte `addr`
-  // (the swizzle atoms are 8 rows of 128 bytes: stride byte offset 1024;
-  // `lbo` is the byte distance between 64-column panels along M/N for
-  // MN-major operands, unused for K-major ones).
-  auto descriptor = [&](Value addr, int64_t lbo) -> Value {
+  /// wgmma matrix descriptor of a 128-byte-swizzled operand at byte `addr`
+  /// (the swizzle atoms are 8 rows of 128 bytes: stride byte offset 1024;
+  /// `lbo` is the byte distance between 64-column panels along M/N for
+  /// MN-major operands, unused for K-major ones).
+  Value descriptor(Value addr, int64_t lbo) {
     Value a = arith::AndIOp::create(b, arith::ShRUIOp::create(b, addr, ci64(4)),
                                     ci64(0x3FFF));
     int64_t fixed = ((lbo >> 4) & 0x3FFF) << 16 | (int64_t(1024 >> 4) << 32) |
                     (int64_t(1) << 62);
     return arith::OrIOp::create(b, a, ci64(fixed));
-  };
-  // The descriptor of `offset` bytes (a multiple of 16) past the operand of
-  // descriptor `base`: the start address field (bits 0-13, in 16-byte
-  // units) cannot overflow inside shared memory, so one add of the offset
-  // replaces the per-k-step shift, mask and or of `descriptor`.
-  auto advance = [&](Value base, int64_t offset) -> Value {
+  }
+  Value ci64(int64_t v) {
+    return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
+  }
+  Value ci32(int64_t v) {
+    return arith::ConstantOp::create(b, b.getI32IntegerAttr(v));
+  }
+  /// The descriptor of `offset` bytes (a multiple of 16) past the operand
+  /// of descriptor `base`: the start address field (bits 0-13, in 16-byte
+  /// units) cannot overflow inside shared memory, so one add of the offset
+  /// replaces the per-k-step shift, mask and or of `descriptor`.
+  Value advance(Value base, int64_t offset) {
     assert(offset % 16 == 0 && "descriptor offsets are 16-byte units");
-    return offset ? arith::AddIOp::create(b, base, ci64(offset >> 4)).getResult()
-                  : base;
-  };
-  auto wgmmaType = [&](Type t) {
+    return offset
+               ? arith::AddIOp::create(b, base, ci64(offset >> 4)).getResult()
+               : base;
+  }
+  NVVM::WGMMATypesAttr wgmmaType(Type t) {
     return NVVM::WGMMATypesAttr::get(ctx, t.isF16() ? NVVM::WGMMATypes::f16
                                                     : NVVM::WGMMATypes::bf16);
-  };
-  auto accType = [&](int64_t n) -> Type {
+  }
+  Type accType(int64_t n) {
     return LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n / 2, f32));
-  };
-  // acc = A·B (+ acc unless `zeroInit`) over k-steps of 16, A and B by
-  // descriptor.
-  // Issues acc = A·B (+ acc unless `zeroInit`) over k-steps of 16, A and B
-  // by descriptor, as one wgmma group; the caller waits for it.
-  auto wgmmaChain = [&](Value acc, int64_t n, int64_t ksteps, bool zeroInit,
-                        function_ref<Value(int64_t)> descA,
-                        function_ref<Value(int64_t)> descB, bool bMNMajor) {
+  }
+  /// Issues acc = A·B (+ acc unless `zeroInit`) over k-steps of 16, A and B
+  /// by descriptor, as one wgmma group; the caller waits for it.
+  Value wgmmaChain(Value acc, int64_t n, int64_t ksteps, bool zeroInit,
+                   function_ref<Value(int64_t)> descA,
+                   function_ref<Value(int64_t)> descB, bool bMNMajor) {
     NVVM::WgmmaFenceAlignedOp::create(b);
     for (int64_t kk = 0; kk < ksteps; ++kk) {
       acc = NVVM::WgmmaMmaAsyncOp::create(
@@ -398,61 +378,35 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     }
     NVVM::WgmmaGroupSyncAlignedOp::create(b);
     return acc;
-  };
-  auto waitGroups = [&](int64_t pending) {
-    NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(pending));
-  };
-  // Lane 0 of each consumer warp arrives on `barrierId` (count: all of them).
-  auto release = [&](Value barrierId) {
-    auto arrive = scf::IfOp::create(b, cmp(arith::CmpIPredicate::eq, lane, c0),
-                                    /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&arrive.getThenRegion().front());
-    nvgpu::MBarrierArriveOp::create(b, barriers, barrierId);
-  };
-
-  // Rows of this thread: g and g + 8 of its warp's 16 in its warpgroup.
-  Value wgRow0 = add(q0, mul(wg, idx(kWgRows)));
-  Value row[2] = {add(add(wgRow0, mul(warp, idx(16))), g),
-                  add(add(add(wgRow0, mul(warp, idx(16))), g), idx(8))};
-
-  Value m0 = cf(-INFINITY), l0 = cf(0.0);
-  if (args.sinks) {
-    Value s = memref::LoadOp::create(b, args.sinks, h);
-    if (s.getType() != f32)
-      s = arith::ExtFOp::create(b, f32, s);
-    m0 = arith::MulFOp::create(b, s, cf(log2e));
-    l0 = arith::SelectOp::create(b, cmp(arith::CmpIPredicate::eq, t, c0),
-                                 cf(1.0), cf(0.0));
   }
-  Type oType = accType(Dv), sType = accType(N);
-  Value oInit = LLVM::PoisonOp::create(b, oType);
-  for (int64_t e = 0; e < Dv / 2; ++e)
-    oInit = LLVM::InsertValueOp::create(b, oInit, cf(0.0), ArrayRef<int64_t>{e});
+  void waitGroups(int64_t pending) {
+    NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(pending));
+  }
+  /// Lane 0 of each consumer warp arrives on `barrierId` (count: all of
+  /// them).
+  void release(Value barrierId) {
+    e.when(e.eq(lane, c0),
+           [&] { nvgpu::MBarrierArriveOp::create(b, barriers, barrierId); });
+  }
+  Value stageAddr(int64_t base, int64_t bytes, Value stage) {
+    return e.add(smemAddr,
+                 arith::IndexCastUIOp::create(
+                     b, i64, e.add(e.idx(base), e.mul(stage, e.idx(bytes)))));
+  }
+  Value pAddr(Value buf) {
+    return e.add(smemAddr,
+                 arith::IndexCastUIOp::create(
+                     b, i64, e.add(pWgByte, e.mul(buf, e.idx(pWgBytes)))));
+  }
+  /// Position j (relative to the first key block) -> stage and phase
+  /// parity.
+  Value stageOf(Value j) { return e.rem(j, e.idx(kStages)); }
+  Value phaseOf(Value j) {
+    return parity(e.rem(e.div(j, e.idx(kStages)), e.idx(2)));
+  }
 
-  // Addresses of this warpgroup's operands; P has two buffers (P of step j
-  // is written while P·V of step j - 1 still reads the other).
-  Value qAddr = add(smemAddr, arith::IndexCastUIOp::create(
-                                   b, i64, mul(wg, idx(kWgRows * 128))));
-  Value pWgByte = add(idx(pBase), mul(wg, idx(2 * pWgBytes)));
-  auto pFlatType =
-      MemRefType::get({2 * pWgBytes / 2}, f16, AffineMap(), workgroup);
-  Value pView = view(pFlatType, pWgByte);
-  auto stageAddr = [&](int64_t base, int64_t bytes, Value stage) {
-    return add(smemAddr, arith::IndexCastUIOp::create(
-                             b, i64, add(idx(base), mul(stage, idx(bytes)))));
-  };
-  auto pAddr = [&](Value buf) {
-    return add(smemAddr, arith::IndexCastUIOp::create(
-                             b, i64, add(pWgByte, mul(buf, idx(pWgBytes)))));
-  };
-  // Position j (relative to the first key block) -> stage and phase parity.
-  auto stageOf = [&](Value j) { return remu(j, idx(kStages)); };
-  auto phaseOf = [&](Value j) { return parity(remu(divu(j, idx(kStages)), idx(2))); };
-
-  Value qDescBase = descriptor(qAddr, 0);
-  // Issues S_j = Q·K_jᵀ (64 x N per warpgroup) once K_j has landed.
-  auto issueS = [&](Value j) -> Value {
+  /// Issues S_j = Q·K_jᵀ (64 x N per warpgroup) once K_j has landed.
+  Value issueS(Value j) {
     Value stage = stageOf(j);
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            kFull(stage));
@@ -467,15 +421,14 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           return advance(kDescBase, (kk / 4) * N * 128 + (kk % 4) * 32);
         },
         /*bMNMajor=*/false);
-  };
-  // Issues O += P_j·V_j once V_j has landed (P_j in buffer j % 2).
-  auto issuePV = [&](Value j, Value o) -> Value {
+  }
+  /// Issues O += P_j·V_j once V_j has landed (P_j in buffer j % 2).
+  Value issuePV(Value j, Value o) {
     Value stage = stageOf(j);
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            vFull(stage));
-    Value vDescBase =
-        descriptor(stageAddr(vBase, vStageBytes, stage), N * 128);
-    Value pDescBase = descriptor(pAddr(remu(j, idx(2))), 0);
+    Value vDescBase = descriptor(stageAddr(vBase, vStageBytes, stage), N * 128);
+    Value pDescBase = descriptor(pAddr(e.rem(j, e.idx(2))), 0);
     return wgmmaChain(
         o, Dv, N / 16, /*zeroInit=*/false,
         [&](int64_t kk) {
@@ -486,189 +439,107 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
           return advance(vDescBase, kk * 16 * 128);
         },
         /*bMNMajor=*/true);
-  };
+  }
 
-  // The softmax of S_j (keys from k0): new m, l (partial), alpha; P_j goes
-  // to shared memory buffer j % 2. `masked` adds the per-element test of
-  // the key range and the band.
-  // exp2 of the softmax as one MUFU.EX2 (ex2.approx.ftz: the arguments are
-  // <= 0 and results below 2^-126 flush to 0, which the sums cannot see).
-  auto exp2 = [&](Value v) -> Value {
-    return LLVM::CallIntrinsicOp::create(
-               b, f32, b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
-               ValueRange{v})
-        ->getResult(0);
-  };
-  const bool rawScores = !softcap && !args.bias && scale > 0;
-  detail::ScoreTransform scores(op, args, bIdx, h, c0, c1, rawScores);
-  auto maxf = [&](Value x, Value y) -> Value {
-    return arith::MaximumFOp::create(b, x, y);
-  };
-  auto addf = [&](Value x, Value y) -> Value {
-    return arith::AddFOp::create(b, x, y);
-  };
-  auto softmax = [&](Value s, Value k0, Value j, ValueRange ml,
-                     bool masked) -> SmallVector<Value> {
-    // Step 2: logits in the exp2 domain, masked outside the band. Without
-    // softcap or bias (and with a positive scale) the scores stay raw: the
-    // row maximum is taken on them and scaled once, and the scale folds
-    // into the exponent's FMA, exp2(s·scale·log2 e - m).
-    Value factor = cf(scale * (softcap ? 1.0 / *softcap : log2e));
-    Value ninf = cf(-INFINITY);
-    SmallVector<SmallVector<Value, 4>> x(N / 8);
-    for (int64_t n = 0; n < N / 8; ++n)
-      for (int64_t i = 0; i < 2; ++i)
-        for (int64_t j = 0; j < 2; ++j) {
-          Value v = LLVM::ExtractValueOp::create(
-              b, s, ArrayRef<int64_t>{n * 4 + i * 2 + j});
-          x[n].push_back(scores.apply(
-              b, loc, v, row[i],
-              [&] { return add(add(k0, idx(n * 8 + j)), mul(t, idx(2))); },
-              masked));
-        }
-    SmallVector<Value> mNew(2), mSafe(2), alpha(2), lNew(2);
-    for (int64_t i = 0; i < 2; ++i) {
-      SmallVector<Value> row;
-      for (int64_t n = 0; n < N / 8; ++n)
-        for (int64_t jj = 0; jj < 2; ++jj)
-          row.push_back(x[n][i * 2 + jj]);
-      Value mx = detail::treeReduce(row, maxf);
-      for (int32_t o : {1, 2})
-        mx = arith::MaximumFOp::create(
-            b, mx,
-            gpu::ShuffleOp::create(b, mx, o, 32, gpu::ShuffleMode::XOR)
-                .getShuffleResult());
-      if (rawScores)
-        mx = arith::MulFOp::create(b, mx, factor);
-      mx = arith::MaximumFOp::create(b, mx, ml[i]);
-      mNew[i] = mx;
-      Value isNinf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, ninf);
-      mSafe[i] = arith::SelectOp::create(b, isNinf, cf(0.0), mx);
-      alpha[i] = exp2(arith::SubFOp::create(b, ml[i], mSafe[i]));
-      lNew[i] = arith::MulFOp::create(b, ml[2 + i], alpha[i]);
-    }
-    // P: row r (of the warpgroup's 64), columns 8n + 2t, + 1 at byte
-    // r * 128 + ((n % 8) ^ (r % 8)) * 16 + 4t of panel n / 8 of the buffer.
-    Value rLocal[2] = {add(mul(warp, idx(16)), g),
-                       add(add(mul(warp, idx(16)), g), idx(8))};
-    Value bufElt = mul(remu(j, idx(2)), idx(pWgBytes / 2));
-    auto pairType = VectorType::get({2}, f16);
-    // exp2(x·factor - m) as one FFMA (raw scores) or FADD: LLVM emits
-    // mul.rn/sub.rn for separate operations, which ptxas may not contract.
-    Value negM[2];
+  /// The consumer warpgroups: set-up, then the schedule of emitSchedule and
+  /// the epilogue.
+  void emitConsumer() {
+    NVVM::SetMaxRegisterOp::create(
+        b, b.getI32IntegerAttr(240),
+        NVVM::SetMaxRegisterActionAttr::get(
+            ctx, NVVM::SetMaxRegisterAction::increase));
+    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(c0), ticks,
+                                           qBarrier);
+    // Rows of this thread: g and g + 8 of its warp's 16 in its warpgroup.
+    Value wgRow0 = e.add(q0, e.mul(wg, e.idx(kWgRows)));
+    row[0] = e.add(e.add(wgRow0, e.mul(warp, e.idx(16))), lanes.g);
+    row[1] =
+        e.add(e.add(e.add(wgRow0, e.mul(warp, e.idx(16))), lanes.g), e.idx(8));
+    std::tie(m0, l0) = getInitialRowState(e, args, h, lanes.t);
+    oType = accType(Dv);
+    sType = accType(N);
+    oInit = LLVM::PoisonOp::create(b, oType);
+    for (int64_t i = 0; i < Dv / 2; ++i)
+      oInit =
+          LLVM::InsertValueOp::create(b, oInit, e.f(0.0), ArrayRef<int64_t>{i});
+    // Addresses of this warpgroup's operands; P has two buffers (P of step
+    // j is written while P·V of step j - 1 still reads the other).
+    Value qAddr = e.add(smemAddr, arith::IndexCastUIOp::create(
+                                      b, i64, e.mul(wg, e.idx(kWgRows * 128))));
+    pWgByte = e.add(e.idx(pBase), e.mul(wg, e.idx(2 * pWgBytes)));
+    auto pFlatType =
+        MemRefType::get({2 * pWgBytes / 2}, f16, AffineMap(), workgroup);
+    pView = view(pFlatType, pWgByte);
+    qDescBase = descriptor(qAddr, 0);
+    scores.emplace(spec, args, bIdx, h, c0, c1, rawScores);
+    // Ping-pong between the two consumer warpgroups (FlashAttention-3): a
+    // warpgroup issues its GEMMs only in its turn and then hands the turn
+    // over, so one warpgroup's softmax overlaps the other's GEMMs. Turn
+    // barrier of warpgroup w: named barrier 3 + w over both warpgroups (256
+    // threads), synced by w and arrived at by the other.
+    myTurn =
+        arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, e.idx(3)));
+    otherTurn =
+        arith::IndexCastUIOp::create(b, b.getI32Type(), e.sub(e.idx(4), wg));
+    ValueRange state = emitSchedule();
+    // Step 5: quad-reduce the row sums, normalize, write.
     for (int64_t i = 0; i < 2; ++i)
-      negM[i] = arith::NegFOp::create(b, mSafe[i]);
-    SmallVector<Value> terms[2];
-    for (int64_t n = 0; n < N / 8; ++n)
-      for (int64_t i = 0; i < 2; ++i) {
-        SmallVector<Value> pair;
-        for (int64_t jj = 0; jj < 2; ++jj) {
-          Value xv = x[n][i * 2 + jj];
-          Value e = exp2(rawScores
-                             ? math::FmaOp::create(b, xv, factor, negM[i])
-                                   .getResult()
-                             : arith::AddFOp::create(b, xv, negM[i]));
-          terms[i].push_back(e);
-          pair.push_back(arith::TruncFOp::create(b, f16, e));
-        }
-        Value chunk = arith::XOrIOp::create(b, idx(n % 8), g);
-        Value byte = add(add(mul(rLocal[i], idx(128)), mul(chunk, idx(16))),
-                         add(idx((n / 8) * kWgRows * 128), mul(t, idx(4))));
-        vector::StoreOp::create(
-            b, vector::FromElementsOp::create(b, pairType, pair), pView,
-            ValueRange{add(bufElt, divu(byte, idx(2)))}, /*nontemporal=*/false,
-            llvm::MaybeAlign(4));
-      }
-    for (int64_t i = 0; i < 2; ++i)
-      lNew[i] = arith::AddFOp::create(b, lNew[i],
-                                      detail::treeReduce(terms[i], addf));
-    return {mNew[0], mNew[1], lNew[0], lNew[1], alpha[0], alpha[1]};
-  };
-  // softmax with the mask only where the key block crosses the band's edge.
-  SmallVector<Type> smTypes(6, f32);
-  auto softmaxStep = [&](Value s, Value j, ValueRange ml) -> SmallVector<Value> {
-    Value k0 = mul(add(kbBegin, j), idx(N));
-    Value full = arith::AndIOp::create(b, sle(fullFrom, k0),
-                                       sle(add(k0, idx(N)), fullTo));
-    auto ifOp = scf::IfOp::create(b, smTypes, full, /*withElse=*/true);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-      scf::YieldOp::create(b, softmax(s, k0, j, ml, /*masked=*/false));
-      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-      scf::YieldOp::create(b, softmax(s, k0, j, ml, /*masked=*/true));
-    }
-    return SmallVector<Value>(ifOp.getResults().begin(), ifOp.getResults().end());
-  };
-  // P_j written by this warpgroup's threads becomes visible to wgmma (async
-  // proxy), and the warpgroup's 128 threads meet.
-  auto publishP = [&]() {
+      writeOutputRow(e, softmax, spec, args, bIdx, h, lanes, row[i], i,
+                     state[i], state[2 + i], state[4], Dv);
+  }
+
+  void waitTurn() {
+    NVVM::BarrierOp::create(b, /*res=*/Type(), myTurn, ci32(kConsumerThreads),
+                            /*reductionOp=*/nullptr,
+                            /*reductionPredicate=*/Value());
+  }
+  void passTurn() {
+    NVVM::BarrierArriveOp::create(b, otherTurn, ci32(kConsumerThreads));
+  }
+  /// P_j written by this warpgroup's threads becomes visible to wgmma
+  /// (async proxy), and the warpgroup's 128 threads meet.
+  void publishP() {
     NVVM::FenceProxyOp::create(
         b, NVVM::ProxyKind::async_shared,
         NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
     Value barrierId =
-        arith::IndexCastUIOp::create(b, b.getI32Type(), add(wg, c1));
-    NVVM::BarrierOp::create(b, /*res=*/Type(), barrierId,
-                            arith::ConstantOp::create(b, b.getI32IntegerAttr(128)),
+        arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, c1));
+    NVVM::BarrierOp::create(b, /*res=*/Type(), barrierId, ci32(128),
                             /*reductionOp=*/nullptr,
                             /*reductionPredicate=*/Value());
-  };
-  // Ping-pong between the two consumer warpgroups (FlashAttention-3): a
-  // warpgroup issues its GEMMs only in its turn and then hands the turn over,
-  // so one warpgroup's softmax overlaps the other's GEMMs. Turn barrier of
-  // warpgroup w: named barrier 3 + w over both warpgroups (256 threads),
-  // synced by w and arrived at by the other.
-  auto i32c = [&](int64_t v) -> Value {
-    return arith::ConstantOp::create(b, b.getI32IntegerAttr(v));
-  };
-  Value myTurn = arith::IndexCastUIOp::create(b, b.getI32Type(), add(wg, idx(3)));
-  Value otherTurn =
-      arith::IndexCastUIOp::create(b, b.getI32Type(), sub(idx(4), wg));
-  auto waitTurn = [&]() {
-    NVVM::BarrierOp::create(b, /*res=*/Type(), myTurn, i32c(kConsumerThreads),
-                            /*reductionOp=*/nullptr,
-                            /*reductionPredicate=*/Value());
-  };
-  auto passTurn = [&]() {
-    NVVM::BarrierArriveOp::create(b, otherTurn, i32c(kConsumerThreads));
-  };
-  auto rescale = [&](Value o, Value a0, Value a1) {
-    Value alpha[2] = {a0, a1};
-    for (int64_t n = 0; n < Dv / 8; ++n)
-      for (int64_t i = 0; i < 2; ++i)
-        for (int64_t jj = 0; jj < 2; ++jj) {
-          int64_t e = n * 4 + i * 2 + jj;
-          Value a = LLVM::ExtractValueOp::create(b, o, ArrayRef<int64_t>{e});
-          o = LLVM::InsertValueOp::create(b, o, arith::MulFOp::create(b, a, alpha[i]),
-                                          ArrayRef<int64_t>{e});
-        }
-    return o;
-  };
-
-  // The schedule (FlashAttention-3's intra-warpgroup overlap): the softmax
-  // of step j runs while the tensor cores compute P_{j-1}·V_{j-1}.
-  //   prologue: S_0; softmax_0 -> P_0
-  //   step j:   issue S_j, issue O += P_{j-1}·V_{j-1}; wait S_j (release
-  //             K_j); softmax_j -> P_j; wait P·V (release V_{j-1});
-  //             O *= alpha_j
-  //   epilogue: O += P_{n-1}·V_{n-1}
-  // Rows without any key block (n = 0) skip it all.
-  Value nBlocks = sub(kbEnd, kbBegin);
-  // Warpgroup 0 has the first turn; it takes the last hand-over at the end.
-  Value isWg1 = cmp(arith::CmpIPredicate::eq, wg, c1);
-  {
-    auto first = scf::IfOp::create(b, isWg1, /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&first.getThenRegion().front());
-    passTurn();
   }
-  SmallVector<Type> stateTypes = {f32, f32, f32, f32, oType};
-  auto any = scf::IfOp::create(b, stateTypes, slt(c0, nBlocks), /*withElse=*/true);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&any.getElseRegion().front());
-    scf::YieldOp::create(b, ValueRange{m0, m0, l0, l0, oInit});
-    b.setInsertionPointToStart(&any.getThenRegion().front());
+
+  /// The schedule (FlashAttention-3's intra-warpgroup overlap): the softmax
+  /// of step j runs while the tensor cores compute P_{j-1}·V_{j-1}.
+  ///   prologue: S_0; softmax_0 -> P_0
+  ///   step j:   issue S_j, issue O += P_{j-1}·V_{j-1}; wait S_j (release
+  ///             K_j); softmax_j -> P_j; wait P·V (release V_{j-1});
+  ///             O *= alpha_j
+  ///   epilogue: O += P_{n-1}·V_{n-1}
+  /// Rows without any key block (n = 0) skip it all. Returns m[2], l[2]
+  /// (partial) and O.
+  ValueRange emitSchedule() {
+    Value nBlocks = e.sub(blocks.end, blocks.begin);
+    // Warpgroup 0 has the first turn; it takes the last hand-over at the
+    // end.
+    e.when(e.eq(wg, c1), [&] { passTurn(); });
+    SmallVector<Type> stateTypes = {f32, f32, f32, f32, oType};
+    auto any =
+        scf::IfOp::create(b, stateTypes, e.slt(c0, nBlocks), /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&any.getElseRegion().front());
+      scf::YieldOp::create(b, ValueRange{m0, m0, l0, l0, oInit});
+      b.setInsertionPointToStart(&any.getThenRegion().front());
+      scf::YieldOp::create(b, emitBlocks(nBlocks));
+    }
+    e.when(e.eq(wg, c0), [&] { waitTurn(); });
+    return any.getResults();
+  }
+
+  /// The prologue, steady-state loop and epilogue of emitSchedule's
+  /// schedule for n = `nBlocks` > 0 key blocks.
+  SmallVector<Value> emitBlocks(Value nBlocks) {
     waitTurn();
     Value s0 = issueS(c0);
     passTurn();
@@ -676,86 +547,158 @@ void mlir::attn::buildWgmmaKernelBody(OpBuilder &builder, gpu::GPUFuncOp func,
     release(kEmpty(stageOf(c0)));
     // The first block always takes the masked softmax (one copy of the code
     // less; the test costs little on one block).
-    SmallVector<Value> st = softmax(s0, mul(kbBegin, idx(N)), c0,
-                                    ValueRange{m0, m0, l0, l0}, /*masked=*/true);
+    SmallVector<Value> st =
+        computeSoftmax(s0, e.mul(blocks.begin, e.idx(N)), c0,
+                       ValueRange{m0, m0, l0, l0}, /*masked=*/true);
     publishP();
-    auto loop = scf::ForOp::create(
-        b, loc, c1, nBlocks, c1, ValueRange{st[0], st[1], st[2], st[3], oInit},
-        [&](OpBuilder &nb, Location, Value j, ValueRange iter) {
-          OpBuilder::InsertionGuard g2(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          Value jPrev = sub(j, c1);
-          waitTurn();
-          Value s = issueS(j);
-          Value o = issuePV(jPrev, iter[4]);
-          passTurn();
-          waitGroups(1);
-          release(kEmpty(stageOf(j)));
-          SmallVector<Value> sm = softmaxStep(s, j, iter.take_front(4));
-          waitGroups(0);
-          release(vEmpty(stageOf(jPrev)));
-          o = rescale(o, sm[4], sm[5]);
-          publishP();
-          scf::YieldOp::create(b, ValueRange{sm[0], sm[1], sm[2], sm[3], o});
-        });
-    Value last = sub(nBlocks, c1);
-    Value o = issuePV(last, loop.getResult(4));
+    ValueRange loop =
+        e.loop(c1, nBlocks, c1, ValueRange{st[0], st[1], st[2], st[3], oInit},
+               [&](Value j, ValueRange iter) -> SmallVector<Value> {
+                 Value jPrev = e.sub(j, c1);
+                 waitTurn();
+                 Value s = issueS(j);
+                 Value o = issuePV(jPrev, iter[4]);
+                 passTurn();
+                 waitGroups(1);
+                 release(kEmpty(stageOf(j)));
+                 SmallVector<Value> sm = softmaxStep(s, j, iter.take_front(4));
+                 waitGroups(0);
+                 release(vEmpty(stageOf(jPrev)));
+                 o = softmax.rescale(o, {sm[4], sm[5]});
+                 publishP();
+                 return {sm[0], sm[1], sm[2], sm[3], o};
+               });
+    Value last = e.sub(nBlocks, c1);
+    Value o = issuePV(last, loop[4]);
     waitGroups(0);
     release(vEmpty(stageOf(last)));
-    scf::YieldOp::create(b, ValueRange{loop.getResult(0), loop.getResult(1),
-                                       loop.getResult(2), loop.getResult(3), o});
-  }
-  auto loop = any;
-  {
-    auto last = scf::IfOp::create(
-        b, cmp(arith::CmpIPredicate::eq, wg, c0), /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&last.getThenRegion().front());
-    waitTurn();
+    return {loop[0], loop[1], loop[2], loop[3], o};
   }
 
-  // Step 5: quad-reduce the row sums, normalize, write.
-  Value oFinal = loop.getResult(4);
-  for (int64_t i = 0; i < 2; ++i) {
-    Value l = loop.getResult(2 + i);
-    for (int32_t o : {1, 2})
-      l = arith::AddFOp::create(
-          b, l,
-          gpu::ShuffleOp::create(b, l, o, 32, gpu::ShuffleMode::XOR)
-              .getShuffleResult());
-    Value m = loop.getResult(i);
-    Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l, cf(0.0));
-    auto ifOp = scf::IfOp::create(b, slt(row[i], sq), /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-    Value r = bshd ? add(mul(add(mul(bIdx, sq), row[i]), hq), h)
-                   : add(mul(add(mul(bIdx, hq), h), sq), row[i]);
-    Value oBase = mul(r, idx(Dv));
-    Value inv = arith::DivFOp::create(b, cf(1.0), l);
-    for (int64_t n = 0; n < Dv / 8; ++n) {
-      SmallVector<Value> pair;
-      for (int64_t j = 0; j < 2; ++j) {
-        Value a = LLVM::ExtractValueOp::create(
-            b, oFinal, ArrayRef<int64_t>{n * 4 + i * 2 + j});
-        Value v = arith::MulFOp::create(b, a, inv);
-        v = arith::SelectOp::create(b, empty, cf(0.0), v);
-        pair.push_back(arith::TruncFOp::create(b, f16, v));
-      }
-      Value col = add(idx(n * 8), mul(t, idx(2)));
-      vector::StoreOp::create(
-          b, vector::FromElementsOp::create(b, VectorType::get({2}, f16), pair),
-          args.o, ValueRange{add(oBase, col)}, /*nontemporal=*/false,
-          llvm::MaybeAlign(4));
-    }
-    if (args.lse) {
-      Value lr = arith::MulFOp::create(
-          b, arith::AddFOp::create(b, m, math::Log2Op::create(b, l)), cf(ln2));
-      lr = arith::SelectOp::create(b, empty, cf(-INFINITY), lr);
-      auto store = scf::IfOp::create(b, cmp(arith::CmpIPredicate::eq, t, c0),
-                                     /*withElse=*/false);
-      b.setInsertionPointToStart(&store.getThenRegion().front());
-      memref::StoreOp::create(b, lr, args.lse,
-                              add(mul(add(mul(bIdx, hq), h), sq), row[i]));
-    }
+  /// computeSoftmax with the mask only where the key block crosses the
+  /// band's edge.
+  SmallVector<Value> softmaxStep(Value s, Value j, ValueRange ml) {
+    Value k0 = e.mul(e.add(blocks.begin, j), e.idx(N));
+    Value full = e.land(e.sle(blocks.fullFrom, k0),
+                        e.sle(e.add(k0, e.idx(N)), blocks.fullTo));
+    return ifFullBlock(e, full, SmallVector<Type>(6, f32), [&](bool masked) {
+      return computeSoftmax(s, k0, j, ml, masked);
+    });
   }
+
+  /// The softmax of S_j (keys from k0): new m, l (partial), alpha; P_j goes
+  /// to shared memory buffer j % 2. `masked` adds the per-element test of
+  /// the key range and the band. Returns m[2], l[2], alpha[2].
+  SmallVector<Value> computeSoftmax(Value s, Value k0, Value j, ValueRange ml,
+                                    bool masked) {
+    // Step 2: logits in the exp2 domain, masked outside the band (raw
+    // scores: see rawScores).
+    Value factor = e.f(spec.scale * (spec.softcap ? 1.0 / *spec.softcap
+                                                  : llvm::numbers::log2e));
+    SmallVector<SmallVector<Value, 4>> x(N / 8);
+    for (int64_t n = 0; n < N / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t jj = 0; jj < 2; ++jj) {
+          Value v = getAccumulatorElement(b, b.getLoc(), s, n, i, jj);
+          x[n].push_back(scores->apply(
+              b, b.getLoc(), v, row[i],
+              [&] { return lanes.column(e, k0, n, jj); }, masked));
+        }
+    // Step 3: the rows' new running max (raw maxima scaled once), alpha.
+    OnlineSoftmax::RowUpdate rows[2];
+    for (int64_t i = 0; i < 2; ++i) {
+      SmallVector<Value> terms;
+      for (int64_t n = 0; n < N / 8; ++n)
+        for (int64_t jj = 0; jj < 2; ++jj)
+          terms.push_back(x[n][i * 2 + jj]);
+      Value mx = softmax.rowMax(terms);
+      if (rawScores)
+        mx = e.fmul(mx, factor);
+      rows[i] = softmax.update(e.fmax(mx, ml[i]), ml[i], ml[2 + i]);
+    }
+    writeP(x, factor, rows, j);
+    return {rows[0].max, rows[1].max,   rows[0].sum,
+            rows[1].sum, rows[0].alpha, rows[1].alpha};
+  }
+
+  /// P = exp2(x - m's) of logits `x`, into P buffer j % 2, and the rows'
+  /// sums added to `rows`. Row r (of the warpgroup's 64), columns 8n + 2t,
+  /// + 1 go to byte r * 128 + ((n % 8) ^ (r % 8)) * 16 + 4t of panel n / 8
+  /// of the buffer.
+  void writeP(ArrayRef<SmallVector<Value, 4>> x, Value factor,
+              MutableArrayRef<OnlineSoftmax::RowUpdate> rows, Value j) {
+    Value rLocal[2] = {e.add(e.mul(warp, e.idx(16)), lanes.g),
+                       e.add(e.add(e.mul(warp, e.idx(16)), lanes.g), e.idx(8))};
+    Value bufElt = e.mul(e.rem(j, e.idx(2)), e.idx(pWgBytes / 2));
+    auto pairType = VectorType::get({2}, f16);
+    // exp2(x·factor - m) as one FFMA (raw scores) or FADD: LLVM emits
+    // mul.rn/sub.rn for separate operations, which ptxas may not contract.
+    Value negM[2];
+    for (int64_t i = 0; i < 2; ++i)
+      negM[i] = arith::NegFOp::create(b, rows[i].safeMax);
+    SmallVector<Value> terms[2];
+    for (int64_t n = 0; n < N / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i) {
+        SmallVector<Value> pair;
+        for (int64_t jj = 0; jj < 2; ++jj) {
+          Value xv = x[n][i * 2 + jj];
+          Value p = softmax.exp2(rawScores ? e.fma(xv, factor, negM[i])
+                                           : e.fadd(xv, negM[i]));
+          terms[i].push_back(p);
+          pair.push_back(arith::TruncFOp::create(b, f16, p));
+        }
+        Value chunk = arith::XOrIOp::create(b, e.idx(n % 8), lanes.g);
+        Value byte = e.add(
+            e.add(e.mul(rLocal[i], e.idx(128)), e.mul(chunk, e.idx(16))),
+            e.add(e.idx((n / 8) * kWgRows * 128), e.mul(lanes.t, e.idx(4))));
+        vector::StoreOp::create(
+            b, vector::FromElementsOp::create(b, pairType, pair), pView,
+            ValueRange{e.add(bufElt, e.div(byte, e.idx(2)))},
+            /*nontemporal=*/false, llvm::MaybeAlign(4));
+      }
+    for (int64_t i = 0; i < 2; ++i)
+      rows[i].sum = e.fadd(rows[i].sum, softmax.rowSum(terms[i]));
+  }
+
+  ImplicitLocOpBuilder b;
+  Emitter e;
+  OnlineSoftmax softmax;
+  const AttentionSpec &spec;
+  const AttentionKernelArgs &args;
+  /// The Q, K and V tensor maps.
+  ValueRange tmaDescriptors;
+  MLIRContext *ctx;
+  Type f16, f32, i64;
+  gpu::AddressSpaceAttr workgroup;
+  bool rawScores;
+  const int64_t D, Dv, N, kStages;
+  /// Shared memory: panels of Q, K and V, byte offsets of the K and V rings
+  /// and of P.
+  const int64_t qPanels, vPanels, qBytes, kStageBytes, vStageBytes, kBase,
+      vBase, pBase, pWgBytes;
+
+  Value tid, c0, c1, h, bIdx, wg, warp, lane, q0, kvh, off;
+  FragmentLanes lanes;
+  Value smem, smemAddr, barriers, qBarrier, ticks;
+  KeyBlocks blocks;
+  /// Consumer state: rows, initial m and l, O = 0, operand addresses.
+  Value row[2];
+  Value m0, l0;
+  Type oType, sType;
+  Value oInit, pWgByte, pView, qDescBase, myTurn, otherTurn;
+  std::optional<ScoreTransform> scores;
+};
+} // namespace
+} // namespace detail
+} // namespace attn
+} // namespace mlir
+
+void mlir::attn::detail::buildWgmmaKernelBody(OpBuilder &builder, Location loc,
+                                              gpu::GPUFuncOp func,
+                                              const AttentionSpec &spec,
+                                              const AttentionKernelArgs &args,
+                                              ValueRange tmaDescriptors,
+                                              const WgmmaTiling &tiling) {
+  WgmmaKernel(builder, loc, spec, args, tmaDescriptors, tiling)
+      .emit(builder, func);
 }

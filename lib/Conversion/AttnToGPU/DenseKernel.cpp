@@ -1,0 +1,670 @@
+//===- DenseKernel.cpp - dense attention kernels from a spec --------------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// One gpu.func per AttentionSpec: the choice of its body (thread per row,
+// mma.sync or TMA + wgmma), its signature, manifest and kernel, and the
+// thread-per-row body. That body computes, for the query row i =
+// blockIdx.x * 128 + threadIdx.x of head h = blockIdx.y and batch b =
+// blockIdx.z:
+//
+//   1. g = h / (Hq / Hkv); the admitted keys [lo, hi) of row i (bottom-right
+//      aligned band, as attn-tile).
+//   2. q = Q[b, h, i, :] into private memory (f32).
+//   3. m = -inf, l = 0 (sinks: m = sink·log2 e, l = 1), acc = 0.
+//   4. For each admitted key j: s = (q·K[b, g, j, :]) · scale·log2 e
+//      (softcap: c·log2 e · tanh(q·k · scale / c); bias: + bias·log2 e);
+//      m' = max(m, s); alpha = exp2(m - m'); p = exp2(s - m');
+//      l = l·alpha + p; acc = acc·alpha + p·V[b, g, j, :]; m = m'.
+//   5. O[b, h, i, :] = acc / l (0 if l = 0); lse = (m + log2 l)·ln 2.
+//
+// Multiply-adds are written as mulf + addf (the NVPTX backend fuses them):
+// math.fma would become a libdevice call, and kernels without softcap or LSE
+// then compile without a CUDA toolkit.
+//
+// Tensors are passed as flat, contiguous memref<?xT> in the spec's layout;
+// sizes as index arguments. The calling contract goes to the manifest.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DenseKernels.h"
+#include "KernelCommon.h"
+#include "Kernels.h"
+
+#include "attn/IR/MaskUtils.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/Support/MathExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+
+/// Threads per block (= query rows per block) of the baseline kernel.
+static constexpr int64_t kBlockRows = 128;
+
+//===----------------------------------------------------------------------===//
+// Kernel choice and name
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The tiling of a resolved spec's kernel, whichever its kind.
+struct DenseTiling {
+  AttentionKernelKind kind = AttentionKernelKind::Baseline;
+  MmaTiling mma;
+  WgmmaTiling wgmma;
+
+  bool isWgmma() const { return kind == AttentionKernelKind::Wgmma; }
+  bool isMma() const { return kind == AttentionKernelKind::Mma; }
+  int64_t rows() const {
+    return isWgmma() ? wgmma.rows() : (isMma() ? mma.rows() : kBlockRows);
+  }
+  int64_t threads() const {
+    return isWgmma() ? wgmma.threads() : (isMma() ? mma.threads() : kBlockRows);
+  }
+};
+} // namespace
+
+/// The tiling of `spec`'s kernel kind; failure (with the reason in `why`)
+/// where that kernel cannot run the spec.
+static FailureOr<DenseTiling> getDenseTiling(const AttentionSpec &spec,
+                                             std::string *why) {
+  auto fail = [&](StringRef msg) -> FailureOr<DenseTiling> {
+    if (why)
+      *why = msg.str();
+    return failure();
+  };
+  DenseTiling t;
+  t.kind = spec.kernel;
+  bool blocks = spec.blockQ || spec.blockKV;
+  switch (spec.kernel) {
+  case AttentionKernelKind::Auto:
+    return fail("the attention kernel kind is not resolved");
+  case AttentionKernelKind::Wgmma: {
+    FailureOr<WgmmaTiling> w = getWgmmaTiling(spec, why);
+    if (failed(w))
+      return failure();
+    if (blocks)
+      return fail("block-q and block-kv apply to the mma.sync kernel only");
+    t.wgmma = *w;
+    return t;
+  }
+  case AttentionKernelKind::Mma: {
+    FailureOr<MmaTiling> m = getMmaTiling(spec, why);
+    if (failed(m))
+      return failure();
+    t.mma = *m;
+    return t;
+  }
+  case AttentionKernelKind::Baseline:
+    if (blocks)
+      return fail("block-q and block-kv apply to the tensor-core kernel only");
+    return t;
+  }
+  llvm_unreachable("unknown attention kernel kind");
+}
+
+FailureOr<AttentionSpec> mlir::attn::detail::resolveAttentionKernel(
+    const AttentionSpec &spec, StringRef chip, std::string *whyBaseline,
+    std::string *why) {
+  AttentionSpec resolved = spec;
+  if (spec.kernel == AttentionKernelKind::Auto) {
+    // Tensor cores wherever the variant allows them: wgmma on sm_90a
+    // (measured faster than mma.sync at head dims 64, 128 and 256,
+    // docs/gpu-results.md) unless mma.sync block sizes were asked for, then
+    // mma.sync at its default tiling; block sizes that do not fit it are
+    // then reported, not silently ignored.
+    if (chip == "sm_90a" && !spec.blockQ && !spec.blockKV &&
+        succeeded(getWgmmaTiling(spec, /*why=*/nullptr))) {
+      resolved.kernel = AttentionKernelKind::Wgmma;
+    } else if (isMmaKernelEligible(spec)) {
+      resolved.kernel = AttentionKernelKind::Mma;
+    } else {
+      // The block sizes are the tensor-core kernel's: the baseline has none.
+      resolved.kernel = AttentionKernelKind::Baseline;
+      resolved.blockQ = resolved.blockKV = 0;
+      (void)getMmaTiling(resolved, whyBaseline);
+    }
+  }
+  if (failed(getDenseTiling(resolved, why)))
+    return failure();
+  return resolved;
+}
+
+std::string
+mlir::attn::detail::getAttentionKernelName(const AttentionSpec &spec) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "attn_" << stringifyScalarType(spec.dtype) << "_d" << spec.headDim
+     << "_dv" << spec.valueHeadDim << "_" << stringifyLayout(spec.layout);
+  os << "_" << stringifyMaskKind(spec.mask.kind);
+  if (spec.mask.isWindow())
+    os << "_l" << spec.mask.left << "_r" << spec.mask.right;
+  if (spec.scale)
+    os << "_s" << hexBits(spec.scale);
+  if (spec.softcap)
+    os << "_cap" << hexBits(*spec.softcap);
+  if (spec.bias) {
+    os << "_bias";
+    for (bool broadcast : spec.biasBroadcast)
+      os << (broadcast ? "1" : "n");
+    os << stringifyScalarType(*spec.bias);
+  }
+  if (spec.sinks)
+    os << "_sinks" << stringifyScalarType(*spec.sinks);
+  if (spec.lse)
+    os << "_lse";
+  if (spec.kernel == AttentionKernelKind::Mma)
+    os << "_mma";
+  if (spec.kernel == AttentionKernelKind::Wgmma)
+    os << "_wgmma";
+  if (spec.blockQ)
+    os << "_q" << spec.blockQ;
+  if (spec.blockKV)
+    os << "_kv" << spec.blockKV;
+  return name;
+}
+
+//===----------------------------------------------------------------------===//
+// Signature and manifest
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The parameters of a dense kernel: its tensors and sizes and, for the
+/// wgmma kernel, the TMA descriptors of Q, K and V (passed as pointers,
+/// cast to `tmaTypes` in the kernel).
+struct DenseSignature : KernelSignature {
+  SmallVector<Type> tmaTypes;
+};
+} // namespace
+
+/// The signature of `spec`'s kernel: q, k, v, [bias], [sinks], o, [lse],
+/// B, Hq, Hkv, Sq, Sk and, for wgmma, the three tensor maps.
+static DenseSignature buildSignature(MLIRContext *ctx,
+                                     const AttentionSpec &spec,
+                                     const DenseTiling &tiling) {
+  DenseSignature sig;
+  Type elt = getType(ctx, spec.dtype), f32 = Float32Type::get(ctx);
+  bool bshd = spec.layout == Layout::BSHD;
+  auto qkvShape = [&](StringRef h, StringRef s, int64_t d) {
+    return bshd ? llvm::json::Array{"B", s, h, d}
+                : llvm::json::Array{"B", h, s, d};
+  };
+  sig.tensor("q", "query", elt, qkvShape("Hq", "Sq", spec.headDim));
+  sig.tensor("k", "key", elt, qkvShape("Hkv", "Sk", spec.headDim));
+  sig.tensor("v", "value", elt, qkvShape("Hkv", "Sk", spec.valueHeadDim));
+  if (spec.bias) {
+    llvm::json::Array names;
+    const char *full[4] = {"B", "Hq", "Sq", "Sk"};
+    for (unsigned d = 0; d < 4; ++d) {
+      if (spec.biasBroadcast[d])
+        names.push_back(1);
+      else
+        names.push_back(full[d]);
+    }
+    sig.tensor("bias", "bias", getType(ctx, *spec.bias), std::move(names));
+  }
+  if (spec.sinks)
+    sig.tensor("sinks", "sinks", getType(ctx, *spec.sinks),
+               llvm::json::Array{"Hq"});
+  sig.tensor("o", "output", elt, qkvShape("Hq", "Sq", spec.valueHeadDim));
+  if (spec.lse)
+    sig.tensor("lse", "lse", f32, llvm::json::Array{"B", "Hq", "Sq"});
+  sig.sizes(ctx, {"B", "Hq", "Hkv", "Sq", "Sk"});
+  if (!tiling.isWgmma())
+    return sig;
+  // TMA descriptors (CUtensorMap in global memory, built by the host) of
+  // Q, K and V: 4-D over the layout's dims, boxes of 64 columns (128
+  // bytes, 128-byte swizzle) by the tile's rows, zero fill out of bounds.
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  for (auto [tensor, rows] :
+       {std::pair<StringRef, int64_t>{"q", tiling.wgmma.rows()},
+        {"k", tiling.wgmma.keys},
+        {"v", tiling.wgmma.keys}}) {
+    SmallVector<int64_t> box = bshd ? SmallVector<int64_t>{1, rows, 1, 64}
+                                    : SmallVector<int64_t>{1, 1, rows, 64};
+    // Passed as a plain pointer (the GPU-to-NVVM signature conversion has
+    // no rule for the nvgpu type) and cast to it in the kernel.
+    sig.types.push_back(LLVM::LLVMPointerType::get(ctx));
+    sig.tmaTypes.push_back(nvgpu::TensorMapDescriptorType::get(
+        ctx, MemRefType::get(box, elt, AffineMap(), workgroup),
+        nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+        nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+        nvgpu::TensorMapOOBKind::OOB_ZERO,
+        nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE));
+    sig.params.push_back(
+        llvm::json::Object{{"name", (tensor + "_tma").str()},
+                           {"role", "tma_descriptor"},
+                           {"kind", "tensormap"},
+                           {"tensor", tensor},
+                           {"box", llvm::json::Array{64, rows}},
+                           {"swizzle", "128B"},
+                           {"l2_promotion", "256B"},
+                           {"oob_fill", "zero"}});
+  }
+  return sig;
+}
+
+/// The manifest's "variant": what the kernel computes.
+static llvm::json::Object buildVariant(const AttentionSpec &spec) {
+  llvm::json::Object variant{{"dtype", stringifyScalarType(spec.dtype)},
+                             {"head_dim", spec.headDim},
+                             {"value_head_dim", spec.valueHeadDim},
+                             {"layout", stringifyLayout(spec.layout)},
+                             {"mask", stringifyMaskKind(spec.mask.kind)},
+                             {"softcap", spec.softcap
+                                             ? llvm::json::Value(*spec.softcap)
+                                             : llvm::json::Value(nullptr)},
+                             {"bias", spec.bias.has_value()},
+                             {"sinks", spec.sinks.has_value()},
+                             {"lse", spec.lse}};
+  if (spec.bias) {
+    llvm::json::Array bcast;
+    for (bool x : spec.biasBroadcast)
+      bcast.push_back(x);
+    variant["bias_broadcast"] = std::move(bcast);
+    variant["bias_dtype"] = stringifyScalarType(*spec.bias);
+  }
+  if (spec.sinks)
+    variant["sinks_dtype"] = stringifyScalarType(*spec.sinks);
+  if (spec.mask.isWindow()) {
+    variant["window_left"] = spec.mask.left;
+    variant["window_right"] = spec.mask.right;
+  }
+  if (spec.scale)
+    variant["scale"] = static_cast<double>(static_cast<float>(spec.scale));
+  return variant;
+}
+
+/// The calling contract of `spec`'s kernel `name`.
+static llvm::json::Object buildManifest(const AttentionSpec &spec,
+                                        StringRef name,
+                                        llvm::json::Array params,
+                                        const DenseTiling &tiling) {
+  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
+  llvm::json::Object manifest{
+      {"entry", name.str()},
+      {"params", std::move(params)},
+      {"grid",
+       llvm::json::Array{("ceil(Sq / " + Twine(tiling.rows()) + ")").str(),
+                         "Hq", "B"}},
+      {"block", llvm::json::Array{tiling.threads(), 1, 1}},
+      {"kernel",
+       tiling.isWgmma() ? "wgmma" : (tiling.isMma() ? "mma.sync" : "baseline")},
+      {"dynamic_shared_memory",
+       tiling.isWgmma()
+           ? tiling.wgmma.sharedMemoryBytes(d, dv)
+           : (tiling.isMma() ? tiling.mma.sharedMemoryBytes(d, dv) : 0)},
+      {"variant", buildVariant(spec)}};
+  if (tiling.isWgmma())
+    manifest["tile"] = llvm::json::Object{{"block_q", tiling.wgmma.rows()},
+                                          {"block_kv", tiling.wgmma.keys},
+                                          {"stages", tiling.wgmma.stages}};
+  else if (tiling.isMma())
+    manifest["tile"] = llvm::json::Object{{"block_q", tiling.mma.rows()},
+                                          {"block_kv", tiling.mma.keys},
+                                          {"stages", tiling.mma.stages}};
+  return manifest;
+}
+
+//===----------------------------------------------------------------------===//
+// The kernel
+//===----------------------------------------------------------------------===//
+
+/// The arguments of `func`'s entry block in signature order.
+static AttentionKernelArgs getKernelArgs(gpu::GPUFuncOp func,
+                                         const AttentionSpec &spec) {
+  Block &body = func.getBody().front();
+  unsigned n = 0;
+  AttentionKernelArgs args;
+  args.q = body.getArgument(n++);
+  args.k = body.getArgument(n++);
+  args.v = body.getArgument(n++);
+  if (spec.bias)
+    args.bias = body.getArgument(n++);
+  if (spec.sinks)
+    args.sinks = body.getArgument(n++);
+  args.o = body.getArgument(n++);
+  if (spec.lse)
+    args.lse = body.getArgument(n++);
+  args.batch = body.getArgument(n);
+  args.hq = body.getArgument(n + 1);
+  args.hkv = body.getArgument(n + 2);
+  args.sq = body.getArgument(n + 3);
+  args.sk = body.getArgument(n + 4);
+  return args;
+}
+
+LogicalResult mlir::attn::detail::buildAttentionKernels(
+    OpBuilder &builder, ModuleOp module, const AttentionSpec &spec,
+    Location loc, EmitErrorFn emitError, Manifests &manifests) {
+  std::string why;
+  FailureOr<DenseTiling> tiling = getDenseTiling(spec, &why);
+  if (failed(tiling))
+    return emitError() << why;
+  if (ShapedType::isDynamic(spec.headDim) ||
+      ShapedType::isDynamic(spec.valueHeadDim))
+    return emitError() << "GPU kernels need static head dims";
+  if (!spec.scale)
+    return emitError() << "GPU kernels need a static head dim or a scale";
+  MLIRContext *ctx = builder.getContext();
+  std::string name = getAttentionKernelName(spec);
+  DenseSignature sig = buildSignature(ctx, spec, *tiling);
+  addManifest(builder, manifests, name,
+              buildManifest(spec, name, std::move(sig.params), *tiling));
+  if (auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name))
+    if (gpuModule.lookupSymbol<gpu::GPUFuncOp>(name))
+      return success();
+
+  // The baseline keeps its query row and accumulator in private memory.
+  SmallVector<Type> privateBuffers;
+  if (tiling->kind == AttentionKernelKind::Baseline) {
+    auto privateSpace = gpu::AddressSpaceAttr::get(
+        ctx, gpu::GPUDialect::getPrivateAddressSpace());
+    Type f32 = builder.getF32Type();
+    privateBuffers = {
+        MemRefType::get({spec.headDim}, f32, AffineMap(), privateSpace),
+        MemRefType::get({spec.valueHeadDim}, f32, AffineMap(), privateSpace)};
+  }
+  gpu::GPUFuncOp func = createKernel(builder, module, loc, name, sig.types,
+                                     tiling->threads(), privateBuffers);
+  OpBuilder::InsertionGuard guard(builder);
+  Block &body = func.getBody().front();
+  builder.setInsertionPointToStart(&body);
+  AttentionKernelArgs args = getKernelArgs(func, spec);
+  switch (tiling->kind) {
+  case AttentionKernelKind::Wgmma: {
+    SmallVector<Value> descriptors;
+    for (auto [arg, type] :
+         llvm::zip_equal(body.getArguments().take_back(3), sig.tmaTypes))
+      descriptors.push_back(
+          UnrealizedConversionCastOp::create(builder, loc, type, arg)
+              .getResult(0));
+    buildWgmmaKernelBody(builder, loc, func, spec, args, descriptors,
+                         tiling->wgmma);
+    break;
+  }
+  case AttentionKernelKind::Mma:
+    buildMmaKernelBody(builder, loc, func, spec, args, tiling->mma);
+    break;
+  default:
+    buildBaselineKernelBody(builder, loc, func, spec, args);
+    break;
+  }
+  gpu::ReturnOp::create(builder, loc);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Pieces of the bodies
+//===----------------------------------------------------------------------===//
+
+Value mlir::attn::detail::getRowOffset(Emitter &e, Layout layout, Value batch,
+                                       Value heads, Value seqLen, Value head,
+                                       Value s, int64_t dim) {
+  Value r = layout == Layout::BSHD
+                ? e.add(e.mul(e.add(e.mul(batch, seqLen), s), heads), head)
+                : e.add(e.mul(e.add(e.mul(batch, heads), head), seqLen), s);
+  return e.mul(r, e.idx(dim));
+}
+
+Value mlir::attn::detail::getQueryBlock(Emitter &e, const AttentionSpec &spec) {
+  Value bx = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
+  if (spec.mask.kind == MaskKind::None)
+    return bx;
+  return e.sub(e.sub(gpu::GridDimOp::create(e.b, gpu::Dimension::x), bx),
+               e.idx(1));
+}
+
+KeyBlocks mlir::attn::detail::getKeyBlocks(Emitter &e,
+                                           const AttentionSpec &spec,
+                                           const AttentionKernelArgs &args,
+                                           Value off, Value q0, int64_t rows,
+                                           int64_t keys) {
+  MaskAttr mask = spec.mask.getAttr(e.b.getContext());
+  auto band = [&](Value r) {
+    return buildAdmittedKeys(e.b, e.b.getLoc(), mask, e.add(r, off), args.sk);
+  };
+  Value lastRow = e.sub(e.smin(e.add(q0, e.idx(rows)), args.sq), e.idx(1));
+  auto firstBand = band(q0), lastBand = band(lastRow);
+  KeyBlocks blocks;
+  blocks.begin = e.div(firstBand.first, e.idx(keys));
+  blocks.end = arith::CeilDivSIOp::create(e.b, lastBand.second, e.idx(keys));
+  blocks.fullFrom = lastBand.first;
+  blocks.fullTo = firstBand.second;
+  return blocks;
+}
+
+SmallVector<Value> mlir::attn::detail::ifFullBlock(
+    Emitter &e, Value full, TypeRange types,
+    function_ref<SmallVector<Value>(bool masked)> body) {
+  ImplicitLocOpBuilder &b = e.b;
+  auto ifOp = scf::IfOp::create(b, types, full, /*withElse=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  scf::YieldOp::create(b, body(/*masked=*/false));
+  b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+  scf::YieldOp::create(b, body(/*masked=*/true));
+  return SmallVector<Value>(ifOp.getResults());
+}
+
+std::pair<Value, Value> mlir::attn::detail::getInitialRowState(
+    Emitter &e, const AttentionKernelArgs &args, Value head, Value t) {
+  Value m0 = e.f(-INFINITY), l0 = e.f(0.0);
+  if (args.sinks) {
+    m0 = e.fmul(e.loadF32(args.sinks, head), e.f(llvm::numbers::log2e));
+    l0 = e.sel(e.eq(t, e.idx(0)), e.f(1.0), e.f(0.0));
+  }
+  return {m0, l0};
+}
+
+void mlir::attn::detail::writeOutputRow(Emitter &e, OnlineSoftmax &softmax,
+                                        const AttentionSpec &spec,
+                                        const AttentionKernelArgs &args,
+                                        Value batch, Value head,
+                                        const FragmentLanes &lanes, Value row,
+                                        int64_t i, Value m, Value l,
+                                        ValueRange acc, int64_t dv) {
+  ImplicitLocOpBuilder &b = e.b;
+  l = softmax.finalSum(l);
+  Value empty = softmax.isEmpty(l);
+  e.when(e.slt(row, args.sq), [&] {
+    Value oBase =
+        getRowOffset(e, spec.layout, batch, args.hq, args.sq, head, row, dv);
+    Value inv = e.fdiv(e.f(1.0), l);
+    Type elt = getType(b.getContext(), spec.dtype);
+    for (int64_t n = 0; n < dv / 8; ++n) {
+      SmallVector<Value> pair;
+      for (int64_t j = 0; j < 2; ++j) {
+        Value a = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
+        pair.push_back(
+            arith::TruncFOp::create(b, elt, softmax.normalize(a, inv, empty)));
+      }
+      Value col = e.add(e.idx(n * 8), e.mul(lanes.t, e.idx(2)));
+      vector::StoreOp::create(
+          b, vector::FromElementsOp::create(b, VectorType::get({2}, elt), pair),
+          args.o, ValueRange{e.add(oBase, col)}, /*nontemporal=*/false,
+          llvm::MaybeAlign(4));
+    }
+    if (!args.lse)
+      return;
+    Value lse = softmax.lse(m, l, empty);
+    e.when(e.eq(lanes.t, e.idx(0)), [&] {
+      e.store(lse, args.lse,
+              e.add(e.mul(e.add(e.mul(batch, args.hq), head), args.sq), row));
+    });
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// The thread-per-row body
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Emits the thread-per-row body (the file comment's steps 1-5), one method
+/// per step.
+class BaselineKernel {
+public:
+  BaselineKernel(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                 const AttentionSpec &spec, const AttentionKernelArgs &args)
+      : b(loc, builder), e{b}, spec(spec), args(args),
+        qRow(func.getPrivateAttributions()[0]),
+        acc(func.getPrivateAttributions()[1]) {}
+
+  /// The whole body: the thread's query row, if it is one of the Sq.
+  void emit() {
+    Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+    h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+    batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    i = e.add(e.mul(bx, e.idx(kBlockRows)), tid);
+    e.when(e.slt(i, args.sq), [&] {
+      auto [lo, hi] = locateKeys();
+      loadQuery();
+      auto [m0, l0] = initialState();
+      auto [m, l] = visitKeys(lo, hi, m0, l0);
+      writeOutput(m, l);
+    });
+  }
+
+private:
+  /// Step 1: the KV head of query head h, and the admitted keys of row i.
+  std::pair<Value, Value> locateKeys() {
+    Value group = e.div(args.hq, args.hkv);
+    kvHead = e.div(h, group);
+    Value pos = e.add(i, e.sub(args.sk, args.sq));
+    return buildAdmittedKeys(b, b.getLoc(), spec.mask.getAttr(b.getContext()),
+                             pos, args.sk);
+  }
+
+  Value rowOffset(Value heads, Value seqLen, Value head, Value s, int64_t dim) {
+    return getRowOffset(e, spec.layout, batch, heads, seqLen, head, s, dim);
+  }
+
+  /// Step 2: the query row into private memory (f32); the accumulator
+  /// cleared.
+  void loadQuery() {
+    Value qBase = rowOffset(args.hq, args.sq, h, i, spec.headDim);
+    c0 = e.idx(0);
+    c1 = e.idx(1);
+    cD = e.idx(spec.headDim);
+    cDv = e.idx(spec.valueHeadDim);
+    e.loop(c0, cD, c1, [&](Value d) {
+      e.store(e.loadF32(args.q, e.add(qBase, d)), qRow, d);
+    });
+    e.loop(c0, cDv, c1, [&](Value d) { e.store(e.f(0.0), acc, d); });
+  }
+
+  /// Step 3: the running max and sum before the first key (the sink's
+  /// logit and weight 1 with sinks).
+  std::pair<Value, Value> initialState() {
+    Value m0 = e.f(-INFINITY), l0 = e.f(0.0);
+    if (args.sinks) {
+      m0 = e.fmul(e.loadF32(args.sinks, h), e.f(llvm::numbers::log2e));
+      l0 = e.f(1.0);
+    }
+    return {m0, l0};
+  }
+
+  /// The logit of key j in the exp2 domain: q·k scaled, softcapped, biased.
+  Value logit(Value j) {
+    Value kBase = rowOffset(args.hkv, args.sk, kvHead, j, spec.headDim);
+    Value dot = e.loop(c0, cD, c1, ValueRange{e.f(0.0)},
+                       [&](Value d, ValueRange s) -> SmallVector<Value> {
+                         Value qd = e.load(qRow, d);
+                         Value kd = e.loadF32(args.k, e.add(kBase, d));
+                         return {e.fadd(e.fmul(qd, kd), s[0])};
+                       })[0];
+    Value s = e.fmul(dot, factor);
+    if (spec.softcap)
+      s = e.fmul(e.tanh(s), e.f(*spec.softcap * llvm::numbers::log2e));
+    if (args.bias) {
+      Value sizes[4] = {args.batch, args.hq, args.sq, args.sk};
+      Value coords[4] = {batch, h, i, j};
+      Value off = c0;
+      for (unsigned d = 0; d < 4; ++d) {
+        Value size = spec.biasBroadcast[d] ? c1 : sizes[d];
+        Value coord = spec.biasBroadcast[d] ? c0 : coords[d];
+        off = e.add(e.mul(off, size), coord);
+      }
+      s = e.fadd(s,
+                 e.fmul(e.loadF32(args.bias, off), e.f(llvm::numbers::log2e)));
+    }
+    return s;
+  }
+
+  /// Step 4: the online softmax over the admitted keys [lo, hi); returns
+  /// the final running max and sum, the weighted values in `acc`.
+  std::pair<Value, Value> visitKeys(Value lo, Value hi, Value m0, Value l0) {
+    double scale = spec.scale;
+    factor = e.f(scale *
+                 (spec.softcap ? 1.0 / *spec.softcap : llvm::numbers::log2e));
+    ValueRange ml =
+        e.loop(lo, e.smax(lo, hi), c1, ValueRange{m0, l0},
+               [&](Value j, ValueRange iter) -> SmallVector<Value> {
+                 Value m = iter[0], l = iter[1];
+                 Value s = logit(j);
+                 Value mNew = e.fmax(m, s);
+                 Value alpha = e.exp2(e.fsub(m, mNew));
+                 Value p = e.exp2(e.fsub(s, mNew));
+                 Value lNew = e.fadd(e.fmul(l, alpha), p);
+                 Value vBase =
+                     rowOffset(args.hkv, args.sk, kvHead, j, spec.valueHeadDim);
+                 e.loop(c0, cDv, c1, [&](Value d) {
+                   Value ad = e.load(acc, d);
+                   Value vd = e.loadF32(args.v, e.add(vBase, d));
+                   e.store(e.fadd(e.fmul(p, vd), e.fmul(ad, alpha)), acc, d);
+                 });
+                 return {mNew, lNew};
+               });
+    return {ml[0], ml[1]};
+  }
+
+  /// Step 5: O = acc / l (0 for a row without keys) and the LSE.
+  void writeOutput(Value m, Value l) {
+    Value empty = e.feq(l, e.f(0.0));
+    Value oBase = rowOffset(args.hq, args.sq, h, i, spec.valueHeadDim);
+    Type elt = getType(b.getContext(), spec.dtype);
+    e.loop(c0, cDv, c1, [&](Value d) {
+      Value o = e.fdiv(e.load(acc, d), l);
+      o = e.sel(empty, e.f(0.0), o);
+      if (!elt.isF32())
+        o = arith::TruncFOp::create(b, elt, o);
+      e.store(o, args.o, e.add(oBase, d));
+    });
+    if (!args.lse)
+      return;
+    Value r = e.fmul(e.fadd(m, e.log2(l)), e.f(llvm::numbers::ln2));
+    r = e.sel(empty, e.f(-INFINITY), r);
+    Value off = e.add(e.mul(e.add(e.mul(batch, args.hq), h), args.sq), i);
+    e.store(r, args.lse, off);
+  }
+
+  ImplicitLocOpBuilder b;
+  Emitter e;
+  const AttentionSpec &spec;
+  const AttentionKernelArgs &args;
+  /// Private memory: the query row and the output accumulator (f32).
+  Value qRow, acc;
+  /// The query head, batch, query row and KV head of the thread.
+  Value h, batch, i, kvHead;
+  Value c0, c1, cD, cDv;
+  /// scale·log2 e (scale / softcap before the tanh).
+  Value factor;
+};
+} // namespace
+
+void mlir::attn::detail::buildBaselineKernelBody(
+    OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+    const AttentionSpec &spec, const AttentionKernelArgs &args) {
+  BaselineKernel(builder, loc, func, spec, args).emit();
+}

@@ -1,0 +1,154 @@
+//===- DenseKernels.h - the dense attention kernels -------------*- C++ -*-===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// Internal to lib/Conversion/AttnToGPU: the tilings and the bodies of the
+// three dense attention kernels (attn.attention), all generated from an
+// AttentionSpec. DenseKernel.cpp builds the kernel around a body: its
+// signature, manifest and gpu.func.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_DENSEKERNELS_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_DENSEKERNELS_H
+
+#include "KernelCommon.h"
+#include "OnlineSoftmax.h"
+
+#include "attn/IR/KernelSpec.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Builders.h"
+
+#include <string>
+
+namespace mlir {
+namespace attn {
+namespace detail {
+
+/// The tiling of the sm_90a kernel: two warpgroups of 64 query rows, K/V
+/// tiles of `keys` rows in two TMA stages.
+struct WgmmaTiling {
+  int64_t keys = 128;
+  /// Stages of each of the K and V rings.
+  int64_t stages = 2;
+  int64_t rows() const { return 128; }
+  /// Two consumer warpgroups and one producer warpgroup.
+  int64_t threads() const { return 384; }
+  int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
+};
+
+/// How the mma.sync kernel tiles the problem: 4 warps, each owning
+/// `rowTiles` 16-row MMA tiles of the query block; K/V stream through
+/// `stages` shared-memory buffers of `keys` rows.
+struct MmaTiling {
+  int64_t rowTiles = 2;
+  int64_t keys = 64;
+  int64_t stages = 2;
+  /// Whether Q's MMA fragments are loaded once into registers (small head
+  /// dims) or re-read from shared memory at every step.
+  bool qInRegisters = false;
+
+  int64_t rows() const { return 4 * 16 * rowTiles; }
+  int64_t threads() const { return 128; }
+  /// Dynamic shared memory of a block: the Q tile and the K and V stages.
+  int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
+};
+
+/// The tiling of the mma.sync kernel for `spec`, with its query rows per
+/// block and keys per step where `spec.blockQ`/`spec.blockKV` are non-zero;
+/// failure (with the reason in `why`) where the kernel cannot run the spec.
+FailureOr<MmaTiling> getMmaTiling(const AttentionSpec &spec, std::string *why);
+
+/// Whether the mma.sync kernel takes `spec`'s variant at its default tiling.
+bool isMmaKernelEligible(const AttentionSpec &spec);
+
+/// The tiling of the sm_90a kernel for `spec`; failure (with the reason in
+/// `why`) where it cannot run the spec.
+FailureOr<WgmmaTiling> getWgmmaTiling(const AttentionSpec &spec,
+                                      std::string *why);
+
+/// The kernel arguments of a dense attention kernel, in signature order
+/// (bias, sinks and lse null where the spec has none).
+struct AttentionKernelArgs {
+  Value q, k, v, bias, sinks, o, lse;
+  Value batch, hq, hkv, sq, sk;
+};
+
+//===----------------------------------------------------------------------===//
+// Pieces of the bodies (DenseKernel.cpp)
+//===----------------------------------------------------------------------===//
+
+/// The element offset of [batch, head, s, 0] in a contiguous 4-D tensor of
+/// `layout` (BHSD or BSHD) with rows of `dim` elements.
+Value getRowOffset(Emitter &e, Layout layout, Value batch, Value heads,
+                   Value seqLen, Value head, Value s, int64_t dim);
+
+/// The query block of this thread block: blockIdx.x, or with a banded mask
+/// gridDim.x - 1 - blockIdx.x (the blocks near the end have the most keys:
+/// launched first, the light ones fill the tail of the grid).
+Value getQueryBlock(Emitter &e, const AttentionSpec &spec);
+
+/// The key blocks of `keys` keys that the query rows [q0, q0 + rows) visit
+/// (`off` = Sk - Sq: row r sits at key position r + off):
+/// [begin, end) (end not clamped to begin), and the keys [fullFrom, fullTo)
+/// that every row of the block admits. A key block inside those needs no
+/// per-element mask: the band's start only grows with the row and its end
+/// never shrinks, so the last row's start and the first row's end bound it.
+struct KeyBlocks {
+  Value begin, end, fullFrom, fullTo;
+};
+KeyBlocks getKeyBlocks(Emitter &e, const AttentionSpec &spec,
+                       const AttentionKernelArgs &args, Value off, Value q0,
+                       int64_t rows, int64_t keys);
+
+/// The results of `body(/*masked=*/false)` for a key block every row of
+/// the query block admits whole (`full`), else of `body(/*masked=*/true)`,
+/// which adds the per-element test of the key range and the band; one
+/// scf.if of `types`.
+SmallVector<Value>
+ifFullBlock(Emitter &e, Value full, TypeRange types,
+            function_ref<SmallVector<Value>(bool masked)> body);
+
+/// The running max and (thread-partial) sum of a row before the first key
+/// block: -inf and 0, or with sinks the sink's logit and its weight 1,
+/// counted once per row by thread t = 0 of the quad.
+std::pair<Value, Value> getInitialRowState(Emitter &e,
+                                           const AttentionKernelArgs &args,
+                                           Value head, Value t);
+
+/// Step 5 of the tensor-core kernels for the thread's row i of the fragment
+/// (query row `row`, running max `m`, partial sum `l`, output accumulator
+/// `acc` as getAccumulatorElement takes it): O = acc / l in column pairs,
+/// and the LSE from thread t = 0 of the quad; rows past Sq write nothing.
+void writeOutputRow(Emitter &e, OnlineSoftmax &softmax,
+                    const AttentionSpec &spec, const AttentionKernelArgs &args,
+                    Value batch, Value head, const FragmentLanes &lanes,
+                    Value row, int64_t i, Value m, Value l, ValueRange acc,
+                    int64_t dv);
+
+/// Emits the thread-per-row kernel body into `func` (see DenseKernel.cpp).
+void buildBaselineKernelBody(OpBuilder &builder, Location loc,
+                             gpu::GPUFuncOp func, const AttentionSpec &spec,
+                             const AttentionKernelArgs &args);
+
+/// Emits the mma.sync kernel body into `func` (see MmaKernel.cpp).
+void buildMmaKernelBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                        const AttentionSpec &spec,
+                        const AttentionKernelArgs &args,
+                        const MmaTiling &tiling);
+
+/// Emits the sm_90a kernel body into `func` (see WgmmaKernel.cpp);
+/// `tmaDescriptors` are the Q, K and V tensor maps.
+void buildWgmmaKernelBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                          const AttentionSpec &spec,
+                          const AttentionKernelArgs &args,
+                          ValueRange tmaDescriptors, const WgmmaTiling &tiling);
+
+} // namespace detail
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_DENSEKERNELS_H
