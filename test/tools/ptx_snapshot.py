@@ -10,7 +10,21 @@ generators proves it changed nothing (docs/kernel-spec.md).
 `write` fills DIR/<set>/ with the .ptx files of each set (gpu-suite, bench,
 paged-bench, gated-bench, sparse-bench, matrix-<chip>-<kernel>); `compare`
 prints every kernel that is missing, new or different and exits 1 if any is.
-No GPU needed."""
+No GPU needed.
+
+The comparison itself, on two small snapshots (write needs attn-compile and a
+CUDA toolkit, and is run by hand):
+# RUN: rm -rf %t && mkdir -p %t/a/set %t/b/set
+# RUN: echo same > %t/a/set/k1.ptx && echo same > %t/b/set/k1.ptx
+# RUN: echo old > %t/a/set/k2.ptx && echo new > %t/b/set/k2.ptx
+# RUN: echo gone > %t/a/set/k3.ptx && echo extra > %t/b/set/k4.ptx
+# RUN: not %python %s compare %t/a %t/b | FileCheck %s
+# CHECK: missing set/k3.ptx
+# CHECK: new     set/k4.ptx
+# CHECK: differs set/k2.ptx
+# CHECK: 1 identical, 3 missing, new or different
+# RUN: %python %s compare %t/a %t/a | FileCheck %s --check-prefix=SAME
+# SAME: 3 identical, 0 missing, new or different"""
 
 import argparse
 import filecmp

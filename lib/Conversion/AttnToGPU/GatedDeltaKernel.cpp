@@ -1443,7 +1443,8 @@ LogicalResult mlir::attn::detail::buildGatedDeltaKernels(
   inputs(chunkSig);
   workspaces(chunkSig);
   chunkSig.sizes(ctx, {"T", "Hk", "Hv"});
-  emit("chunk", std::move(chunkSig), llvm::json::Array{"Chunks", "Hv", "B"},
+  emit("chunk", std::move(chunkSig),
+       llvm::json::Array{grid::ceilDiv("T", s.chunk), "Hv", "B"},
        kChunkThreads, s.chunkSharedMemory(), std::move(chunkVariant),
        buildBody<ChunkKernel>);
 

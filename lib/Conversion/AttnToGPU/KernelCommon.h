@@ -51,6 +51,22 @@ llvm::json::Object sizeParam(StringRef name);
 /// `memref<?xT>`: how the kernels take their tensors.
 MemRefType flat(Type t);
 
+/// The expressions of a manifest's launch grid (docs/kernel-spec.md): a
+/// size parameter's name or an integer, and these over such expressions.
+namespace grid {
+inline llvm::json::Value ceilDiv(llvm::json::Value a, llvm::json::Value b) {
+  return llvm::json::Object{
+      {"ceil_div", llvm::json::Array{std::move(a), std::move(b)}}};
+}
+inline llvm::json::Value div(llvm::json::Value a, llvm::json::Value b) {
+  return llvm::json::Object{
+      {"div", llvm::json::Array{std::move(a), std::move(b)}}};
+}
+inline llvm::json::Value mul(std::initializer_list<llvm::json::Value> factors) {
+  return llvm::json::Object{{"mul", llvm::json::Array(factors)}};
+}
+} // namespace grid
+
 /// A kernel's parameters, built together: the argument types of its
 /// gpu.func and, in the same order, their manifest entries.
 struct KernelSignature {

@@ -662,8 +662,9 @@ static void addSplitKernels(OpBuilder &builder, ModuleOp module,
   const bool latent = isLatent(spec);
   KernelSignature sig = getSplitSignature(builder.getContext(), spec, latent);
   llvm::json::Object variant = getSplitVariant(spec, latent);
-  // GridX = ceil(Hq / Hkv * Sq / rows_per_block) * Splits and GridY = Hkv *
-  // value_chunks, set by the host.
+  // The grid: (row tiles of a KV head's packed query rows) x Splits, KV
+  // heads x value-column chunks, sequences. Splits is the one size the host
+  // chooses (attn.gpu.num_splits).
   auto add = [&](StringRef name, StringRef kind, int64_t threads, int64_t rows,
                  int64_t chunks, int64_t stages, int64_t smemBytes,
                  function_ref<void(ImplicitLocOpBuilder &, gpu::GPUFuncOp)>
@@ -671,7 +672,12 @@ static void addSplitKernels(OpBuilder &builder, ModuleOp module,
     llvm::json::Object manifest{
         {"entry", name},
         {"params", llvm::json::Array(sig.params)},
-        {"grid", llvm::json::Array{"GridX", "GridY", "B"}},
+        {"grid",
+         llvm::json::Array{
+             grid::mul({grid::ceilDiv(grid::mul({grid::div("Hq", "Hkv"), "Sq"}),
+                                      rows),
+                        "Splits"}),
+             grid::mul({"Hkv", chunks}), "B"}},
         {"block", llvm::json::Array{threads, 1, 1}},
         {"kernel", kind},
         {"rows_per_block", rows},
@@ -731,13 +737,14 @@ static void addCombineKernel(OpBuilder &builder, ModuleOp module,
   if (spec.sinks)
     variant["sinks_dtype"] = stringifyScalarType(*spec.sinks);
   std::string name = getCombineKernelName(spec);
-  llvm::json::Object manifest{{"entry", name},
-                              {"params", std::move(sig.params)},
-                              {"grid", llvm::json::Array{"Rows", 1, 1}},
-                              {"block", llvm::json::Array{Dv, 1, 1}},
-                              {"kernel", "paged.combine"},
-                              {"dynamic_shared_memory", 0},
-                              {"variant", std::move(variant)}};
+  llvm::json::Object manifest{
+      {"entry", name},
+      {"params", std::move(sig.params)},
+      {"grid", llvm::json::Array{grid::mul({"B", "Sq", "Hq"}), 1, 1}},
+      {"block", llvm::json::Array{Dv, 1, 1}},
+      {"kernel", "paged.combine"},
+      {"dynamic_shared_memory", 0},
+      {"variant", std::move(variant)}};
   addKernel(builder, module, loc, manifests, name, sig.types, Dv,
             std::move(manifest),
             [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {

@@ -440,7 +440,7 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(sig.params)},
-      {"grid", llvm::json::Array{("ceil(Sq/" + Twine(kSelectWarps) + ")").str(),
+      {"grid", llvm::json::Array{grid::ceilDiv("Sq", kSelectWarps),
                                  Hkv, "B"}},
       {"block", llvm::json::Array{kSelectThreads, 1, 1}},
       {"kernel", "nsa.select"},
@@ -640,7 +640,7 @@ LogicalResult mlir::attn::detail::buildIndexerKernel(
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(sig.params)},
-      {"grid", llvm::json::Array{("ceil(Sk/" + Twine(kIndexerKeys) + ")").str(),
+      {"grid", llvm::json::Array{grid::ceilDiv("Sk", kIndexerKeys),
                                  "Sq", "B"}},
       {"block", llvm::json::Array{kThreads, 1, 1}},
       {"kernel", "indexer.scores"},
