@@ -77,23 +77,19 @@ struct DenseTiling {
 /// where that kernel cannot run the spec.
 static FailureOr<DenseTiling> getDenseTiling(const AttentionSpec &spec,
                                              std::string *why) {
-  auto fail = [&](StringRef msg) -> FailureOr<DenseTiling> {
-    if (why)
-      *why = msg.str();
-    return failure();
-  };
   DenseTiling t;
   t.kind = spec.kernel;
   bool blocks = spec.blockQ || spec.blockKV;
   switch (spec.kernel) {
   case AttentionKernelKind::Auto:
-    return fail("the attention kernel kind is not resolved");
+    return failWith(why, "the attention kernel kind is not resolved");
   case AttentionKernelKind::Wgmma: {
     FailureOr<WgmmaTiling> w = getWgmmaTiling(spec, why);
     if (failed(w))
       return failure();
     if (blocks)
-      return fail("block-q and block-kv apply to the mma.sync kernel only");
+      return failWith(why,
+                      "block-q and block-kv apply to the mma.sync kernel only");
     t.wgmma = *w;
     return t;
   }
@@ -106,7 +102,8 @@ static FailureOr<DenseTiling> getDenseTiling(const AttentionSpec &spec,
   }
   case AttentionKernelKind::Baseline:
     if (blocks)
-      return fail("block-q and block-kv apply to the tensor-core kernel only");
+      return failWith(
+          why, "block-q and block-kv apply to the tensor-core kernel only");
     return t;
   }
   llvm_unreachable("unknown attention kernel kind");

@@ -65,21 +65,17 @@ int64_t mlir::attn::detail::MmaTiling::sharedMemoryBytes(int64_t d,
 
 FailureOr<MmaTiling> mlir::attn::detail::getMmaTiling(const AttentionSpec &spec,
                                                       std::string *why) {
-  auto fail = [&](const Twine &msg) -> FailureOr<MmaTiling> {
-    if (why)
-      *why = msg.str();
-    return failure();
-  };
   const AttentionSpec &s = spec;
   if (s.dtype != ScalarType::F16 && s.dtype != ScalarType::BF16)
-    return fail("the tensor-core kernel needs f16 or bf16");
+    return failWith(why, "the tensor-core kernel needs f16 or bf16");
   if (ShapedType::isDynamic(s.headDim) ||
       ShapedType::isDynamic(s.valueHeadDim) || s.headDim % 16 != 0 ||
       s.valueHeadDim % 16 != 0 || s.headDim > 256 || s.valueHeadDim > 256)
-    return fail("the tensor-core kernel needs head dims that are multiples of "
-                "16 up to 256");
+    return failWith(
+        why, "the tensor-core kernel needs head dims that are multiples of "
+             "16 up to 256");
   if (!spec.scale)
-    return fail("the tensor-core kernel needs a known scale");
+    return failWith(why, "the tensor-core kernel needs a known scale");
   const int64_t d = s.headDim, dv = s.valueHeadDim, widest = std::max(d, dv);
   // Defaults, from a sweep on the H100/H200 (docs/gpu-results.md): 128 query
   // rows (two 16-row tiles per warp) and 64 keys per step up to head dim 64;
@@ -101,25 +97,27 @@ FailureOr<MmaTiling> mlir::attn::detail::getMmaTiling(const AttentionSpec &spec,
   const int64_t blockQ = spec.blockQ, blockKV = spec.blockKV;
   if (blockQ) {
     if (blockQ != 64 && blockQ != 128)
-      return fail("block-q must be 64 or 128, got " + Twine(blockQ));
+      return failWith(why, "block-q must be 64 or 128, got " + Twine(blockQ));
     t.rowTiles = blockQ / (kWarps * 16);
   }
   if (blockKV) {
     if (blockKV != 16 && blockKV != 32 && blockKV != 64 && blockKV != 128)
-      return fail("block-kv must be 16, 32, 64 or 128, got " + Twine(blockKV));
+      return failWith(why, "block-kv must be 16, 32, 64 or 128, got " +
+                               Twine(blockKV));
     t.keys = blockKV;
   }
   t.qInRegisters = t.rowTiles * d <= 128;
   // Every thread issues whole 16-byte copies of each tile.
   for (int64_t dim : {d, dv})
     if ((t.keys * dim) % (kThreads * 8) != 0)
-      return fail("block-kv " + Twine(t.keys) + " with head dim " + Twine(dim) +
-                  " does not split into 16-byte copies for " + Twine(kThreads) +
-                  " threads");
+      return failWith(why, "block-kv " + Twine(t.keys) + " with head dim " +
+                               Twine(dim) +
+                               " does not split into 16-byte copies for " +
+                               Twine(kThreads) + " threads");
   if (t.sharedMemoryBytes(d, dv) > kMaxSharedMemory)
-    return fail("the tiles need " + Twine(t.sharedMemoryBytes(d, dv)) +
-                " bytes of shared memory, more than " +
-                Twine(kMaxSharedMemory));
+    return failWith(why, "the tiles need " + Twine(t.sharedMemoryBytes(d, dv)) +
+                             " bytes of shared memory, more than " +
+                             Twine(kMaxSharedMemory));
   return t;
 }
 

@@ -93,19 +93,15 @@ int64_t mlir::attn::detail::WgmmaTiling::sharedMemoryBytes(int64_t d,
 FailureOr<WgmmaTiling>
 mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
                                    std::string *why) {
-  auto fail = [&](const Twine &msg) -> FailureOr<WgmmaTiling> {
-    if (why)
-      *why = msg.str();
-    return failure();
-  };
   const AttentionSpec &s = spec;
   if (s.dtype != ScalarType::F16 && s.dtype != ScalarType::BF16)
-    return fail("the wgmma kernel needs f16 or bf16");
+    return failWith(why, "the wgmma kernel needs f16 or bf16");
   if (ShapedType::isDynamic(s.headDim) || s.headDim != s.valueHeadDim ||
       (s.headDim != 64 && s.headDim != 128 && s.headDim != 256))
-    return fail("the wgmma kernel needs equal head dims of 64, 128 or 256");
+    return failWith(why,
+                    "the wgmma kernel needs equal head dims of 64, 128 or 256");
   if (!spec.scale)
-    return fail("the wgmma kernel needs a known scale");
+    return failWith(why, "the wgmma kernel needs a known scale");
   // 128 keys per step; 64 at head dim 256, where Q (64 KB), two K and two V
   // stages and two P buffers per warpgroup must fit 227 KB and O takes 128
   // of a consumer thread's registers. Two stages per ring everywhere: at
