@@ -26,8 +26,14 @@
 // (zero-filled copies from a valid address), so whatever the cache holds
 // there (NaN included) cannot reach an output; nor are the block-table
 // entries of those pages (-1 or any index is fine there), and a length is
-// clamped to what its table row can name (buildPagedSequenceLength). The number
-// of splits is a launch-time size (the host's heuristic, python/attn/gpu.py).
+// clamped to what its table row can name (buildPagedSequenceLength). The
+// number of splits is a launch-time size (the host's heuristic,
+// python/attn/gpu.py).
+//
+// Each kernel is built by a class whose methods are its phases: the general
+// split kernel (GeneralSplitKernel) and the combine kernel (CombineKernel)
+// here, the latent split kernel in PagedLatentKernel.cpp, on the pieces both
+// split kernels share (PagedSplitKernel.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,29 +42,19 @@
 #include "Kernels.h"
 #include "PagedSplitKernel.h"
 
-#include "attn/Conversion/AttnToGPU.h"
-#include "attn/IR/AttnOps.h"
-#include "attn/IR/MaskUtils.h"
-
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
-#include <cstring>
 
 using namespace mlir;
 using namespace mlir::attn;
-
 using namespace mlir::attn::detail;
 
 namespace {
@@ -92,8 +88,6 @@ struct PagedTiling {
     return 2 * (kRows * d + stages * kTileKeys * (d + dvChunk));
   }
 };
-/// Dynamic shared memory of a block on sm_90 (227 KB).
-constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
 } // namespace
 
@@ -106,8 +100,8 @@ static bool isLatent(const PagedAttentionSpec &spec) {
       (d == dv && d <= 256))
     return false;
   return spec.valuesArePrefixOfKeys &&
-         llvm::all_of(attn::detail::kLatentRowTileCounts, [&](int64_t m) {
-           return attn::detail::LatentTiling{m}.accepts(d, dv);
+         llvm::all_of(kLatentRowTileCounts, [&](int64_t m) {
+           return LatentTiling{m}.accepts(d, dv);
          });
 }
 
@@ -130,7 +124,8 @@ mlir::attn::detail::checkPagedKernelEligible(const PagedAttentionSpec &spec,
   bool ok = d % 16 == 0 && dv % 16 == 0 && d > 0 && dv > 0;
   if (ok && !(d == dv && d <= 256))
     ok = (d <= 576 && (dv <= 128 || dv % 128 == 0) && dv <= 512 &&
-          PagedTiling::get(d, dv).sharedMemoryBytes(d) <= kMaxSharedMemory) ||
+          PagedTiling::get(d, dv).sharedMemoryBytes(d) <=
+              kMaxPagedSharedMemory) ||
          isLatent(spec);
   if (!ok)
     return fail("the paged GPU kernel needs head dims that are multiples of "
@@ -241,7 +236,7 @@ private:
       return pages;
     for (int64_t k = 0; k < kTileKeys * D / (8 * kThreads); ++k) {
       Value r = div(mul(add(tid, idx(k * kThreads)), idx(8)), idx(D));
-      Value key = add(add(kBegin, mul(step, idx(kTileKeys))), r);
+      Value key = tileKey(step, r);
       pages.push_back(readPage(tableRow, slt(key, kEnd), key));
     }
     return pages;
@@ -258,7 +253,7 @@ private:
     for (int64_t k = 0; k < kTileKeys * dim / (8 * kThreads); ++k) {
       Value e8 = mul(add(tid, idx(k * kThreads)), idx(8));
       Value r = div(e8, idx(dim)), c = rem(e8, idx(dim));
-      Value key = add(add(kBegin, mul(step, idx(kTileKeys))), r);
+      Value key = tileKey(step, r);
       Value inside = slt(key, kEnd);
       Value slot = rem(key, idx(P));
       Value page =
@@ -342,7 +337,7 @@ private:
     Value wKey = mul(warp, idx(16));
     std::array<Value, 2> sAcc = scores(stage, wKey);
     // x[i][n * 2 + j]: row g + 8i, key 8n + 2t + j of the warp's 16.
-    Value tileKey0 = add(add(kBegin, mul(step, idx(kTileKeys))), wKey);
+    Value tileKey0 = tileKey(step, wKey);
     auto x = maskedLogits(sAcc, tileKey0, pos);
     SmallVector<Value> next(iter.begin(), iter.end());
     RowStep rowSteps[2];

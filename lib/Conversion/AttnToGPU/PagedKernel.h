@@ -22,6 +22,9 @@ namespace mlir {
 namespace attn {
 namespace detail {
 
+/// Dynamic shared memory of a block on sm_90 (227 KB).
+inline constexpr int64_t kMaxPagedSharedMemory = 227 * 1024;
+
 /// How the latent split kernel is tiled: 8 warps, 64-key tiles in a
 /// two-stage ring, `mTiles` m16 tiles of packed query rows per block.
 struct LatentTiling {

@@ -38,13 +38,8 @@
 #include "PagedKernel.h"
 #include "PagedSplitKernel.h"
 
-#include "attn/IR/MaskUtils.h"
-
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
@@ -56,7 +51,7 @@ using namespace mlir::attn::detail;
 
 bool LatentTiling::accepts(int64_t d, int64_t dv) const {
   return d % 32 == 0 && dv % (16 * kWarps) == 0 && dv <= d &&
-         sharedMemoryBytes(d) <= 227 * 1024;
+         sharedMemoryBytes(d) <= kMaxPagedSharedMemory;
 }
 
 namespace {
@@ -153,15 +148,10 @@ private:
     return hi ? add(hi, col) : col;
   }
 
-  /// Key `tid` of tile `step` (threads below 64 own a key each).
-  Value tileKey(Value step) {
-    return add(add(kBegin, mul(step, idx(kTileKeys))), tid);
-  }
-
   /// The page of this thread's key of tile `step` (keys at or past kEnd do
   /// not look at their possibly unset entries).
   Value tilePage(Value step) {
-    Value key = tileKey(step);
+    Value key = tileKey(step, tid);
     return readPage(tableRow, land(isRowThread, slt(key, kEnd)), key);
   }
 
@@ -169,7 +159,7 @@ private:
   /// (-1 past kEnd), in ring slot `slotOfRing` of rowS.
   void storeRow(Value step, Value page, Value slotOfRing) {
     when(isRowThread, [&] {
-      Value key = tileKey(step);
+      Value key = tileKey(step, tid);
       Value slot = rem(key, idx(P));
       Value row = cacheRow(page, slot);
       row = sel(slt(key, kEnd), row, idx(-1));
@@ -243,7 +233,7 @@ private:
     Value wKey = mul(kg, idx(keysPerWarp));
     SmallVector<Value> sAcc = scores(stage, wKey);
     // x[i][nt * 2 + j]: row sRow[i], key wKey + 8nt + 2t + j.
-    Value tileKey0 = add(add(kBegin, mul(step, idx(kTileKeys))), wKey);
+    Value tileKey0 = tileKey(step, wKey);
     auto x = maskedLogits(sAcc, tileKey0, pos);
     std::array<Value, 2> tileMax = rowMax(x);
     SmallVector<Value> next(iter.begin(), iter.end());

@@ -14,7 +14,6 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "llvm/Support/MathExtras.h"
 
@@ -77,7 +76,8 @@ void PagedSplitKernel::emitBlockIndices(int64_t valueChunks,
   t = rem(lane, idx(4));
 }
 
-void PagedSplitKernel::emitKeyRange(int64_t rowsPerBlock, int64_t tileKeys) {
+void PagedSplitKernel::emitKeyRange(int64_t rowsPerBlock, int64_t keysPerTile) {
+  tileKeys = keysPerTile;
   group = div(hq, hkv);
   rows = mul(group, sq);
   r0 = mul(rowTile, idx(rowsPerBlock));
@@ -94,6 +94,10 @@ void PagedSplitKernel::emitKeyRange(int64_t rowsPerBlock, int64_t tileKeys) {
   kBegin = smax(firstBand.first, mul(split, chunk));
   kEnd = smin(lastBand.second, mul(add(split, c1), chunk));
   steps = sel(slt(kBegin, kEnd), ceilDiv(sub(kEnd, kBegin), idx(tileKeys)), c0);
+}
+
+Value PagedSplitKernel::tileKey(Value step, Value offset) {
+  return add(add(kBegin, mul(step, idx(tileKeys))), offset);
 }
 
 Value PagedSplitKernel::rowElement(Value r, int64_t dim) {

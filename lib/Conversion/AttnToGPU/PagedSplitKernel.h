@@ -61,9 +61,12 @@ protected:
   /// Prologue, the block's keys: its `rowsPerBlock` packed rows from r0, the
   /// sequence's length (clamped to what its row of the table can name), and
   /// the keys [kBegin, kEnd) of the band of its rows (the band's ends only
-  /// grow with the token) cut to its split (whole `tileKeys` tiles of the
-  /// length's share), in `steps` tiles.
-  void emitKeyRange(int64_t rowsPerBlock, int64_t tileKeys);
+  /// grow with the token) cut to its split (whole tiles of the length's
+  /// share), in `steps` tiles of `keysPerTile`.
+  void emitKeyRange(int64_t rowsPerBlock, int64_t keysPerTile);
+
+  /// Key `offset` of tile `step` (tiles of `tileKeys` from kBegin).
+  Value tileKey(Value step, Value offset);
 
   /// Element offset of packed row r's query (or output) [b, token, head, 0]
   /// in [B, Sq, Hq, dim].
@@ -153,6 +156,7 @@ protected:
   // The prologue's values.
   Value c0, c1, bx, kvh, chunkCol0, bIdx, tid, split, rowTile, warp, lane, g, t;
   Value group, rows, r0, len, off, kBegin, kEnd, steps;
+  int64_t tileKeys = 0;
 };
 
 } // namespace detail
