@@ -192,6 +192,44 @@ mlir::attn::detail::checkGatedDeltaKernelEligible(const GatedDeltaSpec &spec,
   return success();
 }
 
+namespace {
+/// What the three gated delta kernels share: the variant's shape and the
+/// block's coordinates.
+class GdnKernel : protected KernelBody {
+protected:
+  GdnKernel(OpBuilder &builder, gpu::GPUFuncOp func, const GdnShape &s,
+            Location loc)
+      : KernelBody(builder, func, loc, builder.getF32Type()), s(s), Dk(s.dk),
+        Dv(s.dv) {}
+
+  /// The index constants 0 and 1, the block's value head and sequence, the
+  /// thread; returns the block's x coordinate (its chunk or column slice).
+  Value blockCoordinates() {
+    c0 = e.idx(0), c1 = e.idx(1);
+    Value x = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+    head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+    bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    return x;
+  }
+
+  /// Σ_d m[row, d]² over the Dk key channels, on a warp (`lane` takes
+  /// every 32nd channel), in every lane.
+  Value squaredNorm(Value m, Value row, Value lane) {
+    Value ss = e.loop(lane, e.idx(Dk), e.idx(32), ValueRange{e.f(0.0)},
+                      [&](Value d, ValueRange acc) {
+                        Value x = e.load(m, {row, d});
+                        return SmallVector<Value>{e.fma(x, x, acc[0])};
+                      })[0];
+    return e.laneSum(ss, 32);
+  }
+
+  const GdnShape &s;
+  const int64_t Dk, Dv;
+  Value c0, c1, head, bIdx, tid;
+};
+} // namespace
+
 //===----------------------------------------------------------------------===//
 // The chunk kernel
 //===----------------------------------------------------------------------===//
@@ -202,7 +240,7 @@ namespace {
 /// bank conflicts); threads work on 4 consecutive columns. Its phases, in
 /// order: the chunk's rows into shared memory, L2 normalization, cumulative
 /// gates, A and Aqk, T = (I + A)^-1, the gated rows, W and U.
-class ChunkKernel : KernelBody {
+class ChunkKernel : GdnKernel {
 public:
   ChunkKernel(OpBuilder &builder, gpu::GPUFuncOp func, const GdnShape &s,
               Location loc);
@@ -252,15 +290,14 @@ private:
   void gatedRows();
   void productsWU();
 
-  const GdnShape &s;
-  const int64_t Dk, Dv, C, Gc;
+  const int64_t C, Gc;
   // Arguments: the inputs, the workspaces, the sizes.
   Value qArg, kArg, vArg, gArg, betaArg;
   Value wArg, uArg, qgArg, kgArg, aqkArg, gcArg;
   Value tLen, hk, hv;
   // Shared memory: the chunk's K, Q, V, (log2) gates and beta; A; T.
   Value kS, qS, vS, gS, betaS, aS, tS;
-  Value c0, c1, chunk, head, bIdx, tid, nThreads, keyHead, t0, rows, numChunks;
+  Value chunk, nThreads, keyHead, t0, rows, numChunks;
   // Warp, lane and mma fragment coordinates (KernelCommon.h: buildMmaTf32).
   Value warp, lane, groupId, inGroup;
 };
@@ -268,8 +305,7 @@ private:
 
 ChunkKernel::ChunkKernel(OpBuilder &builder, gpu::GPUFuncOp func,
                          const GdnShape &s, Location loc)
-    : KernelBody(builder, func, loc, builder.getF32Type()), s(s), Dk(s.dk),
-      Dv(s.dv), C(s.chunk), Gc(s.gateCols()) {
+    : GdnKernel(builder, func, s, loc), C(s.chunk), Gc(s.gateCols()) {
   qArg = arg(), kArg = arg(), vArg = arg(), gArg = arg(), betaArg = arg();
   wArg = arg(), uArg = arg(), qgArg = arg(), kgArg = arg(), aqkArg = arg(),
   gcArg = arg();
@@ -281,11 +317,7 @@ ChunkKernel::ChunkKernel(OpBuilder &builder, gpu::GPUFuncOp func,
   aS = shared({C, C + 1}), tS = shared({C, C + 4});
   assert(sharedBytes == s.chunkSharedMemory() && "shared memory layout");
 
-  c0 = e.idx(0), c1 = e.idx(1);
-  chunk = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  chunk = blockCoordinates();
   nThreads = e.idx(kChunkThreads);
   keyHead = e.div(head, e.div(hv, hk));
   t0 = e.mul(chunk, e.idx(C));
@@ -362,12 +394,7 @@ void ChunkKernel::normalizeQK() {
     e.loop(warp, rows, e.idx(kChunkThreads / 32), [&](Value i) {
       Value inv = e.f(factor);
       if (s.l2norm) {
-        Value ss = e.loop(lane, e.idx(Dk), e.idx(32), ValueRange{e.f(0.0)},
-                          [&](Value d, ValueRange acc) {
-                            Value x = e.load(m, {i, d});
-                            return SmallVector<Value>{e.fma(x, x, acc[0])};
-                          })[0];
-        ss = e.laneSum(ss, 32);
+        Value ss = squaredNorm(m, i, lane);
         inv = e.fmul(e.rsqrt(e.fadd(ss, e.f(1e-6))), e.f(factor));
       }
       e.loop(lane, e.idx(Dk), e.idx(32), [&](Value d) {
@@ -655,7 +682,7 @@ namespace {
 /// the chunk before it is processed: all of them double-buffered where
 /// shared memory allows (head dims up to 128 or so), else W and Qg only
 /// once step 1 is over.
-class StateKernel : KernelBody {
+class StateKernel : GdnKernel {
 public:
   StateKernel(OpBuilder &builder, gpu::GPUFuncOp func, const GdnShape &s,
               Location loc);
@@ -755,8 +782,7 @@ private:
                   ArrayRef<SmallVector<Value>> qgsAcc);
   SmallVector<Value> stepNextState(ValueRange sIn, Value bufC);
 
-  const GdnShape &s;
-  const int64_t Dk, Dv, C, Dkp, stages;
+  const int64_t C, Dkp, stages;
   // 8-column tiles of the block's columns; step 1's units (product, row
   // tile, pair of column tiles); S's 16-row tiles; rounds of eight warps;
   // state elements per round.
@@ -767,7 +793,7 @@ private:
   // Shared memory: W and Qg (buffer 2 x stage + 0 and 1); Kg, U, Aqk and
   // exp(G_last) double-buffered; V' and S transposed (value column-major).
   Value wqS, kgS, uS, aS, vnS, stS, gcS;
-  Value c0, c1, slice, head, bIdx, tid, warp, lane;
+  Value slice, warp, lane;
   // Fragment coordinates: g = lane / 4 (A and C rows, B columns), t = lane
   // mod 4 (A columns and B rows, C columns 2t and 2t + 1).
   Value g, t;
@@ -780,10 +806,10 @@ private:
 
 StateKernel::StateKernel(OpBuilder &builder, gpu::GPUFuncOp func,
                          const GdnShape &s, Location loc)
-    : KernelBody(builder, func, loc, builder.getF32Type()), s(s), Dk(s.dk),
-      Dv(s.dv), C(s.chunk), Dkp(s.paddedDk()), stages(s.wqStages()),
-      nTiles(kStateColumns / 8), units(2 * (C / 16) * nTiles / 2),
-      stateTiles(Dkp / 16), unitRounds(llvm::divideCeil(units, kStateWarps)),
+    : GdnKernel(builder, func, s, loc), C(s.chunk), Dkp(s.paddedDk()),
+      stages(s.wqStages()), nTiles(kStateColumns / 8),
+      units(2 * (C / 16) * nTiles / 2), stateTiles(Dkp / 16),
+      unitRounds(llvm::divideCeil(units, kStateWarps)),
       stateRounds(llvm::divideCeil(stateTiles, kStateWarps)),
       perRound(4 * nTiles) {
   wArg = arg(), uArg = arg(), qgArg = arg(), kgArg = arg(), aqkArg = arg(),
@@ -798,11 +824,7 @@ StateKernel::StateKernel(OpBuilder &builder, gpu::GPUFuncOp func,
   gcS = shared({2, Dkp});
   assert(sharedBytes == s.stateSharedMemory() && "shared memory layout");
 
-  c0 = e.idx(0), c1 = e.idx(1);
-  slice = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  slice = blockCoordinates();
   warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
   g = e.div(lane, e.idx(4)), t = e.rem(lane, e.idx(4));
   col0 = e.mul(slice, e.idx(kStateColumns));
@@ -1142,7 +1164,7 @@ namespace {
 /// parts of a column are 16 lanes of one warp, so that Sᵀk and Sᵀq are
 /// shuffle reductions. The state tile [Dk, 16] moves through shared memory
 /// with coalesced 16-byte accesses.
-class RecurrentKernel : KernelBody {
+class RecurrentKernel : GdnKernel {
 public:
   RecurrentKernel(OpBuilder &builder, gpu::GPUFuncOp func, const GdnShape &s,
                   Location loc);
@@ -1168,8 +1190,6 @@ private:
   SmallVector<Value> update(Value tokRow, ValueRange sIn);
   void storeState(ValueRange finalState);
 
-  const GdnShape &s;
-  const int64_t Dk, Dv;
   // Groups of 4 rows of S; groups per thread.
   const int64_t groups, M;
   // Arguments: the inputs, [initial_state], o, final_state, the sizes.
@@ -1178,8 +1198,7 @@ private:
   // Shared memory: the state tile (rows padded), the token's k and q (f32),
   // its per-channel gates, the inverse norms.
   Value tileS, kqS, gS, normS;
-  Value c0, c1, slice, head, bIdx, tid, local, part, col0, col, colOk, keyHead,
-      headRow, warp, lane;
+  Value slice, local, part, col0, col, colOk, keyHead, headRow, warp, lane;
   // The first row of this thread's groups of S, and whether they exist.
   SmallVector<Value> groupAt, groupOk;
 };
@@ -1187,8 +1206,8 @@ private:
 
 RecurrentKernel::RecurrentKernel(OpBuilder &builder, gpu::GPUFuncOp func,
                                  const GdnShape &s, Location loc)
-    : KernelBody(builder, func, loc, builder.getF32Type()), s(s), Dk(s.dk),
-      Dv(s.dv), groups(Dk / 4), M((groups + kParts - 1) / kParts) {
+    : GdnKernel(builder, func, s, loc), groups(Dk / 4),
+      M((groups + kParts - 1) / kParts) {
   qArg = arg(), kArg = arg(), vArg = arg(), gArg = arg(), betaArg = arg();
   initArg = s.init ? arg() : Value();
   oArg = arg(), finalArg = arg();
@@ -1198,11 +1217,7 @@ RecurrentKernel::RecurrentKernel(OpBuilder &builder, gpu::GPUFuncOp func,
   gS = shared({s.channel ? Dk : 1}), normS = shared({2});
   assert(sharedBytes == s.recurrentSharedMemory() && "shared memory layout");
 
-  c0 = e.idx(0), c1 = e.idx(1);
-  slice = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  slice = blockCoordinates();
   local = e.div(tid, e.idx(kParts)), part = e.rem(tid, e.idx(kParts));
   col0 = e.mul(slice, e.idx(kColumns));
   col = e.add(col0, local);
@@ -1268,12 +1283,7 @@ void RecurrentKernel::loadToken(Value tokRow) {
 /// normalization), times the scale for q, into shared memory.
 void RecurrentKernel::inverseNorms() {
   e.when(e.lt(warp, e.idx(2)), [&] {
-    Value ss = e.loop(lane, e.idx(Dk), e.idx(32), ValueRange{e.f(0.0)},
-                      [&](Value d, ValueRange acc) {
-                        Value x = e.load(kqS, {warp, d});
-                        return SmallVector<Value>{e.fma(x, x, acc[0])};
-                      })[0];
-    ss = e.laneSum(ss, 32);
+    Value ss = squaredNorm(kqS, warp, lane);
     Value inv = s.l2norm ? e.rsqrt(e.fadd(ss, e.f(1e-6))) : e.f(1.0);
     inv = e.sel(e.eq(warp, c1), e.fmul(inv, e.f(s.scale)), inv);
     e.when(e.eq(lane, c0), [&] { e.store(inv, normS, {warp}); });

@@ -67,6 +67,18 @@ struct FragmentEmitter : Emitter {
   Value mmaSync(Value a, Value bFrag, Value c) {
     return buildMmaSync(b, b.getLoc(), a, bFrag, c);
   }
+  /// Copies `rows` x `dim` elements of `src` (row r, column c at flat index
+  /// `at(r, c)`) into rows of `dst`, 8 elements (16 bytes) per copy, `step`
+  /// threads from `first`; `dim` a multiple of 8.
+  void copyRows8(Value first, int64_t step, int64_t rows, int64_t dim,
+                 Value src, Value dst, function_ref<Value(Value, Value)> at) {
+    loop(first, idx(rows * dim / 8), idx(step), [&](Value i) {
+      Value r = div(mul(i, idx(8)), idx(dim)),
+            c = rem(mul(i, idx(8)), idx(dim));
+      Value v = vec(8, src, at(r, c));
+      storeVec(v, dst, {r, c});
+    });
+  }
 
   //===--- tf32 m16n8k8 tiles (f32 scalars) ----------------------------===//
 
@@ -127,14 +139,25 @@ struct FragmentEmitter : Emitter {
         b, arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)));
   }
 
-  //===--- signed index and float comparisons --------------------------===//
+  //===--- logic, casts, signed integer and float comparisons ----------===//
 
+  Value lor(Value x, Value y) { return arith::OrIOp::create(b, x, y); }
+  /// Index <-> integer casts.
+  Value cast(Type t, Value x) { return arith::IndexCastOp::create(b, t, x); }
   Value smin(Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
   Value smax(Value x, Value y) { return arith::MaxSIOp::create(b, x, y); }
   Value umin(Value x, Value y) { return arith::MinUIOp::create(b, x, y); }
   Value slt(Value x, Value y) {
     return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
   }
+  Value sle(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::sle, x, y);
+  }
+  Value feq(Value x, Value y) {
+    return arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, x, y);
+  }
+  /// max(x, y), NaN if either is.
+  Value fmax(Value x, Value y) { return arith::MaximumFOp::create(b, x, y); }
   Value fgt(Value x, Value y) {
     return arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, y);
   }

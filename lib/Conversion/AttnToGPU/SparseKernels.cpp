@@ -39,6 +39,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelBody.h"
 #include "KernelCommon.h"
 #include "Kernels.h"
 
@@ -60,9 +61,8 @@ using namespace mlir::attn;
 using attn::detail::addManifest;
 using attn::detail::createKernel;
 using attn::detail::EmitErrorFn;
-using attn::detail::Emitter;
-using attn::detail::getDynamicSharedMemory;
 using attn::detail::hexBits;
+using attn::detail::KernelBody;
 using attn::detail::KernelSignature;
 using attn::detail::Manifests;
 using attn::detail::typeName;
@@ -77,52 +77,6 @@ constexpr int64_t kSelectWarps = 8, kSelectThreads = 32 * kSelectWarps;
 constexpr int64_t kCmpTile = 64, kMaxSelectBlocks = 2048;
 /// indexer.scores: keys per block (64 per warp).
 constexpr int64_t kIndexerKeys = 256;
-
-/// mma.sync fragments and the warp-level helpers the two kernels share.
-struct FragmentEmitter : Emitter {
-  Type elt;
-
-  Value zeros(VectorType t) {
-    return arith::ConstantOp::create(
-        b, t, DenseElementsAttr::get(t, b.getZeroAttr(t.getElementType())));
-  }
-  /// `n` consecutive elements of `mem` (flat or 2-D) at `indices`, which
-  /// the caller knows to be n-element aligned: said so, or the backend
-  /// splits the load into 2-byte ones (memrefs carry no alignment).
-  Value vec(int64_t n, Value mem, ValueRange indices) {
-    int64_t bytes = n * elt.getIntOrFloatBitWidth() / 8;
-    return vector::LoadOp::create(b, VectorType::get({n}, elt), mem, indices,
-                                  /*nontemporal=*/false,
-                                  b.getI64IntegerAttr(bytes));
-  }
-  Value pair(Value mem, ValueRange indices) { return vec(2, mem, indices); }
-  /// A vector<n x 2 x elt> fragment from its rows.
-  Value fragment(ArrayRef<Value> rows) {
-    auto t = VectorType::get({static_cast<int64_t>(rows.size()), 2}, elt);
-    Value v = zeros(t);
-    for (auto [i, row] : llvm::enumerate(rows))
-      v = vector::InsertOp::create(b, row, v,
-                                   ArrayRef<int64_t>{static_cast<int64_t>(i)});
-    return v;
-  }
-  Value at(Value acc, int64_t i, int64_t j) {
-    return vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
-  }
-  /// Sum over the 8 lane groups of an m16n8 accumulator (lanes 4 apart).
-  Value rowGroupSum(Value v) { return laneSum(v, 8, 4); }
-  void syncWarp() {
-    NVVM::SyncWarpOp::create(
-        b, arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)));
-  }
-  Value smin(Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
-  Value smax(Value x, Value y) { return arith::MaxSIOp::create(b, x, y); }
-  Value slt(Value x, Value y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
-  }
-  Value fgt(Value x, Value y) {
-    return arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, y);
-  }
-};
 
 bool isHalfType(ScalarType t) {
   return t == ScalarType::F16 || t == ScalarType::BF16;
@@ -173,80 +127,129 @@ mlir::attn::detail::checkNsaKernelEligible(const NsaSelectSpec &spec,
   return success();
 }
 
-static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                               const NsaSelectSpec &spec, Location loc) {
-  ImplicitLocOpBuilder b(loc, builder);
-  Block &body = func.getBody().front();
-  b.setInsertionPointToStart(&body);
-  const int64_t D = spec.headDim, Hq = spec.queryHeads, Hkv = spec.kvHeads;
-  const int64_t G = Hq / Hkv, N = spec.numSelected;
-  const int64_t l = spec.cmpBlock, stride = spec.cmpStride, sel = spec.selBlock;
-  FragmentEmitter e{{b}, getType(b.getContext(), spec.dtype)};
-  Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  const double factor = spec.scale * llvm::numbers::log2e;
+namespace {
+/// The block-selection kernel (see the file comment). Its phases: the
+/// candidate blocks (scores zeroed), Q's fragments, per tile of compressed
+/// keys the copy, the probabilities and their sums into the block scores,
+/// the forced blocks and the arg-max rounds.
+class NsaSelectKernel : KernelBody {
+public:
+  NsaSelectKernel(OpBuilder &builder, gpu::GPUFuncOp func,
+                  const NsaSelectSpec &spec, Location loc);
 
-  Value qArg = body.getArgument(0), kcArg = body.getArgument(1),
-        lseArg = body.getArgument(2), idxArg = body.getArgument(3);
-  Value sq = body.getArgument(4), sk = body.getArgument(5),
-        tc = body.getArgument(6);
+  void build() {
+    candidateBlocks();
+    queryFragments();
+    // The visible compressed tokens, 64 at a time: the block copies the
+    // tile, each warp multiplies it with its token's rows while the tile
+    // holds keys it sees.
+    accType = VectorType::get({2, 2}, b.getF32Type());
+    lane8 = e.rem(lane, e.idx(8)), j8 = e.div(lane, e.idx(8));
+    jLo = e.rem(j8, e.idx(2)), jHi = e.div(j8, e.idx(2));
+    e.loop(c0, blockVisible, e.idx(kCmpTile), [&](Value cBase) {
+      copyKeyTile(cBase);
+      e.when(e.lt(cBase, visible), [&] {
+        stageTileSums(cBase);
+        addToBlocks(cBase);
+      });
+    });
+    forcedBlocks();
+    selectBlocks();
+  }
 
-  auto workgroup = gpu::AddressSpaceAttr::get(
-      b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-  Value smem = attn::detail::getDynamicSharedMemory(b, b.getLoc(), func);
-  auto view = [&](ArrayRef<int64_t> dims, int64_t at) -> Value {
-    return memref::ViewOp::create(
-        b, MemRefType::get(dims, f32, AffineMap(), workgroup), smem, e.idx(at),
-        ValueRange{});
-  };
-  const int64_t tileBytes = nsaKeyTileBytes(D), pitch = D + 8;
-  Value kS = memref::ViewOp::create(
-      b, MemRefType::get({kCmpTile, pitch}, e.elt, AffineMap(), workgroup),
-      smem, e.idx(0), ValueRange{});
-  Value scores = view({kSelectWarps, kMaxSelectBlocks}, tileBytes);
-  Value stage = view({kSelectWarps, kCmpTile},
-                     tileBytes + 4 * kSelectWarps * kMaxSelectBlocks);
-
-  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
-  Value c0 = e.idx(0), c1 = e.idx(1);
-  // The block's warps take consecutive tokens (a warp past the last token
-  // recomputes the last one and writes nothing): they share each tile of
-  // compressed keys.
-  Value t0 =
-      e.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x), e.idx(kSelectWarps));
-  Value active = e.lt(e.add(t0, warp), sq);
-  Value t = e.smin(e.add(t0, warp), e.sub(sq, c1));
-  Value kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-
-  // A position's visible compressed tokens (c·d + l <= p + 1).
-  auto visibleAt = [&](Value token) -> Value {
+private:
+  /// A position's visible compressed tokens (c·d + l <= p + 1).
+  Value visibleAt(Value token) {
     Value num = e.sub(e.add(e.sub(e.add(token, sk), sq), c1), e.idx(l));
     return e.sel(
         e.slt(num, c0), c0,
         e.smin(e.add(arith::DivSIOp::create(b, num, e.idx(stride)), c1), tc));
-  };
-  // The row's position, its visible compressed tokens and its candidate
-  // blocks (those starting at or before p).
-  Value pos = e.sub(e.add(t, sk), sq);
-  Value visible = visibleAt(t);
-  Value blockVisible =
+  }
+  void candidateBlocks();
+  void queryFragments();
+  void copyKeyTile(Value cBase);
+  void stageTileSums(Value cBase);
+  void addToBlocks(Value cBase);
+  void forcedBlocks();
+  void selectBlocks();
+
+  const NsaSelectSpec &spec;
+  const int64_t D, Hq, Hkv, G, N, l, stride, sel;
+  /// The scale in the exp2 domain.
+  const double factor;
+  // Arguments: q, k_cmp, lse_cmp, indices, Sq, Sk, Tc.
+  Value qArg, kcArg, lseArg, idxArg, sq, sk, tc;
+  // Shared memory: the tile of compressed keys; per warp the block scores
+  // and one step's compressed-token sums.
+  Value kS, scores, stage;
+  Value tid, warp, lane, c0, c1, t0, active, t, kvh, bIdx;
+  // The row's position, its visible compressed tokens, those of the
+  // block's last token, its last block and its candidate blocks.
+  Value pos, visible, blockVisible, last, candidates;
+  // Fragment coordinates; Q's A fragments per k-step; the rows' LSEs
+  // (exp2 domain).
+  Value g, tq;
+  SmallVector<Value> aFrags;
+  SmallVector<Value, 2> lse2;
+  // ldmatrix coordinates of the key tile.
+  VectorType accType;
+  Value lane8, j8, jLo, jHi;
+};
+} // namespace
+
+NsaSelectKernel::NsaSelectKernel(OpBuilder &builder, gpu::GPUFuncOp func,
+                                 const NsaSelectSpec &spec, Location loc)
+    : KernelBody(builder, func, loc, getType(builder.getContext(), spec.dtype)),
+      spec(spec), D(spec.headDim), Hq(spec.queryHeads), Hkv(spec.kvHeads),
+      G(Hq / Hkv), N(spec.numSelected), l(spec.cmpBlock),
+      stride(spec.cmpStride), sel(spec.selBlock),
+      factor(spec.scale * llvm::numbers::log2e) {
+  qArg = arg(), kcArg = arg(), lseArg = arg(), idxArg = arg();
+  sq = arg(), sk = arg(), tc = arg();
+
+  kS = shared({kCmpTile, D + 8}, e.elt);
+  assert(sharedBytes == nsaKeyTileBytes(D) && "shared memory layout");
+  scores = shared({kSelectWarps, kMaxSelectBlocks});
+  stage = shared({kSelectWarps, kCmpTile});
+  assert(sharedBytes == nsaSelectSharedMemory(D) && "shared memory layout");
+
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
+  c0 = e.idx(0), c1 = e.idx(1);
+  // The block's warps take consecutive tokens (a warp past the last token
+  // recomputes the last one and writes nothing): they share each tile of
+  // compressed keys.
+  t0 = e.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x), e.idx(kSelectWarps));
+  active = e.lt(e.add(t0, warp), sq);
+  t = e.smin(e.add(t0, warp), e.sub(sq, c1));
+  kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+}
+
+/// The row's position, its visible compressed tokens and its candidate
+/// blocks (those starting at or before p), whose scores start at 0.
+void NsaSelectKernel::candidateBlocks() {
+  pos = e.sub(e.add(t, sk), sq);
+  visible = visibleAt(t);
+  blockVisible =
       visibleAt(e.smin(e.add(t0, e.idx(kSelectWarps - 1)), e.sub(sq, c1)));
-  Value last = e.div(pos, e.idx(sel));
+  last = e.div(pos, e.idx(sel));
   Value blocks = arith::CeilDivSIOp::create(b, sk, e.idx(sel));
-  Value candidates = e.smin(e.add(e.smin(last, e.sub(blocks, c1)), c1),
-                            e.idx(kMaxSelectBlocks));
+  candidates = e.smin(e.add(e.smin(last, e.sub(blocks, c1)), c1),
+                      e.idx(kMaxSelectBlocks));
   e.loop(lane, candidates, e.idx(32),
          [&](Value j) { e.store(e.f(0.0), scores, {warp, j}); });
   e.syncWarp();
+}
 
-  // Q's A fragments (rows g and g + 8: the group's heads; rows past G
-  // are zero) and the rows' LSEs in the exp2 domain (+inf for the padding
-  // rows, whose P is then 0).
-  Value g = e.div(lane, e.idx(4)), tq = e.rem(lane, e.idx(4));
+/// Q's A fragments (rows g and g + 8: the group's heads; rows past G are
+/// zero) and the rows' LSEs in the exp2 domain (+inf for the padding rows,
+/// whose P is then 0).
+void NsaSelectKernel::queryFragments() {
+  g = e.div(lane, e.idx(4)), tq = e.rem(lane, e.idx(4));
   Value tokenRow = e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hq));
   Value head0 = e.mul(kvh, e.idx(G));
-  SmallVector<Value, 2> rowValid, qBase, lse2;
+  SmallVector<Value, 2> rowValid, qBase;
   for (int64_t half = 0; half < 2; ++half) {
     Value r = e.add(g, e.idx(8 * half));
     Value valid = e.lt(r, e.idx(G));
@@ -258,7 +261,6 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
         e.sel(valid, e.fmul(lse, e.f(llvm::numbers::log2e)), e.f(INFINITY)));
   }
   Value zero2 = e.zeros(VectorType::get({2}, e.elt));
-  SmallVector<Value> aFrags;
   for (int64_t ks = 0; ks < D / 16; ++ks) {
     SmallVector<Value, 4> rows;
     for (int64_t hiK = 0; hiK < 2; ++hiK)
@@ -269,98 +271,101 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
       }
     aFrags.push_back(e.fragment(rows));
   }
+}
 
-  // The visible compressed tokens, 64 at a time: the block copies the tile
-  // (16-byte loads; keys past Tc read the last), each warp multiplies it
-  // with its token's rows while the tile holds keys it sees.
-  auto accType = VectorType::get({2, 2}, f32);
-  Value lane8 = e.rem(lane, e.idx(8)), j8 = e.div(lane, e.idx(8));
-  Value jLo = e.rem(j8, e.idx(2)), jHi = e.div(j8, e.idx(2));
-  e.loop(c0, blockVisible, e.idx(kCmpTile), [&](Value cBase) {
-    e.barrier();
-    e.loop(tid, e.idx(kCmpTile * D / 8), e.idx(kSelectThreads), [&](Value i) {
-      Value r = e.div(e.mul(i, e.idx(8)), e.idx(D)),
-            col = e.rem(e.mul(i, e.idx(8)), e.idx(D));
-      Value key = e.smin(e.add(cBase, r), e.sub(tc, c1));
-      Value src = e.add(
-          e.mul(e.add(e.mul(e.add(e.mul(bIdx, tc), key), e.idx(Hkv)), kvh),
-                e.idx(D)),
-          col);
-      vector::StoreOp::create(b, e.vec(8, kcArg, src), kS, ValueRange{r, col});
-    });
-    e.barrier();
-    e.when(e.lt(cBase, visible), [&] {
-      for (int64_t np = 0; np < kCmpTile / 16; ++np) {
-        SmallVector<Value, 2> acc(2, e.zeros(accType));
-        for (int64_t ks = 0; ks < D / 16; ++ks) {
-          Value r = e.add(e.idx(np * 16), e.add(lane8, e.mul(jHi, e.idx(8))));
-          Value col = e.mul(e.add(e.idx(2 * ks), jLo), e.idx(8));
-          Value frag = nvgpu::LdMatrixOp::create(
-              b, VectorType::get({4, 2}, e.elt), kS, ValueRange{r, col},
-              /*transpose=*/false, 4);
-          auto [b0, b1] = attn::detail::splitLdMatrixPair(b, b.getLoc(), frag);
-          acc[0] =
-              attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], b0, acc[0]);
-          acc[1] =
-              attn::detail::buildMmaSync(b, b.getLoc(), aFrags[ks], b1, acc[1]);
-        }
-        for (int64_t half8 = 0; half8 < 2; ++half8)
-          for (int64_t j = 0; j < 2; ++j) {
-            const int64_t nt = 2 * np + half8;
-            Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
-            Value p = e.f(0.0);
-            for (int64_t half = 0; half < 2; ++half)
-              p = e.fadd(p, e.exp2(e.fsub(
-                                e.fmul(e.at(acc[half8], half, j), e.f(factor)),
-                                lse2[half])));
-            p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
-            p = e.rowGroupSum(p);
-            e.when(e.lt(lane, e.idx(4)),
-                   [&] { e.store(p, stage, {warp, colIdx}); });
-          }
-      }
-      e.syncWarp();
-      // Add the step's sums into the blocks they overlap: block j holds
-      // compressed tokens c with c·d < (j + 1)·l' and c·d + l > j·l'.
-      Value cEnd = e.smin(e.add(cBase, e.idx(kCmpTile)), visible);
-      Value jFirst = e.div(e.mul(cBase, e.idx(stride)), e.idx(sel));
-      Value jEnd =
-          e.smin(e.add(e.div(e.add(e.mul(e.sub(cEnd, c1), e.idx(stride)),
-                                   e.idx(l - 1)),
-                             e.idx(sel)),
-                       c1),
-                 candidates);
-      e.loop(e.add(jFirst, lane), jEnd, e.idx(32), [&](Value j) {
-        Value lo = arith::FloorDivSIOp::create(
-            b, e.sub(e.mul(j, e.idx(sel)), e.idx(l)), e.idx(stride));
-        Value cLo = e.smax(cBase, e.add(lo, c1));
-        Value cHi =
-            e.smin(cEnd, e.add(e.div(e.sub(e.mul(e.add(j, c1), e.idx(sel)), c1),
-                                     e.idx(stride)),
-                               c1));
-        Value sum = e.loop(cLo, cHi, c1, ValueRange{e.f(0.0)},
-                           [&](Value c, ValueRange acc) {
-                             Value x = e.load(stage, {warp, e.sub(c, cBase)});
-                             return SmallVector<Value>{e.fadd(acc[0], x)};
-                           })[0];
-        e.store(e.fadd(e.load(scores, {warp, j}), sum), scores, {warp, j});
+/// The block copies the tile of compressed keys from `cBase` (16-byte
+/// loads; keys past Tc read the last) into shared memory.
+void NsaSelectKernel::copyKeyTile(Value cBase) {
+  e.barrier();
+  e.copyRows8(
+      tid, kSelectThreads, kCmpTile, D, kcArg, kS, [&](Value r, Value col) {
+        Value key = e.smin(e.add(cBase, r), e.sub(tc, c1));
+        return e.add(
+            e.mul(e.add(e.mul(e.add(e.mul(bIdx, tc), key), e.idx(Hkv)), kvh),
+                  e.idx(D)),
+            col);
       });
-      e.syncWarp();
-    });
-  });
+  e.barrier();
+}
 
-  // The always-selected blocks: the first `initial_blocks` and the
-  // `local_blocks` ending at p's block.
+/// S = Q·K_cmpᵀ over the tile (m16n8k16, K's fragments by ldmatrix), P =
+/// exp(S - lse) summed over the group's rows, per compressed token into the
+/// warp's staging row.
+void NsaSelectKernel::stageTileSums(Value cBase) {
+  for (int64_t np = 0; np < kCmpTile / 16; ++np) {
+    SmallVector<Value, 2> acc(2, e.zeros(accType));
+    for (int64_t ks = 0; ks < D / 16; ++ks) {
+      Value r = e.add(e.idx(np * 16), e.add(lane8, e.mul(jHi, e.idx(8))));
+      Value col = e.mul(e.add(e.idx(2 * ks), jLo), e.idx(8));
+      Value frag = nvgpu::LdMatrixOp::create(b, VectorType::get({4, 2}, e.elt),
+                                             kS, ValueRange{r, col},
+                                             /*transpose=*/false, 4);
+      auto [b0, b1] = attn::detail::splitLdMatrixPair(b, b.getLoc(), frag);
+      acc[0] = e.mmaSync(aFrags[ks], b0, acc[0]);
+      acc[1] = e.mmaSync(aFrags[ks], b1, acc[1]);
+    }
+    for (int64_t half8 = 0; half8 < 2; ++half8)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t nt = 2 * np + half8;
+        Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
+        Value p = e.f(0.0);
+        for (int64_t half = 0; half < 2; ++half)
+          p = e.fadd(
+              p, e.exp2(e.fsub(e.fmul(e.at(acc[half8], half, j), e.f(factor)),
+                               lse2[half])));
+        p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
+        p = e.rowGroupSum(p);
+        e.when(e.lt(lane, e.idx(4)),
+               [&] { e.store(p, stage, {warp, colIdx}); });
+      }
+  }
+  e.syncWarp();
+}
+
+/// Adds the step's sums into the blocks they overlap: block j holds
+/// compressed tokens c with c·d < (j + 1)·l' and c·d + l > j·l'.
+void NsaSelectKernel::addToBlocks(Value cBase) {
+  Value cEnd = e.smin(e.add(cBase, e.idx(kCmpTile)), visible);
+  Value jFirst = e.div(e.mul(cBase, e.idx(stride)), e.idx(sel));
+  Value jEnd = e.smin(
+      e.add(e.div(e.add(e.mul(e.sub(cEnd, c1), e.idx(stride)), e.idx(l - 1)),
+                  e.idx(sel)),
+            c1),
+      candidates);
+  e.loop(e.add(jFirst, lane), jEnd, e.idx(32), [&](Value j) {
+    Value lo = arith::FloorDivSIOp::create(
+        b, e.sub(e.mul(j, e.idx(sel)), e.idx(l)), e.idx(stride));
+    Value cLo = e.smax(cBase, e.add(lo, c1));
+    Value cHi = e.smin(
+        cEnd,
+        e.add(e.div(e.sub(e.mul(e.add(j, c1), e.idx(sel)), c1), e.idx(stride)),
+              c1));
+    Value sum = e.loop(cLo, cHi, c1, ValueRange{e.f(0.0)},
+                       [&](Value c, ValueRange acc) {
+                         Value x = e.load(stage, {warp, e.sub(c, cBase)});
+                         return SmallVector<Value>{e.fadd(acc[0], x)};
+                       })[0];
+    e.store(e.fadd(e.load(scores, {warp, j}), sum), scores, {warp, j});
+  });
+  e.syncWarp();
+}
+
+/// The always-selected blocks get +inf: the first `initial_blocks` and the
+/// `local_blocks` ending at p's block.
+void NsaSelectKernel::forcedBlocks() {
   Value initial = e.idx(spec.initialBlocks), local = e.idx(spec.localBlocks);
   e.loop(lane, candidates, e.idx(32), [&](Value j) {
-    Value forced =
-        arith::OrIOp::create(b, e.lt(j, initial), e.lt(last, e.add(j, local)));
+    Value forced = e.lor(e.lt(j, initial), e.lt(last, e.add(j, local)));
     e.when(forced, [&] { e.store(e.f(INFINITY), scores, {warp, j}); });
   });
   e.syncWarp();
+}
 
-  // num_selected rounds of a warp arg-max (ties: the lower block; taken
-  // blocks become -inf, scores are otherwise >= 0).
+/// num_selected rounds of a warp arg-max (ties: the lower block; taken
+/// blocks become -inf, scores are otherwise >= 0) write the indices (-1
+/// once the candidates run out).
+void NsaSelectKernel::selectBlocks() {
+  Type i32 = b.getI32Type();
   Value outRow =
       e.mul(e.add(e.mul(e.add(e.mul(bIdx, sq), t), e.idx(Hkv)), kvh), e.idx(N));
   Value none = arith::ConstantOp::create(b, b.getI32IntegerAttr(-1));
@@ -371,27 +376,22 @@ static void buildNsaSelectBody(OpBuilder &builder, gpu::GPUFuncOp func,
                [&](Value j, ValueRange cur) {
                  Value x = e.load(scores, {warp, j});
                  Value better = e.fgt(x, cur[0]);
-                 Value j32 = arith::IndexCastOp::create(b, i32, j);
+                 Value j32 = e.cast(i32, j);
                  return SmallVector<Value>{e.sel(better, x, cur[0]),
                                            e.sel(better, j32, cur[1])};
                });
     Value v = best[0], bj = best[1];
     for (int32_t o = 16; o >= 1; o /= 2) {
       Value ov = e.shuffleXor(v, o), oj = e.shuffleXor(bj, o);
-      Value take = arith::OrIOp::create(
-          b, e.fgt(ov, v),
-          arith::AndIOp::create(
-              b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, ov, v),
-              arith::CmpIOp::create(b, arith::CmpIPredicate::slt, oj, bj)));
+      Value take = e.lor(e.fgt(ov, v), e.land(e.feq(ov, v), e.slt(oj, bj)));
       v = e.sel(take, ov, v);
       bj = e.sel(take, oj, bj);
     }
     Value found = e.fgt(v, e.f(-INFINITY));
-    e.when(arith::AndIOp::create(b, active, e.eq(lane, c0)), [&] {
+    e.when(e.land(active, e.eq(lane, c0)), [&] {
       e.store(e.sel(found, bj, none), idxArg, {e.add(outRow, i)});
       e.when(found, [&] {
-        e.store(e.f(-INFINITY), scores,
-                {warp, arith::IndexCastOp::create(b, b.getIndexType(), bj)});
+        e.store(e.f(-INFINITY), scores, {warp, e.cast(b.getIndexType(), bj)});
       });
     });
     e.syncWarp();
@@ -451,7 +451,7 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
     gpu::GPUFuncOp func =
         createKernel(builder, module, loc, name, sig.types, kSelectThreads);
     OpBuilder::InsertionGuard guard(builder);
-    buildNsaSelectBody(builder, func, spec, loc);
+    NsaSelectKernel(builder, func, spec, loc).build();
     builder.setInsertionPointToEnd(&func.getBody().front());
     gpu::ReturnOp::create(builder, loc);
   }
@@ -483,123 +483,166 @@ mlir::attn::detail::checkIndexerKernelEligible(const IndexerSpec &spec,
   return success();
 }
 
-static void buildIndexerScoresBody(OpBuilder &builder, gpu::GPUFuncOp func,
-                                   const IndexerSpec &spec, Location loc) {
-  ImplicitLocOpBuilder b(loc, builder);
-  Block &body = func.getBody().front();
-  b.setInsertionPointToStart(&body);
-  const int64_t Hi = spec.heads, Di = spec.headDim, pitch = Di + 8;
-  FragmentEmitter e{{b}, getType(b.getContext(), spec.dtype)};
-  Type f32 = b.getF32Type();
+namespace {
+/// The indexer's scores kernel (see the file comment). Its phases: the
+/// token's query into shared memory, the head weights and the admitted
+/// keys, then per step of 16 keys K's fragments, the weighted sum over
+/// heads of relu(Q·Kᵀ) and the scores.
+class IndexerScoresKernel : KernelBody {
+public:
+  IndexerScoresKernel(OpBuilder &builder, gpu::GPUFuncOp func,
+                      const IndexerSpec &spec, Location loc);
 
-  Value qArg = body.getArgument(0), kArg = body.getArgument(1),
-        wArg = body.getArgument(2), sArg = body.getArgument(3);
-  Value sq = body.getArgument(4), sk = body.getArgument(5);
+  void build() {
+    loadQuery();
+    loadWeights();
+    admittedKeys();
+    e.loop(c0, e.idx(kIndexerKeys / kWarps), e.idx(16), [&](Value step) {
+      Value k0 = e.add(warpKeys, step);
+      Value any = e.land(e.slt(k0, hi), e.slt(lo, e.add(k0, e.idx(16))));
+      SmallVector<Value> neg(4, e.f(-INFINITY));
+      SmallVector<Value> sums =
+          e.ifElse(any, neg, [&] { return headScores(keyFragments(k0)); });
+      storeScores(k0, sums);
+    });
+  }
 
-  auto workgroup = gpu::AddressSpaceAttr::get(
-      b.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-  Value smem = attn::detail::getDynamicSharedMemory(b, b.getLoc(), func);
-  Value qS = memref::ViewOp::create(
-      b, MemRefType::get({Hi, pitch}, e.elt, AffineMap(), workgroup), smem,
-      e.idx(0), ValueRange{});
+private:
+  void loadQuery();
+  void loadWeights();
+  void admittedKeys();
+  SmallVector<SmallVector<Value>> keyFragments(Value k0);
+  SmallVector<Value> headScores(ArrayRef<SmallVector<Value>> bFrags);
+  void storeScores(Value k0, ArrayRef<Value> sums);
 
-  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
-  Value tile = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  Value t = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  Value bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
-  Value c0 = e.idx(0), c1 = e.idx(1);
-  Value token = e.add(e.mul(bIdx, sq), t);
+  const IndexerSpec &spec;
+  const int64_t Hi, Di;
+  // Arguments: q, k, weights, scores, Sq, Sk.
+  Value qArg, kArg, wArg, sArg, sq, sk;
+  // Shared memory: the token's query (rows padded by 8 elements).
+  Value qS;
+  Value tid, warp, lane, tile, t, bIdx, c0, c1, token;
+  // Fragment coordinates; the head weights of rows g and g + 8 of every
+  // 16-head tile.
+  Value g, tq;
+  SmallVector<Value> weights;
+  // The admitted keys [lo, hi); the warp's first key; the token's row of
+  // scores.
+  Value lo, hi, warpKeys, zero, scoreRow;
+};
+} // namespace
 
-  // The token's query into shared memory, 8 elements per copy.
-  e.loop(tid, e.idx(Hi * Di / 8), e.idx(kThreads), [&](Value i) {
-    Value r = e.div(e.mul(i, e.idx(8)), e.idx(Di)),
-          c = e.rem(e.mul(i, e.idx(8)), e.idx(Di));
-    Value x =
-        e.vec(8, qArg,
-              ValueRange{e.add(
-                  e.mul(e.add(e.mul(token, e.idx(Hi)), r), e.idx(Di)), c)});
-    vector::StoreOp::create(b, x, qS, ValueRange{r, c});
+IndexerScoresKernel::IndexerScoresKernel(OpBuilder &builder,
+                                         gpu::GPUFuncOp func,
+                                         const IndexerSpec &spec, Location loc)
+    : KernelBody(builder, func, loc, getType(builder.getContext(), spec.dtype)),
+      spec(spec), Hi(spec.heads), Di(spec.headDim) {
+  qArg = arg(), kArg = arg(), wArg = arg(), sArg = arg();
+  sq = arg(), sk = arg();
+
+  qS = shared({Hi, Di + 8}, e.elt);
+
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
+  tile = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  t = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  c0 = e.idx(0), c1 = e.idx(1);
+  token = e.add(e.mul(bIdx, sq), t);
+}
+
+/// The token's query into shared memory, 8 elements per copy.
+void IndexerScoresKernel::loadQuery() {
+  e.copyRows8(tid, kThreads, Hi, Di, qArg, qS, [&](Value r, Value c) {
+    return e.add(e.mul(e.add(e.mul(token, e.idx(Hi)), r), e.idx(Di)), c);
   });
   e.barrier();
+}
 
-  Value g = e.div(lane, e.idx(4)), tq = e.rem(lane, e.idx(4));
-  // Head weights of rows g and g + 8 of every 16-head tile.
-  SmallVector<Value> weights;
+/// The head weights of rows g and g + 8 of every 16-head tile.
+void IndexerScoresKernel::loadWeights() {
+  g = e.div(lane, e.idx(4)), tq = e.rem(lane, e.idx(4));
   for (int64_t mt = 0; mt < Hi / 16; ++mt)
     for (int64_t half = 0; half < 2; ++half)
       weights.push_back(
           e.loadF32(wArg, e.add(e.mul(token, e.idx(Hi)),
                                 e.add(g, e.idx(mt * 16 + 8 * half)))));
+}
 
+/// The keys the mask admits for the token's position, and the warp's keys.
+void IndexerScoresKernel::admittedKeys() {
   Value pos = e.sub(e.add(t, sk), sq);
   std::pair<Value, Value> band = buildAdmittedKeys(
       b, b.getLoc(), spec.mask.getAttr(b.getContext()), pos, sk);
-  Value lo = band.first, hi = band.second;
-  Value warpKeys = e.add(e.mul(tile, e.idx(kIndexerKeys)),
-                         e.mul(warp, e.idx(kIndexerKeys / kWarps)));
-  auto accType = VectorType::get({2, 2}, f32);
-  Value zero = e.f(0.0);
-  Value scoreRow = e.mul(token, sk);
-  e.loop(c0, e.idx(kIndexerKeys / kWarps), e.idx(16), [&](Value step) {
-    Value k0 = e.add(warpKeys, step);
-    Value any = arith::AndIOp::create(b, e.slt(k0, hi),
-                                      e.slt(lo, e.add(k0, e.idx(16))));
-    SmallVector<Value> neg(4, e.f(-INFINITY));
-    SmallVector<Value> sums = e.ifElse(any, neg, [&] {
-      // K's B fragments of the step's two n8 tiles (keys past Sk read the
-      // last key; their scores are not written).
-      SmallVector<SmallVector<Value>> bFrags(2);
-      for (int64_t nt = 0; nt < 2; ++nt) {
-        Value key = e.smin(e.add(k0, e.add(e.idx(nt * 8), g)), e.sub(sk, c1));
-        Value base = e.mul(e.add(e.mul(bIdx, sk), key), e.idx(Di));
-        for (int64_t ks = 0; ks < Di / 16; ++ks) {
-          Value col = e.add(base, e.add(e.idx(ks * 16), e.mul(tq, e.idx(2))));
-          bFrags[nt].push_back(e.fragment(
-              {e.pair(kArg, {col}), e.pair(kArg, {e.add(col, e.idx(8))})}));
-        }
-      }
-      SmallVector<Value> cols(4, zero);
-      for (int64_t mt = 0; mt < Hi / 16; ++mt) {
-        SmallVector<Value> acc(2, e.zeros(accType));
-        for (int64_t ks = 0; ks < Di / 16; ++ks) {
-          SmallVector<Value, 4> rows;
-          for (int64_t hiK = 0; hiK < 2; ++hiK)
-            for (int64_t half = 0; half < 2; ++half)
-              rows.push_back(e.pair(
-                  qS, {e.add(g, e.idx(mt * 16 + 8 * half)),
-                       e.add(e.idx(ks * 16 + 8 * hiK), e.mul(tq, e.idx(2)))}));
-          Value aFrag = e.fragment(rows);
-          for (int64_t nt = 0; nt < 2; ++nt)
-            acc[nt] = attn::detail::buildMmaSync(b, b.getLoc(), aFrag,
-                                                 bFrags[nt][ks], acc[nt]);
-        }
-        for (int64_t nt = 0; nt < 2; ++nt)
-          for (int64_t j = 0; j < 2; ++j)
-            for (int64_t half = 0; half < 2; ++half) {
-              Value s =
-                  arith::MaximumFOp::create(b, e.at(acc[nt], half, j), zero);
-              cols[nt * 2 + j] =
-                  e.fadd(cols[nt * 2 + j], e.fmul(s, weights[mt * 2 + half]));
-            }
-      }
-      for (Value &c : cols)
-        c = e.rowGroupSum(c);
-      return cols;
-    });
-    e.when(e.lt(lane, e.idx(4)), [&] {
+  lo = band.first, hi = band.second;
+  warpKeys = e.add(e.mul(tile, e.idx(kIndexerKeys)),
+                   e.mul(warp, e.idx(kIndexerKeys / kWarps)));
+  zero = e.f(0.0);
+  scoreRow = e.mul(token, sk);
+}
+
+/// K's B fragments of the step's two n8 tiles from `k0` (keys past Sk read
+/// the last key; their scores are not written).
+SmallVector<SmallVector<Value>> IndexerScoresKernel::keyFragments(Value k0) {
+  SmallVector<SmallVector<Value>> bFrags(2);
+  for (int64_t nt = 0; nt < 2; ++nt) {
+    Value key = e.smin(e.add(k0, e.add(e.idx(nt * 8), g)), e.sub(sk, c1));
+    Value base = e.mul(e.add(e.mul(bIdx, sk), key), e.idx(Di));
+    for (int64_t ks = 0; ks < Di / 16; ++ks) {
+      Value col = e.add(base, e.add(e.idx(ks * 16), e.mul(tq, e.idx(2))));
+      bFrags[nt].push_back(e.fragment(
+          {e.pair(kArg, {col}), e.pair(kArg, {e.add(col, e.idx(8))})}));
+    }
+  }
+  return bFrags;
+}
+
+/// Q·Kᵀ for every 16-head tile (mma.sync, Q's fragments from shared
+/// memory), relu, the head weights and the sum over heads: this thread's
+/// four key columns, summed over the lane groups.
+SmallVector<Value>
+IndexerScoresKernel::headScores(ArrayRef<SmallVector<Value>> bFrags) {
+  auto accType = VectorType::get({2, 2}, b.getF32Type());
+  SmallVector<Value> cols(4, zero);
+  for (int64_t mt = 0; mt < Hi / 16; ++mt) {
+    SmallVector<Value> acc(2, e.zeros(accType));
+    for (int64_t ks = 0; ks < Di / 16; ++ks) {
+      SmallVector<Value, 4> rows;
+      for (int64_t hiK = 0; hiK < 2; ++hiK)
+        for (int64_t half = 0; half < 2; ++half)
+          rows.push_back(e.pair(
+              qS, {e.add(g, e.idx(mt * 16 + 8 * half)),
+                   e.add(e.idx(ks * 16 + 8 * hiK), e.mul(tq, e.idx(2)))}));
+      Value aFrag = e.fragment(rows);
       for (int64_t nt = 0; nt < 2; ++nt)
-        for (int64_t j = 0; j < 2; ++j) {
-          Value key = e.add(k0, e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2))));
-          e.when(e.lt(key, sk), [&] {
-            Value in = arith::AndIOp::create(
-                b, e.slt(key, hi),
-                arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lo, key));
-            e.store(e.sel(in, sums[nt * 2 + j], e.f(-INFINITY)), sArg,
-                    {e.add(scoreRow, key)});
-          });
+        acc[nt] = e.mmaSync(aFrag, bFrags[nt][ks], acc[nt]);
+    }
+    for (int64_t nt = 0; nt < 2; ++nt)
+      for (int64_t j = 0; j < 2; ++j)
+        for (int64_t half = 0; half < 2; ++half) {
+          Value s = e.fmax(e.at(acc[nt], half, j), zero);
+          cols[nt * 2 + j] =
+              e.fadd(cols[nt * 2 + j], e.fmul(s, weights[mt * 2 + half]));
         }
-    });
+  }
+  for (Value &c : cols)
+    c = e.rowGroupSum(c);
+  return cols;
+}
+
+/// The step's scores (lanes 0-3 hold them), -inf where the mask does not
+/// admit the key, for keys below Sk.
+void IndexerScoresKernel::storeScores(Value k0, ArrayRef<Value> sums) {
+  e.when(e.lt(lane, e.idx(4)), [&] {
+    for (int64_t nt = 0; nt < 2; ++nt)
+      for (int64_t j = 0; j < 2; ++j) {
+        Value key = e.add(k0, e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2))));
+        e.when(e.lt(key, sk), [&] {
+          Value in = e.land(e.slt(key, hi), e.sle(lo, key));
+          e.store(e.sel(in, sums[nt * 2 + j], e.f(-INFINITY)), sArg,
+                  {e.add(scoreRow, key)});
+        });
+      }
   });
 }
 
@@ -650,7 +693,7 @@ LogicalResult mlir::attn::detail::buildIndexerKernel(
     gpu::GPUFuncOp func =
         createKernel(builder, module, loc, name, sig.types, kThreads);
     OpBuilder::InsertionGuard guard(builder);
-    buildIndexerScoresBody(builder, func, spec, loc);
+    IndexerScoresKernel(builder, func, spec, loc).build();
     builder.setInsertionPointToEnd(&func.getBody().front());
     gpu::ReturnOp::create(builder, loc);
   }
