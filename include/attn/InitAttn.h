@@ -12,8 +12,8 @@
 #ifndef ATTN_INITATTN_H
 #define ATTN_INITATTN_H
 
-#include "attn/IR/AttnDialect.h"
 #include "attn/Conversion/Passes.h"
+#include "attn/IR/AttnDialect.h"
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Transforms/Passes.h"
 

@@ -98,7 +98,8 @@ std::pair<int64_t, int64_t> MaskAttr::getAdmittedKeys(int64_t i, int64_t sq,
   case MaskKind::Window: {
     // Written to avoid overflow for extents up to INT64_MAX.
     int64_t lo = (p <= 0 || getLeft() >= p) ? 0 : p - getLeft();
-    int64_t hi = getRight() >= sk - p ? sk : std::max<int64_t>(p + getRight() + 1, 0);
+    int64_t hi =
+        getRight() >= sk - p ? sk : std::max<int64_t>(p + getRight() + 1, 0);
     return {lo, hi};
   }
   }

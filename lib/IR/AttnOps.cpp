@@ -135,8 +135,8 @@ static LogicalResult verifySizeBounds(Operation *op) {
 static LogicalResult verifySizeAttr(Operation *op, StringRef name,
                                     int64_t value, int64_t lo = 1) {
   if (value < lo || value > kMaxDimSize)
-    return op->emitOpError() << name << " must be in [" << lo
-                             << ", 2^31 - 1], got " << value;
+    return op->emitOpError()
+           << name << " must be in [" << lo << ", 2^31 - 1], got " << value;
   return success();
 }
 
@@ -148,10 +148,12 @@ static bool compatible(int64_t a, int64_t b) {
 /// The checks attn.attention and attn.paged_attention share: sinks [Hq] of
 /// the query element type or f32, the LSE result [B, Hq, Sq] f32, and the
 /// positive finite scale and softcap.
-static LogicalResult verifySinksLseAndScalars(
-    Operation *op, Value sinks, Value lse, Type elementType, int64_t batch,
-    int64_t queryHeads, int64_t querySeqLen, std::optional<APFloat> scale,
-    std::optional<APFloat> softcap) {
+static LogicalResult verifySinksLseAndScalars(Operation *op, Value sinks,
+                                              Value lse, Type elementType,
+                                              int64_t batch, int64_t queryHeads,
+                                              int64_t querySeqLen,
+                                              std::optional<APFloat> scale,
+                                              std::optional<APFloat> softcap) {
   if (sinks) {
     auto sinksType = cast<RankedTensorType>(sinks.getType());
     if (sinksType.getRank() != 1 ||
@@ -182,9 +184,8 @@ static LogicalResult verifySinksLseAndScalars(
     return op->emitOpError() << "scale must be a positive finite number, got "
                              << scale->convertToDouble();
   if (softcap && (!softcap->isFiniteNonZero() || softcap->isNegative()))
-    return op->emitOpError()
-           << "softcap must be a positive finite number, got "
-           << softcap->convertToDouble();
+    return op->emitOpError() << "softcap must be a positive finite number, got "
+                             << softcap->convertToDouble();
   return success();
 }
 
@@ -220,8 +221,7 @@ LogicalResult AttentionOp::verify() {
   if (failed(verifySizeBounds(getOperation())) ||
       failed(verifyQueryElementType(getOperation(), elementType)))
     return failure();
-  auto checkMain = [&](StringRef name,
-                       RankedTensorType type) -> LogicalResult {
+  auto checkMain = [&](StringRef name, RankedTensorType type) -> LogicalResult {
     if (type.getRank() != 4)
       return emitOpError() << name << " must be a rank-4 tensor " << qkvShape
                            << " (layout " << stringifyLayout(layout)
@@ -304,8 +304,8 @@ LogicalResult AttentionOp::verify() {
     Type biasElt = biasType.getElementType();
     if (biasElt != elementType && !biasElt.isF32())
       return emitOpError() << "bias element type " << biasElt
-                           << " must be the query element type ("
-                           << elementType << ") or f32";
+                           << " must be the query element type (" << elementType
+                           << ") or f32";
     int64_t full[4] = {shape.batch, shape.queryHeads, shape.querySeqLen,
                        shape.keySeqLen};
     const char *names[4] = {"B", "Hq", "Sq", "Sk"};
@@ -349,7 +349,7 @@ PagedAttentionShape PagedAttentionOp::getPagedShape() {
   ArrayRef<int64_t> v = getValueCache().getType().getShape();
   ArrayRef<int64_t> t = getBlockTable().getType().getShape();
   int64_t maxPages = t.size() == 2 ? t[1] : ShapedType::kDynamic;
-  return PagedAttentionShape{q[0], q[2],       k[headPos], q[1], q[3],
+  return PagedAttentionShape{q[0], q[2],       k[headPos], q[1],    q[3],
                              v[3], k[slotPos], k[0],       maxPages};
 }
 
@@ -405,8 +405,7 @@ LogicalResult PagedAttentionOp::verify() {
       lensType.getElementType() != tableType.getElementType())
     return emitOpError() << "seq_lens must be a rank-1 tensor [B] of the "
                             "block_table element type ("
-                         << tableType.getElementType() << "), got "
-                         << lensType;
+                         << tableType.getElementType() << "), got " << lensType;
 
   PagedAttentionShape shape = getPagedShape();
   auto [slotPos, headPos] = cacheDims(layout);
@@ -549,8 +548,8 @@ LogicalResult GatedDeltaRuleOp::verify() {
   if (!ShapedType::isDynamic(hk) && !ShapedType::isDynamic(hv) &&
       (hk == 0 || hv == 0 || hv % hk != 0))
     return emitOpError() << "value head count (" << hv
-                         << ") must be a multiple of the key head count ("
-                         << hk << ")";
+                         << ") must be a multiple of the key head count (" << hk
+                         << ")";
   // Per-token tensors: [B, T, Hv (, Dk)].
   auto checkPerToken = [&](StringRef name, RankedTensorType type,
                            bool withDk) -> LogicalResult {
@@ -579,7 +578,8 @@ LogicalResult GatedDeltaRuleOp::verify() {
   int64_t stateExpected[4] = {batch, hv, dk, dv};
   static const char *stateRefs[4] = {"query batch size", "value head count",
                                      "key head dim", "value head dim"};
-  auto checkState = [&](StringRef name, RankedTensorType type) -> LogicalResult {
+  auto checkState = [&](StringRef name,
+                        RankedTensorType type) -> LogicalResult {
     ArrayRef<int64_t> s = type.getShape();
     for (unsigned d = 0; d < 4; ++d)
       if (!compatible(s[d], stateExpected[d]))
@@ -613,7 +613,6 @@ LogicalResult GatedDeltaRuleOp::verify() {
   return success();
 }
 
-
 //===----------------------------------------------------------------------===//
 // SparseAttentionOp
 //===----------------------------------------------------------------------===//
@@ -638,9 +637,8 @@ static LogicalResult checkFloatOperand(Operation *op, StringRef name,
                                        RankedTensorType type, int64_t rank,
                                        StringRef shape, Type elementType) {
   if (type.getRank() != rank)
-    return op->emitOpError() << name << " must be a rank-" << rank
-                             << " tensor " << shape << ", got rank "
-                             << type.getRank();
+    return op->emitOpError() << name << " must be a rank-" << rank << " tensor "
+                             << shape << ", got rank " << type.getRank();
   if (type.getElementType() != elementType)
     return op->emitOpError()
            << name << " element type " << type.getElementType()
@@ -653,8 +651,8 @@ static LogicalResult checkSize(Operation *op, StringRef what, int64_t got,
                                StringRef ref, int64_t expected) {
   if (compatible(got, expected))
     return success();
-  return op->emitOpError() << what << " (" << fmt(got) << ") must equal "
-                           << ref << " (" << fmt(expected) << ")";
+  return op->emitOpError() << what << " (" << fmt(got) << ") must equal " << ref
+                           << " (" << fmt(expected) << ")";
 }
 
 LogicalResult SparseAttentionOp::verify() {
@@ -674,8 +672,8 @@ LogicalResult SparseAttentionOp::verify() {
                                elementType)) ||
       failed(checkFloatOperand(op, "value", valueType, 4, "[B, Sk, Hkv, Dv]",
                                elementType)) ||
-      failed(checkFloatOperand(op, "output", outputType, 4,
-                               "[B, Sq, Hq, Dv]", elementType)))
+      failed(checkFloatOperand(op, "output", outputType, 4, "[B, Sq, Hq, Dv]",
+                               elementType)))
     return failure();
   Type indexElt = indicesType.getElementType();
   if (indicesType.getRank() != 4 ||
@@ -687,14 +685,14 @@ LogicalResult SparseAttentionOp::verify() {
   ArrayRef<int64_t> q = queryType.getShape(), k = keyType.getShape(),
                     v = valueType.getShape(), idx = indicesType.getShape();
   if (failed(checkSize(op, "key batch size", k[0], "query batch size", q[0])) ||
-      failed(checkSize(op, "value batch size", v[0], "query batch size",
-                       q[0])) ||
+      failed(
+          checkSize(op, "value batch size", v[0], "query batch size", q[0])) ||
       failed(checkSize(op, "indices batch size", idx[0], "query batch size",
                        q[0])) ||
       failed(checkSize(op, "indices sequence length", idx[1],
                        "query sequence length", q[1])) ||
-      failed(checkSize(op, "value sequence length", v[1],
-                       "key sequence length", k[1])) ||
+      failed(checkSize(op, "value sequence length", v[1], "key sequence length",
+                       k[1])) ||
       failed(checkSize(op, "value head count", v[2], "key head count", k[2])) ||
       failed(checkSize(op, "indices head count", idx[2], "key head count",
                        k[2])) ||
@@ -759,8 +757,8 @@ LogicalResult LightningIndexerOp::verify() {
   RankedTensorType weightsType = getWeights().getType();
   if (failed(checkFloatOperand(op, "query", queryType, 4, "[B, Sq, Hi, Di]",
                                elementType)) ||
-      failed(checkFloatOperand(op, "key", keyType, 3, "[B, Sk, Di]",
-                               elementType)))
+      failed(
+          checkFloatOperand(op, "key", keyType, 3, "[B, Sk, Di]", elementType)))
     return failure();
   Type weightsElt = weightsType.getElementType();
   if (weightsType.getRank() != 3 ||
@@ -776,8 +774,8 @@ LogicalResult LightningIndexerOp::verify() {
                        q[0])) ||
       failed(checkSize(op, "weights sequence length", w[1],
                        "query sequence length", q[1])) ||
-      failed(checkSize(op, "weights head count", w[2], "query head count",
-                       q[2])))
+      failed(
+          checkSize(op, "weights head count", w[2], "query head count", q[2])))
     return failure();
   const int64_t topK = getTopKAttr().getInt();
   if (failed(verifySizeAttr(op, "top_k", topK)))
@@ -800,7 +798,8 @@ LogicalResult LightningIndexerOp::verify() {
   if (Value scores = getScores()) {
     auto scoresType = cast<RankedTensorType>(scores.getType());
     SmallVector<int64_t> want = {q[0], q[1], k[1]};
-    bool good = scoresType.getRank() == 3 && scoresType.getElementType().isF32();
+    bool good =
+        scoresType.getRank() == 3 && scoresType.getElementType().isF32();
     for (unsigned d = 0; good && d < 3; ++d)
       good = compatible(scoresType.getDimSize(d), want[d]);
     if (!good)
@@ -843,48 +842,48 @@ LogicalResult NsaOp::verify() {
                                elementType)) ||
       failed(checkFloatOperand(op, "value", valueType, 4, "[B, Sk, Hkv, Dv]",
                                elementType)) ||
-      failed(checkFloatOperand(op, "key_cmp", keyCmpType, 4,
-                               "[B, Tc, Hkv, D]", elementType)) ||
+      failed(checkFloatOperand(op, "key_cmp", keyCmpType, 4, "[B, Tc, Hkv, D]",
+                               elementType)) ||
       failed(checkFloatOperand(op, "value_cmp", valueCmpType, 4,
                                "[B, Tc, Hkv, Dv]", elementType)) ||
-      failed(checkFloatOperand(op, "output", outputType, 4,
-                               "[B, Sq, Hq, Dv]", elementType)))
+      failed(checkFloatOperand(op, "output", outputType, 4, "[B, Sq, Hq, Dv]",
+                               elementType)))
     return failure();
   Type gatesElt = gatesType.getElementType();
-  if (gatesType.getRank() != 4 || (gatesElt != elementType && !gatesElt.isF32()))
+  if (gatesType.getRank() != 4 ||
+      (gatesElt != elementType && !gatesElt.isF32()))
     return emitOpError() << "gates must be a rank-4 tensor [B, Sq, Hq, 3] of "
                             "the query element type ("
                          << elementType << ") or f32, got " << gatesType;
   ArrayRef<int64_t> q = queryType.getShape(), k = keyType.getShape(),
                     v = valueType.getShape(), kc = keyCmpType.getShape(),
                     vc = valueCmpType.getShape(), g = gatesType.getShape();
-  for (auto [name, shape] :
-       {std::pair<StringRef, ArrayRef<int64_t>>{"key", k},
-        {"value", v},
-        {"key_cmp", kc},
-        {"value_cmp", vc},
-        {"gates", g}})
+  for (auto [name, shape] : {std::pair<StringRef, ArrayRef<int64_t>>{"key", k},
+                             {"value", v},
+                             {"key_cmp", kc},
+                             {"value_cmp", vc},
+                             {"gates", g}})
     if (failed(checkSize(op, (name + Twine(" batch size")).str(), shape[0],
                          "query batch size", q[0])))
       return failure();
-  if (failed(checkSize(op, "value sequence length", v[1],
-                       "key sequence length", k[1])) ||
-      failed(checkSize(op, "value_cmp length", vc[1], "key_cmp length",
-                       kc[1])) ||
+  if (failed(checkSize(op, "value sequence length", v[1], "key sequence length",
+                       k[1])) ||
+      failed(
+          checkSize(op, "value_cmp length", vc[1], "key_cmp length", kc[1])) ||
       failed(checkSize(op, "value head count", v[2], "key head count", k[2])) ||
-      failed(checkSize(op, "key_cmp head count", kc[2], "key head count",
-                       k[2])) ||
+      failed(
+          checkSize(op, "key_cmp head count", kc[2], "key head count", k[2])) ||
       failed(checkSize(op, "value_cmp head count", vc[2], "key head count",
                        k[2])) ||
       failed(checkSize(op, "key head dim", k[3], "query head dim", q[3])) ||
-      failed(checkSize(op, "key_cmp head dim", kc[3], "query head dim",
-                       q[3])) ||
-      failed(checkSize(op, "value_cmp head dim", vc[3], "value head dim",
-                       v[3])) ||
+      failed(
+          checkSize(op, "key_cmp head dim", kc[3], "query head dim", q[3])) ||
+      failed(
+          checkSize(op, "value_cmp head dim", vc[3], "value head dim", v[3])) ||
       failed(checkSize(op, "gates sequence length", g[1],
                        "query sequence length", q[1])) ||
-      failed(checkSize(op, "gates head count", g[2], "query head count",
-                       q[2])) ||
+      failed(
+          checkSize(op, "gates head count", g[2], "query head count", q[2])) ||
       failed(checkSize(op, "gates last dim", g[3], "the branch count", 3)))
     return failure();
   if (ShapedType::isDynamic(q[2]) || ShapedType::isDynamic(k[2]))
@@ -898,12 +897,12 @@ LogicalResult NsaOp::verify() {
     return emitOpError("head dims must be positive");
   if (q[2] == 0)
     return emitOpError("query head count must be positive");
-  for (auto [name, attr] : {std::pair<StringRef, IntegerAttr>{
-                                "cmp_block", getCmpBlockAttr()},
-                            {"cmp_stride", getCmpStrideAttr()},
-                            {"sel_block", getSelBlockAttr()},
-                            {"num_selected", getNumSelectedAttr()},
-                            {"window", getWindowAttr()}})
+  for (auto [name, attr] :
+       {std::pair<StringRef, IntegerAttr>{"cmp_block", getCmpBlockAttr()},
+        {"cmp_stride", getCmpStrideAttr()},
+        {"sel_block", getSelBlockAttr()},
+        {"num_selected", getNumSelectedAttr()},
+        {"window", getWindowAttr()}})
     if (failed(verifySizeAttr(op, name, attr.getInt())))
       return failure();
   int64_t initial = getInitialBlocksAttr().getInt(),

@@ -51,9 +51,9 @@ Value mlir::attn::buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask,
     return arith::ConstantIndexOp::create(b, loc, v);
   };
   int64_t right = mask.isWindow() ? clampExtent(mask.getRight()) : 0;
-  Value ok = arith::CmpIOp::create(
-      b, loc, arith::CmpIPredicate::sle, key,
-      arith::AddIOp::create(b, loc, pos, cst(right)));
+  Value ok =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, key,
+                            arith::AddIOp::create(b, loc, pos, cst(right)));
   if (mask.isWindow()) {
     Value first =
         arith::SubIOp::create(b, loc, pos, cst(clampExtent(mask.getLeft())));
@@ -67,6 +67,6 @@ Value mlir::attn::buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask,
 Value mlir::attn::buildPagedSequenceLength(OpBuilder &b, Location loc,
                                            Value len, Value capacity) {
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-  return arith::MaxSIOp::create(
-      b, loc, zero, arith::MinSIOp::create(b, loc, len, capacity));
+  return arith::MaxSIOp::create(b, loc, zero,
+                                arith::MinSIOp::create(b, loc, len, capacity));
 }

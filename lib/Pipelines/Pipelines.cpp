@@ -132,9 +132,9 @@ struct CheckHostCodeInFunctionsPass
           if (!ShapedType::isDynamic(size) &&
               !e.getResultType().isDynamicDim(i) &&
               size != e.getResultType().getDimSize(i)) {
-            op->emitOpError() << "output_shape size " << size << " of dim "
-                              << i << " differs from the result type "
-                              << e.getResultType();
+            op->emitOpError()
+                << "output_shape size " << size << " of dim " << i
+                << " differs from the result type " << e.getResultType();
             return WalkResult::interrupt();
           }
       return WalkResult::advance();

@@ -17,9 +17,9 @@
 // with j < Lmax = max_pages * page_size and L_b = clamp(seq_lens[b], 0,
 // Lmax). The table entries of keys past L_b are never read (so they may be
 // -1 or out of range) and neither are the cache slots past L_b: their
-// values, NaN included, cannot reach an output. This is the reference lowering (any
-// backend, and the CPU pipeline); it materializes B x max_pages x page_size
-// keys, which a paged GPU kernel avoids.
+// values, NaN included, cannot reach an output. This is the reference lowering
+// (any backend, and the CPU pipeline); it materializes B x max_pages x
+// page_size keys, which a paged GPU kernel avoids.
 //
 //===----------------------------------------------------------------------===//
 
@@ -84,9 +84,9 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
       if (p && m)
         lmax = rewriter.getIndexAttr(*p * *m);
       else
-        lmax = arith::MulIOp::create(rewriter, loc, value(page),
-                                     value(maxPages))
-                   .getResult();
+        lmax =
+            arith::MulIOp::create(rewriter, loc, value(page), value(maxPages))
+                .getResult();
     }
     Value pageV = value(page), lmaxV = value(lmax);
 
@@ -111,8 +111,8 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
             Value j = linalg::IndexOp::create(b, loc, 1);
             Value g = linalg::IndexOp::create(b, loc, 2);
             Value e = linalg::IndexOp::create(b, loc, 3);
-            Value valid = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
-                                                j, seqLen(b, bi));
+            Value valid = arith::CmpIOp::create(
+                b, loc, arith::CmpIPredicate::slt, j, seqLen(b, bi));
             // Keys past the length read nothing (their page may not exist).
             auto ifOp = scf::IfOp::create(
                 b, loc, valid,
@@ -121,15 +121,17 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
                   Value pi = arith::DivUIOp::create(tb, loc, j, pageV);
                   Value pg = tensor::ExtractOp::create(tb, loc, table,
                                                        ValueRange{bi, pi});
-                  pg = arith::IndexCastOp::create(tb, loc, tb.getIndexType(), pg);
-                  SmallVector<Value> at = hnd ? SmallVector<Value>{pg, g, slot, e}
-                                              : SmallVector<Value>{pg, slot, g, e};
+                  pg = arith::IndexCastOp::create(tb, loc, tb.getIndexType(),
+                                                  pg);
+                  SmallVector<Value> at =
+                      hnd ? SmallVector<Value>{pg, g, slot, e}
+                          : SmallVector<Value>{pg, slot, g, e};
                   Value x = tensor::ExtractOp::create(tb, loc, cache, at);
                   scf::YieldOp::create(tb, loc, x);
                 },
                 [&](OpBuilder &eb, Location) {
-                  Value zero = arith::ConstantOp::create(
-                      eb, loc, eb.getZeroAttr(elt));
+                  Value zero =
+                      arith::ConstantOp::create(eb, loc, eb.getZeroAttr(elt));
                   scf::YieldOp::create(eb, loc, zero);
                 });
             linalg::YieldOp::create(b, loc, ifOp.getResult(0));
@@ -154,17 +156,19 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
           Value i = linalg::IndexOp::create(b, loc, 2);
           Value j = linalg::IndexOp::create(b, loc, 3);
           Value len = seqLen(b, bi);
-          Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j,
-                                           len);
+          Value ok =
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, len);
           Value pos = arith::SubIOp::create(
               b, loc, arith::AddIOp::create(b, loc, i, len), sqV);
           if (Value inBand = buildAdmitsKey(b, loc, mask, pos, j))
             ok = arith::AndIOp::create(b, loc, ok, inBand);
-          Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
+          Value zero =
+              arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
           Value ninf =
               arith::ConstantOp::create(b, loc, b.getF32FloatAttr(-INFINITY));
           linalg::YieldOp::create(
-              b, loc, arith::SelectOp::create(b, loc, ok, zero, ninf).getResult());
+              b, loc,
+              arith::SelectOp::create(b, loc, ok, zero, ninf).getResult());
         });
 
     Type lseType = op.getLse() ? op.getLse().getType() : Type();
@@ -198,8 +202,9 @@ struct AttnDecomposePagedPass
       if (isWithinSizeBounds(gathered) && isWithinSizeBounds(scores))
         return WalkResult::advance();
       op.emitOpError("the reference lowering would gather ")
-          << keys << " keys per sequence into tensors beyond the sizes attn "
-                     "takes (dims up to 2^31 - 1, 2^48 elements)";
+          << keys
+          << " keys per sequence into tensors beyond the sizes attn "
+             "takes (dims up to 2^31 - 1, 2^48 elements)";
       return WalkResult::interrupt();
     });
     if (bounded.wasInterrupted())

@@ -62,8 +62,7 @@ class AttentionTiler {
 public:
   AttentionTiler(RewriterBase &b, AttentionOp op,
                  const AttentionTileOptions &options)
-      : b(b), op(op), loc(op.getLoc()), options(options),
-        f32(b.getF32Type()) {}
+      : b(b), op(op), loc(op.getLoc()), options(options), f32(b.getF32Type()) {}
 
   LogicalResult run();
 
@@ -155,10 +154,9 @@ Value AttentionTiler::rowReduce(Value tile, Value init, bool isMax) {
       {AffineMap::get(2, 0, {i, j}, ctx), AffineMap::get(2, 0, {i}, ctx)},
       {IteratorType::parallel, IteratorType::reduction},
       [&](OpBuilder &nb, Location nloc, ValueRange args) {
-        Value r = isMax ? (Value)arith::MaximumFOp::create(nb, nloc, args[0],
-                                                           args[1])
-                        : (Value)arith::AddFOp::create(nb, nloc, args[0],
-                                                       args[1]);
+        Value r =
+            isMax ? (Value)arith::MaximumFOp::create(nb, nloc, args[0], args[1])
+                  : (Value)arith::AddFOp::create(nb, nloc, args[0], args[1]);
         linalg::YieldOp::create(nb, nloc, r);
       });
   return generic.getResult(0);
@@ -179,11 +177,10 @@ Value AttentionTiler::contract(Value lhs, Value rhs, Value init,
             return v;
           return arith::ExtFOp::create(nb, nloc, f32, v);
         };
-        Value p = arith::MulFOp::create(nb, nloc, toF32(args[0]),
-                                        toF32(args[1]));
-        linalg::YieldOp::create(nb, nloc,
-                                arith::AddFOp::create(nb, nloc, args[2], p)
-                                    .getResult());
+        Value p =
+            arith::MulFOp::create(nb, nloc, toF32(args[0]), toF32(args[1]));
+        linalg::YieldOp::create(
+            nb, nloc, arith::AddFOp::create(nb, nloc, args[2], p).getResult());
       });
   return generic.getResult(0);
 }
@@ -199,8 +196,9 @@ Value AttentionTiler::sliceQKV(Value t, Value batch, Value head, Value seq0,
   offsets[hPos] = head;
   offsets[sPos] = seq0;
   sizes[sPos] = seqLen;
-  sizes[3] = type.isDynamicDim(3) ? OpFoldResult(dimOf(t, 3))
-                                  : OpFoldResult(b.getIndexAttr(type.getDimSize(3)));
+  sizes[3] = type.isDynamicDim(3)
+                 ? OpFoldResult(dimOf(t, 3))
+                 : OpFoldResult(b.getIndexAttr(type.getDimSize(3)));
   auto resultType = RankedTensorType::get(
       {ShapedType::kDynamic, type.getDimSize(3)}, type.getElementType());
   return tensor::ExtractSliceOp::create(b, loc, resultType, t, offsets, sizes,
@@ -239,8 +237,7 @@ LogicalResult AttentionTiler::run() {
   if (std::optional<double> scale = op.getEffectiveScale()) {
     scoreFactor = f32c(*scale * factor);
   } else {
-    Value d = arith::IndexCastUIOp::create(b, loc, b.getI64Type(),
-                                           dimOf(q, 3));
+    Value d = arith::IndexCastUIOp::create(b, loc, b.getI64Type(), dimOf(q, 3));
     Value df = arith::UIToFPOp::create(b, loc, f32, d);
     scoreFactor = arith::MulFOp::create(
         b, loc, math::RsqrtOp::create(b, loc, df), f32c(factor));
@@ -317,8 +314,7 @@ LogicalResult AttentionTiler::run() {
   AffineMap id1 = AffineMap::get(1, 0, {di}, ctx);
 
   auto loop = scf::ForOp::create(
-      b, loc, kbBegin, max(kbBegin, kbEnd), idx(1),
-      ValueRange{m0, l0, acc0},
+      b, loc, kbBegin, max(kbBegin, kbEnd), idx(1), ValueRange{m0, l0, acc0},
       [&](OpBuilder &, Location, Value kb, ValueRange iter) {
         Value m = iter[0], l = iter[1], acc = iter[2];
         Value k0 = mul(kb, bkv);
@@ -327,11 +323,11 @@ LogicalResult AttentionTiler::run() {
         Value vTile = sliceQKV(v, bIv, kvHead, k0, bn);
 
         // Step 1: S = Q·Kᵀ.
-        Value sInit = filled({bm, bn}, {ShapedType::kDynamic, ShapedType::kDynamic},
-                             zeroF);
-        Value s = contract(qTile, kTile, sInit,
-                           AffineMap::get(3, 0, {di, dk}, ctx),
-                           AffineMap::get(3, 0, {dj, dk}, ctx));
+        Value sInit = filled(
+            {bm, bn}, {ShapedType::kDynamic, ShapedType::kDynamic}, zeroF);
+        Value s =
+            contract(qTile, kTile, sInit, AffineMap::get(3, 0, {di, dk}, ctx),
+                     AffineMap::get(3, 0, {dj, dk}, ctx));
 
         // Step 2: scale, softcap and bias, log2(e) folded in.
         SmallVector<Value> inputs = {s};
@@ -351,21 +347,22 @@ LogicalResult AttentionTiler::run() {
               bcast[2] ? b.getIndexAttr(1) : OpFoldResult(bm),
               bcast[3] ? b.getIndexAttr(1) : OpFoldResult(bn)};
           SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
-          auto tileType = RankedTensorType::get(
-              {bcast[2] ? 1 : ShapedType::kDynamic,
-               bcast[3] ? 1 : ShapedType::kDynamic},
-              biasType.getElementType());
+          auto tileType =
+              RankedTensorType::get({bcast[2] ? 1 : ShapedType::kDynamic,
+                                     bcast[3] ? 1 : ShapedType::kDynamic},
+                                    biasType.getElementType());
           inputs.push_back(tensor::ExtractSliceOp::create(
               b, loc, tileType, bias, offsets, sizes, strides));
-          maps.push_back(AffineMap::get(
-              2, 0,
-              {bcast[2] ? getAffineConstantExpr(0, ctx) : di,
-               bcast[3] ? getAffineConstantExpr(0, ctx) : dj},
-              ctx));
+          maps.push_back(
+              AffineMap::get(2, 0,
+                             {bcast[2] ? getAffineConstantExpr(0, ctx) : di,
+                              bcast[3] ? getAffineConstantExpr(0, ctx) : dj},
+                             ctx));
         }
         auto logits = [&](bool masked) {
           Value init = tensor::EmptyOp::create(
-              b, loc, ArrayRef<int64_t>{ShapedType::kDynamic, ShapedType::kDynamic},
+              b, loc,
+              ArrayRef<int64_t>{ShapedType::kDynamic, ShapedType::kDynamic},
               f32, ValueRange{bm, bn});
           return elementwise(
               inputs, maps, init,
@@ -396,8 +393,7 @@ LogicalResult AttentionTiler::run() {
                     nb, nl, k0, linalg::IndexOp::create(nb, nl, 1));
                 Value p = arith::AddIOp::create(nb, nl, i, off);
                 Value ok = buildAdmitsKey(nb, nl, mask, p, j);
-                return arith::SelectOp::create(nb, nl, ok, t,
-                                               cst(-INFINITY));
+                return arith::SelectOp::create(nb, nl, ok, t, cst(-INFINITY));
               });
         };
         Value logitsTile;
@@ -412,9 +408,9 @@ LogicalResult AttentionTiler::run() {
                                     lastLo),
               arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, k1,
                                     firstHi));
-          auto ifOp = scf::IfOp::create(
-              b, loc, TypeRange{sInit.getType()}, interior,
-              /*withElseRegion=*/true);
+          auto ifOp =
+              scf::IfOp::create(b, loc, TypeRange{sInit.getType()}, interior,
+                                /*withElseRegion=*/true);
           OpBuilder::InsertionGuard guard(b);
           b.setInsertionPointToStart(&ifOp.getThenRegion().front());
           scf::YieldOp::create(b, loc, logits(false));
@@ -426,7 +422,8 @@ LogicalResult AttentionTiler::run() {
         // Step 4: the new running maximum, kept finite for masked rows.
         Value mNew = rowReduce(logitsTile, m, /*isMax=*/true);
         Value mEmpty = tensor::EmptyOp::create(
-            b, loc, ArrayRef<int64_t>{ShapedType::kDynamic}, f32, ValueRange{bm});
+            b, loc, ArrayRef<int64_t>{ShapedType::kDynamic}, f32,
+            ValueRange{bm});
         Value mSafe = elementwise(
             {mNew}, {id1}, mEmpty,
             [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
@@ -440,8 +437,9 @@ LogicalResult AttentionTiler::run() {
             });
         // Step 5: P = exp2(S - ms), alpha = exp2(m - ms).
         Value pEmpty = tensor::EmptyOp::create(
-            b, loc, ArrayRef<int64_t>{ShapedType::kDynamic, ShapedType::kDynamic},
-            f32, ValueRange{bm, bn});
+            b, loc,
+            ArrayRef<int64_t>{ShapedType::kDynamic, ShapedType::kDynamic}, f32,
+            ValueRange{bm, bn});
         Value pTile = elementwise(
             {logitsTile, mSafe}, {id2, row2}, pEmpty,
             [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
@@ -455,18 +453,18 @@ LogicalResult AttentionTiler::run() {
                   nb, nl, arith::SubFOp::create(nb, nl, a[0], a[1]));
             });
         // Step 6: l' = l · alpha + rowsum P.
-        Value lScaled = elementwise(
-            {l, alpha}, {id1, id1}, mEmpty,
-            [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-              return arith::MulFOp::create(nb, nl, a[0], a[1]);
-            });
+        Value lScaled =
+            elementwise({l, alpha}, {id1, id1}, mEmpty,
+                        [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                          return arith::MulFOp::create(nb, nl, a[0], a[1]);
+                        });
         Value lNew = rowReduce(pTile, lScaled, /*isMax=*/false);
         // Step 7: acc' = acc · alpha + P·V.
-        Value accScaled = elementwise(
-            {acc, alpha}, {id2, row2}, acc,
-            [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-              return arith::MulFOp::create(nb, nl, a[0], a[1]);
-            });
+        Value accScaled =
+            elementwise({acc, alpha}, {id2, row2}, acc,
+                        [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                          return arith::MulFOp::create(nb, nl, a[0], a[1]);
+                        });
         Value accNew = contract(pTile, vTile, accScaled,
                                 AffineMap::get(3, 0, {di, dk}, ctx),
                                 AffineMap::get(3, 0, {dk, dj}, ctx));
@@ -501,8 +499,8 @@ LogicalResult AttentionTiler::run() {
           auto cst = [&](double x) -> Value {
             return arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(x));
           };
-          Value empty = arith::CmpFOp::create(
-              nb, nl, arith::CmpFPredicate::OEQ, a[1], cst(0.0));
+          Value empty = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
+                                              a[1], cst(0.0));
           Value r = arith::AddFOp::create(nb, nl, a[0],
                                           math::Log2Op::create(nb, nl, a[1]));
           r = arith::MulFOp::create(nb, nl, r, cst(ln2));
@@ -522,9 +520,8 @@ LogicalResult AttentionTiler::run() {
     sizes[sPos] = bm;
     sizes[3] = outType.isDynamicDim(3) ? OpFoldResult(dvSize)
                                        : OpFoldResult(b.getIndexAttr(dv));
-    tensor::ParallelInsertSliceOp::create(b, loc, oTile,
-                                          forall.getRegionIterArgs()[0],
-                                          offsets, sizes, strides);
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, oTile, forall.getRegionIterArgs()[0], offsets, sizes, strides);
   }
   if (lseType) {
     SmallVector<OpFoldResult> offsets = {bIv, hIv, q0};

@@ -121,8 +121,12 @@ static unsigned getNumDataOperands(Operation *op, ExprOp kind) {
   if (isa<tosa::NegateOp>(op))
     return 1; // input1, input1_zp, output_zp
   switch (kind) {
-  case ExprOp::Neg: case ExprOp::Recip: case ExprOp::Exp: case ExprOp::Tanh:
-  case ExprOp::FCast: case ExprOp::IntCast:
+  case ExprOp::Neg:
+  case ExprOp::Recip:
+  case ExprOp::Exp:
+  case ExprOp::Tanh:
+  case ExprOp::FCast:
+  case ExprOp::IntCast:
     return 1;
   case ExprOp::Select:
     return 3;
@@ -187,8 +191,8 @@ Expr *ExprBuilder::build(Value tensor, AffineMap map) {
     e = fromLinalg(def, tensor, map);
   } else if (def && isa<tosa::TosaDialect>(def->getDialect())) {
     e = fromTosa(def, tensor, map);
-  } else if (def && isa<arith::ArithDialect, math::MathDialect>(
-                        def->getDialect())) {
+  } else if (def &&
+             isa<arith::ArithDialect, math::MathDialect>(def->getDialect())) {
     e = fromTensorArith(def, map);
   } else if (def && isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(def) &&
              !isContraction(def->getOperand(0).getDefiningOp())) {
@@ -245,7 +249,8 @@ Expr *ExprBuilder::fromLinalg(Operation *op, Value result, AffineMap map) {
   // A single-input reduction over one loop dimension (max or sum).
   if (numReduction != 1 || linalgOp.getNumDpsInputs() != 1)
     return nullptr;
-  unsigned red = llvm::find(iters, utils::IteratorType::reduction) - iters.begin();
+  unsigned red =
+      llvm::find(iters, utils::IteratorType::reduction) - iters.begin();
   Operation *comb = yield.getOperand(0).getDefiningOp();
   if (!comb || comb->getBlock() != body)
     return nullptr;
@@ -316,8 +321,8 @@ Expr *ExprBuilder::fromLinalg(Operation *op, Value result, AffineMap map) {
   Expr *e = create(Expr::Kind::Reduce);
   e->op = kind;
   e->dim = reducedSpaceDim;
-  e->operands.push_back(
-      build(input->get(), linalgOp.getMatchingIndexingMap(input).compose(loopMap)));
+  e->operands.push_back(build(
+      input->get(), linalgOp.getMatchingIndexingMap(input).compose(loopMap)));
   return e;
 }
 
@@ -424,7 +429,8 @@ Expr *ExprBuilder::fromTosa(Operation *op, Value result, AffineMap map) {
     // Float multiplies must not shift.
     APInt shift;
     if (!isa<FloatType>(getElementTypeOrSelf(mul.getType())) &&
-        !(matchPattern(mul.getShift(), m_ConstantInt(&shift)) && shift.isZero()))
+        !(matchPattern(mul.getShift(), m_ConstantInt(&shift)) &&
+          shift.isZero()))
       return nullptr;
   }
   SmallVector<AffineMap> maps;
@@ -495,7 +501,8 @@ Expr *ExprBuilder::fromReshape(Operation *op, Value result, AffineMap map) {
   if (!srcType.hasStaticShape() || !resType.hasStaticShape())
     return nullptr;
   MLIRContext *ctx = op->getContext();
-  SmallVector<AffineExpr> exprs(srcType.getRank(), getAffineConstantExpr(0, ctx));
+  SmallVector<AffineExpr> exprs(srcType.getRank(),
+                                getAffineConstantExpr(0, ctx));
   std::optional<SmallVector<SmallVector<int64_t, 2>>> groups =
       getReshapeReassociation(op);
   if (!groups)

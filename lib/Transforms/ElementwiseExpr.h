@@ -32,10 +32,26 @@ namespace fuse {
 
 /// The scalar operations the matcher distinguishes.
 enum class ExprOp {
-  Add, Sub, Mul, Div, Max, Neg, Recip, Exp, Tanh, // float arithmetic
-  FCast,                                          // extf / truncf / tosa.cast
-  Select, CmpF, CmpI,                             // predicates and selects
-  AndI, OrI, XOrI, AddI, SubI, MulI, IntCast,     // index arithmetic
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Max,
+  Neg,
+  Recip,
+  Exp,
+  Tanh,  // float arithmetic
+  FCast, // extf / truncf / tosa.cast
+  Select,
+  CmpF,
+  CmpI, // predicates and selects
+  AndI,
+  OrI,
+  XOrI,
+  AddI,
+  SubI,
+  MulI,
+  IntCast, // index arithmetic
   Unknown
 };
 

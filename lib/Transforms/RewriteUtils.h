@@ -24,12 +24,11 @@ inline void replaceOpWithCasts(RewriterBase &rewriter, Operation *op,
                                ValueRange values) {
   SmallVector<Value> replacements;
   for (auto [value, result] : llvm::zip_equal(values, op->getResults()))
-    replacements.push_back(
-        value.getType() == result.getType()
-            ? value
-            : tensor::CastOp::create(rewriter, op->getLoc(), result.getType(),
-                                     value)
-                  .getResult());
+    replacements.push_back(value.getType() == result.getType()
+                               ? value
+                               : tensor::CastOp::create(rewriter, op->getLoc(),
+                                                        result.getType(), value)
+                                     .getResult());
   rewriter.replaceOp(op, replacements);
 }
 

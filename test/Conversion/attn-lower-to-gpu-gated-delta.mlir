@@ -41,8 +41,10 @@
 // CHECK:   gpu.shuffle xor
 // CHECK:   arith.truncf %{{.+}} : f32 to bf16
 // MANIFEST: attn.kernels = {
-// MANIFEST-SAME: attn_gdn_chunk_bf16_dk128_dv128_c32_headf32_betaf32_l2_s3db504f3 = "{{[^"]*}}\22grid\22:[\22Chunks\22,\22Hv\22,\22B\22]{{[^"]*}}\22kernel\22:\22gated_delta.chunk\22{{[^"]*}}\22qk_l2norm\22:true{{[^"]*}}"
-// MANIFEST-SAME: attn_gdn_state_bf16_dk128_dv128_c32 = "{{[^"]*}}\22grid\22:[4,\22Hv\22,\22B\22]{{[^"]*}}\22initial_state\22:false{{[^"]*}}"
+// MANIFEST-SAME: attn_gdn_chunk_bf16_dk128_dv128_c32_headf32_betaf32_l2_s3db504f3 = {block = [256, 1, 1], dynamic_shared_memory = 59776 : i64, entry = "attn_gdn_chunk_bf16_dk128_dv128_c32_headf32_betaf32_l2_s3db504f3", grid = [{ceil_div = ["T", 32]}, "Hv", "B"], kernel = "gated_delta.chunk"
+// MANIFEST-SAME: variant = {beta_dtype = "f32", chunk = 32 : i64, dtype = "bf16", gate_dtype = "f32", gate_kind = "head", key_head_dim = 128 : i64, op = "gated_delta_rule", qk_l2norm = true
+// MANIFEST-SAME: attn_gdn_state_bf16_dk128_dv128_c32 = {block = [256, 1, 1], dynamic_shared_memory = 144384 : i64, entry = "attn_gdn_state_bf16_dk128_dv128_c32", grid = [4, "Hv", "B"]
+// MANIFEST-SAME: variant = {chunk = 32 : i64, dtype = "bf16", initial_state = false
 func.func @qwen3_next(%q: tensor<1x4096x16x128xbf16>, %k: tensor<1x4096x16x128xbf16>, %v: tensor<1x4096x32x128xbf16>, %g: tensor<1x4096x32xf32>, %beta: tensor<1x4096x32xf32>) -> (tensor<1x4096x32x128xbf16>, tensor<1x32x128x128xf32>) {
   %o, %s = attn.gated_delta_rule %q, %k, %v, %g, %beta qk_l2norm : (tensor<1x4096x16x128xbf16>, tensor<1x4096x16x128xbf16>, tensor<1x4096x32x128xbf16>, tensor<1x4096x32xf32>, tensor<1x4096x32xf32>) -> (tensor<1x4096x32x128xbf16>, tensor<1x32x128x128xf32>)
   return %o, %s : tensor<1x4096x32x128xbf16>, tensor<1x32x128x128xf32>
@@ -57,7 +59,8 @@ func.func @qwen3_next(%q: tensor<1x4096x16x128xbf16>, %k: tensor<1x4096x16x128xb
 // CHECK: memref.view {{.+}} to memref<32x104xf32, #gpu.address_space<workgroup>>
 // CHECK-LABEL: gpu.module @attn_gdn_state_f16_dk100_dv100_c32_init
 // MANIFEST: attn.kernels = {
-// MANIFEST-SAME: attn_gdn_state_f16_dk100_dv100_c32_init = "{{[^"]*}}\22grid\22:[4,\22Hv\22,\22B\22]{{[^"]*}}\22initial_state\22:true
+// MANIFEST-SAME: attn_gdn_state_f16_dk100_dv100_c32_init = {block = [256, 1, 1], dynamic_shared_memory = 129920 : i64, entry = "attn_gdn_state_f16_dk100_dv100_c32_init", grid = [4, "Hv", "B"]
+// MANIFEST-SAME: variant = {chunk = 32 : i64, dtype = "f16", initial_state = true
 func.func @kda(%q: tensor<2x65x1x100xf16>, %k: tensor<2x65x1x100xf16>, %v: tensor<2x65x2x100xf16>, %g: tensor<2x65x2x100xf16>, %beta: tensor<2x65x2xf32>, %s0: tensor<2x2x100x100xf32>) -> (tensor<2x65x2x100xf16>, tensor<2x2x100x100xf32>) {
   %o, %s = attn.gated_delta_rule %q, %k, %v, %g, %beta initial_state(%s0) gate_kind = channel chunk_size = 32 : (tensor<2x65x1x100xf16>, tensor<2x65x1x100xf16>, tensor<2x65x2x100xf16>, tensor<2x65x2x100xf16>, tensor<2x65x2xf32>, tensor<2x2x100x100xf32>) -> (tensor<2x65x2x100xf16>, tensor<2x2x100x100xf32>)
   return %o, %s : tensor<2x65x2x100xf16>, tensor<2x2x100x100xf32>

@@ -62,7 +62,7 @@
 // CHECK: gpu.return
 
 // The calling contract: 128-row blocks, 48 KB of dynamic shared memory.
-// MANIFEST: attn_f16_d64_dv64_bhsd_causal_s3e000000_mma = "{\22block\22:[128,1,1],\22dynamic_shared_memory\22:49152,{{.*}}\22grid\22:[\22ceil(Sq / 128)\22,\22Hq\22,\22B\22],\22kernel\22:\22mma.sync\22,{{.*}}\22tile\22:{\22block_kv\22:64,\22block_q\22:128,\22stages\22:2}
+// MANIFEST: attn_f16_d64_dv64_bhsd_causal_s3e000000_mma = {block = [128, 1, 1], dynamic_shared_memory = 49152 : i64,{{.*}} grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"], kernel = "mma.sync",{{.*}} tile = {block_kv = 64 : i64, block_q = 128 : i64, stages = 2 : i64}
 
 // bf16 uses nvvm.mma.sync directly (nvgpu.mma.sync rejects bf16), the rows
 // of the fragments packed into i32 registers.
@@ -94,7 +94,7 @@ func.func @three(%q: tensor<1x8x100x64xf16>, %k: tensor<1x2x100x64xf16>, %b: ten
 // Head dim 256: 64-row blocks and 32 keys by default; block sizes from the
 // options are part of the kernel's name. A tiling beyond the shared memory
 // of a block is an error.
-// SIZES: "{\22block\22:[128,1,1],\22dynamic_shared_memory\22:98304,
+// SIZES: = {block = [128, 1, 1], dynamic_shared_memory = 98304 : i64,
 // SIZES-LABEL: gpu.func @attn_bf16_d256_dv256_bhsd_window_l128_r0_s3d800000_mma_q64_kv32(
 // SIZES: memref.view {{.*}} to memref<64x256xbf16, #gpu.address_space<workgroup>>
 // SIZES: memref.view {{.*}} to memref<2x32x256xbf16, #gpu.address_space<workgroup>>

@@ -23,8 +23,11 @@
 // LATENT: memref.view {{.+}} to memref<64x64xbf16, #gpu.address_space<workgroup>>
 // LATENT-NOT: gpu.module @attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de {
 // LATENT-MANIFEST: attn.kernels = {
-// LATENT-MANIFEST-SAME: attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r16 = "{{[^"]*}}\22block\22:[256,1,1]{{[^"]*}}\22dynamic_shared_memory\22:169024,{{[^"]*}}\22kernel\22:\22paged.latent.mma.sync\22{{[^"]*}}\22rows_per_block\22:16,{{[^"]*}}\22values\22:\22key_prefix\22{{[^"]*}}"
-// LATENT-MANIFEST-SAME: attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r64 = "{{[^"]*}}\22dynamic_shared_memory\22:230656,{{[^"]*}}\22rows_per_block\22:64,{{[^"]*}}"
+// LATENT-MANIFEST-SAME: attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r16 = {block = [256, 1, 1], dynamic_shared_memory = 169024 : i64, entry = "attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r16", grid = [{mul = [{ceil_div = [{mul = [{div = ["Hq", "Hkv"]}, "Sq"]}, 16]}, "Splits"]}, {mul = ["Hkv", 1]}, "B"], kernel = "paged.latent.mma.sync"
+// LATENT-MANIFEST-SAME: rows_per_block = 16 : i64,
+// LATENT-MANIFEST-SAME: attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r64 = {block = [256, 1, 1], dynamic_shared_memory = 230656 : i64,
+// LATENT-MANIFEST-SAME: rows_per_block = 64 : i64,
+// LATENT-MANIFEST-SAME: values = "key_prefix"
 // LATENT-MANIFEST-NOT: v_cache
 func.func @mla_latent(%q: tensor<2x1x128x576xbf16>, %kc: tensor<10x64x1x576xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x128x512xbf16> {
   %vc = tensor.extract_slice %kc[0, 0, 0, 0] [10, 64, 1, 512] [1, 1, 1, 1] : tensor<10x64x1x576xbf16> to tensor<10x64x1x512xbf16>

@@ -33,10 +33,10 @@
 // CHECK: arith.constant 0x7F800000 : f32
 // CHECK: gpu.shuffle xor %{{.+}} : i32
 // CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xi32>
-// MANIFEST: \22grid\22:[\22ceil(Sq/8)\22,4,\22B\22]
-// MANIFEST-SAME: \22kernel\22:\22nsa.select\22,\22max_key_blocks\22:2048
-// MANIFEST-SAME: \22name\22:\22lse_cmp\22,\22role\22:\22workspace\22,\22shape\22:[\22B\22,\22Sq\22,64]
-// MANIFEST-SAME: \22variant\22:{\22cmp_block\22:32,\22cmp_stride\22:16,\22dtype\22:\22bf16\22,\22head_dim\22:128,\22initial_blocks\22:1,\22kv_heads\22:4,\22local_blocks\22:2,\22num_selected\22:16,\22op\22:\22nsa\22,\22q_heads\22:64,\22scale\22:0.088388346135616302,\22sel_block\22:64}
+// MANIFEST: grid = [{ceil_div = ["Sq", 8]}, 4, "B"]
+// MANIFEST-SAME: kernel = "nsa.select", max_key_blocks = 2048 : i64
+// MANIFEST-SAME: name = "lse_cmp", role = "workspace", shape = ["B", "Sq", 64]
+// MANIFEST-SAME: variant = {cmp_block = 32 : i64, cmp_stride = 16 : i64, dtype = "bf16", head_dim = 128 : i64, initial_blocks = 1 : i64, kv_heads = 4 : i64, local_blocks = 2 : i64, num_selected = 16 : i64, op = "nsa", q_heads = 64 : i64, scale = 0.088388346135616302 : f64, sel_block = 64 : i64}
 func.func @nsa(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x4x128xbf16>, %v: tensor<1x4096x4x128xbf16>, %kc: tensor<1x255x4x128xbf16>, %vc: tensor<1x255x4x128xbf16>, %g: tensor<1x4096x64x3xbf16>) -> tensor<1x4096x64x128xbf16> {
   %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 32 cmp_stride = 16 sel_block = 64 num_selected = 16 window = 512
       : (tensor<1x4096x64x128xbf16>, tensor<1x4096x4x128xbf16>, tensor<1x4096x4x128xbf16>, tensor<1x255x4x128xbf16>, tensor<1x255x4x128xbf16>, tensor<1x4096x64x3xbf16>) -> tensor<1x4096x64x128xbf16>
@@ -62,8 +62,8 @@ func.func @nsa(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x4x128xbf16>, %v
 // CHECK: gpu.shuffle xor %{{.+}}, %c4_i32
 // CHECK: arith.constant 0xFF800000 : f32
 // CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xf32>
-// MANIFEST: \22grid\22:[\22ceil(Sk/256)\22,\22Sq\22,\22B\22],\22kernel\22:\22indexer.scores\22
-// MANIFEST-SAME: \22variant\22:{\22dtype\22:\22bf16\22,\22head_dim\22:128,\22heads\22:64,\22mask\22:\22causal\22,\22op\22:\22lightning_indexer\22,\22weights_dtype\22:\22f32\22}
+// MANIFEST: grid = [{ceil_div = ["Sk", 256]}, "Sq", "B"], kernel = "indexer.scores"
+// MANIFEST-SAME: variant = {dtype = "bf16", head_dim = 128 : i64, heads = 64 : i64, mask = "causal", op = "lightning_indexer", weights_dtype = "f32"}
 func.func @indexer(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x128xbf16>, %w: tensor<1x4096x64xf32>) -> tensor<1x4096x2048xi32> {
   %i = attn.lightning_indexer %q, %k, %w top_k = 2048 mask = <causal>
       : (tensor<1x4096x64x128xbf16>, tensor<1x4096x128xbf16>, tensor<1x4096x64xf32>) -> tensor<1x4096x2048xi32>
@@ -80,8 +80,8 @@ func.func @indexer(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x128xbf16>, 
 // CHECK-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p1_none_s3e0a71de_vk_r16
 // CHECK-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p1_none_s3e0a71de_vk_r64
 // CHECK-LABEL: gpu.module @attn_paged_combine_bf16_dv512_lse
-// MANIFEST: \22op\22:\22paged_attention\22,\22page_size\22:1
-// MANIFEST-SAME: \22values\22:\22key_prefix\22
+// MANIFEST: op = "paged_attention", page_size = 1 : i64
+// MANIFEST-SAME: values = "key_prefix"
 func.func @dsa(%q: tensor<1x64x16x576xbf16>, %kv: tensor<1x4096x1x576xbf16>, %i: tensor<1x64x1x2048xi32>) -> (tensor<1x64x16x512xbf16>, tensor<1x16x64xf32>) {
   %v = tensor.extract_slice %kv[0, 0, 0, 0] [1, 4096, 1, 512] [1, 1, 1, 1] : tensor<1x4096x1x576xbf16> to tensor<1x4096x1x512xbf16>
   %o, %l = attn.sparse_attention %q, %kv, %v, %i mask = <causal> scale = 0.1352
@@ -95,8 +95,8 @@ func.func @dsa(%q: tensor<1x64x16x576xbf16>, %kv: tensor<1x4096x1x576xbf16>, %i:
 // narrow paged split kernel for pages of 64 and its combine.
 // CHECK-LABEL: gpu.module @attn_paged_bf16_d128_dv128_nhd_p64_none_s3db504f3
 // CHECK-LABEL: gpu.module @attn_paged_combine_bf16_dv128
-// MANIFEST: \22page_size\22:64
-// MANIFEST-SAME: \22values\22:\22separate\22
+// MANIFEST: page_size = 64 : i64
+// MANIFEST-SAME: values = "separate"
 func.func @nsa_selected(%q: tensor<1x64x64x128xbf16>, %k: tensor<1x512x4x128xbf16>, %v: tensor<1x512x4x128xbf16>, %i: tensor<1x64x4x16xi32>) -> tensor<1x64x64x128xbf16> {
   %o = attn.sparse_attention %q, %k, %v, %i block_size = 64 mask = <causal>
       : (tensor<1x64x64x128xbf16>, tensor<1x512x4x128xbf16>, tensor<1x512x4x128xbf16>, tensor<1x64x4x16xi32>) -> tensor<1x64x64x128xbf16>

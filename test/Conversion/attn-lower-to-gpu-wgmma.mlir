@@ -74,9 +74,9 @@
 // CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: gpu.return
 
-// MANIFEST: \22block\22:[384,1,1],\22dynamic_shared_memory\22:229376,
-// MANIFEST-SAME: \22grid\22:[\22ceil(Sq / 128)\22,\22Hq\22,\22B\22],\22kernel\22:\22wgmma\22
-// MANIFEST-SAME: {\22box\22:[64,128],\22kind\22:\22tensormap\22,\22l2_promotion\22:\22256B\22,\22name\22:\22q_tma\22,\22oob_fill\22:\22zero\22,\22role\22:\22tma_descriptor\22,\22swizzle\22:\22128B\22,\22tensor\22:\22q\22}
+// MANIFEST: block = [384, 1, 1], dynamic_shared_memory = 229376 : i64,
+// MANIFEST-SAME: grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"], kernel = "wgmma"
+// MANIFEST-SAME: {box = [64, 128], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", role = "tma_descriptor", swizzle = "128B", tensor = "q"}
 
 // Other chips keep the mma.sync kernel.
 // SM80: gpu.func @attn_bf16_d128_dv128_bhsd_causal_s3db504f3_mma(

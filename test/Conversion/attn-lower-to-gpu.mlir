@@ -4,8 +4,10 @@
 // Two attentions of the same variant share one kernel; a third variant gets
 // its own gpu.module. The calling contract is in attn.kernels.
 // CHECK: module attributes {attn.kernels = {
-// CHECK-SAME: attn_bf16_d64_dv64_bhsd_causal_s3e000000 = "{\22block\22:[128,1,1],\22dynamic_shared_memory\22:0,\22entry\22:\22attn_bf16_d64_dv64_bhsd_causal_s3e000000\22,\22grid\22:[\22ceil(Sq / 128)\22,\22Hq\22,\22B\22]
-// CHECK-SAME: attn_f16_d128_dv128_bshd_window_l127_r0_s3db504f3_sinksf32_lse = "
+// CHECK-SAME: attn_bf16_d64_dv64_bhsd_causal_s3e000000 = {block = [128, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_s3e000000", grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"]
+// The spec the kernel was built from (docs/kernel-spec.md), as resolved.
+// CHECK-SAME: spec = {bias = false, dtype = "bf16", head_dim = 64 : i64, kernel = "baseline", layout = "bhsd", lse = false, mask = "causal", op = "attention", scale = 1.250000e-01 : f64, sinks = false, softcap, value_head_dim = 64 : i64, version = 1 : i64}
+// CHECK-SAME: attn_f16_d128_dv128_bshd_window_l127_r0_s3db504f3_sinksf32_lse = {
 // CHECK-SAME: gpu.container_module
 
 // The host function is kept unless drop-host is set.

@@ -24,7 +24,8 @@ CUDA toolkit, and is run by hand):
 # CHECK: differs set/k2.ptx
 # CHECK: 1 identical, 3 missing, new or different
 # RUN: %python %s compare %t/a %t/a | FileCheck %s --check-prefix=SAME
-# SAME: 3 identical, 0 missing, new or different"""
+# SAME: 3 identical, 0 missing, new or different
+"""
 
 import argparse
 import filecmp

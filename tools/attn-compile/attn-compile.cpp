@@ -160,15 +160,17 @@ static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
                        << llvm::toString(json.takeError());
     return nullptr;
   }
-  SmallVector<std::pair<const llvm::json::Value *, Location>> items;
+  // Each spec with its place: the file, and its index in an array.
+  struct Item {
+    const llvm::json::Value *spec;
+    std::string where;
+  };
+  SmallVector<Item> items;
   if (const llvm::json::Array *array = json->getAsArray()) {
     for (auto [i, v] : llvm::enumerate(*array))
-      items.emplace_back(
-          &v,
-          NameLoc::get(StringAttr::get(ctx, "spec[" + std::to_string(i) + "]"),
-                       fileLoc));
+      items.push_back({&v, "spec " + std::to_string(i) + ": "});
   } else {
-    items.emplace_back(&*json, fileLoc);
+    items.push_back({&*json, ""});
   }
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
   attn::KernelOptions options;
@@ -178,18 +180,23 @@ static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
   options.blockKV = blockKV;
   options.requireTensorCores = requireTensorCores;
   attn::KernelGenerator generator(*module, options);
-  for (auto [value, loc] : items) {
+  for (const Item &item : items) {
     std::string why;
-    std::optional<attn::KernelSpec> spec = attn::parseKernelSpec(*value, &why);
+    std::optional<attn::KernelSpec> spec =
+        attn::parseKernelSpec(*item.spec, &why);
     if (!spec) {
-      emitError(loc) << "attn-compile: bad kernel spec: " << why;
+      emitError(fileLoc) << "attn-compile: " << item.where
+                         << "bad kernel spec: " << why;
       return nullptr;
     }
-    auto diagnose = [loc = loc](DiagnosticSeverity severity) {
-      return severity == DiagnosticSeverity::Error ? emitError(loc)
-                                                   : emitRemark(loc);
+    auto diagnose = [&](DiagnosticSeverity severity) {
+      InFlightDiagnostic diag = severity == DiagnosticSeverity::Error
+                                    ? emitError(fileLoc)
+                                    : emitRemark(fileLoc);
+      diag << item.where;
+      return diag;
     };
-    if (failed(generator.add(*spec, loc, diagnose)))
+    if (failed(generator.add(*spec, fileLoc, diagnose)))
       return nullptr;
   }
   generator.finish();

@@ -24,9 +24,8 @@ struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
   PassOptions::Option<int64_t> blockQ{*this, "block-q",
                                       llvm::cl::desc("Query rows per tile"),
                                       llvm::cl::init(64)};
-  PassOptions::Option<int64_t> blockKV{*this, "block-kv",
-                                       llvm::cl::desc("Keys per tile"),
-                                       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> blockKV{
+      *this, "block-kv", llvm::cl::desc("Keys per tile"), llvm::cl::init(64)};
 };
 
 /// Lowers a module -- attn ops and the func/tensor/linalg/tosa/arith/math code

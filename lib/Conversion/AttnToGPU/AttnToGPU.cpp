@@ -28,8 +28,7 @@ namespace attn {
 using namespace mlir;
 using namespace mlir::attn;
 
-LogicalResult mlir::attn::checkSupportedChip(StringRef chip,
-                                             std::string *why) {
+LogicalResult mlir::attn::checkSupportedChip(StringRef chip, std::string *why) {
   if (chip == "sm_80" || chip == "sm_90" || chip == "sm_90a")
     return success();
   if (why)

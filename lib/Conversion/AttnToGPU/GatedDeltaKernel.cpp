@@ -1454,9 +1454,8 @@ LogicalResult mlir::attn::detail::buildGatedDeltaKernels(
   workspaces(chunkSig);
   chunkSig.sizes(ctx, {"T", "Hk", "Hv"});
   emit("chunk", std::move(chunkSig),
-       llvm::json::Array{grid::ceilDiv("T", s.chunk), "Hv", "B"},
-       kChunkThreads, s.chunkSharedMemory(), std::move(chunkVariant),
-       buildBody<ChunkKernel>);
+       llvm::json::Array{grid::ceilDiv("T", s.chunk), "Hv", "B"}, kChunkThreads,
+       s.chunkSharedMemory(), std::move(chunkVariant), buildBody<ChunkKernel>);
 
   KernelSignature stateSig;
   workspaces(stateSig);

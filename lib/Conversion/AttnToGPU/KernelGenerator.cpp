@@ -38,9 +38,9 @@ KernelGenerator::KernelGenerator(ModuleOp module, const KernelOptions &options)
   // dialects) and attn's own (its mask attribute); a caller outside a pass
   // may not have loaded them.
   module.getContext()
-      ->loadDialect<AttnDialect, arith::ArithDialect, gpu::GPUDialect, LLVM::LLVMDialect,
-                    NVVM::NVVMDialect, math::MathDialect, memref::MemRefDialect,
-                    nvgpu::NVGPUDialect, scf::SCFDialect,
+      ->loadDialect<AttnDialect, arith::ArithDialect, gpu::GPUDialect,
+                    LLVM::LLVMDialect, NVVM::NVVMDialect, math::MathDialect,
+                    memref::MemRefDialect, nvgpu::NVGPUDialect, scf::SCFDialect,
                     vector::VectorDialect>();
   if (auto existing = module->getAttrOfType<DictionaryAttr>(kKernelsAttrName))
     llvm::append_range(manifests, existing.getValue());

@@ -440,8 +440,7 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(sig.params)},
-      {"grid", llvm::json::Array{grid::ceilDiv("Sq", kSelectWarps),
-                                 Hkv, "B"}},
+      {"grid", llvm::json::Array{grid::ceilDiv("Sq", kSelectWarps), Hkv, "B"}},
       {"block", llvm::json::Array{kSelectThreads, 1, 1}},
       {"kernel", "nsa.select"},
       {"max_key_blocks", kMaxSelectBlocks},
@@ -683,8 +682,7 @@ LogicalResult mlir::attn::detail::buildIndexerKernel(
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(sig.params)},
-      {"grid", llvm::json::Array{grid::ceilDiv("Sk", kIndexerKeys),
-                                 "Sq", "B"}},
+      {"grid", llvm::json::Array{grid::ceilDiv("Sk", kIndexerKeys), "Sq", "B"}},
       {"block", llvm::json::Array{kThreads, 1, 1}},
       {"kernel", "indexer.scores"},
       {"dynamic_shared_memory", sharedMemory},
