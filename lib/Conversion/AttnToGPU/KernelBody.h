@@ -139,25 +139,12 @@ struct FragmentEmitter : Emitter {
         b, arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)));
   }
 
-  //===--- logic, casts, signed integer and float comparisons ----------===//
+  //===--- logic, casts and what Emitter lacks -------------------------===//
 
   Value lor(Value x, Value y) { return arith::OrIOp::create(b, x, y); }
   /// Index <-> integer casts.
   Value cast(Type t, Value x) { return arith::IndexCastOp::create(b, t, x); }
-  Value smin(Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
-  Value smax(Value x, Value y) { return arith::MaxSIOp::create(b, x, y); }
   Value umin(Value x, Value y) { return arith::MinUIOp::create(b, x, y); }
-  Value slt(Value x, Value y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
-  }
-  Value sle(Value x, Value y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::sle, x, y);
-  }
-  Value feq(Value x, Value y) {
-    return arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, x, y);
-  }
-  /// max(x, y), NaN if either is.
-  Value fmax(Value x, Value y) { return arith::MaximumFOp::create(b, x, y); }
   Value fgt(Value x, Value y) {
     return arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, y);
   }
