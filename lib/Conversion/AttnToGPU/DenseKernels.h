@@ -57,14 +57,6 @@ struct MmaTiling {
   int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
 };
 
-/// Failure, with `msg` in `why` where it is non-null: how the eligibility
-/// checks say why a kernel cannot run a spec.
-inline LogicalResult failWith(std::string *why, const Twine &msg) {
-  if (why)
-    *why = msg.str();
-  return failure();
-}
-
 /// The tiling of the mma.sync kernel for `spec`, with its query rows per
 /// block and keys per step where `spec.blockQ`/`spec.blockKV` are non-zero;
 /// failure (with the reason in `why`) where the kernel cannot run the spec.

@@ -156,11 +156,7 @@ std::string variantName(const GdnShape &s, StringRef kernel) {
 LogicalResult
 mlir::attn::detail::checkGatedDeltaKernelEligible(const GatedDeltaSpec &spec,
                                                   std::string *why) {
-  auto fail = [&](const Twine &msg) {
-    if (why)
-      *why = msg.str();
-    return failure();
-  };
+  auto fail = [&](const Twine &msg) { return failWith(why, msg); };
   if (ShapedType::isDynamic(spec.keyHeadDim) ||
       ShapedType::isDynamic(spec.valueHeadDim))
     return fail("the gated delta GPU kernels need static head dims");

@@ -48,6 +48,14 @@ llvm::json::Object memrefParam(StringRef name, StringRef role, Type t,
 /// A manifest entry for an index kernel parameter set by the host.
 llvm::json::Object sizeParam(StringRef name);
 
+/// Failure, with `msg` in `why` where it is non-null: how the eligibility
+/// checks say why a kernel cannot run a spec.
+inline LogicalResult failWith(std::string *why, const Twine &msg) {
+  if (why)
+    *why = msg.str();
+  return failure();
+}
+
 /// `memref<?xT>`: how the kernels take their tensors.
 MemRefType flat(Type t);
 

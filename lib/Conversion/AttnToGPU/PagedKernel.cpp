@@ -108,11 +108,7 @@ static bool isLatent(const PagedAttentionSpec &spec) {
 LogicalResult
 mlir::attn::detail::checkPagedKernelEligible(const PagedAttentionSpec &spec,
                                              std::string *why) {
-  auto fail = [&](const Twine &msg) {
-    if (why)
-      *why = msg.str();
-    return failure();
-  };
+  auto fail = [&](const Twine &msg) { return failWith(why, msg); };
   if (spec.dtype != ScalarType::F16 && spec.dtype != ScalarType::BF16)
     return fail("the paged GPU kernel takes f16 or bf16 (got " +
                 stringifyScalarType(spec.dtype) + ")");

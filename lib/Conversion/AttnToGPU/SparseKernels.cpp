@@ -98,11 +98,7 @@ int64_t nsaSelectSharedMemory(int64_t d) {
 LogicalResult
 mlir::attn::detail::checkNsaKernelEligible(const NsaSelectSpec &spec,
                                            std::string *why) {
-  auto fail = [&](const Twine &msg) {
-    if (why)
-      *why = msg.str();
-    return failure();
-  };
+  auto fail = [&](const Twine &msg) { return failWith(why, msg); };
   if (!isHalfType(spec.dtype))
     return fail("the NSA GPU kernels take f16 or bf16 (got " +
                 stringifyScalarType(spec.dtype) + ")");
@@ -465,11 +461,7 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
 LogicalResult
 mlir::attn::detail::checkIndexerKernelEligible(const IndexerSpec &spec,
                                                std::string *why) {
-  auto fail = [&](const Twine &msg) {
-    if (why)
-      *why = msg.str();
-    return failure();
-  };
+  auto fail = [&](const Twine &msg) { return failWith(why, msg); };
   if (!isHalfType(spec.dtype))
     return fail("the indexer GPU kernel takes f16 or bf16 (got " +
                 stringifyScalarType(spec.dtype) + ")");
