@@ -35,6 +35,18 @@ static FailureOr<ScalarType> getScalarTypeOf(Operation *op, Value v) {
   return op->emitOpError() << "has no GPU kernel for element type " << t;
 }
 
+/// The element type of the optional sinks operand `sinks` into `out`.
+static LogicalResult getSinksType(Operation *op, Value sinks,
+                                  std::optional<ScalarType> &out) {
+  if (!sinks)
+    return success();
+  FailureOr<ScalarType> t = getScalarTypeOf(op, sinks);
+  if (failed(t))
+    return failure();
+  out = *t;
+  return success();
+}
+
 static std::optional<double> getDouble(std::optional<APFloat> x) {
   if (!x)
     return std::nullopt;
@@ -63,12 +75,8 @@ LogicalResult AttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
     for (int64_t d = 0; d < 4; ++d)
       s.biasBroadcast[d] = type.getDimSize(d) == 1;
   }
-  if (Value sinks = getSinks()) {
-    FailureOr<ScalarType> t = getScalarTypeOf(*this, sinks);
-    if (failed(t))
-      return failure();
-    s.sinks = *t;
-  }
+  if (failed(getSinksType(*this, getSinks(), s.sinks)))
+    return failure();
   s.lse = static_cast<bool>(getLse());
   specs.push_back(s);
   return success();
@@ -122,12 +130,8 @@ PagedAttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
   s.scale = getEffectiveScale().value_or(0.0);
   s.softcap = getDouble(getSoftcap());
   s.valuesArePrefixOfKeys = isPrefixOfKey(getValueCache(), getKeyCache());
-  if (Value sinks = getSinks()) {
-    FailureOr<ScalarType> t = getScalarTypeOf(*this, sinks);
-    if (failed(t))
-      return failure();
-    s.sinks = *t;
-  }
+  if (failed(getSinksType(*this, getSinks(), s.sinks)))
+    return failure();
   s.lse = static_cast<bool>(getLse());
   specs.push_back(s);
   return success();
@@ -182,12 +186,8 @@ SparseAttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
   if (std::optional<double> softcap = getDouble(getSoftcap()))
     s.softcap = roundToF32(*softcap);
   s.valuesArePrefixOfKeys = isPrefixOfKey(getValue(), getKey());
-  if (Value sinks = getSinks()) {
-    FailureOr<ScalarType> t = getScalarTypeOf(*this, sinks);
-    if (failed(t))
-      return failure();
-    s.sinks = *t;
-  }
+  if (failed(getSinksType(*this, getSinks(), s.sinks)))
+    return failure();
   s.lse = static_cast<bool>(getLse());
   specs.push_back(s);
   return success();

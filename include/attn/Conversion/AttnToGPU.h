@@ -19,8 +19,6 @@
 #include <string>
 
 namespace mlir {
-class ModuleOp;
-class OpBuilder;
 namespace attn {
 
 /// The chips attn's kernels are built and validated for: sm_80 (mma.sync,

