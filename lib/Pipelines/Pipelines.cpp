@@ -169,18 +169,25 @@ static std::string getCUDAToolkitPath(StringRef option) {
   return "";
 }
 
-void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
-                                        const AttnToPTXOptions &options) {
-  if (options.fuse)
-    pm.nest<func::FuncOp>().addPass(createAttnFuse());
+/// The kernel-generator options of a GPU pipeline.
+template <typename Options>
+static AttnLowerToGPUOptions getLowerToGPUOptions(const Options &options) {
   AttnLowerToGPUOptions lower;
-  lower.dropHost = true;
   lower.kernel = options.kernel;
   lower.requireTensorCores = options.requireTensorCores;
   lower.blockQ = options.blockQ;
   lower.chip = options.chip;
   lower.blockKV = options.blockKV;
-  pm.addPass(createAttnLowerToGPU(lower));
+  return lower;
+}
+
+/// Every gpu.module to a gpu.binary of PTX for the chip. With
+/// `lowerAffine`, affine ops in the kernels are lowered first (the program
+/// pipeline's outlined loops index with affine.apply; attn's kernels have
+/// none).
+template <typename Options>
+static void addKernelCompilation(OpPassManager &pm, const Options &options,
+                                 bool lowerAffine) {
   // CSE only: canonicalizing the freshly built kernels took up to 0.9 s of a
   // 1.6 s compile (bf16 mma.sync fragments). LLVM's optimizer does the rest;
   // a canonicalize + CSE after the NVVM conversion changed no byte of the
@@ -194,6 +201,8 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   target.optLevel = options.optLevel;
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &gpu = pm.nest<gpu::GPUModuleOp>();
+  if (lowerAffine)
+    gpu.addPass(createLowerAffinePass());
   gpu.addPass(createSCFToControlFlowPass());
   gpu.addPass(createConvertNVGPUToNVVMPass());
   gpu.addPass(createConvertGpuOpsToNVVMOps());
@@ -206,12 +215,91 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
   pm.addPass(createAttnGPUModuleToPTX(binary));
 }
 
+void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
+                                        const AttnToPTXOptions &options) {
+  if (options.fuse)
+    pm.nest<func::FuncOp>().addPass(createAttnFuse());
+  AttnLowerToGPUOptions lower = getLowerToGPUOptions(options);
+  lower.dropHost = true;
+  pm.addPass(createAttnLowerToGPU(lower));
+  addKernelCompilation(pm, options, /*lowerAffine=*/false);
+}
+
+/// Bufferization of a GPU program: every function boundary with identity
+/// layouts (the C interface's callers pass dense tensors, which are never
+/// written), results owned by the caller, buffers freed at the end of the
+/// function and moved to the device (attn-gpu-device-memory says why not
+/// upstream's buffer deallocation).
+static void addProgramBufferization(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(createAttnProgramInterface());
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addPass(createAttnGPUDeviceMemory());
+}
+
+/// The linalg code around attention to kernels: parallel loops, shaped
+/// and mapped to blocks and threads, converted to gpu.launch and outlined.
+static void addLoopsToGPU(OpPassManager &pm, const AttnToLLVMOptions &options) {
+  OpPassManager &func = pm.nest<func::FuncOp>();
+  func.addPass(createConvertLinalgToParallelLoopsPass());
+  func.addPass(createCanonicalizerPass());
+  AttnGPUMapLoopsOptions map;
+  map.threads = options.threads;
+  func.addPass(createAttnGPUMapLoops(map));
+  func.addPass(createConvertParallelLoopToGpuPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createAttnGPUCheckHostAccess());
+  // One stream per function call, the launches, allocations and copies
+  // ordered on it instead of a synchronization after each.
+  pm.nest<func::FuncOp>().addPass(createGpuAsyncRegionPass());
+}
+
+/// The host to the LLVM dialect, launches to runtime calls (libattn_runtime
+/// implements the mgpu* ABI gpu-to-llvm targets).
+static void addHostLowering(OpPassManager &pm) {
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertNVGPUToNVVMPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void mlir::attn::buildAttnToLLVMPipeline(OpPassManager &pm,
+                                         const AttnToLLVMOptions &options) {
+  pm.addPass(std::make_unique<CheckHostCodeInFunctionsPass>());
+  if (options.fuse)
+    pm.nest<func::FuncOp>().addPass(createAttnFuse());
+  addFrontendLowering(pm);
+  AttnLowerToGPUOptions lower = getLowerToGPUOptions(options);
+  lower.launch = true;
+  pm.addPass(createAttnLowerToGPU(lower));
+  addProgramBufferization(pm);
+  addLoopsToGPU(pm, options);
+  addKernelCompilation(pm, options, /*lowerAffine=*/true);
+  addHostLowering(pm);
+}
+
 void mlir::attn::registerAttnPipelines() {
   PassPipelineRegistration<AttnToPTXOptions>(
       "attn-to-ptx",
       "Compile every attention of a module to one PTX kernel per variant "
       "(gpu.binary), with its calling contract in attn.kernels",
       buildAttnToPTXPipeline);
+  PassPipelineRegistration<AttnToLLVMOptions>(
+      "attn-to-llvm",
+      "Compile a whole module to a GPU program: host code in the LLVM "
+      "dialect launching attn's kernels and the kernels of the code around "
+      "them (gpu.binary), for mlir-translate and libattn_runtime",
+      buildAttnToLLVMPipeline);
   PassPipelineRegistration<AttnToCPUOptions>(
       "attn-to-cpu",
       "Lower attn ops and the surrounding tensor/linalg/tosa code to the LLVM "

@@ -6,11 +6,17 @@
 //
 //   attn-compile input.mlir -o bundles/ [--chip=sm_90a] [--opt-level=3]
 //                [--no-fuse]
+//   attn-compile --shared model.mlir -o layer.so [--runtime-dir=DIR]
 //
 // Runs the attn-to-ptx pipeline on a module (attn ops, or unfused attention
 // graphs, which are fused first) and writes, for each kernel, <name>.ptx and
 // <name>.json: the entry, parameters in order (role, dtype, shape), grid and
 // block as functions of the sizes, dynamic shared memory, chip and variant.
+//
+// With --shared, runs the attn-to-llvm pipeline instead and writes a
+// program: layer.so (the host code, its kernels embedded, linked against
+// libattn_runtime), layer.h (the C entry points) and layer.json (the same,
+// for attn.program in Python).
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +24,7 @@
 #include "attn/Conversion/Manifest.h"
 #include "attn/InitAttn.h"
 #include "attn/Pipelines/Pipelines.h"
+#include "attn/Program/Program.h"
 #include "attn/Version.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -33,6 +40,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
@@ -50,7 +58,9 @@ static llvm::cl::opt<std::string>
     inputFile(llvm::cl::Positional, llvm::cl::desc("<input.mlir|spec.json>"),
               llvm::cl::init("-"), llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string>
-    outputDir("o", llvm::cl::desc("Directory for the bundles"),
+    outputDir("o",
+              llvm::cl::desc("Directory for the bundles (with --shared: the "
+                             "shared library)"),
               llvm::cl::value_desc("dir"), llvm::cl::Required,
               llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string>
@@ -99,6 +109,23 @@ static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
 /// Bundle files are named after their kernel: a name must be a plain file
 /// name (no separator, not . or ..) so that every file lands in the output
 /// directory whatever symbol names the input carries.
+static llvm::cl::opt<bool> shared(
+    "shared", llvm::cl::init(false),
+    llvm::cl::desc("Compile the module to a GPU program: a shared library "
+                   "with a C entry point per public function (attn-to-llvm), "
+                   "its C header and JSON description next to it"),
+    llvm::cl::cat(attnCategory));
+static llvm::cl::opt<int64_t>
+    threads("program-threads", llvm::cl::init(256),
+            llvm::cl::desc("With --shared: threads per block of the kernels "
+                           "made of the code around attention"),
+            llvm::cl::cat(attnCategory));
+static llvm::cl::opt<std::string> runtimeDir(
+    "runtime-dir", llvm::cl::init(""),
+    llvm::cl::desc("With --shared: the directory of libattn_runtime.so "
+                   "(default: ../lib from attn-compile)"),
+    llvm::cl::cat(attnCategory));
+
 static bool isPlainFileName(StringRef name) {
   return !name.empty() && name != "." && name != ".." &&
          llvm::all_of(name, [](char c) {
@@ -203,6 +230,89 @@ static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
   return module;
 }
 
+/// The directory of libattn_runtime.so: the option, else ../lib from this
+/// executable (the build tree's and an install's layout).
+static std::string getRuntimeDir(const char *argv0) {
+  if (!runtimeDir.empty())
+    return runtimeDir;
+  std::string self = llvm::sys::fs::getMainExecutable(
+      argv0, reinterpret_cast<void *>(&getRuntimeDir));
+  SmallString<128> dir(llvm::sys::path::parent_path(self));
+  llvm::sys::path::append(dir, "..", "lib");
+  return std::string(dir);
+}
+
+/// --shared: the module to a program, its header and its description.
+static int writeProgram(ModuleOp module, const char *argv0) {
+  FailureOr<SmallVector<attn::ProgramFunction>> functions =
+      attn::getProgramFunctions(module);
+  if (failed(functions))
+    return 1;
+  PassManager pm(module.getContext());
+  attn::AttnToLLVMOptions options;
+  options.chip = chip;
+  options.optLevel = optLevel;
+  options.fuse = !noFuse;
+  options.cudaPath = cudaPath;
+  options.kernel = kernel;
+  options.requireTensorCores = requireTensorCores;
+  options.blockQ = blockQ;
+  options.blockKV = blockKV;
+  options.threads = threads;
+  attn::buildAttnToLLVMPipeline(pm, options);
+  if (failed(pm.run(module)))
+    return 1;
+  std::string error;
+  SmallString<0> object;
+  if (failed(attn::compileProgramObject(module, optLevel, object, &error))) {
+    llvm::errs() << "attn-compile: " << error << "\n";
+    return 1;
+  }
+  SmallString<128> objectPath;
+  int fd;
+  if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
+          "attn-program", "o", fd, objectPath)) {
+    llvm::errs() << "attn-compile: cannot create a temporary file: "
+                 << ec.message() << "\n";
+    return 1;
+  }
+  llvm::FileRemover removeObject(objectPath);
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << object;
+  }
+  if (failed(attn::linkProgram(objectPath, outputDir, getRuntimeDir(argv0),
+                               &error))) {
+    llvm::errs() << "attn-compile: " << error << "\n";
+    return 1;
+  }
+  StringRef stem = llvm::sys::path::stem(outputDir);
+  SmallString<128> base(outputDir);
+  llvm::sys::path::remove_filename(base);
+  auto sibling = [&](StringRef extension) {
+    SmallString<128> path(base);
+    llvm::sys::path::append(path, stem + extension);
+    return std::string(path);
+  };
+  for (auto [path, text] :
+       {std::pair<std::string, std::string>{
+            sibling(".h"), attn::emitProgramHeader(*functions, stem)},
+        {sibling(".json"),
+         llvm::formatv("{0:2}", attn::describeProgram(*functions)).str() +
+             "\n"}}) {
+    std::unique_ptr<llvm::ToolOutputFile> out = openOutputFile(path, &error);
+    if (!out) {
+      llvm::errs() << "attn-compile: " << error << "\n";
+      return 1;
+    }
+    out->os() << text;
+    out->keep();
+  }
+  llvm::outs() << outputDir << " " << sibling(".h") << " " << sibling(".json")
+               << "\n";
+  return 0;
+}
+
 int main(int argc, char **argv) {
   mlir::attn::registerVersionPrinter(); // before --version is parsed
   llvm::InitLLVM init(argc, argv);
@@ -250,6 +360,13 @@ int main(int argc, char **argv) {
                 : parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     return 1;
+  if (shared) {
+    if (specInput) {
+      llvm::errs() << "attn-compile: --shared compiles a module, not specs\n";
+      return 1;
+    }
+    return writeProgram(*module, argv[0]);
+  }
 
   PassManager pm(&context);
   attn::AttnToPTXOptions options;

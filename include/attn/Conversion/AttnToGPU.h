@@ -29,6 +29,14 @@ namespace attn {
 /// them with this message.
 LogicalResult checkSupportedChip(StringRef chip, std::string *why);
 
+/// In a program (attn-lower-to-gpu's `launch`), marks the
+/// `builtin.unrealized_conversion_cast` from a buffer to the pointer a
+/// kernel takes for its TMA descriptor; the attribute is the descriptor's
+/// type. attn-gpu-device-memory replaces each marked cast by
+/// `nvgpu.tma.create.descriptor` once buffers are final (bufferization and
+/// buffer deallocation reject that op: it declares no memory effects).
+inline constexpr llvm::StringLiteral kTensorMapAttrName = "attn.tensor_map";
+
 /// The kernel bodies `--kernel` can ask for.
 inline constexpr const char *kKernelChoices = "baseline, mma, wgmma or auto";
 
@@ -42,6 +50,15 @@ struct KernelOptions {
   int64_t blockQ = 0, blockKV = 0;
   /// A dense variant no tensor-core kernel takes is an error, not a remark.
   bool requireTensorCores = false;
+};
+
+/// The manifests a KernelGenerator holds: the module's `attn.kernels`
+/// entries in order, and the kernels the spec being added asked for, new
+/// or shared with an earlier spec, in the order its family builds them
+/// (which is the order the host launches them in).
+struct ManifestTable {
+  SmallVector<NamedAttribute> entries;
+  SmallVector<StringAttr> requested;
 };
 
 /// Generates kernels from specs into a module: each kernel in a gpu.module
@@ -58,9 +75,12 @@ public:
 
   /// Adds the kernels of `spec`. Errors and remarks are made by
   /// `diagnose` (located at the op that asked, or at the spec's file).
+  /// `kernels`, if given, receives the manifests of the spec's kernels (new
+  /// or shared), in build order.
   LogicalResult
   add(const KernelSpec &spec, Location loc,
-      function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose);
+      function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose,
+      SmallVectorImpl<DictionaryAttr> *kernels = nullptr);
 
   /// Writes `attn.kernels` and marks the module a GPU container module.
   void finish();
@@ -73,7 +93,7 @@ private:
 
   ModuleOp module;
   KernelOptions options;
-  SmallVector<NamedAttribute> manifests;
+  ManifestTable manifests;
 };
 
 } // namespace attn

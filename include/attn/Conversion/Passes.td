@@ -81,10 +81,24 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
 
     With `drop-host`, host functions are removed so that the module holds only
     the kernels (for bundles).
+
+    With `launch`, each op is replaced by the host code that runs it, on
+    tensors, as the launch contract of its kernels' manifests says
+    (docs/kernel-spec.md): a `bufferization.to_buffer` of each operand,
+    the sizes read off their dims (a size two operands share is checked at
+    run time with `cf.assert` where it is dynamic), the results and
+    workspaces allocated, TMA descriptors made with
+    `nvgpu.tma.create.descriptor`, the grid evaluated from the sizes, one
+    `gpu.launch_func` per kernel, and a `bufferization.to_tensor` of each
+    result. One-shot bufferization then sees ordinary IR; the program
+    pipeline (`attn-to-llvm`) runs it. Ops without a host lowering yet
+    (paged, gated delta and the sparse ops) are an error at the op.
   }];
   let options = [
     Option<"dropHost", "drop-host", "bool", /*default=*/"false",
            "Remove the host functions, keeping only the gpu.module">,
+    Option<"launch", "launch", "bool", /*default=*/"false",
+           "Replace each op by host code that launches its kernels">,
     Option<"kernel", "kernel", "std::string", /*default=*/"\"baseline\"",
            "Kernel body: baseline (every variant), mma (mma.sync tensor "
            "cores; f16/bf16, head dims % 16 == 0 up to 256), wgmma (sm_90a "
@@ -108,6 +122,8 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::cf::ControlFlowDialect",
     "::mlir::gpu::GPUDialect",
     "::mlir::LLVM::LLVMDialect",
     "::mlir::NVVM::NVVMDialect",
@@ -141,6 +157,87 @@ def AttnGPUModuleToPTX : Pass<"attn-gpu-module-to-ptx", "ModuleOp"> {
            "target's search: $CUDA_HOME, $CUDA_PATH, /usr/local/cuda)">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// The host side of GPU programs (attn-to-llvm)
+//===----------------------------------------------------------------------===//
+
+def AttnGPUDeviceMemory : Pass<"attn-gpu-device-memory", "ModuleOp"> {
+  let summary = "Put a bufferized program's buffers in device memory";
+  let description = [{
+    In a GPU program every tensor lives in device memory and every loop over
+    one runs on the GPU (`attn-to-llvm`). After one-shot bufferization, this
+    pass gives the host functions' buffers their lifetimes and moves them to
+    the device:
+
+    * every returned buffer is one the caller owns: a result that is an
+      argument (or a view of one, or a buffer returned twice) is copied;
+    * every other allocation is freed at the end of the function. The
+      frees are stream-ordered after the launches that use the buffer, so
+      the end is always safe; a buffer is held longer than it must be.
+      Upstream's ownership-based deallocation cannot be used: it rejects
+      `gpu.launch_func` (no declared memory effects). An allocation in a
+      nested region or a function of several blocks is an error;
+    * `memref.alloc`/`memref.dealloc` become `gpu.alloc`/`gpu.dealloc`
+      (asynchronous once `gpu-async-region` has run), and every
+      `memref.copy` a `linalg.copy`, so that copies run on the GPU like the
+      other linalg ops. The kernels' TMA descriptors, which
+    `attn-lower-to-gpu{launch}` left as marked casts of their buffers
+    (bufferization rejects the descriptor op), become
+    `nvgpu.tma.create.descriptor`. Code inside `gpu.module`s is not touched.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::nvgpu::NVGPUDialect"];
+}
+
+def AttnGPUMapLoops : Pass<"attn-gpu-map-loops", "func::FuncOp"> {
+  let summary = "Shape a function's parallel loops for GPU launches";
+  let description = [{
+    Prepares the `scf.parallel` nests that `convert-linalg-to-parallel-loops`
+    makes of linalg ops for upstream's `convert-parallel-loops-to-gpu`: each
+    outermost nest (outside any `gpu.launch`) has its dims collapsed into
+    one (`scf::collapseParallelLoops`), is tiled by `threads`
+    (`scf::tileParallelLoop`, with a bound check instead of min bounds so
+    that the block size is a constant) and mapped with upstream's greedy
+    mapper: the tiles to blocks (x), the iterations of a tile to threads
+    (x). Sequential loops inside (a linalg op's reduction dims) stay
+    sequential in each thread. Without the collapse the greedy mapper would
+    give each block one thread and run dims past the third sequentially.
+  }];
+  let options = [
+    Option<"threads", "threads", "int64_t", /*default=*/"256",
+           "Threads per block">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def AttnGPUCheckHostAccess : Pass<"attn-gpu-check-host-access", "ModuleOp"> {
+  let summary = "Reject host code that would touch device memory";
+  let description = [{
+    After outlining, a GPU program's host functions may only compute sizes,
+    make views, allocate, launch and copy through the GPU dialect. A load,
+    store or linalg op left on the host over a buffer that is not a host
+    stack buffer (`memref.alloca`) would dereference device memory on the
+    CPU; it is reported at the op (for example a linalg op with no parallel
+    dim, which `convert-linalg-to-parallel-loops` leaves as sequential host
+    loops).
+  }];
+}
+
+def AttnProgramInterface : Pass<"attn-program-interface", "ModuleOp"> {
+  let summary = "Give every public function a program's calling convention";
+  let description = [{
+    Sets `llvm.emit_c_interface` on every public `func.func` with a body, so
+    that `convert-func-to-llvm` emits `_mlir_ciface_<name>`, which takes its
+    memrefs (and returns its results) through pointers to descriptors: the
+    entry points of `attn-compile --shared` programs. Its tensor arguments
+    are marked `bufferization.writable = false`: a caller's tensors are
+    values, so bufferization copies instead of writing into them.
+  }];
 }
 
 #endif // ATTN_CONVERSION_PASSES_TD

@@ -34,47 +34,55 @@ struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
 /// one-shot bufferization, loops, deallocation, then the LLVM conversions.
 void buildAttnToCPUPipeline(OpPassManager &pm, const AttnToCPUOptions &options);
 
-/// Options of the attn-to-ptx pipeline.
-struct AttnToPTXOptions : public PassPipelineOptions<AttnToPTXOptions> {
-  PassOptions::Option<std::string> chip{
+/// The options every GPU pipeline has: the target and how kernels are
+/// picked (the attn-to-ptx and attn-to-llvm pipelines).
+template <typename Derived>
+struct GPUPipelineOptions : public PassPipelineOptions<Derived> {
+  template <typename T>
+  using Option = typename PassPipelineOptions<Derived>::template Option<T>;
+
+  Option<std::string> chip{
       *this, "chip",
       llvm::cl::desc("Target: sm_80, sm_90 or sm_90a (others are rejected)"),
       llvm::cl::init("sm_90a")};
-  PassOptions::Option<int> optLevel{*this, "opt-level",
-                                    llvm::cl::desc("LLVM optimization level"),
-                                    llvm::cl::init(3)};
-  PassOptions::Option<std::string> cudaPath{
+  Option<int> optLevel{*this, "opt-level",
+                       llvm::cl::desc("LLVM optimization level"),
+                       llvm::cl::init(3)};
+  Option<std::string> cudaPath{
       *this, "cuda-path",
       llvm::cl::desc("CUDA toolkit (for libdevice); default: $CUDA_HOME, "
                      "$CUDA_PATH, $CUDA_ROOT or /usr/local/cuda"),
       llvm::cl::init("")};
-  PassOptions::Option<std::string> kernel{
+  Option<std::string> kernel{
       *this, "kernel",
       llvm::cl::desc("Kernel body: baseline (thread per row), mma (mma.sync "
                      "tensor cores), wgmma (sm_90a TMA + wgmma) or auto (the "
                      "fastest the variant and chip allow)"),
       llvm::cl::init("auto")};
-  PassOptions::Option<bool> requireTensorCores{
+  Option<bool> requireTensorCores{
       *this, "require-tensor-cores",
       llvm::cl::desc("With kernel=auto, an attention variant that no "
                      "tensor-core kernel takes is an error instead of a "
                      "remark and a baseline kernel"),
       llvm::cl::init(false)};
-  PassOptions::Option<int64_t> blockQ{
+  Option<int64_t> blockQ{
       *this, "block-q",
       llvm::cl::desc("Query rows per block of the tensor-core kernel: 64 or "
                      "128 (0: by head dim)"),
       llvm::cl::init(0)};
-  PassOptions::Option<int64_t> blockKV{
+  Option<int64_t> blockKV{
       *this, "block-kv",
       llvm::cl::desc("Keys per step of the tensor-core kernel: 16, 32, 64 or "
                      "128 (0: by head dim)"),
       llvm::cl::init(0)};
-  PassOptions::Option<bool> fuse{
+  Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run attn-fuse first, so unfused graphs become kernels"),
       llvm::cl::init(true)};
 };
+
+/// Options of the attn-to-ptx pipeline.
+struct AttnToPTXOptions : public GPUPipelineOptions<AttnToPTXOptions> {};
 
 /// Compiles every attention of a module (attn ops, or unfused graphs with
 /// `fuse`) to one specialized kernel per variant, each in a gpu.binary holding
@@ -82,8 +90,29 @@ struct AttnToPTXOptions : public PassPipelineOptions<AttnToPTXOptions> {
 /// kept in the module attribute `attn.kernels`.
 void buildAttnToPTXPipeline(OpPassManager &pm, const AttnToPTXOptions &options);
 
-/// Registers the attn pipelines (attn-to-cpu, attn-to-ptx) with the pass
-/// registry.
+/// Options of the attn-to-llvm pipeline.
+struct AttnToLLVMOptions : public GPUPipelineOptions<AttnToLLVMOptions> {
+  Option<int64_t> threads{
+      *this, "threads",
+      llvm::cl::desc("Threads per block of the kernels made of the linalg "
+                     "code around attention"),
+      llvm::cl::init(256)};
+};
+
+/// Compiles a whole module -- its functions, the attention in them (attn
+/// ops, or unfused graphs with `fuse`) and the tensor code around it -- to
+/// one LLVM-dialect module for the host that runs on the GPU: attention on
+/// one specialized kernel per variant (launched as its manifest says), the
+/// linalg/tensor/tosa code on kernels made by upstream's parallel-loop
+/// lowering, every tensor in device memory, the kernels embedded as
+/// gpu.binary, the host lowered with gpu-to-llvm. Public functions get the
+/// C interface. The result translates with mlir-translate --mlir-to-llvmir
+/// and links against libattn_runtime.
+void buildAttnToLLVMPipeline(OpPassManager &pm,
+                             const AttnToLLVMOptions &options);
+
+/// Registers the attn pipelines (attn-to-cpu, attn-to-ptx, attn-to-llvm)
+/// with the pass registry.
 void registerAttnPipelines();
 
 } // namespace attn

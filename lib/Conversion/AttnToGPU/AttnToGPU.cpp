@@ -11,6 +11,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "HostLaunch.h"
+
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/Conversion/Passes.h"
 #include "attn/IR/AttnOps.h"
@@ -118,12 +120,19 @@ struct AttnLowerToGPUPass
       return;
     if (failed(checkOptions(first)))
       return signalPassFailure();
+    if (dropHost && launch) {
+      emitError(first->getLoc())
+          << "attn-lower-to-gpu: drop-host and launch exclude each other";
+      return signalPassFailure();
+    }
     if (ops.empty())
       return;
     KernelGenerator generator(
         module,
         KernelOptions{chip, kernel, blockQ, blockKV, requireTensorCores});
+    IRRewriter rewriter(module.getContext());
     for (KernelSpecOpInterface op : ops) {
+      SmallVector<DictionaryAttr> kernels;
       SmallVector<KernelSpec> specs;
       if (failed(op.getKernelSpecs(specs)))
         return signalPassFailure();
@@ -136,9 +145,12 @@ struct AttnLowerToGPUPass
           diag << prefix;
           return diag;
         };
-        if (failed(generator.add(spec, op->getLoc(), diagnose)))
+        if (failed(generator.add(spec, op->getLoc(), diagnose, &kernels)))
           return signalPassFailure();
       }
+      if (launch &&
+          failed(replaceWithKernelLaunches(rewriter, op, kernels, module)))
+        return signalPassFailure();
     }
     generator.finish();
     if (failed(checkKernelNamesFree(module)))

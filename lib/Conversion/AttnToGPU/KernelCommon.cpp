@@ -272,13 +272,13 @@ gpu::GPUFuncOp mlir::attn::detail::createKernel(
 }
 
 void mlir::attn::detail::addManifest(OpBuilder &builder,
-                                     SmallVectorImpl<NamedAttribute> &manifests,
-                                     StringRef name,
+                                     ManifestTable &manifests, StringRef name,
                                      llvm::json::Object manifest) {
-  if (llvm::any_of(manifests,
+  manifests.requested.push_back(builder.getStringAttr(name));
+  if (llvm::any_of(manifests.entries,
                    [&](NamedAttribute a) { return a.getName() == name; }))
     return;
-  manifests.push_back(builder.getNamedAttr(
+  manifests.entries.push_back(builder.getNamedAttr(
       name, jsonToAttribute(builder.getContext(),
                             llvm::json::Value(std::move(manifest)))));
 }

@@ -104,8 +104,8 @@ gpu::GPUFuncOp createKernel(OpBuilder &builder, ModuleOp module, Location loc,
 
 /// Adds `manifest` as kernel `name`'s entry of `manifests` (the module's
 /// attn.kernels), unless it has one.
-void addManifest(OpBuilder &builder, SmallVectorImpl<NamedAttribute> &manifests,
-                 StringRef name, llvm::json::Object manifest);
+void addManifest(OpBuilder &builder, ManifestTable &manifests, StringRef name,
+                 llvm::json::Object manifest);
 
 /// The MLIR spelling of a type (`f16`, `bf16`, `i32`): kernel names and
 /// manifests.

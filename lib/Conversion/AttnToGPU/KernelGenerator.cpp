@@ -43,7 +43,7 @@ KernelGenerator::KernelGenerator(ModuleOp module, const KernelOptions &options)
                     memref::MemRefDialect, nvgpu::NVGPUDialect, scf::SCFDialect,
                     vector::VectorDialect>();
   if (auto existing = module->getAttrOfType<DictionaryAttr>(kKernelsAttrName))
-    llvm::append_range(manifests, existing.getValue());
+    llvm::append_range(manifests.entries, existing.getValue());
 }
 
 LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
@@ -83,10 +83,12 @@ LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
 }
 
 LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
-                                   DiagnoseFn diagnose) {
+                                   DiagnoseFn diagnose,
+                                   SmallVectorImpl<DictionaryAttr> *kernels) {
   OpBuilder builder(module.getContext());
   auto emitError = [&] { return diagnose(DiagnosticSeverity::Error); };
-  const size_t before = manifests.size();
+  const size_t before = manifests.entries.size();
+  manifests.requested.clear();
   KernelSpec built = spec;
   LogicalResult result = std::visit(
       [&](const auto &s) -> LogicalResult {
@@ -112,7 +114,8 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
   // The spec each new kernel was built from; a dense spec as resolved (its
   // kernel kind and block sizes), which is what the manifest's "variant"
   // and the kernel name were made from.
-  for (NamedAttribute &entry : MutableArrayRef(manifests).drop_front(before)) {
+  for (NamedAttribute &entry :
+       MutableArrayRef(manifests.entries).drop_front(before)) {
     auto manifest = cast<DictionaryAttr>(entry.getValue());
     if (manifest.contains("spec"))
       continue;
@@ -120,6 +123,13 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
     fields.set("spec", jsonToAttribute(module.getContext(), toJSON(built)));
     entry.setValue(fields.getDictionary(module.getContext()));
   }
+  if (kernels)
+    for (StringAttr name : manifests.requested)
+      for (NamedAttribute entry : manifests.entries)
+        if (entry.getName() == name) {
+          kernels->push_back(cast<DictionaryAttr>(entry.getValue()));
+          break;
+        }
   return success();
 }
 
@@ -127,5 +137,5 @@ void KernelGenerator::finish() {
   Builder b(module.getContext());
   module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                   b.getUnitAttr());
-  module->setAttr(kKernelsAttrName, b.getDictionaryAttr(manifests));
+  module->setAttr(kKernelsAttrName, b.getDictionaryAttr(manifests.entries));
 }

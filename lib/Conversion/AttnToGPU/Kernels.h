@@ -16,6 +16,7 @@
 #ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELS_H
 #define ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELS_H
 
+#include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/KernelSpec.h"
 
 #include "mlir/IR/Builders.h"
@@ -32,7 +33,7 @@ namespace detail {
 using EmitErrorFn = function_ref<InFlightDiagnostic()>;
 
 /// The manifests of a module's kernels, by kernel name (attn.kernels).
-using Manifests = SmallVectorImpl<NamedAttribute>;
+using Manifests = ManifestTable;
 
 //===----------------------------------------------------------------------===//
 // Dense attention (DenseKernel.cpp, MmaKernel.cpp, WgmmaKernel.cpp)

@@ -1,0 +1,452 @@
+//===- HostLaunch.cpp - host code that launches attn's kernels ------------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// Emits the launch contract of docs/kernel-spec.md as IR. The manifests are
+// the only source of truth: a parameter's symbolic shape binds the size
+// names to the dims of the op's operands (or checks them), the grid
+// expressions are evaluated over those sizes, and whatever parameter is
+// neither an operand nor a result of the op is a workspace allocated from
+// its shape. An op family contributes only which parameter is which of its
+// operands and results (getBinding).
+//
+//===----------------------------------------------------------------------===//
+
+#include "HostLaunch.h"
+
+#include "attn/Conversion/AttnToGPU.h"
+#include "attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "llvm/ADT/StringSwitch.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+/// Which manifest parameters are the op's operands and results; every other
+/// tensor parameter is a workspace.
+struct Binding {
+  llvm::StringMap<Value> inputs;
+  llvm::StringMap<unsigned> outputs;
+};
+} // namespace
+
+/// The parameters of the ops that have a host lowering.
+static FailureOr<Binding> getBinding(Operation *op) {
+  Binding binding;
+  if (auto attention = dyn_cast<AttentionOp>(op)) {
+    binding.inputs["q"] = attention.getQuery();
+    binding.inputs["k"] = attention.getKey();
+    binding.inputs["v"] = attention.getValue();
+    if (Value bias = attention.getBias())
+      binding.inputs["bias"] = bias;
+    if (Value sinks = attention.getSinks())
+      binding.inputs["sinks"] = sinks;
+    binding.outputs["o"] = 0;
+    if (attention.getLse())
+      binding.outputs["lse"] = 1;
+    return binding;
+  }
+  return op->emitOpError()
+         << "has no host lowering yet: its kernels can be generated "
+            "(attn-to-ptx, attn-compile) and launched from Python "
+            "(attn.gpu), but not called from a compiled program";
+}
+
+namespace {
+/// Emits the host side of one op's kernels.
+class LaunchEmitter {
+public:
+  LaunchEmitter(RewriterBase &rewriter, Operation *op, ModuleOp module)
+      : b(rewriter), op(op), module(module), loc(op->getLoc()) {}
+
+  LogicalResult run(ArrayRef<DictionaryAttr> kernels, const Binding &binding);
+
+private:
+  /// Binds the size names of `shape` (a manifest parameter's) to the dims
+  /// of `buffer`: a first sighting defines the size, a later one is checked
+  /// (statically where both are known, else at run time).
+  LogicalResult bindShape(StringRef param, Value buffer, ArrayAttr shape);
+  /// The size `entry` of a shape or grid expression, as an index.
+  FailureOr<Value> evaluate(Attribute entry);
+  /// A buffer of `type` whose dynamic dims are `shape`'s sizes.
+  FailureOr<Value> allocate(StringRef param, MemRefType type, ArrayAttr shape);
+  /// The kernel's arguments for parameter `param`, cast to `argType`.
+  FailureOr<Value> getArgument(DictionaryAttr param, Type argType,
+                               DictionaryAttr manifest);
+  FailureOr<Value> getTensorMap(DictionaryAttr param, Type argType,
+                                DictionaryAttr manifest);
+  LogicalResult launch(DictionaryAttr manifest);
+
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  InFlightDiagnostic error() { return op->emitOpError(); }
+
+  RewriterBase &b;
+  Operation *op;
+  ModuleOp module;
+  Location loc;
+  llvm::StringMap<Value> sizes;
+  llvm::StringMap<Value> buffers;
+};
+} // namespace
+
+static MemRefType getIdentityBufferType(ShapedType tensor) {
+  return MemRefType::get(tensor.getShape(), tensor.getElementType());
+}
+
+LogicalResult LaunchEmitter::bindShape(StringRef param, Value buffer,
+                                       ArrayAttr shape) {
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getRank() != static_cast<int64_t>(shape.size()))
+    return error() << "operand '" << param << "' has rank " << type.getRank()
+                   << ", its kernel takes rank " << shape.size();
+  for (auto [dim, entry] : llvm::enumerate(shape.getValue())) {
+    int64_t known = type.getDimSize(dim);
+    Value actual = ShapedType::isDynamic(known)
+                       ? memref::DimOp::create(b, loc, buffer, dim).getResult()
+                       : index(known);
+    std::optional<int64_t> expected;
+    Value expectedValue;
+    std::string what;
+    if (auto literal = dyn_cast<IntegerAttr>(entry)) {
+      expected = literal.getInt();
+      what = std::to_string(*expected);
+    } else if (auto name = dyn_cast<StringAttr>(entry)) {
+      auto [it, inserted] = sizes.try_emplace(name.getValue(), actual);
+      if (inserted)
+        continue;
+      expectedValue = it->second;
+      if (std::optional<int64_t> c = getConstantIntValue(expectedValue))
+        expected = *c;
+      what = name.str();
+    } else {
+      return error() << "kernel parameter '" << param
+                     << "' has a shape entry that is neither a size name nor "
+                        "an integer: "
+                     << entry;
+    }
+    if (expected && !ShapedType::isDynamic(known)) {
+      if (*expected != known)
+        return error() << "dim " << dim << " of operand '" << param << "' is "
+                       << known << ", its kernel takes " << what << " = "
+                       << *expected;
+      continue;
+    }
+    // A dynamic dim: the kernel indexes by the first sighting of the size,
+    // so a mismatch would read out of bounds. Checked before any launch.
+    if (!expectedValue)
+      expectedValue = index(*expected);
+    Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, actual,
+                                       expectedValue);
+    std::string message;
+    llvm::raw_string_ostream os(message);
+    os << op->getName() << " at " << loc << ": dim " << dim << " of '" << param
+       << "' differs from " << what;
+    cf::AssertOp::create(b, loc, same, message);
+  }
+  return success();
+}
+
+FailureOr<Value> LaunchEmitter::evaluate(Attribute entry) {
+  if (auto literal = dyn_cast<IntegerAttr>(entry))
+    return index(literal.getInt());
+  if (auto name = dyn_cast<StringAttr>(entry)) {
+    auto it = sizes.find(name.getValue());
+    if (it == sizes.end())
+      return error() << "its kernels need the size '" << name.getValue()
+                     << "', which no operand defines";
+    return it->second;
+  }
+  auto expr = dyn_cast<DictionaryAttr>(entry);
+  if (!expr || expr.size() != 1)
+    return error() << "malformed grid expression " << entry;
+  NamedAttribute operation = *expr.begin();
+  auto operands = dyn_cast<ArrayAttr>(operation.getValue());
+  if (!operands || operands.empty())
+    return error() << "malformed grid expression " << entry;
+  SmallVector<Value> values;
+  for (Attribute operand : operands) {
+    FailureOr<Value> value = evaluate(operand);
+    if (failed(value))
+      return failure();
+    values.push_back(*value);
+  }
+  StringRef kind = operation.getName().getValue();
+  if (kind == "mul") {
+    Value product = values.front();
+    for (Value factor : ArrayRef(values).drop_front())
+      product = arith::MulIOp::create(b, loc, product, factor);
+    return product;
+  }
+  if (values.size() != 2 || (kind != "ceil_div" && kind != "div"))
+    return error() << "malformed grid expression " << entry;
+  if (kind == "div")
+    return arith::DivUIOp::create(b, loc, values[0], values[1]).getResult();
+  return arith::CeilDivUIOp::create(b, loc, values[0], values[1]).getResult();
+}
+
+FailureOr<Value> LaunchEmitter::allocate(StringRef param, MemRefType type,
+                                         ArrayAttr shape) {
+  if (type.getRank() != static_cast<int64_t>(shape.size()))
+    return error() << "result '" << param << "' has rank " << type.getRank()
+                   << ", its kernel writes rank " << shape.size();
+  SmallVector<Value> dynamicSizes;
+  for (auto [dim, entry] : llvm::enumerate(shape.getValue())) {
+    if (!type.isDynamicDim(dim))
+      continue;
+    FailureOr<Value> size = evaluate(entry);
+    if (failed(size))
+      return failure();
+    dynamicSizes.push_back(*size);
+  }
+  return memref::AllocOp::create(b, loc, type, dynamicSizes).getResult();
+}
+
+/// A buffer as the kernels take tensors: one flat run of elements.
+static Value flatten(OpBuilder &b, Location loc, Value buffer, Type argType) {
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getRank() != 1) {
+    ReassociationIndices all(type.getRank());
+    std::iota(all.begin(), all.end(), 0);
+    buffer = memref::CollapseShapeOp::create(
+        b, loc, buffer, ArrayRef<ReassociationIndices>{all});
+  }
+  if (buffer.getType() != argType)
+    buffer = memref::CastOp::create(b, loc, argType, buffer);
+  return buffer;
+}
+
+FailureOr<Value> LaunchEmitter::getTensorMap(DictionaryAttr param, Type argType,
+                                             DictionaryAttr manifest) {
+  auto tensor = param.getAs<StringAttr>("tensor");
+  auto box = param.getAs<ArrayAttr>("box");
+  auto spec = manifest.getAs<DictionaryAttr>("spec");
+  Value buffer = tensor ? buffers.lookup(tensor.getValue()) : Value();
+  if (!buffer || !box || box.size() != 2 || !spec)
+    return error() << "malformed tensormap parameter " << param;
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getRank() != 4)
+    return error() << "tensormap of a rank-" << type.getRank() << " tensor";
+  // The manifest's box is (columns, rows) of one batch and head: the rows
+  // run along the sequence dim of the layout (docs/kernel-spec.md).
+  int64_t cols = cast<IntegerAttr>(box[0]).getInt();
+  int64_t rows = cast<IntegerAttr>(box[1]).getInt();
+  auto layout = spec.getAs<StringAttr>("layout");
+  bool bshd = layout && layout.getValue() == "bshd";
+  SmallVector<int64_t> boxShape = bshd ? SmallVector<int64_t>{1, rows, 1, cols}
+                                       : SmallVector<int64_t>{1, 1, rows, cols};
+  auto str = [&](StringRef key) {
+    auto value = param.getAs<StringAttr>(key);
+    return value ? value.getValue() : StringRef();
+  };
+  std::optional<nvgpu::TensorMapSwizzleKind> swizzle =
+      llvm::StringSwitch<std::optional<nvgpu::TensorMapSwizzleKind>>(
+          str("swizzle"))
+          .Case("none", nvgpu::TensorMapSwizzleKind::SWIZZLE_NONE)
+          .Case("32B", nvgpu::TensorMapSwizzleKind::SWIZZLE_32B)
+          .Case("64B", nvgpu::TensorMapSwizzleKind::SWIZZLE_64B)
+          .Case("128B", nvgpu::TensorMapSwizzleKind::SWIZZLE_128B)
+          .Default(std::nullopt);
+  std::optional<nvgpu::TensorMapL2PromoKind> l2 =
+      llvm::StringSwitch<std::optional<nvgpu::TensorMapL2PromoKind>>(
+          str("l2_promotion"))
+          .Case("none", nvgpu::TensorMapL2PromoKind::L2PROMO_NONE)
+          .Case("64B", nvgpu::TensorMapL2PromoKind::L2PROMO_64B)
+          .Case("128B", nvgpu::TensorMapL2PromoKind::L2PROMO_128B)
+          .Case("256B", nvgpu::TensorMapL2PromoKind::L2PROMO_256B)
+          .Default(std::nullopt);
+  std::optional<nvgpu::TensorMapOOBKind> oob =
+      llvm::StringSwitch<std::optional<nvgpu::TensorMapOOBKind>>(
+          str("oob_fill"))
+          .Case("zero", nvgpu::TensorMapOOBKind::OOB_ZERO)
+          .Case("nan", nvgpu::TensorMapOOBKind::OOB_NAN)
+          .Default(std::nullopt);
+  if (!swizzle || !l2 || !oob)
+    return error() << "unknown tensormap swizzle, L2 promotion or fill in "
+                   << param;
+  MLIRContext *ctx = b.getContext();
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto descriptorType = nvgpu::TensorMapDescriptorType::get(
+      ctx,
+      MemRefType::get(boxShape, type.getElementType(), AffineMap(), workgroup),
+      *swizzle, *l2, *oob, nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+  // The descriptor is made after bufferization and buffer deallocation
+  // (attn-gpu-device-memory), which reject nvgpu.tma.create.descriptor (it
+  // declares no memory effects). Until then the kernel's pointer argument
+  // is a cast of the buffer that carries the descriptor's type.
+  auto marker = UnrealizedConversionCastOp::create(b, loc, argType, buffer);
+  marker->setAttr(kTensorMapAttrName, TypeAttr::get(descriptorType));
+  return marker.getResult(0);
+}
+
+FailureOr<Value> LaunchEmitter::getArgument(DictionaryAttr param, Type argType,
+                                            DictionaryAttr manifest) {
+  auto kind = param.getAs<StringAttr>("kind");
+  auto name = param.getAs<StringAttr>("name");
+  if (!kind || !name)
+    return error() << "malformed kernel parameter " << param;
+  if (kind.getValue() == "memref") {
+    Value buffer = buffers.lookup(name.getValue());
+    if (!buffer || !isa<MemRefType>(argType))
+      return error() << "no buffer for kernel parameter '" << name.getValue()
+                     << "'";
+    return flatten(b, loc, buffer, argType);
+  }
+  if (kind.getValue() == "scalar") {
+    FailureOr<Value> size = evaluate(name);
+    if (failed(size))
+      return failure();
+    if (argType.isIndex())
+      return *size;
+    return arith::IndexCastOp::create(b, loc, argType, *size).getResult();
+  }
+  if (kind.getValue() == "tensormap")
+    return getTensorMap(param, argType, manifest);
+  return error() << "unknown kernel parameter kind '" << kind.getValue() << "'";
+}
+
+LogicalResult LaunchEmitter::launch(DictionaryAttr manifest) {
+  auto entry = manifest.getAs<StringAttr>("entry");
+  auto kernelModule =
+      entry ? module.lookupSymbol<gpu::GPUModuleOp>(entry) : nullptr;
+  auto kernel =
+      kernelModule ? kernelModule.lookupSymbol<gpu::GPUFuncOp>(entry) : nullptr;
+  auto params = manifest.getAs<ArrayAttr>("params");
+  auto grid = manifest.getAs<ArrayAttr>("grid");
+  auto block = manifest.getAs<ArrayAttr>("block");
+  auto shared = manifest.getAs<IntegerAttr>("dynamic_shared_memory");
+  if (!kernel || !params || !grid || !block || grid.size() != 3 ||
+      block.size() != 3 || !shared || params.size() != kernel.getNumArguments())
+    return error() << "malformed manifest for kernel " << entry;
+  SmallVector<Value> arguments;
+  for (auto [param, argType] : llvm::zip(params, kernel.getArgumentTypes())) {
+    FailureOr<Value> argument =
+        getArgument(cast<DictionaryAttr>(param), argType, manifest);
+    if (failed(argument))
+      return failure();
+    arguments.push_back(*argument);
+  }
+  SmallVector<Value> gridSizes, blockSizes;
+  for (Attribute size : grid) {
+    FailureOr<Value> value = evaluate(size);
+    if (failed(value))
+      return failure();
+    gridSizes.push_back(*value);
+  }
+  for (Attribute size : block)
+    blockSizes.push_back(index(cast<IntegerAttr>(size).getInt()));
+  Value sharedBytes = arith::ConstantIntOp::create(b, loc, shared.getInt(), 32);
+  // A grid with a zero dim (an empty tensor) launches nothing: the runtime
+  // skips it (CUDA rejects it), so no branch is needed here.
+  gpu::LaunchFuncOp::create(
+      b, loc, kernel, gpu::KernelDim3{gridSizes[0], gridSizes[1], gridSizes[2]},
+      gpu::KernelDim3{blockSizes[0], blockSizes[1], blockSizes[2]}, sharedBytes,
+      arguments);
+  return success();
+}
+
+LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> kernels,
+                                 const Binding &binding) {
+  // Operands first, so that every size is defined before results and
+  // workspaces are allocated from them.
+  SmallVector<std::pair<DictionaryAttr, DictionaryAttr>> toAllocate;
+  for (DictionaryAttr manifest : kernels) {
+    auto params = manifest.getAs<ArrayAttr>("params");
+    if (!params)
+      return error() << "malformed manifest " << manifest;
+    for (Attribute attr : params) {
+      auto param = cast<DictionaryAttr>(attr);
+      auto kind = param.getAs<StringAttr>("kind");
+      auto name = param.getAs<StringAttr>("name");
+      auto shape = param.getAs<ArrayAttr>("shape");
+      if (!kind || kind.getValue() != "memref")
+        continue;
+      if (!name || !shape)
+        return error() << "malformed kernel parameter " << param;
+      if (buffers.count(name.getValue()))
+        continue;
+      Value tensor = binding.inputs.lookup(name.getValue());
+      if (!tensor) {
+        toAllocate.push_back({param, manifest});
+        buffers[name.getValue()] = Value();
+        continue;
+      }
+      auto tensorType = cast<RankedTensorType>(tensor.getType());
+      Value buffer = bufferization::ToBufferOp::create(
+          b, loc, getIdentityBufferType(tensorType), tensor,
+          /*read_only=*/true);
+      buffers[name.getValue()] = buffer;
+      if (failed(bindShape(name.getValue(), buffer, shape)))
+        return failure();
+    }
+  }
+  SmallVector<Value> results(op->getNumResults());
+  for (auto [param, manifest] : toAllocate) {
+    StringRef name = param.getAs<StringAttr>("name").getValue();
+    auto shape = param.getAs<ArrayAttr>("shape");
+    auto output = binding.outputs.find(name);
+    MemRefType type;
+    if (output != binding.outputs.end()) {
+      type = getIdentityBufferType(
+          cast<RankedTensorType>(op->getResult(output->second).getType()));
+    } else {
+      // A workspace: its element type is the parameter's dtype.
+      auto dtype = param.getAs<StringAttr>("dtype");
+      auto kernel = module
+                        .lookupSymbol<gpu::GPUModuleOp>(
+                            manifest.getAs<StringAttr>("entry"))
+                        .lookupSymbol<gpu::GPUFuncOp>(
+                            manifest.getAs<StringAttr>("entry"));
+      Type elt;
+      for (auto [p, argType] : llvm::zip(manifest.getAs<ArrayAttr>("params"),
+                                         kernel.getArgumentTypes()))
+        if (p == param)
+          elt = cast<MemRefType>(argType).getElementType();
+      if (!elt || !dtype)
+        return error() << "malformed workspace parameter " << param;
+      type = MemRefType::get(
+          SmallVector<int64_t>(shape.size(), ShapedType::kDynamic), elt);
+    }
+    FailureOr<Value> buffer = allocate(name, type, shape);
+    if (failed(buffer))
+      return failure();
+    buffers[name] = *buffer;
+    if (output != binding.outputs.end())
+      results[output->second] = *buffer;
+  }
+  for (DictionaryAttr manifest : kernels)
+    if (failed(launch(manifest)))
+      return failure();
+  SmallVector<Value> replacements;
+  for (auto [result, buffer] : llvm::zip(op->getResults(), results)) {
+    if (!buffer)
+      return error() << "no kernel writes result #" << result.getResultNumber();
+    replacements.push_back(bufferization::ToTensorOp::create(
+        b, loc, result.getType(), buffer, /*restrict=*/true,
+        /*writable=*/true));
+  }
+  b.replaceOp(op, replacements);
+  return success();
+}
+
+LogicalResult
+mlir::attn::replaceWithKernelLaunches(RewriterBase &rewriter, Operation *op,
+                                      ArrayRef<DictionaryAttr> kernels,
+                                      ModuleOp module) {
+  FailureOr<Binding> binding = getBinding(op);
+  if (failed(binding))
+    return failure();
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  return LaunchEmitter(rewriter, op, module).run(kernels, *binding);
+}
