@@ -24,6 +24,7 @@ config.substitutions.append(("%attn_obj_root", config.attn_obj_root))
 config.substitutions.append(("%llvm_tools_dir", config.llvm_tools_dir))
 config.substitutions.append(("%llvm_lib_dir", config.llvm_lib_dir))
 config.substitutions.append(("%cxx", config.cxx))
+config.substitutions.append(("%cc", config.cc))
 config.substitutions.append(
     ("%attn_plugin", os.path.join(config.attn_lib_dir, "AttnPlugin" + config.llvm_shlib_ext))
 )
@@ -76,3 +77,11 @@ _clang_format = shutil.which("clang-format-22")
 if _clang_format:
     config.available_features.add("clang-format")
     config.substitutions.append(("%clang_format", _clang_format))
+
+# libattn_runtime.so, configured when cuda.h was found (it needs
+# no GPU or driver to build or to load). test/Runtime requires it.
+if config.attn_runtime_lib:
+    config.available_features.add("attn-runtime")
+    config.substitutions.append(("%attn_runtime_lib", config.attn_runtime_lib))
+    config.substitutions.append(
+        ("%attn_runtime_dir", os.path.dirname(config.attn_runtime_lib)))

@@ -1,0 +1,253 @@
+//===- Driver.cpp - libcuda loaded at run time, errors, context -----------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "Driver.h"
+
+#include "attn/Runtime/AttnRuntime.h"
+
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <mutex>
+#include <string>
+
+namespace attn::runtime {
+namespace {
+
+// Thread-local state, trivially destructible: the generated programs' global
+// destructors may call in after this thread's C++ thread_locals are gone.
+thread_local char firstError[2048];
+thread_local bool hasError = false;
+thread_local CUstream tlsStream = nullptr;
+thread_local bool tlsSynchronize = false;
+
+bool verbose() {
+  static const bool isVerbose = [] {
+    const char *v = std::getenv("ATTN_RUNTIME_VERBOSE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return isVerbose;
+}
+
+void recordErrorV(const char *format, va_list args) {
+  char buffer[sizeof(firstError)];
+  std::vsnprintf(buffer, sizeof(buffer), format, args);
+  if (verbose())
+    std::fprintf(stderr, "attn runtime: %s\n", buffer);
+  if (!hasError) {
+    std::memcpy(firstError, buffer, sizeof(buffer));
+    hasError = true;
+  }
+}
+
+/// The loaded driver, or why it did not load. Never destroyed: the generated
+/// programs' global destructors (mgpuModuleUnload) may run after ours.
+struct Loader {
+  Driver driver;
+  bool loaded = false;
+  std::string error;
+};
+
+using GetProcAddressV2 = decltype(&::cuGetProcAddress_v2);
+using GetProcAddressV1 = CUresult(CUDAAPI *)(const char *, void **, int,
+                                             cuuint64_t);
+
+/// Resolves one symbol at the cuda.h version this file was compiled with,
+/// falling back to the driver's own version for drivers older than that.
+bool resolve(void *lib, const char *name, void **fn, int driverVersion) {
+  static auto v2 =
+      reinterpret_cast<GetProcAddressV2>(dlsym(lib, "cuGetProcAddress_v2"));
+  static auto v1 =
+      reinterpret_cast<GetProcAddressV1>(dlsym(lib, "cuGetProcAddress"));
+  for (int version : {CUDA_VERSION, driverVersion}) {
+    CUresult r = CUDA_ERROR_NOT_FOUND;
+    if (v2) {
+      CUdriverProcAddressQueryResult status;
+      r = v2(name, fn, version, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &status);
+    } else if (v1) {
+      r = v1(name, fn, version, CU_GET_PROC_ADDRESS_LEGACY_STREAM);
+    }
+    if (r == CUDA_SUCCESS && *fn)
+      return true;
+  }
+  *fn = nullptr;
+  return false;
+}
+
+void load(Loader &l) {
+  // RTLD_LOCAL: the driver's symbols stay out of the global namespace, so they
+  // cannot interpose on whatever else the process loaded.
+  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char *why = dlerror();
+    l.error = std::string("libcuda.so.1 not found: ") +
+              (why ? why : "dlopen failed") + " (no NVIDIA driver?)";
+    return;
+  }
+  using DriverGetVersion = decltype(&::cuDriverGetVersion);
+  auto getVersion =
+      reinterpret_cast<DriverGetVersion>(dlsym(lib, "cuDriverGetVersion"));
+  int driverVersion = 0;
+  if (!getVersion || getVersion(&driverVersion) != CUDA_SUCCESS ||
+      (!dlsym(lib, "cuGetProcAddress_v2") && !dlsym(lib, "cuGetProcAddress"))) {
+    l.error = "libcuda.so.1 is too old: no cuDriverGetVersion/cuGetProcAddress";
+    return;
+  }
+#define ATTN_RESOLVE_CUDA_FUNCTION(name)                                       \
+  if (!resolve(lib, #name, reinterpret_cast<void **>(&l.driver.name),          \
+               driverVersion)) {                                               \
+    l.error = "libcuda.so.1 (driver version " +                                \
+              std::to_string(driverVersion) + ") lacks " #name;                \
+    return;                                                                    \
+  }
+  ATTN_CUDA_FUNCTIONS(ATTN_RESOLVE_CUDA_FUNCTION)
+#undef ATTN_RESOLVE_CUDA_FUNCTION
+  CUresult r = l.driver.cuInit(0);
+  if (r != CUDA_SUCCESS) {
+    const char *name = nullptr;
+    l.driver.cuGetErrorName(r, &name);
+    l.error = std::string("cuInit failed: ") + (name ? name : "?") +
+              " (no usable CUDA device?)";
+    return;
+  }
+  l.loaded = true;
+}
+
+Loader &loader() {
+  static Loader *l = [] {
+    auto *created = new Loader;
+    load(*created);
+    return created;
+  }();
+  return *l;
+}
+
+std::atomic<int> defaultDevice{0};
+constexpr int kMaxDevices = 64;
+std::mutex contextMutex;
+CUcontext primaryContexts[kMaxDevices] = {};
+
+} // namespace
+
+void recordError(const char *format, ...) {
+  va_list args;
+  va_start(args, format);
+  recordErrorV(format, args);
+  va_end(args);
+}
+
+bool check(CUresult result, const char *call, const char *context, ...) {
+  if (result == CUDA_SUCCESS)
+    return true;
+  char where[1024];
+  va_list args;
+  va_start(args, context);
+  std::vsnprintf(where, sizeof(where), context, args);
+  va_end(args);
+  const char *name = nullptr, *description = nullptr;
+  if (const Driver *d = driverIfLoaded()) {
+    d->cuGetErrorName(result, &name);
+    d->cuGetErrorString(result, &description);
+  }
+  recordError("%s: %s failed: %s: %s", where, call,
+              name ? name : "CUDA_ERROR_?",
+              description ? description : "unknown error");
+  return false;
+}
+
+const Driver *driverIfLoaded() {
+  Loader &l = loader();
+  return l.loaded ? &l.driver : nullptr;
+}
+
+CUcontext primaryContext(const Driver &d, int device, const char *entry) {
+  if (device < 0 || device >= kMaxDevices) {
+    recordError("%s: device %d out of range", entry, device);
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(contextMutex);
+  if (primaryContexts[device])
+    return primaryContexts[device];
+  CUdevice dev;
+  CUcontext ctx = nullptr;
+  if (!check(d.cuDeviceGet(&dev, device), "cuDeviceGet", "%s: device %d", entry,
+             device) ||
+      !check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain",
+             "%s: device %d", entry, device))
+    return nullptr;
+  // Retained for the life of the process, as the CUDA runtime does: releasing
+  // it would destroy modules and memory the compiled programs still hold.
+  primaryContexts[device] = ctx;
+  return ctx;
+}
+
+void setDefaultDevice(int device) { defaultDevice = device; }
+
+const Driver *enter(const char *entry) {
+  Loader &l = loader();
+  if (!l.loaded) {
+    recordError("%s: %s", entry, l.error.c_str());
+    return nullptr;
+  }
+  const Driver &d = l.driver;
+  // Cheap when a context is already current (PyTorch's, or ours from an
+  // earlier call on this thread): one thread-local read in the driver.
+  CUcontext current = nullptr;
+  if (d.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current)
+    return &d;
+  CUcontext ctx = primaryContext(d, defaultDevice.load(), entry);
+  if (!ctx || !check(d.cuCtxSetCurrent(ctx), "cuCtxSetCurrent", "%s", entry))
+    return nullptr;
+  return &d;
+}
+
+CUstream callerStream() { return tlsStream; }
+bool callerSynchronizes() { return tlsSynchronize; }
+
+} // namespace attn::runtime
+
+using namespace attn::runtime;
+
+extern "C" {
+
+ATTN_RUNTIME_EXPORT void attnRuntimeSetStream(void *cuStream, int synchronize) {
+  tlsStream = static_cast<CUstream>(cuStream);
+  tlsSynchronize = synchronize != 0;
+}
+
+ATTN_RUNTIME_EXPORT void *attnRuntimeGetStream(void) { return tlsStream; }
+
+ATTN_RUNTIME_EXPORT const char *attnRuntimeGetError(void) {
+  return hasError ? firstError : nullptr;
+}
+
+ATTN_RUNTIME_EXPORT void attnRuntimeClearError(void) { hasError = false; }
+
+ATTN_RUNTIME_EXPORT int attnRuntimeAvailable(void) {
+  const Driver *d = driverIfLoaded();
+  int count = 0;
+  return d && d->cuDeviceGetCount(&count) == CUDA_SUCCESS && count > 0;
+}
+
+ATTN_RUNTIME_EXPORT void mgpuSetDefaultDevice(int32_t device) {
+  setDefaultDevice(device);
+  const Driver *d = driverIfLoaded();
+  if (!d) {
+    enter("mgpuSetDefaultDevice"); // records why
+    return;
+  }
+  // Switch this thread now, as the CUDA runtime's cudaSetDevice does.
+  if (CUcontext ctx = primaryContext(*d, device, "mgpuSetDefaultDevice"))
+    check(d->cuCtxSetCurrent(ctx), "cuCtxSetCurrent",
+          "mgpuSetDefaultDevice(%d)", device);
+}
+
+} // extern "C"
