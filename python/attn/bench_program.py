@@ -1,0 +1,101 @@
+"""Whole-layer time of attn's compiled programs against torch, and the host
+time per call of the program path, on a GPU machine:
+
+    python3 -m attn.bench_program [build/programs]
+
+For each example program: the GPU time per call (CUDA events over
+back-to-back calls), the same layer in torch (SDPA, whose backend torch
+picks, and the transpose + reshape), and the host time per call from Python
+(time a thread spends in the call, with the GPU kept busy so that no call
+waits). The C caller (examples/program/main.c) reports the host time per
+call without Python.
+"""
+
+import math
+import sys
+import time
+
+import torch
+
+from attn import program
+
+
+def gpu_ms(fn, iters=20):
+    fn()
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / iters
+
+
+def host_us(fn, iters=200):
+    fn()
+    torch.cuda.synchronize()
+    torch.cuda._sleep(int(2e9))  # keep the GPU busy: no call waits for it
+    t = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    host = (time.perf_counter() - t) / iters * 1e6
+    torch.cuda.synchronize()
+    return host
+
+
+def torch_layer(q, k, v, scale, causal=False, window=None, bias=None):
+    group = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(group, 1)
+    v = v.repeat_interleave(group, 1)
+    mask = bias
+    if window is not None:
+        i = torch.arange(q.shape[2], device=q.device)[:, None]
+        j = torch.arange(k.shape[2], device=q.device)[None, :]
+        mask = (j <= i) & (i - j < window)
+    o = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=causal and mask is None, scale=scale,
+        enable_gqa=False)
+    b, h, s, d = o.shape
+    return o.transpose(1, 2).reshape(b, s, h * d)
+
+
+def main(directory="build/programs"):
+    rows = []
+    dev = "cuda"
+    bf, hf = torch.bfloat16, torch.float16
+
+    def case(name, prog_name, args, ref):
+        prog = program.load(f"{directory}/{prog_name}.so")
+        call = lambda: prog.attention(*args)  # noqa: E731
+        rows.append((name, gpu_ms(call), gpu_ms(ref), host_us(call)))
+
+    q = torch.randn(1, 32, 2048, 128, device=dev, dtype=bf)
+    k = torch.randn(1, 8, 2048, 128, device=dev, dtype=bf)
+    v = torch.randn(1, 8, 2048, 128, device=dev, dtype=bf)
+    case("llama3-8b 2048 causal bf16", "llama3_8b_attention", (q, k, v),
+         lambda: torch_layer(q, k, v, 0.08837890625, causal=True))
+    q = torch.randn(1, 32, 8192, 128, device=dev, dtype=hf)
+    k = torch.randn(1, 8, 8192, 128, device=dev, dtype=hf)
+    v = torch.randn(1, 8, 8192, 128, device=dev, dtype=hf)
+    case("mistral-7b 8192 swa4096 f16", "mistral_7b_attention", (q, k, v),
+         lambda: torch_layer(q, k, v, 0.08837890625, window=4096))
+    x = [torch.randn(1, 512, 768, device=dev) for _ in range(3)]
+    pad = torch.zeros(1, 1, 512, device=dev)
+    heads = lambda t: t.reshape(1, 512, 12, 64).transpose(1, 2)  # noqa: E731
+    case("bert-base 512 tosa f32", "bert_base_attention_tosa", (*x, pad),
+         lambda: torch_layer(heads(x[0]), heads(x[1]), heads(x[2]), 0.125,
+                             bias=pad[:, None]))
+    for tokens in (1, 1000, 4097):
+        q = torch.randn(1, 32, tokens, 128, device=dev, dtype=bf)
+        k = torch.randn(1, 8, tokens, 128, device=dev, dtype=bf)
+        v = torch.randn(1, 8, tokens, 128, device=dev, dtype=bf)
+        case(f"dynamic llama, {tokens} tokens", "attention_dynamic", (q, k, v),
+             lambda q=q, k=k, v=v: torch_layer(q, k, v, 0.0883883461, causal=True))
+    print(f"{'layer':34} {'attn ms':>9} {'torch ms':>9} {'speedup':>8} {'host us/call (Python)':>22}")
+    for name, a, t, h in rows:
+        print(f"{name:34} {a:9.3f} {t:9.3f} {t / a:8.2f} {h:22.1f}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,200 @@
+"""GPU programs (attn-compile --shared) called from PyTorch, on a GPU machine.
+
+The programs are compiled where the compiler is (tools: no LLVM on the GPU
+machine), into $ATTN_PROGRAMS (default build/programs), by
+`.ci/gpu-programs build` or by hand:
+
+    build/bin/attn-compile --shared examples/frontend/llama3_8b_attention.mlir \
+        -o build/programs/llama3_8b_attention.so
+
+Each test runs a whole module -- the frontend examples (torch-mlir linalg and
+TOSA, fused by attn-fuse, with the transposes and reshapes around attention
+on the GPU) and the dynamic-length module at several lengths -- and checks
+it against the same computation in float64, with FlashAttention's rule:
+max|out - ref64| <= 2 * max|sdpa - ref64| + atol, where sdpa is torch's
+attention in the inputs' dtype.
+"""
+
+import math
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA GPU on this machine: program tests run on the device machine",
+                allow_module_level=True)
+
+from attn import program  # noqa: E402
+
+PROGRAMS = os.environ.get("ATTN_PROGRAMS", "build/programs")
+
+
+def load(name):
+    path = os.path.join(PROGRAMS, name + ".so")
+    if not os.path.exists(path):
+        pytest.fail(f"{path} missing: compile it with attn-compile --shared "
+                    f"(.ci/gpu-programs build)")
+    return program.load(path)
+
+
+def attention64(q, k, v, *, scale, mask=None, bias=None):
+    """[B, H, S, D] attention in float64 (GQA by head repetition); `mask`
+    is a function (i, j) -> bool of the admitted keys."""
+    q, k, v = (x.double() for x in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(group, 1)
+    v = v.repeat_interleave(group, 1)
+    s = scale * q @ k.transpose(-1, -2)
+    if bias is not None:
+        s = s + bias.double()
+    if mask is not None:
+        i = torch.arange(q.shape[2], device=q.device)[:, None]
+        j = torch.arange(k.shape[2], device=q.device)[None, :]
+        s = s.masked_fill(~mask(i, j), float("-inf"))
+    return torch.softmax(s, -1) @ v
+
+
+def sdpa(q, k, v, *, scale, mask=None, bias=None):
+    """The same in the inputs' dtype (torch's own kernels), for the rule."""
+    group = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(group, 1)
+    v = v.repeat_interleave(group, 1)
+    attn_mask = bias
+    if mask is not None:
+        i = torch.arange(q.shape[2], device=q.device)[:, None]
+        j = torch.arange(k.shape[2], device=q.device)[None, :]
+        attn_mask = mask(i, j)
+    return torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_mask, scale=scale)
+
+
+def check(out, ref64, base, atol):
+    err = (out.double() - ref64).abs().max().item()
+    base = (base.double() - ref64).abs().max().item()
+    print(f"  max error {err:.3e} (torch in the same dtype: {base:.3e})")
+    assert not torch.isnan(out).any()
+    assert err <= 2 * base + atol, f"max error {err:.3e} > 2 x {base:.3e} + {atol}"
+
+
+def to_bsd(o):
+    """[B, H, S, D] -> [B, S, H * D], as the examples end."""
+    b, h, s, d = o.shape
+    return o.transpose(1, 2).reshape(b, s, h * d)
+
+
+def causal(i, j):
+    return j <= i
+
+
+def test_llama3_8b():
+    prog = load("llama3_8b_attention")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.randn(1, 32, 2048, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    k = torch.randn(1, 8, 2048, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    v = torch.randn(1, 8, 2048, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    out = prog.attention(q, k, v)
+    torch.cuda.synchronize()
+    assert out.shape == (1, 2048, 4096) and out.dtype == torch.bfloat16
+    # The graph multiplies by the bf16 constant 0.08838834765, i.e. 0.08837890625.
+    scale = 0.08837890625
+    check(out, to_bsd(attention64(q, k, v, scale=scale, mask=causal)),
+          to_bsd(sdpa(q, k, v, scale=scale, mask=causal)), 1e-3)
+
+
+def test_mistral_7b():
+    prog = load("mistral_7b_attention")
+    g = torch.Generator(device="cuda").manual_seed(1)
+    q = torch.randn(1, 32, 8192, 128, device="cuda", dtype=torch.float16, generator=g)
+    k = torch.randn(1, 8, 8192, 128, device="cuda", dtype=torch.float16, generator=g)
+    v = torch.randn(1, 8, 8192, 128, device="cuda", dtype=torch.float16, generator=g)
+    out = prog.attention(q, k, v)
+    torch.cuda.synchronize()
+    assert out.shape == (1, 8192, 4096)
+    window = lambda i, j: (j <= i) & (i - j < 4096)  # noqa: E731
+    scale = float(torch.tensor(1 / math.sqrt(128), dtype=torch.float16))
+    check(out, to_bsd(attention64(q, k, v, scale=scale, mask=window)),
+          to_bsd(sdpa(q, k, v, scale=scale, mask=window)), 1e-3)
+
+
+def test_bert_tosa():
+    prog = load("bert_base_attention_tosa")
+    g = torch.Generator(device="cuda").manual_seed(2)
+    q, k, v = (torch.randn(1, 512, 768, device="cuda", generator=g) for _ in range(3))
+    padding = torch.zeros(1, 1, 512, device="cuda")
+    padding[..., 400:] = -10000.0  # the last 112 tokens are padding
+    out = prog.attention(q, k, v, padding)
+    torch.cuda.synchronize()
+    assert out.shape == (1, 512, 768) and out.dtype == torch.float32
+    heads = lambda x: x.reshape(1, 512, 12, 64).transpose(1, 2)  # noqa: E731
+    bias = padding[:, None]  # [1, 1, 1, 512]
+    ref = to_bsd(attention64(heads(q), heads(k), heads(v), scale=0.125, bias=bias))
+    base = to_bsd(sdpa(heads(q), heads(k), heads(v), scale=0.125, bias=bias))
+    check(out, ref, base, 1e-5)
+
+
+@pytest.mark.parametrize("batch,tokens", [(1, 1), (1, 1000), (1, 4097), (3, 1000)])
+def test_dynamic_lengths(batch, tokens):
+    prog = load("attention_dynamic")
+    g = torch.Generator(device="cuda").manual_seed(tokens)
+    q = torch.randn(batch, 32, tokens, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    k = torch.randn(batch, 8, tokens, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    v = torch.randn(batch, 8, tokens, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    out = prog.attention(q, k, v)
+    torch.cuda.synchronize()
+    assert out.shape == (batch, tokens, 4096)
+    scale = 0.0883883461
+    check(out, to_bsd(attention64(q, k, v, scale=scale, mask=causal)),
+          to_bsd(sdpa(q, k, v, scale=scale, mask=causal)), 1e-3)
+
+
+def test_dynamic_mismatch_is_reported_not_run():
+    """K and V of different lengths: the program's run-time check stops it
+    (cf.assert aborts the process), so it runs in a child process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; from attn import program\n"
+        f"p = program.load({os.path.join(PROGRAMS, 'attention_dynamic.so')!r})\n"
+        "q = torch.zeros(1, 32, 8, 128, device='cuda', dtype=torch.bfloat16)\n"
+        "k = torch.zeros(1, 8, 8, 128, device='cuda', dtype=torch.bfloat16)\n"
+        "v = torch.zeros(1, 8, 9, 128, device='cuda', dtype=torch.bfloat16)\n"
+        "p.attention(q, k, v); torch.cuda.synchronize()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode != 0
+    assert "dim 2 of 'v' differs from Sk" in r.stderr
+
+
+def test_results_are_owned_and_freed():
+    """Results are torch tensors over the program's buffers; dropping them
+    frees the memory (no growth over many calls)."""
+    prog = load("attention_dynamic")
+    q = torch.randn(1, 32, 256, 128, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(1, 8, 256, 128, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn(1, 8, 256, 128, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        prog.attention(q, k, v)
+    torch.cuda.synchronize()
+    free0 = torch.cuda.mem_get_info()[0]
+    for _ in range(200):
+        prog.attention(q, k, v)
+    torch.cuda.synchronize()
+    free1 = torch.cuda.mem_get_info()[0]
+    # 200 results of 2 MiB would be 400 MiB; the pool may keep a few.
+    assert free0 - free1 < 64 << 20, f"{(free0 - free1) >> 20} MiB not freed"
+
+
+def test_argument_checks():
+    prog = load("attention_dynamic")
+    q = torch.randn(1, 32, 16, 128, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(1, 8, 16, 128, device="cuda", dtype=torch.bfloat16)
+    with pytest.raises(TypeError, match="float16"):
+        prog.attention(q.half(), k, k)
+    with pytest.raises(ValueError, match="dim 1 is 16"):
+        prog.attention(torch.randn(1, 16, 16, 128, device="cuda", dtype=torch.bfloat16), k, k)
+    with pytest.raises(ValueError, match="not contiguous"):
+        prog.attention(q.transpose(2, 3).contiguous().transpose(2, 3), k, k)
+    with pytest.raises(TypeError, match="CUDA tensor"):
+        prog.attention(q.cpu(), k, k)
