@@ -38,6 +38,10 @@ static uint16_t floatToBf16(float f) { /* round to nearest even */
   return (uint16_t)(bits >> 16);
 }
 
+static float uniform(void) { /* in [-1, 1] */
+  return (float)((double)rand() / RAND_MAX * 2 - 1);
+}
+
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -130,10 +134,10 @@ int main(int argc, char **argv) {
            *o = malloc(nq * 2);
   srand(1);
   for (size_t i = 0; i < nq; ++i)
-    q[i] = floatToBf16((float)rand() / RAND_MAX * 2 - 1);
+    q[i] = floatToBf16(uniform());
   for (size_t i = 0; i < nkv; ++i) {
-    k[i] = floatToBf16((float)rand() / RAND_MAX * 2 - 1);
-    v[i] = floatToBf16((float)rand() / RAND_MAX * 2 - 1);
+    k[i] = floatToBf16(uniform());
+    v[i] = floatToBf16(uniform());
   }
   void *stream = mgpuStreamCreate();
   attnRuntimeSetStream(stream, /*synchronize=*/0);
