@@ -117,9 +117,10 @@ static Value emitOperand(RewriterBase &rewriter, Location loc, const Trace &t,
   auto type = cast<RankedTensorType>(v.getType());
   SmallVector<int64_t> order = getCanonicalOrder(t.dims);
   if (!llvm::equal(order, llvm::seq<int64_t>(0, order.size()))) {
-    SmallVector<int64_t> permuted;
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, v);
+    SmallVector<OpFoldResult> permuted;
     for (int64_t d : order)
-      permuted.push_back(type.getDimSize(d));
+      permuted.push_back(sizes[d]);
     Value init =
         tensor::EmptyOp::create(rewriter, loc, permuted, type.getElementType());
     v = linalg::TransposeOp::create(rewriter, loc, v, init, order)
@@ -194,17 +195,27 @@ getProblemShapes(const AttentionMatch &m, MLIRContext *ctx, FuseMiss &miss) {
     qb.insert(qb.begin(), 1);
     kb.insert(kb.begin(), 1);
   }
+  // A sequence length dynamic in the scores may be static in an operand:
+  // each operand keeps what its own type knows.
+  auto rows = [](const Trace &t, int64_t size) {
+    for (const DimLabel &l : t.dims)
+      if (l.role == DimLabel::Row && ShapedType::isDynamic(size))
+        return l.size;
+    return size;
+  };
   ProblemShapes s;
-  s.q = {qb[0], qb[1], m.sq, m.d};
-  s.k = {kb[0], kb[1], m.sk, m.d};
-  s.v = {kb[0], kb[1], m.sk, m.dv};
+  s.q = {qb[0], qb[1], rows(m.q, m.sq), m.d};
+  s.k = {kb[0], kb[1], rows(m.k, m.sk), m.d};
+  s.v = {kb[0], kb[1], rows(m.v, m.sk), m.dv};
   s.o = {qb[0], qb[1], m.sq, m.dv};
   // Empty problems (a zero batch or head count) are left alone: nothing to
   // fuse, and no head grouping to read off them.
   if (llvm::is_contained(qb, 0) || llvm::is_contained(kb, 0) || m.sq == 0 ||
       m.sk == 0 || m.d == 0 || m.dv == 0)
     return fail(FuseMiss::EmptyProblem);
-  if (qb[0] != kb[0] || qb[1] % kb[1] != 0)
+  if (!compatible(qb[0], kb[0]) ||
+      (!ShapedType::isDynamic(qb[1]) && !ShapedType::isDynamic(kb[1]) &&
+       qb[1] % kb[1] != 0))
     return fail(FuseMiss::KVHeadsDivide);
   for (ArrayRef<int64_t> shape : {s.q, s.k, s.v, s.o})
     if (!isWithinSizeBounds(shape))
@@ -256,6 +267,9 @@ static FailureOr<SmallVector<int64_t>> getBiasShape(const AttentionMatch &m,
     biasShape.insert(biasShape.begin(), 1);
   biasShape.push_back(read.test(rank - 2) ? m.sq : 1);
   biasShape.push_back(read.test(rank - 1) ? m.sk : 1);
+  // A static bias over a dynamic dim would need a cast; not taken.
+  if (ShapedType::isDynamicShape(biasShape))
+    return fail(FuseMiss::DynamicBias);
   if (!canReshape(biasType.getShape(), biasShape, ctx))
     return fail(FuseMiss::BiasReshape);
   Type biasElt = biasType.getElementType();
@@ -314,7 +328,8 @@ static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
   MLIRContext *ctx = pvOp->getContext();
   Location loc = pvOp->getLoc();
 
-  std::optional<MaskAttr> mask = getMaskAttr(ctx, m.band, m.sq, m.sk);
+  std::optional<MaskAttr> mask =
+      getMaskAttr(ctx, m.band, MaskSizes{m.sq, m.sk, m.equalLengths});
   if (!mask)
     return fail(FuseMiss::Mask);
   FailureOr<ProblemShapes> shapes = getProblemShapes(m, ctx, miss);
@@ -383,7 +398,9 @@ static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
   if (bshd) {
     // The replaced value is [.., H, Sq, Dv]; a following transpose back to
     // [B, S, H, D] folds away under canonicalization.
-    Value init = tensor::EmptyOp::create(rewriter, loc, shapes->o, elt);
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, out);
+    std::swap(sizes[1], sizes[2]);
+    Value init = tensor::EmptyOp::create(rewriter, loc, sizes, elt);
     out = linalg::TransposeOp::create(rewriter, loc, out, init,
                                       ArrayRef<int64_t>{0, 2, 1, 3})
               ->getResult(0);
