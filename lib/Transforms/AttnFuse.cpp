@@ -23,6 +23,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tosa/IR/TosaOps.h"
+#include "mlir/Dialect/Utils/IndexingUtils.h"
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Rewrite/PatternApplicator.h"
@@ -45,6 +46,35 @@ using namespace mlir::attn::fuse;
 // The rewrite
 //===----------------------------------------------------------------------===//
 
+/// The reassociation of a reshape between `from` and `to` (ranks differ).
+/// MLIR's inference gives up on runs of dynamic dims such as [?, 8, ?, D] to
+/// [?, ?, D]; the shapes here are [batch..., S, D] on both sides, so all the
+/// batch dims of the larger side merge into the one of the smaller, when the
+/// expand (if it is one) can infer its single dynamic batch dim.
+static std::optional<SmallVector<ReassociationIndices>>
+getReassociation(ArrayRef<int64_t> from, ArrayRef<int64_t> to,
+                 MLIRContext *ctx) {
+  Type f32 = Float32Type::get(ctx);
+  if (std::optional<SmallVector<ReassociationIndices>> re =
+          getReassociationIndicesForReshape(RankedTensorType::get(from, f32),
+                                            RankedTensorType::get(to, f32)))
+    return re;
+  ArrayRef<int64_t> large = from.size() > to.size() ? from : to;
+  ArrayRef<int64_t> small = from.size() > to.size() ? to : from;
+  if (small.size() != 3 || large.size() < 4 ||
+      !compatible(small[1], large.take_back(2)[0]) || small[2] != large.back())
+    return std::nullopt;
+  ArrayRef<int64_t> batch = large.drop_back(2);
+  if (large == to && llvm::count_if(batch, ShapedType::isDynamic) > 1)
+    return std::nullopt;
+  if (!ShapedType::isDynamic(small[0]) && !ShapedType::isDynamicShape(batch) &&
+      computeProduct(batch) != small[0])
+    return std::nullopt;
+  int64_t nb = batch.size();
+  return SmallVector<ReassociationIndices>{
+      llvm::to_vector<2>(llvm::seq<int64_t>(0, nb)), {nb}, {nb + 1}};
+}
+
 /// Reshapes `v` to `shape` (same elements, only unit dims and splits/merges
 /// of adjacent dims); null if impossible.
 static Value reshapeTo(RewriterBase &rewriter, Location loc, Value v,
@@ -53,15 +83,33 @@ static Value reshapeTo(RewriterBase &rewriter, Location loc, Value v,
   if (type.getShape() == shape)
     return v;
   auto target = RankedTensorType::get(shape, type.getElementType());
+  if (target.getRank() == type.getRank())
+    return {};
   std::optional<SmallVector<ReassociationIndices>> re =
-      getReassociationIndicesForReshape(type, target);
+      getReassociation(type.getShape(), shape, v.getContext());
   if (!re)
     return {};
-  if (target.getRank() > type.getRank())
-    return tensor::ExpandShapeOp::create(rewriter, loc, target, v, *re);
-  if (target.getRank() < type.getRank())
-    return tensor::CollapseShapeOp::create(rewriter, loc, target, v, *re);
-  return {};
+  if (target.getRank() > type.getRank()) {
+    // The reshapes here mostly insert unit dims: a dynamic result dim whose
+    // group has no other non-unit dim is the source dim (tensor.dim), fewer
+    // ops than the builder's general inference.
+    SmallVector<OpFoldResult> outputShape;
+    for (auto [s, group] : llvm::enumerate(*re))
+      for (int64_t d : group) {
+        if (!target.isDynamicDim(d)) {
+          outputShape.push_back(rewriter.getIndexAttr(target.getDimSize(d)));
+          continue;
+        }
+        if (llvm::any_of(group, [&](int64_t x) {
+              return x != d && target.getDimSize(x) != 1;
+            }))
+          return tensor::ExpandShapeOp::create(rewriter, loc, target, v, *re);
+        outputShape.push_back(tensor::getMixedSize(rewriter, loc, v, s));
+      }
+    return tensor::ExpandShapeOp::create(rewriter, loc, target, v, *re,
+                                         outputShape);
+  }
+  return tensor::CollapseShapeOp::create(rewriter, loc, target, v, *re);
 }
 
 /// Whether `reshapeTo` would succeed.
@@ -69,11 +117,8 @@ static bool canReshape(ArrayRef<int64_t> from, ArrayRef<int64_t> to,
                        MLIRContext *ctx) {
   if (from == to)
     return true;
-  Type f32 = Float32Type::get(ctx);
   return from.size() != to.size() &&
-         getReassociationIndicesForReshape(RankedTensorType::get(from, f32),
-                                           RankedTensorType::get(to, f32))
-             .has_value();
+         getReassociation(from, to, ctx).has_value();
 }
 
 /// The permutation that orders a trace's source dims as [units, batch parts
