@@ -23,6 +23,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tosa/IR/TosaOps.h"
+#include "mlir/Dialect/Utils/IndexingUtils.h"
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Rewrite/PatternApplicator.h"
@@ -45,6 +46,35 @@ using namespace mlir::attn::fuse;
 // The rewrite
 //===----------------------------------------------------------------------===//
 
+/// The reassociation of a reshape between `from` and `to` (ranks differ).
+/// MLIR's inference gives up on runs of dynamic dims such as [?, 8, ?, D] to
+/// [?, ?, D]; the shapes here are [batch..., S, D] on both sides, so all the
+/// batch dims of the larger side merge into the one of the smaller, when the
+/// expand (if it is one) can infer its single dynamic batch dim.
+static std::optional<SmallVector<ReassociationIndices>>
+getReassociation(ArrayRef<int64_t> from, ArrayRef<int64_t> to,
+                 MLIRContext *ctx) {
+  Type f32 = Float32Type::get(ctx);
+  if (std::optional<SmallVector<ReassociationIndices>> re =
+          getReassociationIndicesForReshape(RankedTensorType::get(from, f32),
+                                            RankedTensorType::get(to, f32)))
+    return re;
+  ArrayRef<int64_t> large = from.size() > to.size() ? from : to;
+  ArrayRef<int64_t> small = from.size() > to.size() ? to : from;
+  if (small.size() != 3 || large.size() < 4 ||
+      !compatible(small[1], large.take_back(2)[0]) || small[2] != large.back())
+    return std::nullopt;
+  ArrayRef<int64_t> batch = large.drop_back(2);
+  if (large == to && llvm::count_if(batch, ShapedType::isDynamic) > 1)
+    return std::nullopt;
+  if (!ShapedType::isDynamic(small[0]) && !ShapedType::isDynamicShape(batch) &&
+      computeProduct(batch) != small[0])
+    return std::nullopt;
+  int64_t nb = batch.size();
+  return SmallVector<ReassociationIndices>{
+      llvm::to_vector<2>(llvm::seq<int64_t>(0, nb)), {nb}, {nb + 1}};
+}
+
 /// Reshapes `v` to `shape` (same elements, only unit dims and splits/merges
 /// of adjacent dims); null if impossible.
 static Value reshapeTo(RewriterBase &rewriter, Location loc, Value v,
@@ -53,15 +83,33 @@ static Value reshapeTo(RewriterBase &rewriter, Location loc, Value v,
   if (type.getShape() == shape)
     return v;
   auto target = RankedTensorType::get(shape, type.getElementType());
+  if (target.getRank() == type.getRank())
+    return {};
   std::optional<SmallVector<ReassociationIndices>> re =
-      getReassociationIndicesForReshape(type, target);
+      getReassociation(type.getShape(), shape, v.getContext());
   if (!re)
     return {};
-  if (target.getRank() > type.getRank())
-    return tensor::ExpandShapeOp::create(rewriter, loc, target, v, *re);
-  if (target.getRank() < type.getRank())
-    return tensor::CollapseShapeOp::create(rewriter, loc, target, v, *re);
-  return {};
+  if (target.getRank() > type.getRank()) {
+    // The reshapes here mostly insert unit dims: a dynamic result dim whose
+    // group has no other non-unit dim is the source dim (tensor.dim), fewer
+    // ops than the builder's general inference.
+    SmallVector<OpFoldResult> outputShape;
+    for (auto [s, group] : llvm::enumerate(*re))
+      for (int64_t d : group) {
+        if (!target.isDynamicDim(d)) {
+          outputShape.push_back(rewriter.getIndexAttr(target.getDimSize(d)));
+          continue;
+        }
+        if (llvm::any_of(group, [&](int64_t x) {
+              return x != d && target.getDimSize(x) != 1;
+            }))
+          return tensor::ExpandShapeOp::create(rewriter, loc, target, v, *re);
+        outputShape.push_back(tensor::getMixedSize(rewriter, loc, v, s));
+      }
+    return tensor::ExpandShapeOp::create(rewriter, loc, target, v, *re,
+                                         outputShape);
+  }
+  return tensor::CollapseShapeOp::create(rewriter, loc, target, v, *re);
 }
 
 /// Whether `reshapeTo` would succeed.
@@ -69,11 +117,8 @@ static bool canReshape(ArrayRef<int64_t> from, ArrayRef<int64_t> to,
                        MLIRContext *ctx) {
   if (from == to)
     return true;
-  Type f32 = Float32Type::get(ctx);
   return from.size() != to.size() &&
-         getReassociationIndicesForReshape(RankedTensorType::get(from, f32),
-                                           RankedTensorType::get(to, f32))
-             .has_value();
+         getReassociation(from, to, ctx).has_value();
 }
 
 /// The permutation that orders a trace's source dims as [units, batch parts
@@ -117,9 +162,10 @@ static Value emitOperand(RewriterBase &rewriter, Location loc, const Trace &t,
   auto type = cast<RankedTensorType>(v.getType());
   SmallVector<int64_t> order = getCanonicalOrder(t.dims);
   if (!llvm::equal(order, llvm::seq<int64_t>(0, order.size()))) {
-    SmallVector<int64_t> permuted;
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, v);
+    SmallVector<OpFoldResult> permuted;
     for (int64_t d : order)
-      permuted.push_back(type.getDimSize(d));
+      permuted.push_back(sizes[d]);
     Value init =
         tensor::EmptyOp::create(rewriter, loc, permuted, type.getElementType());
     v = linalg::TransposeOp::create(rewriter, loc, v, init, order)
@@ -194,17 +240,27 @@ getProblemShapes(const AttentionMatch &m, MLIRContext *ctx, FuseMiss &miss) {
     qb.insert(qb.begin(), 1);
     kb.insert(kb.begin(), 1);
   }
+  // A sequence length dynamic in the scores may be static in an operand:
+  // each operand keeps what its own type knows.
+  auto rows = [](const Trace &t, int64_t size) {
+    for (const DimLabel &l : t.dims)
+      if (l.role == DimLabel::Row && ShapedType::isDynamic(size))
+        return l.size;
+    return size;
+  };
   ProblemShapes s;
-  s.q = {qb[0], qb[1], m.sq, m.d};
-  s.k = {kb[0], kb[1], m.sk, m.d};
-  s.v = {kb[0], kb[1], m.sk, m.dv};
+  s.q = {qb[0], qb[1], rows(m.q, m.sq), m.d};
+  s.k = {kb[0], kb[1], rows(m.k, m.sk), m.d};
+  s.v = {kb[0], kb[1], rows(m.v, m.sk), m.dv};
   s.o = {qb[0], qb[1], m.sq, m.dv};
   // Empty problems (a zero batch or head count) are left alone: nothing to
   // fuse, and no head grouping to read off them.
   if (llvm::is_contained(qb, 0) || llvm::is_contained(kb, 0) || m.sq == 0 ||
       m.sk == 0 || m.d == 0 || m.dv == 0)
     return fail(FuseMiss::EmptyProblem);
-  if (qb[0] != kb[0] || qb[1] % kb[1] != 0)
+  if (!compatible(qb[0], kb[0]) ||
+      (!ShapedType::isDynamic(qb[1]) && !ShapedType::isDynamic(kb[1]) &&
+       qb[1] % kb[1] != 0))
     return fail(FuseMiss::KVHeadsDivide);
   for (ArrayRef<int64_t> shape : {s.q, s.k, s.v, s.o})
     if (!isWithinSizeBounds(shape))
@@ -256,6 +312,9 @@ static FailureOr<SmallVector<int64_t>> getBiasShape(const AttentionMatch &m,
     biasShape.insert(biasShape.begin(), 1);
   biasShape.push_back(read.test(rank - 2) ? m.sq : 1);
   biasShape.push_back(read.test(rank - 1) ? m.sk : 1);
+  // A static bias over a dynamic dim would need a cast; not taken.
+  if (ShapedType::isDynamicShape(biasShape))
+    return fail(FuseMiss::DynamicBias);
   if (!canReshape(biasType.getShape(), biasShape, ctx))
     return fail(FuseMiss::BiasReshape);
   Type biasElt = biasType.getElementType();
@@ -314,7 +373,8 @@ static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
   MLIRContext *ctx = pvOp->getContext();
   Location loc = pvOp->getLoc();
 
-  std::optional<MaskAttr> mask = getMaskAttr(ctx, m.band, m.sq, m.sk);
+  std::optional<MaskAttr> mask =
+      getMaskAttr(ctx, m.band, MaskSizes{m.sq, m.sk, m.equalLengths});
   if (!mask)
     return fail(FuseMiss::Mask);
   FailureOr<ProblemShapes> shapes = getProblemShapes(m, ctx, miss);
@@ -383,7 +443,9 @@ static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
   if (bshd) {
     // The replaced value is [.., H, Sq, Dv]; a following transpose back to
     // [B, S, H, D] folds away under canonicalization.
-    Value init = tensor::EmptyOp::create(rewriter, loc, shapes->o, elt);
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, out);
+    std::swap(sizes[1], sizes[2]);
+    Value init = tensor::EmptyOp::create(rewriter, loc, sizes, elt);
     out = linalg::TransposeOp::create(rewriter, loc, out, init,
                                       ArrayRef<int64_t>{0, 2, 1, 3})
               ->getResult(0);

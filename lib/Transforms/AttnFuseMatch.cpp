@@ -46,14 +46,14 @@ using namespace mlir::attn::fuse;
 //===----------------------------------------------------------------------===//
 
 /// Recognizes linalg contractions (named or generic, any indexing maps) and
-/// tosa.matmul with static shapes and one m, n and k dim.
+/// tosa.matmul with one m, n and k dim. Sizes may be dynamic.
 static FailureOr<Contraction> getContraction(Operation *op) {
   Contraction c;
   c.op = op;
   if (auto mm = dyn_cast<tosa::MatMulOp>(op)) {
-    auto a = cast<RankedTensorType>(mm.getA().getType());
-    auto b = cast<RankedTensorType>(mm.getB().getType());
-    if (!a.hasStaticShape() || !b.hasStaticShape())
+    auto a = dyn_cast<RankedTensorType>(mm.getA().getType());
+    auto b = dyn_cast<RankedTensorType>(mm.getB().getType());
+    if (!a || !b)
       return failure();
     // Zero points must be zero for the plain product.
     for (Value zp : {mm.getAZp(), mm.getBZp()}) {
@@ -102,7 +102,7 @@ static FailureOr<Contraction> getContraction(Operation *op) {
   auto label = [&](OpOperand *operand, unsigned rowDim,
                    Labels &labels) -> LogicalResult {
     auto type = dyn_cast<RankedTensorType>(operand->get().getType());
-    if (!type || !type.hasStaticShape())
+    if (!type)
       return failure();
     AffineMap map = linalgOp.getMatchingIndexingMap(operand);
     for (auto [pos, r] : llvm::enumerate(map.getResults())) {
@@ -168,6 +168,113 @@ getGroupPaths(ArrayRef<ReassociationIndices> groups) {
                           ? SmallVector<int64_t, 4>{(int64_t)g}
                           : SmallVector<int64_t, 4>{(int64_t)g, (int64_t)idx});
   return paths;
+}
+
+//===----------------------------------------------------------------------===//
+// Provably equal sizes
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A size the IR names: dim `second` of tensor `first`, index value `first`
+/// (`second` = -1), or the static size `second` (null `first`).
+using SizeAtom = std::pair<Value, int64_t>;
+} // namespace
+
+/// Sizes that the op defining `atom` makes equal to it. Each edge is an
+/// equality the op's semantics impose on well-defined programs: a
+/// destination-style result has its init's shape, the operands of a linalg op
+/// agree on each loop's size (what linalg's own shape inference assumes),
+/// tensor.empty and expand_shape name their dynamic sizes, reshapes keep a
+/// dim whose group has no other non-unit member, element-wise ops keep
+/// shapes, tensor.dim reads one.
+static void getEqualSizes(SizeAtom atom, SmallVectorImpl<SizeAtom> &out) {
+  auto [v, d] = atom;
+  if (!v)
+    return;
+  if (d < 0) {
+    APInt c;
+    if (matchPattern(v, m_ConstantInt(&c)))
+      out.push_back({Value(), c.getSExtValue()});
+    else if (auto dim = v.getDefiningOp<tensor::DimOp>())
+      if (std::optional<int64_t> index = dim.getConstantIndex())
+        out.push_back({dim.getSource(), *index});
+    return;
+  }
+  auto type = cast<RankedTensorType>(v.getType());
+  if (!type.isDynamicDim(d)) {
+    out.push_back({Value(), type.getDimSize(d)});
+    return;
+  }
+  auto result = dyn_cast<OpResult>(v);
+  if (!result)
+    return;
+  Operation *op = result.getOwner();
+  // The group of `d` (of a reshape's larger side) and whether all its other
+  // members are static units.
+  auto onlyNonUnit = [](ArrayRef<int64_t> group, RankedTensorType t,
+                        int64_t d) {
+    return llvm::all_of(
+        group, [&](int64_t x) { return x == d || t.getDimSize(x) == 1; });
+  };
+  if (auto empty = dyn_cast<tensor::EmptyOp>(op)) {
+    out.push_back({empty.getDynamicSize(d), -1});
+  } else if (auto cast = dyn_cast<tensor::CastOp>(op)) {
+    out.push_back({cast.getSource(), d});
+  } else if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(op)) {
+    ReassociationIndices group = collapse.getReassociationIndices()[d];
+    for (int64_t s : group)
+      if (onlyNonUnit(group, collapse.getSrcType(), s))
+        out.push_back({collapse.getSrc(), s});
+  } else if (auto expand = dyn_cast<tensor::ExpandShapeOp>(op)) {
+    if (auto size = dyn_cast<Value>(expand.getMixedOutputShape()[d]))
+      out.push_back({size, -1});
+    for (auto [s, group] : llvm::enumerate(expand.getReassociationIndices()))
+      if (llvm::is_contained(group, d) &&
+          onlyNonUnit(group, expand.getResultType(), d))
+        out.push_back({expand.getSrc(), (int64_t)s});
+  } else if (auto dps = dyn_cast<DestinationStyleOpInterface>(op)) {
+    out.push_back({dps.getTiedOpOperand(result)->get(), d});
+    if (auto softmax = dyn_cast<linalg::SoftmaxOp>(op))
+      out.push_back({softmax.getInput(), d});
+    auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+    if (!linalgOp)
+      return;
+    auto loop = dyn_cast<AffineDimExpr>(
+        linalgOp.getIndexingMapMatchingResult(result).getResult(d));
+    if (!loop)
+      return;
+    for (OpOperand &operand : op->getOpOperands())
+      if (isa<RankedTensorType>(operand.get().getType()))
+        for (auto [pos, r] : llvm::enumerate(
+                 linalgOp.getMatchingIndexingMap(&operand).getResults()))
+          if (r == loop)
+            out.push_back({operand.get(), (int64_t)pos});
+  } else if (OpTrait::hasElementwiseMappableTraits(op)) {
+    for (Value operand : op->getOperands())
+      if (auto t = dyn_cast<RankedTensorType>(operand.getType());
+          t && t.getRank() == type.getRank())
+        out.push_back({operand, d});
+  }
+}
+
+/// Whether the IR proves sizes `a` and `b` equal: some size is reached from
+/// both through the equalities of getEqualSizes (a bounded search).
+static bool areEqualSizes(SizeAtom a, SizeAtom b) {
+  constexpr size_t kMaxAtoms = 256;
+  auto closure = [&](SizeAtom start) {
+    SetVector<SizeAtom> seen;
+    seen.insert(start);
+    SmallVector<SizeAtom> next;
+    for (size_t n = 0; n < seen.size() && seen.size() < kMaxAtoms; ++n) {
+      next.clear();
+      getEqualSizes(seen[n], next);
+      seen.insert(next.begin(), next.end());
+    }
+    return seen;
+  };
+  SetVector<SizeAtom> fromA = closure(a);
+  return llvm::any_of(closure(b),
+                      [&](SizeAtom x) { return fromA.contains(x); });
 }
 
 //===----------------------------------------------------------------------===//
@@ -260,7 +367,8 @@ static LogicalResult labelExpandSource(ArrayRef<ReassociationIndices> groups,
   return success();
 }
 
-/// Reshapes (tensor or tosa) with static shapes.
+/// Reshapes: tensor reshapes (a dynamic dim counts as non-unit) and tosa
+/// reshapes with static shapes.
 static TraceStep traceReshape(Operation *def, Trace &t) {
   SmallVector<ReassociationIndices> groups;
   Value src;
@@ -289,8 +397,6 @@ static TraceStep traceReshape(Operation *def, Trace &t) {
     return TraceStep::skip();
   }
   RankedTensorType st = getTensorType(src);
-  if (!st.hasStaticShape())
-    return TraceStep::stop();
   Labels next(st.getRank(), DimLabel{DimLabel::Unit, {}, 1});
   if (failed(collapse ? labelCollapseSource(groups, st, t.dims, next)
                       : labelExpandSource(groups, st, t.dims, next)))
@@ -439,6 +545,31 @@ static Labels getBatchParts(const Labels &dims) {
   return parts;
 }
 
+/// Whether Q part `q` and K/V part `kv`, at the same path, have the same
+/// size. Static sizes say. Both parts split one contraction batch dim, whose
+/// size the contraction makes the same for Q and K/V; so a dynamic part is
+/// the same when the rest of that dim's split is static and of one size on
+/// both sides (a zero there would hide a difference).
+static bool haveSameSize(const DimLabel &q, const DimLabel &kv,
+                         const Labels &qParts, const Trace &t,
+                         const Labels &kvParts) {
+  if (!ShapedType::isDynamic(q.size) && !ShapedType::isDynamic(kv.size))
+    return q.size == kv.size;
+  auto rest = [&](ArrayRef<const Labels *> lists) -> std::optional<int64_t> {
+    int64_t product = 1;
+    for (const Labels *list : lists)
+      for (const DimLabel &p : *list)
+        if (p.path[0] == q.path[0] && p.path != q.path &&
+            (ShapedType::isDynamic(p.size) ||
+             llvm::MulOverflow(product, p.size, product)))
+          return std::nullopt;
+    return product;
+  };
+  std::optional<int64_t> qRest = rest({&qParts});
+  std::optional<int64_t> kvRest = rest({&kvParts, &t.reps});
+  return qRest && kvRest && *qRest == *kvRest && *qRest != 0;
+}
+
 /// How K or V relates to Q's batch parts: per Q part, the KV size; and the
 /// group size of the (single) grouped part.
 static FailureOr<KVGrouping> matchKV(const Labels &qParts, const Trace &t) {
@@ -451,9 +582,9 @@ static FailureOr<KVGrouping> matchKV(const Labels &qParts, const Trace &t) {
     auto same = llvm::find_if(
         parts, [&](const DimLabel &p) { return p.path == q.path; });
     if (same != parts.end()) {
-      if (same->size != q.size)
+      if (!haveSameSize(q, *same, qParts, t, parts))
         return failure();
-      g.sizes.push_back(q.size);
+      g.sizes.push_back(ShapedType::isDynamic(q.size) ? same->size : q.size);
       ++used;
       continue;
     }
@@ -476,8 +607,11 @@ static FailureOr<KVGrouping> matchKV(const Labels &qParts, const Trace &t) {
         parts, [&](const DimLabel &p) { return p.path == kvPath; });
     auto r = llvm::find_if(
         t.reps, [&](const DimLabel &p) { return p.path == repPath; });
+    // With a dynamic size, the collapse that merged the KV part and the
+    // repeat into Q's part (the contraction batch dim) makes them agree.
     if (kv == parts.end() || r == t.reps.end() || g.groupedPart >= 0 ||
-        kv->size * r->size != q.size)
+        (!ShapedType::isDynamic(kv->size) && !ShapedType::isDynamic(r->size) &&
+         !ShapedType::isDynamic(q.size) && kv->size * r->size != q.size))
       return failure();
     g.sizes.push_back(kv->size);
     g.group = r->size;
@@ -572,11 +706,15 @@ namespace {
 /// peel step tries one kind of layer.
 class LogitsPeeler {
 public:
-  LogitsPeeler(AttentionMatch &m, unsigned iDim, unsigned jDim)
-      : m(m), iDim(iDim), jDim(jDim) {}
+  LogitsPeeler(AttentionMatch &m, unsigned iDim, unsigned jDim,
+               const MaskSizes &sizes)
+      : m(m), iDim(iDim), jDim(jDim), sizes(sizes) {}
 
   /// The scores leaf under the logits `l`, or null.
   const Expr *peel(const Expr *l);
+
+  /// Why `peel` failed.
+  FuseMiss getMiss() const { return miss; }
 
 private:
   /// The layer was not of the step's kind (Skip), was but cannot be taken
@@ -595,11 +733,15 @@ private:
   Step peelScale(const Expr *l);
   /// An additive constant mask of 0 / NEG.
   std::optional<Band> getAdditiveConstantBand(const Expr *mask) const;
+  /// The band of a predicate mask.
+  std::optional<Band> getBand(const Expr *pred, bool negate);
 
   enum Stage { Masks, Softcap, Scale };
   AttentionMatch &m;
   unsigned iDim, jDim;
+  const MaskSizes &sizes;
   Stage stage = Masks;
+  FuseMiss miss = FuseMiss::Logits;
 };
 } // namespace
 
@@ -625,6 +767,22 @@ const Expr *LogitsPeeler::peel(const Expr *l) {
   }
 }
 
+std::optional<Band> LogitsPeeler::getBand(const Expr *pred, bool negate) {
+  if (std::optional<Band> band =
+          getPredicateBand(pred, negate, iDim, jDim, sizes))
+    return band;
+  // A mask aligned top-left (j <= i) is a band only where Sq = Sk. With
+  // dynamic sizes the IR does not prove equal, fusing it would change what
+  // is masked whenever they differ: say so.
+  if (sizes.isDynamic() && !sizes.equal) {
+    MaskSizes equal = sizes;
+    equal.equal = true;
+    if (getPredicateBand(pred, negate, iDim, jDim, equal))
+      miss = FuseMiss::MaskNeedsEqualLengths;
+  }
+  return std::nullopt;
+}
+
 /// select(pred, x, NEG) / select(pred, NEG, x): masks before any softcap
 /// (or after the scale when there is none).
 LogitsPeeler::Step LogitsPeeler::peelSelectMask(const Expr *l) {
@@ -648,7 +806,7 @@ LogitsPeeler::Step LogitsPeeler::peelSelectMask(const Expr *l) {
                                    return b.getValue().isZero() == negate;
                                  });
     } else {
-      band = getPredicateBand(pred, negate, iDim, jDim, m.sq, m.sk);
+      band = getBand(pred, negate);
     }
     if (!band)
       return fail();
@@ -691,8 +849,7 @@ LogitsPeeler::Step LogitsPeeler::peelAdditive(const Expr *l) {
       if (t && f &&
           ((*t == 0 && isMaskingValue(*f)) ||
            (*f == 0 && isMaskingValue(*t)))) {
-        std::optional<Band> band = getPredicateBand(
-            sm->operands[0], /*negate=*/*t != 0, iDim, jDim, m.sq, m.sk);
+        std::optional<Band> band = getBand(sm->operands[0], /*negate=*/*t != 0);
         if (!band)
           return fail();
         m.band.intersect(*band);
@@ -795,22 +952,32 @@ static LogicalResult matchScores(Operation *pvOp, AttentionMatch &m,
     pvSpacePaths = getGroupPaths(*groups);
     m.absorbed.insert(pvReshape);
   }
-  // Static sizes only: the mask analysis decides bands on the known domain.
+  // Sq and Sk, static or not; the mask analysis reads runtime sizes in masks
+  // as Sq or Sk where the IR proves them so.
   auto spaceType = cast<RankedTensorType>(space.getType());
-  if (!spaceType.hasStaticShape())
-    return fail(FuseMiss::PDynamicShape);
   unsigned rank = spaceType.getRank();
   unsigned iDim = rank - 2, jDim = rank - 1;
   m.sq = spaceType.getDimSize(iDim);
   m.sk = spaceType.getDimSize(jDim);
+  SizeAtom sqAtom{space, iDim}, skAtom{space, jDim};
+  m.equalLengths = areEqualSizes(sqAtom, skAtom);
+  auto classify = [&](Value v) -> std::optional<SizeSym> {
+    if (areEqualSizes({v, -1}, sqAtom))
+      return SizeSym::Sq;
+    if (areEqualSizes({v, -1}, skAtom))
+      return SizeSym::Sk;
+    return std::nullopt;
+  };
+  MaskSizes sizes{m.sq, m.sk, m.equalLengths, classify};
 
   ExprBuilder builder;
   const Expr *logits = matchSoftmax(builder.build(space), jDim);
   if (!logits)
     return fail(FuseMiss::NoSoftmax);
-  const Expr *scores = LogitsPeeler(m, iDim, jDim).peel(logits);
+  LogitsPeeler peeler(m, iDim, jDim, sizes);
+  const Expr *scores = peeler.peel(logits);
   if (!scores)
-    return fail(FuseMiss::Logits);
+    return fail(peeler.getMiss());
   for (Operation *op : builder.getVisitedOps())
     m.absorbed.insert(op);
 
@@ -878,20 +1045,32 @@ static LogicalResult matchOperands(AttentionMatch &m, FuseMiss &miss) {
     return fail(FuseMiss::GroupedDim);
   m.kGroup = *kg;
 
-  auto sizeOf = [](const Trace &t, DimLabel::Role role) -> int64_t {
+  auto sizeOf = [](const Trace &t,
+                   DimLabel::Role role) -> std::optional<int64_t> {
     for (const DimLabel &l : t.dims)
       if (l.role == role)
         return l.size;
-    return -1;
+    return std::nullopt;
   };
-  m.d = sizeOf(m.q, DimLabel::Col);
-  if (sizeOf(m.q, DimLabel::Row) != m.sq ||
-      sizeOf(m.k, DimLabel::Row) != m.sk ||
-      sizeOf(m.v, DimLabel::Row) != m.sk || sizeOf(m.k, DimLabel::Col) != m.d ||
-      m.d <= 0)
+  // Dynamic sizes are compared only with static ones: the ops traced through
+  // keep these dims, so they agree at run time.
+  auto fits = [&](const Trace &t, DimLabel::Role role, int64_t expected) {
+    std::optional<int64_t> size = sizeOf(t, role);
+    return size && compatible(*size, expected);
+  };
+  std::optional<int64_t> d = sizeOf(m.q, DimLabel::Col);
+  std::optional<int64_t> dv = sizeOf(m.v, DimLabel::Col);
+  if (!d || !dv || !fits(m.q, DimLabel::Row, m.sq) ||
+      !fits(m.k, DimLabel::Row, m.sk) || !fits(m.v, DimLabel::Row, m.sk) ||
+      !fits(m.k, DimLabel::Col, *d))
     return fail(FuseMiss::Sizes);
-  m.dv = sizeOf(m.v, DimLabel::Col);
-  if (m.dv <= 0)
+  m.d = *d;
+  m.dv = *dv;
+  // Every attn kernel is generated for static head dims (frontends keep them
+  // static): a dynamic one stays unfused.
+  if (ShapedType::isDynamic(m.d) || ShapedType::isDynamic(m.dv))
+    return fail(FuseMiss::DynamicHeadDim);
+  if (m.d <= 0 || m.dv <= 0)
     return fail(FuseMiss::Sizes);
   for (const Trace *t : {&m.q, &m.k, &m.v})
     for (Operation *op : t->ops)
@@ -937,8 +1116,6 @@ StringRef fuse::getMessage(FuseMiss miss) {
     return "not a contraction";
   case FuseMiss::PLayout:
     return "P is not read as [batch..., i, j]";
-  case FuseMiss::PDynamicShape:
-    return "P has a dynamic shape";
   case FuseMiss::NoSoftmax:
     return "no softmax over the key dim";
   case FuseMiss::Logits:
@@ -986,6 +1163,12 @@ StringRef fuse::getMessage(FuseMiss miss) {
     return "bias cannot be reshaped";
   case FuseMiss::BiasElementType:
     return "unsupported bias element type";
+  case FuseMiss::DynamicHeadDim:
+    return "dynamic head dim";
+  case FuseMiss::MaskNeedsEqualLengths:
+    return "the mask is aligned top-left, which is attn.attention's "
+           "bottom-right mask only when Sq = Sk, and the IR does not prove "
+           "the dynamic Sq and Sk equal";
   }
   llvm_unreachable("unknown attn-fuse miss");
 }

@@ -34,7 +34,6 @@ enum class FuseMiss {
   // Not attention at all (never reported).
   NotAContraction,
   PLayout,
-  PDynamicShape,
   NoSoftmax,
   // Attention-like graphs that attn-fuse could not take.
   Logits,
@@ -59,6 +58,8 @@ enum class FuseMiss {
   BiasBroadcast,
   BiasReshape,
   BiasElementType,
+  DynamicHeadDim,
+  MaskNeedsEqualLengths,
 };
 
 /// The message reported for a miss (remarks and notifyMatchFailure).
@@ -92,6 +93,11 @@ struct DimLabel {
 };
 
 using Labels = SmallVector<DimLabel, 5>;
+
+/// Whether sizes `a` and `b` (static or ShapedType::kDynamic) may be equal.
+inline bool compatible(int64_t a, int64_t b) {
+  return a == b || ShapedType::isDynamic(a) || ShapedType::isDynamic(b);
+}
 
 inline bool isPrefix(ArrayRef<int64_t> prefix, ArrayRef<int64_t> path) {
   return prefix.size() <= path.size() &&
@@ -129,7 +135,12 @@ struct AttentionMatch {
   Trace q, k, v;
   Labels qParts;
   KVGrouping kGroup;
+  /// Problem sizes; Sq and Sk (and the batch parts) may be
+  /// ShapedType::kDynamic, D and Dv are static.
   int64_t sq = 0, sk = 0, d = 0, dv = 0;
+  /// Whether the IR proves Sq = Sk (read when one is dynamic).
+  bool equalLengths = false;
+  /// The mask (see Band for its frame).
   Band band;
   double scale = 1.0;
   std::optional<double> softcap;

@@ -336,11 +336,25 @@ Expr *ExprBuilder::scalar(Value v, Operation *op, AffineMap loopMap) {
       return build(input->get(),
                    linalgOp.getMatchingIndexingMap(input).compose(loopMap));
     }
+    if (!op->isAncestor(arg.getOwner()->getParentOp()) &&
+        arg.getType().isIntOrIndex()) {
+      Expr *e = create(Expr::Kind::Symbol);
+      e->tensor = arg;
+      return e;
+    }
     Expr *e = create(Expr::Kind::Op);
     return e; // Unknown scalar.
   }
   Operation *def = v.getDefiningOp();
   Attribute cst;
+  if (!matchPattern(v, m_Constant(&cst)) && !op->isAncestor(def) &&
+      v.getType().isIntOrIndex()) {
+    // A captured index or integer (a runtime size, say): the mask analysis
+    // decides what it is.
+    Expr *e = create(Expr::Kind::Symbol);
+    e->tensor = v;
+    return e;
+  }
   if (matchPattern(v, m_Constant(&cst))) {
     Expr *e = create(Expr::Kind::Const);
     if (auto f = dyn_cast<FloatAttr>(cst))
@@ -610,6 +624,9 @@ void fuse::print(const Expr *e, raw_ostream &os) {
     return;
   case Expr::Kind::Index:
     os << "i" << e->dim;
+    return;
+  case Expr::Kind::Symbol:
+    os << "S(" << e->tensor.getLoc() << ")";
     return;
   case Expr::Kind::Reduce:
     os << "reduce_" << names[(int)e->op] << "@" << e->dim << "(";

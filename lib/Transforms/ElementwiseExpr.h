@@ -75,6 +75,9 @@ struct Expr {
     Reduce,
     /// linalg.softmax of `operands[0]` over space dimension `dim`.
     Softmax,
+    /// An index or integer scalar defined outside the linalg body that reads
+    /// it (`tensor`), such as a runtime size: the same for every element.
+    Symbol,
   };
   Kind kind;
   ExprOp op = ExprOp::Unknown;

@@ -20,8 +20,11 @@
 //      on the spelling), then from S on D (a side that D already clamps is
 //      dropped).
 //
-// attn-fuse only matches static shapes (P with a dynamic shape is a miss),
-// so Sq and Sk are always known here; the analysis needs them.
+// Sq and Sk are variables of the sets: pinned to their values when static;
+// when one is dynamic the sets range over every size (and Sq = Sk where the
+// IR proves it), a band bounds the offset from the bottom-right diagonal,
+// and index values outside the mask that provably are Sq or Sk (tensor.dim,
+// tensor.empty sizes, arithmetic on them) are read as those variables.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,6 +33,7 @@
 #include "mlir/Analysis/Presburger/PresburgerRelation.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Utils/IndexingUtils.h"
+#include "mlir/IR/Matchers.h"
 #include "llvm/Support/MathExtras.h"
 
 #include <cmath>
@@ -38,6 +42,10 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::fuse;
 using namespace mlir::presburger;
+
+/// The largest size attn.attention takes (2^31 - 1): dynamic sizes range up
+/// to it.
+static constexpr int64_t kMaxDimSize = (int64_t(1) << 31) - 1;
 
 bool fuse::isMaskingValue(double v) {
   return v == -INFINITY || v == -65504.0 || v == -3.3895313892515355e38 ||
@@ -50,35 +58,50 @@ bool fuse::isMaskingValue(double v) {
 
 namespace {
 
-/// c_i * i + c_j * j + c: the columns of a Presburger constraint over (i, j).
+/// c_i * i + c_j * j + c_q * Sq + c_k * Sk + c: the columns of a Presburger
+/// constraint over (i, j, Sq, Sk).
 struct LinearForm {
-  int64_t i = 0, j = 0, c = 0;
-  SmallVector<int64_t, 3> coeffs() const { return {i, j, c}; }
+  int64_t i = 0, j = 0, q = 0, k = 0, c = 0;
+  SmallVector<int64_t, 5> coeffs() const { return {i, j, q, k, c}; }
+  LinearForm operator-() const { return {-i, -j, -q, -k, -c}; }
+  /// `this` + s * `o`.
+  LinearForm plus(const LinearForm &o, int64_t s = 1) const {
+    return {i + s * o.i, j + s * o.j, q + s * o.q, k + s * o.k, c + s * o.c};
+  }
+  LinearForm times(int64_t s) const { return LinearForm().plus(*this, s); }
+  bool isConstant() const { return !i && !j && !q && !k; }
 };
 
-/// Builds the sets of (i, j) that masks admit, and bands on the domain.
+/// Builds the sets of (i, j, Sq, Sk) that masks admit, and bands on the
+/// domain. Every set carries what is known of the sizes: a static size pins
+/// its variable, a dynamic one ranges over [1, 2^31 - 1] (what
+/// attn.attention takes; the domain is empty below), and Sq = Sk when the IR
+/// proves it. Set equality then means equality for every such size.
 class MaskSets {
 public:
-  MaskSets(unsigned iDim, unsigned jDim, int64_t sq, int64_t sk)
-      : iDim(iDim), jDim(jDim), sq(sq), sk(sk),
-        space(PresburgerSpace::getSetSpace(/*numDims=*/2)) {}
+  MaskSets(unsigned iDim, unsigned jDim, const MaskSizes &sizes)
+      : iDim(iDim), jDim(jDim), sizes(sizes),
+        space(PresburgerSpace::getSetSpace(/*numDims=*/4)) {}
 
   /// The set admitted by `pred` (negated if `negate`) over the quarter plane
   /// i, j >= 0; exact on the domain. None if the predicate is not readable.
   std::optional<PresburgerSet> predicate(const Expr *pred, bool negate);
 
-  /// 0 <= i < sq, 0 <= j < sk, intersected with `forms` >= 0.
+  /// 0 <= i < Sq, 0 <= j < Sk, intersected with `forms` >= 0.
   PresburgerSet domain(ArrayRef<LinearForm> forms = {}) const {
-    return PresburgerSet(polyhedron(
-        {{1, 0, 0}, {-1, 0, sq - 1}, {0, 1, 0}, {0, -1, sk - 1}}, forms));
+    return PresburgerSet(polyhedron({{1, 0, 0, 0, 0},
+                                     {-1, 0, 1, 0, -1},
+                                     {0, 1, 0, 0, 0},
+                                     {0, -1, 0, 1, -1}},
+                                    forms));
   }
   /// The band on the domain.
   PresburgerSet band(const Band &b) const {
     SmallVector<LinearForm, 2> forms;
     if (b.lo)
-      forms.push_back({-1, 1, -*b.lo}); // j - i - lo >= 0
+      forms.push_back(diagonal().plus({0, 0, 0, 0, -*b.lo})); // d - lo >= 0
     if (b.hi)
-      forms.push_back({1, -1, *b.hi}); // hi - (j - i) >= 0
+      forms.push_back((-diagonal()).plus({0, 0, 0, 0, *b.hi})); // hi - d >= 0
     return domain(forms);
   }
   /// The smallest band containing `s` (empty: none); a side along which `s`
@@ -86,46 +109,120 @@ public:
   std::optional<Band> hull(const PresburgerSet &s) const;
 
 private:
-  IntegerPolyhedron polyhedron(ArrayRef<LinearForm> ineqs,
-                               ArrayRef<LinearForm> more = {}) const {
-    IntegerPolyhedron p(ineqs.size() + more.size(), 0, 3, space);
-    for (ArrayRef<LinearForm> list : {ineqs, more})
-      for (const LinearForm &f : list)
-        p.addInequality(f.coeffs());
-    return p;
+  /// What a band bounds: j - i, or j - i - (Sk - Sq) with a dynamic size.
+  LinearForm diagonal() const {
+    return sizes.isDynamic() ? LinearForm{-1, 1, 1, -1, 0}
+                             : LinearForm{-1, 1, 0, 0, 0};
   }
+  IntegerPolyhedron polyhedron(ArrayRef<LinearForm> ineqs,
+                               ArrayRef<LinearForm> more = {}) const;
   PresburgerSet halfSpaces(ArrayRef<LinearForm> forms) const {
-    return PresburgerSet(polyhedron({{1, 0, 0}, {0, 1, 0}}, forms));
+    return PresburgerSet(polyhedron({{1, 0, 0, 0, 0}, {0, 1, 0, 0, 0}}, forms));
   }
   std::optional<LinearForm> linearize(const Expr *e) const;
+  std::optional<LinearForm> linearize(Value v, unsigned depth = 0) const;
   std::optional<PresburgerSet> compare(const Expr *cmp, bool negate) const;
   bool isNonNegative(const LinearForm &f) const {
     // Empty iff f >= 0 everywhere on the domain: D ∩ {f <= -1}.
-    return domain({{-f.i, -f.j, -f.c - 1}}).isIntegerEmpty();
+    return domain({(-f).plus({0, 0, 0, 0, -1})}).isIntegerEmpty();
   }
 
   unsigned iDim, jDim;
-  int64_t sq, sk;
+  const MaskSizes &sizes;
   PresburgerSpace space;
 };
 
 } // namespace
 
+/// Index arithmetic stays far from overflow: sizes are below 2^31 and every
+/// coefficient is checked against this.
+static constexpr int64_t kLimit = int64_t(1) << 40;
+
+static std::optional<LinearForm> bounded(const LinearForm &r) {
+  for (int64_t x : r.coeffs())
+    if (std::abs(x) > kLimit)
+      return std::nullopt;
+  return r;
+}
+
+/// `a` * `b` where one of them is a constant; none otherwise.
+static std::optional<LinearForm> multiply(LinearForm a, LinearForm b) {
+  if (!a.isConstant())
+    std::swap(a, b);
+  if (!a.isConstant())
+    return std::nullopt;
+  // Both factors are bounded by 2^40, their product is not: check first.
+  for (int64_t x : b.coeffs())
+    if (x && std::abs(a.c) > kLimit / std::abs(x))
+      return std::nullopt;
+  return bounded(b.times(a.c));
+}
+
+IntegerPolyhedron MaskSets::polyhedron(ArrayRef<LinearForm> ineqs,
+                                       ArrayRef<LinearForm> more) const {
+  IntegerPolyhedron p(ineqs.size() + more.size() + 4, 3, 5, space);
+  for (ArrayRef<LinearForm> list : {ineqs, more})
+    for (const LinearForm &f : list)
+      p.addInequality(f.coeffs());
+  for (auto [size, unit] :
+       {std::make_pair(sizes.sq, LinearForm{0, 0, 1, 0, 0}),
+        std::make_pair(sizes.sk, LinearForm{0, 0, 0, 1, 0})}) {
+    if (!ShapedType::isDynamic(size)) {
+      p.addEquality(unit.plus({0, 0, 0, 0, -size}).coeffs());
+      continue;
+    }
+    p.addInequality(unit.plus({0, 0, 0, 0, -1}).coeffs());
+    p.addInequality((-unit).plus({0, 0, 0, 0, kMaxDimSize}).coeffs());
+  }
+  if (sizes.isDynamic() && sizes.equal)
+    p.addEquality({0, 0, 1, -1, 0});
+  return p;
+}
+
+std::optional<LinearForm> MaskSets::linearize(Value v, unsigned depth) const {
+  // A scalar outside the mask: a constant, a proven size, or index
+  // arithmetic on those.
+  APInt c;
+  if (matchPattern(v, m_ConstantInt(&c)))
+    return c.getSignificantBits() > 41
+               ? std::nullopt
+               : bounded(LinearForm{0, 0, 0, 0, c.getSExtValue()});
+  if (sizes.classify)
+    if (std::optional<SizeSym> size = sizes.classify(v))
+      return *size == SizeSym::Sq ? LinearForm{0, 0, 1, 0, 0}
+                                  : LinearForm{0, 0, 0, 1, 0};
+  Operation *def = v.getDefiningOp();
+  if (!def || depth > 8)
+    return std::nullopt;
+  if (isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
+          arith::ExtUIOp, arith::TruncIOp>(def))
+    return linearize(def->getOperand(0), depth + 1);
+  if (!isa<arith::AddIOp, arith::SubIOp, arith::MulIOp>(def))
+    return std::nullopt;
+  std::optional<LinearForm> a = linearize(def->getOperand(0), depth + 1);
+  std::optional<LinearForm> b = linearize(def->getOperand(1), depth + 1);
+  if (!a || !b)
+    return std::nullopt;
+  if (isa<arith::MulIOp>(def))
+    return multiply(*a, *b);
+  return bounded(a->plus(*b, isa<arith::AddIOp>(def) ? 1 : -1));
+}
+
 std::optional<LinearForm> MaskSets::linearize(const Expr *e) const {
-  // Index arithmetic stays far from overflow: sizes are below 2^31 and
-  // constants are checked here.
-  constexpr double kLimit = 1ll << 40;
   switch (e->kind) {
   case Expr::Kind::Index:
     if (e->dim == iDim)
-      return LinearForm{1, 0, 0};
+      return LinearForm{1, 0, 0, 0, 0};
     if (e->dim == jDim)
-      return LinearForm{0, 1, 0};
+      return LinearForm{0, 1, 0, 0, 0};
     return std::nullopt; // a batch or head index
   case Expr::Kind::Const:
-    if (e->value != std::trunc(e->value) || std::fabs(e->value) > kLimit)
+    if (e->value != std::trunc(e->value) ||
+        std::fabs(e->value) > (double)kLimit)
       return std::nullopt;
-    return LinearForm{0, 0, (int64_t)e->value};
+    return LinearForm{0, 0, 0, 0, (int64_t)e->value};
+  case Expr::Kind::Symbol:
+    return linearize(e->tensor);
   case Expr::Kind::Op:
     break;
   default:
@@ -139,22 +236,10 @@ std::optional<LinearForm> MaskSets::linearize(const Expr *e) const {
   std::optional<LinearForm> b = linearize(e->operands[1]);
   if (!a || !b)
     return std::nullopt;
-  LinearForm r;
-  if (e->op == ExprOp::MulI) {
-    // Linear only when one factor is a constant.
-    if (a->i || a->j)
-      std::swap(a, b);
-    if (a->i || a->j)
-      return std::nullopt;
-    r = {a->c * b->i, a->c * b->j, a->c * b->c};
-  } else {
-    int64_t s = e->op == ExprOp::AddI ? 1 : -1;
-    r = {a->i + s * b->i, a->j + s * b->j, a->c + s * b->c};
-  }
-  if (std::abs(r.i) > kLimit || std::abs(r.j) > kLimit ||
-      std::abs(r.c) > kLimit)
-    return std::nullopt;
-  return r;
+  // Linear only when one factor of a product is a constant.
+  if (e->op == ExprOp::MulI)
+    return multiply(*a, *b);
+  return bounded(a->plus(*b, e->op == ExprOp::AddI ? 1 : -1));
 }
 
 std::optional<PresburgerSet> MaskSets::compare(const Expr *cmp,
@@ -174,8 +259,8 @@ std::optional<PresburgerSet> MaskSets::compare(const Expr *cmp,
   if (isUnsigned && (!isNonNegative(*a) || !isNonNegative(*b)))
     return std::nullopt;
   // f = a - b; each predicate is one or two constraints f' >= 0.
-  LinearForm f{a->i - b->i, a->j - b->j, a->c - b->c};
-  LinearForm neg{-f.i, -f.j, -f.c};
+  LinearForm f = a->plus(*b, -1);
+  LinearForm neg = -f;
   auto minus1 = [](LinearForm x) {
     --x.c;
     return x;
@@ -250,18 +335,19 @@ std::optional<PresburgerSet> MaskSets::predicate(const Expr *pred,
 }
 
 std::optional<Band> MaskSets::hull(const PresburgerSet &s) const {
-  // min(j - i) and min(i - j) over each disjunct, as the lexicographic
-  // minimum of (d, i, j) with d = +-(j - i) added as the first variable.
+  // min(diagonal) and min(-diagonal) over each disjunct, as the
+  // lexicographic minimum of (d, i, j, Sq, Sk) with d = +-diagonal added as
+  // the first variable.
   bool empty = true, loUnbounded = false, hiUnbounded = false;
   Band band;
   for (const IntegerRelation &disjunct : s.getAllDisjuncts()) {
     for (int64_t sign : {1, -1}) {
       IntegerRelation r = disjunct;
       r.insertVar(VarKind::SetDim, 0);
-      SmallVector<int64_t, 4> eq(r.getNumCols(), 0);
-      eq[0] = 1;
-      eq[1] = sign;  // i
-      eq[2] = -sign; // j
+      // d - sign * diagonal = 0, with d the new first column.
+      SmallVector<int64_t, 6> eq = {1};
+      for (int64_t x : diagonal().times(-sign).coeffs())
+        eq.push_back(x);
       r.addEquality(eq);
       MaybeOptimum<SmallVector<DynamicAPInt, 8>> min = r.findIntegerLexMin();
       if (min.isEmpty())
@@ -289,8 +375,8 @@ std::optional<Band> MaskSets::hull(const PresburgerSet &s) const {
 
 std::optional<Band> fuse::getPredicateBand(const Expr *pred, bool negate,
                                            unsigned iDim, unsigned jDim,
-                                           int64_t sq, int64_t sk) {
-  MaskSets sets(iDim, jDim, sq, sk);
+                                           const MaskSizes &sizes) {
+  MaskSets sets(iDim, jDim, sizes);
   std::optional<PresburgerSet> formula = sets.predicate(pred, negate);
   if (!formula)
     return std::nullopt;
@@ -324,6 +410,8 @@ std::optional<Band> fuse::getConstantMaskBand(
     DenseElementsAttr attr, AffineMap map, unsigned iDim, unsigned jDim,
     int64_t sq, int64_t sk,
     function_ref<std::optional<bool>(Attribute)> admitted) {
+  if (ShapedType::isDynamic(sq) || ShapedType::isDynamic(sk))
+    return std::nullopt;
   auto type = cast<ShapedType>(attr.getType());
   // Batch dims must be broadcast; i and j read directly or broadcast.
   int64_t iPos = -1, jPos = -1;
@@ -390,9 +478,11 @@ std::optional<Band> fuse::getConstantMaskBand(
 //===----------------------------------------------------------------------===//
 
 std::optional<MaskAttr> fuse::getMaskAttr(MLIRContext *ctx, const Band &band,
-                                          int64_t sq, int64_t sk) {
-  // Query row i sits at p = i + off; d = j - i.
-  int64_t off = sk - sq;
+                                          const MaskSizes &sizes) {
+  // Query row i sits at p = i + off. With static sizes the band is on
+  // d = j - i and off = Sk - Sq; otherwise it is already on d - off.
+  bool dynamic = sizes.isDynamic();
+  int64_t off = dynamic ? 0 : sizes.sk - sizes.sq;
   std::optional<int64_t> right, left;
   if (band.hi)
     right = *band.hi - off;
@@ -405,20 +495,25 @@ std::optional<MaskAttr> fuse::getMaskAttr(MLIRContext *ctx, const Band &band,
     mask = MaskAttr::getNone(ctx);
   else if (!left && *right == 0)
     mask = MaskAttr::getCausal(ctx);
+  else if (dynamic) // An unbounded side reaches past every key of any size.
+    mask = MaskAttr::getWindow(ctx, left.value_or(kMaxDimSize),
+                               right.value_or(kMaxDimSize));
   else // An unbounded side becomes an extent that reaches past every key.
-    mask = MaskAttr::getWindow(ctx, left.value_or(sk), right.value_or(sq));
+    mask = MaskAttr::getWindow(ctx, left.value_or(sizes.sk),
+                               right.value_or(sizes.sq));
 
   // The attribute's own set (MaskAttr's definition) must be the band's. An
   // extent beyond sq + sk clamps to it: |j - i| < max(sq, sk) on the domain.
   Band admitted;
-  int64_t reach = sq + sk;
+  int64_t reach =
+      dynamic ? std::numeric_limits<int64_t>::max() : sizes.sq + sizes.sk;
   if (mask.isCausal())
     admitted.hi = off;
   if (mask.isWindow()) {
     admitted.lo = off - std::min(mask.getLeft(), reach);
     admitted.hi = off + std::min(mask.getRight(), reach);
   }
-  MaskSets sets(/*iDim=*/0, /*jDim=*/1, sq, sk);
+  MaskSets sets(/*iDim=*/0, /*jDim=*/1, sizes);
   if (!sets.band(admitted).isEqual(sets.band(band)))
     return std::nullopt;
   return mask;

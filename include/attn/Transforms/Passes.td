@@ -57,6 +57,13 @@ def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
       broadcast → collapse_shape, or a broadcast of a missing head dim): the
       repetition is removed and Hkv inferred.
     * logit softcap `c · tanh(s / c)`.
+    * dynamic batch, head and sequence sizes (`?`, with `tensor.empty(%d)` and
+      `tensor.dim`): the fused op gets the dynamic types. A mask must then
+      admit the same keys for every runtime size: bottom-right masks written
+      with the runtime sizes (`j <= i + Sk - Sq`) fuse; a top-left one
+      (`j <= i`) fuses only where the IR proves Sq = Sk (the same size value
+      reaches both dims) and is otherwise reported and left alone. Head dims
+      stay static.
 
     Numerics. The fused op computes in f32 whatever the frontend did: the
     scores, softmax and P·V accumulation are f32 even where the frontend
