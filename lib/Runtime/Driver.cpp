@@ -237,6 +237,29 @@ ATTN_RUNTIME_EXPORT int attnRuntimeAvailable(void) {
   return d && d->cuDeviceGetCount(&count) == CUDA_SUCCESS && count > 0;
 }
 
+ATTN_RUNTIME_EXPORT int64_t attnRuntimeMultiprocessorCount(void) {
+  // Asked once per launch of a paged program: cached per device.
+  static std::atomic<int> counts[64];
+  const Driver *d = enter("attnRuntimeMultiprocessorCount");
+  CUdevice device = 0;
+  if (!d || !check(d->cuCtxGetDevice(&device), "cuCtxGetDevice",
+                   "attnRuntimeMultiprocessorCount"))
+    return 1;
+  bool cached = device >= 0 && device < 64;
+  if (cached)
+    if (int count = counts[device].load(std::memory_order_relaxed))
+      return count;
+  int count = 0;
+  if (!check(d->cuDeviceGetAttribute(
+                 &count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
+             "cuDeviceGetAttribute", "attnRuntimeMultiprocessorCount") ||
+      count < 1)
+    return 1;
+  if (cached)
+    counts[device].store(count, std::memory_order_relaxed);
+  return count;
+}
+
 ATTN_RUNTIME_EXPORT void mgpuSetDefaultDevice(int32_t device) {
   setDefaultDevice(device);
   const Driver *d = driverIfLoaded();

@@ -29,6 +29,8 @@ namespace attn::runtime {
   X(cuGetErrorString)                                                          \
   X(cuDeviceGet)                                                               \
   X(cuDeviceGetCount)                                                          \
+  X(cuDeviceGetAttribute)                                                      \
+  X(cuCtxGetDevice)                                                            \
   X(cuDevicePrimaryCtxRetain)                                                  \
   X(cuCtxGetCurrent)                                                           \
   X(cuCtxSetCurrent)                                                           \

@@ -11,7 +11,6 @@ waits). The C caller (examples/program/main.c) reports the host time per
 call without Python.
 """
 
-import math
 import sys
 import time
 

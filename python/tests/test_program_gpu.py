@@ -198,3 +198,75 @@ def test_argument_checks():
         prog.attention(q.transpose(2, 3).contiguous().transpose(2, 3), k, k)
     with pytest.raises(TypeError, match="CUDA tensor"):
         prog.attention(q.cpu(), k, k)
+
+
+@pytest.mark.parametrize("batch,max_len", [(1, 1), (4, 1000), (8, 4097)])
+def test_paged_decode(batch, max_len):
+    """attn.paged_attention in a program: the split count chosen at run time
+    from the SM count, the splits merged, pages scattered over the cache."""
+    from attn.reference import paged_attention_reference
+
+    prog = load("decode_step")
+    g = torch.Generator(device="cuda").manual_seed(batch)
+    page = 16
+    lens = torch.randint(1, max_len + 1, (batch,), generator=g, device="cuda", dtype=torch.int32)
+    lens[0] = max_len
+    max_pages = -(-max_len // page)
+    pages = batch * max_pages + 3
+    perm = torch.randperm(pages, generator=g, device="cuda")[:batch * max_pages]
+    table = perm.view(batch, max_pages).to(torch.int32).contiguous()
+    q = torch.randn(batch, 1, 32, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    kc = torch.randn(pages, page, 8, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    vc = torch.randn(pages, page, 8, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    out = prog.paged_decode(q, kc, vc, table, lens)
+    torch.cuda.synchronize()
+    assert out.shape == (batch, 1, 32, 128)
+    np64 = lambda x: x.double().cpu().numpy()  # noqa: E731
+    ref, _ = paged_attention_reference(np64(q), np64(kc), np64(vc), table.cpu().numpy(),
+                                       lens.cpu().numpy(), mask="causal", scale=0.0883883461)
+    ref = torch.from_numpy(ref).cuda()
+    # The error floor: the same attention in bf16 (SDPA) on each sequence's
+    # keys gathered contiguously.
+    base = 0.0
+    for i in range(batch):
+        n = int(lens[i])
+        j = torch.arange(n, device="cuda")
+        k = kc[table[i, j // page].long(), j % page]  # [n, 8, 128]
+        v = vc[table[i, j // page].long(), j % page]
+        low = sdpa(q[i:i + 1].transpose(1, 2), k[None].transpose(1, 2),
+                   v[None].transpose(1, 2), scale=0.0883883461).transpose(1, 2)
+        base = max(base, (low.double() - ref[i:i + 1]).abs().max().item())
+    err = (out.double() - ref).abs().max().item()
+    print(f"  max error {err:.3e} (bf16 SDPA: {base:.3e})")
+    assert not torch.isnan(out).any()
+    assert err <= 2 * base + 1e-3, f"max error {err:.3e} > 2 x {base:.3e} + 1e-3"
+
+
+@pytest.mark.parametrize("batch,tokens", [(1, 1), (2, 100), (1, 1000)])
+def test_gated_delta(batch, tokens):
+    """attn.gated_delta_rule in a program: chunked kernels and workspaces
+    sized from the runtime length, output and final state against the
+    token-by-token float64 recurrence."""
+    import numpy as np
+
+    from attn.reference import gated_delta_reference
+
+    prog = load("decode_step")
+    g = torch.Generator(device="cuda").manual_seed(tokens)
+    q = torch.randn(batch, tokens, 16, 128, device="cuda", generator=g).to(torch.bfloat16)
+    k = torch.randn(batch, tokens, 16, 128, device="cuda", generator=g).to(torch.bfloat16)
+    v = torch.randn(batch, tokens, 32, 128, device="cuda", generator=g).to(torch.bfloat16)
+    gate = -2 * torch.sigmoid(torch.randn(batch, tokens, 32, device="cuda", generator=g) - 2)
+    beta = torch.sigmoid(torch.randn(batch, tokens, 32, device="cuda", generator=g))
+    out, state = prog.gated_delta(q, k, v, gate, beta)
+    torch.cuda.synchronize()
+    assert out.shape == (batch, tokens, 32, 128) and state.shape == (batch, 32, 128, 128)
+    np64 = lambda x: x.double().cpu().numpy()  # noqa: E731
+    ref_o, ref_s = gated_delta_reference(np64(q), np64(k), np64(v), np64(gate), np64(beta),
+                                         qk_l2norm=True, scale=0.0883883461)
+    rel = lambda x, r: np.sqrt(((x - r) ** 2).mean()) / np.sqrt((r ** 2).mean())  # noqa: E731
+    eo, es = rel(np64(out), ref_o), rel(np64(state), ref_s)
+    print(f"  rms rel error: out {eo:.2e}, state {es:.2e}")
+    assert not torch.isnan(out).any() and not torch.isnan(state).any()
+    # The bound of the GPU suite's gated delta tests (python/tests/test_gpu.py).
+    assert eo < 5e-3 and es < 5e-3

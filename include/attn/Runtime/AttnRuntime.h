@@ -64,6 +64,11 @@ ATTN_RUNTIME_EXPORT void attnRuntimeFree(void *devicePtr);
 /* 1 if libcuda.so.1 loaded and at least one CUDA device exists, else 0. */
 ATTN_RUNTIME_EXPORT int attnRuntimeAvailable(void);
 
+/* The multiprocessor count of the current context's device (1 when it
+ * cannot be read: an error is recorded). Compiled programs call it to choose
+ * the key splits of paged decode (attn.paged_attention). */
+ATTN_RUNTIME_EXPORT int64_t attnRuntimeMultiprocessorCount(void);
+
 /* Wraps a device buffer a program returned -- the memref's allocated and
  * aligned pointers, offset, sizes and strides (both in elements) -- as a DLPack
  * (v0.8) DLManagedTensor*, for torch.from_dlpack. `code` and `bits` are

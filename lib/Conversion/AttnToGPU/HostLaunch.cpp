@@ -22,6 +22,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -32,35 +33,22 @@ using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
-/// Which manifest parameters are the op's operands and results; every other
-/// tensor parameter is a workspace.
+class LaunchEmitter;
+
+/// Which manifest parameters are the op's operands and results (every other
+/// tensor parameter is a workspace), which of its kernels run, and the
+/// sizes no operand defines.
 struct Binding {
   llvm::StringMap<Value> inputs;
   llvm::StringMap<unsigned> outputs;
+  /// The kernels to launch, by their manifest's "kernel", in order; empty:
+  /// all of them, in build order.
+  SmallVector<StringRef> kinds;
+  /// Defines the sizes no operand has (split counts, chunk counts), once
+  /// the operands' sizes are bound.
+  std::function<LogicalResult(LaunchEmitter &)> defineSizes;
 };
 } // namespace
-
-/// The parameters of the ops that have a host lowering.
-static FailureOr<Binding> getBinding(Operation *op) {
-  Binding binding;
-  if (auto attention = dyn_cast<AttentionOp>(op)) {
-    binding.inputs["q"] = attention.getQuery();
-    binding.inputs["k"] = attention.getKey();
-    binding.inputs["v"] = attention.getValue();
-    if (Value bias = attention.getBias())
-      binding.inputs["bias"] = bias;
-    if (Value sinks = attention.getSinks())
-      binding.inputs["sinks"] = sinks;
-    binding.outputs["o"] = 0;
-    if (attention.getLse())
-      binding.outputs["lse"] = 1;
-    return binding;
-  }
-  return op->emitOpError()
-         << "has no host lowering yet: its kernels can be generated "
-            "(attn-to-ptx, attn-compile) and launched from Python "
-            "(attn.gpu), but not called from a compiled program";
-}
 
 namespace {
 /// Emits the host side of one op's kernels.
@@ -70,6 +58,23 @@ public:
       : b(rewriter), op(op), module(module), loc(op->getLoc()) {}
 
   LogicalResult run(ArrayRef<DictionaryAttr> kernels, const Binding &binding);
+
+  /// What size hooks (Binding::defineSizes) build with.
+  OpBuilder &builder() { return b; }
+  Location getLoc() const { return loc; }
+  ModuleOp getModule() const { return module; }
+  Value getSize(StringRef name) const { return sizes.lookup(name); }
+  void setSize(StringRef name, Value value) { sizes[name] = value; }
+  /// The manifest of the kernel of kind `kind` among the op's kernels.
+  DictionaryAttr getKernel(StringRef kind) const {
+    for (DictionaryAttr manifest : kernels)
+      if (auto k = manifest.getAs<StringAttr>("kernel"))
+        if (k.getValue() == kind)
+          return manifest;
+    return nullptr;
+  }
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  InFlightDiagnostic error() { return op->emitOpError(); }
 
 private:
   /// Binds the size names of `shape` (a manifest parameter's) to the dims
@@ -87,15 +92,13 @@ private:
                                 DictionaryAttr manifest);
   LogicalResult launch(DictionaryAttr manifest);
 
-  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
-  InFlightDiagnostic error() { return op->emitOpError(); }
-
   RewriterBase &b;
   Operation *op;
   ModuleOp module;
   Location loc;
   llvm::StringMap<Value> sizes;
   llvm::StringMap<Value> buffers;
+  SmallVector<DictionaryAttr> kernels;
 };
 } // namespace
 
@@ -355,8 +358,20 @@ LogicalResult LaunchEmitter::launch(DictionaryAttr manifest) {
   return success();
 }
 
-LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> kernels,
+LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
                                  const Binding &binding) {
+  // The kernels this op launches, in order.
+  kernels.assign(allKernels.begin(), allKernels.end());
+  if (!binding.kinds.empty()) {
+    SmallVector<DictionaryAttr> selected;
+    for (StringRef kind : binding.kinds) {
+      DictionaryAttr manifest = getKernel(kind);
+      if (!manifest)
+        return error() << "has no '" << kind << "' kernel to launch";
+      selected.push_back(manifest);
+    }
+    kernels = std::move(selected);
+  }
   // Operands first, so that every size is defined before results and
   // workspaces are allocated from them.
   SmallVector<std::pair<DictionaryAttr, DictionaryAttr>> toAllocate;
@@ -390,6 +405,8 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> kernels,
         return failure();
     }
   }
+  if (binding.defineSizes && failed(binding.defineSizes(*this)))
+    return failure();
   SmallVector<Value> results(op->getNumResults());
   for (auto [param, manifest] : toAllocate) {
     StringRef name = param.getAs<StringAttr>("name").getValue();
@@ -439,11 +456,158 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> kernels,
   return success();
 }
 
+/// The split count of paged decode, as attn.gpu.num_splits chooses it: the
+/// (sequence, KV head, value chunk, row tile) blocks of one split fill the
+/// `resident` blocks per SM of the device's SMs in one wave, without
+/// splitting under 256 keys of the longest sequence the table allows, and at
+/// most 128 splits.
+static LogicalResult definePagedSplits(LaunchEmitter &e) {
+  OpBuilder &b = e.builder();
+  Location loc = e.getLoc();
+  DictionaryAttr split = e.getKernel("paged.mma.sync");
+  auto spec = split ? split.getAs<DictionaryAttr>("spec") : nullptr;
+  auto rows = split ? split.getAs<IntegerAttr>("rows_per_block") : nullptr;
+  auto shared =
+      split ? split.getAs<IntegerAttr>("dynamic_shared_memory") : nullptr;
+  auto page = spec ? spec.getAs<IntegerAttr>("page_size") : nullptr;
+  auto dv = spec ? spec.getAs<IntegerAttr>("value_head_dim") : nullptr;
+  if (!rows || !shared || !page || !dv)
+    return e.error() << "malformed paged split manifest";
+  int64_t chunks = 1;
+  if (auto c = split.getAs<IntegerAttr>("value_chunks"))
+    chunks = c.getInt();
+  // Shared memory bounds the blocks an SM holds (227 KiB usable on sm_90,
+  // 1 KiB reserved per block); registers bound them to 2.
+  int64_t resident = std::max<int64_t>(
+      1, std::min<int64_t>(2, (227 * 1024) / (shared.getInt() + 1024)));
+  Value hq = e.getSize("Hq"), hkv = e.getSize("Hkv"), sq = e.getSize("Sq"),
+        batch = e.getSize("B"), maxPages = e.getSize("MaxPages");
+  if (!hq || !hkv || !sq || !batch || !maxPages)
+    return e.error() << "paged kernels without their sizes";
+  auto mul = [&](Value x, Value y) {
+    return arith::MulIOp::create(b, loc, x, y).getResult();
+  };
+  Value group = arith::DivUIOp::create(b, loc, hq, hkv);
+  Value rowTiles = arith::CeilDivUIOp::create(b, loc, mul(group, sq),
+                                              e.index(rows.getInt()));
+  Value blocks = arith::MaxSIOp::create(
+      b, loc, e.index(1), mul(mul(batch, mul(hkv, e.index(chunks))), rowTiles));
+  auto sms = func::CallOp::create(b, loc, "attnRuntimeMultiprocessorCount",
+                                  b.getI64Type(), ValueRange());
+  Value slots = mul(
+      arith::IndexCastOp::create(b, loc, b.getIndexType(), sms.getResult(0)),
+      e.index(resident));
+  Value fill = arith::DivUIOp::create(b, loc, slots, blocks);
+  Value keys = mul(maxPages, e.index(page.getInt()));
+  Value cap = arith::MinSIOp::create(
+      b, loc, arith::CeilDivUIOp::create(b, loc, keys, e.index(256)),
+      e.index(128));
+  Value splits = arith::MaxSIOp::create(
+      b, loc, e.index(1), arith::MinSIOp::create(b, loc, fill, cap));
+  e.setSize("Splits", splits);
+  // Value row r of a dense cache (either layout) is at r * Dv.
+  e.setSize("VStride", e.index(dv.getInt()));
+  // The split kernel's grid holds the batch in z.
+  Value fits = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, batch,
+                                     e.index(65535));
+  cf::AssertOp::create(b, loc, fits,
+                       "attn.paged_attention: more than 65535 sequences in "
+                       "one call (the split kernel's grid z limit)");
+  // The declaration the call needs, made once per module.
+  ModuleOp module = e.getModule();
+  if (!module.lookupSymbol("attnRuntimeMultiprocessorCount")) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto decl =
+        func::FuncOp::create(b, loc, "attnRuntimeMultiprocessorCount",
+                             b.getFunctionType(TypeRange(), b.getI64Type()));
+    decl.setPrivate();
+  }
+  return success();
+}
+
+/// The chunk count of the chunked gated delta kernels.
+static LogicalResult defineGatedDeltaChunks(LaunchEmitter &e) {
+  DictionaryAttr chunkKernel = e.getKernel("gated_delta.chunk");
+  auto spec = chunkKernel ? chunkKernel.getAs<DictionaryAttr>("spec") : nullptr;
+  auto chunk = spec ? spec.getAs<IntegerAttr>("chunk") : nullptr;
+  Value tokens = e.getSize("T");
+  if (!chunk || !tokens)
+    return e.error() << "malformed gated delta manifest";
+  e.setSize("Chunks",
+            arith::CeilDivUIOp::create(e.builder(), e.getLoc(), tokens,
+                                       e.index(chunk.getInt())));
+  return success();
+}
+
+/// The parameters of the ops that have a host lowering.
+static FailureOr<Binding> getBinding(Operation *op,
+                                     ArrayRef<DictionaryAttr> kernels) {
+  Binding binding;
+  if (auto attention = dyn_cast<AttentionOp>(op)) {
+    binding.inputs["q"] = attention.getQuery();
+    binding.inputs["k"] = attention.getKey();
+    binding.inputs["v"] = attention.getValue();
+    if (Value bias = attention.getBias())
+      binding.inputs["bias"] = bias;
+    if (Value sinks = attention.getSinks())
+      binding.inputs["sinks"] = sinks;
+    binding.outputs["o"] = 0;
+    if (attention.getLse())
+      binding.outputs["lse"] = 1;
+    return binding;
+  }
+  if (auto paged = dyn_cast<PagedAttentionOp>(op)) {
+    for (DictionaryAttr manifest : kernels)
+      if (auto spec = manifest.getAs<DictionaryAttr>("spec"))
+        if (auto values = spec.getAs<StringAttr>("values"))
+          if (values.getValue() != "separate")
+            return op->emitOpError()
+                   << "has no host lowering yet for a value cache that is "
+                      "the first columns of the key cache (MLA's latent "
+                      "cache): run it from Python (attn.gpu)";
+    binding.inputs["q"] = paged.getQuery();
+    binding.inputs["k_cache"] = paged.getKeyCache();
+    binding.inputs["v_cache"] = paged.getValueCache();
+    binding.inputs["block_table"] = paged.getBlockTable();
+    binding.inputs["seq_lens"] = paged.getSeqLens();
+    if (Value sinks = paged.getSinks())
+      binding.inputs["sinks"] = sinks;
+    binding.outputs["o"] = 0;
+    if (paged.getLse())
+      binding.outputs["lse"] = 1;
+    binding.kinds = {"paged.mma.sync", "paged.combine"};
+    binding.defineSizes = definePagedSplits;
+    return binding;
+  }
+  if (auto gated = dyn_cast<GatedDeltaRuleOp>(op)) {
+    binding.inputs["q"] = gated.getQuery();
+    binding.inputs["k"] = gated.getKey();
+    binding.inputs["v"] = gated.getValue();
+    binding.inputs["g"] = gated.getGate();
+    binding.inputs["beta"] = gated.getBeta();
+    if (Value state = gated.getInitialState())
+      binding.inputs["initial_state"] = state;
+    binding.outputs["o"] = 0;
+    binding.outputs["final_state"] = 1;
+    // The chunked kernels serve every length; the recurrent kernel, which
+    // attn.gpu takes for up to 16 tokens, is a decode fast path the host
+    // code does not choose at run time yet.
+    binding.kinds = {"gated_delta.chunk", "gated_delta.state"};
+    binding.defineSizes = defineGatedDeltaChunks;
+    return binding;
+  }
+  return op->emitOpError()
+         << "has no host lowering yet: its kernels can be generated "
+            "(attn-to-ptx, attn-compile) and launched from Python "
+            "(attn.gpu), but not called from a compiled program";
+}
+
 LogicalResult
 mlir::attn::replaceWithKernelLaunches(RewriterBase &rewriter, Operation *op,
                                       ArrayRef<DictionaryAttr> kernels,
                                       ModuleOp module) {
-  FailureOr<Binding> binding = getBinding(op);
+  FailureOr<Binding> binding = getBinding(op, kernels);
   if (failed(binding))
     return failure();
   OpBuilder::InsertionGuard guard(rewriter);
