@@ -1,13 +1,24 @@
 // RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu="launch=1 chip=sm_90a kernel=auto" 2>&1 | FileCheck %s
 // RUN: not attn-opt %s --split-input-file --attn-to-llvm="chip=sm_90a" 2>&1 | FileCheck %s --check-prefix=PROGRAM
 
-// The paged, gated-delta and sparse ops have kernels but no host lowering
-// yet: a located error, never an op left for the host to stumble on.
-// CHECK: attn-lower-to-gpu-launch-invalid.mlir:[[@LINE+3]]:8: error: 'attn.paged_attention' op has no host lowering yet
-// PROGRAM: attn-lower-to-gpu-launch-invalid.mlir:[[@LINE+2]]:8: error: 'attn.paged_attention' op has no host lowering yet
-func.func @paged(%q: tensor<4x1x32x128xbf16>, %kc: tensor<100x61x8x128xbf16>, %vc: tensor<100x61x8x128xbf16>, %t: tensor<4x40xi32>, %l: tensor<4xi32>) -> tensor<4x1x32x128xbf16> {
-  %o = attn.paged_attention %q, %kc, %vc, %t, %l mask = <causal> : (tensor<4x1x32x128xbf16>, tensor<100x61x8x128xbf16>, tensor<100x61x8x128xbf16>, tensor<4x40xi32>, tensor<4xi32>) -> tensor<4x1x32x128xbf16>
-  return %o : tensor<4x1x32x128xbf16>
+// The sparse ops have kernels but no host lowering yet: a located error,
+// never an op left for the host to stumble on.
+// CHECK: attn-lower-to-gpu-launch-invalid.mlir:[[@LINE+3]]:8: error: 'attn.lightning_indexer' op has no host lowering yet
+// PROGRAM: attn-lower-to-gpu-launch-invalid.mlir:[[@LINE+2]]:8: error: 'attn.lightning_indexer' op has no host lowering yet
+func.func @indexer(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x128xbf16>, %w: tensor<1x4096x64xf32>) -> tensor<1x4096x2048xi32> {
+  %i = attn.lightning_indexer %q, %k, %w top_k = 2048 mask = <causal> : (tensor<1x4096x64x128xbf16>, tensor<1x4096x128xbf16>, tensor<1x4096x64xf32>) -> tensor<1x4096x2048xi32>
+  return %i : tensor<1x4096x2048xi32>
+}
+
+// -----
+
+// A paged op over MLA's latent cache (values = the first columns of the key
+// rows) has no host lowering yet either.
+// CHECK: attn-lower-to-gpu-launch-invalid.mlir:[[@LINE+3]]:8: error: 'attn.paged_attention' op has no host lowering yet for a value cache that is the first columns of the key cache
+func.func @latent(%q: tensor<2x1x128x576xbf16>, %kc: tensor<10x64x1x576xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x128x512xbf16> {
+  %vc = tensor.extract_slice %kc[0, 0, 0, 0] [10, 64, 1, 512] [1, 1, 1, 1] : tensor<10x64x1x576xbf16> to tensor<10x64x1x512xbf16>
+  %o = attn.paged_attention %q, %kc, %vc, %t, %l scale = 0.1352 : (tensor<2x1x128x576xbf16>, tensor<10x64x1x576xbf16>, tensor<10x64x1x512xbf16>, tensor<2x4xi32>, tensor<2xi32>) -> tensor<2x1x128x512xbf16>
+  return %o : tensor<2x1x128x512xbf16>
 }
 
 // -----

@@ -55,3 +55,44 @@ func.func @static_bias_sinks_lse(%q: tensor<2x4x100x64xf16>, %k: tensor<2x2x100x
   %o, %lse = attn.attention %q, %k, %v bias(%bias) sinks(%s) scale = 0.125 : (tensor<2x4x100x64xf16>, tensor<2x2x100x64xf16>, tensor<2x2x100x64xf16>, tensor<2x1x100x100xf16>, tensor<4xf32>) -> (tensor<2x4x100x64xf16>, tensor<2x4x100xf32>)
   return %o, %lse : tensor<2x4x100x64xf16>, tensor<2x4x100xf32>
 }
+
+// -----
+
+// Paged decode: the split kernel, then the combine kernel, over f32
+// workspaces of `Splits` partial results. The split count is the host's
+// choice, made at run time from the device's SM count (the runtime's
+// attnRuntimeMultiprocessorCount) as attn.gpu.num_splits makes it.
+// CHECK-LABEL: func.func private @attnRuntimeMultiprocessorCount() -> i64
+// CHECK-LABEL: func.func @paged
+// CHECK: cf.assert {{.*}} "attn.paged_attention at {{.*}}: dim 0 of 'block_table' differs from B"
+// CHECK: %[[SMS:.*]] = call @attnRuntimeMultiprocessorCount() : () -> i64
+// CHECK: %[[SPLITS:.*]] = arith.maxsi
+// CHECK: cf.assert {{.*}} "attn.paged_attention: more than 65535 sequences in one call
+// CHECK: %[[OPART:.*]] = memref.alloc(%[[SPLITS]], {{.*}}) : memref<?x?x?x?x?xf32>
+// CHECK: %[[LPART:.*]] = memref.alloc(%[[SPLITS]], {{.*}}) : memref<?x?x?x?xf32>
+// CHECK: gpu.launch_func @attn_paged_bf16_d128_dv128_nhd_p16_causal_{{[a-z0-9]+}}::
+// CHECK: gpu.launch_func @attn_paged_combine_bf16_dv128::
+// CHECK: return
+func.func @paged(%q: tensor<?x1x32x128xbf16>, %kc: tensor<?x16x8x128xbf16>, %vc: tensor<?x16x8x128xbf16>, %t: tensor<?x?xi32>, %l: tensor<?xi32>) -> tensor<?x1x32x128xbf16> {
+  %o = attn.paged_attention %q, %kc, %vc, %t, %l mask = <causal> scale = 0.0883883461 : (tensor<?x1x32x128xbf16>, tensor<?x16x8x128xbf16>, tensor<?x16x8x128xbf16>, tensor<?x?xi32>, tensor<?xi32>) -> tensor<?x1x32x128xbf16>
+  return %o : tensor<?x1x32x128xbf16>
+}
+
+// -----
+
+// Gated delta: the chunk and state kernels (the recurrent one is not
+// launched), six f32 workspaces, one of them sized by the chunk count
+// ceil(T / 32) computed from the runtime length.
+// CHECK-LABEL: func.func @gated
+// CHECK: %[[T:.*]] = memref.dim %{{.*}}, %c1
+// CHECK: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c32
+// CHECK-COUNT-5: memref.alloc({{.*}}) : memref<?x?x?x?xf32>
+// CHECK: memref.alloc(%{{.*}}, %c8{{.*}}, %[[CHUNKS]], %c128{{.*}}) : memref<?x?x?x?xf32>
+// CHECK: gpu.launch_func @attn_gdn_chunk_
+// CHECK-NOT: attn_gdn_recurrent
+// CHECK: gpu.launch_func @attn_gdn_state_
+// CHECK: return
+func.func @gated(%q: tensor<?x?x4x128xbf16>, %k: tensor<?x?x4x128xbf16>, %v: tensor<?x?x8x128xbf16>, %g: tensor<?x?x8xf32>, %beta: tensor<?x?x8xf32>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x128x128xf32>) {
+  %o, %s = attn.gated_delta_rule %q, %k, %v, %g, %beta qk_l2norm scale = 0.0883883461 chunk_size = 32 : (tensor<?x?x4x128xbf16>, tensor<?x?x4x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x128x128xf32>)
+  return %o, %s : tensor<?x?x8x128xbf16>, tensor<?x8x128x128xf32>
+}

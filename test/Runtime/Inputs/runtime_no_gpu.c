@@ -50,6 +50,14 @@ int main(void) {
   expectNull("mem-alloc of 0 bytes", empty, 1);
   expectError("mem-alloc of 0 bytes error", "mgpuMemAlloc", !available);
 
+  /* The SM count: 1 and an error without a GPU, the device's with one. */
+  int64_t sms = attnRuntimeMultiprocessorCount();
+  printf("%s multiprocessor count\n",
+         (available ? sms > 1 : sms == 1) ? "ok" : "FAIL");
+  failures += !(available ? sms > 1 : sms == 1);
+  expectError("multiprocessor count error", "attnRuntimeMultiprocessorCount",
+              !available);
+
   /* Failing in both cases: a null function, a grid beyond CUDA's limits, PTX
    * that does not parse, a rank-7 tensor map. */
   mgpuLaunchKernel(NULL, 1, 1, 1, 32, 1, 1, 0, stream, NULL, NULL, 0);
