@@ -8,7 +8,7 @@
 # installed tools and plugin run, and examples/embed builds against the prefix.
 include(CMakePackageConfigHelpers)
 
-set(ATTN_LIBRARIES AttnIR AttnTransforms AttnConversion AttnPipelines)
+set(ATTN_LIBRARIES AttnIR AttnTransforms AttnConversion AttnPipelines AttnProgram)
 foreach(lib ${ATTN_LIBRARIES})
   target_include_directories(${lib} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
