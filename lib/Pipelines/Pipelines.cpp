@@ -75,6 +75,17 @@ static void addBufferization(OpPassManager &pm) {
   bufferization::buildBufferDeallocationPipeline(pm);
 }
 
+/// What is left of a host module after its dialect-specific lowering
+/// (math, GPU) to the LLVM dialect.
+static void addFinalLLVMConversions(OpPassManager &pm) {
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
 /// Loops and memrefs to the LLVM dialect.
 static void addLLVMLowering(OpPassManager &pm) {
   pm.addPass(memref::createExpandStridedMetadataPass());
@@ -83,12 +94,7 @@ static void addLLVMLowering(OpPassManager &pm) {
   pm.nest<func::FuncOp>().addPass(math::createMathExpandOpsPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertIndexToLLVMPass());
-  pm.addPass(createConvertControlFlowToLLVMPass());
-  pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
+  addFinalLLVMConversions(pm);
 }
 
 namespace {
@@ -265,12 +271,7 @@ static void addHostLowering(OpPassManager &pm) {
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertNVGPUToNVVMPass());
   pm.addPass(createGpuToLLVMConversionPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertIndexToLLVMPass());
-  pm.addPass(createConvertControlFlowToLLVMPass());
-  pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
+  addFinalLLVMConversions(pm);
 }
 
 void mlir::attn::buildAttnToLLVMPipeline(OpPassManager &pm,
