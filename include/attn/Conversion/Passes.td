@@ -90,9 +90,14 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     workspaces allocated, TMA descriptors made with
     `nvgpu.tma.create.descriptor`, the grid evaluated from the sizes, one
     `gpu.launch_func` per kernel, and a `bufferization.to_tensor` of each
-    result. One-shot bufferization then sees ordinary IR; the program
-    pipeline (`attn-to-llvm`) runs it. Ops without a host lowering yet
-    (paged, gated delta and the sparse ops) are an error at the op.
+    result. Paged decode launches its split and combine kernels over f32
+    workspaces, with the split count computed at run time from the device's
+    SM count (`attnRuntimeMultiprocessorCount` of libattn_runtime, the
+    heuristic of `attn.gpu.num_splits`); the gated delta rule its chunk and
+    state kernels, workspaces sized by the runtime length. One-shot
+    bufferization then sees ordinary IR; the program pipeline
+    (`attn-to-llvm`) runs it. Ops without a host lowering yet (the sparse
+    ops, paged decode over MLA's latent cache) are an error at the op.
   }];
   let options = [
     Option<"dropHost", "drop-host", "bool", /*default=*/"false",
