@@ -134,8 +134,13 @@ def test_bert_tosa():
 
 
 @pytest.mark.parametrize("batch,tokens", [(1, 1), (1, 1000), (1, 4097), (3, 1000)])
-def test_dynamic_lengths(batch, tokens):
-    prog = load("attention_dynamic")
+@pytest.mark.parametrize("module,scale", [("attention_dynamic", 0.0883883461),
+                                          ("llama_unfused_dynamic", 0.08837890625)])
+def test_dynamic_lengths(module, scale, batch, tokens):
+    """The dynamic-length programs at several batch sizes and lengths: the
+    fused module and the unfused torch-mlir graph (fused by attn-fuse; its
+    scale is the bf16 constant 0.08838834765, i.e. 0.08837890625)."""
+    prog = load(module)
     g = torch.Generator(device="cuda").manual_seed(tokens)
     q = torch.randn(batch, 32, tokens, 128, device="cuda", dtype=torch.bfloat16, generator=g)
     k = torch.randn(batch, 8, tokens, 128, device="cuda", dtype=torch.bfloat16, generator=g)
@@ -143,7 +148,6 @@ def test_dynamic_lengths(batch, tokens):
     out = prog.attention(q, k, v)
     torch.cuda.synchronize()
     assert out.shape == (batch, tokens, 4096)
-    scale = 0.0883883461
     check(out, to_bsd(attention64(q, k, v, scale=scale, mask=causal)),
           to_bsd(sdpa(q, k, v, scale=scale, mask=causal)), 1e-3)
 
