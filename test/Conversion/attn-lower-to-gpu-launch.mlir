@@ -80,17 +80,21 @@ func.func @paged(%q: tensor<?x1x32x128xbf16>, %kc: tensor<?x16x8x128xbf16>, %vc:
 
 // -----
 
-// Gated delta: the chunk and state kernels (the recurrent one is not
-// launched), six f32 workspaces, one of them sized by the chunk count
-// ceil(T / 32) computed from the runtime length.
+// Gated delta: the chunk and state kernels over six f32 workspaces, one of
+// them sized by the chunk count ceil(T / 32) computed from the runtime
+// length; up to 16 tokens (decode) the recurrent kernel instead.
 // CHECK-LABEL: func.func @gated
 // CHECK: %[[T:.*]] = memref.dim %{{.*}}, %c1
 // CHECK: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c32
 // CHECK-COUNT-5: memref.alloc({{.*}}) : memref<?x?x?x?xf32>
 // CHECK: memref.alloc(%{{.*}}, %c8{{.*}}, %[[CHUNKS]], %c128{{.*}}) : memref<?x?x?x?xf32>
+// CHECK: %[[DECODE:.*]] = arith.cmpi ule, %[[T]], %c16
+// CHECK: scf.if %[[DECODE]] {
+// CHECK: gpu.launch_func @attn_gdn_recurrent_
+// CHECK: } else {
 // CHECK: gpu.launch_func @attn_gdn_chunk_
-// CHECK-NOT: attn_gdn_recurrent
 // CHECK: gpu.launch_func @attn_gdn_state_
+// CHECK: }
 // CHECK: return
 func.func @gated(%q: tensor<?x?x4x128xbf16>, %k: tensor<?x?x4x128xbf16>, %v: tensor<?x?x8x128xbf16>, %g: tensor<?x?x8xf32>, %beta: tensor<?x?x8xf32>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x128x128xf32>) {
   %o, %s = attn.gated_delta_rule %q, %k, %v, %g, %beta qk_l2norm scale = 0.0883883461 chunk_size = 32 : (tensor<?x?x4x128xbf16>, tensor<?x?x4x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x128x128xf32>)

@@ -27,6 +27,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "llvm/ADT/StringSwitch.h"
 
 using namespace mlir;
@@ -44,6 +45,10 @@ struct Binding {
   /// The kernels to launch, by their manifest's "kernel", in order; empty:
   /// all of them, in build order.
   SmallVector<StringRef> kinds;
+  /// A faster path for some sizes: where `fastWhen` is true at run time,
+  /// the kernels `fastKinds` launch instead of `kinds`.
+  SmallVector<StringRef> fastKinds;
+  std::function<Value(LaunchEmitter &)> fastWhen;
   /// Defines the sizes no operand has (split counts, chunk counts), once
   /// the operands' sizes are bound.
   std::function<LogicalResult(LaunchEmitter &)> defineSizes;
@@ -91,6 +96,11 @@ private:
   FailureOr<Value> getTensorMap(DictionaryAttr param, Type argType,
                                 DictionaryAttr manifest);
   LogicalResult launch(DictionaryAttr manifest);
+  /// `slow`'s kernels in order, or, where the binding's fast path applies,
+  /// `fast`'s.
+  LogicalResult launchAll(ArrayRef<DictionaryAttr> slow,
+                          ArrayRef<DictionaryAttr> fast,
+                          const Binding &binding);
 
   RewriterBase &b;
   Operation *op;
@@ -358,20 +368,49 @@ LogicalResult LaunchEmitter::launch(DictionaryAttr manifest) {
   return success();
 }
 
+LogicalResult LaunchEmitter::launchAll(ArrayRef<DictionaryAttr> slow,
+                                       ArrayRef<DictionaryAttr> fast,
+                                       const Binding &binding) {
+  auto launchEach = [&](ArrayRef<DictionaryAttr> manifests) {
+    for (DictionaryAttr manifest : manifests)
+      if (failed(launch(manifest)))
+        return failure();
+    return success();
+  };
+  if (fast.empty())
+    return launchEach(slow);
+  Value useFast = binding.fastWhen(*this);
+  auto branch = scf::IfOp::create(b, loc, TypeRange(), useFast,
+                                  /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(branch.thenBlock()->getTerminator());
+  if (failed(launchEach(fast)))
+    return failure();
+  b.setInsertionPoint(branch.elseBlock()->getTerminator());
+  return launchEach(slow);
+}
+
 LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
                                  const Binding &binding) {
-  // The kernels this op launches, in order.
+  // The kernels this op launches, in order, and those of its fast path
+  // (dropped if the generator made none of its kernels for this spec).
   kernels.assign(allKernels.begin(), allKernels.end());
-  if (!binding.kinds.empty()) {
-    SmallVector<DictionaryAttr> selected;
-    for (StringRef kind : binding.kinds) {
-      DictionaryAttr manifest = getKernel(kind);
-      if (!manifest)
-        return error() << "has no '" << kind << "' kernel to launch";
-      selected.push_back(manifest);
-    }
-    kernels = std::move(selected);
+  SmallVector<DictionaryAttr> slow, fast;
+  for (StringRef kind : binding.kinds) {
+    DictionaryAttr manifest = getKernel(kind);
+    if (!manifest)
+      return error() << "has no '" << kind << "' kernel to launch";
+    slow.push_back(manifest);
   }
+  for (StringRef kind : binding.fastKinds)
+    if (DictionaryAttr manifest = getKernel(kind))
+      fast.push_back(manifest);
+  if (fast.size() != binding.fastKinds.size())
+    fast.clear();
+  if (binding.kinds.empty())
+    slow = kernels;
+  kernels = slow;
+  llvm::append_range(kernels, fast);
   // Operands first, so that every size is defined before results and
   // workspaces are allocated from them.
   SmallVector<std::pair<DictionaryAttr, DictionaryAttr>> toAllocate;
@@ -441,9 +480,8 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
     if (output != binding.outputs.end())
       results[output->second] = *buffer;
   }
-  for (DictionaryAttr manifest : kernels)
-    if (failed(launch(manifest)))
-      return failure();
+  if (failed(launchAll(slow, fast, binding)))
+    return failure();
   SmallVector<Value> replacements;
   for (auto [result, buffer] : llvm::zip(op->getResults(), results)) {
     if (!buffer)
@@ -526,6 +564,10 @@ static LogicalResult definePagedSplits(LaunchEmitter &e) {
   return success();
 }
 
+/// The longest sequence the gated delta rule runs on its recurrent kernel
+/// (python/attn/gpu.py's GATED_RECURRENT_MAX_TOKENS).
+static constexpr int64_t kGatedRecurrentMaxTokens = 16;
+
 /// The chunk count of the chunked gated delta kernels.
 static LogicalResult defineGatedDeltaChunks(LaunchEmitter &e) {
   DictionaryAttr chunkKernel = e.getKernel("gated_delta.chunk");
@@ -590,11 +632,17 @@ static FailureOr<Binding> getBinding(Operation *op,
       binding.inputs["initial_state"] = state;
     binding.outputs["o"] = 0;
     binding.outputs["final_state"] = 1;
-    // The chunked kernels serve every length; the recurrent kernel, which
-    // attn.gpu takes for up to 16 tokens, is a decode fast path the host
-    // code does not choose at run time yet.
+    // The chunked kernels serve every length; up to 16 tokens (decode)
+    // the recurrent kernel alone is faster, as attn.gpu chooses
+    // (GATED_RECURRENT_MAX_TOKENS).
     binding.kinds = {"gated_delta.chunk", "gated_delta.state"};
     binding.defineSizes = defineGatedDeltaChunks;
+    binding.fastKinds = {"gated_delta.recurrent"};
+    binding.fastWhen = [](LaunchEmitter &e) -> Value {
+      return arith::CmpIOp::create(e.builder(), e.getLoc(),
+                                   arith::CmpIPredicate::ule, e.getSize("T"),
+                                   e.index(kGatedRecurrentMaxTokens));
+    };
     return binding;
   }
   return op->emitOpError()
