@@ -247,11 +247,12 @@ def test_paged_decode(batch, max_len):
     assert err <= 2 * base + 1e-3, f"max error {err:.3e} > 2 x {base:.3e} + 1e-3"
 
 
-@pytest.mark.parametrize("batch,tokens", [(1, 1), (2, 100), (1, 1000)])
+@pytest.mark.parametrize("batch,tokens", [(1, 1), (2, 16), (2, 17), (1, 1000)])
 def test_gated_delta(batch, tokens):
-    """attn.gated_delta_rule in a program: chunked kernels and workspaces
-    sized from the runtime length, output and final state against the
-    token-by-token float64 recurrence."""
+    """attn.gated_delta_rule in a program: the recurrent kernel up to 16
+    tokens, the chunked kernels and workspaces sized from the runtime length
+    beyond, output and final state against the token-by-token float64
+    recurrence."""
     import numpy as np
 
     from attn.reference import gated_delta_reference
