@@ -18,3 +18,11 @@ func.func @attention(%q: tensor<?x32x?x128xbf16>, %k: tensor<?x8x?x128xbf16>, %v
   %r = tensor.collapse_shape %t [[0], [1], [2, 3]] : tensor<?x?x32x128xbf16> into tensor<?x?x4096xbf16>
   return %r : tensor<?x?x4096xbf16>
 }
+
+// The same heads in [B, S, H, D] (the projections' layout, no transpose
+// before or after), with Mistral's sliding window of 4096 keys.
+func.func @attention_bshd_window(%q: tensor<?x?x32x128xbf16>, %k: tensor<?x?x8x128xbf16>, %v: tensor<?x?x8x128xbf16>) -> tensor<?x?x4096xbf16> {
+  %o = attn.attention %q, %k, %v layout = bshd mask = <window, left = 4095, right = 0> scale = 0.0883883461 : (tensor<?x?x32x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>) -> tensor<?x?x32x128xbf16>
+  %r = tensor.collapse_shape %o [[0], [1], [2, 3]] : tensor<?x?x32x128xbf16> into tensor<?x?x4096xbf16>
+  return %r : tensor<?x?x4096xbf16>
+}

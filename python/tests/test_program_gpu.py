@@ -276,3 +276,21 @@ def test_gated_delta(batch, tokens):
     assert not torch.isnan(out).any() and not torch.isnan(state).any()
     # The bound of the GPU suite's gated delta tests (python/tests/test_gpu.py).
     assert eo < 5e-3 and es < 5e-3
+
+
+@pytest.mark.parametrize("tokens", [1, 1000, 5000])
+def test_bshd_sliding_window(tokens):
+    """[B, S, H, D] tensors (TMA boxes along dim 1) with a 4096-key window,
+    reshaped to [B, S, 4096] in place (no copy)."""
+    prog = load("attention_dynamic")
+    g = torch.Generator(device="cuda").manual_seed(tokens + 7)
+    q = torch.randn(2, tokens, 32, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    k = torch.randn(2, tokens, 8, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    v = torch.randn(2, tokens, 8, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    out = prog.attention_bshd_window(q, k, v)
+    torch.cuda.synchronize()
+    assert out.shape == (2, tokens, 4096)
+    window = lambda i, j: (j <= i) & (i - j < 4096)  # noqa: E731
+    heads = lambda x: x.transpose(1, 2)  # noqa: E731
+    check(out, to_bsd(attention64(heads(q), heads(k), heads(v), scale=0.0883883461, mask=window)),
+          to_bsd(sdpa(heads(q), heads(k), heads(v), scale=0.0883883461, mask=window)), 1e-3)
