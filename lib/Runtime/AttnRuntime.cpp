@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -35,15 +36,20 @@ namespace {
 // Modules and functions
 //===----------------------------------------------------------------------===//
 
-/// A loaded module, keyed by the address of its binary: the generated code
-/// embeds the binary as a global constant and loads it from a global
-/// constructor, so the same library loaded twice (or two loads of it) shares
-/// one CUmodule. Per context, because a module belongs to one.
-struct LoadedModule {
+/// What mgpuModuleLoad* return: a module's binary, keyed by its address,
+/// loaded into the current context on first use (mgpuModuleGetFunction).
+/// The generated code loads its modules from a global constructor, when the
+/// program is loaded: initializing CUDA there would run before tools that
+/// must see cuInit first (compute-sanitizer disables itself then) and JIT
+/// every kernel of a library whether it is called or not. The same library
+/// loaded twice shares one module.
+struct LazyModule {
   const void *data;
-  CUcontext context;
-  CUmodule module;
+  int optLevel;
+  bool jit;
   int references;
+  CUcontext context = nullptr;
+  CUmodule module = nullptr; // null until first used
 };
 
 struct FunctionKey {
@@ -69,7 +75,7 @@ struct FunctionAttributes {
 
 struct ModuleState {
   std::mutex mutex;
-  std::vector<LoadedModule> modules; // a few: one per compiled library
+  std::vector<std::unique_ptr<LazyModule>> modules; // one per kernel binary
   // mgpuModuleGetFunction is called before every launch.
   std::unordered_map<FunctionKey, CUfunction, FunctionKeyHash> functions;
   std::unordered_map<CUfunction, FunctionAttributes> attributes;
@@ -86,13 +92,11 @@ CUcontext currentContext(const Driver &d) {
   return ctx;
 }
 
-/// Returns the cached module for `data` (taking a reference), or null.
-CUmodule findModule(ModuleState &s, const void *data, CUcontext ctx) {
-  for (LoadedModule &m : s.modules)
-    if (m.data == data && m.context == ctx) {
-      ++m.references;
-      return m.module;
-    }
+/// The module `handle` (an mgpuModuleLoad* result), or null.
+LazyModule *findModule(ModuleState &s, const void *handle) {
+  for (std::unique_ptr<LazyModule> &m : s.modules)
+    if (m.get() == handle)
+      return m.get();
   return nullptr;
 }
 
@@ -115,33 +119,45 @@ CUmodule loadPtx(const Driver &d, const void *ptx, int optLevel) {
 }
 
 void *loadModule(const char *entry, const void *data, int optLevel, bool jit) {
-  const Driver *d = enter(entry);
-  if (!d)
-    return nullptr;
   if (!data) {
     recordError("%s: null module data", entry);
     return nullptr;
   }
   ModuleState &s = moduleState();
-  CUcontext ctx = currentContext(*d);
   std::lock_guard<std::mutex> lock(s.mutex);
-  if (CUmodule cached = findModule(s, data, ctx))
-    return cached;
+  for (std::unique_ptr<LazyModule> &m : s.modules)
+    if (m->data == data) {
+      ++m->references;
+      return m.get();
+    }
+  s.modules.push_back(
+      std::make_unique<LazyModule>(LazyModule{data, optLevel, jit, 1}));
+  return s.modules.back().get();
+}
+
+/// Loads `m` into the current context if it is not loaded yet; its module.
+CUmodule ensureLoaded(const Driver &d, LazyModule &m) {
+  if (m.module)
+    return m.module;
   CUmodule module = nullptr;
-  if (jit)
-    module = loadPtx(*d, data, optLevel);
-  else if (!check(d->cuModuleLoadData(&module, data), "cuModuleLoadData", "%s",
-                  entry))
+  if (m.jit)
+    module = loadPtx(d, m.data, m.optLevel);
+  else if (!check(d.cuModuleLoadData(&module, m.data), "cuModuleLoadData",
+                  "mgpuModuleGetFunction"))
     module = nullptr;
-  if (module)
-    s.modules.push_back({data, ctx, module, 1});
+  if (module) {
+    m.module = module;
+    m.context = currentContext(d);
+  }
   return module;
 }
 
-void unloadModule(const Driver &d, ModuleState &s, size_t index) {
-  CUmodule module = s.modules[index].module;
-  CUcontext context = s.modules[index].context;
+void unloadModule(const Driver *d, ModuleState &s, size_t index) {
+  CUmodule module = s.modules[index]->module;
+  CUcontext context = s.modules[index]->context;
   s.modules.erase(s.modules.begin() + index);
+  if (!module || !d)
+    return; // never used: nothing was loaded
   for (auto it = s.functions.begin(); it != s.functions.end();) {
     if (it->first.module == module) {
       s.attributes.erase(it->second);
@@ -152,11 +168,11 @@ void unloadModule(const Driver &d, ModuleState &s, size_t index) {
   }
   // A module is unloaded from its own context; global destructors run on
   // whatever thread exits, with any context (or none) current.
-  CUresult r = d.cuCtxPushCurrent(context);
+  CUresult r = d->cuCtxPushCurrent(context);
   if (r == CUDA_SUCCESS) {
-    r = d.cuModuleUnload(module);
+    r = d->cuModuleUnload(module);
     CUcontext popped;
-    d.cuCtxPopCurrent(&popped);
+    d->cuCtxPopCurrent(&popped);
   }
   // At process exit the driver may be shut down before the generated
   // programs' global destructors run: nothing is left to free then.
@@ -366,14 +382,12 @@ ATTN_RUNTIME_EXPORT void mgpuModuleUnload(void *module) {
   if (!module)
     return; // the load failed
   const Driver *d = driverIfLoaded();
-  if (!d)
-    return; // nothing was loaded
   ModuleState &s = moduleState();
   std::lock_guard<std::mutex> lock(s.mutex);
   for (size_t i = 0; i < s.modules.size(); ++i)
-    if (s.modules[i].module == module) {
-      if (--s.modules[i].references == 0)
-        unloadModule(*d, s, i);
+    if (s.modules[i].get() == module) {
+      if (--s.modules[i]->references == 0)
+        unloadModule(d, s, i);
       return;
     }
   recordError("mgpuModuleUnload: %p is not a module the runtime loaded",
@@ -391,8 +405,18 @@ ATTN_RUNTIME_EXPORT void *mgpuModuleGetFunction(void *module,
     return nullptr;
   }
   ModuleState &s = moduleState();
-  FunctionKey key{static_cast<CUmodule>(module), name};
   std::lock_guard<std::mutex> lock(s.mutex);
+  LazyModule *lazy = findModule(s, module);
+  if (!lazy) {
+    recordError("mgpuModuleGetFunction: %p is not a module the runtime "
+                "loaded",
+                module);
+    return nullptr;
+  }
+  CUmodule loaded = ensureLoaded(*d, *lazy);
+  if (!loaded)
+    return nullptr;
+  FunctionKey key{loaded, name};
   auto it = s.functions.find(key);
   if (it != s.functions.end())
     return it->second;

@@ -67,13 +67,20 @@ int main(void) {
   /* A zero grid is a no-op, checked before the function. */
   mgpuLaunchKernel(NULL, 0, 1, 1, 32, 1, 1, 0, stream, NULL, NULL, 0);
   expectError("launch of a zero grid", "mgpuLaunchKernel", !available);
+  /* Modules load on first use, not when a program's constructor registers
+   * them (no CUDA there): bad PTX fails at the first function lookup. */
   static const char notPtx[] = "this is not PTX";
   void *module = mgpuModuleLoadJIT(notPtx, 2);
-  expectNull("module-load of bad PTX", module, 1);
-  expectError("module-load of bad PTX error", "mgpuModuleLoadJIT", 1);
+  expectNull("module-load registers the binary", module, 0);
+  expectError("module-load makes no CUDA call", "mgpuModuleLoadJIT", 0);
+  expectNull("get-function of bad PTX", mgpuModuleGetFunction(module, "kernel"),
+             1);
+  expectError("get-function of bad PTX error", "mgpuModuleGetFunction", 1);
   expectNull("get-function of a null module",
-             mgpuModuleGetFunction(module, "kernel"), 1);
+             mgpuModuleGetFunction(NULL, "kernel"), 1);
   expectError("get-function error", "mgpuModuleGetFunction", 1);
+  mgpuModuleUnload(module);
+  expectError("unload of a module never used", "mgpuModuleUnload", 0);
   int64_t descriptor[3 + 2 * 7] = {0};
   int64_t box[7] = {1, 1, 1, 1, 1, 1, 1};
   expectNull("tensor map of rank 7",
@@ -83,7 +90,7 @@ int main(void) {
 
   /* Only the first error is kept. */
   mgpuLaunchKernel(NULL, 1, 1, 1, 32, 1, 1, 0, stream, NULL, NULL, 0);
-  mgpuModuleLoadJIT(notPtx, 2);
+  mgpuModuleGetFunction(NULL, "kernel");
   expectError("first error kept", "mgpuLaunchKernel", 1);
 
   /* The deleter frees on the legacy stream, unordered with `stream`. */
