@@ -16,9 +16,9 @@ the buffer. Work is ordered on torch's current stream of the tensors'
 device, with no synchronization, like any torch op. Dynamic dims take any
 runtime size.
 
-The modules of a program are loaded when the library is loaded, in the
-primary context of the current device (device 0 unless another is
-current); programs run on that device.
+A program's kernels are loaded on their first launch, into the context
+current then (torch's primary context of the tensors' device); a program
+runs on the device it was first called on.
 """
 
 import ctypes
@@ -208,16 +208,13 @@ class Program:
             raise ValueError(f"{meta}: unknown program description version")
         if runtime:
             os.environ.setdefault("ATTN_RUNTIME_LIB", runtime)
-        import torch
-
-        torch.cuda.init()  # the primary context the program's modules load into
         self._runtime = _load_runtime(path)
         self._runtime.attnRuntimeClearError()
         self._lib = ctypes.CDLL(path)
         error = self._runtime.attnRuntimeGetError()
         if error:
             self._runtime.attnRuntimeClearError()
-            raise RuntimeError(f"{path}: loading its kernels failed: "
+            raise RuntimeError(f"{path}: registering its kernels failed: "
                                f"{error.decode(errors='replace')}")
         self.functions = {e["name"]: Function(self, e)
                           for e in self.description["functions"]}
