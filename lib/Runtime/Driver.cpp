@@ -56,30 +56,18 @@ struct Loader {
   std::string error;
 };
 
-using GetProcAddressV2 = decltype(&::cuGetProcAddress_v2);
-using GetProcAddressV1 = CUresult(CUDAAPI *)(const char *, void **, int,
-                                             cuuint64_t);
-
-/// Resolves one symbol at the cuda.h version this file was compiled with,
-/// falling back to the driver's own version for drivers older than that.
-bool resolve(void *lib, const char *name, void **fn, int driverVersion) {
-  static auto v2 =
-      reinterpret_cast<GetProcAddressV2>(dlsym(lib, "cuGetProcAddress_v2"));
-  static auto v1 =
-      reinterpret_cast<GetProcAddressV1>(dlsym(lib, "cuGetProcAddress"));
-  for (int version : {CUDA_VERSION, driverVersion}) {
-    CUresult r = CUDA_ERROR_NOT_FOUND;
-    if (v2) {
-      CUdriverProcAddressQueryResult status;
-      r = v2(name, fn, version, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &status);
-    } else if (v1) {
-      r = v1(name, fn, version, CU_GET_PROC_ADDRESS_LEGACY_STREAM);
-    }
-    if (r == CUDA_SUCCESS && *fn)
-      return true;
-  }
-  *fn = nullptr;
-  return false;
+/// Resolves one driver function by the symbol cuda.h declares for it: the
+/// name after macro expansion (cuMemFree -> cuMemFree_v2), so the pointer
+/// always has the signature `decltype(&name)` promises. cuGetProcAddress is
+/// not used on purpose: it maps a base name to the newest symbol of the
+/// requested version, and that can disagree with the header's declaration
+/// (CUDA 13's cuda.h declares the one-argument cuCtxGetDevice, while
+/// cuGetProcAddress("cuCtxGetDevice", 13000) returns the two-argument
+/// cuCtxGetDevice_v2; calling it through the header's type crashed in the
+/// driver).
+bool resolve(void *lib, const char *symbol, void **fn) {
+  *fn = dlsym(lib, symbol);
+  return *fn != nullptr;
 }
 
 void load(Loader &l) {
@@ -96,20 +84,24 @@ void load(Loader &l) {
   auto getVersion =
       reinterpret_cast<DriverGetVersion>(dlsym(lib, "cuDriverGetVersion"));
   int driverVersion = 0;
-  if (!getVersion || getVersion(&driverVersion) != CUDA_SUCCESS ||
-      (!dlsym(lib, "cuGetProcAddress_v2") && !dlsym(lib, "cuGetProcAddress"))) {
-    l.error = "libcuda.so.1 is too old: no cuDriverGetVersion/cuGetProcAddress";
+  if (!getVersion || getVersion(&driverVersion) != CUDA_SUCCESS) {
+    l.error = "libcuda.so.1 is too old: no cuDriverGetVersion";
     return;
   }
+  // ATTN_SYMBOL(name) expands cuda.h's macro before stringizing.
+#define ATTN_SYMBOL_STRING(symbol) #symbol
+#define ATTN_SYMBOL(name) ATTN_SYMBOL_STRING(name)
 #define ATTN_RESOLVE_CUDA_FUNCTION(name)                                       \
-  if (!resolve(lib, #name, reinterpret_cast<void **>(&l.driver.name),          \
-               driverVersion)) {                                               \
+  if (!resolve(lib, ATTN_SYMBOL(name),                                         \
+               reinterpret_cast<void **>(&l.driver.name))) {                   \
     l.error = "libcuda.so.1 (driver version " +                                \
-              std::to_string(driverVersion) + ") lacks " #name;                \
+              std::to_string(driverVersion) + ") lacks " ATTN_SYMBOL(name);    \
     return;                                                                    \
   }
   ATTN_CUDA_FUNCTIONS(ATTN_RESOLVE_CUDA_FUNCTION)
 #undef ATTN_RESOLVE_CUDA_FUNCTION
+#undef ATTN_SYMBOL
+#undef ATTN_SYMBOL_STRING
   CUresult r = l.driver.cuInit(0);
   if (r != CUDA_SUCCESS) {
     const char *name = nullptr;

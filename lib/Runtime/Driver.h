@@ -5,9 +5,8 @@
 // SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 //
 // Internal to libattn_runtime.so. The runtime never links libcuda: it dlopens
-// libcuda.so.1 on first use and resolves every driver function through
-// cuGetProcAddress, which (unlike dlsym) returns the version of a symbol that
-// matches the cuda.h it was compiled against (cuMemFree_v2, not the CUDA 3.x
+// libcuda.so.1 on first use and resolves every driver function by the symbol
+// the cuda.h it was compiled against declares (cuMemFree_v2, not the CUDA 3.x
 // cuMemFree), so the library builds and loads on machines without a driver.
 //
 //===----------------------------------------------------------------------===//
@@ -21,8 +20,7 @@ namespace attn::runtime {
 
 // The driver functions the runtime uses. cuda.h #defines most names to their
 // current versioned symbol (cuMemFree -> cuMemFree_v2), so `decltype(&name)`
-// is the current signature, and `#name` (not macro-expanded) is the base name
-// cuGetProcAddress expects.
+// is the current signature and the expanded name is the symbol to bind.
 #define ATTN_CUDA_FUNCTIONS(X)                                                 \
   X(cuInit)                                                                    \
   X(cuGetErrorName)                                                            \

@@ -38,6 +38,7 @@ _SCALARS = {"f16": ctypes.c_uint16, "bf16": ctypes.c_uint16, "f32": ctypes.c_flo
             "i32": ctypes.c_int32, "i64": ctypes.c_int64}
 
 _runtime = None
+_CU_STREAM_LEGACY = 1  # cuda.h: CU_STREAM_LEGACY ((CUstream)0x1)
 
 
 def find_runtime(near=None):
@@ -177,8 +178,11 @@ class Function:
         rt = self._program._runtime
         results = self._results_struct() if self._results_struct else None
         with torch.cuda.device(device):
-            rt.attnRuntimeSetStream(
-                ctypes.c_void_p(torch.cuda.current_stream(device).cuda_stream), 0)
+            # torch's default stream is handle 0, which the runtime would take
+            # for "no caller stream" (own streams, synchronous calls): pass
+            # CU_STREAM_LEGACY (1), the driver's name for that stream.
+            stream = torch.cuda.current_stream(device).cuda_stream or _CU_STREAM_LEGACY
+            rt.attnRuntimeSetStream(ctypes.c_void_p(stream), 0)
             rt.attnRuntimeClearError()
             if results is not None:
                 self._fn(ctypes.byref(results), *call_args)

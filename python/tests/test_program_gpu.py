@@ -191,6 +191,31 @@ def test_results_are_owned_and_freed():
     assert free0 - free1 < 64 << 20, f"{(free0 - free1) >> 20} MiB not freed"
 
 
+@pytest.mark.parametrize("side_stream", [False, True])
+def test_calls_are_asynchronous_and_stream_ordered(side_stream):
+    """A call enqueues its work on torch's current stream and returns without
+    waiting for the GPU: behind a long-running kernel on that stream, the call
+    returns while the stream is still busy, and its result (read after the
+    stream drains) is right. On torch's default stream (handle 0) as well as
+    on a side stream."""
+    prog = load("attention_dynamic")
+    g = torch.Generator(device="cuda").manual_seed(7)
+    q = torch.randn(1, 32, 300, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    k = torch.randn(1, 8, 300, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    v = torch.randn(1, 8, 300, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    prog.attention(q, k, v)  # load the kernels first
+    torch.cuda.synchronize()
+    stream = torch.cuda.Stream() if side_stream else torch.cuda.default_stream()
+    with torch.cuda.stream(stream):
+        torch.cuda._sleep(int(5e8))  # about a quarter of a second
+        out = prog.attention(q, k, v)
+        still_busy = not stream.query()
+    stream.synchronize()
+    assert still_busy, "the call waited for the GPU"
+    check(out, to_bsd(attention64(q, k, v, scale=0.0883883461, mask=causal)),
+          to_bsd(sdpa(q, k, v, scale=0.0883883461, mask=causal)), 1e-3)
+
+
 def test_argument_checks():
     prog = load("attention_dynamic")
     q = torch.randn(1, 32, 16, 128, device="cuda", dtype=torch.bfloat16)

@@ -197,6 +197,11 @@ int main(void) {
   attnRuntimeSetStream(stream, 0);
   CHECK(attnRuntimeGetStream() == stream, "attnRuntimeGetStream");
   CHECK(mgpuStreamCreate() == stream, "mgpuStreamCreate returns the caller's");
+  /* 1 is the answer on an error; every GPU this runs on has more SMs. The
+   * second call is the cached one. */
+  int64_t sms = attnRuntimeMultiprocessorCount();
+  CHECK(sms > 1 && attnRuntimeMultiprocessorCount() == sms,
+        "attnRuntimeMultiprocessorCount (cuCtxGetDevice, cached)");
   testKernels(stream);
   testTensorMaps(stream);
   testDLPack(stream);

@@ -43,7 +43,10 @@ extern "C" {
  * non-zero (mgpuStreamSynchronize on it is a no-op otherwise: the generated
  * code synchronizes only at the end of a function and never reads device memory
  * on the host). NULL (the default) makes the programs create their own streams
- * and wait for them before returning. */
+ * and wait for them before returning. The legacy default stream, whose
+ * cudaStream_t is 0 (PyTorch's default stream), is passed as CU_STREAM_LEGACY
+ * ((void *)1): NULL would mean "no caller stream" and make every call
+ * synchronous. */
 ATTN_RUNTIME_EXPORT void attnRuntimeSetStream(void *cuStream, int synchronize);
 
 /* The calling thread's current stream, or NULL. */
