@@ -215,6 +215,8 @@ static void addKernelCompilation(OpPassManager &pm, const Options &options,
   // NVVM ops that are emitted as inline PTX (mbarrier waits, wgmma).
   gpu.addPass(createConvertNVVMToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+  // TMA descriptors the manifests pass by value become byval parameters.
+  pm.addPass(createAttnGPUTensorMapParams());
   // gpu-module-to-binary{format=isa} without LLVM's SLP vectorizer.
   AttnGPUModuleToPTXOptions binary;
   binary.toolkitPath = getCUDAToolkitPath(options.cudaPath);
@@ -227,6 +229,7 @@ void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
     pm.nest<func::FuncOp>().addPass(createAttnFuse());
   AttnLowerToGPUOptions lower = getLowerToGPUOptions(options);
   lower.dropHost = true;
+  lower.tensorMaps = options.tensorMaps;
   pm.addPass(createAttnLowerToGPU(lower));
   addKernelCompilation(pm, options, /*lowerAffine=*/false);
 }

@@ -1,5 +1,6 @@
 // RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" --canonicalize | FileCheck %s
 // RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" | FileCheck %s --check-prefix=MANIFEST
+// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host tensor-maps=global" | FileCheck %s --check-prefix=GLOBAL
 // RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_80 kernel=auto drop-host" | FileCheck %s --check-prefix=SM80
 // RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=wgmma drop-host" 2>&1 | FileCheck %s --check-prefix=INELIGIBLE
 
@@ -76,7 +77,10 @@
 
 // MANIFEST: block = [384, 1, 1], dynamic_shared_memory = 229376 : i64,
 // MANIFEST-SAME: grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"], kernel = "wgmma"
-// MANIFEST-SAME: {box = [64, 128], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", role = "tma_descriptor", swizzle = "128B", tensor = "q"}
+// MANIFEST-SAME: {box = [64, 128], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", passing = "param", role = "tma_descriptor", swizzle = "128B", tensor = "q"}
+
+// tensor-maps=global: the descriptors are pointers to device memory.
+// GLOBAL: {box = [64, 128], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", passing = "global", role = "tma_descriptor", swizzle = "128B", tensor = "q"}
 
 // Other chips keep the mma.sync kernel.
 // SM80: gpu.func @attn_bf16_d128_dv128_bhsd_causal_s3db504f3_mma(

@@ -97,6 +97,13 @@ static llvm::cl::opt<int64_t>
             llvm::cl::desc("Keys per step of the tensor-core kernel (16, 32, "
                            "64 or 128; 0: by head dim)"),
             llvm::cl::cat(attnCategory));
+static llvm::cl::opt<std::string> tensorMaps(
+    "tensor-maps", llvm::cl::init("param"),
+    llvm::cl::desc("How the wgmma kernel takes its TMA descriptors: param "
+                   "(128-byte __grid_constant__ parameters the launcher "
+                   "passes by value) or global (pointers to descriptors in "
+                   "device memory); --shared always uses global"),
+    llvm::cl::cat(attnCategory));
 static llvm::cl::opt<bool> specInput(
     "spec", llvm::cl::init(false),
     llvm::cl::desc("The input is JSON: a kernel spec or an array of them "
@@ -206,6 +213,8 @@ static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
   options.blockQ = blockQ;
   options.blockKV = blockKV;
   options.requireTensorCores = requireTensorCores;
+  options.tensorMaps = tensorMaps == "global" ? attn::TensorMapPassing::Global
+                                              : attn::TensorMapPassing::Param;
   attn::KernelGenerator generator(*module, options);
   for (const Item &item : items) {
     std::string why;
@@ -330,6 +339,11 @@ int main(int argc, char **argv) {
                  << ", got '" << kernel << "'\n";
     return 1;
   }
+  if (tensorMaps != "param" && tensorMaps != "global") {
+    llvm::errs() << "attn-compile: --tensor-maps must be param or global, got '"
+                 << tensorMaps << "'\n";
+    return 1;
+  }
   if (optLevel < 0 || optLevel > 3) {
     llvm::errs() << "attn-compile: --opt-level must be 0, 1, 2 or 3\n";
     return 1;
@@ -378,6 +392,7 @@ int main(int argc, char **argv) {
   options.requireTensorCores = requireTensorCores;
   options.blockQ = blockQ;
   options.blockKV = blockKV;
+  options.tensorMaps = tensorMaps;
   attn::buildAttnToPTXPipeline(pm, options);
   if (failed(pm.run(*module)))
     return 1;

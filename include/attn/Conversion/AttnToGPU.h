@@ -40,9 +40,28 @@ inline constexpr llvm::StringLiteral kTensorMapAttrName = "attn.tensor_map";
 /// The kernel bodies `--kernel` can ask for.
 inline constexpr const char *kKernelChoices = "baseline, mma, wgmma or auto";
 
-/// How kernels are picked and tiled: attn-lower-to-gpu's and attn-compile's
-/// options. They apply to dense attention specs that leave the choice open
-/// (kernel "auto", block sizes 0).
+/// How the wgmma kernel receives the TMA descriptors (CUtensorMap) of Q, K
+/// and V: its manifest's tensormap parameters say which ("passing").
+enum class TensorMapPassing {
+  /// By value: each descriptor is a 128-byte, 64-byte aligned kernel
+  /// parameter (CUDA's `const __grid_constant__ CUtensorMap`), which TMA
+  /// reads from parameter space. A launcher encodes it on the host and
+  /// passes it with the launch: nothing is copied to the device, and a CUDA
+  /// graph captures it with the launch. What bundles use.
+  Param,
+  /// By address: the kernel takes a pointer to a descriptor in global
+  /// memory. The program pipeline's: gpu.launch_func passes a kernel
+  /// argument by pointer to its value, so it can pass an address but not a
+  /// 128-byte aggregate in the parameter buffer.
+  Global,
+};
+
+/// "param" or "global".
+StringRef stringifyTensorMapPassing(TensorMapPassing passing);
+
+/// How kernels are picked, tiled and called: attn-lower-to-gpu's and
+/// attn-compile's options. The kernel choice and block sizes apply to dense
+/// attention specs that leave them open (kernel "auto", block sizes 0).
 struct KernelOptions {
   std::string chip = "sm_90a";
   /// baseline, mma, wgmma or auto.
@@ -50,6 +69,7 @@ struct KernelOptions {
   int64_t blockQ = 0, blockKV = 0;
   /// A dense variant no tensor-core kernel takes is an error, not a remark.
   bool requireTensorCores = false;
+  TensorMapPassing tensorMaps = TensorMapPassing::Param;
 };
 
 /// The manifests a KernelGenerator holds: the module's `attn.kernels`

@@ -79,6 +79,17 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     window masks on sparse attention, NSA with D ≠ Dv or more than 16 query
     heads per KV head) are rejected with a diagnostic at the op.
 
+    The wgmma kernel's TMA descriptors are, by default, 128-byte kernel
+    parameters (`tensor-maps=param`, CUDA's `const __grid_constant__
+    CUtensorMap`): a launcher encodes them on the host and passes them with
+    the launch, with no copy to the device, so the launch can be captured in
+    a CUDA graph. `tensor-maps=global` makes them pointers to descriptors in
+    device memory, which is what `launch` needs (`gpu.launch_func` passes
+    arguments by pointer to their values). Each tensormap entry of a
+    manifest says which (`"passing"`); `attn-gpu-tensor-map-params` gives
+    the parameters their `byval` form once the kernel is in the LLVM
+    dialect.
+
     With `drop-host`, host functions are removed so that the module holds only
     the kernels (for bundles).
 
@@ -124,6 +135,11 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     Option<"blockKV", "block-kv", "int64_t", /*default=*/"0",
            "Keys per pipeline step of the tensor-core kernel: 16, 32, 64 or "
            "128 (0: 64 up to head dim 128, 32 above)">,
+    Option<"tensorMaps", "tensor-maps", "std::string", /*default=*/"\"auto\"",
+           "How the wgmma kernel takes its TMA descriptors: param (by value, "
+           "128-byte __grid_constant__ kernel parameters), global (pointers "
+           "to descriptors in device memory) or auto (param, global with "
+           "launch)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -138,6 +154,30 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     "::mlir::vector::VectorDialect",
     "::mlir::scf::SCFDialect",
   ];
+}
+
+def AttnGPUTensorMapParams : Pass<"attn-gpu-tensor-map-params", "ModuleOp"> {
+  let summary = "Give kernels their TMA descriptors as by-value "
+                "(__grid_constant__) parameters, as their manifests say";
+  let description = [{
+    For every manifest in `attn.kernels` with tensormap parameters passed
+    by value (`"passing": "param"`, attn-lower-to-gpu's `tensor-maps`), marks
+    the matching `!llvm.ptr` argument of the kernel's `llvm.func` (in the
+    `gpu.module` of the kernel's name) `llvm.byval = !llvm.array<128 x i8>`,
+    `llvm.align = 64` and `nvvm.grid_constant`: CUDA's `const
+    __grid_constant__ CUtensorMap`. The NVPTX backend declares the parameter
+    as `.param .align 64 .b8 name[128]` and turns its address into a generic
+    one (`cvta.param`), which TMA instructions accept, so the kernel body
+    is unchanged. The argument is found from the manifest's parameter list
+    (a memref parameter is as many arguments as its `expands_to`, the others
+    one each). Runs after convert-gpu-to-nvvm, where the attributes can be
+    set on the kernel's arguments (the GPU-to-NVVM lowering does not carry
+    `llvm.byval` over from a `gpu.func`, and the NVVM verifier rejects
+    `nvvm.grid_constant` on one). A manifest whose parameters do not match
+    its kernel's arguments is an error at the kernel.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect"];
 }
 
 def AttnGPUModuleToPTX : Pass<"attn-gpu-module-to-ptx", "ModuleOp"> {

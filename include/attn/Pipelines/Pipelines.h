@@ -82,7 +82,14 @@ struct GPUPipelineOptions : public PassPipelineOptions<Derived> {
 };
 
 /// Options of the attn-to-ptx pipeline.
-struct AttnToPTXOptions : public GPUPipelineOptions<AttnToPTXOptions> {};
+struct AttnToPTXOptions : public GPUPipelineOptions<AttnToPTXOptions> {
+  Option<std::string> tensorMaps{
+      *this, "tensor-maps",
+      llvm::cl::desc("How the wgmma kernel takes its TMA descriptors: param "
+                     "(128-byte __grid_constant__ parameters, nothing copied "
+                     "to the device) or global (pointers to device memory)"),
+      llvm::cl::init("param")};
+};
 
 /// Compiles every attention of a module (attn ops, or unfused graphs with
 /// `fuse`) to one specialized kernel per variant, each in a gpu.binary holding

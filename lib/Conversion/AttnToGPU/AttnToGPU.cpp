@@ -30,6 +30,10 @@ namespace attn {
 using namespace mlir;
 using namespace mlir::attn;
 
+StringRef mlir::attn::stringifyTensorMapPassing(TensorMapPassing passing) {
+  return passing == TensorMapPassing::Param ? "param" : "global";
+}
+
 LogicalResult mlir::attn::checkSupportedChip(StringRef chip, std::string *why) {
   if (chip == "sm_80" || chip == "sm_90" || chip == "sm_90a")
     return success();
@@ -102,7 +106,23 @@ struct AttnLowerToGPUPass
     std::string why;
     if (failed(checkSupportedChip(chip, &why)))
       return emitError(first->getLoc()) << "attn-lower-to-gpu: " << why;
+    if (tensorMaps != "auto" && tensorMaps != "param" && tensorMaps != "global")
+      return emitError(first->getLoc())
+             << "attn-lower-to-gpu: tensor-maps must be param, global or "
+                "auto, got '"
+             << tensorMaps << "'";
+    if (launch && tensorMaps == "param")
+      return emitError(first->getLoc())
+             << "attn-lower-to-gpu: launch passes TMA descriptors in device "
+                "memory (gpu.launch_func cannot pass a 128-byte parameter by "
+                "value); use tensor-maps=global or auto";
     return success();
+  }
+
+  TensorMapPassing getTensorMapPassing() const {
+    if (tensorMaps == "global" || (tensorMaps == "auto" && launch))
+      return TensorMapPassing::Global;
+    return TensorMapPassing::Param;
   }
 
   void runOnOperation() override {
@@ -127,9 +147,9 @@ struct AttnLowerToGPUPass
     }
     if (ops.empty())
       return;
-    KernelGenerator generator(
-        module,
-        KernelOptions{chip, kernel, blockQ, blockKV, requireTensorCores});
+    KernelGenerator generator(module, KernelOptions{chip, kernel, blockQ,
+                                                    blockKV, requireTensorCores,
+                                                    getTensorMapPassing()});
     IRRewriter rewriter(module.getContext());
     for (KernelSpecOpInterface op : ops) {
       SmallVector<DictionaryAttr> kernels;

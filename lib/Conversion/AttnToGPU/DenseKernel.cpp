@@ -176,8 +176,10 @@ mlir::attn::detail::getAttentionKernelName(const AttentionSpec &spec) {
 
 namespace {
 /// The parameters of a dense kernel: its tensors and sizes and, for the
-/// wgmma kernel, the TMA descriptors of Q, K and V (passed as pointers,
-/// cast to `tmaTypes` in the kernel).
+/// wgmma kernel, the TMA descriptors of Q, K and V (pointers, cast to
+/// `tmaTypes` in the kernel; by value in parameter space or in global
+/// memory as their manifest entries' "passing" says, see
+/// attn-gpu-tensor-map-params).
 struct DenseSignature : KernelSignature {
   SmallVector<Type> tmaTypes;
 };
@@ -187,7 +189,8 @@ struct DenseSignature : KernelSignature {
 /// B, Hq, Hkv, Sq, Sk and, for wgmma, the three tensor maps.
 static DenseSignature buildSignature(MLIRContext *ctx,
                                      const AttentionSpec &spec,
-                                     const DenseTiling &tiling) {
+                                     const DenseTiling &tiling,
+                                     TensorMapPassing tensorMaps) {
   DenseSignature sig;
   Type elt = getType(ctx, spec.dtype), f32 = Float32Type::get(ctx);
   bool bshd = spec.layout == Layout::BSHD;
@@ -218,9 +221,9 @@ static DenseSignature buildSignature(MLIRContext *ctx,
   sig.sizes(ctx, {"B", "Hq", "Hkv", "Sq", "Sk"});
   if (!tiling.isWgmma())
     return sig;
-  // TMA descriptors (CUtensorMap in global memory, built by the host) of
-  // Q, K and V: 4-D over the layout's dims, boxes of 64 columns (128
-  // bytes, 128-byte swizzle) by the tile's rows, zero fill out of bounds.
+  // TMA descriptors (CUtensorMap, built by the host) of Q, K and V: 4-D
+  // over the layout's dims, boxes of 64 columns (128 bytes, 128-byte
+  // swizzle) by the tile's rows, zero fill out of bounds.
   auto workgroup = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
   for (auto [tensor, rows] :
@@ -242,6 +245,7 @@ static DenseSignature buildSignature(MLIRContext *ctx,
         llvm::json::Object{{"name", (tensor + "_tma").str()},
                            {"role", "tma_descriptor"},
                            {"kind", "tensormap"},
+                           {"passing", stringifyTensorMapPassing(tensorMaps)},
                            {"tensor", tensor},
                            {"box", llvm::json::Array{64, rows}},
                            {"swizzle", "128B"},
@@ -342,7 +346,8 @@ static AttentionKernelArgs getKernelArgs(gpu::GPUFuncOp func,
 
 LogicalResult mlir::attn::detail::buildAttentionKernels(
     OpBuilder &builder, ModuleOp module, const AttentionSpec &spec,
-    Location loc, EmitErrorFn emitError, Manifests &manifests) {
+    TensorMapPassing tensorMaps, Location loc, EmitErrorFn emitError,
+    Manifests &manifests) {
   std::string why;
   FailureOr<DenseTiling> tiling = getDenseTiling(spec, &why);
   if (failed(tiling))
@@ -354,7 +359,7 @@ LogicalResult mlir::attn::detail::buildAttentionKernels(
     return emitError() << "GPU kernels need a static head dim or a scale";
   MLIRContext *ctx = builder.getContext();
   std::string name = getAttentionKernelName(spec);
-  DenseSignature sig = buildSignature(ctx, spec, *tiling);
+  DenseSignature sig = buildSignature(ctx, spec, *tiling, tensorMaps);
   addManifest(builder, manifests, name,
               buildManifest(spec, name, std::move(sig.params), *tiling));
   if (auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name))

@@ -246,6 +246,12 @@ FailureOr<Value> LaunchEmitter::getTensorMap(DictionaryAttr param, Type argType,
   Value buffer = tensor ? buffers.lookup(tensor.getValue()) : Value();
   if (!buffer || !box || box.size() != 2 || !spec)
     return error() << "malformed tensormap parameter " << param;
+  // gpu.launch_func passes an address, never the 128-byte descriptor.
+  auto passing = param.getAs<StringAttr>("passing");
+  if (passing && passing.getValue() != "global")
+    return error() << "the kernel takes its TMA descriptors by value "
+                      "(passing = "
+                   << passing << "); a program launch needs them in memory";
   auto type = cast<MemRefType>(buffer.getType());
   if (type.getRank() != 4)
     return error() << "tensormap of a rank-" << type.getRank() << " tensor";

@@ -78,7 +78,7 @@ LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
   built = *resolved;
   OpBuilder builder(module.getContext());
   return detail::buildAttentionKernels(
-      builder, module, *resolved, loc,
+      builder, module, *resolved, options.tensorMaps, loc,
       [&] { return diagnose(DiagnosticSeverity::Error); }, manifests);
 }
 

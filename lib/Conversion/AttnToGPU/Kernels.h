@@ -54,7 +54,8 @@ std::string getAttentionKernelName(const AttentionSpec &spec);
 
 /// Adds the kernel of a resolved spec (kind not Auto).
 LogicalResult buildAttentionKernels(OpBuilder &builder, ModuleOp module,
-                                    const AttentionSpec &spec, Location loc,
+                                    const AttentionSpec &spec,
+                                    TensorMapPassing tensorMaps, Location loc,
                                     EmitErrorFn emitError,
                                     Manifests &manifests);
 
