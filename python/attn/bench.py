@@ -70,25 +70,6 @@ def flops(b, hq, s, d, causal):
     return 4 * b * hq * s * s * d * (0.5 if causal else 1.0)
 
 
-def median_ms(fn, sets, warmup=3, iters=20):
-    import torch
-    for i in range(warmup):
-        fn(*sets[i % len(sets)])
-    torch.cuda.synchronize()
-    times = []
-    for i in range(iters):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        args = sets[i % len(sets)]
-        start.record()
-        fn(*args)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    times.sort()
-    return times[len(times) // 2]
-
-
 def runners(bundles, causal, gqa):
     """backend -> (setup() -> fn(q, k, v)) for one shape; a runner raises
     where the backend does not take the shape."""
@@ -135,6 +116,7 @@ def run(args):
     import torch
 
     from . import gpu
+    from .cudatime import median_ms
 
     name = torch.cuda.get_device_name()
     l2 = 50 * 2**20
@@ -169,7 +151,7 @@ def run(args):
                     ref = out.float()
                 if backend == "attn":
                     attn_out, attn_row = out.float(), row
-                ms = median_ms(fn, sets, iters=args.iters)
+                ms = median_ms(fn, iters=args.iters, inputs=sets)
                 row["ms"] = f"{ms:.4f}"
                 row["tflops"] = f"{fl / ms / 1e9:.1f}"
             except Exception as e:  # a backend that does not take the shape

@@ -7,40 +7,22 @@ For each example program: the GPU time per call (CUDA events over
 back-to-back calls), the same layer in torch (SDPA, whose backend torch
 picks, and the transpose + reshape), and the host time per call from Python
 (time a thread spends in the call, with the GPU kept busy so that no call
-waits). The C caller (examples/program/main.c) reports the host time per
-call without Python.
+waits: attn.cudatime.host_us). The C caller (examples/program/main.c)
+reports the host time per call without Python.
 """
 
 import sys
-import time
 
 import torch
 
 from attn import program
+from attn.cudatime import host_us, median_ms
 
 
-def gpu_ms(fn, iters=20):
-    fn()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    stop.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(stop) / iters
-
-
-def host_us(fn, iters=200):
-    fn()
-    torch.cuda.synchronize()
-    torch.cuda._sleep(int(2e9))  # keep the GPU busy: no call waits for it
-    t = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    host = (time.perf_counter() - t) / iters * 1e6
-    torch.cuda.synchronize()
-    return host
+def gpu_ms(fn):
+    """GPU milliseconds per call: the median of 5 windows of 20
+    back-to-back calls, which hide the host's time behind queued work."""
+    return median_ms(fn, iters=5, reps=20, warmup=1)
 
 
 def torch_layer(q, k, v, scale, causal=False, window=None, bias=None):

@@ -1,25 +1,42 @@
 # SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
-"""Compile kernel bundles for attention variants (on a machine with attn-compile).
+"""Compile kernel bundles ahead of time, on a machine with attn-compile.
 
-    python3 -m attn.bundles -o build/bundles [--chip sm_90a] --gpu-suite|--bench
-        [--kernel auto|mma|wgmma|baseline] [--block-q N] [--block-kv N]
+    python3 -m attn.bundles -o DIR [--chip sm_90a] [--kernel auto|mma|wgmma|baseline]
+        [--block-q N] [--block-kv N] [--opt-level N] [--compile-arg OPTION ...] WHAT
 
---gpu-suite writes the bundles the GPU test suite needs
-(python/tests/gpu_cases.py), --bench those of the benchmark
-(python -m attn.bench). A variant is a dict with the keys of a
-manifest's "variant" (see python/attn/gpu.py); each becomes a kernel spec
-(spec_of, docs/kernel-spec.md) that `attn-compile --spec` compiles.
+WHAT is one of
+
+    --variant JSON        a variant (repeatable): the keys of a manifest's
+                          "variant" (python/attn/gpu.py) plus "op" (default
+                          "attention"), e.g. --variant '{"dtype": "bf16",
+                          "head_dim": 128, "mask": "causal",
+                          "scale": 0.08838834764831845}'
+    --spec FILE|-         a kernel spec or a JSON array of them
+                          (docs/kernel-spec.md), handed to attn-compile as
+                          they are
+    --variants-from FILE  the variants of FILE: a JSON array, or a Python
+                          file whose variants() returns them
+    --gpu-suite           the GPU test suite's variants: --variants-from
+                          python/tests/gpu_cases.py of a source checkout
+    --bench, --paged-bench, --gated-bench, --sparse-bench
+                          those of the benchmarks (python -m attn.bench, ...)
+
+DIR is emptied of earlier bundles first; GPU code loads it with
+bundles=DIR (attn.gpu). Each variant becomes a kernel spec (spec_of) that
+`attn-compile --spec` compiles; attn-compile is found as attn.jit finds it
+($ATTN_COMPILE, beside the package, PATH). attn.jit compiles the same
+bundles on first use into a cache instead.
 """
 
 import argparse
 import concurrent.futures
+import importlib
+import importlib.util
 import json
 import numbers
 import os
 import subprocess
 import sys
-
-from . import cpu
 
 
 # The schema version of the specs written here (attn::kKernelSpecVersion,
@@ -104,6 +121,8 @@ _SPEC_KEY_NEEDS = {"window_left": ("mask", "window"), "window_right": ("mask", "
 def _plain(x):
     """`x` as JSON data: NumPy's numbers (say, a scale computed with NumPy)
     as Python's, tuples as lists."""
+    if isinstance(x, dict):
+        return {key: _plain(val) for key, val in x.items()}
     if isinstance(x, (list, tuple)):
         return [_plain(e) for e in x]
     if isinstance(x, (bool, str)) or x is None:
@@ -145,16 +164,34 @@ def specs_of(variants):
     return list({json.dumps(s, sort_keys=True): s for s in specs}.values())
 
 
+class CompileError(RuntimeError):
+    """attn-compile failed on a spec; the message holds the spec and
+    attn-compile's stderr (also as .spec and .stderr)."""
+
+    def __init__(self, spec, stderr):
+        super().__init__(f"attn-compile failed on the spec {json.dumps(spec)}:\n{stderr}")
+        self.spec, self.stderr = spec, stderr
+
+
 def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel="auto",
                      extra=(), jobs=None):
-    """Writes the bundles of `variants` into `outdir` (emptied of earlier
-    bundles first): one `attn-compile --spec -` run per distinct spec
-    (specs_of), so that each manifest's compile_seconds is that spec's own
-    compile time; `jobs` runs at once (jobs=1 keeps those times free of
-    contention). Returns the names attn-compile reports."""
-    tool = attn_compile or os.environ.get("ATTN_COMPILE") or os.path.join(
-        os.path.dirname(cpu.tools()[0]) if cpu.tools() else "build/bin", "attn-compile")
+    """Writes the bundles of `variants` into `outdir`: compile_specs of
+    their distinct specs (specs_of). Returns the names attn-compile
+    reports."""
     specs = specs_of(variants)  # bad variants fail before anything is removed
+    return compile_specs(specs, outdir, chip, attn_compile, kernel, extra, jobs)
+
+
+def compile_specs(specs, outdir, chip="sm_90a", attn_compile=None, kernel="auto", extra=(),
+                  jobs=None):
+    """Writes the bundles of kernel specs `specs` (handed to attn-compile as
+    they are) into `outdir`, emptied of earlier bundles first: one
+    `attn-compile --spec -` run per spec, so that each manifest's
+    compile_seconds is that spec's own compile time; `jobs` runs at once
+    (jobs=1 keeps those times free of contention). `attn_compile` defaults
+    to attn.jit.find_compiler(). Returns the names attn-compile reports;
+    CompileError when it fails."""
+    tool = attn_compile or _find_compiler()
     # A bundle directory holds one build: stale kernels of an earlier build
     # (say, baseline ones) would otherwise be matched too.
     if os.path.isdir(outdir):
@@ -167,55 +204,131 @@ def compile_variants(variants, outdir, chip="sm_90a", attn_compile=None, kernel=
                               f"--kernel={kernel}", *extra],
                              input=json.dumps(spec).encode(), capture_output=True)
         if out.returncode:
-            raise RuntimeError(f"attn-compile failed on the spec {json.dumps(spec)}:\n"
-                               + out.stderr.decode())
+            raise CompileError(spec, out.stderr.decode(errors="replace"))
         return out.stdout.decode().split()
     with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:
         return [name for names in pool.map(one, specs) for name in names]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-o", "--output", required=True)
+def _find_compiler():
+    from . import jit  # jit builds on this module
+    tool = jit.find_compiler()
+    if tool is None:
+        raise jit.CompilerNotFound(f"{jit._why_missing()}; {jit._WHERE}")
+    return tool
+
+
+def load_variants(path):
+    """The variants listed in the file `path`: a JSON array of variants, or
+    a Python file whose variants() returns them (loaded by its path, as a
+    module of its own: nothing is added to sys.path)."""
+    if path.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(
+            "_attn_variants_" + os.path.splitext(os.path.basename(path))[0], path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not callable(getattr(module, "variants", None)):
+            raise ValueError(f"{path}: defines no variants() function")
+        return module.variants()
+    with open(path) as f:
+        variants = json.load(f)
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise ValueError(f"{path}: expected a JSON array of variants (objects)")
+    return variants
+
+
+# The GPU suite's variants (--gpu-suite): test data of the source checkout,
+# not of the package, read as any --variants-from file.
+_GPU_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "tests", "gpu_cases.py")
+# The benchmarks whose variants --bench etc. compile: flag -> module.
+_BENCHES = {"bench": "bench", "paged_bench": "bench_paged", "gated_bench": "bench_gated",
+            "sparse_bench": "bench_sparse"}
+
+
+def _arguments():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-o", "--output", required=True, help="the bundle directory")
     ap.add_argument("--chip", default="sm_90a")
-    ap.add_argument("--gpu-suite", action="store_true")
-    ap.add_argument("--bench", action="store_true",
-                    help="the variants of the benchmark (python -m attn.bench)")
-    ap.add_argument("--paged-bench", action="store_true",
-                    help="the variants of the paged decode benchmark (python -m attn.bench_paged)")
-    ap.add_argument("--gated-bench", action="store_true",
-                    help="the variants of the gated delta benchmark (python -m attn.bench_gated)")
-    ap.add_argument("--sparse-bench", action="store_true",
-                    help="the variants of the sparse attention benchmark (python -m attn.bench_sparse)")
     ap.add_argument("--kernel", default="auto", choices=["baseline", "mma", "wgmma", "auto"])
-    ap.add_argument("--block-q", type=int, default=0)
-    ap.add_argument("--block-kv", type=int, default=0)
-    ap.add_argument("--opt-level", type=int, default=3, choices=[0, 1, 2, 3],
-                    help="LLVM optimization level of the kernels")
-    args = ap.parse_args()
-    if args.gpu_suite + args.bench + args.paged_bench + args.gated_bench + args.sparse_bench != 1:
-        ap.error("pass one of --gpu-suite, --bench, --paged-bench, --gated-bench or "
-                 "--sparse-bench")
-    if args.gpu_suite:
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-        import gpu_cases
-        variants = gpu_cases.variants()
-    elif args.paged_bench:
-        from . import bench_paged
-        variants = bench_paged.variants()
-    elif args.gated_bench:
-        from . import bench_gated
-        variants = bench_gated.variants()
-    elif args.sparse_bench:
-        from . import bench_sparse
-        variants = bench_sparse.variants()
+    ap.add_argument("--block-q", type=int, help="query rows per block (mma.sync; 64 or 128)")
+    ap.add_argument("--block-kv", type=int, help="keys per step (mma.sync; 16, 32, 64 or 128)")
+    ap.add_argument("--opt-level", type=int, choices=[0, 1, 2, 3],
+                    help="LLVM optimization level of the kernels (attn-compile's default: 3)")
+    ap.add_argument("--compile-arg", action="append", default=[], metavar="OPTION",
+                    help="another attn-compile option, passed as it is (--compile-arg=--no-fuse)")
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--variant", action="append", type=_json_object, metavar="JSON",
+                      help="a variant: the keys of a manifest's \"variant\" plus \"op\" "
+                           "(repeatable)")
+    what.add_argument("--spec", metavar="FILE|-",
+                      help="a kernel spec or a JSON array of them (docs/kernel-spec.md)")
+    what.add_argument("--variants-from", metavar="FILE",
+                      help="the variants of FILE: a JSON array, or a .py file with variants()")
+    what.add_argument("--gpu-suite", action="store_true",
+                      help="the GPU test suite's variants (a source checkout's "
+                           "python/tests/gpu_cases.py)")
+    for flag, module in _BENCHES.items():
+        what.add_argument("--" + flag.replace("_", "-"), action="store_true",
+                          help=f"the variants of python -m attn.{module}")
+    return ap
+
+
+def _json_object(text):
+    try:
+        v = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    if not isinstance(v, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return v
+
+
+def _read_specs(source):
+    """The specs of --spec FILE|-: one object or an array of them."""
+    if source == "-":
+        specs = json.load(sys.stdin)
     else:
-        from . import bench
-        variants = bench.variants()
-    written = compile_variants(variants, args.output, args.chip, kernel=args.kernel,
-                               extra=[f"--block-q={args.block_q}", f"--block-kv={args.block_kv}",
-                                      f"--opt-level={args.opt_level}"],
-                               jobs=1 if args.bench else None)
+        with open(source) as f:
+            specs = json.load(f)
+    specs = specs if isinstance(specs, list) else [specs]
+    if not specs or not all(isinstance(s, dict) for s in specs):
+        raise ValueError(f"{source}: expected a kernel spec (object) or an array of them")
+    return specs
+
+
+def _variants(args):
+    if args.variant:
+        return args.variant
+    if args.gpu_suite:
+        if not os.path.exists(_GPU_SUITE):
+            raise ValueError(f"--gpu-suite reads {_GPU_SUITE}, which only a source checkout "
+                             f"has; pass --variants-from FILE")
+        return load_variants(_GPU_SUITE)
+    if args.variants_from:
+        return load_variants(args.variants_from)
+    flag = next(flag for flag in _BENCHES if getattr(args, flag))
+    return importlib.import_module(f".{_BENCHES[flag]}", __package__).variants()
+
+
+def main(argv=None):
+    args = _arguments().parse_args(argv)
+    extra = [f"--{name.replace('_', '-')}={value}"
+             for name, value in (("block_q", args.block_q), ("block_kv", args.block_kv),
+                                 ("opt_level", args.opt_level)) if value is not None]
+    extra += args.compile_arg
+    try:
+        if args.spec:
+            written = compile_specs(_read_specs(args.spec), args.output, args.chip,
+                                    kernel=args.kernel, extra=extra)
+        else:
+            # The benchmark's manifests report compile times: one compile at a time.
+            written = compile_variants(_variants(args), args.output, args.chip,
+                                       kernel=args.kernel, extra=extra,
+                                       jobs=1 if args.bench else None)
+    except (LookupError, ValueError, OSError, CompileError) as e:
+        sys.exit(f"attn.bundles: {e}")
     print(f"{len(written)} bundles in {args.output}")
 
 

@@ -18,6 +18,7 @@ import sys
 import torch
 
 from . import gpu
+from .cudatime import times_ms
 
 
 def main():
@@ -41,14 +42,10 @@ def main():
         gpu.attention(q, k, v, causal=args.causal, bundles=bundles, out=out)
     for _ in range(args.rounds):
         for bundles in args.bundles:
-            for _ in range(args.launches):
-                start = torch.cuda.Event(enable_timing=True)
-                end = torch.cuda.Event(enable_timing=True)
-                start.record()
-                gpu.attention(q, k, v, causal=args.causal, bundles=bundles, out=out)
-                end.record()
-                torch.cuda.synchronize()
-                times[bundles].append(start.elapsed_time(end))
+            # No warm-up: the profiler's --launch-skip counts these launches.
+            times[bundles] += times_ms(
+                lambda: gpu.attention(q, k, v, causal=args.causal, bundles=bundles, out=out),
+                iters=args.launches, warmup=0)
     flops = 4 * b * h * s * s * d * (0.5 if args.causal else 1)
     for bundles, t in times.items():
         ms = sorted(t)[len(t) // 2]

@@ -6,32 +6,18 @@ head dim 128, causal), to track the GPU path's speed between sessions.
 
 The full benchmark of issue 6 is separate; this is a smoke number."""
 
-import math
 import os
 import sys
 
 import torch
 
 from . import gpu
+from .cudatime import median_ms
 
 
 def tflops(ms, b, h, s, d, causal):
     flops = 4 * b * h * s * s * d * (0.5 if causal else 1)
     return flops / ms / 1e9
-
-
-def time_ms(fn, iters=20):
-    for _ in range(3):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(iters):
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
 
 
 def main():
@@ -44,8 +30,8 @@ def main():
                                                      "head_dim": d, "value_head_dim": d, "layout": "bhsd",
                                                      "mask": "causal", "bias": False, "sinks": False,
                                                      "lse": False, "softcap": None})
-        ours = time_ms(lambda: gpu.attention(q, k, v, causal=True, bundles=bundles))
-        sdpa = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
+        ours = median_ms(lambda: gpu.attention(q, k, v, causal=True, bundles=bundles))
+        sdpa = median_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
         print(f"{name}: {str(dtype)[6:]} d128 causal b={b} h={h} s={s}: attn ({kern.manifest.get('kernel')}) "
               f"{ours:.3f} ms ({tflops(ours, b, h, s, d, True):.1f} TFLOP/s), torch SDPA {sdpa:.3f} ms "
               f"({tflops(sdpa, b, h, s, d, True):.1f} TFLOP/s)")

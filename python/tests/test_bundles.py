@@ -3,6 +3,7 @@
 variant (spec_of, docs/kernel-spec.md) and how compile_variants hands specs
 to `attn-compile --spec` (a stand-in tool that records its calls)."""
 
+import io
 import json
 import math
 import os
@@ -229,4 +230,87 @@ def test_compile_variants_errors(fake_tool):
         with pytest.raises(ValueError, match="no kernel spec"):
             bundles.compile_variants([_dense(), {"op": "nope"}], out, attn_compile=tool)
         assert os.listdir(out) == ["keep.ptx"]
+    assert len(calls()) == 1
+
+
+def test_cli_variant_and_options(fake_tool, tmp_path, monkeypatch, capsys):
+    tool, calls = fake_tool
+    monkeypatch.setenv("ATTN_COMPILE", tool)
+    out = str(tmp_path / "out")
+    bundles.main(["-o", out, "--chip", "sm_80", "--kernel", "mma", "--block-q", "64",
+                  "--compile-arg=--no-fuse", "--variant", json.dumps(_dense()),
+                  "--variant", json.dumps(_dense(head_dim=64, value_head_dim=64))])
+    assert capsys.readouterr().out == f"2 bundles in {out}\n"
+    got = calls()
+    assert sorted(c["spec"]["head_dim"] for c in got) == [64, 128]
+    # Only the options given reach attn-compile (the rest are its defaults).
+    for c in got:
+        assert c["args"] == ["--spec", "-", "-o", out, "--chip=sm_80", "--kernel=mma",
+                             "--block-q=64", "--no-fuse"]
+
+
+def test_cli_spec_is_handed_over_as_it_is(fake_tool, tmp_path, monkeypatch):
+    tool, calls = fake_tool
+    monkeypatch.setenv("ATTN_COMPILE", tool)
+    # Even a spec of another schema version: attn-compile is the judge.
+    specs = [dict(bundles.spec_of(_dense()), version=2),
+             bundles.spec_of({"op": "lightning_indexer", "dtype": "bf16", "heads": 64,
+                              "head_dim": 128, "weights_dtype": "f32", "mask": "causal"})]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(specs)))
+    bundles.main(["-o", str(tmp_path), "--spec", "-"])
+    assert sorted((c["spec"] for c in calls()), key=lambda s: s["op"]) == specs
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(specs[1]))
+    bundles.main(["-o", str(tmp_path), "--spec", str(path)])
+    assert [c["spec"] for c in calls()].count(specs[1]) == 2 and len(calls()) == 3
+
+
+@pytest.mark.parametrize("form", ["json", "py"])
+def test_cli_variants_from(form, fake_tool, tmp_path, monkeypatch):
+    tool, calls = fake_tool
+    monkeypatch.setenv("ATTN_COMPILE", tool)
+    variants = [_dense(), _dense(mask="causal")]
+    path = tmp_path / f"variants.{form}"
+    path.write_text(json.dumps(variants) if form == "json"
+                    else f"def variants():\n    return {variants!r}\n")
+    bundles.main(["-o", str(tmp_path / "out"), "--variants-from", str(path)])
+    assert sorted(json.dumps(c["spec"], sort_keys=True) for c in calls()) == \
+        sorted(json.dumps(s, sort_keys=True) for s in bundles.specs_of(variants))
+
+
+@pytest.mark.parametrize("flag", ["--gpu-suite", "--bench", "--paged-bench", "--gated-bench",
+                                  "--sparse-bench"])
+def test_cli_named_sets(flag, monkeypatch, tmp_path):
+    """Each named set compiles its module's variants; the GPU suite's are
+    read from the checkout's tests/gpu_cases.py by path (sys.path is left
+    as it was)."""
+    import gpu_cases
+    from attn import bench, bench_gated, bench_paged, bench_sparse
+    want = {"--gpu-suite": gpu_cases, "--bench": bench, "--paged-bench": bench_paged,
+            "--gated-bench": bench_gated, "--sparse-bench": bench_sparse}[flag].variants()
+    seen = {}
+    monkeypatch.setattr(bundles, "compile_variants",
+                        lambda variants, *args, **kw: seen.update(variants=variants, kw=kw) or [])
+    path = list(sys.path)
+    bundles.main(["-o", str(tmp_path), flag])
+    assert sys.path == path
+    assert seen["variants"] == want
+    assert seen["kw"]["jobs"] == (1 if flag == "--bench" else None)
+
+
+def test_cli_errors(fake_tool, tmp_path, monkeypatch, capsys):
+    tool, calls = fake_tool
+    with pytest.raises(SystemExit) as e:
+        bundles.main(["-o", str(tmp_path), "--variant", "[1, 2]"])
+    assert e.value.code == 2 and "expected a JSON object" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        bundles.main(["-o", str(tmp_path), "--variant", "{}", "--bench"])
+    assert e.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    monkeypatch.setenv("ATTN_COMPILE", tool)
+    with pytest.raises(SystemExit, match="(?s)attn-compile failed on the spec .*unknown value"):
+        bundles.main(["-o", str(tmp_path), "--variant", json.dumps(_dense(dtype="bad"))])
+    monkeypatch.setenv("ATTN_COMPILE", str(tmp_path / "missing"))
+    with pytest.raises(SystemExit, match="ATTN_COMPILE=.*missing is not an executable file; "
+                                         "set ATTN_COMPILE"):
+        bundles.main(["-o", str(tmp_path), "--variant", json.dumps(_dense())])
     assert len(calls()) == 1
