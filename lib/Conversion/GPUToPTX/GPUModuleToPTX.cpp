@@ -90,6 +90,24 @@ protected:
 
   FailureOr<SmallVector<char, 0>>
   moduleToObject(llvm::Module &module) override {
+    // Upstream's serializer goes on when it finds no libdevice, and the PTX
+    // then declares the __nv_* math functions as externs that no driver
+    // resolves: the kernel would fail to load far from the cause.
+    SmallVector<StringRef> unresolved;
+    for (llvm::Function &f : module)
+      if (f.isDeclaration() && f.getName().starts_with("__nv_"))
+        unresolved.push_back(f.getName());
+    if (!unresolved.empty()) {
+      InFlightDiagnostic diag = getOperation().emitError()
+                                << "libdevice functions left unresolved (";
+      llvm::interleaveComma(ArrayRef(unresolved).take_front(4), diag);
+      if (unresolved.size() > 4)
+        diag << ", ...";
+      return diag << "): no nvvm/libdevice/libdevice.10.bc in the CUDA "
+                     "toolkit '"
+                  << toolkitPath
+                  << "' (set the toolkit with --cuda-path or $CUDA_HOME)";
+    }
     FailureOr<llvm::TargetMachine *> machine = getOrCreateTargetMachine();
     if (failed(machine))
       return getOperation().emitError()
