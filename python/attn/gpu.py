@@ -14,12 +14,14 @@ was expected; nothing is launched on a mismatch.
 """
 
 import ctypes
+import functools
 import glob
 import json
 import math
 import operator
 import os
 import re
+import threading
 
 import numpy as np
 
@@ -36,7 +38,12 @@ _cuda = None
 def _driver():
     global _cuda
     if _cuda is None:
-        _cuda = ctypes.CDLL("libcuda.so.1")
+        cuda = ctypes.CDLL("libcuda.so.1")
+        u32, ptr = ctypes.c_uint, ctypes.c_void_p
+        # Declared, so that a launch converts its integers without Python
+        # building ctypes objects for them.
+        cuda.cuLaunchKernel.argtypes = [ptr, u32, u32, u32, u32, u32, u32, u32, ptr, ptr, ptr]
+        _cuda = cuda
     return _cuda
 
 
@@ -48,9 +55,17 @@ def _check(result, what):
 
 
 class Kernel:
-    """One bundle: its manifest and (once loaded) its CUfunction. The
+    """One bundle: its manifest and, per device, its CUfunction. The
     manifest is validated here (validate_manifest): a bundle directory is
-    input, and what it says reaches cuModuleLoadData and cuLaunchKernel."""
+    input, and what it says reaches cuModuleLoadData and cuLaunchKernel.
+
+    A launch fills a parameter buffer prepared once per thread (ctypes
+    values and the pointer array cuLaunchKernel reads) instead of building
+    one per call. TMA descriptors passed by value (manifest "passing":
+    "param") are encoded on the host into that buffer: no device memory and
+    no copy, so a CUDA graph captures them with the launch. Descriptors in
+    global memory ("global", bundles of older compilers) are copied from
+    pinned memory on the launch's stream, once per tensor address."""
 
     def __init__(self, manifest_path):
         try:
@@ -60,14 +75,18 @@ class Kernel:
             raise ValueError(f"{manifest_path}: not JSON: {e}") from None
         self.ptx_path, self._grid = validate_manifest(manifest, manifest_path)
         self.manifest = manifest
-        self._function = None
+        self._functions = {}  # device index -> CUfunction
+        self._local = threading.local()  # the parameter buffer of a thread
 
     @property
     def variant(self):
         return self.manifest["variant"]
 
-    def function(self):
-        if self._function is None:
+    def function(self, device=None):
+        """The kernel's CUfunction in `device`'s context (the current one),
+        loaded on first use there."""
+        fn = self._functions.get(device)
+        if fn is None:
             with open(self.ptx_path, "rb") as f:
                 ptx = f.read() + b"\0"
             module = ctypes.c_void_p()
@@ -82,54 +101,106 @@ class Kernel:
                 # a kernel must opt in.
                 _check(_driver().cuFuncSetAttribute(fn, 8, ctypes.c_int(shared)),
                        f"cuFuncSetAttribute({shared} bytes of shared memory)")
-            self._function = fn
-        return self._function
+            self._functions[device] = fn
+        return fn
 
-    def launch(self, tensors, sizes, stream):
-        """tensors: name -> torch tensor; sizes: name -> int."""
-        values = []
-        for p in self.manifest["params"]:
-            if p["kind"] == "tensormap":
-                values.append(ctypes.c_uint64(_tensor_map(
-                    tensors[p["tensor"]], self.variant["layout"], p["box"]).data_ptr()))
-            elif p["kind"] == "memref":
+    def _buffer(self):
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = _ParamBuffer(self.manifest["params"])
+        return buffer
+
+    def launch(self, tensors, sizes, stream, device=None):
+        """tensors: name -> torch tensor; sizes: name -> int; `device`: the
+        index of the device whose context is current (the tensors')."""
+        grid = grid_dims(self._grid, sizes)
+        if 0 in grid:
+            return
+        args = self._buffer().fill(tensors, sizes, self.variant.get("layout"), stream)
+        block = self.manifest["block"]
+        _check(_driver().cuLaunchKernel(self.function(device), grid[0], grid[1], grid[2],
+                                        block[0], block[1], block[2],
+                                        self.manifest["dynamic_shared_memory"],
+                                        stream, args, None),
+               "cuLaunchKernel")
+
+
+class _ParamBuffer:
+    """The kernel parameters of one manifest as ctypes storage, and the
+    array of their addresses that cuLaunchKernel takes. Built once; a launch
+    only writes the values."""
+
+    def __init__(self, params):
+        self._fill = []  # (kind, param, storage)
+        self._keep = []  # every ctypes object the addresses point into
+        addresses = []
+        for p in params:
+            if p["kind"] == "memref":
+                # allocated, aligned, offset, size, stride of a flat memref
+                ptr, size = ctypes.c_uint64(), ctypes.c_int64()
+                fields = [ptr, ptr, ctypes.c_int64(0), size, ctypes.c_int64(1)]
+                self._fill.append(("memref", p, (ptr, size)))
+                self._keep += fields
+                addresses += [ctypes.addressof(f) for f in fields]
+            elif p["kind"] == "tensormap" and p.get("passing") == "param":
+                raw = (ctypes.c_uint8 * (_TENSOR_MAP_BYTES + 64))()
+                aligned = (ctypes.addressof(raw) + 63) // 64 * 64
+                self._keep.append(raw)
+                self._fill.append(("tensormap", p, aligned))
+                addresses.append(aligned)
+            elif p["kind"] == "tensormap":
+                ptr = ctypes.c_uint64()
+                self._keep.append(ptr)
+                self._fill.append(("tensormap_global", p, ptr))
+                addresses.append(ctypes.addressof(ptr))
+            else:
+                value = ctypes.c_int64()
+                self._keep.append(value)
+                self._fill.append(("scalar", p, value))
+                addresses.append(ctypes.addressof(value))
+        self.args = (ctypes.c_void_p * max(1, len(addresses)))(*addresses)
+
+    def fill(self, tensors, sizes, layout, stream):
+        for kind, p, storage in self._fill:
+            if kind == "memref":
                 t = tensors[p["name"]]
                 # Kernels index flat, dense tensors; the value cache alone may
                 # be the first columns of the key cache (MLA), which the
                 # kernel reads with the key rows' stride.
-                if not t.is_contiguous() and p.get("role") != "value_cache":
+                if p.get("role") != "value_cache" and not t.is_contiguous():
                     raise ValueError(f"{p['name']} must be contiguous")
-                values += [ctypes.c_uint64(t.data_ptr()), ctypes.c_uint64(t.data_ptr()),
-                           ctypes.c_int64(0), ctypes.c_int64(t.numel()), ctypes.c_int64(1)]
+                storage[0].value = t.data_ptr()
+                storage[1].value = t.numel()
+            elif kind == "scalar":
+                storage.value = sizes[p["name"]]
+            elif kind == "tensormap":
+                ctypes.memmove(storage, _tensor_map(tensors[p["tensor"]], layout, p["box"]),
+                               _TENSOR_MAP_BYTES)
             else:
-                values.append(ctypes.c_int64(sizes[p["name"]]))
-        args = (ctypes.c_void_p * len(values))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p)
-                                                  for v in values])
-        grid = grid_dims(self._grid, sizes)
-        block = self.manifest["block"]
-        if 0 in grid:
-            return
-        _check(_driver().cuLaunchKernel(self.function(), *[ctypes.c_uint(x) for x in grid],
-                                        *[ctypes.c_uint(x) for x in block],
-                                        ctypes.c_uint(self.manifest["dynamic_shared_memory"]),
-                                        ctypes.c_void_p(stream), args, None),
-               "cuLaunchKernel")
+                storage.value = _tensor_map_in_memory(tensors[p["tensor"]], layout, p["box"],
+                                                      stream)
+        return self.args
 
 
 _TMA_DTYPES = {"torch.float16": 6, "torch.bfloat16": 9}
-_tensor_maps = {}
+_TENSOR_MAP_BYTES = 128  # sizeof(CUtensorMap)
+_tensor_maps = {}  # (address, shape, dtype, layout, box) -> host descriptor
+_device_tensor_maps = {}  # the same key and device -> (pinned, device copy)
+_TENSOR_MAP_CACHE = 4096
 
 
 def _tensor_map(t, layout, box):
-    """A CUtensorMap (TMA descriptor) of the 4-D tensor `t` in device memory:
-    dims innermost first, boxes of box[0] columns by box[1] rows (one batch,
-    one head), 128-byte swizzle, zero fill out of bounds. Cached per tensor
-    address and shape (the descriptor holds only those)."""
-    import torch
-
-    key = (t.data_ptr(), tuple(t.shape), str(t.dtype), layout, tuple(box), t.device.index)
-    if key in _tensor_maps:
-        return _tensor_maps[key]
+    """The address of a host copy of the CUtensorMap (TMA descriptor) of the
+    4-D tensor `t` in device memory: dims innermost first, boxes of box[0]
+    columns by box[1] rows (one batch, one head), 128-byte swizzle, zero
+    fill out of bounds. Cached per tensor address and shape (all the
+    descriptor holds); the entry stays valid as long as it is cached, which
+    is what a CUDA graph captured with it needs only for the launch itself
+    (the driver copies kernel parameters at capture)."""
+    key = (t.data_ptr(), tuple(t.shape), t.dtype, layout, box[0], box[1])
+    entry = _tensor_maps.get(key)
+    if entry is not None:
+        return entry[1]
     e = t.element_size()
     if layout == "bhsd":
         b, h, s, d = t.shape
@@ -137,7 +208,7 @@ def _tensor_map(t, layout, box):
     else:
         b, s, h, d = t.shape
         dims, strides, boxdim = [d, h, s, b], [d * e, h * d * e, s * h * d * e], [box[0], 1, box[1], 1]
-    raw = (ctypes.c_uint8 * (128 + 64))()
+    raw = (ctypes.c_uint8 * (_TENSOR_MAP_BYTES + 64))()
     aligned = (ctypes.addressof(raw) + 63) // 64 * 64
     _check(_driver().cuTensorMapEncodeTiled(
         ctypes.c_void_p(aligned), ctypes.c_int(_TMA_DTYPES[str(t.dtype)]), ctypes.c_uint32(4),
@@ -145,12 +216,34 @@ def _tensor_map(t, layout, box):
         (ctypes.c_uint32 * 4)(*boxdim), (ctypes.c_uint32 * 4)(1, 1, 1, 1),
         ctypes.c_int(0), ctypes.c_int(3), ctypes.c_int(3), ctypes.c_int(0)),
         "cuTensorMapEncodeTiled")
-    host = torch.frombuffer(bytearray(ctypes.string_at(aligned, 128)), dtype=torch.uint8)
-    dev = host.to(t.device)
-    if len(_tensor_maps) > 256:
+    if len(_tensor_maps) >= _TENSOR_MAP_CACHE:
         _tensor_maps.clear()
-    _tensor_maps[key] = dev
-    return dev
+    _tensor_maps[key] = (raw, aligned)
+    return aligned
+
+
+def _tensor_map_in_memory(t, layout, box, stream):
+    """The device address of `t`'s descriptor for kernels that read it from
+    global memory: copied from pinned host memory on `stream` (no
+    synchronization; capturable), once per tensor address and shape. The
+    pinned copy stays cached while the copy may be pending."""
+    import torch
+
+    key = (t.data_ptr(), tuple(t.shape), t.dtype, layout, box[0], box[1], t.device.index)
+    entry = _device_tensor_maps.get(key)
+    if entry is None:
+        host = torch.empty(_TENSOR_MAP_BYTES, dtype=torch.uint8, pin_memory=True)
+        ctypes.memmove(host.data_ptr(), _tensor_map(t, layout, box), _TENSOR_MAP_BYTES)
+        dev = torch.empty(_TENSOR_MAP_BYTES, dtype=torch.uint8, device=t.device)
+        _check(_driver().cuMemcpyHtoDAsync_v2(ctypes.c_uint64(dev.data_ptr()),
+                                              ctypes.c_void_p(host.data_ptr()),
+                                              ctypes.c_size_t(_TENSOR_MAP_BYTES),
+                                              ctypes.c_void_p(stream)),
+               "cuMemcpyHtoDAsync")
+        if len(_device_tensor_maps) >= _TENSOR_MAP_CACHE:
+            _device_tensor_maps.clear()
+        entry = _device_tensor_maps[key] = (host, dev)
+    return entry[1].data_ptr()
 
 
 # CUDA's grid limits (x, y, z) and block limits (x, y, z, threads).
@@ -389,6 +482,9 @@ def validate_manifest(m, path):
                     and all(_is_int(b) and 0 < b <= 256 for b in box)):
                 raise bad(f"params[{i}] ({name}): tensormap box must be 2 integers "
                           f"in 1..256, got {box!r}")
+            if p.get("passing", "global") not in ("param", "global"):
+                raise bad(f"params[{i}] ({name}): tensormap passing must be 'param' or "
+                          f"'global', got {p.get('passing')!r}")
         else:
             raise bad(f"params[{i}] ({name}): unknown kind {kind!r}; expected "
                       f"'memref', 'scalar' or 'tensormap'")
@@ -414,6 +510,38 @@ def _f32(x):
     return float(np.float32(x))
 
 
+def _device_index(t):
+    """The index of the CUDA device of tensor `t`."""
+    import torch
+
+    index = t.device.index
+    return torch.cuda.current_device() if index is None else index
+
+
+def _current_stream(index):
+    """torch's current stream on device `index`, as a raw cudaStream_t."""
+    import torch
+
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
+
+
+def _on_tensor_device(fn):
+    """Runs the GPU entry point `fn` with its first argument's device
+    current: kernels are loaded into and launched in the current context."""
+    @functools.wraps(fn)
+    def wrapper(q, *args, **kwargs):
+        import torch
+
+        if isinstance(q, torch.Tensor) and q.is_cuda and \
+                q.device.index not in (None, torch.cuda.current_device()):
+            with torch.cuda.device(q.device):
+                return fn(q, *args, **kwargs)
+        return fn(q, *args, **kwargs)
+    return wrapper
+
+
+@_on_tensor_device
 def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
               bias=None, sinks=None, layout="bhsd", return_lse=False, bundles=None,
               out=None):
@@ -455,14 +583,8 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
         raise ValueError(f"query heads ({hq}) must be a multiple of key/value heads ({hkv})")
     if causal and window is not None:
         raise ValueError("pass either causal=True or window=(left, right)")
-    want = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": layout,
-            "mask": "window" if window is not None else ("causal" if causal else "none"),
-            "scale": _f32(scale if scale is not None else 1 / math.sqrt(d)),
-            "softcap": None if softcap is None else softcap,
-            "bias": bias is not None, "sinks": sinks is not None, "lse": return_lse}
-    if window is not None:
-        want["window_left"], want["window_right"] = int(window[0]), int(window[1])
     tensors = {"q": q, "k": k, "v": v}
+    bias_key = sinks_key = None
     if bias is not None:
         if bias.dim() != 4 or not bias.is_contiguous() or not bias.is_cuda:
             raise ValueError("bias must be a contiguous 4-D CUDA tensor broadcastable to [B, Hq, Sq, Sk]")
@@ -470,15 +592,31 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
         for i, (s, f) in enumerate(zip(bias.shape, full)):
             if s != 1 and s != f:
                 raise ValueError(f"bias {tuple(bias.shape)} is not broadcastable to {full} (dim {i})")
-        want["bias_broadcast"] = [s == 1 for s in bias.shape]
-        want["bias_dtype"] = _DTYPES.get(str(bias.dtype).replace("torch.", ""))
+        bias_key = (tuple(s == 1 for s in bias.shape), bias.dtype)
         tensors["bias"] = bias
     if sinks is not None:
         if tuple(sinks.shape) != (hq,) or not sinks.is_cuda:
             raise ValueError(f"sinks must be a CUDA tensor of shape ({hq},)")
-        want["sinks_dtype"] = _DTYPES.get(str(sinks.dtype).replace("torch.", ""))
+        sinks_key = sinks.dtype
         tensors["sinks"] = sinks.contiguous()
-    kernel = _find(load_bundles(bundles), want)
+    device = _device_index(q)
+    key = (q.dtype, d, dv, layout, causal, None if window is None else tuple(window), softcap,
+           scale, bias_key, sinks_key, return_lse, device)
+    kernel = _resolved.get(("attention", bundles, key))
+    if kernel is None:
+        want = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": layout,
+                "mask": "window" if window is not None else ("causal" if causal else "none"),
+                "scale": _f32(scale if scale is not None else 1 / math.sqrt(d)),
+                "softcap": None if softcap is None else softcap,
+                "bias": bias is not None, "sinks": sinks is not None, "lse": return_lse}
+        if window is not None:
+            want["window_left"], want["window_right"] = int(window[0]), int(window[1])
+        if bias is not None:
+            want["bias_broadcast"] = list(bias_key[0])
+            want["bias_dtype"] = _DTYPES.get(str(bias.dtype).replace("torch.", ""))
+        if sinks is not None:
+            want["sinks_dtype"] = _DTYPES.get(str(sinks.dtype).replace("torch.", ""))
+        kernel = _resolve("attention", bundles, key, want, lambda ks: _find(ks, want), device)
     out_shape = (b, hq, sq, dv) if layout == "bhsd" else (b, sq, hq, dv)
     if out is None:
         out = torch.empty(out_shape, dtype=q.dtype, device=q.device)
@@ -494,7 +632,7 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
             raise ValueError(f"{name} must start at a 16-byte aligned address "
                              f"(its storage offset is not a multiple of 16 bytes)")
     kernel.launch(tensors, {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk},
-                  torch.cuda.current_stream(q.device).cuda_stream)
+                  _current_stream(device), device)
     return (out, lse) if return_lse else out
 
 
@@ -546,6 +684,7 @@ def _row_stride(t):
     return size[3] if row is None else row
 
 
+@_on_tensor_device
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False, window=None,
                     softcap=None, scale=None, sinks=None, cache_layout="nhd", return_lse=False,
                     num_splits_override=None, bundles=None, out=None):
@@ -646,21 +785,34 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
             return result
         lse = torch.cat(lses)
         return result, (lse.view(b, hq) if single else lse)
-    kernels = load_bundles(bundles)
-    split_kernel = _find_paged_split(kernels, want, prefix_of_k, (hq // hkv) * sq)
-    combine_want = {"op": "paged_combine", "dtype": dtype, "value_head_dim": dv,
-                    "sinks": sinks is not None, "lse": return_lse}
     tensors = {"q": q, "k_cache": k_cache, "v_cache": v_cache, "block_table": block_table,
                "seq_lens": seq_lens}
     if sinks is not None:
         if tuple(sinks.shape) != (hq,) or not sinks.is_cuda:
             raise ValueError(f"sinks must be a CUDA tensor of shape ({hq},)")
-        combine_want["sinks_dtype"] = _DTYPES.get(str(sinks.dtype).replace("torch.", ""))
         tensors["sinks"] = sinks.contiguous()
-    combine = _find(kernels, combine_want)
+    device = _device_index(q)
+    group_rows = (hq // hkv) * sq
+    key = (_want_key(want), prefix_of_k, group_rows, None if sinks is None else sinks.dtype,
+           return_lse, device)
+    kernels = _resolved.get(("paged_attention", bundles, key))
+    if kernels is None:
+        combine_want = {"op": "paged_combine", "dtype": dtype, "value_head_dim": dv,
+                        "sinks": sinks is not None, "lse": return_lse}
+        # What attn.bundles.spec_of compiles: the split and combine kernels.
+        variant = dict(want, values="key_prefix" if prefix_of_k else "separate",
+                       sinks=sinks is not None, lse=return_lse)
+        if sinks is not None:
+            combine_want["sinks_dtype"] = variant["sinks_dtype"] = \
+                _DTYPES.get(str(sinks.dtype).replace("torch.", ""))
+
+        def lookup(ks):
+            return (_find_paged_split(ks, want, prefix_of_k, group_rows),
+                    _find(ks, combine_want))
+        kernels = _resolve("paged_attention", bundles, key, variant, lookup, device)
+    split_kernel, combine = kernels
     rows = split_kernel.manifest["rows_per_block"]
     row_tiles = -(-(hq // hkv) * sq // rows)
-    device = q.device.index if q.device.index is not None else torch.cuda.current_device()
     if device not in _sm_counts:
         _sm_counts[device] = torch.cuda.get_device_properties(device).multi_processor_count
     # Blocks per split: sequences x KV heads x value-column chunks (wide heads,
@@ -684,20 +836,21 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     for name, t in tensors.items():
         if t.data_ptr() % 16:
             raise ValueError(f"{name} must start at a 16-byte aligned address")
-    stream = torch.cuda.current_stream(q.device).cuda_stream
+    stream = _current_stream(device)
     # The kernels' grids are the manifests' expressions of these sizes
     # (row tiles x splits, KV heads x value chunks, sequences; the combine
     # kernel's one block per output row).
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "MaxPages": block_table.shape[1],
              "Splits": splits, "VStride": v_rows}
-    split_kernel.launch(tensors, sizes, stream)
-    combine.launch(tensors, sizes, stream)
+    split_kernel.launch(tensors, sizes, stream, device)
+    combine.launch(tensors, sizes, stream, device)
     result = out.view(b, hq, dv) if single else out
     if single and return_lse:
         lse = lse.view(b, hq)
     return (result, lse) if return_lse else result
 
 
+@_on_tensor_device
 def sparse_attention(q, k, v, indices, *, block_size=1, causal=False, scale=None, softcap=None,
                      sinks=None, return_lse=False, bundles=None):
     """attn.sparse_attention on the GPU: q [B, Sq, Hq, D], k [B, Sk, Hkv, D],
@@ -790,6 +943,7 @@ def _orderable(scores):
     return bits * (1 << 32) + ((1 << 32) - 1 - index)
 
 
+@_on_tensor_device
 def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return_scores=False,
                       bundles=None):
     """attn.lightning_indexer on the GPU (DeepSeek-V3.2's indexer): q [B, Sq,
@@ -831,10 +985,12 @@ def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return
             "mask": "window" if window is not None else ("causal" if causal else "none")}
     if window is not None:
         want["window_left"], want["window_right"] = int(window[0]), int(window[1])
-    kernel = _find(load_bundles(bundles), want)
+    device = _device_index(q)
+    kernel = _resolve("lightning_indexer", bundles, (_want_key(want), device), want,
+                      lambda ks: _find(ks, want), device)
     scores = torch.empty((b, sq, sk), dtype=torch.float32, device=q.device)
     kernel.launch({"q": q, "k": k, "weights": weights, "scores": scores}, {"B": b, "Sq": sq, "Sk": sk},
-                  torch.cuda.current_stream(q.device).cuda_stream)
+                  _current_stream(device), device)
     kk = min(top_k, sk)
     indices = torch.full((b, sq, top_k), -1, dtype=torch.int32, device=q.device)
     if kk > 0:
@@ -844,6 +1000,7 @@ def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return
     return (indices, scores) if return_scores else indices
 
 
+@_on_tensor_device
 def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_selected, window,
         initial_blocks=1, local_blocks=2, scale=None, page_size=64, return_indices=False,
         bundles=None):
@@ -886,24 +1043,26 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
         raise ValueError("cmp_block, cmp_stride, sel_block, num_selected and window must be "
                          "positive")
     scale = _f32(scale if scale is not None else 1 / math.sqrt(d))
-    kernels = load_bundles(bundles)
-    select = _find(kernels, {"op": "nsa", "dtype": _DTYPES.get(str(q.dtype).replace("torch.", "")),
-                             "head_dim": d, "q_heads": hq, "kv_heads": hkv,
-                             "cmp_block": cmp_block, "cmp_stride": cmp_stride,
-                             "sel_block": sel_block, "num_selected": num_selected,
-                             "initial_blocks": initial_blocks, "local_blocks": local_blocks,
-                             "scale": scale})
+    want = {"op": "nsa", "dtype": _DTYPES.get(str(q.dtype).replace("torch.", "")),
+            "head_dim": d, "q_heads": hq, "kv_heads": hkv, "cmp_block": cmp_block,
+            "cmp_stride": cmp_stride, "sel_block": sel_block, "num_selected": num_selected,
+            "initial_blocks": initial_blocks, "local_blocks": local_blocks, "scale": scale}
+    device = _device_index(q)
+    # Compiled on first use: all of its branches' kernels (bundles.nsa_variants).
+    select = _resolve("nsa", bundles, (_want_key(want), window, page_size, device),
+                      dict(want, window=window, page_size=page_size),
+                      lambda ks: _find(ks, want), device)
     if -(-s // sel_block) > select.manifest["max_key_blocks"]:
         raise ValueError(f"the NSA selection kernel scores at most "
                          f"{select.manifest['max_key_blocks']} blocks of {sel_block} keys")
-    stream = torch.cuda.current_stream(q.device).cuda_stream
+    stream = _current_stream(device)
     # (1) Compressed attention, with its LSE.
     o_cmp, lse_cmp = _nsa_compressed(q, k_cmp, v_cmp, s, cmp_block, cmp_stride, scale, page_size,
                                      bundles)
     # (2) Block selection from the compressed probabilities.
     indices = torch.empty((b, t, hkv, num_selected), dtype=torch.int32, device=q.device)
     select.launch({"q": q, "k_cmp": k_cmp, "lse_cmp": lse_cmp, "indices": indices},
-                  {"B": b, "Sq": t, "Sk": s, "Tc": tc}, stream)
+                  {"B": b, "Sq": t, "Sk": s, "Tc": tc}, stream, device)
     # (3) The selected blocks; (4) the window.
     o_sel = sparse_attention(q, k, v, indices, block_size=sel_block, causal=True, scale=scale,
                              bundles=bundles)
@@ -925,6 +1084,7 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
 GATED_RECURRENT_MAX_TOKENS = 16
 
 
+@_on_tensor_device
 def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, scale=None,
                      bundles=None, out=None, path="auto"):
     """Gated DeltaNet (g [B, T, Hv]) or Kimi Delta Attention (g [B, T, Hv, Dk],
@@ -970,37 +1130,47 @@ def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, s
         initial_state = initial_state.contiguous()
     if path not in ("auto", "chunked", "recurrent"):
         raise ValueError(f"path must be auto, chunked or recurrent, got {path!r}")
-    kernels = load_bundles(bundles)
     common = {"op": "gated_delta_rule", "dtype": dtype, "key_head_dim": dk,
               "value_head_dim": dv}
     inputs = dict(common, gate_kind="channel" if channel else "head", gate_dtype=dt(g),
                   beta_dtype=dt(beta), qk_l2norm=bool(qk_l2norm),
                   scale=_f32(scale if scale is not None else 1 / math.sqrt(dk)))
+    has_init = initial_state is not None
+    recurrent_path = path == "recurrent" or (path == "auto" and t <= GATED_RECURRENT_MAX_TOKENS)
+    device = _device_index(q)
+
+    def lookup(ks):
+        """(recurrent kernel or None, chunk kernel, state kernel); the
+        chunked pair is not needed when the recurrent one runs."""
+        recurrent = [kern for kern in _matching(ks, dict(inputs, initial_state=has_init))
+                     if kern.manifest.get("kernel") == "gated_delta.recurrent"]
+        if recurrent_path and (recurrent or path == "recurrent"):
+            if not recurrent:
+                raise LookupError(f"no recurrent gated delta bundle for {inputs}")
+            return recurrent[0], None, None
+        chunk_kernel = _find([kern for kern in ks
+                              if kern.manifest.get("kernel") == "gated_delta.chunk"], inputs)
+        state_kernel = _find(ks, dict(common, chunk=chunk_kernel.variant["chunk"],
+                                      initial_state=has_init))
+        return None, chunk_kernel, state_kernel
+    recurrent, chunk_kernel, state_kernel = _resolve(
+        "gated_delta_rule", bundles, (_want_key(inputs), has_init, recurrent_path, path, device),
+        dict(inputs, initial_state=has_init), lookup, device)
     if out is None:
         out = torch.empty((b, t, hv, dv), dtype=q.dtype, device=q.device)
     elif tuple(out.shape) != (b, t, hv, dv) or out.dtype != q.dtype or not out.is_contiguous():
         raise ValueError("out must be a contiguous tensor shaped like v, in q's dtype")
     final = torch.empty((b, hv, dk, dv), dtype=torch.float32, device=q.device)
     sizes = {"B": b, "T": t, "Hk": hk, "Hv": hv}
-    stream = torch.cuda.current_stream(q.device).cuda_stream
-    if path == "recurrent" or (path == "auto" and t <= GATED_RECURRENT_MAX_TOKENS):
-        recurrent = _matching(kernels, dict(inputs, initial_state=initial_state is not None))
-        recurrent = [kern for kern in recurrent
-                     if kern.manifest.get("kernel") == "gated_delta.recurrent"]
-        if recurrent or path == "recurrent":
-            if not recurrent:
-                raise LookupError(f"no recurrent gated delta bundle for {inputs}")
-            tensors = {"q": q, "k": k, "v": v, "g": g, "beta": beta, "o": out,
-                       "final_state": final}
-            if initial_state is not None:
-                tensors["initial_state"] = initial_state
-            recurrent[0].launch(tensors, sizes, stream)
-            return out, final
-    chunk_kernel = _find([kern for kern in kernels
-                          if kern.manifest.get("kernel") == "gated_delta.chunk"], inputs)
+    stream = _current_stream(device)
+    if recurrent is not None:
+        tensors = {"q": q, "k": k, "v": v, "g": g, "beta": beta, "o": out,
+                   "final_state": final}
+        if has_init:
+            tensors["initial_state"] = initial_state
+        recurrent.launch(tensors, sizes, stream, device)
+        return out, final
     chunk = chunk_kernel.variant["chunk"]
-    state_kernel = _find(kernels, dict(common, chunk=chunk,
-                                       initial_state=initial_state is not None))
     chunks = -(-t // chunk)
     f32 = dict(dtype=torch.float32, device=q.device)
     tensors = {"q": q, "k": k, "v": v, "g": g, "beta": beta, "o": out, "final_state": final,
@@ -1008,11 +1178,11 @@ def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, s
                "qg": torch.empty((b, hv, t, dk), **f32), "kg": torch.empty((b, hv, t, dk), **f32),
                "aqk": torch.empty((b, hv, t, chunk), **f32),
                "gc": torch.empty((b, hv, chunks, dk), **f32)}
-    if initial_state is not None:
+    if has_init:
         tensors["initial_state"] = initial_state
     sizes["Chunks"] = chunks
-    chunk_kernel.launch(tensors, sizes, stream)  # no chunks at T = 0: not launched
-    state_kernel.launch(tensors, sizes, stream)
+    chunk_kernel.launch(tensors, sizes, stream, device)  # no chunks at T = 0: not launched
+    state_kernel.launch(tensors, sizes, stream, device)
     return out, final
 
 
@@ -1023,14 +1193,26 @@ def _frozen(x):
     return tuple(_frozen(e) for e in x) if isinstance(x, (list, tuple)) else x
 
 
+def _want_key(want):
+    """A hashable key of a `want` dict: its items in the caller's order
+    (each call site builds its dicts in one order; no sorting per call)."""
+    try:
+        key = tuple(want.items())
+        hash(key)
+        return key
+    except TypeError:  # list values (bias_broadcast)
+        return tuple((k, _frozen(v)) for k, v in want.items())
+
+
 def _matching(kernels, want):
     """The kernels of `kernels` (a load_bundles list) whose variant has
     `want`'s values (floats compared as f32). Memoized per list and want: the
     scan is linear in the bundles, and a call should not pay for a large
     bundle directory."""
-    key = (id(kernels), tuple(sorted((k, _frozen(v)) for k, v in want.items())))
-    if key in _matches:
-        return _matches[key][1]
+    key = (id(kernels), _want_key(want))
+    hit = _matches.get(key)
+    if hit is not None:
+        return hit[1]
 
     def same(a, b):
         if isinstance(a, float) or isinstance(b, float):
@@ -1065,6 +1247,63 @@ def _find(kernels, want):
         return sorted(matches, key=lambda k: rank.get(k.manifest.get("kernel"), 2))[0]
     raise LookupError(f"no kernel bundle for the variant {want}; "
                       f"compile one with attn-compile or python -m attn.bundles")
+
+
+_jit_kernels = {}  # (chip, variant key) -> kernels of its cache entry
+_resolved = {}  # (op, bundles, key) -> what the op's lookup returned
+
+
+def chip_of(device):
+    """The chip attn compiles for on `device`: sm_90a on Hopper, else
+    sm_80 (mma.sync kernels run on sm_80 and later)."""
+    import torch
+
+    major, _ = torch.cuda.get_device_capability(device)
+    return "sm_90a" if major == 9 else "sm_80"
+
+
+def _resolve(op, bundles, key, variant, lookup, device):
+    """The kernels `lookup(kernels)` picks for one call of `op` (whose
+    arguments `key` identifies), memoized: the same call again costs one
+    dict lookup. `lookup` raises LookupError when the bundle directory has
+    no match; then the op's `variant` (what attn.bundles.spec_of compiles)
+    is compiled on first use into attn.jit's on-disk cache (bundle
+    directories are searched first), or attn.jit.CompilerNotFound says which
+    command would build it."""
+    memo = (op, bundles, key)
+    hit = _resolved.get(memo)
+    if hit is not None:
+        return hit
+    try:
+        found = lookup(load_bundles(bundles))
+    except LookupError:
+        from . import jit
+
+        chip = chip_of(device)
+        jit_key = (chip, _want_key(variant))
+        kernels = _jit_kernels.get(jit_key)
+        if kernels is None:
+            kernels = _jit_kernels[jit_key] = load_bundles(jit.compile_variant(variant, chip))
+        found = lookup(kernels)
+    _resolved[memo] = found
+    return found
+
+
+_index_tensors = {}
+
+
+def _index_tensor(values, device):
+    """A small int64 tensor of `values` on `device`, cached: made from pinned
+    memory without synchronizing, so that a call works under CUDA-graph
+    capture (a tensor made from a Python list is a synchronous copy)."""
+    import torch
+
+    key = (tuple(values), device)
+    t = _index_tensors.get(key)
+    if t is None:
+        host = torch.tensor(values, dtype=torch.int64).pin_memory()
+        t = _index_tensors[key] = host.to(device, non_blocking=True)
+    return t
 
 
 def _nsa_compressed(q, k_cmp, v_cmp, s, l, stride, scale, page_size, bundles):
@@ -1111,7 +1350,7 @@ def _nsa_compressed(q, k_cmp, v_cmp, s, l, stride, scale, page_size, bundles):
     offsets = [(r + 1 - l) // stride + 1 for r in range(stride)]
     heads = torch.arange(hkv, device=q.device)
     for c in sorted(set(offsets)):
-        res = torch.tensor([r for r in range(stride) if offsets[r] == c], device=q.device)
+        res = _index_tensor([r for r in range(stride) if offsets[r] == c], q.device)
         keys = rows + m0 + c - 1  # row i sees keys j <= i + keys - rows
         if keys <= 0:
             continue

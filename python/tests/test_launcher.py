@@ -307,6 +307,10 @@ _BAD_GRIDS = [
     (_manifest("k", params=[{"kind": "memref", "name": "q", "expands_to": _MEMREF},
                             {"kind": "tensormap", "name": "t", "tensor": "k", "box": [64, 64]}]),
      "tensormap of 'k', which is not a memref parameter"),
+    (_manifest("k", params=[{"kind": "memref", "name": "q", "expands_to": _MEMREF},
+                            {"kind": "tensormap", "name": "t", "tensor": "q", "box": [64, 64],
+                             "passing": "shared"}]),
+     "tensormap passing must be 'param' or 'global'"),
 ])
 def test_manifest_invalid(manifest, problem):
     with tempfile.TemporaryDirectory() as d:
