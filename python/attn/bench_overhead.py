@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+"""Host overhead per call of attn's torch entry points against torch's own
+(SDPA, whose backend torch picks), on the tiny shapes where the host is the
+bottleneck, and the device time of the same calls, eager and replayed from
+a CUDA graph:
+
+    python3 -m attn.bench_overhead [--bundles DIR]
+
+Host time (cudatime.host_us) is the time the calling thread spends per
+call while the GPU is kept busy, so no call waits for the device. Rows:
+attn.gpu.attention (the direct call), attn.ops.attention (the torch.library
+custom op, as torch.compile and eager models call it), SDPA; paged decode
+(attn.gpu.paged_attention, Llama-3.1-8B GQA 32/8, batch 8, 8k context,
+pages of 16) against SDPA over the same keys laid out contiguously. Kernels
+come from the bundle directory or are compiled on first use (attn.jit).
+"""
+
+import argparse
+import os
+
+import torch
+
+from . import cudatime, gpu, ops
+
+
+def _dense(b, hq, hkv, s, d=128, dtype=torch.bfloat16):
+    q = torch.randn(b, hq, s, d, device="cuda", dtype=dtype)
+    k = torch.randn(b, hkv, s, d, device="cuda", dtype=dtype)
+    v = torch.randn(b, hkv, s, d, device="cuda", dtype=dtype)
+    return q, k, v
+
+
+def _paged(b=8, ctx=8192, page=16, hq=32, hkv=8, d=128, dtype=torch.bfloat16):
+    pages = b * ctx // page
+    table = torch.randperm(pages, device="cuda").view(b, ctx // page).to(torch.int32)
+    lens = torch.full((b,), ctx, device="cuda", dtype=torch.int32)
+    q = torch.randn(b, hq, d, device="cuda", dtype=dtype)
+    kc = torch.randn(pages, page, hkv, d, device="cuda", dtype=dtype)
+    vc = torch.randn(pages, page, hkv, d, device="cuda", dtype=dtype)
+    kd = torch.randn(b, hkv, ctx, d, device="cuda", dtype=dtype)
+    vd = torch.randn(b, hkv, ctx, d, device="cuda", dtype=dtype)
+    return q, kc, vc, table, lens, kd, vd
+
+
+def rows(bundles):
+    """(name, [(label, fn)]) per shape; each fn launches one call."""
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    out = []
+    for name, (b, hq, hkv, s) in (("causal 1x8x128, d128", (1, 8, 8, 128)),
+                                  ("GQA 32/8, batch 8, 113 tokens", (8, 32, 8, 113))):
+        q, k, v = _dense(b, hq, hkv, s)
+        out.append((name, [
+            ("attn.gpu.attention", lambda q=q, k=k, v=v: gpu.attention(
+                q, k, v, causal=True, bundles=bundles)),
+            ("attn.ops.attention", lambda q=q, k=k, v=v: ops.attention(q, k, v, causal=True)),
+            ("SDPA", lambda q=q, k=k, v=v: sdpa(q, k, v, is_causal=True,
+                                                enable_gqa=hq != hkv))]))
+    q, kc, vc, table, lens, kd, vd = _paged()
+    out.append(("paged decode, GQA 32/8, batch 8, 8k", [
+        ("attn.gpu.paged_attention", lambda: gpu.paged_attention(
+            q, kc, vc, table, lens, causal=True, bundles=bundles)),
+        ("attn.ops.paged_attention", lambda: ops.paged_attention(
+            q, kc, vc, table, lens, causal=True)),
+        ("SDPA (contiguous KV)", lambda: sdpa(q[:, :, None], kd, vd, enable_gqa=True))]))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundles", default=os.environ.get("ATTN_BUNDLES", "build/bundles"))
+    args = ap.parse_args(argv)
+    os.environ["ATTN_BUNDLES"] = args.bundles  # for the custom ops
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print(f"{'shape':38} {'call':26} {'host us':>8} {'GPU us':>8} {'graph us':>9}")
+    for name, calls in rows(args.bundles):
+        for label, fn in calls:
+            host = cudatime.host_us(fn)
+            device = cudatime.median_ms(fn, reps=10) * 1e3
+            graph = cudatime.median_ms(fn, graph=True) * 1e3
+            print(f"{name:38} {label:26} {host:8.1f} {device:8.1f} {graph:9.1f}")
+
+
+if __name__ == "__main__":
+    main()

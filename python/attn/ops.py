@@ -1,0 +1,212 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+"""attn's GPU entry points as PyTorch custom operators (torch.library).
+
+    import attn.ops
+    out = attn.ops.attention(q, k, v, causal=True)       # torch.ops.attn.attention
+    compiled = torch.compile(model, fullgraph=True)       # traces through it
+
+Each op (`attn::attention`, `attn::paged_attention`, `attn::sparse_attention`,
+`attn::lightning_indexer`, `attn::nsa`, `attn::gated_delta_rule`) runs the
+function of the same name in attn.gpu on CUDA tensors and has a fake (meta)
+implementation that gives its outputs' shapes and dtypes without running
+anything, so torch.compile traces a model that calls attn without a graph
+break, and FakeTensor / torch.export see through it. Ops return a fixed tuple
+of tensors (an empty tensor where attn.gpu returns nothing, e.g. the LSE
+when not asked for); the wrappers below give attn.gpu's return values.
+
+Kernels come from $ATTN_BUNDLES (attn.gpu) or are compiled on first use
+(attn.jit). Importing this module needs torch.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+
+from . import gpu
+
+__all__ = ["attention", "paged_attention", "sparse_attention", "lightning_indexer", "nsa",
+           "gated_delta_rule"]
+
+Tensor = torch.Tensor
+
+
+def _none():
+    """What an op returns in place of an output it was not asked for."""
+    return torch.empty(0)
+
+
+# --------------------------------------------------------------------------
+# attention
+
+
+@torch.library.custom_op("attn::attention", mutates_args=())
+def _attention(q: Tensor, k: Tensor, v: Tensor, causal: bool, window: Optional[List[int]],
+               softcap: Optional[float], scale: Optional[float], bias: Optional[Tensor],
+               sinks: Optional[Tensor], layout: str, return_lse: bool) -> Tuple[Tensor, Tensor]:
+    r = gpu.attention(q, k, v, causal=causal, window=window, softcap=softcap, scale=scale,
+                      bias=bias, sinks=sinks, layout=layout, return_lse=return_lse)
+    return r if return_lse else (r, _none().to(q.device))
+
+
+@_attention.register_fake
+def _(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse):
+    dv = v.shape[-1]
+    if layout == "bhsd":
+        b, hq, sq, _ = q.shape
+        out = q.new_empty((b, hq, sq, dv))
+    else:
+        b, sq, hq, _ = q.shape
+        out = q.new_empty((b, sq, hq, dv))
+    lse = q.new_empty((b, hq, sq), dtype=torch.float32) if return_lse else q.new_empty(0)
+    return out, lse
+
+
+def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None, bias=None,
+              sinks=None, layout="bhsd", return_lse=False):
+    """torch.ops.attn.attention: attn.gpu.attention as a custom op."""
+    out, lse = torch.ops.attn.attention(q, k, v, causal, None if window is None else list(window),
+                                        softcap, scale, bias, sinks, layout, return_lse)
+    return (out, lse) if return_lse else out
+
+
+# --------------------------------------------------------------------------
+# paged attention
+
+
+@torch.library.custom_op("attn::paged_attention", mutates_args=())
+def _paged_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, block_table: Tensor,
+                     seq_lens: Tensor, causal: bool, window: Optional[List[int]],
+                     softcap: Optional[float], scale: Optional[float], sinks: Optional[Tensor],
+                     cache_layout: str, return_lse: bool,
+                     num_splits: Optional[int]) -> Tuple[Tensor, Tensor]:
+    r = gpu.paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal=causal,
+                            window=window, softcap=softcap, scale=scale, sinks=sinks,
+                            cache_layout=cache_layout, return_lse=return_lse,
+                            num_splits_override=num_splits)
+    return r if return_lse else (r, _none().to(q.device))
+
+
+@_paged_attention.register_fake
+def _(q, k_cache, v_cache, block_table, seq_lens, causal, window, softcap, scale, sinks,
+      cache_layout, return_lse, num_splits):
+    dv = v_cache.shape[-1]
+    out = q.new_empty((*q.shape[:-1], dv))
+    if not return_lse:
+        return out, q.new_empty(0)
+    if q.dim() == 3:
+        return out, q.new_empty((q.shape[0], q.shape[1]), dtype=torch.float32)
+    b, sq, hq, _ = q.shape
+    return out, q.new_empty((b, hq, sq), dtype=torch.float32)
+
+
+def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False, window=None,
+                    softcap=None, scale=None, sinks=None, cache_layout="nhd", return_lse=False,
+                    num_splits_override=None):
+    """torch.ops.attn.paged_attention: attn.gpu.paged_attention as a custom op."""
+    out, lse = torch.ops.attn.paged_attention(
+        q, k_cache, v_cache, block_table, seq_lens, causal,
+        None if window is None else list(window), softcap, scale, sinks, cache_layout,
+        return_lse, num_splits_override)
+    return (out, lse) if return_lse else out
+
+
+# --------------------------------------------------------------------------
+# sparse attention, the lightning indexer and NSA
+
+
+@torch.library.custom_op("attn::sparse_attention", mutates_args=())
+def _sparse_attention(q: Tensor, k: Tensor, v: Tensor, indices: Tensor, block_size: int,
+                      causal: bool, scale: Optional[float], softcap: Optional[float],
+                      sinks: Optional[Tensor], return_lse: bool) -> Tuple[Tensor, Tensor]:
+    r = gpu.sparse_attention(q, k, v, indices, block_size=block_size, causal=causal,
+                             scale=scale, softcap=softcap, sinks=sinks, return_lse=return_lse)
+    return r if return_lse else (r, _none().to(q.device))
+
+
+@_sparse_attention.register_fake
+def _(q, k, v, indices, block_size, causal, scale, softcap, sinks, return_lse):
+    b, sq, hq, _ = q.shape
+    out = q.new_empty((b, sq, hq, v.shape[-1]))
+    lse = q.new_empty((b, hq, sq), dtype=torch.float32) if return_lse else q.new_empty(0)
+    return out, lse
+
+
+def sparse_attention(q, k, v, indices, *, block_size=1, causal=False, scale=None, softcap=None,
+                     sinks=None, return_lse=False):
+    """torch.ops.attn.sparse_attention: attn.gpu.sparse_attention as a custom op."""
+    out, lse = torch.ops.attn.sparse_attention(q, k, v, indices, block_size, causal, scale,
+                                               softcap, sinks, return_lse)
+    return (out, lse) if return_lse else out
+
+
+@torch.library.custom_op("attn::lightning_indexer", mutates_args=())
+def _lightning_indexer(q: Tensor, k: Tensor, weights: Tensor, top_k: int, causal: bool,
+                       window: Optional[List[int]]) -> Tuple[Tensor, Tensor]:
+    return gpu.lightning_indexer(q, k, weights, top_k, causal=causal, window=window,
+                                 return_scores=True)
+
+
+@_lightning_indexer.register_fake
+def _(q, k, weights, top_k, causal, window):
+    b, sq = q.shape[0], q.shape[1]
+    return (q.new_empty((b, sq, top_k), dtype=torch.int32),
+            q.new_empty((b, sq, k.shape[1]), dtype=torch.float32))
+
+
+def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return_scores=False):
+    """torch.ops.attn.lightning_indexer: attn.gpu.lightning_indexer as a custom op."""
+    indices, scores = torch.ops.attn.lightning_indexer(
+        q, k, weights, top_k, causal, None if window is None else list(window))
+    return (indices, scores) if return_scores else indices
+
+
+@torch.library.custom_op("attn::nsa", mutates_args=())
+def _nsa(q: Tensor, k: Tensor, v: Tensor, k_cmp: Tensor, v_cmp: Tensor, gates: Tensor,
+         cmp_block: int, cmp_stride: int, sel_block: int, num_selected: int, window: int,
+         initial_blocks: int, local_blocks: int, scale: Optional[float],
+         page_size: int) -> Tuple[Tensor, Tensor]:
+    return gpu.nsa(q, k, v, k_cmp, v_cmp, gates, cmp_block=cmp_block, cmp_stride=cmp_stride,
+                   sel_block=sel_block, num_selected=num_selected, window=window,
+                   initial_blocks=initial_blocks, local_blocks=local_blocks, scale=scale,
+                   page_size=page_size, return_indices=True)
+
+
+@_nsa.register_fake
+def _(q, k, v, k_cmp, v_cmp, gates, cmp_block, cmp_stride, sel_block, num_selected, window,
+      initial_blocks, local_blocks, scale, page_size):
+    b, t = q.shape[0], q.shape[1]
+    return q.new_empty(q.shape), q.new_empty((b, t, k.shape[2], num_selected), dtype=torch.int32)
+
+
+def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_selected, window,
+        initial_blocks=1, local_blocks=2, scale=None, page_size=64, return_indices=False):
+    """torch.ops.attn.nsa: attn.gpu.nsa as a custom op."""
+    out, indices = torch.ops.attn.nsa(q, k, v, k_cmp, v_cmp, gates, cmp_block, cmp_stride,
+                                      sel_block, num_selected, window, initial_blocks,
+                                      local_blocks, scale, page_size)
+    return (out, indices) if return_indices else out
+
+
+# --------------------------------------------------------------------------
+# gated delta rule
+
+
+@torch.library.custom_op("attn::gated_delta_rule", mutates_args=())
+def _gated_delta_rule(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor,
+                      initial_state: Optional[Tensor], qk_l2norm: bool, scale: Optional[float],
+                      path: str) -> Tuple[Tensor, Tensor]:
+    return gpu.gated_delta_rule(q, k, v, g, beta, initial_state=initial_state,
+                                qk_l2norm=qk_l2norm, scale=scale, path=path)
+
+
+@_gated_delta_rule.register_fake
+def _(q, k, v, g, beta, initial_state, qk_l2norm, scale, path):
+    b, hv, dk, dv = q.shape[0], v.shape[2], q.shape[3], v.shape[3]
+    return v.new_empty(v.shape, dtype=q.dtype), q.new_empty((b, hv, dk, dv), dtype=torch.float32)
+
+
+def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, scale=None,
+                     path="auto"):
+    """torch.ops.attn.gated_delta_rule: attn.gpu.gated_delta_rule as a custom op."""
+    return torch.ops.attn.gated_delta_rule(q, k, v, g, beta, initial_state, qk_l2norm, scale,
+                                           path)

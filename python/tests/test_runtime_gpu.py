@@ -1,0 +1,271 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+"""The torch-facing runtime on a GPU: CUDA-graph capture of every entry
+point, the torch.library custom ops (fake implementations, torch.compile
+with fullgraph), calls on a second GPU, and compilation on first use
+(attn.jit). Bundles come from $ATTN_BUNDLES (the GPU suite's, python -m
+attn.bundles --gpu-suite); the JIT tests need attn-compile ($ATTN_COMPILE,
+e.g. the standalone build of .ci/standalone-compiler). Skips without a GPU.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA GPU on this machine: runtime tests run on the device machine",
+                allow_module_level=True)
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+import attn.ops  # noqa: E402
+from attn import gpu, jit  # noqa: E402
+import gpu_cases  # noqa: E402
+import test_gpu  # noqa: E402  (the suite's input makers)
+
+BUNDLES = os.environ.get("ATTN_BUNDLES", "build/bundles")
+
+
+def _case(cases, cid):
+    return next(c for c in cases if c["id"] == cid)
+
+
+def _fresh(x):
+    """New data for input `x` with the same layout and value range: float
+    tensors rolled along their last dim, index tensors unchanged."""
+    return torch.roll(x, 1, dims=-1) if x.is_floating_point() else x.clone()
+
+
+def _same(a, b):
+    """Bitwise equality, NaN equal to NaN."""
+    return a.shape == b.shape and bool(((a == b) | (a.isnan() & b.isnan())).all())
+
+
+def _check_graph(fn, inputs):
+    """Captures fn(*static inputs) in a CUDA graph, replays it with new data
+    copied into the inputs, and compares with fn called eagerly on that data:
+    the same kernels on the same data give the same bits."""
+    static = [x.clone() for x in inputs]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up: kernels loaded, lookups memoized
+        for _ in range(2):
+            fn(*static)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outs = fn(*static)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    for _ in range(2):
+        new = [_fresh(x) for x in static]
+        for s, n in zip(static, new):
+            s.copy_(n)
+        graph.replay()
+        expect = fn(*new)
+        expect = expect if isinstance(expect, tuple) else (expect,)
+        torch.cuda.synchronize()
+        for o, e in zip(outs, expect):
+            assert _same(o, e), "graph replay differs from the eager call on the same data"
+
+
+def _dense_inputs(c):
+    dt = test_gpu.TORCH_DTYPE[c["dtype"]]
+    shape = (lambda h, s, d: (c["b"], s, h, d)) if c["layout"] == "bshd" else \
+        (lambda h, s, d: (c["b"], h, s, d))
+    return [torch.randn(shape(c["hq"], c["sq"], c["d"]), device="cuda", dtype=dt),
+            torch.randn(shape(c["hkv"], c["sk"], c["d"]), device="cuda", dtype=dt),
+            torch.randn(shape(c["hkv"], c["sk"], c["dv"]), device="cuda", dtype=dt)]
+
+
+@pytest.mark.parametrize("cid", ["gqa4_causal_d64", "mha_bf16", "mla_d192_dv128",
+                                 "window_left_right_bshd_f16"])
+def test_graph_dense(cid):
+    """Dense prefill on the wgmma kernel (TMA descriptors in the launch's
+    parameters) and on mma.sync (d192/dv128, f16 window bshd)."""
+    c = _case(gpu_cases.CASES, cid)
+
+    def fn(q, k, v):
+        return gpu.attention(q, k, v, causal=c["causal"], window=c["window"], scale=c["scale"],
+                             layout=c["layout"], return_lse=c["lse"], bundles=BUNDLES)
+    _check_graph(fn, _dense_inputs(c))
+
+
+@pytest.mark.parametrize("cid", ["paged_mixed_lengths_p16", "paged_sinks_lse_empty",
+                                 "mla_b4_h32_mtp2"])
+def test_graph_paged(cid):
+    """Paged decode (split + combine kernels) and MLA's latent cache."""
+    c = _case(gpu_cases.PAGED_CASES, cid)
+    q, kc, vc, table, lens, _, _, sinks = test_gpu.paged_inputs(c)
+    latent = c["v_prefix"]
+
+    def fn(q, kc, vc, table, lens, *rest):
+        return gpu.paged_attention(q, kc, kc[..., :c["dv"]] if latent else vc, table, lens,
+                                   causal=c["causal"], window=c["window"], softcap=c["softcap"],
+                                   scale=c["scale"], sinks=rest[0] if rest else None,
+                                   cache_layout=c["layout"], return_lse=c["lse"],
+                                   bundles=BUNDLES)
+    _check_graph(fn, [q, kc, vc, table, lens] + ([sinks] if sinks is not None else []))
+
+
+@pytest.mark.parametrize("cid", ["gdn_t65_d100_init", "gdn_decode_t1_init", "kda_t65_d64_f16_init"])
+def test_graph_gated_delta(cid):
+    """The chunked kernels (with their workspaces) and the recurrent one."""
+    c = _case(gpu_cases.GATED_CASES, cid)
+    q, k, v, g, beta, s0 = test_gpu.gated_inputs(c)
+
+    def fn(q, k, v, g, beta, s0):
+        return gpu.gated_delta_rule(q, k, v, g, beta, initial_state=s0, qk_l2norm=c["l2norm"],
+                                    scale=c["scale"], bundles=BUNDLES)
+    _check_graph(fn, [q, k, v, g, beta, s0])
+
+
+def test_graph_sparse_indexer_nsa():
+    """Sparse attention (DSA), the lightning indexer and NSA: torch ops and
+    attn's kernels in one capture."""
+    c = _case(gpu_cases.SPARSE_CASES, "dsa_decode_topk512_b4")
+    q, kv, idx = test_gpu.sparse_inputs(c)
+    _check_graph(lambda q, kv, idx: gpu.sparse_attention(
+        q, kv, kv[..., :c["dv"]], idx, block_size=c["block"], causal=c["causal"], scale=0.1352,
+        return_lse=c["lse"], bundles=BUNDLES), [q, kv, idx])
+
+    c = _case(gpu_cases.INDEXER_CASES, "indexer_nomask_sk100_topk128")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.randn(c["b"], c["sq"], c["heads"], c["d"], device="cuda", generator=gen).bfloat16()
+    k = torch.randn(c["b"], c["sk"], c["d"], device="cuda", generator=gen).bfloat16()
+    w = torch.randn(c["b"], c["sq"], c["heads"], device="cuda", generator=gen)
+    _check_graph(lambda q, k, w: gpu.lightning_indexer(
+        q, k, w, c["top_k"], causal=c["causal"], return_scores=True, bundles=BUNDLES), [q, k, w])
+
+    c = _case(gpu_cases.NSA_CASES, "nsa_t63_b3")
+    _check_graph(lambda *x: gpu.nsa(
+        *x, cmp_block=c["cmp_block"], cmp_stride=c["cmp_stride"], sel_block=c["sel_block"],
+        num_selected=c["num_selected"], window=c["window"], return_indices=True,
+        bundles=BUNDLES), list(test_gpu.nsa_inputs(c)))
+
+
+def test_custom_ops_opcheck():
+    """torch.library's checks of the ops: schema, fake (meta) kernels
+    against the real ones, no aliasing of inputs."""
+    os.environ.setdefault("ATTN_BUNDLES", BUNDLES)
+    c = _case(gpu_cases.CASES, "gqa4_causal_d64")
+    q, k, v = _dense_inputs(c)
+    torch.library.opcheck(torch.ops.attn.attention.default,
+                          (q, k, v, True, None, None, None, None, None, "bhsd", True))
+    c = _case(gpu_cases.PAGED_CASES, "paged_mixed_lengths_p16")
+    q, kc, vc, table, lens, _, _, _ = test_gpu.paged_inputs(c)
+    torch.library.opcheck(torch.ops.attn.paged_attention.default,
+                          (q, kc, vc, table, lens, True, None, None, None, None, "nhd", True,
+                           None))
+    c = _case(gpu_cases.GATED_CASES, "gdn_t65_d100_init")
+    q, k, v, g, beta, s0 = test_gpu.gated_inputs(c)
+    torch.library.opcheck(torch.ops.attn.gated_delta_rule.default,
+                          (q, k, v, g, beta, s0, c["l2norm"], c["scale"], "auto"))
+
+
+class _LlamaBlock(torch.nn.Module):
+    """A Llama-style attention block: GQA 8/2 heads of 64, RMSNorm, causal
+    attention through attn's custom op, output projection, residual."""
+
+    def __init__(self, dim=512, heads=8, kv_heads=2):
+        super().__init__()
+        self.heads, self.kv_heads, self.d = heads, kv_heads, dim // heads
+        self.norm = torch.nn.RMSNorm(dim)
+        self.wq = torch.nn.Linear(dim, heads * self.d, bias=False)
+        self.wk = torch.nn.Linear(dim, kv_heads * self.d, bias=False)
+        self.wv = torch.nn.Linear(dim, kv_heads * self.d, bias=False)
+        self.wo = torch.nn.Linear(heads * self.d, dim, bias=False)
+
+    def forward(self, x):
+        b, s, _ = x.shape
+        h = self.norm(x)
+        q = self.wq(h).view(b, s, self.heads, self.d).transpose(1, 2).contiguous()
+        k = self.wk(h).view(b, s, self.kv_heads, self.d).transpose(1, 2).contiguous()
+        v = self.wv(h).view(b, s, self.kv_heads, self.d).transpose(1, 2).contiguous()
+        o, _ = attn.ops.attention(q, k, v, causal=True, return_lse=True)
+        return x + self.wo(o.transpose(1, 2).reshape(b, s, -1))
+
+
+def test_torch_compile_fullgraph():
+    """torch.compile traces a block that calls attn with no graph break
+    (fullgraph=True) and gives the eager block's result."""
+    os.environ.setdefault("ATTN_BUNDLES", BUNDLES)
+    torch.manual_seed(0)
+    block = _LlamaBlock().cuda().to(torch.bfloat16)
+    x = torch.randn(2, 300, 512, device="cuda", dtype=torch.bfloat16)
+    eager = block(x)
+    compiled = torch.compile(block, fullgraph=True)
+    out = compiled(x)
+    torch.cuda.synchronize()
+    err = (out.float() - eager.float()).abs().max().item()
+    print(f"\ntorch.compile vs eager: max |diff| = {err:.3e}")
+    assert err < 5e-2, f"compiled block differs from eager by {err}"
+    explain = torch._dynamo.explain(block)(x)
+    assert explain.graph_break_count == 0
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="one GPU on this machine: the "
+                    "second-device test needs two")
+def test_second_device():
+    """Tensors on cuda:1 while cuda:0 is current: kernels are loaded and run
+    in cuda:1's context."""
+    c = _case(gpu_cases.CASES, "gqa4_causal_d64")
+    q, k, v = (t.to("cuda:1") for t in _dense_inputs(c))
+    with torch.cuda.device(0):
+        o1, _ = gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
+    o0, _ = gpu.attention(q.to("cuda:0"), k.to("cuda:0"), v.to("cuda:0"), causal=True,
+                          return_lse=True, bundles=BUNDLES)
+    assert o1.device.index == 1 and torch.equal(o1.cpu(), o0.cpu())
+
+
+def _jit_call(scale):
+    """A variant no bundle directory holds: causal GQA bf16 d128 with its
+    own scale; returns the output and the SDPA reference's error floor."""
+    g = torch.Generator(device="cuda").manual_seed(1)
+    q = torch.randn(1, 8, 333, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    k = torch.randn(1, 2, 333, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    v = torch.randn(1, 2, 333, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    out = gpu.attention(q, k, v, causal=True, scale=scale, bundles=os.devnull)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q.double(), k.double().repeat_interleave(4, 1), v.double().repeat_interleave(4, 1),
+        is_causal=True, scale=scale)
+    low = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1), is_causal=True, scale=scale)
+    return (out.double() - ref).abs().max().item(), (low.double() - ref).abs().max().item()
+
+
+@pytest.mark.skipif(jit.find_compiler() is None,
+                    reason="no attn-compile here (set ATTN_COMPILE; .ci/standalone-compiler "
+                           "builds one that runs without LLVM)")
+def test_jit_first_call_then_cache(tmp_path, monkeypatch):
+    """A variant never compiled before: compiled on the first call into an
+    empty cache; a new process then finds it there and compiles nothing."""
+    monkeypatch.setenv("ATTN_CACHE_DIR", str(tmp_path))
+    start = time.perf_counter()
+    err, base = _jit_call(0.0712)
+    first = time.perf_counter() - start
+    assert err <= 2 * base + 1e-3
+    entries = jit.entries(str(tmp_path))
+    assert len(entries) == 1, entries
+    code = ("import sys, time, torch; sys.path[:0] = %r\n"
+            "import test_runtime_gpu as t\n"
+            "s = time.perf_counter(); e, b = t._jit_call(0.0712)\n"
+            "print('seconds', time.perf_counter() - s, 'ok', e <= 2 * b + 1e-3)\n"
+            % ([os.path.dirname(__file__), os.path.join(os.path.dirname(__file__), "..")],))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, ATTN_CACHE_DIR=str(tmp_path)))
+    assert r.returncode == 0, r.stderr
+    print(f"\nfirst call with compilation: {first:.2f} s; new process: {r.stdout.strip()}")
+    assert "ok True" in r.stdout
+    assert len(jit.entries(str(tmp_path))) == 1, "the second process compiled again"
+
+
+def test_jit_without_compiler_names_the_command(tmp_path, monkeypatch):
+    """No compiler: the error names the variant and the command that builds
+    it ahead of time."""
+    monkeypatch.setenv("ATTN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("ATTN_COMPILE", str(tmp_path / "no-attn-compile"))
+    with pytest.raises(LookupError, match=r"python -m attn.bundles --variant"):
+        _jit_call(0.0713)
