@@ -30,11 +30,6 @@ __all__ = ["attention", "paged_attention", "sparse_attention", "lightning_indexe
 Tensor = torch.Tensor
 
 
-def _none():
-    """What an op returns in place of an output it was not asked for."""
-    return torch.empty(0)
-
-
 # --------------------------------------------------------------------------
 # attention
 
@@ -45,7 +40,7 @@ def _attention(q: Tensor, k: Tensor, v: Tensor, causal: bool, window: Optional[L
                sinks: Optional[Tensor], layout: str, return_lse: bool) -> Tuple[Tensor, Tensor]:
     r = gpu.attention(q, k, v, causal=causal, window=window, softcap=softcap, scale=scale,
                       bias=bias, sinks=sinks, layout=layout, return_lse=return_lse)
-    return r if return_lse else (r, _none().to(q.device))
+    return r if return_lse else (r, q.new_empty(0))
 
 
 @_attention.register_fake
@@ -83,7 +78,7 @@ def _paged_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, block_table: T
                             window=window, softcap=softcap, scale=scale, sinks=sinks,
                             cache_layout=cache_layout, return_lse=return_lse,
                             num_splits_override=num_splits)
-    return r if return_lse else (r, _none().to(q.device))
+    return r if return_lse else (r, q.new_empty(0))
 
 
 @_paged_attention.register_fake
@@ -120,7 +115,7 @@ def _sparse_attention(q: Tensor, k: Tensor, v: Tensor, indices: Tensor, block_si
                       sinks: Optional[Tensor], return_lse: bool) -> Tuple[Tensor, Tensor]:
     r = gpu.sparse_attention(q, k, v, indices, block_size=block_size, causal=causal,
                              scale=scale, softcap=softcap, sinks=sinks, return_lse=return_lse)
-    return r if return_lse else (r, _none().to(q.device))
+    return r if return_lse else (r, q.new_empty(0))
 
 
 @_sparse_attention.register_fake
