@@ -76,6 +76,7 @@ class Kernel:
         self.ptx_path, self._grid = validate_manifest(manifest, manifest_path)
         self.manifest = manifest
         self._functions = {}  # device index -> CUfunction
+        self._grids = {}  # the sizes' items -> launch grid
         self._local = threading.local()  # the parameter buffer of a thread
 
     @property
@@ -113,7 +114,15 @@ class Kernel:
     def launch(self, tensors, sizes, stream, device=None):
         """tensors: name -> torch tensor; sizes: name -> int; `device`: the
         index of the device whose context is current (the tensors')."""
-        grid = grid_dims(self._grid, sizes)
+        # The grid of the same sizes again: one dict lookup, not an
+        # evaluation of the manifest's expressions.
+        sizes_key = tuple(sizes.items())
+        grid = self._grids.get(sizes_key)
+        if grid is None:
+            grid = grid_dims(self._grid, sizes)
+            if len(self._grids) >= 1024:
+                self._grids.clear()
+            self._grids[sizes_key] = grid
         if 0 in grid:
             return
         args = self._buffer().fill(tensors, sizes, self.variant.get("layout"), stream)
