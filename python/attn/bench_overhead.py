@@ -65,11 +65,38 @@ def rows(bundles):
     return out
 
 
+def profile(bundles, calls=500):
+    """Where the host time of each attn call goes."""
+    import cProfile
+    import pstats
+
+    for name, fns in rows(bundles):
+        for label, fn in fns:
+            if label.startswith("SDPA"):
+                continue
+            fn()
+            torch.cuda.synchronize()
+            torch.cuda._sleep(int(4e9))  # no call waits for the device
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(calls):
+                fn()
+            prof.disable()
+            torch.cuda.synchronize()
+            print(f"--- {name}: {label}, {calls} calls")
+            pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundles", default=os.environ.get("ATTN_BUNDLES", "build/bundles"))
+    ap.add_argument("--profile", action="store_true",
+                    help="profile the host side of each attn call (cProfile, the 12 "
+                         "functions with the most time of their own) instead")
     args = ap.parse_args(argv)
     os.environ["ATTN_BUNDLES"] = args.bundles  # for the custom ops
+    if args.profile:
+        return profile(args.bundles)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     print(f"{'shape':38} {'call':26} {'host us':>8} {'GPU us':>8} {'graph us':>9}")
     for name, calls in rows(args.bundles):

@@ -193,7 +193,8 @@ def test_torch_compile_fullgraph():
     (fullgraph=True) and gives the eager block's result."""
     os.environ.setdefault("ATTN_BUNDLES", BUNDLES)
     torch.manual_seed(0)
-    block = _LlamaBlock().cuda().to(torch.bfloat16)
+    # Inference: attn has no backward yet, so nothing here may ask for one.
+    block = _LlamaBlock().cuda().to(torch.bfloat16).requires_grad_(False)
     x = torch.randn(2, 300, 512, device="cuda", dtype=torch.bfloat16)
     eager = block(x)
     compiled = torch.compile(block, fullgraph=True)
