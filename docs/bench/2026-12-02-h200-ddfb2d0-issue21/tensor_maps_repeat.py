@@ -1,5 +1,7 @@
+# The TMA-descriptor comparison repeated, alternating the two bundle directories
+# (build/bundles: by value; build/bundles-global: --tensor-maps=global).
 import sys, torch
-sys.path.insert(0, "python")
+sys.path.insert(0, "python")  # run from the repository root
 from attn import cudatime, gpu
 param, glob = "build/bundles", "build/bundles-global"
 for name, (b, h, s, d, causal, lse) in {
