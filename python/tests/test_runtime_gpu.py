@@ -14,7 +14,11 @@ import time
 
 import pytest
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:
+    pytest.skip("PyTorch is not installed here: the runtime tests run on a GPU machine "
+                "(.ci/gpu-runtime)", allow_module_level=True)
 if not torch.cuda.is_available():
     pytest.skip("no CUDA GPU on this machine: runtime tests run on the device machine",
                 allow_module_level=True)
