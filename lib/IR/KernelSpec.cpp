@@ -84,6 +84,44 @@ MaskAttr MaskSpec::getAttr(MLIRContext *ctx) const {
   return MaskAttr::get(ctx, kind, left, right);
 }
 
+/// Leaves `s`'s values to run time (AttentionSpec, PagedAttentionSpec).
+template <typename Spec> static void leaveValuesToRunTime(Spec &s) {
+  if (s.runtimeValues || s.scale < 0)
+    return;
+  s.runtimeValues = true;
+  s.scale = 0;
+  if (s.softcap)
+    s.softcap = 0.0;
+  s.mask.left = s.mask.right = 0;
+}
+
+KernelSpec mlir::attn::withRuntimeValues(const KernelSpec &spec) {
+  KernelSpec out = spec;
+  if (auto *s = std::get_if<AttentionSpec>(&out))
+    leaveValuesToRunTime(*s);
+  else if (auto *s = std::get_if<PagedAttentionSpec>(&out))
+    leaveValuesToRunTime(*s);
+  return out;
+}
+
+KernelSpecValues mlir::attn::getKernelSpecValues(const KernelSpec &spec) {
+  auto get = [](const auto &s) {
+    KernelSpecValues v;
+    v.scale = s.scale;
+    v.softcap = s.softcap;
+    if (s.mask.isWindow()) {
+      v.windowLeft = s.mask.left;
+      v.windowRight = s.mask.right;
+    }
+    return v;
+  };
+  if (auto *s = std::get_if<AttentionSpec>(&spec))
+    return get(*s);
+  if (auto *s = std::get_if<PagedAttentionSpec>(&spec))
+    return get(*s);
+  return {};
+}
+
 double mlir::attn::roundToF32(double x) {
   return static_cast<double>(static_cast<float>(x));
 }
@@ -128,13 +166,32 @@ static json::Value optionalDouble(std::optional<double> x) {
   return x ? json::Value(*x) : json::Value(nullptr);
 }
 
-/// "mask" and, for windows, "window_left" / "window_right".
-static void addMask(json::Object &o, const MaskSpec &mask) {
+/// What a spec that leaves its values to run time writes for them.
+static constexpr const char *kRuntime = "runtime";
+
+/// "mask" and, for windows, "window_left" / "window_right" ("runtime" for
+/// kernels that take them as arguments).
+static void addMask(json::Object &o, const MaskSpec &mask,
+                    bool runtime = false) {
   o["mask"] = stringifyMaskKind(mask.kind);
   if (mask.isWindow()) {
-    o["window_left"] = mask.left;
-    o["window_right"] = mask.right;
+    o["window_left"] = runtime ? json::Value(kRuntime) : json::Value(mask.left);
+    o["window_right"] =
+        runtime ? json::Value(kRuntime) : json::Value(mask.right);
   }
+}
+
+/// "scale" and "softcap": numbers, or "runtime" for kernels that take them
+/// as arguments (a softcap's absence is null either way).
+static void addValues(json::Object &o, double scale,
+                      std::optional<double> softcap, bool runtime) {
+  if (runtime) {
+    o["scale"] = kRuntime;
+    o["softcap"] = softcap ? json::Value(kRuntime) : json::Value(nullptr);
+    return;
+  }
+  o["scale"] = roundToF32(scale);
+  o["softcap"] = optionalDouble(softcap);
 }
 
 /// "sinks" and, with sinks, "sinks_dtype".
@@ -149,12 +206,11 @@ static json::Object toJSONFields(const AttentionSpec &s) {
                  {"head_dim", s.headDim},
                  {"value_head_dim", s.valueHeadDim},
                  {"layout", stringifyLayout(s.layout)},
-                 {"scale", roundToF32(s.scale)},
-                 {"softcap", optionalDouble(s.softcap)},
                  {"bias", s.bias.has_value()},
                  {"lse", s.lse},
                  {"kernel", stringifyKernelKind(s.kernel)}};
-  addMask(o, s.mask);
+  addValues(o, s.scale, s.softcap, s.runtimeValues);
+  addMask(o, s.mask, s.runtimeValues);
   addSinks(o, s.sinks);
   if (s.bias) {
     o["bias_dtype"] = stringifyScalarType(*s.bias);
@@ -176,11 +232,10 @@ static json::Object toJSONFields(const PagedAttentionSpec &s) {
       {"cache_layout", stringifyCacheLayout(s.cacheLayout)},
       {"table_dtype", stringifyScalarType(s.tableDtype)},
       {"lens_dtype", stringifyScalarType(s.lensDtype)},
-      {"scale", roundToF32(s.scale)},
-      {"softcap", optionalDouble(s.softcap)},
       {"values", s.valuesArePrefixOfKeys ? "key_prefix" : "separate"},
       {"lse", s.lse}};
-  addMask(o, s.mask);
+  addValues(o, s.scale, s.softcap, s.runtimeValues);
+  addMask(o, s.mask, s.runtimeValues);
   addSinks(o, s.sinks);
   return o;
 }
@@ -304,6 +359,43 @@ public:
       integer("window_right", out.right);
     }
   }
+  /// The values a dense or paged spec may leave to run time: "scale" a
+  /// number (every value compiled in) or "runtime" / absent (every value a
+  /// kernel argument); then "softcap" null, or a number (compiled) or
+  /// "runtime", and window extents integers (compiled) or "runtime" /
+  /// absent, as the scale says. A spec mixing the two is refused: one
+  /// switch decides which kernel serves it.
+  void values(MaskSpec &mask, double &scale, std::optional<double> &softcap,
+              bool &runtime) {
+    const json::Value *v = o.get("scale");
+    runtime = !v || isRuntime(v);
+    if (!runtime)
+      number("scale", scale);
+    if (const json::Value *cap = o.get("softcap"); cap && !cap->getAsNull()) {
+      if (isRuntime(cap) != runtime)
+        return mixed("softcap");
+      if (runtime)
+        softcap = 0.0;
+      else
+        optionalNumber("softcap", softcap);
+    }
+    enumeration<MaskKind>(
+        "mask", mask.kind, [](StringRef v) { return symbolizeMaskKind(v); },
+        /*required=*/false);
+    if (!mask.isWindow())
+      return;
+    for (auto [key, out] :
+         {std::pair<StringRef, int64_t *>{"window_left", &mask.left},
+          {"window_right", &mask.right}}) {
+      const json::Value *extent = o.get(key);
+      if (runtime && extent && !isRuntime(extent))
+        return mixed(key);
+      if (!runtime && extent && isRuntime(extent))
+        return mixed(key);
+      if (!runtime)
+        integer(key, *out);
+    }
+  }
   void sinks(std::optional<ScalarType> &out) {
     bool has = false;
     boolean("sinks", has);
@@ -318,6 +410,13 @@ public:
   const std::string &getError() const { return firstError; }
 
 private:
+  static bool isRuntime(const json::Value *v) {
+    return v->getAsString() == StringRef(kRuntime);
+  }
+  void mixed(StringRef key) {
+    error(key, "give scale, softcap and window extents all as numbers or all "
+               "as \"runtime\"");
+  }
   void missing(StringRef key, bool required) {
     if (required)
       error(key, "missing");
@@ -350,9 +449,7 @@ static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
   r.enumeration<Layout>(
       "layout", s.layout, [](StringRef v) { return symbolizeLayout(v); },
       /*required=*/false);
-  r.mask(s.mask);
-  r.number("scale", s.scale);
-  r.optionalNumber("softcap", s.softcap);
+  r.values(s.mask, s.scale, s.softcap, s.runtimeValues);
   bool bias = false;
   r.boolean("bias", bias);
   if (bias) {
@@ -383,9 +480,7 @@ static void read(SpecReader &r, PagedAttentionSpec &s, const json::Object &o) {
       [](StringRef v) { return symbolizeCacheLayout(v); }, /*required=*/false);
   r.scalar("table_dtype", s.tableDtype, /*required=*/false);
   r.scalar("lens_dtype", s.lensDtype, /*required=*/false);
-  r.mask(s.mask);
-  r.number("scale", s.scale);
-  r.optionalNumber("softcap", s.softcap);
+  r.values(s.mask, s.scale, s.softcap, s.runtimeValues);
   bool prefix = false;
   r.enumeration<bool>(
       "values", prefix,

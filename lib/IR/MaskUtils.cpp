@@ -21,46 +21,72 @@ static int64_t clampExtent(int64_t extent) {
   return std::min<int64_t>(extent, int64_t(1) << 40);
 }
 
+namespace {
+/// The window extents of a band as index arithmetic: the attribute's
+/// (clamped) constants, or the band's run-time values.
+struct Extents {
+  OpBuilder &b;
+  Location loc;
+  const MaskBand &band;
+
+  Value cst(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  /// `pos + right + k`.
+  Value afterRight(Value pos, int64_t k) {
+    if (band.right)
+      return arith::AddIOp::create(
+          b, loc, pos, arith::AddIOp::create(b, loc, band.right, cst(k)));
+    int64_t right =
+        band.mask.isWindow() ? clampExtent(band.mask.getRight()) : 0;
+    return arith::AddIOp::create(b, loc, pos, cst(right + k));
+  }
+  /// `pos - left`.
+  Value beforeLeft(Value pos) {
+    Value left = band.left ? band.left : cst(clampExtent(band.mask.getLeft()));
+    return arith::SubIOp::create(b, loc, pos, left);
+  }
+};
+} // namespace
+
 std::pair<Value, Value> mlir::attn::buildAdmittedKeys(OpBuilder &b,
                                                       Location loc,
                                                       MaskAttr mask, Value pos,
                                                       Value sk) {
-  auto cst = [&](int64_t v) -> Value {
-    return arith::ConstantIndexOp::create(b, loc, v);
-  };
-  Value zero = cst(0), lo = zero, hi = sk;
-  if (!mask.isNone()) {
-    int64_t right = mask.isWindow() ? clampExtent(mask.getRight()) : 0;
-    Value end = arith::AddIOp::create(b, loc, pos, cst(right + 1));
+  return buildAdmittedKeys(b, loc, MaskBand{mask, Value(), Value()}, pos, sk);
+}
+
+std::pair<Value, Value> mlir::attn::buildAdmittedKeys(OpBuilder &b,
+                                                      Location loc,
+                                                      const MaskBand &band,
+                                                      Value pos, Value sk) {
+  Extents x{b, loc, band};
+  Value zero = x.cst(0), lo = zero, hi = sk;
+  if (!band.mask.isNone()) {
+    Value end = x.afterRight(pos, 1);
     hi = arith::MaxSIOp::create(b, loc, zero,
                                 arith::MinSIOp::create(b, loc, sk, end));
   }
-  if (mask.isWindow()) {
-    Value start =
-        arith::SubIOp::create(b, loc, pos, cst(clampExtent(mask.getLeft())));
-    lo = arith::MaxSIOp::create(b, loc, zero, start);
-  }
+  if (band.mask.isWindow())
+    lo = arith::MaxSIOp::create(b, loc, zero, x.beforeLeft(pos));
   return {lo, hi};
 }
 
 Value mlir::attn::buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask,
                                  Value pos, Value key) {
-  if (mask.isNone())
+  return buildAdmitsKey(b, loc, MaskBand{mask, Value(), Value()}, pos, key);
+}
+
+Value mlir::attn::buildAdmitsKey(OpBuilder &b, Location loc,
+                                 const MaskBand &band, Value pos, Value key) {
+  if (band.mask.isNone())
     return Value();
-  auto cst = [&](int64_t v) -> Value {
-    return arith::ConstantIndexOp::create(b, loc, v);
-  };
-  int64_t right = mask.isWindow() ? clampExtent(mask.getRight()) : 0;
-  Value ok =
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, key,
-                            arith::AddIOp::create(b, loc, pos, cst(right)));
-  if (mask.isWindow()) {
-    Value first =
-        arith::SubIOp::create(b, loc, pos, cst(clampExtent(mask.getLeft())));
-    ok = arith::AndIOp::create(
-        b, loc, ok,
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, key, first));
-  }
+  Extents x{b, loc, band};
+  Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, key,
+                                   x.afterRight(pos, 0));
+  if (band.mask.isWindow())
+    ok = arith::AndIOp::create(b, loc, ok,
+                               arith::CmpIOp::create(b, loc,
+                                                     arith::CmpIPredicate::sge,
+                                                     key, x.beforeLeft(pos)));
   return ok;
 }
 

@@ -184,6 +184,7 @@ static AttnLowerToGPUOptions getLowerToGPUOptions(const Options &options) {
   lower.blockQ = options.blockQ;
   lower.chip = options.chip;
   lower.blockKV = options.blockKV;
+  lower.specializeValues = options.specializeValues;
   return lower;
 }
 

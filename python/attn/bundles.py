@@ -41,7 +41,7 @@ import sys
 
 # The schema version of the specs written here (attn::kKernelSpecVersion,
 # include/attn/IR/KernelSpec.h): attn-compile refuses a spec of another one.
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 # The longest chunk the gated delta kernels take (attn::kMaxGatedDeltaChunk):
 # the op's chunk_size if smaller; the chunk does not change the result.
 MAX_GATED_DELTA_CHUNK = 32
@@ -83,9 +83,14 @@ def spec_of(v):
       branches', nsa_variants); D = Dv.
 
     Keys outside the family's schema are dropped; window extents are kept
-    only for window masks. ValueError on an unknown op or a variant with no
-    GPU kernel."""
+    only for window masks. Dense and paged kernels take the scale, the
+    softcap's value and the window extents as arguments ("runtime"): one
+    kernel serves every value. A variant with "specialize": true (or a
+    negative scale, which the wgmma kernel cannot take at run time) keeps
+    its numbers, compiled into the kernel. ValueError on an unknown op or a
+    variant with no GPU kernel."""
     op = v.get("op", "attention")
+    runtime = runtime_values(v)
     if op == "sparse_attention":
         if v.get("mask", "none") not in ("none", "causal"):
             raise ValueError(f"sparse attention runs on the paged kernels with causal or no "
@@ -110,7 +115,23 @@ def spec_of(v):
         needs = _SPEC_KEY_NEEDS.get(key)
         if key in v and (needs is None or v.get(needs[0]) in needs[1:]):
             spec[key] = _plain(v[key])
+    if op in ("attention", "paged_attention") and runtime:
+        spec["scale"] = "runtime"
+        if spec.get("softcap") is not None:
+            spec["softcap"] = "runtime"
+        if spec.get("mask") == "window":
+            spec["window_left"] = spec["window_right"] = "runtime"
     return spec
+
+
+def runtime_values(v):
+    """Whether the kernels of dense or paged variant `v` take its scale,
+    softcap and window extents as arguments (attn::withRuntimeValues): unless
+    it asks to specialize, or its scale is negative."""
+    if v.get("specialize"):
+        return False
+    scale = v.get("scale", "runtime")
+    return scale == "runtime" or scale is None or float(scale) >= 0
 
 
 _SPEC_KEY_NEEDS = {"window_left": ("mask", "window"), "window_right": ("mask", "window"),
@@ -150,6 +171,8 @@ def nsa_variants(v):
               "layout": "bshd", "mask": "window", "window_left": v["window"] - 1,
               "window_right": 0, "scale": v["scale"], "softcap": None, "bias": False,
               "sinks": False, "lse": False}
+    if v.get("specialize"):
+        paged["specialize"] = window["specialize"] = True
     causal = {key: val for key, val in window.items() if not key.startswith("window_")}
     return [v, dict(causal, mask="causal", lse=True), window,
             dict(paged, page_size=v.get("page_size", 64), lse=True),

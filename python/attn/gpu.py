@@ -163,7 +163,8 @@ class _ParamBuffer:
                 self._fill.append(("tensormap_global", p, ptr))
                 addresses.append(ctypes.addressof(ptr))
             else:
-                value = ctypes.c_int64()
+                # Sizes and window extents (i64), scale and softcap (f32).
+                value = ctypes.c_float() if p.get("dtype") == "f32" else ctypes.c_int64()
                 self._keep.append(value)
                 self._fill.append(("scalar", p, value))
                 addresses.append(ctypes.addressof(value))
@@ -482,8 +483,8 @@ def validate_manifest(m, path):
                           f"got {p.get('expands_to')!r}")
             memrefs.add(name)
         elif kind == "scalar":
-            if p.get("dtype") != "i64":
-                raise bad(f"params[{i}] ({name}): scalar dtype must be 'i64', "
+            if p.get("dtype") not in ("i64", "f32"):
+                raise bad(f"params[{i}] ({name}): scalar dtype must be 'i64' or 'f32', "
                           f"got {p.get('dtype')!r}")
         elif kind == "tensormap":
             box = p.get("box")
@@ -517,6 +518,47 @@ def load_bundles(directory):
 
 def _f32(x):
     return float(np.float32(x))
+
+
+def _score_values(d, scale, softcap, window):
+    """The call's scale (1/sqrt(D) by default), softcap and window extents,
+    checked, as the kernels take them: launch values by parameter name (a
+    kernel that compiled them in ignores them). ValueError for a scale or
+    softcap that is not a finite number (softcaps positive) or a window that
+    is not two non-negative integers."""
+    scale = 1 / math.sqrt(d) if scale is None else scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale!r}")
+    values = {"scale": _f32(scale)}
+    if softcap is not None:
+        if (isinstance(softcap, bool) or not isinstance(softcap, (int, float))
+                or not math.isfinite(softcap) or softcap <= 0):
+            raise ValueError(f"softcap must be a positive finite number, got {softcap!r}")
+        values["softcap"] = _f32(softcap)
+    if window is not None:
+        try:
+            if any(isinstance(x, bool) for x in window):
+                raise TypeError
+            left, right = (operator.index(x) for x in window)
+        except (TypeError, ValueError):
+            raise ValueError(f"window must be two integers (left, right), got {window!r}") from None
+        if left < 0 or right < 0:
+            raise ValueError(f"window extents must be non-negative, got {window!r}")
+        values["window_left"], values["window_right"] = left, right
+    return values
+
+
+def _value_want(values, window):
+    """The variant fields of `_score_values`' values: what a kernel that
+    compiled them in must hold ("runtime" kernels match any). A negative
+    scale needs such a kernel (bundles.runtime_values)."""
+    want = {"mask": "window" if window is not None else None,
+            "scale": values["scale"], "softcap": values.get("softcap")}
+    if window is not None:
+        want["window_left"], want["window_right"] = values["window_left"], values["window_right"]
+    if values["scale"] < 0:
+        want["specialize"] = True
+    return want
 
 
 def _device_index(t):
@@ -592,6 +634,7 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
         raise ValueError(f"query heads ({hq}) must be a multiple of key/value heads ({hkv})")
     if causal and window is not None:
         raise ValueError("pass either causal=True or window=(left, right)")
+    values = _score_values(d, scale, softcap, window)
     tensors = {"q": q, "k": k, "v": v}
     bias_key = sinks_key = None
     if bias is not None:
@@ -614,12 +657,10 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
     kernel = _resolved.get(("attention", bundles, key))
     if kernel is None:
         want = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": layout,
-                "mask": "window" if window is not None else ("causal" if causal else "none"),
-                "scale": _f32(scale if scale is not None else 1 / math.sqrt(d)),
-                "softcap": None if softcap is None else softcap,
+                **_value_want(values, window),
                 "bias": bias is not None, "sinks": sinks is not None, "lse": return_lse}
-        if window is not None:
-            want["window_left"], want["window_right"] = int(window[0]), int(window[1])
+        if window is None:
+            want["mask"] = "causal" if causal else "none"
         if bias is not None:
             want["bias_broadcast"] = list(bias_key[0])
             want["bias_dtype"] = _DTYPES.get(str(bias.dtype).replace("torch.", ""))
@@ -640,7 +681,7 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
         if t.data_ptr() % 16:
             raise ValueError(f"{name} must start at a 16-byte aligned address "
                              f"(its storage offset is not a multiple of 16 bytes)")
-    kernel.launch(tensors, {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk},
+    kernel.launch(tensors, {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, **values},
                   _current_stream(device), device)
     return (out, lse) if return_lse else out
 
@@ -762,14 +803,12 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
         raise ValueError(f"seq_lens must be an int32/int64 [B={b}] tensor")
     if causal and window is not None:
         raise ValueError("pass either causal=True or window=(left, right)")
+    values = _score_values(d, scale, softcap, window)
     want = {"op": "paged_attention", "dtype": dtype, "head_dim": d, "value_head_dim": dv,
             "page_size": page, "cache_layout": cache_layout, "table_dtype": table_dt,
-            "lens_dtype": lens_dt,
-            "mask": "window" if window is not None else ("causal" if causal else "none"),
-            "scale": _f32(scale if scale is not None else 1 / math.sqrt(d)),
-            "softcap": None if softcap is None else softcap}
-    if window is not None:
-        want["window_left"], want["window_right"] = int(window[0]), int(window[1])
+            "lens_dtype": lens_dt, **_value_want(values, window)}
+    if window is None:
+        want["mask"] = "causal" if causal else "none"
     if b > MAX_GRID_YZ:
         # The split kernel's grid holds one sequence per block index in z
         # (at most 65535): longer batches (sparse attention's per-token
@@ -850,7 +889,7 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     # (row tiles x splits, KV heads x value chunks, sequences; the combine
     # kernel's one block per output row).
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "MaxPages": block_table.shape[1],
-             "Splits": splits, "VStride": v_rows}
+             "Splits": splits, "VStride": v_rows, **values}
     split_kernel.launch(tensors, sizes, stream, device)
     combine.launch(tensors, sizes, stream, device)
     result = out.view(b, hq, dv) if single else out
@@ -1224,11 +1263,18 @@ def _matching(kernels, want):
         return hit[1]
 
     def same(a, b):
+        if a == "runtime":  # the kernel takes the value as an argument
+            return b is not None
         if isinstance(a, float) or isinstance(b, float):
             return a is not None and b is not None and _f32(a) == _f32(b)
         return a == b
+    # "specialize": only kernels with the values compiled in (a negative
+    # scale, which no run-time kernel takes).
+    specialize = want.get("specialize", False)
     found = [kern for kern in kernels
-             if all(same(kern.variant.get(key), value) for key, value in want.items())]
+             if all(same(kern.variant.get(key), value) for key, value in want.items()
+                    if key != "specialize")
+             and not (specialize and "runtime" in kern.variant.values())]
     _matches[key] = (kernels, found)  # holds the list: its id stays its own
     return found
 
@@ -1251,9 +1297,12 @@ def _find_paged_split(kernels, want, prefix_of_k, rows):
 def _find(kernels, want):
     matches = _matching(kernels, want)
     if matches:
-        # Prefer tensor-core kernels when a directory holds several.
+        # Prefer tensor-core kernels when a directory holds several, then
+        # the values compiled in over the same kernel taking them at run
+        # time.
         rank = {"wgmma": 0, "mma.sync": 1}
-        return sorted(matches, key=lambda k: rank.get(k.manifest.get("kernel"), 2))[0]
+        return sorted(matches, key=lambda k: (rank.get(k.manifest.get("kernel"), 2),
+                                              "runtime" in k.variant.values()))[0]
     raise LookupError(f"no kernel bundle for the variant {want}; "
                       f"compile one with attn-compile or python -m attn.bundles")
 

@@ -31,7 +31,17 @@ def _dense(**fields):
 
 
 def test_spec_of_attention():
-    assert bundles.spec_of(_dense()) == dict(_dense(), op="attention", version=1)
+    # Scale, softcap and window extents are kernel arguments by default
+    # (docs/kernel-spec.md); "specialize" compiles the numbers in.
+    assert bundles.spec_of(_dense()) == dict(_dense(), op="attention", version=2,
+                                             scale="runtime")
+    assert bundles.spec_of(_dense(specialize=True)) == dict(_dense(), op="attention", version=2)
+    spec = bundles.spec_of(_dense(softcap=30.0, mask="window", window_left=3, window_right=0))
+    assert (spec["scale"], spec["softcap"], spec["window_left"], spec["window_right"]) == \
+        ("runtime",) * 4
+    # A negative scale stays compiled in: no run-time kernel takes one.
+    assert bundles.spec_of(_dense(scale=-0.5))["scale"] == -0.5
+    assert not bundles.runtime_values(_dense(scale=-0.5))
     # Keys that mean something only with another are dropped without it.
     spec = bundles.spec_of(_dense(window_left=3, window_right=0, sinks_dtype="f32",
                                   bias_dtype="f16", bias_broadcast=[True] * 4))
@@ -39,7 +49,7 @@ def test_spec_of_attention():
                 "bias_broadcast"} & set(spec)
     spec = bundles.spec_of(_dense(mask="window", window_left=127, window_right=0, sinks=True,
                                   sinks_dtype="f32", bias=True, bias_dtype="f16",
-                                  bias_broadcast=(False, True, False, False)))
+                                  bias_broadcast=(False, True, False, False), specialize=True))
     assert (spec["window_left"], spec["window_right"]) == (127, 0)
     assert spec["sinks_dtype"] == "f32" and spec["bias_dtype"] == "f16"
     assert spec["bias_broadcast"] == [False, True, False, False]
@@ -48,7 +58,8 @@ def test_spec_of_attention():
     assert (spec["kernel"], spec["block_q"], spec["block_kv"]) == ("mma", 64, 32)
     assert "note" not in spec
     # JSON data, also from NumPy's numbers.
-    spec = bundles.spec_of(_dense(head_dim=np.int64(64), scale=np.float32(0.125)))
+    spec = bundles.spec_of(_dense(head_dim=np.int64(64), scale=np.float32(0.125),
+                                  specialize=True))
     assert json.loads(json.dumps(spec)) == spec
     assert type(spec["head_dim"]) is int and spec["scale"] == 0.125
 
@@ -59,7 +70,9 @@ def test_spec_of_paged():
          "scale": 0.1352, "softcap": 30.0, "sinks": True, "sinks_dtype": "f32", "lse": True,
          "values": "key_prefix"}
     # The lengths in the table's type unless given.
-    assert bundles.spec_of(v) == dict(v, lens_dtype="i64", version=1)
+    assert bundles.spec_of(v) == dict(v, lens_dtype="i64", version=2, scale="runtime",
+                                      softcap="runtime")
+    assert bundles.spec_of(dict(v, specialize=True)) == dict(v, lens_dtype="i64", version=2)
     assert bundles.spec_of(dict(v, lens_dtype="i32"))["lens_dtype"] == "i32"
 
 
@@ -71,14 +84,14 @@ def test_spec_of_sparse_is_paged():
          "block_size": 1, "mask": "causal", "scale": 0.1352, "softcap": None, "sinks": False,
          "lse": True, "values": "key_prefix"}
     assert bundles.spec_of(v) == {
-        "op": "paged_attention", "version": 1, "dtype": "bf16", "head_dim": 576,
+        "op": "paged_attention", "version": 2, "dtype": "bf16", "head_dim": 576,
         "value_head_dim": 512, "page_size": 1, "cache_layout": "nhd", "table_dtype": "i32",
-        "lens_dtype": "i32", "mask": "none", "scale": 0.1352, "softcap": None,
+        "lens_dtype": "i32", "mask": "none", "scale": "runtime", "softcap": None,
         "values": "key_prefix", "sinks": False, "lse": True}
     spec = bundles.spec_of(dict(v, block_size=64, mask="none", softcap=30.0, sinks=True,
                                 sinks_dtype="f32", values="separate"))
     assert (spec["page_size"], spec["softcap"], spec["sinks_dtype"], spec["values"]) == \
-        (64, 30.0, "f32", "separate")
+        (64, "runtime", "f32", "separate")
     no_values = dict(v)
     del no_values["values"]
     assert bundles.spec_of(no_values)["values"] == "separate"
@@ -90,7 +103,7 @@ def test_spec_of_gated_delta_chunk():
     v = {"op": "gated_delta_rule", "dtype": "bf16", "key_head_dim": 128, "value_head_dim": 64,
          "chunk": 64, "gate_kind": "channel", "gate_dtype": "f32", "beta_dtype": "bf16",
          "qk_l2norm": True, "scale": _SCALE, "initial_state": True}
-    assert bundles.spec_of(v) == dict(v, chunk=32, version=1)
+    assert bundles.spec_of(v) == dict(v, chunk=32, version=2)
     assert bundles.spec_of(dict(v, chunk=16))["chunk"] == 16
     del v["chunk"]
     assert bundles.spec_of(v)["chunk"] == 32  # the op's default, 64, capped
@@ -104,12 +117,15 @@ def test_nsa_specs():
          "initial_blocks": 1, "local_blocks": 2, "scale": _SCALE, "window": 512,
          "page_size": 32}
     select = {key: val for key, val in v.items() if key not in ("window", "page_size")}
-    assert bundles.spec_of(v) == dict(select, value_head_dim=128, version=1)
+    assert bundles.spec_of(v) == dict(select, value_head_dim=128, version=2)
     specs = bundles.specs_of([v])
     assert [s["op"] for s in specs] == ["nsa", "attention", "attention", "paged_attention",
                                         "paged_attention"]
     causal, window, compressed, selected = specs[1:]
     assert causal["mask"] == "causal" and causal["lse"] and causal["layout"] == "bshd"
+    assert (window["mask"], window["window_left"], window["window_right"]) == \
+        ("window", "runtime", "runtime")
+    window = bundles.specs_of([dict(v, specialize=True)])[2]
     assert (window["mask"], window["window_left"], window["window_right"]) == ("window", 511, 0)
     assert (compressed["page_size"], compressed["lse"]) == (32, True)
     assert (selected["page_size"], selected["lse"], selected["mask"]) == (64, False, "none")
@@ -123,7 +139,7 @@ def test_nsa_specs():
 def test_spec_of_indexer_and_unknown():
     v = {"op": "lightning_indexer", "dtype": "bf16", "heads": 64, "head_dim": 128,
          "weights_dtype": "f32", "mask": "window", "window_left": 2047, "window_right": 0}
-    assert bundles.spec_of(v) == dict(v, version=1)
+    assert bundles.spec_of(v) == dict(v, version=2)
     with pytest.raises(ValueError, match="no kernel spec for op 'paged_combine'"):
         bundles.spec_of({"op": "paged_combine", "dtype": "bf16"})
 
@@ -212,7 +228,7 @@ def test_compile_variants_hands_specs_to_attn_compile(fake_tool):
     for call in got:
         assert call["args"] == ["--spec", "-", "-o", out, "--chip=sm_80", "--kernel=baseline",
                                 "--block-q=64"]
-        assert call["spec"]["version"] == 1
+        assert call["spec"]["version"] == 2
     specs = sorted(json.dumps(c["spec"], sort_keys=True) for c in got)
     want = sorted(json.dumps(s, sort_keys=True) for s in bundles.specs_of(variants))
     assert specs == want

@@ -22,9 +22,12 @@
 // CHECK: cf.assert {{.*}} "attn.attention at {{.*}}: dim 2 of 'v' differs from Sk"
 // CHECK: %[[O:.*]] = memref.alloc(%[[B]], %[[SQ]]) : memref<?x32x?x128xbf16>
 // CHECK: %[[QF:.*]] = memref.collapse_shape %[[QB]] {{\[}}[0, 1, 2, 3]] : memref<?x32x?x128xbf16> into memref<?xbf16>
+// The kernel takes the scale as an argument (KernelSpec.h: runtimeValues):
+// the op's, 1/sqrt(128) by default.
+// CHECK: %[[SCALE:.*]] = arith.constant 0.0883883461 : f32
 // CHECK: %[[QT:.*]] = builtin.unrealized_conversion_cast %[[QB]] : memref<?x32x?x128xbf16> to !llvm.ptr {attn.tensor_map = !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>}
 // CHECK: %[[TILES:.*]] = arith.ceildivui %[[SQ]], %c128
-// CHECK: gpu.launch_func @[[KERNEL:attn_bf16_d128_dv128_bhsd_causal_[a-z0-9_]+_wgmma]]::@[[KERNEL]] blocks in (%[[TILES]], %c32{{.*}}, %[[B]]) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %c229376_i32 args(%[[QF]] : memref<?xbf16>, {{.*}} : memref<?xbf16>, {{.*}} : memref<?xbf16>, {{.*}} : memref<?xbf16>, %[[B]] : index, %c32{{.*}} : index, %c8{{.*}} : index, %[[SQ]] : index, %[[SK]] : index, %[[QT]] : !llvm.ptr, {{.*}} : !llvm.ptr, {{.*}} : !llvm.ptr)
+// CHECK: gpu.launch_func @[[KERNEL:attn_bf16_d128_dv128_bhsd_causal_wgmma]]::@[[KERNEL]] blocks in (%[[TILES]], %c32{{.*}}, %[[B]]) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %c229376_i32 args(%[[QF]] : memref<?xbf16>, {{.*}} : memref<?xbf16>, {{.*}} : memref<?xbf16>, {{.*}} : memref<?xbf16>, %[[B]] : index, %c32{{.*}} : index, %c8{{.*}} : index, %[[SQ]] : index, %[[SK]] : index, %[[SCALE]] : f32, %[[QT]] : !llvm.ptr, {{.*}} : !llvm.ptr, {{.*}} : !llvm.ptr)
 // CHECK: %[[R:.*]] = bufferization.to_tensor %[[O]] restrict writable : memref<?x32x?x128xbf16> to tensor<?x32x?x128xbf16>
 // CHECK: return %[[R]]
 // CHECK-NOT: attn.attention
@@ -70,7 +73,8 @@ func.func @static_bias_sinks_lse(%q: tensor<2x4x100x64xf16>, %k: tensor<2x2x100x
 // CHECK: cf.assert {{.*}} "attn.paged_attention: more than 65535 sequences in one call
 // CHECK: %[[OPART:.*]] = memref.alloc(%[[SPLITS]], {{.*}}) : memref<?x?x?x?x?xf32>
 // CHECK: %[[LPART:.*]] = memref.alloc(%[[SPLITS]], {{.*}}) : memref<?x?x?x?xf32>
-// CHECK: gpu.launch_func @attn_paged_bf16_d128_dv128_nhd_p16_causal_{{[a-z0-9]+}}::
+// CHECK: %[[PSCALE:.*]] = arith.constant 0.0883883461 : f32
+// CHECK: gpu.launch_func @attn_paged_bf16_d128_dv128_nhd_p16_causal::{{.*}}, %[[PSCALE]] : f32)
 // CHECK: gpu.launch_func @attn_paged_combine_bf16_dv128::
 // CHECK: return
 func.func @paged(%q: tensor<?x1x32x128xbf16>, %kc: tensor<?x16x8x128xbf16>, %vc: tensor<?x16x8x128xbf16>, %t: tensor<?x?xi32>, %l: tensor<?xi32>) -> tensor<?x1x32x128xbf16> {

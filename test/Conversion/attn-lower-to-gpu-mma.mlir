@@ -1,10 +1,10 @@
-// RUN: attn-opt %s --attn-lower-to-gpu="kernel=auto drop-host" --canonicalize | FileCheck %s
-// RUN: attn-opt %s --attn-lower-to-gpu="kernel=auto drop-host" | FileCheck %s --check-prefix=MANIFEST
-// RUN: not attn-opt %s --attn-lower-to-gpu="kernel=mma" 2>&1 | FileCheck %s --check-prefix=INELIGIBLE
-// RUN: not attn-opt %s --attn-lower-to-gpu="kernel=fast" 2>&1 | FileCheck %s --check-prefix=BADKIND
-// RUN: not attn-opt %s --attn-lower-to-gpu="kernel=auto block-q=96" 2>&1 | FileCheck %s --check-prefix=BADQ
-// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="kernel=auto block-q=64 block-kv=32 drop-host" | FileCheck %s --check-prefix=SIZES
-// RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu="kernel=auto block-kv=128 drop-host" 2>&1 | FileCheck %s --check-prefix=TOOBIG
+// RUN: attn-opt %s --attn-lower-to-gpu="kernel=auto drop-host specialize-values" --canonicalize | FileCheck %s
+// RUN: attn-opt %s --attn-lower-to-gpu="kernel=auto drop-host specialize-values" | FileCheck %s --check-prefix=MANIFEST
+// RUN: not attn-opt %s --attn-lower-to-gpu="kernel=mma specialize-values" 2>&1 | FileCheck %s --check-prefix=INELIGIBLE
+// RUN: not attn-opt %s --attn-lower-to-gpu="kernel=fast specialize-values" 2>&1 | FileCheck %s --check-prefix=BADKIND
+// RUN: not attn-opt %s --attn-lower-to-gpu="kernel=auto block-q=96 specialize-values" 2>&1 | FileCheck %s --check-prefix=BADQ
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="kernel=auto block-q=64 block-kv=32 drop-host specialize-values" | FileCheck %s --check-prefix=SIZES
+// RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu="kernel=auto block-kv=128 drop-host specialize-values" 2>&1 | FileCheck %s --check-prefix=TOOBIG
 
 // The tensor-core kernel: shared memory is one dynamic, 1024-aligned
 // workgroup array viewed as the Q tile (128 rows at head dim 64) and two

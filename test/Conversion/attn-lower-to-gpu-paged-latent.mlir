@@ -1,5 +1,5 @@
-// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=LATENT
-// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=LATENT-MANIFEST
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s --check-prefix=LATENT
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s --check-prefix=LATENT-MANIFEST
 
 // DeepSeek MLA's absorbed decode as attn-lower-to-gpu-paged.mlir's @mla, but
 // with the values as the first 512 columns of the key rows (a slice of the

@@ -1,7 +1,7 @@
-// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s
-// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
-// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MLA
-// RUN: attn-opt %s --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=TABLE64
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s --check-prefix=MANIFEST
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s --check-prefix=MLA
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s --check-prefix=TABLE64
 
 // Paged decode (ineligible variants: attn-lower-to-gpu-paged-invalid.mlir): a split kernel per (dtype, head dims, page size, cache
 // layout, mask, scale, softcap) and a combine kernel per (dtype, Dv, sinks,

@@ -1,5 +1,5 @@
-// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host" | FileCheck %s
-// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host" | FileCheck %s --check-prefix=MANIFEST
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s --check-prefix=MANIFEST
 
 // NSA's block selection (the paper's 27B configuration: 4 KV heads, GQA
 // groups of 16, l = 32, d = 16, l' = 64, 16 blocks). A block of 8 warps

@@ -1,8 +1,8 @@
-// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" --canonicalize | FileCheck %s
-// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" | FileCheck %s --check-prefix=MANIFEST
-// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host tensor-maps=global" | FileCheck %s --check-prefix=GLOBAL
-// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_80 kernel=auto drop-host" | FileCheck %s --check-prefix=SM80
-// RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=wgmma drop-host" 2>&1 | FileCheck %s --check-prefix=INELIGIBLE
+// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host specialize-values" --canonicalize | FileCheck %s
+// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host specialize-values" | FileCheck %s --check-prefix=MANIFEST
+// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host tensor-maps=global specialize-values" | FileCheck %s --check-prefix=GLOBAL
+// RUN: attn-opt %s --attn-lower-to-gpu="chip=sm_80 kernel=auto drop-host specialize-values" | FileCheck %s --check-prefix=SM80
+// RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=wgmma drop-host specialize-values" 2>&1 | FileCheck %s --check-prefix=INELIGIBLE
 
 // The sm_90a kernel. Q, K and V come as TMA descriptors (pointers, cast to
 // the nvgpu tensor-map type: 4-D boxes of 64 columns x 128 rows, 128-byte

@@ -1,12 +1,12 @@
-// RUN: attn-opt %s --attn-lower-to-gpu --canonicalize | FileCheck %s
-// RUN: attn-opt %s --attn-lower-to-gpu=drop-host | FileCheck %s --check-prefix=DROP
+// RUN: attn-opt %s --attn-lower-to-gpu=specialize-values --canonicalize | FileCheck %s
+// RUN: attn-opt %s --attn-lower-to-gpu="drop-host specialize-values" | FileCheck %s --check-prefix=DROP
 
 // Two attentions of the same variant share one kernel; a third variant gets
 // its own gpu.module. The calling contract is in attn.kernels.
 // CHECK: module attributes {attn.kernels = {
 // CHECK-SAME: attn_bf16_d64_dv64_bhsd_causal_s3e000000 = {block = [128, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_s3e000000", grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"]
 // The spec the kernel was built from (docs/kernel-spec.md), as resolved.
-// CHECK-SAME: spec = {bias = false, dtype = "bf16", head_dim = 64 : i64, kernel = "baseline", layout = "bhsd", lse = false, mask = "causal", op = "attention", scale = 1.250000e-01 : f64, sinks = false, softcap, value_head_dim = 64 : i64, version = 1 : i64}
+// CHECK-SAME: spec = {bias = false, dtype = "bf16", head_dim = 64 : i64, kernel = "baseline", layout = "bhsd", lse = false, mask = "causal", op = "attention", scale = 1.250000e-01 : f64, sinks = false, softcap, value_head_dim = 64 : i64, version = 2 : i64}
 // CHECK-SAME: attn_f16_d128_dv128_bshd_window_l127_r0_s3db504f3_sinksf32_lse = {
 // CHECK-SAME: gpu.container_module
 

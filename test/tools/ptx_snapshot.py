@@ -4,13 +4,15 @@
 ptxas matrix compile, and compares two snapshots: how a refactor of the kernel
 generators proves it changed nothing (docs/kernel-spec.md).
 
-  ptx_snapshot.py write DIR [--attn-compile PATH] [--jobs N]
+  ptx_snapshot.py write DIR [--attn-compile PATH] [--jobs N] [--specialize]
   ptx_snapshot.py compare BEFORE AFTER
 
 `write` fills DIR/<set>/ with the .ptx files of each set (gpu-suite, bench,
 paged-bench, gated-bench, sparse-bench, matrix-<chip>-<kernel>); `compare`
 prints every kernel that is missing, new or different and exits 1 if any is.
-No GPU needed.
+`--specialize` compiles every variant with its scale, softcap and window
+extents compiled in (as version 1 specs did), the kernels a snapshot of an
+older compiler holds. No GPU needed.
 
 The comparison itself, on two small snapshots (write needs attn-compile and a
 CUDA toolkit, and is run by hand):
@@ -57,11 +59,13 @@ def sets():
     return out
 
 
-def write(directory, attn_compile, jobs):
+def write(directory, attn_compile, jobs, specialize=False):
     from attn import bundles
     os.makedirs(directory, exist_ok=True)
     total = 0
     for name, variants, chip, kernel in sets():
+        if specialize:
+            variants = [dict(v, specialize=True) for v in variants]
         with tempfile.TemporaryDirectory() as tmp:
             bundles.compile_variants(variants, tmp, chip, attn_compile=attn_compile,
                                      kernel=kernel, jobs=jobs)
@@ -105,12 +109,13 @@ def main():
     w.add_argument("dir")
     w.add_argument("--attn-compile")
     w.add_argument("--jobs", type=int)
+    w.add_argument("--specialize", action="store_true")
     c = sub.add_parser("compare")
     c.add_argument("before")
     c.add_argument("after")
     args = ap.parse_args()
     if args.cmd == "write":
-        write(args.dir, args.attn_compile, args.jobs)
+        write(args.dir, args.attn_compile, args.jobs, args.specialize)
         return 0
     return compare(args.before, args.after)
 

@@ -109,6 +109,13 @@ static llvm::cl::opt<bool> specInput(
     llvm::cl::desc("The input is JSON: a kernel spec or an array of them "
                    "(docs/kernel-spec.md), compiled without any MLIR"),
     llvm::cl::cat(attnCategory));
+static llvm::cl::opt<bool> specializeValues(
+    "specialize-values", llvm::cl::init(false),
+    llvm::cl::desc("Compile the ops' scale, softcap and window extents into "
+                   "their kernels (by default dense and paged kernels take "
+                   "them as arguments; a --spec says itself, with numbers or "
+                   "\"runtime\")"),
+    llvm::cl::cat(attnCategory));
 static llvm::cl::opt<bool> noFuse("no-fuse", llvm::cl::init(false),
                                   llvm::cl::desc("Do not run attn-fuse first"),
                                   llvm::cl::cat(attnCategory));
@@ -268,6 +275,7 @@ static int writeProgram(ModuleOp module, const char *argv0) {
   options.blockQ = blockQ;
   options.blockKV = blockKV;
   options.threads = threads;
+  options.specializeValues = specializeValues;
   attn::buildAttnToLLVMPipeline(pm, options);
   if (failed(pm.run(module)))
     return 1;
@@ -393,6 +401,7 @@ int main(int argc, char **argv) {
   options.blockQ = blockQ;
   options.blockKV = blockKV;
   options.tensorMaps = tensorMaps;
+  options.specializeValues = specializeValues;
   attn::buildAttnToPTXPipeline(pm, options);
   if (failed(pm.run(*module)))
     return 1;

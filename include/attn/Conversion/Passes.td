@@ -140,6 +140,11 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "128-byte __grid_constant__ kernel parameters), global (pointers "
            "to descriptors in device memory) or auto (param, global with "
            "launch)">,
+    Option<"specializeValues", "specialize-values", "bool",
+           /*default=*/"false",
+           "Compile the ops' scale, softcap and window extents into their "
+           "kernels (by default dense and paged kernels take them as "
+           "arguments, so that one kernel serves every value)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

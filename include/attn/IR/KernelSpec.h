@@ -11,9 +11,11 @@
 // "variant" of each kernel's manifest and the key python/attn/gpu.py looks
 // kernels up by. docs/kernel-spec.md documents the schema.
 //
-// Every field of a spec is compiled into its kernels; what a kernel takes at
-// run time (batch, head counts, sequence lengths, pages, splits) is in the
-// manifest's parameters.
+// Every field of a spec is compiled into its kernels, except the values a
+// dense or paged spec leaves to run time (`runtimeValues`: scale, softcap
+// and window extents); what a kernel takes at run time (those values,
+// batch, head counts, sequence lengths, pages, splits) is in the manifest's
+// parameters.
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,7 +38,8 @@ namespace attn {
 
 /// The schema version: bumped whenever a field changes meaning, so that
 /// caches and bundle directories of older compilers are not matched.
-inline constexpr int64_t kKernelSpecVersion = 1;
+/// Version 2: scale, softcap and window extents may be "runtime".
+inline constexpr int64_t kKernelSpecVersion = 2;
 
 /// The element types kernels take and produce.
 enum class ScalarType { F16, BF16, F32, I32, I64 };
@@ -75,6 +78,10 @@ struct AttentionSpec {
   /// Rounded to f32, as the op's attribute is.
   double scale = 0;
   std::optional<double> softcap;
+  /// The scale, the softcap's value and the window's extents are kernel
+  /// arguments (the fields above hold 0 for them; the softcap's presence
+  /// and the mask's kind stay compiled in): one kernel serves every value.
+  bool runtimeValues = false;
   /// The bias' element type and which of its [B, Hq, Sq, Sk] dims are 1.
   std::optional<ScalarType> bias;
   std::array<bool, 4> biasBroadcast = {false, false, false, false};
@@ -97,6 +104,8 @@ struct PagedAttentionSpec {
   MaskSpec mask;
   double scale = 0;
   std::optional<double> softcap;
+  /// As AttentionSpec::runtimeValues.
+  bool runtimeValues = false;
   /// The values are the first Dv columns of the key rows (MLA's latent
   /// cache): the latent split kernels, which read each row once.
   bool valuesArePrefixOfKeys = false;
@@ -157,6 +166,22 @@ llvm::json::Object toJSON(const KernelSpec &spec);
 /// checked by the kernels' own eligibility tests, not here.
 std::optional<KernelSpec> parseKernelSpec(const llvm::json::Value &json,
                                           std::string *why);
+
+/// `spec` with its scale, softcap value and window extents left to run time
+/// (`runtimeValues`, the values zeroed), where its family takes them so:
+/// dense and paged attention with a scale that is not negative (the wgmma
+/// kernel takes the row maximum of unscaled scores, which only a
+/// non-negative scale preserves). Other specs are returned as they are.
+KernelSpec withRuntimeValues(const KernelSpec &spec);
+
+/// The spec's scale, softcap and window extents as a kernel that leaves
+/// them to run time takes them (attn-lower-to-gpu's host launches pass
+/// these): null where the spec has no such value.
+struct KernelSpecValues {
+  std::optional<double> scale, softcap;
+  std::optional<int64_t> windowLeft, windowRight;
+};
+KernelSpecValues getKernelSpecValues(const KernelSpec &spec);
 
 /// Rounds `x` to the nearest f32: scales and softcaps are f32 attributes.
 double roundToF32(double x);

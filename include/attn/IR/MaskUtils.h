@@ -20,16 +20,31 @@
 namespace mlir {
 namespace attn {
 
+/// A mask whose window extents may be index values computed at run time
+/// (kernels that take them as arguments) instead of the attribute's: null
+/// `left`/`right` take the attribute's. Run-time extents must lie in
+/// [0, 2^40] (the kernels clamp their arguments so).
+struct MaskBand {
+  MaskAttr mask;
+  Value left, right;
+};
+
 /// The half-open range [lo, hi) of keys admitted for the query row at key
 /// position `pos` (= row + Sk - Sq, bottom-right aligned), clamped to
 /// [0, sk). Index values; the range may be empty (lo >= hi).
 std::pair<Value, Value> buildAdmittedKeys(OpBuilder &b, Location loc,
                                           MaskAttr mask, Value pos, Value sk);
 
+std::pair<Value, Value> buildAdmittedKeys(OpBuilder &b, Location loc,
+                                          const MaskBand &band, Value pos,
+                                          Value sk);
+
 /// Whether `key` lies in the band of the row at key position `pos` (an i1;
 /// the bound key < Sk is not included). Null for a mask that admits every key.
 Value buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask, Value pos,
                      Value key);
+Value buildAdmitsKey(OpBuilder &b, Location loc, const MaskBand &band,
+                     Value pos, Value key);
 
 /// The number of keys of a paged sequence (attn.paged_attention): its
 /// length `len`, a value read from `seq_lens`, clamped to [0, `capacity`]

@@ -79,6 +79,11 @@ struct GPUPipelineOptions : public PassPipelineOptions<Derived> {
       *this, "fuse",
       llvm::cl::desc("Run attn-fuse first, so unfused graphs become kernels"),
       llvm::cl::init(true)};
+  Option<bool> specializeValues{
+      *this, "specialize-values",
+      llvm::cl::desc("Compile scale, softcap and window extents into the "
+                     "kernels instead of passing them as arguments"),
+      llvm::cl::init(false)};
 };
 
 /// Options of the attn-to-ptx pipeline.

@@ -156,7 +156,11 @@ struct AttnLowerToGPUPass
       SmallVector<KernelSpec> specs;
       if (failed(op.getKernelSpecs(specs)))
         return signalPassFailure();
-      for (const KernelSpec &spec : specs) {
+      for (const KernelSpec &opSpec : specs) {
+        // The op's values are known; unless asked to specialize on them,
+        // its kernels take them as arguments (the host launches pass the
+        // op's), so that ops differing only in them share a kernel.
+        KernelSpec spec = specializeValues ? opSpec : withRuntimeValues(opSpec);
         std::string prefix = getKernelErrorPrefix(op, spec);
         auto diagnose = [&](DiagnosticSeverity severity) {
           if (severity != DiagnosticSeverity::Error)

@@ -25,7 +25,9 @@
 // then compile without a CUDA toolkit.
 //
 // Tensors are passed as flat, contiguous memref<?xT> in the spec's layout;
-// sizes as index arguments. The calling contract goes to the manifest.
+// sizes as index arguments, then (specs that leave them to run time) the
+// scale, softcap and window extents. The calling contract goes to the
+// manifest.
 //
 //===----------------------------------------------------------------------===//
 
@@ -143,12 +145,16 @@ mlir::attn::detail::getAttentionKernelName(const AttentionSpec &spec) {
   os << "attn_" << stringifyScalarType(spec.dtype) << "_d" << spec.headDim
      << "_dv" << spec.valueHeadDim << "_" << stringifyLayout(spec.layout);
   os << "_" << stringifyMaskKind(spec.mask.kind);
-  if (spec.mask.isWindow())
+  // Values left to run time appear as what the kernel takes: a softcap, and
+  // the mask's kind.
+  if (spec.mask.isWindow() && !spec.runtimeValues)
     os << "_l" << spec.mask.left << "_r" << spec.mask.right;
-  if (spec.scale)
+  if (spec.scale && !spec.runtimeValues)
     os << "_s" << hexBits(spec.scale);
   if (spec.softcap)
-    os << "_cap" << hexBits(*spec.softcap);
+    os << "_cap";
+  if (spec.softcap && !spec.runtimeValues)
+    os << hexBits(*spec.softcap);
   if (spec.bias) {
     os << "_bias";
     for (bool broadcast : spec.biasBroadcast)
@@ -219,6 +225,8 @@ static DenseSignature buildSignature(MLIRContext *ctx,
   if (spec.lse)
     sig.tensor("lse", "lse", f32, llvm::json::Array{"B", "Hq", "Sq"});
   sig.sizes(ctx, {"B", "Hq", "Hkv", "Sq", "Sk"});
+  if (spec.runtimeValues)
+    sig.runtimeValues(ctx, spec.softcap.has_value(), spec.mask.isWindow());
   if (!tiling.isWgmma())
     return sig;
   // TMA descriptors (CUtensorMap, built by the host) of Q, K and V: 4-D
@@ -277,6 +285,16 @@ static llvm::json::Object buildVariant(const AttentionSpec &spec) {
   }
   if (spec.sinks)
     variant["sinks_dtype"] = stringifyScalarType(*spec.sinks);
+  if (spec.runtimeValues) {
+    // What the launcher passes as arguments (KernelSpec.cpp writes the
+    // spec's JSON the same way).
+    variant["scale"] = "runtime";
+    if (spec.softcap)
+      variant["softcap"] = "runtime";
+    if (spec.mask.isWindow())
+      variant["window_left"] = variant["window_right"] = "runtime";
+    return variant;
+  }
   if (spec.mask.isWindow()) {
     variant["window_left"] = spec.mask.left;
     variant["window_right"] = spec.mask.right;
@@ -320,8 +338,10 @@ static llvm::json::Object buildManifest(const AttentionSpec &spec,
 // The kernel
 //===----------------------------------------------------------------------===//
 
-/// The arguments of `func`'s entry block in signature order.
-static AttentionKernelArgs getKernelArgs(gpu::GPUFuncOp func,
+/// The arguments of `func`'s entry block in signature order; the values a
+/// spec leaves to run time are materialized at `builder`'s insertion point.
+static AttentionKernelArgs getKernelArgs(OpBuilder &builder, Location loc,
+                                         gpu::GPUFuncOp func,
                                          const AttentionSpec &spec) {
   Block &body = func.getBody().front();
   unsigned n = 0;
@@ -341,6 +361,18 @@ static AttentionKernelArgs getKernelArgs(gpu::GPUFuncOp func,
   args.hkv = body.getArgument(n + 2);
   args.sq = body.getArgument(n + 3);
   args.sk = body.getArgument(n + 4);
+  n += 5;
+  if (spec.runtimeValues) {
+    bool window = spec.mask.isWindow();
+    unsigned count = 1 + (spec.softcap ? 1 : 0) + (window ? 2 : 0);
+    RuntimeValues values = materializeRuntimeValues(
+        builder, loc, body.getArguments().slice(n, count),
+        spec.softcap.has_value(), window);
+    args.scoreFactor = values.scoreFactor;
+    args.softcapFactor = values.softcapFactor;
+    args.windowLeft = values.windowLeft;
+    args.windowRight = values.windowRight;
+  }
   return args;
 }
 
@@ -355,7 +387,7 @@ LogicalResult mlir::attn::detail::buildAttentionKernels(
   if (ShapedType::isDynamic(spec.headDim) ||
       ShapedType::isDynamic(spec.valueHeadDim))
     return emitError() << "GPU kernels need static head dims";
-  if (!spec.scale)
+  if (!spec.scale && !spec.runtimeValues)
     return emitError() << "GPU kernels need a static head dim or a scale";
   MLIRContext *ctx = builder.getContext();
   std::string name = getAttentionKernelName(spec);
@@ -381,7 +413,7 @@ LogicalResult mlir::attn::detail::buildAttentionKernels(
   OpBuilder::InsertionGuard guard(builder);
   Block &body = func.getBody().front();
   builder.setInsertionPointToStart(&body);
-  AttentionKernelArgs args = getKernelArgs(func, spec);
+  AttentionKernelArgs args = getKernelArgs(builder, loc, func, spec);
   switch (tiling->kind) {
   case AttentionKernelKind::Wgmma: {
     SmallVector<Value> descriptors;
@@ -426,12 +458,34 @@ Value mlir::attn::detail::getQueryBlock(Emitter &e, const AttentionSpec &spec) {
                e.idx(1));
 }
 
+Value mlir::attn::detail::getScoreFactor(Emitter &e, const AttentionSpec &spec,
+                                         const AttentionKernelArgs &args) {
+  if (args.scoreFactor)
+    return args.scoreFactor;
+  return e.f(spec.scale *
+             (spec.softcap ? 1.0 / *spec.softcap : llvm::numbers::log2e));
+}
+
+Value mlir::attn::detail::getSoftcapFactor(Emitter &e,
+                                           const AttentionSpec &spec,
+                                           const AttentionKernelArgs &args) {
+  if (args.softcapFactor)
+    return args.softcapFactor;
+  return e.f(*spec.softcap * llvm::numbers::log2e);
+}
+
+MaskBand mlir::attn::detail::getMaskBand(MLIRContext *ctx,
+                                         const AttentionSpec &spec,
+                                         const AttentionKernelArgs &args) {
+  return {spec.mask.getAttr(ctx), args.windowLeft, args.windowRight};
+}
+
 KeyBlocks mlir::attn::detail::getKeyBlocks(Emitter &e,
                                            const AttentionSpec &spec,
                                            const AttentionKernelArgs &args,
                                            Value off, Value q0, int64_t rows,
                                            int64_t keys) {
-  MaskAttr mask = spec.mask.getAttr(e.b.getContext());
+  MaskBand mask = getMaskBand(e.b.getContext(), spec, args);
   auto band = [&](Value r) {
     return buildAdmittedKeys(e.b, e.b.getLoc(), mask, e.add(r, off), args.sk);
   };
@@ -543,8 +597,8 @@ private:
     Value group = e.div(args.hq, args.hkv);
     kvHead = e.div(h, group);
     Value pos = e.add(i, e.sub(args.sk, args.sq));
-    return buildAdmittedKeys(b, b.getLoc(), spec.mask.getAttr(b.getContext()),
-                             pos, args.sk);
+    return buildAdmittedKeys(
+        b, b.getLoc(), getMaskBand(b.getContext(), spec, args), pos, args.sk);
   }
 
   Value rowOffset(Value heads, Value seqLen, Value head, Value s, int64_t dim) {
@@ -587,7 +641,7 @@ private:
                        })[0];
     Value s = e.fmul(dot, factor);
     if (spec.softcap)
-      s = e.fmul(e.tanh(s), e.f(*spec.softcap * llvm::numbers::log2e));
+      s = e.fmul(e.tanh(s), getSoftcapFactor(e, spec, args));
     if (args.bias) {
       Value sizes[4] = {args.batch, args.hq, args.sq, args.sk};
       Value coords[4] = {batch, h, i, j};
@@ -606,9 +660,7 @@ private:
   /// Step 4: the online softmax over the admitted keys [lo, hi); returns
   /// the final running max and sum, the weighted values in `acc`.
   std::pair<Value, Value> visitKeys(Value lo, Value hi, Value m0, Value l0) {
-    double scale = spec.scale;
-    factor = e.f(scale *
-                 (spec.softcap ? 1.0 / *spec.softcap : llvm::numbers::log2e));
+    factor = getScoreFactor(e, spec, args);
     ValueRange ml =
         e.loop(lo, e.smax(lo, hi), c1, ValueRange{m0, l0},
                [&](Value j, ValueRange iter) -> SmallVector<Value> {

@@ -18,6 +18,7 @@
 #include "OnlineSoftmax.h"
 
 #include "attn/IR/KernelSpec.h"
+#include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Builders.h"
@@ -75,7 +76,28 @@ FailureOr<WgmmaTiling> getWgmmaTiling(const AttentionSpec &spec,
 struct AttentionKernelArgs {
   Value q, k, v, bias, sinks, o, lse;
   Value batch, hq, hkv, sq, sk;
+  /// A spec that leaves its values to run time (runtimeValues) gets them
+  /// after the sizes: scale, softcap (f32) and window extents (index). At
+  /// the kernel's entry they become what the body uses (null where the
+  /// spec compiles them in): the exp2-domain factors and the clamped
+  /// extents.
+  Value scoreFactor, softcapFactor, windowLeft, windowRight;
 };
+
+/// The factor that takes a raw score to the exp2 domain: scale·log2 e, or
+/// scale / softcap before the tanh. A constant, or computed at the entry
+/// from the kernel's arguments.
+Value getScoreFactor(Emitter &e, const AttentionSpec &spec,
+                     const AttentionKernelArgs &args);
+
+/// softcap·log2 e, the factor after the tanh (specs with a softcap).
+Value getSoftcapFactor(Emitter &e, const AttentionSpec &spec,
+                       const AttentionKernelArgs &args);
+
+/// The spec's mask with its window extents: the attribute's, or the
+/// kernel's arguments.
+MaskBand getMaskBand(MLIRContext *ctx, const AttentionSpec &spec,
+                     const AttentionKernelArgs &args);
 
 //===----------------------------------------------------------------------===//
 // Pieces of the bodies (DenseKernel.cpp)

@@ -95,6 +95,9 @@ private:
                                DictionaryAttr manifest);
   FailureOr<Value> getTensorMap(DictionaryAttr param, Type argType,
                                 DictionaryAttr manifest);
+  /// A value the kernel takes at run time (scale, softcap, a window
+  /// extent; KernelSpec.h: runtimeValues): the op's, as a constant.
+  FailureOr<Value> getValue(StringRef name, Type argType);
   LogicalResult launch(DictionaryAttr manifest);
   /// `slow`'s kernels in order, or, where the binding's fast path applies,
   /// `fast`'s.
@@ -321,6 +324,9 @@ FailureOr<Value> LaunchEmitter::getArgument(DictionaryAttr param, Type argType,
                      << "'";
     return flatten(b, loc, buffer, argType);
   }
+  auto role = param.getAs<StringAttr>("role");
+  if (kind.getValue() == "scalar" && role && role.getValue() == "value")
+    return getValue(name.getValue(), argType);
   if (kind.getValue() == "scalar") {
     FailureOr<Value> size = evaluate(name);
     if (failed(size))
@@ -332,6 +338,33 @@ FailureOr<Value> LaunchEmitter::getArgument(DictionaryAttr param, Type argType,
   if (kind.getValue() == "tensormap")
     return getTensorMap(param, argType, manifest);
   return error() << "unknown kernel parameter kind '" << kind.getValue() << "'";
+}
+
+FailureOr<Value> LaunchEmitter::getValue(StringRef name, Type argType) {
+  SmallVector<KernelSpec> specs;
+  auto specOp = dyn_cast<KernelSpecOpInterface>(op);
+  if (!specOp || failed(specOp.getKernelSpecs(specs)) || specs.empty())
+    return error() << "has no kernel spec to take kernel parameter '" << name
+                   << "' from";
+  // The op's own spec: its values as the op states them (attn-lower-to-gpu
+  // left them to run time in the kernel's).
+  KernelSpecValues values = getKernelSpecValues(specs.front());
+  std::optional<double> number = llvm::StringSwitch<std::optional<double>>(name)
+                                     .Case("scale", values.scale)
+                                     .Case("softcap", values.softcap)
+                                     .Default(std::nullopt);
+  if (number && isa<FloatType>(argType))
+    return arith::ConstantOp::create(b, loc, FloatAttr::get(argType, *number))
+        .getResult();
+  std::optional<int64_t> extent =
+      llvm::StringSwitch<std::optional<int64_t>>(name)
+          .Case("window_left", values.windowLeft)
+          .Case("window_right", values.windowRight)
+          .Default(std::nullopt);
+  if (extent && argType.isIndex())
+    return index(*extent);
+  return error() << "has no value for kernel parameter '" << name
+                 << "' of type " << argType;
 }
 
 LogicalResult LaunchEmitter::launch(DictionaryAttr manifest) {

@@ -181,7 +181,7 @@ ScoreTransform::ScoreTransform(const AttentionSpec &spec,
                                const AttentionKernelArgs &args,
                                Value batchIndex, Value head, Value c0, Value c1,
                                bool raw)
-    : args(args), mask(spec.mask.getAttr(head.getContext())),
+    : args(args), band(getMaskBand(head.getContext(), spec, args)),
       softcap(spec.softcap), biasBroadcast(spec.biasBroadcast), raw(raw),
       batchIndex(batchIndex), head(head), c0(c0), c1(c1) {
   factor = spec.scale * (softcap ? 1.0 / *softcap : llvm::numbers::log2e);
@@ -193,9 +193,10 @@ Value ScoreTransform::apply(OpBuilder &b, Location loc, Value v, Value row,
   Emitter e{ib};
   const double log2e = llvm::numbers::log2e;
   if (!raw)
-    v = e.fmul(v, e.f(factor));
+    v = e.fmul(v, args.scoreFactor ? args.scoreFactor : e.f(factor));
   if (softcap)
-    v = e.fmul(e.tanh(v), e.f(*softcap * log2e));
+    v = e.fmul(e.tanh(v),
+               args.softcapFactor ? args.softcapFactor : e.f(*softcap * log2e));
   Value key = makeKey();
   Value sq = args.sq, sk = args.sk;
   if (args.bias) {
@@ -222,7 +223,7 @@ Value ScoreTransform::apply(OpBuilder &b, Location loc, Value v, Value row,
   if (masked) {
     Value ok = e.slt(key, sk);
     Value pos = e.add(row, e.sub(sk, sq));
-    if (Value inBand = buildAdmitsKey(b, loc, mask, pos, key))
+    if (Value inBand = buildAdmitsKey(b, loc, band, pos, key))
       ok = e.land(ok, inBand);
     v = e.sel(ok, v, e.f(-INFINITY));
   }
@@ -245,6 +246,57 @@ llvm::json::Object mlir::attn::detail::memrefParam(StringRef name,
 llvm::json::Object mlir::attn::detail::sizeParam(StringRef name) {
   return llvm::json::Object{
       {"name", name}, {"role", "size"}, {"kind", "scalar"}, {"dtype", "i64"}};
+}
+
+llvm::json::Object mlir::attn::detail::valueParam(StringRef name,
+                                                  StringRef dtype) {
+  return llvm::json::Object{
+      {"name", name}, {"role", "value"}, {"kind", "scalar"}, {"dtype", dtype}};
+}
+
+void KernelSignature::runtimeValues(MLIRContext *ctx, bool softcap,
+                                    bool window) {
+  Type f32 = Float32Type::get(ctx);
+  params.push_back(valueParam("scale", "f32"));
+  types.push_back(f32);
+  if (softcap) {
+    params.push_back(valueParam("softcap", "f32"));
+    types.push_back(f32);
+  }
+  if (window) {
+    for (StringRef name : {"window_left", "window_right"}) {
+      params.push_back(valueParam(name, "i64"));
+      types.push_back(IndexType::get(ctx));
+    }
+  }
+}
+
+RuntimeValues mlir::attn::detail::materializeRuntimeValues(OpBuilder &builder,
+                                                           Location loc,
+                                                           ValueRange args,
+                                                           bool softcap,
+                                                           bool window) {
+  ImplicitLocOpBuilder b(loc, builder);
+  Emitter e{b};
+  RuntimeValues v;
+  unsigned n = 0;
+  Value scale = args[n++];
+  const double log2e = llvm::numbers::log2e;
+  if (softcap) {
+    Value cap = args[n++];
+    v.scoreFactor = e.fdiv(scale, cap);
+    v.softcapFactor = e.fmul(cap, e.f(log2e));
+  } else {
+    v.scoreFactor = e.fmul(scale, e.f(log2e));
+  }
+  if (window) {
+    auto clamp = [&](Value x) {
+      return e.smin(e.smax(x, e.idx(0)), e.idx(int64_t(1) << 40));
+    };
+    v.windowLeft = clamp(args[n++]);
+    v.windowRight = clamp(args[n++]);
+  }
+  return v;
 }
 
 MemRefType mlir::attn::detail::flat(Type t) {

@@ -14,6 +14,7 @@
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
+#include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -47,6 +48,10 @@ llvm::json::Object memrefParam(StringRef name, StringRef role, Type t,
 
 /// A manifest entry for an index kernel parameter set by the host.
 llvm::json::Object sizeParam(StringRef name);
+
+/// A manifest entry for a value the host passes (scale, softcap: f32;
+/// window extents: i64).
+llvm::json::Object valueParam(StringRef name, StringRef dtype);
 
 /// Failure, with `msg` in `why` where it is non-null: how the eligibility
 /// checks say why a kernel cannot run a spec.
@@ -93,7 +98,25 @@ struct KernelSignature {
       types.push_back(IndexType::get(ctx));
     }
   }
+  /// The values a spec leaves to run time (KernelSpec.h: runtimeValues):
+  /// "scale" and, with a softcap, "softcap" (f32), then with a window
+  /// "window_left" and "window_right" (index, i64 in the manifest).
+  void runtimeValues(MLIRContext *ctx, bool softcap, bool window);
 };
+
+/// What a body uses of the values a kernel takes at run time
+/// (KernelSignature::runtimeValues), computed once at the kernel's entry:
+/// the exp2-domain factors scale·log2 e (or scale / softcap) and
+/// softcap·log2 e, and the window extents clamped to [0, 2^40] (any
+/// argument then admits the keys its clamped value does, and the index
+/// arithmetic cannot overflow). Null for what the kernel does not take.
+struct RuntimeValues {
+  Value scoreFactor, softcapFactor, windowLeft, windowRight;
+};
+/// `args`: the kernel's value arguments, in signature order.
+RuntimeValues materializeRuntimeValues(OpBuilder &b, Location loc,
+                                       ValueRange args, bool softcap,
+                                       bool window);
 
 /// A kernel function with `argTypes`, a fixed block size and
 /// `privateTypes` private attributions, in its own gpu.module named like it
@@ -155,10 +178,6 @@ public:
   ScoreTransform(const AttentionSpec &spec, const AttentionKernelArgs &args,
                  Value batchIndex, Value head, Value c0, Value c1, bool raw);
 
-  /// The factor that takes a raw score to the exp2 domain (scale·log2 e, or
-  /// scale / softcap before the tanh).
-  double getFactor() const { return factor; }
-
   /// The logit of accumulator element `s` of query row `row`; `makeKey`
   /// builds the element's key index (called once, after the scaling).
   Value apply(OpBuilder &b, Location loc, Value s, Value row,
@@ -166,10 +185,11 @@ public:
 
 private:
   const AttentionKernelArgs &args;
-  MaskAttr mask;
+  MaskBand band;
   std::optional<double> softcap;
   /// Which of the bias' [B, Hq, Sq, Sk] dims are 1.
   std::array<bool, 4> biasBroadcast;
+  /// The compiled-in factor (specs without runtime values).
   double factor;
   bool raw;
   Value batchIndex, head, c0, c1;

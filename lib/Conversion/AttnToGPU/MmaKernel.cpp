@@ -74,7 +74,7 @@ FailureOr<MmaTiling> mlir::attn::detail::getMmaTiling(const AttentionSpec &spec,
     return failWith(
         why, "the tensor-core kernel needs head dims that are multiples of "
              "16 up to 256");
-  if (!spec.scale)
+  if (!spec.scale && !spec.runtimeValues)
     return failWith(why, "the tensor-core kernel needs a known scale");
   const int64_t d = s.headDim, dv = s.valueHeadDim, widest = std::max(d, dv);
   // Defaults, from a sweep on the H100/H200 (docs/gpu-results.md): 128 query

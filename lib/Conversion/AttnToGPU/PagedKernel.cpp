@@ -142,11 +142,17 @@ static std::string getPagedKernelName(const PagedAttentionSpec &spec) {
      << "_dv" << spec.valueHeadDim << "_"
      << stringifyCacheLayout(spec.cacheLayout) << "_p" << spec.pageSize;
   os << "_" << stringifyMaskKind(spec.mask.kind);
-  if (spec.mask.isWindow())
-    os << "_l" << spec.mask.left << "_r" << spec.mask.right;
-  os << "_s" << hexBits(spec.scale);
+  // Values left to run time appear as what the kernel takes: a softcap, and
+  // the mask's kind.
+  if (!spec.runtimeValues) {
+    if (spec.mask.isWindow())
+      os << "_l" << spec.mask.left << "_r" << spec.mask.right;
+    os << "_s" << hexBits(spec.scale);
+  }
   if (spec.softcap)
-    os << "_cap" << hexBits(*spec.softcap);
+    os << "_cap";
+  if (spec.softcap && !spec.runtimeValues)
+    os << hexBits(*spec.softcap);
   // The index type of the block table and lengths (i32 unnamed): a kernel
   // reads them with their width, so two tables make two kernels.
   if (spec.tableDtype != ScalarType::I32)
@@ -586,15 +592,23 @@ static llvm::json::Object getSplitVariant(const PagedAttentionSpec &spec,
     variant["window_left"] = mask.left;
     variant["window_right"] = mask.right;
   }
+  if (spec.runtimeValues) {
+    // What the launcher passes as arguments (as the spec's JSON says).
+    variant["scale"] = "runtime";
+    if (spec.softcap)
+      variant["softcap"] = "runtime";
+    if (mask.isWindow())
+      variant["window_left"] = variant["window_right"] = "runtime";
+  }
   variant["values"] = latent ? "key_prefix" : "separate";
   return variant;
 }
 
 /// The split kernels' parameters: q, k_cache, v_cache (general kernel),
-/// block_table, seq_lens, o_part, lse_part, the sizes, and VStride (general
+/// block_table, seq_lens, o_part, lse_part, the sizes, VStride (general
 /// kernel): elements between two value rows of the cache (Dv, or the key
 /// row's length when the values are a prefix of the key cache the kernel
-/// does not know about).
+/// does not know about), and the values a spec leaves to run time.
 static KernelSignature getSplitSignature(MLIRContext *ctx,
                                          const PagedAttentionSpec &spec,
                                          bool latent) {
@@ -623,6 +637,8 @@ static KernelSignature getSplitSignature(MLIRContext *ctx,
   sig.sizes(ctx, {"B", "Hq", "Hkv", "Sq", "MaxPages", "Splits"});
   if (!latent)
     sig.sizes(ctx, {"VStride"});
+  if (spec.runtimeValues)
+    sig.runtimeValues(ctx, spec.softcap.has_value(), spec.mask.isWindow());
   return sig;
 }
 

@@ -29,9 +29,11 @@ PagedSplitKernel::PagedSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
     : Emitter{b}, func(func), loc(b.getLoc()), ctx(b.getContext()),
       D(spec.headDim), Dv(spec.valueHeadDim), P(spec.pageSize),
       hnd(spec.cacheLayout == CacheLayout::HND), elt(getType(ctx, spec.dtype)),
-      f32(b.getF32Type()), mask(spec.mask.getAttr(ctx)), softcap(spec.softcap),
+      f32(b.getF32Type()), band{spec.mask.getAttr(ctx), Value(), Value()},
+      softcap(spec.softcap),
       factor(spec.scale * (softcap ? 1.0 / *softcap : llvm::numbers::log2e)),
-      aType(VectorType::get({4, 2}, elt)), cType(VectorType::get({2, 2}, f32)) {
+      runtimeValues(spec.runtimeValues), aType(VectorType::get({4, 2}, elt)),
+      cType(VectorType::get({2, 2}, f32)) {
   SmallVector<Value *> slots{&qArg, &kArg};
   if (separateValues)
     slots.push_back(&vArg);
@@ -39,6 +41,12 @@ PagedSplitKernel::PagedSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                 &maxPages, &splits});
   if (separateValues)
     slots.push_back(&vStride);
+  // The values left to run time come last (KernelSignature::runtimeValues).
+  if (runtimeValues) {
+    valueArgs.resize(1 + (softcap ? 1 : 0) + (band.mask.isWindow() ? 2 : 0));
+    for (Value &v : valueArgs)
+      slots.push_back(&v);
+  }
   bindArguments(func, slots);
 }
 
@@ -68,6 +76,14 @@ void PagedSplitKernel::emitBlockIndices(int64_t valueChunks,
       valueChunks > 1 ? mul(rem(by, idx(valueChunks)), idx(chunkCols)) : c0;
   bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  if (runtimeValues) {
+    RuntimeValues values = materializeRuntimeValues(
+        b, loc, valueArgs, softcap.has_value(), band.mask.isWindow());
+    scoreFactor = values.scoreFactor;
+    softcapFactor = values.softcapFactor;
+    band.left = values.windowLeft;
+    band.right = values.windowRight;
+  }
   split = rem(bx, splits);
   rowTile = div(bx, splits);
   warp = div(tid, idx(32));
@@ -86,9 +102,9 @@ void PagedSplitKernel::emitKeyRange(int64_t rowsPerBlock, int64_t keysPerTile) {
   off = sub(len, sq);
   Value lastRow = sub(smin(add(r0, idx(rowsPerBlock)), rows), c1);
   auto firstBand =
-      buildAdmittedKeys(b, loc, mask, add(div(r0, group), off), len);
+      buildAdmittedKeys(b, loc, band, add(div(r0, group), off), len);
   auto lastBand =
-      buildAdmittedKeys(b, loc, mask, add(div(lastRow, group), off), len);
+      buildAdmittedKeys(b, loc, band, add(div(lastRow, group), off), len);
   Value chunk =
       mul(ceilDiv(ceilDiv(len, splits), idx(tileKeys)), idx(tileKeys));
   kBegin = smax(firstBand.first, mul(split, chunk));
@@ -169,13 +185,14 @@ PagedSplitKernel::maskedLogits(ArrayRef<Value> sAcc, Value tileKey0,
     for (int64_t i = 0; i < 2; ++i)
       for (int64_t j = 0; j < 2; ++j) {
         Value s = vector::ExtractOp::create(b, acc, ArrayRef<int64_t>{i, j});
-        s = fmul(s, f(factor));
+        s = fmul(s, scoreFactor ? scoreFactor : f(factor));
         if (softcap)
           s = fmul(math::TanhOp::create(b, s),
-                   f(*softcap * llvm::numbers::log2e));
+                   softcapFactor ? softcapFactor
+                                 : f(*softcap * llvm::numbers::log2e));
         Value key = add(add(tileKey0, idx(8 * nt + j)), mul(t, idx(2)));
         Value ok = slt(key, kEnd);
-        if (Value inBand = buildAdmitsKey(b, loc, mask, pos[i], key))
+        if (Value inBand = buildAdmitsKey(b, loc, band, pos[i], key))
           ok = land(ok, inBand);
         x[i].push_back(sel(ok, s, f(-INFINITY)));
       }

@@ -141,11 +141,19 @@ protected:
   const int64_t D, Dv, P;
   const bool hnd;
   Type elt, f32;
-  MaskAttr mask;
+  /// The mask; its window extents the kernel's arguments where the spec
+  /// leaves them to run time (set by emitBlockIndices).
+  MaskBand band;
   std::optional<double> softcap;
   /// The factor that takes a raw score to the exp2 domain (scale · log2 e,
-  /// or scale / softcap before the tanh).
+  /// or scale / softcap before the tanh), compiled in.
   double factor;
+  /// The spec leaves scale, softcap and window extents to run time: the
+  /// kernel's last arguments (`valueArgs`), which emitBlockIndices turns
+  /// into `scoreFactor`, `softcapFactor` and `band`'s extents.
+  bool runtimeValues;
+  SmallVector<Value, 4> valueArgs;
+  Value scoreFactor, softcapFactor;
   /// The m16n8k16 fragments: A (`vector<4x2xT>`) and C (`vector<2x2xf32>`).
   VectorType aType, cType;
 

@@ -100,7 +100,7 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
       (s.headDim != 64 && s.headDim != 128 && s.headDim != 256))
     return failWith(why,
                     "the wgmma kernel needs equal head dims of 64, 128 or 256");
-  if (!spec.scale)
+  if (!spec.scale && !spec.runtimeValues)
     return failWith(why, "the wgmma kernel needs a known scale");
   // 128 keys per step; 64 at head dim 256, where Q (64 KB), two K and two V
   // stages and two P buffers per warpgroup must fit 227 KB and O takes 128
@@ -142,8 +142,12 @@ public:
         ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
     // Without softcap or bias (and with a positive scale) the scores stay
     // raw: the row maximum is taken on them and scaled once, and the scale
-    // folds into the exponent's FMA, exp2(s·scale·log2 e - m).
-    rawScores = !spec.softcap && !args.bias && spec.scale > 0;
+    // folds into the exponent's FMA, exp2(s·scale·log2 e - m). A run-time
+    // scale is never negative (withRuntimeValues keeps negative scales
+    // compiled in; launchers pick such a kernel for one), and a zero scale
+    // makes every logit 0 either way.
+    rawScores =
+        !spec.softcap && !args.bias && (spec.runtimeValues || spec.scale > 0);
   }
 
   void emit(OpBuilder &builder, gpu::GPUFuncOp func) {
@@ -591,8 +595,7 @@ private:
                                     bool masked) {
     // Step 2: logits in the exp2 domain, masked outside the band (raw
     // scores: see rawScores).
-    Value factor = e.f(spec.scale * (spec.softcap ? 1.0 / *spec.softcap
-                                                  : llvm::numbers::log2e));
+    Value factor = getScoreFactor(e, spec, args);
     SmallVector<SmallVector<Value, 4>> x(N / 8);
     for (int64_t n = 0; n < N / 8; ++n)
       for (int64_t i = 0; i < 2; ++i)
