@@ -1370,9 +1370,9 @@ static int row_stride_of(const int64_t *size, const int64_t *stride,
     if (stride[i] < 0)
       return 0;
     if (size[i] > 1) {
-      if (inside == 0)
-        return 0;
       if (row < 0) {
+        if (inside == 0) // the Python path divides by it
+          return 0;
         if (stride[i] % inside)
           return 0;
         row = stride[i] / inside;
