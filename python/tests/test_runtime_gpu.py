@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """The torch-facing runtime on a GPU: CUDA-graph capture of every entry
 point, the torch.library custom ops (fake implementations, torch.compile
-with fullgraph), calls on a second GPU, and compilation on first use
-(attn.jit). Bundles come from $ATTN_BUNDLES (the GPU suite's, python -m
+with fullgraph), calls on a second GPU, compilation on first use
+(attn.jit), and the native fast path (attn/_fastpath.c) against the Python
+path. Bundles come from $ATTN_BUNDLES (the GPU suite's, python -m
 attn.bundles --gpu-suite); the JIT tests need attn-compile ($ATTN_COMPILE,
 e.g. the standalone build of .ci/standalone-compiler). Skips without a GPU.
 """
@@ -215,14 +216,158 @@ def test_torch_compile_fullgraph():
                     "second-device test needs two")
 def test_second_device():
     """Tensors on cuda:1 while cuda:0 is current: kernels are loaded and run
-    in cuda:1's context."""
+    in cuda:1's context, on every call (the fast path leaves calls whose
+    device is not current to the Python path, which switches); with cuda:1
+    current, the fast path runs them on cuda:1."""
     c = _case(gpu_cases.CASES, "gqa4_causal_d64")
     q, k, v = (t.to("cuda:1") for t in _dense_inputs(c))
-    with torch.cuda.device(0):
-        o1, _ = gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
     o0, _ = gpu.attention(q.to("cuda:0"), k.to("cuda:0"), v.to("cuda:0"), causal=True,
                           return_lse=True, bundles=BUNDLES)
-    assert o1.device.index == 1 and torch.equal(o1.cpu(), o0.cpu())
+    for current in (0, 0, 1, 1, 1):
+        with torch.cuda.device(current):
+            o1, _ = gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
+        assert o1.device.index == 1 and torch.equal(o1.cpu(), o0.cpu()), current
+    torch.cuda.synchronize(1)
+
+
+# --------------------------------------------------------------------------
+# The native fast path against the Python path
+
+
+def _fast():
+    """The fast path's module, or a skip that says why there is none."""
+    status = gpu.fastpath_status()
+    module = gpu._fastpath()
+    if module is None:
+        pytest.skip(f"no fast path here: {gpu.fastpath_status()} (status before: {status})")
+    return module
+
+
+def _three_ways(fast, fn):
+    """fn() on the Python path, then twice with the fast path (the first
+    registers the call's plan, the second takes it): the same kernels on the
+    same data give the same bits."""
+    previous = gpu.set_fastpath(False)
+    try:
+        slow = fn()
+    finally:
+        gpu.set_fastpath(previous)
+    first = fn()
+    hits = fast.stats()["hits"]
+    second = fn()
+    assert fast.stats()["hits"] == hits + 1, f"the call did not take the fast path: {fast.stats()}"
+    torch.cuda.synchronize()
+    for r in (first, second):
+        r = r if isinstance(r, tuple) else (r,)
+        for a, b in zip(r, slow if isinstance(slow, tuple) else (slow,)):
+            assert a.dtype == b.dtype and _same(a, b), "the fast path's result differs"
+    return second
+
+
+@pytest.mark.parametrize("cid", ["mha_bf16", "gqa4_causal_d64", "window_left_right_bshd_f16",
+                                 "mla_d192_dv128", "softcap", "sinks_window", "bias",
+                                 "mla_sinks_lse_bshd_1000", "f16_decode_len1"])
+def test_fastpath_dense(cid):
+    """wgmma (TMA descriptors by value) and mma.sync kernels, GQA, causal,
+    window, softcap, sinks, bias, return_lse, bhsd and bshd."""
+    fast = _fast()
+    c = _case(gpu_cases.CASES, cid)
+    q, k, v = _dense_inputs(c)
+    extra = {}
+    if c["bias"] is not None:
+        full = (c["b"], c["hq"], c["sq"], c["sk"])
+        extra["bias"] = torch.randn([1 if bc else n for bc, n in zip(c["bias"], full)],
+                                    device="cuda", dtype=q.dtype)
+    if c["sinks"]:
+        extra["sinks"] = torch.randn(c["hq"], device="cuda", dtype=torch.float32)
+    _three_ways(fast, lambda: gpu.attention(
+        q, k, v, causal=c["causal"], window=c["window"], softcap=c["softcap"], scale=c["scale"],
+        layout=c["layout"], return_lse=c["lse"], bundles=BUNDLES, **extra))
+    # out= given: written and returned.
+    out = torch.empty_like(q[..., :c["dv"]]) if c["d"] == c["dv"] else None
+    if out is not None:
+        r = gpu.attention(q, k, v, causal=c["causal"], window=c["window"], softcap=c["softcap"],
+                          scale=c["scale"], layout=c["layout"], bundles=BUNDLES, out=out, **extra)
+        assert r is out
+
+
+@pytest.mark.parametrize("cid", ["paged_mixed_lengths_p16", "paged_sinks_lse_empty",
+                                 "mla_b4_h32_mtp2", "paged_p61_hnd_f16", "paged_p64_mqa_i64",
+                                 "paged_d64_noncausal_split7"])
+def test_fastpath_paged(cid):
+    """Split and combine kernels, the split heuristic in C, single-token
+    (3-D) q, MLA's latent cache (v a view of k), HND, int64 tables, sinks and
+    LSE, a fixed number of splits."""
+    fast = _fast()
+    c = _case(gpu_cases.PAGED_CASES, cid)
+    q, kc, vc, table, lens, _, _, sinks = test_gpu.paged_inputs(c)
+    table, lens = table.to(q.device), lens.to(q.device)
+    if table.dtype != lens.dtype:
+        lens = lens.to(table.dtype)  # the fast path takes one integer type
+    if c["sq"] == 1 and q.dim() == 4:
+        q = q[:, 0].contiguous()  # a single token: q [B, Hq, D]
+    v = kc[..., :c["dv"]] if c["v_prefix"] else vc
+    _three_ways(fast, lambda: gpu.paged_attention(
+        q, kc, v, table, lens, causal=c["causal"], window=c["window"], softcap=c["softcap"],
+        scale=c["scale"], sinks=sinks, cache_layout=c["layout"], return_lse=c["lse"],
+        num_splits_override=c["splits"], bundles=BUNDLES))
+
+
+def test_fastpath_graph_capture():
+    """The fast path under CUDA-graph capture: the captured calls take it,
+    and replays give the eager results."""
+    fast = _fast()
+    c = _case(gpu_cases.CASES, "gqa4_causal_d64")
+    hits = fast.stats()["hits"]
+
+    def fn(q, k, v):
+        return gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
+    _check_graph(fn, _dense_inputs(c))
+    assert fast.stats()["hits"] > hits
+    p = _case(gpu_cases.PAGED_CASES, "paged_mixed_lengths_p16")
+    q, kc, vc, table, lens, _, _, _ = test_gpu.paged_inputs(p)
+    hits = fast.stats()["hits"]
+    _check_graph(lambda q, kc, vc, table, lens: gpu.paged_attention(
+        q, kc, vc, table, lens, causal=True, return_lse=True, bundles=BUNDLES),
+        [q, kc, vc, table.to(q.device), lens.to(q.device).to(table.dtype)])
+    assert fast.stats()["hits"] > hits
+
+
+def test_fastpath_errors_are_the_python_paths():
+    """A bad call on a warm plan raises the Python path's ValueError."""
+    _fast()
+    c = _case(gpu_cases.CASES, "gqa4_causal_d64")
+    q, k, v = _dense_inputs(c)
+    gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
+    with pytest.raises(ValueError, match="contiguous"):
+        gpu.attention(q.transpose(2, 3), k, v, causal=True, return_lse=True, bundles=BUNDLES)
+    with pytest.raises(ValueError, match="same dtype"):
+        gpu.attention(q, k.half(), v, causal=True, return_lse=True, bundles=BUNDLES)
+    shifted = torch.empty(q.numel() + 8, device="cuda", dtype=q.dtype)[1:1 + q.numel()]
+    with pytest.raises(ValueError, match="16-byte aligned"):  # 2 bytes past an aligned start
+        gpu.attention(shifted.view(q.shape), k, v, causal=True, return_lse=True,
+                      bundles=BUNDLES)
+
+
+def test_fastpath_host_time():
+    """The fast path's host time per call, printed (pytest -s); the goal is
+    15 us for attention and 25 us for paged decode on an H200 host."""
+    fast = _fast()
+    from attn import cudatime
+
+    c = _case(gpu_cases.CASES, "gqa4_causal_d64")
+    q, k, v = (t[:1, :, :128].contiguous() for t in _dense_inputs(c))
+    call = lambda: gpu.attention(q, k, v, causal=True, bundles=BUNDLES)  # noqa: E731
+    call()
+    fast_us = cudatime.host_us(call, iters=500)
+    gpu.set_fastpath(False)
+    try:
+        slow_us = cudatime.host_us(call, iters=500)
+    finally:
+        gpu.set_fastpath(True)
+    print(f"\nattention host time: fast path {fast_us:.1f} us, Python path {slow_us:.1f} us "
+          f"({gpu.fastpath_status()})")
+    assert fast.stats()["hits"] > 500
 
 
 def _jit_call(scale):
