@@ -419,3 +419,174 @@ def test_jit_without_compiler_names_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("ATTN_COMPILE", str(tmp_path / "no-attn-compile"))
     with pytest.raises(LookupError, match=r"python -m attn.bundles --variant"):
         _jit_call(0.0713)
+
+
+# --------------------------------------------------------------------------
+# The fast path on synthetic kernels (fastpath_kernels.cu, built with nvcc):
+# kernels with the manifests' parameter ABI that copy q to o and write what
+# they were passed into the LSE, so that the bytes are checked on the GPU
+# without attn-compile's bundles.
+
+_M = ["allocated_ptr", "aligned_ptr", "offset", "size", "stride"]
+
+
+def _synthetic_manifests():
+    mem = lambda n, role="tensor": {"kind": "memref", "name": n, "role": role,  # noqa: E731
+                                    "expands_to": _M}
+    sc = lambda n, dt="i64": {"kind": "scalar", "name": n, "dtype": dt}  # noqa: E731
+    tma = lambda t, box: {"kind": "tensormap", "name": t + "_tma", "tensor": t,  # noqa: E731
+                          "box": box, "passing": "param"}
+    runtime = [sc("scale", "f32"), sc("softcap", "f32"), sc("window_left"), sc("window_right")]
+    dense = {"entry": "dense", "ptx": "k.ptx", "kernel": "wgmma",
+             "variant": {"dtype": "bf16", "head_dim": 64, "value_head_dim": 64,
+                         "layout": "bhsd", "mask": "causal", "scale": gpu._f32(1 / 8),
+                         "softcap": None, "bias": False, "sinks": False, "lse": True},
+             "params": [mem(n) for n in ("q", "k", "v", "o", "lse")]
+             + [tma("q", [64, 128]), tma("k", [64, 64]), tma("v", [64, 64])]
+             + [sc(n) for n in ("B", "Hq", "Hkv", "Sq", "Sk")] + runtime,
+             "grid": [{"ceil_div": ["Sq", 128]}, "Hq", "B"], "block": [128, 1, 1],
+             "dynamic_shared_memory": 0}
+    paged = {"op": "paged_attention", "dtype": "bf16", "head_dim": 128, "value_head_dim": 128,
+             "page_size": 16, "cache_layout": "nhd", "table_dtype": "i32", "lens_dtype": "i32",
+             "mask": "causal", "scale": gpu._f32(1 / 128 ** 0.5), "softcap": None,
+             "values": "separate"}
+    split = {"entry": "split", "ptx": "k.ptx", "kernel": "paged.mma.sync", "variant": paged,
+             "rows_per_block": 16, "value_chunks": 1,
+             "params": [mem("q"), mem("k_cache"), mem("v_cache", "value_cache")]
+             + [mem(n) for n in ("block_table", "seq_lens", "o_part", "lse_part")]
+             + [sc(n) for n in ("B", "Hq", "Hkv", "Sq", "MaxPages", "Splits", "VStride")]
+             + runtime,
+             "grid": [{"mul": [{"ceil_div": [{"mul": [{"div": ["Hq", "Hkv"]}, "Sq"]}, 16]},
+                               "Splits"]}, "Hkv", "B"],
+             "block": [128, 1, 1], "dynamic_shared_memory": 0}
+    combine = {"entry": "combine", "ptx": "k.ptx", "kernel": "paged.combine",
+               "variant": {"op": "paged_combine", "dtype": "bf16", "value_head_dim": 128,
+                           "sinks": False, "lse": True},
+               "params": [mem(n) for n in ("o_part", "lse_part", "o", "lse")]
+               + [sc(n) for n in ("B", "Sq", "Hq", "Splits")],
+               "grid": [{"mul": ["B", "Sq", "Hq"]}, 1, 1], "block": [128, 1, 1],
+               "dynamic_shared_memory": 0}
+    return [dense, split, combine]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """A bundle directory of the synthetic kernels (a skip without nvcc or a
+    Hopper GPU: they are built for sm_90a)."""
+    import json
+    import shutil
+
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc"
+                                    if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+    if nvcc is None or torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the synthetic kernels need nvcc and a Hopper GPU (sm_90a)")
+    d = tmp_path_factory.mktemp("synthetic")
+    subprocess.run([nvcc, "-arch=sm_90a", "-ptx",
+                    os.path.join(os.path.dirname(__file__), "fastpath_kernels.cu"),
+                    "-o", str(d / "k.ptx")], check=True)
+    for m in _synthetic_manifests():
+        (d / (m["entry"] + ".json")).write_text(json.dumps(m))
+    return str(d)
+
+
+def test_fastpath_synthetic_dense(synthetic):
+    """What the wgmma-shaped kernel received: the sizes, scale (f32 bits),
+    softcap, window bounds, k and v addresses and element counts, grid and
+    block, and descriptors byte-equal to the Python path's encoding; o = q."""
+    import ctypes
+
+    import numpy as np
+
+    fast = _fast()
+    q, k, v = (torch.randn(1, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
+               for _ in range(3))
+    out, lse = _three_ways(fast, lambda: gpu.attention(q, k, v, causal=True, return_lse=True,
+                                                       bundles=synthetic))
+    assert torch.equal(out, q)
+    d = [int(x) & 0xFFFFFFFF for x in lse.view(torch.int32).flatten()[:128].tolist()]
+    assert d[:5] == [1, 8, 8, 128, 128]
+    assert d[5] == int(np.float32(0.125).view(np.uint32)) and d[6] == 0
+    assert (d[7], d[8]) == (0xFFFFFFFF, 0)  # window bounds of causal: (-1, 0)
+    assert d[9] | d[10] << 32 == k.data_ptr() and d[11] | d[12] << 32 == v.data_ptr()
+    assert d[13] == k.numel() and d[14] == v.numel()
+    assert d[15:22] == [0, 5, 1, 8, 1, 128, 5]  # offsets 0, strides 1, grid, block, aligned
+    for words, t, box in ((d[32:64], q, [64, 128]), (d[64:96], k, [64, 64]),
+                          (d[96:128], v, [64, 64])):
+        raw = ctypes.string_at(gpu._tensor_map(t, "bhsd", box), 128)
+        assert np.array(words, dtype=np.uint32).tobytes() == raw
+
+
+def test_fastpath_synthetic_paged(synthetic):
+    """Split and combine kernels: o = q through o_part, the LSE carries the
+    splits (num_splits' answer) and VStride."""
+    import numpy as np
+
+    fast = _fast()
+    b, hq, hkv, d, page, ctx = 8, 32, 8, 128, 16, 8192
+    pages = b * ctx // page
+    kc = torch.randn(pages, page, hkv, d, device="cuda", dtype=torch.bfloat16)
+    vc = torch.randn(pages, page, hkv, d, device="cuda", dtype=torch.bfloat16)
+    table = torch.randperm(pages, device="cuda").view(b, ctx // page).to(torch.int32)
+    lens = torch.full((b,), ctx, device="cuda", dtype=torch.int32)
+    q = torch.randn(b, hq, d, device="cuda", dtype=torch.bfloat16)
+    out, lse = _three_ways(fast, lambda: gpu.paged_attention(
+        q, kc, vc, table, lens, causal=True, return_lse=True, bundles=synthetic))
+    assert torch.equal(out, q) and lse.shape == (b, hq)
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+    splits = gpu.num_splits(b, hkv, 1, ctx, sms, 2)
+    want = float(np.float32(splits + 1000 * d) + np.float32(1 / d ** 0.5))
+    assert bool((lse == want).all()), (lse[0, :4], splits)
+
+
+def test_fastpath_synthetic_graph(synthetic):
+    """A captured fast-path call replays with new data."""
+    fast = _fast()
+    q, k, v = (torch.randn(1, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
+               for _ in range(3))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            gpu.attention(q, k, v, causal=True, return_lse=True, bundles=synthetic)
+    torch.cuda.current_stream().wait_stream(side)
+    graph, hits = torch.cuda.CUDAGraph(), fast.stats()["hits"]
+    with torch.cuda.graph(graph):
+        out, _ = gpu.attention(q, k, v, causal=True, return_lse=True, bundles=synthetic)
+    assert fast.stats()["hits"] == hits + 1
+    for _ in range(2):
+        q.copy_(torch.randn_like(q))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, q)
+
+
+def test_fastpath_synthetic_ops_and_host_time(synthetic, monkeypatch):
+    """The custom ops on the synthetic kernels (opcheck, torch.compile), and
+    the host time per call of each path, printed (pytest -s)."""
+    from attn import cudatime
+
+    fast = _fast()
+    monkeypatch.setenv("ATTN_BUNDLES", synthetic)
+    q, k, v = (torch.randn(1, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
+               for _ in range(3))
+    torch.library.opcheck(torch.ops.attn.attention.default,
+                          (q, k, v, True, None, None, None, None, None, "bhsd", False))
+    f = lambda q, k, v: attn.ops.attention(q, k, v, causal=True) * 2  # noqa: E731
+    assert torch.equal(torch.compile(f, fullgraph=True)(q, k, v), f(q, k, v))
+    direct = lambda: gpu.attention(q, k, v, causal=True, bundles=synthetic)  # noqa: E731
+
+    def python_path():
+        gpu.set_fastpath(False)
+        try:
+            return direct()
+        finally:
+            gpu.set_fastpath(True)
+    rows = [("attn.gpu.attention, fast path", direct),
+            ("attn.gpu.attention, Python path", python_path),
+            ("attn.ops.attention", lambda: attn.ops.attention(q, k, v, causal=True))]
+    report = []
+    for label, fn in rows:
+        fn()
+        report.append(f"{label}: {min(cudatime.host_us(fn, iters=300) for _ in range(3)):.1f} us")
+    print("\nhost time per call (synthetic kernel):\n  " + "\n  ".join(report))
+    assert fast.stats()["hits"] > 0
