@@ -502,6 +502,9 @@ typedef struct {
   void *tmap_block;                   // PyMem allocation holding `tmaps`
   TmapEntry *tmaps;                   // ntmaps * TMAP_CACHE, 64-byte aligned
   unsigned tmap_next[MAX_TENSORMAPS]; // round-robin replacement
+  // The slots and sizes it reads: at most the entry point's (checked when a
+  // plan is registered, so that no call reads past its arrays).
+  int nslots, nsizes;
 } Launcher;
 
 // What launcher_prepare found: the grid, or that it is empty.
@@ -709,10 +712,12 @@ static int parse_param(Launcher *L, PyObject *item, Py_ssize_t i) {
   p->kind = (int)kind;
   if (kind == P_MEMREF && n == 2 && v1 >= 0 && v1 < MAX_SLOTS) {
     p->slot = (int)v1;
+    L->nslots = p->slot + 1 > L->nslots ? p->slot + 1 : L->nslots;
     L->nargs += 5;
   } else if ((kind == P_I64 || kind == P_F32) && n == 3 && v1 >= -1 &&
              v1 < MAX_SIZES) {
     p->size = (int)v1;
+    L->nsizes = p->size + 1 > L->nsizes ? p->size + 1 : L->nsizes;
     if (kind == P_I64 && seq_int(item, 2, &p->ivalue) < 0)
       return -1;
     if (kind == P_F32) {
@@ -730,6 +735,7 @@ static int parse_param(Launcher *L, PyObject *item, Py_ssize_t i) {
     if (v2 < 1 || v2 > 256 || v3 < 1 || v3 > 256 || L->ntmaps == MAX_TENSORMAPS)
       return spec_error("descriptor parameter", i);
     p->slot = (int)v1;
+    L->nslots = p->slot + 1 > L->nslots ? p->slot + 1 : L->nslots;
     p->box[0] = (uint32_t)v2;
     p->box[1] = (uint32_t)v3;
     p->cache = L->ntmaps++;
@@ -758,9 +764,10 @@ static int parse_program(Launcher *L, int axis, PyObject *prog) {
     L->grid[axis][i + 1] = arg;
     if (op == G_CONST && arg >= 0)
       depth++;
-    else if (op == G_SIZE && arg >= 0 && arg < MAX_SIZES)
+    else if (op == G_SIZE && arg >= 0 && arg < MAX_SIZES) {
       depth++;
-    else if (op == G_MUL && arg >= 2 && arg <= depth)
+      L->nsizes = arg + 1 > L->nsizes ? (int)arg + 1 : L->nsizes;
+    } else if (op == G_MUL && arg >= 2 && arg <= depth)
       depth -= (int)arg - 1;
     else if ((op == G_DIV || op == G_CEIL_DIV) && depth >= 2)
       depth--;
@@ -1033,7 +1040,13 @@ static int store_plan(const uint64_t *key, size_t words, PyObject *bundles,
   return r;
 }
 
-static int is_launcher(PyObject *o) { return Py_TYPE(o) == LauncherType; }
+// A Launcher whose slots and sizes are within an entry point's.
+static int is_launcher(PyObject *o, int nslots, int nsizes) {
+  if (Py_TYPE(o) != LauncherType)
+    return 0;
+  const Launcher *L = (const Launcher *)o;
+  return L->nslots <= nslots && L->nsizes <= nsizes;
+}
 
 //===----------------------------------------------------------------------===//
 // Options shared by both entry points
@@ -1278,9 +1291,11 @@ done:
 
 static PyObject *fp_register_attention(PyObject *self, PyObject *const *args,
                                        Py_ssize_t nargs) {
-  if (nargs != DA_NARGS + 1 || !is_launcher(args[DA_NARGS])) {
+  if (nargs != DA_NARGS + 1 ||
+      !is_launcher(args[DA_NARGS], D_NSLOTS, DS_NSIZES)) {
     PyErr_SetString(PyExc_TypeError,
-                    "register_attention(<attention's 13 arguments>, Launcher)");
+                    "register_attention(<attention's 13 arguments>, a Launcher "
+                    "of DENSE_SLOTS and DENSE_SIZES)");
     return NULL;
   }
   DenseCall c;
@@ -1657,8 +1672,9 @@ static PyObject *fp_register_paged_attention(PyObject *self,
                                              PyObject *const *args,
                                              Py_ssize_t nargs) {
   int64_t row_tiles, chunks, slots;
-  if (nargs != PA_NARGS + 5 || !is_launcher(args[PA_NARGS]) ||
-      !is_launcher(args[PA_NARGS + 1]) ||
+  if (nargs != PA_NARGS + 5 ||
+      !is_launcher(args[PA_NARGS], S_NSLOTS, PS_NSIZES) ||
+      !is_launcher(args[PA_NARGS + 1], S_NSLOTS, PS_NSIZES) ||
       read_int(args[PA_NARGS + 2], &row_tiles) <= 0 ||
       read_int(args[PA_NARGS + 3], &chunks) <= 0 ||
       read_int(args[PA_NARGS + 4], &slots) <= 0 || row_tiles < 1 ||
@@ -1666,8 +1682,8 @@ static PyObject *fp_register_paged_attention(PyObject *self,
     if (!PyErr_Occurred())
       PyErr_SetString(PyExc_TypeError,
                       "register_paged_attention(<paged_attention's 15 "
-                      "arguments>, split Launcher, combine Launcher, "
-                      "row_tiles, chunks, slots)");
+                      "arguments>, split and combine Launchers of PAGED_SLOTS "
+                      "and PAGED_SIZES, row_tiles, chunks, slots)");
     return NULL;
   }
   PagedCall c;

@@ -438,6 +438,19 @@ def test_launcher_refuses_what_it_cannot_launch(fast, driver, tmp_path):
             fast.Launcher(spec, grid, [1, 1, 1], 0, 0x100, 0)
     with pytest.raises(ValueError, match="function"):
         fast.Launcher([], [[0, 1]] * 3, [1, 1, 1], 0, 0, 0)
+    # A plan's launchers read only the entry point's slots and sizes.
+    q, k, v = qkv()
+    args = (q, k, v, True, None, None, None, None, None, "bhsd", False, None, None)
+    for spec, grid in (([(0, len(fast.DENSE_SLOTS))], [[0, 1]] * 3),
+                       ([], [[1, len(fast.DENSE_SIZES)]] * 3)):
+        wide = fast.Launcher(spec, grid, [1, 1, 1], 0, 0x100, 0)
+        with pytest.raises(TypeError, match="DENSE_SLOTS"):
+            fast.register_attention(*args, wide)
+    assert fast.register_attention(*args, fast.Launcher([(0, 6)], [[1, 4]] * 3, [1, 1, 1], 0,
+                                                        0x100, 0)) is True
+    wide = fast.Launcher([(0, len(fast.PAGED_SLOTS))], [[0, 1]] * 3, [1, 1, 1], 0, 0x100, 0)
+    with pytest.raises(TypeError, match="PAGED_SLOTS"):
+        fast.register_paged_attention(*[None] * 15, wide, wide, 1, 1, 1)
 
 
 def test_grid_programs_evaluate_as_grid_dims(fast, driver, tmp_path):

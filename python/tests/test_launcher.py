@@ -299,6 +299,8 @@ _BAD_GRIDS = [
     (_manifest("k", params=[{"kind": "pointer", "name": "q"}]), "unknown kind 'pointer'"),
     (_manifest("k", params=[{"kind": "scalar", "name": "B", "dtype": "i32"}]),
      "scalar dtype must be 'i64'"),
+    (_manifest("k", params=[{"kind": "scalar", "name": "scale", "dtype": "f64"}]),
+     "scalar dtype must be 'i64' or 'f32', got 'f64'"),
     (_manifest("k", params=[{"kind": "memref", "name": "q", "expands_to": _MEMREF[:3]}]),
      "memref must expand to"),
     (_manifest("k", params=[{"kind": "memref", "name": "q", "expands_to": _MEMREF},
@@ -472,3 +474,31 @@ def test_paged_grids(b, hq, hkv, sq, splits, rows, chunks):
 def test_grid_dims_invalid(grid, sizes, problem):
     with pytest.raises(ValueError, match=re.escape(problem)):
         gpu.grid_dims(_grid(*grid), sizes)
+
+
+def test_f32_scalars():
+    """Scalars may be f32 (runtime scale and softcap): the manifest loads,
+    and the parameter buffer holds each as a 4-byte float beside the i64
+    sizes."""
+    import ctypes
+
+    params = [{"kind": "scalar", "name": "B", "dtype": "i64"},
+              {"kind": "scalar", "name": "scale", "dtype": "f32"},
+              {"kind": "scalar", "name": "softcap", "dtype": "f32"}]
+    with tempfile.TemporaryDirectory() as d:
+        _write_bundle(d, "k", params=params)
+        (kernel,) = gpu.load_bundles(d)
+    buffer = gpu._ParamBuffer(kernel.manifest["params"])
+    args = buffer.fill({}, {"B": 3, "scale": 0.1, "softcap": 30}, None, 0)
+    assert ctypes.cast(args[0], ctypes.POINTER(ctypes.c_int64)).contents.value == 3
+    raw = [ctypes.string_at(args[i], 4) for i in (1, 2)]
+    assert raw == [np.float32(0.1).tobytes(), np.float32(30).tobytes()]
+
+
+def test_runtime_scalars():
+    """What the entry points pass for the runtime scalar parameters."""
+    assert gpu._runtime_scalars(64, None, None, True, None) == {
+        "scale": gpu._f32(0.125), "softcap": 0.0, "window_left": -1, "window_right": 0}
+    assert gpu._runtime_scalars(64, 0.1, 30, False, [16, 2]) == {
+        "scale": gpu._f32(0.1), "softcap": 30.0, "window_left": 16, "window_right": 2}
+    assert gpu._runtime_scalars(64, None, None, False, None)["window_left"] == -1
