@@ -8,8 +8,10 @@ a CUDA graph:
 
 Host time (cudatime.host_us) is the time the calling thread spends per
 call while the GPU is kept busy, so no call waits for the device. Rows:
-attn.gpu.attention (the direct call), attn.ops.attention (the torch.library
-custom op, as torch.compile and eager models call it), SDPA; paged decode
+attn.gpu.attention through the native fast path (attn/_fastpath.c) and
+through the Python path (the fast path turned off, attn.gpu.set_fastpath),
+attn.ops.attention (the torch.library custom op, as torch.compile and eager
+models call it; fast path on), SDPA; paged decode
 (attn.gpu.paged_attention, Llama-3.1-8B GQA 32/8, batch 8, 8k context,
 pages of 16) against SDPA over the same keys laid out contiguously. Kernels
 come from the bundle directory or are compiled on first use (attn.jit).
@@ -42,6 +44,17 @@ def _paged(b=8, ctx=8192, page=16, hq=32, hkv=8, d=128, dtype=torch.bfloat16):
     return q, kc, vc, table, lens, kd, vd
 
 
+def _python_path(fn):
+    """fn with the native fast path turned off while it runs."""
+    def call():
+        previous = gpu.set_fastpath(False)
+        try:
+            return fn()
+        finally:
+            gpu.set_fastpath(previous)
+    return call
+
+
 def rows(bundles):
     """(name, [(label, fn)]) per shape; each fn launches one call."""
     sdpa = torch.nn.functional.scaled_dot_product_attention
@@ -49,16 +62,19 @@ def rows(bundles):
     for name, (b, hq, hkv, s) in (("causal 1x8x128, d128", (1, 8, 8, 128)),
                                   ("GQA 32/8, batch 8, 113 tokens", (8, 32, 8, 113))):
         q, k, v = _dense(b, hq, hkv, s)
+        direct = lambda q=q, k=k, v=v: gpu.attention(q, k, v, causal=True, bundles=bundles)  # noqa: E731
         out.append((name, [
-            ("attn.gpu.attention", lambda q=q, k=k, v=v: gpu.attention(
-                q, k, v, causal=True, bundles=bundles)),
+            ("attn.gpu.attention (fast)", direct),
+            ("attn.gpu.attention (Python)", _python_path(direct)),
             ("attn.ops.attention", lambda q=q, k=k, v=v: ops.attention(q, k, v, causal=True)),
             ("SDPA", lambda q=q, k=k, v=v: sdpa(q, k, v, is_causal=True,
                                                 enable_gqa=hq != hkv))]))
     q, kc, vc, table, lens, kd, vd = _paged()
+    paged = lambda: gpu.paged_attention(q, kc, vc, table, lens, causal=True,  # noqa: E731
+                                        bundles=bundles)
     out.append(("paged decode, GQA 32/8, batch 8, 8k", [
-        ("attn.gpu.paged_attention", lambda: gpu.paged_attention(
-            q, kc, vc, table, lens, causal=True, bundles=bundles)),
+        ("attn.gpu.paged_attention (fast)", paged),
+        ("attn.gpu.paged_attention (Python)", _python_path(paged)),
         ("attn.ops.paged_attention", lambda: ops.paged_attention(
             q, kc, vc, table, lens, causal=True)),
         ("SDPA (contiguous KV)", lambda: sdpa(q[:, :, None], kd, vd, enable_gqa=True))]))
@@ -98,13 +114,18 @@ def main(argv=None):
     if args.profile:
         return profile(args.bundles)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
-    print(f"{'shape':38} {'call':26} {'host us':>8} {'GPU us':>8} {'graph us':>9}")
-    for name, calls in rows(args.bundles):
+    table = rows(args.bundles)
+    for _, calls in table:  # the first call of each loads the fast path, JIT-compiles, ...
+        for _, fn in calls:
+            fn()
+    print(f"fast path: {gpu.fastpath_status()}")
+    print(f"{'shape':38} {'call':34} {'host us':>8} {'GPU us':>8} {'graph us':>9}")
+    for name, calls in table:
         for label, fn in calls:
             host = cudatime.host_us(fn)
             device = cudatime.median_ms(fn, reps=10) * 1e3
             graph = cudatime.median_ms(fn, graph=True) * 1e3
-            print(f"{name:38} {label:26} {host:8.1f} {device:8.1f} {graph:9.1f}")
+            print(f"{name:38} {label:34} {host:8.1f} {device:8.1f} {graph:9.1f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,14 @@ torch's current stream) and launched as the manifest says.
 
 Inputs the kernels do not support raise ValueError/LookupError that say what
 was expected; nothing is launched on a mismatch.
+
+attention and paged_attention first try the native fast path (attn/_fastpath.c,
+built on first use by attn.native): a call whose key (dtype, head dims, layout,
+mask, scale, ..., device, bundles) was seen before is checked, packed and
+launched in C. Any other call runs the Python path below, which raises the
+errors, resolves kernels and registers the call's plan for the fast path.
+fastpath_status() says whether it is on; ATTN_FASTPATH=0 or set_fastpath(False)
+turns it off.
 """
 
 import ctypes
@@ -78,6 +86,7 @@ class Kernel:
         self._functions = {}  # device index -> CUfunction
         self._grids = {}  # the sizes' items -> launch grid
         self._local = threading.local()  # the parameter buffer of a thread
+        self._native = {}  # (device, slots, sizes, constants) -> _fastpath.Launcher
 
     @property
     def variant(self):
@@ -274,9 +283,10 @@ _STRING_GRID = re.compile(r"\s*ceil\s*\(")
 # A PTX identifier (PTX ISA, "Identifiers"): what cuModuleGetFunction looks up.
 _PTX_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_$]*|[_$%][A-Za-z0-9_$]+")
 # The launcher passes each memref as a rank-1 descriptor of five values and
-# each scalar as an i64 (Kernel.launch); a manifest stating another ABI is
-# not one it can launch.
+# each scalar as an i64 or f32 (Kernel.launch); a manifest stating another
+# ABI is not one it can launch.
 _MEMREF_FIELDS = ["allocated_ptr", "aligned_ptr", "offset", "size", "stride"]
+_SCALAR_DTYPES = ("i64", "f32")
 _JSON_NAMES = {str: "string", dict: "object", list: "array", int: "integer"}
 
 
@@ -483,7 +493,7 @@ def validate_manifest(m, path):
                           f"got {p.get('expands_to')!r}")
             memrefs.add(name)
         elif kind == "scalar":
-            if p.get("dtype") not in ("i64", "f32"):
+            if p.get("dtype") not in _SCALAR_DTYPES:
                 raise bad(f"params[{i}] ({name}): scalar dtype must be 'i64' or 'f32', "
                           f"got {p.get('dtype')!r}")
         elif kind == "tensormap":
@@ -592,7 +602,154 @@ def _on_tensor_device(fn):
     return wrapper
 
 
-@_on_tensor_device
+# --------------------------------------------------------------------------
+# The native fast path (attn/_fastpath.c, built and loaded by attn.native).
+#
+# attention and paged_attention hand their arguments to the module first; it
+# returns None for any call it does not take, and the Python path runs. The
+# Python path registers each call's plan after launching it: the kernels it
+# resolved, each as a _fastpath.Launcher (parameter layout, grid program,
+# block, shared memory, CUfunction on the device), under the key the module
+# computes from the same arguments -- the key's definition exists once, in C.
+
+_FASTPATH_API = 1
+_fast = None  # the configured module while the fast path is on
+_fast_module = None  # the configured module, also while it is turned off
+_fast_why = None  # why there is no module
+_fast_on = os.environ.get("ATTN_FASTPATH", "1") != "0"
+
+
+def _fastpath():
+    """The configured _fastpath module, loaded and configured on the first
+    call (by the Python path's first call of an entry point); None while the
+    fast path is off or where it is unavailable."""
+    global _fast, _fast_module, _fast_why
+    if not _fast_on:
+        return None
+    if _fast_module is None and _fast_why is None:
+        try:
+            _fast_module, _fast_why = _configure_fastpath()
+        except Exception as e:  # noqa: BLE001 -- any failure means no fast path
+            _fast_module, _fast_why = None, f"not configured: {type(e).__name__}: {e}"
+        _fast = _fast_module
+    return _fast
+
+
+def _configure_fastpath():
+    """(module, None) configured with the driver and torch, or (None, why)."""
+    from . import native
+
+    module = native.load()
+    if module is None:
+        return None, native.status()
+    if module.API != _FASTPATH_API:
+        return None, f"{native.status()}: interface {module.API}, attn.gpu needs {_FASTPATH_API}"
+    import torch
+
+    get_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    get_device = getattr(torch._C, "_cuda_getDevice", None)
+    if get_stream is None or get_device is None:
+        return None, "this torch has no torch._C._cuda_getCurrentRawStream/_cuda_getDevice"
+    cuda = _driver()
+    address = lambda f: ctypes.cast(f, ctypes.c_void_p).value  # noqa: E731
+    module.configure(address(cuda.cuLaunchKernel), address(cuda.cuTensorMapEncodeTiled),
+                     _check, get_stream, get_device, (torch.Tensor, torch.nn.Parameter),
+                     (torch.float16, torch.bfloat16, torch.float32, torch.int32, torch.int64),
+                     torch.float32)
+    return module, None
+
+
+def set_fastpath(enabled):
+    """Turns the native fast path on or off for this process (it starts as
+    ATTN_FASTPATH says: on unless 0). Returns the previous setting."""
+    global _fast, _fast_on
+    previous, _fast_on = _fast_on, bool(enabled)
+    _fast = _fast_module if _fast_on else None
+    return previous
+
+
+def fastpath_status():
+    """Whether calls take the native fast path, and why not: "on: <library>
+    (limited API); N plans, N fast calls", "off (...)", "unavailable: ..."
+    or "not loaded yet" (it loads with the first call)."""
+    from . import native
+
+    if not _fast_on:
+        return "off (ATTN_FASTPATH=0 or set_fastpath(False))"
+    if _fast_module is not None:
+        stats = _fast_module.stats()
+        return (f"on: {native.status()}; {stats['plans']} plans, {stats['hits']} fast calls, "
+                f"{stats['misses']} misses, {stats['rejected']} calls refused")
+    if _fast_why is not None:
+        return f"unavailable: {_fast_why}"
+    return "not loaded yet"
+
+
+class _NoFastPath(Exception):
+    """A kernel the fast path cannot launch (the Python path keeps it)."""
+
+
+def _grid_program(g, sizes, constants, fast):
+    """A parsed grid size (parse_grid_size) as the module's postfix program
+    of (op, argument) pairs, its names read from the call's `sizes` (their
+    indices) or the plan's `constants`."""
+    if _is_int(g):
+        return [fast.GRID_CONST, g]
+    if isinstance(g, str):
+        if g in sizes:
+            return [fast.GRID_SIZE, sizes.index(g)]
+        value = constants.get(g)
+        if _is_int(value) and value >= 0:
+            return [fast.GRID_CONST, value]
+        raise _NoFastPath(f"the grid reads {g!r}")
+    prog = [x for a in g[1:] for x in _grid_program(a, sizes, constants, fast)]
+    if g[0] == "mul":
+        return prog + [fast.GRID_MUL, len(g) - 1]
+    return prog + [fast.GRID_DIV if g[0] == "div" else fast.GRID_CEIL_DIV, 0]
+
+
+def _native_launcher(fast, kernel, device, slots, sizes, constants):
+    """`kernel`'s _fastpath.Launcher for calls whose tensors come in `slots`
+    (names), whose per-call sizes are `sizes` (names) and whose other scalar
+    values are `constants` (name -> value); None when it cannot have one
+    (descriptors in global memory, a parameter no slot or value fills, a
+    manifest past the module's limits). Kept per kernel."""
+    memo = (device, slots, sizes, tuple(sorted(constants.items())))
+    if memo in kernel._native:
+        return kernel._native[memo]
+    try:
+        spec = []
+        for p in kernel.manifest["params"]:
+            kind, name = p["kind"], p["name"]
+            if kind == "memref":
+                if name not in slots:
+                    raise _NoFastPath(f"no tensor for {name!r}")
+                spec.append((fast.KIND_MEMREF, slots.index(name)))
+            elif kind == "scalar":
+                code = fast.KIND_F32 if p.get("dtype") == "f32" else fast.KIND_I64
+                if name in sizes:
+                    spec.append((code, sizes.index(name), 0))
+                elif name in constants:
+                    spec.append((code, -1, constants[name]))
+                else:
+                    raise _NoFastPath(f"no value for {name!r}")
+            elif p.get("passing") == "param":
+                if p["tensor"] not in slots:
+                    raise _NoFastPath(f"no tensor for {p['tensor']!r}")
+                spec.append((fast.KIND_TENSORMAP, slots.index(p["tensor"]), *p["box"]))
+            else:
+                raise _NoFastPath("a descriptor in global memory")
+        grid = [_grid_program(g, sizes, constants, fast) for g in kernel._grid]
+        launcher = fast.Launcher(spec, grid, kernel.manifest["block"],
+                                 kernel.manifest["dynamic_shared_memory"],
+                                 kernel.function(device).value,
+                                 0 if kernel.variant.get("layout") == "bhsd" else 1)
+    except (_NoFastPath, ValueError):
+        launcher = None
+    kernel._native[memo] = launcher
+    return launcher
+
+
 def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
               bias=None, sinks=None, layout="bhsd", return_lse=False, bundles=None,
               out=None):
@@ -603,8 +760,25 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
     masks, bottom-right aligned; bias broadcastable to [B, Hq, Sq, Sk]; sinks
     [Hq]. Returns out (and the LSE [B, Hq, Sq] with return_lse).
     """
+    fast = _fast
+    if fast is not None:
+        result = fast.attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout,
+                                return_lse, bundles, out)
+        if result is not None:
+            return result
+    return _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse,
+                      bundles, out)
+
+
+@_on_tensor_device
+def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse,
+               bundles, out):
+    """attention's Python path: every check, the kernel lookup, the launch,
+    and the plan of the call for the fast path."""
     import torch
 
+    call = (q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse, bundles,
+            out)
     if bundles is None:
         bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
     for name, t in (("q", q), ("k", k), ("v", v)):
@@ -681,8 +855,15 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
         if t.data_ptr() % 16:
             raise ValueError(f"{name} must start at a 16-byte aligned address "
                              f"(its storage offset is not a multiple of 16 bytes)")
-    kernel.launch(tensors, {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, **values},
+    runtime = values
+    kernel.launch(tensors, {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, **runtime},
                   _current_stream(device), device)
+    fast = _fastpath()
+    if fast is not None:
+        launcher = _native_launcher(fast, kernel, device, fast.DENSE_SLOTS, fast.DENSE_SIZES,
+                                    runtime)
+        if launcher is not None:
+            fast.register_attention(*call, launcher)
     return (out, lse) if return_lse else out
 
 
@@ -734,7 +915,6 @@ def _row_stride(t):
     return size[3] if row is None else row
 
 
-@_on_tensor_device
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False, window=None,
                     softcap=None, scale=None, sinks=None, cache_layout="nhd", return_lse=False,
                     num_splits_override=None, bundles=None, out=None):
@@ -751,8 +931,27 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     sequence's length. Returns out shaped like q (and the LSE [B, Hq, Sq],
     natural log, with return_lse). `num_splits_override` fixes the number of
     key splits instead of the heuristic (num_splits)."""
+    fast = _fast
+    if fast is not None:
+        result = fast.paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal, window,
+                                      softcap, scale, sinks, cache_layout, return_lse,
+                                      num_splits_override, bundles, out)
+        if result is not None:
+            return result
+    return _paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal, window, softcap,
+                            scale, sinks, cache_layout, return_lse, num_splits_override, bundles,
+                            out)
+
+
+@_on_tensor_device
+def _paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal, window, softcap, scale,
+                     sinks, cache_layout, return_lse, num_splits_override, bundles, out):
+    """paged_attention's Python path: every check, the kernel lookup, the
+    launches, and the plan of the call for the fast path."""
     import torch
 
+    call = (q, k_cache, v_cache, block_table, seq_lens, causal, window, softcap, scale, sinks,
+            cache_layout, return_lse, num_splits_override, bundles, out)
     if bundles is None:
         bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
     single = q.dim() == 3
@@ -872,7 +1071,7 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
                                                _resident_blocks(split_kernel.manifest))
     if out is None:
         out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
-    elif tuple(out.shape) not in ((b, sq, hq, dv), (b, hq, dv) if single else ()) \
+    elif tuple(out.shape) not in ((b, sq, hq, dv),) + (((b, hq, dv),) if single else ()) \
             or out.dtype != q.dtype or not out.is_contiguous():
         raise ValueError("out must be a contiguous tensor shaped like the output")
     tensors["o"] = out
@@ -888,10 +1087,20 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
     # The kernels' grids are the manifests' expressions of these sizes
     # (row tiles x splits, KV heads x value chunks, sequences; the combine
     # kernel's one block per output row).
+    runtime = values
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "MaxPages": block_table.shape[1],
-             "Splits": splits, "VStride": v_rows, **values}
+             "Splits": splits, "VStride": v_rows, **runtime}
     split_kernel.launch(tensors, sizes, stream, device)
     combine.launch(tensors, sizes, stream, device)
+    fast = _fastpath()
+    if fast is not None:
+        launchers = [_native_launcher(fast, kern, device, fast.PAGED_SLOTS, fast.PAGED_SIZES,
+                                      runtime) for kern in (split_kernel, combine)]
+        if None not in launchers:
+            # The split heuristic's constants of this plan: num_splits in C.
+            fast.register_paged_attention(
+                *call, *launchers, row_tiles, chunks,
+                _resident_blocks(split_kernel.manifest) * _sm_counts[device])
     result = out.view(b, hq, dv) if single else out
     if single and return_lse:
         lse = lse.view(b, hq)

@@ -16,8 +16,19 @@ when not asked for); the wrappers below give attn.gpu's return values.
 
 Kernels come from $ATTN_BUNDLES (attn.gpu) or are compiled on first use
 (attn.jit). Importing this module needs torch.
+
+The ops are registered with torch.library's low-level API: `Library.define`
+with the schema torch.library.infer_schema gives the annotated function
+(what torch.library.custom_op would register), `Library.impl` for the CUDA
+and CPU dispatch keys (CPU tensors reach attn.gpu, which says they must be
+CUDA tensors), and `register_fake`. A call then goes from the dispatcher
+straight to the function; custom_op's Python layer (backend_impl and its
+autograd kernel) cost about 40 us per call. ATTN_OPS_CUSTOM_OP=1, read at
+import, registers them with custom_op instead, as before. Either way the
+ops have no autograd formula (issue 23).
 """
 
+import os
 from typing import List, Optional, Tuple
 
 import torch
@@ -29,22 +40,34 @@ __all__ = ["attention", "paged_attention", "sparse_attention", "lightning_indexe
 
 Tensor = torch.Tensor
 
+# "1": register with torch.library.custom_op (the registration before the
+# low-level one; kept to compare and to fall back on).
+_CUSTOM_OP = os.environ.get("ATTN_OPS_CUSTOM_OP", "0") == "1"
+# The library that holds the registrations; they last as long as it does.
+_lib = None if _CUSTOM_OP else torch.library.Library("attn", "FRAGMENT")
+
+
+def _op(name, fake):
+    """Registers the annotated function as the op attn::<name>, with `fake`
+    as its fake (meta) implementation; returns its OpOverload."""
+    def register(fn):
+        if _CUSTOM_OP:
+            op = torch.library.custom_op(f"attn::{name}", mutates_args=())(fn)
+            op.register_fake(fake)
+        else:
+            _lib.define(name + torch.library.infer_schema(fn, mutates_args=()))
+            for key in ("CUDA", "CPU"):
+                _lib.impl(name, fn, key)
+            torch.library.register_fake(f"attn::{name}", fake, lib=_lib)
+        return getattr(torch.ops.attn, name).default
+    return register
+
 
 # --------------------------------------------------------------------------
 # attention
 
 
-@torch.library.custom_op("attn::attention", mutates_args=())
-def _attention(q: Tensor, k: Tensor, v: Tensor, causal: bool, window: Optional[List[int]],
-               softcap: Optional[float], scale: Optional[float], bias: Optional[Tensor],
-               sinks: Optional[Tensor], layout: str, return_lse: bool) -> Tuple[Tensor, Tensor]:
-    r = gpu.attention(q, k, v, causal=causal, window=window, softcap=softcap, scale=scale,
-                      bias=bias, sinks=sinks, layout=layout, return_lse=return_lse)
-    return r if return_lse else (r, q.new_empty(0))
-
-
-@_attention.register_fake
-def _(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse):
+def _attention_fake(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse):
     dv = v.shape[-1]
     if layout == "bhsd":
         b, hq, sq, _ = q.shape
@@ -56,11 +79,20 @@ def _(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse):
     return out, lse
 
 
+@_op("attention", _attention_fake)
+def _attention(q: Tensor, k: Tensor, v: Tensor, causal: bool, window: Optional[List[int]],
+               softcap: Optional[float], scale: Optional[float], bias: Optional[Tensor],
+               sinks: Optional[Tensor], layout: str, return_lse: bool) -> Tuple[Tensor, Tensor]:
+    r = gpu.attention(q, k, v, causal=causal, window=window, softcap=softcap, scale=scale,
+                      bias=bias, sinks=sinks, layout=layout, return_lse=return_lse)
+    return r if return_lse else (r, q.new_empty(0))
+
+
 def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None, bias=None,
               sinks=None, layout="bhsd", return_lse=False):
     """torch.ops.attn.attention: attn.gpu.attention as a custom op."""
-    out, lse = torch.ops.attn.attention(q, k, v, causal, None if window is None else list(window),
-                                        softcap, scale, bias, sinks, layout, return_lse)
+    out, lse = _attention(q, k, v, causal, None if window is None else list(window), softcap,
+                          scale, bias, sinks, layout, return_lse)
     return (out, lse) if return_lse else out
 
 
@@ -68,7 +100,19 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None, b
 # paged attention
 
 
-@torch.library.custom_op("attn::paged_attention", mutates_args=())
+def _paged_attention_fake(q, k_cache, v_cache, block_table, seq_lens, causal, window, softcap,
+                          scale, sinks, cache_layout, return_lse, num_splits):
+    dv = v_cache.shape[-1]
+    out = q.new_empty((*q.shape[:-1], dv))
+    if not return_lse:
+        return out, q.new_empty(0)
+    if q.dim() == 3:
+        return out, q.new_empty((q.shape[0], q.shape[1]), dtype=torch.float32)
+    b, sq, hq, _ = q.shape
+    return out, q.new_empty((b, hq, sq), dtype=torch.float32)
+
+
+@_op("paged_attention", _paged_attention_fake)
 def _paged_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, block_table: Tensor,
                      seq_lens: Tensor, causal: bool, window: Optional[List[int]],
                      softcap: Optional[float], scale: Optional[float], sinks: Optional[Tensor],
@@ -81,24 +125,11 @@ def _paged_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, block_table: T
     return r if return_lse else (r, q.new_empty(0))
 
 
-@_paged_attention.register_fake
-def _(q, k_cache, v_cache, block_table, seq_lens, causal, window, softcap, scale, sinks,
-      cache_layout, return_lse, num_splits):
-    dv = v_cache.shape[-1]
-    out = q.new_empty((*q.shape[:-1], dv))
-    if not return_lse:
-        return out, q.new_empty(0)
-    if q.dim() == 3:
-        return out, q.new_empty((q.shape[0], q.shape[1]), dtype=torch.float32)
-    b, sq, hq, _ = q.shape
-    return out, q.new_empty((b, hq, sq), dtype=torch.float32)
-
-
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False, window=None,
                     softcap=None, scale=None, sinks=None, cache_layout="nhd", return_lse=False,
                     num_splits_override=None):
     """torch.ops.attn.paged_attention: attn.gpu.paged_attention as a custom op."""
-    out, lse = torch.ops.attn.paged_attention(
+    out, lse = _paged_attention(
         q, k_cache, v_cache, block_table, seq_lens, causal,
         None if window is None else list(window), softcap, scale, sinks, cache_layout,
         return_lse, num_splits_override)
@@ -109,7 +140,15 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, causal=False,
 # sparse attention, the lightning indexer and NSA
 
 
-@torch.library.custom_op("attn::sparse_attention", mutates_args=())
+def _sparse_attention_fake(q, k, v, indices, block_size, causal, scale, softcap, sinks,
+                           return_lse):
+    b, sq, hq, _ = q.shape
+    out = q.new_empty((b, sq, hq, v.shape[-1]))
+    lse = q.new_empty((b, hq, sq), dtype=torch.float32) if return_lse else q.new_empty(0)
+    return out, lse
+
+
+@_op("sparse_attention", _sparse_attention_fake)
 def _sparse_attention(q: Tensor, k: Tensor, v: Tensor, indices: Tensor, block_size: int,
                       causal: bool, scale: Optional[float], softcap: Optional[float],
                       sinks: Optional[Tensor], return_lse: bool) -> Tuple[Tensor, Tensor]:
@@ -118,44 +157,41 @@ def _sparse_attention(q: Tensor, k: Tensor, v: Tensor, indices: Tensor, block_si
     return r if return_lse else (r, q.new_empty(0))
 
 
-@_sparse_attention.register_fake
-def _(q, k, v, indices, block_size, causal, scale, softcap, sinks, return_lse):
-    b, sq, hq, _ = q.shape
-    out = q.new_empty((b, sq, hq, v.shape[-1]))
-    lse = q.new_empty((b, hq, sq), dtype=torch.float32) if return_lse else q.new_empty(0)
-    return out, lse
-
-
 def sparse_attention(q, k, v, indices, *, block_size=1, causal=False, scale=None, softcap=None,
                      sinks=None, return_lse=False):
     """torch.ops.attn.sparse_attention: attn.gpu.sparse_attention as a custom op."""
-    out, lse = torch.ops.attn.sparse_attention(q, k, v, indices, block_size, causal, scale,
-                                               softcap, sinks, return_lse)
+    out, lse = _sparse_attention(q, k, v, indices, block_size, causal, scale, softcap, sinks,
+                                 return_lse)
     return (out, lse) if return_lse else out
 
 
-@torch.library.custom_op("attn::lightning_indexer", mutates_args=())
+def _lightning_indexer_fake(q, k, weights, top_k, causal, window):
+    b, sq = q.shape[0], q.shape[1]
+    return (q.new_empty((b, sq, top_k), dtype=torch.int32),
+            q.new_empty((b, sq, k.shape[1]), dtype=torch.float32))
+
+
+@_op("lightning_indexer", _lightning_indexer_fake)
 def _lightning_indexer(q: Tensor, k: Tensor, weights: Tensor, top_k: int, causal: bool,
                        window: Optional[List[int]]) -> Tuple[Tensor, Tensor]:
     return gpu.lightning_indexer(q, k, weights, top_k, causal=causal, window=window,
                                  return_scores=True)
 
 
-@_lightning_indexer.register_fake
-def _(q, k, weights, top_k, causal, window):
-    b, sq = q.shape[0], q.shape[1]
-    return (q.new_empty((b, sq, top_k), dtype=torch.int32),
-            q.new_empty((b, sq, k.shape[1]), dtype=torch.float32))
-
-
 def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return_scores=False):
     """torch.ops.attn.lightning_indexer: attn.gpu.lightning_indexer as a custom op."""
-    indices, scores = torch.ops.attn.lightning_indexer(
-        q, k, weights, top_k, causal, None if window is None else list(window))
+    indices, scores = _lightning_indexer(q, k, weights, top_k, causal,
+                                         None if window is None else list(window))
     return (indices, scores) if return_scores else indices
 
 
-@torch.library.custom_op("attn::nsa", mutates_args=())
+def _nsa_fake(q, k, v, k_cmp, v_cmp, gates, cmp_block, cmp_stride, sel_block, num_selected,
+              window, initial_blocks, local_blocks, scale, page_size):
+    b, t = q.shape[0], q.shape[1]
+    return q.new_empty(q.shape), q.new_empty((b, t, k.shape[2], num_selected), dtype=torch.int32)
+
+
+@_op("nsa", _nsa_fake)
 def _nsa(q: Tensor, k: Tensor, v: Tensor, k_cmp: Tensor, v_cmp: Tensor, gates: Tensor,
          cmp_block: int, cmp_stride: int, sel_block: int, num_selected: int, window: int,
          initial_blocks: int, local_blocks: int, scale: Optional[float],
@@ -166,19 +202,11 @@ def _nsa(q: Tensor, k: Tensor, v: Tensor, k_cmp: Tensor, v_cmp: Tensor, gates: T
                    page_size=page_size, return_indices=True)
 
 
-@_nsa.register_fake
-def _(q, k, v, k_cmp, v_cmp, gates, cmp_block, cmp_stride, sel_block, num_selected, window,
-      initial_blocks, local_blocks, scale, page_size):
-    b, t = q.shape[0], q.shape[1]
-    return q.new_empty(q.shape), q.new_empty((b, t, k.shape[2], num_selected), dtype=torch.int32)
-
-
 def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_selected, window,
         initial_blocks=1, local_blocks=2, scale=None, page_size=64, return_indices=False):
     """torch.ops.attn.nsa: attn.gpu.nsa as a custom op."""
-    out, indices = torch.ops.attn.nsa(q, k, v, k_cmp, v_cmp, gates, cmp_block, cmp_stride,
-                                      sel_block, num_selected, window, initial_blocks,
-                                      local_blocks, scale, page_size)
+    out, indices = _nsa(q, k, v, k_cmp, v_cmp, gates, cmp_block, cmp_stride, sel_block,
+                        num_selected, window, initial_blocks, local_blocks, scale, page_size)
     return (out, indices) if return_indices else out
 
 
@@ -186,7 +214,12 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
 # gated delta rule
 
 
-@torch.library.custom_op("attn::gated_delta_rule", mutates_args=())
+def _gated_delta_rule_fake(q, k, v, g, beta, initial_state, qk_l2norm, scale, path):
+    b, hv, dk, dv = q.shape[0], v.shape[2], q.shape[3], v.shape[3]
+    return v.new_empty(v.shape, dtype=q.dtype), q.new_empty((b, hv, dk, dv), dtype=torch.float32)
+
+
+@_op("gated_delta_rule", _gated_delta_rule_fake)
 def _gated_delta_rule(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor,
                       initial_state: Optional[Tensor], qk_l2norm: bool, scale: Optional[float],
                       path: str) -> Tuple[Tensor, Tensor]:
@@ -194,14 +227,7 @@ def _gated_delta_rule(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor,
                                 qk_l2norm=qk_l2norm, scale=scale, path=path)
 
 
-@_gated_delta_rule.register_fake
-def _(q, k, v, g, beta, initial_state, qk_l2norm, scale, path):
-    b, hv, dk, dv = q.shape[0], v.shape[2], q.shape[3], v.shape[3]
-    return v.new_empty(v.shape, dtype=q.dtype), q.new_empty((b, hv, dk, dv), dtype=torch.float32)
-
-
 def gated_delta_rule(q, k, v, g, beta, *, initial_state=None, qk_l2norm=False, scale=None,
                      path="auto"):
     """torch.ops.attn.gated_delta_rule: attn.gpu.gated_delta_rule as a custom op."""
-    return torch.ops.attn.gated_delta_rule(q, k, v, g, beta, initial_state, qk_l2norm, scale,
-                                           path)
+    return _gated_delta_rule(q, k, v, g, beta, initial_state, qk_l2norm, scale, path)

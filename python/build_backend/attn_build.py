@@ -9,8 +9,9 @@ with nothing to download:
     backend-path = ["build_backend"]
 
 It builds a pure-Python wheel (py3-none-any) of the attn package's .py files
-(tests stay out), an sdist, and an editable wheel whose .pth file puts this
-directory on sys.path. Metadata (Metadata-Version 2.1) comes from
+and the C source its native fast path compiles on first use (tests stay
+out), an sdist, and an editable wheel whose .pth file puts this directory on
+sys.path. Metadata (Metadata-Version 2.1) comes from
 pyproject.toml's [project] table; the version from attn/_version.py.
 Builds are reproducible: entries are sorted and dated $SOURCE_DATE_EPOCH
 (default 1980-01-01).
@@ -91,13 +92,19 @@ def build_sdist(sdist_directory, config_settings=None):
 
 # The package and its metadata.
 
+# What the package ships: its modules, and the C source of the native fast
+# path (attn/_fastpath.c), which attn.native compiles on first use.
+_SHIPPED = (".py", ".c")
+
+
 def _package_files():
-    """The package's .py files, relative to ROOT, sorted ('/'-separated)."""
+    """The package's .py and .c files, relative to ROOT, sorted
+    ('/'-separated)."""
     found = []
     for directory, subdirs, names in os.walk(os.path.join(ROOT, PACKAGE)):
         subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
         rel = os.path.relpath(directory, ROOT).replace(os.sep, "/")
-        found += [f"{rel}/{n}" for n in names if n.endswith(".py")]
+        found += [f"{rel}/{n}" for n in names if n.endswith(_SHIPPED)]
     return sorted(found)
 
 

@@ -299,6 +299,8 @@ _BAD_GRIDS = [
     (_manifest("k", params=[{"kind": "pointer", "name": "q"}]), "unknown kind 'pointer'"),
     (_manifest("k", params=[{"kind": "scalar", "name": "B", "dtype": "i32"}]),
      "scalar dtype must be 'i64'"),
+    (_manifest("k", params=[{"kind": "scalar", "name": "scale", "dtype": "f64"}]),
+     "scalar dtype must be 'i64' or 'f32', got 'f64'"),
     (_manifest("k", params=[{"kind": "memref", "name": "q", "expands_to": _MEMREF[:3]}]),
      "memref must expand to"),
     (_manifest("k", params=[{"kind": "memref", "name": "q", "expands_to": _MEMREF},
@@ -472,3 +474,64 @@ def test_paged_grids(b, hq, hkv, sq, splits, rows, chunks):
 def test_grid_dims_invalid(grid, sizes, problem):
     with pytest.raises(ValueError, match=re.escape(problem)):
         gpu.grid_dims(_grid(*grid), sizes)
+
+
+def test_f32_scalars():
+    """Scalars may be f32 (runtime scale and softcap): the manifest loads,
+    and the parameter buffer holds each as a 4-byte float beside the i64
+    sizes."""
+    import ctypes
+
+    params = [{"kind": "scalar", "name": "B", "dtype": "i64"},
+              {"kind": "scalar", "name": "scale", "dtype": "f32"},
+              {"kind": "scalar", "name": "softcap", "dtype": "f32"}]
+    with tempfile.TemporaryDirectory() as d:
+        _write_bundle(d, "k", params=params)
+        (kernel,) = gpu.load_bundles(d)
+    buffer = gpu._ParamBuffer(kernel.manifest["params"])
+    args = buffer.fill({}, {"B": 3, "scale": 0.1, "softcap": 30}, None, 0)
+    assert ctypes.cast(args[0], ctypes.POINTER(ctypes.c_int64)).contents.value == 3
+    raw = [ctypes.string_at(args[i], 4) for i in (1, 2)]
+    assert raw == [np.float32(0.1).tobytes(), np.float32(30).tobytes()]
+
+
+def test_score_values():
+    """What the entry points pass for the kernels' run-time value parameters
+    (docs/kernel-spec.md): the scale (1/sqrt(D) by default) and, where the
+    call has them, the softcap and the window's extents, checked."""
+    assert gpu._score_values(64, None, None, None) == {"scale": gpu._f32(0.125)}
+    assert gpu._score_values(64, 0.1, 30, [16, 2]) == {
+        "scale": gpu._f32(0.1), "softcap": 30.0, "window_left": 16, "window_right": 2}
+    assert gpu._score_values(64, None, None, (np.int64(3), 0))["window_left"] == 3
+    for bad in (dict(scale=float("nan")), dict(scale="0.1"), dict(scale=True),
+                dict(softcap=0.0), dict(softcap=-1.0), dict(softcap=float("inf")),
+                dict(window=(-1, 0)), dict(window=(1,)), dict(window=(1.5, 0)),
+                dict(window=(True, 0)), dict(window=3)):
+        args = {"scale": None, "softcap": None, "window": None}
+        args.update(bad)
+        with pytest.raises(ValueError):
+            gpu._score_values(64, args["scale"], args["softcap"], args["window"])
+    # A negative scale asks for a kernel with it compiled in.
+    assert gpu._value_want(gpu._score_values(64, -0.5, None, None), None)["specialize"]
+    assert "specialize" not in gpu._value_want(gpu._score_values(64, 0.5, None, None), None)
+
+
+def test_runtime_variants_match_any_value():
+    """A kernel whose variant says "runtime" serves every value; one with the
+    value compiled in is preferred where both exist, and only it serves a
+    request to specialize."""
+    class K:
+        def __init__(self, variant, kernel="wgmma"):
+            self.variant, self.manifest = variant, {"kernel": kernel}
+    runtime = K({"scale": "runtime", "softcap": "runtime", "mask": "causal"})
+    fixed = K({"scale": 0.125, "softcap": 30.0, "mask": "causal"})
+    nocap = K({"scale": "runtime", "softcap": None, "mask": "causal"})
+    kernels = [runtime, fixed, nocap]
+    want = {"scale": 0.125, "softcap": 30.0, "mask": "causal"}
+    assert gpu._find(kernels, want) is fixed
+    assert gpu._find(kernels, dict(want, scale=0.5)) is runtime
+    assert gpu._find(kernels, dict(want, softcap=None)) is nocap
+    with pytest.raises(LookupError):
+        gpu._find([runtime], dict(want, specialize=True))
+    assert gpu._find(kernels, dict(want, specialize=True)) is fixed
+

@@ -34,8 +34,9 @@ def _version():
 
 
 def _package_files():
+    """The modules, and the fast path's C source (compiled on first use)."""
     return sorted(f"attn/{f}" for f in os.listdir(os.path.join(PYTHON_DIR, "attn"))
-                  if f.endswith(".py"))
+                  if f.endswith((".py", ".c")))
 
 
 @pytest.fixture(scope="module")

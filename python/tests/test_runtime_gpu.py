@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 """The torch-facing runtime on a GPU: CUDA-graph capture of every entry
 point, the torch.library custom ops (fake implementations, torch.compile
-with fullgraph), calls on a second GPU, and compilation on first use
-(attn.jit). Bundles come from $ATTN_BUNDLES (the GPU suite's, python -m
+with fullgraph), calls on a second GPU, compilation on first use
+(attn.jit), and the native fast path (attn/_fastpath.c) against the Python
+path. Bundles come from $ATTN_BUNDLES (the GPU suite's, python -m
 attn.bundles --gpu-suite); the JIT tests need attn-compile ($ATTN_COMPILE,
 e.g. the standalone build of .ci/standalone-compiler). Skips without a GPU.
 """
@@ -215,14 +216,158 @@ def test_torch_compile_fullgraph():
                     "second-device test needs two")
 def test_second_device():
     """Tensors on cuda:1 while cuda:0 is current: kernels are loaded and run
-    in cuda:1's context."""
+    in cuda:1's context, on every call (the fast path leaves calls whose
+    device is not current to the Python path, which switches); with cuda:1
+    current, the fast path runs them on cuda:1."""
     c = _case(gpu_cases.CASES, "gqa4_causal_d64")
     q, k, v = (t.to("cuda:1") for t in _dense_inputs(c))
-    with torch.cuda.device(0):
-        o1, _ = gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
     o0, _ = gpu.attention(q.to("cuda:0"), k.to("cuda:0"), v.to("cuda:0"), causal=True,
                           return_lse=True, bundles=BUNDLES)
-    assert o1.device.index == 1 and torch.equal(o1.cpu(), o0.cpu())
+    for current in (0, 0, 1, 1, 1):
+        with torch.cuda.device(current):
+            o1, _ = gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
+        assert o1.device.index == 1 and torch.equal(o1.cpu(), o0.cpu()), current
+    torch.cuda.synchronize(1)
+
+
+# --------------------------------------------------------------------------
+# The native fast path against the Python path
+
+
+def _fast():
+    """The fast path's module, or a skip that says why there is none."""
+    status = gpu.fastpath_status()
+    module = gpu._fastpath()
+    if module is None:
+        pytest.skip(f"no fast path here: {gpu.fastpath_status()} (status before: {status})")
+    return module
+
+
+def _three_ways(fast, fn):
+    """fn() on the Python path, then twice with the fast path (the first
+    registers the call's plan, the second takes it): the same kernels on the
+    same data give the same bits."""
+    previous = gpu.set_fastpath(False)
+    try:
+        slow = fn()
+    finally:
+        gpu.set_fastpath(previous)
+    first = fn()
+    hits = fast.stats()["hits"]
+    second = fn()
+    assert fast.stats()["hits"] == hits + 1, f"the call did not take the fast path: {fast.stats()}"
+    torch.cuda.synchronize()
+    for r in (first, second):
+        r = r if isinstance(r, tuple) else (r,)
+        for a, b in zip(r, slow if isinstance(slow, tuple) else (slow,)):
+            assert a.dtype == b.dtype and _same(a, b), "the fast path's result differs"
+    return second
+
+
+@pytest.mark.parametrize("cid", ["mha_bf16", "gqa4_causal_d64", "window_left_right_bshd_f16",
+                                 "mla_d192_dv128", "softcap", "sinks_window", "bias",
+                                 "mla_sinks_lse_bshd_1000", "f16_decode_len1"])
+def test_fastpath_dense(cid):
+    """wgmma (TMA descriptors by value) and mma.sync kernels, GQA, causal,
+    window, softcap, sinks, bias, return_lse, bhsd and bshd."""
+    fast = _fast()
+    c = _case(gpu_cases.CASES, cid)
+    q, k, v = _dense_inputs(c)
+    extra = {}
+    if c["bias"] is not None:
+        full = (c["b"], c["hq"], c["sq"], c["sk"])
+        extra["bias"] = torch.randn([1 if bc else n for bc, n in zip(c["bias"], full)],
+                                    device="cuda", dtype=q.dtype)
+    if c["sinks"]:
+        extra["sinks"] = torch.randn(c["hq"], device="cuda", dtype=torch.float32)
+    _three_ways(fast, lambda: gpu.attention(
+        q, k, v, causal=c["causal"], window=c["window"], softcap=c["softcap"], scale=c["scale"],
+        layout=c["layout"], return_lse=c["lse"], bundles=BUNDLES, **extra))
+    # out= given: written and returned.
+    out = torch.empty_like(q[..., :c["dv"]]) if c["d"] == c["dv"] else None
+    if out is not None:
+        r = gpu.attention(q, k, v, causal=c["causal"], window=c["window"], softcap=c["softcap"],
+                          scale=c["scale"], layout=c["layout"], bundles=BUNDLES, out=out, **extra)
+        assert r is out
+
+
+@pytest.mark.parametrize("cid", ["paged_mixed_lengths_p16", "paged_sinks_lse_empty",
+                                 "mla_b4_h32_mtp2", "paged_p61_hnd_f16", "paged_p64_mqa_i64",
+                                 "paged_d64_noncausal_split7"])
+def test_fastpath_paged(cid):
+    """Split and combine kernels, the split heuristic in C, single-token
+    (3-D) q, MLA's latent cache (v a view of k), HND, int64 tables, sinks and
+    LSE, a fixed number of splits."""
+    fast = _fast()
+    c = _case(gpu_cases.PAGED_CASES, cid)
+    q, kc, vc, table, lens, _, _, sinks = test_gpu.paged_inputs(c)
+    table, lens = table.to(q.device), lens.to(q.device)
+    if table.dtype != lens.dtype:
+        lens = lens.to(table.dtype)  # the fast path takes one integer type
+    if c["sq"] == 1 and q.dim() == 4:
+        q = q[:, 0].contiguous()  # a single token: q [B, Hq, D]
+    v = kc[..., :c["dv"]] if c["v_prefix"] else vc
+    _three_ways(fast, lambda: gpu.paged_attention(
+        q, kc, v, table, lens, causal=c["causal"], window=c["window"], softcap=c["softcap"],
+        scale=c["scale"], sinks=sinks, cache_layout=c["layout"], return_lse=c["lse"],
+        num_splits_override=c["splits"], bundles=BUNDLES))
+
+
+def test_fastpath_graph_capture():
+    """The fast path under CUDA-graph capture: the captured calls take it,
+    and replays give the eager results."""
+    fast = _fast()
+    c = _case(gpu_cases.CASES, "gqa4_causal_d64")
+    hits = fast.stats()["hits"]
+
+    def fn(q, k, v):
+        return gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
+    _check_graph(fn, _dense_inputs(c))
+    assert fast.stats()["hits"] > hits
+    p = _case(gpu_cases.PAGED_CASES, "paged_mixed_lengths_p16")
+    q, kc, vc, table, lens, _, _, _ = test_gpu.paged_inputs(p)
+    hits = fast.stats()["hits"]
+    _check_graph(lambda q, kc, vc, table, lens: gpu.paged_attention(
+        q, kc, vc, table, lens, causal=True, return_lse=True, bundles=BUNDLES),
+        [q, kc, vc, table.to(q.device), lens.to(q.device).to(table.dtype)])
+    assert fast.stats()["hits"] > hits
+
+
+def test_fastpath_errors_are_the_python_paths():
+    """A bad call on a warm plan raises the Python path's ValueError."""
+    _fast()
+    c = _case(gpu_cases.CASES, "gqa4_causal_d64")
+    q, k, v = _dense_inputs(c)
+    gpu.attention(q, k, v, causal=True, return_lse=True, bundles=BUNDLES)
+    with pytest.raises(ValueError, match="contiguous"):
+        gpu.attention(q.transpose(2, 3), k, v, causal=True, return_lse=True, bundles=BUNDLES)
+    with pytest.raises(ValueError, match="same dtype"):
+        gpu.attention(q, k.half(), v, causal=True, return_lse=True, bundles=BUNDLES)
+    shifted = torch.empty(q.numel() + 8, device="cuda", dtype=q.dtype)[1:1 + q.numel()]
+    with pytest.raises(ValueError, match="16-byte aligned"):  # 2 bytes past an aligned start
+        gpu.attention(shifted.view(q.shape), k, v, causal=True, return_lse=True,
+                      bundles=BUNDLES)
+
+
+def test_fastpath_host_time():
+    """The fast path's host time per call, printed (pytest -s); the goal is
+    15 us for attention and 25 us for paged decode on an H200 host."""
+    fast = _fast()
+    from attn import cudatime
+
+    c = _case(gpu_cases.CASES, "gqa4_causal_d64")
+    q, k, v = (t[:1, :, :128].contiguous() for t in _dense_inputs(c))
+    call = lambda: gpu.attention(q, k, v, causal=True, bundles=BUNDLES)  # noqa: E731
+    call()
+    fast_us = cudatime.host_us(call, iters=500)
+    gpu.set_fastpath(False)
+    try:
+        slow_us = cudatime.host_us(call, iters=500)
+    finally:
+        gpu.set_fastpath(True)
+    print(f"\nattention host time: fast path {fast_us:.1f} us, Python path {slow_us:.1f} us "
+          f"({gpu.fastpath_status()})")
+    assert fast.stats()["hits"] > 500
 
 
 def _jit_call(scale):
@@ -274,3 +419,174 @@ def test_jit_without_compiler_names_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("ATTN_COMPILE", str(tmp_path / "no-attn-compile"))
     with pytest.raises(LookupError, match=r"python -m attn.bundles --variant"):
         _jit_call(0.0713)
+
+
+# --------------------------------------------------------------------------
+# The fast path on synthetic kernels (fastpath_kernels.cu, built with nvcc):
+# kernels with the manifests' parameter ABI that copy q to o and write what
+# they were passed into the LSE, so that the bytes are checked on the GPU
+# without attn-compile's bundles.
+
+_M = ["allocated_ptr", "aligned_ptr", "offset", "size", "stride"]
+
+
+def _synthetic_manifests():
+    mem = lambda n, role="tensor": {"kind": "memref", "name": n, "role": role,  # noqa: E731
+                                    "expands_to": _M}
+    sc = lambda n, dt="i64": {"kind": "scalar", "name": n, "dtype": dt}  # noqa: E731
+    tma = lambda t, box: {"kind": "tensormap", "name": t + "_tma", "tensor": t,  # noqa: E731
+                          "box": box, "passing": "param"}
+    runtime = [sc("scale", "f32"), sc("softcap", "f32"), sc("window_left"), sc("window_right")]
+    dense = {"entry": "dense", "ptx": "k.ptx", "kernel": "wgmma",
+             "variant": {"dtype": "bf16", "head_dim": 64, "value_head_dim": 64,
+                         "layout": "bhsd", "mask": "causal", "scale": gpu._f32(1 / 8),
+                         "softcap": None, "bias": False, "sinks": False, "lse": True},
+             "params": [mem(n) for n in ("q", "k", "v", "o", "lse")]
+             + [tma("q", [64, 128]), tma("k", [64, 64]), tma("v", [64, 64])]
+             + [sc(n) for n in ("B", "Hq", "Hkv", "Sq", "Sk")] + runtime,
+             "grid": [{"ceil_div": ["Sq", 128]}, "Hq", "B"], "block": [128, 1, 1],
+             "dynamic_shared_memory": 0}
+    paged = {"op": "paged_attention", "dtype": "bf16", "head_dim": 128, "value_head_dim": 128,
+             "page_size": 16, "cache_layout": "nhd", "table_dtype": "i32", "lens_dtype": "i32",
+             "mask": "causal", "scale": gpu._f32(1 / 128 ** 0.5), "softcap": None,
+             "values": "separate"}
+    split = {"entry": "split", "ptx": "k.ptx", "kernel": "paged.mma.sync", "variant": paged,
+             "rows_per_block": 16, "value_chunks": 1,
+             "params": [mem("q"), mem("k_cache"), mem("v_cache", "value_cache")]
+             + [mem(n) for n in ("block_table", "seq_lens", "o_part", "lse_part")]
+             + [sc(n) for n in ("B", "Hq", "Hkv", "Sq", "MaxPages", "Splits", "VStride")]
+             + runtime,
+             "grid": [{"mul": [{"ceil_div": [{"mul": [{"div": ["Hq", "Hkv"]}, "Sq"]}, 16]},
+                               "Splits"]}, "Hkv", "B"],
+             "block": [128, 1, 1], "dynamic_shared_memory": 0}
+    combine = {"entry": "combine", "ptx": "k.ptx", "kernel": "paged.combine",
+               "variant": {"op": "paged_combine", "dtype": "bf16", "value_head_dim": 128,
+                           "sinks": False, "lse": True},
+               "params": [mem(n) for n in ("o_part", "lse_part", "o", "lse")]
+               + [sc(n) for n in ("B", "Sq", "Hq", "Splits")],
+               "grid": [{"mul": ["B", "Sq", "Hq"]}, 1, 1], "block": [128, 1, 1],
+               "dynamic_shared_memory": 0}
+    return [dense, split, combine]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """A bundle directory of the synthetic kernels (a skip without nvcc or a
+    Hopper GPU: they are built for sm_90a)."""
+    import json
+    import shutil
+
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc"
+                                    if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+    if nvcc is None or torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the synthetic kernels need nvcc and a Hopper GPU (sm_90a)")
+    d = tmp_path_factory.mktemp("synthetic")
+    subprocess.run([nvcc, "-arch=sm_90a", "-ptx",
+                    os.path.join(os.path.dirname(__file__), "fastpath_kernels.cu"),
+                    "-o", str(d / "k.ptx")], check=True)
+    for m in _synthetic_manifests():
+        (d / (m["entry"] + ".json")).write_text(json.dumps(m))
+    return str(d)
+
+
+def test_fastpath_synthetic_dense(synthetic):
+    """What the wgmma-shaped kernel received: the sizes, scale (f32 bits),
+    softcap, window bounds, k and v addresses and element counts, grid and
+    block, and descriptors byte-equal to the Python path's encoding; o = q."""
+    import ctypes
+
+    import numpy as np
+
+    fast = _fast()
+    q, k, v = (torch.randn(1, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
+               for _ in range(3))
+    out, lse = _three_ways(fast, lambda: gpu.attention(q, k, v, causal=True, return_lse=True,
+                                                       bundles=synthetic))
+    assert torch.equal(out, q)
+    d = [int(x) & 0xFFFFFFFF for x in lse.view(torch.int32).flatten()[:128].tolist()]
+    assert d[:5] == [1, 8, 8, 128, 128]
+    assert d[5] == int(np.float32(0.125).view(np.uint32)) and d[6] == 0
+    assert (d[7], d[8]) == (0xFFFFFFFF, 0)  # window bounds of causal: (-1, 0)
+    assert d[9] | d[10] << 32 == k.data_ptr() and d[11] | d[12] << 32 == v.data_ptr()
+    assert d[13] == k.numel() and d[14] == v.numel()
+    assert d[15:22] == [0, 5, 1, 8, 1, 128, 5]  # offsets 0, strides 1, grid, block, aligned
+    for words, t, box in ((d[32:64], q, [64, 128]), (d[64:96], k, [64, 64]),
+                          (d[96:128], v, [64, 64])):
+        raw = ctypes.string_at(gpu._tensor_map(t, "bhsd", box), 128)
+        assert np.array(words, dtype=np.uint32).tobytes() == raw
+
+
+def test_fastpath_synthetic_paged(synthetic):
+    """Split and combine kernels: o = q through o_part, the LSE carries the
+    splits (num_splits' answer) and VStride."""
+    import numpy as np
+
+    fast = _fast()
+    b, hq, hkv, d, page, ctx = 8, 32, 8, 128, 16, 8192
+    pages = b * ctx // page
+    kc = torch.randn(pages, page, hkv, d, device="cuda", dtype=torch.bfloat16)
+    vc = torch.randn(pages, page, hkv, d, device="cuda", dtype=torch.bfloat16)
+    table = torch.randperm(pages, device="cuda").view(b, ctx // page).to(torch.int32)
+    lens = torch.full((b,), ctx, device="cuda", dtype=torch.int32)
+    q = torch.randn(b, hq, d, device="cuda", dtype=torch.bfloat16)
+    out, lse = _three_ways(fast, lambda: gpu.paged_attention(
+        q, kc, vc, table, lens, causal=True, return_lse=True, bundles=synthetic))
+    assert torch.equal(out, q) and lse.shape == (b, hq)
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+    splits = gpu.num_splits(b, hkv, 1, ctx, sms, 2)
+    want = float(np.float32(splits + 1000 * d) + np.float32(1 / d ** 0.5))
+    assert bool((lse == want).all()), (lse[0, :4], splits)
+
+
+def test_fastpath_synthetic_graph(synthetic):
+    """A captured fast-path call replays with new data."""
+    fast = _fast()
+    q, k, v = (torch.randn(1, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
+               for _ in range(3))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            gpu.attention(q, k, v, causal=True, return_lse=True, bundles=synthetic)
+    torch.cuda.current_stream().wait_stream(side)
+    graph, hits = torch.cuda.CUDAGraph(), fast.stats()["hits"]
+    with torch.cuda.graph(graph):
+        out, _ = gpu.attention(q, k, v, causal=True, return_lse=True, bundles=synthetic)
+    assert fast.stats()["hits"] == hits + 1
+    for _ in range(2):
+        q.copy_(torch.randn_like(q))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, q)
+
+
+def test_fastpath_synthetic_ops_and_host_time(synthetic, monkeypatch):
+    """The custom ops on the synthetic kernels (opcheck, torch.compile), and
+    the host time per call of each path, printed (pytest -s)."""
+    from attn import cudatime
+
+    fast = _fast()
+    monkeypatch.setenv("ATTN_BUNDLES", synthetic)
+    q, k, v = (torch.randn(1, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
+               for _ in range(3))
+    torch.library.opcheck(torch.ops.attn.attention.default,
+                          (q, k, v, True, None, None, None, None, None, "bhsd", False))
+    f = lambda q, k, v: attn.ops.attention(q, k, v, causal=True) * 2  # noqa: E731
+    assert torch.equal(torch.compile(f, fullgraph=True)(q, k, v), f(q, k, v))
+    direct = lambda: gpu.attention(q, k, v, causal=True, bundles=synthetic)  # noqa: E731
+
+    def python_path():
+        gpu.set_fastpath(False)
+        try:
+            return direct()
+        finally:
+            gpu.set_fastpath(True)
+    rows = [("attn.gpu.attention, fast path", direct),
+            ("attn.gpu.attention, Python path", python_path),
+            ("attn.ops.attention", lambda: attn.ops.attention(q, k, v, causal=True))]
+    report = []
+    for label, fn in rows:
+        fn()
+        report.append(f"{label}: {min(cudatime.host_us(fn, iters=300) for _ in range(3)):.1f} us")
+    print("\nhost time per call (synthetic kernel):\n  " + "\n  ".join(report))
+    assert fast.stats()["hits"] > 0

@@ -1,0 +1,1938 @@
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// attn._fastpath: the native call path of attn.gpu.attention and
+// attn.gpu.paged_attention.
+//
+// A call that has been seen before (the same dtype, head dims, layout, mask,
+// scale, ... on the same device with the same bundles) maps to a *plan*: the
+// kernels attn.gpu resolved for it, each as a Launcher that knows its
+// parameter layout, launch grid, block, shared memory and CUfunction. Here a
+// call is checked as the Python path checks it, its key built, its plan looked
+// up, its outputs allocated (through the tensors' new_empty), its parameters
+// packed on the C stack and its kernels launched on torch's current stream.
+// Anything not taken here -- a check that fails, an unknown key, a device that
+// is not current, an argument of an unexpected type -- returns None, and the
+// Python path runs: it raises the errors, resolves kernels (bundles, the JIT)
+// and registers the plan, so that the next such call is taken here.
+//
+// The module links nothing: the driver's cuLaunchKernel and
+// cuTensorMapEncodeTiled come as addresses from Python's ctypes handle of
+// libcuda, torch's current stream and device as Python callables, and tensors
+// are read through their Python methods. It builds against the limited API
+// (Py_LIMITED_API, abi3) by default, so one build serves every Python from
+// 3.10 on; without it, method calls use vectorcall.
+//
+// The GIL is held throughout: plans and the descriptor caches are shared
+// state that only the GIL protects, and a launch's parameters live on the C
+// stack of its call.
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef ATTN_FASTPATH_SOURCE_HASH
+#define ATTN_FASTPATH_SOURCE_HASH ""
+#endif
+
+// The interface attn/gpu.py expects; bumped whenever an argument list, a
+// slot order or a parameter spec changes.
+#define FASTPATH_API 1
+
+//===----------------------------------------------------------------------===//
+// The CUDA driver's types (cuda.h), declared here so that nothing is included
+// or linked.
+//===----------------------------------------------------------------------===//
+
+typedef int CUresult;
+typedef void *CUfunction;
+typedef void *CUstream;
+typedef CUresult (*LaunchKernelFn)(CUfunction f, unsigned gridX, unsigned gridY,
+                                   unsigned gridZ, unsigned blockX,
+                                   unsigned blockY, unsigned blockZ,
+                                   unsigned sharedBytes, CUstream stream,
+                                   void **params, void **extra);
+// CUtensorMapDataType, ...Interleave, ...Swizzle, ...L2promotion and
+// ...FloatOOBfill are enums: ints.
+typedef CUresult (*EncodeTiledFn)(void *map, int dataType, uint32_t rank,
+                                  void *address, const uint64_t *dims,
+                                  const uint64_t *strides, const uint32_t *box,
+                                  const uint32_t *elementStrides,
+                                  int interleave, int swizzle, int l2Promotion,
+                                  int oobFill);
+
+enum {
+  TMAP_BYTES = 128,      // sizeof(CUtensorMap); aligned to 64
+  TMAP_SWIZZLE_128B = 3, // as attn.gpu._tensor_map encodes them
+  TMAP_L2_256B = 3,
+  MAX_GRID_X = 2147483647, // CUDA's grid limits
+  MAX_GRID_YZ = 65535,
+};
+
+//===----------------------------------------------------------------------===//
+// Limits of what a Launcher holds (a manifest past them gets no fast path:
+// the constructor raises ValueError and attn.gpu keeps the Python path).
+//===----------------------------------------------------------------------===//
+
+enum {
+  MAX_SLOTS = 16,     // tensors an entry point passes (slot indices)
+  MAX_SIZES = 16,     // per-call sizes an entry point passes
+  MAX_PARAMS = 64,    // manifest parameters
+  MAX_ARGS = 320,     // cuLaunchKernel parameters (5 per memref)
+  MAX_TENSORMAPS = 8, // by-value descriptors per kernel
+  MAX_PROGRAM = 128,  // ints of one grid axis's program
+  MAX_STACK = 32,     // the grid program's evaluation stack
+  TMAP_CACHE = 4,     // descriptors kept per descriptor parameter
+  MAX_PLANS = 4096,   // plans kept before the table is cleared
+};
+
+// Parameter kinds of a Launcher's spec (attn.gpu._native_launcher).
+enum { P_MEMREF = 0, P_I64 = 1, P_F32 = 2, P_TENSORMAP = 3 };
+// Grid program operations: (op, argument) pairs in postfix order.
+enum { G_CONST = 0, G_SIZE = 1, G_MUL = 2, G_DIV = 3, G_CEIL_DIV = 4 };
+// Dtype codes, in the order configure() takes the torch dtypes.
+enum { DT_F16 = 0, DT_BF16, DT_F32, DT_I32, DT_I64, DT_COUNT };
+static const int dtype_bytes[DT_COUNT] = {2, 2, 4, 4, 8};
+// CUtensorMapDataType of each code; -1: no descriptor of that dtype.
+static const int dtype_tma[DT_COUNT] = {6, 9, -1, -1, -1};
+
+//===----------------------------------------------------------------------===//
+// Configuration: what attn.gpu hands over once (configure()).
+//===----------------------------------------------------------------------===//
+
+static struct {
+  int ready;
+  LaunchKernelFn launch;
+  EncodeTiledFn encode;
+  PyObject *check;      // attn.gpu._check(result, what): raises CudaError
+  PyObject *get_stream; // torch._C._cuda_getCurrentRawStream(device)
+  PyObject *get_device; // torch._C._cuda_getDevice()
+  PyObject *tensor_types[4];
+  int ntensor_types;
+  PyObject *dtypes[DT_COUNT];
+  PyObject *f32_kwargs; // {"dtype": torch.float32}, for new_empty
+} cfg;
+
+static struct {
+  unsigned long long hits, misses, rejected;
+} stats;
+
+static PyObject *plans; // (key bytes, bundles) -> Plan
+
+static PyObject *s_is_cuda, *s_shape, *s_dtype, *s_get_device, *s_is_contiguous,
+    *s_data_ptr, *s_new_empty, *s_stride;
+
+static PyTypeObject *LauncherType, *PlanType;
+
+//===----------------------------------------------------------------------===//
+// Reading Python values. Helpers return 1 (read), 0 (not a value the fast
+// path takes: the Python path decides) or -1 (an exception to propagate).
+//===----------------------------------------------------------------------===//
+
+// After a failed call into Python: an ordinary exception means "not for the
+// fast path" -- the Python path will raise the right error -- while
+// MemoryError, KeyboardInterrupt and SystemExit propagate.
+static int soft_fail(void) {
+  if (PyErr_ExceptionMatches(PyExc_Exception) &&
+      !PyErr_ExceptionMatches(PyExc_MemoryError)) {
+    PyErr_Clear();
+    return 0;
+  }
+  return -1;
+}
+
+static PyObject *call_method0(PyObject *obj, PyObject *name) {
+#if !defined(Py_LIMITED_API) || Py_LIMITED_API + 0 >= 0x030C0000
+  PyObject *args[1] = {obj};
+  return PyObject_VectorcallMethod(name, args, 1, NULL);
+#else
+  return PyObject_CallMethodObjArgs(obj, name, NULL);
+#endif
+}
+
+// An exact int (not a bool) that fits int64.
+static int read_int(PyObject *o, int64_t *v) {
+  if (!PyLong_CheckExact(o))
+    return 0;
+  int overflow;
+  long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (x == -1 && PyErr_Occurred())
+    return soft_fail();
+  if (overflow)
+    return 0;
+  *v = x;
+  return 1;
+}
+
+static int read_bool(PyObject *o, int *v) {
+  if (o != Py_True && o != Py_False)
+    return 0;
+  *v = o == Py_True;
+  return 1;
+}
+
+// None or an exact float: its presence and bits (the key holds the bits, as
+// the Python path's key holds the value).
+static int read_opt_float(PyObject *o, uint64_t *present, uint64_t *bits) {
+  if (o == Py_None) {
+    *present = 0;
+    *bits = 0;
+    return 1;
+  }
+  if (!PyFloat_CheckExact(o))
+    return 0;
+  double d = PyFloat_AsDouble(o);
+  if (d == -1.0 && PyErr_Occurred())
+    return soft_fail();
+  *present = 1;
+  memcpy(bits, &d, sizeof d);
+  return 1;
+}
+
+// None, or a tuple or list of two exact ints.
+static int read_window(PyObject *o, int *present, int64_t *left,
+                       int64_t *right) {
+  *present = 0;
+  *left = *right = 0;
+  if (o == Py_None)
+    return 1;
+  PyObject *a, *b;
+  if (PyTuple_CheckExact(o) && PyTuple_Size(o) == 2) {
+    a = PyTuple_GetItem(o, 0);
+    b = PyTuple_GetItem(o, 1);
+  } else if (PyList_CheckExact(o) && PyList_Size(o) == 2) {
+    a = PyList_GetItem(o, 0);
+    b = PyList_GetItem(o, 1);
+  } else {
+    return 0;
+  }
+  if (!a || !b)
+    return soft_fail();
+  int r = read_int(a, left);
+  if (r <= 0)
+    return r;
+  r = read_int(b, right);
+  if (r <= 0)
+    return r;
+  *present = 1;
+  return 1;
+}
+
+// The index of an exact str among `names`, or -1.
+static int read_choice(PyObject *o, const char *const *names, int n) {
+  if (!PyUnicode_CheckExact(o))
+    return -1;
+  for (int i = 0; i < n; i++)
+    if (PyUnicode_CompareWithASCIIString(o, names[i]) == 0)
+      return i;
+  return -1;
+}
+
+//===----------------------------------------------------------------------===//
+// Tensors
+//===----------------------------------------------------------------------===//
+
+// What a launch reads of one tensor. `obj` is borrowed from the call's
+// arguments or owned by the call (outputs).
+typedef struct {
+  PyObject *obj; // NULL: absent
+  uint64_t ptr;
+  int64_t shape[4];
+  int64_t numel;
+  int ndim;
+  int dtype; // DT_*, or -1: none of them
+  int device;
+  int contiguous;
+} Tensor;
+
+static int dtype_code(PyObject *dtype) {
+  for (int i = 0; i < DT_COUNT; i++)
+    if (dtype == cfg.dtypes[i])
+      return i;
+  return -1;
+}
+
+// torch.Tensor (or nn.Parameter) exactly: subclasses may override what is
+// read here (__torch_function__), so they take the Python path.
+static int is_tensor(PyObject *o) {
+  for (int i = 0; i < cfg.ntensor_types; i++)
+    if (Py_TYPE(o) == (PyTypeObject *)cfg.tensor_types[i])
+      return 1;
+  return 0;
+}
+
+static int read_shape(PyObject *shape, Tensor *t) {
+  if (!PyTuple_Check(shape)) // torch.Size is a tuple
+    return 0;
+  Py_ssize_t n = PyTuple_Size(shape);
+  if (n < 0)
+    return soft_fail();
+  if (n > 4)
+    return 0;
+  t->ndim = (int)n;
+  int64_t numel = 1;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *d = PyTuple_GetItem(shape, i);
+    if (!d)
+      return soft_fail();
+    int64_t v;
+    int r = read_int(d, &v);
+    if (r <= 0)
+      return r;
+    if (v < 0 || __builtin_mul_overflow(numel, v, &numel))
+      return 0;
+    t->shape[i] = v;
+  }
+  // Byte counts (numel times 8 at most) stay within int64.
+  if (numel > ((int64_t)1 << 59))
+    return 0;
+  t->numel = numel;
+  return 1;
+}
+
+// Reads a CUDA tensor of at most 4 dimensions: 1, or 0 for anything else
+// (another type, a CPU tensor, more dimensions), or -1.
+static int inspect(PyObject *obj, Tensor *t) {
+  memset(t, 0, sizeof *t);
+  if (!is_tensor(obj))
+    return 0;
+  t->obj = obj;
+  PyObject *v = PyObject_GetAttr(obj, s_is_cuda);
+  if (!v)
+    return soft_fail();
+  int cuda = v == Py_True;
+  Py_DECREF(v);
+  if (!cuda)
+    return 0;
+  if (!(v = PyObject_GetAttr(obj, s_shape)))
+    return soft_fail();
+  int r = read_shape(v, t);
+  Py_DECREF(v);
+  if (r <= 0)
+    return r;
+  if (!(v = PyObject_GetAttr(obj, s_dtype)))
+    return soft_fail();
+  t->dtype = dtype_code(v); // cfg holds the dtypes: the pointer stays valid
+  Py_DECREF(v);
+  if (!(v = call_method0(obj, s_get_device)))
+    return soft_fail();
+  int64_t device;
+  r = read_int(v, &device);
+  Py_DECREF(v);
+  if (r <= 0)
+    return r;
+  if (device < 0 || device > 1 << 16)
+    return 0;
+  t->device = (int)device;
+  if (!(v = call_method0(obj, s_is_contiguous)))
+    return soft_fail();
+  t->contiguous = v == Py_True;
+  Py_DECREF(v);
+  if (!(v = call_method0(obj, s_data_ptr)))
+    return soft_fail();
+  int64_t ptr;
+  r = read_int(v, &ptr);
+  Py_DECREF(v);
+  if (r <= 0)
+    return r;
+  t->ptr = (uint64_t)ptr;
+  return 1;
+}
+
+// An input of the entry points: a CUDA tensor of `ndim` dimensions on
+// `device` (-1: any), contiguous unless `any_layout`, whose data starts at a
+// 16-byte aligned address (the kernels' 16-byte copies need it).
+static int input(PyObject *obj, Tensor *t, int ndim, int device,
+                 int any_layout) {
+  int r = inspect(obj, t);
+  if (r <= 0)
+    return r;
+  if (t->ndim != ndim || (!any_layout && !t->contiguous) || t->ptr % 16 ||
+      (device >= 0 && t->device != device))
+    return 0;
+  return 1;
+}
+
+// A new tensor like `like` (its device; its dtype, or float32), shaped
+// `shape`: like.new_empty(shape[, dtype=torch.float32]). Allocation errors
+// (out of memory) propagate.
+static PyObject *new_empty(PyObject *like, const int64_t *shape, int ndim,
+                           int f32) {
+  PyObject *dims = PyTuple_New(ndim);
+  if (!dims)
+    return NULL;
+  for (int i = 0; i < ndim; i++) {
+    PyObject *d = PyLong_FromLongLong(shape[i]);
+    if (!d || PyTuple_SetItem(dims, i, d) < 0) {
+      Py_DECREF(dims);
+      return NULL;
+    }
+  }
+  PyObject *result;
+  if (!f32) {
+#if !defined(Py_LIMITED_API) || Py_LIMITED_API + 0 >= 0x030C0000
+    PyObject *args[2] = {like, dims};
+    result = PyObject_VectorcallMethod(s_new_empty, args, 2, NULL);
+#else
+    result = PyObject_CallMethodObjArgs(like, s_new_empty, dims, NULL);
+#endif
+  } else {
+    PyObject *method = PyObject_GetAttr(like, s_new_empty);
+    PyObject *args = method ? PyTuple_Pack(1, dims) : NULL;
+    result = args ? PyObject_Call(method, args, cfg.f32_kwargs) : NULL;
+    Py_XDECREF(args);
+    Py_XDECREF(method);
+  }
+  Py_DECREF(dims);
+  return result;
+}
+
+// The output tensor `obj` (new_empty's) as a Tensor of `shape` (up to 5
+// dims), `dtype` on `device`: only its address is read. 1, 0 (not 16-byte
+// aligned: the Python path raises) or -1.
+static int output(PyObject *obj, const int64_t *shape, int ndim, int dtype,
+                  int device, Tensor *t) {
+  memset(t, 0, sizeof *t);
+  t->obj = obj;
+  t->ndim = ndim; // o_part has 5 dims: its shape is not kept (no
+  t->numel = 1;   // descriptor is made of it: ndim is not 4)
+  for (int i = 0; i < ndim; i++) {
+    if (i < 4)
+      t->shape[i] = shape[i];
+    t->numel *= shape[i]; // checked by the caller: no overflow
+  }
+  t->dtype = dtype;
+  t->device = device;
+  t->contiguous = 1;
+  PyObject *v = call_method0(obj, s_data_ptr);
+  if (!v)
+    return -1;
+  int64_t ptr;
+  int r = read_int(v, &ptr);
+  Py_DECREF(v);
+  if (r <= 0)
+    return r < 0 ? -1 : 0;
+  t->ptr = (uint64_t)ptr;
+  return t->ptr % 16 == 0;
+}
+
+static int same_shape(const Tensor *t, const int64_t *shape, int ndim) {
+  if (t->ndim != ndim)
+    return 0;
+  for (int i = 0; i < ndim; i++)
+    if (t->shape[i] != shape[i])
+      return 0;
+  return 1;
+}
+
+// 1 when `device` is torch's current device; 0 when another is (the Python
+// path switches) or torch cannot say.
+static int device_is_current(int device) {
+  PyObject *v = PyObject_CallNoArgs(cfg.get_device);
+  if (!v)
+    return soft_fail();
+  int64_t current;
+  int r = read_int(v, &current);
+  Py_DECREF(v);
+  if (r <= 0)
+    return r;
+  return current == device;
+}
+
+// torch's current stream on `device` (a cudaStream_t as an int).
+static int current_stream(int device, void **stream) {
+  PyObject *index = PyLong_FromLong(device);
+  if (!index)
+    return -1;
+  PyObject *v = PyObject_CallFunctionObjArgs(cfg.get_stream, index, NULL);
+  Py_DECREF(index);
+  if (!v)
+    return -1;
+  *stream = PyLong_AsVoidPtr(v);
+  Py_DECREF(v);
+  return PyErr_Occurred() ? -1 : 1;
+}
+
+// Raises the driver's error as attn.gpu._check does (CudaError, named).
+static void raise_driver(CUresult result, const char *what) {
+  PyObject *r = PyObject_CallFunction(cfg.check, "is", (int)result, what);
+  Py_XDECREF(r);
+  if (!PyErr_Occurred())
+    PyErr_Format(PyExc_RuntimeError, "%s failed: CUDA error %d", what,
+                 (int)result);
+}
+
+//===----------------------------------------------------------------------===//
+// Launcher: one kernel's launch, from its manifest (attn.gpu builds the spec)
+//===----------------------------------------------------------------------===//
+
+typedef struct {
+  int kind;        // P_*
+  int slot;        // memref, tensormap: the tensor's slot
+  int size;        // scalar: index into the call's sizes; -1: `value`
+  int64_t ivalue;  // i64 constant
+  float fvalue;    // f32 constant
+  uint32_t box[2]; // tensormap: columns, rows
+  int cache;       // tensormap: its descriptor cache
+} Param;
+
+// A descriptor encoded for one tensor: the key is all the descriptor holds
+// besides the kernel's box and layout (fixed per parameter).
+typedef struct {
+  _Alignas(64) unsigned char desc[TMAP_BYTES];
+  uint64_t ptr;
+  int64_t shape[4];
+  int dtype;
+  int valid;
+} TmapEntry;
+
+typedef struct {
+  PyObject_HEAD Param params[MAX_PARAMS];
+  int nparams;
+  int nargs;
+  int64_t grid[3][MAX_PROGRAM];
+  int gridlen[3];
+  unsigned block[3];
+  unsigned shared;
+  CUfunction function;
+  int layout; // descriptors' dims: 0 bhsd, 1 bshd (attn.gpu._tensor_map)
+  int ntmaps;
+  void *tmap_block;                   // PyMem allocation holding `tmaps`
+  TmapEntry *tmaps;                   // ntmaps * TMAP_CACHE, 64-byte aligned
+  unsigned tmap_next[MAX_TENSORMAPS]; // round-robin replacement
+  // The slots and sizes it reads: at most the entry point's (checked when a
+  // plan is registered, so that no call reads past its arrays).
+  int nslots, nsizes;
+} Launcher;
+
+// What launcher_prepare found: the grid, or that it is empty.
+typedef struct {
+  unsigned grid[3];
+  int empty;
+} Prepared;
+
+// Evaluates one axis's grid program over `sizes`: 1, or 0 when a value
+// overflows or a divisor is 0 (the Python path raises ValueError for them).
+// The program was checked when the Launcher was made: its stack stays within
+// MAX_STACK and ends with one value.
+static int grid_eval(const int64_t *prog, int len, const int64_t *sizes,
+                     int64_t *result) {
+  int64_t stack[MAX_STACK];
+  int sp = 0;
+  for (int i = 0; i < len; i += 2) {
+    int64_t op = prog[i], arg = prog[i + 1];
+    if (op == G_CONST) {
+      stack[sp++] = arg;
+    } else if (op == G_SIZE) {
+      stack[sp++] = sizes[arg];
+    } else if (op == G_MUL) {
+      int64_t v = 1;
+      for (int64_t k = 0; k < arg; k++)
+        if (__builtin_mul_overflow(v, stack[--sp], &v))
+          return 0;
+      stack[sp++] = v;
+    } else {
+      int64_t b = stack[--sp], a = stack[--sp];
+      if (b <= 0 || a < 0)
+        return 0;
+      stack[sp++] = a / b + (op == G_CEIL_DIV && a % b != 0);
+    }
+  }
+  *result = stack[0];
+  return 1;
+}
+
+// Everything a launch could refuse, checked before anything is launched (a
+// paged call launches two kernels: both are prepared first). 1, or 0.
+static int launcher_prepare(const Launcher *L, const Tensor *slots,
+                            const int64_t *sizes, Prepared *p) {
+  static const int64_t limits[3] = {MAX_GRID_X, MAX_GRID_YZ, MAX_GRID_YZ};
+  p->empty = 0;
+  for (int axis = 0; axis < 3; axis++) {
+    int64_t n;
+    if (!grid_eval(L->grid[axis], L->gridlen[axis], sizes, &n) ||
+        n > limits[axis])
+      return 0;
+    p->grid[axis] = (unsigned)n;
+    if (n == 0)
+      p->empty = 1;
+  }
+  if (p->empty) // nothing to launch: the tensors are not read either
+    return 1;
+  for (int i = 0; i < L->nparams; i++) {
+    const Param *pr = &L->params[i];
+    if (pr->kind == P_MEMREF && !slots[pr->slot].obj)
+      return 0;
+    if (pr->kind == P_TENSORMAP) {
+      const Tensor *t = &slots[pr->slot];
+      if (!t->obj || t->ndim != 4 || t->dtype < 0 || dtype_tma[t->dtype] < 0)
+        return 0;
+    }
+  }
+  return 1;
+}
+
+// The TMA descriptor of 4-D tensor `t` for descriptor parameter `pr`, from
+// the parameter's cache or encoded into it, as attn.gpu._tensor_map encodes
+// it: dims innermost first, boxes of box[0] columns by box[1] rows of one
+// (batch, head), 128-byte swizzle, zero fill. NULL with CudaError set when
+// the driver refuses.
+static const unsigned char *tensor_map(Launcher *L, const Param *pr,
+                                       const Tensor *t) {
+  TmapEntry *entries = &L->tmaps[pr->cache * TMAP_CACHE];
+  for (int i = 0; i < TMAP_CACHE; i++) {
+    TmapEntry *e = &entries[i];
+    if (e->valid && e->ptr == t->ptr && e->dtype == t->dtype &&
+        memcmp(e->shape, t->shape, sizeof e->shape) == 0)
+      return e->desc;
+  }
+  TmapEntry *e = &entries[L->tmap_next[pr->cache]++ % TMAP_CACHE];
+  e->valid = 0;
+  uint64_t el = (uint64_t)dtype_bytes[t->dtype];
+  uint64_t dims[4], strides[3];
+  uint32_t box[4], unit[4] = {1, 1, 1, 1};
+  const int64_t *s = t->shape;
+  if (L->layout == 0) { // [B, H, S, D]
+    uint64_t b = s[0], h = s[1], n = s[2], d = s[3];
+    dims[0] = d, dims[1] = n, dims[2] = h, dims[3] = b;
+    strides[0] = d * el, strides[1] = n * d * el, strides[2] = h * n * d * el;
+    box[0] = pr->box[0], box[1] = pr->box[1], box[2] = 1, box[3] = 1;
+  } else { // [B, S, H, D]
+    uint64_t b = s[0], n = s[1], h = s[2], d = s[3];
+    dims[0] = d, dims[1] = h, dims[2] = n, dims[3] = b;
+    strides[0] = d * el, strides[1] = h * d * el, strides[2] = n * h * d * el;
+    box[0] = pr->box[0], box[1] = 1, box[2] = pr->box[1], box[3] = 1;
+  }
+  CUresult r = cfg.encode(e->desc, dtype_tma[t->dtype], 4,
+                          (void *)(uintptr_t)t->ptr, dims, strides, box, unit,
+                          0, TMAP_SWIZZLE_128B, TMAP_L2_256B, 0);
+  if (r) {
+    raise_driver(r, "cuTensorMapEncodeTiled");
+    return NULL;
+  }
+  e->ptr = t->ptr;
+  e->dtype = t->dtype;
+  memcpy(e->shape, t->shape, sizeof e->shape);
+  e->valid = 1;
+  return e->desc;
+}
+
+// Packs the parameters of a prepared launch as Kernel.launch's _ParamBuffer
+// does -- a memref as (allocated, aligned, 0, numel, 1), a scalar as its i64
+// or f32, a descriptor as its 128 bytes -- and launches on `stream`. The
+// storage is this call's stack: cuLaunchKernel copies the values. 1 launched,
+// 0 empty grid, -1 error.
+static int launcher_launch(Launcher *L, const Prepared *p, const Tensor *slots,
+                           const int64_t *sizes, CUstream stream) {
+  if (p->empty)
+    return 0;
+  int64_t values[MAX_ARGS];
+  void *argv[MAX_ARGS];
+  unsigned char maps_raw[MAX_TENSORMAPS * TMAP_BYTES + 64];
+  unsigned char *maps =
+      (unsigned char *)(((uintptr_t)maps_raw + 63) & ~(uintptr_t)63);
+  int a = 0, m = 0;
+  for (int i = 0; i < L->nparams; i++) {
+    const Param *pr = &L->params[i];
+    if (pr->kind == P_MEMREF) {
+      const Tensor *t = &slots[pr->slot];
+      int64_t fields[5] = {(int64_t)t->ptr, (int64_t)t->ptr, 0, t->numel, 1};
+      for (int k = 0; k < 5; k++, a++) {
+        values[a] = fields[k];
+        argv[a] = &values[a];
+      }
+    } else if (pr->kind == P_I64) {
+      values[a] = pr->size >= 0 ? sizes[pr->size] : pr->ivalue;
+      argv[a] = &values[a];
+      a++;
+    } else if (pr->kind == P_F32) {
+      // Through double, as ctypes' c_float converts a Python int.
+      float f = pr->size >= 0 ? (float)(double)sizes[pr->size] : pr->fvalue;
+      values[a] = 0;
+      memcpy(&values[a], &f, sizeof f);
+      argv[a] = &values[a];
+      a++;
+    } else {
+      const unsigned char *desc = tensor_map(L, pr, &slots[pr->slot]);
+      if (!desc)
+        return -1;
+      memcpy(maps + m * TMAP_BYTES, desc, TMAP_BYTES);
+      argv[a++] = maps + m++ * TMAP_BYTES;
+    }
+  }
+  CUresult r =
+      cfg.launch(L->function, p->grid[0], p->grid[1], p->grid[2], L->block[0],
+                 L->block[1], L->block[2], L->shared, stream, argv, NULL);
+  if (r) {
+    raise_driver(r, "cuLaunchKernel");
+    return -1;
+  }
+  return 1;
+}
+
+// Item `i` of sequence `seq` as an int64 (construction only: ValueError).
+static int seq_int(PyObject *seq, Py_ssize_t i, int64_t *v) {
+  PyObject *o = PySequence_GetItem(seq, i);
+  if (!o)
+    return -1;
+  int overflow = 0;
+  long long x =
+      PyLong_Check(o) ? PyLong_AsLongLongAndOverflow(o, &overflow) : -1;
+  int bad = !PyLong_Check(o) || overflow;
+  Py_DECREF(o);
+  if (x == -1 && PyErr_Occurred())
+    return -1;
+  if (bad) {
+    PyErr_Format(PyExc_ValueError, "Launcher: item %zd is not an int64", i);
+    return -1;
+  }
+  *v = x;
+  return 0;
+}
+
+static int spec_error(const char *what, Py_ssize_t i) {
+  PyErr_Format(PyExc_ValueError, "Launcher: bad %s (item %zd)", what, i);
+  return -1;
+}
+
+// One parameter of the spec: (0, slot) memref; (1, size, value) i64 and
+// (2, size, value) f32 scalars (size -1: the constant value); (3, slot,
+// box columns, box rows) descriptor by value.
+static int parse_param(Launcher *L, PyObject *item, Py_ssize_t i) {
+  Param *p = &L->params[L->nparams];
+  memset(p, 0, sizeof *p);
+  Py_ssize_t n = PySequence_Size(item);
+  if (n < 2)
+    return n < 0 ? -1 : spec_error("parameter", i);
+  int64_t kind, v1, v2 = 0, v3 = 0;
+  if (seq_int(item, 0, &kind) < 0 || seq_int(item, 1, &v1) < 0)
+    return -1;
+  p->kind = (int)kind;
+  if (kind == P_MEMREF && n == 2 && v1 >= 0 && v1 < MAX_SLOTS) {
+    p->slot = (int)v1;
+    L->nslots = p->slot + 1 > L->nslots ? p->slot + 1 : L->nslots;
+    L->nargs += 5;
+  } else if ((kind == P_I64 || kind == P_F32) && n == 3 && v1 >= -1 &&
+             v1 < MAX_SIZES) {
+    p->size = (int)v1;
+    L->nsizes = p->size + 1 > L->nsizes ? p->size + 1 : L->nsizes;
+    if (kind == P_I64 && seq_int(item, 2, &p->ivalue) < 0)
+      return -1;
+    if (kind == P_F32) {
+      PyObject *o = PySequence_GetItem(item, 2);
+      double d = o ? PyFloat_AsDouble(o) : -1.0;
+      Py_XDECREF(o);
+      if (d == -1.0 && PyErr_Occurred())
+        return -1;
+      p->fvalue = (float)d;
+    }
+    L->nargs += 1;
+  } else if (kind == P_TENSORMAP && n == 4 && v1 >= 0 && v1 < MAX_SLOTS) {
+    if (seq_int(item, 2, &v2) < 0 || seq_int(item, 3, &v3) < 0)
+      return -1;
+    if (v2 < 1 || v2 > 256 || v3 < 1 || v3 > 256 || L->ntmaps == MAX_TENSORMAPS)
+      return spec_error("descriptor parameter", i);
+    p->slot = (int)v1;
+    L->nslots = p->slot + 1 > L->nslots ? p->slot + 1 : L->nslots;
+    p->box[0] = (uint32_t)v2;
+    p->box[1] = (uint32_t)v3;
+    p->cache = L->ntmaps++;
+    L->nargs += 1;
+  } else {
+    return spec_error("parameter", i);
+  }
+  L->nparams++;
+  return L->nargs > MAX_ARGS ? spec_error("parameter count", i) : 0;
+}
+
+// One axis's grid program: a flat sequence of (op, argument) pairs, checked
+// so that grid_eval's stack stays within bounds and ends with one value.
+static int parse_program(Launcher *L, int axis, PyObject *prog) {
+  Py_ssize_t n = PySequence_Size(prog);
+  if (n < 0)
+    return -1;
+  if (n == 0 || n % 2 || n > MAX_PROGRAM)
+    return spec_error("grid program", axis);
+  int depth = 0;
+  for (Py_ssize_t i = 0; i < n; i += 2) {
+    int64_t op, arg;
+    if (seq_int(prog, i, &op) < 0 || seq_int(prog, i + 1, &arg) < 0)
+      return -1;
+    L->grid[axis][i] = op;
+    L->grid[axis][i + 1] = arg;
+    if (op == G_CONST && arg >= 0)
+      depth++;
+    else if (op == G_SIZE && arg >= 0 && arg < MAX_SIZES) {
+      depth++;
+      L->nsizes = arg + 1 > L->nsizes ? (int)arg + 1 : L->nsizes;
+    } else if (op == G_MUL && arg >= 2 && arg <= depth)
+      depth -= (int)arg - 1;
+    else if ((op == G_DIV || op == G_CEIL_DIV) && depth >= 2)
+      depth--;
+    else
+      return spec_error("grid program", axis);
+    if (depth > MAX_STACK)
+      return spec_error("grid program (too deep)", axis);
+  }
+  if (depth != 1)
+    return spec_error("grid program", axis);
+  L->gridlen[axis] = (int)n;
+  return 0;
+}
+
+static PyObject *launcher_new(PyTypeObject *type, PyObject *args,
+                              PyObject *kwds) {
+  PyObject *params, *grid, *block, *function;
+  long long shared;
+  int layout;
+  static char *names[] = {"params",   "grid",   "block", "shared",
+                          "function", "layout", NULL};
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOLOi", names, &params, &grid,
+                                   &block, &shared, &function, &layout))
+    return NULL;
+  Launcher *L = (Launcher *)PyType_GenericAlloc(type, 0);
+  if (!L)
+    return NULL;
+  // Zeroed by the allocation: tmap_block is NULL until set.
+  Py_ssize_t n = PySequence_Size(params);
+  if (n < 0)
+    goto fail;
+  if (n > MAX_PARAMS) {
+    spec_error("parameter count", n);
+    goto fail;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *item = PySequence_GetItem(params, i);
+    int r = item ? parse_param(L, item, i) : -1;
+    Py_XDECREF(item);
+    if (r < 0)
+      goto fail;
+  }
+  if (PySequence_Size(grid) != 3 || PySequence_Size(block) != 3) {
+    PyErr_Clear();
+    spec_error("grid or block (3 entries each)", 0);
+    goto fail;
+  }
+  for (int axis = 0; axis < 3; axis++) {
+    PyObject *prog = PySequence_GetItem(grid, axis);
+    int r = prog ? parse_program(L, axis, prog) : -1;
+    Py_XDECREF(prog);
+    int64_t b;
+    if (r < 0 || seq_int(block, axis, &b) < 0)
+      goto fail;
+    if (b < 1 || b > 1024) {
+      spec_error("block", axis);
+      goto fail;
+    }
+    L->block[axis] = (unsigned)b;
+  }
+  if (shared < 0 || shared >= ((long long)1 << 31) ||
+      (layout != 0 && layout != 1)) {
+    spec_error("shared memory or layout", 0);
+    goto fail;
+  }
+  L->shared = (unsigned)shared;
+  L->layout = layout;
+  L->function = PyLong_AsVoidPtr(function);
+  if (PyErr_Occurred())
+    goto fail;
+  if (!L->function) {
+    spec_error("function (NULL)", 0);
+    goto fail;
+  }
+  if (L->ntmaps) {
+    size_t bytes = (size_t)L->ntmaps * TMAP_CACHE * sizeof(TmapEntry);
+    L->tmap_block = PyMem_Calloc(1, bytes + 63);
+    if (!L->tmap_block) {
+      PyErr_NoMemory();
+      goto fail;
+    }
+    L->tmaps = (TmapEntry *)(((uintptr_t)L->tmap_block + 63) & ~(uintptr_t)63);
+  }
+  return (PyObject *)L;
+fail:
+  Py_DECREF(L);
+  return NULL;
+}
+
+static void launcher_dealloc(PyObject *self) {
+  Launcher *L = (Launcher *)self;
+  PyMem_Free(L->tmap_block);
+  PyTypeObject *type = Py_TYPE(self);
+  freefunc free_fn = (freefunc)PyType_GetSlot(type, Py_tp_free);
+  free_fn(self);
+  Py_DECREF(type);
+}
+
+// Launcher.launch(tensors, sizes, stream): the launch with the tensors of
+// its slots (None: absent) and the sizes, for tests and for callers with
+// their own checks. True launched, False empty grid, None refused (a tensor
+// or size the kernel cannot take).
+static PyObject *launcher_launch_py(PyObject *self, PyObject *args) {
+  PyObject *tensors, *sizes_seq, *stream_obj;
+  if (!cfg.ready) {
+    PyErr_SetString(PyExc_RuntimeError, "attn._fastpath is not configured");
+    return NULL;
+  }
+  if (!PyArg_ParseTuple(args, "OOO", &tensors, &sizes_seq, &stream_obj))
+    return NULL;
+  Tensor slots[MAX_SLOTS];
+  int64_t sizes[MAX_SIZES] = {0};
+  memset(slots, 0, sizeof slots);
+  Py_ssize_t nt = PySequence_Size(tensors), ns = PySequence_Size(sizes_seq);
+  if (nt < 0 || ns < 0)
+    return NULL;
+  if (nt > MAX_SLOTS || ns > MAX_SIZES)
+    return PyErr_Format(PyExc_ValueError, "too many tensors or sizes");
+  for (Py_ssize_t i = 0; i < ns; i++)
+    if (seq_int(sizes_seq, i, &sizes[i]) < 0)
+      return NULL;
+  PyObject *items[MAX_SLOTS] = {NULL};
+  PyObject *result = NULL;
+  for (Py_ssize_t i = 0; i < nt; i++) {
+    if (!(items[i] = PySequence_GetItem(tensors, i)))
+      goto done;
+    if (items[i] == Py_None)
+      continue;
+    int r = inspect(items[i], &slots[i]);
+    if (r < 0)
+      goto done;
+    if (r == 0) {
+      result = Py_NewRef(Py_None);
+      goto done;
+    }
+  }
+  void *stream = PyLong_AsVoidPtr(stream_obj);
+  if (PyErr_Occurred())
+    goto done;
+  Prepared p;
+  if (!launcher_prepare((Launcher *)self, slots, sizes, &p)) {
+    result = Py_NewRef(Py_None);
+    goto done;
+  }
+  int r = launcher_launch((Launcher *)self, &p, slots, sizes, stream);
+  if (r >= 0)
+    result = PyBool_FromLong(r);
+done:
+  for (Py_ssize_t i = 0; i < nt; i++)
+    Py_XDECREF(items[i]);
+  return result;
+}
+
+static PyMethodDef launcher_methods[] = {
+    {"launch", launcher_launch_py, METH_VARARGS,
+     "launch(tensors, sizes, stream): True launched, False empty grid, None "
+     "refused"},
+    {NULL, NULL, 0, NULL}};
+
+static PyType_Slot launcher_slots[] = {
+    {Py_tp_new, (void *)launcher_new},
+    {Py_tp_dealloc, (void *)launcher_dealloc},
+    {Py_tp_methods, launcher_methods},
+    {Py_tp_doc,
+     (void *)"Launcher(params, grid, block, shared, function, layout): one "
+             "kernel's launch (built by attn.gpu._native_launcher)."},
+    {0, NULL}};
+
+static PyType_Spec launcher_spec = {"attn._fastpath.Launcher", sizeof(Launcher),
+                                    0, Py_TPFLAGS_DEFAULT, launcher_slots};
+
+//===----------------------------------------------------------------------===//
+// Plans: what a call's key maps to
+//===----------------------------------------------------------------------===//
+
+typedef struct {
+  PyObject_HEAD Launcher
+      *kernels[2]; // dense: the kernel; paged: split, combine
+  // Paged: the split heuristic's constants (attn.gpu.num_splits):
+  // row tiles, value chunks and resident blocks x SMs.
+  int64_t row_tiles, chunks, slots;
+  // $ATTN_BUNDLES when the plan was made for bundles=None (env_set 0: it
+  // was unset); a call finds the plan only while it is the same.
+  char *env;
+  int env_set;
+} Plan;
+
+static void plan_dealloc(PyObject *self) {
+  Plan *p = (Plan *)self;
+  Py_XDECREF((PyObject *)p->kernels[0]);
+  Py_XDECREF((PyObject *)p->kernels[1]);
+  PyMem_Free(p->env);
+  PyTypeObject *type = Py_TYPE(self);
+  freefunc free_fn = (freefunc)PyType_GetSlot(type, Py_tp_free);
+  free_fn(self);
+  Py_DECREF(type);
+}
+
+static PyType_Slot plan_slots[] = {{Py_tp_dealloc, (void *)plan_dealloc},
+                                   {0, NULL}};
+
+static PyType_Spec plan_spec = {
+    "attn._fastpath.Plan", sizeof(Plan), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, plan_slots};
+
+static PyObject *plan_key(const uint64_t *key, size_t words,
+                          PyObject *bundles) {
+  PyObject *bytes =
+      PyBytes_FromStringAndSize((const char *)key, (Py_ssize_t)(words * 8));
+  if (!bytes)
+    return NULL;
+  PyObject *k = PyTuple_Pack(2, bytes, bundles);
+  Py_DECREF(bytes);
+  return k;
+}
+
+static int env_matches(const Plan *plan) {
+  const char *env = getenv("ATTN_BUNDLES");
+  if (!plan->env_set)
+    return env == NULL;
+  return env && strcmp(env, plan->env) == 0;
+}
+
+// 1 with a new reference in *plan, 0 when the key has none, -1 on error.
+// The reference keeps the plan alive while the call runs Python code
+// (new_empty) that may replace it.
+static int find_plan(const uint64_t *key, size_t words, PyObject *bundles,
+                     Plan **plan) {
+  PyObject *k = plan_key(key, words, bundles);
+  if (!k)
+    return -1;
+  PyObject *found = PyDict_GetItemWithError(plans, k);
+  Py_DECREF(k);
+  if (!found)
+    return PyErr_Occurred() ? -1 : 0;
+  if (bundles == Py_None && !env_matches((Plan *)found))
+    return 0;
+  Py_INCREF(found);
+  *plan = (Plan *)found;
+  return 1;
+}
+
+static Plan *plan_new(PyObject *bundles) {
+  Plan *p = (Plan *)PyType_GenericAlloc(PlanType, 0);
+  if (!p)
+    return NULL;
+  const char *env = bundles == Py_None ? getenv("ATTN_BUNDLES") : NULL;
+  if (env) {
+    size_t n = strlen(env) + 1;
+    if (!(p->env = PyMem_Malloc(n))) {
+      Py_DECREF(p);
+      PyErr_NoMemory();
+      return NULL;
+    }
+    memcpy(p->env, env, n);
+    p->env_set = 1;
+  }
+  return p;
+}
+
+static int store_plan(const uint64_t *key, size_t words, PyObject *bundles,
+                      Plan *plan) {
+  if (PyDict_Size(plans) >= MAX_PLANS)
+    PyDict_Clear(plans);
+  PyObject *k = plan_key(key, words, bundles);
+  if (!k)
+    return -1;
+  int r = PyDict_SetItem(plans, k, (PyObject *)plan);
+  Py_DECREF(k);
+  return r;
+}
+
+// A Launcher whose slots and sizes are within an entry point's.
+static int is_launcher(PyObject *o, int nslots, int nsizes) {
+  if (Py_TYPE(o) != LauncherType)
+    return 0;
+  const Launcher *L = (const Launcher *)o;
+  return L->nslots <= nslots && L->nsizes <= nsizes;
+}
+
+//===----------------------------------------------------------------------===//
+// Options shared by both entry points
+//===----------------------------------------------------------------------===//
+
+typedef struct {
+  int causal, window, lse;
+  int64_t left, right;
+  uint64_t has_scale, scale, has_softcap, softcap;
+  PyObject *bundles; // borrowed: None or a str
+} Options;
+
+static int read_options(PyObject *causal, PyObject *window, PyObject *softcap,
+                        PyObject *scale, PyObject *lse, PyObject *bundles,
+                        Options *o) {
+  int r;
+  if ((r = read_bool(causal, &o->causal)) <= 0 ||
+      (r = read_window(window, &o->window, &o->left, &o->right)) <= 0 ||
+      (r = read_opt_float(softcap, &o->has_softcap, &o->softcap)) <= 0 ||
+      (r = read_opt_float(scale, &o->has_scale, &o->scale)) <= 0 ||
+      (r = read_bool(lse, &o->lse)) <= 0)
+    return r;
+  if (o->causal && o->window) // the Python path raises
+    return 0;
+  if (bundles != Py_None && !PyUnicode_CheckExact(bundles))
+    return 0;
+  o->bundles = bundles;
+  return 1;
+}
+
+// Writes the options' part of a key at `key`; returns the words written.
+static int option_key(const Options *o, uint64_t *key) {
+  key[0] = o->window ? 2 : o->causal; // mask: none, causal, window
+  key[1] = (uint64_t)o->left;
+  key[2] = (uint64_t)o->right;
+  key[3] = o->has_scale;
+  key[4] = o->scale;
+  key[5] = o->has_softcap;
+  key[6] = o->softcap;
+  key[7] = (uint64_t)o->lse;
+  return 8;
+}
+
+//===----------------------------------------------------------------------===//
+// attention (dense)
+//===----------------------------------------------------------------------===//
+
+// Argument positions of attention() and register_attention(); the slots and
+// sizes a dense Launcher's spec refers to (DENSE_SLOTS, DENSE_SIZES).
+enum {
+  DA_Q,
+  DA_K,
+  DA_V,
+  DA_CAUSAL,
+  DA_WINDOW,
+  DA_SOFTCAP,
+  DA_SCALE,
+  DA_BIAS,
+  DA_SINKS,
+  DA_LAYOUT,
+  DA_LSE,
+  DA_BUNDLES,
+  DA_OUT,
+  DA_NARGS
+};
+enum { D_Q, D_K, D_V, D_O, D_LSE, D_BIAS, D_SINKS, D_NSLOTS };
+enum { DS_B, DS_HQ, DS_HKV, DS_SQ, DS_SK, DS_NSIZES };
+static const char *const dense_slot_names[D_NSLOTS] = {
+    "q", "k", "v", "o", "lse", "bias", "sinks"};
+static const char *const dense_size_names[DS_NSIZES] = {"B", "Hq", "Hkv", "Sq",
+                                                        "Sk"};
+enum { DENSE_KEY_WORDS = 24 };
+
+typedef struct {
+  Tensor t[D_NSLOTS];
+  int64_t sizes[MAX_SIZES];
+  int64_t out_shape[4], lse_shape[3];
+  uint64_t key[DENSE_KEY_WORDS];
+  Options opt;
+  int device;
+} DenseCall;
+
+// bias: None, or a contiguous 4-D CUDA tensor broadcastable to `full`. Its
+// part of the key: which dims broadcast, and the dtype.
+static int read_bias(PyObject *obj, const int64_t *full, int device, Tensor *t,
+                     uint64_t *key) {
+  key[0] = key[1] = 0;
+  if (obj == Py_None)
+    return 1;
+  int r = input(obj, t, 4, device, 0);
+  if (r <= 0)
+    return r;
+  if (t->dtype < 0 || t->dtype > DT_F32)
+    return 0;
+  uint64_t ones = 0;
+  for (int i = 0; i < 4; i++) {
+    if (t->shape[i] != 1 && t->shape[i] != full[i])
+      return 0;
+    ones |= (uint64_t)(t->shape[i] == 1) << i;
+  }
+  key[0] = 1 | ones << 1;
+  key[1] = (uint64_t)t->dtype;
+  return 1;
+}
+
+// sinks: None, or a contiguous CUDA tensor [Hq] (the Python path copies a
+// strided one; that call stays there). Its key part: 0, or 1 + its dtype.
+static int read_sinks(PyObject *obj, int64_t hq, int device, Tensor *t,
+                      uint64_t *key) {
+  *key = 0;
+  if (obj == Py_None)
+    return 1;
+  int r = input(obj, t, 1, device, 0);
+  if (r <= 0)
+    return r;
+  if (t->shape[0] != hq || t->dtype < 0 || t->dtype > DT_F32)
+    return 0;
+  *key = 1 + (uint64_t)t->dtype;
+  return 1;
+}
+
+// Checks a call as attn.gpu.attention does and builds its key. 1, 0 (the
+// Python path takes the call), -1.
+static int dense_read(PyObject *const *args, Py_ssize_t nargs, DenseCall *c) {
+  static const char *const layouts[] = {"bhsd", "bshd"};
+  if (nargs != DA_NARGS || !cfg.ready)
+    return 0;
+  memset(c, 0, sizeof *c);
+  int r = read_options(args[DA_CAUSAL], args[DA_WINDOW], args[DA_SOFTCAP],
+                       args[DA_SCALE], args[DA_LSE], args[DA_BUNDLES], &c->opt);
+  if (r <= 0)
+    return r;
+  int layout = read_choice(args[DA_LAYOUT], layouts, 2);
+  if (layout < 0)
+    return 0;
+  Tensor *q = &c->t[D_Q], *k = &c->t[D_K], *v = &c->t[D_V];
+  if ((r = input(args[DA_Q], q, 4, -1, 0)) <= 0 ||
+      (r = input(args[DA_K], k, 4, q->device, 0)) <= 0 ||
+      (r = input(args[DA_V], v, 4, q->device, 0)) <= 0)
+    return r;
+  if (q->dtype < 0 || q->dtype > DT_F32 || k->dtype != q->dtype ||
+      v->dtype != q->dtype)
+    return 0;
+  int64_t b = q->shape[0], hq, sq, d = q->shape[3], hkv, sk;
+  if (layout == 0) {
+    hq = q->shape[1], sq = q->shape[2], hkv = k->shape[1], sk = k->shape[2];
+  } else {
+    sq = q->shape[1], hq = q->shape[2], sk = k->shape[1], hkv = k->shape[2];
+  }
+  int64_t dv = v->shape[3];
+  if (k->shape[0] != b || v->shape[0] != b || k->shape[3] != d ||
+      v->shape[1] != k->shape[1] || v->shape[2] != k->shape[2])
+    return 0;
+  if (hkv == 0 || hq % hkv)
+    return 0;
+  int64_t full[4] = {b, hq, sq, sk};
+  uint64_t bias_key[2], sinks_key;
+  if ((r = read_bias(args[DA_BIAS], full, q->device, &c->t[D_BIAS],
+                     bias_key)) <= 0 ||
+      (r = read_sinks(args[DA_SINKS], hq, q->device, &c->t[D_SINKS],
+                      &sinks_key)) <= 0)
+    return r;
+  int64_t out_bhsd[4] = {b, hq, sq, dv}, out_bshd[4] = {b, sq, hq, dv};
+  memcpy(c->out_shape, layout == 0 ? out_bhsd : out_bshd, sizeof c->out_shape);
+  c->lse_shape[0] = b, c->lse_shape[1] = hq, c->lse_shape[2] = sq;
+  if (args[DA_OUT] != Py_None) {
+    Tensor *o = &c->t[D_O];
+    if ((r = input(args[DA_OUT], o, 4, q->device, 0)) <= 0)
+      return r;
+    if (!same_shape(o, c->out_shape, 4) || o->dtype != q->dtype)
+      return 0;
+  }
+  c->device = q->device;
+  int64_t sizes[DS_NSIZES] = {b, hq, hkv, sq, sk};
+  memcpy(c->sizes, sizes, sizeof sizes);
+  uint64_t *key = c->key;
+  int w = 0;
+  key[w++] = 1 | (uint64_t)FASTPATH_API << 8; // the op
+  key[w++] = (uint64_t)q->dtype;
+  key[w++] = (uint64_t)d;
+  key[w++] = (uint64_t)dv;
+  key[w++] = (uint64_t)layout;
+  w += option_key(&c->opt, key + w);
+  key[w++] = bias_key[0];
+  key[w++] = bias_key[1];
+  key[w++] = sinks_key;
+  key[w++] = (uint64_t)c->device;
+  return 1;
+}
+
+static PyObject *fp_attention(PyObject *self, PyObject *const *args,
+                              Py_ssize_t nargs) {
+  DenseCall c;
+  int r = dense_read(args, nargs, &c);
+  if (r > 0)
+    r = device_is_current(c.device);
+  if (r <= 0) {
+    stats.rejected += r == 0;
+    return r < 0 ? NULL : Py_NewRef(Py_None);
+  }
+  Plan *plan;
+  if ((r = find_plan(c.key, DENSE_KEY_WORDS, c.opt.bundles, &plan)) <= 0) {
+    stats.misses += r == 0;
+    return r < 0 ? NULL : Py_NewRef(Py_None);
+  }
+  PyObject *q = args[DA_Q], *out = NULL, *lse = NULL, *result = NULL;
+  int dtype = c.t[D_Q].dtype;
+  void *stream;
+  Prepared p;
+  if (args[DA_OUT] != Py_None) {
+    out = Py_NewRef(args[DA_OUT]);
+  } else {
+    if (!(out = new_empty(q, c.out_shape, 4, 0)) ||
+        (r = output(out, c.out_shape, 4, dtype, c.device, &c.t[D_O])) <= 0)
+      goto done;
+  }
+  if (c.opt.lse &&
+      (!(lse = new_empty(q, c.lse_shape, 3, 1)) ||
+       (r = output(lse, c.lse_shape, 3, DT_F32, c.device, &c.t[D_LSE])) <= 0))
+    goto done;
+  if (!launcher_prepare(plan->kernels[0], c.t, c.sizes, &p)) {
+    r = 0;
+    goto done;
+  }
+  if ((r = current_stream(c.device, &stream)) < 0 ||
+      (r = launcher_launch(plan->kernels[0], &p, c.t, c.sizes, stream)) < 0)
+    goto done;
+  stats.hits++;
+  result = c.opt.lse ? PyTuple_Pack(2, out, lse) : Py_NewRef(out);
+done:
+  if (!result && r == 0 && !PyErr_Occurred()) {
+    // Refused after the lookup (an unaligned output, a grid past CUDA's
+    // limits): the Python path raises the error.
+    stats.rejected++;
+    result = Py_NewRef(Py_None);
+  }
+  Py_XDECREF(out);
+  Py_XDECREF(lse);
+  Py_DECREF(plan);
+  return result;
+}
+
+static PyObject *fp_register_attention(PyObject *self, PyObject *const *args,
+                                       Py_ssize_t nargs) {
+  if (nargs != DA_NARGS + 1 ||
+      !is_launcher(args[DA_NARGS], D_NSLOTS, DS_NSIZES)) {
+    PyErr_SetString(PyExc_TypeError,
+                    "register_attention(<attention's 13 arguments>, a Launcher "
+                    "of DENSE_SLOTS and DENSE_SIZES)");
+    return NULL;
+  }
+  DenseCall c;
+  int r = dense_read(args, DA_NARGS, &c);
+  if (r <= 0)
+    return r < 0 ? NULL : Py_NewRef(Py_False);
+  Plan *plan = plan_new(c.opt.bundles);
+  if (!plan)
+    return NULL;
+  plan->kernels[0] = (Launcher *)Py_NewRef(args[DA_NARGS]);
+  r = store_plan(c.key, DENSE_KEY_WORDS, c.opt.bundles, plan);
+  Py_DECREF(plan);
+  return r < 0 ? NULL : Py_NewRef(Py_True);
+}
+
+//===----------------------------------------------------------------------===//
+// paged_attention
+//===----------------------------------------------------------------------===//
+
+enum {
+  PA_Q,
+  PA_KC,
+  PA_VC,
+  PA_TABLE,
+  PA_LENS,
+  PA_CAUSAL,
+  PA_WINDOW,
+  PA_SOFTCAP,
+  PA_SCALE,
+  PA_SINKS,
+  PA_LAYOUT,
+  PA_LSE,
+  PA_SPLITS,
+  PA_BUNDLES,
+  PA_OUT,
+  PA_NARGS
+};
+enum {
+  S_Q,
+  S_KC,
+  S_VC,
+  S_TABLE,
+  S_LENS,
+  S_SINKS,
+  S_O,
+  S_OPART,
+  S_LSEPART,
+  S_LSE,
+  S_NSLOTS
+};
+enum {
+  PS_B,
+  PS_HQ,
+  PS_HKV,
+  PS_SQ,
+  PS_MAXPAGES,
+  PS_SPLITS,
+  PS_VSTRIDE,
+  PS_NSIZES
+};
+static const char *const paged_slot_names[S_NSLOTS] = {
+    "q",     "k_cache", "v_cache", "block_table", "seq_lens",
+    "sinks", "o",       "o_part",  "lse_part",    "lse"};
+static const char *const paged_size_names[PS_NSIZES] = {
+    "B", "Hq", "Hkv", "Sq", "MaxPages", "Splits", "VStride"};
+enum { PAGED_KEY_WORDS = 24 };
+
+typedef struct {
+  Tensor t[S_NSLOTS];
+  int64_t sizes[MAX_SIZES];
+  uint64_t key[PAGED_KEY_WORDS];
+  Options opt;
+  int single, device;
+  int64_t b, sq, hq, hkv, dv, page, max_pages, splits_override;
+} PagedCall;
+
+// attn.gpu._row_stride: elements between consecutive rows of a 4-D tensor
+// of `size` and `stride` when its first three dims enumerate its rows in
+// order, each row dense; 0 when it is not laid out so (or when the Python
+// path would raise on it: a negative stride, a division by 0).
+static int row_stride_of(const int64_t *size, const int64_t *stride,
+                         int64_t *row_out) {
+  if (size[3] > 1 && stride[3] != 1)
+    return 0;
+  int64_t row = -1, inside = 1; // rows inside one step of dim i
+  for (int i = 2; i >= 0; i--) {
+    if (stride[i] < 0)
+      return 0;
+    if (size[i] > 1) {
+      if (row < 0) {
+        if (inside == 0) // the Python path divides by it
+          return 0;
+        if (stride[i] % inside)
+          return 0;
+        row = stride[i] / inside;
+      } else {
+        int64_t want;
+        if (__builtin_mul_overflow(row, inside, &want) || stride[i] != want)
+          return 0;
+      }
+    }
+    if (__builtin_mul_overflow(inside, size[i], &inside))
+      return 0;
+  }
+  *row_out = row < 0 ? size[3] : row;
+  return 1;
+}
+
+// The row stride of tensor `t` (row_stride_of): for a contiguous one with
+// elements, torch's strides are the dense ones and the answer is its last
+// dim; otherwise its stride() is read.
+static int row_stride(const Tensor *t, int64_t *row_out) {
+  if (t->contiguous && t->numel > 0) {
+    *row_out = t->shape[3];
+    return 1;
+  }
+  PyObject *v = call_method0(t->obj, s_stride);
+  if (!v)
+    return soft_fail();
+  int64_t stride[4];
+  int r = PyTuple_Check(v) && PyTuple_Size(v) == 4;
+  for (int i = 0; r > 0 && i < 4; i++)
+    r = read_int(PyTuple_GetItem(v, i), &stride[i]);
+  Py_DECREF(v);
+  if (r <= 0)
+    return r;
+  return row_stride_of(t->shape, stride, row_out);
+}
+
+// The checks of the tensors of a paged call, as attn.gpu.paged_attention
+// makes them. Fills the shapes and VStride; 1, 0 or -1.
+static int paged_tensors(PyObject *const *args, PagedCall *c, int layout,
+                         int64_t *vstride, int *prefix_of_k) {
+  Tensor *q = &c->t[S_Q], *kc = &c->t[S_KC], *vc = &c->t[S_VC];
+  Tensor *table = &c->t[S_TABLE], *lens = &c->t[S_LENS];
+  int r = inspect(args[PA_Q], q);
+  if (r <= 0)
+    return r;
+  c->single = q->ndim == 3;
+  if ((q->ndim != 3 && q->ndim != 4) || !q->contiguous || q->ptr % 16)
+    return 0;
+  if ((r = input(args[PA_KC], kc, 4, q->device, 0)) <= 0 ||
+      (r = input(args[PA_VC], vc, 4, q->device, 1)) <= 0 ||
+      (r = input(args[PA_TABLE], table, 2, q->device, 0)) <= 0 ||
+      (r = input(args[PA_LENS], lens, 1, q->device, 0)) <= 0)
+    return r;
+  if ((q->dtype != DT_F16 && q->dtype != DT_BF16) || kc->dtype != q->dtype ||
+      vc->dtype != q->dtype)
+    return 0;
+  c->b = q->shape[0];
+  c->sq = c->single ? 1 : q->shape[1];
+  c->hq = q->shape[c->single ? 1 : 2];
+  int64_t d = q->shape[c->single ? 2 : 3], dk = kc->shape[3];
+  c->page = kc->shape[layout == 0 ? 1 : 2];
+  c->hkv = kc->shape[layout == 0 ? 2 : 1];
+  c->dv = vc->shape[3];
+  if ((r = row_stride(vc, vstride)) <= 0)
+    return r;
+  *prefix_of_k = vc->ptr == kc->ptr && *vstride == dk && c->dv <= dk;
+  if (!(*vstride == c->dv || *prefix_of_k))
+    return 0;
+  if (dk != d || vc->shape[0] != kc->shape[0] || vc->shape[1] != kc->shape[1] ||
+      vc->shape[2] != kc->shape[2])
+    return 0;
+  if (c->hkv == 0 || c->hq % c->hkv)
+    return 0;
+  // The table's integer type; seq_lens of another is converted by the
+  // Python path.
+  if ((table->dtype != DT_I32 && table->dtype != DT_I64) ||
+      lens->dtype != table->dtype || table->shape[0] != c->b ||
+      lens->shape[0] != c->b)
+    return 0;
+  c->max_pages = table->shape[1];
+  return 1;
+}
+
+// Checks a call as attn.gpu.paged_attention does and builds its key. 1, 0,
+// -1. Batches past the grid's 65535 sequences (run in slices) stay in Python.
+static int paged_read(PyObject *const *args, Py_ssize_t nargs, PagedCall *c) {
+  static const char *const layouts[] = {"nhd", "hnd"};
+  if (nargs != PA_NARGS || !cfg.ready)
+    return 0;
+  memset(c, 0, sizeof *c);
+  int r = read_options(args[PA_CAUSAL], args[PA_WINDOW], args[PA_SOFTCAP],
+                       args[PA_SCALE], args[PA_LSE], args[PA_BUNDLES], &c->opt);
+  if (r <= 0)
+    return r;
+  int layout = read_choice(args[PA_LAYOUT], layouts, 2);
+  if (layout < 0)
+    return 0;
+  c->splits_override = 0;
+  if (args[PA_SPLITS] != Py_None &&
+      ((r = read_int(args[PA_SPLITS], &c->splits_override)) <= 0 ||
+       c->splits_override < 0))
+    return r < 0 ? r : 0;
+  int64_t vstride;
+  int prefix_of_k;
+  if ((r = paged_tensors(args, c, layout, &vstride, &prefix_of_k)) <= 0)
+    return r;
+  if (c->b > MAX_GRID_YZ)
+    return 0;
+  const Tensor *q = &c->t[S_Q];
+  uint64_t sinks_key;
+  if ((r = read_sinks(args[PA_SINKS], c->hq, q->device, &c->t[S_SINKS],
+                      &sinks_key)) <= 0)
+    return r;
+  if (args[PA_OUT] != Py_None) {
+    // The output shape, or [B, Hq, Dv] for a single token.
+    Tensor *o = &c->t[S_O];
+    int64_t full[4] = {c->b, c->sq, c->hq, c->dv};
+    int64_t flat[3] = {c->b, c->hq, c->dv};
+    if ((r = inspect(args[PA_OUT], o)) <= 0)
+      return r;
+    if (!(same_shape(o, full, 4) || (c->single && same_shape(o, flat, 3))) ||
+        o->dtype != q->dtype || !o->contiguous || o->ptr % 16 ||
+        o->device != q->device)
+      return 0;
+  }
+  c->device = q->device;
+  int64_t sizes[PS_NSIZES] = {c->b,         c->hq, c->hkv, c->sq,
+                              c->max_pages, 0,     vstride};
+  memcpy(c->sizes, sizes, sizeof sizes);
+  uint64_t *key = c->key;
+  int w = 0;
+  key[w++] = 2 | (uint64_t)FASTPATH_API << 8; // the op
+  key[w++] = (uint64_t)q->dtype;
+  key[w++] = (uint64_t)c->t[S_KC].shape[3]; // head dim
+  key[w++] = (uint64_t)c->dv;
+  key[w++] = (uint64_t)c->page;
+  key[w++] = (uint64_t)layout;
+  key[w++] = (uint64_t)c->t[S_TABLE].dtype; // and seq_lens'
+  w += option_key(&c->opt, key + w);
+  key[w++] = (uint64_t)prefix_of_k;
+  key[w++] = (uint64_t)(c->hq / c->hkv * c->sq); // a KV head's query rows
+  key[w++] = sinks_key;
+  key[w++] = (uint64_t)c->device;
+  return 1;
+}
+
+// attn.gpu.num_splits over int64 (`slots`: resident blocks x SMs): a
+// product past int64 is "more blocks than slots", as it is in Python.
+static int64_t num_splits(int64_t batch, int64_t kv_heads, int64_t row_tiles,
+                          int64_t max_len, int64_t slots) {
+  int64_t blocks;
+  if (__builtin_mul_overflow(batch, kv_heads, &blocks) ||
+      __builtin_mul_overflow(blocks, row_tiles, &blocks))
+    blocks = INT64_MAX;
+  if (blocks < 1)
+    blocks = 1;
+  int64_t fill = slots / blocks;
+  int64_t by_length = max_len / 256 + (max_len % 256 != 0);
+  int64_t s = fill < by_length ? fill : by_length;
+  s = s < 128 ? s : 128;
+  return s > 1 ? s : 1;
+}
+
+// The allocations of a paged call, in the Python path's order (out, o_part,
+// lse_part, lse), each also as a slot. 1, 0 (unaligned: the Python path
+// raises) or -1.
+static int paged_outputs(PyObject *const *args, PagedCall *c, int64_t splits,
+                         PyObject **owned) {
+  PyObject *q = args[PA_Q];
+  int dtype = c->t[S_Q].dtype, r;
+  int64_t b = c->b, sq = c->sq, hq = c->hq, dv = c->dv;
+  int64_t o4[4] = {b, sq, hq, dv}, o3[3] = {b, hq, dv};
+  int64_t opart[5] = {splits, b, sq, hq, dv}, lpart[4] = {splits, b, sq, hq};
+  int64_t lse3[3] = {b, hq, sq}, lse2[2] = {b, hq};
+  // o_part's element count must not wrap before torch sees it (a
+  // num_splits_override past it: the Python path raises).
+  int64_t n = 1;
+  for (int i = 0; i < 5; i++)
+    if (__builtin_mul_overflow(n, opart[i], &n) || n > ((int64_t)1 << 59))
+      return 0;
+  if (args[PA_OUT] == Py_None) {
+    const int64_t *shape = c->single ? o3 : o4;
+    int ndim = c->single ? 3 : 4;
+    if (!(owned[0] = new_empty(q, shape, ndim, 0)) ||
+        (r = output(owned[0], shape, ndim, dtype, c->device, &c->t[S_O])) <= 0)
+      return owned[0] ? r : -1;
+  }
+  if (!(owned[1] = new_empty(q, opart, 5, 1)) ||
+      (r = output(owned[1], opart, 5, DT_F32, c->device, &c->t[S_OPART])) <= 0)
+    return owned[1] ? r : -1;
+  if (!(owned[2] = new_empty(q, lpart, 4, 1)) ||
+      (r = output(owned[2], lpart, 4, DT_F32, c->device, &c->t[S_LSEPART])) <=
+          0)
+    return owned[2] ? r : -1;
+  if (c->opt.lse) {
+    const int64_t *shape = c->single ? lse2 : lse3;
+    int ndim = c->single ? 2 : 3;
+    if (!(owned[3] = new_empty(q, shape, ndim, 1)) ||
+        (r = output(owned[3], shape, ndim, DT_F32, c->device, &c->t[S_LSE])) <=
+            0)
+      return owned[3] ? r : -1;
+  }
+  return 1;
+}
+
+// The result: out -- viewed as [B, Hq, Dv] when a single token's caller
+// passed a 4-D one -- and the LSE with return_lse.
+static PyObject *paged_result(PyObject *const *args, const PagedCall *c,
+                              PyObject **owned) {
+  PyObject *out =
+      args[PA_OUT] == Py_None ? Py_NewRef(owned[0]) : Py_NewRef(args[PA_OUT]);
+  if (c->single && c->t[S_O].ndim == 4) {
+    PyObject *viewed = PyObject_CallMethod(out, "view", "LLL", (long long)c->b,
+                                           (long long)c->hq, (long long)c->dv);
+    Py_DECREF(out);
+    if (!(out = viewed))
+      return NULL;
+  }
+  if (!c->opt.lse)
+    return out;
+  PyObject *result = PyTuple_Pack(2, out, owned[3]);
+  Py_DECREF(out);
+  return result;
+}
+
+static PyObject *fp_paged_attention(PyObject *self, PyObject *const *args,
+                                    Py_ssize_t nargs) {
+  PagedCall c;
+  int r = paged_read(args, nargs, &c);
+  if (r > 0)
+    r = device_is_current(c.device);
+  if (r <= 0) {
+    stats.rejected += r == 0;
+    return r < 0 ? NULL : Py_NewRef(Py_None);
+  }
+  Plan *plan;
+  if ((r = find_plan(c.key, PAGED_KEY_WORDS, c.opt.bundles, &plan)) <= 0) {
+    stats.misses += r == 0;
+    return r < 0 ? NULL : Py_NewRef(Py_None);
+  }
+  PyObject *owned[4] = {NULL, NULL, NULL, NULL}, *result = NULL;
+  int64_t kv_blocks, max_len;
+  if (__builtin_mul_overflow(c.hkv, plan->chunks, &kv_blocks))
+    kv_blocks = INT64_MAX;
+  if (__builtin_mul_overflow(c.max_pages, c.page, &max_len))
+    max_len = INT64_MAX;
+  int64_t splits =
+      c.splits_override
+          ? c.splits_override
+          : num_splits(c.b, kv_blocks, plan->row_tiles, max_len, plan->slots);
+  c.sizes[PS_SPLITS] = splits;
+  void *stream;
+  Prepared split, combine;
+  if ((r = paged_outputs(args, &c, splits, owned)) <= 0)
+    goto done;
+  if (!launcher_prepare(plan->kernels[0], c.t, c.sizes, &split) ||
+      !launcher_prepare(plan->kernels[1], c.t, c.sizes, &combine)) {
+    r = 0;
+    goto done;
+  }
+  if ((r = current_stream(c.device, &stream)) < 0 ||
+      (r = launcher_launch(plan->kernels[0], &split, c.t, c.sizes, stream)) <
+          0 ||
+      (r = launcher_launch(plan->kernels[1], &combine, c.t, c.sizes, stream)) <
+          0)
+    goto done;
+  stats.hits++;
+  result = paged_result(args, &c, owned);
+done:
+  if (!result && r == 0 && !PyErr_Occurred()) {
+    stats.rejected++;
+    result = Py_NewRef(Py_None);
+  }
+  for (int i = 0; i < 4; i++)
+    Py_XDECREF(owned[i]);
+  Py_DECREF(plan);
+  return result;
+}
+
+static PyObject *fp_register_paged_attention(PyObject *self,
+                                             PyObject *const *args,
+                                             Py_ssize_t nargs) {
+  int64_t row_tiles, chunks, slots;
+  if (nargs != PA_NARGS + 5 ||
+      !is_launcher(args[PA_NARGS], S_NSLOTS, PS_NSIZES) ||
+      !is_launcher(args[PA_NARGS + 1], S_NSLOTS, PS_NSIZES) ||
+      read_int(args[PA_NARGS + 2], &row_tiles) <= 0 ||
+      read_int(args[PA_NARGS + 3], &chunks) <= 0 ||
+      read_int(args[PA_NARGS + 4], &slots) <= 0 || row_tiles < 1 ||
+      chunks < 1 || slots < 0) {
+    if (!PyErr_Occurred())
+      PyErr_SetString(PyExc_TypeError,
+                      "register_paged_attention(<paged_attention's 15 "
+                      "arguments>, split and combine Launchers of PAGED_SLOTS "
+                      "and PAGED_SIZES, row_tiles, chunks, slots)");
+    return NULL;
+  }
+  PagedCall c;
+  int r = paged_read(args, PA_NARGS, &c);
+  if (r <= 0)
+    return r < 0 ? NULL : Py_NewRef(Py_False);
+  Plan *plan = plan_new(c.opt.bundles);
+  if (!plan)
+    return NULL;
+  plan->kernels[0] = (Launcher *)Py_NewRef(args[PA_NARGS]);
+  plan->kernels[1] = (Launcher *)Py_NewRef(args[PA_NARGS + 1]);
+  plan->row_tiles = row_tiles;
+  plan->chunks = chunks;
+  plan->slots = slots;
+  r = store_plan(c.key, PAGED_KEY_WORDS, c.opt.bundles, plan);
+  Py_DECREF(plan);
+  return r < 0 ? NULL : Py_NewRef(Py_True);
+}
+
+//===----------------------------------------------------------------------===//
+// The module
+//===----------------------------------------------------------------------===//
+
+static void release_config(void) {
+  cfg.ready = 0;
+  Py_CLEAR(cfg.check);
+  Py_CLEAR(cfg.get_stream);
+  Py_CLEAR(cfg.get_device);
+  Py_CLEAR(cfg.f32_kwargs);
+  for (int i = 0; i < 4; i++)
+    Py_CLEAR(cfg.tensor_types[i]);
+  for (int i = 0; i < DT_COUNT; i++)
+    Py_CLEAR(cfg.dtypes[i]);
+  cfg.ntensor_types = 0;
+}
+
+// configure(launch, encode, check, get_stream, get_device, tensor_types,
+// dtypes, float32): the driver's cuLaunchKernel and cuTensorMapEncodeTiled
+// (addresses), attn.gpu._check, torch's current stream and device getters,
+// the exact types taken as tensors, the dtypes float16, bfloat16, float32,
+// int32, int64 (in that order) and float32 again (new_empty's dtype=).
+// Plans made before are dropped: they hold the old driver's functions.
+static PyObject *fp_configure(PyObject *self, PyObject *args) {
+  PyObject *launch, *encode, *check, *get_stream, *get_device, *types, *dtypes,
+      *float32;
+  if (!PyArg_ParseTuple(args, "OOOOOOOO", &launch, &encode, &check, &get_stream,
+                        &get_device, &types, &dtypes, &float32))
+    return NULL;
+  void *launch_fn = PyLong_AsVoidPtr(launch);
+  void *encode_fn = launch_fn ? PyLong_AsVoidPtr(encode) : NULL;
+  if (PyErr_Occurred())
+    return NULL;
+  if (!launch_fn || !encode_fn || !PyCallable_Check(check) ||
+      !PyCallable_Check(get_stream) || !PyCallable_Check(get_device) ||
+      !PyTuple_Check(types) || PyTuple_Size(types) < 1 ||
+      PyTuple_Size(types) > 4 || !PyTuple_Check(dtypes) ||
+      PyTuple_Size(dtypes) != DT_COUNT) {
+    PyErr_SetString(PyExc_ValueError,
+                    "configure: function addresses, three callables, a tuple "
+                    "of 1-4 tensor types and a tuple of 5 dtypes");
+    return NULL;
+  }
+  PyObject *kwargs = Py_BuildValue("{sO}", "dtype", float32);
+  if (!kwargs)
+    return NULL;
+  release_config();
+  PyDict_Clear(plans);
+  cfg.launch = (LaunchKernelFn)launch_fn;
+  cfg.encode = (EncodeTiledFn)encode_fn;
+  cfg.check = Py_NewRef(check);
+  cfg.get_stream = Py_NewRef(get_stream);
+  cfg.get_device = Py_NewRef(get_device);
+  cfg.f32_kwargs = kwargs;
+  cfg.ntensor_types = (int)PyTuple_Size(types);
+  for (int i = 0; i < cfg.ntensor_types; i++)
+    cfg.tensor_types[i] = Py_NewRef(PyTuple_GetItem(types, i));
+  for (int i = 0; i < DT_COUNT; i++)
+    cfg.dtypes[i] = Py_NewRef(PyTuple_GetItem(dtypes, i));
+  cfg.ready = 1;
+  Py_RETURN_NONE;
+}
+
+static PyObject *fp_num_splits(PyObject *self, PyObject *args) {
+  long long b, h, r, l, s;
+  if (!PyArg_ParseTuple(args, "LLLLL", &b, &h, &r, &l, &s))
+    return NULL;
+  return PyLong_FromLongLong(num_splits(b, h, r, l, s));
+}
+
+// row_stride(shape, stride): row_stride_of's answer (None: not a row
+// layout), for tests against attn.gpu._row_stride.
+static PyObject *fp_row_stride(PyObject *self, PyObject *args) {
+  PyObject *shape, *stride;
+  int64_t size[4], strides[4], row;
+  if (!PyArg_ParseTuple(args, "OO", &shape, &stride))
+    return NULL;
+  if (PySequence_Size(shape) != 4 || PySequence_Size(stride) != 4) {
+    PyErr_Clear();
+    return PyErr_Format(PyExc_ValueError, "4 sizes and 4 strides");
+  }
+  for (int i = 0; i < 4; i++)
+    if (seq_int(shape, i, &size[i]) < 0 || seq_int(stride, i, &strides[i]) < 0)
+      return NULL;
+  if (!row_stride_of(size, strides, &row))
+    Py_RETURN_NONE;
+  return PyLong_FromLongLong(row);
+}
+
+static PyObject *fp_stats(PyObject *self, PyObject *unused) {
+  return Py_BuildValue("{sKsKsKsn}", "hits", stats.hits, "misses", stats.misses,
+                       "rejected", stats.rejected, "plans", PyDict_Size(plans));
+}
+
+static PyObject *fp_clear(PyObject *self, PyObject *unused) {
+  PyDict_Clear(plans);
+  memset(&stats, 0, sizeof stats);
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", fp_configure, METH_VARARGS,
+     "configure(launch, encode, check, get_stream, get_device, tensor_types, "
+     "dtypes, float32)"},
+    {"attention", (PyCFunction)(void (*)(void))fp_attention, METH_FASTCALL,
+     "attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, "
+     "return_lse, bundles, out): the result, or None for the Python path"},
+    {"register_attention", (PyCFunction)(void (*)(void))fp_register_attention,
+     METH_FASTCALL,
+     "register_attention(<attention's arguments>, launcher): whether the "
+     "call's key now maps to the launcher"},
+    {"paged_attention", (PyCFunction)(void (*)(void))fp_paged_attention,
+     METH_FASTCALL,
+     "paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal, "
+     "window, softcap, scale, sinks, cache_layout, return_lse, "
+     "num_splits_override, bundles, out): the result, or None"},
+    {"register_paged_attention",
+     (PyCFunction)(void (*)(void))fp_register_paged_attention, METH_FASTCALL,
+     "register_paged_attention(<paged_attention's arguments>, split, combine, "
+     "row_tiles, chunks, slots)"},
+    {"num_splits", fp_num_splits, METH_VARARGS,
+     "num_splits(batch, kv_heads, row_tiles, max_len, resident_x_sms)"},
+    {"row_stride", fp_row_stride, METH_VARARGS,
+     "row_stride(shape, stride): attn.gpu._row_stride's answer"},
+    {"stats", fp_stats, METH_NOARGS, "counters: hits, misses, rejected, plans"},
+    {"clear", fp_clear, METH_NOARGS, "drops every plan; zeroes the counters"},
+    {NULL, NULL, 0, NULL}};
+
+static void module_free(void *unused) {
+  release_config();
+  Py_CLEAR(plans);
+}
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "_fastpath",
+    "The native call path of attn.gpu.attention and paged_attention.",
+    -1,
+    module_methods,
+    NULL,
+    NULL,
+    NULL,
+    module_free};
+
+static PyObject *names_tuple(const char *const *names, int n) {
+  PyObject *t = PyTuple_New(n);
+  for (int i = 0; t && i < n; i++) {
+    PyObject *s = PyUnicode_FromString(names[i]);
+    if (!s || PyTuple_SetItem(t, i, s) < 0) {
+      Py_DECREF(t);
+      return NULL;
+    }
+  }
+  return t;
+}
+
+static int add_constants(PyObject *m) {
+  struct {
+    const char *name;
+    long value;
+  } ints[] = {
+      {"API", FASTPATH_API},
+      {"KIND_MEMREF", P_MEMREF},
+      {"KIND_I64", P_I64},
+      {"KIND_F32", P_F32},
+      {"KIND_TENSORMAP", P_TENSORMAP},
+      {"GRID_CONST", G_CONST},
+      {"GRID_SIZE", G_SIZE},
+      {"GRID_MUL", G_MUL},
+      {"GRID_DIV", G_DIV},
+      {"GRID_CEIL_DIV", G_CEIL_DIV},
+#ifdef Py_LIMITED_API
+      {"LIMITED_API", Py_LIMITED_API},
+#else
+      {"LIMITED_API", 0},
+#endif
+  };
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+    if (PyModule_AddIntConstant(m, ints[i].name, ints[i].value) < 0)
+      return -1;
+  if (PyModule_AddStringConstant(m, "SOURCE_HASH", ATTN_FASTPATH_SOURCE_HASH) <
+      0)
+    return -1;
+  struct {
+    const char *name;
+    const char *const *names;
+    int n;
+  } tuples[] = {{"DENSE_SLOTS", dense_slot_names, D_NSLOTS},
+                {"DENSE_SIZES", dense_size_names, DS_NSIZES},
+                {"PAGED_SLOTS", paged_slot_names, S_NSLOTS},
+                {"PAGED_SIZES", paged_size_names, PS_NSIZES}};
+  for (size_t i = 0; i < sizeof tuples / sizeof tuples[0]; i++) {
+    PyObject *t = names_tuple(tuples[i].names, tuples[i].n);
+    int r = t ? PyModule_AddObjectRef(m, tuples[i].name, t) : -1;
+    Py_XDECREF(t);
+    if (r < 0)
+      return -1;
+  }
+  return 0;
+}
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+  struct {
+    PyObject **slot;
+    const char *name;
+  } names[] = {{&s_is_cuda, "is_cuda"},
+               {&s_shape, "shape"},
+               {&s_dtype, "dtype"},
+               {&s_get_device, "get_device"},
+               {&s_is_contiguous, "is_contiguous"},
+               {&s_data_ptr, "data_ptr"},
+               {&s_new_empty, "new_empty"},
+               {&s_stride, "stride"}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (!*names[i].slot &&
+        !(*names[i].slot = PyUnicode_InternFromString(names[i].name)))
+      return NULL;
+  PyObject *m = PyModule_Create(&module_def);
+  if (!m)
+    return NULL;
+  if (!plans && !(plans = PyDict_New()))
+    goto fail;
+  LauncherType = (PyTypeObject *)PyType_FromSpec(&launcher_spec);
+  PlanType = (PyTypeObject *)PyType_FromSpec(&plan_spec);
+  if (!LauncherType || !PlanType ||
+      PyModule_AddObjectRef(m, "Launcher", (PyObject *)LauncherType) < 0 ||
+      add_constants(m) < 0)
+    goto fail;
+  return m;
+fail:
+  Py_DECREF(m);
+  return NULL;
+}

@@ -1,0 +1,1048 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+"""The native fast path (python/attn/_fastpath.c) without torch or a GPU: the
+module is built with this machine's C compiler (attn.native), torch is
+fake_torch.py and libcuda is fake_cuda.c, which records every launch's
+function, grid, block, shared memory, stream and parameter bytes.
+
+What is checked: the fast path launches exactly what the Python path
+launches (the same parameter bytes, including f32 scalars and descriptors
+by value; the same grids, as grid_dims gives them); plans are keyed by what
+picks a kernel (another dtype, mask, head dim, device or bundle directory
+misses, other batch and sequence sizes hit); every bad input falls back to
+the Python path (which raises) without a crash; driver errors raise
+CudaError; nothing leaks over 100k calls. Tests skip where there is no C
+compiler or no Python.h."""
+
+import contextlib
+import ctypes
+import gc
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from attn import gpu, native  # noqa: E402
+import fake_torch as torch  # noqa: E402
+
+bf16, f16, f32 = torch.bfloat16, torch.float16, torch.float32
+i32, i64 = torch.int32, torch.int64
+MEMREF = ["allocated_ptr", "aligned_ptr", "offset", "size", "stride"]
+
+
+# --------------------------------------------------------------------------
+# Fixtures: the module, the fake driver, the fake torch
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory):
+    """The fast path's library, built here (or a skip saying why not)."""
+    try:
+        return native.build(str(tmp_path_factory.mktemp("fastpath")))
+    except LookupError as e:
+        pytest.skip(f"the fast path cannot be built here: {e}")
+
+
+class Driver:
+    """fake_cuda.c, loaded, with readers of its launch log."""
+
+    def __init__(self, path):
+        self.lib = lib = ctypes.CDLL(path)
+        u32, ptr = ctypes.c_uint, ctypes.c_void_p
+        lib.cuLaunchKernel.argtypes = [ptr, u32, u32, u32, u32, u32, u32, u32, ptr, ptr, ptr]
+        lib.fake_set_param_sizes.argtypes = [ctypes.c_uint64, ctypes.c_int,
+                                             ctypes.POINTER(ctypes.c_int)]
+        lib.fake_launch.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64),
+                                    ctypes.c_char_p]
+
+    def describe(self, function, manifest):
+        """Tells the fake how many bytes each parameter of `function` has."""
+        sizes = []
+        for p in manifest["params"]:
+            if p["kind"] == "memref":
+                sizes += [8] * 5
+            elif p["kind"] == "scalar":
+                sizes.append(4 if p.get("dtype") == "f32" else 8)
+            else:
+                sizes.append(128 if p.get("passing") == "param" else 8)
+        assert self.lib.fake_set_param_sizes(function, len(sizes),
+                                             (ctypes.c_int * len(sizes))(*sizes)) == 0
+
+    def launches(self):
+        """[(function, grid, block, shared, stream, bytes)] since the reset."""
+        out = []
+        for i in range(self.lib.fake_launches()):
+            info = (ctypes.c_uint64 * 10)()
+            raw = ctypes.create_string_buffer(8192)
+            assert self.lib.fake_launch(i, info, raw) == 0
+            out.append((info[0], tuple(info[1:4]), tuple(info[4:7]), info[7], info[8],
+                        raw.raw[:info[9]]))
+        return out
+
+
+@pytest.fixture(scope="session")
+def driver(tmp_path_factory, library):
+    out = tmp_path_factory.mktemp("fakecuda") / "libfakecuda.so"
+    cc = native.find_compiler()
+    subprocess.run(cc + ["-O1", "-fPIC", "-shared", "-o", str(out),
+                         os.path.join(HERE, "fake_cuda.c")], check=True)
+    return Driver(str(out))
+
+
+@pytest.fixture
+def fast(monkeypatch, library, driver):
+    """attn.gpu on the fake torch and driver with the fast path configured;
+    returns the module."""
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setenv("ATTN_FASTPATH_SO", library)
+    monkeypatch.delenv("ATTN_FASTPATH", raising=False)
+    monkeypatch.delenv("ATTN_BUNDLES", raising=False)
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setattr(gpu, "_cuda", driver.lib)
+    for name, value in (("_fast", None), ("_fast_module", None), ("_fast_why", None),
+                        ("_fast_on", True)):
+        monkeypatch.setattr(gpu, name, value)
+    for cache in (gpu._resolved, gpu._cache, gpu._matches, gpu._tensor_maps, gpu._sm_counts,
+                  gpu._jit_kernels, gpu._device_tensor_maps):
+        cache.clear()
+    torch.cuda.current, torch.cuda.streams = 0, {}
+    torch.reset()
+    driver.lib.fake_reset()
+    module = gpu._fastpath()
+    assert module is not None, gpu._fast_why
+    module.clear()
+    yield module
+    for cache in (gpu._resolved, gpu._cache, gpu._matches):
+        cache.clear()
+
+
+# --------------------------------------------------------------------------
+# Bundles: manifests shaped like attn-compile's, empty PTX
+
+
+def _memref(name, role="tensor"):
+    return {"kind": "memref", "name": name, "role": role, "expands_to": MEMREF}
+
+
+def _scalar(name, dtype="i64"):
+    return {"kind": "scalar", "name": name, "dtype": dtype, "role": "size"}
+
+
+def _tma(tensor, box=(64, 128)):
+    return {"kind": "tensormap", "name": tensor + "_tma", "tensor": tensor, "box": list(box),
+            "passing": "param"}
+
+
+def runtime_params(variant):
+    """The value parameters the compiler gives a kernel of `variant`
+    (KernelSignature::runtimeValues): the scale, the softcap where it has
+    one, the window's extents where it is a window."""
+    params = [_scalar("scale", "f32")]
+    if variant.get("softcap") is not None:
+        params.append(_scalar("softcap", "f32"))
+    if variant.get("mask") == "window":
+        params += [_scalar("window_left"), _scalar("window_right")]
+    return params
+
+
+def dense_variant(dtype="bf16", d=64, dv=None, layout="bhsd", causal=False, window=None,
+                  scale=None, softcap=None, bias=None, sinks=None, lse=False):
+    """What attn.gpu.attention looks a kernel up by."""
+    v = {"dtype": dtype, "head_dim": d, "value_head_dim": dv or d, "layout": layout,
+         "mask": "window" if window else ("causal" if causal else "none"),
+         "scale": gpu._f32(scale if scale is not None else 1 / math.sqrt(d)),
+         "softcap": softcap, "bias": bias is not None, "sinks": sinks is not None, "lse": lse}
+    if window:
+        v["window_left"], v["window_right"] = window
+    if bias is not None:
+        v["bias_broadcast"], v["bias_dtype"] = list(bias[0]), bias[1]
+    if sinks is not None:
+        v["sinks_dtype"] = sinks
+    return v
+
+
+def dense_manifest(name, variant, wgmma=True, global_maps=False, runtime=True):
+    params = [_memref(n) for n in ("q", "k", "v", "o")]
+    if variant["lse"]:
+        params.append(_memref("lse"))
+    if variant["bias"]:
+        params.append(_memref("bias"))
+    if variant["sinks"]:
+        params.append(_memref("sinks"))
+    if wgmma:
+        maps = [_tma("q"), _tma("k", (64, 64)), _tma("v", (64, 64))]
+        if global_maps:
+            for m in maps:
+                m["passing"] = "global"
+        params += maps
+    params += [_scalar(n) for n in ("B", "Hq", "Hkv", "Sq", "Sk")]
+    if runtime:
+        params += runtime_params(variant)
+    return {"entry": name, "ptx": name + ".ptx", "kernel": "wgmma" if wgmma else "mma.sync",
+            "variant": variant, "params": params,
+            "grid": [{"ceil_div": ["Sq", 128 if wgmma else 64]}, "Hq", "B"],
+            "block": [384 if wgmma else 128, 1, 1],
+            "dynamic_shared_memory": 200704 if wgmma else 40960}
+
+
+def paged_variants(dtype="bf16", d=128, dv=None, page=16, layout="nhd", table="i32",
+                   causal=False, window=None, scale=None, softcap=None, sinks=None, lse=False,
+                   values="separate"):
+    dv = dv or d
+    want = {"op": "paged_attention", "dtype": dtype, "head_dim": d, "value_head_dim": dv,
+            "page_size": page, "cache_layout": layout, "table_dtype": table,
+            "lens_dtype": table,
+            "mask": "window" if window else ("causal" if causal else "none"),
+            "scale": gpu._f32(scale if scale is not None else 1 / math.sqrt(d)),
+            "softcap": softcap, "values": values}
+    if window:
+        want["window_left"], want["window_right"] = window
+    combine = {"op": "paged_combine", "dtype": dtype, "value_head_dim": dv,
+               "sinks": sinks is not None, "lse": lse}
+    if sinks is not None:
+        combine["sinks_dtype"] = sinks
+    return want, combine
+
+
+def paged_manifests(want, combine, rows=16, chunks=2):
+    split_grid = [{"mul": [{"ceil_div": [{"mul": [{"div": ["Hq", "Hkv"]}, "Sq"]}, rows]},
+                           "Splits"]}, {"mul": ["Hkv", chunks]}, "B"]
+    split = {"entry": "split", "ptx": "split.ptx", "kernel": "paged.mma.sync", "variant": want,
+             "rows_per_block": rows, "value_chunks": chunks,
+             "params": [_memref(n) for n in ("q", "k_cache")] + [_memref("v_cache", "value_cache")]
+             + [_memref(n) for n in ("block_table", "seq_lens", "o_part", "lse_part")]
+             + [_scalar(n) for n in ("B", "Hq", "Hkv", "Sq", "MaxPages", "Splits", "VStride")]
+             + runtime_params(want),
+             "grid": split_grid, "block": [128, 1, 1], "dynamic_shared_memory": 102400}
+    params = [_memref(n) for n in ("o_part", "lse_part", "o")]
+    if combine["lse"]:
+        params.append(_memref("lse"))
+    if combine["sinks"]:
+        params.append(_memref("sinks"))
+    comb = {"entry": "combine", "ptx": "combine.ptx", "kernel": "paged.combine",
+            "variant": combine,
+            "params": params + [_scalar(n) for n in ("B", "Sq", "Hq", "Splits")],
+            "grid": [{"mul": ["B", "Sq", "Hq"]}, 1, 1], "block": [128, 1, 1],
+            "dynamic_shared_memory": 0}
+    return [split, comb]
+
+
+_dirs = itertools.count()
+
+
+def bundle_dir(tmp_path, driver, manifests):
+    """A bundle directory of `manifests` whose kernels the fake driver knows
+    (their functions on devices 0 and 1 loaded and described)."""
+    d = tmp_path / f"bundles{next(_dirs)}"
+    d.mkdir()
+    for m in manifests:
+        (d / (m["entry"] + ".json")).write_text(json.dumps(m))
+        (d / (m["entry"] + ".ptx")).write_text("")
+    for kernel in gpu.load_bundles(str(d)):
+        for device in (0, 1):
+            with torch.cuda.device(device):
+                driver.describe(kernel.function(device).value, kernel.manifest)
+    return str(d)
+
+
+# --------------------------------------------------------------------------
+# Calls: the Python path, the first call with the fast path on (the Python
+# path, registering), the second (the fast path)
+
+
+def run(driver, fn):
+    """fn()'s result and launches, from a rewound allocator."""
+    torch.reset()
+    driver.lib.fake_reset()
+    result = fn()
+    return result, driver.launches()
+
+
+def _ptrs(result):
+    return [t.data_ptr() for t in (result if isinstance(result, tuple) else (result,))]
+
+
+def _shapes(result):
+    return [(t.shape, t.dtype) for t in (result if isinstance(result, tuple) else (result,))]
+
+
+def three_ways(fast, driver, fn):
+    """fn() on the Python path, then twice with the fast path on: the
+    launches and results agree, and the third call was a fast one."""
+    gpu.set_fastpath(False)
+    slow, slow_launches = run(driver, fn)
+    gpu.set_fastpath(True)
+    first, first_launches = run(driver, fn)
+    hits = fast.stats()["hits"]
+    second, second_launches = run(driver, fn)
+    assert fast.stats()["hits"] == hits + 1, fast.stats()
+    assert slow_launches, "nothing was launched"
+    assert first_launches == slow_launches
+    assert second_launches == slow_launches
+    assert _shapes(first) == _shapes(slow) == _shapes(second)
+    assert _ptrs(first) == _ptrs(slow) == _ptrs(second)
+    return second, second_launches
+
+
+def qkv(b=2, hq=8, hkv=2, sq=100, sk=300, d=64, dv=None, layout="bhsd", dtype=bf16, device=0):
+    shape = (lambda h, s, e: (b, h, s, e)) if layout == "bhsd" else (lambda h, s, e: (b, s, h, e))
+    return (torch.Tensor(shape(hq, sq, d), dtype, device),
+            torch.Tensor(shape(hkv, sk, d), dtype, device),
+            torch.Tensor(shape(hkv, sk, dv or d), dtype, device))
+
+
+# --------------------------------------------------------------------------
+# The build
+
+
+def test_status_and_source_hash(fast, library):
+    assert fast.SOURCE_HASH == native.source_hash()
+    assert fast.API == gpu._FASTPATH_API
+    assert fast.LIMITED_API == native.LIMITED_API
+    assert library.endswith("_fastpath.abi3.so")
+    assert gpu.fastpath_status().startswith(f"on: {library} (limited API)")
+    gpu.set_fastpath(False)
+    assert gpu.fastpath_status().startswith("off")
+    assert gpu._fastpath() is None
+    gpu.set_fastpath(True)
+    assert gpu._fastpath() is fast
+
+
+def test_build_into_cache_then_reuse(tmp_path, monkeypatch, library):
+    """The cache entry is built once (lock, rename) and then only loaded."""
+    monkeypatch.setenv("ATTN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("ATTN_FASTPATH_SO", raising=False)
+    path = native.build()
+    assert path.startswith(str(tmp_path)) and os.path.isfile(path)
+    stamp = os.stat(path).st_mtime_ns
+    monkeypatch.setenv("CC", "/nonexistent/cc")  # a rebuild would fail
+    with pytest.raises(LookupError, match="no C compiler"):
+        native.build(str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("CC")
+    assert native.build() == path and os.stat(path).st_mtime_ns == stamp
+    assert not [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".tmp")]
+
+
+def test_unavailable_reasons(tmp_path, monkeypatch, library):
+    monkeypatch.setenv("ATTN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("ATTN_FASTPATH_SO", raising=False)
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    module, why = native._load()
+    assert module is None and "no C compiler" in why
+    monkeypatch.setenv("ATTN_FASTPATH", "0")
+    assert native._load() == (None, "off (ATTN_FASTPATH=0)")
+    monkeypatch.delenv("ATTN_FASTPATH")
+    monkeypatch.delenv("CC")
+    monkeypatch.setattr(native, "python_include", lambda: None)
+    module, why = native._load()
+    assert module is None and "no Python.h" in why and "ATTN_FASTPATH_SO" in why
+    # A compiler that fails: its output is the reason.
+    bad = tmp_path / "badcc"
+    bad.write_text("#!/bin/sh\necho 'cc: it broke' >&2\nexit 3\n")
+    bad.chmod(0o755)
+    monkeypatch.setattr(native, "python_include", lambda: "/usr/include")
+    monkeypatch.setenv("CC", str(bad))
+    module, why = native._load()
+    assert module is None and "it broke" in why and "exit 3" in why
+
+
+def test_prebuilt_library_of_another_source_is_refused(tmp_path, monkeypatch, library):
+    cc, include = native.find_compiler(), native.python_include()
+    other = tmp_path / "_fastpath.abi3.so"
+    flags = [f for f in native._flags(True, "0123456789abcdef")]
+    subprocess.run(cc + flags + [f"-I{include}", "-o", str(other), native.SOURCE], check=True)
+    monkeypatch.setenv("ATTN_FASTPATH_SO", str(other))
+    module, why = native._load()
+    assert module is None and "built from another _fastpath.c" in why
+    monkeypatch.setenv("ATTN_FASTPATH_SO", library)
+    module, why = native._load()
+    assert module is not None and why == f"{library} (limited API)"
+
+
+# --------------------------------------------------------------------------
+# Launchers: the bytes of _ParamBuffer
+
+
+def _kernel(tmp_path, driver, manifest):
+    d = tmp_path / f"k{next(_dirs)}"
+    d.mkdir()
+    (d / "k.json").write_text(json.dumps(dict(manifest, entry="k", ptx="k.ptx")))
+    (d / "k.ptx").write_text("")
+    (kernel,) = gpu.load_bundles(str(d))
+    driver.describe(kernel.function(0).value, kernel.manifest)
+    return kernel
+
+
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+@pytest.mark.parametrize("shape", [(2, 8, 100, 64), (1, 3, 1, 128), (3, 1, 257, 256)])
+def test_launcher_bytes_are_the_param_buffers(fast, driver, tmp_path, layout, shape):
+    """A Launcher fills what _ParamBuffer fills: memrefs, i64 sizes, f32
+    scalars (per call and constant), descriptors by value."""
+    manifest = {"kernel": "wgmma", "variant": {"layout": layout},
+                "params": [_memref("a"), _tma("a", (64, 128)), _scalar("N"), _scalar("scale", "f32"),
+                           _memref("b"), _scalar("M", "f32"), _tma("b", (32, 16)),
+                           _scalar("window_left"), _scalar("softcap", "f32")],
+                "grid": [{"ceil_div": ["N", 7]}, {"mul": ["M", 2, "N"]}, {"div": ["N", 3]}],
+                "block": [256, 1, 2], "dynamic_shared_memory": 123456}
+    kernel = _kernel(tmp_path, driver, manifest)
+    a = torch.Tensor(shape, bf16)
+    b = torch.Tensor(shape, f16)
+    sizes = {"N": 1000, "M": 3}
+    consts = {"scale": 0.125 / 3, "softcap": 30.0, "window_left": -7}
+    launcher = gpu._native_launcher(fast, kernel, 0, ("a", "b"), ("N", "M"), consts)
+    assert launcher is not None
+    stream = 0x1234
+    driver.lib.fake_reset()
+    assert launcher.launch((a, b), (1000, 3), stream) is True
+    assert kernel.launch({"a": a, "b": b}, dict(sizes, **consts), stream, 0) is None
+    native_launch, python_launch = driver.launches()
+    assert native_launch == python_launch
+    assert native_launch[1] == gpu.grid_dims(kernel._grid, dict(sizes, **consts))
+    assert native_launch[2:5] == ((256, 1, 2), 123456, stream)
+    # The f32 constant is the f32 of the value, at its place.
+    raw = native_launch[5]
+    assert raw[40 + 128 + 8:40 + 128 + 12] == np.float32(0.125 / 3).tobytes()
+    # Descriptors are cached: the same tensors again encode nothing.
+    encodes = driver.lib.fake_encodes()
+    assert launcher.launch((a, b), (1000, 3), stream) is True
+    assert driver.lib.fake_encodes() == encodes
+    # An empty grid launches nothing; a missing tensor is refused.
+    assert launcher.launch((a, b), (0, 3), stream) is False
+    assert launcher.launch((a, None), (1000, 3), stream) is None
+    assert driver.lib.fake_launches() == 3
+
+
+def test_launcher_refuses_what_it_cannot_launch(fast, driver, tmp_path):
+    base = {"kernel": "mma.sync", "variant": {}, "block": [128, 1, 1],
+            "dynamic_shared_memory": 0, "grid": ["N", 1, 1]}
+    ok = _kernel(tmp_path, driver, dict(base, params=[_memref("a"), _scalar("N")]))
+    assert gpu._native_launcher(fast, ok, 0, ("a",), ("N",), {}) is not None
+    # A parameter nothing fills, a descriptor in global memory, a grid
+    # reading an unknown size or a float: the Python path keeps them.
+    for params, grid in (([_memref("zz")], ["N", 1, 1]),
+                         ([_scalar("nope")], ["N", 1, 1]),
+                         ([_memref("a"), dict(_tma("a"), passing="global")], ["N", 1, 1]),
+                         ([_memref("a")], ["X", 1, 1]),
+                         ([_memref("a")], ["scale", 1, 1])):
+        kernel = _kernel(tmp_path, driver, dict(base, params=params, grid=grid))
+        assert gpu._native_launcher(fast, kernel, 0, ("a",), ("N",), {"scale": 0.5}) is None
+    # Specs the module checks itself.
+    for spec, grid in (([(9, 0)], [[0, 1]] * 3), ([(0, 99)], [[0, 1]] * 3),
+                       ([(3, 0, 0, 64)], [[0, 1]] * 3), ([(1, 16, 0)], [[0, 1]] * 3),
+                       ([], [[0, 1, 2, 2]] * 3), ([], [[1, 99]] * 3), ([], [[0, 1, 0, 2]] * 3),
+                       ([], [[0, 1]] * 2), ([(0, 0)] * 65, [[0, 1]] * 3),
+                       ([], [[0, -1]] * 3), ([], [[0, 1] * 64 + [2, 64]] * 3)):
+        with pytest.raises(ValueError, match="Launcher"):
+            fast.Launcher(spec, grid, [1, 1, 1], 0, 0x100, 0)
+    with pytest.raises(ValueError, match="function"):
+        fast.Launcher([], [[0, 1]] * 3, [1, 1, 1], 0, 0, 0)
+    # A plan's launchers read only the entry point's slots and sizes.
+    q, k, v = qkv()
+    args = (q, k, v, True, None, None, None, None, None, "bhsd", False, None, None)
+    for spec, grid in (([(0, len(fast.DENSE_SLOTS))], [[0, 1]] * 3),
+                       ([], [[1, len(fast.DENSE_SIZES)]] * 3)):
+        wide = fast.Launcher(spec, grid, [1, 1, 1], 0, 0x100, 0)
+        with pytest.raises(TypeError, match="DENSE_SLOTS"):
+            fast.register_attention(*args, wide)
+    assert fast.register_attention(*args, fast.Launcher([(0, 6)], [[1, 4]] * 3, [1, 1, 1], 0,
+                                                        0x100, 0)) is True
+    wide = fast.Launcher([(0, len(fast.PAGED_SLOTS))], [[0, 1]] * 3, [1, 1, 1], 0, 0x100, 0)
+    with pytest.raises(TypeError, match="PAGED_SLOTS"):
+        fast.register_paged_attention(*[None] * 15, wide, wide, 1, 1, 1)
+
+
+def test_grid_programs_evaluate_as_grid_dims(fast, driver, tmp_path):
+    """Grids as attn-compile writes them and nested ones, against
+    grid_dims; values past CUDA's limits or int64 are refused."""
+    grids = [[{"mul": [{"ceil_div": [{"mul": [{"div": ["Hq", "Hkv"]}, "Sq"]}, 16]}, "Splits"]},
+              {"mul": ["Hkv", 2]}, "B"],
+             [{"mul": ["B", "Sq", "Hq"]}, 1, 1],
+             [{"ceil_div": ["Sq", {"mul": [2, {"div": ["Hq", 3]}]}]}, {"div": [0, "B"]}, 5]]
+    names = ("B", "Hq", "Hkv", "Sq", "Splits")
+    rng = np.random.default_rng(0)
+    for grid in grids:
+        kernel = _kernel(tmp_path, driver, {"kernel": "x", "variant": {}, "params": [],
+                                            "grid": grid, "block": [32, 1, 1],
+                                            "dynamic_shared_memory": 0})
+        launcher = gpu._native_launcher(fast, kernel, 0, (), names, {})
+        for _ in range(200):
+            sizes = dict(zip(names, map(int, rng.integers(1, 400, size=5))))
+            driver.lib.fake_reset()
+            try:
+                want = gpu.grid_dims(kernel._grid, sizes)
+            except ValueError:
+                want = None
+            got = launcher.launch((), tuple(sizes[n] for n in names), 1)
+            if want is None:
+                assert got is None
+            elif 0 in want:
+                assert got is False
+            else:
+                assert got is True and driver.launches()[0][1] == want
+    kernel = _kernel(tmp_path, driver, {"kernel": "x", "variant": {}, "params": [],
+                                        "grid": [{"mul": ["B", "B", "B"]}, 1, 1],
+                                        "block": [32, 1, 1], "dynamic_shared_memory": 0})
+    launcher = gpu._native_launcher(fast, kernel, 0, (), ("B",), {})
+    assert launcher.launch((), (1290,), 1) is True  # 1290^3 < 2^31
+    assert launcher.launch((), (1291,), 1) is None  # over CUDA's limit
+    assert launcher.launch((), (2**22,), 1) is None  # past int64
+
+
+def test_num_splits_and_row_stride_match_python(fast):
+    for b, h, r, length, sms, res in itertools.product(
+            (1, 3, 8, 32, 256, 65535), (1, 8, 16), (1, 2, 8), (0, 1, 255, 4096, 65536, 1 << 40),
+            (132, 78), (1, 2)):
+        assert fast.num_splits(b, h, r, length, res * sms) == \
+            gpu.num_splits(b, h, r, length, sms, res), (b, h, r, length, sms, res)
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        shape = tuple(int(x) for x in rng.integers(0, 4, size=4))
+        stride = tuple(int(x) for x in rng.integers(0, 40, size=4))
+        t = torch.Tensor(shape, bf16, stride=stride, ptr=0)
+        try:
+            want = gpu._row_stride(t)
+        except ZeroDivisionError:
+            want = None
+        assert fast.row_stride(shape, stride) == want, (shape, stride)
+
+
+# --------------------------------------------------------------------------
+# attention: the Python path's launches, key by key
+
+
+DENSE_CASES = {
+    "causal_gqa": dict(causal=True),
+    "window_bshd_lse": dict(layout="bshd", window=(32, 0), lse=True),
+    "none_scale_softcap": dict(scale=0.1, softcap=30.0),
+    "mla_dv": dict(d=192, dv=128, wgmma=False, causal=True),
+    "f16_mha": dict(dtype="f16", hq=4, hkv=4),
+    "f32": dict(dtype="f32", wgmma=False),
+    "sinks_lse": dict(sinks="f32", lse=True, causal=True),
+    "bias": dict(bias=((True, False, True, False), "bf16")),
+    "no_runtime_params": dict(runtime=False, causal=True),
+}
+_TORCH_DTYPE = {"bf16": bf16, "f16": f16, "f32": f32}
+
+
+def _dense_call(tmp_path, driver, case, **call_changes):
+    """(bundle directory, fn calling gpu.attention) for a DENSE_CASES entry."""
+    c = dict(dict(dtype="bf16", d=64, dv=None, layout="bhsd", causal=False, window=None,
+                  scale=None, softcap=None, bias=None, sinks=None, lse=False, wgmma=True,
+                  hq=8, hkv=2, runtime=True), **case)
+    variant = dense_variant(c["dtype"], c["d"], c["dv"], c["layout"], c["causal"], c["window"],
+                            c["scale"], c["softcap"], c["bias"], c["sinks"], c["lse"])
+    bundles = bundle_dir(tmp_path, driver,
+                         [dense_manifest("k", variant, c["wgmma"], runtime=c["runtime"])])
+    q, k, v = qkv(hq=c["hq"], hkv=c["hkv"], d=c["d"], dv=c["dv"], layout=c["layout"],
+                  dtype=_TORCH_DTYPE[c["dtype"]])
+    kwargs = dict(causal=c["causal"], window=c["window"], scale=c["scale"], softcap=c["softcap"],
+                  layout=c["layout"], return_lse=c["lse"], bundles=bundles)
+    if c["bias"] is not None:
+        full = (2, c["hq"], 100, 300)
+        kwargs["bias"] = torch.Tensor([1 if one else n for one, n in zip(c["bias"][0], full)],
+                                      _TORCH_DTYPE[c["bias"][1]])
+    if c["sinks"] is not None:
+        kwargs["sinks"] = torch.Tensor((c["hq"],), _TORCH_DTYPE[c["sinks"]])
+    kwargs.update(call_changes)
+    return bundles, (q, k, v), kwargs
+
+
+@pytest.mark.parametrize("case", DENSE_CASES)
+def test_dense_fast_equals_python(fast, driver, tmp_path, case):
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES[case])
+    result, launches = three_ways(fast, driver, lambda: gpu.attention(q, k, v, **kwargs))
+    if kwargs["return_lse"]:
+        out, lse = result
+        assert lse.dtype is f32 and lse.shape == (2, 8, 100)
+    else:
+        out = result
+    assert out.dtype is q.dtype and out.shape[-1] == v.shape[-1]
+    (launch,) = launches
+    assert launch[4] == 0x5000  # torch's current stream on device 0
+
+
+def test_dense_out_given_and_window_list(fast, driver, tmp_path):
+    """out= is written and returned; window as a list (as the custom op
+    passes it) takes the same plan as a tuple."""
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["window_bshd_lse"])
+    out = torch.Tensor((2, 100, 8, 64), bf16)
+    result, _ = three_ways(fast, driver, lambda: gpu.attention(q, k, v, out=out, **kwargs))
+    assert result[0] is out
+    kwargs["window"] = [32, 0]
+    hits = fast.stats()["hits"]
+    gpu.attention(q, k, v, **kwargs)
+    assert fast.stats()["hits"] == hits + 1
+
+
+def test_dense_second_device(fast, driver, tmp_path):
+    """Tensors on device 1 while device 0 is current: the Python path (it
+    switches devices) on every call; with device 1 current, its own plan
+    and its own CUfunction."""
+    _, _, kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    q, k, v = qkv(device=1)
+    for _ in range(2):
+        _, launches = run(driver, lambda: gpu.attention(q, k, v, **kwargs))
+        assert launches[0][4] == 0x5001  # device 1's stream
+    assert fast.stats()["hits"] == 0 and fast.stats()["rejected"] >= 1
+    with torch.cuda.device(1):
+        _, fast_launches = three_ways(fast, driver, lambda: gpu.attention(q, k, v, **kwargs))
+    q0, k0, v0 = qkv(device=0)
+    _, launches0 = run(driver, lambda: gpu.attention(q0, k0, v0, **kwargs))
+    assert launches0[0][0] != fast_launches[0][0]  # device 0's function
+
+
+def test_dense_empty_grid(fast, driver, tmp_path):
+    """No query rows: nothing launched either way; outputs still made."""
+    _, _, kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    q, k, v = qkv(sq=0)
+    for enabled in (False, True, True):
+        gpu.set_fastpath(enabled)
+        out, launches = run(driver, lambda: gpu.attention(q, k, v, **kwargs))
+        assert launches == [] and out.shape == (2, 8, 0, 64)
+    assert fast.stats()["hits"] == 1
+
+
+def test_dense_keys(fast, driver, tmp_path, monkeypatch):
+    """Another dtype, head dim, mask, layout, scale, LSE, sinks, bias
+    broadcast, device or bundle directory misses; other sizes hit."""
+    bundles, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    gpu.attention(q, k, v, **kwargs)  # registers
+
+    def hit(*tensors, **changes):
+        before = dict(fast.stats())
+        result = fast.attention(*tensors, *[dict(kwargs, **changes).get(n) for n in (
+            "causal", "window", "softcap", "scale", "bias", "sinks", "layout", "return_lse",
+            "bundles", "out")])
+        after = fast.stats()
+        assert (result is not None) == (after["hits"] == before["hits"] + 1)
+        return result is not None
+
+    assert hit(q, k, v)
+    assert hit(*qkv(b=5, hq=16, hkv=4, sq=1, sk=4000))  # sizes are not in the key
+    assert not hit(q, k, v, causal=False)
+    assert not hit(*qkv(dtype=f16))
+    assert not hit(*qkv(d=128))
+    assert not hit(*qkv(dv=32))
+    assert not hit(*qkv(layout="bshd"), layout="bshd")
+    assert not hit(q, k, v, scale=0.125)
+    assert not hit(q, k, v, softcap=50.0)
+    assert not hit(q, k, v, return_lse=True)
+    assert not hit(q, k, v, sinks=torch.Tensor((8,), f32))
+    assert not hit(q, k, v, bias=torch.Tensor((1, 8, 100, 300), bf16))
+    assert not hit(q, k, v, bundles=bundles + "/")
+    assert not hit(q, k, v, bundles=None)
+    with torch.cuda.device(1):
+        assert not hit(*qkv(device=1))
+    assert fast.stats()["misses"] == 14  # and the first call's
+    # bundles=None: the plan holds for the $ATTN_BUNDLES it was made with.
+    monkeypatch.setenv("ATTN_BUNDLES", bundles)
+    gpu.attention(q, k, v, **dict(kwargs, bundles=None))
+    assert hit(q, k, v, bundles=None)
+    monkeypatch.setenv("ATTN_BUNDLES", bundles + "/.")
+    assert not hit(q, k, v, bundles=None)
+    monkeypatch.delenv("ATTN_BUNDLES")
+    assert not hit(q, k, v, bundles=None)
+
+
+class _Odd(torch.Tensor):
+    """A tensor subclass: taken only by the Python path."""
+
+
+class _Raising(torch.Tensor):
+    def __init__(self, error, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.error = error
+
+    def data_ptr(self):
+        raise self.error
+
+
+class _SymSize(int):
+    """Not an exact int, as a symbolic size would not be."""
+
+
+def _bad_dense(q, k, v):
+    """(name, q, k, v, keyword changes) the fast path must not take."""
+    bad = [
+        ("q on the host", torch.Tensor(q.shape, bf16, is_cuda=False), k, v, {}),
+        ("q 3-D", torch.Tensor(q.shape[1:], bf16), k, v, {}),
+        ("k strided", q, torch.Tensor(k.shape, bf16, stride=(1, 1, 1, 1)), v, {}),
+        ("v f16", q, k, torch.Tensor(v.shape, f16), {}),
+        ("all int32", *(torch.Tensor(t.shape, i32) for t in (q, k, v)), {}),
+        ("heads 8 over 3", torch.Tensor((2, 8, 100, 64)), torch.Tensor((2, 3, 300, 64)),
+         torch.Tensor((2, 3, 300, 64)), {}),
+        ("no KV heads", torch.Tensor((2, 8, 100, 64)), torch.Tensor((2, 0, 300, 64)),
+         torch.Tensor((2, 0, 300, 64)), {}),
+        ("batch", q, torch.Tensor((3, 2, 300, 64)), torch.Tensor((3, 2, 300, 64)), {}),
+        ("head dim", q, torch.Tensor((2, 2, 300, 32)), v, {}),
+        ("v keys", q, k, torch.Tensor((2, 2, 299, 64)), {}),
+        ("unaligned", q.offset(8), k, v, {}),
+        ("k on device 1", q, torch.Tensor(k.shape, bf16, device=1), v, {}),
+        ("subclass", _Odd(q.shape, bf16), k, v, {}),
+        ("symbolic size", torch.Tensor((2, 8, _SymSize(100), 64)), k, v, {}),
+        ("q None", None, k, v, {}),
+        ("q an int", 7, k, v, {}),
+        ("q a string", "q", k, v, {}),
+        ("q an array", np.zeros((2, 8, 100, 64)), k, v, {}),
+        ("data_ptr raises", _Raising(RuntimeError("no"), q.shape, bf16), k, v, {}),
+        ("causal=1", q, k, v, {"causal": 1}),
+        ("causal and window", q, k, v, {"window": (4, 0)}),
+        ("window of 3", q, k, v, {"causal": False, "window": (1, 2, 3)}),
+        ("window of floats", q, k, v, {"causal": False, "window": (1.0, 0.0)}),
+        ("window a string", q, k, v, {"causal": False, "window": "ab"}),
+        ("window huge", q, k, v, {"causal": False, "window": (2**70, 0)}),
+        ("layout", q, k, v, {"layout": "bsdh"}),
+        ("layout bytes", q, k, v, {"layout": b"bhsd"}),
+        ("scale an int", q, k, v, {"scale": 1}),
+        ("scale a string", q, k, v, {"scale": "0.1"}),
+        ("softcap numpy", q, k, v, {"softcap": np.float32(3)}),
+        ("return_lse=1", q, k, v, {"return_lse": 1}),
+        ("bundles a path", q, k, v, {"bundles": __import__("pathlib").Path("/x")}),
+        ("out shape", q, k, v, {"out": torch.Tensor((2, 8, 100, 32))}),
+        ("out dtype", q, k, v, {"out": torch.Tensor((2, 8, 100, 64), f16)}),
+        ("out strided", q, k, v, {"out": torch.Tensor((2, 8, 100, 64), stride=(1, 1, 1, 1))}),
+        ("out unaligned", q, k, v, {"out": torch.Tensor((2, 8, 100, 64)).offset(2)}),
+        ("sinks shape", q, k, v, {"sinks": torch.Tensor((4,), f32)}),
+        ("sinks strided", q, k, v, {"sinks": torch.Tensor((8,), f32, stride=(2,))}),
+        ("bias not broadcastable", q, k, v, {"bias": torch.Tensor((2, 8, 7, 300))}),
+        ("bias 3-D", q, k, v, {"bias": torch.Tensor((8, 100, 300))}),
+        ("bias int", q, k, v, {"bias": torch.Tensor((1, 1, 100, 300), i64)}),
+    ]
+    return bad
+
+
+def test_dense_falls_back_on_bad_input(fast, driver, tmp_path):
+    """Each bad input: the fast path returns None (the Python path then
+    raises ValueError) and launches nothing; no crash."""
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    gpu.attention(q, k, v, **kwargs)  # the plan of the good call
+    names = ("causal", "window", "softcap", "scale", "bias", "sinks", "layout", "return_lse",
+             "bundles", "out")
+    driver.lib.fake_reset()
+    for name, bq, bk, bv, changes in _bad_dense(q, k, v):
+        call = dict(kwargs, **changes)
+        assert fast.attention(bq, bk, bv, *[call.get(n) for n in names]) is None, name
+    assert driver.lib.fake_launches() == 0
+    # Wrong argument counts.
+    assert fast.attention(q, k, v) is None
+    assert fast.attention() is None
+    # The public function raises the Python path's errors.
+    for bq, bk, bv, changes, error in (
+            (q, k, torch.Tensor(v.shape, f16), {}, "same dtype"),
+            (q.offset(8), k, v, {}, "16-byte aligned"),
+            (q, k, v, {"window": (4, 0)}, "either causal"),
+            (q, k, v, {"layout": "bsdh"}, "unknown layout")):
+        with pytest.raises(ValueError, match=error):
+            gpu.attention(bq, bk, bv, **dict(kwargs, **changes))
+    # A device other than the current one: the Python path switches.
+    with torch.cuda.device(1):
+        assert fast.attention(q, k, v, *[kwargs.get(n) for n in names]) is None
+    assert fast.attention(q, k, v, *[kwargs.get(n) for n in names]) is not None
+
+
+def test_exceptions_other_than_errors_propagate(fast, driver, tmp_path):
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    gpu.attention(q, k, v, **kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        gpu.attention(_Raising(KeyboardInterrupt(), q.shape, bf16), k, v, **kwargs)
+    with pytest.raises(MemoryError):
+        gpu.attention(_Raising(MemoryError(), q.shape, bf16), k, v, **kwargs)
+
+
+def test_driver_errors_raise(fast, driver, tmp_path):
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    gpu.attention(q, k, v, **kwargs)
+    driver.lib.fake_fail(700, 0)
+    with pytest.raises(gpu.CudaError, match="cuLaunchKernel failed: CUDA_ERROR_FAKE_700"):
+        gpu.attention(q, k, v, **kwargs)
+    q2 = torch.Tensor(q.shape, bf16)  # a new address: a descriptor to encode
+    driver.lib.fake_fail(0, 1)
+    with pytest.raises(gpu.CudaError, match="cuTensorMapEncodeTiled failed: CUDA_ERROR_FAKE_1"):
+        gpu.attention(q2, k, v, **kwargs)
+    assert fast.stats()["hits"] == 0
+    gpu.attention(q2, k, v, **kwargs)  # the failed descriptor was not kept
+    assert fast.stats()["hits"] == 1
+
+
+def test_global_descriptors_keep_the_python_path(fast, driver, tmp_path):
+    variant = dense_variant(causal=True)
+    bundles = bundle_dir(tmp_path, driver, [dense_manifest("k", variant, global_maps=True)])
+    q, k, v = qkv()
+    for _ in range(3):
+        _, launches = run(driver, lambda: gpu.attention(q, k, v, causal=True, bundles=bundles))
+        assert len(launches) == 1
+    assert fast.stats()["hits"] == 0 and fast.stats()["plans"] == 0
+
+
+def test_tensor_maps_cached_per_address(fast, driver, tmp_path):
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    gpu.attention(q, k, v, **kwargs)  # the Python path's cache
+    gpu.attention(q, k, v, **kwargs)  # the Launcher's: 3 descriptors encoded
+    driver.lib.fake_reset()
+    for _ in range(5):
+        gpu.attention(q, k, v, **kwargs)
+    assert driver.lib.fake_encodes() == 0
+    for _ in range(6):  # new addresses each time: q's descriptor, 4 kept
+        gpu.attention(torch.Tensor(q.shape, bf16), k, v, **kwargs)
+    assert driver.lib.fake_encodes() == 6
+    assert fast.stats()["hits"] == 12
+
+
+# --------------------------------------------------------------------------
+# paged_attention
+
+
+PAGED_CASES = {
+    "decode_single": dict(),
+    "append_causal_lse": dict(sq=3, causal=True, lse=True),
+    "hnd_window_i64": dict(layout="hnd", window=(64, 0), table="i64", sq=2),
+    "sinks_softcap_single_lse": dict(sinks="f32", softcap=20.0, lse=True),
+    "mla_prefix": dict(d=576, dv=512, hkv=1, hq=16, prefix=True, scale=0.1352),
+    "override_splits": dict(splits=7, lse=True, sq=2),
+    "f16_scale": dict(dtype="f16", scale=0.05, causal=True),
+}
+
+
+def _paged_call(tmp_path, driver, case, **call_changes):
+    c = dict(dict(dtype="bf16", d=128, dv=None, page=16, layout="nhd", table="i32",
+                  causal=False, window=None, scale=None, softcap=None, sinks=None, lse=False,
+                  prefix=False, hq=32, hkv=8, b=8, sq=None, pages=64, max_pages=40,
+                  splits=None), **case)
+    dv = c["dv"] or c["d"]
+    want, combine = paged_variants(c["dtype"], c["d"], dv, c["page"], c["layout"], c["table"],
+                                   c["causal"], c["window"], c["scale"], c["softcap"],
+                                   c["sinks"], c["lse"],
+                                   "key_prefix" if c["prefix"] else "separate")
+    bundles = bundle_dir(tmp_path, driver, paged_manifests(want, combine))
+    dt = _TORCH_DTYPE[c["dtype"]]
+    cache = (c["pages"], c["page"], c["hkv"]) if c["layout"] == "nhd" else \
+        (c["pages"], c["hkv"], c["page"])
+    k_cache = torch.Tensor(cache + (c["d"],), dt)
+    v_cache = k_cache.columns(dv) if c["prefix"] else torch.Tensor(cache + (dv,), dt)
+    q = torch.Tensor((c["b"], c["hq"], c["d"]) if c["sq"] is None else
+                     (c["b"], c["sq"], c["hq"], c["d"]), dt)
+    tdt = i32 if c["table"] == "i32" else i64
+    table = torch.Tensor((c["b"], c["max_pages"]), tdt)
+    lens = torch.Tensor((c["b"],), tdt)
+    kwargs = dict(causal=c["causal"], window=c["window"], scale=c["scale"], softcap=c["softcap"],
+                  cache_layout=c["layout"], return_lse=c["lse"],
+                  num_splits_override=c["splits"], bundles=bundles)
+    if c["sinks"] is not None:
+        kwargs["sinks"] = torch.Tensor((c["hq"],), _TORCH_DTYPE[c["sinks"]])
+    kwargs.update(call_changes)
+    return (q, k_cache, v_cache, table, lens), kwargs
+
+
+@pytest.mark.parametrize("case", PAGED_CASES)
+def test_paged_fast_equals_python(fast, driver, tmp_path, case):
+    args, kwargs = _paged_call(tmp_path, driver, PAGED_CASES[case])
+    result, launches = three_ways(fast, driver, lambda: gpu.paged_attention(*args, **kwargs))
+    split, combine = launches
+    q = args[0]
+    out = result[0] if kwargs["return_lse"] else result
+    assert out.shape == q.shape[:-1] + (args[2].shape[-1],)
+    if kwargs["return_lse"]:
+        lse = result[1]
+        assert lse.shape == ((q.shape[0], q.shape[1]) if q.dim() == 3 else
+                             (q.shape[0], q.shape[2], q.shape[1]))
+    if kwargs["num_splits_override"]:
+        assert split[1][0] % kwargs["num_splits_override"] == 0
+
+
+def test_paged_out_given(fast, driver, tmp_path):
+    """A 4-D out for a single token comes back viewed as [B, Hq, Dv]; a 3-D
+    one as itself."""
+    args, kwargs = _paged_call(tmp_path, driver, PAGED_CASES["decode_single"])
+    out4 = torch.Tensor((8, 1, 32, 128), bf16)
+    result, _ = three_ways(fast, driver, lambda: gpu.paged_attention(*args, out=out4, **kwargs))
+    assert result.shape == (8, 32, 128) and result.data_ptr() == out4.data_ptr()
+    out3 = torch.Tensor((8, 32, 128), bf16)
+    assert gpu.paged_attention(*args, out=out3, **kwargs) is out3
+    with pytest.raises(ValueError, match="out must be"):
+        gpu.paged_attention(*args, out=torch.Tensor((), bf16), **kwargs)
+
+
+def test_paged_splits_follow_the_batch(fast, driver, tmp_path):
+    """The splits (grid x of the split kernel) are num_splits' for each
+    batch and table width, on both paths."""
+    for b, max_pages in ((1, 40), (8, 40), (8, 2), (40, 300), (2, 5000)):
+        args, kwargs = _paged_call(tmp_path, driver, dict(b=b, max_pages=max_pages))
+        _, launches = three_ways(fast, driver, lambda: gpu.paged_attention(*args, **kwargs))
+        splits = gpu.num_splits(b, 8 * 2, 1, max_pages * 16, 132, 2)
+        assert launches[0][1] == (splits, 16, b)
+        assert launches[1][1] == (b * 32, 1, 1)
+
+
+def test_paged_falls_back_on_bad_input(fast, driver, tmp_path):
+    args, kwargs = _paged_call(tmp_path, driver, PAGED_CASES["decode_single"])
+    gpu.paged_attention(*args, **kwargs)
+    q, kc, vc, table, lens = args
+    names = ("causal", "window", "softcap", "scale", "sinks", "cache_layout", "return_lse",
+             "num_splits_override", "bundles", "out")
+    bad = [
+        ("lens int64", (q, kc, vc, table, torch.Tensor((8,), i64)), {}),
+        ("table f32", (q, kc, vc, torch.Tensor((8, 40), f32), lens), {}),
+        ("table 1-D", (q, kc, vc, torch.Tensor((320,), i32), lens), {}),
+        ("table batch", (q, kc, vc, torch.Tensor((9, 40), i32), lens), {}),
+        ("lens batch", (q, kc, vc, table, torch.Tensor((9,), i32)), {}),
+        ("q f32", (torch.Tensor(q.shape, f32), kc, vc, table, lens), {}),
+        ("cache f16", (q, torch.Tensor(kc.shape, f16), vc, table, lens), {}),
+        ("q 2-D", (torch.Tensor((8, 4096)), kc, vc, table, lens), {}),
+        ("q 5-D", (torch.Tensor((8, 1, 1, 32, 128)), kc, vc, table, lens), {}),
+        ("head dim", (torch.Tensor((8, 32, 64)), kc, vc, table, lens), {}),
+        ("GQA", (torch.Tensor((8, 30, 128)), kc, vc, table, lens), {}),
+        ("v_cache scrambled", (q, kc, torch.Tensor(vc.shape, bf16, stride=(128, 1, 1, 1)),
+                               table, lens), {}),
+        ("v_cache pages", (q, kc, torch.Tensor((63, 16, 8, 128)), table, lens), {}),
+        ("table strided", (q, kc, vc, torch.Tensor((8, 40), i32, stride=(1, 8)), lens), {}),
+        ("k_cache on device 1", (q, torch.Tensor(kc.shape, bf16, device=1), vc, table, lens),
+         {}),
+        ("unaligned lens", (q, kc, vc, table, lens.offset(4)), {}),
+        ("layout", args, {"cache_layout": "nhwc"}),
+        ("splits negative", args, {"num_splits_override": -1}),
+        ("splits a float", args, {"num_splits_override": 2.0}),
+        ("splits overflow", args, {"num_splits_override": 2**62}),
+        ("out 0-d", args, {"out": torch.Tensor((), bf16)}),
+        ("out 2-D", args, {"out": torch.Tensor((8, 4096), bf16)}),
+        ("sinks", args, {"sinks": torch.Tensor((3,), f32)}),
+        ("causal=None", args, {"causal": None}),
+        ("q None", (None, kc, vc, table, lens), {}),
+        ("batch past the grid", (torch.Tensor((70000, 32, 128)), kc, vc,
+                                 torch.Tensor((70000, 40), i32), torch.Tensor((70000,), i32)),
+         {}),
+    ]
+    driver.lib.fake_reset()
+    for name, a, changes in bad:
+        call = dict(kwargs, **changes)
+        assert fast.paged_attention(*a, *[call.get(n) for n in names]) is None, name
+    assert driver.lib.fake_launches() == 0
+    assert fast.paged_attention(*args, *[kwargs.get(n) for n in names]) is not None
+    # seq_lens of another integer type: converted by the Python path.
+    _, launches = run(driver, lambda: gpu.paged_attention(
+        q, kc, vc, table, torch.Tensor((8,), i64), **kwargs))
+    assert len(launches) == 2
+
+
+def test_paged_keys(fast, driver, tmp_path):
+    args, kwargs = _paged_call(tmp_path, driver, PAGED_CASES["decode_single"])
+    gpu.paged_attention(*args, **kwargs)
+    q, kc, vc, table, lens = args
+    names = ("causal", "window", "softcap", "scale", "sinks", "cache_layout", "return_lse",
+             "num_splits_override", "bundles", "out")
+
+    def hit(*a, **changes):
+        call = dict(kwargs, **changes)
+        return fast.paged_attention(*a, *[call.get(n) for n in names]) is not None
+
+    assert hit(*args)
+    # Batch, table width and pages are not in the key; splits are per call.
+    assert hit(torch.Tensor((3, 32, 128)), kc, vc, torch.Tensor((3, 7), i32),
+               torch.Tensor((3,), i32))
+    assert hit(q, torch.Tensor((5, 16, 8, 128)), torch.Tensor((5, 16, 8, 128)), table, lens)
+    assert hit(*args, num_splits_override=3)
+    # Query rows per KV head, page size, table type, mask, LSE: other plans.
+    assert not hit(torch.Tensor((8, 2, 32, 128)), kc, vc, table, lens)
+    assert not hit(q, torch.Tensor((64, 32, 8, 128)), torch.Tensor((64, 32, 8, 128)), table,
+                   lens)
+    assert not hit(q, kc, vc, torch.Tensor((8, 40), i64), torch.Tensor((8,), i64))
+    assert not hit(*args, causal=True)
+    assert not hit(*args, return_lse=True)
+    assert not hit(*args, cache_layout="hnd")
+    assert not hit(q, kc, kc.columns(128), table, lens)  # v is k: a prefix of k
+
+
+# --------------------------------------------------------------------------
+# Leaks, threads, speed
+
+
+def _rss_kib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def test_no_leaks_over_100k_calls(fast, driver, tmp_path):
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["sinks_lse"])
+    pargs, pkwargs = _paged_call(tmp_path, driver, PAGED_CASES["sinks_softcap_single_lse"])
+    dense = lambda: gpu.attention(q, k, v, **kwargs)  # noqa: E731
+    paged = lambda: gpu.paged_attention(*pargs, **pkwargs)  # noqa: E731
+    names = ("causal", "window", "softcap", "scale", "bias", "sinks", "layout", "return_lse",
+             "bundles", "out")
+    refused = lambda: fast.attention(q, k, v, *[dict(kwargs, layout="x").get(n)  # noqa: E731
+                                                for n in names])
+    for fn in (dense, paged, refused):
+        for _ in range(2000):
+            fn()
+        refs = [sys.getrefcount(x) for x in (q, k, v, kwargs["sinks"], *pargs)]
+        gc.collect()
+        objects = len(gc.get_objects())
+        tracemalloc.start()
+        rss = _rss_kib()
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(100_000 if fn is dense else 30_000):
+            torch.reset()
+            fn()
+        grown = tracemalloc.get_traced_memory()[0] - start
+        tracemalloc.stop()
+        gc.collect()
+        assert grown < 64 * 1024, f"{grown} bytes more traced after the calls"
+        assert _rss_kib() - rss < 2048
+        assert len(gc.get_objects()) - objects < 100
+        assert [sys.getrefcount(x) for x in (q, k, v, kwargs["sinks"], *pargs)] == refs
+    assert fast.stats()["plans"] == 2
+
+
+def test_threads(fast, driver, tmp_path):
+    """Calls from several threads at once (each releases the GIL in the
+    fake tensors' Python methods): every call launches once."""
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    gpu.attention(q, k, v, **kwargs)
+    sys.setswitchinterval(1e-6)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(2000):
+                gpu.attention(torch.Tensor(q.shape, bf16), k, v, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(0.005)
+    assert not errors and fast.stats()["hits"] == 8000
+
+
+def test_speed_report(fast, driver, tmp_path):
+    """Microseconds per call with fake tensors (their methods are Python
+    functions, so this bounds the C side from above); printed with -s."""
+    _, (q, k, v), kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
+    pargs, pkwargs = _paged_call(tmp_path, driver, PAGED_CASES["decode_single"])
+    gpu.attention(q, k, v, **kwargs)
+    gpu.paged_attention(*pargs, **pkwargs)
+    report = []
+    for label, fn in (("attention", lambda: gpu.attention(q, k, v, **kwargs)),
+                      ("paged_attention", lambda: gpu.paged_attention(*pargs, **pkwargs))):
+        for enabled in (True, False):
+            gpu.set_fastpath(enabled)
+            n = 20000 if enabled else 5000
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            us = (time.perf_counter() - start) / n * 1e6
+            report.append(f"{label} {'fast' if enabled else 'Python'} path: {us:.2f} us/call")
+    gpu.set_fastpath(True)
+    print("\n" + "\n".join(report))
