@@ -2,7 +2,8 @@
 """Compile kernel bundles ahead of time, on a machine with attn-compile.
 
     python3 -m attn.bundles -o DIR [--chip sm_90a] [--kernel auto|mma|wgmma|baseline]
-        [--block-q N] [--block-kv N] [--opt-level N] [--compile-arg OPTION ...] WHAT
+        [--block-q N] [--block-kv N] [--opt-level N] [--specialize]
+        [--compile-arg OPTION ...] WHAT
 
 WHAT is one of
 
@@ -18,8 +19,12 @@ WHAT is one of
                           file whose variants() returns them
     --gpu-suite           the GPU test suite's variants: --variants-from
                           python/tests/gpu_cases.py of a source checkout
-    --bench, --paged-bench, --gated-bench, --sparse-bench
+    --bench, --paged-bench, --gated-bench, --sparse-bench, --values-bench
                           those of the benchmarks (python -m attn.bench, ...)
+
+--specialize compiles each variant's scale, softcap value and window extents
+into its kernel; by default they are kernel arguments and one kernel serves
+every value (a call finds a specialized kernel first where one matches).
 
 DIR is emptied of earlier bundles first; GPU code loads it with
 bundles=DIR (attn.gpu). Each variant becomes a kernel spec (spec_of) that
@@ -266,7 +271,7 @@ _GPU_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
                           "tests", "gpu_cases.py")
 # The benchmarks whose variants --bench etc. compile: flag -> module.
 _BENCHES = {"bench": "bench", "paged_bench": "bench_paged", "gated_bench": "bench_gated",
-            "sparse_bench": "bench_sparse"}
+            "sparse_bench": "bench_sparse", "values_bench": "bench_values"}
 
 
 def _arguments():
@@ -279,6 +284,9 @@ def _arguments():
     ap.add_argument("--block-kv", type=int, help="keys per step (mma.sync; 16, 32, 64 or 128)")
     ap.add_argument("--opt-level", type=int, choices=[0, 1, 2, 3],
                     help="LLVM optimization level of the kernels (attn-compile's default: 3)")
+    ap.add_argument("--specialize", action="store_true",
+                    help="compile each variant's scale, softcap and window extents into its "
+                         "kernel (default: kernel arguments, one kernel for every value)")
     ap.add_argument("--compile-arg", action="append", default=[], metavar="OPTION",
                     help="another attn-compile option, passed as it is (--compile-arg=--no-fuse)")
     what = ap.add_mutually_exclusive_group(required=True)
@@ -343,11 +351,17 @@ def main(argv=None):
     extra += args.compile_arg
     try:
         if args.spec:
+            if args.specialize:
+                raise ValueError("--specialize is for variants: a spec's numbers are "
+                                 "compiled in and its \"runtime\" values are not")
             written = compile_specs(_read_specs(args.spec), args.output, args.chip,
                                     kernel=args.kernel, extra=extra)
         else:
             # The benchmark's manifests report compile times: one compile at a time.
-            written = compile_variants(_variants(args), args.output, args.chip,
+            variants = _variants(args)
+            if args.specialize:
+                variants = [dict(v, specialize=True) for v in variants]
+            written = compile_variants(variants, args.output, args.chip,
                                        kernel=args.kernel, extra=extra,
                                        jobs=1 if args.bench else None)
     except (LookupError, ValueError, OSError, CompileError) as e:

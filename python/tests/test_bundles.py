@@ -295,15 +295,16 @@ def test_cli_variants_from(form, fake_tool, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("flag", ["--gpu-suite", "--bench", "--paged-bench", "--gated-bench",
-                                  "--sparse-bench"])
+                                  "--sparse-bench", "--values-bench"])
 def test_cli_named_sets(flag, monkeypatch, tmp_path):
     """Each named set compiles its module's variants; the GPU suite's are
     read from the checkout's tests/gpu_cases.py by path (sys.path is left
     as it was)."""
     import gpu_cases
-    from attn import bench, bench_gated, bench_paged, bench_sparse
+    from attn import bench, bench_gated, bench_paged, bench_sparse, bench_values
     want = {"--gpu-suite": gpu_cases, "--bench": bench, "--paged-bench": bench_paged,
-            "--gated-bench": bench_gated, "--sparse-bench": bench_sparse}[flag].variants()
+            "--gated-bench": bench_gated, "--sparse-bench": bench_sparse,
+            "--values-bench": bench_values}[flag].variants()
     seen = {}
     monkeypatch.setattr(bundles, "compile_variants",
                         lambda variants, *args, **kw: seen.update(variants=variants, kw=kw) or [])
@@ -312,6 +313,26 @@ def test_cli_named_sets(flag, monkeypatch, tmp_path):
     assert sys.path == path
     assert seen["variants"] == want
     assert seen["kw"]["jobs"] == (1 if flag == "--bench" else None)
+
+
+def test_cli_specialize(fake_tool, tmp_path, monkeypatch, capsys):
+    """--specialize compiles the values in: the specs carry numbers where the
+    default specs say "runtime"; a spec file is refused (it says its values
+    itself)."""
+    tool, calls = fake_tool
+    monkeypatch.setenv("ATTN_COMPILE", tool)
+    window = _dense(mask="window", window_left=64, window_right=0, softcap=30.0)
+    bundles.main(["-o", str(tmp_path / "rt"), "--variant", json.dumps(window)])
+    bundles.main(["-o", str(tmp_path / "sp"), "--variant", json.dumps(window), "--specialize"])
+    runtime, specialized = (c["spec"] for c in calls())
+    assert runtime == bundles.spec_of(window)
+    assert specialized == bundles.spec_of(dict(window, specialize=True))
+    assert "runtime" in json.dumps(runtime) and "runtime" not in json.dumps(specialized)
+    assert np.float32(specialized["scale"]) == np.float32(window["scale"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(runtime)))
+    with pytest.raises(SystemExit, match="--specialize is for variants"):
+        bundles.main(["-o", str(tmp_path), "--spec", "-", "--specialize"])
+    assert len(calls()) == 2
 
 
 def test_cli_errors(fake_tool, tmp_path, monkeypatch, capsys):
