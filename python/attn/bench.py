@@ -9,7 +9,9 @@
 Shapes (FlashAttention's standard set): batch x seqlen = 16k tokens, hidden
 2048 (heads = 2048 / head dim), head dim 64 / 128 / 256, seqlen 512 ... 16k,
 causal and not, bf16 and fp16; plus Llama-3.1-8B GQA prefill (32 query / 8
-KV heads, head dim 128, seqlen 4k and 8k, causal, batch 1).
+KV heads, head dim 128, seqlen 4k and 8k, causal, batch 1) and DeepSeek-V3's
+MLA prefill (128 heads, head dim 192 for Q·Kᵀ and 128 for V, seqlen 4k, 8k and
+16k, causal, batch 1; FLOPs = 2 b h sq sk (d + dv), halved for causal).
 
 Backends: attn (the bundles), torch SDPA with FlashAttention-2, cuDNN and
 memory-efficient kernels, and FlexAttention under torch.compile (its first
@@ -36,7 +38,8 @@ BACKENDS = ("attn", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "flex")
 
 
 def shapes(quick=False, seqlens=None):
-    """(family, batch, hq, hkv, seqlen, d, causal, dtype) of every measurement."""
+    """(family, batch, hq, hkv, seqlen, d, causal, dtype, dv) of every
+    measurement."""
     out = []
     dtypes = ("bf16",) if quick else ("bf16", "f16")
     seqlens = seqlens or ((4096, 16384) if quick else SEQLENS)
@@ -46,28 +49,30 @@ def shapes(quick=False, seqlens=None):
                 for s in seqlens:
                     h = HIDDEN // d
                     out.append((f"d{d}{'-causal' if causal else ''}", TOKENS // s, h, h, s, d,
-                                causal, dtype))
+                                causal, dtype, d))
     for s in (4096, 8192):
-        out.append(("llama3.1-8b-gqa", 1, 32, 8, s, 128, True, "bf16"))
+        out.append(("llama3.1-8b-gqa", 1, 32, 8, s, 128, True, "bf16", 128))
+    for s in (4096, 8192, 16384):
+        out.append(("deepseek-mla-prefill", 1, 128, 128, s, 192, True, "bf16", 128))
     return out
 
 
 def variants():
     """The attn kernel variants the shapes need (bundle variants, bhsd)."""
     seen, out = set(), []
-    for _, _, _, _, _, d, causal, dtype in shapes():
-        key = (d, causal, dtype)
+    for _, _, _, _, _, d, causal, dtype, dv in shapes():
+        key = (d, causal, dtype, dv)
         if key in seen:
             continue
         seen.add(key)
-        out.append({"dtype": dtype, "head_dim": d, "value_head_dim": d, "layout": "bhsd",
+        out.append({"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": "bhsd",
                     "mask": "causal" if causal else "none", "scale": 1 / math.sqrt(d),
                     "softcap": None, "bias": False, "sinks": False, "lse": False})
     return out
 
 
-def flops(b, hq, s, d, causal):
-    return 4 * b * hq * s * s * d * (0.5 if causal else 1.0)
+def flops(b, hq, s, d, causal, dv=None):
+    return 2 * b * hq * s * s * (d + (d if dv is None else dv)) * (0.5 if causal else 1.0)
 
 
 def runners(bundles, causal, gqa):
@@ -128,19 +133,19 @@ def run(args):
             compile_rows.append((k.manifest["entry"], k.manifest["compile_seconds"]))
     todo = [s for s in shapes(args.quick, args.seqlens)
             if not args.family or any(f in s[0] for f in args.family)]
-    for family, b, hq, hkv, s, d, causal, dtype in todo:
+    for family, b, hq, hkv, s, d, causal, dtype, dv in todo:
         tdtype = torch.bfloat16 if dtype == "bf16" else torch.float16
-        per_set = 2 * b * (hq + 2 * hkv) * s * d
+        per_set = 2 * b * ((hq + hkv) * d + hkv * dv) * s
         nsets = max(2, math.ceil(2 * l2 / per_set))
-        sets = [tuple(torch.randn(b, h, s, d, device="cuda", dtype=tdtype)
-                      for h in (hq, hkv, hkv)) for _ in range(nsets)]
+        sets = [tuple(torch.randn(b, h, s, width, device="cuda", dtype=tdtype)
+                      for h, width in ((hq, d), (hkv, d), (hkv, dv))) for _ in range(nsets)]
         ref = attn_out = attn_row = None
-        fl = flops(b, hq, s, d, causal)
+        fl = flops(b, hq, s, d, causal, dv)
         for backend, fn in runners(args.bundles, causal, hq != hkv).items():
             if args.backends and backend not in args.backends:
                 continue
             row = dict(gpu=name, family=family, dtype=dtype, batch=b, hq=hq, hkv=hkv, seqlen=s,
-                       head_dim=d, causal=causal, backend=backend, ms="", tflops="",
+                       head_dim=d, value_head_dim=dv, causal=causal, backend=backend, ms="", tflops="",
                        first_call_s="", max_err="", note="")
             try:
                 t0 = time.perf_counter()

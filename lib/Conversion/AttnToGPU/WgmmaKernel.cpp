@@ -18,6 +18,10 @@
 //   V stages 2 x keys x Dv        released after S, its V tile after P·V)
 //   P        2 buffers x 2 warpgroups x 64 rows x keys
 //
+// D and Dv are 64, 128, 192 or 256, independently (DeepSeek's MLA prefill:
+// 192 and 128); keys per step are 128 where that fits, else 64
+// (getWgmmaTiling).
+//
 // mbarriers (static): kFull[2], vFull[2] (count 1 + TMA bytes), kEmpty[2],
 // vEmpty[2] (count 8: lane 0 of every consumer warp), qFull. Named barriers:
 // 0 = whole block (setup only), 1 + w = warpgroup w (P published), 3 + w =
@@ -81,6 +85,8 @@ static constexpr int64_t kWgRows = 64, kWarpgroups = 2;
 static constexpr int64_t kBlockRows = kWgRows * kWarpgroups;
 static constexpr int64_t kConsumerThreads = kWarpgroups * 128;
 static constexpr int64_t kConsumerWarps = kConsumerThreads / 32;
+/// The most dynamic shared memory a block may have on sm_90.
+static constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
 int64_t mlir::attn::detail::WgmmaTiling::sharedMemoryBytes(int64_t d,
                                                            int64_t dv) const {
@@ -96,21 +102,33 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
   const AttentionSpec &s = spec;
   if (s.dtype != ScalarType::F16 && s.dtype != ScalarType::BF16)
     return failWith(why, "the wgmma kernel needs f16 or bf16");
-  if (ShapedType::isDynamic(s.headDim) || s.headDim != s.valueHeadDim ||
-      (s.headDim != 64 && s.headDim != 128 && s.headDim != 256))
-    return failWith(why,
-                    "the wgmma kernel needs equal head dims of 64, 128 or 256");
+  auto isPanelled = [](int64_t d) {
+    return !ShapedType::isDynamic(d) && d >= 64 && d <= 256 && d % 64 == 0;
+  };
+  if (!isPanelled(s.headDim) || !isPanelled(s.valueHeadDim))
+    return failWith(why, "the wgmma kernel needs head dims of 64, 128, 192 or "
+                         "256 (64-column panels, at most 256 for wgmma's N)");
   if (!spec.scale && !spec.runtimeValues)
     return failWith(why, "the wgmma kernel needs a known scale");
-  // 128 keys per step; 64 at head dim 256, where Q (64 KB), two K and two V
-  // stages and two P buffers per warpgroup must fit 227 KB and O takes 128
-  // of a consumer thread's registers. Two stages per ring everywhere: at
-  // head dim 64, where four fit (208 KB), four measured 3-5% slower on the
-  // H200 (bf16, 16k tokens: 438 -> 426 TFLOP/s, causal 399 -> 379).
+  // 128 keys per step where Q (128 rows), two K and two V stages and two P
+  // buffers per warpgroup fit 227 KB and O (Dv / 2 registers a consumer
+  // thread) leaves room for S (keys / 2): head dims 64 and 128. Otherwise
+  // 64 keys: head dim 256 (O takes 128 registers) and DeepSeek's MLA
+  // prefill, D = 192 with Dv = 128 (272 KB at 128 keys, 160 KB at 64).
+  // Two stages per ring everywhere: at head dim 64, where four fit
+  // (208 KB), four measured 3-5% slower on the H200 (bf16, 16k tokens:
+  // 438 -> 426 TFLOP/s, causal 399 -> 379).
   WgmmaTiling t;
-  t.keys = s.headDim == 256 ? 64 : 128;
   t.stages = 2;
-  return t;
+  for (int64_t keys : {128, 64}) {
+    t.keys = keys;
+    if ((keys == 64 || s.valueHeadDim <= 128) &&
+        t.sharedMemoryBytes(s.headDim, s.valueHeadDim) <= kMaxSharedMemory)
+      return t;
+  }
+  return failWith(why, "the wgmma kernel's tiles of head dims " +
+                           Twine(s.headDim) + " and " + Twine(s.valueHeadDim) +
+                           " do not fit 227 KB of shared memory");
 }
 
 namespace mlir {
