@@ -37,6 +37,7 @@ extern "C" __global__ void dense(MEMREF(uint16_t, q), MEMREF(uint16_t, k), MEMRE
     d[16] = q_stride + k_stride + v_stride + o_stride + lse_stride;
     d[17] = gridDim.x; d[18] = gridDim.y; d[19] = gridDim.z; d[20] = blockDim.x;
     d[21] = (q_a == q) + (k_a == k) + (v_a == v) + (o_a == o) + (lse_a == lse);
+    for (int j = 22; j < 32; j++) d[j] = 0; // every word written: outputs compare bytewise
     const unsigned *m = (const unsigned *)&q_tma;
     for (int j = 0; j < 32; j++) d[32 + j] = m[j];
     m = (const unsigned *)&k_tma;
@@ -44,6 +45,19 @@ extern "C" __global__ void dense(MEMREF(uint16_t, q), MEMREF(uint16_t, k), MEMRE
     m = (const unsigned *)&v_tma;
     for (int j = 0; j < 32; j++) d[96 + j] = m[j];
   }
+}
+
+// A causal kernel without LSE: only the scale is a run-time value.
+extern "C" __global__ void dense_causal(MEMREF(uint16_t, q), MEMREF(uint16_t, k),
+                                        MEMREF(uint16_t, v), MEMREF(uint16_t, o),
+                                        const __grid_constant__ CUtensorMap q_tma,
+                                        const __grid_constant__ CUtensorMap k_tma,
+                                        const __grid_constant__ CUtensorMap v_tma, long long B,
+                                        long long Hq, long long Hkv, long long Sq, long long Sk,
+                                        float scale) {
+  TID
+  for (long long i = tid; i < o_size && i < q_size; i += nthreads)
+    o[i] = q[i];
 }
 
 extern "C" __global__ void split(MEMREF(uint16_t, q), MEMREF(uint16_t, kc), MEMREF(uint16_t, vc),
@@ -56,7 +70,7 @@ extern "C" __global__ void split(MEMREF(uint16_t, q), MEMREF(uint16_t, kc), MEMR
   for (long long i = tid; i < o_part_size; i += nthreads)
     o_part[i] = __uint_as_float((unsigned)q[i % q_size] << 16);
   for (long long i = tid; i < lse_part_size; i += nthreads)
-    lse_part[i] = (float)(Splits + 1000 * VStride) + scale;
+    lse_part[i] = (float)(Splits + 1000 * VStride) + scale + softcap + wl + 1e-3f * wr;
 }
 
 extern "C" __global__ void combine(MEMREF(float, o_part), MEMREF(float, lse_part),

@@ -436,20 +436,29 @@ def _synthetic_manifests():
     sc = lambda n, dt="i64": {"kind": "scalar", "name": n, "dtype": dt}  # noqa: E731
     tma = lambda t, box: {"kind": "tensormap", "name": t + "_tma", "tensor": t,  # noqa: E731
                           "box": box, "passing": "param"}
+    # Every value at run time, as the compiler's default kernels take them
+    # (KernelSignature::runtimeValues): the scale, then the softcap and the
+    # window's extents where the variant has them.
     runtime = [sc("scale", "f32"), sc("softcap", "f32"), sc("window_left"), sc("window_right")]
-    dense = {"entry": "dense", "ptx": "k.ptx", "kernel": "wgmma",
-             "variant": {"dtype": "bf16", "head_dim": 64, "value_head_dim": 64,
-                         "layout": "bhsd", "mask": "causal", "scale": gpu._f32(1 / 8),
-                         "softcap": None, "bias": False, "sinks": False, "lse": True},
-             "params": [mem(n) for n in ("q", "k", "v", "o", "lse")]
-             + [tma("q", [64, 128]), tma("k", [64, 64]), tma("v", [64, 64])]
-             + [sc(n) for n in ("B", "Hq", "Hkv", "Sq", "Sk")] + runtime,
-             "grid": [{"ceil_div": ["Sq", 128]}, "Hq", "B"], "block": [128, 1, 1],
-             "dynamic_shared_memory": 0}
-    paged = {"op": "paged_attention", "dtype": "bf16", "head_dim": 128, "value_head_dim": 128,
-             "page_size": 16, "cache_layout": "nhd", "table_dtype": "i32", "lens_dtype": "i32",
-             "mask": "causal", "scale": gpu._f32(1 / 128 ** 0.5), "softcap": None,
-             "values": "separate"}
+    window = {"mask": "window", "window_left": "runtime", "window_right": "runtime",
+              "scale": "runtime", "softcap": "runtime"}
+    tmas = [tma("q", [64, 128]), tma("k", [64, 64]), tma("v", [64, 64])]
+    sizes = [sc(n) for n in ("B", "Hq", "Hkv", "Sq", "Sk")]
+    grid = {"grid": [{"ceil_div": ["Sq", 128]}, "Hq", "B"], "block": [128, 1, 1],
+            "dynamic_shared_memory": 0}
+    dense = dict(grid, entry="dense", ptx="k.ptx", kernel="wgmma",
+                 variant=dict(window, dtype="bf16", head_dim=64, value_head_dim=64,
+                              layout="bhsd", bias=False, sinks=False, lse=True),
+                 params=[mem(n) for n in ("q", "k", "v", "o", "lse")] + tmas + sizes + runtime)
+    causal = dict(grid, entry="dense_causal", ptx="k.ptx", kernel="wgmma",
+                  variant={"dtype": "bf16", "head_dim": 64, "value_head_dim": 64,
+                           "layout": "bhsd", "mask": "causal", "scale": "runtime",
+                           "softcap": None, "bias": False, "sinks": False, "lse": False},
+                  params=[mem(n) for n in ("q", "k", "v", "o")] + tmas + sizes
+                  + [sc("scale", "f32")])
+    paged = dict(window, op="paged_attention", dtype="bf16", head_dim=128, value_head_dim=128,
+                 page_size=16, cache_layout="nhd", table_dtype="i32", lens_dtype="i32",
+                 values="separate")
     split = {"entry": "split", "ptx": "k.ptx", "kernel": "paged.mma.sync", "variant": paged,
              "rows_per_block": 16, "value_chunks": 1,
              "params": [mem("q"), mem("k_cache"), mem("v_cache", "value_cache")]
@@ -466,7 +475,7 @@ def _synthetic_manifests():
                + [sc(n) for n in ("B", "Sq", "Hq", "Splits")],
                "grid": [{"mul": ["B", "Sq", "Hq"]}, 1, 1], "block": [128, 1, 1],
                "dynamic_shared_memory": 0}
-    return [dense, split, combine]
+    return [dense, causal, split, combine]
 
 
 @pytest.fixture(scope="module")
@@ -490,8 +499,8 @@ def synthetic(tmp_path_factory):
 
 
 def test_fastpath_synthetic_dense(synthetic):
-    """What the wgmma-shaped kernel received: the sizes, scale (f32 bits),
-    softcap, window bounds, k and v addresses and element counts, grid and
+    """What the wgmma-shaped kernel received: the sizes, the run-time values
+    (scale and softcap as f32 bits, the window's extents), k and v addresses and element counts, grid and
     block, and descriptors byte-equal to the Python path's encoding; o = q."""
     import ctypes
 
@@ -500,13 +509,14 @@ def test_fastpath_synthetic_dense(synthetic):
     fast = _fast()
     q, k, v = (torch.randn(1, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
                for _ in range(3))
-    out, lse = _three_ways(fast, lambda: gpu.attention(q, k, v, causal=True, return_lse=True,
-                                                       bundles=synthetic))
+    out, lse = _three_ways(fast, lambda: gpu.attention(
+        q, k, v, window=(100, 3), softcap=30.0, return_lse=True, bundles=synthetic))
     assert torch.equal(out, q)
     d = [int(x) & 0xFFFFFFFF for x in lse.view(torch.int32).flatten()[:128].tolist()]
     assert d[:5] == [1, 8, 8, 128, 128]
-    assert d[5] == int(np.float32(0.125).view(np.uint32)) and d[6] == 0
-    assert (d[7], d[8]) == (0xFFFFFFFF, 0)  # window bounds of causal: (-1, 0)
+    assert d[5] == int(np.float32(0.125).view(np.uint32))
+    assert d[6] == int(np.float32(30.0).view(np.uint32))
+    assert (d[7], d[8]) == (100, 3)
     assert d[9] | d[10] << 32 == k.data_ptr() and d[11] | d[12] << 32 == v.data_ptr()
     assert d[13] == k.numel() and d[14] == v.numel()
     assert d[15:22] == [0, 5, 1, 8, 1, 128, 5]  # offsets 0, strides 1, grid, block, aligned
@@ -518,7 +528,7 @@ def test_fastpath_synthetic_dense(synthetic):
 
 def test_fastpath_synthetic_paged(synthetic):
     """Split and combine kernels: o = q through o_part, the LSE carries the
-    splits (num_splits' answer) and VStride."""
+    splits (num_splits' answer), VStride and the run-time values."""
     import numpy as np
 
     fast = _fast()
@@ -530,11 +540,13 @@ def test_fastpath_synthetic_paged(synthetic):
     lens = torch.full((b,), ctx, device="cuda", dtype=torch.int32)
     q = torch.randn(b, hq, d, device="cuda", dtype=torch.bfloat16)
     out, lse = _three_ways(fast, lambda: gpu.paged_attention(
-        q, kc, vc, table, lens, causal=True, return_lse=True, bundles=synthetic))
+        q, kc, vc, table, lens, window=(4096, 0), softcap=30.0, return_lse=True,
+        bundles=synthetic))
     assert torch.equal(out, q) and lse.shape == (b, hq)
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count
     splits = gpu.num_splits(b, hkv, 1, ctx, sms, 2)
-    want = float(np.float32(splits + 1000 * d) + np.float32(1 / d ** 0.5))
+    f = np.float32
+    want = float(f(splits + 1000 * d) + f(1 / d ** 0.5) + f(30.0) + f(4096) + f(1e-3) * f(0))
     assert bool((lse == want).all()), (lse[0, :4], splits)
 
 
@@ -545,13 +557,15 @@ def test_fastpath_synthetic_graph(synthetic):
                for _ in range(3))
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
+    call = lambda: gpu.attention(q, k, v, window=(100, 3), softcap=30.0,  # noqa: E731
+                                 return_lse=True, bundles=synthetic)
     with torch.cuda.stream(side):
         for _ in range(2):
-            gpu.attention(q, k, v, causal=True, return_lse=True, bundles=synthetic)
+            call()
     torch.cuda.current_stream().wait_stream(side)
     graph, hits = torch.cuda.CUDAGraph(), fast.stats()["hits"]
     with torch.cuda.graph(graph):
-        out, _ = gpu.attention(q, k, v, causal=True, return_lse=True, bundles=synthetic)
+        out, _ = call()
     assert fast.stats()["hits"] == hits + 1
     for _ in range(2):
         q.copy_(torch.randn_like(q))
@@ -567,6 +581,9 @@ def test_fastpath_synthetic_ops_and_host_time(synthetic, monkeypatch):
 
     fast = _fast()
     monkeypatch.setenv("ATTN_BUNDLES", synthetic)
+    # A call the synthetic kernels do not serve must fail, not compile a
+    # real kernel on first use.
+    monkeypatch.setenv("ATTN_COMPILE", os.devnull)
     q, k, v = (torch.randn(1, 8, 128, 64, device="cuda", dtype=torch.bfloat16)
                for _ in range(3))
     torch.library.opcheck(torch.ops.attn.attention.default,
