@@ -4,10 +4,11 @@
 bottleneck, and the device time of the same calls, eager and replayed from
 a CUDA graph:
 
-    python3 -m attn.bench_overhead [--bundles DIR]
+    python3 -m attn.bench_overhead [--bundles DIR] [--parts | --profile]
 
-Host time (cudatime.host_us) is the time the calling thread spends per
-call while the GPU is kept busy, so no call waits for the device. Rows:
+Host time (cudatime.host_us, the best of three loops of 200 calls) is the
+time the calling thread spends per call while the GPU is kept busy, so no
+call waits for the device. Rows:
 attn.gpu.attention through the native fast path (attn/_fastpath.c) and
 through the Python path (the fast path turned off, attn.gpu.set_fastpath),
 attn.ops.attention (the torch.library custom op, as torch.compile and eager
@@ -103,16 +104,64 @@ def profile(bundles, calls=500):
             pstats.Stats(prof).sort_stats("tottime").print_stats(12)
 
 
+def parts(bundles):
+    """What the torch operations a fast call makes cost on this host, next
+    to the calls themselves: the attribute reads of one input tensor, each
+    allocation of the calls (by shape) and one plain kernel launch
+    (torch's own, the smallest there is)."""
+    q, k, v = _dense(1, 8, 8, 128)
+    gq, gk, gv = _dense(8, 32, 8, 113)
+    pq, kc, vc, table, lens, _, _ = _paged()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    splits = gpu.num_splits(8, 8, 1, 8192, sms, 2)
+    f32 = torch.float32
+    dense = lambda: gpu.attention(q, k, v, causal=True, bundles=bundles)  # noqa: E731
+    gqa = lambda: gpu.attention(gq, gk, gv, causal=True, bundles=bundles)  # noqa: E731
+    paged = lambda: gpu.paged_attention(pq, kc, vc, table, lens, causal=True,  # noqa: E731
+                                        bundles=bundles)
+
+    def reads(t=kc):
+        t.is_cuda, t.shape, t.dtype, t.get_device(), t.is_contiguous(), t.data_ptr()
+    small = torch.zeros(1, device="cuda")
+    items = [
+        ("attn.gpu.attention, causal 1x8x128 (fast)", dense),
+        ("attn.gpu.attention, GQA 32/8 b8 113 (fast)", gqa),
+        ("attn.gpu.paged_attention, b8 8k (fast)", paged),
+        ("one tensor's six reads, from Python", reads),
+        ("q.new_empty 1x8x128x128 bf16 (256 KB)", lambda: q.new_empty((1, 8, 128, 128))),
+        ("q.new_empty 8x32x113x128 bf16 (7.4 MB)", lambda: gq.new_empty((8, 32, 113, 128))),
+        ("q.new_empty 8x32x128 bf16 (paged out)", lambda: pq.new_empty((8, 32, 128))),
+        (f"q.new_empty o_part {splits}x8x1x32x128 f32",
+         lambda: pq.new_empty((splits, 8, 1, 32, 128), dtype=f32)),
+        (f"q.new_empty lse_part {splits}x8x1x32 f32",
+         lambda: pq.new_empty((splits, 8, 1, 32), dtype=f32)),
+        ("torch.cuda.current_stream / device", lambda: (torch._C._cuda_getDevice(),
+                                                        torch._C._cuda_getCurrentRawStream(0))),
+        ("small.add_(1) (one torch kernel launch)", lambda: small.add_(1)),
+    ]
+    for _, fn in items:
+        fn()
+    print(f"fast path: {gpu.fastpath_status()}")
+    print(f"{'operation':50} {'host us':>8}")
+    for label, fn in items:
+        best = min(cudatime.host_us(fn, iters=300) for _ in range(3))
+        print(f"{label:50} {best:8.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundles", default=os.environ.get("ATTN_BUNDLES", "build/bundles"))
     ap.add_argument("--profile", action="store_true",
                     help="profile the host side of each attn call (cProfile, the 12 "
                          "functions with the most time of their own) instead")
+    ap.add_argument("--parts", action="store_true",
+                    help="the host time of the torch operations a fast call makes, by part")
     args = ap.parse_args(argv)
     os.environ["ATTN_BUNDLES"] = args.bundles  # for the custom ops
     if args.profile:
         return profile(args.bundles)
+    if args.parts:
+        return parts(args.bundles)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     table = rows(args.bundles)
     for _, calls in table:  # the first call of each loads the fast path, JIT-compiles, ...
@@ -122,7 +171,9 @@ def main(argv=None):
     print(f"{'shape':38} {'call':34} {'host us':>8} {'GPU us':>8} {'graph us':>9}")
     for name, calls in table:
         for label, fn in calls:
-            host = cudatime.host_us(fn)
+            # The best of three loops: the host is shared, and other work on
+            # it only ever adds time (one loop's spread was up to 1.6x).
+            host = min(cudatime.host_us(fn) for _ in range(3))
             device = cudatime.median_ms(fn, reps=10) * 1e3
             graph = cudatime.median_ms(fn, graph=True) * 1e3
             print(f"{name:38} {label:34} {host:8.1f} {device:8.1f} {graph:9.1f}")
