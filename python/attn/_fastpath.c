@@ -1552,9 +1552,9 @@ static int64_t num_splits(int64_t batch, int64_t kv_heads, int64_t row_tiles,
   return s > 1 ? s : 1;
 }
 
-// The allocations of a paged call, in the Python path's order (out, o_part,
-// lse_part, lse), each also as a slot. 1, 0 (unaligned: the Python path
-// raises) or -1.
+// The allocations of a paged call, in the Python path's order (out, the
+// workspace of o_part and lse_part, lse), each also as a slot. 1, 0 (unaligned:
+// the Python path raises) or -1.
 static int paged_outputs(PyObject *const *args, PagedCall *c, int64_t splits,
                          PyObject **owned) {
   PyObject *q = args[PA_Q];
@@ -1576,13 +1576,24 @@ static int paged_outputs(PyObject *const *args, PagedCall *c, int64_t splits,
         (r = output(owned[0], shape, ndim, dtype, c->device, &c->t[S_O])) <= 0)
       return owned[0] ? r : -1;
   }
-  if (!(owned[1] = new_empty(q, opart, 5, 1)) ||
-      (r = output(owned[1], opart, 5, DT_F32, c->device, &c->t[S_OPART])) <= 0)
+  // o_part and lse_part: one float32 workspace, lse_part from the first
+  // 16-byte boundary past o_part (gpu._paged_workspace): one allocation.
+  int64_t nl = splits * b * sq * hq; // at most n: no overflow
+  int64_t pad = (n + 3) / 4 * 4, total[1] = {pad + nl};
+  if (!(owned[1] = new_empty(q, total, 1, 1)) ||
+      (r = output(owned[1], total, 1, DT_F32, c->device, &c->t[S_OPART])) <= 0)
     return owned[1] ? r : -1;
-  if (!(owned[2] = new_empty(q, lpart, 4, 1)) ||
-      (r = output(owned[2], lpart, 4, DT_F32, c->device, &c->t[S_LSEPART])) <=
-          0)
-    return owned[2] ? r : -1;
+  Tensor *op = &c->t[S_OPART], *lp = &c->t[S_LSEPART];
+  *lp = *op;
+  op->ndim = 5; // only the address and element count are passed
+  for (int i = 0; i < 4; i++)
+    op->shape[i] = opart[i];
+  op->numel = n;
+  lp->ndim = 4;
+  for (int i = 0; i < 4; i++)
+    lp->shape[i] = lpart[i];
+  lp->numel = nl;
+  lp->ptr += (uint64_t)pad * 4;
   if (c->opt.lse) {
     const int64_t *shape = c->single ? lse2 : lse3;
     int ndim = c->single ? 2 : 3;

@@ -1075,8 +1075,7 @@ def _paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal, window,
             or out.dtype != q.dtype or not out.is_contiguous():
         raise ValueError("out must be a contiguous tensor shaped like the output")
     tensors["o"] = out
-    tensors["o_part"] = torch.empty((splits, b, sq, hq, dv), dtype=torch.float32, device=q.device)
-    tensors["lse_part"] = torch.empty((splits, b, sq, hq), dtype=torch.float32, device=q.device)
+    tensors["o_part"], tensors["lse_part"] = _paged_workspace(q, splits, b, sq, hq, dv)
     if return_lse:
         lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)
         tensors["lse"] = lse
@@ -1554,6 +1553,21 @@ def _resolve(op, bundles, key, variant, lookup, device):
         found = lookup(kernels)
     _resolved[memo] = found
     return found
+
+
+def _paged_workspace(q, splits, b, sq, hq, dv):
+    """o_part [splits, B, Sq, Hq, Dv] and lse_part [splits, B, Sq, Hq], float32
+    views of one allocation on q's device, lse_part from the first 16-byte
+    boundary past o_part: a decode call allocates once less (each
+    allocation costs the host about 3 µs). The fast path allocates the
+    same (_fastpath.c, paged_outputs)."""
+    import torch
+
+    n_o, n_l = splits * b * sq * hq * dv, splits * b * sq * hq
+    pad = -(-n_o // 4) * 4
+    ws = torch.empty((pad + n_l,), dtype=torch.float32, device=q.device)
+    return (ws.narrow(0, 0, n_o).view(splits, b, sq, hq, dv),
+            ws.narrow(0, pad, n_l).view(splits, b, sq, hq))
 
 
 _index_tensors = {}

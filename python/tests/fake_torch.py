@@ -116,6 +116,12 @@ class Tensor:
         assert self.is_contiguous() and math.prod(shape) == self.numel(), (shape, self.shape)
         return Tensor(shape, self.dtype, self._index, ptr=self._ptr)
 
+    def narrow(self, dim, start, length):
+        """A 1-D tensor's elements start .. start + length (the same memory)."""
+        assert dim == 0 and self.dim() == 1 and 0 <= start and start + length <= self.numel()
+        return Tensor((length,), self.dtype, self._index,
+                      ptr=self._ptr + start * self.dtype.itemsize)
+
     def unsqueeze(self, i):
         shape, stride = list(self.shape), list(self._stride)
         shape.insert(i, 1)

@@ -859,6 +859,22 @@ def test_paged_fast_equals_python(fast, driver, tmp_path, case):
         assert split[1][0] % kwargs["num_splits_override"] == 0
 
 
+def test_paged_workspace_is_one_allocation(fast, driver, tmp_path):
+    """o_part and lse_part are views of one float32 allocation, lse_part
+    from the first 16-byte boundary past o_part, in both paths (three_ways
+    compares their launches byte for byte); a call allocates out and the
+    workspace only."""
+    args, kwargs = _paged_call(tmp_path, driver, PAGED_CASES["decode_single"])
+    gpu.paged_attention(*args, **kwargs)
+    before = torch.allocations[0]
+    three_ways(fast, driver, lambda: gpu.paged_attention(*args, **kwargs))
+    assert torch.allocations[0] - before == 3 * 2  # three calls, out + workspace each
+    o_part, lse_part = gpu._paged_workspace(args[0], 3, 1, 1, 1, 5)  # 15 values: padded
+    assert o_part.shape == (3, 1, 1, 1, 5) and lse_part.shape == (3, 1, 1, 1)
+    assert lse_part.data_ptr() - o_part.data_ptr() == 16 * 4
+    assert lse_part.dtype is torch.float32 and lse_part.data_ptr() % 16 == 0
+
+
 def test_paged_out_given(fast, driver, tmp_path):
     """A 4-D out for a single token comes back viewed as [B, Hq, Dv]; a 3-D
     one as itself."""
