@@ -27,7 +27,7 @@
 // CHECK: %[[SCALE:.*]] = arith.constant 0.0883883461 : f32
 // CHECK: %[[QT:.*]] = builtin.unrealized_conversion_cast %[[QB]] : memref<?x32x?x128xbf16> to !llvm.ptr {attn.tensor_map = !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>}
 // CHECK: %[[TILES:.*]] = arith.ceildivui %[[SQ]], %c128
-// CHECK: gpu.launch_func @[[KERNEL:attn_bf16_d128_dv128_bhsd_causal_wgmma]]::@[[KERNEL]] blocks in (%[[TILES]], %c32{{.*}}, %[[B]]) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %c229376_i32 args(%[[QF]] : memref<?xbf16>, {{.*}} : memref<?xbf16>, {{.*}} : memref<?xbf16>, {{.*}} : memref<?xbf16>, %[[B]] : index, %c32{{.*}} : index, %c8{{.*}} : index, %[[SQ]] : index, %[[SK]] : index, %[[SCALE]] : f32, %[[QT]] : !llvm.ptr, {{.*}} : !llvm.ptr, {{.*}} : !llvm.ptr)
+// CHECK: gpu.launch_func @[[KERNEL:attn_bf16_d128_dv128_bhsd_causal_wgmma]]::@[[KERNEL]] blocks in (%[[TILES]], %c32{{.*}}, %[[B]]) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %c163840_i32 args(%[[QF]] : memref<?xbf16>, {{.*}} : memref<?xbf16>, {{.*}} : memref<?xbf16>, {{.*}} : memref<?xbf16>, %[[B]] : index, %c32{{.*}} : index, %c8{{.*}} : index, %[[SQ]] : index, %[[SK]] : index, %[[SCALE]] : f32, %[[QT]] : !llvm.ptr, {{.*}} : !llvm.ptr, {{.*}} : !llvm.ptr)
 // CHECK: %[[R:.*]] = bufferization.to_tensor %[[O]] restrict writable : memref<?x32x?x128xbf16> to tensor<?x32x?x128xbf16>
 // CHECK: return %[[R]]
 // CHECK-NOT: attn.attention

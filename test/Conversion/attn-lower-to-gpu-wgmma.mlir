@@ -46,22 +46,25 @@
 // CHECK:   nvvm.barrier.arrive
 // CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK:   nvgpu.mbarrier.arrive %[[BARS]][%c4]
-// The softmax: exp2(s * scale * log2 e - m) as one FMA and ex2.approx.ftz,
-// P to shared memory for the async proxy.
+// The softmax: exp2(s * scale * log2 e - m) as one FMA and ex2.approx.ftz;
+// P stays in registers, bf16 pairs packed into 32-bit words (the register-A
+// operand of the next P·V), nothing goes through shared memory.
 // CHECK:   %[[E:.+]] = math.fma
 // CHECK:   llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"(%[[E]])
-// CHECK:   vector.store {{.+}} {alignment = 4 : i64} : memref<16384xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
-// CHECK:   nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// CHECK:   nvvm.barrier id = %{{.+}} number_of_threads = %c128_i32
-// Step j: S_j and O += P_{j-1}·V_{j-1} (V MN-major: B <row>) issued in one
-// turn; wait for S_j only (one group may stay in flight), softmax_j, then
-// wait for P·V, release V, rescale O.
+// CHECK:   vector.bitcast {{.+}} : vector<2xbf16> to vector<1xi32>
+// CHECK-NOT: vector.store
+// CHECK-NOT: nvvm.fence.proxy
+// Step j: S_j and O += P_{j-1}·V_{j-1} issued in one turn; P·V takes A (P)
+// from registers through InlinePtx.h's wrapper (V MN-major: trans-b 1);
+// wait for S_j only (one group may stay in flight), softmax_j, then wait
+// for P·V, release V, rescale O.
 // CHECK:   scf.for
 // CHECK:     nvvm.barrier id
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} B[<bf16>, <one>, <col>]
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
 // CHECK:     nvgpu.mbarrier.try_wait.parity
-// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
+// CHECK:     nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: llvm.inline_asm has_side_effects asm_dialect = att "{\0A.reg .pred p;\0Asetp.ne.b32 p, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {$0, {{.+}}, $63}, {$128, $129, $130, $131}, $132, p, 1, 1, 1;\0A}\0A", "=f,{{.+}},=f,0,1,{{.+}},63,r,r,r,r,l"
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
 // CHECK:     nvvm.barrier.arrive
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
@@ -71,11 +74,11 @@
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK:     nvgpu.mbarrier.arrive
 // Epilogue: the last P·V.
-// CHECK:   nvvm.wgmma.mma_async {{.+}} B[<bf16>, <one>, <row>]
+// CHECK:   llvm.inline_asm {{.+}}wgmma.mma_async
 // CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: gpu.return
 
-// MANIFEST: block = [384, 1, 1], dynamic_shared_memory = 229376 : i64,
+// MANIFEST: block = [384, 1, 1], dynamic_shared_memory = 163840 : i64,
 // MANIFEST-SAME: grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"], kernel = "wgmma"
 // MANIFEST-SAME: {box = [64, 128], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", passing = "param", role = "tma_descriptor", swizzle = "128B", tensor = "q"}
 

@@ -16,7 +16,6 @@
 //   Q        128 rows x D
 //   K stages 2 x keys x D        (separate rings for K and V: a K tile is
 //   V stages 2 x keys x Dv        released after S, its V tile after P·V)
-//   P        2 buffers x 2 warpgroups x 64 rows x keys
 //
 // D and Dv are 64, 128, 192 or 256, independently (DeepSeek's MLA prefill:
 // 192 and 128); keys per step are 128 where that fits, else 64
@@ -24,8 +23,8 @@
 //
 // mbarriers (static): kFull[2], vFull[2] (count 1 + TMA bytes), kEmpty[2],
 // vEmpty[2] (count 8: lane 0 of every consumer warp), qFull. Named barriers:
-// 0 = whole block (setup only), 1 + w = warpgroup w (P published), 3 + w =
-// warpgroup w's GEMM turn (ping-pong, 256 threads).
+// 0 = whole block (setup only), 3 + w = warpgroup w's GEMM turn (ping-pong,
+// 256 threads).
 //
 // A consumer warpgroup runs, for key blocks j = 0 .. n-1 of its band:
 //
@@ -35,10 +34,12 @@
 //              the tensor cores); wait P·V, release V_{j-1}; O *= alpha_j
 //   epilogue   O += P_{n-1}·V_{n-1}; normalize; store O (and the LSE)
 //
-//   * Both GEMMs are m64nNk16 wgmma from shared-memory matrix descriptors:
-//     Q, K and P K-major; V MN-major (transposed). P goes through shared
-//     memory because LLVM 22's nvvm.wgmma.mma_async has no register-A form;
-//     its generic-proxy stores are fenced for the async proxy.
+//   * Both GEMMs are m64nNk16 wgmma: S = Q·Kᵀ from shared-memory matrix
+//     descriptors (Q and K K-major); O += P·V with P from registers, V
+//     MN-major (transposed) by descriptor. S's f32 accumulator layout is
+//     mma.sync's, so P_j packed to f16/bf16 pairs is the register-A operand
+//     as it stands; LLVM 22's nvvm.wgmma.mma_async has no register-A form,
+//     so that one instruction is InlinePtx.h's wrapper.
 //   * The online softmax runs on the accumulator registers: wgmma's f32
 //     accumulator puts row 16·warp + lane / 4 (+ 8) and columns 2·(lane % 4)
 //     (+ 1) of every 8-column group in a thread, as mma.sync does, so the row
@@ -55,6 +56,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "DenseKernels.h"
+#include "InlinePtx.h"
 #include "KernelCommon.h"
 #include "OnlineSoftmax.h"
 
@@ -92,8 +94,7 @@ int64_t mlir::attn::detail::WgmmaTiling::sharedMemoryBytes(int64_t d,
                                                            int64_t dv) const {
   int64_t q = kBlockRows * d * 2;
   int64_t kv = stages * keys * (d + dv) * 2;
-  int64_t p = 2 * kWarpgroups * kWgRows * keys * 2;
-  return q + kv + p;
+  return q + kv;
 }
 
 FailureOr<WgmmaTiling>
@@ -110,11 +111,11 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
                          "256 (64-column panels, at most 256 for wgmma's N)");
   if (!spec.scale && !spec.runtimeValues)
     return failWith(why, "the wgmma kernel needs a known scale");
-  // 128 keys per step where Q (128 rows), two K and two V stages and two P
-  // buffers per warpgroup fit 227 KB and O (Dv / 2 registers a consumer
-  // thread) leaves room for S (keys / 2): head dims 64 and 128. Otherwise
-  // 64 keys: head dim 256 (O takes 128 registers) and DeepSeek's MLA
-  // prefill, D = 192 with Dv = 128 (272 KB at 128 keys, 160 KB at 64).
+  // 128 keys per step where Q (128 rows) and two K and two V stages fit
+  // 227 KB and O (Dv / 2 registers a consumer thread) leaves room for S
+  // (keys / 2) and P (keys / 4): head dims 64, 128 and DeepSeek's MLA
+  // prefill, D = 192 with Dv = 128 (208 KB). Otherwise 64 keys: head dim
+  // 256 (O takes 128 registers).
   // Two stages per ring everywhere: at head dim 64, where four fit
   // (208 KB), four measured 3-5% slower on the H200 (bf16, 16k tokens:
   // 438 -> 426 TFLOP/s, causal 399 -> 379).
@@ -150,8 +151,7 @@ public:
         Dv(spec.valueHeadDim), N(tiling.keys), kStages(tiling.stages),
         qPanels(D / 64), vPanels(Dv / 64), qBytes(kBlockRows * D * 2),
         kStageBytes(N * D * 2), vStageBytes(N * Dv * 2), kBase(qBytes),
-        vBase(kBase + kStages * kStageBytes),
-        pBase(vBase + kStages * vStageBytes), pWgBytes(kWgRows * N * 2) {
+        vBase(kBase + kStages * kStageBytes) {
     ctx = builder.getContext();
     f16 = getType(ctx, spec.dtype);
     f32 = b.getF32Type();
@@ -174,8 +174,8 @@ public:
     c1 = e.idx(1);
     computeIndices();
     // Shared memory: Q panels, K and V stages (panels of 64 columns, each
-    // `rows` x 128 bytes, as the TMA boxes land them), then P per
-    // warpgroup; its byte address, for the wgmma descriptors.
+    // `rows` x 128 bytes, as the TMA boxes land them); its byte address,
+    // for the wgmma descriptors.
     smem = getDynamicSharedMemory(builder, b.getLoc(), func);
     smemAddr = arith::IndexCastUIOp::create(
         b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
@@ -413,11 +413,6 @@ private:
                  arith::IndexCastUIOp::create(
                      b, i64, e.add(e.idx(base), e.mul(stage, e.idx(bytes)))));
   }
-  Value pAddr(Value buf) {
-    return e.add(smemAddr,
-                 arith::IndexCastUIOp::create(
-                     b, i64, e.add(pWgByte, e.mul(buf, e.idx(pWgBytes)))));
-  }
   /// Position j (relative to the first key block) -> stage and phase
   /// parity.
   Value stageOf(Value j) { return e.rem(j, e.idx(kStages)); }
@@ -442,23 +437,23 @@ private:
         },
         /*bMNMajor=*/false);
   }
-  /// Issues O += P_j·V_j once V_j has landed (P_j in buffer j % 2).
-  Value issuePV(Value j, Value o) {
+  /// Issues O += P_j·V_j once V_j has landed, P_j from registers (`p`:
+  /// four per k-step of 16 keys, packP's).
+  Value issuePV(Value j, Value o, ValueRange p) {
     Value stage = stageOf(j);
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            vFull(stage));
     Value vDescBase = descriptor(stageAddr(vBase, vStageBytes, stage), N * 128);
-    Value pDescBase = descriptor(pAddr(e.rem(j, e.idx(2))), 0);
-    return wgmmaChain(
-        o, Dv, N / 16, /*zeroInit=*/false,
-        [&](int64_t kk) {
-          return advance(pDescBase, (kk / 4) * kWgRows * 128 + (kk % 4) * 32);
-        },
-        [&](int64_t kk) {
-          // V rows 16kk.. of the stage; the next 64 columns are N rows on.
-          return advance(vDescBase, kk * 16 * 128);
-        },
-        /*bMNMajor=*/true);
+    NVVM::WgmmaFenceAlignedOp::create(b);
+    for (int64_t kk = 0; kk < N / 16; ++kk) {
+      // V rows 16kk.. of the stage; the next 64 columns are N rows on.
+      o = createWgmmaRegisterA(b, b.getLoc(), o, p.slice(4 * kk, 4),
+                               advance(vDescBase, kk * 16 * 128), Dv,
+                               spec.dtype == ScalarType::BF16,
+                               /*transB=*/true);
+    }
+    NVVM::WgmmaGroupSyncAlignedOp::create(b);
+    return o;
   }
 
   /// The consumer warpgroups: set-up, then the schedule of emitSchedule and
@@ -482,14 +477,9 @@ private:
     for (int64_t i = 0; i < Dv / 2; ++i)
       oInit =
           LLVM::InsertValueOp::create(b, oInit, e.f(0.0), ArrayRef<int64_t>{i});
-    // Addresses of this warpgroup's operands; P has two buffers (P of step
-    // j is written while P·V of step j - 1 still reads the other).
+    // The address of this warpgroup's Q rows.
     Value qAddr = e.add(smemAddr, arith::IndexCastUIOp::create(
                                       b, i64, e.mul(wg, e.idx(kWgRows * 128))));
-    pWgByte = e.add(e.idx(pBase), e.mul(wg, e.idx(2 * pWgBytes)));
-    auto pFlatType =
-        MemRefType::get({2 * pWgBytes / 2}, f16, AffineMap(), workgroup);
-    pView = view(pFlatType, pWgByte);
     qDescBase = descriptor(qAddr, 0);
     scores.emplace(spec, args, bIdx, h, c0, c1, rawScores);
     // Ping-pong between the two consumer warpgroups (FlashAttention-3): a
@@ -516,19 +506,6 @@ private:
   void passTurn() {
     NVVM::BarrierArriveOp::create(b, otherTurn, ci32(kConsumerThreads));
   }
-  /// P_j written by this warpgroup's threads becomes visible to wgmma
-  /// (async proxy), and the warpgroup's 128 threads meet.
-  void publishP() {
-    NVVM::FenceProxyOp::create(
-        b, NVVM::ProxyKind::async_shared,
-        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
-    Value barrierId =
-        arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, c1));
-    NVVM::BarrierOp::create(b, /*res=*/Type(), barrierId, ci32(128),
-                            /*reductionOp=*/nullptr,
-                            /*reductionPredicate=*/Value());
-  }
-
   /// The schedule (FlashAttention-3's intra-warpgroup overlap): the softmax
   /// of step j runs while the tensor cores compute P_{j-1}·V_{j-1}.
   ///   prologue: S_0; softmax_0 -> P_0
@@ -567,17 +544,20 @@ private:
     release(kEmpty(stageOf(c0)));
     // The first block always takes the masked softmax (one copy of the code
     // less; the test costs little on one block).
+    // Loop state: m[2], l[2], O, then P of the previous step (N / 4
+    // registers).
     SmallVector<Value> st =
         computeSoftmax(s0, e.mul(blocks.begin, e.idx(N)), c0,
                        ValueRange{m0, m0, l0, l0}, /*masked=*/true);
-    publishP();
+    SmallVector<Value> init = {st[0], st[1], st[2], st[3], oInit};
+    init.append(st.begin() + 6, st.end());
     ValueRange loop =
-        e.loop(c1, nBlocks, c1, ValueRange{st[0], st[1], st[2], st[3], oInit},
+        e.loop(c1, nBlocks, c1, init,
                [&](Value j, ValueRange iter) -> SmallVector<Value> {
                  Value jPrev = e.sub(j, c1);
                  waitTurn();
                  Value s = issueS(j);
-                 Value o = issuePV(jPrev, iter[4]);
+                 Value o = issuePV(jPrev, iter[4], iter.drop_front(5));
                  passTurn();
                  waitGroups(1);
                  release(kEmpty(stageOf(j)));
@@ -585,11 +565,12 @@ private:
                  waitGroups(0);
                  release(vEmpty(stageOf(jPrev)));
                  o = softmax.rescale(o, {sm[4], sm[5]});
-                 publishP();
-                 return {sm[0], sm[1], sm[2], sm[3], o};
+                 SmallVector<Value> next = {sm[0], sm[1], sm[2], sm[3], o};
+                 next.append(sm.begin() + 6, sm.end());
+                 return next;
                });
     Value last = e.sub(nBlocks, c1);
-    Value o = issuePV(last, loop[4]);
+    Value o = issuePV(last, loop[4], loop.drop_front(5));
     waitGroups(0);
     release(vEmpty(stageOf(last)));
     return {loop[0], loop[1], loop[2], loop[3], o};
@@ -601,14 +582,16 @@ private:
     Value k0 = e.mul(e.add(blocks.begin, j), e.idx(N));
     Value full = e.land(e.sle(blocks.fullFrom, k0),
                         e.sle(e.add(k0, e.idx(N)), blocks.fullTo));
-    return ifFullBlock(e, full, SmallVector<Type>(6, f32), [&](bool masked) {
+    SmallVector<Type> types(6, f32);
+    types.append(N / 4, b.getI32Type());
+    return ifFullBlock(e, full, types, [&](bool masked) {
       return computeSoftmax(s, k0, j, ml, masked);
     });
   }
 
-  /// The softmax of S_j (keys from k0): new m, l (partial), alpha; P_j goes
-  /// to shared memory buffer j % 2. `masked` adds the per-element test of
-  /// the key range and the band. Returns m[2], l[2], alpha[2].
+  /// The softmax of S_j (keys from k0): new m, l (partial), alpha and P_j.
+  /// `masked` adds the per-element test of the key range and the band.
+  /// Returns m[2], l[2], alpha[2], then P_j's N / 4 registers.
   SmallVector<Value> computeSoftmax(Value s, Value k0, Value j, ValueRange ml,
                                     bool masked) {
     // Step 2: logits in the exp2 domain, masked outside the band (raw
@@ -635,21 +618,22 @@ private:
         mx = e.fmul(mx, factor);
       rows[i] = softmax.update(e.fmax(mx, ml[i]), ml[i], ml[2 + i]);
     }
-    writeP(x, factor, rows, j);
-    return {rows[0].max, rows[1].max,   rows[0].sum,
-            rows[1].sum, rows[0].alpha, rows[1].alpha};
+    SmallVector<Value> p = packP(x, factor, rows);
+    SmallVector<Value> result = {rows[0].max, rows[1].max,   rows[0].sum,
+                                 rows[1].sum, rows[0].alpha, rows[1].alpha};
+    result.append(p);
+    return result;
   }
 
-  /// P = exp2(x - m's) of logits `x`, into P buffer j % 2, and the rows'
-  /// sums added to `rows`. Row r (of the warpgroup's 64), columns 8n + 2t,
-  /// + 1 go to byte r * 128 + ((n % 8) ^ (r % 8)) * 16 + 4t of panel n / 8
-  /// of the buffer.
-  void writeP(ArrayRef<SmallVector<Value, 4>> x, Value factor,
-              MutableArrayRef<OnlineSoftmax::RowUpdate> rows, Value j) {
-    Value rLocal[2] = {e.add(e.mul(warp, e.idx(16)), lanes.g),
-                       e.add(e.add(e.mul(warp, e.idx(16)), lanes.g), e.idx(8))};
-    Value bufElt = e.mul(e.rem(j, e.idx(2)), e.idx(pWgBytes / 2));
+  /// P = exp2(x - m's) of logits `x` as wgmma's register-A operand, and
+  /// the rows' sums added to `rows`. The thread's columns 8n + 2t, + 1 of
+  /// row i (g, g + 8) pack into one 32-bit register; k-step kk (keys 16kk
+  /// ..) takes (n, i) = (2kk, 0), (2kk, 1), (2kk + 1, 0), (2kk + 1, 1), the
+  /// A fragment's a0 .. a3.
+  SmallVector<Value> packP(ArrayRef<SmallVector<Value, 4>> x, Value factor,
+                           MutableArrayRef<OnlineSoftmax::RowUpdate> rows) {
     auto pairType = VectorType::get({2}, f16);
+    SmallVector<Value> p;
     // exp2(x·factor - m) as one FFMA (raw scores) or FADD: LLVM emits
     // mul.rn/sub.rn for separate operations, which ptxas may not contract.
     Value negM[2];
@@ -666,17 +650,14 @@ private:
           terms[i].push_back(p);
           pair.push_back(arith::TruncFOp::create(b, f16, p));
         }
-        Value chunk = arith::XOrIOp::create(b, e.idx(n % 8), lanes.g);
-        Value byte = e.add(
-            e.add(e.mul(rLocal[i], e.idx(128)), e.mul(chunk, e.idx(16))),
-            e.add(e.idx((n / 8) * kWgRows * 128), e.mul(lanes.t, e.idx(4))));
-        vector::StoreOp::create(
-            b, vector::FromElementsOp::create(b, pairType, pair), pView,
-            ValueRange{e.add(bufElt, e.div(byte, e.idx(2)))},
-            /*nontemporal=*/false, llvm::MaybeAlign(4));
+        p.push_back(vector::BitCastOp::create(
+            b, VectorType::get({1}, b.getI32Type()),
+            vector::FromElementsOp::create(b, pairType, pair)));
+        p.back() = vector::ExtractOp::create(b, p.back(), ArrayRef<int64_t>{0});
       }
     for (int64_t i = 0; i < 2; ++i)
       rows[i].sum = e.fadd(rows[i].sum, softmax.rowSum(terms[i]));
+    return p;
   }
 
   ImplicitLocOpBuilder b;
@@ -691,10 +672,10 @@ private:
   gpu::AddressSpaceAttr workgroup;
   bool rawScores;
   const int64_t D, Dv, N, kStages;
-  /// Shared memory: panels of Q, K and V, byte offsets of the K and V rings
-  /// and of P.
+  /// Shared memory: panels of Q, K and V, byte offsets of the K and V
+  /// rings.
   const int64_t qPanels, vPanels, qBytes, kStageBytes, vStageBytes, kBase,
-      vBase, pBase, pWgBytes;
+      vBase;
 
   Value tid, c0, c1, h, bIdx, wg, warp, lane, q0, kvh, off;
   FragmentLanes lanes;
@@ -704,7 +685,7 @@ private:
   Value row[2];
   Value m0, l0;
   Type oType, sType;
-  Value oInit, pWgByte, pView, qDescBase, myTurn, otherTurn;
+  Value oInit, qDescBase, myTurn, otherTurn;
   std::optional<ScoreTransform> scores;
 };
 } // namespace

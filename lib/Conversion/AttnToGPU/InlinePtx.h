@@ -1,0 +1,44 @@
+//===- InlinePtx.h - Instructions the NVVM dialect cannot express -*- C++
+//-*-===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// The one place where attn's kernels write PTX by hand: instructions that
+// speed needs and that the NVVM dialect of LLVM 22 has no op for, each as an
+// llvm.inline_asm and each naming the upstream op it stands in for. Replace
+// a wrapper by the op once upstream has it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_INLINEPTX_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_INLINEPTX_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Value.h"
+
+namespace mlir {
+namespace attn {
+namespace detail {
+
+/// acc + A·B with A in registers: wgmma.mma_async m64nNk16 with f32
+/// accumulators (`acc`, an LLVM struct of N / 2 f32, the layout of
+/// nvvm.wgmma.mma_async's), A a 64 x 16 tile of f16 or bf16 (`bf16`) in four
+/// 32-bit registers a thread (mma.sync's A fragment: rows g and g + 8 of the
+/// warp's 16, columns 2t, 2t + 1 and 2t + 8, 2t + 9), B by shared-memory
+/// matrix descriptor, MN-major when `transB`. Issued without a fence or a
+/// commit: the caller brackets a chain with nvvm.wgmma.fence.aligned and
+/// nvvm.wgmma.commit.group.sync.aligned as for the dialect's op.
+///
+/// Missing upstream: nvvm.wgmma.mma_async takes A only by descriptor (a
+/// register-A form, `wgmma.mma_async ... d, {a0, a1, a2, a3}, b-desc`, is in
+/// PTX ISA 8.0 but not in the op).
+Value createWgmmaRegisterA(OpBuilder &b, Location loc, Value acc, ValueRange a,
+                           Value descB, int64_t n, bool bf16, bool transB);
+
+} // namespace detail
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_INLINEPTX_H
