@@ -39,7 +39,7 @@
 
 // The interface attn/gpu.py expects; bumped whenever an argument list, a
 // slot order or a parameter spec changes.
-#define FASTPATH_API 1
+#define FASTPATH_API 2
 
 //===----------------------------------------------------------------------===//
 // The CUDA driver's types (cuda.h), declared here so that nothing is included
@@ -62,6 +62,9 @@ typedef CUresult (*EncodeTiledFn)(void *map, int dataType, uint32_t rank,
                                   const uint32_t *elementStrides,
                                   int interleave, int swizzle, int l2Promotion,
                                   int oobFill);
+
+// cuStreamIsCapturing; CUstreamCaptureStatus is an enum (0: not capturing).
+typedef CUresult (*IsCapturingFn)(CUstream stream, int *status);
 
 enum {
   TMAP_BYTES = 128,      // sizeof(CUtensorMap); aligned to 64
@@ -86,6 +89,7 @@ enum {
   MAX_STACK = 32,     // the grid program's evaluation stack
   TMAP_CACHE = 4,     // descriptors kept per descriptor parameter
   MAX_PLANS = 4096,   // plans kept before the table is cleared
+  WORKSPACES = 8,     // split-KV workspaces kept, one per (device, stream)
 };
 
 // Parameter kinds of a Launcher's spec (attn.gpu._native_launcher).
@@ -106,9 +110,10 @@ static struct {
   int ready;
   LaunchKernelFn launch;
   EncodeTiledFn encode;
-  PyObject *check;      // attn.gpu._check(result, what): raises CudaError
-  PyObject *get_stream; // torch._C._cuda_getCurrentRawStream(device)
-  PyObject *get_device; // torch._C._cuda_getDevice()
+  IsCapturingFn is_capturing; // NULL: every paged call allocates its workspace
+  PyObject *check;            // attn.gpu._check(result, what): raises CudaError
+  PyObject *get_stream;       // torch._C._cuda_getCurrentRawStream(device)
+  PyObject *get_device;       // torch._C._cuda_getDevice()
   PyObject *tensor_types[4];
   int ntensor_types;
   PyObject *dtypes[DT_COUNT];
@@ -1552,11 +1557,94 @@ static int64_t num_splits(int64_t batch, int64_t kv_heads, int64_t row_tiles,
   return s > 1 ? s : 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Split-KV workspaces kept across paged calls
+//===----------------------------------------------------------------------===//
+
+// The split kernel writes o_part and lse_part and the combine kernel, next on
+// the same stream, reads them; nothing else does. So a workspace can serve
+// every later call on that stream: the stream orders each call's kernels after
+// the previous call's. One float32 tensor is kept per (device, stream) --
+// grown, never shrunk, until clear() -- which saves a paged call one
+// allocation (3-5 µs of host time on the H200's host). A stream being captured
+// into a CUDA graph gets a fresh allocation instead, from the graph's pool,
+// as the Python path does: a kept workspace baked into a graph would be shared
+// between its replays and eager calls on other streams. What this assumes: a
+// stream handle names one stream while its work runs (torch's pooled streams
+// are never destroyed; an external stream destroyed with paged calls in
+// flight and its handle reused at once would break it).
+typedef struct {
+  PyObject *tensor; // NULL: a free entry
+  Tensor t;
+  int device;
+  void *stream;
+} Workspace;
+
+static Workspace workspaces[WORKSPACES];
+static unsigned workspace_evictions; // round robin over the full table
+
+static void clear_workspaces(void) {
+  for (int i = 0; i < WORKSPACES; i++)
+    Py_CLEAR(workspaces[i].tensor);
+}
+
+static int kept_workspaces(void) {
+  int n = 0;
+  for (int i = 0; i < WORKSPACES; i++)
+    n += workspaces[i].tensor != NULL;
+  return n;
+}
+
+// 1 when `stream` is not being captured; 0 when it is, or the driver cannot
+// say (a fresh allocation is always right).
+static int stream_is_eager(void *stream) {
+  int status = 1;
+  return cfg.is_capturing && cfg.is_capturing(stream, &status) == 0 &&
+         status == 0;
+}
+
+// The float32 workspace of `numel` elements for a call on (device, stream),
+// into *t: a kept one, or a new one (kept when the stream is eager; else in
+// *owned, this call's). 1, 0 (not for the fast path) or -1.
+static int paged_workspace(PyObject *q, int device, void *stream, int64_t numel,
+                           Tensor *t, PyObject **owned) {
+  int eager = stream_is_eager(stream), slot = -1;
+  if (eager)
+    for (int i = 0; i < WORKSPACES && slot < 0; i++)
+      if (workspaces[i].tensor && workspaces[i].device == device &&
+          workspaces[i].stream == stream)
+        slot = i;
+  if (slot >= 0 && workspaces[slot].t.numel >= numel) {
+    *t = workspaces[slot].t;
+    return 1;
+  }
+  int64_t shape[1] = {numel};
+  PyObject *ws = new_empty(q, shape, 1, 1);
+  int r = ws ? output(ws, shape, 1, DT_F32, device, t) : -1;
+  if (r <= 0 || !eager) {
+    *owned = ws;
+    return r;
+  }
+  if (slot < 0) // a free entry, else the next in turn
+    for (int i = 0; i < WORKSPACES && slot < 0; i++)
+      if (!workspaces[i].tensor)
+        slot = i;
+  if (slot < 0)
+    slot = (int)(workspace_evictions++ % WORKSPACES);
+  PyObject *previous = workspaces[slot].tensor; // Py_XSETREF: not limited API
+  workspaces[slot].tensor = ws;
+  Py_XDECREF(previous);
+  workspaces[slot].t = *t;
+  workspaces[slot].device = device;
+  workspaces[slot].stream = stream;
+  return 1;
+}
+
 // The allocations of a paged call, in the Python path's order (out, the
 // workspace of o_part and lse_part, lse), each also as a slot. 1, 0 (unaligned:
 // the Python path raises) or -1.
 static int paged_outputs(PyObject *const *args, PagedCall *c, int64_t splits,
-                         PyObject **owned) {
+                         void *stream, PyObject **owned) {
   PyObject *q = args[PA_Q];
   int dtype = c->t[S_Q].dtype, r;
   int64_t b = c->b, sq = c->sq, hq = c->hq, dv = c->dv;
@@ -1577,12 +1665,12 @@ static int paged_outputs(PyObject *const *args, PagedCall *c, int64_t splits,
       return owned[0] ? r : -1;
   }
   // o_part and lse_part: one float32 workspace, lse_part from the first
-  // 16-byte boundary past o_part (gpu._paged_workspace): one allocation.
+  // 16-byte boundary past o_part (gpu._paged_workspace's layout).
   int64_t nl = splits * b * sq * hq; // at most n: no overflow
-  int64_t pad = (n + 3) / 4 * 4, total[1] = {pad + nl};
-  if (!(owned[1] = new_empty(q, total, 1, 1)) ||
-      (r = output(owned[1], total, 1, DT_F32, c->device, &c->t[S_OPART])) <= 0)
-    return owned[1] ? r : -1;
+  int64_t pad = (n + 3) / 4 * 4;
+  if ((r = paged_workspace(q, c->device, stream, pad + nl, &c->t[S_OPART],
+                           &owned[1])) <= 0)
+    return r;
   Tensor *op = &c->t[S_OPART], *lp = &c->t[S_LSEPART];
   *lp = *op;
   op->ndim = 5; // only the address and element count are passed
@@ -1653,15 +1741,15 @@ static PyObject *fp_paged_attention(PyObject *self, PyObject *const *args,
   c.sizes[PS_SPLITS] = splits;
   void *stream;
   Prepared split, combine;
-  if ((r = paged_outputs(args, &c, splits, owned)) <= 0)
+  if ((r = current_stream(c.device, &stream)) < 0 ||
+      (r = paged_outputs(args, &c, splits, stream, owned)) <= 0)
     goto done;
   if (!launcher_prepare(plan->kernels[0], c.t, c.sizes, &split) ||
       !launcher_prepare(plan->kernels[1], c.t, c.sizes, &combine)) {
     r = 0;
     goto done;
   }
-  if ((r = current_stream(c.device, &stream)) < 0 ||
-      (r = launcher_launch(plan->kernels[0], &split, c.t, c.sizes, stream)) <
+  if ((r = launcher_launch(plan->kernels[0], &split, c.t, c.sizes, stream)) <
           0 ||
       (r = launcher_launch(plan->kernels[1], &combine, c.t, c.sizes, stream)) <
           0)
@@ -1720,6 +1808,8 @@ static PyObject *fp_register_paged_attention(PyObject *self,
 
 static void release_config(void) {
   cfg.ready = 0;
+  cfg.is_capturing = NULL;
+  clear_workspaces();
   Py_CLEAR(cfg.check);
   Py_CLEAR(cfg.get_stream);
   Py_CLEAR(cfg.get_device);
@@ -1732,19 +1822,24 @@ static void release_config(void) {
 }
 
 // configure(launch, encode, check, get_stream, get_device, tensor_types,
-// dtypes, float32): the driver's cuLaunchKernel and cuTensorMapEncodeTiled
-// (addresses), attn.gpu._check, torch's current stream and device getters,
-// the exact types taken as tensors, the dtypes float16, bfloat16, float32,
-// int32, int64 (in that order) and float32 again (new_empty's dtype=).
-// Plans made before are dropped: they hold the old driver's functions.
+// dtypes, float32, is_capturing): the driver's cuLaunchKernel and
+// cuTensorMapEncodeTiled (addresses), attn.gpu._check, torch's current stream
+// and device getters, the exact types taken as tensors, the dtypes float16,
+// bfloat16, float32, int32, int64 (in that order), float32 again (new_empty's
+// dtype=) and the driver's cuStreamIsCapturing (an address, or 0: no paged
+// workspace is kept). Plans and workspaces made before are dropped: they hold
+// the old driver's functions and the old torch's tensors.
 static PyObject *fp_configure(PyObject *self, PyObject *args) {
   PyObject *launch, *encode, *check, *get_stream, *get_device, *types, *dtypes,
-      *float32;
-  if (!PyArg_ParseTuple(args, "OOOOOOOO", &launch, &encode, &check, &get_stream,
-                        &get_device, &types, &dtypes, &float32))
+      *float32, *capturing;
+  if (!PyArg_ParseTuple(args, "OOOOOOOOO", &launch, &encode, &check,
+                        &get_stream, &get_device, &types, &dtypes, &float32,
+                        &capturing))
     return NULL;
   void *launch_fn = PyLong_AsVoidPtr(launch);
   void *encode_fn = launch_fn ? PyLong_AsVoidPtr(encode) : NULL;
+  void *capturing_fn =
+      capturing == Py_None ? NULL : PyLong_AsVoidPtr(capturing);
   if (PyErr_Occurred())
     return NULL;
   if (!launch_fn || !encode_fn || !PyCallable_Check(check) ||
@@ -1764,6 +1859,7 @@ static PyObject *fp_configure(PyObject *self, PyObject *args) {
   PyDict_Clear(plans);
   cfg.launch = (LaunchKernelFn)launch_fn;
   cfg.encode = (EncodeTiledFn)encode_fn;
+  cfg.is_capturing = (IsCapturingFn)capturing_fn;
   cfg.check = Py_NewRef(check);
   cfg.get_stream = Py_NewRef(get_stream);
   cfg.get_device = Py_NewRef(get_device);
@@ -1804,20 +1900,27 @@ static PyObject *fp_row_stride(PyObject *self, PyObject *args) {
 }
 
 static PyObject *fp_stats(PyObject *self, PyObject *unused) {
-  return Py_BuildValue("{sKsKsKsn}", "hits", stats.hits, "misses", stats.misses,
-                       "rejected", stats.rejected, "plans", PyDict_Size(plans));
+  return Py_BuildValue("{sKsKsKsnsi}", "hits", stats.hits, "misses",
+                       stats.misses, "rejected", stats.rejected, "plans",
+                       PyDict_Size(plans), "workspaces", kept_workspaces());
 }
 
 static PyObject *fp_clear(PyObject *self, PyObject *unused) {
   PyDict_Clear(plans);
+  clear_workspaces();
   memset(&stats, 0, sizeof stats);
+  Py_RETURN_NONE;
+}
+
+static PyObject *fp_release_workspaces(PyObject *self, PyObject *unused) {
+  clear_workspaces();
   Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
     {"configure", fp_configure, METH_VARARGS,
      "configure(launch, encode, check, get_stream, get_device, tensor_types, "
-     "dtypes, float32)"},
+     "dtypes, float32, is_capturing)"},
     {"attention", (PyCFunction)(void (*)(void))fp_attention, METH_FASTCALL,
      "attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, "
      "return_lse, bundles, out): the result, or None for the Python path"},
@@ -1838,8 +1941,12 @@ static PyMethodDef module_methods[] = {
      "num_splits(batch, kv_heads, row_tiles, max_len, resident_x_sms)"},
     {"row_stride", fp_row_stride, METH_VARARGS,
      "row_stride(shape, stride): attn.gpu._row_stride's answer"},
-    {"stats", fp_stats, METH_NOARGS, "counters: hits, misses, rejected, plans"},
-    {"clear", fp_clear, METH_NOARGS, "drops every plan; zeroes the counters"},
+    {"stats", fp_stats, METH_NOARGS,
+     "counters: hits, misses, rejected, plans, workspaces (kept)"},
+    {"release_workspaces", fp_release_workspaces, METH_NOARGS,
+     "drops the kept split-KV workspaces"},
+    {"clear", fp_clear, METH_NOARGS,
+     "drops every plan and kept workspace; zeroes the counters"},
     {NULL, NULL, 0, NULL}};
 
 static void module_free(void *unused) {

@@ -612,7 +612,7 @@ def _on_tensor_device(fn):
 # block, shared memory, CUfunction on the device), under the key the module
 # computes from the same arguments -- the key's definition exists once, in C.
 
-_FASTPATH_API = 1
+_FASTPATH_API = 2
 _fast = None  # the configured module while the fast path is on
 _fast_module = None  # the configured module, also while it is turned off
 _fast_why = None  # why there is no module
@@ -655,8 +655,17 @@ def _configure_fastpath():
     module.configure(address(cuda.cuLaunchKernel), address(cuda.cuTensorMapEncodeTiled),
                      _check, get_stream, get_device, (torch.Tensor, torch.nn.Parameter),
                      (torch.float16, torch.bfloat16, torch.float32, torch.int32, torch.int64),
-                     torch.float32)
+                     torch.float32, address(getattr(cuda, "cuStreamIsCapturing", None)))
     return module, None
+
+
+def release_workspaces():
+    """Frees the split-KV workspaces the fast path keeps, one per (device,
+    stream) that made paged calls (each serves every later call on its
+    stream: _fastpath.c, paged_workspace), e.g. before
+    torch.cuda.empty_cache(). The next paged call allocates again."""
+    if _fast_module is not None:
+        _fast_module.release_workspaces()
 
 
 def set_fastpath(enabled):

@@ -21,6 +21,7 @@ typedef struct {
 static Launch launches[LOG];
 static int launch_count, encode_count, module_count, function_count;
 static int fail_launch, fail_encode;
+static uint64_t capturing_stream; // the stream "being captured"; 0: none
 
 // The byte size of each parameter of a function (set by the test from the
 // kernel's manifest): what cuLaunchKernel reads through each pointer.
@@ -34,6 +35,16 @@ static int nfunctions;
 void fake_reset(void) {
   launch_count = encode_count = 0;
   fail_launch = fail_encode = 0;
+  capturing_stream = 0;
+}
+
+// cuStreamIsCapturing answers CU_STREAM_CAPTURE_STATUS_ACTIVE (1) for
+// `stream` from now on (0: for none).
+void fake_set_capturing(uint64_t stream) { capturing_stream = stream; }
+
+int cuStreamIsCapturing(void *stream, int *status) {
+  *status = capturing_stream && (uintptr_t)stream == capturing_stream;
+  return 0;
 }
 
 int fake_set_param_sizes(uint64_t function, int n, const int *sizes) {

@@ -62,6 +62,7 @@ class Driver:
         lib.cuLaunchKernel.argtypes = [ptr, u32, u32, u32, u32, u32, u32, u32, ptr, ptr, ptr]
         lib.fake_set_param_sizes.argtypes = [ctypes.c_uint64, ctypes.c_int,
                                              ctypes.POINTER(ctypes.c_int)]
+        lib.fake_set_capturing.argtypes = [ctypes.c_uint64]
         lib.fake_launch.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64),
                                     ctypes.c_char_p]
 
@@ -278,12 +279,18 @@ def _shapes(result):
 
 def three_ways(fast, driver, fn):
     """fn() on the Python path, then twice with the fast path on: the
-    launches and results agree, and the third call was a fast one."""
+    launches and results agree, and the third call was a fast one. The
+    paged workspaces the fast path keeps are released before each call, so
+    that its call allocates as the Python path's does
+    (test_paged_workspace_kept_per_stream covers keeping them)."""
     gpu.set_fastpath(False)
+    fast.release_workspaces()
     slow, slow_launches = run(driver, fn)
     gpu.set_fastpath(True)
+    fast.release_workspaces()
     first, first_launches = run(driver, fn)
     hits = fast.stats()["hits"]
+    fast.release_workspaces()
     second, second_launches = run(driver, fn)
     assert fast.stats()["hits"] == hits + 1, fast.stats()
     assert slow_launches, "nothing was launched"
@@ -873,6 +880,56 @@ def test_paged_workspace_is_one_allocation(fast, driver, tmp_path):
     assert o_part.shape == (3, 1, 1, 1, 5) and lse_part.shape == (3, 1, 1, 1)
     assert lse_part.data_ptr() - o_part.data_ptr() == 16 * 4
     assert lse_part.dtype is torch.float32 and lse_part.data_ptr() % 16 == 0
+
+
+def test_paged_workspace_kept_per_stream(fast, driver, tmp_path):
+    """A fast paged call keeps its workspace for the later calls on its
+    (device, stream): they allocate only their output, and launch what the
+    first did. Another stream gets its own; a bigger call grows it; a stream
+    being captured into a CUDA graph allocates a fresh one and leaves the kept
+    one alone; release_workspaces drops them."""
+    args, kwargs = _paged_call(tmp_path, driver, PAGED_CASES["decode_single"])
+    call = lambda **changes: gpu.paged_attention(*args, **dict(kwargs, **changes))  # noqa: E731
+    call()  # the Python path registers the plan
+    fast.release_workspaces()
+    hits, allocated = fast.stats()["hits"], torch.allocations[0]
+    _, first = run(driver, call)
+    assert torch.allocations[0] - allocated == 2  # out, the workspace (kept)
+    assert fast.stats()["workspaces"] == 1
+    allocated = torch.allocations[0]
+    _, second = run(driver, call)  # the rewound allocator gives out the same address
+    assert torch.allocations[0] - allocated == 1  # out only
+    assert second == first
+    assert fast.stats()["hits"] == hits + 2
+    # Another stream on the same device: a workspace of its own.
+    torch.cuda.streams[0] = 0x6000
+    allocated = torch.allocations[0]
+    call()
+    call()
+    assert torch.allocations[0] - allocated == 3 and fast.stats()["workspaces"] == 2
+    # A bigger call (more splits) on that stream grows its workspace.
+    allocated = torch.allocations[0]
+    call(num_splits_override=64)
+    call(num_splits_override=64)
+    call()
+    assert torch.allocations[0] - allocated == 4 and fast.stats()["workspaces"] == 2
+    # Capture: a fresh workspace per call; the kept one stays and serves the
+    # next eager call.
+    driver.lib.fake_set_capturing(0x6000)
+    allocated = torch.allocations[0]
+    call()
+    call()
+    assert torch.allocations[0] - allocated == 4
+    driver.lib.fake_set_capturing(0)
+    allocated = torch.allocations[0]
+    call()
+    assert torch.allocations[0] - allocated == 1
+    gpu.release_workspaces()
+    assert fast.stats()["workspaces"] == 0
+    allocated = torch.allocations[0]
+    call()
+    assert torch.allocations[0] - allocated == 2
+    torch.cuda.streams.clear()
 
 
 def test_paged_out_given(fast, driver, tmp_path):

@@ -313,6 +313,40 @@ def test_fastpath_paged(cid):
         num_splits_override=c["splits"], bundles=BUNDLES))
 
 
+def test_fastpath_paged_workspace_reuse():
+    """The workspace a fast paged call keeps for its stream: calls on new
+    queries back to back, on two streams at once, with no synchronization
+    between them, each give the Python path's bits (which allocates a fresh
+    workspace per call)."""
+    fast = _fast()
+    c = _case(gpu_cases.PAGED_CASES, "paged_mixed_lengths_p16")
+    q, kc, vc, table, lens, _, _, _ = test_gpu.paged_inputs(c)
+    table, lens = table.to(q.device), lens.to(q.device).to(table.dtype)
+
+    def call(q):
+        return gpu.paged_attention(q, kc, vc, table, lens, causal=True, return_lse=True,
+                                   bundles=BUNDLES)
+    qs = [torch.randn_like(q) for _ in range(6)]
+    previous = gpu.set_fastpath(False)
+    try:
+        want = [call(x) for x in qs]
+    finally:
+        gpu.set_fastpath(previous)
+    call(qs[0])  # registers the plan
+    torch.cuda.synchronize()
+    hits = fast.stats()["hits"]
+    streams = [torch.cuda.Stream(), torch.cuda.Stream()]
+    got = [None] * len(qs)
+    for i, x in enumerate(qs):
+        with torch.cuda.stream(streams[i % 2]):
+            got[i] = call(x)
+    torch.cuda.synchronize()
+    assert fast.stats()["hits"] == hits + len(qs)
+    assert fast.stats()["workspaces"] >= 2
+    for a, b in zip(got, want):
+        assert _same(a[0], b[0]) and _same(a[1], b[1]), "a kept workspace changed a result"
+
+
 def test_fastpath_graph_capture():
     """The fast path under CUDA-graph capture: the captured calls take it,
     and replays give the eager results."""
