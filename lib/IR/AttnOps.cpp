@@ -175,7 +175,8 @@ static LogicalResult verifySinksLseAndScalars(Operation *op, Value sinks,
       ok = compatible(lseType.getDimSize(d), expected[d]);
     if (!ok)
       return op->emitOpError()
-             << "lse result must be "
+             << (isa<OpResult>(lse) ? "lse result" : "lse operand")
+             << " must be "
              << RankedTensorType::get(expected,
                                       Float32Type::get(op->getContext()))
              << " ([B, Hq, Sq], f32), got " << lseType;
@@ -197,29 +198,25 @@ static LogicalResult verifyQueryElementType(Operation *op, Type elementType) {
          << elementType;
 }
 
-LogicalResult AttentionOp::verify() {
-  // The generic form may split the operands into groups of any sizes that
-  // add up to their count (ODS checks only the sum); every accessor below
-  // needs query, key and value to be one operand each, bias and sinks at
-  // most one.
-  static constexpr StringLiteral groupNames[] = {"query", "key", "value",
-                                                 "bias", "sinks"};
-  for (auto [i, size] : llvm::enumerate(getProperties().operandSegmentSizes)) {
-    bool optional = i >= 3;
-    if (size != 1 && !(optional && size == 0))
-      return emitOpError() << "operandSegmentSizes gives " << groupNames[i]
-                           << " " << size << " operands, expected "
-                           << (optional ? "0 or 1" : "1");
-  }
-  Layout layout = getLayout();
+/// The checks attn.attention and attn.attention_grad share: query, key,
+/// value and output (the result, or the gradient op's operand) of one
+/// element type, rank 4 in `layout`, with agreeing batch, heads, sequence
+/// lengths and head dims; the bias, sinks, LSE, scale and softcap.
+static LogicalResult verifyAttentionTensors(Operation *op, Layout layout,
+                                            Value query, Value key, Value value,
+                                            Type output, Value bias,
+                                            Value sinks, Value lse,
+                                            std::optional<APFloat> scale,
+                                            std::optional<APFloat> softcap) {
+  auto emitOpError = [&]() { return op->emitOpError(); };
   const char *qkvShape =
       layout == Layout::BHSD ? "[B, H, S, D]" : "[B, S, H, D]";
 
   // Ranks and element types of query, key, value and output.
-  RankedTensorType queryType = getQuery().getType();
+  auto queryType = cast<RankedTensorType>(query.getType());
   Type elementType = queryType.getElementType();
-  if (failed(verifySizeBounds(getOperation())) ||
-      failed(verifyQueryElementType(getOperation(), elementType)))
+  if (failed(verifySizeBounds(op)) ||
+      failed(verifyQueryElementType(op, elementType)))
     return failure();
   auto checkMain = [&](StringRef name, RankedTensorType type) -> LogicalResult {
     if (type.getRank() != 4)
@@ -232,20 +229,20 @@ LogicalResult AttentionOp::verify() {
                            << elementType;
     return success();
   };
-  RankedTensorType keyType = getKey().getType();
-  RankedTensorType valueType = getValue().getType();
-  RankedTensorType outputType = getOutput().getType();
+  auto keyType = cast<RankedTensorType>(key.getType());
+  auto valueType = cast<RankedTensorType>(value.getType());
+  auto outputType = cast<RankedTensorType>(output);
   if (failed(checkMain("query", queryType)) ||
       failed(checkMain("key", keyType)) ||
       failed(checkMain("value", valueType)) ||
       failed(checkMain("output", outputType)))
     return failure();
 
-  AttentionShape shape = getAttentionShape();
   unsigned hPos = getHeadDimPos(layout), sPos = getSeqDimPos(layout);
+  ArrayRef<int64_t> q = queryType.getShape();
   ArrayRef<int64_t> k = keyType.getShape(), v = valueType.getShape();
   ArrayRef<int64_t> o = outputType.getShape();
-
+  AttentionShape shape{q[0], q[hPos], k[hPos], q[sPos], k[sPos], q[3], v[3]};
   auto mismatch = [&](StringRef what, int64_t got, StringRef ref,
                       int64_t expected) -> LogicalResult {
     return emitOpError() << what << " (" << fmt(got) << ") must equal " << ref
@@ -262,9 +259,9 @@ LogicalResult AttentionOp::verify() {
   if (!compatible(v[hPos], k[hPos]))
     return mismatch("value head count", v[hPos], "key head count", k[hPos]);
   if (shape.kvHeads == 0)
-    return emitOpError("key must have at least one head");
+    return op->emitOpError("key must have at least one head");
   if (shape.queryHeads == 0)
-    return emitOpError("query must have at least one head");
+    return op->emitOpError("query must have at least one head");
   if (!ShapedType::isDynamic(shape.queryHeads) &&
       !ShapedType::isDynamic(shape.kvHeads) &&
       shape.queryHeads % shape.kvHeads != 0)
@@ -279,9 +276,9 @@ LogicalResult AttentionOp::verify() {
   if (!compatible(shape.headDim, k[3]))
     return mismatch("key head dim", k[3], "query head dim", shape.headDim);
   if (shape.headDim == 0)
-    return emitOpError("query head dim must be positive");
+    return op->emitOpError("query head dim must be positive");
   if (shape.valueHeadDim == 0)
-    return emitOpError("value head dim must be positive");
+    return op->emitOpError("value head dim must be positive");
 
   // Output: [B, Hq, Sq, Dv] in the layout.
   SmallVector<int64_t> expectedOut(queryType.getShape());
@@ -295,7 +292,7 @@ LogicalResult AttentionOp::verify() {
   }
 
   // Bias: rank 4, each dimension 1 or the matching [B, Hq, Sq, Sk] size.
-  if (Value bias = getBias()) {
+  if (bias) {
     auto biasType = cast<RankedTensorType>(bias.getType());
     if (biasType.getRank() != 4)
       return emitOpError() << "bias must be a rank-4 tensor [B, Hq, Sq, Sk] "
@@ -321,9 +318,91 @@ LogicalResult AttentionOp::verify() {
     }
   }
 
-  return verifySinksLseAndScalars(*this, getSinks(), getLse(), elementType,
-                                  shape.batch, shape.queryHeads,
-                                  shape.querySeqLen, getScale(), getSoftcap());
+  return verifySinksLseAndScalars(op, sinks, lse, elementType, shape.batch,
+                                  shape.queryHeads, shape.querySeqLen, scale,
+                                  softcap);
+}
+
+LogicalResult AttentionOp::verify() {
+  // The generic form may split the operands into groups of any sizes that
+  // add up to their count (ODS checks only the sum); every accessor below
+  // needs query, key and value to be one operand each, bias and sinks at
+  // most one.
+  static constexpr StringLiteral groupNames[] = {"query", "key", "value",
+                                                 "bias", "sinks"};
+  for (auto [i, size] : llvm::enumerate(getProperties().operandSegmentSizes)) {
+    bool optional = i >= 3;
+    if (size != 1 && !(optional && size == 0))
+      return emitOpError() << "operandSegmentSizes gives " << groupNames[i]
+                           << " " << size << " operands, expected "
+                           << (optional ? "0 or 1" : "1");
+  }
+  return verifyAttentionTensors(getOperation(), getLayout(), getQuery(),
+                                getKey(), getValue(), getOutput().getType(),
+                                getBias(), getSinks(), getLse(), getScale(),
+                                getSoftcap());
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionGradOp
+//===----------------------------------------------------------------------===//
+
+void AttentionGradOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getGradQuery(), "dq");
+  setNameFn(getGradKey(), "dk");
+  setNameFn(getGradValue(), "dv");
+  if (Value dsinks = getGradSinks())
+    setNameFn(dsinks, "dsinks");
+}
+
+AttentionShape AttentionGradOp::getAttentionShape() {
+  unsigned h = getHeadDimPos(getLayout()), s = getSeqDimPos(getLayout());
+  ArrayRef<int64_t> q = getQuery().getType().getShape();
+  ArrayRef<int64_t> k = getKey().getType().getShape();
+  ArrayRef<int64_t> v = getValue().getType().getShape();
+  return AttentionShape{q[0], q[h], k[h], q[s], k[s], q[3], v[3]};
+}
+
+MaskAttr AttentionGradOp::getMaskOrNone() {
+  return maskOrNone(getMask(), getContext());
+}
+
+LogicalResult AttentionGradOp::verify() {
+  static constexpr StringLiteral operandNames[] = {
+      "query", "key", "value", "output", "grad_output", "lse", "bias", "sinks"};
+  for (auto [i, size] : llvm::enumerate(getProperties().operandSegmentSizes)) {
+    bool optional = i >= 6;
+    if (size != 1 && !(optional && size == 0))
+      return emitOpError() << "operandSegmentSizes gives " << operandNames[i]
+                           << " " << size << " operands, expected "
+                           << (optional ? "0 or 1" : "1");
+  }
+  if (failed(verifyAttentionTensors(getOperation(), getLayout(), getQuery(),
+                                    getKey(), getValue(), getOutput().getType(),
+                                    getBias(), getSinks(), getLse(), getScale(),
+                                    getSoftcap())))
+    return failure();
+  // Each gradient has the type of what it is the gradient of.
+  auto same = [&](StringRef name, Value got, StringRef of,
+                  Value want) -> LogicalResult {
+    if (got.getType() == want.getType())
+      return success();
+    return emitOpError() << name << " must have the type of " << of << " ("
+                         << want.getType() << "), got " << got.getType();
+  };
+  if (failed(same("grad_output", getGradOutput(), "output", getOutput())) ||
+      failed(same("grad_query", getGradQuery(), "query", getQuery())) ||
+      failed(same("grad_key", getGradKey(), "key", getKey())) ||
+      failed(same("grad_value", getGradValue(), "value", getValue())))
+    return failure();
+  Value sinks = getSinks(), dsinks = getGradSinks();
+  if (bool(sinks) != bool(dsinks))
+    return emitOpError() << (sinks ? "sinks are given but there is no "
+                                     "grad_sinks result"
+                                   : "a grad_sinks result needs sinks");
+  if (sinks && failed(same("grad_sinks", dsinks, "sinks", sinks)))
+    return failure();
+  return success();
 }
 
 //===----------------------------------------------------------------------===//

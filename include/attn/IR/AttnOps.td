@@ -145,6 +145,110 @@ def Attn_AttentionOp : Attn_Op<"attention",
 }
 
 //===----------------------------------------------------------------------===//
+// AttentionGradOp
+//===----------------------------------------------------------------------===//
+
+def Attn_AttentionGradOp : Attn_Op<"attention_grad",
+    [Pure, AttrSizedOperandSegments,
+     DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
+  let summary = "the gradient of attn.attention (its backward pass)";
+  let description = [{
+    The gradients of an `attn.attention` with the same operands and variant
+    attributes, given its output `O`, the gradient `dO` of a loss with
+    respect to `O`, and the forward's log-sum-exp `lse` (the forward with
+    its `lse` result). With `s[j]` the final score of key `j` for query row
+    `i` as `attn.attention` defines it (after scale, softcap, bias and
+    mask), for every batch `b`, query head `h` (KV head `g = h / (Hq / Hkv)`)
+    and row `i`:
+
+    ```
+    P[i, j]   = exp(s[j] - lse[b, h, i])            // 0 for masked keys
+    dP[i, j]  = dot(dO[b, h, i, :], V[b, g, j, :])
+    Delta[i]  = dot(dO[b, h, i, :], O[b, h, i, :])  // = sum_j P[i, j] dP[i, j]
+    dS[i, j]  = P[i, j] * (dP[i, j] - Delta[i])     // d loss / d s[j]
+    dS[i, j] *= 1 - tanh(r[j] / softcap)^2          // if softcap is set;
+                                                    // r[j] = scale * dot(Q, K)
+    dQ[b, h, i, :]  = scale * sum_j dS[i, j] K[b, g, j, :]
+    dK[b, g, j, :]  = scale * sum_{h in g} sum_i dS[i, j] Q[b, h, i, :]
+    dV[b, g, j, :]  =         sum_{h in g} sum_i P[i, j] dO[b, h, i, :]
+    dsinks[h]       = - sum_{b, i} exp(sinks[h] - lse[b, h, i]) Delta[i]
+    ```
+
+    dK and dV are summed over the query heads of each KV head (GQA, MQA).
+    The sink logit only enlarges the softmax's denominator, hence its
+    gradient: the sink's probability times -Delta, summed over batch and
+    rows. Rows whose `lse` is `-inf` (no admissible key, no sink) contribute
+    nothing. The bias gets no gradient here (it is treated as a constant, as
+    ALiBi and padding masks are).
+
+    | operand / result | shape (`bhsd`; `bshd` swaps H and S) | element type |
+    |---|---|---|
+    | `query`, `grad_query` | `[B, Hq, Sq, D]` | f16, bf16 or f32 |
+    | `key`, `grad_key` | `[B, Hkv, Sk, D]` | as `query` |
+    | `value`, `grad_value` | `[B, Hkv, Sk, Dv]` | as `query` |
+    | `output`, `grad_output` | `[B, Hq, Sq, Dv]` | as `query` |
+    | `lse` | `[B, Hq, Sq]` | f32 |
+    | `bias` (optional) | broadcastable to `[B, Hq, Sq, Sk]` | as `query`, or f32 |
+    | `sinks` (optional) | `[Hq]` | as `query`, or f32 |
+    | `grad_sinks` (result iff `sinks` is given) | as `sinks` | as `sinks` |
+
+    Example: the backward of a causal GQA attention with sinks.
+
+    ```mlir
+    %dq, %dk, %dv, %dsinks = attn.attention_grad %q, %k, %v, %o, %do, %lse
+        sinks(%sinks) mask = <causal>
+        : (tensor<2x32x1024x128xbf16>, tensor<2x8x1024x128xbf16>,
+           tensor<2x8x1024x128xbf16>, tensor<2x32x1024x128xbf16>,
+           tensor<2x32x1024x128xbf16>, tensor<2x32x1024xf32>, tensor<32xf32>)
+        -> (tensor<2x32x1024x128xbf16>, tensor<2x8x1024x128xbf16>,
+            tensor<2x8x1024x128xbf16>, tensor<32xf32>)
+    ```
+
+    No pass lowers this op yet: the pipelines report it as unsupported.
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key,
+    AnyRankedTensor:$value,
+    AnyRankedTensor:$output,
+    AnyRankedTensor:$grad_output,
+    AnyRankedTensor:$lse,
+    Optional<AnyRankedTensor>:$bias,
+    Optional<AnyRankedTensor>:$sinks,
+    DefaultValuedAttr<Attn_LayoutAttr, "::mlir::attn::Layout::BHSD">:$layout,
+    OptionalAttr<Attn_MaskAttr>:$mask,
+    OptionalAttr<F32Attr>:$scale,
+    OptionalAttr<F32Attr>:$softcap);
+  let results = (outs
+    AnyRankedTensor:$grad_query,
+    AnyRankedTensor:$grad_key,
+    AnyRankedTensor:$grad_value,
+    Optional<AnyRankedTensor>:$grad_sinks);
+
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $output `,` $grad_output `,` $lse
+    (`bias` `(` $bias^ `)`)?
+    (`sinks` `(` $sinks^ `)`)?
+    (`layout` `=` `` $layout^)?
+    (`mask` `=` $mask^)?
+    (`scale` `=` $scale^)?
+    (`softcap` `=` $softcap^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// The problem sizes, read through the layout (as attn.attention's).
+    AttentionShape getAttentionShape();
+
+    /// The mask, with an absent attribute meaning `#attn.mask<none>`.
+    MaskAttr getMaskOrNone();
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // PagedAttentionOp
 //===----------------------------------------------------------------------===//
 
