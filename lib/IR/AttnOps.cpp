@@ -44,12 +44,18 @@ void AttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
     setNameFn(lse, "lse");
 }
 
-AttentionShape AttentionOp::getAttentionShape() {
-  unsigned h = getHeadDimPos(getLayout()), s = getSeqDimPos(getLayout());
-  ArrayRef<int64_t> q = getQuery().getType().getShape();
-  ArrayRef<int64_t> k = getKey().getType().getShape();
-  ArrayRef<int64_t> v = getValue().getType().getShape();
+/// The sizes of an attention problem from its query, key and value shapes,
+/// read through `layout` (attn.attention and attn.attention_grad).
+static AttentionShape attentionShape(Layout layout, ArrayRef<int64_t> q,
+                                     ArrayRef<int64_t> k, ArrayRef<int64_t> v) {
+  unsigned h = getHeadDimPos(layout), s = getSeqDimPos(layout);
   return AttentionShape{q[0], q[h], k[h], q[s], k[s], q[3], v[3]};
+}
+
+AttentionShape AttentionOp::getAttentionShape() {
+  return attentionShape(getLayout(), getQuery().getType().getShape(),
+                        getKey().getType().getShape(),
+                        getValue().getType().getShape());
 }
 
 /// The scale of an attention op: the attribute, else 1/sqrt(head dim) for a
@@ -239,10 +245,9 @@ static LogicalResult verifyAttentionTensors(Operation *op, Layout layout,
     return failure();
 
   unsigned hPos = getHeadDimPos(layout), sPos = getSeqDimPos(layout);
-  ArrayRef<int64_t> q = queryType.getShape();
   ArrayRef<int64_t> k = keyType.getShape(), v = valueType.getShape();
   ArrayRef<int64_t> o = outputType.getShape();
-  AttentionShape shape{q[0], q[hPos], k[hPos], q[sPos], k[sPos], q[3], v[3]};
+  AttentionShape shape = attentionShape(layout, queryType.getShape(), k, v);
   auto mismatch = [&](StringRef what, int64_t got, StringRef ref,
                       int64_t expected) -> LogicalResult {
     return emitOpError() << what << " (" << fmt(got) << ") must equal " << ref
@@ -356,11 +361,9 @@ void AttentionGradOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
 }
 
 AttentionShape AttentionGradOp::getAttentionShape() {
-  unsigned h = getHeadDimPos(getLayout()), s = getSeqDimPos(getLayout());
-  ArrayRef<int64_t> q = getQuery().getType().getShape();
-  ArrayRef<int64_t> k = getKey().getType().getShape();
-  ArrayRef<int64_t> v = getValue().getType().getShape();
-  return AttentionShape{q[0], q[h], k[h], q[s], k[s], q[3], v[3]};
+  return attentionShape(getLayout(), getQuery().getType().getShape(),
+                        getKey().getType().getShape(),
+                        getValue().getType().getShape());
 }
 
 MaskAttr AttentionGradOp::getMaskOrNone() {
