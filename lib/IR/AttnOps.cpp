@@ -370,6 +370,10 @@ MaskAttr AttentionGradOp::getMaskOrNone() {
   return maskOrNone(getMask(), getContext());
 }
 
+std::optional<double> AttentionGradOp::getEffectiveScale() {
+  return effectiveScale(getScale(), getAttentionShape().headDim);
+}
+
 LogicalResult AttentionGradOp::verify() {
   static constexpr StringLiteral operandNames[] = {
       "query", "key", "value", "output", "grad_output", "lse", "bias", "sinks"};

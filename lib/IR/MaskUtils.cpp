@@ -70,6 +70,28 @@ std::pair<Value, Value> mlir::attn::buildAdmittedKeys(OpBuilder &b,
   return {lo, hi};
 }
 
+std::pair<Value, Value>
+mlir::attn::buildAdmittingPositions(OpBuilder &b, Location loc, MaskAttr mask,
+                                    Value keyBegin, Value keyEnd, Value minPos,
+                                    Value maxPos) {
+  // A row at position p admits the keys [p - left, p + right]; it meets
+  // [keyBegin, keyEnd) iff p + right >= keyBegin and p - left < keyEnd.
+  MaskBand band{mask, Value(), Value()};
+  Extents x{b, loc, band};
+  Value lo = minPos, hi = maxPos;
+  if (mask.isNone())
+    return {lo, hi};
+  int64_t right = mask.isWindow() ? clampExtent(mask.getRight()) : 0;
+  lo = arith::MaxSIOp::create(
+      b, loc, minPos, arith::SubIOp::create(b, loc, keyBegin, x.cst(right)));
+  if (mask.isWindow())
+    hi = arith::MinSIOp::create(
+        b, loc, maxPos,
+        arith::AddIOp::create(b, loc, keyEnd,
+                              x.cst(clampExtent(mask.getLeft()))));
+  return {lo, hi};
+}
+
 Value mlir::attn::buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask,
                                  Value pos, Value key) {
   return buildAdmitsKey(b, loc, MaskBand{mask, Value(), Value()}, pos, key);

@@ -118,14 +118,6 @@ struct CheckHostCodeInFunctionsPass
                        "code of functions; move it into a func.func");
         return signalPassFailure();
       }
-    // The backward op is verified but not lowered yet.
-    WalkResult grads = getOperation().walk([](AttentionGradOp op) {
-      op.emitOpError("has no lowering yet (the backward loops and kernels "
-                     "are future work)");
-      return WalkResult::interrupt();
-    });
-    if (grads.wasInterrupted())
-      return signalPassFailure();
     // Upstream's tensor reshape verifier reads reassociation indices as
     // 32-bit affine dims (2^32 + d passes as d) and does not compare an
     // expand_shape's output_shape with its type; bufferization then makes a

@@ -86,6 +86,73 @@ def attention_reference(q, k, v, *, layout="bhsd", mask="none", left=0, right=0,
     return o, lse
 
 
+def attention_grad_reference(q, k, v, do, *, layout="bhsd", mask="none", left=0,
+                             right=0, scale=None, softcap=None, bias=None,
+                             sinks=None):
+    """Returns (dq, dk, dv, dsinks) in float64: the gradients of
+    sum(attention_reference(...)[0] * do) (dsinks is None without sinks).
+
+    The executable form of attn.attention_grad's description: P from the
+    softmax, Delta = rowsum(dO * O), dS = P * (dP - Delta), softcap's
+    1 - tanh^2, dK/dV summed over each GQA group, and the sink gradient
+    -sum p_sink * Delta. The bias gets no gradient. Rows with no admissible
+    key (and no sink) contribute nothing. test_reference.py checks it
+    against finite differences of attention_reference.
+    """
+    q, k, v, do = (np.asarray(x, dtype=np.float64) for x in (q, k, v, do))
+    if layout == "bshd":
+        q, k, v, do = (x.transpose(0, 2, 1, 3) for x in (q, k, v, do))
+    elif layout != "bhsd":
+        raise ValueError(f"unknown layout {layout!r}")
+    b, hq, sq, d = q.shape
+    _, hkv, sk, dv = v.shape
+    group = hq // hkv
+    if scale is None:
+        scale = 1.0 / math.sqrt(d)
+    kh = np.repeat(k, group, axis=1)
+    vh = np.repeat(v, group, axis=1)
+    r = scale * np.einsum("bhid,bhjd->bhij", q, kh)
+    dt_dr = np.ones_like(r)
+    t = r
+    if softcap is not None:
+        th = np.tanh(r / softcap)
+        t, dt_dr = softcap * th, 1.0 - th * th
+    if bias is not None:
+        t = t + np.broadcast_to(np.asarray(bias, dtype=np.float64), t.shape)
+    allowed = np.zeros((sq, sk), dtype=bool)
+    for i in range(sq):
+        lo, hi = admitted_keys(i, sq, sk, mask, left, right)
+        allowed[i, lo:hi] = True
+    s = np.where(allowed, t, -np.inf)
+    m = s.max(axis=-1, initial=-np.inf)
+    if sinks is not None:
+        sink = np.asarray(sinks, dtype=np.float64)[None, :, None]
+        m = np.maximum(m, sink)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(s - m_safe[..., None])
+    l = e.sum(axis=-1)
+    if sinks is not None:
+        l = l + np.exp(sink - m_safe)
+    inv_l = np.where(l > 0, 1.0 / np.where(l > 0, l, 1.0), 0.0)
+    p = e * inv_l[..., None]
+    o = np.einsum("bhij,bhjd->bhid", p, vh)
+    dp = np.einsum("bhid,bhjd->bhij", do, vh)
+    delta = (do * o).sum(axis=-1)
+    ds = p * (dp - delta[..., None]) * dt_dr
+    dq = scale * np.einsum("bhij,bhjd->bhid", ds, kh)
+    dk = scale * np.einsum("bhij,bhid->bhjd", ds, q)
+    dvh = np.einsum("bhij,bhid->bhjd", p, do)
+    dk = dk.reshape(b, hkv, group, sk, d).sum(axis=2)
+    dvh = dvh.reshape(b, hkv, group, sk, dv).sum(axis=2)
+    dsinks = None
+    if sinks is not None:
+        p_sink = np.exp(sink - m_safe) * inv_l
+        dsinks = -(p_sink * delta).sum(axis=(0, 2))
+    if layout == "bshd":
+        dq, dk, dvh = (x.transpose(0, 2, 1, 3) for x in (dq, dk, dvh))
+    return dq, dk, dvh, dsinks
+
+
 def paged_attention_reference(q, k_cache, v_cache, block_table, seq_lens, *,
                               cache_layout="nhd", mask="none", left=0, right=0,
                               scale=None, softcap=None, sinks=None):

@@ -109,6 +109,60 @@ def test_fully_masked_row_with_sink_is_zero_not_nan():
     assert not np.isnan(o).any()
 
 
+GRAD_CASES = [
+    dict(),
+    dict(mask="causal", hq=4, hkv=2),
+    dict(mask="window", left=2, right=1, layout="bshd"),
+    dict(mask="causal", softcap=2.0, scale=0.7),
+    dict(bias=(1, 2, 5, 6), sinks=True),
+    dict(mask="causal", sq=7, sk=4, sinks=True),   # rows with only the sink
+    dict(mask="causal", sq=7, sk=4),               # rows with nothing at all
+    dict(dv=3, hq=4, hkv=1),
+]
+
+
+@pytest.mark.parametrize("c", GRAD_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "mha")
+def test_grad_matches_finite_differences(c):
+    """attention_grad_reference is the gradient of attention_reference:
+    central differences of sum(o * do) in every input element."""
+    c = dict(c)
+    rng = np.random.default_rng(11)
+    b, hq, hkv = 1, c.pop("hq", 2), c.pop("hkv", 2)
+    sq, sk, d, dv = c.pop("sq", 5), c.pop("sk", 6), 4, c.pop("dv", 4)
+    bshd = c.get("layout") == "bshd"
+    shape = (lambda h, s, e: (b, s, h, e)) if bshd else (lambda h, s, e: (b, h, s, e))
+    q, k, v = rand(rng, *shape(hq, sq, d)), rand(rng, *shape(hkv, sk, d)), rand(rng, *shape(hkv, sk, dv))
+    do = rand(rng, *shape(hq, sq, dv))
+    if "bias" in c:
+        c["bias"] = rand(rng, *c["bias"])
+    if c.pop("sinks", False):
+        c["sinks"] = rand(rng, hq)
+    dq, dk, dvv, ds = reference.attention_grad_reference(q, k, v, do, **c)
+
+    def loss(q, k, v, sinks):
+        kw = dict(c)
+        if sinks is not None:
+            kw["sinks"] = sinks
+        return float((attention_reference(q, k, v, **kw)[0] * do).sum())
+
+    eps = 1e-6
+    sinks = c.get("sinks")
+    for name, x, g in [("q", q, dq), ("k", k, dk), ("v", v, dvv)] + \
+            ([("sinks", sinks, ds)] if sinks is not None else []):
+        fd = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            args = {"q": q, "k": k, "v": v, "sinks": sinks}
+            for sign in (1, -1):
+                y = x.copy()
+                y[i] += sign * eps
+                args[name] = y
+                fd[i] += sign * loss(args["q"], args["k"], args["v"], args["sinks"]) / (2 * eps)
+        np.testing.assert_allclose(g, fd, atol=1e-7, rtol=1e-6, err_msg=name)
+    assert not any(np.isnan(x).any() for x in (dq, dk, dvv))
+    if c.get("mask") == "causal" and sq > sk and sinks is None:
+        assert np.all(dq[:, :, : sq - sk] == 0)
+
+
 def _paged_case(rng, lens, page, hq, hkv, d, dv, sq, layout="nhd"):
     """Contiguous per-sequence K/V scattered into randomly permuted pages of a
     cache whose unused slots hold NaN."""

@@ -7,7 +7,7 @@
 // runs attn-decompose-gated-delta first: the recurrence as loops over batch,
 // value head, token and value column, each column of the state decayed and
 // corrected in one pass over the key channels and read out in a second.
-// TILE: attn-decompose-gated-delta.mlir:[[@LINE+16]]:12: error: 'attn.gated_delta_rule' op is not supported by attn-tile yet (only attn.attention is tiled)
+// TILE: attn-decompose-gated-delta.mlir:[[@LINE+16]]:12: error: 'attn.gated_delta_rule' op is not supported by attn-tile yet (only attn.attention and attn.attention_grad are tiled)
 // DECOMPOSE-LABEL: func.func @gdn
 // DECOMPOSE: linalg.copy ins(%{{.+}} : tensor<1x4x16x8xf32>)
 // DECOMPOSE: scf.for

@@ -18,7 +18,7 @@
 // DECOMPOSE: linalg.generic {{.*}} outs(%{{.+}} : tensor<2x1x1x64xf32>)
 // DECOMPOSE:   arith.select %{{.+}}, %{{.+}}, %{{.+}} : f32
 // DECOMPOSE: attn.attention %{{.+}}, %{{.+}}, %{{.+}} bias(%{{.+}}) layout = bshd : (tensor<2x1x8x64xf16>, tensor<2x64x2x64xf16>, tensor<2x64x2x64xf16>, tensor<2x1x1x64xf32>) -> tensor<2x1x8x64xf16>
-// TILE: paged-unsupported.mlir:[[@LINE+2]]:8: error: 'attn.paged_attention' op is not supported by attn-tile yet (only attn.attention is tiled)
+// TILE: paged-unsupported.mlir:[[@LINE+2]]:8: error: 'attn.paged_attention' op is not supported by attn-tile yet (only attn.attention and attn.attention_grad are tiled)
 func.func @decode(%q: tensor<2x1x8x64xf16>, %kc: tensor<10x16x2x64xf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x8x64xf16> {
   %o = attn.paged_attention %q, %kc, %kc, %t, %l mask = <causal> : (tensor<2x1x8x64xf16>, tensor<10x16x2x64xf16>, tensor<10x16x2x64xf16>, tensor<2x4xi32>, tensor<2xi32>) -> tensor<2x1x8x64xf16>
   return %o : tensor<2x1x8x64xf16>

@@ -204,7 +204,9 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
             tensor<2x8x1024x128xbf16>, tensor<32xf32>)
     ```
 
-    No pass lowers this op yet: the pipelines report it as unsupported.
+    `attn-tile` lowers it to FlashAttention-2's backward loops (and so
+    `attn-to-cpu` runs it); the GPU pipelines do not compile it yet and say
+    so at the op.
   }];
 
   let arguments = (ins
@@ -243,6 +245,10 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
 
     /// The mask, with an absent attribute meaning `#attn.mask<none>`.
     MaskAttr getMaskOrNone();
+
+    /// The scale applied to Q·Kᵀ (as attn.attention's): the attribute, or
+    /// 1/sqrt(D) when absent; std::nullopt for a dynamic D without one.
+    std::optional<double> getEffectiveScale();
   }];
 
   let hasVerifier = 1;

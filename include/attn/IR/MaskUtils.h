@@ -39,6 +39,17 @@ std::pair<Value, Value> buildAdmittedKeys(OpBuilder &b, Location loc,
                                           const MaskBand &band, Value pos,
                                           Value sk);
 
+/// The inverse of buildAdmittedKeys: the half-open range [lo, hi) of key
+/// positions whose band intersects the keys [keyBegin, keyEnd) (a non-empty
+/// range). Rows at positions outside it admit none of those keys; rows
+/// inside may still admit none when their band is clipped at 0 or `sk`. The
+/// range is unbounded above (hi = `maxPos`) when the mask has no left
+/// extent, and is [minPos, maxPos) for no mask.
+std::pair<Value, Value> buildAdmittingPositions(OpBuilder &b, Location loc,
+                                                MaskAttr mask, Value keyBegin,
+                                                Value keyEnd, Value minPos,
+                                                Value maxPos);
+
 /// Whether `key` lies in the band of the row at key position `pos` (an i1;
 /// the bound key < Sk is not included). Null for a mask that admits every key.
 Value buildAdmitsKey(OpBuilder &b, Location loc, MaskAttr mask, Value pos,

@@ -91,7 +91,8 @@ def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
 }
 
 def AttnTile : Pass<"attn-tile", "func::FuncOp"> {
-  let summary = "Rewrite attn.attention into tiled FlashAttention loops";
+  let summary = "Rewrite attn.attention and attn.attention_grad into tiled "
+                "FlashAttention loops";
   let description = [{
     Rewrites every `attn.attention` into FlashAttention-2 style loops with an
     online softmax, in upstream dialects (scf, tensor, linalg, arith, math):
@@ -119,6 +120,32 @@ def AttnTile : Pass<"attn-tile", "func::FuncOp"> {
     [Sq, Sk] mask is ever materialized. Tails are handled by tiles of
     dynamic size (no out-of-bounds reads); sizes may be static or dynamic.
     A row with no admissible key yields 0 and an LSE of -inf.
+
+    Every `attn.attention_grad` becomes FlashAttention-2's backward loops,
+    with P recomputed from the forward's LSE by the same logits code:
+
+    ```mlir
+    // Delta[b, h, i] = rowsum(dO ⊙ O)                      (one generic)
+    %dq = scf.forall (%b, %h, %qb) in (%B, %Hq, %numQBlocks) ... {
+      scf.for %kb = %first to %last ... {   // the block's band, as above
+        // P = exp2(logits(Q·Kᵀ) - lse·log2 e); dP = dO·Vᵀ
+        // dS = P ⊙ (dP - Delta) · scale [· (1 - tanh²) under softcap]
+        // dQ += dS·K
+      }
+    }
+    %dk, %dv = scf.forall (%b, %g, %kb) in (%B, %Hkv, %numKBlocks) ... {
+      scf.for %h = %g·group to (%g + 1)·group ... {    // the GQA group
+        scf.for %qb = %first to %last ... {   // rows admitting the block
+          // P, dS as above; dV += Pᵀ·dO; dK += dSᵀ·Q
+        }
+      }
+    }
+    // dsinks[h] = -Σ_{b,i} exp(sinks[h] - lse) · Delta  (one generic)
+    ```
+
+    dQ has its own loop nest (no atomics), so every result is written by
+    disjoint tiles and is deterministic. Loop nests whose results are
+    unused are not built.
   }];
   let options = [
     Option<"blockQ", "block-q", "int64_t", /*default=*/"64",

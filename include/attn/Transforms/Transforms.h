@@ -24,6 +24,7 @@ class RewritePatternSet;
 class RewriterBase;
 namespace attn {
 class AttentionOp;
+class AttentionGradOp;
 
 /// The reassociation of a tensor.expand_shape or tensor.collapse_shape `op`
 /// (the groups of its higher-rank side's dims) when the groups partition
@@ -44,7 +45,13 @@ struct AttentionTileOptions {
 LogicalResult tileAttention(RewriterBase &rewriter, AttentionOp op,
                             const AttentionTileOptions &options);
 
-/// Adds the pattern that applies tileAttention to every attn.attention.
+/// Rewrites `op` into FlashAttention-2's backward loops (see the attn-tile
+/// pass).
+LogicalResult tileAttentionGrad(RewriterBase &rewriter, AttentionGradOp op,
+                                const AttentionTileOptions &options);
+
+/// Adds the patterns that apply tileAttention to every attn.attention and
+/// tileAttentionGrad to every attn.attention_grad.
 void populateAttnTilePatterns(RewritePatternSet &patterns,
                               const AttentionTileOptions &options);
 
