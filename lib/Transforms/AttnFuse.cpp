@@ -525,6 +525,8 @@ emitBackward(RewriterBase &rewriter, Location loc, const AttentionMatch &m,
   for (auto [g, value] : {std::pair{&b.dq, grad.getGradQuery()},
                           {&b.dk, grad.getGradKey()},
                           {&b.dv, grad.getGradValue()}}) {
+    if (g->root.use_empty())
+      continue; // A dead gradient: its chain is erased with the rest.
     Value x = plan.bshd ? transposeToBHSD(rewriter, loc, value) : value;
     rewriter.replaceAllUsesWith(g->root, emitGradient(rewriter, loc, x, *g));
   }
