@@ -537,8 +537,8 @@ emitBackward(RewriterBase &rewriter, Location loc, const AttentionMatch &m,
 /// attn.attention_grad); on failure, `miss` says why and the IR is
 /// unchanged.
 static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
-                                   FuseMiss &miss) {
-  FailureOr<AttentionMatch> match = matchAttention(pvOp, miss);
+                                   FuseMiss &miss, bool fuseBackward) {
+  FailureOr<AttentionMatch> match = matchAttention(pvOp, miss, fuseBackward);
   if (failed(match))
     return failure();
   AttentionMatch &m = *match;
@@ -609,18 +609,20 @@ using OpOrInterfacePattern =
 /// tosa.matmul).
 template <typename OpTy>
 struct FuseAttention : public OpOrInterfacePattern<OpTy> {
-  FuseAttention(MLIRContext *ctx, FuseMissCallback onMiss)
-      : OpOrInterfacePattern<OpTy>(ctx), onMiss(std::move(onMiss)) {}
+  FuseAttention(MLIRContext *ctx, FuseMissCallback onMiss, bool fuseBackward)
+      : OpOrInterfacePattern<OpTy>(ctx), onMiss(std::move(onMiss)),
+        fuseBackward(fuseBackward) {}
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
     FuseMiss miss;
-    if (succeeded(fuseAttention(rewriter, op, miss)))
+    if (succeeded(fuseAttention(rewriter, op, miss, fuseBackward)))
       return success();
     if (onMiss)
       onMiss(op, miss);
     return rewriter.notifyMatchFailure(op, getMessage(miss));
   }
   FuseMissCallback onMiss;
+  bool fuseBackward;
 };
 
 struct AttnFusePass : public attn::impl::AttnFuseBase<AttnFusePass> {
@@ -631,21 +633,26 @@ struct AttnFusePass : public attn::impl::AttnFuseBase<AttnFusePass> {
 } // namespace
 
 void fuse::populateAttnFusePatterns(RewritePatternSet &patterns,
-                                    FuseMissCallback onMiss) {
+                                    FuseMissCallback onMiss,
+                                    bool fuseBackward) {
   patterns.add<FuseAttention<linalg::LinalgOp>, FuseAttention<tosa::MatMulOp>>(
-      patterns.getContext(), onMiss);
+      patterns.getContext(), onMiss, fuseBackward);
 }
 
 void mlir::attn::populateAttnFusePatterns(RewritePatternSet &patterns) {
-  fuse::populateAttnFusePatterns(patterns, /*onMiss=*/nullptr);
+  fuse::populateAttnFusePatterns(patterns, /*onMiss=*/nullptr,
+                                 /*fuseBackward=*/true);
 }
 
 void AttnFusePass::runOnOperation() {
   RewritePatternSet patterns(&getContext());
-  fuse::populateAttnFusePatterns(patterns, [&](Operation *op, FuseMiss miss) {
-    if (reportMisses && isLikelyAttention(miss))
-      op->emitRemark("attn-fuse: not fused: ") << getMessage(miss);
-  });
+  fuse::populateAttnFusePatterns(
+      patterns,
+      [&](Operation *op, FuseMiss miss) {
+        if (reportMisses && isLikelyAttention(miss))
+          op->emitRemark("attn-fuse: not fused: ") << getMessage(miss);
+      },
+      fuseBackward);
   FrozenRewritePatternSet frozen(std::move(patterns));
   PatternApplicator applicator(frozen);
   applicator.applyDefaultCostModel();

@@ -1114,8 +1114,8 @@ static bool scoresStayInside(const AttentionMatch &m) {
   return true;
 }
 
-FailureOr<AttentionMatch> fuse::matchAttention(Operation *pvOp,
-                                               FuseMiss &miss) {
+FailureOr<AttentionMatch> fuse::matchAttention(Operation *pvOp, FuseMiss &miss,
+                                               bool withBackward) {
   AttentionMatch m;
   if (failed(matchScores(pvOp, m, miss)) || failed(matchOperands(m, miss)))
     return failure();
@@ -1123,7 +1123,7 @@ FailureOr<AttentionMatch> fuse::matchAttention(Operation *pvOp,
     return m;
   // The scores have other users: in a training graph, the backward's. Fused
   // only when the backward takes all of them.
-  if (succeeded(matchBackward(m)) && scoresStayInside(m))
+  if (withBackward && succeeded(matchBackward(m)) && scoresStayInside(m))
     return m;
   miss = FuseMiss::ScoresEscape;
   return failure();

@@ -78,9 +78,10 @@ inline bool isLikelyAttention(FuseMiss miss) {
 /// Called by the patterns on each miss (report-misses).
 using FuseMissCallback = std::function<void(Operation *, FuseMiss)>;
 
-/// populateAttnFusePatterns with a callback for misses.
+/// populateAttnFusePatterns with a callback for misses; `fuseBackward`:
+/// whether training graphs fuse (into attn.attention_grad too).
 void populateAttnFusePatterns(RewritePatternSet &patterns,
-                              FuseMissCallback onMiss);
+                              FuseMissCallback onMiss, bool fuseBackward);
 
 //===----------------------------------------------------------------------===//
 // Dimension labels and traces
@@ -188,9 +189,10 @@ struct AttentionMatch {
   std::optional<BackwardMatch> backward;
 };
 
-/// Runs the whole match for P·V contraction `pvOp`; on failure, `miss` says
-/// why.
-FailureOr<AttentionMatch> matchAttention(Operation *pvOp, FuseMiss &miss);
+/// Runs the whole match for P·V contraction `pvOp` (and, if `withBackward`,
+/// its backward); on failure, `miss` says why.
+FailureOr<AttentionMatch> matchAttention(Operation *pvOp, FuseMiss &miss,
+                                         bool withBackward);
 
 /// Matches the backward graph of the forward attention `m` (whose scores
 /// have users outside the forward) and records it in `m.backward`, adding

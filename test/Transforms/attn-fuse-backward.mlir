@@ -1,4 +1,8 @@
 // RUN: attn-opt %s --attn-fuse --split-input-file | FileCheck %s
+// With fuse-backward=0 (what the pipelines use while attn.attention_grad has
+// no lowering) nothing here fuses: P feeds the backward.
+// RUN: attn-opt %s --attn-fuse=fuse-backward=0 --split-input-file | FileCheck %s --check-prefix=OFF
+// OFF-NOT: attn.attention
 // attn-fuse on training graphs: the forward unfused attention plus the
 // backward autograd builds for it become attn.attention (with its lse) and
 // attn.attention_grad. The near misses are in attn-fuse-backward-misses.mlir.
