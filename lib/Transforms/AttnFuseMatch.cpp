@@ -21,6 +21,9 @@
 //      labelled by its role (batch part, row, column, unit).
 //   5. Consistency of the batch factorization across Q, K, V and the output;
 //      the GQA group from the repeat.
+//   6. The scores used only inside the attention; when they are not, in a
+//      training graph, the backward that takes the rest of their uses
+//      (AttnFuseBackward.cpp), or no fusion at all.
 //
 //===----------------------------------------------------------------------===//
 
