@@ -225,10 +225,19 @@ static void addKernelCompilation(OpPassManager &pm, const Options &options,
   pm.addPass(createAttnGPUModuleToPTX(binary));
 }
 
+/// attn-fuse for the pipelines: forward attention only, since
+/// attn.attention_grad has no lowering yet (a training graph stays unfused
+/// linalg, as before the backward was recognized).
+static std::unique_ptr<Pass> createPipelineFuse() {
+  AttnFuseOptions options;
+  options.fuseBackward = false;
+  return createAttnFuse(options);
+}
+
 void mlir::attn::buildAttnToPTXPipeline(OpPassManager &pm,
                                         const AttnToPTXOptions &options) {
   if (options.fuse)
-    pm.nest<func::FuncOp>().addPass(createAttnFuse());
+    pm.nest<func::FuncOp>().addPass(createPipelineFuse());
   AttnLowerToGPUOptions lower = getLowerToGPUOptions(options);
   lower.dropHost = true;
   lower.tensorMaps = options.tensorMaps;
@@ -283,7 +292,7 @@ void mlir::attn::buildAttnToLLVMPipeline(OpPassManager &pm,
                                          const AttnToLLVMOptions &options) {
   pm.addPass(std::make_unique<CheckHostCodeInFunctionsPass>());
   if (options.fuse)
-    pm.nest<func::FuncOp>().addPass(createAttnFuse());
+    pm.nest<func::FuncOp>().addPass(createPipelineFuse());
   addFrontendLowering(pm);
   AttnLowerToGPUOptions lower = getLowerToGPUOptions(options);
   lower.launch = true;

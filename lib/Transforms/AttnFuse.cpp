@@ -324,9 +324,10 @@ static FailureOr<SmallVector<int64_t>> getBiasShape(const AttentionMatch &m,
   return biasShape;
 }
 
-/// Whether Q, K and V all come from [B, S, H, D] tensors (the layout of the
-/// projections before HF's .transpose(1, 2)) that can be read in place with
-/// layout = bshd instead of materializing transposes.
+/// Whether Q, K and V (and dO in a training graph) all come from [B, S, H,
+/// D] tensors (the layout of the projections before HF's .transpose(1, 2))
+/// that can be read in place with layout = bshd instead of materializing
+/// transposes.
 static bool useBSHD(const AttentionMatch &m, const ProblemShapes &s,
                     MLIRContext *ctx) {
   if (m.qParts.size() != 2 || !isBSHD(m.q) || !isBSHD(m.k) || !isBSHD(m.v))
@@ -334,6 +335,10 @@ static bool useBSHD(const AttentionMatch &m, const ProblemShapes &s,
   auto sourceShape = [](const Trace &t) {
     return cast<RankedTensorType>(t.source.getType()).getShape();
   };
+  if (m.backward &&
+      (!isBSHD(m.backward->dO) ||
+       !canReshape(sourceShape(m.backward->dO), toBSHD(s.o), ctx)))
+    return false;
   return canReshape(sourceShape(m.q), toBSHD(s.q), ctx) &&
          canReshape(sourceShape(m.k), toBSHD(s.k), ctx) &&
          canReshape(sourceShape(m.v), toBSHD(s.v), ctx);
@@ -358,28 +363,74 @@ static void eraseAbsorbed(RewriterBase &rewriter, const AttentionMatch &m) {
   }
 }
 
-/// Matches the attention ending in `pvOp` and rewrites it into
-/// attn.attention; on failure, `miss` says why and the IR is unchanged.
-static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
+namespace {
+/// What the rewrite decided before changing the IR.
+struct FusePlan {
+  MaskAttr mask;
+  ProblemShapes shapes;
+  /// The element type the fused ops compute in.
+  Type elt;
+  /// The value attn.attention replaces (P·V or its truncation).
+  Value root;
+  SmallVector<int64_t> biasShape;
+  bool bshd = false;
+};
+} // namespace
+
+/// The shape of `g`'s root with its dims in canonical order (what the
+/// gradient reshapes to before a transpose into the root's order).
+static SmallVector<int64_t> getPermutedRootShape(const GradientMatch &g) {
+  auto type = cast<RankedTensorType>(g.root.getType());
+  SmallVector<int64_t> shape;
+  for (int64_t d : getCanonicalOrder(g.dims))
+    shape.push_back(type.getDimSize(d));
+  return shape;
+}
+
+/// Whether dO and the gradients reshape between their [B, H, S, D] shapes
+/// and the values of the graph, which have element types the rewrite takes.
+static LogicalResult checkBackward(const AttentionMatch &m,
+                                   const ProblemShapes &s, MLIRContext *ctx,
                                    FuseMiss &miss) {
+  const BackwardMatch &b = *m.backward;
+  if (!isAttnElementType(getElementTypeOrSelf(b.dO.source.getType()))) {
+    miss = FuseMiss::ElementType;
+    return failure();
+  }
+  bool ok = canReshape(permutedShape(b.dO), s.o, ctx);
+  for (auto [g, shape] :
+       {std::pair{&b.dq, &s.q}, {&b.dk, &s.k}, {&b.dv, &s.v}}) {
+    Type elt = getElementTypeOrSelf(g->root.getType());
+    if (!isAttnElementType(elt) && !isa<Float64Type>(elt)) {
+      miss = FuseMiss::ElementType;
+      return failure();
+    }
+    ok = ok && canReshape(*shape, getPermutedRootShape(*g), ctx);
+  }
+  if (!ok)
+    miss = FuseMiss::GradientReshape;
+  return success(ok);
+}
+
+/// Everything the rewrite checks: the mask attribute, the problem shapes,
+/// the element types, the output (and gradient) reshapes, the bias and the
+/// layout. Absorbs a truncation of P·V into the root.
+static FailureOr<FusePlan> planFusion(AttentionMatch &m, MLIRContext *ctx,
+                                      FuseMiss &miss) {
   auto fail = [&](FuseMiss why) {
     miss = why;
     return failure();
   };
-  FailureOr<AttentionMatch> match = matchAttention(pvOp, miss);
-  if (failed(match))
-    return failure();
-  AttentionMatch &m = *match;
-  MLIRContext *ctx = pvOp->getContext();
-  Location loc = pvOp->getLoc();
-
+  FusePlan plan;
   std::optional<MaskAttr> mask =
       getMaskAttr(ctx, m.band, MaskSizes{m.sq, m.sk, m.equalLengths});
   if (!mask)
     return fail(FuseMiss::Mask);
+  plan.mask = mask->isNone() ? MaskAttr() : *mask;
   FailureOr<ProblemShapes> shapes = getProblemShapes(m, ctx, miss);
   if (failed(shapes))
     return failure();
+  plan.shapes = std::move(*shapes);
 
   // Element types: compute in the sources' type when the result wants it,
   // otherwise in f32.
@@ -390,69 +441,155 @@ static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
   for (const Trace *t : {&m.q, &m.k, &m.v})
     if (!isAttnElementType(getElementTypeOrSelf(t->source.getType())))
       return fail(FuseMiss::ElementType);
-  Value root = m.pv.result;
-  Type rootElt = getElementTypeOrSelf(root.getType());
+  plan.root = m.pv.result;
+  Type rootElt = getElementTypeOrSelf(plan.root.getType());
   if (rootElt != srcElt)
-    if (Operation *trunc = getTruncatingUser(root, srcElt)) {
-      root = trunc->getResult(0);
+    if (Operation *trunc = getTruncatingUser(plan.root, srcElt)) {
+      plan.root = trunc->getResult(0);
       rootElt = srcElt;
       m.absorbed.insert(trunc);
     }
-  Type elt = rootElt == srcElt ? srcElt : Float32Type::get(ctx);
+  plan.elt = rootElt == srcElt ? srcElt : Float32Type::get(ctx);
   if (!isAttnElementType(rootElt) && !isa<Float64Type>(rootElt))
     return fail(FuseMiss::ElementType);
-  auto rootType = cast<RankedTensorType>(root.getType());
-  if (!canReshape(shapes->o, rootType.getShape(), ctx))
+  auto rootType = cast<RankedTensorType>(plan.root.getType());
+  if (!canReshape(plan.shapes.o, rootType.getShape(), ctx))
     return fail(FuseMiss::OutputReshape);
-  SmallVector<int64_t> biasShape;
+  if (m.backward && failed(checkBackward(m, plan.shapes, ctx, miss)))
+    return failure();
   if (m.bias) {
-    FailureOr<SmallVector<int64_t>> shape = getBiasShape(m, elt, ctx, miss);
+    FailureOr<SmallVector<int64_t>> shape =
+        getBiasShape(m, plan.elt, ctx, miss);
     if (failed(shape))
       return failure();
-    biasShape = std::move(*shape);
+    plan.biasShape = std::move(*shape);
   }
-  bool bshd = useBSHD(m, *shapes, ctx);
+  plan.bshd = useBSHD(m, plan.shapes, ctx);
+  return plan;
+}
+
+/// Transposes a bshd result of the fused ops to bhsd (a following transpose
+/// back folds away under canonicalization).
+static Value transposeToBHSD(RewriterBase &rewriter, Location loc, Value x) {
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, x);
+  std::swap(sizes[1], sizes[2]);
+  Value init = tensor::EmptyOp::create(rewriter, loc, sizes,
+                                       getElementTypeOrSelf(x.getType()));
+  return linalg::TransposeOp::create(rewriter, loc, x, init,
+                                     ArrayRef<int64_t>{0, 2, 1, 3})
+      ->getResult(0);
+}
+
+/// Brings gradient `g` ([B, H, S, D]) to the value of the graph it
+/// replaces: a reshape to the root's dims in canonical order, a transpose
+/// into the root's order, a conversion to its element type.
+static Value emitGradient(RewriterBase &rewriter, Location loc, Value g,
+                          const GradientMatch &gm) {
+  auto rootType = cast<RankedTensorType>(gm.root.getType());
+  SmallVector<int64_t> order = getCanonicalOrder(gm.dims);
+  Value x = reshapeTo(rewriter, loc, g, getPermutedRootShape(gm));
+  if (!llvm::equal(order, llvm::seq<int64_t>(0, order.size()))) {
+    SmallVector<int64_t> perm = invertPermutationVector(order);
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, x);
+    SmallVector<OpFoldResult> permuted;
+    for (int64_t d : perm)
+      permuted.push_back(sizes[d]);
+    Value init = tensor::EmptyOp::create(rewriter, loc, permuted,
+                                         getElementTypeOrSelf(x.getType()));
+    x = linalg::TransposeOp::create(rewriter, loc, x, init, perm)->getResult(0);
+  }
+  return convert(rewriter, loc, x, rootType.getElementType());
+}
+
+/// Creates attn.attention_grad for the backward of `m` before its first
+/// gradient and replaces the gradients.
+static void
+emitBackward(RewriterBase &rewriter, Location loc, const AttentionMatch &m,
+             const FusePlan &plan, AttentionOp attn,
+             function_ref<Value(const Trace &, ArrayRef<int64_t>)> operand) {
+  const BackwardMatch &b = *m.backward;
+  Operation *first = nullptr;
+  for (const GradientMatch *g : {&b.dq, &b.dk, &b.dv}) {
+    Operation *def = g->root.getDefiningOp();
+    if (!first || def->isBeforeInBlock(first))
+      first = def;
+  }
+  rewriter.setInsertionPoint(first);
+  Value dO = operand(b.dO, plan.shapes.o);
+  auto grad = AttentionGradOp::create(
+      rewriter, loc, attn.getQuery().getType(), attn.getKey().getType(),
+      attn.getValue().getType(), /*grad_sinks=*/Type(), attn.getQuery(),
+      attn.getKey(), attn.getValue(), attn.getOutput(), dO, attn.getLse(),
+      attn.getBias(), /*sinks=*/Value(), attn.getLayout(), attn.getMaskAttr(),
+      attn.getScaleAttr(), attn.getSoftcapAttr());
+  for (auto [g, value] : {std::pair{&b.dq, grad.getGradQuery()},
+                          {&b.dk, grad.getGradKey()},
+                          {&b.dv, grad.getGradValue()}}) {
+    if (g->root.use_empty())
+      continue; // A dead gradient: its chain is erased with the rest.
+    Value x = plan.bshd ? transposeToBHSD(rewriter, loc, value) : value;
+    rewriter.replaceAllUsesWith(g->root, emitGradient(rewriter, loc, x, *g));
+  }
+}
+
+/// Matches the attention ending in `pvOp` and rewrites it into
+/// attn.attention (and, in a training graph, its backward into
+/// attn.attention_grad); on failure, `miss` says why and the IR is
+/// unchanged.
+static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
+                                   FuseMiss &miss, bool fuseBackward) {
+  FailureOr<AttentionMatch> match = matchAttention(pvOp, miss, fuseBackward);
+  if (failed(match))
+    return failure();
+  AttentionMatch &m = *match;
+  MLIRContext *ctx = pvOp->getContext();
+  Location loc = pvOp->getLoc();
+  FailureOr<FusePlan> planned = planFusion(m, ctx, miss);
+  if (failed(planned))
+    return failure();
+  const FusePlan &plan = *planned;
+  const ProblemShapes &shapes = plan.shapes;
 
   // Rewrite.
-  rewriter.setInsertionPoint(root.getDefiningOp());
+  rewriter.setInsertionPoint(plan.root.getDefiningOp());
   auto operand = [&](const Trace &t, ArrayRef<int64_t> shape) {
-    Value x = bshd ? reshapeTo(rewriter, loc, t.source, toBSHD(shape))
-                   : emitOperand(rewriter, loc, t, shape);
-    return convert(rewriter, loc, x, elt);
+    Value x = plan.bshd ? reshapeTo(rewriter, loc, t.source, toBSHD(shape))
+                        : emitOperand(rewriter, loc, t, shape);
+    return convert(rewriter, loc, x, plan.elt);
   };
-  Value q = operand(m.q, shapes->q);
-  Value k = operand(m.k, shapes->k);
-  Value v = operand(m.v, shapes->v);
+  Value q = operand(m.q, shapes.q);
+  Value k = operand(m.k, shapes.k);
+  Value v = operand(m.v, shapes.v);
   Value bias;
   if (m.bias) {
-    bias = reshapeTo(rewriter, loc, m.bias, biasShape);
+    bias = reshapeTo(rewriter, loc, m.bias, plan.biasShape);
     Type biasElt = getElementTypeOrSelf(bias.getType());
-    if (biasElt != elt && !biasElt.isF32())
+    if (biasElt != plan.elt && !biasElt.isF32())
       bias = convert(rewriter, loc, bias, Float32Type::get(ctx));
   }
   auto outType =
-      RankedTensorType::get(bshd ? toBSHD(shapes->o) : shapes->o, elt);
+      RankedTensorType::get(plan.bshd ? toBSHD(shapes.o) : shapes.o, plan.elt);
+  // A training graph needs the LSE for the backward.
+  Type lseType;
+  if (m.backward)
+    lseType = RankedTensorType::get(ArrayRef(shapes.o).take_front(3),
+                                    Float32Type::get(ctx));
   FloatAttr softcap;
   if (m.softcap)
     softcap = rewriter.getF32FloatAttr(*m.softcap);
   auto attn = AttentionOp::create(
-      rewriter, loc, outType, /*lse=*/Type(), q, k, v, bias, /*sinks=*/Value(),
-      bshd ? Layout::BSHD : Layout::BHSD, mask->isNone() ? MaskAttr() : *mask,
+      rewriter, loc, outType, lseType, q, k, v, bias, /*sinks=*/Value(),
+      plan.bshd ? Layout::BSHD : Layout::BHSD, plan.mask,
       rewriter.getF32FloatAttr(m.scale), softcap);
   Value out = attn.getOutput();
-  if (bshd) {
-    // The replaced value is [.., H, Sq, Dv]; a following transpose back to
-    // [B, S, H, D] folds away under canonicalization.
-    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, out);
-    std::swap(sizes[1], sizes[2]);
-    Value init = tensor::EmptyOp::create(rewriter, loc, sizes, elt);
-    out = linalg::TransposeOp::create(rewriter, loc, out, init,
-                                      ArrayRef<int64_t>{0, 2, 1, 3})
-              ->getResult(0);
-  }
+  if (plan.bshd)
+    out = transposeToBHSD(rewriter, loc, out);
+  auto rootType = cast<RankedTensorType>(plan.root.getType());
   out = reshapeTo(rewriter, loc, out, rootType.getShape());
-  out = convert(rewriter, loc, out, rootElt);
-  rewriter.replaceAllUsesWith(root, out);
+  out = convert(rewriter, loc, out, rootType.getElementType());
+  rewriter.replaceAllUsesWith(plan.root, out);
+  if (m.backward)
+    emitBackward(rewriter, loc, m, plan, attn, operand);
   eraseAbsorbed(rewriter, m);
   return success();
 }
@@ -472,18 +609,20 @@ using OpOrInterfacePattern =
 /// tosa.matmul).
 template <typename OpTy>
 struct FuseAttention : public OpOrInterfacePattern<OpTy> {
-  FuseAttention(MLIRContext *ctx, FuseMissCallback onMiss)
-      : OpOrInterfacePattern<OpTy>(ctx), onMiss(std::move(onMiss)) {}
+  FuseAttention(MLIRContext *ctx, FuseMissCallback onMiss, bool fuseBackward)
+      : OpOrInterfacePattern<OpTy>(ctx), onMiss(std::move(onMiss)),
+        fuseBackward(fuseBackward) {}
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
     FuseMiss miss;
-    if (succeeded(fuseAttention(rewriter, op, miss)))
+    if (succeeded(fuseAttention(rewriter, op, miss, fuseBackward)))
       return success();
     if (onMiss)
       onMiss(op, miss);
     return rewriter.notifyMatchFailure(op, getMessage(miss));
   }
   FuseMissCallback onMiss;
+  bool fuseBackward;
 };
 
 struct AttnFusePass : public attn::impl::AttnFuseBase<AttnFusePass> {
@@ -494,21 +633,26 @@ struct AttnFusePass : public attn::impl::AttnFuseBase<AttnFusePass> {
 } // namespace
 
 void fuse::populateAttnFusePatterns(RewritePatternSet &patterns,
-                                    FuseMissCallback onMiss) {
+                                    FuseMissCallback onMiss,
+                                    bool fuseBackward) {
   patterns.add<FuseAttention<linalg::LinalgOp>, FuseAttention<tosa::MatMulOp>>(
-      patterns.getContext(), onMiss);
+      patterns.getContext(), onMiss, fuseBackward);
 }
 
 void mlir::attn::populateAttnFusePatterns(RewritePatternSet &patterns) {
-  fuse::populateAttnFusePatterns(patterns, /*onMiss=*/nullptr);
+  fuse::populateAttnFusePatterns(patterns, /*onMiss=*/nullptr,
+                                 /*fuseBackward=*/true);
 }
 
 void AttnFusePass::runOnOperation() {
   RewritePatternSet patterns(&getContext());
-  fuse::populateAttnFusePatterns(patterns, [&](Operation *op, FuseMiss miss) {
-    if (reportMisses && isLikelyAttention(miss))
-      op->emitRemark("attn-fuse: not fused: ") << getMessage(miss);
-  });
+  fuse::populateAttnFusePatterns(
+      patterns,
+      [&](Operation *op, FuseMiss miss) {
+        if (reportMisses && isLikelyAttention(miss))
+          op->emitRemark("attn-fuse: not fused: ") << getMessage(miss);
+      },
+      fuseBackward);
   FrozenRewritePatternSet frozen(std::move(patterns));
   PatternApplicator applicator(frozen);
   applicator.applyDefaultCostModel();

@@ -21,6 +21,9 @@
 //      labelled by its role (batch part, row, column, unit).
 //   5. Consistency of the batch factorization across Q, K, V and the output;
 //      the GQA group from the repeat.
+//   6. The scores used only inside the attention; when they are not, in a
+//      training graph, the backward that takes the rest of their uses
+//      (AttnFuseBackward.cpp), or no fusion at all.
 //
 //===----------------------------------------------------------------------===//
 
@@ -47,7 +50,7 @@ using namespace mlir::attn::fuse;
 
 /// Recognizes linalg contractions (named or generic, any indexing maps) and
 /// tosa.matmul with one m, n and k dim. Sizes may be dynamic.
-static FailureOr<Contraction> getContraction(Operation *op) {
+FailureOr<Contraction> fuse::getContraction(Operation *op) {
   Contraction c;
   c.op = op;
   if (auto mm = dyn_cast<tosa::MatMulOp>(op)) {
@@ -143,8 +146,8 @@ static FailureOr<Contraction> getContraction(Operation *op) {
 
 /// Batch reshape: `op` is an expand/collapse_shape that keeps the last two
 /// dims as singleton groups. Returns the groups of the batch dims.
-static std::optional<SmallVector<ReassociationIndices>>
-getBatchReshapeGroups(Operation *op) {
+std::optional<SmallVector<ReassociationIndices>>
+fuse::getBatchReshapeGroups(Operation *op) {
   std::optional<SmallVector<ReassociationIndices>> reshape =
       getReshapeReassociation(op);
   if (!reshape)
@@ -159,8 +162,8 @@ getBatchReshapeGroups(Operation *op) {
 
 /// Space batch paths for batch groups: group g of size 1 -> [g]; otherwise
 /// its members get [g, idx].
-static SmallVector<SmallVector<int64_t, 4>>
-getGroupPaths(ArrayRef<ReassociationIndices> groups) {
+SmallVector<SmallVector<int64_t, 4>>
+fuse::getGroupPaths(ArrayRef<ReassociationIndices> groups) {
   SmallVector<SmallVector<int64_t, 4>> paths;
   for (auto [g, group] : llvm::enumerate(groups))
     for (auto [idx, d] : llvm::enumerate(group))
@@ -283,7 +286,7 @@ static bool areEqualSizes(SizeAtom a, SizeAtom b) {
 
 /// If `op` only moves data (a linalg.generic whose body yields its single
 /// input), the input's indexing map; otherwise null.
-static AffineMap getCopyMap(linalg::LinalgOp op) {
+AffineMap fuse::getCopyMap(linalg::LinalgOp op) {
   if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 1 ||
       op.getNumDpsInits() != 1 || op.getNumReductionLoops() != 0 ||
       !op.getBlock())
@@ -317,9 +320,9 @@ static RankedTensorType getTensorType(Value v) {
 
 /// Labels of a collapse's source: a batch label splits into path parts; a
 /// row/col/unit label goes to the group's single non-unit member.
-static LogicalResult labelCollapseSource(ArrayRef<ReassociationIndices> groups,
-                                         RankedTensorType st,
-                                         const Labels &dims, Labels &next) {
+LogicalResult fuse::labelCollapseSource(ArrayRef<ReassociationIndices> groups,
+                                        RankedTensorType st, const Labels &dims,
+                                        Labels &next) {
   for (auto [r, group] : llvm::enumerate(groups)) {
     const DimLabel &l = dims[r];
     if (group.size() == 1) {
@@ -347,9 +350,9 @@ static LogicalResult labelCollapseSource(ArrayRef<ReassociationIndices> groups,
 }
 
 /// Labels of an expand's source: each group keeps its one labelled member.
-static LogicalResult labelExpandSource(ArrayRef<ReassociationIndices> groups,
-                                       RankedTensorType st, const Labels &dims,
-                                       Labels &next) {
+LogicalResult fuse::labelExpandSource(ArrayRef<ReassociationIndices> groups,
+                                      RankedTensorType st, const Labels &dims,
+                                      Labels &next) {
   for (auto [s, group] : llvm::enumerate(groups)) {
     SmallVector<DimLabel> kept;
     for (int64_t r : group)
@@ -524,7 +527,7 @@ static Value traceStep(Value v, Trace &t, bool allowScale) {
   return traceCastOrScale(v, def, t, allowScale).input;
 }
 
-static Trace traceOperand(Value v, const Labels &dims, bool allowScale) {
+Trace fuse::traceOperand(Value v, const Labels &dims, bool allowScale) {
   Trace t;
   t.dims = dims;
   while (Value next = traceStep(v, t, allowScale))
@@ -534,7 +537,7 @@ static Trace traceOperand(Value v, const Labels &dims, bool allowScale) {
 }
 
 /// Batch parts of a trace, sorted by path.
-static Labels getBatchParts(const Labels &dims) {
+Labels fuse::getBatchParts(const Labels &dims) {
   Labels parts;
   for (const DimLabel &l : dims)
     if (l.role == DimLabel::Batch)
@@ -683,7 +686,7 @@ static const Expr *matchSoftmax(const Expr *p, unsigned jDim) {
 
 /// Whether `t` is a Q·Kᵀ contraction result, possibly split into more batch
 /// dims by an expand_shape.
-static Operation *getScoresContraction(Value t) {
+Operation *fuse::getScoresContraction(Value t) {
   Operation *def = t.getDefiningOp();
   if (!def)
     return nullptr;
@@ -919,6 +922,14 @@ LogitsPeeler::Step LogitsPeeler::peelScale(const Expr *l) {
   return skip();
 }
 
+std::optional<SizeSym> fuse::classifySize(const AttentionMatch &m, Value v) {
+  if (areEqualSizes({v, -1}, {m.space, m.iDim}))
+    return SizeSym::Sq;
+  if (areEqualSizes({v, -1}, {m.space, m.jDim}))
+    return SizeSym::Sk;
+  return std::nullopt;
+}
+
 /// Matches P·V, the scores space, the softmax and the logits down to the
 /// Q·Kᵀ contraction, and the batch paths of both contractions.
 static LogicalResult matchScores(Operation *pvOp, AttentionMatch &m,
@@ -959,15 +970,11 @@ static LogicalResult matchScores(Operation *pvOp, AttentionMatch &m,
   unsigned iDim = rank - 2, jDim = rank - 1;
   m.sq = spaceType.getDimSize(iDim);
   m.sk = spaceType.getDimSize(jDim);
-  SizeAtom sqAtom{space, iDim}, skAtom{space, jDim};
-  m.equalLengths = areEqualSizes(sqAtom, skAtom);
-  auto classify = [&](Value v) -> std::optional<SizeSym> {
-    if (areEqualSizes({v, -1}, sqAtom))
-      return SizeSym::Sq;
-    if (areEqualSizes({v, -1}, skAtom))
-      return SizeSym::Sk;
-    return std::nullopt;
-  };
+  m.space = space;
+  m.iDim = iDim;
+  m.jDim = jDim;
+  m.equalLengths = areEqualSizes({space, iDim}, {space, jDim});
+  auto classify = [&](Value v) { return classifySize(m, v); };
   MaskSizes sizes{m.sq, m.sk, m.equalLengths, classify};
 
   ExprBuilder builder;
@@ -1000,6 +1007,7 @@ static LogicalResult matchScores(Operation *pvOp, AttentionMatch &m,
   m.spacePaths = qkSpacePaths;
   m.absorbed.insert(qkOp);
   m.absorbed.insert(pvOp);
+  m.p = traceOperand(pv->lhs, pv->lhsDims, /*allowScale=*/false);
   return success();
 }
 
@@ -1078,18 +1086,29 @@ static LogicalResult matchOperands(AttentionMatch &m, FuseMiss &miss) {
   return success();
 }
 
-/// Whether the intermediate scores stay inside the attention chain.
+/// Whether the intermediate scores (and, in a training graph, the backward's
+/// intermediates) stay inside the matched ops: only the forward output and
+/// the gradients leave them; views of the inputs are free to have other
+/// users.
 static bool scoresStayInside(const AttentionMatch &m) {
-  Operation *qkOp = m.qk.op;
   SetVector<Operation *> forward;
-  getForwardSlice(qkOp, &forward);
+  getForwardSlice(m.qk.op, &forward);
   SetVector<Operation *> chain;
-  chain.insert(qkOp);
+  chain.insert(m.qk.op);
+  DenseSet<Operation *> exits = {m.pv.op};
+  if (m.backward) {
+    chain.insert(m.backward->dP);
+    getForwardSlice(m.backward->dP, &forward);
+    for (const GradientMatch *g :
+         {&m.backward->dq, &m.backward->dk, &m.backward->dv})
+      exits.insert(g->root.getDefiningOp());
+  }
   for (Operation *op : forward)
-    if (m.absorbed.contains(op))
+    if (m.absorbed.contains(op) &&
+        !(m.backward && m.backward->inputOps.contains(op)))
       chain.insert(op);
   for (Operation *op : chain) {
-    if (op == m.pv.op)
+    if (exits.contains(op))
       continue;
     for (Operation *user : op->getUsers())
       if (!chain.contains(user))
@@ -1098,16 +1117,19 @@ static bool scoresStayInside(const AttentionMatch &m) {
   return true;
 }
 
-FailureOr<AttentionMatch> fuse::matchAttention(Operation *pvOp,
-                                               FuseMiss &miss) {
+FailureOr<AttentionMatch> fuse::matchAttention(Operation *pvOp, FuseMiss &miss,
+                                               bool withBackward) {
   AttentionMatch m;
   if (failed(matchScores(pvOp, m, miss)) || failed(matchOperands(m, miss)))
     return failure();
-  if (!scoresStayInside(m)) {
-    miss = FuseMiss::ScoresEscape;
-    return failure();
-  }
-  return m;
+  if (scoresStayInside(m))
+    return m;
+  // The scores have other users: in a training graph, the backward's. Fused
+  // only when the backward takes all of them.
+  if (withBackward && succeeded(matchBackward(m)) && scoresStayInside(m))
+    return m;
+  miss = FuseMiss::ScoresEscape;
+  return failure();
 }
 
 StringRef fuse::getMessage(FuseMiss miss) {
@@ -1165,6 +1187,8 @@ StringRef fuse::getMessage(FuseMiss miss) {
     return "unsupported bias element type";
   case FuseMiss::DynamicHeadDim:
     return "dynamic head dim";
+  case FuseMiss::GradientReshape:
+    return "a gradient (or dO) cannot be reshaped from [B, H, S, D]";
   case FuseMiss::MaskNeedsEqualLengths:
     return "the mask is aligned top-left, which is attn.attention's "
            "bottom-right mask only when Sq = Sk, and the IR does not prove "

@@ -12,8 +12,8 @@
 include "mlir/Pass/PassBase.td"
 
 def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
-  let summary = "Recognize unfused attention graphs and rewrite them into "
-                "attn.attention";
+  let summary = "Recognize unfused attention graphs (and their backward) and "
+                "rewrite them into attn.attention (and attn.attention_grad)";
   let description = [{
     Finds softmax(scale · Q·Kᵀ [softcapped] [+ bias] [masked]) · V spelled as
     separate ops -- as torch-mlir (linalg on tensors), TOSA and hand-written
@@ -64,6 +64,17 @@ def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
       (`j <= i`) fuses only where the IR proves Sq = Sk (the same size value
       reaches both dims) and is otherwise reported and left alone. Head dims
       stay static.
+    * training graphs: the forward above plus the backward autograd builds
+      for it become `attn.attention` (with its `lse` result) and
+      `attn.attention_grad`. Recognized: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙
+      (dP − rowsum(dP ⊙ P)) (also spelled dP ⊙ P − P ⊙ rowsum(dP ⊙ P), or with
+      FlashAttention's rowsum(dO ⊙ O)) times the scale and, with a softcap,
+      (1 − tanh²), with or without the forward's mask re-applied; dQ = dS·K
+      and dK = dSᵀ·Q, each through the same views as the forward, and for GQA
+      dK and dV summed over each group of query heads. All three gradients
+      must be computed (each may be dead); a graph whose P feeds anything
+      else -- another transpose, P, rowsum dim, scale or mask, or only part of
+      the backward -- is left alone, forward included.
 
     Numerics. The fused op computes in f32 whatever the frontend did: the
     scores, softmax and P·V accumulation are f32 even where the frontend
@@ -81,6 +92,10 @@ def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
     Option<"reportMisses", "report-misses", "bool", /*default=*/"false",
            "Emit a remark on each contraction that consumes a softmax but "
            "was not fused, saying why">,
+    Option<"fuseBackward", "fuse-backward", "bool", /*default=*/"true",
+           "Also fuse the backward of a training graph into "
+           "attn.attention_grad (the pipelines turn this off until that op "
+           "has a lowering)">,
   ];
   let dependentDialects = [
     "::mlir::attn::AttnDialect",

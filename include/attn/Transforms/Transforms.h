@@ -56,7 +56,8 @@ void populateAttnTilePatterns(RewritePatternSet &patterns,
                               const AttentionTileOptions &options);
 
 /// Adds the patterns that rewrite unfused attention graphs (linalg, tosa,
-/// arith on tensors) into attn.attention. They anchor on the P·V contraction
+/// arith on tensors) into attn.attention, and the backward of training
+/// graphs into attn.attention_grad. They anchor on the P·V contraction
 /// and are meant for a single-walk driver (walkAndApplyPatterns): each
 /// successful application erases the ops it absorbed that became dead.
 void populateAttnFusePatterns(RewritePatternSet &patterns);
