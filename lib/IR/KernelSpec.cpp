@@ -99,6 +99,8 @@ KernelSpec mlir::attn::withRuntimeValues(const KernelSpec &spec) {
   KernelSpec out = spec;
   if (auto *s = std::get_if<AttentionSpec>(&out))
     leaveValuesToRunTime(*s);
+  else if (auto *s = std::get_if<AttentionGradSpec>(&out))
+    leaveValuesToRunTime(s->forward);
   else if (auto *s = std::get_if<PagedAttentionSpec>(&out))
     leaveValuesToRunTime(*s);
   return out;
@@ -117,6 +119,8 @@ KernelSpecValues mlir::attn::getKernelSpecValues(const KernelSpec &spec) {
   };
   if (auto *s = std::get_if<AttentionSpec>(&spec))
     return get(*s);
+  if (auto *s = std::get_if<AttentionGradSpec>(&spec))
+    return get(s->forward);
   if (auto *s = std::get_if<PagedAttentionSpec>(&spec))
     return get(*s);
   return {};
@@ -132,6 +136,8 @@ StringRef mlir::attn::getKernelSpecOp(const KernelSpec &spec) {
         using T = std::decay_t<decltype(s)>;
         if constexpr (std::is_same_v<T, AttentionSpec>)
           return "attention";
+        else if constexpr (std::is_same_v<T, AttentionGradSpec>)
+          return "attention_grad";
         else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
           return "paged_attention";
         else if constexpr (std::is_same_v<T, GatedDeltaSpec>)
@@ -220,6 +226,14 @@ static json::Object toJSONFields(const AttentionSpec &s) {
     o["block_q"] = s.blockQ;
   if (s.blockKV)
     o["block_kv"] = s.blockKV;
+  return o;
+}
+
+/// The forward's keys, less what the backward does not use.
+static json::Object toJSONFields(const AttentionGradSpec &s) {
+  json::Object o = toJSONFields(s.forward);
+  for (StringRef unused : {"lse", "kernel", "block_q", "block_kv"})
+    o.erase(unused);
   return o;
 }
 
@@ -469,6 +483,13 @@ static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
   r.integer("block_kv", s.blockKV, /*required=*/false);
 }
 
+static void read(SpecReader &r, AttentionGradSpec &s, const json::Object &o) {
+  read(r, s.forward, o);
+  s.forward.lse = false;
+  s.forward.kernel = AttentionKernelKind::Auto;
+  s.forward.blockQ = s.forward.blockKV = 0;
+}
+
 static void read(SpecReader &r, PagedAttentionSpec &s, const json::Object &o) {
   r.scalar("dtype", s.dtype);
   r.integer("head_dim", s.headDim);
@@ -569,6 +590,8 @@ std::optional<KernelSpec> mlir::attn::parseKernelSpec(const json::Value &value,
   StringRef op = o->getString("op").value_or("attention");
   if (op == "attention")
     return readSpec<AttentionSpec>(*o, why);
+  if (op == "attention_grad")
+    return readSpec<AttentionGradSpec>(*o, why);
   if (op == "paged_attention")
     return readSpec<PagedAttentionSpec>(*o, why);
   if (op == "gated_delta_rule")
@@ -578,6 +601,6 @@ std::optional<KernelSpec> mlir::attn::parseKernelSpec(const json::Value &value,
   if (op == "lightning_indexer")
     return readSpec<IndexerSpec>(*o, why);
   return fail("unknown kernel spec op '" + op +
-              "' (attention, paged_attention, gated_delta_rule, nsa, "
-              "lightning_indexer)");
+              "' (attention, attention_grad, paged_attention, "
+              "gated_delta_rule, nsa, lightning_indexer)");
 }

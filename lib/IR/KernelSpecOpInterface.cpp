@@ -53,21 +53,24 @@ static std::optional<double> getDouble(std::optional<APFloat> x) {
   return x->convertToDouble();
 }
 
-LogicalResult AttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
-  AttentionShape shape = getAttentionShape();
+/// The dense attention spec of `op` (attn.attention or attn.attention_grad:
+/// the same operands and variant attributes).
+template <typename OpT>
+static FailureOr<AttentionSpec> getAttentionSpec(OpT op) {
+  AttentionShape shape = op.getAttentionShape();
   AttentionSpec s;
-  FailureOr<ScalarType> dtype = getScalarTypeOf(*this, getOutput());
+  FailureOr<ScalarType> dtype = getScalarTypeOf(op, op.getOutput());
   if (failed(dtype))
     return failure();
   s.dtype = *dtype;
   s.headDim = shape.headDim;
   s.valueHeadDim = shape.valueHeadDim;
-  s.layout = getLayout();
-  s.mask = MaskSpec::get(getMaskOrNone());
-  s.scale = getEffectiveScale().value_or(0.0);
-  s.softcap = getDouble(getSoftcap());
-  if (Value bias = getBias()) {
-    FailureOr<ScalarType> t = getScalarTypeOf(*this, bias);
+  s.layout = op.getLayout();
+  s.mask = MaskSpec::get(op.getMaskOrNone());
+  s.scale = op.getEffectiveScale().value_or(0.0);
+  s.softcap = getDouble(op.getSoftcap());
+  if (Value bias = op.getBias()) {
+    FailureOr<ScalarType> t = getScalarTypeOf(op, bias);
     if (failed(t))
       return failure();
     s.bias = *t;
@@ -75,10 +78,26 @@ LogicalResult AttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
     for (int64_t d = 0; d < 4; ++d)
       s.biasBroadcast[d] = type.getDimSize(d) == 1;
   }
-  if (failed(getSinksType(*this, getSinks(), s.sinks)))
+  if (failed(getSinksType(op, op.getSinks(), s.sinks)))
     return failure();
-  s.lse = static_cast<bool>(getLse());
-  specs.push_back(s);
+  return s;
+}
+
+LogicalResult AttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
+  FailureOr<AttentionSpec> s = getAttentionSpec(*this);
+  if (failed(s))
+    return failure();
+  s->lse = static_cast<bool>(getLse());
+  specs.push_back(*s);
+  return success();
+}
+
+LogicalResult
+AttentionGradOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
+  FailureOr<AttentionSpec> s = getAttentionSpec(*this);
+  if (failed(s))
+    return failure();
+  specs.push_back(AttentionGradSpec{*s});
   return success();
 }
 

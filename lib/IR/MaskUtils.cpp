@@ -74,21 +74,32 @@ std::pair<Value, Value>
 mlir::attn::buildAdmittingPositions(OpBuilder &b, Location loc, MaskAttr mask,
                                     Value keyBegin, Value keyEnd, Value minPos,
                                     Value maxPos) {
+  return buildAdmittingPositions(b, loc, MaskBand{mask, Value(), Value()},
+                                 keyBegin, keyEnd, minPos, maxPos);
+}
+
+std::pair<Value, Value>
+mlir::attn::buildAdmittingPositions(OpBuilder &b, Location loc,
+                                    const MaskBand &band, Value keyBegin,
+                                    Value keyEnd, Value minPos, Value maxPos) {
   // A row at position p admits the keys [p - left, p + right]; it meets
   // [keyBegin, keyEnd) iff p + right >= keyBegin and p - left < keyEnd.
-  MaskBand band{mask, Value(), Value()};
+  if (band.mask.isNone())
+    return {minPos, maxPos};
   Extents x{b, loc, band};
-  Value lo = minPos, hi = maxPos;
-  if (mask.isNone())
-    return {lo, hi};
-  int64_t right = mask.isWindow() ? clampExtent(mask.getRight()) : 0;
-  lo = arith::MaxSIOp::create(
-      b, loc, minPos, arith::SubIOp::create(b, loc, keyBegin, x.cst(right)));
-  if (mask.isWindow())
-    hi = arith::MinSIOp::create(
-        b, loc, maxPos,
-        arith::AddIOp::create(b, loc, keyEnd,
-                              x.cst(clampExtent(mask.getLeft()))));
+  Value right =
+      band.right
+          ? band.right
+          : x.cst(band.mask.isWindow() ? clampExtent(band.mask.getRight()) : 0);
+  Value lo = arith::MaxSIOp::create(
+      b, loc, minPos, arith::SubIOp::create(b, loc, keyBegin, right));
+  Value hi = maxPos;
+  if (band.mask.isWindow()) {
+    Value left =
+        band.left ? band.left : x.cst(clampExtent(band.mask.getLeft()));
+    hi = arith::MinSIOp::create(b, loc, maxPos,
+                                arith::AddIOp::create(b, loc, keyEnd, left));
+  }
   return {lo, hi};
 }
 

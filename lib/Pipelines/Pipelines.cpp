@@ -225,9 +225,10 @@ static void addKernelCompilation(OpPassManager &pm, const Options &options,
   pm.addPass(createAttnGPUModuleToPTX(binary));
 }
 
-/// attn-fuse for the pipelines: forward attention only, since
-/// attn.attention_grad has no lowering yet (a training graph stays unfused
-/// linalg, as before the backward was recognized).
+/// attn-fuse for the GPU pipelines: forward attention only, since
+/// attn.attention_grad has no GPU kernels yet (a training graph stays
+/// unfused linalg there, as before the backward was recognized). On the CPU,
+/// `attn-fuse` then `attn-to-cpu` fuses and runs training graphs.
 static std::unique_ptr<Pass> createPipelineFuse() {
   AttnFuseOptions options;
   options.fuseBackward = false;

@@ -56,6 +56,9 @@ _SPEC_KEYS = {
     "attention": ("dtype", "head_dim", "value_head_dim", "layout", "mask", "window_left",
                   "window_right", "scale", "softcap", "bias", "bias_dtype", "bias_broadcast",
                   "sinks", "sinks_dtype", "lse", "kernel", "block_q", "block_kv"),
+    "attention_grad": ("dtype", "head_dim", "value_head_dim", "layout", "mask", "window_left",
+                       "window_right", "scale", "softcap", "bias", "bias_dtype",
+                       "bias_broadcast", "sinks", "sinks_dtype"),
     "paged_attention": ("dtype", "head_dim", "value_head_dim", "page_size", "cache_layout",
                         "table_dtype", "lens_dtype", "mask", "window_left", "window_right",
                         "scale", "softcap", "values", "sinks", "sinks_dtype", "lse"),
@@ -120,7 +123,7 @@ def spec_of(v):
         needs = _SPEC_KEY_NEEDS.get(key)
         if key in v and (needs is None or v.get(needs[0]) in needs[1:]):
             spec[key] = _plain(v[key])
-    if op in ("attention", "paged_attention") and runtime:
+    if op in ("attention", "attention_grad", "paged_attention") and runtime:
         spec["scale"] = "runtime"
         if spec.get("softcap") is not None:
             spec["softcap"] = "runtime"

@@ -768,7 +768,24 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
     [B, S, H, D]); GQA/MQA by the head counts; causal or window=(left, right)
     masks, bottom-right aligned; bias broadcastable to [B, Hq, Sq, Sk]; sinks
     [Hq]. Returns out (and the LSE [B, Hq, Sq] with return_lse).
+
+    Differentiable: where autograd records (grad mode on and q, k, v or
+    sinks requiring grad), the call saves the LSE and its backward runs
+    attention_backward's kernels; the bias is a constant.
     """
+    if _records_grad(q, k, v, sinks):
+        if out is not None:
+            raise ValueError("out= cannot be used where autograd records the call")
+        return _AttentionFunction.apply(q, k, v, bias, sinks, causal, window, softcap, scale,
+                                        layout, return_lse, bundles)
+    return _call_attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout,
+                           return_lse, bundles, out)
+
+
+def _call_attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse,
+                    bundles, out):
+    """attention without autograd: the fast path, else the Python path
+    (attn.ops' custom op calls this; autograd is the dispatcher's there)."""
     fast = _fast
     if fast is not None:
         result = fast.attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout,
@@ -874,6 +891,152 @@ def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, ret
         if launcher is not None:
             fast.register_attention(*call, launcher)
     return (out, lse) if return_lse else out
+
+
+def _records_grad(*tensors):
+    """Whether autograd records a call on `tensors` (None entries aside);
+    no torch call unless one of them requires grad."""
+    if not any(t is not None and getattr(t, "requires_grad", False) for t in tensors):
+        return False
+    import torch
+
+    return torch.is_grad_enabled()
+
+
+def _make_attention_function():
+    import torch
+
+    class AttentionFunction(torch.autograd.Function):
+        """attention with attention_backward as its gradient."""
+
+        @staticmethod
+        def forward(ctx, q, k, v, bias, sinks, causal, window, softcap, scale, layout,
+                    return_lse, bundles):
+            out, lse = _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout,
+                                  True, bundles, None)
+            ctx.save_for_backward(q, k, v, out, lse, bias, sinks)
+            ctx.options = dict(causal=causal, window=window, softcap=softcap, scale=scale,
+                               layout=layout, bundles=bundles)
+            if not return_lse:
+                return out
+            ctx.mark_non_differentiable(lse)
+            return out, lse
+
+        @staticmethod
+        def backward(ctx, do, *unused):
+            q, k, v, out, lse, bias, sinks = ctx.saved_tensors
+            grads = attention_backward(do.contiguous(), q, k, v, out, lse, bias=bias,
+                                       sinks=sinks, **ctx.options)
+            dsinks = grads[3] if sinks is not None else None
+            return (grads[0], grads[1], grads[2], None, dsinks) + (None,) * 7
+
+    return AttentionFunction
+
+
+class _LazyFunction:
+    """The autograd.Function, made on first use (importing attn.gpu does not
+    import torch)."""
+    fn = None
+
+    def apply(self, *args):
+        if _LazyFunction.fn is None:
+            _LazyFunction.fn = _make_attention_function()
+        return _LazyFunction.fn.apply(*args)
+
+
+_AttentionFunction = _LazyFunction()
+
+
+@_on_tensor_device
+def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, softcap=None,
+                       scale=None, bias=None, sinks=None, layout="bhsd", bundles=None):
+    """The gradients of `attention(q, k, v, ...) = out` for the upstream
+    gradient `do` (shaped like out): (dq, dk, dv), and dsinks (like sinks)
+    with sinks. `lse` is the forward's (attention(..., return_lse=True)).
+    dk and dv are summed over each KV head's query heads (GQA/MQA); the bias
+    gets no gradient. Runs attn.attention_grad's kernels (the dQ kernel, then
+    dK/dV, then the sink gradient): deterministic, no atomics."""
+    import torch
+
+    if bundles is None:
+        bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
+    for name, t in (("do", do), ("q", q), ("k", k), ("v", v), ("out", out)):
+        if not isinstance(t, torch.Tensor) or not t.is_cuda or t.dim() != 4:
+            raise ValueError(f"{name} must be a 4-D CUDA tensor")
+        if not t.is_contiguous():
+            raise ValueError(f"{name} must be contiguous in the {layout} layout")
+        if t.dtype != q.dtype:
+            raise ValueError(f"{name} must have q's dtype {q.dtype}")
+    dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
+    if dtype is None:
+        raise ValueError(f"unsupported dtype {q.dtype}; expected float16, bfloat16 or float32")
+    if layout == "bhsd":
+        b, hq, sq, d = q.shape
+        _, hkv, sk, _ = k.shape
+    elif layout == "bshd":
+        b, sq, hq, d = q.shape
+        _, sk, hkv, _ = k.shape
+    else:
+        raise ValueError(f"unknown layout {layout!r}; expected 'bhsd' or 'bshd'")
+    dv = v.shape[-1]
+    if k.shape[0] != b or k.shape[-1] != d or tuple(v.shape[:3]) != tuple(k.shape[:3]):
+        raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if hkv == 0 or hq % hkv:
+        raise ValueError(f"query heads ({hq}) must be a multiple of key/value heads ({hkv})")
+    o_shape = (b, hq, sq, dv) if layout == "bhsd" else (b, sq, hq, dv)
+    if tuple(out.shape) != o_shape or tuple(do.shape) != o_shape:
+        raise ValueError(f"out and do must have shape {o_shape}")
+    if (not isinstance(lse, torch.Tensor) or not lse.is_cuda or lse.dtype != torch.float32
+            or tuple(lse.shape) != (b, hq, sq) or not lse.is_contiguous()):
+        raise ValueError(f"lse must be a contiguous float32 CUDA tensor of shape {(b, hq, sq)}")
+    if causal and window is not None:
+        raise ValueError("pass either causal=True or window=(left, right)")
+    values = _score_values(d, scale, softcap, window)
+    want = {"op": "attention_grad", "dtype": dtype, "head_dim": d, "value_head_dim": dv,
+            "layout": layout, **_value_want(values, window),
+            "bias": bias is not None, "sinks": sinks is not None}
+    if window is None:
+        want["mask"] = "causal" if causal else "none"
+    tensors = {"q": q, "k": k, "v": v, "o": out, "do": do, "lse": lse}
+    if bias is not None:
+        full = (b, hq, sq, sk)
+        if (bias.dim() != 4 or not bias.is_cuda or not bias.is_contiguous()
+                or any(s not in (1, f) for s, f in zip(bias.shape, full))):
+            raise ValueError(f"bias must be a contiguous 4-D CUDA tensor broadcastable to {full}")
+        want["bias_broadcast"] = [s == 1 for s in bias.shape]
+        want["bias_dtype"] = _DTYPES.get(str(bias.dtype).replace("torch.", ""))
+        tensors["bias"] = bias
+    if sinks is not None:
+        if tuple(sinks.shape) != (hq,) or not sinks.is_cuda:
+            raise ValueError(f"sinks must be a CUDA tensor of shape ({hq},)")
+        want["sinks_dtype"] = _DTYPES.get(str(sinks.dtype).replace("torch.", ""))
+        tensors["sinks"] = sinks.contiguous()
+    device = _device_index(q)
+    key = (_want_key(want), device)
+
+    def lookup(ks):
+        steps = {}
+        for kern in _matching(ks, want):
+            kind = kern.manifest.get("kernel", "")
+            if kind.startswith("attention_grad."):
+                steps.setdefault(kern.manifest["step"], kern)
+        needed = 3 if sinks is not None else 2
+        if sorted(steps) != list(range(needed)):
+            raise LookupError(f"no attention backward bundle for {want}")
+        return [steps[i] for i in range(needed)]
+    kernels = _resolve("attention_grad", bundles, key, want, lookup, device)
+    tensors["dq"] = torch.empty_like(q)
+    tensors["dk"] = torch.empty_like(k)
+    tensors["dv"] = torch.empty_like(v)
+    tensors["delta"] = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)
+    if sinks is not None:
+        tensors["dsinks"] = torch.empty_like(tensors["sinks"])
+    sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, **values}
+    stream = _current_stream(device)
+    for kern in kernels:
+        kern.launch(tensors, sizes, stream, device)
+    grads = (tensors["dq"], tensors["dk"], tensors["dv"])
+    return grads + ((tensors["dsinks"],) if sinks is not None else ())
 
 
 _INT_DTYPES = {"torch.int32": "i32", "torch.int64": "i64"}

@@ -24,8 +24,9 @@ and CPU dispatch keys (CPU tensors reach attn.gpu, which says they must be
 CUDA tensors), and `register_fake`. A call then goes from the dispatcher
 straight to the function; custom_op's Python layer (backend_impl and its
 autograd kernel) cost about 40 us per call. ATTN_OPS_CUSTOM_OP=1, read at
-import, registers them with custom_op instead, as before. Either way the
-ops have no autograd formula (issue 23).
+import, registers them with custom_op instead, as before. `attn::attention`
+is differentiable: torch.library.register_autograd gives it
+`attn::attention_backward` (attn.gpu.attention_backward) as its backward.
 """
 
 import os
@@ -35,7 +36,7 @@ import torch
 
 from . import gpu
 
-__all__ = ["attention", "paged_attention", "sparse_attention", "lightning_indexer", "nsa",
+__all__ = ["attention", "attention_backward", "paged_attention", "sparse_attention", "lightning_indexer", "nsa",
            "gated_delta_rule"]
 
 Tensor = torch.Tensor
@@ -83,16 +84,69 @@ def _attention_fake(q, k, v, causal, window, softcap, scale, bias, sinks, layout
 def _attention(q: Tensor, k: Tensor, v: Tensor, causal: bool, window: Optional[List[int]],
                softcap: Optional[float], scale: Optional[float], bias: Optional[Tensor],
                sinks: Optional[Tensor], layout: str, return_lse: bool) -> Tuple[Tensor, Tensor]:
-    r = gpu.attention(q, k, v, causal=causal, window=window, softcap=softcap, scale=scale,
-                      bias=bias, sinks=sinks, layout=layout, return_lse=return_lse)
+    r = gpu._call_attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout,
+                            return_lse, None, None)
     return r if return_lse else (r, q.new_empty(0))
+
+
+def _attention_backward_fake(do, q, k, v, out, lse, causal, window, softcap, scale, bias, sinks,
+                             layout):
+    return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
+            sinks.new_empty(sinks.shape) if sinks is not None else q.new_empty(0))
+
+
+@_op("attention_backward", _attention_backward_fake)
+def _attention_backward(do: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
+                        causal: bool, window: Optional[List[int]], softcap: Optional[float],
+                        scale: Optional[float], bias: Optional[Tensor], sinks: Optional[Tensor],
+                        layout: str) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    grads = gpu.attention_backward(do, q, k, v, out, lse, causal=causal, window=window,
+                                   softcap=softcap, scale=scale, bias=bias, sinks=sinks,
+                                   layout=layout)
+    return grads if sinks is not None else grads + (q.new_empty(0),)
+
+
+def _attention_setup_context(ctx, inputs, output):
+    q, k, v, causal, window, softcap, scale, bias, sinks, layout, _ = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse, bias, sinks)
+    ctx.options = (causal, window, softcap, scale, layout)
+
+
+def _attention_autograd(ctx, dout, dlse):
+    q, k, v, out, lse, bias, sinks = ctx.saved_tensors
+    causal, window, softcap, scale, layout = ctx.options
+    if lse.numel() == 0 and q.numel():
+        raise RuntimeError("attn::attention was called without its LSE where autograd records "
+                           "it; call attn.ops.attention, which asks for the LSE then")
+    dq, dk, dv, dsinks = _attention_backward(dout.contiguous(), q, k, v, out, lse, causal,
+                                             window, softcap, scale, bias, sinks, layout)
+    return (dq, dk, dv, None, None, None, None, None,
+            dsinks if sinks is not None else None, None, None)
+
+
+torch.library.register_autograd("attn::attention", _attention_autograd,
+                                setup_context=_attention_setup_context, lib=_lib)
+
+
+def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, softcap=None,
+                       scale=None, bias=None, sinks=None, layout="bhsd"):
+    """torch.ops.attn.attention_backward: attn.gpu.attention_backward as a
+    custom op; (dq, dk, dv) and dsinks with sinks."""
+    dq, dk, dv, dsinks = _attention_backward(
+        do, q, k, v, out, lse, causal, None if window is None else list(window), softcap,
+        scale, bias, sinks, layout)
+    return (dq, dk, dv, dsinks) if sinks is not None else (dq, dk, dv)
 
 
 def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None, bias=None,
               sinks=None, layout="bhsd", return_lse=False):
-    """torch.ops.attn.attention: attn.gpu.attention as a custom op."""
+    """torch.ops.attn.attention: attn.gpu.attention as a custom op,
+    differentiable (attn::attention_backward): where autograd records the
+    call, the LSE the backward needs is computed too."""
+    lse_needed = return_lse or gpu._records_grad(q, k, v, sinks)
     out, lse = _attention(q, k, v, causal, None if window is None else list(window), softcap,
-                          scale, bias, sinks, layout, return_lse)
+                          scale, bias, sinks, layout, lse_needed)
     return (out, lse) if return_lse else out
 
 

@@ -71,6 +71,39 @@ def variant(c):
     return v
 
 
+# The backward (attn.gpu.attention_backward, autograd): the forward with its
+# LSE, then the gradient kernels.
+GRAD_CASES = [
+    case("grad_mha_bf16_d64", b=2, hq=4, hkv=4, sq=200, sk=200, d=64),
+    case("grad_gqa_causal_f16", b=1, hq=8, hkv=2, sq=257, sk=257, dtype="f16", causal=True,
+         lse=True),
+    case("grad_window_bshd", b=1, hq=4, hkv=2, sq=190, sk=190, d=64, window=(31, 8),
+         layout="bshd", lse=True),
+    case("grad_softcap_causal", b=1, hq=4, hkv=4, sq=150, sk=150, softcap=30.0, causal=True,
+         lse=True),
+    case("grad_sinks_window_f16", b=1, hq=4, hkv=2, sq=160, sk=160, d=64, dtype="f16",
+         window=(40, 0), sinks=True, lse=True),
+    case("grad_sinks_empty_rows", b=1, hq=4, hkv=4, sq=120, sk=60, d=64, causal=True,
+         sinks=True, lse=True),
+    case("grad_causal_sq_gt_sk", b=1, hq=2, hkv=2, sq=150, sk=70, d=64, causal=True, lse=True),
+    case("grad_bias_f16", b=2, hq=4, hkv=2, sq=100, sk=100, d=64, dtype="f16",
+         bias=(False, True, False, False), lse=True),
+    case("grad_mla_d192_dv128", b=1, hq=4, hkv=4, sq=130, sk=130, d=192, dv=128, causal=True,
+         scale=0.1352, lse=True),
+    case("grad_d256_f16", b=1, hq=2, hkv=1, sq=100, sk=100, d=256, dtype="f16", lse=True),
+    case("grad_f32_mqa", b=1, hq=4, hkv=1, sq=90, sk=90, d=64, dtype="f32", causal=True,
+         lse=True),
+]
+for c in GRAD_CASES:
+    c["lse"] = True  # the forward of a backward computes its LSE
+
+
+def grad_variant(c):
+    """The backward's kernel variant (the forward's is variant(c))."""
+    v = {key: val for key, val in variant(c).items() if key != "lse"}
+    return dict(v, op="attention_grad")
+
+
 def paged_case(id, lens, page=16, hq=8, hkv=2, sq=1, d=128, dv=None, dtype="bf16", layout="nhd",
                causal=True, window=None, softcap=None, scale=None, sinks=False, lse=False,
                table_dtype="i32", splits=None, v_prefix=False):
@@ -277,6 +310,7 @@ def indexer_variant(c):
 
 
 def variants():
-    return ([variant(c) for c in CASES] + [paged_variant(c) for c in PAGED_CASES + POISON_CASES + [ISSUE17_CASE]]
+    return ([variant(c) for c in CASES] + [variant(c) for c in GRAD_CASES]
+            + [grad_variant(c) for c in GRAD_CASES] + [paged_variant(c) for c in PAGED_CASES + POISON_CASES + [ISSUE17_CASE]]
             + [gated_variant(c) for c in GATED_CASES] + [sparse_variant(c) for c in SPARSE_CASES]
             + [nsa_variant(c) for c in NSA_CASES] + [indexer_variant(c) for c in INDEXER_CASES])

@@ -64,6 +64,15 @@ def test_spec_of_attention():
     assert type(spec["head_dim"]) is int and spec["scale"] == 0.125
 
 
+def test_spec_of_attention_grad():
+    # The forward's keys without lse and the body's; values at run time.
+    grad = dict(_dense(mask="causal", softcap=30.0, lse=True, kernel="mma"), op="attention_grad")
+    spec = bundles.spec_of(grad)
+    assert spec["op"] == "attention_grad" and spec["version"] == 2
+    assert (spec["scale"], spec["softcap"], spec["mask"]) == ("runtime", "runtime", "causal")
+    assert not {"lse", "kernel", "block_q", "block_kv"} & set(spec)
+
+
 def test_spec_of_paged():
     v = {"op": "paged_attention", "dtype": "f16", "head_dim": 576, "value_head_dim": 512,
          "page_size": 64, "cache_layout": "hnd", "table_dtype": "i64", "mask": "causal",

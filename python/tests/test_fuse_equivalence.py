@@ -73,6 +73,46 @@ def test_fused_equals_unfused(path, code, name, args, results):
         assert err <= bound, f"fused vs unfused: max difference {err:.3g} > {bound:.3g}"
 
 
+BACKWARD = "test/Transforms/attn-fuse-backward.mlir"
+
+
+def backward_functions():
+    text = open(os.path.join(ROOT, BACKWARD)).read()
+    for chunk in text.split("// -----"):
+        code = "\n".join(l for l in chunk.splitlines() if not l.lstrip().startswith("//"))
+        for m in re.finditer(r"func\.func @(\w+)\((.*?)\)\s*->\s*(.*?)\s*\{", code, re.S):
+            yield pytest.param(code, m.group(1), m.group(2), m.group(3), id=m.group(1))
+
+
+@pytest.mark.parametrize("code,name,args,results", list(backward_functions()))
+def test_training_graph_fused_equals_unfused(code, name, args, results):
+    """Every positive training graph (forward + autograd backward) of
+    attn-fuse-backward.mlir becomes attn.attention + attn.attention_grad,
+    and attn-tile's backward loops give the unfused graph's numbers.
+    Dynamic dims (the same positions in every operand) run at size 24."""
+    dyn_types = re.findall(r"%\w+:\s*(tensor<[^>]*>)", args)
+    dynamic = {i for t in dyn_types
+               for i, d in enumerate(re.match(r"tensor<(.*)>", t).group(1).split("x")[:-1])
+               if d == "?"}
+    concrete = lambda t: t.replace("?", "24")
+    arg_types = [parse_type(concrete(t)) for t in dyn_types]
+    result_types = [parse_type(concrete(t)) for t in re.findall(r"tensor<[^>]*>", results)]
+    fused_ir = cpu.fuse_only(code)
+    assert "attn.attention_grad" in fused_ir, "the backward did not fuse"
+    rng = np.random.default_rng(2)
+    inputs = [(cpu.round_to(rng.standard_normal(sh), dt), dt) for sh, dt in arg_types]
+    unfused = cpu.run(code, name, inputs, result_types, flags=("--attn-to-cpu",),
+                      dynamic=dynamic)
+    fused = cpu.run(code, name, inputs, result_types,
+                    flags=("--attn-fuse", "--attn-to-cpu=block-q=8 block-kv=8"),
+                    dynamic=dynamic)
+    for i, (a, b) in enumerate(zip(fused, unfused)):
+        assert not np.isnan(a).any()
+        scale = max(1.0, float(np.abs(b).max()))
+        err = float(np.abs(a.astype(np.float64) - b).max())
+        assert err <= 1e-5 * scale, f"result {i}: fused vs unfused differ by {err:.3g}"
+
+
 @pytest.mark.parametrize("model", ["llama3_8b", "mistral_7b"])
 def test_frontend_example_small(model):
     """The generator of examples/frontend at small sizes: same graph, same

@@ -50,8 +50,10 @@ def admitted(c):
     return torch.ones(sq, sk, dtype=torch.bool, device="cuda")
 
 
-def reference(q, k, v, c, bias, sinks, dtype):
-    """Attention with the math in `dtype` (float64 for the reference)."""
+def reference(q, k, v, c, bias, sinks, dtype, explicit=False):
+    """Attention with the math in `dtype` (float64 for the reference);
+    SDPA where it has the variant, unless `explicit` (the backward's tests:
+    the same math in torch ops, differentiable, 0 for rows without keys)."""
     to = lambda t: None if t is None else t.to(dtype)
     q, k, v, bias = to(q), to(k), to(v), to(bias)
     if c["layout"] == "bshd":
@@ -60,7 +62,7 @@ def reference(q, k, v, c, bias, sinks, dtype):
     k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
     scale = c["scale"] if c["scale"] is not None else 1 / math.sqrt(c["d"])
     mask = admitted(c)
-    if c["softcap"] is None and not c["sinks"] and dtype != torch.float64:
+    if c["softcap"] is None and not c["sinks"] and dtype != torch.float64 and not explicit:
         attn_mask = mask if bias is None else bias.masked_fill(~mask, float("-inf"))
         o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
     else:

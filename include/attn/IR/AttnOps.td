@@ -150,6 +150,7 @@ def Attn_AttentionOp : Attn_Op<"attention",
 
 def Attn_AttentionGradOp : Attn_Op<"attention_grad",
     [Pure, AttrSizedOperandSegments,
+     DeclareOpInterfaceMethods<Attn_KernelSpecOpInterface>,
      DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
   let summary = "the gradient of attn.attention (its backward pass)";
   let description = [{
@@ -205,8 +206,10 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
     ```
 
     `attn-tile` lowers it to FlashAttention-2's backward loops (and so
-    `attn-to-cpu` runs it); the GPU pipelines do not compile it yet and say
-    so at the op.
+    `attn-to-cpu` runs it); `attn-lower-to-gpu` and `attn-to-ptx` generate
+    its kernels from an `attention_grad` spec (docs/kernel-spec.md), which
+    `attn.gpu.attention_backward` launches. No host code launches them in
+    `attn-to-llvm` programs yet: that pipeline refuses the op.
   }];
 
   let arguments = (ins

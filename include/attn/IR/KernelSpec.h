@@ -93,6 +93,16 @@ struct AttentionSpec {
   int64_t blockQ = 0, blockKV = 0;
 };
 
+/// The backward of dense attention (attn.attention_grad): the dQ kernel
+/// (which also writes each row's Delta = rowsum(dO ⊙ O) to a workspace),
+/// then the dK/dV kernel and, with sinks, the sink-gradient kernel; one
+/// launch order, given by the manifests' "step".
+struct AttentionGradSpec {
+  /// The forward's variant; its `lse`, `kernel` and block sizes are unused
+  /// (the backward reads the LSE; its kernels are its own).
+  AttentionSpec forward;
+};
+
 /// Paged decode (attn.paged_attention; sparse attention's compacted lists):
 /// a split kernel (per row-tile count for latent caches) and a combine
 /// kernel.
@@ -150,11 +160,12 @@ struct IndexerSpec {
   MaskSpec mask;
 };
 
-using KernelSpec = std::variant<AttentionSpec, PagedAttentionSpec,
-                                GatedDeltaSpec, NsaSelectSpec, IndexerSpec>;
+using KernelSpec =
+    std::variant<AttentionSpec, AttentionGradSpec, PagedAttentionSpec,
+                 GatedDeltaSpec, NsaSelectSpec, IndexerSpec>;
 
-/// The spec's "op" key: attention, paged_attention, gated_delta_rule, nsa,
-/// lightning_indexer.
+/// The spec's "op" key: attention, attention_grad, paged_attention,
+/// gated_delta_rule, nsa, lightning_indexer.
 llvm::StringRef getKernelSpecOp(const KernelSpec &spec);
 
 /// The spec as JSON, with "op" and "version": the keys of docs/kernel-spec.md.

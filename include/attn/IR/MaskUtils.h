@@ -49,6 +49,10 @@ std::pair<Value, Value> buildAdmittingPositions(OpBuilder &b, Location loc,
                                                 MaskAttr mask, Value keyBegin,
                                                 Value keyEnd, Value minPos,
                                                 Value maxPos);
+std::pair<Value, Value> buildAdmittingPositions(OpBuilder &b, Location loc,
+                                                const MaskBand &band,
+                                                Value keyBegin, Value keyEnd,
+                                                Value minPos, Value maxPos);
 
 /// Whether `key` lies in the band of the row at key position `pos` (an i1;
 /// the bound key < Sk is not included). Null for a mask that admits every key.

@@ -129,11 +129,14 @@ struct AttnLowerToGPUPass
     ModuleOp module = getOperation();
     Operation *first = nullptr;
     SmallVector<KernelSpecOpInterface> ops;
-    // The backward op is verified but not lowered yet: refuse it here rather
-    // than leave it in the output with no kernel.
-    WalkResult grads = module.walk([](AttentionGradOp op) {
-      op.emitOpError("has no GPU lowering yet (the backward kernels are "
-                     "future work)");
+    // The backward's kernels are generated (bundles, attn.gpu), but no
+    // host code launches them yet: refuse the op in launch mode rather
+    // than leave it in the program with nothing to run it.
+    WalkResult grads = module.walk([&](AttentionGradOp op) {
+      if (!launch)
+        return WalkResult::advance();
+      op.emitOpError("has no host launch lowering yet (its kernels are "
+                     "compiled by attn-to-ptx and run from Python)");
       return WalkResult::interrupt();
     });
     if (grads.wasInterrupted())

@@ -95,6 +95,9 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
         using T = std::decay_t<decltype(s)>;
         if constexpr (std::is_same_v<T, AttentionSpec>)
           return addAttention(s, loc, diagnose, built);
+        else if constexpr (std::is_same_v<T, AttentionGradSpec>)
+          return detail::buildAttentionGradKernels(builder, module, s, loc,
+                                                   emitError, manifests);
         else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
           return detail::buildPagedKernels(builder, module, s, loc, emitError,
                                            manifests);

@@ -52,6 +52,12 @@ FailureOr<AttentionSpec> resolveAttentionKernel(const AttentionSpec &spec,
 /// The kernel name of a resolved spec: equal for specs that share a kernel.
 std::string getAttentionKernelName(const AttentionSpec &spec);
 
+/// Adds the backward's kernels (AttentionGradKernels.cpp).
+LogicalResult buildAttentionGradKernels(OpBuilder &builder, ModuleOp module,
+                                        const AttentionGradSpec &spec,
+                                        Location loc, EmitErrorFn emitError,
+                                        Manifests &manifests);
+
 /// Adds the kernel of a resolved spec (kind not Auto).
 LogicalResult buildAttentionKernels(OpBuilder &builder, ModuleOp module,
                                     const AttentionSpec &spec,

@@ -1,0 +1,482 @@
+//===- AttentionGradKernels.cpp - the attention backward from a spec ------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// The kernels of an AttentionGradSpec (attn.attention_grad), launched in
+// this order (each manifest's "step"):
+//
+//   dq     one thread per query row i of head h, batch b (grid as the
+//          forward's baseline: 128 rows per block). Delta = dO[i]·O[i],
+//          written to the `delta` workspace; lse2 = lse · log2 e (0 where
+//          lse = -inf: such a row has no mass). For each admitted key j:
+//            s  = the forward's logit (exp2 domain: scale, softcap, bias);
+//            p  = exp2(s - lse2);  dp = dO[i]·V[j];
+//            ds = p · (dp - Delta) · scale  (· (1 - tanh²) under softcap);
+//            dQ[i] += ds · K[j].
+//   dkdv   one thread per key j of KV head g: for each query head h of g's
+//          group and each row i whose band admits j (the inverse band,
+//          buildAdmittingPositions), p and ds as above from the `delta`
+//          workspace; dV[j] += p · dO[i], dK[j] += ds · Q[i]. dK and dV are
+//          summed over the group in registers: no atomics.
+//   dsinks (with sinks) one thread per head:
+//          dsinks[h] = -Σ_{b,i} exp(sink - lse) · Delta.
+//
+// These are thread-per-row kernels, the backward's counterpart of the
+// forward's baseline: every variant (f32 too, any head dim) runs on them and
+// their results are deterministic. They are the correctness path; the
+// tensor-core backward (FlashAttention-2's key-major tiles with mma.sync,
+// then wgmma) builds on the same spec and manifests.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DenseKernels.h"
+#include "KernelCommon.h"
+#include "Kernels.h"
+
+#include "attn/IR/MaskUtils.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/Support/MathExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+
+/// Threads per block of the backward kernels.
+static constexpr int64_t kThreads = 128;
+
+namespace {
+
+/// Which backward kernel.
+enum class GradKernel { DQ, DKDV, DSinks };
+
+/// The arguments of a backward kernel (null where it takes none).
+struct GradArgs {
+  AttentionKernelArgs fwd;
+  Value dO, delta, dq, dk, dv, dsinks;
+};
+
+/// The parameters of kernel `which`, in order: the forward's inputs, O
+/// (dq), dO, the LSE, the delta workspace, the gradients it writes, sizes,
+/// then the values left to run time.
+KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
+                                   GradKernel which) {
+  KernelSignature sig;
+  Type elt = getType(ctx, spec.dtype), f32 = Float32Type::get(ctx);
+  bool bshd = spec.layout == Layout::BSHD;
+  auto rows = [&](StringRef h, StringRef s, int64_t d) {
+    return bshd ? llvm::json::Array{"B", s, h, d}
+                : llvm::json::Array{"B", h, s, d};
+  };
+  llvm::json::Array rowShape{"B", "Hq", "Sq"};
+  if (which == GradKernel::DSinks) {
+    sig.tensor("sinks", "sinks", getType(ctx, *spec.sinks),
+               llvm::json::Array{"Hq"});
+    sig.tensor("lse", "lse", f32, llvm::json::Array(rowShape));
+    sig.tensor("delta", "workspace", f32, llvm::json::Array(rowShape));
+    sig.tensor("dsinks", "grad_sinks", getType(ctx, *spec.sinks),
+               llvm::json::Array{"Hq"});
+    sig.sizes(ctx, {"B", "Hq", "Sq"});
+    return sig;
+  }
+  sig.tensor("q", "query", elt, rows("Hq", "Sq", spec.headDim));
+  sig.tensor("k", "key", elt, rows("Hkv", "Sk", spec.headDim));
+  sig.tensor("v", "value", elt, rows("Hkv", "Sk", spec.valueHeadDim));
+  if (spec.bias) {
+    llvm::json::Array names;
+    const char *full[4] = {"B", "Hq", "Sq", "Sk"};
+    for (unsigned d = 0; d < 4; ++d)
+      names.push_back(spec.biasBroadcast[d] ? llvm::json::Value(1)
+                                            : llvm::json::Value(full[d]));
+    sig.tensor("bias", "bias", getType(ctx, *spec.bias), std::move(names));
+  }
+  if (which == GradKernel::DQ)
+    sig.tensor("o", "output", elt, rows("Hq", "Sq", spec.valueHeadDim));
+  sig.tensor("do", "grad_output", elt, rows("Hq", "Sq", spec.valueHeadDim));
+  sig.tensor("lse", "lse", f32, llvm::json::Array(rowShape));
+  sig.tensor("delta", "workspace", f32, llvm::json::Array(rowShape));
+  if (which == GradKernel::DQ) {
+    sig.tensor("dq", "grad_query", elt, rows("Hq", "Sq", spec.headDim));
+  } else {
+    sig.tensor("dk", "grad_key", elt, rows("Hkv", "Sk", spec.headDim));
+    sig.tensor("dv", "grad_value", elt, rows("Hkv", "Sk", spec.valueHeadDim));
+  }
+  sig.sizes(ctx, {"B", "Hq", "Hkv", "Sq", "Sk"});
+  if (spec.runtimeValues)
+    sig.runtimeValues(ctx, spec.softcap.has_value(), spec.mask.isWindow());
+  return sig;
+}
+
+/// The kernel's entry-block arguments, in buildGradSignature's order.
+GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                     const AttentionSpec &spec, GradKernel which) {
+  Block &body = func.getBody().front();
+  unsigned n = 0;
+  auto next = [&] { return body.getArgument(n++); };
+  GradArgs a;
+  if (which == GradKernel::DSinks) {
+    a.fwd.sinks = next();
+    a.fwd.lse = next();
+    a.delta = next();
+    a.dsinks = next();
+    a.fwd.batch = next();
+    a.fwd.hq = next();
+    a.fwd.sq = next();
+    return a;
+  }
+  a.fwd.q = next();
+  a.fwd.k = next();
+  a.fwd.v = next();
+  if (spec.bias)
+    a.fwd.bias = next();
+  if (which == GradKernel::DQ)
+    a.fwd.o = next();
+  a.dO = next();
+  a.fwd.lse = next();
+  a.delta = next();
+  if (which == GradKernel::DQ) {
+    a.dq = next();
+  } else {
+    a.dk = next();
+    a.dv = next();
+  }
+  a.fwd.batch = next();
+  a.fwd.hq = next();
+  a.fwd.hkv = next();
+  a.fwd.sq = next();
+  a.fwd.sk = next();
+  if (spec.runtimeValues) {
+    bool window = spec.mask.isWindow();
+    unsigned count = 1 + (spec.softcap ? 1 : 0) + (window ? 2 : 0);
+    RuntimeValues values = materializeRuntimeValues(
+        builder, loc, body.getArguments().slice(n, count),
+        spec.softcap.has_value(), window);
+    a.fwd.scoreFactor = values.scoreFactor;
+    a.fwd.softcapFactor = values.softcapFactor;
+    a.fwd.windowLeft = values.windowLeft;
+    a.fwd.windowRight = values.windowRight;
+  }
+  return a;
+}
+
+/// Emits a backward kernel body, one method per phase of the file comment.
+/// Private memory holds the thread's row (f32) and its accumulators.
+class GradKernelBody {
+public:
+  GradKernelBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                 const AttentionSpec &spec, const GradArgs &args)
+      : b(loc, builder), e{b}, spec(spec), args(args), a(args.fwd),
+        priv(func.getPrivateAttributions()) {}
+
+  void emitDQ();
+  void emitDKDV();
+  void emitDSinks();
+
+private:
+  /// Sizes, factors and the thread's index along blockIdx.x.
+  Value setUp();
+  Value rowOffset(Value heads, Value seqLen, Value head, Value s, int64_t dim) {
+    return getRowOffset(e, spec.layout, batch, heads, seqLen, head, s, dim);
+  }
+  /// `dst[0, n)` = row `base` of `src` as f32.
+  void loadRow(Value src, Value base, int64_t n, Value dst);
+  void clear(Value buf, int64_t n);
+  /// Σ_d buf[d] · src[base + d].
+  Value dot(Value buf, Value src, Value base, int64_t n);
+  /// acc[d] += x · src[base + d].
+  void axpy(Value acc, Value x, Value src, Value base, int64_t n);
+  /// Writes `buf` (f32) as row `base` of `dst`.
+  void storeRow(Value buf, Value dst, Value base, int64_t n);
+  /// lse · log2 e of row i of head h, 0 where lse = -inf.
+  Value lse2(Value head, Value i);
+  /// The forward's logit of (query head, row i, key j) from the raw dot
+  /// product, and the tanh under softcap (else null).
+  std::pair<Value, Value> logit(Value rawDot, Value head, Value i, Value j);
+  /// ds from p, dp, Delta and the tanh of the logit.
+  Value gradScore(Value p, Value dp, Value delta, Value th);
+
+  ImplicitLocOpBuilder b;
+  Emitter e;
+  const AttentionSpec &spec;
+  const GradArgs &args;
+  const AttentionKernelArgs &a;
+  ArrayRef<BlockArgument> priv;
+  Value batch, head, c0, c1, factor, gradScale;
+};
+
+Value GradKernelBody::setUp() {
+  Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  c0 = e.idx(0);
+  c1 = e.idx(1);
+  factor = getScoreFactor(e, spec, a);
+  // d(logit)/d(q·k) = scale: the score factor without log2 e, or times
+  // the cap under softcap (whose factor is scale / cap).
+  if (spec.softcap)
+    gradScale = e.fmul(factor, e.fdiv(getSoftcapFactor(e, spec, a),
+                                      e.f(llvm::numbers::log2e)));
+  else
+    gradScale = e.fdiv(factor, e.f(llvm::numbers::log2e));
+  return e.add(e.mul(bx, e.idx(kThreads)), tid);
+}
+
+void GradKernelBody::loadRow(Value src, Value base, int64_t n, Value dst) {
+  e.loop(c0, e.idx(n), c1,
+         [&](Value d) { e.store(e.loadF32(src, e.add(base, d)), dst, d); });
+}
+
+void GradKernelBody::clear(Value buf, int64_t n) {
+  e.loop(c0, e.idx(n), c1, [&](Value d) { e.store(e.f(0.0), buf, d); });
+}
+
+Value GradKernelBody::dot(Value buf, Value src, Value base, int64_t n) {
+  return e.loop(c0, e.idx(n), c1, ValueRange{e.f(0.0)},
+                [&](Value d, ValueRange s) -> SmallVector<Value> {
+                  Value x =
+                      e.fmul(e.load(buf, d), e.loadF32(src, e.add(base, d)));
+                  return {e.fadd(s[0], x)};
+                })[0];
+}
+
+void GradKernelBody::axpy(Value acc, Value x, Value src, Value base,
+                          int64_t n) {
+  e.loop(c0, e.idx(n), c1, [&](Value d) {
+    Value y = e.fmul(x, e.loadF32(src, e.add(base, d)));
+    e.store(e.fadd(e.load(acc, d), y), acc, d);
+  });
+}
+
+void GradKernelBody::storeRow(Value buf, Value dst, Value base, int64_t n) {
+  Type elt = cast<MemRefType>(dst.getType()).getElementType();
+  e.loop(c0, e.idx(n), c1, [&](Value d) {
+    Value x = e.load(buf, d);
+    if (!elt.isF32())
+      x = arith::TruncFOp::create(b, elt, x);
+    e.store(x, dst, e.add(base, d));
+  });
+}
+
+Value GradKernelBody::lse2(Value h, Value i) {
+  Value off = e.add(e.mul(e.add(e.mul(batch, a.hq), h), a.sq), i);
+  Value lse = e.load(a.lse, off);
+  return e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
+               e.fmul(lse, e.f(llvm::numbers::log2e)));
+}
+
+std::pair<Value, Value> GradKernelBody::logit(Value rawDot, Value h, Value i,
+                                              Value j) {
+  Value s = e.fmul(rawDot, factor), th;
+  if (spec.softcap) {
+    th = e.tanh(s);
+    s = e.fmul(th, getSoftcapFactor(e, spec, a));
+  }
+  if (a.bias) {
+    Value sizes[4] = {a.batch, a.hq, a.sq, a.sk};
+    Value coords[4] = {batch, h, i, j};
+    Value off = c0;
+    for (unsigned d = 0; d < 4; ++d) {
+      Value size = spec.biasBroadcast[d] ? c1 : sizes[d];
+      Value coord = spec.biasBroadcast[d] ? c0 : coords[d];
+      off = e.add(e.mul(off, size), coord);
+    }
+    s = e.fadd(s, e.fmul(e.loadF32(a.bias, off), e.f(llvm::numbers::log2e)));
+  }
+  return {s, th};
+}
+
+Value GradKernelBody::gradScore(Value p, Value dp, Value delta, Value th) {
+  Value ds = e.fmul(e.fmul(p, e.fsub(dp, delta)), gradScale);
+  if (th)
+    ds = e.fmul(ds, e.fsub(e.f(1.0), e.fmul(th, th)));
+  return ds;
+}
+
+void GradKernelBody::emitDQ() {
+  Value i = setUp();
+  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
+  Value qRow = priv[0], doRow = priv[1], acc = priv[2];
+  e.when(e.slt(i, a.sq), [&] {
+    Value kvHead = e.div(head, e.div(a.hq, a.hkv));
+    loadRow(a.q, rowOffset(a.hq, a.sq, head, i, d), d, qRow);
+    loadRow(args.dO, rowOffset(a.hq, a.sq, head, i, dv), dv, doRow);
+    clear(acc, d);
+    // Delta = dO·O, kept for the dK/dV kernel.
+    Value delta = dot(doRow, a.o, rowOffset(a.hq, a.sq, head, i, dv), dv);
+    e.store(delta, args.delta,
+            e.add(e.mul(e.add(e.mul(batch, a.hq), head), a.sq), i));
+    Value l2 = lse2(head, i);
+    Value pos = e.add(i, e.sub(a.sk, a.sq));
+    auto [lo, hi] = buildAdmittedKeys(
+        b, b.getLoc(), getMaskBand(b.getContext(), spec, a), pos, a.sk);
+    e.loop(lo, e.smax(lo, hi), c1, [&](Value j) {
+      Value kBase = rowOffset(a.hkv, a.sk, kvHead, j, d);
+      auto [s, th] = logit(dot(qRow, a.k, kBase, d), head, i, j);
+      Value p = e.exp2(e.fsub(s, l2));
+      Value dp = dot(doRow, a.v, rowOffset(a.hkv, a.sk, kvHead, j, dv), dv);
+      axpy(acc, gradScore(p, dp, delta, th), a.k, kBase, d);
+    });
+    storeRow(acc, args.dq, rowOffset(a.hq, a.sq, head, i, d), d);
+  });
+}
+
+void GradKernelBody::emitDKDV() {
+  // Here blockIdx.y is the KV head and the thread's index a key.
+  Value j = setUp();
+  Value g = head;
+  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
+  Value kRow = priv[0], vRow = priv[1], dkAcc = priv[2], dvAcc = priv[3];
+  e.when(e.slt(j, a.sk), [&] {
+    loadRow(a.k, rowOffset(a.hkv, a.sk, g, j, d), d, kRow);
+    loadRow(a.v, rowOffset(a.hkv, a.sk, g, j, dv), dv, vRow);
+    clear(dkAcc, d);
+    clear(dvAcc, dv);
+    // The rows whose band admits key j: positions p = i + Sk - Sq.
+    Value off = e.sub(a.sk, a.sq);
+    auto [posLo, posHi] = buildAdmittingPositions(
+        b, b.getLoc(), getMaskBand(b.getContext(), spec, a), j, e.add(j, c1),
+        off, e.add(a.sq, off));
+    Value lo = e.sub(posLo, off), hi = e.sub(posHi, off);
+    Value group = e.div(a.hq, a.hkv), h0 = e.mul(g, group);
+    e.loop(h0, e.add(h0, group), c1, [&](Value h) {
+      e.loop(lo, e.smax(lo, hi), c1, [&](Value i) {
+        Value qBase = rowOffset(a.hq, a.sq, h, i, d);
+        Value doBase = rowOffset(a.hq, a.sq, h, i, dv);
+        auto [s, th] = logit(dot(kRow, a.q, qBase, d), h, i, j);
+        Value p = e.exp2(e.fsub(s, lse2(h, i)));
+        axpy(dvAcc, p, args.dO, doBase, dv);
+        Value dp = dot(vRow, args.dO, doBase, dv);
+        Value delta = e.load(
+            args.delta, e.add(e.mul(e.add(e.mul(batch, a.hq), h), a.sq), i));
+        axpy(dkAcc, gradScore(p, dp, delta, th), a.q, qBase, d);
+      });
+    });
+    storeRow(dkAcc, args.dk, rowOffset(a.hkv, a.sk, g, j, d), d);
+    storeRow(dvAcc, args.dv, rowOffset(a.hkv, a.sk, g, j, dv), dv);
+  });
+}
+
+void GradKernelBody::emitDSinks() {
+  Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value h = e.add(e.mul(bx, e.idx(kThreads)), tid);
+  c0 = e.idx(0);
+  c1 = e.idx(1);
+  e.when(e.slt(h, a.hq), [&] {
+    Value sink = e.loadF32(a.sinks, h);
+    Value total = e.loop(
+        c0, a.batch, c1, ValueRange{e.f(0.0)},
+        [&](Value bi, ValueRange outer) -> SmallVector<Value> {
+          Value base = e.mul(e.add(e.mul(bi, a.hq), h), a.sq);
+          return {e.loop(c0, a.sq, c1, ValueRange{outer[0]},
+                         [&](Value i, ValueRange acc) -> SmallVector<Value> {
+                           Value lse = e.load(a.lse, e.add(base, i));
+                           Value ps = math::ExpOp::create(b, e.fsub(sink, lse));
+                           ps = e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0), ps);
+                           Value delta = e.load(args.delta, e.add(base, i));
+                           return {e.fsub(acc[0], e.fmul(ps, delta))};
+                         })[0]};
+        })[0];
+    Type elt = cast<MemRefType>(args.dsinks.getType()).getElementType();
+    if (!elt.isF32())
+      total = arith::TruncFOp::create(b, elt, total);
+    e.store(total, args.dsinks, h);
+  });
+}
+
+/// "attn_…_bwd_<kernel>": the forward's name for the variant's values.
+std::string getGradKernelName(const AttentionSpec &spec, StringRef kernel) {
+  AttentionSpec named = spec;
+  named.lse = false;
+  named.kernel = AttentionKernelKind::Baseline;
+  named.blockQ = named.blockKV = 0;
+  return getAttentionKernelName(named) + "_bwd_" + kernel.str();
+}
+
+} // namespace
+
+LogicalResult mlir::attn::detail::buildAttentionGradKernels(
+    OpBuilder &builder, ModuleOp module, const AttentionGradSpec &grad,
+    Location loc, EmitErrorFn emitError, Manifests &manifests) {
+  const AttentionSpec &spec = grad.forward;
+  if (ShapedType::isDynamic(spec.headDim) ||
+      ShapedType::isDynamic(spec.valueHeadDim) || spec.headDim <= 0 ||
+      spec.valueHeadDim <= 0)
+    return emitError() << "GPU kernels need static head dims";
+  if (!spec.scale && !spec.runtimeValues)
+    return emitError() << "GPU kernels need a static head dim or a scale";
+  // The rows and accumulators live in private memory: bound them.
+  if (spec.headDim > 512 || spec.valueHeadDim > 512)
+    return emitError() << "the backward kernels take head dims up to 512";
+  MLIRContext *ctx = builder.getContext();
+  auto privateSpace = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getPrivateAddressSpace());
+  auto buffer = [&](int64_t n) -> Type {
+    return MemRefType::get({n}, builder.getF32Type(), AffineMap(),
+                           privateSpace);
+  };
+  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
+  struct KernelInfo {
+    GradKernel which;
+    StringRef name;
+    llvm::json::Array grid;
+    SmallVector<Type> privates;
+  };
+  SmallVector<KernelInfo> kernels;
+  auto add = [&](GradKernel which, StringRef name, llvm::json::Array grid,
+                 SmallVector<Type> privates) {
+    kernels.push_back(
+        KernelInfo{which, name, std::move(grid), std::move(privates)});
+  };
+  add(GradKernel::DQ, "dq",
+      llvm::json::Array{grid::ceilDiv("Sq", kThreads), "Hq", "B"},
+      {buffer(d), buffer(dv), buffer(d)});
+  add(GradKernel::DKDV, "dkdv",
+      llvm::json::Array{grid::ceilDiv("Sk", kThreads), "Hkv", "B"},
+      {buffer(d), buffer(dv), buffer(d), buffer(dv)});
+  if (spec.sinks)
+    add(GradKernel::DSinks, "dsinks",
+        llvm::json::Array{grid::ceilDiv("Hq", kThreads), 1, 1}, {});
+  for (auto [step, k] : llvm::enumerate(kernels)) {
+    std::string name = getGradKernelName(spec, k.name);
+    KernelSignature sig = buildGradSignature(ctx, spec, k.which);
+    llvm::json::Object manifest{{"entry", name},
+                                {"params", std::move(sig.params)},
+                                {"grid", std::move(k.grid)},
+                                {"block", llvm::json::Array{kThreads, 1, 1}},
+                                {"kernel", ("attention_grad." + k.name).str()},
+                                {"step", static_cast<int64_t>(step)},
+                                {"dynamic_shared_memory", 0},
+                                {"variant", toJSON(KernelSpec(grad))}};
+    addManifest(builder, manifests, name, std::move(manifest));
+    if (auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name))
+      if (gpuModule.lookupSymbol<gpu::GPUFuncOp>(name))
+        continue;
+    gpu::GPUFuncOp func = createKernel(builder, module, loc, name, sig.types,
+                                       kThreads, k.privates);
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToStart(&func.getBody().front());
+    GradArgs args = getGradArgs(builder, loc, func, spec, k.which);
+    GradKernelBody body(builder, loc, func, spec, args);
+    switch (k.which) {
+    case GradKernel::DQ:
+      body.emitDQ();
+      break;
+    case GradKernel::DKDV:
+      body.emitDKDV();
+      break;
+    case GradKernel::DSinks:
+      body.emitDSinks();
+      break;
+    }
+    gpu::ReturnOp::create(builder, loc);
+  }
+  return success();
+}
