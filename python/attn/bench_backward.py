@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+"""The attention backward: attn's kernels side by side with torch's.
+
+    # where the compiler is:
+    python3 -m attn.bundles -o build/bundles-bwd --variants-from python/attn/bench_backward.py
+    # on the GPU machine:
+    python3 -m attn.bench_backward --bundles build/bundles-bwd -o build/bench-bwd
+
+Shapes: FlashAttention's standard set (batch x seqlen = 16k tokens, hidden
+2048) at head dims 64 and 128, causal and not, bf16, seqlens 1k, 4k and 8k by
+default; Llama-3.1-8B GQA (32/8 heads, head dim 128, causal, batch 1). Each
+backend runs the forward once with autograd recording, then the timed region
+is the backward alone (torch.autograd.grad of the output with a fixed dO):
+for attn, attn.gpu.attention's autograd, which runs attention_backward's
+kernels. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
+causal), FlashAttention's convention. Backends as attn.bench (SDPA's flash,
+cuDNN and memory-efficient kernels, FlexAttention compiled once per shape,
+its first call reported apart). Writes bench.csv, bench.txt (and bench.png).
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+try:
+    from . import bench
+except ImportError:  # loaded by path: python -m attn.bundles --variants-from
+    from attn import bench
+
+SEQLENS = (1024, 4096, 8192)
+HEAD_DIMS = (64, 128)
+
+
+def shapes(seqlens=None):
+    """(family, batch, hq, hkv, seqlen, d, causal, dtype, dv)."""
+    out = []
+    for d in HEAD_DIMS:
+        for causal in (False, True):
+            for s in seqlens or SEQLENS:
+                h = bench.HIDDEN // d
+                out.append((f"d{d}{'-causal' if causal else ''}", bench.TOKENS // s, h, h, s, d,
+                            causal, "bf16", d))
+    for s in (4096, 8192):
+        if not seqlens or s in seqlens:
+            out.append(("llama3.1-8b-gqa", 1, 32, 8, s, 128, True, "bf16", 128))
+    return out
+
+
+def variants():
+    """The forward (with its LSE) and backward variants the shapes need."""
+    seen, out = set(), []
+    for _, _, _, _, _, d, causal, dtype, dv in shapes():
+        if (d, causal) in seen:
+            continue
+        seen.add((d, causal))
+        v = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": "bhsd",
+             "mask": "causal" if causal else "none", "scale": 1 / math.sqrt(d),
+             "softcap": None, "bias": False, "sinks": False}
+        out += [dict(v, lse=True), dict(v, op="attention_grad")]
+    return out
+
+
+def run(args):
+    import torch
+
+    from .cudatime import median_ms
+
+    name = torch.cuda.get_device_name()
+    rows = []
+    for family, b, hq, hkv, s, d, causal, dtype, dv in shapes(args.seqlens):
+        if args.family and not any(f in family for f in args.family):
+            continue
+        tdtype = torch.bfloat16
+        q = torch.randn(b, hq, s, d, device="cuda", dtype=tdtype, requires_grad=True)
+        k = torch.randn(b, hkv, s, d, device="cuda", dtype=tdtype, requires_grad=True)
+        v = torch.randn(b, hkv, s, dv, device="cuda", dtype=tdtype, requires_grad=True)
+        do = torch.randn(b, hq, s, dv, device="cuda", dtype=tdtype)
+        fl = 2.5 * bench.flops(b, hq, s, d, causal, dv)
+        for backend, fn in bench.runners(args.bundles, causal, hq != hkv).items():
+            if args.backends and backend not in args.backends:
+                continue
+            row = dict(gpu=name, family=family, dtype=dtype, batch=b, hq=hq, hkv=hkv, seqlen=s,
+                       head_dim=d, value_head_dim=dv, causal=causal, backend=backend, ms="",
+                       tflops="", first_call_s="", max_err="", note="")
+            try:
+                t0 = time.perf_counter()
+                out = fn(q, k, v)
+                torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
+                torch.cuda.synchronize()
+                row["first_call_s"] = f"{time.perf_counter() - t0:.3f}"
+                ms = median_ms(lambda: torch.autograd.grad(out, (q, k, v), do, retain_graph=True),
+                               iters=args.iters)
+                row["ms"] = f"{ms:.4f}"
+                row["tflops"] = f"{fl / ms / 1e9:.1f}"
+                del out
+            except Exception as e:  # a backend that does not take the shape
+                row["note"] = (type(e).__name__ + ": " + str(e).splitlines()[0])[:120]
+            rows.append(row)
+        del q, k, v, do
+        torch.cuda.empty_cache()
+    return name, rows, []
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-o", "--output", default="build/bench-bwd")
+    ap.add_argument("--bundles", default=os.environ.get("ATTN_BUNDLES", "build/bundles-bwd"))
+    ap.add_argument("--family", action="append", help="only shape families containing this")
+    ap.add_argument("--seqlens", type=int, nargs="*", help="only these sequence lengths")
+    ap.add_argument("--backends", nargs="*", help="only these backends")
+    ap.add_argument("--iters", type=int, default=10)
+    args = ap.parse_args(argv)
+    name, rows, compile_rows = run(args)
+    bench.write(args.output, name + " (backward)", rows, compile_rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
