@@ -68,6 +68,10 @@ def run(args):
     from .cudatime import median_ms
 
     name = torch.cuda.get_device_name()
+    # The timed region re-runs one graph's backward (retain_graph=True),
+    # which torch.compile's backward (Flex) refuses with donated buffers.
+    import torch._functorch.config as functorch_config
+    functorch_config.donated_buffer = False
     rows = []
     for family, b, hq, hkv, s, d, causal, dtype, dv in shapes(args.seqlens):
         if args.family and not any(f in family for f in args.family):
