@@ -36,7 +36,10 @@
 //   6. The scale: dS's constant times dQ's tail scale, and times the scale
 //      on the Q that dK reads, each equals the forward's scale.
 //
-// All of dQ, dK and dV must be there (each may be dead). Anything else --
+// Each of dQ, dK and dV may be missing (autograd builds no chain for an
+// input that needs no gradient) or dead, as long as one is there; with dQ or
+// dK there, so is dS (and dP); without dV, dO is what dP contracts with V.
+// Each that is there passes every check above. Anything else --
 // a transpose over the wrong dims, another P or V, a rowsum over another
 // dim, another scale, a mask the forward does not have -- leaves the
 // backward unfused, and with it the forward, whose scores then escape.
@@ -178,20 +181,28 @@ matchGradContraction(Operation *op, const Expected &a, const Expected &b) {
 // Following a gradient forward to its end
 //===----------------------------------------------------------------------===//
 
-/// An expand/collapse_shape user: labels of its result.
+/// An expand/collapse_shape user, or a tosa.reshape of static shapes:
+/// labels of its result.
 static Value stepReshape(Operation *user, Labels &dims) {
-  if (!isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(user))
-    return {};
-  std::optional<SmallVector<ReassociationIndices>> groups =
-      attn::getReshapeReassociation(user);
+  std::optional<SmallVector<ReassociationIndices>> groups;
+  bool expand = isa<tensor::ExpandShapeOp>(user);
+  if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(user)) {
+    groups = attn::getReshapeReassociation(user);
+  } else if (auto r = dyn_cast<tosa::ReshapeOp>(user)) {
+    auto in = getTensorType(r.getInput1());
+    auto out = getTensorType(r.getResult());
+    if (!in.hasStaticShape() || !out.hasStaticShape())
+      return {};
+    groups = getReassociationIndicesForReshape(in, out);
+    expand = out.getRank() > in.getRank();
+  }
   if (!groups)
     return {};
   Value r = user->getResult(0);
   RankedTensorType rt = getTensorType(r);
   Labels next(rt.getRank(), DimLabel{DimLabel::Unit, {}, 1});
-  if (failed(isa<tensor::ExpandShapeOp>(user)
-                 ? labelCollapseSource(*groups, rt, dims, next)
-                 : labelExpandSource(*groups, rt, dims, next)))
+  if (failed(expand ? labelCollapseSource(*groups, rt, dims, next)
+                    : labelExpandSource(*groups, rt, dims, next)))
     return {};
   dims = std::move(next);
   return r;
@@ -462,9 +473,11 @@ LogicalResult BackwardMatcher::findContractions() {
     if (failed(taken))
       return failure();
   }
-  if (!dv || !dq || !dk)
+  // Some gradient must be there; dO comes from dV, or else from dP (found
+  // with dS).
+  if (!dv && !dq && !dk)
     return failure();
-  return matchDO(dv->b);
+  return dv ? matchDO(dv->b) : success();
 }
 
 /// dO: read like the output, [Q's batch parts..., Sq, Dv], not repeated.
@@ -517,10 +530,14 @@ bool BackwardMatcher::isDP(const Expr *e) {
     for (unsigned t = 0; t < m.iDim; ++t)
       paths.push_back({(int64_t)t});
   }
+  // Without dV, dP is where dO is found.
+  bool findDO = !result.dO.source;
   Expected dO{result.dO.source, result.dO.dims, {}, /*contractedIsRow=*/false};
+  dO.anyDims = findDO;
   Expected v{m.v.source, m.v.dims, m.v.reps, /*contractedIsRow=*/false};
   std::optional<GradContraction> g = matchGradContraction(op, dO, v);
-  if (paths != m.spacePaths || !g || g->result.back().role != DimLabel::Col)
+  if (paths != m.spacePaths || !g || g->result.back().role != DimLabel::Col ||
+      (findDO && failed(matchDO(g->a))))
     return false;
   if (op != expand)
     ops.insert(expand);
@@ -661,32 +678,42 @@ FailureOr<double> BackwardMatcher::matchScoresGrad(Value dS) {
   return p.constant;
 }
 
-/// Checks dS and its scale, and follows dQ, dK and dV to their ends.
+/// Checks dS and its scale, and follows those of dQ, dK and dV that the
+/// graph computes to their ends.
 LogicalResult BackwardMatcher::followGradients() {
-  FailureOr<double> cq = matchScoresGrad(dq->a.source);
-  FailureOr<double> ck =
-      dk->a.source == dq->a.source ? cq : matchScoresGrad(dk->a.source);
-  if (failed(cq) || failed(ck) || !(*cq > 0) ||
-      !closeTo(*ck * dk->b.scale, m.scale))
+  FailureOr<double> cq = failure(), ck = failure();
+  if (dq)
+    cq = matchScoresGrad(dq->a.source);
+  if (dk)
+    ck =
+        dq && dk->a.source == dq->a.source ? cq : matchScoresGrad(dk->a.source);
+  if ((dq && (failed(cq) || !(*cq > 0))) ||
+      (dk && (failed(ck) || !closeTo(*ck * dk->b.scale, m.scale))))
     return failure();
-  std::optional<GradientMatch> q =
-      followGradient(*dq, m.qParts, {}, m.scale / *cq, ops);
-  std::optional<GradientMatch> k =
-      followGradient(*dk, getBatchParts(m.k.dims), m.k.reps, 1.0, ops);
-  std::optional<GradientMatch> v =
-      followGradient(*dv, getBatchParts(m.v.dims), m.v.reps, 1.0, ops);
-  if (!q || !k || !v)
+  // dS read by dQ or dK needs dP (and, without dV, gives dO).
+  if ((dq || dk) && !dP)
+    return failure();
+  std::optional<GradientMatch> q, k, v;
+  if (dq && !(q = followGradient(*dq, m.qParts, {}, m.scale / *cq, ops)))
+    return failure();
+  if (dk &&
+      !(k = followGradient(*dk, getBatchParts(m.k.dims), m.k.reps, 1.0, ops)))
+    return failure();
+  if (dv &&
+      !(v = followGradient(*dv, getBatchParts(m.v.dims), m.v.reps, 1.0, ops)))
     return failure();
   // The fused ops go where P·V was and before the first gradient.
-  for (const GradientMatch *g : {&*q, &*k, &*v}) {
-    Operation *def = g->root.getDefiningOp();
+  for (std::optional<GradientMatch> *g : {&q, &k, &v}) {
+    if (!*g)
+      continue;
+    Operation *def = (*g)->root.getDefiningOp();
     if (def->getBlock() != m.pv.op->getBlock() ||
         !m.pv.op->isBeforeInBlock(def))
       return failure();
   }
-  result.dq = *q;
-  result.dk = *k;
-  result.dv = *v;
+  result.dq = q.value_or(GradientMatch{});
+  result.dk = k.value_or(GradientMatch{});
+  result.dv = v.value_or(GradientMatch{});
   return success();
 }
 
@@ -704,28 +731,29 @@ LogicalResult BackwardMatcher::match() {
       stack.append(e->operands.begin(), e->operands.end());
     }
   }
-  if (failed(findContractions()) || failed(followGradients()) || !dP)
+  if (failed(findContractions()) || failed(followGradients()))
     return failure();
 
   // Commit: the contractions, their operands' views, dS's expression.
-  for (const GradContraction *g : {&*dv, &*dq, &*dk, &*dP}) {
-    ops.insert(g->op);
-    for (const Trace *t : {&g->a, &g->b})
+  for (std::optional<GradContraction> *g : {&dv, &dq, &dk, &dP}) {
+    if (!*g)
+      continue;
+    ops.insert((*g)->op);
+    for (const Trace *t : {&(*g)->a, &(*g)->b})
       for (Operation *op : t->ops)
         result.inputOps.insert(op);
   }
-  // P's views belong to the scores, not to the inputs.
-  for (Operation *op : dv->a.ops)
-    result.inputOps.remove(op);
-  for (const Trace *t : {&dq->a, &dk->a})
-    for (Operation *op : t->ops) {
+  // P's and dS's views belong to the scores, not to the inputs.
+  for (std::optional<GradContraction> *g : {&dv, &dq, &dk}) {
+    if (!*g)
+      continue;
+    for (Operation *op : (*g)->a.ops) {
       result.inputOps.remove(op);
       ops.insert(op);
     }
-  for (Operation *op : dv->a.ops)
-    ops.insert(op);
+  }
   ops.insert(builder.getVisitedOps().begin(), builder.getVisitedOps().end());
-  result.dP = dP->op;
+  result.dP = dP ? dP->op : nullptr;
   for (Operation *op : result.inputOps)
     m.absorbed.insert(op);
   for (Operation *op : ops)

@@ -368,14 +368,17 @@ func.func @probabilities_returned(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf3
 
 // -----
 
-// Only part of the backward: no dK.
+// Partial gradients (K frozen: dQ and dV only) keep the scale check: dS is
+// scaled by 0.25 where the forward scales by 0.125, and with no dK to
+// compare against, dQ's chain (no tail scale) must make up the difference.
 // CHECK: remark: attn-fuse: not fused: intermediate scores are used outside the attention
 #id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
-func.func @no_key_gradient(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+func.func @frozen_key_gradient_scale_differs(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
     -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
   %ninf = arith.constant 0xFF800000 : f32
   %c = arith.constant 0.125 : f32
   %zero = arith.constant 0.0 : f32
+  %c2 = arith.constant 0.25 : f32
   // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
   %kte = tensor.empty() : tensor<8x32x16xf32>
   %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
@@ -422,13 +425,77 @@ func.func @no_key_gradient(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v:
     %j = linalg.index 2 : index
     %ok = arith.cmpi ule, %j, %i : index
     %m = arith.select %ok, %x, %zero : f32
-    %r = arith.mulf %m, %c : f32
+    %r = arith.mulf %m, %c2 : f32
     linalg.yield %r : f32
   } -> tensor<8x16x16xf32>
   // dQ = dS·(Kᵀ)ᵀ
   %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
   %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
   return %out, %dq, %dv : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+
+// -----
+
+// dQ only (K and V frozen): dO is found through dP alone, and that "dP"
+// reads K where the forward reads V.
+// CHECK: remark: attn-fuse: not fused: intermediate scores are used outside the attention
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @query_gradient_only_dp_reads_key(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // "dP" = dO·Kᵀ: K where V belongs (no dV, no dK to find dO by)
+  %vt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  return %out, %dq : tensor<8x16x32xf32>, tensor<8x16x32xf32>
 }
 
 // -----

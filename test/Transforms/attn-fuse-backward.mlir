@@ -605,3 +605,296 @@ func.func @delta_spelling(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: 
   %dk = linalg.transpose ins(%dkt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
   return %out, %dq, %dk, %dv : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
 }
+
+// -----
+
+// Partial gradients: k does not require grad, so autograd emits no dK
+// chain at all (dQ and dV only). attn.attention_grad computes all three;
+// attn-tile drops the unused dK.
+// CHECK-LABEL: func.func @frozen_key
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK-DAG: %[[DQ3:.+]] = tensor.collapse_shape %[[DQ]]
+// CHECK-DAG: %[[DV3:.+]] = tensor.collapse_shape %[[DV]]
+// CHECK-NOT: tensor.collapse_shape %[[DK]]
+// CHECK: return %{{.+}}, %[[DQ3]], %[[DV3]]
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @frozen_key(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dV = Pᵀ·dO
+  %pt = linalg.transpose ins(%p : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) permutation = [0, 2, 1]
+  %dv = linalg.batch_matmul ins(%pt, %do : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  return %out, %dq, %dv : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+// -----
+
+// V frozen: dQ and dK, no dV. dO is found through dP = dO·Vᵀ.
+// CHECK-LABEL: func.func @frozen_value
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK-DAG: %[[DQ3:.+]] = tensor.collapse_shape %[[DQ]]
+// CHECK-DAG: %[[DK3:.+]] = tensor.collapse_shape %[[DK]]
+// CHECK: return %{{.+}}, %[[DQ3]], %[[DK3]]
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @frozen_value(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ (no dV: V is frozen)
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // d(Kᵀ) = Qᵀ·dS, dK = d(Kᵀ)ᵀ
+  %qt = linalg.transpose ins(%q : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dktf = linalg.fill ins(%zero : f32) outs(%kte : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dkt = linalg.batch_matmul ins(%qt, %ds : tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%dktf : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dk = linalg.transpose ins(%dkt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  return %out, %dq, %dk : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+// -----
+
+// K and V frozen: dQ only.
+// CHECK-LABEL: func.func @query_gradient_only
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ3:.+]] = tensor.collapse_shape %[[DQ]]
+// CHECK: return %{{.+}}, %[[DQ3]]
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @query_gradient_only(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ (no dV, no dK: K and V are frozen)
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  return %out, %dq : tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+// -----
+
+// Q frozen (a cross-attention whose queries come from a frozen encoder,
+// say): dK and dV only.
+// CHECK-LABEL: func.func @frozen_query
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK-DAG: %[[DK3:.+]] = tensor.collapse_shape %[[DK]]
+// CHECK-DAG: %[[DV3:.+]] = tensor.collapse_shape %[[DV]]
+// CHECK-NOT: tensor.collapse_shape %[[DQ]]
+// CHECK: return %{{.+}}, %[[DK3]], %[[DV3]]
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @frozen_query(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dV = Pᵀ·dO
+  %pt = linalg.transpose ins(%p : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) permutation = [0, 2, 1]
+  %dv = linalg.batch_matmul ins(%pt, %do : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // d(Kᵀ) = Qᵀ·dS, dK = d(Kᵀ)ᵀ
+  %qt = linalg.transpose ins(%q : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dktf = linalg.fill ins(%zero : f32) outs(%kte : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dkt = linalg.batch_matmul ins(%qt, %ds : tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%dktf : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dk = linalg.transpose ins(%dkt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  return %out, %dk, %dv : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
