@@ -8,7 +8,10 @@
 // softcap(c · Q·Kᵀ)), O = P·V (AttnFuseMatch.cpp) also feeds the backward
 // that autograd builds for it. Given the gradient dO of O, the matcher
 // accepts, with every contraction and view compared by the labels of its
-// traced operands (AttnFuseMatch.h):
+// traced operands (AttnFuseMatch.h), so any layout the views spell (bhsd,
+// or bshd through transposes as torch's transpose(1, 2) emits) and linalg
+// or tosa ops alike (tosa.matmul, tosa.transpose, tosa.reshape, tosa
+// element-wise ops and keep-dim reductions):
 //
 //   1. dV = Pᵀ·dO: a contraction over i of P (the P that P·V reads, through
 //      the same views and casts) and dO; dO is read like the output,
@@ -19,7 +22,10 @@
 //      tensor of the scores space, as a product of
 //        - the softmax backward, P ⊙ (dP − R) or dP ⊙ P − P ⊙ R, where R is
 //          rowsum_j(dP ⊙ P) (autograd) or Delta = rowsum_dv(dO ⊙ O)
-//          (FlashAttention), read broadcast along j;
+//          (FlashAttention), read broadcast along j; each rowsum a
+//          reduction of the product, or one reduction generic whose body
+//          multiplies and adds; P a factor whole, even where P itself is a
+//          product (tosa's e · 1/sum);
 //        - 1 − t·t, t the forward's tanh, exactly when the forward has a
 //          softcap;
 //        - constants: the scale, and softcap's c and 1/c;
@@ -29,10 +35,10 @@
 //      forward's K (repeated the same way) and Q (unscaled, or scaled as the
 //      forward scaled it).
 //   5. Each gradient followed from its contraction to the value it ends in,
-//      through batch reshapes, transposes and casts; for dK and dV through
-//      the sum over the GQA group (the repeated batch part); for dQ through
-//      a constant scale. It ends where its batch parts are those of Q (dQ)
-//      or K and V (dK, dV).
+//      through batch reshapes (tensor or tosa), transposes and casts; for
+//      dK and dV through the sum over the GQA group (the repeated batch
+//      part); for dQ through a constant scale. It ends where its batch
+//      parts are those of Q (dQ) or K and V (dK, dV).
 //   6. The scale: dS's constant times dQ's tail scale, and times the scale
 //      on the Q that dK reads, each equals the forward's scale.
 //
@@ -401,6 +407,12 @@ private:
 
 void BackwardMatcher::flatten(const Expr *e, Product &p) const {
   e = stripCasts(e);
+  // P is a factor whole, even when it is itself a product (tosa's softmax
+  // multiplies by the reciprocal of the sum).
+  if (pRef && isP(e)) {
+    p.factors.push_back(e);
+    return;
+  }
   if (std::optional<double> c = getConstant(e)) {
     p.constant *= *c;
     return;
