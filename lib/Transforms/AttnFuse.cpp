@@ -400,6 +400,8 @@ static LogicalResult checkBackward(const AttentionMatch &m,
   bool ok = canReshape(permutedShape(b.dO), s.o, ctx);
   for (auto [g, shape] :
        {std::pair{&b.dq, &s.q}, {&b.dk, &s.k}, {&b.dv, &s.v}}) {
+    if (!g->root)
+      continue; // Not computed (its input needs no gradient).
     Type elt = getElementTypeOrSelf(g->root.getType());
     if (!isAttnElementType(elt) && !isa<Float64Type>(elt)) {
       miss = FuseMiss::ElementType;
@@ -510,6 +512,8 @@ emitBackward(RewriterBase &rewriter, Location loc, const AttentionMatch &m,
   const BackwardMatch &b = *m.backward;
   Operation *first = nullptr;
   for (const GradientMatch *g : {&b.dq, &b.dk, &b.dv}) {
+    if (!g->root)
+      continue;
     Operation *def = g->root.getDefiningOp();
     if (!first || def->isBeforeInBlock(first))
       first = def;
@@ -525,8 +529,8 @@ emitBackward(RewriterBase &rewriter, Location loc, const AttentionMatch &m,
   for (auto [g, value] : {std::pair{&b.dq, grad.getGradQuery()},
                           {&b.dk, grad.getGradKey()},
                           {&b.dv, grad.getGradValue()}}) {
-    if (g->root.use_empty())
-      continue; // A dead gradient: its chain is erased with the rest.
+    if (!g->root || g->root.use_empty())
+      continue; // Not computed, or dead: its chain is erased with the rest.
     Value x = plan.bshd ? transposeToBHSD(rewriter, loc, value) : value;
     rewriter.replaceAllUsesWith(g->root, emitGradient(rewriter, loc, x, *g));
   }

@@ -8,7 +8,10 @@
 // softcap(c · Q·Kᵀ)), O = P·V (AttnFuseMatch.cpp) also feeds the backward
 // that autograd builds for it. Given the gradient dO of O, the matcher
 // accepts, with every contraction and view compared by the labels of its
-// traced operands (AttnFuseMatch.h):
+// traced operands (AttnFuseMatch.h), so any layout the views spell (bhsd,
+// or bshd through transposes as torch's transpose(1, 2) emits) and linalg
+// or tosa ops alike (tosa.matmul, tosa.transpose, tosa.reshape, tosa
+// element-wise ops and keep-dim reductions):
 //
 //   1. dV = Pᵀ·dO: a contraction over i of P (the P that P·V reads, through
 //      the same views and casts) and dO; dO is read like the output,
@@ -19,7 +22,10 @@
 //      tensor of the scores space, as a product of
 //        - the softmax backward, P ⊙ (dP − R) or dP ⊙ P − P ⊙ R, where R is
 //          rowsum_j(dP ⊙ P) (autograd) or Delta = rowsum_dv(dO ⊙ O)
-//          (FlashAttention), read broadcast along j;
+//          (FlashAttention), read broadcast along j; each rowsum a
+//          reduction of the product, or one reduction generic whose body
+//          multiplies and adds; P a factor whole, even where P itself is a
+//          product (tosa's e · 1/sum);
 //        - 1 − t·t, t the forward's tanh, exactly when the forward has a
 //          softcap;
 //        - constants: the scale, and softcap's c and 1/c;
@@ -29,14 +35,17 @@
 //      forward's K (repeated the same way) and Q (unscaled, or scaled as the
 //      forward scaled it).
 //   5. Each gradient followed from its contraction to the value it ends in,
-//      through batch reshapes, transposes and casts; for dK and dV through
-//      the sum over the GQA group (the repeated batch part); for dQ through
-//      a constant scale. It ends where its batch parts are those of Q (dQ)
-//      or K and V (dK, dV).
+//      through batch reshapes (tensor or tosa), transposes and casts; for
+//      dK and dV through the sum over the GQA group (the repeated batch
+//      part); for dQ through a constant scale. It ends where its batch
+//      parts are those of Q (dQ) or K and V (dK, dV).
 //   6. The scale: dS's constant times dQ's tail scale, and times the scale
 //      on the Q that dK reads, each equals the forward's scale.
 //
-// All of dQ, dK and dV must be there (each may be dead). Anything else --
+// Each of dQ, dK and dV may be missing (autograd builds no chain for an
+// input that needs no gradient) or dead, as long as one is there; with dQ or
+// dK there, so is dS (and dP); without dV, dO is what dP contracts with V.
+// Each that is there passes every check above. Anything else --
 // a transpose over the wrong dims, another P or V, a rowsum over another
 // dim, another scale, a mask the forward does not have -- leaves the
 // backward unfused, and with it the forward, whose scores then escape.
@@ -178,20 +187,28 @@ matchGradContraction(Operation *op, const Expected &a, const Expected &b) {
 // Following a gradient forward to its end
 //===----------------------------------------------------------------------===//
 
-/// An expand/collapse_shape user: labels of its result.
+/// An expand/collapse_shape user, or a tosa.reshape of static shapes:
+/// labels of its result.
 static Value stepReshape(Operation *user, Labels &dims) {
-  if (!isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(user))
-    return {};
-  std::optional<SmallVector<ReassociationIndices>> groups =
-      attn::getReshapeReassociation(user);
+  std::optional<SmallVector<ReassociationIndices>> groups;
+  bool expand = isa<tensor::ExpandShapeOp>(user);
+  if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(user)) {
+    groups = attn::getReshapeReassociation(user);
+  } else if (auto r = dyn_cast<tosa::ReshapeOp>(user)) {
+    auto in = getTensorType(r.getInput1());
+    auto out = getTensorType(r.getResult());
+    if (!in.hasStaticShape() || !out.hasStaticShape())
+      return {};
+    groups = getReassociationIndicesForReshape(in, out);
+    expand = out.getRank() > in.getRank();
+  }
   if (!groups)
     return {};
   Value r = user->getResult(0);
   RankedTensorType rt = getTensorType(r);
   Labels next(rt.getRank(), DimLabel{DimLabel::Unit, {}, 1});
-  if (failed(isa<tensor::ExpandShapeOp>(user)
-                 ? labelCollapseSource(*groups, rt, dims, next)
-                 : labelExpandSource(*groups, rt, dims, next)))
+  if (failed(expand ? labelCollapseSource(*groups, rt, dims, next)
+                    : labelExpandSource(*groups, rt, dims, next)))
     return {};
   dims = std::move(next);
   return r;
@@ -390,6 +407,12 @@ private:
 
 void BackwardMatcher::flatten(const Expr *e, Product &p) const {
   e = stripCasts(e);
+  // P is a factor whole, even when it is itself a product (tosa's softmax
+  // multiplies by the reciprocal of the sum).
+  if (pRef && isP(e)) {
+    p.factors.push_back(e);
+    return;
+  }
   if (std::optional<double> c = getConstant(e)) {
     p.constant *= *c;
     return;
@@ -462,9 +485,11 @@ LogicalResult BackwardMatcher::findContractions() {
     if (failed(taken))
       return failure();
   }
-  if (!dv || !dq || !dk)
+  // Some gradient must be there; dO comes from dV, or else from dP (found
+  // with dS).
+  if (!dv && !dq && !dk)
     return failure();
-  return matchDO(dv->b);
+  return dv ? matchDO(dv->b) : success();
 }
 
 /// dO: read like the output, [Q's batch parts..., Sq, Dv], not repeated.
@@ -517,10 +542,14 @@ bool BackwardMatcher::isDP(const Expr *e) {
     for (unsigned t = 0; t < m.iDim; ++t)
       paths.push_back({(int64_t)t});
   }
+  // Without dV, dP is where dO is found.
+  bool findDO = !result.dO.source;
   Expected dO{result.dO.source, result.dO.dims, {}, /*contractedIsRow=*/false};
+  dO.anyDims = findDO;
   Expected v{m.v.source, m.v.dims, m.v.reps, /*contractedIsRow=*/false};
   std::optional<GradContraction> g = matchGradContraction(op, dO, v);
-  if (paths != m.spacePaths || !g || g->result.back().role != DimLabel::Col)
+  if (paths != m.spacePaths || !g || g->result.back().role != DimLabel::Col ||
+      (findDO && failed(matchDO(g->a))))
     return false;
   if (op != expand)
     ops.insert(expand);
@@ -661,32 +690,42 @@ FailureOr<double> BackwardMatcher::matchScoresGrad(Value dS) {
   return p.constant;
 }
 
-/// Checks dS and its scale, and follows dQ, dK and dV to their ends.
+/// Checks dS and its scale, and follows those of dQ, dK and dV that the
+/// graph computes to their ends.
 LogicalResult BackwardMatcher::followGradients() {
-  FailureOr<double> cq = matchScoresGrad(dq->a.source);
-  FailureOr<double> ck =
-      dk->a.source == dq->a.source ? cq : matchScoresGrad(dk->a.source);
-  if (failed(cq) || failed(ck) || !(*cq > 0) ||
-      !closeTo(*ck * dk->b.scale, m.scale))
+  FailureOr<double> cq = failure(), ck = failure();
+  if (dq)
+    cq = matchScoresGrad(dq->a.source);
+  if (dk)
+    ck =
+        dq && dk->a.source == dq->a.source ? cq : matchScoresGrad(dk->a.source);
+  if ((dq && (failed(cq) || !(*cq > 0))) ||
+      (dk && (failed(ck) || !closeTo(*ck * dk->b.scale, m.scale))))
     return failure();
-  std::optional<GradientMatch> q =
-      followGradient(*dq, m.qParts, {}, m.scale / *cq, ops);
-  std::optional<GradientMatch> k =
-      followGradient(*dk, getBatchParts(m.k.dims), m.k.reps, 1.0, ops);
-  std::optional<GradientMatch> v =
-      followGradient(*dv, getBatchParts(m.v.dims), m.v.reps, 1.0, ops);
-  if (!q || !k || !v)
+  // dS read by dQ or dK needs dP (and, without dV, gives dO).
+  if ((dq || dk) && !dP)
+    return failure();
+  std::optional<GradientMatch> q, k, v;
+  if (dq && !(q = followGradient(*dq, m.qParts, {}, m.scale / *cq, ops)))
+    return failure();
+  if (dk &&
+      !(k = followGradient(*dk, getBatchParts(m.k.dims), m.k.reps, 1.0, ops)))
+    return failure();
+  if (dv &&
+      !(v = followGradient(*dv, getBatchParts(m.v.dims), m.v.reps, 1.0, ops)))
     return failure();
   // The fused ops go where P·V was and before the first gradient.
-  for (const GradientMatch *g : {&*q, &*k, &*v}) {
-    Operation *def = g->root.getDefiningOp();
+  for (std::optional<GradientMatch> *g : {&q, &k, &v}) {
+    if (!*g)
+      continue;
+    Operation *def = (*g)->root.getDefiningOp();
     if (def->getBlock() != m.pv.op->getBlock() ||
         !m.pv.op->isBeforeInBlock(def))
       return failure();
   }
-  result.dq = *q;
-  result.dk = *k;
-  result.dv = *v;
+  result.dq = q.value_or(GradientMatch{});
+  result.dk = k.value_or(GradientMatch{});
+  result.dv = v.value_or(GradientMatch{});
   return success();
 }
 
@@ -704,28 +743,29 @@ LogicalResult BackwardMatcher::match() {
       stack.append(e->operands.begin(), e->operands.end());
     }
   }
-  if (failed(findContractions()) || failed(followGradients()) || !dP)
+  if (failed(findContractions()) || failed(followGradients()))
     return failure();
 
   // Commit: the contractions, their operands' views, dS's expression.
-  for (const GradContraction *g : {&*dv, &*dq, &*dk, &*dP}) {
-    ops.insert(g->op);
-    for (const Trace *t : {&g->a, &g->b})
+  for (std::optional<GradContraction> *g : {&dv, &dq, &dk, &dP}) {
+    if (!*g)
+      continue;
+    ops.insert((*g)->op);
+    for (const Trace *t : {&(*g)->a, &(*g)->b})
       for (Operation *op : t->ops)
         result.inputOps.insert(op);
   }
-  // P's views belong to the scores, not to the inputs.
-  for (Operation *op : dv->a.ops)
-    result.inputOps.remove(op);
-  for (const Trace *t : {&dq->a, &dk->a})
-    for (Operation *op : t->ops) {
+  // P's and dS's views belong to the scores, not to the inputs.
+  for (std::optional<GradContraction> *g : {&dv, &dq, &dk}) {
+    if (!*g)
+      continue;
+    for (Operation *op : (*g)->a.ops) {
       result.inputOps.remove(op);
       ops.insert(op);
     }
-  for (Operation *op : dv->a.ops)
-    ops.insert(op);
+  }
   ops.insert(builder.getVisitedOps().begin(), builder.getVisitedOps().end());
-  result.dP = dP->op;
+  result.dP = dP ? dP->op : nullptr;
   for (Operation *op : result.inputOps)
     m.absorbed.insert(op);
   for (Operation *op : ops)

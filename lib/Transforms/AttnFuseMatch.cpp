@@ -1097,11 +1097,14 @@ static bool scoresStayInside(const AttentionMatch &m) {
   chain.insert(m.qk.op);
   DenseSet<Operation *> exits = {m.pv.op};
   if (m.backward) {
-    chain.insert(m.backward->dP);
-    getForwardSlice(m.backward->dP, &forward);
+    if (Operation *dP = m.backward->dP) {
+      chain.insert(dP);
+      getForwardSlice(dP, &forward);
+    }
     for (const GradientMatch *g :
          {&m.backward->dq, &m.backward->dk, &m.backward->dv})
-      exits.insert(g->root.getDefiningOp());
+      if (g->root)
+        exits.insert(g->root.getDefiningOp());
   }
   for (Operation *op : forward)
     if (m.absorbed.contains(op) &&

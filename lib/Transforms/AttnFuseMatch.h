@@ -143,8 +143,10 @@ struct GradientMatch {
 struct BackwardMatch {
   /// dO traced to its source, labelled like Q (Row = Sq, Col = Dv).
   Trace dO;
+  /// The gradients; one whose input the graph computes no gradient for
+  /// (autograd emits no chain for a frozen input) has a null root.
   GradientMatch dq, dk, dv;
-  /// The dO·Vᵀ contraction.
+  /// The dO·Vᵀ contraction (null when only dV is computed).
   Operation *dP = nullptr;
   /// Views of Q, K, V and dO that the backward contractions read: absorbed
   /// (erased when dead) but, like the forward's traces, free to have other
@@ -196,8 +198,9 @@ FailureOr<AttentionMatch> matchAttention(Operation *pvOp, FuseMiss &miss,
 
 /// Matches the backward graph of the forward attention `m` (whose scores
 /// have users outside the forward) and records it in `m.backward`, adding
-/// its ops to `m.absorbed`; fails, leaving `m` as it was, unless dQ, dK and
-/// dV are all computed exactly as autograd computes them.
+/// its ops to `m.absorbed`; fails, leaving `m` as it was, unless each of
+/// dQ, dK and dV that the graph computes is computed exactly as autograd
+/// computes it.
 LogicalResult matchBackward(AttentionMatch &m);
 
 //===----------------------------------------------------------------------===//

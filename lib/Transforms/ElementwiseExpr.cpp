@@ -246,24 +246,29 @@ Expr *ExprBuilder::fromLinalg(Operation *op, Value result, AffineMap map) {
                   inversePermutation(outMap).compose(map));
   }
 
-  // A single-input reduction over one loop dimension (max or sum).
-  if (numReduction != 1 || linalgOp.getNumDpsInputs() != 1)
+  // A reduction over one loop dimension: the max of a single input, or the
+  // sum of a value the body computes from its inputs without the
+  // accumulator (a fused map-reduce such as rowsum(a ⊙ b)).
+  unsigned numInputs = linalgOp.getNumDpsInputs();
+  if (numReduction != 1 || numInputs == 0)
     return nullptr;
   unsigned red =
       llvm::find(iters, utils::IteratorType::reduction) - iters.begin();
   Operation *comb = yield.getOperand(0).getDefiningOp();
   if (!comb || comb->getBlock() != body)
     return nullptr;
-  BlockArgument in = body->getArgument(0), acc = body->getArgument(1);
+  BlockArgument in = body->getArgument(0), acc = body->getArgument(numInputs);
   ExprOp kind = ExprOp::Unknown;
+  Value summand = in;
   auto isInAcc = [&](Value a, Value b) {
-    return (a == in && b == acc) || (a == acc && b == in);
+    return numInputs == 1 && ((a == in && b == acc) || (a == acc && b == in));
   };
-  if (isa<arith::AddFOp>(comb) &&
-      isInAcc(comb->getOperand(0), comb->getOperand(1)))
+  if (isa<arith::AddFOp>(comb) && acc.hasOneUse() &&
+      llvm::is_contained(comb->getOperands(), acc)) {
     kind = ExprOp::Add;
-  else if (isa<arith::MaximumFOp, arith::MaxNumFOp>(comb) &&
-           isInAcc(comb->getOperand(0), comb->getOperand(1)))
+    summand = comb->getOperand(comb->getOperand(0) == acc ? 1 : 0);
+  } else if (isa<arith::MaximumFOp, arith::MaxNumFOp>(comb) &&
+             isInAcc(comb->getOperand(0), comb->getOperand(1)))
     kind = ExprOp::Max;
   else if (auto sel = dyn_cast<arith::SelectOp>(comb)) {
     // select(cmpf(ogt|oge|ugt|uge, in, acc), in, acc)
@@ -316,13 +321,11 @@ Expr *ExprBuilder::fromLinalg(Operation *op, Value result, AffineMap map) {
       return nullptr;
   AffineMap loopMap =
       AffineMap::get(map.getNumDims(), 0, loopExprs, op->getContext());
-  OpOperand *input = linalgOp.getDpsInputOperand(0);
   visited.push_back(op);
   Expr *e = create(Expr::Kind::Reduce);
   e->op = kind;
   e->dim = reducedSpaceDim;
-  e->operands.push_back(build(
-      input->get(), linalgOp.getMatchingIndexingMap(input).compose(loopMap)));
+  e->operands.push_back(scalar(summand, op, loopMap));
   return e;
 }
 

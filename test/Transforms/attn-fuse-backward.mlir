@@ -605,3 +605,519 @@ func.func @delta_spelling(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: 
   %dk = linalg.transpose ins(%dkt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
   return %out, %dq, %dk, %dv : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
 }
+
+// -----
+
+// Partial gradients: k does not require grad, so autograd emits no dK
+// chain at all (dQ and dV only). attn.attention_grad computes all three;
+// attn-tile drops the unused dK.
+// CHECK-LABEL: func.func @frozen_key
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK-DAG: %[[DQ3:.+]] = tensor.collapse_shape %[[DQ]]
+// CHECK-DAG: %[[DV3:.+]] = tensor.collapse_shape %[[DV]]
+// CHECK-NOT: tensor.collapse_shape %[[DK]]
+// CHECK: return %{{.+}}, %[[DQ3]], %[[DV3]]
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @frozen_key(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dV = Pᵀ·dO
+  %pt = linalg.transpose ins(%p : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) permutation = [0, 2, 1]
+  %dv = linalg.batch_matmul ins(%pt, %do : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  return %out, %dq, %dv : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+// -----
+
+// V frozen: dQ and dK, no dV. dO is found through dP = dO·Vᵀ.
+// CHECK-LABEL: func.func @frozen_value
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK-DAG: %[[DQ3:.+]] = tensor.collapse_shape %[[DQ]]
+// CHECK-DAG: %[[DK3:.+]] = tensor.collapse_shape %[[DK]]
+// CHECK: return %{{.+}}, %[[DQ3]], %[[DK3]]
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @frozen_value(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ (no dV: V is frozen)
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // d(Kᵀ) = Qᵀ·dS, dK = d(Kᵀ)ᵀ
+  %qt = linalg.transpose ins(%q : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dktf = linalg.fill ins(%zero : f32) outs(%kte : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dkt = linalg.batch_matmul ins(%qt, %ds : tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%dktf : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dk = linalg.transpose ins(%dkt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  return %out, %dq, %dk : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+// -----
+
+// K and V frozen: dQ only.
+// CHECK-LABEL: func.func @query_gradient_only
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ3:.+]] = tensor.collapse_shape %[[DQ]]
+// CHECK: return %{{.+}}, %[[DQ3]]
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @query_gradient_only(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ (no dV, no dK: K and V are frozen)
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  return %out, %dq : tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+// -----
+
+// Q frozen (a cross-attention whose queries come from a frozen encoder,
+// say): dK and dV only.
+// CHECK-LABEL: func.func @frozen_query
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK-DAG: %[[DK3:.+]] = tensor.collapse_shape %[[DK]]
+// CHECK-DAG: %[[DV3:.+]] = tensor.collapse_shape %[[DV]]
+// CHECK-NOT: tensor.collapse_shape %[[DQ]]
+// CHECK: return %{{.+}}, %[[DK3]], %[[DV3]]
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @frozen_query(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dV = Pᵀ·dO
+  %pt = linalg.transpose ins(%p : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) permutation = [0, 2, 1]
+  %dv = linalg.batch_matmul ins(%pt, %do : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data: dP·P − P·sum(dP·P)
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // masked_fill backward (the mask re-applied), then the scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %m = arith.select %ok, %x, %zero : f32
+    %r = arith.mulf %m, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // d(Kᵀ) = Qᵀ·dS, dK = d(Kᵀ)ᵀ
+  %qt = linalg.transpose ins(%q : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dktf = linalg.fill ins(%zero : f32) outs(%kte : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dkt = linalg.batch_matmul ins(%qt, %ds : tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%dktf : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dk = linalg.transpose ins(%dkt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  return %out, %dk, %dv : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+// -----
+
+// Delta computed in one fused reduction generic: rowsum(dO ⊙ O) with mulf
+// and addf in the body.
+// CHECK-LABEL: func.func @delta_one_generic
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q4:.+]], %[[K4:.+]], %[[V4:.+]] mask = <causal> scale = 1.250000e-01 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q4]], %[[K4]], %[[V4]], %[[O]], %{{.+}}, %[[LSE]] mask = <causal> scale = 1.250000e-01 :
+// CHECK-NOT: linalg.
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#row = affine_map<(d0, d1, d2) -> (d0, d1)>
+func.func @delta_one_generic(%q: tensor<8x16x32xf32>, %k: tensor<8x16x32xf32>, %v: tensor<8x16x32xf32>, %do: tensor<8x16x32xf32>)
+    -> (tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %c = arith.constant 0.125 : f32
+  %zero = arith.constant 0.0 : f32
+  // Forward: S = Q·Kᵀ, causal mask on the scaled scores, P = softmax, O = P·V.
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %ok = arith.cmpi ule, %j, %i : index
+    %sc = arith.mulf %x, %c : f32
+    %r = arith.select %ok, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %out = linalg.batch_matmul ins(%p, %v : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dV = Pᵀ·dO
+  %pt = linalg.transpose ins(%p : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) permutation = [0, 2, 1]
+  %dv = linalg.batch_matmul ins(%pt, %do : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ
+  %vt = linalg.transpose ins(%v : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // Delta = rowsum(dO ⊙ O) in one generic (mulf + addf, reduction over dv).
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %delta = linalg.generic {indexing_maps = [#id3, #id3, #row], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%do, %out : tensor<8x16x32xf32>, tensor<8x16x32xf32>) outs(%rf : tensor<8x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %0 = arith.mulf %a, %b : f32
+    %1 = arith.addf %acc, %0 : f32
+    linalg.yield %1 : f32
+  } -> tensor<8x16xf32>
+  %deltab = linalg.broadcast ins(%delta : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %dd = linalg.sub ins(%dp, %deltab : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.mul ins(%p, %dd : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // Backward of * scale.
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %r = arith.mulf %x, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // d(Kᵀ) = Qᵀ·dS, dK = d(Kᵀ)ᵀ
+  %qt = linalg.transpose ins(%q : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dktf = linalg.fill ins(%zero : f32) outs(%kte : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dkt = linalg.batch_matmul ins(%qt, %ds : tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%dktf : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dk = linalg.transpose ins(%dkt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  return %out, %dq, %dk, %dv : tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>, tensor<8x16x32xf32>
+}
+
+// -----
+
+// bshd, as torch models emit it: q, k, v and dO in [B, S, H, D] through
+// transpose(1, 2) and 3-D batch matmuls; each gradient transposed back.
+// Both ops read the inputs in place (layout = bshd); the transposes around
+// the results cancel under canonicalization.
+// CHECK-LABEL: func.func @bshd_transposed
+// CHECK-SAME: (%[[Q:.+]]: tensor<2x16x4x32xf32>, %[[K:.+]]: tensor<2x16x4x32xf32>, %[[V:.+]]: tensor<2x16x4x32xf32>, %[[DO:.+]]: tensor<2x16x4x32xf32>)
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q]], %[[K]], %[[V]] layout = bshd scale = 0.176776692 : (tensor<2x16x4x32xf32>, tensor<2x16x4x32xf32>, tensor<2x16x4x32xf32>) -> (tensor<2x16x4x32xf32>, tensor<2x4x16xf32>)
+// CHECK: attn.attention_grad %[[Q]], %[[K]], %[[V]], %[[O]], %[[DO]], %[[LSE]] layout = bshd scale = 0.176776692 :
+// CHECK-NOT: linalg.batch_matmul
+// CHECK-NOT: linalg.softmax
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @bshd_transposed(%q: tensor<2x16x4x32xf32>, %k: tensor<2x16x4x32xf32>, %v: tensor<2x16x4x32xf32>, %do: tensor<2x16x4x32xf32>)
+    -> (tensor<2x16x4x32xf32>, tensor<2x16x4x32xf32>, tensor<2x16x4x32xf32>, tensor<2x16x4x32xf32>) {
+  %c = arith.constant 0.176776695 : f32
+  %zero = arith.constant 0.0 : f32
+  // q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), then 3-D
+  // batch matmuls on [B·H, S, D].
+  %e4 = tensor.empty() : tensor<2x4x16x32xf32>
+  %qh = linalg.transpose ins(%q : tensor<2x16x4x32xf32>) outs(%e4 : tensor<2x4x16x32xf32>) permutation = [0, 2, 1, 3]
+  %kh = linalg.transpose ins(%k : tensor<2x16x4x32xf32>) outs(%e4 : tensor<2x4x16x32xf32>) permutation = [0, 2, 1, 3]
+  %vh = linalg.transpose ins(%v : tensor<2x16x4x32xf32>) outs(%e4 : tensor<2x4x16x32xf32>) permutation = [0, 2, 1, 3]
+  %q3 = tensor.collapse_shape %qh [[0, 1], [2], [3]] : tensor<2x4x16x32xf32> into tensor<8x16x32xf32>
+  %k3 = tensor.collapse_shape %kh [[0, 1], [2], [3]] : tensor<2x4x16x32xf32> into tensor<8x16x32xf32>
+  %v3 = tensor.collapse_shape %vh [[0, 1], [2], [3]] : tensor<2x4x16x32xf32> into tensor<8x16x32xf32>
+  %kte = tensor.empty() : tensor<8x32x16xf32>
+  %kt = linalg.transpose ins(%k3 : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %se = tensor.empty() : tensor<8x16x16xf32>
+  %sf = linalg.fill ins(%zero : f32) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %l = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %r = arith.mulf %x, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  %p = linalg.softmax dimension(2) ins(%l : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %oe = tensor.empty() : tensor<8x16x32xf32>
+  %of = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  %o3 = linalg.batch_matmul ins(%p, %v3 : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // out.transpose(1, 2)
+  %o4 = tensor.expand_shape %o3 [[0, 1], [2], [3]] output_shape [2, 4, 16, 32] : tensor<8x16x32xf32> into tensor<2x4x16x32xf32>
+  %eb = tensor.empty() : tensor<2x16x4x32xf32>
+  %out = linalg.transpose ins(%o4 : tensor<2x4x16x32xf32>) outs(%eb : tensor<2x16x4x32xf32>) permutation = [0, 2, 1, 3]
+  // Backward of the output transpose: dO [B, S, H, D] to [B·H, S, D].
+  %doh = linalg.transpose ins(%do : tensor<2x16x4x32xf32>) outs(%e4 : tensor<2x4x16x32xf32>) permutation = [0, 2, 1, 3]
+  %do3 = tensor.collapse_shape %doh [[0, 1], [2], [3]] : tensor<2x4x16x32xf32> into tensor<8x16x32xf32>
+  // dV = Pᵀ·dO
+  %pt = linalg.transpose ins(%p : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) permutation = [0, 2, 1]
+  %dv3 = linalg.batch_matmul ins(%pt, %do3 : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ
+  %vt = linalg.transpose ins(%v3 : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do3, %vt : tensor<8x16x32xf32>, tensor<8x32x16xf32>) outs(%sf : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  // _softmax_backward_data, then the scale.
+  %dpp = linalg.mul ins(%dp, %p : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %re = tensor.empty() : tensor<8x16xf32>
+  %rf = linalg.fill ins(%zero : f32) outs(%re : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %sum = linalg.reduce ins(%dpp : tensor<8x16x16xf32>) outs(%rf : tensor<8x16xf32>) dimensions = [2]
+    (%in: f32, %acc: f32) {
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }
+  %sumb = linalg.broadcast ins(%sum : tensor<8x16xf32>) outs(%se : tensor<8x16x16xf32>) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dl = linalg.sub ins(%dpp, %psum : tensor<8x16x16xf32>, tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %ds = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%dl : tensor<8x16x16xf32>) outs(%se : tensor<8x16x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %r = arith.mulf %x, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<8x16x16xf32>
+  // dQ = dS·(Kᵀ)ᵀ
+  %ktt = linalg.transpose ins(%kt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  %dq3 = linalg.batch_matmul ins(%ds, %ktt : tensor<8x16x16xf32>, tensor<8x16x32xf32>) outs(%of : tensor<8x16x32xf32>) -> tensor<8x16x32xf32>
+  // d(Kᵀ) = Qᵀ·dS, dK = d(Kᵀ)ᵀ
+  %qt = linalg.transpose ins(%q3 : tensor<8x16x32xf32>) outs(%kte : tensor<8x32x16xf32>) permutation = [0, 2, 1]
+  %dktf = linalg.fill ins(%zero : f32) outs(%kte : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dkt = linalg.batch_matmul ins(%qt, %ds : tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%dktf : tensor<8x32x16xf32>) -> tensor<8x32x16xf32>
+  %dk3 = linalg.transpose ins(%dkt : tensor<8x32x16xf32>) outs(%oe : tensor<8x16x32xf32>) permutation = [0, 2, 1]
+  // Backward of the input transposes: each gradient back to [B, S, H, D].
+  %dq4 = tensor.expand_shape %dq3 [[0, 1], [2], [3]] output_shape [2, 4, 16, 32] : tensor<8x16x32xf32> into tensor<2x4x16x32xf32>
+  %dk4 = tensor.expand_shape %dk3 [[0, 1], [2], [3]] output_shape [2, 4, 16, 32] : tensor<8x16x32xf32> into tensor<2x4x16x32xf32>
+  %dv4 = tensor.expand_shape %dv3 [[0, 1], [2], [3]] output_shape [2, 4, 16, 32] : tensor<8x16x32xf32> into tensor<2x4x16x32xf32>
+  %dq = linalg.transpose ins(%dq4 : tensor<2x4x16x32xf32>) outs(%eb : tensor<2x16x4x32xf32>) permutation = [0, 2, 1, 3]
+  %dk = linalg.transpose ins(%dk4 : tensor<2x4x16x32xf32>) outs(%eb : tensor<2x16x4x32xf32>) permutation = [0, 2, 1, 3]
+  %dv = linalg.transpose ins(%dv4 : tensor<2x4x16x32xf32>) outs(%eb : tensor<2x16x4x32xf32>) permutation = [0, 2, 1, 3]
+  return %out, %dq, %dk, %dv : tensor<2x16x4x32xf32>, tensor<2x16x4x32xf32>, tensor<2x16x4x32xf32>, tensor<2x16x4x32xf32>
+}
+
+// -----
+
+// tosa: the forward as attn-fuse-tosa.mlir spells it, the backward in
+// tosa.transpose, tosa.matmul, tosa.mul, keep-dim tosa.reduce_sum and
+// tosa.sub, the gradients reshaped back with tosa.reshape.
+// CHECK-LABEL: func.func @tosa_training
+// CHECK-SAME: (%[[Q:.+]]: tensor<2x4x16x32xf32>, %[[K:.+]]: tensor<2x4x16x32xf32>, %[[V:.+]]: tensor<2x4x16x32xf32>, %[[DO:.+]]: tensor<2x4x16x32xf32>)
+// CHECK: %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q]], %[[K]], %[[V]] scale = 0.176776692 :
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]] = attn.attention_grad %[[Q]], %[[K]], %[[V]], %[[O]], %[[DO]], %[[LSE]] scale = 0.176776692 :
+// CHECK: return %{{.+}}, %[[DQ]], %[[DK]], %[[DV]]
+// CHECK-NOT: tosa.matmul
+
+func.func @tosa_training(%q: tensor<2x4x16x32xf32>, %k: tensor<2x4x16x32xf32>, %v: tensor<2x4x16x32xf32>, %do: tensor<2x4x16x32xf32>)
+    -> (tensor<2x4x16x32xf32>, tensor<2x4x16x32xf32>, tensor<2x4x16x32xf32>, tensor<2x4x16x32xf32>) {
+  %s3 = tosa.const_shape {values = dense<[8, 16, 32]> : tensor<3xindex>} : () -> !tosa.shape<3>
+  %s4 = tosa.const_shape {values = dense<[2, 4, 16, 32]> : tensor<4xindex>} : () -> !tosa.shape<4>
+  %zp = "tosa.const"() <{values = dense<0.0> : tensor<1xf32>}> : () -> tensor<1xf32>
+  %shift = "tosa.const"() <{values = dense<0> : tensor<1xi8>}> : () -> tensor<1xi8>
+  %scale = "tosa.const"() <{values = dense<0.176776695> : tensor<1x1x1xf32>}> : () -> tensor<1x1x1xf32>
+  // Forward as attn-fuse-tosa.mlir spells it (no mask).
+  %q3 = tosa.reshape %q, %s3 : (tensor<2x4x16x32xf32>, !tosa.shape<3>) -> tensor<8x16x32xf32>
+  %k3 = tosa.reshape %k, %s3 : (tensor<2x4x16x32xf32>, !tosa.shape<3>) -> tensor<8x16x32xf32>
+  %v3 = tosa.reshape %v, %s3 : (tensor<2x4x16x32xf32>, !tosa.shape<3>) -> tensor<8x16x32xf32>
+  %kt = tosa.transpose %k3 {perms = array<i32: 0, 2, 1>} : (tensor<8x16x32xf32>) -> tensor<8x32x16xf32>
+  %s = tosa.matmul %q3, %kt, %zp, %zp : (tensor<8x16x32xf32>, tensor<8x32x16xf32>, tensor<1xf32>, tensor<1xf32>) -> tensor<8x16x16xf32>
+  %ss = tosa.mul %s, %scale, %shift : (tensor<8x16x16xf32>, tensor<1x1x1xf32>, tensor<1xi8>) -> tensor<8x16x16xf32>
+  %mx = tosa.reduce_max %ss {axis = 2 : i32} : (tensor<8x16x16xf32>) -> tensor<8x16x1xf32>
+  %d = tosa.sub %ss, %mx : (tensor<8x16x16xf32>, tensor<8x16x1xf32>) -> tensor<8x16x16xf32>
+  %e = tosa.exp %d : (tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %sum = tosa.reduce_sum %e {axis = 2 : i32} : (tensor<8x16x16xf32>) -> tensor<8x16x1xf32>
+  %r = tosa.reciprocal %sum : (tensor<8x16x1xf32>) -> tensor<8x16x1xf32>
+  %p = tosa.mul %e, %r, %shift : (tensor<8x16x16xf32>, tensor<8x16x1xf32>, tensor<1xi8>) -> tensor<8x16x16xf32>
+  %o3 = tosa.matmul %p, %v3, %zp, %zp : (tensor<8x16x16xf32>, tensor<8x16x32xf32>, tensor<1xf32>, tensor<1xf32>) -> tensor<8x16x32xf32>
+  %o = tosa.reshape %o3, %s4 : (tensor<8x16x32xf32>, !tosa.shape<4>) -> tensor<2x4x16x32xf32>
+  // Backward in the same ops: dO to [B·H, S, D]; dV = Pᵀ·dO.
+  %do3 = tosa.reshape %do, %s3 : (tensor<2x4x16x32xf32>, !tosa.shape<3>) -> tensor<8x16x32xf32>
+  %pt = tosa.transpose %p {perms = array<i32: 0, 2, 1>} : (tensor<8x16x16xf32>) -> tensor<8x16x16xf32>
+  %dv3 = tosa.matmul %pt, %do3, %zp, %zp : (tensor<8x16x16xf32>, tensor<8x16x32xf32>, tensor<1xf32>, tensor<1xf32>) -> tensor<8x16x32xf32>
+  // dP = dO·Vᵀ
+  %vt = tosa.transpose %v3 {perms = array<i32: 0, 2, 1>} : (tensor<8x16x32xf32>) -> tensor<8x32x16xf32>
+  %dp = tosa.matmul %do3, %vt, %zp, %zp : (tensor<8x16x32xf32>, tensor<8x32x16xf32>, tensor<1xf32>, tensor<1xf32>) -> tensor<8x16x16xf32>
+  // Softmax backward P ⊙ (dP − rowsum(dP ⊙ P)) with keep-dim reduce_sum,
+  // then the scale.
+  %dpp = tosa.mul %dp, %p, %shift : (tensor<8x16x16xf32>, tensor<8x16x16xf32>, tensor<1xi8>) -> tensor<8x16x16xf32>
+  %rs = tosa.reduce_sum %dpp {axis = 2 : i32} : (tensor<8x16x16xf32>) -> tensor<8x16x1xf32>
+  %dd = tosa.sub %dp, %rs : (tensor<8x16x16xf32>, tensor<8x16x1xf32>) -> tensor<8x16x16xf32>
+  %dl = tosa.mul %p, %dd, %shift : (tensor<8x16x16xf32>, tensor<8x16x16xf32>, tensor<1xi8>) -> tensor<8x16x16xf32>
+  %ds = tosa.mul %dl, %scale, %shift : (tensor<8x16x16xf32>, tensor<1x1x1xf32>, tensor<1xi8>) -> tensor<8x16x16xf32>
+  // dQ = dS·K; dK = (Qᵀ·dS)ᵀ
+  %dq3 = tosa.matmul %ds, %k3, %zp, %zp : (tensor<8x16x16xf32>, tensor<8x16x32xf32>, tensor<1xf32>, tensor<1xf32>) -> tensor<8x16x32xf32>
+  %qt = tosa.transpose %q3 {perms = array<i32: 0, 2, 1>} : (tensor<8x16x32xf32>) -> tensor<8x32x16xf32>
+  %dkt = tosa.matmul %qt, %ds, %zp, %zp : (tensor<8x32x16xf32>, tensor<8x16x16xf32>, tensor<1xf32>, tensor<1xf32>) -> tensor<8x32x16xf32>
+  %dk3 = tosa.transpose %dkt {perms = array<i32: 0, 2, 1>} : (tensor<8x32x16xf32>) -> tensor<8x16x32xf32>
+  %dq = tosa.reshape %dq3, %s4 : (tensor<8x16x32xf32>, !tosa.shape<4>) -> tensor<2x4x16x32xf32>
+  %dk = tosa.reshape %dk3, %s4 : (tensor<8x16x32xf32>, !tosa.shape<4>) -> tensor<2x4x16x32xf32>
+  %dv = tosa.reshape %dv3, %s4 : (tensor<8x16x32xf32>, !tosa.shape<4>) -> tensor<2x4x16x32xf32>
+  return %o, %dq, %dk, %dv : tensor<2x4x16x32xf32>, tensor<2x4x16x32xf32>, tensor<2x4x16x32xf32>, tensor<2x4x16x32xf32>
+}

@@ -71,10 +71,11 @@ def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
       FlashAttention's rowsum(dO ⊙ O)) times the scale and, with a softcap,
       (1 − tanh²), with or without the forward's mask re-applied; dQ = dS·K
       and dK = dSᵀ·Q, each through the same views as the forward, and for GQA
-      dK and dV summed over each group of query heads. All three gradients
-      must be computed (each may be dead); a graph whose P feeds anything
-      else -- another transpose, P, rowsum dim, scale or mask, or only part of
-      the backward -- is left alone, forward included.
+      dK and dV summed over each group of query heads; in linalg or tosa,
+      bhsd or bshd (transpose(1, 2)). Gradients of frozen inputs may be
+      missing (dQ and dV only, dK and dV only, dQ only, ...) or dead; a
+      graph whose P feeds anything else -- another transpose, P, rowsum
+      dim, scale or mask -- is left alone, forward included.
 
     Numerics. The fused op computes in f32 whatever the frontend did: the
     scores, softmax and P·V accumulation are f32 even where the frontend
