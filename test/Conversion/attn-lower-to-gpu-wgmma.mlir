@@ -11,8 +11,26 @@
 // CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_s3db504f3_wgmma(
 // CHECK-SAME: %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr) kernel attributes {known_block_size = array<i32: 384, 1, 1>}
 // CHECK: builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
-// Causal: the heaviest query blocks first.
-// CHECK: gpu.grid_dim  x
+// Causal: the blocks dealt longest first within L2-sized groups of heads
+// (getCausalBlockOrder): the linear block index, G = min(max(1, 24 MiB /
+// (Sk x (D + Dv) x 2 bytes)) x Hq / Hkv, pairs), then the group, its size
+// (the last one may be smaller), the heaviness, the pair; query block =
+// gridDim.x - 1 - heaviness, head = pair % Hq, batch = pair / Hq.
+// CHECK: %[[GX:.+]] = gpu.grid_dim  x
+// CHECK: %[[GY:.+]] = gpu.grid_dim  y
+// CHECK: %[[PAIRS:.+]] = arith.muli %[[GY]], %{{.+}} : index
+// CHECK: %[[LIN:.+]] = arith.addi %block_id_x, %{{.+}} : index
+// CHECK: arith.divui %c25165824, %{{.+}} : index
+// CHECK: %[[G:.+]] = arith.minui %{{.+}}, %[[PAIRS]] : index
+// CHECK: %[[SPAN:.+]] = arith.muli %[[G]], %[[GX]] : index
+// CHECK: %[[GROUP:.+]] = arith.divui %[[LIN]], %[[SPAN]] : index
+// CHECK: %[[SIZE:.+]] = arith.minui %[[G]], %{{.+}} : index
+// CHECK: %[[HEAVY:.+]] = arith.divui %{{.+}}, %[[SIZE]] : index
+// CHECK: %[[PAIR:.+]] = arith.addi %{{.+}}, %{{.+}} : index
+// CHECK: %[[REV:.+]] = arith.subi %[[GX]], %[[HEAVY]] : index
+// CHECK: arith.subi %[[REV]], %c1 : index
+// CHECK: %[[HEAD:.+]] = arith.remui %[[PAIR]], %[[GY]] : index
+// CHECK: %[[BATCH:.+]] = arith.divui %[[PAIR]], %[[GY]] : index
 // CHECK: %[[BARS:.+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 9>
 // CHECK: nvgpu.mbarrier.init %[[BARS]][%c0], %c1
 // CHECK: nvgpu.mbarrier.init %[[BARS]][%c4], %c8
@@ -23,8 +41,8 @@
 // CHECK: scf.if
 // CHECK:   nvvm.setmaxregister  decrease 24
 // CHECK:   nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c8], %c32768
-// CHECK:   nvgpu.tma.async.load %{{.+}}[%c0, %{{.+}}, %block_id_y, %block_id_z], %[[BARS]][%c8]
-// CHECK:   nvgpu.tma.async.load %{{.+}}[%c64, %{{.+}}, %block_id_y, %block_id_z], %[[BARS]][%c8]
+// CHECK:   nvgpu.tma.async.load %{{.+}}[%c0, %{{.+}}, %[[HEAD]], %[[BATCH]]], %[[BARS]][%c8]
+// CHECK:   nvgpu.tma.async.load %{{.+}}[%c64, %{{.+}}, %[[HEAD]], %[[BATCH]]], %[[BARS]][%c8]
 // CHECK:   scf.for
 // CHECK:     nvgpu.mbarrier.try_wait.parity
 // CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.+}}], %c32768

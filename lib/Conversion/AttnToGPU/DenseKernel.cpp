@@ -458,6 +458,65 @@ Value mlir::attn::detail::getQueryBlock(Emitter &e, const AttentionSpec &spec) {
                e.idx(1));
 }
 
+/// The L2 bytes that one group of heads' keys and values may take: about half
+/// of an H100/H200's 50 MB, leaving room for the queries and outputs streaming
+/// through.
+static constexpr int64_t kCausalGroupBytes = 24 << 20;
+
+/// A causal grid's blocks re-dealt: FlashAttention-3's longest-processing-time
+/// order with its L2 grouping of heads. The blocks' linear index L (x fastest,
+/// as the hardware launches them) walks groups of G (batch, head) pairs; within
+/// a group, all G pairs' heaviest query block first (the last one: it visits
+/// the most keys), then all their next heaviest, and so on. Launched in that
+/// order, the light blocks fill the grid's tail, and a group's keys and values
+/// (G pairs of Sk x (D + Dv) 16-bit elements; the heads of one KV head
+/// together) stay in L2 while its query blocks read them. G is a multiple of
+/// Hq / Hkv, at least one KV head's worth, and at most every pair; the last
+/// group may hold fewer. A bijection of [0, blocks): every block is dealt
+/// once.
+static BlockCoordinates getCausalBlockOrder(Emitter &e,
+                                            const AttentionSpec &spec,
+                                            const AttentionKernelArgs &args) {
+  auto dim = [&](gpu::Dimension d) { return gpu::GridDimOp::create(e.b, d); };
+  auto id = [&](gpu::Dimension d) { return gpu::BlockIdOp::create(e.b, d); };
+  auto minU = [&](Value x, Value y) {
+    return arith::MinUIOp::create(e.b, x, y).getResult();
+  };
+  auto maxU = [&](Value x, Value y) {
+    return arith::MaxUIOp::create(e.b, x, y).getResult();
+  };
+  Value blocks = dim(gpu::Dimension::x), heads = dim(gpu::Dimension::y);
+  Value pairs = e.mul(heads, dim(gpu::Dimension::z));
+  Value linear =
+      e.add(id(gpu::Dimension::x),
+            e.mul(blocks, e.add(id(gpu::Dimension::y),
+                                e.mul(heads, id(gpu::Dimension::z)))));
+  Value kvBytes = e.mul(args.sk, e.idx(2 * (spec.headDim + spec.valueHeadDim)));
+  Value kvHeads =
+      maxU(e.idx(1), e.div(e.idx(kCausalGroupBytes), maxU(kvBytes, e.idx(1))));
+  Value group =
+      minU(e.mul(kvHeads, e.div(args.hq, args.hkv)), pairs); // G, in pairs
+  Value span = e.mul(group, blocks);                         // G x blocks
+  Value g = e.div(linear, span);
+  Value r = e.sub(linear, e.mul(g, span));
+  Value first = e.mul(g, group);
+  Value size = minU(group, e.sub(pairs, first)); // the last group: fewer
+  Value heaviness = e.div(r, size);
+  Value pair = e.add(first, e.sub(r, e.mul(heaviness, size)));
+  return {e.sub(e.sub(blocks, heaviness), e.idx(1)), e.rem(pair, heads),
+          e.div(pair, heads)};
+}
+
+BlockCoordinates
+mlir::attn::detail::getBlockCoordinates(Emitter &e, const AttentionSpec &spec,
+                                        const AttentionKernelArgs &args) {
+  if (spec.mask.kind == MaskKind::Causal)
+    return getCausalBlockOrder(e, spec, args);
+  return {getQueryBlock(e, spec),
+          gpu::BlockIdOp::create(e.b, gpu::Dimension::y),
+          gpu::BlockIdOp::create(e.b, gpu::Dimension::z)};
+}
+
 Value mlir::attn::detail::getScoreFactor(Emitter &e, const AttentionSpec &spec,
                                          const AttentionKernelArgs &args) {
   if (args.scoreFactor)

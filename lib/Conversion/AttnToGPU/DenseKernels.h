@@ -113,6 +113,17 @@ Value getRowOffset(Emitter &e, Layout layout, Value batch, Value heads,
 /// launched first, the light ones fill the tail of the grid).
 Value getQueryBlock(Emitter &e, const AttentionSpec &spec);
 
+/// The query block, query head and batch of this thread block, in a grid of
+/// [query blocks, Hq, B]. Without a causal mask: getQueryBlock, blockIdx.y,
+/// blockIdx.z. With one, the blocks' launch order is dealt longest first
+/// within groups of heads whose keys and values fit in part of the L2
+/// (getCausalBlockOrder in DenseKernel.cpp).
+struct BlockCoordinates {
+  Value queryBlock, head, batch;
+};
+BlockCoordinates getBlockCoordinates(Emitter &e, const AttentionSpec &spec,
+                                     const AttentionKernelArgs &args);
+
 /// The key blocks of `keys` keys that the query rows [q0, q0 + rows) visit
 /// (`off` = Sk - Sq: row r sits at key position r + off):
 /// [begin, end) (end not clamped to begin), and the keys [fullFrom, fullTo)

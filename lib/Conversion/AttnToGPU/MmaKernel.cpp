@@ -193,9 +193,10 @@ private:
   /// The block's query rows, head and batch; the thread's warp and lane
   /// roles; the KV head (GQA) and the key position of query row 0.
   void computeIndices() {
-    Value bx = getQueryBlock(e, spec);
-    h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-    bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    BlockCoordinates block = getBlockCoordinates(e, spec, args);
+    Value bx = block.queryBlock;
+    h = block.head;
+    bIdx = block.batch;
     tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
     Value c32 = e.idx(32), c4 = e.idx(4);
     c0 = e.idx(0);

@@ -206,9 +206,10 @@ private:
   /// The block's query rows, head and batch; the thread's warpgroup, warp
   /// and lane; the KV head (GQA) and the key position of query row 0.
   void computeIndices() {
-    Value bx = getQueryBlock(e, spec);
-    h = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-    bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    BlockCoordinates block = getBlockCoordinates(e, spec, args);
+    Value bx = block.queryBlock;
+    h = block.head;
+    bIdx = block.batch;
     wg = e.div(tid, e.idx(128));
     Value lt = e.rem(tid, e.idx(128));
     warp = e.div(lt, e.idx(32));
