@@ -11,15 +11,19 @@
 // CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_s3db504f3_wgmma(
 // CHECK-SAME: %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr) kernel attributes {known_block_size = array<i32: 384, 1, 1>}
 // CHECK: builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
-// Causal: the blocks dealt longest first within L2-sized groups of heads
+// Causal: the plain order (query blocks heaviest first, blockIdx.y/z), and
+// the blocks dealt longest first within L2-sized groups of heads
 // (getCausalBlockOrder): the linear block index, G = min(max(1, 24 MiB /
 // (Sk x (D + Dv) x 2 bytes)) x Hq / Hkv, pairs), then the group, its size
 // (the last one may be smaller), the heaviness, the pair; query block =
-// gridDim.x - 1 - heaviness, head = pair % Hq, batch = pair / Hq.
+// gridDim.x - 1 - heaviness, head = pair % Hq, batch = pair / Hq. The
+// grouped order is taken where query heads share K/V (Hq > Hkv), chosen at
+// run time.
+// CHECK: %[[PLAINQ:.+]] = arith.subi %{{.+}}, %c1 : index
 // CHECK: %[[GX:.+]] = gpu.grid_dim  x
 // CHECK: %[[GY:.+]] = gpu.grid_dim  y
 // CHECK: %[[PAIRS:.+]] = arith.muli %[[GY]], %{{.+}} : index
-// CHECK: %[[LIN:.+]] = arith.addi %block_id_x, %{{.+}} : index
+// CHECK: %[[LIN:.+]] = arith.addi %block_id_x{{.*}}, %{{.+}} : index
 // CHECK: arith.divui %c25165824, %{{.+}} : index
 // CHECK: %[[G:.+]] = arith.minui %{{.+}}, %[[PAIRS]] : index
 // CHECK: %[[SPAN:.+]] = arith.muli %[[G]], %[[GX]] : index
@@ -28,9 +32,13 @@
 // CHECK: %[[HEAVY:.+]] = arith.divui %{{.+}}, %[[SIZE]] : index
 // CHECK: %[[PAIR:.+]] = arith.addi %{{.+}}, %{{.+}} : index
 // CHECK: %[[REV:.+]] = arith.subi %[[GX]], %[[HEAVY]] : index
-// CHECK: arith.subi %[[REV]], %c1 : index
-// CHECK: %[[HEAD:.+]] = arith.remui %[[PAIR]], %[[GY]] : index
-// CHECK: %[[BATCH:.+]] = arith.divui %[[PAIR]], %[[GY]] : index
+// CHECK: %[[GQ:.+]] = arith.subi %[[REV]], %c1 : index
+// CHECK: %[[GHEAD:.+]] = arith.remui %[[PAIR]], %[[GY]] : index
+// CHECK: %[[GBATCH:.+]] = arith.divui %[[PAIR]], %[[GY]] : index
+// CHECK: %[[SHARED:.+]] = arith.cmpi ugt, %{{.+}}, %{{.+}} : index
+// CHECK: arith.select %[[SHARED]], %[[GQ]], %[[PLAINQ]] : index
+// CHECK: %[[HEAD:.+]] = arith.select %[[SHARED]], %[[GHEAD]], %block_id_y : index
+// CHECK: %[[BATCH:.+]] = arith.select %[[SHARED]], %[[GBATCH]], %block_id_z : index
 // CHECK: %[[BARS:.+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 9>
 // CHECK: nvgpu.mbarrier.init %[[BARS]][%c0], %c1
 // CHECK: nvgpu.mbarrier.init %[[BARS]][%c4], %c8

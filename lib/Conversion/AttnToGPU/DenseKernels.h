@@ -115,8 +115,9 @@ Value getQueryBlock(Emitter &e, const AttentionSpec &spec);
 
 /// The query block, query head and batch of this thread block, in a grid of
 /// [query blocks, Hq, B]. Without a causal mask: getQueryBlock, blockIdx.y,
-/// blockIdx.z. With one, the blocks' launch order is dealt longest first
-/// within groups of heads whose keys and values fit in part of the L2
+/// blockIdx.z. With one and query heads sharing K/V (Hq > Hkv, chosen at
+/// run time), the blocks' launch order is dealt longest first within groups
+/// of heads whose keys and values fit in part of the L2
 /// (getCausalBlockOrder in DenseKernel.cpp).
 struct BlockCoordinates {
   Value queryBlock, head, batch;
