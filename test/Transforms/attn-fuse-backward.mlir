@@ -1,6 +1,7 @@
 // RUN: attn-opt %s --attn-fuse --split-input-file | FileCheck %s
-// With fuse-backward=0 (what the pipelines use while attn.attention_grad has
-// no lowering) nothing here fuses: P feeds the backward.
+// With fuse-backward=0 (what the GPU pipelines use while their host code
+// cannot launch attn.attention_grad's kernels) nothing here fuses: P feeds
+// the backward.
 // RUN: attn-opt %s --attn-fuse=fuse-backward=0 --split-input-file | FileCheck %s --check-prefix=OFF
 // OFF-NOT: attn.attention
 // attn-fuse on training graphs: the forward unfused attention plus the

@@ -95,8 +95,8 @@ def AttnFuse : Pass<"attn-fuse", "func::FuncOp"> {
            "was not fused, saying why">,
     Option<"fuseBackward", "fuse-backward", "bool", /*default=*/"true",
            "Also fuse the backward of a training graph into "
-           "attn.attention_grad (the pipelines turn this off until that op "
-           "has a lowering)">,
+           "attn.attention_grad (the GPU pipelines turn this off until "
+           "their host code launches its kernels)">,
   ];
   let dependentDialects = [
     "::mlir::attn::AttnDialect",
