@@ -279,14 +279,7 @@ std::pair<Value, Value> GradKernelBody::logit(Value rawDot, Value h, Value i,
     s = e.fmul(th, getSoftcapFactor(e, spec, a));
   }
   if (a.bias) {
-    Value sizes[4] = {a.batch, a.hq, a.sq, a.sk};
-    Value coords[4] = {batch, h, i, j};
-    Value off = c0;
-    for (unsigned d = 0; d < 4; ++d) {
-      Value size = spec.biasBroadcast[d] ? c1 : sizes[d];
-      Value coord = spec.biasBroadcast[d] ? c0 : coords[d];
-      off = e.add(e.mul(off, size), coord);
-    }
+    Value off = getBiasOffset(e, spec, a, batch, h, i, j, c0, c1);
     s = e.fadd(s, e.fmul(e.loadF32(a.bias, off), e.f(llvm::numbers::log2e)));
   }
   return {s, th};

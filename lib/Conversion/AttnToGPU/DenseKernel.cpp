@@ -450,6 +450,21 @@ Value mlir::attn::detail::getRowOffset(Emitter &e, Layout layout, Value batch,
   return e.mul(r, e.idx(dim));
 }
 
+Value mlir::attn::detail::getBiasOffset(Emitter &e, const AttentionSpec &spec,
+                                        const AttentionKernelArgs &args,
+                                        Value batch, Value head, Value row,
+                                        Value key, Value c0, Value c1) {
+  Value sizes[4] = {args.batch, args.hq, args.sq, args.sk};
+  Value coords[4] = {batch, head, row, key};
+  Value off = c0;
+  for (unsigned d = 0; d < 4; ++d) {
+    Value size = spec.biasBroadcast[d] ? c1 : sizes[d];
+    Value coord = spec.biasBroadcast[d] ? c0 : coords[d];
+    off = e.add(e.mul(off, size), coord);
+  }
+  return off;
+}
+
 Value mlir::attn::detail::getQueryBlock(Emitter &e, const AttentionSpec &spec) {
   Value bx = gpu::BlockIdOp::create(e.b, gpu::Dimension::x);
   if (spec.mask.kind == MaskKind::None)
@@ -713,14 +728,7 @@ private:
     if (spec.softcap)
       s = e.fmul(e.tanh(s), getSoftcapFactor(e, spec, args));
     if (args.bias) {
-      Value sizes[4] = {args.batch, args.hq, args.sq, args.sk};
-      Value coords[4] = {batch, h, i, j};
-      Value off = c0;
-      for (unsigned d = 0; d < 4; ++d) {
-        Value size = spec.biasBroadcast[d] ? c1 : sizes[d];
-        Value coord = spec.biasBroadcast[d] ? c0 : coords[d];
-        off = e.add(e.mul(off, size), coord);
-      }
+      Value off = getBiasOffset(e, spec, args, batch, h, i, j, c0, c1);
       s = e.fadd(s,
                  e.fmul(e.loadF32(args.bias, off), e.f(llvm::numbers::log2e)));
     }

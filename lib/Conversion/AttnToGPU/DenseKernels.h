@@ -108,6 +108,14 @@ MaskBand getMaskBand(MLIRContext *ctx, const AttentionSpec &spec,
 Value getRowOffset(Emitter &e, Layout layout, Value batch, Value heads,
                    Value seqLen, Value head, Value s, int64_t dim);
 
+/// The element offset of bias[batch, head, row, key] in the spec's bias
+/// tensor ([B|1, Hq|1, Sq|1, Sk|1], contiguous): dims of size 1 read index
+/// 0. `c0`, `c1`: index constants 0 and 1. (The thread-per-row forward and
+/// backward kernels.)
+Value getBiasOffset(Emitter &e, const AttentionSpec &spec,
+                    const AttentionKernelArgs &args, Value batch, Value head,
+                    Value row, Value key, Value c0, Value c1);
+
 /// The query block of this thread block: blockIdx.x, or with a banded mask
 /// gridDim.x - 1 - blockIdx.x (the blocks near the end have the most keys:
 /// launched first, the light ones fill the tail of the grid).
