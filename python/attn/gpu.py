@@ -796,24 +796,9 @@ def _call_attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout
                       bundles, out)
 
 
-@_on_tensor_device
-def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse,
-               bundles, out):
-    """attention's Python path: every check, the kernel lookup, the launch,
-    and the plan of the call for the fast path."""
-    import torch
-
-    call = (q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse, bundles,
-            out)
-    if bundles is None:
-        bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor) or not t.is_cuda:
-            raise ValueError(f"{name} must be a CUDA tensor")
-        if t.dim() != 4:
-            raise ValueError(f"{name} must be 4-D ({layout}), got shape {tuple(t.shape)}")
-        if not t.is_contiguous():
-            raise ValueError(f"{name} must be contiguous in the {layout} layout")
+def _dense_sizes(q, k, v, layout):
+    """(dtype, B, Hq, Hkv, Sq, Sk, D, Dv) of 4-D q, k, v in `layout`, checked:
+    one supported dtype, consistent shapes, Hq a multiple of Hkv."""
     dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
     if dtype is None:
         raise ValueError(f"unsupported dtype {q.dtype}; expected float16, bfloat16 or float32")
@@ -832,6 +817,28 @@ def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, ret
         raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     if hkv == 0 or hq % hkv:
         raise ValueError(f"query heads ({hq}) must be a multiple of key/value heads ({hkv})")
+    return dtype, b, hq, hkv, sq, sk, d, dv
+
+
+@_on_tensor_device
+def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse,
+               bundles, out):
+    """attention's Python path: every check, the kernel lookup, the launch,
+    and the plan of the call for the fast path."""
+    import torch
+
+    call = (q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse, bundles,
+            out)
+    if bundles is None:
+        bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or not t.is_cuda:
+            raise ValueError(f"{name} must be a CUDA tensor")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D ({layout}), got shape {tuple(t.shape)}")
+        if not t.is_contiguous():
+            raise ValueError(f"{name} must be contiguous in the {layout} layout")
+    dtype, b, hq, hkv, sq, sk, d, dv = _dense_sizes(q, k, v, layout)
     if causal and window is not None:
         raise ValueError("pass either causal=True or window=(left, right)")
     values = _score_values(d, scale, softcap, window)
@@ -967,22 +974,7 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
             raise ValueError(f"{name} must be contiguous in the {layout} layout")
         if t.dtype != q.dtype:
             raise ValueError(f"{name} must have q's dtype {q.dtype}")
-    dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
-    if dtype is None:
-        raise ValueError(f"unsupported dtype {q.dtype}; expected float16, bfloat16 or float32")
-    if layout == "bhsd":
-        b, hq, sq, d = q.shape
-        _, hkv, sk, _ = k.shape
-    elif layout == "bshd":
-        b, sq, hq, d = q.shape
-        _, sk, hkv, _ = k.shape
-    else:
-        raise ValueError(f"unknown layout {layout!r}; expected 'bhsd' or 'bshd'")
-    dv = v.shape[-1]
-    if k.shape[0] != b or k.shape[-1] != d or tuple(v.shape[:3]) != tuple(k.shape[:3]):
-        raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if hkv == 0 or hq % hkv:
-        raise ValueError(f"query heads ({hq}) must be a multiple of key/value heads ({hkv})")
+    dtype, b, hq, hkv, sq, sk, d, dv = _dense_sizes(q, k, v, layout)
     o_shape = (b, hq, sq, dv) if layout == "bhsd" else (b, sq, hq, dv)
     if tuple(out.shape) != o_shape or tuple(do.shape) != o_shape:
         raise ValueError(f"out and do must have shape {o_shape}")

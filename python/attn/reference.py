@@ -31,6 +31,15 @@ def admitted_keys(i, sq, sk, mask="none", left=0, right=0):
     raise ValueError(f"unknown mask {mask!r}")
 
 
+def admitted_matrix(sq, sk, mask="none", left=0, right=0):
+    """[Sq, Sk] booleans: which keys each query row admits."""
+    allowed = np.zeros((sq, sk), dtype=bool)
+    for i in range(sq):
+        lo, hi = admitted_keys(i, sq, sk, mask, left, right)
+        allowed[i, lo:hi] = True
+    return allowed
+
+
 def attention_reference(q, k, v, *, layout="bhsd", mask="none", left=0, right=0,
                         scale=None, softcap=None, bias=None, sinks=None):
     """Returns (output, lse) in float64.
@@ -62,11 +71,7 @@ def attention_reference(q, k, v, *, layout="bhsd", mask="none", left=0, right=0,
     if bias is not None:
         s = s + np.broadcast_to(np.asarray(bias, dtype=np.float64), s.shape)
 
-    allowed = np.zeros((sq, sk), dtype=bool)
-    for i in range(sq):
-        lo, hi = admitted_keys(i, sq, sk, mask, left, right)
-        allowed[i, lo:hi] = True
-    s = np.where(allowed, s, -np.inf)
+    s = np.where(admitted_matrix(sq, sk, mask, left, right), s, -np.inf)
 
     m = s.max(axis=-1, initial=-np.inf)
     if sinks is not None:
@@ -119,11 +124,7 @@ def attention_grad_reference(q, k, v, do, *, layout="bhsd", mask="none", left=0,
         t, dt_dr = softcap * th, 1.0 - th * th
     if bias is not None:
         t = t + np.broadcast_to(np.asarray(bias, dtype=np.float64), t.shape)
-    allowed = np.zeros((sq, sk), dtype=bool)
-    for i in range(sq):
-        lo, hi = admitted_keys(i, sq, sk, mask, left, right)
-        allowed[i, lo:hi] = True
-    s = np.where(allowed, t, -np.inf)
+    s = np.where(admitted_matrix(sq, sk, mask, left, right), t, -np.inf)
     m = s.max(axis=-1, initial=-np.inf)
     if sinks is not None:
         sink = np.asarray(sinks, dtype=np.float64)[None, :, None]
