@@ -182,12 +182,7 @@ AttentionTiler::RowState AttentionTiler::buildQueryBlock(scf::ForallOp forall,
 AttentionTiler::RowState AttentionTiler::buildKeyBlock(const QueryBlock &qb,
                                                        Value kb,
                                                        const RowState &st) {
-  MLIRContext *ctx = b.getContext();
-  AffineExpr di, dj;
-  bindDims(ctx, di, dj);
-  AffineMap id2 = AffineMap::get(2, 0, {di, dj}, ctx);
-  AffineMap row2 = AffineMap::get(2, 0, {di}, ctx);
-  AffineMap id1 = AffineMap::get(1, 0, {di}, ctx);
+  AffineMap id2 = mapId2(), row2 = mapRow2(), id1 = mapId1();
   Value k0 = mul(kb, bkv);
   Value bn = min(bkv, sub(sk, k0));
   Value kTile = sliceQKV(op.getKey(), qb.batch, qb.kvHead, k0, bn);
@@ -243,12 +238,7 @@ AttentionTiler::RowState AttentionTiler::buildKeyBlock(const QueryBlock &qb,
 
 std::pair<Value, Value> AttentionTiler::normalize(const QueryBlock &qb,
                                                   const RowState &st) {
-  MLIRContext *ctx = b.getContext();
-  AffineExpr di, dj;
-  bindDims(ctx, di, dj);
-  AffineMap id2 = AffineMap::get(2, 0, {di, dj}, ctx);
-  AffineMap row2 = AffineMap::get(2, 0, {di}, ctx);
-  AffineMap id1 = AffineMap::get(1, 0, {di}, ctx);
+  AffineMap id2 = mapId2(), row2 = mapRow2(), id1 = mapId1();
   Value bm = qb.bm;
   int64_t dv = outType.getDimSize(3);
   Value oEmpty = tensor::EmptyOp::create(

@@ -213,11 +213,7 @@ AttentionGradTiler::loadKeyTile(Value batchIv, Value kvHead, Value kBlock) {
 
 std::pair<Value, Value>
 AttentionGradTiler::buildTileGradients(const QueryTile &qt, const KeyTile &kt) {
-  MLIRContext *ctx = b.getContext();
-  AffineExpr di, dj;
-  bindDims(ctx, di, dj);
-  AffineMap id2 = AffineMap::get(2, 0, {di, dj}, ctx);
-  AffineMap row2 = AffineMap::get(2, 0, {di}, ctx);
+  AffineMap id2 = mapId2(), row2 = mapRow2();
   auto tileInit = [&] {
     return filled({qt.bm, kt.bn}, {ShapedType::kDynamic, ShapedType::kDynamic},
                   zeroF);

@@ -103,6 +103,19 @@ Value TileBuilder::contract(Value lhs, Value rhs, Value init, AffineMap lhsMap,
   return generic.getResult(0);
 }
 
+AffineMap TileBuilder::mapId1() {
+  return AffineMap::getMultiDimIdentityMap(1, b.getContext());
+}
+
+AffineMap TileBuilder::mapId2() {
+  return AffineMap::getMultiDimIdentityMap(2, b.getContext());
+}
+
+AffineMap TileBuilder::mapRow2() {
+  return AffineMap::get(2, 0, {getAffineDimExpr(0, b.getContext())},
+                        b.getContext());
+}
+
 std::pair<AffineMap, AffineMap> TileBuilder::mapsAB() {
   MLIRContext *ctx = b.getContext();
   AffineExpr i, j, k;
@@ -124,24 +137,33 @@ std::pair<AffineMap, AffineMap> TileBuilder::mapsAtB() {
   return {AffineMap::get(3, 0, {k, i}, ctx), AffineMap::get(3, 0, {k, j}, ctx)};
 }
 
+TileBuilder::TilePlacement TileBuilder::placeTile(Value batch, Value head,
+                                                  Value seq0, Value seqLen,
+                                                  OpFoldResult cols) {
+  unsigned hPos = getHeadDimPos(layout), sPos = getSeqDimPos(layout);
+  TilePlacement p;
+  p.offsets.assign(4, b.getIndexAttr(0));
+  p.sizes.assign(4, b.getIndexAttr(1));
+  p.strides.assign(4, b.getIndexAttr(1));
+  p.offsets[0] = batch;
+  p.offsets[hPos] = head;
+  p.offsets[sPos] = seq0;
+  p.sizes[sPos] = seqLen;
+  p.sizes[3] = cols;
+  return p;
+}
+
 Value TileBuilder::sliceQKV(Value t, Value batch, Value head, Value seq0,
                             Value seqLen) {
   auto type = cast<RankedTensorType>(t.getType());
-  unsigned hPos = getHeadDimPos(layout), sPos = getSeqDimPos(layout);
-  SmallVector<OpFoldResult> offsets(4, b.getIndexAttr(0));
-  SmallVector<OpFoldResult> sizes(4, b.getIndexAttr(1));
-  SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
-  offsets[0] = batch;
-  offsets[hPos] = head;
-  offsets[sPos] = seq0;
-  sizes[sPos] = seqLen;
-  sizes[3] = type.isDynamicDim(3)
-                 ? OpFoldResult(dimOf(t, 3))
-                 : OpFoldResult(b.getIndexAttr(type.getDimSize(3)));
+  OpFoldResult cols = type.isDynamicDim(3)
+                          ? OpFoldResult(dimOf(t, 3))
+                          : OpFoldResult(b.getIndexAttr(type.getDimSize(3)));
+  TilePlacement p = placeTile(batch, head, seq0, seqLen, cols);
   auto resultType = RankedTensorType::get(
       {ShapedType::kDynamic, type.getDimSize(3)}, type.getElementType());
-  return tensor::ExtractSliceOp::create(b, loc, resultType, t, offsets, sizes,
-                                        strides);
+  return tensor::ExtractSliceOp::create(b, loc, resultType, t, p.offsets,
+                                        p.sizes, p.strides);
 }
 
 Value TileBuilder::sliceRows(Value t, Value batch, Value head, Value seq0,
@@ -160,19 +182,13 @@ Value TileBuilder::sliceRows(Value t, Value batch, Value head, Value seq0,
 void TileBuilder::insertTile(Value tile, Value dest, Value batch, Value head,
                              Value seq0, Value seqLen,
                              RankedTensorType destType, Value cols) {
-  unsigned hPos = getHeadDimPos(layout), sPos = getSeqDimPos(layout);
-  SmallVector<OpFoldResult> offsets(4, b.getIndexAttr(0));
-  SmallVector<OpFoldResult> sizes(4, b.getIndexAttr(1));
-  SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
-  offsets[0] = batch;
-  offsets[hPos] = head;
-  offsets[sPos] = seq0;
-  sizes[sPos] = seqLen;
-  sizes[3] = destType.isDynamicDim(3)
-                 ? OpFoldResult(cols)
-                 : OpFoldResult(b.getIndexAttr(destType.getDimSize(3)));
-  tensor::ParallelInsertSliceOp::create(b, loc, tile, dest, offsets, sizes,
-                                        strides);
+  TilePlacement p =
+      placeTile(batch, head, seq0, seqLen,
+                destType.isDynamicDim(3)
+                    ? OpFoldResult(cols)
+                    : OpFoldResult(b.getIndexAttr(destType.getDimSize(3))));
+  tensor::ParallelInsertSliceOp::create(b, loc, tile, dest, p.offsets, p.sizes,
+                                        p.strides);
 }
 
 Value TileBuilder::truncTile(Value tile, Type elt, Value rows, Value cols,

@@ -78,11 +78,22 @@ protected:
   /// in f32.
   Value contract(Value lhs, Value rhs, Value init, AffineMap lhsMap,
                  AffineMap rhsMap);
+  /// Element-wise maps: (i) -> (i), (i, j) -> (i, j), (i, j) -> (i).
+  AffineMap mapId1();
+  AffineMap mapId2();
+  AffineMap mapRow2();
   /// The maps of `contract` for A·B, A·Bᵀ and Aᵀ·B.
   std::pair<AffineMap, AffineMap> mapsAB();
   std::pair<AffineMap, AffineMap> mapsABt();
   std::pair<AffineMap, AffineMap> mapsAtB();
 
+  /// Where a [rows, cols] tile of rows [seq0, seq0 + seqLen) of (batch,
+  /// head) sits in a 4-D tensor of the op's layout.
+  struct TilePlacement {
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+  };
+  TilePlacement placeTile(Value batch, Value head, Value seq0, Value seqLen,
+                          OpFoldResult cols);
   /// Slices a [rows, cols] tile out of a 4-D tensor in the op's layout
   /// (Q, K, V, O and their gradients).
   Value sliceQKV(Value t, Value batch, Value head, Value seq0, Value seqLen);
