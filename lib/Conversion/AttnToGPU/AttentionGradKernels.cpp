@@ -85,17 +85,7 @@ KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
     sig.sizes(ctx, {"B", "Hq", "Sq"});
     return sig;
   }
-  sig.tensor("q", "query", elt, rows("Hq", "Sq", spec.headDim));
-  sig.tensor("k", "key", elt, rows("Hkv", "Sk", spec.headDim));
-  sig.tensor("v", "value", elt, rows("Hkv", "Sk", spec.valueHeadDim));
-  if (spec.bias) {
-    llvm::json::Array names;
-    const char *full[4] = {"B", "Hq", "Sq", "Sk"};
-    for (unsigned d = 0; d < 4; ++d)
-      names.push_back(spec.biasBroadcast[d] ? llvm::json::Value(1)
-                                            : llvm::json::Value(full[d]));
-    sig.tensor("bias", "bias", getType(ctx, *spec.bias), std::move(names));
-  }
+  sig.attentionInputs(ctx, spec);
   if (which == GradKernel::DQ)
     sig.tensor("o", "output", elt, rows("Hq", "Sq", spec.valueHeadDim));
   sig.tensor("do", "grad_output", elt, rows("Hq", "Sq", spec.valueHeadDim));

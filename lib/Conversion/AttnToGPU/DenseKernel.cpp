@@ -204,20 +204,7 @@ static DenseSignature buildSignature(MLIRContext *ctx,
     return bshd ? llvm::json::Array{"B", s, h, d}
                 : llvm::json::Array{"B", h, s, d};
   };
-  sig.tensor("q", "query", elt, qkvShape("Hq", "Sq", spec.headDim));
-  sig.tensor("k", "key", elt, qkvShape("Hkv", "Sk", spec.headDim));
-  sig.tensor("v", "value", elt, qkvShape("Hkv", "Sk", spec.valueHeadDim));
-  if (spec.bias) {
-    llvm::json::Array names;
-    const char *full[4] = {"B", "Hq", "Sq", "Sk"};
-    for (unsigned d = 0; d < 4; ++d) {
-      if (spec.biasBroadcast[d])
-        names.push_back(1);
-      else
-        names.push_back(full[d]);
-    }
-    sig.tensor("bias", "bias", getType(ctx, *spec.bias), std::move(names));
-  }
+  sig.attentionInputs(ctx, spec);
   if (spec.sinks)
     sig.tensor("sinks", "sinks", getType(ctx, *spec.sinks),
                llvm::json::Array{"Hq"});

@@ -7,7 +7,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelCommon.h"
+
 #include "DenseKernels.h"
+#include "attn/IR/KernelSpec.h"
 
 #include "attn/Conversion/Manifest.h"
 
@@ -252,6 +254,29 @@ llvm::json::Object mlir::attn::detail::valueParam(StringRef name,
                                                   StringRef dtype) {
   return llvm::json::Object{
       {"name", name}, {"role", "value"}, {"kind", "scalar"}, {"dtype", dtype}};
+}
+
+void KernelSignature::attentionInputs(MLIRContext *ctx,
+                                      const AttentionSpec &spec) {
+  Type elt = getType(ctx, spec.dtype);
+  auto rows = [&](StringRef h, StringRef s, int64_t d) {
+    return spec.layout == Layout::BSHD ? llvm::json::Array{"B", s, h, d}
+                                       : llvm::json::Array{"B", h, s, d};
+  };
+  tensor("q", "query", elt, rows("Hq", "Sq", spec.headDim));
+  tensor("k", "key", elt, rows("Hkv", "Sk", spec.headDim));
+  tensor("v", "value", elt, rows("Hkv", "Sk", spec.valueHeadDim));
+  if (!spec.bias)
+    return;
+  llvm::json::Array names;
+  const char *full[4] = {"B", "Hq", "Sq", "Sk"};
+  for (unsigned d = 0; d < 4; ++d) {
+    if (spec.biasBroadcast[d])
+      names.push_back(1);
+    else
+      names.push_back(full[d]);
+  }
+  tensor("bias", "bias", getType(ctx, *spec.bias), std::move(names));
 }
 
 void KernelSignature::runtimeValues(MLIRContext *ctx, bool softcap,

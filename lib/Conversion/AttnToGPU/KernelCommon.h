@@ -91,6 +91,9 @@ struct KernelSignature {
     params.push_back(memrefParam(name, role, t, std::move(shape)));
     types.push_back(flat(t));
   }
+  /// Q, K and V in `spec`'s layout, then the bias where it has one: the
+  /// inputs every dense attention kernel (forward and backward) takes first.
+  void attentionInputs(MLIRContext *ctx, const AttentionSpec &spec);
   /// Index sizes set by the host.
   void sizes(MLIRContext *ctx, ArrayRef<StringRef> names) {
     for (StringRef name : names) {
