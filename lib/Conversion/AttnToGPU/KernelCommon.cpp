@@ -190,15 +190,20 @@ ScoreTransform::ScoreTransform(const AttentionSpec &spec,
 }
 
 Value ScoreTransform::apply(OpBuilder &b, Location loc, Value v, Value row,
-                            function_ref<Value()> makeKey, bool masked) const {
+                            function_ref<Value()> makeKey, bool masked,
+                            Value *tanh) const {
   ImplicitLocOpBuilder ib(loc, b);
   Emitter e{ib};
   const double log2e = llvm::numbers::log2e;
   if (!raw)
     v = e.fmul(v, args.scoreFactor ? args.scoreFactor : e.f(factor));
-  if (softcap)
-    v = e.fmul(e.tanh(v),
+  if (softcap) {
+    Value th = e.tanh(v);
+    if (tanh)
+      *tanh = th;
+    v = e.fmul(th,
                args.softcapFactor ? args.softcapFactor : e.f(*softcap * log2e));
+  }
   Value key = makeKey();
   Value sq = args.sq, sk = args.sk;
   if (args.bias) {

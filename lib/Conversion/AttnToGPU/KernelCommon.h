@@ -183,8 +183,11 @@ public:
 
   /// The logit of accumulator element `s` of query row `row`; `makeKey`
   /// builds the element's key index (called once, after the scaling).
+  /// Under softcap, `tanh` (where non-null) receives the tanh of the scaled
+  /// score (the backward's derivative needs it).
   Value apply(OpBuilder &b, Location loc, Value s, Value row,
-              function_ref<Value()> makeKey, bool masked) const;
+              function_ref<Value()> makeKey, bool masked,
+              Value *tanh = nullptr) const;
 
 private:
   const AttentionKernelArgs &args;

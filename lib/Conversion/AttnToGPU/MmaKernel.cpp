@@ -31,6 +31,7 @@
 
 #include "DenseKernels.h"
 #include "KernelCommon.h"
+#include "MmaTiles.h"
 
 #include "attn/IR/MaskUtils.h"
 
@@ -154,6 +155,7 @@ public:
     carveSharedMemory(builder, func);
     computeIndices();
     lane8 = e.rem(lane, e.idx(8));
+    tiles.emplace(e, spec.layout, kThreads, tid, lane8, bIdx, c0);
     loadQueryTile();
     mapFragments();
     scores.emplace(spec, args, bIdx, h, c0, c1, /*raw=*/false);
@@ -163,7 +165,7 @@ public:
     issueKV(blocks.begin, c0);
     ValueRange results = emitKeyLoop(init);
     // Drain the last (unused) prefetch before the block exits.
-    waitGroups(0);
+    tiles->waitGroups(anyGroup, 0);
     emitEpilogue(results);
   }
 
@@ -211,97 +213,20 @@ private:
     off = e.sub(args.sk, args.sq);
   }
 
-  /// Shared-memory tiles are stored with their 16-byte chunks XOR-swizzled
-  /// by the row (chunk' = chunk ^ (row % 8)) when a row has a multiple of 8
-  /// chunks: the 8 rows an ldmatrix reads then fall in 8 different bank
-  /// groups instead of one. Every access here is chunk-aligned (the column
-  /// is a multiple of 8 elements), so writer and readers agree.
-  Value swizzle(Value r, Value c, int64_t dim) {
-    if ((dim / 8) % 8 != 0)
-      return c;
-    Value chunk =
-        arith::XOrIOp::create(b, e.div(c, e.idx(8)), e.rem(r, e.idx(8)));
-    return e.mul(chunk, e.idx(8));
-  }
-
-  /// The ldmatrix addresses, written so that LLVM keeps few of them live: a
-  /// lane reads row `rowThread + rowConst` at 16-byte chunk `chunkConst +
-  /// bit` (chunkConst even, bit = 0 or 1 from the lane), so the swizzled
-  /// chunk is (chunkConst & ~7) + ((chunkConst & 7 | bit) ^ lane % 8): a
-  /// constant plus one of four per-thread values, computed once. The
-  /// constants then become immediate offsets of the loads instead of one
-  /// hoisted address register per load.
-  Value swizzledCol(int64_t chunkConst, Value bit, int64_t dim) {
-    if ((dim / 8) % 8 != 0)
-      return e.add(e.mul(bit, e.idx(8)), e.idx(chunkConst * 8));
-    int64_t m = chunkConst & 7;
-    Value &x = xorChunks[{bit.getAsOpaquePointer(), m}];
-    if (!x) {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointAfter(lane8.getDefiningOp());
-      if (Operation *def = bit.getDefiningOp())
-        if (def->getBlock() == lane8.getDefiningOp()->getBlock() &&
-            lane8.getDefiningOp()->isBeforeInBlock(def))
-          b.setInsertionPointAfter(def);
-      x = e.mul(arith::XOrIOp::create(b, e.add(bit, e.idx(m)), lane8),
-                e.idx(8));
-    }
-    return e.add(x, e.idx((chunkConst & ~int64_t(7)) * 8));
-  }
-
-  /// Issues the cp.async copies of a [rows, dim] tile (16 bytes = 8
-  /// elements per copy, cached in L2 only, zero-filled past `limit`) into
-  /// `dstBuf` (at `stage` when the buffer has one), rows*dim/(8*threads)
-  /// copies per thread, as one group.
-  Value issueTile(Value src, Value dstBuf, std::optional<Value> stage,
-                  int64_t rows, Value heads, Value seqLen, Value head,
-                  Value row0, Value limit, int64_t dim) {
-    MLIRContext *ctx = b.getContext();
-    auto asyncTokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
-    SmallVector<Value> tokens;
-    for (int64_t k = 0; k < rows * dim / (kThreads * 8); ++k) {
-      Value el = e.mul(e.add(tid, e.idx(k * kThreads)), e.idx(8));
-      Value r = e.div(el, e.idx(dim)), c = e.rem(el, e.idx(dim));
-      Value row = e.add(row0, r);
-      Value inside = e.slt(row, limit);
-      // Rows past the end read nothing (size 0) from a valid address.
-      Value safeRow = e.sel(inside, row, c0);
-      Value count = e.sel(inside, e.idx(8), c0);
-      SmallVector<Value> dst;
-      if (stage)
-        dst.push_back(*stage);
-      dst.append({r, swizzle(r, c, dim)});
-      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, asyncTokenType, dstBuf, dst, src,
-          ValueRange{e.add(getRowOffset(e, spec.layout, bIdx, heads, seqLen,
-                                        head, safeRow, dim),
-                           c)},
-          b.getIndexAttr(8), count, /*bypassL1=*/b.getUnitAttr()));
-    }
-    return Value(nvgpu::DeviceAsyncCreateGroupOp::create(
-        b, nvgpu::DeviceAsyncTokenType::get(ctx), tokens));
-  }
-
-  /// Waits until at most `pending` cp.async groups of this thread are in
-  /// flight. The op names a group token, but its lowering waits on counts
-  /// (cp.async.wait_group), so any dominating group token will do.
-  void waitGroups(int32_t pending) {
-    nvgpu::DeviceAsyncWaitOp::create(b, anyGroup, b.getI32IntegerAttr(pending));
-  }
-
   /// The K and V tiles of key block `kbIdx` into `stage`.
   void issueKV(Value kbIdx, Value stage) {
     Value k0 = e.mul(kbIdx, e.idx(kKeys));
-    issueTile(args.k, kS, stage, kKeys, args.hkv, args.sk, kvh, k0, args.sk, D);
-    issueTile(args.v, vS, stage, kKeys, args.hkv, args.sk, kvh, k0, args.sk,
-              Dv);
+    tiles->issueTile(args.k, kS, stage, kKeys, args.hkv, args.sk, kvh, k0,
+                     args.sk, D);
+    tiles->issueTile(args.v, vS, stage, kKeys, args.hkv, args.sk, kvh, k0,
+                     args.sk, Dv);
   }
 
   /// The Q tile, whole before any warp reads it.
   void loadQueryTile() {
-    anyGroup = issueTile(args.q, qS, std::nullopt, kRows, args.hq, args.sq, h,
-                         q0, args.sq, D);
-    waitGroups(0);
+    anyGroup = tiles->issueTile(args.q, qS, std::nullopt, kRows, args.hq,
+                                args.sq, h, q0, args.sq, D);
+    tiles->waitGroups(anyGroup, 0);
     e.barrier();
   }
 
@@ -309,7 +234,7 @@ private:
   Value loadQ(int64_t mt, int64_t kk) {
     Value r = e.add(qRowT, e.idx(mt * 16));
     return nvgpu::LdMatrixOp::create(
-        b, aType, qS, ValueRange{r, swizzledCol(2 * kk, qBit, D)},
+        b, aType, qS, ValueRange{r, tiles->swizzledCol(2 * kk, qBit, D)},
         /*transpose=*/false, 4);
   }
 
@@ -364,7 +289,7 @@ private:
           // This step's tile has landed, and every warp is done with the
           // other stage: prefetch the next tile into it while computing on
           // this one.
-          waitGroups(0);
+          tiles->waitGroups(anyGroup, 0);
           e.barrier();
           issueKV(e.add(kb, c1), e.rem(e.add(stage, c1), e.idx(kStages)));
           // Blocks inside the band for every row (the bulk of a long causal
@@ -411,7 +336,7 @@ private:
         Value kf = nvgpu::LdMatrixOp::create(
             b, aType, kS,
             ValueRange{stage, e.add(kRowT, e.idx(n * 8)),
-                       swizzledCol(2 * kk, jLo, D)},
+                       tiles->swizzledCol(2 * kk, jLo, D)},
             /*transpose=*/false, 4);
         auto [k0f, k1f] = splitLdMatrixPair(b, b.getLoc(), kf);
         for (int64_t mt = 0; mt < kMT; ++mt) {
@@ -499,7 +424,7 @@ private:
         Value vf = nvgpu::LdMatrixOp::create(
             b, aType, vS,
             ValueRange{stage, e.add(vRowT, e.idx(kk * 16)),
-                       swizzledCol(n, jHi, Dv)},
+                       tiles->swizzledCol(n, jHi, Dv)},
             /*transpose=*/true, 4);
         auto [v0f, v1f] = splitLdMatrixPair(b, b.getLoc(), vf);
         for (int64_t mt = 0; mt < kMT; ++mt) {
@@ -543,9 +468,9 @@ private:
   FragmentLanes lanes;
   /// Per-thread ldmatrix rows and chunk bits (see mapFragments).
   Value qRowT, qBit, jLo, jHi, kRowT, vRowT;
-  /// The swizzled chunk bases of swizzledCol, by lane bit and chunk.
-  DenseMap<std::pair<void *, int64_t>, Value> xorChunks;
-  /// A cp.async group of this thread (see waitGroups).
+  /// The Q, K and V tiles' copies and ldmatrix columns.
+  std::optional<SwizzledTiles> tiles;
+  /// A cp.async group of this thread (SwizzledTiles::waitGroups).
   Value anyGroup;
   /// Q's fragments [mt][kk] when they are kept in registers.
   SmallVector<SmallVector<Value>> qa;
