@@ -23,14 +23,18 @@
 //   dsinks (with sinks) one thread per head:
 //          dsinks[h] = -Σ_{b,i} exp(sink - lse) · Delta.
 //
-// These are thread-per-row kernels, the backward's counterpart of the
-// forward's baseline: every variant (f32 too, any head dim) runs on them and
-// their results are deterministic. They are the correctness path; the
-// tensor-core backward (FlashAttention-2's key-major tiles with mma.sync,
-// then wgmma) builds on the same spec and manifests.
+// The bodies above are thread-per-row kernels, the backward's counterpart
+// of the forward's baseline: every variant (f32 too, any head dim up to 512)
+// runs on them, deterministically. Where getGradMmaTiling takes the variant
+// (f16/bf16, head dims multiples of 16 up to 128) and the kernel option is
+// not "baseline", dq and dkdv are instead FlashAttention-2's tensor-core
+// kernels (AttentionGradMmaKernels.cpp: mma.sync, 64-row tiles, key-major
+// dK/dV) with the same parameters, steps and Delta workspace; their names
+// end in "_mma" and their manifests carry a "tile". dsinks is shared.
 //
 //===----------------------------------------------------------------------===//
 
+#include "AttentionGradKernels.h"
 #include "DenseKernels.h"
 #include "KernelCommon.h"
 #include "Kernels.h"
@@ -55,12 +59,6 @@ namespace {
 
 /// Which backward kernel.
 enum class GradKernel { DQ, DKDV, DSinks };
-
-/// The arguments of a backward kernel (null where it takes none).
-struct GradArgs {
-  AttentionKernelArgs fwd;
-  Value dO, delta, dq, dk, dv, dsinks;
-};
 
 /// The parameters of kernel `which`, in order: the forward's inputs, O
 /// (dq), dO, the LSE, the delta workspace, the gradients it writes, sizes,
@@ -208,13 +206,7 @@ Value GradKernelBody::setUp() {
   c0 = e.idx(0);
   c1 = e.idx(1);
   factor = getScoreFactor(e, spec, a);
-  // d(logit)/d(q·k) = scale: the score factor without log2 e, or times
-  // the cap under softcap (whose factor is scale / cap).
-  if (spec.softcap)
-    gradScale = e.fmul(factor, e.fdiv(getSoftcapFactor(e, spec, a),
-                                      e.f(llvm::numbers::log2e)));
-  else
-    gradScale = e.fdiv(factor, e.f(llvm::numbers::log2e));
+  gradScale = getGradScale(e, spec, a);
   return e.add(e.mul(bx, e.idx(kThreads)), tid);
 }
 
@@ -385,9 +377,19 @@ std::string getGradKernelName(const AttentionSpec &spec, StringRef kernel) {
 
 } // namespace
 
+Value mlir::attn::detail::getGradScale(Emitter &e, const AttentionSpec &spec,
+                                       const AttentionKernelArgs &args) {
+  Value factor = getScoreFactor(e, spec, args);
+  if (spec.softcap)
+    return e.fmul(factor, e.fdiv(getSoftcapFactor(e, spec, args),
+                                 e.f(llvm::numbers::log2e)));
+  return e.fdiv(factor, e.f(llvm::numbers::log2e));
+}
+
 LogicalResult mlir::attn::detail::buildAttentionGradKernels(
     OpBuilder &builder, ModuleOp module, const AttentionGradSpec &grad,
-    Location loc, EmitErrorFn emitError, Manifests &manifests) {
+    bool allowTensorCores, Location loc, EmitErrorFn emitError,
+    Manifests &manifests) {
   const AttentionSpec &spec = grad.forward;
   if (ShapedType::isDynamic(spec.headDim) ||
       ShapedType::isDynamic(spec.valueHeadDim) || spec.headDim <= 0 ||
@@ -406,47 +408,92 @@ LogicalResult mlir::attn::detail::buildAttentionGradKernels(
                            privateSpace);
   };
   const int64_t d = spec.headDim, dv = spec.valueHeadDim;
+  // The tensor-core dQ and dK/dV kernels where they take the variant, else
+  // the thread-per-row ones; the sink gradient is the same for both.
+  FailureOr<GradMmaTiling> mma = failure();
+  if (allowTensorCores)
+    mma = getGradMmaTiling(spec, /*why=*/nullptr);
   struct KernelInfo {
     GradKernel which;
     StringRef name;
     llvm::json::Array grid;
+    int64_t threads = kThreads;
     SmallVector<Type> privates;
+    /// The mma.sync body's dynamic shared memory; 0 for the others.
+    int64_t sharedMemory = 0;
   };
   SmallVector<KernelInfo> kernels;
-  auto add = [&](GradKernel which, StringRef name, llvm::json::Array grid,
-                 SmallVector<Type> privates) {
+  if (succeeded(mma)) {
     kernels.push_back(
-        KernelInfo{which, name, std::move(grid), std::move(privates)});
-  };
-  add(GradKernel::DQ, "dq",
-      llvm::json::Array{grid::ceilDiv("Sq", kThreads), "Hq", "B"},
-      {buffer(d), buffer(dv), buffer(d)});
-  add(GradKernel::DKDV, "dkdv",
-      llvm::json::Array{grid::ceilDiv("Sk", kThreads), "Hkv", "B"},
-      {buffer(d), buffer(dv), buffer(d), buffer(dv)});
+        {GradKernel::DQ,
+         "dq",
+         llvm::json::Array{grid::ceilDiv("Sq", mma->rows), "Hq", "B"},
+         mma->threads(),
+         {},
+         mma->dqSharedMemoryBytes(d, dv)});
+    kernels.push_back(
+        {GradKernel::DKDV,
+         "dkdv",
+         llvm::json::Array{grid::ceilDiv("Sk", mma->keys), "Hkv", "B"},
+         mma->threads(),
+         {},
+         mma->dkdvSharedMemoryBytes(d, dv)});
+  } else {
+    kernels.push_back(
+        {GradKernel::DQ,
+         "dq",
+         llvm::json::Array{grid::ceilDiv("Sq", kThreads), "Hq", "B"},
+         kThreads,
+         {buffer(d), buffer(dv), buffer(d)}});
+    kernels.push_back(
+        {GradKernel::DKDV,
+         "dkdv",
+         llvm::json::Array{grid::ceilDiv("Sk", kThreads), "Hkv", "B"},
+         kThreads,
+         {buffer(d), buffer(dv), buffer(d), buffer(dv)}});
+  }
   if (spec.sinks)
-    add(GradKernel::DSinks, "dsinks",
-        llvm::json::Array{grid::ceilDiv("Hq", kThreads), 1, 1}, {});
+    kernels.push_back({GradKernel::DSinks,
+                       "dsinks",
+                       llvm::json::Array{grid::ceilDiv("Hq", kThreads), 1, 1},
+                       kThreads,
+                       {}});
   for (auto [step, k] : llvm::enumerate(kernels)) {
-    std::string name = getGradKernelName(spec, k.name);
+    bool tensorCores = k.which != GradKernel::DSinks && succeeded(mma);
+    std::string name =
+        getGradKernelName(spec, tensorCores ? (k.name + "_mma").str() : k.name);
     KernelSignature sig = buildGradSignature(ctx, spec, k.which);
     llvm::json::Object manifest{{"entry", name},
                                 {"params", std::move(sig.params)},
                                 {"grid", std::move(k.grid)},
-                                {"block", llvm::json::Array{kThreads, 1, 1}},
+                                {"block", llvm::json::Array{k.threads, 1, 1}},
                                 {"kernel", ("attention_grad." + k.name).str()},
                                 {"step", static_cast<int64_t>(step)},
-                                {"dynamic_shared_memory", 0},
+                                {"dynamic_shared_memory", k.sharedMemory},
                                 {"variant", toJSON(KernelSpec(grad))}};
+    if (tensorCores)
+      manifest["tile"] = llvm::json::Object{{"body", "mma.sync"},
+                                            {"block_q", mma->rows},
+                                            {"block_kv", mma->keys},
+                                            {"stages", mma->stages}};
     addManifest(builder, manifests, name, std::move(manifest));
     if (auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name))
       if (gpuModule.lookupSymbol<gpu::GPUFuncOp>(name))
         continue;
     gpu::GPUFuncOp func = createKernel(builder, module, loc, name, sig.types,
-                                       kThreads, k.privates);
+                                       k.threads, k.privates);
     OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPointToStart(&func.getBody().front());
     GradArgs args = getGradArgs(builder, loc, func, spec, k.which);
+    if (tensorCores) {
+      if (k.which == GradKernel::DQ)
+        buildGradMmaDQBody(builder, loc, func, spec, args, *mma);
+      else
+        buildGradMmaDKDVBody(builder, loc, func, spec, args, *mma);
+      builder.setInsertionPointToEnd(&func.getBody().front());
+      gpu::ReturnOp::create(builder, loc);
+      continue;
+    }
     GradKernelBody body(builder, loc, func, spec, args);
     switch (k.which) {
     case GradKernel::DQ:

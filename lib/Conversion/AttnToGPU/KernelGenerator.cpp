@@ -96,8 +96,11 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
         if constexpr (std::is_same_v<T, AttentionSpec>)
           return addAttention(s, loc, diagnose, built);
         else if constexpr (std::is_same_v<T, AttentionGradSpec>)
-          return detail::buildAttentionGradKernels(builder, module, s, loc,
-                                                   emitError, manifests);
+          // The kernel option "baseline" keeps the backward off the
+          // tensor cores too.
+          return detail::buildAttentionGradKernels(builder, module, s,
+                                                   options.kernel != "baseline",
+                                                   loc, emitError, manifests);
         else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
           return detail::buildPagedKernels(builder, module, s, loc, emitError,
                                            manifests);

@@ -52,10 +52,13 @@ FailureOr<AttentionSpec> resolveAttentionKernel(const AttentionSpec &spec,
 /// The kernel name of a resolved spec: equal for specs that share a kernel.
 std::string getAttentionKernelName(const AttentionSpec &spec);
 
-/// Adds the backward's kernels (AttentionGradKernels.cpp).
+/// Adds the backward's kernels (AttentionGradKernels.cpp): the mma.sync dQ
+/// and dK/dV kernels where `allowTensorCores` and they take the variant
+/// (AttentionGradMmaKernels.cpp), else the thread-per-row ones.
 LogicalResult buildAttentionGradKernels(OpBuilder &builder, ModuleOp module,
                                         const AttentionGradSpec &spec,
-                                        Location loc, EmitErrorFn emitError,
+                                        bool allowTensorCores, Location loc,
+                                        EmitErrorFn emitError,
                                         Manifests &manifests);
 
 /// Adds the kernel of a resolved spec (kind not Auto).

@@ -1,0 +1,87 @@
+//===- AttentionGradKernels.h - the attention backward's bodies -*- C++ -*-===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// Internal to lib/Conversion/AttnToGPU: what AttentionGradKernels.cpp (the
+// kernels of an AttentionGradSpec: signatures, manifests, the thread-per-row
+// bodies) shares with AttentionGradMmaKernels.cpp (the mma.sync bodies).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_ATTENTIONGRADKERNELS_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_ATTENTIONGRADKERNELS_H
+
+#include "DenseKernels.h"
+#include "KernelCommon.h"
+
+#include "attn/IR/KernelSpec.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
+#include <string>
+
+namespace mlir {
+namespace attn {
+namespace detail {
+
+/// The arguments of a backward kernel (null where it takes none): the
+/// forward's (`fwd`: Q, K, V, bias, O for dQ, the LSE, sizes, run-time
+/// values), dO, the Delta workspace and the gradients it writes.
+struct GradArgs {
+  AttentionKernelArgs fwd;
+  Value dO, delta, dq, dk, dv, dsinks;
+};
+
+/// The tiling of the mma.sync backward (AttentionGradMmaKernels.cpp): 4
+/// warps of 16 rows each. The dQ kernel's block owns `rows` query rows and
+/// streams K and V through `stages` buffers of `keys` rows; the dK/dV
+/// kernel's owns `keys` keys and streams Q, dO, the LSE and Delta through
+/// `stages` buffers of `rows` query rows.
+struct GradMmaTiling {
+  int64_t rows = 64;
+  int64_t keys = 64;
+  int64_t stages = 2;
+  /// Whether a warp keeps its A fragments of the tiles it owns (Q and dO in
+  /// dQ; K and V in dK/dV) in registers for the whole kernel, instead of
+  /// re-reading them from shared memory at every step.
+  bool ownInRegisters = false;
+
+  int64_t threads() const { return 128; }
+  /// Dynamic shared memory: the dQ kernel's Q and dO tiles, K and V
+  /// stages, the rows' lse·log2 e and Delta (f32).
+  int64_t dqSharedMemoryBytes(int64_t d, int64_t dv) const;
+  /// The dK/dV kernel's K and V tiles, Q and dO stages, and the LSE and
+  /// Delta stages (f32, one slot per thread).
+  int64_t dkdvSharedMemoryBytes(int64_t d, int64_t dv) const;
+};
+
+/// The tiling of the mma.sync backward for `spec`'s forward; failure (with
+/// the reason in `why`) where those kernels cannot run it: they take f16
+/// and bf16 with head dims that are multiples of 16 up to 128 (above, the
+/// dK and dV accumulators of a warp's 16 keys no longer fit its registers).
+FailureOr<GradMmaTiling> getGradMmaTiling(const AttentionSpec &spec,
+                                          std::string *why);
+
+/// d(logit)/d(q·k) outside softcap's tanh: the scale (the score factor
+/// without log2 e, or times the cap under softcap, whose factor is
+/// scale / cap).
+Value getGradScale(Emitter &e, const AttentionSpec &spec,
+                   const AttentionKernelArgs &args);
+
+/// Emits the mma.sync dQ kernel's body (which also writes Delta).
+void buildGradMmaDQBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                        const AttentionSpec &spec, const GradArgs &args,
+                        const GradMmaTiling &tiling);
+
+/// Emits the mma.sync dK/dV kernel's body.
+void buildGradMmaDKDVBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                          const AttentionSpec &spec, const GradArgs &args,
+                          const GradMmaTiling &tiling);
+
+} // namespace detail
+} // namespace attn
+} // namespace mlir
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_ATTENTIONGRADKERNELS_H
