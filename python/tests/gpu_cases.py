@@ -93,6 +93,24 @@ GRAD_CASES = [
     case("grad_d256_f16", b=1, hq=2, hkv=1, sq=100, sk=100, d=256, dtype="f16", lse=True),
     case("grad_f32_mqa", b=1, hq=4, hkv=1, sq=90, sk=90, d=64, dtype="f32", causal=True,
          lse=True),
+    # The tensor-core backward (f16/bf16, head dims multiples of 16 up to
+    # 128: mma.sync dQ and dK/dV kernels of 64-row tiles): many key and query
+    # blocks, partial last blocks, GQA/MQA, masks crossing tiles, D != Dv,
+    # the unswizzled head dim 96, and row/key counts that are not multiples
+    # of 4 (the LSE and Delta rows' alignment).
+    case("grad_d128_bf16_1000", b=1, hq=4, hkv=4, sq=1000, sk=1000, d=128),
+    case("grad_gqa4_causal_d128_f16_1100", b=1, hq=8, hkv=2, sq=1100, sk=1100, dtype="f16",
+         causal=True),
+    case("grad_window_gqa3_d128_701", b=2, hq=6, hkv=2, sq=701, sk=701, window=(100, 0)),
+    case("grad_mqa_window_softcap_d64_f16", b=1, hq=4, hkv=1, sq=333, sk=333, d=64, dtype="f16",
+         window=(64, 16), softcap=30.0),
+    case("grad_causal_sq_lt_sk_d128", b=1, hq=4, hkv=2, sq=100, sk=333, causal=True),
+    case("grad_d128_dv64_bias_bshd_f16", b=2, hq=4, hkv=2, sq=213, sk=213, d=128, dv=64,
+         dtype="f16", bias=(True, False, False, False), layout="bshd"),
+    case("grad_d96_causal_f16", b=1, hq=2, hkv=2, sq=150, sk=150, d=96, dtype="f16", causal=True),
+    case("grad_sq_gt_sk_d64_f16", b=1, hq=2, hkv=1, sq=301, sk=77, d=64, dtype="f16"),
+    case("grad_sinks_causal_d128_bf16", b=1, hq=4, hkv=2, sq=257, sk=257, causal=True,
+         sinks=True, softcap=20.0, bias=(False, False, False, False)),
 ]
 for c in GRAD_CASES:
     c["lse"] = True  # the forward of a backward computes its LSE

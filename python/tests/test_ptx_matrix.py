@@ -77,6 +77,58 @@ def test_variant_matrix_ptxas(chip, kernel):
             assert any(f.endswith("_wgmma.ptx") for f in ptx) == (chip == "sm_90a")
 
 
+def grad(**kw):
+    """An attention_grad variant: the forward's keys but lse."""
+    v = variant(**kw)
+    del v["lse"]
+    return dict(v, op="attention_grad")
+
+
+# The backward: the tensor-core dQ and dK/dV kernels (f16/bf16, head dims
+# multiples of 16 up to 128: masks, softcap, bias, sinks, bshd, D != Dv, the
+# unswizzled 96) and the thread-per-row ones they leave (f32, 192/128, 256).
+GRAD_MATRIX = (
+    [grad(dtype=t, d=d) for t, d in itertools.product(["f16", "bf16"], [64, 128])]
+    + [grad(mask="causal"), grad(dtype="f16", d=64, mask="causal"),
+       grad(mask="window", window=(127, 0)), grad(d=64, mask="window", window=(31, 8), layout="bshd"),
+       grad(softcap=30.0, mask="causal"), grad(bias=(False, True, False, False)),
+       grad(dtype="f16", d=128, dv=64, bias=(True, True, False, False), mask="causal"),
+       grad(dtype="f16", d=96), grad(dtype="f16", d=64, sinks=True, mask="window", window=(40, 0))]
+)
+GRAD_FALLBACK = [grad(dtype="f32", d=64), grad(d=192, dv=128, mask="causal", scale=0.1352),
+                 grad(d=256)]
+
+
+@pytest.mark.parametrize("chip", ["sm_80", "sm_90a"])
+def test_grad_matrix_ptxas(chip):
+    with tempfile.TemporaryDirectory() as out:
+        bundles.compile_variants(GRAD_MATRIX + GRAD_FALLBACK, out, chip)
+        ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
+        mma = [f for f in ptx if f.endswith("_mma.ptx")]
+        assert sum(f.endswith("_bwd_dq_mma.ptx") for f in ptx) == len(GRAD_MATRIX), ptx
+        assert sum(f.endswith("_bwd_dkdv_mma.ptx") for f in ptx) == len(GRAD_MATRIX), ptx
+        assert sum(f.endswith(("_bwd_dq.ptx", "_bwd_dkdv.ptx")) for f in ptx) == 2 * len(GRAD_FALLBACK)
+        assert sum(f.endswith("_bwd_dsinks.ptx") for f in ptx) == 1, ptx
+        for f in ptx:
+            r = subprocess.run([PTXAS, f"-arch={chip}", "-v", os.path.join(out, f), "-o",
+                                os.devnull], capture_output=True, text=True)
+            assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
+            if f not in mma:
+                continue
+            # At most a few words of spills (dK and dV at head dim 128 fill
+            # the registers).
+            spilled = re.search(r"(\d+) bytes spill stores", r.stderr)
+            assert spilled and int(spilled.group(1)) <= 128, f"{f} spills:\n{r.stderr}"
+            text = open(os.path.join(out, f)).read()
+            assert f".target {chip}" in text
+            assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.(bf16|f16)", text), f
+            assert "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in text, f
+            assert "cp.async.cg.shared.global" in text, f
+            # The dK/dV kernel's LSE and Delta rows: 4-byte copies.
+            if "_dkdv_" in f:
+                assert "cp.async.ca.shared.global" in text, f
+
+
 def paged(dtype="bf16", d=128, dv=None, page=16, layout="nhd", mask="causal", window=(0, 0),
           softcap=None, sinks=False, lse=False, table="i32", scale=None, values="separate"):
     v = {"op": "paged_attention", "dtype": dtype, "head_dim": d, "value_head_dim": dv or d,

@@ -54,6 +54,15 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     `auto` takes `wgmma` on sm_90a where the variant allows it, else `mma`
     where it allows it, else `baseline`.
 
+    Every `attn.attention_grad` becomes the dQ kernel (which also writes
+    each row's Delta = rowsum(dO ⊙ O) to a workspace), then the dK/dV kernel
+    and, with sinks, the sink-gradient kernel. Unless `kernel` is
+    `baseline`, f16/bf16 variants with head dims that are multiples of 16 up
+    to 128 get FlashAttention-2's backward on mma.sync: 4 warps over 64-row
+    tiles, a key-major dK/dV kernel that visits only the query blocks whose
+    band admits its keys, cp.async double-buffering, every gradient summed
+    in registers (no atomics). Other variants run on thread-per-row kernels.
+
     Every `attn.paged_attention` (f16/bf16, static page size, head dims
     multiples of 16: D = Dv up to 256, or D up to 576 with Dv up to 128 or a
     multiple of 128 up to 512, as DeepSeek MLA's 576/512) becomes two
