@@ -109,7 +109,7 @@ GRAD_CASES = [
          dtype="f16", bias=(True, False, False, False), layout="bshd"),
     case("grad_d96_causal_f16", b=1, hq=2, hkv=2, sq=150, sk=150, d=96, dtype="f16", causal=True),
     case("grad_sq_gt_sk_d64_f16", b=1, hq=2, hkv=1, sq=301, sk=77, d=64, dtype="f16"),
-    case("grad_sinks_causal_d128_bf16", b=1, hq=4, hkv=2, sq=257, sk=257, causal=True,
+    case("grad_sinks_causal_d128_bf16", b=2, hq=4, hkv=2, sq=257, sk=257, causal=True,
          sinks=True, softcap=20.0, bias=(False, False, False, False)),
 ]
 for c in GRAD_CASES:
