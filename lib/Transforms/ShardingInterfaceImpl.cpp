@@ -152,11 +152,13 @@ static Sharding getTensorSharding(MLIRContext *ctx,
 /// The loop sharding the annotated operands and results of `op` imply:
 /// each split dim assigns its axes to the loop it follows. Fails silently on
 /// a conflict (two annotations splitting one loop differently, one grid
-/// axis splitting two loops, two grids); emits an error when an
-/// annotation splits a dim that follows no loop.
+/// axis splitting two loops, two grids). A split of a bias dim that is
+/// broadcast (follows no loop) is an error with `strict`, else a warning and
+/// ignored (propagation then reshards the bias whole there).
 static FailureOr<ShardingOption>
 collectLoopSharding(AttentionOp op, ArrayRef<Sharding> operandShardings,
-                    ArrayRef<Sharding> resultShardings) {
+                    ArrayRef<Sharding> resultShardings, bool strict,
+                    bool *reported = nullptr) {
   ShardingOption option;
   option.shardingArray.resize(kNumLoops);
   bool annotated = false;
@@ -170,10 +172,19 @@ collectLoopSharding(AttentionOp op, ArrayRef<Sharding> operandShardings,
     for (auto [dim, axes] : llvm::enumerate(sharding.getSplitAxes())) {
       if (axes.empty())
         continue;
-      if (dim >= loops.size() || loops[dim] == kNone)
-        return op.emitOpError()
-               << "cannot split dimension " << dim
-               << " of a bias operand that is broadcast (size 1) there";
+      if (dim >= loops.size() || loops[dim] == kNone) {
+        if (strict) {
+          if (reported)
+            *reported = true;
+          return op.emitOpError()
+                 << "cannot split dimension " << dim
+                 << " of a bias operand that is broadcast (size 1) there";
+        }
+        op.emitWarning() << "cannot split dimension " << dim
+                         << " of a bias operand that is broadcast (size 1) "
+                            "there; it stays whole";
+        continue;
+      }
       SmallVector<GridAxis> &slot = option.shardingArray[loops[dim]];
       if (!slot.empty() && ArrayRef<GridAxis>(slot) != axes.asArrayRef())
         return failure();
@@ -196,60 +207,45 @@ collectLoopSharding(AttentionOp op, ArrayRef<Sharding> operandShardings,
         return failure();
       used.push_back(axis);
     }
-  shard::removeTrailingEmptySubArray(option.shardingArray);
   option.empty = !annotated;
   return option;
 }
 
-/// Checks that `op` can be split as `option` says: only batch, heads, query
-/// rows and keys, each into equal parts (static sizes divisible by the
-/// number of devices), heads into whole GQA groups.
-static LogicalResult verifyLoopSharding(AttentionOp op,
-                                        const ShardingOption &option,
-                                        SymbolTableCollection &symbolTable) {
-  if (option.empty)
-    return success();
-  shard::GridOp grid = shard::getGridOrNull(op, option.grid, symbolTable);
-  if (!grid)
-    return op.emitOpError() << "sharding refers to " << option.grid
-                            << ", which is not a shard.grid";
+/// Why `op` cannot split `loop` along the grid axes `axes` (empty when it
+/// can): only batch, heads, query rows and keys split, each into equal parts
+/// of static size, heads into whole GQA groups.
+static std::string whyUnsplittable(AttentionOp op, int loop,
+                                   ArrayRef<GridAxis> axes,
+                                   shard::GridOp grid) {
+  std::string reason;
+  llvm::raw_string_ostream os(reason);
   AttentionShape shape = op.getAttentionShape();
-  int64_t sizes[kNumLoops] = {shape.batch,       shape.queryHeads,
+  int64_t sizes[kNumLoops] = {shape.batch,       shape.kvHeads,
                               shape.querySeqLen, shape.keySeqLen,
                               shape.headDim,     shape.valueHeadDim};
-  for (int loop = 0; loop < kNumLoops; ++loop) {
-    ArrayRef<GridAxis> axes = getLoopAxes(option, loop);
-    if (axes.empty())
-      continue;
-    if (loop == kHeadDim || loop == kValueHeadDim)
-      return op.emitOpError()
-             << "cannot split the " << getLoopName(loop)
-             << ": attention is sharded over batch, heads, query sequence "
-                "or key sequence";
-    int64_t devices = shard::collectiveProcessGroupSize(axes, grid);
-    if (ShapedType::isDynamic(devices))
-      return op.emitOpError() << "cannot split the " << getLoopName(loop)
-                              << " over grid axes of dynamic size";
-    int64_t size = loop == kHead ? shape.kvHeads : sizes[loop];
-    if (ShapedType::isDynamic(size))
-      return op.emitOpError()
-             << "cannot split the " << getLoopName(loop)
-             << " of dynamic size: the shards must be of static size";
-    if (size % devices == 0)
-      continue;
-    if (loop == kHead)
-      return op.emitOpError()
-             << "cannot split " << shape.queryHeads << " query heads over "
-             << shape.kvHeads << " key/value heads into " << devices
-             << " parts: each part must hold whole groups of "
-             << shape.queryHeads / shape.kvHeads
-             << " query heads, so the key/value head count must be "
-                "divisible by the number of devices";
-    return op.emitOpError()
-           << "cannot split the " << getLoopName(loop) << " of size " << size
-           << " into " << devices << " equal parts";
-  }
-  return success();
+  int64_t devices = shard::collectiveProcessGroupSize(axes, grid);
+  int64_t size = sizes[loop];
+  if (loop == kHeadDim || loop == kValueHeadDim)
+    os << "cannot split the " << getLoopName(loop)
+       << ": attention is sharded over batch, heads, query sequence or key "
+          "sequence";
+  else if (ShapedType::isDynamic(devices))
+    os << "cannot split the " << getLoopName(loop)
+       << " over grid axes of dynamic size";
+  else if (ShapedType::isDynamic(size))
+    os << "cannot split the " << getLoopName(loop)
+       << " of dynamic size: the shards must be of static size";
+  else if (size % devices != 0 && loop == kHead)
+    os << "cannot split " << shape.queryHeads << " query heads over "
+       << shape.kvHeads << " key/value heads into " << devices
+       << " parts: each part must hold whole groups of "
+       << shape.queryHeads / shape.kvHeads
+       << " query heads, so the key/value head count must be divisible by "
+          "the number of devices";
+  else if (size % devices != 0)
+    os << "cannot split the " << getLoopName(loop) << " of size " << size
+       << " into " << devices << " equal parts";
+  return reason;
 }
 
 //===----------------------------------------------------------------------===//
@@ -511,15 +507,36 @@ struct AttentionShardingModel
     return maps;
   }
 
+  /// The split the annotations ask for, less the loops that cannot be split
+  /// so (each with a warning at the op saying why): propagation then
+  /// reshards those operands whole, which is correct if slower.
   FailureOr<ShardingOption>
   getShardingOption(Operation *operation, ArrayRef<Sharding> operandShardings,
                     ArrayRef<Sharding> resultShardings) const {
     auto op = cast<AttentionOp>(operation);
-    FailureOr<ShardingOption> option =
-        collectLoopSharding(op, operandShardings, resultShardings);
+    FailureOr<ShardingOption> option = collectLoopSharding(
+        op, operandShardings, resultShardings, /*strict=*/false);
+    if (failed(option) || option->empty)
+      return option;
     SymbolTableCollection symbolTable;
-    if (failed(option) || failed(verifyLoopSharding(op, *option, symbolTable)))
+    shard::GridOp grid = shard::getGridOrNull(op, option->grid, symbolTable);
+    if (!grid) {
+      op.emitWarning() << "sharding refers to " << option->grid
+                       << ", which is not a shard.grid";
       return failure();
+    }
+    for (int loop = 0; loop < kNumLoops; ++loop) {
+      SmallVector<GridAxis> &axes = option->shardingArray[loop];
+      if (axes.empty())
+        continue;
+      std::string reason = whyUnsplittable(op, loop, axes, grid);
+      if (reason.empty())
+        continue;
+      op.emitWarning() << reason << "; the " << getLoopName(loop)
+                       << " stays whole";
+      axes.clear();
+    }
+    shard::removeTrailingEmptySubArray(option->shardingArray);
     return option;
   }
 
@@ -572,13 +589,27 @@ struct AttentionShardingModel
             ArrayRef<Sharding> resultShardings, IRMapping &partitionMap,
             SymbolTableCollection &symbolTable, OpBuilder &builder) const {
     auto op = cast<AttentionOp>(operation);
-    FailureOr<ShardingOption> option =
-        collectLoopSharding(op, operandShardings, resultShardings);
+    bool reported = false;
+    FailureOr<ShardingOption> option = collectLoopSharding(
+        op, operandShardings, resultShardings, /*strict=*/true, &reported);
+    if (failed(option) && reported)
+      return failure();
     if (failed(option))
       return op.emitOpError("has operand and result shardings that split "
                             "its loops inconsistently");
-    if (failed(verifyLoopSharding(op, *option, symbolTable)))
-      return failure();
+    shard::GridOp grid =
+        option->empty ? shard::GridOp()
+                      : shard::getGridOrNull(op, option->grid, symbolTable);
+    if (!option->empty && !grid)
+      return op.emitOpError() << "sharding refers to " << option->grid
+                              << ", which is not a shard.grid";
+    for (int loop = 0; loop < kNumLoops && grid; ++loop) {
+      ArrayRef<GridAxis> axes = getLoopAxes(*option, loop);
+      std::string reason =
+          axes.empty() ? "" : whyUnsplittable(op, loop, axes, grid);
+      if (!reason.empty())
+        return op.emitOpError(reason);
+    }
     if (option->empty) {
       shard::partitionFullyReplicatedOperation(
           *op, partitionedOperands, operandShardings, resultShardings,
@@ -600,7 +631,6 @@ struct AttentionShardingModel
                << "result " << i << " is not split as the loops are ("
                << "expected the sharding sharding-propagation gives)";
 
-    shard::GridOp grid = shard::getGrid(op, option->grid, symbolTable);
     ImplicitLocOpBuilder b(op.getLoc(), builder);
     IRMapping local;
     for (auto [operand, value] :
