@@ -336,3 +336,19 @@ func.func @generic_no_results(%q: tensor<1x4x8x32xf16>) {
   "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> ()
   return
 }
+
+// -----
+
+func.func @position_offset_without_mask(%q: tensor<1x4x8x32xf16>, %off: index) {
+  // expected-error @+1 {{position_offset takes a causal or window mask (a mask of none admits every key whatever the offset)}}
+  %o = attn.attention %q, %q, %q position_offset(%off) : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, index) -> tensor<1x4x8x32xf16>
+  return
+}
+
+// -----
+
+func.func @position_offset_not_index(%q: tensor<1x4x8x32xf16>, %off: i64) {
+  // expected-error @+1 {{operand #3 must be index, but got 'i64'}}
+  %o = attn.attention %q, %q, %q position_offset(%off) mask = <causal> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, i64) -> tensor<1x4x8x32xf16>
+  return
+}
