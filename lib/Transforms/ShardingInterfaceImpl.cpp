@@ -63,15 +63,18 @@ enum Loop : int {
   kNone = -1,
 };
 
+/// What an operand or result is to attn.attention, in the order of its ODS
+/// operand groups, then its results.
+enum class Role { Query, Key, Value, Bias, Sinks, PositionOffset, Output, Lse };
+
+} // namespace
+
+/// The name of `loop` in diagnostics.
 static const char *getLoopName(int loop) {
   static const char *names[] = {"batch",        "head",     "query sequence",
                                 "key sequence", "head dim", "value head dim"};
   return names[loop];
 }
-
-/// What an operand or result is to attn.attention, in the order of its ODS
-/// operand groups, then its results.
-enum class Role { Query, Key, Value, Bias, Sinks, PositionOffset, Output, Lse };
 
 /// The role of operand `i` of `op` (Q, K and V may be one value, as a
 /// self-attention may be written, so operands are told apart by position).
@@ -461,6 +464,9 @@ static bool sameSplit(Sharding sharding, Sharding expected) {
 // The external model
 //===----------------------------------------------------------------------===//
 
+namespace {
+
+/// attn.attention's ShardingInterface (see the file comment).
 struct AttentionShardingModel
     : public shard::ShardingInterface::ExternalModel<AttentionShardingModel,
                                                      AttentionOp> {

@@ -7,6 +7,10 @@ float64 reference measure the compiled code, not a text round trip.
 
 Tools are found through $ATTN_OPT, $MLIR_RUNNER and $MLIR_LIB_DIR, defaulting
 to build/bin/attn-opt and Debian's /usr/lib/llvm-22.
+
+`run_mpi` runs a partitioned (SPMD) module under mpirun, every rank printing
+its own results (docs/sharding.md); $MPIRUN and $ATTN_MPI_LIB override the
+mpirun on PATH and the MPI library found for it.
 """
 
 import os
