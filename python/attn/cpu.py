@@ -223,7 +223,7 @@ def run_mpi(module, func, args, results, ranks, flags=("--attn-to-cpu",),
                f'-shared-libs={",".join(libs + [mpi_lib])} '
                f'> "{tmp}/out.${{PMI_RANK:-$OMPI_COMM_WORLD_RANK}}"')
         out = subprocess.run([mpirun, *mpi_flags, "-np", str(ranks), "sh", "-c", cmd, runner],
-                             capture_output=True, timeout=timeout)
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         if out.returncode:
             raise RuntimeError(f"mpirun -np {ranks} failed:\n" + out.stderr.decode()
                                + out.stdout.decode())
