@@ -13,18 +13,25 @@
 #define ATTN_INITATTN_H
 
 #include "attn/Conversion/Passes.h"
+#include "attn/Conversion/ShardToMPI.h"
 #include "attn/IR/AttnDialect.h"
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Transforms/Passes.h"
+#include "attn/Transforms/ShardingInterfaceImpl.h"
 
 #include "mlir/IR/DialectRegistry.h"
 
 namespace mlir {
 namespace attn {
 
-/// Adds the attn dialect (and the dialects its passes create) to `registry`.
+/// Adds the attn dialect (and the dialects its passes create) to `registry`,
+/// with the shard dialect's ShardingInterface for attn.attention and the
+/// memory effects of the mpi ops the attn-to-cpu pipeline's `mpi` option
+/// bufferizes.
 inline void registerAllAttnDialects(DialectRegistry &registry) {
   registry.insert<AttnDialect>();
+  registerShardingInterfaceExternalModels(registry);
+  registerMPIMemoryEffectModels(registry);
 }
 
 /// Registers attn's passes and pipelines with the global pass registry, so

@@ -34,7 +34,8 @@ void AttentionOp::build(OpBuilder &builder, OperationState &state, Value query,
   outShape.back() = valueType.getShape().back();
   auto outType = RankedTensorType::get(outShape, queryType.getElementType());
   build(builder, state, outType, /*lse=*/Type(), query, key, value,
-        /*bias=*/Value(), /*sinks=*/Value(), Layout::BHSD, mask,
+        /*bias=*/Value(), /*sinks=*/Value(), /*positionOffset=*/Value(),
+        Layout::BHSD, mask,
         /*scale=*/FloatAttr(), /*softcap=*/FloatAttr());
 }
 
@@ -333,8 +334,8 @@ LogicalResult AttentionOp::verify() {
   // add up to their count (ODS checks only the sum); every accessor below
   // needs query, key and value to be one operand each, bias and sinks at
   // most one.
-  static constexpr StringLiteral groupNames[] = {"query", "key", "value",
-                                                 "bias", "sinks"};
+  static constexpr StringLiteral groupNames[] = {
+      "query", "key", "value", "bias", "sinks", "position_offset"};
   for (auto [i, size] : llvm::enumerate(getProperties().operandSegmentSizes)) {
     bool optional = i >= 3;
     if (size != 1 && !(optional && size == 0))
@@ -342,6 +343,9 @@ LogicalResult AttentionOp::verify() {
                            << " " << size << " operands, expected "
                            << (optional ? "0 or 1" : "1");
   }
+  if (getPositionOffset() && getMaskOrNone().isNone())
+    return emitOpError("position_offset takes a causal or window mask (a "
+                       "mask of none admits every key whatever the offset)");
   return verifyAttentionTensors(getOperation(), getLayout(), getQuery(),
                                 getKey(), getValue(), getOutput().getType(),
                                 getBias(), getSinks(), getLse(), getScale(),

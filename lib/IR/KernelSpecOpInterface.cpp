@@ -84,6 +84,9 @@ static FailureOr<AttentionSpec> getAttentionSpec(OpT op) {
 }
 
 LogicalResult AttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
+  if (getPositionOffset())
+    return emitOpError("has a position_offset, which no GPU kernel takes yet "
+                       "(attn-to-cpu runs it)");
   FailureOr<AttentionSpec> s = getAttentionSpec(*this);
   if (failed(s))
     return failure();

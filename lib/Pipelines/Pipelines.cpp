@@ -87,15 +87,29 @@ static void addFinalLLVMConversions(OpPassManager &pm) {
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
-/// Loops and memrefs to the LLVM dialect.
-static void addLLVMLowering(OpPassManager &pm) {
+/// Loops and memrefs to the LLVM dialect; MPI ops, if `mpi` names an
+/// implementation, to calls of its C API.
+static void addLLVMLowering(OpPassManager &pm, StringRef mpi) {
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   pm.nest<func::FuncOp>().addPass(math::createMathExpandOpsPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
+  if (!mpi.empty()) {
+    AttnMPIToLLVMOptions lower;
+    lower.implementation = mpi.str();
+    pm.addPass(createAttnMPIToLLVM(lower));
+  }
   addFinalLLVMConversions(pm);
+}
+
+/// The communication of a partitioned (SPMD) module to MPI ops: the
+/// process-local slices, then upstream's conversion of the collectives and
+/// process indices.
+static void addShardToMPI(OpPassManager &pm) {
+  pm.addPass(createAttnLowerAllSlice());
+  pm.addPass(createConvertShardToMPIPass());
 }
 
 namespace {
@@ -155,10 +169,12 @@ struct CheckHostCodeInFunctionsPass
 void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
                                         const AttnToCPUOptions &options) {
   pm.addPass(std::make_unique<CheckHostCodeInFunctionsPass>());
+  if (!options.mpi.empty())
+    addShardToMPI(pm);
   addFrontendLowering(pm);
   addAttentionLowering(pm, options);
   addBufferization(pm);
-  addLLVMLowering(pm);
+  addLLVMLowering(pm, options.mpi);
 }
 
 /// The CUDA toolkit whose libdevice the kernels link (math functions such as

@@ -174,8 +174,8 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
     Type lseType = op.getLse() ? op.getLse().getType() : Type();
     auto attention = AttentionOp::create(
         rewriter, loc, op.getOutput().getType(), lseType, q, k, v,
-        biasGen.getResult(0), op.getSinks(), Layout::BSHD, MaskAttr(),
-        op.getScaleAttr(), op.getSoftcapAttr());
+        biasGen.getResult(0), op.getSinks(), /*positionOffset=*/Value(),
+        Layout::BSHD, MaskAttr(), op.getScaleAttr(), op.getSoftcapAttr());
     replaceOpWithCasts(rewriter, op, attention->getResults());
     return success();
   }

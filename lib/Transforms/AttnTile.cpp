@@ -117,7 +117,7 @@ void AttentionTiler::setUp() {
   batch = dimOf(q, 0);
   hq = dimOf(q, hPos);
   Value hkv = dimOf(k, hPos);
-  setSequenceLengths(q, k);
+  setSequenceLengths(q, k, op.getPositionOffset());
   group = arith::DivUIOp::create(b, loc, hq, hkv);
   bq = idx(options.blockQ);
   bkv = idx(options.blockKV);

@@ -205,15 +205,18 @@ Value TileBuilder::truncTile(Value tile, Type elt, Value rows, Value cols,
                      });
 }
 
-void TileBuilder::setSequenceLengths(Value q, Value k) {
+void TileBuilder::setSequenceLengths(Value q, Value k, Value positionOffset) {
   unsigned sPos = getSeqDimPos(layout);
   sq = dimOf(q, sPos);
   sk = dimOf(k, sPos);
   off = sub(sk, sq);
+  if (positionOffset)
+    off = add(off, positionOffset);
 }
 
 std::pair<Value, Value> TileBuilder::band(Value row) {
-  // Query row i sits at key position p = i + Sk - Sq (bottom-right).
+  // Query row i sits at key position p = i + Sk - Sq (bottom-right), shifted
+  // by the op's position offset.
   return buildAdmittedKeys(b, loc, mask, add(row, off), sk);
 }
 

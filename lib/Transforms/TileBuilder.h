@@ -38,7 +38,8 @@ struct ScoreTransform {
 };
 
 /// Builders for one op's loops. `sq`, `sk` and `off` (= Sk - Sq, the
-/// bottom-right alignment) are set by `setSequenceLengths`.
+/// bottom-right alignment, plus the op's position offset if it has one) are
+/// set by `setSequenceLengths`.
 class TileBuilder {
 public:
   TileBuilder(RewriterBase &b, Location loc, Layout layout, MaskAttr mask)
@@ -106,7 +107,9 @@ protected:
   /// Converts an f32 [rows, cols] tile to `elt`.
   Value truncTile(Value tile, Type elt, Value rows, Value cols, int64_t cols0);
 
-  void setSequenceLengths(Value q, Value k);
+  /// Sets `sq`, `sk` and `off` from the query and key tensors; a non-null
+  /// `positionOffset` (attn.attention's) is added to `off`.
+  void setSequenceLengths(Value q, Value k, Value positionOffset = Value());
   /// Keys admitted for the row at query position `row`: [lo, hi).
   std::pair<Value, Value> band(Value row);
 

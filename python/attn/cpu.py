@@ -7,12 +7,17 @@ float64 reference measure the compiled code, not a text round trip.
 
 Tools are found through $ATTN_OPT, $MLIR_RUNNER and $MLIR_LIB_DIR, defaulting
 to build/bin/attn-opt and Debian's /usr/lib/llvm-22.
+
+`run_mpi` runs a partitioned (SPMD) module under mpirun, every rank printing
+its own results (docs/sharding.md); $MPIRUN and $ATTN_MPI_LIB override the
+mpirun on PATH and the MPI library found for it.
 """
 
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import numpy as np
 
@@ -92,22 +97,13 @@ def _print_bits(name, shape, dtype, k):
             f"  call @printMemrefI32(%u{k}) : (tensor<*xi32>) -> ()\n")
 
 
-def run(module, func, args, results, flags=("--attn-to-cpu",), timeout=600,
-        dynamic=()):
-    """Calls `func` of `module` (MLIR text) on the CPU.
-
-    args: list of (ndarray, dtype); results: list of (shape, dtype).
-    dynamic: dims (by position) that `func`'s signature declares as `?`;
-    arguments are tensor.cast to that type and results back.
-    Returns the results as float32 arrays (int32 for i32 results).
-    """
+def _main(func, args, results, dynamic=(), prologue="", epilogue=""):
+    """A @main that calls `func` on `args` (embedded constants) and prints
+    its `results` as i32 bit patterns; `prologue`/`epilogue` are lines of
+    MLIR placed before the constants and before the return."""
     def dyn(shape, dtype):
         return tensor_type(["?" if i in dynamic else d for i, d in enumerate(shape)], dtype)
-    found = tools()
-    if found is None:
-        raise RuntimeError("attn-opt / mlir-runner / runner libraries not found")
-    opt, runner, libs = found
-    main = "func.func private @printMemrefI32(tensor<*xi32>)\nfunc.func @main() {\n"
+    main = "func.func private @printMemrefI32(tensor<*xi32>)\nfunc.func @main() {\n" + prologue
     names = []
     for i, (x, dtype) in enumerate(args):
         main += constant(f"%arg{i}", np.asarray(x), dtype)
@@ -128,20 +124,114 @@ def run(module, func, args, results, flags=("--attn-to-cpu",), timeout=600,
         else:
             main += f"  %r{i} = tensor.cast %d{i} : {src} to {src}\n"
     for i, (shape, dtype) in enumerate(results):
-        main += _print_bits(f"%r{i}", shape, dtype, i)
-    main += "  return\n}\n"
-    lowered = subprocess.run([opt, "-", *flags], input=(module + "\n" + main).encode(),
+        main += _print_bits(f"%r{i}", shape, dtype, k=i)
+    return main + epilogue + "  return\n}\n"
+
+
+def _lower(opt, text, flags, timeout):
+    lowered = subprocess.run([opt, "-", *flags], input=text.encode(),
                              capture_output=True, timeout=timeout)
     if lowered.returncode:
         raise RuntimeError("attn-opt failed:\n" + lowered.stderr.decode())
-    out = subprocess.run([runner, "-e", "main", "-entry-point-result=void",
-                          "-shared-libs=" + ",".join(libs)],
-                         input=lowered.stdout, capture_output=True, timeout=timeout)
-    if out.returncode:
-        raise RuntimeError("mlir-runner failed:\n" + out.stderr.decode())
-    arrays = parse_printed(out.stdout.decode(), [s for s, _ in results])
+    return lowered.stdout
+
+
+def _results(text, results):
+    arrays = parse_printed(text, [s for s, _ in results])
     # i32 results come back as their own bits.
     return [a.view(np.int32) if dtype == "i32" else a for a, (_, dtype) in zip(arrays, results)]
+
+
+def run(module, func, args, results, flags=("--attn-to-cpu",), timeout=600,
+        dynamic=()):
+    """Calls `func` of `module` (MLIR text) on the CPU.
+
+    args: list of (ndarray, dtype); results: list of (shape, dtype).
+    dynamic: dims (by position) that `func`'s signature declares as `?`;
+    arguments are tensor.cast to that type and results back.
+    Returns the results as float32 arrays (int32 for i32 results).
+    """
+    found = tools()
+    if found is None:
+        raise RuntimeError("attn-opt / mlir-runner / runner libraries not found")
+    opt, runner, libs = found
+    main = _main(func, args, results, dynamic)
+    lowered = _lower(opt, module + "\n" + main, flags, timeout)
+    out = subprocess.run([runner, "-e", "main", "-entry-point-result=void",
+                          "-shared-libs=" + ",".join(libs)],
+                         input=lowered, capture_output=True, timeout=timeout)
+    if out.returncode:
+        raise RuntimeError("mlir-runner failed:\n" + out.stderr.decode())
+    return _results(out.stdout.decode(), results)
+
+
+def mpi():
+    """(mpirun, its extra flags, the MPI library, the attn-to-cpu `mpi`
+    option naming its ABI) or None when no MPI is installed. $MPIRUN and
+    $ATTN_MPI_LIB override the defaults (mpirun on PATH and the library of
+    its implementation)."""
+    mpirun = os.environ.get("MPIRUN") or shutil.which("mpirun")
+    if not mpirun:
+        return None
+    try:
+        version = subprocess.run([mpirun, "--version"], capture_output=True,
+                                 timeout=60).stdout.decode()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if "Open MPI" in version or "OpenRTE" in version:
+        # Root (CI) and more ranks than cores must be allowed explicitly.
+        kind, flags, names = "openmpi", ["--oversubscribe", "--allow-run-as-root"], \
+            ("libmpi.so.40", "libmpi.so")
+    else:
+        kind, flags, names = "mpich", [], ("libmpich.so.12", "libmpi.so.12", "libmpich.so")
+    lib = os.environ.get("ATTN_MPI_LIB")
+    if not lib:
+        dirs = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",
+                "/usr/lib", "/usr/local/lib"]
+        lib = next((os.path.join(d, n) for n in names for d in dirs
+                    if os.path.exists(os.path.join(d, n))), None)
+    if not lib:
+        return None
+    return mpirun, flags, lib, kind
+
+
+def run_mpi(module, func, args, results, ranks, flags=("--attn-to-cpu",),
+            timeout=600):
+    """Calls `func` of the partitioned (SPMD) `module` under `mpirun -np
+    ranks`: every rank runs the same program on the same `args` (embedded
+    constants) and prints its own results, whose shapes `results(rank)`
+    gives as [(shape, dtype)]. The module is lowered with `flags` plus the
+    pipeline's `mpi` option for the installed MPI; MPI_Init and
+    MPI_Finalize wrap the call. Returns each rank's results."""
+    found, mpi_found = tools(), mpi()
+    if found is None or mpi_found is None:
+        raise RuntimeError("attn-opt / mlir-runner / mpirun / MPI library not found")
+    opt, runner, libs = found
+    mpirun, mpi_flags, mpi_lib, kind = mpi_found
+    shapes = results(0)
+    main = _main(func, args, shapes, prologue="  mpi.init\n", epilogue="  mpi.finalize\n")
+    flags = [f.replace("--attn-to-cpu", f"--attn-to-cpu=mpi={kind}", 1)
+             if f == "--attn-to-cpu" else f for f in flags]
+    lowered = _lower(opt, module + "\n" + main, flags, timeout)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "program.mlir")
+        with open(path, "wb") as f:
+            f.write(lowered)
+        # Each rank writes its own file (the rank from MPICH's or Open MPI's
+        # environment), so that the outputs do not interleave.
+        cmd = (f'exec "$0" "{path}" -e main -entry-point-result=void '
+               f'-shared-libs={",".join(libs + [mpi_lib])} '
+               f'> "{tmp}/out.${{PMI_RANK:-$OMPI_COMM_WORLD_RANK}}"')
+        out = subprocess.run([mpirun, *mpi_flags, "-np", str(ranks), "sh", "-c", cmd, runner],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        if out.returncode:
+            raise RuntimeError(f"mpirun -np {ranks} failed:\n" + out.stderr.decode()
+                               + out.stdout.decode())
+        per_rank = []
+        for rank in range(ranks):
+            with open(os.path.join(tmp, f"out.{rank}")) as f:
+                per_rank.append(_results(f.read(), results(rank)))
+    return per_rank
 
 
 def parse_printed(text, shapes):

@@ -317,7 +317,7 @@ func.func @unranked(%q: tensor<*xf16>) {
 
 func.func @generic_missing_operand(%q: tensor<1x4x8x32xf16>) {
   // expected-error @+1 {{expected 3 or more operands, but found 2}}
-  %o = "attn.attention"(%q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> tensor<1x4x8x32xf16>
+  %o = "attn.attention"(%q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> tensor<1x4x8x32xf16>
   return
 }
 
@@ -325,7 +325,7 @@ func.func @generic_missing_operand(%q: tensor<1x4x8x32xf16>) {
 
 func.func @generic_wrong_mask_attr(%q: tensor<1x4x8x32xf16>) {
   // expected-error @+1 {{invalid properties}}
-  %o = "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, mask = 3 : i64}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> tensor<1x4x8x32xf16>
+  %o = "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>, mask = 3 : i64}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> tensor<1x4x8x32xf16>
   return
 }
 
@@ -333,6 +333,22 @@ func.func @generic_wrong_mask_attr(%q: tensor<1x4x8x32xf16>) {
 
 func.func @generic_no_results(%q: tensor<1x4x8x32xf16>) {
   // expected-error @+1 {{expected 1 or more results}}
-  "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> ()
+  "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> ()
+  return
+}
+
+// -----
+
+func.func @position_offset_without_mask(%q: tensor<1x4x8x32xf16>, %off: index) {
+  // expected-error @+1 {{position_offset takes a causal or window mask (a mask of none admits every key whatever the offset)}}
+  %o = attn.attention %q, %q, %q position_offset(%off) : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, index) -> tensor<1x4x8x32xf16>
+  return
+}
+
+// -----
+
+func.func @position_offset_not_index(%q: tensor<1x4x8x32xf16>, %off: i64) {
+  // expected-error @+1 {{operand #3 must be index, but got 'i64'}}
+  %o = attn.attention %q, %q, %q position_offset(%off) mask = <causal> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, i64) -> tensor<1x4x8x32xf16>
   return
 }

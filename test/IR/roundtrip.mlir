@@ -138,3 +138,16 @@ func.func @dynamic(%q: tensor<?x8x?x64xf16>, %k: tensor<?x2x?x64xf16>,
 func.func @attrs() attributes {attn.masks = [#attn.mask<none>, #attn.mask<causal>, #attn.mask<window, left = 0, right = 0>]} {
   return
 }
+
+// A block of a sharded sequence: its mask shifted by a run-time offset.
+// CHECK-LABEL: func.func @position_offset
+// CHECK-SAME: (%[[Q:.+]]: tensor<1x4x8x32xf32>, %[[K:.+]]: tensor<1x4x32x32xf32>, %[[V:.+]]: tensor<1x4x32x32xf32>, %[[OFF:.+]]: index)
+// CHECK: attn.attention %[[Q]], %[[K]], %[[V]] position_offset(%[[OFF]]) mask = <causal> :
+// CHECK-SAME: (tensor<1x4x8x32xf32>, tensor<1x4x32x32xf32>, tensor<1x4x32x32xf32>, index)
+func.func @position_offset(%q: tensor<1x4x8x32xf32>, %k: tensor<1x4x32x32xf32>,
+                           %v: tensor<1x4x32x32xf32>, %off: index) -> tensor<1x4x8x32xf32> {
+  %o = attn.attention %q, %k, %v position_offset(%off) mask = <causal>
+      : (tensor<1x4x8x32xf32>, tensor<1x4x32x32xf32>, tensor<1x4x32x32xf32>, index)
+      -> tensor<1x4x8x32xf32>
+  return %o : tensor<1x4x8x32xf32>
+}

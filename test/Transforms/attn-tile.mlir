@@ -130,3 +130,24 @@ func.func @dynamic_bshd(%q: tensor<?x?x4x32xf16>, %k: tensor<?x?x2x32xf16>, %v: 
   %o = attn.attention %q, %k, %v layout = bshd mask = <causal> : (tensor<?x?x4x32xf16>, tensor<?x?x2x32xf16>, tensor<?x?x2x32xf16>) -> tensor<?x?x4x32xf16>
   return %o : tensor<?x?x4x32xf16>
 }
+
+// -----
+
+// A position offset (a block of a sharded sequence) shifts every row's key
+// position: off = Sk - Sq + offset = 32 + %off, and the band of the last row
+// ends at min(31 + off + 1, Sk) = min(%off + 64, 64).
+// CHECK-LABEL: func.func @position_offset
+// CHECK-SAME: %[[OFF:[^:]+]]: index)
+// CHECK-DAG: %[[C64:.+]] = arith.constant 64 : index
+// CHECK: %[[P:.+]] = arith.addi %[[OFF]], %c32 : index
+// CHECK: scf.forall
+// CHECK:   %[[END:.+]] = arith.addi %[[OFF]], %[[C64]] : index
+// CHECK:   arith.minsi %[[END]], %[[C64]] : index
+// CHECK:   scf.for
+// CHECK:     } else {
+// CHECK:       arith.addi %{{.+}}, %[[P]] : index
+// CHECK:       arith.cmpi sle
+func.func @position_offset(%q: tensor<1x2x32x32xf32>, %k: tensor<1x2x64x32xf32>, %v: tensor<1x2x64x32xf32>, %off: index) -> tensor<1x2x32x32xf32> {
+  %o = attn.attention %q, %k, %v position_offset(%off) mask = <causal> : (tensor<1x2x32x32xf32>, tensor<1x2x64x32xf32>, tensor<1x2x64x32xf32>, index) -> tensor<1x2x32x32xf32>
+  return %o : tensor<1x2x32x32xf32>
+}

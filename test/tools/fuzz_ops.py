@@ -232,7 +232,7 @@ def gen_attention(g):
     if g.maybe(0.25):
         op.add("sinks", corrupt(g, [hq], rng.choice([elt, "f32"])), "sinks")
         ns = 1
-    op.segments = [1, 1, 1, nb, ns]
+    op.segments = [1, 1, 1, nb, ns, 0]
     op.results.append(corrupt(g, qkv(hq, sq, dv), elt))
     if g.maybe(0.3):
         op.results.append(corrupt(g, [b, hq, sq], "f32"))
@@ -480,22 +480,22 @@ def render_op(g, op, names, results):
             if r < 0.35 and "odd-segments" not in AVOID:  # odd operandSegmentSizes
                 kind = rng.randrange(8)
                 if kind == 0:
-                    seg[rng.randrange(5)] += rng.choice([1, 2])
+                    seg[rng.randrange(6)] += rng.choice([1, 2])
                 elif kind == 1:
-                    seg[rng.randrange(5)] = 0
+                    seg[rng.randrange(6)] = 0
                 elif kind == 2:
-                    seg = seg[:rng.choice([3, 4])] if rng.random() < 0.5 else seg + [1]
+                    seg = seg[:rng.choice([3, 4, 5])] if rng.random() < 0.5 else seg + [1]
                 elif kind == 3:
-                    seg[rng.randrange(5)] = -1
+                    seg[rng.randrange(6)] = -1
                 elif kind == 4:  # right total, wrong split
-                    i, j = rng.sample(range(5), 2)
+                    i, j = rng.sample(range(6), 2)
                     if seg[i] > 0:
                         seg[i] -= 1
                         seg[j] += 1
                 elif kind == 5:
-                    seg = [sum(seg), 0, 0, 0, 0]
+                    seg = [sum(seg), 0, 0, 0, 0, 0]
                 elif kind == 6:
-                    seg[rng.randrange(5)] = 2**31 - 1
+                    seg[rng.randrange(6)] = 2**31 - 1
                 else:
                     seg = None  # missing entirely
             if seg is not None:

@@ -13,7 +13,9 @@
 # empty shapes, every variant attribute):
 # RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 200 --seed 5 --pass-args=--attn-tile
 # RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 100 --seed 6 --pass-args=--attn-to-cpu
-# RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 100 --seed 8 --pass-args=--attn-to-ptx=chip=sm_80 --allow-error "GPU kernels need static head dims"
+# The GPU pipeline also rejects, by design, the position offset of a sharded
+# sequence's block (CPU only so far):
+# RUN: %python %s %attn_src_root/test/IR/roundtrip.mlir --attn-opt attn-opt --count 100 --seed 8 --pass-args=--attn-to-ptx=chip=sm_80 --allow-error "GPU kernels need static head dims|position_offset, which no GPU kernel takes yet"
 # attn-fuse on mutated attention graphs (matcher corner cases):
 # RUN: %python %s %attn_src_root/test/Transforms/attn-fuse-linalg.mlir %attn_src_root/test/Transforms/attn-fuse-negative.mlir %attn_src_root/test/Transforms/attn-fuse-tosa.mlir --attn-opt attn-opt --count 300 --seed 2 --no-synth --pass-args=--attn-fuse
 

@@ -299,4 +299,66 @@ def AttnProgramInterface : Pass<"attn-program-interface", "ModuleOp"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Sharded programs on MPI (the CPU)
+//===----------------------------------------------------------------------===//
+
+def AttnLowerAllSlice : Pass<"attn-lower-all-slice", "ModuleOp"> {
+  let summary = "Lower shard.all_slice to a slice at the process's index";
+  let description = [{
+    `shard-partition` turns a replicated value that a split op consumes
+    into `shard.all_slice`, which involves no communication (each process
+    keeps its own block) and which `convert-shard-to-mpi` does not convert.
+    This pass applies upstream's lowering of it: the process's index along
+    the grid axes (`shard.process_multi_index`, which `convert-shard-to-mpi`
+    turns into `MPI_Comm_rank` arithmetic) times the block size is the
+    offset of a `tensor.extract_slice`.
+
+    ```mlir
+    %s = shard.all_slice %x on @grid grid_axes = [0] slice_axis = 1
+        : tensor<2x8xf32> -> tensor<2x4xf32>
+    // becomes
+    %i = shard.process_multi_index on @grid axes = [0] : index
+    %o = arith.muli %i, %c4 : index
+    %s = tensor.extract_slice %x[0, %o] [2, 4] [1, 1] ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::shard::ShardDialect"];
+}
+
+def AttnMPIToLLVM : Pass<"attn-mpi-to-llvm", "ModuleOp"> {
+  let summary = "Lower mpi ops to calls of an MPI library's C API";
+  let description = [{
+    Upstream's MPI-to-LLVM patterns, for the MPI implementation whose ABI the
+    calls follow: the module's `dlti.map` entry `"MPI:Implementation"`
+    (`"MPICH"` or `"OpenMPI"`), or, where the module has none, the
+    `implementation` option. MPICH's ABI (shared by Intel MPI, Cray MPICH
+    and MVAPICH) takes communicators, datatypes and reduction ops as integer
+    handles; Open MPI's as addresses of its predefined objects.
+
+    The pass consumes what only served this lowering: the
+    `"MPI:Implementation"` entry (the module attribute goes when it is
+    left empty) and the `shard.grid` declarations that no op refers to any
+    more after `convert-shard-to-mpi`. The result runs under `mpirun` with
+    `mlir-runner` (which loads neither dialect) given the MPI library.
+
+    ```mlir
+    mpi.allreduce(%buf, %buf, MPI_SUM, %comm) : memref<8xf32>, memref<8xf32>
+    // becomes (MPICH)
+    %r = llvm.call @MPI_Allreduce(%p, %p, %n, %float, %sum, %comm) : ...
+    ```
+  }];
+  let options = [
+    Option<"implementation", "implementation", "std::string",
+           /*default=*/"\"MPICH\"",
+           "MPI whose ABI the calls follow where the module names none: "
+           "MPICH or OpenMPI">,
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::DLTIDialect"];
+}
+
 #endif // ATTN_CONVERSION_PASSES_TD

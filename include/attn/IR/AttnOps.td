@@ -78,6 +78,15 @@ def Attn_AttentionOp : Attn_Op<"attention",
     * `lse`: when the second result is present, the natural-log
       log-sum-exp of every row's admitted scores (including the sink) is
       returned; rows with no admissible key and no sink give `-inf`.
+    * `position_offset`: an `index` added to every query row's key position
+      before the mask is applied: row `i` sits at `p = i + Sk - Sq + offset`.
+      It places a block of a longer sequence (a query or key shard of
+      sequence-parallel attention, see docs/sharding.md) where the mask of
+      the whole sequence puts it, so a causal or window mask of the block
+      admits exactly the keys the whole problem's mask admits. It takes a
+      causal or window mask (a mask of none admits every key whatever the
+      offset) and is a value, computed at run time from the device's
+      position. Only the CPU lowering (`attn-tile`) takes it so far.
 
     D and Dv may differ (DeepSeek MLA prefill uses D = 192, Dv = 128).
 
@@ -99,6 +108,7 @@ def Attn_AttentionOp : Attn_Op<"attention",
     AnyRankedTensor:$value,
     Optional<AnyRankedTensor>:$bias,
     Optional<AnyRankedTensor>:$sinks,
+    Optional<Index>:$position_offset,
     DefaultValuedAttr<Attn_LayoutAttr, "::mlir::attn::Layout::BHSD">:$layout,
     OptionalAttr<Attn_MaskAttr>:$mask,
     OptionalAttr<F32Attr>:$scale,
@@ -111,6 +121,7 @@ def Attn_AttentionOp : Attn_Op<"attention",
     $query `,` $key `,` $value
     (`bias` `(` $bias^ `)`)?
     (`sinks` `(` $sinks^ `)`)?
+    (`position_offset` `(` $position_offset^ `)`)?
     (`layout` `=` `` $layout^)?
     (`mask` `=` $mask^)?
     (`scale` `=` $scale^)?

@@ -26,12 +26,22 @@ struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
                                       llvm::cl::init(64)};
   PassOptions::Option<int64_t> blockKV{
       *this, "block-kv", llvm::cl::desc("Keys per tile"), llvm::cl::init(64)};
+  PassOptions::Option<std::string> mpi{
+      *this, "mpi",
+      llvm::cl::desc("For a partitioned (SPMD) module: lower its shard ops "
+                     "to calls of this MPI's C API, mpich or openmpi (empty: "
+                     "the module has no shard ops)"),
+      llvm::cl::init("")};
 };
 
 /// Lowers a module -- attn ops and the func/tensor/linalg/tosa/arith/math code
 /// around them -- to the LLVM dialect for the host, ready for mlir-runner or
 /// mlir-translate: TOSA to linalg, attn-tile, aggregate decomposition,
 /// one-shot bufferization, loops, deallocation, then the LLVM conversions.
+/// With `mpi`, a module that shard-partition made SPMD first has its shard
+/// ops lowered to MPI (attn-lower-all-slice, convert-shard-to-mpi) and, at
+/// the end, its MPI ops to calls of that MPI (attn-mpi-to-llvm): one
+/// program that every rank of `mpirun` runs (docs/sharding.md).
 void buildAttnToCPUPipeline(OpPassManager &pm, const AttnToCPUOptions &options);
 
 /// The options every GPU pipeline has: the target and how kernels are
