@@ -19,6 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from attn import cpu  # noqa: E402
+from seeds import stable_seed  # noqa: E402
 from attn.reference import admitted_keys, attention_grad_reference  # noqa: E402
 
 pytestmark = pytest.mark.skipif(cpu.tools() is None,
@@ -161,7 +162,7 @@ def lowp_grads(q, k, v, do, c, bias, sinks):
 
 @pytest.mark.parametrize("c", CASES)
 def test_attention_grad(c):
-    rng = np.random.default_rng(abs(hash(str(sorted(c.items())))) % 2**32)
+    rng = np.random.default_rng(stable_seed(sorted(c.items())))
     dt = c["dtype"]
     rnd = lambda *s: cpu.round_to(rng.standard_normal(s), dt)
     q = rnd(*_shape(c, c["hq"], c["sq"], c["d"]))
@@ -199,6 +200,12 @@ def test_attention_grad(c):
         if dt == "f32":
             assert err <= 1e-5 * scale, f"{name}: max error {err:.3g}"
         else:
+            # dsinks has only Hq elements, so its max error (and the
+            # low-precision one it is held to) is a noisy statistic: over 400
+            # random inputs of bf16_softcap_sinks the ratio had median 0.29
+            # and exceeded 2 three times, each by a small low-precision error,
+            # not a large one here. The inputs come from a stable seed, so
+            # every run checks the same case.
             lp_err = np.abs(lowp[name] - want).max()
             assert err <= 2 * lp_err + 1e-5 * scale, \
                 f"{name}: max error {err:.3g} vs low-precision {lp_err:.3g}"
