@@ -72,6 +72,7 @@ layout) -> (dq, dk, dv)`.
   other tensors, and the tests' kernel on the CPU.
 """
 
+import contextlib
 import math
 
 _SEQ_DIM = {"bhsd": 2, "bshd": 1}
@@ -454,6 +455,22 @@ class _Pending:
         self.ops = None
 
 
+@contextlib.contextmanager
+def _draining(*pending):
+    """Where a block call raises, completes the transfers in flight first:
+    every rank posted them, so they finish, and no stale message is left to
+    meet a later ring's receives. (A block kernel that fails on some ranks
+    only leaves the others waiting for the group's timeout, as any
+    collective would.)"""
+    try:
+        yield
+    except BaseException:
+        for p in pending:
+            if p is not None:
+                p.wait()
+        raise
+
+
 # --------------------------------------------------------------------------
 # Forward and backward rings.
 
@@ -522,15 +539,16 @@ def _ring_forward(q, k, v, sinks, opts):
             pending = ring.exchange(cur, nxt, 0)
             _event("post", step + 1)
         _event("compute", step)
-        for q0, q1, k0, k1, causal, window in plan.calls((ring.rank - step) % n):
-            o_b, l_b = opts.blocks.forward(
-                _slice(q, dim, plan.cq, q0, q1), _slice(cur[0], dim, plan.ck, k0, k1),
-                _slice(cur[1], dim, plan.ck, k0, k1), **opts.kernel_args(causal, window))
-            rows_o = _slice(acc, dim, plan.cq, q0, q1)
-            rows_l = _slice(lse, 2, plan.cq, q0, q1)
-            o_m, l_m = merge_partials(rows_o, rows_l, o_b, l_b, layout=layout)
-            rows_o.copy_(o_m)
-            rows_l.copy_(l_m)
+        with _draining(pending):
+            for q0, q1, k0, k1, causal, window in plan.calls((ring.rank - step) % n):
+                o_b, l_b = opts.blocks.forward(
+                    _slice(q, dim, plan.cq, q0, q1), _slice(cur[0], dim, plan.ck, k0, k1),
+                    _slice(cur[1], dim, plan.ck, k0, k1), **opts.kernel_args(causal, window))
+                rows_o = _slice(acc, dim, plan.cq, q0, q1)
+                rows_l = _slice(lse, 2, plan.cq, q0, q1)
+                o_m, l_m = merge_partials(rows_o, rows_l, o_b, l_b, layout=layout)
+                rows_o.copy_(o_m)
+                rows_l.copy_(l_m)
         _event("computed", step)
         if pending is not None:
             _event("wait", step + 1)
@@ -565,15 +583,16 @@ def _ring_backward(do, q, k, v, out, lse, sinks, opts):
         _event("compute", step)
         part = (torch.zeros(k.shape, dtype=mdt, device=k.device),
                 torch.zeros(v.shape, dtype=mdt, device=v.device))
-        for q0, q1, k0, k1, causal, window in plan.calls((ring.rank - step) % n):
-            rows = lambda t: _slice(t, dim, plan.cq, q0, q1)  # noqa: E731
-            keys = lambda t: _slice(t, dim, plan.ck, k0, k1)  # noqa: E731
-            g_q, g_k, g_v = opts.blocks.backward(
-                rows(do), rows(q), keys(cur[0]), keys(cur[1]), rows(out),
-                _slice(lse, 2, plan.cq, q0, q1), **opts.kernel_args(causal, window))
-            rows(dq).add_(g_q.to(mdt))
-            keys(part[0]).add_(g_k.to(mdt))
-            keys(part[1]).add_(g_v.to(mdt))
+        with _draining(pending, pending_grad):
+            for q0, q1, k0, k1, causal, window in plan.calls((ring.rank - step) % n):
+                rows = lambda t: _slice(t, dim, plan.cq, q0, q1)  # noqa: E731
+                keys = lambda t: _slice(t, dim, plan.ck, k0, k1)  # noqa: E731
+                g_q, g_k, g_v = opts.blocks.backward(
+                    rows(do), rows(q), keys(cur[0]), keys(cur[1]), rows(out),
+                    _slice(lse, 2, plan.cq, q0, q1), **opts.kernel_args(causal, window))
+                rows(dq).add_(g_q.to(mdt))
+                keys(part[0]).add_(g_k.to(mdt))
+                keys(part[1]).add_(g_v.to(mdt))
         _event("computed", step)
         if pending_grad is not None:
             _event("wait_grad", step - 1)

@@ -12,6 +12,7 @@ kernel against the reference, and the errors for inputs the ring cannot
 take. Skips where torch or torch.distributed's gloo backend is missing.
 """
 
+import datetime
 import math
 import os
 import socket
@@ -138,8 +139,33 @@ def _bad_inputs(rank, n):
     }
 
 
+class _Failing(cp.TorchBlocks):
+    """The torch block kernel, failing on its first call (on every rank),
+    with step 1's transfer in flight."""
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError("planted failure")
+
+
+def _after_failure(rank, n, want):
+    """The error of a ring whose block kernel raised, and whether the next
+    ring's results are still exactly those of case 1 (no stale transfer)."""
+    c = CASES[1]
+    q, k, v, _, _ = _full_inputs(c, n)
+    try:
+        # Other keys and values than the next ring's: a stale message would show.
+        cp.context_parallel_attention(*(_local(t, c, rank, n) for t in (q, 2 * k, 3 * v)),
+                                      causal=True, blocks=_Failing())
+        error = None
+    except RuntimeError as e:
+        error = str(e)
+    got = _run_case(c, rank, n)
+    return error, all(torch.equal(got[name], want[name]) for name in want)
+
+
 def _worker(rank, n, init, out_dir):
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=n)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=n,
+                            timeout=datetime.timedelta(seconds=120))
     try:
         torch.set_num_threads(1)
         results = {c["id"]: _run_case(c, rank, n) for c in CASES}
@@ -151,6 +177,7 @@ def _worker(rank, n, init, out_dir):
             cp.set_ring_trace(previous)
         results["events"] = events
         results["bad"] = _bad_inputs(rank, n)
+        results["after_failure"] = _after_failure(rank, n, results[CASES[1]["id"]])
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -243,6 +270,17 @@ def test_bad_inputs_raise(ranks):
         assert "either causal=True or window" in bad["causal_and_window"]
         assert "as many query rows as keys" in bad["causal_cross"]
         assert "unknown layout 'sbhd'" in bad["layout"]
+
+
+def test_block_kernel_failure_leaves_no_transfer(ranks):
+    """A block kernel that raises (on every rank) with a transfer in flight:
+    the error reaches the caller, and the next ring gives the same results
+    as before (the transfer was completed, not left to meet its receives)."""
+    _, results = ranks
+    for r in results:
+        error, same = r["after_failure"]
+        assert error == "planted failure"
+        assert same
 
 
 def test_zigzag_shard():
