@@ -508,6 +508,12 @@ def _check(q, k, v, sinks, opts):
         left, right = opts.window
         if left < 0 or right < 0:
             raise ValueError(f"window extents must be non-negative, got {opts.window!r}")
+    if opts.scale is not None and (isinstance(opts.scale, bool) or not isinstance(
+            opts.scale, (int, float)) or not math.isfinite(opts.scale)):
+        raise ValueError(f"scale must be a finite number, got {opts.scale!r}")
+    if opts.softcap is not None and (isinstance(opts.softcap, bool) or not isinstance(
+            opts.softcap, (int, float)) or not math.isfinite(opts.softcap) or opts.softcap <= 0):
+        raise ValueError(f"softcap must be a positive finite number, got {opts.softcap!r}")
     if sinks is not None and tuple(sinks.shape) != (hq,):
         raise ValueError(f"sinks must be a tensor of shape ({hq},)")
     return q.shape[dim], k.shape[dim]

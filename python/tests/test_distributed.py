@@ -136,6 +136,7 @@ def _bad_inputs(rank, n):
         "causal_cross": _errors(lambda: cp.context_parallel_attention(
             t, t.narrow(2, 0, 6), t.narrow(2, 0, 6), causal=True)),
         "layout": _errors(lambda: cp.context_parallel_attention(t, t, t, layout="sbhd")),
+        "softcap": _errors(lambda: cp.context_parallel_attention(t, t, t, softcap=-1.0)),
     }
 
 
@@ -270,6 +271,7 @@ def test_bad_inputs_raise(ranks):
         assert "either causal=True or window" in bad["causal_and_window"]
         assert "as many query rows as keys" in bad["causal_cross"]
         assert "unknown layout 'sbhd'" in bad["layout"]
+        assert "softcap must be a positive finite number" in bad["softcap"]
 
 
 def test_block_kernel_failure_leaves_no_transfer(ranks):
