@@ -60,6 +60,23 @@ if numpy_python:
     config.available_features.add("numpy")
     config.substitutions.append(("%numpy_python", numpy_python))
 
+# A Python that also has PyTorch with torch.distributed's gloo backend
+# (Debian's python3-torch, installed by .ci/build): the context-parallel
+# tests on CPU ranks (distributed.test).
+def _python_with_torch():
+    check = ("import numpy, pytest, torch, torch.distributed as d; "
+             "assert d.is_available() and d.is_gloo_available()")
+    for py in [config.python_executable, shutil.which("python3"), "/usr/bin/python3"]:
+        if py and subprocess.run([py, "-c", check], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL).returncode == 0:
+            return py
+    return None
+
+torch_python = _python_with_torch()
+if torch_python:
+    config.available_features.add("torch")
+    config.substitutions.append(("%torch_python", torch_python))
+
 # A CUDA toolkit with libdevice: needed to compile kernels to PTX (math
 # functions link libdevice). Tests that emit PTX require it.
 def _cuda_toolkit():

@@ -122,6 +122,31 @@ def grad_variant(c):
     return dict(v, op="attention_grad")
 
 
+# Context parallelism (attn.distributed.context_parallel_attention, ring
+# attention; python/tests/test_distributed_gpu.py): 2 ranks on one GPU, so
+# the sequence is 4 zigzag chunks (of 64, 150 and 101 rows: partial tiles).
+# The ring's block calls are the forward with its LSE and the backward,
+# unmasked and, for causal cases, causal (each rank's own block); sinks are
+# merged by the ring, so the kernels run without them (cp_variants).
+CP_CASES = [
+    case("cp_mha_bf16_d64", b=2, hq=4, hkv=4, sq=256, sk=256, d=64),
+    case("cp_gqa_causal_bf16", b=1, hq=8, hkv=2, sq=600, sk=600, causal=True),
+    case("cp_causal_bshd_softcap_sinks", b=1, hq=4, hkv=2, sq=404, sk=404, d=64, causal=True,
+         softcap=30.0, sinks=True, layout="bshd"),
+]
+for c in CP_CASES:
+    c["lse"] = True
+
+
+def cp_variants(c):
+    """The forward and backward variants of the ring's block calls in case c."""
+    out = []
+    for causal in (False, True) if c["causal"] else (False,):
+        block = dict(c, causal=causal, sinks=False, lse=True)
+        out += [variant(block), grad_variant(block)]
+    return out
+
+
 def paged_case(id, lens, page=16, hq=8, hkv=2, sq=1, d=128, dv=None, dtype="bf16", layout="nhd",
                causal=True, window=None, softcap=None, scale=None, sinks=False, lse=False,
                table_dtype="i32", splits=None, v_prefix=False):
@@ -329,6 +354,7 @@ def indexer_variant(c):
 
 def variants():
     return ([variant(c) for c in CASES] + [variant(c) for c in GRAD_CASES]
-            + [grad_variant(c) for c in GRAD_CASES] + [paged_variant(c) for c in PAGED_CASES + POISON_CASES + [ISSUE17_CASE]]
+            + [grad_variant(c) for c in GRAD_CASES]
+            + [v for c in CP_CASES for v in cp_variants(c)] + [paged_variant(c) for c in PAGED_CASES + POISON_CASES + [ISSUE17_CASE]]
             + [gated_variant(c) for c in GATED_CASES] + [sparse_variant(c) for c in SPARSE_CASES]
             + [nsa_variant(c) for c in NSA_CASES] + [indexer_variant(c) for c in INDEXER_CASES])
