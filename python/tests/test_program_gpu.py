@@ -319,3 +319,71 @@ def test_bshd_sliding_window(tokens):
     heads = lambda x: x.transpose(1, 2)  # noqa: E731
     check(out, to_bsd(attention64(heads(q), heads(k), heads(v), scale=0.0883883461, mask=window)),
           to_bsd(sdpa(heads(q), heads(k), heads(v), scale=0.0883883461, mask=window)), 1e-3)
+
+
+def _grads(q, k, v, do, dtype, *, scale, mask, sinks=None):
+    """attn.attention's output and its gradients by torch autograd over the
+    unfused math in `dtype` (float64: the reference; the inputs' dtype: the
+    rule's baseline), GQA by head repetition, sinks as one more logit per
+    row that takes no value."""
+    leaves = [x.detach().to(dtype).requires_grad_() for x in (q, k, v)]
+    s_leaf = sinks.detach().to(dtype).requires_grad_() if sinks is not None else None
+    qd, kd, vd = leaves
+    group = qd.shape[1] // kd.shape[1]
+    kr, vr = kd.repeat_interleave(group, 1), vd.repeat_interleave(group, 1)
+    s = scale * qd @ kr.transpose(-1, -2)
+    i = torch.arange(q.shape[2], device=q.device)[:, None]
+    j = torch.arange(k.shape[2], device=q.device)[None, :]
+    s = s.masked_fill(~mask(i, j), float("-inf"))
+    if s_leaf is not None:
+        sink = s_leaf[None, :, None, None].expand(s.shape[0], -1, s.shape[2], 1)
+        p = torch.softmax(torch.cat([s, sink], -1), -1)[..., :-1]
+    else:
+        p = torch.softmax(s, -1)
+    out = p @ vr
+    out.backward(do.to(dtype))
+    grads = [x.grad for x in leaves] + ([s_leaf.grad] if s_leaf is not None else [])
+    return out.detach(), grads
+
+
+@pytest.mark.parametrize("batch,tokens", [(1, 1), (1, 129), (2, 1000)])
+def test_train_step(batch, tokens):
+    """examples/program/train_step.mlir: the forward with its LSE and the
+    backward's kernels (dQ with the Delta workspace sized from the run-time
+    length, then dK/dV summed over the GQA group) launched by the program,
+    against float64 autograd by FlashAttention's rule (at most twice the
+    error of the same math in bf16)."""
+    prog = load("train_step")
+    g = torch.Generator(device="cuda").manual_seed(batch * 7919 + tokens)
+    rnd = lambda *s: torch.randn(*s, device="cuda", generator=g).to(torch.bfloat16)  # noqa: E731
+    q, k, v = rnd(batch, 32, tokens, 128), rnd(batch, 8, tokens, 128), rnd(batch, 8, tokens, 128)
+    do = rnd(batch, 32, tokens, 128)
+    out, dq, dk, dv = prog.train_step(q, k, v, do)
+    torch.cuda.synchronize()
+    ref_o, ref = _grads(q, k, v, do, torch.float64, scale=0.0883883461, mask=causal)
+    base_o, base = _grads(q, k, v, do, torch.bfloat16, scale=0.0883883461, mask=causal)
+    check(out, ref_o, base_o, 1e-3)
+    for got, r, n in zip((dq, dk, dv), ref, base):
+        assert got.shape == r.shape
+        check(got, r, n, 1e-3)
+
+
+@pytest.mark.parametrize("batch,tokens", [(1, 1), (2, 300)])
+def test_train_step_sinks_window(batch, tokens):
+    """The same with sinks and a 128-key sliding window: the program also
+    launches the sink-gradient kernel and returns dsinks."""
+    prog = load("train_step")
+    g = torch.Generator(device="cuda").manual_seed(batch * 104729 + tokens)
+    rnd = lambda *s: torch.randn(*s, device="cuda", generator=g).to(torch.bfloat16)  # noqa: E731
+    q, k, v = rnd(batch, 8, tokens, 64), rnd(batch, 2, tokens, 64), rnd(batch, 2, tokens, 64)
+    do = rnd(batch, 8, tokens, 64)
+    sinks = torch.randn(8, device="cuda", generator=g)
+    out, dq, dk, dv, dsinks = prog.train_step_sinks(q, k, v, sinks, do)
+    torch.cuda.synchronize()
+    window = lambda i, j: (j <= i) & (i - j <= 127)  # noqa: E731
+    ref_o, ref = _grads(q, k, v, do, torch.float64, scale=0.125, mask=window, sinks=sinks)
+    base_o, base = _grads(q, k, v, do, torch.bfloat16, scale=0.125, mask=window, sinks=sinks)
+    check(out, ref_o, base_o, 1e-3)
+    for got, r, n in zip((dq, dk, dv, dsinks), ref, base):
+        assert got.shape == r.shape
+        check(got, r, n, 1e-3)

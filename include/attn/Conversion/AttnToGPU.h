@@ -110,6 +110,9 @@ private:
   addAttention(AttentionSpec spec, Location loc,
                function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose,
                KernelSpec &built);
+  LogicalResult addAttentionGrad(
+      const AttentionGradSpec &spec, Location loc,
+      function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose);
 
   ModuleOp module;
   KernelOptions options;

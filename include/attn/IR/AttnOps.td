@@ -219,8 +219,9 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
     `attn-tile` lowers it to FlashAttention-2's backward loops (and so
     `attn-to-cpu` runs it); `attn-lower-to-gpu` and `attn-to-ptx` generate
     its kernels from an `attention_grad` spec (docs/kernel-spec.md), which
-    `attn.gpu.attention_backward` launches. No host code launches them in
-    `attn-to-llvm` programs yet: that pipeline refuses the op.
+    `attn.gpu.attention_backward` launches. In `attn-to-llvm` programs the
+    host code launches them in the same order (dQ, which writes the Delta
+    workspace; dK/dV; the sink gradient), as it does the forward's.
   }];
 
   let arguments = (ins

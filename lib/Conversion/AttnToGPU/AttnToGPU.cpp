@@ -129,18 +129,6 @@ struct AttnLowerToGPUPass
     ModuleOp module = getOperation();
     Operation *first = nullptr;
     SmallVector<KernelSpecOpInterface> ops;
-    // The backward's kernels are generated (bundles, attn.gpu), but no
-    // host code launches them yet: refuse the op in launch mode rather
-    // than leave it in the program with nothing to run it.
-    WalkResult grads = module.walk([&](AttentionGradOp op) {
-      if (!launch)
-        return WalkResult::advance();
-      op.emitOpError("has no host launch lowering yet (its kernels are "
-                     "compiled by attn-to-ptx and run from Python)");
-      return WalkResult::interrupt();
-    });
-    if (grads.wasInterrupted())
-      return signalPassFailure();
     module.walk([&](Operation *op) {
       if (!first && (isa_and_nonnull<AttnDialect>(op->getDialect()) ||
                      isa<gpu::GPUModuleOp>(op)))

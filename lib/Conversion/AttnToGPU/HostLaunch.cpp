@@ -638,6 +638,29 @@ static FailureOr<Binding> getBinding(Operation *op,
       binding.outputs["lse"] = 1;
     return binding;
   }
+  if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+    binding.inputs["q"] = grad.getQuery();
+    binding.inputs["k"] = grad.getKey();
+    binding.inputs["v"] = grad.getValue();
+    binding.inputs["o"] = grad.getOutput();
+    binding.inputs["do"] = grad.getGradOutput();
+    binding.inputs["lse"] = grad.getLse();
+    if (Value bias = grad.getBias())
+      binding.inputs["bias"] = bias;
+    binding.outputs["dq"] = 0;
+    binding.outputs["dk"] = 1;
+    binding.outputs["dv"] = 2;
+    // dQ first: it writes the Delta workspace that dK/dV and dsinks read
+    // (the manifests' "step" order, as attn.gpu.attention_backward runs
+    // them).
+    binding.kinds = {"attention_grad.dq", "attention_grad.dkdv"};
+    if (Value sinks = grad.getSinks()) {
+      binding.inputs["sinks"] = sinks;
+      binding.outputs["dsinks"] = 3;
+      binding.kinds.push_back("attention_grad.dsinks");
+    }
+    return binding;
+  }
   if (auto paged = dyn_cast<PagedAttentionOp>(op)) {
     for (DictionaryAttr manifest : kernels)
       if (auto spec = manifest.getAs<DictionaryAttr>("spec"))

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "AttentionGradKernels.h"
 #include "Kernels.h"
 
 #include "attn/Conversion/AttnToGPU.h"
@@ -82,6 +83,31 @@ LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
       [&] { return diagnose(DiagnosticSeverity::Error); }, manifests);
 }
 
+LogicalResult KernelGenerator::addAttentionGrad(const AttentionGradSpec &spec,
+                                                Location loc,
+                                                DiagnoseFn diagnose) {
+  // The kernel option "baseline" keeps the backward off the tensor cores
+  // too; otherwise the variants getGradMmaTiling refuses run on the
+  // thread-per-row kernels, which require-tensor-cores turns into an error
+  // as it does for the forward.
+  bool tensorCores = options.kernel != "baseline";
+  std::string why;
+  if (tensorCores && failed(detail::getGradMmaTiling(spec.forward, &why))) {
+    if (options.requireTensorCores)
+      return diagnose(DiagnosticSeverity::Error)
+             << "no tensor-core backward takes this variant (" << why
+             << ") and require-tensor-cores is set";
+    diagnose(DiagnosticSeverity::Remark)
+        << "the backward runs on the thread-per-row kernels: no tensor-core "
+           "backward takes this variant ("
+        << why << ")";
+  }
+  OpBuilder builder(module.getContext());
+  return detail::buildAttentionGradKernels(
+      builder, module, spec, tensorCores, loc,
+      [&] { return diagnose(DiagnosticSeverity::Error); }, manifests);
+}
+
 LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
                                    DiagnoseFn diagnose,
                                    SmallVectorImpl<DictionaryAttr> *kernels) {
@@ -96,11 +122,7 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
         if constexpr (std::is_same_v<T, AttentionSpec>)
           return addAttention(s, loc, diagnose, built);
         else if constexpr (std::is_same_v<T, AttentionGradSpec>)
-          // The kernel option "baseline" keeps the backward off the
-          // tensor cores too.
-          return detail::buildAttentionGradKernels(builder, module, s,
-                                                   options.kernel != "baseline",
-                                                   loc, emitError, manifests);
+          return addAttentionGrad(s, loc, diagnose);
         else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
           return detail::buildPagedKernels(builder, module, s, loc, emitError,
                                            manifests);
