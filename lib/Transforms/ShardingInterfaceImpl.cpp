@@ -153,39 +153,41 @@ static Sharding getTensorSharding(MLIRContext *ctx,
 }
 
 /// The loop sharding the annotated operands and results of `op` imply:
-/// each split dim assigns its axes to the loop it follows. Fails silently on
-/// a conflict (two annotations splitting one loop differently, one grid
-/// axis splitting two loops, two grids). A split of a bias dim that is
-/// broadcast (follows no loop) is an error with `strict`, else a warning and
-/// ignored (propagation then reshards the bias whole there).
-static FailureOr<ShardingOption>
-collectLoopSharding(AttentionOp op, ArrayRef<Sharding> operandShardings,
-                    ArrayRef<Sharding> resultShardings, bool strict,
-                    bool *reported = nullptr) {
+/// each split dim assigns its axes to the loop it follows (`loopsOf`:
+/// operand i, or result i with `result`). Fails silently on a conflict (two
+/// annotations splitting one loop differently, one grid axis splitting two
+/// loops, two grids). A split of a dim that follows no loop is an error
+/// with `strict`, else a warning and ignored (propagation then reshards
+/// that tensor whole there); `whyWhole` says why that dim cannot split.
+static FailureOr<ShardingOption> collectLoopSharding(
+    Operation *op, int numLoops,
+    function_ref<SmallVector<int>(bool result, unsigned i)> loopsOf,
+    function_ref<std::string(bool result, unsigned i, unsigned dim)> whyWhole,
+    ArrayRef<Sharding> operandShardings, ArrayRef<Sharding> resultShardings,
+    bool strict, bool *reported = nullptr) {
   ShardingOption option;
-  option.shardingArray.resize(kNumLoops);
+  option.shardingArray.resize(numLoops);
   bool annotated = false;
-  auto visit = [&](Sharding sharding, ArrayRef<int> loops) -> LogicalResult {
+  auto visit = [&](Sharding sharding, bool result,
+                   unsigned i) -> LogicalResult {
     if (!sharding)
       return success();
     annotated = true;
     if (option.grid && option.grid != sharding.getGridAttr())
       return failure();
     option.grid = sharding.getGridAttr();
+    SmallVector<int> loops = loopsOf(result, i);
     for (auto [dim, axes] : llvm::enumerate(sharding.getSplitAxes())) {
       if (axes.empty())
         continue;
       if (dim >= loops.size() || loops[dim] == kNone) {
+        std::string why = whyWhole(result, i, dim);
         if (strict) {
           if (reported)
             *reported = true;
-          return op.emitOpError()
-                 << "cannot split dimension " << dim
-                 << " of a bias operand that is broadcast (size 1) there";
+          return op->emitOpError() << why;
         }
-        op.emitWarning() << "cannot split dimension " << dim
-                         << " of a bias operand that is broadcast (size 1) "
-                            "there; it stays whole";
+        op->emitWarning() << why << "; it stays whole";
         continue;
       }
       SmallVector<GridAxis> &slot = option.shardingArray[loops[dim]];
@@ -196,10 +198,10 @@ collectLoopSharding(AttentionOp op, ArrayRef<Sharding> operandShardings,
     return success();
   };
   for (auto [i, sharding] : llvm::enumerate(operandShardings))
-    if (failed(visit(sharding, getOperandLoops(op, i))))
+    if (failed(visit(sharding, /*result=*/false, i)))
       return failure();
   for (auto [i, sharding] : llvm::enumerate(resultShardings))
-    if (failed(visit(sharding, getResultLoops(op, i))))
+    if (failed(visit(sharding, /*result=*/true, i)))
       return failure();
 
   // A grid axis splits at most one loop.
@@ -212,6 +214,25 @@ collectLoopSharding(AttentionOp op, ArrayRef<Sharding> operandShardings,
     }
   option.empty = !annotated;
   return option;
+}
+
+/// attn.attention's loop sharding (collectLoopSharding): only a broadcast
+/// bias dim follows no loop.
+static FailureOr<ShardingOption>
+collectLoopSharding(AttentionOp op, ArrayRef<Sharding> operandShardings,
+                    ArrayRef<Sharding> resultShardings, bool strict,
+                    bool *reported = nullptr) {
+  return collectLoopSharding(
+      op, kNumLoops,
+      [&](bool result, unsigned i) {
+        return result ? getResultLoops(op, i) : getOperandLoops(op, i);
+      },
+      [](bool, unsigned, unsigned dim) {
+        return ("cannot split dimension " + Twine(dim) +
+                " of a bias operand that is broadcast (size 1) there")
+            .str();
+      },
+      operandShardings, resultShardings, strict, reported);
 }
 
 /// Why `op` cannot split `loop` along the grid axes `axes` (empty when it
@@ -683,10 +704,269 @@ struct AttentionShardingModel
 
 } // namespace
 
+//===----------------------------------------------------------------------===//
+// attn.paged_attention and attn.gated_delta_rule: batch and head splits
+//===----------------------------------------------------------------------===//
+
+/// The two loops these ops split: batch and heads (the value heads of the
+/// gated delta rule, the query heads of paged attention). Both are
+/// parallel, so each device runs the op on its shards and nothing is
+/// communicated. Everything else stays whole: the gated delta rule's tokens
+/// are a recurrence (a split would hand the state from device to device), a
+/// paged cache's pages are shared by every sequence of the batch, head dims
+/// are contracted.
+namespace {
+enum HeadLoop : int { kSplitBatch, kSplitHead, kNumHeadLoops };
+} // namespace
+
+/// The loop each dim of operand i (or result i, with `result`) of a paged
+/// or gated delta op follows: kSplitBatch, kSplitHead or kNone.
+static SmallVector<int> getHeadLoops(Operation *op, bool result, unsigned i) {
+  const int B = kSplitBatch, H = kSplitHead, X = kNone;
+  if (isa<GatedDeltaRuleOp>(op)) {
+    // Results: output [B, T, Hv, Dv], final_state [B, Hv, Dk, Dv].
+    // Operands: q, k [B, T, Hk, Dk], v [B, T, Hv, Dv], gate [B, T, Hv(, Dk)],
+    // beta [B, T, Hv], initial_state [B, Hv, Dk, Dv].
+    if (result)
+      return i == 0 ? SmallVector<int>{B, X, H, X}
+                    : SmallVector<int>{B, H, X, X};
+    if (i == 5)
+      return {B, H, X, X};
+    SmallVector<int> loops = {B, X, H};
+    loops.resize(cast<RankedTensorType>(op->getOperand(i).getType()).getRank(),
+                 X);
+    return loops;
+  }
+  auto paged = cast<PagedAttentionOp>(op);
+  // Results: output [B, Sq, Hq, Dv], lse [B, Hq, Sq]. Operands: q
+  // [B, Sq, Hq, D], the caches [P, page, Hkv, D] (nhd) or [P, Hkv, page, D]
+  // (hnd), block_table [B, pages], seq_lens [B], sinks [Hq].
+  if (result)
+    return i == 0 ? SmallVector<int>{B, X, H, X} : SmallVector<int>{B, H, X};
+  switch (i) {
+  case 0:
+    return {B, X, H, X};
+  case 1:
+  case 2:
+    return paged.getCacheLayout() == CacheLayout::NHD
+               ? SmallVector<int>{X, X, H, X}
+               : SmallVector<int>{X, H, X, X};
+  case 3:
+    return {B, X};
+  case 4:
+    return {B};
+  default:
+    return {H};
+  }
+}
+
+/// The batch size and the number of heads a head split must divide: the
+/// key heads (gated delta) or KV heads (paged), so that each device keeps
+/// whole groups of the heads that share one.
+static std::pair<int64_t, int64_t> getHeadLoopSizes(Operation *op) {
+  auto dim = [&](Value v, unsigned d) {
+    return cast<RankedTensorType>(v.getType()).getDimSize(d);
+  };
+  if (auto gated = dyn_cast<GatedDeltaRuleOp>(op))
+    return {dim(gated.getOutput(), 0), dim(gated.getKey(), 2)};
+  auto paged = cast<PagedAttentionOp>(op);
+  unsigned headDim = paged.getCacheLayout() == CacheLayout::NHD ? 2 : 1;
+  return {dim(paged.getOutput(), 0), dim(paged.getKeyCache(), headDim)};
+}
+
+/// Why `op` cannot split `loop` over `axes` (empty when it can).
+static std::string whyHeadLoopUnsplittable(Operation *op, int loop,
+                                           ArrayRef<GridAxis> axes,
+                                           shard::GridOp grid) {
+  auto [batch, groups] = getHeadLoopSizes(op);
+  int64_t size = loop == kSplitBatch ? batch : groups;
+  int64_t devices = shard::collectiveProcessGroupSize(axes, grid);
+  StringRef what = loop == kSplitBatch ? "batch" : "heads";
+  StringRef groupName = isa<GatedDeltaRuleOp>(op) ? "key" : "key/value";
+  if (ShapedType::isDynamic(devices))
+    return ("cannot split the " + what + " over grid axes of dynamic size")
+        .str();
+  if (ShapedType::isDynamic(size))
+    return ("cannot split the " + what +
+            " of dynamic size: the shards must be of static size")
+        .str();
+  if (size % devices == 0)
+    return "";
+  if (loop == kSplitBatch)
+    return ("cannot split the batch of size " + Twine(size) + " into " +
+            Twine(devices) + " equal parts")
+        .str();
+  return ("cannot split " + Twine(size) + " " + groupName + " heads into " +
+          Twine(devices) +
+          " parts: each part must hold whole groups of the heads that share "
+          "one")
+      .str();
+}
+
+namespace {
+
+/// The ShardingInterface of attn.paged_attention and attn.gated_delta_rule
+/// (see HeadLoop): batch and head splits, no communication.
+template <typename OpTy>
+struct HeadShardingModel
+    : public shard::ShardingInterface::ExternalModel<HeadShardingModel<OpTy>,
+                                                     OpTy> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *) const {
+    return {utils::IteratorType::parallel, utils::IteratorType::parallel};
+  }
+
+  /// No affine maps: the tensors' other dims follow no loop of this
+  /// iteration space (getShardingOption and partition below do not need
+  /// them).
+  SmallVector<AffineMap> getIndexingMaps(Operation *) const { return {}; }
+
+  static FailureOr<ShardingOption> collect(Operation *op,
+                                           ArrayRef<Sharding> operandShardings,
+                                           ArrayRef<Sharding> resultShardings,
+                                           bool strict,
+                                           bool *reported = nullptr) {
+    return collectLoopSharding(
+        op, kNumHeadLoops,
+        [&](bool result, unsigned i) { return getHeadLoops(op, result, i); },
+        [&](bool result, unsigned i, unsigned dim) {
+          return ("cannot split dimension " + Twine(dim) + " of " +
+                  (result ? "result " : "operand ") + Twine(i) + ": " +
+                  op->getName().getStringRef() +
+                  " is sharded over batch and heads only")
+              .str();
+        },
+        operandShardings, resultShardings, strict, reported);
+  }
+
+  FailureOr<ShardingOption>
+  getShardingOption(Operation *op, ArrayRef<Sharding> operandShardings,
+                    ArrayRef<Sharding> resultShardings) const {
+    FailureOr<ShardingOption> option =
+        collect(op, operandShardings, resultShardings, /*strict=*/false);
+    if (failed(option) || option->empty)
+      return option;
+    SymbolTableCollection symbolTable;
+    shard::GridOp grid = shard::getGridOrNull(op, option->grid, symbolTable);
+    if (!grid) {
+      op->emitWarning() << "sharding refers to " << option->grid
+                        << ", which is not a shard.grid";
+      return failure();
+    }
+    for (int loop = 0; loop < kNumHeadLoops; ++loop) {
+      SmallVector<GridAxis> &axes = option->shardingArray[loop];
+      std::string reason =
+          axes.empty() ? "" : whyHeadLoopUnsplittable(op, loop, axes, grid);
+      if (reason.empty())
+        continue;
+      op->emitWarning() << reason << "; it stays whole";
+      axes.clear();
+    }
+    shard::removeTrailingEmptySubArray(option->shardingArray);
+    return option;
+  }
+
+  FailureOr<std::vector<Sharding>>
+  getShardingAnnotations(Operation *op, const ShardingOption &option) const {
+    std::vector<Sharding> shardings;
+    for (unsigned i = 0; i < op->getNumOperands(); ++i)
+      shardings.push_back(getTensorSharding(op->getContext(), option,
+                                            getHeadLoops(op, false, i)));
+    for (unsigned i = 0; i < op->getNumResults(); ++i)
+      shardings.push_back(getTensorSharding(op->getContext(), option,
+                                            getHeadLoops(op, true, i)));
+    return shardings;
+  }
+
+  LogicalResult addShardingAnnotations(Operation *op, OpBuilder &b,
+                                       const ShardingOption &option) const {
+    FailureOr<std::vector<Sharding>> shardings =
+        getShardingAnnotations(op, option);
+    if (failed(shardings))
+      return failure();
+    unsigned numOperands = op->getNumOperands();
+    for (OpResult r : op->getResults()) {
+      OpBuilder::InsertionGuard guard(b);
+      shard::maybeInsertTargetShardingAnnotation(
+          (*shardings)[numOperands + r.getResultNumber()], r, b);
+    }
+    for (OpOperand &operand : op->getOpOperands()) {
+      OpBuilder::InsertionGuard guard(b);
+      shard::maybeInsertSourceShardingAnnotation(
+          (*shardings)[operand.getOperandNumber()], operand, b);
+    }
+    return success();
+  }
+
+  /// The op on the local shards: every operand and result must be split
+  /// as the loops are (as sharding-propagation leaves them).
+  LogicalResult partition(Operation *op, ArrayRef<Value> partitionedOperands,
+                          ArrayRef<Sharding> operandShardings,
+                          ArrayRef<Sharding> resultShardings,
+                          IRMapping &partitionMap,
+                          SymbolTableCollection &symbolTable,
+                          OpBuilder &builder) const {
+    bool reported = false;
+    FailureOr<ShardingOption> option = collect(
+        op, operandShardings, resultShardings, /*strict=*/true, &reported);
+    if (failed(option) && reported)
+      return failure();
+    if (failed(option))
+      return op->emitOpError("has operand and result shardings that split "
+                             "its loops inconsistently");
+    if (option->empty) {
+      shard::partitionFullyReplicatedOperation(
+          *op, partitionedOperands, operandShardings, resultShardings,
+          partitionMap, symbolTable, builder);
+      return success();
+    }
+    shard::GridOp grid = shard::getGridOrNull(op, option->grid, symbolTable);
+    if (!grid)
+      return op->emitOpError() << "sharding refers to " << option->grid
+                               << ", which is not a shard.grid";
+    for (int loop = 0; loop < kNumHeadLoops; ++loop) {
+      ArrayRef<GridAxis> axes = getLoopAxes(*option, loop);
+      std::string reason =
+          axes.empty() ? "" : whyHeadLoopUnsplittable(op, loop, axes, grid);
+      if (!reason.empty())
+        return op->emitOpError(reason);
+    }
+    FailureOr<std::vector<Sharding>> expected =
+        getShardingAnnotations(op, *option);
+    for (auto [i, sharding] : llvm::enumerate(operandShardings))
+      if (!sameSplit(sharding, (*expected)[i]))
+        return op->emitOpError()
+               << "operand " << i << " is not split as the loops are ("
+               << "expected the sharding sharding-propagation gives)";
+    for (auto [i, sharding] : llvm::enumerate(resultShardings))
+      if (!sameSplit(sharding, (*expected)[op->getNumOperands() + i]))
+        return op->emitOpError()
+               << "result " << i << " is not split as the loops are ("
+               << "expected the sharding sharding-propagation gives)";
+    IRMapping local;
+    for (auto [operand, value] :
+         llvm::zip_equal(op->getOperands(), partitionedOperands))
+      local.map(operand, value);
+    Operation *clone = builder.clone(*op, local);
+    for (auto [result, sharding] :
+         llvm::zip_equal(clone->getResults(), resultShardings))
+      result.setType(shard::shardType(result.getType(), grid, sharding));
+    for (auto [result, value] :
+         llvm::zip_equal(op->getResults(), clone->getResults()))
+      partitionMap.map(result, value);
+    return success();
+  }
+};
+
+} // namespace
+
 void mlir::attn::registerShardingInterfaceExternalModels(
     DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, AttnDialect *) {
     AttentionOp::attachInterface<AttentionShardingModel>(*ctx);
+    PagedAttentionOp::attachInterface<HeadShardingModel<PagedAttentionOp>>(
+        *ctx);
+    GatedDeltaRuleOp::attachInterface<HeadShardingModel<GatedDeltaRuleOp>>(
+        *ctx);
     ctx->loadDialect<shard::ShardDialect, linalg::LinalgDialect,
                      arith::ArithDialect, math::MathDialect,
                      tensor::TensorDialect>();
