@@ -95,13 +95,19 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
         using T = std::decay_t<decltype(s)>;
         if constexpr (std::is_same_v<T, AttentionSpec>)
           return addAttention(s, loc, diagnose, built);
-        else if constexpr (std::is_same_v<T, AttentionGradSpec>)
-          // The kernel option "baseline" keeps the backward off the
-          // tensor cores too.
-          return detail::buildAttentionGradKernels(builder, module, s,
-                                                   options.kernel != "baseline",
-                                                   loc, emitError, manifests);
-        else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
+        else if constexpr (std::is_same_v<T, AttentionGradSpec>) {
+          // The kernel option "wgmma" asks for the sm_90a dK/dV kernel as
+          // a spec's "kernel" does; "auto" never picks it (it has not run
+          // on a GPU yet: opt-in only), "baseline" keeps the backward off
+          // the tensor cores.
+          AttentionGradSpec grad = s;
+          if (grad.forward.kernel == AttentionKernelKind::Auto &&
+              options.kernel == "wgmma")
+            grad.forward.kernel = AttentionKernelKind::Wgmma;
+          built = grad;
+          return detail::buildAttentionGradKernels(
+              builder, module, grad, options, loc, emitError, manifests);
+        } else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
           return detail::buildPagedKernels(builder, module, s, loc, emitError,
                                            manifests);
         else if constexpr (std::is_same_v<T, GatedDeltaSpec>)
