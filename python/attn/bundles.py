@@ -58,7 +58,7 @@ _SPEC_KEYS = {
                   "sinks", "sinks_dtype", "lse", "kernel", "block_q", "block_kv"),
     "attention_grad": ("dtype", "head_dim", "value_head_dim", "layout", "mask", "window_left",
                        "window_right", "scale", "softcap", "bias", "bias_dtype",
-                       "bias_broadcast", "sinks", "sinks_dtype"),
+                       "bias_broadcast", "sinks", "sinks_dtype", "kernel"),
     "paged_attention": ("dtype", "head_dim", "value_head_dim", "page_size", "cache_layout",
                         "table_dtype", "lens_dtype", "mask", "window_left", "window_right",
                         "scale", "softcap", "values", "sinks", "sinks_dtype", "lse"),

@@ -19,19 +19,22 @@
 // [Sk / 128, Hkv, B]:
 //
 //   warpgroup 0, 1  consumers, 64 keys each (wgmma's M), 240 registers
-//   warpgroup 2     producer, 24 registers: thread 0 issues every TMA copy,
-//                   warp 1 loads the LSE and Delta rows
+//   warpgroup 2     producer, 24 registers: thread 0 issues every TMA copy
 //
 // Shared memory (dynamic, 1024-aligned; every tile 128-byte swizzled in
 // panels of 64 columns, as the TMA boxes land them):
 //
 //   K, V            128 x D, 128 x Dv       (loaded once)
 //   Q, dO stages    2 x 64 x D, 2 x 64 x Dv (a ring over the query tiles)
-//   lse2, Delta     2 x 64 f32 each
+//   statistics      2 warpgroups x 2 stages x (lse2, Delta) x 64 f32
 //
-// mbarriers (static): kvFull (count 1 + TMA bytes), full[s] (1 + TMA bytes,
-// and the 32 lanes of the statistics warp), empty[s] (lane 0 of each of the
-// 8 consumer warps).
+// mbarriers (static): kvFull, full[s] (count 1 + TMA bytes), empty[s] (lane
+// 0 of each of the 8 consumer warps). Each consumer warpgroup stages the
+// LSE (as lse2) and Delta of a tile's 64 rows itself, one plain load a
+// thread, behind a named barrier of its 128 threads (1 + warpgroup): a
+// producer warp doing it needed more than the producer's 24 registers
+// (64-bit index arithmetic) and spilled, and 32 loads a consumer thread
+// (its 16 columns' values) spilled the consumers at head dim 128.
 //
 // The query tiles are those of each query head of the KV head's group whose
 // rows admit one of the block's keys (buildAdmittingPositions, the inverse
@@ -39,8 +42,10 @@
 // registers, without atomics (deterministic). A consumer warpgroup runs,
 // per tile:
 //
-//   1. wait full[s]; issue Sᵀ (K rows of the warpgroup by descriptor, Q
-//      K-major) and dPᵀ (V, dO) as two wgmma groups (m64n64k16).
+//   1. load the warpgroup's share of the rows' lse2 and Delta; wait
+//      full[s]; issue Sᵀ (K rows of the warpgroup by descriptor, Q
+//      K-major) and dPᵀ (V, dO) as two wgmma groups (m64n64k16); sync the
+//      warpgroup (the statistics are in shared memory).
 //   2. wait Sᵀ; Pᵀ on its accumulator registers (the mask and the key and
 //      query ranges only in tiles that cross the band's edge); packed to
 //      f16/bf16 pairs it is wgmma's register-A operand as it stands (the
@@ -89,7 +94,7 @@ static constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
 int64_t GradWgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
   return 2 * keys * (d + dv) + stages * 2 * rows * (d + dv) +
-         stages * 2 * rows * 4;
+         kConsumers * stages * 2 * rows * 4;
 }
 
 FailureOr<GradWgmmaTiling>
@@ -126,8 +131,8 @@ public:
         kKeys(tiling.keys), kRows(tiling.rows), kStages(tiling.stages),
         kBase(0), vBase(kBase + kKeys * D * 2), qBase(vBase + kKeys * Dv * 2),
         qStageBytes(kRows * D * 2), doBase(qBase + kStages * qStageBytes),
-        doStageBytes(kRows * Dv * 2), lseBase(doBase + kStages * doStageBytes),
-        deltaBase(lseBase + kStages * kRows * 4) {
+        doStageBytes(kRows * Dv * 2),
+        statsBase(doBase + kStages * doStageBytes) {
     ctx = builder.getContext();
     elt = getType(ctx, spec.dtype);
     f32 = b.getF32Type();
@@ -176,25 +181,24 @@ private:
     k0 = e.mul(kb, e.idx(kKeys));
     off = e.sub(a.sk, a.sq);
     wg = e.div(tid, e.idx(128));
-    Value lt = e.rem(tid, e.idx(128));
+    lt = e.rem(tid, e.idx(128));
     warp = e.div(lt, e.idx(32));
     lane = e.rem(lt, e.idx(32));
     lanes = FragmentLanes::get(e, lane);
     smem = getDynamicSharedMemory(b, b.getLoc(), func);
     smemAddr = arith::IndexCastUIOp::create(
         b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
-    auto statType =
-        MemRefType::get({kStages, kRows}, f32, AffineMap(), workgroup);
-    lseS =
-        memref::ViewOp::create(b, statType, smem, e.idx(lseBase), ValueRange{});
-    deltaS = memref::ViewOp::create(b, statType, smem, e.idx(deltaBase),
-                                    ValueRange{});
+    statsS =
+        memref::ViewOp::create(b,
+                               MemRefType::get({kConsumers, kStages, 2, kRows},
+                                               f32, AffineMap(), workgroup),
+                               smem, e.idx(statsBase), ValueRange{});
   }
 
   /// The query tiles whose rows admit one of the block's keys (positions
   /// p = row + Sk - Sq), for each query head of the KV head's group: the
   /// loop runs over `count` = heads × tiles, iteration `it` being head
-  /// h0 + it / tiles, tile first + it % tiles.
+  /// h0 + it / tiles, tile firstBlock + it % tiles (forEachTile).
   void locateQueryBlocks() {
     Value keyEnd = e.smin(e.add(k0, e.idx(kKeys)), a.sk);
     auto [posLo, posHi] =
@@ -210,10 +214,37 @@ private:
     queryBlocks = e.smax(blocks, c1);
   }
 
-  /// Head and first query row of iteration `it`.
-  std::pair<Value, Value> iterationRows(Value it) {
-    return {e.add(h0, e.div(it, queryBlocks)),
-            e.mul(e.add(firstBlock, e.rem(it, queryBlocks)), e.idx(kRows))};
+  /// The loop over the query tiles, carrying `init` through `body(it,
+  /// head, first row, carried values)`: head h0 + it / tiles and tile
+  /// it % tiles are counted along (a 64-bit division would not fit the
+  /// producer's 24 registers).
+  ValueRange forEachTile(
+      ValueRange init,
+      function_ref<SmallVector<Value>(Value, Value, Value, ValueRange)> body) {
+    SmallVector<Value> state = {h0, c0};
+    llvm::append_range(state, init);
+    ValueRange results =
+        e.loop(c0, count, c1, state,
+               [&](Value it, ValueRange iter) -> SmallVector<Value> {
+                 Value head = iter[0], tile = iter[1];
+                 Value first = e.mul(e.add(firstBlock, tile), e.idx(kRows));
+                 SmallVector<Value> carried =
+                     body(it, head, first, iter.drop_front(2));
+                 Value next = e.add(tile, c1);
+                 Value wrap = e.eq(next, queryBlocks);
+                 SmallVector<Value> out = {e.sel(wrap, e.add(head, c1), head),
+                                           e.sel(wrap, c0, next)};
+                 llvm::append_range(out, carried);
+                 return out;
+               });
+    return results.drop_front(2);
+  }
+  void forEachTile(function_ref<void(Value, Value, Value)> body) {
+    forEachTile(ValueRange{},
+                [&](Value it, Value head, Value first, ValueRange) {
+                  body(it, head, first);
+                  return SmallVector<Value>{};
+                });
   }
 
   /// mbarriers: kvFull, then full[s] and empty[s] of each stage; thread 0
@@ -225,8 +256,7 @@ private:
     e.when(e.eq(tid, c0), [&] {
       nvgpu::MBarrierInitOp::create(b, barriers, c1, kvFull(), Value());
       for (int64_t s = 0; s < kStages; ++s) {
-        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(1 + 32),
-                                      full(e.idx(s)), Value());
+        nvgpu::MBarrierInitOp::create(b, barriers, c1, full(e.idx(s)), Value());
         nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
                                       empty(e.idx(s)), Value());
       }
@@ -292,7 +322,7 @@ private:
 
   /// The producer warpgroup: thread 0 loads K and V (only where some query
   /// tile admits the keys, so that no copy outlives the consumers), then Q
-  /// and dO of every query tile; warp 1 loads the tiles' LSE and Delta.
+  /// and dO of every query tile.
   void emitProducer() {
     NVVM::SetMaxRegisterOp::create(
         b, b.getI32IntegerAttr(kProducerRegisters),
@@ -306,10 +336,9 @@ private:
         loadPanels(tma[1], kKeys, D / 64, e.idx(kBase), k0, kvh, kvFull());
         loadPanels(tma[2], kKeys, Dv / 64, e.idx(vBase), k0, kvh, kvFull());
       });
-      e.loop(c0, count, c1, [&](Value it) {
+      forEachTile([&](Value it, Value head, Value first) {
         waitEmpty(it);
         Value stage = stageOf(it);
-        auto [head, first] = iterationRows(it);
         nvgpu::MBarrierArriveExpectTxOp::create(
             b, barriers, e.idx(kRows * (D + Dv) * 2), full(stage), Value());
         loadPanels(tma[0], kRows, D / 64,
@@ -319,31 +348,6 @@ private:
                    e.add(e.idx(doBase), e.mul(stage, e.idx(doStageBytes))),
                    first, head, full(stage));
       });
-    });
-    e.when(e.eq(e.div(local, e.idx(32)), c1), [&] { emitStatistics(); });
-  }
-
-  /// The producer's warp 1: lse2 and Delta of every query tile's rows into
-  /// the stage (0 past Sq), each lane arriving on full[s] after its stores.
-  void emitStatistics() {
-    e.loop(c0, count, c1, [&](Value it) {
-      waitEmpty(it);
-      Value stage = stageOf(it);
-      auto [head, first] = iterationRows(it);
-      for (int64_t half = 0; half < kRows / 32; ++half) {
-        Value r = e.add(lane, e.idx(32 * half));
-        Value row = e.add(first, r);
-        Value inside = e.slt(row, a.sq);
-        Value at = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq),
-                         e.sel(inside, row, c0));
-        Value lse = e.loadF32If(inside, a.lse, at);
-        Value lse2 = e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
-                           e.fmul(lse, e.f(llvm::numbers::log2e)));
-        e.store(lse2, lseS, ValueRange{stage, r});
-        e.store(e.loadF32If(inside, args.delta, at), deltaS,
-                ValueRange{stage, r});
-      }
-      nvgpu::MBarrierArriveOp::create(b, barriers, full(stage));
     });
   }
 
@@ -372,11 +376,10 @@ private:
     e.when(e.slt(c0, count), [&] { wait(kvFull(), c0); });
     SmallVector<Value> init = {buildZeroAccumulator(b, D),
                                buildZeroAccumulator(b, Dv)};
-    ValueRange acc =
-        e.loop(c0, count, c1, init,
-               [&](Value it, ValueRange iter) -> SmallVector<Value> {
-                 return emitStep(it, iter[0], iter[1]);
-               });
+    ValueRange acc = forEachTile(
+        init, [&](Value it, Value head, Value first, ValueRange iter) {
+          return emitStep(it, head, first, iter[0], iter[1]);
+        });
     gradScale = getGradScale(e, spec, a);
     storeKeys(args.dk, acc[0], D, gradScale);
     storeKeys(args.dv, acc[1], Dv, Value());
@@ -395,11 +398,13 @@ private:
   }
 
   /// One query tile (the file comment's steps 1-4); returns dK and dV.
-  SmallVector<Value> emitStep(Value it, Value dk, Value dv) {
+  SmallVector<Value> emitStep(Value it, Value head, Value first, Value dk,
+                              Value dv) {
     Value stage = stageOf(it);
-    auto [head, first] = iterationRows(it);
+    // Step 1: the statistics (in flight during the wait), Sᵀ and dPᵀ, Q and
+    // dO as K-major B operands, the statistics visible to the warpgroup.
+    stageStatistics(head, first, stage);
     wait(full(stage), phaseOf(it));
-    // Step 1: Sᵀ and dPᵀ, Q and dO as K-major B operands.
     Value qAddr = stageAddr(qBase, qStageBytes, stage);
     Value doAddr = stageAddr(doBase, doStageBytes, stage);
     Value qDesc = buildWgmmaDescriptor(b, qAddr, 0);
@@ -407,6 +412,11 @@ private:
     Type sType = getWgmmaAccumulatorType(ctx, kRows);
     Value st = issueTransposedProduct(sType, kDesc, qDesc, D);
     Value dpt = issueTransposedProduct(sType, vDesc, doDesc, Dv);
+    NVVM::BarrierOp::create(
+        b, /*res=*/Type(),
+        arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, c1)),
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(128)),
+        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
     // Step 2: Pᵀ, then dV += Pᵀ·dO with dO MN-major: its 64-column panels
     // are kRows rows of 128 bytes apart (the leading byte offset), k-step
     // kk its rows 16kk.. .
@@ -478,10 +488,9 @@ private:
     Value factor = raw ? getScoreFactor(e, spec, a) : Value();
     SmallVector<Value> pt(kRows / 2), th(spec.softcap ? kRows / 2 : 0);
     for (int64_t n = 0; n < kRows / 8; ++n) {
-      Value col = lanes.column(e, c0, n, 0);
-      Value lse2 = loadPair(lseS, stage, col);
+      Value lse2 = loadPair(stage, 0, lanes.column(e, c0, n, 0));
       for (int64_t j = 0; j < 2; ++j) {
-        Value query = e.add(first, e.add(col, e.idx(j)));
+        Value query = e.add(first, lanes.column(e, c0, n, j));
         Value negLse2 = arith::NegFOp::create(
             b, vector::ExtractOp::create(b, lse2, ArrayRef<int64_t>{j}));
         for (int64_t i = 0; i < 2; ++i) {
@@ -506,7 +515,7 @@ private:
                                        Value dpt, ArrayRef<Value> th) {
     SmallVector<Value> ds(kRows / 2);
     for (int64_t n = 0; n < kRows / 8; ++n) {
-      Value delta = loadPair(deltaS, stage, lanes.column(e, c0, n, 0));
+      Value delta = loadPair(stage, 1, lanes.column(e, c0, n, 0));
       for (int64_t j = 0; j < 2; ++j) {
         Value dj = vector::ExtractOp::create(b, delta, ArrayRef<int64_t>{j});
         for (int64_t i = 0; i < 2; ++i) {
@@ -521,10 +530,29 @@ private:
     return ds;
   }
 
-  /// The two f32 of `buf` at [stage, col], col even.
-  Value loadPair(Value buf, Value stage, Value col) {
-    return vector::LoadOp::create(b, VectorType::get({2}, f32), buf,
-                                  ValueRange{stage, col});
+  /// Step 1's statistics: thread r < 64 of the warpgroup stores lse2 =
+  /// lse·log2 e (0 for -inf) of the tile's row r, thread 64 + r its Delta,
+  /// into the warpgroup's slots of `stage` (rows past Sq read the last row:
+  /// their weights are 0).
+  void stageStatistics(Value head, Value first, Value stage) {
+    Value r = e.rem(lt, e.idx(kRows)), which = e.div(lt, e.idx(kRows));
+    Value row = e.smin(e.add(first, r), e.sub(a.sq, c1));
+    Value at = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq), row);
+    Value v = e.ifElse(e.eq(which, c0), ValueRange{e.f(0.0)}, [&] {
+      Value lse = e.load(a.lse, at);
+      return SmallVector<Value>{e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
+                                      e.fmul(lse, e.f(llvm::numbers::log2e)))};
+    })[0];
+    v = e.ifElse(e.eq(which, c1), ValueRange{v},
+                 [&] { return SmallVector<Value>{e.load(args.delta, at)}; })[0];
+    e.store(v, statsS, ValueRange{wg, stage, which, r});
+  }
+
+  /// The two f32 of the warpgroup's statistic `which` (0: lse2, 1: Delta)
+  /// in `stage` at columns `col`, + 1 (col even).
+  Value loadPair(Value stage, int64_t which, Value col) {
+    return vector::LoadOp::create(b, VectorType::get({2}, f32), statsS,
+                                  ValueRange{wg, stage, e.idx(which), col});
   }
 
   /// Writes the thread's keys of accumulator `acc` (`dim` columns), times
@@ -562,9 +590,9 @@ private:
   /// The Q, K, V and dO tensor maps.
   ValueRange tma;
   const int64_t D, Dv, kKeys, kRows, kStages;
-  /// Shared memory byte offsets: K, V, the Q and dO rings, lse2, Delta.
-  const int64_t kBase, vBase, qBase, qStageBytes, doBase, doStageBytes, lseBase,
-      deltaBase;
+  /// Shared memory byte offsets: K, V, the Q and dO rings, the statistics.
+  const int64_t kBase, vBase, qBase, qStageBytes, doBase, doStageBytes,
+      statsBase;
   MLIRContext *ctx;
   Type elt, f32, i64;
   gpu::AddressSpaceAttr workgroup;
@@ -572,7 +600,9 @@ private:
 
   Value c0, c1, tid, kvh, bIdx, k0, off, wg, warp, lane;
   FragmentLanes lanes;
-  Value smem, smemAddr, lseS, deltaS, barriers, ticks;
+  Value smem, smemAddr, barriers, ticks, lt;
+  /// [warpgroup, stage, lse2 | Delta, row] (f32).
+  Value statsS;
   /// The query tiles (locateQueryBlocks).
   Value firstBlock, queryBlocks, h0, count;
   /// Consumer state: the thread's keys, the warpgroup's first key, the K
