@@ -229,11 +229,14 @@ static json::Object toJSONFields(const AttentionSpec &s) {
   return o;
 }
 
-/// The forward's keys, less what the backward does not use.
+/// The forward's keys, less what the backward does not use; "kernel" only
+/// where it asks for the opt-in wgmma dK/dV kernel.
 static json::Object toJSONFields(const AttentionGradSpec &s) {
   json::Object o = toJSONFields(s.forward);
-  for (StringRef unused : {"lse", "kernel", "block_q", "block_kv"})
+  for (StringRef unused : {"lse", "block_q", "block_kv"})
     o.erase(unused);
+  if (s.forward.kernel != AttentionKernelKind::Wgmma)
+    o.erase("kernel");
   return o;
 }
 
@@ -486,7 +489,10 @@ static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
 static void read(SpecReader &r, AttentionGradSpec &s, const json::Object &o) {
   read(r, s.forward, o);
   s.forward.lse = false;
-  s.forward.kernel = AttentionKernelKind::Auto;
+  // "wgmma" opts in to the sm_90a dK/dV kernel; any other kind leaves the
+  // choice to the kernel option.
+  if (s.forward.kernel != AttentionKernelKind::Wgmma)
+    s.forward.kernel = AttentionKernelKind::Auto;
   s.forward.blockQ = s.forward.blockKV = 0;
 }
 

@@ -170,7 +170,7 @@ def run(args):
     return name, rows, compile_rows
 
 
-def write(outdir, name, rows, compile_rows):
+def write(outdir, name, rows, compile_rows, backends=BACKENDS):
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, "bench.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
@@ -186,15 +186,15 @@ def write(outdir, name, rows, compile_rows):
         k = (r["family"], r["dtype"], r["batch"], r["hq"], r["hkv"], r["seqlen"], r["head_dim"])
         keyed.setdefault(k, {})[r["backend"]] = r
     lines = [f"{name}: TFLOP/s (median of device-event timings; '-' = backend refused the shape)",
-             f"{'shape':<34}" + "".join(f"{b:>15}" for b in BACKENDS) + f"{'attn/best':>11}"]
+             f"{'shape':<34}" + "".join(f"{b:>15}" for b in backends) + f"{'attn/best':>11}"]
     for k, by in keyed.items():
         family, dtype, b, hq, hkv, s, d = k
         vals = {bk: float(by[bk]["tflops"]) for bk in by if by[bk]["tflops"]}
-        others = [v for bk, v in vals.items() if bk != "attn"]
+        others = [v for bk, v in vals.items() if not bk.startswith("attn")]
         ratio = f"{vals['attn'] / max(others):.2f}" if "attn" in vals and others else "-"
         lines.append(f"{family + ' ' + dtype + f' b{b} s{s}':<34}"
                      + "".join(f"{(by[bk]['tflops'] if bk in by and by[bk]['tflops'] else '-'):>15}"
-                               for bk in BACKENDS) + f"{ratio:>11}")
+                               for bk in backends) + f"{ratio:>11}")
     flex_first = [float(r["first_call_s"]) for r in rows if r["backend"] == "flex" and r["first_call_s"]]
     if compile_rows:
         ct = [c for _, c in compile_rows]
@@ -219,7 +219,7 @@ def write(outdir, name, rows, compile_rows):
     nrow = math.ceil(len(families) / cols)
     fig, axes = plt.subplots(nrow, cols, figsize=(4.5 * cols, 3.6 * nrow), squeeze=False)
     for ax, (fam, dt) in zip(axes.flat, families):
-        for bk in BACKENDS:
+        for bk in backends:
             pts = sorted((int(r["seqlen"]), float(r["tflops"])) for r in rows
                          if r["family"] == fam and r["dtype"] == dt and r["backend"] == bk and r["tflops"])
             if pts:

@@ -12,7 +12,9 @@ default; Llama-3.1-8B GQA (32/8 heads, head dim 128, causal, batch 1). Each
 backend runs the forward once with autograd recording, then the timed region
 is the backward alone (torch.autograd.grad of the output with a fixed dO):
 for attn, attn.gpu.attention's autograd, which runs attention_backward's
-kernels. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
+kernels; "attn-wgmma" the same with the opt-in sm_90a dK/dV kernel
+(attention_backward(kernel="wgmma"); dQ on mma.sync as in "attn"), so that one
+run compares the two backwards. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
 causal), FlashAttention's convention. Backends as attn.bench (SDPA's flash,
 cuDNN and memory-efficient kernels, FlexAttention compiled once per shape,
 its first call reported apart). Writes bench.csv, bench.txt (and bench.png).
@@ -58,8 +60,32 @@ def variants():
         v = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": "bhsd",
              "mask": "causal" if causal else "none", "scale": 1 / math.sqrt(d),
              "softcap": None, "bias": False, "sinks": False}
-        out += [dict(v, lse=True), dict(v, op="attention_grad")]
+        out += [dict(v, lse=True), dict(v, op="attention_grad"),
+                dict(v, op="attention_grad", kernel="wgmma")]
     return out
+
+
+def wgmma_runner(bundles, causal):
+    """fn(q, k, v) -> out whose backward is attention_backward with the
+    opt-in wgmma dK/dV kernel (the forward is attn's, with its LSE)."""
+    import torch
+
+    from . import gpu
+
+    class Attention(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            out, lse = gpu.attention(q, k, v, causal=causal, return_lse=True, bundles=bundles)
+            ctx.save_for_backward(q, k, v, out, lse)
+            return out
+
+        @staticmethod
+        def backward(ctx, do):
+            q, k, v, out, lse = ctx.saved_tensors
+            return gpu.attention_backward(do.contiguous(), q, k, v, out, lse, causal=causal,
+                                          bundles=bundles, kernel="wgmma")
+
+    return Attention.apply
 
 
 def run(args):
@@ -82,7 +108,9 @@ def run(args):
         v = torch.randn(b, hkv, s, dv, device="cuda", dtype=tdtype, requires_grad=True)
         do = torch.randn(b, hq, s, dv, device="cuda", dtype=tdtype)
         fl = 2.5 * bench.flops(b, hq, s, d, causal, dv)
-        for backend, fn in bench.runners(args.bundles, causal, hq != hkv).items():
+        runners = bench.runners(args.bundles, causal, hq != hkv)
+        runners = dict(runners, **{"attn-wgmma": wgmma_runner(args.bundles, causal)})
+        for backend, fn in runners.items():
             if args.backends and backend not in args.backends:
                 continue
             row = dict(gpu=name, family=family, dtype=dtype, batch=b, hq=hq, hkv=hkv, seqlen=s,
@@ -118,7 +146,8 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=10)
     args = ap.parse_args(argv)
     name, rows, compile_rows = run(args)
-    bench.write(args.output, name + " (backward)", rows, compile_rows)
+    bench.write(args.output, name + " (backward)", rows, compile_rows,
+                backends=("attn", "attn-wgmma") + bench.BACKENDS[1:])
 
 
 if __name__ == "__main__":

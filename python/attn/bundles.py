@@ -58,7 +58,7 @@ _SPEC_KEYS = {
                   "sinks", "sinks_dtype", "lse", "kernel", "block_q", "block_kv"),
     "attention_grad": ("dtype", "head_dim", "value_head_dim", "layout", "mask", "window_left",
                        "window_right", "scale", "softcap", "bias", "bias_dtype",
-                       "bias_broadcast", "sinks", "sinks_dtype"),
+                       "bias_broadcast", "sinks", "sinks_dtype", "kernel"),
     "paged_attention": ("dtype", "head_dim", "value_head_dim", "page_size", "cache_layout",
                         "table_dtype", "lens_dtype", "mask", "window_left", "window_right",
                         "scale", "softcap", "values", "sinks", "sinks_dtype", "lse"),
@@ -123,6 +123,10 @@ def spec_of(v):
         needs = _SPEC_KEY_NEEDS.get(key)
         if key in v and (needs is None or v.get(needs[0]) in needs[1:]):
             spec[key] = _plain(v[key])
+    # A backward's "kernel" only opts in to the wgmma dK/dV kernel (a forward
+    # variant's kind says nothing about the backward).
+    if op == "attention_grad" and spec.get("kernel") != "wgmma":
+        spec.pop("kernel", None)
     if op in ("attention", "attention_grad", "paged_attention") and runtime:
         spec["scale"] = "runtime"
         if spec.get("softcap") is not None:

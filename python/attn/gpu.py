@@ -956,13 +956,17 @@ _AttentionFunction = _LazyFunction()
 
 @_on_tensor_device
 def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, softcap=None,
-                       scale=None, bias=None, sinks=None, layout="bhsd", bundles=None):
+                       scale=None, bias=None, sinks=None, layout="bhsd", bundles=None,
+                       kernel=None):
     """The gradients of `attention(q, k, v, ...) = out` for the upstream
     gradient `do` (shaped like out): (dq, dk, dv), and dsinks (like sinks)
     with sinks. `lse` is the forward's (attention(..., return_lse=True)).
     dk and dv are summed over each KV head's query heads (GQA/MQA); the bias
     gets no gradient. Runs attn.attention_grad's kernels (the dQ kernel, then
-    dK/dV, then the sink gradient): deterministic, no atomics."""
+    dK/dV, then the sink gradient): deterministic, no atomics.
+    `kernel="wgmma"` asks for the opt-in Hopper dK/dV kernel (bundles whose
+    variant says "kernel": "wgmma"; f16/bf16, head dims 64 and 128, sm_90a);
+    by default the kernels without a "kernel" in their variant run."""
     import torch
 
     if bundles is None:
@@ -989,6 +993,10 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
             "bias": bias is not None, "sinks": sinks is not None}
     if window is None:
         want["mask"] = "causal" if causal else "none"
+    if kernel not in (None, "auto"):
+        if kernel != "wgmma":
+            raise ValueError(f"kernel must be None, 'auto' or 'wgmma', not {kernel!r}")
+        want["kernel"] = kernel
     tensors = {"q": q, "k": k, "v": v, "o": out, "do": do, "lse": lse}
     if bias is not None:
         full = (b, hq, sq, sk)
@@ -1010,6 +1018,10 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
         steps = {}
         for kern in _matching(ks, want):
             kind = kern.manifest.get("kernel", "")
+            # The opt-in backward (a "kernel" in its variant) only where
+            # asked for.
+            if "kernel" in kern.variant and "kernel" not in want:
+                continue
             if kind.startswith("attention_grad."):
                 steps.setdefault(kern.manifest["step"], kern)
         needed = 3 if sinks is not None else 2

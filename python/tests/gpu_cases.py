@@ -7,10 +7,11 @@ import math
 
 def case(id, b=2, hq=8, hkv=8, sq=113, sk=113, d=128, dv=None, dtype="bf16",
          causal=False, window=None, softcap=None, scale=None, bias=None,
-         sinks=False, lse=False, layout="bhsd"):
+         sinks=False, lse=False, layout="bhsd", kernel=None):
     return dict(id=id, b=b, hq=hq, hkv=hkv, sq=sq, sk=sk, d=d, dv=dv or d,
                 dtype=dtype, causal=causal, window=window, softcap=softcap,
-                scale=scale, bias=bias, sinks=sinks, lse=lse, layout=layout)
+                scale=scale, bias=bias, sinks=sinks, lse=lse, layout=layout,
+                kernel=kernel)
 
 
 CASES = [
@@ -114,11 +115,21 @@ GRAD_CASES = [
 ]
 for c in GRAD_CASES:
     c["lse"] = True  # the forward of a backward computes its LSE
+# The opt-in sm_90a dK/dV kernel (kernel="wgmma": TMA, wgmma, 128 keys a
+# block; dQ stays on mma.sync), which "auto" never picks: every case above
+# that it takes (f16/bf16, head dims 64 and 128) again, through it. Their
+# forwards are the cases' own. test_grad_gpu.py skips them off Hopper.
+GRAD_CASES += [dict(c, id=c["id"].replace("grad_", "grad_wgmma_", 1), kernel="wgmma")
+               for c in GRAD_CASES
+               if c["dtype"] in ("f16", "bf16") and c["d"] in (64, 128) and c["dv"] in (64, 128)]
 
 
 def grad_variant(c):
-    """The backward's kernel variant (the forward's is variant(c))."""
+    """The backward's kernel variant (the forward's is variant(c)), with
+    "kernel" where the case asks for one."""
     v = {key: val for key, val in variant(c).items() if key != "lse"}
+    if c.get("kernel"):
+        v["kernel"] = c["kernel"]
     return dict(v, op="attention_grad")
 
 

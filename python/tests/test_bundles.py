@@ -71,6 +71,8 @@ def test_spec_of_attention_grad():
     assert spec["op"] == "attention_grad" and spec["version"] == 2
     assert (spec["scale"], spec["softcap"], spec["mask"]) == ("runtime", "runtime", "causal")
     assert not {"lse", "kernel", "block_q", "block_kv"} & set(spec)
+    # "wgmma" asks for the opt-in sm_90a dK/dV kernel, and stays.
+    assert bundles.spec_of(dict(grad, kernel="wgmma"))["kernel"] == "wgmma"
 
 
 def test_spec_of_paged():

@@ -77,10 +77,13 @@ def test_variant_matrix_ptxas(chip, kernel):
             assert any(f.endswith("_wgmma.ptx") for f in ptx) == (chip == "sm_90a")
 
 
-def grad(**kw):
-    """An attention_grad variant: the forward's keys but lse."""
+def grad(kernel=None, **kw):
+    """An attention_grad variant: the forward's keys but lse (and "kernel"
+    where given: "wgmma" asks for the opt-in sm_90a dK/dV kernel)."""
     v = variant(**kw)
     del v["lse"]
+    if kernel:
+        v["kernel"] = kernel
     return dict(v, op="attention_grad")
 
 
@@ -127,6 +130,59 @@ def test_grad_matrix_ptxas(chip):
             # The dK/dV kernel's LSE and Delta rows: 4-byte copies.
             if "_dkdv_" in f:
                 assert "cp.async.ca.shared.global" in text, f
+
+
+# The opt-in sm_90a dK/dV kernel (kernel=wgmma; dQ stays on mma.sync): head
+# dims 64 and 128 (D != Dv too), f16/bf16, causal or not, windows, softcap,
+# bias, sinks, bshd. GQA is a run-time size.
+GRAD_WGMMA_MATRIX = (
+    [grad(kernel="wgmma", dtype=t, d=d, mask=m)
+     for t, d, m in itertools.product(["f16", "bf16"], [64, 128], ["none", "causal"])]
+    + [grad(kernel="wgmma", mask="window", window=(127, 0)),
+       grad(kernel="wgmma", dtype="f16", d=64, mask="window", window=(31, 8), layout="bshd"),
+       grad(kernel="wgmma", softcap=30.0, mask="causal"),
+       grad(kernel="wgmma", bias=(False, True, False, False)),
+       grad(kernel="wgmma", dtype="f16", d=128, dv=64, bias=(True, True, False, False),
+            mask="causal"),
+       grad(kernel="wgmma", d=64, dv=128, sinks=True, mask="window", window=(40, 0))]
+)
+
+
+def test_grad_wgmma_matrix_ptxas():
+    with tempfile.TemporaryDirectory() as out:
+        bundles.compile_variants(GRAD_WGMMA_MATRIX, out, "sm_90a")
+        ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
+        dkdv = [f for f in ptx if f.endswith("_wgmma_bwd_dkdv_wgmma.ptx")]
+        assert len(dkdv) == len(GRAD_WGMMA_MATRIX), ptx
+        assert sum(f.endswith("_wgmma_bwd_dq_mma.ptx") for f in ptx) == len(GRAD_WGMMA_MATRIX)
+        report = []
+        for f in ptx:
+            r = subprocess.run([PTXAS, "-arch=sm_90a", "-v", os.path.join(out, f), "-o",
+                                os.devnull], capture_output=True, text=True)
+            assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
+            if f not in dkdv:
+                continue
+            # 384 threads at one block an SM: 168 registers, which setmaxnreg
+            # deals out (24 to the producer, 240 to the consumers). No spills
+            # but at head dim 128 with a window (16 bytes), a bias (48: its
+            # per-element loads) or softcap (224: the tanh of every logit
+            # stays live until dS).
+            spilled = int(re.search(r"(\d+) bytes spill stores", r.stderr).group(1))
+            regs = int(re.search(r"Used (\d+) registers", r.stderr).group(1))
+            report.append(f"{f}: {regs} registers, {spilled} bytes spilled")
+            assert regs <= 168, f"{f}:\n{r.stderr}"
+            extra = any(x in f for x in ("_cap", "_bias", "_window"))
+            assert spilled <= (256 if extra else 0), f"{f} spills:\n{r.stderr}"
+            text = open(os.path.join(out, f)).read()
+            assert ".maxntid 384, 1, 1" in text and ".minnctapersm 1" in text, f
+            assert re.search(r"setmaxnreg\.dec\.sync\.aligned\.u32\s+24;", text), f
+            assert re.search(r"setmaxnreg\.inc\.sync\.aligned\.u32\s+240;", text), f
+            assert "cp.async.bulk.tensor.4d" in text and "mbarrier.try_wait.parity" in text, f
+            # Sᵀ and dPᵀ by descriptors (m64n64), dV and dK with A from
+            # registers (m64nDv, m64nD; trans-b: dO and Q MN-major).
+            assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n64k16\.f32\.(bf16|f16)", text), f
+            assert re.search(r"\{%r\d+, %r\d+, %r\d+, %r\d+\}, %rd\d+, p, 1, 1, 1;", text), f
+        print("\n".join(report))
 
 
 def paged(dtype="bf16", d=128, dv=None, page=16, layout="nhd", mask="causal", window=(0, 0),

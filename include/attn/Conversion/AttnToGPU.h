@@ -112,7 +112,8 @@ private:
                KernelSpec &built);
   LogicalResult addAttentionGrad(
       const AttentionGradSpec &spec, Location loc,
-      function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose);
+      function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose,
+      KernelSpec &built);
 
   ModuleOp module;
   KernelOptions options;

@@ -98,8 +98,9 @@ struct AttentionSpec {
 /// then the dK/dV kernel and, with sinks, the sink-gradient kernel; one
 /// launch order, given by the manifests' "step".
 struct AttentionGradSpec {
-  /// The forward's variant; its `lse`, `kernel` and block sizes are unused
-  /// (the backward reads the LSE; its kernels are its own).
+  /// The forward's variant; its `lse` and block sizes are unused (the
+  /// backward reads the LSE; its kernels are its own). Its `kernel` is Auto
+  /// or Wgmma: the opt-in sm_90a dK/dV kernel, which Auto never picks.
   AttentionSpec forward;
 };
 

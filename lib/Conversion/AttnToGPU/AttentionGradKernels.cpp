@@ -32,6 +32,16 @@
 // dK/dV) with the same parameters, steps and Delta workspace; their names
 // end in "_mma" and their manifests carry a "tile". dsinks is shared.
 //
+// A spec whose kernel is wgmma (the spec's "kernel" or the kernel option;
+// never `auto`, which keeps the choice above: the sm_90a body has not run on
+// a GPU yet) takes dkdv on AttentionGradWgmmaKernel.cpp's sm_90a body
+// (TMA, mbarriers, warp specialization, wgmma; 128 keys a block, the Q, K,
+// V and dO tensor maps as extra parameters) and dq on the mma.sync body; its
+// kernels are named after the spec's "_wgmma" (…_wgmma_bwd_dq_mma,
+// …_wgmma_bwd_dkdv_wgmma, …_wgmma_bwd_dsinks), so that a bundle directory
+// holds both backwards of a variant. Another chip or a variant the body does
+// not take (f16/bf16, head dims 64 and 128) is an error at the op.
+//
 //===----------------------------------------------------------------------===//
 
 #include "AttentionGradKernels.h"
@@ -42,6 +52,9 @@
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
@@ -99,6 +112,46 @@ KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
   if (spec.runtimeValues)
     sig.runtimeValues(ctx, spec.softcap.has_value(), spec.mask.isWindow());
   return sig;
+}
+
+/// Appends the TMA descriptors of the wgmma dK/dV kernel to `sig`: Q, K, V
+/// and dO as 4-D maps over the layout's dims, boxes of 64 columns (128
+/// bytes, 128-byte swizzle) by the tile's rows, zero fill out of bounds
+/// (pointers in the signature, cast to the returned types in the kernel).
+SmallVector<Type> appendTensorMaps(MLIRContext *ctx, KernelSignature &sig,
+                                   const AttentionSpec &spec,
+                                   const GradWgmmaTiling &tiling,
+                                   TensorMapPassing passing) {
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  Type elt = getType(ctx, spec.dtype);
+  SmallVector<Type> types;
+  for (auto [tensor, rows] : {std::pair<StringRef, int64_t>{"q", tiling.rows},
+                              {"k", tiling.keys},
+                              {"v", tiling.keys},
+                              {"do", tiling.rows}}) {
+    SmallVector<int64_t> box = spec.layout == Layout::BSHD
+                                   ? SmallVector<int64_t>{1, rows, 1, 64}
+                                   : SmallVector<int64_t>{1, 1, rows, 64};
+    sig.types.push_back(LLVM::LLVMPointerType::get(ctx));
+    types.push_back(nvgpu::TensorMapDescriptorType::get(
+        ctx, MemRefType::get(box, elt, AffineMap(), workgroup),
+        nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+        nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+        nvgpu::TensorMapOOBKind::OOB_ZERO,
+        nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE));
+    sig.params.push_back(
+        llvm::json::Object{{"name", (tensor + "_tma").str()},
+                           {"role", "tma_descriptor"},
+                           {"kind", "tensormap"},
+                           {"passing", stringifyTensorMapPassing(passing)},
+                           {"tensor", tensor},
+                           {"box", llvm::json::Array{64, rows}},
+                           {"swizzle", "128B"},
+                           {"l2_promotion", "256B"},
+                           {"oob_fill", "zero"}});
+  }
+  return types;
 }
 
 /// The kernel's entry-block arguments, in buildGradSignature's order.
@@ -366,11 +419,13 @@ void GradKernelBody::emitDSinks() {
   });
 }
 
-/// "attn_…_bwd_<kernel>": the forward's name for the variant's values.
+/// "attn_…_bwd_<kernel>": the forward's name for the variant's values (with
+/// "_wgmma" for a spec that asks for the wgmma backward).
 std::string getGradKernelName(const AttentionSpec &spec, StringRef kernel) {
   AttentionSpec named = spec;
   named.lse = false;
-  named.kernel = AttentionKernelKind::Baseline;
+  if (named.kernel != AttentionKernelKind::Wgmma)
+    named.kernel = AttentionKernelKind::Baseline;
   named.blockQ = named.blockKV = 0;
   return getAttentionKernelName(named) + "_bwd_" + kernel.str();
 }
@@ -386,43 +441,41 @@ Value mlir::attn::detail::getGradScale(Emitter &e, const AttentionSpec &spec,
   return e.fdiv(factor, e.f(llvm::numbers::log2e));
 }
 
-LogicalResult mlir::attn::detail::buildAttentionGradKernels(
-    OpBuilder &builder, ModuleOp module, const AttentionGradSpec &grad,
-    bool allowTensorCores, Location loc, EmitErrorFn emitError,
-    Manifests &manifests) {
-  const AttentionSpec &spec = grad.forward;
-  if (ShapedType::isDynamic(spec.headDim) ||
-      ShapedType::isDynamic(spec.valueHeadDim) || spec.headDim <= 0 ||
-      spec.valueHeadDim <= 0)
-    return emitError() << "GPU kernels need static head dims";
-  if (!spec.scale && !spec.runtimeValues)
-    return emitError() << "GPU kernels need a static head dim or a scale";
-  // The rows and accumulators live in private memory: bound them.
-  if (spec.headDim > 512 || spec.valueHeadDim > 512)
-    return emitError() << "the backward kernels take head dims up to 512";
-  MLIRContext *ctx = builder.getContext();
+namespace {
+/// One kernel of the backward, as buildAttentionGradKernels builds it.
+struct GradKernelInfo {
+  GradKernel which;
+  StringRef name;
+  llvm::json::Array grid;
+  int64_t threads = kThreads;
+  SmallVector<Type> privates;
+  /// The tensor-core bodies' dynamic shared memory; 0 for the others.
+  int64_t sharedMemory = 0;
+  /// "mma.sync" or "wgmma"; empty for the thread-per-row bodies.
+  StringRef body;
+  /// The manifest's "tile" (tensor-core bodies).
+  llvm::json::Object tile;
+};
+
+/// The backward's kernels in launch order: dq and dkdv on the mma.sync
+/// bodies where `mma` holds (dkdv on the wgmma body where `wgmma` does),
+/// else thread-per-row; dsinks with sinks.
+SmallVector<GradKernelInfo>
+getGradKernels(MLIRContext *ctx, const AttentionSpec &spec,
+               const FailureOr<GradMmaTiling> &mma,
+               const std::optional<GradWgmmaTiling> &wgmma) {
   auto privateSpace = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getPrivateAddressSpace());
   auto buffer = [&](int64_t n) -> Type {
-    return MemRefType::get({n}, builder.getF32Type(), AffineMap(),
+    return MemRefType::get({n}, Float32Type::get(ctx), AffineMap(),
                            privateSpace);
   };
-  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
-  // The tensor-core dQ and dK/dV kernels where they take the variant, else
-  // the thread-per-row ones; the sink gradient is the same for both.
-  FailureOr<GradMmaTiling> mma = failure();
-  if (allowTensorCores)
-    mma = getGradMmaTiling(spec, /*why=*/nullptr);
-  struct KernelInfo {
-    GradKernel which;
-    StringRef name;
-    llvm::json::Array grid;
-    int64_t threads = kThreads;
-    SmallVector<Type> privates;
-    /// The mma.sync body's dynamic shared memory; 0 for the others.
-    int64_t sharedMemory = 0;
+  auto tile = [](StringRef body, int64_t q, int64_t kv, int64_t stages) {
+    return llvm::json::Object{
+        {"body", body}, {"block_q", q}, {"block_kv", kv}, {"stages", stages}};
   };
-  SmallVector<KernelInfo> kernels;
+  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
+  SmallVector<GradKernelInfo> kernels;
   if (succeeded(mma)) {
     kernels.push_back(
         {GradKernel::DQ,
@@ -430,70 +483,83 @@ LogicalResult mlir::attn::detail::buildAttentionGradKernels(
          llvm::json::Array{grid::ceilDiv("Sq", mma->rows), "Hq", "B"},
          mma->threads(),
          {},
-         mma->dqSharedMemoryBytes(d, dv)});
-    kernels.push_back(
-        {GradKernel::DKDV,
-         "dkdv",
-         llvm::json::Array{grid::ceilDiv("Sk", mma->keys), "Hkv", "B"},
-         mma->threads(),
-         {},
-         mma->dkdvSharedMemoryBytes(d, dv)});
+         mma->dqSharedMemoryBytes(d, dv),
+         "mma.sync",
+         tile("mma.sync", mma->rows, mma->keys, mma->stages)});
+    if (wgmma)
+      kernels.push_back(
+          {GradKernel::DKDV,
+           "dkdv",
+           llvm::json::Array{grid::ceilDiv("Sk", wgmma->keys), "Hkv", "B"},
+           wgmma->threads(),
+           {},
+           wgmma->sharedMemoryBytes(d, dv),
+           "wgmma",
+           tile("wgmma", wgmma->rows, wgmma->keys, wgmma->stages)});
+    else
+      kernels.push_back(
+          {GradKernel::DKDV,
+           "dkdv",
+           llvm::json::Array{grid::ceilDiv("Sk", mma->keys), "Hkv", "B"},
+           mma->threads(),
+           {},
+           mma->dkdvSharedMemoryBytes(d, dv),
+           "mma.sync",
+           tile("mma.sync", mma->rows, mma->keys, mma->stages)});
   } else {
     kernels.push_back(
         {GradKernel::DQ,
          "dq",
          llvm::json::Array{grid::ceilDiv("Sq", kThreads), "Hq", "B"},
          kThreads,
-         {buffer(d), buffer(dv), buffer(d)}});
+         {buffer(d), buffer(dv), buffer(d)},
+         0,
+         "",
+         {}});
     kernels.push_back(
         {GradKernel::DKDV,
          "dkdv",
          llvm::json::Array{grid::ceilDiv("Sk", kThreads), "Hkv", "B"},
          kThreads,
-         {buffer(d), buffer(dv), buffer(d), buffer(dv)}});
+         {buffer(d), buffer(dv), buffer(d), buffer(dv)},
+         0,
+         "",
+         {}});
   }
   if (spec.sinks)
     kernels.push_back({GradKernel::DSinks,
                        "dsinks",
                        llvm::json::Array{grid::ceilDiv("Hq", kThreads), 1, 1},
                        kThreads,
+                       {},
+                       0,
+                       "",
                        {}});
-  for (auto [step, k] : llvm::enumerate(kernels)) {
-    bool tensorCores = k.which != GradKernel::DSinks && succeeded(mma);
-    std::string name =
-        getGradKernelName(spec, tensorCores ? (k.name + "_mma").str() : k.name);
-    KernelSignature sig = buildGradSignature(ctx, spec, k.which);
-    llvm::json::Object manifest{{"entry", name},
-                                {"params", std::move(sig.params)},
-                                {"grid", std::move(k.grid)},
-                                {"block", llvm::json::Array{k.threads, 1, 1}},
-                                {"kernel", ("attention_grad." + k.name).str()},
-                                {"step", static_cast<int64_t>(step)},
-                                {"dynamic_shared_memory", k.sharedMemory},
-                                {"variant", toJSON(KernelSpec(grad))}};
-    if (tensorCores)
-      manifest["tile"] = llvm::json::Object{{"body", "mma.sync"},
-                                            {"block_q", mma->rows},
-                                            {"block_kv", mma->keys},
-                                            {"stages", mma->stages}};
-    addManifest(builder, manifests, name, std::move(manifest));
-    if (auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name))
-      if (gpuModule.lookupSymbol<gpu::GPUFuncOp>(name))
-        continue;
-    gpu::GPUFuncOp func = createKernel(builder, module, loc, name, sig.types,
-                                       k.threads, k.privates);
-    OpBuilder::InsertionGuard guard(builder);
-    builder.setInsertionPointToStart(&func.getBody().front());
-    GradArgs args = getGradArgs(builder, loc, func, spec, k.which);
-    if (tensorCores) {
-      if (k.which == GradKernel::DQ)
-        buildGradMmaDQBody(builder, loc, func, spec, args, *mma);
-      else
-        buildGradMmaDKDVBody(builder, loc, func, spec, args, *mma);
-      builder.setInsertionPointToEnd(&func.getBody().front());
-      gpu::ReturnOp::create(builder, loc);
-      continue;
-    }
+  return kernels;
+}
+
+/// Emits kernel `k`'s body into `func` (the builder at its entry).
+void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                  const AttentionSpec &spec, const GradKernelInfo &k,
+                  const FailureOr<GradMmaTiling> &mma,
+                  const std::optional<GradWgmmaTiling> &wgmma,
+                  ArrayRef<Type> tmaTypes) {
+  GradArgs args = getGradArgs(builder, loc, func, spec, k.which);
+  if (k.body == "wgmma") {
+    SmallVector<Value> descriptors;
+    Block &body = func.getBody().front();
+    for (auto [arg, type] : llvm::zip_equal(
+             body.getArguments().take_back(tmaTypes.size()), tmaTypes))
+      descriptors.push_back(
+          UnrealizedConversionCastOp::create(builder, loc, type, arg)
+              .getResult(0));
+    buildGradWgmmaDKDVBody(builder, loc, func, spec, args, descriptors, *wgmma);
+  } else if (k.body == "mma.sync") {
+    if (k.which == GradKernel::DQ)
+      buildGradMmaDQBody(builder, loc, func, spec, args, *mma);
+    else
+      buildGradMmaDKDVBody(builder, loc, func, spec, args, *mma);
+  } else {
     GradKernelBody body(builder, loc, func, spec, args);
     switch (k.which) {
     case GradKernel::DQ:
@@ -506,7 +572,82 @@ LogicalResult mlir::attn::detail::buildAttentionGradKernels(
       body.emitDSinks();
       break;
     }
-    gpu::ReturnOp::create(builder, loc);
+  }
+  builder.setInsertionPointToEnd(&func.getBody().front());
+  gpu::ReturnOp::create(builder, loc);
+}
+} // namespace
+
+LogicalResult mlir::attn::detail::buildAttentionGradKernels(
+    OpBuilder &builder, ModuleOp module, const AttentionGradSpec &grad,
+    const KernelOptions &options, Location loc, EmitErrorFn emitError,
+    Manifests &manifests) {
+  const AttentionSpec &spec = grad.forward;
+  if (ShapedType::isDynamic(spec.headDim) ||
+      ShapedType::isDynamic(spec.valueHeadDim) || spec.headDim <= 0 ||
+      spec.valueHeadDim <= 0)
+    return emitError() << "GPU kernels need static head dims";
+  if (!spec.scale && !spec.runtimeValues)
+    return emitError() << "GPU kernels need a static head dim or a scale";
+  // The rows and accumulators live in private memory: bound them.
+  if (spec.headDim > 512 || spec.valueHeadDim > 512)
+    return emitError() << "the backward kernels take head dims up to 512";
+  MLIRContext *ctx = builder.getContext();
+  // The tensor-core dQ and dK/dV kernels where they take the variant, else
+  // the thread-per-row ones; the sink gradient is the same for all. The
+  // wgmma dK/dV kernel only where asked for, and then never replaced
+  // silently: another chip or variant is an error.
+  FailureOr<GradMmaTiling> mma = failure();
+  std::optional<GradWgmmaTiling> wgmma;
+  if (spec.kernel == AttentionKernelKind::Wgmma) {
+    if (options.chip != "sm_90a")
+      return emitError() << "the wgmma backward needs chip sm_90a, not "
+                         << options.chip;
+    std::string why;
+    FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, &why);
+    if (failed(w))
+      return emitError() << why;
+    mma = getGradMmaTiling(spec, &why);
+    if (failed(mma))
+      return emitError() << why;
+    wgmma = *w;
+  } else if (options.kernel != "baseline") {
+    mma = getGradMmaTiling(spec, /*why=*/nullptr);
+  }
+  for (auto [step, k] :
+       llvm::enumerate(getGradKernels(ctx, spec, mma, wgmma))) {
+    std::string name = getGradKernelName(
+        spec, k.body.empty()
+                  ? k.name
+                  : (k.name + (k.body == "wgmma" ? "_wgmma" : "_mma")).str());
+    KernelSignature sig = buildGradSignature(ctx, spec, k.which);
+    SmallVector<Type> tmaTypes;
+    if (k.body == "wgmma")
+      tmaTypes = appendTensorMaps(ctx, sig, spec, *wgmma, options.tensorMaps);
+    llvm::json::Object manifest{{"entry", name},
+                                {"params", std::move(sig.params)},
+                                {"grid", std::move(k.grid)},
+                                {"block", llvm::json::Array{k.threads, 1, 1}},
+                                {"kernel", ("attention_grad." + k.name).str()},
+                                {"step", static_cast<int64_t>(step)},
+                                {"dynamic_shared_memory", k.sharedMemory},
+                                {"variant", toJSON(KernelSpec(grad))}};
+    if (!k.body.empty())
+      manifest["tile"] = std::move(k.tile);
+    addManifest(builder, manifests, name, std::move(manifest));
+    if (auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(name))
+      if (gpuModule.lookupSymbol<gpu::GPUFuncOp>(name))
+        continue;
+    gpu::GPUFuncOp func = createKernel(builder, module, loc, name, sig.types,
+                                       k.threads, k.privates);
+    // One block an SM (.minnctapersm 1): the 168 registers a thread that
+    // setmaxnreg deals out between the warpgroups.
+    if (k.body == "wgmma")
+      func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                    builder.getI32IntegerAttr(1));
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToStart(&func.getBody().front());
+    emitGradBody(builder, loc, func, spec, k, mma, wgmma, tmaTypes);
   }
   return success();
 }

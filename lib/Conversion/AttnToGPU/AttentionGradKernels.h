@@ -6,7 +6,8 @@
 //
 // Internal to lib/Conversion/AttnToGPU: what AttentionGradKernels.cpp (the
 // kernels of an AttentionGradSpec: signatures, manifests, the thread-per-row
-// bodies) shares with AttentionGradMmaKernels.cpp (the mma.sync bodies).
+// bodies) shares with AttentionGradMmaKernels.cpp (the mma.sync bodies) and
+// AttentionGradWgmmaKernel.cpp (the opt-in sm_90a dK/dV body).
 //
 //===----------------------------------------------------------------------===//
 
@@ -79,6 +80,33 @@ void buildGradMmaDQBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
 void buildGradMmaDKDVBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
                           const AttentionSpec &spec, const GradArgs &args,
                           const GradMmaTiling &tiling);
+
+/// The tiling of the sm_90a dK/dV kernel (AttentionGradWgmmaKernel.cpp): a
+/// block owns `keys` keys, 64 per consumer warpgroup, and streams Q, dO, the
+/// LSE and Delta through `stages` TMA stages of `rows` query rows.
+struct GradWgmmaTiling {
+  int64_t keys = 128;
+  int64_t rows = 64;
+  int64_t stages = 2;
+
+  /// Two consumer warpgroups and one producer warpgroup.
+  int64_t threads() const { return 384; }
+  /// K and V, the Q and dO stages, the lse2 and Delta stages (f32).
+  int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
+};
+
+/// The tiling of the sm_90a dK/dV kernel for `spec`'s forward; failure (with
+/// the reason in `why`) where it cannot run it: f16 and bf16 with head dims
+/// of 64 or 128.
+FailureOr<GradWgmmaTiling> getGradWgmmaTiling(const AttentionSpec &spec,
+                                              std::string *why);
+
+/// Emits the sm_90a dK/dV kernel's body; `tmaDescriptors` are the Q, K, V
+/// and dO tensor maps.
+void buildGradWgmmaDKDVBody(OpBuilder &builder, Location loc,
+                            gpu::GPUFuncOp func, const AttentionSpec &spec,
+                            const GradArgs &args, ValueRange tmaDescriptors,
+                            const GradWgmmaTiling &tiling);
 
 } // namespace detail
 } // namespace attn

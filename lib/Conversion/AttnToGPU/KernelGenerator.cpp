@@ -85,14 +85,23 @@ LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
 
 LogicalResult KernelGenerator::addAttentionGrad(const AttentionGradSpec &spec,
                                                 Location loc,
-                                                DiagnoseFn diagnose) {
-  // The kernel option "baseline" keeps the backward off the tensor cores
-  // too; otherwise the variants getGradMmaTiling refuses run on the
+                                                DiagnoseFn diagnose,
+                                                KernelSpec &built) {
+  // The kernel option "wgmma" asks for the sm_90a dK/dV kernel as a spec's
+  // "kernel" does; "auto" never picks it (it has not run on a GPU yet:
+  // opt-in only). "baseline" keeps the backward off the tensor cores;
+  // otherwise the variants getGradMmaTiling refuses run on the
   // thread-per-row kernels, which require-tensor-cores turns into an error
   // as it does for the forward.
-  bool tensorCores = options.kernel != "baseline";
+  AttentionGradSpec grad = spec;
+  if (grad.forward.kernel == AttentionKernelKind::Auto &&
+      options.kernel == "wgmma")
+    grad.forward.kernel = AttentionKernelKind::Wgmma;
+  built = grad;
   std::string why;
-  if (tensorCores && failed(detail::getGradMmaTiling(spec.forward, &why))) {
+  if (options.kernel != "baseline" &&
+      grad.forward.kernel != AttentionKernelKind::Wgmma &&
+      failed(detail::getGradMmaTiling(grad.forward, &why))) {
     if (options.requireTensorCores)
       return diagnose(DiagnosticSeverity::Error)
              << "no tensor-core backward takes this variant (" << why
@@ -104,7 +113,7 @@ LogicalResult KernelGenerator::addAttentionGrad(const AttentionGradSpec &spec,
   }
   OpBuilder builder(module.getContext());
   return detail::buildAttentionGradKernels(
-      builder, module, spec, tensorCores, loc,
+      builder, module, grad, options, loc,
       [&] { return diagnose(DiagnosticSeverity::Error); }, manifests);
 }
 
@@ -122,7 +131,7 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
         if constexpr (std::is_same_v<T, AttentionSpec>)
           return addAttention(s, loc, diagnose, built);
         else if constexpr (std::is_same_v<T, AttentionGradSpec>)
-          return addAttentionGrad(s, loc, diagnose);
+          return addAttentionGrad(s, loc, diagnose, built);
         else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
           return detail::buildPagedKernels(builder, module, s, loc, emitError,
                                            manifests);

@@ -53,12 +53,16 @@ FailureOr<AttentionSpec> resolveAttentionKernel(const AttentionSpec &spec,
 std::string getAttentionKernelName(const AttentionSpec &spec);
 
 /// Adds the backward's kernels (AttentionGradKernels.cpp): the mma.sync dQ
-/// and dK/dV kernels where `allowTensorCores` and they take the variant
-/// (AttentionGradMmaKernels.cpp), else the thread-per-row ones.
+/// and dK/dV kernels where the kernel option is not "baseline" and they take
+/// the variant (AttentionGradMmaKernels.cpp), else the thread-per-row ones.
+/// A spec whose kernel is Wgmma (asked for explicitly: never chosen by
+/// Auto) gets the sm_90a dK/dV kernel (AttentionGradWgmmaKernel.cpp) beside
+/// the mma.sync dQ kernel, or an error where the chip or the variant does
+/// not allow it.
 LogicalResult buildAttentionGradKernels(OpBuilder &builder, ModuleOp module,
                                         const AttentionGradSpec &spec,
-                                        bool allowTensorCores, Location loc,
-                                        EmitErrorFn emitError,
+                                        const KernelOptions &options,
+                                        Location loc, EmitErrorFn emitError,
                                         Manifests &manifests);
 
 /// Adds the kernel of a resolved spec (kind not Auto).

@@ -1,0 +1,622 @@
+//===- AttentionGradWgmmaKernel.cpp - the dK/dV backward on wgmma ---------===//
+//
+// Part of attn, under the Apache License v2.0 with LLVM Exceptions.
+// See LICENSE for license information.
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+// The sm_90a body of the `attention_grad.dkdv` kernel (FlashAttention-3's
+// backward without its dQ: dQ stays on the mma.sync kernel, step 0, which
+// also writes Delta). Opt-in only (kernel = wgmma and chip = sm_90a,
+// AttentionGradKernels.cpp). With lse2 = lse·log2 e (0 where lse = -inf),
+// x the forward's logit in the exp2 domain (ScoreTransform) and th its tanh
+// under softcap, per key block and query tile:
+//
+//   Sᵀ  = K·Qᵀ                    dPᵀ = V·dOᵀ
+//   Pᵀ  = exp2(x - lse2)          dSᵀ = Pᵀ ⊙ (dPᵀ - Delta) (⊙ (1 - th²))
+//   dV += Pᵀ·dO                   dK += dSᵀ·Q      (dK · scale at the end)
+//
+// A block of 384 threads owns 128 keys of one (batch, KV head), grid
+// [Sk / 128, Hkv, B]:
+//
+//   warpgroup 0, 1  consumers, 64 keys each (wgmma's M), 240 registers
+//   warpgroup 2     producer, 24 registers: thread 0 issues every TMA copy
+//
+// Shared memory (dynamic, 1024-aligned; every tile 128-byte swizzled in
+// panels of 64 columns, as the TMA boxes land them):
+//
+//   K, V            128 x D, 128 x Dv       (loaded once)
+//   Q, dO stages    2 x 64 x D, 2 x 64 x Dv (a ring over the query tiles)
+//   statistics      2 warpgroups x 2 stages x (lse2, Delta) x 64 f32
+//
+// mbarriers (static): kvFull, full[s] (count 1 + TMA bytes), empty[s] (lane
+// 0 of each of the 8 consumer warps). Each consumer warpgroup stages the
+// LSE (as lse2) and Delta of a tile's 64 rows itself, one plain load a
+// thread, behind a named barrier of its 128 threads (1 + warpgroup): a
+// producer warp doing it needed more than the producer's 24 registers
+// (64-bit index arithmetic) and spilled, and 32 loads a consumer thread
+// (its 16 columns' values) spilled the consumers at head dim 128.
+//
+// The query tiles are those of each query head of the KV head's group whose
+// rows admit one of the block's keys (buildAdmittingPositions, the inverse
+// band, as the mma.sync kernel): dK and dV are summed over the group in
+// registers, without atomics (deterministic). A consumer warpgroup runs,
+// per tile:
+//
+//   1. load the warpgroup's share of the rows' lse2 and Delta; wait
+//      full[s]; issue Sᵀ (K rows of the warpgroup by descriptor, Q
+//      K-major) and dPᵀ (V, dO) as two wgmma groups (m64n64k16); sync the
+//      warpgroup (the statistics are in shared memory).
+//   2. wait Sᵀ; Pᵀ on its accumulator registers (the mask and the key and
+//      query ranges only in tiles that cross the band's edge); packed to
+//      f16/bf16 pairs it is wgmma's register-A operand as it stands (the
+//      forward's P·V trick); issue dV += Pᵀ·dO, dO MN-major by descriptor.
+//   3. wait dPᵀ; dSᵀ, packed alike; issue dK += dSᵀ·Q, Q MN-major.
+//   4. wait both; release the stage (empty[s]).
+//
+// Then dK·scale and dV are written in column pairs (keys past Sk skipped).
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttentionGradKernels.h"
+#include "DenseKernels.h"
+#include "KernelCommon.h"
+#include "OnlineSoftmax.h"
+#include "WgmmaOps.h"
+
+#include "attn/IR/MaskUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::detail;
+
+/// Keys per consumer warpgroup (wgmma's M) and consumer warpgroups.
+static constexpr int64_t kWgKeys = 64, kConsumers = 2;
+static constexpr int64_t kConsumerThreads = 128 * kConsumers;
+static constexpr int64_t kConsumerWarps = kConsumerThreads / 32;
+/// Registers a thread after setmaxnreg: 128 x 24 + 256 x 240 = 64512, the
+/// 168 a thread of 384 is launched with.
+static constexpr int64_t kProducerRegisters = 24, kConsumerRegisters = 240;
+/// The most dynamic shared memory a block may have on sm_90.
+static constexpr int64_t kMaxSharedMemory = 227 * 1024;
+
+int64_t GradWgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
+  return 2 * keys * (d + dv) + stages * 2 * rows * (d + dv) +
+         kConsumers * stages * 2 * rows * 4;
+}
+
+FailureOr<GradWgmmaTiling>
+mlir::attn::detail::getGradWgmmaTiling(const AttentionSpec &spec,
+                                       std::string *why) {
+  if (spec.dtype != ScalarType::F16 && spec.dtype != ScalarType::BF16)
+    return failWith(why, "the wgmma backward needs f16 or bf16");
+  auto isPanelled = [](int64_t d) { return d == 64 || d == 128; };
+  if (!isPanelled(spec.headDim) || !isPanelled(spec.valueHeadDim))
+    return failWith(why, "the wgmma backward needs head dims of 64 or 128 "
+                         "(dK and dV of 64 keys fill a consumer's registers "
+                         "at 128)");
+  if (!spec.scale && !spec.runtimeValues)
+    return failWith(why, "the wgmma backward needs a known scale");
+  GradWgmmaTiling t;
+  if (t.sharedMemoryBytes(spec.headDim, spec.valueHeadDim) > kMaxSharedMemory)
+    return failWith(why, "the wgmma backward's tiles do not fit 227 KB");
+  return t;
+}
+
+namespace {
+
+/// The dK/dV body, one method per phase of the file comment: set-up, the
+/// producer (tiles, statistics) and the consumers (the query-tile loop, one
+/// step of it, the epilogue). The class is over 150 lines only because
+/// its phases are methods defined in it.
+class GradWgmmaKernel {
+public:
+  GradWgmmaKernel(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                  const AttentionSpec &spec, const GradArgs &args,
+                  ValueRange tmaDescriptors, const GradWgmmaTiling &tiling)
+      : b(loc, builder), e{b}, func(func), spec(spec), args(args), a(args.fwd),
+        tma(tmaDescriptors), D(spec.headDim), Dv(spec.valueHeadDim),
+        kKeys(tiling.keys), kRows(tiling.rows), kStages(tiling.stages),
+        kBase(0), vBase(kBase + kKeys * D * 2), qBase(vBase + kKeys * Dv * 2),
+        qStageBytes(kRows * D * 2), doBase(qBase + kStages * qStageBytes),
+        doStageBytes(kRows * Dv * 2),
+        statsBase(doBase + kStages * doStageBytes) {
+    ctx = builder.getContext();
+    elt = getType(ctx, spec.dtype);
+    f32 = b.getF32Type();
+    i64 = b.getI64Type();
+    workgroup = gpu::AddressSpaceAttr::get(
+        ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+    // Without softcap or bias (and with a positive scale) the scale folds
+    // into the exponent's FMA in the tiles that need no mask, as in the
+    // forward.
+    rawScores =
+        !spec.softcap && !a.bias && (spec.runtimeValues || spec.scale > 0);
+  }
+
+  void emit() {
+    computeIndices();
+    locateQueryBlocks();
+    createBarriers();
+    // Warp specialization: the last warpgroup produces, the two before it
+    // consume (setmaxnreg moves the register file to them).
+    auto roles = scf::IfOp::create(b, e.le(e.idx(kConsumerThreads), tid),
+                                   /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&roles.getThenRegion().front());
+      emitProducer();
+    }
+    b.setInsertionPointToStart(&roles.getElseRegion().front());
+    emitConsumer();
+    b.setInsertionPointAfter(roles);
+  }
+
+private:
+  //===--------------------------------------------------------------------===//
+  // Set-up
+  //===--------------------------------------------------------------------===//
+
+  /// The block's keys, KV head and batch; the thread's warpgroup, warp and
+  /// lane; shared memory and its byte address (for the descriptors).
+  void computeIndices() {
+    c0 = e.idx(0);
+    c1 = e.idx(1);
+    tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    Value kb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+    kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+    bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    k0 = e.mul(kb, e.idx(kKeys));
+    off = e.sub(a.sk, a.sq);
+    wg = e.div(tid, e.idx(128));
+    lt = e.rem(tid, e.idx(128));
+    warp = e.div(lt, e.idx(32));
+    lane = e.rem(lt, e.idx(32));
+    lanes = FragmentLanes::get(e, lane);
+    smem = getDynamicSharedMemory(b, b.getLoc(), func);
+    smemAddr = arith::IndexCastUIOp::create(
+        b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+    statsS =
+        memref::ViewOp::create(b,
+                               MemRefType::get({kConsumers, kStages, 2, kRows},
+                                               f32, AffineMap(), workgroup),
+                               smem, e.idx(statsBase), ValueRange{});
+  }
+
+  /// The query tiles whose rows admit one of the block's keys (positions
+  /// p = row + Sk - Sq), for each query head of the KV head's group: the
+  /// loop runs over `count` = heads × tiles, iteration `it` being head
+  /// h0 + it / tiles, tile firstBlock + it % tiles (forEachTile).
+  void locateQueryBlocks() {
+    Value keyEnd = e.smin(e.add(k0, e.idx(kKeys)), a.sk);
+    auto [posLo, posHi] =
+        buildAdmittingPositions(b, b.getLoc(), getMaskBand(ctx, spec, a), k0,
+                                keyEnd, off, e.add(a.sq, off));
+    Value lo = e.sub(posLo, off), hi = e.sub(posHi, off);
+    firstBlock = e.div(lo, e.idx(kRows));
+    Value blocks = e.smax(e.sub(e.ceilDiv(hi, e.idx(kRows)), firstBlock), c0);
+    Value group = e.div(a.hq, a.hkv);
+    h0 = e.mul(kvh, group);
+    count = e.mul(group, blocks);
+    // Divides only where count > 0, but must not divide by 0 anywhere.
+    queryBlocks = e.smax(blocks, c1);
+  }
+
+  /// The loop over the query tiles, carrying `init` through `body(it,
+  /// head, first row, carried values)`: head h0 + it / tiles and tile
+  /// it % tiles are counted along (a 64-bit division would not fit the
+  /// producer's 24 registers).
+  ValueRange forEachTile(
+      ValueRange init,
+      function_ref<SmallVector<Value>(Value, Value, Value, ValueRange)> body) {
+    SmallVector<Value> state = {h0, c0};
+    llvm::append_range(state, init);
+    ValueRange results =
+        e.loop(c0, count, c1, state,
+               [&](Value it, ValueRange iter) -> SmallVector<Value> {
+                 Value head = iter[0], tile = iter[1];
+                 Value first = e.mul(e.add(firstBlock, tile), e.idx(kRows));
+                 SmallVector<Value> carried =
+                     body(it, head, first, iter.drop_front(2));
+                 Value next = e.add(tile, c1);
+                 Value wrap = e.eq(next, queryBlocks);
+                 SmallVector<Value> out = {e.sel(wrap, e.add(head, c1), head),
+                                           e.sel(wrap, c0, next)};
+                 llvm::append_range(out, carried);
+                 return out;
+               });
+    return results.drop_front(2);
+  }
+  void forEachTile(function_ref<void(Value, Value, Value)> body) {
+    forEachTile(ValueRange{},
+                [&](Value it, Value head, Value first, ValueRange) {
+                  body(it, head, first);
+                  return SmallVector<Value>{};
+                });
+  }
+
+  /// mbarriers: kvFull, then full[s] and empty[s] of each stage; thread 0
+  /// initializes them (and prefetches the tensor maps) before any use.
+  void createBarriers() {
+    barriers = nvgpu::MBarrierCreateOp::create(
+        b, nvgpu::MBarrierGroupType::get(ctx, workgroup, 1 + 2 * kStages));
+    ticks = e.idx(10000000);
+    e.when(e.eq(tid, c0), [&] {
+      nvgpu::MBarrierInitOp::create(b, barriers, c1, kvFull(), Value());
+      for (int64_t s = 0; s < kStages; ++s) {
+        nvgpu::MBarrierInitOp::create(b, barriers, c1, full(e.idx(s)), Value());
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
+                                      empty(e.idx(s)), Value());
+      }
+      NVVM::FenceMbarrierInitOp::create(b);
+      for (Value d : tma)
+        nvgpu::TmaPrefetchOp::create(b, d, Value());
+    });
+    e.barrier();
+  }
+  Value kvFull() { return c0; }
+  Value full(Value stage) { return e.add(stage, c1); }
+  Value empty(Value stage) { return e.add(stage, e.idx(1 + kStages)); }
+
+  /// The phase parity `p` (0 or 1) as the mbarrier waits take it.
+  Value parity(Value p) {
+    return arith::TruncIOp::create(b, b.getI1Type(),
+                                   arith::IndexCastUIOp::create(b, i64, p));
+  }
+  void wait(Value barrierId, Value phase) {
+    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase), ticks,
+                                           barrierId);
+  }
+  Value stageOf(Value it) { return e.rem(it, e.idx(kStages)); }
+  Value phaseOf(Value it) { return e.rem(e.div(it, e.idx(kStages)), e.idx(2)); }
+
+  //===--------------------------------------------------------------------===//
+  // Producer
+  //===--------------------------------------------------------------------===//
+
+  /// TMA boxes are 64 columns by `rows` rows of one (batch, head).
+  MemRefType boxType(int64_t rows) {
+    SmallVector<int64_t> dims = spec.layout == Layout::BSHD
+                                    ? SmallVector<int64_t>{1, rows, 1, 64}
+                                    : SmallVector<int64_t>{1, 1, rows, 64};
+    return MemRefType::get(dims, elt, AffineMap(), workgroup);
+  }
+  /// Loads the `panels` boxes of `rows` rows from row `row` of `head` of
+  /// the tensor of `desc` to the panels at byte `dst` on `barrierId`.
+  void loadPanels(Value desc, int64_t rows, int64_t panels, Value dst,
+                  Value row, Value head, Value barrierId) {
+    for (int64_t p = 0; p < panels; ++p) {
+      Value view = memref::ViewOp::create(b, boxType(rows), smem,
+                                          e.add(dst, e.idx(p * rows * 128)),
+                                          ValueRange{});
+      Value col = e.idx(p * 64);
+      SmallVector<Value> crd = spec.layout == Layout::BSHD
+                                   ? SmallVector<Value>{col, head, row, bIdx}
+                                   : SmallVector<Value>{col, row, head, bIdx};
+      nvgpu::TmaAsyncLoadOp::create(b, view, barriers, desc, crd, barrierId,
+                                    /*multicastMask=*/Value(),
+                                    /*predicate=*/Value());
+    }
+  }
+
+  /// Iteration `it` of a producer loop: from the second round on, wait
+  /// until the consumers released the stage.
+  void waitEmpty(Value it) {
+    Value stage = stageOf(it);
+    e.when(e.le(e.idx(kStages), it), [&] {
+      wait(empty(stage), e.rem(e.add(e.div(it, e.idx(kStages)), c1), e.idx(2)));
+    });
+  }
+
+  /// The producer warpgroup: thread 0 loads K and V (only where some query
+  /// tile admits the keys, so that no copy outlives the consumers), then Q
+  /// and dO of every query tile.
+  void emitProducer() {
+    NVVM::SetMaxRegisterOp::create(
+        b, b.getI32IntegerAttr(kProducerRegisters),
+        NVVM::SetMaxRegisterActionAttr::get(
+            ctx, NVVM::SetMaxRegisterAction::decrease));
+    Value local = e.sub(tid, e.idx(kConsumerThreads));
+    e.when(e.eq(local, c0), [&] {
+      e.when(e.slt(c0, count), [&] {
+        nvgpu::MBarrierArriveExpectTxOp::create(
+            b, barriers, e.idx(kKeys * (D + Dv) * 2), kvFull(), Value());
+        loadPanels(tma[1], kKeys, D / 64, e.idx(kBase), k0, kvh, kvFull());
+        loadPanels(tma[2], kKeys, Dv / 64, e.idx(vBase), k0, kvh, kvFull());
+      });
+      forEachTile([&](Value it, Value head, Value first) {
+        waitEmpty(it);
+        Value stage = stageOf(it);
+        nvgpu::MBarrierArriveExpectTxOp::create(
+            b, barriers, e.idx(kRows * (D + Dv) * 2), full(stage), Value());
+        loadPanels(tma[0], kRows, D / 64,
+                   e.add(e.idx(qBase), e.mul(stage, e.idx(qStageBytes))), first,
+                   head, full(stage));
+        loadPanels(tma[3], kRows, Dv / 64,
+                   e.add(e.idx(doBase), e.mul(stage, e.idx(doStageBytes))),
+                   first, head, full(stage));
+      });
+    });
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Consumers
+  //===--------------------------------------------------------------------===//
+
+  /// The consumer warpgroups: the query-tile loop carrying dK and dV, then
+  /// the epilogue.
+  void emitConsumer() {
+    NVVM::SetMaxRegisterOp::create(
+        b, b.getI32IntegerAttr(kConsumerRegisters),
+        NVVM::SetMaxRegisterActionAttr::get(
+            ctx, NVVM::SetMaxRegisterAction::increase));
+    // The thread's keys: g and g + 8 of its warp's 16 in its warpgroup's 64.
+    Value key = e.add(e.add(k0, e.mul(wg, e.idx(kWgKeys))),
+                      e.add(e.mul(warp, e.idx(16)), lanes.g));
+    keys[0] = key;
+    keys[1] = e.add(key, e.idx(8));
+    wgKey0 = e.add(k0, e.mul(wg, e.idx(kWgKeys)));
+    // The warpgroup's K and V rows (A operands, K-major).
+    Value wgOffset =
+        arith::IndexCastUIOp::create(b, i64, e.mul(wg, e.idx(kWgKeys * 128)));
+    kDesc = buildWgmmaDescriptor(b, offsetAddr(kBase, wgOffset), 0);
+    vDesc = buildWgmmaDescriptor(b, offsetAddr(vBase, wgOffset), 0);
+    e.when(e.slt(c0, count), [&] { wait(kvFull(), c0); });
+    SmallVector<Value> init = {buildZeroAccumulator(b, D),
+                               buildZeroAccumulator(b, Dv)};
+    ValueRange acc = forEachTile(
+        init, [&](Value it, Value head, Value first, ValueRange iter) {
+          return emitStep(it, head, first, iter[0], iter[1]);
+        });
+    gradScale = getGradScale(e, spec, a);
+    storeKeys(args.dk, acc[0], D, gradScale);
+    storeKeys(args.dv, acc[1], Dv, Value());
+  }
+
+  /// smemAddr + `base` + `offset` (i64).
+  Value offsetAddr(int64_t base, Value offset) {
+    Value addr = arith::AddIOp::create(
+        b, smemAddr, arith::ConstantOp::create(b, b.getI64IntegerAttr(base)));
+    return offset ? arith::AddIOp::create(b, addr, offset).getResult() : addr;
+  }
+  /// The byte address of `stage` of a ring at `base`.
+  Value stageAddr(int64_t base, int64_t bytes, Value stage) {
+    return offsetAddr(
+        base, arith::IndexCastUIOp::create(b, i64, e.mul(stage, e.idx(bytes))));
+  }
+
+  /// One query tile (the file comment's steps 1-4); returns dK and dV.
+  SmallVector<Value> emitStep(Value it, Value head, Value first, Value dk,
+                              Value dv) {
+    Value stage = stageOf(it);
+    // Step 1: the statistics (in flight during the wait), Sᵀ and dPᵀ, Q and
+    // dO as K-major B operands, the statistics visible to the warpgroup.
+    stageStatistics(head, first, stage);
+    wait(full(stage), phaseOf(it));
+    Value qAddr = stageAddr(qBase, qStageBytes, stage);
+    Value doAddr = stageAddr(doBase, doStageBytes, stage);
+    Value qDesc = buildWgmmaDescriptor(b, qAddr, 0);
+    Value doDesc = buildWgmmaDescriptor(b, doAddr, 0);
+    Type sType = getWgmmaAccumulatorType(ctx, kRows);
+    Value st = issueTransposedProduct(sType, kDesc, qDesc, D);
+    Value dpt = issueTransposedProduct(sType, vDesc, doDesc, Dv);
+    NVVM::BarrierOp::create(
+        b, /*res=*/Type(),
+        arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, c1)),
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(128)),
+        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+    // Step 2: Pᵀ, then dV += Pᵀ·dO with dO MN-major: its 64-column panels
+    // are kRows rows of 128 bytes apart (the leading byte offset), k-step
+    // kk its rows 16kk.. .
+    buildWgmmaWait(b, 1);
+    SmallVector<Value> weights = computeWeights(head, first, stage, st);
+    ArrayRef<Value> pt = ArrayRef<Value>(weights).take_front(kRows / 2);
+    Value doMN = buildWgmmaDescriptor(b, doAddr, kRows * 128);
+    dv = buildWgmmaRegisterAChain(
+        b, elt, dv, packRegisterA(b, elt, pt), Dv,
+        [&](int64_t kk) { return advanceWgmmaDescriptor(b, doMN, kk * 2048); });
+    // Step 3: dSᵀ, then dK += dSᵀ·Q with Q MN-major.
+    buildWgmmaWait(b, 1);
+    SmallVector<Value> dst = computeGradScores(
+        stage, pt, dpt, ArrayRef<Value>(weights).drop_front(kRows / 2));
+    Value qMN = buildWgmmaDescriptor(b, qAddr, kRows * 128);
+    dk = buildWgmmaRegisterAChain(
+        b, elt, dk, packRegisterA(b, elt, dst), D,
+        [&](int64_t kk) { return advanceWgmmaDescriptor(b, qMN, kk * 2048); });
+    // Step 4: both products done, the stage goes back to the producer.
+    buildWgmmaWait(b, 0);
+    e.when(e.eq(lane, c0),
+           [&] { nvgpu::MBarrierArriveOp::create(b, barriers, empty(stage)); });
+    return {dk, dv};
+  }
+
+  /// Issues X·Yᵀ (64 x kRows) for the warpgroup's rows of X (descriptor
+  /// `xDesc`, panels of kKeys rows) and the stage's rows of Y (`yDesc`,
+  /// panels of kRows rows), both K-major over `dim` columns.
+  Value issueTransposedProduct(Type type, Value xDesc, Value yDesc,
+                               int64_t dim) {
+    return buildWgmmaChain(
+        b, elt, LLVM::PoisonOp::create(b, type), kRows, dim / 16,
+        /*zeroInit=*/true,
+        [&](int64_t kk) {
+          return advanceWgmmaDescriptor(b, xDesc,
+                                        getKMajorStepOffset(kk, kKeys));
+        },
+        [&](int64_t kk) {
+          return advanceWgmmaDescriptor(b, yDesc,
+                                        getKMajorStepOffset(kk, kRows));
+        },
+        /*bMNMajor=*/false);
+  }
+
+  /// Pᵀ from Sᵀ: element 4n + 2i + j is the thread's key i and query column
+  /// 8n + 2t + j of the tile. The per-element mask (band, keys past Sk,
+  /// queries past Sq) only where the tile crosses the band's edge or the
+  /// sequences' ends. Returns Pᵀ's kRows / 2 values, then under softcap the
+  /// tanh of each logit.
+  SmallVector<Value> computeWeights(Value head, Value first, Value stage,
+                                    Value st) {
+    KeyBlocks band = getKeyBlocks(e, spec, a, off, first, kRows, kWgKeys);
+    Value whole =
+        e.land(e.land(e.sle(band.fullFrom, wgKey0),
+                      e.sle(e.add(wgKey0, e.idx(kWgKeys)), band.fullTo)),
+               e.sle(e.add(first, e.idx(kRows)), a.sq));
+    SmallVector<Type> types(kRows / 2 * (spec.softcap ? 2 : 1), f32);
+    return ifFullBlock(e, whole, types, [&](bool masked) {
+      return computeWeightsIn(head, first, stage, st, masked);
+    });
+  }
+
+  /// computeWeights in a tile that needs the mask (`masked`) or not.
+  SmallVector<Value> computeWeightsIn(Value head, Value first, Value stage,
+                                      Value st, bool masked) {
+    OnlineSoftmax exp2(e, /*approxExp2=*/true);
+    bool raw = rawScores && !masked;
+    ScoreTransform scores(spec, a, bIdx, head, c0, c1, raw);
+    Value factor = raw ? getScoreFactor(e, spec, a) : Value();
+    SmallVector<Value> pt(kRows / 2), th(spec.softcap ? kRows / 2 : 0);
+    for (int64_t n = 0; n < kRows / 8; ++n) {
+      Value lse2 = loadPair(stage, 0, lanes.column(e, c0, n, 0));
+      for (int64_t j = 0; j < 2; ++j) {
+        Value query = e.add(first, lanes.column(e, c0, n, j));
+        Value negLse2 = arith::NegFOp::create(
+            b, vector::ExtractOp::create(b, lse2, ArrayRef<int64_t>{j}));
+        for (int64_t i = 0; i < 2; ++i) {
+          int64_t k = 4 * n + 2 * i + j;
+          Value s = getAccumulatorElement(b, b.getLoc(), st, n, i, j);
+          Value x = scores.apply(
+              b, b.getLoc(), s, query, [&] { return keys[i]; }, masked,
+              spec.softcap ? &th[k] : nullptr);
+          if (masked)
+            x = e.sel(e.slt(query, a.sq), x, e.f(-INFINITY));
+          pt[k] =
+              exp2.exp2(raw ? e.fma(x, factor, negLse2) : e.fadd(x, negLse2));
+        }
+      }
+    }
+    llvm::append_range(pt, th);
+    return pt;
+  }
+
+  /// dSᵀ = Pᵀ ⊙ (dPᵀ - Delta) (⊙ (1 - th²) under softcap), in Pᵀ's order.
+  SmallVector<Value> computeGradScores(Value stage, ArrayRef<Value> pt,
+                                       Value dpt, ArrayRef<Value> th) {
+    SmallVector<Value> ds(kRows / 2);
+    for (int64_t n = 0; n < kRows / 8; ++n) {
+      Value delta = loadPair(stage, 1, lanes.column(e, c0, n, 0));
+      for (int64_t j = 0; j < 2; ++j) {
+        Value dj = vector::ExtractOp::create(b, delta, ArrayRef<int64_t>{j});
+        for (int64_t i = 0; i < 2; ++i) {
+          int64_t k = 4 * n + 2 * i + j;
+          Value dp = getAccumulatorElement(b, b.getLoc(), dpt, n, i, j);
+          ds[k] = e.fmul(pt[k], e.fsub(dp, dj));
+          if (!th.empty())
+            ds[k] = e.fmul(ds[k], e.fsub(e.f(1.0), e.fmul(th[k], th[k])));
+        }
+      }
+    }
+    return ds;
+  }
+
+  /// Step 1's statistics: thread r < 64 of the warpgroup stores lse2 =
+  /// lse·log2 e (0 for -inf) of the tile's row r, thread 64 + r its Delta,
+  /// into the warpgroup's slots of `stage` (rows past Sq read the last row:
+  /// their weights are 0).
+  void stageStatistics(Value head, Value first, Value stage) {
+    Value r = e.rem(lt, e.idx(kRows)), which = e.div(lt, e.idx(kRows));
+    Value row = e.smin(e.add(first, r), e.sub(a.sq, c1));
+    Value at = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq), row);
+    Value v = e.ifElse(e.eq(which, c0), ValueRange{e.f(0.0)}, [&] {
+      Value lse = e.load(a.lse, at);
+      return SmallVector<Value>{e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
+                                      e.fmul(lse, e.f(llvm::numbers::log2e)))};
+    })[0];
+    v = e.ifElse(e.eq(which, c1), ValueRange{v},
+                 [&] { return SmallVector<Value>{e.load(args.delta, at)}; })[0];
+    e.store(v, statsS, ValueRange{wg, stage, which, r});
+  }
+
+  /// The two f32 of the warpgroup's statistic `which` (0: lse2, 1: Delta)
+  /// in `stage` at columns `col`, + 1 (col even).
+  Value loadPair(Value stage, int64_t which, Value col) {
+    return vector::LoadOp::create(b, VectorType::get({2}, f32), statsS,
+                                  ValueRange{wg, stage, e.idx(which), col});
+  }
+
+  /// Writes the thread's keys of accumulator `acc` (`dim` columns), times
+  /// `factor` where non-null, in the element type as column pairs into
+  /// `dst` (KV head kvh); keys at or past Sk write nothing.
+  void storeKeys(Value dst, Value acc, int64_t dim, Value factor) {
+    for (int64_t i = 0; i < 2; ++i)
+      e.when(e.slt(keys[i], a.sk), [&] {
+        Value base =
+            getRowOffset(e, spec.layout, bIdx, a.hkv, a.sk, kvh, keys[i], dim);
+        for (int64_t n = 0; n < dim / 8; ++n) {
+          SmallVector<Value> pair;
+          for (int64_t j = 0; j < 2; ++j) {
+            Value x = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
+            if (factor)
+              x = e.fmul(x, factor);
+            pair.push_back(arith::TruncFOp::create(b, elt, x));
+          }
+          vector::StoreOp::create(
+              b,
+              vector::FromElementsOp::create(b, VectorType::get({2}, elt),
+                                             pair),
+              dst, ValueRange{e.add(base, lanes.column(e, c0, n, 0))},
+              /*nontemporal=*/false, llvm::MaybeAlign(4));
+        }
+      });
+  }
+
+  ImplicitLocOpBuilder b;
+  Emitter e;
+  gpu::GPUFuncOp func;
+  const AttentionSpec &spec;
+  const GradArgs &args;
+  const AttentionKernelArgs &a;
+  /// The Q, K, V and dO tensor maps.
+  ValueRange tma;
+  const int64_t D, Dv, kKeys, kRows, kStages;
+  /// Shared memory byte offsets: K, V, the Q and dO rings, the statistics.
+  const int64_t kBase, vBase, qBase, qStageBytes, doBase, doStageBytes,
+      statsBase;
+  MLIRContext *ctx;
+  Type elt, f32, i64;
+  gpu::AddressSpaceAttr workgroup;
+  bool rawScores;
+
+  Value c0, c1, tid, kvh, bIdx, k0, off, wg, warp, lane;
+  FragmentLanes lanes;
+  Value smem, smemAddr, barriers, ticks, lt;
+  /// [warpgroup, stage, lse2 | Delta, row] (f32).
+  Value statsS;
+  /// The query tiles (locateQueryBlocks).
+  Value firstBlock, queryBlocks, h0, count;
+  /// Consumer state: the thread's keys, the warpgroup's first key, the K
+  /// and V descriptors of its rows, the scale of dK.
+  Value keys[2];
+  Value wgKey0, kDesc, vDesc, gradScale;
+};
+
+} // namespace
+
+void mlir::attn::detail::buildGradWgmmaDKDVBody(
+    OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+    const AttentionSpec &spec, const GradArgs &args, ValueRange tmaDescriptors,
+    const GradWgmmaTiling &tiling) {
+  GradWgmmaKernel(builder, loc, func, spec, args, tmaDescriptors, tiling)
+      .emit();
+}

@@ -1,0 +1,67 @@
+// RUN: attn-opt %s --split-input-file --verify-diagnostics --attn-lower-to-gpu="chip=sm_90a kernel=wgmma drop-host"
+// RUN: not attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_80 kernel=wgmma drop-host" 2>&1 | FileCheck %s --check-prefix=SM80
+
+// kernel=wgmma is an explicit request: where the sm_90a dK/dV kernel cannot
+// run the backward, the op gets an error (no silent fallback), and so does
+// any chip other than sm_90a.
+
+// SM80: attn-lower-to-gpu-grad-wgmma-invalid.mlir:[[@LINE+3]]:{{[0-9]+}}: error: 'attn.attention_grad' op the wgmma backward needs chip sm_90a, not sm_80
+func.func @bf16_d128(%q: tensor<1x2x32x128xbf16>, %lse: tensor<1x2x32xf32>)
+    -> (tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %q, %lse mask = <causal>
+      : (tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>,
+         tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>, tensor<1x2x32xf32>)
+      -> (tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>)
+  return %dq, %dk, %dv : tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>
+}
+
+// -----
+
+func.func @f32(%q: tensor<1x2x32x64xf32>, %lse: tensor<1x2x32xf32>)
+    -> (tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>) {
+  // expected-error @+1 {{the wgmma backward needs f16 or bf16}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %q, %lse
+      : (tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>,
+         tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>, tensor<1x2x32xf32>)
+      -> (tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>)
+  return %dq, %dk, %dv : tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>, tensor<1x2x32x64xf32>
+}
+
+// -----
+
+// Head dims other than 64 and 128 (96: not whole 64-column panels; 256:
+// dK and dV of 64 keys would not fit a consumer's registers).
+func.func @f16_d96(%q: tensor<1x2x32x96xf16>, %lse: tensor<1x2x32xf32>)
+    -> (tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>) {
+  // expected-error @+1 {{the wgmma backward needs head dims of 64 or 128}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %q, %lse
+      : (tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>,
+         tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>, tensor<1x2x32xf32>)
+      -> (tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>)
+  return %dq, %dk, %dv : tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>
+}
+
+// -----
+
+func.func @bf16_d256(%q: tensor<1x2x32x256xbf16>, %lse: tensor<1x2x32xf32>)
+    -> (tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>) {
+  // expected-error @+1 {{the wgmma backward needs head dims of 64 or 128}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %q, %lse mask = <causal>
+      : (tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>,
+         tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32xf32>)
+      -> (tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>)
+  return %dq, %dk, %dv : tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>
+}
+
+// -----
+
+// MLA's 192/128: not a pair of 64/128 head dims either.
+func.func @bf16_d192_dv128(%q: tensor<1x2x32x192xbf16>, %v: tensor<1x2x32x128xbf16>, %lse: tensor<1x2x32xf32>)
+    -> (tensor<1x2x32x192xbf16>, tensor<1x2x32x192xbf16>, tensor<1x2x32x128xbf16>) {
+  // expected-error @+1 {{the wgmma backward needs head dims of 64 or 128}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %v, %v, %v, %lse mask = <causal>
+      : (tensor<1x2x32x192xbf16>, tensor<1x2x32x192xbf16>, tensor<1x2x32x128xbf16>,
+         tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>, tensor<1x2x32xf32>)
+      -> (tensor<1x2x32x192xbf16>, tensor<1x2x32x192xbf16>, tensor<1x2x32x128xbf16>)
+  return %dq, %dk, %dv : tensor<1x2x32x192xbf16>, tensor<1x2x32x192xbf16>, tensor<1x2x32x128xbf16>
+}

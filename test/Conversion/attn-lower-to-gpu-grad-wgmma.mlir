@@ -1,0 +1,167 @@
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=wgmma drop-host" --canonicalize > %t
+// RUN: FileCheck %s < %t
+// RUN: FileCheck %s --check-prefix=M < %t
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" | FileCheck %s --check-prefix=AUTO
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=mma drop-host" | FileCheck %s --check-prefix=AUTO
+// RUN: echo '{"op": "attention_grad", "dtype": "f16", "head_dim": 64, "mask": "causal", "kernel": "wgmma"}' \
+// RUN:   | attn-compile --spec - -o %t.spec --chip=sm_90a | FileCheck %s --check-prefix=SPEC
+// RUN: attn-opt %s --split-input-file --attn-to-ptx="chip=sm_90a kernel=wgmma" | FileCheck %s --check-prefix=PTX
+
+// The opt-in sm_90a dK/dV kernel (AttentionGradWgmmaKernel.cpp): asked for
+// by kernel=wgmma (the option or a spec's "kernel"), never by auto. dQ stays
+// on the mma.sync kernel (step 0, which writes Delta); dK/dV (step 1) is a
+// block of 384 threads over 128 keys of one KV head: a producer warpgroup
+// (one thread issues the TMA copies of K, V, Q and dO) and two consumer
+// warpgroups of 64 keys (wgmma's M). The kernels are named after
+// the spec's "_wgmma", apart from the default backward's.
+
+// M: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 133120 : i64, entry = "attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv"
+// M-SAME: {box = [64, 64], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", passing = "param", role = "tma_descriptor", swizzle = "128B", tensor = "q"}, {box = [64, 128], kind = "tensormap", {{.*}} tensor = "k"}, {box = [64, 128], kind = "tensormap", {{.*}} tensor = "v"}, {box = [64, 64], kind = "tensormap", {{.*}} tensor = "do"}]
+// M-SAME: kernel = "wgmma"{{.*}}step = 1 : i64, tile = {block_kv = 128 : i64, block_q = 64 : i64, body = "wgmma", stages = 2 : i64}, variant = {bias = false, dtype = "bf16", head_dim = 128 : i64, kernel = "wgmma"
+// M-SAME: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_mma = {block = [128, 1, 1], {{.*}}step = 0 : i64, tile = {{[{].*}}body = "mma.sync"
+
+// CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_mma(
+// CHECK: nvvm.mma.sync
+// CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma(
+// CHECK-SAME: %{{.+}}: index, %[[HQ:[a-z0-9]+]]: index, %[[HKV:[a-z0-9]+]]: index, %[[SQ:[a-z0-9]+]]: index, %[[SK:[a-z0-9]+]]: index, %{{.+}}: f32,
+// CHECK-SAME: %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr) kernel attributes {known_block_size = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
+// Q and dO boxes of 64 rows, K and V of 128.
+// CHECK: %[[QMAP:.+]] = builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x64x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// CHECK: %[[KMAP:.+]] = builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16
+// CHECK: %[[VMAP:.+]] = builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16
+// CHECK: %[[DOMAP:.+]] = builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x64x64xbf16
+// The consumers' lse2 and Delta slots after K, V (64 KB) and the Q and dO
+// rings (64 KB): [warpgroup, stage, lse2 | Delta, row].
+// CHECK: %[[STATS:.+]] = memref.view %{{.+}}[%c131072][] : {{.*}} to memref<2x2x2x64xf32, #gpu.address_space<workgroup>>
+// The query tiles: the group's heads times the tiles admitting the keys.
+// CHECK: %[[GROUP:.+]] = arith.divui %[[HQ]], %[[HKV]] : index
+// CHECK: %[[COUNT:.+]] = arith.muli %[[GROUP]], %{{.+}} : index
+// mbarriers: K/V full, full[2] (the TMA thread's arrival and bytes),
+// empty[2] (the 8 consumer warps).
+// CHECK: %[[BARS:.+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 5>
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c0], %c1
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c1], %c1
+// CHECK: nvgpu.mbarrier.init %[[BARS]][%c3], %c8
+// CHECK: nvvm.fence.mbarrier.init
+// CHECK: nvgpu.tma.prefetch.descriptor %[[QMAP]]
+// CHECK: gpu.barrier
+// Producer: K and V once (64 KB, two panels each), then Q and dO of each
+// query tile (32 KB) once the consumers released the stage.
+// CHECK: scf.if
+// CHECK:   nvvm.setmaxregister  decrease 24
+// CHECK:   nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c0], %c65536
+// CHECK:   nvgpu.tma.async.load %[[KMAP]][%c0, %{{.+}}, %block_id_y, %block_id_z], %[[BARS]][%c0]
+// CHECK:   nvgpu.tma.async.load %[[KMAP]][%c64,
+// CHECK:   nvgpu.tma.async.load %[[VMAP]][%c0,
+// CHECK:   nvgpu.tma.async.load %[[VMAP]][%c64,
+// CHECK:   scf.for %{{.+}} = %c0 to %[[COUNT]] step %c1 iter_args(
+// CHECK:     nvgpu.mbarrier.try_wait.parity
+// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.+}}], %c32768
+// CHECK-COUNT-2: nvgpu.tma.async.load %[[QMAP]]
+// CHECK-COUNT-2: nvgpu.tma.async.load %[[DOMAP]]
+// Consumers: registers from the producer, K and V awaited once.
+// CHECK: } else {
+// CHECK:   nvvm.setmaxregister  increase 240
+// CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%c0], %false
+// CHECK:   scf.for %{{.+}} = %c0 to %[[COUNT]] step %c1 iter_args
+// Each warpgroup stages the tile's lse·log2 e (0 for -inf) and Delta, one
+// row a thread.
+// CHECK:     memref.store %{{.+}}, %[[STATS]][
+// CHECK:     nvgpu.mbarrier.try_wait.parity
+// Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: two groups of 8 k-steps, K-major B.
+// CHECK:     nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 64, k = 16>, D[<f32>, {{.+}}], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK:     nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 64, k = 16>
+// CHECK:     nvvm.wgmma.commit.group.sync.aligned
+// The warpgroup's statistics visible to its 128 threads (named barrier
+// 1 + warpgroup).
+// CHECK:     nvvm.barrier id = %{{.+}} number_of_threads = %c128_i32
+// Pᵀ once Sᵀ is done: exp2(s·scale·log2 e - lse2) as an FMA and
+// ex2.approx where no mask is needed, the masked copy otherwise.
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK:     scf.if
+// CHECK:       vector.load %[[STATS]][%{{.+}}, %{{.+}}, %c0, %{{.+}}]
+// CHECK:       %[[E:.+]] = math.fma
+// CHECK:       llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"(%[[E]])
+// CHECK:     } else {
+// CHECK:       arith.select %{{.+}}, %{{.+}}, %cst
+// CHECK:       llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
+// dV += Pᵀ·dO: Pᵀ packed into bf16 pairs is the register-A operand, dO
+// MN-major (trans-b 1; its panels 64 rows x 128 bytes apart: the leading
+// byte offset 8192 = 512 << 4 in bits 16-29 of the descriptor).
+// CHECK:     vector.bitcast {{.+}} : vector<2xbf16> to vector<1xi32>
+// CHECK:     nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: llvm.inline_asm has_side_effects asm_dialect = att "{\0A.reg .pred p;\0Asetp.ne.b32 p, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.+}}, p, 1, 1, 1;\0A}\0A"
+// CHECK:     nvvm.wgmma.commit.group.sync.aligned
+// dSᵀ = Pᵀ ⊙ (dPᵀ - Delta) once dPᵀ is done; dK += dSᵀ·Q alike.
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK:     vector.load %[[STATS]][%{{.+}}, %{{.+}}, %c1, %{{.+}}]
+// CHECK:     arith.subf
+// CHECK:     arith.mulf
+// CHECK:     nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: llvm.inline_asm {{.+}}wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
+// CHECK:     nvvm.wgmma.commit.group.sync.aligned
+// Both done: lane 0 of each warp releases the stage.
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK:     nvgpu.mbarrier.arrive %[[BARS]]
+// dK·scale and dV in column pairs, keys past Sk skipped.
+// CHECK:   arith.cmpi slt, %{{.+}}, %[[SK]] : index
+// CHECK:   vector.store {{.+}} : memref<?xbf16>, vector<2xbf16>
+// CHECK: gpu.return
+
+// No kernel of the default backward shares a name with these.
+// AUTO-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dq_mma(
+// AUTO-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dkdv_mma(
+// AUTO-NOT: wgmma
+
+// PTX: gpu.binary @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_mma
+// PTX: gpu.binary @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma
+func.func @bf16_d128_causal(%q: tensor<1x8x300x128xbf16>, %k: tensor<1x2x300x128xbf16>, %v: tensor<1x2x300x128xbf16>,
+                            %o: tensor<1x8x300x128xbf16>, %lse: tensor<1x8x300xf32>)
+    -> (tensor<1x8x300x128xbf16>, tensor<1x2x300x128xbf16>, tensor<1x2x300x128xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %o, %lse mask = <causal>
+      : (tensor<1x8x300x128xbf16>, tensor<1x2x300x128xbf16>, tensor<1x2x300x128xbf16>,
+         tensor<1x8x300x128xbf16>, tensor<1x8x300x128xbf16>, tensor<1x8x300xf32>)
+      -> (tensor<1x8x300x128xbf16>, tensor<1x2x300x128xbf16>, tensor<1x2x300x128xbf16>)
+  return %dq, %dk, %dv : tensor<1x8x300x128xbf16>, tensor<1x2x300x128xbf16>, tensor<1x2x300x128xbf16>
+}
+
+// -----
+
+// f16, D = 64 with Dv = 128 (the key and value panels counted apart), bshd,
+// window, softcap (1 - tanh² in dSᵀ: no FMA-folded scale), bias, sinks (no
+// effect on dK/dV; their gradient keeps its kernel, step 2).
+// M: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 100352 : i64
+// M-SAME: step = 1
+// M-SAME: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dq_mma = {{[{].*}}step = 0
+// M-SAME: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dsinks = {{[{].*}}step = 2
+// CHECK-LABEL: gpu.func @attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dkdv_wgmma(
+// CHECK: nvgpu.tensormap.descriptor<tensor = memref<1x64x1x64xf16
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%c0], %c49152
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%{{.+}}], %c24576
+// CHECK: nvvm.setmaxregister  increase 240
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 64, k = 16>, D[<f32>, {{.+}}], A[<f16>
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 64, k = 16>, D[<f32>, {{.+}}], A[<f16>
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: math.tanh
+// CHECK-COUNT-4: llvm.inline_asm {{.+}}wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
+// CHECK: arith.subf %cst{{.*}}, %{{.+}} : f32
+// CHECK-COUNT-4: llvm.inline_asm {{.+}}wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16
+// CHECK-LABEL: gpu.func @attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dsinks(
+func.func @f16_d64_dv128_window(%q: tensor<1x64x4x64xf16>, %k: tensor<1x64x2x64xf16>, %v: tensor<1x64x2x128xf16>,
+                                %o: tensor<1x64x4x128xf16>, %lse: tensor<1x4x64xf32>, %bias: tensor<1x1x64x64xf16>,
+                                %sinks: tensor<4xf32>)
+    -> (tensor<1x64x4x64xf16>, tensor<1x64x2x64xf16>, tensor<1x64x2x128xf16>, tensor<4xf32>) {
+  %dq, %dk, %dv, %ds = attn.attention_grad %q, %k, %v, %o, %o, %lse bias(%bias) sinks(%sinks) layout = bshd
+      mask = <window, left = 8, right = 2> softcap = 20.0
+      : (tensor<1x64x4x64xf16>, tensor<1x64x2x64xf16>, tensor<1x64x2x128xf16>,
+         tensor<1x64x4x128xf16>, tensor<1x64x4x128xf16>, tensor<1x4x64xf32>, tensor<1x1x64x64xf16>,
+         tensor<4xf32>)
+      -> (tensor<1x64x4x64xf16>, tensor<1x64x2x64xf16>, tensor<1x64x2x128xf16>, tensor<4xf32>)
+  return %dq, %dk, %dv, %ds : tensor<1x64x4x64xf16>, tensor<1x64x2x64xf16>, tensor<1x64x2x128xf16>, tensor<4xf32>
+}
+
+// SPEC: attn_f16_d64_dv64_bhsd_causal_wgmma_bwd_dq_mma.{ptx,json}
+// SPEC: attn_f16_d64_dv64_bhsd_causal_wgmma_bwd_dkdv_wgmma.{ptx,json}
