@@ -35,7 +35,7 @@ void AttentionOp::build(OpBuilder &builder, OperationState &state, Value query,
   auto outType = RankedTensorType::get(outShape, queryType.getElementType());
   build(builder, state, outType, /*lse=*/Type(), query, key, value,
         /*bias=*/Value(), /*sinks=*/Value(), /*positionOffset=*/Value(),
-        Layout::BHSD, mask,
+        /*descale=*/ValueRange(), Layout::BHSD, mask,
         /*scale=*/FloatAttr(), /*softcap=*/FloatAttr());
 }
 
@@ -90,6 +90,10 @@ std::optional<int64_t> AttentionOp::getGroupSize() {
       ShapedType::isDynamic(shape.kvHeads) || shape.kvHeads == 0)
     return std::nullopt;
   return shape.queryHeads / shape.kvHeads;
+}
+
+bool AttentionOp::isFp8() {
+  return isa<Float8E4M3FNType>(getQuery().getType().getElementType());
 }
 
 /// Formats a size for diagnostics.
@@ -197,24 +201,29 @@ static LogicalResult verifySinksLseAndScalars(Operation *op, Value sinks,
   return success();
 }
 
-/// The query element type every attn op takes: f16, bf16 or f32.
-static LogicalResult verifyQueryElementType(Operation *op, Type elementType) {
-  if (elementType.isF16() || elementType.isBF16() || elementType.isF32())
+/// The query element type every attn op takes: f16, bf16 or f32, and
+/// f8E4M3FN where `allowFp8` (attn.attention's FP8 forward).
+static LogicalResult verifyQueryElementType(Operation *op, Type elementType,
+                                            bool allowFp8 = false) {
+  if (elementType.isF16() || elementType.isBF16() || elementType.isF32() ||
+      (allowFp8 && isa<Float8E4M3FNType>(elementType)))
     return success();
-  return op->emitOpError("query element type must be f16, bf16 or f32, got ")
-         << elementType;
+  return op->emitOpError() << "query element type must be f16, bf16"
+                           << (allowFp8 ? ", f32 or f8E4M3FN" : " or f32")
+                           << ", got " << elementType;
 }
 
 /// The checks attn.attention and attn.attention_grad share: query, key,
 /// value and output (the result, or the gradient op's operand) of one
 /// element type, rank 4 in `layout`, with agreeing batch, heads, sequence
-/// lengths and head dims; the bias, sinks, LSE, scale and softcap.
-static LogicalResult verifyAttentionTensors(Operation *op, Layout layout,
-                                            Value query, Value key, Value value,
-                                            Type output, Value bias,
-                                            Value sinks, Value lse,
-                                            std::optional<APFloat> scale,
-                                            std::optional<APFloat> softcap) {
+/// lengths and head dims; the bias, sinks, LSE, scale and softcap. With
+/// `allowFp8`, f8E4M3FN inputs are accepted and their output's element type
+/// left to the caller (verifyFp8Types).
+static LogicalResult
+verifyAttentionTensors(Operation *op, Layout layout, Value query, Value key,
+                       Value value, Type output, Value bias, Value sinks,
+                       Value lse, std::optional<APFloat> scale,
+                       std::optional<APFloat> softcap, bool allowFp8 = false) {
   auto emitOpError = [&]() { return op->emitOpError(); };
   const char *qkvShape =
       layout == Layout::BHSD ? "[B, H, S, D]" : "[B, S, H, D]";
@@ -223,14 +232,15 @@ static LogicalResult verifyAttentionTensors(Operation *op, Layout layout,
   auto queryType = cast<RankedTensorType>(query.getType());
   Type elementType = queryType.getElementType();
   if (failed(verifySizeBounds(op)) ||
-      failed(verifyQueryElementType(op, elementType)))
+      failed(verifyQueryElementType(op, elementType, allowFp8)))
     return failure();
+  bool fp8 = isa<Float8E4M3FNType>(elementType);
   auto checkMain = [&](StringRef name, RankedTensorType type) -> LogicalResult {
     if (type.getRank() != 4)
       return emitOpError() << name << " must be a rank-4 tensor " << qkvShape
                            << " (layout " << stringifyLayout(layout)
                            << "), got rank " << type.getRank();
-    if (type.getElementType() != elementType)
+    if (type.getElementType() != elementType && !(fp8 && name == "output"))
       return emitOpError() << name << " element type " << type.getElementType()
                            << " does not match query element type "
                            << elementType;
@@ -293,7 +303,8 @@ static LogicalResult verifyAttentionTensors(Operation *op, Layout layout,
     if (!compatible(got, expected))
       return emitOpError() << "output shape " << outputType
                            << " is incompatible with the expected "
-                           << RankedTensorType::get(expectedOut, elementType)
+                           << RankedTensorType::get(expectedOut,
+                                                    outputType.getElementType())
                            << " (query shape with the value head dim)";
   }
 
@@ -329,14 +340,88 @@ static LogicalResult verifyAttentionTensors(Operation *op, Layout layout,
                                   softcap);
 }
 
+/// The element types of FP8 attention, checked before the shapes: descales
+/// exactly with f8E4M3FN inputs (three of them), a bf16, f16 or f32 output,
+/// f32 bias and sinks. Key and value types are checked against the query's
+/// by verifyAttentionTensors.
+static LogicalResult verifyFp8Types(AttentionOp op) {
+  Type elt = op.getQuery().getType().getElementType();
+  size_t numDescales = op.getDescale().size();
+  if (!op.isFp8()) {
+    if (numDescales == 0)
+      return success();
+    return op.emitOpError() << "descale takes f8E4M3FN query, key and value, "
+                               "got "
+                            << elt;
+  }
+  if (numDescales == 0)
+    return op.emitOpError(
+        "f8E4M3FN query, key and value need descale(%q, %k, %v) operands "
+        "(f32 factors, per tensor [] or per batch and KV head [B, Hkv]; "
+        "pass constant ones for none)");
+  if (numDescales != 3)
+    return op.emitOpError() << "descale takes three operands (query, key, "
+                               "value), got "
+                            << numDescales;
+  Type outElt = op.getOutput().getType().getElementType();
+  if (!outElt.isBF16() && !outElt.isF16() && !outElt.isF32())
+    return op.emitOpError() << "output element type of f8E4M3FN attention "
+                               "must be bf16, f16 or f32, got "
+                            << outElt;
+  for (auto [name, v] : {std::pair<StringRef, Value>{"bias", op.getBias()},
+                         {"sinks", op.getSinks()}})
+    if (v && !cast<RankedTensorType>(v.getType()).getElementType().isF32())
+      return op.emitOpError()
+             << name << " element type "
+             << cast<RankedTensorType>(v.getType()).getElementType()
+             << " must be f32 with f8E4M3FN inputs";
+  return success();
+}
+
+/// The descales' shapes (after verifyAttentionTensors): f32, all of one
+/// type, each [] or [B, Hkv].
+static LogicalResult verifyDescaleShapes(AttentionOp op) {
+  if (op.getDescale().empty())
+    return success();
+  AttentionShape shape = op.getAttentionShape();
+  MLIRContext *ctx = op.getContext();
+  auto perHead = RankedTensorType::get({shape.batch, shape.kvHeads},
+                                       Float32Type::get(ctx));
+  auto perTensor = RankedTensorType::get({}, Float32Type::get(ctx));
+  static constexpr StringLiteral names[] = {"query", "key", "value"};
+  for (auto [name, v] : llvm::zip_equal(names, op.getDescale())) {
+    auto type = cast<RankedTensorType>(v.getType());
+    bool ok =
+        type.getElementType().isF32() &&
+        (type.getRank() == 0 ||
+         (type.getRank() == 2 && compatible(type.getDimSize(0), shape.batch) &&
+          compatible(type.getDimSize(1), shape.kvHeads)));
+    if (!ok)
+      return op.emitOpError()
+             << "descale of " << name << " must be " << perTensor
+             << " (per tensor) or " << perHead
+             << " (per batch and KV head, [B, Hkv]), got " << type;
+  }
+  Type first = op.getDescale()[0].getType();
+  for (Value v : op.getDescale().drop_front())
+    if (v.getType() != first)
+      return op.emitOpError()
+             << "descales of query, key and value must have one type (all "
+                "per tensor or all per KV head), got "
+             << first << " and " << v.getType();
+  return success();
+}
+
 LogicalResult AttentionOp::verify() {
   // The generic form may split the operands into groups of any sizes that
   // add up to their count (ODS checks only the sum); every accessor below
   // needs query, key and value to be one operand each, bias and sinks at
-  // most one.
+  // most one (descale is variadic; verifyFp8Types counts it).
   static constexpr StringLiteral groupNames[] = {
       "query", "key", "value", "bias", "sinks", "position_offset"};
   for (auto [i, size] : llvm::enumerate(getProperties().operandSegmentSizes)) {
+    if (i >= std::size(groupNames))
+      break;
     bool optional = i >= 3;
     if (size != 1 && !(optional && size == 0))
       return emitOpError() << "operandSegmentSizes gives " << groupNames[i]
@@ -346,10 +431,14 @@ LogicalResult AttentionOp::verify() {
   if (getPositionOffset() && getMaskOrNone().isNone())
     return emitOpError("position_offset takes a causal or window mask (a "
                        "mask of none admits every key whatever the offset)");
-  return verifyAttentionTensors(getOperation(), getLayout(), getQuery(),
-                                getKey(), getValue(), getOutput().getType(),
-                                getBias(), getSinks(), getLse(), getScale(),
-                                getSoftcap());
+  if (failed(verifyFp8Types(*this)))
+    return failure();
+  if (failed(verifyAttentionTensors(getOperation(), getLayout(), getQuery(),
+                                    getKey(), getValue(), getOutput().getType(),
+                                    getBias(), getSinks(), getLse(), getScale(),
+                                    getSoftcap(), /*allowFp8=*/true)))
+    return failure();
+  return verifyDescaleShapes(*this);
 }
 
 //===----------------------------------------------------------------------===//

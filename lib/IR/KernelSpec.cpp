@@ -30,6 +30,8 @@ StringRef mlir::attn::stringifyScalarType(ScalarType t) {
     return "i32";
   case ScalarType::I64:
     return "i64";
+  case ScalarType::F8E4M3:
+    return "f8e4m3";
   }
   llvm_unreachable("unknown scalar type");
 }
@@ -41,6 +43,7 @@ std::optional<ScalarType> mlir::attn::symbolizeScalarType(StringRef s) {
       .Case("f32", ScalarType::F32)
       .Case("i32", ScalarType::I32)
       .Case("i64", ScalarType::I64)
+      .Case("f8e4m3", ScalarType::F8E4M3)
       .Default(std::nullopt);
 }
 
@@ -55,6 +58,8 @@ std::optional<ScalarType> mlir::attn::getScalarType(Type t) {
     return ScalarType::I32;
   if (t.isSignlessInteger(64))
     return ScalarType::I64;
+  if (isa<Float8E4M3FNType>(t))
+    return ScalarType::F8E4M3;
   return std::nullopt;
 }
 
@@ -70,6 +75,8 @@ Type mlir::attn::getType(MLIRContext *ctx, ScalarType t) {
     return IntegerType::get(ctx, 32);
   case ScalarType::I64:
     return IntegerType::get(ctx, 64);
+  case ScalarType::F8E4M3:
+    return Float8E4M3FNType::get(ctx);
   }
   llvm_unreachable("unknown scalar type");
 }
@@ -124,6 +131,53 @@ KernelSpecValues mlir::attn::getKernelSpecValues(const KernelSpec &spec) {
   if (auto *s = std::get_if<PagedAttentionSpec>(&spec))
     return get(*s);
   return {};
+}
+
+bool mlir::attn::usesFp8(const KernelSpec &spec) {
+  auto is = [](std::optional<ScalarType> t) { return t == ScalarType::F8E4M3; };
+  auto any = [&](std::initializer_list<std::optional<ScalarType>> ts) {
+    return llvm::any_of(ts, is);
+  };
+  auto attention = [&](const AttentionSpec &s) {
+    return any({s.dtype, s.outDtype, s.bias, s.sinks});
+  };
+  return std::visit(
+      [&](const auto &s) -> bool {
+        using T = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<T, AttentionSpec>)
+          return attention(s);
+        else if constexpr (std::is_same_v<T, AttentionGradSpec>)
+          return attention(s.forward);
+        else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
+          return any({s.dtype, s.tableDtype, s.lensDtype, s.sinks});
+        else if constexpr (std::is_same_v<T, GatedDeltaSpec>)
+          return any({s.dtype, s.gateDtype, s.betaDtype});
+        else if constexpr (std::is_same_v<T, NsaSelectSpec>)
+          return is(s.dtype);
+        else
+          return any({s.dtype, s.weightsDtype});
+      },
+      spec);
+}
+
+static StringRef stringifyDescaleMode(DescaleMode m) {
+  switch (m) {
+  case DescaleMode::None:
+    return "none";
+  case DescaleMode::Tensor:
+    return "tensor";
+  case DescaleMode::Head:
+    return "head";
+  }
+  llvm_unreachable("unknown descale mode");
+}
+
+static std::optional<DescaleMode> symbolizeDescaleMode(StringRef s) {
+  return llvm::StringSwitch<std::optional<DescaleMode>>(s)
+      .Case("none", DescaleMode::None)
+      .Case("tensor", DescaleMode::Tensor)
+      .Case("head", DescaleMode::Head)
+      .Default(std::nullopt);
 }
 
 double mlir::attn::roundToF32(double x) {
@@ -222,6 +276,12 @@ static json::Object toJSONFields(const AttentionSpec &s) {
     o["bias_dtype"] = stringifyScalarType(*s.bias);
     o["bias_broadcast"] = json::Array(s.biasBroadcast);
   }
+  // FP8's keys, written only where they say something, so that the specs
+  // of other inputs keep their JSON (and their manifests' keys).
+  if (s.outDtype)
+    o["out_dtype"] = stringifyScalarType(*s.outDtype);
+  if (s.descale != DescaleMode::None)
+    o["descale"] = stringifyDescaleMode(s.descale);
   if (s.blockQ)
     o["block_q"] = s.blockQ;
   if (s.blockKV)
@@ -460,6 +520,14 @@ static std::optional<AttentionKernelKind> symbolizeKernelKind(StringRef s) {
 
 static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
   r.scalar("dtype", s.dtype);
+  if (o.get("out_dtype")) {
+    ScalarType out = s.dtype;
+    r.scalar("out_dtype", out);
+    if (out != s.dtype)
+      s.outDtype = out;
+  }
+  r.enumeration<DescaleMode>("descale", s.descale, symbolizeDescaleMode,
+                             /*required=*/false);
   r.integer("head_dim", s.headDim);
   s.valueHeadDim = s.headDim;
   r.integer("value_head_dim", s.valueHeadDim, /*required=*/false);

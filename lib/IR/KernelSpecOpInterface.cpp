@@ -59,10 +59,13 @@ template <typename OpT>
 static FailureOr<AttentionSpec> getAttentionSpec(OpT op) {
   AttentionShape shape = op.getAttentionShape();
   AttentionSpec s;
-  FailureOr<ScalarType> dtype = getScalarTypeOf(op, op.getOutput());
-  if (failed(dtype))
+  FailureOr<ScalarType> dtype = getScalarTypeOf(op, op.getQuery()),
+                        outDtype = getScalarTypeOf(op, op.getOutput());
+  if (failed(dtype) || failed(outDtype))
     return failure();
   s.dtype = *dtype;
+  if (*outDtype != *dtype)
+    s.outDtype = *outDtype;
   s.headDim = shape.headDim;
   s.valueHeadDim = shape.valueHeadDim;
   s.layout = op.getLayout();
@@ -91,6 +94,10 @@ LogicalResult AttentionOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
   if (failed(s))
     return failure();
   s->lse = static_cast<bool>(getLse());
+  if (Value descale = getDescaleQ())
+    s->descale = cast<RankedTensorType>(descale.getType()).getRank() == 0
+                     ? DescaleMode::Tensor
+                     : DescaleMode::Head;
   specs.push_back(*s);
   return success();
 }

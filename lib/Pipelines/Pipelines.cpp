@@ -94,6 +94,8 @@ static void addLLVMLowering(OpPassManager &pm, StringRef mpi) {
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   pm.nest<func::FuncOp>().addPass(math::createMathExpandOpsPass());
+  // FP8 (e4m3) conversions, which arith-to-llvm cannot lower.
+  pm.nest<func::FuncOp>().addPass(createAttnExpandF8E4M3FN());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   if (!mpi.empty()) {

@@ -175,7 +175,8 @@ struct DecomposePagedAttention : OpRewritePattern<PagedAttentionOp> {
     auto attention = AttentionOp::create(
         rewriter, loc, op.getOutput().getType(), lseType, q, k, v,
         biasGen.getResult(0), op.getSinks(), /*positionOffset=*/Value(),
-        Layout::BSHD, MaskAttr(), op.getScaleAttr(), op.getSoftcapAttr());
+        /*descale=*/ValueRange(), Layout::BSHD, MaskAttr(), op.getScaleAttr(),
+        op.getSoftcapAttr());
     replaceOpWithCasts(rewriter, op, attention->getResults());
     return success();
   }

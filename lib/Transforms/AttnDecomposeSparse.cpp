@@ -280,8 +280,9 @@ struct DecomposeSparseAttention : OpRewritePattern<SparseAttentionOp> {
     Type lseType = op.getLse() ? op.getLse().getType() : Type();
     auto attention = AttentionOp::create(
         rewriter, loc, op.getOutput().getType(), lseType, q, k, op.getValue(),
-        bias, op.getSinks(), /*positionOffset=*/Value(), Layout::BSHD,
-        op.getMaskOrNone(), op.getScaleAttr(), op.getSoftcapAttr());
+        bias, op.getSinks(), /*positionOffset=*/Value(),
+        /*descale=*/ValueRange(), Layout::BSHD, op.getMaskOrNone(),
+        op.getScaleAttr(), op.getSoftcapAttr());
     replaceOpWithCasts(rewriter, op, attention->getResults());
     return success();
   }
@@ -491,8 +492,8 @@ struct DecomposeNsa : OpRewritePattern<NsaOp> {
         {qType.getDimSize(0), hq, qType.getDimSize(1)}, f32);
     auto cmpAttention = AttentionOp::create(
         rewriter, loc, outType, lseType, q, kc, vc, visBias, Value(),
-        /*positionOffset=*/Value(), Layout::BSHD, MaskAttr::getNone(ctx),
-        scaleAttr, FloatAttr());
+        /*positionOffset=*/Value(), /*descale=*/ValueRange(), Layout::BSHD,
+        MaskAttr::getNone(ctx), scaleAttr, FloatAttr());
     Value oCmp = cmpAttention.getOutput(), lse = cmpAttention.getLse();
 
     // 2a. P[b, h, t, c] = exp(scale q·kc - lse) where visible (dims b h t c
@@ -636,7 +637,7 @@ struct DecomposeNsa : OpRewritePattern<NsaOp> {
     Value oWin =
         AttentionOp::create(
             rewriter, loc, outType, Type(), q, k, v, Value(), Value(),
-            /*positionOffset=*/Value(), Layout::BSHD,
+            /*positionOffset=*/Value(), /*descale=*/ValueRange(), Layout::BSHD,
             MaskAttr::getWindow(ctx, op.getWindowAttr().getInt() - 1, 0),
             scaleAttr, FloatAttr())
             .getOutput();

@@ -583,8 +583,9 @@ static LogicalResult fuseAttention(RewriterBase &rewriter, Operation *pvOp,
     softcap = rewriter.getF32FloatAttr(*m.softcap);
   auto attn = AttentionOp::create(
       rewriter, loc, outType, lseType, q, k, v, bias, /*sinks=*/Value(),
-      /*positionOffset=*/Value(), plan.bshd ? Layout::BSHD : Layout::BHSD,
-      plan.mask, rewriter.getF32FloatAttr(m.scale), softcap);
+      /*positionOffset=*/Value(), /*descale=*/ValueRange(),
+      plan.bshd ? Layout::BSHD : Layout::BHSD, plan.mask,
+      rewriter.getF32FloatAttr(m.scale), softcap);
   Value out = attn.getOutput();
   if (plan.bshd)
     out = transposeToBHSD(rewriter, loc, out);

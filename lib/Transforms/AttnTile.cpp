@@ -26,6 +26,18 @@
 //   8. After the loop: O = acc / l, 0 where l = 0 (no admissible key);
 //      lse = (m + log2 l) · ln 2, -inf where l = 0.
 //
+// FP8 (f8E4M3FN Q, K, V with descales dq, dk, dv of (b, g)), as
+// FlashAttention-3's FP8 forward:
+//   0. scale · dq · dk is the factor of Q·Kᵀ (per query block: the descales
+//      may be per KV head); with sinks, l = 2^8.
+//   1. Q and K are widened to f32 element by element (exact).
+//   5. P = exp2(S - ms + 8): the exponent offset puts P in [0, 256] instead
+//      of [0, 1], where e4m3 has more precision (no subnormals above 2^-6).
+//   6. l sums P before rounding.
+//   7. acc' = acc · alpha + e4m3(P)·V: P rounded to e4m3 (to nearest
+//      even), as the FP8 tensor-core product takes it.
+//   8. O = dv · acc / l; lse = (m + log2 l - 8) · ln 2.
+//
 //===----------------------------------------------------------------------===//
 
 #include "attn/IR/AttnOps.h"
@@ -72,6 +84,10 @@ private:
   /// reads without changing.
   struct QueryBlock {
     Value batch, head, q0, bm, kvHead, qTile;
+    /// The score transform, with FP8's dq · dk in its factor.
+    tiling::ScoreTransform scores;
+    /// FP8's dv (null otherwise).
+    Value vDescale;
     /// The bands of the block's first and last rows (bands are monotone in
     /// the row, so these bound the whole block).
     Value firstLo, firstHi, lastLo, lastHi;
@@ -87,6 +103,10 @@ private:
   SmallVector<Value> createDestinations();
   /// Step 0: the query tile, the KV head, the band and the initial state.
   RowState buildQueryBlock(scf::ForallOp forall, QueryBlock &qb);
+  /// FP8's descale `i` (0: Q, 1: K, 2: V) of the block's (batch, KV head).
+  Value loadDescale(const QueryBlock &qb, unsigned i);
+  /// Step 7 for FP8: P rounded to e4m3, as the [bm, bn] P·V operand.
+  Value quantizeP(Value pTile, Value bm, Value bn);
   /// Steps 1-7 for key block `kb`.
   RowState buildKeyBlock(const QueryBlock &qb, Value kb, const RowState &st);
   /// Step 8: O and the LSE of the block.
@@ -102,7 +122,13 @@ private:
   RankedTensorType outType, lseType;
   Type elt;
   Value batch, hq, group, bq, bkv, numQBlocks, zeroF, dvSize;
+  /// FP8: P = exp2(S - ms + kFp8POffset) (0 otherwise).
+  double pOffset = 0;
 };
+
+/// FlashAttention-3's exponent offset of FP8's P (its `Max_offset`): P lies
+/// in [0, 2^8].
+constexpr double kFp8POffset = 8.0;
 
 void AttentionTiler::setUp() {
   unsigned hPos = getHeadDimPos(layout);
@@ -122,6 +148,27 @@ void AttentionTiler::setUp() {
   bq = idx(options.blockQ);
   bkv = idx(options.blockKV);
   numQBlocks = ceilDiv(sq, bq);
+  if (op.isFp8())
+    pOffset = kFp8POffset;
+}
+
+Value AttentionTiler::loadDescale(const QueryBlock &qb, unsigned i) {
+  Value d = op.getDescaleAt(i);
+  SmallVector<Value> at;
+  if (cast<RankedTensorType>(d.getType()).getRank() == 2)
+    at = {qb.batch, qb.kvHead};
+  return tensor::ExtractOp::create(b, loc, d, at);
+}
+
+Value AttentionTiler::quantizeP(Value pTile, Value bm, Value bn) {
+  Type f8 = Float8E4M3FNType::get(b.getContext());
+  Value empty = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{ShapedType::kDynamic, ShapedType::kDynamic}, f8,
+      ValueRange{bm, bn});
+  return elementwise({pTile}, {mapId2()}, empty,
+                     [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                       return arith::TruncFOp::create(nb, nl, f8, a[0]);
+                     });
 }
 
 SmallVector<Value> AttentionTiler::createDestinations() {
@@ -154,6 +201,14 @@ AttentionTiler::RowState AttentionTiler::buildQueryBlock(scf::ForallOp forall,
   qb.bm = min(bq, sub(sq, qb.q0));
   qb.kvHead = arith::DivUIOp::create(b, loc, qb.head, group);
   qb.qTile = sliceQKV(op.getQuery(), qb.batch, qb.head, qb.q0, qb.bm);
+  qb.scores = scores;
+  if (op.isFp8()) {
+    // FP8 step 0: dq · dk joins the factor of Q·Kᵀ (inside tanh too).
+    Value qk =
+        arith::MulFOp::create(b, loc, loadDescale(qb, 0), loadDescale(qb, 1));
+    qb.scores.factor = arith::MulFOp::create(b, loc, scores.factor, qk);
+    qb.vDescale = loadDescale(qb, 2);
+  }
   Value negInf = f32c(-INFINITY);
   zeroF = f32c(0.0);
   RowState st;
@@ -164,7 +219,7 @@ AttentionTiler::RowState AttentionTiler::buildQueryBlock(scf::ForallOp forall,
       s = arith::ExtFOp::create(b, loc, f32, s);
     s = arith::MulFOp::create(b, loc, s, f32c(1.4426950408889634));
     st.m = filled({qb.bm}, {ShapedType::kDynamic}, s);
-    st.l = filled({qb.bm}, {ShapedType::kDynamic}, f32c(1.0));
+    st.l = filled({qb.bm}, {ShapedType::kDynamic}, f32c(std::exp2(pOffset)));
   } else {
     st.m = filled({qb.bm}, {ShapedType::kDynamic}, negInf);
     st.l = filled({qb.bm}, {ShapedType::kDynamic}, zeroF);
@@ -196,8 +251,8 @@ AttentionTiler::RowState AttentionTiler::buildKeyBlock(const QueryBlock &qb,
 
   // Steps 2-3: scale, softcap and bias, log2(e) folded in; -inf outside
   // the band on edge blocks.
-  Value logitsTile = buildLogits(scores, s, qb.batch, qb.head, qb.q0, qb.bm, k0,
-                                 bn, qb.lastLo, qb.firstHi);
+  Value logitsTile = buildLogits(qb.scores, s, qb.batch, qb.head, qb.q0, qb.bm,
+                                 k0, bn, qb.lastLo, qb.firstHi);
 
   // Step 4: the new running maximum, kept finite for masked rows.
   Value mNew = rowReduce(logitsTile, st.m, /*isMax=*/true);
@@ -213,7 +268,7 @@ AttentionTiler::RowState AttentionTiler::buildKeyBlock(const QueryBlock &qb,
                                              a[0], ninf);
         return arith::SelectOp::create(nb, nl, isNinf, zero, a[0]);
       });
-  // Step 5: P = exp2(S - ms), alpha = exp2(m - ms).
+  // Step 5: P = exp2(S - ms) (FP8: exp2(S - ms + 8)), alpha = exp2(m - ms).
   auto exp2Diff = [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
     return math::Exp2Op::create(nb, nl,
                                 arith::SubFOp::create(nb, nl, a[0], a[1]));
@@ -221,7 +276,16 @@ AttentionTiler::RowState AttentionTiler::buildKeyBlock(const QueryBlock &qb,
   Value pEmpty = tensor::EmptyOp::create(
       b, loc, ArrayRef<int64_t>{ShapedType::kDynamic, ShapedType::kDynamic},
       f32, ValueRange{qb.bm, bn});
-  Value pTile = elementwise({logitsTile, mSafe}, {id2, row2}, pEmpty, exp2Diff);
+  Value pTile = elementwise(
+      {logitsTile, mSafe}, {id2, row2}, pEmpty,
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        Value x = arith::SubFOp::create(nb, nl, a[0], a[1]);
+        if (pOffset != 0)
+          x = arith::AddFOp::create(
+              nb, nl, x,
+              arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(pOffset)));
+        return math::Exp2Op::create(nb, nl, x);
+      });
   Value alpha = elementwise({st.m, mSafe}, {id1, id1}, mEmpty, exp2Diff);
   auto times = [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
     return arith::MulFOp::create(nb, nl, a[0], a[1]);
@@ -229,10 +293,11 @@ AttentionTiler::RowState AttentionTiler::buildKeyBlock(const QueryBlock &qb,
   // Step 6: l' = l · alpha + rowsum P.
   Value lScaled = elementwise({st.l, alpha}, {id1, id1}, mEmpty, times);
   Value lNew = rowReduce(pTile, lScaled, /*isMax=*/false);
-  // Step 7: acc' = acc · alpha + P·V.
+  // Step 7: acc' = acc · alpha + P·V (FP8: e4m3(P)·V).
   Value accScaled = elementwise({st.acc, alpha}, {id2, row2}, st.acc, times);
   auto [pMap, vMap] = mapsAB();
-  Value accNew = contract(pTile, vTile, accScaled, pMap, vMap);
+  Value pOperand = qb.vDescale ? quantizeP(pTile, qb.bm, bn) : pTile;
+  Value accNew = contract(pOperand, vTile, accScaled, pMap, vMap);
   return {mNew, lNew, accNew};
 }
 
@@ -251,6 +316,8 @@ std::pair<Value, Value> AttentionTiler::normalize(const QueryBlock &qb,
         Value empty = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
                                             a[1], zero);
         Value o = arith::DivFOp::create(nb, nl, a[0], a[1]);
+        if (qb.vDescale)
+          o = arith::MulFOp::create(nb, nl, o, qb.vDescale);
         o = arith::SelectOp::create(nb, nl, empty, zero, o);
         if (elt != f32)
           o = arith::TruncFOp::create(nb, nl, elt, o);
@@ -270,6 +337,8 @@ std::pair<Value, Value> AttentionTiler::normalize(const QueryBlock &qb,
                                             a[1], cst(0.0));
         Value r = arith::AddFOp::create(nb, nl, a[0],
                                         math::Log2Op::create(nb, nl, a[1]));
+        if (pOffset != 0)
+          r = arith::SubFOp::create(nb, nl, r, cst(pOffset));
         r = arith::MulFOp::create(nb, nl, r, cst(0.6931471805599453));
         return arith::SelectOp::create(nb, nl, empty, cst(-INFINITY), r);
       });

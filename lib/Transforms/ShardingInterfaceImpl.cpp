@@ -39,6 +39,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/ADT/SmallVectorExtras.h"
 
 #include <cmath>
 
@@ -65,7 +66,17 @@ enum Loop : int {
 
 /// What an operand or result is to attn.attention, in the order of its ODS
 /// operand groups, then its results.
-enum class Role { Query, Key, Value, Bias, Sinks, PositionOffset, Output, Lse };
+enum class Role {
+  Query,
+  Key,
+  Value,
+  Bias,
+  Sinks,
+  PositionOffset,
+  Descale,
+  Output,
+  Lse
+};
 
 } // namespace
 
@@ -118,6 +129,11 @@ static SmallVector<int> getRoleLoops(AttentionOp op, Role role) {
   }
   case Role::PositionOffset:
     return {};
+  case Role::Descale:
+    // FP8 descales: one per tensor, or per (batch, KV head).
+    if (cast<RankedTensorType>(op.getDescale()[0].getType()).getRank() == 0)
+      return {};
+    return {kBatch, kHead};
   }
   llvm_unreachable("unknown role");
 }
@@ -514,7 +530,8 @@ struct AttentionShardingModel
     MLIRContext *ctx = op.getContext();
     auto map = [&](Role role, ArrayRef<int> loops) {
       SmallVector<AffineExpr> exprs;
-      bool kv = role == Role::Key || role == Role::Value;
+      bool kv =
+          role == Role::Key || role == Role::Value || role == Role::Descale;
       for (int loop : loops) {
         if (loop == kNone) {
           exprs.push_back(getAffineConstantExpr(0, ctx));
@@ -688,8 +705,11 @@ struct AttentionShardingModel
     auto partial = AttentionOp::create(
         b, outType, lseType, local.lookup(op.getQuery()),
         local.lookup(op.getKey()), local.lookup(op.getValue()), bias,
-        keysSplit ? Value() : sinks, offset, op.getLayout(), op.getMaskAttr(),
-        op.getScaleAttr(), op.getSoftcapAttr());
+        keysSplit ? Value() : sinks, offset,
+        llvm::map_to_vector(op.getDescale(),
+                            [&](Value d) { return local.lookup(d); }),
+        op.getLayout(), op.getMaskAttr(), op.getScaleAttr(),
+        op.getSoftcapAttr());
 
     Value out = partial.getOutput(), lse = partial.getLse();
     if (keysSplit)

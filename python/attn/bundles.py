@@ -53,9 +53,10 @@ MAX_GATED_DELTA_CHUNK = 32
 # The keys of each spec besides "op" and "version" (docs/kernel-spec.md); a
 # key absent from a variant takes the schema's default.
 _SPEC_KEYS = {
-    "attention": ("dtype", "head_dim", "value_head_dim", "layout", "mask", "window_left",
-                  "window_right", "scale", "softcap", "bias", "bias_dtype", "bias_broadcast",
-                  "sinks", "sinks_dtype", "lse", "kernel", "block_q", "block_kv"),
+    "attention": ("dtype", "out_dtype", "descale", "head_dim", "value_head_dim", "layout",
+                  "mask", "window_left", "window_right", "scale", "softcap", "bias", "bias_dtype",
+                  "bias_broadcast", "sinks", "sinks_dtype", "lse", "kernel", "block_q",
+                  "block_kv"),
     "attention_grad": ("dtype", "head_dim", "value_head_dim", "layout", "mask", "window_left",
                        "window_right", "scale", "softcap", "bias", "bias_dtype",
                        "bias_broadcast", "sinks", "sinks_dtype", "kernel"),
@@ -148,7 +149,9 @@ def runtime_values(v):
 
 _SPEC_KEY_NEEDS = {"window_left": ("mask", "window"), "window_right": ("mask", "window"),
                    "sinks_dtype": ("sinks", True), "bias_dtype": ("bias", True),
-                   "bias_broadcast": ("bias", True)}
+                   "bias_broadcast": ("bias", True),
+                   # FP8's keys (attn::toJSON writes them only for FP8 specs).
+                   "out_dtype": ("dtype", "f8e4m3"), "descale": ("dtype", "f8e4m3")}
 
 
 def _plain(x):

@@ -21,6 +21,8 @@ import tempfile
 
 import numpy as np
 
+from .reference import round_e4m3
+
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _LLVM = "/usr/lib/llvm-22"
 
@@ -51,13 +53,31 @@ def round_to(x, dtype):
         bits = x.view(np.uint32).astype(np.uint64)
         bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
         return bits.astype(np.uint32).view(np.float32)
+    if dtype == "f8E4M3FN":
+        return round_e4m3(x).astype(np.float32)
     raise ValueError(dtype)
+
+
+def e4m3_bits(x):
+    """The f8E4M3FN bit patterns (uint8) of e4m3-representable values."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    _, e2 = np.frexp(np.where(a > 0, a, 1.0))
+    exp = e2 - 1
+    normal = a >= 2.0 ** -6
+    with np.errstate(invalid="ignore"):
+        code = np.where(normal, ((exp + 7) << 3) + np.round((a / np.ldexp(1.0, exp) - 1) * 8),
+                        np.round(a * 512))
+    code = np.where(np.isnan(x), 0x7F, code).astype(np.uint8)
+    return code | np.where(np.signbit(x), 0x80, 0).astype(np.uint8)
 
 
 def _bytes(x, dtype):
     if dtype in ("i32", "i64"):
         return np.asarray(x).astype("<i4" if dtype == "i32" else "<i8").tobytes()
     x = round_to(x, dtype)
+    if dtype == "f8E4M3FN":
+        return e4m3_bits(x).tobytes()
     if dtype == "f32":
         return x.astype("<f4").tobytes()
     if dtype == "f16":

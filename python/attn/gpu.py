@@ -33,7 +33,9 @@ import threading
 
 import numpy as np
 
-_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32"}
+# float8_e4m3fn is the kernel specs' "f8e4m3" (docs/kernel-spec.md), which
+# no GPU kernel takes yet.
+_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float8_e4m3fn": "f8e4m3"}
 
 
 class CudaError(RuntimeError):
@@ -800,6 +802,9 @@ def _dense_sizes(q, k, v, layout):
     """(dtype, B, Hq, Hkv, Sq, Sk, D, Dv) of 4-D q, k, v in `layout`, checked:
     one supported dtype, consistent shapes, Hq a multiple of Hkv."""
     dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
+    if dtype == "f8e4m3":
+        raise NotImplementedError("no GPU kernel for f8E4M3FN yet: FP8 attention runs on the "
+                                  "CPU (attn-to-cpu)")
     if dtype is None:
         raise ValueError(f"unsupported dtype {q.dtype}; expected float16, bfloat16 or float32")
     if k.dtype != q.dtype or v.dtype != q.dtype:

@@ -4,7 +4,9 @@
 This is the executable form of the op description in docs/AttnDialect.md:
 bottom-right aligned masks, GQA by head index arithmetic, scale, softcap,
 additive bias, per-head sinks, LSE, and rows without admissible keys giving
-0 (LSE -inf). Execution tests on the CPU and the GPU compare against it.
+0 (LSE -inf); FP8 (e4m3) inputs with their descales and FlashAttention-3's
+rounding of P (attention_fp8_reference, round_e4m3). Execution tests on the
+CPU and the GPU compare against it.
 """
 
 import math
@@ -88,6 +90,132 @@ def attention_reference(q, k, v, *, layout="bhsd", mask="none", left=0, right=0,
         lse = np.where(l > 0, m_safe + np.log(np.where(l > 0, l, 1.0)), -np.inf)
     if layout == "bshd":
         o = o.transpose(0, 2, 1, 3)
+    return o, lse
+
+
+# e4m3 (f8E4M3FN): 1 sign, 4 exponent (bias 7), 3 mantissa bits, no
+# infinities; the largest finite magnitude is 1.75 * 2**8.
+E4M3_MAX = 448.0
+# FlashAttention-3's exponent offset of FP8's P (Max_offset): P in [0, 2**8].
+FP8_P_OFFSET = 8
+
+
+def round_e4m3(x):
+    """Rounds to the nearest e4m3 value, ties to even, as float64: normals
+    keep 3 mantissa bits (exponents -6 to 8), smaller magnitudes are
+    multiples of 2**-9 (subnormals), magnitudes from 448 on (infinities
+    too) saturate to +-448 as the GPU's cvt.rn.satfinite and attn's CPU
+    lowering do; NaN stays NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    with np.errstate(invalid="ignore"):
+        _, e2 = np.frexp(np.where(np.isfinite(a) & (a > 0), a, 1.0))
+        exp = np.clip(e2 - 1, -6, 8)  # floor(log2 |x|), within e4m3's range
+        ulp = np.ldexp(1.0, exp - 3)
+        r = np.where(np.isfinite(a), np.round(a / ulp) * ulp, E4M3_MAX)  # half to even
+    r = np.minimum(r, E4M3_MAX)
+    return np.where(np.isnan(x), np.nan, np.copysign(r, x))
+
+
+def _descale_per_head(d, b, h):
+    """A descale ([] per tensor or [B, Hkv]) as a [B, h] float64 array."""
+    d = np.asarray(d, dtype=np.float64)
+    return np.broadcast_to(d, (b, h)) if d.ndim == 0 else d
+
+
+def attention_fp8_reference(q, k, v, descale_q, descale_k, descale_v, *, layout="bhsd",
+                            mask="none", left=0, right=0, scale=None, softcap=None,
+                            bias=None, sinks=None, block_kv=None):
+    """FP8 attn.attention (f8E4M3FN q, k, v given as their float values)
+    with descales of shape [] (per tensor) or [B, Hkv] (per batch and KV
+    head; query heads of a group share descale_q[b, g]). Returns (output,
+    lse) in float64.
+
+    Without `block_kv`: the exact attention of the dequantized inputs
+    (q * descale_q etc.), P unrounded. With `block_kv`: the tiled loops of
+    attn-tile with that key-block size, FlashAttention-3's FP8 softmax
+    emulated: scores summed over the head dim in f32 (as the lowering
+    does), P = exp2(s - m + 8) in f32 with m the running maximum of the key
+    blocks so far, rounded to e4m3 before P.V, the row sum taken before the
+    rounding, O = descale_v * acc / l. Only the rounding of P is emulated
+    bit for bit (the rest is float64), so the lowering should agree with it
+    to f32 precision.
+    """
+    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not np.array_equal(round_e4m3(x), x):
+            raise ValueError(f"{name} is not e4m3-representable")
+    if layout == "bshd":
+        q, k, v = (x.transpose(0, 2, 1, 3) for x in (q, k, v))
+    elif layout != "bhsd":
+        raise ValueError(f"unknown layout {layout!r}")
+    b, hq, sq, d = q.shape
+    hkv = k.shape[1]
+    group = hq // hkv
+    dq, dk, dv = (_descale_per_head(x, b, hkv) for x in (descale_q, descale_k, descale_v))
+    if block_kv is None:
+        o, lse = attention_reference(
+            q * np.repeat(dq, group, 1)[:, :, None, None], k * dk[:, :, None, None],
+            v * dv[:, :, None, None], mask=mask, left=left, right=right,
+            scale=scale if scale is not None else 1.0 / math.sqrt(d), softcap=softcap,
+            bias=bias, sinks=sinks)
+    else:
+        o, lse = _fp8_tiled(q, k, v, dq, dk, dv, mask, left, right, scale, softcap, bias,
+                            sinks, block_kv)
+    if layout == "bshd":
+        o = o.transpose(0, 2, 1, 3)
+    return o, lse
+
+
+def _fp8_tiled(q, k, v, dq, dk, dv, mask, left, right, scale, softcap, bias, sinks, block_kv):
+    """attention_fp8_reference's emulation of attn-tile's FP8 loops (bhsd)."""
+    f32 = np.float32
+    log2e = 1.4426950408889634
+    b, hq, sq, d = q.shape
+    hkv, sk = k.shape[1], k.shape[2]
+    group = hq // hkv
+    kh, vh = np.repeat(k, group, 1), np.repeat(v, group, 1)
+    # S = Q.K^T summed over d in order, in f32 (products of e4m3 values are
+    # exact in f32).
+    s = np.zeros((b, hq, sq, sk), f32)
+    qf, kf = q.astype(f32), kh.astype(f32)
+    for i in range(d):
+        s = s + qf[..., :, i, None] * kf[..., None, :, i]
+    # The factor of S: f32(scale * log2 e) (or scale / softcap), times
+    # f32(dq * dk) of the (batch, KV head), in f32.
+    scale = float(f32(scale)) if scale is not None else 1.0 / math.sqrt(d)
+    factor0 = f32(scale / softcap if softcap is not None else scale * log2e)
+    qk = (dq.astype(f32) * dk.astype(f32)).astype(f32)
+    factor = np.repeat(factor0 * qk, group, 1)[:, :, None, None]
+    t = s * factor
+    if softcap is not None:
+        t = np.tanh(t) * f32(softcap * log2e)
+    if bias is not None:
+        t = t + np.broadcast_to(np.asarray(bias, f32) * f32(log2e), t.shape)
+    t = np.where(admitted_matrix(sq, sk, mask, left, right), t, f32(-np.inf)).astype(f32)
+    if sinks is not None:
+        m = np.broadcast_to((np.asarray(sinks, f32) * f32(log2e))[None, :, None],
+                            (b, hq, sq)).astype(f32)
+        l = np.full((b, hq, sq), 2.0 ** FP8_P_OFFSET)
+    else:
+        m = np.full((b, hq, sq), -np.inf, f32)
+        l = np.zeros((b, hq, sq))
+    acc = np.zeros((b, hq, sq, vh.shape[-1]))
+    for k0 in range(0, sk, block_kv):
+        tb = t[..., k0:k0 + block_kv]
+        m_new = np.maximum(m, tb.max(-1))
+        m_safe = np.where(m_new == -np.inf, f32(0), m_new).astype(f32)
+        p = np.exp2((tb - m_safe[..., None]) + f32(FP8_P_OFFSET)).astype(f32)
+        alpha = np.exp2(m - m_safe).astype(f32).astype(np.float64)
+        l = l * alpha + p.astype(np.float64).sum(-1)
+        p8 = round_e4m3(p)
+        acc = acc * alpha[..., None] + np.einsum("bhij,bhjd->bhid", p8, vh[:, :, k0:k0 + block_kv])
+        m = m_new
+    dvh = np.repeat(dv, group, 1)[:, :, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        o = np.where(l[..., None] > 0, acc / np.where(l > 0, l, 1)[..., None] * dvh, 0.0)
+        lse = np.where(l > 0, (m.astype(np.float64) + np.log2(np.where(l > 0, l, 1))
+                               - FP8_P_OFFSET) * math.log(2), -np.inf)
     return o, lse
 
 

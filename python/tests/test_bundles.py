@@ -362,3 +362,21 @@ def test_cli_errors(fake_tool, tmp_path, monkeypatch, capsys):
                                          "set ATTN_COMPILE"):
         bundles.main(["-o", str(tmp_path), "--variant", json.dumps(_dense())])
     assert len(calls()) == 1
+
+
+def test_spec_of_fp8_attention():
+    # FP8's keys pass through for f8e4m3 variants only, as attn::toJSON
+    # writes them (docs/kernel-spec.md).
+    v = _dense(dtype="f8e4m3", out_dtype="bf16", descale="head", specialize=True)
+    spec = bundles.spec_of(v)
+    assert (spec["dtype"], spec["out_dtype"], spec["descale"]) == ("f8e4m3", "bf16", "head")
+    spec = bundles.spec_of(_dense(out_dtype="f32", descale="tensor"))
+    assert not {"out_dtype", "descale"} & set(spec)
+
+
+def test_gpu_refuses_fp8():
+    import types
+    from attn import gpu
+    t = types.SimpleNamespace(dtype="torch.float8_e4m3fn", shape=(1, 4, 8, 64))
+    with pytest.raises(NotImplementedError, match="no GPU kernel for f8E4M3FN yet"):
+        gpu._dense_sizes(t, t, t, "bhsd")

@@ -6,7 +6,7 @@
 
 func.func @generic_segments(%q: tensor<1x2x16x64xf16>) {
   // expected-error @+1 {{'attn.attention' op operandSegmentSizes gives query 3 operands, expected 1}}
-  %o = "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 3, 0, 0, 0, 0, 0>}> : (tensor<1x2x16x64xf16>, tensor<1x2x16x64xf16>, tensor<1x2x16x64xf16>) -> tensor<1x2x16x64xf16>
+  %o = "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 3, 0, 0, 0, 0, 0, 0>}> : (tensor<1x2x16x64xf16>, tensor<1x2x16x64xf16>, tensor<1x2x16x64xf16>) -> tensor<1x2x16x64xf16>
   return
 }
 
@@ -14,7 +14,7 @@ func.func @generic_segments(%q: tensor<1x2x16x64xf16>) {
 
 func.func @generic_segments_optional(%q: tensor<1x2x16x64xf16>) {
   // expected-error @+1 {{'attn.attention' op operandSegmentSizes gives value 0 operands, expected 1}}
-  %o = "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0>}> : (tensor<1x2x16x64xf16>, tensor<1x2x16x64xf16>, tensor<1x2x16x64xf16>) -> tensor<1x2x16x64xf16>
+  %o = "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0, 0>}> : (tensor<1x2x16x64xf16>, tensor<1x2x16x64xf16>, tensor<1x2x16x64xf16>) -> tensor<1x2x16x64xf16>
   return
 }
 

@@ -2,7 +2,7 @@
 // One case per diagnostic of attn.attention and #attn.mask.
 
 func.func @query_element_type(%q: tensor<1x4x8x32xf64>) {
-  // expected-error @+1 {{query element type must be f16, bf16 or f32, got 'f64'}}
+  // expected-error @+1 {{query element type must be f16, bf16, f32 or f8E4M3FN, got 'f64'}}
   %o = attn.attention %q, %q, %q : (tensor<1x4x8x32xf64>, tensor<1x4x8x32xf64>, tensor<1x4x8x32xf64>) -> tensor<1x4x8x32xf64>
   return
 }
@@ -317,7 +317,7 @@ func.func @unranked(%q: tensor<*xf16>) {
 
 func.func @generic_missing_operand(%q: tensor<1x4x8x32xf16>) {
   // expected-error @+1 {{expected 3 or more operands, but found 2}}
-  %o = "attn.attention"(%q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> tensor<1x4x8x32xf16>
+  %o = "attn.attention"(%q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> tensor<1x4x8x32xf16>
   return
 }
 
@@ -325,7 +325,7 @@ func.func @generic_missing_operand(%q: tensor<1x4x8x32xf16>) {
 
 func.func @generic_wrong_mask_attr(%q: tensor<1x4x8x32xf16>) {
   // expected-error @+1 {{invalid properties}}
-  %o = "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>, mask = 3 : i64}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> tensor<1x4x8x32xf16>
+  %o = "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>, mask = 3 : i64}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> tensor<1x4x8x32xf16>
   return
 }
 
@@ -333,7 +333,7 @@ func.func @generic_wrong_mask_attr(%q: tensor<1x4x8x32xf16>) {
 
 func.func @generic_no_results(%q: tensor<1x4x8x32xf16>) {
   // expected-error @+1 {{expected 1 or more results}}
-  "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> ()
+  "attn.attention"(%q, %q, %q) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>}> : (tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>, tensor<1x4x8x32xf16>) -> ()
   return
 }
 

@@ -151,3 +151,62 @@ func.func @position_offset(%q: tensor<1x2x32x32xf32>, %k: tensor<1x2x64x32xf32>,
   %o = attn.attention %q, %k, %v position_offset(%off) mask = <causal> : (tensor<1x2x32x32xf32>, tensor<1x2x64x32xf32>, tensor<1x2x64x32xf32>, index) -> tensor<1x2x32x32xf32>
   return %o : tensor<1x2x32x32xf32>
 }
+
+// -----
+
+// FP8 (FlashAttention-3's forward): per-(batch, KV head) descales read at
+// [b, h / 4]; dq · dk joins the factor of Q·Kᵀ (0.125 · log2 e); P =
+// exp2(S - m + 8) is summed into l unrounded and rounded to e4m3 for P·V;
+// O = acc / l · dv; the LSE takes the 8 back out.
+// CHECK-LABEL: func.func @fp8_gqa_per_head
+// CHECK-SAME: (%[[Q:[a-z0-9]+]]: tensor<2x8x64x64xf8E4M3FN>, %{{.+}}, %{{.+}}, %[[DQ:[a-z0-9]+]]: tensor<2x2xf32>, %[[DK:[a-z0-9]+]]: tensor<2x2xf32>, %[[DV:[a-z0-9]+]]: tensor<2x2xf32>)
+// CHECK-DAG: %[[EIGHT:.+]] = arith.constant 8.000000e+00 : f32
+// CHECK-DAG: %[[FACTOR:.+]] = arith.constant 0.180336878 : f32
+// CHECK: scf.forall (%[[IB:.+]], %[[IH:.+]], %{{.+}}) in (2, 8, 2)
+// CHECK:   %[[G:.+]] = arith.divui %[[IH]], %c4
+// CHECK:   %[[XQ:.+]] = tensor.extract %[[DQ]][%[[IB]], %[[G]]]
+// CHECK:   %[[XK:.+]] = tensor.extract %[[DK]][%[[IB]], %[[G]]]
+// CHECK:   %[[QK:.+]] = arith.mulf %[[XQ]], %[[XK]]
+// CHECK:   %[[F:.+]] = arith.mulf %[[QK]], %[[FACTOR]]
+// CHECK:   %[[XV:.+]] = tensor.extract %[[DV]][%[[IB]], %[[G]]]
+// CHECK:   scf.for
+// CHECK:     linalg.generic {{.*}} ins(%{{.+}}, %{{.+}} : tensor<?x64xf8E4M3FN>, tensor<?x64xf8E4M3FN>)
+// CHECK:       arith.extf %{{.+}} : f8E4M3FN to f32
+// CHECK:     linalg.generic
+// CHECK:       arith.mulf %{{.+}}, %[[F]]
+// CHECK:     %[[P:[0-9]+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<?x?xf32>)
+// CHECK-NEXT:  ^bb0
+// CHECK-NEXT:    arith.subf
+// CHECK-NEXT:    arith.addf %{{.+}}, %[[EIGHT]]
+// CHECK-NEXT:    math.exp2
+// CHECK:     linalg.generic {{.*}} ins(%[[P]] : tensor<?x?xf32>)
+// CHECK:       arith.addf
+// CHECK:     %[[P8:.+]] = linalg.generic {{.*}} ins(%[[P]] : tensor<?x?xf32>) outs(%{{.+}} : tensor<?x?xf8E4M3FN>)
+// CHECK:       arith.truncf %{{.+}} : f32 to f8E4M3FN
+// CHECK:     linalg.generic {{.*}} ins(%[[P8]], %{{.+}} : tensor<?x?xf8E4M3FN>, tensor<?x64xf8E4M3FN>)
+// CHECK:   linalg.generic
+// CHECK:     arith.divf
+// CHECK:     arith.mulf %{{.+}}, %[[XV]]
+// CHECK:     arith.truncf %{{.+}} : f32 to bf16
+// CHECK:   linalg.generic
+// CHECK:     math.log2
+// CHECK:     arith.subf %{{.+}}, %[[EIGHT]]
+func.func @fp8_gqa_per_head(%q: tensor<2x8x64x64xf8E4M3FN>, %k: tensor<2x2x64x64xf8E4M3FN>, %v: tensor<2x2x64x64xf8E4M3FN>, %dq: tensor<2x2xf32>, %dk: tensor<2x2xf32>, %dv: tensor<2x2xf32>) -> (tensor<2x8x64x64xbf16>, tensor<2x8x64xf32>) {
+  %o, %lse = attn.attention %q, %k, %v descale(%dq, %dk, %dv) scale = 0.125 : (tensor<2x8x64x64xf8E4M3FN>, tensor<2x2x64x64xf8E4M3FN>, tensor<2x2x64x64xf8E4M3FN>, tensor<2x2xf32>, tensor<2x2xf32>, tensor<2x2xf32>) -> (tensor<2x8x64x64xbf16>, tensor<2x8x64xf32>)
+  return %o, %lse : tensor<2x8x64x64xbf16>, tensor<2x8x64xf32>
+}
+
+// -----
+
+// FP8 with per-tensor descales (read without indices; one value here, so
+// one read after CSE) and sinks: the sink's term in l is 2^8, as P's offset
+// makes it.
+// CHECK-LABEL: func.func @fp8_per_tensor_sinks
+// CHECK-DAG: %[[L0:.+]] = arith.constant 2.560000e+02 : f32
+// CHECK: scf.forall
+// CHECK:   tensor.extract %{{.+}}[] : tensor<f32>
+// CHECK:   linalg.fill ins(%[[L0]] : f32)
+func.func @fp8_per_tensor_sinks(%q: tensor<1x4x32x64xf8E4M3FN>, %sinks: tensor<4xf32>, %d: tensor<f32>) -> tensor<1x4x32x64xf32> {
+  %o = attn.attention %q, %q, %q sinks(%sinks) descale(%d, %d, %d) : (tensor<1x4x32x64xf8E4M3FN>, tensor<1x4x32x64xf8E4M3FN>, tensor<1x4x32x64xf8E4M3FN>, tensor<4xf32>, tensor<f32>, tensor<f32>, tensor<f32>) -> tensor<1x4x32x64xf32>
+  return %o : tensor<1x4x32x64xf32>
+}

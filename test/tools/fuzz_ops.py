@@ -232,7 +232,7 @@ def gen_attention(g):
     if g.maybe(0.25):
         op.add("sinks", corrupt(g, [hq], rng.choice([elt, "f32"])), "sinks")
         ns = 1
-    op.segments = [1, 1, 1, nb, ns, 0]
+    op.segments = [1, 1, 1, nb, ns, 0, 0]
     op.results.append(corrupt(g, qkv(hq, sq, dv), elt))
     if g.maybe(0.3):
         op.results.append(corrupt(g, [b, hq, sq], "f32"))

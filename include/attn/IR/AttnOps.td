@@ -45,12 +45,13 @@ def Attn_AttentionOp : Attn_Op<"attention",
 
     | operand / result | shape | element type |
     |---|---|---|
-    | `query` | `[B, Hq, Sq, D]` | f16, bf16 or f32 |
+    | `query` | `[B, Hq, Sq, D]` | f16, bf16, f32 or f8E4M3FN |
     | `key` | `[B, Hkv, Sk, D]` | as `query` |
     | `value` | `[B, Hkv, Sk, Dv]` | as `query` |
-    | `bias` (optional) | broadcastable to `[B, Hq, Sq, Sk]` | as `query`, or f32 |
-    | `sinks` (optional) | `[Hq]` | as `query`, or f32 |
-    | `output` | `[B, Hq, Sq, Dv]` | as `query` |
+    | `bias` (optional) | broadcastable to `[B, Hq, Sq, Sk]` | as `query`, or f32 (FP8: f32) |
+    | `sinks` (optional) | `[Hq]` | as `query`, or f32 (FP8: f32) |
+    | `descale` (FP8 only) | three of `[]` or `[B, Hkv]` | f32 |
+    | `output` | `[B, Hq, Sq, Dv]` | as `query` (FP8: bf16, f16 or f32) |
     | `lse` (optional result) | `[B, Hq, Sq]` | f32 |
 
     `layout = bshd` swaps the head and sequence dimensions of `query`, `key`,
@@ -90,6 +91,52 @@ def Attn_AttentionOp : Attn_Op<"attention",
 
     D and Dv may differ (DeepSeek MLA prefill uses D = 192, Dv = 128).
 
+    **FP8 (e4m3).** `query`, `key` and `value` may all be `f8E4M3FN`
+    (FlashAttention-3's FP8 forward). Such an op takes three descale
+    operands, `descale(%dq, %dk, %dv)`, the factors that turn the stored
+    e4m3 values back into real ones; they are required (there is no
+    implicit 1: pass a constant one), and only FP8 inputs take them. Each
+    is an f32 tensor, all three of one shape:
+
+    * `tensor<f32>`: one factor per tensor;
+    * `tensor<B x Hkv x f32>`: one factor per batch and KV head, as
+      FlashAttention-3's `descale_q/k/v` (query heads of one GQA group share
+      `descale_q[b, g]`).
+
+    With `dq`, `dk`, `dv` the factors of (b, g):
+
+    ```
+    s[j]    = scale * dq * dk * dot(Q[b, h, i, :], K[b, g, j, :])  // f32 sum
+    s[j]    = softcap, bias, mask as above
+    m       = the running maximum of s over the key blocks seen so far
+    p[j]    = exp(s[j] - m) * 2^8                   // in [0, 256], f32
+    l       = sum_j p[j] + 2^8 * exp(sinks[h] - m)  // the unrounded p
+    P8[j]   = e4m3(p[j])                            // round to nearest even
+    O[b, h, i, :] = dv * sum_j P8[j] * V[b, g, j, :] / l
+    lse[b, h, i]  = m + log(l / 2^8)
+    ```
+
+    P is quantized to e4m3 before P·V, as FlashAttention-3 does: its FP8
+    kernels offset the softmax's exponent by 8 (`Max_offset`), so that P
+    lies in [0, 256] rather than [0, 1] and fewer of its values fall into
+    e4m3's subnormals; the row sum uses P before rounding. When the maximum
+    grows, earlier blocks' sums are rescaled in f32 (as without FP8); so
+    the rounding of P, and nothing else, depends on the key-block size. Up
+    to that rounding the result is the attention of the dequantized inputs.
+    The output is bf16 (FlashAttention-3's FP8 output), f16 or f32; the LSE
+    f32; `bias` and `sinks` are f32. Masks, scale, softcap, GQA, `bshd`
+    and `position_offset` work as without FP8. `attn-tile` (and so
+    `attn-to-cpu`) lowers FP8 attention; there is no GPU kernel for it yet
+    (`attn-lower-to-gpu` rejects it), nor an FP8 `attn.attention_grad`.
+
+    ```mlir
+    %o = attn.attention %q, %k, %v descale(%dq, %dk, %dv) mask = <causal>
+        : (tensor<2x32x4096x128xf8E4M3FN>, tensor<2x8x4096x128xf8E4M3FN>,
+           tensor<2x8x4096x128xf8E4M3FN>, tensor<2x8xf32>, tensor<2x8xf32>,
+           tensor<2x8xf32>)
+        -> tensor<2x32x4096x128xbf16>
+    ```
+
     Example: Llama-3-8B grouped-query attention with a 4096-token causal
     sliding window, in the `[B, S, H, D]` layout, returning the LSE:
 
@@ -109,6 +156,7 @@ def Attn_AttentionOp : Attn_Op<"attention",
     Optional<AnyRankedTensor>:$bias,
     Optional<AnyRankedTensor>:$sinks,
     Optional<Index>:$position_offset,
+    Variadic<AnyRankedTensor>:$descale,
     DefaultValuedAttr<Attn_LayoutAttr, "::mlir::attn::Layout::BHSD">:$layout,
     OptionalAttr<Attn_MaskAttr>:$mask,
     OptionalAttr<F32Attr>:$scale,
@@ -122,6 +170,7 @@ def Attn_AttentionOp : Attn_Op<"attention",
     (`bias` `(` $bias^ `)`)?
     (`sinks` `(` $sinks^ `)`)?
     (`position_offset` `(` $position_offset^ `)`)?
+    (`descale` `(` $descale^ `)`)?
     (`layout` `=` `` $layout^)?
     (`mask` `=` $mask^)?
     (`scale` `=` $scale^)?
@@ -150,6 +199,16 @@ def Attn_AttentionOp : Attn_Op<"attention",
     /// Number of query heads sharing one KV head (1 for MHA, Hq for MQA), or
     /// std::nullopt when a head count is dynamic.
     std::optional<int64_t> getGroupSize();
+
+    /// Whether query, key and value are f8E4M3FN (and so take descales).
+    bool isFp8();
+    /// The descale of query, key or value (null without descales).
+    ::mlir::Value getDescaleQ() { return getDescaleAt(0); }
+    ::mlir::Value getDescaleK() { return getDescaleAt(1); }
+    ::mlir::Value getDescaleV() { return getDescaleAt(2); }
+    ::mlir::Value getDescaleAt(unsigned i) {
+      return getDescale().size() == 3 ? getDescale()[i] : ::mlir::Value();
+    }
   }];
 
   let hasVerifier = 1;

@@ -41,10 +41,12 @@ namespace attn {
 /// Version 2: scale, softcap and window extents may be "runtime".
 inline constexpr int64_t kKernelSpecVersion = 2;
 
-/// The element types kernels take and produce.
-enum class ScalarType { F16, BF16, F32, I32, I64 };
+/// The element types kernels take and produce. F8E4M3 is MLIR's f8E4M3FN
+/// (FP8 attention's inputs; no GPU kernel takes it yet).
+enum class ScalarType { F16, BF16, F32, I32, I64, F8E4M3 };
 
-/// `f16`, `bf16`, `f32`, `i32`, `i64`: the MLIR spelling.
+/// `f16`, `bf16`, `f32`, `i32`, `i64`: the MLIR spelling; `f8e4m3` for
+/// f8E4M3FN.
 llvm::StringRef stringifyScalarType(ScalarType t);
 std::optional<ScalarType> symbolizeScalarType(llvm::StringRef s);
 /// The scalar type of `t`, if kernels take it.
@@ -64,6 +66,11 @@ struct MaskSpec {
   }
 };
 
+/// How FP8 attention's descale factors are given (attn.attention's
+/// `descale` operands): none (inputs are not FP8), one per tensor, or one
+/// per batch and KV head ([B, Hkv], FlashAttention-3's).
+enum class DescaleMode { None, Tensor, Head };
+
 /// Which body a dense attention kernel gets. `Auto` is resolved by the
 /// lowering for its chip (tensor cores wherever the variant allows them).
 enum class AttentionKernelKind { Auto, Baseline, Mma, Wgmma };
@@ -71,7 +78,13 @@ enum class AttentionKernelKind { Auto, Baseline, Mma, Wgmma };
 /// Dense softmax attention (attn.attention; NSA's window branch): one
 /// kernel, grid (query blocks, Hq, B).
 struct AttentionSpec {
+  /// The element type of Q, K and V (and of O, unless `outDtype` is set).
   ScalarType dtype = ScalarType::F16;
+  /// The output's element type where it is not `dtype` (FP8 inputs: bf16,
+  /// f16 or f32).
+  std::optional<ScalarType> outDtype;
+  /// FP8 inputs' descale factors (DescaleMode::None for other inputs).
+  DescaleMode descale = DescaleMode::None;
   int64_t headDim = 0, valueHeadDim = 0;
   Layout layout = Layout::BHSD;
   MaskSpec mask;
@@ -194,6 +207,10 @@ struct KernelSpecValues {
   std::optional<int64_t> windowLeft, windowRight;
 };
 KernelSpecValues getKernelSpecValues(const KernelSpec &spec);
+
+/// Whether `spec` takes or produces f8E4M3FN data, for which there is no
+/// GPU kernel yet.
+bool usesFp8(const KernelSpec &spec);
 
 /// Rounds `x` to the nearest f32: scales and softcaps are f32 attributes.
 double roundToF32(double x);

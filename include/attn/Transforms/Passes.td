@@ -194,6 +194,38 @@ def AttnDecomposeAggregates : Pass<"attn-decompose-aggregates", "func::FuncOp"> 
   ];
 }
 
+def AttnExpandF8E4M3FN : Pass<"attn-expand-f8e4m3fn", "func::FuncOp"> {
+  let summary = "Expand f8E4M3FN conversions (arith.extf / arith.truncf) "
+                "into integer arithmetic for the CPU";
+  let description = [{
+    LLVM has no FP8 type, and upstream's arith-to-llvm leaves `arith.extf`
+    from and `arith.truncf` to `f8E4M3FN` unconverted (arith-expand expands
+    only bf16, f4E2M1FN and f8E8M0FNU; arith-emulate-unsupported-floats
+    keeps these two ops; convert-arith-to-apfloat rewrites every float op of
+    the module, f16 and bf16 included, into calls to a runtime library).
+    This pass rewrites the two conversions on scalars into integer
+    arithmetic on the bits, which arith-to-llvm then lowers (the FP8 tensors
+    themselves become i8 memory):
+
+    * `extf` (to any float type, through f32): exact; e4m3's NaN (S.1111.111)
+      gives NaN.
+    * `truncf` (from f16, bf16 or f32): round to nearest, ties to even;
+      magnitudes at or above 448 (e4m3's largest finite value), infinities
+      included, saturate to ±448, as the GPU's `cvt.rn.satfinite` does;
+      NaN gives NaN; results below 2^-6 are e4m3 subnormals (m · 2^-9).
+
+    ```mlir
+    %p8 = arith.truncf %p : f32 to f8E4M3FN
+    // becomes integer arithmetic on arith.bitcast %p : f32 to i32, ending in
+    %p8 = arith.bitcast %bits : i8 to f8E4M3FN
+    ```
+
+    `attn-to-cpu` runs it before converting arith to LLVM, for FP8
+    attention's P (attn-tile rounds it to e4m3) and inputs.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 def AttnDecomposePaged : Pass<"attn-decompose-paged", "func::FuncOp"> {
   let summary = "Rewrite attn.paged_attention into a gather and attn.attention";
   let description = [{

@@ -76,6 +76,11 @@ void populateAttnDecomposeGatedDeltaPatterns(RewritePatternSet &patterns);
 /// top-k (attn-decompose-sparse).
 void populateAttnDecomposeSparsePatterns(RewritePatternSet &patterns);
 
+/// arith.extf from and arith.truncf to f8E4M3FN (scalars) -> integer
+/// arithmetic on the bits (attn-expand-f8e4m3fn): exact widening, and
+/// narrowing that rounds to nearest even and saturates to ±448.
+void populateExpandF8E4M3FNPatterns(RewritePatternSet &patterns);
+
 } // namespace attn
 } // namespace mlir
 
