@@ -523,6 +523,22 @@ def _slice(t, dim, c, lo, hi):
     return t.narrow(dim, lo * c, (hi - lo) * c)
 
 
+def _post_next_block(ring, cur, buffers, step):
+    """Posts the transfer of the K/V block that step + 1 uses into the other
+    of the two receive buffers (made on first use): (pending, buffer), or
+    (None, None) at the last step."""
+    import torch
+
+    if step + 1 >= ring.size:
+        return None, None
+    if buffers[step % 2] is None:
+        buffers[step % 2] = tuple(torch.empty_like(t) for t in cur)
+    nxt = buffers[step % 2]
+    pending = ring.exchange(cur, nxt, 0)
+    _event("post", step + 1)
+    return pending, nxt
+
+
 def _ring_forward(q, k, v, sinks, opts):
     import torch
 
@@ -537,13 +553,7 @@ def _ring_forward(q, k, v, sinks, opts):
     lse = torch.full((b, hq, sq), -math.inf, dtype=mdt, device=q.device)
     cur, buffers = (k, v), [None, None]
     for step in range(n):
-        pending = None
-        if step + 1 < n:
-            if buffers[step % 2] is None:
-                buffers[step % 2] = (torch.empty_like(k), torch.empty_like(v))
-            nxt = buffers[step % 2]
-            pending = ring.exchange(cur, nxt, 0)
-            _event("post", step + 1)
+        pending, nxt = _post_next_block(ring, cur, buffers, step)
         _event("compute", step)
         with _draining(pending):
             for q0, q1, k0, k1, causal, window in plan.calls((ring.rank - step) % n):
@@ -579,13 +589,7 @@ def _ring_backward(do, q, k, v, out, lse, sinks, opts):
     grad_buffers = [None, None]
     dkv, pending_grad = None, None
     for step in range(n):
-        pending = None
-        if step + 1 < n:
-            if buffers[step % 2] is None:
-                buffers[step % 2] = (torch.empty_like(k), torch.empty_like(v))
-            nxt = buffers[step % 2]
-            pending = ring.exchange(cur, nxt, 0)
-            _event("post", step + 1)
+        pending, nxt = _post_next_block(ring, cur, buffers, step)
         _event("compute", step)
         part = (torch.zeros(k.shape, dtype=mdt, device=k.device),
                 torch.zeros(v.shape, dtype=mdt, device=v.device))
