@@ -122,35 +122,14 @@ SmallVector<Type> appendTensorMaps(MLIRContext *ctx, KernelSignature &sig,
                                    const AttentionSpec &spec,
                                    const GradWgmmaTiling &tiling,
                                    TensorMapPassing passing) {
-  auto workgroup = gpu::AddressSpaceAttr::get(
-      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
   Type elt = getType(ctx, spec.dtype);
   SmallVector<Type> types;
   for (auto [tensor, rows] : {std::pair<StringRef, int64_t>{"q", tiling.rows},
                               {"k", tiling.keys},
                               {"v", tiling.keys},
-                              {"do", tiling.rows}}) {
-    SmallVector<int64_t> box = spec.layout == Layout::BSHD
-                                   ? SmallVector<int64_t>{1, rows, 1, 64}
-                                   : SmallVector<int64_t>{1, 1, rows, 64};
-    sig.types.push_back(LLVM::LLVMPointerType::get(ctx));
-    types.push_back(nvgpu::TensorMapDescriptorType::get(
-        ctx, MemRefType::get(box, elt, AffineMap(), workgroup),
-        nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-        nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
-        nvgpu::TensorMapOOBKind::OOB_ZERO,
-        nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE));
-    sig.params.push_back(
-        llvm::json::Object{{"name", (tensor + "_tma").str()},
-                           {"role", "tma_descriptor"},
-                           {"kind", "tensormap"},
-                           {"passing", stringifyTensorMapPassing(passing)},
-                           {"tensor", tensor},
-                           {"box", llvm::json::Array{64, rows}},
-                           {"swizzle", "128B"},
-                           {"l2_promotion", "256B"},
-                           {"oob_fill", "zero"}});
-  }
+                              {"do", tiling.rows}})
+    types.push_back(sig.tensorMap(ctx, tensor, elt, rows,
+                                  spec.layout == Layout::BSHD, passing));
   return types;
 }
 

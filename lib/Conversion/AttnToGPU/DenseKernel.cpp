@@ -216,37 +216,13 @@ static DenseSignature buildSignature(MLIRContext *ctx,
     sig.runtimeValues(ctx, spec.softcap.has_value(), spec.mask.isWindow());
   if (!tiling.isWgmma())
     return sig;
-  // TMA descriptors (CUtensorMap, built by the host) of Q, K and V: 4-D
-  // over the layout's dims, boxes of 64 columns (128 bytes, 128-byte
-  // swizzle) by the tile's rows, zero fill out of bounds.
-  auto workgroup = gpu::AddressSpaceAttr::get(
-      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  // TMA descriptors of Q, K and V by the tile's rows.
   for (auto [tensor, rows] :
        {std::pair<StringRef, int64_t>{"q", tiling.wgmma.rows()},
         {"k", tiling.wgmma.keys},
-        {"v", tiling.wgmma.keys}}) {
-    SmallVector<int64_t> box = bshd ? SmallVector<int64_t>{1, rows, 1, 64}
-                                    : SmallVector<int64_t>{1, 1, rows, 64};
-    // Passed as a plain pointer (the GPU-to-NVVM signature conversion has
-    // no rule for the nvgpu type) and cast to it in the kernel.
-    sig.types.push_back(LLVM::LLVMPointerType::get(ctx));
-    sig.tmaTypes.push_back(nvgpu::TensorMapDescriptorType::get(
-        ctx, MemRefType::get(box, elt, AffineMap(), workgroup),
-        nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-        nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
-        nvgpu::TensorMapOOBKind::OOB_ZERO,
-        nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE));
-    sig.params.push_back(
-        llvm::json::Object{{"name", (tensor + "_tma").str()},
-                           {"role", "tma_descriptor"},
-                           {"kind", "tensormap"},
-                           {"passing", stringifyTensorMapPassing(tensorMaps)},
-                           {"tensor", tensor},
-                           {"box", llvm::json::Array{64, rows}},
-                           {"swizzle", "128B"},
-                           {"l2_promotion", "256B"},
-                           {"oob_fill", "zero"}});
-  }
+        {"v", tiling.wgmma.keys}})
+    sig.tmaTypes.push_back(
+        sig.tensorMap(ctx, tensor, elt, rows, bshd, tensorMaps));
   return sig;
 }
 

@@ -261,6 +261,32 @@ llvm::json::Object mlir::attn::detail::valueParam(StringRef name,
       {"name", name}, {"role", "value"}, {"kind", "scalar"}, {"dtype", dtype}};
 }
 
+Type KernelSignature::tensorMap(MLIRContext *ctx, StringRef tensor, Type elt,
+                                int64_t rows, bool bshd,
+                                TensorMapPassing passing) {
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  SmallVector<int64_t> box = bshd ? SmallVector<int64_t>{1, rows, 1, 64}
+                                  : SmallVector<int64_t>{1, 1, rows, 64};
+  types.push_back(LLVM::LLVMPointerType::get(ctx));
+  params.push_back(
+      llvm::json::Object{{"name", (tensor + "_tma").str()},
+                         {"role", "tma_descriptor"},
+                         {"kind", "tensormap"},
+                         {"passing", stringifyTensorMapPassing(passing)},
+                         {"tensor", tensor},
+                         {"box", llvm::json::Array{64, rows}},
+                         {"swizzle", "128B"},
+                         {"l2_promotion", "256B"},
+                         {"oob_fill", "zero"}});
+  return nvgpu::TensorMapDescriptorType::get(
+      ctx, MemRefType::get(box, elt, AffineMap(), workgroup),
+      nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+      nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+      nvgpu::TensorMapOOBKind::OOB_ZERO,
+      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+}
+
 void KernelSignature::attentionInputs(MLIRContext *ctx,
                                       const AttentionSpec &spec) {
   Type elt = getType(ctx, spec.dtype);
