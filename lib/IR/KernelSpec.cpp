@@ -290,12 +290,13 @@ static json::Object toJSONFields(const AttentionSpec &s) {
 }
 
 /// The forward's keys, less what the backward does not use; "kernel" only
-/// where it asks for the opt-in wgmma dK/dV kernel.
+/// where it pins the backward's tensor-core kernel ("mma" or "wgmma").
 static json::Object toJSONFields(const AttentionGradSpec &s) {
   json::Object o = toJSONFields(s.forward);
   for (StringRef unused : {"lse", "block_q", "block_kv"})
     o.erase(unused);
-  if (s.forward.kernel != AttentionKernelKind::Wgmma)
+  if (s.forward.kernel != AttentionKernelKind::Mma &&
+      s.forward.kernel != AttentionKernelKind::Wgmma)
     o.erase("kernel");
   return o;
 }
@@ -557,9 +558,10 @@ static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
 static void read(SpecReader &r, AttentionGradSpec &s, const json::Object &o) {
   read(r, s.forward, o);
   s.forward.lse = false;
-  // "wgmma" opts in to the sm_90a dK/dV kernel; any other kind leaves the
-  // choice to the kernel option.
-  if (s.forward.kernel != AttentionKernelKind::Wgmma)
+  // "mma" and "wgmma" pin the dK/dV kernel (mma.sync, or the sm_90a wgmma
+  // body); any other kind leaves the choice to the kernel option and chip.
+  if (s.forward.kernel != AttentionKernelKind::Mma &&
+      s.forward.kernel != AttentionKernelKind::Wgmma)
     s.forward.kernel = AttentionKernelKind::Auto;
   s.forward.blockQ = s.forward.blockKV = 0;
 }

@@ -12,9 +12,9 @@ default; Llama-3.1-8B GQA (32/8 heads, head dim 128, causal, batch 1). Each
 backend runs the forward once with autograd recording, then the timed region
 is the backward alone (torch.autograd.grad of the output with a fixed dO):
 for attn, attn.gpu.attention's autograd, which runs attention_backward's
-kernels; "attn-wgmma" the same with the opt-in sm_90a dK/dV kernel
-(attention_backward(kernel="wgmma"); dQ on mma.sync as in "attn"), so that one
-run compares the two backwards. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
+kernels (on an H200: the wgmma dK/dV kernel, dQ on mma.sync); "attn-mma" the
+same with the mma.sync dK/dV kernel pinned (attention_backward(kernel="mma"),
+what sm_80 runs), so that one run compares the two backwards. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
 causal), FlashAttention's convention. Backends as attn.bench (SDPA's flash,
 cuDNN and memory-efficient kernels, FlexAttention compiled once per shape,
 its first call reported apart). Writes bench.csv, bench.txt (and bench.png).
@@ -61,13 +61,13 @@ def variants():
              "mask": "causal" if causal else "none", "scale": 1 / math.sqrt(d),
              "softcap": None, "bias": False, "sinks": False}
         out += [dict(v, lse=True), dict(v, op="attention_grad"),
-                dict(v, op="attention_grad", kernel="wgmma")]
+                dict(v, op="attention_grad", kernel="mma")]
     return out
 
 
-def wgmma_runner(bundles, causal):
+def pinned_runner(bundles, causal, kernel):
     """fn(q, k, v) -> out whose backward is attention_backward with the
-    opt-in wgmma dK/dV kernel (the forward is attn's, with its LSE)."""
+    dK/dV kernel `kernel` pinned (the forward is attn's, with its LSE)."""
     import torch
 
     from . import gpu
@@ -83,7 +83,7 @@ def wgmma_runner(bundles, causal):
         def backward(ctx, do):
             q, k, v, out, lse = ctx.saved_tensors
             return gpu.attention_backward(do.contiguous(), q, k, v, out, lse, causal=causal,
-                                          bundles=bundles, kernel="wgmma")
+                                          bundles=bundles, kernel=kernel)
 
     return Attention.apply
 
@@ -109,7 +109,7 @@ def run(args):
         do = torch.randn(b, hq, s, dv, device="cuda", dtype=tdtype)
         fl = 2.5 * bench.flops(b, hq, s, d, causal, dv)
         runners = bench.runners(args.bundles, causal, hq != hkv)
-        runners = dict(runners, **{"attn-wgmma": wgmma_runner(args.bundles, causal)})
+        runners = dict(runners, **{"attn-mma": pinned_runner(args.bundles, causal, "mma")})
         for backend, fn in runners.items():
             if args.backends and backend not in args.backends:
                 continue
@@ -147,7 +147,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     name, rows, compile_rows = run(args)
     bench.write(args.output, name + " (backward)", rows, compile_rows,
-                backends=("attn", "attn-wgmma") + bench.BACKENDS[1:])
+                backends=("attn", "attn-mma") + bench.BACKENDS[1:])
 
 
 if __name__ == "__main__":

@@ -124,9 +124,9 @@ def spec_of(v):
         needs = _SPEC_KEY_NEEDS.get(key)
         if key in v and (needs is None or v.get(needs[0]) in needs[1:]):
             spec[key] = _plain(v[key])
-    # A backward's "kernel" only opts in to the wgmma dK/dV kernel (a forward
-    # variant's kind says nothing about the backward).
-    if op == "attention_grad" and spec.get("kernel") != "wgmma":
+    # A backward's "kernel" only pins its dK/dV kernel, "mma" or "wgmma" (a
+    # forward variant's kind says nothing about the backward).
+    if op == "attention_grad" and spec.get("kernel") not in ("mma", "wgmma"):
         spec.pop("kernel", None)
     if op in ("attention", "attention_grad", "paged_attention") and runtime:
         spec["scale"] = "runtime"

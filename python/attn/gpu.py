@@ -969,9 +969,10 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
     dk and dv are summed over each KV head's query heads (GQA/MQA); the bias
     gets no gradient. Runs attn.attention_grad's kernels (the dQ kernel, then
     dK/dV, then the sink gradient): deterministic, no atomics.
-    `kernel="wgmma"` asks for the opt-in Hopper dK/dV kernel (bundles whose
-    variant says "kernel": "wgmma"; f16/bf16, head dims 64 and 128, sm_90a);
-    by default the kernels without a "kernel" in their variant run."""
+    By default the kernels without a "kernel" in their variant run (compiled
+    for sm_90a, dK/dV is the wgmma kernel wherever it takes the variant).
+    `kernel="mma"` or `kernel="wgmma"` pins the dK/dV kernel: bundles whose
+    variant says so (wgmma: f16/bf16, head dims 64 and 128, sm_90a)."""
     import torch
 
     if bundles is None:
@@ -999,8 +1000,8 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
     if window is None:
         want["mask"] = "causal" if causal else "none"
     if kernel not in (None, "auto"):
-        if kernel != "wgmma":
-            raise ValueError(f"kernel must be None, 'auto' or 'wgmma', not {kernel!r}")
+        if kernel not in ("mma", "wgmma"):
+            raise ValueError(f"kernel must be None, 'auto', 'mma' or 'wgmma', not {kernel!r}")
         want["kernel"] = kernel
     tensors = {"q": q, "k": k, "v": v, "o": out, "do": do, "lse": lse}
     if bias is not None:
@@ -1023,7 +1024,7 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
         steps = {}
         for kern in _matching(ks, want):
             kind = kern.manifest.get("kernel", "")
-            # The opt-in backward (a "kernel" in its variant) only where
+            # A pinned backward (a "kernel" in its variant) only where
             # asked for.
             if "kernel" in kern.variant and "kernel" not in want:
                 continue

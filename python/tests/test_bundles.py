@@ -66,12 +66,14 @@ def test_spec_of_attention():
 
 def test_spec_of_attention_grad():
     # The forward's keys without lse and the body's; values at run time.
-    grad = dict(_dense(mask="causal", softcap=30.0, lse=True, kernel="mma"), op="attention_grad")
+    grad = dict(_dense(mask="causal", softcap=30.0, lse=True, kernel="auto"), op="attention_grad")
     spec = bundles.spec_of(grad)
     assert spec["op"] == "attention_grad" and spec["version"] == 2
     assert (spec["scale"], spec["softcap"], spec["mask"]) == ("runtime", "runtime", "causal")
     assert not {"lse", "kernel", "block_q", "block_kv"} & set(spec)
-    # "wgmma" asks for the opt-in sm_90a dK/dV kernel, and stays.
+    assert "kernel" not in bundles.spec_of(dict(grad, kernel="baseline"))
+    # "mma" and "wgmma" pin the dK/dV kernel, and stay.
+    assert bundles.spec_of(dict(grad, kernel="mma"))["kernel"] == "mma"
     assert bundles.spec_of(dict(grad, kernel="wgmma"))["kernel"] == "wgmma"
 
 

@@ -59,7 +59,10 @@ def _inputs(c, dtype):
     k = r(shape(c["hkv"], c["sk"], c["d"]))
     v = r(shape(c["hkv"], c["sk"], c["dv"]))
     do = r(shape(c["hq"], c["sq"], c["dv"]))
-    sinks = r(c["hq"]).float() if c["sinks"] else None
+    # Sinks in float32 as the GPU kernels take them; float64 with float64
+    # inputs, whose dsinks is checked to 1e-10.
+    sinks = r(c["hq"]).to(torch.float64 if dtype == torch.float64 else torch.float32) \
+        if c["sinks"] else None
     return q, k, v, do, sinks
 
 

@@ -79,7 +79,7 @@ def test_variant_matrix_ptxas(chip, kernel):
 
 def grad(kernel=None, **kw):
     """An attention_grad variant: the forward's keys but lse (and "kernel"
-    where given: "wgmma" asks for the opt-in sm_90a dK/dV kernel)."""
+    where given: "mma" or "wgmma" pins the dK/dV kernel)."""
     v = variant(**kw)
     del v["lse"]
     if kernel:
@@ -104,8 +104,11 @@ GRAD_FALLBACK = [grad(dtype="f32", d=64), grad(d=192, dv=128, mask="causal", sca
 
 @pytest.mark.parametrize("chip", ["sm_80", "sm_90a"])
 def test_grad_matrix_ptxas(chip):
+    # On sm_90a "auto" puts dK/dV of head dims 64 and 128 on the wgmma
+    # kernel (test_grad_wgmma_matrix_ptxas): pin mma.sync there.
+    matrix = GRAD_MATRIX if chip == "sm_80" else [dict(v, kernel="mma") for v in GRAD_MATRIX]
     with tempfile.TemporaryDirectory() as out:
-        bundles.compile_variants(GRAD_MATRIX + GRAD_FALLBACK, out, chip)
+        bundles.compile_variants(matrix + GRAD_FALLBACK, out, chip)
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
         mma = [f for f in ptx if f.endswith("_mma.ptx")]
         assert sum(f.endswith("_bwd_dq_mma.ptx") for f in ptx) == len(GRAD_MATRIX), ptx
@@ -132,7 +135,7 @@ def test_grad_matrix_ptxas(chip):
                 assert "cp.async.ca.shared.global" in text, f
 
 
-# The opt-in sm_90a dK/dV kernel (kernel=wgmma; dQ stays on mma.sync): head
+# The sm_90a dK/dV kernel (pinned: kernel=wgmma; dQ stays on mma.sync): head
 # dims 64 and 128 (D != Dv too), f16/bf16, causal or not, windows, softcap,
 # bias, sinks, bshd. GQA is a run-time size.
 GRAD_WGMMA_MATRIX = (

@@ -1,4 +1,4 @@
-// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" --canonicalize > %t
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=mma drop-host" --canonicalize > %t
 // RUN: FileCheck %s < %t
 // RUN: FileCheck %s --check-prefix=M < %t
 // RUN: FileCheck %s --check-prefix=FALLBACK < %t

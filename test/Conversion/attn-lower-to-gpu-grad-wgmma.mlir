@@ -2,18 +2,25 @@
 // RUN: FileCheck %s < %t
 // RUN: FileCheck %s --check-prefix=M < %t
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" | FileCheck %s --check-prefix=AUTO
-// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=mma drop-host" | FileCheck %s --check-prefix=AUTO
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=mma drop-host" | FileCheck %s --check-prefix=MMA
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_80 kernel=auto drop-host" | FileCheck %s --check-prefix=MMA
 // RUN: echo '{"op": "attention_grad", "dtype": "f16", "head_dim": 64, "mask": "causal", "kernel": "wgmma"}' \
 // RUN:   | attn-compile --spec - -o %t.spec --chip=sm_90a | FileCheck %s --check-prefix=SPEC
+// RUN: echo '{"op": "attention_grad", "dtype": "f16", "head_dim": 64, "mask": "causal", "kernel": "mma"}' \
+// RUN:   | attn-compile --spec - -o %t.spec-mma --chip=sm_90a | FileCheck %s --check-prefix=SPEC-MMA
+// RUN: echo '{"op": "attention_grad", "dtype": "f16", "head_dim": 64, "mask": "causal"}' \
+// RUN:   | attn-compile --spec - -o %t.spec-auto --chip=sm_90a | FileCheck %s --check-prefix=SPEC-AUTO
 // RUN: attn-opt %s --split-input-file --attn-to-ptx="chip=sm_90a kernel=wgmma" | FileCheck %s --check-prefix=PTX
 
-// The opt-in sm_90a dK/dV kernel (AttentionGradWgmmaKernel.cpp): asked for
-// by kernel=wgmma (the option or a spec's "kernel"), never by auto. dQ stays
+// The sm_90a dK/dV kernel (AttentionGradWgmmaKernel.cpp): demanded by
+// kernel=wgmma (the option or a spec's "kernel"), chosen by auto on sm_90a
+// where it takes the variant; kernel=mma (or a spec's "kernel": "mma") and
+// other chips keep the mma.sync dK/dV. dQ stays
 // on the mma.sync kernel (step 0, which writes Delta); dK/dV (step 1) is a
 // block of 384 threads over 128 keys of one KV head: a producer warpgroup
 // (one thread issues the TMA copies of K, V, Q and dO) and two consumer
-// warpgroups of 64 keys (wgmma's M). The kernels are named after
-// the spec's "_wgmma", apart from the default backward's.
+// warpgroups of 64 keys (wgmma's M). Pinned kernels are named after the
+// spec's "_wgmma" or "_mma", apart from the default backward's.
 
 // M: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 133120 : i64, entry = "attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv"
 // M-SAME: {box = [64, 64], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", passing = "param", role = "tma_descriptor", swizzle = "128B", tensor = "q"}, {box = [64, 128], kind = "tensormap", {{.*}} tensor = "k"}, {box = [64, 128], kind = "tensormap", {{.*}} tensor = "v"}, {box = [64, 64], kind = "tensormap", {{.*}} tensor = "do"}]
@@ -110,10 +117,17 @@
 // CHECK:   vector.store {{.+}} : memref<?xbf16>, vector<2xbf16>
 // CHECK: gpu.return
 
-// No kernel of the default backward shares a name with these.
+// The default backward takes the same bodies under names of its own, and
+// its variant carries no "kernel"; kernel=mma and sm_80 keep mma.sync.
+// AUTO: attn_bf16_d128_dv128_bhsd_causal_bwd_dkdv_wgmma = {block = [384, 1, 1]
+// AUTO-NOT: kernel = "wgmma"
+// AUTO-SAME: step = 1
 // AUTO-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dq_mma(
-// AUTO-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dkdv_mma(
-// AUTO-NOT: wgmma
+// AUTO-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dkdv_wgmma(
+// AUTO: nvvm.wgmma.mma_async
+// MMA-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dq_mma(
+// MMA-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dkdv_mma(
+// MMA-NOT: wgmma
 
 // PTX: gpu.binary @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_mma
 // PTX: gpu.binary @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma
@@ -165,3 +179,7 @@ func.func @f16_d64_dv128_window(%q: tensor<1x64x4x64xf16>, %k: tensor<1x64x2x64x
 
 // SPEC: attn_f16_d64_dv64_bhsd_causal_wgmma_bwd_dq_mma.{ptx,json}
 // SPEC: attn_f16_d64_dv64_bhsd_causal_wgmma_bwd_dkdv_wgmma.{ptx,json}
+// SPEC-MMA: attn_f16_d64_dv64_bhsd_causal_mma_bwd_dq_mma.{ptx,json}
+// SPEC-MMA: attn_f16_d64_dv64_bhsd_causal_mma_bwd_dkdv_mma.{ptx,json}
+// SPEC-AUTO: attn_f16_d64_dv64_bhsd_causal_bwd_dq_mma.{ptx,json}
+// SPEC-AUTO: attn_f16_d64_dv64_bhsd_causal_bwd_dkdv_wgmma.{ptx,json}

@@ -32,15 +32,17 @@
 // dK/dV) with the same parameters, steps and Delta workspace; their names
 // end in "_mma" and their manifests carry a "tile". dsinks is shared.
 //
-// A spec whose kernel is wgmma (the spec's "kernel" or the kernel option;
-// never `auto`, which keeps the choice above: the sm_90a body has not run on
-// a GPU yet) takes dkdv on AttentionGradWgmmaKernel.cpp's sm_90a body
+// On chip sm_90a, dkdv is instead AttentionGradWgmmaKernel.cpp's body
 // (TMA, mbarriers, warp specialization, wgmma; 128 keys a block, the Q, K,
-// V and dO tensor maps as extra parameters) and dq on the mma.sync body; its
-// kernels are named after the spec's "_wgmma" (…_wgmma_bwd_dq_mma,
-// …_wgmma_bwd_dkdv_wgmma, …_wgmma_bwd_dsinks), so that a bundle directory
-// holds both backwards of a variant. Another chip or a variant the body does
-// not take (f16/bf16, head dims 64 and 128) is an error at the op.
+// V and dO tensor maps as extra parameters) wherever it takes the variant
+// (f16/bf16, head dims 64 and 128) and the kernel option is `auto`; dq stays
+// on the mma.sync body. Its entry is "…_bwd_dkdv_wgmma" (selectGradBodies).
+// A spec may pin the body: "kernel": "mma" keeps mma.sync on any chip,
+// "kernel": "wgmma" (or the kernel option wgmma) demands the wgmma body and
+// makes another chip or variant an error at the op. Pinned kernels are named
+// after the spec's kind (…_mma_bwd_dq_mma, …_wgmma_bwd_dkdv_wgmma) and their
+// variants carry "kernel", so that a bundle directory holds every backward
+// of a variant side by side.
 //
 //===----------------------------------------------------------------------===//
 
@@ -399,11 +401,12 @@ void GradKernelBody::emitDSinks() {
 }
 
 /// "attn_…_bwd_<kernel>": the forward's name for the variant's values (with
-/// "_wgmma" for a spec that asks for the wgmma backward).
+/// "_mma" or "_wgmma" for a spec that pins the backward's kernel).
 std::string getGradKernelName(const AttentionSpec &spec, StringRef kernel) {
   AttentionSpec named = spec;
   named.lse = false;
-  if (named.kernel != AttentionKernelKind::Wgmma)
+  if (named.kernel != AttentionKernelKind::Mma &&
+      named.kernel != AttentionKernelKind::Wgmma)
     named.kernel = AttentionKernelKind::Baseline;
   named.blockQ = named.blockKV = 0;
   return getAttentionKernelName(named) + "_bwd_" + kernel.str();
@@ -555,6 +558,51 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
   builder.setInsertionPointToEnd(&func.getBody().front());
   gpu::ReturnOp::create(builder, loc);
 }
+
+/// Which bodies take dq and dkdv: the tensor-core kernels where they take
+/// the variant, else (`mma` failed, `wgmma` empty) the thread-per-row ones;
+/// the sink gradient is the same for all. `auto` on sm_90a puts dkdv on the
+/// wgmma body where both tilings take the variant (measured 1.33-1.39x the
+/// mma.sync dK/dV at d128 4k-16k on an H200, docs/gpu-results.md). A pinned
+/// kernel is never replaced silently: a chip or variant it cannot take is an
+/// error.
+LogicalResult selectGradBodies(const AttentionSpec &spec,
+                               const KernelOptions &options,
+                               EmitErrorFn emitError,
+                               FailureOr<GradMmaTiling> &mma,
+                               std::optional<GradWgmmaTiling> &wgmma) {
+  std::string why;
+  switch (spec.kernel) {
+  case AttentionKernelKind::Wgmma: {
+    if (options.chip != "sm_90a")
+      return emitError() << "the wgmma backward needs chip sm_90a, not "
+                         << options.chip;
+    FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, &why);
+    if (failed(w))
+      return emitError() << why;
+    mma = getGradMmaTiling(spec, &why);
+    if (failed(mma))
+      return emitError() << why;
+    wgmma = *w;
+    return success();
+  }
+  case AttentionKernelKind::Mma:
+    mma = getGradMmaTiling(spec, &why);
+    if (failed(mma))
+      return emitError() << why;
+    return success();
+  default:
+    break;
+  }
+  if (options.kernel == "baseline")
+    return success();
+  mma = getGradMmaTiling(spec, /*why=*/nullptr);
+  if (succeeded(mma) && options.kernel == "auto" && options.chip == "sm_90a")
+    if (FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, nullptr);
+        succeeded(w))
+      wgmma = *w;
+  return success();
+}
 } // namespace
 
 LogicalResult mlir::attn::detail::buildAttentionGradKernels(
@@ -572,27 +620,10 @@ LogicalResult mlir::attn::detail::buildAttentionGradKernels(
   if (spec.headDim > 512 || spec.valueHeadDim > 512)
     return emitError() << "the backward kernels take head dims up to 512";
   MLIRContext *ctx = builder.getContext();
-  // The tensor-core dQ and dK/dV kernels where they take the variant, else
-  // the thread-per-row ones; the sink gradient is the same for all. The
-  // wgmma dK/dV kernel only where asked for, and then never replaced
-  // silently: another chip or variant is an error.
   FailureOr<GradMmaTiling> mma = failure();
   std::optional<GradWgmmaTiling> wgmma;
-  if (spec.kernel == AttentionKernelKind::Wgmma) {
-    if (options.chip != "sm_90a")
-      return emitError() << "the wgmma backward needs chip sm_90a, not "
-                         << options.chip;
-    std::string why;
-    FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, &why);
-    if (failed(w))
-      return emitError() << why;
-    mma = getGradMmaTiling(spec, &why);
-    if (failed(mma))
-      return emitError() << why;
-    wgmma = *w;
-  } else if (options.kernel != "baseline") {
-    mma = getGradMmaTiling(spec, /*why=*/nullptr);
-  }
+  if (failed(selectGradBodies(spec, options, emitError, mma, wgmma)))
+    return failure();
   for (auto [step, k] :
        llvm::enumerate(getGradKernels(ctx, spec, mma, wgmma))) {
     std::string name = getGradKernelName(

@@ -87,12 +87,12 @@ LogicalResult KernelGenerator::addAttentionGrad(const AttentionGradSpec &spec,
                                                 Location loc,
                                                 DiagnoseFn diagnose,
                                                 KernelSpec &built) {
-  // The kernel option "wgmma" asks for the sm_90a dK/dV kernel as a spec's
-  // "kernel" does; "auto" never picks it (it has not run on a GPU yet:
-  // opt-in only). "baseline" keeps the backward off the tensor cores;
-  // otherwise the variants getGradMmaTiling refuses run on the
-  // thread-per-row kernels, which require-tensor-cores turns into an error
-  // as it does for the forward.
+  // The kernel option "wgmma" demands the sm_90a dK/dV kernel as a spec's
+  // "kernel" does; "auto" picks it on sm_90a where it takes the variant and
+  // "mma" keeps mma.sync (selectGradBodies). "baseline" keeps the backward
+  // off the tensor cores; otherwise the variants getGradMmaTiling refuses
+  // run on the thread-per-row kernels, which require-tensor-cores turns into
+  // an error as it does for the forward.
   AttentionGradSpec grad = spec;
   if (grad.forward.kernel == AttentionKernelKind::Auto &&
       options.kernel == "wgmma")
