@@ -12,23 +12,53 @@
 // RUN:   | attn-compile --spec - -o %t.spec-auto --chip=sm_90a | FileCheck %s --check-prefix=SPEC-AUTO
 // RUN: attn-opt %s --split-input-file --attn-to-ptx="chip=sm_90a kernel=wgmma" | FileCheck %s --check-prefix=PTX
 
-// The sm_90a dK/dV kernel (AttentionGradWgmmaKernel.cpp): demanded by
-// kernel=wgmma (the option or a spec's "kernel"), chosen by auto on sm_90a
-// where it takes the variant; kernel=mma (or a spec's "kernel": "mma") and
-// other chips keep the mma.sync dK/dV. dQ stays
-// on the mma.sync kernel (step 0, which writes Delta); dK/dV (step 1) is a
-// block of 384 threads over 128 keys of one KV head: a producer warpgroup
-// (one thread issues the TMA copies of K, V, Q and dO) and two consumer
-// warpgroups of 64 keys (wgmma's M). Pinned kernels are named after the
-// spec's "_wgmma" or "_mma", apart from the default backward's.
+// The sm_90a dQ and dK/dV kernels (AttentionGradWgmmaKernel.cpp): demanded
+// by kernel=wgmma (the option or a spec's "kernel"), chosen by auto on
+// sm_90a where they take the variant; kernel=mma (or a spec's "kernel":
+// "mma") and other chips keep mma.sync. Each is a block of 384 threads: a
+// producer warpgroup (one thread issues the TMA copies) and two consumer
+// warpgroups of 64 rows (wgmma's M). dQ (step 0, which writes Delta) owns
+// 128 query rows of one head and streams K and V in tiles of 64 keys;
+// dK/dV (step 1) owns 128 keys of one KV head and streams Q and dO in tiles
+// of 64 rows. Pinned kernels are named after the spec's "_wgmma" or "_mma",
+// apart from the default backward's.
 
 // M: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 133120 : i64, entry = "attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv"
-// M-SAME: {box = [64, 64], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", passing = "param", role = "tma_descriptor", swizzle = "128B", tensor = "q"}, {box = [64, 128], kind = "tensormap", {{.*}} tensor = "k"}, {box = [64, 128], kind = "tensormap", {{.*}} tensor = "v"}, {box = [64, 64], kind = "tensormap", {{.*}} tensor = "do"}]
+// M-SAME: {box = [64, 64], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", passing = "param", role = "tma_descriptor", swizzle = "128B", tensor = "q"}, {box = [64, 128], kind = "tensormap", {{[^}]*}} tensor = "k"}, {box = [64, 128], kind = "tensormap", {{[^}]*}} tensor = "v"}, {box = [64, 64], kind = "tensormap", {{[^}]*}} tensor = "do"}]
 // M-SAME: kernel = "wgmma"{{.*}}step = 1 : i64, tile = {block_kv = 128 : i64, block_q = 64 : i64, body = "wgmma", stages = 2 : i64}, variant = {bias = false, dtype = "bf16", head_dim = 128 : i64, kernel = "wgmma"
-// M-SAME: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_mma = {block = [128, 1, 1], {{.*}}step = 0 : i64, tile = {{[{].*}}body = "mma.sync"
+// M-SAME: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 132096 : i64, entry = "attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_wgmma", grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"], kernel = "attention_grad.dq"
+// M-SAME: {box = [64, 128], kind = "tensormap", {{[^}]*}} tensor = "q"}, {box = [64, 64], kind = "tensormap", {{[^}]*}} tensor = "k"}, {box = [64, 64], kind = "tensormap", {{[^}]*}} tensor = "v"}, {box = [64, 128], kind = "tensormap", {{[^}]*}} tensor = "do"}]
+// M-SAME: step = 0 : i64, tile = {block_kv = 64 : i64, block_q = 128 : i64, body = "wgmma", stages = 2 : i64}
 
-// CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_mma(
-// CHECK: nvvm.mma.sync
+// dQ: Q and dO (128 rows, 64 KB) once, K and V (64 keys, 32 KB) per stage;
+// Delta from global O and dO, two threads a row and one shuffle, written
+// to the workspace; S and dP by descriptors (m64n64), then dQ += dS·K with
+// dS from registers and K MN-major (m64n128); dQ·scale in column pairs.
+// CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_wgmma(
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK: !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16
+// CHECK: !nvgpu.tensormap.descriptor<tensor = memref<1x1x64x64xbf16
+// CHECK: memref.view %{{.+}}[%c131072][] : {{.*}} to memref<2x2x64xf32, #gpu.address_space<workgroup>>
+// CHECK: nvvm.setmaxregister  decrease 24
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%c0], %c65536
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%{{.+}}], %c32768
+// CHECK: nvvm.setmaxregister  increase 240
+// CHECK: gpu.shuffle  xor
+// CHECK: memref.store %{{.+}}, %arg6[%{{.+}}] : memref<?xf32>
+// CHECK: nvvm.barrier id = %{{.+}} number_of_threads = %c128_i32
+// CHECK: scf.for
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-COUNT-4: llvm.inline_asm {{.+}}wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvgpu.mbarrier.arrive
+// CHECK: vector.store {{.+}} : memref<?xbf16>, vector<2xbf16>
+// CHECK: gpu.return
 // CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma(
 // CHECK-SAME: %{{.+}}: index, %[[HQ:[a-z0-9]+]]: index, %[[HKV:[a-z0-9]+]]: index, %[[SQ:[a-z0-9]+]]: index, %[[SK:[a-z0-9]+]]: index, %{{.+}}: f32,
 // CHECK-SAME: %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr) kernel attributes {known_block_size = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
@@ -122,14 +152,14 @@
 // AUTO: attn_bf16_d128_dv128_bhsd_causal_bwd_dkdv_wgmma = {block = [384, 1, 1]
 // AUTO-NOT: kernel = "wgmma"
 // AUTO-SAME: step = 1
-// AUTO-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dq_mma(
+// AUTO-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dq_wgmma(
 // AUTO-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dkdv_wgmma(
 // AUTO: nvvm.wgmma.mma_async
 // MMA-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dq_mma(
 // MMA-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_dkdv_mma(
 // MMA-NOT: wgmma
 
-// PTX: gpu.binary @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_mma
+// PTX: gpu.binary @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_wgmma
 // PTX: gpu.binary @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma
 func.func @bf16_d128_causal(%q: tensor<1x8x300x128xbf16>, %k: tensor<1x2x300x128xbf16>, %v: tensor<1x2x300x128xbf16>,
                             %o: tensor<1x8x300x128xbf16>, %lse: tensor<1x8x300xf32>)
@@ -148,7 +178,7 @@ func.func @bf16_d128_causal(%q: tensor<1x8x300x128xbf16>, %k: tensor<1x2x300x128
 // effect on dK/dV; their gradient keeps its kernel, step 2).
 // M: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 100352 : i64
 // M-SAME: step = 1
-// M-SAME: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dq_mma = {{[{].*}}step = 0
+// M-SAME: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dq_wgmma = {{[{].*}}step = 0
 // M-SAME: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dsinks = {{[{].*}}step = 2
 // CHECK-LABEL: gpu.func @attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dkdv_wgmma(
 // CHECK: nvgpu.tensormap.descriptor<tensor = memref<1x64x1x64xf16
@@ -177,9 +207,9 @@ func.func @f16_d64_dv128_window(%q: tensor<1x64x4x64xf16>, %k: tensor<1x64x2x64x
   return %dq, %dk, %dv, %ds : tensor<1x64x4x64xf16>, tensor<1x64x2x64xf16>, tensor<1x64x2x128xf16>, tensor<4xf32>
 }
 
-// SPEC: attn_f16_d64_dv64_bhsd_causal_wgmma_bwd_dq_mma.{ptx,json}
+// SPEC: attn_f16_d64_dv64_bhsd_causal_wgmma_bwd_dq_wgmma.{ptx,json}
 // SPEC: attn_f16_d64_dv64_bhsd_causal_wgmma_bwd_dkdv_wgmma.{ptx,json}
 // SPEC-MMA: attn_f16_d64_dv64_bhsd_causal_mma_bwd_dq_mma.{ptx,json}
 // SPEC-MMA: attn_f16_d64_dv64_bhsd_causal_mma_bwd_dkdv_mma.{ptx,json}
-// SPEC-AUTO: attn_f16_d64_dv64_bhsd_causal_bwd_dq_mma.{ptx,json}
+// SPEC-AUTO: attn_f16_d64_dv64_bhsd_causal_bwd_dq_wgmma.{ptx,json}
 // SPEC-AUTO: attn_f16_d64_dv64_bhsd_causal_bwd_dkdv_wgmma.{ptx,json}

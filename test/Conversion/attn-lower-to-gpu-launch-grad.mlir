@@ -17,10 +17,10 @@
 // CHECK: %[[DK:.*]] = memref.alloc(%[[B]], %[[SK:.*]]) : memref<?x2x?x64xbf16>
 // CHECK: %[[DV:.*]] = memref.alloc(%[[B]], %[[SK]]) : memref<?x2x?x64xbf16>
 // CHECK: %[[DELTA1:.*]] = memref.collapse_shape %[[DELTA]] {{\[}}[0, 1, 2]] : memref<?x?x?xf32> into memref<?xf32>
-// CHECK: gpu.launch_func @[[DQK:attn_bf16_d64_dv64_bhsd_causal_bwd_dq_mma]]::@[[DQK]] {{.*}}args({{.*}}%[[DELTA1]] : memref<?xf32>
+// On sm_90a both dQ and dK/dV are wgmma kernels, which also take the tensor
+// maps of Q, K, V and dO.
+// CHECK: gpu.launch_func @[[DQK:attn_bf16_d64_dv64_bhsd_causal_bwd_dq_wgmma]]::@[[DQK]] {{.*}}threads in (%c384{{.*}}args({{.*}}%[[DELTA1]] : memref<?xf32>{{.*}}: !llvm.ptr, %{{.*}} : !llvm.ptr, %{{.*}} : !llvm.ptr, %{{.*}} : !llvm.ptr)
 // CHECK: %[[DELTA2:.*]] = memref.collapse_shape %[[DELTA]] {{\[}}[0, 1, 2]]
-// On sm_90a dK/dV is the wgmma kernel, which also takes the tensor maps of
-// Q, K, V and dO.
 // CHECK: gpu.launch_func @[[DKDV:attn_bf16_d64_dv64_bhsd_causal_bwd_dkdv_wgmma]]::@[[DKDV]] {{.*}}threads in (%c384{{.*}}args({{.*}}%[[DELTA2]] : memref<?xf32>{{.*}}: !llvm.ptr, %{{.*}} : !llvm.ptr, %{{.*}} : !llvm.ptr, %{{.*}} : !llvm.ptr)
 // CHECK-DAG: bufferization.to_tensor %[[DQ]] restrict writable
 // CHECK-DAG: bufferization.to_tensor %[[DK]] restrict writable
@@ -33,7 +33,7 @@
 // LLVM-LABEL: llvm.func @train
 // LLVM-COUNT-3: llvm.call @mgpuMemFree
 // LLVM-DAG: gpu.binary @attn_bf16_d64_dv64_bhsd_causal_lse_wgmma
-// LLVM-DAG: gpu.binary @attn_bf16_d64_dv64_bhsd_causal_bwd_dq_mma
+// LLVM-DAG: gpu.binary @attn_bf16_d64_dv64_bhsd_causal_bwd_dq_wgmma
 // LLVM-DAG: gpu.binary @attn_bf16_d64_dv64_bhsd_causal_bwd_dkdv_wgmma
 func.func @train(%q: tensor<?x8x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %do: tensor<?x8x?x64xbf16>) -> (tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
   %o, %lse = attn.attention %q, %k, %v mask = <causal> : (tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) -> (tensor<?x8x?x64xbf16>, tensor<?x8x?xf32>)

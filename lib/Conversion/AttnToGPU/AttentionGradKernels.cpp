@@ -116,21 +116,25 @@ KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
   return sig;
 }
 
-/// Appends the TMA descriptors of the wgmma dK/dV kernel to `sig`: Q, K, V
+/// Appends the TMA descriptors of wgmma kernel `which` to `sig`: Q, K, V
 /// and dO as 4-D maps over the layout's dims, boxes of 64 columns (128
-/// bytes, 128-byte swizzle) by the tile's rows, zero fill out of bounds
-/// (pointers in the signature, cast to the returned types in the kernel).
+/// bytes, 128-byte swizzle) by the kernel's tile rows, zero fill out of
+/// bounds (pointers in the signature, cast to the returned types in the
+/// kernel).
 SmallVector<Type> appendTensorMaps(MLIRContext *ctx, KernelSignature &sig,
                                    const AttentionSpec &spec,
                                    const GradWgmmaTiling &tiling,
-                                   TensorMapPassing passing) {
+                                   GradKernel which, TensorMapPassing passing) {
   Type elt = getType(ctx, spec.dtype);
+  const bool dq = which == GradKernel::DQ;
+  const int64_t rows = dq ? tiling.dqRows : tiling.rows;
+  const int64_t keys = dq ? tiling.dqKeys : tiling.keys;
   SmallVector<Type> types;
-  for (auto [tensor, rows] : {std::pair<StringRef, int64_t>{"q", tiling.rows},
-                              {"k", tiling.keys},
-                              {"v", tiling.keys},
-                              {"do", tiling.rows}})
-    types.push_back(sig.tensorMap(ctx, tensor, elt, rows,
+  for (auto [tensor, boxRows] : {std::pair<StringRef, int64_t>{"q", rows},
+                                 {"k", keys},
+                                 {"v", keys},
+                                 {"do", rows}})
+    types.push_back(sig.tensorMap(ctx, tensor, elt, boxRows,
                                   spec.layout == Layout::BSHD, passing));
   return types;
 }
@@ -459,15 +463,26 @@ getGradKernels(MLIRContext *ctx, const AttentionSpec &spec,
   const int64_t d = spec.headDim, dv = spec.valueHeadDim;
   SmallVector<GradKernelInfo> kernels;
   if (succeeded(mma)) {
-    kernels.push_back(
-        {GradKernel::DQ,
-         "dq",
-         llvm::json::Array{grid::ceilDiv("Sq", mma->rows), "Hq", "B"},
-         mma->threads(),
-         {},
-         mma->dqSharedMemoryBytes(d, dv),
-         "mma.sync",
-         tile("mma.sync", mma->rows, mma->keys, mma->stages)});
+    if (wgmma)
+      kernels.push_back(
+          {GradKernel::DQ,
+           "dq",
+           llvm::json::Array{grid::ceilDiv("Sq", wgmma->dqRows), "Hq", "B"},
+           wgmma->threads(),
+           {},
+           wgmma->dqSharedMemoryBytes(d, dv),
+           "wgmma",
+           tile("wgmma", wgmma->dqRows, wgmma->dqKeys, wgmma->dqStages)});
+    else
+      kernels.push_back(
+          {GradKernel::DQ,
+           "dq",
+           llvm::json::Array{grid::ceilDiv("Sq", mma->rows), "Hq", "B"},
+           mma->threads(),
+           {},
+           mma->dqSharedMemoryBytes(d, dv),
+           "mma.sync",
+           tile("mma.sync", mma->rows, mma->keys, mma->stages)});
     if (wgmma)
       kernels.push_back(
           {GradKernel::DKDV,
@@ -535,7 +550,11 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
       descriptors.push_back(
           UnrealizedConversionCastOp::create(builder, loc, type, arg)
               .getResult(0));
-    buildGradWgmmaDKDVBody(builder, loc, func, spec, args, descriptors, *wgmma);
+    if (k.which == GradKernel::DQ)
+      buildGradWgmmaDQBody(builder, loc, func, spec, args, descriptors, *wgmma);
+    else
+      buildGradWgmmaDKDVBody(builder, loc, func, spec, args, descriptors,
+                             *wgmma);
   } else if (k.body == "mma.sync") {
     if (k.which == GradKernel::DQ)
       buildGradMmaDQBody(builder, loc, func, spec, args, *mma);
@@ -633,7 +652,8 @@ LogicalResult mlir::attn::detail::buildAttentionGradKernels(
     KernelSignature sig = buildGradSignature(ctx, spec, k.which);
     SmallVector<Type> tmaTypes;
     if (k.body == "wgmma")
-      tmaTypes = appendTensorMaps(ctx, sig, spec, *wgmma, options.tensorMaps);
+      tmaTypes =
+          appendTensorMaps(ctx, sig, spec, *wgmma, k.which, options.tensorMaps);
     llvm::json::Object manifest{{"entry", name},
                                 {"params", std::move(sig.params)},
                                 {"grid", std::move(k.grid)},

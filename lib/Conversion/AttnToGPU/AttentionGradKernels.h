@@ -7,7 +7,7 @@
 // Internal to lib/Conversion/AttnToGPU: what AttentionGradKernels.cpp (the
 // kernels of an AttentionGradSpec: signatures, manifests, the thread-per-row
 // bodies) shares with AttentionGradMmaKernels.cpp (the mma.sync bodies) and
-// AttentionGradWgmmaKernel.cpp (the opt-in sm_90a dK/dV body).
+// AttentionGradWgmmaKernel.cpp (the sm_90a dQ and dK/dV bodies).
 //
 //===----------------------------------------------------------------------===//
 
@@ -81,25 +81,40 @@ void buildGradMmaDKDVBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
                           const AttentionSpec &spec, const GradArgs &args,
                           const GradMmaTiling &tiling);
 
-/// The tiling of the sm_90a dK/dV kernel (AttentionGradWgmmaKernel.cpp): a
-/// block owns `keys` keys, 64 per consumer warpgroup, and streams Q, dO, the
-/// LSE and Delta through `stages` TMA stages of `rows` query rows.
+/// The tiling of the sm_90a kernels (AttentionGradWgmmaKernel.cpp). The
+/// dK/dV kernel's block owns `keys` keys, 64 per consumer warpgroup, and
+/// streams Q, dO, the LSE and Delta through `stages` TMA stages of `rows`
+/// query rows; the dQ kernel's owns `dqRows` query rows, 64 per consumer
+/// warpgroup, and streams K and V through `dqStages` stages of `dqKeys`
+/// keys.
 struct GradWgmmaTiling {
   int64_t keys = 128;
   int64_t rows = 64;
   int64_t stages = 2;
+  int64_t dqRows = 128;
+  int64_t dqKeys = 64;
+  int64_t dqStages = 2;
 
   /// Two consumer warpgroups and one producer warpgroup.
   int64_t threads() const { return 384; }
   /// K and V, the Q and dO stages, the lse2 and Delta stages (f32).
   int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
+  /// The dQ kernel's Q and dO, the K and V stages, lse2 and Delta (f32).
+  int64_t dqSharedMemoryBytes(int64_t d, int64_t dv) const;
 };
 
-/// The tiling of the sm_90a dK/dV kernel for `spec`'s forward; failure (with
-/// the reason in `why`) where it cannot run it: f16 and bf16 with head dims
-/// of 64 or 128.
+/// The tiling of the sm_90a kernels for `spec`'s forward; failure (with
+/// the reason in `why`) where they cannot run it: f16 and bf16 with head
+/// dims of 64 or 128.
 FailureOr<GradWgmmaTiling> getGradWgmmaTiling(const AttentionSpec &spec,
                                               std::string *why);
+
+/// Emits the sm_90a dQ kernel's body (which also writes Delta);
+/// `tmaDescriptors` are the Q, K, V and dO tensor maps.
+void buildGradWgmmaDQBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                          const AttentionSpec &spec, const GradArgs &args,
+                          ValueRange tmaDescriptors,
+                          const GradWgmmaTiling &tiling);
 
 /// Emits the sm_90a dK/dV kernel's body; `tmaDescriptors` are the Q, K, V
 /// and dO tensor maps.

@@ -97,6 +97,11 @@ int64_t GradWgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
          kConsumers * stages * 2 * rows * 4;
 }
 
+int64_t GradWgmmaTiling::dqSharedMemoryBytes(int64_t d, int64_t dv) const {
+  return 2 * dqRows * (d + dv) + dqStages * 2 * dqKeys * (d + dv) +
+         kConsumers * 2 * (dqRows / kConsumers) * 4;
+}
+
 FailureOr<GradWgmmaTiling>
 mlir::attn::detail::getGradWgmmaTiling(const AttentionSpec &spec,
                                        std::string *why) {
@@ -110,29 +115,27 @@ mlir::attn::detail::getGradWgmmaTiling(const AttentionSpec &spec,
   if (!spec.scale && !spec.runtimeValues)
     return failWith(why, "the wgmma backward needs a known scale");
   GradWgmmaTiling t;
-  if (t.sharedMemoryBytes(spec.headDim, spec.valueHeadDim) > kMaxSharedMemory)
+  if (std::max(t.sharedMemoryBytes(spec.headDim, spec.valueHeadDim),
+               t.dqSharedMemoryBytes(spec.headDim, spec.valueHeadDim)) >
+      kMaxSharedMemory)
     return failWith(why, "the wgmma backward's tiles do not fit 227 KB");
   return t;
 }
 
 namespace {
 
-/// The dK/dV body, one method per phase of the file comment: set-up, the
-/// producer (tiles, statistics) and the consumers (the query-tile loop, one
-/// step of it, the epilogue). The class is over 150 lines only because
-/// its phases are methods defined in it.
-class GradWgmmaKernel {
-public:
-  GradWgmmaKernel(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
-                  const AttentionSpec &spec, const GradArgs &args,
-                  ValueRange tmaDescriptors, const GradWgmmaTiling &tiling)
+/// What the dK/dV and dQ bodies share: the set-up (thread indices, shared
+/// memory, the mbarriers of a resident tile set and of a ring of stages),
+/// the warp specialization, the TMA loads, the waits and the transposed
+/// products. The bodies derive from it and emit their phases in between.
+class GradWgmmaBody {
+protected:
+  GradWgmmaBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                const AttentionSpec &spec, const GradArgs &args,
+                ValueRange tmaDescriptors, int64_t stages)
       : b(loc, builder), e{b}, func(func), spec(spec), args(args), a(args.fwd),
         tma(tmaDescriptors), D(spec.headDim), Dv(spec.valueHeadDim),
-        kKeys(tiling.keys), kRows(tiling.rows), kStages(tiling.stages),
-        kBase(0), vBase(kBase + kKeys * D * 2), qBase(vBase + kKeys * Dv * 2),
-        qStageBytes(kRows * D * 2), doBase(qBase + kStages * qStageBytes),
-        doStageBytes(kRows * Dv * 2),
-        statsBase(doBase + kStages * doStageBytes) {
+        kStages(stages) {
     ctx = builder.getContext();
     elt = getType(ctx, spec.dtype);
     f32 = b.getF32Type();
@@ -146,22 +149,200 @@ public:
         !spec.softcap && !a.bias && (spec.runtimeValues || spec.scale > 0);
   }
 
-  void emit() {
-    computeIndices();
-    locateQueryBlocks();
-    createBarriers();
-    // Warp specialization: the last warpgroup produces, the two before it
-    // consume (setmaxnreg moves the register file to them).
+  /// Warp specialization: the last warpgroup runs `producer`, the two
+  /// before it `consumer` (setmaxnreg moves the register file to them).
+  void specialize(function_ref<void()> producer,
+                  function_ref<void()> consumer) {
     auto roles = scf::IfOp::create(b, e.le(e.idx(kConsumerThreads), tid),
                                    /*withElse=*/true);
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(&roles.getThenRegion().front());
-      emitProducer();
+      setMaxRegisters(kProducerRegisters, NVVM::SetMaxRegisterAction::decrease);
+      producer();
     }
     b.setInsertionPointToStart(&roles.getElseRegion().front());
-    emitConsumer();
+    setMaxRegisters(kConsumerRegisters, NVVM::SetMaxRegisterAction::increase);
+    consumer();
     b.setInsertionPointAfter(roles);
+  }
+  void setMaxRegisters(int64_t count, NVVM::SetMaxRegisterAction action) {
+    NVVM::SetMaxRegisterOp::create(
+        b, b.getI32IntegerAttr(count),
+        NVVM::SetMaxRegisterActionAttr::get(ctx, action));
+  }
+
+  /// The thread's warpgroup, warp and lane; shared memory and its byte
+  /// address (for the descriptors). After the block's own indices.
+  void computeThreadIndices() {
+    wg = e.div(tid, e.idx(128));
+    lt = e.rem(tid, e.idx(128));
+    warp = e.div(lt, e.idx(32));
+    lane = e.rem(lt, e.idx(32));
+    lanes = FragmentLanes::get(e, lane);
+    smem = getDynamicSharedMemory(b, b.getLoc(), func);
+    smemAddr = arith::IndexCastUIOp::create(
+        b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+  }
+
+  /// mbarriers: resident (the tiles loaded once), then full[s] and
+  /// empty[s] of each stage; thread 0 initializes them (and prefetches the
+  /// tensor maps) before any use.
+  void createBarriers() {
+    barriers = nvgpu::MBarrierCreateOp::create(
+        b, nvgpu::MBarrierGroupType::get(ctx, workgroup, 1 + 2 * kStages));
+    ticks = e.idx(10000000);
+    e.when(e.eq(tid, c0), [&] {
+      nvgpu::MBarrierInitOp::create(b, barriers, c1, resident(), Value());
+      for (int64_t s = 0; s < kStages; ++s) {
+        nvgpu::MBarrierInitOp::create(b, barriers, c1, full(e.idx(s)), Value());
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
+                                      empty(e.idx(s)), Value());
+      }
+      NVVM::FenceMbarrierInitOp::create(b);
+      for (Value d : tma)
+        nvgpu::TmaPrefetchOp::create(b, d, Value());
+    });
+    e.barrier();
+  }
+  Value resident() { return c0; }
+  Value full(Value stage) { return e.add(stage, c1); }
+  Value empty(Value stage) { return e.add(stage, e.idx(1 + kStages)); }
+
+  /// The phase parity `p` (0 or 1) as the mbarrier waits take it.
+  Value parity(Value p) {
+    return arith::TruncIOp::create(b, b.getI1Type(),
+                                   arith::IndexCastUIOp::create(b, i64, p));
+  }
+  void wait(Value barrierId, Value phase) {
+    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase), ticks,
+                                           barrierId);
+  }
+  Value stageOf(Value it) { return e.rem(it, e.idx(kStages)); }
+  Value phaseOf(Value it) { return e.rem(e.div(it, e.idx(kStages)), e.idx(2)); }
+
+  /// TMA boxes are 64 columns by `rows` rows of one (batch, head).
+  MemRefType boxType(int64_t rows) {
+    SmallVector<int64_t> dims = spec.layout == Layout::BSHD
+                                    ? SmallVector<int64_t>{1, rows, 1, 64}
+                                    : SmallVector<int64_t>{1, 1, rows, 64};
+    return MemRefType::get(dims, elt, AffineMap(), workgroup);
+  }
+  /// Loads the `panels` boxes of `rows` rows from row `row` of `head` of
+  /// the tensor of `desc` to the panels at byte `dst` on `barrierId`.
+  void loadPanels(Value desc, int64_t rows, int64_t panels, Value dst,
+                  Value row, Value head, Value barrierId) {
+    for (int64_t p = 0; p < panels; ++p) {
+      Value view = memref::ViewOp::create(b, boxType(rows), smem,
+                                          e.add(dst, e.idx(p * rows * 128)),
+                                          ValueRange{});
+      Value col = e.idx(p * 64);
+      SmallVector<Value> crd = spec.layout == Layout::BSHD
+                                   ? SmallVector<Value>{col, head, row, bIdx}
+                                   : SmallVector<Value>{col, row, head, bIdx};
+      nvgpu::TmaAsyncLoadOp::create(b, view, barriers, desc, crd, barrierId,
+                                    /*multicastMask=*/Value(),
+                                    /*predicate=*/Value());
+    }
+  }
+
+  /// Iteration `it` of a producer loop: from the second round on, wait
+  /// until the consumers released the stage.
+  void waitEmpty(Value it) {
+    Value stage = stageOf(it);
+    e.when(e.le(e.idx(kStages), it), [&] {
+      wait(empty(stage), e.rem(e.add(e.div(it, e.idx(kStages)), c1), e.idx(2)));
+    });
+  }
+
+  /// smemAddr + `base` + `offset` (i64).
+  Value offsetAddr(int64_t base, Value offset) {
+    Value addr = arith::AddIOp::create(
+        b, smemAddr, arith::ConstantOp::create(b, b.getI64IntegerAttr(base)));
+    return offset ? arith::AddIOp::create(b, addr, offset).getResult() : addr;
+  }
+  /// The byte address of `stage` of a ring at `base`.
+  Value stageAddr(int64_t base, int64_t bytes, Value stage) {
+    return offsetAddr(
+        base, arith::IndexCastUIOp::create(b, i64, e.mul(stage, e.idx(bytes))));
+  }
+
+  /// Issues X·Yᵀ (64 x yRows) for the warpgroup's 64 rows of X (descriptor
+  /// `xDesc`, panels of xRows rows) and the yRows rows of Y (`yDesc`,
+  /// panels of yRows rows), both K-major over `dim` columns.
+  Value issueTransposedProduct(Type type, Value xDesc, int64_t xRows,
+                               Value yDesc, int64_t yRows, int64_t dim) {
+    return buildWgmmaChain(
+        b, elt, LLVM::PoisonOp::create(b, type), yRows, dim / 16,
+        /*zeroInit=*/true,
+        [&](int64_t kk) {
+          return advanceWgmmaDescriptor(b, xDesc,
+                                        getKMajorStepOffset(kk, xRows));
+        },
+        [&](int64_t kk) {
+          return advanceWgmmaDescriptor(b, yDesc,
+                                        getKMajorStepOffset(kk, yRows));
+        },
+        /*bMNMajor=*/false);
+  }
+
+  /// A named barrier of the thread's warpgroup (1 + warpgroup, 128
+  /// threads).
+  void syncWarpgroup() {
+    NVVM::BarrierOp::create(
+        b, /*res=*/Type(),
+        arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, c1)),
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(128)),
+        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+  }
+
+  /// Releases `stage` to the producer: lane 0 of each consumer warp.
+  void release(Value stage) {
+    e.when(e.eq(lane, c0),
+           [&] { nvgpu::MBarrierArriveOp::create(b, barriers, empty(stage)); });
+  }
+
+  ImplicitLocOpBuilder b;
+  Emitter e;
+  gpu::GPUFuncOp func;
+  const AttentionSpec &spec;
+  const GradArgs &args;
+  const AttentionKernelArgs &a;
+  /// The Q, K, V and dO tensor maps.
+  ValueRange tma;
+  const int64_t D, Dv, kStages;
+  MLIRContext *ctx;
+  Type elt, f32, i64;
+  gpu::AddressSpaceAttr workgroup;
+  bool rawScores;
+
+  Value c0, c1, tid, bIdx, off, wg, warp, lane;
+  FragmentLanes lanes;
+  Value smem, smemAddr, barriers, ticks, lt;
+};
+
+/// The dK/dV body, one method per phase of the file comment: set-up, the
+/// producer (tiles, statistics) and the consumers (the query-tile loop, one
+/// step of it, the epilogue). The class is over 150 lines only because
+/// its phases are methods defined in it.
+class GradWgmmaKernel : GradWgmmaBody {
+public:
+  GradWgmmaKernel(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                  const AttentionSpec &spec, const GradArgs &args,
+                  ValueRange tmaDescriptors, const GradWgmmaTiling &tiling)
+      : GradWgmmaBody(builder, loc, func, spec, args, tmaDescriptors,
+                      tiling.stages),
+        kKeys(tiling.keys), kRows(tiling.rows), kBase(0),
+        vBase(kBase + kKeys * D * 2), qBase(vBase + kKeys * Dv * 2),
+        qStageBytes(kRows * D * 2), doBase(qBase + kStages * qStageBytes),
+        doStageBytes(kRows * Dv * 2),
+        statsBase(doBase + kStages * doStageBytes) {}
+
+  void emit() {
+    computeIndices();
+    locateQueryBlocks();
+    createBarriers();
+    specialize([&] { emitProducer(); }, [&] { emitConsumer(); });
   }
 
 private:
@@ -169,8 +350,8 @@ private:
   // Set-up
   //===--------------------------------------------------------------------===//
 
-  /// The block's keys, KV head and batch; the thread's warpgroup, warp and
-  /// lane; shared memory and its byte address (for the descriptors).
+  /// The block's keys, KV head and batch, the thread's indices, the
+  /// statistics' slots.
   void computeIndices() {
     c0 = e.idx(0);
     c1 = e.idx(1);
@@ -180,14 +361,7 @@ private:
     bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
     k0 = e.mul(kb, e.idx(kKeys));
     off = e.sub(a.sk, a.sq);
-    wg = e.div(tid, e.idx(128));
-    lt = e.rem(tid, e.idx(128));
-    warp = e.div(lt, e.idx(32));
-    lane = e.rem(lt, e.idx(32));
-    lanes = FragmentLanes::get(e, lane);
-    smem = getDynamicSharedMemory(b, b.getLoc(), func);
-    smemAddr = arith::IndexCastUIOp::create(
-        b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+    computeThreadIndices();
     statsS =
         memref::ViewOp::create(b,
                                MemRefType::get({kConsumers, kStages, 2, kRows},
@@ -247,94 +421,21 @@ private:
                 });
   }
 
-  /// mbarriers: kvFull, then full[s] and empty[s] of each stage; thread 0
-  /// initializes them (and prefetches the tensor maps) before any use.
-  void createBarriers() {
-    barriers = nvgpu::MBarrierCreateOp::create(
-        b, nvgpu::MBarrierGroupType::get(ctx, workgroup, 1 + 2 * kStages));
-    ticks = e.idx(10000000);
-    e.when(e.eq(tid, c0), [&] {
-      nvgpu::MBarrierInitOp::create(b, barriers, c1, kvFull(), Value());
-      for (int64_t s = 0; s < kStages; ++s) {
-        nvgpu::MBarrierInitOp::create(b, barriers, c1, full(e.idx(s)), Value());
-        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
-                                      empty(e.idx(s)), Value());
-      }
-      NVVM::FenceMbarrierInitOp::create(b);
-      for (Value d : tma)
-        nvgpu::TmaPrefetchOp::create(b, d, Value());
-    });
-    e.barrier();
-  }
-  Value kvFull() { return c0; }
-  Value full(Value stage) { return e.add(stage, c1); }
-  Value empty(Value stage) { return e.add(stage, e.idx(1 + kStages)); }
-
-  /// The phase parity `p` (0 or 1) as the mbarrier waits take it.
-  Value parity(Value p) {
-    return arith::TruncIOp::create(b, b.getI1Type(),
-                                   arith::IndexCastUIOp::create(b, i64, p));
-  }
-  void wait(Value barrierId, Value phase) {
-    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase), ticks,
-                                           barrierId);
-  }
-  Value stageOf(Value it) { return e.rem(it, e.idx(kStages)); }
-  Value phaseOf(Value it) { return e.rem(e.div(it, e.idx(kStages)), e.idx(2)); }
-
   //===--------------------------------------------------------------------===//
   // Producer
   //===--------------------------------------------------------------------===//
-
-  /// TMA boxes are 64 columns by `rows` rows of one (batch, head).
-  MemRefType boxType(int64_t rows) {
-    SmallVector<int64_t> dims = spec.layout == Layout::BSHD
-                                    ? SmallVector<int64_t>{1, rows, 1, 64}
-                                    : SmallVector<int64_t>{1, 1, rows, 64};
-    return MemRefType::get(dims, elt, AffineMap(), workgroup);
-  }
-  /// Loads the `panels` boxes of `rows` rows from row `row` of `head` of
-  /// the tensor of `desc` to the panels at byte `dst` on `barrierId`.
-  void loadPanels(Value desc, int64_t rows, int64_t panels, Value dst,
-                  Value row, Value head, Value barrierId) {
-    for (int64_t p = 0; p < panels; ++p) {
-      Value view = memref::ViewOp::create(b, boxType(rows), smem,
-                                          e.add(dst, e.idx(p * rows * 128)),
-                                          ValueRange{});
-      Value col = e.idx(p * 64);
-      SmallVector<Value> crd = spec.layout == Layout::BSHD
-                                   ? SmallVector<Value>{col, head, row, bIdx}
-                                   : SmallVector<Value>{col, row, head, bIdx};
-      nvgpu::TmaAsyncLoadOp::create(b, view, barriers, desc, crd, barrierId,
-                                    /*multicastMask=*/Value(),
-                                    /*predicate=*/Value());
-    }
-  }
-
-  /// Iteration `it` of a producer loop: from the second round on, wait
-  /// until the consumers released the stage.
-  void waitEmpty(Value it) {
-    Value stage = stageOf(it);
-    e.when(e.le(e.idx(kStages), it), [&] {
-      wait(empty(stage), e.rem(e.add(e.div(it, e.idx(kStages)), c1), e.idx(2)));
-    });
-  }
 
   /// The producer warpgroup: thread 0 loads K and V (only where some query
   /// tile admits the keys, so that no copy outlives the consumers), then Q
   /// and dO of every query tile.
   void emitProducer() {
-    NVVM::SetMaxRegisterOp::create(
-        b, b.getI32IntegerAttr(kProducerRegisters),
-        NVVM::SetMaxRegisterActionAttr::get(
-            ctx, NVVM::SetMaxRegisterAction::decrease));
     Value local = e.sub(tid, e.idx(kConsumerThreads));
     e.when(e.eq(local, c0), [&] {
       e.when(e.slt(c0, count), [&] {
         nvgpu::MBarrierArriveExpectTxOp::create(
-            b, barriers, e.idx(kKeys * (D + Dv) * 2), kvFull(), Value());
-        loadPanels(tma[1], kKeys, D / 64, e.idx(kBase), k0, kvh, kvFull());
-        loadPanels(tma[2], kKeys, Dv / 64, e.idx(vBase), k0, kvh, kvFull());
+            b, barriers, e.idx(kKeys * (D + Dv) * 2), resident(), Value());
+        loadPanels(tma[1], kKeys, D / 64, e.idx(kBase), k0, kvh, resident());
+        loadPanels(tma[2], kKeys, Dv / 64, e.idx(vBase), k0, kvh, resident());
       });
       forEachTile([&](Value it, Value head, Value first) {
         waitEmpty(it);
@@ -358,10 +459,6 @@ private:
   /// The consumer warpgroups: the query-tile loop carrying dK and dV, then
   /// the epilogue.
   void emitConsumer() {
-    NVVM::SetMaxRegisterOp::create(
-        b, b.getI32IntegerAttr(kConsumerRegisters),
-        NVVM::SetMaxRegisterActionAttr::get(
-            ctx, NVVM::SetMaxRegisterAction::increase));
     // The thread's keys: g and g + 8 of its warp's 16 in its warpgroup's 64.
     Value key = e.add(e.add(k0, e.mul(wg, e.idx(kWgKeys))),
                       e.add(e.mul(warp, e.idx(16)), lanes.g));
@@ -373,7 +470,7 @@ private:
         arith::IndexCastUIOp::create(b, i64, e.mul(wg, e.idx(kWgKeys * 128)));
     kDesc = buildWgmmaDescriptor(b, offsetAddr(kBase, wgOffset), 0);
     vDesc = buildWgmmaDescriptor(b, offsetAddr(vBase, wgOffset), 0);
-    e.when(e.slt(c0, count), [&] { wait(kvFull(), c0); });
+    e.when(e.slt(c0, count), [&] { wait(resident(), c0); });
     SmallVector<Value> init = {buildZeroAccumulator(b, D),
                                buildZeroAccumulator(b, Dv)};
     ValueRange acc = forEachTile(
@@ -383,18 +480,6 @@ private:
     gradScale = getGradScale(e, spec, a);
     storeKeys(args.dk, acc[0], D, gradScale);
     storeKeys(args.dv, acc[1], Dv, Value());
-  }
-
-  /// smemAddr + `base` + `offset` (i64).
-  Value offsetAddr(int64_t base, Value offset) {
-    Value addr = arith::AddIOp::create(
-        b, smemAddr, arith::ConstantOp::create(b, b.getI64IntegerAttr(base)));
-    return offset ? arith::AddIOp::create(b, addr, offset).getResult() : addr;
-  }
-  /// The byte address of `stage` of a ring at `base`.
-  Value stageAddr(int64_t base, int64_t bytes, Value stage) {
-    return offsetAddr(
-        base, arith::IndexCastUIOp::create(b, i64, e.mul(stage, e.idx(bytes))));
   }
 
   /// One query tile (the file comment's steps 1-4); returns dK and dV.
@@ -410,13 +495,9 @@ private:
     Value qDesc = buildWgmmaDescriptor(b, qAddr, 0);
     Value doDesc = buildWgmmaDescriptor(b, doAddr, 0);
     Type sType = getWgmmaAccumulatorType(ctx, kRows);
-    Value st = issueTransposedProduct(sType, kDesc, qDesc, D);
-    Value dpt = issueTransposedProduct(sType, vDesc, doDesc, Dv);
-    NVVM::BarrierOp::create(
-        b, /*res=*/Type(),
-        arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, c1)),
-        arith::ConstantOp::create(b, b.getI32IntegerAttr(128)),
-        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+    Value st = issueTransposedProduct(sType, kDesc, kKeys, qDesc, kRows, D);
+    Value dpt = issueTransposedProduct(sType, vDesc, kKeys, doDesc, kRows, Dv);
+    syncWarpgroup();
     // Step 2: Pᵀ, then dV += Pᵀ·dO with dO MN-major: its 64-column panels
     // are kRows rows of 128 bytes apart (the leading byte offset), k-step
     // kk its rows 16kk.. .
@@ -437,28 +518,8 @@ private:
         [&](int64_t kk) { return advanceWgmmaDescriptor(b, qMN, kk * 2048); });
     // Step 4: both products done, the stage goes back to the producer.
     buildWgmmaWait(b, 0);
-    e.when(e.eq(lane, c0),
-           [&] { nvgpu::MBarrierArriveOp::create(b, barriers, empty(stage)); });
+    release(stage);
     return {dk, dv};
-  }
-
-  /// Issues X·Yᵀ (64 x kRows) for the warpgroup's rows of X (descriptor
-  /// `xDesc`, panels of kKeys rows) and the stage's rows of Y (`yDesc`,
-  /// panels of kRows rows), both K-major over `dim` columns.
-  Value issueTransposedProduct(Type type, Value xDesc, Value yDesc,
-                               int64_t dim) {
-    return buildWgmmaChain(
-        b, elt, LLVM::PoisonOp::create(b, type), kRows, dim / 16,
-        /*zeroInit=*/true,
-        [&](int64_t kk) {
-          return advanceWgmmaDescriptor(b, xDesc,
-                                        getKMajorStepOffset(kk, kKeys));
-        },
-        [&](int64_t kk) {
-          return advanceWgmmaDescriptor(b, yDesc,
-                                        getKMajorStepOffset(kk, kRows));
-        },
-        /*bMNMajor=*/false);
   }
 
   /// Pᵀ from Sᵀ: element 4n + 2i + j is the thread's key i and query column
@@ -581,26 +642,12 @@ private:
       });
   }
 
-  ImplicitLocOpBuilder b;
-  Emitter e;
-  gpu::GPUFuncOp func;
-  const AttentionSpec &spec;
-  const GradArgs &args;
-  const AttentionKernelArgs &a;
-  /// The Q, K, V and dO tensor maps.
-  ValueRange tma;
-  const int64_t D, Dv, kKeys, kRows, kStages;
+  const int64_t kKeys, kRows;
   /// Shared memory byte offsets: K, V, the Q and dO rings, the statistics.
   const int64_t kBase, vBase, qBase, qStageBytes, doBase, doStageBytes,
       statsBase;
-  MLIRContext *ctx;
-  Type elt, f32, i64;
-  gpu::AddressSpaceAttr workgroup;
-  bool rawScores;
 
-  Value c0, c1, tid, kvh, bIdx, k0, off, wg, warp, lane;
-  FragmentLanes lanes;
-  Value smem, smemAddr, barriers, ticks, lt;
+  Value kvh, k0;
   /// [warpgroup, stage, lse2 | Delta, row] (f32).
   Value statsS;
   /// The query tiles (locateQueryBlocks).
@@ -611,6 +658,286 @@ private:
   Value wgKey0, kDesc, vDesc, gradScale;
 };
 
+/// The dQ body (step 0), one method per phase of the file comment's dQ
+/// part: set-up, the producer (Q and dO once, K and V per key tile) and the
+/// consumers (Delta, the key-tile loop, one step of it, the epilogue). The
+/// class is over 150 lines only because its phases are methods defined in
+/// it.
+class GradWgmmaDQKernel : GradWgmmaBody {
+public:
+  GradWgmmaDQKernel(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
+                    const AttentionSpec &spec, const GradArgs &args,
+                    ValueRange tmaDescriptors, const GradWgmmaTiling &tiling)
+      : GradWgmmaBody(builder, loc, func, spec, args, tmaDescriptors,
+                      tiling.dqStages),
+        kRows(tiling.dqRows), kKeys(tiling.dqKeys), qBase(0),
+        doBase(qBase + kRows * D * 2), kBase(doBase + kRows * Dv * 2),
+        kStageBytes(kKeys * D * 2), vBase(kBase + kStages * kStageBytes),
+        vStageBytes(kKeys * Dv * 2), statsBase(vBase + kStages * vStageBytes) {}
+
+  void emit() {
+    computeIndices();
+    locateKeyBlocks();
+    createBarriers();
+    specialize([&] { emitProducer(); }, [&] { emitConsumer(); });
+  }
+
+private:
+  /// The block's rows, query head, KV head and batch, the thread's
+  /// indices, the statistics' slots.
+  void computeIndices() {
+    c0 = e.idx(0);
+    c1 = e.idx(1);
+    tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    Value qb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+    head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+    bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    q0 = e.mul(qb, e.idx(kRows));
+    off = e.sub(a.sk, a.sq);
+    kvh = e.div(head, e.div(a.hq, a.hkv));
+    computeThreadIndices();
+    statsS = memref::ViewOp::create(
+        b,
+        MemRefType::get({kConsumers, 2, kWgRows}, f32, AffineMap(), workgroup),
+        smem, e.idx(statsBase), ValueRange{});
+  }
+
+  /// The key tiles the block's rows admit: [begin, begin + count).
+  void locateKeyBlocks() {
+    KeyBlocks blocks = getKeyBlocks(e, spec, a, off, q0, kRows, kKeys);
+    begin = blocks.begin;
+    count = e.smax(e.sub(blocks.end, blocks.begin), c0);
+  }
+
+  /// The producer warpgroup: thread 0 loads Q and dO (only where some key
+  /// tile is admitted, so that no copy outlives the consumers), then K and
+  /// V of every key tile.
+  void emitProducer() {
+    Value local = e.sub(tid, e.idx(kConsumerThreads));
+    e.when(e.eq(local, c0), [&] {
+      e.when(e.slt(c0, count), [&] {
+        nvgpu::MBarrierArriveExpectTxOp::create(
+            b, barriers, e.idx(kRows * (D + Dv) * 2), resident(), Value());
+        loadPanels(tma[0], kRows, D / 64, e.idx(qBase), q0, head, resident());
+        loadPanels(tma[3], kRows, Dv / 64, e.idx(doBase), q0, head, resident());
+      });
+      e.loop(c0, count, c1, [&](Value it) {
+        waitEmpty(it);
+        Value stage = stageOf(it);
+        Value k = e.mul(e.add(begin, it), e.idx(kKeys));
+        nvgpu::MBarrierArriveExpectTxOp::create(
+            b, barriers, e.idx(kKeys * (D + Dv) * 2), full(stage), Value());
+        loadPanels(tma[1], kKeys, D / 64,
+                   e.add(e.idx(kBase), e.mul(stage, e.idx(kStageBytes))), k,
+                   kvh, full(stage));
+        loadPanels(tma[2], kKeys, Dv / 64,
+                   e.add(e.idx(vBase), e.mul(stage, e.idx(vStageBytes))), k,
+                   kvh, full(stage));
+      });
+    });
+  }
+
+  /// The consumer warpgroups: Delta, the key-tile loop carrying dQ, then
+  /// the epilogue.
+  void emitConsumer() {
+    Value wgRow0 = e.add(q0, e.mul(wg, e.idx(kWgRows)));
+    // The thread's rows: g and g + 8 of its warp's 16 in its warpgroup's 64.
+    Value row = e.add(wgRow0, e.add(e.mul(warp, e.idx(16)), lanes.g));
+    rows[0] = row;
+    rows[1] = e.add(row, e.idx(8));
+    computeDelta(wgRow0);
+    // The warpgroup's Q and dO rows (A operands, K-major).
+    Value wgOffset =
+        arith::IndexCastUIOp::create(b, i64, e.mul(wg, e.idx(kWgRows * 128)));
+    qDesc = buildWgmmaDescriptor(b, offsetAddr(qBase, wgOffset), 0);
+    doDesc = buildWgmmaDescriptor(b, offsetAddr(doBase, wgOffset), 0);
+    KeyBlocks band = getKeyBlocks(e, spec, a, off, wgRow0, kWgRows, kKeys);
+    fullFrom = band.fullFrom;
+    fullTo = band.fullTo;
+    e.when(e.slt(c0, count), [&] { wait(resident(), c0); });
+    Value dq = e.loop(c0, count, c1, ValueRange{buildZeroAccumulator(b, D)},
+                      [&](Value it, ValueRange iter) -> SmallVector<Value> {
+                        return {emitStep(it, iter[0])};
+                      })[0];
+    storeRows(dq, getGradScale(e, spec, a));
+  }
+
+  /// Delta = rowsum(dO ⊙ O) of the warpgroup's 64 rows: two threads a row,
+  /// each over half of its columns (8 at a time from global memory), added
+  /// with one shuffle; written to the `delta` workspace for the dK/dV
+  /// kernel and, with lse2, to the warpgroup's slots. The thread then
+  /// keeps -lse2 and Delta of its own two rows.
+  void computeDelta(Value wgRow0) {
+    Value r = e.div(lt, e.idx(2)), half = e.rem(lt, e.idx(2));
+    Value row = e.add(wgRow0, r);
+    Value inside = e.slt(row, a.sq);
+    Value safeRow = e.sel(inside, row, c0);
+    Value oBase =
+        getRowOffset(e, spec.layout, bIdx, a.hq, a.sq, head, safeRow, Dv);
+    auto v8 = VectorType::get({8}, elt);
+    Value sum = e.f(0.0);
+    for (int64_t m = 0; m < Dv / 16; ++m) {
+      Value at = e.add(oBase, e.add(e.mul(half, e.idx(Dv / 2)), e.idx(8 * m)));
+      Value o = vector::LoadOp::create(b, v8, a.o, ValueRange{at},
+                                       /*nontemporal=*/false,
+                                       b.getI64IntegerAttr(16));
+      Value d = vector::LoadOp::create(b, v8, args.dO, ValueRange{at},
+                                       /*nontemporal=*/false,
+                                       b.getI64IntegerAttr(16));
+      for (int64_t x = 0; x < 8; ++x) {
+        auto ext = [&](Value v) -> Value {
+          Value elem = vector::ExtractOp::create(b, v, ArrayRef<int64_t>{x});
+          return arith::ExtFOp::create(b, f32, elem);
+        };
+        sum = e.fadd(sum, e.fmul(ext(d), ext(o)));
+      }
+    }
+    sum = e.fadd(sum, e.shuffleXor(sum, 1));
+    Value delta = e.sel(inside, sum, e.f(0.0));
+    Value stat = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq), safeRow);
+    e.when(e.eq(half, c0), [&] {
+      e.when(inside, [&] { e.store(delta, args.delta, stat); });
+      Value lse = e.load(a.lse, stat);
+      Value lse2 = e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
+                         e.fmul(lse, e.f(llvm::numbers::log2e)));
+      e.store(e.sel(inside, lse2, e.f(0.0)), statsS, ValueRange{wg, c0, r});
+      e.store(delta, statsS, ValueRange{wg, c1, r});
+    });
+    syncWarpgroup();
+    for (int64_t i = 0; i < 2; ++i) {
+      Value local = e.sub(rows[i], wgRow0);
+      negLse2[i] =
+          arith::NegFOp::create(b, e.load(statsS, ValueRange{wg, c0, local}));
+      rowDelta[i] = e.load(statsS, ValueRange{wg, c1, local});
+    }
+  }
+
+  /// One key tile: S and dP (Q and dO of the warpgroup's rows, K and V of
+  /// the stage K-major), P, dS, then dQ += dS·K with dS as register-A and K
+  /// MN-major; returns dQ.
+  Value emitStep(Value it, Value dq) {
+    Value stage = stageOf(it);
+    Value key0 = e.mul(e.add(begin, it), e.idx(kKeys));
+    wait(full(stage), phaseOf(it));
+    Value kAddr = stageAddr(kBase, kStageBytes, stage);
+    Value vAddr = stageAddr(vBase, vStageBytes, stage);
+    Type sType = getWgmmaAccumulatorType(ctx, kKeys);
+    Value s = issueTransposedProduct(
+        sType, qDesc, kRows, buildWgmmaDescriptor(b, kAddr, 0), kKeys, D);
+    Value dp = issueTransposedProduct(
+        sType, doDesc, kRows, buildWgmmaDescriptor(b, vAddr, 0), kKeys, Dv);
+    buildWgmmaWait(b, 1);
+    SmallVector<Value> weights = computeWeights(key0, s);
+    ArrayRef<Value> p = ArrayRef<Value>(weights).take_front(kKeys / 2);
+    buildWgmmaWait(b, 0);
+    SmallVector<Value> ds = computeGradScores(
+        p, dp, ArrayRef<Value>(weights).drop_front(kKeys / 2));
+    // K MN-major: its 64-column panels are kKeys rows of 128 bytes apart
+    // (the leading byte offset), k-step kk its rows 16kk.. .
+    Value kMN = buildWgmmaDescriptor(b, kAddr, kKeys * 128);
+    dq = buildWgmmaRegisterAChain(
+        b, elt, dq, packRegisterA(b, elt, ds), D,
+        [&](int64_t kk) { return advanceWgmmaDescriptor(b, kMN, kk * 2048); });
+    buildWgmmaWait(b, 0);
+    release(stage);
+    return dq;
+  }
+
+  /// P from S: element 4n + 2i + j is the thread's row i and key 8n + 2t +
+  /// j of the tile at `key0`. The per-element mask (band, keys past Sk) only
+  /// where the tile crosses the band's edge for the warpgroup's rows.
+  /// Returns P's kKeys / 2 values, then under softcap the tanh of each
+  /// logit.
+  SmallVector<Value> computeWeights(Value key0, Value s) {
+    Value whole =
+        e.land(e.sle(fullFrom, key0), e.sle(e.add(key0, e.idx(kKeys)), fullTo));
+    SmallVector<Type> types(kKeys / 2 * (spec.softcap ? 2 : 1), f32);
+    return ifFullBlock(e, whole, types, [&](bool masked) {
+      return computeWeightsIn(key0, s, masked);
+    });
+  }
+
+  /// computeWeights in a tile that needs the mask (`masked`) or not.
+  SmallVector<Value> computeWeightsIn(Value key0, Value s, bool masked) {
+    OnlineSoftmax exp2(e, /*approxExp2=*/true);
+    bool raw = rawScores && !masked;
+    ScoreTransform scores(spec, a, bIdx, head, c0, c1, raw);
+    Value factor = raw ? getScoreFactor(e, spec, a) : Value();
+    SmallVector<Value> p(kKeys / 2), th(spec.softcap ? kKeys / 2 : 0);
+    for (int64_t n = 0; n < kKeys / 8; ++n)
+      for (int64_t j = 0; j < 2; ++j)
+        for (int64_t i = 0; i < 2; ++i) {
+          int64_t k = 4 * n + 2 * i + j;
+          Value x = scores.apply(
+              b, b.getLoc(), getAccumulatorElement(b, b.getLoc(), s, n, i, j),
+              rows[i], [&] { return lanes.column(e, key0, n, j); }, masked,
+              spec.softcap ? &th[k] : nullptr);
+          p[k] = exp2.exp2(raw ? e.fma(x, factor, negLse2[i])
+                               : e.fadd(x, negLse2[i]));
+        }
+    llvm::append_range(p, th);
+    return p;
+  }
+
+  /// dS = P ⊙ (dP - Delta) (⊙ (1 - th²) under softcap), in P's order.
+  SmallVector<Value> computeGradScores(ArrayRef<Value> p, Value dp,
+                                       ArrayRef<Value> th) {
+    SmallVector<Value> ds(kKeys / 2);
+    for (int64_t n = 0; n < kKeys / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t j = 0; j < 2; ++j) {
+          int64_t k = 4 * n + 2 * i + j;
+          Value x = getAccumulatorElement(b, b.getLoc(), dp, n, i, j);
+          ds[k] = e.fmul(p[k], e.fsub(x, rowDelta[i]));
+          if (!th.empty())
+            ds[k] = e.fmul(ds[k], e.fsub(e.f(1.0), e.fmul(th[k], th[k])));
+        }
+    return ds;
+  }
+
+  /// Writes dQ·`factor` of the thread's rows in the element type as column
+  /// pairs; rows at or past Sq write nothing.
+  void storeRows(Value acc, Value factor) {
+    for (int64_t i = 0; i < 2; ++i)
+      e.when(e.slt(rows[i], a.sq), [&] {
+        Value base =
+            getRowOffset(e, spec.layout, bIdx, a.hq, a.sq, head, rows[i], D);
+        for (int64_t n = 0; n < D / 8; ++n) {
+          SmallVector<Value> pair;
+          for (int64_t j = 0; j < 2; ++j)
+            pair.push_back(arith::TruncFOp::create(
+                b, elt,
+                e.fmul(getAccumulatorElement(b, b.getLoc(), acc, n, i, j),
+                       factor)));
+          vector::StoreOp::create(
+              b,
+              vector::FromElementsOp::create(b, VectorType::get({2}, elt),
+                                             pair),
+              args.dq, ValueRange{e.add(base, lanes.column(e, c0, n, 0))},
+              /*nontemporal=*/false, llvm::MaybeAlign(4));
+        }
+      });
+  }
+
+  /// Rows per consumer warpgroup (wgmma's M).
+  static constexpr int64_t kWgRows = 64;
+  const int64_t kRows, kKeys;
+  /// Shared memory byte offsets: Q, dO, the K and V rings, the statistics.
+  const int64_t qBase, doBase, kBase, kStageBytes, vBase, vStageBytes,
+      statsBase;
+
+  Value head, kvh, q0;
+  /// [warpgroup, lse2 | Delta, row] (f32).
+  Value statsS;
+  /// The key tiles (locateKeyBlocks).
+  Value begin, count;
+  /// Consumer state: the thread's rows, their -lse2 and Delta, the Q and dO
+  /// descriptors of the warpgroup's rows, the keys every row of the
+  /// warpgroup admits.
+  Value rows[2], negLse2[2], rowDelta[2];
+  Value qDesc, doDesc, fullFrom, fullTo;
+};
+
 } // namespace
 
 void mlir::attn::detail::buildGradWgmmaDKDVBody(
@@ -618,5 +945,15 @@ void mlir::attn::detail::buildGradWgmmaDKDVBody(
     const AttentionSpec &spec, const GradArgs &args, ValueRange tmaDescriptors,
     const GradWgmmaTiling &tiling) {
   GradWgmmaKernel(builder, loc, func, spec, args, tmaDescriptors, tiling)
+      .emit();
+}
+
+void mlir::attn::detail::buildGradWgmmaDQBody(OpBuilder &builder, Location loc,
+                                              gpu::GPUFuncOp func,
+                                              const AttentionSpec &spec,
+                                              const GradArgs &args,
+                                              ValueRange tmaDescriptors,
+                                              const GradWgmmaTiling &tiling) {
+  GradWgmmaDQKernel(builder, loc, func, spec, args, tmaDescriptors, tiling)
       .emit();
 }
