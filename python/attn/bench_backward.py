@@ -12,7 +12,7 @@ default; Llama-3.1-8B GQA (32/8 heads, head dim 128, causal, batch 1). Each
 backend runs the forward once with autograd recording, then the timed region
 is the backward alone (torch.autograd.grad of the output with a fixed dO):
 for attn, attn.gpu.attention's autograd, which runs attention_backward's
-kernels (on an H200: the wgmma dK/dV kernel, dQ on mma.sync); "attn-mma" the
+kernels (on an H200: the wgmma dQ and dK/dV kernels); "attn-mma" the
 same with the mma.sync dK/dV kernel pinned (attention_backward(kernel="mma"),
 what sm_80 runs), so that one run compares the two backwards. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
 causal), FlashAttention's convention. Backends as attn.bench (SDPA's flash,

@@ -970,8 +970,8 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
     gets no gradient. Runs attn.attention_grad's kernels (the dQ kernel, then
     dK/dV, then the sink gradient): deterministic, no atomics.
     By default the kernels without a "kernel" in their variant run (compiled
-    for sm_90a, dK/dV is the wgmma kernel wherever it takes the variant).
-    `kernel="mma"` or `kernel="wgmma"` pins the dK/dV kernel: bundles whose
+    for sm_90a, dQ and dK/dV are the wgmma kernels wherever they take the variant).
+    `kernel="mma"` or `kernel="wgmma"` pins the dQ and dK/dV kernels: bundles whose
     variant says so (wgmma: f16/bf16, head dims 64 and 128, sm_90a)."""
     import torch
 

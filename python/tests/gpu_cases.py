@@ -115,12 +115,12 @@ GRAD_CASES = [
 ]
 for c in GRAD_CASES:
     c["lse"] = True  # the forward of a backward computes its LSE
-# The sm_90a dK/dV kernel (TMA, wgmma, 128 keys a block; dQ stays on
-# mma.sync) is what "auto" compiles for sm_90a wherever it takes the variant
-# (f16/bf16, head dims 64 and 128), so on an H200 the cases above run it.
-# Every such case again with the mma.sync dK/dV pinned (kernel="mma", what
-# sm_80 runs), and with the wgmma kernel pinned (skipped off Hopper), so that
-# both bodies stay tested on any one GPU. Their forwards are the cases' own.
+# The sm_90a dQ and dK/dV kernels (TMA, wgmma, 128 rows a block) are what
+# "auto" compiles for sm_90a wherever they take the variant (f16/bf16, head
+# dims 64 and 128), so on an H200 the cases above run them. Every such case
+# again with mma.sync pinned (kernel="mma", what sm_80 runs), and with the
+# wgmma kernels pinned (skipped off Hopper), so that both stay tested on any
+# one GPU. Their forwards are the cases' own.
 _TWO_BODIES = [c for c in GRAD_CASES
                if c["dtype"] in ("f16", "bf16") and c["d"] in (64, 128) and c["dv"] in (64, 128)]
 GRAD_CASES += [dict(c, id=c["id"].replace("grad_", f"grad_{k}_", 1), kernel=k)

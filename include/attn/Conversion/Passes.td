@@ -62,11 +62,11 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     tiles, a key-major dK/dV kernel that visits only the query blocks whose
     band admits its keys, cp.async double-buffering, every gradient summed
     in registers (no atomics). Other variants run on thread-per-row kernels.
-    `kernel=wgmma` (never `auto`: the body has not run on a GPU yet) opts
-    in to the sm_90a dK/dV kernel for f16/bf16 head dims 64 and 128 (TMA,
-    mbarriers, a producer and two consumer warpgroups, wgmma with Pᵀ and
-    dSᵀ as register operands; dQ stays on mma.sync); another chip or
-    variant is then an error at the op.
+    On `chip=sm_90a`, `auto` (and `kernel=wgmma`, which makes another chip
+    or variant an error at the op) puts f16/bf16 head dims 64 and 128 on
+    the sm_90a dQ and dK/dV kernels instead (TMA, mbarriers, a producer and
+    two consumer warpgroups, wgmma with P, dS, Pᵀ and dSᵀ as register
+    operands); `kernel=mma` keeps mma.sync.
 
     Every `attn.paged_attention` (f16/bf16, static page size, head dims
     multiples of 16: D = Dv up to 256, or D up to 576 with Dv up to 128 or a

@@ -32,17 +32,18 @@
 // dK/dV) with the same parameters, steps and Delta workspace; their names
 // end in "_mma" and their manifests carry a "tile". dsinks is shared.
 //
-// On chip sm_90a, dkdv is instead AttentionGradWgmmaKernel.cpp's body
-// (TMA, mbarriers, warp specialization, wgmma; 128 keys a block, the Q, K,
-// V and dO tensor maps as extra parameters) wherever it takes the variant
-// (f16/bf16, head dims 64 and 128) and the kernel option is `auto`; dq stays
-// on the mma.sync body. Its entry is "…_bwd_dkdv_wgmma" (selectGradBodies).
-// A spec may pin the body: "kernel": "mma" keeps mma.sync on any chip,
-// "kernel": "wgmma" (or the kernel option wgmma) demands the wgmma body and
-// makes another chip or variant an error at the op. Pinned kernels are named
-// after the spec's kind (…_mma_bwd_dq_mma, …_wgmma_bwd_dkdv_wgmma) and their
-// variants carry "kernel", so that a bundle directory holds every backward
-// of a variant side by side.
+// On chip sm_90a, dq and dkdv are instead AttentionGradWgmmaKernel.cpp's
+// bodies (TMA, mbarriers, warp specialization, wgmma; 128 rows a block, the
+// Q, K, V and dO tensor maps as extra parameters) wherever they take the
+// variant (f16/bf16, head dims 64 and 128) and the kernel option is `auto`;
+// their entries are "…_bwd_dq_wgmma" and "…_bwd_dkdv_wgmma"
+// (selectGradBodies). A spec may pin the bodies: "kernel": "mma" keeps
+// mma.sync on any chip, "kernel": "wgmma" (or the kernel option wgmma)
+// demands the wgmma bodies and makes another chip or variant an error at
+// the op. Pinned kernels are named after the spec's kind
+// (…_mma_bwd_dq_mma, …_wgmma_bwd_dkdv_wgmma) and their variants carry
+// "kernel", so that a bundle directory holds every backward of a variant
+// side by side.
 //
 //===----------------------------------------------------------------------===//
 
@@ -444,8 +445,8 @@ struct GradKernelInfo {
 };
 
 /// The backward's kernels in launch order: dq and dkdv on the mma.sync
-/// bodies where `mma` holds (dkdv on the wgmma body where `wgmma` does),
-/// else thread-per-row; dsinks with sinks.
+/// bodies where `mma` holds (on the wgmma bodies where `wgmma` does), else
+/// thread-per-row; dsinks with sinks.
 SmallVector<GradKernelInfo>
 getGradKernels(MLIRContext *ctx, const AttentionSpec &spec,
                const FailureOr<GradMmaTiling> &mma,
@@ -580,9 +581,10 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
 
 /// Which bodies take dq and dkdv: the tensor-core kernels where they take
 /// the variant, else (`mma` failed, `wgmma` empty) the thread-per-row ones;
-/// the sink gradient is the same for all. `auto` on sm_90a puts dkdv on the
-/// wgmma body where both tilings take the variant (measured 1.33-1.39x the
-/// mma.sync dK/dV at d128 4k-16k on an H200, docs/gpu-results.md). A pinned
+/// the sink gradient is the same for all. `auto` on sm_90a puts dq and dkdv
+/// on the wgmma bodies where both tilings take the variant (measured
+/// 1.8-1.9x the mma.sync backward at d128 8k-16k on an H200,
+/// docs/gpu-results.md). A pinned
 /// kernel is never replaced silently: a chip or variant it cannot take is an
 /// error.
 LogicalResult selectGradBodies(const AttentionSpec &spec,

@@ -1,13 +1,14 @@
-//===- AttentionGradWgmmaKernel.cpp - the dK/dV backward on wgmma ---------===//
+//===- AttentionGradWgmmaKernel.cpp - the backward on wgmma ---------------===//
 //
 // Part of attn, under the Apache License v2.0 with LLVM Exceptions.
 // See LICENSE for license information.
 // SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 //
-// The sm_90a body of the `attention_grad.dkdv` kernel (FlashAttention-3's
-// backward without its dQ: dQ stays on the mma.sync kernel, step 0, which
-// also writes Delta). Opt-in only (kernel = wgmma and chip = sm_90a,
-// AttentionGradKernels.cpp). With lse2 = lse·log2 e (0 where lse = -inf),
+// The sm_90a bodies of the `attention_grad.dq` (step 0, which also writes
+// Delta) and `attention_grad.dkdv` (step 1) kernels: FlashAttention-3's
+// backward with dQ in a pass of its own (deterministic: no atomics), chosen
+// by AttentionGradKernels.cpp's selectGradBodies. With lse2 = lse·log2 e
+// (0 where lse = -inf),
 // x the forward's logit in the exp2 domain (ScoreTransform) and th its tanh
 // under softcap, per key block and query tile:
 //
@@ -54,6 +55,22 @@
 //   4. wait both; release the stage (empty[s]).
 //
 // Then dK·scale and dV are written in column pairs (keys past Sk skipped).
+//
+// dQ (GradWgmmaDQKernel) is the same machinery the other way round: a block
+// of 384 threads owns 128 query rows of one (batch, query head), grid
+// [Sq / 128, Hq, B]; the producer loads Q and dO once and streams K and V
+// of the key tiles the rows admit (getKeyBlocks, the forward's band) in 64
+// keys a stage; a consumer warpgroup owns 64 rows and
+//
+//   0. computes Delta = rowsum(dO ⊙ O) of its rows (two threads a row, from
+//      global memory, one shuffle), writes it to the `delta` workspace and,
+//      with lse2, to its slots, and keeps -lse2 and Delta of its own rows;
+//   1. per key tile: S = Q·Kᵀ and dP = dO·Vᵀ by descriptors (m64n64);
+//   2. P on S's registers (the mask only in tiles crossing the band's edge
+//      for its rows), then dS = P ⊙ (dP - Delta) (⊙ (1 - th²));
+//   3. dQ += dS·K with dS as register-A and K MN-major (m64nD); releases
+//      the stage;
+//   4. writes dQ·scale in column pairs (rows past Sq skipped).
 //
 //===----------------------------------------------------------------------===//
 
