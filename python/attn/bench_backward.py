@@ -47,6 +47,13 @@ def shapes(seqlens=None):
     for s in (4096, 8192):
         if not seqlens or s in seqlens:
             out.append(("llama3.1-8b-gqa", 1, 32, 8, s, 128, True, "bf16", 128))
+    # Head dims past 128: DeepSeek's MLA prefill (192/128, 16 heads of its
+    # 128) and 256 (Gemma), causal, 16k tokens a batch.
+    for s in (4096, 8192):
+        if not seqlens or s in seqlens:
+            out.append(("mla-d192-dv128-causal", bench.TOKENS // s, 16, 16, s, 192, True,
+                        "bf16", 128))
+            out.append(("d256-causal", bench.TOKENS // s, 8, 8, s, 256, True, "bf16", 256))
     return out
 
 
@@ -54,14 +61,15 @@ def variants():
     """The forward (with its LSE) and backward variants the shapes need."""
     seen, out = set(), []
     for _, _, _, _, _, d, causal, dtype, dv in shapes():
-        if (d, causal) in seen:
+        if (d, dv, causal) in seen:
             continue
-        seen.add((d, causal))
+        seen.add((d, dv, causal))
         v = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": "bhsd",
              "mask": "causal" if causal else "none", "scale": 1 / math.sqrt(d),
              "softcap": None, "bias": False, "sinks": False}
-        out += [dict(v, lse=True), dict(v, op="attention_grad"),
-                dict(v, op="attention_grad", kernel="mma")]
+        out += [dict(v, lse=True), dict(v, op="attention_grad")]
+        if d <= 128 and dv <= 128:  # what mma.sync takes
+            out.append(dict(v, op="attention_grad", kernel="mma"))
     return out
 
 

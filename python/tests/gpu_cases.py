@@ -112,19 +112,32 @@ GRAD_CASES = [
     case("grad_sq_gt_sk_d64_f16", b=1, hq=2, hkv=1, sq=301, sk=77, d=64, dtype="f16"),
     case("grad_sinks_causal_d128_bf16", b=2, hq=4, hkv=2, sq=257, sk=257, causal=True,
          sinks=True, softcap=20.0, bias=(False, False, False, False)),
+    # Head dims past 128 (on sm_90a: the wgmma kernels with dK and dV in
+    # blocks of their own): DeepSeek's 192/128 with GQA, 256 with a window
+    # and softcap, 256/128 with sinks and a bias, 128/256 bshd with Sq > Sk.
+    case("grad_mla_gqa_causal_d192_dv128_700", b=1, hq=8, hkv=2, sq=700, sk=700, d=192, dv=128,
+         causal=True, scale=0.1352),
+    case("grad_d256_window_softcap_f16_500", b=2, hq=4, hkv=2, sq=500, sk=500, d=256,
+         dtype="f16", window=(100, 0), softcap=30.0),
+    case("grad_d256_dv128_sinks_bias_333", b=1, hq=4, hkv=4, sq=333, sk=333, d=256, dv=128,
+         causal=True, sinks=True, bias=(True, False, False, False)),
+    case("grad_d128_dv256_bshd_sq_gt_sk_f16", b=1, hq=4, hkv=2, sq=300, sk=150, d=128, dv=256,
+         dtype="f16", layout="bshd"),
 ]
 for c in GRAD_CASES:
     c["lse"] = True  # the forward of a backward computes its LSE
 # The sm_90a dQ and dK/dV kernels (TMA, wgmma, 128 rows a block) are what
 # "auto" compiles for sm_90a wherever they take the variant (f16/bf16, head
-# dims 64 and 128), so on an H200 the cases above run them. Every such case
-# again with mma.sync pinned (kernel="mma", what sm_80 runs), and with the
-# wgmma kernels pinned (skipped off Hopper), so that both stay tested on any
-# one GPU. Their forwards are the cases' own.
-_TWO_BODIES = [c for c in GRAD_CASES
-               if c["dtype"] in ("f16", "bf16") and c["d"] in (64, 128) and c["dv"] in (64, 128)]
-GRAD_CASES += [dict(c, id=c["id"].replace("grad_", f"grad_{k}_", 1), kernel=k)
-               for k in ("mma", "wgmma") for c in _TWO_BODIES]
+# dims multiples of 64 up to 256), so on an H200 the cases above run them.
+# The cases mma.sync takes (head dims up to 128) again with it pinned
+# (kernel="mma", what sm_80 runs), and the wgmma ones with those pinned
+# (skipped off Hopper), so that both stay tested on any one GPU. Their
+# forwards are the cases' own.
+_HALF = [c for c in GRAD_CASES if c["dtype"] in ("f16", "bf16")]
+GRAD_CASES += [dict(c, id=c["id"].replace("grad_", "grad_mma_", 1), kernel="mma")
+               for c in _HALF if c["d"] in (64, 128) and c["dv"] in (64, 128)]
+GRAD_CASES += [dict(c, id=c["id"].replace("grad_", "grad_wgmma_", 1), kernel="wgmma")
+               for c in _HALF if c["d"] % 64 == 0 and c["dv"] % 64 == 0]
 
 
 def grad_variant(c):

@@ -106,14 +106,16 @@ GRAD_FALLBACK = [grad(dtype="f32", d=64), grad(d=192, dv=128, mask="causal", sca
 def test_grad_matrix_ptxas(chip):
     # On sm_90a "auto" puts dK/dV of head dims 64 and 128 on the wgmma
     # kernel (test_grad_wgmma_matrix_ptxas): pin mma.sync there.
+    # Head dims 192 and 256 are wgmma's there too: only f32 falls back.
     matrix = GRAD_MATRIX if chip == "sm_80" else [dict(v, kernel="mma") for v in GRAD_MATRIX]
+    fallback = GRAD_FALLBACK if chip == "sm_80" else GRAD_FALLBACK[:1]
     with tempfile.TemporaryDirectory() as out:
-        bundles.compile_variants(matrix + GRAD_FALLBACK, out, chip)
+        bundles.compile_variants(matrix + fallback, out, chip)
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
         mma = [f for f in ptx if f.endswith("_mma.ptx")]
         assert sum(f.endswith("_bwd_dq_mma.ptx") for f in ptx) == len(GRAD_MATRIX), ptx
         assert sum(f.endswith("_bwd_dkdv_mma.ptx") for f in ptx) == len(GRAD_MATRIX), ptx
-        assert sum(f.endswith(("_bwd_dq.ptx", "_bwd_dkdv.ptx")) for f in ptx) == 2 * len(GRAD_FALLBACK)
+        assert sum(f.endswith(("_bwd_dq.ptx", "_bwd_dkdv.ptx")) for f in ptx) == 2 * len(fallback)
         assert sum(f.endswith("_bwd_dsinks.ptx") for f in ptx) == 1, ptx
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", "-v", os.path.join(out, f), "-o",
@@ -137,7 +139,8 @@ def test_grad_matrix_ptxas(chip):
 
 # The sm_90a dQ and dK/dV kernels (pinned: kernel=wgmma): head
 # dims 64 and 128 (D != Dv too), f16/bf16, causal or not, windows, softcap,
-# bias, sinks, bshd. GQA is a run-time size.
+# bias, sinks, bshd; DeepSeek's 192/128 and 256 (dK and dV in blocks of
+# their own, tiles of 32 rows). GQA is a run-time size.
 GRAD_WGMMA_MATRIX = (
     [grad(kernel="wgmma", dtype=t, d=d, mask=m)
      for t, d, m in itertools.product(["f16", "bf16"], [64, 128], ["none", "causal"])]
@@ -147,7 +150,13 @@ GRAD_WGMMA_MATRIX = (
        grad(kernel="wgmma", bias=(False, True, False, False)),
        grad(kernel="wgmma", dtype="f16", d=128, dv=64, bias=(True, True, False, False),
             mask="causal"),
-       grad(kernel="wgmma", d=64, dv=128, sinks=True, mask="window", window=(40, 0))]
+       grad(kernel="wgmma", d=64, dv=128, sinks=True, mask="window", window=(40, 0)),
+       grad(kernel="wgmma", d=192, dv=128, mask="causal", scale=0.1352),
+       grad(kernel="wgmma", d=192, dv=128, softcap=30.0, mask="causal", scale=0.1352),
+       grad(kernel="wgmma", dtype="f16", d=256, mask="window", window=(100, 0)),
+       grad(kernel="wgmma", d=256, dv=128, bias=(False, True, False, False), sinks=True,
+            mask="causal"),
+       grad(kernel="wgmma", d=128, dv=256, layout="bshd")]
 )
 
 
@@ -170,22 +179,25 @@ def test_grad_wgmma_matrix_ptxas():
             # deals out (24 to the producer, 240 to the consumers). No spills
             # but in dK/dV at head dim 128 with a window (16 bytes), a bias
             # (48: its per-element loads) or softcap (224: the tanh of every
-            # logit stays live until dS); dQ's 64-key tiles leave room.
+            # logit stays live until dS), and in dQ at head dim 256 with a
+            # bias (16).
             spilled = int(re.search(r"(\d+) bytes spill stores", r.stderr).group(1))
             regs = int(re.search(r"Used (\d+) registers", r.stderr).group(1))
             report.append(f"{f}: {regs} registers, {spilled} bytes spilled")
             assert regs <= 168, f"{f}:\n{r.stderr}"
-            extra = f in dkdv and any(x in f for x in ("_cap", "_bias", "_window"))
+            extra = any(x in f for x in ("_cap", "_bias", "_window"))
             assert spilled <= (256 if extra else 0), f"{f} spills:\n{r.stderr}"
             text = open(os.path.join(out, f)).read()
             assert ".maxntid 384, 1, 1" in text and ".minnctapersm 1" in text, f
             assert re.search(r"setmaxnreg\.dec\.sync\.aligned\.u32\s+24;", text), f
             assert re.search(r"setmaxnreg\.inc\.sync\.aligned\.u32\s+240;", text), f
             assert "cp.async.bulk.tensor.4d" in text and "mbarrier.try_wait.parity" in text, f
-            # Sᵀ and dPᵀ (S and dP in dQ) by descriptors (m64n64), dV and dK
-            # (dQ) with A from registers (m64nDv, m64nD; trans-b: dO and Q,
-            # K in dQ, MN-major).
-            assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n64k16\.f32\.(bf16|f16)", text), f
+            # Sᵀ and dPᵀ (S and dP in dQ) by descriptors (m64n64; m64n32
+            # past head dim 128), dV and dK (dQ) with A from registers
+            # (m64nDv, m64nD; trans-b: dO and Q, K in dQ, MN-major).
+            n = 32 if max(int(x) for x in re.findall(r"_dv?(\d+)", f)) > 128 else 64
+            assert re.search(rf"wgmma\.mma_async\.sync\.aligned\.m64n{n}k16\.f32\.(bf16|f16)",
+                             text), f
             assert re.search(r"\{%r\d+, %r\d+, %r\d+, %r\d+\}, %rd\d+, p, 1, 1, 1;", text), f
         print("\n".join(report))
 

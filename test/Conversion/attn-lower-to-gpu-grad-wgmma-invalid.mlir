@@ -29,11 +29,10 @@ func.func @f32(%q: tensor<1x2x32x64xf32>, %lse: tensor<1x2x32xf32>)
 
 // -----
 
-// Head dims other than 64 and 128 (96: not whole 64-column panels; 256:
-// dK and dV of 64 keys would not fit a consumer's registers).
+// Head dims that are not whole 64-column panels (96) or past 256.
 func.func @f16_d96(%q: tensor<1x2x32x96xf16>, %lse: tensor<1x2x32xf32>)
     -> (tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>) {
-  // expected-error @+1 {{the wgmma backward needs head dims of 64 or 128}}
+  // expected-error @+1 {{the wgmma backward needs head dims that are multiples of 64 up to 256}}
   %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %q, %lse
       : (tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>,
          tensor<1x2x32x96xf16>, tensor<1x2x32x96xf16>, tensor<1x2x32xf32>)
@@ -43,25 +42,12 @@ func.func @f16_d96(%q: tensor<1x2x32x96xf16>, %lse: tensor<1x2x32xf32>)
 
 // -----
 
-func.func @bf16_d256(%q: tensor<1x2x32x256xbf16>, %lse: tensor<1x2x32xf32>)
-    -> (tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>) {
-  // expected-error @+1 {{the wgmma backward needs head dims of 64 or 128}}
+func.func @bf16_d320(%q: tensor<1x2x32x320xbf16>, %lse: tensor<1x2x32xf32>)
+    -> (tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>) {
+  // expected-error @+1 {{the wgmma backward needs head dims that are multiples of 64 up to 256}}
   %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %q, %lse mask = <causal>
-      : (tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>,
-         tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32xf32>)
-      -> (tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>)
-  return %dq, %dk, %dv : tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>, tensor<1x2x32x256xbf16>
-}
-
-// -----
-
-// MLA's 192/128: not a pair of 64/128 head dims either.
-func.func @bf16_d192_dv128(%q: tensor<1x2x32x192xbf16>, %v: tensor<1x2x32x128xbf16>, %lse: tensor<1x2x32xf32>)
-    -> (tensor<1x2x32x192xbf16>, tensor<1x2x32x192xbf16>, tensor<1x2x32x128xbf16>) {
-  // expected-error @+1 {{the wgmma backward needs head dims of 64 or 128}}
-  %dq, %dk, %dv = attn.attention_grad %q, %q, %v, %v, %v, %lse mask = <causal>
-      : (tensor<1x2x32x192xbf16>, tensor<1x2x32x192xbf16>, tensor<1x2x32x128xbf16>,
-         tensor<1x2x32x128xbf16>, tensor<1x2x32x128xbf16>, tensor<1x2x32xf32>)
-      -> (tensor<1x2x32x192xbf16>, tensor<1x2x32x192xbf16>, tensor<1x2x32x128xbf16>)
-  return %dq, %dk, %dv : tensor<1x2x32x192xbf16>, tensor<1x2x32x192xbf16>, tensor<1x2x32x128xbf16>
+      : (tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>,
+         tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>, tensor<1x2x32xf32>)
+      -> (tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>)
+  return %dq, %dk, %dv : tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>, tensor<1x2x32x320xbf16>
 }

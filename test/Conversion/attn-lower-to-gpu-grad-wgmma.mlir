@@ -3,6 +3,7 @@
 // RUN: FileCheck %s --check-prefix=M < %t
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" | FileCheck %s --check-prefix=AUTO
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=mma drop-host" | FileCheck %s --check-prefix=MMA
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_90a kernel=auto drop-host" | FileCheck %s --check-prefix=SPLIT
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="chip=sm_80 kernel=auto drop-host" | FileCheck %s --check-prefix=MMA
 // RUN: echo '{"op": "attention_grad", "dtype": "f16", "head_dim": 64, "mask": "causal", "kernel": "wgmma"}' \
 // RUN:   | attn-compile --spec - -o %t.spec --chip=sm_90a | FileCheck %s --check-prefix=SPEC
@@ -213,3 +214,41 @@ func.func @f16_d64_dv128_window(%q: tensor<1x64x4x64xf16>, %k: tensor<1x64x2x64x
 // SPEC-MMA: attn_f16_d64_dv64_bhsd_causal_mma_bwd_dkdv_mma.{ptx,json}
 // SPEC-AUTO: attn_f16_d64_dv64_bhsd_causal_bwd_dq_wgmma.{ptx,json}
 // SPEC-AUTO: attn_f16_d64_dv64_bhsd_causal_bwd_dkdv_wgmma.{ptx,json}
+
+// -----
+
+// DeepSeek's MLA head dims, 192/128: dK and dV of a consumer's 64 keys
+// would not fit its registers beside Sᵀ and dPᵀ, so a dK/dV block computes
+// one of them (grid z [B, 2]: half 0 dV, half 1 dK), and past head dim 128
+// the tiles are of 32 rows (dK/dV's query tiles, dQ's key tiles).
+// SPLIT: attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 123904 : i64, entry = "attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", {mul = ["B", 2]}]
+// SPLIT-SAME: tile = {block_kv = 128 : i64, block_q = 32 : i64, body = "wgmma", stages = 2 : i64}
+// SPLIT-SAME: attn_bf16_d192_dv128_bhsd_causal_bwd_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 123904 : i64, entry = "attn_bf16_d192_dv128_bhsd_causal_bwd_dq_wgmma", grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"]
+// SPLIT-SAME: tile = {block_kv = 32 : i64, block_q = 128 : i64, body = "wgmma", stages = 2 : i64}
+// dQ: S and dP (12 + 8 k-steps), then dQ += dS·K (m64n192).
+// SPLIT-LABEL: gpu.func @attn_bf16_d192_dv128_bhsd_causal_bwd_dq_wgmma(
+// SPLIT-COUNT-20: <m = 64, n = 32, k = 16>
+// SPLIT: wgmma.mma_async.sync.aligned.m64n192k16
+// SPLIT-LABEL: gpu.func @attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma(
+// SPLIT: %[[Z:.+]] = gpu.block_id  z
+// SPLIT: %[[HALF:.+]] = arith.remui %[[Z]], %c2
+// SPLIT: arith.divui %[[Z]], %c2
+// SPLIT: %[[DV:.+]] = arith.cmpi eq, %[[HALF]], %c0
+// SPLIT: scf.if %[[DV]] {
+// dV: Sᵀ (12 k-steps over D = 192), then dV += Pᵀ·dO (m64n128).
+// SPLIT-COUNT-12: <m = 64, n = 32, k = 16>
+// SPLIT-NOT: <m = 64, n = 32, k = 16>
+// SPLIT: wgmma.mma_async.sync.aligned.m64n128k16
+// SPLIT: } else {
+// dK: Sᵀ and dPᵀ (12 + 8 k-steps), then dK += dSᵀ·Q (m64n192).
+// SPLIT-COUNT-20: <m = 64, n = 32, k = 16>
+// SPLIT: wgmma.mma_async.sync.aligned.m64n192k16
+func.func @mla_d192_dv128(%q: tensor<1x16x300x192xbf16>, %k: tensor<1x16x300x192xbf16>, %v: tensor<1x16x300x128xbf16>,
+                          %o: tensor<1x16x300x128xbf16>, %lse: tensor<1x16x300xf32>)
+    -> (tensor<1x16x300x192xbf16>, tensor<1x16x300x192xbf16>, tensor<1x16x300x128xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %o, %lse mask = <causal> scale = 0.1352
+      : (tensor<1x16x300x192xbf16>, tensor<1x16x300x192xbf16>, tensor<1x16x300x128xbf16>,
+         tensor<1x16x300x128xbf16>, tensor<1x16x300x128xbf16>, tensor<1x16x300xf32>)
+      -> (tensor<1x16x300x192xbf16>, tensor<1x16x300x192xbf16>, tensor<1x16x300x128xbf16>)
+  return %dq, %dk, %dv : tensor<1x16x300x192xbf16>, tensor<1x16x300x192xbf16>, tensor<1x16x300x128xbf16>
+}

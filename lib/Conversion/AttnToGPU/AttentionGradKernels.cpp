@@ -444,8 +444,8 @@ struct GradKernelInfo {
   llvm::json::Object tile;
 };
 
-/// The backward's kernels in launch order: dq and dkdv on the mma.sync
-/// bodies where `mma` holds (on the wgmma bodies where `wgmma` does), else
+/// The backward's kernels in launch order: dq and dkdv on the wgmma bodies
+/// where `wgmma` is set, else on the mma.sync bodies where `mma` holds, else
 /// thread-per-row; dsinks with sinks.
 SmallVector<GradKernelInfo>
 getGradKernels(MLIRContext *ctx, const AttentionSpec &spec,
@@ -463,47 +463,46 @@ getGradKernels(MLIRContext *ctx, const AttentionSpec &spec,
   };
   const int64_t d = spec.headDim, dv = spec.valueHeadDim;
   SmallVector<GradKernelInfo> kernels;
-  if (succeeded(mma)) {
-    if (wgmma)
-      kernels.push_back(
-          {GradKernel::DQ,
-           "dq",
-           llvm::json::Array{grid::ceilDiv("Sq", wgmma->dqRows), "Hq", "B"},
-           wgmma->threads(),
-           {},
-           wgmma->dqSharedMemoryBytes(d, dv),
-           "wgmma",
-           tile("wgmma", wgmma->dqRows, wgmma->dqKeys, wgmma->dqStages)});
-    else
-      kernels.push_back(
-          {GradKernel::DQ,
-           "dq",
-           llvm::json::Array{grid::ceilDiv("Sq", mma->rows), "Hq", "B"},
-           mma->threads(),
-           {},
-           mma->dqSharedMemoryBytes(d, dv),
-           "mma.sync",
-           tile("mma.sync", mma->rows, mma->keys, mma->stages)});
-    if (wgmma)
-      kernels.push_back(
-          {GradKernel::DKDV,
-           "dkdv",
-           llvm::json::Array{grid::ceilDiv("Sk", wgmma->keys), "Hkv", "B"},
-           wgmma->threads(),
-           {},
-           wgmma->sharedMemoryBytes(d, dv),
-           "wgmma",
-           tile("wgmma", wgmma->rows, wgmma->keys, wgmma->stages)});
-    else
-      kernels.push_back(
-          {GradKernel::DKDV,
-           "dkdv",
-           llvm::json::Array{grid::ceilDiv("Sk", mma->keys), "Hkv", "B"},
-           mma->threads(),
-           {},
-           mma->dkdvSharedMemoryBytes(d, dv),
-           "mma.sync",
-           tile("mma.sync", mma->rows, mma->keys, mma->stages)});
+  if (wgmma) {
+    kernels.push_back(
+        {GradKernel::DQ,
+         "dq",
+         llvm::json::Array{grid::ceilDiv("Sq", wgmma->dqRows), "Hq", "B"},
+         wgmma->threads(),
+         {},
+         wgmma->dqSharedMemoryBytes(d, dv),
+         "wgmma",
+         tile("wgmma", wgmma->dqRows, wgmma->dqKeys, wgmma->dqStages)});
+    kernels.push_back(
+        {GradKernel::DKDV,
+         "dkdv",
+         llvm::json::Array{grid::ceilDiv("Sk", wgmma->keys), "Hkv",
+                           wgmma->splitDKDV ? grid::mul({"B", 2})
+                                            : llvm::json::Value("B")},
+         wgmma->threads(),
+         {},
+         wgmma->sharedMemoryBytes(d, dv),
+         "wgmma",
+         tile("wgmma", wgmma->rows, wgmma->keys, wgmma->stages)});
+  } else if (succeeded(mma)) {
+    kernels.push_back(
+        {GradKernel::DQ,
+         "dq",
+         llvm::json::Array{grid::ceilDiv("Sq", mma->rows), "Hq", "B"},
+         mma->threads(),
+         {},
+         mma->dqSharedMemoryBytes(d, dv),
+         "mma.sync",
+         tile("mma.sync", mma->rows, mma->keys, mma->stages)});
+    kernels.push_back(
+        {GradKernel::DKDV,
+         "dkdv",
+         llvm::json::Array{grid::ceilDiv("Sk", mma->keys), "Hkv", "B"},
+         mma->threads(),
+         {},
+         mma->dkdvSharedMemoryBytes(d, dv),
+         "mma.sync",
+         tile("mma.sync", mma->rows, mma->keys, mma->stages)});
   } else {
     kernels.push_back(
         {GradKernel::DQ,
@@ -579,8 +578,8 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
   gpu::ReturnOp::create(builder, loc);
 }
 
-/// Which bodies take dq and dkdv: the tensor-core kernels where they take
-/// the variant, else (`mma` failed, `wgmma` empty) the thread-per-row ones;
+/// Which bodies take dq and dkdv: the wgmma kernels where `wgmma` is set,
+/// else the mma.sync ones where `mma` holds, else the thread-per-row ones;
 /// the sink gradient is the same for all. `auto` on sm_90a puts dq and dkdv
 /// on the wgmma bodies where both tilings take the variant (measured
 /// 1.8-1.9x the mma.sync backward at d128 8k-16k on an H200,
@@ -601,9 +600,6 @@ LogicalResult selectGradBodies(const AttentionSpec &spec,
     FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, &why);
     if (failed(w))
       return emitError() << why;
-    mma = getGradMmaTiling(spec, &why);
-    if (failed(mma))
-      return emitError() << why;
     wgmma = *w;
     return success();
   }
@@ -617,11 +613,13 @@ LogicalResult selectGradBodies(const AttentionSpec &spec,
   }
   if (options.kernel == "baseline")
     return success();
-  mma = getGradMmaTiling(spec, /*why=*/nullptr);
-  if (succeeded(mma) && options.kernel == "auto" && options.chip == "sm_90a")
+  if (options.kernel == "auto" && options.chip == "sm_90a")
     if (FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, nullptr);
-        succeeded(w))
+        succeeded(w)) {
       wgmma = *w;
+      return success();
+    }
+  mma = getGradMmaTiling(spec, /*why=*/nullptr);
   return success();
 }
 } // namespace

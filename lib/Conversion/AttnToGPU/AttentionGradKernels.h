@@ -94,6 +94,9 @@ struct GradWgmmaTiling {
   int64_t dqRows = 128;
   int64_t dqKeys = 64;
   int64_t dqStages = 2;
+  /// Whether a dK/dV block computes only one of them (grid z [B, 2]: dV,
+  /// then dK), where both would not fit a consumer's registers.
+  bool splitDKDV = false;
 
   /// Two consumer warpgroups and one producer warpgroup.
   int64_t threads() const { return 384; }
@@ -105,7 +108,7 @@ struct GradWgmmaTiling {
 
 /// The tiling of the sm_90a kernels for `spec`'s forward; failure (with
 /// the reason in `why`) where they cannot run it: f16 and bf16 with head
-/// dims of 64 or 128.
+/// dims that are multiples of 64 up to 256.
 FailureOr<GradWgmmaTiling> getGradWgmmaTiling(const AttentionSpec &spec,
                                               std::string *why);
 

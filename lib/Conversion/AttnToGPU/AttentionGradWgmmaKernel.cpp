@@ -124,16 +124,29 @@ mlir::attn::detail::getGradWgmmaTiling(const AttentionSpec &spec,
                                        std::string *why) {
   if (spec.dtype != ScalarType::F16 && spec.dtype != ScalarType::BF16)
     return failWith(why, "the wgmma backward needs f16 or bf16");
-  auto isPanelled = [](int64_t d) { return d == 64 || d == 128; };
+  auto isPanelled = [](int64_t d) { return d % 64 == 0 && d > 0 && d <= 256; };
   if (!isPanelled(spec.headDim) || !isPanelled(spec.valueHeadDim))
-    return failWith(why, "the wgmma backward needs head dims of 64 or 128 "
-                         "(dK and dV of 64 keys fill a consumer's registers "
-                         "at 128)");
+    return failWith(why, "the wgmma backward needs head dims that are "
+                         "multiples of 64 up to 256");
   if (!spec.scale && !spec.runtimeValues)
     return failWith(why, "the wgmma backward needs a known scale");
+  const int64_t d = spec.headDim, dv = spec.valueHeadDim;
   GradWgmmaTiling t;
-  if (std::max(t.sharedMemoryBytes(spec.headDim, spec.valueHeadDim),
-               t.dqSharedMemoryBytes(spec.headDim, spec.valueHeadDim)) >
+  // dK and dV of a consumer's 64 keys take (D + Dv) / 2 registers a thread
+  // beside Sᵀ's and dPᵀ's 64: past D + Dv = 256 a block keeps one of them.
+  t.splitDKDV = d + dv > 256;
+  // Past head dim 128 the accumulators leave less room for Sᵀ and dPᵀ (S
+  // and dP in dQ): tiles of 32 query rows (keys in dQ) halve them.
+  if (std::max(d, dv) > 128) {
+    t.rows = 32;
+    t.dqKeys = 32;
+  }
+  // Two stages of the streamed tiles where they fit, else one.
+  if (t.sharedMemoryBytes(d, dv) > kMaxSharedMemory)
+    t.stages = 1;
+  if (t.dqSharedMemoryBytes(d, dv) > kMaxSharedMemory)
+    t.dqStages = 1;
+  if (std::max(t.sharedMemoryBytes(d, dv), t.dqSharedMemoryBytes(d, dv)) >
       kMaxSharedMemory)
     return failWith(why, "the wgmma backward's tiles do not fit 227 KB");
   return t;
@@ -349,8 +362,8 @@ public:
                   ValueRange tmaDescriptors, const GradWgmmaTiling &tiling)
       : GradWgmmaBody(builder, loc, func, spec, args, tmaDescriptors,
                       tiling.stages),
-        kKeys(tiling.keys), kRows(tiling.rows), kBase(0),
-        vBase(kBase + kKeys * D * 2), qBase(vBase + kKeys * Dv * 2),
+        kKeys(tiling.keys), kRows(tiling.rows), split(tiling.splitDKDV),
+        kBase(0), vBase(kBase + kKeys * D * 2), qBase(vBase + kKeys * Dv * 2),
         qStageBytes(kRows * D * 2), doBase(qBase + kStages * qStageBytes),
         doStageBytes(kRows * Dv * 2),
         statsBase(doBase + kStages * doStageBytes) {}
@@ -376,6 +389,11 @@ private:
     Value kb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
     kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
     bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    if (split) {
+      // Grid z is [B, 2]: the block computes dV (half 0) or dK (half 1).
+      half = e.rem(bIdx, e.idx(2));
+      bIdx = e.div(bIdx, e.idx(2));
+    }
     k0 = e.mul(kb, e.idx(kKeys));
     off = e.sub(a.sk, a.sq);
     computeThreadIndices();
@@ -488,20 +506,47 @@ private:
     kDesc = buildWgmmaDescriptor(b, offsetAddr(kBase, wgOffset), 0);
     vDesc = buildWgmmaDescriptor(b, offsetAddr(vBase, wgOffset), 0);
     e.when(e.slt(c0, count), [&] { wait(resident(), c0); });
-    SmallVector<Value> init = {buildZeroAccumulator(b, D),
-                               buildZeroAccumulator(b, Dv)};
-    ValueRange acc = forEachTile(
-        init, [&](Value it, Value head, Value first, ValueRange iter) {
-          return emitStep(it, head, first, iter[0], iter[1]);
-        });
-    gradScale = getGradScale(e, spec, a);
-    storeKeys(args.dk, acc[0], D, gradScale);
-    storeKeys(args.dv, acc[1], Dv, Value());
+    if (!split) {
+      SmallVector<Value> init = {buildZeroAccumulator(b, D),
+                                 buildZeroAccumulator(b, Dv)};
+      ValueRange acc = forEachTile(
+          init, [&](Value it, Value head, Value first, ValueRange iter) {
+            return emitStep(it, head, first, iter, Grads::Both);
+          });
+      gradScale = getGradScale(e, spec, a);
+      storeKeys(args.dk, acc[0], D, gradScale);
+      storeKeys(args.dv, acc[1], Dv, Value());
+      return;
+    }
+    // Split: one accumulator a block, whose registers fit beside Sᵀ and dPᵀ.
+    auto ifOp = scf::IfOp::create(b, e.eq(half, c0), /*withElse=*/true);
+    for (Grads grads : {Grads::DV, Grads::DK}) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(grads == Grads::DV
+                                     ? &ifOp.getThenRegion().front()
+                                     : &ifOp.getElseRegion().front());
+      int64_t dim = grads == Grads::DV ? Dv : D;
+      Value acc =
+          forEachTile(ValueRange{buildZeroAccumulator(b, dim)},
+                      [&](Value it, Value head, Value first, ValueRange iter) {
+                        return emitStep(it, head, first, iter, grads);
+                      })[0];
+      if (grads == Grads::DV)
+        storeKeys(args.dv, acc, Dv, Value());
+      else
+        storeKeys(args.dk, acc, D, getGradScale(e, spec, a));
+    }
+    b.setInsertionPointAfter(ifOp);
   }
 
-  /// One query tile (the file comment's steps 1-4); returns dK and dV.
-  SmallVector<Value> emitStep(Value it, Value head, Value first, Value dk,
-                              Value dv) {
+  /// Which gradients a block accumulates.
+  enum class Grads { Both, DK, DV };
+
+  /// One query tile (the file comment's steps 1-4); `acc` and the result
+  /// are dK and dV (Both) or the one gradient of a split block (dV needs
+  /// neither dPᵀ nor dSᵀ).
+  SmallVector<Value> emitStep(Value it, Value head, Value first, ValueRange acc,
+                              Grads grads) {
     Value stage = stageOf(it);
     // Step 1: the statistics (in flight during the wait), Sᵀ and dPᵀ, Q and
     // dO as K-major B operands, the statistics visible to the warpgroup.
@@ -513,30 +558,42 @@ private:
     Value doDesc = buildWgmmaDescriptor(b, doAddr, 0);
     Type sType = getWgmmaAccumulatorType(ctx, kRows);
     Value st = issueTransposedProduct(sType, kDesc, kKeys, qDesc, kRows, D);
-    Value dpt = issueTransposedProduct(sType, vDesc, kKeys, doDesc, kRows, Dv);
+    Value dpt = grads == Grads::DV ? Value()
+                                   : issueTransposedProduct(sType, vDesc, kKeys,
+                                                            doDesc, kRows, Dv);
     syncWarpgroup();
     // Step 2: Pᵀ, then dV += Pᵀ·dO with dO MN-major: its 64-column panels
     // are kRows rows of 128 bytes apart (the leading byte offset), k-step
     // kk its rows 16kk.. .
-    buildWgmmaWait(b, 1);
+    buildWgmmaWait(b, grads == Grads::DV ? 0 : 1);
     SmallVector<Value> weights = computeWeights(head, first, stage, st);
     ArrayRef<Value> pt = ArrayRef<Value>(weights).take_front(kRows / 2);
-    Value doMN = buildWgmmaDescriptor(b, doAddr, kRows * 128);
-    dv = buildWgmmaRegisterAChain(
-        b, elt, dv, packRegisterA(b, elt, pt), Dv,
-        [&](int64_t kk) { return advanceWgmmaDescriptor(b, doMN, kk * 2048); });
+    Value dk = grads == Grads::DV ? Value() : acc.front();
+    Value dv = grads == Grads::DK ? Value() : acc.back();
+    if (dv) {
+      Value doMN = buildWgmmaDescriptor(b, doAddr, kRows * 128);
+      dv = buildWgmmaRegisterAChain(
+          b, elt, dv, packRegisterA(b, elt, pt), Dv, [&](int64_t kk) {
+            return advanceWgmmaDescriptor(b, doMN, kk * 2048);
+          });
+    }
     // Step 3: dSᵀ, then dK += dSᵀ·Q with Q MN-major.
-    buildWgmmaWait(b, 1);
-    SmallVector<Value> dst = computeGradScores(
-        stage, pt, dpt, ArrayRef<Value>(weights).drop_front(kRows / 2));
-    Value qMN = buildWgmmaDescriptor(b, qAddr, kRows * 128);
-    dk = buildWgmmaRegisterAChain(
-        b, elt, dk, packRegisterA(b, elt, dst), D,
-        [&](int64_t kk) { return advanceWgmmaDescriptor(b, qMN, kk * 2048); });
-    // Step 4: both products done, the stage goes back to the producer.
+    if (dk) {
+      buildWgmmaWait(b, grads == Grads::Both ? 1 : 0);
+      SmallVector<Value> dst = computeGradScores(
+          stage, pt, dpt, ArrayRef<Value>(weights).drop_front(kRows / 2));
+      Value qMN = buildWgmmaDescriptor(b, qAddr, kRows * 128);
+      dk = buildWgmmaRegisterAChain(
+          b, elt, dk, packRegisterA(b, elt, dst), D, [&](int64_t kk) {
+            return advanceWgmmaDescriptor(b, qMN, kk * 2048);
+          });
+    }
+    // Step 4: the products done, the stage goes back to the producer.
     buildWgmmaWait(b, 0);
     release(stage);
-    return {dk, dv};
+    if (grads == Grads::Both)
+      return {dk, dv};
+    return {dk ? dk : dv};
   }
 
   /// Pᵀ from Sᵀ: element 4n + 2i + j is the thread's key i and query column
@@ -623,7 +680,12 @@ private:
     })[0];
     v = e.ifElse(e.eq(which, c1), ValueRange{v},
                  [&] { return SmallVector<Value>{e.load(args.delta, at)}; })[0];
-    e.store(v, statsS, ValueRange{wg, stage, which, r});
+    // Tiles of fewer than 64 rows leave threads 2 x kRows.. without a slot.
+    if (2 * kRows < 128)
+      e.when(e.slt(which, e.idx(2)),
+             [&] { e.store(v, statsS, ValueRange{wg, stage, which, r}); });
+    else
+      e.store(v, statsS, ValueRange{wg, stage, which, r});
   }
 
   /// The two f32 of the warpgroup's statistic `which` (0: lse2, 1: Delta)
@@ -660,11 +722,13 @@ private:
   }
 
   const int64_t kKeys, kRows;
+  /// Whether a block computes dK or dV only (GradWgmmaTiling::splitDKDV).
+  const bool split;
   /// Shared memory byte offsets: K, V, the Q and dO rings, the statistics.
   const int64_t kBase, vBase, qBase, qStageBytes, doBase, doStageBytes,
       statsBase;
 
-  Value kvh, k0;
+  Value kvh, k0, half;
   /// [warpgroup, stage, lse2 | Delta, row] (f32).
   Value statsS;
   /// The query tiles (locateQueryBlocks).

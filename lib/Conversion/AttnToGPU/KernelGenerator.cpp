@@ -87,20 +87,23 @@ LogicalResult KernelGenerator::addAttentionGrad(const AttentionGradSpec &spec,
                                                 Location loc,
                                                 DiagnoseFn diagnose,
                                                 KernelSpec &built) {
-  // The kernel option "wgmma" demands the sm_90a dK/dV kernel as a spec's
-  // "kernel" does; "auto" picks it on sm_90a where it takes the variant and
-  // "mma" keeps mma.sync (selectGradBodies). "baseline" keeps the backward
-  // off the tensor cores; otherwise the variants getGradMmaTiling refuses
-  // run on the thread-per-row kernels, which require-tensor-cores turns into
-  // an error as it does for the forward.
+  // The kernel option "wgmma" demands the sm_90a kernels as a spec's
+  // "kernel" does; "auto" picks them on sm_90a where they take the variant
+  // and "mma" keeps mma.sync (selectGradBodies). "baseline" keeps the
+  // backward off the tensor cores; otherwise the variants neither tensor-core
+  // backward takes run on the thread-per-row kernels, which
+  // require-tensor-cores turns into an error as it does for the forward.
   AttentionGradSpec grad = spec;
   if (grad.forward.kernel == AttentionKernelKind::Auto &&
       options.kernel == "wgmma")
     grad.forward.kernel = AttentionKernelKind::Wgmma;
   built = grad;
   std::string why;
-  if (options.kernel != "baseline" &&
-      grad.forward.kernel != AttentionKernelKind::Wgmma &&
+  bool wgmma = grad.forward.kernel == AttentionKernelKind::Wgmma ||
+               (grad.forward.kernel == AttentionKernelKind::Auto &&
+                options.kernel == "auto" && options.chip == "sm_90a" &&
+                succeeded(detail::getGradWgmmaTiling(grad.forward, nullptr)));
+  if (options.kernel != "baseline" && !wgmma &&
       failed(detail::getGradMmaTiling(grad.forward, &why))) {
     if (options.requireTensorCores)
       return diagnose(DiagnosticSeverity::Error)
