@@ -972,7 +972,8 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
     By default the kernels without a "kernel" in their variant run (compiled
     for sm_90a, dQ and dK/dV are the wgmma kernels wherever they take the variant).
     `kernel="mma"` or `kernel="wgmma"` pins the dQ and dK/dV kernels: bundles whose
-    variant says so (wgmma: f16/bf16, head dims 64 and 128, sm_90a)."""
+    variant says so (wgmma: f16/bf16, head dims multiples of 64 up to 256,
+    sm_90a)."""
     import torch
 
     if bundles is None:

@@ -63,8 +63,9 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     band admits its keys, cp.async double-buffering, every gradient summed
     in registers (no atomics). Other variants run on thread-per-row kernels.
     On `chip=sm_90a`, `auto` (and `kernel=wgmma`, which makes another chip
-    or variant an error at the op) puts f16/bf16 head dims 64 and 128 on
-    the sm_90a dQ and dK/dV kernels instead (TMA, mbarriers, a producer and
+    or variant an error at the op) puts f16/bf16 head dims that are
+    multiples of 64 up to 256 on the sm_90a dQ and dK/dV kernels instead
+    (TMA, mbarriers, a producer and
     two consumer warpgroups, wgmma with P, dS, Pᵀ and dSᵀ as register
     operands); `kernel=mma` keeps mma.sync.
 

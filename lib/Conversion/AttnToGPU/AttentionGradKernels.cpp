@@ -35,11 +35,11 @@
 // On chip sm_90a, dq and dkdv are instead AttentionGradWgmmaKernel.cpp's
 // bodies (TMA, mbarriers, warp specialization, wgmma; 128 rows a block, the
 // Q, K, V and dO tensor maps as extra parameters) wherever they take the
-// variant (f16/bf16, head dims 64 and 128) and the kernel option is `auto`;
-// their entries are "…_bwd_dq_wgmma" and "…_bwd_dkdv_wgmma"
-// (selectGradBodies). A spec may pin the bodies: "kernel": "mma" keeps
-// mma.sync on any chip, "kernel": "wgmma" (or the kernel option wgmma)
-// demands the wgmma bodies and makes another chip or variant an error at
+// variant (f16/bf16, head dims multiples of 64 up to 256) and the kernel
+// option is `auto`; their entries are "…_bwd_dq_wgmma" and
+// "…_bwd_dkdv_wgmma" (selectGradBodies). A spec may pin the bodies: "kernel":
+// "mma" keeps mma.sync on any chip, "kernel": "wgmma" (or the kernel option
+// wgmma) demands the wgmma bodies and makes another chip or variant an error at
 // the op. Pinned kernels are named after the spec's kind
 // (…_mma_bwd_dq_mma, …_wgmma_bwd_dkdv_wgmma) and their variants carry
 // "kernel", so that a bundle directory holds every backward of a variant

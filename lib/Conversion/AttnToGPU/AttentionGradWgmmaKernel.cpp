@@ -56,6 +56,14 @@
 //
 // Then dK·scale and dV are written in column pairs (keys past Sk skipped).
 //
+// Head dims are multiples of 64 up to 256 (getGradWgmmaTiling). Past
+// D + Dv = 256 (DeepSeek's 192/128, 256) dK and dV of a consumer's 64 keys
+// no longer fit its registers beside Sᵀ and dPᵀ: a block then computes one
+// of them (grid z = [B, 2]: half 0 dV, from Sᵀ alone; half 1 dK), which
+// recomputes Sᵀ once more. Past head dim 128 the streamed tiles are of 32
+// rows (query rows here, keys in dQ), halving Sᵀ and dPᵀ (S and dP); where
+// two stages do not fit 227 KB there is one.
+//
 // dQ (GradWgmmaDQKernel) is the same machinery the other way round: a block
 // of 384 threads owns 128 query rows of one (batch, query head), grid
 // [Sq / 128, Hq, B]; the producer loads Q and dO once and streams K and V
