@@ -59,6 +59,7 @@
 #include "InlinePtx.h"
 #include "KernelCommon.h"
 #include "OnlineSoftmax.h"
+#include "WgmmaOps.h"
 
 #include "attn/IR/MaskUtils.h"
 
@@ -342,66 +343,15 @@ private:
     });
   }
 
-  /// wgmma matrix descriptor of a 128-byte-swizzled operand at byte `addr`
-  /// (the swizzle atoms are 8 rows of 128 bytes: stride byte offset 1024;
-  /// `lbo` is the byte distance between 64-column panels along M/N for
-  /// MN-major operands, unused for K-major ones).
-  Value descriptor(Value addr, int64_t lbo) {
-    Value a = arith::AndIOp::create(b, arith::ShRUIOp::create(b, addr, ci64(4)),
-                                    ci64(0x3FFF));
-    int64_t fixed = ((lbo >> 4) & 0x3FFF) << 16 | (int64_t(1024 >> 4) << 32) |
-                    (int64_t(1) << 62);
-    return arith::OrIOp::create(b, a, ci64(fixed));
-  }
-  Value ci64(int64_t v) {
-    return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
-  }
   Value ci32(int64_t v) {
     return arith::ConstantOp::create(b, b.getI32IntegerAttr(v));
   }
-  /// The descriptor of `offset` bytes (a multiple of 16) past the operand
-  /// of descriptor `base`: the start address field (bits 0-13, in 16-byte
-  /// units) cannot overflow inside shared memory, so one add of the offset
-  /// replaces the per-k-step shift, mask and or of `descriptor`.
+  /// The wgmma helpers shared with the backward (WgmmaOps.h).
+  Value descriptor(Value addr, int64_t lbo) {
+    return buildWgmmaDescriptor(b, addr, lbo);
+  }
   Value advance(Value base, int64_t offset) {
-    assert(offset % 16 == 0 && "descriptor offsets are 16-byte units");
-    return offset
-               ? arith::AddIOp::create(b, base, ci64(offset >> 4)).getResult()
-               : base;
-  }
-  NVVM::WGMMATypesAttr wgmmaType(Type t) {
-    return NVVM::WGMMATypesAttr::get(ctx, t.isF16() ? NVVM::WGMMATypes::f16
-                                                    : NVVM::WGMMATypes::bf16);
-  }
-  Type accType(int64_t n) {
-    return LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n / 2, f32));
-  }
-  /// Issues acc = A·B (+ acc unless `zeroInit`) over k-steps of 16, A and B
-  /// by descriptor, as one wgmma group; the caller waits for it.
-  Value wgmmaChain(Value acc, int64_t n, int64_t ksteps, bool zeroInit,
-                   function_ref<Value(int64_t)> descA,
-                   function_ref<Value(int64_t)> descB, bool bMNMajor) {
-    NVVM::WgmmaFenceAlignedOp::create(b);
-    for (int64_t kk = 0; kk < ksteps; ++kk) {
-      acc = NVVM::WgmmaMmaAsyncOp::create(
-          b, acc.getType(), acc, descA(kk), descB(kk),
-          NVVM::MMAShapeAttr::get(ctx, 64, n, 16), wgmmaType(f16),
-          wgmmaType(f16), NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
-          NVVM::WGMMAScaleOutAttr::get(ctx, zeroInit && kk == 0
-                                                ? NVVM::WGMMAScaleOut::zero
-                                                : NVVM::WGMMAScaleOut::one),
-          NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
-          NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
-          NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
-          NVVM::MMALayoutAttr::get(ctx, bMNMajor ? NVVM::MMALayout::row
-                                                 : NVVM::MMALayout::col),
-          /*satfinite=*/nullptr);
-    }
-    NVVM::WgmmaGroupSyncAlignedOp::create(b);
-    return acc;
-  }
-  void waitGroups(int64_t pending) {
-    NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(pending));
+    return advanceWgmmaDescriptor(b, base, offset);
   }
   /// Lane 0 of each consumer warp arrives on `barrierId` (count: all of
   /// them).
@@ -427,8 +377,8 @@ private:
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            kFull(stage));
     Value kDescBase = descriptor(stageAddr(kBase, kStageBytes, stage), 0);
-    return wgmmaChain(
-        LLVM::PoisonOp::create(b, sType), N, D / 16, /*zeroInit=*/true,
+    return buildWgmmaChain(
+        b, f16, LLVM::PoisonOp::create(b, sType), N, D / 16, /*zeroInit=*/true,
         [&](int64_t kk) {
           return advance(qDescBase,
                          (kk / 4) * kBlockRows * 128 + (kk % 4) * 32);
@@ -445,16 +395,10 @@ private:
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            vFull(stage));
     Value vDescBase = descriptor(stageAddr(vBase, vStageBytes, stage), N * 128);
-    NVVM::WgmmaFenceAlignedOp::create(b);
-    for (int64_t kk = 0; kk < N / 16; ++kk) {
-      // V rows 16kk.. of the stage; the next 64 columns are N rows on.
-      o = createWgmmaRegisterA(b, b.getLoc(), o, p.slice(4 * kk, 4),
-                               advance(vDescBase, kk * 16 * 128), Dv,
-                               spec.dtype == ScalarType::BF16,
-                               /*transB=*/true);
-    }
-    NVVM::WgmmaGroupSyncAlignedOp::create(b);
-    return o;
+    // V rows 16kk.. of the stage; the next 64 columns are N rows on.
+    return buildWgmmaRegisterAChain(
+        b, f16, o, p.take_front(N / 16 * 4), Dv,
+        [&](int64_t kk) { return advance(vDescBase, kk * 16 * 128); });
   }
 
   /// The consumer warpgroups: set-up, then the schedule of emitSchedule and
@@ -472,8 +416,8 @@ private:
     row[1] =
         e.add(e.add(e.add(wgRow0, e.mul(warp, e.idx(16))), lanes.g), e.idx(8));
     std::tie(m0, l0) = getInitialRowState(e, args, h, lanes.t);
-    oType = accType(Dv);
-    sType = accType(N);
+    oType = getWgmmaAccumulatorType(ctx, Dv);
+    sType = getWgmmaAccumulatorType(ctx, N);
     oInit = LLVM::PoisonOp::create(b, oType);
     for (int64_t i = 0; i < Dv / 2; ++i)
       oInit =
@@ -541,7 +485,7 @@ private:
     waitTurn();
     Value s0 = issueS(c0);
     passTurn();
-    waitGroups(0);
+    buildWgmmaWait(b, 0);
     release(kEmpty(stageOf(c0)));
     // The first block always takes the masked softmax (one copy of the code
     // less; the test costs little on one block).
@@ -560,10 +504,10 @@ private:
                  Value s = issueS(j);
                  Value o = issuePV(jPrev, iter[4], iter.drop_front(5));
                  passTurn();
-                 waitGroups(1);
+                 buildWgmmaWait(b, 1);
                  release(kEmpty(stageOf(j)));
                  SmallVector<Value> sm = softmaxStep(s, j, iter.take_front(4));
-                 waitGroups(0);
+                 buildWgmmaWait(b, 0);
                  release(vEmpty(stageOf(jPrev)));
                  o = softmax.rescale(o, {sm[4], sm[5]});
                  SmallVector<Value> next = {sm[0], sm[1], sm[2], sm[3], o};
@@ -572,7 +516,7 @@ private:
                });
     Value last = e.sub(nBlocks, c1);
     Value o = issuePV(last, loop[4], loop.drop_front(5));
-    waitGroups(0);
+    buildWgmmaWait(b, 0);
     release(vEmpty(stageOf(last)));
     return {loop[0], loop[1], loop[2], loop[3], o};
   }
