@@ -58,6 +58,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
@@ -287,9 +288,7 @@ void GradKernelBody::storeRow(Value buf, Value dst, Value base, int64_t n) {
 
 Value GradKernelBody::lse2(Value h, Value i) {
   Value off = e.add(e.mul(e.add(e.mul(batch, a.hq), h), a.sq), i);
-  Value lse = e.load(a.lse, off);
-  return e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
-               e.fmul(lse, e.f(llvm::numbers::log2e)));
+  return getLse2(e, e.load(a.lse, off));
 }
 
 std::pair<Value, Value> GradKernelBody::logit(Value rawDot, Value h, Value i,
@@ -418,6 +417,31 @@ std::string getGradKernelName(const AttentionSpec &spec, StringRef kernel) {
 }
 
 } // namespace
+
+Value mlir::attn::detail::getLse2(Emitter &e, Value lse) {
+  return e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
+               e.fmul(lse, e.f(llvm::numbers::log2e)));
+}
+
+Value mlir::attn::detail::buildRowDelta(Emitter &e, Type elt, int64_t dv,
+                                        Value half,
+                                        function_ref<Value(Value)> loadO,
+                                        function_ref<Value(Value)> loadDO) {
+  Value sum = e.f(0.0);
+  for (int64_t m = 0; m < dv / 16; ++m) {
+    Value col = e.add(e.mul(half, e.idx(dv / 2)), e.idx(8 * m));
+    Value o = loadO(col);
+    Value d = loadDO(col);
+    for (int64_t x = 0; x < 8; ++x) {
+      auto ext = [&](Value v) -> Value {
+        Value elem = vector::ExtractOp::create(e.b, v, ArrayRef<int64_t>{x});
+        return arith::ExtFOp::create(e.b, e.b.getF32Type(), elem);
+      };
+      sum = e.fadd(sum, e.fmul(ext(d), ext(o)));
+    }
+  }
+  return e.fadd(sum, e.shuffleXor(sum, 1));
+}
 
 Value mlir::attn::detail::getGradScale(Emitter &e, const AttentionSpec &spec,
                                        const AttentionKernelArgs &args) {

@@ -71,6 +71,18 @@ FailureOr<GradMmaTiling> getGradMmaTiling(const AttentionSpec &spec,
 Value getGradScale(Emitter &e, const AttentionSpec &spec,
                    const AttentionKernelArgs &args);
 
+/// lse · log2 e, the exp2 domain's LSE; 0 where lse = -inf (a row without
+/// mass, whose weights are all 0).
+Value getLse2(Emitter &e, Value lse);
+
+/// Delta = rowsum(dO ⊙ O) of a row shared by two threads (`half` 0 and 1,
+/// adjacent lanes): each sums the products of its half of the `dv` columns,
+/// 8 at a time (`loadO(col)`, `loadDO(col)`: vector<8> of `elt` at column
+/// `col`), in f32; one shuffle adds the halves.
+Value buildRowDelta(Emitter &e, Type elt, int64_t dv, Value half,
+                    function_ref<Value(Value)> loadO,
+                    function_ref<Value(Value)> loadDO);
+
 /// Emits the mma.sync dQ kernel's body (which also writes Delta).
 void buildGradMmaDQBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
                         const AttentionSpec &spec, const GradArgs &args,

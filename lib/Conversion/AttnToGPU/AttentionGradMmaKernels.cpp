@@ -272,12 +272,6 @@ protected:
     return ds;
   }
 
-  /// lse · log2 e, 0 where lse = -inf (a row without mass).
-  Value toLse2(Value lse) {
-    return e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
-                 e.fmul(lse, e.f(llvm::numbers::log2e)));
-  }
-
   /// The offset of row `row` of head `head` in the [B, Hq, Sq] LSE and Delta.
   Value statOffset(Value head, Value row) {
     return e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq), row);
@@ -420,29 +414,23 @@ private:
     Value oBase =
         getRowOffset(e, spec.layout, bIdx, a.hq, a.sq, h, safeRow, Dv);
     auto v8 = VectorType::get({8}, elt);
-    Value sum = e.f(0.0);
-    for (int64_t m = 0; m < Dv / 16; ++m) {
-      Value c = e.add(e.mul(half, e.idx(Dv / 2)), e.idx(8 * m));
-      Value o = vector::LoadOp::create(b, v8, a.o, ValueRange{e.add(oBase, c)},
-                                       /*nontemporal=*/false,
-                                       b.getI64IntegerAttr(16));
-      Value d = vector::LoadOp::create(
-          b, v8, doS, ValueRange{r, tiles->swizzle(r, c, Dv)},
-          /*nontemporal=*/false, b.getI64IntegerAttr(16));
-      for (int64_t x = 0; x < 8; ++x) {
-        auto ext = [&](Value v) -> Value {
-          Value elem = vector::ExtractOp::create(b, v, ArrayRef<int64_t>{x});
-          return arith::ExtFOp::create(b, b.getF32Type(), elem);
-        };
-        sum = e.fadd(sum, e.fmul(ext(d), ext(o)));
-      }
-    }
-    sum = e.fadd(sum, e.shuffleXor(sum, 1));
+    Value sum = buildRowDelta(
+        e, elt, Dv, half,
+        [&](Value c) -> Value {
+          return vector::LoadOp::create(b, v8, a.o, ValueRange{e.add(oBase, c)},
+                                        /*nontemporal=*/false,
+                                        b.getI64IntegerAttr(16));
+        },
+        [&](Value c) -> Value {
+          return vector::LoadOp::create(
+              b, v8, doS, ValueRange{r, tiles->swizzle(r, c, Dv)},
+              /*nontemporal=*/false, b.getI64IntegerAttr(16));
+        });
     Value delta = e.sel(inside, sum, e.f(0.0));
     e.when(e.eq(half, c0), [&] {
       e.when(inside, [&] { e.store(delta, args.delta, statOffset(h, row)); });
       e.store(delta, deltaS, r);
-      Value lse2 = toLse2(e.load(a.lse, statOffset(h, safeRow)));
+      Value lse2 = getLse2(e, e.load(a.lse, statOffset(h, safeRow)));
       e.store(e.sel(inside, lse2, e.f(0.0)), lse2S, r);
     });
     e.barrier();
@@ -700,7 +688,7 @@ private:
       for (int64_t j = 0; j < 2; ++j) {
         Value col = lanes.column(e, c0, n, j);
         Value query = e.add(first, col);
-        Value lse2 = toLse2(e.load(lseS, ValueRange{stage, col}));
+        Value lse2 = getLse2(e, e.load(lseS, ValueRange{stage, col}));
         Value delta = e.load(deltaS, ValueRange{stage, col});
         for (int64_t i = 0; i < 2; ++i) {
           Value th;

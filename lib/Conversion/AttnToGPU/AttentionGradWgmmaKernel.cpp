@@ -682,9 +682,7 @@ private:
     Value row = e.smin(e.add(first, r), e.sub(a.sq, c1));
     Value at = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq), row);
     Value v = e.ifElse(e.eq(which, c0), ValueRange{e.f(0.0)}, [&] {
-      Value lse = e.load(a.lse, at);
-      return SmallVector<Value>{e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
-                                      e.fmul(lse, e.f(llvm::numbers::log2e)))};
+      return SmallVector<Value>{getLse2(e, e.load(a.lse, at))};
     })[0];
     v = e.ifElse(e.eq(which, c1), ValueRange{v},
                  [&] { return SmallVector<Value>{e.load(args.delta, at)}; })[0];
@@ -863,32 +861,19 @@ private:
     Value safeRow = e.sel(inside, row, c0);
     Value oBase =
         getRowOffset(e, spec.layout, bIdx, a.hq, a.sq, head, safeRow, Dv);
-    auto v8 = VectorType::get({8}, elt);
-    Value sum = e.f(0.0);
-    for (int64_t m = 0; m < Dv / 16; ++m) {
-      Value at = e.add(oBase, e.add(e.mul(half, e.idx(Dv / 2)), e.idx(8 * m)));
-      Value o = vector::LoadOp::create(b, v8, a.o, ValueRange{at},
-                                       /*nontemporal=*/false,
-                                       b.getI64IntegerAttr(16));
-      Value d = vector::LoadOp::create(b, v8, args.dO, ValueRange{at},
-                                       /*nontemporal=*/false,
-                                       b.getI64IntegerAttr(16));
-      for (int64_t x = 0; x < 8; ++x) {
-        auto ext = [&](Value v) -> Value {
-          Value elem = vector::ExtractOp::create(b, v, ArrayRef<int64_t>{x});
-          return arith::ExtFOp::create(b, f32, elem);
-        };
-        sum = e.fadd(sum, e.fmul(ext(d), ext(o)));
-      }
-    }
-    sum = e.fadd(sum, e.shuffleXor(sum, 1));
+    auto load = [&](Value tensor) {
+      return [&, tensor](Value col) -> Value {
+        return vector::LoadOp::create(
+            b, VectorType::get({8}, elt), tensor, ValueRange{e.add(oBase, col)},
+            /*nontemporal=*/false, b.getI64IntegerAttr(16));
+      };
+    };
+    Value sum = buildRowDelta(e, elt, Dv, half, load(a.o), load(args.dO));
     Value delta = e.sel(inside, sum, e.f(0.0));
     Value stat = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq), safeRow);
     e.when(e.eq(half, c0), [&] {
       e.when(inside, [&] { e.store(delta, args.delta, stat); });
-      Value lse = e.load(a.lse, stat);
-      Value lse2 = e.sel(e.feq(lse, e.f(-INFINITY)), e.f(0.0),
-                         e.fmul(lse, e.f(llvm::numbers::log2e)));
+      Value lse2 = getLse2(e, e.load(a.lse, stat));
       e.store(e.sel(inside, lse2, e.f(0.0)), statsS, ValueRange{wg, c0, r});
       e.store(delta, statsS, ValueRange{wg, c1, r});
     });
