@@ -609,10 +609,12 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
 /// 1.8-1.9x the mma.sync backward at d128 8k-16k on an H200,
 /// docs/gpu-results.md). A pinned
 /// kernel is never replaced silently: a chip or variant it cannot take is an
-/// error.
+/// error. Where neither tensor-core backward takes the variant (and the
+/// kernel option is not "baseline"), `fallback` gets why before the
+/// thread-per-row bodies are chosen.
 LogicalResult selectGradBodies(const AttentionSpec &spec,
                                const KernelOptions &options,
-                               EmitErrorFn emitError,
+                               EmitErrorFn emitError, GradFallbackFn fallback,
                                FailureOr<GradMmaTiling> &mma,
                                std::optional<GradWgmmaTiling> &wgmma) {
   std::string why;
@@ -643,15 +645,15 @@ LogicalResult selectGradBodies(const AttentionSpec &spec,
       wgmma = *w;
       return success();
     }
-  mma = getGradMmaTiling(spec, /*why=*/nullptr);
-  return success();
+  mma = getGradMmaTiling(spec, &why);
+  return succeeded(mma) ? success() : fallback(why);
 }
 } // namespace
 
 LogicalResult mlir::attn::detail::buildAttentionGradKernels(
     OpBuilder &builder, ModuleOp module, const AttentionGradSpec &grad,
     const KernelOptions &options, Location loc, EmitErrorFn emitError,
-    Manifests &manifests) {
+    GradFallbackFn fallback, Manifests &manifests) {
   const AttentionSpec &spec = grad.forward;
   if (ShapedType::isDynamic(spec.headDim) ||
       ShapedType::isDynamic(spec.valueHeadDim) || spec.headDim <= 0 ||
@@ -665,7 +667,7 @@ LogicalResult mlir::attn::detail::buildAttentionGradKernels(
   MLIRContext *ctx = builder.getContext();
   FailureOr<GradMmaTiling> mma = failure();
   std::optional<GradWgmmaTiling> wgmma;
-  if (failed(selectGradBodies(spec, options, emitError, mma, wgmma)))
+  if (failed(selectGradBodies(spec, options, emitError, fallback, mma, wgmma)))
     return failure();
   for (auto [step, k] :
        llvm::enumerate(getGradKernels(ctx, spec, mma, wgmma))) {

@@ -166,6 +166,8 @@ namespace {
 /// memory, the mbarriers of a resident tile set and of a ring of stages),
 /// the warp specialization, the TMA loads, the waits and the transposed
 /// products. The bodies derive from it and emit their phases in between.
+/// The class is over 150 lines only because each of these shared steps is a
+/// short method defined in it.
 class GradWgmmaBody {
 protected:
   GradWgmmaBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
@@ -332,6 +334,34 @@ protected:
         arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, c1)),
         arith::ConstantOp::create(b, b.getI32IntegerAttr(128)),
         /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+  }
+
+  /// Writes the thread's rows `rows` (g and g + 8 of its warp's 16) of
+  /// accumulator `acc` (`dim` columns), times `factor` where non-null, in
+  /// the element type as column pairs into head `head` of `dst` (`heads`
+  /// heads of `seqLen` rows); rows at or past seqLen write nothing.
+  void storeRowPairs(Value dst, Value acc, int64_t dim, ArrayRef<Value> rows,
+                     Value heads, Value seqLen, Value head, Value factor) {
+    for (int64_t i = 0; i < 2; ++i)
+      e.when(e.slt(rows[i], seqLen), [&] {
+        Value base = getRowOffset(e, spec.layout, bIdx, heads, seqLen, head,
+                                  rows[i], dim);
+        for (int64_t n = 0; n < dim / 8; ++n) {
+          SmallVector<Value> pair;
+          for (int64_t j = 0; j < 2; ++j) {
+            Value x = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
+            if (factor)
+              x = e.fmul(x, factor);
+            pair.push_back(arith::TruncFOp::create(b, elt, x));
+          }
+          vector::StoreOp::create(
+              b,
+              vector::FromElementsOp::create(b, VectorType::get({2}, elt),
+                                             pair),
+              dst, ValueRange{e.add(base, lanes.column(e, c0, n, 0))},
+              /*nontemporal=*/false, llvm::MaybeAlign(4));
+        }
+      });
   }
 
   /// Releases `stage` to the producer: lane 0 of each consumer warp.
@@ -522,8 +552,8 @@ private:
             return emitStep(it, head, first, iter, Grads::Both);
           });
       gradScale = getGradScale(e, spec, a);
-      storeKeys(args.dk, acc[0], D, gradScale);
-      storeKeys(args.dv, acc[1], Dv, Value());
+      storeRowPairs(args.dk, acc[0], D, keys, a.hkv, a.sk, kvh, gradScale);
+      storeRowPairs(args.dv, acc[1], Dv, keys, a.hkv, a.sk, kvh, Value());
       return;
     }
     // Split: one accumulator a block, whose registers fit beside Sᵀ and dPᵀ.
@@ -540,9 +570,10 @@ private:
                         return emitStep(it, head, first, iter, grads);
                       })[0];
       if (grads == Grads::DV)
-        storeKeys(args.dv, acc, Dv, Value());
+        storeRowPairs(args.dv, acc, Dv, keys, a.hkv, a.sk, kvh, Value());
       else
-        storeKeys(args.dk, acc, D, getGradScale(e, spec, a));
+        storeRowPairs(args.dk, acc, D, keys, a.hkv, a.sk, kvh,
+                      getGradScale(e, spec, a));
     }
     b.setInsertionPointAfter(ifOp);
   }
@@ -701,32 +732,6 @@ private:
                                   ValueRange{wg, stage, e.idx(which), col});
   }
 
-  /// Writes the thread's keys of accumulator `acc` (`dim` columns), times
-  /// `factor` where non-null, in the element type as column pairs into
-  /// `dst` (KV head kvh); keys at or past Sk write nothing.
-  void storeKeys(Value dst, Value acc, int64_t dim, Value factor) {
-    for (int64_t i = 0; i < 2; ++i)
-      e.when(e.slt(keys[i], a.sk), [&] {
-        Value base =
-            getRowOffset(e, spec.layout, bIdx, a.hkv, a.sk, kvh, keys[i], dim);
-        for (int64_t n = 0; n < dim / 8; ++n) {
-          SmallVector<Value> pair;
-          for (int64_t j = 0; j < 2; ++j) {
-            Value x = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
-            if (factor)
-              x = e.fmul(x, factor);
-            pair.push_back(arith::TruncFOp::create(b, elt, x));
-          }
-          vector::StoreOp::create(
-              b,
-              vector::FromElementsOp::create(b, VectorType::get({2}, elt),
-                                             pair),
-              dst, ValueRange{e.add(base, lanes.column(e, c0, n, 0))},
-              /*nontemporal=*/false, llvm::MaybeAlign(4));
-        }
-      });
-  }
-
   const int64_t kKeys, kRows;
   /// Whether a block computes dK or dV only (GradWgmmaTiling::splitDKDV).
   const bool split;
@@ -846,7 +851,8 @@ private:
                       [&](Value it, ValueRange iter) -> SmallVector<Value> {
                         return {emitStep(it, iter[0])};
                       })[0];
-    storeRows(dq, getGradScale(e, spec, a));
+    storeRowPairs(args.dq, dq, D, rows, a.hq, a.sq, head,
+                  getGradScale(e, spec, a));
   }
 
   /// Delta = rowsum(dO ⊙ O) of the warpgroup's 64 rows: two threads a row,
@@ -967,30 +973,6 @@ private:
             ds[k] = e.fmul(ds[k], e.fsub(e.f(1.0), e.fmul(th[k], th[k])));
         }
     return ds;
-  }
-
-  /// Writes dQ·`factor` of the thread's rows in the element type as column
-  /// pairs; rows at or past Sq write nothing.
-  void storeRows(Value acc, Value factor) {
-    for (int64_t i = 0; i < 2; ++i)
-      e.when(e.slt(rows[i], a.sq), [&] {
-        Value base =
-            getRowOffset(e, spec.layout, bIdx, a.hq, a.sq, head, rows[i], D);
-        for (int64_t n = 0; n < D / 8; ++n) {
-          SmallVector<Value> pair;
-          for (int64_t j = 0; j < 2; ++j)
-            pair.push_back(arith::TruncFOp::create(
-                b, elt,
-                e.fmul(getAccumulatorElement(b, b.getLoc(), acc, n, i, j),
-                       factor)));
-          vector::StoreOp::create(
-              b,
-              vector::FromElementsOp::create(b, VectorType::get({2}, elt),
-                                             pair),
-              args.dq, ValueRange{e.add(base, lanes.column(e, c0, n, 0))},
-              /*nontemporal=*/false, llvm::MaybeAlign(4));
-        }
-      });
   }
 
   /// Rows per consumer warpgroup (wgmma's M).

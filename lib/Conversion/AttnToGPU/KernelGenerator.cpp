@@ -89,22 +89,17 @@ LogicalResult KernelGenerator::addAttentionGrad(const AttentionGradSpec &spec,
                                                 KernelSpec &built) {
   // The kernel option "wgmma" demands the sm_90a kernels as a spec's
   // "kernel" does; "auto" picks them on sm_90a where they take the variant
-  // and "mma" keeps mma.sync (selectGradBodies). "baseline" keeps the
-  // backward off the tensor cores; otherwise the variants neither tensor-core
-  // backward takes run on the thread-per-row kernels, which
-  // require-tensor-cores turns into an error as it does for the forward.
+  // and "mma" keeps mma.sync (AttentionGradKernels.cpp's selectGradBodies,
+  // the one place that decides). "baseline" keeps the backward off the
+  // tensor cores; otherwise the variants neither tensor-core backward takes
+  // run on the thread-per-row kernels, which require-tensor-cores turns into
+  // an error as it does for the forward.
   AttentionGradSpec grad = spec;
   if (grad.forward.kernel == AttentionKernelKind::Auto &&
       options.kernel == "wgmma")
     grad.forward.kernel = AttentionKernelKind::Wgmma;
   built = grad;
-  std::string why;
-  bool wgmma = grad.forward.kernel == AttentionKernelKind::Wgmma ||
-               (grad.forward.kernel == AttentionKernelKind::Auto &&
-                options.kernel == "auto" && options.chip == "sm_90a" &&
-                succeeded(detail::getGradWgmmaTiling(grad.forward, nullptr)));
-  if (options.kernel != "baseline" && !wgmma &&
-      failed(detail::getGradMmaTiling(grad.forward, &why))) {
+  auto fallback = [&](StringRef why) -> LogicalResult {
     if (options.requireTensorCores)
       return diagnose(DiagnosticSeverity::Error)
              << "no tensor-core backward takes this variant (" << why
@@ -113,11 +108,12 @@ LogicalResult KernelGenerator::addAttentionGrad(const AttentionGradSpec &spec,
         << "the backward runs on the thread-per-row kernels: no tensor-core "
            "backward takes this variant ("
         << why << ")";
-  }
+    return success();
+  };
   OpBuilder builder(module.getContext());
   return detail::buildAttentionGradKernels(
       builder, module, grad, options, loc,
-      [&] { return diagnose(DiagnosticSeverity::Error); }, manifests);
+      [&] { return diagnose(DiagnosticSeverity::Error); }, fallback, manifests);
 }
 
 LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,

@@ -52,17 +52,22 @@ FailureOr<AttentionSpec> resolveAttentionKernel(const AttentionSpec &spec,
 /// The kernel name of a resolved spec: equal for specs that share a kernel.
 std::string getAttentionKernelName(const AttentionSpec &spec);
 
-/// Adds the backward's kernels (AttentionGradKernels.cpp): the mma.sync dQ
-/// and dK/dV kernels where the kernel option is not "baseline" and they take
-/// the variant (AttentionGradMmaKernels.cpp), else the thread-per-row ones.
-/// A spec whose kernel is Wgmma (asked for explicitly: never chosen by
-/// Auto) gets the sm_90a dK/dV kernel (AttentionGradWgmmaKernel.cpp) beside
-/// the mma.sync dQ kernel, or an error where the chip or the variant does
-/// not allow it.
+/// Called with the reason when the backward falls back to the
+/// thread-per-row kernels; a failure stops the build.
+using GradFallbackFn = function_ref<LogicalResult(StringRef why)>;
+
+/// Adds the backward's kernels (AttentionGradKernels.cpp): on chip sm_90a
+/// under the kernel option auto, the wgmma dQ and dK/dV kernels where they
+/// take the variant (AttentionGradWgmmaKernel.cpp); else, unless the option
+/// is "baseline", the mma.sync ones where they take it
+/// (AttentionGradMmaKernels.cpp); else the thread-per-row ones, after
+/// `fallback`. A spec's kernel Mma or Wgmma pins the body, or is an error
+/// where the chip or the variant does not allow it.
 LogicalResult buildAttentionGradKernels(OpBuilder &builder, ModuleOp module,
                                         const AttentionGradSpec &spec,
                                         const KernelOptions &options,
                                         Location loc, EmitErrorFn emitError,
+                                        GradFallbackFn fallback,
                                         Manifests &manifests);
 
 /// Adds the kernel of a resolved spec (kind not Auto).
