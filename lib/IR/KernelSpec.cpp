@@ -160,7 +160,7 @@ bool mlir::attn::usesFp8(const KernelSpec &spec) {
       spec);
 }
 
-static StringRef stringifyDescaleMode(DescaleMode m) {
+StringRef mlir::attn::stringifyDescaleMode(DescaleMode m) {
   switch (m) {
   case DescaleMode::None:
     return "none";
@@ -172,7 +172,7 @@ static StringRef stringifyDescaleMode(DescaleMode m) {
   llvm_unreachable("unknown descale mode");
 }
 
-static std::optional<DescaleMode> symbolizeDescaleMode(StringRef s) {
+std::optional<DescaleMode> mlir::attn::symbolizeDescaleMode(StringRef s) {
   return llvm::StringSwitch<std::optional<DescaleMode>>(s)
       .Case("none", DescaleMode::None)
       .Case("tensor", DescaleMode::Tensor)

@@ -11,7 +11,10 @@ Shapes (FlashAttention's standard set): batch x seqlen = 16k tokens, hidden
 causal and not, bf16 and fp16; plus Llama-3.1-8B GQA prefill (32 query / 8
 KV heads, head dim 128, seqlen 4k and 8k, causal, batch 1) and DeepSeek-V3's
 MLA prefill (128 heads, head dim 192 for Q·Kᵀ and 128 for V, seqlen 4k, 8k and
-16k, causal, batch 1; FLOPs = 2 b h sq sk (d + dv), halved for causal).
+16k, causal, batch 1; FLOPs = 2 b h sq sk (d + dv), halved for causal); and
+FP8 (e4m3, FlashAttention-3's forward: descales per batch and KV head, bf16
+output) at head dims 128 and 256, causal and not, 4k to 16k, which only attn
+runs (torch's attention backends take no FP8; its bf16 row is the same shape).
 
 Backends: attn (the bundles), torch SDPA with FlashAttention-2, cuDNN and
 memory-efficient kernels, and FlexAttention under torch.compile (its first
@@ -54,6 +57,12 @@ def shapes(quick=False, seqlens=None):
         out.append(("llama3.1-8b-gqa", 1, 32, 8, s, 128, True, "bf16", 128))
     for s in (4096, 8192, 16384):
         out.append(("deepseek-mla-prefill", 1, 128, 128, s, 192, True, "bf16", 128))
+    for d in (128, 256):
+        for causal in (False, True):
+            for s in (4096, 8192, 16384):
+                h = HIDDEN // d
+                out.append((f"fp8-d{d}{'-causal' if causal else ''}", TOKENS // s, h, h, s, d,
+                            causal, "f8e4m3", d))
     return out
 
 
@@ -68,6 +77,8 @@ def variants():
         out.append({"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": "bhsd",
                     "mask": "causal" if causal else "none", "scale": 1 / math.sqrt(d),
                     "softcap": None, "bias": False, "sinks": False, "lse": False})
+        if dtype == "f8e4m3":
+            out[-1].update(descale="head", out_dtype="bf16")
     return out
 
 
@@ -75,9 +86,10 @@ def flops(b, hq, s, d, causal, dv=None):
     return 2 * b * hq * s * s * (d + (d if dv is None else dv)) * (0.5 if causal else 1.0)
 
 
-def runners(bundles, causal, gqa):
+def runners(bundles, causal, gqa, descales=None):
     """backend -> (setup() -> fn(q, k, v)) for one shape; a runner raises
-    where the backend does not take the shape."""
+    where the backend does not take the shape. `descales`: FP8's, which only
+    attn takes."""
     import torch
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -108,6 +120,13 @@ def runners(bundles, causal, gqa):
             return compiled(q, k, v, block_mask=masks.get(key), enable_gqa=gqa)
         return fn
 
+    if descales is not None:
+        def no_fp8(q, k, v):
+            raise NotImplementedError("no FP8 attention")
+        fp8 = lambda q, k, v: gpu.attention(q, k, v, causal=causal, bundles=bundles,
+                                            q_descale=descales[0], k_descale=descales[1],
+                                            v_descale=descales[2])
+        return {"attn": fp8, **{b: no_fp8 for b in BACKENDS[1:]}}
     return {
         "attn": lambda q, k, v: gpu.attention(q, k, v, causal=causal, bundles=bundles),
         "sdpa-flash": sdpa(SDPBackend.FLASH_ATTENTION),
@@ -134,14 +153,19 @@ def run(args):
     todo = [s for s in shapes(args.quick, args.seqlens)
             if not args.family or any(f in s[0] for f in args.family)]
     for family, b, hq, hkv, s, d, causal, dtype, dv in todo:
+        fp8 = dtype == "f8e4m3"
         tdtype = torch.bfloat16 if dtype == "bf16" else torch.float16
-        per_set = 2 * b * ((hq + hkv) * d + hkv * dv) * s
+        per_set = (1 if fp8 else 2) * b * ((hq + hkv) * d + hkv * dv) * s
         nsets = max(2, math.ceil(2 * l2 / per_set))
-        sets = [tuple(torch.randn(b, h, s, width, device="cuda", dtype=tdtype)
+        sets = [tuple(torch.randn(b, h, s, width, device="cuda").to(
+                          torch.float8_e4m3fn if fp8 else tdtype)
                       for h, width in ((hq, d), (hkv, d), (hkv, dv))) for _ in range(nsets)]
+        descales = None
+        if fp8:
+            descales = tuple(torch.ones(b, hkv, device="cuda") for _ in range(3))
         ref = attn_out = attn_row = None
         fl = flops(b, hq, s, d, causal, dv)
-        for backend, fn in runners(args.bundles, causal, hq != hkv).items():
+        for backend, fn in runners(args.bundles, causal, hq != hkv, descales).items():
             if args.backends and backend not in args.backends:
                 continue
             row = dict(gpu=name, family=family, dtype=dtype, batch=b, hq=hq, hkv=hkv, seqlen=s,

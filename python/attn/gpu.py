@@ -203,7 +203,8 @@ class _ParamBuffer:
         return self.args
 
 
-_TMA_DTYPES = {"torch.float16": 6, "torch.bfloat16": 9}
+# CUtensorMapDataType: FP8 tensors are mapped as bytes (UINT8).
+_TMA_DTYPES = {"torch.float16": 6, "torch.bfloat16": 9, "torch.float8_e4m3fn": 0}
 _TENSOR_MAP_BYTES = 128  # sizeof(CUtensorMap)
 _tensor_maps = {}  # (address, shape, dtype, layout, box) -> host descriptor
 _device_tensor_maps = {}  # the same key and device -> (pinned, device copy)
@@ -763,7 +764,7 @@ def _native_launcher(fast, kernel, device, slots, sizes, constants):
 
 def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
               bias=None, sinks=None, layout="bhsd", return_lse=False, bundles=None,
-              out=None):
+              out=None, q_descale=None, k_descale=None, v_descale=None, out_dtype=None):
     """attn's kernels with an SDPA-shaped call.
 
     q [B, Hq, Sq, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv] (layout="bshd":
@@ -774,7 +775,22 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
     Differentiable: where autograd records (grad mode on and q, k, v or
     sinks requiring grad), the call saves the LSE and its backward runs
     attention_backward's kernels; the bias is a constant.
+
+    FP8 (FlashAttention-3's forward): q, k, v of torch.float8_e4m3fn with
+    q_descale, k_descale, v_descale (float32, shape [] per tensor or
+    [B, Hkv] per batch and KV head) that multiply them back to their
+    values; the output is out_dtype (bfloat16 by default, float16
+    or float32). sm_90a only (the wgmma kernel), head dims 128 or 256; no
+    backward.
     """
+    if str(q.dtype) == "torch.float8_e4m3fn" or q_descale is not None:
+        if out is not None:
+            raise ValueError("out= is not taken with FP8 inputs")
+        return _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout,
+                          return_lse, bundles, None,
+                          fp8=((q_descale, k_descale, v_descale), out_dtype))
+    if out_dtype is not None or k_descale is not None or v_descale is not None:
+        raise ValueError("descales and out_dtype are for FP8 (float8_e4m3fn) inputs")
     if _records_grad(q, k, v, sinks):
         if out is not None:
             raise ValueError("out= cannot be used where autograd records the call")
@@ -802,11 +818,9 @@ def _dense_sizes(q, k, v, layout):
     """(dtype, B, Hq, Hkv, Sq, Sk, D, Dv) of 4-D q, k, v in `layout`, checked:
     one supported dtype, consistent shapes, Hq a multiple of Hkv."""
     dtype = _DTYPES.get(str(q.dtype).replace("torch.", ""))
-    if dtype == "f8e4m3":
-        raise NotImplementedError("no GPU kernel for f8E4M3FN yet: FP8 attention runs on the "
-                                  "CPU (attn-to-cpu)")
     if dtype is None:
-        raise ValueError(f"unsupported dtype {q.dtype}; expected float16, bfloat16 or float32")
+        raise ValueError(f"unsupported dtype {q.dtype}; expected float16, bfloat16, float32 "
+                         f"or float8_e4m3fn")
     if k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError("q, k and v must have the same dtype")
     if layout == "bhsd":
@@ -825,11 +839,39 @@ def _dense_sizes(q, k, v, layout):
     return dtype, b, hq, hkv, sq, sk, d, dv
 
 
+_OUT_DTYPES = {"bfloat16": "bf16", "float16": "f16", "float32": "f32"}
+
+
+def _fp8_descales(descales, out_dtype, dtype, b, hkv):
+    """FP8's checked descales (as a dict of kernel tensors), their mode
+    ("tensor" or "head") and the output's torch and spec dtypes."""
+    import torch
+
+    if dtype != "f8e4m3":
+        raise ValueError("q_descale is for FP8 inputs: q, k and v must be float8_e4m3fn")
+    if any(d is None for d in descales):
+        raise ValueError("FP8 attention needs q_descale, k_descale and v_descale")
+    shapes = {tuple(d.shape) for d in descales if isinstance(d, torch.Tensor)}
+    if len(shapes) != 1 or shapes.pop() not in ((), (b, hkv)):
+        raise ValueError(f"q_descale, k_descale and v_descale must be float32 tensors of one "
+                         f"shape, [] or [B, Hkv] = [{b}, {hkv}]")
+    for name, d in zip(("q_descale", "k_descale", "v_descale"), descales):
+        if d.dtype != torch.float32 or not d.is_cuda or not d.is_contiguous():
+            raise ValueError(f"{name} must be a contiguous float32 CUDA tensor")
+    out_dtype = torch.bfloat16 if out_dtype is None else out_dtype
+    spec_out = _OUT_DTYPES.get(str(out_dtype).replace("torch.", ""))
+    if spec_out is None:
+        raise ValueError(f"out_dtype must be bfloat16, float16 or float32, not {out_dtype}")
+    tensors = dict(zip(("descale_q", "descale_k", "descale_v"), descales))
+    return tensors, "tensor" if descales[0].dim() == 0 else "head", out_dtype, spec_out
+
+
 @_on_tensor_device
 def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse,
-               bundles, out):
+               bundles, out, fp8=None):
     """attention's Python path: every check, the kernel lookup, the launch,
-    and the plan of the call for the fast path."""
+    and the plan of the call for the fast path. `fp8`: FP8's (descales,
+    out_dtype)."""
     import torch
 
     call = (q, k, v, causal, window, softcap, scale, bias, sinks, layout, return_lse, bundles,
@@ -848,6 +890,12 @@ def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, ret
         raise ValueError("pass either causal=True or window=(left, right)")
     values = _score_values(d, scale, softcap, window)
     tensors = {"q": q, "k": k, "v": v}
+    out_dtype, fp8_key = q.dtype, None
+    if fp8 is not None or dtype == "f8e4m3":
+        descales, descale_mode, out_dtype, spec_out = _fp8_descales(
+            *(fp8 or ((None, None, None), None)), dtype, b, hkv)
+        tensors.update(descales)
+        fp8_key = (descale_mode, spec_out)
     bias_key = sinks_key = None
     if bias is not None:
         if bias.dim() != 4 or not bias.is_contiguous() or not bias.is_cuda:
@@ -865,12 +913,14 @@ def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, ret
         tensors["sinks"] = sinks.contiguous()
     device = _device_index(q)
     key = (q.dtype, d, dv, layout, causal, None if window is None else tuple(window), softcap,
-           scale, bias_key, sinks_key, return_lse, device)
+           scale, bias_key, sinks_key, return_lse, device, fp8_key)
     kernel = _resolved.get(("attention", bundles, key))
     if kernel is None:
         want = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": layout,
                 **_value_want(values, window),
                 "bias": bias is not None, "sinks": sinks is not None, "lse": return_lse}
+        if fp8_key is not None:
+            want["descale"], want["out_dtype"] = fp8_key
         if window is None:
             want["mask"] = "causal" if causal else "none"
         if bias is not None:
@@ -881,7 +931,7 @@ def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, ret
         kernel = _resolve("attention", bundles, key, want, lambda ks: _find(ks, want), device)
     out_shape = (b, hq, sq, dv) if layout == "bhsd" else (b, sq, hq, dv)
     if out is None:
-        out = torch.empty(out_shape, dtype=q.dtype, device=q.device)
+        out = torch.empty(out_shape, dtype=out_dtype, device=q.device)
     elif tuple(out.shape) != out_shape or out.dtype != q.dtype or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous {q.dtype} tensor of shape {out_shape}")
     tensors["o"] = out
@@ -896,7 +946,7 @@ def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, ret
     runtime = values
     kernel.launch(tensors, {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, **runtime},
                   _current_stream(device), device)
-    fast = _fastpath()
+    fast = _fastpath() if fp8_key is None else None  # the fast path has no FP8 slots
     if fast is not None:
         launcher = _native_launcher(fast, kernel, device, fast.DENSE_SLOTS, fast.DENSE_SIZES,
                                     runtime)
@@ -986,6 +1036,8 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
         if t.dtype != q.dtype:
             raise ValueError(f"{name} must have q's dtype {q.dtype}")
     dtype, b, hq, hkv, sq, sk, d, dv = _dense_sizes(q, k, v, layout)
+    if dtype == "f8e4m3":
+        raise NotImplementedError("no FP8 attention backward (FP8 is forward only)")
     o_shape = (b, hq, sq, dv) if layout == "bhsd" else (b, sq, hq, dv)
     if tuple(out.shape) != o_shape or tuple(do.shape) != o_shape:
         raise ValueError(f"out and do must have shape {o_shape}")

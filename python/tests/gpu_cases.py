@@ -72,6 +72,34 @@ def variant(c):
     return v
 
 
+# FP8 (e4m3) forward: q, k, v of float8_e4m3fn with descales per tensor or
+# per (batch, KV head), the output in `out` (test_gpu_fp8).
+def fp8_case(id, descale="head", out="bf16", **kw):
+    c = case(id, dtype="f8e4m3", **kw)
+    c.update(descale=descale, out_dtype=out)
+    return c
+
+
+FP8_CASES = [
+    fp8_case("fp8_gqa4_causal_1000", b=2, hq=8, hkv=2, sq=1000, sk=1000, causal=True),
+    fp8_case("fp8_tensor_f16_lse_515", b=1, hq=4, hkv=4, sq=515, sk=515, descale="tensor",
+             out="f16", lse=True),
+    fp8_case("fp8_d256_window_sinks_bshd", b=1, hq=8, hkv=2, sq=700, sk=700, d=256,
+             window=(100, 0), sinks=True, lse=True, layout="bshd"),
+    fp8_case("fp8_softcap_sq_gt_sk_f32", b=1, hq=4, hkv=1, sq=300, sk=200, causal=True,
+             softcap=30.0, out="f32", lse=True),
+    fp8_case("fp8_d256_dv128_causal", b=1, hq=4, hkv=4, sq=513, sk=513, d=256, dv=128,
+             causal=True),
+    fp8_case("fp8_long_4224", b=1, hq=8, hkv=8, sq=4224, sk=4224),
+]
+
+
+def fp8_variant(c):
+    v = variant(c)
+    v["descale"], v["out_dtype"] = c["descale"], c["out_dtype"]
+    return v
+
+
 # The backward (attn.gpu.attention_backward, autograd): the forward with its
 # LSE, then the gradient kernels.
 GRAD_CASES = [
@@ -381,6 +409,7 @@ def indexer_variant(c):
 
 def variants():
     return ([variant(c) for c in CASES] + [variant(c) for c in GRAD_CASES]
+            + [fp8_variant(c) for c in FP8_CASES]
             + [grad_variant(c) for c in GRAD_CASES]
             + [v for c in CP_CASES for v in cp_variants(c)] + [paged_variant(c) for c in PAGED_CASES + POISON_CASES + [ISSUE17_CASE]]
             + [gated_variant(c) for c in GATED_CASES] + [sparse_variant(c) for c in SPARSE_CASES]

@@ -376,9 +376,14 @@ def test_spec_of_fp8_attention():
     assert not {"out_dtype", "descale"} & set(spec)
 
 
-def test_gpu_refuses_fp8():
+def test_gpu_fp8_needs_descales():
+    """FP8 calls take three descales of one shape, [] or [B, Hkv], and an
+    output dtype of bf16, f16 or f32 (the GPU tests run the kernels)."""
     import types
     from attn import gpu
-    t = types.SimpleNamespace(dtype="torch.float8_e4m3fn", shape=(1, 4, 8, 64))
-    with pytest.raises(NotImplementedError, match="no GPU kernel for f8E4M3FN yet"):
-        gpu._dense_sizes(t, t, t, "bhsd")
+    t = types.SimpleNamespace(dtype="torch.float8_e4m3fn", shape=(1, 4, 8, 128))
+    assert gpu._dense_sizes(t, t, t, "bhsd")[0] == "f8e4m3"
+    with pytest.raises(ValueError, match="needs q_descale, k_descale and v_descale"):
+        gpu._fp8_descales((None, None, None), None, "f8e4m3", 1, 4)
+    with pytest.raises(ValueError, match="q_descale is for FP8 inputs"):
+        gpu._fp8_descales((None, None, None), None, "bf16", 1, 4)

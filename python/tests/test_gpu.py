@@ -133,6 +133,108 @@ def test_gpu(c):
         assert not torch.isnan(lse).any()
 
 
+def _fp8_inputs(c):
+    """q, k, v quantized to e4m3 with descales (per tensor or per (batch, KV
+    head), amax / 448 of scaled normals), and their dequantized float64
+    values."""
+    bshd = c["layout"] == "bshd"
+    def make(h, s, d, spread):
+        x = torch.randn((c["b"], s, h, d) if bshd else (c["b"], h, s, d), device="cuda") * spread
+        hx = x.transpose(1, 2) if bshd else x  # [B, H, S, D]
+        g = h // c["hkv"]
+        grouped = hx.reshape(c["b"], c["hkv"], g * s, d)  # a KV head's query heads together
+        if c["descale"] == "head":
+            amax = grouped.abs().amax(dim=(2, 3))  # [B, Hkv]
+            per_row = amax.repeat_interleave(g, 1)[:, :, None, None]
+        else:
+            amax = grouped.abs().amax()
+            per_row = amax
+        descale = (amax / 448.0).float().contiguous()
+        ds = per_row / 448.0
+        x8 = (hx / ds).to(torch.float8_e4m3fn)
+        deq = x8.double() * ds.double()
+        if bshd:
+            x8, deq = x8.transpose(1, 2).contiguous(), deq.transpose(1, 2).contiguous()
+        return x8, descale, deq
+    q8, dq, qd = make(c["hq"], c["sq"], c["d"], 1.0)
+    k8, dk, kd = make(c["hkv"], c["sk"], c["d"], 2.0)
+    v8, dv, vd = make(c["hkv"], c["sk"], c["dv"], 0.5)
+    return (q8, k8, v8), (dq, dk, dv), (qd, kd, vd)
+
+
+@pytest.mark.parametrize("c", gpu_cases.FP8_CASES, ids=[c["id"] for c in gpu_cases.FP8_CASES])
+def test_gpu_fp8(c):
+    """FP8 forward against float64 attention of the dequantized inputs, with
+    FlashAttention-3's FP8 rule: max|out - ref64| <= 2 * max|native - ref64|,
+    where native is the same math in bf16 with the normalized P rounded to
+    e4m3 (FA3's intermediate_dtype); plus NaN-free, fully written output
+    and LSE."""
+    torch.manual_seed(stable_seed(c["id"], 37))
+    (q8, k8, v8), (dq, dk, dv), (qd, kd, vd) = _fp8_inputs(c)
+    sinks = torch.randn(c["hq"], device="cuda") if c["sinks"] else None
+    out_dt = TORCH_DTYPE[c["out_dtype"]]
+    res = gpu.attention(q8, k8, v8, causal=c["causal"], window=c["window"],
+                        softcap=c["softcap"], scale=c["scale"], sinks=sinks,
+                        layout=c["layout"], return_lse=c["lse"], bundles=BUNDLES,
+                        q_descale=dq, k_descale=dk, v_descale=dv, out_dtype=out_dt)
+    torch.cuda.synchronize()
+    o = res[0] if c["lse"] else res
+    assert o.dtype == out_dt
+    assert not torch.isnan(o).any(), "NaN in the output"
+    ref = reference(qd, kd, vd, c, None, sinks, torch.float64)
+    # The native math: bf16 scores and softmax, P normalized and rounded to
+    # e4m3, P.V in bf16.
+    native = _fp8_native(qd, kd, vd, c, sinks).double()
+    err = (o.double() - ref).abs().max().item()
+    base = (native - ref).abs().max().item()
+    RESULTS.append((c["id"], err, base))
+    print(f"\n{c['id']}: max|out-ref64| = {err:.3e}, max|native fp8 - ref64| = {base:.3e}")
+    assert err <= 2 * base, f"max error {err:.3e} > 2 x {base:.3e}"
+    if c["lse"]:
+        lse = res[1].double()
+        assert not torch.isnan(lse).any()
+        lse_ref = _lse64(qd, kd, c, sinks)
+        finite = torch.isfinite(lse_ref)
+        assert torch.equal(torch.isfinite(lse), finite)
+        assert (lse[finite] - lse_ref[finite]).abs().max().item() < 1e-2
+
+
+def _scores64(q, k, c):
+    """Masked float64 logits [B, Hq, Sq, Sk] (with softcap) of dequantized q, k."""
+    if c["layout"] == "bshd":
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
+    k = k.repeat_interleave(c["hq"] // c["hkv"], 1)
+    scale = c["scale"] if c["scale"] is not None else 1 / math.sqrt(c["d"])
+    s = (q @ k.transpose(-1, -2)) * scale
+    if c["softcap"] is not None:
+        s = c["softcap"] * torch.tanh(s / c["softcap"])
+    return s.masked_fill(~admitted(c), float("-inf"))
+
+
+def _lse64(q, k, c, sinks):
+    s = _scores64(q, k, c)
+    if sinks is not None:
+        s = torch.cat([s, sinks.double()[None, :, None, None].expand(s.shape[0], -1, s.shape[2], 1)], -1)
+    return torch.logsumexp(s, -1)
+
+
+def _fp8_native(q, k, v, c, sinks):
+    bf = torch.bfloat16
+    s = _scores64(q.to(bf).double(), k.to(bf).double(), c).to(bf).float()
+    if sinks is not None:
+        s = torch.cat([s, sinks[None, :, None, None].expand(s.shape[0], -1, s.shape[2], 1)], -1)
+    m = s.amax(-1, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    p = torch.exp(s - m)
+    p = p / p.sum(-1, keepdim=True).clamp_min(1e-30)
+    if sinks is not None:
+        p = p[..., :-1]
+    p = p.to(torch.float8_e4m3fn).to(bf)
+    vv = v.transpose(1, 2) if c["layout"] == "bshd" else v
+    o = p @ vv.to(bf).repeat_interleave(c["hq"] // c["hkv"], 1)
+    return o.transpose(1, 2) if c["layout"] == "bshd" else o
+
+
 @contextlib.contextmanager
 def no_compiler():
     """attn.jit finds no attn-compile (ATTN_COMPILE names a missing file)."""

@@ -115,7 +115,7 @@
 // SM80: gpu.func @attn_bf16_d128_dv128_bhsd_causal_s3db504f3_mma(
 
 // INELIGIBLE: error: 'attn.attention' op the wgmma kernel needs head dims of 64, 128, 192 or 256 (64-column panels, at most 256 for wgmma's N)
-// INELIGIBLE: error: 'attn.attention' op the wgmma kernel needs f16 or bf16
+// INELIGIBLE: error: 'attn.attention' op the wgmma kernel needs f16, bf16 or f8E4M3FN
 func.func @gqa_causal(%q: tensor<1x8x100x128xbf16>, %k: tensor<1x2x100x128xbf16>) -> tensor<1x8x100x128xbf16> {
   %o = attn.attention %q, %k, %k mask = <causal> : (tensor<1x8x100x128xbf16>, tensor<1x2x100x128xbf16>, tensor<1x2x100x128xbf16>) -> tensor<1x8x100x128xbf16>
   return %o : tensor<1x8x100x128xbf16>

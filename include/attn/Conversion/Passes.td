@@ -133,7 +133,8 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     Option<"kernel", "kernel", "std::string", /*default=*/"\"baseline\"",
            "Kernel body: baseline (every variant), mma (mma.sync tensor "
            "cores; f16/bf16, head dims % 16 == 0 up to 256), wgmma (sm_90a "
-           "TMA + wgmma; f16/bf16, D = Dv in {64, 128, 256}) or auto (the fastest "
+           "TMA + wgmma; f16/bf16 head dims in {64, 128, 192, 256}, FP8 "
+           "e4m3 in {128, 256}) or auto (the fastest "
            "eligible for the chip)">,
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
            "Target chip: sm_80, sm_90 or sm_90a (others are rejected); with "

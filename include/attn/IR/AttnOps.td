@@ -126,8 +126,11 @@ def Attn_AttentionOp : Attn_Op<"attention",
     The output is bf16 (FlashAttention-3's FP8 output), f16 or f32; the LSE
     f32; `bias` and `sinks` are f32. Masks, scale, softcap, GQA, `bshd`
     and `position_offset` work as without FP8. `attn-tile` (and so
-    `attn-to-cpu`) lowers FP8 attention; there is no GPU kernel for it yet
-    (`attn-lower-to-gpu` rejects it), nor an FP8 `attn.attention_grad`.
+    `attn-to-cpu`) lowers FP8 attention, and `attn-lower-to-gpu` on sm_90a
+    (the wgmma kernel, head dims 128 and 256; key blocks of 128, or 64 at
+    Dv = 256) for scales it knows or takes at run time; other chips, kernel
+    bodies and head dims are located errors. There is no FP8
+    `attn.attention_grad`.
 
     ```mlir
     %o = attn.attention %q, %k, %v descale(%dq, %dk, %dv) mask = <causal>

@@ -42,7 +42,7 @@ namespace attn {
 inline constexpr int64_t kKernelSpecVersion = 2;
 
 /// The element types kernels take and produce. F8E4M3 is MLIR's f8E4M3FN
-/// (FP8 attention's inputs; no GPU kernel takes it yet).
+/// (FP8 attention's inputs; the sm_90a dense kernel takes it).
 enum class ScalarType { F16, BF16, F32, I32, I64, F8E4M3 };
 
 /// `f16`, `bf16`, `f32`, `i32`, `i64`: the MLIR spelling; `f8e4m3` for
@@ -70,6 +70,9 @@ struct MaskSpec {
 /// `descale` operands): none (inputs are not FP8), one per tensor, or one
 /// per batch and KV head ([B, Hkv], FlashAttention-3's).
 enum class DescaleMode { None, Tensor, Head };
+/// `none`, `tensor`, `head`.
+llvm::StringRef stringifyDescaleMode(DescaleMode m);
+std::optional<DescaleMode> symbolizeDescaleMode(llvm::StringRef s);
 
 /// Which body a dense attention kernel gets. `Auto` is resolved by the
 /// lowering for its chip (tensor cores wherever the variant allows them).

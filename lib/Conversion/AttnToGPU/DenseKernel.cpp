@@ -82,6 +82,13 @@ static FailureOr<DenseTiling> getDenseTiling(const AttentionSpec &spec,
   DenseTiling t;
   t.kind = spec.kernel;
   bool blocks = spec.blockQ || spec.blockKV;
+  // FP8 runs on the sm_90a kernel only (its e4m3 wgmma); the other bodies
+  // read 16- and 32-bit floats.
+  if (spec.dtype == ScalarType::F8E4M3 &&
+      spec.kernel != AttentionKernelKind::Wgmma &&
+      spec.kernel != AttentionKernelKind::Auto)
+    return failWith(why, "FP8 (f8E4M3FN) attention runs on the sm_90a wgmma "
+                         "kernel only");
   switch (spec.kernel) {
   case AttentionKernelKind::Auto:
     return failWith(why, "the attention kernel kind is not resolved");
@@ -115,7 +122,16 @@ FailureOr<AttentionSpec> mlir::attn::detail::resolveAttentionKernel(
     const AttentionSpec &spec, StringRef chip, std::string *whyBaseline,
     std::string *why) {
   AttentionSpec resolved = spec;
-  if (spec.kernel == AttentionKernelKind::Auto) {
+  if (spec.dtype == ScalarType::F8E4M3 &&
+      spec.kernel == AttentionKernelKind::Auto) {
+    // FP8 has one body; its tiling says why a variant does not fit it.
+    if (chip != "sm_90a")
+      return FailureOr<AttentionSpec>(
+          failWith(why, "FP8 (f8E4M3FN) attention needs the sm_90a wgmma "
+                        "kernel (chip " +
+                            chip + ")"));
+    resolved.kernel = AttentionKernelKind::Wgmma;
+  } else if (spec.kernel == AttentionKernelKind::Auto) {
     // Tensor cores wherever the variant allows them: wgmma on sm_90a
     // (measured faster than mma.sync at head dims 64, 128 and 256,
     // docs/gpu-results.md) unless mma.sync block sizes were asked for, then
@@ -144,6 +160,11 @@ mlir::attn::detail::getAttentionKernelName(const AttentionSpec &spec) {
   llvm::raw_string_ostream os(name);
   os << "attn_" << stringifyScalarType(spec.dtype) << "_d" << spec.headDim
      << "_dv" << spec.valueHeadDim << "_" << stringifyLayout(spec.layout);
+  // FP8: the output's type and the descales' granularity.
+  if (spec.outDtype)
+    os << "_o" << stringifyScalarType(*spec.outDtype);
+  if (spec.descale != DescaleMode::None)
+    os << "_descale" << stringifyDescaleMode(spec.descale);
   os << "_" << stringifyMaskKind(spec.mask.kind);
   // Values left to run time appear as what the kernel takes: a softcap, and
   // the mask's kind.
@@ -191,24 +212,33 @@ struct DenseSignature : KernelSignature {
 };
 } // namespace
 
-/// The signature of `spec`'s kernel: q, k, v, [bias], [sinks], o, [lse],
-/// B, Hq, Hkv, Sq, Sk and, for wgmma, the three tensor maps.
+/// The signature of `spec`'s kernel: q, k, v, [bias], [descale_q,
+/// descale_k, descale_v], [sinks], o, [lse], B, Hq, Hkv, Sq, Sk, the run-time
+/// values and, for wgmma, the three tensor maps.
 static DenseSignature buildSignature(MLIRContext *ctx,
                                      const AttentionSpec &spec,
                                      const DenseTiling &tiling,
                                      TensorMapPassing tensorMaps) {
   DenseSignature sig;
   Type elt = getType(ctx, spec.dtype), f32 = Float32Type::get(ctx);
+  Type outElt = spec.outDtype ? getType(ctx, *spec.outDtype) : elt;
   bool bshd = spec.layout == Layout::BSHD;
   auto qkvShape = [&](StringRef h, StringRef s, int64_t d) {
     return bshd ? llvm::json::Array{"B", s, h, d}
                 : llvm::json::Array{"B", h, s, d};
   };
   sig.attentionInputs(ctx, spec);
+  // FP8's descales: f32, one per tensor ([]) or per (batch, KV head).
+  if (spec.descale != DescaleMode::None)
+    for (StringRef name : {"descale_q", "descale_k", "descale_v"})
+      sig.tensor(name, "descale", f32,
+                 spec.descale == DescaleMode::Head
+                     ? llvm::json::Array{"B", "Hkv"}
+                     : llvm::json::Array{});
   if (spec.sinks)
     sig.tensor("sinks", "sinks", getType(ctx, *spec.sinks),
                llvm::json::Array{"Hq"});
-  sig.tensor("o", "output", elt, qkvShape("Hq", "Sq", spec.valueHeadDim));
+  sig.tensor("o", "output", outElt, qkvShape("Hq", "Sq", spec.valueHeadDim));
   if (spec.lse)
     sig.tensor("lse", "lse", f32, llvm::json::Array{"B", "Hq", "Sq"});
   sig.sizes(ctx, {"B", "Hq", "Hkv", "Sq", "Sk"});
@@ -216,13 +246,16 @@ static DenseSignature buildSignature(MLIRContext *ctx,
     sig.runtimeValues(ctx, spec.softcap.has_value(), spec.mask.isWindow());
   if (!tiling.isWgmma())
     return sig;
-  // TMA descriptors of Q, K and V by the tile's rows.
+  // TMA descriptors of Q, K and V by the tile's rows, in boxes of 128
+  // bytes a row (FP8: bytes, as i8).
+  Type boxElt = tiling.wgmma.fp8 ? IntegerType::get(ctx, 8) : elt;
   for (auto [tensor, rows] :
        {std::pair<StringRef, int64_t>{"q", tiling.wgmma.rows()},
         {"k", tiling.wgmma.keys},
         {"v", tiling.wgmma.keys}})
-    sig.tmaTypes.push_back(
-        sig.tensorMap(ctx, tensor, elt, rows, bshd, tensorMaps));
+    sig.tmaTypes.push_back(sig.tensorMap(ctx, tensor, boxElt,
+                                         tiling.wgmma.panelColumns(), rows,
+                                         bshd, tensorMaps));
   return sig;
 }
 
@@ -239,6 +272,10 @@ static llvm::json::Object buildVariant(const AttentionSpec &spec) {
                              {"bias", spec.bias.has_value()},
                              {"sinks", spec.sinks.has_value()},
                              {"lse", spec.lse}};
+  if (spec.outDtype)
+    variant["out_dtype"] = stringifyScalarType(*spec.outDtype);
+  if (spec.descale != DescaleMode::None)
+    variant["descale"] = stringifyDescaleMode(spec.descale);
   if (spec.bias) {
     llvm::json::Array bcast;
     for (bool x : spec.biasBroadcast)
@@ -314,6 +351,9 @@ static AttentionKernelArgs getKernelArgs(OpBuilder &builder, Location loc,
   args.v = body.getArgument(n++);
   if (spec.bias)
     args.bias = body.getArgument(n++);
+  if (spec.descale != DescaleMode::None)
+    for (Value *d : {&args.descaleQ, &args.descaleK, &args.descaleV})
+      *d = body.getArgument(n++);
   if (spec.sinks)
     args.sinks = body.getArgument(n++);
   args.o = body.getArgument(n++);
@@ -560,37 +600,37 @@ SmallVector<Value> mlir::attn::detail::ifFullBlock(
   return SmallVector<Value>(ifOp.getResults());
 }
 
-std::pair<Value, Value> mlir::attn::detail::getInitialRowState(
-    Emitter &e, const AttentionKernelArgs &args, Value head, Value t) {
+std::pair<Value, Value>
+mlir::attn::detail::getInitialRowState(Emitter &e,
+                                       const AttentionKernelArgs &args,
+                                       Value head, Value t, double one) {
   Value m0 = e.f(-INFINITY), l0 = e.f(0.0);
   if (args.sinks) {
     m0 = e.fmul(e.loadF32(args.sinks, head), e.f(llvm::numbers::log2e));
-    l0 = e.sel(e.eq(t, e.idx(0)), e.f(1.0), e.f(0.0));
+    l0 = e.sel(e.eq(t, e.idx(0)), e.f(one), e.f(0.0));
   }
   return {m0, l0};
 }
 
-void mlir::attn::detail::writeOutputRow(Emitter &e, OnlineSoftmax &softmax,
-                                        const AttentionSpec &spec,
-                                        const AttentionKernelArgs &args,
-                                        Value batch, Value head,
-                                        const FragmentLanes &lanes, Value row,
-                                        int64_t i, Value m, Value l,
-                                        ValueRange acc, int64_t dv) {
+void mlir::attn::detail::writeOutputRow(
+    Emitter &e, OnlineSoftmax &softmax, const AttentionSpec &spec,
+    const AttentionKernelArgs &args, Value batch, Value head,
+    const FragmentLanes &lanes, Value row, int64_t i, Value m, Value l,
+    ValueRange acc, int64_t dv, Value outScale) {
   ImplicitLocOpBuilder &b = e.b;
   l = softmax.finalSum(l);
   Value empty = softmax.isEmpty(l);
   e.when(e.slt(row, args.sq), [&] {
     Value oBase =
         getRowOffset(e, spec.layout, batch, args.hq, args.sq, head, row, dv);
-    Value inv = e.fdiv(e.f(1.0), l);
-    Type elt = getType(b.getContext(), spec.dtype);
+    Value inv = e.fdiv(outScale ? outScale : e.f(1.0), l);
+    Type elt = getType(b.getContext(), spec.outDtype.value_or(spec.dtype));
     for (int64_t n = 0; n < dv / 8; ++n) {
       SmallVector<Value> pair;
       for (int64_t j = 0; j < 2; ++j) {
         Value a = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
-        pair.push_back(
-            arith::TruncFOp::create(b, elt, softmax.normalize(a, inv, empty)));
+        Value o = softmax.normalize(a, inv, empty);
+        pair.push_back(elt.isF32() ? o : arith::TruncFOp::create(b, elt, o));
       }
       Value col = e.add(e.idx(n * 8), e.mul(lanes.t, e.idx(2)));
       vector::StoreOp::create(
@@ -600,7 +640,8 @@ void mlir::attn::detail::writeOutputRow(Emitter &e, OnlineSoftmax &softmax,
     }
     if (!args.lse)
       return;
-    Value lse = softmax.lse(m, l, empty);
+    // FP8's P (and so l) carries the exponent offset 2^8.
+    Value lse = softmax.lse(outScale ? e.fsub(m, e.f(8.0)) : m, l, empty);
     e.when(e.eq(lanes.t, e.idx(0)), [&] {
       e.store(lse, args.lse,
               e.add(e.mul(e.add(e.mul(batch, args.hq), head), args.sq), row));

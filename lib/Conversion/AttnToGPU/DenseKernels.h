@@ -35,9 +35,16 @@ struct WgmmaTiling {
   int64_t keys = 128;
   /// Stages of each of the K and V rings.
   int64_t stages = 2;
+  /// FP8 (e4m3) inputs: one byte an element, and a third ring of V tiles
+  /// transposed in shared memory by the producer warpgroup (FP8 wgmma takes
+  /// B only K-major, WgmmaKernel.cpp).
+  bool fp8 = false;
   int64_t rows() const { return 128; }
   /// Two consumer warpgroups and one producer warpgroup.
   int64_t threads() const { return 384; }
+  int64_t elementBytes() const { return fp8 ? 1 : 2; }
+  /// Columns of a 128-byte swizzle panel (one TMA box).
+  int64_t panelColumns() const { return 128 / elementBytes(); }
   int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
 };
 
@@ -75,6 +82,8 @@ FailureOr<WgmmaTiling> getWgmmaTiling(const AttentionSpec &spec,
 /// (bias, sinks and lse null where the spec has none).
 struct AttentionKernelArgs {
   Value q, k, v, bias, sinks, o, lse;
+  /// FP8's descales (f32 memrefs of 1 or B·Hkv elements).
+  Value descaleQ, descaleK, descaleV;
   Value batch, hq, hkv, sq, sk;
   /// A spec that leaves its values to run time (runtimeValues) gets them
   /// after the sizes: scale, softcap (f32) and window extents (index). At
@@ -155,21 +164,25 @@ ifFullBlock(Emitter &e, Value full, TypeRange types,
             function_ref<SmallVector<Value>(bool masked)> body);
 
 /// The running max and (thread-partial) sum of a row before the first key
-/// block: -inf and 0, or with sinks the sink's logit and its weight 1,
-/// counted once per row by thread t = 0 of the quad.
+/// block: -inf and 0, or with sinks the sink's logit and its weight `one`
+/// (1; FP8's 2^8, the exponent offset of its P), counted once per row by
+/// thread t = 0 of the quad.
 std::pair<Value, Value> getInitialRowState(Emitter &e,
                                            const AttentionKernelArgs &args,
-                                           Value head, Value t);
+                                           Value head, Value t,
+                                           double one = 1.0);
 
 /// Step 5 of the tensor-core kernels for the thread's row i of the fragment
 /// (query row `row`, running max `m`, partial sum `l`, output accumulator
-/// `acc` as getAccumulatorElement takes it): O = acc / l in column pairs,
-/// and the LSE from thread t = 0 of the quad; rows past Sq write nothing.
+/// `acc` as getAccumulatorElement takes it): O = acc / l in column pairs
+/// (FP8: `outScale` · acc / l, the value descale, and the LSE of m - 8: its
+/// P carries 2^8), in the spec's output type, and the LSE from thread t = 0
+/// of the quad; rows past Sq write nothing.
 void writeOutputRow(Emitter &e, OnlineSoftmax &softmax,
                     const AttentionSpec &spec, const AttentionKernelArgs &args,
                     Value batch, Value head, const FragmentLanes &lanes,
                     Value row, int64_t i, Value m, Value l, ValueRange acc,
-                    int64_t dv);
+                    int64_t dv, Value outScale = Value());
 
 /// Emits the thread-per-row kernel body into `func` (see DenseKernel.cpp).
 void buildBaselineKernelBody(OpBuilder &builder, Location loc,

@@ -230,7 +230,12 @@ FailureOr<Value> LaunchEmitter::allocate(StringRef param, MemRefType type,
 /// A buffer as the kernels take tensors: one flat run of elements.
 static Value flatten(OpBuilder &b, Location loc, Value buffer, Type argType) {
   auto type = cast<MemRefType>(buffer.getType());
-  if (type.getRank() != 1) {
+  if (type.getRank() == 0) {
+    // A scalar (FP8's per-tensor descale): one element.
+    buffer = memref::ExpandShapeOp::create(
+        b, loc, MemRefType::get({1}, type.getElementType()), buffer,
+        ArrayRef<ReassociationIndices>{});
+  } else if (type.getRank() != 1) {
     ReassociationIndices all(type.getRank());
     std::iota(all.begin(), all.end(), 0);
     buffer = memref::CollapseShapeOp::create(
@@ -298,10 +303,14 @@ FailureOr<Value> LaunchEmitter::getTensorMap(DictionaryAttr param, Type argType,
   MLIRContext *ctx = b.getContext();
   auto workgroup = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  // FP8 tensors are mapped as bytes, as the kernel's boxes are: ui8, the
+  // map's UINT8 data type (nvgpu's lowering knows no f8 type, nor i8).
+  Type boxElt = type.getElementType();
+  if (isa<Float8E4M3FNType>(boxElt))
+    boxElt = IntegerType::get(ctx, 8, IntegerType::Unsigned);
   auto descriptorType = nvgpu::TensorMapDescriptorType::get(
-      ctx,
-      MemRefType::get(boxShape, type.getElementType(), AffineMap(), workgroup),
-      *swizzle, *l2, *oob, nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+      ctx, MemRefType::get(boxShape, boxElt, AffineMap(), workgroup), *swizzle,
+      *l2, *oob, nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
   // The descriptor is made after bufferization and buffer deallocation
   // (attn-gpu-device-memory), which reject nvgpu.tma.create.descriptor (it
   // declares no memory effects). Until then the kernel's pointer argument

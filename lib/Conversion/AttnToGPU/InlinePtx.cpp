@@ -9,6 +9,7 @@
 #include "InlinePtx.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/BuiltinTypes.h"
 
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/raw_ostream.h"
@@ -20,12 +21,15 @@ using namespace mlir;
 
 Value mlir::attn::detail::createWgmmaRegisterA(OpBuilder &b, Location loc,
                                                Value acc, ValueRange a,
-                                               Value descB, int64_t n,
-                                               bool bf16, bool transB) {
+                                               Value descB, int64_t n, Type elt,
+                                               bool transB) {
   auto accType = cast<LLVM::LLVMStructType>(acc.getType());
   int64_t count = accType.getBody().size();
   assert(count == n / 2 && a.size() == 4 && "m64nNk16: N / 2 accumulators");
-  const char *type = bf16 ? "bf16" : "f16";
+  bool fp8 = isa<Float8E4M3FNType>(elt);
+  assert((!fp8 || !transB) && "FP8 wgmma takes B K-major only");
+  const char *type = fp8 ? "e4m3" : (elt.isBF16() ? "bf16" : "f16");
+  int64_t k = fp8 ? 32 : 16;
   // Operands: the accumulators as outputs $0 .. $count-1, tied to the
   // inputs $count .. 2count-1 (read and written: "+f" is not accepted for
   // llvm.inline_asm), then A's four registers and B's descriptor. The
@@ -33,14 +37,17 @@ Value mlir::attn::detail::createWgmmaRegisterA(OpBuilder &b, Location loc,
   std::string text, constraints;
   llvm::raw_string_ostream os(text), cs(constraints);
   os << "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-     << "wgmma.mma_async.sync.aligned.m64n" << n << "k16.f32." << type << "."
-     << type << " {";
+     << "wgmma.mma_async.sync.aligned.m64n" << n << "k" << k << ".f32." << type
+     << "." << type << " {";
   for (int64_t i = 0; i < count; ++i)
     os << (i ? ", $" : "$") << i;
   int64_t aFirst = 2 * count;
   os << "}, {$" << aFirst << ", $" << aFirst + 1 << ", $" << aFirst + 2 << ", $"
-     << aFirst + 3 << "}, $" << aFirst + 4 << ", p, 1, 1, " << (transB ? 1 : 0)
-     << ";\n}\n";
+     << aFirst + 3 << "}, $" << aFirst + 4 << ", p, 1, 1";
+  // The transpose immediate exists for 16-bit A and B only.
+  if (!fp8)
+    os << ", " << (transB ? 1 : 0);
+  os << ";\n}\n";
   for (int64_t i = 0; i < count; ++i)
     cs << (i ? "," : "") << "=f";
   for (int64_t i = 0; i < count; ++i)

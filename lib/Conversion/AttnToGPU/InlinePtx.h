@@ -22,20 +22,22 @@ namespace mlir {
 namespace attn {
 namespace detail {
 
-/// acc + A·B with A in registers: wgmma.mma_async m64nNk16 with f32
-/// accumulators (`acc`, an LLVM struct of N / 2 f32, the layout of
-/// nvvm.wgmma.mma_async's), A a 64 x 16 tile of f16 or bf16 (`bf16`) in four
-/// 32-bit registers a thread (mma.sync's A fragment: rows g and g + 8 of the
-/// warp's 16, columns 2t, 2t + 1 and 2t + 8, 2t + 9), B by shared-memory
-/// matrix descriptor, MN-major when `transB`. Issued without a fence or a
-/// commit: the caller brackets a chain with nvvm.wgmma.fence.aligned and
+/// acc + A·B with A in registers: wgmma.mma_async m64nNk16 (f16, bf16) or
+/// m64nNk32 (e4m3: `elt` f8E4M3FN) with f32 accumulators (`acc`, an LLVM
+/// struct of N / 2 f32, the layout of nvvm.wgmma.mma_async's), A a 64 x k
+/// tile in four 32-bit registers a thread (mma.sync's A fragment: rows g
+/// and g + 8 of the warp's 16; 16-bit: columns 2t, 2t + 1 and 2t + 8,
+/// 2t + 9; e4m3: bytes 4t .. 4t + 3 and 4t + 16 .. 4t + 19), B by
+/// shared-memory matrix descriptor, MN-major when `transB` (16-bit types
+/// only: FP8 wgmma takes B K-major). Issued without a fence or a commit:
+/// the caller brackets a chain with nvvm.wgmma.fence.aligned and
 /// nvvm.wgmma.commit.group.sync.aligned as for the dialect's op.
 ///
 /// Missing upstream: nvvm.wgmma.mma_async takes A only by descriptor (a
 /// register-A form, `wgmma.mma_async ... d, {a0, a1, a2, a3}, b-desc`, is in
 /// PTX ISA 8.0 but not in the op).
 Value createWgmmaRegisterA(OpBuilder &b, Location loc, Value acc, ValueRange a,
-                           Value descB, int64_t n, bool bf16, bool transB);
+                           Value descB, int64_t n, Type elt, bool transB);
 
 } // namespace detail
 } // namespace attn

@@ -262,12 +262,12 @@ llvm::json::Object mlir::attn::detail::valueParam(StringRef name,
 }
 
 Type KernelSignature::tensorMap(MLIRContext *ctx, StringRef tensor, Type elt,
-                                int64_t rows, bool bshd,
+                                int64_t columns, int64_t rows, bool bshd,
                                 TensorMapPassing passing) {
   auto workgroup = gpu::AddressSpaceAttr::get(
       ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
-  SmallVector<int64_t> box = bshd ? SmallVector<int64_t>{1, rows, 1, 64}
-                                  : SmallVector<int64_t>{1, 1, rows, 64};
+  SmallVector<int64_t> box = bshd ? SmallVector<int64_t>{1, rows, 1, columns}
+                                  : SmallVector<int64_t>{1, 1, rows, columns};
   types.push_back(LLVM::LLVMPointerType::get(ctx));
   params.push_back(
       llvm::json::Object{{"name", (tensor + "_tma").str()},
@@ -275,7 +275,7 @@ Type KernelSignature::tensorMap(MLIRContext *ctx, StringRef tensor, Type elt,
                          {"kind", "tensormap"},
                          {"passing", stringifyTensorMapPassing(passing)},
                          {"tensor", tensor},
-                         {"box", llvm::json::Array{64, rows}},
+                         {"box", llvm::json::Array{columns, rows}},
                          {"swizzle", "128B"},
                          {"l2_promotion", "256B"},
                          {"oob_fill", "zero"}});

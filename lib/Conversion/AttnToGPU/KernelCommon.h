@@ -106,12 +106,16 @@ struct KernelSignature {
   /// "window_left" and "window_right" (index, i64 in the manifest).
   void runtimeValues(MLIRContext *ctx, bool softcap, bool window);
   /// The TMA descriptor (CUtensorMap, built by the host) of `tensor`: a 4-D
-  /// map over the layout's dims, boxes of 64 columns (128 bytes, 128-byte
-  /// swizzle) by `rows`, zero fill out of bounds. Passed as a plain pointer
-  /// (the GPU-to-NVVM signature conversion has no rule for the nvgpu type);
-  /// returns the descriptor type the kernel casts it to.
+  /// map over the layout's dims, boxes of `columns` elements of `elt` (128
+  /// bytes, 128-byte swizzle) by `rows`, zero fill out of bounds. Passed as
+  /// a plain pointer (the GPU-to-NVVM signature conversion has no rule for
+  /// the nvgpu type); returns the descriptor type the kernel casts it to.
   Type tensorMap(MLIRContext *ctx, StringRef tensor, Type elt, int64_t rows,
-                 bool bshd, TensorMapPassing passing);
+                 bool bshd, TensorMapPassing passing) {
+    return tensorMap(ctx, tensor, elt, 64, rows, bshd, passing);
+  }
+  Type tensorMap(MLIRContext *ctx, StringRef tensor, Type elt, int64_t columns,
+                 int64_t rows, bool bshd, TensorMapPassing passing);
 };
 
 /// What a body uses of the values a kernel takes at run time

@@ -49,9 +49,26 @@
 //     per-element mask, banded masks launch the heaviest query blocks first,
 //     GQA by index arithmetic, as in the mma.sync kernel.
 //
+// FP8 (e4m3 Q, K, V with descales; FlashAttention-3's FP8 forward), D and Dv
+// of 128 or 256:
+//
+//   * Q·Kᵀ is m64nNk32 e4m3 wgmma, k-steps of 32 bytes as for 16-bit types;
+//     the panels are 128 e4m3 columns.
+//   * FP8 wgmma takes B only K-major, so P·V needs Vᵀ: warps 1-3 of the
+//     producer warpgroup transpose each V tile into a third ring (Vᵀ, Dv rows
+//     of one 128-byte panel) and arrive on vtFull; the consumers release
+//     vtEmpty after P·V, the transposers vEmpty. The producer runs on 40
+//     registers, the consumers on 232.
+//   * P = exp2(s·scale·dq·dk·log2 e - m + 8) is rounded to e4m3 in registers
+//     (cvt.rn.satfinite.e4m3x2) and is the register-A operand of P·V as it
+//     stands: the transposers store each 16 keys of Vᵀ in the order in which
+//     the accumulator's registers hold P's columns (packFp8P).
+//   * O = dv · acc / l, written in the output type; the LSE drops the 2^8.
+//
 // The host passes one CUtensorMap per Q, K and V (in global memory): 4-D maps
-// over the tensor's layout with boxes of 64 columns (128 bytes) by the tile's
-// rows; the manifest lists them as "tensormap" parameters.
+// over the tensor's layout with boxes of 128 bytes (64 f16/bf16 or 128 e4m3
+// columns) by the tile's rows; the manifest lists them as "tensormap"
+// parameters.
 //
 //===----------------------------------------------------------------------===//
 
@@ -88,22 +105,74 @@ static constexpr int64_t kWgRows = 64, kWarpgroups = 2;
 static constexpr int64_t kBlockRows = kWgRows * kWarpgroups;
 static constexpr int64_t kConsumerThreads = kWarpgroups * 128;
 static constexpr int64_t kConsumerWarps = kConsumerThreads / 32;
+/// FP8: the producer's warps 1-3 transpose V; the register split that gives
+/// them room (2 x 128 x 232 + 128 x 40 <= 64K).
+static constexpr int64_t kTransposeThreads = 96;
+static constexpr int64_t kFp8ProducerRegisters = 40,
+                         kFp8ConsumerRegisters = 232;
+/// FlashAttention-3's exponent offset of FP8's P (attn-tile's kFp8POffset).
+static constexpr double kFp8POffset = 8.0;
 /// The most dynamic shared memory a block may have on sm_90.
 static constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
 int64_t mlir::attn::detail::WgmmaTiling::sharedMemoryBytes(int64_t d,
                                                            int64_t dv) const {
-  int64_t q = kBlockRows * d * 2;
-  int64_t kv = stages * keys * (d + dv) * 2;
-  return q + kv;
+  int64_t q = kBlockRows * d * elementBytes();
+  int64_t kv = stages * keys * (d + dv) * elementBytes();
+  // FP8: a ring of transposed V tiles too, Dv rows of one 128-byte panel
+  // (half of it unused with 64 keys a step).
+  int64_t vt = fp8 ? stages * dv * 128 : 0;
+  return q + kv + vt;
+}
+
+/// The FP8 tiling: head dims in whole 128-byte panels (128 or 256 e4m3
+/// columns); 128 keys a step up to Dv = 128 (Q 16 KB, two stages of K, V
+/// and transposed V 96 KB), else 64 (Dv = 256: O takes 128 registers; 160
+/// KB at D = 256).
+static FailureOr<WgmmaTiling> getFp8WgmmaTiling(const AttentionSpec &s,
+                                                std::string *why) {
+  if (s.descale == DescaleMode::None)
+    return attn::detail::failWith(why, "FP8 attention needs descales");
+  if (!s.outDtype ||
+      (*s.outDtype != ScalarType::BF16 && *s.outDtype != ScalarType::F16 &&
+       *s.outDtype != ScalarType::F32))
+    return attn::detail::failWith(
+        why, "the FP8 wgmma kernel writes a bf16, f16 or f32 "
+             "output");
+  if ((s.bias && *s.bias == ScalarType::F8E4M3) ||
+      (s.sinks && *s.sinks == ScalarType::F8E4M3))
+    return attn::detail::failWith(
+        why, "FP8 attention takes its bias and sinks in f16, "
+             "bf16 or f32");
+  auto isPanelled = [](int64_t d) {
+    return !ShapedType::isDynamic(d) && (d == 128 || d == 256);
+  };
+  if (!isPanelled(s.headDim) || !isPanelled(s.valueHeadDim))
+    return attn::detail::failWith(
+        why, "the FP8 wgmma kernel needs head dims of 128 or 256 "
+             "(whole 128-byte panels of e4m3)");
+  if (!s.scale && !s.runtimeValues)
+    return attn::detail::failWith(why, "the wgmma kernel needs a known scale");
+  WgmmaTiling t;
+  t.fp8 = true;
+  t.stages = 2;
+  t.keys = s.valueHeadDim <= 128 ? 128 : 64;
+  if (t.sharedMemoryBytes(s.headDim, s.valueHeadDim) > kMaxSharedMemory)
+    return attn::detail::failWith(
+        why, "the FP8 wgmma kernel's tiles of head dims " + Twine(s.headDim) +
+                 " and " + Twine(s.valueHeadDim) +
+                 " do not fit 227 KB of shared memory");
+  return t;
 }
 
 FailureOr<WgmmaTiling>
 mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
                                    std::string *why) {
   const AttentionSpec &s = spec;
+  if (s.dtype == ScalarType::F8E4M3)
+    return getFp8WgmmaTiling(s, why);
   if (s.dtype != ScalarType::F16 && s.dtype != ScalarType::BF16)
-    return failWith(why, "the wgmma kernel needs f16 or bf16");
+    return failWith(why, "the wgmma kernel needs f16, bf16 or f8E4M3FN");
   auto isPanelled = [](int64_t d) {
     return !ShapedType::isDynamic(d) && d >= 64 && d <= 256 && d % 64 == 0;
   };
@@ -148,13 +217,18 @@ public:
               const AttentionKernelArgs &args, ValueRange tmaDescriptors,
               const WgmmaTiling &tiling)
       : b(loc, builder), e{b}, softmax(e, /*approxExp2=*/true), spec(spec),
-        args(args), tmaDescriptors(tmaDescriptors), D(spec.headDim),
-        Dv(spec.valueHeadDim), N(tiling.keys), kStages(tiling.stages),
-        qPanels(D / 64), vPanels(Dv / 64), qBytes(kBlockRows * D * 2),
-        kStageBytes(N * D * 2), vStageBytes(N * Dv * 2), kBase(qBytes),
-        vBase(kBase + kStages * kStageBytes) {
+        args(args), tmaDescriptors(tmaDescriptors), fp8(tiling.fp8),
+        D(spec.headDim), Dv(spec.valueHeadDim), N(tiling.keys),
+        kStages(tiling.stages), panelColumns(tiling.panelColumns()),
+        qPanels(D / panelColumns), vPanels(Dv / panelColumns),
+        qBytes(kBlockRows * D * tiling.elementBytes()),
+        kStageBytes(N * D * tiling.elementBytes()),
+        vStageBytes(N * Dv * tiling.elementBytes()), vtStageBytes(Dv * 128),
+        kBase(qBytes), vBase(kBase + kStages * kStageBytes),
+        vtBase(vBase + kStages * vStageBytes), pRegisters(fp8 ? N / 8 : N / 4) {
     ctx = builder.getContext();
     f16 = getType(ctx, spec.dtype);
+    boxElt = fp8 ? Type(b.getI8Type()) : f16;
     f32 = b.getF32Type();
     i64 = b.getI64Type();
     workgroup = gpu::AddressSpaceAttr::get(
@@ -165,8 +239,10 @@ public:
     // scale is never negative (withRuntimeValues keeps negative scales
     // compiled in; launchers pick such a kernel for one), and a zero scale
     // makes every logit 0 either way.
-    rawScores =
-        !spec.softcap && !args.bias && (spec.runtimeValues || spec.scale > 0);
+    // FP8's factor carries the descales, whose sign the kernel does not
+    // know: its scores are scaled before the maximum.
+    rawScores = !fp8 && !spec.softcap && !args.bias &&
+                (spec.runtimeValues || spec.scale > 0);
   }
 
   void emit(OpBuilder &builder, gpu::GPUFuncOp func) {
@@ -225,9 +301,12 @@ private:
   /// kEmpty[s] / vEmpty[s] (every consumer warp is done with it); then Q.
   /// K and V have their own rings: a K tile is released as soon as its S is
   /// computed, its V tile only after the next step's P·V.
+  /// FP8 adds vtFull[s] (count: the transposing threads) and vtEmpty[s]
+  /// (count 8, the consumer warps) for the ring of transposed V tiles; its
+  /// vEmpty[s] counts the transposing threads, which release V.
   void createBarriers() {
-    auto barrierType =
-        nvgpu::MBarrierGroupType::get(ctx, workgroup, 4 * kStages + 1);
+    auto barrierType = nvgpu::MBarrierGroupType::get(
+        ctx, workgroup, (fp8 ? 6 : 4) * kStages + 1);
     barriers = nvgpu::MBarrierCreateOp::create(b, barrierType);
     qBarrier = e.idx(4 * kStages);
   }
@@ -235,6 +314,10 @@ private:
   Value vFull(Value st) { return e.add(st, e.idx(kStages)); }
   Value kEmpty(Value st) { return e.add(st, e.idx(2 * kStages)); }
   Value vEmpty(Value st) { return e.add(st, e.idx(3 * kStages)); }
+  Value vtFull(Value st) { return e.add(st, e.idx(4 * kStages + 1)); }
+  Value vtEmpty(Value st) { return e.add(st, e.idx(5 * kStages + 1)); }
+  /// What the consumers release after P·V: V, or FP8's transposed V.
+  Value pvEmpty(Value st) { return fp8 ? vtEmpty(st) : vEmpty(st); }
 
   /// Emits `body` for thread 0 of the block only.
   void ifThread0(function_ref<void()> body) { e.when(e.eq(tid, c0), body); }
@@ -249,8 +332,15 @@ private:
                                       Value());
         nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
                                       kEmpty(e.idx(i)), Value());
-        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
-                                      vEmpty(e.idx(i)), Value());
+        nvgpu::MBarrierInitOp::create(
+            b, barriers, e.idx(fp8 ? kTransposeThreads : kConsumerWarps),
+            vEmpty(e.idx(i)), Value());
+        if (fp8) {
+          nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kTransposeThreads),
+                                        vtFull(e.idx(i)), Value());
+          nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
+                                        vtEmpty(e.idx(i)), Value());
+        }
       }
       nvgpu::MBarrierInitOp::create(b, barriers, e.idx(1), qBarrier, Value());
       NVVM::FenceMbarrierInitOp::create(b);
@@ -266,13 +356,15 @@ private:
                                    arith::IndexCastUIOp::create(b, i64, p));
   }
 
-  /// TMA: the box of each descriptor is 64 columns by `rows` rows; its
-  /// destination is a view of that shape.
+  /// TMA: the box of each descriptor is 128 bytes (64 f16/bf16 or 128
+  /// e4m3 columns, as i8) by `rows` rows; its destination is a view of that
+  /// shape.
   MemRefType tmaBoxType(int64_t rows) {
-    SmallVector<int64_t> dims = spec.layout == Layout::BSHD
-                                    ? SmallVector<int64_t>{1, rows, 1, 64}
-                                    : SmallVector<int64_t>{1, 1, rows, 64};
-    return MemRefType::get(dims, f16, AffineMap(), workgroup);
+    SmallVector<int64_t> dims =
+        spec.layout == Layout::BSHD
+            ? SmallVector<int64_t>{1, rows, 1, panelColumns}
+            : SmallVector<int64_t>{1, 1, rows, panelColumns};
+    return MemRefType::get(dims, boxElt, AffineMap(), workgroup);
   }
   Value view(MemRefType type, Value byteOffset) {
     return memref::ViewOp::create(b, type, smem, byteOffset, ValueRange{});
@@ -301,23 +393,29 @@ private:
     for (int64_t p = 0; p < panels; ++p)
       tmaLoad(desc, tmaBoxType(N), base + p * N * 128,
               e.mul(stage, e.idx(stageBytes)),
-              coords(p * 64, e.mul(kb, e.idx(N)), kvh), fullBarrier);
+              coords(p * panelColumns, e.mul(kb, e.idx(N)), kvh), fullBarrier);
   }
 
   /// The producer warpgroup: one thread loads Q, then the K and V tiles of
   /// every key block into the rings, each stage once its consumers released
   /// it.
   void emitProducer() {
+    // FP8's transposing warps need more than the loads' 24 registers; its
+    // consumers give up 8 each (kFp8ProducerRegisters).
     NVVM::SetMaxRegisterOp::create(
-        b, b.getI32IntegerAttr(24),
+        b, b.getI32IntegerAttr(fp8 ? kFp8ProducerRegisters : 24),
         NVVM::SetMaxRegisterActionAttr::get(
             ctx, NVVM::SetMaxRegisterAction::decrease));
+    if (fp8)
+      e.when(arith::CmpIOp::create(b, arith::CmpIPredicate::uge, tid,
+                                   e.idx(kConsumerThreads + 32)),
+             [&] { emitTransposer(); });
     e.when(e.eq(tid, e.idx(kConsumerThreads)), [&] {
       nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, e.idx(qBytes),
                                               qBarrier, Value());
       for (int64_t p = 0; p < qPanels; ++p)
         tmaLoad(tmaDescriptors[0], tmaBoxType(kBlockRows), p * kBlockRows * 128,
-                Value(), coords(p * 64, q0, h), qBarrier);
+                Value(), coords(p * panelColumns, q0, h), qBarrier);
       e.loop(blocks.begin, blocks.end, c1, [&](Value kb) {
         Value i = e.sub(kb, blocks.begin);
         Value stage = e.rem(i, e.idx(kStages));
@@ -341,6 +439,92 @@ private:
                   kb, stage);
       });
     });
+  }
+
+  /// FP8: warps 1-3 of the producer warpgroup transpose each V tile (keys x
+  /// Dv, as TMA landed it) into Vᵀ (Dv rows of 128 bytes, 128-byte
+  /// swizzled: the K-major B operand FP8 wgmma needs for P·V), the keys of
+  /// every 16 permuted so that P's accumulator registers are the register-A
+  /// fragment as they stand (fp8KeyOfColumn). Per key block: wait for V
+  /// and for the consumers to free the Vᵀ stage; transpose; make the
+  /// writes visible to the async proxy; arrive on vtFull and vEmpty.
+  void emitTransposer() {
+    Value t = e.sub(tid, e.idx(kConsumerThreads + 32));
+    Value warpT = e.div(t, e.idx(32)), laneT = e.rem(t, e.idx(32));
+    words = memref::ViewOp::create(
+        b,
+        MemRefType::get({(vtBase + kStages * vtStageBytes) / 4}, b.getI32Type(),
+                        AffineMap(), workgroup),
+        smem, c0, ValueRange{});
+    e.loop(blocks.begin, blocks.end, c1, [&](Value kb) {
+      Value i = e.sub(kb, blocks.begin);
+      Value stage = stageOf(i);
+      nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(i), ticks,
+                                             vFull(stage));
+      Value again = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, i,
+                                          e.idx(kStages));
+      e.when(again, [&] {
+        Value phase = e.rem(e.add(e.div(i, e.idx(kStages)), c1), e.idx(2));
+        nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
+                                               ticks, vtEmpty(stage));
+      });
+      // 32 units of 32 lanes a tile (N · Dv / 512), dealt to the 3 warps.
+      e.loop(warpT, e.idx(N * Dv / 512), e.idx(kTransposeThreads / 32),
+             [&](Value unit) { transposeUnit(stage, unit, laneT); });
+      NVVM::FenceProxyOp::create(
+          b, NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
+          NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+      nvgpu::MBarrierArriveOp::create(b, barriers, vtFull(stage));
+      nvgpu::MBarrierArriveOp::create(b, barriers, vEmpty(stage));
+    });
+  }
+
+  /// One lane's part of a unit: 4 key columns (4q .. 4q + 3 of Vᵀ) by 4
+  /// value columns (4dq .. 4dq + 3), a 4 x 4 byte transpose in registers.
+  /// The unit's 32 lanes take 8 q by 4 dq, which keeps the swizzled reads
+  /// and writes at two lanes a bank.
+  void transposeUnit(Value stage, Value unit, Value lane) {
+    const int64_t qGroups = N / 32;
+    Value q = e.add(e.mul(e.rem(unit, e.idx(qGroups)), e.idx(8)),
+                    e.div(lane, e.idx(4)));
+    Value dq = e.add(e.mul(e.div(unit, e.idx(qGroups)), e.idx(4)),
+                     e.rem(lane, e.idx(4)));
+    // Byte address of V[key][4dq] in the stage's panels of 128 bytes.
+    Value col = e.mul(dq, e.idx(4));
+    Value panel = e.div(col, e.idx(128)), inPanel = e.rem(col, e.idx(128));
+    Value vStage = e.add(e.idx(vBase), e.mul(stage, e.idx(vStageBytes)));
+    auto swizzled = [&](Value row, Value byte) {
+      Value chunk = arith::XOrIOp::create(b, e.div(byte, e.idx(16)),
+                                          e.rem(row, e.idx(8)));
+      return e.add(e.add(e.mul(row, e.idx(128)), e.mul(chunk, e.idx(16))),
+                   e.rem(byte, e.idx(16)));
+    };
+    // Column 4q + j of Vᵀ holds key fp8KeyOfColumn(4q + j).
+    Value keyBase = e.add(e.mul(e.div(q, e.idx(4)), e.idx(16)),
+                          e.mul(e.rem(q, e.idx(4)), e.idx(2)));
+    Value w[4];
+    for (int64_t j = 0; j < 4; ++j) {
+      Value key = e.add(keyBase, e.idx((j & 1) + 8 * (j >> 1)));
+      Value addr = e.add(e.add(vStage, e.mul(panel, e.idx(N * 128))),
+                         swizzled(key, inPanel));
+      w[j] = memref::LoadOp::create(b, words, e.div(addr, e.idx(4)));
+    }
+    // out[i] = byte i of w[0], w[1], w[2], w[3]: two rounds of prmt.
+    auto prmt = [&](Value lo, Value hi, int32_t selector) -> Value {
+      return NVVM::PermuteOp::create(
+          b, b.getI32Type(), lo, hi, ci32(selector),
+          NVVM::PermuteModeAttr::get(ctx, NVVM::PermuteMode::DEFAULT));
+    };
+    Value t0 = prmt(w[0], w[1], 0x5140), t1 = prmt(w[0], w[1], 0x7362);
+    Value t2 = prmt(w[2], w[3], 0x5140), t3 = prmt(w[2], w[3], 0x7362);
+    Value out[4] = {prmt(t0, t2, 0x5410), prmt(t0, t2, 0x7632),
+                    prmt(t1, t3, 0x5410), prmt(t1, t3, 0x7632)};
+    Value vtStage = e.add(e.idx(vtBase), e.mul(stage, e.idx(vtStageBytes)));
+    for (int64_t i = 0; i < 4; ++i) {
+      Value row = e.add(col, e.idx(i));
+      Value addr = e.add(vtStage, swizzled(row, e.mul(q, e.idx(4))));
+      memref::StoreOp::create(b, out[i], words, e.div(addr, e.idx(4)));
+    }
   }
 
   Value ci32(int64_t v) {
@@ -377,8 +561,10 @@ private:
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            kFull(stage));
     Value kDescBase = descriptor(stageAddr(kBase, kStageBytes, stage), 0);
+    // k-steps of 32 bytes: 16 f16/bf16 or 32 e4m3 columns.
     return buildWgmmaChain(
-        b, f16, LLVM::PoisonOp::create(b, sType), N, D / 16, /*zeroInit=*/true,
+        b, f16, LLVM::PoisonOp::create(b, sType), N, D * (fp8 ? 1 : 2) / 32,
+        /*zeroInit=*/true,
         [&](int64_t kk) {
           return advance(qDescBase,
                          (kk / 4) * kBlockRows * 128 + (kk % 4) * 32);
@@ -392,6 +578,16 @@ private:
   /// four per k-step of 16 keys, packP's).
   Value issuePV(Value j, Value o, ValueRange p) {
     Value stage = stageOf(j);
+    if (fp8) {
+      // Vᵀ K-major (one 128-byte panel: N <= 128 keys), k-steps of 32 keys.
+      nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
+                                             vtFull(stage));
+      Value vtDescBase =
+          descriptor(stageAddr(vtBase, vtStageBytes, stage), /*lbo=*/0);
+      return buildWgmmaRegisterAChain(
+          b, f16, o, p.take_front(N / 32 * 4), Dv,
+          [&](int64_t kk) { return advance(vtDescBase, kk * 32); });
+    }
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phaseOf(j), ticks,
                                            vFull(stage));
     Value vDescBase = descriptor(stageAddr(vBase, vStageBytes, stage), N * 128);
@@ -405,7 +601,7 @@ private:
   /// the epilogue.
   void emitConsumer() {
     NVVM::SetMaxRegisterOp::create(
-        b, b.getI32IntegerAttr(240),
+        b, b.getI32IntegerAttr(fp8 ? kFp8ConsumerRegisters : 240),
         NVVM::SetMaxRegisterActionAttr::get(
             ctx, NVVM::SetMaxRegisterAction::increase));
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(c0), ticks,
@@ -415,7 +611,20 @@ private:
     row[0] = e.add(e.add(wgRow0, e.mul(warp, e.idx(16))), lanes.g);
     row[1] =
         e.add(e.add(e.add(wgRow0, e.mul(warp, e.idx(16))), lanes.g), e.idx(8));
-    std::tie(m0, l0) = getInitialRowState(e, args, h, lanes.t);
+    // FP8: the descales of the (batch, KV head); dq · dk joins the scores'
+    // factor, dv the output's. Its P carries 2^8, a sink's weight too.
+    Value outScale;
+    if (fp8) {
+      Value at = spec.descale == DescaleMode::Head
+                     ? e.add(e.mul(bIdx, args.hkv), kvh)
+                     : c0;
+      args.scoreFactor = e.fmul(
+          getScoreFactor(e, spec, args),
+          e.fmul(e.loadF32(args.descaleQ, at), e.loadF32(args.descaleK, at)));
+      outScale = e.loadF32(args.descaleV, at);
+    }
+    std::tie(m0, l0) = getInitialRowState(e, args, h, lanes.t,
+                                          fp8 ? std::exp2(kFp8POffset) : 1.0);
     oType = getWgmmaAccumulatorType(ctx, Dv);
     sType = getWgmmaAccumulatorType(ctx, N);
     oInit = LLVM::PoisonOp::create(b, oType);
@@ -440,7 +649,7 @@ private:
     // Step 5: quad-reduce the row sums, normalize, write.
     for (int64_t i = 0; i < 2; ++i)
       writeOutputRow(e, softmax, spec, args, bIdx, h, lanes, row[i], i,
-                     state[i], state[2 + i], state[4], Dv);
+                     state[i], state[2 + i], state[4], Dv, outScale);
   }
 
   void waitTurn() {
@@ -508,7 +717,7 @@ private:
                  release(kEmpty(stageOf(j)));
                  SmallVector<Value> sm = softmaxStep(s, j, iter.take_front(4));
                  buildWgmmaWait(b, 0);
-                 release(vEmpty(stageOf(jPrev)));
+                 release(pvEmpty(stageOf(jPrev)));
                  o = softmax.rescale(o, {sm[4], sm[5]});
                  SmallVector<Value> next = {sm[0], sm[1], sm[2], sm[3], o};
                  next.append(sm.begin() + 6, sm.end());
@@ -517,7 +726,7 @@ private:
     Value last = e.sub(nBlocks, c1);
     Value o = issuePV(last, loop[4], loop.drop_front(5));
     buildWgmmaWait(b, 0);
-    release(vEmpty(stageOf(last)));
+    release(pvEmpty(stageOf(last)));
     return {loop[0], loop[1], loop[2], loop[3], o};
   }
 
@@ -528,7 +737,7 @@ private:
     Value full = e.land(e.sle(blocks.fullFrom, k0),
                         e.sle(e.add(k0, e.idx(N)), blocks.fullTo));
     SmallVector<Type> types(6, f32);
-    types.append(N / 4, b.getI32Type());
+    types.append(pRegisters, b.getI32Type());
     return ifFullBlock(e, full, types, [&](bool masked) {
       return computeSoftmax(s, k0, j, ml, masked);
     });
@@ -563,7 +772,7 @@ private:
         mx = e.fmul(mx, factor);
       rows[i] = softmax.update(e.fmax(mx, ml[i]), ml[i], ml[2 + i]);
     }
-    SmallVector<Value> p = packP(x, factor, rows);
+    SmallVector<Value> p = fp8 ? packFp8P(x, rows) : packP(x, factor, rows);
     SmallVector<Value> result = {rows[0].max, rows[1].max,   rows[0].sum,
                                  rows[1].sum, rows[0].alpha, rows[1].alpha};
     result.append(p);
@@ -605,22 +814,77 @@ private:
     return p;
   }
 
+  /// FP8's P = exp2(x - m + 8) of scaled logits `x` (FlashAttention-3's
+  /// offset: P in [0, 256], where e4m3 is precise), the rows' sums (before
+  /// rounding) added to `rows`, and P rounded to e4m3 (cvt.rn.satfinite)
+  /// as the register-A operand of the m64nNk32 wgmma: k-step kk (keys 32kk
+  /// ..) is tiles n = 4kk .. 4kk + 3, its registers a0 .. a3 rows (g, g +
+  /// 8) of tiles (4kk, 4kk + 1), then of (4kk + 2, 4kk + 3), each register
+  /// the bytes of columns (2t, 2t + 1) of its two tiles. The fragment reads
+  /// those as columns 4t .. 4t + 3 (and 16 + 4t ..): Vᵀ holds its keys in
+  /// that order (emitTransposer).
+  SmallVector<Value> packFp8P(ArrayRef<SmallVector<Value, 4>> x,
+                              MutableArrayRef<OnlineSoftmax::RowUpdate> rows) {
+    Value negM[2];
+    for (int64_t i = 0; i < 2; ++i)
+      negM[i] = e.fsub(e.f(kFp8POffset), rows[i].safeMax);
+    SmallVector<Value> terms[2];
+    // half[n][i]: the two bytes of tile n, row i, as i16 (column 2t low).
+    SmallVector<std::array<Value, 2>> half(N / 8);
+    auto fp8Type = Float8E4M3FNType::get(ctx);
+    for (int64_t n = 0; n < N / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i) {
+        Value p[2];
+        for (int64_t jj = 0; jj < 2; ++jj) {
+          p[jj] = softmax.exp2(e.fadd(x[n][i * 2 + jj], negM[i]));
+          terms[i].push_back(p[jj]);
+        }
+        half[n][i] = NVVM::ConvertF32x2ToF8x2Op::create(
+            b, b.getI16Type(), p[1], p[0], NVVM::FPRoundingMode::RN,
+            NVVM::SaturationMode::SATFINITE, /*relu=*/false, fp8Type);
+      }
+    for (int64_t i = 0; i < 2; ++i)
+      rows[i].sum = e.fadd(rows[i].sum, softmax.rowSum(terms[i]));
+    auto word = [&](Value lo, Value hi) -> Value {
+      Type i32 = b.getI32Type();
+      Value l = arith::ExtUIOp::create(b, i32, lo);
+      Value h = arith::ShLIOp::create(b, arith::ExtUIOp::create(b, i32, hi),
+                                      ci32(16));
+      return arith::OrIOp::create(b, l, h);
+    };
+    SmallVector<Value> regs;
+    for (int64_t kk = 0; kk < N / 32; ++kk)
+      for (int64_t pair = 0; pair < 2; ++pair)
+        for (int64_t i = 0; i < 2; ++i) {
+          int64_t n = 4 * kk + 2 * pair;
+          regs.push_back(word(half[n][i], half[n + 1][i]));
+        }
+    return regs;
+  }
+
   ImplicitLocOpBuilder b;
   Emitter e;
   OnlineSoftmax softmax;
   const AttentionSpec &spec;
-  const AttentionKernelArgs &args;
+  /// A copy: FP8's consumers fold the descales into its score factor.
+  AttentionKernelArgs args;
   /// The Q, K and V tensor maps.
   ValueRange tmaDescriptors;
   MLIRContext *ctx;
-  Type f16, f32, i64;
+  /// The element type of Q, K and V, and of the TMA boxes (i8 for FP8).
+  Type f16, boxElt, f32, i64;
   gpu::AddressSpaceAttr workgroup;
   bool rawScores;
-  const int64_t D, Dv, N, kStages;
+  const bool fp8;
+  const int64_t D, Dv, N, kStages, panelColumns;
   /// Shared memory: panels of Q, K and V, byte offsets of the K and V
-  /// rings.
-  const int64_t qPanels, vPanels, qBytes, kStageBytes, vStageBytes, kBase,
-      vBase;
+  /// rings (and FP8's ring of transposed V tiles).
+  const int64_t qPanels, vPanels, qBytes, kStageBytes, vStageBytes,
+      vtStageBytes, kBase, vBase, vtBase;
+  /// P's 32-bit registers a step: N / 4 (f16/bf16 pairs), N / 8 (e4m3).
+  const int64_t pRegisters;
+  /// FP8: shared memory as 32-bit words (the transposing warps').
+  Value words;
 
   Value tid, c0, c1, h, bIdx, wg, warp, lane, q0, kvh, off;
   FragmentLanes lanes;

@@ -55,6 +55,8 @@ Value mlir::attn::detail::buildZeroAccumulator(ImplicitLocOpBuilder &b,
 }
 
 static NVVM::WGMMATypesAttr getWgmmaType(MLIRContext *ctx, Type t) {
+  if (isa<Float8E4M3FNType>(t))
+    return NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::e4m3);
   return NVVM::WGMMATypesAttr::get(ctx, t.isF16() ? NVVM::WGMMATypes::f16
                                                   : NVVM::WGMMATypes::bf16);
 }
@@ -70,8 +72,8 @@ Value mlir::attn::detail::buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt,
   for (int64_t kk = 0; kk < ksteps; ++kk) {
     acc = NVVM::WgmmaMmaAsyncOp::create(
         b, acc.getType(), acc, descA(kk), descB(kk),
-        NVVM::MMAShapeAttr::get(ctx, 64, n, 16), getWgmmaType(ctx, elt),
-        getWgmmaType(ctx, elt),
+        NVVM::MMAShapeAttr::get(ctx, 64, n, getWgmmaK(elt)),
+        getWgmmaType(ctx, elt), getWgmmaType(ctx, elt),
         NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
         NVVM::WGMMAScaleOutAttr::get(ctx, zeroInit && kk == 0
                                               ? NVVM::WGMMAScaleOut::zero
@@ -87,13 +89,18 @@ Value mlir::attn::detail::buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt,
   return acc;
 }
 
+int64_t mlir::attn::detail::getWgmmaK(Type elt) {
+  return isa<Float8E4M3FNType>(elt) ? 32 : 16;
+}
+
 Value mlir::attn::detail::buildWgmmaRegisterAChain(
     ImplicitLocOpBuilder &b, Type elt, Value acc, ValueRange a, int64_t n,
     function_ref<Value(int64_t)> descB) {
   NVVM::WgmmaFenceAlignedOp::create(b);
   for (int64_t kk = 0; kk < static_cast<int64_t>(a.size()) / 4; ++kk)
     acc = createWgmmaRegisterA(b, b.getLoc(), acc, a.slice(4 * kk, 4),
-                               descB(kk), n, elt.isBF16(), /*transB=*/true);
+                               descB(kk), n, elt,
+                               /*transB=*/!isa<Float8E4M3FNType>(elt));
   NVVM::WgmmaGroupSyncAlignedOp::create(b);
   return acc;
 }

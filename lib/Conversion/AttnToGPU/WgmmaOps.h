@@ -48,19 +48,25 @@ Type getWgmmaAccumulatorType(MLIRContext *ctx, int64_t n);
 /// An accumulator of `n` columns holding zeros.
 Value buildZeroAccumulator(ImplicitLocOpBuilder &b, int64_t n);
 
-/// Issues acc = A·B (+ acc unless `zeroInit`) for an m64nNk16 wgmma of
-/// element type `elt` (f16 or bf16) over `ksteps` k-steps, A and B by
-/// descriptor (A K-major; B MN-major where `bMNMajor`), as one committed
-/// wgmma group: a fence, the MMAs, the commit. The caller waits.
+/// The k of a wgmma of element type `elt`: 16 (f16, bf16) or 32 (e4m3);
+/// a k-step is 32 bytes of a row either way.
+int64_t getWgmmaK(Type elt);
+
+/// Issues acc = A·B (+ acc unless `zeroInit`) for an m64nNk wgmma of
+/// element type `elt` (f16, bf16 or f8E4M3FN; k = getWgmmaK) over `ksteps`
+/// k-steps, A and B by descriptor (A K-major; B MN-major where `bMNMajor`,
+/// 16-bit types only), as one committed wgmma group: a fence, the MMAs, the
+/// commit. The caller waits.
 Value buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt, Value acc, int64_t n,
                       int64_t ksteps, bool zeroInit,
                       function_ref<Value(int64_t)> descA,
                       function_ref<Value(int64_t)> descB, bool bMNMajor);
 
 /// Issues acc += A·B with A from registers (`a`: four 32-bit registers per
-/// k-step, wgmma's A fragment, which is an m64nNk16 accumulator of 16
-/// columns packed in pairs) and B MN-major by descriptor (`descB(kk)`), as
-/// one committed group; register-A MMAs are InlinePtx.h's.
+/// k-step, wgmma's A fragment; for f16/bf16 an m64nNk16 accumulator of 16
+/// columns packed in pairs) and B by descriptor (`descB(kk)`; MN-major for
+/// f16/bf16, K-major for e4m3, which has no transposed B), as one committed
+/// group; register-A MMAs are InlinePtx.h's.
 Value buildWgmmaRegisterAChain(ImplicitLocOpBuilder &b, Type elt, Value acc,
                                ValueRange a, int64_t n,
                                function_ref<Value(int64_t)> descB);

@@ -49,6 +49,20 @@ static void createTensorMap(RewriterBase &rewriter,
   auto descriptorType = cast<nvgpu::TensorMapDescriptorType>(type.getValue());
   Value buffer = marker.getInputs().front();
   auto bufferType = cast<MemRefType>(buffer.getType());
+  // nvgpu's lowering takes the map's data type from the buffer's element
+  // type and knows no FP8 type: an FP8 buffer is given as the bytes (ui8)
+  // its descriptor maps, a cast that vanishes in LLVM (both lower to the
+  // same memref struct).
+  Type boxElt = descriptorType.getTensor().getElementType();
+  if (isa<Float8E4M3FNType>(bufferType.getElementType()) &&
+      boxElt.isUnsignedInteger(8)) {
+    bufferType =
+        MemRefType::get(bufferType.getShape(), boxElt, bufferType.getLayout(),
+                        bufferType.getMemorySpace());
+    buffer =
+        UnrealizedConversionCastOp::create(rewriter, loc, bufferType, buffer)
+            .getResult(0);
+  }
   Value unranked = memref::CastOp::create(
       rewriter, loc,
       UnrankedMemRefType::get(bufferType.getElementType(), Attribute()),
