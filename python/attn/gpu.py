@@ -784,10 +784,8 @@ def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
     backward.
     """
     if str(q.dtype) == "torch.float8_e4m3fn" or q_descale is not None:
-        if out is not None:
-            raise ValueError("out= is not taken with FP8 inputs")
         return _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout,
-                          return_lse, bundles, None,
+                          return_lse, bundles, out,
                           fp8=((q_descale, k_descale, v_descale), out_dtype))
     if out_dtype is not None or k_descale is not None or v_descale is not None:
         raise ValueError("descales and out_dtype are for FP8 (float8_e4m3fn) inputs")
@@ -932,8 +930,8 @@ def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, ret
     out_shape = (b, hq, sq, dv) if layout == "bhsd" else (b, sq, hq, dv)
     if out is None:
         out = torch.empty(out_shape, dtype=out_dtype, device=q.device)
-    elif tuple(out.shape) != out_shape or out.dtype != q.dtype or not out.is_contiguous():
-        raise ValueError(f"out must be a contiguous {q.dtype} tensor of shape {out_shape}")
+    elif tuple(out.shape) != out_shape or out.dtype != out_dtype or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous {out_dtype} tensor of shape {out_shape}")
     tensors["o"] = out
     if return_lse:
         lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)

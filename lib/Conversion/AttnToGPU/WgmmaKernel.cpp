@@ -105,9 +105,10 @@ static constexpr int64_t kWgRows = 64, kWarpgroups = 2;
 static constexpr int64_t kBlockRows = kWgRows * kWarpgroups;
 static constexpr int64_t kConsumerThreads = kWarpgroups * 128;
 static constexpr int64_t kConsumerWarps = kConsumerThreads / 32;
-/// FP8: the producer's warps 1-3 transpose V; the register split that gives
-/// them room (2 x 128 x 232 + 128 x 40 <= 64K).
-static constexpr int64_t kTransposeThreads = 96;
+/// FP8: the producer's warps 2 and 3 transpose V (threads 320 ..); the
+/// register split that gives them room (2 x 128 x 232 + 128 x 40 <= 64K).
+static constexpr int64_t kTransposeFirst = kConsumerThreads + 64;
+static constexpr int64_t kTransposeThreads = 64;
 static constexpr int64_t kFp8ProducerRegisters = 40,
                          kFp8ConsumerRegisters = 232;
 /// FlashAttention-3's exponent offset of FP8's P (attn-tile's kFp8POffset).
@@ -408,7 +409,7 @@ private:
             ctx, NVVM::SetMaxRegisterAction::decrease));
     if (fp8)
       e.when(arith::CmpIOp::create(b, arith::CmpIPredicate::uge, tid,
-                                   e.idx(kConsumerThreads + 32)),
+                                   e.idx(kTransposeFirst)),
              [&] { emitTransposer(); });
     e.when(e.eq(tid, e.idx(kConsumerThreads)), [&] {
       nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, e.idx(qBytes),
@@ -441,21 +442,17 @@ private:
     });
   }
 
-  /// FP8: warps 1-3 of the producer warpgroup transpose each V tile (keys x
-  /// Dv, as TMA landed it) into Vᵀ (Dv rows of 128 bytes, 128-byte
+  /// FP8: warps 2 and 3 of the producer warpgroup transpose each V tile
+  /// (keys x Dv, as TMA landed it) into Vᵀ (Dv rows of 128 bytes, 128-byte
   /// swizzled: the K-major B operand FP8 wgmma needs for P·V), the keys of
   /// every 16 permuted so that P's accumulator registers are the register-A
-  /// fragment as they stand (fp8KeyOfColumn). Per key block: wait for V
-  /// and for the consumers to free the Vᵀ stage; transpose; make the
-  /// writes visible to the async proxy; arrive on vtFull and vEmpty.
+  /// fragment as they stand (packFp8P). Per key block: wait for V and for
+  /// the consumers to free the Vᵀ stage; transpose; make the writes visible
+  /// to the async proxy; arrive on vtFull and vEmpty.
   void emitTransposer() {
-    Value t = e.sub(tid, e.idx(kConsumerThreads + 32));
-    Value warpT = e.div(t, e.idx(32)), laneT = e.rem(t, e.idx(32));
-    words = memref::ViewOp::create(
-        b,
-        MemRefType::get({(vtBase + kStages * vtStageBytes) / 4}, b.getI32Type(),
-                        AffineMap(), workgroup),
-        smem, c0, ValueRange{});
+    Value t = e.sub(tid, e.idx(kTransposeFirst));
+    TransposeLanes lanes =
+        getTransposeLanes(e.div(t, e.idx(32)), e.rem(t, e.idx(32)));
     e.loop(blocks.begin, blocks.end, c1, [&](Value kb) {
       Value i = e.sub(kb, blocks.begin);
       Value stage = stageOf(i);
@@ -468,9 +465,7 @@ private:
         nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
                                                ticks, vtEmpty(stage));
       });
-      // 32 units of 32 lanes a tile (N · Dv / 512), dealt to the 3 warps.
-      e.loop(warpT, e.idx(N * Dv / 512), e.idx(kTransposeThreads / 32),
-             [&](Value unit) { transposeUnit(stage, unit, laneT); });
+      transposeTile(lanes, stage);
       NVVM::FenceProxyOp::create(
           b, NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
           NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
@@ -479,52 +474,112 @@ private:
     });
   }
 
-  /// One lane's part of a unit: 4 key columns (4q .. 4q + 3 of Vᵀ) by 4
-  /// value columns (4dq .. 4dq + 3), a 4 x 4 byte transpose in registers.
-  /// The unit's 32 lanes take 8 q by 4 dq, which keeps the swizzled reads
-  /// and writes at two lanes a bank.
-  void transposeUnit(Value stage, Value unit, Value lane) {
-    const int64_t qGroups = N / 32;
-    Value q = e.add(e.mul(e.rem(unit, e.idx(qGroups)), e.idx(8)),
-                    e.div(lane, e.idx(4)));
-    Value dq = e.add(e.mul(e.div(unit, e.idx(qGroups)), e.idx(4)),
-                     e.rem(lane, e.idx(4)));
-    // Byte address of V[key][4dq] in the stage's panels of 128 bytes.
-    Value col = e.mul(dq, e.idx(4));
-    Value panel = e.div(col, e.idx(128)), inPanel = e.rem(col, e.idx(128));
-    Value vStage = e.add(e.idx(vBase), e.mul(stage, e.idx(vStageBytes)));
-    auto swizzled = [&](Value row, Value byte) {
-      Value chunk = arith::XOrIOp::create(b, e.div(byte, e.idx(16)),
-                                          e.rem(row, e.idx(8)));
-      return e.add(e.add(e.mul(row, e.idx(128)), e.mul(chunk, e.idx(16))),
-                   e.rem(byte, e.idx(16)));
+  /// A transposing lane's part of every tile, as byte offsets in its stage
+  /// that the units' compile-time offsets are XORed into and added to.
+  ///
+  /// A tile is N / 32 x Dv / 16 units; in unit (qg, dg) a lane takes 4 key
+  /// columns of Vᵀ (4q .., q = 8·qg + lane / 4) by 4 value columns (4dq ..,
+  /// dq = 4·dg + lane % 4) and does a 4 x 4 byte transpose. Warp w takes
+  /// the value groups dg = w·Dv / 32 + sd (sd < Dv / 32) and every qg; lanes
+  /// 16-31 take the units in the order sd ^ 1, and lanes whose lane % 4 >= 2
+  /// in the order qg ^ 1, which spreads their loads and stores over all 32
+  /// banks.
+  ///
+  /// Column 4q + j of Vᵀ holds key 16·(q / 4) + 2·(q % 4) + (j & 1) + 8·(j
+  /// >> 1) (packFp8P's order). In the 128-byte swizzle, byte (row r, column
+  /// c) of a panel is at r·128 + ((c / 16) ^ (r % 8))·16 + c % 16: every
+  /// address splits into a lane's part and compile-time parts on disjoint
+  /// bits, (lane base ^ constant) + constant.
+  struct TransposeLanes {
+    /// Loads: V byte (key rowBase + 32·qg + kj, column 16·dg + 4·(lane % 4))
+    /// is at (srcBase ^ (qg·4096 + ((sd % 8) ^ (kj & 1))·16)) + kj·128.
+    Value srcBase;
+    /// Stores: Vᵀ byte (row 16·dg + 4·(lane % 4) + r, column 4q) is at
+    /// (dstBase ^ (sd·2048 + ((2·qg) ^ r)·16)) + r·128.
+    Value dstBase;
+  };
+  TransposeLanes getTransposeLanes(Value warp, Value lane) {
+    Value lq = e.div(lane, e.idx(4)), ld = e.rem(lane, e.idx(4));
+    Value sdSwap = e.div(lq, e.idx(4)), qgSwap = e.div(ld, e.idx(2));
+    auto xori = [&](Value x, Value y) -> Value {
+      return arith::XOrIOp::create(b, x, y);
     };
-    // Column 4q + j of Vᵀ holds key fp8KeyOfColumn(4q + j).
-    Value keyBase = e.add(e.mul(e.div(q, e.idx(4)), e.idx(16)),
-                          e.mul(e.rem(q, e.idx(4)), e.idx(2)));
-    Value w[4];
-    for (int64_t j = 0; j < 4; ++j) {
-      Value key = e.add(keyBase, e.idx((j & 1) + 8 * (j >> 1)));
-      Value addr = e.add(e.add(vStage, e.mul(panel, e.idx(N * 128))),
-                         swizzled(key, inPanel));
-      w[j] = memref::LoadOp::create(b, words, e.div(addr, e.idx(4)));
-    }
-    // out[i] = byte i of w[0], w[1], w[2], w[3]: two rounds of prmt.
+    // Warp w's first value group: its chunk bits (Dv = 128: 4w) and panel
+    // (Dv = 256: w).
+    Value wGroup = e.mul(warp, e.idx(Dv / 32));
+    Value rowBase =
+        e.add(e.mul(sdSwap, e.idx(16)), e.mul(e.rem(lq, e.idx(4)), e.idx(2)));
+    Value chunk =
+        xori(xori(e.rem(rowBase, e.idx(8)), e.rem(wGroup, e.idx(8))), sdSwap);
+    Value src = e.add(
+        e.add(e.add(e.mul(rowBase, e.idx(128)), e.mul(qgSwap, e.idx(4096))),
+              e.add(e.mul(ld, e.idx(4)), e.mul(chunk, e.idx(16)))),
+        e.mul(e.div(wGroup, e.idx(8)), e.idx(N * 128)));
+    // Destination rows 16·dg + 4·ld + r: row % 8 = 4·(ld % 2) + r; chunk
+    // (2·qg + lq / 4) ^ (row % 8).
+    Value dChunk = xori(xori(sdSwap, e.mul(e.rem(ld, e.idx(2)), e.idx(4))),
+                        e.mul(qgSwap, e.idx(2)));
+    Value dst = e.add(
+        e.add(e.mul(e.add(e.mul(wGroup, e.idx(16)), e.mul(ld, e.idx(4))),
+                    e.idx(128)),
+              e.mul(sdSwap, e.idx(2048))),
+        e.add(e.mul(e.rem(lq, e.idx(4)), e.idx(4)), e.mul(dChunk, e.idx(16))));
+    return {src, dst};
+  }
+
+  /// The lane's 4 x 4 byte transposes of one tile (every unit of its warp,
+  /// unrolled): loads of 4 key rows, two rounds of prmt, stores of 4 Vᵀ
+  /// rows.
+  void transposeTile(const TransposeLanes &lanes, Value stage) {
+    // The stages start at multiples of 16 KB and the XORed constants stay
+    // below: the stage joins the lane's base first, so that each address is
+    // one XOR and an immediate (a base per constant would not fit the
+    // producer's registers).
+    assert(vBase % 16384 == 0 && vStageBytes % 16384 == 0 &&
+           vtBase % 16384 == 0 && vtStageBytes % 16384 == 0 &&
+           "transposed tiles' stages at multiples of 16 KB");
+    Value src = e.add(lanes.srcBase,
+                      e.add(e.idx(vBase), e.mul(stage, e.idx(vStageBytes))));
+    Value dst = e.add(lanes.dstBase,
+                      e.add(e.idx(vtBase), e.mul(stage, e.idx(vtStageBytes))));
+    auto word = [&](Value base, int64_t xorBits, int64_t plus) {
+      return e.add(arith::XOrIOp::create(b, base, e.idx(xorBits)), e.idx(plus));
+    };
     auto prmt = [&](Value lo, Value hi, int32_t selector) -> Value {
       return NVVM::PermuteOp::create(
           b, b.getI32Type(), lo, hi, ci32(selector),
           NVVM::PermuteModeAttr::get(ctx, NVVM::PermuteMode::DEFAULT));
     };
-    Value t0 = prmt(w[0], w[1], 0x5140), t1 = prmt(w[0], w[1], 0x7362);
-    Value t2 = prmt(w[2], w[3], 0x5140), t3 = prmt(w[2], w[3], 0x7362);
-    Value out[4] = {prmt(t0, t2, 0x5410), prmt(t0, t2, 0x7632),
-                    prmt(t1, t3, 0x5410), prmt(t1, t3, 0x7632)};
-    Value vtStage = e.add(e.idx(vtBase), e.mul(stage, e.idx(vtStageBytes)));
-    for (int64_t i = 0; i < 4; ++i) {
-      Value row = e.add(col, e.idx(i));
-      Value addr = e.add(vtStage, swizzled(row, e.mul(q, e.idx(4))));
-      memref::StoreOp::create(b, out[i], words, e.div(addr, e.idx(4)));
-    }
+    auto i32x1 = VectorType::get({1}, b.getI32Type());
+    auto i8x4 = VectorType::get({4}, b.getI8Type());
+    const int64_t qGroups = N / 32, dGroups = Dv / 32;
+    for (int64_t sd = 0; sd < dGroups; ++sd)
+      for (int64_t qg = 0; qg < qGroups; ++qg) {
+        Value w[4];
+        for (int64_t j = 0; j < 4; ++j) {
+          int64_t kj = (j & 1) + 8 * (j >> 1);
+          Value addr =
+              word(src, qg * 4096 + ((sd % 8) ^ (j & 1)) * 16, kj * 128);
+          Value bytes = vector::LoadOp::create(b, i8x4, smem, addr,
+                                               /*nontemporal=*/false,
+                                               llvm::MaybeAlign(4));
+          w[j] = vector::ExtractOp::create(
+              b, vector::BitCastOp::create(b, i32x1, bytes),
+              ArrayRef<int64_t>{0});
+        }
+        // out[r] = byte r of w[0], w[1], w[2], w[3].
+        Value t0 = prmt(w[0], w[1], 0x5140), t1 = prmt(w[0], w[1], 0x7362);
+        Value t2 = prmt(w[2], w[3], 0x5140), t3 = prmt(w[2], w[3], 0x7362);
+        Value out[4] = {prmt(t0, t2, 0x5410), prmt(t0, t2, 0x7632),
+                        prmt(t1, t3, 0x5410), prmt(t1, t3, 0x7632)};
+        for (int64_t r = 0; r < 4; ++r) {
+          Value addr = word(dst, sd * 2048 + ((2 * qg) ^ r) * 16, r * 128);
+          Value bytes = vector::BitCastOp::create(
+              b, i8x4, vector::FromElementsOp::create(b, i32x1, out[r]));
+          vector::StoreOp::create(b, bytes, smem, addr, /*nontemporal=*/false,
+                                  llvm::MaybeAlign(4));
+        }
+      }
   }
 
   Value ci32(int64_t v) {
@@ -883,8 +938,6 @@ private:
       vtStageBytes, kBase, vBase, vtBase;
   /// P's 32-bit registers a step: N / 4 (f16/bf16 pairs), N / 8 (e4m3).
   const int64_t pRegisters;
-  /// FP8: shared memory as 32-bit words (the transposing warps').
-  Value words;
 
   Value tid, c0, c1, h, bIdx, wg, warp, lane, q0, kvh, off;
   FragmentLanes lanes;
