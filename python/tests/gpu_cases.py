@@ -74,9 +74,11 @@ def variant(c):
 
 # FP8 (e4m3) forward: q, k, v of float8_e4m3fn with descales per tensor or
 # per (batch, KV head), the output in `out` (test_gpu_fp8).
-def fp8_case(id, descale="head", out="bf16", **kw):
+def fp8_case(id, descale="head", out="bf16", neg_k=False, **kw):
+    """`neg_k`: K stored negated with negative descales (the same values;
+    the kernel's negative score factor)."""
     c = case(id, dtype="f8e4m3", **kw)
-    c.update(descale=descale, out_dtype=out)
+    c.update(descale=descale, out_dtype=out, neg_k=neg_k)
     return c
 
 
@@ -91,6 +93,8 @@ FP8_CASES = [
     fp8_case("fp8_d256_dv128_causal", b=1, hq=4, hkv=4, sq=513, sk=513, d=256, dv=128,
              causal=True),
     fp8_case("fp8_long_4224", b=1, hq=8, hkv=8, sq=4224, sk=4224),
+    fp8_case("fp8_negative_descale_causal", b=2, hq=4, hkv=2, sq=333, sk=333, causal=True,
+             neg_k=True, lse=True),
 ]
 
 

@@ -158,6 +158,8 @@ def _fp8_inputs(c):
         return x8, descale, deq
     q8, dq, qd = make(c["hq"], c["sq"], c["d"], 1.0)
     k8, dk, kd = make(c["hkv"], c["sk"], c["d"], 2.0)
+    if c.get("neg_k"):
+        k8, dk = (-k8.float()).to(torch.float8_e4m3fn), -dk  # the same values
     v8, dv, vd = make(c["hkv"], c["sk"], c["dv"], 0.5)
     return (q8, k8, v8), (dq, dk, dv), (qd, kd, vd)
 

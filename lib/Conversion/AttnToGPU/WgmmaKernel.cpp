@@ -54,11 +54,16 @@
 //
 //   * Q·Kᵀ is m64nNk32 e4m3 wgmma, k-steps of 32 bytes as for 16-bit types;
 //     the panels are 128 e4m3 columns.
-//   * FP8 wgmma takes B only K-major, so P·V needs Vᵀ: warps 1-3 of the
+//   * FP8 wgmma takes B only K-major, so P·V needs Vᵀ: warps 2 and 3 of the
 //     producer warpgroup transpose each V tile into a third ring (Vᵀ, Dv rows
-//     of one 128-byte panel) and arrive on vtFull; the consumers release
-//     vtEmpty after P·V, the transposers vEmpty. The producer runs on 40
-//     registers, the consumers on 232.
+//     of one 128-byte panel; 4 x 4 byte transposes with prmt, every address
+//     one XOR and an immediate, no bank conflicts) and arrive on vtFull; the
+//     consumers release vtEmpty after P·V, the transposers vEmpty. The
+//     producer runs on 40 registers, the consumers on 232.
+//   * The scores stay raw as for 16-bit types (without softcap or bias): the
+//     factor scale·dq·dk is known at run time only, so where it is negative
+//     S is computed as (-Q)·Kᵀ (wgmma's scale-a of -1, a uniform branch) and
+//     the factor taken positive.
 //   * P = exp2(s·scale·dq·dk·log2 e - m + 8) is rounded to e4m3 in registers
 //     (cvt.rn.satfinite.e4m3x2) and is the register-A operand of P·V as it
 //     stands: the transposers store each 16 keys of Vᵀ in the order in which
@@ -240,10 +245,11 @@ public:
     // scale is never negative (withRuntimeValues keeps negative scales
     // compiled in; launchers pick such a kernel for one), and a zero scale
     // makes every logit 0 either way.
-    // FP8's factor carries the descales, whose sign the kernel does not
-    // know: its scores are scaled before the maximum.
-    rawScores = !fp8 && !spec.softcap && !args.bias &&
-                (spec.runtimeValues || spec.scale > 0);
+    // FP8's factor carries the descales, whose sign is known at run time
+    // only: S = Q·Kᵀ is computed negated where it is negative (wgmma's
+    // scale-a of -1) and the factor is its magnitude (emitConsumer).
+    rawScores = !spec.softcap && !args.bias &&
+                (fp8 || spec.runtimeValues || spec.scale > 0);
   }
 
   void emit(OpBuilder &builder, gpu::GPUFuncOp func) {
@@ -617,17 +623,29 @@ private:
                                            kFull(stage));
     Value kDescBase = descriptor(stageAddr(kBase, kStageBytes, stage), 0);
     // k-steps of 32 bytes: 16 f16/bf16 or 32 e4m3 columns.
-    return buildWgmmaChain(
-        b, f16, LLVM::PoisonOp::create(b, sType), N, D * (fp8 ? 1 : 2) / 32,
-        /*zeroInit=*/true,
-        [&](int64_t kk) {
-          return advance(qDescBase,
-                         (kk / 4) * kBlockRows * 128 + (kk % 4) * 32);
-        },
-        [&](int64_t kk) {
-          return advance(kDescBase, (kk / 4) * N * 128 + (kk % 4) * 32);
-        },
-        /*bMNMajor=*/false);
+    auto chain = [&](bool negateA) {
+      return buildWgmmaChain(
+          b, f16, LLVM::PoisonOp::create(b, sType), N, D * (fp8 ? 1 : 2) / 32,
+          /*zeroInit=*/true,
+          [&](int64_t kk) {
+            return advance(qDescBase,
+                           (kk / 4) * kBlockRows * 128 + (kk % 4) * 32);
+          },
+          [&](int64_t kk) {
+            return advance(kDescBase, (kk / 4) * N * 128 + (kk % 4) * 32);
+          },
+          /*bMNMajor=*/false, negateA);
+    };
+    if (!negateScores)
+      return chain(/*negateA=*/false);
+    // FP8 with a negative factor: S = (-Q)·Kᵀ (a uniform branch).
+    auto ifOp = scf::IfOp::create(b, sType, negateScores, /*withElse=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    scf::YieldOp::create(b, chain(/*negateA=*/true));
+    b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    scf::YieldOp::create(b, chain(/*negateA=*/false));
+    return ifOp.getResult(0);
   }
   /// Issues O += P_j·V_j once V_j has landed, P_j from registers (`p`:
   /// four per k-step of 16 keys, packP's).
@@ -677,6 +695,12 @@ private:
           getScoreFactor(e, spec, args),
           e.fmul(e.loadF32(args.descaleQ, at), e.loadF32(args.descaleK, at)));
       outScale = e.loadF32(args.descaleV, at);
+      if (rawScores) {
+        // Raw scores need a factor >= 0: a negative one negates S instead.
+        negateScores = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT,
+                                             args.scoreFactor, e.f(0.0));
+        args.scoreFactor = math::AbsFOp::create(b, args.scoreFactor);
+      }
     }
     std::tie(m0, l0) = getInitialRowState(e, args, h, lanes.t,
                                           fp8 ? std::exp2(kFp8POffset) : 1.0);
@@ -827,7 +851,8 @@ private:
         mx = e.fmul(mx, factor);
       rows[i] = softmax.update(e.fmax(mx, ml[i]), ml[i], ml[2 + i]);
     }
-    SmallVector<Value> p = fp8 ? packFp8P(x, rows) : packP(x, factor, rows);
+    SmallVector<Value> p =
+        fp8 ? packFp8P(x, factor, rows) : packP(x, factor, rows);
     SmallVector<Value> result = {rows[0].max, rows[1].max,   rows[0].sum,
                                  rows[1].sum, rows[0].alpha, rows[1].alpha};
     result.append(p);
@@ -869,7 +894,8 @@ private:
     return p;
   }
 
-  /// FP8's P = exp2(x - m + 8) of scaled logits `x` (FlashAttention-3's
+  /// FP8's P = exp2(x - m + 8) of logits `x` (raw scores: x·factor;
+  /// FlashAttention-3's
   /// offset: P in [0, 256], where e4m3 is precise), the rows' sums (before
   /// rounding) added to `rows`, and P rounded to e4m3 (cvt.rn.satfinite)
   /// as the register-A operand of the m64nNk32 wgmma: k-step kk (keys 32kk
@@ -878,7 +904,7 @@ private:
   /// the bytes of columns (2t, 2t + 1) of its two tiles. The fragment reads
   /// those as columns 4t .. 4t + 3 (and 16 + 4t ..): Vᵀ holds its keys in
   /// that order (emitTransposer).
-  SmallVector<Value> packFp8P(ArrayRef<SmallVector<Value, 4>> x,
+  SmallVector<Value> packFp8P(ArrayRef<SmallVector<Value, 4>> x, Value factor,
                               MutableArrayRef<OnlineSoftmax::RowUpdate> rows) {
     Value negM[2];
     for (int64_t i = 0; i < 2; ++i)
@@ -891,7 +917,9 @@ private:
       for (int64_t i = 0; i < 2; ++i) {
         Value p[2];
         for (int64_t jj = 0; jj < 2; ++jj) {
-          p[jj] = softmax.exp2(e.fadd(x[n][i * 2 + jj], negM[i]));
+          Value xv = x[n][i * 2 + jj];
+          p[jj] = softmax.exp2(rawScores ? e.fma(xv, factor, negM[i])
+                                         : e.fadd(xv, negM[i]));
           terms[i].push_back(p[jj]);
         }
         half[n][i] = NVVM::ConvertF32x2ToF8x2Op::create(
@@ -948,6 +976,9 @@ private:
   Value m0, l0;
   Type oType, sType;
   Value oInit, qDescBase, myTurn, otherTurn;
+  /// FP8 with raw scores: whether the score factor is negative (S is then
+  /// computed negated; null otherwise).
+  Value negateScores;
   std::optional<ScoreTransform> scores;
 };
 } // namespace

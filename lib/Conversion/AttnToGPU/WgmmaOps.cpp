@@ -66,7 +66,7 @@ Value mlir::attn::detail::buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt,
                                           bool zeroInit,
                                           function_ref<Value(int64_t)> descA,
                                           function_ref<Value(int64_t)> descB,
-                                          bool bMNMajor) {
+                                          bool bMNMajor, bool negateA) {
   MLIRContext *ctx = b.getContext();
   NVVM::WgmmaFenceAlignedOp::create(b);
   for (int64_t kk = 0; kk < ksteps; ++kk) {
@@ -78,7 +78,8 @@ Value mlir::attn::detail::buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt,
         NVVM::WGMMAScaleOutAttr::get(ctx, zeroInit && kk == 0
                                               ? NVVM::WGMMAScaleOut::zero
                                               : NVVM::WGMMAScaleOut::one),
-        NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+        NVVM::WGMMAScaleInAttr::get(ctx, negateA ? NVVM::WGMMAScaleIn::neg
+                                                 : NVVM::WGMMAScaleIn::one),
         NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
         NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
         NVVM::MMALayoutAttr::get(ctx, bMNMajor ? NVVM::MMALayout::row

@@ -56,11 +56,13 @@ int64_t getWgmmaK(Type elt);
 /// element type `elt` (f16, bf16 or f8E4M3FN; k = getWgmmaK) over `ksteps`
 /// k-steps, A and B by descriptor (A K-major; B MN-major where `bMNMajor`,
 /// 16-bit types only), as one committed wgmma group: a fence, the MMAs, the
-/// commit. The caller waits.
+/// commit. The caller waits. `negateA`: acc = -A·B (+ acc), wgmma's scale-a
+/// of -1.
 Value buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt, Value acc, int64_t n,
                       int64_t ksteps, bool zeroInit,
                       function_ref<Value(int64_t)> descA,
-                      function_ref<Value(int64_t)> descB, bool bMNMajor);
+                      function_ref<Value(int64_t)> descB, bool bMNMajor,
+                      bool negateA = false);
 
 /// Issues acc += A·B with A from registers (`a`: four 32-bit registers per
 /// k-step, wgmma's A fragment; for f16/bf16 an m64nNk16 accumulator of 16
