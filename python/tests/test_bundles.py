@@ -328,6 +328,20 @@ def test_cli_named_sets(flag, monkeypatch, tmp_path):
     assert seen["kw"]["jobs"] == (1 if flag == "--bench" else None)
 
 
+@pytest.mark.parametrize("flag", ["--gpu-suite", "--bench"])
+def test_cli_named_sets_leave_fp8_to_sm90a(flag, monkeypatch, tmp_path, capsys):
+    """For another chip a named set leaves its FP8 variants out (their kernel
+    is sm_90a's) and says so; the rest compiles."""
+    seen = {}
+    monkeypatch.setattr(bundles, "compile_variants",
+                        lambda variants, *args, **kw: seen.update(variants=variants) or [])
+    bundles.main(["-o", str(tmp_path), flag])
+    assert any(v.get("dtype") == "f8e4m3" for v in seen["variants"])
+    bundles.main(["-o", str(tmp_path), flag, "--chip", "sm_80"])
+    assert seen["variants"] and not any(v.get("dtype") == "f8e4m3" for v in seen["variants"])
+    assert "FP8 variants left out" in capsys.readouterr().err
+
+
 def test_cli_specialize(fake_tool, tmp_path, monkeypatch, capsys):
     """--specialize compiles the values in: the specs carry numbers where the
     default specs say "runtime"; a spec file is refused (it says its values

@@ -171,6 +171,8 @@ def test_gpu_fp8(c):
     where native is the same math in bf16 with the normalized P rounded to
     e4m3 (FA3's intermediate_dtype); plus NaN-free, fully written output
     and LSE."""
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("FP8 attention runs on the sm_90a kernel (a Hopper GPU)")
     torch.manual_seed(stable_seed(c["id"], 37))
     (q8, k8, v8), (dq, dk, dv), (qd, kd, vd) = _fp8_inputs(c)
     sinks = torch.randn(c["hq"], device="cuda") if c["sinks"] else None
