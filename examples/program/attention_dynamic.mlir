@@ -26,3 +26,15 @@ func.func @attention_bshd_window(%q: tensor<?x?x32x128xbf16>, %k: tensor<?x?x8x1
   %r = tensor.collapse_shape %o [[0], [1], [2, 3]] : tensor<?x?x32x128xbf16> into tensor<?x?x4096xbf16>
   return %r : tensor<?x?x4096xbf16>
 }
+
+// The Llama heads in FP8 (FlashAttention-3's forward): e4m3 Q, K, V with
+// descales per (batch, KV head) and a bf16 output, on the sm_90a kernel. The
+// program's C ABI has no 8-bit float type, so the tensors come in as their
+// bytes (i8; from torch, x.view(torch.int8)) and are bitcast back.
+func.func @attention_fp8(%q: tensor<?x32x?x128xi8>, %k: tensor<?x8x?x128xi8>, %v: tensor<?x8x?x128xi8>, %dq: tensor<?x8xf32>, %dk: tensor<?x8xf32>, %dv: tensor<?x8xf32>) -> tensor<?x32x?x128xbf16> {
+  %q8 = arith.bitcast %q : tensor<?x32x?x128xi8> to tensor<?x32x?x128xf8E4M3FN>
+  %k8 = arith.bitcast %k : tensor<?x8x?x128xi8> to tensor<?x8x?x128xf8E4M3FN>
+  %v8 = arith.bitcast %v : tensor<?x8x?x128xi8> to tensor<?x8x?x128xf8E4M3FN>
+  %o = attn.attention %q8, %k8, %v8 descale(%dq, %dk, %dv) mask = <causal> scale = 0.0883883461 : (tensor<?x32x?x128xf8E4M3FN>, tensor<?x8x?x128xf8E4M3FN>, tensor<?x8x?x128xf8E4M3FN>, tensor<?x8xf32>, tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<?x32x?x128xbf16>
+  return %o : tensor<?x32x?x128xbf16>
+}

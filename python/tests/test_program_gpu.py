@@ -321,6 +321,42 @@ def test_bshd_sliding_window(tokens):
           to_bsd(sdpa(heads(q), heads(k), heads(v), scale=0.0883883461, mask=window)), 1e-3)
 
 
+@pytest.mark.parametrize("batch,tokens", [(1, 1), (2, 1000), (1, 4097)])
+def test_fp8(batch, tokens):
+    """attention_dynamic.attention_fp8: e4m3 bytes and per-(batch, KV head)
+    descales in, bf16 out (sm_90a). FlashAttention-3's FP8 rule against the
+    float64 attention of the dequantized inputs: at most twice the error of
+    the same math in bf16 with the normalized P rounded to e4m3."""
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("FP8 attention runs on the sm_90a kernel (a Hopper GPU)")
+    prog = load("attention_dynamic")
+    g = torch.Generator(device="cuda").manual_seed(tokens + 11)
+
+    def quantize(h, spread):
+        x = spread * torch.randn(batch, h, tokens, 128, device="cuda", generator=g)
+        grouped = x.reshape(batch, 8, -1)  # a KV head's query heads together
+        descale = (grouped.abs().amax(-1) / 448.0).float().contiguous()  # [B, 8]
+        per_head = descale.repeat_interleave(h // 8, 1)[:, :, None, None]
+        x8 = (x / per_head).to(torch.float8_e4m3fn)
+        return x8, descale, x8.double() * per_head.double()
+
+    (q8, dq, q), (k8, dk, k), (v8, dv, v) = quantize(32, 1.0), quantize(8, 2.0), quantize(8, 0.5)
+    out = prog.attention_fp8(q8.view(torch.int8), k8.view(torch.int8), v8.view(torch.int8),
+                             dq, dk, dv)
+    torch.cuda.synchronize()
+    assert out.dtype == torch.bfloat16 and out.shape == (batch, 32, tokens, 128)
+    scale = 0.0883883461
+    ref = attention64(q, k, v, scale=scale, mask=causal)
+    # The native math: bf16 scores, P normalized and rounded to e4m3, P.V in bf16.
+    i = torch.arange(tokens, device="cuda")[:, None]
+    j = torch.arange(tokens, device="cuda")[None, :]
+    s = (scale * q.bfloat16() @ k.bfloat16().repeat_interleave(4, 1).transpose(-1, -2)).float()
+    p = torch.softmax(s.masked_fill(~causal(i, j), float("-inf")), -1)
+    p = p.to(torch.float8_e4m3fn).to(torch.bfloat16)
+    native = p @ v.bfloat16().repeat_interleave(4, 1)
+    check(out, ref, native, 0.0)
+
+
 def _grads(q, k, v, do, dtype, *, scale, mask, sinks=None):
     """attn.attention's output and its gradients by torch autograd over the
     unfused math in `dtype` (float64: the reference; the inputs' dtype: the

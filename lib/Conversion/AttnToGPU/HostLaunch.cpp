@@ -504,7 +504,16 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
       type = getIdentityBufferType(
           cast<RankedTensorType>(op->getResult(output->second).getType()));
     } else {
-      // A workspace: its element type is the parameter's dtype.
+      // A workspace: its element type is the parameter's dtype. Only the
+      // kernels' scratch roles are allocated here: an input the binding
+      // does not know must not become uninitialized memory.
+      auto role = param.getAs<StringAttr>("role");
+      if (!role ||
+          !llvm::is_contained(
+              ArrayRef<StringRef>{"workspace", "partial_output", "partial_lse"},
+              role.getValue()))
+        return error() << "has no operand for kernel parameter '" << name
+                       << "' (role '" << (role ? role.getValue() : "") << "')";
       auto dtype = param.getAs<StringAttr>("dtype");
       auto kernel = module
                         .lookupSymbol<gpu::GPUModuleOp>(
@@ -642,6 +651,11 @@ static FailureOr<Binding> getBinding(Operation *op,
       binding.inputs["bias"] = bias;
     if (Value sinks = attention.getSinks())
       binding.inputs["sinks"] = sinks;
+    // FP8's descales (the kernel's descale_q, descale_k, descale_v).
+    for (auto [name, descale] :
+         llvm::zip(ArrayRef<StringRef>{"descale_q", "descale_k", "descale_v"},
+                   attention.getDescale()))
+      binding.inputs[name] = descale;
     binding.outputs["o"] = 0;
     if (attention.getLse())
       binding.outputs["lse"] = 1;
