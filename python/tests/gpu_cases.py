@@ -244,6 +244,15 @@ PAGED_CASES = [
     paged_case("latent_hkv2_d288_p61_hnd_window_softcap", lens=[1000, 61, 0, 2049], page=61,
                hq=8, hkv=2, sq=3, d=288, dv=256, layout="hnd", causal=False, window=(300, 0),
                softcap=30.0, sinks=True, lse=True, v_prefix=True, dtype="f16"),
+    # The sm_90a latent kernel (64 packed rows on wgmma) beyond MLA's
+    # defaults: two KV heads of 320 / 256, HND pages of 61, three tokens (48
+    # rows a KV head), window + softcap, sinks + LSE, an empty sequence.
+    paged_case("latent_wgmma_hkv2_d320_dv256_p61_hnd_window_softcap", lens=[1000, 61, 0, 2049],
+               page=61, hq=32, hkv=2, sq=3, d=320, dv=256, layout="hnd", causal=False,
+               window=(300, 0), softcap=30.0, sinks=True, lse=True, v_prefix=True),
+    # MLA at 128 heads with two tokens (MTP): 256 rows, four row tiles.
+    paged_case("mla_b3_h128_mtp2", lens=[1, 700, 3000], page=64, hq=128, hkv=1, sq=2, d=576,
+               dv=512, scale=0.1352, v_prefix=True, lse=True),
     # MLA's shapes with a separate value cache: the general kernel's wide
     # tiling (value columns split over blocks).
     paged_case("mla_separate_values_h16", lens=[777, 64], page=64, hq=16, hkv=1, d=576, dv=512,

@@ -243,7 +243,13 @@ def test_paged_matrix_ptxas(chip):
         split = [f for f in ptx if not f.startswith("attn_paged_combine")]
         assert len(split) == sum(LATENT_ROW_TILES if v["values"] == "key_prefix" else 1
                                  for v in PAGED_MATRIX), ptx
-        assert sum("_vk_r" in f for f in split) == LATENT_ROW_TILES * 3, ptx
+        assert sum("_vk_r" in f or "_vk_wg_r" in f for f in split) == LATENT_ROW_TILES * 3, ptx
+        # On sm_90a the 64-row tile of the latent variants whose head dims
+        # are whole 64-column panels runs on wgmma.
+        wgmma = [f for f in split if "_vk_wg_r64" in f]
+        assert wgmma == ([] if chip == "sm_80" else
+                         ["attn_paged_bf16_d576_dv512_nhd_p1_none_vk_wg_r64.ptx",
+                          "attn_paged_bf16_d576_dv512_nhd_p64_none_vk_wg_r64.ptx"]), ptx
         assert any(f.startswith("attn_paged_combine") for f in ptx)
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
@@ -251,8 +257,12 @@ def test_paged_matrix_ptxas(chip):
             assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
         for f in split:
             text = open(os.path.join(out, f)).read()
-            assert "cp.async.cg.shared.global" in text and "mma.sync.aligned.m16n8k16" in text
-            assert "ldmatrix.sync.aligned" in text
+            assert "cp.async.cg.shared.global" in text
+            if f in wgmma:
+                assert "wgmma.mma_async.sync.aligned.m64n64k16" in text
+                assert "cp.async.mbarrier.arrive.noinc" in text
+            else:
+                assert "mma.sync.aligned.m16n8k16" in text and "ldmatrix.sync.aligned" in text
 
 
 def gated(dtype="bf16", d=128, dv=None, gate="head", l2norm=True, init=False, chunk=64,
@@ -342,7 +352,8 @@ def test_sparse_matrix_ptxas(chip):
         assert sum(f.startswith("attn_nsa_select") for f in ptx) == 4, ptx
         assert sum(f.startswith("attn_indexer_scores") for f in ptx) == 3, ptx
         # Scale and softcap are kernel arguments (bundles.spec_of).
-        assert "attn_paged_bf16_d576_dv512_nhd_p1_none_vk_r64.ptx" in ptx, ptx
+        latent64 = "_vk_r64" if chip == "sm_80" else "_vk_wg_r64"
+        assert f"attn_paged_bf16_d576_dv512_nhd_p1_none{latent64}.ptx" in ptx, ptx
         assert "attn_paged_f16_d128_dv128_nhd_p64_none_cap.ptx" in ptx, ptx
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", "-v", os.path.join(out, f), "-o",

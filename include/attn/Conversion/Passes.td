@@ -134,8 +134,8 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "Kernel body: baseline (every variant), mma (mma.sync tensor "
            "cores; f16/bf16, head dims % 16 == 0 up to 256), wgmma (sm_90a "
            "TMA + wgmma; f16/bf16 head dims in {64, 128, 192, 256}, FP8 "
-           "e4m3 in {128, 256}) or auto (the fastest "
-           "eligible for the chip)">,
+           "e4m3 in {128, 256}; with paged decode over a latent cache, "
+           "its 64-row tile) or auto (the fastest eligible for the chip)">,
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
            "Target chip: sm_80, sm_90 or sm_90a (others are rejected); with "
            "sm_90a, auto picks the TMA + wgmma kernel where the variant "

@@ -138,8 +138,8 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
         else if constexpr (std::is_same_v<T, AttentionGradSpec>)
           return addAttentionGrad(s, loc, diagnose, built);
         else if constexpr (std::is_same_v<T, PagedAttentionSpec>)
-          return detail::buildPagedKernels(builder, module, s, loc, emitError,
-                                           manifests);
+          return detail::buildPagedKernels(builder, module, s, options, loc,
+                                           emitError, manifests);
         else if constexpr (std::is_same_v<T, GatedDeltaSpec>)
           return detail::buildGatedDeltaKernels(builder, module, s, loc,
                                                 emitError, manifests);

@@ -87,9 +87,13 @@ LogicalResult buildAttentionKernels(OpBuilder &builder, ModuleOp module,
 LogicalResult checkPagedKernelEligible(const PagedAttentionSpec &spec,
                                        std::string *why);
 
-/// Adds the split kernel(s) and the combine kernel of `spec`.
+/// Adds the split kernel(s) and the combine kernel of `spec`. A latent
+/// cache on chip sm_90a under the kernel option auto or wgmma gets the
+/// wgmma kernel for 64 packed rows (PagedLatentWgmmaKernel.cpp) where it
+/// takes the head dims; otherwise mma.sync.
 LogicalResult buildPagedKernels(OpBuilder &builder, ModuleOp module,
-                                const PagedAttentionSpec &spec, Location loc,
+                                const PagedAttentionSpec &spec,
+                                const KernelOptions &options, Location loc,
                                 EmitErrorFn emitError, Manifests &manifests);
 
 //===----------------------------------------------------------------------===//

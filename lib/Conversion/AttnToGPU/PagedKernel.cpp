@@ -666,7 +666,8 @@ static void addKernel(
 /// Adds the split kernel(s): the general one, or for a latent cache one per
 /// row-tile count (the host picks by the query rows of a KV head).
 static void addSplitKernels(OpBuilder &builder, ModuleOp module,
-                            const PagedAttentionSpec &spec, Location loc,
+                            const PagedAttentionSpec &spec,
+                            const KernelOptions &options, Location loc,
                             Manifests &manifests) {
   const bool latent = isLatent(spec);
   KernelSignature sig = getSplitSignature(builder.getContext(), spec, latent);
@@ -707,8 +708,24 @@ static void addSplitKernels(OpBuilder &builder, ModuleOp module,
         });
     return;
   }
+  // On sm_90a the 64-row tile runs on wgmma (FlashMLA's shape); the
+  // 16-row one, for few heads, stays on mma.sync (memory-bound).
+  const bool wgmma = options.chip == "sm_90a" &&
+                     (options.kernel == "auto" || options.kernel == "wgmma") &&
+                     LatentWgmmaTiling::accepts(D, Dv);
   for (int64_t m : kLatentRowTileCounts) {
     LatentTiling tiling{m};
+    if (wgmma && tiling.rows() == LatentWgmmaTiling::kRows) {
+      add(getPagedKernelName(spec) + "_vk_wg_r" +
+              std::to_string(LatentWgmmaTiling::kRows),
+          "paged.latent.wgmma", LatentWgmmaTiling::kThreads,
+          LatentWgmmaTiling::kRows, 1, LatentWgmmaTiling::kStages,
+          LatentWgmmaTiling::sharedMemoryBytes(D),
+          [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {
+            buildLatentWgmmaKernelBody(b, func, spec);
+          });
+      continue;
+    }
     add(getPagedKernelName(spec) + "_vk_r" + std::to_string(tiling.rows()),
         "paged.latent.mma.sync", LatentTiling::kThreads, tiling.rows(), 1,
         LatentTiling::kStages, tiling.sharedMemoryBytes(D),
@@ -763,11 +780,12 @@ static void addCombineKernel(OpBuilder &builder, ModuleOp module,
 
 LogicalResult mlir::attn::detail::buildPagedKernels(
     OpBuilder &builder, ModuleOp module, const PagedAttentionSpec &spec,
-    Location loc, EmitErrorFn emitError, Manifests &manifests) {
+    const KernelOptions &options, Location loc, EmitErrorFn emitError,
+    Manifests &manifests) {
   std::string why;
   if (failed(checkPagedKernelEligible(spec, &why)))
     return emitError() << why;
-  addSplitKernels(builder, module, spec, loc, manifests);
+  addSplitKernels(builder, module, spec, options, loc, manifests);
   addCombineKernel(builder, module, spec, loc, manifests);
   return success();
 }

@@ -49,6 +49,29 @@ struct LatentTiling {
 /// the smallest that holds a KV head's query rows).
 inline constexpr int64_t kLatentRowTileCounts[] = {1, 4};
 
+/// How the sm_90a latent split kernel (PagedLatentWgmmaKernel.cpp) is
+/// tiled: 384 threads (S and the softmax, O's second half, the producer),
+/// 64 packed query rows, 64-key tiles in a two-stage ring.
+struct LatentWgmmaTiling {
+  static constexpr int64_t kThreads = 384, kRows = 64, kTileKeys = 64,
+                           kStages = 2;
+  /// Q, the K ring (D / 64 panels of 8 KB each), P (one panel), the rows'
+  /// factors and sums, 16 bytes for a zero word.
+  static constexpr int64_t sharedMemoryBytes(int64_t d) {
+    return (1 + kStages) * (d / 64) * kRows * 128 + kRows * 128 +
+           2 * kRows * 4 + 16;
+  }
+  /// Whether the kernel takes head dims d / dv: whole 64-column panels, Dv
+  /// split into two halves of whole panels, each at most wgmma's N of 256,
+  /// and shared memory (D at most 576).
+  static bool accepts(int64_t d, int64_t dv);
+};
+
+/// Builds the body of the sm_90a latent split kernel of `spec` into `func`
+/// (arguments as for buildLatentSplitKernelBody).
+void buildLatentWgmmaKernelBody(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                                const PagedAttentionSpec &spec);
+
 /// Builds the body of the latent split kernel of `spec` into `func` at
 /// `b`'s insertion point (see PagedLatentKernel.cpp). Arguments: q, k_cache,
 /// block_table, seq_lens, o_part, lse_part, then B, Hq, Hkv, Sq, MaxPages,
