@@ -261,6 +261,12 @@ def test_paged_matrix_ptxas(chip):
             if f in wgmma:
                 assert "wgmma.mma_async.sync.aligned.m64n64k16" in text
                 assert "cp.async.mbarrier.arrive.noinc" in text
+                # ptxas keeps the MMAs of a group in flight (it serializes
+                # them, and says so, where other code touches their
+                # registers or branches inside a group).
+                r = subprocess.run([PTXAS, f"-arch={chip}", "-v", os.path.join(out, f), "-o",
+                                    os.devnull], capture_output=True, text=True)
+                assert "are serialized" not in r.stderr, r.stderr
             else:
                 assert "mma.sync.aligned.m16n8k16" in text and "ldmatrix.sync.aligned" in text
 
