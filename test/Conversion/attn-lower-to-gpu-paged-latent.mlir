@@ -32,27 +32,27 @@
 // LATENT-MANIFEST-SAME: values = "key_prefix"
 // LATENT-MANIFEST-NOT: v_cache
 
-// On sm_90a (kernel=auto) the 64-row tile runs on wgmma
+// On sm_90a (kernel=auto) one kernel on wgmma for any number of rows
 // (PagedLatentWgmmaKernel.cpp): 384 threads in three warpgroups, cp.async
 // copies tracked by mbarriers (count 128: the producer warpgroup), S = Q·Kᵀ
-// as 36 m64n64k16 wgmma from shared memory, P shared with the second
-// warpgroup through named barriers; the 16-row tile stays on mma.sync.
-// WGMMA-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_r16
-// WGMMA: nvvm.mma.sync
+// as 36 m64n64k16 wgmma from shared memory, P handed to the second
+// warpgroup through mbarriers of 128 arrivals.
+// WGMMA-NOT: _vk_r16
 // WGMMA-LABEL: gpu.module @attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de_vk_wg_r64
 // WGMMA: known_block_size = array<i32: 384, 1, 1>
 // WGMMA: nvgpu.mbarrier.init %{{.+}}[%{{.+}}], %c128
+// WGMMA-COUNT-3: nvgpu.mbarrier.init %{{.+}}[%{{.+}}], %c128
 // WGMMA: nvvm.setmaxregister decrease 24
 // WGMMA: nvgpu.device_async_copy
 // WGMMA: nvvm.cp.async.mbarrier.arrive %{{.+}} {noinc = true}
 // WGMMA: nvvm.setmaxregister increase 240
 // WGMMA-COUNT-36: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 64, k = 16>
 // WGMMA: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
-// WGMMA: nvvm.barrier.arrive id = %{{.+}} number_of_threads = %{{.+}}
+// WGMMA: nvgpu.mbarrier.arrive
 // WGMMA: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 256, k = 16>
 // WGMMA-NOT: nvvm.mma.sync
 // WGMMA-MANIFEST: attn.kernels = {
-// WGMMA-MANIFEST-SAME: _vk_r16 = {block = [256, 1, 1],{{.+}}kernel = "paged.latent.mma.sync"
+// WGMMA-MANIFEST-NOT: paged.latent.mma.sync
 // WGMMA-MANIFEST-SAME: _vk_wg_r64 = {block = [384, 1, 1], dynamic_shared_memory = 229904 : i64,{{.+}}kernel = "paged.latent.wgmma"{{.+}}rows_per_block = 64 : i64
 func.func @mla_latent(%q: tensor<2x1x128x576xbf16>, %kc: tensor<10x64x1x576xbf16>, %t: tensor<2x4xi32>, %l: tensor<2xi32>) -> tensor<2x1x128x512xbf16> {
   %vc = tensor.extract_slice %kc[0, 0, 0, 0] [10, 64, 1, 512] [1, 1, 1, 1] : tensor<10x64x1x576xbf16> to tensor<10x64x1x512xbf16>

@@ -708,24 +708,25 @@ static void addSplitKernels(OpBuilder &builder, ModuleOp module,
         });
     return;
   }
-  // On sm_90a the 64-row tile runs on wgmma (FlashMLA's shape); the
-  // 16-row one, for few heads, stays on mma.sync (memory-bound).
-  const bool wgmma = options.chip == "sm_90a" &&
-                     (options.kernel == "auto" || options.kernel == "wgmma") &&
-                     LatentWgmmaTiling::accepts(D, Dv);
+  // On sm_90a one kernel, on wgmma (FlashMLA's shape), for any number of
+  // rows: with 16 heads (16 rows of 64 padded) it still reads the cache
+  // faster than the 16-row mma.sync kernel (H200, batch 64, 16k keys: 96%
+  // of copy bandwidth against 87%; docs/gpu-results.md).
+  if (options.chip == "sm_90a" &&
+      (options.kernel == "auto" || options.kernel == "wgmma") &&
+      LatentWgmmaTiling::accepts(D, Dv)) {
+    add(getPagedKernelName(spec) + "_vk_wg_r" +
+            std::to_string(LatentWgmmaTiling::kRows),
+        "paged.latent.wgmma", LatentWgmmaTiling::kThreads,
+        LatentWgmmaTiling::kRows, 1, LatentWgmmaTiling::kStages,
+        LatentWgmmaTiling::sharedMemoryBytes(D),
+        [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {
+          buildLatentWgmmaKernelBody(b, func, spec);
+        });
+    return;
+  }
   for (int64_t m : kLatentRowTileCounts) {
     LatentTiling tiling{m};
-    if (wgmma && tiling.rows() == LatentWgmmaTiling::kRows) {
-      add(getPagedKernelName(spec) + "_vk_wg_r" +
-              std::to_string(LatentWgmmaTiling::kRows),
-          "paged.latent.wgmma", LatentWgmmaTiling::kThreads,
-          LatentWgmmaTiling::kRows, 1, LatentWgmmaTiling::kStages,
-          LatentWgmmaTiling::sharedMemoryBytes(D),
-          [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {
-            buildLatentWgmmaKernelBody(b, func, spec);
-          });
-      continue;
-    }
     add(getPagedKernelName(spec) + "_vk_r" + std::to_string(tiling.rows()),
         "paged.latent.mma.sync", LatentTiling::kThreads, tiling.rows(), 1,
         LatentTiling::kStages, tiling.sharedMemoryBytes(D),

@@ -43,10 +43,11 @@
 // Synchronization: mbarriers kFull[s] (count 128: every producer thread's
 // cp.async completion) and kEmpty[s] (count 8: lane 0 of each consumer
 // warp, after its last GEMM on the stage: warpgroup 0 waits for its P·V at
-// the end of the step, so that the stage is refilled early); named barriers
-// over the two
-// consumer warpgroups: pReady (warpgroup 0 wrote P and the factors),
-// pFree (warpgroup 1's P·V of the last P is done), final (the sums are
+// the end of the step, so that the stage is refilled early); and the
+// consumers' handoffs, mbarriers of 128 arrivals (every thread of the
+// handing warpgroup: an arrive releases the arriving thread's own writes):
+// pReady (warpgroup 0 wrote P and the factors), pFree (warpgroup 1's P·V of
+// the last P is done; once ahead, for the first step), final (the sums are
 // written).
 //
 // Keys past the split's range are zero-filled, never read from the cache,
@@ -83,7 +84,6 @@ bool LatentWgmmaTiling::accepts(int64_t d, int64_t dv) {
 
 namespace {
 /// Named barriers (0 is the block's __syncthreads).
-enum NamedBarrier : int32_t { kPReady = 1, kPFree = 2, kFinal = 3 };
 constexpr int64_t kRows = LatentWgmmaTiling::kRows,
                   kKeys = LatentWgmmaTiling::kTileKeys,
                   kStages = LatentWgmmaTiling::kStages;
@@ -146,7 +146,7 @@ private:
     auto workgroup = gpu::AddressSpaceAttr::get(
         ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
     barriers = nvgpu::MBarrierCreateOp::create(
-        b, nvgpu::MBarrierGroupType::get(ctx, workgroup, 2 * kStages));
+        b, nvgpu::MBarrierGroupType::get(ctx, workgroup, 2 * kStages + 3));
     ticks = idx(10000000);
     tableRow = mul(bIdx, maxPages);
     when(eq(tid, c0), [&] {
@@ -156,6 +156,9 @@ private:
         nvgpu::MBarrierInitOp::create(b, barriers, idx(8), kEmpty(idx(s)),
                                       Value());
       }
+      for (Handoff h : {kPReady, kPFree, kFinal})
+        nvgpu::MBarrierInitOp::create(b, barriers, idx(128), handoff(h),
+                                      Value());
       NVVM::FenceMbarrierInitOp::create(b);
       store(ci32(0), smemI32, {idx(zeroWord)});
     });
@@ -220,14 +223,17 @@ private:
   Value ci32(int64_t v) {
     return arith::ConstantOp::create(b, b.getI32IntegerAttr(v));
   }
-  /// Named barrier `id` over the two consumer warpgroups: sync (wait for
-  /// it) or arrive (do not).
-  void syncNamed(NamedBarrier id) {
-    NVVM::BarrierOp::create(b, Type(), ci32(id), ci32(256),
-                            /*reductionOp=*/nullptr, Value());
+  /// The consumers' handoffs, mbarriers of 128 arrivals (every thread of
+  /// the warpgroup that hands over: mbarrier.arrive releases the arriving
+  /// thread's own writes, try_wait acquires them).
+  enum Handoff { kPReady, kPFree, kFinal };
+  Value handoff(Handoff h) { return idx(2 * kStages + h); }
+  void arrive(Handoff h) {
+    nvgpu::MBarrierArriveOp::create(b, barriers, handoff(h));
   }
-  void arriveNamed(NamedBarrier id) {
-    NVVM::BarrierArriveOp::create(b, ci32(id), ci32(256));
+  /// Waits for completion `n` (0, 1, ...) of handoff `h`.
+  void waitFor(Handoff h, Value n) {
+    waitBarrier(handoff(h), parity(rem(n, idx(2))));
   }
   /// Lane 0 of each consumer warp arrives on kEmpty(stage).
   void release(Value stage) {
@@ -367,7 +373,7 @@ private:
           SmallVector<Value> st = softmaxStep(s, step, iter.take_front(4));
           // st: m[2], l[2], alpha[2], P's 16 registers.
           ArrayRef<Value> pRegs = ArrayRef<Value>(st).drop_front(6);
-          syncNamed(kPFree);
+          waitFor(kPFree, step);
           sharePAndFactors(pRegs, {st[4], st[5]});
           Value o = softmax.rescale(iter[4], {st[4], st[5]});
           o = buildWgmmaRegisterAChain(
@@ -382,7 +388,7 @@ private:
           return SmallVector<Value>{st[0], st[1], st[2], st[3], o};
         });
     // Warpgroup 1's last arrival: it is done with P and the factors.
-    syncNamed(kPFree);
+    waitFor(kPFree, steps);
     Value l[2];
     for (int64_t i = 0; i < 2; ++i) {
       l[i] = softmax.finalSum(fin[2 + i]);
@@ -390,7 +396,7 @@ private:
         store(l[i], smemF32, {add(idx(statBase / 4 + kRows), sRow[i])});
       });
     }
-    arriveNamed(kFinal);
+    arrive(kFinal);
     writeRows(fin[4], 0, l);
     for (int64_t i = 0; i < 2; ++i) {
       Value row = add(r0, sRow[i]);
@@ -508,19 +514,19 @@ private:
         store(alpha[i], smemF32, {add(idx(statBase / 4), sRow[i])});
       });
     fenceAsyncShared();
-    arriveNamed(kPReady);
+    arrive(kPReady);
   }
 
   // --- Warpgroup 1: O's second half ---------------------------------------
 
   void emitValueWarpgroup() {
     Value pDesc = descAt(pBase, c0, 0);
-    arriveNamed(kPFree);
+    arrive(kPFree);
     ValueRange fin =
         loop(c0, steps, c1, ValueRange{buildZeroAccumulator(b, halfDv)},
              [&](Value step, ValueRange iter) {
                Value stage = stageOf(step);
-               syncNamed(kPReady);
+               waitFor(kPReady, step);
                waitBarrier(kFull(stage), phaseOf(step));
                fenceAsyncShared();
                Value alpha[2];
@@ -536,11 +542,11 @@ private:
                    [&](int64_t kk) { return valueDesc(stage, 1, kk); },
                    /*bMNMajor=*/true);
                buildWgmmaWait(b, 0);
-               arriveNamed(kPFree);
+               arrive(kPFree);
                release(stage);
                return SmallVector<Value>{o};
              });
-    syncNamed(kFinal);
+    waitFor(kFinal, c0);
     Value l[2];
     for (int64_t i = 0; i < 2; ++i)
       l[i] = load(smemF32, {add(idx(statBase / 4 + kRows), sRow[i])});
