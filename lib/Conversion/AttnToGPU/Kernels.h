@@ -88,9 +88,9 @@ LogicalResult checkPagedKernelEligible(const PagedAttentionSpec &spec,
                                        std::string *why);
 
 /// Adds the split kernel(s) and the combine kernel of `spec`. A latent
-/// cache on chip sm_90a under the kernel option auto or wgmma gets the
-/// wgmma kernel for 64 packed rows (PagedLatentWgmmaKernel.cpp) where it
-/// takes the head dims; otherwise mma.sync.
+/// cache on chip sm_90a under the kernel option auto or wgmma gets one
+/// wgmma split kernel (PagedLatentWgmmaKernel.cpp) where it takes the head
+/// dims; otherwise the mma.sync kernels.
 LogicalResult buildPagedKernels(OpBuilder &builder, ModuleOp module,
                                 const PagedAttentionSpec &spec,
                                 const KernelOptions &options, Location loc,

@@ -45,8 +45,9 @@ struct LatentTiling {
   bool accepts(int64_t d, int64_t dv) const;
 };
 
-/// The row-tile counts the latent split kernel is built for (the host picks
-/// the smallest that holds a KV head's query rows).
+/// The row-tile counts the mma.sync latent split kernel is built for (the
+/// host picks the smallest that holds a KV head's query rows; the wgmma
+/// kernel, where it is built, is the only one).
 inline constexpr int64_t kLatentRowTileCounts[] = {1, 4};
 
 /// How the sm_90a latent split kernel (PagedLatentWgmmaKernel.cpp) is
