@@ -19,8 +19,8 @@
 //   warpgroup 1  O[:, Dv/2:] += P·V, P from shared memory
 //   warpgroup 2  producer: cp.async copies of each 64-key tile through the
 //                block table, completion tracked by the stage's mbarrier
-//                (cp.async.mbarrier.arrive.noinc); 40 registers a thread,
-//                the consumers 232
+//                (cp.async.mbarrier.arrive.noinc); 24 registers a thread,
+//                the consumers 240
 //
 // The O accumulator of 64 rows x 512 columns is 32K registers, half the
 // register file: one warpgroup cannot hold it, so its columns are split over
@@ -28,7 +28,10 @@
 // softmax of step j overlaps warpgroup 1's P·V of step j - 1 on the tensor
 // cores. (FlashMLA's "seesaw" schedule, which alternates S between the two
 // warpgroups and exchanges the running max, overlaps more; this is the
-// simpler schedule, measured in docs/gpu-results.md.)
+// simpler schedule, measured in docs/gpu-results.md. A step is bound by its
+// serial chain -- 36 dependent k-steps of S, the softmax, the handoff, the
+// P·V -- more than by its tensor work: tiles of 32 keys in four stages,
+// the same chain for half the work, measured 25% slower.)
 //
 // Shared memory (1024-aligned; operands 128-byte swizzled in panels of 64
 // columns, each 64 rows x 128 bytes = 8 KB):
