@@ -28,10 +28,9 @@
 // softmax of step j overlaps warpgroup 1's P·V of step j - 1 on the tensor
 // cores. (FlashMLA's "seesaw" schedule, which alternates S between the two
 // warpgroups and exchanges the running max, overlaps more; this is the
-// simpler schedule, measured in docs/gpu-results.md. A step is bound by its
-// serial chain -- 36 dependent k-steps of S, the softmax, the handoff, the
-// P·V -- more than by its tensor work: tiles of 32 keys in four stages,
-// the same chain for half the work, measured 25% slower.)
+// simpler schedule, measured in docs/gpu-results.md. Tiles of 64 keys: of
+// 32, in four stages, measured 25% slower -- S re-reads Q from shared
+// memory for every 32 keys, and the handoffs of a step weigh twice.)
 //
 // Shared memory (1024-aligned; operands 128-byte swizzled in panels of 64
 // columns, each 64 rows x 128 bytes = 8 KB):
