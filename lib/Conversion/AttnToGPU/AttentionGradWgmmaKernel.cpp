@@ -307,25 +307,6 @@ protected:
         base, arith::IndexCastUIOp::create(b, i64, e.mul(stage, e.idx(bytes))));
   }
 
-  /// Issues X·Yᵀ (64 x yRows) for the warpgroup's 64 rows of X (descriptor
-  /// `xDesc`, panels of xRows rows) and the yRows rows of Y (`yDesc`,
-  /// panels of yRows rows), both K-major over `dim` columns.
-  Value issueTransposedProduct(Type type, Value xDesc, int64_t xRows,
-                               Value yDesc, int64_t yRows, int64_t dim) {
-    return buildWgmmaChain(
-        b, elt, LLVM::PoisonOp::create(b, type), yRows, dim / 16,
-        /*zeroInit=*/true,
-        [&](int64_t kk) {
-          return advanceWgmmaDescriptor(b, xDesc,
-                                        getKMajorStepOffset(kk, xRows));
-        },
-        [&](int64_t kk) {
-          return advanceWgmmaDescriptor(b, yDesc,
-                                        getKMajorStepOffset(kk, yRows));
-        },
-        /*bMNMajor=*/false);
-  }
-
   /// A named barrier of the thread's warpgroup (1 + warpgroup, 128
   /// threads).
   void syncWarpgroup() {
@@ -595,11 +576,12 @@ private:
     Value doAddr = stageAddr(doBase, doStageBytes, stage);
     Value qDesc = buildWgmmaDescriptor(b, qAddr, 0);
     Value doDesc = buildWgmmaDescriptor(b, doAddr, 0);
-    Type sType = getWgmmaAccumulatorType(ctx, kRows);
-    Value st = issueTransposedProduct(sType, kDesc, kKeys, qDesc, kRows, D);
-    Value dpt = grads == Grads::DV ? Value()
-                                   : issueTransposedProduct(sType, vDesc, kKeys,
-                                                            doDesc, kRows, Dv);
+    Value st =
+        buildWgmmaTransposedProduct(b, elt, kDesc, kKeys, qDesc, kRows, D);
+    Value dpt = grads == Grads::DV
+                    ? Value()
+                    : buildWgmmaTransposedProduct(b, elt, vDesc, kKeys, doDesc,
+                                                  kRows, Dv);
     syncWarpgroup();
     // Step 2: Pᵀ, then dV += Pᵀ·dO with dO MN-major: its 64-column panels
     // are kRows rows of 128 bytes apart (the leading byte offset), k-step
@@ -901,11 +883,10 @@ private:
     wait(full(stage), phaseOf(it));
     Value kAddr = stageAddr(kBase, kStageBytes, stage);
     Value vAddr = stageAddr(vBase, vStageBytes, stage);
-    Type sType = getWgmmaAccumulatorType(ctx, kKeys);
-    Value s = issueTransposedProduct(
-        sType, qDesc, kRows, buildWgmmaDescriptor(b, kAddr, 0), kKeys, D);
-    Value dp = issueTransposedProduct(
-        sType, doDesc, kRows, buildWgmmaDescriptor(b, vAddr, 0), kKeys, Dv);
+    Value s = buildWgmmaTransposedProduct(
+        b, elt, qDesc, kRows, buildWgmmaDescriptor(b, kAddr, 0), kKeys, D);
+    Value dp = buildWgmmaTransposedProduct(
+        b, elt, doDesc, kRows, buildWgmmaDescriptor(b, vAddr, 0), kKeys, Dv);
     buildWgmmaWait(b, 1);
     SmallVector<Value> weights = computeWeights(key0, s);
     ArrayRef<Value> p = ArrayRef<Value>(weights).take_front(kKeys / 2);

@@ -358,19 +358,8 @@ private:
               arith::IndexCastUIOp::create(
                   b, b.getI64Type(),
                   div(add(idx(kBase), mul(stage, idx(stageBytes))), idx(16))));
-          Value s = buildWgmmaChain(
-              b, elt,
-              LLVM::PoisonOp::create(b, getWgmmaAccumulatorType(ctx, kKeys)),
-              kKeys, D / 16, /*zeroInit=*/true,
-              [&](int64_t kk) {
-                return advanceWgmmaDescriptor(b, qDesc,
-                                              getKMajorStepOffset(kk, kRows));
-              },
-              [&](int64_t kk) {
-                return advanceWgmmaDescriptor(b, kDesc,
-                                              getKMajorStepOffset(kk, kKeys));
-              },
-              /*bMNMajor=*/false);
+          Value s = buildWgmmaTransposedProduct(b, elt, qDesc, kRows, kDesc,
+                                                kKeys, D);
           buildWgmmaWait(b, 0);
           SmallVector<Value> st = softmaxStep(s, step, iter.take_front(4));
           // st: m[2], l[2], alpha[2], P's 16 registers.

@@ -94,6 +94,22 @@ int64_t mlir::attn::detail::getWgmmaK(Type elt) {
   return isa<Float8E4M3FNType>(elt) ? 32 : 16;
 }
 
+Value mlir::attn::detail::buildWgmmaTransposedProduct(
+    ImplicitLocOpBuilder &b, Type elt, Value xDesc, int64_t xRows, Value yDesc,
+    int64_t yRows, int64_t dim) {
+  return buildWgmmaChain(
+      b, elt,
+      LLVM::PoisonOp::create(b, getWgmmaAccumulatorType(b.getContext(), yRows)),
+      yRows, dim / 16, /*zeroInit=*/true,
+      [&](int64_t kk) {
+        return advanceWgmmaDescriptor(b, xDesc, getKMajorStepOffset(kk, xRows));
+      },
+      [&](int64_t kk) {
+        return advanceWgmmaDescriptor(b, yDesc, getKMajorStepOffset(kk, yRows));
+      },
+      /*bMNMajor=*/false);
+}
+
 Value mlir::attn::detail::buildWgmmaRegisterAChain(
     ImplicitLocOpBuilder &b, Type elt, Value acc, ValueRange a, int64_t n,
     function_ref<Value(int64_t)> descB) {

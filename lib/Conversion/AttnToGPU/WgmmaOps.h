@@ -64,6 +64,14 @@ Value buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt, Value acc, int64_t n,
                       function_ref<Value(int64_t)> descB, bool bMNMajor,
                       bool negateA = false);
 
+/// Issues X·Yᵀ (64 x yRows, a fresh accumulator) for the warpgroup's 64
+/// rows of X (descriptor `xDesc`, panels of xRows rows) and the yRows rows
+/// of Y (`yDesc`, panels of yRows rows), both K-major over `dim` columns of
+/// `elt` (f16/bf16): the scores S = Q·Kᵀ and their kin. The caller waits.
+Value buildWgmmaTransposedProduct(ImplicitLocOpBuilder &b, Type elt,
+                                  Value xDesc, int64_t xRows, Value yDesc,
+                                  int64_t yRows, int64_t dim);
+
 /// Issues acc += A·B with A from registers (`a`: four 32-bit registers per
 /// k-step, wgmma's A fragment; for f16/bf16 an m64nNk16 accumulator of 16
 /// columns packed in pairs) and B by descriptor (`descB(kk)`; MN-major for
