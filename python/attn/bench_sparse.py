@@ -16,8 +16,9 @@ shape, 64 query heads in 4 GQA groups of 16, head dim 128, l = 32, d = 16,
 l' = 64, 16 selected blocks, a 512-token window, bf16) against attn's dense
 causal attention (gpu.attention, the same heads) at 8k to 128k tokens: time
 per call, speed-up, keys read per query, TFLOP/s on the keys each call
-reads; the selected and window branches timed alone beside (the rest is
-the compressed branch, the block selection and the gates).
+reads, and where a call's GPU time goes (torch.profiler over a few calls:
+the compressed branch, the block selection, the window branch, the
+selected branch with the gated sum, and the torch ops between them).
 
 indexer: DeepSeek-V3.2's lightning indexer (64 heads x 128, bf16, f32
 weights): decode (B = 32 tokens, contexts 8k-128k, top-2048) and prefill
@@ -159,15 +160,10 @@ def bench_nsa(args):
         kw = dict(cmp_block=l, cmp_stride=stride, sel_block=c["sel_block"],
                   num_selected=c["num_selected"], window=c["window"], bundles=args.bundles)
         nsa = lambda: gpu.nsa(q, k, v, kc, vc, gates, **kw)
-        _, idx = gpu.nsa(q, k, v, kc, vc, gates, return_indices=True, **kw)
-        selected = lambda: gpu.sparse_attention(q, k, v, idx, block_size=c["sel_block"],
-                                                causal=True, bundles=args.bundles)
-        window = lambda: gpu.attention(q, k, v, window=(c["window"] - 1, 0), layout="bshd",
-                                       bundles=args.bundles)
         dense = lambda: gpu.attention(q, k, v, causal=True, layout="bshd", bundles=args.bundles)
         iters = 5 if t >= 65536 else 10
-        t_n, t_s, t_w, t_d = (median_ms(f, iters=iters, warmup=1)
-                              for f in (nsa, selected, window, dense))
+        t_n, t_d = (median_ms(f, iters=iters, warmup=1) for f in (nsa, dense))
+        parts = nsa_parts(nsa, calls=2 if t >= 65536 else 5)
         # Keys each query reads per head: compressed (attended and rescored
         # for the selection), selected, window; dense: all up to its own.
         p = torch.arange(t, device="cuda", dtype=torch.float64)
@@ -177,18 +173,54 @@ def bench_nsa(args):
         nsa_flops = hq * d * (4 * vis + 2 * vis + 4 * sel + 4 * win).sum().item()
         dense_flops = hq * d * 4 * (p + 1).sum().item()
         keys = (vis + sel + win).mean().item()
+        # The selected branch's K/V bytes: each (token, KV head) reads its
+        # selected keys once (2 bytes an element, D for K and for V).
+        sel_bytes = hkv * 2 * d * 2 * sel.sum().item()
         row = dict(tokens=t, nsa_ms=t_n, dense_ms=t_d, speedup=t_d / t_n,
                    nsa_keys_per_query=keys, dense_keys_per_query=(t + 1) / 2,
                    nsa_tflops=nsa_flops / t_n / 1e9, dense_tflops=dense_flops / t_d / 1e9,
-                   selected_ms=t_s, window_ms=t_w, rest_ms=t_n - t_s - t_w)
+                   **{f"{part}_ms": ms for part, ms in parts.items()},
+                   selected_tb_per_s=sel_bytes / parts["selected"] / 1e9
+                   if parts["selected"] else 0.0)
         rows.append(row)
         print(f"T {t:6d}: nsa {t_n:8.3f} ms ({row['nsa_tflops']:5.1f} TFLOP/s on the keys read, "
               f"{keys:6.0f} keys/query)  dense {t_d:8.3f} ms ({row['dense_tflops']:5.1f}, "
-              f"{(t + 1) / 2:6.0f})  speed-up {row['speedup']:5.2f}x; branches: selected "
-              f"{t_s:.3f}, window {t_w:.3f}, compressed+selection+gates {row['rest_ms']:.3f} ms")
-        del q, k, v, kc, vc, gates, idx
+              f"{(t + 1) / 2:6.0f})  speed-up {row['speedup']:5.2f}x; GPU ms per part: "
+              + ", ".join(f"{part} {ms:.3f}" for part, ms in parts.items())
+              + f"; selected K/V {row['selected_tb_per_s']:.2f} TB/s")
+        del q, k, v, kc, vc, gates
         torch.cuda.empty_cache()
     _write(os.path.join(args.output, "nsa.csv"), rows)
+
+
+# Which part of an NSA call a kernel is, by its name (attn's kernel names;
+# the rest are torch's).
+_NSA_PARTS = (("selection", "attn_nsa_select"), ("selected", "attn_nsa_attend"),
+              ("selected", "attn_paged"), ("compressed", "_causal"),
+              ("window", "_window"))
+
+
+def nsa_parts(fn, calls):
+    """GPU milliseconds per call of `fn` (an NSA call) by part: the
+    kernels' device times from torch.profiler over `calls` calls, summed by
+    _NSA_PARTS ("torch": every other kernel, copies included)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    parts = {name: 0.0 for name, _ in _NSA_PARTS}
+    parts["torch"] = 0.0
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        part = next((name for name, key in _NSA_PARTS if key in e.name), "torch")
+        parts[part] += e.device_time / 1e3 / calls
+    return parts
 
 
 def bench_indexer(args):

@@ -173,11 +173,13 @@ def _plain(x):
 def nsa_variants(v):
     """The kernels attn.gpu.nsa runs for NSA variant `v` (keys of the
     selection kernel's variant, plus "window" and "page_size"): the selection
-    kernel, the causal attention kernel (bshd, with LSE) of the compressed
-    branch, the window branch's attention kernel (bshd), and the paged
-    kernels of the selected branch (pages of sel_block) and of the
-    compressed branch when compressed tokens are missing (pages of
-    page_size, with LSE)."""
+    kernel (with it, for selection blocks of a multiple of 16 keys, the
+    selected branch's kernel nsa.attend), the causal attention kernel (bshd,
+    with LSE) of the compressed branch, the window branch's attention
+    kernel (bshd), the paged kernels of the compressed branch when
+    compressed tokens are missing (pages of page_size, with LSE) and, for
+    other selection blocks, those of the selected branch (pages of
+    sel_block; the rule is attn::detail::nsaAttendAccepts's)."""
     paged = {"op": "paged_attention", "dtype": v["dtype"], "head_dim": v["head_dim"],
              "value_head_dim": v["head_dim"], "cache_layout": "nhd", "table_dtype": "i32",
              "lens_dtype": "i32", "mask": "none", "scale": v["scale"], "softcap": None,
@@ -189,9 +191,11 @@ def nsa_variants(v):
     if v.get("specialize"):
         paged["specialize"] = window["specialize"] = True
     causal = {key: val for key, val in window.items() if not key.startswith("window_")}
-    return [v, dict(causal, mask="causal", lse=True), window,
-            dict(paged, page_size=v.get("page_size", 64), lse=True),
-            dict(paged, page_size=v["sel_block"], lse=False)]
+    kernels = [v, dict(causal, mask="causal", lse=True), window,
+               dict(paged, page_size=v.get("page_size", 64), lse=True)]
+    if v["sel_block"] % 16:
+        kernels.append(dict(paged, page_size=v["sel_block"], lse=False))
+    return kernels
 
 
 def specs_of(variants):

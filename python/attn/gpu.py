@@ -1537,10 +1537,17 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
             "cmp_stride": cmp_stride, "sel_block": sel_block, "num_selected": num_selected,
             "initial_blocks": initial_blocks, "local_blocks": local_blocks, "scale": scale}
     device = _device_index(q)
+
+    def lookup(ks):
+        """The selection kernel and, where the variant's compiler built one,
+        the selected branch's kernel (nsa.attend), else None."""
+        found = {kern.manifest.get("kernel"): kern for kern in _matching(ks, want)}
+        if "nsa.select" not in found:
+            raise LookupError(f"no NSA selection bundle for {want}")
+        return found["nsa.select"], found.get("nsa.attend")
     # Compiled on first use: all of its branches' kernels (bundles.nsa_variants).
-    select = _resolve("nsa", bundles, (_want_key(want), window, page_size, device),
-                      dict(want, window=window, page_size=page_size),
-                      lambda ks: _find(ks, want), device)
+    select, attend = _resolve("nsa", bundles, (_want_key(want), window, page_size, device),
+                              dict(want, window=window, page_size=page_size), lookup, device)
     if -(-s // sel_block) > select.manifest["max_key_blocks"]:
         raise ValueError(f"the NSA selection kernel scores at most "
                          f"{select.manifest['max_key_blocks']} blocks of {sel_block} keys")
@@ -1552,10 +1559,7 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
     indices = torch.empty((b, t, hkv, num_selected), dtype=torch.int32, device=q.device)
     select.launch({"q": q, "k_cmp": k_cmp, "lse_cmp": lse_cmp, "indices": indices},
                   {"B": b, "Sq": t, "Sk": s, "Tc": tc}, stream, device)
-    # (3) The selected blocks; (4) the window.
-    o_sel = sparse_attention(q, k, v, indices, block_size=sel_block, causal=True, scale=scale,
-                             bundles=bundles)
-    # The window branch reads only the keys some query's window holds,
+    # (3) The window branch reads only the keys some query's window holds,
     # [s - t - window + 1, s): a key tile of the dense kernel that straddles
     # the first window's start would otherwise load keys before it (masked,
     # but 0 · NaN is NaN in P·V), keys that may be unselected and unset.
@@ -1563,7 +1567,18 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
     k_win, v_win = (k, v) if lo == 0 else (k[:, lo:].contiguous(), v[:, lo:].contiguous())
     o_win = attention(q, k_win, v_win, window=(window - 1, 0), scale=scale, layout="bshd",
                       bundles=bundles)
-    # The gated sum in float32, accumulated in place.
+    # (4) The selected blocks and (5) the gated sum in float32: one kernel,
+    # which reads the selections as they are, or (bundles of an older
+    # compiler, selection blocks it does not take) the paged kernels over
+    # the compacted selections and three torch passes.
+    if attend is not None and b > 0 and t > 0:
+        out = torch.empty_like(q)
+        attend.launch({"q": q, "k": k, "v": v, "indices": indices, "o_cmp": o_cmp,
+                       "o_win": o_win, "gates": gates.float(), "out": out},
+                      {"B": b, "Sq": t, "Sk": s}, stream, device)
+        return (out, indices) if return_indices else out
+    o_sel = sparse_attention(q, k, v, indices, block_size=sel_block, causal=True, scale=scale,
+                             bundles=bundles)
     out = o_win.float().mul_(gates[..., 2:3])
     out.addcmul_(o_sel, gates[..., 1:2]).addcmul_(o_cmp, gates[..., 0:1])
     out = out.to(q.dtype)

@@ -371,10 +371,10 @@ def sparse_variant(c):
 
 
 def nsa_case(id, t, s=None, b=1, hkv=4, group=16, d=128, cmp_block=32, cmp_stride=16,
-             sel_block=64, num_selected=16, window=512, missing=0):
+             sel_block=64, num_selected=16, window=512, missing=0, gates="bf16"):
     return dict(id=id, t=t, s=s or t, b=b, hq=hkv * group, hkv=hkv, d=d, cmp_block=cmp_block,
                 cmp_stride=cmp_stride, sel_block=sel_block, num_selected=num_selected,
-                window=window, dtype="bf16", missing=missing)
+                window=window, dtype="bf16", missing=missing, gates=gates)
 
 
 # Native Sparse Attention (issue 9), GQA groups of 16, the NSA paper's
@@ -390,6 +390,20 @@ NSA_CASES = [
     # chunk's keys between block 0 and its first window are read by no
     # branch (the test puts NaN there).
     nsa_case("nsa_chunk_forced_only_t64_s3000", t=64, s=3000, b=2, hkv=2, num_selected=3),
+    # The selected branch's kernel (nsa.attend) off the paper's shape: groups
+    # of 4 (12 zero rows of its m16 tile), head dim 64, blocks of 32 (two
+    # entries per 64-key tile) and of 48 (tiles straddle entries), blocks of
+    # 128 (an entry over two tiles) after a chunk, f32 gates.
+    nsa_case("nsa_g4_d64_sel32_t777_b2", t=777, b=2, hkv=2, group=4, d=64, sel_block=32,
+             window=256),
+    nsa_case("nsa_sel48_t500_s900", t=500, s=900, hkv=1, sel_block=48, num_selected=8,
+             window=100),
+    nsa_case("nsa_sel128_f32gates_t1000_s1500", t=1000, s=1500, hkv=1, sel_block=128,
+             num_selected=8, gates="f32"),
+    # Blocks of 24 keys: not whole 16-key warp tiles, so the selected branch
+    # runs on the paged kernels over the compacted selections.
+    nsa_case("nsa_sel24_paged_t300", t=300, hkv=1, group=8, sel_block=24, num_selected=6,
+             window=64),
 ]
 
 

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
-"""Runs attn's paged, latent and gated delta kernels alone -- no torch
+"""Runs attn's paged, latent, gated delta and NSA kernels alone -- no torch
 reference, whose cuBLAS calls make compute-sanitizer's racecheck fail with
 "Internal Sanitizer Error: failed to handle a hardware exception" on this
 driver (docs/gpu-results.md) -- for the cases named on the command line (all
 paged and gated cases by default). The input to .ci/gpu-suite's racecheck of
-those kernels; exits non-zero if a kernel launch fails."""
+those kernels (NSA's only when named); exits non-zero if a kernel launch
+fails."""
 
 import os
 import sys
@@ -38,6 +39,15 @@ def main(ids):
         q, k, v, g, beta, s0 = test_gpu.gated_inputs(c)
         gpu.gated_delta_rule(q, k, v, g, beta, initial_state=s0, qk_l2norm=c["l2norm"],
                              scale=c["scale"], bundles=BUNDLES)
+        torch.cuda.synchronize()
+        print(f"ran {c['id']}")
+    for c in gpu_cases.NSA_CASES:
+        if c["id"] not in ids:
+            continue
+        q, k, v, kc, vc, gates = test_gpu.nsa_inputs(c)
+        gpu.nsa(q, k, v, kc, vc, gates, cmp_block=c["cmp_block"], cmp_stride=c["cmp_stride"],
+                sel_block=c["sel_block"], num_selected=c["num_selected"], window=c["window"],
+                bundles=BUNDLES)
         torch.cuda.synchronize()
         print(f"ran {c['id']}")
 

@@ -656,8 +656,9 @@ def nsa_inputs(c, seed=0):
         return torch.randn(*shape, device="cuda", generator=gen).to(torch.bfloat16)
     q, k, v = rnd(b, t, hq, d), rnd(b, s, hkv, d), rnd(b, s, hkv, d)
     kc, vc = rnd(b, tc, hkv, d), rnd(b, tc, hkv, d)
-    gates = torch.sigmoid(torch.randn(b, t, hq, 3, device="cuda", generator=gen)).to(torch.bfloat16)
-    return q, k, v, kc, vc, gates
+    gates = torch.sigmoid(torch.randn(b, t, hq, 3, device="cuda", generator=gen))
+    return q, k, v, kc, vc, gates.to(getattr(torch, {"bf16": "bfloat16"}.get(c["gates"],
+                                                                           "float32")))
 
 
 def nsa_block_scores(q, kc, c):

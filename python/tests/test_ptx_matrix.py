@@ -356,6 +356,9 @@ def test_sparse_matrix_ptxas(chip):
         bundles.compile_variants(SPARSE_MATRIX, out, chip)
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
         assert sum(f.startswith("attn_nsa_select") for f in ptx) == 4, ptx
+        # The selected branch's kernel for each (their blocks are whole 16-key
+        # warp tiles: 64, 32, 64, 128).
+        assert sum(f.startswith("attn_nsa_attend") for f in ptx) == 4, ptx
         assert sum(f.startswith("attn_indexer_scores") for f in ptx) == 3, ptx
         # Scale and softcap are kernel arguments (bundles.spec_of).
         latent64 = "_vk_r64" if chip == "sm_80" else "_vk_wg_r64"
@@ -365,7 +368,7 @@ def test_sparse_matrix_ptxas(chip):
             r = subprocess.run([PTXAS, f"-arch={chip}", "-v", os.path.join(out, f), "-o",
                                 os.devnull], capture_output=True, text=True)
             assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
-            if not f.startswith(("attn_nsa_select", "attn_indexer_scores")):
+            if not f.startswith(("attn_nsa_select", "attn_nsa_attend", "attn_indexer_scores")):
                 continue
             spilled = re.search(r"(\d+) bytes spill stores", r.stderr)
             assert spilled and int(spilled.group(1)) <= 32, f"{f} spills:\n{r.stderr}"

@@ -33,6 +33,32 @@
 // CHECK: arith.constant 0x7F800000 : f32
 // CHECK: gpu.shuffle xor %{{.+}} : i32
 // CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xi32>
+// CHECK-LABEL: gpu.module @attn_nsa_attend_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3
+// CHECK: gpu.func @attn_nsa_attend_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xi32>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xbf16>, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: memref.view {{.+}} to memref<16x128xbf16, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<2x64x128xbf16, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<2x64x128xbf16, #gpu.address_space<workgroup>>
+// CHECK: memref.load %arg3[%{{.+}}] : memref<?xi32>
+// CHECK: nvgpu.device_async_copy %arg1[%{{.+}}], %{{.+}}, 8, %{{.+}} {bypassL1}
+// CHECK: nvgpu.device_async_copy %arg2[%{{.+}}], %{{.+}}, 8, %{{.+}} {bypassL1}
+// CHECK: scf.for
+// CHECK:   memref.load %arg3[%{{.+}}] : memref<?xi32>
+// CHECK:   nvvm.mma.sync
+// CHECK:   math.exp2
+// CHECK: memref.load %arg6[%{{.+}}] : memref<?xf32>
+// CHECK: memref.load %arg4[%{{.+}}] : memref<?xbf16>
+// CHECK: memref.load %arg5[%{{.+}}] : memref<?xbf16>
+// CHECK: memref.store %{{.+}}, %arg7[%{{.+}}] : memref<?xbf16>
+// The selected branch with the gated sum ("nsa.attend"; it comes first in
+// the sorted manifests): a block of 4 warps per (token, KV head, sequence),
+// the group's 16 heads as one m16 tile, the token's 16 entries read as pages
+// of 64 keys of the dense K and V (cp.async in two stages), and the gates
+// (f32) applied to the three branches as the output is written.
+// MANIFEST: dynamic_shared_memory = 69632 : i64, entry = "attn_nsa_attend_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3", grid = ["Sq", 4, "B"], kernel = "nsa.attend"
+// MANIFEST-SAME: name = "indices", role = "indices", shape = ["B", "Sq", 4, 16]
+// MANIFEST-SAME: name = "gates", role = "gates", shape = ["B", "Sq", 64, 3]
+// MANIFEST-SAME: name = "Sk", role = "size"
+// MANIFEST-SAME: op = "nsa"
 // MANIFEST: grid = [{ceil_div = ["Sq", 8]}, 4, "B"]
 // MANIFEST-SAME: kernel = "nsa.select", max_key_blocks = 2048 : i64
 // MANIFEST-SAME: name = "lse_cmp", role = "workspace", shape = ["B", "Sq", 64]

@@ -87,8 +87,12 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     host runs it on (its index lists compacted into page tables of
     `block_size` pages; causal or no mask); `attn.nsa` its block-selection
     kernel (compressed-token probabilities from the compressed branch's LSE,
-    block scores, forced blocks, top-n on mma.sync; its attention branches
-    run on the attention and paged kernels of matching variants); and
+    block scores, forced blocks, top-n on mma.sync) and, for selection
+    blocks of a multiple of 16 keys, its selected-branch kernel (a token's
+    selected blocks read straight from the selection's output on
+    mma.sync, with the three branches' gated sum; its compressed and
+    window branches run on the attention kernels of matching variants,
+    other selection blocks on the paged kernels); and
     `attn.lightning_indexer` its scores kernel (Σ_h w·relu(q_h·k) on
     mma.sync; the top-k runs on the host). Variants they do not take (f32,
     window masks on sparse attention, NSA with D ≠ Dv or more than 16 query

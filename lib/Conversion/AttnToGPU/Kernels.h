@@ -127,6 +127,19 @@ LogicalResult buildNsaSelectKernel(OpBuilder &builder, ModuleOp module,
                                    const NsaSelectSpec &spec, Location loc,
                                    EmitErrorFn emitError, Manifests &manifests);
 
+/// Whether NSA's selected branch runs on the nsa.attend kernel (selection
+/// blocks of whole 16-key warp tiles); else the host runs it on the paged
+/// kernels.
+bool nsaAttendAccepts(const NsaSelectSpec &spec);
+
+/// Adds NSA's selected-branch kernel "nsa.attend" (PagedKernel.cpp: the
+/// general paged split kernel's phases over a token's selected blocks,
+/// with the branches' gated sum) as `name`, its manifest's variant
+/// `variant`.
+void addNsaAttendKernel(OpBuilder &builder, ModuleOp module,
+                        const NsaSelectSpec &spec, StringRef name, Location loc,
+                        llvm::json::Object variant, Manifests &manifests);
+
 /// Whether the indexer kernel takes `spec` (f16/bf16, static head counts and
 /// dims, multiples of 16, at most 128 heads of at most 256); `why` says what
 /// is missing.

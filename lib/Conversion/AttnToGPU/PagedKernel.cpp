@@ -30,9 +30,14 @@
 // number of splits is a launch-time size (the host's heuristic,
 // python/attn/gpu.py).
 //
+// NSA's selected branch (attn.nsa, "nsa.attend") runs the general split
+// kernel's phases with another key list and epilogue: a block per query
+// token's selected blocks of the dense K and V, no split, and the three
+// branches' gated sum written directly (NsaAttendKernel).
+//
 // Each kernel is built by a class whose methods are its phases: the general
-// split kernel (GeneralSplitKernel) and the combine kernel (CombineKernel)
-// here, the latent split kernel in PagedLatentKernel.cpp, on the pieces both
+// split kernel (GeneralSplitKernel), NSA's (NsaAttendKernel) and the combine
+// kernel (CombineKernel) here, the latent split kernel in PagedLatentKernel.cpp, on the pieces both
 // split kernels share (PagedSplitKernel.h).
 //
 //===----------------------------------------------------------------------===//
@@ -179,18 +184,18 @@ namespace {
 /// its phases in order.
 /// The class is over 150 lines only because its phases are methods defined
 /// in it; each phase is a function well under the limit.
-class GeneralSplitKernel : PagedSplitKernel {
+class GeneralSplitKernel : protected PagedSplitKernel {
 public:
   GeneralSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                      const PagedAttentionSpec &spec)
       : PagedSplitKernel(b, func, spec, /*separateValues=*/true),
         tiling(PagedTiling::get(D, Dv)), kStages(tiling.stages),
-        DvB(tiling.dvChunk) {}
+        DvB(tiling.dvChunk), qInRegisters(tiling.narrow) {}
+  virtual ~GeneralSplitKernel() = default;
 
   void build() {
     carveSharedMemory();
-    emitBlockIndices(tiling.dvChunks(Dv), DvB);
-    emitKeyRange(kRows, kTileKeys);
+    emitKeys();
     stageQuery(qS, kRows, kThreads, [&](Value r, Value c, int64_t dim) {
       return swizzle(r, c, dim);
     });
@@ -199,10 +204,45 @@ public:
     nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
     barrier();
     mergeWarps(fin);
-    writePartials();
+    writeOutputs();
   }
 
-private:
+protected:
+  /// For a kernel of another signature over the same phases (NSA's
+  /// selected branch): the subclass binds the arguments.
+  GeneralSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                     const PagedAttentionSpec &spec, OwnArguments own,
+                     PagedTiling tiling)
+      : PagedSplitKernel(b, func, spec, own), tiling(tiling),
+        kStages(tiling.stages), DvB(tiling.dvChunk),
+        qInRegisters(tiling.narrow) {}
+
+  // The phases a kernel over another key list replaces.
+
+  /// The block's coordinates and keys (emitBlockIndices, emitKeyRange).
+  virtual void emitKeys() {
+    emitBlockIndices(tiling.dvChunks(Dv), DvB);
+    emitKeyRange(kRows, kTileKeys);
+  }
+  /// The cache row (of the [rows, D] view) that holds `key`, and whether
+  /// the key is copied at all (else zero-filled from row 0); `page` emits
+  /// the read of its table entry.
+  virtual std::pair<Value, Value> keyRow(Value key,
+                                         function_ref<Value()> page) {
+    Value inside = slt(key, kEnd);
+    Value slot = rem(key, idx(P));
+    Value row = sel(inside, cacheRow(page(), slot), c0);
+    return {row, inside};
+  }
+  /// The logits of the warp's S tiles (keys from `tileKey0`), -inf where a
+  /// row does not take a key.
+  virtual std::array<SmallVector<Value>, 2> logits(ArrayRef<Value> sAcc,
+                                                   Value tileKey0) {
+    return maskedLogits(sAcc, tileKey0, pos);
+  }
+  /// After the merge: the partial output and LSE of the split.
+  virtual void writeOutputs() { writePartials(); }
+
   /// Shared memory: Q [16, D], K stages [kStages, 64, D], V stages [kStages,
   /// 64, DvB] (16-byte chunks XOR-swizzled by row); after the key loop the
   /// K/V area holds the warps' f32 states for the merge.
@@ -258,11 +298,10 @@ private:
       Value e8 = mul(add(tid, idx(k * kThreads)), idx(8));
       Value r = div(e8, idx(dim)), c = rem(e8, idx(dim));
       Value key = tileKey(step, r);
-      Value inside = slt(key, kEnd);
-      Value slot = rem(key, idx(P));
-      Value page =
-          pages.empty() ? readPage(tableRow, slt(key, kEnd), key) : pages[k];
-      Value row = sel(inside, cacheRow(page, slot), c0);
+      auto [row, inside] = keyRow(key, [&] {
+        return pages.empty() ? readPage(tableRow, slt(key, kEnd), key)
+                             : pages[k];
+      });
       tokens.push_back(copyChunk(dst, {stage, r, swizzle(r, c, dim)}, src,
                                  add(add(mul(row, srcStride), srcCol0), c),
                                  inside));
@@ -292,7 +331,8 @@ private:
   /// group (the waits count groups; any dominating group token names them)
   /// and the pages of tile kStages - 1.
   std::pair<Value, SmallVector<Value>> startPipeline() {
-    tableRow = mul(bIdx, maxPages);
+    if (!tableRow) // set by emitKeys where the table is not per sequence
+      tableRow = mul(bIdx, maxPages);
     cD = idx(D);
     lane8 = rem(lane, idx(8));
     Value j8 = div(lane, idx(8));
@@ -303,7 +343,7 @@ private:
       issueTile(idx(k), idx(k), loadPages(idx(k)));
     SmallVector<Value> nextPages = loadPages(idx(kStages - 1));
     barrier();
-    if (tiling.narrow)
+    if (qInRegisters)
       for (int64_t kk = 0; kk < D / 16; ++kk)
         qa.push_back(loadQ(kk));
     return {firstGroup, nextPages};
@@ -342,7 +382,7 @@ private:
     std::array<Value, 2> sAcc = scores(stage, wKey);
     // x[i][n * 2 + j]: row g + 8i, key 8n + 2t + j of the warp's 16.
     Value tileKey0 = tileKey(step, wKey);
-    auto x = maskedLogits(sAcc, tileKey0, pos);
+    auto x = logits(sAcc, tileKey0);
     SmallVector<Value> next(iter.begin(), iter.end());
     RowStep rowSteps[2];
     for (int64_t i = 0; i < 2; ++i)
@@ -364,7 +404,7 @@ private:
       Value c = mul(add(idx(2 * kk), jLo), idx(8));
       auto [b0, b1] =
           loadBPair(kS, {stage, r, swizzle(r, c, D)}, /*transpose=*/false);
-      Value a = tiling.narrow ? qa[kk] : loadQ(kk);
+      Value a = qInRegisters ? qa[kk] : loadQ(kk);
       sAcc[0] = buildMmaSync(b, loc, a, b0, sAcc[0]);
       sAcc[1] = buildMmaSync(b, loc, a, b1, sAcc[1]);
     }
@@ -438,40 +478,185 @@ private:
       Value r = div(e, idx(DvB)), col = rem(e, idx(DvB));
       Value row = add(r0, r);
       when(slt(row, rows), [&] {
-        Value mStar = f(-INFINITY);
-        Value mws[kWarps];
-        for (int64_t w = 0; w < kWarps; ++w) {
-          mws[w] = load(mW, {idx(w), r});
-          mStar = fmax(mStar, mws[w]);
-        }
-        Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mStar,
-                                            f(-INFINITY));
-        Value mSafe = sel(empty, f(0.0), mStar);
-        Value lSum = f(0.0), oSum = f(0.0);
-        for (int64_t w = 0; w < kWarps; ++w) {
-          Value scale = exp2(fsub(mws[w], mSafe));
-          lSum = fadd(lSum, fmul(load(lW, {idx(w), r}), scale));
-          oSum = fadd(oSum, fmul(load(oW, {idx(w), r, col}), scale));
-        }
-        Value o = sel(empty, f(0.0), fdiv(oSum, lSum));
+        MergedRow merged = mergeRow(r, col);
         Value outRow = partialRow(rowsAll, row);
-        store(o, oPart, add(mul(outRow, idx(Dv)), add(chunkCol0, col)));
+        store(merged.o, oPart, add(mul(outRow, idx(Dv)), add(chunkCol0, col)));
         // One thread per row writes the split's LSE (the chunk-0 block).
         when(eq(add(chunkCol0, col), c0), [&] {
-          Value lse = naturalLse(mStar, lSum);
-          store(sel(empty, f(-INFINITY), lse), lsePart, outRow);
+          Value lse = naturalLse(merged.m, merged.l);
+          store(sel(merged.empty, f(-INFINITY), lse), lsePart, outRow);
         });
       });
     });
   }
 
+  /// Block row `r`'s state merged over the warps (m* = max m_w, l* = Σ l_w
+  /// 2^(m_w - m*)) and its normalized output at column `col`, Σ O_w 2^(m_w -
+  /// m*) / l* (0 where the row took no key: `empty`).
+  struct MergedRow {
+    Value o, m, l, empty;
+  };
+  MergedRow mergeRow(Value r, Value col) {
+    Value mStar = f(-INFINITY);
+    Value mws[kWarps];
+    for (int64_t w = 0; w < kWarps; ++w) {
+      mws[w] = load(mW, {idx(w), r});
+      mStar = fmax(mStar, mws[w]);
+    }
+    Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mStar,
+                                        f(-INFINITY));
+    Value mSafe = sel(empty, f(0.0), mStar);
+    Value lSum = f(0.0), oSum = f(0.0);
+    for (int64_t w = 0; w < kWarps; ++w) {
+      Value scale = exp2(fsub(mws[w], mSafe));
+      lSum = fadd(lSum, fmul(load(lW, {idx(w), r}), scale));
+      oSum = fadd(oSum, fmul(load(oW, {idx(w), r, col}), scale));
+    }
+    return {sel(empty, f(0.0), fdiv(oSum, lSum)), mStar, lSum, empty};
+  }
+
   const PagedTiling tiling;
   const int64_t kStages, DvB;
+  /// Q's A fragments loaded once into registers (the narrow tiling), or
+  /// re-read from shared memory at every step.
+  bool qInRegisters;
   Value qS, kS, vS, oW, mW, lW;
   Value tableRow, cD, lane8, jLo, jHi, zeroAcc;
   SmallVector<Value> qa;
   Value pos[2];
   size_t pagesAt = 0;
+};
+} // namespace
+
+namespace {
+/// NSA's selected branch and the branches' gated sum ("nsa.attend"): the
+/// general split kernel's phases over one token's selected blocks. A block
+/// owns one query token of one KV head of one sequence: its rows are the
+/// token's G query heads (one m16 tile; rows past G are zero and not
+/// written), its keys the entries of indices[b, t, h, :], each a page of
+/// sel_block keys of the dense key and value tensors [B, Sk, Hkv, D]
+/// (virtual key k is key k mod sel_block of entry k / sel_block; the
+/// entries need not be sorted). An entry that is negative or names a block
+/// that starts past the token's position, and a block's keys past the
+/// position, are neither read (zero-filled copies) nor admitted (-inf), so
+/// whatever the unselected rows hold cannot reach the output. With one
+/// split the block normalizes its rows itself and writes
+/// out = g0 · o_cmp + g1 · O_sel + g2 · o_win in f32 (gates f32 [B, Sq, Hq,
+/// 3]; o_cmp and o_win the other branches' outputs), so the host neither
+/// sorts the selections, copies the keys head-major, combines splits nor
+/// runs a gating pass.
+class NsaAttendKernel : GeneralSplitKernel {
+public:
+  NsaAttendKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                  const NsaSelectSpec &spec)
+      : GeneralSplitKernel(b, func, getSelectedBranchSpec(spec), OwnArguments{},
+                           getTiling(spec.headDim)),
+        G(spec.queryHeads / spec.kvHeads), N(spec.numSelected),
+        Hq(spec.queryHeads), Hkv(spec.kvHeads) {
+    // Past head dim 128, Q's fragments beside O's would spill (ptxas: 92
+    // and 224 bytes at 192 and 256).
+    qInRegisters = D <= 128;
+    bindArguments(func, {&qArg, &kArg, &vArg, &tableArg, &oCmp, &oWin,
+                         &gatesArg, &outArg, &sq, &sk});
+  }
+  using GeneralSplitKernel::build;
+
+  /// The narrow paged tiling in two stages (68 KB of shared memory at head
+  /// dim 128): three blocks an SM instead of two. H200, the NSA benchmark's
+  /// shape: the branch 2.55 / 10.1 / 20.4 ms at 8k / 32k / 64k tokens
+  /// against 3.24 / 12.9 / 25.9 in three stages (the kernel waits on L2,
+  /// and a third block hides more of it than a third stage). O's rescale
+  /// skipped by a warp vote where no max moved gained nothing (within
+  /// 1%).
+  static PagedTiling getTiling(int64_t d) {
+    PagedTiling t = PagedTiling::get(d, d);
+    t.stages = 2;
+    return t;
+  }
+
+  /// The selected branch as paged attention: pages of sel_block keys (NHD:
+  /// the dense tensors' rows), no mask (causality is per entry here).
+  static PagedAttentionSpec getSelectedBranchSpec(const NsaSelectSpec &spec) {
+    PagedAttentionSpec s;
+    s.dtype = spec.dtype;
+    s.headDim = spec.headDim;
+    s.valueHeadDim = spec.valueHeadDim;
+    s.pageSize = spec.selBlock;
+    s.scale = spec.scale;
+    return s;
+  }
+
+private:
+  /// blockIdx = (token, KV head, sequence); the keys are the N · sel_block
+  /// virtual keys of the token's entries, in 64-key tiles.
+  void emitKeys() override {
+    splits = idx(1);
+    hq = idx(Hq);
+    hkv = idx(Hkv);
+    vStride = idx(D);
+    emitBlockIndices(/*valueChunks=*/1, DvB);
+    tileKeys = kTileKeys;
+    group = idx(G);
+    r0 = mul(rowTile, group);
+    rows = add(r0, group);
+    off = sub(sk, sq);
+    position = add(rowTile, off);
+    kBegin = c0;
+    kEnd = idx(N * P);
+    steps = idx(llvm::divideCeil(N * P, kTileKeys));
+    tableRow = mul(add(mul(add(mul(bIdx, sq), rowTile), hkv), kvh), idx(N));
+  }
+
+  /// Key `key`'s entry (`page`) names block blk: the key is row
+  /// blk · sel_block + key mod sel_block of the sequence, copied if the
+  /// entry is listed, blk >= 0 and that row is at or before the position.
+  std::pair<Value, Value> keyRow(Value key,
+                                 function_ref<Value()> page) override {
+    Value listed = slt(key, kEnd);
+    Value blk = page();
+    Value real = add(mul(blk, idx(P)), rem(key, idx(P)));
+    Value inside = land(listed, land(sle(c0, blk), sle(real, position)));
+    Value row = sel(inside, add(mul(add(mul(bIdx, sk), real), hkv), kvh), c0);
+    return {row, inside};
+  }
+
+  /// A warp's 16 keys of a tile lie in one entry (sel_block a multiple of
+  /// 16): one read of it, then each key admitted as keyRow copies it.
+  std::array<SmallVector<Value>, 2> logits(ArrayRef<Value> sAcc,
+                                           Value tileKey0) override {
+    Value listed = slt(tileKey0, kEnd);
+    Value entry = div(tileKey0, idx(P));
+    Value blk =
+        loadIndex(tableArg, sel(listed, add(tableRow, entry), tableRow));
+    Value shift = mul(sub(blk, entry), idx(P)); // real key = virtual + shift
+    Value entryOk = land(listed, sle(c0, blk));
+    return maskedLogits(sAcc, tileKey0, [&](int64_t, Value key) {
+      return land(entryOk, sle(add(key, shift), position));
+    });
+  }
+
+  /// The gated sum of the three branches, in the output's type.
+  void writeOutputs() override {
+    loop(tid, idx(kRows * Dv), idx(kThreads), [&](Value e) {
+      Value r = div(e, idx(Dv)), col = rem(e, idx(Dv));
+      Value row = add(r0, r);
+      when(slt(row, rows), [&] {
+        MergedRow merged = mergeRow(r, col);
+        Value at = add(rowElement(row, Dv), col);
+        Value gateAt = rowElement(row, 3);
+        Value gate[3];
+        for (int64_t i = 0; i < 3; ++i)
+          gate[i] = loadF32(gatesArg, add(gateAt, idx(i)));
+        Value o = fadd(
+            fmul(gate[0], loadF32(oCmp, at)),
+            fadd(fmul(gate[1], merged.o), fmul(gate[2], loadF32(oWin, at))));
+        store(arith::TruncFOp::create(b, elt, o), outArg, at);
+      });
+    });
+  }
+
+  const int64_t G, N, Hq, Hkv;
+  Value oCmp, oWin, gatesArg, outArg, sk, position;
 };
 } // namespace
 
@@ -789,4 +974,48 @@ LogicalResult mlir::attn::detail::buildPagedKernels(
   addSplitKernels(builder, module, spec, options, loc, manifests);
   addCombineKernel(builder, module, spec, loc, manifests);
   return success();
+}
+
+bool mlir::attn::detail::nsaAttendAccepts(const NsaSelectSpec &spec) {
+  // A warp's 16 keys of a tile in one entry; the narrow tiling's head dims
+  // (checkNsaKernelEligible).
+  return spec.selBlock > 0 && spec.selBlock % 16 == 0 &&
+         spec.headDim == spec.valueHeadDim && spec.headDim <= 256;
+}
+
+void mlir::attn::detail::addNsaAttendKernel(OpBuilder &builder, ModuleOp module,
+                                            const NsaSelectSpec &spec,
+                                            StringRef name, Location loc,
+                                            llvm::json::Object variant,
+                                            Manifests &manifests) {
+  MLIRContext *ctx = builder.getContext();
+  const int64_t D = spec.headDim, Hq = spec.queryHeads, Hkv = spec.kvHeads;
+  Type elt = getType(ctx, spec.dtype), f32 = builder.getF32Type();
+  KernelSignature sig;
+  sig.tensor("q", "query", elt, llvm::json::Array{"B", "Sq", Hq, D});
+  sig.tensor("k", "key", elt, llvm::json::Array{"B", "Sk", Hkv, D});
+  sig.tensor("v", "value", elt, llvm::json::Array{"B", "Sk", Hkv, D});
+  sig.tensor("indices", "indices", builder.getI32Type(),
+             llvm::json::Array{"B", "Sq", Hkv, spec.numSelected});
+  sig.tensor("o_cmp", "input", elt, llvm::json::Array{"B", "Sq", Hq, D});
+  sig.tensor("o_win", "input", elt, llvm::json::Array{"B", "Sq", Hq, D});
+  sig.tensor("gates", "gates", f32, llvm::json::Array{"B", "Sq", Hq, 3});
+  sig.tensor("out", "output", elt, llvm::json::Array{"B", "Sq", Hq, D});
+  sig.sizes(ctx, {"Sq", "Sk"});
+  PagedTiling tiling = NsaAttendKernel::getTiling(D);
+  llvm::json::Object manifest{
+      {"entry", name},
+      {"params", llvm::json::Array(sig.params)},
+      {"grid", llvm::json::Array{"Sq", Hkv, "B"}},
+      {"block", llvm::json::Array{kThreads, 1, 1}},
+      {"kernel", "nsa.attend"},
+      {"rows_per_block", kRows},
+      {"stages", tiling.stages},
+      {"dynamic_shared_memory", tiling.sharedMemoryBytes(D)},
+      {"variant", std::move(variant)}};
+  addKernel(builder, module, loc, manifests, name, sig.types, kThreads,
+            std::move(manifest),
+            [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {
+              NsaAttendKernel(b, func, spec).build();
+            });
 }

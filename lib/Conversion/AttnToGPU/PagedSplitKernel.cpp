@@ -26,14 +26,7 @@ using namespace mlir::attn::detail;
 PagedSplitKernel::PagedSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                                    const PagedAttentionSpec &spec,
                                    bool separateValues)
-    : Emitter{b}, func(func), loc(b.getLoc()), ctx(b.getContext()),
-      D(spec.headDim), Dv(spec.valueHeadDim), P(spec.pageSize),
-      hnd(spec.cacheLayout == CacheLayout::HND), elt(getType(ctx, spec.dtype)),
-      f32(b.getF32Type()), band{spec.mask.getAttr(ctx), Value(), Value()},
-      softcap(spec.softcap),
-      factor(spec.scale * (softcap ? 1.0 / *softcap : llvm::numbers::log2e)),
-      runtimeValues(spec.runtimeValues), aType(VectorType::get({4, 2}, elt)),
-      cType(VectorType::get({2, 2}, f32)) {
+    : PagedSplitKernel(b, func, spec, OwnArguments{}) {
   SmallVector<Value *> slots{&qArg, &kArg};
   if (separateValues)
     slots.push_back(&vArg);
@@ -49,6 +42,17 @@ PagedSplitKernel::PagedSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
   }
   bindArguments(func, slots);
 }
+
+PagedSplitKernel::PagedSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                                   const PagedAttentionSpec &spec, OwnArguments)
+    : Emitter{b}, func(func), loc(b.getLoc()), ctx(b.getContext()),
+      D(spec.headDim), Dv(spec.valueHeadDim), P(spec.pageSize),
+      hnd(spec.cacheLayout == CacheLayout::HND), elt(getType(ctx, spec.dtype)),
+      f32(b.getF32Type()), band{spec.mask.getAttr(ctx), Value(), Value()},
+      softcap(spec.softcap),
+      factor(spec.scale * (softcap ? 1.0 / *softcap : llvm::numbers::log2e)),
+      runtimeValues(spec.runtimeValues), aType(VectorType::get({4, 2}, elt)),
+      cType(VectorType::get({2, 2}, f32)) {}
 
 void mlir::attn::detail::bindArguments(gpu::GPUFuncOp func,
                                        ArrayRef<Value *> slots) {
@@ -180,6 +184,17 @@ Value PagedSplitKernel::zeroAccumulator() {
 std::array<SmallVector<Value>, 2>
 PagedSplitKernel::maskedLogits(ArrayRef<Value> sAcc, Value tileKey0,
                                const Value pos[2]) {
+  return maskedLogits(sAcc, tileKey0, [&](int64_t i, Value key) {
+    Value ok = slt(key, kEnd);
+    if (Value inBand = buildAdmitsKey(b, loc, band, pos[i], key))
+      ok = land(ok, inBand);
+    return ok;
+  });
+}
+
+std::array<SmallVector<Value>, 2>
+PagedSplitKernel::maskedLogits(ArrayRef<Value> sAcc, Value tileKey0,
+                               function_ref<Value(int64_t, Value)> admits) {
   std::array<SmallVector<Value>, 2> x;
   for (auto [nt, acc] : llvm::enumerate(sAcc))
     for (int64_t i = 0; i < 2; ++i)
@@ -191,10 +206,7 @@ PagedSplitKernel::maskedLogits(ArrayRef<Value> sAcc, Value tileKey0,
                    softcapFactor ? softcapFactor
                                  : f(*softcap * llvm::numbers::log2e));
         Value key = add(add(tileKey0, idx(8 * nt + j)), mul(t, idx(2)));
-        Value ok = slt(key, kEnd);
-        if (Value inBand = buildAdmitsKey(b, loc, band, pos[i], key))
-          ok = land(ok, inBand);
-        x[i].push_back(sel(ok, s, f(-INFINITY)));
+        x[i].push_back(sel(admits(i, key), s, f(-INFINITY)));
       }
   return x;
 }

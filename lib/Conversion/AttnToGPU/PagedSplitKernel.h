@@ -47,6 +47,11 @@ protected:
   /// columns of the key rows.
   PagedSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                    const PagedAttentionSpec &spec, bool separateValues);
+  /// For a kernel of another signature (NSA's selected branch): binds no
+  /// argument; the subclass sets the ones its phases read.
+  struct OwnArguments {};
+  PagedSplitKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
+                   const PagedAttentionSpec &spec, OwnArguments);
 
   /// A `dims` view of `t` at byte `at` of the dynamic shared memory `smem`.
   Value sharedView(Value smem, ArrayRef<int64_t> dims, Type t, int64_t at);
@@ -113,6 +118,11 @@ protected:
   /// + j, -inf outside the row's band and the block's keys.
   std::array<SmallVector<Value>, 2>
   maskedLogits(ArrayRef<Value> sAcc, Value tileKey0, const Value pos[2]);
+  /// The same with what admits a key given: `admits(i, key)` is whether row
+  /// g + 8i takes key `key`.
+  std::array<SmallVector<Value>, 2>
+  maskedLogits(ArrayRef<Value> sAcc, Value tileKey0,
+               function_ref<Value(int64_t, Value)> admits);
 
   /// One fragment row's online-softmax step to the running max `m` (-inf
   /// while no key is admitted): with m' = m, or 0 where m = -inf, the rescale

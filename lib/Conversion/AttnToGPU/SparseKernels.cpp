@@ -21,6 +21,11 @@
 //   +inf, and num_selected rounds of a warp arg-max (ties to the lower
 //   block) write the indices (-1 once the candidate blocks run out).
 //
+// * attn.nsa's selected branch with the branches' gated sum ("nsa.attend")
+//   is the general paged split kernel's phases over each token's selected
+//   blocks (PagedKernel.cpp, NsaAttendKernel), built beside the selection
+//   kernel where its selection blocks are whole 16-key warp tiles.
+//
 // * attn.sparse_attention has no kernel of its own: the host compacts each
 //   (query row, KV head)'s valid selections into the page table of a
 //   sequence of the paged kernels (pages of block_size keys, the length the
@@ -441,7 +446,7 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
       {"kernel", "nsa.select"},
       {"max_key_blocks", kMaxSelectBlocks},
       {"dynamic_shared_memory", nsaSelectSharedMemory(D)},
-      {"variant", std::move(variant)}};
+      {"variant", llvm::json::Object(variant)}};
   if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
     gpu::GPUFuncOp func =
         createKernel(builder, module, loc, name, sig.types, kSelectThreads);
@@ -451,6 +456,14 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
     gpu::ReturnOp::create(builder, loc);
   }
   addManifest(builder, manifests, name, std::move(manifest));
+  // The selected branch with the gated sum, where its kernel takes the
+  // selection blocks (else the host runs the branch on the paged kernels).
+  if (detail::nsaAttendAccepts(spec)) {
+    std::string attend = name;
+    attend.replace(0, std::string("attn_nsa_select").size(), "attn_nsa_attend");
+    detail::addNsaAttendKernel(builder, module, spec, attend, loc,
+                               std::move(variant), manifests);
+  }
   return success();
 }
 
