@@ -5,8 +5,9 @@
 // groups of 16, l = 32, d = 16, l' = 64, 16 blocks). A block of 8 warps
 // takes 8 consecutive tokens of one KV head; each warp's 16 rows are the
 // group's heads (one m16 tile), Q's fragments loaded once (4-byte aligned
-// pairs). Per tile of 64 compressed tokens the block copies the keys into
-// shared memory (16-byte loads, rows padded to 136 elements), and each warp
+// pairs). The block copies the tiles of 64 compressed keys into a ring of
+// two in shared memory (16-byte cp.async, rows padded to 136 elements; the
+// next tile in flight while the current one is scored), and each warp
 // takes its B fragments by ldmatrix: S = Q·K_cmpᵀ as m16n8k16 mma.sync,
 // P = exp2(S·scale·log2 e - lse·log2 e) summed over the rows by shuffles
 // (lanes 4, 8, 16 apart), staged in shared memory and added into the block
@@ -14,14 +15,15 @@
 // value and index).
 // CHECK-LABEL: gpu.module @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3
 // CHECK: gpu.func @attn_nsa_select_bf16_d128_h64_4_l32_d16_sel64_n16_i1_w2_s3db504f3(%{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xi32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
-// CHECK: memref.view {{.+}} to memref<64x136xbf16, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<2x64x136xbf16, #gpu.address_space<workgroup>>
 // CHECK: memref.view {{.+}} to memref<8x2048xf32, #gpu.address_space<workgroup>>
 // CHECK: memref.view {{.+}} to memref<8x64xf32, #gpu.address_space<workgroup>>
 // CHECK: nvvm.bar.warp.sync
 // CHECK-COUNT-32: vector.load %arg0[%{{.+}}] {alignment = 4 : i64} : memref<?xbf16>, vector<2xbf16>
+// CHECK: nvgpu.device_async_copy %arg1[%{{.+}}], %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}], 8, %{{.+}} {bypassL1}
 // CHECK: scf.for
-// CHECK:   gpu.barrier
-// CHECK:   vector.load %arg1[%{{.+}}] {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
+// CHECK:   nvgpu.device_async_copy %arg1
+// CHECK:   nvgpu.device_async_wait %{{.+}} {numGroups = 1 : i32}
 // CHECK:   gpu.barrier
 // CHECK:   nvgpu.ldmatrix
 // CHECK:   nvvm.mma.sync {{.+}} multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>
@@ -117,8 +119,10 @@ func.func @dsa(%q: tensor<1x64x16x576xbf16>, %kv: tensor<1x4096x1x576xbf16>, %i:
 
 // -----
 
-// NSA's selection branch (4 KV heads, blocks of 64, separate values): the
-// narrow paged split kernel for pages of 64 and its combine.
+// Block-sparse attention shaped like NSA's selected branch (4 KV heads,
+// blocks of 64, separate values) as an op of its own: the narrow paged split
+// kernel for pages of 64 and its combine (attn.nsa runs its selected branch
+// on nsa.attend instead, above).
 // CHECK-LABEL: gpu.module @attn_paged_bf16_d128_dv128_nhd_p64_none_s3db504f3
 // CHECK-LABEL: gpu.module @attn_paged_combine_bf16_dv128
 // MANIFEST: page_size = 64 : i64

@@ -80,6 +80,9 @@ constexpr int64_t kSelectWarps = 8, kSelectThreads = 32 * kSelectWarps;
 /// blocks a warp scores in shared memory (2048 blocks: 128k keys in blocks
 /// of 64).
 constexpr int64_t kCmpTile = 64, kMaxSelectBlocks = 2048;
+/// nsa.select: tiles of compressed keys in flight (the next one is copied
+/// while the warps score the current one).
+constexpr int64_t kCmpStages = 2;
 /// indexer.scores: keys per block (64 per warp).
 constexpr int64_t kIndexerKeys = 256;
 
@@ -87,10 +90,12 @@ bool isHalfType(ScalarType t) {
   return t == ScalarType::F16 || t == ScalarType::BF16;
 }
 
-/// Shared memory of nsa.select: the block's tile of 64 compressed keys
-/// (rows padded by 8 elements: conflict-free ldmatrix), then per warp its
-/// block scores and one staging step of compressed-token sums.
-int64_t nsaKeyTileBytes(int64_t d) { return 2 * kCmpTile * (d + 8); }
+/// Shared memory of nsa.select: the block's ring of two tiles of 64
+/// compressed keys (rows padded by 8 elements: conflict-free ldmatrix), then
+/// per warp its block scores and one staging step of compressed-token sums.
+int64_t nsaKeyTileBytes(int64_t d) {
+  return kCmpStages * 2 * kCmpTile * (d + 8);
+}
 int64_t nsaSelectSharedMemory(int64_t d) {
   return nsaKeyTileBytes(d) + 4 * kSelectWarps * (kMaxSelectBlocks + kCmpTile);
 }
@@ -147,12 +152,21 @@ public:
     accType = VectorType::get({2, 2}, b.getF32Type());
     lane8 = e.rem(lane, e.idx(8)), j8 = e.div(lane, e.idx(8));
     jLo = e.rem(j8, e.idx(2)), jHi = e.div(j8, e.idx(2));
-    e.loop(c0, blockVisible, e.idx(kCmpTile), [&](Value cBase) {
-      copyKeyTile(cBase);
+    // Tile i + 1 is copied (cp.async) while tile i is scored.
+    Value tiles = e.ceilDiv(blockVisible, e.idx(kCmpTile));
+    e.when(e.slt(c0, tiles), [&] { copyKeyTile(c0, c0); });
+    e.loop(c0, tiles, c1, [&](Value i) {
+      Value cBase = e.mul(i, e.idx(kCmpTile));
+      Value next = copyKeyTile(e.add(cBase, e.idx(kCmpTile)),
+                               e.rem(e.add(i, c1), e.idx(kCmpStages)));
+      nvgpu::DeviceAsyncWaitOp::create(b, next, b.getI32IntegerAttr(1));
+      e.barrier();
       e.when(e.lt(cBase, visible), [&] {
-        stageTileSums(cBase);
+        stageTileSums(cBase, e.rem(i, e.idx(kCmpStages)));
         addToBlocks(cBase);
       });
+      // Every warp is done with the stage before it is refilled.
+      e.barrier();
     });
     forcedBlocks();
     selectBlocks();
@@ -168,8 +182,8 @@ private:
   }
   void candidateBlocks();
   void queryFragments();
-  void copyKeyTile(Value cBase);
-  void stageTileSums(Value cBase);
+  Value copyKeyTile(Value cBase, Value slot);
+  void stageTileSums(Value cBase, Value slot);
   void addToBlocks(Value cBase);
   void forcedBlocks();
   void selectBlocks();
@@ -208,7 +222,7 @@ NsaSelectKernel::NsaSelectKernel(OpBuilder &builder, gpu::GPUFuncOp func,
   qArg = arg(), kcArg = arg(), lseArg = arg(), idxArg = arg();
   sq = arg(), sk = arg(), tc = arg();
 
-  kS = shared({kCmpTile, D + 8}, e.elt);
+  kS = shared({kCmpStages, kCmpTile, D + 8}, e.elt);
   assert(sharedBytes == nsaKeyTileBytes(D) && "shared memory layout");
   scores = shared({kSelectWarps, kMaxSelectBlocks});
   stage = shared({kSelectWarps, kCmpTile});
@@ -274,32 +288,45 @@ void NsaSelectKernel::queryFragments() {
   }
 }
 
-/// The block copies the tile of compressed keys from `cBase` (16-byte
-/// loads; keys past Tc read the last) into shared memory.
-void NsaSelectKernel::copyKeyTile(Value cBase) {
-  e.barrier();
-  e.copyRows8(
-      tid, kSelectThreads, kCmpTile, D, kcArg, kS, [&](Value r, Value col) {
-        Value key = e.smin(e.add(cBase, r), e.sub(tc, c1));
-        return e.add(
-            e.mul(e.add(e.mul(e.add(e.mul(bIdx, tc), key), e.idx(Hkv)), kvh),
-                  e.idx(D)),
-            col);
-      });
-  e.barrier();
+/// The block's copies of the tile of compressed keys from `cBase` into
+/// ring slot `slot`, as one cp.async group (16-byte chunks; keys past Tc
+/// copy nothing from the last one's row and are zero-filled). Only called
+/// with Tc > 0.
+Value NsaSelectKernel::copyKeyTile(Value cBase, Value slot) {
+  SmallVector<Value> tokens;
+  const int64_t chunks = kCmpTile * D / 8;
+  for (int64_t k = 0; k < llvm::divideCeil(chunks, kSelectThreads); ++k) {
+    Value i = e.add(tid, e.idx(k * kSelectThreads));
+    Value r = e.div(e.mul(i, e.idx(8)), e.idx(D));
+    Value col = e.rem(e.mul(i, e.idx(8)), e.idx(D));
+    Value key = e.add(cBase, r);
+    Value inside = e.lt(key, tc);
+    if (chunks % kSelectThreads)
+      inside = e.land(inside, e.lt(i, e.idx(chunks)));
+    Value row = e.add(
+        e.mul(e.add(e.mul(bIdx, tc), e.smin(key, e.sub(tc, c1))), e.idx(Hkv)),
+        kvh);
+    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+        b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), kS,
+        ValueRange{slot, r, col}, kcArg,
+        ValueRange{e.add(e.mul(row, e.idx(D)), col)}, b.getIndexAttr(8),
+        e.sel(inside, e.idx(8), c0), /*bypassL1=*/b.getUnitAttr()));
+  }
+  return nvgpu::DeviceAsyncCreateGroupOp::create(
+      b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), tokens);
 }
 
 /// S = Q·K_cmpᵀ over the tile (m16n8k16, K's fragments by ldmatrix), P =
 /// exp(S - lse) summed over the group's rows, per compressed token into the
 /// warp's staging row.
-void NsaSelectKernel::stageTileSums(Value cBase) {
+void NsaSelectKernel::stageTileSums(Value cBase, Value slot) {
   for (int64_t np = 0; np < kCmpTile / 16; ++np) {
     SmallVector<Value, 2> acc(2, e.zeros(accType));
     for (int64_t ks = 0; ks < D / 16; ++ks) {
       Value r = e.add(e.idx(np * 16), e.add(lane8, e.mul(jHi, e.idx(8))));
       Value col = e.mul(e.add(e.idx(2 * ks), jLo), e.idx(8));
       Value frag = nvgpu::LdMatrixOp::create(b, VectorType::get({4, 2}, e.elt),
-                                             kS, ValueRange{r, col},
+                                             kS, ValueRange{slot, r, col},
                                              /*transpose=*/false, 4);
       auto [b0, b1] = attn::detail::splitLdMatrixPair(b, b.getLoc(), frag);
       acc[0] = e.mmaSync(aFrags[ks], b0, acc[0]);
