@@ -132,16 +132,22 @@ def test_nsa_specs():
     select = {key: val for key, val in v.items() if key not in ("window", "page_size")}
     assert bundles.spec_of(v) == dict(select, value_head_dim=128, version=2)
     specs = bundles.specs_of([v])
-    assert [s["op"] for s in specs] == ["nsa", "attention", "attention", "paged_attention",
-                                        "paged_attention"]
-    causal, window, compressed, selected = specs[1:]
+    # The selected branch is the nsa spec's own kernel (nsa.attend) for
+    # selection blocks of a multiple of 16 keys.
+    assert [s["op"] for s in specs] == ["nsa", "attention", "attention", "paged_attention"]
+    causal, window, compressed = specs[1:]
     assert causal["mask"] == "causal" and causal["lse"] and causal["layout"] == "bshd"
     assert (window["mask"], window["window_left"], window["window_right"]) == \
         ("window", "runtime", "runtime")
     window = bundles.specs_of([dict(v, specialize=True)])[2]
     assert (window["mask"], window["window_left"], window["window_right"]) == ("window", 511, 0)
     assert (compressed["page_size"], compressed["lse"]) == (32, True)
-    assert (selected["page_size"], selected["lse"], selected["mask"]) == (64, False, "none")
+    # Other selection blocks: the selected branch on the paged kernels.
+    specs = bundles.specs_of([dict(v, sel_block=24)])
+    assert [s["op"] for s in specs] == ["nsa", "attention", "attention", "paged_attention",
+                                        "paged_attention"]
+    selected = specs[4]
+    assert (selected["page_size"], selected["lse"], selected["mask"]) == (24, False, "none")
     # The selected branch's paged kernel is the sparse attention one.
     sparse = {"op": "sparse_attention", "dtype": "bf16", "head_dim": 128, "value_head_dim": 128,
               "block_size": 64, "mask": "causal", "scale": _SCALE, "softcap": None,
@@ -234,9 +240,9 @@ def test_compile_variants_hands_specs_to_attn_compile(fake_tool):
             ["notes.txt"] + [n + ext for n in names for ext in (".ptx", ".json")])
     got = calls()
     # One process per distinct spec: the dense variant (its copies and the
-    # one with a key outside the schema are one spec), the NSA selection and
-    # its four branch kernels (the sparse variant's paged kernel is NSA's
-    # selected branch's).
+    # one with a key outside the schema are one spec), the NSA selection (and
+    # selected branch) and its three branch kernels, and the sparse
+    # variant's paged kernels.
     assert len(got) == len(names) == 6
     for call in got:
         assert call["args"] == ["--spec", "-", "-o", out, "--chip=sm_80", "--kernel=baseline",

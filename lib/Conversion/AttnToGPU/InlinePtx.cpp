@@ -22,7 +22,7 @@ using namespace mlir;
 Value mlir::attn::detail::createWgmmaRegisterA(OpBuilder &b, Location loc,
                                                Value acc, ValueRange a,
                                                Value descB, int64_t n, Type elt,
-                                               bool transB) {
+                                               bool transB, bool accumulate) {
   auto accType = cast<LLVM::LLVMStructType>(acc.getType());
   int64_t count = accType.getBody().size();
   assert(count == n / 2 && a.size() == 4 && "m64nNk16: N / 2 accumulators");
@@ -33,10 +33,10 @@ Value mlir::attn::detail::createWgmmaRegisterA(OpBuilder &b, Location loc,
   // Operands: the accumulators as outputs $0 .. $count-1, tied to the
   // inputs $count .. 2count-1 (read and written: "+f" is not accepted for
   // llvm.inline_asm), then A's four registers and B's descriptor. The
-  // scale-d predicate is true: D = A·B + D.
+  // scale-d predicate: D = A·B + D, or D = A·B without `accumulate`.
   std::string text, constraints;
   llvm::raw_string_ostream os(text), cs(constraints);
-  os << "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+  os << "{\n.reg .pred p;\nsetp.ne.b32 p, " << (accumulate ? 1 : 0) << ", 0;\n"
      << "wgmma.mma_async.sync.aligned.m64n" << n << "k" << k << ".f32." << type
      << "." << type << " {";
   for (int64_t i = 0; i < count; ++i)

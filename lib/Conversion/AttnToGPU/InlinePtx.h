@@ -31,13 +31,18 @@ namespace detail {
 /// shared-memory matrix descriptor, MN-major when `transB` (16-bit types
 /// only: FP8 wgmma takes B K-major). Issued without a fence or a commit:
 /// the caller brackets a chain with nvvm.wgmma.fence.aligned and
-/// nvvm.wgmma.commit.group.sync.aligned as for the dialect's op.
+/// nvvm.wgmma.commit.group.sync.aligned as for the dialect's op. Without
+/// `accumulate` (wgmma's scale-d false) D = A·B and `acc` is not read: a
+/// poison struct will do, and gives ptxas no zero registers to fold into
+/// one (which left it too few accumulator registers and serialized the
+/// chain, C7511).
 ///
 /// Missing upstream: nvvm.wgmma.mma_async takes A only by descriptor (a
 /// register-A form, `wgmma.mma_async ... d, {a0, a1, a2, a3}, b-desc`, is in
 /// PTX ISA 8.0 but not in the op).
 Value createWgmmaRegisterA(OpBuilder &b, Location loc, Value acc, ValueRange a,
-                           Value descB, int64_t n, Type elt, bool transB);
+                           Value descB, int64_t n, Type elt, bool transB,
+                           bool accumulate = true);
 
 } // namespace detail
 } // namespace attn

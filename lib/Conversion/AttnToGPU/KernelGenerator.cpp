@@ -144,7 +144,7 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
           return detail::buildGatedDeltaKernels(builder, module, s, loc,
                                                 emitError, manifests);
         else if constexpr (std::is_same_v<T, NsaSelectSpec>)
-          return detail::buildNsaSelectKernel(builder, module, s, loc,
+          return detail::buildNsaSelectKernel(builder, module, s, options, loc,
                                               emitError, manifests);
         else
           return detail::buildIndexerKernel(builder, module, s, loc, emitError,

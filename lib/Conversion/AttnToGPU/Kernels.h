@@ -123,8 +123,10 @@ LogicalResult checkNsaKernelEligible(const NsaSelectSpec &spec,
                                      std::string *why);
 
 /// Adds NSA's block-selection kernel.
+/// (On sm_90a, for head dims in whole 64-column panels, S on wgmma.)
 LogicalResult buildNsaSelectKernel(OpBuilder &builder, ModuleOp module,
-                                   const NsaSelectSpec &spec, Location loc,
+                                   const NsaSelectSpec &spec,
+                                   const KernelOptions &options, Location loc,
                                    EmitErrorFn emitError, Manifests &manifests);
 
 /// Whether NSA's selected branch runs on the nsa.attend kernel (selection

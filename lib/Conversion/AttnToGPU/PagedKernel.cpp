@@ -37,8 +37,9 @@
 //
 // Each kernel is built by a class whose methods are its phases: the general
 // split kernel (GeneralSplitKernel), NSA's (NsaAttendKernel) and the combine
-// kernel (CombineKernel) here, the latent split kernel in PagedLatentKernel.cpp, on the pieces both
-// split kernels share (PagedSplitKernel.h).
+// kernel (CombineKernel) here, the latent split kernel in
+// PagedLatentKernel.cpp, on the pieces both split kernels share
+// (PagedSplitKernel.h).
 //
 //===----------------------------------------------------------------------===//
 

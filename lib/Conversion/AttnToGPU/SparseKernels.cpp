@@ -47,6 +47,7 @@
 #include "KernelBody.h"
 #include "KernelCommon.h"
 #include "Kernels.h"
+#include "WgmmaOps.h"
 
 #include "attn/Conversion/AttnToGPU.h"
 #include "attn/IR/AttnOps.h"
@@ -93,11 +94,20 @@ bool isHalfType(ScalarType t) {
 /// Shared memory of nsa.select: the block's ring of two tiles of 64
 /// compressed keys (rows padded by 8 elements: conflict-free ldmatrix), then
 /// per warp its block scores and one staging step of compressed-token sums.
-int64_t nsaKeyTileBytes(int64_t d) {
-  return kCmpStages * 2 * kCmpTile * (d + 8);
+/// On wgmma the tiles are unpadded 128-byte-swizzled panels of 64 columns.
+int64_t nsaKeyTileBytes(int64_t d, bool wgmma) {
+  return kCmpStages * 2 * kCmpTile * (wgmma ? d : d + 8);
 }
-int64_t nsaSelectSharedMemory(int64_t d) {
-  return nsaKeyTileBytes(d) + 4 * kSelectWarps * (kMaxSelectBlocks + kCmpTile);
+int64_t nsaSelectSharedMemory(int64_t d, bool wgmma) {
+  return nsaKeyTileBytes(d, wgmma) +
+         4 * kSelectWarps * (kMaxSelectBlocks + kCmpTile);
+}
+/// Whether nsa.select computes S on wgmma: sm_90a (kernel auto or wgmma)
+/// and head dims in whole 64-column panels.
+bool nsaSelectOnWgmma(const NsaSelectSpec &spec, const KernelOptions &options) {
+  return options.chip == "sm_90a" &&
+         (options.kernel == "auto" || options.kernel == "wgmma") &&
+         spec.headDim % 64 == 0;
 }
 } // namespace
 
@@ -140,12 +150,16 @@ namespace {
 /// the forced blocks and the arg-max rounds.
 class NsaSelectKernel : KernelBody {
 public:
+  /// `wgmma`: S on register-A wgmma (sm_90a; nsaSelectOnWgmma), else on
+  /// mma.sync.
   NsaSelectKernel(OpBuilder &builder, gpu::GPUFuncOp func,
-                  const NsaSelectSpec &spec, Location loc);
+                  const NsaSelectSpec &spec, Location loc, bool wgmma);
 
   void build() {
     candidateBlocks();
     queryFragments();
+    if (wgmma)
+      registerA();
     // The visible compressed tokens, 64 at a time: the block copies the
     // tile, each warp multiplies it with its token's rows while the tile
     // holds keys it sees.
@@ -160,11 +174,30 @@ public:
       Value next = copyKeyTile(e.add(cBase, e.idx(kCmpTile)),
                                e.rem(e.add(i, c1), e.idx(kCmpStages)));
       nvgpu::DeviceAsyncWaitOp::create(b, next, b.getI32IntegerAttr(1));
-      e.barrier();
-      e.when(e.lt(cBase, visible), [&] {
-        stageTileSums(cBase, e.rem(i, e.idx(kCmpStages)));
-        addToBlocks(cBase);
-      });
+      Value slot = e.rem(i, e.idx(kCmpStages));
+      if (!wgmma) {
+        e.barrier();
+        e.when(e.lt(cBase, visible), [&] {
+          stageTileSums(cBase, slot);
+          addToBlocks(cBase);
+        });
+      } else {
+        // The copies (generic proxy) made visible to wgmma (async proxy);
+        // every warp of a warpgroup takes part in its wgmma, so S is
+        // computed for every tile of the block's range.
+        NVVM::FenceProxyOp::create(
+            b,
+            NVVM::ProxyKindAttr::get(b.getContext(),
+                                     NVVM::ProxyKind::async_shared),
+            NVVM::SharedSpaceAttr::get(b.getContext(),
+                                       NVVM::SharedSpace::shared_cta));
+        e.barrier();
+        SmallVector<Value> sTile = wgmmaScores(slot);
+        e.when(e.lt(cBase, visible), [&] {
+          stageWgmmaSums(cBase, sTile);
+          addToBlocks(cBase);
+        });
+      }
       // Every warp is done with the stage before it is refilled.
       e.barrier();
     });
@@ -184,11 +217,17 @@ private:
   void queryFragments();
   Value copyKeyTile(Value cBase, Value slot);
   void stageTileSums(Value cBase, Value slot);
+  void registerA();
+  SmallVector<Value> wgmmaScores(Value slot);
+  void stageWgmmaSums(Value cBase, ArrayRef<Value> sTile);
+  void stageColumn(Value cBase, int64_t nt, int64_t j,
+                   function_ref<Value(int64_t)> sAt);
   void addToBlocks(Value cBase);
   void forcedBlocks();
   void selectBlocks();
 
   const NsaSelectSpec &spec;
+  const bool wgmma;
   const int64_t D, Hq, Hkv, G, N, l, stride, sel;
   /// The scale in the exp2 domain.
   const double factor;
@@ -205,6 +244,10 @@ private:
   // (exp2 domain).
   Value g, tq;
   SmallVector<Value> aFrags;
+  /// wgmma: the same fragments as register-A words (four a k-step), and
+  /// the key ring's shared address.
+  SmallVector<Value> aRegs;
+  Value kAddr;
   SmallVector<Value, 2> lse2;
   // ldmatrix coordinates of the key tile.
   VectorType accType;
@@ -213,20 +256,29 @@ private:
 } // namespace
 
 NsaSelectKernel::NsaSelectKernel(OpBuilder &builder, gpu::GPUFuncOp func,
-                                 const NsaSelectSpec &spec, Location loc)
+                                 const NsaSelectSpec &spec, Location loc,
+                                 bool wgmma)
     : KernelBody(builder, func, loc, getType(builder.getContext(), spec.dtype)),
-      spec(spec), D(spec.headDim), Hq(spec.queryHeads), Hkv(spec.kvHeads),
-      G(Hq / Hkv), N(spec.numSelected), l(spec.cmpBlock),
+      spec(spec), wgmma(wgmma), D(spec.headDim), Hq(spec.queryHeads),
+      Hkv(spec.kvHeads), G(Hq / Hkv), N(spec.numSelected), l(spec.cmpBlock),
       stride(spec.cmpStride), sel(spec.selBlock),
       factor(spec.scale * llvm::numbers::log2e) {
   qArg = arg(), kcArg = arg(), lseArg = arg(), idxArg = arg();
   sq = arg(), sk = arg(), tc = arg();
 
-  kS = shared({kCmpStages, kCmpTile, D + 8}, e.elt);
-  assert(sharedBytes == nsaKeyTileBytes(D) && "shared memory layout");
+  // The key ring first: wgmma's swizzled panels need 1024-byte alignment,
+  // which the dynamic shared memory's start has.
+  kS = wgmma ? shared({kCmpStages * kCmpTile * D}, e.elt)
+             : shared({kCmpStages, kCmpTile, D + 8}, e.elt);
+  assert(sharedBytes == nsaKeyTileBytes(D, wgmma) && "shared memory layout");
   scores = shared({kSelectWarps, kMaxSelectBlocks});
   stage = shared({kSelectWarps, kCmpTile});
-  assert(sharedBytes == nsaSelectSharedMemory(D) && "shared memory layout");
+  assert(sharedBytes == nsaSelectSharedMemory(D, wgmma) &&
+         "shared memory layout");
+  if (wgmma)
+    kAddr = arith::IndexCastUIOp::create(
+        b, b.getI64Type(),
+        memref::ExtractAlignedPointerAsIndexOp::create(b, kS));
 
   tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   warp = e.div(tid, e.idx(32)), lane = e.rem(tid, e.idx(32));
@@ -295,7 +347,8 @@ void NsaSelectKernel::queryFragments() {
 Value NsaSelectKernel::copyKeyTile(Value cBase, Value slot) {
   SmallVector<Value> tokens;
   const int64_t chunks = kCmpTile * D / 8;
-  for (int64_t k = 0; k < llvm::divideCeil(chunks, kSelectThreads); ++k) {
+  const int64_t copies = llvm::divideCeil(chunks, kSelectThreads);
+  for (int64_t k = 0; k < copies; ++k) {
     Value i = e.add(tid, e.idx(k * kSelectThreads));
     Value r = e.div(e.mul(i, e.idx(8)), e.idx(D));
     Value col = e.rem(e.mul(i, e.idx(8)), e.idx(D));
@@ -306,9 +359,21 @@ Value NsaSelectKernel::copyKeyTile(Value cBase, Value slot) {
     Value row = e.add(
         e.mul(e.add(e.mul(bIdx, tc), e.smin(key, e.sub(tc, c1))), e.idx(Hkv)),
         kvh);
+    // wgmma: chunk col / 8 of row r in panel col / 64 of the slot, its
+    // 16-byte chunks XOR-swizzled by the row (128-byte swizzle).
+    SmallVector<Value, 3> dst{slot, r, col};
+    if (wgmma) {
+      Value chunk = e.div(col, e.idx(8));
+      Value bytes =
+          e.add(e.add(e.mul(slot, e.idx(kCmpTile * D * 2)),
+                      e.mul(e.div(chunk, e.idx(8)), e.idx(kCmpTile * 128))),
+                e.add(e.mul(r, e.idx(128)),
+                      e.mul(e.xori(e.rem(chunk, e.idx(8)), e.rem(r, e.idx(8))),
+                            e.idx(16))));
+      dst.assign({e.div(bytes, e.idx(2))});
+    }
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), kS,
-        ValueRange{slot, r, col}, kcArg,
+        b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), kS, dst, kcArg,
         ValueRange{e.add(e.mul(row, e.idx(D)), col)}, b.getIndexAttr(8),
         e.sel(inside, e.idx(8), c0), /*bypassL1=*/b.getUnitAttr()));
   }
@@ -333,20 +398,101 @@ void NsaSelectKernel::stageTileSums(Value cBase, Value slot) {
       acc[1] = e.mmaSync(aFrags[ks], b1, acc[1]);
     }
     for (int64_t half8 = 0; half8 < 2; ++half8)
-      for (int64_t j = 0; j < 2; ++j) {
-        const int64_t nt = 2 * np + half8;
-        Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
-        Value p = e.f(0.0);
-        for (int64_t half = 0; half < 2; ++half)
-          p = e.fadd(
-              p, e.exp2(e.fsub(e.fmul(e.at(acc[half8], half, j), e.f(factor)),
-                               lse2[half])));
-        p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
-        p = e.rowGroupSum(p);
-        e.when(e.lt(lane, e.idx(4)),
-               [&] { e.store(p, stage, {warp, colIdx}); });
-      }
+      for (int64_t j = 0; j < 2; ++j)
+        stageColumn(cBase, 2 * np + half8, j,
+                    [&](int64_t half) { return e.at(acc[half8], half, j); });
   }
+  e.syncWarp();
+}
+
+/// Column 8nt + 2t + j of the tile: P = exp2(S·scale·log2 e - lse) of the
+/// thread's rows g and g + 8 (`sAt(0)`, `sAt(1)`), 0 past the visible
+/// tokens, summed over the group's rows into the warp's staging row.
+void NsaSelectKernel::stageColumn(Value cBase, int64_t nt, int64_t j,
+                                  function_ref<Value(int64_t)> sAt) {
+  Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
+  Value p = e.f(0.0);
+  for (int64_t half = 0; half < 2; ++half)
+    p = e.fadd(p, e.exp2(e.fsub(e.fmul(sAt(half), e.f(factor)), lse2[half])));
+  p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
+  p = e.rowGroupSum(p);
+  e.when(e.lt(lane, e.idx(4)), [&] { e.store(p, stage, {warp, colIdx}); });
+}
+
+/// wgmma: Q's A fragments as register-A words. A warp's m16 fragment is
+/// the warpgroup fragment of its 16 rows (rows 16w + g and + 8, columns 2t
+/// and 2t + 8 of each k-step), so the four warps of a warpgroup hold its 64
+/// rows: their four tokens' heads.
+void NsaSelectKernel::registerA() {
+  auto wordType = VectorType::get({1}, b.getI32Type());
+  for (Value frag : aFrags)
+    for (int64_t i = 0; i < 4; ++i) {
+      Value pair = vector::ExtractOp::create(b, frag, ArrayRef<int64_t>{i});
+      Value word = vector::BitCastOp::create(b, wordType, pair);
+      aRegs.push_back(vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0}));
+    }
+}
+
+/// wgmma: S = Q·K_cmpᵀ for the warpgroup's 64 rows and the tile in `slot`
+/// (64 keys, K-major panels) as m64n64k16 with Q from registers; the
+/// accumulator's 32 values, (8-key tile n, row g + 8i, column 2t + j) at 4n
+/// + 2i + j.
+SmallVector<Value> NsaSelectKernel::wgmmaScores(Value slot) {
+  Value base = e.add(
+      kAddr, arith::IndexCastUIOp::create(
+                 b, b.getI64Type(), e.mul(slot, e.idx(kCmpTile * D * 2))));
+  Value desc = attn::detail::buildWgmmaDescriptor(b, base, 0);
+  Value acc = attn::detail::buildWgmmaRegisterAChain(
+      b, e.elt, /*acc=*/Value(), aRegs, kCmpTile,
+      [&](int64_t kk) {
+        return attn::detail::advanceWgmmaDescriptor(
+            b, desc, attn::detail::getKMajorStepOffset(kk, kCmpTile));
+      },
+      /*bKMajor=*/true);
+  attn::detail::buildWgmmaWait(b, 0);
+  SmallVector<Value> values;
+  for (int64_t i = 0; i < kCmpTile / 2; ++i)
+    values.push_back(LLVM::ExtractValueOp::create(b, acc, i));
+  return values;
+}
+
+/// wgmma: the staging of stageTileSums from the accumulator's values, with
+/// fewer instructions an element than the mma.sync path's (issue-bound
+/// here once the products moved to wgmma): the exponent as one FMA, and
+/// the sums over the group's rows as a reduce-scatter across the 8 lanes of
+/// a column quad (14 shuffles for the 16 columns instead of 48), which
+/// leaves lane 4g + t the sums of columns 8g + 2t and 8g + 2t + 1.
+void NsaSelectKernel::stageWgmmaSums(Value cBase, ArrayRef<Value> sTile) {
+  Value negLse[2] = {arith::NegFOp::create(b, lse2[0]),
+                     arith::NegFOp::create(b, lse2[1])};
+  // vals[2nt + j]: column 8nt + 2t + j.
+  SmallVector<Value> vals;
+  for (int64_t nt = 0; nt < kCmpTile / 8; ++nt)
+    for (int64_t j = 0; j < 2; ++j) {
+      Value p = e.f(0.0);
+      for (int64_t half = 0; half < 2; ++half)
+        p = e.fadd(p, e.exp2(e.fma(sTile[4 * nt + 2 * half + j], e.f(factor),
+                                   negLse[half])));
+      Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
+      vals.push_back(e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0)));
+    }
+  // Lane distance 16, 8, 4 (bits 2, 1, 0 of g): a lane with the bit set
+  // keeps the upper half of its values, sends the lower half, and adds.
+  for (int32_t width = 16; width >= 4; width /= 2) {
+    Value upper = e.lt(e.idx(width - 1), e.rem(lane, e.idx(2 * width)));
+    const size_t half = vals.size() / 2;
+    SmallVector<Value> kept;
+    for (size_t k = 0; k < half; ++k) {
+      Value send = e.sel(upper, vals[k], vals[k + half]);
+      Value keep = e.sel(upper, vals[k + half], vals[k]);
+      kept.push_back(e.fadd(keep, e.shuffleXor(send, width)));
+    }
+    vals = std::move(kept);
+  }
+  for (int64_t j = 0; j < 2; ++j)
+    e.store(vals[j], stage,
+            {warp,
+             e.add(e.add(e.mul(g, e.idx(8)), e.mul(tq, e.idx(2))), e.idx(j))});
   e.syncWarp();
 }
 
@@ -428,7 +574,8 @@ void NsaSelectKernel::selectBlocks() {
 
 LogicalResult mlir::attn::detail::buildNsaSelectKernel(
     OpBuilder &builder, ModuleOp module, const NsaSelectSpec &spec,
-    Location loc, EmitErrorFn emitError, Manifests &manifests) {
+    const KernelOptions &options, Location loc, EmitErrorFn emitError,
+    Manifests &manifests) {
   std::string why;
   if (failed(checkNsaKernelEligible(spec, &why)))
     return emitError() << why;
@@ -443,6 +590,11 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
      << Hkv << "_l" << spec.cmpBlock << "_d" << spec.cmpStride << "_sel"
      << spec.selBlock << "_n" << spec.numSelected << "_i" << spec.initialBlocks
      << "_w" << spec.localBlocks << "_s" << hexBits(scale);
+  const bool wgmma = nsaSelectOnWgmma(spec, options);
+  std::string attend = name;
+  attend.replace(0, std::string("attn_nsa_select").size(), "attn_nsa_attend");
+  if (wgmma)
+    os << "_wg";
   KernelSignature sig;
   sig.tensor("q", "query", elt, llvm::json::Array{"B", "Sq", Hq, D});
   sig.tensor("k_cmp", "key_cmp", elt, llvm::json::Array{"B", "Tc", Hkv, D});
@@ -472,13 +624,13 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
       {"block", llvm::json::Array{kSelectThreads, 1, 1}},
       {"kernel", "nsa.select"},
       {"max_key_blocks", kMaxSelectBlocks},
-      {"dynamic_shared_memory", nsaSelectSharedMemory(D)},
+      {"dynamic_shared_memory", nsaSelectSharedMemory(D, wgmma)},
       {"variant", llvm::json::Object(variant)}};
   if (!module.lookupSymbol<gpu::GPUModuleOp>(name)) {
     gpu::GPUFuncOp func =
         createKernel(builder, module, loc, name, sig.types, kSelectThreads);
     OpBuilder::InsertionGuard guard(builder);
-    NsaSelectKernel(builder, func, spec, loc).build();
+    NsaSelectKernel(builder, func, spec, loc, wgmma).build();
     builder.setInsertionPointToEnd(&func.getBody().front());
     gpu::ReturnOp::create(builder, loc);
   }
@@ -486,8 +638,6 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
   // The selected branch with the gated sum, where its kernel takes the
   // selection blocks (else the host runs the branch on the paged kernels).
   if (detail::nsaAttendAccepts(spec)) {
-    std::string attend = name;
-    attend.replace(0, std::string("attn_nsa_select").size(), "attn_nsa_attend");
     detail::addNsaAttendKernel(builder, module, spec, attend, loc,
                                std::move(variant), manifests);
   }

@@ -112,12 +112,16 @@ Value mlir::attn::detail::buildWgmmaTransposedProduct(
 
 Value mlir::attn::detail::buildWgmmaRegisterAChain(
     ImplicitLocOpBuilder &b, Type elt, Value acc, ValueRange a, int64_t n,
-    function_ref<Value(int64_t)> descB) {
+    function_ref<Value(int64_t)> descB, bool bKMajor) {
+  const bool fresh = !acc;
+  if (fresh)
+    acc = LLVM::PoisonOp::create(b, getWgmmaAccumulatorType(b.getContext(), n));
   NVVM::WgmmaFenceAlignedOp::create(b);
   for (int64_t kk = 0; kk < static_cast<int64_t>(a.size()) / 4; ++kk)
-    acc = createWgmmaRegisterA(b, b.getLoc(), acc, a.slice(4 * kk, 4),
-                               descB(kk), n, elt,
-                               /*transB=*/!isa<Float8E4M3FNType>(elt));
+    acc = createWgmmaRegisterA(
+        b, b.getLoc(), acc, a.slice(4 * kk, 4), descB(kk), n, elt,
+        /*transB=*/!bKMajor && !isa<Float8E4M3FNType>(elt),
+        /*accumulate=*/!(fresh && kk == 0));
   NVVM::WgmmaGroupSyncAlignedOp::create(b);
   return acc;
 }

@@ -77,9 +77,13 @@ Value buildWgmmaTransposedProduct(ImplicitLocOpBuilder &b, Type elt,
 /// columns packed in pairs) and B by descriptor (`descB(kk)`; MN-major for
 /// f16/bf16, K-major for e4m3, which has no transposed B), as one committed
 /// group; register-A MMAs are InlinePtx.h's.
+/// `bKMajor`: B K-major (f16/bf16; S = Q·Kᵀ with Q from registers). A
+/// null `acc`: a fresh accumulator, acc = A·B (the first MMA's scale-d
+/// false).
 Value buildWgmmaRegisterAChain(ImplicitLocOpBuilder &b, Type elt, Value acc,
                                ValueRange a, int64_t n,
-                               function_ref<Value(int64_t)> descB);
+                               function_ref<Value(int64_t)> descB,
+                               bool bKMajor = false);
 
 /// Waits until at most `pending` wgmma groups of the warpgroup are in
 /// flight.
