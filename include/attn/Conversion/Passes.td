@@ -86,8 +86,9 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     The sparse ops: `attn.sparse_attention` becomes the paged kernels the
     host runs it on (its index lists compacted into page tables of
     `block_size` pages; causal or no mask); `attn.nsa` its block-selection
-    kernel (compressed-token probabilities from the compressed branch's LSE,
-    block scores, forced blocks, top-n on mma.sync) and, for selection
+    kernel (compressed-token probabilities from the compressed branch's LSE
+    on mma.sync, on sm_90a on wgmma; block scores, forced blocks, top-n)
+    and, for selection
     blocks of a multiple of 16 keys, its selected-branch kernel (a token's
     selected blocks read straight from the selection's output on
     mma.sync, with the three branches' gated sum; its compressed and

@@ -19,7 +19,13 @@
 //   staged per tile in shared memory and added into the scores of the
 //   selection blocks each compressed token overlaps. The forced blocks get
 //   +inf, and num_selected rounds of a warp arg-max (ties to the lower
-//   block) write the indices (-1 once the candidate blocks run out).
+//   block) write the indices (-1 once the candidate blocks run out). The
+//   key tiles come through a two-slot cp.async ring. On sm_90a (head dims
+//   in whole 64-column panels) S is m64n64k16 wgmma instead: a warpgroup's
+//   four warps are four tokens, their fragments Q's register-A operand,
+//   the tile 128-byte-swizzled panels; since a warp's accumulator rows are
+//   still its token's heads, the rest is the same, with the sums over heads
+//   a reduce-scatter across the lanes.
 //
 // * attn.nsa's selected branch with the branches' gated sum ("nsa.attend")
 //   is the general paged split kernel's phases over each token's selected
