@@ -150,7 +150,7 @@ def test_nsa_specs():
     assert (selected["page_size"], selected["lse"], selected["mask"]) == (24, False, "none")
     # The selected branch's paged kernel is the sparse attention one.
     sparse = {"op": "sparse_attention", "dtype": "bf16", "head_dim": 128, "value_head_dim": 128,
-              "block_size": 64, "mask": "causal", "scale": _SCALE, "softcap": None,
+              "block_size": 24, "mask": "causal", "scale": _SCALE, "softcap": None,
               "sinks": False, "lse": False}
     assert bundles.spec_of(sparse) == selected
 
