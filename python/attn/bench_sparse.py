@@ -37,15 +37,19 @@ B, HQ, D, DV, SCALE, TOPK = 32, 128, 576, 512, 0.1352, 2048
 CONTEXTS = (8192, 32768, 131072)
 
 
-NSA = dict(hq=64, hkv=4, d=128, cmp_block=32, cmp_stride=16, sel_block=64, num_selected=16,
-           window=512)
+NSA = dict(hq=64, hkv=4, d=128, dv=128, cmp_block=32, cmp_stride=16, sel_block=64,
+           num_selected=16, window=512)
+# The head dims --nsa-heads takes: 128 / 128, and the NSA paper's 27B model's
+# 192 / 128.
+NSA_HEAD_DIMS = ((128, 128), (192, 128))
 NSA_CONTEXTS = (8192, 16384, 32768, 65536, 131072)
 INDEXER_HEADS, INDEXER_DIM = 64, 128
 
 
-def nsa_variant():
-    c = NSA
-    return {"op": "nsa", "dtype": "bf16", "head_dim": c["d"], "q_heads": c["hq"],
+def nsa_variant(d=NSA["d"], dv=NSA["dv"]):
+    c = dict(NSA, d=d, dv=dv)
+    return {"op": "nsa", "dtype": "bf16", "head_dim": c["d"], "value_head_dim": c["dv"],
+            "q_heads": c["hq"],
             "kv_heads": c["hkv"], "cmp_block": c["cmp_block"], "cmp_stride": c["cmp_stride"],
             "sel_block": c["sel_block"], "num_selected": c["num_selected"], "initial_blocks": 1,
             "local_blocks": 2, "scale": 1 / c["d"] ** 0.5, "window": c["window"],
@@ -53,12 +57,13 @@ def nsa_variant():
 
 
 def variants():
-    dense = {"dtype": "bf16", "head_dim": NSA["d"], "value_head_dim": NSA["d"], "layout": "bshd",
-             "mask": "causal", "scale": 1 / NSA["d"] ** 0.5, "softcap": None, "bias": False,
-             "sinks": False, "lse": False}
+    dense = [{"dtype": "bf16", "head_dim": d, "value_head_dim": dv, "layout": "bshd",
+              "mask": "causal", "scale": 1 / d ** 0.5, "softcap": None, "bias": False,
+              "sinks": False, "lse": False} for d, dv in NSA_HEAD_DIMS]
     indexer = {"op": "lightning_indexer", "dtype": "bf16", "heads": INDEXER_HEADS,
                "head_dim": INDEXER_DIM, "weights_dtype": "f32"}
-    return dsa_variants() + [nsa_variant(), dense, dict(indexer, mask="causal")]
+    return (dsa_variants() + [nsa_variant(d, dv) for d, dv in NSA_HEAD_DIMS] + dense
+            + [dict(indexer, mask="causal")])
 
 
 def dsa_variants():
@@ -79,6 +84,9 @@ def main():
     ap.add_argument("--contexts", type=int, nargs="*", default=list(CONTEXTS))
     ap.add_argument("--batch", type=int, default=B)
     ap.add_argument("--nsa-contexts", type=int, nargs="*", default=list(NSA_CONTEXTS))
+    ap.add_argument("--nsa-heads", type=int, nargs=2, default=[NSA["d"], NSA["dv"]],
+                    metavar=("D", "DV"), help="NSA's query/key and value head dims "
+                    f"(one of {NSA_HEAD_DIMS}; default %(default)s)")
     ap.add_argument("--part", choices=["all", "dsa", "nsa", "indexer"], default="all")
     args = ap.parse_args()
     os.makedirs(args.output, exist_ok=True)
@@ -144,9 +152,10 @@ def bench_nsa(args):
     from . import gpu
     from .cudatime import median_ms
 
-    c = NSA
-    hq, hkv, d, l, stride = c["hq"], c["hkv"], c["d"], c["cmp_block"], c["cmp_stride"]
-    print(f"NSA prefill, B=1 Hq={hq} Hkv={hkv} D={d} bf16, l={l} d={stride} "
+    c = dict(NSA, d=args.nsa_heads[0], dv=args.nsa_heads[1])
+    hq, hkv, d, dv = c["hq"], c["hkv"], c["d"], c["dv"]
+    l, stride = c["cmp_block"], c["cmp_stride"]
+    print(f"NSA prefill, B=1 Hq={hq} Hkv={hkv} D={d} Dv={dv} bf16, l={l} d={stride} "
           f"l'={c['sel_block']} n={c['num_selected']} window={c['window']}")
     rows = []
     for t in args.nsa_contexts:
@@ -154,8 +163,8 @@ def bench_nsa(args):
         rnd = lambda *shape: torch.randn(*shape, device="cuda", generator=gen,
                                          dtype=torch.bfloat16)
         tc = (t - l) // stride + 1
-        q, k, v = rnd(1, t, hq, d), rnd(1, t, hkv, d), rnd(1, t, hkv, d)
-        kc, vc = rnd(1, tc, hkv, d), rnd(1, tc, hkv, d)
+        q, k, v = rnd(1, t, hq, d), rnd(1, t, hkv, d), rnd(1, t, hkv, dv)
+        kc, vc = rnd(1, tc, hkv, d), rnd(1, tc, hkv, dv)
         gates = torch.sigmoid(rnd(1, t, hq, 3))
         kw = dict(cmp_block=l, cmp_stride=stride, sel_block=c["sel_block"],
                   num_selected=c["num_selected"], window=c["window"], bundles=args.bundles)
@@ -170,12 +179,12 @@ def bench_nsa(args):
         vis = torch.clamp(torch.floor((p + 1 - l) / stride) + 1, min=0, max=tc)
         sel = torch.clamp(p + 1, max=c["num_selected"] * c["sel_block"])
         win = torch.clamp(p + 1, max=c["window"])
-        nsa_flops = hq * d * (4 * vis + 2 * vis + 4 * sel + 4 * win).sum().item()
-        dense_flops = hq * d * 4 * (p + 1).sum().item()
+        nsa_flops = hq * ((2 * d + 2 * dv) * (vis + sel + win) + 2 * d * vis).sum().item()
+        dense_flops = hq * (2 * d + 2 * dv) * (p + 1).sum().item()
         keys = (vis + sel + win).mean().item()
         # The selected branch's K/V bytes: each (token, KV head) reads its
-        # selected keys once (2 bytes an element, D for K and for V).
-        sel_bytes = hkv * 2 * d * 2 * sel.sum().item()
+        # selected keys once (2 bytes an element, D for K and Dv for V).
+        sel_bytes = hkv * 2 * (d + dv) * sel.sum().item()
         row = dict(tokens=t, nsa_ms=t_n, dense_ms=t_d, speedup=t_d / t_n,
                    nsa_keys_per_query=keys, dense_keys_per_query=(t + 1) / 2,
                    nsa_tflops=nsa_flops / t_n / 1e9, dense_tflops=dense_flops / t_d / 1e9,
@@ -190,7 +199,8 @@ def bench_nsa(args):
               + f"; selected K/V {row['selected_tb_per_s']:.2f} TB/s")
         del q, k, v, kc, vc, gates
         torch.cuda.empty_cache()
-    _write(os.path.join(args.output, "nsa.csv"), rows)
+    _write(os.path.join(args.output, "nsa.csv" if (d, dv) == (NSA["d"], NSA["dv"])
+                        else f"nsa_d{d}_dv{dv}.csv"), rows)
 
 
 # Which part of an NSA call a kernel is, by its name (attn's kernel names;

@@ -88,8 +88,8 @@ def spec_of(v):
       type (gpu.paged_attention converts them so);
     - "gated_delta_rule": the chunk at most MAX_GATED_DELTA_CHUNK (64 when
       not given, the op's default);
-    - "nsa": the block selection only ("window" and "page_size" are the
-      branches', nsa_variants); D = Dv.
+    - "nsa": the block selection and selected branch ("window" and
+      "page_size" are the other branches', nsa_variants); Dv defaults to D.
 
     Keys outside the family's schema are dropped; window extents are kept
     only for window masks. Dense and paged kernels take the scale, the
@@ -180,11 +180,12 @@ def nsa_variants(v):
     compressed tokens are missing (pages of page_size, with LSE) and, for
     other selection blocks, those of the selected branch (pages of
     sel_block; the rule is attn::detail::nsaAttendAccepts's)."""
+    dv = v.get("value_head_dim", v["head_dim"])
     paged = {"op": "paged_attention", "dtype": v["dtype"], "head_dim": v["head_dim"],
-             "value_head_dim": v["head_dim"], "cache_layout": "nhd", "table_dtype": "i32",
+             "value_head_dim": dv, "cache_layout": "nhd", "table_dtype": "i32",
              "lens_dtype": "i32", "mask": "none", "scale": v["scale"], "softcap": None,
              "sinks": False, "values": "separate"}
-    window = {"dtype": v["dtype"], "head_dim": v["head_dim"], "value_head_dim": v["head_dim"],
+    window = {"dtype": v["dtype"], "head_dim": v["head_dim"], "value_head_dim": dv,
               "layout": "bshd", "mask": "window", "window_left": v["window"] - 1,
               "window_right": 0, "scale": v["scale"], "softcap": None, "bias": False,
               "sinks": False, "lse": False}

@@ -1493,12 +1493,13 @@ def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return
 def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_selected, window,
         initial_blocks=1, local_blocks=2, scale=None, page_size=64, return_indices=False,
         bundles=None):
-    """attn.nsa (Native Sparse Attention) on the GPU: q [B, T, Hq, D], k, v
-    [B, S, Hkv, D] (T query tokens at the last T of S positions), k_cmp, v_cmp
-    [B, Tc, Hkv, D] (compressed token c covers keys [c·cmp_stride,
-    c·cmp_stride + cmp_block)), gates [B, T, Hq, 3]. Returns out [B, T, Hq, D]
-    in q's dtype (and the selected blocks [B, T, Hkv, num_selected] with
-    return_indices).
+    """attn.nsa (Native Sparse Attention) on the GPU: q [B, T, Hq, D], k
+    [B, S, Hkv, D], v [B, S, Hkv, Dv] (T query tokens at the last T of S
+    positions), k_cmp [B, Tc, Hkv, D], v_cmp [B, Tc, Hkv, Dv] (compressed
+    token c covers keys [c·cmp_stride, c·cmp_stride + cmp_block)), gates [B,
+    T, Hq, 3]. Returns out [B, T, Hq, Dv] in q's dtype (and the selected
+    blocks [B, T, Hkv, num_selected] with return_indices). D ≠ Dv (the NSA
+    paper's 192 / 128) takes Dv up to 128 or a multiple of 128.
 
     The branches, as attn's kernels: (1) compressed attention with its LSE
     (_nsa_compressed: the dense causal kernel, positions packed by residue;
@@ -1519,21 +1520,22 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or k_cmp.dim() != 4 or gates.dim() != 4:
         raise ValueError("q, k, v, k_cmp, v_cmp and gates must be 4-D")
     b, t, hq, d = q.shape
-    s, hkv = k.shape[1], k.shape[2]
+    s, hkv, dv = k.shape[1], k.shape[2], v.shape[3]
     tc = k_cmp.shape[1]
-    if (tuple(k.shape) != (b, s, hkv, d) or tuple(v.shape) != (b, s, hkv, d)
-            or tuple(k_cmp.shape) != (b, tc, hkv, d) or tuple(v_cmp.shape) != (b, tc, hkv, d)
+    if (tuple(k.shape) != (b, s, hkv, d) or tuple(v.shape) != (b, s, hkv, dv)
+            or tuple(k_cmp.shape) != (b, tc, hkv, d) or tuple(v_cmp.shape) != (b, tc, hkv, dv)
             or tuple(gates.shape) != (b, t, hq, 3) or hkv == 0 or hq % hkv or t > s):
         raise ValueError(f"inconsistent shapes q {tuple(q.shape)}, k {tuple(k.shape)}, "
                          f"v {tuple(v.shape)}, k_cmp {tuple(k_cmp.shape)}, "
                          f"v_cmp {tuple(v_cmp.shape)}, gates {tuple(gates.shape)} "
-                         "(the GPU path takes D = Dv and T <= S)")
+                         "(the GPU path takes T <= S)")
     if min(cmp_block, cmp_stride, sel_block, num_selected, window) < 1:
         raise ValueError("cmp_block, cmp_stride, sel_block, num_selected and window must be "
                          "positive")
     scale = _f32(scale if scale is not None else 1 / math.sqrt(d))
     want = {"op": "nsa", "dtype": _DTYPES.get(str(q.dtype).replace("torch.", "")),
-            "head_dim": d, "q_heads": hq, "kv_heads": hkv, "cmp_block": cmp_block,
+            "head_dim": d, "value_head_dim": dv, "q_heads": hq, "kv_heads": hkv,
+            "cmp_block": cmp_block,
             "cmp_stride": cmp_stride, "sel_block": sel_block, "num_selected": num_selected,
             "initial_blocks": initial_blocks, "local_blocks": local_blocks, "scale": scale}
     device = _device_index(q)
@@ -1572,7 +1574,7 @@ def nsa(q, k, v, k_cmp, v_cmp, gates, *, cmp_block, cmp_stride, sel_block, num_s
     # compiler, selection blocks it does not take) the paged kernels over
     # the compacted selections and three torch passes.
     if attend is not None and b > 0 and t > 0:
-        out = torch.empty_like(q)
+        out = q.new_empty(b, t, hq, dv)
         attend.launch({"q": q, "k": k, "v": v, "indices": indices, "o_cmp": o_cmp,
                        "o_win": o_win, "gates": gates.float(), "out": out},
                       {"B": b, "Sq": t, "Sk": s}, stream, device)
@@ -1836,7 +1838,7 @@ def _index_tensor(values, device):
 
 
 def _nsa_compressed(q, k_cmp, v_cmp, s, l, stride, scale, page_size, bundles):
-    """NSA's compressed branch: out [B, T, Hq, D] and LSE [B, T, Hq] (f32)
+    """NSA's compressed branch: out [B, T, Hq, Dv] and LSE [B, T, Hq] (f32)
     of attention over the compressed tokens each position p sees, c·stride +
     l <= p + 1.
 
@@ -1851,7 +1853,7 @@ def _nsa_compressed(q, k_cmp, v_cmp, s, l, stride, scale, page_size, bundles):
     import torch
 
     b, t, hq, d = q.shape
-    tc, hkv = k_cmp.shape[1], k_cmp.shape[2]
+    tc, hkv, dv = k_cmp.shape[1], k_cmp.shape[2], v_cmp.shape[3]
     group = hq // hkv
     p0 = s - t
     if tc < max(0, (s - l) // stride + 1):
@@ -1860,18 +1862,18 @@ def _nsa_compressed(q, k_cmp, v_cmp, s, l, stride, scale, page_size, bundles):
                               min=0, max=tc)
         pages = max(1, -(-tc // page_size))
         kc = k_cmp.new_zeros(b, pages * page_size, hkv, d)
-        vc = v_cmp.new_zeros(b, pages * page_size, hkv, d)
+        vc = v_cmp.new_zeros(b, pages * page_size, hkv, dv)
         kc[:, :tc], vc[:, :tc] = k_cmp, v_cmp
         table = (torch.arange(b, device=q.device)[:, None, None] * pages
                  + torch.arange(pages, device=q.device)[None, None, :]).expand(b, t, pages)
         o, lse = paged_attention(
             q.view(b * t, 1, hq, d), kc.view(b * pages, page_size, hkv, d),
-            vc.view(b * pages, page_size, hkv, d), table.reshape(b * t, pages).to(torch.int32),
+            vc.view(b * pages, page_size, hkv, dv), table.reshape(b * t, pages).to(torch.int32),
             visible.repeat(b).to(torch.int32), scale=scale, return_lse=True, bundles=bundles)
-        return o.view(b, t, hq, d), lse.view(b, t, hq)
+        return o.view(b, t, hq, dv), lse.view(b, t, hq)
     # Rows of (token, KV head) pairs; one spare row takes the padding rows'
     # results.
-    out = q.new_zeros(b, t * hkv + 1, group, d)
+    out = q.new_zeros(b, t * hkv + 1, group, dv)
     lse = torch.full((b, t * hkv + 1, group), float("-inf"), device=q.device)
     q_rows = q.view(b, t * hkv, group, d)
     m0 = p0 // stride
@@ -1895,11 +1897,11 @@ def _nsa_compressed(q, k_cmp, v_cmp, s, l, stride, scale, page_size, bundles):
         kk, vv = k_cmp[:, :keys], v_cmp[:, :keys]
         if keys > tc:  # keys only the padding rows see
             kk = torch.cat([kk, k_cmp.new_zeros(b, keys - tc, hkv, d)], 1)
-            vv = torch.cat([vv, v_cmp.new_zeros(b, keys - tc, hkv, d)], 1)
+            vv = torch.cat([vv, v_cmp.new_zeros(b, keys - tc, hkv, dv)], 1)
         o, ls = attention(qg, kk.contiguous(), vv.contiguous(), causal=True, scale=scale,
                           layout="bshd", return_lse=True, bundles=bundles)
-        out.index_copy_(1, dst, o.view(b, rows * hkv * n, group, d))
+        out.index_copy_(1, dst, o.view(b, rows * hkv * n, group, dv))
         ls = ls.view(b, hkv, n, group, rows).permute(0, 4, 1, 2, 3)
         lse.index_copy_(1, dst, ls.reshape(b, rows * hkv * n, group))
-    return (out[:, :t * hkv].reshape(b, t, hq, d).contiguous(),
+    return (out[:, :t * hkv].reshape(b, t, hq, dv).contiguous(),
             lse[:, :t * hkv].reshape(b, t, hq).contiguous())

@@ -370,11 +370,12 @@ def sparse_variant(c):
             "sinks": False, "lse": c["lse"], "values": "key_prefix"}
 
 
-def nsa_case(id, t, s=None, b=1, hkv=4, group=16, d=128, cmp_block=32, cmp_stride=16,
+def nsa_case(id, t, s=None, b=1, hkv=4, group=16, d=128, dv=None, cmp_block=32, cmp_stride=16,
              sel_block=64, num_selected=16, window=512, missing=0, gates="bf16"):
-    return dict(id=id, t=t, s=s or t, b=b, hq=hkv * group, hkv=hkv, d=d, cmp_block=cmp_block,
-                cmp_stride=cmp_stride, sel_block=sel_block, num_selected=num_selected,
-                window=window, dtype="bf16", missing=missing, gates=gates)
+    return dict(id=id, t=t, s=s or t, b=b, hq=hkv * group, hkv=hkv, d=d, dv=dv or d,
+                cmp_block=cmp_block, cmp_stride=cmp_stride, sel_block=sel_block,
+                num_selected=num_selected, window=window, dtype="bf16", missing=missing,
+                gates=gates)
 
 
 # Native Sparse Attention (issue 9), GQA groups of 16, the NSA paper's
@@ -404,11 +405,17 @@ NSA_CASES = [
     # runs on the paged kernels over the compacted selections.
     nsa_case("nsa_sel24_paged_t300", t=300, hkv=1, group=8, sel_block=24, num_selected=6,
              window=64),
+    # The NSA paper's 192 / 128 heads (the selected branch on the wide
+    # tiling), after a chunk, and 192 / 128 with blocks of 24 (paged path).
+    nsa_case("nsa_d192_dv128_t700_s1200_b2", t=700, s=1200, b=2, hkv=2, d=192, dv=128),
+    nsa_case("nsa_d192_dv128_sel24_paged_t200", t=200, hkv=1, group=4, d=192, dv=128,
+             sel_block=24, num_selected=6, window=64),
 ]
 
 
 def nsa_variant(c):
-    return {"op": "nsa", "dtype": c["dtype"], "head_dim": c["d"], "q_heads": c["hq"],
+    return {"op": "nsa", "dtype": c["dtype"], "head_dim": c["d"], "value_head_dim": c["dv"],
+            "q_heads": c["hq"],
             "kv_heads": c["hkv"], "cmp_block": c["cmp_block"], "cmp_stride": c["cmp_stride"],
             "sel_block": c["sel_block"], "num_selected": c["num_selected"],
             "initial_blocks": 1, "local_blocks": 2, "scale": 1 / math.sqrt(c["d"]),

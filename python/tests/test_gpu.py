@@ -649,13 +649,13 @@ def test_gpu_sparse_attention(c):
 
 def nsa_inputs(c, seed=0):
     gen = torch.Generator(device="cuda").manual_seed(seed)
-    b, t, s, hq, hkv, d = c["b"], c["t"], c["s"], c["hq"], c["hkv"], c["d"]
+    b, t, s, hq, hkv, d, dv = c["b"], c["t"], c["s"], c["hq"], c["hkv"], c["d"], c["dv"]
     tc = max(0, (s - c["cmp_block"]) // c["cmp_stride"] + 1 - c["missing"])
 
     def rnd(*shape):
         return torch.randn(*shape, device="cuda", generator=gen).to(torch.bfloat16)
-    q, k, v = rnd(b, t, hq, d), rnd(b, s, hkv, d), rnd(b, s, hkv, d)
-    kc, vc = rnd(b, tc, hkv, d), rnd(b, tc, hkv, d)
+    q, k, v = rnd(b, t, hq, d), rnd(b, s, hkv, d), rnd(b, s, hkv, dv)
+    kc, vc = rnd(b, tc, hkv, d), rnd(b, tc, hkv, dv)
     gates = torch.sigmoid(torch.randn(b, t, hq, 3, device="cuda", generator=gen))
     return q, k, v, kc, vc, gates.to(getattr(torch, {"bf16": "bfloat16"}.get(c["gates"],
                                                                            "float32")))
@@ -691,7 +691,7 @@ def nsa_branch_reference(q, k, v, kc, vc, gates, indices, c, low):
     b, t, hq, d = q.shape
     s, hkv, tc = c["s"], c["hkv"], kc.shape[1]
     group, sel = hq // hkv, c["sel_block"]
-    out = torch.empty(b, t, hq, d, dtype=torch.float64, device=q.device)
+    out = torch.empty(b, t, hq, v.shape[3], dtype=torch.float64, device=q.device)
     pos_all = torch.arange(t, device=q.device) + s - t
     keys = torch.arange(s, device=q.device)
     cpos = torch.arange(tc, device=q.device)
@@ -730,6 +730,7 @@ def test_gpu_nsa(c):
                      sel_block=c["sel_block"], num_selected=c["num_selected"], window=c["window"],
                      return_indices=True, bundles=BUNDLES)
     torch.cuda.synchronize()
+    assert o.shape == (c["b"], c["t"], c["hq"], c["dv"]) and o.dtype == q.dtype
     assert not torch.isnan(o).any()
     # Again with NaN in every key/value row that neither a selected block
     # nor a query's window takes (the selection depends on q and the

@@ -44,11 +44,13 @@ func.func @nsa_f32(%q: tensor<1x40x4x16xf32>, %k: tensor<1x40x2x16xf32>, %v: ten
 
 // -----
 
-// The paper's 192/128 heads: the branches' kernels need D = Dv.
-// CHECK: attn-lower-to-gpu-sparse-invalid.mlir:[[@LINE+2]]:8: error: 'attn.nsa' op the NSA GPU kernels need D = Dv, a multiple of 16 up to 256 (got 192 / 128)
-func.func @nsa_d192(%q: tensor<1x64x64x192xbf16>, %k: tensor<1x64x4x192xbf16>, %v: tensor<1x64x4x128xbf16>, %kc: tensor<1x3x4x192xbf16>, %vc: tensor<1x3x4x128xbf16>, %g: tensor<1x64x64x3xbf16>) -> tensor<1x64x64x128xbf16> {
-  %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 32 cmp_stride = 16 sel_block = 64 num_selected = 16 window = 512 : (tensor<1x64x64x192xbf16>, tensor<1x64x4x192xbf16>, tensor<1x64x4x128xbf16>, tensor<1x3x4x192xbf16>, tensor<1x3x4x128xbf16>, tensor<1x64x64x3xbf16>) -> tensor<1x64x64x128xbf16>
-  return %o : tensor<1x64x64x128xbf16>
+// Value columns past 128 that are not whole 128-column chunks, with D != Dv:
+// no tiling of the branches' kernels takes them (the paper's 192 / 128 is
+// taken, attn-lower-to-gpu-sparse.mlir).
+// CHECK: attn-lower-to-gpu-sparse-invalid.mlir:[[@LINE+2]]:8: error: 'attn.nsa' op the NSA GPU kernels need head dims that are multiples of 16 up to 256, with D = Dv or Dv up to 128 or a multiple of 128 (got 256 / 192)
+func.func @nsa_d256_dv192(%q: tensor<1x64x64x256xbf16>, %k: tensor<1x64x4x256xbf16>, %v: tensor<1x64x4x192xbf16>, %kc: tensor<1x3x4x256xbf16>, %vc: tensor<1x3x4x192xbf16>, %g: tensor<1x64x64x3xbf16>) -> tensor<1x64x64x192xbf16> {
+  %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 32 cmp_stride = 16 sel_block = 64 num_selected = 16 window = 512 : (tensor<1x64x64x256xbf16>, tensor<1x64x4x256xbf16>, tensor<1x64x4x192xbf16>, tensor<1x3x4x256xbf16>, tensor<1x3x4x192xbf16>, tensor<1x64x64x3xbf16>) -> tensor<1x64x64x192xbf16>
+  return %o : tensor<1x64x64x192xbf16>
 }
 
 // -----

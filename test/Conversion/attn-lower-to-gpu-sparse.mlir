@@ -64,11 +64,29 @@
 // MANIFEST: grid = [{ceil_div = ["Sq", 8]}, 4, "B"]
 // MANIFEST-SAME: kernel = "nsa.select", max_key_blocks = 2048 : i64
 // MANIFEST-SAME: name = "lse_cmp", role = "workspace", shape = ["B", "Sq", 64]
-// MANIFEST-SAME: variant = {cmp_block = 32 : i64, cmp_stride = 16 : i64, dtype = "bf16", head_dim = 128 : i64, initial_blocks = 1 : i64, kv_heads = 4 : i64, local_blocks = 2 : i64, num_selected = 16 : i64, op = "nsa", q_heads = 64 : i64, scale = 0.088388346135616302 : f64, sel_block = 64 : i64}
+// MANIFEST-SAME: variant = {cmp_block = 32 : i64, cmp_stride = 16 : i64, dtype = "bf16", head_dim = 128 : i64, initial_blocks = 1 : i64, kv_heads = 4 : i64, local_blocks = 2 : i64, num_selected = 16 : i64, op = "nsa", q_heads = 64 : i64, scale = 0.088388346135616302 : f64, sel_block = 64 : i64, value_head_dim = 128 : i64}
 func.func @nsa(%q: tensor<1x4096x64x128xbf16>, %k: tensor<1x4096x4x128xbf16>, %v: tensor<1x4096x4x128xbf16>, %kc: tensor<1x255x4x128xbf16>, %vc: tensor<1x255x4x128xbf16>, %g: tensor<1x4096x64x3xbf16>) -> tensor<1x4096x64x128xbf16> {
   %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 32 cmp_stride = 16 sel_block = 64 num_selected = 16 window = 512
       : (tensor<1x4096x64x128xbf16>, tensor<1x4096x4x128xbf16>, tensor<1x4096x4x128xbf16>, tensor<1x255x4x128xbf16>, tensor<1x255x4x128xbf16>, tensor<1x4096x64x3xbf16>) -> tensor<1x4096x64x128xbf16>
   return %o : tensor<1x4096x64x128xbf16>
+}
+
+// -----
+
+// The NSA paper's 192 / 128 heads: the selection reads keys only; the
+// selected branch's kernel takes the wide paged tiling (Q re-read from shared
+// memory, one chunk of 128 value columns), its values and output of 128.
+// CHECK-LABEL: gpu.module @attn_nsa_select_bf16_d192_dv128_h64_4_l32_d16_sel64_n16_i1_w2_s3d93cd3a
+// CHECK-LABEL: gpu.module @attn_nsa_attend_bf16_d192_dv128_h64_4_l32_d16_sel64_n16_i1_w2_s3d93cd3a
+// CHECK: memref.view {{.+}} to memref<16x192xbf16, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<2x64x192xbf16, #gpu.address_space<workgroup>>
+// CHECK: memref.view {{.+}} to memref<2x64x128xbf16, #gpu.address_space<workgroup>>
+// MANIFEST: grid = ["Sq", 4, "B"], kernel = "nsa.attend"
+// MANIFEST-SAME: name = "v", role = "value", shape = ["B", "Sk", 4, 128]
+// MANIFEST-SAME: name = "out", role = "output", shape = ["B", "Sq", 64, 128]
+func.func @nsa_d192_dv128(%q: tensor<1x64x64x192xbf16>, %k: tensor<1x64x4x192xbf16>, %v: tensor<1x64x4x128xbf16>, %kc: tensor<1x3x4x192xbf16>, %vc: tensor<1x3x4x128xbf16>, %g: tensor<1x64x64x3xbf16>) -> tensor<1x64x64x128xbf16> {
+  %o = attn.nsa %q, %k, %v, %kc, %vc, %g cmp_block = 32 cmp_stride = 16 sel_block = 64 num_selected = 16 window = 512 : (tensor<1x64x64x192xbf16>, tensor<1x64x4x192xbf16>, tensor<1x64x4x128xbf16>, tensor<1x3x4x192xbf16>, tensor<1x3x4x128xbf16>, tensor<1x64x64x3xbf16>) -> tensor<1x64x64x128xbf16>
+  return %o : tensor<1x64x64x128xbf16>
 }
 
 // -----

@@ -96,8 +96,9 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
     other selection blocks on the paged kernels); and
     `attn.lightning_indexer` its scores kernel (Σ_h w·relu(q_h·k) on
     mma.sync; the top-k runs on the host). Variants they do not take (f32,
-    window masks on sparse attention, NSA with D ≠ Dv or more than 16 query
-    heads per KV head) are rejected with a diagnostic at the op.
+    window masks on sparse attention, NSA with head dims past 256 or more
+    than 16 query heads per KV head) are rejected with a diagnostic at the
+    op.
 
     The wgmma kernel's TMA descriptors are, by default, 128-byte kernel
     parameters (`tensor-maps=param`, CUDA's `const __grid_constant__

@@ -162,7 +162,8 @@ struct GatedDeltaSpec {
 /// kernels of their own specs).
 struct NsaSelectSpec {
   ScalarType dtype = ScalarType::F16;
-  /// Dv is the branches' (they need D = Dv); the selection reads keys only.
+  /// Dv is the branches' (the selected branch's kernel, nsa.attend, reads
+  /// values); the selection reads keys only.
   int64_t headDim = 0, valueHeadDim = 0, queryHeads = 0, kvHeads = 0;
   int64_t cmpBlock = 0, cmpStride = 0, selBlock = 0, numSelected = 0;
   int64_t initialBlocks = 0, localBlocks = 0;

@@ -116,9 +116,10 @@ LogicalResult buildGatedDeltaKernels(OpBuilder &builder, ModuleOp module,
 // Sparse selection (SparseKernels.cpp)
 //===----------------------------------------------------------------------===//
 
-/// Whether NSA's kernels take `spec` (f16/bf16, D = Dv a multiple of 16 up
-/// to 256, at most 16 query heads per KV head, a known scale); `why` says
-/// what is missing.
+/// Whether NSA's kernels take `spec` (f16/bf16, head dims that are
+/// multiples of 16 up to 256 with D = Dv or Dv up to 128 or a multiple of
+/// 128, at most 16 query heads per KV head, a known scale); `why` says what
+/// is missing.
 LogicalResult checkNsaKernelEligible(const NsaSelectSpec &spec,
                                      std::string *why);
 

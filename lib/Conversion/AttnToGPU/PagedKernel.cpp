@@ -551,12 +551,12 @@ public:
   NsaAttendKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                   const NsaSelectSpec &spec)
       : GeneralSplitKernel(b, func, getSelectedBranchSpec(spec), OwnArguments{},
-                           getTiling(spec.headDim)),
+                           getTiling(spec.headDim, spec.valueHeadDim)),
         G(spec.queryHeads / spec.kvHeads), N(spec.numSelected),
         Hq(spec.queryHeads), Hkv(spec.kvHeads) {
     // Past head dim 128, Q's fragments beside O's would spill (ptxas: 92
     // and 224 bytes at 192 and 256).
-    qInRegisters = D <= 128;
+    qInRegisters = tiling.narrow && D <= 128;
     bindArguments(func, {&qArg, &kArg, &vArg, &tableArg, &oCmp, &oWin,
                          &gatesArg, &outArg, &sq, &sk});
   }
@@ -569,8 +569,11 @@ public:
   /// and a third block hides more of it than a third stage). O's rescale
   /// skipped by a warp vote where no max moved gained nothing (within
   /// 1%).
-  static PagedTiling getTiling(int64_t d) {
-    PagedTiling t = PagedTiling::get(d, d);
+  /// With D != Dv (the NSA paper's 192 / 128) the wide tiling, as paged
+  /// attention's: Q re-read from shared memory, the value columns in chunks
+  /// of at most 128 over blocks (grid y = Hkv x chunks), two stages too.
+  static PagedTiling getTiling(int64_t d, int64_t dv) {
+    PagedTiling t = PagedTiling::get(d, dv);
     t.stages = 2;
     return t;
   }
@@ -588,14 +591,15 @@ public:
   }
 
 private:
-  /// blockIdx = (token, KV head, sequence); the keys are the N · sel_block
+  /// blockIdx = (token, KV head x value chunk, sequence); the keys are the
+  /// N · sel_block
   /// virtual keys of the token's entries, in 64-key tiles.
   void emitKeys() override {
     splits = idx(1);
     hq = idx(Hq);
     hkv = idx(Hkv);
-    vStride = idx(D);
-    emitBlockIndices(/*valueChunks=*/1, DvB);
+    vStride = idx(Dv);
+    emitBlockIndices(tiling.dvChunks(Dv), DvB);
     tileKeys = kTileKeys;
     group = idx(G);
     r0 = mul(rowTile, group);
@@ -636,14 +640,15 @@ private:
     });
   }
 
-  /// The gated sum of the three branches, in the output's type.
+  /// The gated sum of the three branches, in the output's type (this
+  /// block's value columns).
   void writeOutputs() override {
-    loop(tid, idx(kRows * Dv), idx(kThreads), [&](Value e) {
-      Value r = div(e, idx(Dv)), col = rem(e, idx(Dv));
+    loop(tid, idx(kRows * DvB), idx(kThreads), [&](Value e) {
+      Value r = div(e, idx(DvB)), col = rem(e, idx(DvB));
       Value row = add(r0, r);
       when(slt(row, rows), [&] {
         MergedRow merged = mergeRow(r, col);
-        Value at = add(rowElement(row, Dv), col);
+        Value at = add(rowElement(row, Dv), add(chunkCol0, col));
         Value gateAt = rowElement(row, 3);
         Value gate[3];
         for (int64_t i = 0; i < 3; ++i)
@@ -980,8 +985,9 @@ LogicalResult mlir::attn::detail::buildPagedKernels(
 bool mlir::attn::detail::nsaAttendAccepts(const NsaSelectSpec &spec) {
   // A warp's 16 keys of a tile in one entry; the narrow tiling's head dims
   // (checkNsaKernelEligible).
-  return spec.selBlock > 0 && spec.selBlock % 16 == 0 &&
-         spec.headDim == spec.valueHeadDim && spec.headDim <= 256;
+  // (The head dims are checkNsaKernelEligible's, which the paged tilings
+  // take.)
+  return spec.selBlock > 0 && spec.selBlock % 16 == 0;
 }
 
 void mlir::attn::detail::addNsaAttendKernel(OpBuilder &builder, ModuleOp module,
@@ -990,24 +996,25 @@ void mlir::attn::detail::addNsaAttendKernel(OpBuilder &builder, ModuleOp module,
                                             llvm::json::Object variant,
                                             Manifests &manifests) {
   MLIRContext *ctx = builder.getContext();
-  const int64_t D = spec.headDim, Hq = spec.queryHeads, Hkv = spec.kvHeads;
+  const int64_t D = spec.headDim, Dv = spec.valueHeadDim, Hq = spec.queryHeads,
+                Hkv = spec.kvHeads;
   Type elt = getType(ctx, spec.dtype), f32 = builder.getF32Type();
   KernelSignature sig;
   sig.tensor("q", "query", elt, llvm::json::Array{"B", "Sq", Hq, D});
   sig.tensor("k", "key", elt, llvm::json::Array{"B", "Sk", Hkv, D});
-  sig.tensor("v", "value", elt, llvm::json::Array{"B", "Sk", Hkv, D});
+  sig.tensor("v", "value", elt, llvm::json::Array{"B", "Sk", Hkv, Dv});
   sig.tensor("indices", "indices", builder.getI32Type(),
              llvm::json::Array{"B", "Sq", Hkv, spec.numSelected});
-  sig.tensor("o_cmp", "input", elt, llvm::json::Array{"B", "Sq", Hq, D});
-  sig.tensor("o_win", "input", elt, llvm::json::Array{"B", "Sq", Hq, D});
+  sig.tensor("o_cmp", "input", elt, llvm::json::Array{"B", "Sq", Hq, Dv});
+  sig.tensor("o_win", "input", elt, llvm::json::Array{"B", "Sq", Hq, Dv});
   sig.tensor("gates", "gates", f32, llvm::json::Array{"B", "Sq", Hq, 3});
-  sig.tensor("out", "output", elt, llvm::json::Array{"B", "Sq", Hq, D});
+  sig.tensor("out", "output", elt, llvm::json::Array{"B", "Sq", Hq, Dv});
   sig.sizes(ctx, {"Sq", "Sk"});
-  PagedTiling tiling = NsaAttendKernel::getTiling(D);
+  PagedTiling tiling = NsaAttendKernel::getTiling(D, Dv);
   llvm::json::Object manifest{
       {"entry", name},
       {"params", llvm::json::Array(sig.params)},
-      {"grid", llvm::json::Array{"Sq", Hkv, "B"}},
+      {"grid", llvm::json::Array{"Sq", Hkv * tiling.dvChunks(Dv), "B"}},
       {"block", llvm::json::Array{kThreads, 1, 1}},
       {"kernel", "nsa.attend"},
       {"rows_per_block", kRows},

@@ -131,10 +131,14 @@ mlir::attn::detail::checkNsaKernelEligible(const NsaSelectSpec &spec,
   int64_t d = spec.headDim, dv = spec.valueHeadDim;
   if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv))
     return fail("the NSA GPU kernels need static head dims");
-  // The branches run on the paged split kernel (narrow tiling) and the
-  // attention kernels: D = Dv, a multiple of 16 up to 256.
-  if (d != dv || d % 16 || d > 256)
-    return fail("the NSA GPU kernels need D = Dv, a multiple of 16 up to 256 "
+  // The branches run on the paged split kernel's tilings (nsa.attend or
+  // the paged kernels) and the attention kernels: head dims that are
+  // multiples of 16 up to 256, and D = Dv or Dv up to 128 or a multiple of
+  // 128 (the value columns in chunks of 128).
+  if (d % 16 || dv % 16 || d <= 0 || dv <= 0 || d > 256 || dv > 256 ||
+      (d != dv && dv > 128 && dv % 128 != 0))
+    return fail("the NSA GPU kernels need head dims that are multiples of 16 "
+                "up to 256, with D = Dv or Dv up to 128 or a multiple of 128 "
                 "(got " +
                 Twine(d) + " / " + Twine(dv) + ")");
   int64_t group = spec.queryHeads / spec.kvHeads;
@@ -592,10 +596,15 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
   const double scale = spec.scale;
   std::string name;
   llvm::raw_string_ostream os(name);
-  os << "attn_nsa_select_" << typeName(elt) << "_d" << D << "_h" << Hq << "_"
-     << Hkv << "_l" << spec.cmpBlock << "_d" << spec.cmpStride << "_sel"
-     << spec.selBlock << "_n" << spec.numSelected << "_i" << spec.initialBlocks
-     << "_w" << spec.localBlocks << "_s" << hexBits(scale);
+  // Dv where it is not D: the selected branch's kernel, named alike, reads
+  // values.
+  os << "attn_nsa_select_" << typeName(elt) << "_d" << D;
+  if (spec.valueHeadDim != D)
+    os << "_dv" << spec.valueHeadDim;
+  os << "_h" << Hq << "_" << Hkv << "_l" << spec.cmpBlock << "_d"
+     << spec.cmpStride << "_sel" << spec.selBlock << "_n" << spec.numSelected
+     << "_i" << spec.initialBlocks << "_w" << spec.localBlocks << "_s"
+     << hexBits(scale);
   const bool wgmma = nsaSelectOnWgmma(spec, options);
   std::string attend = name;
   attend.replace(0, std::string("attn_nsa_select").size(), "attn_nsa_attend");
@@ -608,12 +617,13 @@ LogicalResult mlir::attn::detail::buildNsaSelectKernel(
   sig.tensor("indices", "output", i32,
              llvm::json::Array{"B", "Sq", Hkv, spec.numSelected});
   sig.sizes(ctx, {"Sq", "Sk", "Tc"});
-  // The variant: everything the selection depends on (the window and the
-  // value shapes belong to the other branches' kernels).
+  // The variant: everything the selection and the selected branch depend
+  // on (the window belongs to the window branch's kernel).
   llvm::json::Object variant{
       {"op", "nsa"},
       {"dtype", typeName(elt)},
       {"head_dim", D},
+      {"value_head_dim", spec.valueHeadDim},
       {"q_heads", Hq},
       {"kv_heads", Hkv},
       {"cmp_block", spec.cmpBlock},
