@@ -242,7 +242,9 @@ def lightning_indexer(q, k, weights, top_k, *, causal=False, window=None, return
 def _nsa_fake(q, k, v, k_cmp, v_cmp, gates, cmp_block, cmp_stride, sel_block, num_selected,
               window, initial_blocks, local_blocks, scale, page_size):
     b, t = q.shape[0], q.shape[1]
-    return q.new_empty(q.shape), q.new_empty((b, t, k.shape[2], num_selected), dtype=torch.int32)
+    # The output has the values' head dim (D != Dv: the NSA paper's 192 / 128).
+    return (q.new_empty((*q.shape[:3], v.shape[3])),
+            q.new_empty((b, t, k.shape[2], num_selected), dtype=torch.int32))
 
 
 @_op("nsa", _nsa_fake)

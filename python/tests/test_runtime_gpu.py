@@ -127,6 +127,23 @@ def test_graph_gated_delta(cid):
     _check_graph(fn, [q, k, v, g, beta, s0])
 
 
+def test_nsa_fake_shapes():
+    """The NSA custom op's fake kernel gives the shapes gpu.nsa returns, Dv
+    columns where D != Dv (what torch.compile traces with)."""
+    for cid in ("nsa_t63_b3", "nsa_d192_dv128_t700_s1200_b2"):
+        c = _case(gpu_cases.NSA_CASES, cid)
+        q, k, v, kc, vc, gates = test_gpu.nsa_inputs(c)
+        kw = dict(cmp_block=c["cmp_block"], cmp_stride=c["cmp_stride"],
+                  sel_block=c["sel_block"], num_selected=c["num_selected"], window=c["window"])
+        meta = [x.to("meta") for x in (q, k, v, kc, vc, gates)]
+        fake_out, fake_idx = attn.ops._nsa_fake(*meta, kw["cmp_block"], kw["cmp_stride"],
+                                                kw["sel_block"], kw["num_selected"],
+                                                kw["window"], 1, 2, None, 64)
+        out, idx = gpu.nsa(q, k, v, kc, vc, gates, return_indices=True, bundles=BUNDLES, **kw)
+        assert (fake_out.shape, fake_out.dtype) == (out.shape, out.dtype), cid
+        assert (fake_idx.shape, fake_idx.dtype) == (idx.shape, idx.dtype), cid
+
+
 def test_graph_sparse_indexer_nsa():
     """Sparse attention (DSA), the lightning indexer and NSA: torch ops and
     attn's kernels in one capture."""
