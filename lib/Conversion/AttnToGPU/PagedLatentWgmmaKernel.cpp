@@ -193,11 +193,7 @@ private:
   /// The element index of 16-byte chunk `chunk` (of D / 8) of row `r` of
   /// the panelled operand at byte `base`.
   Value panelElement(Value base, Value r, Value chunk) {
-    Value panel = div(chunk, idx(8));
-    Value swz = xori(rem(chunk, idx(8)), rem(r, idx(8)));
-    Value bytes = add(add(base, mul(panel, idx(kPanelBytes))),
-                      add(mul(r, idx(128)), mul(swz, idx(16))));
-    return div(bytes, idx(2));
+    return div(buildSwizzledChunkOffset(b, base, r, chunk, kRows), idx(2));
   }
 
   Value kFull(Value s) { return s; }

@@ -230,8 +230,6 @@ private:
   void registerA();
   SmallVector<Value> wgmmaScores(Value slot);
   void stageWgmmaSums(Value cBase, ArrayRef<Value> sTile);
-  void stageColumn(Value cBase, int64_t nt, int64_t j,
-                   function_ref<Value(int64_t)> sAt);
   void addToBlocks(Value cBase);
   void forcedBlocks();
   void selectBlocks();
@@ -369,19 +367,13 @@ Value NsaSelectKernel::copyKeyTile(Value cBase, Value slot) {
     Value row = e.add(
         e.mul(e.add(e.mul(bIdx, tc), e.smin(key, e.sub(tc, c1))), e.idx(Hkv)),
         kvh);
-    // wgmma: chunk col / 8 of row r in panel col / 64 of the slot, its
-    // 16-byte chunks XOR-swizzled by the row (128-byte swizzle).
+    // wgmma: chunk col / 8 of row r in the slot's swizzled panels.
     SmallVector<Value, 3> dst{slot, r, col};
-    if (wgmma) {
-      Value chunk = e.div(col, e.idx(8));
-      Value bytes =
-          e.add(e.add(e.mul(slot, e.idx(kCmpTile * D * 2)),
-                      e.mul(e.div(chunk, e.idx(8)), e.idx(kCmpTile * 128))),
-                e.add(e.mul(r, e.idx(128)),
-                      e.mul(e.xori(e.rem(chunk, e.idx(8)), e.rem(r, e.idx(8))),
-                            e.idx(16))));
-      dst.assign({e.div(bytes, e.idx(2))});
-    }
+    if (wgmma)
+      dst.assign({e.div(attn::detail::buildSwizzledChunkOffset(
+                            b, e.mul(slot, e.idx(kCmpTile * D * 2)), r,
+                            e.div(col, e.idx(8)), kCmpTile),
+                        e.idx(2))});
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
         b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), kS, dst, kcArg,
         ValueRange{e.add(e.mul(row, e.idx(D)), col)}, b.getIndexAttr(8),
@@ -408,25 +400,21 @@ void NsaSelectKernel::stageTileSums(Value cBase, Value slot) {
       acc[1] = e.mmaSync(aFrags[ks], b1, acc[1]);
     }
     for (int64_t half8 = 0; half8 < 2; ++half8)
-      for (int64_t j = 0; j < 2; ++j)
-        stageColumn(cBase, 2 * np + half8, j,
-                    [&](int64_t half) { return e.at(acc[half8], half, j); });
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t nt = 2 * np + half8;
+        Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
+        Value p = e.f(0.0);
+        for (int64_t half = 0; half < 2; ++half)
+          p = e.fadd(
+              p, e.exp2(e.fsub(e.fmul(e.at(acc[half8], half, j), e.f(factor)),
+                               lse2[half])));
+        p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
+        p = e.rowGroupSum(p);
+        e.when(e.lt(lane, e.idx(4)),
+               [&] { e.store(p, stage, {warp, colIdx}); });
+      }
   }
   e.syncWarp();
-}
-
-/// Column 8nt + 2t + j of the tile: P = exp2(S·scale·log2 e - lse) of the
-/// thread's rows g and g + 8 (`sAt(0)`, `sAt(1)`), 0 past the visible
-/// tokens, summed over the group's rows into the warp's staging row.
-void NsaSelectKernel::stageColumn(Value cBase, int64_t nt, int64_t j,
-                                  function_ref<Value(int64_t)> sAt) {
-  Value colIdx = e.add(e.idx(nt * 8 + j), e.mul(tq, e.idx(2)));
-  Value p = e.f(0.0);
-  for (int64_t half = 0; half < 2; ++half)
-    p = e.fadd(p, e.exp2(e.fsub(e.fmul(sAt(half), e.f(factor)), lse2[half])));
-  p = e.sel(e.lt(e.add(cBase, colIdx), visible), p, e.f(0.0));
-  p = e.rowGroupSum(p);
-  e.when(e.lt(lane, e.idx(4)), [&] { e.store(p, stage, {warp, colIdx}); });
 }
 
 /// wgmma: Q's A fragments as register-A words. A warp's m16 fragment is

@@ -8,6 +8,7 @@
 
 #include "WgmmaOps.h"
 #include "InlinePtx.h"
+#include "KernelCommon.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -124,6 +125,16 @@ Value mlir::attn::detail::buildWgmmaRegisterAChain(
         /*accumulate=*/!(fresh && kk == 0));
   NVVM::WgmmaGroupSyncAlignedOp::create(b);
   return acc;
+}
+
+Value mlir::attn::detail::buildSwizzledChunkOffset(ImplicitLocOpBuilder &b,
+                                                   Value base, Value r,
+                                                   Value chunk, int64_t rows) {
+  Emitter e{b};
+  Value panel = e.div(chunk, e.idx(8));
+  Value swz = e.xori(e.rem(chunk, e.idx(8)), e.rem(r, e.idx(8)));
+  return e.add(e.add(base, e.mul(panel, e.idx(rows * 128))),
+               e.add(e.mul(r, e.idx(128)), e.mul(swz, e.idx(16))));
 }
 
 void mlir::attn::detail::buildWgmmaWait(ImplicitLocOpBuilder &b,

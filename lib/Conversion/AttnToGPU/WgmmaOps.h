@@ -41,6 +41,13 @@ inline int64_t getKMajorStepOffset(int64_t kk, int64_t rows) {
   return (kk / 4) * rows * 128 + (kk % 4) * 32;
 }
 
+/// The byte offset, from `base`, of 16-byte chunk `chunk` of row `r` in an
+/// operand of such panels, `rows` rows a panel: panel chunk / 8, 128 bytes a
+/// row, the chunk's place in the row XORed with r mod 8 (the 128-byte
+/// swizzle), as the copies that stage an operand write it.
+Value buildSwizzledChunkOffset(ImplicitLocOpBuilder &b, Value base, Value r,
+                               Value chunk, int64_t rows);
+
 /// The f32 accumulator of an m64nNk16 wgmma (N / 2 registers a thread):
 /// the literal LLVM struct nvvm.wgmma.mma_async takes.
 Type getWgmmaAccumulatorType(MLIRContext *ctx, int64_t n);
