@@ -51,6 +51,13 @@ CASES = [
          causal=True, sinks=True, lse=True, layout="bshd"),
     case("quickbench_shape", b=1, hq=4, hkv=4, sq=256, sk=256, causal=True),
     case("batch8_2049_f16", b=8, hq=4, hkv=1, sq=2049, sk=2049, dtype="f16", causal=True),
+    # Non-causal d128 at key counts off the 128-key steps: GQA in f16 with
+    # the LSE (Sk = 1409, Sq < Sk), bshd with sinks (Sk = 352), MQA with
+    # Sk < Sq. They also passed with 176-key steps (block_kv, 2026-12-04).
+    case("gqa4_f16_lse_sk1409", b=2, hq=8, hkv=2, sq=1000, sk=1409, dtype="f16", lse=True),
+    case("bshd_sinks_lse_sk352", b=1, hq=4, hkv=4, sq=177, sk=352, layout="bshd", sinks=True,
+         lse=True),
+    case("mqa_sk100", b=3, hq=4, hkv=1, sq=300, sk=100),
 ]
 
 

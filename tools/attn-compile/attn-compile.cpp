@@ -95,7 +95,8 @@ static llvm::cl::opt<int64_t>
 static llvm::cl::opt<int64_t>
     blockKV("block-kv", llvm::cl::init(0),
             llvm::cl::desc("Keys per step of the tensor-core kernel (16, 32, "
-                           "64 or 128; 0: by head dim)"),
+                           "64 or 128; with --kernel=wgmma, a multiple of 16 "
+                           "up to 256; 0: by head dim)"),
             llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string> tensorMaps(
     "tensor-maps", llvm::cl::init("param"),

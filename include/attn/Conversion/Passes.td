@@ -153,10 +153,13 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "with a remark)">,
     Option<"blockQ", "block-q", "int64_t", /*default=*/"0",
            "Query rows per thread block of the tensor-core kernel: 64 or "
-           "128 (0: 128 up to head dim 128, 64 above)">,
+           "128 (0: 128 up to head dim 128, 64 above); the wgmma kernel's "
+           "are 128">,
     Option<"blockKV", "block-kv", "int64_t", /*default=*/"0",
-           "Keys per pipeline step of the tensor-core kernel: 16, 32, 64 or "
-           "128 (0: 64 up to head dim 128, 32 above)">,
+           "Keys per pipeline step of the tensor-core kernel. mma.sync: 16, "
+           "32, 64 or 128 (0: 64 up to head dim 128, 32 above); wgmma "
+           "(kernel=wgmma): a multiple of 16 up to 256 that fits 227 KB of "
+           "shared memory (0: 128 up to value head dim 128, 64 above)">,
     Option<"tensorMaps", "tensor-maps", "std::string", /*default=*/"\"auto\"",
            "How the wgmma kernel takes its TMA descriptors: param (by value, "
            "128-byte __grid_constant__ kernel parameters), global (pointers "

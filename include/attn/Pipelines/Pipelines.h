@@ -83,7 +83,8 @@ struct GPUPipelineOptions : public PassPipelineOptions<Derived> {
   Option<int64_t> blockKV{
       *this, "block-kv",
       llvm::cl::desc("Keys per step of the tensor-core kernel: 16, 32, 64 or "
-                     "128 (0: by head dim)"),
+                     "128 (0: by head dim); with kernel=wgmma, a multiple of "
+                     "16 up to 256"),
       llvm::cl::init(0)};
   Option<bool> fuse{
       *this, "fuse",

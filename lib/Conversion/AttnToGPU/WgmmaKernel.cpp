@@ -163,6 +163,12 @@ static FailureOr<WgmmaTiling> getFp8WgmmaTiling(const AttentionSpec &s,
   t.fp8 = true;
   t.stages = 2;
   t.keys = s.valueHeadDim <= 128 ? 128 : 64;
+  // P·V reads Vᵀ as one 128-byte panel of keys: the key block is fixed.
+  if ((s.blockKV && s.blockKV != t.keys) || (s.blockQ && s.blockQ != 128))
+    return attn::detail::failWith(
+        why, "the FP8 wgmma kernel's blocks are 128 query rows by " +
+                 Twine(t.keys) + " keys at value head dim " +
+                 Twine(s.valueHeadDim));
   if (t.sharedMemoryBytes(s.headDim, s.valueHeadDim) > kMaxSharedMemory)
     return attn::detail::failWith(
         why, "the FP8 wgmma kernel's tiles of head dims " + Twine(s.headDim) +
@@ -187,22 +193,48 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
                          "256 (64-column panels, at most 256 for wgmma's N)");
   if (!spec.scale && !spec.runtimeValues)
     return failWith(why, "the wgmma kernel needs a known scale");
-  // 128 keys per step where Q (128 rows) and two K and two V stages fit
-  // 227 KB and O (Dv / 2 registers a consumer thread) leaves room for S
-  // (keys / 2) and P (keys / 4): head dims 64, 128 and DeepSeek's MLA
-  // prefill, D = 192 with Dv = 128 (208 KB). Otherwise 64 keys: head dim
-  // 256 (O takes 128 registers).
+  if (s.blockQ && s.blockQ != 128)
+    return failWith(why, "the wgmma kernel's blocks are 128 query rows "
+                         "(block-q " +
+                             Twine(s.blockQ) + ")");
   // Two stages per ring everywhere: at head dim 64, where four fit
   // (208 KB), four measured 3-5% slower on the H200 (bf16, 16k tokens:
   // 438 -> 426 TFLOP/s, causal 399 -> 379).
   WgmmaTiling t;
   t.stages = 2;
-  for (int64_t keys : {128, 64}) {
+  auto fits = [&](int64_t keys) {
     t.keys = keys;
-    if ((keys == 64 || s.valueHeadDim <= 128) &&
-        t.sharedMemoryBytes(s.headDim, s.valueHeadDim) <= kMaxSharedMemory)
-      return t;
+    return t.sharedMemoryBytes(s.headDim, s.valueHeadDim) <= kMaxSharedMemory;
+  };
+  // Keys per step asked for (block-kv, a tuning knob): any multiple of 16
+  // that wgmma's N and shared memory take. Past the consumers' 240
+  // registers (O, S and P live together: Dv / 2 + 3 · keys / 4) ptxas
+  // spills: slower, not wrong.
+  if (s.blockKV) {
+    if (s.blockKV < 16 || s.blockKV > 256 || s.blockKV % 16 != 0)
+      return failWith(why, "the wgmma kernel's key blocks are multiples of 16 "
+                           "up to 256 (block-kv " +
+                               Twine(s.blockKV) + ")");
+    if (!fits(s.blockKV))
+      return failWith(why, "the wgmma kernel's key blocks of " +
+                               Twine(s.blockKV) + " with head dims " +
+                               Twine(s.headDim) + " and " +
+                               Twine(s.valueHeadDim) +
+                               " do not fit 227 KB of shared memory");
+    return t;
   }
+  // Keys per step by default: 128 where O (Dv / 2 registers a consumer
+  // thread) leaves room for S (keys / 2) and P (keys / 4) and the stages
+  // fit: head dims 64 and 128, and DeepSeek's MLA prefill (D = 192,
+  // Dv = 128: 208 KB). Otherwise 64: head dim 256 (O takes 128 registers).
+  // FlashAttention-3's non-causal tile of 176 keys at head dim 128 was
+  // measured against 128 on the H200 (bf16, interleaved A/B in one
+  // process, docs/gpu-results.md): 2% faster at 8k-16k tokens, 2-7% slower
+  // at 1k-4k (at 1k: six steps, the last of 144 keys, against eight). It
+  // stays a block-kv choice.
+  for (int64_t keys : {128, 64})
+    if ((keys == 64 || s.valueHeadDim <= 128) && fits(keys))
+      return t;
   return failWith(why, "the wgmma kernel's tiles of head dims " +
                            Twine(s.headDim) + " and " + Twine(s.valueHeadDim) +
                            " do not fit 227 KB of shared memory");
