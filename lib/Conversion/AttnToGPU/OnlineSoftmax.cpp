@@ -8,7 +8,9 @@
 
 #include "OnlineSoftmax.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "llvm/Support/MathExtras.h"
 
@@ -60,6 +62,19 @@ OnlineSoftmax::RowUpdate OnlineSoftmax::update(Value newMax, Value max,
 
 Value OnlineSoftmax::rowSum(ArrayRef<Value> terms) {
   return treeReduce(terms, [&](Value x, Value y) { return e.fadd(x, y); });
+}
+
+Value OnlineSoftmax::rescaleWhereMoved(Value acc, ArrayRef<Value> alpha) {
+  ImplicitLocOpBuilder &b = e.b;
+  auto moved = [&](Value a) {
+    return arith::CmpFOp::create(b, arith::CmpFPredicate::UNE, a, e.f(1.0));
+  };
+  Value anyMoved = NVVM::VoteSyncOp::create(
+      b, b.getI1Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)),
+      arith::OrIOp::create(b, moved(alpha[0]), moved(alpha[1])),
+      NVVM::VoteSyncKind::any);
+  return e.ifElse(anyMoved, ValueRange{acc},
+                  [&] { return SmallVector<Value>{rescale(acc, alpha)}; })[0];
 }
 
 Value OnlineSoftmax::rescale(Value acc, ArrayRef<Value> alpha) {

@@ -94,6 +94,10 @@ public:
   /// Accumulator `acc` (one tile, or the struct of all tiles) with each
   /// element of row g + 8i multiplied by `alpha[i]`.
   Value rescale(Value acc, ArrayRef<Value> alpha);
+  /// rescale, skipped (a warp-uniform branch on vote.sync) where every row
+  /// of the warp keeps its max (alpha = exp2(0) = 1 in every lane), as most
+  /// steps do once the maxima have settled.
+  Value rescaleWhereMoved(Value acc, ArrayRef<Value> alpha);
 
   /// The row's sum over the quad (each thread holds a partial sum).
   Value finalSum(Value l) { return e.laneSum(l, 4); }

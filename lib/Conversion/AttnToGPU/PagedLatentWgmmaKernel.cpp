@@ -362,7 +362,7 @@ private:
           ArrayRef<Value> pRegs = ArrayRef<Value>(st).drop_front(6);
           waitFor(kPFree, step);
           sharePAndFactors(pRegs, {st[4], st[5]});
-          Value o = rescaleIfNeeded(iter[4], {st[4], st[5]});
+          Value o = softmax.rescaleWhereMoved(iter[4], {st[4], st[5]});
           o = buildWgmmaRegisterAChain(
               b, elt, o, pRegs, halfDv,
               [&](int64_t kk) { return valueDesc(stage, 0, kk); });
@@ -504,22 +504,6 @@ private:
     arrive(kPReady);
   }
 
-  /// O's accumulator `o` with row i times alpha[i], skipped (a warp-uniform
-  /// branch) where every row of the warp keeps its max, as most steps do
-  /// once the maxima have settled: 128 multiplies a thread fewer.
-  Value rescaleIfNeeded(Value o, ArrayRef<Value> alpha) {
-    Value moved =
-        arith::OrIOp::create(b, fne(alpha[0], f(1.0)), fne(alpha[1], f(1.0)));
-    Value any = NVVM::VoteSyncOp::create(b, b.getI1Type(), ci32(-1), moved,
-                                         NVVM::VoteSyncKind::any);
-    return ifElse(any, ValueRange{o}, [&] {
-      return SmallVector<Value>{softmax.rescale(o, alpha)};
-    })[0];
-  }
-  Value fne(Value x, Value y) {
-    return arith::CmpFOp::create(b, arith::CmpFPredicate::UNE, x, y);
-  }
-
   // --- Warpgroup 1: O's second half ---------------------------------------
 
   void emitValueWarpgroup() {
@@ -535,7 +519,7 @@ private:
                Value alpha[2];
                for (int64_t i = 0; i < 2; ++i)
                  alpha[i] = load(smemF32, {add(idx(statBase / 4), sRow[i])});
-               Value o = rescaleIfNeeded(iter[0], alpha);
+               Value o = softmax.rescaleWhereMoved(iter[0], alpha);
                o = buildWgmmaChain(
                    b, elt, o, halfDv, kKeys / 16, /*zeroInit=*/false,
                    [&](int64_t kk) {
