@@ -72,6 +72,19 @@ def test_variant_matrix_ptxas(chip, kernel):
                 assert chip == "sm_90a"
                 assert "cp.async.bulk.tensor.4d" in text and "mbarrier" in text
                 assert text.count("wgmma.mma_async.sync.aligned.m64n") >= 2
+                # Head dim 64 (D = Dv, no bias): one consumer warpgroup, two
+                # blocks an SM (128 registers a thread at launch, 232 for the
+                # consumers after setmaxnreg), without spills. Otherwise two
+                # consumer warpgroups, one block an SM, 240.
+                solo = "_d64_dv64_" in f and "_bias" not in f
+                threads, regs = (256, 232) if solo else (384, 240)
+                assert f".maxntid {threads}, 1, 1" in text, f
+                assert (".minnctapersm 2" in text) == solo, f
+                assert re.search(rf"setmaxnreg\.inc\.sync\.aligned\.u32\s+{regs};", text), f
+                if solo:
+                    v = subprocess.run([PTXAS, "-arch=sm_90a", "-v", os.path.join(out, f), "-o",
+                                        os.devnull], capture_output=True, text=True).stderr
+                    assert "0 bytes spill stores" in v and "C75" not in v, f"{f}:\n{v}"
         if kernel == "auto":
             assert any(f.endswith("_mma.ptx") for f in ptx)
             assert any(f.endswith("_wgmma.ptx") for f in ptx) == (chip == "sm_90a")

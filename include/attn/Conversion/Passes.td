@@ -153,8 +153,9 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "with a remark)">,
     Option<"blockQ", "block-q", "int64_t", /*default=*/"0",
            "Query rows per thread block of the tensor-core kernel: 64 or "
-           "128 (0: 128 up to head dim 128, 64 above); the wgmma kernel's "
-           "are 128">,
+           "128 (0: 128 up to head dim 128, 64 above); wgmma: 64 (one "
+           "consumer warpgroup, two blocks an SM) or 128 (0: 64 at D = Dv = "
+           "64 without a bias, else 128)">,
     Option<"blockKV", "block-kv", "int64_t", /*default=*/"0",
            "Keys per pipeline step of the tensor-core kernel. mma.sync: 16, "
            "32, 64 or 128 (0: 64 up to head dim 128, 32 above); wgmma "

@@ -78,7 +78,8 @@ struct GPUPipelineOptions : public PassPipelineOptions<Derived> {
   Option<int64_t> blockQ{
       *this, "block-q",
       llvm::cl::desc("Query rows per block of the tensor-core kernel: 64 or "
-                     "128 (0: by head dim)"),
+                     "128 (0: by head dim; with kernel=wgmma, 64 runs one "
+                     "consumer warpgroup, two blocks an SM)"),
       llvm::cl::init(0)};
   Option<int64_t> blockKV{
       *this, "block-kv",

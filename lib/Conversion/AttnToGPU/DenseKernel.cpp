@@ -38,6 +38,7 @@
 #include "attn/IR/MaskUtils.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
@@ -412,6 +413,11 @@ LogicalResult mlir::attn::detail::buildAttentionKernels(
   }
   gpu::GPUFuncOp func = createKernel(builder, module, loc, name, sig.types,
                                      tiling->threads(), privateBuffers);
+  // The wgmma kernel with one consumer warpgroup runs two blocks an SM:
+  // ptxas then caps a thread at 128 registers, which setmaxnreg deals out.
+  if (tiling->isWgmma() && tiling->wgmma.consumerWarpgroups == 1)
+    func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                  builder.getI32IntegerAttr(2));
   OpBuilder::InsertionGuard guard(builder);
   Block &body = func.getBody().front();
   builder.setInsertionPointToStart(&body);

@@ -29,8 +29,8 @@ namespace mlir {
 namespace attn {
 namespace detail {
 
-/// The tiling of the sm_90a kernel: two warpgroups of 64 query rows, K/V
-/// tiles of `keys` rows in two TMA stages.
+/// The tiling of the sm_90a kernel: one or two consumer warpgroups of 64
+/// query rows, K/V tiles of `keys` rows in two TMA stages.
 struct WgmmaTiling {
   int64_t keys = 128;
   /// Stages of each of the K and V rings.
@@ -39,9 +39,12 @@ struct WgmmaTiling {
   /// transposed in shared memory by the producer warpgroup (FP8 wgmma takes
   /// B only K-major, WgmmaKernel.cpp).
   bool fp8 = false;
-  int64_t rows() const { return 128; }
-  /// Two consumer warpgroups and one producer warpgroup.
-  int64_t threads() const { return 384; }
+  /// Consumer warpgroups of 64 query rows: two in ping-pong (one block an
+  /// SM), or one (block-q 64: two blocks an SM where shared memory allows).
+  int64_t consumerWarpgroups = 2;
+  int64_t rows() const { return 64 * consumerWarpgroups; }
+  /// The consumer warpgroups and one producer warpgroup.
+  int64_t threads() const { return 128 * (consumerWarpgroups + 1); }
   int64_t elementBytes() const { return fp8 ? 1 : 2; }
   /// Columns of a 128-byte swizzle panel (one TMA box).
   int64_t panelColumns() const { return 128 / elementBytes(); }

@@ -10,6 +10,11 @@
 //   warpgroup 0, 1  consumers, 64 query rows each, 240 registers a thread
 //   warpgroup 2     producer (one thread issues every TMA copy), 24 registers
 //
+// At head dim 64 (and with block-q 64) a block is one consumer warpgroup of
+// 64 rows and the producer, 256 threads, two blocks an SM (232 registers a
+// consumer thread): one block's set-up, pipeline fill and epilogue overlap
+// the other's steps, in place of the ping-pong inside a block.
+//
 // Shared memory (dynamic, 1024-aligned; every tile is 128-byte swizzled, in
 // panels of 64 columns = 128-byte rows, as the TMA boxes land them):
 //
@@ -105,17 +110,19 @@ using namespace mlir::attn;
 using mlir::attn::detail::AttentionKernelArgs;
 using mlir::attn::detail::WgmmaTiling;
 
-/// Query rows per warpgroup and per block, keys per step.
-static constexpr int64_t kWgRows = 64, kWarpgroups = 2;
-static constexpr int64_t kBlockRows = kWgRows * kWarpgroups;
-static constexpr int64_t kConsumerThreads = kWarpgroups * 128;
-static constexpr int64_t kConsumerWarps = kConsumerThreads / 32;
-/// FP8: the producer's warps 2 and 3 transpose V (threads 320 ..); the
-/// register split that gives them room (2 x 128 x 232 + 128 x 40 <= 64K).
-static constexpr int64_t kTransposeFirst = kConsumerThreads + 64;
+/// Query rows per consumer warpgroup.
+static constexpr int64_t kWgRows = 64;
+/// FP8 (two consumer warpgroups): the producer's warps 2 and 3 transpose V
+/// (threads 320 ..); the register split that gives them room (2 x 128 x
+/// 232 + 128 x 40 <= 64K).
+static constexpr int64_t kTransposeFirst = 2 * 128 + 64;
 static constexpr int64_t kTransposeThreads = 64;
 static constexpr int64_t kFp8ProducerRegisters = 40,
                          kFp8ConsumerRegisters = 232;
+/// One consumer warpgroup (block-q 64), two blocks an SM: 128 registers a
+/// thread at launch (.minnctapersm 2), 128 x 232 + 128 x 24 of them after
+/// setmaxnreg.
+static constexpr int64_t kSoloConsumerRegisters = 232;
 /// FlashAttention-3's exponent offset of FP8's P (attn-tile's kFp8POffset).
 static constexpr double kFp8POffset = 8.0;
 /// The most dynamic shared memory a block may have on sm_90.
@@ -123,7 +130,7 @@ static constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
 int64_t mlir::attn::detail::WgmmaTiling::sharedMemoryBytes(int64_t d,
                                                            int64_t dv) const {
-  int64_t q = kBlockRows * d * elementBytes();
+  int64_t q = rows() * d * elementBytes();
   int64_t kv = stages * keys * (d + dv) * elementBytes();
   // FP8: a ring of transposed V tiles too, Dv rows of one 128-byte panel
   // (half of it unused with 64 keys a step).
@@ -193,8 +200,8 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
                          "256 (64-column panels, at most 256 for wgmma's N)");
   if (!spec.scale && !spec.runtimeValues)
     return failWith(why, "the wgmma kernel needs a known scale");
-  if (s.blockQ && s.blockQ != 128)
-    return failWith(why, "the wgmma kernel's blocks are 128 query rows "
+  if (s.blockQ && s.blockQ != 64 && s.blockQ != 128)
+    return failWith(why, "the wgmma kernel's blocks are 64 or 128 query rows "
                          "(block-q " +
                              Twine(s.blockQ) + ")");
   // Two stages per ring everywhere: at head dim 64, where four fit
@@ -202,6 +209,18 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
   // 438 -> 426 TFLOP/s, causal 399 -> 379).
   WgmmaTiling t;
   t.stages = 2;
+  // One consumer warpgroup a block and two blocks an SM (block-q 64, and
+  // by default at D = Dv = 64, where two blocks' 72 KB fit): a block's
+  // set-up, pipeline fill and epilogue then overlap the other block's
+  // steps, at the price of the ping-pong inside a block and of loading each
+  // K/V tile for 64 query rows, not 128. Measured on the H200 (bf16,
+  // interleaved A/B, docs/gpu-results.md) against two warpgroups: d64
+  // +12% / +15% at 1k tokens (non-causal / causal) and +3% / +2% at 16k;
+  // d128 (one block an SM: 144 KB) 26-35% slower. A bias keeps two: its
+  // loads spill at 232 registers.
+  if (s.blockQ == 64 ||
+      (!s.blockQ && s.headDim == 64 && s.valueHeadDim == 64 && !s.bias))
+    t.consumerWarpgroups = 1;
   auto fits = [&](int64_t keys) {
     t.keys = keys;
     return t.sharedMemoryBytes(s.headDim, s.valueHeadDim) <= kMaxSharedMemory;
@@ -259,11 +278,15 @@ public:
         D(spec.headDim), Dv(spec.valueHeadDim), N(tiling.keys),
         kStages(tiling.stages), panelColumns(tiling.panelColumns()),
         qPanels(D / panelColumns), vPanels(Dv / panelColumns),
-        qBytes(kBlockRows * D * tiling.elementBytes()),
+        qBytes(tiling.rows() * D * tiling.elementBytes()),
         kStageBytes(N * D * tiling.elementBytes()),
         vStageBytes(N * Dv * tiling.elementBytes()), vtStageBytes(Dv * 128),
         kBase(qBytes), vBase(kBase + kStages * kStageBytes),
-        vtBase(vBase + kStages * vStageBytes), pRegisters(fp8 ? N / 8 : N / 4) {
+        vtBase(vBase + kStages * vStageBytes), pRegisters(fp8 ? N / 8 : N / 4),
+        blockRows(tiling.rows()),
+        consumerThreads(128 * tiling.consumerWarpgroups),
+        consumerWarps(consumerThreads / 32),
+        pingPong(tiling.consumerWarpgroups == 2) {
     ctx = builder.getContext();
     f16 = getType(ctx, spec.dtype);
     boxElt = fp8 ? Type(b.getI8Type()) : f16;
@@ -297,7 +320,7 @@ public:
         b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
     createBarriers();
     // The band of key blocks this block visits, as in the mma.sync kernel.
-    blocks = getKeyBlocks(e, spec, args, off, q0, kBlockRows, N);
+    blocks = getKeyBlocks(e, spec, args, off, q0, blockRows, N);
     blocks.end = e.smax(blocks.begin, blocks.end);
     initBarriers();
     ticks = e.idx(10000000);
@@ -307,7 +330,7 @@ public:
     auto roles =
         scf::IfOp::create(b,
                           arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
-                                                tid, e.idx(kConsumerThreads)),
+                                                tid, e.idx(consumerThreads)),
                           /*withElse=*/true);
     {
       OpBuilder::InsertionGuard guard(b);
@@ -331,7 +354,7 @@ private:
     warp = e.div(lt, e.idx(32));
     lane = e.rem(lt, e.idx(32));
     lanes = FragmentLanes::get(e, lane);
-    q0 = e.mul(bx, e.idx(kBlockRows));
+    q0 = e.mul(bx, e.idx(blockRows));
     kvh = e.div(h, e.div(args.hq, args.hkv));
     off = e.sub(args.sk, args.sq);
   }
@@ -369,15 +392,15 @@ private:
                                       Value());
         nvgpu::MBarrierInitOp::create(b, barriers, e.idx(1), vFull(e.idx(i)),
                                       Value());
-        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(consumerWarps),
                                       kEmpty(e.idx(i)), Value());
         nvgpu::MBarrierInitOp::create(
-            b, barriers, e.idx(fp8 ? kTransposeThreads : kConsumerWarps),
+            b, barriers, e.idx(fp8 ? kTransposeThreads : consumerWarps),
             vEmpty(e.idx(i)), Value());
         if (fp8) {
           nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kTransposeThreads),
                                         vtFull(e.idx(i)), Value());
-          nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
+          nvgpu::MBarrierInitOp::create(b, barriers, e.idx(consumerWarps),
                                         vtEmpty(e.idx(i)), Value());
         }
       }
@@ -449,11 +472,11 @@ private:
       e.when(arith::CmpIOp::create(b, arith::CmpIPredicate::uge, tid,
                                    e.idx(kTransposeFirst)),
              [&] { emitTransposer(); });
-    e.when(e.eq(tid, e.idx(kConsumerThreads)), [&] {
+    e.when(e.eq(tid, e.idx(consumerThreads)), [&] {
       nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, e.idx(qBytes),
                                               qBarrier, Value());
       for (int64_t p = 0; p < qPanels; ++p)
-        tmaLoad(tmaDescriptors[0], tmaBoxType(kBlockRows), p * kBlockRows * 128,
+        tmaLoad(tmaDescriptors[0], tmaBoxType(blockRows), p * blockRows * 128,
                 Value(), coords(p * panelColumns, q0, h), qBarrier);
       e.loop(blocks.begin, blocks.end, c1, [&](Value kb) {
         Value i = e.sub(kb, blocks.begin);
@@ -661,7 +684,7 @@ private:
           /*zeroInit=*/true,
           [&](int64_t kk) {
             return advance(qDescBase,
-                           (kk / 4) * kBlockRows * 128 + (kk % 4) * 32);
+                           (kk / 4) * blockRows * 128 + (kk % 4) * 32);
           },
           [&](int64_t kk) {
             return advance(kDescBase, (kk / 4) * N * 128 + (kk % 4) * 32);
@@ -706,7 +729,9 @@ private:
   /// the epilogue.
   void emitConsumer() {
     NVVM::SetMaxRegisterOp::create(
-        b, b.getI32IntegerAttr(fp8 ? kFp8ConsumerRegisters : 240),
+        b,
+        b.getI32IntegerAttr(fp8 ? kFp8ConsumerRegisters
+                                : (pingPong ? 240 : kSoloConsumerRegisters)),
         NVVM::SetMaxRegisterActionAttr::get(
             ctx, NVVM::SetMaxRegisterAction::increase));
     nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(c0), ticks,
@@ -764,12 +789,16 @@ private:
   }
 
   void waitTurn() {
-    NVVM::BarrierOp::create(b, /*res=*/Type(), myTurn, ci32(kConsumerThreads),
+    if (!pingPong)
+      return;
+    NVVM::BarrierOp::create(b, /*res=*/Type(), myTurn, ci32(consumerThreads),
                             /*reductionOp=*/nullptr,
                             /*reductionPredicate=*/Value());
   }
   void passTurn() {
-    NVVM::BarrierArriveOp::create(b, otherTurn, ci32(kConsumerThreads));
+    if (!pingPong)
+      return;
+    NVVM::BarrierArriveOp::create(b, otherTurn, ci32(consumerThreads));
   }
   /// The schedule (FlashAttention-3's intra-warpgroup overlap): the softmax
   /// of step j runs while the tensor cores compute P_{j-1}·V_{j-1}.
@@ -784,7 +813,8 @@ private:
     Value nBlocks = e.sub(blocks.end, blocks.begin);
     // Warpgroup 0 has the first turn; it takes the last hand-over at the
     // end.
-    e.when(e.eq(wg, c1), [&] { passTurn(); });
+    if (pingPong)
+      e.when(e.eq(wg, c1), [&] { passTurn(); });
     SmallVector<Type> stateTypes = {f32, f32, f32, f32, oType};
     auto any =
         scf::IfOp::create(b, stateTypes, e.slt(c0, nBlocks), /*withElse=*/true);
@@ -795,7 +825,8 @@ private:
       b.setInsertionPointToStart(&any.getThenRegion().front());
       scf::YieldOp::create(b, emitBlocks(nBlocks));
     }
-    e.when(e.eq(wg, c0), [&] { waitTurn(); });
+    if (pingPong)
+      e.when(e.eq(wg, c0), [&] { waitTurn(); });
     return any.getResults();
   }
 
@@ -1001,6 +1032,10 @@ private:
       vtStageBytes, kBase, vBase, vtBase;
   /// P's 32-bit registers a step: N / 4 (f16/bf16 pairs), N / 8 (e4m3).
   const int64_t pRegisters;
+  /// Query rows of the block, its consumer threads and warps; whether two
+  /// consumer warpgroups take GEMM turns (ping-pong).
+  const int64_t blockRows, consumerThreads, consumerWarps;
+  const bool pingPong;
 
   Value tid, c0, c1, h, bIdx, wg, warp, lane, q0, kvh, off;
   FragmentLanes lanes;
