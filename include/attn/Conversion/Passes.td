@@ -30,14 +30,17 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
 
     Three kernel bodies share that contract:
 
-    * `wgmma` (`chip=sm_90a`; f16/bf16, D = Dv in {64, 128, 256}, known
-      scale): FlashAttention-3's design on Hopper. A producer warpgroup issues
-      TMA copies (tensor maps passed by the host) of Q and of K/V tiles into
+    * `wgmma` (`chip=sm_90a`; f16/bf16 or f8E4M3FN with descales, head dims
+      in 64-column panels up to 256, D != Dv allowed, known scale):
+      FlashAttention-3's design on Hopper. A producer warpgroup issues TMA
+      copies (tensor maps passed by the host) of Q and of K/V tiles into
       128-byte-swizzled shared memory on full/empty mbarriers; two consumer
       warpgroups of 64 query rows (registers moved to them with setmaxnreg)
-      run S = Q·Kᵀ and O += P·V as wgmma from shared-memory descriptors, in
-      ping-pong, with the softmax of one step overlapping the P·V of the
-      previous one; P is staged in shared memory.
+      run S = Q·Kᵀ from shared-memory descriptors and O += P·V with P from
+      registers, in ping-pong, with the softmax of one step overlapping the
+      P·V of the previous one. At D = Dv = 64 (and with `block-q=64`) a
+      block has one consumer warpgroup, and two blocks share an SM.
+      `block-kv` sets the keys a step (128 by default, 64 past Dv = 128).
     * `mma` (f16/bf16, head dims multiples of 16 up to 256, known scale): the
       FlashAttention-2 algorithm on sm_80+ tensor cores. A block of 4 warps
       owns 64 or 128 query rows (`block-q`); K/V tiles of `block-kv` keys
