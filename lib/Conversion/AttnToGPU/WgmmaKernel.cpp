@@ -215,9 +215,9 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
   // steps, at the price of the ping-pong inside a block and of loading each
   // K/V tile for 64 query rows, not 128. Measured on the H200 (bf16,
   // interleaved A/B, docs/gpu-results.md) against two warpgroups: d64
-  // +12% / +15% at 1k tokens (non-causal / causal) and +3% / +2% at 16k;
-  // d128 (one block an SM: 144 KB) 26-35% slower. A bias keeps two: its
-  // loads spill at 232 registers.
+  // +11% / +17% at 1k tokens (non-causal / causal), +8-12% at 2k-4k, +2% /
+  // 0% at 16k; d128 (one block an SM: 144 KB) 26-35% slower. A bias keeps two:
+  // its loads spill at 232 registers.
   if (s.blockQ == 64 ||
       (!s.blockQ && s.headDim == 64 && s.valueHeadDim == 64 && !s.bias))
     t.consumerWarpgroups = 1;
@@ -226,9 +226,9 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
     return t.sharedMemoryBytes(s.headDim, s.valueHeadDim) <= kMaxSharedMemory;
   };
   // Keys per step asked for (block-kv, a tuning knob): any multiple of 16
-  // that wgmma's N and shared memory take. Past the consumers' 240
-  // registers (O, S and P live together: Dv / 2 + 3 · keys / 4) ptxas
-  // spills: slower, not wrong.
+  // that wgmma's N and shared memory take. Past the consumers' registers
+  // (240, or 232 with one warpgroup; O, S and P live together: Dv / 2 +
+  // 3 · keys / 4) ptxas spills: slower, not wrong.
   if (s.blockKV) {
     if (s.blockKV < 16 || s.blockKV > 256 || s.blockKV % 16 != 0)
       return failWith(why, "the wgmma kernel's key blocks are multiples of 16 "
