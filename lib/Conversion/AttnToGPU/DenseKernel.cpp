@@ -94,8 +94,8 @@ static FailureOr<DenseTiling> getDenseTiling(const AttentionSpec &spec,
   case AttentionKernelKind::Auto:
     return failWith(why, "the attention kernel kind is not resolved");
   case AttentionKernelKind::Wgmma: {
-    // Its tiling checks the block sizes (128 query rows; keys a multiple of
-    // 16 that fits).
+    // Its tiling checks the block sizes (64 or 128 query rows; keys a
+    // multiple of 16 that fits).
     FailureOr<WgmmaTiling> w = getWgmmaTiling(spec, why);
     if (failed(w))
       return failure();
