@@ -27,10 +27,12 @@
 // two, and S is computed once, by warpgroup 0, and shared. Warpgroup 0's
 // softmax of step j overlaps warpgroup 1's P·V of step j - 1 on the tensor
 // cores. (FlashMLA's "seesaw" schedule, which alternates S between the two
-// warpgroups and exchanges the running max, overlaps more; this is the
-// simpler schedule, measured in docs/gpu-results.md. Tiles of 64 keys: of
-// 32, in four stages, measured 25% slower -- S re-reads Q from shared
-// memory for every 32 keys, and the handoffs of a step weigh twice.)
+// warpgroups and exchanges the running max, was built and measured: 1%
+// faster with the copies left out, no faster with them, and 6-10% slower at
+// 16 heads, since it holds the odd tile's stage to the end of a pair;
+// docs/design-paged-decode.md. The copies bound this kernel. Tiles of 64 keys:
+// of 32, in four stages, measured 25% slower -- S re-reads Q from shared memory
+// for every 32 keys, and the handoffs of a step weigh twice.)
 //
 // Shared memory (1024-aligned; operands 128-byte swizzled in panels of 64
 // columns, each 64 rows x 128 bytes = 8 KB):
