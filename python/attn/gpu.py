@@ -36,6 +36,7 @@ import numpy as np
 # float8_e4m3fn is the kernel specs' "f8e4m3" (docs/kernel-spec.md), which
 # no GPU kernel takes yet.
 _DTYPES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float8_e4m3fn": "f8e4m3"}
+_TORCH_DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}  # "f32" -> "float32"
 
 
 class CudaError(RuntimeError):
@@ -408,6 +409,13 @@ def _grid_value(g, sizes, axis):
     if b == 0:
         raise ValueError(f"grid size {axis} divides by {format_grid_size(g[2])} = 0")
     return -(-a // b) if g[0] == "ceil_div" else a // b
+
+
+def _param_shape(p, sizes):
+    """A memref parameter's shape for the sizes `sizes`: its entries are
+    ints, size names or grid-style expressions of them."""
+    return tuple(_grid_value(parse_grid_size(e), sizes, f"{p['name']}[{i}]")
+                 for i, e in enumerate(p["shape"]))
 
 
 def grid_dims(grid, sizes):
@@ -1081,18 +1089,30 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
                 continue
             if kind.startswith("attention_grad."):
                 steps.setdefault(kern.manifest["step"], kern)
-        needed = 3 if sinks is not None else 2
-        if sorted(steps) != list(range(needed)):
+        # The manifests' steps 0 .. n - 1, each once (today dQ, dK/dV, and
+        # dsinks with sinks; a kernel set with other passes runs the same
+        # way), with a dsinks step exactly where there are sinks.
+        run = [steps[i] for i in sorted(steps)]
+        has_dsinks = any(kern.manifest["kernel"] == "attention_grad.dsinks" for kern in run)
+        if (len(run) < 2 or sorted(steps) != list(range(len(run)))
+                or has_dsinks != (sinks is not None)):
             raise LookupError(f"no attention backward bundle for {want}")
-        return [steps[i] for i in range(needed)]
+        return run
     kernels = _resolve("attention_grad", bundles, key, want, lookup, device)
     tensors["dq"] = torch.empty_like(q)
     tensors["dk"] = torch.empty_like(k)
     tensors["dv"] = torch.empty_like(v)
-    tensors["delta"] = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)
     if sinks is not None:
         tensors["dsinks"] = torch.empty_like(tensors["sinks"])
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, **values}
+    # Workspaces (Delta; whatever else a kernel set passes between its
+    # steps) as their manifests shape them, one tensor per name.
+    for kern in kernels:
+        for p in kern.manifest["params"]:
+            if p.get("role") == "workspace" and p["name"] not in tensors:
+                dtype = getattr(torch, _TORCH_DTYPE_NAMES[p["dtype"]])
+                tensors[p["name"]] = torch.empty(_param_shape(p, sizes), dtype=dtype,
+                                                 device=q.device)
     stream = _current_stream(device)
     for kern in kernels:
         kern.launch(tensors, sizes, stream, device)

@@ -154,6 +154,10 @@ def empty(shape, dtype=bfloat16, device=None, pin_memory=False):
     return Tensor(shape, dtype, index if index is not None else 0, is_cuda=device is not None)
 
 
+def empty_like(t):
+    return t.new_empty(t.shape)
+
+
 class _Cuda:
     def __init__(self):
         self.current = 0

@@ -608,6 +608,67 @@ def test_dense_second_device(fast, driver, tmp_path):
     assert launches0[0][0] != fast_launches[0][0]  # device 0's function
 
 
+def _grad_manifest(name, kind, step, variant, workspaces):
+    """An attention_grad kernel of `variant` at `step` that takes the
+    workspaces `workspaces` ([(name, dtype, shape)])."""
+    params = [_memref(n) for n in ("q", "k", "v", "o", "do", "lse")]
+    params += [dict(_memref(n, "workspace"), dtype=t, shape=shape)
+               for n, t, shape in workspaces]
+    params += [_memref(n) for n in ("dq", "dk", "dv")]
+    params += [_scalar(n) for n in ("B", "Hq", "Hkv", "Sq", "Sk")] + runtime_params(variant)
+    return {"entry": name, "ptx": name + ".ptx", "kernel": kind, "step": step,
+            "variant": variant, "params": params, "grid": [{"ceil_div": ["Sq", 64]}, "Hq", "B"],
+            "block": [128, 1, 1], "dynamic_shared_memory": 0}
+
+
+def test_attention_backward_runs_the_manifests_steps(fast, driver, tmp_path, monkeypatch):
+    """attention_backward runs a kernel set's steps in order, however many
+    (here a prep pass, dK/dV and a convert pass, as the fused dQ of
+    docs/design-backward.md will be), and allocates each workspace once, as
+    its manifest shapes it: Delta [B, Hq, Sq] and an f32 dQ accumulator
+    [B, Hq, Sq, D]. A set with a gap in its steps is no match."""
+    variant = dict(dense_variant(d=64), op="attention_grad")
+    del variant["lse"]
+    delta = ("delta", "f32", ["B", "Hq", "Sq"])
+    accum = ("dq_accum", "f32", ["B", "Hq", "Sq", 64])
+    manifests = [_grad_manifest("convert", "attention_grad.convert", 2, variant, [accum]),
+                 _grad_manifest("prep", "attention_grad.prep", 0, variant, [delta, accum]),
+                 _grad_manifest("dkdv", "attention_grad.dkdv", 1, variant, [delta, accum])]
+    bundles = bundle_dir(tmp_path, driver, manifests)
+    q, k, v = qkv(b=2, hq=8, hkv=2, sq=100, sk=300, d=64)
+    o, do = torch.empty(q.shape, dtype=bf16, device=0), torch.empty(q.shape, dtype=bf16, device=0)
+    lse = torch.empty((2, 8, 100), dtype=f32, device=0)
+    gpu.set_fastpath(False)
+    grads, launches = run(driver, lambda: gpu.attention_backward(do, q, k, v, o, lse,
+                                                                 bundles=bundles))
+    assert [g.shape for g in grads] == [q.shape, k.shape, v.shape]
+    kernels = {kern.manifest["entry"]: kern.function(0).value
+               for kern in gpu.load_bundles(bundles)}
+    assert [launch[0] for launch in launches] == [kernels[n] for n in ("prep", "dkdv", "convert")]
+
+    def memref(raw, index):  # (aligned pointer, size) of memref parameter `index`
+        fields = [int.from_bytes(raw[8 * f:8 * f + 8], "little") for f in range(5 * index,
+                                                                                5 * index + 5)]
+        return fields[1], fields[3]
+    prep, dkdv, convert = (launch[5] for launch in launches)
+    # prep: q k v o do lse | delta dq_accum; dkdv likewise; convert: ... | dq_accum.
+    assert memref(prep, 6)[1] == 2 * 8 * 100 and memref(prep, 7)[1] == 2 * 8 * 100 * 64
+    assert memref(dkdv, 6) == memref(prep, 6) and memref(dkdv, 7) == memref(prep, 7)
+    assert memref(convert, 6) == memref(prep, 7)
+    assert memref(prep, 6)[0] != memref(prep, 7)[0]
+
+    # Steps 0 and 2 only: no match in the bundles, so the variant goes to
+    # the JIT (stubbed here).
+    from attn import jit
+
+    def no_jit(variant, chip):
+        raise RuntimeError(f"jit asked for {variant['op']}")
+    monkeypatch.setattr(jit, "compile_variant", no_jit)
+    gap = bundle_dir(tmp_path, driver, [manifests[0], manifests[1]])
+    with pytest.raises(RuntimeError, match="jit asked for attention_grad"):
+        gpu.attention_backward(do, q, k, v, o, lse, bundles=gap)
+
+
 def test_dense_empty_grid(fast, driver, tmp_path):
     """No query rows: nothing launched either way; outputs still made."""
     _, _, kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])

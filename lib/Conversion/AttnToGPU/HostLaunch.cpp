@@ -673,15 +673,29 @@ static FailureOr<Binding> getBinding(Operation *op,
     binding.outputs["dq"] = 0;
     binding.outputs["dk"] = 1;
     binding.outputs["dv"] = 2;
-    // dQ first: it writes the Delta workspace that dK/dV and dsinks read
-    // (the manifests' "step" order, as attn.gpu.attention_backward runs
-    // them).
-    binding.kinds = {"attention_grad.dq", "attention_grad.dkdv"};
     if (Value sinks = grad.getSinks()) {
       binding.inputs["sinks"] = sinks;
       binding.outputs["dsinks"] = 3;
-      binding.kinds.push_back("attention_grad.dsinks");
     }
+    // The kernels in their manifests' "step" order, 0 .. n - 1, as
+    // attn.gpu.attention_backward runs them (today dQ, which writes the
+    // Delta workspace, then dK/dV, then dsinks with sinks).
+    SmallVector<std::pair<int64_t, StringRef>> steps;
+    for (DictionaryAttr manifest : kernels) {
+      auto kind = manifest.getAs<StringAttr>("kernel");
+      auto step = manifest.getAs<IntegerAttr>("step");
+      if (kind && step && kind.getValue().starts_with("attention_grad."))
+        steps.push_back({step.getInt(), kind.getValue()});
+    }
+    llvm::sort(steps);
+    for (auto [i, entry] : llvm::enumerate(steps)) {
+      if (entry.first != static_cast<int64_t>(i))
+        return op->emitOpError()
+               << "has no single kernel for step " << i << " of its backward";
+      binding.kinds.push_back(entry.second);
+    }
+    if (steps.size() < 2)
+      return op->emitOpError() << "has fewer than two backward kernels";
     return binding;
   }
   if (auto paged = dyn_cast<PagedAttentionOp>(op)) {
