@@ -298,6 +298,12 @@ static json::Object toJSONFields(const AttentionGradSpec &s) {
   if (s.forward.kernel != AttentionKernelKind::Mma &&
       s.forward.kernel != AttentionKernelKind::Wgmma)
     o.erase("kernel");
+  // Written only where it is false, so that the deterministic backward's
+  // specs (and manifests) keep their JSON.
+  if (!s.deterministic)
+    o["deterministic"] = false;
+  if (s.dqAtomics)
+    o["dq_reduce"] = "atomic";
   return o;
 }
 
@@ -564,6 +570,20 @@ static void read(SpecReader &r, AttentionGradSpec &s, const json::Object &o) {
       s.forward.kernel != AttentionKernelKind::Wgmma)
     s.forward.kernel = AttentionKernelKind::Auto;
   s.forward.blockQ = s.forward.blockKV = 0;
+  r.boolean("deterministic", s.deterministic);
+  // "dq_reduce": how the fused dQ's shares are added ("bulk" or "atomic").
+  r.enumeration<bool>(
+      "dq_reduce", s.dqAtomics,
+      [](StringRef v) -> std::optional<bool> {
+        if (v == "bulk" || v == "atomic")
+          return v == "atomic";
+        return std::nullopt;
+      },
+      /*required=*/false);
+  // It only says something about the fused dQ, which the deterministic
+  // backward does not have: ignored there, as the JSON of such a spec shows.
+  if (s.deterministic)
+    s.dqAtomics = false;
 }
 
 static void read(SpecReader &r, PagedAttentionSpec &s, const json::Object &o) {

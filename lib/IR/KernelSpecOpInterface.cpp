@@ -107,7 +107,9 @@ AttentionGradOp::getKernelSpecs(SmallVectorImpl<KernelSpec> &specs) {
   FailureOr<AttentionSpec> s = getAttentionSpec(*this);
   if (failed(s))
     return failure();
-  specs.push_back(AttentionGradSpec{*s});
+  AttentionGradSpec grad{*s};
+  grad.deterministic = getDeterministic();
+  specs.push_back(grad);
   return success();
 }
 

@@ -14,7 +14,12 @@ is the backward alone (torch.autograd.grad of the output with a fixed dO):
 for attn, attn.gpu.attention's autograd, which runs attention_backward's
 kernels (on an H200: the wgmma dQ and dK/dV kernels); "attn-mma" the
 same with the mma.sync dK/dV kernel pinned (attention_backward(kernel="mma"),
-what sm_80 runs), so that one run compares the two backwards. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
+what sm_80 runs), so that one run compares the two backwards; "attn-fused" the
+non-deterministic backward (attention_backward(deterministic=False): dQ fused into
+the dK/dV kernel at head dims 64 and 128 on sm_90a, each tile's share added by
+bulk reductions; "attn-fused-atomic" the same with f32 atomics), whose max_err
+column is its largest gradient difference from attn's deterministic backward,
+relative to that gradient's largest magnitude. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
 causal), FlashAttention's convention. Backends as attn.bench (SDPA's flash,
 cuDNN and memory-efficient kernels, FlexAttention compiled once per shape,
 its first call reported apart). Writes bench.csv, bench.txt (and bench.png).
@@ -67,15 +72,18 @@ def variants():
         v = {"dtype": dtype, "head_dim": d, "value_head_dim": dv, "layout": "bhsd",
              "mask": "causal" if causal else "none", "scale": 1 / math.sqrt(d),
              "softcap": None, "bias": False, "sinks": False}
-        out += [dict(v, lse=True), dict(v, op="attention_grad")]
+        out += [dict(v, lse=True), dict(v, op="attention_grad"),
+                dict(v, op="attention_grad", deterministic=False),
+                dict(v, op="attention_grad", deterministic=False, dq_reduce="atomic")]
         if d <= 128 and dv <= 128:  # what mma.sync takes
             out.append(dict(v, op="attention_grad", kernel="mma"))
     return out
 
 
-def pinned_runner(bundles, causal, kernel):
+def pinned_runner(bundles, causal, kernel, deterministic=True, dq_reduce=None):
     """fn(q, k, v) -> out whose backward is attention_backward with the
-    dK/dV kernel `kernel` pinned (the forward is attn's, with its LSE)."""
+    dK/dV kernel `kernel` pinned (None: the default) and `deterministic`
+    (the forward is attn's, with its LSE)."""
     import torch
 
     from . import gpu
@@ -91,7 +99,8 @@ def pinned_runner(bundles, causal, kernel):
         def backward(ctx, do):
             q, k, v, out, lse = ctx.saved_tensors
             return gpu.attention_backward(do.contiguous(), q, k, v, out, lse, causal=causal,
-                                          bundles=bundles, kernel=kernel)
+                                          bundles=bundles, kernel=kernel,
+                                          deterministic=deterministic, dq_reduce=dq_reduce)
 
     return Attention.apply
 
@@ -117,7 +126,13 @@ def run(args):
         do = torch.randn(b, hq, s, dv, device="cuda", dtype=tdtype)
         fl = 2.5 * bench.flops(b, hq, s, d, causal, dv)
         runners = bench.runners(args.bundles, causal, hq != hkv)
-        runners = dict(runners, **{"attn-mma": pinned_runner(args.bundles, causal, "mma")})
+        runners = dict(runners, **{"attn-mma": pinned_runner(args.bundles, causal, "mma"),
+                                   "attn-fused": pinned_runner(args.bundles, causal, None,
+                                                               deterministic=False),
+                                   "attn-fused-atomic": pinned_runner(
+                                       args.bundles, causal, None, deterministic=False,
+                                       dq_reduce="atomic")})
+        reference = None  # attn's deterministic gradients, for attn-fused's max_err
         for backend, fn in runners.items():
             if args.backends and backend not in args.backends:
                 continue
@@ -127,8 +142,15 @@ def run(args):
             try:
                 t0 = time.perf_counter()
                 out = fn(q, k, v)
-                torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
+                grads = torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
                 torch.cuda.synchronize()
+                if backend == "attn":
+                    reference = grads
+                elif backend.startswith("attn-fused") and reference is not None:
+                    row["max_err"] = "%.3g" % max(
+                        ((g.float() - r.float()).abs().max() / r.float().abs().max()).item()
+                        for g, r in zip(grads, reference))
+                del grads
                 row["first_call_s"] = f"{time.perf_counter() - t0:.3f}"
                 ms = median_ms(lambda: torch.autograd.grad(out, (q, k, v), do, retain_graph=True),
                                iters=args.iters)
@@ -155,7 +177,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     name, rows, compile_rows = run(args)
     bench.write(args.output, name + " (backward)", rows, compile_rows,
-                backends=("attn", "attn-mma") + bench.BACKENDS[1:])
+                backends=("attn", "attn-mma", "attn-fused", "attn-fused-atomic")
+                + bench.BACKENDS[1:])
 
 
 if __name__ == "__main__":

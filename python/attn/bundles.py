@@ -59,7 +59,8 @@ _SPEC_KEYS = {
                   "block_kv"),
     "attention_grad": ("dtype", "head_dim", "value_head_dim", "layout", "mask", "window_left",
                        "window_right", "scale", "softcap", "bias", "bias_dtype",
-                       "bias_broadcast", "sinks", "sinks_dtype", "kernel"),
+                       "bias_broadcast", "sinks", "sinks_dtype", "kernel", "deterministic",
+                       "dq_reduce"),
     "paged_attention": ("dtype", "head_dim", "value_head_dim", "page_size", "cache_layout",
                         "table_dtype", "lens_dtype", "mask", "window_left", "window_right",
                         "scale", "softcap", "values", "sinks", "sinks_dtype", "lse"),
@@ -128,6 +129,14 @@ def spec_of(v):
     # forward variant's kind says nothing about the backward).
     if op == "attention_grad" and spec.get("kernel") not in ("mma", "wgmma"):
         spec.pop("kernel", None)
+    # "deterministic" only where it is false (attn::toJSON's rule: the
+    # deterministic backward's variants keep their JSON).
+    if op == "attention_grad" and spec.get("deterministic", False) is not False:
+        spec.pop("deterministic", None)
+    # Likewise "dq_reduce" only as "atomic" (the fused dQ's tuning choice).
+    if op == "attention_grad" and ("deterministic" not in spec
+                                   or spec.get("dq_reduce") != "atomic"):
+        spec.pop("dq_reduce", None)
     if op in ("attention", "attention_grad", "paged_attention") and runtime:
         spec["scale"] = "runtime"
         if spec.get("softcap") is not None:

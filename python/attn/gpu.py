@@ -1018,13 +1018,20 @@ _AttentionFunction = _LazyFunction()
 @_on_tensor_device
 def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, softcap=None,
                        scale=None, bias=None, sinks=None, layout="bhsd", bundles=None,
-                       kernel=None):
+                       kernel=None, deterministic=True, dq_reduce=None):
     """The gradients of `attention(q, k, v, ...) = out` for the upstream
     gradient `do` (shaped like out): (dq, dk, dv), and dsinks (like sinks)
     with sinks. `lse` is the forward's (attention(..., return_lse=True)).
     dk and dv are summed over each KV head's query heads (GQA/MQA); the bias
     gets no gradient. Runs attn.attention_grad's kernels (the dQ kernel, then
     dK/dV, then the sink gradient): deterministic, no atomics.
+    `deterministic=False` runs the bundles of variants with "deterministic":
+    false: for sm_90a, head dims 64 and 128, dQ fused into the dK/dV kernel
+    (FlashAttention-3's backward: dQ's shares added with f32 atomics, so its
+    last bits depend on their order), between a prep and a convert kernel.
+    `dq_reduce="atomic"` picks the fused set whose consumers add dQ element by
+    element (a tuning choice, for measurement); the default adds each tile's
+    share by bulk reductions ("bulk").
     By default the kernels without a "kernel" in their variant run (compiled
     for sm_90a, dQ and dK/dV are the wgmma kernels wherever they take the variant).
     `kernel="mma"` or `kernel="wgmma"` pins the dQ and dK/dV kernels: bundles whose
@@ -1062,6 +1069,12 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
         if kernel not in ("mma", "wgmma"):
             raise ValueError(f"kernel must be None, 'auto', 'mma' or 'wgmma', not {kernel!r}")
         want["kernel"] = kernel
+    if not deterministic:
+        want["deterministic"] = False
+    if dq_reduce not in (None, "bulk", "atomic"):
+        raise ValueError(f"dq_reduce must be None, 'bulk' or 'atomic', not {dq_reduce!r}")
+    if dq_reduce == "atomic":
+        want["dq_reduce"] = "atomic"
     tensors = {"q": q, "k": k, "v": v, "o": out, "do": do, "lse": lse}
     if bias is not None:
         full = (b, hq, sq, sk)
@@ -1086,6 +1099,11 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
             # A pinned backward (a "kernel" in its variant) only where
             # asked for.
             if "kernel" in kern.variant and "kernel" not in want:
+                continue
+            # Likewise the non-deterministic backward.
+            if kern.variant.get("deterministic", True) != deterministic:
+                continue
+            if kern.variant.get("dq_reduce", "bulk") != want.get("dq_reduce", "bulk"):
                 continue
             if kind.startswith("attention_grad."):
                 steps.setdefault(kern.manifest["step"], kern)

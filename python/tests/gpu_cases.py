@@ -177,14 +177,29 @@ GRAD_CASES += [dict(c, id=c["id"].replace("grad_", "grad_mma_", 1), kernel="mma"
                for c in _HALF if c["d"] in (64, 128) and c["dv"] in (64, 128)]
 GRAD_CASES += [dict(c, id=c["id"].replace("grad_", "grad_wgmma_", 1), kernel="wgmma")
                for c in _HALF if c["d"] % 64 == 0 and c["dv"] % 64 == 0]
+# The non-deterministic backward ("deterministic": false): on sm_90a, head
+# dims 64 and 128, dQ fused into the dK/dV kernel with atomics (prep, dK/dV,
+# convert); elsewhere the deterministic kernels under its names.
+GRAD_CASES += [dict(c, id=c["id"].replace("grad_", "grad_nd_", 1), deterministic=False)
+               for c in _HALF]
+# Three of them with dQ added by f32 atomics ("dq_reduce": "atomic").
+GRAD_CASES += [dict(c, id=c["id"].replace("grad_", "grad_nd_atomic_", 1), deterministic=False,
+                    dq_reduce="atomic")
+               for c in _HALF if c["id"] in ("grad_gqa4_causal_d128_f16_1100",
+                                             "grad_mqa_window_softcap_d64_f16",
+                                             "grad_d128_dv64_bias_bshd_f16")]
 
 
 def grad_variant(c):
     """The backward's kernel variant (the forward's is variant(c)), with
-    "kernel" where the case asks for one."""
+    "kernel" and "deterministic": false where the case asks for them."""
     v = {key: val for key, val in variant(c).items() if key != "lse"}
     if c.get("kernel"):
         v["kernel"] = c["kernel"]
+    if c.get("deterministic") is False:
+        v["deterministic"] = False
+    if c.get("dq_reduce"):
+        v["dq_reduce"] = c["dq_reduce"]
     return dict(v, op="attention_grad")
 
 

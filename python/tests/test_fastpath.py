@@ -669,6 +669,52 @@ def test_attention_backward_runs_the_manifests_steps(fast, driver, tmp_path, mon
         gpu.attention_backward(do, q, k, v, o, lse, bundles=gap)
 
 
+def test_attention_backward_deterministic_picks_its_set(fast, driver, tmp_path):
+    """A bundle directory with both backward sets of a variant: the
+    deterministic one (dq, dkdv) by default, the fused one (prep, dkdv_dq,
+    convert, variant "deterministic": false) only for deterministic=False,
+    and its "dq_reduce": "atomic" twin only for dq_reduce="atomic"; the
+    sets never mix, although they share steps."""
+    variant = dict(dense_variant(d=64), op="attention_grad")
+    del variant["lse"]
+    nd = dict(variant, deterministic=False)
+    delta = ("delta", "f32", ["B", "Hq", "Sq"])
+    accum = ("dq_accum", "f32", ["B", "Hq", {"ceil_div": ["Sq", 64]}, 64 * 64])
+    manifests = [_grad_manifest("dq", "attention_grad.dq", 0, variant, [delta]),
+                 _grad_manifest("dkdv", "attention_grad.dkdv", 1, variant, [delta]),
+                 _grad_manifest("prep", "attention_grad.prep", 0, nd, [delta, accum]),
+                 _grad_manifest("dkdv_dq", "attention_grad.dkdv_dq", 1, nd, [delta, accum]),
+                 _grad_manifest("convert", "attention_grad.dq_convert", 2, nd, [accum])]
+    atomic = dict(nd, dq_reduce="atomic")
+    manifests += [_grad_manifest("a_" + m["entry"], m["kernel"], m["step"], atomic,
+                                 [delta, accum])
+                  for m in manifests[2:]]
+    bundles = bundle_dir(tmp_path, driver, manifests)
+    kernels = {kern.manifest["entry"]: kern.function(0).value
+               for kern in gpu.load_bundles(bundles)}
+    q, k, v = qkv(b=2, hq=8, hkv=2, sq=100, sk=300, d=64)
+    o, do = torch.empty(q.shape, dtype=bf16, device=0), torch.empty(q.shape, dtype=bf16, device=0)
+    lse = torch.empty((2, 8, 100), dtype=f32, device=0)
+    gpu.set_fastpath(False)
+    for deterministic, reduce, names in (
+            (True, None, ("dq", "dkdv")), (False, None, ("prep", "dkdv_dq", "convert")),
+            (False, "bulk", ("prep", "dkdv_dq", "convert")),
+            (False, "atomic", ("a_prep", "a_dkdv_dq", "a_convert"))):
+        _, launches = run(driver, lambda: gpu.attention_backward(
+            do, q, k, v, o, lse, bundles=bundles, deterministic=deterministic,
+            dq_reduce=reduce))
+        assert [launch[0] for launch in launches] == [kernels[n] for n in names]
+    with pytest.raises(ValueError, match="dq_reduce"):
+        gpu.attention_backward(do, q, k, v, o, lse, bundles=bundles, dq_reduce="tree")
+    # The fused set's dq_accum: ceil(100 / 64) = 2 tiles of 64 x 64 f32 a
+    # (batch, head).
+    _, launches = run(driver, lambda: gpu.attention_backward(
+        do, q, k, v, o, lse, bundles=bundles, deterministic=False))
+    raw = launches[0][5]
+    size = int.from_bytes(raw[8 * (5 * 7 + 3):8 * (5 * 7 + 4)], "little")
+    assert size == 2 * 8 * 2 * 64 * 64
+
+
 def test_dense_empty_grid(fast, driver, tmp_path):
     """No query rows: nothing launched either way; outputs still made."""
     _, _, kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])

@@ -75,6 +75,8 @@ def test_attention_backward(c):
     q, k, v, do, bias, sinks = _inputs(c, stable_seed(c["id"], 31))
     out, lse = gpu.attention(q, k, v, return_lse=True, bundles=BUNDLES, **_kwargs(c, bias, sinks))
     grads = gpu.attention_backward(do, q, k, v, out, lse, bundles=BUNDLES, kernel=c["kernel"],
+                                   deterministic=c.get("deterministic", True),
+                                   dq_reduce=c.get("dq_reduce"),
                                    **_kwargs(c, bias, sinks))
     _, ref = _reference_grads(c, q, k, v, do, bias, sinks, torch.float64)
     _, native = _reference_grads(c, q, k, v, do, bias, sinks, TORCH_DTYPE[c["dtype"]])

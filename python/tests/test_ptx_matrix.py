@@ -3,6 +3,7 @@
 and sm_90a (no GPU needed). Skips when attn-compile or ptxas is missing."""
 
 import itertools
+import json
 import math
 import os
 import re
@@ -212,6 +213,96 @@ def test_grad_wgmma_matrix_ptxas():
             assert re.search(rf"wgmma\.mma_async\.sync\.aligned\.m64n{n}k16\.f32\.(bf16|f16)",
                              text), f
             assert re.search(r"\{%r\d+, %r\d+, %r\d+, %r\d+\}, %rd\d+, p, 1, 1, 1;", text), f
+        print("\n".join(report))
+
+
+# The non-deterministic backward ("deterministic": false) on sm_90a: head
+# dims 64 and 128 get the fused set (prep, dK/dV with dQ's atomic adds,
+# convert); 192/128 and 256 keep the deterministic kernels under its "_nd_"
+# names. GQA is a run-time size.
+GRAD_FUSED_MATRIX = (
+    [dict(grad(dtype=t, d=d, mask=m), deterministic=False)
+     for t, d, m in itertools.product(["f16", "bf16"], [64, 128], ["none", "causal"])]
+    + [dict(grad(**kw), deterministic=False) for kw in (
+        dict(mask="window", window=(127, 0)),
+        dict(dtype="f16", d=64, mask="window", window=(31, 8), layout="bshd"),
+        dict(softcap=30.0, mask="causal"),
+        dict(bias=(False, True, False, False)),
+        dict(dtype="f16", d=128, dv=64, mask="causal"),
+        dict(d=64, dv=128, sinks=True, mask="window", window=(40, 0)))]
+)
+GRAD_FUSED_FALLBACK = [dict(grad(d=192, dv=128, mask="causal", scale=0.1352), deterministic=False),
+                       dict(grad(dtype="f16", d=256), deterministic=False)]
+# The same fused set with dQ added by f32 atomics ("dq_reduce": "atomic").
+GRAD_FUSED_ATOMIC = [dict(v, dq_reduce="atomic") for v in GRAD_FUSED_MATRIX]
+
+
+def test_grad_fused_dq_ptxas():
+    with tempfile.TemporaryDirectory() as out:
+        bundles.compile_variants(GRAD_FUSED_MATRIX + GRAD_FUSED_FALLBACK + GRAD_FUSED_ATOMIC, out,
+                                 "sm_90a")
+        ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
+        assert all("_bwd_nd_" in f for f in ptx), ptx
+        fused = [f for f in ptx if f.endswith("_dkdv_dq_wgmma.ptx")]
+        assert sum("_bwd_nd_atomic_" in f for f in fused) == len(GRAD_FUSED_ATOMIC), ptx
+        assert len(fused) == len(GRAD_FUSED_MATRIX) + len(GRAD_FUSED_ATOMIC), ptx
+        for suffix in ("prep.ptx", "dq_convert.ptx"):
+            assert sum(f.endswith("_bwd_nd_" + suffix) for f in ptx) == len(GRAD_FUSED_MATRIX), ptx
+            assert sum(f.endswith("_bwd_nd_atomic_" + suffix) for f in ptx) == len(
+                GRAD_FUSED_ATOMIC), ptx
+        assert sum(f.endswith("_bwd_nd_dq_wgmma.ptx") for f in ptx) == len(GRAD_FUSED_FALLBACK)
+        steps = {}
+        for f in os.listdir(out):
+            if f.endswith(".json"):
+                m = json.load(open(os.path.join(out, f)))
+                steps.setdefault(json.dumps(m["variant"], sort_keys=True), {})[m["step"]] = \
+                    m["kernel"]
+        fused_steps = {0: "attention_grad.prep", 1: "attention_grad.dkdv_dq",
+                       2: "attention_grad.dq_convert"}
+        assert sum(s in (fused_steps, {**fused_steps, 3: "attention_grad.dsinks"})
+                   for s in steps.values()) == len(GRAD_FUSED_MATRIX) + len(GRAD_FUSED_ATOMIC), \
+            steps
+        report = []
+        for f in ptx:
+            r = subprocess.run([PTXAS, "-arch=sm_90a", "-v", os.path.join(out, f), "-o",
+                                os.devnull], capture_output=True, text=True)
+            assert r.returncode == 0, f"ptxas rejected {f}:\n{r.stderr}"
+            spilled = int(re.search(r"(\d+) bytes spill stores", r.stderr).group(1))
+            report.append(f"{f}: {spilled} bytes spilled")
+            if f not in fused:
+                assert spilled == 0 or "_dkdv_" in f, f"{f} spills:\n{r.stderr}"
+                continue
+            # dK, dV and dQ's share at head dim 128 fill the consumers'
+            # 240 registers: a few words spill there (28 bytes with the bulk
+            # reduction, 40-44 with atomics, on 2026-12-04; with a window, a
+            # bias or softcap 28-276, where the deterministic dK/dV kernel
+            # spills 16-224), none at 64.
+            d = int(re.search(r"_d(\d+)_", f).group(1))
+            extra = any(x in f for x in ("_cap", "_bias", "_window"))
+            assert spilled <= (0 if d == 64 else 320 if extra else 64), \
+                f"{f} spills:\n{r.stderr}"
+            text = open(os.path.join(out, f)).read()
+            # dS staged for dQ (4-byte shared stores, the proxy fence, the
+            # 256 consumers' barrier), dK with dSᵀ from shared memory
+            # (K-major A, Q MN-major), dQ's share with both operands MN-major
+            # (trans-a and trans-b), 32 atomic adds a thread.
+            assert "fence.proxy.async.shared::cta;" in text, f
+            assert re.search(r"bar\.sync\s+3, 256;", text), f
+            assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n64k16\.f32\.(bf16|f16)\.(bf16|f16)\s+"
+                             r"\{[^}]*\}, %rd\d+, %rd\d+, p, 1,\s+1, 1,\s+1;", text), f
+            # dQ's shares: 32 f32 atomics a thread, or (the default) staged
+            # in shared memory by tile parity and added by the producer's
+            # bulk reductions, two a tile, once they have been read
+            # (wait_group.read) the loader may refill.
+            if "_bwd_nd_atomic_" in f:
+                assert text.count("atom.global.add.f32") == 32, f
+                assert "cp.reduce.async.bulk" not in text, f
+            else:
+                assert "atom.global" not in text, f
+                assert text.count("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32"
+                                  ) == 2, f
+                assert "cp.async.bulk.commit_group;" in text, f
+                assert re.search(r"cp\.async\.bulk\.wait_group\.read\s+0;", text), f
         print("\n".join(report))
 
 

@@ -284,6 +284,13 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
     `attn.gpu.attention_backward` launches. In `attn-to-llvm` programs the
     host code launches them in the same order (dQ, which writes the Delta
     workspace; dK/dV; the sink gradient), as it does the forward's.
+
+    `deterministic = false` (in the attribute dictionary) allows the
+    gradients' sums in any order: on sm_90a, at head dims 64 and 128, dQ is
+    then added up by the dK/dV kernel with f32 atomics (FlashAttention-3's
+    backward: a prep kernel that also zeroes the `dq_accum` workspace, dK/dV,
+    a convert kernel), so dQ's last bits may differ from run to run. The
+    math is the same; elsewhere the deterministic kernels run.
   }];
 
   let arguments = (ins
@@ -298,7 +305,8 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad",
     DefaultValuedAttr<Attn_LayoutAttr, "::mlir::attn::Layout::BHSD">:$layout,
     OptionalAttr<Attn_MaskAttr>:$mask,
     OptionalAttr<F32Attr>:$scale,
-    OptionalAttr<F32Attr>:$softcap);
+    OptionalAttr<F32Attr>:$softcap,
+    DefaultValuedAttr<BoolAttr, "true">:$deterministic);
   let results = (outs
     AnyRankedTensor:$grad_query,
     AnyRankedTensor:$grad_key,

@@ -118,6 +118,17 @@ struct AttentionGradSpec {
   /// backward reads the LSE; its kernels are its own). Its `kernel` is Auto
   /// or Wgmma: the opt-in sm_90a dK/dV kernel, which Auto never picks.
   AttentionSpec forward;
+  /// Whether every gradient is summed in a fixed order (no atomics). False
+  /// lets the sm_90a kernels fuse dQ into the dK/dV kernel, which adds each
+  /// key block's share of dQ into an f32 workspace with atomics
+  /// (FlashAttention-3's backward); variants that kernel does not take run
+  /// the deterministic kernels under this spec's names.
+  bool deterministic = true;
+  /// With `deterministic` false: the fused dQ's shares added element by
+  /// element with f32 atomics by the consumers ("dq_reduce": "atomic")
+  /// instead of by bulk reductions of a producer thread ("bulk", the
+  /// default). A tuning choice, as the forward's block sizes are.
+  bool dqAtomics = false;
 };
 
 /// Paged decode (attn.paged_attention; sparse attention's compacted lists):

@@ -45,6 +45,16 @@
 // "kernel", so that a bundle directory holds every backward of a variant
 // side by side.
 //
+// A spec with "deterministic": false (the op's `deterministic = false`)
+// lets sums run in any order. Where the sm_90a dK/dV kernel takes it
+// (getGradWgmmaTiling's fuseDQ: head dims 64 and 128), dQ is fused into that
+// kernel as FlashAttention-3 does, and the steps are prep (Delta, and the
+// f32 `dq_accum` workspace zeroed), dkdv_dq (dK, dV, and dQ's shares added
+// into dq_accum with atomics), dq_convert (dQ = dq_accum · scale) and dsinks
+// (AttentionGradDQAccum.cpp). Elsewhere it runs the deterministic bodies.
+// Either way its kernels are named "…_bwd_nd_…", beside the deterministic
+// spec's.
+//
 //===----------------------------------------------------------------------===//
 
 #include "AttentionGradKernels.h"
@@ -74,8 +84,10 @@ static constexpr int64_t kThreads = 128;
 
 namespace {
 
-/// Which backward kernel.
-enum class GradKernel { DQ, DKDV, DSinks };
+/// Which backward kernel: the deterministic set's dq and dkdv, the fused
+/// set's prep, dkdv (with dQ's adds) and dq convert
+/// (AttentionGradDQAccum.cpp), and dsinks, which both share.
+enum class GradKernel { DQ, DKDV, DSinks, Prep, DKDVFused, DQConvert };
 
 /// The parameters of kernel `which`, in order: the forward's inputs, O
 /// (dq), dO, the LSE, the delta workspace, the gradients it writes, sizes,
@@ -100,12 +112,32 @@ KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
     sig.sizes(ctx, {"B", "Hq", "Sq"});
     return sig;
   }
+  // The fused dQ's workspace: [B, Hq, ceil(Sq / 64) tiles, 64 · D] f32 in
+  // getDQAccumOffset's order.
+  llvm::json::Array accumShape{"B", "Hq", grid::ceilDiv("Sq", kDQAccumRows),
+                               kDQAccumRows * spec.headDim};
+  if (which == GradKernel::Prep || which == GradKernel::DQConvert) {
+    if (which == GradKernel::Prep) {
+      sig.tensor("o", "output", elt, rows("Hq", "Sq", spec.valueHeadDim));
+      sig.tensor("do", "grad_output", elt, rows("Hq", "Sq", spec.valueHeadDim));
+      sig.tensor("delta", "workspace", f32, llvm::json::Array(rowShape));
+    }
+    sig.tensor("dq_accum", "workspace", f32, std::move(accumShape));
+    if (which == GradKernel::DQConvert)
+      sig.tensor("dq", "grad_query", elt, rows("Hq", "Sq", spec.headDim));
+    sig.sizes(ctx, {"B", "Hq", "Sq"});
+    if (spec.runtimeValues && which == GradKernel::DQConvert)
+      sig.runtimeValues(ctx, spec.softcap.has_value(), spec.mask.isWindow());
+    return sig;
+  }
   sig.attentionInputs(ctx, spec);
   if (which == GradKernel::DQ)
     sig.tensor("o", "output", elt, rows("Hq", "Sq", spec.valueHeadDim));
   sig.tensor("do", "grad_output", elt, rows("Hq", "Sq", spec.valueHeadDim));
   sig.tensor("lse", "lse", f32, llvm::json::Array(rowShape));
   sig.tensor("delta", "workspace", f32, llvm::json::Array(rowShape));
+  if (which == GradKernel::DKDVFused)
+    sig.tensor("dq_accum", "workspace", f32, std::move(accumShape));
   if (which == GradKernel::DQ) {
     sig.tensor("dq", "grad_query", elt, rows("Hq", "Sq", spec.headDim));
   } else {
@@ -158,6 +190,35 @@ GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
     a.fwd.sq = next();
     return a;
   }
+  auto runtimeValues = [&] {
+    if (!spec.runtimeValues)
+      return;
+    bool window = spec.mask.isWindow();
+    unsigned count = 1 + (spec.softcap ? 1 : 0) + (window ? 2 : 0);
+    RuntimeValues values = materializeRuntimeValues(
+        builder, loc, body.getArguments().slice(n, count),
+        spec.softcap.has_value(), window);
+    a.fwd.scoreFactor = values.scoreFactor;
+    a.fwd.softcapFactor = values.softcapFactor;
+    a.fwd.windowLeft = values.windowLeft;
+    a.fwd.windowRight = values.windowRight;
+  };
+  if (which == GradKernel::Prep || which == GradKernel::DQConvert) {
+    if (which == GradKernel::Prep) {
+      a.fwd.o = next();
+      a.dO = next();
+      a.delta = next();
+    }
+    a.dqAccum = next();
+    if (which == GradKernel::DQConvert)
+      a.dq = next();
+    a.fwd.batch = next();
+    a.fwd.hq = next();
+    a.fwd.sq = next();
+    if (which == GradKernel::DQConvert)
+      runtimeValues();
+    return a;
+  }
   a.fwd.q = next();
   a.fwd.k = next();
   a.fwd.v = next();
@@ -168,6 +229,8 @@ GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
   a.dO = next();
   a.fwd.lse = next();
   a.delta = next();
+  if (which == GradKernel::DKDVFused)
+    a.dqAccum = next();
   if (which == GradKernel::DQ) {
     a.dq = next();
   } else {
@@ -179,17 +242,7 @@ GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
   a.fwd.hkv = next();
   a.fwd.sq = next();
   a.fwd.sk = next();
-  if (spec.runtimeValues) {
-    bool window = spec.mask.isWindow();
-    unsigned count = 1 + (spec.softcap ? 1 : 0) + (window ? 2 : 0);
-    RuntimeValues values = materializeRuntimeValues(
-        builder, loc, body.getArguments().slice(n, count),
-        spec.softcap.has_value(), window);
-    a.fwd.scoreFactor = values.scoreFactor;
-    a.fwd.softcapFactor = values.softcapFactor;
-    a.fwd.windowLeft = values.windowLeft;
-    a.fwd.windowRight = values.windowRight;
-  }
+  runtimeValues();
   return a;
 }
 
@@ -405,15 +458,20 @@ void GradKernelBody::emitDSinks() {
 }
 
 /// "attn_…_bwd_<kernel>": the forward's name for the variant's values (with
-/// "_mma" or "_wgmma" for a spec that pins the backward's kernel).
-std::string getGradKernelName(const AttentionSpec &spec, StringRef kernel) {
-  AttentionSpec named = spec;
+/// "_mma" or "_wgmma" for a spec that pins the backward's kernel), and
+/// "_bwd_nd_" for a non-deterministic spec, so that its kernels (the fused
+/// set, or the deterministic bodies where that does not take the variant)
+/// sit beside the deterministic spec's in one bundle directory.
+std::string getGradKernelName(const AttentionGradSpec &grad, StringRef kernel) {
+  AttentionSpec named = grad.forward;
   named.lse = false;
   if (named.kernel != AttentionKernelKind::Mma &&
       named.kernel != AttentionKernelKind::Wgmma)
     named.kernel = AttentionKernelKind::Baseline;
   named.blockQ = named.blockKV = 0;
-  return getAttentionKernelName(named) + "_bwd_" + kernel.str();
+  return getAttentionKernelName(named) +
+         (grad.deterministic ? "_bwd_" : "_bwd_nd_") +
+         (grad.dqAtomics ? "atomic_" : "") + kernel.str();
 }
 
 } // namespace
@@ -487,7 +545,35 @@ getGradKernels(MLIRContext *ctx, const AttentionSpec &spec,
   };
   const int64_t d = spec.headDim, dv = spec.valueHeadDim;
   SmallVector<GradKernelInfo> kernels;
-  if (wgmma) {
+  if (wgmma && wgmma->fuseDQ) {
+    // The fused set: prep, dK/dV with dQ's adds, convert.
+    llvm::json::Array tiles{grid::ceilDiv("Sq", kDQAccumRows), "Hq", "B"};
+    kernels.push_back({GradKernel::Prep,
+                       "prep",
+                       llvm::json::Array(tiles),
+                       kThreads,
+                       {},
+                       0,
+                       "",
+                       {}});
+    kernels.push_back(
+        {GradKernel::DKDVFused,
+         "dkdv_dq",
+         llvm::json::Array{grid::ceilDiv("Sk", wgmma->keys), "Hkv", "B"},
+         wgmma->threads(),
+         {},
+         wgmma->sharedMemoryBytes(d, dv),
+         "wgmma",
+         tile("wgmma", wgmma->rows, wgmma->keys, wgmma->stages)});
+    kernels.push_back({GradKernel::DQConvert,
+                       "dq_convert",
+                       std::move(tiles),
+                       kThreads,
+                       {},
+                       0,
+                       "",
+                       {}});
+  } else if (wgmma) {
     kernels.push_back(
         {GradKernel::DQ,
          "dq",
@@ -584,6 +670,10 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
       buildGradMmaDQBody(builder, loc, func, spec, args, *mma);
     else
       buildGradMmaDKDVBody(builder, loc, func, spec, args, *mma);
+  } else if (k.which == GradKernel::Prep) {
+    buildGradDQPrepBody(builder, loc, spec, args);
+  } else if (k.which == GradKernel::DQConvert) {
+    buildGradDQConvertBody(builder, loc, spec, args);
   } else {
     GradKernelBody body(builder, loc, func, spec, args);
     switch (k.which) {
@@ -596,6 +686,10 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
     case GradKernel::DSinks:
       body.emitDSinks();
       break;
+    case GradKernel::Prep:
+    case GradKernel::DKDVFused:
+    case GradKernel::DQConvert:
+      llvm_unreachable("the fused set's kernels have bodies of their own");
     }
   }
   builder.setInsertionPointToEnd(&func.getBody().front());
@@ -612,18 +706,19 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
 /// error. Where neither tensor-core backward takes the variant (and the
 /// kernel option is not "baseline"), `fallback` gets why before the
 /// thread-per-row bodies are chosen.
-LogicalResult selectGradBodies(const AttentionSpec &spec,
+LogicalResult selectGradBodies(const AttentionGradSpec &grad,
                                const KernelOptions &options,
                                EmitErrorFn emitError, GradFallbackFn fallback,
                                FailureOr<GradMmaTiling> &mma,
                                std::optional<GradWgmmaTiling> &wgmma) {
+  const AttentionSpec &spec = grad.forward;
   std::string why;
   switch (spec.kernel) {
   case AttentionKernelKind::Wgmma: {
     if (options.chip != "sm_90a")
       return emitError() << "the wgmma backward needs chip sm_90a, not "
                          << options.chip;
-    FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, &why);
+    FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, &why, &grad);
     if (failed(w))
       return emitError() << why;
     wgmma = *w;
@@ -640,7 +735,7 @@ LogicalResult selectGradBodies(const AttentionSpec &spec,
   if (options.kernel == "baseline")
     return success();
   if (options.kernel == "auto" && options.chip == "sm_90a")
-    if (FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, nullptr);
+    if (FailureOr<GradWgmmaTiling> w = getGradWgmmaTiling(spec, nullptr, &grad);
         succeeded(w)) {
       wgmma = *w;
       return success();
@@ -667,12 +762,12 @@ LogicalResult mlir::attn::detail::buildAttentionGradKernels(
   MLIRContext *ctx = builder.getContext();
   FailureOr<GradMmaTiling> mma = failure();
   std::optional<GradWgmmaTiling> wgmma;
-  if (failed(selectGradBodies(spec, options, emitError, fallback, mma, wgmma)))
+  if (failed(selectGradBodies(grad, options, emitError, fallback, mma, wgmma)))
     return failure();
   for (auto [step, k] :
        llvm::enumerate(getGradKernels(ctx, spec, mma, wgmma))) {
     std::string name = getGradKernelName(
-        spec, k.body.empty()
+        grad, k.body.empty()
                   ? k.name
                   : (k.name + (k.body == "wgmma" ? "_wgmma" : "_mma")).str());
     KernelSignature sig = buildGradSignature(ctx, spec, k.which);

@@ -29,10 +29,11 @@ namespace detail {
 
 /// The arguments of a backward kernel (null where it takes none): the
 /// forward's (`fwd`: Q, K, V, bias, O for dQ, the LSE, sizes, run-time
-/// values), dO, the Delta workspace and the gradients it writes.
+/// values), dO, the Delta workspace, the fused dQ's f32 workspace
+/// (`dqAccum`, see getDQAccumOffset) and the gradients it writes.
 struct GradArgs {
   AttentionKernelArgs fwd;
-  Value dO, delta, dq, dk, dv, dsinks;
+  Value dO, delta, dqAccum, dq, dk, dv, dsinks;
 };
 
 /// The tiling of the mma.sync backward (AttentionGradMmaKernels.cpp): 4
@@ -109,10 +110,22 @@ struct GradWgmmaTiling {
   /// Whether a dK/dV block computes only one of them (grid z [B, 2]: dV,
   /// then dK), where both would not fit a consumer's registers.
   bool splitDKDV = false;
+  /// Whether the dK/dV kernel also adds each query tile's share of dQ into
+  /// the `dq_accum` workspace (the non-deterministic backward; no dQ
+  /// kernel: a prep and a convert kernel around it). Set by
+  /// getGradWgmmaTiling where the spec allows atomics and the kernel takes
+  /// the variant (canFuseDQ).
+  bool fuseDQ = false;
+  /// With fuseDQ: whether the consumers add their shares of dQ with f32
+  /// atomics, element by element, instead of handing them through shared
+  /// memory to a producer thread's bulk reductions (FlashAttention-3's
+  /// way, the default). The spec's "dq_reduce": "atomic".
+  bool dqAtomics = false;
 
   /// Two consumer warpgroups and one producer warpgroup.
   int64_t threads() const { return 384; }
-  /// K and V, the Q and dO stages, the lse2 and Delta stages (f32).
+  /// K and V, the Q and dO stages, the lse2 and Delta stages (f32), and
+  /// with fuseDQ two dSᵀ buffers (1024-aligned).
   int64_t sharedMemoryBytes(int64_t d, int64_t dv) const;
   /// The dQ kernel's Q and dO, the K and V stages, lse2 and Delta (f32).
   int64_t dqSharedMemoryBytes(int64_t d, int64_t dv) const;
@@ -120,9 +133,37 @@ struct GradWgmmaTiling {
 
 /// The tiling of the sm_90a kernels for `spec`'s forward; failure (with
 /// the reason in `why`) where they cannot run it: f16 and bf16 with head
-/// dims that are multiples of 64 up to 256.
-FailureOr<GradWgmmaTiling> getGradWgmmaTiling(const AttentionSpec &spec,
-                                              std::string *why);
+/// dims that are multiples of 64 up to 256. `grad`'s `deterministic` false
+/// sets fuseDQ where the fused dQ takes the variant (and its dqAtomics).
+FailureOr<GradWgmmaTiling>
+getGradWgmmaTiling(const AttentionSpec &spec, std::string *why,
+                   const AttentionGradSpec *grad = nullptr);
+
+/// The fused dQ's query tiles (rows of a `dq_accum` tile).
+inline constexpr int64_t kDQAccumRows = 64;
+
+/// The element offset in the `dq_accum` workspace of accumulator element
+/// `element` (4n + 2i + j, wgmma's m64n64 order) of thread `thread` (0 ..
+/// 127 of its warpgroup) for column panel `panel` (64 columns; `panels` =
+/// D / 64) of query tile `tile` (kDQAccumRows rows; `tiles` a head) of
+/// batch-and-head `bh` = b · Hq + h. The workspace is [B, Hq, tiles, 64 · D]
+/// f32 in the fragments' order, element-major, so that a warp's add of one
+/// element is 128 contiguous bytes; only the prep kernel (zeroes), the dK/dV
+/// kernel (adds) and the convert kernel (reads) see it.
+Value getDQAccumOffset(Emitter &e, Value bh, Value tiles, Value tile,
+                       Value panel, int64_t panels, int64_t element,
+                       Value thread);
+
+/// Emits the fused backward's step 0: Delta = rowsum(dO ⊙ O) of a tile's
+/// rows into the `delta` workspace and the tile's `dq_accum` zeroed (128
+/// threads, grid [ceil_div(Sq, kDQAccumRows), Hq, B]).
+void buildGradDQPrepBody(OpBuilder &builder, Location loc,
+                         const AttentionSpec &spec, const GradArgs &args);
+
+/// Emits the fused backward's convert step: dQ = dq_accum · scale in the
+/// element type (same threads and grid as the prep).
+void buildGradDQConvertBody(OpBuilder &builder, Location loc,
+                            const AttentionSpec &spec, const GradArgs &args);
 
 /// Emits the sm_90a dQ kernel's body (which also writes Delta);
 /// `tmaDescriptors` are the Q, K, V and dO tensor maps.

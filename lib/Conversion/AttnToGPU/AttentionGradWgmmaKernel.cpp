@@ -56,6 +56,23 @@
 //
 // Then dK·scale and dV are written in column pairs (keys past Sk skipped).
 //
+// With the fused dQ (GradWgmmaTiling::fuseDQ, the non-deterministic
+// backward; 64-row tiles, head dims 64 and 128), step 3 also stores the
+// warpgroup's packed dSᵀ into a shared buffer of the block's 128 keys x 64
+// rows (two, by tile parity, 128-byte swizzled; a proxy fence and a named
+// barrier of the 256 consumers), and dK takes dSᵀ from there (K-major A),
+// which frees its registers. Once dV is done, the warpgroup issues its
+// share of the tile's dQ = dS·K as m64n64 with both operands MN-major (dS
+// the buffer read transposed, K resident): column panel w over the 128 keys
+// at head dim 128, the one panel over its own 64 keys at 64. When dK is
+// done the stage goes back. When dQ is, its 32 values a thread go into a
+// 16 KB staging buffer of the warpgroup and the tile's parity (dqFull), and
+// producer thread 32 adds both warpgroups' shares into `dq_accum`
+// (AttentionGradDQAccum.cpp's layout) with one bulk reduction each (dqRead
+// once they have been read; thread 0 waits for that before loading the tile
+// that reuses the buffers). With dqAtomics ("dq_reduce": "atomic") the
+// consumers instead add their values with f32 atomics.
+//
 // Head dims are multiples of 64 up to 256 (getGradWgmmaTiling). Past
 // D + Dv = 256 (DeepSeek's 192/128, 256) dK and dV of a consumer's 64 keys
 // no longer fit its registers beside Sᵀ and dPᵀ: a block then computes one
@@ -84,6 +101,7 @@
 
 #include "AttentionGradKernels.h"
 #include "DenseKernels.h"
+#include "InlinePtx.h"
 #include "KernelCommon.h"
 #include "OnlineSoftmax.h"
 #include "WgmmaOps.h"
@@ -118,8 +136,15 @@ static constexpr int64_t kProducerRegisters = 24, kConsumerRegisters = 240;
 static constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
 int64_t GradWgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
-  return 2 * keys * (d + dv) + stages * 2 * rows * (d + dv) +
-         kConsumers * stages * 2 * rows * 4;
+  int64_t bytes = 2 * keys * (d + dv) + stages * 2 * rows * (d + dv) +
+                  kConsumers * stages * 2 * rows * 4;
+  if (fuseDQ)
+    bytes = llvm::alignTo(bytes, 1024) + 2 * keys * rows * 2;
+  // The bulk reduction's buffers: each consumer warpgroup's 64 x 64 f32,
+  // by tile parity.
+  if (fuseDQ && !dqAtomics)
+    bytes += 2 * kConsumers * kDQAccumRows * 64 * 4;
+  return bytes;
 }
 
 int64_t GradWgmmaTiling::dqSharedMemoryBytes(int64_t d, int64_t dv) const {
@@ -129,7 +154,8 @@ int64_t GradWgmmaTiling::dqSharedMemoryBytes(int64_t d, int64_t dv) const {
 
 FailureOr<GradWgmmaTiling>
 mlir::attn::detail::getGradWgmmaTiling(const AttentionSpec &spec,
-                                       std::string *why) {
+                                       std::string *why,
+                                       const AttentionGradSpec *grad) {
   if (spec.dtype != ScalarType::F16 && spec.dtype != ScalarType::BF16)
     return failWith(why, "the wgmma backward needs f16 or bf16");
   auto isPanelled = [](int64_t d) { return d % 64 == 0 && d > 0 && d <= 256; };
@@ -157,6 +183,15 @@ mlir::attn::detail::getGradWgmmaTiling(const AttentionSpec &spec,
   if (std::max(t.sharedMemoryBytes(d, dv), t.dqSharedMemoryBytes(d, dv)) >
       kMaxSharedMemory)
     return failWith(why, "the wgmma backward's tiles do not fit 227 KB");
+  // The fused dQ takes the unsplit blocks of 64-row query tiles (head dims
+  // 64 and 128): a warpgroup's share of a tile's dQ is then one m64n64
+  // product (fusedDQ), and dQ's columns are one or two panels.
+  GradWgmmaTiling fused = t;
+  fused.fuseDQ = true;
+  fused.dqAtomics = grad && grad->dqAtomics;
+  if (grad && !grad->deterministic && !t.splitDKDV && t.rows == kDQAccumRows &&
+      d <= 128 && fused.sharedMemoryBytes(d, dv) <= kMaxSharedMemory)
+    return fused;
   return t;
 }
 
@@ -228,9 +263,10 @@ protected:
   /// mbarriers: resident (the tiles loaded once), then full[s] and
   /// empty[s] of each stage; thread 0 initializes them (and prefetches the
   /// tensor maps) before any use.
-  void createBarriers() {
+  void createBarriers(ArrayRef<int64_t> extraCounts = {}) {
     barriers = nvgpu::MBarrierCreateOp::create(
-        b, nvgpu::MBarrierGroupType::get(ctx, workgroup, 1 + 2 * kStages));
+        b, nvgpu::MBarrierGroupType::get(ctx, workgroup,
+                                         1 + 2 * kStages + extraCounts.size()));
     ticks = e.idx(10000000);
     e.when(e.eq(tid, c0), [&] {
       nvgpu::MBarrierInitOp::create(b, barriers, c1, resident(), Value());
@@ -239,6 +275,9 @@ protected:
         nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
                                       empty(e.idx(s)), Value());
       }
+      for (auto [i, count] : llvm::enumerate(extraCounts))
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(count),
+                                      extra(e.idx(i)), Value());
       NVVM::FenceMbarrierInitOp::create(b);
       for (Value d : tma)
         nvgpu::TmaPrefetchOp::create(b, d, Value());
@@ -248,6 +287,8 @@ protected:
   Value resident() { return c0; }
   Value full(Value stage) { return e.add(stage, c1); }
   Value empty(Value stage) { return e.add(stage, e.idx(1 + kStages)); }
+  /// The body's own mbarriers, after the stages' (createBarriers).
+  Value extra(Value i) { return e.add(i, e.idx(1 + 2 * kStages)); }
 
   /// The phase parity `p` (0 or 1) as the mbarrier waits take it.
   Value parity(Value p) {
@@ -382,19 +423,35 @@ public:
       : GradWgmmaBody(builder, loc, func, spec, args, tmaDescriptors,
                       tiling.stages),
         kKeys(tiling.keys), kRows(tiling.rows), split(tiling.splitDKDV),
-        kBase(0), vBase(kBase + kKeys * D * 2), qBase(vBase + kKeys * Dv * 2),
+        fuse(tiling.fuseDQ), bulk(tiling.fuseDQ && !tiling.dqAtomics), kBase(0),
+        vBase(kBase + kKeys * D * 2), qBase(vBase + kKeys * Dv * 2),
         qStageBytes(kRows * D * 2), doBase(qBase + kStages * qStageBytes),
         doStageBytes(kRows * Dv * 2),
-        statsBase(doBase + kStages * doStageBytes) {}
+        statsBase(doBase + kStages * doStageBytes),
+        dsBase(llvm::alignTo(statsBase + kConsumers * kStages * 2 * kRows * 4,
+                             1024)),
+        dsBytes(kKeys * kRows * 2), dqBase(dsBase + 2 * dsBytes) {}
 
   void emit() {
     computeIndices();
     locateQueryBlocks();
-    createBarriers();
+    // The bulk reduction's handoffs, by tile parity p: dqFull[p] (the 256
+    // consumer threads stored their shares), dqRead[p] (the reducer has
+    // read them).
+    if (bulk)
+      createBarriers({kConsumerThreads, kConsumerThreads, 1, 1});
+    else
+      createBarriers();
     specialize([&] { emitProducer(); }, [&] { emitConsumer(); });
   }
 
 private:
+  static constexpr int64_t kWarpgroupThreads = 128;
+  /// Bytes of a consumer warpgroup's share of a tile's dQ (64 x 64 f32).
+  static constexpr int64_t kShareBytes = kDQAccumRows * 64 * 4;
+  Value dqFull(Value parity) { return extra(parity); }
+  Value dqRead(Value parity) { return extra(e.add(parity, e.idx(2))); }
+
   //===--------------------------------------------------------------------===//
   // Set-up
   //===--------------------------------------------------------------------===//
@@ -481,9 +538,14 @@ private:
 
   /// The producer warpgroup: thread 0 loads K and V (only where some query
   /// tile admits the keys, so that no copy outlives the consumers), then Q
-  /// and dO of every query tile.
+  /// and dO of every query tile (with the bulk reduction, once the reducer
+  /// read the dQ buffers tile's consumers will write); with the bulk
+  /// reduction, thread 32 (the second warp) adds the consumers' shares of
+  /// dQ into `dq_accum`.
   void emitProducer() {
     Value local = e.sub(tid, e.idx(kConsumerThreads));
+    if (bulk)
+      e.when(e.eq(local, e.idx(32)), [&] { emitQueryGradReducer(); });
     e.when(e.eq(local, c0), [&] {
       e.when(e.slt(c0, count), [&] {
         nvgpu::MBarrierArriveExpectTxOp::create(
@@ -492,6 +554,14 @@ private:
         loadPanels(tma[2], kKeys, Dv / 64, e.idx(vBase), k0, kvh, resident());
       });
       forEachTile([&](Value it, Value head, Value first) {
+        // With the bulk reduction, tile it's consumers write the dQ
+        // buffers of parity it % 2 again: not before the reducer has read
+        // tile it - 2's shares from them.
+        if (bulk)
+          e.when(e.le(e.idx(2), it), [&] {
+            wait(dqRead(e.rem(it, e.idx(2))),
+                 e.rem(e.add(e.div(it, e.idx(2)), c1), e.idx(2)));
+          });
         waitEmpty(it);
         Value stage = stageOf(it);
         nvgpu::MBarrierArriveExpectTxOp::create(
@@ -598,20 +668,50 @@ private:
             return advanceWgmmaDescriptor(b, doMN, kk * 2048);
           });
     }
-    // Step 3: dSᵀ, then dK += dSᵀ·Q with Q MN-major.
+    // Step 3: dSᵀ, then dK += dSᵀ·Q with Q MN-major (dSᵀ from registers,
+    // or with the fused dQ from the dSᵀ buffer, which frees its registers
+    // for dQ's accumulator).
     if (dk) {
       buildWgmmaWait(b, grads == Grads::Both ? 1 : 0);
       SmallVector<Value> dst = computeGradScores(
           stage, pt, dpt, ArrayRef<Value>(weights).drop_front(kRows / 2));
       Value qMN = buildWgmmaDescriptor(b, qAddr, kRows * 128);
-      dk = buildWgmmaRegisterAChain(
-          b, elt, dk, packRegisterA(b, elt, dst), D, [&](int64_t kk) {
-            return advanceWgmmaDescriptor(b, qMN, kk * 2048);
-          });
+      SmallVector<Value> packed = packRegisterA(b, elt, dst);
+      auto qStep = [&](int64_t kk) {
+        return advanceWgmmaDescriptor(b, qMN, kk * 2048);
+      };
+      if (fuse) {
+        Value dsDesc = stageGradScores(it, packed);
+        dk = buildWgmmaChain(
+            b, elt, dk, D, kRows / 16, /*zeroInit=*/false,
+            [&](int64_t kk) {
+              return advanceWgmmaDescriptor(b, dsDesc,
+                                            getKMajorStepOffset(kk, kWgKeys));
+            },
+            qStep, /*bMNMajor=*/true);
+      } else {
+        dk = buildWgmmaRegisterAChain(b, elt, dk, packed, D, qStep);
+      }
     }
-    // Step 4: the products done, the stage goes back to the producer.
-    buildWgmmaWait(b, 0);
-    release(stage);
+    // Step 4: the products done, the stage goes back to the producer. With
+    // the fused dQ, its product is issued once dV is done (Pᵀ's registers
+    // free for dQ's accumulator: issued earlier, the consumers spilled) and
+    // reads K and the dSᵀ buffer, not the stage: the stage goes back as
+    // soon as dK is done.
+    if (fuse) {
+      buildWgmmaWait(b, 1);
+      Value dq = issueQueryGrad(it);
+      buildWgmmaWait(b, 1);
+      release(stage);
+      buildWgmmaWait(b, 0);
+      if (bulk)
+        stageQueryGrad(it, dq);
+      else
+        addQueryGrad(head, first, dq);
+    } else {
+      buildWgmmaWait(b, 0);
+      release(stage);
+    }
     if (grads == Grads::Both)
       return {dk, dv};
     return {dk ? dk : dv};
@@ -686,6 +786,177 @@ private:
     return ds;
   }
 
+  //===--------------------------------------------------------------------===//
+  // The fused dQ (fuse)
+  //===--------------------------------------------------------------------===//
+
+  /// Step 3: the thread's packed dSᵀ pairs (its key i, the tile's query
+  /// columns 8n + 2t and + 1: register 2n + i) into the tile's dSᵀ buffer
+  /// (parity it % 2), one 4-byte store each: row = the key's place among
+  /// the block's keys (128 bytes: the tile's 64 queries), 16-byte chunk
+  /// n ^ (key % 8), the 128-byte swizzle of the wgmma operands (key % 8 is
+  /// g: conflict-free). Then visible to wgmma (the async proxy) and, after
+  /// a named barrier of the 256 consumer threads, complete: dQ reads both
+  /// warpgroups' rows. Returns the descriptor of the warpgroup's rows as
+  /// dK's A operand (K-major: a row is the key's 64 queries).
+  Value stageGradScores(Value it, ArrayRef<Value> packed) {
+    Value words = memref::ViewOp::create(
+        b,
+        MemRefType::get({2 * dsBytes / 4}, b.getI32Type(), AffineMap(),
+                        workgroup),
+        smem, e.idx(dsBase), ValueRange{});
+    Value buffer = e.mul(e.rem(it, e.idx(2)), e.idx(dsBytes / 4));
+    for (int64_t i = 0; i < 2; ++i) {
+      // Word (chunk n ^ g) · 4 + t of the key's row: the row's words have
+      // bits 2-4 clear, so that is the row's word of chunk g XOR 4n. Built
+      // on the buffer's offset, which changes each tile: the 16 offsets of
+      // a loop-invariant base would be hoisted out of the loop into live
+      // registers.
+      Value key = e.sub(keys[i], k0);
+      Value row = e.add(e.add(buffer, e.mul(key, e.idx(32))),
+                        e.add(e.mul(lanes.g, e.idx(4)), lanes.t));
+      for (int64_t n = 0; n < kRows / 8; ++n)
+        e.store(packed[2 * n + i], words, e.xori(row, e.idx(4 * n)));
+    }
+    NVVM::FenceProxyOp::create(
+        b, NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    NVVM::BarrierOp::create(
+        b, /*res=*/Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(3)),
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(kConsumerThreads)),
+        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+    Value rows = e.add(e.mul(e.rem(it, e.idx(2)), e.idx(dsBytes)),
+                       e.mul(wg, e.idx(kWgKeys * 128)));
+    return buildWgmmaDescriptor(
+        b, offsetAddr(dsBase, arith::IndexCastUIOp::create(b, i64, rows)), 0);
+  }
+
+  /// Step 4: issues the warpgroup's share of the tile's dQ = dS·K, m64n64
+  /// with both operands MN-major (after stageGradScores): dS is the
+  /// buffer read transposed, K the resident keys. With two column panels
+  /// (D = 128) warpgroup w takes panel w over the block's 128 keys; with
+  /// one (D = 64) each takes it over its own 64 keys. The buffer of parity
+  /// it % 2 is written again at tile it + 2, after both warpgroups passed
+  /// tile it + 1's barrier, hence after both waited for this product.
+  Value issueQueryGrad(Value it) {
+    const int64_t panels = D / 64;
+    Value keyOffset = panels == 1 ? e.mul(wg, e.idx(kWgKeys * 128)) : c0;
+    Value panelOffset = panels == 2 ? e.mul(wg, e.idx(kKeys * 128)) : c0;
+    auto toI64 = [&](Value x) {
+      return arith::IndexCastUIOp::create(b, i64, x).getResult();
+    };
+    Value buffer = e.mul(e.rem(it, e.idx(2)), e.idx(dsBytes));
+    Value dsDesc = buildWgmmaDescriptor(
+        b, offsetAddr(dsBase, toI64(e.add(buffer, keyOffset))), kKeys * 128);
+    // K's descriptor from the buffer's (the same fields, the start address
+    // moved by kBase + panelOffset - dsBase - buffer, in 16-byte units): a
+    // loop-invariant descriptor's k-step offsets would be hoisted out of
+    // the loop into 16 live registers, and the consumers spilled.
+    Value kDescMN = arith::AddIOp::create(
+        b, dsDesc,
+        arith::SubIOp::create(
+            b, toI64(e.div(e.add(e.idx(kBase), panelOffset), e.idx(16))),
+            toI64(e.div(e.add(e.idx(dsBase), buffer), e.idx(16)))));
+    return buildWgmmaChain(
+        b, elt,
+        LLVM::PoisonOp::create(b, getWgmmaAccumulatorType(ctx, kDQAccumRows)),
+        kDQAccumRows, (panels == 2 ? kKeys : kWgKeys) / 16, /*zeroInit=*/true,
+        [&](int64_t kk) {
+          return advanceWgmmaDescriptor(b, dsDesc, kk * 2048);
+        },
+        [&](int64_t kk) {
+          return advanceWgmmaDescriptor(b, kDescMN, kk * 2048);
+        },
+        /*bMNMajor=*/true, /*negateA=*/false, /*aMNMajor=*/true);
+  }
+
+  /// Step 5: adds the warpgroup's share of the tile's dQ (unscaled: the
+  /// convert step applies the scale) into `dq_accum`, one f32 atomic add an
+  /// element (red.global.add.f32; a warp's add is 128 contiguous bytes).
+  void addQueryGrad(Value head, Value first, Value dq) {
+    const int64_t panels = D / 64;
+    Value tiles = e.ceilDiv(a.sq, e.idx(kDQAccumRows));
+    Value tile = e.div(first, e.idx(kDQAccumRows));
+    Value bh = e.add(e.mul(bIdx, a.hq), head);
+    Value panel = panels == 2 ? wg : c0;
+    for (int64_t n = 0; n < kDQAccumRows / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t j = 0; j < 2; ++j)
+          memref::AtomicRMWOp::create(
+              b, arith::AtomicRMWKind::addf,
+              getAccumulatorElement(b, b.getLoc(), dq, n, i, j), args.dqAccum,
+              ValueRange{getDQAccumOffset(e, bh, tiles, tile, panel, panels,
+                                          4 * n + 2 * i + j, lt)});
+  }
+
+  /// Step 5 with the bulk reduction: the warpgroup's 32 values a thread
+  /// into its 16 KB buffer of parity it % 2, in dq_accum's order (element k
+  /// of thread l at 128k + l: conflict-free), visible to the async proxy,
+  /// then dqFull. No wait: the producer loaded this tile only after the
+  /// reducer had read tile it - 2's shares, which these buffers held. (A
+  /// wait of the consumers for the reducer, anywhere in the step, left
+  /// ptxas spilling 160 bytes, against 28 without.)
+  void stageQueryGrad(Value it, Value dq) {
+    Value parity = e.rem(it, e.idx(2));
+    Value buffer = memref::ViewOp::create(
+        b,
+        MemRefType::get({2 * kConsumers * kShareBytes / 4}, f32, AffineMap(),
+                        workgroup),
+        smem, e.idx(dqBase), ValueRange{});
+    Value base = e.add(e.mul(e.add(e.mul(parity, e.idx(kConsumers)), wg),
+                             e.idx(kShareBytes / 4)),
+                       lt);
+    for (int64_t n = 0; n < kDQAccumRows / 8; ++n)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t j = 0; j < 2; ++j)
+          e.store(getAccumulatorElement(b, b.getLoc(), dq, n, i, j), buffer,
+                  e.add(base, e.idx((4 * n + 2 * i + j) * kWarpgroupThreads)));
+    NVVM::FenceProxyOp::create(
+        b, NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    nvgpu::MBarrierArriveOp::create(b, barriers, dqFull(parity));
+  }
+
+  /// The reducer (producer thread 32), per query tile it: waits for both
+  /// consumer warpgroups' shares (dqFull of parity it % 2), adds each into
+  /// its 16 KB of `dq_accum` (the tile's column panel of the warpgroup, or
+  /// at head dim 64 the one panel, twice) with one bulk reduction, waits
+  /// until the reductions have read shared memory and says so (dqRead),
+  /// which the loader waits for before the tile that reuses the buffers.
+  /// FlashAttention-3's dQ path: the consumers never wait on global memory.
+  void emitQueryGradReducer() {
+    const int64_t panels = D / 64;
+    Value accum = arith::IndexCastUIOp::create(
+        b, i64,
+        memref::ExtractAlignedPointerAsIndexOp::create(b, args.dqAccum));
+    Value tiles = e.ceilDiv(a.sq, e.idx(kDQAccumRows));
+    forEachTile([&](Value it, Value head, Value first) {
+      Value parity = e.rem(it, e.idx(2));
+      wait(dqFull(parity), e.rem(e.div(it, e.idx(2)), e.idx(2)));
+      Value bh = e.add(e.mul(bIdx, a.hq), head);
+      Value tile = e.div(first, e.idx(kDQAccumRows));
+      for (int64_t w = 0; w < kConsumers; ++w) {
+        Value offset = getDQAccumOffset(e, bh, tiles, tile,
+                                        e.idx(panels == 2 ? w : 0), panels,
+                                        /*element=*/0, /*thread=*/c0);
+        Value dst = arith::AddIOp::create(
+            b, accum,
+            arith::IndexCastUIOp::create(b, i64, e.mul(offset, e.idx(4))));
+        Value src = arith::TruncIOp::create(
+            b, b.getI32Type(),
+            offsetAddr(
+                dqBase + w * kShareBytes,
+                arith::IndexCastUIOp::create(
+                    b, i64, e.mul(parity, e.idx(kConsumers * kShareBytes)))));
+        createBulkReduceAddF32(b, b.getLoc(), dst, src, kShareBytes);
+      }
+      NVVM::CpAsyncBulkCommitGroupOp::create(b);
+      NVVM::CpAsyncBulkWaitGroupOp::create(b, b.getI32IntegerAttr(0),
+                                           b.getUnitAttr());
+      nvgpu::MBarrierArriveOp::create(b, barriers, dqRead(parity));
+    });
+  }
+
   /// Step 1's statistics: thread r < 64 of the warpgroup stores lse2 =
   /// lse·log2 e (0 for -inf) of the tile's row r, thread 64 + r its Delta,
   /// into the warpgroup's slots of `stage` (rows past Sq read the last row:
@@ -717,9 +988,14 @@ private:
   const int64_t kKeys, kRows;
   /// Whether a block computes dK or dV only (GradWgmmaTiling::splitDKDV).
   const bool split;
-  /// Shared memory byte offsets: K, V, the Q and dO rings, the statistics.
+  /// Whether it also adds dQ's shares (GradWgmmaTiling::fuseDQ), and by
+  /// bulk reductions of the producer's (not dqAtomics).
+  const bool fuse, bulk;
+  /// Shared memory byte offsets: K, V, the Q and dO rings, the statistics,
+  /// the two dSᵀ buffers (fuse) of dsBytes each, the consumers' dQ shares
+  /// (bulk: 16 KB each).
   const int64_t kBase, vBase, qBase, qStageBytes, doBase, doStageBytes,
-      statsBase;
+      statsBase, dsBase, dsBytes, dqBase;
 
   Value kvh, k0, half;
   /// [warpgroup, stage, lse2 | Delta, row] (f32).

@@ -68,3 +68,20 @@ Value mlir::attn::detail::createWgmmaRegisterA(OpBuilder &b, Location loc,
              /*operand_attrs=*/ArrayAttr())
       .getRes();
 }
+
+void mlir::attn::detail::createBulkReduceAddF32(OpBuilder &b, Location loc,
+                                                Value dst, Value src,
+                                                int64_t bytes) {
+  assert(bytes % 16 == 0 && "bulk operations move multiples of 16 bytes");
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "{\n.reg .u64 g;\ncvta.to.global.u64 g, $0;\n"
+     << "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [g], [$1], "
+     << bytes << ";\n}\n";
+  LLVM::InlineAsmOp::create(
+      b, loc, /*res=*/Type(), ValueRange{dst, src}, text, "l,r",
+      /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+      /*operand_attrs=*/ArrayAttr());
+}

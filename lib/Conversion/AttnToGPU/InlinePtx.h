@@ -44,6 +44,22 @@ Value createWgmmaRegisterA(OpBuilder &b, Location loc, Value acc, ValueRange a,
                            Value descB, int64_t n, Type elt, bool transB,
                            bool accumulate = true);
 
+/// Adds `bytes` bytes of f32 at shared address `src` (i32, 16-byte aligned)
+/// into global memory at `dst` (an i64 generic address of global memory,
+/// 16-byte aligned), element by element, as one asynchronous bulk
+/// operation of the issuing thread's bulk group:
+/// cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32. The caller
+/// makes the source visible to the async proxy first (fence.proxy.async)
+/// and commits and waits for the group (nvvm.cp.async.bulk.commit.group,
+/// nvvm.cp.async.bulk.wait_group) before the source is written again.
+///
+/// Missing upstream: the NVVM dialect has the tensor form
+/// (nvvm.cp.async.bulk.tensor.reduce, which needs a tensor map) and the
+/// non-reducing bulk copy (nvvm.cp.async.bulk.global.shared.cta), but no
+/// op for the non-tensor bulk reduction (PTX ISA 8.0).
+void createBulkReduceAddF32(OpBuilder &b, Location loc, Value dst, Value src,
+                            int64_t bytes);
+
 } // namespace detail
 } // namespace attn
 } // namespace mlir

@@ -67,7 +67,8 @@ Value mlir::attn::detail::buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt,
                                           bool zeroInit,
                                           function_ref<Value(int64_t)> descA,
                                           function_ref<Value(int64_t)> descB,
-                                          bool bMNMajor, bool negateA) {
+                                          bool bMNMajor, bool negateA,
+                                          bool aMNMajor) {
   MLIRContext *ctx = b.getContext();
   NVVM::WgmmaFenceAlignedOp::create(b);
   for (int64_t kk = 0; kk < ksteps; ++kk) {
@@ -82,7 +83,8 @@ Value mlir::attn::detail::buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt,
         NVVM::WGMMAScaleInAttr::get(ctx, negateA ? NVVM::WGMMAScaleIn::neg
                                                  : NVVM::WGMMAScaleIn::one),
         NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
-        NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+        NVVM::MMALayoutAttr::get(ctx, aMNMajor ? NVVM::MMALayout::col
+                                               : NVVM::MMALayout::row),
         NVVM::MMALayoutAttr::get(ctx, bMNMajor ? NVVM::MMALayout::row
                                                : NVVM::MMALayout::col),
         /*satfinite=*/nullptr);

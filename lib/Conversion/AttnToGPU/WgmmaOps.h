@@ -61,15 +61,15 @@ int64_t getWgmmaK(Type elt);
 
 /// Issues acc = A·B (+ acc unless `zeroInit`) for an m64nNk wgmma of
 /// element type `elt` (f16, bf16 or f8E4M3FN; k = getWgmmaK) over `ksteps`
-/// k-steps, A and B by descriptor (A K-major; B MN-major where `bMNMajor`,
-/// 16-bit types only), as one committed wgmma group: a fence, the MMAs, the
-/// commit. The caller waits. `negateA`: acc = -A·B (+ acc), wgmma's scale-a
-/// of -1.
+/// k-steps, A and B by descriptor (A K-major, or MN-major where `aMNMajor`;
+/// B MN-major where `bMNMajor`; MN-major for 16-bit types only), as one
+/// committed wgmma group: a fence, the MMAs, the commit. The caller waits.
+/// `negateA`: acc = -A·B (+ acc), wgmma's scale-a of -1.
 Value buildWgmmaChain(ImplicitLocOpBuilder &b, Type elt, Value acc, int64_t n,
                       int64_t ksteps, bool zeroInit,
                       function_ref<Value(int64_t)> descA,
                       function_ref<Value(int64_t)> descB, bool bMNMajor,
-                      bool negateA = false);
+                      bool negateA = false, bool aMNMajor = false);
 
 /// Issues X·Yᵀ (64 x yRows, a fresh accumulator) for the warpgroup's 64
 /// rows of X (descriptor `xDesc`, panels of xRows rows) and the yRows rows
