@@ -1,8 +1,9 @@
 # Generative fuzzing of the six attn ops through every pass and pipeline.
 #
 # From a seed, builds random, mostly type-correct instances of attn.attention,
-# attn.paged_attention, attn.gated_delta_rule, attn.sparse_attention,
-# attn.lightning_indexer and attn.nsa -- custom and generic form (odd
+# attn.attention_grad, attn.paged_attention, attn.gated_delta_rule,
+# attn.sparse_attention, attn.lightning_indexer and attn.nsa -- custom and
+# generic form (odd
 # operandSegmentSizes included), extreme static sizes (0, 1, 2^31 - 1, 2^31,
 # 2^32, 2^62, 2^63 - 1, primes, mismatches), dynamic dims, every variant
 # attribute -- inside a func.func or at module top level (operands from
@@ -249,6 +250,54 @@ def gen_attention(g):
     return op
 
 
+def gen_attention_grad(g):
+    """attn.attention_grad: the forward's operands, O, dO and the LSE, with
+    the forward's attributes and `deterministic` (either value, or a wrongly
+    typed one now and then)."""
+    rng = g.rng
+    b, hkv, sq, sk = g.size([1, 2]), g.size([1, 2, 4]), g.size([1, 7, 64, 130]), g.size([1, 16, 64, 200])
+    d = g.size([16, 32, 64, 96, 128, 192, 256])
+    dv = d if g.maybe(0.7) else g.size([16, 64, 128, 256])
+    hq = mul(hkv, rng.choice([1, 1, 2, 4]))
+    elt = g.elt()
+    bshd = g.maybe(0.35)
+
+    def rows(h, s, dd):
+        return [b, s, h, dd] if bshd else [b, h, s, dd]
+    op = Op("attn.attention_grad")
+    op.add("query", corrupt(g, rows(hq, sq, d), elt))
+    op.add("key", corrupt(g, rows(hkv, sk, d), elt))
+    op.add("value", corrupt(g, rows(hkv, sk, dv), elt))
+    op.add("output", corrupt(g, rows(hq, sq, dv), elt))
+    op.add("grad_output", corrupt(g, rows(hq, sq, dv), elt))
+    op.add("lse", corrupt(g, [b, hq, sq], "f32"))
+    nb = ns = 0
+    if g.maybe(0.25):
+        bd = [rng.choice([b, 1]), rng.choice([hq, 1]), rng.choice([sq, 1]), rng.choice([sk, 1])]
+        op.add("bias", corrupt(g, bd, rng.choice([elt, "f32"])), "bias")
+        nb = 1
+    if g.maybe(0.25):
+        op.add("sinks", corrupt(g, [hq], rng.choice([elt, "f32"])), "sinks")
+        ns = 1
+    op.segments = [1, 1, 1, 1, 1, 1, nb, ns]
+    op.results += [corrupt(g, rows(hq, sq, d), elt), corrupt(g, rows(hkv, sk, d), elt),
+                   corrupt(g, rows(hkv, sk, dv), elt)]
+    if ns or g.maybe(0.05):
+        op.results.append(corrupt(g, [hq], rng.choice([elt, "f32"])))
+    if bshd or g.maybe(0.1):
+        lay = "bshd" if bshd else "bhsd"
+        op.custom.append(f"layout = {lay}")
+        op.props["layout"] = f"#attn<layout {lay}>"
+    add_mask(g, op)
+    add_scale(g, op, 0.35)
+    add_softcap(g, op, 0.25)
+    if g.maybe(0.5):  # the attribute dictionary, after the custom keywords
+        value = rng.choice(["false", "false", "true", "1 : i32", "unit"])
+        op.custom.append(f"{{deterministic = {value}}}" if value != "unit" else "{deterministic}")
+        op.props["deterministic"] = None if value == "unit" else value
+    return op
+
+
 def add_mask(g, op):
     m = g.mask()
     op.mask = m
@@ -424,7 +473,7 @@ def gen_nsa(g):
     return op
 
 
-GENERATORS = [gen_attention, gen_paged, gen_gated_delta, gen_sparse,
+GENERATORS = [gen_attention, gen_attention_grad, gen_paged, gen_gated_delta, gen_sparse,
               gen_indexer, gen_nsa]
 
 
