@@ -75,6 +75,17 @@ def test_spec_of_attention_grad():
     # "mma" and "wgmma" pin the dK/dV kernel, and stay.
     assert bundles.spec_of(dict(grad, kernel="mma"))["kernel"] == "mma"
     assert bundles.spec_of(dict(grad, kernel="wgmma"))["kernel"] == "wgmma"
+    # "deterministic" only where false, and "dq_reduce" only as "atomic" with
+    # it (attn::toJSON's rules: the deterministic backward's specs keep their
+    # JSON, and a tuning choice of the fused dQ means nothing without it).
+    assert not {"deterministic", "dq_reduce"} & set(spec)
+    assert "deterministic" not in bundles.spec_of(dict(grad, deterministic=True))
+    nd = bundles.spec_of(dict(grad, deterministic=False))
+    assert nd["deterministic"] is False and "dq_reduce" not in nd
+    assert bundles.spec_of(dict(grad, deterministic=False, dq_reduce="atomic"))["dq_reduce"] == \
+        "atomic"
+    assert "dq_reduce" not in bundles.spec_of(dict(grad, deterministic=False, dq_reduce="bulk"))
+    assert "dq_reduce" not in bundles.spec_of(dict(grad, dq_reduce="atomic"))
 
 
 def test_spec_of_paged():
