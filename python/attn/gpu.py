@@ -1100,10 +1100,10 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
             # asked for.
             if "kernel" in kern.variant and "kernel" not in want:
                 continue
-            # Likewise the non-deterministic backward.
-            if kern.variant.get("deterministic", True) != deterministic:
-                continue
-            if kern.variant.get("dq_reduce", "bulk") != want.get("dq_reduce", "bulk"):
+            # Likewise the non-deterministic backward and its tuning choice,
+            # which want holds only where they differ from the default.
+            if (kern.variant.get("deterministic", True) != want.get("deterministic", True)
+                    or kern.variant.get("dq_reduce", "bulk") != want.get("dq_reduce", "bulk")):
                 continue
             if kind.startswith("attention_grad."):
                 steps.setdefault(kern.manifest["step"], kern)

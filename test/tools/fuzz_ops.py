@@ -225,22 +225,12 @@ def gen_attention(g):
     op.add("query", corrupt(g, qkv(hq, sq, d), elt))
     op.add("key", corrupt(g, qkv(hkv, sk, d), elt))
     op.add("value", corrupt(g, qkv(hkv, sk, dv), elt))
-    nb = ns = 0
-    if g.maybe(0.3):
-        bd = [rng.choice([b, 1]), rng.choice([hq, 1]), rng.choice([sq, 1]), rng.choice([sk, 1])]
-        op.add("bias", corrupt(g, bd, rng.choice([elt, "f32"])), "bias")
-        nb = 1
-    if g.maybe(0.25):
-        op.add("sinks", corrupt(g, [hq], rng.choice([elt, "f32"])), "sinks")
-        ns = 1
+    nb, ns = add_bias_sinks(g, op, (b, hq, sq, sk), elt, 0.3)
     op.segments = [1, 1, 1, nb, ns, 0, 0]
     op.results.append(corrupt(g, qkv(hq, sq, dv), elt))
     if g.maybe(0.3):
         op.results.append(corrupt(g, [b, hq, sq], "f32"))
-    if bshd or g.maybe(0.1):
-        lay = "bshd" if bshd else "bhsd"
-        op.custom.append(f"layout = {lay}")
-        op.props["layout"] = f"#attn<layout {lay}>"
+    add_layout(g, op, bshd)
     add_mask(g, op)
     add_scale(g, op, 0.35)
     add_softcap(g, op, 0.25)
@@ -271,23 +261,13 @@ def gen_attention_grad(g):
     op.add("output", corrupt(g, rows(hq, sq, dv), elt))
     op.add("grad_output", corrupt(g, rows(hq, sq, dv), elt))
     op.add("lse", corrupt(g, [b, hq, sq], "f32"))
-    nb = ns = 0
-    if g.maybe(0.25):
-        bd = [rng.choice([b, 1]), rng.choice([hq, 1]), rng.choice([sq, 1]), rng.choice([sk, 1])]
-        op.add("bias", corrupt(g, bd, rng.choice([elt, "f32"])), "bias")
-        nb = 1
-    if g.maybe(0.25):
-        op.add("sinks", corrupt(g, [hq], rng.choice([elt, "f32"])), "sinks")
-        ns = 1
+    nb, ns = add_bias_sinks(g, op, (b, hq, sq, sk), elt, 0.25)
     op.segments = [1, 1, 1, 1, 1, 1, nb, ns]
     op.results += [corrupt(g, rows(hq, sq, d), elt), corrupt(g, rows(hkv, sk, d), elt),
                    corrupt(g, rows(hkv, sk, dv), elt)]
     if ns or g.maybe(0.05):
         op.results.append(corrupt(g, [hq], rng.choice([elt, "f32"])))
-    if bshd or g.maybe(0.1):
-        lay = "bshd" if bshd else "bhsd"
-        op.custom.append(f"layout = {lay}")
-        op.props["layout"] = f"#attn<layout {lay}>"
+    add_layout(g, op, bshd)
     add_mask(g, op)
     add_scale(g, op, 0.35)
     add_softcap(g, op, 0.25)
@@ -296,6 +276,31 @@ def gen_attention_grad(g):
         op.custom.append(f"{{deterministic = {value}}}" if value != "unit" else "{deterministic}")
         op.props["deterministic"] = None if value == "unit" else value
     return op
+
+
+def add_bias_sinks(g, op, sizes, elt, p_bias):
+    """The optional bias (broadcastable to [B, Hq, Sq, Sk], with probability
+    p_bias) and sinks operands of attn.attention and attn.attention_grad;
+    returns their segment sizes."""
+    rng = g.rng
+    b, hq, sq, sk = sizes
+    nb = ns = 0
+    if g.maybe(p_bias):
+        bd = [rng.choice([b, 1]), rng.choice([hq, 1]), rng.choice([sq, 1]), rng.choice([sk, 1])]
+        op.add("bias", corrupt(g, bd, rng.choice([elt, "f32"])), "bias")
+        nb = 1
+    if g.maybe(0.25):
+        op.add("sinks", corrupt(g, [hq], rng.choice([elt, "f32"])), "sinks")
+        ns = 1
+    return nb, ns
+
+
+def add_layout(g, op, bshd):
+    """The layout attribute: always for bshd, now and then the default."""
+    if bshd or g.maybe(0.1):
+        lay = "bshd" if bshd else "bhsd"
+        op.custom.append(f"layout = {lay}")
+        op.props["layout"] = f"#attn<layout {lay}>"
 
 
 def add_mask(g, op):
