@@ -12,13 +12,15 @@ default; Llama-3.1-8B GQA (32/8 heads, head dim 128, causal, batch 1). Each
 backend runs the forward once with autograd recording, then the timed region
 is the backward alone (torch.autograd.grad of the output with a fixed dO):
 for attn, attn.gpu.attention's autograd, which runs attention_backward's
-kernels (on an H200: the wgmma dQ and dK/dV kernels); "attn-mma" the
-same with the mma.sync dK/dV kernel pinned (attention_backward(kernel="mma"),
-what sm_80 runs), so that one run compares the two backwards; "attn-fused" the
-non-deterministic backward (attention_backward(deterministic=False): dQ fused into
-the dK/dV kernel at head dims 64 and 128 on sm_90a, each tile's share added by
-bulk reductions; "attn-fused-atomic" the same with f32 atomics), whose max_err
-column is its largest gradient difference from attn's deterministic backward,
+default kernels: with torch's deterministic algorithms off (the default),
+the non-deterministic set (on an H200, head dims 64 and 128: dQ fused into
+the wgmma dK/dV kernel, each tile's share added by bulk reductions; past
+that the wgmma dQ and dK/dV kernels); "attn-det" the deterministic set
+pinned (attention_backward(deterministic=True): the wgmma dQ kernel, then
+dK/dV); "attn-atomic" the fused set with dQ added by f32 atomics;
+"attn-mma" the deterministic set with the mma.sync kernels pinned
+(kernel="mma", what sm_80 runs). The max_err column of attn and
+attn-atomic is their largest gradient difference from attn-det's,
 relative to that gradient's largest magnitude. TFLOP/s = 2.5 x the forward's FLOPs (4 b h sq sk d, halved for
 causal), FlashAttention's convention. Backends as attn.bench (SDPA's flash,
 cuDNN and memory-efficient kernels, FlexAttention compiled once per shape,
@@ -80,7 +82,7 @@ def variants():
     return out
 
 
-def pinned_runner(bundles, causal, kernel, deterministic=True, dq_reduce=None):
+def pinned_runner(bundles, causal, kernel, deterministic=None, dq_reduce=None):
     """fn(q, k, v) -> out whose backward is attention_backward with the
     dK/dV kernel `kernel` pinned (None: the default) and `deterministic`
     (the forward is attn's, with its LSE)."""
@@ -126,13 +128,15 @@ def run(args):
         do = torch.randn(b, hq, s, dv, device="cuda", dtype=tdtype)
         fl = 2.5 * bench.flops(b, hq, s, d, causal, dv)
         runners = bench.runners(args.bundles, causal, hq != hkv)
-        runners = dict(runners, **{"attn-mma": pinned_runner(args.bundles, causal, "mma"),
-                                   "attn-fused": pinned_runner(args.bundles, causal, None,
-                                                               deterministic=False),
-                                   "attn-fused-atomic": pinned_runner(
-                                       args.bundles, causal, None, deterministic=False,
-                                       dq_reduce="atomic")})
-        reference = None  # attn's deterministic gradients, for attn-fused's max_err
+        # attn-det first: its gradients are the others' reference.
+        runners = dict({"attn-det": pinned_runner(args.bundles, causal, None,
+                                                  deterministic=True)}, **runners)
+        runners.update({"attn-mma": pinned_runner(args.bundles, causal, "mma",
+                                                  deterministic=True),
+                        "attn-atomic": pinned_runner(
+                            args.bundles, causal, None, deterministic=False,
+                            dq_reduce="atomic")})
+        reference = None  # attn-det's gradients, for the max_err of the others
         for backend, fn in runners.items():
             if args.backends and backend not in args.backends:
                 continue
@@ -144,9 +148,9 @@ def run(args):
                 out = fn(q, k, v)
                 grads = torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
                 torch.cuda.synchronize()
-                if backend == "attn":
+                if backend == "attn-det":
                     reference = grads
-                elif backend.startswith("attn-fused") and reference is not None:
+                elif backend in ("attn", "attn-atomic") and reference is not None:
                     row["max_err"] = "%.3g" % max(
                         ((g.float() - r.float()).abs().max() / r.float().abs().max()).item()
                         for g, r in zip(grads, reference))
@@ -177,7 +181,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     name, rows, compile_rows = run(args)
     bench.write(args.output, name + " (backward)", rows, compile_rows,
-                backends=("attn", "attn-mma", "attn-fused", "attn-fused-atomic")
+                backends=("attn", "attn-det", "attn-mma", "attn-atomic")
                 + bench.BACKENDS[1:])
 
 

@@ -1018,17 +1018,22 @@ _AttentionFunction = _LazyFunction()
 @_on_tensor_device
 def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, softcap=None,
                        scale=None, bias=None, sinks=None, layout="bhsd", bundles=None,
-                       kernel=None, deterministic=True, dq_reduce=None):
+                       kernel=None, deterministic=None, dq_reduce=None):
     """The gradients of `attention(q, k, v, ...) = out` for the upstream
     gradient `do` (shaped like out): (dq, dk, dv), and dsinks (like sinks)
     with sinks. `lse` is the forward's (attention(..., return_lse=True)).
     dk and dv are summed over each KV head's query heads (GQA/MQA); the bias
-    gets no gradient. Runs attn.attention_grad's kernels (the dQ kernel, then
-    dK/dV, then the sink gradient): deterministic, no atomics.
+    gets no gradient. Runs attn.attention_grad's kernels.
+    `deterministic=True` runs the deterministic set (the dQ kernel, then
+    dK/dV, then the sink gradient; no atomics: the same bits every run).
     `deterministic=False` runs the bundles of variants with "deterministic":
     false: for sm_90a, head dims 64 and 128, dQ fused into the dK/dV kernel
-    (FlashAttention-3's backward: dQ's shares added with f32 atomics, so its
-    last bits depend on their order), between a prep and a convert kernel.
+    (FlashAttention-3's backward: each tile's share of dQ added into an f32
+    workspace by bulk reductions, so dQ's last bits depend on their order),
+    between a prep and a convert kernel; elsewhere the deterministic kernels
+    under that variant's names. The default (None) follows PyTorch, as
+    SDPA's backends do: deterministic exactly where
+    torch.are_deterministic_algorithms_enabled().
     `dq_reduce="atomic"` picks the fused set whose consumers add dQ element by
     element (a tuning choice, for measurement); the default adds each tile's
     share by bulk reductions ("bulk").
@@ -1069,6 +1074,8 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
         if kernel not in ("mma", "wgmma"):
             raise ValueError(f"kernel must be None, 'auto', 'mma' or 'wgmma', not {kernel!r}")
         want["kernel"] = kernel
+    if deterministic is None:
+        deterministic = torch.are_deterministic_algorithms_enabled()
     if not deterministic:
         want["deterministic"] = False
     if dq_reduce not in (None, "bulk", "atomic"):
@@ -1124,13 +1131,23 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
         tensors["dsinks"] = torch.empty_like(tensors["sinks"])
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, **values}
     # Workspaces (Delta; whatever else a kernel set passes between its
-    # steps) as their manifests shape them, one tensor per name.
-    for kern in kernels:
-        for p in kern.manifest["params"]:
-            if p.get("role") == "workspace" and p["name"] not in tensors:
-                dtype = getattr(torch, _TORCH_DTYPE_NAMES[p["dtype"]])
-                tensors[p["name"]] = torch.empty(_param_shape(p, sizes), dtype=dtype,
-                                                 device=q.device)
+    # steps) as their manifests shape them, one tensor per name; the shapes
+    # of the same kernels and sizes again: one dict lookup.
+    plan_key = (bundles, key, tuple(sizes.items()))
+    workspaces = _grad_workspaces.get(plan_key)
+    if workspaces is None:
+        workspaces = {}
+        for kern in kernels:
+            for p in kern.manifest["params"]:
+                if p.get("role") == "workspace" and p["name"] not in workspaces:
+                    workspaces[p["name"]] = (_param_shape(p, sizes),
+                                             getattr(torch, _TORCH_DTYPE_NAMES[p["dtype"]]))
+        if len(_grad_workspaces) >= 1024:
+            _grad_workspaces.clear()
+        _grad_workspaces[plan_key] = workspaces
+    for name, (shape, dtype) in workspaces.items():
+        if name not in tensors:
+            tensors[name] = torch.empty(shape, dtype=dtype, device=q.device)
     stream = _current_stream(device)
     for kern in kernels:
         kern.launch(tensors, sizes, stream, device)
@@ -1138,6 +1155,9 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
     return grads + ((tensors["dsinks"],) if sinks is not None else ())
 
 
+# (bundles, attention_backward's key, sizes) -> its kernels' workspaces: name ->
+# (shape, torch dtype).
+_grad_workspaces = {}
 _INT_DTYPES = {"torch.int32": "i32", "torch.int64": "i64"}
 _sm_counts = {}
 

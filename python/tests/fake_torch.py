@@ -202,3 +202,14 @@ class Parameter(Tensor):
 
 
 nn = types.SimpleNamespace(Parameter=Parameter)
+
+# torch.use_deterministic_algorithms's switch, off by default as in torch.
+_deterministic = [False]
+
+
+def use_deterministic_algorithms(mode):
+    _deterministic[0] = bool(mode)
+
+
+def are_deterministic_algorithms_enabled():
+    return _deterministic[0]

@@ -220,11 +220,14 @@ for c in CP_CASES:
 
 
 def cp_variants(c):
-    """The forward and backward variants of the ring's block calls in case c."""
+    """The forward and backward variants of the ring's block calls in case c
+    (the backward both ways: attention_backward follows
+    torch.are_deterministic_algorithms_enabled())."""
     out = []
     for causal in (False, True) if c["causal"] else (False,):
         block = dict(c, causal=causal, sinks=False, lse=True)
-        out += [variant(block), grad_variant(block)]
+        out += [variant(block), grad_variant(block),
+                grad_variant(dict(block, deterministic=False))]
     return out
 
 

@@ -114,7 +114,7 @@ def fast(monkeypatch, library, driver):
                         ("_fast_on", True)):
         monkeypatch.setattr(gpu, name, value)
     for cache in (gpu._resolved, gpu._cache, gpu._matches, gpu._tensor_maps, gpu._sm_counts,
-                  gpu._jit_kernels, gpu._device_tensor_maps):
+                  gpu._jit_kernels, gpu._device_tensor_maps, gpu._grad_workspaces):
         cache.clear()
     torch.cuda.current, torch.cuda.streams = 0, {}
     torch.reset()
@@ -640,7 +640,8 @@ def test_attention_backward_runs_the_manifests_steps(fast, driver, tmp_path, mon
     lse = torch.empty((2, 8, 100), dtype=f32, device=0)
     gpu.set_fastpath(False)
     grads, launches = run(driver, lambda: gpu.attention_backward(do, q, k, v, o, lse,
-                                                                 bundles=bundles))
+                                                                 bundles=bundles,
+                                                                 deterministic=True))
     assert [g.shape for g in grads] == [q.shape, k.shape, v.shape]
     kernels = {kern.manifest["entry"]: kern.function(0).value
                for kern in gpu.load_bundles(bundles)}
@@ -671,10 +672,11 @@ def test_attention_backward_runs_the_manifests_steps(fast, driver, tmp_path, mon
 
 def test_attention_backward_deterministic_picks_its_set(fast, driver, tmp_path):
     """A bundle directory with both backward sets of a variant: the
-    deterministic one (dq, dkdv) by default, the fused one (prep, dkdv_dq,
-    convert, variant "deterministic": false) only for deterministic=False,
-    and its "dq_reduce": "atomic" twin only for dq_reduce="atomic"; the
-    sets never mix, although they share steps."""
+    deterministic one (dq, dkdv) for deterministic=True, the fused one
+    (prep, dkdv_dq, convert, variant "deterministic": false) for
+    deterministic=False, and its "dq_reduce": "atomic" twin only for
+    dq_reduce="atomic"; the sets never mix, although they share steps. By
+    default, as torch.are_deterministic_algorithms_enabled() says."""
     variant = dict(dense_variant(d=64), op="attention_grad")
     del variant["lse"]
     nd = dict(variant, deterministic=False)
@@ -704,6 +706,15 @@ def test_attention_backward_deterministic_picks_its_set(fast, driver, tmp_path):
             do, q, k, v, o, lse, bundles=bundles, deterministic=deterministic,
             dq_reduce=reduce))
         assert [launch[0] for launch in launches] == [kernels[n] for n in names]
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        for mode, names in ((False, ("prep", "dkdv_dq", "convert")), (True, ("dq", "dkdv"))):
+            torch.use_deterministic_algorithms(mode)
+            _, launches = run(driver, lambda: gpu.attention_backward(
+                do, q, k, v, o, lse, bundles=bundles))
+            assert [launch[0] for launch in launches] == [kernels[n] for n in names]
+    finally:
+        torch.use_deterministic_algorithms(before)
     with pytest.raises(ValueError, match="dq_reduce"):
         gpu.attention_backward(do, q, k, v, o, lse, bundles=bundles, dq_reduce="tree")
     # The fused set's dq_accum: ceil(100 / 64) = 2 tiles of 64 x 64 f32 a

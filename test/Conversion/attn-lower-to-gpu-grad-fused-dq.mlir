@@ -14,8 +14,10 @@
 // The non-deterministic backward (`deterministic = false`): on sm_90a, at
 // head dims 64 and 128, dQ is added up inside the dK/dV kernel
 // (FlashAttention-3's backward, AttentionGradDQAccum.cpp): step 0 `prep`
-// writes Delta and zeroes the f32 `dq_accum` workspace [B, Hq, ceil(Sq /
-// 64), 64 D]; step 1 `dkdv_dq` stores each query tile's dSᵀ (swizzled,
+// writes Delta, each 64-row tile's lse2 and Delta into `row_stats` [B, Hq,
+// ceil(Sq / 64), 128], and zeroes the f32 `dq_accum` workspace [B, Hq,
+// ceil(Sq / 64), 64 D]; step 1 `dkdv_dq` copies a tile's row_stats with its
+// Q and dO (one bulk copy of 512 bytes), stores each query tile's dSᵀ (swizzled,
 // double-buffered by tile parity), takes dK's A operand from there, and
 // computes its warpgroup's m64n64 share of dQ = dS·K, which it stages in
 // shared memory (by tile parity) for a producer thread's bulk reductions
@@ -24,21 +26,27 @@
 // are named "_bwd_nd_" beside the deterministic set's.
 
 // M: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dkdv_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 165888 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dkdv_dq_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv_dq"
-// M-SAME: name = "delta", role = "workspace", shape = ["B", "Hq", "Sq"]}, {dtype = "f32", {{[^}]*}} name = "dq_accum", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 4096]}
+// M-SAME: name = "delta", role = "workspace", shape = ["B", "Hq", "Sq"]}, {dtype = "f32", {{[^}]*}} name = "row_stats", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 128]}, {dtype = "f32", {{[^}]*}} name = "dq_accum", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 4096]}
 // M-SAME: step = 1 : i64, tile = {block_kv = 128 : i64, block_q = 64 : i64, body = "wgmma", stages = 2 : i64}, variant = {bias = false, deterministic = false,
 // M-SAME: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert = {block = [128, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert", grid = [{ceil_div = ["Sq", 64]}, "Hq", "B"], kernel = "attention_grad.dq_convert"
 // M-SAME: name = "dq_accum", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 4096]}, {dtype = "bf16", {{[^}]*}} name = "dq", role = "grad_query"
 // M-SAME: step = 2 : i64
 // M-SAME: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_prep = {block = [128, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_prep", grid = [{ceil_div = ["Sq", 64]}, "Hq", "B"], kernel = "attention_grad.prep"
 // M-SAME: name = "o", role = "output"
+// M-SAME: name = "lse", role = "lse"
+// M-SAME: name = "row_stats", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 128]}
 // M-SAME: step = 0 : i64
 
-// prep: Delta from O and dO (two threads a row, one shuffle), then the
-// tile's 4096 f32 zeroed, four a store.
+// prep: Delta from O and dO (two threads a row, one shuffle) into delta;
+// the row's lse2 (from the LSE: thread 2r) or Delta (thread 2r + 1) into
+// row_stats, every one of the tile's 128 slots; then the tile's 4096 f32
+// zeroed, four a store.
 // CHECK-LABEL: gpu.func @attn_bf16_d64_dv64_bhsd_causal_bwd_nd_prep(
 // CHECK: gpu.shuffle  xor
-// CHECK: memref.store %{{.+}}, %arg2[%{{.+}}] : memref<?xf32>
-// CHECK-COUNT-8: vector.store %cst, %arg3[%{{.+}}] {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
+// CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xf32>
+// CHECK: memref.load %arg2[
+// CHECK: memref.store %{{.+}}, %arg4[%{{.+}}] : memref<?xf32>
+// CHECK-COUNT-8: vector.store %cst, %arg5[%{{.+}}] {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
 // CHECK-NOT: vector.store
 // CHECK: gpu.return
 
@@ -70,8 +78,11 @@
 // CHECK: nvgpu.mbarrier.arrive
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.+}}, %c16896 :
+// CHECK: nvvm.cp.async.bulk.shared.cluster.global %{{.+}}, %{{.+}}, %{{.+}}, %c512_i32
 // CHECK: nvgpu.tma.async.load
 // CHECK: nvvm.setmaxregister  increase 240
+// CHECK-NOT: memref.load %arg4
 // CHECK: memref.view %{{.+}}[%c67584][] : {{.*}} to memref<8192xi32, #gpu.address_space<workgroup>>
 // CHECK: memref.store %{{.+}} : memref<8192xi32, #gpu.address_space<workgroup>>
 // CHECK-COUNT-7: arith.xori %[[ROW:.+]], %c{{[0-9]+}} : index
@@ -94,11 +105,15 @@
 // CHECK-NOT: memref.atomic_rmw
 // CHECK: gpu.return
 
-// convert: rows past Sq skipped; 16 column pairs a row (8 a panel), each
-// two loads of dq_accum times the scale.
+// convert: a thread takes 8 columns of a row four times (64 rows x 8
+// chunks of a panel, 128 threads): two 16-byte loads of dq_accum (the
+// row's even and odd columns; every row of a tile is there, no guard),
+// then, where the row is inside Sq, times the scale, one 16-byte store.
 // CHECK-LABEL: gpu.func @attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert(
-// CHECK: scf.if
-// CHECK-COUNT-8: vector.store %{{.+}}, %arg1[%{{.+}}] {alignment = 4 : i64} : memref<?xbf16>, vector<2xbf16>
+// CHECK-COUNT-2: vector.load %arg0[%{{.+}}] {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
+// CHECK-NEXT: arith.cmpi slt
+// CHECK-NEXT: scf.if
+// CHECK: vector.store %{{.+}}, %arg1[%{{.+}}] {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
 // CHECK: gpu.return
 
 // On sm_80 the variant keeps the deterministic mma.sync kernels, named
@@ -117,11 +132,12 @@ func.func @fused_d64(%q: tensor<1x2x128x64xbf16>, %k: tensor<1x2x128x64xbf16>, %
 // -----
 
 // Head dim 128 in a program, GQA 8/2, dynamic sizes: the host allocates
-// Delta and dq_accum ([B, 8, ceil(Sq / 64), 8192] f32) and launches prep,
+// Delta, row_stats and dq_accum ([B, 8, ceil(Sq / 64), 8192] f32) and launches prep,
 // dK/dV and convert in their step order; each consumer warpgroup takes one
 // of dQ's two column panels over the block's 128 keys (8 k-steps).
 // HOST-LABEL: func.func @train_d128
 // HOST: %[[DELTA:.*]] = memref.alloc(%[[B:.*]], %c8{{.*}}, %[[SQ:.*]]) : memref<?x?x?xf32>
+// HOST: %[[STATS:.*]] = memref.alloc(%[[B]], %c8{{.*}}, %{{.*}}, %c128{{.*}}) : memref<?x?x?x?xf32>
 // HOST: %[[ACC:.*]] = memref.alloc(%[[B]], %c8{{.*}}, %{{.*}}, %c8192) : memref<?x?x?x?xf32>
 // HOST: gpu.launch_func @[[PREP:attn_bf16_d128_dv128_bhsd_causal_bwd_nd_prep]]::@[[PREP]] blocks in (%{{.*}}, %c8{{.*}}, %[[B]])
 // HOST: gpu.launch_func @[[DKDV:attn_bf16_d128_dv128_bhsd_causal_bwd_nd_dkdv_dq_wgmma]]::@[[DKDV]] {{.*}}threads in (%c384{{.*}} dynamic_shared_memory_size %c231424_i32

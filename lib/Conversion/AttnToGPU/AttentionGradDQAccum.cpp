@@ -13,7 +13,9 @@
 //   step 0  prep     a block of 128 threads a 64-row tile of a (batch,
 //                    head): Delta = rowsum(dO ⊙ O) of its rows into the
 //                    `delta` workspace (two threads a row, buildRowDelta),
-//                    and the tile's dq_accum zeroed;
+//                    the tile's lse2 (getLse2) and Delta into `row_stats`
+//                    (the dK/dV kernel's producer copies them with the
+//                    tile's Q and dO), and the tile's dq_accum zeroed;
 //   step 1  dK/dV    AttentionGradWgmmaKernel.cpp with fuseDQ;
 //   step 2  convert  the same grid: dQ = dq_accum · scale (getGradScale) in
 //                    the element type, rows past Sq skipped.
@@ -100,9 +102,18 @@ void mlir::attn::detail::buildGradDQPrepBody(OpBuilder &builder, Location loc,
     };
   };
   Value delta = buildRowDelta(e, elt, dv, half, load(a.o), load(args.dO));
-  e.when(e.land(inside, e.eq(half, e.idx(0))), [&] {
-    e.store(delta, args.delta, ValueRange{e.add(e.mul(ix.bh, a.sq), safeRow)});
-  });
+  Value at = e.add(e.mul(ix.bh, a.sq), safeRow);
+  e.when(e.land(inside, e.eq(half, e.idx(0))),
+         [&] { e.store(delta, args.delta, ValueRange{at}); });
+  // The tile's row_stats: thread 2r + h stores the row's lse2 (h = 0) or
+  // Delta (h = 1) at h · 64 + r; 0 for rows past Sq.
+  Value stat = e.ifElse(e.eq(half, e.idx(0)), ValueRange{delta}, [&] {
+    return SmallVector<Value>{getLse2(e, e.load(a.lse, at))};
+  })[0];
+  Value statsAt = e.add(
+      e.mul(e.add(e.mul(ix.bh, ix.tiles), ix.tile), e.idx(2 * kDQAccumRows)),
+      e.add(e.mul(half, e.idx(kDQAccumRows)), e.div(ix.thread, e.idx(2))));
+  e.store(e.sel(inside, stat, e.f(0.0)), args.rowStats, ValueRange{statsAt});
   // The tile's dq_accum: panels · 4096 f32, four a store, a warp's stores
   // contiguous.
   Value zeros = arith::ConstantOp::create(
@@ -126,35 +137,54 @@ void mlir::attn::detail::buildGradDQConvertBody(OpBuilder &builder,
   Emitter e{b};
   const AttentionKernelArgs &a = args.fwd;
   TileIndices ix = TileIndices::get(e, a);
-  Type elt = getType(b.getContext(), spec.dtype);
+  Type elt = getType(b.getContext(), spec.dtype), f32 = b.getF32Type();
   const int64_t d = spec.headDim, panels = d / 64;
-  Value warp = e.div(ix.thread, e.idx(32));
-  FragmentLanes lanes = FragmentLanes::get(e, e.rem(ix.thread, e.idx(32)));
   Value scale = getGradScale(e, spec, a);
-  for (int64_t i = 0; i < 2; ++i) {
-    Value row = e.add(
-        e.add(e.mul(ix.tile, e.idx(kDQAccumRows)), e.mul(warp, e.idx(16))),
-        e.add(lanes.g, e.idx(8 * i)));
+  // Lanes 4q .. 4q + 3 of the dK/dV kernel's warpgroup (warp q / 8, g =
+  // q % 8, t = 0 .. 3) held columns 8n + 2t + j of row 16 · (q / 8) + g + 8i
+  // of a panel as their elements 4n + 2i + j: one 16-byte load a j gives
+  // thread q of this block the row's 8 columns 8n .. 8n + 7, one 16-byte
+  // store. Warp w takes the (n, i) pairs w, w + 4, ..: its loads are 512
+  // contiguous bytes.
+  Value q = e.rem(ix.thread, e.idx(32)), sub = e.div(ix.thread, e.idx(32));
+  Value tileBase = getDQAccumOffset(e, ix.bh, ix.tiles, ix.tile, e.idx(0),
+                                    panels, 0, e.mul(q, e.idx(4)));
+  const int64_t pairs = panels * 16, warps = kWarpgroupThreads / 32;
+  for (int64_t m = 0; m < pairs / warps; ++m) {
+    Value c = e.add(e.idx(m * warps), sub);
+    Value p = e.div(c, e.idx(16)), n = e.div(e.rem(c, e.idx(16)), e.idx(2)),
+          i = e.rem(c, e.idx(2));
+    Value row = e.add(e.add(e.mul(ix.tile, e.idx(kDQAccumRows)),
+                            e.mul(e.div(q, e.idx(8)), e.idx(16))),
+                      e.add(e.rem(q, e.idx(8)), e.mul(i, e.idx(8))));
+    // Element 4n + 2i + j of panel p: (p · 32 + 4n + 2i + j) · 128.
+    Value element = e.add(e.mul(p, e.idx(kElements)),
+                          e.add(e.mul(n, e.idx(4)), e.mul(i, e.idx(2))));
+    Value at = e.add(tileBase, e.mul(element, e.idx(kWarpgroupThreads)));
+    // dq_accum has every row of the tile: the loads need no guard, and so
+    // all of them can be in flight at once.
+    Value v[2];
+    for (int64_t j = 0; j < 2; ++j)
+      v[j] = vector::LoadOp::create(
+          b, VectorType::get({4}, f32), args.dqAccum,
+          ValueRange{e.add(at, e.idx(j * kWarpgroupThreads))},
+          /*nontemporal=*/false, b.getI64IntegerAttr(16));
     e.when(e.slt(row, a.sq), [&] {
+      SmallVector<Value> out;
+      for (int64_t t = 0; t < 4; ++t)
+        for (int64_t j = 0; j < 2; ++j)
+          out.push_back(arith::TruncFOp::create(
+              b, elt,
+              e.fmul(vector::ExtractOp::create(b, v[j], ArrayRef<int64_t>{t}),
+                     scale)));
       Value base =
           getRowOffset(e, spec.layout, ix.batch, a.hq, a.sq, ix.head, row, d);
-      for (int64_t p = 0; p < panels; ++p)
-        for (int64_t n = 0; n < 8; ++n) {
-          SmallVector<Value> pair;
-          for (int64_t j = 0; j < 2; ++j) {
-            Value at = getDQAccumOffset(e, ix.bh, ix.tiles, ix.tile, e.idx(p),
-                                        panels, 4 * n + 2 * i + j, ix.thread);
-            pair.push_back(arith::TruncFOp::create(
-                b, elt, e.fmul(e.load(args.dqAccum, at), scale)));
-          }
-          vector::StoreOp::create(
-              b,
-              vector::FromElementsOp::create(b, VectorType::get({2}, elt),
-                                             pair),
-              args.dq,
-              ValueRange{e.add(base, lanes.column(e, e.idx(p * 64), n, 0))},
-              /*nontemporal=*/false, llvm::MaybeAlign(4));
-        }
+      vector::StoreOp::create(
+          b, vector::FromElementsOp::create(b, VectorType::get({8}, elt), out),
+          args.dq,
+          ValueRange{
+              e.add(base, e.add(e.mul(p, e.idx(64)), e.mul(n, e.idx(8))))},
+          /*nontemporal=*/false, llvm::MaybeAlign(16));
     });
   }
 }

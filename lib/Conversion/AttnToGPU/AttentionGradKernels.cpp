@@ -116,11 +116,18 @@ KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
   // getDQAccumOffset's order.
   llvm::json::Array accumShape{"B", "Hq", grid::ceilDiv("Sq", kDQAccumRows),
                                kDQAccumRows * spec.headDim};
+  // Its statistics: [B, Hq, ceil(Sq / 64) tiles, 2 · 64] f32, each tile's
+  // lse2 then Delta (0 past Sq), which the dK/dV kernel's producer copies
+  // with one bulk copy a tile.
+  llvm::json::Array statsShape{"B", "Hq", grid::ceilDiv("Sq", kDQAccumRows),
+                               2 * kDQAccumRows};
   if (which == GradKernel::Prep || which == GradKernel::DQConvert) {
     if (which == GradKernel::Prep) {
       sig.tensor("o", "output", elt, rows("Hq", "Sq", spec.valueHeadDim));
       sig.tensor("do", "grad_output", elt, rows("Hq", "Sq", spec.valueHeadDim));
+      sig.tensor("lse", "lse", f32, llvm::json::Array(rowShape));
       sig.tensor("delta", "workspace", f32, llvm::json::Array(rowShape));
+      sig.tensor("row_stats", "workspace", f32, llvm::json::Array(statsShape));
     }
     sig.tensor("dq_accum", "workspace", f32, std::move(accumShape));
     if (which == GradKernel::DQConvert)
@@ -136,8 +143,10 @@ KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
   sig.tensor("do", "grad_output", elt, rows("Hq", "Sq", spec.valueHeadDim));
   sig.tensor("lse", "lse", f32, llvm::json::Array(rowShape));
   sig.tensor("delta", "workspace", f32, llvm::json::Array(rowShape));
-  if (which == GradKernel::DKDVFused)
+  if (which == GradKernel::DKDVFused) {
+    sig.tensor("row_stats", "workspace", f32, std::move(statsShape));
     sig.tensor("dq_accum", "workspace", f32, std::move(accumShape));
+  }
   if (which == GradKernel::DQ) {
     sig.tensor("dq", "grad_query", elt, rows("Hq", "Sq", spec.headDim));
   } else {
@@ -207,7 +216,9 @@ GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
     if (which == GradKernel::Prep) {
       a.fwd.o = next();
       a.dO = next();
+      a.fwd.lse = next();
       a.delta = next();
+      a.rowStats = next();
     }
     a.dqAccum = next();
     if (which == GradKernel::DQConvert)
@@ -229,8 +240,10 @@ GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
   a.dO = next();
   a.fwd.lse = next();
   a.delta = next();
-  if (which == GradKernel::DKDVFused)
+  if (which == GradKernel::DKDVFused) {
+    a.rowStats = next();
     a.dqAccum = next();
+  }
   if (which == GradKernel::DQ) {
     a.dq = next();
   } else {

@@ -34,6 +34,8 @@ namespace detail {
 struct GradArgs {
   AttentionKernelArgs fwd;
   Value dO, delta, dqAccum, dq, dk, dv, dsinks;
+  /// The fused dQ's per-tile statistics (getRowStatsShape).
+  Value rowStats;
 };
 
 /// The tiling of the mma.sync backward (AttentionGradMmaKernels.cpp): 4

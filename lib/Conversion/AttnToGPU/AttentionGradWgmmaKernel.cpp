@@ -35,7 +35,11 @@
 // thread, behind a named barrier of its 128 threads (1 + warpgroup): a
 // producer warp doing it needed more than the producer's 24 registers
 // (64-bit index arithmetic) and spilled, and 32 loads a consumer thread
-// (its 16 columns' values) spilled the consumers at head dim 128.
+// (its 16 columns' values) spilled the consumers at head dim 128. With the
+// fused dQ the prep step has laid them out by tile (`row_stats`), and the
+// producer copies a tile's with its Q and dO (one 512-byte bulk copy on
+// full[s], shared by both warpgroups): the consumers' per-tile global load
+// and named barrier go (13% of the kernel's time at d128, 16k, on an H200).
 //
 // The query tiles are those of each query head of the KV head's group whose
 // rows admit one of the block's keys (buildAdmittingPositions, the inverse
@@ -43,10 +47,11 @@
 // registers, without atomics (deterministic). A consumer warpgroup runs,
 // per tile:
 //
-//   1. load the warpgroup's share of the rows' lse2 and Delta; wait
-//      full[s]; issue Sᵀ (K rows of the warpgroup by descriptor, Q
-//      K-major) and dPᵀ (V, dO) as two wgmma groups (m64n64k16); sync the
-//      warpgroup (the statistics are in shared memory).
+//   1. load the warpgroup's share of the rows' lse2 and Delta (not with
+//      the fused dQ: the producer copied them); wait full[s]; issue Sᵀ (K rows
+//      of the warpgroup by descriptor, Q K-major) and dPᵀ (V, dO) as two wgmma
+//      groups (m64n64k16); sync the warpgroup (the statistics are in shared
+//      memory).
 //   2. wait Sᵀ; Pᵀ on its accumulator registers (the mask and the key and
 //      query ranges only in tiles that cross the band's edge); packed to
 //      f16/bf16 pairs it is wgmma's register-A operand as it stands (the
@@ -449,6 +454,9 @@ private:
   static constexpr int64_t kWarpgroupThreads = 128;
   /// Bytes of a consumer warpgroup's share of a tile's dQ (64 x 64 f32).
   static constexpr int64_t kShareBytes = kDQAccumRows * 64 * 4;
+  /// Bytes of a tile's statistics with the fused dQ (lse2, Delta: 64 f32
+  /// each), a tile of `row_stats` as loadStatistics copies it.
+  static constexpr int64_t kStatsBytes = 2 * kDQAccumRows * 4;
   Value dqFull(Value parity) { return extra(parity); }
   Value dqRead(Value parity) { return extra(e.add(parity, e.idx(2))); }
 
@@ -565,7 +573,10 @@ private:
         waitEmpty(it);
         Value stage = stageOf(it);
         nvgpu::MBarrierArriveExpectTxOp::create(
-            b, barriers, e.idx(kRows * (D + Dv) * 2), full(stage), Value());
+            b, barriers, e.idx(kRows * (D + Dv) * 2 + (fuse ? kStatsBytes : 0)),
+            full(stage), Value());
+        if (fuse)
+          loadStatistics(head, first, stage);
         loadPanels(tma[0], kRows, D / 64,
                    e.add(e.idx(qBase), e.mul(stage, e.idx(qStageBytes))), first,
                    head, full(stage));
@@ -574,6 +585,40 @@ private:
                    first, head, full(stage));
       });
     });
+  }
+
+  /// With the fused dQ: the tile's lse2 and Delta (`row_stats`, written by
+  /// the prep step) into the stage's statistics, one bulk copy on full[s].
+  /// Both warpgroups read them: the consumers then neither load them nor
+  /// wait on a barrier of their own for them (stageStatistics).
+  void loadStatistics(Value head, Value first, Value stage) {
+    auto ptr = [&](unsigned space) {
+      return LLVM::LLVMPointerType::get(ctx, space);
+    };
+    Value tiles = e.ceilDiv(a.sq, e.idx(kDQAccumRows));
+    Value tile = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), tiles),
+                       e.div(first, e.idx(kDQAccumRows)));
+    Value src = arith::AddIOp::create(
+        b,
+        arith::IndexCastUIOp::create(
+            b, i64,
+            memref::ExtractAlignedPointerAsIndexOp::create(b, args.rowStats)),
+        arith::IndexCastUIOp::create(b, i64, e.mul(tile, e.idx(kStatsBytes))));
+    // A generic address of global memory, cast to the global space (PTX's
+    // cvta.to.global), and the stage's shared address, which addresses the
+    // block's own shared memory in the cluster window too.
+    Value global = LLVM::AddrSpaceCastOp::create(
+        b, ptr(1), LLVM::IntToPtrOp::create(b, ptr(0), src));
+    Value dst = LLVM::IntToPtrOp::create(
+        b, ptr(7), stageAddr(statsBase, kStatsBytes, stage));
+    Value mbar = LLVM::IntToPtrOp::create(
+        b, ptr(3),
+        nvgpu::MBarrierGetOp::create(b, b.getI32Type(), barriers, full(stage))
+            .getResult());
+    NVVM::CpAsyncBulkGlobalToSharedClusterOp::create(
+        b, dst, global, mbar,
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(kStatsBytes)),
+        /*multicastMask=*/Value(), /*l2CacheHint=*/Value());
   }
 
   //===--------------------------------------------------------------------===//
@@ -640,7 +685,8 @@ private:
     Value stage = stageOf(it);
     // Step 1: the statistics (in flight during the wait), Sᵀ and dPᵀ, Q and
     // dO as K-major B operands, the statistics visible to the warpgroup.
-    stageStatistics(head, first, stage);
+    if (!fuse)
+      stageStatistics(head, first, stage);
     wait(full(stage), phaseOf(it));
     Value qAddr = stageAddr(qBase, qStageBytes, stage);
     Value doAddr = stageAddr(doBase, doStageBytes, stage);
@@ -652,7 +698,8 @@ private:
                     ? Value()
                     : buildWgmmaTransposedProduct(b, elt, vDesc, kKeys, doDesc,
                                                   kRows, Dv);
-    syncWarpgroup();
+    if (!fuse)
+      syncWarpgroup();
     // Step 2: Pᵀ, then dV += Pᵀ·dO with dO MN-major: its 64-column panels
     // are kRows rows of 128 bytes apart (the leading byte offset), k-step
     // kk its rows 16kk.. .
@@ -981,8 +1028,9 @@ private:
   /// The two f32 of the warpgroup's statistic `which` (0: lse2, 1: Delta)
   /// in `stage` at columns `col`, + 1 (col even).
   Value loadPair(Value stage, int64_t which, Value col) {
-    return vector::LoadOp::create(b, VectorType::get({2}, f32), statsS,
-                                  ValueRange{wg, stage, e.idx(which), col});
+    return vector::LoadOp::create(
+        b, VectorType::get({2}, f32), statsS,
+        ValueRange{fuse ? c0 : wg, stage, e.idx(which), col});
   }
 
   const int64_t kKeys, kRows;
