@@ -88,6 +88,7 @@ class Kernel:
         self.manifest = manifest
         self._functions = {}  # device index -> CUfunction
         self._grids = {}  # the sizes' items -> launch grid
+        self._workspaces = {}  # the sizes' items -> workspace_shapes
         self._local = threading.local()  # the parameter buffer of a thread
         self._native = {}  # (device, slots, sizes, constants) -> _fastpath.Launcher
 
@@ -122,6 +123,20 @@ class Kernel:
         if buffer is None:
             buffer = self._local.buffer = _ParamBuffer(self.manifest["params"])
         return buffer
+
+    def workspace_shapes(self, sizes):
+        """[(name, shape, torch dtype name)] of the kernel's "workspace"
+        parameters for the sizes `sizes`, as the manifest shapes them;
+        the same sizes again: one dict lookup."""
+        sizes_key = tuple(sizes.items())
+        shapes = self._workspaces.get(sizes_key)
+        if shapes is None:
+            shapes = [(p["name"], _param_shape(p, sizes), _TORCH_DTYPE_NAMES[p["dtype"]])
+                      for p in self.manifest["params"] if p.get("role") == "workspace"]
+            if len(self._workspaces) >= 1024:
+                self._workspaces.clear()
+            self._workspaces[sizes_key] = shapes
+        return shapes
 
     def launch(self, tensors, sizes, stream, device=None):
         """tensors: name -> torch tensor; sizes: name -> int; `device`: the
@@ -1131,23 +1146,12 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
         tensors["dsinks"] = torch.empty_like(tensors["sinks"])
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, **values}
     # Workspaces (Delta; whatever else a kernel set passes between its
-    # steps) as their manifests shape them, one tensor per name; the shapes
-    # of the same kernels and sizes again: one dict lookup.
-    plan_key = (bundles, key, tuple(sizes.items()))
-    workspaces = _grad_workspaces.get(plan_key)
-    if workspaces is None:
-        workspaces = {}
-        for kern in kernels:
-            for p in kern.manifest["params"]:
-                if p.get("role") == "workspace" and p["name"] not in workspaces:
-                    workspaces[p["name"]] = (_param_shape(p, sizes),
-                                             getattr(torch, _TORCH_DTYPE_NAMES[p["dtype"]]))
-        if len(_grad_workspaces) >= 1024:
-            _grad_workspaces.clear()
-        _grad_workspaces[plan_key] = workspaces
-    for name, (shape, dtype) in workspaces.items():
-        if name not in tensors:
-            tensors[name] = torch.empty(shape, dtype=dtype, device=q.device)
+    # steps) as their manifests shape them, one tensor per name.
+    for kern in kernels:
+        for name, shape, dtype in kern.workspace_shapes(sizes):
+            if name not in tensors:
+                tensors[name] = torch.empty(shape, dtype=getattr(torch, dtype),
+                                            device=q.device)
     stream = _current_stream(device)
     for kern in kernels:
         kern.launch(tensors, sizes, stream, device)
@@ -1155,9 +1159,6 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
     return grads + ((tensors["dsinks"],) if sinks is not None else ())
 
 
-# (bundles, attention_backward's key, sizes) -> its kernels' workspaces: name ->
-# (shape, torch dtype).
-_grad_workspaces = {}
 _INT_DTYPES = {"torch.int32": "i32", "torch.int64": "i64"}
 _sm_counts = {}
 

@@ -114,7 +114,7 @@ def fast(monkeypatch, library, driver):
                         ("_fast_on", True)):
         monkeypatch.setattr(gpu, name, value)
     for cache in (gpu._resolved, gpu._cache, gpu._matches, gpu._tensor_maps, gpu._sm_counts,
-                  gpu._jit_kernels, gpu._device_tensor_maps, gpu._grad_workspaces):
+                  gpu._jit_kernels, gpu._device_tensor_maps):
         cache.clear()
     torch.cuda.current, torch.cuda.streams = 0, {}
     torch.reset()

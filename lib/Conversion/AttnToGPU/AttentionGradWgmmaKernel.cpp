@@ -261,8 +261,13 @@ protected:
     lane = e.rem(lt, e.idx(32));
     lanes = FragmentLanes::get(e, lane);
     smem = getDynamicSharedMemory(b, b.getLoc(), func);
-    smemAddr = arith::IndexCastUIOp::create(
-        b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+    smemAddr = addressOf(smem);
+  }
+
+  /// The address of `memref`'s aligned pointer (i64).
+  Value addressOf(Value memref) {
+    return arith::IndexCastUIOp::create(
+        b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, memref));
   }
 
   /// mbarriers: resident (the tiles loaded once), then full[s] and
@@ -599,10 +604,7 @@ private:
     Value tile = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), tiles),
                        e.div(first, e.idx(kDQAccumRows)));
     Value src = arith::AddIOp::create(
-        b,
-        arith::IndexCastUIOp::create(
-            b, i64,
-            memref::ExtractAlignedPointerAsIndexOp::create(b, args.rowStats)),
+        b, addressOf(args.rowStats),
         arith::IndexCastUIOp::create(b, i64, e.mul(tile, e.idx(kStatsBytes))));
     // A generic address of global memory, cast to the global space (PTX's
     // cvta.to.global), and the stage's shared address, which addresses the
@@ -973,9 +975,7 @@ private:
   /// FlashAttention-3's dQ path: the consumers never wait on global memory.
   void emitQueryGradReducer() {
     const int64_t panels = D / 64;
-    Value accum = arith::IndexCastUIOp::create(
-        b, i64,
-        memref::ExtractAlignedPointerAsIndexOp::create(b, args.dqAccum));
+    Value accum = addressOf(args.dqAccum);
     Value tiles = e.ceilDiv(a.sq, e.idx(kDQAccumRows));
     forEachTile([&](Value it, Value head, Value first) {
       Value parity = e.rem(it, e.idx(2));
