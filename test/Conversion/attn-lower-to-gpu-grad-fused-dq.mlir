@@ -25,7 +25,7 @@
 // thread); step 2 `dq_convert` writes dQ = dq_accum · scale. Its kernels
 // are named "_bwd_nd_" beside the deterministic set's.
 
-// M: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dkdv_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 165888 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dkdv_dq_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv_dq"
+// M: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dkdv_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 164864 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dkdv_dq_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv_dq"
 // M-SAME: name = "delta", role = "workspace", shape = ["B", "Hq", "Sq"]}, {dtype = "f32", {{[^}]*}} name = "row_stats", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 128]}, {dtype = "f32", {{[^}]*}} name = "dq_accum", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 4096]}
 // M-SAME: step = 1 : i64, tile = {block_kv = 128 : i64, block_q = 64 : i64, body = "wgmma", stages = 2 : i64}, variant = {bias = false, deterministic = false,
 // M-SAME: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert = {block = [128, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert", grid = [{ceil_div = ["Sq", 64]}, "Hq", "B"], kernel = "attention_grad.dq_convert"
@@ -83,7 +83,7 @@
 // CHECK: nvgpu.tma.async.load
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK-NOT: memref.load %arg4
-// CHECK: memref.view %{{.+}}[%c67584][] : {{.*}} to memref<8192xi32, #gpu.address_space<workgroup>>
+// CHECK: memref.view %{{.+}}[%c66560][] : {{.*}} to memref<8192xi32, #gpu.address_space<workgroup>>
 // CHECK: memref.store %{{.+}} : memref<8192xi32, #gpu.address_space<workgroup>>
 // CHECK-COUNT-7: arith.xori %[[ROW:.+]], %c{{[0-9]+}} : index
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
@@ -98,7 +98,7 @@
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK: nvgpu.mbarrier.arrive
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK: memref.view %{{.+}}[%c100352][] : {{.*}} to memref<16384xf32, #gpu.address_space<workgroup>>
+// CHECK: memref.view %{{.+}}[%c99328][] : {{.*}} to memref<16384xf32, #gpu.address_space<workgroup>>
 // CHECK-COUNT-32: memref.store %{{.+}} : memref<16384xf32, #gpu.address_space<workgroup>>
 // CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: nvgpu.mbarrier.arrive
@@ -142,7 +142,7 @@ func.func @fused_d64(%q: tensor<1x2x128x64xbf16>, %k: tensor<1x2x128x64xbf16>, %
 // HOST: %[[STATS:.*]] = memref.alloc(%[[B]], %c8{{.*}}, %{{.*}}, %c128{{.*}}) : memref<?x?x?x?xf32>
 // HOST: %[[ACC:.*]] = memref.alloc(%[[B]], %c8{{.*}}, %{{.*}}, %c8192) : memref<?x?x?x?xf32>
 // HOST: gpu.launch_func @[[PREP:attn_bf16_d128_dv128_bhsd_causal_bwd_nd_prep]]::@[[PREP]] blocks in (%{{.*}}, %c8{{.*}}, %[[B]])
-// HOST: gpu.launch_func @[[DKDV:attn_bf16_d128_dv128_bhsd_causal_bwd_nd_dkdv_dq_wgmma]]::@[[DKDV]] {{.*}}threads in (%c384{{.*}} dynamic_shared_memory_size %c231424_i32
+// HOST: gpu.launch_func @[[DKDV:attn_bf16_d128_dv128_bhsd_causal_bwd_nd_dkdv_dq_wgmma]]::@[[DKDV]] {{.*}}threads in (%c384{{.*}} dynamic_shared_memory_size %c230400_i32
 // HOST: gpu.launch_func @[[CONV:attn_bf16_d128_dv128_bhsd_causal_bwd_nd_dq_convert]]::@[[CONV]]
 // HOST-NOT: attn.attention_grad
 // CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_bwd_nd_dkdv_dq_wgmma(

@@ -21,19 +21,24 @@
 // warpgroups of 64 rows (wgmma's M). dQ (step 0, which writes Delta) owns
 // 128 query rows of one head and streams K and V in tiles of 64 keys;
 // dK/dV (step 1) owns 128 keys of one KV head and streams Q and dO in tiles
-// of 64 rows. Pinned kernels are named after the spec's "_wgmma" or "_mma",
+// of 64 rows, each tile's lse2 and Delta copied from the `row_stats`
+// workspace that dQ writes. Pinned kernels are named after the spec's "_wgmma" or "_mma",
 // apart from the default backward's.
 
-// M: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 133120 : i64, entry = "attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv"
+// M: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 132096 : i64, entry = "attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv"
+// M-SAME: name = "delta", role = "workspace", shape = ["B", "Hq", "Sq"]}, {dtype = "f32", {{[^}]*}} name = "row_stats", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 128]}, {dtype = "bf16", {{[^}]*}} name = "dk"
 // M-SAME: {box = [64, 64], kind = "tensormap", l2_promotion = "256B", name = "q_tma", oob_fill = "zero", passing = "param", role = "tma_descriptor", swizzle = "128B", tensor = "q"}, {box = [64, 128], kind = "tensormap", {{[^}]*}} tensor = "k"}, {box = [64, 128], kind = "tensormap", {{[^}]*}} tensor = "v"}, {box = [64, 64], kind = "tensormap", {{[^}]*}} tensor = "do"}]
 // M-SAME: kernel = "wgmma"{{.*}}step = 1 : i64, tile = {block_kv = 128 : i64, block_q = 64 : i64, body = "wgmma", stages = 2 : i64}, variant = {bias = false, dtype = "bf16", head_dim = 128 : i64, kernel = "wgmma"
 // M-SAME: attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 132096 : i64, entry = "attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_wgmma", grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"], kernel = "attention_grad.dq"
+// M-SAME: name = "delta", role = "workspace", shape = ["B", "Hq", "Sq"]}, {dtype = "f32", {{[^}]*}} name = "row_stats", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 128]}, {dtype = "bf16", {{[^}]*}} name = "dq"
 // M-SAME: {box = [64, 128], kind = "tensormap", {{[^}]*}} tensor = "q"}, {box = [64, 64], kind = "tensormap", {{[^}]*}} tensor = "k"}, {box = [64, 64], kind = "tensormap", {{[^}]*}} tensor = "v"}, {box = [64, 128], kind = "tensormap", {{[^}]*}} tensor = "do"}]
 // M-SAME: step = 0 : i64, tile = {block_kv = 64 : i64, block_q = 128 : i64, body = "wgmma", stages = 2 : i64}
 
 // dQ: Q and dO (128 rows, 64 KB) once, K and V (64 keys, 32 KB) per stage;
 // Delta from global O and dO, two threads a row and one shuffle, written
-// to the workspace; S and dP by descriptors (m64n64), then dQ += dS·K with
+// to the `delta` workspace (by the row's second thread); the row's lse2
+// (first thread) and Delta (second) to the warpgroup's slots and, where the
+// warpgroup's 64-row tile is one of the head's, to `row_stats`; S and dP by descriptors (m64n64), then dQ += dS·K with
 // dS from registers and K MN-major (m64n128); dQ·scale in column pairs.
 // CHECK-LABEL: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma_bwd_dq_wgmma(
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
@@ -46,6 +51,12 @@
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK: gpu.shuffle  xor
 // CHECK: memref.store %{{.+}}, %arg6[%{{.+}}] : memref<?xf32>
+// CHECK: %[[STAT:.+]] = scf.if
+// CHECK: memref.load %arg5
+// CHECK: memref.store %[[STAT]], %view[
+// CHECK: %[[TILED:.+]] = arith.cmpi slt, %{{.+}}, %arg12 : index
+// CHECK: scf.if %[[TILED]] {
+// CHECK: memref.store %[[STAT]], %arg7[%{{.+}}] : memref<?xf32>
 // CHECK: nvvm.barrier id = %{{.+}} number_of_threads = %c128_i32
 // CHECK: scf.for
 // CHECK: nvgpu.mbarrier.try_wait.parity
@@ -68,9 +79,9 @@
 // CHECK: %[[KMAP:.+]] = builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16
 // CHECK: %[[VMAP:.+]] = builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x128x64xbf16
 // CHECK: %[[DOMAP:.+]] = builtin.unrealized_conversion_cast %{{.+}} : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<1x1x64x64xbf16
-// The consumers' lse2 and Delta slots after K, V (64 KB) and the Q and dO
-// rings (64 KB): [warpgroup, stage, lse2 | Delta, row].
-// CHECK: %[[STATS:.+]] = memref.view %{{.+}}[%c131072][] : {{.*}} to memref<2x2x2x64xf32, #gpu.address_space<workgroup>>
+// The tiles' lse2 and Delta after K, V (64 KB) and the Q and dO rings
+// (64 KB): [stage, lse2 | Delta, row].
+// CHECK: %[[STATS:.+]] = memref.view %{{.+}}[%c131072][] : {{.*}} to memref<2x2x64xf32, #gpu.address_space<workgroup>>
 // The query tiles: the group's heads times the tiles admitting the keys.
 // CHECK: %[[GROUP:.+]] = arith.divui %[[HQ]], %[[HKV]] : index
 // CHECK: %[[COUNT:.+]] = arith.muli %[[GROUP]], %{{.+}} : index
@@ -84,7 +95,8 @@
 // CHECK: nvgpu.tma.prefetch.descriptor %[[QMAP]]
 // CHECK: gpu.barrier
 // Producer: K and V once (64 KB, two panels each), then Q and dO of each
-// query tile (32 KB) once the consumers released the stage.
+// query tile (32 KB) and its row_stats tile (512 bytes, one bulk copy into
+// the stage's statistics) once the consumers released the stage.
 // CHECK: scf.if
 // CHECK:   nvvm.setmaxregister  decrease 24
 // CHECK:   nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c0], %c65536
@@ -94,7 +106,8 @@
 // CHECK:   nvgpu.tma.async.load %[[VMAP]][%c64,
 // CHECK:   scf.for %{{.+}} = %c0 to %[[COUNT]] step %c1 iter_args(
 // CHECK:     nvgpu.mbarrier.try_wait.parity
-// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.+}}], %c32768
+// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.+}}], %c33280
+// CHECK:     nvvm.cp.async.bulk.shared.cluster.global %{{.+}}, %{{.+}}, %{{.+}}, %c512_i32 : !llvm.ptr<7>, <1>
 // CHECK-COUNT-2: nvgpu.tma.async.load %[[QMAP]]
 // CHECK-COUNT-2: nvgpu.tma.async.load %[[DOMAP]]
 // Consumers: registers from the producer, K and V awaited once.
@@ -102,9 +115,9 @@
 // CHECK:   nvvm.setmaxregister  increase 240
 // CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%c0], %false
 // CHECK:   scf.for %{{.+}} = %c0 to %[[COUNT]] step %c1 iter_args
-// Each warpgroup stages the tile's lse·log2 e (0 for -inf) and Delta, one
-// row a thread.
-// CHECK:     memref.store %{{.+}}, %[[STATS]][
+// The statistics arrive with the stage: no store or barrier of the
+// consumers' own.
+// CHECK-NOT: memref.store %{{.+}}, %[[STATS]][
 // CHECK:     nvgpu.mbarrier.try_wait.parity
 // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: two groups of 8 k-steps, K-major B.
 // CHECK:     nvvm.wgmma.fence.aligned
@@ -112,14 +125,13 @@
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 64, k = 16>
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
-// The warpgroup's statistics visible to its 128 threads (named barrier
-// 1 + warpgroup).
-// CHECK:     nvvm.barrier id = %{{.+}} number_of_threads = %c128_i32
+// No named barrier: the stage's full barrier covered the statistics.
+// CHECK-NOT: nvvm.barrier id
 // Pᵀ once Sᵀ is done: exp2(s·scale·log2 e - lse2) as an FMA and
 // ex2.approx where no mask is needed, the masked copy otherwise.
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK:     scf.if
-// CHECK:       vector.load %[[STATS]][%{{.+}}, %{{.+}}, %c0, %{{.+}}]
+// CHECK:       vector.load %[[STATS]][%{{.+}}, %c0, %{{.+}}]
 // CHECK:       %[[E:.+]] = math.fma
 // CHECK:       llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"(%[[E]])
 // CHECK:     } else {
@@ -134,14 +146,16 @@
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
 // dSᵀ = Pᵀ ⊙ (dPᵀ - Delta) once dPᵀ is done; dK += dSᵀ·Q alike.
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
-// CHECK:     vector.load %[[STATS]][%{{.+}}, %{{.+}}, %c1, %{{.+}}]
+// CHECK:     vector.load %[[STATS]][%{{.+}}, %c1, %{{.+}}]
 // CHECK:     arith.subf
 // CHECK:     arith.mulf
 // CHECK:     nvvm.wgmma.fence.aligned
 // CHECK-COUNT-4: llvm.inline_asm {{.+}}wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
-// Both done: lane 0 of each warp releases the stage.
+// Both done: lane 0 of each warp releases the stage, after a warp barrier
+// that orders its lanes' reads of the statistics before the release.
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NEXT: nvvm.bar.warp.sync %c-1_i32
 // CHECK:     nvgpu.mbarrier.arrive %[[BARS]]
 // dK·scale and dV in column pairs, keys past Sk skipped.
 // CHECK:   arith.cmpi slt, %{{.+}}, %[[SK]] : index
@@ -177,14 +191,14 @@ func.func @bf16_d128_causal(%q: tensor<1x8x300x128xbf16>, %k: tensor<1x2x300x128
 // f16, D = 64 with Dv = 128 (the key and value panels counted apart), bshd,
 // window, softcap (1 - tanh² in dSᵀ: no FMA-folded scale), bias, sinks (no
 // effect on dK/dV; their gradient keeps its kernel, step 2).
-// M: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 100352 : i64
+// M: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 99328 : i64
 // M-SAME: step = 1
 // M-SAME: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dq_wgmma = {{[{].*}}step = 0
 // M-SAME: attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dsinks = {{[{].*}}step = 2
 // CHECK-LABEL: gpu.func @attn_f16_d64_dv128_bshd_window_cap_bias11nnf16_sinksf32_wgmma_bwd_dkdv_wgmma(
 // CHECK: nvgpu.tensormap.descriptor<tensor = memref<1x64x1x64xf16
 // CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%c0], %c49152
-// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%{{.+}}], %c24576
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%{{.+}}], %c25088
 // CHECK: nvvm.setmaxregister  increase 240
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 64, k = 16>, D[<f32>, {{.+}}], A[<f16>
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
@@ -220,8 +234,10 @@ func.func @f16_d64_dv128_window(%q: tensor<1x64x4x64xf16>, %k: tensor<1x64x2x64x
 // DeepSeek's MLA head dims, 192/128: dK and dV of a consumer's 64 keys
 // would not fit its registers beside Sᵀ and dPᵀ, so a dK/dV block computes
 // one of them (grid z [B, 2]: half 0 dV, half 1 dK), and past head dim 128
-// the tiles are of 32 rows (dK/dV's query tiles, dQ's key tiles).
-// SPLIT: attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 123904 : i64, entry = "attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", {mul = ["B", 2]}]
+// the tiles are of 32 rows (dK/dV's query tiles, dQ's key tiles): a query
+// tile's statistics are half a tile of row_stats, copied as its lse2 and
+// its Delta (128 bytes each, 256 bytes apart in row_stats).
+// SPLIT: attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 123392 : i64, entry = "attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", {mul = ["B", 2]}]
 // SPLIT-SAME: tile = {block_kv = 128 : i64, block_q = 32 : i64, body = "wgmma", stages = 2 : i64}
 // SPLIT-SAME: attn_bf16_d192_dv128_bhsd_causal_bwd_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 123904 : i64, entry = "attn_bf16_d192_dv128_bhsd_causal_bwd_dq_wgmma", grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"]
 // SPLIT-SAME: tile = {block_kv = 32 : i64, block_q = 128 : i64, body = "wgmma", stages = 2 : i64}
@@ -233,6 +249,11 @@ func.func @f16_d64_dv128_window(%q: tensor<1x64x4x64xf16>, %k: tensor<1x64x2x64x
 // SPLIT: %[[Z:.+]] = gpu.block_id  z
 // SPLIT: %[[HALF:.+]] = arith.remui %[[Z]], %c2
 // SPLIT: arith.divui %[[Z]], %c2
+// SPLIT: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%{{.+}}], %c20736
+// SPLIT: %[[ROW:.+]] = arith.remui %{{.+}}, %{{.+}} : index
+// SPLIT: nvvm.cp.async.bulk.shared.cluster.global %{{.+}}, %{{.+}}, %[[MBAR:.+]], %c128_i32
+// SPLIT: arith.addi %{{.+}}, %[[ROW]] : index
+// SPLIT: nvvm.cp.async.bulk.shared.cluster.global %{{.+}}, %{{.+}}, %[[MBAR]], %c128_i32
 // SPLIT: %[[DV:.+]] = arith.cmpi eq, %[[HALF]], %c0
 // SPLIT: scf.if %[[DV]] {
 // dV: Sᵀ (12 k-steps over D = 192), then dV += Pᵀ·dO (m64n128).

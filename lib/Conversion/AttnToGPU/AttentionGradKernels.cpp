@@ -90,10 +90,11 @@ namespace {
 enum class GradKernel { DQ, DKDV, DSinks, Prep, DKDVFused, DQConvert };
 
 /// The parameters of kernel `which`, in order: the forward's inputs, O
-/// (dq), dO, the LSE, the delta workspace, the gradients it writes, sizes,
-/// then the values left to run time.
+/// (dq), dO, the LSE, the delta workspace, the `row_stats` workspace
+/// (`rowStats`: the wgmma bodies' dq writes it, their dkdv copies it), the
+/// gradients it writes, sizes, then the values left to run time.
 KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
-                                   GradKernel which) {
+                                   GradKernel which, bool rowStats) {
   KernelSignature sig;
   Type elt = getType(ctx, spec.dtype), f32 = Float32Type::get(ctx);
   bool bshd = spec.layout == Layout::BSHD;
@@ -143,10 +144,10 @@ KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
   sig.tensor("do", "grad_output", elt, rows("Hq", "Sq", spec.valueHeadDim));
   sig.tensor("lse", "lse", f32, llvm::json::Array(rowShape));
   sig.tensor("delta", "workspace", f32, llvm::json::Array(rowShape));
-  if (which == GradKernel::DKDVFused) {
+  if (rowStats || which == GradKernel::DKDVFused)
     sig.tensor("row_stats", "workspace", f32, std::move(statsShape));
+  if (which == GradKernel::DKDVFused)
     sig.tensor("dq_accum", "workspace", f32, std::move(accumShape));
-  }
   if (which == GradKernel::DQ) {
     sig.tensor("dq", "grad_query", elt, rows("Hq", "Sq", spec.headDim));
   } else {
@@ -184,7 +185,8 @@ SmallVector<Type> appendTensorMaps(MLIRContext *ctx, KernelSignature &sig,
 
 /// The kernel's entry-block arguments, in buildGradSignature's order.
 GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
-                     const AttentionSpec &spec, GradKernel which) {
+                     const AttentionSpec &spec, GradKernel which,
+                     bool rowStats) {
   Block &body = func.getBody().front();
   unsigned n = 0;
   auto next = [&] { return body.getArgument(n++); };
@@ -240,10 +242,10 @@ GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
   a.dO = next();
   a.fwd.lse = next();
   a.delta = next();
-  if (which == GradKernel::DKDVFused) {
+  if (rowStats || which == GradKernel::DKDVFused)
     a.rowStats = next();
+  if (which == GradKernel::DKDVFused)
     a.dqAccum = next();
-  }
   if (which == GradKernel::DQ) {
     a.dq = next();
   } else {
@@ -537,6 +539,14 @@ struct GradKernelInfo {
   StringRef body;
   /// The manifest's "tile" (tensor-core bodies).
   llvm::json::Object tile;
+
+  /// Whether dq and dkdv pass the tiles' statistics in `row_stats`: the
+  /// wgmma bodies do (their dq writes it beside Delta, their dkdv's producer
+  /// copies a tile's with its Q and dO), as the fused set does.
+  bool passesRowStats() const {
+    return body == "wgmma" &&
+           (which == GradKernel::DQ || which == GradKernel::DKDV);
+  }
 };
 
 /// The backward's kernels in launch order: dq and dkdv on the wgmma bodies
@@ -664,7 +674,8 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
                   const FailureOr<GradMmaTiling> &mma,
                   const std::optional<GradWgmmaTiling> &wgmma,
                   ArrayRef<Type> tmaTypes) {
-  GradArgs args = getGradArgs(builder, loc, func, spec, k.which);
+  GradArgs args =
+      getGradArgs(builder, loc, func, spec, k.which, k.passesRowStats());
   if (k.body == "wgmma") {
     SmallVector<Value> descriptors;
     Block &body = func.getBody().front();
@@ -783,7 +794,8 @@ LogicalResult mlir::attn::detail::buildAttentionGradKernels(
         grad, k.body.empty()
                   ? k.name
                   : (k.name + (k.body == "wgmma" ? "_wgmma" : "_mma")).str());
-    KernelSignature sig = buildGradSignature(ctx, spec, k.which);
+    KernelSignature sig =
+        buildGradSignature(ctx, spec, k.which, k.passesRowStats());
     SmallVector<Type> tmaTypes;
     if (k.body == "wgmma")
       tmaTypes =

@@ -27,19 +27,17 @@
 //
 //   K, V            128 x D, 128 x Dv       (loaded once)
 //   Q, dO stages    2 x 64 x D, 2 x 64 x Dv (a ring over the query tiles)
-//   statistics      2 warpgroups x 2 stages x (lse2, Delta) x 64 f32
+//   statistics      2 stages x (lse2, Delta) x 64 f32
 //
 // mbarriers (static): kvFull, full[s] (count 1 + TMA bytes), empty[s] (lane
-// 0 of each of the 8 consumer warps). Each consumer warpgroup stages the
-// LSE (as lse2) and Delta of a tile's 64 rows itself, one plain load a
-// thread, behind a named barrier of its 128 threads (1 + warpgroup): a
-// producer warp doing it needed more than the producer's 24 registers
-// (64-bit index arithmetic) and spilled, and 32 loads a consumer thread
-// (its 16 columns' values) spilled the consumers at head dim 128. With the
-// fused dQ the prep step has laid them out by tile (`row_stats`), and the
-// producer copies a tile's with its Q and dO (one 512-byte bulk copy on
-// full[s], shared by both warpgroups): the consumers' per-tile global load
-// and named barrier go (13% of the kernel's time at d128, 16k, on an H200).
+// 0 of each of the 8 consumer warps). The dQ kernel (or the fused set's
+// prep) lays each 64-row tile's lse2 and Delta out in `row_stats`, and the
+// producer copies a tile's with its Q and dO (bulk copies on full[s]: one of
+// 512 bytes, or two of 128 for a 32-row tile), read by both warpgroups.
+// Staged by the consumers instead (a plain load a thread, then a named
+// barrier of each warpgroup), they cost the fused kernel 13% of its time at
+// d128, 16k, on an H200; a producer warp loading them itself needed more
+// than the producer's 24 registers and spilled.
 //
 // The query tiles are those of each query head of the KV head's group whose
 // rows admit one of the block's keys (buildAdmittingPositions, the inverse
@@ -47,11 +45,9 @@
 // registers, without atomics (deterministic). A consumer warpgroup runs,
 // per tile:
 //
-//   1. load the warpgroup's share of the rows' lse2 and Delta (not with
-//      the fused dQ: the producer copied them); wait full[s]; issue Sᵀ (K rows
-//      of the warpgroup by descriptor, Q K-major) and dPᵀ (V, dO) as two wgmma
-//      groups (m64n64k16); sync the warpgroup (the statistics are in shared
-//      memory).
+//   1. wait full[s] (Q, dO and the rows' statistics); issue Sᵀ (K rows of
+//      the warpgroup by descriptor, Q K-major) and dPᵀ (V, dO) as two wgmma
+//      groups (m64n64k16).
 //   2. wait Sᵀ; Pᵀ on its accumulator registers (the mask and the key and
 //      query ranges only in tiles that cross the band's edge); packed to
 //      f16/bf16 pairs it is wgmma's register-A operand as it stands (the
@@ -94,7 +90,8 @@
 //
 //   0. computes Delta = rowsum(dO ⊙ O) of its rows (two threads a row, from
 //      global memory, one shuffle), writes it to the `delta` workspace and,
-//      with lse2, to its slots, and keeps -lse2 and Delta of its own rows;
+//      with lse2, to its slots and its tile of `row_stats` (for dK/dV), and
+//      keeps -lse2 and Delta of its own rows;
 //   1. per key tile: S = Q·Kᵀ and dP = dO·Vᵀ by descriptors (m64n64);
 //   2. P on S's registers (the mask only in tiles crossing the band's edge
 //      for its rows), then dS = P ⊙ (dP - Delta) (⊙ (1 - th²));
@@ -142,7 +139,7 @@ static constexpr int64_t kMaxSharedMemory = 227 * 1024;
 
 int64_t GradWgmmaTiling::sharedMemoryBytes(int64_t d, int64_t dv) const {
   int64_t bytes = 2 * keys * (d + dv) + stages * 2 * rows * (d + dv) +
-                  kConsumers * stages * 2 * rows * 4;
+                  stages * 2 * rows * 4;
   if (fuseDQ)
     bytes = llvm::alignTo(bytes, 1024) + 2 * keys * rows * 2;
   // The bulk reduction's buffers: each consumer warpgroup's 64 x 64 f32,
@@ -396,8 +393,15 @@ protected:
       });
   }
 
-  /// Releases `stage` to the producer: lane 0 of each consumer warp.
-  void release(Value stage) {
+  /// Releases `stage` to the producer: lane 0 of each consumer warp. Where
+  /// the warp's lanes read the stage with plain loads (`lanesRead`), a warp
+  /// barrier first orders their reads before lane 0's arrival (bar.warp.sync
+  /// orders memory among its threads; the producer's next copy into the
+  /// stage must not overtake them).
+  void release(Value stage, bool lanesRead = false) {
+    if (lanesRead)
+      NVVM::SyncWarpOp::create(
+          b, arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)));
     e.when(e.eq(lane, c0),
            [&] { nvgpu::MBarrierArriveOp::create(b, barriers, empty(stage)); });
   }
@@ -438,8 +442,7 @@ public:
         qStageBytes(kRows * D * 2), doBase(qBase + kStages * qStageBytes),
         doStageBytes(kRows * Dv * 2),
         statsBase(doBase + kStages * doStageBytes),
-        dsBase(llvm::alignTo(statsBase + kConsumers * kStages * 2 * kRows * 4,
-                             1024)),
+        dsBase(llvm::alignTo(statsBase + kStages * kStatsStageBytes, 1024)),
         dsBytes(kKeys * kRows * 2), dqBase(dsBase + 2 * dsBytes) {}
 
   void emit() {
@@ -459,8 +462,7 @@ private:
   static constexpr int64_t kWarpgroupThreads = 128;
   /// Bytes of a consumer warpgroup's share of a tile's dQ (64 x 64 f32).
   static constexpr int64_t kShareBytes = kDQAccumRows * 64 * 4;
-  /// Bytes of a tile's statistics with the fused dQ (lse2, Delta: 64 f32
-  /// each), a tile of `row_stats` as loadStatistics copies it.
+  /// Bytes of a tile of `row_stats` (lse2, Delta: 64 f32 each).
   static constexpr int64_t kStatsBytes = 2 * kDQAccumRows * 4;
   Value dqFull(Value parity) { return extra(parity); }
   Value dqRead(Value parity) { return extra(e.add(parity, e.idx(2))); }
@@ -486,11 +488,9 @@ private:
     k0 = e.mul(kb, e.idx(kKeys));
     off = e.sub(a.sk, a.sq);
     computeThreadIndices();
-    statsS =
-        memref::ViewOp::create(b,
-                               MemRefType::get({kConsumers, kStages, 2, kRows},
-                                               f32, AffineMap(), workgroup),
-                               smem, e.idx(statsBase), ValueRange{});
+    statsS = memref::ViewOp::create(
+        b, MemRefType::get({kStages, 2, kRows}, f32, AffineMap(), workgroup),
+        smem, e.idx(statsBase), ValueRange{});
   }
 
   /// The query tiles whose rows admit one of the block's keys (positions
@@ -578,10 +578,9 @@ private:
         waitEmpty(it);
         Value stage = stageOf(it);
         nvgpu::MBarrierArriveExpectTxOp::create(
-            b, barriers, e.idx(kRows * (D + Dv) * 2 + (fuse ? kStatsBytes : 0)),
+            b, barriers, e.idx(kRows * (D + Dv) * 2 + kStatsStageBytes),
             full(stage), Value());
-        if (fuse)
-          loadStatistics(head, first, stage);
+        loadStatistics(head, first, stage);
         loadPanels(tma[0], kRows, D / 64,
                    e.add(e.idx(qBase), e.mul(stage, e.idx(qStageBytes))), first,
                    head, full(stage));
@@ -592,10 +591,12 @@ private:
     });
   }
 
-  /// With the fused dQ: the tile's lse2 and Delta (`row_stats`, written by
-  /// the prep step) into the stage's statistics, one bulk copy on full[s].
-  /// Both warpgroups read them: the consumers then neither load them nor
-  /// wait on a barrier of their own for them (stageStatistics).
+  /// The tile's lse2 and Delta (`row_stats`, written by the dQ kernel or
+  /// the fused set's prep) into the stage's statistics, by bulk copies on
+  /// full[s]: a 64-row tile's 512 bytes at once, a 32-row tile's (past head
+  /// dim 128) lse2 and Delta halves of 128 bytes each. Both warpgroups read
+  /// them: the consumers neither load them nor wait on a barrier of their
+  /// own for them.
   void loadStatistics(Value head, Value first, Value stage) {
     auto ptr = [&](unsigned space) {
       return LLVM::LLVMPointerType::get(ctx, space);
@@ -603,24 +604,35 @@ private:
     Value tiles = e.ceilDiv(a.sq, e.idx(kDQAccumRows));
     Value tile = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), tiles),
                        e.div(first, e.idx(kDQAccumRows)));
-    Value src = arith::AddIOp::create(
+    Value tileAddr = arith::AddIOp::create(
         b, addressOf(args.rowStats),
         arith::IndexCastUIOp::create(b, i64, e.mul(tile, e.idx(kStatsBytes))));
-    // A generic address of global memory, cast to the global space (PTX's
-    // cvta.to.global), and the stage's shared address, which addresses the
-    // block's own shared memory in the cluster window too.
-    Value global = LLVM::AddrSpaceCastOp::create(
-        b, ptr(1), LLVM::IntToPtrOp::create(b, ptr(0), src));
-    Value dst = LLVM::IntToPtrOp::create(
-        b, ptr(7), stageAddr(statsBase, kStatsBytes, stage));
     Value mbar = LLVM::IntToPtrOp::create(
         b, ptr(3),
         nvgpu::MBarrierGetOp::create(b, b.getI32Type(), barriers, full(stage))
             .getResult());
-    NVVM::CpAsyncBulkGlobalToSharedClusterOp::create(
-        b, dst, global, mbar,
-        arith::ConstantOp::create(b, b.getI32IntegerAttr(kStatsBytes)),
-        /*multicastMask=*/Value(), /*l2CacheHint=*/Value());
+    const bool whole = kRows == kDQAccumRows;
+    const int64_t bytes = whole ? kStatsBytes : kRows * 4;
+    // A 32-row tile's first row within its 64-row tile of row_stats.
+    Value within = whole ? Value() : e.rem(first, e.idx(kDQAccumRows));
+    for (int64_t which = 0; which < (whole ? 1 : 2); ++which) {
+      Value src = tileAddr;
+      if (!whole) {
+        Value row = e.add(e.idx(which * kDQAccumRows), within);
+        src = arith::AddIOp::create(
+            b, src, arith::IndexCastUIOp::create(b, i64, e.mul(row, e.idx(4))));
+      }
+      // A generic address of global memory, cast to the global space (PTX's
+      // cvta.to.global), and the stage's shared address, which addresses the
+      // block's own shared memory in the cluster window too.
+      Value global = LLVM::AddrSpaceCastOp::create(
+          b, ptr(1), LLVM::IntToPtrOp::create(b, ptr(0), src));
+      Value dst = stageAddr(statsBase + which * bytes, kStatsStageBytes, stage);
+      NVVM::CpAsyncBulkGlobalToSharedClusterOp::create(
+          b, LLVM::IntToPtrOp::create(b, ptr(7), dst), global, mbar,
+          arith::ConstantOp::create(b, b.getI32IntegerAttr(bytes)),
+          /*multicastMask=*/Value(), /*l2CacheHint=*/Value());
+    }
   }
 
   //===--------------------------------------------------------------------===//
@@ -685,10 +697,7 @@ private:
   SmallVector<Value> emitStep(Value it, Value head, Value first, ValueRange acc,
                               Grads grads) {
     Value stage = stageOf(it);
-    // Step 1: the statistics (in flight during the wait), Sᵀ and dPᵀ, Q and
-    // dO as K-major B operands, the statistics visible to the warpgroup.
-    if (!fuse)
-      stageStatistics(head, first, stage);
+    // Step 1: Sᵀ and dPᵀ, Q and dO as K-major B operands.
     wait(full(stage), phaseOf(it));
     Value qAddr = stageAddr(qBase, qStageBytes, stage);
     Value doAddr = stageAddr(doBase, doStageBytes, stage);
@@ -700,8 +709,6 @@ private:
                     ? Value()
                     : buildWgmmaTransposedProduct(b, elt, vDesc, kKeys, doDesc,
                                                   kRows, Dv);
-    if (!fuse)
-      syncWarpgroup();
     // Step 2: Pᵀ, then dV += Pᵀ·dO with dO MN-major: its 64-column panels
     // are kRows rows of 128 bytes apart (the leading byte offset), k-step
     // kk its rows 16kk.. .
@@ -746,7 +753,9 @@ private:
     // the fused dQ, its product is issued once dV is done (Pᵀ's registers
     // free for dQ's accumulator: issued earlier, the consumers spilled) and
     // reads K and the dSᵀ buffer, not the stage: the stage goes back as
-    // soon as dK is done.
+    // soon as dK is done. Every lane read the stage's statistics: with the
+    // fused dQ the consumers' named barrier in stageGradScores has ordered
+    // those reads before the release, without it a warp barrier does.
     if (fuse) {
       buildWgmmaWait(b, 1);
       Value dq = issueQueryGrad(it);
@@ -759,7 +768,7 @@ private:
         addQueryGrad(head, first, dq);
     } else {
       buildWgmmaWait(b, 0);
-      release(stage);
+      release(stage, /*lanesRead=*/true);
     }
     if (grads == Grads::Both)
       return {dk, dv};
@@ -1004,36 +1013,16 @@ private:
     });
   }
 
-  /// Step 1's statistics: thread r < 64 of the warpgroup stores lse2 =
-  /// lse·log2 e (0 for -inf) of the tile's row r, thread 64 + r its Delta,
-  /// into the warpgroup's slots of `stage` (rows past Sq read the last row:
-  /// their weights are 0).
-  void stageStatistics(Value head, Value first, Value stage) {
-    Value r = e.rem(lt, e.idx(kRows)), which = e.div(lt, e.idx(kRows));
-    Value row = e.smin(e.add(first, r), e.sub(a.sq, c1));
-    Value at = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq), row);
-    Value v = e.ifElse(e.eq(which, c0), ValueRange{e.f(0.0)}, [&] {
-      return SmallVector<Value>{getLse2(e, e.load(a.lse, at))};
-    })[0];
-    v = e.ifElse(e.eq(which, c1), ValueRange{v},
-                 [&] { return SmallVector<Value>{e.load(args.delta, at)}; })[0];
-    // Tiles of fewer than 64 rows leave threads 2 x kRows.. without a slot.
-    if (2 * kRows < 128)
-      e.when(e.slt(which, e.idx(2)),
-             [&] { e.store(v, statsS, ValueRange{wg, stage, which, r}); });
-    else
-      e.store(v, statsS, ValueRange{wg, stage, which, r});
-  }
-
-  /// The two f32 of the warpgroup's statistic `which` (0: lse2, 1: Delta)
-  /// in `stage` at columns `col`, + 1 (col even).
+  /// The two f32 of the tile's statistic `which` (0: lse2, 1: Delta) in
+  /// `stage` at columns `col`, + 1 (col even).
   Value loadPair(Value stage, int64_t which, Value col) {
-    return vector::LoadOp::create(
-        b, VectorType::get({2}, f32), statsS,
-        ValueRange{fuse ? c0 : wg, stage, e.idx(which), col});
+    return vector::LoadOp::create(b, VectorType::get({2}, f32), statsS,
+                                  ValueRange{stage, e.idx(which), col});
   }
 
   const int64_t kKeys, kRows;
+  /// Bytes of a stage's statistics (lse2, Delta: kRows f32 each).
+  const int64_t kStatsStageBytes = 2 * kRows * 4;
   /// Whether a block computes dK or dV only (GradWgmmaTiling::splitDKDV).
   const bool split;
   /// Whether it also adds dQ's shares (GradWgmmaTiling::fuseDQ), and by
@@ -1046,7 +1035,7 @@ private:
       statsBase, dsBase, dsBytes, dqBase;
 
   Value kvh, k0, half;
-  /// [warpgroup, stage, lse2 | Delta, row] (f32).
+  /// [stage, lse2 | Delta, row] (f32).
   Value statsS;
   /// The query tiles (locateQueryBlocks).
   Value firstBlock, queryBlocks, h0, count;
@@ -1163,9 +1152,10 @@ private:
 
   /// Delta = rowsum(dO ⊙ O) of the warpgroup's 64 rows: two threads a row,
   /// each over half of its columns (8 at a time from global memory), added
-  /// with one shuffle; written to the `delta` workspace for the dK/dV
-  /// kernel and, with lse2, to the warpgroup's slots. The thread then
-  /// keeps -lse2 and Delta of its own two rows.
+  /// with one shuffle; written to the `delta` workspace (for dsinks) and,
+  /// with lse2, to the warpgroup's slots and its tile of `row_stats` (for
+  /// the dK/dV kernel). The thread then keeps -lse2 and Delta of its own two
+  /// rows.
   void computeDelta(Value wgRow0) {
     Value r = e.div(lt, e.idx(2)), half = e.rem(lt, e.idx(2));
     Value row = e.add(wgRow0, r);
@@ -1182,12 +1172,24 @@ private:
     };
     Value sum = buildRowDelta(e, elt, Dv, half, load(a.o), load(args.dO));
     Value delta = e.sel(inside, sum, e.f(0.0));
-    Value stat = e.add(e.mul(e.add(e.mul(bIdx, a.hq), head), a.sq), safeRow);
-    e.when(e.eq(half, c0), [&] {
-      e.when(inside, [&] { e.store(delta, args.delta, stat); });
-      Value lse2 = getLse2(e, e.load(a.lse, stat));
-      e.store(e.sel(inside, lse2, e.f(0.0)), statsS, ValueRange{wg, c0, r});
-      e.store(delta, statsS, ValueRange{wg, c1, r});
+    Value bh = e.add(e.mul(bIdx, a.hq), head);
+    Value stat = e.add(e.mul(bh, a.sq), safeRow);
+    e.when(e.land(inside, e.eq(half, c1)),
+           [&] { e.store(delta, args.delta, stat); });
+    // The row's statistic `half` (0: lse2, 1: Delta; 0 past Sq) into the
+    // warpgroup's slot and into its 64-row tile of `row_stats` (where the
+    // tile is one of the head's), which the dK/dV kernel copies.
+    Value mine = e.ifElse(e.eq(half, c0), ValueRange{delta}, [&] {
+      return SmallVector<Value>{
+          e.sel(inside, getLse2(e, e.load(a.lse, stat)), e.f(0.0))};
+    })[0];
+    e.store(mine, statsS, ValueRange{wg, half, r});
+    Value tiles = e.ceilDiv(a.sq, e.idx(kDQAccumRows));
+    Value tile = e.add(e.mul(bh, tiles), e.div(wgRow0, e.idx(kDQAccumRows)));
+    e.when(e.slt(wgRow0, a.sq), [&] {
+      e.store(mine, args.rowStats,
+              e.add(e.mul(tile, e.idx(2 * kDQAccumRows)),
+                    e.add(e.mul(half, e.idx(kDQAccumRows)), r)));
     });
     syncWarpgroup();
     for (int64_t i = 0; i < 2; ++i) {
@@ -1282,6 +1284,8 @@ private:
 
   /// Rows per consumer warpgroup (wgmma's M).
   static constexpr int64_t kWgRows = 64;
+  static_assert(kWgRows == kDQAccumRows,
+                "a warpgroup's rows are one tile of row_stats");
   const int64_t kRows, kKeys;
   /// Shared memory byte offsets: Q, dO, the K and V rings, the statistics.
   const int64_t qBase, doBase, kBase, kStageBytes, vBase, vStageBytes,
