@@ -1030,6 +1030,14 @@ class _LazyFunction:
 _AttentionFunction = _LazyFunction()
 
 
+# The tensors and sizes of the backward's kernels, as their native Launchers
+# read them (attention_backward): every parameter a kernel of
+# AttentionGradKernels.cpp takes.
+_GRAD_SLOTS = ("q", "k", "v", "bias", "o", "do", "lse", "delta", "row_stats", "dq_accum",
+               "dq", "dk", "dv", "sinks", "dsinks")
+_GRAD_SIZES = ("B", "Hq", "Hkv", "Sq", "Sk")
+
+
 @_on_tensor_device
 def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, softcap=None,
                        scale=None, bias=None, sinks=None, layout="bhsd", bundles=None,
@@ -1153,8 +1161,19 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
                 tensors[name] = torch.empty(shape, dtype=getattr(torch, dtype),
                                             device=q.device)
     stream = _current_stream(device)
+    # Each kernel through its native Launcher where the fast path is on (the
+    # parameters packed in C: half of this function's host time was their
+    # Python packing, docs/bench/2026-12-05-h200-fused-dq/host.txt), else,
+    # or where a Launcher refuses, through Kernel.launch.
+    fast = _fastpath()
+    if fast is not None:
+        slots = [tensors.get(name) for name in _GRAD_SLOTS]
+        dims = (b, hq, hkv, sq, sk)
     for kern in kernels:
-        kern.launch(tensors, sizes, stream, device)
+        launcher = (_native_launcher(fast, kern, device, _GRAD_SLOTS, _GRAD_SIZES, values)
+                    if fast is not None else None)
+        if launcher is None or launcher.launch(slots, dims, stream) is None:
+            kern.launch(tensors, sizes, stream, device)
     grads = (tensors["dq"], tensors["dk"], tensors["dv"])
     return grads + ((tensors["dsinks"],) if sinks is not None else ())
 

@@ -726,6 +726,73 @@ def test_attention_backward_deterministic_picks_its_set(fast, driver, tmp_path):
     assert size == 2 * 8 * 2 * 64 * 64
 
 
+def test_attention_backward_native_launches_equal_python(fast, driver, tmp_path, monkeypatch):
+    """With the fast path on, attention_backward launches every kernel of a
+    set through its native Launcher (Kernel.launch is never called), with
+    the bytes, grids and stream of the Python path's launches: the
+    deterministic set (descriptors by value, `row_stats`, a window's
+    run-time extents, a bias), the fused set (prep, dkdv_dq, convert), and
+    the sink gradient."""
+    variant = dict(dense_variant(d=64, window=(16, 0), sinks="f32",
+                                 bias=((True, False, False, False), "bf16")),
+                   op="attention_grad")
+    del variant["lse"]
+    nd = dict(variant, deterministic=False)
+    delta = ("delta", "f32", ["B", "Hq", "Sq"])
+    stats = ("row_stats", "f32", ["B", "Hq", {"ceil_div": ["Sq", 64]}, 128])
+    accum = ("dq_accum", "f32", ["B", "Hq", {"ceil_div": ["Sq", 64]}, 64 * 64])
+    manifests = [_grad_manifest("dq", "attention_grad.dq", 0, variant, [delta, stats]),
+                 _grad_manifest("dkdv", "attention_grad.dkdv", 1, variant, [delta, stats]),
+                 _grad_manifest("prep", "attention_grad.prep", 0, nd, [delta, stats, accum]),
+                 _grad_manifest("dkdv_dq", "attention_grad.dkdv_dq", 1, nd,
+                                [delta, stats, accum]),
+                 _grad_manifest("convert", "attention_grad.dq_convert", 2, nd, [accum])]
+    for m in manifests[:4]:
+        m["params"][3:3] = [_memref("bias")]
+        m["params"] += [_tma("q", (64, 128)), _tma("k"), _tma("v"), _tma("do", (64, 128))]
+    sinks = {"entry": "dsinks", "ptx": "dsinks.ptx", "kernel": "attention_grad.dsinks",
+             "params": [_memref("sinks"), _memref("lse"),
+                        dict(_memref("delta", "workspace"), dtype="f32",
+                             shape=["B", "Hq", "Sq"]),
+                        _memref("dsinks")] + [_scalar(n) for n in ("B", "Hq", "Sq")],
+             "grid": [{"ceil_div": ["Hq", 128]}, 1, 1], "block": [128, 1, 1],
+             "dynamic_shared_memory": 0}
+    manifests += [dict(sinks, variant=variant, step=2),
+                  dict(sinks, entry="nd_dsinks", ptx="nd_dsinks.ptx", variant=nd, step=3)]
+    bundles = bundle_dir(tmp_path, driver, manifests)
+    kernels = {kern.manifest["entry"]: kern.function(0).value
+               for kern in gpu.load_bundles(bundles)}
+    q, k, v = qkv(b=2, hq=8, hkv=2, sq=100, sk=300, d=64)
+    o, do = torch.empty(q.shape, dtype=bf16, device=0), torch.empty(q.shape, dtype=bf16, device=0)
+    lse = torch.empty((2, 8, 100), dtype=f32, device=0)
+    kwargs = dict(window=(16, 0), bundles=bundles,
+                  bias=torch.Tensor((1, 8, 100, 300), bf16), sinks=torch.Tensor((8,), f32))
+    python_launches = []
+    original = gpu.Kernel.launch
+
+    def counted(self, *args, **kw):
+        python_launches.append(self.manifest["entry"])
+        return original(self, *args, **kw)
+    monkeypatch.setattr(gpu.Kernel, "launch", counted)
+    for deterministic, names in ((True, ("dq", "dkdv", "dsinks")),
+                                 (False, ("prep", "dkdv_dq", "convert", "nd_dsinks"))):
+        def call():
+            return gpu.attention_backward(do, q, k, v, o, lse, deterministic=deterministic,
+                                          **kwargs)
+        gpu.set_fastpath(False)
+        slow, slow_launches = run(driver, call)
+        assert python_launches == list(names)
+        gpu.set_fastpath(True)
+        for _ in range(2):
+            python_launches.clear()
+            grads, launches = run(driver, call)
+            assert python_launches == []
+            assert launches == slow_launches
+            assert [launch[0] for launch in launches] == [kernels[n] for n in names]
+            assert _ptrs(grads) == _ptrs(slow) and _shapes(grads) == _shapes(slow)
+        python_launches.clear()
+
+
 def test_dense_empty_grid(fast, driver, tmp_path):
     """No query rows: nothing launched either way; outputs still made."""
     _, _, kwargs = _dense_call(tmp_path, driver, DENSE_CASES["causal_gqa"])
