@@ -39,7 +39,7 @@
 
 // The interface attn/gpu.py expects; bumped whenever an argument list, a
 // slot order or a parameter spec changes.
-#define FASTPATH_API 2
+#define FASTPATH_API 3
 
 //===----------------------------------------------------------------------===//
 // The CUDA driver's types (cuda.h), declared here so that nothing is included
@@ -85,6 +85,7 @@ enum {
   MAX_PARAMS = 64,    // manifest parameters
   MAX_ARGS = 320,     // cuLaunchKernel parameters (5 per memref)
   MAX_TENSORMAPS = 8, // by-value descriptors per kernel
+  MAX_SET = 8,        // launchers of one launch_set
   MAX_PROGRAM = 128,  // ints of one grid axis's program
   MAX_STACK = 32,     // the grid program's evaluation stack
   TMAP_CACHE = 4,     // descriptors kept per descriptor parameter
@@ -510,6 +511,7 @@ typedef struct {
   // The slots and sizes it reads: at most the entry point's (checked when a
   // plan is registered, so that no call reads past its arrays).
   int nslots, nsizes;
+  uint32_t used_slots; // bit s: a parameter reads slot s
 } Launcher;
 
 // What launcher_prepare found: the grid, or that it is empty.
@@ -717,6 +719,7 @@ static int parse_param(Launcher *L, PyObject *item, Py_ssize_t i) {
   p->kind = (int)kind;
   if (kind == P_MEMREF && n == 2 && v1 >= 0 && v1 < MAX_SLOTS) {
     p->slot = (int)v1;
+    L->used_slots |= 1u << p->slot;
     L->nslots = p->slot + 1 > L->nslots ? p->slot + 1 : L->nslots;
     L->nargs += 5;
   } else if ((kind == P_I64 || kind == P_F32) && n == 3 && v1 >= -1 &&
@@ -740,6 +743,7 @@ static int parse_param(Launcher *L, PyObject *item, Py_ssize_t i) {
     if (v2 < 1 || v2 > 256 || v3 < 1 || v3 > 256 || L->ntmaps == MAX_TENSORMAPS)
       return spec_error("descriptor parameter", i);
     p->slot = (int)v1;
+    L->used_slots |= 1u << p->slot;
     L->nslots = p->slot + 1 > L->nslots ? p->slot + 1 : L->nslots;
     p->box[0] = (uint32_t)v2;
     p->box[1] = (uint32_t)v3;
@@ -871,18 +875,18 @@ static void launcher_dealloc(PyObject *self) {
   Py_DECREF(type);
 }
 
-// Launcher.launch(tensors, sizes, stream): the launch with the tensors of
-// its slots (None: absent) and the sizes, for tests and for callers with
-// their own checks. True launched, False empty grid, None refused (a tensor
-// or size the kernel cannot take).
-static PyObject *launcher_launch_py(PyObject *self, PyObject *args) {
-  PyObject *tensors, *sizes_seq, *stream_obj;
+// The launches of `n` launchers with one call's tensors (a sequence by
+// slot; None: absent) and sizes, on `stream`: Launcher.launch and
+// launch_set. Each tensor a launcher reads is inspected once, for all of
+// them, and every launcher is prepared before the first launches, so that a
+// refusal launches nothing. True: launched (every non-empty grid), False:
+// every grid empty, None: refused (a tensor or size a kernel cannot take).
+static PyObject *launch_all(Launcher *const *Ls, int n, PyObject *tensors,
+                            PyObject *sizes_seq, PyObject *stream_obj) {
   if (!cfg.ready) {
     PyErr_SetString(PyExc_RuntimeError, "attn._fastpath is not configured");
     return NULL;
   }
-  if (!PyArg_ParseTuple(args, "OOO", &tensors, &sizes_seq, &stream_obj))
-    return NULL;
   Tensor slots[MAX_SLOTS];
   int64_t sizes[MAX_SIZES] = {0};
   memset(slots, 0, sizeof slots);
@@ -894,9 +898,14 @@ static PyObject *launcher_launch_py(PyObject *self, PyObject *args) {
   for (Py_ssize_t i = 0; i < ns; i++)
     if (seq_int(sizes_seq, i, &sizes[i]) < 0)
       return NULL;
+  uint32_t used = 0;
+  for (int i = 0; i < n; i++)
+    used |= Ls[i]->used_slots;
   PyObject *items[MAX_SLOTS] = {NULL};
   PyObject *result = NULL;
   for (Py_ssize_t i = 0; i < nt; i++) {
+    if (!(used >> i & 1)) // no kernel reads it: not even looked at
+      continue;
     if (!(items[i] = PySequence_GetItem(tensors, i)))
       goto done;
     if (items[i] == Py_None)
@@ -912,18 +921,36 @@ static PyObject *launcher_launch_py(PyObject *self, PyObject *args) {
   void *stream = PyLong_AsVoidPtr(stream_obj);
   if (PyErr_Occurred())
     goto done;
-  Prepared p;
-  if (!launcher_prepare((Launcher *)self, slots, sizes, &p)) {
-    result = Py_NewRef(Py_None);
-    goto done;
+  Prepared p[MAX_SET];
+  for (int i = 0; i < n; i++)
+    if (!launcher_prepare(Ls[i], slots, sizes, &p[i])) {
+      result = Py_NewRef(Py_None);
+      goto done;
+    }
+  int launched = 0;
+  for (int i = 0; i < n; i++) {
+    int r = launcher_launch(Ls[i], &p[i], slots, sizes, stream);
+    if (r < 0)
+      goto done;
+    launched |= r;
   }
-  int r = launcher_launch((Launcher *)self, &p, slots, sizes, stream);
-  if (r >= 0)
-    result = PyBool_FromLong(r);
+  result = PyBool_FromLong(launched);
 done:
   for (Py_ssize_t i = 0; i < nt; i++)
     Py_XDECREF(items[i]);
   return result;
+}
+
+// Launcher.launch(tensors, sizes, stream): the launch with the tensors of
+// its slots (None: absent) and the sizes, for tests and for callers with
+// their own checks. True launched, False empty grid, None refused (a tensor
+// or size the kernel cannot take).
+static PyObject *launcher_launch_py(PyObject *self, PyObject *args) {
+  PyObject *tensors, *sizes_seq, *stream_obj;
+  if (!PyArg_ParseTuple(args, "OOO", &tensors, &sizes_seq, &stream_obj))
+    return NULL;
+  Launcher *L = (Launcher *)self;
+  return launch_all(&L, 1, tensors, sizes_seq, stream_obj);
 }
 
 static PyMethodDef launcher_methods[] = {
@@ -1899,6 +1926,29 @@ static PyObject *fp_row_stride(PyObject *self, PyObject *args) {
   return PyLong_FromLongLong(row);
 }
 
+// launch_set(launchers, tensors, sizes, stream): the launches of a tuple of
+// Launchers in order with one call's tensors and sizes (launch_all): a
+// kernel set such as attention_backward's.
+static PyObject *fp_launch_set(PyObject *self, PyObject *args) {
+  PyObject *launchers, *tensors, *sizes_seq, *stream_obj;
+  if (!PyArg_ParseTuple(args, "O!OOO", &PyTuple_Type, &launchers, &tensors,
+                        &sizes_seq, &stream_obj))
+    return NULL;
+  Py_ssize_t n = PyTuple_Size(launchers);
+  if (n < 1 || n > MAX_SET)
+    return PyErr_Format(PyExc_ValueError, "launch_set takes 1 to %d launchers",
+                        (int)MAX_SET);
+  Launcher *Ls[MAX_SET];
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *o = PyTuple_GetItem(launchers, i);
+    if (Py_TYPE(o) != LauncherType)
+      return PyErr_Format(PyExc_TypeError, "launch_set: item %zd is not a "
+                                           "Launcher", i);
+    Ls[i] = (Launcher *)o;
+  }
+  return launch_all(Ls, (int)n, tensors, sizes_seq, stream_obj);
+}
+
 static PyObject *fp_stats(PyObject *self, PyObject *unused) {
   return Py_BuildValue("{sKsKsKsnsi}", "hits", stats.hits, "misses",
                        stats.misses, "rejected", stats.rejected, "plans",
@@ -1939,6 +1989,10 @@ static PyMethodDef module_methods[] = {
      "row_tiles, chunks, slots)"},
     {"num_splits", fp_num_splits, METH_VARARGS,
      "num_splits(batch, kv_heads, row_tiles, max_len, resident_x_sms)"},
+    {"launch_set", fp_launch_set, METH_VARARGS,
+     "launch_set(launchers, tensors, sizes, stream): the Launchers' launches "
+     "in order, each tensor inspected once, none launched unless all can be; "
+     "True, False (every grid empty) or None (refused)"},
     {"row_stride", fp_row_stride, METH_VARARGS,
      "row_stride(shape, stride): attn.gpu._row_stride's answer"},
     {"stats", fp_stats, METH_NOARGS,

@@ -638,7 +638,7 @@ def _on_tensor_device(fn):
 # block, shared memory, CUfunction on the device), under the key the module
 # computes from the same arguments -- the key's definition exists once, in C.
 
-_FASTPATH_API = 2
+_FASTPATH_API = 3
 _fast = None  # the configured module while the fast path is on
 _fast_module = None  # the configured module, also while it is turned off
 _fast_why = None  # why there is no module
@@ -1161,18 +1161,20 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
                 tensors[name] = torch.empty(shape, dtype=getattr(torch, dtype),
                                             device=q.device)
     stream = _current_stream(device)
-    # Each kernel through its native Launcher where the fast path is on (the
-    # parameters packed in C: half of this function's host time was their
-    # Python packing, docs/bench/2026-12-05-h200-fused-dq/host.txt), else,
-    # or where a Launcher refuses, through Kernel.launch.
+    # The set through its kernels' native Launchers where the fast path is on
+    # (the parameters packed in C, each tensor inspected once: half of this
+    # function's host time was their Python packing,
+    # docs/bench/2026-12-05-h200-fused-dq/host.txt), else, or where one
+    # refuses (then none has launched), through Kernel.launch.
     fast = _fastpath()
+    launchers = None
     if fast is not None:
-        slots = [tensors.get(name) for name in _GRAD_SLOTS]
-        dims = (b, hq, hkv, sq, sk)
-    for kern in kernels:
-        launcher = (_native_launcher(fast, kern, device, _GRAD_SLOTS, _GRAD_SIZES, values)
-                    if fast is not None else None)
-        if launcher is None or launcher.launch(slots, dims, stream) is None:
+        launchers = tuple(_native_launcher(fast, kern, device, _GRAD_SLOTS, _GRAD_SIZES, values)
+                          for kern in kernels)
+    if (launchers is None or None in launchers
+            or fast.launch_set(launchers, [tensors.get(name) for name in _GRAD_SLOTS],
+                               (b, hq, hkv, sq, sk), stream) is None):
+        for kern in kernels:
             kern.launch(tensors, sizes, stream, device)
     grads = (tensors["dq"], tensors["dk"], tensors["dv"])
     return grads + ((tensors["dsinks"],) if sinks is not None else ())

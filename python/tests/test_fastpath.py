@@ -429,6 +429,45 @@ def test_launcher_bytes_are_the_param_buffers(fast, driver, tmp_path, layout, sh
     assert driver.lib.fake_launches() == 3
 
 
+def test_launch_set(fast, driver, tmp_path):
+    """launch_set launches its Launchers in order with the bytes of their
+    own launches; a refusal by any launches none; only the slots some
+    launcher reads are looked at; every grid empty is False."""
+    base = {"kernel": "mma.sync", "variant": {}, "block": [128, 1, 1],
+            "dynamic_shared_memory": 0}
+    one = _kernel(tmp_path, driver, dict(base, params=[_memref("a"), _scalar("N")],
+                                         grid=["N", 1, 1]))
+    two = _kernel(tmp_path, driver, dict(base, params=[_memref("b"), _memref("a")],
+                                         grid=[{"ceil_div": ["M", 2]}, 1, 1]))
+    first = gpu._native_launcher(fast, one, 0, ("a", "b", "c"), ("N", "M"), {})
+    second = gpu._native_launcher(fast, two, 0, ("a", "b", "c"), ("N", "M"), {})
+    a, b = torch.Tensor((4, 8), f32), torch.Tensor((3,), bf16)
+    driver.lib.fake_reset()
+    assert first.launch((a, b, None), (5, 7), 0x77) is True
+    assert second.launch((a, b, None), (5, 7), 0x77) is True
+    separate = driver.launches()
+    driver.lib.fake_reset()
+    # Slot c is read by neither: whatever it holds is not looked at.
+    assert fast.launch_set((first, second), (a, b, "not a tensor"), (5, 7), 0x77) is True
+    assert driver.launches() == separate
+    # The second refuses (no tensor for b): the first does not launch either.
+    driver.lib.fake_reset()
+    assert fast.launch_set((first, second), (a, None, None), (5, 7), 0x77) is None
+    assert driver.lib.fake_launches() == 0
+    # A read slot that is not a CUDA tensor refuses.
+    assert fast.launch_set((first, second), (a, "x", None), (5, 7), 0x77) is None
+    # An empty grid launches nothing; all empty is False.
+    assert fast.launch_set((first, second), (a, b, None), (0, 7), 0x77) is True
+    assert driver.lib.fake_launches() == 1
+    assert fast.launch_set((first, second), (a, b, None), (0, 0), 0x77) is False
+    with pytest.raises(TypeError, match="not a Launcher"):
+        fast.launch_set((first, "x"), (a, b, None), (5, 7), 0x77)
+    with pytest.raises(ValueError, match="1 to 8"):
+        fast.launch_set((), (a, b, None), (5, 7), 0x77)
+    with pytest.raises(TypeError):
+        fast.launch_set([first], (a, b, None), (5, 7), 0x77)
+
+
 def test_launcher_refuses_what_it_cannot_launch(fast, driver, tmp_path):
     base = {"kernel": "mma.sync", "variant": {}, "block": [128, 1, 1],
             "dynamic_shared_memory": 0, "grid": ["N", 1, 1]}
@@ -726,13 +765,11 @@ def test_attention_backward_deterministic_picks_its_set(fast, driver, tmp_path):
     assert size == 2 * 8 * 2 * 64 * 64
 
 
-def test_attention_backward_native_launches_equal_python(fast, driver, tmp_path, monkeypatch):
-    """With the fast path on, attention_backward launches every kernel of a
-    set through its native Launcher (Kernel.launch is never called), with
-    the bytes, grids and stream of the Python path's launches: the
-    deterministic set (descriptors by value, `row_stats`, a window's
-    run-time extents, a bias), the fused set (prep, dkdv_dq, convert), and
-    the sink gradient."""
+def _grad_call(tmp_path, driver):
+    """(kernel functions by entry, args, kwargs) of an attention_backward
+    call whose bundles hold both backward sets and the sink gradient: the
+    deterministic set's kernels take descriptors by value, `row_stats`, a
+    window's run-time extents and a bias."""
     variant = dict(dense_variant(d=64, window=(16, 0), sinks="f32",
                                  bias=((True, False, False, False), "bf16")),
                    op="attention_grad")
@@ -767,18 +804,27 @@ def test_attention_backward_native_launches_equal_python(fast, driver, tmp_path,
     lse = torch.empty((2, 8, 100), dtype=f32, device=0)
     kwargs = dict(window=(16, 0), bundles=bundles,
                   bias=torch.Tensor((1, 8, 100, 300), bf16), sinks=torch.Tensor((8,), f32))
+    return kernels, (do, q, k, v, o, lse), kwargs
+
+
+def test_attention_backward_native_launches_equal_python(fast, driver, tmp_path, monkeypatch):
+    """With the fast path on, attention_backward launches every kernel of a
+    set through its native Launcher (Kernel.launch is never called), with
+    the bytes, grids and stream of the Python path's launches: the
+    deterministic set, the fused set (prep, dkdv_dq, convert), and the sink
+    gradient."""
+    kernels, args, kwargs = _grad_call(tmp_path, driver)
     python_launches = []
     original = gpu.Kernel.launch
 
-    def counted(self, *args, **kw):
+    def counted(self, *a, **kw):
         python_launches.append(self.manifest["entry"])
-        return original(self, *args, **kw)
+        return original(self, *a, **kw)
     monkeypatch.setattr(gpu.Kernel, "launch", counted)
     for deterministic, names in ((True, ("dq", "dkdv", "dsinks")),
                                  (False, ("prep", "dkdv_dq", "convert", "nd_dsinks"))):
         def call():
-            return gpu.attention_backward(do, q, k, v, o, lse, deterministic=deterministic,
-                                          **kwargs)
+            return gpu.attention_backward(*args, deterministic=deterministic, **kwargs)
         gpu.set_fastpath(False)
         slow, slow_launches = run(driver, call)
         assert python_launches == list(names)
@@ -1237,16 +1283,25 @@ def test_no_leaks_over_100k_calls(fast, driver, tmp_path):
              "bundles", "out")
     refused = lambda: fast.attention(q, k, v, *[dict(kwargs, layout="x").get(n)  # noqa: E731
                                                 for n in names])
-    for fn in (dense, paged, refused):
+    _, gargs, gkwargs = _grad_call(tmp_path, driver)
+    backward = lambda: gpu.attention_backward(*gargs, deterministic=False,  # noqa: E731
+                                              **gkwargs)
+    watched = (q, k, v, kwargs["sinks"], *pargs, *gargs)
+    for fn in (dense, paged, refused, backward):
         for _ in range(2000):
             fn()
-        refs = [sys.getrefcount(x) for x in (q, k, v, kwargs["sinks"], *pargs)]
+        refs = [sys.getrefcount(x) for x in watched]
         gc.collect()
         objects = len(gc.get_objects())
         tracemalloc.start()
+        # Traced warm-up calls first: CPython's free lists (2000 tuples of a
+        # size) then hold traced blocks, and refill from them, not malloc.
+        for _ in range(3000):
+            torch.reset()
+            fn()
         rss = _rss_kib()
         start = tracemalloc.get_traced_memory()[0]
-        for _ in range(100_000 if fn is dense else 30_000):
+        for _ in range(100_000 if fn is dense else 10_000 if fn is backward else 30_000):
             torch.reset()
             fn()
         grown = tracemalloc.get_traced_memory()[0] - start
@@ -1255,7 +1310,7 @@ def test_no_leaks_over_100k_calls(fast, driver, tmp_path):
         assert grown < 64 * 1024, f"{grown} bytes more traced after the calls"
         assert _rss_kib() - rss < 2048
         assert len(gc.get_objects()) - objects < 100
-        assert [sys.getrefcount(x) for x in (q, k, v, kwargs["sinks"], *pargs)] == refs
+        assert [sys.getrefcount(x) for x in watched] == refs
     assert fast.stats()["plans"] == 2
 
 
@@ -1292,8 +1347,11 @@ def test_speed_report(fast, driver, tmp_path):
     gpu.attention(q, k, v, **kwargs)
     gpu.paged_attention(*pargs, **pkwargs)
     report = []
+    _, gargs, gkwargs = _grad_call(tmp_path, driver)
     for label, fn in (("attention", lambda: gpu.attention(q, k, v, **kwargs)),
-                      ("paged_attention", lambda: gpu.paged_attention(*pargs, **pkwargs))):
+                      ("paged_attention", lambda: gpu.paged_attention(*pargs, **pkwargs)),
+                      ("attention_backward", lambda: gpu.attention_backward(
+                          *gargs, deterministic=False, **gkwargs))):
         for enabled in (True, False):
             gpu.set_fastpath(enabled)
             n = 20000 if enabled else 5000
