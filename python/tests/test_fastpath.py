@@ -660,6 +660,19 @@ def _grad_manifest(name, kind, step, variant, workspaces):
             "block": [128, 1, 1], "dynamic_shared_memory": 0}
 
 
+def _grad_bundles(tmp_path, driver, manifests):
+    """The bundle directory of the backward kernels `manifests`, their
+    functions by entry, and a call's (do, q, k, v, out, lse): B 2, Hq 8,
+    Hkv 2, Sq 100, Sk 300, head dim 64, bf16."""
+    bundles = bundle_dir(tmp_path, driver, manifests)
+    kernels = {kern.manifest["entry"]: kern.function(0).value
+               for kern in gpu.load_bundles(bundles)}
+    q, k, v = qkv(b=2, hq=8, hkv=2, sq=100, sk=300, d=64)
+    o, do = torch.empty(q.shape, dtype=bf16, device=0), torch.empty(q.shape, dtype=bf16, device=0)
+    lse = torch.empty((2, 8, 100), dtype=f32, device=0)
+    return bundles, kernels, (do, q, k, v, o, lse)
+
+
 def test_attention_backward_runs_the_manifests_steps(fast, driver, tmp_path, monkeypatch):
     """attention_backward runs a kernel set's steps in order, however many
     (here a prep pass, dK/dV and a convert pass, as the fused dQ of
@@ -730,12 +743,7 @@ def test_attention_backward_deterministic_picks_its_set(fast, driver, tmp_path):
     manifests += [_grad_manifest("a_" + m["entry"], m["kernel"], m["step"], atomic,
                                  [delta, accum])
                   for m in manifests[2:]]
-    bundles = bundle_dir(tmp_path, driver, manifests)
-    kernels = {kern.manifest["entry"]: kern.function(0).value
-               for kern in gpu.load_bundles(bundles)}
-    q, k, v = qkv(b=2, hq=8, hkv=2, sq=100, sk=300, d=64)
-    o, do = torch.empty(q.shape, dtype=bf16, device=0), torch.empty(q.shape, dtype=bf16, device=0)
-    lse = torch.empty((2, 8, 100), dtype=f32, device=0)
+    bundles, kernels, (do, q, k, v, o, lse) = _grad_bundles(tmp_path, driver, manifests)
     gpu.set_fastpath(False)
     for deterministic, reduce, names in (
             (True, None, ("dq", "dkdv")), (False, None, ("prep", "dkdv_dq", "convert")),
@@ -796,12 +804,7 @@ def _grad_call(tmp_path, driver):
              "dynamic_shared_memory": 0}
     manifests += [dict(sinks, variant=variant, step=2),
                   dict(sinks, entry="nd_dsinks", ptx="nd_dsinks.ptx", variant=nd, step=3)]
-    bundles = bundle_dir(tmp_path, driver, manifests)
-    kernels = {kern.manifest["entry"]: kern.function(0).value
-               for kern in gpu.load_bundles(bundles)}
-    q, k, v = qkv(b=2, hq=8, hkv=2, sq=100, sk=300, d=64)
-    o, do = torch.empty(q.shape, dtype=bf16, device=0), torch.empty(q.shape, dtype=bf16, device=0)
-    lse = torch.empty((2, 8, 100), dtype=f32, device=0)
+    bundles, kernels, (do, q, k, v, o, lse) = _grad_bundles(tmp_path, driver, manifests)
     kwargs = dict(window=(16, 0), bundles=bundles,
                   bias=torch.Tensor((1, 8, 100, 300), bf16), sinks=torch.Tensor((8,), f32))
     return kernels, (do, q, k, v, o, lse), kwargs
