@@ -85,7 +85,9 @@ enum {
   MAX_PARAMS = 64,    // manifest parameters
   MAX_ARGS = 320,     // cuLaunchKernel parameters (5 per memref)
   MAX_TENSORMAPS = 8, // by-value descriptors per kernel
-  MAX_SET = 8,        // launchers of one launch_set
+  MAX_SET = 8,        // launchers of one launch_set or plan
+  MAX_WORKSPACES = 4, // workspaces of a backward plan
+  WS_PROGRAM = 16,    // ints of one workspace dim's program
   MAX_PROGRAM = 128,  // ints of one grid axis's program
   MAX_STACK = 32,     // the grid program's evaluation stack
   TMAP_CACHE = 4,     // descriptors kept per descriptor parameter
@@ -756,39 +758,49 @@ static int parse_param(Launcher *L, PyObject *item, Py_ssize_t i) {
   return L->nargs > MAX_ARGS ? spec_error("parameter count", i) : 0;
 }
 
-// One axis's grid program: a flat sequence of (op, argument) pairs, checked
-// so that grid_eval's stack stays within bounds and ends with one value.
-static int parse_program(Launcher *L, int axis, PyObject *prog) {
+// A program over a call's sizes (a grid axis, a workspace's dim): a flat
+// sequence of (op, argument) pairs into `dst` (at most `cap` ints), checked
+// so that grid_eval's stack stays within bounds and ends with one value;
+// `*nsizes` grows to cover the sizes it reads. `what` and `index` name it
+// in the error.
+static int parse_prog(PyObject *prog, int64_t *dst, int cap, int *len,
+                      int *nsizes, const char *what, Py_ssize_t index) {
   Py_ssize_t n = PySequence_Size(prog);
   if (n < 0)
     return -1;
-  if (n == 0 || n % 2 || n > MAX_PROGRAM)
-    return spec_error("grid program", axis);
+  if (n == 0 || n % 2 || n > cap)
+    return spec_error(what, index);
   int depth = 0;
   for (Py_ssize_t i = 0; i < n; i += 2) {
     int64_t op, arg;
     if (seq_int(prog, i, &op) < 0 || seq_int(prog, i + 1, &arg) < 0)
       return -1;
-    L->grid[axis][i] = op;
-    L->grid[axis][i + 1] = arg;
+    dst[i] = op;
+    dst[i + 1] = arg;
     if (op == G_CONST && arg >= 0)
       depth++;
     else if (op == G_SIZE && arg >= 0 && arg < MAX_SIZES) {
       depth++;
-      L->nsizes = arg + 1 > L->nsizes ? (int)arg + 1 : L->nsizes;
+      *nsizes = arg + 1 > *nsizes ? (int)arg + 1 : *nsizes;
     } else if (op == G_MUL && arg >= 2 && arg <= depth)
       depth -= (int)arg - 1;
     else if ((op == G_DIV || op == G_CEIL_DIV) && depth >= 2)
       depth--;
     else
-      return spec_error("grid program", axis);
+      return spec_error(what, index);
     if (depth > MAX_STACK)
-      return spec_error("grid program (too deep)", axis);
+      return spec_error(what, index);
   }
   if (depth != 1)
-    return spec_error("grid program", axis);
-  L->gridlen[axis] = (int)n;
+    return spec_error(what, index);
+  *len = (int)n;
   return 0;
+}
+
+// One axis's grid program (parse_prog).
+static int parse_program(Launcher *L, int axis, PyObject *prog) {
+  return parse_prog(prog, L->grid[axis], MAX_PROGRAM, &L->gridlen[axis],
+                    &L->nsizes, "grid program", axis);
 }
 
 static PyObject *launcher_new(PyTypeObject *type, PyObject *args,
@@ -975,9 +987,21 @@ static PyType_Spec launcher_spec = {"attn._fastpath.Launcher", sizeof(Launcher),
 // Plans: what a call's key maps to
 //===----------------------------------------------------------------------===//
 
+// A workspace a backward plan allocates per call: an f32 tensor for
+// `slot`, each of its `ndim` dims a program over the call's sizes
+// (parse_prog).
 typedef struct {
-  PyObject_HEAD Launcher
-      *kernels[2]; // dense: the kernel; paged: split, combine
+  int slot, ndim;
+  int64_t prog[4][WS_PROGRAM];
+  int len[4];
+} WorkspaceSpec;
+
+typedef struct {
+  // dense: the kernel; paged: split, combine; backward: its steps in order
+  PyObject_HEAD Launcher *kernels[MAX_SET];
+  int nkernels;
+  WorkspaceSpec workspaces[MAX_WORKSPACES]; // backward: in allocation order
+  int nworkspaces;
   // Paged: the split heuristic's constants (attn.gpu.num_splits):
   // row tiles, value chunks and resident blocks x SMs.
   int64_t row_tiles, chunks, slots;
@@ -989,8 +1013,8 @@ typedef struct {
 
 static void plan_dealloc(PyObject *self) {
   Plan *p = (Plan *)self;
-  Py_XDECREF((PyObject *)p->kernels[0]);
-  Py_XDECREF((PyObject *)p->kernels[1]);
+  for (int i = 0; i < MAX_SET; i++)
+    Py_XDECREF((PyObject *)p->kernels[i]);
   PyMem_Free(p->env);
   PyTypeObject *type = Py_TYPE(self);
   freefunc free_fn = (freefunc)PyType_GetSlot(type, Py_tp_free);
@@ -1926,6 +1950,315 @@ static PyObject *fp_row_stride(PyObject *self, PyObject *args) {
   return PyLong_FromLongLong(row);
 }
 
+//===----------------------------------------------------------------------===//
+// attention_backward
+//===----------------------------------------------------------------------===//
+
+// Argument positions of attention_backward() and
+// register_attention_backward(); the slots a backward Launcher's spec refers
+// to (GRAD_SLOTS; its sizes are DENSE_SIZES).
+enum {
+  GA_DO,
+  GA_Q,
+  GA_K,
+  GA_V,
+  GA_OUT,
+  GA_LSE,
+  GA_CAUSAL,
+  GA_WINDOW,
+  GA_SOFTCAP,
+  GA_SCALE,
+  GA_BIAS,
+  GA_SINKS,
+  GA_LAYOUT,
+  GA_BUNDLES,
+  GA_KERNEL,
+  GA_DETERMINISTIC,
+  GA_DQ_REDUCE,
+  GA_NARGS
+};
+enum {
+  GR_Q,
+  GR_K,
+  GR_V,
+  GR_BIAS,
+  GR_O,
+  GR_DO,
+  GR_LSE,
+  GR_DELTA,
+  GR_ROW_STATS,
+  GR_DQ_ACCUM,
+  GR_DQ,
+  GR_DK,
+  GR_DV,
+  GR_SINKS,
+  GR_DSINKS,
+  GR_NSLOTS
+};
+static const char *const grad_slot_names[GR_NSLOTS] = {
+    "q",         "k",        "v",  "bias", "o",  "do",    "lse",   "delta",
+    "row_stats", "dq_accum", "dq", "dk",   "dv", "sinks", "dsinks"};
+enum { GRAD_KEY_WORDS = 24 };
+
+typedef struct {
+  Tensor t[GR_NSLOTS];
+  int64_t sizes[MAX_SIZES];
+  uint64_t key[GRAD_KEY_WORDS];
+  Options opt;
+  int device;
+} GradCall;
+
+// Checks a call as attn.gpu.attention_backward does (`deterministic`
+// already resolved to a bool) and builds its key. 1, 0 (the Python path
+// takes the call), -1.
+static int grad_read(PyObject *const *args, Py_ssize_t nargs, GradCall *c) {
+  static const char *const layouts[] = {"bhsd", "bshd"};
+  static const char *const kernels[] = {"auto", "mma", "wgmma"};
+  static const char *const reduces[] = {"bulk", "atomic"};
+  if (nargs != GA_NARGS || !cfg.ready)
+    return 0;
+  memset(c, 0, sizeof *c);
+  int r = read_options(args[GA_CAUSAL], args[GA_WINDOW], args[GA_SOFTCAP],
+                       args[GA_SCALE], Py_False, args[GA_BUNDLES], &c->opt);
+  if (r <= 0)
+    return r;
+  int deterministic;
+  if ((r = read_bool(args[GA_DETERMINISTIC], &deterministic)) <= 0)
+    return r;
+  int layout = read_choice(args[GA_LAYOUT], layouts, 2);
+  // None is "auto", and "bulk", the way the Python path reads them.
+  int kernel = args[GA_KERNEL] == Py_None
+                   ? 0
+                   : read_choice(args[GA_KERNEL], kernels, 3);
+  int reduce = args[GA_DQ_REDUCE] == Py_None
+                   ? 0
+                   : read_choice(args[GA_DQ_REDUCE], reduces, 2);
+  if (layout < 0 || kernel < 0 || reduce < 0)
+    return 0;
+  Tensor *q = &c->t[GR_Q], *k = &c->t[GR_K], *v = &c->t[GR_V];
+  if ((r = input(args[GA_Q], q, 4, -1, 0)) <= 0 ||
+      (r = input(args[GA_K], k, 4, q->device, 0)) <= 0 ||
+      (r = input(args[GA_V], v, 4, q->device, 0)) <= 0 ||
+      (r = input(args[GA_OUT], &c->t[GR_O], 4, q->device, 0)) <= 0 ||
+      (r = input(args[GA_DO], &c->t[GR_DO], 4, q->device, 0)) <= 0 ||
+      (r = input(args[GA_LSE], &c->t[GR_LSE], 3, q->device, 0)) <= 0)
+    return r;
+  if (q->dtype < 0 || q->dtype > DT_F32 || k->dtype != q->dtype ||
+      v->dtype != q->dtype || c->t[GR_O].dtype != q->dtype ||
+      c->t[GR_DO].dtype != q->dtype || c->t[GR_LSE].dtype != DT_F32)
+    return 0;
+  int64_t b = q->shape[0], hq, sq, d = q->shape[3], hkv, sk;
+  if (layout == 0) {
+    hq = q->shape[1], sq = q->shape[2], hkv = k->shape[1], sk = k->shape[2];
+  } else {
+    sq = q->shape[1], hq = q->shape[2], sk = k->shape[1], hkv = k->shape[2];
+  }
+  int64_t dv = v->shape[3];
+  if (k->shape[0] != b || v->shape[0] != b || k->shape[3] != d ||
+      v->shape[1] != k->shape[1] || v->shape[2] != k->shape[2] || hkv == 0 ||
+      hq % hkv)
+    return 0;
+  int64_t o_bhsd[4] = {b, hq, sq, dv}, o_bshd[4] = {b, sq, hq, dv};
+  int64_t lse_shape[3] = {b, hq, sq};
+  const int64_t *o_shape = layout == 0 ? o_bhsd : o_bshd;
+  if (!same_shape(&c->t[GR_O], o_shape, 4) ||
+      !same_shape(&c->t[GR_DO], o_shape, 4) ||
+      !same_shape(&c->t[GR_LSE], lse_shape, 3))
+    return 0;
+  int64_t full[4] = {b, hq, sq, sk};
+  uint64_t bias_key[2], sinks_key;
+  if ((r = read_bias(args[GA_BIAS], full, q->device, &c->t[GR_BIAS],
+                     bias_key)) <= 0 ||
+      (r = read_sinks(args[GA_SINKS], hq, q->device, &c->t[GR_SINKS],
+                      &sinks_key)) <= 0)
+    return r;
+  c->device = q->device;
+  int64_t sizes[DS_NSIZES] = {b, hq, hkv, sq, sk};
+  memcpy(c->sizes, sizes, sizeof sizes);
+  uint64_t *key = c->key;
+  int w = 0;
+  key[w++] = 3 | (uint64_t)FASTPATH_API << 8; // the op
+  key[w++] = (uint64_t)q->dtype;
+  key[w++] = (uint64_t)d;
+  key[w++] = (uint64_t)dv;
+  key[w++] = (uint64_t)layout;
+  w += option_key(&c->opt, key + w);
+  key[w++] = bias_key[0];
+  key[w++] = bias_key[1];
+  key[w++] = sinks_key;
+  key[w++] = (uint64_t)c->device;
+  key[w++] = (uint64_t)kernel;
+  key[w++] = (uint64_t)deterministic;
+  key[w++] = (uint64_t)reduce;
+  return 1;
+}
+
+// The gradients (each like its input: dq like q, ..., dsinks like the
+// sinks) and the plan's workspaces, allocated in the Python path's order,
+// into `c` and `made` (new references). 1, 0 (a workspace size past what the
+// programs allow), -1.
+static int grad_outputs(GradCall *c, const Plan *plan, PyObject **made) {
+  static const int grads[4][2] = {
+      {GR_DQ, GR_Q}, {GR_DK, GR_K}, {GR_DV, GR_V}, {GR_DSINKS, GR_SINKS}};
+  int r;
+  for (int i = 0; i < 4; i++) {
+    const Tensor *like = &c->t[grads[i][1]];
+    int slot = grads[i][0];
+    if (!like->obj) // no sinks
+      continue;
+    if (!(made[slot] = new_empty(like->obj, like->shape, like->ndim, 0)))
+      return -1;
+    if ((r = output(made[slot], like->shape, like->ndim, like->dtype,
+                    c->device, &c->t[slot])) <= 0)
+      return r;
+  }
+  for (int i = 0; i < plan->nworkspaces; i++) {
+    const WorkspaceSpec *ws = &plan->workspaces[i];
+    int64_t shape[4], numel = 1;
+    for (int j = 0; j < ws->ndim; j++)
+      if (!grid_eval(ws->prog[j], ws->len[j], c->sizes, &shape[j]) ||
+          __builtin_mul_overflow(numel, shape[j], &numel) ||
+          numel > ((int64_t)1 << 40))
+        return 0;
+    if (!(made[ws->slot] = new_empty(c->t[GR_Q].obj, shape, ws->ndim, 1)))
+      return -1;
+    if ((r = output(made[ws->slot], shape, ws->ndim, DT_F32, c->device,
+                    &c->t[ws->slot])) <= 0)
+      return r;
+  }
+  return 1;
+}
+
+static PyObject *fp_attention_backward(PyObject *self, PyObject *const *args,
+                                       Py_ssize_t nargs) {
+  GradCall c;
+  int r = grad_read(args, nargs, &c);
+  if (r > 0)
+    r = device_is_current(c.device);
+  if (r <= 0) {
+    stats.rejected += r == 0;
+    return r < 0 ? NULL : Py_NewRef(Py_None);
+  }
+  Plan *plan;
+  if ((r = find_plan(c.key, GRAD_KEY_WORDS, c.opt.bundles, &plan)) <= 0) {
+    stats.misses += r == 0;
+    return r < 0 ? NULL : Py_NewRef(Py_None);
+  }
+  PyObject *made[GR_NSLOTS] = {NULL}, *result = NULL;
+  Prepared p[MAX_SET];
+  void *stream;
+  if ((r = grad_outputs(&c, plan, made)) <= 0)
+    goto done;
+  // Every kernel prepared before the first launches: a refusal launches
+  // nothing, and the Python path raises.
+  for (int i = 0; i < plan->nkernels; i++)
+    if (!launcher_prepare(plan->kernels[i], c.t, c.sizes, &p[i])) {
+      r = 0;
+      goto done;
+    }
+  if ((r = current_stream(c.device, &stream)) < 0)
+    goto done;
+  for (int i = 0; i < plan->nkernels; i++)
+    if ((r = launcher_launch(plan->kernels[i], &p[i], c.t, c.sizes, stream)) <
+        0)
+      goto done;
+  stats.hits++;
+  result = made[GR_DSINKS] ? PyTuple_Pack(4, made[GR_DQ], made[GR_DK],
+                                          made[GR_DV], made[GR_DSINKS])
+                           : PyTuple_Pack(3, made[GR_DQ], made[GR_DK],
+                                          made[GR_DV]);
+done:
+  if (!result && r == 0 && !PyErr_Occurred()) {
+    stats.rejected++;
+    result = Py_NewRef(Py_None);
+  }
+  for (int i = 0; i < GR_NSLOTS; i++)
+    Py_XDECREF(made[i]);
+  Py_DECREF(plan);
+  return result;
+}
+
+// One workspace of a backward plan: (slot, (program, ...)), a program per
+// dim (parse_prog); the slot one of the workspaces' (delta, row_stats,
+// dq_accum).
+static int parse_workspace(WorkspaceSpec *ws, PyObject *item, Py_ssize_t i) {
+  memset(ws, 0, sizeof *ws);
+  int64_t slot;
+  if (PySequence_Size(item) != 2) {
+    PyErr_Clear();
+    return spec_error("workspace (slot, dims)", i);
+  }
+  if (seq_int(item, 0, &slot) < 0)
+    return -1;
+  if (slot < GR_DELTA || slot > GR_DQ_ACCUM)
+    return spec_error("workspace slot", i);
+  ws->slot = (int)slot;
+  PyObject *dims = PySequence_GetItem(item, 1);
+  if (!dims)
+    return -1;
+  Py_ssize_t n = PySequence_Size(dims);
+  int r = n < 0 ? -1 : 0, nsizes = 0;
+  if (n == 0 || n > 4)
+    r = spec_error("workspace dims (1 to 4)", i);
+  for (Py_ssize_t j = 0; r == 0 && j < n; j++) {
+    PyObject *prog = PySequence_GetItem(dims, j);
+    r = prog ? parse_prog(prog, ws->prog[j], WS_PROGRAM, &ws->len[j], &nsizes,
+                          "workspace dim", i)
+             : -1;
+    Py_XDECREF(prog);
+  }
+  Py_DECREF(dims);
+  if (r == 0 && nsizes > DS_NSIZES)
+    r = spec_error("workspace dim (a size past DENSE_SIZES)", i);
+  ws->ndim = (int)n;
+  return r;
+}
+
+static PyObject *fp_register_attention_backward(PyObject *self,
+                                                PyObject *const *args,
+                                                Py_ssize_t nargs) {
+  static const char *usage =
+      "register_attention_backward(<attention_backward's 17 arguments>, a "
+      "tuple of Launchers of GRAD_SLOTS and DENSE_SIZES, a tuple of "
+      "workspaces)";
+  if (nargs != GA_NARGS + 2 || !PyTuple_Check(args[GA_NARGS]) ||
+      !PyTuple_Check(args[GA_NARGS + 1])) {
+    PyErr_SetString(PyExc_TypeError, usage);
+    return NULL;
+  }
+  PyObject *launchers = args[GA_NARGS], *workspaces = args[GA_NARGS + 1];
+  Py_ssize_t n = PyTuple_Size(launchers), nws = PyTuple_Size(workspaces);
+  if (n < 1 || n > MAX_SET || nws > MAX_WORKSPACES) {
+    PyErr_SetString(PyExc_TypeError, usage);
+    return NULL;
+  }
+  for (Py_ssize_t i = 0; i < n; i++)
+    if (!is_launcher(PyTuple_GetItem(launchers, i), GR_NSLOTS, DS_NSIZES)) {
+      PyErr_SetString(PyExc_TypeError, usage);
+      return NULL;
+    }
+  GradCall c;
+  int r = grad_read(args, GA_NARGS, &c);
+  if (r <= 0)
+    return r < 0 ? NULL : Py_NewRef(Py_False);
+  Plan *plan = plan_new(c.opt.bundles);
+  if (!plan)
+    return NULL;
+  for (Py_ssize_t i = 0; i < nws; i++)
+    if (parse_workspace(&plan->workspaces[i], PyTuple_GetItem(workspaces, i),
+                        i) < 0) {
+      Py_DECREF(plan);
+      return NULL;
+    }
+  plan->nworkspaces = (int)nws;
+  for (Py_ssize_t i = 0; i < n; i++)
+    plan->kernels[i] = (Launcher *)Py_NewRef(PyTuple_GetItem(launchers, i));
+  plan->nkernels = (int)n;
+  r = store_plan(c.key, GRAD_KEY_WORDS, c.opt.bundles, plan);
+  Py_DECREF(plan);
+  return r < 0 ? NULL : Py_NewRef(Py_True);
+}
+
 // launch_set(launchers, tensors, sizes, stream): the launches of a tuple of
 // Launchers in order with one call's tensors and sizes (launch_all): a
 // kernel set such as attention_backward's.
@@ -1989,6 +2322,16 @@ static PyMethodDef module_methods[] = {
      "row_tiles, chunks, slots)"},
     {"num_splits", fp_num_splits, METH_VARARGS,
      "num_splits(batch, kv_heads, row_tiles, max_len, resident_x_sms)"},
+    {"attention_backward", (PyCFunction)(void (*)(void))fp_attention_backward,
+     METH_FASTCALL,
+     "attention_backward(do, q, k, v, out, lse, causal, window, softcap, "
+     "scale, bias, sinks, layout, bundles, kernel, deterministic, dq_reduce): "
+     "the gradients, or None for the Python path"},
+    {"register_attention_backward",
+     (PyCFunction)(void (*)(void))fp_register_attention_backward,
+     METH_FASTCALL,
+     "register_attention_backward(<attention_backward's arguments>, "
+     "launchers, workspaces)"},
     {"launch_set", fp_launch_set, METH_VARARGS,
      "launch_set(launchers, tensors, sizes, stream): the Launchers' launches "
      "in order, each tensor inspected once, none launched unless all can be; "
@@ -2065,7 +2408,8 @@ static int add_constants(PyObject *m) {
   } tuples[] = {{"DENSE_SLOTS", dense_slot_names, D_NSLOTS},
                 {"DENSE_SIZES", dense_size_names, DS_NSIZES},
                 {"PAGED_SLOTS", paged_slot_names, S_NSLOTS},
-                {"PAGED_SIZES", paged_size_names, PS_NSIZES}};
+                {"PAGED_SIZES", paged_size_names, PS_NSIZES},
+                {"GRAD_SLOTS", grad_slot_names, GR_NSLOTS}};
   for (size_t i = 0; i < sizeof tuples / sizeof tuples[0]; i++) {
     PyObject *t = names_tuple(tuples[i].names, tuples[i].n);
     int r = t ? PyModule_AddObjectRef(m, tuples[i].name, t) : -1;

@@ -1032,13 +1032,34 @@ _AttentionFunction = _LazyFunction()
 
 # The tensors and sizes of the backward's kernels, as their native Launchers
 # read them (attention_backward): every parameter a kernel of
-# AttentionGradKernels.cpp takes.
+# AttentionGradKernels.cpp takes (_fastpath.c's GRAD_SLOTS, DENSE_SIZES).
 _GRAD_SLOTS = ("q", "k", "v", "bias", "o", "do", "lse", "delta", "row_stats", "dq_accum",
                "dq", "dk", "dv", "sinks", "dsinks")
 _GRAD_SIZES = ("B", "Hq", "Hkv", "Sq", "Sk")
 
 
-@_on_tensor_device
+def _grad_workspaces(fast, kernels, values):
+    """The workspaces of a backward kernel set as the fast path's plan
+    allocates them: ((slot, (program, ...)), ...) in the order the Python
+    path allocates them (each name once, f32), a grid program a dim; None
+    where one is not f32 or not a slot."""
+    seen, out = set(), []
+    try:
+        for kern in kernels:
+            for p in kern.manifest["params"]:
+                if p.get("role") != "workspace" or p["name"] in seen:
+                    continue
+                if p["name"] not in _GRAD_SLOTS or p.get("dtype") != "f32":
+                    return None
+                seen.add(p["name"])
+                out.append((_GRAD_SLOTS.index(p["name"]),
+                            tuple(_grid_program(parse_grid_size(e), _GRAD_SIZES, values, fast)
+                                  for e in p["shape"])))
+    except (_NoFastPath, ValueError):
+        return None
+    return tuple(out)
+
+
 def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, softcap=None,
                        scale=None, bias=None, sinks=None, layout="bhsd", bundles=None,
                        kernel=None, deterministic=None, dq_reduce=None):
@@ -1065,6 +1086,24 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
     `kernel="mma"` or `kernel="wgmma"` pins the dQ and dK/dV kernels: bundles whose
     variant says so (wgmma: f16/bf16, head dims multiples of 64 up to 256,
     sm_90a)."""
+    import torch
+
+    if deterministic is None:
+        deterministic = torch.are_deterministic_algorithms_enabled()
+    fast = _fast
+    if fast is not None:
+        result = fast.attention_backward(do, q, k, v, out, lse, causal, window, softcap, scale,
+                                         bias, sinks, layout, bundles, kernel,
+                                         bool(deterministic), dq_reduce)
+        if result is not None:
+            return result
+    return _attention_backward(do, q, k, v, out, lse, causal, window, softcap, scale, bias,
+                               sinks, layout, bundles, kernel, bool(deterministic), dq_reduce)
+
+
+@_on_tensor_device
+def _attention_backward(do, q, k, v, out, lse, causal, window, softcap, scale, bias, sinks,
+                        layout, bundles, kernel, deterministic, dq_reduce):
     import torch
 
     if bundles is None:
@@ -1097,8 +1136,6 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
         if kernel not in ("mma", "wgmma"):
             raise ValueError(f"kernel must be None, 'auto', 'mma' or 'wgmma', not {kernel!r}")
         want["kernel"] = kernel
-    if deterministic is None:
-        deterministic = torch.are_deterministic_algorithms_enabled()
     if not deterministic:
         want["deterministic"] = False
     if dq_reduce not in (None, "bulk", "atomic"):
@@ -1176,6 +1213,14 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, window=None, soft
                                (b, hq, hkv, sq, sk), stream) is None):
         for kern in kernels:
             kern.launch(tensors, sizes, stream, device)
+    else:
+        # Later calls like this one skip the Python path: the module's plan
+        # holds the launchers and the workspaces' shapes.
+        workspaces = _grad_workspaces(fast, kernels, values)
+        if workspaces is not None:
+            fast.register_attention_backward(do, q, k, v, out, lse, causal, window, softcap,
+                                             scale, bias, sinks, layout, bundles, kernel,
+                                             deterministic, dq_reduce, launchers, workspaces)
     grads = (tensors["dq"], tensors["dk"], tensors["dv"])
     return grads + ((tensors["dsinks"],) if sinks is not None else ())
 

@@ -811,11 +811,16 @@ def _grad_call(tmp_path, driver):
 
 
 def test_attention_backward_native_launches_equal_python(fast, driver, tmp_path, monkeypatch):
-    """With the fast path on, attention_backward launches every kernel of a
-    set through its native Launcher (Kernel.launch is never called), with
-    the bytes, grids and stream of the Python path's launches: the
-    deterministic set, the fused set (prep, dkdv_dq, convert), and the sink
-    gradient."""
+    """With the fast path on, attention_backward's first call launches the
+    set through launch_set and registers a plan; later calls are the
+    module's own (a hit: gradients and workspaces allocated and every
+    kernel launched in C). Either way Kernel.launch is never called, and
+    the launches (bytes, grids, stream) and the gradients' storage are the
+    Python path's: the deterministic set (descriptors by value,
+    `row_stats`, a window's run-time extents, a bias), the fused set (prep,
+    dkdv_dq, convert, with `dq_accum`), and the sink gradient."""
+    assert fast.GRAD_SLOTS == gpu._GRAD_SLOTS
+    assert fast.DENSE_SIZES == gpu._GRAD_SIZES
     kernels, args, kwargs = _grad_call(tmp_path, driver)
     python_launches = []
     original = gpu.Kernel.launch
@@ -831,15 +836,96 @@ def test_attention_backward_native_launches_equal_python(fast, driver, tmp_path,
         gpu.set_fastpath(False)
         slow, slow_launches = run(driver, call)
         assert python_launches == list(names)
+        assert len(slow) == 4  # dq, dk, dv, dsinks
         gpu.set_fastpath(True)
-        for _ in range(2):
+        for attempt in range(3):
             python_launches.clear()
+            hits = fast.stats()["hits"]
             grads, launches = run(driver, call)
+            assert fast.stats()["hits"] == hits + (attempt > 0)
             assert python_launches == []
             assert launches == slow_launches
             assert [launch[0] for launch in launches] == [kernels[n] for n in names]
             assert _ptrs(grads) == _ptrs(slow) and _shapes(grads) == _shapes(slow)
         python_launches.clear()
+    # torch's deterministic switch picks the set when deterministic=None.
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        for mode, names in ((True, ("dq", "dkdv", "dsinks")),
+                            (False, ("prep", "dkdv_dq", "convert", "nd_dsinks"))):
+            torch.use_deterministic_algorithms(mode)
+            hits = fast.stats()["hits"]
+            _, launches = run(driver, lambda: gpu.attention_backward(*args, **kwargs))
+            assert fast.stats()["hits"] == hits + 1
+            assert [launch[0] for launch in launches] == [kernels[n] for n in names]
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def test_register_attention_backward_checks_its_plan(fast, driver, tmp_path):
+    """A backward plan's launchers and workspaces are checked when it is
+    registered: Launchers within GRAD_SLOTS and the dense sizes, 1 to 8 of
+    them, workspaces (slot, dims) with a workspace's slot and 1 to 4 dims of
+    valid programs over the dense sizes."""
+    _, args, kwargs = _grad_call(tmp_path, driver)
+    call = list(args) + [False, None, None, None, None, None, "bhsd", kwargs["bundles"], None,
+                         False, None]
+    ok = fast.Launcher([(0, 0)], [[0, 1]] * 3, [1, 1, 1], 0, 0x100, 0)
+    delta = (7, ((1, 0), (1, 1), (1, 3)))
+    assert fast.register_attention_backward(*call, (ok,), (delta,)) is True
+    for launchers, workspaces, error in (
+            ((), (delta,), TypeError),
+            ((ok,) * 9, (delta,), TypeError),
+            ((fast.Launcher([(0, len(fast.GRAD_SLOTS))], [[0, 1]] * 3, [1, 1, 1], 0, 0x100,
+                            0),), (delta,), TypeError),
+            ((ok,), (delta,) * 5, TypeError),
+            ((ok,), ((0, ((0, 1),)),), ValueError),  # q is not a workspace
+            ((ok,), ((8, ()),), ValueError),
+            ((ok,), ((8, ((0, 1),) * 5),), ValueError),
+            ((ok,), ((8, ((1, 7),)),), ValueError),  # a size past the dense sizes
+            ((ok,), ((8, ((0, 1, 2, 2),)),), ValueError),
+            ((ok,), ((8,),), ValueError)):
+        with pytest.raises(error):
+            fast.register_attention_backward(*call, launchers, workspaces)
+    with pytest.raises(TypeError):
+        fast.register_attention_backward(*call, [ok], (delta,))
+    # A call the module does not take registers nothing.
+    assert fast.register_attention_backward(*call[:12], "bxyz", *call[13:], (ok,),
+                                            (delta,)) is False
+
+
+def test_attention_backward_falls_back_on_bad_input(fast, driver, tmp_path):
+    """Calls the module does not take go to the Python path, which raises
+    its errors; nothing is launched for them."""
+    _, args, kwargs = _grad_call(tmp_path, driver)
+    do, q, k, v, o, lse = args
+    gpu.set_fastpath(True)
+    gpu.attention_backward(*args, deterministic=False, **kwargs)  # the plan
+    bad = [
+        (dict(kernel="tree"), "kernel must be"),
+        (dict(dq_reduce="tree"), "dq_reduce must be"),
+        (dict(causal=True), "either causal=True or window"),
+        (dict(scale=float("nan")), "scale must be a finite number"),
+        (dict(sinks=torch.Tensor((7,), f32)), "sinks must be a CUDA tensor"),
+        (dict(bias=torch.Tensor((1, 8, 100, 299), bf16)), "bias must be"),
+    ]
+    for change, message in bad:
+        driver.lib.fake_reset()
+        with pytest.raises(ValueError, match=message):
+            gpu.attention_backward(*args, deterministic=False, **dict(kwargs, **change))
+        assert driver.lib.fake_launches() == 0
+    for position, replacement, message in (
+            (5, torch.empty((2, 8, 100), dtype=bf16, device=0), "lse must be"),
+            (4, torch.empty((2, 8, 99, 64), dtype=bf16, device=0), "out and do must"),
+            (0, torch.empty(q.shape, dtype=f16, device=0), "must have q's dtype")):
+        changed = list(args)
+        changed[position] = replacement
+        driver.lib.fake_reset()
+        rejected = fast.stats()["rejected"]
+        with pytest.raises(ValueError, match=message):
+            gpu.attention_backward(*changed, deterministic=False, **kwargs)
+        assert fast.stats()["rejected"] == rejected + 1
+        assert driver.lib.fake_launches() == 0
 
 
 def test_dense_empty_grid(fast, driver, tmp_path):
@@ -1314,7 +1400,7 @@ def test_no_leaks_over_100k_calls(fast, driver, tmp_path):
         assert _rss_kib() - rss < 2048
         assert len(gc.get_objects()) - objects < 100
         assert [sys.getrefcount(x) for x in watched] == refs
-    assert fast.stats()["plans"] == 2
+    assert fast.stats()["plans"] == 3
 
 
 def test_threads(fast, driver, tmp_path):
