@@ -995,8 +995,10 @@ def _make_attention_function():
         @staticmethod
         def forward(ctx, q, k, v, bias, sinks, causal, window, softcap, scale, layout,
                     return_lse, bundles):
-            out, lse = _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout,
-                                  True, bundles, None)
+            # The fast path too: a training step's forward is a call like any
+            # other (with its LSE).
+            out, lse = _call_attention(q, k, v, causal, window, softcap, scale, bias, sinks,
+                                       layout, True, bundles, None)
             ctx.save_for_backward(q, k, v, out, lse, bias, sinks)
             ctx.options = dict(causal=causal, window=window, softcap=softcap, scale=scale,
                                layout=layout, bundles=bundles)
