@@ -397,15 +397,15 @@ static PyObject *new_empty(PyObject *like, const int64_t *shape, int ndim,
   return result;
 }
 
-// The output tensor `obj` (new_empty's) as a Tensor of `shape` (up to 5
+// The output tensor `obj` (new_empty's) as a Tensor of `shape` (1 to 4
 // dims), `dtype` on `device`: only its address is read. 1, 0 (not 16-byte
 // aligned: the Python path raises) or -1.
 static int output(PyObject *obj, const int64_t *shape, int ndim, int dtype,
                   int device, Tensor *t) {
   memset(t, 0, sizeof *t);
   t->obj = obj;
-  t->ndim = ndim; // o_part has 5 dims: its shape is not kept (no
-  t->numel = 1;   // descriptor is made of it: ndim is not 4)
+  t->ndim = ndim;
+  t->numel = 1;
   for (int i = 0; i < ndim; i++) {
     if (i < 4)
       t->shape[i] = shape[i];
@@ -2244,12 +2244,16 @@ static PyObject *fp_register_attention_backward(PyObject *self,
   Plan *plan = plan_new(c.opt.bundles);
   if (!plan)
     return NULL;
-  for (Py_ssize_t i = 0; i < nws; i++)
-    if (parse_workspace(&plan->workspaces[i], PyTuple_GetItem(workspaces, i),
-                        i) < 0) {
+  uint32_t slots = 0;
+  for (Py_ssize_t i = 0; i < nws; i++) {
+    WorkspaceSpec *ws = &plan->workspaces[i];
+    if (parse_workspace(ws, PyTuple_GetItem(workspaces, i), i) < 0 ||
+        ((slots >> ws->slot & 1) && spec_error("workspace slot (twice)", i))) {
       Py_DECREF(plan);
       return NULL;
     }
+    slots |= 1u << ws->slot;
+  }
   plan->nworkspaces = (int)nws;
   for (Py_ssize_t i = 0; i < n; i++)
     plan->kernels[i] = (Launcher *)Py_NewRef(PyTuple_GetItem(launchers, i));
@@ -2380,6 +2384,7 @@ static int add_constants(PyObject *m) {
     long value;
   } ints[] = {
       {"API", FASTPATH_API},
+      {"MAX_SET", MAX_SET},
       {"KIND_MEMREF", P_MEMREF},
       {"KIND_I64", P_I64},
       {"KIND_F32", P_F32},

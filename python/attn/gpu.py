@@ -1038,6 +1038,7 @@ _AttentionFunction = _LazyFunction()
 _GRAD_SLOTS = ("q", "k", "v", "bias", "o", "do", "lse", "delta", "row_stats", "dq_accum",
                "dq", "dk", "dv", "sinks", "dsinks")
 _GRAD_SIZES = ("B", "Hq", "Hkv", "Sq", "Sk")
+_GRAD_WORKSPACES = ("delta", "row_stats", "dq_accum")  # the slots a plan allocates
 
 
 def _grad_workspaces(fast, kernels, values):
@@ -1051,7 +1052,7 @@ def _grad_workspaces(fast, kernels, values):
             for p in kern.manifest["params"]:
                 if p.get("role") != "workspace" or p["name"] in seen:
                     continue
-                if p["name"] not in _GRAD_SLOTS or p.get("dtype") != "f32":
+                if p["name"] not in _GRAD_WORKSPACES or p.get("dtype") != "f32":
                     return None
                 seen.add(p["name"])
                 out.append((_GRAD_SLOTS.index(p["name"]),
@@ -1108,6 +1109,10 @@ def _attention_backward(do, q, k, v, out, lse, causal, window, softcap, scale, b
                         layout, bundles, kernel, deterministic, dq_reduce):
     import torch
 
+    # The call's arguments as the fast path keys them (bundles as given:
+    # None is the fast path's own key, with $ATTN_BUNDLES in its plan).
+    call = (do, q, k, v, out, lse, causal, window, softcap, scale, bias, sinks, layout,
+            bundles, kernel, deterministic, dq_reduce)
     if bundles is None:
         bundles = os.environ.get("ATTN_BUNDLES", "build/bundles")
     for name, t in (("do", do), ("q", q), ("k", k), ("v", v), ("out", out)):
@@ -1207,7 +1212,7 @@ def _attention_backward(do, q, k, v, out, lse, causal, window, softcap, scale, b
     # refuses (then none has launched), through Kernel.launch.
     fast = _fastpath()
     launchers = None
-    if fast is not None:
+    if fast is not None and len(kernels) <= fast.MAX_SET:
         launchers = tuple(_native_launcher(fast, kern, device, _GRAD_SLOTS, _GRAD_SIZES, values)
                           for kern in kernels)
     if (launchers is None or None in launchers
@@ -1220,9 +1225,10 @@ def _attention_backward(do, q, k, v, out, lse, causal, window, softcap, scale, b
         # holds the launchers and the workspaces' shapes.
         workspaces = _grad_workspaces(fast, kernels, values)
         if workspaces is not None:
-            fast.register_attention_backward(do, q, k, v, out, lse, causal, window, softcap,
-                                             scale, bias, sinks, layout, bundles, kernel,
-                                             deterministic, dq_reduce, launchers, workspaces)
+            try:
+                fast.register_attention_backward(*call, launchers, workspaces)
+            except ValueError:  # a workspace the module cannot hold: no plan
+                pass
     grads = (tensors["dq"], tensors["dk"], tensors["dv"])
     return grads + ((tensors["dsinks"],) if sinks is not None else ())
 

@@ -884,7 +884,8 @@ def test_register_attention_backward_checks_its_plan(fast, driver, tmp_path):
             ((ok,), ((8, ((0, 1),) * 5),), ValueError),
             ((ok,), ((8, ((1, 7),)),), ValueError),  # a size past the dense sizes
             ((ok,), ((8, ((0, 1, 2, 2),)),), ValueError),
-            ((ok,), ((8,),), ValueError)):
+            ((ok,), ((8,),), ValueError),
+            ((ok,), ((8, ((0, 1),)), (8, ((0, 2),))), ValueError)):  # a slot twice
         with pytest.raises(error):
             fast.register_attention_backward(*call, launchers, workspaces)
     with pytest.raises(TypeError):
@@ -892,6 +893,49 @@ def test_register_attention_backward_checks_its_plan(fast, driver, tmp_path):
     # A call the module does not take registers nothing.
     assert fast.register_attention_backward(*call[:12], "bxyz", *call[13:], (ok,),
                                             (delta,)) is False
+
+
+def test_attention_backward_plan_for_default_bundles(fast, driver, tmp_path, monkeypatch):
+    """bundles=None (autograd's default) is a key of its own: the plan made
+    by the Python path serves the later calls while $ATTN_BUNDLES is the
+    same, and not after it changes."""
+    _, args, kwargs = _grad_call(tmp_path, driver)
+    monkeypatch.setenv("ATTN_BUNDLES", kwargs.pop("bundles"))
+    gpu.set_fastpath(True)
+    gpu.attention_backward(*args, deterministic=False, **kwargs)
+    hits = fast.stats()["hits"]
+    for _ in range(2):
+        gpu.attention_backward(*args, deterministic=False, **kwargs)
+    assert fast.stats()["hits"] == hits + 2
+    monkeypatch.setenv("ATTN_BUNDLES", str(tmp_path / "elsewhere"))
+    from attn import jit
+
+    def no_jit(variant, chip):
+        raise RuntimeError(f"jit asked for {variant['op']}")
+    monkeypatch.setattr(jit, "compile_variant", no_jit)
+    misses = fast.stats()["misses"]
+    with pytest.raises(RuntimeError, match="jit asked for attention_grad"):
+        gpu.attention_backward(*args, deterministic=False, **kwargs)
+    assert fast.stats()["misses"] == misses + 1
+
+
+def test_attention_backward_past_max_set_keeps_the_python_path(fast, driver, tmp_path):
+    """A kernel set of more steps than a plan holds (MAX_SET) runs on the
+    Python path, every step, and registers no plan."""
+    variant = dict(dense_variant(d=64), op="attention_grad")
+    del variant["lse"]
+    delta = ("delta", "f32", ["B", "Hq", "Sq"])
+    n = fast.MAX_SET + 1
+    manifests = [_grad_manifest(f"s{i}", f"attention_grad.s{i}", i, variant, [delta])
+                 for i in range(n)]
+    bundles, kernels, args = _grad_bundles(tmp_path, driver, manifests)
+    gpu.set_fastpath(True)
+    plans = fast.stats()["plans"]
+    for _ in range(2):
+        _, launches = run(driver, lambda: gpu.attention_backward(*args, bundles=bundles,
+                                                                 deterministic=True))
+        assert [launch[0] for launch in launches] == [kernels[f"s{i}"] for i in range(n)]
+    assert fast.stats()["plans"] == plans
 
 
 def test_attention_backward_falls_back_on_bad_input(fast, driver, tmp_path):
