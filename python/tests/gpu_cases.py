@@ -162,6 +162,10 @@ GRAD_CASES = [
          causal=True, sinks=True, bias=(True, False, False, False)),
     case("grad_d128_dv256_bshd_sq_gt_sk_f16", b=1, hq=4, hkv=2, sq=300, sk=150, d=128, dv=256,
          dtype="f16", layout="bshd"),
+    # 192/64: 32-row tiles (head dim past 128) with dK and dV in one block
+    # (D + Dv = 256), and the tiles' statistics as two 128-byte copies.
+    case("grad_d192_dv64_gqa_causal_f16_333", b=2, hq=4, hkv=2, sq=333, sk=333, d=192, dv=64,
+         dtype="f16", causal=True),
 ]
 for c in GRAD_CASES:
     c["lse"] = True  # the forward of a backward computes its LSE
