@@ -1096,6 +1096,28 @@ static int store_plan(const uint64_t *key, size_t words, PyObject *bundles,
   return r;
 }
 
+// The start of an entry point, after its read function returned `r` (1:
+// the call is one the module takes, with its device, key and bundles): 1
+// with the key's plan (a new reference) when the device is current and
+// there is one; else 0 with the entry point's answer in *answer, None (the
+// Python path takes the call; counted as rejected or missed) or NULL (an
+// error is set).
+static int entry_plan(int r, int device, const uint64_t *key, size_t words,
+                      PyObject *bundles, Plan **plan, PyObject **answer) {
+  if (r > 0)
+    r = device_is_current(device);
+  if (r > 0) {
+    r = find_plan(key, words, bundles, plan);
+    if (r > 0)
+      return 1;
+    stats.misses += r == 0;
+  } else {
+    stats.rejected += r == 0;
+  }
+  *answer = r < 0 ? NULL : Py_NewRef(Py_None);
+  return 0;
+}
+
 // A Launcher whose slots and sizes are within an entry point's.
 static int is_launcher(PyObject *o, int nslots, int nsizes) {
   if (Py_TYPE(o) != LauncherType)
@@ -1228,9 +1250,9 @@ static int read_sinks(PyObject *obj, int64_t hq, int device, Tensor *t,
 // Python path takes the call), -1.
 static int dense_read(PyObject *const *args, Py_ssize_t nargs, DenseCall *c) {
   static const char *const layouts[] = {"bhsd", "bshd"};
+  memset(c, 0, sizeof *c); // entry_plan reads c->device whatever this returns
   if (nargs != DA_NARGS || !cfg.ready)
     return 0;
-  memset(c, 0, sizeof *c);
   int r = read_options(args[DA_CAUSAL], args[DA_WINDOW], args[DA_SOFTCAP],
                        args[DA_SCALE], args[DA_LSE], args[DA_BUNDLES], &c->opt);
   if (r <= 0)
@@ -1296,18 +1318,11 @@ static int dense_read(PyObject *const *args, Py_ssize_t nargs, DenseCall *c) {
 static PyObject *fp_attention(PyObject *self, PyObject *const *args,
                               Py_ssize_t nargs) {
   DenseCall c;
-  int r = dense_read(args, nargs, &c);
-  if (r > 0)
-    r = device_is_current(c.device);
-  if (r <= 0) {
-    stats.rejected += r == 0;
-    return r < 0 ? NULL : Py_NewRef(Py_None);
-  }
   Plan *plan;
-  if ((r = find_plan(c.key, DENSE_KEY_WORDS, c.opt.bundles, &plan)) <= 0) {
-    stats.misses += r == 0;
-    return r < 0 ? NULL : Py_NewRef(Py_None);
-  }
+  PyObject *answer;
+  int r = dense_read(args, nargs, &c);
+  if (!entry_plan(r, c.device, c.key, DENSE_KEY_WORDS, c.opt.bundles, &plan, &answer))
+    return answer;
   PyObject *q = args[DA_Q], *out = NULL, *lse = NULL, *result = NULL;
   int dtype = c.t[D_Q].dtype;
   void *stream;
@@ -1532,9 +1547,9 @@ static int paged_tensors(PyObject *const *args, PagedCall *c, int layout,
 // -1. Batches past the grid's 65535 sequences (run in slices) stay in Python.
 static int paged_read(PyObject *const *args, Py_ssize_t nargs, PagedCall *c) {
   static const char *const layouts[] = {"nhd", "hnd"};
+  memset(c, 0, sizeof *c); // entry_plan reads c->device whatever this returns
   if (nargs != PA_NARGS || !cfg.ready)
     return 0;
-  memset(c, 0, sizeof *c);
   int r = read_options(args[PA_CAUSAL], args[PA_WINDOW], args[PA_SOFTCAP],
                        args[PA_SCALE], args[PA_LSE], args[PA_BUNDLES], &c->opt);
   if (r <= 0)
@@ -1767,18 +1782,11 @@ static PyObject *paged_result(PyObject *const *args, const PagedCall *c,
 static PyObject *fp_paged_attention(PyObject *self, PyObject *const *args,
                                     Py_ssize_t nargs) {
   PagedCall c;
-  int r = paged_read(args, nargs, &c);
-  if (r > 0)
-    r = device_is_current(c.device);
-  if (r <= 0) {
-    stats.rejected += r == 0;
-    return r < 0 ? NULL : Py_NewRef(Py_None);
-  }
   Plan *plan;
-  if ((r = find_plan(c.key, PAGED_KEY_WORDS, c.opt.bundles, &plan)) <= 0) {
-    stats.misses += r == 0;
-    return r < 0 ? NULL : Py_NewRef(Py_None);
-  }
+  PyObject *answer;
+  int r = paged_read(args, nargs, &c);
+  if (!entry_plan(r, c.device, c.key, PAGED_KEY_WORDS, c.opt.bundles, &plan, &answer))
+    return answer;
   PyObject *owned[4] = {NULL, NULL, NULL, NULL}, *result = NULL;
   int64_t kv_blocks, max_len;
   if (__builtin_mul_overflow(c.hkv, plan->chunks, &kv_blocks))
@@ -2015,9 +2023,9 @@ static int grad_read(PyObject *const *args, Py_ssize_t nargs, GradCall *c) {
   static const char *const layouts[] = {"bhsd", "bshd"};
   static const char *const kernels[] = {"auto", "mma", "wgmma"};
   static const char *const reduces[] = {"bulk", "atomic"};
+  memset(c, 0, sizeof *c); // entry_plan reads c->device whatever this returns
   if (nargs != GA_NARGS || !cfg.ready)
     return 0;
-  memset(c, 0, sizeof *c);
   int r = read_options(args[GA_CAUSAL], args[GA_WINDOW], args[GA_SOFTCAP],
                        args[GA_SCALE], Py_False, args[GA_BUNDLES], &c->opt);
   if (r <= 0)
@@ -2132,18 +2140,11 @@ static int grad_outputs(GradCall *c, const Plan *plan, PyObject **made) {
 static PyObject *fp_attention_backward(PyObject *self, PyObject *const *args,
                                        Py_ssize_t nargs) {
   GradCall c;
-  int r = grad_read(args, nargs, &c);
-  if (r > 0)
-    r = device_is_current(c.device);
-  if (r <= 0) {
-    stats.rejected += r == 0;
-    return r < 0 ? NULL : Py_NewRef(Py_None);
-  }
   Plan *plan;
-  if ((r = find_plan(c.key, GRAD_KEY_WORDS, c.opt.bundles, &plan)) <= 0) {
-    stats.misses += r == 0;
-    return r < 0 ? NULL : Py_NewRef(Py_None);
-  }
+  PyObject *answer;
+  int r = grad_read(args, nargs, &c);
+  if (!entry_plan(r, c.device, c.key, GRAD_KEY_WORDS, c.opt.bundles, &plan, &answer))
+    return answer;
   PyObject *made[GR_NSLOTS] = {NULL}, *result = NULL;
   Prepared p[MAX_SET];
   void *stream;
