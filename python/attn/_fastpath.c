@@ -1246,24 +1246,26 @@ static int read_sinks(PyObject *obj, int64_t hq, int device, Tensor *t,
   return 1;
 }
 
-// Checks a call as attn.gpu.attention does and builds its key. 1, 0 (the
-// Python path takes the call), -1.
-static int dense_read(PyObject *const *args, Py_ssize_t nargs, DenseCall *c) {
-  static const char *const layouts[] = {"bhsd", "bshd"};
-  memset(c, 0, sizeof *c); // entry_plan reads c->device whatever this returns
-  if (nargs != DA_NARGS || !cfg.ready)
-    return 0;
-  int r = read_options(args[DA_CAUSAL], args[DA_WINDOW], args[DA_SOFTCAP],
-                       args[DA_SCALE], args[DA_LSE], args[DA_BUNDLES], &c->opt);
-  if (r <= 0)
-    return r;
-  int layout = read_choice(args[DA_LAYOUT], layouts, 2);
-  if (layout < 0)
-    return 0;
-  Tensor *q = &c->t[D_Q], *k = &c->t[D_K], *v = &c->t[D_V];
-  if ((r = input(args[DA_Q], q, 4, -1, 0)) <= 0 ||
-      (r = input(args[DA_K], k, 4, q->device, 0)) <= 0 ||
-      (r = input(args[DA_V], v, 4, q->device, 0)) <= 0)
+// What a dense call's q, k, v, bias and sinks say, as dense_read and
+// grad_read share it: the sizes in DENSE_SIZES order, the output's shape,
+// and the key words of the head dims, the bias and the sinks.
+typedef struct {
+  int64_t sizes[DS_NSIZES];
+  int64_t d, dv, o_shape[4];
+  uint64_t bias_key[2], sinks_key;
+} DenseShape;
+
+// Reads q, k, v (4-D CUDA tensors on one device, contiguous, one dtype of
+// f16, bf16, f32; shapes consistent in `layout`: 0 bhsd, 1 bshd; Hq a
+// multiple of Hkv), the bias and the sinks into their Tensors, checked as
+// attn.gpu's dense entry points check them; `objs` are q, k, v, bias,
+// sinks. 1, 0 (the Python path takes the call), -1.
+static int read_dense(PyObject *const *objs, int layout, Tensor *q, Tensor *k,
+                      Tensor *v, Tensor *bias, Tensor *sinks, DenseShape *s) {
+  int r;
+  if ((r = input(objs[0], q, 4, -1, 0)) <= 0 ||
+      (r = input(objs[1], k, 4, q->device, 0)) <= 0 ||
+      (r = input(objs[2], v, 4, q->device, 0)) <= 0)
     return r;
   if (q->dtype < 0 || q->dtype > DT_F32 || k->dtype != q->dtype ||
       v->dtype != q->dtype)
@@ -1281,15 +1283,60 @@ static int dense_read(PyObject *const *args, Py_ssize_t nargs, DenseCall *c) {
   if (hkv == 0 || hq % hkv)
     return 0;
   int64_t full[4] = {b, hq, sq, sk};
-  uint64_t bias_key[2], sinks_key;
-  if ((r = read_bias(args[DA_BIAS], full, q->device, &c->t[D_BIAS],
-                     bias_key)) <= 0 ||
-      (r = read_sinks(args[DA_SINKS], hq, q->device, &c->t[D_SINKS],
-                      &sinks_key)) <= 0)
+  if ((r = read_bias(objs[3], full, q->device, bias, s->bias_key)) <= 0 ||
+      (r = read_sinks(objs[4], hq, q->device, sinks, &s->sinks_key)) <= 0)
     return r;
-  int64_t out_bhsd[4] = {b, hq, sq, dv}, out_bshd[4] = {b, sq, hq, dv};
-  memcpy(c->out_shape, layout == 0 ? out_bhsd : out_bshd, sizeof c->out_shape);
-  c->lse_shape[0] = b, c->lse_shape[1] = hq, c->lse_shape[2] = sq;
+  int64_t sizes[DS_NSIZES] = {b, hq, hkv, sq, sk};
+  int64_t o_bhsd[4] = {b, hq, sq, dv}, o_bshd[4] = {b, sq, hq, dv};
+  memcpy(s->sizes, sizes, sizeof sizes);
+  memcpy(s->o_shape, layout == 0 ? o_bhsd : o_bshd, sizeof s->o_shape);
+  s->d = d;
+  s->dv = dv;
+  return 1;
+}
+
+// Writes a dense call's key from the op (`op`, with the fast path's API) to
+// the device at `key`; returns the words written.
+static int dense_key(uint64_t *key, int op, const Tensor *q,
+                     const DenseShape *s, int layout, const Options *opt) {
+  int w = 0;
+  key[w++] = (uint64_t)op | (uint64_t)FASTPATH_API << 8;
+  key[w++] = (uint64_t)q->dtype;
+  key[w++] = (uint64_t)s->d;
+  key[w++] = (uint64_t)s->dv;
+  key[w++] = (uint64_t)layout;
+  w += option_key(opt, key + w);
+  key[w++] = s->bias_key[0];
+  key[w++] = s->bias_key[1];
+  key[w++] = s->sinks_key;
+  key[w++] = (uint64_t)q->device;
+  return w;
+}
+
+// Checks a call as attn.gpu.attention does and builds its key. 1, 0 (the
+// Python path takes the call), -1.
+static int dense_read(PyObject *const *args, Py_ssize_t nargs, DenseCall *c) {
+  static const char *const layouts[] = {"bhsd", "bshd"};
+  memset(c, 0, sizeof *c); // entry_plan reads c->device whatever this returns
+  if (nargs != DA_NARGS || !cfg.ready)
+    return 0;
+  int r = read_options(args[DA_CAUSAL], args[DA_WINDOW], args[DA_SOFTCAP],
+                       args[DA_SCALE], args[DA_LSE], args[DA_BUNDLES], &c->opt);
+  if (r <= 0)
+    return r;
+  int layout = read_choice(args[DA_LAYOUT], layouts, 2);
+  if (layout < 0)
+    return 0;
+  Tensor *q = &c->t[D_Q];
+  DenseShape sh;
+  PyObject *dense[5] = {args[DA_Q], args[DA_K], args[DA_V], args[DA_BIAS],
+                        args[DA_SINKS]};
+  if ((r = read_dense(dense, layout, q, &c->t[D_K], &c->t[D_V], &c->t[D_BIAS],
+                      &c->t[D_SINKS], &sh)) <= 0)
+    return r;
+  memcpy(c->out_shape, sh.o_shape, sizeof c->out_shape);
+  c->lse_shape[0] = sh.sizes[DS_B], c->lse_shape[1] = sh.sizes[DS_HQ],
+  c->lse_shape[2] = sh.sizes[DS_SQ];
   if (args[DA_OUT] != Py_None) {
     Tensor *o = &c->t[D_O];
     if ((r = input(args[DA_OUT], o, 4, q->device, 0)) <= 0)
@@ -1298,20 +1345,8 @@ static int dense_read(PyObject *const *args, Py_ssize_t nargs, DenseCall *c) {
       return 0;
   }
   c->device = q->device;
-  int64_t sizes[DS_NSIZES] = {b, hq, hkv, sq, sk};
-  memcpy(c->sizes, sizes, sizeof sizes);
-  uint64_t *key = c->key;
-  int w = 0;
-  key[w++] = 1 | (uint64_t)FASTPATH_API << 8; // the op
-  key[w++] = (uint64_t)q->dtype;
-  key[w++] = (uint64_t)d;
-  key[w++] = (uint64_t)dv;
-  key[w++] = (uint64_t)layout;
-  w += option_key(&c->opt, key + w);
-  key[w++] = bias_key[0];
-  key[w++] = bias_key[1];
-  key[w++] = sinks_key;
-  key[w++] = (uint64_t)c->device;
+  memcpy(c->sizes, sh.sizes, sizeof sh.sizes);
+  dense_key(c->key, 1, q, &sh, layout, &c->opt);
   return 1;
 }
 
@@ -1321,7 +1356,8 @@ static PyObject *fp_attention(PyObject *self, PyObject *const *args,
   Plan *plan;
   PyObject *answer;
   int r = dense_read(args, nargs, &c);
-  if (!entry_plan(r, c.device, c.key, DENSE_KEY_WORDS, c.opt.bundles, &plan, &answer))
+  if (!entry_plan(r, c.device, c.key, DENSE_KEY_WORDS, c.opt.bundles, &plan,
+                  &answer))
     return answer;
   PyObject *q = args[DA_Q], *out = NULL, *lse = NULL, *result = NULL;
   int dtype = c.t[D_Q].dtype;
@@ -1785,7 +1821,8 @@ static PyObject *fp_paged_attention(PyObject *self, PyObject *const *args,
   Plan *plan;
   PyObject *answer;
   int r = paged_read(args, nargs, &c);
-  if (!entry_plan(r, c.device, c.key, PAGED_KEY_WORDS, c.opt.bundles, &plan, &answer))
+  if (!entry_plan(r, c.device, c.key, PAGED_KEY_WORDS, c.opt.bundles, &plan,
+                  &answer))
     return answer;
   PyObject *owned[4] = {NULL, NULL, NULL, NULL}, *result = NULL;
   int64_t kv_blocks, max_len;
@@ -2035,69 +2072,35 @@ static int grad_read(PyObject *const *args, Py_ssize_t nargs, GradCall *c) {
     return r;
   int layout = read_choice(args[GA_LAYOUT], layouts, 2);
   // None is "auto", and "bulk", the way the Python path reads them.
-  int kernel = args[GA_KERNEL] == Py_None
-                   ? 0
-                   : read_choice(args[GA_KERNEL], kernels, 3);
+  int kernel =
+      args[GA_KERNEL] == Py_None ? 0 : read_choice(args[GA_KERNEL], kernels, 3);
   int reduce = args[GA_DQ_REDUCE] == Py_None
                    ? 0
                    : read_choice(args[GA_DQ_REDUCE], reduces, 2);
   if (layout < 0 || kernel < 0 || reduce < 0)
     return 0;
-  Tensor *q = &c->t[GR_Q], *k = &c->t[GR_K], *v = &c->t[GR_V];
-  if ((r = input(args[GA_Q], q, 4, -1, 0)) <= 0 ||
-      (r = input(args[GA_K], k, 4, q->device, 0)) <= 0 ||
-      (r = input(args[GA_V], v, 4, q->device, 0)) <= 0 ||
+  Tensor *q = &c->t[GR_Q];
+  DenseShape sh;
+  PyObject *dense[5] = {args[GA_Q], args[GA_K], args[GA_V], args[GA_BIAS],
+                        args[GA_SINKS]};
+  if ((r = read_dense(dense, layout, q, &c->t[GR_K], &c->t[GR_V],
+                      &c->t[GR_BIAS], &c->t[GR_SINKS], &sh)) <= 0 ||
       (r = input(args[GA_OUT], &c->t[GR_O], 4, q->device, 0)) <= 0 ||
       (r = input(args[GA_DO], &c->t[GR_DO], 4, q->device, 0)) <= 0 ||
       (r = input(args[GA_LSE], &c->t[GR_LSE], 3, q->device, 0)) <= 0)
     return r;
-  if (q->dtype < 0 || q->dtype > DT_F32 || k->dtype != q->dtype ||
-      v->dtype != q->dtype || c->t[GR_O].dtype != q->dtype ||
-      c->t[GR_DO].dtype != q->dtype || c->t[GR_LSE].dtype != DT_F32)
-    return 0;
-  int64_t b = q->shape[0], hq, sq, d = q->shape[3], hkv, sk;
-  if (layout == 0) {
-    hq = q->shape[1], sq = q->shape[2], hkv = k->shape[1], sk = k->shape[2];
-  } else {
-    sq = q->shape[1], hq = q->shape[2], sk = k->shape[1], hkv = k->shape[2];
-  }
-  int64_t dv = v->shape[3];
-  if (k->shape[0] != b || v->shape[0] != b || k->shape[3] != d ||
-      v->shape[1] != k->shape[1] || v->shape[2] != k->shape[2] || hkv == 0 ||
-      hq % hkv)
-    return 0;
-  int64_t o_bhsd[4] = {b, hq, sq, dv}, o_bshd[4] = {b, sq, hq, dv};
-  int64_t lse_shape[3] = {b, hq, sq};
-  const int64_t *o_shape = layout == 0 ? o_bhsd : o_bshd;
-  if (!same_shape(&c->t[GR_O], o_shape, 4) ||
-      !same_shape(&c->t[GR_DO], o_shape, 4) ||
+  int64_t lse_shape[3] = {sh.sizes[DS_B], sh.sizes[DS_HQ], sh.sizes[DS_SQ]};
+  if (c->t[GR_O].dtype != q->dtype || c->t[GR_DO].dtype != q->dtype ||
+      c->t[GR_LSE].dtype != DT_F32 || !same_shape(&c->t[GR_O], sh.o_shape, 4) ||
+      !same_shape(&c->t[GR_DO], sh.o_shape, 4) ||
       !same_shape(&c->t[GR_LSE], lse_shape, 3))
     return 0;
-  int64_t full[4] = {b, hq, sq, sk};
-  uint64_t bias_key[2], sinks_key;
-  if ((r = read_bias(args[GA_BIAS], full, q->device, &c->t[GR_BIAS],
-                     bias_key)) <= 0 ||
-      (r = read_sinks(args[GA_SINKS], hq, q->device, &c->t[GR_SINKS],
-                      &sinks_key)) <= 0)
-    return r;
   c->device = q->device;
-  int64_t sizes[DS_NSIZES] = {b, hq, hkv, sq, sk};
-  memcpy(c->sizes, sizes, sizeof sizes);
-  uint64_t *key = c->key;
-  int w = 0;
-  key[w++] = 3 | (uint64_t)FASTPATH_API << 8; // the op
-  key[w++] = (uint64_t)q->dtype;
-  key[w++] = (uint64_t)d;
-  key[w++] = (uint64_t)dv;
-  key[w++] = (uint64_t)layout;
-  w += option_key(&c->opt, key + w);
-  key[w++] = bias_key[0];
-  key[w++] = bias_key[1];
-  key[w++] = sinks_key;
-  key[w++] = (uint64_t)c->device;
-  key[w++] = (uint64_t)kernel;
-  key[w++] = (uint64_t)deterministic;
-  key[w++] = (uint64_t)reduce;
+  memcpy(c->sizes, sh.sizes, sizeof sh.sizes);
+  int w = dense_key(c->key, 3, q, &sh, layout, &c->opt);
+  c->key[w++] = (uint64_t)kernel;
+  c->key[w++] = (uint64_t)deterministic;
+  c->key[w++] = (uint64_t)reduce;
   return 1;
 }
 
@@ -2116,8 +2119,8 @@ static int grad_outputs(GradCall *c, const Plan *plan, PyObject **made) {
       continue;
     if (!(made[slot] = new_empty(like->obj, like->shape, like->ndim, 0)))
       return -1;
-    if ((r = output(made[slot], like->shape, like->ndim, like->dtype,
-                    c->device, &c->t[slot])) <= 0)
+    if ((r = output(made[slot], like->shape, like->ndim, like->dtype, c->device,
+                    &c->t[slot])) <= 0)
       return r;
   }
   for (int i = 0; i < plan->nworkspaces; i++) {
@@ -2143,7 +2146,8 @@ static PyObject *fp_attention_backward(PyObject *self, PyObject *const *args,
   Plan *plan;
   PyObject *answer;
   int r = grad_read(args, nargs, &c);
-  if (!entry_plan(r, c.device, c.key, GRAD_KEY_WORDS, c.opt.bundles, &plan, &answer))
+  if (!entry_plan(r, c.device, c.key, GRAD_KEY_WORDS, c.opt.bundles, &plan,
+                  &answer))
     return answer;
   PyObject *made[GR_NSLOTS] = {NULL}, *result = NULL;
   Prepared p[MAX_SET];
@@ -2164,10 +2168,10 @@ static PyObject *fp_attention_backward(PyObject *self, PyObject *const *args,
         0)
       goto done;
   stats.hits++;
-  result = made[GR_DSINKS] ? PyTuple_Pack(4, made[GR_DQ], made[GR_DK],
-                                          made[GR_DV], made[GR_DSINKS])
-                           : PyTuple_Pack(3, made[GR_DQ], made[GR_DK],
-                                          made[GR_DV]);
+  result = made[GR_DSINKS]
+               ? PyTuple_Pack(4, made[GR_DQ], made[GR_DK], made[GR_DV],
+                              made[GR_DSINKS])
+               : PyTuple_Pack(3, made[GR_DQ], made[GR_DK], made[GR_DV]);
 done:
   if (!result && r == 0 && !PyErr_Occurred()) {
     stats.rejected++;
@@ -2280,8 +2284,10 @@ static PyObject *fp_launch_set(PyObject *self, PyObject *args) {
   for (Py_ssize_t i = 0; i < n; i++) {
     PyObject *o = PyTuple_GetItem(launchers, i);
     if (Py_TYPE(o) != LauncherType)
-      return PyErr_Format(PyExc_TypeError, "launch_set: item %zd is not a "
-                                           "Launcher", i);
+      return PyErr_Format(PyExc_TypeError,
+                          "launch_set: item %zd is not a "
+                          "Launcher",
+                          i);
     Ls[i] = (Launcher *)o;
   }
   return launch_all(Ls, (int)n, tensors, sizes_seq, stream_obj);
@@ -2333,8 +2339,7 @@ static PyMethodDef module_methods[] = {
      "scale, bias, sinks, layout, bundles, kernel, deterministic, dq_reduce): "
      "the gradients, or None for the Python path"},
     {"register_attention_backward",
-     (PyCFunction)(void (*)(void))fp_register_attention_backward,
-     METH_FASTCALL,
+     (PyCFunction)(void (*)(void))fp_register_attention_backward, METH_FASTCALL,
      "register_attention_backward(<attention_backward's arguments>, "
      "launchers, workspaces)"},
     {"launch_set", fp_launch_set, METH_VARARGS,
