@@ -144,7 +144,7 @@ KernelSignature buildGradSignature(MLIRContext *ctx, const AttentionSpec &spec,
   sig.tensor("do", "grad_output", elt, rows("Hq", "Sq", spec.valueHeadDim));
   sig.tensor("lse", "lse", f32, llvm::json::Array(rowShape));
   sig.tensor("delta", "workspace", f32, llvm::json::Array(rowShape));
-  if (rowStats || which == GradKernel::DKDVFused)
+  if (rowStats)
     sig.tensor("row_stats", "workspace", f32, std::move(statsShape));
   if (which == GradKernel::DKDVFused)
     sig.tensor("dq_accum", "workspace", f32, std::move(accumShape));
@@ -242,7 +242,7 @@ GradArgs getGradArgs(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
   a.dO = next();
   a.fwd.lse = next();
   a.delta = next();
-  if (rowStats || which == GradKernel::DKDVFused)
+  if (rowStats)
     a.rowStats = next();
   if (which == GradKernel::DKDVFused)
     a.dqAccum = next();
@@ -540,13 +540,11 @@ struct GradKernelInfo {
   /// The manifest's "tile" (tensor-core bodies).
   llvm::json::Object tile;
 
-  /// Whether dq and dkdv pass the tiles' statistics in `row_stats`: the
-  /// wgmma bodies do (their dq writes it beside Delta, their dkdv's producer
-  /// copies a tile's with its Q and dO), as the fused set does.
-  bool passesRowStats() const {
-    return body == "wgmma" &&
-           (which == GradKernel::DQ || which == GradKernel::DKDV);
-  }
+  /// Whether the kernel (dq, dkdv or dkdv_dq) passes the tiles' statistics
+  /// in `row_stats`: the wgmma bodies do (dq writes it beside Delta, the
+  /// dK/dV producer copies a tile's with its Q and dO), as the fused set's
+  /// prep (which has a signature of its own) does.
+  bool passesRowStats() const { return body == "wgmma"; }
 };
 
 /// The backward's kernels in launch order: dq and dkdv on the wgmma bodies
