@@ -12,6 +12,7 @@
 
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
 
 using namespace mlir;
@@ -261,6 +262,14 @@ static void addSinks(json::Object &o, std::optional<ScalarType> sinks) {
     o["sinks_dtype"] = stringifyScalarType(*sinks);
 }
 
+json::Object mlir::attn::preferToJSON(ArrayRef<SizeRange> prefer) {
+  json::Object o;
+  for (const SizeRange &range : prefer)
+    o[range.size] = json::Array{range.lo, range.hi ? json::Value(*range.hi)
+                                                   : json::Value(nullptr)};
+  return o;
+}
+
 static json::Object toJSONFields(const AttentionSpec &s) {
   json::Object o{{"dtype", stringifyScalarType(s.dtype)},
                  {"head_dim", s.headDim},
@@ -286,6 +295,8 @@ static json::Object toJSONFields(const AttentionSpec &s) {
     o["block_q"] = s.blockQ;
   if (s.blockKV)
     o["block_kv"] = s.blockKV;
+  if (!s.prefer.empty())
+    o["prefer"] = preferToJSON(s.prefer);
   return o;
 }
 
@@ -293,7 +304,7 @@ static json::Object toJSONFields(const AttentionSpec &s) {
 /// where it pins the backward's tensor-core kernel ("mma" or "wgmma").
 static json::Object toJSONFields(const AttentionGradSpec &s) {
   json::Object o = toJSONFields(s.forward);
-  for (StringRef unused : {"lse", "block_q", "block_kv"})
+  for (StringRef unused : {"lse", "block_q", "block_kv", "prefer"})
     o.erase(unused);
   if (s.forward.kernel != AttentionKernelKind::Mma &&
       s.forward.kernel != AttentionKernelKind::Wgmma)
@@ -490,6 +501,48 @@ public:
     out = t;
   }
 
+  /// "prefer": {"<size>": [lo, hi or null], ...} with the sizes named in
+  /// `sizes`, 0 <= lo < hi.
+  void prefer(std::vector<SizeRange> &out, ArrayRef<StringRef> sizes) {
+    const json::Value *v = o.get("prefer");
+    if (!v)
+      return;
+    const json::Object *ranges = v->getAsObject();
+    if (!ranges)
+      return error("prefer", "expected an object of size ranges");
+    for (const auto &[size, range] : *ranges) {
+      if (!llvm::is_contained(sizes, StringRef(size))) {
+        std::string known = llvm::join(sizes, ", ");
+        return error("prefer", ("unknown size '" + StringRef(size) +
+                                "' (ranges are of " + known + ")")
+                                   .str());
+      }
+      const json::Array *bounds = range.getAsArray();
+      std::optional<int64_t> lo = bounds && bounds->size() == 2
+                                      ? (*bounds)[0].getAsInteger()
+                                      : std::nullopt;
+      if (!lo || *lo < 0)
+        return error("prefer", ("'" + StringRef(size) +
+                                "': expected [lo, hi] or [lo, null], 0 <= lo")
+                                   .str());
+      SizeRange parsed{size.str(), *lo, std::nullopt};
+      if (!(*bounds)[1].getAsNull()) {
+        parsed.hi = (*bounds)[1].getAsInteger();
+        if (!parsed.hi || *parsed.hi <= *lo)
+          return error("prefer",
+                       ("'" + StringRef(size) +
+                        "': the upper bound must be an integer above lo, or "
+                        "null")
+                           .str());
+      }
+      out.push_back(std::move(parsed));
+    }
+    // json::Object is unordered: one order, that of the size names.
+    llvm::sort(out, [](const SizeRange &a, const SizeRange &b) {
+      return a.size < b.size;
+    });
+  }
+
   bool ok() const { return firstError.empty(); }
   const std::string &getError() const { return firstError; }
 
@@ -559,6 +612,7 @@ static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
                                      /*required=*/false);
   r.integer("block_q", s.blockQ, /*required=*/false);
   r.integer("block_kv", s.blockKV, /*required=*/false);
+  r.prefer(s.prefer, {"Sk", "Sq"});
 }
 
 static void read(SpecReader &r, AttentionGradSpec &s, const json::Object &o) {
@@ -570,6 +624,7 @@ static void read(SpecReader &r, AttentionGradSpec &s, const json::Object &o) {
       s.forward.kernel != AttentionKernelKind::Wgmma)
     s.forward.kernel = AttentionKernelKind::Auto;
   s.forward.blockQ = s.forward.blockKV = 0;
+  s.forward.prefer.clear();
   r.boolean("deterministic", s.deterministic);
   // "dq_reduce": how the fused dQ's shares are added ("bulk" or "atomic").
   r.enumeration<bool>(

@@ -203,6 +203,7 @@ static AttnLowerToGPUOptions getLowerToGPUOptions(const Options &options) {
   lower.blockQ = options.blockQ;
   lower.chip = options.chip;
   lower.blockKV = options.blockKV;
+  lower.lengthAlternatives = options.lengthAlternatives;
   lower.specializeValues = options.specializeValues;
   return lower;
 }

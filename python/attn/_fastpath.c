@@ -39,7 +39,7 @@
 
 // The interface attn/gpu.py expects; bumped whenever an argument list, a
 // slot order or a parameter spec changes.
-#define FASTPATH_API 3
+#define FASTPATH_API 4
 
 //===----------------------------------------------------------------------===//
 // The CUDA driver's types (cuda.h), declared here so that nothing is included
@@ -86,6 +86,7 @@ enum {
   MAX_ARGS = 320,     // cuLaunchKernel parameters (5 per memref)
   MAX_TENSORMAPS = 8, // by-value descriptors per kernel
   MAX_SET = 8,        // launchers of one launch_set or plan
+  MAX_PREFER = 2,     // size ranges of a length alternative (Launcher prefer)
   MAX_WORKSPACES = 4, // workspaces of a backward plan
   WS_PROGRAM = 16,    // ints of one workspace dim's program
   MAX_PROGRAM = 128,  // ints of one grid axis's program
@@ -514,7 +515,24 @@ typedef struct {
   // plan is registered, so that no call reads past its arrays).
   int nslots, nsizes;
   uint32_t used_slots; // bit s: a parameter reads slot s
+  // A length alternative's manifest "prefer": sizes[size] in [lo, hi) for
+  // each range (hi -1: no bound). None: preferred at every size.
+  struct {
+    int size;
+    int64_t lo, hi;
+  } prefer[MAX_PREFER];
+  int nprefer;
 } Launcher;
+
+// Whether `L` is preferred at the sizes `sizes` (its "prefer" ranges hold).
+static int launcher_prefers(const Launcher *L, const int64_t *sizes) {
+  for (int i = 0; i < L->nprefer; i++) {
+    int64_t x = sizes[L->prefer[i].size];
+    if (x < L->prefer[i].lo || (L->prefer[i].hi >= 0 && x >= L->prefer[i].hi))
+      return 0;
+  }
+  return 1;
+}
 
 // What launcher_prepare found: the grid, or that it is empty.
 typedef struct {
@@ -803,15 +821,50 @@ static int parse_program(Launcher *L, int axis, PyObject *prog) {
                     &L->nsizes, "grid program", axis);
 }
 
+// A length alternative's ranges: a sequence of (size, lo, hi) with
+// 0 <= lo < hi, or hi -1 for no upper bound.
+static int parse_prefer(Launcher *L, PyObject *prefer) {
+  Py_ssize_t n = PySequence_Size(prefer);
+  if (n < 0)
+    return -1;
+  if (n > MAX_PREFER)
+    return spec_error("prefer (too many ranges)", n);
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *range = PySequence_GetItem(prefer, i);
+    if (!range)
+      return -1;
+    int64_t size, lo, hi;
+    int r = PySequence_Size(range) == 3 && seq_int(range, 0, &size) == 0 &&
+            seq_int(range, 1, &lo) == 0 && seq_int(range, 2, &hi) == 0;
+    Py_DECREF(range);
+    if (!r) {
+      if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        return spec_error("prefer range", i);
+      }
+      return -1;
+    }
+    if (size < 0 || size >= MAX_SIZES || lo < 0 || (hi != -1 && hi <= lo))
+      return spec_error("prefer range", i);
+    L->prefer[i].size = (int)size;
+    L->prefer[i].lo = lo;
+    L->prefer[i].hi = hi;
+    L->nsizes = (int)size + 1 > L->nsizes ? (int)size + 1 : L->nsizes;
+  }
+  L->nprefer = (int)n;
+  return 0;
+}
+
 static PyObject *launcher_new(PyTypeObject *type, PyObject *args,
                               PyObject *kwds) {
-  PyObject *params, *grid, *block, *function;
+  PyObject *params, *grid, *block, *function, *prefer = NULL;
   long long shared;
   int layout;
-  static char *names[] = {"params",   "grid",   "block", "shared",
-                          "function", "layout", NULL};
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOLOi", names, &params, &grid,
-                                   &block, &shared, &function, &layout))
+  static char *names[] = {"params",   "grid",   "block",  "shared",
+                          "function", "layout", "prefer", NULL};
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOLOi|O", names, &params,
+                                   &grid, &block, &shared, &function, &layout,
+                                   &prefer))
     return NULL;
   Launcher *L = (Launcher *)PyType_GenericAlloc(type, 0);
   if (!L)
@@ -856,6 +909,8 @@ static PyObject *launcher_new(PyTypeObject *type, PyObject *args,
   }
   L->shared = (unsigned)shared;
   L->layout = layout;
+  if (prefer && parse_prefer(L, prefer) < 0)
+    goto fail;
   L->function = PyLong_AsVoidPtr(function);
   if (PyErr_Occurred())
     goto fail;
@@ -976,8 +1031,10 @@ static PyType_Slot launcher_slots[] = {
     {Py_tp_dealloc, (void *)launcher_dealloc},
     {Py_tp_methods, launcher_methods},
     {Py_tp_doc,
-     (void *)"Launcher(params, grid, block, shared, function, layout): one "
-             "kernel's launch (built by attn.gpu._native_launcher)."},
+     (void *)"Launcher(params, grid, block, shared, function, layout, "
+             "prefer=()): one kernel's launch (built by "
+             "attn.gpu._native_launcher); prefer: a length alternative's "
+             "(size, lo, hi) ranges, hi -1 for none."},
     {0, NULL}};
 
 static PyType_Spec launcher_spec = {"attn._fastpath.Launcher", sizeof(Launcher),
@@ -1374,12 +1431,20 @@ static PyObject *fp_attention(PyObject *self, PyObject *const *args,
       (!(lse = new_empty(q, c.lse_shape, 3, 1)) ||
        (r = output(lse, c.lse_shape, 3, DT_F32, c.device, &c.t[D_LSE])) <= 0))
     goto done;
-  if (!launcher_prepare(plan->kernels[0], c.t, c.sizes, &p)) {
+  // A variant's length alternatives come first, its kernel without
+  // ranges last (register_attention).
+  const Launcher *L = plan->kernels[plan->nkernels - 1];
+  for (int i = 0; i < plan->nkernels - 1; i++)
+    if (launcher_prefers(plan->kernels[i], c.sizes)) {
+      L = plan->kernels[i];
+      break;
+    }
+  if (!launcher_prepare(L, c.t, c.sizes, &p)) {
     r = 0;
     goto done;
   }
   if ((r = current_stream(c.device, &stream)) < 0 ||
-      (r = launcher_launch(plan->kernels[0], &p, c.t, c.sizes, stream)) < 0)
+      (r = launcher_launch(L, &p, c.t, c.sizes, stream)) < 0)
     goto done;
   stats.hits++;
   result = c.opt.lse ? PyTuple_Pack(2, out, lse) : Py_NewRef(out);
@@ -1398,11 +1463,26 @@ done:
 
 static PyObject *fp_register_attention(PyObject *self, PyObject *const *args,
                                        Py_ssize_t nargs) {
-  if (nargs != DA_NARGS + 1 ||
-      !is_launcher(args[DA_NARGS], D_NSLOTS, DS_NSIZES)) {
+  // One Launcher, or a tuple of them: a variant's length alternatives
+  // (each with its ranges), then its kernel for every other size.
+  PyObject *given = nargs == DA_NARGS + 1 ? args[DA_NARGS] : NULL;
+  PyObject *launchers[MAX_SET] = {given}; // borrowed
+  Py_ssize_t n = 1;
+  if (given && PyTuple_Check(given)) {
+    n = PyTuple_Size(given);
+    for (Py_ssize_t i = 0; i < n && i < MAX_SET; i++)
+      launchers[i] = PyTuple_GetItem(given, i);
+  }
+  int ok = given && n >= 1 && n <= MAX_SET;
+  for (Py_ssize_t i = 0; ok && i < n; i++)
+    ok = is_launcher(launchers[i], D_NSLOTS, DS_NSIZES) &&
+         (i < n - 1) == (((const Launcher *)launchers[i])->nprefer > 0);
+  if (!ok) {
     PyErr_SetString(PyExc_TypeError,
                     "register_attention(<attention's 13 arguments>, a Launcher "
-                    "of DENSE_SLOTS and DENSE_SIZES)");
+                    "of DENSE_SLOTS and DENSE_SIZES, or a tuple of up to "
+                    "MAX_SET: length alternatives with prefer ranges, then one "
+                    "without)");
     return NULL;
   }
   DenseCall c;
@@ -1412,7 +1492,9 @@ static PyObject *fp_register_attention(PyObject *self, PyObject *const *args,
   Plan *plan = plan_new(c.opt.bundles);
   if (!plan)
     return NULL;
-  plan->kernels[0] = (Launcher *)Py_NewRef(args[DA_NARGS]);
+  for (Py_ssize_t i = 0; i < n; i++)
+    plan->kernels[i] = (Launcher *)Py_NewRef(launchers[i]);
+  plan->nkernels = (int)n;
   r = store_plan(c.key, DENSE_KEY_WORDS, c.opt.bundles, plan);
   Py_DECREF(plan);
   return r < 0 ? NULL : Py_NewRef(Py_True);

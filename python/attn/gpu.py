@@ -86,6 +86,9 @@ class Kernel:
             raise ValueError(f"{manifest_path}: not JSON: {e}") from None
         self.ptx_path, self._grid = validate_manifest(manifest, manifest_path)
         self.manifest = manifest
+        # A length alternative's ranges: ((size, lo, hi or None), ...).
+        self.prefer = (tuple((name, lo, hi) for name, (lo, hi) in sorted(manifest["prefer"].items()))
+                       if "prefer" in manifest else None)
         self._functions = {}  # device index -> CUfunction
         self._grids = {}  # the sizes' items -> launch grid
         self._workspaces = {}  # the sizes' items -> workspace_shapes
@@ -95,6 +98,12 @@ class Kernel:
     @property
     def variant(self):
         return self.manifest["variant"]
+
+    def prefers(self, sizes):
+        """Whether `sizes` (name -> int) are in every range of the
+        manifest's "prefer" (a kernel without one: at every size)."""
+        return all(name in sizes and lo <= sizes[name] and (hi is None or sizes[name] < hi)
+                   for name, lo, hi in self.prefer or ())
 
     def function(self, device=None):
         """The kernel's CUfunction in `device`'s context (the current one),
@@ -159,6 +168,43 @@ class Kernel:
                                         self.manifest["dynamic_shared_memory"],
                                         stream, args, None),
                "cuLaunchKernel")
+
+
+class KernelChoice:
+    """A kernel and its length alternatives (docs/design-length-choice.md):
+    kernels that compute the same with other tiling, each preferred where
+    its manifest's "prefer" ranges hold the call's sizes. A launch takes the
+    first alternative preferred at its sizes, else `default` (which the
+    other attributes describe)."""
+
+    def __init__(self, alternatives, default):
+        self.alternatives = tuple(alternatives)
+        self.default = default
+        self.manifest = default.manifest
+        self._picked = {}  # the sizes' items -> kernel
+
+    @property
+    def variant(self):
+        return self.default.variant
+
+    @property
+    def kernels(self):
+        """The alternatives, then the default: the order a launch tries."""
+        return self.alternatives + (self.default,)
+
+    def pick(self, sizes):
+        """The kernel a launch with `sizes` runs."""
+        sizes_key = tuple(sizes.items())
+        kernel = self._picked.get(sizes_key)
+        if kernel is None:
+            kernel = next((k for k in self.alternatives if k.prefers(sizes)), self.default)
+            if len(self._picked) >= 1024:
+                self._picked.clear()
+            self._picked[sizes_key] = kernel
+        return kernel
+
+    def launch(self, tensors, sizes, stream, device=None):
+        self.pick(sizes).launch(tensors, sizes, stream, device)
 
 
 class _ParamBuffer:
@@ -503,6 +549,14 @@ def validate_manifest(m, path):
     for key in ("rows_per_block", "value_chunks", "max_key_blocks"):
         if key in m and not (_is_int(m[key]) and m[key] > 0):
             raise bad(f"{key!r} must be a positive integer, got {m[key]!r}")
+    # A length alternative's ranges: {size: [lo, hi or null]}, 0 <= lo < hi.
+    if "prefer" in m:
+        prefer = m["prefer"]
+        if not (isinstance(prefer, dict) and prefer and all(
+                isinstance(r, list) and len(r) == 2 and _is_int(r[0]) and r[0] >= 0
+                and (r[1] is None or (_is_int(r[1]) and r[1] > r[0])) for r in prefer.values())):
+            raise bad(f"prefer must map sizes to [lo, hi] or [lo, null] with 0 <= lo < hi, "
+                      f"got {prefer!r}")
     names, memrefs = set(), set()
     for i, p in enumerate(m["params"]):
         if not isinstance(p, dict):
@@ -638,7 +692,7 @@ def _on_tensor_device(fn):
 # block, shared memory, CUfunction on the device), under the key the module
 # computes from the same arguments -- the key's definition exists once, in C.
 
-_FASTPATH_API = 3
+_FASTPATH_API = 4
 _fast = None  # the configured module while the fast path is on
 _fast_module = None  # the configured module, also while it is turned off
 _fast_why = None  # why there is no module
@@ -743,16 +797,23 @@ def _grid_program(g, sizes, constants, fast):
     return prog + [fast.GRID_DIV if g[0] == "div" else fast.GRID_CEIL_DIV, 0]
 
 
-def _native_launcher(fast, kernel, device, slots, sizes, constants):
+def _native_launcher(fast, kernel, device, slots, sizes, constants, alternative=False):
     """`kernel`'s _fastpath.Launcher for calls whose tensors come in `slots`
     (names), whose per-call sizes are `sizes` (names) and whose other scalar
     values are `constants` (name -> value); None when it cannot have one
     (descriptors in global memory, a parameter no slot or value fills, a
-    manifest past the module's limits). Kept per kernel."""
-    memo = (device, slots, sizes, tuple(sorted(constants.items())))
+    manifest past the module's limits). With `alternative`, it carries the
+    manifest's "prefer" ranges (a KernelChoice's alternatives). Kept per
+    kernel."""
+    memo = (device, slots, sizes, tuple(sorted(constants.items())), alternative)
     if memo in kernel._native:
         return kernel._native[memo]
     try:
+        prefer = []
+        for name, lo, hi in (kernel.prefer or ()) if alternative else ():
+            if name not in sizes:
+                raise _NoFastPath(f"no size {name!r} for its prefer range")
+            prefer.append((sizes.index(name), lo, -1 if hi is None else hi))
         spec = []
         for p in kernel.manifest["params"]:
             kind, name = p["kind"], p["name"]
@@ -778,11 +839,24 @@ def _native_launcher(fast, kernel, device, slots, sizes, constants):
         launcher = fast.Launcher(spec, grid, kernel.manifest["block"],
                                  kernel.manifest["dynamic_shared_memory"],
                                  kernel.function(device).value,
-                                 0 if kernel.variant.get("layout") == "bhsd" else 1)
+                                 0 if kernel.variant.get("layout") == "bhsd" else 1, prefer)
     except (_NoFastPath, ValueError):
         launcher = None
     kernel._native[memo] = launcher
     return launcher
+
+
+def _dense_launcher(fast, kernel, device, constants):
+    """What the fast path's register_attention takes for `kernel`: its
+    Launcher, or for a KernelChoice a tuple of its alternatives' (with their
+    ranges) and its default's; None where one has no Launcher."""
+    kernels = kernel.kernels if isinstance(kernel, KernelChoice) else (kernel,)
+    launchers = tuple(_native_launcher(fast, k, device, fast.DENSE_SLOTS, fast.DENSE_SIZES,
+                                       constants, alternative=i < len(kernels) - 1)
+                      for i, k in enumerate(kernels))
+    if any(launcher is None for launcher in launchers):
+        return None
+    return launchers if len(launchers) > 1 else launchers[0]
 
 
 def attention(q, k, v, *, causal=False, window=None, softcap=None, scale=None,
@@ -969,8 +1043,7 @@ def _attention(q, k, v, causal, window, softcap, scale, bias, sinks, layout, ret
                   _current_stream(device), device)
     fast = _fastpath() if fp8_key is None else None  # the fast path has no FP8 slots
     if fast is not None:
-        launcher = _native_launcher(fast, kernel, device, fast.DENSE_SLOTS, fast.DENSE_SIZES,
-                                    runtime)
+        launcher = _dense_launcher(fast, kernel, device, runtime)
         if launcher is not None:
             fast.register_attention(*call, launcher)
     return (out, lse) if return_lse else out
@@ -1892,8 +1965,17 @@ def _find(kernels, want):
         # the values compiled in over the same kernel taking them at run
         # time.
         rank = {"wgmma": 0, "mma.sync": 1}
-        return sorted(matches, key=lambda k: (rank.get(k.manifest.get("kernel"), 2),
-                                              "runtime" in k.variant.values()))[0]
+        ordered = sorted(matches, key=lambda k: (rank.get(k.manifest.get("kernel"), 2),
+                                                 "runtime" in k.variant.values(),
+                                                 k.prefer is not None))
+        # Length alternatives (a manifest's "prefer") of the kernel chosen:
+        # the same variant and body with other tiling, preferred at some
+        # sizes; the call's sizes pick among them at each launch.
+        default = ordered[0]
+        alternatives = [k for k in ordered[1:] if k.prefer is not None
+                        and k.variant == default.variant
+                        and k.manifest["kernel"] == default.manifest["kernel"]]
+        return KernelChoice(alternatives, default) if alternatives else default
     raise LookupError(f"no kernel bundle for the variant {want}; "
                       f"compile one with attn-compile or python -m attn.bundles")
 

@@ -58,6 +58,13 @@ CASES = [
     case("bshd_sinks_lse_sk352", b=1, hq=4, hkv=4, sq=177, sk=352, layout="bshd", sinks=True,
          lse=True),
     case("mqa_sk100", b=3, hq=4, hkv=1, sq=300, sk=100),
+    # Past 8192 keys these variants launch their length alternative (176
+    # keys a step, docs/design-length-choice.md); 8192 itself is its first
+    # size, 8191 the default's last. Key counts off both steps.
+    case("long_keys_alt_8195", b=1, hq=4, hkv=2, sq=200, sk=8195),
+    case("long_keys_alt_f16_lse_bshd_8192", b=2, hq=2, hkv=1, sq=129, sk=8192, dtype="f16",
+         lse=True, layout="bshd"),
+    case("long_keys_default_8191", b=1, hq=2, hkv=2, sq=64, sk=8191, sinks=True),
 ]
 
 

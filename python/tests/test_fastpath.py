@@ -647,6 +647,70 @@ def test_dense_second_device(fast, driver, tmp_path):
     assert launches0[0][0] != fast_launches[0][0]  # device 0's function
 
 
+def test_length_alternatives_pick_by_size(fast, driver, tmp_path):
+    """A variant's length alternatives (manifests with "prefer"): each call
+    launches the first whose ranges hold its sizes, else the kernel without
+    ranges; the fast path picks as the Python path does, from one plan."""
+    variant = dense_variant()
+    wide = dict(dense_manifest("wide", variant), prefer={"Sk": [256, None]})
+    mid = dict(dense_manifest("mid", variant), prefer={"Sk": [128, 256], "Sq": [0, 64]})
+    bundles = bundle_dir(tmp_path, driver, [dense_manifest("plain", variant), wide, mid])
+    functions = {k.manifest["entry"]: k.function(0).value for k in gpu.load_bundles(bundles)}
+    chosen = gpu._find(gpu.load_bundles(bundles), {"dtype": "bf16", "head_dim": 64})
+    assert isinstance(chosen, gpu.KernelChoice)
+    assert [k.manifest["entry"] for k in chosen.kernels] == ["mid", "wide", "plain"]
+    for sq, sk, entry in ((100, 300, "wide"), (100, 256, "wide"), (100, 255, "plain"),
+                          (32, 200, "mid"), (64, 200, "plain"), (32, 100, "plain"),
+                          (32, 128, "mid"), (1, 4096, "wide")):
+        q, _, _ = qkv(sq=sq)
+        _, k, v = qkv(sk=sk)
+        _, launches = three_ways(fast, driver,
+                                 lambda: gpu.attention(q, k, v, bundles=bundles))
+        assert [launch[0] for launch in launches] == [functions[entry]], (sq, sk)
+    # One plan served every size.
+    assert fast.stats()["plans"] == 1, fast.stats()
+
+
+def test_length_alternatives_alone_or_apart(fast, driver, tmp_path):
+    """Where only an alternative matches, it serves every size (the fast
+    path registers it without its ranges); an alternative of another
+    variant or body is not one of this kernel's."""
+    variant = dense_variant()
+    only = bundle_dir(tmp_path, driver,
+                      [dict(dense_manifest("only", variant), prefer={"Sk": [256, None]})])
+    function = gpu.load_bundles(only)[0].function(0).value
+    for sk in (100, 300):
+        q, k, v = qkv(sk=sk)
+        _, launches = three_ways(fast, driver, lambda: gpu.attention(q, k, v, bundles=only))
+        assert [launch[0] for launch in launches] == [function]
+    other = dict(dense_manifest("lse", dense_variant(lse=True)), prefer={"Sk": [0, None]})
+    mma = dict(dense_manifest("mma", variant, wgmma=False), prefer={"Sk": [0, None]})
+    apart = bundle_dir(tmp_path, driver, [dense_manifest("plain", variant), other, mma])
+    assert gpu._find(gpu.load_bundles(apart), {"head_dim": 64, "lse": False}).manifest[
+        "entry"] == "plain"
+
+
+def test_register_attention_checks_alternatives(fast):
+    """register_attention takes a Launcher or a tuple: alternatives with
+    ranges first, then one without; prefer ranges are checked."""
+    q, k, v = qkv()
+    args = (q, k, v, True, None, None, None, None, None, "bhsd", False, None, None)
+
+    def launcher(prefer=()):
+        return fast.Launcher([(0, 0)], [[1, 4]] * 3, [1, 1, 1], 0, 0x100, 0, prefer)
+
+    ranged, plain = launcher([(4, 8192, -1)]), launcher()
+    assert fast.register_attention(*args, (ranged, launcher([(4, 0, 8), (3, 1, 2)]), plain))
+    for bad in ((ranged,), (plain, plain), (plain, ranged), (), (ranged,) * 8 + (plain,),
+                (ranged, "x")):
+        with pytest.raises(TypeError, match="tuple"):
+            fast.register_attention(*args, bad)
+    for prefer in ([(4, 5, 5)], [(4, -1, -1)], [(16, 0, -1)], [(4, 0)], [4],
+                   [(0, 0, -1)] * 3):
+        with pytest.raises(ValueError, match="Launcher"):
+            launcher(prefer)
+
+
 def _grad_manifest(name, kind, step, variant, workspaces):
     """An attention_grad kernel of `variant` at `step` that takes the
     workspaces `workspaces` ([(name, dtype, shape)])."""

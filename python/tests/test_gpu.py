@@ -133,6 +133,22 @@ def test_gpu(c):
         assert not torch.isnan(lse).any()
 
 
+def test_length_alternative_is_the_long_cases_kernel():
+    """The suite's bundles hold d128 non-causal kernels with their 176-key
+    length alternative (docs/design-length-choice.md) on sm_90a: the
+    long_keys_alt cases run it, long_keys_default_8191 the default."""
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("length alternatives are built for sm_90a")
+    want = {"dtype": "bf16", "head_dim": 128, "value_head_dim": 128, "layout": "bhsd",
+            "mask": "none", "softcap": None, "bias": False, "sinks": False, "lse": False}
+    choice = gpu._find(gpu.load_bundles(BUNDLES), want)
+    assert isinstance(choice, gpu.KernelChoice), choice.manifest["entry"]
+    sizes = {"B": 1, "Hq": 4, "Hkv": 2, "Sq": 200}
+    assert choice.pick(dict(sizes, Sk=8195)).manifest["tile"]["block_kv"] == 176
+    assert choice.pick(dict(sizes, Sk=8191)) is choice.default
+    assert choice.default.manifest["tile"]["block_kv"] == 128
+
+
 def _fp8_inputs(c):
     """q, k, v quantized to e4m3 with descales (per tensor or per (batch, KV
     head), amax / 448 of scaled normals), and their dequantized float64

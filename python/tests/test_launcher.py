@@ -175,6 +175,16 @@ def test_manifest_valid():
         (kernel,) = gpu.load_bundles(d)
         assert kernel.ptx_path == os.path.realpath(os.path.join(d, "ptx", "k.ptx"))
         assert kernel._grid == [("ceil_div", "Sq", 128), "Hq", "B"]
+        assert kernel.prefer is None and kernel.prefers({})
+        _write_bundle(d, "k", write_ptx=False, ptx="ptx/k.ptx",
+                      prefer={"Sq": [0, 64], "Sk": [8192, None]})
+        gpu._cache.clear()
+        (kernel,) = gpu.load_bundles(d)
+        assert kernel.prefer == (("Sk", 8192, None), ("Sq", 0, 64))
+        assert kernel.prefers({"Sq": 63, "Sk": 8192})
+        assert not kernel.prefers({"Sq": 64, "Sk": 9000})
+        assert not kernel.prefers({"Sq": 1, "Sk": 8191})
+        assert not kernel.prefers({"Sk": 9000})  # a size the call does not have
 
 
 def test_manifests_attn_compile_wrote():
@@ -291,6 +301,10 @@ _BAD_GRIDS = [
     (_manifest("k", dynamic_shared_memory=False), "must be a JSON integer"),
     (_manifest("k", rows_per_block=0), "'rows_per_block' must be a positive integer"),
     (_manifest("k", value_chunks="2"), "'value_chunks' must be a positive integer"),
+    # A length alternative's ranges.
+    *[(_manifest("k", prefer=p), "prefer must map sizes to [lo, hi] or [lo, null]")
+      for p in ({}, [8192, None], {"Sk": [8192]}, {"Sk": [-1, None]}, {"Sk": [64, 64]},
+                {"Sk": [64, 32]}, {"Sk": [True, None]}, {"Sk": [0, 1.5]}, {"Sk": None})],
     # Parameters: the ABI Kernel.launch passes.
     (_manifest("k", params=[1]), "params[0] must be a JSON object"),
     (_manifest("k", params=[{"kind": "scalar", "dtype": "i64"}]), "params[0] has no name"),
@@ -521,6 +535,8 @@ def test_runtime_variants_match_any_value():
     value compiled in is preferred where both exist, and only it serves a
     request to specialize."""
     class K:
+        prefer = None  # not a length alternative
+
         def __init__(self, variant, kernel="wgmma"):
             self.variant, self.manifest = variant, {"kernel": kernel}
     runtime = K({"scale": "runtime", "softcap": "runtime", "mask": "causal"})

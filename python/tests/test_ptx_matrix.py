@@ -57,7 +57,15 @@ def test_variant_matrix_ptxas(chip, kernel):
     with tempfile.TemporaryDirectory() as out:
         written = bundles.compile_variants(MATRIX, out, chip, kernel=kernel)
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
-        assert len(ptx) == len(MATRIX), f"{len(ptx)} kernels for {len(MATRIX)} variants"
+        # sm_90a's D = Dv = 128 non-causal f16/bf16 variants without bias or
+        # softcap also get their 176-key length alternative
+        # (docs/design-length-choice.md), preferred from 8192 keys.
+        alternatives = sum(chip == "sm_90a" and kernel == "auto" and v["head_dim"] == 128
+                           and v["value_head_dim"] == 128 and v["mask"] == "none"
+                           and v["dtype"] in ("f16", "bf16") and not v["bias"]
+                           and v["softcap"] is None for v in MATRIX)
+        assert len(ptx) == len(MATRIX) + alternatives, f"{len(ptx)} kernels for {len(MATRIX)} variants"
+        assert sum(f.endswith("_wgmma_kv176_pSk8192.ptx") for f in ptx) == alternatives
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
                                capture_output=True, text=True)
@@ -69,7 +77,7 @@ def test_variant_matrix_ptxas(chip, kernel):
                 assert "ldmatrix.sync.aligned" in text and "mma.sync.aligned.m16n8k16" in text
                 assert "cp.async" in text
             # The sm_90a kernels: TMA on mbarriers and wgmma for both products.
-            if f.endswith("_wgmma.ptx"):
+            if f.endswith("_wgmma.ptx") or f.endswith("_wgmma_kv176_pSk8192.ptx"):
                 assert chip == "sm_90a"
                 assert "cp.async.bulk.tensor.4d" in text and "mbarrier" in text
                 assert text.count("wgmma.mma_async.sync.aligned.m64n") >= 2

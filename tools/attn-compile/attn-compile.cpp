@@ -98,6 +98,13 @@ static llvm::cl::opt<int64_t>
                            "64 or 128; with --kernel=wgmma, a multiple of 16 "
                            "up to 256; 0: by head dim)"),
             llvm::cl::cat(attnCategory));
+static llvm::cl::opt<bool> lengthAlternatives(
+    "length-alternatives", llvm::cl::init(true),
+    llvm::cl::desc("Also compile a dense variant's length alternatives: "
+                   "kernels with other tiling, each preferred at some sizes "
+                   "(its manifest's \"prefer\"), which the launchers choose "
+                   "between at each call (docs/design-length-choice.md)"),
+    llvm::cl::cat(attnCategory));
 static llvm::cl::opt<std::string> tensorMaps(
     "tensor-maps", llvm::cl::init("param"),
     llvm::cl::desc("How the wgmma kernel takes its TMA descriptors: param "
@@ -220,6 +227,7 @@ static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
   options.kernel = kernel;
   options.blockQ = blockQ;
   options.blockKV = blockKV;
+  options.lengthAlternatives = lengthAlternatives;
   options.requireTensorCores = requireTensorCores;
   options.tensorMaps = tensorMaps == "global" ? attn::TensorMapPassing::Global
                                               : attn::TensorMapPassing::Param;
@@ -275,6 +283,7 @@ static int writeProgram(ModuleOp module, const char *argv0) {
   options.requireTensorCores = requireTensorCores;
   options.blockQ = blockQ;
   options.blockKV = blockKV;
+  options.lengthAlternatives = lengthAlternatives;
   options.threads = threads;
   options.specializeValues = specializeValues;
   attn::buildAttnToLLVMPipeline(pm, options);
@@ -401,6 +410,7 @@ int main(int argc, char **argv) {
   options.requireTensorCores = requireTensorCores;
   options.blockQ = blockQ;
   options.blockKV = blockKV;
+  options.lengthAlternatives = lengthAlternatives;
   options.tensorMaps = tensorMaps;
   options.specializeValues = specializeValues;
   attn::buildAttnToPTXPipeline(pm, options);

@@ -70,6 +70,10 @@ struct KernelOptions {
   /// A dense variant no tensor-core kernel takes is an error, not a remark.
   bool requireTensorCores = false;
   TensorMapPassing tensorMaps = TensorMapPassing::Param;
+  /// A dense spec that leaves its tiling open also gets its length
+  /// alternatives (kernels preferred at some sizes, chosen at launch;
+  /// docs/design-length-choice.md).
+  bool lengthAlternatives = true;
 };
 
 /// The manifests a KernelGenerator holds: the module's `attn.kernels`
@@ -114,6 +118,8 @@ private:
       const AttentionGradSpec &spec, Location loc,
       function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose,
       KernelSpec &built);
+  /// Records `spec` in the manifests from entry `from` on that have none.
+  void stampSpecs(size_t from, const KernelSpec &spec);
 
   ModuleOp module;
   KernelOptions options;

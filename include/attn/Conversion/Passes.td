@@ -164,6 +164,12 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "32, 64 or 128 (0: 64 up to head dim 128, 32 above); wgmma "
            "(kernel=wgmma): a multiple of 16 up to 256 that fits 227 KB of "
            "shared memory (0: 128 up to value head dim 128, 64 above)">,
+    Option<"lengthAlternatives", "length-alternatives", "bool",
+           /*default=*/"true",
+           "Also build a dense variant's length alternatives where its "
+           "tiling is left open: kernels with other tiling, each preferred "
+           "at some sizes (its manifest's `prefer`); with launch, the host "
+           "code chooses at run time (docs/design-length-choice.md)">,
     Option<"tensorMaps", "tensor-maps", "std::string", /*default=*/"\"auto\"",
            "How the wgmma kernel takes its TMA descriptors: param (by value, "
            "128-byte __grid_constant__ kernel parameters), global (pointers "

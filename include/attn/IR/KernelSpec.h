@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace mlir {
 class MLIRContext;
@@ -74,6 +75,23 @@ enum class DescaleMode { None, Tensor, Head };
 llvm::StringRef stringifyDescaleMode(DescaleMode m);
 std::optional<DescaleMode> symbolizeDescaleMode(llvm::StringRef s);
 
+/// A half-open range [lo, hi) of one of a kernel's run-time sizes (a size
+/// name of its manifest: "Sq" or "Sk" for dense attention); no `hi`: up
+/// from `lo`.
+struct SizeRange {
+  std::string size;
+  int64_t lo = 0;
+  std::optional<int64_t> hi;
+
+  bool contains(int64_t x) const { return x >= lo && (!hi || x < *hi); }
+  bool operator==(const SizeRange &o) const {
+    return size == o.size && lo == o.lo && hi == o.hi;
+  }
+};
+
+/// A spec's "prefer" as JSON: {"<size>": [lo, hi or null], ...}.
+llvm::json::Object preferToJSON(llvm::ArrayRef<SizeRange> prefer);
+
 /// Which body a dense attention kernel gets. `Auto` is resolved by the
 /// lowering for its chip (tensor cores wherever the variant allows them).
 enum class AttentionKernelKind { Auto, Baseline, Mma, Wgmma };
@@ -107,6 +125,11 @@ struct AttentionSpec {
   /// Query rows per block and keys per step of the mma.sync kernel; 0 for
   /// the variant's default.
   int64_t blockQ = 0, blockKV = 0;
+  /// Where the kernel is one of its variant's length alternatives
+  /// (docs/design-length-choice.md): the sizes at which launchers prefer it
+  /// to the variant's kernel without `prefer`, all ranges holding. Like the
+  /// block sizes, it is tiling: what the kernel computes is the same.
+  std::vector<SizeRange> prefer;
 };
 
 /// The backward of dense attention (attn.attention_grad): the dQ kernel

@@ -87,6 +87,12 @@ struct GPUPipelineOptions : public PassPipelineOptions<Derived> {
                      "128 (0: by head dim); with kernel=wgmma, a multiple of "
                      "16 up to 256"),
       llvm::cl::init(0)};
+  Option<bool> lengthAlternatives{
+      *this, "length-alternatives",
+      llvm::cl::desc("Also build a dense variant's length alternatives "
+                     "(kernels with other tiling, preferred at some sizes), "
+                     "chosen between at each launch"),
+      llvm::cl::init(true)};
   Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run attn-fuse first, so unfused graphs become kernels"),

@@ -147,9 +147,9 @@ struct AttnLowerToGPUPass
     }
     if (ops.empty())
       return;
-    KernelGenerator generator(module, KernelOptions{chip, kernel, blockQ,
-                                                    blockKV, requireTensorCores,
-                                                    getTensorMapPassing()});
+    KernelGenerator generator(
+        module, KernelOptions{chip, kernel, blockQ, blockKV, requireTensorCores,
+                              getTensorMapPassing(), lengthAlternatives});
     IRRewriter rewriter(module.getContext());
     for (KernelSpecOpInterface op : ops) {
       SmallVector<DictionaryAttr> kernels;

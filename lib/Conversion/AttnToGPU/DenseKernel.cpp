@@ -194,6 +194,13 @@ mlir::attn::detail::getAttentionKernelName(const AttentionSpec &spec) {
     os << "_q" << spec.blockQ;
   if (spec.blockKV)
     os << "_kv" << spec.blockKV;
+  // A length alternative: where it is preferred ("_pSk8192" from 8192 keys
+  // up, "_pSk1024to4096" for [1024, 4096)).
+  for (const SizeRange &range : spec.prefer) {
+    os << "_p" << range.size << range.lo;
+    if (range.hi)
+      os << "to" << *range.hi;
+  }
   return name;
 }
 
@@ -323,6 +330,8 @@ static llvm::json::Object buildManifest(const AttentionSpec &spec,
            ? tiling.wgmma.sharedMemoryBytes(d, dv)
            : (tiling.isMma() ? tiling.mma.sharedMemoryBytes(d, dv) : 0)},
       {"variant", buildVariant(spec)}};
+  if (!spec.prefer.empty())
+    manifest["prefer"] = preferToJSON(spec.prefer);
   if (tiling.isWgmma())
     manifest["tile"] = llvm::json::Object{{"block_q", tiling.wgmma.rows()},
                                           {"block_kv", tiling.wgmma.keys},

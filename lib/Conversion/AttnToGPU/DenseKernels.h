@@ -81,6 +81,13 @@ bool isMmaKernelEligible(const AttentionSpec &spec);
 FailureOr<WgmmaTiling> getWgmmaTiling(const AttentionSpec &spec,
                                       std::string *why);
 
+/// The length alternatives of a resolved spec : specs of
+/// kernels that compute the same with other tiling, each with the sizes at
+/// which launchers prefer it (`prefer`). Empty where the spec fixes its
+/// tiling (block sizes, or a `prefer` of its own) or none was measured
+/// faster.
+SmallVector<AttentionSpec> getLengthAlternatives(const AttentionSpec &resolved);
+
 /// The kernel arguments of a dense attention kernel, in signature order
 /// (bias, sinks and lse null where the spec has none).
 struct AttentionKernelArgs {

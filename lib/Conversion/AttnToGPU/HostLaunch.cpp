@@ -104,6 +104,14 @@ private:
   LogicalResult launchAll(ArrayRef<DictionaryAttr> slow,
                           ArrayRef<DictionaryAttr> fast,
                           const Binding &binding);
+  /// The first of `preferred` whose manifest's "prefer" ranges hold the
+  /// sizes at run time, else the next, ..., else launchAll(slow, fast).
+  LogicalResult launchPreferred(ArrayRef<DictionaryAttr> preferred,
+                                ArrayRef<DictionaryAttr> slow,
+                                ArrayRef<DictionaryAttr> fast,
+                                const Binding &binding);
+  /// Whether the sizes are in the ranges of `manifest`'s "prefer" (an i1).
+  FailureOr<Value> isPreferred(DictionaryAttr manifest);
 
   RewriterBase &b;
   Operation *op;
@@ -438,6 +446,54 @@ LogicalResult LaunchEmitter::launchAll(ArrayRef<DictionaryAttr> slow,
   return launchEach(slow);
 }
 
+FailureOr<Value> LaunchEmitter::isPreferred(DictionaryAttr manifest) {
+  auto prefer = manifest.getAs<DictionaryAttr>("prefer");
+  if (!prefer || prefer.empty())
+    return error() << "malformed \"prefer\" in the manifest of kernel "
+                   << manifest.get("entry");
+  Value all;
+  auto both = [&](Value a, Value c) {
+    return a ? arith::AndIOp::create(b, loc, a, c).getResult() : c;
+  };
+  for (NamedAttribute range : prefer) {
+    Value size = getSize(range.getName());
+    auto bounds = dyn_cast<ArrayAttr>(range.getValue());
+    auto lo = bounds && bounds.size() == 2 ? dyn_cast<IntegerAttr>(bounds[0])
+                                           : IntegerAttr();
+    auto hi = lo ? dyn_cast<IntegerAttr>(bounds[1]) : IntegerAttr();
+    if (!size || !lo || (!hi && !isa<UnitAttr>(bounds[1])))
+      return error() << "has no size '" << range.getName()
+                     << "', or a malformed range of it, for the \"prefer\" "
+                        "of kernel "
+                     << manifest.get("entry");
+    all = both(all, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
+                                          size, index(lo.getInt())));
+    if (hi)
+      all = both(all, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                            size, index(hi.getInt())));
+  }
+  return all;
+}
+
+LogicalResult LaunchEmitter::launchPreferred(ArrayRef<DictionaryAttr> preferred,
+                                             ArrayRef<DictionaryAttr> slow,
+                                             ArrayRef<DictionaryAttr> fast,
+                                             const Binding &binding) {
+  if (preferred.empty())
+    return launchAll(slow, fast, binding);
+  FailureOr<Value> holds = isPreferred(preferred.front());
+  if (failed(holds))
+    return failure();
+  auto branch = scf::IfOp::create(b, loc, TypeRange(), *holds,
+                                  /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(branch.thenBlock()->getTerminator());
+  if (failed(launch(preferred.front())))
+    return failure();
+  b.setInsertionPoint(branch.elseBlock()->getTerminator());
+  return launchPreferred(preferred.drop_front(), slow, fast, binding);
+}
+
 LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
                                  const Binding &binding) {
   // The kernels this op launches, in order, and those of its fast path
@@ -457,8 +513,22 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
     fast.clear();
   if (binding.kinds.empty())
     slow = kernels;
+  // Length alternatives (a manifest's "prefer"): each replaces the kernel
+  // of its variant without one where its ranges hold the sizes, which
+  // static shapes fold. The rest launch as before; where only alternatives
+  // were built, the last serves every size.
+  SmallVector<DictionaryAttr> preferred;
+  llvm::erase_if(slow, [&](DictionaryAttr manifest) {
+    if (!manifest.contains("prefer"))
+      return false;
+    preferred.push_back(manifest);
+    return true;
+  });
+  if (slow.empty() && !preferred.empty())
+    slow.push_back(preferred.pop_back_val());
   kernels = slow;
   llvm::append_range(kernels, fast);
+  llvm::append_range(kernels, preferred);
   // Operands first, so that every size is defined before results and
   // workspaces are allocated from them.
   SmallVector<std::pair<DictionaryAttr, DictionaryAttr>> toAllocate;
@@ -537,7 +607,7 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
     if (output != binding.outputs.end())
       results[output->second] = *buffer;
   }
-  if (failed(launchAll(slow, fast, binding)))
+  if (failed(launchPreferred(preferred, slow, fast, binding)))
     return failure();
   SmallVector<Value> replacements;
   for (auto [result, buffer] : llvm::zip(op->getResults(), results)) {

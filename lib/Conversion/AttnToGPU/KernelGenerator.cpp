@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "AttentionGradKernels.h"
+#include "DenseKernels.h"
 #include "Kernels.h"
 
 #include "attn/Conversion/AttnToGPU.h"
@@ -78,9 +79,37 @@ LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
   }
   built = *resolved;
   OpBuilder builder(module.getContext());
-  return detail::buildAttentionKernels(
-      builder, module, *resolved, options.tensorMaps, loc,
-      [&] { return diagnose(DiagnosticSeverity::Error); }, manifests);
+  auto emitError = [&] { return diagnose(DiagnosticSeverity::Error); };
+  if (failed(detail::buildAttentionKernels(builder, module, *resolved,
+                                           options.tensorMaps, loc, emitError,
+                                           manifests)))
+    return failure();
+  if (!options.lengthAlternatives)
+    return success();
+  // Each alternative's manifest records its own spec (add() stamps the
+  // default's on the rest).
+  for (const AttentionSpec &alternative :
+       detail::getLengthAlternatives(*resolved)) {
+    const size_t before = manifests.entries.size();
+    if (failed(detail::buildAttentionKernels(builder, module, alternative,
+                                             options.tensorMaps, loc, emitError,
+                                             manifests)))
+      return failure();
+    stampSpecs(before, alternative);
+  }
+  return success();
+}
+
+void KernelGenerator::stampSpecs(size_t from, const KernelSpec &spec) {
+  for (NamedAttribute &entry :
+       MutableArrayRef(manifests.entries).drop_front(from)) {
+    auto manifest = cast<DictionaryAttr>(entry.getValue());
+    if (manifest.contains("spec"))
+      continue;
+    NamedAttrList fields(manifest);
+    fields.set("spec", jsonToAttribute(module.getContext(), toJSON(spec)));
+    entry.setValue(fields.getDictionary(module.getContext()));
+  }
 }
 
 LogicalResult KernelGenerator::addAttentionGrad(const AttentionGradSpec &spec,
@@ -156,15 +185,7 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
   // The spec each new kernel was built from; a dense spec as resolved (its
   // kernel kind and block sizes), which is what the manifest's "variant"
   // and the kernel name were made from.
-  for (NamedAttribute &entry :
-       MutableArrayRef(manifests.entries).drop_front(before)) {
-    auto manifest = cast<DictionaryAttr>(entry.getValue());
-    if (manifest.contains("spec"))
-      continue;
-    NamedAttrList fields(manifest);
-    fields.set("spec", jsonToAttribute(module.getContext(), toJSON(built)));
-    entry.setValue(fields.getDictionary(module.getContext()));
-  }
+  stampSpecs(before, built);
   if (kernels)
     for (StringAttr name : manifests.requested)
       for (NamedAttribute entry : manifests.entries)

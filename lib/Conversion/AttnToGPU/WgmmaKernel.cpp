@@ -246,11 +246,8 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
   // thread) leaves room for S (keys / 2) and P (keys / 4) and the stages
   // fit: head dims 64 and 128, and DeepSeek's MLA prefill (D = 192,
   // Dv = 128: 208 KB). Otherwise 64: head dim 256 (O takes 128 registers).
-  // FlashAttention-3's non-causal tile of 176 keys at head dim 128 was
-  // measured against 128 on the H200 (bf16, interleaved A/B in one
-  // process, docs/gpu-results.md): 2% faster at 8k-16k tokens, 2-7% slower
-  // at 1k-4k (at 1k: six steps, the last of 144 keys, against eight). It
-  // stays a block-kv choice.
+  // FlashAttention-3's non-causal tile of 176 keys at head dim 128 is a
+  // length alternative (getLengthAlternatives), not the default.
   for (int64_t keys : {128, 64})
     if ((keys == 64 || s.valueHeadDim <= 128) && fits(keys))
       return t;
@@ -1064,4 +1061,37 @@ void mlir::attn::detail::buildWgmmaKernelBody(OpBuilder &builder, Location loc,
                                               const WgmmaTiling &tiling) {
   WgmmaKernel(builder, loc, spec, args, tmaDescriptors, tiling)
       .emit(builder, func);
+}
+
+/// The kernels a resolved wgmma spec gets beside its default one, each
+/// preferred over some sizes (docs/design-length-choice.md). Keys a step
+/// trade per-step overhead (row reductions, O's rescale, the consumers'
+/// hand-over) against the last, partly masked step and against the number
+/// of blocks that fill the SMs, and so turn on the key count, which only
+/// the launch knows.
+///
+/// FlashAttention-3's 176 keys a step at D = Dv = 128, non-causal, against
+/// 128 (bf16, H200, both kernels in one process, 8 interleaved rounds;
+/// docs/bench/2026-12-04-h200-528a59f-block-kv): 1.017x at 8k x 2 and
+/// 1.020x at 16k; 0.984x at 4k x 4, 0.968x at 2k x 8 and 0.933x at 1k x 16.
+/// Hence from 8192 keys up. Causal kernels lost at every length up to 4k
+/// with any step but 128 and were not measured past it; a bias or a
+/// softcap (more registers a step) not at all: they keep one kernel.
+SmallVector<AttentionSpec>
+mlir::attn::detail::getLengthAlternatives(const AttentionSpec &resolved) {
+  SmallVector<AttentionSpec> alternatives;
+  const AttentionSpec &s = resolved;
+  if (s.kernel != AttentionKernelKind::Wgmma || s.blockQ || s.blockKV ||
+      !s.prefer.empty())
+    return alternatives;
+  if ((s.dtype == ScalarType::F16 || s.dtype == ScalarType::BF16) &&
+      s.headDim == 128 && s.valueHeadDim == 128 &&
+      s.mask.kind == MaskKind::None && !s.bias && !s.softcap) {
+    AttentionSpec wide = s;
+    wide.blockKV = 176;
+    wide.prefer = {SizeRange{"Sk", 8192, std::nullopt}};
+    if (succeeded(getWgmmaTiling(wide, /*why=*/nullptr)))
+      alternatives.push_back(std::move(wide));
+  }
+  return alternatives;
 }

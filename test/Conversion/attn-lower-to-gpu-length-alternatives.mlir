@@ -1,0 +1,64 @@
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="launch=1 chip=sm_90a kernel=auto" | FileCheck %s
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="launch=1 chip=sm_90a kernel=auto" --canonicalize | FileCheck %s --check-prefix=FOLD
+// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="launch=1 chip=sm_90a kernel=auto length-alternatives=0" | FileCheck %s --check-prefix=OFF
+
+// A variant with length alternatives (docs/design-length-choice.md; here
+// D = Dv = 128 non-causal, whose 176-key kernel is preferred from 8192 keys
+// up) launches one kernel per call, chosen on its sizes at run time; static
+// sizes fold the choice away.
+
+// CHECK: attn.kernels = {
+// CHECK-SAME: attn_bf16_d128_dv128_bhsd_none_wgmma_kv176_pSk8192 = {
+// CHECK-SAME: prefer = {Sk = [8192, unit]}
+// CHECK-LABEL: func.func @dynamic
+// CHECK: %[[KB:.*]] = bufferization.to_buffer %arg1
+// CHECK: %[[SK:.*]] = memref.dim %[[KB]], %c2
+// CHECK: %[[LONG:.*]] = arith.cmpi sge, %[[SK]], %c8192 : index
+// CHECK: scf.if %[[LONG]] {
+// CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma_kv176_pSk8192::@attn_bf16_d128_dv128_bhsd_none_wgmma_kv176_pSk8192
+// CHECK: } else {
+// CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma::@attn_bf16_d128_dv128_bhsd_none_wgmma
+// CHECK: }
+// CHECK: return
+
+// FOLD-LABEL: func.func @dynamic
+// FOLD: scf.if
+// FOLD-LABEL: func.func @long
+// FOLD-NOT: scf.if
+// FOLD: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma_kv176_pSk8192::
+// FOLD-NOT: gpu.launch_func
+// FOLD-LABEL: func.func @short
+// FOLD-NOT: scf.if
+// FOLD: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma::
+// FOLD-NOT: gpu.launch_func
+// FOLD: return
+
+// OFF-NOT: kv176
+// OFF-LABEL: func.func @dynamic
+// OFF-NOT: scf.if
+// OFF: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma::
+// OFF-NOT: kv176
+func.func @dynamic(%q: tensor<?x8x?x128xbf16>, %k: tensor<?x8x?x128xbf16>, %v: tensor<?x8x?x128xbf16>) -> tensor<?x8x?x128xbf16> {
+  %o = attn.attention %q, %k, %v scale = 0.0883883461 : (tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x8x?x128xbf16>
+  return %o : tensor<?x8x?x128xbf16>
+}
+func.func @long(%q: tensor<1x8x16384x128xbf16>, %k: tensor<1x8x16384x128xbf16>, %v: tensor<1x8x16384x128xbf16>) -> tensor<1x8x16384x128xbf16> {
+  %o = attn.attention %q, %k, %v scale = 0.0883883461 : (tensor<1x8x16384x128xbf16>, tensor<1x8x16384x128xbf16>, tensor<1x8x16384x128xbf16>) -> tensor<1x8x16384x128xbf16>
+  return %o : tensor<1x8x16384x128xbf16>
+}
+func.func @short(%q: tensor<1x8x1024x128xbf16>, %k: tensor<1x8x1024x128xbf16>, %v: tensor<1x8x1024x128xbf16>) -> tensor<1x8x1024x128xbf16> {
+  %o = attn.attention %q, %k, %v scale = 0.0883883461 : (tensor<1x8x1024x128xbf16>, tensor<1x8x1024x128xbf16>, tensor<1x8x1024x128xbf16>) -> tensor<1x8x1024x128xbf16>
+  return %o : tensor<1x8x1024x128xbf16>
+}
+
+// -----
+
+// A causal variant has none (its other tilings lost where measured): one
+// launch, no branch.
+// CHECK-LABEL: func.func @causal
+// CHECK-NOT: scf.if
+// CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_causal_wgmma::
+func.func @causal(%q: tensor<?x8x?x128xbf16>, %k: tensor<?x8x?x128xbf16>, %v: tensor<?x8x?x128xbf16>) -> tensor<?x8x?x128xbf16> {
+  %o = attn.attention %q, %k, %v mask = <causal> scale = 0.0883883461 : (tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x8x?x128xbf16>
+  return %o : tensor<?x8x?x128xbf16>
+}
