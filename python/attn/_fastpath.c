@@ -577,6 +577,8 @@ static int launcher_prepare(const Launcher *L, const Tensor *slots,
                             const int64_t *sizes, Prepared *p) {
   static const int64_t limits[3] = {MAX_GRID_X, MAX_GRID_YZ, MAX_GRID_YZ};
   p->empty = 0;
+  if (!L->function) // a length alternative not loaded yet
+    return 0;
   for (int axis = 0; axis < 3; axis++) {
     int64_t n;
     if (!grid_eval(L->grid[axis], L->gridlen[axis], sizes, &n) ||
@@ -914,10 +916,11 @@ static PyObject *launcher_new(PyTypeObject *type, PyObject *args,
   L->function = PyLong_AsVoidPtr(function);
   if (PyErr_Occurred())
     goto fail;
-  if (!L->function) {
-    spec_error("function (NULL)", 0);
-    goto fail;
-  }
+  // NULL: a kernel of a plan whose module is not loaded yet (a variant's
+  // length alternatives, loaded on first use). launcher_prepare refuses
+  // it, so a call that picks it takes the Python path, which loads it and
+  // registers the plan again.
+
   if (L->ntmaps) {
     size_t bytes = (size_t)L->ntmaps * TMAP_CACHE * sizeof(TmapEntry);
     L->tmap_block = PyMem_Calloc(1, bytes + 63);
@@ -1034,7 +1037,8 @@ static PyType_Slot launcher_slots[] = {
      (void *)"Launcher(params, grid, block, shared, function, layout, "
              "prefer=()): one kernel's launch (built by "
              "attn.gpu._native_launcher); prefer: a length alternative's "
-             "(size, lo, hi) ranges, hi -1 for none."},
+             "(size, lo, hi) ranges, hi -1 for none; function 0: not loaded "
+             "yet, launches refuse it."},
     {0, NULL}};
 
 static PyType_Spec launcher_spec = {"attn._fastpath.Launcher", sizeof(Launcher),
@@ -1432,7 +1436,8 @@ static PyObject *fp_attention(PyObject *self, PyObject *const *args,
        (r = output(lse, c.lse_shape, 3, DT_F32, c.device, &c.t[D_LSE])) <= 0))
     goto done;
   // A variant's length alternatives come first, its kernel without
-  // ranges last (register_attention).
+  // ranges last (register_attention). One not loaded yet (no function) is
+  // refused by launcher_prepare: the Python path loads it.
   const Launcher *L = plan->kernels[plan->nkernels - 1];
   for (int i = 0; i < plan->nkernels - 1; i++)
     if (launcher_prefers(plan->kernels[i], c.sizes)) {

@@ -797,17 +797,21 @@ def _grid_program(g, sizes, constants, fast):
     return prog + [fast.GRID_DIV if g[0] == "div" else fast.GRID_CEIL_DIV, 0]
 
 
-def _native_launcher(fast, kernel, device, slots, sizes, constants, alternative=False):
+def _native_launcher(fast, kernel, device, slots, sizes, constants, alternative=False,
+                     load=True):
     """`kernel`'s _fastpath.Launcher for calls whose tensors come in `slots`
     (names), whose per-call sizes are `sizes` (names) and whose other scalar
     values are `constants` (name -> value); None when it cannot have one
     (descriptors in global memory, a parameter no slot or value fills, a
     manifest past the module's limits). With `alternative`, it carries the
-    manifest's "prefer" ranges (a KernelChoice's alternatives). Kept per
-    kernel."""
+    manifest's "prefer" ranges (a KernelChoice's alternatives). Without
+    `load`, a kernel not loaded on `device` gets a Launcher without a
+    function, which the fast path refuses to launch (not kept: the Python
+    path loads the kernel when a call needs it). Kept per kernel."""
     memo = (device, slots, sizes, tuple(sorted(constants.items())), alternative)
     if memo in kernel._native:
         return kernel._native[memo]
+    loaded = load or device in kernel._functions
     try:
         prefer = []
         for name, lo, hi in (kernel.prefer or ()) if alternative else ():
@@ -838,21 +842,25 @@ def _native_launcher(fast, kernel, device, slots, sizes, constants, alternative=
         grid = [_grid_program(g, sizes, constants, fast) for g in kernel._grid]
         launcher = fast.Launcher(spec, grid, kernel.manifest["block"],
                                  kernel.manifest["dynamic_shared_memory"],
-                                 kernel.function(device).value,
+                                 kernel.function(device).value if loaded else 0,
                                  0 if kernel.variant.get("layout") == "bhsd" else 1, prefer)
     except (_NoFastPath, ValueError):
         launcher = None
-    kernel._native[memo] = launcher
+    if loaded:
+        kernel._native[memo] = launcher
     return launcher
 
 
 def _dense_launcher(fast, kernel, device, constants):
     """What the fast path's register_attention takes for `kernel`: its
     Launcher, or for a KernelChoice a tuple of its alternatives' (with their
-    ranges) and its default's; None where one has no Launcher."""
-    kernels = kernel.kernels if isinstance(kernel, KernelChoice) else (kernel,)
+    ranges) and its default's, those not loaded yet without a function (a
+    call loads only the kernel it runs); None where one has no Launcher."""
+    choice = isinstance(kernel, KernelChoice)
+    kernels = kernel.kernels if choice else (kernel,)
     launchers = tuple(_native_launcher(fast, k, device, fast.DENSE_SLOTS, fast.DENSE_SIZES,
-                                       constants, alternative=i < len(kernels) - 1)
+                                       constants, alternative=i < len(kernels) - 1,
+                                       load=not choice)
                       for i, k in enumerate(kernels))
     if any(launcher is None for launcher in launchers):
         return None
@@ -1965,16 +1973,20 @@ def _find(kernels, want):
         # the values compiled in over the same kernel taking them at run
         # time.
         rank = {"wgmma": 0, "mma.sync": 1}
-        ordered = sorted(matches, key=lambda k: (rank.get(k.manifest.get("kernel"), 2),
-                                                 "runtime" in k.variant.values(),
-                                                 k.prefer is not None))
-        # Length alternatives (a manifest's "prefer") of the kernel chosen:
-        # the same variant and body with other tiling, preferred at some
-        # sizes; the call's sizes pick among them at each launch.
+        # A length alternative (a manifest's "prefer") only where no kernel
+        # without one matches.
+        ordered = sorted(matches, key=lambda k: (k.prefer is not None,
+                                                 rank.get(k.manifest.get("kernel"), 2),
+                                                 "runtime" in k.variant.values()))
+        # The chosen kernel's length alternatives: the same variant and body
+        # with other tiling, preferred at some sizes, tried in the order of
+        # their names (as the host code of programs does); the call's sizes
+        # pick among them at each launch.
         default = ordered[0]
-        alternatives = [k for k in ordered[1:] if k.prefer is not None
-                        and k.variant == default.variant
-                        and k.manifest["kernel"] == default.manifest["kernel"]]
+        alternatives = sorted((k for k in ordered[1:] if k.prefer is not None
+                               and k.variant == default.variant
+                               and k.manifest["kernel"] == default.manifest["kernel"]),
+                              key=lambda k: k.manifest["entry"])
         return KernelChoice(alternatives, default) if alternatives else default
     raise LookupError(f"no kernel bundle for the variant {want}; "
                       f"compile one with attn-compile or python -m attn.bundles")

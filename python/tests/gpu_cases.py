@@ -64,7 +64,8 @@ CASES = [
     case("long_keys_alt_8195", b=1, hq=4, hkv=2, sq=200, sk=8195),
     case("long_keys_alt_f16_lse_bshd_8192", b=2, hq=2, hkv=1, sq=129, sk=8192, dtype="f16",
          lse=True, layout="bshd"),
-    case("long_keys_default_8191", b=1, hq=2, hkv=2, sq=64, sk=8191, sinks=True),
+    case("long_keys_alt_sinks_lse_9000", b=1, hq=2, hkv=2, sq=64, sk=9000, sinks=True, lse=True),
+    case("long_keys_default_8191", b=1, hq=2, hkv=2, sq=64, sk=8191),
 ]
 
 

@@ -490,8 +490,9 @@ def test_launcher_refuses_what_it_cannot_launch(fast, driver, tmp_path):
                        ([], [[0, -1]] * 3), ([], [[0, 1] * 64 + [2, 64]] * 3)):
         with pytest.raises(ValueError, match="Launcher"):
             fast.Launcher(spec, grid, [1, 1, 1], 0, 0x100, 0)
-    with pytest.raises(ValueError, match="function"):
-        fast.Launcher([], [[0, 1]] * 3, [1, 1, 1], 0, 0, 0)
+    # Function 0: a kernel not loaded yet, which a launch refuses.
+    unloaded = fast.Launcher([(0, 0)], [[0, 1]] * 3, [1, 1, 1], 0, 0, 0)
+    assert unloaded.launch([torch.Tensor((4,), bf16)], [], 0) is None
     # A plan's launchers read only the entry point's slots and sizes.
     q, k, v = qkv()
     args = (q, k, v, True, None, None, None, None, None, "bhsd", False, None, None)
@@ -671,6 +672,40 @@ def test_length_alternatives_pick_by_size(fast, driver, tmp_path):
     assert fast.stats()["plans"] == 1, fast.stats()
 
 
+def test_length_alternatives_load_on_first_use(fast, driver, tmp_path, monkeypatch):
+    """A call loads only the kernel it runs: the fast path's plan holds
+    the others without a function until a call needs one, which the Python
+    path then loads (registering the plan again); from then on it is fast."""
+    variant = dense_variant()
+    bundles = bundle_dir(tmp_path, driver, [
+        dense_manifest("plain", variant),
+        dict(dense_manifest("wide", variant), prefer={"Sk": [256, None]})])
+    for kernel in gpu.load_bundles(bundles):
+        kernel._functions.clear()
+    loads = []
+    function = gpu.Kernel.function
+
+    def load(self, device=None):
+        if device not in self._functions:
+            loads.append(self.manifest["entry"])
+            driver.describe(function(self, device).value, self.manifest)
+        return function(self, device)
+
+    monkeypatch.setattr(gpu.Kernel, "function", load)
+    q, _, _ = qkv()
+    short, long_ = qkv(sk=100)[1:], qkv(sk=300)[1:]
+    stats = fast.stats
+    for (k, v), entry, hits, rejected in ((short, "plain", 0, 0), (short, "plain", 1, 0),
+                                          (long_, "wide", 1, 1), (long_, "wide", 2, 1),
+                                          (short, "plain", 3, 1)):
+        _, launches = run(driver, lambda: gpu.attention(q, k, v, bundles=bundles))
+        entries = {k.function(0).value: k.manifest["entry"]
+                   for k in gpu.load_bundles(bundles) if 0 in k._functions}
+        assert [entries[launch[0]] for launch in launches] == [entry]
+        assert (stats()["hits"], stats()["rejected"]) == (hits, rejected), stats()
+    assert loads == ["plain", "wide"]
+
+
 def test_length_alternatives_alone_or_apart(fast, driver, tmp_path):
     """Where only an alternative matches, it serves every size (the fast
     path registers it without its ranges); an alternative of another
@@ -688,6 +723,14 @@ def test_length_alternatives_alone_or_apart(fast, driver, tmp_path):
     apart = bundle_dir(tmp_path, driver, [dense_manifest("plain", variant), other, mma])
     assert gpu._find(gpu.load_bundles(apart), {"head_dim": 64, "lse": False}).manifest[
         "entry"] == "plain"
+    # A kernel without "prefer" is the default even where an alternative
+    # ranks higher (a faster body, values compiled in): here the mma.sync
+    # kernel, and the wgmma kernel is not one of its alternatives (another
+    # body).
+    fixed = dict(dense_manifest("fixed", variant, runtime=False), prefer={"Sk": [256, None]})
+    slow = bundle_dir(tmp_path, driver, [dense_manifest("slow", variant, wgmma=False), fixed])
+    found = gpu._find(gpu.load_bundles(slow), {"head_dim": 64, "scale": variant["scale"]})
+    assert found.manifest["entry"] == "slow" and not isinstance(found, gpu.KernelChoice)
 
 
 def test_register_attention_checks_alternatives(fast):

@@ -484,6 +484,7 @@ std::string getGradKernelName(const AttentionGradSpec &grad, StringRef kernel) {
       named.kernel != AttentionKernelKind::Wgmma)
     named.kernel = AttentionKernelKind::Baseline;
   named.blockQ = named.blockKV = 0;
+  named.prefer.clear();
   return getAttentionKernelName(named) +
          (grad.deterministic ? "_bwd_" : "_bwd_nd_") +
          (grad.dqAtomics ? "atomic_" : "") + kernel.str();

@@ -196,7 +196,11 @@ mlir::attn::detail::getAttentionKernelName(const AttentionSpec &spec) {
     os << "_kv" << spec.blockKV;
   // A length alternative: where it is preferred ("_pSk8192" from 8192 keys
   // up, "_pSk1024to4096" for [1024, 4096)).
-  for (const SizeRange &range : spec.prefer) {
+  SmallVector<SizeRange> ranges(spec.prefer.begin(), spec.prefer.end());
+  llvm::sort(ranges, [](const SizeRange &a, const SizeRange &b) {
+    return a.size < b.size;
+  });
+  for (const SizeRange &range : ranges) {
     os << "_p" << range.size << range.lo;
     if (range.hi)
       os << "to" << *range.hi;

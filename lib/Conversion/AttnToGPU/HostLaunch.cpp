@@ -515,8 +515,9 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
     slow = kernels;
   // Length alternatives (a manifest's "prefer"): each replaces the kernel
   // of its variant without one where its ranges hold the sizes, which
-  // static shapes fold. The rest launch as before; where only alternatives
-  // were built, the last serves every size.
+  // static shapes fold. They are tried in the order of their names, as
+  // attn.gpu tries them; where only alternatives were built, the first
+  // serves every other size.
   SmallVector<DictionaryAttr> preferred;
   llvm::erase_if(slow, [&](DictionaryAttr manifest) {
     if (!manifest.contains("prefer"))
@@ -524,8 +525,17 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
     preferred.push_back(manifest);
     return true;
   });
-  if (slow.empty() && !preferred.empty())
-    slow.push_back(preferred.pop_back_val());
+  llvm::stable_sort(preferred, [](DictionaryAttr a, DictionaryAttr b) {
+    auto name = [](DictionaryAttr m) {
+      auto entry = m.getAs<StringAttr>("entry");
+      return entry ? entry.getValue() : StringRef();
+    };
+    return name(a) < name(b);
+  });
+  if (slow.empty() && !preferred.empty()) {
+    slow.push_back(preferred.front());
+    preferred.erase(preferred.begin());
+  }
   kernels = slow;
   llvm::append_range(kernels, fast);
   llvm::append_range(kernels, preferred);
