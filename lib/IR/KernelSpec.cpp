@@ -15,6 +15,8 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::attn;
 namespace json = llvm::json;
@@ -391,14 +393,21 @@ class SpecReader {
 public:
   explicit SpecReader(const json::Object &o) : o(o) {}
 
+  /// An integer of at least `minimum`: sizes are positive, extents and
+  /// block counts non-negative (a kernel generator need not guard against
+  /// a negative head dim).
   template <typename T>
-  void integer(StringRef key, T &out, bool required = true) {
+  void integer(StringRef key, T &out, bool required = true,
+               int64_t minimum = 1) {
     const json::Value *v = o.get(key);
     if (!v)
       return missing(key, required);
     std::optional<int64_t> x = v->getAsInteger();
     if (!x)
       return error(key, "expected an integer");
+    if (*x < minimum)
+      return error(key,
+                   ("expected an integer of at least " + Twine(minimum)).str());
     out = *x;
   }
   void boolean(StringRef key, bool &out, bool required = false) {
@@ -418,6 +427,9 @@ public:
     std::optional<double> x = v->getAsNumber();
     if (!x)
       return error(key, "expected a number");
+    // Kernels and manifests hold it as an f32 (JSON has no infinity).
+    if (!std::isfinite(roundToF32(*x)))
+      return error(key, "expected a finite number within f32's range");
     out = roundToF32(*x);
   }
   /// A number or null (absent).
@@ -450,8 +462,8 @@ public:
         "mask", out.kind, [](StringRef v) { return symbolizeMaskKind(v); },
         /*required=*/false);
     if (out.isWindow()) {
-      integer("window_left", out.left);
-      integer("window_right", out.right);
+      integer("window_left", out.left, /*required=*/true, /*minimum=*/0);
+      integer("window_right", out.right, /*required=*/true, /*minimum=*/0);
     }
   }
   /// The values a dense or paged spec may leave to run time: "scale" a
@@ -473,6 +485,9 @@ public:
         softcap = 0.0;
       else
         optionalNumber("softcap", softcap);
+      // softcap · tanh(s / softcap): 0 would make every score NaN.
+      if (softcap && *softcap <= 0 && !runtime)
+        return error("softcap", "expected a positive number");
     }
     enumeration<MaskKind>(
         "mask", mask.kind, [](StringRef v) { return symbolizeMaskKind(v); },
@@ -488,7 +503,7 @@ public:
       if (!runtime && extent && isRuntime(extent))
         return mixed(key);
       if (!runtime)
-        integer(key, *out);
+        integer(key, *out, /*required=*/true, /*minimum=*/0);
     }
   }
   void sinks(std::optional<ScalarType> &out) {
@@ -610,8 +625,8 @@ static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
   r.boolean("lse", s.lse);
   r.enumeration<AttentionKernelKind>("kernel", s.kernel, symbolizeKernelKind,
                                      /*required=*/false);
-  r.integer("block_q", s.blockQ, /*required=*/false);
-  r.integer("block_kv", s.blockKV, /*required=*/false);
+  r.integer("block_q", s.blockQ, /*required=*/false, /*minimum=*/0);
+  r.integer("block_kv", s.blockKV, /*required=*/false, /*minimum=*/0);
   r.prefer(s.prefer, {"Sk", "Sq"});
 }
 
@@ -696,8 +711,9 @@ static void read(SpecReader &r, NsaSelectSpec &s, const json::Object &) {
   r.integer("cmp_stride", s.cmpStride);
   r.integer("sel_block", s.selBlock);
   r.integer("num_selected", s.numSelected);
-  r.integer("initial_blocks", s.initialBlocks);
-  r.integer("local_blocks", s.localBlocks);
+  r.integer("initial_blocks", s.initialBlocks, /*required=*/true,
+            /*minimum=*/0);
+  r.integer("local_blocks", s.localBlocks, /*required=*/true, /*minimum=*/0);
   r.number("scale", s.scale);
 }
 

@@ -28,7 +28,7 @@ func.func @indexer_f32(%q: tensor<1x64x64x128xf32>, %k: tensor<1x512x128xf32>, %
 
 // -----
 
-// CHECK: attn-lower-to-gpu-sparse-invalid.mlir:[[@LINE+2]]:8: error: 'attn.lightning_indexer' op the indexer GPU kernel needs static head counts and dims, multiples of 16, at most 128 heads of at most 256 (got 8 x 128)
+// CHECK: attn-lower-to-gpu-sparse-invalid.mlir:[[@LINE+2]]:8: error: 'attn.lightning_indexer' op the indexer GPU kernel needs static head counts and dims, positive multiples of 16, at most 128 heads of at most 256 (got 8 x 128)
 func.func @indexer_heads(%q: tensor<1x64x8x128xbf16>, %k: tensor<1x512x128xbf16>, %w: tensor<1x64x8xf32>) -> tensor<1x64x32xi32> {
   %t = attn.lightning_indexer %q, %k, %w top_k = 32 : (tensor<1x64x8x128xbf16>, tensor<1x512x128xbf16>, tensor<1x64x8xf32>) -> tensor<1x64x32xi32>
   return %t : tensor<1x64x32xi32>

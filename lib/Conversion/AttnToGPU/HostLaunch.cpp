@@ -525,7 +525,7 @@ LogicalResult LaunchEmitter::run(ArrayRef<DictionaryAttr> allKernels,
     preferred.push_back(manifest);
     return true;
   });
-  llvm::stable_sort(preferred, [](DictionaryAttr a, DictionaryAttr b) {
+  llvm::sort(preferred, [](DictionaryAttr a, DictionaryAttr b) {
     auto name = [](DictionaryAttr m) {
       auto entry = m.getAs<StringAttr>("entry");
       return entry ? entry.getValue() : StringRef();

@@ -660,10 +660,11 @@ mlir::attn::detail::checkIndexerKernelEligible(const IndexerSpec &spec,
     return fail("the indexer GPU kernel takes f16 or bf16 (got " +
                 stringifyScalarType(spec.dtype) + ")");
   int64_t hi = spec.heads, di = spec.headDim;
-  if (ShapedType::isDynamic(hi) || ShapedType::isDynamic(di) || hi % 16 ||
-      di % 16 || hi > 128 || di > 256)
+  if (ShapedType::isDynamic(hi) || ShapedType::isDynamic(di) || hi <= 0 ||
+      di <= 0 || hi % 16 || di % 16 || hi > 128 || di > 256)
     return fail("the indexer GPU kernel needs static head counts and dims, "
-                "multiples of 16, at most 128 heads of at most 256 (got " +
+                "positive multiples of 16, at most 128 heads of at most 256 "
+                "(got " +
                 Twine(hi) + " x " + Twine(di) + ")");
   return success();
 }
