@@ -10,12 +10,13 @@
 # power of two, an unknown key added, "op" or "version" changed, the spec
 # wrapped in an array or given as a bare value -- and is written to a file for
 # `attn-compile --spec FILE -o DIR --chip=CHIP` (sm_80 or sm_90a; now and then
-# another chip), under a timeout.
+# another chip) with now and then other options (--kernel, block sizes,
+# --specialize-values, --length-alternatives=false, ...), under a timeout.
 #
 # A run is fine when it exits 0 and every manifest it wrote passes attn.gpu's
 # validate_manifest (what the launchers trust), or when it exits 1 with an
 # "error:" located at the spec's file (or attn-compile's message about the
-# whole input: an empty array, the chip). Anything else fails: a signal, "Stack
+# whole input: an empty array, the chip, an option). Anything else fails: a signal, "Stack
 # dump", "LLVM ERROR", "PLEASE submit a bug report", an assertion, another exit
 # code, exit 1 without such an error, a timeout, or a manifest Python refuses.
 # Failing inputs are kept under --out with the command that reproduces them;
@@ -58,6 +59,11 @@ VALUES = INTS + [1e308, -1e308, 1.5, 0.0, -0.0, True, False, None, "", "runtime"
                  "bf16", "f8e4m3", "causal", "window", "wgmma", [], {}, [1, 2], [[1]],
                  {"Sk": [0, None]}, {"Sq": [5, 3]}, {"Sk": "x"}, [True, False, True, True]]
 CHIPS = ["sm_80", "sm_90a"] * 9 + ["sm_90", "sm_70", "sm_100a"]
+# attn-compile's options besides the chip, each taken now and then.
+OPTIONS = [["--kernel=wgmma"], ["--kernel=mma"], ["--kernel=baseline"],
+           ["--require-tensor-cores"], ["--block-q=64"], ["--block-kv=176"], ["--block-kv=32"],
+           ["--block-kv=0"], ["--block-q=96"], ["--specialize-values"],
+           ["--length-alternatives=false"], ["--tensor-maps=global"], ["--opt-level=0"]]
 BAD = re.compile(r"Stack dump|LLVM ERROR|PLEASE submit a bug report|Assertion|"
                  r"UNREACHABLE|Segmentation|Aborted")
 
@@ -107,7 +113,7 @@ def make_input(rng, seeds):
     return json.dumps(specs if len(specs) > 1 or shape == 2 else specs[0])
 
 
-def check(opts, n, text, chip):
+def check(opts, n, text, chip, options):
     """None if the run is fine, else why not."""
     from attn import gpu
 
@@ -116,7 +122,7 @@ def check(opts, n, text, chip):
     with open(path, "w") as f:
         f.write(text)
     out = os.path.join(work, "out")
-    argv = [opts.attn_compile, "--spec", path, "-o", out, f"--chip={chip}"]
+    argv = [opts.attn_compile, "--spec", path, "-o", out, f"--chip={chip}", *options]
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=opts.timeout)
     except subprocess.TimeoutExpired:
@@ -128,7 +134,7 @@ def check(opts, n, text, chip):
         # attn-compile's own messages about the whole input (an empty array,
         # the chip) name no line.
         if f"{path}:1:1: error:" not in err and not re.search(
-                r"attn-compile: (unsupported chip|no attention found in )", err):
+                r"attn-compile: (unsupported chip|no attention found in |--)", err):
             return argv, f"exit 1 without a located error: {err[-2000:]}"
     elif r.returncode == 0:
         for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
@@ -161,12 +167,14 @@ def main():
     inputs = []
     for n in range(opts.count):
         rng = random.Random(f"fuzz_specs:{opts.seed}:{n}")
-        inputs.append((n, make_input(rng, seeds), rng.choice(CHIPS)))
+        text, chip = make_input(rng, seeds), rng.choice(CHIPS)
+        options = [o for _ in range(rng.choice([0, 0, 1, 2])) for o in rng.choice(OPTIONS)]
+        inputs.append((n, text, chip, options))
     if opts.only is not None:
         inputs = [inputs[opts.only]]
     failures = 0
     with concurrent.futures.ThreadPoolExecutor(opts.jobs) as pool:
-        for (n, text, chip), result in zip(inputs, pool.map(lambda a: check(opts, *a), inputs)):
+        for (n, text, *_), result in zip(inputs, pool.map(lambda a: check(opts, *a), inputs)):
             if result is None:
                 continue
             failures += 1
