@@ -1,11 +1,10 @@
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="launch=1 chip=sm_90a kernel=auto" | FileCheck %s
-// RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="launch=1 chip=sm_90a kernel=auto" --canonicalize | FileCheck %s --check-prefix=FOLD
 // RUN: attn-opt %s --split-input-file --attn-lower-to-gpu="launch=1 chip=sm_90a kernel=auto length-alternatives=0" | FileCheck %s --check-prefix=OFF
 
 // A variant with length alternatives (docs/design-length-choice.md; here
 // D = Dv = 128 non-causal, whose 176-key kernel is preferred from 8192 keys
-// up) launches one kernel per call, chosen on its sizes at run time; static
-// sizes fold the choice away.
+// up) launches one kernel per call, chosen on its sizes at run time. Static
+// sizes decide it as the host code is built: one launch, no branch.
 
 // CHECK: attn.kernels = {
 // CHECK-SAME: attn_bf16_d128_dv128_bhsd_none_wgmma_kv176_pSk8192 = {
@@ -20,18 +19,17 @@
 // CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma::@attn_bf16_d128_dv128_bhsd_none_wgmma
 // CHECK: }
 // CHECK: return
-
-// FOLD-LABEL: func.func @dynamic
-// FOLD: scf.if
-// FOLD-LABEL: func.func @long
-// FOLD-NOT: scf.if
-// FOLD: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma_kv176_pSk8192::
-// FOLD-NOT: gpu.launch_func
-// FOLD-LABEL: func.func @short
-// FOLD-NOT: scf.if
-// FOLD: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma::
-// FOLD-NOT: gpu.launch_func
-// FOLD: return
+// CHECK-LABEL: func.func @long
+// CHECK-NOT: scf.if
+// CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma_kv176_pSk8192::
+// CHECK-NOT: gpu.launch_func
+// CHECK-LABEL: func.func @short
+// CHECK-NOT: scf.if
+// CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma::
+// CHECK-NOT: gpu.launch_func
+// CHECK: return
+// CHECK-DAG: gpu.module @attn_bf16_d128_dv128_bhsd_none_wgmma
+// CHECK-DAG: gpu.module @attn_bf16_d128_dv128_bhsd_none_wgmma_kv176_pSk8192
 
 // OFF-NOT: kv176
 // OFF-LABEL: func.func @dynamic
@@ -47,6 +45,22 @@ func.func @long(%q: tensor<1x8x16384x128xbf16>, %k: tensor<1x8x16384x128xbf16>, 
   return %o : tensor<1x8x16384x128xbf16>
 }
 func.func @short(%q: tensor<1x8x1024x128xbf16>, %k: tensor<1x8x1024x128xbf16>, %v: tensor<1x8x1024x128xbf16>) -> tensor<1x8x1024x128xbf16> {
+  %o = attn.attention %q, %k, %v scale = 0.0883883461 : (tensor<1x8x1024x128xbf16>, tensor<1x8x1024x128xbf16>, tensor<1x8x1024x128xbf16>) -> tensor<1x8x1024x128xbf16>
+  return %o : tensor<1x8x1024x128xbf16>
+}
+
+// -----
+
+// Where no launch takes the alternative (static sizes under 8192 keys), its
+// kernel and manifest are dropped: the program compiles one kernel.
+// CHECK: // -----
+// CHECK-NOT: kv176
+// CHECK-LABEL: func.func @short_only
+// CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_none_wgmma::
+// CHECK-NOT: kv176
+// CHECK: gpu.module @attn_bf16_d128_dv128_bhsd_none_wgmma
+// CHECK-NOT: kv176
+func.func @short_only(%q: tensor<1x8x1024x128xbf16>, %k: tensor<1x8x1024x128xbf16>, %v: tensor<1x8x1024x128xbf16>) -> tensor<1x8x1024x128xbf16> {
   %o = attn.attention %q, %k, %v scale = 0.0883883461 : (tensor<1x8x1024x128xbf16>, tensor<1x8x1024x128xbf16>, tensor<1x8x1024x128xbf16>) -> tensor<1x8x1024x128xbf16>
   return %o : tensor<1x8x1024x128xbf16>
 }

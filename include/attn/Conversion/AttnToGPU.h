@@ -106,6 +106,12 @@ public:
       function_ref<InFlightDiagnostic(DiagnosticSeverity)> diagnose,
       SmallVectorImpl<DictionaryAttr> *kernels = nullptr);
 
+  /// Erases the length alternatives (manifests with "prefer") this
+  /// generator built that no `gpu.launch_func` references, with their
+  /// manifests: host code whose sizes are static launches one kernel of a
+  /// variant, and the program need not compile the other.
+  void eraseUnlaunchedAlternatives();
+
   /// Writes `attn.kernels` and marks the module a GPU container module.
   void finish();
 
@@ -124,6 +130,8 @@ private:
   ModuleOp module;
   KernelOptions options;
   ManifestTable manifests;
+  /// The manifests the module had before this generator (kept as they are).
+  size_t preexisting = 0;
 };
 
 } // namespace attn

@@ -176,6 +176,8 @@ struct AttnLowerToGPUPass
           failed(replaceWithKernelLaunches(rewriter, op, kernels, module)))
         return signalPassFailure();
     }
+    if (launch)
+      generator.eraseUnlaunchedAlternatives();
     generator.finish();
     if (failed(checkKernelNamesFree(module)))
       return signalPassFailure();

@@ -28,6 +28,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "llvm/ADT/StringSwitch.h"
 
 using namespace mlir;
@@ -451,9 +452,11 @@ FailureOr<Value> LaunchEmitter::isPreferred(DictionaryAttr manifest) {
   if (!prefer || prefer.empty())
     return error() << "malformed \"prefer\" in the manifest of kernel "
                    << manifest.get("entry");
+  // Folded as built: static sizes give a constant, and the host code then
+  // launches one kernel (eraseUnlaunchedAlternatives drops the other).
   Value all;
   auto both = [&](Value a, Value c) {
-    return a ? arith::AndIOp::create(b, loc, a, c).getResult() : c;
+    return a ? b.createOrFold<arith::AndIOp>(loc, a, c) : c;
   };
   for (NamedAttribute range : prefer) {
     Value size = getSize(range.getName());
@@ -466,11 +469,13 @@ FailureOr<Value> LaunchEmitter::isPreferred(DictionaryAttr manifest) {
                      << "', or a malformed range of it, for the \"prefer\" "
                         "of kernel "
                      << manifest.get("entry");
-    all = both(all, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
-                                          size, index(lo.getInt())));
+    all =
+        both(all, b.createOrFold<arith::CmpIOp>(loc, arith::CmpIPredicate::sge,
+                                                size, index(lo.getInt())));
     if (hi)
-      all = both(all, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
-                                            size, index(hi.getInt())));
+      all = both(all,
+                 b.createOrFold<arith::CmpIOp>(loc, arith::CmpIPredicate::slt,
+                                               size, index(hi.getInt())));
   }
   return all;
 }
@@ -484,6 +489,10 @@ LogicalResult LaunchEmitter::launchPreferred(ArrayRef<DictionaryAttr> preferred,
   FailureOr<Value> holds = isPreferred(preferred.front());
   if (failed(holds))
     return failure();
+  if (std::optional<int64_t> known = getConstantIntValue(*holds))
+    return *known
+               ? launch(preferred.front())
+               : launchPreferred(preferred.drop_front(), slow, fast, binding);
   auto branch = scf::IfOp::create(b, loc, TypeRange(), *holds,
                                   /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(b);

@@ -27,6 +27,7 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringSwitch.h"
 
 using namespace mlir;
@@ -46,6 +47,7 @@ KernelGenerator::KernelGenerator(ModuleOp module, const KernelOptions &options)
                     vector::VectorDialect>();
   if (auto existing = module->getAttrOfType<DictionaryAttr>(kKernelsAttrName))
     llvm::append_range(manifests.entries, existing.getValue());
+  preexisting = manifests.entries.size();
 }
 
 LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
@@ -194,6 +196,23 @@ LogicalResult KernelGenerator::add(const KernelSpec &spec, Location loc,
           break;
         }
   return success();
+}
+
+void KernelGenerator::eraseUnlaunchedAlternatives() {
+  SmallVector<NamedAttribute> kept(
+      ArrayRef(manifests.entries).take_front(preexisting));
+  for (NamedAttribute entry :
+       ArrayRef(manifests.entries).drop_front(preexisting)) {
+    auto kernelModule = module.lookupSymbol<gpu::GPUModuleOp>(entry.getName());
+    if (!cast<DictionaryAttr>(entry.getValue()).contains("prefer") ||
+        !kernelModule ||
+        !SymbolTable::symbolKnownUseEmpty(kernelModule, module)) {
+      kept.push_back(entry);
+      continue;
+    }
+    kernelModule->erase();
+  }
+  manifests.entries = std::move(kept);
 }
 
 void KernelGenerator::finish() {
