@@ -299,6 +299,8 @@ static json::Object toJSONFields(const AttentionSpec &s) {
     o["block_kv"] = s.blockKV;
   if (!s.prefer.empty())
     o["prefer"] = preferToJSON(s.prefer);
+  if (s.persistent)
+    o["persistent"] = true;
   return o;
 }
 
@@ -306,7 +308,8 @@ static json::Object toJSONFields(const AttentionSpec &s) {
 /// where it pins the backward's tensor-core kernel ("mma" or "wgmma").
 static json::Object toJSONFields(const AttentionGradSpec &s) {
   json::Object o = toJSONFields(s.forward);
-  for (StringRef unused : {"lse", "block_q", "block_kv", "prefer"})
+  for (StringRef unused :
+       {"lse", "block_q", "block_kv", "prefer", "persistent"})
     o.erase(unused);
   if (s.forward.kernel != AttentionKernelKind::Mma &&
       s.forward.kernel != AttentionKernelKind::Wgmma)
@@ -628,6 +631,7 @@ static void read(SpecReader &r, AttentionSpec &s, const json::Object &o) {
   r.integer("block_q", s.blockQ, /*required=*/false, /*minimum=*/0);
   r.integer("block_kv", s.blockKV, /*required=*/false, /*minimum=*/0);
   r.prefer(s.prefer, {"Sk", "Sq"});
+  r.boolean("persistent", s.persistent);
 }
 
 static void read(SpecReader &r, AttentionGradSpec &s, const json::Object &o) {
@@ -640,6 +644,7 @@ static void read(SpecReader &r, AttentionGradSpec &s, const json::Object &o) {
     s.forward.kernel = AttentionKernelKind::Auto;
   s.forward.blockQ = s.forward.blockKV = 0;
   s.forward.prefer.clear();
+  s.forward.persistent = false;
   r.boolean("deterministic", s.deterministic);
   // "dq_reduce": how the fused dQ's shares are added ("bulk" or "atomic").
   r.enumeration<bool>(

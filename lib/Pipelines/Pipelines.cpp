@@ -204,6 +204,7 @@ static AttnLowerToGPUOptions getLowerToGPUOptions(const Options &options) {
   lower.chip = options.chip;
   lower.blockKV = options.blockKV;
   lower.lengthAlternatives = options.lengthAlternatives;
+  lower.persistent = options.persistent;
   lower.specializeValues = options.specializeValues;
   return lower;
 }

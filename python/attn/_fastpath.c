@@ -39,7 +39,7 @@
 
 // The interface attn/gpu.py expects; bumped whenever an argument list, a
 // slot order or a parameter spec changes.
-#define FASTPATH_API 4
+#define FASTPATH_API 5
 
 //===----------------------------------------------------------------------===//
 // The CUDA driver's types (cuda.h), declared here so that nothing is included
@@ -99,7 +99,15 @@ enum {
 // Parameter kinds of a Launcher's spec (attn.gpu._native_launcher).
 enum { P_MEMREF = 0, P_I64 = 1, P_F32 = 2, P_TENSORMAP = 3 };
 // Grid program operations: (op, argument) pairs in postfix order.
-enum { G_CONST = 0, G_SIZE = 1, G_MUL = 2, G_DIV = 3, G_CEIL_DIV = 4 };
+// G_MUL and G_MIN take their argument's count of values off the stack.
+enum {
+  G_CONST = 0,
+  G_SIZE = 1,
+  G_MUL = 2,
+  G_DIV = 3,
+  G_CEIL_DIV = 4,
+  G_MIN = 5
+};
 // Dtype codes, in the order configure() takes the torch dtypes.
 enum { DT_F16 = 0, DT_BF16, DT_F32, DT_I32, DT_I64, DT_COUNT };
 static const int dtype_bytes[DT_COUNT] = {2, 2, 4, 4, 8};
@@ -560,6 +568,13 @@ static int grid_eval(const int64_t *prog, int len, const int64_t *sizes,
         if (__builtin_mul_overflow(v, stack[--sp], &v))
           return 0;
       stack[sp++] = v;
+    } else if (op == G_MIN) {
+      int64_t v = stack[--sp];
+      for (int64_t k = 1; k < arg; k++) {
+        int64_t w = stack[--sp];
+        v = w < v ? w : v;
+      }
+      stack[sp++] = v;
     } else {
       int64_t b = stack[--sp], a = stack[--sp];
       if (b <= 0 || a < 0)
@@ -802,7 +817,7 @@ static int parse_prog(PyObject *prog, int64_t *dst, int cap, int *len,
     else if (op == G_SIZE && arg >= 0 && arg < MAX_SIZES) {
       depth++;
       *nsizes = arg + 1 > *nsizes ? (int)arg + 1 : *nsizes;
-    } else if (op == G_MUL && arg >= 2 && arg <= depth)
+    } else if ((op == G_MUL || op == G_MIN) && arg >= 2 && arg <= depth)
       depth -= (int)arg - 1;
     else if ((op == G_DIV || op == G_CEIL_DIV) && depth >= 2)
       depth--;
@@ -2485,6 +2500,7 @@ static int add_constants(PyObject *m) {
       {"GRID_CONST", G_CONST},
       {"GRID_SIZE", G_SIZE},
       {"GRID_MUL", G_MUL},
+      {"GRID_MIN", G_MIN},
       {"GRID_DIV", G_DIV},
       {"GRID_CEIL_DIV", G_CEIL_DIV},
 #ifdef Py_LIMITED_API

@@ -86,6 +86,8 @@ class Kernel:
             raise ValueError(f"{manifest_path}: not JSON: {e}") from None
         self.ptx_path, self._grid = validate_manifest(manifest, manifest_path)
         self.manifest = manifest
+        # A persistent kernel's grid reads the device's SM count (_sm_count).
+        self._reads_sms = any("SMs" in _grid_names(g) for g in self._grid)
         # A length alternative's ranges: ((size, lo, hi or None), ...).
         self.prefer = (tuple((name, lo, hi) for name, (lo, hi) in sorted(manifest["prefer"].items()))
                        if "prefer" in manifest else None)
@@ -153,9 +155,12 @@ class Kernel:
         # The grid of the same sizes again: one dict lookup, not an
         # evaluation of the manifest's expressions.
         sizes_key = tuple(sizes.items())
+        if self._reads_sms:
+            sizes_key += (device,)
         grid = self._grids.get(sizes_key)
         if grid is None:
-            grid = grid_dims(self._grid, sizes)
+            grid = grid_dims(self._grid, dict(sizes, SMs=_sm_count(device))
+                             if self._reads_sms else sizes)
             if len(self._grids) >= 1024:
                 self._grids.clear()
             self._grids[sizes_key] = grid
@@ -337,11 +342,15 @@ MAX_BLOCK = (1024, 1024, 64)
 MAX_BLOCK_THREADS = 1024
 # A grid entry (docs/kernel-spec.md, "Manifests") is data: an integer, the
 # name of a size the launcher passes ("B"), or {"ceil_div": [a, b]},
-# {"div": [a, b]} (floor) or {"mul": [a, b, ...]} over such entries. Parsed
+# {"div": [a, b]} (floor), {"mul": [a, b, ...]} or {"min": [a, b, ...]} over
+# such entries; the size "SMs" is the device's multiprocessor count (the
+# persistent kernels' grids), which the launchers supply. Parsed
 # and checked when a bundle loads (parse_grid_size), evaluated at each launch
 # (grid_dims); never evaluated as Python.
 _SIZE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_GRID_OPS = ("ceil_div", "div", "mul")
+_GRID_OPS = ("ceil_div", "div", "mul", "min")
+# Ops of two or more operands (the others take two: dividend, divisor).
+_GRID_NARY = ("mul", "min")
 _GRID_MAX_DEPTH = 16  # nesting of operations; the kernels' grids use 4
 # Grids as strings ("ceil(Sq / 128)"): bundles that predate structured grids.
 _STRING_GRID = re.compile(r"\s*ceil\s*\(")
@@ -362,7 +371,7 @@ def _is_int(x):
 def parse_grid_size(expr):
     """A manifest's grid entry, checked, in the form grid_dims evaluates: a
     non-negative int, a size name (str), or a tuple (op, operand, ...) with
-    op "ceil_div", "div" (two operands: dividend, divisor) or "mul" (two or
+    op "ceil_div", "div" (two operands: dividend, divisor), "mul" or "min" (two or
     more), each operand again such a form. ValueError, naming the entry, on
     anything else: strings that are not size names (the string grids of
     older bundles among them: those bundles must be rebuilt), unknown
@@ -395,13 +404,13 @@ def parse_grid_size(expr):
                               f"{', '.join(_GRID_OPS)}")
             if not isinstance(args, list):
                 raise fail(e, f"must give {op}'s operands as an array")
-            if (len(args) < 2) if op == "mul" else (len(args) != 2):
+            if (len(args) < 2) if op in _GRID_NARY else (len(args) != 2):
                 raise fail(e, f"gives {op} {len(args)} operand{'s' * (len(args) != 1)}; it takes "
-                              f"{'two or more' if op == 'mul' else 'two'}")
+                              f"{'two or more' if op in _GRID_NARY else 'two'}")
             if depth >= _GRID_MAX_DEPTH:
                 raise fail(e, f"nests operations deeper than {_GRID_MAX_DEPTH} levels")
             operands = tuple(parse(a, depth + 1) for a in args)
-            if op != "mul" and _grid_always_zero(operands[1]):
+            if op not in _GRID_NARY and _grid_always_zero(operands[1]):
                 raise fail(e, "divides by 0" if operands[1] == 0 else
                               f"divides by {json.dumps(args[1])}, which is 0 whatever the sizes")
             return (op,) + operands
@@ -441,7 +450,9 @@ def _grid_always_zero(g):
     """Whether a parsed grid size is 0 whatever the sizes: 0, a product
     with such a factor, or a quotient of such a dividend."""
     if isinstance(g, tuple):
-        return any(map(_grid_always_zero, g[1:])) if g[0] == "mul" else _grid_always_zero(g[1])
+        if g[0] in _GRID_NARY:  # min of non-negative sizes: 0 with any 0
+            return any(map(_grid_always_zero, g[1:]))
+        return _grid_always_zero(g[1])
     return g == 0
 
 
@@ -466,6 +477,8 @@ def _grid_value(g, sizes, axis):
     values = [_grid_value(a, sizes, axis) for a in g[1:]]
     if g[0] == "mul":
         return math.prod(values)
+    if g[0] == "min":
+        return min(values)
     a, b = values
     if b == 0:
         raise ValueError(f"grid size {axis} divides by {format_grid_size(g[2])} = 0")
@@ -692,7 +705,7 @@ def _on_tensor_device(fn):
 # block, shared memory, CUfunction on the device), under the key the module
 # computes from the same arguments -- the key's definition exists once, in C.
 
-_FASTPATH_API = 4
+_FASTPATH_API = 5
 _fast = None  # the configured module while the fast path is on
 _fast_module = None  # the configured module, also while it is turned off
 _fast_why = None  # why there is no module
@@ -792,8 +805,8 @@ def _grid_program(g, sizes, constants, fast):
             return [fast.GRID_CONST, value]
         raise _NoFastPath(f"the grid reads {g!r}")
     prog = [x for a in g[1:] for x in _grid_program(a, sizes, constants, fast)]
-    if g[0] == "mul":
-        return prog + [fast.GRID_MUL, len(g) - 1]
+    if g[0] in _GRID_NARY:
+        return prog + [fast.GRID_MUL if g[0] == "mul" else fast.GRID_MIN, len(g) - 1]
     return prog + [fast.GRID_DIV if g[0] == "div" else fast.GRID_CEIL_DIV, 0]
 
 
@@ -812,6 +825,8 @@ def _native_launcher(fast, kernel, device, slots, sizes, constants, alternative=
     if memo in kernel._native:
         return kernel._native[memo]
     loaded = load or device in kernel._functions
+    if getattr(kernel, "_reads_sms", False) and "SMs" not in constants:  # one plan a device
+        constants = dict(constants, SMs=_sm_count(device))
     try:
         prefer = []
         for name, lo, hi in (kernel.prefer or ()) if alternative else ():
@@ -1315,7 +1330,19 @@ def _attention_backward(do, q, k, v, out, lse, causal, window, softcap, scale, b
 
 
 _INT_DTYPES = {"torch.int32": "i32", "torch.int64": "i64"}
-_sm_counts = {}
+_sm_counts = {}  # device index -> multiprocessors
+
+
+def _sm_count(device):
+    """The multiprocessor count of device `device` (an index; None: the
+    current one), what the size "SMs" of persistent kernels' grids reads."""
+    count = _sm_counts.get(device)
+    if count is None:
+        import torch
+
+        index = torch.cuda.current_device() if device is None else device
+        count = _sm_counts[device] = torch.cuda.get_device_properties(index).multi_processor_count
+    return count
 
 
 def num_splits(batch, kv_heads, row_tiles, max_len, sms, resident=2):
@@ -1507,14 +1534,13 @@ def _paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal, window,
     split_kernel, combine = kernels
     rows = split_kernel.manifest["rows_per_block"]
     row_tiles = -(-(hq // hkv) * sq // rows)
-    if device not in _sm_counts:
-        _sm_counts[device] = torch.cuda.get_device_properties(device).multi_processor_count
+    sms = _sm_count(device)
     # Blocks per split: sequences x KV heads x value-column chunks (wide heads,
     # MLA) x row tiles.
     chunks = split_kernel.manifest.get("value_chunks", 1)
     splits = num_splits_override or num_splits(b, hkv * chunks, row_tiles,
                                                block_table.shape[1] * page,
-                                               _sm_counts[device],
+                                               sms,
                                                _resident_blocks(split_kernel.manifest))
     if out is None:
         out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
@@ -1546,7 +1572,7 @@ def _paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal, window,
             # The split heuristic's constants of this plan: num_splits in C.
             fast.register_paged_attention(
                 *call, *launchers, row_tiles, chunks,
-                _resident_blocks(split_kernel.manifest) * _sm_counts[device])
+                _resident_blocks(split_kernel.manifest) * sms)
     result = out.view(b, hq, dv) if single else out
     if single and return_lse:
         lse = lse.view(b, hq)

@@ -514,7 +514,9 @@ def test_grid_programs_evaluate_as_grid_dims(fast, driver, tmp_path):
     grids = [[{"mul": [{"ceil_div": [{"mul": [{"div": ["Hq", "Hkv"]}, "Sq"]}, 16]}, "Splits"]},
               {"mul": ["Hkv", 2]}, "B"],
              [{"mul": ["B", "Sq", "Hq"]}, 1, 1],
-             [{"ceil_div": ["Sq", {"mul": [2, {"div": ["Hq", 3]}]}]}, {"div": [0, "B"]}, 5]]
+             [{"ceil_div": ["Sq", {"mul": [2, {"div": ["Hq", 3]}]}]}, {"div": [0, "B"]}, 5],
+             [{"min": [{"mul": [{"ceil_div": ["Sq", 128]}, "Hq", "B"]}, "Splits"]}, 1,
+              {"min": ["Hkv", 7, {"div": ["Sq", "Hq"]}]}]]
     names = ("B", "Hq", "Hkv", "Sq", "Splits")
     rng = np.random.default_rng(0)
     for grid in grids:
@@ -1077,6 +1079,22 @@ def test_attention_backward_falls_back_on_bad_input(fast, driver, tmp_path):
             gpu.attention_backward(*changed, deterministic=False, **kwargs)
         assert fast.stats()["rejected"] == rejected + 1
         assert driver.lib.fake_launches() == 0
+
+
+def test_dense_persistent_grid(fast, driver, tmp_path):
+    """A persistent kernel's grid, min(tiles, SMs), reads the device's SM
+    count (the fake torch's 132): the same launches on both paths, at sizes
+    of fewer tiles than SMs and of more."""
+    variant = dense_variant("bf16", 64, None, "bhsd", True, None, None, None, None, None, False)
+    manifest = dense_manifest("k", variant)
+    manifest["grid"] = [{"min": [{"mul": [{"ceil_div": ["Sq", 128]}, "Hq", "B"]},
+                                 {"mul": ["SMs", 2]}]}, 1, 1]
+    bundles = bundle_dir(tmp_path, driver, [manifest])
+    for b, sq, want in ((2, 100, 16), (2, 129, 32), (4, 1000, 256), (4, 2000, 264)):
+        q, k, v = qkv(b=b, sq=sq, sk=sq)
+        _, launches = three_ways(fast, driver,
+                                 lambda: gpu.attention(q, k, v, causal=True, bundles=bundles))
+        assert [launch[1] for launch in launches] == [(want, 1, 1)], (b, sq)
 
 
 def test_dense_empty_grid(fast, driver, tmp_path):

@@ -245,6 +245,9 @@ _BAD_GRIDS = [
     ({"div": ["Sq", 2, 3]}, "gives div 3 operands; it takes two"),
     ({"mul": ["B"]}, "gives mul 1 operand; it takes two or more"),
     ({"mul": []}, "gives mul 0 operands; it takes two or more"),
+    ({"min": ["B"]}, "gives min 1 operand; it takes two or more"),
+    ({"min": "B"}, "must give min's operands as an array"),
+    ({"ceil_div": ["Sq", {"min": ["B", 0]}]}, 'divides by {"min": ["B", 0]}, which is 0 whatever'),
     # Operands are checked alike, and the message names the whole entry.
     ({"ceil_div": ["Sq", -1]}, 'grid size -1 is negative (in grid size {"ceil_div": ["Sq", -1]})'),
     ({"ceil_div": ["Sq", 2.5]}, "grid size 2.5 is not a non-negative integer"),
@@ -436,6 +439,19 @@ def test_grid_dims():
     assert gpu.grid_dims(_grid("X", "Y", "Y"), big) == (2**31 - 1, 65535, 65535)
     # Intermediate values may exceed the limits; the dimension is what counts.
     assert gpu.grid_dims(_grid({"div": [{"mul": ["X", "X"]}, "X"]}, 1, 1), big) == (2**31 - 1, 1, 1)
+    assert gpu.grid_dims(_grid({"min": [{"mul": ["X", "X"]}, "Y"]}, 1, 1), big) == (65535, 1, 1)
+    # Minima: the persistent kernels' grid, min(tiles, SMs) (two blocks an SM
+    # at head dim 64); "SMs" is a size like any other here.
+    persistent = {"min": [{"mul": [_ceil_div("Sq", 128), "Hq", "B"]}, "SMs"]}
+    assert gpu.format_grid_size(gpu.parse_grid_size(persistent)) == \
+        "min(mul(ceil_div(Sq, 128), Hq, B), SMs)"
+    assert gpu.grid_dims(_grid(persistent, 1, 1), dict(sizes, SMs=132)) == (132, 1, 1)
+    assert gpu.grid_dims(_grid(persistent, 1, 1), dict(sizes, B=1, Hq=2, SMs=132)) == (16, 1, 1)
+    assert gpu.grid_dims(_grid(persistent, 1, 1), dict(sizes, Sq=0, SMs=132)) == (0, 1, 1)
+    assert gpu.grid_dims(_grid({"min": ["B", "Hq", {"mul": ["SMs", 2]}]}, 1, 1),
+                         dict(sizes, SMs=1)) == (2, 1, 1)
+    with pytest.raises(ValueError, match="reads size 'SMs', which was not given"):
+        gpu.grid_dims(_grid(persistent, 1, 1), sizes)
 
 
 @pytest.mark.parametrize("b,hq,hkv,sq,splits,rows,chunks", [

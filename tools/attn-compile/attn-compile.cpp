@@ -98,6 +98,13 @@ static llvm::cl::opt<int64_t>
                            "64 or 128; with --kernel=wgmma, a multiple of 16 "
                            "up to 256; 0: by head dim)"),
             llvm::cl::cat(attnCategory));
+static llvm::cl::opt<bool>
+    persistent("persistent", llvm::cl::init(false),
+               llvm::cl::desc("Dense variants the sm_90a wgmma kernel takes "
+                              "with its persistent schedule get it (blocks "
+                              "walk the query tiles; a spec's \"persistent\" "
+                              "asks for it alone)"),
+               llvm::cl::cat(attnCategory));
 static llvm::cl::opt<bool> lengthAlternatives(
     "length-alternatives", llvm::cl::init(true),
     llvm::cl::desc("Also compile a dense variant's length alternatives: "
@@ -228,6 +235,7 @@ static OwningOpRef<ModuleOp> buildSpecModule(llvm::SourceMgr &sourceMgr,
   options.blockQ = blockQ;
   options.blockKV = blockKV;
   options.lengthAlternatives = lengthAlternatives;
+  options.persistent = persistent;
   options.requireTensorCores = requireTensorCores;
   options.tensorMaps = tensorMaps == "global" ? attn::TensorMapPassing::Global
                                               : attn::TensorMapPassing::Param;
@@ -284,6 +292,7 @@ static int writeProgram(ModuleOp module, const char *argv0) {
   options.blockQ = blockQ;
   options.blockKV = blockKV;
   options.lengthAlternatives = lengthAlternatives;
+  options.persistent = persistent;
   options.threads = threads;
   options.specializeValues = specializeValues;
   attn::buildAttnToLLVMPipeline(pm, options);
@@ -411,6 +420,7 @@ int main(int argc, char **argv) {
   options.blockQ = blockQ;
   options.blockKV = blockKV;
   options.lengthAlternatives = lengthAlternatives;
+  options.persistent = persistent;
   options.tensorMaps = tensorMaps;
   options.specializeValues = specializeValues;
   attn::buildAttnToPTXPipeline(pm, options);

@@ -74,6 +74,10 @@ struct KernelOptions {
   /// alternatives (kernels preferred at some sizes, chosen at launch;
   /// docs/design-length-choice.md).
   bool lengthAlternatives = true;
+  /// Dense variants the sm_90a wgmma kernel takes with its persistent
+  /// schedule get it (AttentionSpec::persistent); others keep one block a
+  /// tile.
+  bool persistent = false;
 };
 
 /// The manifests a KernelGenerator holds: the module's `attn.kernels`

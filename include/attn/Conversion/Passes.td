@@ -170,6 +170,10 @@ def AttnLowerToGPU : Pass<"attn-lower-to-gpu", "ModuleOp"> {
            "tiling is left open: kernels with other tiling, each preferred "
            "at some sizes (its manifest's `prefer`); with launch, the host "
            "code chooses at run time (docs/design-length-choice.md)">,
+    Option<"persistent", "persistent", "bool", /*default=*/"false",
+           "Dense variants the sm_90a wgmma kernel takes with it get its "
+           "persistent schedule: blocks walk the query tiles, a grid of the "
+           "SMs' count (FP8 and head dims past 128 keep one block a tile)">,
     Option<"tensorMaps", "tensor-maps", "std::string", /*default=*/"\"auto\"",
            "How the wgmma kernel takes its TMA descriptors: param (by value, "
            "128-byte __grid_constant__ kernel parameters), global (pointers "

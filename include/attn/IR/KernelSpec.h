@@ -130,6 +130,11 @@ struct AttentionSpec {
   /// to the variant's kernel without `prefer`, all ranges holding. Like the
   /// block sizes, it is tiling: what the kernel computes is the same.
   std::vector<SizeRange> prefer;
+  /// The sm_90a kernel's persistent schedule: a grid of at most one block
+  /// per resident slot (the launcher's SM count), each block walking query
+  /// tiles, whose next tile's Q and first K/V tiles load while the current
+  /// one finishes (WgmmaKernel.cpp). Tiling too: the same result.
+  bool persistent = false;
 };
 
 /// The backward of dense attention (attn.attention_grad): the dQ kernel

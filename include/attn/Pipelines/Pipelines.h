@@ -93,6 +93,12 @@ struct GPUPipelineOptions : public PassPipelineOptions<Derived> {
                      "(kernels with other tiling, preferred at some sizes), "
                      "chosen between at each launch"),
       llvm::cl::init(true)};
+  Option<bool> persistent{
+      *this, "persistent",
+      llvm::cl::desc("Dense sm_90a wgmma kernels take the persistent "
+                     "schedule where it takes the variant (blocks walk the "
+                     "query tiles)"),
+      llvm::cl::init(false)};
   Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run attn-fuse first, so unfused graphs become kernels"),

@@ -485,6 +485,7 @@ std::string getGradKernelName(const AttentionGradSpec &grad, StringRef kernel) {
     named.kernel = AttentionKernelKind::Baseline;
   named.blockQ = named.blockKV = 0;
   named.prefer.clear();
+  named.persistent = false;
   return getAttentionKernelName(named) +
          (grad.deterministic ? "_bwd_" : "_bwd_nd_") +
          (grad.dqAtomics ? "atomic_" : "") + kernel.str();

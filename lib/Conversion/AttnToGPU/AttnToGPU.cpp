@@ -148,8 +148,9 @@ struct AttnLowerToGPUPass
     if (ops.empty())
       return;
     KernelGenerator generator(
-        module, KernelOptions{chip, kernel, blockQ, blockKV, requireTensorCores,
-                              getTensorMapPassing(), lengthAlternatives});
+        module,
+        KernelOptions{chip, kernel, blockQ, blockKV, requireTensorCores,
+                      getTensorMapPassing(), lengthAlternatives, persistent});
     IRRewriter rewriter(module.getContext());
     for (KernelSpecOpInterface op : ops) {
       SmallVector<DictionaryAttr> kernels;

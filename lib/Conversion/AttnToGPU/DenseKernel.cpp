@@ -103,6 +103,9 @@ static FailureOr<DenseTiling> getDenseTiling(const AttentionSpec &spec,
     return t;
   }
   case AttentionKernelKind::Mma: {
+    if (spec.persistent)
+      return failWith(why, "the persistent schedule is the sm_90a wgmma "
+                           "kernel's");
     FailureOr<MmaTiling> m = getMmaTiling(spec, why);
     if (failed(m))
       return failure();
@@ -110,6 +113,9 @@ static FailureOr<DenseTiling> getDenseTiling(const AttentionSpec &spec,
     return t;
   }
   case AttentionKernelKind::Baseline:
+    if (spec.persistent)
+      return failWith(why, "the persistent schedule is the sm_90a wgmma "
+                           "kernel's");
     if (blocks)
       return failWith(
           why, "block-q and block-kv apply to the tensor-core kernel only");
@@ -128,6 +134,15 @@ FailureOr<AttentionSpec> mlir::attn::detail::resolveAttentionKernel(
     if (chip != "sm_90a")
       return FailureOr<AttentionSpec>(
           failWith(why, "FP8 (f8E4M3FN) attention needs the sm_90a wgmma "
+                        "kernel (chip " +
+                            chip + ")"));
+    resolved.kernel = AttentionKernelKind::Wgmma;
+  } else if (spec.persistent && spec.kernel == AttentionKernelKind::Auto) {
+    // The schedule is the wgmma kernel's; its tiling says why a variant
+    // does not fit it.
+    if (chip != "sm_90a")
+      return FailureOr<AttentionSpec>(
+          failWith(why, "the persistent schedule needs the sm_90a wgmma "
                         "kernel (chip " +
                             chip + ")"));
     resolved.kernel = AttentionKernelKind::Wgmma;
@@ -205,6 +220,8 @@ mlir::attn::detail::getAttentionKernelName(const AttentionSpec &spec) {
     if (range.hi)
       os << "to" << *range.hi;
   }
+  if (spec.persistent)
+    os << "_persistent";
   return name;
 }
 
@@ -315,6 +332,21 @@ static llvm::json::Object buildVariant(const AttentionSpec &spec) {
   return variant;
 }
 
+/// The launch grid: a block per query tile, [query blocks, Hq, B]; or,
+/// persistent, [min(tiles, blocks an SM x "SMs"), 1, 1], "SMs" being the
+/// device's multiprocessor count, which the launcher supplies.
+static llvm::json::Array buildGrid(const DenseTiling &tiling) {
+  llvm::json::Value queryBlocks = grid::ceilDiv("Sq", tiling.rows());
+  if (!tiling.isWgmma() || !tiling.wgmma.persistent)
+    return llvm::json::Array{std::move(queryBlocks), "Hq", "B"};
+  int64_t perSM = tiling.wgmma.blocksPerSM();
+  return llvm::json::Array{
+      grid::min(
+          {grid::mul({std::move(queryBlocks), "Hq", "B"}),
+           perSM == 1 ? llvm::json::Value("SMs") : grid::mul({"SMs", perSM})}),
+      1, 1};
+}
+
 /// The calling contract of `spec`'s kernel `name`.
 static llvm::json::Object buildManifest(const AttentionSpec &spec,
                                         StringRef name,
@@ -324,8 +356,7 @@ static llvm::json::Object buildManifest(const AttentionSpec &spec,
   llvm::json::Object manifest{
       {"entry", name.str()},
       {"params", std::move(params)},
-      {"grid",
-       llvm::json::Array{grid::ceilDiv("Sq", tiling.rows()), "Hq", "B"}},
+      {"grid", buildGrid(tiling)},
       {"block", llvm::json::Array{tiling.threads(), 1, 1}},
       {"kernel",
        tiling.isWgmma() ? "wgmma" : (tiling.isMma() ? "mma.sync" : "baseline")},
@@ -336,11 +367,13 @@ static llvm::json::Object buildManifest(const AttentionSpec &spec,
       {"variant", buildVariant(spec)}};
   if (!spec.prefer.empty())
     manifest["prefer"] = preferToJSON(spec.prefer);
-  if (tiling.isWgmma())
+  if (tiling.isWgmma()) {
     manifest["tile"] = llvm::json::Object{{"block_q", tiling.wgmma.rows()},
                                           {"block_kv", tiling.wgmma.keys},
                                           {"stages", tiling.wgmma.stages}};
-  else if (tiling.isMma())
+    if (tiling.wgmma.persistent)
+      manifest.getObject("tile")->try_emplace("persistent", true);
+  } else if (tiling.isMma())
     manifest["tile"] = llvm::json::Object{{"block_q", tiling.mma.rows()},
                                           {"block_kv", tiling.mma.keys},
                                           {"stages", tiling.mma.stages}};
@@ -510,23 +543,36 @@ static constexpr int64_t kCausalGroupBytes = 24 << 20;
 /// Hq / Hkv, at least one KV head's worth, and at most every pair; the last
 /// group may hold fewer. A bijection of [0, blocks): every block is dealt
 /// once.
+static BlockCoordinates dealCausalTiles(Emitter &e, const AttentionSpec &spec,
+                                        const AttentionKernelArgs &args,
+                                        Value linear, Value blocks, Value heads,
+                                        Value pairs);
 static BlockCoordinates getCausalBlockOrder(Emitter &e,
                                             const AttentionSpec &spec,
                                             const AttentionKernelArgs &args) {
   auto dim = [&](gpu::Dimension d) { return gpu::GridDimOp::create(e.b, d); };
   auto id = [&](gpu::Dimension d) { return gpu::BlockIdOp::create(e.b, d); };
-  auto minU = [&](Value x, Value y) {
-    return arith::MinUIOp::create(e.b, x, y).getResult();
-  };
-  auto maxU = [&](Value x, Value y) {
-    return arith::MaxUIOp::create(e.b, x, y).getResult();
-  };
   Value blocks = dim(gpu::Dimension::x), heads = dim(gpu::Dimension::y);
   Value pairs = e.mul(heads, dim(gpu::Dimension::z));
   Value linear =
       e.add(id(gpu::Dimension::x),
             e.mul(blocks, e.add(id(gpu::Dimension::y),
                                 e.mul(heads, id(gpu::Dimension::z)))));
+  return dealCausalTiles(e, spec, args, linear, blocks, heads, pairs);
+}
+
+/// getCausalBlockOrder's deal of the tile of linear index `linear` among
+/// `blocks` query blocks x `pairs` (batch, head) pairs of `heads` heads.
+static BlockCoordinates dealCausalTiles(Emitter &e, const AttentionSpec &spec,
+                                        const AttentionKernelArgs &args,
+                                        Value linear, Value blocks, Value heads,
+                                        Value pairs) {
+  auto minU = [&](Value x, Value y) {
+    return arith::MinUIOp::create(e.b, x, y).getResult();
+  };
+  auto maxU = [&](Value x, Value y) {
+    return arith::MaxUIOp::create(e.b, x, y).getResult();
+  };
   Value kvBytes = e.mul(args.sk, e.idx(2 * (spec.headDim + spec.valueHeadDim)));
   Value kvHeads =
       maxU(e.idx(1), e.div(e.idx(kCausalGroupBytes), maxU(kvBytes, e.idx(1))));
@@ -557,6 +603,29 @@ mlir::attn::detail::getBlockCoordinates(Emitter &e, const AttentionSpec &spec,
   // MLA), whose plain order keeps one head's K/V in L2 across its query
   // blocks. The group size is a run-time size: choose per launch.
   BlockCoordinates grouped = getCausalBlockOrder(e, spec, args);
+  Value shared =
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, args.hq, args.hkv);
+  return {e.sel(shared, grouped.queryBlock, plain.queryBlock),
+          e.sel(shared, grouped.head, plain.head),
+          e.sel(shared, grouped.batch, plain.batch)};
+}
+
+BlockCoordinates
+mlir::attn::detail::getTileCoordinates(Emitter &e, const AttentionSpec &spec,
+                                       const AttentionKernelArgs &args,
+                                       Value tile, Value queryBlocks) {
+  // The order of getBlockCoordinates's grid, the tile index standing for
+  // the block's linear index (x fastest).
+  Value rest = e.div(tile, queryBlocks);
+  Value queryBlock = e.rem(tile, queryBlocks);
+  if (spec.mask.kind != MaskKind::None)
+    queryBlock = e.sub(e.sub(queryBlocks, queryBlock), e.idx(1));
+  BlockCoordinates plain{queryBlock, e.rem(rest, args.hq),
+                         e.div(rest, args.hq)};
+  if (spec.mask.kind != MaskKind::Causal)
+    return plain;
+  BlockCoordinates grouped = dealCausalTiles(
+      e, spec, args, tile, queryBlocks, args.hq, e.mul(args.hq, args.batch));
   Value shared =
       arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, args.hq, args.hkv);
   return {e.sel(shared, grouped.queryBlock, plain.queryBlock),

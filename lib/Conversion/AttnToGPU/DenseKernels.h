@@ -42,7 +42,13 @@ struct WgmmaTiling {
   /// Consumer warpgroups of 64 query rows: two in ping-pong (one block an
   /// SM), or one (block-q 64: two blocks an SM where shared memory allows).
   int64_t consumerWarpgroups = 2;
+  /// The persistent schedule (AttentionSpec::persistent): blocks walk query
+  /// tiles; the grid is min(tiles, blocksPerSM() x the SM count).
+  bool persistent = false;
   int64_t rows() const { return 64 * consumerWarpgroups; }
+  /// Blocks an SM holds: two with one consumer warpgroup (their shared
+  /// memory fits twice), else one.
+  int64_t blocksPerSM() const { return consumerWarpgroups == 1 ? 2 : 1; }
   /// The consumer warpgroups and one producer warpgroup.
   int64_t threads() const { return 128 * (consumerWarpgroups + 1); }
   int64_t elementBytes() const { return fp8 ? 1 : 2; }
@@ -151,6 +157,14 @@ struct BlockCoordinates {
 };
 BlockCoordinates getBlockCoordinates(Emitter &e, const AttentionSpec &spec,
                                      const AttentionKernelArgs &args);
+
+/// getBlockCoordinates for the tile of index `tile` (in [0, queryBlocks x
+/// Hq x B)) of a persistent kernel, which stands for the block index of the
+/// grid of one block a tile: tiles dealt in increasing index are dealt in
+/// that grid's launch order.
+BlockCoordinates getTileCoordinates(Emitter &e, const AttentionSpec &spec,
+                                    const AttentionKernelArgs &args, Value tile,
+                                    Value queryBlocks);
 
 /// The key blocks of `keys` keys that the query rows [q0, q0 + rows) visit
 /// (`off` = Sk - Sq: row r sits at key position r + off):

@@ -70,6 +70,9 @@ public:
   Location getLoc() const { return loc; }
   ModuleOp getModule() const { return module; }
   Value getSize(StringRef name) const { return sizes.lookup(name); }
+  /// The current device's multiprocessor count (index), asked of the
+  /// runtime at the insertion point.
+  Value getMultiprocessorCount();
   void setSize(StringRef name, Value value) { sizes[name] = value; }
   /// The manifest of the kernel of kind `kind` among the op's kernels.
   DictionaryAttr getKernel(StringRef kind) const {
@@ -181,11 +184,32 @@ LogicalResult LaunchEmitter::bindShape(StringRef param, Value buffer,
   return success();
 }
 
+Value LaunchEmitter::getMultiprocessorCount() {
+  // The runtime's function (AttnRuntime.h), declared once per module.
+  if (!module.lookupSymbol("attnRuntimeMultiprocessorCount")) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto decl =
+        func::FuncOp::create(b, loc, "attnRuntimeMultiprocessorCount",
+                             b.getFunctionType(TypeRange(), b.getI64Type()));
+    decl.setPrivate();
+  }
+  auto count = func::CallOp::create(b, loc, "attnRuntimeMultiprocessorCount",
+                                    b.getI64Type(), ValueRange());
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                    count.getResult(0));
+}
+
 FailureOr<Value> LaunchEmitter::evaluate(Attribute entry) {
   if (auto literal = dyn_cast<IntegerAttr>(entry))
     return index(literal.getInt());
   if (auto name = dyn_cast<StringAttr>(entry)) {
     auto it = sizes.find(name.getValue());
+    // Persistent kernels' grids: the current device's SM count, asked where
+    // the grid is evaluated (not kept in `sizes`: an alternative's launch
+    // sits in a branch of its own).
+    if (it == sizes.end() && name.getValue() == "SMs")
+      return getMultiprocessorCount();
     if (it == sizes.end())
       return error() << "its kernels need the size '" << name.getValue()
                      << "', which no operand defines";
@@ -206,11 +230,14 @@ FailureOr<Value> LaunchEmitter::evaluate(Attribute entry) {
     values.push_back(*value);
   }
   StringRef kind = operation.getName().getValue();
-  if (kind == "mul") {
-    Value product = values.front();
-    for (Value factor : ArrayRef(values).drop_front())
-      product = arith::MulIOp::create(b, loc, product, factor);
-    return product;
+  if (kind == "mul" || kind == "min") {
+    Value result = values.front();
+    for (Value operand : ArrayRef(values).drop_front())
+      result =
+          kind == "mul"
+              ? arith::MulIOp::create(b, loc, result, operand).getResult()
+              : arith::MinUIOp::create(b, loc, result, operand).getResult();
+    return result;
   }
   if (values.size() != 2 || (kind != "ceil_div" && kind != "div"))
     return error() << "malformed grid expression " << entry;
@@ -676,11 +703,7 @@ static LogicalResult definePagedSplits(LaunchEmitter &e) {
                                               e.index(rows.getInt()));
   Value blocks = arith::MaxSIOp::create(
       b, loc, e.index(1), mul(mul(batch, mul(hkv, e.index(chunks))), rowTiles));
-  auto sms = func::CallOp::create(b, loc, "attnRuntimeMultiprocessorCount",
-                                  b.getI64Type(), ValueRange());
-  Value slots = mul(
-      arith::IndexCastOp::create(b, loc, b.getIndexType(), sms.getResult(0)),
-      e.index(resident));
+  Value slots = mul(e.getMultiprocessorCount(), e.index(resident));
   Value fill = arith::DivUIOp::create(b, loc, slots, blocks);
   Value keys = mul(maxPages, e.index(page.getInt()));
   Value cap = arith::MinSIOp::create(
@@ -697,16 +720,6 @@ static LogicalResult definePagedSplits(LaunchEmitter &e) {
   cf::AssertOp::create(b, loc, fits,
                        "attn.paged_attention: more than 65535 sequences in "
                        "one call (the split kernel's grid z limit)");
-  // The declaration the call needs, made once per module.
-  ModuleOp module = e.getModule();
-  if (!module.lookupSymbol("attnRuntimeMultiprocessorCount")) {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(module.getBody());
-    auto decl =
-        func::FuncOp::create(b, loc, "attnRuntimeMultiprocessorCount",
-                             b.getFunctionType(TypeRange(), b.getI64Type()));
-    decl.setPrivate();
-  }
   return success();
 }
 

@@ -78,6 +78,10 @@ inline llvm::json::Value div(llvm::json::Value a, llvm::json::Value b) {
 inline llvm::json::Value mul(std::initializer_list<llvm::json::Value> factors) {
   return llvm::json::Object{{"mul", llvm::json::Array(factors)}};
 }
+inline llvm::json::Value
+min(std::initializer_list<llvm::json::Value> operands) {
+  return llvm::json::Object{{"min", llvm::json::Array(operands)}};
+}
 } // namespace grid
 
 /// A kernel's parameters, built together: the argument types of its

@@ -64,6 +64,16 @@ LogicalResult KernelGenerator::addAttention(AttentionSpec spec, Location loc,
     spec.blockQ = options.blockQ;
     spec.blockKV = options.blockKV;
   }
+  // The persistent schedule where the wgmma kernel takes the variant with
+  // it; elsewhere the option leaves the spec as it is.
+  if (options.persistent && !spec.persistent) {
+    AttentionSpec persistent = spec;
+    persistent.persistent = true;
+    std::string ignored;
+    if (succeeded(detail::resolveAttentionKernel(persistent, options.chip,
+                                                 &ignored, &ignored)))
+      spec = persistent;
+  }
   std::string whyBaseline, why;
   FailureOr<AttentionSpec> resolved =
       detail::resolveAttentionKernel(spec, options.chip, &whyBaseline, &why);

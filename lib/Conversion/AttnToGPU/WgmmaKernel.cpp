@@ -75,6 +75,17 @@
 //     the accumulator's registers hold P's columns (packFp8P).
 //   * O = dv · acc / l, written in the output type; the LSE drops the 2^8.
 //
+// The persistent schedule (AttentionSpec::persistent; not FP8): the grid is
+// min(tiles, blocks an SM x SMs) blocks of the same shape, and a block walks
+// the tiles t = blockIdx.x, + gridDim.x, ... (getTileCoordinates deals them
+// as the grid of one block a tile orders its blocks). The K and V rings and
+// their phases run on across tiles (ringBase: the key blocks of the block's
+// earlier tiles); Q has a ring of one, qFull's phase the tile's count, and a
+// qEmpty barrier (count 8) that the consumers arrive on once their last S
+// has read Q, so that the producer loads the next tile's Q and first K/V
+// tiles while the consumers finish the current one (its last P·V, the
+// normalization and the store): what a block a tile pays serially.
+//
 // The host passes one CUtensorMap per Q, K and V (in global memory): 4-D maps
 // over the tensor's layout with boxes of 128 bytes (64 f16/bf16 or 128 e4m3
 // columns) by the tile's rows; the manifest lists them as "tensormap"
@@ -119,6 +130,12 @@ static constexpr int64_t kTransposeFirst = 2 * 128 + 64;
 static constexpr int64_t kTransposeThreads = 64;
 static constexpr int64_t kFp8ProducerRegisters = 40,
                          kFp8ConsumerRegisters = 232;
+/// The persistent schedule's producer walks the tiles (their coordinates,
+/// band and ring position) on 40 registers, where 24 spilled 56-164 bytes
+/// (ptxas 12.x, bf16 d64/d128); its consumers get what is left: 232 with
+/// two warpgroups, 216 with one (two blocks an SM: 128 x (40 + 216) <=
+/// 256 x 128). At d64/d128, non-causal, neither spills; causal, 28 bytes.
+static constexpr int64_t kPersistentProducerRegisters = 40;
 /// One consumer warpgroup (block-q 64), two blocks an SM: 128 registers a
 /// thread at launch (.minnctapersm 2), 128 x 232 + 128 x 24 of them after
 /// setmaxnreg.
@@ -188,6 +205,9 @@ FailureOr<WgmmaTiling>
 mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
                                    std::string *why) {
   const AttentionSpec &s = spec;
+  // FP8's transposing warps would need a tile loop of their own.
+  if (s.dtype == ScalarType::F8E4M3 && s.persistent)
+    return failWith(why, "the persistent schedule is not built for FP8");
   if (s.dtype == ScalarType::F8E4M3)
     return getFp8WgmmaTiling(s, why);
   if (s.dtype != ScalarType::F16 && s.dtype != ScalarType::BF16)
@@ -207,8 +227,13 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
   // Two stages per ring everywhere: at head dim 64, where four fit
   // (208 KB), four measured 3-5% slower on the H200 (bf16, 16k tokens:
   // 438 -> 426 TFLOP/s, causal 399 -> 379).
+  // Past head dim 128 the persistent consumers spill (ptxas: 56-216 bytes
+  // at 192/128 and 256 with any register split the producer leaves them).
+  if (s.persistent && (s.headDim > 128 || s.valueHeadDim > 128))
+    return failWith(why, "the persistent schedule takes head dims up to 128");
   WgmmaTiling t;
   t.stages = 2;
+  t.persistent = s.persistent;
   // One consumer warpgroup a block and two blocks an SM (block-q 64, and
   // by default at D = Dv = 64, where two blocks' 72 KB fit): a block's
   // set-up, pipeline fill and epilogue then overlap the other block's
@@ -283,7 +308,9 @@ public:
         blockRows(tiling.rows()),
         consumerThreads(128 * tiling.consumerWarpgroups),
         consumerWarps(consumerThreads / 32),
-        pingPong(tiling.consumerWarpgroups == 2) {
+        pingPong(tiling.consumerWarpgroups == 2),
+        persistent(tiling.persistent) {
+    assert(!(fp8 && persistent) && "getWgmmaTiling refuses persistent FP8");
     ctx = builder.getContext();
     f16 = getType(ctx, spec.dtype);
     boxElt = fp8 ? Type(b.getI8Type()) : f16;
@@ -316,9 +343,8 @@ public:
     smemAddr = arith::IndexCastUIOp::create(
         b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
     createBarriers();
-    // The band of key blocks this block visits, as in the mma.sync kernel.
-    blocks = getKeyBlocks(e, spec, args, off, q0, blockRows, N);
-    blocks.end = e.smax(blocks.begin, blocks.end);
+    if (!persistent)
+      computeKeyBlocks();
     initBarriers();
     ticks = e.idx(10000000);
     // Warp specialization: the last warpgroup produces (one thread issues
@@ -339,21 +365,56 @@ public:
   }
 
 private:
-  /// The block's query rows, head and batch; the thread's warpgroup, warp
-  /// and lane; the KV head (GQA) and the key position of query row 0.
+  /// The thread's warpgroup, warp and lane; the block's tile (below),
+  /// unless persistent; the key position of query row 0.
   void computeIndices() {
-    BlockCoordinates block = getBlockCoordinates(e, spec, args);
-    Value bx = block.queryBlock;
-    h = block.head;
-    bIdx = block.batch;
+    BlockCoordinates block;
+    if (!persistent)
+      block = getBlockCoordinates(e, spec, args);
     wg = e.div(tid, e.idx(128));
     Value lt = e.rem(tid, e.idx(128));
     warp = e.div(lt, e.idx(32));
     lane = e.rem(lt, e.idx(32));
     lanes = FragmentLanes::get(e, lane);
-    q0 = e.mul(bx, e.idx(blockRows));
-    kvh = e.div(h, e.div(args.hq, args.hkv));
+    if (!persistent)
+      setTile(block);
     off = e.sub(args.sk, args.sq);
+  }
+  /// The tile's query rows, head and batch, and its KV head (GQA).
+  void setTile(const BlockCoordinates &tile) {
+    h = tile.head;
+    bIdx = tile.batch;
+    q0 = e.mul(tile.queryBlock, e.idx(blockRows));
+    kvh = e.div(h, e.div(args.hq, args.hkv));
+  }
+  /// The band of key blocks the tile visits, as in the mma.sync kernel.
+  void computeKeyBlocks() {
+    blocks = getKeyBlocks(e, spec, args, off, q0, blockRows, N);
+    blocks.end = e.smax(blocks.begin, blocks.end);
+  }
+
+  /// Runs `body` for each tile of this block, with the tile's indices and
+  /// key blocks set: once, or (persistent) for t = blockIdx.x, + gridDim.x,
+  /// ... < tiles, with tileCount (this block's tiles before t) and ringBase
+  /// (their key blocks: the rings' position) carried along.
+  void forEachTile(function_ref<void()> body) {
+    if (!persistent)
+      return body();
+    Value queryBlocks =
+        arith::CeilDivSIOp::create(b, args.sq, e.idx(blockRows));
+    Value tiles = e.mul(e.mul(queryBlocks, args.hq), args.batch);
+    e.loop(gpu::BlockIdOp::create(b, gpu::Dimension::x), tiles,
+           gpu::GridDimOp::create(b, gpu::Dimension::x), ValueRange{c0, c0},
+           [&](Value t, ValueRange carried) -> SmallVector<Value> {
+             tileCount = carried[0];
+             ringBase = carried[1];
+             setTile(getTileCoordinates(e, spec, args, t, queryBlocks));
+             computeKeyBlocks();
+             body();
+             return {e.add(tileCount, c1),
+                     e.add(ringBase, e.sub(blocks.end, blocks.begin))};
+           });
+    tileCount = ringBase = Value();
   }
 
   /// mbarriers, per stage s: kFull[s] / vFull[s] (the K / V tile landed),
@@ -365,10 +426,13 @@ private:
   /// vEmpty[s] counts the transposing threads, which release V.
   void createBarriers() {
     auto barrierType = nvgpu::MBarrierGroupType::get(
-        ctx, workgroup, (fp8 ? 6 : 4) * kStages + 1);
+        ctx, workgroup, (fp8 ? 6 : 4) * kStages + 1 + (persistent ? 1 : 0));
     barriers = nvgpu::MBarrierCreateOp::create(b, barrierType);
     qBarrier = e.idx(4 * kStages);
   }
+  /// Persistent: every consumer warp is done with Q (after FP8's barriers,
+  /// which it does not have).
+  Value qEmpty() { return e.idx(4 * kStages + 1); }
   Value kFull(Value st) { return st; }
   Value vFull(Value st) { return e.add(st, e.idx(kStages)); }
   Value kEmpty(Value st) { return e.add(st, e.idx(2 * kStages)); }
@@ -402,6 +466,9 @@ private:
         }
       }
       nvgpu::MBarrierInitOp::create(b, barriers, e.idx(1), qBarrier, Value());
+      if (persistent)
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(consumerWarps),
+                                      qEmpty(), Value());
       NVVM::FenceMbarrierInitOp::create(b);
       for (Value d : tmaDescriptors)
         nvgpu::TmaPrefetchOp::create(b, d, Value());
@@ -462,41 +529,55 @@ private:
     // FP8's transposing warps need more than the loads' 24 registers; its
     // consumers give up 8 each (kFp8ProducerRegisters).
     NVVM::SetMaxRegisterOp::create(
-        b, b.getI32IntegerAttr(fp8 ? kFp8ProducerRegisters : 24),
+        b,
+        b.getI32IntegerAttr(
+            fp8 ? kFp8ProducerRegisters
+                : (persistent ? kPersistentProducerRegisters : 24)),
         NVVM::SetMaxRegisterActionAttr::get(
             ctx, NVVM::SetMaxRegisterAction::decrease));
     if (fp8)
       e.when(arith::CmpIOp::create(b, arith::CmpIPredicate::uge, tid,
                                    e.idx(kTransposeFirst)),
              [&] { emitTransposer(); });
-    e.when(e.eq(tid, e.idx(consumerThreads)), [&] {
-      nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, e.idx(qBytes),
-                                              qBarrier, Value());
-      for (int64_t p = 0; p < qPanels; ++p)
-        tmaLoad(tmaDescriptors[0], tmaBoxType(blockRows), p * blockRows * 128,
-                Value(), coords(p * panelColumns, q0, h), qBarrier);
-      e.loop(blocks.begin, blocks.end, c1, [&](Value kb) {
-        Value i = e.sub(kb, blocks.begin);
-        Value stage = e.rem(i, e.idx(kStages));
-        // From the second round on, wait until the consumers released the
-        // stage (phase i / kStages - 1 of its empty barrier); K first, as
-        // it is needed first and released first.
-        Value phase = e.rem(e.add(e.div(i, e.idx(kStages)), c1), e.idx(2));
-        Value again = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, i,
-                                            e.idx(kStages));
-        auto waitEmpty = [&](Value barrierId) {
-          e.when(again, [&] {
-            nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
-                                                   ticks, barrierId);
-          });
-        };
-        waitEmpty(kEmpty(stage));
-        issueTile(tmaDescriptors[1], kBase, kStageBytes, qPanels, kFull(stage),
-                  kb, stage);
-        waitEmpty(vEmpty(stage));
-        issueTile(tmaDescriptors[2], vBase, vStageBytes, vPanels, vFull(stage),
-                  kb, stage);
+    e.when(e.eq(tid, e.idx(consumerThreads)),
+           [&] { forEachTile([&] { produceTile(); }); });
+  }
+
+  /// The producer thread's loads for one tile: Q (persistent: once the
+  /// consumers released the previous tile's), then its K and V tiles.
+  void produceTile() {
+    if (persistent)
+      e.when(e.slt(c0, tileCount), [&] {
+        nvgpu::MBarrierTryWaitParityOp::create(
+            b, barriers, parity(e.rem(e.sub(tileCount, c1), e.idx(2))), ticks,
+            qEmpty());
       });
+    nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, e.idx(qBytes),
+                                            qBarrier, Value());
+    for (int64_t p = 0; p < qPanels; ++p)
+      tmaLoad(tmaDescriptors[0], tmaBoxType(blockRows), p * blockRows * 128,
+              Value(), coords(p * panelColumns, q0, h), qBarrier);
+    e.loop(blocks.begin, blocks.end, c1, [&](Value kb) {
+      Value i = ringPosition(e.sub(kb, blocks.begin));
+      Value stage = e.rem(i, e.idx(kStages));
+      // From the second round on, wait until the consumers released the
+      // stage (phase i / kStages - 1 of its empty barrier); K first, as
+      // it is needed first and released first.
+      Value phase = e.rem(e.add(e.div(i, e.idx(kStages)), c1), e.idx(2));
+      Value again = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, i,
+                                          e.idx(kStages));
+      auto waitEmpty = [&](Value barrierId) {
+        e.when(again, [&] {
+          nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(phase),
+                                                 ticks, barrierId);
+        });
+      };
+      waitEmpty(kEmpty(stage));
+      issueTile(tmaDescriptors[1], kBase, kStageBytes, qPanels, kFull(stage),
+                kb, stage);
+      waitEmpty(vEmpty(stage));
+      issueTile(tmaDescriptors[2], vBase, vStageBytes, vPanels, vFull(stage),
+                kb, stage);
     });
   }
 
@@ -663,10 +744,13 @@ private:
   }
   /// Position j (relative to the first key block) -> stage and phase
   /// parity.
-  Value stageOf(Value j) { return e.rem(j, e.idx(kStages)); }
+  Value stageOf(Value j) { return e.rem(ringPosition(j), e.idx(kStages)); }
   Value phaseOf(Value j) {
-    return parity(e.rem(e.div(j, e.idx(kStages)), e.idx(2)));
+    return parity(e.rem(e.div(ringPosition(j), e.idx(kStages)), e.idx(2)));
   }
+  /// The rings' position of the tile's key block j: j, or persistent, j
+  /// past the block's earlier tiles' key blocks.
+  Value ringPosition(Value j) { return ringBase ? e.add(ringBase, j) : j; }
 
   /// Issues S_j = Q·K_jᵀ (64 x N per warpgroup) once K_j has landed.
   Value issueS(Value j) {
@@ -728,61 +812,100 @@ private:
     NVVM::SetMaxRegisterOp::create(
         b,
         b.getI32IntegerAttr(fp8 ? kFp8ConsumerRegisters
+                            : persistent
+                                ? persistentConsumerRegisters()
                                 : (pingPong ? 240 : kSoloConsumerRegisters)),
         NVVM::SetMaxRegisterActionAttr::get(
             ctx, NVVM::SetMaxRegisterAction::increase));
-    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity(c0), ticks,
-                                           qBarrier);
+    if (!persistent)
+      return consumeTile();
+    setUpOperands();
+    setUpTurns();
+    forEachTile([&] { consumeTile(); });
+  }
+
+  /// One tile: wait for Q, the schedule of emitSchedule and the epilogue.
+  /// Without the persistent loop, the tile-independent set-up (operands,
+  /// turns) is emitted here, in its place of the single-tile kernel.
+  void consumeTile() {
+    nvgpu::MBarrierTryWaitParityOp::create(
+        b, barriers, parity(persistent ? e.rem(tileCount, e.idx(2)) : c0),
+        ticks, qBarrier);
     // Rows of this thread: g and g + 8 of its warp's 16 in its warpgroup.
     Value wgRow0 = e.add(q0, e.mul(wg, e.idx(kWgRows)));
     row[0] = e.add(e.add(wgRow0, e.mul(warp, e.idx(16))), lanes.g);
     row[1] =
         e.add(e.add(e.add(wgRow0, e.mul(warp, e.idx(16))), lanes.g), e.idx(8));
-    // FP8: the descales of the (batch, KV head); dq · dk joins the scores'
-    // factor, dv the output's. Its P carries 2^8, a sink's weight too.
-    Value outScale;
-    if (fp8) {
-      Value at = spec.descale == DescaleMode::Head
-                     ? e.add(e.mul(bIdx, args.hkv), kvh)
-                     : c0;
-      args.scoreFactor = e.fmul(
-          getScoreFactor(e, spec, args),
-          e.fmul(e.loadF32(args.descaleQ, at), e.loadF32(args.descaleK, at)));
-      outScale = e.loadF32(args.descaleV, at);
-      if (rawScores) {
-        // Raw scores need a factor >= 0: a negative one negates S instead.
-        negateScores = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT,
-                                             args.scoreFactor, e.f(0.0));
-        args.scoreFactor = math::AbsFOp::create(b, args.scoreFactor);
-      }
-    }
+    Value outScale = applyDescales();
     std::tie(m0, l0) = getInitialRowState(e, args, h, lanes.t,
                                           fp8 ? std::exp2(kFp8POffset) : 1.0);
+    if (!persistent)
+      setUpOperands();
+    scores.emplace(spec, args, bIdx, h, c0, c1, rawScores);
+    if (!persistent)
+      setUpTurns();
+    ValueRange state = emitSchedule();
+    // Step 5: quad-reduce the row sums, normalize, write.
+    for (int64_t i = 0; i < 2; ++i)
+      writeOutputRow(e, softmax, spec, args, bIdx, h, lanes, row[i], i,
+                     state[i], state[2 + i], state[4], Dv, outScale);
+  }
+
+  /// FP8: the descales of the (batch, KV head); dq · dk joins the scores'
+  /// factor, dv the output's (returned; null for other inputs). Its P
+  /// carries 2^8, a sink's weight too. (Once a block: FP8 is not
+  /// persistent.)
+  Value applyDescales() {
+    if (!fp8)
+      return Value();
+    Value at = spec.descale == DescaleMode::Head
+                   ? e.add(e.mul(bIdx, args.hkv), kvh)
+                   : c0;
+    args.scoreFactor = e.fmul(
+        getScoreFactor(e, spec, args),
+        e.fmul(e.loadF32(args.descaleQ, at), e.loadF32(args.descaleK, at)));
+    Value outScale = e.loadF32(args.descaleV, at);
+    if (rawScores) {
+      // Raw scores need a factor >= 0: a negative one negates S instead.
+      negateScores = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT,
+                                           args.scoreFactor, e.f(0.0));
+      args.scoreFactor = math::AbsFOp::create(b, args.scoreFactor);
+    }
+    return outScale;
+  }
+
+  /// The accumulators' types, O's zeros and the descriptor of this
+  /// warpgroup's Q rows.
+  void setUpOperands() {
     oType = getWgmmaAccumulatorType(ctx, Dv);
     sType = getWgmmaAccumulatorType(ctx, N);
     oInit = LLVM::PoisonOp::create(b, oType);
     for (int64_t i = 0; i < Dv / 2; ++i)
       oInit =
           LLVM::InsertValueOp::create(b, oInit, e.f(0.0), ArrayRef<int64_t>{i});
-    // The address of this warpgroup's Q rows.
     Value qAddr = e.add(smemAddr, arith::IndexCastUIOp::create(
                                       b, i64, e.mul(wg, e.idx(kWgRows * 128))));
     qDescBase = descriptor(qAddr, 0);
-    scores.emplace(spec, args, bIdx, h, c0, c1, rawScores);
-    // Ping-pong between the two consumer warpgroups (FlashAttention-3): a
-    // warpgroup issues its GEMMs only in its turn and then hands the turn
-    // over, so one warpgroup's softmax overlaps the other's GEMMs. Turn
-    // barrier of warpgroup w: named barrier 3 + w over both warpgroups (256
-    // threads), synced by w and arrived at by the other.
+  }
+
+  /// Ping-pong between the two consumer warpgroups (FlashAttention-3): a
+  /// warpgroup issues its GEMMs only in its turn and then hands the turn
+  /// over, so one warpgroup's softmax overlaps the other's GEMMs. Turn
+  /// barrier of warpgroup w: named barrier 3 + w over both warpgroups (256
+  /// threads), synced by w and arrived at by the other. Each tile hands the
+  /// turn around as many times on both sides (emitSchedule), so tiles
+  /// follow one another on the same barriers.
+  void setUpTurns() {
     myTurn =
         arith::IndexCastUIOp::create(b, b.getI32Type(), e.add(wg, e.idx(3)));
     otherTurn =
         arith::IndexCastUIOp::create(b, b.getI32Type(), e.sub(e.idx(4), wg));
-    ValueRange state = emitSchedule();
-    // Step 5: quad-reduce the row sums, normalize, write.
-    for (int64_t i = 0; i < 2; ++i)
-      writeOutputRow(e, softmax, spec, args, bIdx, h, lanes, row[i], i,
-                     state[i], state[2 + i], state[4], Dv, outScale);
+  }
+
+  /// Persistent: this warp is done reading Q (its last S has completed).
+  void releaseQ() {
+    if (persistent)
+      release(qEmpty());
   }
 
   void waitTurn() {
@@ -818,6 +941,7 @@ private:
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(&any.getElseRegion().front());
+      releaseQ();
       scf::YieldOp::create(b, ValueRange{m0, m0, l0, l0, oInit});
       b.setInsertionPointToStart(&any.getThenRegion().front());
       scf::YieldOp::create(b, emitBlocks(nBlocks));
@@ -865,6 +989,7 @@ private:
                  next.append(sm.begin() + 6, sm.end());
                  return next;
                });
+    releaseQ();
     Value last = e.sub(nBlocks, c1);
     Value o = issuePV(last, loop[4], loop.drop_front(5));
     buildWgmmaWait(b, 0);
@@ -1033,6 +1158,13 @@ private:
   /// consumer warpgroups take GEMM turns (ping-pong).
   const int64_t blockRows, consumerThreads, consumerWarps;
   const bool pingPong;
+  /// The persistent schedule, and within its tile loop this block's tiles
+  /// and key blocks before the current tile (null outside it).
+  const bool persistent;
+  Value tileCount, ringBase;
+  /// What the persistent schedule's consumers get
+  /// (kPersistentProducerRegisters).
+  int64_t persistentConsumerRegisters() const { return pingPong ? 232 : 216; }
 
   Value tid, c0, c1, h, bIdx, wg, warp, lane, q0, kvh, off;
   FragmentLanes lanes;
@@ -1082,7 +1214,7 @@ mlir::attn::detail::getLengthAlternatives(const AttentionSpec &resolved) {
   SmallVector<AttentionSpec> alternatives;
   const AttentionSpec &s = resolved;
   if (s.kernel != AttentionKernelKind::Wgmma || s.blockQ || s.blockKV ||
-      !s.prefer.empty())
+      !s.prefer.empty() || s.persistent)
     return alternatives;
   if ((s.dtype == ScalarType::F16 || s.dtype == ScalarType::BF16) &&
       s.headDim == 128 && s.valueHeadDim == 128 &&
