@@ -1336,12 +1336,15 @@ _sm_counts = {}  # device index -> multiprocessors
 def _sm_count(device):
     """The multiprocessor count of device `device` (an index; None: the
     current one), what the size "SMs" of persistent kernels' grids reads."""
+    if device is None:
+        import torch
+
+        device = torch.cuda.current_device()
     count = _sm_counts.get(device)
     if count is None:
         import torch
 
-        index = torch.cuda.current_device() if device is None else device
-        count = _sm_counts[device] = torch.cuda.get_device_properties(index).multi_processor_count
+        count = _sm_counts[device] = torch.cuda.get_device_properties(device).multi_processor_count
     return count
 
 

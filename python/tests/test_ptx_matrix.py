@@ -140,10 +140,11 @@ def test_persistent_matrix_ptxas():
             assert "%nctaid.x" in text and "cp.async.bulk.tensor.4d" in text
             spilled = int(re.search(r"(\d+) bytes spill stores", r.stderr).group(1))
             report.append(f"{f}: {spilled} bytes spilled")
-            # Without a band none; the causal and window tile arithmetic
-            # spills a few words of the producer's (28 bytes with ptxas 12.x).
-            banded = "_causal_" in f or "_window_" in f
-            assert spilled <= (32 if banded else 0), "\n".join(report)
+            # Without a band or a bias none; with them a few words (8-32
+            # bytes with ptxas 12.x: the causal and window tile arithmetic,
+            # the bias' offsets).
+            extra = "_causal_" in f or "_window_" in f or "_bias" in f
+            assert spilled <= (32 if extra else 0), "\n".join(report)
 
 
 def grad(kernel=None, **kw):

@@ -335,11 +335,12 @@ static llvm::json::Object buildVariant(const AttentionSpec &spec) {
 /// The launch grid: a block per query tile, [query blocks, Hq, B]; or,
 /// persistent, [min(tiles, blocks an SM x "SMs"), 1, 1], "SMs" being the
 /// device's multiprocessor count, which the launcher supplies.
-static llvm::json::Array buildGrid(const DenseTiling &tiling) {
+static llvm::json::Array buildGrid(const AttentionSpec &spec,
+                                   const DenseTiling &tiling) {
   llvm::json::Value queryBlocks = grid::ceilDiv("Sq", tiling.rows());
   if (!tiling.isWgmma() || !tiling.wgmma.persistent)
     return llvm::json::Array{std::move(queryBlocks), "Hq", "B"};
-  int64_t perSM = tiling.wgmma.blocksPerSM();
+  int64_t perSM = tiling.wgmma.blocksPerSM(spec.headDim, spec.valueHeadDim);
   return llvm::json::Array{
       grid::min(
           {grid::mul({std::move(queryBlocks), "Hq", "B"}),
@@ -356,7 +357,7 @@ static llvm::json::Object buildManifest(const AttentionSpec &spec,
   llvm::json::Object manifest{
       {"entry", name.str()},
       {"params", std::move(params)},
-      {"grid", buildGrid(tiling)},
+      {"grid", buildGrid(spec, tiling)},
       {"block", llvm::json::Array{tiling.threads(), 1, 1}},
       {"kernel",
        tiling.isWgmma() ? "wgmma" : (tiling.isMma() ? "mma.sync" : "baseline")},

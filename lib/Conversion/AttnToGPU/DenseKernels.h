@@ -46,9 +46,9 @@ struct WgmmaTiling {
   /// tiles; the grid is min(tiles, blocksPerSM() x the SM count).
   bool persistent = false;
   int64_t rows() const { return 64 * consumerWarpgroups; }
-  /// Blocks an SM holds: two with one consumer warpgroup (their shared
-  /// memory fits twice), else one.
-  int64_t blocksPerSM() const { return consumerWarpgroups == 1 ? 2 : 1; }
+  /// Blocks an SM holds: two with one consumer warpgroup where two blocks'
+  /// shared memory fits (`d`, `dv`: the head dims), else one.
+  int64_t blocksPerSM(int64_t d, int64_t dv) const;
   /// The consumer warpgroups and one producer warpgroup.
   int64_t threads() const { return 128 * (consumerWarpgroups + 1); }
   int64_t elementBytes() const { return fp8 ? 1 : 2; }

@@ -81,10 +81,11 @@
 // as the grid of one block a tile orders its blocks). The K and V rings and
 // their phases run on across tiles (ringBase: the key blocks of the block's
 // earlier tiles); Q has a ring of one, qFull's phase the tile's count, and a
-// qEmpty barrier (count 8) that the consumers arrive on once their last S
-// has read Q, so that the producer loads the next tile's Q and first K/V
-// tiles while the consumers finish the current one (its last P·V, the
-// normalization and the store): what a block a tile pays serially.
+// qEmpty barrier (count: the consumer warps) that the consumers arrive on
+// once their last S has read Q, so that the producer loads the next tile's
+// Q and first K/V tiles while the consumers finish the current one (its
+// last P·V, the normalization and the store): what a block a tile pays
+// serially. The ping-pong turn passes on from tile to tile.
 //
 // The host passes one CUtensorMap per Q, K and V (in global memory): 4-D maps
 // over the tensor's layout with boxes of 128 bytes (64 f16/bf16 or 128 e4m3
@@ -134,7 +135,8 @@ static constexpr int64_t kFp8ProducerRegisters = 40,
 /// band and ring position) on 40 registers, where 24 spilled 56-164 bytes
 /// (ptxas 12.x, bf16 d64/d128); its consumers get what is left: 232 with
 /// two warpgroups, 216 with one (two blocks an SM: 128 x (40 + 216) <=
-/// 256 x 128). At d64/d128, non-causal, neither spills; causal, 28 bytes.
+/// 256 x 128). Plain d64/d128 kernels spill nothing; with a band or a bias a
+/// few words (8-32 bytes).
 static constexpr int64_t kPersistentProducerRegisters = 40;
 /// One consumer warpgroup (block-q 64), two blocks an SM: 128 registers a
 /// thread at launch (.minnctapersm 2), 128 x 232 + 128 x 24 of them after
@@ -199,6 +201,16 @@ static FailureOr<WgmmaTiling> getFp8WgmmaTiling(const AttentionSpec &s,
                  " and " + Twine(s.valueHeadDim) +
                  " do not fit 227 KB of shared memory");
   return t;
+}
+
+int64_t mlir::attn::detail::WgmmaTiling::blocksPerSM(int64_t d,
+                                                     int64_t dv) const {
+  // 1 KB of each block's shared memory is the system's (sm_90: 228 KB an
+  // SM, 227 KB a block at most).
+  return consumerWarpgroups == 1 &&
+                 2 * (sharedMemoryBytes(d, dv) + 1024) <= 228 * 1024
+             ? 2
+             : 1;
 }
 
 FailureOr<WgmmaTiling>
@@ -821,7 +833,16 @@ private:
       return consumeTile();
     setUpOperands();
     setUpTurns();
+    // The turn passes on from tile to tile, as in FlashAttention-3: handed
+    // to warpgroup 0 once before the first and taken back once after the
+    // last. Handing it over per tile would let warpgroup 1 arrive twice on
+    // warpgroup 0's barrier (the end of one tile, the start of the next)
+    // before warpgroup 0 syncs on it once: a deadlock.
+    if (pingPong)
+      e.when(e.eq(wg, c1), [&] { passTurn(); });
     forEachTile([&] { consumeTile(); });
+    if (pingPong)
+      e.when(e.eq(wg, c0), [&] { waitTurn(); });
   }
 
   /// One tile: wait for Q, the schedule of emitSchedule and the epilogue.
@@ -932,8 +953,8 @@ private:
   ValueRange emitSchedule() {
     Value nBlocks = e.sub(blocks.end, blocks.begin);
     // Warpgroup 0 has the first turn; it takes the last hand-over at the
-    // end.
-    if (pingPong)
+    // end (persistent: of the block's last tile, emitConsumer).
+    if (pingPong && !persistent)
       e.when(e.eq(wg, c1), [&] { passTurn(); });
     SmallVector<Type> stateTypes = {f32, f32, f32, f32, oType};
     auto any =
@@ -946,7 +967,7 @@ private:
       b.setInsertionPointToStart(&any.getThenRegion().front());
       scf::YieldOp::create(b, emitBlocks(nBlocks));
     }
-    if (pingPong)
+    if (pingPong && !persistent)
       e.when(e.eq(wg, c0), [&] { waitTurn(); });
     return any.getResults();
   }
