@@ -2,10 +2,10 @@
 # (docs/kernel-spec.md), the input attn.jit and attn.bundles hand the compiler.
 #
 # From a seed, mutates the valid specs of Inputs/specs.json plus one spec per
-# family written here (attention_grad, and dense attention with a bias, FP8 and
-# a length range): each input takes one to four mutations of one or several
-# specs -- a key deleted, a key's value replaced (0, -1, 1, 2^31, 2^63 - 1,
-# -2^63, 1e308, 1.5, true, null, "", "runtime", an unknown word, [], {}, nested
+# family written here (attention_grad, and dense attention with a bias, FP8, a
+# length range and the persistent schedule): each input takes one to four
+# mutations of one or several specs -- a key deleted, a key's value replaced
+# (0, -1, 1, 2^31, 2^63 - 1, -2^63, 1e308, 1.5, true, null, "", "runtime", an unknown word, [], {}, nested
 # arrays, a "prefer" object), an integer key nudged to its neighbours or to a
 # power of two, an unknown key added, "op" or "version" changed, the spec
 # wrapped in an array or given as a bare value -- and is written to a file for
@@ -51,6 +51,7 @@ EXTRA_SPECS = [
      "head_dim": 128, "mask": "causal"},
     {"op": "attention", "dtype": "bf16", "head_dim": 128, "mask": "none", "kernel": "wgmma",
      "block_kv": 176, "prefer": {"Sk": [8192, None]}},
+    {"op": "attention", "dtype": "bf16", "head_dim": 64, "mask": "causal", "persistent": True},
 ]
 
 INTS = [0, -1, 1, 2, 15, 16, 17, 63, 64, 96, 100, 127, 128, 176, 192, 255, 256, 257, 512,
@@ -63,7 +64,8 @@ CHIPS = ["sm_80", "sm_90a"] * 9 + ["sm_90", "sm_70", "sm_100a"]
 OPTIONS = [["--kernel=wgmma"], ["--kernel=mma"], ["--kernel=baseline"],
            ["--require-tensor-cores"], ["--block-q=64"], ["--block-kv=176"], ["--block-kv=32"],
            ["--block-kv=0"], ["--block-q=96"], ["--specialize-values"],
-           ["--length-alternatives=false"], ["--tensor-maps=global"], ["--opt-level=0"]]
+           ["--length-alternatives=false"], ["--tensor-maps=global"], ["--opt-level=0"],
+           ["--persistent"]]
 BAD = re.compile(r"Stack dump|LLVM ERROR|PLEASE submit a bug report|Assertion|"
                  r"UNREACHABLE|Segmentation|Aborted")
 
@@ -84,7 +86,7 @@ def mutate_spec(rng, spec):
                                   -spec[k], 1 << rng.randrange(64)])
     elif kind == 3:
         spec[rng.choice(["prefer", "block_q", "block_kv", "kernel", "scale", "softcap",
-                         "window_left", "chunk", "page_size", "zzz"])] = \
+                         "window_left", "chunk", "page_size", "persistent", "zzz"])] = \
             copy.deepcopy(rng.choice(VALUES))
     elif kind == 4:
         spec["op"] = rng.choice(["attention", "attention_grad", "paged_attention", "nsa",
