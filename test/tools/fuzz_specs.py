@@ -5,10 +5,11 @@
 # family written here (attention_grad, and dense attention with a bias, FP8, a
 # length range and the persistent schedule): each input takes one to four
 # mutations of one or several specs -- a key deleted, a key's value replaced
-# (0, -1, 1, 2^31, 2^63 - 1, -2^63, 1e308, 1.5, true, null, "", "runtime", an unknown word, [], {}, nested
-# arrays, a "prefer" object), an integer key nudged to its neighbours or to a
-# power of two, an unknown key added, "op" or "version" changed, the spec
-# wrapped in an array or given as a bare value -- and is written to a file for
+# (0, -1, 1, 2^31, 2^63 - 1, -2^63, 1e308, 1.5, true, null, "", "runtime", an
+# unknown word, [], {}, nested arrays, a "prefer" object), an integer key
+# nudged to its neighbours or to a power of two, an unknown key added, "op" or
+# "version" changed, the spec wrapped in an array or given as a bare value --
+# and is written to a file for
 # `attn-compile --spec FILE -o DIR --chip=CHIP` (sm_80 or sm_90a; now and then
 # another chip) with now and then other options (--kernel, block sizes,
 # --specialize-values, --length-alternatives=false, ...), under a timeout.
