@@ -152,11 +152,17 @@
 // CHECK:     nvvm.wgmma.fence.aligned
 // CHECK-COUNT-4: llvm.inline_asm {{.+}}wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
-// Both done: lane 0 of each warp releases the stage, after a warp barrier
-// that orders its lanes' reads of the statistics before the release.
+// Both done: lane 0 of each warp releases the stage, after the warpgroup's
+// named barrier (id 1 + warpgroup, 128 threads) that orders every lane's
+// reads of the statistics before the release.
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK-NEXT: nvvm.bar.warp.sync %c-1_i32
-// CHECK:     nvgpu.mbarrier.arrive %[[BARS]]
+// CHECK-NEXT: %[[WGID:.+]] = arith.addi %{{.+}}, %c1 : index
+// CHECK-NEXT: %[[BARID:.+]] = arith.index_castui %[[WGID]] : index to i32
+// CHECK-NEXT: nvvm.barrier id = %[[BARID]] number_of_threads = %c128_i32
+// CHECK-NEXT: arith.cmpi eq, %{{.+}}, %c0 : index
+// CHECK-NEXT: scf.if
+// CHECK-NEXT: arith.addi
+// CHECK-NEXT: nvgpu.mbarrier.arrive %[[BARS]]
 // dK·scale and dV in column pairs, keys past Sk skipped.
 // CHECK:   arith.cmpi slt, %{{.+}}, %[[SK]] : index
 // CHECK:   vector.store {{.+}} : memref<?xbf16>, vector<2xbf16>
