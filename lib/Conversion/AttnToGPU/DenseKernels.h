@@ -158,10 +158,10 @@ struct BlockCoordinates {
 BlockCoordinates getBlockCoordinates(Emitter &e, const AttentionSpec &spec,
                                      const AttentionKernelArgs &args);
 
-/// getBlockCoordinates for the tile of index `tile` (in [0, queryBlocks x
-/// Hq x B)) of a persistent kernel, which stands for the block index of the
-/// grid of one block a tile: tiles dealt in increasing index are dealt in
-/// that grid's launch order.
+/// The coordinates of the tile of index `tile` (in [0, queryBlocks x Hq x
+/// B)) of a persistent kernel: without a mask in the grid's order, with
+/// one heaviest first across every (batch, head) pair, the order that the
+/// persistent kernel's snake deal balances. A bijection.
 BlockCoordinates getTileCoordinates(Emitter &e, const AttentionSpec &spec,
                                     const AttentionKernelArgs &args, Value tile,
                                     Value queryBlocks);

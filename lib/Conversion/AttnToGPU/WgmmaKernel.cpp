@@ -76,9 +76,11 @@
 //   * O = dv · acc / l, written in the output type; the LSE drops the 2^8.
 //
 // The persistent schedule (AttentionSpec::persistent; not FP8): the grid is
-// min(tiles, blocks an SM x SMs) blocks of the same shape, and a block walks
-// the tiles t = blockIdx.x, + gridDim.x, ... (getTileCoordinates deals them
-// as the grid of one block a tile orders its blocks). The K and V rings and
+// min(tiles, blocks an SM x SMs) blocks of the same shape. The tiles are
+// ordered heaviest first (getTileCoordinates) and dealt like cards in a
+// snake: round k gives block b tile k·grid + b, or k·grid + grid - 1 - b in
+// odd rounds, so that every block gets about the same work without an
+// atomic counter (forEachTile). The K and V rings and
 // their phases run on across tiles (ringBase: the key blocks of the block's
 // earlier tiles); Q has a ring of one, qFull's phase the tile's count, and a
 // qEmpty barrier (count: the consumer warps) that the consumers arrive on
@@ -406,27 +408,48 @@ private:
   }
 
   /// Runs `body` for each tile of this block, with the tile's indices and
-  /// key blocks set: once, or (persistent) for t = blockIdx.x, + gridDim.x,
-  /// ... < tiles, with tileCount (this block's tiles before t) and ringBase
-  /// (their key blocks: the rings' position) carried along.
+  /// key blocks set: once, or (persistent) for the block's rounds k = 0,
+  /// 1, ... of the snake deal (getPersistentTile), with tileCount (= k, the
+  /// block's tiles before this one) and ringBase (their key blocks: the
+  /// rings' position) carried along.
   void forEachTile(function_ref<void()> body) {
     if (!persistent)
       return body();
     Value queryBlocks =
         arith::CeilDivSIOp::create(b, args.sq, e.idx(blockRows));
     Value tiles = e.mul(e.mul(queryBlocks, args.hq), args.batch);
-    e.loop(gpu::BlockIdOp::create(b, gpu::Dimension::x), tiles,
-           gpu::GridDimOp::create(b, gpu::Dimension::x), ValueRange{c0, c0},
-           [&](Value t, ValueRange carried) -> SmallVector<Value> {
-             tileCount = carried[0];
-             ringBase = carried[1];
-             setTile(getTileCoordinates(e, spec, args, t, queryBlocks));
+    Value grid = gpu::GridDimOp::create(b, gpu::Dimension::x);
+    Value block = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+    // Every round but the last deals a tile to each block; the last deals
+    // the first tiles % grid positions, and this block's position in it
+    // depends on the round's parity.
+    Value rounds = e.div(tiles, grid);
+    Value last = getPersistentTile(rounds, grid, block);
+    Value count = e.add(rounds, e.sel(e.slt(last, tiles), c1, c0));
+    e.loop(c0, count, c1, ValueRange{c0},
+           [&](Value k, ValueRange carried) -> SmallVector<Value> {
+             tileCount = k;
+             ringBase = carried[0];
+             setTile(getTileCoordinates(e, spec, args,
+                                        getPersistentTile(k, grid, block),
+                                        queryBlocks));
              computeKeyBlocks();
              body();
-             return {e.add(tileCount, c1),
-                     e.add(ringBase, e.sub(blocks.end, blocks.begin))};
+             return {e.add(ringBase, e.sub(blocks.end, blocks.begin))};
            });
     tileCount = ringBase = Value();
+  }
+
+  /// The tile that block `block` of `grid` takes in round k: the snake
+  /// deal, k·grid + block in even rounds and k·grid + grid - 1 - block in
+  /// odd ones. getTileCoordinates orders the tiles heaviest first, so each
+  /// pair of rounds gives a block one of the heavier and one of the lighter
+  /// tiles, where a plain stride (t += grid) gives block 0 the heaviest of
+  /// every round. A bijection of [0, tiles) onto the blocks' rounds.
+  Value getPersistentTile(Value k, Value grid, Value block) {
+    Value odd = e.eq(e.rem(k, e.idx(2)), c1);
+    Value position = e.sel(odd, e.sub(e.sub(grid, block), c1), block);
+    return e.add(e.mul(k, grid), position);
   }
 
   /// mbarriers, per stage s: kFull[s] / vFull[s] (the K / V tile landed),
