@@ -1561,7 +1561,7 @@ def _paged_attention(q, k_cache, v_cache, block_table, seq_lens, causal, window,
     stream = _current_stream(device)
     # The kernels' grids are the manifests' expressions of these sizes
     # (row tiles x splits, KV heads x value chunks, sequences; the combine
-    # kernel's one block per output row).
+    # kernel's warp per output row, eight a block).
     runtime = values
     sizes = {"B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "MaxPages": block_table.shape[1],
              "Splits": splits, "VStride": v_rows, **runtime}

@@ -267,6 +267,8 @@ PAGED_CASES = [
     paged_case("paged_sinks_lse_empty", lens=[0, 513, 1], sinks=True, lse=True, dtype="f16"),
     paged_case("paged_d64_noncausal_split7", lens=[2500, 100], d=64, causal=False, splits=7),
     paged_case("paged_d256_split1", lens=[1500], d=256, hq=4, hkv=1, splits=1),
+    # Dv = 80: the combine kernel's last 32-column group is half a warp's.
+    paged_case("paged_d80_split5_lse", lens=[900, 33], d=80, hq=4, hkv=2, splits=5, lse=True),
     # DeepSeek MLA absorbed decode: one latent KV head of 576 (512 + 64 rope),
     # values = its first 512 columns (a view of the key cache), pages of 64,
     # scale 0.1352, 16..128 query heads, batch 1..64.

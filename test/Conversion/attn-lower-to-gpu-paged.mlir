@@ -27,7 +27,7 @@
 // CHECK:   nvgpu.ldmatrix {{.+}} {numTiles = 4 : i32, transpose = true}
 // CHECK: gpu.shuffle xor
 // CHECK-LABEL: gpu.module @attn_paged_combine_bf16_dv128_sinksf32_lse
-// CHECK: gpu.func @attn_paged_combine_bf16_dv128_sinksf32_lse(%{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: gpu.func @attn_paged_combine_bf16_dv128_sinksf32_lse(%{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xf32>, %{{.+}}: memref<?xbf16>, %{{.+}}: memref<?xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
 // CHECK: math.exp
 // MANIFEST: attn.kernels = {
 // MANIFEST-SAME: attn_paged_bf16_d128_dv128_nhd_p61_causal_s3db504f3 = {block = [128, 1, 1], dynamic_shared_memory = 102400 : i64,
@@ -38,7 +38,7 @@
 // MANIFEST-SAME: attn_paged_bf16_d576_dv512_nhd_p64_none_s3e0a71de = {block = [128, 1, 1], dynamic_shared_memory = 198656 : i64,
 // MANIFEST-SAME: grid = [{mul = [{ceil_div = [{mul = [{div = ["Hq", "Hkv"]}, "Sq"]}, 16]}, "Splits"]}, {mul = ["Hkv", 4]}, "B"]
 // MANIFEST-SAME: value_chunks = 4 : i64,
-// MANIFEST-SAME: attn_paged_combine_bf16_dv128_sinksf32_lse = {block = [128, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_paged_combine_bf16_dv128_sinksf32_lse", grid = [{mul = ["B", "Sq", "Hq"]}, 1, 1],
+// MANIFEST-SAME: attn_paged_combine_bf16_dv128_sinksf32_lse = {block = [256, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_paged_combine_bf16_dv128_sinksf32_lse", grid = [{ceil_div = [{mul = ["B", "Sq", "Hq", 1]}, 8]}, 1, 1],
 func.func @decode(%q: tensor<4x1x32x128xbf16>, %kc: tensor<100x61x8x128xbf16>, %vc: tensor<100x61x8x128xbf16>, %t: tensor<4x40xi32>, %l: tensor<4xi32>, %s: tensor<32xf32>) -> (tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>) {
   %o, %lse = attn.paged_attention %q, %kc, %vc, %t, %l sinks(%s) mask = <causal> : (tensor<4x1x32x128xbf16>, tensor<100x61x8x128xbf16>, tensor<100x61x8x128xbf16>, tensor<4x40xi32>, tensor<4xi32>, tensor<32xf32>) -> (tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>)
   return %o, %lse : tensor<4x1x32x128xbf16>, tensor<4x32x1xf32>

@@ -667,13 +667,31 @@ private:
 } // namespace
 
 namespace {
-/// The combine kernel's builder: one block per (b, token, head) row, a
-/// thread per output column.
+/// The combine kernel's shape: a warp per 128 columns of an output row, lane
+/// c taking columns c, c + 32, c + 64, c + 96 of them (every load and store
+/// of a warp coalesced, no alignment asked of the buffers), eight warps a
+/// block, and eight splits a step of one online pass (onlinePass), so that a
+/// thread keeps 32 loads of the partial outputs in flight.
+/// (A block per row and a thread per column, launched B · Sq · Hq blocks of
+/// Dv threads, took 25 us for MLA's 8192 rows of 512 columns on the H200:
+/// blocks too small to keep the memory busy; a warp per row took 0.6x as
+/// long there, but 1.7x as long as that for 128 rows of 64 splits, with too
+/// few warps in flight; docs/gpu-results.md, 2026-12-04.)
+constexpr int64_t kCombineWarps = 8, kCombineChunk = 128,
+                  kCombineSplitsPerStep = 8;
+
+/// The warps a row of `dv` columns takes in the combine kernel.
+int64_t getCombineWarpsPerRow(int64_t dv) {
+  return llvm::divideCeil(dv, kCombineChunk);
+}
+
+/// The combine kernel's builder (see kCombineWarps).
 class CombineKernel : Emitter {
 public:
   CombineKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp func,
                 const PagedAttentionSpec &spec)
       : Emitter{b}, Dv(spec.valueHeadDim),
+        cols(llvm::divideCeil(std::min(Dv, kCombineChunk), 32)),
         elt(getType(b.getContext(), spec.dtype)), hasSinks(spec.sinks),
         hasLse(spec.lse) {
     SmallVector<Value *> slots{&oPart, &lsePart};
@@ -687,63 +705,107 @@ public:
   }
 
   void build() {
-    row = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-    col = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    lane = rem(tid, idx(32));
+    Value w = add(
+        mul(gpu::BlockIdOp::create(b, gpu::Dimension::x), idx(kCombineWarps)),
+        div(tid, idx(32)));
+    const int64_t warpsPerRow = getCombineWarpsPerRow(Dv);
+    row = div(w, idx(warpsPerRow));
+    col0 = mul(rem(w, idx(warpsPerRow)), idx(kCombineChunk));
     rowsAll = mul(mul(batch, sq), hq);
-    head = rem(row, hq);
     c0 = idx(0);
     c1 = idx(1);
-    Value m = maxPass();
-    Value empty =
-        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m, f(-INFINITY));
-    Value mSafe = sel(empty, f(0.0), m);
-    auto [lSum, oSum] = sumPass(mSafe);
-    writeOutput(sel(empty, f(0.0), fdiv(oSum, lSum)));
-    if (hasLse)
-      writeLse(m, lSum, empty);
+    when(slt(row, rowsAll), [&] {
+      head = rem(row, hq);
+      SmallVector<Value> state = onlinePass();
+      Value m = state[0], lSum = state[1];
+      ArrayRef<Value> oSum = ArrayRef<Value>(state).drop_front(2);
+      Value empty =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m, f(-INFINITY));
+      Value inv = fdiv(f(1.0), lSum);
+      for (int64_t k = 0; k < cols; ++k)
+        forColumn(k, [&] {
+          Value o = sel(empty, f(0.0), fmul(oSum[k], inv));
+          store(arith::TruncFOp::create(b, elt, o), oArg,
+                add(mul(row, idx(Dv)), column(k)));
+        });
+      if (hasLse)
+        when(eq(col0, c0), [&] { writeLse(m, lSum, empty); });
+    });
   }
 
 private:
-  /// Pass 1: the largest partial LSE, and the sink's logit.
-  Value maxPass() {
-    Value m0 = f(-INFINITY);
+  /// Column k of this lane.
+  Value column(int64_t k) { return add(col0, add(lane, idx(32 * k))); }
+  /// Runs `body` where column k is one of the row's: always where Dv is
+  /// whole chunks (or, under one chunk, whole groups of 32), else tested.
+  void forColumn(int64_t k, function_ref<void()> body) {
+    if (Dv >= kCombineChunk ? Dv % kCombineChunk == 0 : 32 * (k + 1) <= Dv)
+      return body();
+    when(slt(column(k), idx(Dv)), body);
+  }
+
+  /// One pass over the splits, kCombineSplitsPerStep a step, as the split
+  /// kernels' online softmax: the running max m of the partial LSEs (from
+  /// the sink's logit, or -inf), the weights' sum l and the weighted sums of
+  /// the lane's columns, both relative to m and rescaled by exp(m - m') when
+  /// a step raises it to m'. Returns m, l, then the sums. (A max pass, then
+  /// a sum pass, made 2 · splits / 4 dependent steps: 0.94x the old kernel at
+  /// 128 rows of 64 splits, docs/bench/2026-12-04-h200-mla-combine.) Splits
+  /// past the last read the last one again with weight 0.
+  SmallVector<Value> onlinePass() {
+    Value m0 = f(-INFINITY), l0 = f(0.0);
     if (hasSinks) {
       sink = loadF32(sinksArg, head);
       m0 = sink;
+      l0 = f(1.0); // exp(sink - m) at m = sink
     }
-    return loop(c0, splits, c1, m0, [&](Value s, ValueRange iter) {
-      Value l = load(lsePart, add(mul(s, rowsAll), row));
-      return SmallVector<Value>{fmax(iter[0], l)};
-    })[0];
-  }
-
-  /// Pass 2: the weights exp(lse_s - m) (and the sink's), their sum and the
-  /// weighted sum of the partial outputs.
-  std::pair<Value, Value> sumPass(Value mSafe) {
-    Value l0 = f(0.0);
-    if (hasSinks)
-      l0 = math::ExpOp::create(b, fsub(sink, mSafe));
-    ValueRange sums =
-        loop(c0, splits, c1, {l0, f(0.0)}, [&](Value s, ValueRange iter) {
-          Value at = add(mul(s, rowsAll), row);
-          Value w = math::ExpOp::create(b, fsub(load(lsePart, at), mSafe));
-          Value o = load(oPart, add(mul(at, idx(Dv)), col));
-          return SmallVector<Value>{fadd(iter[0], w),
-                                    fadd(iter[1], fmul(w, o))};
+    SmallVector<Value> init(cols + 2, f(0.0));
+    init[0] = m0;
+    init[1] = l0;
+    Value last = sub(splits, c1);
+    ValueRange state = loop(
+        c0, splits, idx(kCombineSplitsPerStep), init,
+        [&](Value s0, ValueRange iter) {
+          SmallVector<Value> lse, base;
+          Value stepMax = iter[0];
+          for (int64_t u = 0; u < kCombineSplitsPerStep; ++u) {
+            Value s = add(s0, idx(u));
+            Value at = add(mul(smin(s, last), rowsAll), row);
+            lse.push_back(sel(slt(s, splits), load(lsePart, at), f(-INFINITY)));
+            base.push_back(mul(at, idx(Dv)));
+            stepMax = fmax(stepMax, lse.back());
+          }
+          // -inf only while no split (nor sink) has mass: weights 0 then.
+          Value mSafe = sel(arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
+                                                  stepMax, f(-INFINITY)),
+                            f(0.0), stepMax);
+          Value rescale = math::ExpOp::create(b, fsub(iter[0], mSafe));
+          SmallVector<Value> next = {stepMax, fmul(iter[1], rescale)};
+          for (int64_t k = 0; k < cols; ++k)
+            next.push_back(fmul(iter[2 + k], rescale));
+          for (int64_t u = 0; u < kCombineSplitsPerStep; ++u) {
+            Value w = math::ExpOp::create(b, fsub(lse[u], mSafe));
+            next[1] = fadd(next[1], w);
+            for (int64_t k = 0; k < cols; ++k) {
+              // Lanes past Dv (a partial last chunk) read column 0 instead.
+              Value c = column(k);
+              if (!(Dv >= kCombineChunk ? Dv % kCombineChunk == 0
+                                        : 32 * (k + 1) <= Dv))
+                c = sel(slt(c, idx(Dv)), c, c0);
+              next[2 + k] = fma(w, load(oPart, add(base[u], c)), next[2 + k]);
+            }
+          }
+          return next;
         });
-    return {sums[0], sums[1]};
+    return SmallVector<Value>(state);
   }
 
-  /// The row's output element, in the output's type.
-  void writeOutput(Value o) {
-    Value oAt = add(mul(row, idx(Dv)), col);
-    store(arith::TruncFOp::create(b, elt, o), oArg, oAt);
-  }
-
-  /// The row's LSE (natural log; -inf without keys), by thread 0: rows are
-  /// (b, token, head), the LSE is [B, Hq, Sq].
+  /// The row's LSE (natural log; -inf without keys): rows are (b, token,
+  /// head), the LSE is [B, Hq, Sq]. Lane 0 of the row's first warp.
   void writeLse(Value m, Value lSum, Value empty) {
-    when(eq(col, c0), [&] {
+    when(eq(lane, c0), [&] {
       Value bt = div(row, hq);
       Value token = rem(bt, sq);
       Value bIdx = div(bt, sq);
@@ -753,11 +815,11 @@ private:
     });
   }
 
-  const int64_t Dv;
+  const int64_t Dv, cols;
   Type elt;
   bool hasSinks, hasLse;
   Value oPart, lsePart, sinksArg, oArg, lseArg, batch, hq, sq, splits;
-  Value row, col, rowsAll, head, c0, c1, sink;
+  Value row, col0, lane, rowsAll, head, c0, c1, sink;
 };
 } // namespace
 
@@ -928,7 +990,8 @@ static void addSplitKernels(OpBuilder &builder, ModuleOp module,
 }
 
 /// Adds the combine kernel: o_part, lse_part, sinks (if any), o, lse (if
-/// asked for), then the sizes; a block per output row, a thread per column.
+/// asked for), then the sizes; a warp per 128 columns of an output row,
+/// eight a block.
 static void addCombineKernel(OpBuilder &builder, ModuleOp module,
                              const PagedAttentionSpec &spec, Location loc,
                              Manifests &manifests) {
@@ -958,13 +1021,17 @@ static void addCombineKernel(OpBuilder &builder, ModuleOp module,
   llvm::json::Object manifest{
       {"entry", name},
       {"params", std::move(sig.params)},
-      {"grid", llvm::json::Array{grid::mul({"B", "Sq", "Hq"}), 1, 1}},
-      {"block", llvm::json::Array{Dv, 1, 1}},
+      {"grid",
+       llvm::json::Array{grid::ceilDiv(grid::mul({"B", "Sq", "Hq",
+                                                  getCombineWarpsPerRow(Dv)}),
+                                       kCombineWarps),
+                         1, 1}},
+      {"block", llvm::json::Array{32 * kCombineWarps, 1, 1}},
       {"kernel", "paged.combine"},
       {"dynamic_shared_memory", 0},
       {"variant", std::move(variant)}};
-  addKernel(builder, module, loc, manifests, name, sig.types, Dv,
-            std::move(manifest),
+  addKernel(builder, module, loc, manifests, name, sig.types,
+            32 * kCombineWarps, std::move(manifest),
             [&](ImplicitLocOpBuilder &b, gpu::GPUFuncOp func) {
               CombineKernel(b, func, spec).build();
             });
