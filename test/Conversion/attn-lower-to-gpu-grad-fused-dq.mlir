@@ -28,7 +28,7 @@
 // M: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dkdv_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 164864 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dkdv_dq_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"], kernel = "attention_grad.dkdv_dq"
 // M-SAME: name = "delta", role = "workspace", shape = ["B", "Hq", "Sq"]}, {dtype = "f32", {{[^}]*}} name = "row_stats", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 128]}, {dtype = "f32", {{[^}]*}} name = "dq_accum", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 4096]}
 // M-SAME: step = 1 : i64, tile = {block_kv = 128 : i64, block_q = 64 : i64, body = "wgmma", stages = 2 : i64}, variant = {bias = false, deterministic = false,
-// M-SAME: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert = {block = [128, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert", grid = [{ceil_div = ["Sq", 64]}, "Hq", "B"], kernel = "attention_grad.dq_convert"
+// M-SAME: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert = {block = [128, 1, 1], dynamic_shared_memory = 9216 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert", grid = [{ceil_div = ["Sq", 64]}, "Hq", "B"], kernel = "attention_grad.dq_convert"
 // M-SAME: name = "dq_accum", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 4096]}, {dtype = "bf16", {{[^}]*}} name = "dq", role = "grad_query"
 // M-SAME: step = 2 : i64
 // M-SAME: attn_bf16_d64_dv64_bhsd_causal_bwd_nd_prep = {block = [128, 1, 1], dynamic_shared_memory = 0 : i64, entry = "attn_bf16_d64_dv64_bhsd_causal_bwd_nd_prep", grid = [{ceil_div = ["Sq", 64]}, "Hq", "B"], kernel = "attention_grad.prep"
@@ -37,16 +37,20 @@
 // M-SAME: name = "row_stats", role = "workspace", shape = ["B", "Hq", {ceil_div = ["Sq", 64]}, 128]}
 // M-SAME: step = 0 : i64
 
-// prep: Delta from O and dO (two threads a row, one shuffle) into delta;
-// the row's lse2 (from the LSE: thread 2r) or Delta (thread 2r + 1) into
-// row_stats, every one of the tile's 128 slots; then the tile's 4096 f32
-// zeroed, four a store.
+// prep: the tile's 4096 f32 of dq_accum zeroed, four a store; then Delta
+// from O and dO, 8 threads a row (16 bytes each: a warp's loads are whole
+// rows), 4 passes of 16 rows, every load first, three shuffles a pass;
+// then each thread writes one of the tile's 128 row_stats: a pass's Delta
+// (lanes 0-3 of a row's 8, also into delta) or its lse2 (lanes 4-7, from
+// the LSE).
 // CHECK-LABEL: gpu.func @attn_bf16_d64_dv64_bhsd_causal_bwd_nd_prep(
-// CHECK: gpu.shuffle  xor
+// CHECK-COUNT-8: vector.store %{{.+}}, %arg5[%{{.+}}] {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
+// CHECK-NOT: gpu.shuffle
+// CHECK-COUNT-8: vector.load %arg{{[01]}}[%{{.+}}] {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
+// CHECK-COUNT-12: gpu.shuffle  xor
 // CHECK: memref.store %{{.+}}, %arg3[%{{.+}}] : memref<?xf32>
 // CHECK: memref.load %arg2[
 // CHECK: memref.store %{{.+}}, %arg4[%{{.+}}] : memref<?xf32>
-// CHECK-COUNT-8: vector.store %cst, %arg5[%{{.+}}] {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
 // CHECK-NOT: vector.store
 // CHECK: gpu.return
 
@@ -108,14 +112,20 @@
 // convert: a thread takes 8 columns of one row four times (64 rows x 8
 // chunks of a panel, 128 threads): first all its loads of dq_accum, two
 // 16-byte loads a chunk (the row's even and odd columns; every row of a
-// tile is there, no guard); then, where the row is inside Sq, times the
-// scale, one 16-byte store a chunk.
+// tile is there, no guard); times the scale, one 16-byte store a chunk into
+// a shared tile of 64 rows of 72 elements; a barrier; then 8 threads a row
+// read it back and, where the row is inside Sq, store whole rows of dQ.
 // CHECK-LABEL: gpu.func @attn_bf16_d64_dv64_bhsd_causal_bwd_nd_dq_convert(
 // CHECK-COUNT-8: vector.load %arg0[%{{.+}}] {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
-// CHECK-NOT: vector.store
-// CHECK: scf.if
-// CHECK-COUNT-4: vector.store %{{.+}}, %arg1[%{{.+}}] {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
-// CHECK-NOT: vector.load
+// CHECK: %[[TILE:.+]] = memref.view %{{.+}}[%c0][] : memref<0xi8, #gpu.address_space<workgroup>> to memref<4608xbf16, #gpu.address_space<workgroup>>
+// CHECK-COUNT-4: vector.store %{{.+}}, %[[TILE]][%{{.+}}] {alignment = 16 : i64} : memref<4608xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK-NEXT: gpu.barrier
+// CHECK: vector.load %[[TILE]]
+// CHECK-NEXT: arith.cmpi slt, %{{.+}}, %arg4 : index
+// CHECK-NEXT: scf.if
+// CHECK: vector.store %{{.+}}, %arg1[%{{.+}}] {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
+// CHECK-COUNT-3: vector.store %{{.+}}, %arg1[%{{.+}}] {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
+// CHECK-NOT: vector.load %arg0
 // CHECK: gpu.return
 
 // On sm_80 the variant keeps the deterministic mma.sync kernels, named

@@ -535,7 +535,8 @@ struct GradKernelInfo {
   llvm::json::Array grid;
   int64_t threads = kThreads;
   SmallVector<Type> privates;
-  /// The tensor-core bodies' dynamic shared memory; 0 for the others.
+  /// Dynamic shared memory: the tensor-core bodies' and the convert
+  /// step's; 0 for the others.
   int64_t sharedMemory = 0;
   /// "mma.sync" or "wgmma"; empty for the thread-per-row bodies.
   StringRef body;
@@ -593,7 +594,7 @@ getGradKernels(MLIRContext *ctx, const AttentionSpec &spec,
                        std::move(tiles),
                        kThreads,
                        {},
-                       0,
+                       getDQConvertSharedMemoryBytes(d),
                        "",
                        {}});
   } else if (wgmma) {
@@ -697,7 +698,7 @@ void emitGradBody(OpBuilder &builder, Location loc, gpu::GPUFuncOp func,
   } else if (k.which == GradKernel::Prep) {
     buildGradDQPrepBody(builder, loc, spec, args);
   } else if (k.which == GradKernel::DQConvert) {
-    buildGradDQConvertBody(builder, loc, spec, args);
+    buildGradDQConvertBody(builder, loc, func, spec, args);
   } else {
     GradKernelBody body(builder, loc, func, spec, args);
     switch (k.which) {

@@ -163,9 +163,14 @@ void buildGradDQPrepBody(OpBuilder &builder, Location loc,
                          const AttentionSpec &spec, const GradArgs &args);
 
 /// Emits the fused backward's convert step: dQ = dq_accum · scale in the
-/// element type (same threads and grid as the prep).
+/// element type (same threads and grid as the prep), through a shared tile
+/// of getDQConvertSharedMemoryBytes.
 void buildGradDQConvertBody(OpBuilder &builder, Location loc,
-                            const AttentionSpec &spec, const GradArgs &args);
+                            gpu::GPUFuncOp func, const AttentionSpec &spec,
+                            const GradArgs &args);
+
+/// The convert step's dynamic shared memory: a 64-row tile of dQ.
+int64_t getDQConvertSharedMemoryBytes(int64_t headDim);
 
 /// Emits the sm_90a dQ kernel's body (which also writes Delta);
 /// `tmaDescriptors` are the Q, K, V and dO tensor maps.
