@@ -250,13 +250,17 @@ def test_grad_wgmma_matrix_ptxas():
             # but in dK/dV at head dim 128 with a window (16 bytes), a bias
             # (48: its per-element loads) or softcap (224: the tanh of every
             # logit stays live until dS), and in dQ at head dim 256 with a
-            # bias (16).
+            # bias (16). DeepSeek's 192/128 dK/dV keeps both accumulators of a
+            # consumer's 64 keys (160 registers) beside Sᵀ and dPᵀ: 4 bytes
+            # causal, taken for 1.22x the speed of the split blocks (H200,
+            # docs/bench/2026-12-05-h200-stop47).
             spilled = int(re.search(r"(\d+) bytes spill stores", r.stderr).group(1))
             regs = int(re.search(r"Used (\d+) registers", r.stderr).group(1))
             report.append(f"{f}: {regs} registers, {spilled} bytes spilled")
             assert regs <= 168, f"{f}:\n{r.stderr}"
             extra = any(x in f for x in ("_cap", "_bias", "_window"))
-            assert spilled <= (256 if extra else 0), f"{f} spills:\n{r.stderr}"
+            unsplit = "_d192_dv128_" in f and f in dkdv
+            assert spilled <= (256 if extra else 8 if unsplit else 0), f"{f} spills:\n{r.stderr}"
             text = open(os.path.join(out, f)).read()
             assert ".maxntid 384, 1, 1" in text and ".minnctapersm 1" in text, f
             assert re.search(r"setmaxnreg\.dec\.sync\.aligned\.u32\s+24;", text), f

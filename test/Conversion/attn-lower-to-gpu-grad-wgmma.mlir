@@ -237,13 +237,13 @@ func.func @f16_d64_dv128_window(%q: tensor<1x64x4x64xf16>, %k: tensor<1x64x2x64x
 
 // -----
 
-// DeepSeek's MLA head dims, 192/128: dK and dV of a consumer's 64 keys
-// would not fit its registers beside Sᵀ and dPᵀ, so a dK/dV block computes
-// one of them (grid z [B, 2]: half 0 dV, half 1 dK), and past head dim 128
-// the tiles are of 32 rows (dK/dV's query tiles, dQ's key tiles): a query
-// tile's statistics are half a tile of row_stats, copied as its lse2 and
-// its Delta (128 bytes each, 256 bytes apart in row_stats).
-// SPLIT: attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 123392 : i64, entry = "attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", {mul = ["B", 2]}]
+// DeepSeek's MLA head dims, 192/128: past head dim 128 the tiles are of 32
+// rows (dK/dV's query tiles, dQ's key tiles), and dK and dV of a
+// consumer's 64 keys (160 registers a thread) still fit beside the 32-row
+// Sᵀ and dPᵀ: one block computes both. A query tile's statistics are half
+// a tile of row_stats, copied as its lse2 and its Delta (128 bytes each,
+// 256 bytes apart in row_stats).
+// SPLIT: attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 123392 : i64, entry = "attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma", grid = [{ceil_div = ["Sk", 128]}, "Hkv", "B"]
 // SPLIT-SAME: tile = {block_kv = 128 : i64, block_q = 32 : i64, body = "wgmma", stages = 2 : i64}
 // SPLIT-SAME: attn_bf16_d192_dv128_bhsd_causal_bwd_dq_wgmma = {block = [384, 1, 1], dynamic_shared_memory = 123904 : i64, entry = "attn_bf16_d192_dv128_bhsd_causal_bwd_dq_wgmma", grid = [{ceil_div = ["Sq", 128]}, "Hq", "B"]
 // SPLIT-SAME: tile = {block_kv = 32 : i64, block_q = 128 : i64, body = "wgmma", stages = 2 : i64}
@@ -251,25 +251,19 @@ func.func @f16_d64_dv128_window(%q: tensor<1x64x4x64xf16>, %k: tensor<1x64x2x64x
 // SPLIT-LABEL: gpu.func @attn_bf16_d192_dv128_bhsd_causal_bwd_dq_wgmma(
 // SPLIT-COUNT-20: <m = 64, n = 32, k = 16>
 // SPLIT: wgmma.mma_async.sync.aligned.m64n192k16
+// dK/dV: the statistics by two 128-byte copies; Sᵀ and dPᵀ (12 + 8
+// k-steps), dV += Pᵀ·dO (m64n128), dK += dSᵀ·Q (m64n192), once each.
 // SPLIT-LABEL: gpu.func @attn_bf16_d192_dv128_bhsd_causal_bwd_dkdv_wgmma(
-// SPLIT: %[[Z:.+]] = gpu.block_id  z
-// SPLIT: %[[HALF:.+]] = arith.remui %[[Z]], %c2
-// SPLIT: arith.divui %[[Z]], %c2
 // SPLIT: nvgpu.mbarrier.arrive.expect_tx %{{.+}}[%{{.+}}], %c20736
 // SPLIT: %[[ROW:.+]] = arith.remui %{{.+}}, %{{.+}} : index
 // SPLIT: nvvm.cp.async.bulk.shared.cluster.global %{{.+}}, %{{.+}}, %[[MBAR:.+]], %c128_i32
 // SPLIT: arith.addi %{{.+}}, %[[ROW]] : index
 // SPLIT: nvvm.cp.async.bulk.shared.cluster.global %{{.+}}, %{{.+}}, %[[MBAR]], %c128_i32
-// SPLIT: %[[DV:.+]] = arith.cmpi eq, %[[HALF]], %c0
-// SPLIT: scf.if %[[DV]] {
-// dV: Sᵀ (12 k-steps over D = 192), then dV += Pᵀ·dO (m64n128).
-// SPLIT-COUNT-12: <m = 64, n = 32, k = 16>
+// SPLIT-COUNT-20: <m = 64, n = 32, k = 16>
 // SPLIT-NOT: <m = 64, n = 32, k = 16>
 // SPLIT: wgmma.mma_async.sync.aligned.m64n128k16
-// SPLIT: } else {
-// dK: Sᵀ and dPᵀ (12 + 8 k-steps), then dK += dSᵀ·Q (m64n192).
-// SPLIT-COUNT-20: <m = 64, n = 32, k = 16>
 // SPLIT: wgmma.mma_async.sync.aligned.m64n192k16
+// SPLIT-NOT: <m = 64, n = 32, k = 16>
 func.func @mla_d192_dv128(%q: tensor<1x16x300x192xbf16>, %k: tensor<1x16x300x192xbf16>, %v: tensor<1x16x300x128xbf16>,
                           %o: tensor<1x16x300x128xbf16>, %lse: tensor<1x16x300xf32>)
     -> (tensor<1x16x300x192xbf16>, tensor<1x16x300x192xbf16>, tensor<1x16x300x128xbf16>) {
@@ -278,4 +272,34 @@ func.func @mla_d192_dv128(%q: tensor<1x16x300x192xbf16>, %k: tensor<1x16x300x192
          tensor<1x16x300x128xbf16>, tensor<1x16x300x128xbf16>, tensor<1x16x300xf32>)
       -> (tensor<1x16x300x192xbf16>, tensor<1x16x300x192xbf16>, tensor<1x16x300x128xbf16>)
   return %dq, %dk, %dv : tensor<1x16x300x192xbf16>, tensor<1x16x300x192xbf16>, tensor<1x16x300x128xbf16>
+}
+
+// -----
+
+// Head dims 256/128: dK and dV of a consumer's 64 keys (192 registers a
+// thread) would not fit beside Sᵀ and dPᵀ, so a dK/dV block computes one of
+// them (grid z [B, 2]: half 0 dV, from Sᵀ alone; half 1 dK).
+// SPLIT: attn_bf16_d256_dv128_bhsd_causal_bwd_dkdv_wgmma = {{.*}}grid = [{ceil_div = ["Sk", 128]}, "Hkv", {mul = ["B", 2]}]
+// SPLIT-LABEL: gpu.func @attn_bf16_d256_dv128_bhsd_causal_bwd_dkdv_wgmma(
+// SPLIT: %[[Z:.+]] = gpu.block_id  z
+// SPLIT: %[[HALF:.+]] = arith.remui %[[Z]], %c2
+// SPLIT: arith.divui %[[Z]], %c2
+// SPLIT: %[[DV:.+]] = arith.cmpi eq, %[[HALF]], %c0
+// SPLIT: scf.if %[[DV]] {
+// dV: Sᵀ (16 k-steps over D = 256), then dV += Pᵀ·dO (m64n128).
+// SPLIT-COUNT-16: <m = 64, n = 32, k = 16>
+// SPLIT-NOT: <m = 64, n = 32, k = 16>
+// SPLIT: wgmma.mma_async.sync.aligned.m64n128k16
+// SPLIT: } else {
+// dK: Sᵀ and dPᵀ (16 + 8 k-steps), then dK += dSᵀ·Q (m64n256).
+// SPLIT-COUNT-24: <m = 64, n = 32, k = 16>
+// SPLIT: wgmma.mma_async.sync.aligned.m64n256k16
+func.func @d256_dv128(%q: tensor<1x8x300x256xbf16>, %k: tensor<1x8x300x256xbf16>, %v: tensor<1x8x300x128xbf16>,
+                      %o: tensor<1x8x300x128xbf16>, %lse: tensor<1x8x300xf32>)
+    -> (tensor<1x8x300x256xbf16>, tensor<1x8x300x256xbf16>, tensor<1x8x300x128xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %o, %lse mask = <causal>
+      : (tensor<1x8x300x256xbf16>, tensor<1x8x300x256xbf16>, tensor<1x8x300x128xbf16>,
+         tensor<1x8x300x128xbf16>, tensor<1x8x300x128xbf16>, tensor<1x8x300xf32>)
+      -> (tensor<1x8x300x256xbf16>, tensor<1x8x300x256xbf16>, tensor<1x8x300x128xbf16>)
+  return %dq, %dk, %dv : tensor<1x8x300x256xbf16>, tensor<1x8x300x256xbf16>, tensor<1x8x300x128xbf16>
 }

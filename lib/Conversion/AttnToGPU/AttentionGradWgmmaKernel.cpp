@@ -74,13 +74,13 @@
 // that reuses the buffers). With dqAtomics ("dq_reduce": "atomic") the
 // consumers instead add their values with f32 atomics.
 //
-// Head dims are multiples of 64 up to 256 (getGradWgmmaTiling). Past
-// D + Dv = 256 (DeepSeek's 192/128, 256) dK and dV of a consumer's 64 keys
-// no longer fit its registers beside Sᵀ and dPᵀ: a block then computes one
-// of them (grid z = [B, 2]: half 0 dV, from Sᵀ alone; half 1 dK), which
-// recomputes Sᵀ once more. Past head dim 128 the streamed tiles are of 32
-// rows (query rows here, keys in dQ), halving Sᵀ and dPᵀ (S and dP); where
-// two stages do not fit 227 KB there is one.
+// Head dims are multiples of 64 up to 256 (getGradWgmmaTiling). Past head
+// dim 128 the streamed tiles are of 32 rows (query rows here, keys in dQ),
+// halving Sᵀ and dPᵀ (S and dP). Past D + Dv = 320 (256 with 128 or 256)
+// dK and dV of a consumer's 64 keys no longer fit its registers beside Sᵀ
+// and dPᵀ: a block then computes one of them (grid z = [B, 2]: half 0 dV,
+// from Sᵀ alone; half 1 dK), which recomputes Sᵀ once more; DeepSeek's
+// 192/128 still fits. Where two stages do not fit 227 KB there is one.
 //
 // dQ (GradWgmmaDQKernel) is the same machinery the other way round: a block
 // of 384 threads owns 128 query rows of one (batch, query head), grid
@@ -168,9 +168,11 @@ mlir::attn::detail::getGradWgmmaTiling(const AttentionSpec &spec,
     return failWith(why, "the wgmma backward needs a known scale");
   const int64_t d = spec.headDim, dv = spec.valueHeadDim;
   GradWgmmaTiling t;
-  // dK and dV of a consumer's 64 keys take (D + Dv) / 2 registers a thread
-  // beside Sᵀ's and dPᵀ's 64: past D + Dv = 256 a block keeps one of them.
-  t.splitDKDV = d + dv > 256;
+  // dK and dV of a consumer's 64 keys take (D + Dv) / 2 registers a thread.
+  // Beside Sᵀ's and dPᵀ's (32 with the 32-row tiles below) they fit up to
+  // D + Dv = 320, DeepSeek's 192/128 (ptxas: 168 registers, 4 bytes of
+  // spills); past that a block keeps one of them, and Sᵀ is computed twice.
+  t.splitDKDV = d + dv > 320;
   // Past head dim 128 the accumulators leave less room for Sᵀ and dPᵀ (S
   // and dP in dQ): tiles of 32 query rows (keys in dQ) halve them.
   if (std::max(d, dv) > 128) {
