@@ -270,9 +270,11 @@ protected:
   }
 
   /// mbarriers: resident (the tiles loaded once), then full[s] and
-  /// empty[s] of each stage; thread 0 initializes them (and prefetches the
-  /// tensor maps) before any use.
-  void createBarriers(ArrayRef<int64_t> extraCounts = {}) {
+  /// empty[s] of each stage (`emptyCount` arrivals: the consumer warps, or
+  /// threads where each releases its own loads); thread 0 initializes them
+  /// (and prefetches the tensor maps) before any use.
+  void createBarriers(ArrayRef<int64_t> extraCounts = {},
+                      int64_t emptyCount = kConsumerWarps) {
     barriers = nvgpu::MBarrierCreateOp::create(
         b, nvgpu::MBarrierGroupType::get(ctx, workgroup,
                                          1 + 2 * kStages + extraCounts.size()));
@@ -281,7 +283,7 @@ protected:
       nvgpu::MBarrierInitOp::create(b, barriers, c1, resident(), Value());
       for (int64_t s = 0; s < kStages; ++s) {
         nvgpu::MBarrierInitOp::create(b, barriers, c1, full(e.idx(s)), Value());
-        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(kConsumerWarps),
+        nvgpu::MBarrierInitOp::create(b, barriers, e.idx(emptyCount),
                                       empty(e.idx(s)), Value());
       }
       for (auto [i, count] : llvm::enumerate(extraCounts))
@@ -395,18 +397,21 @@ protected:
       });
   }
 
-  /// Releases `stage` to the producer: lane 0 of each consumer warp. Where
-  /// every lane read the stage with plain loads (`lanesRead`), the
-  /// warpgroup's named barrier first orders those reads before the
-  /// arrivals, so that the producer's next bulk copy into the stage cannot
-  /// overtake them. A warp barrier (bar.warp.sync) orders them as well by
-  /// the PTX memory model, but compute-sanitizer's racecheck does not take
-  /// it as an ordering and reported the copy against the loads (H200,
-  /// 2026-12-05, docs/bench/2026-12-05-h200-stop46); the warpgroup is
-  /// converged here after its wgmma wait, so the barrier costs little.
+  /// Releases `stage` to the producer. Where every consumer thread read
+  /// the stage with plain loads (`lanesRead`: the deterministic dK/dV
+  /// kernel's statistics) every one arrives, the empty barriers counting
+  /// the 256 threads: each thread's own arrival (release semantics) orders
+  /// its loads before the producer's next bulk copy into the stage.
+  /// compute-sanitizer's racecheck reported that copy against the loads
+  /// when lane 0 of each warp arrived for its warp, after a warp barrier, a
+  /// warpgroup or 256-thread barrier, with or without proxy fences
+  /// (docs/bench/2026-12-05-h200-stop47). Otherwise (the stage read by
+  /// wgmma, whose wait precedes) lane 0 of each warp arrives.
   void release(Value stage, bool lanesRead = false) {
-    if (lanesRead)
-      syncWarpgroup();
+    if (lanesRead) {
+      nvgpu::MBarrierArriveOp::create(b, barriers, empty(stage));
+      return;
+    }
     e.when(e.eq(lane, c0),
            [&] { nvgpu::MBarrierArriveOp::create(b, barriers, empty(stage)); });
   }
@@ -459,7 +464,7 @@ public:
     if (bulk)
       createBarriers({kConsumerThreads, kConsumerThreads, 1, 1});
     else
-      createBarriers();
+      createBarriers({}, fuse ? kConsumerWarps : kConsumerThreads);
     specialize([&] { emitProducer(); }, [&] { emitConsumer(); });
   }
 
@@ -760,7 +765,7 @@ private:
     // reads K and the dSᵀ buffer, not the stage: the stage goes back as
     // soon as dK is done. Every lane read the stage's statistics: with the
     // fused dQ the consumers' named barrier in stageGradScores has ordered
-    // those reads before the release, without it the warpgroup's does.
+    // those reads before the release; without it every thread arrives.
     if (fuse) {
       buildWgmmaWait(b, 1);
       Value dq = issueQueryGrad(it);
