@@ -253,14 +253,17 @@ def test_grad_wgmma_matrix_ptxas():
             # bias (16). DeepSeek's 192/128 dK/dV keeps both accumulators of a
             # consumer's 64 keys (160 registers) beside Sᵀ and dPᵀ: 4 bytes
             # causal, taken for 1.22x the speed of the split blocks (H200,
-            # docs/bench/2026-12-05-h200-stop47).
+            # docs/bench/2026-12-05-h200-stop47). The deterministic d128 causal
+            # dK/dV: 8 bytes since each consumer thread releases its stage
+            # (9a84061, which removed racecheck's reports and ran 1.00-1.05x
+            # the spill-free build's speed there, H100).
             spilled = int(re.search(r"(\d+) bytes spill stores", r.stderr).group(1))
             regs = int(re.search(r"Used (\d+) registers", r.stderr).group(1))
             report.append(f"{f}: {regs} registers, {spilled} bytes spilled")
             assert regs <= 168, f"{f}:\n{r.stderr}"
             extra = any(x in f for x in ("_cap", "_bias", "_window"))
-            unsplit = "_d192_dv128_" in f and f in dkdv
-            assert spilled <= (256 if extra else 8 if unsplit else 0), f"{f} spills:\n{r.stderr}"
+            few = f in dkdv and ("_d192_dv128_" in f or "_d128_dv128_bhsd_causal_" in f)
+            assert spilled <= (256 if extra else 8 if few else 0), f"{f} spills:\n{r.stderr}"
             text = open(os.path.join(out, f)).read()
             assert ".maxntid 384, 1, 1" in text and ".minnctapersm 1" in text, f
             assert re.search(r"setmaxnreg\.dec\.sync\.aligned\.u32\s+24;", text), f
