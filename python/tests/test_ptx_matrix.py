@@ -345,6 +345,11 @@ def test_grad_fused_dq_ptxas():
             extra = any(x in f for x in ("_cap", "_bias", "_window"))
             assert spilled <= (0 if d == 64 else 320 if extra else 64), \
                 f"{f} spills:\n{r.stderr}"
+            # No wgmma serialized: ptxas serializes every wgmma of a kernel
+            # (C7514, C7512) where an accumulator is read in flight or the
+            # registers run short, as two ways of issuing dQ's share in the
+            # next step did (docs/bench/2026-12-05-h100-stop48-dq-rotate).
+            assert "C75" not in r.stderr, f"{f}: ptxas serialized wgmma:\n{r.stderr}"
             text = open(os.path.join(out, f)).read()
             # dS staged for dQ (4-byte shared stores, the proxy fence, the
             # 256 consumers' barrier), dK with dSᵀ from shared memory

@@ -100,7 +100,9 @@
 // CHECK: scf.if
 // CHECK:   nvvm.setmaxregister  decrease 24
 // CHECK:   nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%c0], %c65536
-// CHECK:   nvgpu.tma.async.load %[[KMAP]][%c0, %{{.+}}, %block_id_y, %block_id_z], %[[BARS]][%c0]
+// The KV head and batch are getGradBlockIds' (a causal GQA block's; see
+// attn-lower-to-gpu-grad-order.mlir).
+// CHECK:   nvgpu.tma.async.load %[[KMAP]][%c0, %{{.+}}, %{{[^,]+}}, %{{[0-9a-z_]+}}], %[[BARS]][%c0]
 // CHECK:   nvgpu.tma.async.load %[[KMAP]][%c64,
 // CHECK:   nvgpu.tma.async.load %[[VMAP]][%c0,
 // CHECK:   nvgpu.tma.async.load %[[VMAP]][%c64,
@@ -275,7 +277,9 @@ func.func @mla_d192_dv128(%q: tensor<1x16x300x192xbf16>, %k: tensor<1x16x300x192
 // them (grid z [B, 2]: half 0 dV, from Sᵀ alone; half 1 dK).
 // SPLIT: attn_bf16_d256_dv128_bhsd_causal_bwd_dkdv_wgmma = {{.*}}grid = [{ceil_div = ["Sk", 128]}, "Hkv", {mul = ["B", 2]}]
 // SPLIT-LABEL: gpu.func @attn_bf16_d256_dv128_bhsd_causal_bwd_dkdv_wgmma(
-// SPLIT: %[[Z:.+]] = gpu.block_id  z
+// The z index is getGradBlockIds' (causal: dealt by level where Hq > Hkv).
+// SPLIT: gpu.block_id  z
+// SPLIT: %[[Z:.+]] = arith.select %{{.+}}, %{{.+}}, %block_id_z : index
 // SPLIT: %[[HALF:.+]] = arith.remui %[[Z]], %c2
 // SPLIT: arith.divui %[[Z]], %c2
 // SPLIT: %[[DV:.+]] = arith.cmpi eq, %[[HALF]], %c0

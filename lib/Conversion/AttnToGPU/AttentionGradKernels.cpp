@@ -518,6 +518,58 @@ Value mlir::attn::detail::buildRowDelta(Emitter &e, Type elt, int64_t dv,
   return e.fadd(sum, e.shuffleXor(sum, 1));
 }
 
+GradBlockIds
+mlir::attn::detail::getGradBlockIds(Emitter &e, const AttentionSpec &spec,
+                                    const AttentionKernelArgs &args,
+                                    bool heavyLast) {
+  auto id = [&](gpu::Dimension d) {
+    return gpu::BlockIdOp::create(e.b, d).getResult();
+  };
+  GradBlockIds grid{id(gpu::Dimension::x), id(gpu::Dimension::y),
+                    id(gpu::Dimension::z)};
+  if (spec.mask.kind != MaskKind::Causal)
+    return grid;
+  // In 32 bits, as the hardware's block indices are (a grid of fewer than
+  // 2^32 blocks): a 64-bit division is a long subroutine that every block,
+  // MHA's too, would run before its warps specialize.
+  Type i32 = e.b.getI32Type();
+  auto narrow = [&](Value v) {
+    return arith::IndexCastUIOp::create(e.b, i32, v).getResult();
+  };
+  auto dim = [&](gpu::Dimension d) {
+    return narrow(gpu::GridDimOp::create(e.b, d));
+  };
+  auto mul = [&](Value x, Value y) {
+    return arith::MulIOp::create(e.b, x, y).getResult();
+  };
+  auto add = [&](Value x, Value y) {
+    return arith::AddIOp::create(e.b, x, y).getResult();
+  };
+  auto div = [&](Value x, Value y) {
+    return arith::DivUIOp::create(e.b, x, y).getResult();
+  };
+  auto rem = [&](Value x, Value y) {
+    return arith::RemUIOp::create(e.b, x, y).getResult();
+  };
+  auto widen = [&](Value v) {
+    return arith::IndexCastUIOp::create(e.b, e.b.getIndexType(), v).getResult();
+  };
+  Value blocks = dim(gpu::Dimension::x), ys = dim(gpu::Dimension::y);
+  Value pairs = mul(ys, dim(gpu::Dimension::z));
+  Value linear = add(narrow(grid.x),
+                     mul(blocks, add(narrow(grid.y), mul(ys, narrow(grid.z)))));
+  Value level = widen(div(linear, pairs));
+  Value pair = rem(linear, pairs);
+  GradBlockIds levels{heavyLast ? e.sub(e.sub(widen(blocks), level), e.idx(1))
+                                : level,
+                      widen(rem(pair, ys)), widen(div(pair, ys))};
+  // The group size is a run-time size: chosen per launch.
+  Value shared =
+      arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, args.hq, args.hkv);
+  return {e.sel(shared, levels.x, grid.x), e.sel(shared, levels.y, grid.y),
+          e.sel(shared, levels.z, grid.z)};
+}
+
 Value mlir::attn::detail::getGradScale(Emitter &e, const AttentionSpec &spec,
                                        const AttentionKernelArgs &args) {
   Value factor = getScoreFactor(e, spec, args);

@@ -487,9 +487,10 @@ private:
     c0 = e.idx(0);
     c1 = e.idx(1);
     tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-    Value kb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-    kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-    bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    GradBlockIds ids = getGradBlockIds(e, spec, a, /*heavyLast=*/false);
+    Value kb = ids.x;
+    kvh = ids.y;
+    bIdx = ids.z;
     if (split) {
       // Grid z is [B, 2]: the block computes dV (half 0) or dK (half 1).
       half = e.rem(bIdx, e.idx(2));
@@ -1086,9 +1087,10 @@ private:
     c0 = e.idx(0);
     c1 = e.idx(1);
     tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-    Value qb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-    head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-    bIdx = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+    GradBlockIds ids = getGradBlockIds(e, spec, a, /*heavyLast=*/true);
+    Value qb = ids.x;
+    head = ids.y;
+    bIdx = ids.z;
     q0 = e.mul(qb, e.idx(kRows));
     off = e.sub(a.sk, a.sq);
     kvh = e.div(head, e.div(a.hq, a.hkv));
