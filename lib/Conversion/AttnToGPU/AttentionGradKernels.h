@@ -87,7 +87,8 @@ Value getGradScale(Emitter &e, const AttentionSpec &spec,
 /// of fixed cost on 132 SMs, the grid's order reaches 0.81 of the ideal for
 /// Llama-3.1-8B's GQA at 8k and 0.63 at 4k, the levels 0.99-1.00. Measured
 /// on an H100 (docs/bench/2026-12-05-h100-stop48-grad-order): +18-26% at 4k
-/// and +7-10% at 8k for that GQA, fused and deterministic. MHA keeps the
+/// and +7-10% at 8k for that GQA with the wgmma kernels, fused and
+/// deterministic, +13-17% with the mma.sync dK/dV kernel. MHA keeps the
 /// grid's order, a head's blocks together, which keep its rows and dQ's
 /// accumulator in L2 while they stream them: dealt by level too, d64 and
 /// d128 causal 4k x 4 lost up to 35%. Other masks keep it as well.

@@ -546,11 +546,13 @@ private:
     deltaS = carve({kStages, tiling.threads()}, b.getF32Type());
   }
 
-  /// The block's keys, KV head and batch; the thread's roles and keys.
+  /// The block's keys, KV head and batch (getGradBlockIds' order); the
+  /// thread's roles and keys.
   void computeIndices() {
-    Value kb = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-    kvh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-    computeLaneRoles(gpu::BlockIdOp::create(b, gpu::Dimension::z));
+    GradBlockIds ids = getGradBlockIds(e, spec, a, /*heavyLast=*/false);
+    Value kb = ids.x;
+    kvh = ids.y;
+    computeLaneRoles(ids.z);
     k0 = e.mul(kb, e.idx(kKeys));
     off = e.sub(a.sk, a.sq);
     rows = threadRows(k0);
