@@ -539,30 +539,20 @@ mlir::attn::detail::getGradBlockIds(Emitter &e, const AttentionSpec &spec,
   auto dim = [&](gpu::Dimension d) {
     return narrow(gpu::GridDimOp::create(e.b, d));
   };
-  auto mul = [&](Value x, Value y) {
-    return arith::MulIOp::create(e.b, x, y).getResult();
-  };
-  auto add = [&](Value x, Value y) {
-    return arith::AddIOp::create(e.b, x, y).getResult();
-  };
-  auto div = [&](Value x, Value y) {
-    return arith::DivUIOp::create(e.b, x, y).getResult();
-  };
-  auto rem = [&](Value x, Value y) {
-    return arith::RemUIOp::create(e.b, x, y).getResult();
-  };
   auto widen = [&](Value v) {
     return arith::IndexCastUIOp::create(e.b, e.b.getIndexType(), v).getResult();
   };
+  // The Emitter's integer ops take any integer type: these are i32.
   Value blocks = dim(gpu::Dimension::x), ys = dim(gpu::Dimension::y);
-  Value pairs = mul(ys, dim(gpu::Dimension::z));
-  Value linear = add(narrow(grid.x),
-                     mul(blocks, add(narrow(grid.y), mul(ys, narrow(grid.z)))));
-  Value level = widen(div(linear, pairs));
-  Value pair = rem(linear, pairs);
+  Value pairs = e.mul(ys, dim(gpu::Dimension::z));
+  Value linear =
+      e.add(narrow(grid.x),
+            e.mul(blocks, e.add(narrow(grid.y), e.mul(ys, narrow(grid.z)))));
+  Value level = widen(e.div(linear, pairs));
+  Value pair = e.rem(linear, pairs);
   GradBlockIds levels{heavyLast ? e.sub(e.sub(widen(blocks), level), e.idx(1))
                                 : level,
-                      widen(rem(pair, ys)), widen(div(pair, ys))};
+                      widen(e.rem(pair, ys)), widen(e.div(pair, ys))};
   // The group size is a run-time size: chosen per launch.
   Value shared =
       arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, args.hq, args.hkv);
