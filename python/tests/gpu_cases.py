@@ -66,6 +66,12 @@ CASES = [
          lse=True, layout="bshd"),
     case("long_keys_alt_sinks_lse_9000", b=1, hq=2, hkv=2, sq=64, sk=9000, sinks=True, lse=True),
     case("long_keys_default_8191", b=1, hq=2, hkv=2, sq=64, sk=8191),
+    # Causal D = Dv = 128 below 2048 keys launches its length alternative
+    # (one warpgroup of 64 rows, 64 keys a step); 2047 is its last size, 2048
+    # the default's first. The shorter causal cases above run it too.
+    case("causal_short_alt_2047_gqa_bshd_lse", b=1, hq=8, hkv=2, sq=2047, sk=2047, causal=True,
+         layout="bshd", lse=True),
+    case("causal_default_2048_sq_lt_sk", b=1, hq=4, hkv=4, sq=300, sk=2048, causal=True),
 ]
 
 

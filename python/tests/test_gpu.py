@@ -149,6 +149,25 @@ def test_length_alternative_is_the_long_cases_kernel():
     assert choice.default.manifest["tile"]["block_kv"] == 128
 
 
+def test_causal_length_alternative_is_the_short_cases_kernel():
+    """Causal D = Dv = 128 kernels come with a 64-row, 64-key alternative
+    preferred below 2048 keys (docs/design-length-choice.md): the short
+    causal cases run it, causal_default_2048_sq_lt_sk and the longer ones
+    the default."""
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("length alternatives are built for sm_90a")
+    want = {"dtype": "bf16", "head_dim": 128, "value_head_dim": 128, "layout": "bhsd",
+            "mask": "causal", "softcap": None, "bias": False, "sinks": False, "lse": False}
+    choice = gpu._find(gpu.load_bundles(BUNDLES), want)
+    assert isinstance(choice, gpu.KernelChoice), choice.manifest["entry"]
+    sizes = {"B": 1, "Hq": 4, "Hkv": 4, "Sq": 300}
+    short = choice.pick(dict(sizes, Sk=2047)).manifest
+    assert (short["tile"]["block_q"], short["tile"]["block_kv"]) == (64, 64)
+    assert choice.pick(dict(sizes, Sk=1)).manifest is short
+    assert choice.pick(dict(sizes, Sk=2048)) is choice.default
+    assert choice.default.manifest["tile"]["block_q"] == 128
+
+
 def _fp8_inputs(c):
     """q, k, v quantized to e4m3 with descales (per tensor or per (batch, KV
     head), amax / 448 of scaled normals), and their dequantized float64

@@ -57,15 +57,21 @@ def test_variant_matrix_ptxas(chip, kernel):
     with tempfile.TemporaryDirectory() as out:
         written = bundles.compile_variants(MATRIX, out, chip, kernel=kernel)
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
-        # sm_90a's D = Dv = 128 non-causal f16/bf16 variants without bias or
-        # softcap also get their 176-key length alternative
-        # (docs/design-length-choice.md), preferred from 8192 keys.
-        alternatives = sum(chip == "sm_90a" and kernel == "auto" and v["head_dim"] == 128
-                           and v["value_head_dim"] == 128 and v["mask"] == "none"
-                           and v["dtype"] in ("f16", "bf16") and not v["bias"]
-                           and v["softcap"] is None for v in MATRIX)
-        assert len(ptx) == len(MATRIX) + alternatives, f"{len(ptx)} kernels for {len(MATRIX)} variants"
-        assert sum(f.endswith("_wgmma_kv176_pSk8192.ptx") for f in ptx) == alternatives
+        # sm_90a's D = Dv = 128 f16/bf16 variants without bias or softcap
+        # also get a length alternative (docs/design-length-choice.md):
+        # 176 keys a step from 8192 keys non-causal, one warpgroup of 64 rows
+        # and 64 keys a step below 2048 keys causal.
+        def alternative(v, mask):
+            return (chip == "sm_90a" and kernel == "auto" and v["head_dim"] == 128
+                    and v["value_head_dim"] == 128 and v["mask"] == mask
+                    and v["dtype"] in ("f16", "bf16") and not v["bias"] and v["softcap"] is None)
+        wide = sum(alternative(v, "none") for v in MATRIX)
+        short = sum(alternative(v, "causal") for v in MATRIX)
+        assert len(ptx) == len(MATRIX) + wide + short, f"{len(ptx)} kernels for {len(MATRIX)} variants"
+        assert sum(f.endswith("_wgmma_kv176_pSk8192.ptx") for f in ptx) == wide
+        assert sum(f.endswith("_wgmma_q64_kv64_pSk0to2048.ptx") for f in ptx) == short
+        if chip == "sm_90a" and kernel == "auto":
+            assert wide and short
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
                                capture_output=True, text=True)
@@ -77,15 +83,15 @@ def test_variant_matrix_ptxas(chip, kernel):
                 assert "ldmatrix.sync.aligned" in text and "mma.sync.aligned.m16n8k16" in text
                 assert "cp.async" in text
             # The sm_90a kernels: TMA on mbarriers and wgmma for both products.
-            if f.endswith("_wgmma.ptx") or f.endswith("_wgmma_kv176_pSk8192.ptx"):
+            if f.endswith(("_wgmma.ptx", "_wgmma_kv176_pSk8192.ptx", "_wgmma_q64_kv64_pSk0to2048.ptx")):
                 assert chip == "sm_90a"
                 assert "cp.async.bulk.tensor.4d" in text and "mbarrier" in text
                 assert text.count("wgmma.mma_async.sync.aligned.m64n") >= 2
-                # Head dim 64 (D = Dv, no bias): one consumer warpgroup, two
-                # blocks an SM (128 registers a thread at launch, 232 for the
+                # Head dim 64 (D = Dv, no bias) and the 64-row causal
+                # alternative: one consumer warpgroup, two blocks an SM (128 registers a thread at launch, 232 for the
                 # consumers after setmaxnreg), without spills. Otherwise two
                 # consumer warpgroups, one block an SM, 240.
-                solo = "_d64_dv64_" in f and "_bias" not in f
+                solo = ("_d64_dv64_" in f and "_bias" not in f) or "_q64_" in f
                 threads, regs = (256, 232) if solo else (384, 240)
                 assert f".maxntid {threads}, 1, 1" in text, f
                 assert (".minnctapersm 2" in text) == solo, f

@@ -496,14 +496,19 @@ FailureOr<Value> LaunchEmitter::isPreferred(DictionaryAttr manifest) {
                      << "', or a malformed range of it, for the \"prefer\" "
                         "of kernel "
                      << manifest.get("entry");
-    all =
-        both(all, b.createOrFold<arith::CmpIOp>(loc, arith::CmpIPredicate::sge,
-                                                size, index(lo.getInt())));
+    // Sizes are tensor extents, never negative: a range from 0 needs no
+    // lower bound.
+    if (lo.getInt() > 0)
+      all = both(all,
+                 b.createOrFold<arith::CmpIOp>(loc, arith::CmpIPredicate::sge,
+                                               size, index(lo.getInt())));
     if (hi)
       all = both(all,
                  b.createOrFold<arith::CmpIOp>(loc, arith::CmpIPredicate::slt,
                                                size, index(hi.getInt())));
   }
+  if (!all) // Every range was [0, unbounded).
+    all = arith::ConstantIntOp::create(b, loc, 1, 1);
   return all;
 }
 

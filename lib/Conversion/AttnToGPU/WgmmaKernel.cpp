@@ -1250,9 +1250,21 @@ void mlir::attn::detail::buildWgmmaKernelBody(OpBuilder &builder, Location loc,
 /// 128 (bf16, H200, both kernels in one process, 8 interleaved rounds;
 /// docs/bench/2026-12-04-h200-528a59f-block-kv): 1.017x at 8k x 2 and
 /// 1.020x at 16k; 0.984x at 4k x 4, 0.968x at 2k x 8 and 0.933x at 1k x 16.
-/// Hence from 8192 keys up. Causal kernels lost at every length up to 4k
-/// with any step but 128 and were not measured past it; a bias or a
-/// softcap (more registers a step) not at all: they keep one kernel.
+/// Hence from 8192 keys up.
+///
+/// Causal at D = Dv = 128: one consumer warpgroup of 64 rows and 64 keys a
+/// step (80 KB, two blocks an SM, so one block's set-up, pipeline fill and
+/// epilogue overlap the other's steps, and the diagonal wastes a 64 x 64
+/// tile, not a 128 x 128 one) against the default 128 x 128 (bf16, H200,
+/// 8 interleaved rounds; docs/bench/2026-12-04-h200-d64-one-warpgroup,
+/// ab-q64-kv64-d128.txt): 1.088x at 1k x 16 and 0.877x at 16k. Below 2048
+/// keys: the ratio falls by about 5% a doubling between the two measured
+/// lengths, which puts the crossover near 3k; 2k is left to the next sweep
+/// (docs/design-length-choice.md). Other causal steps with two warpgroups
+/// lost at every length up to 4k.
+///
+/// A bias or a softcap (more registers a step) were not measured: they
+/// keep one kernel.
 SmallVector<AttentionSpec>
 mlir::attn::detail::getLengthAlternatives(const AttentionSpec &resolved) {
   SmallVector<AttentionSpec> alternatives;
@@ -1260,14 +1272,25 @@ mlir::attn::detail::getLengthAlternatives(const AttentionSpec &resolved) {
   if (s.kernel != AttentionKernelKind::Wgmma || s.blockQ || s.blockKV ||
       !s.prefer.empty() || s.persistent)
     return alternatives;
-  if ((s.dtype == ScalarType::F16 || s.dtype == ScalarType::BF16) &&
-      s.headDim == 128 && s.valueHeadDim == 128 &&
-      s.mask.kind == MaskKind::None && !s.bias && !s.softcap) {
+  if (!(s.dtype == ScalarType::F16 || s.dtype == ScalarType::BF16) ||
+      s.headDim != 128 || s.valueHeadDim != 128 || s.bias || s.softcap)
+    return alternatives;
+  auto addIfTiled = [&](AttentionSpec alternative) {
+    if (succeeded(getWgmmaTiling(alternative, /*why=*/nullptr)))
+      alternatives.push_back(std::move(alternative));
+  };
+  if (s.mask.kind == MaskKind::None) {
     AttentionSpec wide = s;
     wide.blockKV = 176;
     wide.prefer = {SizeRange{"Sk", 8192, std::nullopt}};
-    if (succeeded(getWgmmaTiling(wide, /*why=*/nullptr)))
-      alternatives.push_back(std::move(wide));
+    addIfTiled(std::move(wide));
+  }
+  if (s.mask.kind == MaskKind::Causal) {
+    AttentionSpec small = s;
+    small.blockQ = 64;
+    small.blockKV = 64;
+    small.prefer = {SizeRange{"Sk", 0, 2048}};
+    addIfTiled(std::move(small));
   }
   return alternatives;
 }
