@@ -224,9 +224,20 @@ ATTN_RUNTIME_EXPORT const char *attnRuntimeGetError(void) {
 ATTN_RUNTIME_EXPORT void attnRuntimeClearError(void) { hasError = false; }
 
 ATTN_RUNTIME_EXPORT int attnRuntimeAvailable(void) {
-  const Driver *d = driverIfLoaded();
+  Loader &l = loader();
+  if (!l.loaded) {
+    recordError("attnRuntimeAvailable: %s", l.error.c_str());
+    return 0;
+  }
   int count = 0;
-  return d && d->cuDeviceGetCount(&count) == CUDA_SUCCESS && count > 0;
+  if (!check(l.driver.cuDeviceGetCount(&count), "cuDeviceGetCount",
+             "attnRuntimeAvailable"))
+    return 0;
+  if (count <= 0) {
+    recordError("attnRuntimeAvailable: the driver sees no CUDA device");
+    return 0;
+  }
+  return 1;
 }
 
 ATTN_RUNTIME_EXPORT int64_t attnRuntimeMultiprocessorCount(void) {

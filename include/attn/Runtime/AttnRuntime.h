@@ -64,7 +64,8 @@ ATTN_RUNTIME_EXPORT void attnRuntimeClearError(void);
  * NULL is a no-op. */
 ATTN_RUNTIME_EXPORT void attnRuntimeFree(void *devicePtr);
 
-/* 1 if libcuda.so.1 loaded and at least one CUDA device exists, else 0. */
+/* 1 if libcuda.so.1 loaded and at least one CUDA device exists, else 0 with
+ * the reason recorded (attnRuntimeGetError). */
 ATTN_RUNTIME_EXPORT int attnRuntimeAvailable(void);
 
 /* The multiprocessor count of the current context's device (1 when it

@@ -34,6 +34,8 @@ static void expectNull(const char *what, const void *p, int wanted) {
 int main(void) {
   available = attnRuntimeAvailable();
   printf("runtime available: %s\n", available ? "yes" : "no");
+  /* Without a GPU it says why (no libcuda, or no device). */
+  expectError("availability error", "attnRuntimeAvailable", !available);
   attnRuntimeClearError();
   expectNull("no error after clear", attnRuntimeGetError(), 1);
 
