@@ -21,7 +21,8 @@ du -sh $out
 cd ..
 git apply docs/bench/2026-12-05-stop49-short-tilings/three-blocks.patch
 ninja -C build attn-compile > /dev/null
-(cd python && run -o $out/q64kv64x3 --kernel wgmma --block-q 64 --block-kv 64)
+(cd python && run -o $out/q64kv64x3 --kernel wgmma --block-q 64 --block-kv 64 &&
+  run -o $out/q64kv32x4 --kernel wgmma --block-q 64 --block-kv 32)
 git apply -R docs/bench/2026-12-05-stop49-short-tilings/three-blocks.patch
 ninja -C build attn-compile > /dev/null
-(cd python && grep -l "minnctapersm 3" $out/q64kv64x3/*d64*.ptx | wc -l)   # 2: the d64 kernels
+(cd python && grep -l "minnctapersm [34]" $out/q64kv64x3/*d64*.ptx $out/q64kv32x4/*d64*.ptx | wc -l)   # 4: the d64 kernels
