@@ -133,16 +133,23 @@ def test_gpu(c):
         assert not torch.isnan(lse).any()
 
 
-def test_length_alternative_is_the_long_cases_kernel():
-    """The suite's bundles hold d128 non-causal kernels with their 176-key
-    length alternative (docs/design-length-choice.md) on sm_90a: the
-    long_keys_alt cases run it, long_keys_default_8191 the default."""
+def _d128_choice(mask):
+    """The suite's bundles' kernels for bf16 D = Dv = 128 bhsd with `mask`:
+    a KernelChoice, its default and its length alternatives
+    (docs/design-length-choice.md), which are built for sm_90a."""
     if torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("length alternatives are built for sm_90a")
     want = {"dtype": "bf16", "head_dim": 128, "value_head_dim": 128, "layout": "bhsd",
-            "mask": "none", "softcap": None, "bias": False, "sinks": False, "lse": False}
+            "mask": mask, "softcap": None, "bias": False, "sinks": False, "lse": False}
     choice = gpu._find(gpu.load_bundles(BUNDLES), want)
     assert isinstance(choice, gpu.KernelChoice), choice.manifest["entry"]
+    return choice
+
+
+def test_length_alternative_is_the_long_cases_kernel():
+    """d128 non-causal kernels come with their 176-key length alternative:
+    the long_keys_alt cases run it, long_keys_default_8191 the default."""
+    choice = _d128_choice("none")
     sizes = {"B": 1, "Hq": 4, "Hkv": 2, "Sq": 200}
     assert choice.pick(dict(sizes, Sk=8195)).manifest["tile"]["block_kv"] == 176
     assert choice.pick(dict(sizes, Sk=8191)) is choice.default
@@ -150,16 +157,10 @@ def test_length_alternative_is_the_long_cases_kernel():
 
 
 def test_causal_length_alternative_is_the_short_cases_kernel():
-    """Causal D = Dv = 128 kernels come with a 64-row, 64-key alternative
-    preferred below 2048 keys (docs/design-length-choice.md): the short
-    causal cases run it, causal_default_2048_sq_lt_sk and the longer ones
-    the default."""
-    if torch.cuda.get_device_capability()[0] != 9:
-        pytest.skip("length alternatives are built for sm_90a")
-    want = {"dtype": "bf16", "head_dim": 128, "value_head_dim": 128, "layout": "bhsd",
-            "mask": "causal", "softcap": None, "bias": False, "sinks": False, "lse": False}
-    choice = gpu._find(gpu.load_bundles(BUNDLES), want)
-    assert isinstance(choice, gpu.KernelChoice), choice.manifest["entry"]
+    """Causal d128 kernels come with a 64-row, 64-key alternative preferred
+    below 2048 keys: the short causal cases run it,
+    causal_default_2048_sq_lt_sk and the longer ones the default."""
+    choice = _d128_choice("causal")
     sizes = {"B": 1, "Hq": 4, "Hkv": 4, "Sq": 300}
     short = choice.pick(dict(sizes, Sk=2047)).manifest
     assert (short["tile"]["block_q"], short["tile"]["block_kv"]) == (64, 64)
