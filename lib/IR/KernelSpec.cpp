@@ -563,6 +563,8 @@ public:
 
   bool ok() const { return firstError.empty(); }
   const std::string &getError() const { return firstError; }
+  /// Records that `key`'s value, read well, breaks a rule between keys.
+  void invalid(StringRef key, const Twine &what) { error(key, what.str()); }
 
 private:
   static bool isRuntime(const json::Value *v) {
@@ -720,6 +722,11 @@ static void read(SpecReader &r, NsaSelectSpec &s, const json::Object &) {
             /*minimum=*/0);
   r.integer("local_blocks", s.localBlocks, /*required=*/true, /*minimum=*/0);
   r.number("scale", s.scale);
+  // Each KV head serves a whole group of query heads (the op verifier's
+  // rule; found missing here by fuzz_specs.py, seed 4950).
+  if (r.ok() && s.queryHeads % s.kvHeads != 0)
+    r.invalid("q_heads",
+              "expected a multiple of kv_heads (" + Twine(s.kvHeads) + ")");
 }
 
 static void read(SpecReader &r, IndexerSpec &s, const json::Object &) {

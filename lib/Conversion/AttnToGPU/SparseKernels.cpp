@@ -141,6 +141,15 @@ mlir::attn::detail::checkNsaKernelEligible(const NsaSelectSpec &spec,
                 "up to 256, with D = Dv or Dv up to 128 or a multiple of 128 "
                 "(got " +
                 Twine(d) + " / " + Twine(dv) + ")");
+  // The kernels' grids hold the KV heads in y (times the value-column
+  // chunks of the paged tilings that run the selected branch:
+  // PagedTiling::dvChunks), which CUDA caps at 65535.
+  int64_t chunks = d == dv ? 1 : dv / std::min<int64_t>(dv, 128);
+  if (spec.kvHeads > 65535 / chunks)
+    return fail("the NSA GPU kernels launch a grid row per KV head" +
+                Twine(chunks > 1 ? " and value-column chunk" : "") +
+                ": at most " + Twine(65535 / chunks) + " KV heads (got " +
+                Twine(spec.kvHeads) + ")");
   int64_t group = spec.queryHeads / spec.kvHeads;
   if (group > 16)
     return fail("the NSA block selection packs a KV head's query heads into "
