@@ -81,6 +81,12 @@ LogicalResult buildAttentionKernels(OpBuilder &builder, ModuleOp module,
 // Paged decode (PagedKernel.cpp, PagedLatentKernel.cpp)
 //===----------------------------------------------------------------------===//
 
+/// How many blocks split a paged head's value columns (PagedTiling: one
+/// where D = Dv up to 256, else chunks of up to 128 columns). The grids of
+/// the kernels built on the paged tilings (paged decode, NSA's selected
+/// branch) hold the KV heads times this in y.
+int64_t pagedValueChunks(int64_t d, int64_t dv);
+
 /// Whether the paged kernels take `spec` (f16/bf16, D = Dv a multiple of 16
 /// up to 256, or a latent cache the latent kernel takes); `why` says what
 /// is missing.

@@ -97,6 +97,10 @@ struct PagedTiling {
 
 } // namespace
 
+int64_t mlir::attn::detail::pagedValueChunks(int64_t d, int64_t dv) {
+  return PagedTiling::get(d, dv).dvChunks(dv);
+}
+
 /// Whether `spec` takes the latent split kernel (PagedLatentKernel.cpp):
 /// heads wider than the narrow tiling whose values are a prefix of the key
 /// rows.
@@ -1050,10 +1054,8 @@ LogicalResult mlir::attn::detail::buildPagedKernels(
 }
 
 bool mlir::attn::detail::nsaAttendAccepts(const NsaSelectSpec &spec) {
-  // A warp's 16 keys of a tile in one entry; the narrow tiling's head dims
-  // (checkNsaKernelEligible).
-  // (The head dims are checkNsaKernelEligible's, which the paged tilings
-  // take.)
+  // A warp's 16 keys of a tile in one entry. (The head dims are
+  // checkNsaKernelEligible's, which the paged tilings take.)
   return spec.selBlock > 0 && spec.selBlock % 16 == 0;
 }
 

@@ -142,9 +142,9 @@ mlir::attn::detail::checkNsaKernelEligible(const NsaSelectSpec &spec,
                 "(got " +
                 Twine(d) + " / " + Twine(dv) + ")");
   // The kernels' grids hold the KV heads in y (times the value-column
-  // chunks of the paged tilings that run the selected branch:
-  // PagedTiling::dvChunks), which CUDA caps at 65535.
-  int64_t chunks = d == dv ? 1 : dv / std::min<int64_t>(dv, 128);
+  // chunks of the paged tilings that run the selected branch), which CUDA
+  // caps at 65535.
+  int64_t chunks = pagedValueChunks(d, dv);
   if (spec.kvHeads > 65535 / chunks)
     return fail("the NSA GPU kernels launch a grid row per KV head" +
                 Twine(chunks > 1 ? " and value-column chunk" : "") +
