@@ -101,11 +101,8 @@ static std::string fmt(int64_t size) {
   return ShapedType::isDynamic(size) ? "?" : std::to_string(size);
 }
 
-/// Static sizes every lowering's index arithmetic takes without overflowing
-/// int64 (element offsets, their products with strides, tile counts): each
-/// dimension and integer size attribute at most 2^31 - 1, each tensor at most
-/// 2^48 elements -- far beyond any memory, so no real program is refused.
-static constexpr int64_t kMaxDimSize = (int64_t(1) << 31) - 1;
+/// Each tensor at most 2^48 elements (and each dimension at most
+/// kMaxDimSize) -- far beyond any memory, so no real program is refused.
 static constexpr int64_t kMaxElements = int64_t(1) << 48;
 
 bool mlir::attn::isWithinSizeBounds(ArrayRef<int64_t> shape) {

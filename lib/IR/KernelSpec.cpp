@@ -16,6 +16,7 @@
 #include "llvm/ADT/StringSwitch.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -396,12 +397,14 @@ class SpecReader {
 public:
   explicit SpecReader(const json::Object &o) : o(o) {}
 
-  /// An integer of at least `minimum`: sizes are positive, extents and
-  /// block counts non-negative (a kernel generator need not guard against
-  /// a negative head dim).
+  /// An integer of at least `minimum` and at most `maximum`: sizes are
+  /// positive, extents and block counts non-negative, and no size larger
+  /// than the ops take (a kernel generator need not guard against a
+  /// negative head dim, nor its byte counts against overflow). Window
+  /// extents are unbounded, as the mask attribute's.
   template <typename T>
-  void integer(StringRef key, T &out, bool required = true,
-               int64_t minimum = 1) {
+  void integer(StringRef key, T &out, bool required = true, int64_t minimum = 1,
+               int64_t maximum = kMaxDimSize) {
     const json::Value *v = o.get(key);
     if (!v)
       return missing(key, required);
@@ -411,6 +414,9 @@ public:
     if (*x < minimum)
       return error(key,
                    ("expected an integer of at least " + Twine(minimum)).str());
+    if (*x > maximum)
+      return error(key, "expected at most 2^31 - 1, the largest size attn "
+                        "takes");
     out = *x;
   }
   void boolean(StringRef key, bool &out, bool required = false) {
@@ -465,8 +471,10 @@ public:
         "mask", out.kind, [](StringRef v) { return symbolizeMaskKind(v); },
         /*required=*/false);
     if (out.isWindow()) {
-      integer("window_left", out.left, /*required=*/true, /*minimum=*/0);
-      integer("window_right", out.right, /*required=*/true, /*minimum=*/0);
+      integer("window_left", out.left, /*required=*/true, /*minimum=*/0,
+              std::numeric_limits<int64_t>::max());
+      integer("window_right", out.right, /*required=*/true, /*minimum=*/0,
+              std::numeric_limits<int64_t>::max());
     }
   }
   /// The values a dense or paged spec may leave to run time: "scale" a
@@ -506,7 +514,8 @@ public:
       if (!runtime && extent && isRuntime(extent))
         return mixed(key);
       if (!runtime)
-        integer(key, *out, /*required=*/true, /*minimum=*/0);
+        integer(key, *out, /*required=*/true, /*minimum=*/0,
+                std::numeric_limits<int64_t>::max());
     }
   }
   void sinks(std::optional<ScalarType> &out) {

@@ -43,10 +43,6 @@ using namespace mlir::attn;
 using namespace mlir::attn::fuse;
 using namespace mlir::presburger;
 
-/// The largest size attn.attention takes (2^31 - 1): dynamic sizes range up
-/// to it.
-static constexpr int64_t kMaxDimSize = (int64_t(1) << 31) - 1;
-
 bool fuse::isMaskingValue(double v) {
   return v == -INFINITY || v == -65504.0 || v == -3.3895313892515355e38 ||
          v == (double)-std::numeric_limits<float>::max();

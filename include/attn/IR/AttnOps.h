@@ -23,6 +23,12 @@
 namespace mlir {
 namespace attn {
 
+/// The largest size attn takes, of a dimension or an integer size attribute
+/// (and of a kernel spec's sizes): every lowering's index arithmetic
+/// (element offsets, their products with strides, tile counts) stays within
+/// int64 below it, and no real program is refused.
+inline constexpr int64_t kMaxDimSize = (int64_t(1) << 31) - 1;
+
 /// Whether the static sizes of `shape` are ones attn's ops take: each
 /// dimension at most 2^31 - 1 and at most 2^48 elements in all, so that no
 /// lowering's index arithmetic overflows (dynamic sizes are not counted).

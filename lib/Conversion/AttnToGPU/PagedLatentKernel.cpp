@@ -50,10 +50,7 @@ using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
 bool LatentTiling::accepts(int64_t d, int64_t dv) const {
-  // Q alone takes 2 · rows · d bytes: past kMaxPagedSharedMemory columns d
-  // cannot fit, and the sum below could overflow.
-  return d > 0 && d <= kMaxPagedSharedMemory && d % 32 == 0 &&
-         dv % (16 * kWarps) == 0 && dv <= d &&
+  return d % 32 == 0 && dv % (16 * kWarps) == 0 && dv <= d &&
          sharedMemoryBytes(d) <= kMaxPagedSharedMemory;
 }
 

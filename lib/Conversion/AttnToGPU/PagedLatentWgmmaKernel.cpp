@@ -82,10 +82,8 @@ using namespace mlir::attn;
 using namespace mlir::attn::detail;
 
 bool LatentWgmmaTiling::accepts(int64_t d, int64_t dv) {
-  // Q alone takes 2 · 64 · d bytes: past kMaxPagedSharedMemory columns d
-  // cannot fit, and the sum below could overflow.
-  return d > 0 && d <= kMaxPagedSharedMemory && d % 64 == 0 && dv % 128 == 0 &&
-         dv <= 512 && dv <= d && sharedMemoryBytes(d) <= kMaxPagedSharedMemory;
+  return d % 64 == 0 && dv % 128 == 0 && dv <= 512 && dv <= d &&
+         sharedMemoryBytes(d) <= kMaxPagedSharedMemory;
 }
 
 namespace {
