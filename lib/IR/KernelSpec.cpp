@@ -16,7 +16,6 @@
 #include "llvm/ADT/StringSwitch.h"
 
 #include <cmath>
-#include <limits>
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -397,27 +396,20 @@ class SpecReader {
 public:
   explicit SpecReader(const json::Object &o) : o(o) {}
 
-  /// An integer of at least `minimum` and at most `maximum`: sizes are
-  /// positive, extents and block counts non-negative, and no size larger
-  /// than the ops take (a kernel generator need not guard against a
-  /// negative head dim, nor its byte counts against overflow). Window
-  /// extents are unbounded, as the mask attribute's.
+  /// An integer of at least `minimum` and at most kMaxDimSize: sizes are
+  /// positive, block counts non-negative, and none larger than the ops take
+  /// (a kernel generator need not guard against a negative head dim, nor
+  /// its byte counts against overflow).
   template <typename T>
-  void integer(StringRef key, T &out, bool required = true, int64_t minimum = 1,
-               int64_t maximum = kMaxDimSize) {
-    const json::Value *v = o.get(key);
-    if (!v)
-      return missing(key, required);
-    std::optional<int64_t> x = v->getAsInteger();
-    if (!x)
-      return error(key, "expected an integer");
-    if (*x < minimum)
-      return error(key,
-                   ("expected an integer of at least " + Twine(minimum)).str());
-    if (*x > maximum)
-      return error(key, "expected at most 2^31 - 1, the largest size attn "
-                        "takes");
-    out = *x;
+  void integer(StringRef key, T &out, bool required = true,
+               int64_t minimum = 1) {
+    readInteger(key, out, required, minimum, /*bounded=*/true);
+  }
+  /// A window extent: a non-negative integer, unbounded as the mask
+  /// attribute's (the kernels clamp it).
+  void windowExtent(StringRef key, int64_t &out) {
+    readInteger(key, out, /*required=*/true, /*minimum=*/0,
+                /*bounded=*/false);
   }
   void boolean(StringRef key, bool &out, bool required = false) {
     const json::Value *v = o.get(key);
@@ -471,10 +463,8 @@ public:
         "mask", out.kind, [](StringRef v) { return symbolizeMaskKind(v); },
         /*required=*/false);
     if (out.isWindow()) {
-      integer("window_left", out.left, /*required=*/true, /*minimum=*/0,
-              std::numeric_limits<int64_t>::max());
-      integer("window_right", out.right, /*required=*/true, /*minimum=*/0,
-              std::numeric_limits<int64_t>::max());
+      windowExtent("window_left", out.left);
+      windowExtent("window_right", out.right);
     }
   }
   /// The values a dense or paged spec may leave to run time: "scale" a
@@ -514,8 +504,7 @@ public:
       if (!runtime && extent && isRuntime(extent))
         return mixed(key);
       if (!runtime)
-        integer(key, *out, /*required=*/true, /*minimum=*/0,
-                std::numeric_limits<int64_t>::max());
+        windowExtent(key, *out);
     }
   }
   void sinks(std::optional<ScalarType> &out) {
@@ -576,6 +565,23 @@ public:
   void invalid(StringRef key, const Twine &what) { error(key, what.str()); }
 
 private:
+  template <typename T>
+  void readInteger(StringRef key, T &out, bool required, int64_t minimum,
+                   bool bounded) {
+    const json::Value *v = o.get(key);
+    if (!v)
+      return missing(key, required);
+    std::optional<int64_t> x = v->getAsInteger();
+    if (!x)
+      return error(key, "expected an integer");
+    if (*x < minimum)
+      return error(key,
+                   ("expected an integer of at least " + Twine(minimum)).str());
+    if (bounded && *x > kMaxDimSize)
+      return error(key, "expected at most 2^31 - 1, the largest size attn "
+                        "takes");
+    out = *x;
+  }
   static bool isRuntime(const json::Value *v) {
     return v->getAsString() == StringRef(kRuntime);
   }
