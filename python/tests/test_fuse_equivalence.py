@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(cpu.tools() is None,
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INPUTS = ["test/Transforms/attn-fuse-linalg.mlir", "test/Transforms/attn-fuse-tosa.mlir",
-          "test/Transforms/attn-fuse-layout.mlir",
+          "test/Transforms/attn-fuse-layout.mlir", "test/Transforms/attn-fuse-mask-spellings.mlir",
           "examples/frontend/bert_base_attention_tosa.mlir"]
 EPS = {"f32": 2.0 ** -23, "f16": 2.0 ** -10, "bf16": 2.0 ** -7}
 
