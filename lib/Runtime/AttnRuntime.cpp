@@ -69,7 +69,10 @@ struct FunctionKeyHash {
 
 /// What has been set on a function, so each attribute is set once.
 struct FunctionAttributes {
-  int maxDynamicSharedBytes = 48 * 1024; // the default limit
+  /// The function's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, asked
+  /// on first use (-1 until then): by default 48 KiB less the function's
+  /// static shared memory, not 48 KiB.
+  int maxDynamicSharedBytes = -1;
   bool nonPortableClusters = false;
 };
 
@@ -211,18 +214,30 @@ GridCheck checkDims(const char *entry, const int64_t grid[3],
 }
 
 /// Raises the function's dynamic shared memory limit when a launch needs more
-/// than the default 48 KiB; once per function and size.
+/// than the function allows by default (48 KiB less its static shared
+/// memory, which the attn kernels have: a kernel of exactly 48 KiB dynamic
+/// failed to launch when this compared against 48 KiB); once per function
+/// and size.
 bool prepareFunction(const Driver &d, CUfunction fn, int32_t smem,
                      int64_t clusterSize, const char *entry) {
   if (smem < 0) {
     recordError("%s: negative shared memory size %d", entry, smem);
     return false;
   }
-  if (smem <= 48 * 1024 && clusterSize <= 8)
+  if (smem == 0 && clusterSize <= 8)
     return true;
   ModuleState &s = moduleState();
   std::lock_guard<std::mutex> lock(s.mutex);
   FunctionAttributes &attrs = s.attributes[fn];
+  if (attrs.maxDynamicSharedBytes < 0 &&
+      !check(d.cuFuncGetAttribute(
+                 &attrs.maxDynamicSharedBytes,
+                 CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, fn),
+             "cuFuncGetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", "%s",
+             entry)) {
+    attrs.maxDynamicSharedBytes = -1;
+    return false;
+  }
   if (smem > attrs.maxDynamicSharedBytes) {
     if (!check(d.cuFuncSetAttribute(
                    fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),

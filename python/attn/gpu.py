@@ -121,9 +121,15 @@ class Kernel:
                                                  self.manifest["entry"].encode()),
                    "cuModuleGetFunction")
             shared = self.manifest["dynamic_shared_memory"]
-            if shared > 48 * 1024:
-                # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: beyond 48 KB
-                # a kernel must opt in.
+            # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8): what a
+            # launch may ask for without opting in is 48 KB less the
+            # function's static shared memory, so ask the function (a kernel
+            # of exactly 48 KB dynamic and 1 KB static failed to launch with
+            # CUDA_ERROR_INVALID_VALUE when this compared against 48 KB).
+            limit = ctypes.c_int()
+            _check(_driver().cuFuncGetAttribute(ctypes.byref(limit), 8, fn),
+                   "cuFuncGetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)")
+            if shared > limit.value:
                 _check(_driver().cuFuncSetAttribute(fn, 8, ctypes.c_int(shared)),
                        f"cuFuncSetAttribute({shared} bytes of shared memory)")
             self._functions[device] = fn

@@ -160,6 +160,13 @@ int cuModuleGetFunction(void **function, void *module, const char *name) {
 
 int cuFuncSetAttribute(void *function, int attribute, int value) { return 0; }
 
+/* A function's default limits: 48 KB of dynamic shared memory less 1 KB of
+   static, as the attn kernels have. */
+int cuFuncGetAttribute(int *value, int attribute, void *function) {
+  *value = attribute == 8 ? 48 * 1024 - 1024 : 0;
+  return 0;
+}
+
 int cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t n,
                          void *stream) {
   return 0;
