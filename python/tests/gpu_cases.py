@@ -66,12 +66,20 @@ CASES = [
          lse=True, layout="bshd"),
     case("long_keys_alt_sinks_lse_9000", b=1, hq=2, hkv=2, sq=64, sk=9000, sinks=True, lse=True),
     case("long_keys_default_8191", b=1, hq=2, hkv=2, sq=64, sk=8191),
-    # Causal D = Dv = 128 below 2048 keys launches its length alternative
-    # (one warpgroup of 64 rows, 64 keys a step); 2047 is its last size, 2048
+    # Causal D = Dv = 128 through 2048 keys launches its length alternative
+    # (one warpgroup of 64 rows, 64 keys a step); 2048 is its last size, 2049
     # the default's first. The shorter causal cases above run it too.
-    case("causal_short_alt_2047_gqa_bshd_lse", b=1, hq=8, hkv=2, sq=2047, sk=2047, causal=True,
+    case("causal_short_alt_2048_gqa_bshd_lse", b=1, hq=8, hkv=2, sq=2048, sk=2048, causal=True,
          layout="bshd", lse=True),
-    case("causal_default_2048_sq_lt_sk", b=1, hq=4, hkv=4, sq=300, sk=2048, causal=True),
+    case("causal_default_2049_sq_lt_sk", b=1, hq=4, hkv=4, sq=300, sk=2049, causal=True),
+    # Causal D = Dv = 64 below 1792 keys: 64 keys a step, three blocks an SM;
+    # 1791 is its last size, 1792 the default's first (gqa4_causal_d64 above
+    # runs it too).
+    case("causal_d64_alt_1791_gqa_bshd_lse", b=2, hq=8, hkv=2, sq=1791, sk=1791, d=64,
+         causal=True, layout="bshd", lse=True),
+    case("causal_d64_alt_sq_lt_sk_sinks_f16", b=1, hq=4, hkv=4, sq=77, sk=1500, d=64, causal=True,
+         dtype="f16", sinks=True),
+    case("causal_d64_default_1792", b=1, hq=4, hkv=4, sq=300, sk=1792, d=64, causal=True),
 ]
 
 

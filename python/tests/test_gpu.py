@@ -133,13 +133,13 @@ def test_gpu(c):
         assert not torch.isnan(lse).any()
 
 
-def _d128_choice(mask):
-    """The suite's bundles' kernels for bf16 D = Dv = 128 bhsd with `mask`:
+def _dense_choice(mask, d=128):
+    """The suite's bundles' kernels for bf16 D = Dv = `d` bhsd with `mask`:
     a KernelChoice, its default and its length alternatives
     (docs/design-length-choice.md), which are built for sm_90a."""
     if torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("length alternatives are built for sm_90a")
-    want = {"dtype": "bf16", "head_dim": 128, "value_head_dim": 128, "layout": "bhsd",
+    want = {"dtype": "bf16", "head_dim": d, "value_head_dim": d, "layout": "bhsd",
             "mask": mask, "softcap": None, "bias": False, "sinks": False, "lse": False}
     choice = gpu._find(gpu.load_bundles(BUNDLES), want)
     assert isinstance(choice, gpu.KernelChoice), choice.manifest["entry"]
@@ -149,7 +149,7 @@ def _d128_choice(mask):
 def test_length_alternative_is_the_long_cases_kernel():
     """d128 non-causal kernels come with their 176-key length alternative:
     the long_keys_alt cases run it, long_keys_default_8191 the default."""
-    choice = _d128_choice("none")
+    choice = _dense_choice("none")
     sizes = {"B": 1, "Hq": 4, "Hkv": 2, "Sq": 200}
     assert choice.pick(dict(sizes, Sk=8195)).manifest["tile"]["block_kv"] == 176
     assert choice.pick(dict(sizes, Sk=8191)) is choice.default
@@ -158,15 +158,27 @@ def test_length_alternative_is_the_long_cases_kernel():
 
 def test_causal_length_alternative_is_the_short_cases_kernel():
     """Causal d128 kernels come with a 64-row, 64-key alternative preferred
-    below 2048 keys: the short causal cases run it,
-    causal_default_2048_sq_lt_sk and the longer ones the default."""
-    choice = _d128_choice("causal")
+    through 2048 keys: the short causal cases run it,
+    causal_default_2049_sq_lt_sk and the longer ones the default."""
+    choice = _dense_choice("causal")
     sizes = {"B": 1, "Hq": 4, "Hkv": 4, "Sq": 300}
-    short = choice.pick(dict(sizes, Sk=2047)).manifest
+    short = choice.pick(dict(sizes, Sk=2048)).manifest
     assert (short["tile"]["block_q"], short["tile"]["block_kv"]) == (64, 64)
     assert choice.pick(dict(sizes, Sk=1)).manifest is short
-    assert choice.pick(dict(sizes, Sk=2048)) is choice.default
+    assert choice.pick(dict(sizes, Sk=2049)) is choice.default
     assert choice.default.manifest["tile"]["block_q"] == 128
+
+
+def test_causal_d64_length_alternative_is_the_short_cases_kernel():
+    """Causal d64 kernels come with a 64-key alternative (three blocks an SM)
+    preferred below 1792 keys: the causal_d64_alt cases run it,
+    causal_d64_default_1792 and the longer ones the default (128 keys)."""
+    choice = _dense_choice("causal", d=64)
+    sizes = {"B": 1, "Hq": 4, "Hkv": 4, "Sq": 300}
+    short = choice.pick(dict(sizes, Sk=1791)).manifest
+    assert (short["tile"]["block_q"], short["tile"]["block_kv"]) == (64, 64)
+    assert choice.pick(dict(sizes, Sk=1792)) is choice.default
+    assert choice.default.manifest["tile"]["block_kv"] == 128
 
 
 def _fp8_inputs(c):

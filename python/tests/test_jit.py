@@ -291,8 +291,10 @@ def test_real_compiler(tmp_path, monkeypatch):
     monkeypatch.setenv("ATTN_CACHE_DIR", str(tmp_path))
     variant = {"dtype": "bf16", "head_dim": 64, "mask": "causal", "scale": 0.125}
     entry = jit.compile_variant(variant)
-    manifests = [f for f in os.listdir(entry) if f.endswith(".json")]
-    assert len(manifests) == 1
+    # The variant's kernel and its length alternative (causal d64 below
+    # 1792 keys: docs/design-length-choice.md).
+    manifests = sorted(f for f in os.listdir(entry) if f.endswith(".json"))
+    assert len(manifests) == 2 and manifests[1].endswith("_q64_kv64_pSk0to1792.json"), manifests
     with open(os.path.join(entry, manifests[0])) as f:
         manifest = json.load(f)
     assert manifest["chip"] == "sm_90a" and manifest["kernel"] == "wgmma"

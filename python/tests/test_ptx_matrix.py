@@ -43,6 +43,7 @@ MATRIX = (
     [variant(dtype=t, d=d) for t, d in itertools.product(["f16", "bf16"], [64, 96, 128, 256])]
     + [variant(d=192, dv=128, mask="causal", scale=0.1352),
        variant(mask="causal"), variant(dtype="f16", mask="causal", lse=True),
+       variant(d=64, mask="causal", layout="bshd", sinks=True),
        variant(mask="window", window=(127, 0)), variant(mask="window", window=(64, 16), layout="bshd"),
        variant(softcap=50.0, mask="causal"), variant(bias=(False, True, False, False)),
        variant(dtype="f16", bias=(True, True, False, False), mask="causal"),
@@ -57,21 +58,25 @@ def test_variant_matrix_ptxas(chip, kernel):
     with tempfile.TemporaryDirectory() as out:
         written = bundles.compile_variants(MATRIX, out, chip, kernel=kernel)
         ptx = sorted(f for f in os.listdir(out) if f.endswith(".ptx"))
-        # sm_90a's D = Dv = 128 f16/bf16 variants without bias or softcap
-        # also get a length alternative (docs/design-length-choice.md):
-        # 176 keys a step from 8192 keys non-causal, one warpgroup of 64 rows
-        # and 64 keys a step below 2048 keys causal.
-        def alternative(v, mask):
-            return (chip == "sm_90a" and kernel == "auto" and v["head_dim"] == 128
-                    and v["value_head_dim"] == 128 and v["mask"] == mask
+        # sm_90a's D = Dv f16/bf16 variants without bias or softcap also get
+        # length alternatives (docs/design-length-choice.md): at 128, 176
+        # keys a step from 8192 keys non-causal, one warpgroup of 64 rows
+        # and 64 keys a step through 2048 keys causal; at 64, 64 keys a step
+        # (three blocks an SM) below 1792 keys causal.
+        def alternative(v, mask, d):
+            return (chip == "sm_90a" and kernel == "auto" and v["head_dim"] == d
+                    and v["value_head_dim"] == d and v["mask"] == mask
                     and v["dtype"] in ("f16", "bf16") and not v["bias"] and v["softcap"] is None)
-        wide = sum(alternative(v, "none") for v in MATRIX)
-        short = sum(alternative(v, "causal") for v in MATRIX)
-        assert len(ptx) == len(MATRIX) + wide + short, f"{len(ptx)} kernels for {len(MATRIX)} variants"
+        wide = sum(alternative(v, "none", 128) for v in MATRIX)
+        short = sum(alternative(v, "causal", 128) for v in MATRIX)
+        trio = sum(alternative(v, "causal", 64) for v in MATRIX)
+        assert len(ptx) == len(MATRIX) + wide + short + trio, \
+            f"{len(ptx)} kernels for {len(MATRIX)} variants"
         assert sum(f.endswith("_wgmma_kv176_pSk8192.ptx") for f in ptx) == wide
-        assert sum(f.endswith("_wgmma_q64_kv64_pSk0to2048.ptx") for f in ptx) == short
+        assert sum(f.endswith("_wgmma_q64_kv64_pSk0to2049.ptx") for f in ptx) == short
+        assert sum(f.endswith("_wgmma_q64_kv64_pSk0to1792.ptx") for f in ptx) == trio
         if chip == "sm_90a" and kernel == "auto":
-            assert wide and short
+            assert wide and short and trio
         for f in ptx:
             r = subprocess.run([PTXAS, f"-arch={chip}", os.path.join(out, f), "-o", os.devnull],
                                capture_output=True, text=True)
@@ -83,18 +88,23 @@ def test_variant_matrix_ptxas(chip, kernel):
                 assert "ldmatrix.sync.aligned" in text and "mma.sync.aligned.m16n8k16" in text
                 assert "cp.async" in text
             # The sm_90a kernels: TMA on mbarriers and wgmma for both products.
-            if f.endswith(("_wgmma.ptx", "_wgmma_kv176_pSk8192.ptx", "_wgmma_q64_kv64_pSk0to2048.ptx")):
+            if f.endswith(("_wgmma.ptx", "_wgmma_kv176_pSk8192.ptx", "_wgmma_q64_kv64_pSk0to2049.ptx",
+                           "_wgmma_q64_kv64_pSk0to1792.ptx")):
                 assert chip == "sm_90a"
                 assert "cp.async.bulk.tensor.4d" in text and "mbarrier" in text
                 assert text.count("wgmma.mma_async.sync.aligned.m64n") >= 2
                 # Head dim 64 (D = Dv, no bias) and the 64-row causal
-                # alternative: one consumer warpgroup, two blocks an SM (128 registers a thread at launch, 232 for the
-                # consumers after setmaxnreg), without spills. Otherwise two
+                # alternative: one consumer warpgroup, two blocks an SM (128
+                # registers a thread at launch, 232 for the consumers after
+                # setmaxnreg), without spills; at head dim 64 with 64 keys a
+                # step three blocks (80 at launch, 136). Otherwise two
                 # consumer warpgroups, one block an SM, 240.
                 solo = ("_d64_dv64_" in f and "_bias" not in f) or "_q64_" in f
-                threads, regs = (256, 232) if solo else (384, 240)
+                trio = f.endswith("_pSk0to1792.ptx")
+                threads, regs = (256, 136 if trio else 232) if solo else (384, 240)
                 assert f".maxntid {threads}, 1, 1" in text, f
-                assert (".minnctapersm 2" in text) == solo, f
+                assert (".minnctapersm 3" in text) == trio, f
+                assert (".minnctapersm 2" in text) == (solo and not trio), f
                 assert re.search(rf"setmaxnreg\.inc\.sync\.aligned\.u32\s+{regs};", text), f
                 if solo:
                     v = subprocess.run([PTXAS, "-arch=sm_90a", "-v", os.path.join(out, f), "-o",

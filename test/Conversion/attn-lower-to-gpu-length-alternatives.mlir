@@ -68,15 +68,15 @@ func.func @short_only(%q: tensor<1x8x1024x128xbf16>, %k: tensor<1x8x1024x128xbf1
 // -----
 
 // A causal variant at D = Dv = 128 prefers one warpgroup of 64 rows and 64
-// keys a step below 2048 keys. Sizes are never negative, so a range from 0
+// keys a step through 2048 keys. Sizes are never negative, so a range from 0
 // compares only its upper bound.
 // CHECK-LABEL: func.func @causal
 // CHECK: %[[KB:.*]] = bufferization.to_buffer %arg1
 // CHECK: %[[SK:.*]] = memref.dim %[[KB]], %c2
 // CHECK-NOT: arith.cmpi sge, %[[SK]]
-// CHECK: %[[SHORT:.*]] = arith.cmpi slt, %[[SK]], %c2048 : index
+// CHECK: %[[SHORT:.*]] = arith.cmpi slt, %[[SK]], %c2049 : index
 // CHECK-NEXT: scf.if %[[SHORT]] {
-// CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2048::
+// CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2049::
 // CHECK-SAME: threads in (%c256, %c1, %c1
 // CHECK: } else {
 // CHECK: gpu.launch_func @attn_bf16_d128_dv128_bhsd_causal_wgmma::
@@ -88,4 +88,24 @@ func.func @short_only(%q: tensor<1x8x1024x128xbf16>, %k: tensor<1x8x1024x128xbf1
 func.func @causal(%q: tensor<?x8x?x128xbf16>, %k: tensor<?x8x?x128xbf16>, %v: tensor<?x8x?x128xbf16>) -> tensor<?x8x?x128xbf16> {
   %o = attn.attention %q, %k, %v mask = <causal> scale = 0.0883883461 : (tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x8x?x128xbf16>
   return %o : tensor<?x8x?x128xbf16>
+}
+
+// -----
+
+// Causal D = Dv = 64: 64 keys a step (three blocks an SM) below 1792 keys.
+// CHECK-LABEL: func.func @causal_d64
+// CHECK: %[[SHORT:.*]] = arith.cmpi slt, %{{.*}}, %c1792 : index
+// CHECK-NEXT: scf.if %[[SHORT]] {
+// CHECK: gpu.launch_func @attn_bf16_d64_dv64_bhsd_causal_wgmma_q64_kv64_pSk0to1792::
+// CHECK-SAME: threads in (%c256, %c1, %c1
+// CHECK: } else {
+// CHECK: gpu.launch_func @attn_bf16_d64_dv64_bhsd_causal_wgmma::
+// CHECK-SAME: threads in (%c256, %c1, %c1
+// OFF-LABEL: func.func @causal_d64
+// OFF-NOT: scf.if
+// OFF: gpu.launch_func @attn_bf16_d64_dv64_bhsd_causal_wgmma::
+// OFF-NOT: q64_kv64
+func.func @causal_d64(%q: tensor<?x8x?x64xbf16>, %k: tensor<?x8x?x64xbf16>, %v: tensor<?x8x?x64xbf16>) -> tensor<?x8x?x64xbf16> {
+  %o = attn.attention %q, %k, %v mask = <causal> scale = 0.125 : (tensor<?x8x?x64xbf16>, tensor<?x8x?x64xbf16>, tensor<?x8x?x64xbf16>) -> tensor<?x8x?x64xbf16>
+  return %o : tensor<?x8x?x64xbf16>
 }

@@ -54,16 +54,16 @@ func.func @dense(%q: tensor<1x8x100x64xf16>, %k: tensor<1x2x100x64xf16>, %v: ten
 // alternative, which these 256 keys launch: docs/design-length-choice.md).
 // WGMMA: attn.kernels = {attn_bf16_d128_dv128_bhsd_causal_wgmma = {
 // WGMMA-NOT: attn_bf16_d128_dv128_bhsd_causal_s
-// WGMMA-SAME: attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2048 = {
+// WGMMA-SAME: attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2049 = {
 // WGMMA-NOT: attn_bf16_d128_dv128_bhsd_causal_s
 // WGMMA-COUNT-1: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma(
-// WGMMA-COUNT-1: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2048(
+// WGMMA-COUNT-1: gpu.func @attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2049(
 // WGMMA-NOT: gpu.func @attn_bf16
 // HOST-LABEL: func.func @shared
 // HOST: %[[S1:.*]] = arith.constant 0.0883883461 : f32
-// HOST: gpu.launch_func @attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2048::{{.*}}, %[[S1]] : f32,
+// HOST: gpu.launch_func @attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2049::{{.*}}, %[[S1]] : f32,
 // HOST: %[[S2:.*]] = arith.constant 1.250000e-01 : f32
-// HOST: gpu.launch_func @attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2048::{{.*}}, %[[S2]] : f32,
+// HOST: gpu.launch_func @attn_bf16_d128_dv128_bhsd_causal_wgmma_q64_kv64_pSk0to2049::{{.*}}, %[[S2]] : f32,
 func.func @shared(%q: tensor<1x8x256x128xbf16>) -> tensor<1x8x256x128xbf16> {
   %a = attn.attention %q, %q, %q mask = <causal> : (tensor<1x8x256x128xbf16>, tensor<1x8x256x128xbf16>, tensor<1x8x256x128xbf16>) -> tensor<1x8x256x128xbf16>
   %b = attn.attention %a, %q, %q mask = <causal> scale = 0.125 : (tensor<1x8x256x128xbf16>, tensor<1x8x256x128xbf16>, tensor<1x8x256x128xbf16>) -> tensor<1x8x256x128xbf16>

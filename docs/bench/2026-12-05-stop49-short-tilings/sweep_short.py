@@ -15,6 +15,7 @@ names = [d.rstrip("/").split("/")[-1] for d in dirs]
 torch.manual_seed(0)
 print("correctness (max |out - ref|, bf16):", flush=True)
 bad = 0
+broken = set()
 for bs, hq, hkv, sq, sk, d, causal in [(3, 8, 2, 1000, 1000, 128, True), (1, 2, 2, 100, 100, 128, False),
                                        (2, 4, 1, 300, 1200, 64, True), (4, 32, 32, 1000, 1000, 64, False),
                                        (1, 3, 3, 4500, 4500, 128, False), (2, 16, 16, 2048, 2048, 64, True),
@@ -30,13 +31,20 @@ for bs, hq, hkv, sq, sk, d, causal in [(3, 8, 2, 1000, 1000, 128, True), (1, 2, 
                                                     if causal else None))
     errs = []
     for dd in dirs:
-        out = gpu.attention(q, k, v, causal=causal, bundles=dd)
-        torch.cuda.synchronize()
-        errs.append((out.float() - ref).abs().max().item())
-    ok = all(e <= max(2 * errs[0], 1e-2) for e in errs)
+        try:
+            out = gpu.attention(q, k, v, causal=causal, bundles=dd)
+            torch.cuda.synchronize()
+            errs.append((out.float() - ref).abs().max().item())
+        except gpu.CudaError as e:  # a launch the tiling cannot make: dropped from the timing
+            print(f"  {dd}: {e}", flush=True)
+            broken.add(dd)
+            errs.append(float("inf"))
+    ok = all(e <= max(2 * errs[0], 1e-2) for dd, e in zip(dirs, errs) if dd not in broken)
     bad += not ok
     print(f"  b{bs} h{hq}/{hkv} {sq}x{sk} d{d} {'causal' if causal else 'none':<7} "
           + " ".join(f"{n}={e:.1e}" for n, e in zip(names, errs)) + ("" if ok else "  FAIL"), flush=True)
+dirs = [dd for dd in dirs if dd not in broken]
+names = [d.rstrip("/").split("/")[-1] for d in dirs]
 SHAPES = [  # (label, batch, hq, hkv, seqlen, d, causal)
     ("d128 c 512x32", 32, 16, 16, 512, 128, True), ("d128 c 1kx16", 16, 16, 16, 1024, 128, True),
     ("d128 c 2kx8", 8, 16, 16, 2048, 128, True), ("d128 c 4kx4", 4, 16, 16, 4096, 128, True),

@@ -460,11 +460,14 @@ LogicalResult mlir::attn::detail::buildAttentionKernels(
   }
   gpu::GPUFuncOp func = createKernel(builder, module, loc, name, sig.types,
                                      tiling->threads(), privateBuffers);
-  // The wgmma kernel with one consumer warpgroup runs two blocks an SM:
-  // ptxas then caps a thread at 128 registers, which setmaxnreg deals out.
+  // The wgmma kernel with one consumer warpgroup runs two (or three)
+  // blocks an SM: ptxas then caps a thread at 128 (80) registers, which
+  // setmaxnreg deals out.
   if (tiling->isWgmma() && tiling->wgmma.consumerWarpgroups == 1)
-    func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
-                  builder.getI32IntegerAttr(2));
+    func->setAttr(
+        NVVM::NVVMDialect::getMinctasmAttrName(),
+        builder.getI32IntegerAttr(std::max<int64_t>(
+            2, tiling->wgmma.blocksPerSM(spec.headDim, spec.valueHeadDim))));
   OpBuilder::InsertionGuard guard(builder);
   Block &body = func.getBody().front();
   builder.setInsertionPointToStart(&body);

@@ -46,9 +46,15 @@ struct WgmmaTiling {
   /// tiles; the grid is min(tiles, blocksPerSM() x the SM count).
   bool persistent = false;
   int64_t rows() const { return 64 * consumerWarpgroups; }
-  /// Blocks an SM holds: two with one consumer warpgroup where two blocks'
-  /// shared memory fits (`d`, `dv`: the head dims), else one.
+  /// Blocks an SM holds (`d`, `dv`: the head dims): with one consumer
+  /// warpgroup three where its steps are of at most 64 keys at head dims up
+  /// to 64 and three blocks' shared memory fits, else two where two fit;
+  /// with two warpgroups one.
   int64_t blocksPerSM(int64_t d, int64_t dv) const;
+  /// Registers a consumer thread takes with setmaxnreg in a plain (not FP8,
+  /// not persistent) kernel: what the block's launch share leaves beside
+  /// the producer's 24 (WgmmaKernel.cpp's constants).
+  int64_t consumerRegisters(int64_t d, int64_t dv) const;
   /// The consumer warpgroups and one producer warpgroup.
   int64_t threads() const { return 128 * (consumerWarpgroups + 1); }
   int64_t elementBytes() const { return fp8 ? 1 : 2; }

@@ -144,6 +144,11 @@ static constexpr int64_t kPersistentProducerRegisters = 40;
 /// thread at launch (.minnctapersm 2), 128 x 232 + 128 x 24 of them after
 /// setmaxnreg.
 static constexpr int64_t kSoloConsumerRegisters = 232;
+/// Three blocks an SM (head dims up to 64, at most 64 keys a step): 80
+/// registers a thread at launch (.minnctapersm 3, 3 x 256 x 80 <= 64K),
+/// 128 x 136 + 128 x 24 = 256 x 80 after setmaxnreg; ptxas spills nothing
+/// (bf16 d64, 32 to 64 keys a step).
+static constexpr int64_t kTrioConsumerRegisters = 136;
 /// FlashAttention-3's exponent offset of FP8's P (attn-tile's kFp8POffset).
 static constexpr double kFp8POffset = 8.0;
 /// The most dynamic shared memory a block may have on sm_90.
@@ -207,12 +212,27 @@ static FailureOr<WgmmaTiling> getFp8WgmmaTiling(const AttentionSpec &s,
 
 int64_t mlir::attn::detail::WgmmaTiling::blocksPerSM(int64_t d,
                                                      int64_t dv) const {
+  if (consumerWarpgroups != 1)
+    return 1;
   // 1 KB of each block's shared memory is the system's (sm_90: 228 KB an
   // SM, 227 KB a block at most).
-  return consumerWarpgroups == 1 &&
-                 2 * (sharedMemoryBytes(d, dv) + 1024) <= 228 * 1024
-             ? 2
-             : 1;
+  auto fit = [&](int64_t blocks) {
+    return blocks * (sharedMemoryBytes(d, dv) + 1024) <= 228 * 1024;
+  };
+  // Three blocks need the consumers to fit kTrioConsumerRegisters: O and S
+  // of at most 64 columns each (the persistent schedule's producer takes 40
+  // registers, which three blocks cannot spare).
+  if (keys <= 64 && d <= 64 && dv <= 64 && !fp8 && !persistent && fit(3))
+    return 3;
+  return fit(2) ? 2 : 1;
+}
+
+int64_t mlir::attn::detail::WgmmaTiling::consumerRegisters(int64_t d,
+                                                           int64_t dv) const {
+  if (consumerWarpgroups == 2)
+    return 240;
+  return blocksPerSM(d, dv) == 3 ? kTrioConsumerRegisters
+                                 : kSoloConsumerRegisters;
 }
 
 FailureOr<WgmmaTiling>
@@ -322,8 +342,8 @@ public:
         blockRows(tiling.rows()),
         consumerThreads(128 * tiling.consumerWarpgroups),
         consumerWarps(consumerThreads / 32),
-        pingPong(tiling.consumerWarpgroups == 2),
-        persistent(tiling.persistent) {
+        pingPong(tiling.consumerWarpgroups == 2), persistent(tiling.persistent),
+        consumerRegisters(tiling.consumerRegisters(D, Dv)) {
     assert(!(fp8 && persistent) && "getWgmmaTiling refuses persistent FP8");
     ctx = builder.getContext();
     f16 = getType(ctx, spec.dtype);
@@ -846,10 +866,9 @@ private:
   void emitConsumer() {
     NVVM::SetMaxRegisterOp::create(
         b,
-        b.getI32IntegerAttr(fp8 ? kFp8ConsumerRegisters
-                            : persistent
-                                ? persistentConsumerRegisters()
-                                : (pingPong ? 240 : kSoloConsumerRegisters)),
+        b.getI32IntegerAttr(fp8          ? kFp8ConsumerRegisters
+                            : persistent ? persistentConsumerRegisters()
+                                         : consumerRegisters),
         NVVM::SetMaxRegisterActionAttr::get(
             ctx, NVVM::SetMaxRegisterAction::increase));
     if (!persistent)
@@ -1205,6 +1224,8 @@ private:
   /// The persistent schedule, and within its tile loop this block's tiles
   /// and key blocks before the current tile (null outside it).
   const bool persistent;
+  /// What the consumers of a plain kernel take (WgmmaTiling).
+  const int64_t consumerRegisters;
   Value tileCount, ringBase;
   /// What the persistent schedule's consumers get
   /// (kPersistentProducerRegisters).
@@ -1257,11 +1278,19 @@ void mlir::attn::detail::buildWgmmaKernelBody(OpBuilder &builder, Location loc,
 /// epilogue overlap the other's steps, and the diagonal wastes a 64 x 64
 /// tile, not a 128 x 128 one) against the default 128 x 128 (bf16, H200,
 /// 8 interleaved rounds; docs/bench/2026-12-04-h200-d64-one-warpgroup,
-/// ab-q64-kv64-d128.txt): 1.088x at 1k x 16 and 0.877x at 16k. Below 2048
-/// keys: the ratio falls by about 5% a doubling between the two measured
-/// lengths, which puts the crossover near 3k; 2k is left to the next sweep
-/// (docs/design-length-choice.md). Other causal steps with two warpgroups
-/// lost at every length up to 4k.
+/// ab-q64-kv64-d128.txt): 1.088x at 1k x 16 and 0.877x at 16k. The sweep
+/// of 2026-12-06 (H200, 5 interleaved rounds of CUDA graphs;
+/// docs/bench/2026-12-06-h200-stop51): 1.197x at 512 x 32, 1.153x at
+/// 1k x 16, 1.033x at 2k x 8, 0.935x at 4k x 4 (Llama-3.1-8B GQA: 1.155x,
+/// 1.009x, 0.888x at 1k, 2k, 4k). Hence through 2048 keys. Other causal
+/// steps with two warpgroups lost at every length up to 4k.
+///
+/// Causal at D = Dv = 64: one consumer warpgroup with 64 keys a step, three
+/// blocks an SM (WgmmaTiling::blocksPerSM), against the default 128 keys a
+/// step and two blocks (the same sweep): 1.313x at 512 x 32, 1.177x at
+/// 1k x 16, 0.970x at 2k x 8, 0.938x at 4k x 4. The crossover, log-linear
+/// between 1k and 2k, is near 1.85k: below 1792 keys. Non-causal it was
+/// 1.029x at 1k x 16 and 0.954x at 2k x 8: left out.
 ///
 /// A bias or a softcap (more registers a step) were not measured: they
 /// keep one kernel.
@@ -1273,24 +1302,29 @@ mlir::attn::detail::getLengthAlternatives(const AttentionSpec &resolved) {
       !s.prefer.empty() || s.persistent)
     return alternatives;
   if (!(s.dtype == ScalarType::F16 || s.dtype == ScalarType::BF16) ||
-      s.headDim != 128 || s.valueHeadDim != 128 || s.bias || s.softcap)
+      s.headDim != s.valueHeadDim || s.bias || s.softcap)
     return alternatives;
   auto addIfTiled = [&](AttentionSpec alternative) {
     if (succeeded(getWgmmaTiling(alternative, /*why=*/nullptr)))
       alternatives.push_back(std::move(alternative));
   };
-  if (s.mask.kind == MaskKind::None) {
+  // One consumer warpgroup of 64 rows, 64 keys a step, below `end` keys.
+  auto addShort = [&](int64_t end) {
+    AttentionSpec small = s;
+    small.blockQ = 64;
+    small.blockKV = 64;
+    small.prefer = {SizeRange{"Sk", 0, end}};
+    addIfTiled(std::move(small));
+  };
+  if (s.headDim == 128 && s.mask.kind == MaskKind::None) {
     AttentionSpec wide = s;
     wide.blockKV = 176;
     wide.prefer = {SizeRange{"Sk", 8192, std::nullopt}};
     addIfTiled(std::move(wide));
   }
-  if (s.mask.kind == MaskKind::Causal) {
-    AttentionSpec small = s;
-    small.blockQ = 64;
-    small.blockKV = 64;
-    small.prefer = {SizeRange{"Sk", 0, 2048}};
-    addIfTiled(std::move(small));
-  }
+  if (s.headDim == 128 && s.mask.kind == MaskKind::Causal)
+    addShort(2049);
+  if (s.headDim == 64 && s.mask.kind == MaskKind::Causal)
+    addShort(1792);
   return alternatives;
 }
