@@ -50,6 +50,36 @@ static const char kPtx[] =
     "  st.global.f32 [%rd4], %f2;\n"
     "DONE:\n"
     "  ret;\n"
+    "}\n"
+    /* add_one with 1 KiB of static shared memory, as the attn kernels have:
+       its default dynamic limit is 47 KiB, so a launch of 48 KiB must opt
+       in (the runtime asked for 48 KiB past 48 KiB only, and such a launch
+       failed with CUDA_ERROR_INVALID_VALUE). */
+    ".shared .align 4 .b8 pad[1024];\n"
+    ".visible .entry add_one_static(.param .u64 p_data, .param .u32 p_n)\n"
+    "{\n"
+    "  .reg .pred %p<2>;\n"
+    "  .reg .b32 %r<7>;\n"
+    "  .reg .f32 %f<3>;\n"
+    "  .reg .b64 %rd<5>;\n"
+    "  ld.param.u64 %rd1, [p_data];\n"
+    "  ld.param.u32 %r2, [p_n];\n"
+    "  mov.u32 %r3, %ctaid.x;\n"
+    "  mov.u32 %r4, %ntid.x;\n"
+    "  mov.u32 %r5, %tid.x;\n"
+    "  mad.lo.s32 %r1, %r3, %r4, %r5;\n"
+    "  mov.u32 %r6, pad;\n"
+    "  st.shared.u32 [%r6], %r1;\n"
+    "  setp.ge.s32 %p1, %r1, %r2;\n"
+    "  @%p1 bra DONE_STATIC;\n"
+    "  cvta.to.global.u64 %rd2, %rd1;\n"
+    "  mul.wide.s32 %rd3, %r1, 4;\n"
+    "  add.s64 %rd4, %rd2, %rd3;\n"
+    "  ld.global.f32 %f1, [%rd4];\n"
+    "  add.f32 %f2, %f1, 0f3F800000;\n"
+    "  st.global.f32 [%rd4], %f2;\n"
+    "DONE_STATIC:\n"
+    "  ret;\n"
     "}\n";
 
 enum { N = 1000 };
@@ -99,6 +129,12 @@ static void testKernels(void *stream) {
   CHECK(attnRuntimeGetError() != NULL, "grid beyond CUDA's limits rejected");
   /* More than 48 KiB of dynamic shared memory: the attribute is set. */
   launch(fn, buffer, (N + 255) / 256, 64 * 1024, stream);
+  /* Exactly 48 KiB beside 1 KiB of static: past the function's own limit. */
+  void *withStatic = mgpuModuleGetFunction(module, "add_one_static");
+  CHECK(withStatic != NULL, "mgpuModuleGetFunction(add_one_static)");
+  launch(withStatic, buffer, (N + 255) / 256, 48 * 1024, stream);
+  CHECK(attnRuntimeGetError() == NULL,
+        "48 KiB of dynamic shared memory beside 1 KiB of static");
   /* A cluster launch (sm_90+): clusters of 2 over the 4 blocks. */
   int n = N;
   void *params[] = {&buffer, &n};
@@ -107,7 +143,7 @@ static void testKernels(void *stream) {
   memset(host, 0, sizeof(host));
   mgpuMemcpy(host, buffer, sizeof(host), stream);
   waitFor(stream);
-  CHECK(allEqual(host, 3.0f, 1.0f), "three launches added 3 (zero grid none)");
+  CHECK(allEqual(host, 4.0f, 1.0f), "four launches added 4 (zero grid none)");
 
   mgpuMemset32(buffer, 0x3f800000 /* 1.0f */, N, stream);
   mgpuMemcpy(host, buffer, sizeof(host), stream);
