@@ -158,7 +158,35 @@ int cuModuleGetFunction(void **function, void *module, const char *name) {
   return 0;
 }
 
-int cuFuncSetAttribute(void *function, int attribute, int value) { return 0; }
+// The dynamic shared memory each function was last opted into
+// (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 8); 0: never.
+static struct {
+  void *function;
+  int bytes;
+} opt_ins[MAX_FUNCTIONS];
+static int nopt_ins;
+
+int cuFuncSetAttribute(void *function, int attribute, int value) {
+  if (attribute != 8)
+    return 0;
+  int i = 0;
+  while (i < nopt_ins && opt_ins[i].function != function)
+    i++;
+  if (i == nopt_ins && nopt_ins < MAX_FUNCTIONS)
+    nopt_ins++;
+  if (i < MAX_FUNCTIONS) {
+    opt_ins[i].function = function;
+    opt_ins[i].bytes = value;
+  }
+  return 0;
+}
+
+int fake_shared_opt_in(void *function) {
+  for (int i = 0; i < nopt_ins; i++)
+    if (opt_ins[i].function == function)
+      return opt_ins[i].bytes;
+  return 0;
+}
 
 /* A function's default limits: 48 KB of dynamic shared memory less 1 KB of
    static, as the attn kernels have. */

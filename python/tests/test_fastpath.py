@@ -390,6 +390,19 @@ def _kernel(tmp_path, driver, manifest):
     return kernel
 
 
+@pytest.mark.parametrize("shared,opted", [(0, 0), (40960, 0), (47 * 1024, 0),
+                                           (48 * 1024, 48 * 1024), (200704, 200704)])
+def test_shared_memory_opt_in(fast, driver, tmp_path, shared, opted):
+    """A kernel is opted into its dynamic shared memory past the function's
+    own limit (the fake's: 48 KB less 1 KB of static, as the attn kernels'),
+    not past 48 KB: 48 KB exactly failed to launch on the H200 before."""
+    driver.lib.fake_shared_opt_in.argtypes = [ctypes.c_void_p]
+    manifest = {"kernel": "wgmma", "variant": {}, "params": [_memref("a")], "grid": [1, 1, 1],
+                "block": [256, 1, 1], "dynamic_shared_memory": shared}
+    kernel = _kernel(tmp_path, driver, manifest)
+    assert driver.lib.fake_shared_opt_in(kernel.function(0).value) == opted
+
+
 @pytest.mark.parametrize("layout", ["bhsd", "bshd"])
 @pytest.mark.parametrize("shape", [(2, 8, 100, 64), (1, 3, 1, 128), (3, 1, 257, 256)])
 def test_launcher_bytes_are_the_param_buffers(fast, driver, tmp_path, layout, shape):
