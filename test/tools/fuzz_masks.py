@@ -15,12 +15,18 @@
 # select(pred, s, m), select(pred, m, s), s + select(pred, 0, m) or
 # s + select(pred, m, 0), with m = -inf, the lowest finite f32 (the masking
 # values attn-fuse knows), or -1e4 (which it must treat as a bias or leave
-# alone). Sq and Sk are 1 to 20, independently.
+# alone). Sq and Sk are 1 to 20, independently. The graphs: static 3-D ones,
+# 4-D ones with dynamic sequence lengths (the mask may read Sq and Sk through
+# tensor.dim; run at three size pairs), constant mask tensors (bands, bands
+# with one element flipped, random bits), and training graphs (forward +
+# autograd backward, the backward re-applying the same mask, none, or
+# another one: attn.attention_grad must take the forward's mask only).
 #
 # Every graph goes through `attn-opt --attn-fuse`, which must succeed. Where
 # it fused (an attn.attention appears), the graph runs on the CPU with and
 # without fusion (attn-to-cpu, mlir-runner) on the same random inputs, and
-# the outputs must agree within 1e-5 of their scale. The one documented
+# the outputs must agree within 1e-5 of their scale (for training graphs dQ,
+# dK and dV too, where no row is all masked). The one documented
 # difference (docs/AttnPasses.md, attn-fuse's numerics): a row whose keys are
 # all masked gives 0 fused, where the unfused graph gives NaN (-inf) or the
 # uniform average of V (the lowest finite value); such rows must be exactly
@@ -30,7 +36,7 @@
 # Failing graphs are written under --out with the reason; `--seed S --only N`
 # regenerates input N. The output ends with "N inputs, M fused, K failures".
 #
-# One RUN line: 120 inputs (about 25 fused), about 40 s on 2 busy cores. A
+# One RUN line: 120 inputs (about 25 fused), about 1 min on 2 busy cores. A
 # longer campaign: --seed N --count 2000.
 #
 # REQUIRES: numpy
@@ -281,6 +287,73 @@ func.func @{name}(%q: {Q}, %kt: {KT}, %v: {V}) -> {Q} {{
 }}
 """
 
+# A training graph (torch-mlir's shape of forward + autograd backward, as in
+# attn-fuse-backward.mlir): the mask on the scaled scores, and the backward
+# re-applying the same mask, none, or another one (which must not fuse as
+# the forward's).
+TRAINING_GRAPH = """#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @{name}(%q: {Q}, %k: {K}, %v: {K}, %do: {Q}) -> ({Q}, {Q}, {K}, {K}) {{
+  %m = arith.constant {m} : f32
+  %c = arith.constant 0.5 : f32
+  %zero = arith.constant 0.0 : f32
+  %kte = tensor.empty() : {KT}
+  %kt = linalg.transpose ins(%k : {K}) outs(%kte : {KT}) permutation = [0, 2, 1]
+  %se = tensor.empty() : {S}
+  %sf = linalg.fill ins(%zero : f32) outs(%se : {S}) -> {S}
+  %s = linalg.batch_matmul ins(%q, %kt : {Q}, {KT}) outs(%sf : {S}) -> {S}
+  %l = linalg.generic {{indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}} ins(%s : {S}) outs(%se : {S}) {{
+  ^bb0(%x: f32, %out: f32):
+    %b = linalg.index 0 : index
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %sc = arith.mulf %x, %c : f32
+{forward}
+    linalg.yield %r : f32
+  }} -> {S}
+  %p = linalg.softmax dimension(2) ins(%l : {S}) outs(%se : {S}) -> {S}
+  %oe = tensor.empty() : {Q}
+  %of = linalg.fill ins(%zero : f32) outs(%oe : {Q}) -> {Q}
+  %o = linalg.batch_matmul ins(%p, %v : {S}, {K}) outs(%of : {Q}) -> {Q}
+  %pte = tensor.empty() : {ST}
+  %pt = linalg.transpose ins(%p : {S}) outs(%pte : {ST}) permutation = [0, 2, 1]
+  %ke = tensor.empty() : {K}
+  %kf = linalg.fill ins(%zero : f32) outs(%ke : {K}) -> {K}
+  %dv = linalg.batch_matmul ins(%pt, %do : {ST}, {Q}) outs(%kf : {K}) -> {K}
+  %vte = tensor.empty() : {KT}
+  %vt = linalg.transpose ins(%v : {K}) outs(%vte : {KT}) permutation = [0, 2, 1]
+  %dp = linalg.batch_matmul ins(%do, %vt : {Q}, {KT}) outs(%sf : {S}) -> {S}
+  %dpp = linalg.mul ins(%dp, %p : {S}, {S}) outs(%se : {S}) -> {S}
+  %re = tensor.empty() : {R}
+  %rf = linalg.fill ins(%zero : f32) outs(%re : {R}) -> {R}
+  %sum = linalg.reduce ins(%dpp : {S}) outs(%rf : {R}) dimensions = [2]
+    (%in: f32, %acc: f32) {{
+      %0 = arith.addf %in, %acc : f32
+      linalg.yield %0 : f32
+    }}
+  %sumb = linalg.broadcast ins(%sum : {R}) outs(%se : {S}) dimensions = [2]
+  %psum = linalg.mul ins(%p, %sumb : {S}, {S}) outs(%se : {S}) -> {S}
+  %dl = linalg.sub ins(%dpp, %psum : {S}, {S}) outs(%se : {S}) -> {S}
+  %ds = linalg.generic {{indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}} ins(%dl : {S}) outs(%se : {S}) {{
+  ^bb0(%x: f32, %out: f32):
+    %b = linalg.index 0 : index
+    %i = linalg.index 1 : index
+    %j = linalg.index 2 : index
+{backward}
+    linalg.yield %r : f32
+  }} -> {S}
+  %kte2 = tensor.empty() : {K}
+  %ktt = linalg.transpose ins(%kt : {KT}) outs(%kte2 : {K}) permutation = [0, 2, 1]
+  %dq = linalg.batch_matmul ins(%ds, %ktt : {S}, {K}) outs(%of : {Q}) -> {Q}
+  %qte = tensor.empty() : {QT}
+  %qt = linalg.transpose ins(%q : {Q}) outs(%qte : {QT}) permutation = [0, 2, 1]
+  %dktf = linalg.fill ins(%zero : f32) outs(%kte : {KT}) -> {KT}
+  %dkt = linalg.batch_matmul ins(%qt, %ds : {QT}, {S}) outs(%dktf : {KT}) -> {KT}
+  %dke = tensor.empty() : {K}
+  %dk = linalg.transpose ins(%dkt : {KT}) outs(%dke : {K}) permutation = [0, 2, 1]
+  return %o, %dq, %dk, %dv : {Q}, {Q}, {K}, {K}
+}}
+"""
+
 # Dynamic sequence lengths (4-D, [1, 2, ?, D]): Sq and Sk are tensor.dim of
 # Q and K, which the mask may read; the contractions are linalg.generic.
 DYNAMIC_GRAPH = """#id4 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
@@ -339,11 +412,16 @@ class Case:
         self.name = f"mask_{seed}_{index}"
         roll = rng.random()
         self.dynamic, constant = roll < 0.3, roll >= 0.8
+        self.training = 0.6 <= roll < 0.8
         self.sq = rng.randint(1, 20)
         self.sk = self.sq if rng.random() < 0.4 else rng.randint(1, 20)
         if constant:
             self.m = rng.choices([NEG_INF, LOWEST_F32, BIG_NEGATIVE], weights=[7, 2, 1])[0]
             self.text = self.constant_graph(rng)
+            return
+        if self.training:
+            self.m = rng.choices([NEG_INF, LOWEST_F32], weights=[4, 1])[0]
+            self.text = self.training_graph(rng)
             return
         body = Body(rng, self.sq, self.sk, self.dynamic)
         pred = body.band() if rng.random() < 0.5 else body.boolean(rng.randint(1, 3))
@@ -415,6 +493,35 @@ class Case:
                                      mmap=mmap, body=body, Q=t(sq, D), KT=t(D, sk),
                                      V=t(sk, D), S=t(sq, sk))
 
+    def training_graph(self, rng):
+        """The training graph: a band (mostly) or any predicate on the
+        forward's scaled scores, and in the backward the same mask (its ops
+        again), none, or another predicate."""
+        forward = Body(rng, self.sq, self.sk, False)
+        pred = forward.band() if rng.random() < 0.7 else forward.boolean(rng.randint(1, 2))
+        drop = rng.random() < 0.3
+        forward.lines.append(f"    %r = arith.select {pred}, %m, %sc : f32" if drop else
+                             f"    %r = arith.select {pred}, %sc, %m : f32")
+        mode = rng.choices(["same", "none", "other"], weights=[6, 2, 2])[0]
+        if mode == "none":
+            backward = ["    %r = arith.mulf %x, %c : f32"]
+        else:
+            lines = forward.lines[:-1]
+            if mode == "other":
+                other = Body(rng, self.sq, self.sk, False)
+                pred = other.band() if rng.random() < 0.7 else other.boolean(1)
+                lines = other.lines
+            backward = lines + [
+                f"    %mm = arith.select {pred}, %zero, %x : f32" if drop else
+                f"    %mm = arith.select {pred}, %x, %zero : f32",
+                "    %r = arith.mulf %mm, %c : f32"]
+        t = lambda a, b: f"tensor<2x{a}x{b}xf32>"
+        return TRAINING_GRAPH.format(
+            name=self.name, m=self.m, forward="\n".join(forward.lines),
+            backward="\n".join(backward), Q=t(self.sq, D), K=t(self.sk, D), KT=t(D, self.sk),
+            QT=t(D, self.sq), S=t(self.sq, self.sk), ST=t(self.sk, self.sq),
+            R=f"tensor<2x{self.sq}xf32>")
+
     def sizes(self):
         """The (Sq, Sk) to run at: the drawn ones, and with dynamic sizes
         two more (one of them Sq = Sk) that a mask fused for one size only
@@ -427,17 +534,27 @@ class Case:
 
     def inputs(self, sq, sk, rng):
         """Q, K (Kᵀ for the static graph), V and the output's shape."""
-        shapes = ([(1, 2, sq, D), (1, 2, sk, D), (1, 2, sk, D)] if self.dynamic else
-                  [(2, sq, D), (2, D, sk), (2, sk, D)])
+        if self.training:
+            shapes = [(2, sq, D), (2, sk, D), (2, sk, D), (2, sq, D)]
+            results = [((2, sq, D), "f32"), ((2, sq, D), "f32"), ((2, sk, D), "f32"),
+                       ((2, sk, D), "f32")]
+        elif self.dynamic:
+            shapes = [(1, 2, sq, D), (1, 2, sk, D), (1, 2, sk, D)]
+            results = [((1, 2, sq, D), "f32")]
+        else:
+            shapes = [(2, sq, D), (2, D, sk), (2, sk, D)]
+            results = [((2, sq, D), "f32")]
         args = [(rng.standard_normal(s).astype(np.float32), "f32") for s in shapes]
-        return args, [((1, 2, sq, D) if self.dynamic else (2, sq, D), "f32")]
+        return args, results
 
 
 def compare(case, fused, unfused, v):
-    """None when the fused output is the unfused one's (up to the documented
-    rows whose keys are all masked), else where they differ."""
+    """(None when the fused output is the unfused one's up to the documented
+    rows whose keys are all masked, else where they differ; how many such
+    rows there were)."""
     if np.isnan(fused).any():
-        return "the fused output has a NaN"
+        return "the fused output has a NaN", 0
+    empty = 0
     rows = lambda x: x.reshape(-1, x.shape[-2], x.shape[-1])
     fused, unfused, v = rows(fused), rows(unfused), rows(v).astype(np.float64)
     for bb in range(fused.shape[0]):
@@ -449,7 +566,8 @@ def compare(case, fused, unfused, v):
                 # A row whose keys are all masked.
                 if np.any(a != 0):
                     return (f"batch·head {bb} row {row}: unfused {b} (all keys masked), fused {a} "
-                            f"(expected 0)")
+                            f"(expected 0)"), empty
+                empty += 1
                 continue
             bound = 1e-5 * max(1.0, float(np.abs(b).max()))
             if case.m == BIG_NEGATIVE:
@@ -458,7 +576,20 @@ def compare(case, fused, unfused, v):
                 # in the unfused sum and the fused op's exp2 domain.
                 bound += 16 * 2.0 ** -23 * 1e4 * float(np.abs(v[bb]).max())
             if float(np.abs(a - b).max()) > bound:
-                return f"batch·head {bb} row {row}: fused {a} != unfused {b}"
+                return f"batch·head {bb} row {row}: fused {a} != unfused {b}", empty
+    return None, empty
+
+
+def compare_gradients(fused, unfused):
+    """None when every gradient agrees within 1e-5 of its scale (f32 both
+    sides; the fused backward's blocks sum in another order)."""
+    for name, a, b in zip(("dQ", "dK", "dV"), fused, unfused):
+        if np.isnan(a).any():
+            return f"the fused {name} has a NaN"
+        scale = max(1.0, float(np.abs(b).max()))
+        err = float(np.abs(a.astype(np.float64) - b).max())
+        if not err <= 1e-5 * scale:
+            return f"{name}: fused and unfused differ by {err:.3g} (scale {scale:.3g})"
     return None
 
 
@@ -479,18 +610,28 @@ def check(cpu, opt, seed, index):
     attr += " + bias" if "bias" in op.split(":")[0] else ""
     attr += " (dynamic sizes)" if case.dynamic else ""
     attr += " (constant mask)" if "%mask = arith.constant" in case.text else ""
+    if case.training:
+        attr += " (training: + attention_grad)" if "attn.attention_grad" in out else \
+            " (training: forward only)"
     rng = np.random.default_rng(index)
     for sq, sk in case.sizes():
         args, results = case.inputs(sq, sk, rng)
         dyn = (2,) if case.dynamic else ()
+        # The training graphs' backward loops with small blocks, so that
+        # their band-limited loops and edge masks run at these sizes.
+        lower = "--attn-to-cpu=block-q=8 block-kv=8" if case.training else "--attn-to-cpu"
         try:
             unfused = cpu.run(case.text, case.name, args, results, flags=("--attn-to-cpu",),
-                              timeout=120, dynamic=dyn)[0]
+                              timeout=120, dynamic=dyn)
             fusedv = cpu.run(case.text, case.name, args, results,
-                             flags=("--attn-fuse", "--attn-to-cpu"), timeout=120, dynamic=dyn)[0]
+                             flags=("--attn-fuse", lower), timeout=120, dynamic=dyn)
         except (RuntimeError, subprocess.TimeoutExpired) as err:
             return f"Sq {sq}, Sk {sk}: a CPU run failed: {str(err)[-2000:]}", attr
-        reason = compare(case, fusedv, unfused, args[2][0])
+        reason, empty = compare(case, fusedv[0], unfused[0], args[2][0])
+        # Gradients are compared where no row is all masked: there the
+        # unfused graph's NaN (or uniform) rows reach every dK and dV row.
+        if not reason and case.training and not empty:
+            reason = compare_gradients(fusedv[1:], unfused[1:])
         if reason:
             return f"Sq {sq}, Sk {sk}: {reason}", attr
     return None, attr
