@@ -45,11 +45,15 @@ struct WgmmaTiling {
   /// The persistent schedule (AttentionSpec::persistent): blocks walk query
   /// tiles; the grid is min(tiles, blocksPerSM() x the SM count).
   bool persistent = false;
+  /// No bias and no softcap: a step's scores need no more registers than
+  /// S, so one consumer warpgroup of short steps fits three blocks an SM
+  /// (blocksPerSM). A bias's loads spill there (bf16 d64, 64 keys: 20 bytes).
+  bool lean = false;
   int64_t rows() const { return 64 * consumerWarpgroups; }
   /// Blocks an SM holds (`d`, `dv`: the head dims): with one consumer
-  /// warpgroup three where its steps are of at most 64 keys at head dims up
-  /// to 64 and three blocks' shared memory fits, else two where two fit;
-  /// with two warpgroups one.
+  /// warpgroup three where the tiling is lean, its steps are of at most 64
+  /// keys at head dims up to 64 and three blocks' shared memory fits, else
+  /// two where two fit; with two warpgroups one.
   int64_t blocksPerSM(int64_t d, int64_t dv) const;
   /// Registers a consumer thread takes with setmaxnreg in a plain (not FP8,
   /// not persistent) kernel: what the block's launch share leaves beside

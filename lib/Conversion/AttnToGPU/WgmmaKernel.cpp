@@ -222,7 +222,8 @@ int64_t mlir::attn::detail::WgmmaTiling::blocksPerSM(int64_t d,
   // Three blocks need the consumers to fit kTrioConsumerRegisters: O and S
   // of at most 64 columns each (the persistent schedule's producer takes 40
   // registers, which three blocks cannot spare).
-  if (keys <= 64 && d <= 64 && dv <= 64 && !fp8 && !persistent && fit(3))
+  if (lean && keys <= 64 && d <= 64 && dv <= 64 && !fp8 && !persistent &&
+      fit(3))
     return 3;
   return fit(2) ? 2 : 1;
 }
@@ -268,6 +269,7 @@ mlir::attn::detail::getWgmmaTiling(const AttentionSpec &spec,
   WgmmaTiling t;
   t.stages = 2;
   t.persistent = s.persistent;
+  t.lean = !s.bias && !s.softcap;
   // One consumer warpgroup a block and two blocks an SM (block-q 64, and
   // by default at D = Dv = 64, where two blocks' 72 KB fit): a block's
   // set-up, pipeline fill and epilogue then overlap the other block's
