@@ -188,6 +188,15 @@ GRAD_CASES = [
     # (D + Dv = 256), and the tiles' statistics as two 128-byte copies.
     case("grad_d192_dv64_gqa_causal_f16_333", b=2, hq=4, hkv=2, sq=333, sk=333, d=192, dv=64,
          dtype="f16", causal=True),
+    # MHA's causal blocks dealt heaviest first in L2-sized sections of (head,
+    # batch) pairs (getGradBlockIds): 72 pairs of 1100 rows make sections of
+    # 32 (the fused d128 dK/dV kernel), 64 (the deterministic d128 dK/dV and
+    # dQ kernels, mma.sync's dK/dV, the fused d64) or 128, the last ones
+    # partial.
+    case("grad_mha_causal_sections_d128_1100", b=3, hq=24, hkv=24, sq=1100, sk=1100,
+         causal=True),
+    case("grad_mha_causal_sections_d64_1100", b=3, hq=24, hkv=24, sq=1100, sk=1100, d=64,
+         causal=True),
 ]
 for c in GRAD_CASES:
     c["lse"] = True  # the forward of a backward computes its LSE

@@ -277,10 +277,10 @@ func.func @mla_d192_dv128(%q: tensor<1x16x300x192xbf16>, %k: tensor<1x16x300x192
 // them (grid z [B, 2]: half 0 dV, from Sᵀ alone; half 1 dK).
 // SPLIT: attn_bf16_d256_dv128_bhsd_causal_bwd_dkdv_wgmma = {{.*}}grid = [{ceil_div = ["Sk", 128]}, "Hkv", {mul = ["B", 2]}]
 // SPLIT-LABEL: gpu.func @attn_bf16_d256_dv128_bhsd_causal_bwd_dkdv_wgmma(
-// The z index is getGradBlockIds' (causal: dealt by level where Hq > Hkv).
+// The z index is getGradBlockIds' (causal: the pair its section's deal
+// gives the block, over Hkv).
 // SPLIT: gpu.block_id  z
-// SPLIT: %[[Z:.+]] = arith.select %{{.+}}, %{{.+}}, %block_id_z : index
-// SPLIT: %[[HALF:.+]] = arith.remui %[[Z]], %c2
+// SPLIT: %[[HALF:.+]] = arith.remui %[[Z:.+]], %c2 : index
 // SPLIT: arith.divui %[[Z]], %c2
 // SPLIT: %[[DV:.+]] = arith.cmpi eq, %[[HALF]], %c0
 // SPLIT: scf.if %[[DV]] {

@@ -518,10 +518,9 @@ Value mlir::attn::detail::buildRowDelta(Emitter &e, Type elt, int64_t dv,
   return e.fadd(sum, e.shuffleXor(sum, 1));
 }
 
-GradBlockIds
-mlir::attn::detail::getGradBlockIds(Emitter &e, const AttentionSpec &spec,
-                                    const AttentionKernelArgs &args,
-                                    bool heavyLast) {
+GradBlockIds mlir::attn::detail::getGradBlockIds(
+    Emitter &e, const AttentionSpec &spec, const AttentionKernelArgs &args,
+    bool heavyLast, Value streamedRows, int64_t bytesPerRow) {
   auto id = [&](gpu::Dimension d) {
     return gpu::BlockIdOp::create(e.b, d).getResult();
   };
@@ -530,8 +529,8 @@ mlir::attn::detail::getGradBlockIds(Emitter &e, const AttentionSpec &spec,
   if (spec.mask.kind != MaskKind::Causal)
     return grid;
   // In 32 bits, as the hardware's block indices are (a grid of fewer than
-  // 2^32 blocks): a 64-bit division is a long subroutine that every block,
-  // MHA's too, would run before its warps specialize.
+  // 2^32 blocks): a 64-bit division is a long subroutine that every block
+  // would run before its warps specialize.
   Type i32 = e.b.getI32Type();
   auto narrow = [&](Value v) {
     return arith::IndexCastUIOp::create(e.b, i32, v).getResult();
@@ -542,22 +541,48 @@ mlir::attn::detail::getGradBlockIds(Emitter &e, const AttentionSpec &spec,
   auto widen = [&](Value v) {
     return arith::IndexCastUIOp::create(e.b, e.b.getIndexType(), v).getResult();
   };
+  auto c32 = [&](int64_t v) {
+    return arith::ConstantIntOp::create(e.b, i32, v).getResult();
+  };
+  auto shr = [&](Value v, int64_t n) {
+    return arith::ShRUIOp::create(e.b, v, c32(n)).getResult();
+  };
+  auto umax = [&](Value x, Value y) {
+    return arith::MaxUIOp::create(e.b, x, y).getResult();
+  };
+  auto umin = [&](Value x, Value y) {
+    return arith::MinUIOp::create(e.b, x, y).getResult();
+  };
   // The Emitter's integer ops take any integer type: these are i32.
   Value blocks = dim(gpu::Dimension::x), ys = dim(gpu::Dimension::y);
   Value pairs = e.mul(ys, dim(gpu::Dimension::z));
   Value linear =
       e.add(narrow(grid.x),
             e.mul(blocks, e.add(narrow(grid.y), e.mul(ys, narrow(grid.z)))));
-  Value level = widen(e.div(linear, pairs));
-  Value pair = e.rem(linear, pairs);
-  GradBlockIds levels{heavyLast ? e.sub(e.sub(widen(blocks), level), e.idx(1))
-                                : level,
-                      widen(e.rem(pair, ys)), widen(e.div(pair, ys))};
-  // The group size is a run-time size: chosen per launch.
+
+  // The section's size in pairs: every pair where the query heads of a group
+  // share their K/V (Hq > Hkv at run time), else as many pairs as fit
+  // kGradL2SectionBytes of streamed rows, rounded down to a power of two.
+  // A run-time size: the rows per pair are a launch's.
+  Value fit =
+      e.div(c32(std::max<int64_t>(kGradL2SectionBytes / bytesPerRow, 1)),
+            umax(narrow(streamedRows), c32(1)));
+  for (int64_t n : {1, 2, 4, 8, 16})
+    fit = arith::OrIOp::create(e.b, fit, shr(fit, n));
+  Value fitPow2 = umax(e.sub(fit, shr(fit, 1)), c32(1));
   Value shared =
       arith::CmpIOp::create(e.b, arith::CmpIPredicate::ugt, args.hq, args.hkv);
-  return {e.sel(shared, levels.x, grid.x), e.sel(shared, levels.y, grid.y),
-          e.sel(shared, levels.z, grid.z)};
+  Value section = e.sel(shared, pairs, umin(fitPow2, pairs));
+
+  // Sections are whole but the last: section L / (X s) starts at pair p0,
+  // holds n = min(s, pairs - p0) pairs, and deals its X n blocks by level.
+  Value first = e.mul(e.div(linear, e.mul(blocks, section)), section);
+  Value inSection = umin(section, e.sub(pairs, first));
+  Value rest = e.sub(linear, e.mul(first, blocks));
+  Value level = widen(e.div(rest, inSection));
+  Value pair = e.add(first, e.rem(rest, inSection));
+  return {heavyLast ? e.sub(e.sub(widen(blocks), level), e.idx(1)) : level,
+          widen(e.rem(pair, ys)), widen(e.div(pair, ys))};
 }
 
 Value mlir::attn::detail::getGradScale(Emitter &e, const AttentionSpec &spec,

@@ -74,29 +74,45 @@ FailureOr<GradMmaTiling> getGradMmaTiling(const AttentionSpec &spec,
 Value getGradScale(Emitter &e, const AttentionSpec &spec,
                    const AttentionKernelArgs &args);
 
+/// The bytes of streamed rows (Q, dO and dQ's accumulator for dK/dV; K and V
+/// for dQ) that a section of (y, z) pairs may keep in L2 while its blocks
+/// stream them: FlashAttention-3's backward scheduler budgets 40 MB of the
+/// H100's and H200's 50 MB for Q, dO and dQaccum.
+constexpr int64_t kGradL2SectionBytes = 40ll << 20;
+
 /// A backward kernel's block indices (x, the sequence block; y, z), in the
 /// order the grid's blocks start. The hardware starts them by linear index
 /// L = x + X (y + Y z). Under a causal mask a block's work varies with x:
 /// it falls (dK/dV: a key block admits the rows from its own on) or grows
-/// (dQ, `heavyLast`: a query block admits the keys up to its own). Where
-/// the query heads of a group share their K/V (GQA, MQA; Hq > Hkv at run
-/// time), L is re-dealt heaviest first across the whole grid: level
-/// L / (Y Z) holds every (y, z) pair's block of that heaviness, so that the
-/// light blocks fill the tail, where the grid's order starts the last
-/// pairs' heaviest blocks last. With each block's cost its tiles plus 3.5
-/// of fixed cost on 132 SMs, the grid's order reaches 0.81 of the ideal for
-/// Llama-3.1-8B's GQA at 8k and 0.63 at 4k, the levels 0.99-1.00. Measured
-/// on an H100 (docs/bench/2026-12-05-h100-stop48-grad-order): +18-26% at 4k
-/// and +7-10% at 8k for that GQA with the wgmma kernels, fused and
-/// deterministic, +13-17% with the mma.sync dK/dV kernel. MHA keeps the
-/// grid's order, a head's blocks together, which keep its rows and dQ's
-/// accumulator in L2 while they stream them: dealt by level too, d64 and
-/// d128 causal 4k x 4 lost up to 35%. Other masks keep it as well.
+/// (dQ, `heavyLast`: a query block admits the keys up to its own). L is
+/// re-dealt heaviest first within sections of s (y, z) pairs: level
+/// (L mod X s) / s of section L / (X s) holds each of its pairs' block of
+/// that heaviness, so that light blocks fill the tail, where the grid's
+/// order starts the last pairs' heaviest blocks last (FlashAttention-3's
+/// longest-processing-time-first order).
+///
+/// - GQA and MQA (Hq > Hkv at run time): one section of every pair. With
+///   each block's cost its tiles plus 3.5 of fixed cost on 132 SMs, the
+///   grid's order reaches 0.81 of the ideal for Llama-3.1-8B's GQA at 8k and
+///   0.63 at 4k, the levels 0.99-1.00. Measured on an H100
+///   (docs/bench/2026-12-05-h100-stop48-grad-order): +18-26% at 4k and
+///   +7-10% at 8k for that GQA with the wgmma kernels, fused and
+///   deterministic, +13-17% with the mma.sync dK/dV kernel.
+/// - MHA: sections of the pairs whose `streamedRows` rows of `bytesPerRow`
+///   fit kGradL2SectionBytes (a power of two, at least 1), which keep their
+///   rows and dQ's accumulator in L2 while their blocks stream them. Dealt
+///   over all pairs, d64 and d128 causal 4k x 4 lost up to 35% (stop 48);
+///   in the grid's order (s = 1) the model above gives 0.95 of the ideal for
+///   d128 causal 8k x 2 and 0.94 at 4k x 4, sections of 4 and 8 pairs
+///   0.999 and 0.997.
+///
+/// Other masks keep the grid's order.
 struct GradBlockIds {
   Value x, y, z;
 };
 GradBlockIds getGradBlockIds(Emitter &e, const AttentionSpec &spec,
-                             const AttentionKernelArgs &args, bool heavyLast);
+                             const AttentionKernelArgs &args, bool heavyLast,
+                             Value streamedRows, int64_t bytesPerRow);
 
 /// lse · log2 e, the exp2 domain's LSE; 0 where lse = -inf (a row without
 /// mass, whose weights are all 0).

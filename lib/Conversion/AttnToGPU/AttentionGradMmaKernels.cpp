@@ -549,7 +549,9 @@ private:
   /// The block's keys, KV head and batch (getGradBlockIds' order); the
   /// thread's roles and keys.
   void computeIndices() {
-    GradBlockIds ids = getGradBlockIds(e, spec, a, /*heavyLast=*/false);
+    // A pair's streamed rows: Q, dO, the lse and Delta.
+    GradBlockIds ids = getGradBlockIds(e, spec, a, /*heavyLast=*/false, a.sq,
+                                       (D + Dv) * 2 + 8);
     Value kb = ids.x;
     kvh = ids.y;
     computeLaneRoles(ids.z);

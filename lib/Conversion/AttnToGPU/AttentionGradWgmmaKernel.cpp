@@ -487,7 +487,10 @@ private:
     c0 = e.idx(0);
     c1 = e.idx(1);
     tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-    GradBlockIds ids = getGradBlockIds(e, spec, a, /*heavyLast=*/false);
+    // A pair's streamed rows: Q, dO, their statistics and, fused, dQ's
+    // accumulator.
+    GradBlockIds ids = getGradBlockIds(e, spec, a, /*heavyLast=*/false, a.sq,
+                                       (D + Dv) * 2 + 8 + (fuse ? 4 * D : 0));
     Value kb = ids.x;
     kvh = ids.y;
     bIdx = ids.z;
@@ -1087,7 +1090,8 @@ private:
     c0 = e.idx(0);
     c1 = e.idx(1);
     tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-    GradBlockIds ids = getGradBlockIds(e, spec, a, /*heavyLast=*/true);
+    GradBlockIds ids =
+        getGradBlockIds(e, spec, a, /*heavyLast=*/true, a.sk, (D + Dv) * 2);
     Value qb = ids.x;
     head = ids.y;
     bIdx = ids.z;
