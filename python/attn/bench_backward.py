@@ -10,7 +10,8 @@ Shapes: FlashAttention's standard set (batch x seqlen = 16k tokens, hidden
 2048) at head dims 64 and 128, causal and not, bf16, seqlens 1k, 4k and 8k by
 default; Llama-3.1-8B GQA (32/8 heads, head dim 128, causal, batch 1). Each
 backend runs the forward once with autograd recording, then the timed region
-is the backward alone (torch.autograd.grad of the output with a fixed dO):
+is the backward alone (torch.autograd.grad of the output with a fixed dO;
+--reps N times it N calls back to back, which hides the host's overhead):
 for attn, attn.gpu.attention's autograd, which runs attention_backward's
 default kernels: with torch's deterministic algorithms off (the default),
 the non-deterministic set (on an H200, head dims 64 and 128: dQ fused into
@@ -157,7 +158,7 @@ def run(args):
                 del grads
                 row["first_call_s"] = f"{time.perf_counter() - t0:.3f}"
                 ms = median_ms(lambda: torch.autograd.grad(out, (q, k, v), do, retain_graph=True),
-                               iters=args.iters)
+                               iters=args.iters, reps=args.reps)
                 row["ms"] = f"{ms:.4f}"
                 row["tflops"] = f"{fl / ms / 1e9:.1f}"
                 del out
@@ -178,9 +179,17 @@ def main(argv=None):
     ap.add_argument("--seqlens", type=int, nargs="*", help="only these sequence lengths")
     ap.add_argument("--backends", nargs="*", help="only these backends")
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=1,
+                    help="back-to-back backward calls a measurement: 1 (the default) counts "
+                         "the host's launch overhead the GPU waits for, more hide it behind "
+                         "queued work")
     args = ap.parse_args(argv)
+    if args.reps < 1:
+        ap.error("--reps must be at least 1")
     name, rows, compile_rows = run(args)
-    bench.write(args.output, name + " (backward)", rows, compile_rows,
+    reps = f", {args.reps} calls a measurement" if args.reps > 1 else ""
+    title = f"{name} (backward{reps})"
+    bench.write(args.output, title, rows, compile_rows,
                 backends=("attn", "attn-det", "attn-mma", "attn-atomic")
                 + bench.BACKENDS[1:])
 
