@@ -159,9 +159,16 @@
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK-NEXT: arith.addi
 // CHECK-NEXT: nvgpu.mbarrier.arrive %[[BARS]]
-// dK·scale and dV in column pairs, keys past Sk skipped.
+// dK·scale and dV staged where K and V were (after a barrier of the 256
+// consumers), column pairs into swizzled rows, a warpgroup barrier, then 16
+// bytes a thread to global memory, keys past Sk skipped.
+// CHECK:   nvvm.barrier id = %{{.+}} number_of_threads = %{{.+}}
+// CHECK:   %[[KSTAGED:.+]] = memref.view %{{.+}}[%c0][] : memref<0xi8, #gpu.address_space<workgroup>> to memref<16384xbf16, #gpu.address_space<workgroup>>
+// CHECK:   vector.store {{.+}}, %[[KSTAGED]][{{.+}}] {alignment = 4 : i64} : memref<16384xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// CHECK:   nvvm.barrier id = %{{.+}} number_of_threads = %{{.+}}
+// CHECK:   vector.load %[[KSTAGED]][{{.+}}] {alignment = 16 : i64} : memref<16384xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
 // CHECK:   arith.cmpi slt, %{{.+}}, %[[SK]] : index
-// CHECK:   vector.store {{.+}} : memref<?xbf16>, vector<2xbf16>
+// CHECK:   vector.store {{.+}} {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
 // CHECK: gpu.return
 
 // The default backward takes the same bodies under names of its own, and

@@ -55,7 +55,10 @@
 //   3. wait dPᵀ; dSᵀ, packed alike; issue dK += dSᵀ·Q, Q MN-major.
 //   4. wait both; release the stage (empty[s]).
 //
-// Then dK·scale and dV are written in column pairs (keys past Sk skipped).
+// Then dK·scale and dV go where K and V were (once both warpgroups' last
+// products are done), in rows of swizzled 16-byte chunks, and out to global
+// memory 16 bytes a thread (keys past Sk skipped; storeGradients). The
+// split blocks write their one gradient in column pairs.
 //
 // With the fused dQ (GradWgmmaTiling::fuseDQ, the non-deterministic
 // backward; 64-row tiles, head dims 64 and 128), step 3 also stores the
@@ -676,8 +679,7 @@ private:
             return emitStep(it, head, first, iter, Grads::Both);
           });
       gradScale = getGradScale(e, spec, a);
-      storeRowPairs(args.dk, acc[0], D, keys, a.hkv, a.sk, kvh, gradScale);
-      storeRowPairs(args.dv, acc[1], Dv, keys, a.hkv, a.sk, kvh, Value());
+      storeGradients(acc[0], acc[1]);
       return;
     }
     // Split: one accumulator a block, whose registers fit beside Sᵀ and dPᵀ.
@@ -700,6 +702,84 @@ private:
                       getGradScale(e, spec, a));
     }
     b.setInsertionPointAfter(ifOp);
+  }
+
+  /// The epilogue of an unsplit block: dK·scale and dV through shared
+  /// memory. Their tiles have K's and V's shapes, so they go where K and V
+  /// were, once both warpgroups' last products have read them (dQ's reads
+  /// every key's K row; a warpgroup's Sᵀ and dPᵀ only its own). Each
+  /// warpgroup writes its 64 keys' rows there, row-major with the 16-byte
+  /// chunks of row r XOR-swizzled by r % 8 (a warp's column pairs land in 32
+  /// banks), then its threads copy them out 16 bytes each, consecutive
+  /// threads along a row: a warp stores whole 128-byte lines where its
+  /// column pairs wrote 16 bytes of each of 8 rows (the fused set's dQ
+  /// convert stores 16 bytes at a time too: gradients start 16-byte
+  /// aligned).
+  void storeGradients(Value dk, Value dv) {
+    NVVM::BarrierOp::create(
+        b, /*res=*/Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(3)),
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(kConsumerThreads)),
+        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+    Value kStaged = stageGradientRows(dk, D, kBase, gradScale);
+    Value vStaged = stageGradientRows(dv, Dv, vBase, Value());
+    syncWarpgroup();
+    copyGradientRows(args.dk, D, kStaged);
+    copyGradientRows(args.dv, Dv, vStaged);
+  }
+
+  /// Writes the thread's rows of accumulator `acc` (`dim` columns, times
+  /// `factor` where non-null) into its warpgroup's rows of the region at
+  /// byte `base` (storeGradients' layout); returns the region's view.
+  Value stageGradientRows(Value acc, int64_t dim, int64_t base, Value factor) {
+    Value rows = memref::ViewOp::create(
+        b, MemRefType::get({kKeys * dim}, elt, AffineMap(), workgroup), smem,
+        e.idx(base), ValueRange{});
+    for (int64_t i = 0; i < 2; ++i) {
+      // Row warp·16 + g + 8i of the warpgroup's: r % 8 = g.
+      Value row = e.sub(keys[i], k0);
+      Value start = e.add(e.mul(row, e.idx(dim)), e.mul(lanes.t, e.idx(2)));
+      for (int64_t n = 0; n < dim / 8; ++n) {
+        SmallVector<Value> pair;
+        for (int64_t j = 0; j < 2; ++j) {
+          Value x = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
+          if (factor)
+            x = e.fmul(x, factor);
+          pair.push_back(arith::TruncFOp::create(b, elt, x));
+        }
+        Value chunk = e.xori(e.idx(n), lanes.g);
+        vector::StoreOp::create(
+            b,
+            vector::FromElementsOp::create(b, VectorType::get({2}, elt), pair),
+            rows, ValueRange{e.add(start, e.mul(chunk, e.idx(8)))},
+            /*nontemporal=*/false, llvm::MaybeAlign(4));
+      }
+    }
+    return rows;
+  }
+
+  /// Copies the warpgroup's staged rows (stageGradientRows) to `dst`, 16
+  /// bytes a thread at a time; keys at or past Sk write nothing.
+  void copyGradientRows(Value dst, int64_t dim, Value rows) {
+    const int64_t chunks = dim / 8;
+    Value wgRow0 = e.mul(wg, e.idx(kWgKeys));
+    for (int64_t m = 0; m < kWgKeys * chunks / 128; ++m) {
+      Value idx = e.add(lt, e.idx(128 * m));
+      Value row = e.add(wgRow0, e.div(idx, e.idx(chunks)));
+      Value chunk = e.rem(idx, e.idx(chunks));
+      Value swizzled = e.xori(chunk, e.rem(row, e.idx(8)));
+      Value value = vector::LoadOp::create(
+          b, VectorType::get({8}, elt), rows,
+          ValueRange{e.add(e.mul(row, e.idx(dim)), e.mul(swizzled, e.idx(8)))},
+          /*nontemporal=*/false, b.getI64IntegerAttr(16));
+      Value key = e.add(k0, row);
+      e.when(e.slt(key, a.sk), [&] {
+        Value offset =
+            getRowOffset(e, spec.layout, bIdx, a.hkv, a.sk, kvh, key, dim);
+        vector::StoreOp::create(
+            b, value, dst, ValueRange{e.add(offset, e.mul(chunk, e.idx(8)))},
+            /*nontemporal=*/false, llvm::MaybeAlign(16));
+      });
+    }
   }
 
   /// Which gradients a block accumulates.
