@@ -362,6 +362,14 @@ protected:
         base, arith::IndexCastUIOp::create(b, i64, e.mul(stage, e.idx(bytes))));
   }
 
+  /// A named barrier of the 256 consumer threads (3).
+  void syncConsumers() {
+    NVVM::BarrierOp::create(
+        b, /*res=*/Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(3)),
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(kConsumerThreads)),
+        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+  }
+
   /// A named barrier of the thread's warpgroup (1 + warpgroup, 128
   /// threads).
   void syncWarpgroup() {
@@ -716,10 +724,7 @@ private:
   /// convert stores 16 bytes at a time too: gradients start 16-byte
   /// aligned).
   void storeGradients(Value dk, Value dv) {
-    NVVM::BarrierOp::create(
-        b, /*res=*/Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(3)),
-        arith::ConstantOp::create(b, b.getI32IntegerAttr(kConsumerThreads)),
-        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+    syncConsumers();
     Value kStaged = stageGradientRows(dk, D, kBase, gradScale);
     Value vStaged = stageGradientRows(dv, Dv, vBase, Value());
     syncWarpgroup();
@@ -973,10 +978,7 @@ private:
     NVVM::FenceProxyOp::create(
         b, NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
         NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
-    NVVM::BarrierOp::create(
-        b, /*res=*/Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(3)),
-        arith::ConstantOp::create(b, b.getI32IntegerAttr(kConsumerThreads)),
-        /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
+    syncConsumers();
     Value rows = e.add(e.mul(e.rem(it, e.idx(2)), e.idx(dsBytes)),
                        e.mul(wg, e.idx(kWgKeys * 128)));
     return buildWgmmaDescriptor(
