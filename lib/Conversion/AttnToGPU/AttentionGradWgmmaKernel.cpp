@@ -380,6 +380,19 @@ protected:
         /*reductionOp=*/nullptr, /*reductionPredicate=*/Value());
   }
 
+  /// The thread's column pair n (elements j = 0, 1) of its row i of
+  /// accumulator `acc`, times `factor` where non-null, in the element type.
+  Value packColumnPair(Value acc, int64_t n, int64_t i, Value factor) {
+    SmallVector<Value> pair;
+    for (int64_t j = 0; j < 2; ++j) {
+      Value x = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
+      if (factor)
+        x = e.fmul(x, factor);
+      pair.push_back(arith::TruncFOp::create(b, elt, x));
+    }
+    return vector::FromElementsOp::create(b, VectorType::get({2}, elt), pair);
+  }
+
   /// Writes the thread's rows `rows` (g and g + 8 of its warp's 16) of
   /// accumulator `acc` (`dim` columns), times `factor` where non-null, in
   /// the element type as column pairs into head `head` of `dst` (`heads`
@@ -391,18 +404,9 @@ protected:
         Value base = getRowOffset(e, spec.layout, bIdx, heads, seqLen, head,
                                   rows[i], dim);
         for (int64_t n = 0; n < dim / 8; ++n) {
-          SmallVector<Value> pair;
-          for (int64_t j = 0; j < 2; ++j) {
-            Value x = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
-            if (factor)
-              x = e.fmul(x, factor);
-            pair.push_back(arith::TruncFOp::create(b, elt, x));
-          }
           vector::StoreOp::create(
-              b,
-              vector::FromElementsOp::create(b, VectorType::get({2}, elt),
-                                             pair),
-              dst, ValueRange{e.add(base, lanes.column(e, c0, n, 0))},
+              b, packColumnPair(acc, n, i, factor), dst,
+              ValueRange{e.add(base, lanes.column(e, c0, n, 0))},
               /*nontemporal=*/false, llvm::MaybeAlign(4));
         }
       });
@@ -744,18 +748,10 @@ private:
       Value row = e.sub(keys[i], k0);
       Value start = e.add(e.mul(row, e.idx(dim)), e.mul(lanes.t, e.idx(2)));
       for (int64_t n = 0; n < dim / 8; ++n) {
-        SmallVector<Value> pair;
-        for (int64_t j = 0; j < 2; ++j) {
-          Value x = getAccumulatorElement(b, b.getLoc(), acc, n, i, j);
-          if (factor)
-            x = e.fmul(x, factor);
-          pair.push_back(arith::TruncFOp::create(b, elt, x));
-        }
         Value chunk = e.xori(e.idx(n), lanes.g);
         vector::StoreOp::create(
-            b,
-            vector::FromElementsOp::create(b, VectorType::get({2}, elt), pair),
-            rows, ValueRange{e.add(start, e.mul(chunk, e.idx(8)))},
+            b, packColumnPair(acc, n, i, factor), rows,
+            ValueRange{e.add(start, e.mul(chunk, e.idx(8)))},
             /*nontemporal=*/false, llvm::MaybeAlign(4));
       }
     }
